@@ -1,0 +1,392 @@
+// Helpers shared by both worlds. This file is `include!`d into each world
+// module so that it binds to that world's generated types (the two worlds'
+// bindings are distinct Rust types even where the WIT types are shared).
+
+pub use self::arauto::plugin::types::{ConfigKey, PluginError, PluginInfo, PluginKind, RetryableError};
+
+/// A transient failure: the daemon retries later with back-off.
+pub fn retryable(message: impl Into<String>) -> PluginError {
+    PluginError::Retryable(RetryableError { message: message.into(), retry_after_ms: None })
+}
+
+/// A transient failure with the provider's hint of when to try again.
+/// Waiting for a hint does not spend one of the job's attempts.
+pub fn retry_after(message: impl Into<String>, retry_after_ms: u64) -> PluginError {
+    PluginError::Retryable(RetryableError {
+        message: message.into(),
+        retry_after_ms: Some(retry_after_ms),
+    })
+}
+
+/// A failure that can never succeed for this input: the job is dead-lettered.
+pub fn permanent(message: impl Into<String>) -> PluginError {
+    PluginError::Permanent(message.into())
+}
+
+/// Credentials or settings were rejected: the store or channel instance is
+/// paused until the sysadmin fixes the config.
+pub fn misconfigured(message: impl Into<String>) -> PluginError {
+    PluginError::Misconfigured(message.into())
+}
+
+/// Describe one key of the plugin's `settings` table for [`PluginInfo::config_keys`].
+pub fn config_key(name: &str, description: &str, required: bool, secret: bool) -> ConfigKey {
+    ConfigKey {
+        name: name.to_owned(),
+        description: description.to_owned(),
+        required,
+        secret,
+        default_value: None,
+    }
+}
+
+/// Forward panic messages to the daemon's log before the trap.
+#[doc(hidden)]
+pub fn install_panic_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            self::arauto::plugin::log::log(
+                self::arauto::plugin::log::Level::Error,
+                &format!("plugin panicked: {info}"),
+                &[],
+            );
+        }));
+    });
+}
+
+/// This instance's settings (the `[stores.<id>.settings]` or
+/// `[channels.<id>.settings]` table of the sysadmin's config).
+pub mod settings {
+    use super::{PluginError, misconfigured};
+
+    /// The value of `key`, if set.
+    pub fn get(key: &str) -> Option<String> {
+        super::arauto::plugin::config::get(key)
+    }
+
+    /// The value of `key`, or a `misconfigured` error naming the missing key.
+    pub fn require(key: &str) -> Result<String, PluginError> {
+        match get(key) {
+            Some(v) if !v.trim().is_empty() => Ok(v),
+            Some(_) => Err(misconfigured(format!("setting `{key}` is empty"))),
+            None => Err(misconfigured(format!("setting `{key}` is required but not set"))),
+        }
+    }
+
+    /// The value of `key`, or `default` when unset or empty.
+    pub fn get_or(key: &str, default: &str) -> String {
+        get(key).filter(|v| !v.trim().is_empty()).unwrap_or_else(|| default.to_owned())
+    }
+
+    /// A boolean setting ("true"/"false", "yes"/"no", "1"/"0"), or `default`.
+    pub fn flag(key: &str, default: bool) -> Result<bool, PluginError> {
+        match get(key).as_deref().map(str::trim) {
+            None | Some("") => Ok(default),
+            Some("true" | "yes" | "1" | "on") => Ok(true),
+            Some("false" | "no" | "0" | "off") => Ok(false),
+            Some(other) => Err(misconfigured(format!(
+                "setting `{key}` must be true or false, got {other:?}"
+            ))),
+        }
+    }
+
+    /// Every setting of this instance.
+    pub fn all() -> Vec<(String, String)> {
+        super::arauto::plugin::config::get_all()
+    }
+}
+
+/// Wall-clock time from the host.
+pub mod clock {
+    /// Milliseconds since the Unix epoch (UTC).
+    pub fn now_unix_ms() -> u64 {
+        super::arauto::plugin::clock::now_unix_ms()
+    }
+}
+
+/// Structured log lines into the daemon's log, tagged with plugin and instance.
+pub mod log {
+    pub use super::arauto::plugin::log::Level;
+
+    /// Log `message` at `level` with extra key/value fields.
+    pub fn log(level: Level, message: &str, fields: &[(&str, &str)]) {
+        let fields: Vec<(String, String)> =
+            fields.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        super::arauto::plugin::log::log(level, message, &fields);
+    }
+    /// Log at debug level.
+    pub fn debug(message: &str) {
+        log(Level::Debug, message, &[]);
+    }
+    /// Log at info level.
+    pub fn info(message: &str) {
+        log(Level::Info, message, &[]);
+    }
+    /// Log at warn level.
+    pub fn warn(message: &str) {
+        log(Level::Warn, message, &[]);
+    }
+    /// Log at error level.
+    pub fn error(message: &str) {
+        log(Level::Error, message, &[]);
+    }
+}
+
+/// Outbound HTTP through the host (allowlisted, size-capped, budgeted).
+pub mod http {
+    use super::{PluginError, misconfigured, permanent, retry_after, retryable};
+    pub use super::arauto::plugin::http::{HttpError, Method, Request, Response};
+
+    /// Start a GET request.
+    pub fn get(url: &str) -> RequestBuilder {
+        RequestBuilder::new(Method::Get, url)
+    }
+    /// Start a POST request.
+    pub fn post(url: &str) -> RequestBuilder {
+        RequestBuilder::new(Method::Post, url)
+    }
+    /// Start a PUT request.
+    pub fn put(url: &str) -> RequestBuilder {
+        RequestBuilder::new(Method::Put, url)
+    }
+    /// Start a DELETE request.
+    pub fn delete(url: &str) -> RequestBuilder {
+        RequestBuilder::new(Method::Delete, url)
+    }
+
+    /// A request being built; [`RequestBuilder::send`] hands it to the host.
+    #[derive(Clone, Debug)]
+    pub struct RequestBuilder {
+        request: Request,
+    }
+
+    impl RequestBuilder {
+        /// A request with the given method and absolute URL.
+        pub fn new(method: Method, url: &str) -> Self {
+            Self {
+                request: Request {
+                    method,
+                    url: url.to_owned(),
+                    headers: Vec::new(),
+                    body: None,
+                    timeout_ms: None,
+                },
+            }
+        }
+        /// Add a header.
+        pub fn header(mut self, name: &str, value: &str) -> Self {
+            self.request.headers.push((name.to_owned(), value.to_owned()));
+            self
+        }
+        /// `Authorization: Bearer <token>`.
+        pub fn bearer(self, token: &str) -> Self {
+            self.header("authorization", &format!("Bearer {token}"))
+        }
+        /// `Authorization: Basic base64(user:password)`.
+        pub fn basic_auth(self, user: &str, password: &str) -> Self {
+            let encoded = base64_encode(format!("{user}:{password}").as_bytes());
+            self.header("authorization", &format!("Basic {encoded}"))
+        }
+        /// A JSON body (sets `content-type: application/json`).
+        pub fn json<T: serde::Serialize + ?Sized>(self, value: &T) -> Result<Self, PluginError> {
+            let body = serde_json::to_vec(value)
+                .map_err(|e| permanent(format!("cannot encode request body as JSON: {e}")))?;
+            Ok(self.body(body, "application/json"))
+        }
+        /// An `application/x-www-form-urlencoded` body.
+        pub fn form(self, pairs: &[(&str, &str)]) -> Self {
+            let body = form_urlencode(pairs).into_bytes();
+            self.body(body, "application/x-www-form-urlencoded")
+        }
+        /// A raw body with its content type.
+        pub fn body(mut self, body: Vec<u8>, content_type: &str) -> Self {
+            self.request.body = Some(body);
+            self.header("content-type", content_type)
+        }
+        /// Ask for a shorter timeout than the host's per-call deadline.
+        pub fn timeout_ms(mut self, ms: u32) -> Self {
+            self.request.timeout_ms = Some(ms);
+            self
+        }
+        /// The request as it will be sent.
+        pub fn as_request(&self) -> &Request {
+            &self.request
+        }
+        /// Send the request. Transport failures become plugin errors of the
+        /// right class; HTTP error statuses are returned as responses (see
+        /// [`HttpResponse::ok_or_error`]).
+        pub fn send(self) -> Result<HttpResponse, PluginError> {
+            let url = self.request.url.clone();
+            match super::arauto::plugin::http::send(&self.request) {
+                Ok(r) => Ok(HttpResponse { url, status: r.status, headers: r.headers, body: r.body }),
+                Err(e) => Err(transport_error(&url, e)),
+            }
+        }
+    }
+
+    /// Map a host transport error to a plugin error class.
+    pub fn transport_error(url: &str, error: HttpError) -> PluginError {
+        let target = redact_url(url);
+        match error {
+            HttpError::Denied(why) => misconfigured(format!(
+                "request to {target} denied by the sandbox: {why} (allow the host in the config)"
+            )),
+            HttpError::Timeout => retryable(format!("request to {target} timed out")),
+            HttpError::Connect(why) => retryable(format!("cannot connect to {target}: {why}")),
+            HttpError::TooLarge(cap) => {
+                retryable(format!("response from {target} exceeded the {cap}-byte cap"))
+            }
+            HttpError::BudgetExhausted => retry_after(
+                format!("request budget for this instance is spent (calling {target})"),
+                10_000,
+            ),
+            HttpError::InvalidRequest(why) => {
+                misconfigured(format!("invalid request to {target}: {why}"))
+            }
+            HttpError::Other(why) => retryable(format!("request to {target} failed: {why}")),
+        }
+    }
+
+    /// A response from the host.
+    #[derive(Clone, Debug)]
+    pub struct HttpResponse {
+        /// The URL that was requested (for error messages).
+        pub url: String,
+        pub status: u16,
+        pub headers: Vec<(String, String)>,
+        pub body: Vec<u8>,
+    }
+
+    impl HttpResponse {
+        /// True for 2xx.
+        pub fn is_success(&self) -> bool {
+            (200..300).contains(&self.status)
+        }
+        /// First header named `name` (case-insensitive).
+        pub fn header(&self, name: &str) -> Option<&str> {
+            self.headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+        }
+        /// The body as text (invalid UTF-8 replaced).
+        pub fn text(&self) -> String {
+            String::from_utf8_lossy(&self.body).into_owned()
+        }
+        /// At most `max` characters of the body, for error messages.
+        pub fn excerpt(&self, max: usize) -> String {
+            excerpt(&self.text(), max)
+        }
+        /// Parse the body as JSON. A malformed body is retryable (proxies and
+        /// overloaded servers return HTML error pages) and the message carries
+        /// an excerpt of what arrived.
+        pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, PluginError> {
+            serde_json::from_slice(&self.body).map_err(|e| {
+                retryable(format!(
+                    "malformed JSON from {} (HTTP {}): {e}; body starts with: {}",
+                    redact_url(&self.url),
+                    self.status,
+                    self.excerpt(200)
+                ))
+            })
+        }
+        /// The `Retry-After` header in milliseconds (delta-seconds form).
+        pub fn retry_after_ms(&self) -> Option<u64> {
+            self.header("retry-after")?.trim().parse::<u64>().ok().map(|s| s * 1000)
+        }
+        /// Generic status handling: 2xx passes; 429 and 408/5xx are retryable
+        /// (429 honours Retry-After); 401/403 are misconfigured; other 4xx are
+        /// permanent. Plugins with provider-specific error bodies should inspect
+        /// the response first and use this as the fallback.
+        pub fn ok_or_error(self) -> Result<Self, PluginError> {
+            if self.is_success() {
+                return Ok(self);
+            }
+            let what = format!(
+                "HTTP {} from {}: {}",
+                self.status,
+                redact_url(&self.url),
+                self.excerpt(200)
+            );
+            Err(match self.status {
+                429 => match self.retry_after_ms() {
+                    Some(ms) => retry_after(what, ms),
+                    None => retryable(what),
+                },
+                401 | 403 => misconfigured(what),
+                408 | 500..=599 => retryable(what),
+                _ => permanent(what),
+            })
+        }
+    }
+
+    /// At most `max` characters of `text`, with an ellipsis when cut.
+    pub fn excerpt(text: &str, max: usize) -> String {
+        let mut out: String = text.chars().take(max).collect();
+        if text.chars().count() > max {
+            out.push('…');
+        }
+        out
+    }
+
+    /// Strip the query string and userinfo from a URL for messages, since some
+    /// providers (Telegram, Z-API) carry credentials in the path; those plugins
+    /// should pass a display URL of their own.
+    pub fn redact_url(url: &str) -> String {
+        let no_query = url.split(['?', '#']).next().unwrap_or(url);
+        match no_query.split_once("://") {
+            Some((scheme, rest)) => {
+                let rest = rest.rsplit_once('@').map(|(_, host)| host).unwrap_or(rest);
+                format!("{scheme}://{rest}")
+            }
+            None => no_query.to_owned(),
+        }
+    }
+
+    /// Percent-encode one URL component (RFC 3986 unreserved characters kept).
+    pub fn encode_component(s: &str) -> String {
+        let mut out = String::with_capacity(s.len());
+        for b in s.bytes() {
+            match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    out.push(b as char)
+                }
+                _ => out.push_str(&format!("%{b:02X}")),
+            }
+        }
+        out
+    }
+
+    /// `k1=v1&k2=v2` with each side percent-encoded.
+    pub fn form_urlencode(pairs: &[(&str, &str)]) -> String {
+        pairs
+            .iter()
+            .map(|(k, v)| format!("{}={}", encode_component(k), encode_component(v)))
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+
+    /// Standard base64 with padding. Hand-written (a dozen lines) to keep every
+    /// plugin free of an extra dependency for one Basic-auth header.
+    pub fn base64_encode(input: &[u8]) -> String {
+        const ALPHABET: &[u8; 64] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+        for chunk in input.chunks(3) {
+            let n = match chunk.len() {
+                3 => u32::from(chunk[0]) << 16 | u32::from(chunk[1]) << 8 | u32::from(chunk[2]),
+                2 => u32::from(chunk[0]) << 16 | u32::from(chunk[1]) << 8,
+                _ => u32::from(chunk[0]) << 16,
+            };
+            for i in 0..4 {
+                if i <= chunk.len() {
+                    out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+                } else {
+                    out.push('=');
+                }
+            }
+        }
+        out
+    }
+}

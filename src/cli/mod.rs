@@ -1,0 +1,1 @@
+//! The `arauto` command line (clap): `run`, `validate`, `check`, `report`, `queue`, `plugins`, `status`.

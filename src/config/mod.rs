@@ -1,0 +1,1 @@
+//! Configuration: TOML file plus `ARAUTO_` environment overrides (figment), secrets, validation.

@@ -1,0 +1,1 @@
+//! Recognition (platform status → notification kind) and the happy-path rules.

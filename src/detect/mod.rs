@@ -1,0 +1,1 @@
+//! Change detection: compares new order snapshots with the stored ones.

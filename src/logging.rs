@@ -1,0 +1,1 @@
+//! Logging setup: journald when stderr is the journal, text or JSON otherwise.

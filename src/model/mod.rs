@@ -1,0 +1,18 @@
+//! Domain types shared by every stage of the pipeline (poll → detect → decide →
+//! queue → send → report).
+//!
+//! These are arauto's own types: the plugin host converts the WIT bindings into
+//! them at the sandbox boundary, so nothing outside `plugin/` depends on a
+//! particular version of the plugin contract.
+
+mod notification;
+mod order;
+mod plugin_info;
+
+pub use notification::{NotificationKind, UnknownNotificationKind};
+pub use order::{
+    Boleto, Customer, Item, Money, Order, OrderStatus, Payment, PaymentFamily, Pix, Shipment,
+};
+pub use plugin_info::{
+    Capabilities, Capability, ConfigKey, ConnectorInfo, PluginInfo, PluginKind, StatusEntry,
+};

@@ -1,0 +1,116 @@
+use serde::{Deserialize, Serialize};
+
+use super::NotificationKind;
+
+/// Which world a plugin implements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PluginKind {
+    /// A platform connector (polls orders).
+    Connector,
+    /// A channel sender (delivers messages).
+    Sender,
+}
+
+/// One key of a plugin's `settings` table.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigKey {
+    /// Key name as written in TOML.
+    pub name: String,
+    /// What the key is for.
+    pub description: String,
+    /// Startup fails when a required key is missing.
+    pub required: bool,
+    /// Secret values are redacted everywhere.
+    pub secret: bool,
+    /// Value used when the key is absent.
+    pub default_value: Option<String>,
+}
+
+/// What a plugin says about itself (the `info` export).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginInfo {
+    /// Stable identifier, e.g. `loja-integrada`.
+    pub name: String,
+    /// The plugin's own version.
+    pub version: String,
+    /// Connector or sender.
+    pub kind: PluginKind,
+    /// One-line description.
+    pub description: String,
+    /// Settings the plugin accepts.
+    pub config_keys: Vec<ConfigKey>,
+    /// Hosts the plugin needs by default (`scheme://host[:port]`).
+    pub default_hosts: Vec<String>,
+}
+
+/// One platform status and its default recognition.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusEntry {
+    /// Platform status code.
+    pub code: String,
+    /// Display name.
+    pub name: String,
+    /// Default notification for this status. `None`: notifies nobody by default.
+    /// A kind outside arauto's vocabulary is dropped by the plugin host with a warning.
+    pub notification: Option<NotificationKind>,
+    /// Happy-path rank, 1 = earliest; 0 = off the happy path.
+    pub happy_path_priority: u8,
+    /// Cancelled/refunded-style end state.
+    pub terminal: bool,
+}
+
+/// Whether a connector can produce some class of notification, and why not.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Capability {
+    /// Available on this platform.
+    pub supported: bool,
+    /// Explanation, mandatory when unsupported (shown by `validate` and `check`).
+    pub reason: String,
+}
+
+/// What a connector's platform can provide.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Capabilities {
+    /// Tracking codes on shipments.
+    pub tracking_codes: Capability,
+    /// Data for boleto reminders (barcode, due date, link).
+    pub boleto_reminder: Capability,
+    /// Data for PIX reminders (code, expiry).
+    pub pix_reminder: Capability,
+    /// Abandoned carts.
+    pub abandoned_cart: Capability,
+}
+
+impl Capabilities {
+    /// The capability a reserved notification kind needs, if any.
+    pub fn for_kind(&self, kind: NotificationKind) -> Option<&Capability> {
+        match kind {
+            NotificationKind::BoletoReminder => Some(&self.boleto_reminder),
+            NotificationKind::PixReminder => Some(&self.pix_reminder),
+            NotificationKind::AbandonedCart => Some(&self.abandoned_cart),
+            NotificationKind::TrackingUpdated => Some(&self.tracking_codes),
+            _ => None,
+        }
+    }
+}
+
+/// What a connector says about itself and its platform.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectorInfo {
+    /// Generic plugin information.
+    pub plugin: PluginInfo,
+    /// Platform identifier, e.g. `loja-integrada`.
+    pub platform: String,
+    /// The platform's status catalogue with default recognition.
+    pub statuses: Vec<StatusEntry>,
+    /// What the platform can provide.
+    pub capabilities: Capabilities,
+}
+
+impl ConnectorInfo {
+    /// The catalogue entry for a status code.
+    pub fn status(&self, code: &str) -> Option<&StatusEntry> {
+        self.statuses.iter().find(|s| s.code == code)
+    }
+}

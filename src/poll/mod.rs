@@ -1,0 +1,1 @@
+//! Poll scheduling: one sweep per store per interval, never two at once.

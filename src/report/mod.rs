@@ -1,0 +1,1 @@
+//! The readiness checklist (`arauto check`) and delivery reports (`arauto report`).

@@ -1,0 +1,1 @@
+//! Per-channel dispatch: pacing, recipients, rendering, retries, outcomes.

@@ -1,0 +1,1 @@
+//! Notification texts: minijinja templates, pt-BR defaults.
