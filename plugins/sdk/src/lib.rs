@@ -53,6 +53,16 @@
 //! `scripts/build-plugins.sh`). The plugin has no WASI: the world's imports
 //! (`http`, `log`, `config`, `clock`) are its only way out of the sandbox.
 //!
+//! ## Testing natively
+//!
+//! Plugin logic can be unit-tested with plain `cargo test` on the host target:
+//! outside wasm32 the SDK's `settings`, `http`, `clock` and `log` helpers talk to
+//! a per-thread [`connector::testing`]/[`sender::testing`] harness instead of the
+//! daemon. Install settings, a clock and an HTTP transport (for example a
+//! blocking client pointed at a fake provider on 127.0.0.1), call your trait
+//! methods directly, and inspect the log lines and requests. Give the crate
+//! `crate-type = ["cdylib", "rlib"]` so tests can link it.
+//!
 //! ## Errors
 //!
 //! Every export returns a [`connector::PluginError`]/[`sender::PluginError`] whose
@@ -147,6 +157,9 @@ macro_rules! export_connector {
                     <$ty as $crate::connector::Connector>::poll(req)
                 }
             }
+            // Component exports only exist on wasm32; natively (unit tests with
+            // `sdk::testing`) the export names would not even be valid symbols.
+            #[cfg(target_arch = "wasm32")]
             $crate::connector::__export_connector_world!(__ArautoConnector);
         };
     };
@@ -179,6 +192,9 @@ macro_rules! export_sender {
                     <$ty as $crate::sender::Sender>::send(msg)
                 }
             }
+            // Component exports only exist on wasm32; natively (unit tests with
+            // `sdk::testing`) the export names would not even be valid symbols.
+            #[cfg(target_arch = "wasm32")]
             $crate::sender::__export_sender_world!(__ArautoSender);
         };
     };

@@ -40,19 +40,163 @@ pub fn config_key(name: &str, description: &str, required: bool, secret: bool) -
     }
 }
 
+// The four host imports, routed to the test harness outside wasm32.
+#[cfg(target_arch = "wasm32")]
+mod host {
+    pub use super::arauto::plugin::clock::now_unix_ms;
+    pub use super::arauto::plugin::config::{get, get_all};
+    pub use super::arauto::plugin::http::send;
+    pub use super::arauto::plugin::log::log;
+}
+#[cfg(not(target_arch = "wasm32"))]
+mod host {
+    pub use super::testing::host::{get, get_all, log, now_unix_ms, send};
+}
+
+/// A per-thread stand-in for the daemon, for unit tests on the host target.
+///
+/// ```ignore
+/// testing::install(testing::Harness::new()
+///     .setting("base_url", &fake.url())
+///     .transport(|req| my_blocking_client(req)));
+/// let page = MyConnector::poll(req)?;
+/// assert!(testing::logs().iter().any(|(_, msg)| msg.contains("page")));
+/// ```
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing {
+    use std::cell::RefCell;
+
+    use super::arauto::plugin::http::{HttpError, Request, Response};
+    use super::arauto::plugin::log::Level;
+
+    type Transport = Box<dyn FnMut(&Request) -> Result<Response, HttpError>>;
+
+    /// What the fake host answers.
+    pub struct Harness {
+        settings: Vec<(String, String)>,
+        now_unix_ms: u64,
+        transport: Transport,
+        logs: Vec<(Level, String, Vec<(String, String)>)>,
+        requests: Vec<Request>,
+    }
+
+    impl Default for Harness {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
+    impl Harness {
+        /// No settings, clock at 2024-05-10T12:00:00Z, every request fails with `connect`.
+        pub fn new() -> Self {
+            Self {
+                settings: Vec::new(),
+                now_unix_ms: 1_715_342_400_000,
+                transport: Box::new(|req| {
+                    Err(HttpError::Connect(format!("no test transport installed for {}", req.url)))
+                }),
+                logs: Vec::new(),
+                requests: Vec::new(),
+            }
+        }
+        /// Add a setting.
+        pub fn setting(mut self, key: &str, value: &str) -> Self {
+            self.settings.push((key.to_owned(), value.to_owned()));
+            self
+        }
+        /// Set the clock.
+        pub fn now_unix_ms(mut self, ms: u64) -> Self {
+            self.now_unix_ms = ms;
+            self
+        }
+        /// Answer HTTP requests with `f`.
+        pub fn transport(
+            mut self,
+            f: impl FnMut(&Request) -> Result<Response, HttpError> + 'static,
+        ) -> Self {
+            self.transport = Box::new(f);
+            self
+        }
+    }
+
+    thread_local! {
+        static HARNESS: RefCell<Option<Harness>> = const { RefCell::new(None) };
+    }
+
+    /// Install `harness` for the current thread (replacing any previous one).
+    pub fn install(harness: Harness) {
+        HARNESS.with(|h| *h.borrow_mut() = Some(harness));
+    }
+
+    /// Move the current thread's clock.
+    pub fn set_now_unix_ms(ms: u64) {
+        with(|h| h.now_unix_ms = ms);
+    }
+
+    /// Log lines the plugin emitted so far: (level, message, fields).
+    pub fn logs() -> Vec<(Level, String, Vec<(String, String)>)> {
+        with(|h| h.logs.clone())
+    }
+
+    /// Requests the plugin sent so far.
+    pub fn requests() -> Vec<Request> {
+        with(|h| h.requests.clone())
+    }
+
+    fn with<R>(f: impl FnOnce(&mut Harness) -> R) -> R {
+        HARNESS.with(|h| {
+            let mut guard = h.borrow_mut();
+            let harness = guard.get_or_insert_with(Harness::new);
+            f(harness)
+        })
+    }
+
+    #[doc(hidden)]
+    pub mod host {
+        use super::*;
+
+        pub fn get(key: &str) -> Option<String> {
+            with(|h| h.settings.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.clone()))
+        }
+        pub fn get_all() -> Vec<(String, String)> {
+            with(|h| h.settings.clone())
+        }
+        pub fn now_unix_ms() -> u64 {
+            with(|h| h.now_unix_ms)
+        }
+        pub fn log(level: Level, message: &str, fields: &[(String, String)]) {
+            with(|h| h.logs.push((level, message.to_owned(), fields.to_vec())));
+        }
+        pub fn send(req: &Request) -> Result<Response, HttpError> {
+            // Take the transport out so it may itself use the harness (logs).
+            let mut transport = with(|h| {
+                h.requests.push(req.clone());
+                std::mem::replace(&mut h.transport, Box::new(|_| Err(HttpError::Other("re-entrant".into()))))
+            });
+            let result = transport(req);
+            with(|h| h.transport = transport);
+            result
+        }
+    }
+}
+
 /// Forward panic messages to the daemon's log before the trap.
 #[doc(hidden)]
 pub fn install_panic_hook() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        std::panic::set_hook(Box::new(|info| {
-            self::arauto::plugin::log::log(
-                self::arauto::plugin::log::Level::Error,
-                &format!("plugin panicked: {info}"),
-                &[],
-            );
-        }));
-    });
+    // Natively, tests keep Rust's own panic output.
+    #[cfg(target_arch = "wasm32")]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            std::panic::set_hook(Box::new(|info| {
+                host::log(
+                    self::arauto::plugin::log::Level::Error,
+                    &format!("plugin panicked: {info}"),
+                    &[],
+                );
+            }));
+        });
+    }
 }
 
 /// This instance's settings (the `[stores.<id>.settings]` or
@@ -62,7 +206,7 @@ pub mod settings {
 
     /// The value of `key`, if set.
     pub fn get(key: &str) -> Option<String> {
-        super::arauto::plugin::config::get(key)
+        super::host::get(key)
     }
 
     /// The value of `key`, or a `misconfigured` error naming the missing key.
@@ -93,7 +237,7 @@ pub mod settings {
 
     /// Every setting of this instance.
     pub fn all() -> Vec<(String, String)> {
-        super::arauto::plugin::config::get_all()
+        super::host::get_all()
     }
 }
 
@@ -101,7 +245,7 @@ pub mod settings {
 pub mod clock {
     /// Milliseconds since the Unix epoch (UTC).
     pub fn now_unix_ms() -> u64 {
-        super::arauto::plugin::clock::now_unix_ms()
+        super::host::now_unix_ms()
     }
 }
 
@@ -113,7 +257,7 @@ pub mod log {
     pub fn log(level: Level, message: &str, fields: &[(&str, &str)]) {
         let fields: Vec<(String, String)> =
             fields.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-        super::arauto::plugin::log::log(level, message, &fields);
+        super::host::log(level, message, &fields);
     }
     /// Log at debug level.
     pub fn debug(message: &str) {
@@ -218,7 +362,7 @@ pub mod http {
         /// [`HttpResponse::ok_or_error`]).
         pub fn send(self) -> Result<HttpResponse, PluginError> {
             let url = self.request.url.clone();
-            match super::arauto::plugin::http::send(&self.request) {
+            match super::host::send(&self.request) {
                 Ok(r) => Ok(HttpResponse { url, status: r.status, headers: r.headers, body: r.body }),
                 Err(e) => Err(transport_error(&url, e)),
             }
