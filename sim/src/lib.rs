@@ -1,1 +1,7 @@
-//! Fake third-party services (Loja Integrada, channel providers) on 127.0.0.1.
+//! Fake third-party services for arauto's demo and tests, as real HTTP servers
+//! on 127.0.0.1: a Loja Integrada API simulator ([`li`]) and channel provider
+//! fakes ([`channels`]: WhatsApp Cloud API, Evolution API, Z-API, Twilio,
+//! Telegram, webhook receivers) that record what they receive.
+
+pub mod channels;
+pub mod li;

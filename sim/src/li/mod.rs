@@ -1,0 +1,1 @@
+//! A fake Loja Integrada API (Tastypie shapes, naive São Paulo timestamps, scriptable faults).
