@@ -433,8 +433,7 @@ fn check(scenario: &Scenario, model: &Model) -> Result<(), TestCaseError> {
         let last_known = model
             .polls
             .iter()
-            .filter(|p| p.recognized && p.at <= notice.at)
-            .last();
+            .rfind(|p| p.recognized && p.at <= notice.at);
         prop_assert!(
             last_known.is_some_and(|p| p.terminal),
             "stale {} notice\n{sent:#?}\n{:#?}",

@@ -355,9 +355,9 @@ impl Templates {
             }
             templates.provider.insert((channel.clone(), *kind), names);
         }
-        if errors.is_empty() {
-            errors.extend(templates.validate(&sources));
-        }
+        // Templates that compiled are validated even when others did not, so
+        // one run reports every problem.
+        errors.extend(templates.validate(&sources));
         if errors.is_empty() {
             Ok(templates)
         } else {
