@@ -1,1 +1,4 @@
 //! Per-channel dispatch: pacing, recipients, rendering, retries, outcomes.
+
+pub mod pacing;
+pub mod retry;

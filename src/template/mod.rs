@@ -1,1 +1,683 @@
-//! Notification texts: minijinja templates, pt-BR defaults.
+//! Notification texts: minijinja templates, with pt-BR defaults for every kind.
+//!
+//! One template per notification kind, optionally a different one per channel
+//! (`by_channel`), given inline in the config or as a file. Kinds without an
+//! override use the built-in defaults shipped in `config/templates/pt-BR/`
+//! (embedded in the binary). For WhatsApp Cloud approved templates, a
+//! [`ProviderTemplateSpec`] maps the notification to the template name and
+//! renders its parameters with the same variables.
+//!
+//! # Behaviour
+//!
+//! * **Strict undefined**: using a variable that does not exist is an error,
+//!   not an empty string. Optional values that exist but are absent (no
+//!   tracking code yet, no e-mail) are `none`: falsy in `{% if %}` and printed
+//!   as nothing.
+//! * **Validation**: [`Templates::compile`] compiles every template, checks
+//!   every variable it references against the variable tree below (including
+//!   branches a sample would not take), and renders it against the sample
+//!   orders of [`sample_orders`]. Errors name the template file (or
+//!   `inline template for <config key>`, or the built-in file), the line and the
+//!   variable.
+//! * **Whitespace**: `trim_blocks` and `lstrip_blocks` are on (a line holding
+//!   only a `{% … %}` tag leaves no blank line); after rendering, trailing
+//!   spaces are removed, runs of blank lines collapse into one, and the text is
+//!   trimmed.
+//! * No HTML escaping (the output is plain text for WhatsApp/SMS/Telegram).
+//! * Filter `brl`: cents → `R$ 1.234,56` (`{{ item.total_cents * 2 | brl }}`).
+//!
+//! # Variables
+//!
+//! | variable | meaning |
+//! |---|---|
+//! | `customer.name`, `customer.first_name` | buyer's full and first name (first name falls back to the first word of the name) |
+//! | `customer.email`, `customer.phone` | e-mail and first phone as the platform stores it (may be none) |
+//! | `order.id`, `order.number` | platform id and store-facing number |
+//! | `order.status`, `order.status_code` | status display name (`Pedido Enviado`) and code (`pedido_enviado`) |
+//! | `order.created_at`, `order.updated_at` | `dd/mm/aaaa HH:MM` in the store's time zone |
+//! | `order.created_date` | `dd/mm/aaaa` |
+//! | `order.total`, `order.subtotal`, `order.shipping`, `order.discount` | formatted `R$ 1.234,56` (discount positive) |
+//! | `order.total_cents`, `order.subtotal_cents`, `order.shipping_cents`, `order.discount_cents` | the same in cents (integers) |
+//! | `order.currency` | ISO 4217 code |
+//! | `order.payment_method`, `order.payment_code` | payment display name and platform code (may be none) |
+//! | `order.payment_family`, `order.payment_family_label` | `pix`/`boleto`/`credit-card`/`deposit`/`external`/`other` and its pt-BR label |
+//! | `order.installments` | number of installments (may be none) |
+//! | `order.items[]` | `name`, `sku`, `quantity` (`2`, `2,5`), `unit_price`, `unit_price_cents`, `total`, `total_cents` |
+//! | `order.item_count` | sum of quantities |
+//! | `order.shipments[]` | `id`, `carrier`, `method`, `tracking_code`, `tracking_url` |
+//! | `order.boleto` | none, or `barcode`, `url`, `due_date` (`dd/mm/aaaa`) |
+//! | `order.pix` | none, or `code`, `qr_code_url`, `expires_at` |
+//! | `order.extras` | platform-specific JSON; keys vary, so guard with `is defined` |
+//! | `tracking.code`, `tracking.url`, `tracking.carrier`, `tracking.method`, `tracking.shipment_id` | the shipment a tracking-updated message is about; for other kinds the first shipment with a code; all none without one |
+//! | `store.id`, `store.description` | store id and display name |
+//! | `notification.kind`, `notification.label` | `order-shipped`, `Pedido enviado` |
+
+mod context;
+mod sample;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::PathBuf;
+
+use minijinja::syntax::SyntaxConfig;
+use minijinja::value::{Serde, Value};
+use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior};
+
+pub use context::{
+    BoletoVars, CustomerVars, ItemVars, NotificationVars, OrderVars, PixVars, ShipmentVars,
+    StoreInfo, StoreVars, TemplateContext, TrackingVars, format_date, format_datetime,
+};
+pub use sample::sample_orders;
+
+use crate::decide::TrackingRef;
+use crate::model::{Money, NotificationKind};
+
+/// The built-in pt-BR template of a kind (the text of `config/templates/pt-BR/<kind>.txt`).
+pub const fn default_template(kind: NotificationKind) -> &'static str {
+    match kind {
+        NotificationKind::WaitingPayment => {
+            include_str!("../../config/templates/pt-BR/waiting-payment.txt")
+        }
+        NotificationKind::OrderPaid => include_str!("../../config/templates/pt-BR/order-paid.txt"),
+        NotificationKind::OrderProcessing => {
+            include_str!("../../config/templates/pt-BR/order-processing.txt")
+        }
+        NotificationKind::OrderShipped => {
+            include_str!("../../config/templates/pt-BR/order-shipped.txt")
+        }
+        NotificationKind::ReadyForPickup => {
+            include_str!("../../config/templates/pt-BR/ready-for-pickup.txt")
+        }
+        NotificationKind::OrderDelivered => {
+            include_str!("../../config/templates/pt-BR/order-delivered.txt")
+        }
+        NotificationKind::OrderCanceled => {
+            include_str!("../../config/templates/pt-BR/order-canceled.txt")
+        }
+        NotificationKind::OrderRefunded => {
+            include_str!("../../config/templates/pt-BR/order-refunded.txt")
+        }
+        NotificationKind::TrackingUpdated => {
+            include_str!("../../config/templates/pt-BR/tracking-updated.txt")
+        }
+        NotificationKind::BoletoReminder => {
+            include_str!("../../config/templates/pt-BR/boleto-reminder.txt")
+        }
+        NotificationKind::PixReminder => {
+            include_str!("../../config/templates/pt-BR/pix-reminder.txt")
+        }
+        NotificationKind::AbandonedCart => {
+            include_str!("../../config/templates/pt-BR/abandoned-cart.txt")
+        }
+    }
+}
+
+/// Where a template's text comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TemplateSource {
+    /// Text written in the config.
+    Inline {
+        /// The template text.
+        text: String,
+        /// The config key it was written under, e.g. `notifications.order-shipped.template`.
+        config_key: String,
+    },
+    /// A file, read by [`Templates::compile`].
+    File {
+        /// Path of the file.
+        path: PathBuf,
+    },
+}
+
+/// A provider-side template (WhatsApp Cloud approved template) and its parameters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProviderTemplateSpec {
+    /// Approved template name.
+    pub name: String,
+    /// Template language, e.g. `pt_BR`.
+    pub language: String,
+    /// Body parameters `{{1}}`, `{{2}}`, … Each is an expression
+    /// (`customer.first_name`) or a template snippet (`Pedido #{{ order.number }}`).
+    pub positional: Vec<String>,
+    /// Named parameters, same syntax.
+    pub named: Vec<(String, String)>,
+    /// The config key of this spec, for error messages.
+    pub config_key: String,
+}
+
+/// Rendered provider template parameters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RenderedProviderTemplate {
+    /// Approved template name.
+    pub name: String,
+    /// Template language.
+    pub language: String,
+    /// Body parameters in order.
+    pub positional: Vec<String>,
+    /// Named parameters.
+    pub named: Vec<(String, String)>,
+}
+
+/// The template configuration of a store (or of the whole daemon).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TemplateConfig {
+    /// Per-kind templates replacing the built-in defaults.
+    pub by_kind: BTreeMap<NotificationKind, TemplateSource>,
+    /// Per (channel, kind) templates, taking precedence over `by_kind`.
+    pub by_channel: BTreeMap<(String, NotificationKind), TemplateSource>,
+    /// Provider templates per (channel, kind).
+    pub provider: BTreeMap<(String, NotificationKind), ProviderTemplateSpec>,
+}
+
+/// A template problem, naming the template, line and variable.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    /// The template file cannot be read.
+    #[error("cannot read template file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The template does not parse.
+    #[error("{template}{line}: syntax error: {message}", line = LineSuffix(*line))]
+    Syntax {
+        /// File or `inline template for <key>`.
+        template: String,
+        /// 1-based line.
+        line: Option<usize>,
+        /// What the parser expected.
+        message: String,
+    },
+    /// A variable that does not exist.
+    #[error("{template}{line}: unknown variable `{variable}` (see the variable list in the template documentation)", line = LineSuffix(*line))]
+    UnknownVariable {
+        /// File or `inline template for <key>`.
+        template: String,
+        /// 1-based line.
+        line: Option<usize>,
+        /// The expression that is undefined, e.g. `order.totl`.
+        variable: String,
+    },
+    /// Any other rendering failure (unknown filter, bad operation…).
+    #[error("{template}{line}: {message}", line = LineSuffix(*line))]
+    Render {
+        /// File or `inline template for <key>`.
+        template: String,
+        /// 1-based line.
+        line: Option<usize>,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+struct LineSuffix(Option<usize>);
+
+impl fmt::Display for LineSuffix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(line) => write!(f, ", line {line}"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Every problem found while compiling templates.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+pub struct TemplateErrors(pub Vec<TemplateError>);
+
+struct ProviderNames {
+    name: String,
+    language: String,
+    positional: Vec<String>,
+    named: Vec<(String, String)>,
+}
+
+/// Compiled, validated templates.
+pub struct Templates {
+    env: Environment<'static>,
+    /// Internal template name → what error messages call it.
+    origins: BTreeMap<String, String>,
+    /// Internal template name → the kind it renders (for validation contexts).
+    kinds: BTreeMap<String, NotificationKind>,
+    provider: BTreeMap<(String, NotificationKind), ProviderNames>,
+}
+
+impl fmt::Debug for Templates {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Templates")
+            .field("templates", &self.origins)
+            .finish_non_exhaustive()
+    }
+}
+
+fn kind_name(kind: NotificationKind) -> String {
+    format!("kind/{kind}")
+}
+
+fn channel_name(channel: &str, kind: NotificationKind) -> String {
+    format!("channel/{channel}/{kind}")
+}
+
+impl Templates {
+    /// Compile the configured templates plus the built-in defaults, and
+    /// validate all of them (see the module docs). All problems are reported
+    /// together.
+    pub fn compile(config: &TemplateConfig) -> Result<Self, TemplateErrors> {
+        let mut env = Environment::new();
+        env.set_debug(true);
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        if let Ok(syntax) = SyntaxConfig::builder()
+            .trim_blocks(true)
+            .lstrip_blocks(true)
+            .build()
+        {
+            env.set_syntax(syntax);
+        }
+        env.set_auto_escape_callback(|_| AutoEscape::None);
+        env.set_formatter(|out, state, value| {
+            if value.is_none() {
+                Ok(())
+            } else {
+                minijinja::escape_formatter(out, state, value)
+            }
+        });
+        env.add_filter("brl", |cents: i64| Money(cents).format_brl());
+
+        let mut templates = Templates {
+            env,
+            origins: BTreeMap::new(),
+            kinds: BTreeMap::new(),
+            provider: BTreeMap::new(),
+        };
+        let mut errors = Vec::new();
+        let mut sources = BTreeMap::new();
+
+        for kind in NotificationKind::ALL {
+            let name = kind_name(kind);
+            let loaded = match config.by_kind.get(&kind) {
+                Some(source) => load(source),
+                None => Ok((
+                    default_template(kind).to_owned(),
+                    format!("built-in template config/templates/pt-BR/{kind}.txt"),
+                )),
+            };
+            templates.add(name, kind, loaded, &mut sources, &mut errors);
+        }
+        for ((channel, kind), source) in &config.by_channel {
+            templates.add(
+                channel_name(channel, *kind),
+                *kind,
+                load(source),
+                &mut sources,
+                &mut errors,
+            );
+        }
+        for ((channel, kind), spec) in &config.provider {
+            let prefix = format!("provider/{channel}/{kind}");
+            let mut names = ProviderNames {
+                name: spec.name.clone(),
+                language: spec.language.clone(),
+                positional: Vec::new(),
+                named: Vec::new(),
+            };
+            for (i, param) in spec.positional.iter().enumerate() {
+                let name = format!("{prefix}/positional/{i}");
+                let origin = format!(
+                    "provider template parameter {}.positional[{i}]",
+                    spec.config_key
+                );
+                templates.add(
+                    name.clone(),
+                    *kind,
+                    Ok((snippet(param), origin)),
+                    &mut sources,
+                    &mut errors,
+                );
+                names.positional.push(name);
+            }
+            for (key, param) in &spec.named {
+                let name = format!("{prefix}/named/{key}");
+                let origin = format!(
+                    "provider template parameter {}.named.{key}",
+                    spec.config_key
+                );
+                templates.add(
+                    name.clone(),
+                    *kind,
+                    Ok((snippet(param), origin)),
+                    &mut sources,
+                    &mut errors,
+                );
+                names.named.push((key.clone(), name));
+            }
+            templates.provider.insert((channel.clone(), *kind), names);
+        }
+        // Templates that compiled are validated even when others did not, so
+        // one run reports every problem.
+        errors.extend(templates.validate(&sources));
+        if errors.is_empty() {
+            Ok(templates)
+        } else {
+            Err(TemplateErrors(errors))
+        }
+    }
+
+    fn add(
+        &mut self,
+        name: String,
+        kind: NotificationKind,
+        loaded: Result<(String, String), TemplateError>,
+        sources: &mut BTreeMap<String, String>,
+        errors: &mut Vec<TemplateError>,
+    ) {
+        let (text, origin) = match loaded {
+            Ok(loaded) => loaded,
+            Err(err) => {
+                errors.push(err);
+                return;
+            }
+        };
+        if let Err(err) = self.env.add_template_owned(name.clone(), text.clone()) {
+            errors.push(convert(&err, &origin));
+            return;
+        }
+        self.origins.insert(name.clone(), origin);
+        self.kinds.insert(name.clone(), kind);
+        sources.insert(name, text);
+    }
+
+    /// Static variable check plus sample renders of every template.
+    fn validate(&self, sources: &BTreeMap<String, String>) -> Vec<TemplateError> {
+        let store = StoreInfo {
+            id: "loja-exemplo".to_owned(),
+            description: "Loja Exemplo".to_owned(),
+            time_zone: jiff::tz::TimeZone::get(crate::decide::timing::DEFAULT_TIME_ZONE)
+                .unwrap_or(jiff::tz::TimeZone::UTC),
+        };
+        let orders = sample_orders();
+        let mut errors = Vec::new();
+        let mut seen = BTreeSet::new();
+        for (name, text) in sources {
+            let (Some(origin), Some(kind)) = (self.origins.get(name), self.kinds.get(name)) else {
+                continue;
+            };
+            let Ok(template) = self.env.get_template(name) else {
+                continue;
+            };
+            let contexts: Vec<Value> = orders
+                .iter()
+                .map(|order| {
+                    let tracking =
+                        crate::detect::current_codes(order)
+                            .next()
+                            .map(|(s, c)| TrackingRef {
+                                shipment_id: s.to_owned(),
+                                code: c.to_owned(),
+                            });
+                    let tracking = if *kind == NotificationKind::TrackingUpdated {
+                        tracking
+                    } else {
+                        None
+                    };
+                    Value::from(Serde(TemplateContext::new(
+                        order,
+                        *kind,
+                        &store,
+                        tracking.as_ref(),
+                    )))
+                })
+                .collect();
+
+            let globals: BTreeSet<&str> = self.env.globals().map(|(name, _)| name).collect();
+            let mut variables: Vec<String> =
+                template.undeclared_variables(true).into_iter().collect();
+            variables.sort();
+            let mut unknown = false;
+            for variable in variables {
+                let root = variable.split('.').next().unwrap_or_default();
+                if !globals.contains(root)
+                    && !contexts.iter().any(|ctx| path_exists(ctx, &variable))
+                {
+                    unknown = true;
+                    let err = TemplateError::UnknownVariable {
+                        template: origin.clone(),
+                        line: line_of(text, &variable),
+                        variable,
+                    };
+                    if seen.insert(err.to_string()) {
+                        errors.push(err);
+                    }
+                }
+            }
+            if unknown {
+                // The sample renders would only repeat the same problem.
+                continue;
+            }
+            for ctx in &contexts {
+                if let Err(err) = template.render(ctx) {
+                    let err = convert(&err, origin);
+                    // Extras differ per platform and order; a sample cannot have them all.
+                    if matches!(&err, TemplateError::UnknownVariable { variable, .. } if variable.starts_with("order.extras."))
+                    {
+                        continue;
+                    }
+                    if seen.insert(err.to_string()) {
+                        errors.push(err);
+                    }
+                }
+            }
+        }
+        errors
+    }
+
+    /// The name error messages and logs use for the template of `kind` on `channel`.
+    pub fn origin(&self, kind: NotificationKind, channel: &str) -> Option<&str> {
+        let name = self.template_name(kind, channel);
+        self.origins.get(&name).map(String::as_str)
+    }
+
+    fn template_name(&self, kind: NotificationKind, channel: &str) -> String {
+        let specific = channel_name(channel, kind);
+        if self.origins.contains_key(&specific) {
+            specific
+        } else {
+            kind_name(kind)
+        }
+    }
+
+    /// Render the text of a notification of `kind` for `channel`.
+    pub fn render(
+        &self,
+        kind: NotificationKind,
+        channel: &str,
+        context: &TemplateContext,
+    ) -> Result<String, TemplateError> {
+        let name = self.template_name(kind, channel);
+        Ok(tidy(
+            &self.render_named(&name, &Value::from(Serde(context)))?,
+        ))
+    }
+
+    /// Render the provider template parameters of `kind` for `channel`, if configured.
+    pub fn render_provider(
+        &self,
+        kind: NotificationKind,
+        channel: &str,
+        context: &TemplateContext,
+    ) -> Result<Option<RenderedProviderTemplate>, TemplateError> {
+        let Some(names) = self.provider.get(&(channel.to_owned(), kind)) else {
+            return Ok(None);
+        };
+        let ctx = Value::from(Serde(context));
+        let positional = names
+            .positional
+            .iter()
+            .map(|name| self.render_named(name, &ctx).map(|s| s.trim().to_owned()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let named = names
+            .named
+            .iter()
+            .map(|(key, name)| {
+                self.render_named(name, &ctx)
+                    .map(|s| (key.clone(), s.trim().to_owned()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(RenderedProviderTemplate {
+            name: names.name.clone(),
+            language: names.language.clone(),
+            positional,
+            named,
+        }))
+    }
+
+    fn render_named(&self, name: &str, ctx: &Value) -> Result<String, TemplateError> {
+        let origin = self.origins.get(name).map_or(name, String::as_str);
+        let template = self
+            .env
+            .get_template(name)
+            .map_err(|err| convert(&err, origin))?;
+        template.render(ctx).map_err(|err| convert(&err, origin))
+    }
+}
+
+fn load(source: &TemplateSource) -> Result<(String, String), TemplateError> {
+    match source {
+        TemplateSource::Inline { text, config_key } => {
+            Ok((text.clone(), format!("inline template for {config_key}")))
+        }
+        TemplateSource::File { path } => std::fs::read_to_string(path)
+            .map(|text| (text, path.display().to_string()))
+            .map_err(|source| TemplateError::Read {
+                path: path.clone(),
+                source,
+            }),
+    }
+}
+
+/// A provider parameter is an expression unless it contains template tags.
+fn snippet(param: &str) -> String {
+    if param.contains("{{") || param.contains("{%") {
+        param.to_owned()
+    } else {
+        format!("{{{{ {} }}}}", param.trim())
+    }
+}
+
+/// Map a minijinja error to ours, naming the template by its origin.
+fn convert(err: &minijinja::Error, origin: &str) -> TemplateError {
+    let template = origin.to_owned();
+    let line = err.line();
+    let detail = err.detail().map(str::to_owned);
+    match err.kind() {
+        ErrorKind::SyntaxError | ErrorKind::BadEscape => TemplateError::Syntax {
+            template,
+            line,
+            message: detail.unwrap_or_else(|| err.kind().to_string()),
+        },
+        ErrorKind::UndefinedError => {
+            let from_detail = detail.as_deref().and_then(|d| {
+                let start = d.find('`')? + 1;
+                let len = d[start..].find('`')?;
+                Some(d[start..start + len].to_owned())
+            });
+            let from_source = err
+                .template_source()
+                .zip(err.range())
+                .and_then(|(src, range)| src.get(range))
+                .map(str::to_owned);
+            let variable = from_detail
+                .or(from_source)
+                .unwrap_or_else(|| "?".to_owned());
+            TemplateError::UnknownVariable {
+                template,
+                line,
+                variable,
+            }
+        }
+        kind => TemplateError::Render {
+            template,
+            line,
+            message: match detail {
+                Some(detail) => format!("{kind}: {detail}"),
+                None => kind.to_string(),
+            },
+        },
+    }
+}
+
+/// Whether a dotted variable path exists in a sample context. A path that
+/// reaches `none`, a list, or the free-form `order.extras` is accepted.
+fn path_exists(ctx: &Value, path: &str) -> bool {
+    let mut parts = path.split('.');
+    let Some(root) = parts.next() else {
+        return false;
+    };
+    let Ok(mut value) = ctx.get_attr(root) else {
+        return false;
+    };
+    let mut walked = root.to_owned();
+    for part in parts {
+        if value.is_undefined() {
+            return false;
+        }
+        if value.is_none()
+            || walked == "order.extras"
+            || value.kind() == minijinja::value::ValueKind::Seq
+        {
+            return true;
+        }
+        match value.get_attr(part) {
+            Ok(next) => value = next,
+            Err(_) => return false,
+        }
+        walked.push('.');
+        walked.push_str(part);
+    }
+    !value.is_undefined()
+}
+
+/// 1-based line of the first occurrence of `variable` as a whole word.
+fn line_of(source: &str, variable: &str) -> Option<usize> {
+    let is_ident = |c: char| c.is_alphanumeric() || c == '_' || c == '.';
+    let mut from = 0;
+    while let Some(pos) = source[from..].find(variable) {
+        let start = from + pos;
+        let end = start + variable.len();
+        let before_ok = source[..start]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !is_ident(c));
+        let after_ok = source[end..]
+            .chars()
+            .next()
+            .is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
+        if before_ok && after_ok {
+            return Some(source[..start].matches('\n').count() + 1);
+        }
+        from = end;
+    }
+    None
+}
+
+/// Trailing spaces off, at most one blank line in a row, no leading/trailing blank lines.
+fn tidy(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut blank_run = 0;
+    for line in text.lines() {
+        let line = line.trim_end();
+        if line.is_empty() {
+            blank_run += 1;
+            if blank_run > 1 || out.is_empty() {
+                continue;
+            }
+        } else {
+            blank_run = 0;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.trim_end().to_owned()
+}
