@@ -149,6 +149,17 @@ fn search_filters_inclusively_by_modification_and_orders_oldest_first() {
         vec![a, b, c]
     );
 
+    store.set_status(b, "pedido_pago").unwrap();
+    let paid = get(&li, "/v1/pedido/search/?situacao_id=4", Some(KEY)).json();
+    assert_eq!(numeros(&paid), vec![b]);
+    let from_c = get(
+        &li,
+        &format!("/v1/pedido/search/?since_numero={c}"),
+        Some(KEY),
+    )
+    .json();
+    assert_eq!(numeros(&from_c), vec![c]);
+
     let bad = get(&li, "/v1/pedido/search/?since_atualizado=ontem", Some(KEY));
     assert_eq!(bad.status, 400);
 }
@@ -388,4 +399,29 @@ fn the_request_log_records_path_query_auth_store_and_status() {
     assert_eq!(store.requests().len(), 1);
     li.clear_requests();
     assert!(li.requests().is_empty());
+}
+
+#[test]
+fn request_actions_change_the_store_at_an_exact_request() {
+    let (li, store) = fake_with_store();
+    let numero = store.create_order(Order::new());
+    store.on_request(Route::Detail, 2, move |s| {
+        s.set_status(numero, "pedido_pago").unwrap();
+    });
+    let path = format!("/v1/pedido/{numero}");
+    assert_eq!(
+        get(&li, "/v1/pedido/search/", Some(KEY)).status,
+        200,
+        "other routes do not count"
+    );
+    assert_eq!(
+        get(&li, &path, Some(KEY)).json()["situacao"]["codigo"],
+        "aguardando_pagamento"
+    );
+    assert_eq!(
+        get(&li, &path, Some(KEY)).json()["situacao"]["codigo"],
+        "pedido_pago",
+        "applied before answering"
+    );
+    assert_eq!(store.history(numero).len(), 2);
 }

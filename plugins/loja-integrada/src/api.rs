@@ -63,7 +63,10 @@ impl<'a> Api<'a> {
         let response = http::get(url)
             .header("authorization", &self.settings.auth.header_value())
             .header("accept", "application/json")
-            .header("user-agent", concat!("arauto-loja-integrada/", env!("CARGO_PKG_VERSION")))
+            .header(
+                "user-agent",
+                concat!("arauto-loja-integrada/", env!("CARGO_PKG_VERSION")),
+            )
             .timeout_ms(self.settings.timeout_ms)
             .send()
             .map_err(|e| self.with_context(e, what))?;
@@ -87,7 +90,11 @@ impl<'a> Api<'a> {
     fn excerpt(&self, response: &HttpResponse) -> String {
         let text = self.settings.scrub(&response.text());
         let text = text.trim();
-        if text.is_empty() { "(empty body)".to_owned() } else { http::excerpt(text, EXCERPT_CHARS) }
+        if text.is_empty() {
+            "(empty body)".to_owned()
+        } else {
+            http::excerpt(text, EXCERPT_CHARS)
+        }
     }
 
     fn status_error(&self, response: &HttpResponse, what: &str) -> PluginError {
@@ -115,7 +122,9 @@ impl<'a> Api<'a> {
                         other => format!(", código {other}"),
                     })
                     .unwrap_or_default();
-                let wait = response.retry_after_ms().unwrap_or(DEFAULT_RATE_LIMIT_BACKOFF_MS);
+                let wait = response
+                    .retry_after_ms()
+                    .unwrap_or(DEFAULT_RATE_LIMIT_BACKOFF_MS);
                 retry_after(
                     format!(
                         "Loja Integrada rate limit (HTTP 429{scope}) while {what}; retry in {} s",
@@ -155,7 +164,11 @@ impl<'a> Api<'a> {
         })
     }
 
-    fn objects(&self, response: &HttpResponse, what: &str) -> Result<(Value, Vec<Value>), PluginError> {
+    fn objects(
+        &self,
+        response: &HttpResponse,
+        what: &str,
+    ) -> Result<(Value, Vec<Value>), PluginError> {
         let mut doc = self.json(response, what)?;
         match doc.get_mut("objects").map(Value::take) {
             Some(Value::Array(rows)) => Ok((doc, rows)),
@@ -266,16 +279,22 @@ fn resource_path(uri: &str, resource: &str) -> Option<String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
     #[test]
     fn next_offset_is_read_from_the_query_of_meta_next() {
         assert_eq!(
-            next_offset_of("/api/v1/pedido/search/?since_atualizado=2024-05-10T08%3A00%3A00&limit=50&offset=50"),
+            next_offset_of(
+                "/api/v1/pedido/search/?since_atualizado=2024-05-10T08%3A00%3A00&limit=50&offset=50"
+            ),
             Some(50)
         );
-        assert_eq!(next_offset_of("/api/v1/pagamento?offset=20&limit=20"), Some(20));
+        assert_eq!(
+            next_offset_of("/api/v1/pagamento?offset=20&limit=20"),
+            Some(20)
+        );
         assert_eq!(next_offset_of("/api/v1/pagamento?limit=20"), None);
         assert_eq!(next_offset_of("/api/v1/pagamento"), None);
     }
@@ -283,8 +302,14 @@ mod tests {
     #[test]
     fn cliente_references_resolve_in_every_form() {
         let path = |u: &str| resource_path(u, "cliente");
-        assert_eq!(path("/api/v1/cliente/90000001").as_deref(), Some("cliente/90000001"));
-        assert_eq!(path("/v1/cliente/90000001/").as_deref(), Some("cliente/90000001"));
+        assert_eq!(
+            path("/api/v1/cliente/90000001").as_deref(),
+            Some("cliente/90000001")
+        );
+        assert_eq!(
+            path("/v1/cliente/90000001/").as_deref(),
+            Some("cliente/90000001")
+        );
         assert_eq!(
             path("https://api.awsli.com.br/api/v1/cliente/7?format=json").as_deref(),
             Some("cliente/7")

@@ -20,7 +20,14 @@ const fn row(
     priority: u8,
     terminal: bool,
 ) -> Row {
-    Row { id, code, name, notification, priority, terminal }
+    Row {
+        id,
+        code,
+        name,
+        notification,
+        priority,
+        terminal,
+    }
 }
 
 /// The 16 codes of LI's current spec. Keyed by `codigo`, never by LI's flags
@@ -31,17 +38,94 @@ const fn row(
 /// stores show their own names and the connector passes those through.
 const STATUSES: [Row; 16] = [
     row(9, "pedido_efetuado", "Pedido Efetuado", None, 0, false),
-    row(2, "aguardando_pagamento", "Aguardando pagamento", Some("waiting-payment"), 1, false),
-    row(3, "pagamento_em_analise", "Pagamento em análise", Some("waiting-payment"), 1, false),
-    row(4, "pedido_pago", "Pedido Pago", Some("order-paid"), 2, false),
-    row(17, "em_producao", "Em produção", Some("order-processing"), 3, false),
-    row(15, "pedido_em_separacao", "Pedido em separação", Some("order-processing"), 3, false),
-    row(1018, "faturado", "Faturado", Some("order-processing"), 3, false),
-    row(11, "pedido_enviado", "Pedido Enviado", Some("order-shipped"), 4, false),
-    row(13, "pronto_para_retirada", "Pedido pronto para retirada", Some("ready-for-pickup"), 4, false),
-    row(14, "pedido_entregue", "Pedido Entregue", Some("order-delivered"), 5, false),
-    row(8, "pedido_cancelado", "Pedido Cancelado", Some("order-canceled"), 0, true),
-    row(7, "pagamento_devolvido", "Pagamento devolvido", Some("order-refunded"), 0, true),
+    row(
+        2,
+        "aguardando_pagamento",
+        "Aguardando pagamento",
+        Some("waiting-payment"),
+        1,
+        false,
+    ),
+    row(
+        3,
+        "pagamento_em_analise",
+        "Pagamento em análise",
+        Some("waiting-payment"),
+        1,
+        false,
+    ),
+    row(
+        4,
+        "pedido_pago",
+        "Pedido Pago",
+        Some("order-paid"),
+        2,
+        false,
+    ),
+    row(
+        17,
+        "em_producao",
+        "Em produção",
+        Some("order-processing"),
+        3,
+        false,
+    ),
+    row(
+        15,
+        "pedido_em_separacao",
+        "Pedido em separação",
+        Some("order-processing"),
+        3,
+        false,
+    ),
+    row(
+        1018,
+        "faturado",
+        "Faturado",
+        Some("order-processing"),
+        3,
+        false,
+    ),
+    row(
+        11,
+        "pedido_enviado",
+        "Pedido Enviado",
+        Some("order-shipped"),
+        4,
+        false,
+    ),
+    row(
+        13,
+        "pronto_para_retirada",
+        "Pedido pronto para retirada",
+        Some("ready-for-pickup"),
+        4,
+        false,
+    ),
+    row(
+        14,
+        "pedido_entregue",
+        "Pedido Entregue",
+        Some("order-delivered"),
+        5,
+        false,
+    ),
+    row(
+        8,
+        "pedido_cancelado",
+        "Pedido Cancelado",
+        Some("order-canceled"),
+        0,
+        true,
+    ),
+    row(
+        7,
+        "pagamento_devolvido",
+        "Pagamento devolvido",
+        Some("order-refunded"),
+        0,
+        true,
+    ),
     row(
         1020,
         "pagamento_devolvido_sem_retorno",
@@ -50,9 +134,30 @@ const STATUSES: [Row; 16] = [
         0,
         true,
     ),
-    row(6, "pagamento_em_disputa", "Pagamento em disputa", None, 0, false),
-    row(16, "pedido_chargeback", "Pagamento em chargeback", None, 0, false),
-    row(1019, "cancelamento_solicitado", "Cancelamento solicitado", None, 0, false),
+    row(
+        6,
+        "pagamento_em_disputa",
+        "Pagamento em disputa",
+        None,
+        0,
+        false,
+    ),
+    row(
+        16,
+        "pedido_chargeback",
+        "Pagamento em chargeback",
+        None,
+        0,
+        false,
+    ),
+    row(
+        1019,
+        "cancelamento_solicitado",
+        "Cancelamento solicitado",
+        None,
+        0,
+        false,
+    ),
 ];
 
 /// The catalogue as the WIT `status-entry` list, happy path first.
@@ -111,6 +216,7 @@ pub fn capabilities() -> Capabilities {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -147,7 +253,11 @@ mod tests {
             if let Some(n) = r.notification {
                 assert!(VOCABULARY.contains(&n), "{n}");
             } else {
-                assert_eq!(r.priority, 0, "{}: no notification, no happy-path step", r.code);
+                assert_eq!(
+                    r.priority, 0,
+                    "{}: no notification, no happy-path step",
+                    r.code
+                );
             }
         }
     }

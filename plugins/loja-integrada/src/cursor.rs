@@ -29,8 +29,8 @@
 
 use std::collections::BTreeMap;
 
-use jiff::civil::DateTime;
 use jiff::SignedDuration;
+use jiff::civil::DateTime;
 use serde::{Deserialize, Serialize};
 
 use crate::time::{format_micros, format_seconds, from_unix_ms, parse_li};
@@ -120,19 +120,34 @@ pub struct BadCursor(pub String);
 impl Cursor {
     /// Decode a cursor this connector wrote.
     pub fn decode(text: &str) -> Result<Self, BadCursor> {
-        let wire: Wire =
-            serde_json::from_str(text).map_err(|e| BadCursor(format!("not a cursor of this connector: {e}")))?;
+        let wire: Wire = serde_json::from_str(text)
+            .map_err(|e| BadCursor(format!("not a cursor of this connector: {e}")))?;
         if wire.v != VERSION {
-            return Err(BadCursor(format!("cursor version {} (this connector writes {VERSION})", wire.v)));
+            return Err(BadCursor(format!(
+                "cursor version {} (this connector writes {VERSION})",
+                wire.v
+            )));
         }
         let time = |field: &str, text: Option<String>| -> Result<Option<DateTime>, BadCursor> {
-            text.map(|t| parse_li(&t).ok_or_else(|| BadCursor(format!("`{field}` = {t:?} is not a timestamp"))))
-                .transpose()
+            text.map(|t| {
+                parse_li(&t)
+                    .ok_or_else(|| BadCursor(format!("`{field}` = {t:?} is not a timestamp")))
+            })
+            .transpose()
         };
         let seen = wire
             .seen
             .into_iter()
-            .map(|(numero, status, modified, sweep_no)| (numero, Seen { status, modified, sweep_no }))
+            .map(|(numero, status, modified, sweep_no)| {
+                (
+                    numero,
+                    Seen {
+                        status,
+                        modified,
+                        sweep_no,
+                    },
+                )
+            })
             .collect();
         Ok(Self {
             hw: time("hw", wire.hw)?,
@@ -167,7 +182,9 @@ impl Cursor {
     /// `floor`; `None` before anything is known (first poll).
     pub fn next_since(&self, overlap: SignedDuration) -> Option<DateTime> {
         let lag = SignedDuration::from_millis(i64::try_from(self.lag_ms).unwrap_or(i64::MAX));
-        let from_hw = self.hw.map(|hw| hw.saturating_sub(overlap).saturating_sub(lag));
+        let from_hw = self
+            .hw
+            .map(|hw| hw.saturating_sub(overlap).saturating_sub(lag));
         match (from_hw, self.floor) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -176,7 +193,12 @@ impl Cursor {
 
     /// Start a sweep (next sweep number; `since` from the cursor, or
     /// `now − initial_lookback` on a store's first poll).
-    pub fn begin_sweep(&mut self, overlap: SignedDuration, initial_lookback: SignedDuration, now_ms: u64) -> Sweep {
+    pub fn begin_sweep(
+        &mut self,
+        overlap: SignedDuration,
+        initial_lookback: SignedDuration,
+        now_ms: u64,
+    ) -> Sweep {
         self.sweep_no += 1;
         let since = self
             .next_since(overlap)
@@ -214,11 +236,15 @@ impl Cursor {
         };
         self.sweep = None;
         if let Some(window_start) = self.next_since(overlap) {
-            self.seen.retain(|_, s| parse_li(&s.modified).is_some_and(|m| m >= window_start));
+            self.seen
+                .retain(|_, s| parse_li(&s.modified).is_some_and(|m| m >= window_start));
         }
         if self.seen.len() > MAX_SEEN_AFTER_SWEEP {
-            let mut by_age: Vec<(String, u64)> =
-                self.seen.iter().map(|(n, s)| (s.modified.clone(), *n)).collect();
+            let mut by_age: Vec<(String, u64)> = self
+                .seen
+                .iter()
+                .map(|(n, s)| (s.modified.clone(), *n))
+                .collect();
             by_age.sort_unstable();
             let drop = by_age.len() - MAX_SEEN_AFTER_SWEEP;
             for (_, numero) in by_age.into_iter().take(drop) {
@@ -229,12 +255,17 @@ impl Cursor {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use jiff::civil::date;
 
     fn seen(status: &str, modified: &str, sweep_no: u64) -> Seen {
-        Seen { status: status.into(), modified: modified.into(), sweep_no }
+        Seen {
+            status: status.into(),
+            modified: modified.into(),
+            sweep_no,
+        }
     }
 
     #[test]
@@ -246,7 +277,10 @@ mod tests {
             sweep_no: 7,
             ..Cursor::default()
         };
-        cursor.seen.insert(1001, seen("aguardando_pagamento", "2024-05-10T09:12:47.556120", 7));
+        cursor.seen.insert(
+            1001,
+            seen("aguardando_pagamento", "2024-05-10T09:12:47.556120", 7),
+        );
         cursor.sweep = Some(Sweep {
             since: "2024-05-10T09:02:46".into(),
             offset: 50,
@@ -257,7 +291,10 @@ mod tests {
             shifted: false,
         });
         let text = cursor.encode();
-        assert!(text.starts_with(r#"{"v":1,"hw":"2024-05-10T09:12:47.556120","#), "{text}");
+        assert!(
+            text.starts_with(r#"{"v":1,"hw":"2024-05-10T09:12:47.556120","#),
+            "{text}"
+        );
         assert_eq!(Cursor::decode(&text), Ok(cursor));
     }
 
@@ -273,33 +310,61 @@ mod tests {
     #[test]
     fn next_since_widens_by_overlap_and_lag_and_respects_the_floor() {
         let hw = date(2024, 5, 10).at(10, 0, 0, 500_000_000);
-        let mut cursor = Cursor { hw: Some(hw), lag_ms: 60_000, ..Cursor::default() };
+        let mut cursor = Cursor {
+            hw: Some(hw),
+            lag_ms: 60_000,
+            ..Cursor::default()
+        };
         assert_eq!(
             cursor.next_since(SignedDuration::from_mins(10)),
             Some(date(2024, 5, 10).at(9, 49, 0, 500_000_000))
         );
         cursor.floor = Some(date(2024, 5, 9).at(0, 0, 0, 0));
-        assert_eq!(cursor.next_since(SignedDuration::from_mins(10)), cursor.floor);
-        assert_eq!(Cursor::default().next_since(SignedDuration::from_mins(10)), None);
+        assert_eq!(
+            cursor.next_since(SignedDuration::from_mins(10)),
+            cursor.floor
+        );
+        assert_eq!(
+            Cursor::default().next_since(SignedDuration::from_mins(10)),
+            None
+        );
     }
 
     #[test]
     fn the_first_sweep_looks_back_from_the_host_clock_and_later_ones_from_hw() {
         let mut cursor = Cursor::default();
         // 2024-05-10T12:00:00Z = 09:00 in São Paulo.
-        let sweep = cursor.begin_sweep(SignedDuration::from_mins(10), SignedDuration::from_hours(168), 1_715_342_400_000);
+        let sweep = cursor.begin_sweep(
+            SignedDuration::from_mins(10),
+            SignedDuration::from_hours(168),
+            1_715_342_400_000,
+        );
         assert_eq!(sweep.since, "2024-05-03T09:00:00");
         assert_eq!(cursor.sweep_no, 1);
         cursor.hw = Some(date(2024, 5, 10).at(9, 30, 15, 900_000_000));
-        let sweep = cursor.begin_sweep(SignedDuration::from_mins(10), SignedDuration::from_hours(168), 0);
-        assert_eq!(sweep.since, "2024-05-10T09:20:15", "floored to seconds, host clock ignored");
+        let sweep = cursor.begin_sweep(
+            SignedDuration::from_mins(10),
+            SignedDuration::from_hours(168),
+            0,
+        );
+        assert_eq!(
+            sweep.since, "2024-05-10T09:20:15",
+            "floored to seconds, host clock ignored"
+        );
     }
 
     #[test]
     fn finishing_advances_hw_to_li_time_and_prunes_seen_to_the_next_window() {
-        let mut cursor = Cursor { sweep_no: 3, ..Cursor::default() };
-        cursor.seen.insert(1, seen("pedido_pago", "2024-05-10T08:00:00.000000", 3));
-        cursor.seen.insert(2, seen("pedido_pago", "2024-05-10T09:55:00.000000", 3));
+        let mut cursor = Cursor {
+            sweep_no: 3,
+            ..Cursor::default()
+        };
+        cursor
+            .seen
+            .insert(1, seen("pedido_pago", "2024-05-10T08:00:00.000000", 3));
+        cursor
+            .seen
+            .insert(2, seen("pedido_pago", "2024-05-10T09:55:00.000000", 3));
         let sweep = Sweep {
             since: "2024-05-10T07:00:00".into(),
             offset: 0,
@@ -330,12 +395,20 @@ mod tests {
         };
         cursor.finish_sweep(&sweep, 0, SignedDuration::from_mins(10));
         assert_eq!(cursor.hw, None);
-        assert_eq!(cursor.floor, Some(date(2024, 5, 3).at(9, 0, 0, 0)), "empty store: no advance");
+        assert_eq!(
+            cursor.floor,
+            Some(date(2024, 5, 3).at(9, 0, 0, 0)),
+            "empty store: no advance"
+        );
 
         sweep.max = Some("2024-05-10T10:00:00".into());
         sweep.shifted = true;
         cursor.finish_sweep(&sweep, 0, SignedDuration::from_mins(10));
         assert_eq!(cursor.hw, Some(date(2024, 5, 10).at(10, 0, 0, 0)));
-        assert_eq!(cursor.floor, Some(date(2024, 5, 3).at(9, 0, 0, 0)), "shifted: re-list the window");
+        assert_eq!(
+            cursor.floor,
+            Some(date(2024, 5, 3).at(9, 0, 0, 0)),
+            "shifted: re-list the window"
+        );
     }
 }

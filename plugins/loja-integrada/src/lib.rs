@@ -16,9 +16,8 @@
 //!   data_modificacao)` was not returned before: `GET pedido/{numero}`, and
 //!   `GET cliente/{id}` when the detail carries `cliente` as a URI. Rows
 //!   modified before the host's `detail-cutoff` are returned from the summary
-//!   row alone (`detailed = false`). See [`cursor`](crate) docs in
-//!   `src/cursor.rs` for the cursor and `src/poll.rs` for how rows shifting
-//!   mid-sweep are caught.
+//!   row alone (`detailed = false`). `src/cursor.rs` documents the cursor,
+//!   `src/poll.rs` how rows that shift mid-sweep are still caught.
 //! * **Errors** — 429: retryable after `Retry-After` or 10 s; 401/403:
 //!   misconfigured ("token inválido/expirado", naming the auth mode); 404 on a
 //!   detail: the order is skipped (logged); 5xx, timeouts, malformed JSON:
@@ -26,9 +25,6 @@
 //! * **info** — the 16 LI status codes with their default notifications and
 //!   happy-path priorities; tracking codes supported; boleto/PIX reminders and
 //!   abandoned carts not (LI's API does not expose the data).
-
-// Natively (unit tests) nothing exports the plugin type except through the SDK harness.
-#![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 
 mod api;
 mod catalogue;

@@ -17,7 +17,8 @@ use crate::money::{self, Decimal};
 use crate::time::{parse_li, rfc3339};
 
 /// Correios' public tracking page; `objeto` is appended.
-pub const CORREIOS_TRACKING_URL: &str = "https://rastreamento.correios.com.br/app/index.php?objeto=";
+pub const CORREIOS_TRACKING_URL: &str =
+    "https://rastreamento.correios.com.br/app/index.php?objeto=";
 
 /// The non-null value of `key`.
 fn field<'a>(doc: &'a Value, key: &str) -> Option<&'a Value> {
@@ -48,14 +49,21 @@ pub struct ChangeKey {
 /// readable `data_modificacao`.
 pub fn change_key(doc: &Value) -> Option<ChangeKey> {
     let numero = field(doc, "numero").and_then(as_u64)?;
-    let modified = field(doc, "data_modificacao").and_then(Value::as_str).and_then(parse_li)?;
-    Some(ChangeKey { numero, status: status(field(doc, "situacao")).code, modified })
+    let modified = field(doc, "data_modificacao")
+        .and_then(Value::as_str)
+        .and_then(parse_li)?;
+    Some(ChangeKey {
+        numero,
+        status: status(field(doc, "situacao")).code,
+        modified,
+    })
 }
 
 /// `situacao` as an object (the usual), a URI (`/api/v1/situacao/4`) or a bare id.
 pub fn status(value: Option<&Value>) -> OrderStatus {
     let by_id = |id: u64| {
-        let code = catalogue::code_for_id(id).map_or_else(|| format!("situacao_{id}"), str::to_owned);
+        let code =
+            catalogue::code_for_id(id).map_or_else(|| format!("situacao_{id}"), str::to_owned);
         (code, None)
     };
     let (code, name) = match value {
@@ -68,7 +76,12 @@ pub fn status(value: Option<&Value>) -> OrderStatus {
             }
         }
         Some(Value::String(uri)) => {
-            match uri.trim_end_matches('/').rsplit('/').next().and_then(|id| id.parse().ok()) {
+            match uri
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .and_then(|id| id.parse().ok())
+            {
                 Some(id) => by_id(id),
                 None => (String::new(), None),
             }
@@ -91,7 +104,10 @@ impl Warnings {
         match money::cents(doc.get(key)) {
             Ok(cents) => cents.unwrap_or(0),
             Err(bad) => {
-                self.0.push(format!("{context}{key} = {} is not an amount; read as 0", bad.0));
+                self.0.push(format!(
+                    "{context}{key} = {} is not an amount; read as 0",
+                    bad.0
+                ));
                 0
             }
         }
@@ -109,7 +125,10 @@ fn first_name(name: &str) -> String {
     }
     let mut chars = first.chars();
     match chars.next() {
-        Some(c) => c.to_uppercase().chain(chars.flat_map(char::to_lowercase)).collect(),
+        Some(c) => c
+            .to_uppercase()
+            .chain(chars.flat_map(char::to_lowercase))
+            .collect(),
         None => String::new(),
     }
 }
@@ -122,14 +141,23 @@ fn customer(cliente: Option<&Value>, address: Option<&Value>) -> Customer {
         .or_else(|| address.and_then(|a| text(a.get("nome"))))
         .unwrap_or_default();
     let mut phones: Vec<String> = Vec::new();
-    for key in ["telefone_celular", "telefone_principal", "telefone_comercial"] {
-        if let Some(phone) = get(key) {
-            if !phones.contains(&phone) {
-                phones.push(phone);
-            }
+    for key in [
+        "telefone_celular",
+        "telefone_principal",
+        "telefone_comercial",
+    ] {
+        if let Some(phone) = get(key)
+            && !phones.contains(&phone)
+        {
+            phones.push(phone);
         }
     }
-    Customer { first_name: first_name(&name), name, phones, email: get("email") }
+    Customer {
+        first_name: first_name(&name),
+        name,
+        phones,
+        email: get("email"),
+    }
 }
 
 /// The normalised payment family from `forma_pagamento.codigo` and `pagamento_tipo`.
@@ -161,8 +189,12 @@ pub fn payment_family(code: &str, kind: Option<&str>, brand: Option<&str>) -> &'
 fn payment(pagamentos: Option<&Value>) -> Option<Payment> {
     let p = pagamentos?.as_array()?.iter().find(|p| p.is_object())?;
     let forma = field(p, "forma_pagamento");
-    let code = forma.and_then(|f| text(f.get("codigo"))).unwrap_or_default();
-    let name = forma.and_then(|f| text(f.get("nome"))).unwrap_or_else(|| code.clone());
+    let code = forma
+        .and_then(|f| text(f.get("codigo")))
+        .unwrap_or_default();
+    let name = forma
+        .and_then(|f| text(f.get("nome")))
+        .unwrap_or_else(|| code.clone());
     let kind = text(p.get("pagamento_tipo"));
     let brand = text(p.get("bandeira"));
     let installments = field(p, "parcelamento")
@@ -213,10 +245,18 @@ fn shipments(envios: Option<&Value>, template: Option<&str>) -> Vec<Shipment> {
             Shipment {
                 // The pedido_envio id; a positional id only if LI ever omits it.
                 id: text(e.get("id")).unwrap_or_else(|| format!("envio-{}", i + 1)),
-                carrier: forma_text("nome")
-                    .or_else(|| tracking_code.as_deref().filter(|c| is_correios_code(c)).map(|_| "Correios".to_owned())),
-                method: forma_text("tipo").or_else(|| forma_text("code")).or_else(|| forma_text("codigo")),
-                tracking_url: tracking_code.as_deref().and_then(|c| tracking_url(c, template)),
+                carrier: forma_text("nome").or_else(|| {
+                    tracking_code
+                        .as_deref()
+                        .filter(|c| is_correios_code(c))
+                        .map(|_| "Correios".to_owned())
+                }),
+                method: forma_text("tipo")
+                    .or_else(|| forma_text("code"))
+                    .or_else(|| forma_text("codigo")),
+                tracking_url: tracking_code
+                    .as_deref()
+                    .and_then(|c| tracking_url(c, template)),
                 tracking_code,
             }
         })
@@ -235,7 +275,9 @@ fn items(itens: Option<&Value>, warnings: &mut Warnings) -> Vec<Item> {
             let context = format!("itens[{i}].");
             let quantity = field(it, "quantidade").and_then(Decimal::from_json);
             if quantity.is_none() && field(it, "quantidade").is_some() {
-                warnings.0.push(format!("{context}quantidade is not a number; read as 1"));
+                warnings
+                    .0
+                    .push(format!("{context}quantidade is not a number; read as 1"));
             }
             let quantity = quantity.unwrap_or(Decimal::ONE);
             let unit_key = ["preco_venda", "preco_promocional", "preco_cheio"]
@@ -278,7 +320,10 @@ fn extras(doc: &Value, detailed: bool) -> String {
             extras.insert(key.into(), v.clone());
         }
     }
-    if let Some(at) = field(doc, "data_expiracao").and_then(Value::as_str).and_then(parse_li) {
+    if let Some(at) = field(doc, "data_expiracao")
+        .and_then(Value::as_str)
+        .and_then(parse_li)
+    {
         extras.insert("data_expiracao".into(), json!(rfc3339(at)));
     }
     match field(doc, "cliente") {
@@ -288,7 +333,12 @@ fn extras(doc: &Value, detailed: bool) -> String {
             }
         }
         Some(Value::String(uri)) => {
-            if let Some(id) = uri.trim_end_matches('/').rsplit('/').next().and_then(|s| s.parse::<u64>().ok()) {
+            if let Some(id) = uri
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .and_then(|s| s.parse::<u64>().ok())
+            {
                 extras.insert("cliente_id".into(), json!(id));
             }
         }
@@ -308,16 +358,25 @@ fn extras(doc: &Value, detailed: bool) -> String {
         }
         let days = field(doc, "envios")
             .and_then(Value::as_array)
-            .and_then(|envios| envios.iter().filter_map(|e| e.get("prazo").and_then(as_u64)).max());
+            .and_then(|envios| {
+                envios
+                    .iter()
+                    .filter_map(|e| e.get("prazo").and_then(as_u64))
+                    .max()
+            });
         if let Some(days) = days {
             extras.insert("prazo_entrega_dias".into(), json!(days));
         }
-        let first_payment = field(doc, "pagamentos").and_then(Value::as_array).and_then(|p| p.first());
+        let first_payment = field(doc, "pagamentos")
+            .and_then(Value::as_array)
+            .and_then(|p| p.first());
         if let Some(p) = first_payment {
             if let Some(brand) = text(p.get("bandeira")) {
                 extras.insert("bandeira".into(), json!(brand));
             }
-            if let Ok(Some(cents)) = money::cents(field(p, "parcelamento").and_then(|i| i.get("valor_parcela"))) {
+            if let Ok(Some(cents)) =
+                money::cents(field(p, "parcelamento").and_then(|i| i.get("valor_parcela")))
+            {
                 extras.insert("valor_parcela_centavos".into(), json!(cents));
             }
             let external = field(p, "forma_pagamento")
@@ -336,7 +395,19 @@ fn extras(doc: &Value, detailed: bool) -> String {
 /// times and totals; no customer, items, payment or shipments.
 pub fn summary(row: &Value, key: &ChangeKey) -> (OrderSnapshot, Warnings) {
     let mut warnings = Warnings::default();
-    let snapshot = snapshot(row, key, Customer { name: String::new(), first_name: String::new(), phones: Vec::new(), email: None }, false, None, &mut warnings);
+    let snapshot = snapshot(
+        row,
+        key,
+        Customer {
+            name: String::new(),
+            first_name: String::new(),
+            phones: Vec::new(),
+            email: None,
+        },
+        false,
+        None,
+        &mut warnings,
+    );
     (snapshot, warnings)
 }
 
@@ -350,7 +421,14 @@ pub fn detailed(
     let mut warnings = Warnings::default();
     let cliente = resolved_customer.or_else(|| field(detail, "cliente"));
     let customer = customer(cliente, field(detail, "endereco_entrega"));
-    let snapshot = snapshot(detail, key, customer, true, tracking_template, &mut warnings);
+    let snapshot = snapshot(
+        detail,
+        key,
+        customer,
+        true,
+        tracking_template,
+        &mut warnings,
+    );
     (snapshot, warnings)
 }
 
@@ -362,7 +440,10 @@ fn snapshot(
     tracking_template: Option<&str>,
     warnings: &mut Warnings,
 ) -> OrderSnapshot {
-    let created = field(doc, "data_criacao").and_then(Value::as_str).and_then(parse_li).unwrap_or(key.modified);
+    let created = field(doc, "data_criacao")
+        .and_then(Value::as_str)
+        .and_then(parse_li)
+        .unwrap_or(key.modified);
     let numero = key.numero.to_string();
     OrderSnapshot {
         id: numero.clone(),
@@ -371,14 +452,34 @@ fn snapshot(
         created_at: rfc3339(created),
         updated_at: rfc3339(key.modified),
         customer,
-        subtotal: Money { cents: warnings.amount(doc, "valor_subtotal", "") },
-        shipping: Money { cents: warnings.amount(doc, "valor_envio", "") },
-        discount: Money { cents: warnings.amount(doc, "valor_desconto", "") },
-        total: Money { cents: warnings.amount(doc, "valor_total", "") },
+        subtotal: Money {
+            cents: warnings.amount(doc, "valor_subtotal", ""),
+        },
+        shipping: Money {
+            cents: warnings.amount(doc, "valor_envio", ""),
+        },
+        discount: Money {
+            cents: warnings.amount(doc, "valor_desconto", ""),
+        },
+        total: Money {
+            cents: warnings.amount(doc, "valor_total", ""),
+        },
         currency: "BRL".to_owned(),
-        payment: if detailed { payment(field(doc, "pagamentos")) } else { None },
-        shipments: if detailed { shipments(field(doc, "envios"), tracking_template) } else { Vec::new() },
-        items: if detailed { items(field(doc, "itens"), warnings) } else { Vec::new() },
+        payment: if detailed {
+            payment(field(doc, "pagamentos"))
+        } else {
+            None
+        },
+        shipments: if detailed {
+            shipments(field(doc, "envios"), tracking_template)
+        } else {
+            Vec::new()
+        },
+        items: if detailed {
+            items(field(doc, "itens"), warnings)
+        } else {
+            Vec::new()
+        },
         // LI's GET responses never carry boleto or PIX charge data (domain.md §1.9).
         boleto: None,
         pix: None,
@@ -388,19 +489,35 @@ fn snapshot(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
     #[test]
     fn payment_families() {
-        assert_eq!(payment_family("pagali-pix", Some("instantPayment"), None), "pix");
+        assert_eq!(
+            payment_family("pagali-pix", Some("instantPayment"), None),
+            "pix"
+        );
         assert_eq!(payment_family("pagali-pix", None, None), "pix");
         assert_eq!(payment_family("paghiper", None, None), "boleto");
-        assert_eq!(payment_family("paghiper", Some("instantPayment"), None), "pix");
-        assert_eq!(payment_family("wcboleto", Some("bankInvoice"), None), "boleto");
+        assert_eq!(
+            payment_family("paghiper", Some("instantPayment"), None),
+            "pix"
+        );
+        assert_eq!(
+            payment_family("wcboleto", Some("bankInvoice"), None),
+            "boleto"
+        );
         assert_eq!(payment_family("pmboletov2", None, None), "boleto");
-        assert_eq!(payment_family("pagsegurov2", Some("creditCard"), Some("Visa")), "credit-card");
-        assert_eq!(payment_family("pagsegurov2", None, Some("Visa")), "credit-card");
+        assert_eq!(
+            payment_family("pagsegurov2", Some("creditCard"), Some("Visa")),
+            "credit-card"
+        );
+        assert_eq!(
+            payment_family("pagsegurov2", None, Some("Visa")),
+            "credit-card"
+        );
         assert_eq!(payment_family("mercadopagov1", None, None), "other");
         assert_eq!(payment_family("deposito", None, None), "deposit");
         assert_eq!(payment_family("PAGAMENTOEXTERNO", None, None), "external");
@@ -424,16 +541,24 @@ mod tests {
 
     #[test]
     fn status_in_every_form() {
-        let s = status(Some(&json!({"codigo": "pedido_pago", "nome": "Pago!", "id": 4})));
+        let s = status(Some(
+            &json!({"codigo": "pedido_pago", "nome": "Pago!", "id": 4}),
+        ));
         assert_eq!((s.code.as_str(), s.name.as_str()), ("pedido_pago", "Pago!"));
         let s = status(Some(&json!("/api/v1/situacao/11")));
-        assert_eq!((s.code.as_str(), s.name.as_str()), ("pedido_enviado", "Pedido Enviado"));
+        assert_eq!(
+            (s.code.as_str(), s.name.as_str()),
+            ("pedido_enviado", "Pedido Enviado")
+        );
         let s = status(Some(&json!(1019)));
         assert_eq!(s.code, "cancelamento_solicitado");
         let s = status(Some(&json!({"id": 4242})));
         assert_eq!(s.code, "situacao_4242");
         let s = status(Some(&json!({"codigo": "aguardando_retirada_loja"})));
-        assert_eq!((s.code.as_str(), s.name.as_str()), ("aguardando_retirada_loja", "aguardando_retirada_loja"));
+        assert_eq!(
+            (s.code.as_str(), s.name.as_str()),
+            ("aguardando_retirada_loja", "aguardando_retirada_loja")
+        );
     }
 
     #[test]
@@ -447,13 +572,78 @@ mod tests {
     #[test]
     fn customer_falls_back_to_the_address_and_orders_phones_mobile_first() {
         let c = customer(
-            Some(&json!({"nome": "Ana", "telefone_principal": "1130000000", "telefone_celular": " 11900000000 ", "email": ""})),
+            Some(
+                &json!({"nome": "Ana", "telefone_principal": "1130000000", "telefone_celular": " 11900000000 ", "email": ""}),
+            ),
             None,
         );
         assert_eq!(c.phones, vec!["11900000000", "1130000000"]);
         assert_eq!(c.email, None);
         let c = customer(Some(&json!({})), Some(&json!({"nome": "Bia Souza"})));
-        assert_eq!((c.name.as_str(), c.first_name.as_str()), ("Bia Souza", "Bia"));
+        assert_eq!(
+            (c.name.as_str(), c.first_name.as_str()),
+            ("Bia Souza", "Bia")
+        );
         assert!(c.phones.is_empty());
+    }
+
+    #[test]
+    fn a_minimal_detail_with_nulls_strings_and_empty_objects_maps_without_failing() {
+        let doc = json!({
+            "numero": "77",
+            "data_modificacao": "2024-05-10T09:00:00",
+            "situacao": "/api/v1/situacao/4",
+            "cliente": null,
+            "endereco_entrega": {},
+            "envios": [{"objeto": "", "forma_envio": null}, "junk"],
+            "itens": [{"nome": null, "quantidade": null, "preco_venda": "abc"}],
+            "pagamentos": [{}],
+            "valor_total": "R$ 5",
+            "valor_envio": null,
+        });
+        let key = change_key(&doc).unwrap();
+        assert_eq!((key.numero, key.status.as_str()), (77, "pedido_pago"));
+        let (o, warnings) = detailed(&doc, &key, None, None);
+        assert_eq!(
+            o.created_at, "2024-05-10T09:00:00-03:00",
+            "data_criacao falls back to data_modificacao"
+        );
+        assert_eq!(o.customer.name, "");
+        assert_eq!(o.shipments.len(), 1);
+        assert_eq!(o.shipments[0].id, "envio-1");
+        assert_eq!(o.shipments[0].tracking_code, None);
+        assert_eq!(o.items[0].name, "item 1");
+        assert_eq!(o.items[0].quantity, "1");
+        assert_eq!(o.items[0].unit_price.cents, 0);
+        let payment = o.payment.unwrap();
+        assert_eq!(
+            (payment.code.as_str(), payment.family.as_str()),
+            ("", "other")
+        );
+        assert_eq!((o.total.cents, o.shipping.cents), (0, 0));
+        assert_eq!(warnings.0.len(), 2, "{:?}", warnings.0);
+        assert!(
+            warnings
+                .0
+                .iter()
+                .any(|w| w.contains("valor_total = \"R$ 5\"")),
+            "{:?}",
+            warnings.0
+        );
+        assert!(
+            warnings
+                .0
+                .iter()
+                .any(|w| w.contains("itens[0].preco_venda")),
+            "{:?}",
+            warnings.0
+        );
+    }
+
+    #[test]
+    fn rows_without_numero_or_modification_have_no_change_key() {
+        assert!(change_key(&json!({"data_modificacao": "2024-05-10T09:00:00"})).is_none());
+        assert!(change_key(&json!({"numero": 1, "data_modificacao": "ontem"})).is_none());
+        assert!(change_key(&json!({"numero": 1})).is_none());
     }
 }

@@ -21,7 +21,10 @@ const MAX_SCALE: u32 = 18;
 
 impl Decimal {
     /// 1.
-    pub const ONE: Self = Self { mantissa: 1, scale: 0 };
+    pub const ONE: Self = Self {
+        mantissa: 1,
+        scale: 0,
+    };
 
     /// Parse `[-+]digits[.digits]` (a lone `,` is taken as the decimal
     /// separator, as Brazilian text writes it). No exponents, no thousands separators.
@@ -41,16 +44,27 @@ impl Decimal {
         if whole.is_empty() && fraction.is_empty() {
             return None;
         }
-        if !whole.bytes().chain(fraction.bytes()).all(|b| b.is_ascii_digit()) {
+        if !whole
+            .bytes()
+            .chain(fraction.bytes())
+            .all(|b| b.is_ascii_digit())
+        {
             return None;
         }
         let fraction = fraction.trim_end_matches('0');
-        let scale = u32::try_from(fraction.len()).ok().filter(|s| *s <= MAX_SCALE)?;
+        let scale = u32::try_from(fraction.len())
+            .ok()
+            .filter(|s| *s <= MAX_SCALE)?;
         let mut mantissa: i128 = 0;
         for b in whole.bytes().chain(fraction.bytes()) {
-            mantissa = mantissa.checked_mul(10)?.checked_add(i128::from(b - b'0'))?;
+            mantissa = mantissa
+                .checked_mul(10)?
+                .checked_add(i128::from(b - b'0'))?;
         }
-        Some(Self { mantissa: if negative { -mantissa } else { mantissa }, scale })
+        Some(Self {
+            mantissa: if negative { -mantissa } else { mantissa },
+            scale,
+        })
     }
 
     /// A JSON number or numeric string.
@@ -61,7 +75,10 @@ impl Decimal {
             Value::Number(n) => Self::parse(&n.to_string()).or_else(|| {
                 let f = n.as_f64()?;
                 // Exponent forms ("1e-7"): tiny or huge numbers only; cents precision is enough.
-                Some(Self { mantissa: (f * 1e6).round() as i128, scale: 6 })
+                Some(Self {
+                    mantissa: (f * 1e6).round() as i128,
+                    scale: 6,
+                })
             }),
             _ => None,
         }
@@ -70,7 +87,9 @@ impl Decimal {
     /// Rounded half away from zero to `decimals` decimals, as an integer of that unit.
     pub fn to_units(self, decimals: u32) -> Option<i128> {
         if self.scale <= decimals {
-            return self.mantissa.checked_mul(10i128.checked_pow(decimals - self.scale)?);
+            return self
+                .mantissa
+                .checked_mul(10i128.checked_pow(decimals - self.scale)?);
         }
         let divisor = 10i128.checked_pow(self.scale - decimals)?;
         let quotient = self.mantissa / divisor;
@@ -90,8 +109,14 @@ impl Decimal {
 
     /// `self × other`, exact.
     pub fn mul(self, other: Self) -> Option<Self> {
-        let scale = self.scale.checked_add(other.scale).filter(|s| *s <= 2 * MAX_SCALE)?;
-        Some(Self { mantissa: self.mantissa.checked_mul(other.mantissa)?, scale })
+        let scale = self
+            .scale
+            .checked_add(other.scale)
+            .filter(|s| *s <= 2 * MAX_SCALE)?;
+        Some(Self {
+            mantissa: self.mantissa.checked_mul(other.mantissa)?,
+            scale,
+        })
     }
 
     /// Plain text without trailing zeros: `"1"`, `"2.5"`, `"-0.25"`.
@@ -106,7 +131,11 @@ impl Decimal {
             ("0".to_owned(), format!("{digits:0>scale$}"))
         };
         let fraction = fraction.trim_end_matches('0');
-        let sign = if negative && (whole != "0" || !fraction.is_empty()) { "-" } else { "" };
+        let sign = if negative && (whole != "0" || !fraction.is_empty()) {
+            "-"
+        } else {
+            ""
+        };
         if fraction.is_empty() {
             format!("{sign}{whole}")
         } else {
@@ -133,6 +162,7 @@ pub fn cents(value: Option<&Value>) -> Result<Option<i64>, BadAmount> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use serde_json::json;
@@ -143,8 +173,16 @@ mod tests {
         assert_eq!(cents(Some(&json!("139.9000"))), Ok(Some(13990)));
         assert_eq!(cents(Some(&json!("0.0000"))), Ok(Some(0)));
         assert_eq!(cents(Some(&json!(78.14))), Ok(Some(7814)));
-        assert_eq!(cents(Some(&json!(0.29))), Ok(Some(29)), "0.29 * 100 is 28.999… in f64");
-        assert_eq!(cents(Some(&json!(1.005))), Ok(Some(101)), "half away from zero on the decimal text");
+        assert_eq!(
+            cents(Some(&json!(0.29))),
+            Ok(Some(29)),
+            "0.29 * 100 is 28.999… in f64"
+        );
+        assert_eq!(
+            cents(Some(&json!(1.005))),
+            Ok(Some(101)),
+            "half away from zero on the decimal text"
+        );
         assert_eq!(cents(Some(&json!(100))), Ok(Some(10000)));
         assert_eq!(cents(Some(&json!("89,90"))), Ok(Some(8990)));
         assert_eq!(cents(Some(&json!("-5.00"))), Ok(Some(-500)));
@@ -158,8 +196,14 @@ mod tests {
         assert_eq!(cents(None), Ok(None));
         assert_eq!(cents(Some(&Value::Null)), Ok(None));
         assert_eq!(cents(Some(&json!(""))), Ok(None));
-        assert_eq!(cents(Some(&json!("R$ 10,00"))), Err(BadAmount("\"R$ 10,00\"".into())));
-        assert_eq!(cents(Some(&json!("1,234.56"))), Err(BadAmount("\"1,234.56\"".into())));
+        assert_eq!(
+            cents(Some(&json!("R$ 10,00"))),
+            Err(BadAmount("\"R$ 10,00\"".into()))
+        );
+        assert_eq!(
+            cents(Some(&json!("1,234.56"))),
+            Err(BadAmount("\"1,234.56\"".into()))
+        );
         assert_eq!(cents(Some(&json!({}))), Err(BadAmount("{}".into())));
     }
 

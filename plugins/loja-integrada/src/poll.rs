@@ -51,7 +51,9 @@ pub fn poll(req: PollRequest) -> Result<PollPage, PluginError> {
     let cutoff = match req.detail_cutoff.as_deref() {
         None => None,
         Some(text) => Some(from_rfc3339(text).ok_or_else(|| {
-            permanent(format!("detail-cutoff {text:?} from the host is not an RFC 3339 instant"))
+            permanent(format!(
+                "detail-cutoff {text:?} from the host is not an RFC 3339 instant"
+            ))
         })?),
     };
     let mut cursor = match req.cursor.as_deref() {
@@ -74,11 +76,11 @@ pub fn poll(req: PollRequest) -> Result<PollPage, PluginError> {
     };
 
     let page = api.search(&sweep.since, sweep.offset, settings.page_size)?;
-    if let (Some(before), Some(now)) = (sweep.total, page.total) {
-        if now < before {
-            // Rows left the window (deleted orders): unread rows moved back.
-            sweep.shifted = true;
-        }
+    if let (Some(before), Some(now)) = (sweep.total, page.total)
+        && now < before
+    {
+        // Rows left the window (deleted orders): unread rows moved back.
+        sweep.shifted = true;
     }
     sweep.total = page.total.or(sweep.total);
 
@@ -110,7 +112,11 @@ pub fn poll(req: PollRequest) -> Result<PollPage, PluginError> {
                 );
                 let orders = std::mem::take(&mut run.orders);
                 cursor.sweep = Some(sweep);
-                return Ok(PollPage { orders, next_cursor: Some(cursor.encode()), has_more: true });
+                return Ok(PollPage {
+                    orders,
+                    next_cursor: Some(cursor.encode()),
+                    has_more: true,
+                });
             }
             Err(e) => return Err(e),
         }
@@ -172,7 +178,11 @@ pub fn poll(req: PollRequest) -> Result<PollPage, PluginError> {
             false
         }
     };
-    Ok(PollPage { orders, next_cursor: Some(cursor.encode()), has_more })
+    Ok(PollPage {
+        orders,
+        next_cursor: Some(cursor.encode()),
+        has_more,
+    })
 }
 
 /// The state of one page being processed.
@@ -194,7 +204,9 @@ impl PageRun<'_> {
             let excerpt = arauto_plugin_sdk::connector::http::excerpt(&row.to_string(), 200);
             log::log(
                 Level::Warn,
-                &format!("search row without a numero or a readable data_modificacao skipped: {excerpt}"),
+                &format!(
+                    "search row without a numero or a readable data_modificacao skipped: {excerpt}"
+                ),
                 &[],
             );
             return Ok(());
@@ -233,8 +245,9 @@ impl PageRun<'_> {
                     self.remember(&key);
                     return Ok(());
                 };
-                let detail_key =
-                    mapping::change_key(&detail).filter(|k| k.numero == key.numero).unwrap_or_else(|| key.clone());
+                let detail_key = mapping::change_key(&detail)
+                    .filter(|k| k.numero == key.numero)
+                    .unwrap_or_else(|| key.clone());
                 if detail_key != key {
                     // Modified between the listing and the detail read: it may
                     // have moved within the result set.
@@ -250,7 +263,11 @@ impl PageRun<'_> {
                     resolved.as_ref(),
                     self.settings.tracking_url_template.as_deref(),
                 );
-                let newest = if detail_key.modified > key.modified { detail_key } else { key };
+                let newest = if detail_key.modified > key.modified {
+                    detail_key
+                } else {
+                    key
+                };
                 (snapshot, warnings, newest)
             }
         };
@@ -263,13 +280,22 @@ impl PageRun<'_> {
     /// Record the key as returned in this sweep and raise the sweep's newest modification.
     fn remember(&mut self, key: &ChangeKey) {
         let modified = format_micros(key.modified);
-        let newer = self.sweep.max.as_deref().and_then(parse_li).is_none_or(|max| key.modified > max);
+        let newer = self
+            .sweep
+            .max
+            .as_deref()
+            .and_then(parse_li)
+            .is_none_or(|max| key.modified > max);
         if newer {
             self.sweep.max = Some(modified.clone());
         }
         self.cursor.seen.insert(
             key.numero,
-            Seen { status: key.status.clone(), modified, sweep_no: self.cursor.sweep_no },
+            Seen {
+                status: key.status.clone(),
+                modified,
+                sweep_no: self.cursor.sweep_no,
+            },
         );
     }
 
@@ -281,7 +307,9 @@ impl PageRun<'_> {
         if customer.is_none() {
             log::log(
                 Level::Warn,
-                &format!("customer {uri} of order {numero} answered 404; the order has no contact data"),
+                &format!(
+                    "customer {uri} of order {numero} answered 404; the order has no contact data"
+                ),
                 &[("order", numero)],
             );
         }

@@ -49,7 +49,12 @@ pub fn config_keys() -> Vec<ConfigKey> {
             true,
             None,
         ),
-        key("base_url", "Loja Integrada API root.", false, Some(DEFAULT_BASE_URL)),
+        key(
+            "base_url",
+            "Loja Integrada API root.",
+            false,
+            Some(DEFAULT_BASE_URL),
+        ),
         key(
             "api_prefix",
             "Path prefix of the REST resources (\"/v1\"; \"/api/v1\" also works on LI).",
@@ -111,7 +116,10 @@ impl Auth {
     /// The `Authorization` header value.
     pub fn header_value(&self) -> String {
         match self {
-            Self::ApiKey { api_key, application_key } => {
+            Self::ApiKey {
+                api_key,
+                application_key,
+            } => {
                 format!("chave_api {api_key} aplicacao {application_key}")
             }
             Self::PersonalToken(token) => format!("Basic {token}"),
@@ -146,7 +154,10 @@ impl Auth {
     /// The secret values, to scrub them from any text quoted in messages.
     pub fn secrets(&self) -> Vec<&str> {
         match self {
-            Self::ApiKey { api_key, application_key } => vec![api_key, application_key],
+            Self::ApiKey {
+                api_key,
+                application_key,
+            } => vec![api_key, application_key],
             Self::PersonalToken(token) => vec![token],
         }
     }
@@ -174,7 +185,9 @@ pub struct Settings {
 }
 
 fn value(key: &str) -> Option<String> {
-    settings::get(key).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+    settings::get(key)
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
 }
 
 fn credential(key: &str) -> Result<Option<String>, PluginError> {
@@ -202,14 +215,21 @@ impl Settings {
         let base_url = value("base_url").unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
         let base_url = base_url.trim_end_matches('/').to_owned();
         let scheme_ok = base_url.starts_with("https://") || base_url.starts_with("http://");
-        if !scheme_ok || base_url.contains(['?', '#']) || base_url.split("://").nth(1).is_none_or(str::is_empty) {
+        if !scheme_ok
+            || base_url.contains(['?', '#'])
+            || base_url.split("://").nth(1).is_none_or(str::is_empty)
+        {
             return Err(misconfigured(format!(
                 "setting `base_url` = {base_url:?} must be an http(s) URL without query, e.g. \"{DEFAULT_BASE_URL}\""
             )));
         }
         let prefix = value("api_prefix").unwrap_or_else(|| DEFAULT_API_PREFIX.to_owned());
         let prefix = prefix.trim_matches('/');
-        let api_prefix = if prefix.is_empty() { String::new() } else { format!("/{prefix}") };
+        let api_prefix = if prefix.is_empty() {
+            String::new()
+        } else {
+            format!("/{prefix}")
+        };
 
         let page_text = value("page_size").unwrap_or_else(|| DEFAULT_PAGE_SIZE.to_owned());
         let page_size = page_text
@@ -235,12 +255,12 @@ impl Settings {
             })?;
 
         let tracking_url_template = value("tracking_url_template");
-        if let Some(t) = &tracking_url_template {
-            if !t.contains("{code}") {
-                return Err(misconfigured(format!(
-                    "setting `tracking_url_template` = {t:?} has no {{code}} placeholder"
-                )));
-            }
+        if let Some(t) = &tracking_url_template
+            && !t.contains("{code}")
+        {
+            return Err(misconfigured(format!(
+                "setting `tracking_url_template` = {t:?} has no {{code}} placeholder"
+            )));
         }
 
         Ok(Self {
@@ -260,7 +280,10 @@ impl Settings {
         let application_key = credential("application_key")?;
         let token = credential("personal_token")?;
         match (api_key, application_key, token) {
-            (Some(api_key), Some(application_key), None) => Ok(Auth::ApiKey { api_key, application_key }),
+            (Some(api_key), Some(application_key), None) => Ok(Auth::ApiKey {
+                api_key,
+                application_key,
+            }),
             (None, None, Some(token)) => Ok(Auth::PersonalToken(token)),
             (None, None, None) => Err(misconfigured(
                 "no Loja Integrada credentials: set `personal_token` (LI panel: Configurações > \
@@ -284,7 +307,12 @@ impl Settings {
 
     /// `{base_url}{api_prefix}/{rest}`.
     pub fn url(&self, rest: &str) -> String {
-        format!("{}{}/{}", self.base_url, self.api_prefix, rest.trim_start_matches('/'))
+        format!(
+            "{}{}/{}",
+            self.base_url,
+            self.api_prefix,
+            rest.trim_start_matches('/')
+        )
     }
 
     /// `text` with every credential value replaced by `<redacted>`.
@@ -293,6 +321,8 @@ impl Settings {
             .secrets()
             .into_iter()
             .filter(|s| !s.is_empty())
-            .fold(text.to_owned(), |acc, secret| acc.replace(secret, "<redacted>"))
+            .fold(text.to_owned(), |acc, secret| {
+                acc.replace(secret, "<redacted>")
+            })
     }
 }

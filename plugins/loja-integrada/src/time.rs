@@ -13,7 +13,7 @@
 
 use jiff::civil::DateTime;
 use jiff::tz::Offset;
-use jiff::{SignedDuration, Span, SpanRelativeTo, Timestamp};
+use jiff::{SignedDuration, Timestamp};
 
 /// São Paulo's offset from UTC.
 pub const SAO_PAULO: Offset = Offset::constant(-3);
@@ -49,7 +49,11 @@ pub fn format_seconds(at: DateTime) -> String {
 /// `YYYY-MM-DDTHH:MM:SS.ffffff`: the canonical form kept in the cursor, so
 /// equal instants compare equal as text whatever form LI printed.
 pub fn format_micros(at: DateTime) -> String {
-    format!("{}.{:06}", format_seconds(at), at.subsec_nanosecond() / 1000)
+    format!(
+        "{}.{:06}",
+        format_seconds(at),
+        at.subsec_nanosecond() / 1000
+    )
 }
 
 /// RFC 3339 with São Paulo's offset, e.g. `2024-05-10T09:12:47.55612-03:00`
@@ -74,20 +78,33 @@ pub fn from_unix_ms(ms: u64) -> DateTime {
 
 /// An RFC 3339 instant (the host's `detail-cutoff`) as São Paulo wall-clock time.
 pub fn from_rfc3339(text: &str) -> Option<DateTime> {
-    text.trim().parse::<Timestamp>().ok().map(|at| SAO_PAULO.to_datetime(at))
+    text.trim()
+        .parse::<Timestamp>()
+        .ok()
+        .map(|at| SAO_PAULO.to_datetime(at))
 }
 
-/// A non-negative duration setting: `"10m"`, `"7d"`, `"1h 30m"`, `"PT10M"`.
-/// Days count as 24 hours (São Paulo has no DST).
+/// A non-negative duration setting: `"10m"`, `"1h 30m"`, `"PT10M"`, or
+/// whole days `"7d"` (24 hours each: São Paulo has no DST).
+///
+/// Days are handled here rather than through `jiff::Span`, whose calendar
+/// machinery would double the component's size for this one suffix.
 pub fn parse_duration(text: &str) -> Result<SignedDuration, String> {
     let text = text.trim();
-    let duration = match text.parse::<SignedDuration>() {
-        Ok(d) => d,
-        Err(_) => text
-            .parse::<Span>()
-            .map_err(|e| e.to_string())?
-            .to_duration(SpanRelativeTo::days_are_24_hours())
-            .map_err(|e| e.to_string())?,
+    let days = text
+        .strip_suffix("days")
+        .or_else(|| text.strip_suffix("day"))
+        .or_else(|| text.strip_suffix('d'))
+        .map(str::trim_end)
+        .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    let duration = match days {
+        Some(n) => n
+            .parse::<i64>()
+            .ok()
+            .and_then(|n| n.checked_mul(86_400))
+            .map(SignedDuration::from_secs)
+            .ok_or_else(|| format!("{n} days is too long"))?,
+        None => text.parse::<SignedDuration>().map_err(|e| e.to_string())?,
     };
     if duration.is_negative() {
         return Err("must not be negative".to_owned());
@@ -96,6 +113,7 @@ pub fn parse_duration(text: &str) -> Result<SignedDuration, String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use jiff::civil::date;
@@ -107,7 +125,10 @@ mod tests {
         assert_eq!(parse_li("2024-05-10 09:12:47.556120"), Some(at));
         assert_eq!(parse_li("2024-05-10T12:12:47.556120Z"), Some(at));
         assert_eq!(parse_li("2024-05-10T09:12:47.556120-03:00"), Some(at));
-        assert_eq!(parse_li("2024-05-10T09:00:00"), Some(date(2024, 5, 10).at(9, 0, 0, 0)));
+        assert_eq!(
+            parse_li("2024-05-10T09:00:00"),
+            Some(date(2024, 5, 10).at(9, 0, 0, 0))
+        );
         assert_eq!(parse_li(""), None);
         assert_eq!(parse_li("ontem"), None);
     }
@@ -118,16 +139,32 @@ mod tests {
         assert_eq!(format_seconds(at), "2024-05-10T09:12:47");
         assert_eq!(format_micros(at), "2024-05-10T09:12:47.556120");
         assert_eq!(rfc3339(at), "2024-05-10T09:12:47.55612-03:00");
-        assert_eq!(rfc3339(date(2024, 5, 10).at(9, 0, 0, 0)), "2024-05-10T09:00:00-03:00");
+        assert_eq!(
+            rfc3339(date(2024, 5, 10).at(9, 0, 0, 0)),
+            "2024-05-10T09:00:00-03:00"
+        );
     }
 
     #[test]
     fn host_instants_convert_with_a_fixed_minus_three() {
         // 2024-05-10T12:00:00Z
-        assert_eq!(from_unix_ms(1_715_342_400_000), date(2024, 5, 10).at(9, 0, 0, 0));
-        assert_eq!(from_rfc3339("2024-05-10T12:00:00Z"), Some(date(2024, 5, 10).at(9, 0, 0, 0)));
-        assert_eq!(from_rfc3339("2024-05-10T09:00:00-03:00"), Some(date(2024, 5, 10).at(9, 0, 0, 0)));
-        assert_eq!(from_rfc3339("2024-05-10T09:00:00"), None, "an instant needs an offset");
+        assert_eq!(
+            from_unix_ms(1_715_342_400_000),
+            date(2024, 5, 10).at(9, 0, 0, 0)
+        );
+        assert_eq!(
+            from_rfc3339("2024-05-10T12:00:00Z"),
+            Some(date(2024, 5, 10).at(9, 0, 0, 0))
+        );
+        assert_eq!(
+            from_rfc3339("2024-05-10T09:00:00-03:00"),
+            Some(date(2024, 5, 10).at(9, 0, 0, 0))
+        );
+        assert_eq!(
+            from_rfc3339("2024-05-10T09:00:00"),
+            None,
+            "an instant needs an offset"
+        );
     }
 
     #[test]
@@ -137,7 +174,13 @@ mod tests {
         assert_eq!(parse_duration("1h 30m"), Ok(SignedDuration::from_mins(90)));
         assert_eq!(parse_duration("PT10M"), Ok(SignedDuration::from_mins(10)));
         assert_eq!(parse_duration("0s"), Ok(SignedDuration::ZERO));
+        assert_eq!(parse_duration("2 days"), Ok(SignedDuration::from_hours(48)));
         assert!(parse_duration("-5m").is_err());
+        assert!(parse_duration("-1d").is_err());
+        assert!(
+            parse_duration("1d 12h").is_err(),
+            "days only as a whole number of days"
+        );
         assert!(parse_duration("ten minutes").is_err());
     }
 }

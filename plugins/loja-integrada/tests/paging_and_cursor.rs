@@ -29,15 +29,33 @@ fn pages_follow_meta_next_and_read_the_clamped_limit_back() {
     assert_eq!(result.calls, 3, "one call per page");
     let returned = numeros(&result.orders);
     assert_eq!(returned.len(), 45);
-    assert_eq!(returned.iter().collect::<BTreeSet<_>>().len(), 45, "each order once");
+    assert_eq!(
+        returned.iter().collect::<BTreeSet<_>>().len(),
+        45,
+        "each order once"
+    );
 
     let searches = searches(&fake.li.requests());
-    let offsets: Vec<_> = searches.iter().map(|r| r.query_param("offset").unwrap().to_owned()).collect();
-    assert_eq!(offsets, ["0", "20", "40"], "offsets from meta.next, not from the requested 50");
+    let offsets: Vec<_> = searches
+        .iter()
+        .map(|r| r.query_param("offset").unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        offsets,
+        ["0", "20", "40"],
+        "offsets from meta.next, not from the requested 50"
+    );
     for r in &searches {
-        assert_eq!(r.path, "/v1/pedido/search/", "meta.next's /api/v1 path is not followed verbatim");
+        assert_eq!(
+            r.path, "/v1/pedido/search/",
+            "meta.next's /api/v1 path is not followed verbatim"
+        );
         assert_eq!(r.query_param("limit"), Some("50"));
-        assert_eq!(r.query_param("since_atualizado"), Some("2024-05-03T09:00:00"), "7 days before the host clock");
+        assert_eq!(
+            r.query_param("since_atualizado"),
+            Some("2024-05-03T09:00:00"),
+            "7 days before the host clock"
+        );
     }
     assert_eq!(detail_calls(&fake.li.requests()).len(), 45);
 }
@@ -59,19 +77,29 @@ fn page_size_setting_is_sent_and_each_page_is_committable() {
     let second = poll(Some(&cursor), None).unwrap();
     let again = poll(Some(&cursor), None).unwrap();
     assert_eq!(numeros(&second.orders), vec![1004, 1005, 1006]);
-    assert_eq!(numeros(&again.orders), numeros(&second.orders), "the connector is stateless");
+    assert_eq!(
+        numeros(&again.orders),
+        numeros(&second.orders),
+        "the connector is stateless"
+    );
     let rest = sweep(second.next_cursor.as_deref(), None);
     assert_eq!(numeros(&rest.orders), vec![1007]);
-    assert_eq!(cursor_json(&rest.cursor).get("sweep"), None, "sweep complete");
+    assert_eq!(
+        cursor_json(&rest.cursor).get("sweep"),
+        None,
+        "sweep complete"
+    );
 }
 
 #[test]
 fn the_cursor_is_lis_newest_modification_never_the_local_clock() {
     let fake = fake();
     let newest = date(2024, 5, 10).at(8, 30, 15, 123_456_000);
-    fake.store.create_order(Order::new().modified_at(date(2024, 5, 9).at(18, 0, 0, 0)));
+    fake.store
+        .create_order(Order::new().modified_at(date(2024, 5, 9).at(18, 0, 0, 0)));
     fake.store.create_order(Order::new().modified_at(newest));
-    fake.store.create_order(Order::new().modified_at(date(2024, 5, 10).at(7, 0, 0, 0)));
+    fake.store
+        .create_order(Order::new().modified_at(date(2024, 5, 10).at(7, 0, 0, 0)));
     install(&fake, &[]);
     // The daemon's clock runs two days ahead of LI's.
     testing::set_now_unix_ms(HOST_NOW_MS + 2 * 86_400_000);
@@ -84,9 +112,19 @@ fn the_cursor_is_lis_newest_modification_never_the_local_clock() {
     testing::set_now_unix_ms(HOST_NOW_MS + 400 * 86_400_000);
     let second = sweep(Some(&first.cursor), None);
     assert!(second.orders.is_empty());
-    let since = searches(&fake.li.requests())[0].query_param("since_atualizado").unwrap().to_owned();
-    assert_eq!(since, "2024-05-10T08:20:15", "hw − 10 min overlap, seconds, whatever the local clock says");
-    assert_eq!(cursor_json(&second.cursor)["hw"], "2024-05-10T08:30:15.123456", "nothing new: no advance");
+    let since = searches(&fake.li.requests())[0]
+        .query_param("since_atualizado")
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        since, "2024-05-10T08:20:15",
+        "hw − 10 min overlap, seconds, whatever the local clock says"
+    );
+    assert_eq!(
+        cursor_json(&second.cursor)["hw"],
+        "2024-05-10T08:30:15.123456",
+        "nothing new: no advance"
+    );
 }
 
 #[test]
@@ -102,9 +140,15 @@ fn repeated_overlapping_polls_return_nothing_twice_and_make_no_duplicate_detail_
 
     fake.li.clear_requests();
     let second = sweep(Some(&first.cursor), None);
-    assert!(second.orders.is_empty(), "the overlap re-lists the same rows; they are skipped");
+    assert!(
+        second.orders.is_empty(),
+        "the overlap re-lists the same rows; they are skipped"
+    );
     let requests = fake.li.requests();
-    assert_eq!(searches(&requests)[0].query_param("since_atualizado"), Some("2024-05-10T08:50:00"));
+    assert_eq!(
+        searches(&requests)[0].query_param("since_atualizado"),
+        Some("2024-05-10T08:50:00")
+    );
     assert_eq!(requests.len(), 1, "one search page, no detail calls");
 
     fake.store.set_status(a, "pedido_pago").unwrap();
@@ -128,11 +172,14 @@ fn repeated_overlapping_polls_return_nothing_twice_and_make_no_duplicate_detail_
 #[test]
 fn late_commits_inside_the_overlap_window_are_picked_up() {
     let fake = fake();
-    fake.store.create_order(Order::new().modified_at(date(2024, 5, 10).at(9, 0, 0, 0)));
+    fake.store
+        .create_order(Order::new().modified_at(date(2024, 5, 10).at(9, 0, 0, 0)));
     install(&fake, &[]);
     let first = sweep(None, None);
     // A transaction that started before the sweep commits afterwards with an older timestamp.
-    let late = fake.store.create_order(Order::new().modified_at(date(2024, 5, 10).at(8, 55, 0, 0)));
+    let late = fake
+        .store
+        .create_order(Order::new().modified_at(date(2024, 5, 10).at(8, 55, 0, 0)));
     let second = sweep(Some(&first.cursor), None);
     assert_eq!(numeros(&second.orders), vec![late]);
 }
@@ -158,8 +205,14 @@ fn a_long_sweep_widens_the_next_window_by_its_own_duration() {
 
     fake.li.clear_requests();
     sweep(Some(&first.cursor), None);
-    let since = searches(&fake.li.requests())[0].query_param("since_atualizado").unwrap().to_owned();
-    assert_eq!(since, "2024-05-10T08:10:00", "hw − overlap (10 min) − sweep duration (40 min)");
+    let since = searches(&fake.li.requests())[0]
+        .query_param("since_atualizado")
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        since, "2024-05-10T08:10:00",
+        "hw − overlap (10 min) − sweep duration (40 min)"
+    );
 }
 
 #[test]
@@ -194,20 +247,31 @@ fn detail_cutoff_seeds_500_historical_orders_from_summaries_without_detail_calls
     for i in 0..500i64 {
         // Spread over the five days before the store was added.
         let at = start.saturating_add(SignedDuration::from_secs(i * 860));
-        fake.store.create_order(Order::new().status("pedido_entregue").modified_at(at));
+        fake.store
+            .create_order(Order::new().status("pedido_entregue").modified_at(at));
     }
     install(&fake, &[]);
     let cutoff = "2024-05-10T12:00:00Z";
     let seed = sweep(None, Some(cutoff));
     assert_eq!(seed.calls, 10);
     assert_eq!(seed.orders.len(), 500);
-    assert_eq!(numeros(&seed.orders).iter().collect::<BTreeSet<_>>().len(), 500);
+    assert_eq!(
+        numeros(&seed.orders).iter().collect::<BTreeSet<_>>().len(),
+        500
+    );
     assert!(seed.orders.iter().all(|o| !o.detailed));
-    assert!(seed.orders.iter().all(|o| o.customer.phones.is_empty() && o.items.is_empty()));
+    assert!(
+        seed.orders
+            .iter()
+            .all(|o| o.customer.phones.is_empty() && o.items.is_empty())
+    );
     assert_eq!(seed.orders[0].status.code, "pedido_entregue");
     assert_eq!(seed.orders[0].total.cents, 10880);
     let requests = fake.li.requests();
-    assert!(detail_calls(&requests).is_empty(), "no detail call for historical orders");
+    assert!(
+        detail_calls(&requests).is_empty(),
+        "no detail call for historical orders"
+    );
     assert_eq!(requests.len(), 10, "only the ten search pages");
 
     // After the cutoff: a new order and a change of an old one get details.
@@ -228,12 +292,16 @@ fn an_unusable_cursor_restarts_from_the_initial_lookback_with_a_warning() {
     install(&fake, &[]);
     let result = sweep(Some("2024-05-10T09:00:00"), None);
     assert_eq!(result.orders.len(), 1);
-    let warned = testing::logs()
-        .iter()
-        .any(|(level, message, _)| *level == Level::Warn && message.contains("stored cursor is unusable"));
+    let warned = testing::logs().iter().any(|(level, message, _)| {
+        *level == Level::Warn && message.contains("stored cursor is unusable")
+    });
     assert!(warned, "{:?}", testing::logs());
     let future = sweep(Some(r#"{"v":99}"#), None);
-    assert_eq!(future.orders.len(), 1, "a cursor from another version also restarts");
+    assert_eq!(
+        future.orders.len(),
+        1,
+        "a cursor from another version also restarts"
+    );
 }
 
 #[test]
@@ -246,8 +314,19 @@ fn search_orderings_other_than_the_default_sweep_completely() {
         }
         install(&fake, &[]);
         let result = sweep(None, None);
-        assert_eq!(numeros(&result.orders).iter().collect::<BTreeSet<_>>().len(), 60, "{order:?}");
-        assert_eq!(cursor_json(&result.cursor)["hw"], "2024-05-10T09:00:00.059000", "{order:?}");
+        assert_eq!(
+            numeros(&result.orders)
+                .iter()
+                .collect::<BTreeSet<_>>()
+                .len(),
+            60,
+            "{order:?}"
+        );
+        assert_eq!(
+            cursor_json(&result.cursor)["hw"],
+            "2024-05-10T09:00:00.059000",
+            "{order:?}"
+        );
     }
 }
 
@@ -265,5 +344,9 @@ fn meta_next_under_v1_and_the_api_v1_prefix_page_the_same_way() {
     let result = sweep(None, None);
     assert_eq!(result.calls, 3);
     assert_eq!(result.orders.len(), 5);
-    assert!(searches(&fake.li.requests()).iter().all(|r| r.path == "/api/v1/pedido/search/"));
+    assert!(
+        searches(&fake.li.requests())
+            .iter()
+            .all(|r| r.path == "/api/v1/pedido/search/")
+    );
 }

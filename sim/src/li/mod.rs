@@ -370,6 +370,17 @@ struct PendingFault {
     remaining: usize,
 }
 
+/// Something a test wants done to the store at an exact point of a client's
+/// request sequence (e.g. modify an order between two detail calls).
+type RequestAction = Box<dyn FnOnce(&LiStore) + Send>;
+
+struct PendingAction {
+    route: Route,
+    /// Matching requests still to arrive before this one fires (1 = the next).
+    countdown: usize,
+    action: RequestAction,
+}
+
 /// One fake store's state.
 struct StoreState {
     options: StoreOptions,
@@ -377,7 +388,10 @@ struct StoreState {
     customers: BTreeMap<u64, Customer>,
     history: BTreeMap<Numero, Vec<HistoryEntry>>,
     custom_statuses: Vec<Status>,
+    /// Catalogue + custom statuses, rebuilt when either changes (looked up per rendered row).
+    all_statuses: Vec<Status>,
     faults: Vec<PendingFault>,
+    actions: Vec<PendingAction>,
     auth_failure: Option<u16>,
     recent_requests: VecDeque<Instant>,
     next_numero: Numero,
@@ -394,7 +408,9 @@ impl StoreState {
             customers: BTreeMap::new(),
             history: BTreeMap::new(),
             custom_statuses: Vec::new(),
+            all_statuses: Catalogue::default().statuses(),
             faults: Vec::new(),
+            actions: Vec::new(),
             auth_failure: None,
             recent_requests: VecDeque::new(),
             next_numero: 1001,
@@ -405,14 +421,18 @@ impl StoreState {
     }
 
     /// Every status this store knows: the catalogue plus custom ones.
-    fn statuses(&self) -> Vec<Status> {
-        let mut all = self.options.catalogue.statuses();
-        all.extend(self.custom_statuses.iter().cloned());
-        all
+    fn statuses(&self) -> &[Status] {
+        &self.all_statuses
     }
 
-    fn status(&self, code: &str) -> Option<Status> {
-        self.statuses().into_iter().find(|s| s.code == code)
+    fn status(&self, code: &str) -> Option<&Status> {
+        self.all_statuses.iter().find(|s| s.code == code)
+    }
+
+    fn refresh_statuses(&mut self) {
+        let mut all = self.options.catalogue.statuses();
+        all.extend(self.custom_statuses.iter().cloned());
+        self.all_statuses = all;
     }
 
     /// Make sure `code` is in the catalogue: unknown codes become custom
@@ -421,6 +441,7 @@ impl StoreState {
         if self.status(code).is_none() {
             let id = 2001 + self.custom_statuses.len() as u64;
             self.custom_statuses.push(Status::custom(id, code, code));
+            self.refresh_statuses();
         }
     }
 
@@ -478,6 +499,25 @@ impl StoreState {
             self.faults.remove(index);
         }
         Some(fault)
+    }
+
+    /// Count a request matching `endpoint` against the pending actions; the
+    /// ones whose turn it is are removed and returned.
+    fn due_actions(&mut self, endpoint: Endpoint) -> Vec<RequestAction> {
+        let mut due = Vec::new();
+        let mut index = 0;
+        while index < self.actions.len() {
+            let pending = &mut self.actions[index];
+            if endpoint.matches(pending.route) {
+                pending.countdown = pending.countdown.saturating_sub(1);
+                if pending.countdown == 0 {
+                    due.push(self.actions.remove(index).action);
+                    continue;
+                }
+            }
+            index += 1;
+        }
+        due
     }
 
     /// Count this request against the per-minute limit; false when over it.
@@ -726,17 +766,28 @@ impl LiStore {
 
     /// Change this store's shape switches.
     pub fn configure(&self, f: impl FnOnce(&mut StoreOptions)) {
-        self.with(|store, _| f(&mut store.options));
+        self.with(|store, _| {
+            f(&mut store.options);
+            store.refresh_statuses();
+        });
     }
 
     /// Add a merchant-created status (listed by `situacao/`).
     pub fn add_custom_status(&self, id: u64, code: &str, name: &str) {
-        self.with(|store, _| store.custom_statuses.push(Status::custom(id, code, name)));
+        self.with(|store, _| {
+            store.custom_statuses.push(Status::custom(id, code, name));
+            store.refresh_statuses();
+        });
     }
 
     /// Create an order; returns its numero. Unset numero/times are filled in
     /// (next numero from 1001; the fake clock). An unknown status code is added
     /// to the catalogue as a custom status.
+    ///
+    /// # Panics
+    ///
+    /// When the numero already exists (a bug in the test); see
+    /// [`LiStore::try_create_order`].
     pub fn create_order(&self, order: Order) -> Numero {
         self.try_create_order(order)
             .unwrap_or_else(|e| panic!("{e}"))
@@ -898,9 +949,32 @@ impl LiStore {
         }
     }
 
-    /// Drop every pending fault.
+    /// Drop every pending fault and request action.
     pub fn clear_faults(&self) {
-        self.with(|store, _| store.faults.clear());
+        self.with(|store, _| {
+            store.faults.clear();
+            store.actions.clear();
+        });
+    }
+
+    /// Run `action` when the `nth` (1 = the next) request matching `route`
+    /// that is answered normally arrives (rejected and faulted requests do not
+    /// count), before the answer is rendered — to change the store at an exact
+    /// point of a client's request sequence (e.g. between two detail calls of
+    /// one page). The action runs outside the fake's lock and may use this handle.
+    pub fn on_request(
+        &self,
+        route: Route,
+        nth: usize,
+        action: impl FnOnce(&LiStore) + Send + 'static,
+    ) {
+        self.with(|store, _| {
+            store.actions.push(PendingAction {
+                route,
+                countdown: nth.max(1),
+                action: Box::new(action),
+            });
+        });
     }
 
     /// Answer every request with this store's credentials with `status` (401

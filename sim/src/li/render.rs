@@ -73,7 +73,7 @@ fn situacao(status: &Status, prefix: &str) -> Value {
 fn situacao_of(store: &StoreState, code: &str) -> Value {
     let prefix = &store.options.uri_prefix;
     match store.status(code) {
-        Some(status) => situacao(&status, prefix),
+        Some(status) => situacao(status, prefix),
         // Statuses are registered on every mutation; keep the order readable anyway.
         None => situacao(&Status::custom(0, code, code), prefix),
     }

@@ -13,7 +13,8 @@ use serde_json::{Value, json};
 use super::model::Order;
 use super::render;
 use super::{
-    Credential, Endpoint, Fault, RecordedRequest, SearchOrder, Shared, State, StoreId, StoreState,
+    Credential, Endpoint, Fault, LiStore, RecordedRequest, SearchOrder, Shared, State, StoreId,
+    StoreState,
 };
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
@@ -112,7 +113,7 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
 
-    let (plan, log_index) = {
+    let (plan, actions, log_index) = {
         let mut state = shared.lock();
         let store = credential(&headers, &query).and_then(|c| state.credentials.get(&c).copied());
         let log_index = state.record_requests.then(|| {
@@ -127,8 +128,25 @@ async fn handle(
             });
             state.log.len() - 1
         });
-        (plan(&mut state, &method, endpoint, store), log_index)
+        let plan = plan(&mut state, &method, endpoint, store);
+        let actions = match &plan {
+            Plan::Respond(_) => Vec::new(),
+            Plan::Delay(_, id) | Plan::Answer(id) => state
+                .stores
+                .get_mut(*id)
+                .map(|s| s.due_actions(endpoint))
+                .unwrap_or_default(),
+        };
+        (plan, actions, log_index)
     };
+    for action in actions {
+        if let Plan::Delay(_, id) | Plan::Answer(id) = plan {
+            action(&LiStore {
+                shared: Arc::clone(&shared),
+                id,
+            });
+        }
+    }
 
     let response = match plan {
         Plan::Respond(r) => r,
@@ -313,9 +331,9 @@ fn search(store: &StoreState, query: &[(String, String)]) -> Result<Value, Strin
     let status_code = status_id.map(|id| {
         store
             .statuses()
-            .into_iter()
+            .iter()
             .find(|s| s.id == id)
-            .map(|s| s.code)
+            .map(|s| s.code.clone())
     });
     let mut orders: Vec<&Order> = store
         .orders

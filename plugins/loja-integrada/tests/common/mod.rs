@@ -53,7 +53,10 @@ pub fn transport() -> impl FnMut(&Request) -> Result<Response, HttpError> + 'sta
             .body(req.body.clone().unwrap_or_default())
             .map_err(|e| HttpError::InvalidRequest(e.to_string()))?;
         let timeout = Duration::from_millis(u64::from(req.timeout_ms.unwrap_or(30_000)));
-        let request = agent.configure_request(request).timeout_global(Some(timeout)).build();
+        let request = agent
+            .configure_request(request)
+            .timeout_global(Some(timeout))
+            .build();
         match agent.run(request) {
             Ok(mut response) => {
                 let status = response.status().as_u16();
@@ -66,12 +69,17 @@ pub fn transport() -> impl FnMut(&Request) -> Result<Response, HttpError> + 'sta
                     .body_mut()
                     .read_to_vec()
                     .map_err(|e| HttpError::Other(e.to_string()))?;
-                Ok(Response { status, headers, body })
+                Ok(Response {
+                    status,
+                    headers,
+                    body,
+                })
             }
             Err(ureq::Error::Timeout(_)) => Err(HttpError::Timeout),
-            Err(e @ (ureq::Error::Io(_) | ureq::Error::ConnectionFailed | ureq::Error::HostNotFound)) => {
-                Err(HttpError::Connect(e.to_string()))
-            }
+            Err(
+                e
+                @ (ureq::Error::Io(_) | ureq::Error::ConnectionFailed | ureq::Error::HostNotFound),
+            ) => Err(HttpError::Connect(e.to_string())),
             Err(e) => Err(HttpError::Other(e.to_string())),
         }
     }
@@ -79,7 +87,9 @@ pub fn transport() -> impl FnMut(&Request) -> Result<Response, HttpError> + 'sta
 
 /// Install the harness: `settings` plus `base_url` pointing at the fake.
 pub fn install_settings(base_url: &str, settings: &[(&str, &str)]) {
-    let mut harness = testing::Harness::new().setting("base_url", base_url).transport(transport());
+    let mut harness = testing::Harness::new()
+        .setting("base_url", base_url)
+        .transport(transport());
     for (k, v) in settings {
         harness = harness.setting(k, v);
     }
@@ -113,15 +123,24 @@ pub fn sweep(cursor: Option<&str>, cutoff: Option<&str>) -> SweepResult {
 }
 
 /// [`sweep`], running `between(call_number)` after each page (to change the store mid-sweep).
-pub fn sweep_with(cursor: Option<&str>, cutoff: Option<&str>, mut between: impl FnMut(usize)) -> SweepResult {
+pub fn sweep_with(
+    cursor: Option<&str>,
+    cutoff: Option<&str>,
+    mut between: impl FnMut(usize),
+) -> SweepResult {
     let mut cursor = cursor.map(str::to_owned);
     let mut orders = Vec::new();
     for call in 1..=1000 {
-        let page = poll(cursor.as_deref(), cutoff).unwrap_or_else(|e| panic!("poll call {call} failed: {e:?}"));
+        let page = poll(cursor.as_deref(), cutoff)
+            .unwrap_or_else(|e| panic!("poll call {call} failed: {e:?}"));
         orders.extend(page.orders);
         cursor = Some(page.next_cursor.expect("every page carries a cursor"));
         if !page.has_more {
-            return SweepResult { orders, calls: call, cursor: cursor.unwrap_or_default() };
+            return SweepResult {
+                orders,
+                calls: call,
+                cursor: cursor.unwrap_or_default(),
+            };
         }
         between(call);
     }
@@ -133,12 +152,18 @@ pub fn cursor_json(cursor: &str) -> Value {
 }
 
 pub fn numeros(orders: &[OrderSnapshot]) -> Vec<u64> {
-    orders.iter().map(|o| o.id.parse().expect("numeric id")).collect()
+    orders
+        .iter()
+        .map(|o| o.id.parse().expect("numeric id"))
+        .collect()
 }
 
 /// Detail requests the fake received, by numero.
 pub fn detail_calls(requests: &[RecordedRequest]) -> Vec<u64> {
-    requests.iter().filter_map(RecordedRequest::detail_numero).collect()
+    requests
+        .iter()
+        .filter_map(RecordedRequest::detail_numero)
+        .collect()
 }
 
 pub fn searches(requests: &[RecordedRequest]) -> Vec<RecordedRequest> {
