@@ -79,7 +79,10 @@ impl<'a> Api<'a> {
     fn with_context(&self, error: PluginError, what: &str) -> PluginError {
         match error {
             PluginError::Retryable(mut e) => {
-                e.message = format!("Loja Integrada unreachable while {what}: {}", e.message);
+                e.message = format!(
+                    "request to Loja Integrada failed while {what}: {}",
+                    e.message
+                );
                 PluginError::Retryable(e)
             }
             PluginError::Misconfigured(m) => misconfigured(format!("{what}: {m}")),

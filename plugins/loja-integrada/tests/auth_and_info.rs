@@ -184,7 +184,11 @@ fn check_reports_unreachable_wrong_prefix_and_server_errors_precisely() {
     let PluginError::Retryable(e) = &error else {
         panic!("expected retryable, got {error:?}")
     };
-    assert!(e.message.contains("unreachable"), "{}", e.message);
+    assert!(
+        e.message.contains("cannot connect") && e.message.contains("checking the credentials"),
+        "{}",
+        e.message
+    );
 
     install(&fake, &[("api_prefix", "/v2")]);
     let error = LojaIntegrada::check().expect_err("wrong prefix");
