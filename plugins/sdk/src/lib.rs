@@ -86,9 +86,9 @@ pub mod connector {
         export_macro_name: "__export_connector_world",
     });
 
-    pub use self::exports::arauto::plugin::connector_api::*;
     /// The trait a connector implements (the WIT world's exports).
     pub use self::exports::arauto::plugin::connector_api::Guest as Connector;
+    pub use self::exports::arauto::plugin::connector_api::*;
 
     include!("world_support.rs");
 
@@ -113,9 +113,9 @@ pub mod sender {
         export_macro_name: "__export_sender_world",
     });
 
-    pub use self::exports::arauto::plugin::sender_api::*;
     /// The trait a sender implements (the WIT world's exports).
     pub use self::exports::arauto::plugin::sender_api::Guest as Sender;
+    pub use self::exports::arauto::plugin::sender_api::*;
 
     include!("world_support.rs");
 
@@ -151,8 +151,10 @@ macro_rules! export_connector {
                 }
                 fn poll(
                     req: $crate::connector::PollRequest,
-                ) -> ::core::result::Result<$crate::connector::PollPage, $crate::connector::PluginError>
-                {
+                ) -> ::core::result::Result<
+                    $crate::connector::PollPage,
+                    $crate::connector::PluginError,
+                > {
                     $crate::connector::install_panic_hook();
                     <$ty as $crate::connector::Connector>::poll(req)
                 }
@@ -187,7 +189,8 @@ macro_rules! export_sender {
                 }
                 fn send(
                     msg: $crate::sender::Message,
-                ) -> ::core::result::Result<$crate::sender::Receipt, $crate::sender::PluginError> {
+                ) -> ::core::result::Result<$crate::sender::Receipt, $crate::sender::PluginError>
+                {
                     $crate::sender::install_panic_hook();
                     <$ty as $crate::sender::Sender>::send(msg)
                 }

@@ -1,0 +1,414 @@
+//! The opaque cursor: everything the stateless connector remembers between polls.
+//!
+//! It is a small versioned JSON object (the host stores it verbatim and hands
+//! it back). Example, in the middle of a sweep:
+//!
+//! ```json
+//! {"v":1,"hw":"2024-05-10T09:12:47.556120","lag_ms":1200,"sweep_no":7,
+//!  "seen":[[1001,"aguardando_pagamento","2024-05-10T09:12:47.556120",7]],
+//!  "sweep":{"since":"2024-05-10T09:02:46","offset":50,"total":73,
+//!           "max":"2024-05-10T09:12:47.556120","started_ms":1715342400000,"rescans":0,"shifted":false}}
+//! ```
+//!
+//! * `hw` — high-water mark: the newest `data_modificacao` of any order
+//!   returned so far, in LI's own clock (naive São Paulo, microseconds). Never
+//!   the local clock.
+//! * `floor` — an upper bound for the next sweep's `since`: the first poll's
+//!   look-back start while no order was ever returned, or the `since` of a
+//!   sweep that ended with rows still possibly skipped (see [`Sweep::shifted`]).
+//! * `lag_ms` — how long the last complete sweep took (host clock, a duration
+//!   only). The next sweep starts at `hw − overlap − lag`, so that orders
+//!   modified while a long sweep was paging are re-listed.
+//! * `sweep_no` — counts sweeps; `seen` entries carry the sweep that last saw them.
+//! * `seen` — change keys `[numero, situacao.codigo, data_modificacao, sweep_no]`
+//!   of orders already returned whose modification is inside the next sweep's
+//!   window: a row whose key is here is skipped without a detail call.
+//!   Pruned at the end of each sweep to the rows the next one will list; about
+//!   60 bytes per order in the window.
+//! * `sweep` — present while a sweep is in progress (`has_more = true`).
+
+use std::collections::BTreeMap;
+
+use jiff::SignedDuration;
+use jiff::civil::DateTime;
+use serde::{Deserialize, Serialize};
+
+use crate::time::{format_micros, format_seconds, from_unix_ms, parse_li};
+
+/// The cursor format version written by this connector.
+pub const VERSION: u32 = 1;
+
+/// At most this many `seen` entries survive the end of a sweep (the newest
+/// ones). Beyond it an unchanged order re-listed in the overlap costs one
+/// extra detail call; the host's snapshot comparison keeps that harmless.
+const MAX_SEEN_AFTER_SWEEP: usize = 20_000;
+
+/// How an order looked when it was last returned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Seen {
+    /// `situacao.codigo`.
+    pub status: String,
+    /// `data_modificacao`, canonical microsecond text.
+    pub modified: String,
+    /// The sweep that last listed it.
+    pub sweep_no: u64,
+}
+
+/// A sweep in progress: one pass over `pedido/search?since_atualizado=since`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sweep {
+    /// `since_atualizado` of every page of this sweep (`YYYY-MM-DDTHH:MM:SS`).
+    pub since: String,
+    /// Offset of the next page to read.
+    pub offset: u64,
+    /// `meta.total_count` of the last page read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
+    /// Newest `data_modificacao` returned in this sweep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<String>,
+    /// Host clock when the sweep started (only used as a duration base).
+    pub started_ms: u64,
+    /// Times this sweep started over from offset 0 to catch shifted rows.
+    #[serde(default)]
+    pub rescans: u32,
+    /// Rows may have shifted past the read position since this pass began: an
+    /// order already read this sweep reappeared changed, or `total_count`
+    /// dropped. Offset paging may then have skipped an unread row.
+    #[serde(default)]
+    pub shifted: bool,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Wire {
+    v: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    hw: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    floor: Option<String>,
+    #[serde(default)]
+    lag_ms: u64,
+    #[serde(default)]
+    sweep_no: u64,
+    #[serde(default)]
+    seen: Vec<(u64, String, String, u64)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sweep: Option<Sweep>,
+}
+
+/// The decoded cursor.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Cursor {
+    /// Newest `data_modificacao` returned so far (LI's clock).
+    pub hw: Option<DateTime>,
+    /// Upper bound for the next sweep's `since`.
+    pub floor: Option<DateTime>,
+    /// Duration of the last complete sweep.
+    pub lag_ms: u64,
+    /// Sweep counter.
+    pub sweep_no: u64,
+    /// Change keys of returned orders, by numero.
+    pub seen: BTreeMap<u64, Seen>,
+    /// The sweep in progress.
+    pub sweep: Option<Sweep>,
+}
+
+/// Why a stored cursor was not usable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BadCursor(pub String);
+
+impl Cursor {
+    /// Decode a cursor this connector wrote.
+    pub fn decode(text: &str) -> Result<Self, BadCursor> {
+        let wire: Wire = serde_json::from_str(text)
+            .map_err(|e| BadCursor(format!("not a cursor of this connector: {e}")))?;
+        if wire.v != VERSION {
+            return Err(BadCursor(format!(
+                "cursor version {} (this connector writes {VERSION})",
+                wire.v
+            )));
+        }
+        let time = |field: &str, text: Option<String>| -> Result<Option<DateTime>, BadCursor> {
+            text.map(|t| {
+                parse_li(&t)
+                    .ok_or_else(|| BadCursor(format!("`{field}` = {t:?} is not a timestamp")))
+            })
+            .transpose()
+        };
+        let seen = wire
+            .seen
+            .into_iter()
+            .map(|(numero, status, modified, sweep_no)| {
+                (
+                    numero,
+                    Seen {
+                        status,
+                        modified,
+                        sweep_no,
+                    },
+                )
+            })
+            .collect();
+        Ok(Self {
+            hw: time("hw", wire.hw)?,
+            floor: time("floor", wire.floor)?,
+            lag_ms: wire.lag_ms,
+            sweep_no: wire.sweep_no,
+            seen,
+            sweep: wire.sweep,
+        })
+    }
+
+    /// The JSON text handed to the host.
+    pub fn encode(&self) -> String {
+        let wire = Wire {
+            v: VERSION,
+            hw: self.hw.map(format_micros),
+            floor: self.floor.map(format_seconds),
+            lag_ms: self.lag_ms,
+            sweep_no: self.sweep_no,
+            seen: self
+                .seen
+                .iter()
+                .map(|(n, s)| (*n, s.status.clone(), s.modified.clone(), s.sweep_no))
+                .collect(),
+            sweep: self.sweep.clone(),
+        };
+        // Serialising plain strings and integers cannot fail.
+        serde_json::to_string(&wire).unwrap_or_default()
+    }
+
+    /// Where the next sweep starts: `hw − overlap − lag`, no later than
+    /// `floor`; `None` before anything is known (first poll).
+    pub fn next_since(&self, overlap: SignedDuration) -> Option<DateTime> {
+        let lag = SignedDuration::from_millis(i64::try_from(self.lag_ms).unwrap_or(i64::MAX));
+        let from_hw = self
+            .hw
+            .map(|hw| hw.saturating_sub(overlap).saturating_sub(lag));
+        match (from_hw, self.floor) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Start a sweep (next sweep number; `since` from the cursor, or
+    /// `now − initial_lookback` on a store's first poll).
+    pub fn begin_sweep(
+        &mut self,
+        overlap: SignedDuration,
+        initial_lookback: SignedDuration,
+        now_ms: u64,
+    ) -> Sweep {
+        self.sweep_no += 1;
+        let since = self
+            .next_since(overlap)
+            .unwrap_or_else(|| from_unix_ms(now_ms).saturating_sub(initial_lookback));
+        Sweep {
+            since: format_seconds(since),
+            offset: 0,
+            total: None,
+            max: None,
+            started_ms: now_ms,
+            rescans: 0,
+            shifted: false,
+        }
+    }
+
+    /// Close a complete sweep: advance `hw` to LI's newest modification
+    /// returned, remember how long the sweep took, keep `floor` where rows may
+    /// have been skipped or nothing was ever returned, and prune `seen` to
+    /// what the next sweep will list.
+    pub fn finish_sweep(&mut self, sweep: &Sweep, now_ms: u64, overlap: SignedDuration) {
+        let sweep_max = sweep.max.as_deref().and_then(parse_li);
+        self.hw = match (self.hw, sweep_max) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        self.lag_ms = now_ms.saturating_sub(sweep.started_ms);
+        let since = parse_li(&sweep.since);
+        self.floor = if sweep.shifted || self.hw.is_none() {
+            match (self.floor, since) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+        } else {
+            None
+        };
+        self.sweep = None;
+        if let Some(window_start) = self.next_since(overlap) {
+            self.seen
+                .retain(|_, s| parse_li(&s.modified).is_some_and(|m| m >= window_start));
+        }
+        if self.seen.len() > MAX_SEEN_AFTER_SWEEP {
+            let mut by_age: Vec<(String, u64)> = self
+                .seen
+                .iter()
+                .map(|(n, s)| (s.modified.clone(), *n))
+                .collect();
+            by_age.sort_unstable();
+            let drop = by_age.len() - MAX_SEEN_AFTER_SWEEP;
+            for (_, numero) in by_age.into_iter().take(drop) {
+                self.seen.remove(&numero);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use jiff::civil::date;
+
+    fn seen(status: &str, modified: &str, sweep_no: u64) -> Seen {
+        Seen {
+            status: status.into(),
+            modified: modified.into(),
+            sweep_no,
+        }
+    }
+
+    #[test]
+    fn round_trips_through_json() {
+        let mut cursor = Cursor {
+            hw: Some(date(2024, 5, 10).at(9, 12, 47, 556_120_000)),
+            floor: None,
+            lag_ms: 1200,
+            sweep_no: 7,
+            ..Cursor::default()
+        };
+        cursor.seen.insert(
+            1001,
+            seen("aguardando_pagamento", "2024-05-10T09:12:47.556120", 7),
+        );
+        cursor.sweep = Some(Sweep {
+            since: "2024-05-10T09:02:46".into(),
+            offset: 50,
+            total: Some(73),
+            max: Some("2024-05-10T09:12:47.556120".into()),
+            started_ms: 1_715_342_400_000,
+            rescans: 0,
+            shifted: false,
+        });
+        let text = cursor.encode();
+        assert!(
+            text.starts_with(r#"{"v":1,"hw":"2024-05-10T09:12:47.556120","#),
+            "{text}"
+        );
+        assert_eq!(Cursor::decode(&text), Ok(cursor));
+    }
+
+    #[test]
+    fn foreign_or_future_cursors_are_rejected_with_the_reason() {
+        assert!(Cursor::decode("2024-05-10T09:00:00").is_err());
+        let future = Cursor::decode(r#"{"v":2}"#).unwrap_err();
+        assert!(future.0.contains("version 2"), "{}", future.0);
+        let bad = Cursor::decode(r#"{"v":1,"hw":"yesterday"}"#).unwrap_err();
+        assert!(bad.0.contains("`hw`"), "{}", bad.0);
+    }
+
+    #[test]
+    fn next_since_widens_by_overlap_and_lag_and_respects_the_floor() {
+        let hw = date(2024, 5, 10).at(10, 0, 0, 500_000_000);
+        let mut cursor = Cursor {
+            hw: Some(hw),
+            lag_ms: 60_000,
+            ..Cursor::default()
+        };
+        assert_eq!(
+            cursor.next_since(SignedDuration::from_mins(10)),
+            Some(date(2024, 5, 10).at(9, 49, 0, 500_000_000))
+        );
+        cursor.floor = Some(date(2024, 5, 9).at(0, 0, 0, 0));
+        assert_eq!(
+            cursor.next_since(SignedDuration::from_mins(10)),
+            cursor.floor
+        );
+        assert_eq!(
+            Cursor::default().next_since(SignedDuration::from_mins(10)),
+            None
+        );
+    }
+
+    #[test]
+    fn the_first_sweep_looks_back_from_the_host_clock_and_later_ones_from_hw() {
+        let mut cursor = Cursor::default();
+        // 2024-05-10T12:00:00Z = 09:00 in São Paulo.
+        let sweep = cursor.begin_sweep(
+            SignedDuration::from_mins(10),
+            SignedDuration::from_hours(168),
+            1_715_342_400_000,
+        );
+        assert_eq!(sweep.since, "2024-05-03T09:00:00");
+        assert_eq!(cursor.sweep_no, 1);
+        cursor.hw = Some(date(2024, 5, 10).at(9, 30, 15, 900_000_000));
+        let sweep = cursor.begin_sweep(
+            SignedDuration::from_mins(10),
+            SignedDuration::from_hours(168),
+            0,
+        );
+        assert_eq!(
+            sweep.since, "2024-05-10T09:20:15",
+            "floored to seconds, host clock ignored"
+        );
+    }
+
+    #[test]
+    fn finishing_advances_hw_to_li_time_and_prunes_seen_to_the_next_window() {
+        let mut cursor = Cursor {
+            sweep_no: 3,
+            ..Cursor::default()
+        };
+        cursor
+            .seen
+            .insert(1, seen("pedido_pago", "2024-05-10T08:00:00.000000", 3));
+        cursor
+            .seen
+            .insert(2, seen("pedido_pago", "2024-05-10T09:55:00.000000", 3));
+        let sweep = Sweep {
+            since: "2024-05-10T07:00:00".into(),
+            offset: 0,
+            total: Some(2),
+            max: Some("2024-05-10T10:00:00.250000".into()),
+            started_ms: 1_000,
+            rescans: 0,
+            shifted: false,
+        };
+        cursor.finish_sweep(&sweep, 31_000, SignedDuration::from_mins(10));
+        assert_eq!(cursor.hw, Some(date(2024, 5, 10).at(10, 0, 0, 250_000_000)));
+        assert_eq!(cursor.lag_ms, 30_000);
+        assert_eq!(cursor.floor, None);
+        assert_eq!(cursor.seen.keys().copied().collect::<Vec<_>>(), vec![2]);
+    }
+
+    #[test]
+    fn an_unresolved_shift_or_an_empty_store_keeps_the_sweep_start_as_floor() {
+        let mut cursor = Cursor::default();
+        let mut sweep = Sweep {
+            since: "2024-05-03T09:00:00".into(),
+            offset: 0,
+            total: Some(0),
+            max: None,
+            started_ms: 0,
+            rescans: 0,
+            shifted: false,
+        };
+        cursor.finish_sweep(&sweep, 0, SignedDuration::from_mins(10));
+        assert_eq!(cursor.hw, None);
+        assert_eq!(
+            cursor.floor,
+            Some(date(2024, 5, 3).at(9, 0, 0, 0)),
+            "empty store: no advance"
+        );
+
+        sweep.max = Some("2024-05-10T10:00:00".into());
+        sweep.shifted = true;
+        cursor.finish_sweep(&sweep, 0, SignedDuration::from_mins(10));
+        assert_eq!(cursor.hw, Some(date(2024, 5, 10).at(10, 0, 0, 0)));
+        assert_eq!(
+            cursor.floor,
+            Some(date(2024, 5, 3).at(9, 0, 0, 0)),
+            "shifted: re-list the window"
+        );
+    }
+}

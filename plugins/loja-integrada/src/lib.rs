@@ -1,0 +1,70 @@
+//! # Loja Integrada connector for arauto
+//!
+//! Polls a Loja Integrada store's orders through the REST API v1 and returns
+//! them as normalised `order-snapshot`s (WIT `arauto:plugin@0.1.0`, world
+//! `connector`).
+//!
+//! * **Auth** — `api_key` + `application_key` (`Authorization: chave_api <key>
+//!   aplicacao <app>`) or `personal_token` (`Authorization: Basic <token>`, the
+//!   token raw), chosen by which settings are present.
+//! * **poll** — `GET {base_url}{api_prefix}/pedido/search/?since_atualizado=<S>&limit=<page_size>&offset=<N>`
+//!   with `S` = the newest `data_modificacao` already returned minus
+//!   `overlap` (and minus the previous sweep's duration), in naive São Paulo
+//!   time at seconds precision. One page per call (`has_more` until
+//!   `meta.next` is null or a page is empty; the next offset is read from
+//!   `meta.next`). For each row whose change key `(numero, situacao.codigo,
+//!   data_modificacao)` was not returned before: `GET pedido/{numero}`, and
+//!   `GET cliente/{id}` when the detail carries `cliente` as a URI. Rows
+//!   modified before the host's `detail-cutoff` are returned from the summary
+//!   row alone (`detailed = false`). `src/cursor.rs` documents the cursor,
+//!   `src/poll.rs` how rows that shift mid-sweep are still caught.
+//! * **Errors** — 429: retryable after `Retry-After` or 10 s; 401/403:
+//!   misconfigured ("token inválido/expirado", naming the auth mode); 404 on a
+//!   detail: the order is skipped (logged); 5xx, timeouts, malformed JSON:
+//!   retryable (with a body excerpt).
+//! * **info** — the 16 LI status codes with their default notifications and
+//!   happy-path priorities; tracking codes supported; boleto/PIX reminders and
+//!   abandoned carts not (LI's API does not expose the data).
+
+mod api;
+mod catalogue;
+mod cursor;
+mod mapping;
+mod money;
+mod poll;
+mod settings;
+mod time;
+
+use arauto_plugin_sdk::connector::prelude::*;
+
+/// The connector (exported as the component's `connector-api`).
+pub struct LojaIntegrada;
+
+impl Connector for LojaIntegrada {
+    fn info() -> ConnectorInfo {
+        ConnectorInfo {
+            plugin: PluginInfo {
+                name: "loja-integrada".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+                kind: PluginKind::Connector,
+                description: "Loja Integrada: polls orders (status changes, tracking codes) through the REST API v1".into(),
+                config_keys: settings::config_keys(),
+                default_hosts: vec![settings::DEFAULT_BASE_URL.into()],
+            },
+            platform: "loja-integrada".into(),
+            statuses: catalogue::statuses(),
+            capabilities: catalogue::capabilities(),
+        }
+    }
+
+    fn check() -> Result<(), PluginError> {
+        let settings = settings::Settings::load()?;
+        api::Api::new(&settings).check()
+    }
+
+    fn poll(req: PollRequest) -> Result<PollPage, PluginError> {
+        poll::poll(req)
+    }
+}
+
+arauto_plugin_sdk::export_connector!(LojaIntegrada);

@@ -1,0 +1,649 @@
+//! LI order JSON → the WIT `order-snapshot`.
+//!
+//! Every optional field may be absent, `null`, `""` or `{}` (domain.md
+//! §1.6, §1.11); the mapping never fails on those, it leaves the snapshot
+//! field empty. Amounts that are present but not decimals are reported as
+//! warnings and read as zero.
+
+use arauto_plugin_sdk::connector::{
+    Customer, Item, Money, OrderSnapshot, OrderStatus, Payment, Shipment,
+};
+use jiff::civil::DateTime;
+use serde_json::{Map, Value, json};
+
+use crate::api::as_u64;
+use crate::catalogue;
+use crate::money::{self, Decimal};
+use crate::time::{parse_li, rfc3339};
+
+/// Correios' public tracking page; `objeto` is appended.
+pub const CORREIOS_TRACKING_URL: &str =
+    "https://rastreamento.correios.com.br/app/index.php?objeto=";
+
+/// The non-null value of `key`.
+fn field<'a>(doc: &'a Value, key: &str) -> Option<&'a Value> {
+    doc.get(key).filter(|v| !v.is_null())
+}
+
+/// Trimmed non-empty text of a string or number field.
+fn text(value: Option<&Value>) -> Option<String> {
+    match value? {
+        Value::String(s) => Some(s.trim()).filter(|s| !s.is_empty()).map(str::to_owned),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// What identifies one version of an order: `(numero, codigo, data_modificacao)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChangeKey {
+    /// `numero`.
+    pub numero: u64,
+    /// `situacao.codigo` (as mapped by [`status`]).
+    pub status: String,
+    /// `data_modificacao`.
+    pub modified: DateTime,
+}
+
+/// The change key of a search row or detail; `None` without a numero or a
+/// readable `data_modificacao`.
+pub fn change_key(doc: &Value) -> Option<ChangeKey> {
+    let numero = field(doc, "numero").and_then(as_u64)?;
+    let modified = field(doc, "data_modificacao")
+        .and_then(Value::as_str)
+        .and_then(parse_li)?;
+    Some(ChangeKey {
+        numero,
+        status: status(field(doc, "situacao")).code,
+        modified,
+    })
+}
+
+/// `situacao` as an object (the usual), a URI (`/api/v1/situacao/4`) or a bare id.
+pub fn status(value: Option<&Value>) -> OrderStatus {
+    let by_id = |id: u64| {
+        let code =
+            catalogue::code_for_id(id).map_or_else(|| format!("situacao_{id}"), str::to_owned);
+        (code, None)
+    };
+    let (code, name) = match value {
+        Some(Value::Object(m)) => {
+            let name = text(m.get("nome"));
+            match (text(m.get("codigo")), m.get("id").and_then(as_u64)) {
+                (Some(code), _) => (code, name),
+                (None, Some(id)) => (by_id(id).0, name),
+                (None, None) => (String::new(), name),
+            }
+        }
+        Some(Value::String(uri)) => {
+            match uri
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .and_then(|id| id.parse().ok())
+            {
+                Some(id) => by_id(id),
+                None => (String::new(), None),
+            }
+        }
+        Some(Value::Number(n)) => n.as_u64().map_or((String::new(), None), by_id),
+        _ => (String::new(), None),
+    };
+    let name = name
+        .or_else(|| catalogue::name_for_code(&code).map(str::to_owned))
+        .unwrap_or_else(|| code.clone());
+    OrderStatus { code, name }
+}
+
+/// Collects what could not be read, for one log line per order.
+#[derive(Debug, Default)]
+pub struct Warnings(pub Vec<String>);
+
+impl Warnings {
+    fn amount(&mut self, doc: &Value, key: &str, context: &str) -> i64 {
+        match money::cents(doc.get(key)) {
+            Ok(cents) => cents.unwrap_or(0),
+            Err(bad) => {
+                self.0.push(format!(
+                    "{context}{key} = {} is not an amount; read as 0",
+                    bad.0
+                ));
+                0
+            }
+        }
+    }
+}
+
+/// First name for greetings: the first word, re-cased when the whole name
+/// was typed in one case (`"MARIA"`/`"maria"` → `"Maria"`).
+fn first_name(name: &str) -> String {
+    let first = name.split_whitespace().next().unwrap_or("");
+    let has_upper = first.chars().any(char::is_uppercase);
+    let has_lower = first.chars().any(char::is_lowercase);
+    if has_upper && has_lower {
+        return first.to_owned();
+    }
+    let mut chars = first.chars();
+    match chars.next() {
+        Some(c) => c
+            .to_uppercase()
+            .chain(chars.flat_map(char::to_lowercase))
+            .collect(),
+        None => String::new(),
+    }
+}
+
+fn customer(cliente: Option<&Value>, address: Option<&Value>) -> Customer {
+    let cliente = cliente.filter(|c| c.is_object());
+    let get = |key: &str| cliente.and_then(|c| text(c.get(key)));
+    let name = get("nome")
+        .or_else(|| get("razao_social"))
+        .or_else(|| address.and_then(|a| text(a.get("nome"))))
+        .unwrap_or_default();
+    let mut phones: Vec<String> = Vec::new();
+    for key in [
+        "telefone_celular",
+        "telefone_principal",
+        "telefone_comercial",
+    ] {
+        if let Some(phone) = get(key)
+            && !phones.contains(&phone)
+        {
+            phones.push(phone);
+        }
+    }
+    Customer {
+        first_name: first_name(&name),
+        name,
+        phones,
+        email: get("email"),
+    }
+}
+
+/// The normalised payment family from `forma_pagamento.codigo` and `pagamento_tipo`.
+pub fn payment_family(code: &str, kind: Option<&str>, brand: Option<&str>) -> &'static str {
+    let kind = kind.map(str::to_ascii_lowercase);
+    match kind.as_deref() {
+        Some("creditcard" | "credit_card" | "cartao_credito") => return "credit-card",
+        Some("bankinvoice" | "boleto") => return "boleto",
+        Some("instantpayment" | "pix") => return "pix",
+        _ => {}
+    }
+    let code = code.to_ascii_lowercase();
+    if code.contains("pix") {
+        "pix"
+    } else if code.contains("boleto") || code == "paghiper" {
+        // PagHiper's original product is the boleto; its PIX charges say so in pagamento_tipo.
+        "boleto"
+    } else if code.contains("deposito") {
+        "deposit"
+    } else if code == "pagamentoexterno" {
+        "external"
+    } else if brand.is_some() {
+        "credit-card"
+    } else {
+        "other"
+    }
+}
+
+fn payment(pagamentos: Option<&Value>) -> Option<Payment> {
+    let p = pagamentos?.as_array()?.iter().find(|p| p.is_object())?;
+    let forma = field(p, "forma_pagamento");
+    let code = forma
+        .and_then(|f| text(f.get("codigo")))
+        .unwrap_or_default();
+    let name = forma
+        .and_then(|f| text(f.get("nome")))
+        .unwrap_or_else(|| code.clone());
+    let kind = text(p.get("pagamento_tipo"));
+    let brand = text(p.get("bandeira"));
+    let installments = field(p, "parcelamento")
+        .and_then(|i| i.get("numero_parcelas"))
+        .and_then(as_u64)
+        .and_then(|n| u32::try_from(n).ok())
+        .filter(|n| *n > 0);
+    Some(Payment {
+        family: payment_family(&code, kind.as_deref(), brand.as_deref()).to_owned(),
+        code,
+        name,
+        installments,
+    })
+}
+
+/// A Correios (UPU S10) object code: two letters, nine digits, two letters.
+pub fn is_correios_code(code: &str) -> bool {
+    let b = code.as_bytes();
+    b.len() == 13
+        && b[..2].iter().all(u8::is_ascii_uppercase)
+        && b[2..11].iter().all(u8::is_ascii_digit)
+        && b[11..].iter().all(u8::is_ascii_uppercase)
+}
+
+/// The tracking link of a code: Correios' page for Correios object codes,
+/// else the store's `tracking_url_template`, else none.
+pub fn tracking_url(code: &str, template: Option<&str>) -> Option<String> {
+    let encoded = arauto_plugin_sdk::connector::http::encode_component(code);
+    if is_correios_code(code) {
+        Some(format!("{CORREIOS_TRACKING_URL}{encoded}"))
+    } else {
+        template.map(|t| t.replace("{code}", &encoded))
+    }
+}
+
+fn shipments(envios: Option<&Value>, template: Option<&str>) -> Vec<Shipment> {
+    let Some(envios) = envios.and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    envios
+        .iter()
+        .filter(|e| e.is_object())
+        .enumerate()
+        .map(|(i, e)| {
+            let forma = field(e, "forma_envio");
+            let forma_text = |key: &str| forma.and_then(|f| text(f.get(key)));
+            let tracking_code = text(e.get("objeto")).map(|c| c.to_uppercase());
+            Shipment {
+                // The pedido_envio id; a positional id only if LI ever omits it.
+                id: text(e.get("id")).unwrap_or_else(|| format!("envio-{}", i + 1)),
+                carrier: forma_text("nome").or_else(|| {
+                    tracking_code
+                        .as_deref()
+                        .filter(|c| is_correios_code(c))
+                        .map(|_| "Correios".to_owned())
+                }),
+                method: forma_text("tipo")
+                    .or_else(|| forma_text("code"))
+                    .or_else(|| forma_text("codigo")),
+                tracking_url: tracking_code
+                    .as_deref()
+                    .and_then(|c| tracking_url(c, template)),
+                tracking_code,
+            }
+        })
+        .collect()
+}
+
+fn items(itens: Option<&Value>, warnings: &mut Warnings) -> Vec<Item> {
+    let Some(itens) = itens.and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    itens
+        .iter()
+        .filter(|it| it.is_object())
+        .enumerate()
+        .map(|(i, it)| {
+            let context = format!("itens[{i}].");
+            let quantity = field(it, "quantidade").and_then(Decimal::from_json);
+            if quantity.is_none() && field(it, "quantidade").is_some() {
+                warnings
+                    .0
+                    .push(format!("{context}quantidade is not a number; read as 1"));
+            }
+            let quantity = quantity.unwrap_or(Decimal::ONE);
+            let unit_key = ["preco_venda", "preco_promocional", "preco_cheio"]
+                .into_iter()
+                .find(|k| field(it, k).is_some())
+                .unwrap_or("preco_venda");
+            let unit = field(it, unit_key).and_then(Decimal::from_json);
+            let unit_cents = warnings.amount(it, unit_key, &context);
+            // The line total from the exact decimals (no rounding of the unit price first).
+            let total_cents = unit
+                .and_then(|u| u.mul(quantity))
+                .and_then(Decimal::to_cents)
+                .unwrap_or(unit_cents);
+            Item {
+                sku: text(it.get("sku")),
+                name: text(it.get("nome")).unwrap_or_else(|| format!("item {}", i + 1)),
+                quantity: quantity.to_plain_string(),
+                unit_price: Money { cents: unit_cents },
+                total: Money { cents: total_cents },
+            }
+        })
+        .collect()
+}
+
+/// Platform extras for templates: only fields that carry a value.
+fn extras(doc: &Value, detailed: bool) -> String {
+    let mut extras = Map::new();
+    extras.insert("platform".into(), json!("loja-integrada"));
+    let situacao = field(doc, "situacao");
+    if let Some(id) = situacao.and_then(|s| s.get("id")).and_then(as_u64) {
+        extras.insert("situacao_id".into(), json!(id));
+    }
+    for key in ["cupom_desconto", "utm_campaign", "cliente_obs"] {
+        if let Some(v) = text(doc.get(key)) {
+            extras.insert(key.into(), json!(v));
+        }
+    }
+    for key in ["id_externo", "id_anymarket"] {
+        if let Some(v) = field(doc, key) {
+            extras.insert(key.into(), v.clone());
+        }
+    }
+    if let Some(at) = field(doc, "data_expiracao")
+        .and_then(Value::as_str)
+        .and_then(parse_li)
+    {
+        extras.insert("data_expiracao".into(), json!(rfc3339(at)));
+    }
+    match field(doc, "cliente") {
+        Some(Value::Object(c)) => {
+            if let Some(id) = c.get("id").and_then(as_u64) {
+                extras.insert("cliente_id".into(), json!(id));
+            }
+        }
+        Some(Value::String(uri)) => {
+            if let Some(id) = uri
+                .trim_end_matches('/')
+                .rsplit('/')
+                .next()
+                .and_then(|s| s.parse::<u64>().ok())
+            {
+                extras.insert("cliente_id".into(), json!(id));
+            }
+        }
+        _ => {}
+    }
+    if detailed {
+        if let Some(address) = field(doc, "endereco_entrega").filter(|a| a.is_object()) {
+            let mut place = Map::new();
+            for key in ["cidade", "estado", "cep", "bairro"] {
+                if let Some(v) = text(address.get(key)) {
+                    place.insert(key.into(), json!(v));
+                }
+            }
+            if !place.is_empty() {
+                extras.insert("endereco_entrega".into(), Value::Object(place));
+            }
+        }
+        let days = field(doc, "envios")
+            .and_then(Value::as_array)
+            .and_then(|envios| {
+                envios
+                    .iter()
+                    .filter_map(|e| e.get("prazo").and_then(as_u64))
+                    .max()
+            });
+        if let Some(days) = days {
+            extras.insert("prazo_entrega_dias".into(), json!(days));
+        }
+        let first_payment = field(doc, "pagamentos")
+            .and_then(Value::as_array)
+            .and_then(|p| p.first());
+        if let Some(p) = first_payment {
+            if let Some(brand) = text(p.get("bandeira")) {
+                extras.insert("bandeira".into(), json!(brand));
+            }
+            if let Ok(Some(cents)) =
+                money::cents(field(p, "parcelamento").and_then(|i| i.get("valor_parcela")))
+            {
+                extras.insert("valor_parcela_centavos".into(), json!(cents));
+            }
+            let external = field(p, "forma_pagamento")
+                .and_then(|f| text(f.get("codigo")))
+                .is_some_and(|c| c.eq_ignore_ascii_case("PAGAMENTOEXTERNO"));
+            if external || field(doc, "id_anymarket").is_some() {
+                // Hub/marketplace orders: the marketplace talks to the buyer (domain.md §4.4).
+                extras.insert("marketplace".into(), json!(true));
+            }
+        }
+    }
+    Value::Object(extras).to_string()
+}
+
+/// Snapshot of a search row only (orders before the detail cutoff): status,
+/// times and totals; no customer, items, payment or shipments.
+pub fn summary(row: &Value, key: &ChangeKey) -> (OrderSnapshot, Warnings) {
+    let mut warnings = Warnings::default();
+    let snapshot = snapshot(
+        row,
+        key,
+        Customer {
+            name: String::new(),
+            first_name: String::new(),
+            phones: Vec::new(),
+            email: None,
+        },
+        false,
+        None,
+        &mut warnings,
+    );
+    (snapshot, warnings)
+}
+
+/// Snapshot of an order detail, with `cliente` already resolved when it was a URI.
+pub fn detailed(
+    detail: &Value,
+    key: &ChangeKey,
+    resolved_customer: Option<&Value>,
+    tracking_template: Option<&str>,
+) -> (OrderSnapshot, Warnings) {
+    let mut warnings = Warnings::default();
+    let cliente = resolved_customer.or_else(|| field(detail, "cliente"));
+    let customer = customer(cliente, field(detail, "endereco_entrega"));
+    let snapshot = snapshot(
+        detail,
+        key,
+        customer,
+        true,
+        tracking_template,
+        &mut warnings,
+    );
+    (snapshot, warnings)
+}
+
+fn snapshot(
+    doc: &Value,
+    key: &ChangeKey,
+    customer: Customer,
+    detailed: bool,
+    tracking_template: Option<&str>,
+    warnings: &mut Warnings,
+) -> OrderSnapshot {
+    let created = field(doc, "data_criacao")
+        .and_then(Value::as_str)
+        .and_then(parse_li)
+        .unwrap_or(key.modified);
+    let numero = key.numero.to_string();
+    OrderSnapshot {
+        id: numero.clone(),
+        number: numero,
+        status: status(field(doc, "situacao")),
+        created_at: rfc3339(created),
+        updated_at: rfc3339(key.modified),
+        customer,
+        subtotal: Money {
+            cents: warnings.amount(doc, "valor_subtotal", ""),
+        },
+        shipping: Money {
+            cents: warnings.amount(doc, "valor_envio", ""),
+        },
+        discount: Money {
+            cents: warnings.amount(doc, "valor_desconto", ""),
+        },
+        total: Money {
+            cents: warnings.amount(doc, "valor_total", ""),
+        },
+        currency: "BRL".to_owned(),
+        payment: if detailed {
+            payment(field(doc, "pagamentos"))
+        } else {
+            None
+        },
+        shipments: if detailed {
+            shipments(field(doc, "envios"), tracking_template)
+        } else {
+            Vec::new()
+        },
+        items: if detailed {
+            items(field(doc, "itens"), warnings)
+        } else {
+            Vec::new()
+        },
+        // LI's GET responses never carry boleto or PIX charge data (domain.md §1.9).
+        boleto: None,
+        pix: None,
+        detailed,
+        extras_json: extras(doc, detailed),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payment_families() {
+        assert_eq!(
+            payment_family("pagali-pix", Some("instantPayment"), None),
+            "pix"
+        );
+        assert_eq!(payment_family("pagali-pix", None, None), "pix");
+        assert_eq!(payment_family("paghiper", None, None), "boleto");
+        assert_eq!(
+            payment_family("paghiper", Some("instantPayment"), None),
+            "pix"
+        );
+        assert_eq!(
+            payment_family("wcboleto", Some("bankInvoice"), None),
+            "boleto"
+        );
+        assert_eq!(payment_family("pmboletov2", None, None), "boleto");
+        assert_eq!(
+            payment_family("pagsegurov2", Some("creditCard"), Some("Visa")),
+            "credit-card"
+        );
+        assert_eq!(
+            payment_family("pagsegurov2", None, Some("Visa")),
+            "credit-card"
+        );
+        assert_eq!(payment_family("mercadopagov1", None, None), "other");
+        assert_eq!(payment_family("deposito", None, None), "deposit");
+        assert_eq!(payment_family("PAGAMENTOEXTERNO", None, None), "external");
+    }
+
+    #[test]
+    fn tracking_links() {
+        assert!(is_correios_code("AA123456785BR"));
+        assert!(!is_correios_code("AA12345678BR"));
+        assert!(!is_correios_code("JD000123456789"));
+        assert_eq!(
+            tracking_url("AA123456785BR", None).as_deref(),
+            Some("https://rastreamento.correios.com.br/app/index.php?objeto=AA123456785BR")
+        );
+        assert_eq!(tracking_url("10000123456", None), None);
+        assert_eq!(
+            tracking_url("10000123456", Some("https://t.example/?c={code}")).as_deref(),
+            Some("https://t.example/?c=10000123456")
+        );
+    }
+
+    #[test]
+    fn status_in_every_form() {
+        let s = status(Some(
+            &json!({"codigo": "pedido_pago", "nome": "Pago!", "id": 4}),
+        ));
+        assert_eq!((s.code.as_str(), s.name.as_str()), ("pedido_pago", "Pago!"));
+        let s = status(Some(&json!("/api/v1/situacao/11")));
+        assert_eq!(
+            (s.code.as_str(), s.name.as_str()),
+            ("pedido_enviado", "Pedido Enviado")
+        );
+        let s = status(Some(&json!(1019)));
+        assert_eq!(s.code, "cancelamento_solicitado");
+        let s = status(Some(&json!({"id": 4242})));
+        assert_eq!(s.code, "situacao_4242");
+        let s = status(Some(&json!({"codigo": "aguardando_retirada_loja"})));
+        assert_eq!(
+            (s.code.as_str(), s.name.as_str()),
+            ("aguardando_retirada_loja", "aguardando_retirada_loja")
+        );
+    }
+
+    #[test]
+    fn first_names_are_recased_only_when_typed_in_one_case() {
+        assert_eq!(first_name("MARIA TESTE"), "Maria");
+        assert_eq!(first_name("joão souza"), "João");
+        assert_eq!(first_name("McArthur Silva"), "McArthur");
+        assert_eq!(first_name(""), "");
+    }
+
+    #[test]
+    fn customer_falls_back_to_the_address_and_orders_phones_mobile_first() {
+        let c = customer(
+            Some(
+                &json!({"nome": "Ana", "telefone_principal": "1130000000", "telefone_celular": " 11900000000 ", "email": ""}),
+            ),
+            None,
+        );
+        assert_eq!(c.phones, vec!["11900000000", "1130000000"]);
+        assert_eq!(c.email, None);
+        let c = customer(Some(&json!({})), Some(&json!({"nome": "Bia Souza"})));
+        assert_eq!(
+            (c.name.as_str(), c.first_name.as_str()),
+            ("Bia Souza", "Bia")
+        );
+        assert!(c.phones.is_empty());
+    }
+
+    #[test]
+    fn a_minimal_detail_with_nulls_strings_and_empty_objects_maps_without_failing() {
+        let doc = json!({
+            "numero": "77",
+            "data_modificacao": "2024-05-10T09:00:00",
+            "situacao": "/api/v1/situacao/4",
+            "cliente": null,
+            "endereco_entrega": {},
+            "envios": [{"objeto": "", "forma_envio": null}, "junk"],
+            "itens": [{"nome": null, "quantidade": null, "preco_venda": "abc"}],
+            "pagamentos": [{}],
+            "valor_total": "R$ 5",
+            "valor_envio": null,
+        });
+        let key = change_key(&doc).unwrap();
+        assert_eq!((key.numero, key.status.as_str()), (77, "pedido_pago"));
+        let (o, warnings) = detailed(&doc, &key, None, None);
+        assert_eq!(
+            o.created_at, "2024-05-10T09:00:00-03:00",
+            "data_criacao falls back to data_modificacao"
+        );
+        assert_eq!(o.customer.name, "");
+        assert_eq!(o.shipments.len(), 1);
+        assert_eq!(o.shipments[0].id, "envio-1");
+        assert_eq!(o.shipments[0].tracking_code, None);
+        assert_eq!(o.items[0].name, "item 1");
+        assert_eq!(o.items[0].quantity, "1");
+        assert_eq!(o.items[0].unit_price.cents, 0);
+        let payment = o.payment.unwrap();
+        assert_eq!(
+            (payment.code.as_str(), payment.family.as_str()),
+            ("", "other")
+        );
+        assert_eq!((o.total.cents, o.shipping.cents), (0, 0));
+        assert_eq!(warnings.0.len(), 2, "{:?}", warnings.0);
+        assert!(
+            warnings
+                .0
+                .iter()
+                .any(|w| w.contains("valor_total = \"R$ 5\"")),
+            "{:?}",
+            warnings.0
+        );
+        assert!(
+            warnings
+                .0
+                .iter()
+                .any(|w| w.contains("itens[0].preco_venda")),
+            "{:?}",
+            warnings.0
+        );
+    }
+
+    #[test]
+    fn rows_without_numero_or_modification_have_no_change_key() {
+        assert!(change_key(&json!({"data_modificacao": "2024-05-10T09:00:00"})).is_none());
+        assert!(change_key(&json!({"numero": 1, "data_modificacao": "ontem"})).is_none());
+        assert!(change_key(&json!({"numero": 1})).is_none());
+    }
+}

@@ -1,0 +1,179 @@
+//! Test support: the fake LI server, a blocking HTTP transport for the SDK
+//! harness, and helpers to run whole sweeps.
+
+#![allow(dead_code, clippy::expect_used, clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use arauto_plugin_sdk::connector::http::{HttpError, Method, Request, Response};
+use arauto_plugin_sdk::connector::testing;
+use arauto_plugin_sdk::connector::{Connector, OrderSnapshot, PluginError, PollPage, PollRequest};
+use arauto_sim::li::{FakeLi, LiStore, RecordedRequest, StoreAuth};
+use loja_integrada::LojaIntegrada;
+use serde_json::Value;
+
+pub const API_KEY: &str = "K3yDaLoja0000000001";
+pub const APP_KEY: &str = "ApP-integrador-42";
+pub const TOKEN: &str = "pt_0123456789abcdef";
+
+/// A running fake with one store accepting both credential modes.
+pub struct Fake {
+    pub li: FakeLi,
+    pub store: LiStore,
+}
+
+pub fn fake() -> Fake {
+    let li = FakeLi::start_blocking().expect("start the fake LI server");
+    let store = li.add_store(StoreAuth::api_key(API_KEY, APP_KEY).and_personal_token(TOKEN));
+    Fake { li, store }
+}
+
+/// Carries the plugin's requests to the network with a blocking client,
+/// honouring the per-request timeout like the daemon does.
+pub fn transport() -> impl FnMut(&Request) -> Result<Response, HttpError> + 'static {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .into();
+    move |req: &Request| {
+        let method = match req.method {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Patch => "PATCH",
+            Method::Delete => "DELETE",
+        };
+        let mut builder = ureq::http::Request::builder().method(method).uri(&req.url);
+        for (name, value) in &req.headers {
+            builder = builder.header(name, value);
+        }
+        let request = builder
+            .body(req.body.clone().unwrap_or_default())
+            .map_err(|e| HttpError::InvalidRequest(e.to_string()))?;
+        let timeout = Duration::from_millis(u64::from(req.timeout_ms.unwrap_or(30_000)));
+        let request = agent
+            .configure_request(request)
+            .timeout_global(Some(timeout))
+            .build();
+        match agent.run(request) {
+            Ok(mut response) => {
+                let status = response.status().as_u16();
+                let headers = response
+                    .headers()
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
+                    .collect();
+                let body = response
+                    .body_mut()
+                    .read_to_vec()
+                    .map_err(|e| HttpError::Other(e.to_string()))?;
+                Ok(Response {
+                    status,
+                    headers,
+                    body,
+                })
+            }
+            Err(ureq::Error::Timeout(_)) => Err(HttpError::Timeout),
+            Err(
+                e
+                @ (ureq::Error::Io(_) | ureq::Error::ConnectionFailed | ureq::Error::HostNotFound),
+            ) => Err(HttpError::Connect(e.to_string())),
+            Err(e) => Err(HttpError::Other(e.to_string())),
+        }
+    }
+}
+
+/// Install the harness: `settings` plus `base_url` pointing at the fake.
+pub fn install_settings(base_url: &str, settings: &[(&str, &str)]) {
+    let mut harness = testing::Harness::new()
+        .setting("base_url", base_url)
+        .transport(transport());
+    for (k, v) in settings {
+        harness = harness.setting(k, v);
+    }
+    testing::install(harness);
+}
+
+/// Install the harness with the api-key credentials and `extra` settings.
+pub fn install(fake: &Fake, extra: &[(&str, &str)]) {
+    let mut settings = vec![("api_key", API_KEY), ("application_key", APP_KEY)];
+    settings.extend_from_slice(extra);
+    install_settings(&fake.li.base_url(), &settings);
+}
+
+pub fn poll(cursor: Option<&str>, cutoff: Option<&str>) -> Result<PollPage, PluginError> {
+    LojaIntegrada::poll(PollRequest {
+        cursor: cursor.map(str::to_owned),
+        detail_cutoff: cutoff.map(str::to_owned),
+    })
+}
+
+/// What one complete sweep returned.
+pub struct SweepResult {
+    pub orders: Vec<OrderSnapshot>,
+    pub calls: usize,
+    pub cursor: String,
+}
+
+/// Call `poll` until `has_more` is false, committing each page's cursor like the host.
+pub fn sweep(cursor: Option<&str>, cutoff: Option<&str>) -> SweepResult {
+    sweep_with(cursor, cutoff, |_| {})
+}
+
+/// [`sweep`], running `between(call_number)` after each page (to change the store mid-sweep).
+pub fn sweep_with(
+    cursor: Option<&str>,
+    cutoff: Option<&str>,
+    mut between: impl FnMut(usize),
+) -> SweepResult {
+    let mut cursor = cursor.map(str::to_owned);
+    let mut orders = Vec::new();
+    for call in 1..=1000 {
+        let page = poll(cursor.as_deref(), cutoff)
+            .unwrap_or_else(|e| panic!("poll call {call} failed: {e:?}"));
+        orders.extend(page.orders);
+        cursor = Some(page.next_cursor.expect("every page carries a cursor"));
+        if !page.has_more {
+            return SweepResult {
+                orders,
+                calls: call,
+                cursor: cursor.unwrap_or_default(),
+            };
+        }
+        between(call);
+    }
+    panic!("sweep did not finish in 1000 calls");
+}
+
+pub fn cursor_json(cursor: &str) -> Value {
+    serde_json::from_str(cursor).expect("the cursor is JSON")
+}
+
+pub fn numeros(orders: &[OrderSnapshot]) -> Vec<u64> {
+    orders
+        .iter()
+        .map(|o| o.id.parse().expect("numeric id"))
+        .collect()
+}
+
+/// Detail requests the fake received, by numero.
+pub fn detail_calls(requests: &[RecordedRequest]) -> Vec<u64> {
+    requests
+        .iter()
+        .filter_map(RecordedRequest::detail_numero)
+        .collect()
+}
+
+pub fn searches(requests: &[RecordedRequest]) -> Vec<RecordedRequest> {
+    requests.iter().filter(|r| r.is_search()).cloned().collect()
+}
+
+/// The message of a plugin error, whatever its class.
+pub fn message(error: &PluginError) -> &str {
+    match error {
+        PluginError::Retryable(e) => &e.message,
+        PluginError::Permanent(m) | PluginError::Misconfigured(m) => m,
+    }
+}
