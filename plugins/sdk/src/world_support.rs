@@ -71,12 +71,15 @@ pub mod testing {
 
     type Transport = Box<dyn FnMut(&Request) -> Result<Response, HttpError>>;
 
+    /// One log line the plugin emitted: (level, message, fields).
+    pub type LogLine = (Level, String, Vec<(String, String)>);
+
     /// What the fake host answers.
     pub struct Harness {
         settings: Vec<(String, String)>,
         now_unix_ms: u64,
         transport: Transport,
-        logs: Vec<(Level, String, Vec<(String, String)>)>,
+        logs: Vec<LogLine>,
         requests: Vec<Request>,
     }
 
@@ -134,7 +137,7 @@ pub mod testing {
     }
 
     /// Log lines the plugin emitted so far: (level, message, fields).
-    pub fn logs() -> Vec<(Level, String, Vec<(String, String)>)> {
+    pub fn logs() -> Vec<LogLine> {
         with(|h| h.logs.clone())
     }
 
