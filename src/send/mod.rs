@@ -1,1 +1,3 @@
 //! Per-channel dispatch: pacing, recipients, rendering, retries, outcomes.
+
+pub mod recipient;
