@@ -2,3 +2,4 @@
 
 pub mod pacing;
 pub mod retry;
+pub mod recipient;

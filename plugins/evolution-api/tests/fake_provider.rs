@@ -1,0 +1,327 @@
+//! The plugin against the fake Evolution API over real HTTP on 127.0.0.1.
+
+use std::time::Duration;
+
+use ::evolution_api::{EvolutionApi, without_ninth_digit};
+use arauto_plugin_sdk::sender::http::{HttpError, Method, Request, Response};
+use arauto_plugin_sdk::sender::prelude::*;
+use arauto_plugin_sdk::sender::testing::{self, Harness};
+use arauto_sim::channels::blocking::{self, BlockingError};
+use arauto_sim::channels::evolution as fake_evolution;
+use arauto_sim::channels::{Endpoint, FakeProvider, Provider, Reply};
+use serde_json::json;
+
+const API_KEY: &str = "B6D711FCDE4D4FD5936544120E713976";
+
+fn transport(req: &Request) -> Result<Response, HttpError> {
+    let method = match req.method {
+        Method::Get => "GET",
+        Method::Head => "HEAD",
+        Method::Post => "POST",
+        Method::Put => "PUT",
+        Method::Patch => "PATCH",
+        Method::Delete => "DELETE",
+    };
+    match blocking::send(
+        method,
+        &req.url,
+        &req.headers,
+        req.body.as_deref(),
+        Duration::from_secs(5),
+    ) {
+        Ok(r) => Ok(Response {
+            status: r.status,
+            headers: r.headers,
+            body: r.body,
+        }),
+        Err(BlockingError::Timeout) => Err(HttpError::Timeout),
+        Err(BlockingError::Connect(why)) => Err(HttpError::Connect(why)),
+        Err(BlockingError::Other(why)) => Err(HttpError::Other(why)),
+    }
+}
+
+fn fake() -> FakeProvider {
+    let fake =
+        FakeProvider::start_in_background(Provider::EvolutionApi).unwrap_or_else(|e| panic!("{e}"));
+    fake.require_auth(API_KEY);
+    fake
+}
+
+fn install(fake: &FakeProvider, extra: &[(&str, &str)]) {
+    let mut harness = Harness::new()
+        .setting("base_url", &format!("{}/", fake.url()))
+        .setting("instance", "loja principal")
+        .setting("api_key", API_KEY)
+        .transport(transport);
+    for (k, v) in extra {
+        harness = harness.setting(k, v);
+    }
+    testing::install(harness);
+}
+
+fn message(phone: Option<&str>) -> Message {
+    Message {
+        idempotency_key: "loja-1/1042/order-paid/evo".into(),
+        attempt: 1,
+        recipient: Recipient {
+            phone: phone.map(str::to_owned),
+            email: None,
+            name: None,
+            first_name: None,
+        },
+        text: "Oba! Recebemos o pagamento do pedido #1042.".into(),
+        template: None,
+        meta: MessageMeta {
+            store: "loja-1".into(),
+            order_id: "1042".into(),
+            order_number: "1042".into(),
+            notification: "order-paid".into(),
+            job_id: "job-9".into(),
+            channel: "evo".into(),
+        },
+        event_json: "{}".into(),
+    }
+}
+
+fn expect_permanent(result: Result<Receipt, PluginError>) -> String {
+    match result {
+        Err(PluginError::Permanent(m)) => m,
+        other => panic!("expected a permanent error, got {other:?}"),
+    }
+}
+
+fn expect_misconfigured<T: std::fmt::Debug>(result: Result<T, PluginError>) -> String {
+    match result {
+        Err(PluginError::Misconfigured(m)) => m,
+        other => panic!("expected misconfigured, got {other:?}"),
+    }
+}
+
+fn expect_retryable<T: std::fmt::Debug>(result: Result<T, PluginError>) -> RetryableError {
+    match result {
+        Err(PluginError::Retryable(e)) => e,
+        other => panic!("expected retryable, got {other:?}"),
+    }
+}
+
+#[test]
+fn sends_text_with_the_exact_wire_format_and_returns_key_id_and_remote_jid() {
+    let fake = fake();
+    install(&fake, &[]);
+    let receipt =
+        EvolutionApi::send(message(Some("+5511987654321"))).unwrap_or_else(|e| panic!("{e:?}"));
+    let req = &fake.requests()[0];
+    assert_eq!(req.method, "POST");
+    assert_eq!(req.path, "/message/sendText/loja%20principal");
+    assert_eq!(req.header("apikey"), Some(API_KEY));
+    assert_eq!(req.header("content-type"), Some("application/json"));
+    assert_eq!(
+        req.body_json(),
+        json!({"number": "5511987654321", "text": "Oba! Recebemos o pagamento do pedido #1042."})
+    );
+    assert_eq!(
+        receipt.provider_message_id.as_deref(),
+        Some(fake.received()[0].provider_message_id.as_str())
+    );
+    assert!(
+        receipt
+            .provider_message_id
+            .as_deref()
+            .is_some_and(|id| id.starts_with("BAE5"))
+    );
+    assert_eq!(
+        receipt.recipient_id.as_deref(),
+        Some("5511987654321@s.whatsapp.net")
+    );
+}
+
+#[test]
+fn delay_and_link_preview_are_sent_when_configured() {
+    let fake = fake();
+    install(&fake, &[("delay_ms", "1200"), ("link_preview", "false")]);
+    EvolutionApi::send(message(Some("+5511987654321"))).unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(
+        fake.requests()[0].body_json(),
+        json!({"number": "5511987654321", "text": "Oba! Recebemos o pagamento do pedido #1042.",
+               "delay": 1200, "linkPreview": false})
+    );
+}
+
+#[test]
+fn not_on_whatsapp_retries_once_without_the_ninth_digit_then_is_permanent() {
+    let fake = fake();
+    install(&fake, &[]);
+    fake.set_default(Endpoint::Send, fake_evolution::not_on_whatsapp());
+    let why = expect_permanent(EvolutionApi::send(message(Some("+5511987654321"))));
+    assert!(
+        why.contains("número não está no WhatsApp: 5511987654321"),
+        "{why}"
+    );
+    assert!(why.contains("551187654321"), "{why}");
+    let numbers: Vec<_> = fake
+        .requests()
+        .iter()
+        .map(|r| r.body_json()["number"].clone())
+        .collect();
+    assert_eq!(numbers, vec![json!("5511987654321"), json!("551187654321")]);
+}
+
+#[test]
+fn the_old_twelve_digit_form_is_used_when_only_it_exists() {
+    let fake = fake();
+    install(&fake, &[]);
+    fake.enqueue(Endpoint::Send, fake_evolution::not_on_whatsapp());
+    let receipt =
+        EvolutionApi::send(message(Some("+5592987654321"))).unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(
+        receipt.recipient_id.as_deref(),
+        Some("559287654321@s.whatsapp.net")
+    );
+    assert_eq!(fake.received()[0].to, "559287654321");
+}
+
+#[test]
+fn no_ninth_digit_retry_when_disabled_or_not_applicable() {
+    let fake = fake();
+    install(&fake, &[("retry_without_ninth_digit", "false")]);
+    fake.set_default(Endpoint::Send, fake_evolution::not_on_whatsapp());
+    let why = expect_permanent(EvolutionApi::send(message(Some("+5511987654321"))));
+    assert_eq!(
+        why,
+        "número não está no WhatsApp: 5511987654321 (Evolution API exists:false)"
+    );
+    install(&fake, &[]);
+    // A foreign number has no ninth-digit variant.
+    expect_permanent(EvolutionApi::send(message(Some("+351912345678"))));
+    assert_eq!(fake.requests().len(), 2);
+    assert_eq!(
+        without_ninth_digit("5511912345678"),
+        None,
+        "9 1xxx was never an 8-digit mobile"
+    );
+    assert_eq!(
+        without_ninth_digit("5511987654321").as_deref(),
+        Some("551187654321")
+    );
+}
+
+#[test]
+fn schema_errors_are_permanent_auth_and_instance_errors_halt_and_5xx_retries() {
+    let fake = fake();
+    install(&fake, &[]);
+    fake.enqueue(
+        Endpoint::Send,
+        fake_evolution::bad_request(&["instance requires property \"text\""]),
+    );
+    let why = expect_permanent(EvolutionApi::send(message(Some("+5511987654321"))));
+    assert!(why.contains("instance requires property \"text\""), "{why}");
+
+    fake.enqueue(Endpoint::Send, fake_evolution::instance_not_found());
+    let why = expect_misconfigured(EvolutionApi::send(message(Some("+5511987654321"))));
+    assert!(
+        why.contains("instance does not exist") && why.contains("`instance`"),
+        "{why}"
+    );
+
+    fake.enqueue(
+        Endpoint::Send,
+        fake_evolution::bad_request(&["Method not available on WhatsApp Business API"]),
+    );
+    expect_misconfigured(EvolutionApi::send(message(Some("+5511987654321"))));
+
+    fake.enqueue(Endpoint::Send, fake_evolution::server_error());
+    let e = expect_retryable(EvolutionApi::send(message(Some("+5511987654321"))));
+    assert!(e.message.contains("Connection Closed"), "{}", e.message);
+    fake.enqueue(
+        Endpoint::Send,
+        Reply::raw(503, "text/html", "<h1>down</h1>").with_header("retry-after", "9"),
+    );
+    expect_retryable(EvolutionApi::send(message(Some("+5511987654321"))));
+    fake.enqueue(
+        Endpoint::Send,
+        Reply::json(429, json!({})).with_header("retry-after", "9"),
+    );
+    assert_eq!(
+        expect_retryable(EvolutionApi::send(message(Some("+5511987654321")))).retry_after_ms,
+        Some(9_000)
+    );
+    fake.enqueue(Endpoint::Send, Reply::drop_connection());
+    expect_retryable(EvolutionApi::send(message(Some("+5511987654321"))));
+}
+
+#[test]
+fn a_wrong_api_key_halts_the_channel_without_leaking_it() {
+    let fake = fake();
+    fake.require_auth("the-right-key");
+    install(&fake, &[]);
+    let why = expect_misconfigured(EvolutionApi::send(message(Some("+5511987654321"))));
+    assert!(
+        why.contains("HTTP 401") && why.contains("`api_key`"),
+        "{why}"
+    );
+    assert!(!why.contains(API_KEY));
+}
+
+#[test]
+fn a_missing_or_malformed_recipient_is_permanent_and_sends_nothing() {
+    let fake = fake();
+    install(&fake, &[]);
+    assert!(expect_permanent(EvolutionApi::send(message(None))).contains("no usable mobile phone"));
+    assert!(expect_permanent(EvolutionApi::send(message(Some("5511987654321")))).contains("E.164"));
+    assert!(fake.requests().is_empty());
+}
+
+#[test]
+fn check_asks_for_the_connection_state() {
+    let fake = fake();
+    install(&fake, &[]);
+    EvolutionApi::check().unwrap_or_else(|e| panic!("{e:?}"));
+    let req = &fake.requests()[0];
+    assert_eq!(
+        (req.method.as_str(), req.path.as_str()),
+        ("GET", "/instance/connectionState/loja%20principal")
+    );
+    assert_eq!(req.header("apikey"), Some(API_KEY));
+
+    fake.enqueue(Endpoint::Check, fake_evolution::connection_state("close"));
+    assert!(expect_misconfigured(EvolutionApi::check()).contains("QR code"));
+    fake.enqueue(
+        Endpoint::Check,
+        fake_evolution::connection_state("connecting"),
+    );
+    expect_retryable(EvolutionApi::check());
+    fake.enqueue(Endpoint::Check, fake_evolution::instance_not_found());
+    expect_misconfigured(EvolutionApi::check());
+}
+
+#[test]
+fn settings_are_validated_and_name_the_key() {
+    testing::install(
+        Harness::new()
+            .setting("instance", "x")
+            .setting("api_key", "k"),
+    );
+    assert!(expect_misconfigured(EvolutionApi::check()).contains("`base_url`"));
+    testing::install(
+        Harness::new()
+            .setting("base_url", "evolution.local")
+            .setting("instance", "x")
+            .setting("api_key", "k"),
+    );
+    assert!(expect_misconfigured(EvolutionApi::check()).contains("`base_url`"));
+    testing::install(
+        Harness::new()
+            .setting("base_url", "http://127.0.0.1:9")
+            .setting("instance", "x")
+            .setting("api_key", "k")
+            .setting("delay_ms", "soon"),
+    );
+    assert!(expect_misconfigured(EvolutionApi::check()).contains("`delay_ms`"));
+    let info = EvolutionApi::info();
+    assert!(
+        info.config_keys
+            .iter()
+            .any(|k| k.name == "api_key" && k.secret && k.required)
+    );
+    assert!(info.default_hosts.is_empty());
+}

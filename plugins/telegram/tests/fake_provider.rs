@@ -1,0 +1,328 @@
+//! The plugin against the fake Telegram Bot API over real HTTP on 127.0.0.1.
+
+use std::time::Duration;
+
+use ::telegram::{Telegram, chat_from_event};
+use arauto_plugin_sdk::sender::http::{HttpError, Method, Request, Response};
+use arauto_plugin_sdk::sender::prelude::*;
+use arauto_plugin_sdk::sender::testing::{self, Harness};
+use arauto_sim::channels::blocking::{self, BlockingError};
+use arauto_sim::channels::telegram as fake_telegram;
+use arauto_sim::channels::{Endpoint, FakeProvider, Provider, Reply};
+use serde_json::json;
+
+const TOKEN: &str = "7000000001:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw";
+
+fn transport(req: &Request) -> Result<Response, HttpError> {
+    let method = match req.method {
+        Method::Get => "GET",
+        Method::Head => "HEAD",
+        Method::Post => "POST",
+        Method::Put => "PUT",
+        Method::Patch => "PATCH",
+        Method::Delete => "DELETE",
+    };
+    match blocking::send(
+        method,
+        &req.url,
+        &req.headers,
+        req.body.as_deref(),
+        Duration::from_secs(5),
+    ) {
+        Ok(r) => Ok(Response {
+            status: r.status,
+            headers: r.headers,
+            body: r.body,
+        }),
+        Err(BlockingError::Timeout) => Err(HttpError::Timeout),
+        Err(BlockingError::Connect(why)) => Err(HttpError::Connect(why)),
+        Err(BlockingError::Other(why)) => Err(HttpError::Other(why)),
+    }
+}
+
+fn fake() -> FakeProvider {
+    let fake =
+        FakeProvider::start_in_background(Provider::Telegram).unwrap_or_else(|e| panic!("{e}"));
+    fake.require_auth(TOKEN);
+    fake
+}
+
+fn install(fake: &FakeProvider, extra: &[(&str, &str)]) {
+    let mut harness = Harness::new()
+        .setting("base_url", &fake.url())
+        .setting("bot_token", TOKEN)
+        .transport(transport);
+    for (k, v) in extra {
+        harness = harness.setting(k, v);
+    }
+    testing::install(harness);
+}
+
+fn message(event: serde_json::Value) -> Message {
+    Message {
+        idempotency_key: "loja-1/1042/order-paid/tg".into(),
+        attempt: 1,
+        recipient: Recipient {
+            phone: None,
+            email: None,
+            name: Some("Maria".into()),
+            first_name: Some("Maria".into()),
+        },
+        text: "Novo pedido pago: #1042 (R$ 199,90)".into(),
+        template: None,
+        meta: MessageMeta {
+            store: "loja-1".into(),
+            order_id: "1042".into(),
+            order_number: "1042".into(),
+            notification: "order-paid".into(),
+            job_id: "job-1".into(),
+            channel: "tg".into(),
+        },
+        event_json: event.to_string(),
+    }
+}
+
+fn err<T: std::fmt::Debug>(result: Result<T, PluginError>) -> PluginError {
+    match result {
+        Err(e) => e,
+        Ok(v) => panic!("expected an error, got {v:?}"),
+    }
+}
+
+fn text_of(e: &PluginError) -> &str {
+    match e {
+        PluginError::Retryable(r) => &r.message,
+        PluginError::Permanent(m) | PluginError::Misconfigured(m) => m,
+    }
+}
+
+#[test]
+fn sends_to_the_fixed_staff_chat_with_the_exact_wire_format() {
+    let fake = fake();
+    install(
+        &fake,
+        &[
+            ("chat_id", "-1001234567890"),
+            ("parse_mode", "HTML"),
+            ("disable_notification", "true"),
+        ],
+    );
+    let receipt = Telegram::send(message(json!({}))).unwrap_or_else(|e| panic!("{e:?}"));
+    let req = &fake.requests()[0];
+    assert_eq!(req.method, "POST");
+    assert_eq!(req.path, format!("/bot{TOKEN}/sendMessage"));
+    assert_eq!(req.header("content-type"), Some("application/json"));
+    assert_eq!(
+        req.body_json(),
+        json!({"chat_id": -1001234567890_i64, "text": "Novo pedido pago: #1042 (R$ 199,90)",
+               "parse_mode": "HTML", "disable_notification": true})
+    );
+    assert_eq!(
+        receipt.provider_message_id.as_deref(),
+        Some(fake.received()[0].provider_message_id.as_str())
+    );
+    assert_eq!(receipt.recipient_id.as_deref(), Some("-1001234567890"));
+}
+
+#[test]
+fn takes_the_chat_from_the_order_when_no_chat_is_configured() {
+    let fake = fake();
+    install(&fake, &[]);
+    let event = json!({"notification": "order-paid", "order": {"id": "1042", "extras": {"telegram_chat_id": 987654321}}});
+    Telegram::send(message(event)).unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(
+        fake.requests()[0].body_json(),
+        json!({"chat_id": 987654321, "text": "Novo pedido pago: #1042 (R$ 199,90)"})
+    );
+
+    install(&fake, &[("chat_id_pointer", "/order/customer/tg")]);
+    Telegram::send(message(
+        json!({"order": {"customer": {"tg": "@maria_silva"}}}),
+    ))
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(fake.requests()[1].body_json()["chat_id"], "@maria_silva");
+
+    let e = err(Telegram::send(message(json!({"order": {"customer": {}}}))));
+    assert!(
+        matches!(&e, PluginError::Permanent(m) if m.contains("no Telegram chat id for order 1042") && m.contains("`chat_id`")),
+        "{e:?}"
+    );
+    assert_eq!(fake.requests().len(), 2, "nothing sent without a chat");
+
+    assert_eq!(
+        chat_from_event(&json!({"a": [{"telegram_chat_id": "42"}]}), None),
+        Some(json!(42))
+    );
+    assert_eq!(
+        chat_from_event(&json!({"telegram_chat_id": null}), None),
+        None
+    );
+}
+
+#[test]
+fn retry_after_is_honoured_and_server_errors_retry() {
+    let fake = fake();
+    install(&fake, &[("chat_id", "42")]);
+    fake.enqueue(Endpoint::Send, fake_telegram::retry_after(17));
+    match err(Telegram::send(message(json!({})))) {
+        PluginError::Retryable(e) => {
+            assert_eq!(e.retry_after_ms, Some(17_000));
+            assert!(
+                e.message.contains("Too Many Requests: retry after 17"),
+                "{}",
+                e.message
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    fake.enqueue(Endpoint::Send, fake_telegram::error(502, "Bad Gateway"));
+    assert!(matches!(
+        err(Telegram::send(message(json!({})))),
+        PluginError::Retryable(_)
+    ));
+    fake.enqueue(Endpoint::Send, Reply::drop_connection());
+    assert!(matches!(
+        err(Telegram::send(message(json!({})))),
+        PluginError::Retryable(_)
+    ));
+}
+
+#[test]
+fn blocked_unknown_and_migrated_chats_are_permanent_for_customer_chats() {
+    let fake = fake();
+    install(&fake, &[]);
+    let event = json!({"order": {"extras": {"telegram_chat_id": -4711}}});
+    fake.enqueue(Endpoint::Send, fake_telegram::blocked());
+    let e = err(Telegram::send(message(event.clone())));
+    assert!(
+        matches!(&e, PluginError::Permanent(m) if m.contains("bot was blocked by the user")),
+        "{e:?}"
+    );
+    fake.enqueue(Endpoint::Send, fake_telegram::chat_not_found());
+    assert!(matches!(
+        err(Telegram::send(message(event.clone()))),
+        PluginError::Permanent(_)
+    ));
+    fake.enqueue(Endpoint::Send, fake_telegram::migrated(-1009876543210));
+    let e = err(Telegram::send(message(event.clone())));
+    assert!(
+        matches!(&e, PluginError::Permanent(m) if m.contains("-1009876543210")),
+        "{e:?}"
+    );
+    fake.enqueue(
+        Endpoint::Send,
+        fake_telegram::error(400, "Bad Request: message is too long"),
+    );
+    assert!(matches!(
+        err(Telegram::send(message(event))),
+        PluginError::Permanent(_)
+    ));
+}
+
+#[test]
+fn a_broken_fixed_chat_halts_the_channel_and_names_the_new_id_to_configure() {
+    let fake = fake();
+    install(&fake, &[("chat_id", "-4711")]);
+    fake.enqueue(Endpoint::Send, fake_telegram::migrated(-1009876543210));
+    let e = err(Telegram::send(message(json!({}))));
+    assert!(
+        matches!(&e, PluginError::Misconfigured(m) if m.contains("set chat_id = \"-1009876543210\" in [channels.tg.settings]")),
+        "{e:?}"
+    );
+    fake.enqueue(
+        Endpoint::Send,
+        fake_telegram::error(403, "Forbidden: bot was kicked from the group chat"),
+    );
+    assert!(matches!(
+        err(Telegram::send(message(json!({})))),
+        PluginError::Misconfigured(_)
+    ));
+    fake.enqueue(Endpoint::Send, fake_telegram::chat_not_found());
+    assert!(
+        matches!(err(Telegram::send(message(json!({})))), PluginError::Misconfigured(m) if m.contains("`chat_id`"))
+    );
+}
+
+#[test]
+fn a_rejected_token_halts_the_channel_and_is_never_shown() {
+    let fake = fake();
+    fake.require_auth("7000000001:another");
+    install(&fake, &[("chat_id", "42")]);
+    let e = err(Telegram::send(message(json!({}))));
+    assert!(
+        matches!(&e, PluginError::Misconfigured(m) if m.contains("`bot_token`")),
+        "{e:?}"
+    );
+    assert!(!text_of(&e).contains(TOKEN));
+    let e = err(Telegram::check());
+    assert!(matches!(&e, PluginError::Misconfigured(_)), "{e:?}");
+
+    // Transport errors name the URL: the token in its path is redacted.
+    testing::install(
+        Harness::new()
+            .setting("base_url", "http://127.0.0.1:9")
+            .setting("bot_token", TOKEN)
+            .setting("chat_id", "1")
+            .transport(transport),
+    );
+    let e = err(Telegram::send(message(json!({}))));
+    assert!(
+        text_of(&e).contains("/bot<redacted>/sendMessage") && !text_of(&e).contains(TOKEN),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn check_calls_get_me() {
+    let fake = fake();
+    install(&fake, &[]);
+    Telegram::check().unwrap_or_else(|e| panic!("{e:?}"));
+    let req = &fake.requests()[0];
+    assert_eq!(
+        (req.method.as_str(), req.path.as_str()),
+        ("GET", format!("/bot{TOKEN}/getMe").as_str())
+    );
+    assert!(
+        testing::logs()
+            .iter()
+            .any(|(_, line, _)| line.contains("@loja_fake_bot"))
+    );
+}
+
+#[test]
+fn settings_are_validated_and_declared() {
+    testing::install(Harness::new().setting("bot_token", "not-a-token"));
+    let e = err(Telegram::check());
+    assert!(
+        matches!(&e, PluginError::Misconfigured(m) if m.contains("`bot_token`") && !m.contains("not-a-token")),
+        "{e:?}"
+    );
+    testing::install(
+        Harness::new()
+            .setting("bot_token", TOKEN)
+            .setting("parse_mode", "markdown"),
+    );
+    assert!(
+        matches!(err(Telegram::check()), PluginError::Misconfigured(m) if m.contains("`parse_mode`"))
+    );
+    testing::install(
+        Harness::new()
+            .setting("bot_token", TOKEN)
+            .setting("chat_id_pointer", "order.chat"),
+    );
+    assert!(
+        matches!(err(Telegram::check()), PluginError::Misconfigured(m) if m.contains("`chat_id_pointer`"))
+    );
+    let info = Telegram::info();
+    assert!(
+        info.config_keys
+            .iter()
+            .any(|k| k.name == "bot_token" && k.secret && k.required)
+    );
+    assert!(
+        info.config_keys
+            .iter()
+            .any(|k| k.name == "chat_id" && !k.required)
+    );
+    assert_eq!(info.default_hosts, ["https://api.telegram.org"]);
+}

@@ -1,0 +1,326 @@
+//! # z-api: Z-API (hosted WhatsApp gateway)
+//!
+//! Sends the rendered notification as text with
+//! `POST {base_url}/instances/{instance_id}/token/{instance_token}/send-text`,
+//! header `Client-Token: {client_token}` (the account security token), body
+//! `{"phone": "<E.164 digits without +>", "message": "…"}` plus
+//! `delayMessage`/`delayTyping` (seconds, 1–15) when configured.
+//!
+//! * The instance token travels in the URL path: every error message has it
+//!   (and the Client-Token) replaced by `<redacted>`.
+//! * **Receipt:** `messageId` (WhatsApp's id) as the provider message id; the
+//!   `zaapId` (Z-API's own id) is logged with the job id.
+//! * **Errors:** Z-API documents only 405 (wrong method) and 415 (missing
+//!   `Content-Type`), both permanent (they mean a bug). Beyond that: 401/403,
+//!   404 (unknown instance or token), a body naming the `client-token`, and a
+//!   disconnected WhatsApp session ("not connected", "restore the session")
+//!   pause the channel; 429, 5xx and network failures are retryable; other
+//!   4xx are permanent.
+//! * **check()** calls `GET {base_url}/instances/{id}/token/{token}/status`:
+//!   authenticated, cheap, and it says whether the instance's WhatsApp session
+//!   is connected (`connected: false` pauses the channel).
+
+// Natively (unit tests) nothing exports the plugin type.
+#![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+
+use arauto_plugin_sdk::sender::prelude::*;
+use arauto_plugin_sdk::sender::{ConfigKey, http::HttpResponse, log::Level};
+use serde_json::{Value, json};
+
+/// The plugin.
+pub struct ZApi;
+
+const DEFAULT_BASE_URL: &str = "https://api.z-api.io";
+
+fn key(
+    name: &str,
+    description: &str,
+    required: bool,
+    secret: bool,
+    default: Option<&str>,
+) -> ConfigKey {
+    ConfigKey {
+        name: name.to_owned(),
+        description: description.to_owned(),
+        required,
+        secret,
+        default_value: default.map(str::to_owned),
+    }
+}
+
+impl Sender for ZApi {
+    fn info() -> PluginInfo {
+        PluginInfo {
+            name: "z-api".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            kind: PluginKind::Sender,
+            description: "Z-API (hosted WhatsApp gateway): text messages via send-text".into(),
+            config_keys: vec![
+                key(
+                    "instance_id",
+                    "Instance ID from the Z-API panel",
+                    true,
+                    false,
+                    None,
+                ),
+                key(
+                    "instance_token",
+                    "Instance token from the Z-API panel (goes in the URL path)",
+                    true,
+                    true,
+                    None,
+                ),
+                key(
+                    "client_token",
+                    "Account security token (Z-API panel → Segurança), sent as the Client-Token header",
+                    true,
+                    true,
+                    None,
+                ),
+                key(
+                    "base_url",
+                    "Z-API base URL",
+                    false,
+                    false,
+                    Some(DEFAULT_BASE_URL),
+                ),
+                key(
+                    "delay_message",
+                    "Seconds (1–15) Z-API waits before sending (delayMessage)",
+                    false,
+                    false,
+                    None,
+                ),
+                key(
+                    "delay_typing",
+                    "Seconds (1–15) of \"typing…\" shown before sending (delayTyping)",
+                    false,
+                    false,
+                    None,
+                ),
+            ],
+            default_hosts: vec![DEFAULT_BASE_URL.into()],
+        }
+    }
+
+    fn check() -> Result<(), PluginError> {
+        let settings = Settings::load()?;
+        check_with(&settings).map_err(|e| settings.scrub(e))
+    }
+
+    fn send(msg: Message) -> Result<Receipt, PluginError> {
+        let settings = Settings::load()?;
+        send_with(&settings, &msg).map_err(|e| settings.scrub(e))
+    }
+}
+
+arauto_plugin_sdk::export_sender!(ZApi);
+
+struct Settings {
+    base_url: String,
+    instance_id: String,
+    instance_token: String,
+    client_token: String,
+    delay_message: Option<u8>,
+    delay_typing: Option<u8>,
+}
+
+impl Settings {
+    fn load() -> Result<Self, PluginError> {
+        let base_url = settings::get_or("base_url", DEFAULT_BASE_URL)
+            .trim()
+            .trim_end_matches('/')
+            .to_owned();
+        if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
+            return Err(misconfigured(format!(
+                "setting `base_url` must be an http(s) URL, got {base_url:?}"
+            )));
+        }
+        Ok(Self {
+            base_url,
+            instance_id: settings::require("instance_id")?.trim().to_owned(),
+            instance_token: settings::require("instance_token")?.trim().to_owned(),
+            client_token: settings::require("client_token")?.trim().to_owned(),
+            delay_message: seconds("delay_message")?,
+            delay_typing: seconds("delay_typing")?,
+        })
+    }
+
+    fn url(&self, action: &str) -> String {
+        format!(
+            "{}/instances/{}/token/{}/{action}",
+            self.base_url,
+            http::encode_component(&self.instance_id),
+            http::encode_component(&self.instance_token)
+        )
+    }
+
+    /// Remove both tokens (raw and as they appear percent-encoded in the URL).
+    fn scrub(&self, error: PluginError) -> PluginError {
+        let secrets = [
+            self.instance_token.clone(),
+            http::encode_component(&self.instance_token),
+            self.client_token.clone(),
+        ];
+        let clean = |mut s: String| {
+            for secret in secrets.iter().filter(|s| !s.is_empty()) {
+                s = s.replace(secret.as_str(), "<redacted>");
+            }
+            s
+        };
+        match error {
+            PluginError::Retryable(mut e) => {
+                e.message = clean(e.message);
+                PluginError::Retryable(e)
+            }
+            PluginError::Permanent(m) => PluginError::Permanent(clean(m)),
+            PluginError::Misconfigured(m) => PluginError::Misconfigured(clean(m)),
+        }
+    }
+}
+
+fn seconds(key: &str) -> Result<Option<u8>, PluginError> {
+    match settings::get(key)
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+    {
+        None => Ok(None),
+        Some(v) => match v.parse::<u8>() {
+            Ok(s) if (1..=15).contains(&s) => Ok(Some(s)),
+            _ => Err(misconfigured(format!(
+                "setting `{key}` must be a whole number of seconds from 1 to 15, got {v:?}"
+            ))),
+        },
+    }
+}
+
+fn check_with(settings: &Settings) -> Result<(), PluginError> {
+    let response = http::get(&settings.url("status"))
+        .header("client-token", &settings.client_token)
+        .send()?;
+    if !response.is_success() {
+        return Err(api_error(&response));
+    }
+    let body: Value = response.json()?;
+    if body["connected"].as_bool() == Some(true) {
+        log::log(
+            Level::Info,
+            &format!(
+                "Z-API instance {} is connected to WhatsApp",
+                settings.instance_id
+            ),
+            &[("instance", &settings.instance_id)],
+        );
+        return Ok(());
+    }
+    let why = body["error"].as_str().unwrap_or("no reason given");
+    Err(misconfigured(format!(
+        "Z-API instance {} is not connected to WhatsApp ({why}): reconnect it by reading the QR code in the Z-API panel",
+        settings.instance_id
+    )))
+}
+
+fn send_with(settings: &Settings, msg: &Message) -> Result<Receipt, PluginError> {
+    let phone = recipient_digits(msg)?;
+    let mut body = json!({"phone": phone, "message": msg.text});
+    if let Some(delay) = settings.delay_message {
+        body["delayMessage"] = json!(delay);
+    }
+    if let Some(delay) = settings.delay_typing {
+        body["delayTyping"] = json!(delay);
+    }
+    let response = http::post(&settings.url("send-text"))
+        .header("client-token", &settings.client_token)
+        .json(&body)?
+        .send()?;
+    if !response.is_success() {
+        return Err(api_error(&response));
+    }
+    // Accepted: an odd body must not become a retry and a double send.
+    let sent: Value = response.json().unwrap_or_default();
+    let message_id = sent["messageId"]
+        .as_str()
+        .or_else(|| sent["id"].as_str())
+        .map(str::to_owned);
+    let zaap_id = sent["zaapId"].as_str().unwrap_or_default();
+    match &message_id {
+        Some(id) => log::log(
+            Level::Debug,
+            "Z-API accepted the message",
+            &[
+                ("message_id", id),
+                ("zaap_id", zaap_id),
+                ("job_id", &msg.meta.job_id),
+            ],
+        ),
+        None => log::warn("Z-API accepted the message but returned no messageId"),
+    }
+    Ok(Receipt {
+        provider_message_id: message_id,
+        recipient_id: None,
+    })
+}
+
+/// The recipient as Z-API wants it: E.164 digits without `+`.
+fn recipient_digits(msg: &Message) -> Result<String, PluginError> {
+    let Some(phone) = msg
+        .recipient
+        .phone
+        .as_deref()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+    else {
+        return Err(permanent(
+            "the customer has no usable mobile phone number: WhatsApp needs one (order without phone, or only landlines)",
+        ));
+    };
+    match phone.strip_prefix('+') {
+        Some(digits)
+            if (8..=15).contains(&digits.len()) && digits.chars().all(|c| c.is_ascii_digit()) =>
+        {
+            Ok(digits.to_owned())
+        }
+        _ => Err(permanent(format!(
+            "recipient phone {phone:?} is not an E.164 number (+<country><number>)"
+        ))),
+    }
+}
+
+fn api_error(response: &HttpResponse) -> PluginError {
+    let body: Value = serde_json::from_slice(&response.body).unwrap_or_default();
+    let detail = match (body["error"].as_str(), body["message"].as_str()) {
+        (Some(error), Some(message)) => format!("{error}: {message}"),
+        (Some(one), None) | (None, Some(one)) => one.to_owned(),
+        (None, None) => response.excerpt(200),
+    };
+    let text = format!("Z-API answered HTTP {}: {detail}", response.status);
+    let lower = detail.to_ascii_lowercase();
+    if lower.contains("client-token") {
+        return misconfigured(format!(
+            "{text}; check `client_token` (Z-API panel → Segurança)"
+        ));
+    }
+    if lower.contains("not connected")
+        || lower.contains("disconnected")
+        || lower.contains("restore the session")
+    {
+        return misconfigured(format!(
+            "{text}; the instance's WhatsApp session is disconnected: reconnect it in the Z-API panel"
+        ));
+    }
+    match response.status {
+        401 | 403 => misconfigured(format!(
+            "{text}; check `instance_id`, `instance_token` and `client_token`"
+        )),
+        404 => misconfigured(format!("{text}; check `instance_id` and `instance_token`")),
+        405 | 415 => permanent(format!(
+            "{text} (a request-format bug in the z-api plugin; please report it)"
+        )),
+        429 => match response.retry_after_ms() {
+            Some(ms) => retry_after(text, ms),
+            None => retryable(text),
+        },
+        408 | 500..=599 => retryable(text),
+        _ => permanent(text),
+    }
+}

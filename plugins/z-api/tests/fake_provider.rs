@@ -1,0 +1,298 @@
+//! The plugin against the fake Z-API over real HTTP on 127.0.0.1.
+
+use std::time::Duration;
+
+use ::z_api::ZApi;
+use arauto_plugin_sdk::sender::http::{HttpError, Method, Request, Response};
+use arauto_plugin_sdk::sender::prelude::*;
+use arauto_plugin_sdk::sender::testing::{self, Harness};
+use arauto_sim::channels::blocking::{self, BlockingError};
+use arauto_sim::channels::zapi as fake_zapi;
+use arauto_sim::channels::{Endpoint, FakeProvider, Provider, Reply};
+use serde_json::json;
+
+const INSTANCE: &str = "3C5A7E0F1B2D";
+const INSTANCE_TOKEN: &str = "F7A1B9C3D5E2token";
+const CLIENT_TOKEN: &str = "Fe2c3b4a5d6clienttoken";
+
+fn transport(req: &Request) -> Result<Response, HttpError> {
+    let method = match req.method {
+        Method::Get => "GET",
+        Method::Head => "HEAD",
+        Method::Post => "POST",
+        Method::Put => "PUT",
+        Method::Patch => "PATCH",
+        Method::Delete => "DELETE",
+    };
+    match blocking::send(
+        method,
+        &req.url,
+        &req.headers,
+        req.body.as_deref(),
+        Duration::from_secs(5),
+    ) {
+        Ok(r) => Ok(Response {
+            status: r.status,
+            headers: r.headers,
+            body: r.body,
+        }),
+        Err(BlockingError::Timeout) => Err(HttpError::Timeout),
+        Err(BlockingError::Connect(why)) => Err(HttpError::Connect(why)),
+        Err(BlockingError::Other(why)) => Err(HttpError::Other(why)),
+    }
+}
+
+fn fake() -> FakeProvider {
+    let fake = FakeProvider::start_in_background(Provider::ZApi).unwrap_or_else(|e| panic!("{e}"));
+    fake.require_auth(CLIENT_TOKEN);
+    fake
+}
+
+fn install(fake: &FakeProvider, extra: &[(&str, &str)]) {
+    let mut harness = Harness::new()
+        .setting("base_url", &fake.url())
+        .setting("instance_id", INSTANCE)
+        .setting("instance_token", INSTANCE_TOKEN)
+        .setting("client_token", CLIENT_TOKEN)
+        .transport(transport);
+    for (k, v) in extra {
+        harness = harness.setting(k, v);
+    }
+    testing::install(harness);
+}
+
+fn message(phone: Option<&str>) -> Message {
+    Message {
+        idempotency_key: "loja-1/1042/order-delivered/zapi".into(),
+        attempt: 1,
+        recipient: Recipient {
+            phone: phone.map(str::to_owned),
+            email: None,
+            name: None,
+            first_name: None,
+        },
+        text: "Seu pedido #1042 foi entregue. Obrigado!".into(),
+        template: None,
+        meta: MessageMeta {
+            store: "loja-1".into(),
+            order_id: "1042".into(),
+            order_number: "1042".into(),
+            notification: "order-delivered".into(),
+            job_id: "job-5".into(),
+            channel: "zapi".into(),
+        },
+        event_json: "{}".into(),
+    }
+}
+
+fn err<T: std::fmt::Debug>(result: Result<T, PluginError>) -> PluginError {
+    match result {
+        Err(e) => e,
+        Ok(v) => panic!("expected an error, got {v:?}"),
+    }
+}
+
+fn text_of(e: &PluginError) -> &str {
+    match e {
+        PluginError::Retryable(r) => &r.message,
+        PluginError::Permanent(m) | PluginError::Misconfigured(m) => m,
+    }
+}
+
+#[test]
+fn sends_text_with_the_exact_wire_format_and_returns_the_message_id() {
+    let fake = fake();
+    install(&fake, &[("delay_message", "2"), ("delay_typing", "3")]);
+    let receipt = ZApi::send(message(Some("+5511987654321"))).unwrap_or_else(|e| panic!("{e:?}"));
+    let req = &fake.requests()[0];
+    assert_eq!(req.method, "POST");
+    assert_eq!(
+        req.path,
+        format!("/instances/{INSTANCE}/token/{INSTANCE_TOKEN}/send-text")
+    );
+    assert_eq!(req.header("client-token"), Some(CLIENT_TOKEN));
+    assert_eq!(req.header("content-type"), Some("application/json"));
+    assert_eq!(
+        req.body_json(),
+        json!({"phone": "5511987654321", "message": "Seu pedido #1042 foi entregue. Obrigado!",
+               "delayMessage": 2, "delayTyping": 3})
+    );
+    assert_eq!(
+        receipt.provider_message_id.as_deref(),
+        Some(fake.received()[0].provider_message_id.as_str())
+    );
+    let logged = testing::logs();
+    assert!(logged.iter().any(|(_, _, fields)| {
+        fields
+            .iter()
+            .any(|(k, v)| k == "zaap_id" && v.starts_with("3999"))
+    }));
+}
+
+#[test]
+fn the_documented_405_and_415_are_permanent() {
+    let fake = fake();
+    install(&fake, &[]);
+    fake.enqueue(
+        Endpoint::Send,
+        fake_zapi::error(405, "Method Not Allowed", "use POST"),
+    );
+    assert!(matches!(
+        err(ZApi::send(message(Some("+5511987654321")))),
+        PluginError::Permanent(_)
+    ));
+    fake.enqueue(
+        Endpoint::Send,
+        fake_zapi::error(415, "Unsupported Media Type", "Content-Type"),
+    );
+    let e = err(ZApi::send(message(Some("+5511987654321"))));
+    assert!(matches!(e, PluginError::Permanent(_)), "{e:?}");
+    assert!(text_of(&e).contains("HTTP 415"));
+}
+
+#[test]
+fn credential_and_session_problems_halt_the_channel_and_never_show_the_tokens() {
+    let fake = fake();
+    fake.require_auth("another-client-token");
+    install(&fake, &[]);
+    let e = err(ZApi::send(message(Some("+5511987654321"))));
+    assert!(matches!(e, PluginError::Misconfigured(_)), "{e:?}");
+    assert!(text_of(&e).contains("`client_token`"), "{e:?}");
+    fake.require_auth(CLIENT_TOKEN);
+
+    fake.enqueue(
+        Endpoint::Send,
+        fake_zapi::error(400, "You are not connected.", "restore the session"),
+    );
+    assert!(matches!(
+        err(ZApi::send(message(Some("+5511987654321")))),
+        PluginError::Misconfigured(_)
+    ));
+    fake.enqueue(
+        Endpoint::Send,
+        fake_zapi::error(401, "Unauthorized", "bad token"),
+    );
+    assert!(matches!(
+        err(ZApi::send(message(Some("+5511987654321")))),
+        PluginError::Misconfigured(_)
+    ));
+
+    // An unknown path (wrong instance/token): 404 from the fake.
+    testing::install(
+        Harness::new()
+            .setting("base_url", &format!("{}/v2", fake.url()))
+            .setting("instance_id", INSTANCE)
+            .setting("instance_token", INSTANCE_TOKEN)
+            .setting("client_token", CLIENT_TOKEN)
+            .transport(transport),
+    );
+    let e = err(ZApi::send(message(Some("+5511987654321"))));
+    assert!(matches!(e, PluginError::Misconfigured(_)), "{e:?}");
+
+    // Transport errors carry the URL: the token in its path is redacted.
+    testing::install(
+        Harness::new()
+            .setting("base_url", "http://127.0.0.1:9")
+            .setting("instance_id", INSTANCE)
+            .setting("instance_token", INSTANCE_TOKEN)
+            .setting("client_token", CLIENT_TOKEN)
+            .transport(transport),
+    );
+    let e = err(ZApi::send(message(Some("+5511987654321"))));
+    assert!(matches!(e, PluginError::Retryable(_)), "{e:?}");
+    assert!(text_of(&e).contains("/token/<redacted>/send-text"), "{e:?}");
+    assert!(!text_of(&e).contains(INSTANCE_TOKEN) && !text_of(&e).contains(CLIENT_TOKEN));
+}
+
+#[test]
+fn server_errors_rate_limits_and_dropped_connections_are_retryable() {
+    let fake = fake();
+    install(&fake, &[]);
+    fake.enqueue(
+        Endpoint::Send,
+        fake_zapi::error(500, "Internal Server Error", "oops"),
+    );
+    assert!(matches!(
+        err(ZApi::send(message(Some("+5511987654321")))),
+        PluginError::Retryable(_)
+    ));
+    fake.enqueue(
+        Endpoint::Send,
+        Reply::json(429, json!({"error": "Too many requests"})).with_header("retry-after", "3"),
+    );
+    match err(ZApi::send(message(Some("+5511987654321")))) {
+        PluginError::Retryable(e) => assert_eq!(e.retry_after_ms, Some(3_000)),
+        other => panic!("{other:?}"),
+    }
+    fake.enqueue(Endpoint::Send, Reply::drop_connection());
+    assert!(matches!(
+        err(ZApi::send(message(Some("+5511987654321")))),
+        PluginError::Retryable(_)
+    ));
+    fake.enqueue(
+        Endpoint::Send,
+        fake_zapi::error(400, "Bad Request", "invalid phone"),
+    );
+    assert!(matches!(
+        err(ZApi::send(message(Some("+5511987654321")))),
+        PluginError::Permanent(_)
+    ));
+}
+
+#[test]
+fn a_missing_recipient_is_permanent_and_sends_nothing() {
+    let fake = fake();
+    install(&fake, &[]);
+    let e = err(ZApi::send(message(None)));
+    assert!(
+        matches!(&e, PluginError::Permanent(m) if m.contains("no usable mobile phone")),
+        "{e:?}"
+    );
+    assert!(fake.requests().is_empty());
+}
+
+#[test]
+fn check_reads_the_instance_status() {
+    let fake = fake();
+    install(&fake, &[]);
+    ZApi::check().unwrap_or_else(|e| panic!("{e:?}"));
+    let req = &fake.requests()[0];
+    assert_eq!(req.method, "GET");
+    assert_eq!(
+        req.path,
+        format!("/instances/{INSTANCE}/token/{INSTANCE_TOKEN}/status")
+    );
+    assert_eq!(req.header("client-token"), Some(CLIENT_TOKEN));
+    fake.enqueue(Endpoint::Check, fake_zapi::disconnected());
+    let e = err(ZApi::check());
+    assert!(
+        matches!(&e, PluginError::Misconfigured(m) if m.contains("restore the session")),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn settings_are_validated_and_declared() {
+    testing::install(
+        Harness::new()
+            .setting("instance_id", INSTANCE)
+            .setting("instance_token", INSTANCE_TOKEN),
+    );
+    assert!(
+        matches!(err(ZApi::check()), PluginError::Misconfigured(m) if m.contains("`client_token`"))
+    );
+    let fake = fake();
+    install(&fake, &[("delay_message", "30")]);
+    assert!(
+        matches!(err(ZApi::check()), PluginError::Misconfigured(m) if m.contains("`delay_message`"))
+    );
+    let info = ZApi::info();
+    let secrets: Vec<_> = info
+        .config_keys
+        .iter()
+        .filter(|k| k.secret)
+        .map(|k| k.name.as_str())
+        .collect();
+    assert_eq!(secrets, ["instance_token", "client_token"]);
+    assert_eq!(info.default_hosts, ["https://api.z-api.io"]);
+}

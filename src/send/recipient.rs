@@ -1,0 +1,661 @@
+//! Recipient phone numbers: whatever the shop platform stored, normalised to
+//! E.164 before a sender plugin is called.
+//!
+//! Brazilian customers type their numbers in every shape: `(11) 98765-4321`,
+//! `011 98765 4321`, `0 21 11 98765-4321` (with a long-distance carrier
+//! code), `5511987654321`, `+55 11 8765-4321` (a mobile from before the ninth
+//! digit)… [`normalize_br_phone`] runs a Brazilian pre-normaliser (the rules
+//! libphonenumber cannot know: trunk and carrier prefixes, legacy 8-digit
+//! mobiles, service numbers) and then asks the `phonenumber` crate
+//! (libphonenumber's metadata) for a second opinion and for foreign numbers.
+//!
+//! Landlines are valid numbers but cannot receive WhatsApp or SMS: they come
+//! back as `Ok` with [`PhoneKind::Landline`] so the caller decides;
+//! [`first_usable_phone`] picks the first number that can receive messages.
+//! Nothing here panics on garbage: an unusable value is an [`InvalidPhone`]
+//! that names the raw value, for the job's permanent error.
+
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+/// Brazilian area codes (DDD) in use.
+const VALID_DDDS: [u8; 67] = [
+    11, 12, 13, 14, 15, 16, 17, 18, 19, // SP
+    21, 22, 24, // RJ
+    27, 28, // ES
+    31, 32, 33, 34, 35, 37, 38, // MG
+    41, 42, 43, 44, 45, 46, // PR
+    47, 48, 49, // SC
+    51, 53, 54, 55, // RS
+    61, // DF
+    62, 64, // GO
+    63, // TO
+    65, 66, // MT
+    67, // MS
+    68, // AC
+    69, // RO
+    71, 73, 74, 75, 77, // BA
+    79, // SE
+    81, 87, // PE
+    82, // AL
+    83, // PB
+    84, // RN
+    85, 88, // CE
+    86, 89, // PI
+    91, 93, 94, // PA
+    92, 97, // AM
+    95, // RR
+    96, // AP
+    98, 99, // MA
+];
+
+/// Raw values longer than this are cut in messages (a whole address pasted
+/// into the phone field should not flood the logs).
+const MAX_RAW_IN_MESSAGES: usize = 64;
+
+/// What kind of line a valid number is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PhoneKind {
+    /// A mobile: reachable by WhatsApp and SMS.
+    Mobile,
+    /// A fixed line: a valid number, but no WhatsApp or SMS.
+    Landline,
+    /// The numbering plan does not tell (United States, Canada…); worth trying.
+    MobileOrLandline,
+    /// Toll-free, VoIP, pager, personal number… or unknown.
+    Other,
+}
+
+impl PhoneKind {
+    /// Whether WhatsApp or SMS can reach this kind of number.
+    pub const fn can_receive_messages(self) -> bool {
+        matches!(self, Self::Mobile | Self::MobileOrLandline)
+    }
+}
+
+impl fmt::Display for PhoneKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Mobile => "mobile",
+            Self::Landline => "landline",
+            Self::MobileOrLandline => "mobile or landline",
+            Self::Other => "not a mobile or landline number",
+        })
+    }
+}
+
+/// A valid phone number in E.164 form (`+5511987654321`) and its kind.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct E164 {
+    number: String,
+    kind: PhoneKind,
+}
+
+impl E164 {
+    /// `+` followed by country code and number, e.g. `+5511987654321`.
+    pub fn as_str(&self) -> &str {
+        &self.number
+    }
+
+    /// The digits without `+`, as gateways such as Evolution API and Z-API want them.
+    pub fn digits(&self) -> &str {
+        &self.number[1..]
+    }
+
+    /// Mobile, landline…
+    pub fn kind(&self) -> PhoneKind {
+        self.kind
+    }
+
+    /// Whether this is a Brazilian (+55) number.
+    pub fn is_brazilian(&self) -> bool {
+        self.number.starts_with("+55")
+    }
+
+    /// Whether WhatsApp or SMS can reach it.
+    pub fn can_receive_messages(&self) -> bool {
+        self.kind.can_receive_messages()
+    }
+}
+
+impl fmt::Display for E164 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.number)
+    }
+}
+
+impl AsRef<str> for E164 {
+    fn as_ref(&self) -> &str {
+        &self.number
+    }
+}
+
+/// Why a phone value is not a usable number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InvalidReason {
+    /// Nothing but whitespace.
+    Empty,
+    /// Letters or symbols that are not part of a phone number.
+    NotANumber,
+    /// Fewer digits than any number (with area code) has.
+    TooShort {
+        /// How many digits there were.
+        digits: usize,
+    },
+    /// A local number without the area code (DDD).
+    MissingAreaCode,
+    /// More digits than any number has (often two numbers in one field).
+    TooLong {
+        /// How many digits there were.
+        digits: usize,
+    },
+    /// 0800/0300/0500/0900 or 4004/3003-style service numbers.
+    NonGeographic,
+    /// A DDD that does not exist.
+    BadAreaCode {
+        /// The two digits read as the DDD.
+        ddd: String,
+    },
+    /// A 9-digit subscriber number that does not start with 9, or an
+    /// 8-digit one starting with 0 or 1.
+    BadSubscriberNumber,
+    /// libphonenumber's metadata says no such number exists.
+    NotAssigned,
+}
+
+impl fmt::Display for InvalidReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Empty => f.write_str("the value is empty"),
+            Self::NotANumber => f.write_str("it contains letters or symbols that are not part of a phone number"),
+            Self::TooShort { digits } => write!(f, "too short ({digits} digits)"),
+            Self::MissingAreaCode => f.write_str("the area code (DDD) is missing"),
+            Self::TooLong { digits } => write!(f, "too long ({digits} digits; two numbers in one field?)"),
+            Self::NonGeographic => {
+                f.write_str("0800/0300/4004-style service numbers cannot receive WhatsApp or SMS")
+            }
+            Self::BadAreaCode { ddd } => write!(f, "area code (DDD) {ddd} does not exist"),
+            Self::BadSubscriberNumber => {
+                f.write_str("mobile numbers have 9 digits starting with 9 and landlines 8 digits starting with 2-5")
+            }
+            Self::NotAssigned => f.write_str("no such number exists (libphonenumber)"),
+        }
+    }
+}
+
+/// A phone value that cannot be used; the message names the raw value.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid phone number \"{}\": {reason}", shorten(raw))]
+pub struct InvalidPhone {
+    /// The value as the platform stored it.
+    pub raw: String,
+    /// What is wrong with it.
+    pub reason: InvalidReason,
+}
+
+fn shorten(raw: &str) -> String {
+    let mut out: String = raw.chars().take(MAX_RAW_IN_MESSAGES).collect();
+    if raw.chars().count() > MAX_RAW_IN_MESSAGES {
+        out.push('…');
+    }
+    out
+}
+
+/// Why one of the customer's phones was passed over.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PhoneRejection {
+    /// Not a usable number at all.
+    Invalid(InvalidPhone),
+    /// A valid number that cannot receive WhatsApp or SMS (landline, toll-free…).
+    CannotReceiveMessages {
+        /// The value as the platform stored it.
+        raw: String,
+        /// The normalised number.
+        number: E164,
+    },
+}
+
+impl fmt::Display for PhoneRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Invalid(e) => e.fmt(f),
+            Self::CannotReceiveMessages { raw, number } => {
+                write!(
+                    f,
+                    "\"{}\" ({number}) is a {}, which cannot receive WhatsApp or SMS",
+                    shorten(raw),
+                    number.kind()
+                )
+            }
+        }
+    }
+}
+
+/// None of the customer's phone numbers can receive messages.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct NoUsablePhone {
+    /// Every phone considered, with why it was passed over (empty: the
+    /// customer has no phone number at all).
+    pub rejected: Vec<PhoneRejection>,
+}
+
+impl fmt::Display for NoUsablePhone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.rejected.is_empty() {
+            return f.write_str("the customer has no phone number");
+        }
+        f.write_str("no usable mobile number among the customer's phones: ")?;
+        for (i, rejection) in self.rejected.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            rejection.fmt(f)?;
+        }
+        Ok(())
+    }
+}
+
+/// Normalise a phone number as a Brazilian shop stores it to E.164.
+///
+/// Numbers without a country code are Brazilian; `+<country>` or
+/// `00<country>` numbers of other countries are validated by libphonenumber.
+/// Brazilian rules, in order: keep digits only; strip a trunk `0` and a
+/// carrier selection code (`0 21 11 9…`); strip `55`/`+55` when 10–11
+/// digits remain; reject service numbers (0800, 0300, 4004…); check the
+/// DDD; give 8-digit mobiles (first digit 6–9) their ninth digit; then
+/// confirm with libphonenumber, whose number type wins when it knows it.
+///
+/// Landlines are returned as `Ok` with [`PhoneKind::Landline`].
+pub fn normalize_br_phone(raw: &str) -> Result<E164, InvalidPhone> {
+    let invalid = |reason| InvalidPhone {
+        raw: raw.to_owned(),
+        reason,
+    };
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        return Err(invalid(InvalidReason::Empty));
+    }
+    // "(0xx11) 9876-5432": the old notation for "trunk 0 + any carrier".
+    let without_xx;
+    let parens = trimmed.len() - trimmed.trim_start_matches('(').len();
+    let trimmed = match trimmed.get(parens..parens + 3) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("0xx") => {
+            // Keep the 0, drop the two x's (ASCII, so the byte offsets are char boundaries).
+            without_xx = format!("{}{}", &trimmed[..=parens], &trimmed[parens + 3..]);
+            without_xx.as_str()
+        }
+        _ => trimmed,
+    };
+    let allowed = |c: char| c.is_ascii_digit() || c.is_whitespace() || "+()-./–".contains(c);
+    if !trimmed.chars().all(allowed) {
+        return Err(invalid(InvalidReason::NotANumber));
+    }
+    // A '+' is only meaningful in front: "(+55) 11…" or "+55 11…".
+    let has_plus = trimmed
+        .trim_start_matches(|c: char| c == '(' || c.is_whitespace())
+        .starts_with('+');
+    if trimmed.matches('+').count() > usize::from(has_plus) {
+        return Err(invalid(InvalidReason::NotANumber));
+    }
+    let digits: String = trimmed.chars().filter(char::is_ascii_digit).collect();
+    if digits.is_empty() {
+        return Err(invalid(InvalidReason::NotANumber));
+    }
+
+    let international = if has_plus {
+        Some(digits.as_str())
+    } else {
+        digits.strip_prefix("00")
+    };
+    let national = match international {
+        Some(rest) => match rest.strip_prefix("55") {
+            Some(br) => br.to_owned(),
+            None => return foreign(rest).map_err(invalid),
+        },
+        None => strip_national_prefixes(&digits).map_err(invalid)?,
+    };
+    brazilian(&national).map_err(invalid)
+}
+
+/// Pick the first of the customer's phones (best first, as the platform
+/// lists them) that can receive WhatsApp or SMS.
+pub fn first_usable_phone<S: AsRef<str>>(phones: &[S]) -> Result<E164, NoUsablePhone> {
+    let mut rejected = Vec::new();
+    for raw in phones.iter().map(AsRef::as_ref) {
+        match normalize_br_phone(raw) {
+            Ok(number) if number.can_receive_messages() => return Ok(number),
+            Ok(number) => rejected.push(PhoneRejection::CannotReceiveMessages {
+                raw: raw.to_owned(),
+                number,
+            }),
+            // Empty strings are absent numbers, not errors worth reporting.
+            Err(e) if e.reason == InvalidReason::Empty => {}
+            Err(e) => rejected.push(PhoneRejection::Invalid(e)),
+        }
+    }
+    Err(NoUsablePhone { rejected })
+}
+
+/// Trunk `0`, carrier selection code and country code `55` off a number
+/// written without `+`.
+fn strip_national_prefixes(digits: &str) -> Result<String, InvalidReason> {
+    if let Some(rest) = digits.strip_prefix('0') {
+        if is_service_number(rest) {
+            return Err(InvalidReason::NonGeographic);
+        }
+        // 0 + carrier (2 digits) + DDD + 8 or 9 digits.
+        if rest.len() == 12 || rest.len() == 13 {
+            return Ok(rest[2..].to_owned());
+        }
+        return Ok(rest.to_owned());
+    }
+    match digits.strip_prefix("55") {
+        Some(rest) if rest.len() == 10 || rest.len() == 11 => Ok(rest.to_owned()),
+        _ => Ok(digits.to_owned()),
+    }
+}
+
+/// 0800/0300/0500/0900 numbers once the trunk `0` is gone (800 123 4567).
+fn is_service_number(national: &str) -> bool {
+    ["800", "300", "500", "900"]
+        .iter()
+        .any(|p| national.starts_with(p))
+        && (9..=10).contains(&national.len())
+}
+
+/// 4004-1234 / 3003-1234 style capital-wide numbers (8 digits).
+fn is_shared_cost(subscriber: &str) -> bool {
+    subscriber.len() == 8 && (subscriber.starts_with("40") || subscriber.starts_with("300"))
+}
+
+fn brazilian(national: &str) -> Result<E164, InvalidReason> {
+    // "+55 (0xx11)…" still carries the trunk 0 after the country code.
+    let national = match national.strip_prefix('0') {
+        Some(rest) if rest.len() >= 10 => rest,
+        _ => national,
+    };
+    if is_service_number(national) || is_shared_cost(national) {
+        return Err(InvalidReason::NonGeographic);
+    }
+    match national.len() {
+        0..=7 => {
+            return Err(InvalidReason::TooShort {
+                digits: national.len(),
+            });
+        }
+        8 | 9 => return Err(InvalidReason::MissingAreaCode),
+        10 | 11 => {}
+        n => return Err(InvalidReason::TooLong { digits: n }),
+    }
+    let (ddd, subscriber) = national.split_at(2);
+    if !ddd.parse::<u8>().is_ok_and(|d| VALID_DDDS.contains(&d)) {
+        return Err(InvalidReason::BadAreaCode {
+            ddd: ddd.to_owned(),
+        });
+    }
+    if is_shared_cost(subscriber) {
+        return Err(InvalidReason::NonGeographic);
+    }
+    let first = subscriber.as_bytes()[0];
+    let (subscriber, our_kind) = match (subscriber.len(), first) {
+        (9, b'9') => (subscriber.to_owned(), PhoneKind::Mobile),
+        (8, b'2'..=b'5') => (subscriber.to_owned(), PhoneKind::Landline),
+        // A mobile from before the ninth digit (2012–2016).
+        (8, b'6'..=b'9') => (format!("9{subscriber}"), PhoneKind::Mobile),
+        _ => return Err(InvalidReason::BadSubscriberNumber),
+    };
+    let number = format!("+55{ddd}{subscriber}");
+    let kind = match library_opinion(&number) {
+        None => return Err(InvalidReason::NotAssigned),
+        Some(PhoneKind::Other) => our_kind,
+        Some(kind) => kind,
+    };
+    Ok(E164 { number, kind })
+}
+
+fn foreign(international: &str) -> Result<E164, InvalidReason> {
+    match international.len() {
+        0..=6 => {
+            return Err(InvalidReason::TooShort {
+                digits: international.len(),
+            });
+        }
+        7..=15 => {}
+        n => return Err(InvalidReason::TooLong { digits: n }),
+    }
+    let number = format!("+{international}");
+    let kind = library_opinion(&number).ok_or(InvalidReason::NotAssigned)?;
+    Ok(E164 { number, kind })
+}
+
+/// libphonenumber's verdict on an E.164 string: `None` when invalid.
+fn library_opinion(e164: &str) -> Option<PhoneKind> {
+    use phonenumber::Type;
+    // The crate has panicked on odd input before (rust-phonenumber #32): a
+    // customer's phone field must never take the daemon down.
+    let parsed = catch_unwind(AssertUnwindSafe(|| {
+        let number = phonenumber::parse(None, e164).ok()?;
+        number
+            .is_valid()
+            .then(|| number.number_type(&phonenumber::metadata::DATABASE))
+    }))
+    .ok()??;
+    Some(match parsed {
+        Type::Mobile => PhoneKind::Mobile,
+        Type::FixedLine => PhoneKind::Landline,
+        Type::FixedLineOrMobile => PhoneKind::MobileOrLandline,
+        _ => PhoneKind::Other,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What a raw value must become.
+    enum Expect {
+        Ok(&'static str, PhoneKind),
+        Err(InvalidReason),
+    }
+    use Expect::{Err as Bad, Ok as Good};
+    use PhoneKind::{Landline, Mobile, MobileOrLandline};
+
+    #[test]
+    fn real_world_shapes_normalise_as_expected() {
+        let table: Vec<(&str, Expect)> = vec![
+            // Mobiles in every punctuation.
+            ("11987654321", Good("+5511987654321", Mobile)),
+            ("(11) 98765-4321", Good("+5511987654321", Mobile)),
+            ("(11)98765-4321", Good("+5511987654321", Mobile)),
+            ("11 9 8765 4321", Good("+5511987654321", Mobile)),
+            ("11.98765.4321", Good("+5511987654321", Mobile)),
+            ("  (21) 99876–5432 ", Good("+5521998765432", Mobile)),
+            // Country code with and without +, with punctuation.
+            ("+55 11 98765-4321", Good("+5511987654321", Mobile)),
+            ("+55 (11) 98765-4321", Good("+5511987654321", Mobile)),
+            ("5511987654321", Good("+5511987654321", Mobile)),
+            ("55 11 98765 4321", Good("+5511987654321", Mobile)),
+            ("(+55) 92 98765-4321", Good("+5592987654321", Mobile)),
+            ("005511987654321", Good("+5511987654321", Mobile)),
+            // DDD 55 (Santa Maria, RS) is not a country code.
+            ("55 99876-5432", Good("+5555998765432", Mobile)),
+            ("5555998765432", Good("+5555998765432", Mobile)),
+            // Trunk 0 and carrier selection codes.
+            ("011 98765-4321", Good("+5511987654321", Mobile)),
+            ("(011) 98765-4321", Good("+5511987654321", Mobile)),
+            ("0 21 11 98765-4321", Good("+5511987654321", Mobile)),
+            ("(0xx11) 9876-5432", Good("+5511998765432", Mobile)),
+            ("0XX21 3333-4444", Good("+552133334444", Landline)),
+            ("0xx... no", Bad(InvalidReason::NotANumber)),
+            ("015 31 3333-4444", Good("+553133334444", Landline)),
+            ("+55 (011) 98765-4321", Good("+5511987654321", Mobile)),
+            // Legacy 8-digit mobiles gain the ninth digit.
+            ("(11) 8765-4321", Good("+5511987654321", Mobile)),
+            ("+55 92 8765-4321", Good("+5592987654321", Mobile)),
+            ("559187654321", Good("+5591987654321", Mobile)),
+            ("71 7123-4567", Good("+5571971234567", Mobile)),
+            // Landlines: valid, but not messageable.
+            ("(11) 3333-4444", Good("+551133334444", Landline)),
+            ("+55 48 3222-1100", Good("+554832221100", Landline)),
+            ("551125551234", Good("+551125551234", Landline)),
+            // Service numbers.
+            ("0800 123 4567", Bad(InvalidReason::NonGeographic)),
+            ("0300 789 1234", Bad(InvalidReason::NonGeographic)),
+            ("4004-1234", Bad(InvalidReason::NonGeographic)),
+            ("(11) 4004-1234", Bad(InvalidReason::NonGeographic)),
+            ("3003 1234", Bad(InvalidReason::NonGeographic)),
+            // Foreign numbers.
+            ("+1 650 253 0000", Good("+16502530000", MobileOrLandline)),
+            ("+351 912 345 678", Good("+351912345678", Mobile)),
+            ("+44 7911 123456", Good("+447911123456", Mobile)),
+            ("+44 20 7946 0958", Good("+442079460958", Landline)),
+            ("+1 999 999 9999", Bad(InvalidReason::NotAssigned)),
+            // Garbage.
+            ("", Bad(InvalidReason::Empty)),
+            ("   ", Bad(InvalidReason::Empty)),
+            ("não tenho", Bad(InvalidReason::NotANumber)),
+            ("11 98765-4321 ramal 2", Bad(InvalidReason::NotANumber)),
+            ("----", Bad(InvalidReason::NotANumber)),
+            ("11 98765+4321", Bad(InvalidReason::NotANumber)),
+            ("12345", Bad(InvalidReason::TooShort { digits: 5 })),
+            ("98765-4321", Bad(InvalidReason::MissingAreaCode)),
+            ("8765-4321", Bad(InvalidReason::MissingAreaCode)),
+            (
+                "11 98765-4321 / 11 3333-4444",
+                Bad(InvalidReason::TooLong { digits: 21 }),
+            ),
+            ("119876543210", Bad(InvalidReason::TooLong { digits: 12 })),
+            ("+55 11 18765-432", Bad(InvalidReason::BadSubscriberNumber)),
+            (
+                "(20) 98765-4321",
+                Bad(InvalidReason::BadAreaCode { ddd: "20".into() }),
+            ),
+            (
+                "(10) 3333-4444",
+                Bad(InvalidReason::BadAreaCode { ddd: "10".into() }),
+            ),
+            (
+                "(52) 98765-4321",
+                Bad(InvalidReason::BadAreaCode { ddd: "52".into() }),
+            ),
+            ("(11) 1234-5678", Bad(InvalidReason::BadSubscriberNumber)),
+            ("(11) 88765-4321", Bad(InvalidReason::BadSubscriberNumber)),
+            ("+55", Bad(InvalidReason::TooShort { digits: 0 })),
+        ];
+        assert!(table.len() >= 20);
+        let mut failures = Vec::new();
+        for (raw, expect) in &table {
+            let got = normalize_br_phone(raw);
+            let ok = match (expect, &got) {
+                (Good(number, kind), Ok(e)) => e.as_str() == *number && e.kind() == *kind,
+                (Bad(reason), Err(e)) => e.reason == *reason && e.raw == *raw,
+                _ => false,
+            };
+            if !ok {
+                failures.push(format!("{raw:?} → {got:?}"));
+            }
+        }
+        assert!(
+            failures.is_empty(),
+            "unexpected results:\n{}",
+            failures.join("\n")
+        );
+    }
+
+    #[test]
+    fn the_error_names_the_raw_value() {
+        let e = normalize_br_phone("(20) 98765-4321").err();
+        assert_eq!(
+            e.map(|e| e.to_string()).as_deref(),
+            Some("invalid phone number \"(20) 98765-4321\": area code (DDD) 20 does not exist")
+        );
+        let long = "9".repeat(500);
+        let message = normalize_br_phone(&long)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(message.len() < 200 && message.contains('…'), "{message}");
+    }
+
+    #[test]
+    fn e164_accessors() {
+        let n = normalize_br_phone("(11) 98765-4321").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (n.as_str(), n.digits(), n.to_string().as_str()),
+            ("+5511987654321", "5511987654321", "+5511987654321")
+        );
+        assert!(n.is_brazilian() && n.can_receive_messages());
+        let us = normalize_br_phone("+1 650 253 0000").unwrap_or_else(|e| panic!("{e}"));
+        assert!(!us.is_brazilian() && us.can_receive_messages());
+    }
+
+    #[test]
+    fn first_usable_phone_skips_landlines_and_garbage_and_reports_them() {
+        let phones = [
+            "",
+            "(11) 3333-4444",
+            "abc",
+            "(11) 98765-4321",
+            "(21) 99999-0000",
+        ];
+        assert_eq!(
+            first_usable_phone(&phones)
+                .map(|p| p.to_string())
+                .as_deref(),
+            Ok("+5511987654321")
+        );
+
+        let none: [&str; 0] = [];
+        let e = first_usable_phone(&none).err();
+        assert_eq!(
+            e.map(|e| e.to_string()).as_deref(),
+            Some("the customer has no phone number")
+        );
+
+        let e = first_usable_phone(&["(11) 3333-4444", "0800 123 4567", " "])
+            .err()
+            .unwrap_or(NoUsablePhone { rejected: vec![] });
+        assert_eq!(e.rejected.len(), 2);
+        let message = e.to_string();
+        assert!(
+            message.contains("\"(11) 3333-4444\" (+551133334444) is a landline"),
+            "{message}"
+        );
+        assert!(
+            message.contains("invalid phone number \"0800 123 4567\""),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn normalising_is_idempotent() {
+        for raw in [
+            "(11) 8765-4321",
+            "0 21 11 98765-4321",
+            "+44 7911 123456",
+            "(48) 3222-1100",
+        ] {
+            let once = normalize_br_phone(raw).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(normalize_br_phone(once.as_str()), Ok(once.clone()), "{raw}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Any input: no panic, and every Ok is well-formed E.164 that normalises to itself.
+        #[test]
+        fn never_panics_and_only_returns_e164(raw in "\\PC{0,40}") {
+            if let Ok(n) = normalize_br_phone(&raw) {
+                proptest::prop_assert!(n.as_str().starts_with('+'));
+                proptest::prop_assert!(n.digits().chars().all(|c| c.is_ascii_digit()));
+                proptest::prop_assert!((8..=16).contains(&n.as_str().len()));
+                proptest::prop_assert_eq!(normalize_br_phone(n.as_str()), Ok(n.clone()));
+            }
+        }
+
+        /// Phone-shaped input (digits and punctuation) exercises the BR rules.
+        #[test]
+        fn phone_shaped_input_never_panics(raw in "[+]?[0-9 ().-]{0,24}") {
+            let _ = normalize_br_phone(&raw);
+        }
+    }
+}
