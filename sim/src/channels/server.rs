@@ -41,7 +41,13 @@ impl std::fmt::Debug for FakeProvider {
 impl FakeProvider {
     /// Start the fake on the current tokio runtime.
     pub async fn start(provider: Provider) -> io::Result<Self> {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        Self::start_on(provider, SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    /// Start the fake on `addr` (the demo binds fixed ports), on the current
+    /// tokio runtime.
+    pub async fn start_on(provider: Provider, addr: SocketAddr) -> io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::new(provider));
         let (tx, rx) = oneshot::channel();

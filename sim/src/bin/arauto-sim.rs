@@ -1,0 +1,741 @@
+//! `arauto-sim`: a fake Loja Integrada store whose orders move through a
+//! scripted story, and a fake WhatsApp gateway (Evolution API) that prints
+//! every message it receives — the other half of `make demo`, and a
+//! ready-made third-party world for full-system tests.
+//!
+//! Everything listens on 127.0.0.1. Human-readable output by default; `--json`
+//! prints one JSON object per line (`ready`, `waiting-for-first-poll`,
+//! `scenario-started`, `step`, `message`, `scenario-finished`, `warning`,
+//! `stopped`). SIGINT/SIGTERM stop it cleanly with exit status 0.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, anyhow};
+use arauto_sim::channels::{FakeProvider, Provider, ReceivedMessage};
+use arauto_sim::li::{FakeLi, LiStore, Route, StoreAuth};
+use arauto_sim::scenario::{AppliedStep, ExpectedNotification, RunOutcome, Scenario, Speed};
+use clap::{Parser, ValueEnum};
+use serde::Serialize;
+use serde_json::{Value, json};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{broadcast, oneshot, watch};
+
+/// Fake Loja Integrada store + WhatsApp sink for arauto's demo and tests.
+///
+/// Serves the Loja Integrada REST API (one store, demo credentials) with orders
+/// that move through statuses over about three minutes, and a fake Evolution
+/// API (a self-hosted WhatsApp gateway) that prints each message arauto sends.
+/// Point `config/demo.toml` at the printed URLs and credentials.
+#[derive(Debug, Parser)]
+#[command(name = "arauto-sim", version)]
+struct Cli {
+    /// Where the fake Loja Integrada API listens (`PORT`, `IP:PORT`; `0` = a free port).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:18931", value_parser = parse_listen)]
+    li_listen: SocketAddr,
+
+    /// Where the fake Evolution API (WhatsApp sink) listens (`0` = a free port).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:18932", value_parser = parse_listen)]
+    evolution_listen: SocketAddr,
+
+    /// Also run a webhook receiver that prints every POST (`--webhook-listen`
+    /// alone = 127.0.0.1:18933; `0` = a free port).
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:18933", value_parser = parse_listen)]
+    webhook_listen: Option<SocketAddr>,
+
+    /// The store's `chave_api` (sent as `Authorization: chave_api … aplicacao …`).
+    #[arg(long, value_name = "KEY", default_value = "demo-chave-api")]
+    api_key: String,
+
+    /// The integrator's `chave_aplicacao`.
+    #[arg(long, value_name = "KEY", default_value = "demo-chave-aplicacao")]
+    application_key: String,
+
+    /// Also accept this personal token (`Authorization: Basic <token>`).
+    #[arg(long, value_name = "TOKEN")]
+    personal_token: Option<String>,
+
+    /// The `apikey` header the Evolution API sink requires.
+    #[arg(long, value_name = "KEY", default_value = "demo-evolution-apikey")]
+    evolution_apikey: String,
+
+    /// The Evolution instance name to configure in arauto (printed for the
+    /// config; the sink accepts any instance).
+    #[arg(long, value_name = "NAME", default_value = "arauto-demo")]
+    evolution_instance: String,
+
+    /// The story the store's orders follow.
+    #[arg(long, value_enum, default_value_t = ScenarioName::Demo, conflicts_with = "no_scenario")]
+    scenario: ScenarioName,
+
+    /// Serve an empty store and change nothing (tests drive it themselves).
+    #[arg(long)]
+    no_scenario: bool,
+
+    /// How many times faster than real time the story runs (1 = about three minutes).
+    #[arg(long, value_name = "FACTOR", default_value = "1.0")]
+    speed: Speed,
+
+    /// When the story starts: at arauto's first poll of the store (so nothing
+    /// happens before arauto has seen the store), or right away.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = StartMode::FirstPoll)]
+    start: StartMode,
+
+    /// Once listening, write the URLs and credentials here as JSON (removed on exit).
+    #[arg(long, value_name = "PATH")]
+    ready_file: Option<PathBuf>,
+
+    /// One JSON object per line on stdout instead of text.
+    #[arg(long)]
+    json: bool,
+
+    /// Print the story's timeline and expected notifications, then exit.
+    #[arg(long)]
+    plan: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum ScenarioName {
+    /// Five orders: happy path, jump, cancellation, split shipment, no phone; 20 old orders.
+    Demo,
+}
+
+impl ScenarioName {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Demo => arauto_sim::scenario::DEMO,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum StartMode {
+    /// When arauto first searches the store's orders.
+    FirstPoll,
+    /// As soon as the servers listen.
+    Now,
+}
+
+impl StartMode {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::FirstPoll => "first-poll",
+            Self::Now => "now",
+        }
+    }
+}
+
+fn parse_listen(value: &str) -> Result<SocketAddr, String> {
+    if let Ok(port) = value.parse::<u16>() {
+        return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
+    }
+    value.parse::<SocketAddr>().map_err(|_| {
+        format!("{value:?} is not a port or an IP:PORT address (e.g. 18931, 127.0.0.1:18931, 0 for a free port)")
+    })
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("arauto-sim: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let origin = Instant::now();
+    let printer = Arc::new(Printer {
+        json: cli.json,
+        origin,
+    });
+    if cli.plan {
+        let scenario = Scenario::by_name(cli.scenario.as_str(), sao_paulo_now())
+            .ok_or_else(|| anyhow!("unknown scenario {:?}", cli.scenario.as_str()))?;
+        printer.plan(&scenario);
+        return Ok(());
+    }
+    // Installed first: a signal during start-up still ends the process cleanly.
+    let mut sigterm = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+
+    let li = FakeLi::start_on(cli.li_listen).await.with_context(|| {
+        format!(
+            "cannot listen on {} for the fake Loja Integrada API (--li-listen; 0 picks a free port)",
+            cli.li_listen
+        )
+    })?;
+    // arauto polls with real time and cuts off the first sync by it.
+    li.use_system_clock();
+    let mut auth = StoreAuth::api_key(&cli.api_key, &cli.application_key);
+    if let Some(token) = &cli.personal_token {
+        auth = auth.and_personal_token(token);
+    }
+    let store = li.add_store(auth);
+
+    let evolution = FakeProvider::start_on(Provider::EvolutionApi, cli.evolution_listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} for the Evolution API sink (--evolution-listen; 0 picks a free port)",
+                cli.evolution_listen
+            )
+        })?;
+    evolution.require_auth(&cli.evolution_apikey);
+    let webhook = match cli.webhook_listen {
+        Some(addr) => Some(
+            FakeProvider::start_on(Provider::Webhook, addr)
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot listen on {addr} for the webhook receiver (--webhook-listen; 0 picks a free port)"
+                    )
+                })?,
+        ),
+        None => None,
+    };
+    // Subscribed before announcing readiness, so no message can slip by.
+    for fake in std::iter::once(&evolution).chain(webhook.as_ref()) {
+        tokio::spawn(print_messages(fake.subscribe(), Arc::clone(&printer)));
+    }
+
+    let mut scenario = if cli.no_scenario {
+        None
+    } else {
+        // Started now, so the history is older than anything arauto will see happen.
+        Some(
+            Scenario::by_name(cli.scenario.as_str(), li.now())
+                .ok_or_else(|| anyhow!("unknown scenario {:?}", cli.scenario.as_str()))?,
+        )
+    };
+    if let Some(scenario) = &mut scenario {
+        scenario.seed_history(&store)?;
+    }
+    let (first_poll_tx, first_poll) = oneshot::channel::<()>();
+    if cli.start == StartMode::FirstPoll && scenario.is_some() {
+        // Only searches answered normally count: bad credentials do not start the story.
+        store.on_request(Route::Search, 1, move |_| {
+            let _ = first_poll_tx.send(());
+        });
+    }
+
+    let ready = Ready {
+        li: LiInfo {
+            url: li.base_url(),
+            chave_api: cli.api_key.clone(),
+            chave_aplicacao: cli.application_key.clone(),
+            personal_token: cli.personal_token.clone(),
+        },
+        evolution: EvolutionInfo {
+            url: evolution.url(),
+            apikey: cli.evolution_apikey.clone(),
+            instance: cli.evolution_instance.clone(),
+        },
+        webhook: webhook.as_ref().map(|w| WebhookInfo { url: w.url() }),
+        scenario: scenario.as_ref().map(|s| ScenarioInfo {
+            name: s.name().to_owned(),
+            speed: cli.speed.factor(),
+            start: cli.start.as_str(),
+            steps: s.steps().len(),
+            duration_secs: s.duration().as_secs_f64(),
+            historical_orders: s.history().len(),
+            expected_notifications: s.expected_notifications().len(),
+            expected_on_phone_channels: s.expected_on_phone_channels().len(),
+        }),
+        pid: std::process::id(),
+    };
+    if let Some(path) = &cli.ready_file {
+        write_ready_file(path, &ready)?;
+    }
+    printer.ready(&ready);
+
+    let (cancel_tx, cancel) = watch::channel(false);
+    let mut story = tokio::spawn(drive(
+        scenario,
+        store,
+        cli.speed,
+        cli.start,
+        first_poll,
+        cancel,
+        Arc::clone(&printer),
+    ));
+    let mut story_running = true;
+    let mut steps_applied = 0;
+    let signal_name = loop {
+        tokio::select! {
+            _ = sigterm.recv() => break "SIGTERM",
+            _ = sigint.recv() => break "SIGINT",
+            joined = &mut story, if story_running => {
+                story_running = false;
+                match joined {
+                    Ok(Ok(applied)) => steps_applied = applied,
+                    Ok(Err(e)) => {
+                        remove_ready_file(cli.ready_file.as_deref());
+                        return Err(e);
+                    }
+                    Err(e) => {
+                        remove_ready_file(cli.ready_file.as_deref());
+                        return Err(anyhow!("the scenario task failed: {e}"));
+                    }
+                }
+            }
+        }
+    };
+    let _ = cancel_tx.send(true);
+    if story_running && let Ok(Ok(applied)) = story.await {
+        steps_applied = applied;
+    }
+    let messages = evolution.received().len() + webhook.as_ref().map_or(0, |w| w.received().len());
+    printer.stopped(signal_name, steps_applied, messages);
+    remove_ready_file(cli.ready_file.as_deref());
+    drop((li, evolution, webhook));
+    Ok(())
+}
+
+/// Run the story (when there is one) and return how many steps it applied.
+async fn drive(
+    scenario: Option<Scenario>,
+    store: LiStore,
+    speed: Speed,
+    start: StartMode,
+    first_poll: oneshot::Receiver<()>,
+    mut cancel: watch::Receiver<bool>,
+    printer: Arc<Printer>,
+) -> anyhow::Result<usize> {
+    let Some(mut scenario) = scenario else {
+        return Ok(0);
+    };
+    if start == StartMode::FirstPoll {
+        printer.waiting_for_first_poll();
+        tokio::select! {
+            _ = first_poll => {}
+            _ = cancel.wait_for(|stop| *stop) => return Ok(0),
+        }
+    }
+    printer.scenario_started(&scenario, start, speed);
+    let cancelled = async move {
+        let _ = cancel.wait_for(|stop| *stop).await;
+    };
+    let outcome = scenario
+        .run(&store, speed, cancelled, |step| printer.step(step))
+        .await?;
+    Ok(match outcome {
+        RunOutcome::Finished { applied } => {
+            printer.scenario_finished(&scenario);
+            applied
+        }
+        RunOutcome::Cancelled { applied } => applied,
+    })
+}
+
+async fn print_messages(mut messages: broadcast::Receiver<ReceivedMessage>, printer: Arc<Printer>) {
+    loop {
+        match messages.recv().await {
+            Ok(message) => printer.message(&message),
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                printer.warning(&format!(
+                    "{missed} received messages were not printed (output too slow)"
+                ));
+            }
+            Err(broadcast::error::RecvError::Closed) => break,
+        }
+    }
+}
+
+fn sao_paulo_now() -> jiff::civil::DateTime {
+    jiff::tz::Offset::constant(-3).to_datetime(jiff::Timestamp::now())
+}
+
+#[derive(Debug, Serialize)]
+struct Ready {
+    li: LiInfo,
+    evolution: EvolutionInfo,
+    webhook: Option<WebhookInfo>,
+    scenario: Option<ScenarioInfo>,
+    pid: u32,
+}
+
+#[derive(Debug, Serialize)]
+struct LiInfo {
+    url: String,
+    chave_api: String,
+    chave_aplicacao: String,
+    personal_token: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct EvolutionInfo {
+    url: String,
+    apikey: String,
+    instance: String,
+}
+
+#[derive(Debug, Serialize)]
+struct WebhookInfo {
+    url: String,
+}
+
+#[derive(Debug, Serialize)]
+struct ScenarioInfo {
+    name: String,
+    speed: f64,
+    start: &'static str,
+    steps: usize,
+    duration_secs: f64,
+    historical_orders: usize,
+    expected_notifications: usize,
+    expected_on_phone_channels: usize,
+}
+
+/// Written to a temporary name and renamed, so readers never see half a file.
+fn write_ready_file(path: &Path, ready: &Ready) -> anyhow::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".tmp-{}", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    let body = serde_json::to_string_pretty(ready).context("cannot encode the ready file")?;
+    std::fs::write(&tmp, body + "\n").with_context(|| {
+        format!(
+            "cannot write the ready file {} (--ready-file)",
+            tmp.display()
+        )
+    })?;
+    std::fs::rename(&tmp, path).with_context(|| {
+        format!(
+            "cannot move {} to the ready file {} (--ready-file)",
+            tmp.display(),
+            path.display()
+        )
+    })
+}
+
+fn remove_ready_file(path: Option<&Path>) {
+    if let Some(path) = path
+        && let Err(e) = std::fs::remove_file(path)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        eprintln!(
+            "arauto-sim: cannot remove the ready file {}: {e}",
+            path.display()
+        );
+    }
+}
+
+/// Everything printed on stdout goes through here: text or JSON lines.
+struct Printer {
+    json: bool,
+    origin: Instant,
+}
+
+/// Continuation lines start under the event text (`t+ 123.4s  ▸ `).
+const INDENT: &str = "             ";
+
+impl Printer {
+    fn elapsed(&self) -> Duration {
+        self.origin.elapsed()
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn stamp(&self) -> String {
+        format!("t+{:>6.1}s", self.elapsed().as_secs_f64())
+    }
+
+    /// One write per event, so events from different tasks never interleave;
+    /// a closed stdout (`| head`) is not worth a panic.
+    fn out(&self, text: &str) {
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout.write_all(text.as_bytes());
+        let _ = stdout.write_all(b"\n");
+        let _ = stdout.flush();
+    }
+
+    fn event(&self, event: &str, fields: Value) {
+        let mut object = json!({"event": event, "elapsed_ms": self.elapsed_ms()});
+        if let (Some(target), Value::Object(fields)) = (object.as_object_mut(), fields) {
+            target.extend(fields);
+        }
+        self.out(&object.to_string());
+    }
+
+    fn ready(&self, ready: &Ready) {
+        if self.json {
+            self.event("ready", serde_json::to_value(ready).unwrap_or(Value::Null));
+            return;
+        }
+        let mut text = format!(
+            "arauto-sim {}: fake Loja Integrada store and WhatsApp sink on 127.0.0.1 (Ctrl-C stops)\n\n",
+            env!("CARGO_PKG_VERSION")
+        );
+        let li = &ready.li;
+        let _ = writeln!(text, "  Loja Integrada API   {}", li.url);
+        let _ = writeln!(
+            text,
+            "                       chave_api {}  ·  chave_aplicacao {}",
+            li.chave_api, li.chave_aplicacao
+        );
+        if let Some(token) = &li.personal_token {
+            let _ = writeln!(text, "                       personal token {token}");
+        }
+        let evolution = &ready.evolution;
+        let _ = writeln!(text, "  Evolution API sink   {}", evolution.url);
+        let _ = writeln!(
+            text,
+            "                       apikey {}  ·  instance {}",
+            evolution.apikey, evolution.instance
+        );
+        if let Some(webhook) = &ready.webhook {
+            let _ = writeln!(text, "  webhook receiver     {}", webhook.url);
+        }
+        match &ready.scenario {
+            Some(s) => {
+                let _ = write!(
+                    text,
+                    "\n  scenario {:?} at {}x: {} steps over {}, {} notifications expected ({} by WhatsApp); {} old orders seeded\n",
+                    s.name,
+                    s.speed,
+                    s.steps,
+                    minutes(Duration::from_secs_f64(s.duration_secs / s.speed)),
+                    s.expected_notifications,
+                    s.expected_on_phone_channels,
+                    s.historical_orders
+                );
+            }
+            None => {
+                text.push_str("\n  no scenario: the store stays empty until a test changes it\n")
+            }
+        }
+        self.out(text.trim_end());
+    }
+
+    fn waiting_for_first_poll(&self) {
+        if self.json {
+            self.event("waiting-for-first-poll", json!({}));
+        } else {
+            self.out(
+                "  waiting for arauto's first poll of the store before starting (--start now starts at once)\n",
+            );
+        }
+    }
+
+    fn scenario_started(&self, scenario: &Scenario, start: StartMode, speed: Speed) {
+        if self.json {
+            self.event(
+                "scenario-started",
+                json!({"scenario": scenario.name(), "trigger": start.as_str(), "speed": speed.factor()}),
+            );
+        } else {
+            let why = match start {
+                StartMode::FirstPoll => "arauto polled the store",
+                StartMode::Now => "--start now",
+            };
+            self.out(&format!(
+                "{}  ▶ scenario {:?} started ({why})",
+                self.stamp(),
+                scenario.name()
+            ));
+        }
+    }
+
+    fn step(&self, step: &AppliedStep) {
+        if self.json {
+            self.event(
+                "step",
+                json!({
+                    "index": step.index,
+                    "offset_ms": u64::try_from(step.at.as_millis()).unwrap_or(u64::MAX),
+                    "numero": step.numero,
+                    "action": step.action.name(),
+                    "status": step.action.status(),
+                    "description": step.description,
+                    "data_modificacao": step.modified_at.to_string(),
+                    "expected": step.expected,
+                }),
+            );
+            return;
+        }
+        self.out(&format!(
+            "{}  ▸ {}\n{INDENT}expect: {}",
+            self.stamp(),
+            step.description,
+            describe_expected(&step.expected)
+        ));
+    }
+
+    fn scenario_finished(&self, scenario: &Scenario) {
+        if self.json {
+            self.event(
+                "scenario-finished",
+                json!({"scenario": scenario.name(), "steps": scenario.steps().len()}),
+            );
+        } else {
+            self.out(&format!(
+                "{}  ■ scenario {:?} finished: all {} steps applied; the servers keep running (Ctrl-C stops)",
+                self.stamp(),
+                scenario.name(),
+                scenario.steps().len()
+            ));
+        }
+    }
+
+    fn message(&self, message: &ReceivedMessage) {
+        if self.json {
+            self.event(
+                "message",
+                json!({
+                    "channel": message.provider.as_str(),
+                    "to": message.to,
+                    "text": message.text,
+                    "provider_message_id": message.provider_message_id,
+                    "received_at": message.at.to_string(),
+                }),
+            );
+            return;
+        }
+        let (heading, body) = match message.provider {
+            Provider::Webhook => (
+                format!("webhook POST {}", message.to),
+                serde_json::from_str::<Value>(&message.text)
+                    .ok()
+                    .and_then(|v| serde_json::to_string_pretty(&v).ok())
+                    .unwrap_or_else(|| message.text.clone()),
+            ),
+            Provider::EvolutionApi => (format!("WhatsApp → {}", message.to), message.text.clone()),
+            other => (format!("{other} → {}", message.to), message.text.clone()),
+        };
+        let mut text = format!("{}  ✉ {heading}", self.stamp());
+        for line in body.trim_end().lines() {
+            text.push('\n');
+            if !line.trim().is_empty() {
+                text.push_str(INDENT);
+                text.push_str("│ ");
+                text.push_str(line.trim_end());
+            } else {
+                text.push_str(INDENT);
+                text.push('│');
+            }
+        }
+        self.out(&text);
+    }
+
+    fn warning(&self, warning: &str) {
+        if self.json {
+            self.event("warning", json!({"message": warning}));
+        } else {
+            self.out(&format!("{}  ! {warning}", self.stamp()));
+        }
+    }
+
+    fn stopped(&self, signal: &str, steps_applied: usize, messages: usize) {
+        if self.json {
+            self.event(
+                "stopped",
+                json!({"signal": signal, "steps_applied": steps_applied, "messages_received": messages}),
+            );
+        } else {
+            self.out(&format!(
+                "{}  stopped by {signal}: {}, {}",
+                self.stamp(),
+                plural(
+                    steps_applied,
+                    "scenario step applied",
+                    "scenario steps applied"
+                ),
+                plural(messages, "message received", "messages received"),
+            ));
+        }
+    }
+
+    fn plan(&self, scenario: &Scenario) {
+        if self.json {
+            for (index, step) in scenario.steps().iter().enumerate() {
+                self.out(
+                    &json!({
+                        "index": index,
+                        "offset_ms": u64::try_from(step.at.as_millis()).unwrap_or(u64::MAX),
+                        "numero": step.numero,
+                        "action": step.action.name(),
+                        "status": step.action.status(),
+                        "description": step.to_string(),
+                        "expected": step.expected,
+                    })
+                    .to_string(),
+                );
+            }
+            return;
+        }
+        let mut text = format!(
+            "scenario {:?}: {} historical orders (numeros {}), then {} steps over {}\n\n",
+            scenario.name(),
+            scenario.history().len(),
+            numero_range(scenario),
+            scenario.steps().len(),
+            minutes(scenario.duration())
+        );
+        for step in scenario.steps() {
+            let _ = writeln!(
+                text,
+                "t+{:>6}s  ▸ {}\n{INDENT}expect: {}",
+                step.at.as_secs(),
+                step,
+                describe_expected(&step.expected)
+            );
+        }
+        self.out(text.trim_end());
+    }
+}
+
+fn numero_range(scenario: &Scenario) -> String {
+    let numeros = scenario.history().iter().filter_map(|o| o.numero);
+    match (numeros.clone().min(), numeros.max()) {
+        (Some(min), Some(max)) => format!("{min}–{max}"),
+        _ => "none".to_owned(),
+    }
+}
+
+fn describe_expected(expected: &[ExpectedNotification]) -> String {
+    if expected.is_empty() {
+        return "no message".to_owned();
+    }
+    let parts: Vec<String> = expected
+        .iter()
+        .map(|e| {
+            let mut part = e.kind.as_str().to_owned();
+            if !e.tracking_codes.is_empty() {
+                let _ = write!(part, " [{}]", e.tracking_codes.join(", "));
+            }
+            match &e.phone {
+                Some(phone) => {
+                    let _ = write!(part, " → {phone}");
+                }
+                None => part.push_str(
+                    " (no phone: WhatsApp records an invalid event, webhooks still get it)",
+                ),
+            }
+            part
+        })
+        .collect();
+    parts.join("; ")
+}
+
+fn minutes(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs >= 60 {
+        format!("{}m{:02}s", secs / 60, secs % 60)
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
