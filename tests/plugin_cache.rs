@@ -19,10 +19,7 @@ fn cached_artifacts(dir: &Path) -> Vec<std::path::PathBuf> {
 }
 
 fn start(cache: &Path) -> PluginHost {
-    PluginHost::new(HostConfig {
-        cache_dir: Some(cache.to_owned()),
-    })
-    .must("starting a host")
+    PluginHost::new(HostConfig::with_cache_dir(cache)).must("starting a host")
 }
 
 /// The loaded plugins still work: a connector page and a sender round trip.

@@ -9,7 +9,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use arauto::plugin::{ErrorClass, InstanceConfig, Plugin, PluginError, PluginHost, SenderInstance};
+use arauto::plugin::{
+    ErrorClass, HostConfig, InstanceConfig, Plugin, PluginError, PluginHost, SenderInstance,
+};
 use jiff::SignedDuration;
 use support::{Must, TestServer, assert_host_still_healthy, host, message, must_fail, test_plugin};
 
@@ -371,9 +373,13 @@ async fn request_budget_per_minute_is_enforced_per_instance() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn abandoned_call_is_interrupted_and_the_host_carries_on() {
+async fn abandoned_call_is_interrupted_and_frees_its_slot() {
     let server = TestServer::start().await;
-    let host = host();
+    // One sandbox slot: the next call can only start once the abandoned one
+    // has really stopped.
+    let mut config = HostConfig::with_cache_dir(support::shared_cache_dir());
+    config.max_concurrent_calls = 1;
+    let host = PluginHost::new(config).must("host with one slot");
     let plugin = probe(&host).await;
     // A 30 s budget: only the caller giving up can end this call early.
     let spinner = sender(
@@ -384,5 +390,11 @@ async fn abandoned_call_is_interrupted_and_the_host_carries_on() {
     let gave_up =
         tokio::time::timeout(Duration::from_millis(200), spinner.send(message("k1", "-"))).await;
     assert!(gave_up.is_err(), "the spinning call returned: {gave_up:?}");
-    assert_host_still_healthy(&host, &server).await;
+    // Far less than the abandoned call's 30 s budget.
+    let healthy = tokio::time::timeout(
+        Duration::from_secs(10),
+        assert_host_still_healthy(&host, &server),
+    )
+    .await;
+    assert!(healthy.is_ok(), "the abandoned call kept its slot");
 }

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Once};
 use std::time::{Duration, Instant};
 
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store};
@@ -16,7 +17,7 @@ use crate::model::{ConnectorInfo, PluginInfo, PluginKind};
 use super::allowlist::{AllowList, AllowedHost};
 use super::api_version::{self, ApiVersion, Contract, SupportedApi};
 use super::cache::{self, ArtifactCache, ArtifactSource};
-use super::engine::{self, EpochTicker};
+use super::engine::{self, Allocator, EpochTicker};
 use super::http::HttpContext;
 use super::inspect::InspectReport;
 use super::redact::Redactor;
@@ -32,12 +33,39 @@ const LOAD_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// alone need about this much.
 const MIN_MEMORY_LIMIT: u64 = 2 * 1024 * 1024;
 
+/// Default of [`HostConfig::max_concurrent_calls`].
+pub const DEFAULT_MAX_CONCURRENT_CALLS: u32 = 32;
+
 /// Settings of the plugin host itself.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct HostConfig {
     /// Where compiled plugins are kept between runs (systemd's
     /// `CacheDirectory=`); `None` compiles on every load.
     pub cache_dir: Option<PathBuf>,
+    /// Plugin calls (and loads) running at the same time, across all
+    /// plugins; further calls wait for a free slot. Bounds the memory all
+    /// sandboxes together may use (this many times the instance memory cap)
+    /// and sizes the pre-reserved instance pool.
+    pub max_concurrent_calls: u32,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        Self {
+            cache_dir: None,
+            max_concurrent_calls: DEFAULT_MAX_CONCURRENT_CALLS,
+        }
+    }
+}
+
+impl HostConfig {
+    /// The defaults, with compiled plugins cached in `dir`.
+    pub fn with_cache_dir(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            cache_dir: Some(dir.into()),
+            ..Self::default()
+        }
+    }
 }
 
 /// The plugin host could not start.
@@ -69,6 +97,9 @@ pub struct PluginHost {
 
 struct HostInner {
     engine: Engine,
+    allocator: Allocator,
+    /// One permit per running sandbox ([`HostConfig::max_concurrent_calls`]).
+    slots: Arc<Semaphore>,
     connector_linker: Linker<CallState>,
     sender_linker: Linker<CallState>,
     cache: Option<ArtifactCache>,
@@ -81,6 +112,7 @@ impl fmt::Debug for PluginHost {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PluginHost")
             .field("cache_dir", &self.inner.cache_dir)
+            .field("allocator", &self.inner.allocator)
             .finish_non_exhaustive()
     }
 }
@@ -103,7 +135,9 @@ impl PluginHost {
     /// Start the engine and its ticker, and open the cache directory.
     pub fn new(config: HostConfig) -> Result<Self, HostError> {
         install_tls_provider();
-        let engine = engine::new_engine().map_err(|e| HostError::Engine(e.to_string()))?;
+        let max_concurrent_calls = config.max_concurrent_calls.max(1);
+        let (engine, allocator) = engine::new_engine(max_concurrent_calls)
+            .map_err(|e| HostError::Engine(e.to_string()))?;
         let cache =
             match &config.cache_dir {
                 Some(dir) => Some(ArtifactCache::open(dir, &engine).map_err(|source| {
@@ -119,9 +153,17 @@ impl PluginHost {
         let sender_linker =
             v0::sender_linker(&engine).map_err(|e| HostError::Engine(e.to_string()))?;
         let ticker = EpochTicker::start(&engine).map_err(HostError::Ticker)?;
+        tracing::debug!(
+            ?allocator,
+            max_concurrent_calls,
+            cache_dir = ?config.cache_dir,
+            "plugin host started"
+        );
         Ok(Self {
             inner: Arc::new(HostInner {
                 engine,
+                allocator,
+                slots: Arc::new(Semaphore::new(max_concurrent_calls as usize)),
                 connector_linker,
                 sender_linker,
                 cache,
@@ -149,16 +191,31 @@ impl PluginHost {
                 reason: "plugins must be loaded inside a tokio runtime".into(),
             });
         };
+        let Some(slot) = self.slot().await else {
+            return Err(PluginError::Load {
+                path,
+                reason: "the plugin host is shutting down".into(),
+            });
+        };
         let host = self.clone();
         let task_path = path.clone();
-        tokio::task::spawn_blocking(move || host.load_blocking(&task_path, runtime))
-            .await
-            .unwrap_or_else(|e| {
-                Err(PluginError::Load {
-                    path,
-                    reason: format!("the loading thread failed: {e}"),
-                })
+        tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            host.load_blocking(&task_path, runtime)
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(PluginError::Load {
+                path,
+                reason: format!("the loading thread failed: {e}"),
             })
+        })
+    }
+
+    /// Wait for a free sandbox slot. `None` only if the semaphore was closed,
+    /// which this host never does.
+    async fn slot(&self) -> Option<OwnedSemaphorePermit> {
+        self.inner.slots.clone().acquire_owned().await.ok()
     }
 
     /// Load a plugin and describe it (`arauto plugins inspect FILE`).
@@ -679,12 +736,19 @@ async fn call<R: Send + 'static>(
             ctx.plugin, ctx.instance
         )));
     };
+    let Some(slot) = common.host.slot().await else {
+        return Err(PluginError::Cancelled {
+            plugin: ctx.plugin.clone(),
+            instance: ctx.instance.clone(),
+        });
+    };
     let cancel = CancellationToken::new();
     // If the caller stops waiting, the call is interrupted at the next epoch
     // tick (or its HTTP wait ends) instead of running on unobserved.
     let _cancel_when_abandoned = cancel.clone().drop_guard();
     let task_common = Arc::clone(common);
     let task = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
         let c = &task_common;
         sandbox::run_blocking(
             &c.host.inner.engine,

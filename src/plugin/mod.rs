@@ -37,7 +37,10 @@ mod v0;
 pub use api_version::ApiVersion;
 pub use cache::ArtifactSource;
 pub use error::{ErrorClass, PluginError};
-pub use host::{ConnectorInstance, HostConfig, HostError, Plugin, PluginHost, SenderInstance};
+pub use host::{
+    ConnectorInstance, DEFAULT_MAX_CONCURRENT_CALLS, HostConfig, HostError, Plugin, PluginHost,
+    SenderInstance,
+};
 pub use inspect::{ConnectorDetails, InspectReport, inspect};
 pub use types::{
     DEFAULT_CALL_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MEMORY_LIMIT, InstanceConfig,

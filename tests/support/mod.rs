@@ -93,10 +93,7 @@ pub fn shared_cache_dir() -> PathBuf {
 
 /// A host with the shared cache.
 pub fn host() -> PluginHost {
-    PluginHost::new(HostConfig {
-        cache_dir: Some(shared_cache_dir()),
-    })
-    .must("starting the plugin host")
+    PluginHost::new(HostConfig::with_cache_dir(shared_cache_dir())).must("starting the plugin host")
 }
 
 /// A message as the send stage would build it.
