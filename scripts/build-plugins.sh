@@ -3,12 +3,14 @@
 #
 #   scripts/build-plugins.sh                 every first-party plugin  -> target/plugins/<name>.wasm
 #   scripts/build-plugins.sh --test-plugins  the sandbox test plugins  -> target/test-plugins/<name>.wasm
-#   scripts/build-plugins.sh NAME...         only these first-party plugins
+#   scripts/build-plugins.sh [--test-plugins] NAME...   only these plugins
 #
 # Each plugin is a cdylib crate in plugins/<name>/ (or tests/plugins/<name>/)
 # built for wasm32-unknown-unknown, then wrapped into a component by
 # tools/componentize. Plugins are built one cargo invocation each: the SDK's
 # `connector`/`sender` features are exclusive and cargo would unify them.
+# Up-to-date plugins cost a cargo no-op and are not re-componentized, so
+# tests can call this on every run.
 #
 # Uses the active toolchain when it has a prebuilt wasm32 std, otherwise
 # Debian's rustc-web with -Zbuild-std (scripts/install-wasm-toolchain.sh).
@@ -16,16 +18,42 @@ set -eu
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TARGET=wasm32-unknown-unknown
 WASM_TARGET_DIR="$ROOT/target/wasm"
+# The componentizer gets its own target dir: this script also runs from inside
+# `cargo test`/`cargo bench`, and must not wait on (or rebuild) their profile.
+TOOLS_TARGET_DIR="$ROOT/target/tools"
 
-if [ "${1:-}" = "--test-plugins" ]; then
-    shift
-    SRC="$ROOT/tests/plugins"
-    OUT="$ROOT/target/test-plugins"
-else
-    SRC="$ROOT/plugins"
-    OUT="$ROOT/target/plugins"
-fi
+case "${1:-}" in
+    -h | --help)
+        sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'
+        exit 0
+        ;;
+    --test-plugins)
+        shift
+        SRC="$ROOT/tests/plugins"
+        OUT="$ROOT/target/test-plugins"
+        ;;
+    -*)
+        echo "build-plugins: unknown option $1 (see --help)" >&2
+        exit 2
+        ;;
+    *)
+        SRC="$ROOT/plugins"
+        OUT="$ROOT/target/plugins"
+        ;;
+esac
 mkdir -p "$OUT"
+
+# One build at a time: several test binaries (or a bench and `make plugins`)
+# may start this concurrently, and they share target/wasm.
+if command -v flock >/dev/null 2>&1; then
+    exec 9>"$ROOT/target/.build-plugins.lock"
+    flock 9
+fi
+
+# Flags and targets meant for the daemon's build must not leak into the wasm
+# build (and `cargo test` exports some of them to the processes it runs).
+unset RUSTFLAGS CARGO_ENCODED_RUSTFLAGS CARGO_BUILD_RUSTFLAGS CARGO_BUILD_TARGET \
+    CARGO_TARGET_DIR CARGO_BUILD_TARGET_DIR CARGO_MANIFEST_DIR CARGO_PRIMARY_PACKAGE 2>/dev/null || true
 
 "$ROOT/scripts/install-wasm-toolchain.sh"
 
@@ -39,9 +67,10 @@ else
     }
 fi
 
-# The componentizer is a host tool from the main workspace.
-cargo build --quiet --release --manifest-path "$ROOT/Cargo.toml" -p arauto-componentize
-COMPONENTIZE="$ROOT/target/release/arauto-componentize"
+# The componentizer is a host tool from the main workspace (pinned by its Cargo.lock).
+cargo build --quiet --release --locked --manifest-path "$ROOT/Cargo.toml" \
+    --target-dir "$TOOLS_TARGET_DIR" -p arauto-componentize
+COMPONENTIZE="$TOOLS_TARGET_DIR/release/arauto-componentize"
 
 if [ "$#" -gt 0 ]; then
     NAMES="$*"
@@ -54,11 +83,23 @@ else
         NAMES="$NAMES $name"
     done
 fi
+if [ -z "$NAMES" ]; then
+    echo "build-plugins: no plugin crates (cdylib) in $SRC" >&2
+    exit 0
+fi
 
 for name in $NAMES; do
     [ -f "$SRC/$name/Cargo.toml" ] || { echo "build-plugins: no plugin crate $SRC/$name" >&2; exit 1; }
-    (cd "$SRC" && build -p "$name")
+    if ! (cd "$SRC" && build -p "$name"); then
+        echo "build-plugins: building $name failed" >&2
+        exit 1
+    fi
     core="$WASM_TARGET_DIR/$TARGET/release/$(echo "$name" | tr - _).wasm"
-    "$COMPONENTIZE" "$core" "$OUT/$name.wasm"
-    echo "build-plugins: $OUT/$name.wasm ($(wc -c <"$OUT/$name.wasm") bytes)" >&2
+    component="$OUT/$name.wasm"
+    if [ -f "$component" ] && [ "$component" -nt "$core" ] && [ "$component" -nt "$COMPONENTIZE" ]; then
+        echo "build-plugins: $component is up to date" >&2
+        continue
+    fi
+    "$COMPONENTIZE" "$core" "$component"
+    echo "build-plugins: $component ($(wc -c <"$component") bytes)" >&2
 done

@@ -32,7 +32,14 @@ if ! command -v apt-get >/dev/null 2>&1; then
 fi
 
 SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+if [ "$(id -u)" -ne 0 ]; then
+    if ! command -v sudo >/dev/null 2>&1; then
+        echo "install-wasm-toolchain: no $TARGET toolchain, and installing one needs root:" >&2
+        echo "  apt-get install rustc-web cargo-web rust-web-src lld-22   (Debian 12, bookworm-security)" >&2
+        exit 1
+    fi
+    SUDO="sudo"
+fi
 echo "install-wasm-toolchain: installing rustc-web cargo-web rust-web-src lld-22 (about 150 MB)" >&2
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq rustc-web cargo-web rust-web-src lld-22 >/dev/null

@@ -1,1 +1,48 @@
-//! The wasmtime plugin host: engine, compiled-artifact cache, sandbox, WIT bindings per major version.
+//! The wasmtime plugin host: engine, compiled-artifact cache, sandbox, WIT
+//! bindings per API version.
+//!
+//! Connectors and senders are WebAssembly components built against the WIT
+//! package `arauto:plugin` (`plugins/wit/since_v0.1.0`). The host:
+//!
+//! * keeps one [`PluginHost`] (one wasmtime `Engine`, an epoch ticker thread,
+//!   the compiled-artifact cache) per daemon;
+//! * [`PluginHost::load`]s a `.wasm` once into a [`Plugin`]: compiled (or
+//!   taken from the cache), its API version and world checked, its imports
+//!   linked, its `info` read;
+//! * creates one handle per configured use — [`PluginHost::connector`] for a
+//!   store, [`PluginHost::sender`] for a channel — with that instance's
+//!   settings, secrets, network grants and limits ([`InstanceConfig`]);
+//! * runs every call in a fresh sandbox: its own store (memory cap), a
+//!   wall-clock deadline that also bounds host work such as HTTP, no WASI at
+//!   all. Whatever the plugin does, the call ends with a value or a typed
+//!   [`PluginError`] and the next call starts clean.
+//!
+//! Nothing outside this module sees a generated binding type: plugins speak
+//! [`crate::model`] types plus the request/response types in [`types`].
+
+mod address;
+mod allowlist;
+mod api_version;
+mod cache;
+mod engine;
+mod error;
+mod host;
+mod http;
+mod inspect;
+mod redact;
+mod sandbox;
+mod types;
+mod v0;
+
+pub use api_version::ApiVersion;
+pub use cache::ArtifactSource;
+pub use error::{ErrorClass, PluginError};
+pub use host::{
+    ConnectorInstance, DEFAULT_MAX_CONCURRENT_CALLS, HostConfig, HostError, Plugin, PluginHost,
+    SenderInstance,
+};
+pub use inspect::{ConnectorDetails, InspectReport, inspect};
+pub use types::{
+    DEFAULT_CALL_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MEMORY_LIMIT, InstanceConfig,
+    MessageMeta, OutgoingMessage, PollPage, PollRequest, ProviderTemplate, Recipient, SendReceipt,
+};

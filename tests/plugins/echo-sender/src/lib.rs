@@ -29,7 +29,10 @@ impl Sender for Echo {
         let url = settings::require("url")?;
         let body = serde_json::json!({ "text": msg.text, "key": msg.idempotency_key });
         http::post(&url).json(&body)?.send()?.ok_or_error()?;
-        Ok(Receipt { provider_message_id: Some(msg.idempotency_key), recipient_id: None })
+        Ok(Receipt {
+            provider_message_id: Some(msg.idempotency_key),
+            recipient_id: None,
+        })
     }
 }
 
@@ -44,7 +47,12 @@ mod tests {
         Message {
             idempotency_key: "job-1".into(),
             attempt: 1,
-            recipient: Recipient { phone: None, email: None, name: None, first_name: None },
+            recipient: Recipient {
+                phone: None,
+                email: None,
+                name: None,
+                first_name: None,
+            },
             text: "olá".into(),
             template: None,
             meta: MessageMeta {
@@ -61,14 +69,25 @@ mod tests {
 
     #[test]
     fn posts_the_text_and_maps_server_errors_to_retryable() {
-        testing::install(testing::Harness::new().setting("url", "http://127.0.0.1:9/x").transport(
-            |req| {
-                assert_eq!(req.body.as_deref(), Some(r#"{"key":"job-1","text":"olá"}"#.as_bytes()));
-                Ok(http::Response { status: 503, headers: vec![], body: b"busy".to_vec() })
-            },
-        ));
+        testing::install(
+            testing::Harness::new()
+                .setting("url", "http://127.0.0.1:9/x")
+                .transport(|req| {
+                    assert_eq!(
+                        req.body.as_deref(),
+                        Some(r#"{"key":"job-1","text":"olá"}"#.as_bytes())
+                    );
+                    Ok(http::Response {
+                        status: 503,
+                        headers: vec![],
+                        body: b"busy".to_vec(),
+                    })
+                }),
+        );
         match Echo::send(message()) {
-            Err(PluginError::Retryable(e)) => assert!(e.message.contains("HTTP 503"), "{}", e.message),
+            Err(PluginError::Retryable(e)) => {
+                assert!(e.message.contains("HTTP 503"), "{}", e.message)
+            }
             other => panic!("expected retryable, got {other:?}"),
         }
         assert_eq!(testing::requests().len(), 1);

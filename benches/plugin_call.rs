@@ -1,0 +1,170 @@
+//! Per-call overhead of the plugin sandbox: a fresh instance + call +
+//! marshalling for one sender `send` and one connector `poll` returning a
+//! realistic page of 50 orders, through the public async API (so the
+//! blocking-pool hand-off is included), next to a native-Rust baseline doing
+//! the same marshalling (a serde_json round trip of the same data).
+//!
+//! `cargo bench --bench plugin_call` (builds the test plugins first).
+//! Target: ≤ 50 µs median per sender call.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use arauto::plugin::{
+    HostConfig, InstanceConfig, OutgoingMessage, PluginHost, PollPage, PollRequest, SendReceipt,
+};
+use support::{Must, message, test_plugin};
+
+const WARMUP: usize = 300;
+const SENDS: usize = 5_000;
+const POLLS: usize = 1_000;
+const TARGET_SEND_MEDIAN: Duration = Duration::from_micros(50);
+
+struct Stats {
+    median: Duration,
+    p99: Duration,
+}
+
+fn stats(mut samples: Vec<Duration>) -> Stats {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+    Stats {
+        median: at(0.5),
+        p99: at(0.99),
+    }
+}
+
+fn measure(iterations: usize, mut f: impl FnMut()) -> Stats {
+    for _ in 0..WARMUP {
+        f();
+    }
+    let samples = (0..iterations)
+        .map(|_| {
+            let started = Instant::now();
+            f();
+            started.elapsed()
+        })
+        .collect();
+    stats(samples)
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.1} µs", d.as_secs_f64() * 1e6)
+}
+
+fn row(name: &str, plugin: &Stats, native: &Stats) {
+    println!(
+        "{name:<34} {:>10} {:>10}   {:>10} {:>10}   {:>7.1}×",
+        us(plugin.median),
+        us(plugin.p99),
+        us(native.median),
+        us(native.p99),
+        plugin.median.as_secs_f64() / native.median.as_secs_f64()
+    );
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .must("tokio runtime");
+    let cache = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-plugin-cache");
+    let host = PluginHost::new(HostConfig::with_cache_dir(cache)).must("plugin host");
+    let (sender, connector) = runtime.block_on(async {
+        let probe = host
+            .load(test_plugin("probe-sender"))
+            .await
+            .must("loading probe-sender");
+        let sample = host
+            .load(test_plugin("sample-connector"))
+            .await
+            .must("loading sample-connector");
+        (
+            host.sender(&probe, InstanceConfig::new("bench-channel"))
+                .must("sender"),
+            host.connector(
+                &sample,
+                InstanceConfig::new("bench-store").secret("api_key", "k"),
+            )
+            .must("connector"),
+        )
+    });
+
+    let msg = message(
+        "job-1",
+        "Olá Maria, seu pedido 10001 foi enviado! Rastreio: BR123456789BR",
+    );
+    let send = measure(SENDS, || {
+        let receipt = runtime
+            .block_on(sender.send(black_box(msg.clone())))
+            .must("send");
+        black_box(receipt);
+    });
+    let send_native = measure(SENDS, || {
+        let wire = serde_json::to_vec(black_box(&msg)).must("encode");
+        let back: OutgoingMessage = serde_json::from_slice(&wire).must("decode");
+        let receipt = SendReceipt {
+            provider_message_id: Some(format!("olá {}", back.idempotency_key)),
+            recipient_id: back.recipient.phone,
+        };
+        let wire = serde_json::to_vec(&receipt).must("encode receipt");
+        black_box(serde_json::from_slice::<SendReceipt>(&wire).must("decode receipt"));
+    });
+
+    let page = runtime
+        .block_on(connector.poll(PollRequest::default()))
+        .must("poll");
+    assert_eq!(page.orders.len(), 50);
+    let poll = measure(POLLS, || {
+        let page = runtime
+            .block_on(connector.poll(black_box(PollRequest::default())))
+            .must("poll");
+        black_box(page);
+    });
+    let poll_native = measure(POLLS, || {
+        let wire = serde_json::to_vec(black_box(&page)).must("encode");
+        black_box(serde_json::from_slice::<PollPage>(&wire).must("decode"));
+    });
+
+    let hand_off = measure(SENDS, || {
+        runtime.block_on(async {
+            tokio::task::spawn_blocking(|| black_box(1))
+                .await
+                .must("join")
+        });
+    });
+
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    println!(
+        "plugin_call ({profile} build; fresh sandbox per call; medians and p99 over {SENDS} sends / {POLLS} polls)"
+    );
+    println!(
+        "{:<34} {:>10} {:>10}   {:>10} {:>10}   {:>8}",
+        "", "plugin", "p99", "native", "p99", "ratio"
+    );
+    row("sender.send (probe-sender)", &send, &send_native);
+    row("connector.poll (50 orders)", &poll, &poll_native);
+    println!(
+        "{:<34} {:>10} {:>10}   (included above: tokio spawn_blocking round trip)",
+        "  of which blocking-pool hand-off",
+        us(hand_off.median),
+        us(hand_off.p99)
+    );
+    let verdict = if send.median <= TARGET_SEND_MEDIAN {
+        "met"
+    } else {
+        "MISSED"
+    };
+    println!(
+        "target ≤ {} median per sender call: {verdict}",
+        us(TARGET_SEND_MEDIAN)
+    );
+}

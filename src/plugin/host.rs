@@ -1,0 +1,883 @@
+//! [`PluginHost`], loaded [`Plugin`]s and the per-instance call handles.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Once};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Engine, Store};
+
+use crate::model::{ConnectorInfo, PluginInfo, PluginKind};
+
+use super::allowlist::{AllowList, AllowedHost};
+use super::api_version::{self, ApiVersion, Contract, SupportedApi};
+use super::cache::{self, ArtifactCache, ArtifactSource};
+use super::engine::{self, Allocator, EpochTicker};
+use super::http::HttpContext;
+use super::inspect::InspectReport;
+use super::redact::Redactor;
+use super::sandbox::{self, CallFailure, CallState, InstanceContext};
+use super::types::{
+    DEFAULT_MEMORY_LIMIT, InstanceConfig, OutgoingMessage, PollPage, PollRequest, SendReceipt,
+};
+use super::{PluginError, v0};
+
+/// Budget of the `info` call made while loading a plugin.
+const LOAD_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Smallest memory cap accepted for an instance: a plugin's stack and data
+/// alone need about this much.
+const MIN_MEMORY_LIMIT: u64 = 2 * 1024 * 1024;
+
+/// Default of [`HostConfig::max_concurrent_calls`].
+pub const DEFAULT_MAX_CONCURRENT_CALLS: u32 = 32;
+
+/// Settings of the plugin host itself.
+#[derive(Clone, Debug)]
+pub struct HostConfig {
+    /// Where compiled plugins are kept between runs (systemd's
+    /// `CacheDirectory=`); `None` compiles on every load.
+    pub cache_dir: Option<PathBuf>,
+    /// Plugin calls (and loads) running at the same time, across all
+    /// plugins; further calls wait for a free slot. Bounds the memory all
+    /// sandboxes together may use (this many times the instance memory cap)
+    /// and sizes the pre-reserved instance pool.
+    pub max_concurrent_calls: u32,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        Self {
+            cache_dir: None,
+            max_concurrent_calls: DEFAULT_MAX_CONCURRENT_CALLS,
+        }
+    }
+}
+
+impl HostConfig {
+    /// The defaults, with compiled plugins cached in `dir`.
+    pub fn with_cache_dir(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            cache_dir: Some(dir.into()),
+            ..Self::default()
+        }
+    }
+}
+
+/// The plugin host could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// wasmtime refused the engine configuration.
+    #[error("cannot start the WebAssembly engine: {0}")]
+    Engine(String),
+    /// The compiled-plugin cache directory cannot be created or used.
+    #[error("cannot use {} as the compiled-plugin cache directory: {source}", path.display())]
+    CacheDir {
+        /// The configured directory.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The epoch ticker thread could not be started.
+    #[error("cannot start the plugin timer thread: {0}")]
+    Ticker(std::io::Error),
+}
+
+/// The daemon's plugin host: one wasmtime engine, its epoch ticker, the
+/// import linkers and the compiled-artifact cache. Cheap to clone; every clone
+/// is the same host.
+#[derive(Clone)]
+pub struct PluginHost {
+    inner: Arc<HostInner>,
+}
+
+struct HostInner {
+    engine: Engine,
+    allocator: Allocator,
+    /// One permit per running sandbox ([`HostConfig::max_concurrent_calls`]).
+    slots: Arc<Semaphore>,
+    connector_linker: Linker<CallState>,
+    sender_linker: Linker<CallState>,
+    cache: Option<ArtifactCache>,
+    cache_dir: Option<PathBuf>,
+    // Last: stops the ticker after everything else is gone.
+    _ticker: EpochTicker,
+}
+
+impl fmt::Debug for PluginHost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PluginHost")
+            .field("cache_dir", &self.inner.cache_dir)
+            .field("allocator", &self.inner.allocator)
+            .finish_non_exhaustive()
+    }
+}
+
+/// reqwest is built without a default TLS crypto provider; plugins' HTTPS
+/// uses rustls with *ring*, installed process-wide once.
+fn install_tls_provider() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        // Err means another part of the process installed one first: fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+fn current_runtime() -> Option<tokio::runtime::Handle> {
+    tokio::runtime::Handle::try_current().ok()
+}
+
+impl PluginHost {
+    /// Start the engine and its ticker, and open the cache directory.
+    pub fn new(config: HostConfig) -> Result<Self, HostError> {
+        install_tls_provider();
+        let max_concurrent_calls = config.max_concurrent_calls.max(1);
+        let (engine, allocator) = engine::new_engine(max_concurrent_calls)
+            .map_err(|e| HostError::Engine(e.to_string()))?;
+        let cache =
+            match &config.cache_dir {
+                Some(dir) => Some(ArtifactCache::open(dir, &engine).map_err(|source| {
+                    HostError::CacheDir {
+                        path: dir.clone(),
+                        source,
+                    }
+                })?),
+                None => None,
+            };
+        let connector_linker =
+            v0::connector_linker(&engine).map_err(|e| HostError::Engine(e.to_string()))?;
+        let sender_linker =
+            v0::sender_linker(&engine).map_err(|e| HostError::Engine(e.to_string()))?;
+        let ticker = EpochTicker::start(&engine).map_err(HostError::Ticker)?;
+        tracing::debug!(
+            ?allocator,
+            max_concurrent_calls,
+            cache_dir = ?config.cache_dir,
+            "plugin host started"
+        );
+        Ok(Self {
+            inner: Arc::new(HostInner {
+                engine,
+                allocator,
+                slots: Arc::new(Semaphore::new(max_concurrent_calls as usize)),
+                connector_linker,
+                sender_linker,
+                cache,
+                cache_dir: config.cache_dir,
+                _ticker: ticker,
+            }),
+        })
+    }
+
+    /// The compiled-plugin cache directory, if any.
+    pub fn cache_dir(&self) -> Option<&Path> {
+        self.inner.cache_dir.as_deref()
+    }
+
+    /// Load a plugin file: compile it (or take it from the cache), check its
+    /// API version and world, link its imports and read its `info`.
+    ///
+    /// Compiling takes tens of milliseconds (much more in a debug build), so
+    /// it runs on tokio's blocking pool.
+    pub async fn load(&self, path: impl AsRef<Path>) -> Result<Plugin, PluginError> {
+        let path = path.as_ref().to_owned();
+        let Some(runtime) = current_runtime() else {
+            return Err(PluginError::Load {
+                path,
+                reason: "plugins must be loaded inside a tokio runtime".into(),
+            });
+        };
+        let Some(slot) = self.slot().await else {
+            return Err(PluginError::Load {
+                path,
+                reason: "the plugin host is shutting down".into(),
+            });
+        };
+        let host = self.clone();
+        let task_path = path.clone();
+        tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            host.load_blocking(&task_path, runtime)
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(PluginError::Load {
+                path,
+                reason: format!("the loading thread failed: {e}"),
+            })
+        })
+    }
+
+    /// Wait for a free sandbox slot. `None` only if the semaphore was closed,
+    /// which this host never does.
+    async fn slot(&self) -> Option<OwnedSemaphorePermit> {
+        self.inner.slots.clone().acquire_owned().await.ok()
+    }
+
+    /// Load a plugin and describe it (`arauto plugins inspect FILE`).
+    pub async fn inspect(&self, path: impl AsRef<Path>) -> Result<InspectReport, PluginError> {
+        Ok(self.load(path).await?.report())
+    }
+
+    fn load_blocking(
+        &self,
+        path: &Path,
+        runtime: tokio::runtime::Handle,
+    ) -> Result<Plugin, PluginError> {
+        let started = Instant::now();
+        let load_error = |reason: String| PluginError::Load {
+            path: path.to_owned(),
+            reason,
+        };
+        let bytes =
+            std::fs::read(path).map_err(|e| load_error(format!("cannot read the file: {e}")))?;
+        let sha256 = cache::sha256_hex(&bytes);
+        let (component, source) = self.compile_or_reuse(&bytes, &sha256, path)?;
+        drop(bytes);
+        let contract = api_version::detect(&self.inner.engine, &component, path)?;
+        let binding = self.bind(&component, contract, path)?;
+
+        let file_name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let describing = Arc::new(InstanceContext {
+            plugin: file_name,
+            instance: "(load)".into(),
+            settings: Vec::new(),
+            redactor: Redactor::default(),
+            http: HttpContext::deny_all(),
+            call_timeout: LOAD_CALL_TIMEOUT,
+            memory_limit: DEFAULT_MEMORY_LIMIT as usize,
+        });
+        let run =
+            |operation,
+             body: &dyn Fn(&mut Store<CallState>) -> Result<Description, CallFailure>| {
+                sandbox::run_blocking(
+                    &self.inner.engine,
+                    &describing,
+                    path,
+                    runtime.clone(),
+                    CancellationToken::new(),
+                    operation,
+                    body,
+                )
+            };
+        let description = match &binding {
+            WorldBinding::Connector(ConnectorBinding::V0(pre)) => run("info", &|store| {
+                v0::connector_info(pre, store).map(Description::Connector)
+            }),
+            WorldBinding::Sender(SenderBinding::V0(pre)) => run("info", &|store| {
+                v0::sender_info(pre, store).map(Description::Sender)
+            }),
+        }
+        .map_err(|e| load_error(format!("its info() call failed: {e}")))?;
+        validate_description(description.plugin(), contract.kind).map_err(load_error)?;
+
+        let plugin = Plugin {
+            inner: Arc::new(PluginInner {
+                path: path.to_owned(),
+                sha256,
+                contract,
+                source,
+                description,
+                binding,
+            }),
+        };
+        tracing::info!(
+            plugin = %plugin.name(),
+            version = %plugin.version(),
+            kind = ?plugin.kind(),
+            api = %contract.version,
+            path = %path.display(),
+            source = ?source,
+            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "loaded plugin"
+        );
+        Ok(plugin)
+    }
+
+    fn compile_or_reuse(
+        &self,
+        bytes: &[u8],
+        sha256: &str,
+        path: &Path,
+    ) -> Result<(Component, ArtifactSource), PluginError> {
+        let engine = &self.inner.engine;
+        let mut source = ArtifactSource::Compiled;
+        if let Some(cache) = &self.inner.cache {
+            match cache.load(engine, sha256) {
+                Ok(Some(component)) => return Ok((component, ArtifactSource::Cache)),
+                Ok(None) => {}
+                Err(why) => {
+                    tracing::warn!(path = %path.display(), "discarding an unusable compiled-plugin cache entry and compiling again: {why}");
+                    source = ArtifactSource::RecompiledBadCacheEntry;
+                }
+            }
+        }
+        let component = Component::from_binary(engine, bytes).map_err(|e| PluginError::Load {
+            path: path.to_owned(),
+            reason: format!("not a valid WebAssembly component: {e:#}"),
+        })?;
+        if let Some(cache) = &self.inner.cache
+            && let Err(why) = cache.store(&component, sha256)
+        {
+            tracing::warn!(path = %path.display(), "cannot write the compiled-plugin cache (the next start compiles again): {why}");
+        }
+        Ok((component, source))
+    }
+
+    fn bind(
+        &self,
+        component: &Component,
+        contract: Contract,
+        path: &Path,
+    ) -> Result<WorldBinding, PluginError> {
+        let load_error = |what: &str, e: wasmtime::Error| PluginError::Load {
+            path: path.to_owned(),
+            reason: format!("{what}: {e:#}"),
+        };
+        match (contract.api, contract.kind) {
+            (SupportedApi::V0_1, PluginKind::Connector) => {
+                let pre = self
+                    .inner
+                    .connector_linker
+                    .instantiate_pre(component)
+                    .map_err(|e| load_error("cannot link its imports", e))?;
+                let pre = v0::ConnectorPre::new(pre)
+                    .map_err(|e| load_error("its exports do not match the connector world", e))?;
+                Ok(WorldBinding::Connector(ConnectorBinding::V0(pre)))
+            }
+            (SupportedApi::V0_1, PluginKind::Sender) => {
+                let pre = self
+                    .inner
+                    .sender_linker
+                    .instantiate_pre(component)
+                    .map_err(|e| load_error("cannot link its imports", e))?;
+                let pre = v0::SenderPre::new(pre)
+                    .map_err(|e| load_error("its exports do not match the sender world", e))?;
+                Ok(WorldBinding::Sender(SenderBinding::V0(pre)))
+            }
+        }
+    }
+
+    /// A store's connector: `plugin` with this instance's settings and grants.
+    pub fn connector(
+        &self,
+        plugin: &Plugin,
+        config: InstanceConfig,
+    ) -> Result<ConnectorInstance, PluginError> {
+        let WorldBinding::Connector(binding) = &plugin.inner.binding else {
+            return Err(wrong_world(plugin, &config.instance, "connector"));
+        };
+        let common = self.instance(plugin, config)?;
+        Ok(ConnectorInstance {
+            common,
+            binding: binding.clone(),
+        })
+    }
+
+    /// A channel's sender: `plugin` with this instance's settings and grants.
+    pub fn sender(
+        &self,
+        plugin: &Plugin,
+        config: InstanceConfig,
+    ) -> Result<SenderInstance, PluginError> {
+        let WorldBinding::Sender(binding) = &plugin.inner.binding else {
+            return Err(wrong_world(plugin, &config.instance, "sender"));
+        };
+        let common = self.instance(plugin, config)?;
+        Ok(SenderInstance {
+            common,
+            binding: binding.clone(),
+        })
+    }
+
+    fn instance(
+        &self,
+        plugin: &Plugin,
+        config: InstanceConfig,
+    ) -> Result<Arc<InstanceCommon>, PluginError> {
+        let ctx = instance_context(plugin, config)?;
+        Ok(Arc::new(InstanceCommon {
+            host: self.clone(),
+            plugin: plugin.clone(),
+            ctx: Arc::new(ctx),
+        }))
+    }
+}
+
+fn wrong_world(plugin: &Plugin, instance: &str, wanted: &str) -> PluginError {
+    PluginError::Misconfigured(format!(
+        "instance {instance}: plugin {} ({}) is a {}, not a {wanted}",
+        plugin.name(),
+        plugin.path().display(),
+        kind_name(plugin.kind()),
+    ))
+}
+
+fn kind_name(kind: PluginKind) -> &'static str {
+    match kind {
+        PluginKind::Connector => "connector",
+        PluginKind::Sender => "sender",
+    }
+}
+
+/// Check what `info` said before trusting it.
+fn validate_description(info: &PluginInfo, world: PluginKind) -> Result<(), String> {
+    if info.kind != world {
+        return Err(format!(
+            "its info() says it is a {} but it implements the {} world",
+            kind_name(info.kind),
+            kind_name(world)
+        ));
+    }
+    let name_ok = !info.name.is_empty()
+        && info.name.len() <= 64
+        && info
+            .name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if !name_ok {
+        return Err(format!(
+            "its name {:?} is not a short lower-case identifier (a-z, 0-9, - and _)",
+            info.name
+        ));
+    }
+    for host in &info.default_hosts {
+        AllowedHost::parse(host)
+            .map_err(|why| format!("it declares an invalid default host {host:?}: {why}"))?;
+    }
+    Ok(())
+}
+
+/// Turn an instance's config into the context its calls run with.
+fn instance_context(
+    plugin: &Plugin,
+    config: InstanceConfig,
+) -> Result<InstanceContext, PluginError> {
+    let info = plugin.info();
+    let instance = config.instance;
+    let misconfigured = |what: String| {
+        PluginError::Misconfigured(format!(
+            "instance {instance} (plugin {}): {what}",
+            info.name
+        ))
+    };
+
+    let call_timeout = Duration::try_from(config.call_timeout)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            misconfigured(format!(
+                "the call timeout must be positive, got {:#}",
+                config.call_timeout
+            ))
+        })?;
+    let memory_limit = Some(config.memory_limit)
+        .filter(|m| *m >= MIN_MEMORY_LIMIT)
+        .and_then(|m| usize::try_from(m).ok())
+        .ok_or_else(|| {
+            misconfigured(format!(
+                "the memory limit must be at least {MIN_MEMORY_LIMIT} bytes, got {}",
+                config.memory_limit
+            ))
+        })?;
+    if config.max_response_bytes == 0 {
+        return Err(misconfigured(
+            "the response size cap must be positive".into(),
+        ));
+    }
+    let requests_per_minute = match config.requests_per_minute {
+        None => None,
+        Some(n) => Some(
+            NonZeroU32::new(n)
+                .ok_or_else(|| misconfigured("requests per minute must be at least 1".into()))?,
+        ),
+    };
+
+    let is_set = |key: &str| config.settings.iter().any(|(k, _)| k == key);
+    let missing: Vec<String> = info
+        .config_keys
+        .iter()
+        .filter(|k| k.required && k.default_value.is_none() && !is_set(&k.name))
+        .map(|k| {
+            if k.description.is_empty() {
+                k.name.clone()
+            } else {
+                format!("{} ({})", k.name, k.description)
+            }
+        })
+        .collect();
+    if !missing.is_empty() {
+        return Err(misconfigured(format!(
+            "missing required setting(s): {}",
+            missing.join(", ")
+        )));
+    }
+    for (key, _) in &config.settings {
+        if !info.config_keys.iter().any(|k| &k.name == key) {
+            tracing::warn!(
+                plugin = %info.name, instance = %instance,
+                "setting {key:?} is not one the plugin declares (a typo?); it is passed on anyway"
+            );
+        }
+    }
+    let mut settings = config.settings.clone();
+    for key in &info.config_keys {
+        if let (Some(default), false) = (&key.default_value, is_set(&key.name)) {
+            settings.push((key.name.clone(), default.clone()));
+        }
+    }
+
+    let secret_keys: BTreeSet<&str> = config
+        .secret_keys
+        .iter()
+        .map(String::as_str)
+        .chain(
+            info.config_keys
+                .iter()
+                .filter(|k| k.secret)
+                .map(|k| k.name.as_str()),
+        )
+        .collect();
+    let redactor = Redactor::new(
+        config
+            .settings
+            .iter()
+            .filter(|(k, _)| secret_keys.contains(k.as_str()))
+            .map(|(_, v)| v.clone()),
+    );
+
+    let hosts = config.allowed_hosts.as_ref().unwrap_or(&info.default_hosts);
+    let allowlist =
+        AllowList::parse(hosts).map_err(|why| misconfigured(format!("allowed host {why}")))?;
+    let user_agent = format!(
+        "arauto/{} (plugin {}/{})",
+        env!("CARGO_PKG_VERSION"),
+        info.name,
+        info.version
+    );
+    let http = HttpContext::new(
+        allowlist,
+        config.allow_private_addresses,
+        requests_per_minute,
+        config.max_response_bytes,
+        &user_agent,
+    )
+    .map_err(misconfigured)?;
+
+    Ok(InstanceContext {
+        plugin: info.name.clone(),
+        instance: instance.clone(),
+        settings,
+        redactor,
+        http,
+        call_timeout,
+        memory_limit,
+    })
+}
+
+/// What `info` returned when the plugin was loaded.
+enum Description {
+    Connector(ConnectorInfo),
+    Sender(PluginInfo),
+}
+
+impl Description {
+    fn plugin(&self) -> &PluginInfo {
+        match self {
+            Self::Connector(c) => &c.plugin,
+            Self::Sender(p) => p,
+        }
+    }
+}
+
+/// Pre-linked instances of a connector, per supported API.
+#[derive(Clone)]
+enum ConnectorBinding {
+    V0(v0::ConnectorPre<CallState>),
+}
+
+/// Pre-linked instances of a sender, per supported API.
+#[derive(Clone)]
+enum SenderBinding {
+    V0(v0::SenderPre<CallState>),
+}
+
+enum WorldBinding {
+    Connector(ConnectorBinding),
+    Sender(SenderBinding),
+}
+
+/// A loaded plugin file. Cheap to clone.
+#[derive(Clone)]
+pub struct Plugin {
+    inner: Arc<PluginInner>,
+}
+
+struct PluginInner {
+    path: PathBuf,
+    sha256: String,
+    contract: Contract,
+    source: ArtifactSource,
+    description: Description,
+    binding: WorldBinding,
+}
+
+impl fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Plugin")
+            .field("name", &self.name())
+            .field("version", &self.version())
+            .field("kind", &self.kind())
+            .field("api_version", &self.api_version())
+            .field("path", &self.path())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Plugin {
+    /// The plugin's name, from its `info` (e.g. `loja-integrada`).
+    pub fn name(&self) -> &str {
+        &self.info().name
+    }
+
+    /// The plugin's own version.
+    pub fn version(&self) -> &str {
+        &self.info().version
+    }
+
+    /// Connector or sender.
+    pub fn kind(&self) -> PluginKind {
+        self.inner.contract.kind
+    }
+
+    /// What the plugin said about itself when loaded.
+    pub fn info(&self) -> &PluginInfo {
+        self.inner.description.plugin()
+    }
+
+    /// A connector's platform, status catalogue and capabilities.
+    pub fn connector_info(&self) -> Option<&ConnectorInfo> {
+        match &self.inner.description {
+            Description::Connector(c) => Some(c),
+            Description::Sender(_) => None,
+        }
+    }
+
+    /// The plugin API version it was built against.
+    pub fn api_version(&self) -> ApiVersion {
+        self.inner.contract.version
+    }
+
+    /// The `.wasm` file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// SHA-256 of the `.wasm` file, hex.
+    pub fn sha256(&self) -> &str {
+        &self.inner.sha256
+    }
+
+    /// Where the machine code came from on this load.
+    pub fn artifact_source(&self) -> ArtifactSource {
+        self.inner.source
+    }
+
+    /// True when this load reused the compiled-artifact cache (no compilation).
+    pub fn loaded_from_cache(&self) -> bool {
+        self.inner.source == ArtifactSource::Cache
+    }
+
+    /// The `plugins inspect` report of this plugin.
+    pub fn report(&self) -> InspectReport {
+        InspectReport::new(
+            self.path(),
+            self.sha256(),
+            self.api_version(),
+            self.info().clone(),
+            self.connector_info().cloned(),
+        )
+    }
+}
+
+/// What one call handle needs, shared by its clones.
+struct InstanceCommon {
+    host: PluginHost,
+    plugin: Plugin,
+    ctx: Arc<InstanceContext>,
+}
+
+/// Run one call on tokio's blocking pool.
+///
+/// Why sync wasmtime on `spawn_blocking` rather than async wasmtime on
+/// fibers: a plugin may legitimately compute for a while and a hostile one
+/// spins until its deadline. On the blocking pool that costs one OS thread
+/// and never a runtime worker (async wasmtime would occupy a worker between
+/// epoch yields, and this machine class has two). It also needs no fiber
+/// stacks per call. Host imports that wait (HTTP) block this thread on the
+/// runtime with a timeout equal to what is left of the call's budget, so the
+/// wall-clock deadline covers guest code (epoch callback) and host waits alike.
+async fn call<R: Send + 'static>(
+    common: &Arc<InstanceCommon>,
+    operation: &'static str,
+    body: impl FnOnce(&mut Store<CallState>) -> Result<R, CallFailure> + Send + 'static,
+) -> Result<R, PluginError> {
+    let ctx = &common.ctx;
+    let Some(runtime) = current_runtime() else {
+        return Err(PluginError::Misconfigured(format!(
+            "plugin {} (instance {}) was called outside a tokio runtime",
+            ctx.plugin, ctx.instance
+        )));
+    };
+    let Some(slot) = common.host.slot().await else {
+        return Err(PluginError::Cancelled {
+            plugin: ctx.plugin.clone(),
+            instance: ctx.instance.clone(),
+        });
+    };
+    let cancel = CancellationToken::new();
+    // If the caller stops waiting, the call is interrupted at the next epoch
+    // tick (or its HTTP wait ends) instead of running on unobserved.
+    let _cancel_when_abandoned = cancel.clone().drop_guard();
+    let task_common = Arc::clone(common);
+    let task = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        let c = &task_common;
+        sandbox::run_blocking(
+            &c.host.inner.engine,
+            &c.ctx,
+            c.plugin.path(),
+            runtime,
+            cancel,
+            operation,
+            body,
+        )
+    });
+    task.await.unwrap_or_else(|e| {
+        Err(PluginError::Trapped {
+            plugin: ctx.plugin.clone(),
+            instance: ctx.instance.clone(),
+            trap: format!("the host thread running the call failed: {e}"),
+            panic: None,
+        })
+    })
+}
+
+/// A store's connector. Cheap to clone; calls may run concurrently, each in
+/// its own sandbox.
+#[derive(Clone)]
+pub struct ConnectorInstance {
+    common: Arc<InstanceCommon>,
+    binding: ConnectorBinding,
+}
+
+impl fmt::Debug for ConnectorInstance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectorInstance")
+            .field("plugin", &self.common.plugin.name())
+            .field("instance", &self.common.ctx.instance)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConnectorInstance {
+    /// The loaded plugin.
+    pub fn plugin(&self) -> &Plugin {
+        &self.common.plugin
+    }
+
+    /// The store id this instance serves.
+    pub fn instance(&self) -> &str {
+        &self.common.ctx.instance
+    }
+
+    /// Ask the plugin for its info, platform, status catalogue and capabilities.
+    pub async fn info(&self) -> Result<ConnectorInfo, PluginError> {
+        let binding = self.binding.clone();
+        call(&self.common, "info", move |store| match &binding {
+            ConnectorBinding::V0(pre) => v0::connector_info(pre, store),
+        })
+        .await
+    }
+
+    /// Live credential and reachability test.
+    pub async fn check(&self) -> Result<(), PluginError> {
+        let binding = self.binding.clone();
+        call(&self.common, "check", move |store| match &binding {
+            ConnectorBinding::V0(pre) => v0::connector_check(pre, store),
+        })
+        .await
+    }
+
+    /// Fetch one page of orders.
+    pub async fn poll(&self, request: PollRequest) -> Result<PollPage, PluginError> {
+        let binding = self.binding.clone();
+        call(&self.common, "poll", move |store| match &binding {
+            ConnectorBinding::V0(pre) => v0::connector_poll(pre, store, &request),
+        })
+        .await
+    }
+}
+
+/// A channel's sender. Cheap to clone; calls may run concurrently, each in
+/// its own sandbox.
+#[derive(Clone)]
+pub struct SenderInstance {
+    common: Arc<InstanceCommon>,
+    binding: SenderBinding,
+}
+
+impl fmt::Debug for SenderInstance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SenderInstance")
+            .field("plugin", &self.common.plugin.name())
+            .field("instance", &self.common.ctx.instance)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SenderInstance {
+    /// The loaded plugin.
+    pub fn plugin(&self) -> &Plugin {
+        &self.common.plugin
+    }
+
+    /// The channel id this instance serves.
+    pub fn instance(&self) -> &str {
+        &self.common.ctx.instance
+    }
+
+    /// Ask the plugin for its info.
+    pub async fn info(&self) -> Result<PluginInfo, PluginError> {
+        let binding = self.binding.clone();
+        call(&self.common, "info", move |store| match &binding {
+            SenderBinding::V0(pre) => v0::sender_info(pre, store),
+        })
+        .await
+    }
+
+    /// Live credential test.
+    pub async fn check(&self) -> Result<(), PluginError> {
+        let binding = self.binding.clone();
+        call(&self.common, "check", move |store| match &binding {
+            SenderBinding::V0(pre) => v0::sender_check(pre, store),
+        })
+        .await
+    }
+
+    /// Deliver one message.
+    pub async fn send(&self, message: OutgoingMessage) -> Result<SendReceipt, PluginError> {
+        let binding = self.binding.clone();
+        call(&self.common, "send", move |store| match &binding {
+            SenderBinding::V0(pre) => v0::sender_send(pre, store, &message),
+        })
+        .await
+    }
+}

@@ -1,0 +1,415 @@
+//! One plugin call in its sandbox: a fresh `Store` with a memory cap, a
+//! wall-clock deadline checked on every epoch tick, the per-call state the
+//! host imports work on, and the translation of whatever went wrong into a
+//! typed [`PluginError`].
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+use tracing::field::display;
+use wasmtime::{
+    Engine, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline,
+};
+
+use super::PluginError;
+use super::http::HttpContext;
+use super::redact::Redactor;
+
+/// The SDK's panic hook logs `plugin panicked: <panic info>` at error level
+/// just before the guest aborts (`plugins/sdk/src/world_support.rs`).
+const PANIC_PREFIX: &str = "plugin panicked: ";
+/// A plugin may log this many lines per call; the rest are dropped (with one
+/// warning) so a chatty or hostile plugin cannot flood journald.
+const MAX_LOG_LINES_PER_CALL: u32 = 200;
+/// Longer log messages and field values are cut to this many bytes.
+const MAX_LOG_TEXT: usize = 4096;
+/// Table growth cap; plugins never need anything near this.
+const MAX_TABLE_ELEMENTS: usize = 100_000;
+
+/// Everything fixed for one plugin instance (a store's connector, a
+/// channel's sender), shared by all of its calls.
+pub(crate) struct InstanceContext {
+    /// Plugin name (from its `info`), or the file name while loading.
+    pub(crate) plugin: String,
+    /// Store or channel id.
+    pub(crate) instance: String,
+    /// Effective settings: the instance's values, then the plugin's defaults
+    /// for keys the instance leaves unset.
+    pub(crate) settings: Vec<(String, String)>,
+    pub(crate) redactor: Redactor,
+    pub(crate) http: HttpContext,
+    pub(crate) call_timeout: Duration,
+    pub(crate) memory_limit: usize,
+}
+
+/// Why the host stopped a call (as opposed to the guest trapping by itself).
+#[derive(Clone, Debug)]
+pub(crate) enum Fault {
+    /// The deadline passed while the host was doing work for the guest.
+    HostWait { during: String },
+    /// The deadline passed while guest code was running.
+    Deadline,
+    /// The caller stopped waiting for the call.
+    Cancelled,
+}
+
+/// The store's data: what one call's host imports can see and record.
+pub(crate) struct CallState {
+    pub(crate) ctx: Arc<InstanceContext>,
+    limits: CallLimits,
+    pub(crate) deadline: Instant,
+    pub(crate) runtime: tokio::runtime::Handle,
+    pub(crate) cancel: CancellationToken,
+    pub(crate) fault: Option<Fault>,
+    panic_message: Option<String>,
+    log_lines: u32,
+}
+
+/// `StoreLimits` (with `trap_on_grow_failure`) that also remembers the size
+/// a refused growth asked for, to tell a memory-limit hit from other traps.
+struct CallLimits {
+    inner: StoreLimits,
+    memory_limit: usize,
+    refused_memory: Option<usize>,
+}
+
+impl ResourceLimiter for CallLimits {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let verdict = self.inner.memory_growing(current, desired, maximum);
+        if desired > self.memory_limit && !matches!(verdict, Ok(true)) {
+            self.refused_memory = Some(desired);
+        }
+        verdict
+    }
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.inner.memory_grow_failed(error)
+    }
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.inner.table_growing(current, desired, maximum)
+    }
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.inner.table_grow_failed(error)
+    }
+    fn instances(&self) -> usize {
+        self.inner.instances()
+    }
+    fn tables(&self) -> usize {
+        self.inner.tables()
+    }
+    fn memories(&self) -> usize {
+        self.inner.memories()
+    }
+}
+
+/// How a call body failed.
+pub(crate) enum CallFailure {
+    /// Creating the instance failed.
+    Instantiate(wasmtime::Error),
+    /// The guest trapped or a host import aborted the call.
+    Wasm(wasmtime::Error),
+    /// The plugin returned an error value (already converted).
+    Plugin(PluginError),
+    /// The plugin returned data that breaks the contract.
+    InvalidOutput(String),
+}
+
+/// Severity of a guest log line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum GuestLevel {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl CallState {
+    /// The value of one setting for this instance.
+    pub(crate) fn setting(&self, key: &str) -> Option<String> {
+        self.ctx
+            .settings
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+    }
+
+    /// Every setting of this instance.
+    pub(crate) fn all_settings(&self) -> Vec<(String, String)> {
+        self.ctx.settings.clone()
+    }
+
+    /// Wall-clock milliseconds since the Unix epoch.
+    pub(crate) fn now_unix_ms(&self) -> u64 {
+        u64::try_from(jiff::Timestamp::now().as_millisecond()).unwrap_or(0)
+    }
+
+    /// A log line from the plugin: secrets scrubbed, size-capped, tagged with
+    /// plugin and instance, at the plugin's level under the
+    /// `arauto::plugin::guest` target (filterable with `RUST_LOG`).
+    pub(crate) fn guest_log(
+        &mut self,
+        level: GuestLevel,
+        message: &str,
+        fields: &[(String, String)],
+    ) {
+        let message = truncate(self.ctx.redactor.redact(message).into_owned());
+        if let Some(panic) = message.strip_prefix(PANIC_PREFIX) {
+            self.panic_message = Some(panic.replace('\n', " "));
+        }
+        self.log_lines += 1;
+        let (plugin, instance) = (
+            display(self.ctx.plugin.as_str()),
+            display(self.ctx.instance.as_str()),
+        );
+        if self.log_lines > MAX_LOG_LINES_PER_CALL {
+            if self.log_lines == MAX_LOG_LINES_PER_CALL + 1 {
+                tracing::warn!(
+                    target: "arauto::plugin::guest",
+                    plugin, instance,
+                    "plugin logged more than {MAX_LOG_LINES_PER_CALL} lines in one call; dropping the rest of this call's lines"
+                );
+            }
+            return;
+        }
+        let fields: Option<String> = (!fields.is_empty()).then(|| {
+            fields
+                .iter()
+                .map(|(k, v)| {
+                    format!(
+                        "{}={}",
+                        truncate(self.ctx.redactor.redact(k).into_owned()),
+                        truncate(self.ctx.redactor.redact(v).into_owned())
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        });
+        let fields = fields.as_deref().map(display);
+        match level {
+            GuestLevel::Trace => {
+                tracing::trace!(target: "arauto::plugin::guest", plugin, instance, fields, "{message}")
+            }
+            GuestLevel::Debug => {
+                tracing::debug!(target: "arauto::plugin::guest", plugin, instance, fields, "{message}")
+            }
+            GuestLevel::Info => {
+                tracing::info!(target: "arauto::plugin::guest", plugin, instance, fields, "{message}")
+            }
+            GuestLevel::Warn => {
+                tracing::warn!(target: "arauto::plugin::guest", plugin, instance, fields, "{message}")
+            }
+            GuestLevel::Error => {
+                tracing::error!(target: "arauto::plugin::guest", plugin, instance, fields, "{message}")
+            }
+        }
+    }
+
+    /// Time left before the call's deadline.
+    pub(crate) fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+}
+
+fn truncate(mut text: String) -> String {
+    if text.len() > MAX_LOG_TEXT {
+        let mut cut = MAX_LOG_TEXT;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push_str("…[truncated]");
+    }
+    text
+}
+
+/// Run one call: fresh store, limits, deadline; `body` instantiates the
+/// plugin and calls the export. Blocks the current thread (the caller runs
+/// this on tokio's blocking pool).
+pub(crate) fn run_blocking<R>(
+    engine: &Engine,
+    ctx: &Arc<InstanceContext>,
+    path: &Path,
+    runtime: tokio::runtime::Handle,
+    cancel: CancellationToken,
+    operation: &str,
+    body: impl FnOnce(&mut Store<CallState>) -> Result<R, CallFailure>,
+) -> Result<R, PluginError> {
+    let started = Instant::now();
+    let limits = StoreLimitsBuilder::new()
+        .memory_size(ctx.memory_limit)
+        .table_elements(MAX_TABLE_ELEMENTS)
+        .trap_on_grow_failure(true)
+        .build();
+    let state = CallState {
+        ctx: ctx.clone(),
+        limits: CallLimits {
+            inner: limits,
+            memory_limit: ctx.memory_limit,
+            refused_memory: None,
+        },
+        deadline: started + ctx.call_timeout,
+        runtime,
+        cancel,
+        fault: None,
+        panic_message: None,
+        log_lines: 0,
+    };
+    let mut store = Store::new(engine, state);
+    store.limiter(|state| &mut state.limits);
+    // Checked on every epoch tick: wall-clock deadline and cancellation.
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(|mut store| {
+        let state = store.data_mut();
+        if state.cancel.is_cancelled() {
+            state.fault = Some(Fault::Cancelled);
+            Ok(UpdateDeadline::Interrupt)
+        } else if Instant::now() >= state.deadline {
+            state.fault.get_or_insert(Fault::Deadline);
+            Ok(UpdateDeadline::Interrupt)
+        } else {
+            Ok(UpdateDeadline::Continue(1))
+        }
+    });
+
+    let outcome = body(&mut store);
+    let state = store.data();
+    let result = match outcome {
+        Ok(value) => Ok(value),
+        Err(CallFailure::Plugin(error)) => Err(redact_plugin_error(error, &ctx.redactor)),
+        Err(CallFailure::InvalidOutput(detail)) => Err(PluginError::InvalidOutput {
+            plugin: ctx.plugin.clone(),
+            instance: ctx.instance.clone(),
+            detail: ctx.redactor.redact(&detail).into_owned(),
+        }),
+        Err(CallFailure::Wasm(error)) => Err(classify(state, &error, None)),
+        Err(CallFailure::Instantiate(error)) => Err(classify(state, &error, Some(path))),
+    };
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let (plugin, instance) = (display(ctx.plugin.as_str()), display(ctx.instance.as_str()));
+    match &result {
+        Ok(_) => tracing::trace!(
+            plugin,
+            instance,
+            operation,
+            elapsed_ms,
+            "plugin call finished"
+        ),
+        Err(error) if error.is_sandbox_fault() => {
+            tracing::warn!(
+                plugin,
+                instance,
+                operation,
+                elapsed_ms,
+                "plugin call stopped by the sandbox: {error}"
+            );
+        }
+        Err(error) => tracing::debug!(
+            plugin,
+            instance,
+            operation,
+            elapsed_ms,
+            "plugin call failed: {error}"
+        ),
+    }
+    result
+}
+
+/// Secrets must not travel on in error messages a plugin built (e.g. a URL
+/// with a token in its path).
+fn redact_plugin_error(error: PluginError, redactor: &Redactor) -> PluginError {
+    let scrub = |s: String| redactor.redact(&s).into_owned();
+    match error {
+        PluginError::Retryable {
+            message,
+            retry_after,
+        } => PluginError::Retryable {
+            message: scrub(message),
+            retry_after,
+        },
+        PluginError::Permanent(m) => PluginError::Permanent(scrub(m)),
+        PluginError::Misconfigured(m) => PluginError::Misconfigured(scrub(m)),
+        other => other,
+    }
+}
+
+/// Turn a trap or host abort into the sandbox fault it stands for.
+fn classify(
+    state: &CallState,
+    error: &wasmtime::Error,
+    instantiating: Option<&Path>,
+) -> PluginError {
+    let ctx = &state.ctx;
+    let (plugin, instance) = (ctx.plugin.clone(), ctx.instance.clone());
+    if let Some(requested) = state.limits.refused_memory {
+        return PluginError::MemoryLimit {
+            plugin,
+            instance,
+            limit: ctx.memory_limit as u64,
+            requested: requested as u64,
+        };
+    }
+    match &state.fault {
+        Some(Fault::HostWait { during }) => {
+            return PluginError::Timeout {
+                plugin,
+                instance,
+                budget: ctx.call_timeout,
+                during: during.clone(),
+            };
+        }
+        Some(Fault::Cancelled) => return PluginError::Cancelled { plugin, instance },
+        Some(Fault::Deadline) => {
+            return PluginError::CpuInterrupted {
+                plugin,
+                instance,
+                budget: ctx.call_timeout,
+            };
+        }
+        None => {}
+    }
+    let trap = error.downcast_ref::<Trap>();
+    if let (Some(path), None) = (instantiating, trap) {
+        return PluginError::Instantiate {
+            plugin,
+            instance,
+            path: path.to_owned(),
+            reason: ctx.redactor.redact(&format!("{error:#}")).into_owned(),
+        };
+    }
+    PluginError::Trapped {
+        plugin,
+        instance,
+        trap: match trap {
+            Some(trap) => trap.to_string(),
+            None => ctx.redactor.redact(&format!("{error:#}")).into_owned(),
+        },
+        panic: state.panic_message.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_text_is_cut_on_a_char_boundary() {
+        let text = "é".repeat(MAX_LOG_TEXT);
+        let cut = truncate(text);
+        assert!(cut.ends_with("…[truncated]"));
+        assert!(cut.len() <= MAX_LOG_TEXT + "…[truncated]".len());
+        assert_eq!(truncate("short".into()), "short");
+    }
+}

@@ -1,0 +1,219 @@
+//! Host-side request and response types of plugin calls. These, and the
+//! `crate::model` types, are all the rest of arauto sees: the WIT bindings stay
+//! inside `plugin/`.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::model::{NotificationKind, Order};
+
+use super::redact::REDACTED;
+
+/// Default wall-clock budget of one plugin call.
+pub const DEFAULT_CALL_TIMEOUT: SignedDuration = SignedDuration::from_secs(30);
+/// Default cap on a plugin instance's linear memory.
+pub const DEFAULT_MEMORY_LIMIT: u64 = 64 * 1024 * 1024;
+/// Default cap on one HTTP response body handed to a plugin.
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 8 * 1024 * 1024;
+
+/// How one configured use of a plugin (a store's connector, a channel's
+/// sender) runs: its settings, secrets, network grants and limits.
+#[derive(Clone, PartialEq, Eq)]
+pub struct InstanceConfig {
+    /// The store or channel id; appears in every log line and error.
+    pub instance: String,
+    /// The instance's `settings` table. Only this instance's plugin calls
+    /// see these values.
+    pub settings: Vec<(String, String)>,
+    /// Keys of `settings` whose values are secret: they are scrubbed from the
+    /// plugin's log lines and panic messages, and from `Debug` output.
+    /// Keys the plugin itself declares secret are treated the same way.
+    pub secret_keys: BTreeSet<String>,
+    /// `scheme://host[:port]` entries the plugin may call; `None` = the hosts
+    /// the plugin declares by default.
+    pub allowed_hosts: Option<Vec<String>>,
+    /// Allow loopback/private/link-local destinations (tests, LAN gateways).
+    pub allow_private_addresses: bool,
+    /// HTTP requests allowed per minute for this instance; `None` = no budget.
+    pub requests_per_minute: Option<u32>,
+    /// Wall-clock budget of one call, host work (HTTP) included.
+    pub call_timeout: SignedDuration,
+    /// Cap on the plugin's linear memory, in bytes.
+    pub memory_limit: u64,
+    /// Cap on one HTTP response body, in bytes.
+    pub max_response_bytes: u64,
+}
+
+impl InstanceConfig {
+    /// An instance with no settings, the plugin's default hosts, no request
+    /// budget and the default limits.
+    pub fn new(instance: impl Into<String>) -> Self {
+        Self {
+            instance: instance.into(),
+            settings: Vec::new(),
+            secret_keys: BTreeSet::new(),
+            allowed_hosts: None,
+            allow_private_addresses: false,
+            requests_per_minute: None,
+            call_timeout: DEFAULT_CALL_TIMEOUT,
+            memory_limit: DEFAULT_MEMORY_LIMIT,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+        }
+    }
+
+    /// Add a setting.
+    pub fn setting(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.settings.push((key.into(), value.into()));
+        self
+    }
+
+    /// Add a secret setting.
+    pub fn secret(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        let key = key.into();
+        self.secret_keys.insert(key.clone());
+        self.settings.push((key, value.into()));
+        self
+    }
+}
+
+impl fmt::Debug for InstanceConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let settings: Vec<(&str, &str)> = self
+            .settings
+            .iter()
+            .map(|(k, v)| {
+                let shown = if self.secret_keys.contains(k) {
+                    REDACTED
+                } else {
+                    v.as_str()
+                };
+                (k.as_str(), shown)
+            })
+            .collect();
+        f.debug_struct("InstanceConfig")
+            .field("instance", &self.instance)
+            .field("settings", &settings)
+            .field("secret_keys", &self.secret_keys)
+            .field("allowed_hosts", &self.allowed_hosts)
+            .field("allow_private_addresses", &self.allow_private_addresses)
+            .field("requests_per_minute", &self.requests_per_minute)
+            .field("call_timeout", &self.call_timeout)
+            .field("memory_limit", &self.memory_limit)
+            .field("max_response_bytes", &self.max_response_bytes)
+            .finish()
+    }
+}
+
+/// Who receives a message, already normalised by the sender stage.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recipient {
+    /// E.164 phone, e.g. `+5511987654321`.
+    pub phone: Option<String>,
+    /// E-mail address.
+    pub email: Option<String>,
+    /// Full name.
+    pub name: Option<String>,
+    /// First name.
+    pub first_name: Option<String>,
+}
+
+/// A provider-side template (e.g. an approved WhatsApp Cloud template).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderTemplate {
+    /// Template name at the provider.
+    pub name: String,
+    /// Template language, e.g. `pt_BR`.
+    pub language: String,
+    /// Rendered body parameters, in order.
+    pub positional: Vec<String>,
+    /// Rendered named parameters.
+    pub named: Vec<(String, String)>,
+}
+
+/// Where a message comes from, for the provider's metadata and for logs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageMeta {
+    /// Store id.
+    pub store: String,
+    /// Order id within the store.
+    pub order_id: String,
+    /// Store-facing order number.
+    pub order_number: String,
+    /// Which notification this is.
+    pub notification: NotificationKind,
+    /// Queue job id.
+    pub job_id: String,
+    /// Channel id.
+    pub channel: String,
+}
+
+/// One rendered notification for one recipient, handed to a sender plugin.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OutgoingMessage {
+    /// Stable across retries of the same job, for providers that dedupe.
+    pub idempotency_key: String,
+    /// 1 for the first try.
+    pub attempt: u32,
+    /// The recipient.
+    pub recipient: Recipient,
+    /// The rendered text.
+    pub text: String,
+    /// A provider template to use instead of free text, when configured.
+    pub template: Option<ProviderTemplate>,
+    /// Store, order, notification, job and channel.
+    pub meta: MessageMeta,
+    /// The event (notification kind, normalised order, store) for channels
+    /// that forward data rather than text.
+    pub event: serde_json::Value,
+}
+
+/// What the provider said about an accepted message.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendReceipt {
+    /// The provider's message id.
+    pub provider_message_id: Option<String>,
+    /// The recipient id as the provider resolved it (e.g. a WhatsApp `wa_id`).
+    pub recipient_id: Option<String>,
+}
+
+/// Arguments of one connector `poll`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PollRequest {
+    /// The cursor the previous successful poll returned; `None` on the first poll.
+    pub cursor: Option<String>,
+    /// Orders last modified before this instant are only needed as a baseline
+    /// and may come back without detail.
+    pub detail_cutoff: Option<Timestamp>,
+}
+
+/// One page of orders from a connector.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PollPage {
+    /// Normalised order snapshots.
+    pub orders: Vec<Order>,
+    /// Cursor to persist with the jobs derived from `orders`.
+    pub next_cursor: Option<String>,
+    /// Poll again with `next_cursor` before the sweep is complete.
+    pub has_more: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_redacts_secret_settings() {
+        let config = InstanceConfig::new("loja")
+            .setting("url", "https://x")
+            .secret("token", "s3cr3t");
+        let text = format!("{config:?}");
+        assert!(!text.contains("s3cr3t"), "{text}");
+        assert!(
+            text.contains("https://x") && text.contains("<redacted>"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,453 @@
+//! Bindings for plugin API `arauto:plugin@0.1.x` (`plugins/wit/since_v0.1.0`)
+//! and the conversions between its generated types and arauto's own.
+//!
+//! This is the only file that sees types generated from the 0.1 WIT. A future
+//! API major gets its own module next to this one, and the host dispatches
+//! on [`super::api_version::SupportedApi`].
+
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use wasmtime::Store;
+use wasmtime::component::{HasSelf, Linker};
+
+use crate::model;
+
+use super::PluginError;
+use super::http::{self as host_http, HttpFailure, HttpRequest};
+use super::sandbox::{CallFailure, CallState, GuestLevel};
+use super::types::{OutgoingMessage, PollPage, PollRequest, SendReceipt};
+
+/// The `connector` world. Its import interfaces are shared with `sender`.
+pub(crate) mod connector {
+    wasmtime::component::bindgen!({
+        world: "connector",
+        path: "plugins/wit/since_v0.1.0",
+        // `http.send` aborts the call when the call's deadline passes while
+        // waiting for the network.
+        imports: { "arauto:plugin/http.send": trappable },
+    });
+}
+
+/// The `sender` world, reusing the connector world's import bindings so the
+/// host implements each import once.
+pub(crate) mod sender {
+    wasmtime::component::bindgen!({
+        world: "sender",
+        path: "plugins/wit/since_v0.1.0",
+        with: {
+            "arauto:plugin/types": super::connector::arauto::plugin::types,
+            "arauto:plugin/http": super::connector::arauto::plugin::http,
+            "arauto:plugin/log": super::connector::arauto::plugin::log,
+            "arauto:plugin/config": super::connector::arauto::plugin::config,
+            "arauto:plugin/clock": super::connector::arauto::plugin::clock,
+        },
+    });
+}
+
+use connector::arauto::plugin::{clock, config, http, log, types};
+use connector::exports::arauto::plugin::connector_api as capi;
+use sender::exports::arauto::plugin::sender_api as sapi;
+
+pub(crate) use connector::ConnectorPre;
+pub(crate) use sender::SenderPre;
+
+/// A linker with the 0.1 imports for the connector world.
+pub(crate) fn connector_linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<CallState>> {
+    let mut linker = Linker::new(engine);
+    connector::Connector::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |state| {
+        state
+    })?;
+    Ok(linker)
+}
+
+/// A linker with the 0.1 imports for the sender world.
+pub(crate) fn sender_linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<CallState>> {
+    let mut linker = Linker::new(engine);
+    sender::Sender::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |state| state)?;
+    Ok(linker)
+}
+
+// ---- host imports ---------------------------------------------------------
+
+impl types::Host for CallState {}
+
+impl http::Host for CallState {
+    fn send(
+        &mut self,
+        req: http::Request,
+    ) -> wasmtime::Result<Result<http::Response, http::HttpError>> {
+        let request = HttpRequest {
+            method: match req.method {
+                http::Method::Get => host_http::Method::Get,
+                http::Method::Head => host_http::Method::Head,
+                http::Method::Post => host_http::Method::Post,
+                http::Method::Put => host_http::Method::Put,
+                http::Method::Patch => host_http::Method::Patch,
+                http::Method::Delete => host_http::Method::Delete,
+            },
+            url: req.url,
+            headers: req.headers,
+            body: req.body,
+            timeout: req
+                .timeout_ms
+                .map(|ms| Duration::from_millis(u64::from(ms))),
+        };
+        Ok(host_http::send(self, request)?
+            .map(|r| http::Response {
+                status: r.status,
+                headers: r.headers,
+                body: r.body,
+            })
+            .map_err(|failure| match failure {
+                HttpFailure::Denied(why) => http::HttpError::Denied(why),
+                HttpFailure::Timeout => http::HttpError::Timeout,
+                HttpFailure::Connect(why) => http::HttpError::Connect(why),
+                HttpFailure::TooLarge(cap) => http::HttpError::TooLarge(cap),
+                HttpFailure::BudgetExhausted => http::HttpError::BudgetExhausted,
+                HttpFailure::InvalidRequest(why) => http::HttpError::InvalidRequest(why),
+                HttpFailure::Other(why) => http::HttpError::Other(why),
+            }))
+    }
+}
+
+impl log::Host for CallState {
+    fn log(&mut self, level: log::Level, message: String, fields: Vec<(String, String)>) {
+        let level = match level {
+            log::Level::Trace => GuestLevel::Trace,
+            log::Level::Debug => GuestLevel::Debug,
+            log::Level::Info => GuestLevel::Info,
+            log::Level::Warn => GuestLevel::Warn,
+            log::Level::Error => GuestLevel::Error,
+        };
+        self.guest_log(level, &message, &fields);
+    }
+}
+
+impl config::Host for CallState {
+    fn get(&mut self, key: String) -> Option<String> {
+        self.setting(&key)
+    }
+    fn get_all(&mut self) -> Vec<(String, String)> {
+        self.all_settings()
+    }
+}
+
+impl clock::Host for CallState {
+    fn now_unix_ms(&mut self) -> u64 {
+        CallState::now_unix_ms(self)
+    }
+}
+
+// ---- exports ----------------------------------------------------------------
+
+/// `connector-api.info`.
+pub(crate) fn connector_info(
+    pre: &ConnectorPre<CallState>,
+    store: &mut Store<CallState>,
+) -> Result<model::ConnectorInfo, CallFailure> {
+    let bindings = pre
+        .instantiate(&mut *store)
+        .map_err(CallFailure::Instantiate)?;
+    let info = bindings
+        .arauto_plugin_connector_api()
+        .call_info(&mut *store)
+        .map_err(CallFailure::Wasm)?;
+    Ok(connector_info_from_wit(info, store.data()))
+}
+
+/// `connector-api.check`.
+pub(crate) fn connector_check(
+    pre: &ConnectorPre<CallState>,
+    store: &mut Store<CallState>,
+) -> Result<(), CallFailure> {
+    let bindings = pre
+        .instantiate(&mut *store)
+        .map_err(CallFailure::Instantiate)?;
+    bindings
+        .arauto_plugin_connector_api()
+        .call_check(&mut *store)
+        .map_err(CallFailure::Wasm)?
+        .map_err(|e| CallFailure::Plugin(plugin_error(e)))
+}
+
+/// `connector-api.poll`.
+pub(crate) fn connector_poll(
+    pre: &ConnectorPre<CallState>,
+    store: &mut Store<CallState>,
+    request: &PollRequest,
+) -> Result<PollPage, CallFailure> {
+    let bindings = pre
+        .instantiate(&mut *store)
+        .map_err(CallFailure::Instantiate)?;
+    let wit_request = capi::PollRequest {
+        cursor: request.cursor.clone(),
+        detail_cutoff: request.detail_cutoff.map(|t| t.to_string()),
+    };
+    let page = bindings
+        .arauto_plugin_connector_api()
+        .call_poll(&mut *store, &wit_request)
+        .map_err(CallFailure::Wasm)?
+        .map_err(|e| CallFailure::Plugin(plugin_error(e)))?;
+    let orders = page
+        .orders
+        .into_iter()
+        .map(order_from_wit)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(CallFailure::InvalidOutput)?;
+    Ok(PollPage {
+        orders,
+        next_cursor: page.next_cursor,
+        has_more: page.has_more,
+    })
+}
+
+/// `sender-api.info`.
+pub(crate) fn sender_info(
+    pre: &SenderPre<CallState>,
+    store: &mut Store<CallState>,
+) -> Result<model::PluginInfo, CallFailure> {
+    let bindings = pre
+        .instantiate(&mut *store)
+        .map_err(CallFailure::Instantiate)?;
+    let info = bindings
+        .arauto_plugin_sender_api()
+        .call_info(&mut *store)
+        .map_err(CallFailure::Wasm)?;
+    Ok(plugin_info_from_wit(info))
+}
+
+/// `sender-api.check`.
+pub(crate) fn sender_check(
+    pre: &SenderPre<CallState>,
+    store: &mut Store<CallState>,
+) -> Result<(), CallFailure> {
+    let bindings = pre
+        .instantiate(&mut *store)
+        .map_err(CallFailure::Instantiate)?;
+    bindings
+        .arauto_plugin_sender_api()
+        .call_check(&mut *store)
+        .map_err(CallFailure::Wasm)?
+        .map_err(|e| CallFailure::Plugin(plugin_error(e)))
+}
+
+/// `sender-api.send`.
+pub(crate) fn sender_send(
+    pre: &SenderPre<CallState>,
+    store: &mut Store<CallState>,
+    message: &OutgoingMessage,
+) -> Result<SendReceipt, CallFailure> {
+    let bindings = pre
+        .instantiate(&mut *store)
+        .map_err(CallFailure::Instantiate)?;
+    let receipt = bindings
+        .arauto_plugin_sender_api()
+        .call_send(&mut *store, &message_to_wit(message))
+        .map_err(CallFailure::Wasm)?
+        .map_err(|e| CallFailure::Plugin(plugin_error(e)))?;
+    Ok(SendReceipt {
+        provider_message_id: receipt.provider_message_id,
+        recipient_id: receipt.recipient_id,
+    })
+}
+
+// ---- conversions --------------------------------------------------------------
+
+fn plugin_error(error: types::PluginError) -> PluginError {
+    match error {
+        types::PluginError::Retryable(r) => PluginError::Retryable {
+            message: r.message,
+            retry_after: r
+                .retry_after_ms
+                .map(|ms| SignedDuration::from_millis(i64::try_from(ms).unwrap_or(i64::MAX))),
+        },
+        types::PluginError::Permanent(m) => PluginError::Permanent(m),
+        types::PluginError::Misconfigured(m) => PluginError::Misconfigured(m),
+    }
+}
+
+fn plugin_info_from_wit(info: types::PluginInfo) -> model::PluginInfo {
+    model::PluginInfo {
+        name: info.name,
+        version: info.version,
+        kind: match info.kind {
+            types::PluginKind::Connector => model::PluginKind::Connector,
+            types::PluginKind::Sender => model::PluginKind::Sender,
+        },
+        description: info.description,
+        config_keys: info
+            .config_keys
+            .into_iter()
+            .map(|k| model::ConfigKey {
+                name: k.name,
+                description: k.description,
+                required: k.required,
+                secret: k.secret,
+                default_value: k.default_value,
+            })
+            .collect(),
+        default_hosts: info.default_hosts,
+    }
+}
+
+fn connector_info_from_wit(info: capi::ConnectorInfo, state: &CallState) -> model::ConnectorInfo {
+    let capability = |c: capi::Capability| model::Capability {
+        supported: c.supported,
+        reason: c.reason,
+    };
+    let plugin = plugin_info_from_wit(info.plugin);
+    let statuses = info
+        .statuses
+        .into_iter()
+        .map(|s| {
+            let notification = s.notification.and_then(|name| match name.parse::<model::NotificationKind>() {
+                Ok(kind) => Some(kind),
+                Err(_) => {
+                    tracing::warn!(
+                        plugin = %plugin.name,
+                        instance = %state.ctx.instance,
+                        status = %s.code,
+                        "plugin maps status {:?} to unknown notification {name:?}; ignoring the mapping \
+                         (the status notifies nobody unless the store's config maps it)",
+                        s.code
+                    );
+                    None
+                }
+            });
+            model::StatusEntry {
+                code: s.code,
+                name: s.name,
+                notification,
+                happy_path_priority: s.happy_path_priority,
+                terminal: s.terminal,
+            }
+        })
+        .collect();
+    model::ConnectorInfo {
+        plugin,
+        platform: info.platform,
+        statuses,
+        capabilities: model::Capabilities {
+            tracking_codes: capability(info.capabilities.tracking_codes),
+            boleto_reminder: capability(info.capabilities.boleto_reminder),
+            pix_reminder: capability(info.capabilities.pix_reminder),
+            abandoned_cart: capability(info.capabilities.abandoned_cart),
+        },
+    }
+}
+
+fn timestamp(order: &str, field: &str, value: &str) -> Result<Timestamp, String> {
+    value.parse::<Timestamp>().map_err(|e| {
+        format!("order {order}: {field} {value:?} is not an RFC 3339 timestamp with offset ({e})")
+    })
+}
+
+fn order_from_wit(o: capi::OrderSnapshot) -> Result<model::Order, String> {
+    let created_at = timestamp(&o.id, "created-at", &o.created_at)?;
+    let updated_at = timestamp(&o.id, "updated-at", &o.updated_at)?;
+    let pix = match o.pix {
+        Some(p) => Some(model::Pix {
+            expires_at: p
+                .expires_at
+                .as_deref()
+                .map(|t| timestamp(&o.id, "pix.expires-at", t))
+                .transpose()?,
+            code: p.code,
+            qr_code_url: p.qr_code_url,
+        }),
+        None => None,
+    };
+    let extras = if o.extras_json.trim().is_empty() {
+        serde_json::Value::Object(serde_json::Map::new())
+    } else {
+        serde_json::from_str(&o.extras_json)
+            .map_err(|e| format!("order {}: extras-json is not valid JSON ({e})", o.id))?
+    };
+    Ok(model::Order {
+        id: o.id,
+        number: o.number,
+        status: model::OrderStatus {
+            code: o.status.code,
+            name: o.status.name,
+        },
+        created_at,
+        updated_at,
+        customer: model::Customer {
+            name: o.customer.name,
+            first_name: o.customer.first_name,
+            phones: o.customer.phones,
+            email: o.customer.email,
+        },
+        subtotal: model::Money(o.subtotal.cents),
+        shipping: model::Money(o.shipping.cents),
+        discount: model::Money(o.discount.cents),
+        total: model::Money(o.total.cents),
+        currency: o.currency,
+        payment: o.payment.map(|p| model::Payment {
+            family: model::PaymentFamily::from_plugin(&p.family),
+            code: p.code,
+            name: p.name,
+            installments: p.installments,
+        }),
+        shipments: o
+            .shipments
+            .into_iter()
+            .map(|s| model::Shipment {
+                id: s.id,
+                carrier: s.carrier,
+                method: s.method,
+                tracking_code: s.tracking_code,
+                tracking_url: s.tracking_url,
+            })
+            .collect(),
+        items: o
+            .items
+            .into_iter()
+            .map(|i| model::Item {
+                sku: i.sku,
+                name: i.name,
+                quantity: i.quantity,
+                unit_price: model::Money(i.unit_price.cents),
+                total: model::Money(i.total.cents),
+            })
+            .collect(),
+        boleto: o.boleto.map(|b| model::Boleto {
+            barcode: b.barcode,
+            url: b.url,
+            due_date: b.due_date,
+        }),
+        pix,
+        detailed: o.detailed,
+        extras,
+    })
+}
+
+fn message_to_wit(m: &OutgoingMessage) -> sapi::Message {
+    sapi::Message {
+        idempotency_key: m.idempotency_key.clone(),
+        attempt: m.attempt,
+        recipient: sapi::Recipient {
+            phone: m.recipient.phone.clone(),
+            email: m.recipient.email.clone(),
+            name: m.recipient.name.clone(),
+            first_name: m.recipient.first_name.clone(),
+        },
+        text: m.text.clone(),
+        template: m.template.as_ref().map(|t| sapi::TemplateRef {
+            name: t.name.clone(),
+            language: t.language.clone(),
+            positional: t.positional.clone(),
+            named: t.named.clone(),
+        }),
+        meta: sapi::MessageMeta {
+            store: m.meta.store.clone(),
+            order_id: m.meta.order_id.clone(),
+            order_number: m.meta.order_number.clone(),
+            notification: m.meta.notification.as_str().to_owned(),
+            job_id: m.meta.job_id.clone(),
+            channel: m.meta.channel.clone(),
+        },
+        event_json: m.event.to_string(),
+    }
+}

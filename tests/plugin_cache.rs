@@ -1,0 +1,119 @@
+//! A restarted host loads plugins from the compiled-artifact cache instead of
+//! compiling them again, and a damaged cache entry only costs a recompile.
+
+mod support;
+
+use std::path::Path;
+
+use arauto::plugin::{ArtifactSource, HostConfig, InstanceConfig, PluginHost, PollRequest};
+use support::{Must, TestServer, message, test_plugin};
+
+fn cached_artifacts(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .must("reading the cache directory")
+        .map(|e| e.must("cache entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn start(cache: &Path) -> PluginHost {
+    PluginHost::new(HostConfig::with_cache_dir(cache)).must("starting a host")
+}
+
+/// The loaded plugins still work: a connector page and a sender round trip.
+async fn exercise(host: &PluginHost, server: &TestServer) {
+    let connector = host
+        .load(test_plugin("sample-connector"))
+        .await
+        .must("loading sample-connector");
+    let page = host
+        .connector(
+            &connector,
+            InstanceConfig::new("loja").secret("api_key", "k"),
+        )
+        .must("connector")
+        .poll(PollRequest::default())
+        .await
+        .must("poll");
+    assert_eq!(page.orders.len(), 50);
+    support::assert_host_still_healthy(host, server).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn second_start_loads_from_the_cache_and_bad_entries_are_recompiled() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().must("tempdir");
+    let cache = dir.path().join("cache");
+    let echo = test_plugin("echo-sender");
+
+    // First start: nothing cached, everything compiled and written.
+    let first = start(&cache);
+    let plugin = first.load(&echo).await.must("first load");
+    assert_eq!(plugin.artifact_source(), ArtifactSource::Compiled);
+    assert!(!plugin.loaded_from_cache());
+    exercise(&first, &server).await;
+    let artifacts = cached_artifacts(&cache);
+    assert_eq!(artifacts.len(), 2, "one artifact per plugin: {artifacts:?}");
+    assert!(
+        artifacts
+            .iter()
+            .any(|a| a.to_string_lossy().contains(plugin.sha256()))
+    );
+    drop((plugin, first));
+
+    // Second start (a new engine, as after a restart): no compilation.
+    let second = start(&cache);
+    let plugin = second.load(&echo).await.must("second load");
+    assert_eq!(plugin.artifact_source(), ArtifactSource::Cache);
+    assert!(plugin.loaded_from_cache());
+    exercise(&second, &server).await;
+    let entry = cached_artifacts(&cache)
+        .into_iter()
+        .find(|a| a.to_string_lossy().contains(plugin.sha256()))
+        .must("entry");
+    drop((plugin, second));
+
+    // A damaged entry is discarded and the plugin compiled again...
+    std::fs::write(&entry, b"definitely not machine code").must("corrupting the entry");
+    let third = start(&cache);
+    let plugin = third.load(&echo).await.must("load over a corrupt entry");
+    assert_eq!(
+        plugin.artifact_source(),
+        ArtifactSource::RecompiledBadCacheEntry
+    );
+    let receipt = third
+        .sender(
+            &plugin,
+            server
+                .instance("after-corruption")
+                .setting("url", server.url("/inbox")),
+        )
+        .must("sender")
+        .send(message("k-corrupt", "recompiled"))
+        .await
+        .must("send with the recompiled plugin");
+    assert_eq!(receipt.provider_message_id.as_deref(), Some("k-corrupt"));
+    drop((plugin, third));
+
+    // ...and the rewritten entry serves the next start.
+    let fourth = start(&cache);
+    assert_eq!(
+        fourth
+            .load(&echo)
+            .await
+            .must("fourth load")
+            .artifact_source(),
+        ArtifactSource::Cache
+    );
+    assert_eq!(cached_artifacts(&cache).len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_cache_directory_every_load_compiles() {
+    let host = PluginHost::new(HostConfig::default()).must("host without cache");
+    assert_eq!(host.cache_dir(), None);
+    let plugin = host.load(test_plugin("echo-sender")).await.must("load");
+    assert_eq!(plugin.artifact_source(), ArtifactSource::Compiled);
+}

@@ -1,0 +1,566 @@
+//! The host speaks the plugin contract: WIT data becomes arauto's model types,
+//! settings and secrets reach only their instance, plugin logs are tagged and
+//! scrubbed, error classes survive the boundary, unsupported plugins are
+//! refused by name, and `inspect` describes a plugin file.
+
+mod support;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use arauto::model::{NotificationKind, PaymentFamily, PluginKind};
+use arauto::plugin::{ErrorClass, InstanceConfig, PluginError, PollRequest, inspect};
+use jiff::{SignedDuration, Timestamp};
+use support::{Must, host, message, must_fail, test_plugin};
+
+fn sample_config(instance: &str) -> InstanceConfig {
+    InstanceConfig::new(instance).secret("api_key", "chave-secreta-123")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connector_pages_arrive_as_model_orders() {
+    let host = host();
+    let plugin = host
+        .load(test_plugin("sample-connector"))
+        .await
+        .must("loading sample-connector");
+    let connector = host
+        .connector(&plugin, sample_config("loja-a"))
+        .must("connector instance");
+
+    let first = connector
+        .poll(PollRequest::default())
+        .await
+        .must("first poll");
+    assert_eq!(first.orders.len(), 50);
+    assert_eq!(first.next_cursor.as_deref(), Some("page-1"));
+    assert!(first.has_more);
+
+    let order = &first.orders[0];
+    assert_eq!(
+        (order.id.as_str(), order.number.as_str()),
+        ("10000", "10000")
+    );
+    assert_eq!(order.status.code, "aguardando_pagamento");
+    // "2024-05-01T09:00:00-03:00" with its offset applied.
+    assert_eq!(
+        order.created_at,
+        "2024-05-01T12:00:00Z"
+            .parse::<Timestamp>()
+            .must("timestamp")
+    );
+    assert_eq!(
+        order.updated_at,
+        "2024-05-01T18:00:30Z"
+            .parse::<Timestamp>()
+            .must("timestamp")
+    );
+    assert_eq!(order.customer.first_name, "Maria");
+    assert_eq!(order.customer.phones.len(), 2);
+    assert_eq!(
+        order.payment.as_ref().map(|p| p.family),
+        Some(PaymentFamily::Pix)
+    );
+    let pix = order.pix.as_ref().must("pix data");
+    assert_eq!(
+        pix.expires_at,
+        Some(
+            "2024-05-02T00:00:00Z"
+                .parse::<Timestamp>()
+                .must("timestamp")
+        )
+    );
+    assert_eq!(order.items.len(), 1);
+    assert_eq!(order.total.0, order.subtotal.0 + order.shipping.0);
+    assert_eq!(order.extras["nota_fiscal"]["numero"], "50000");
+    assert!(order.detailed);
+
+    let shipped = first
+        .orders
+        .iter()
+        .find(|o| o.status.code == "pedido_enviado")
+        .must("a shipped order");
+    assert!(
+        shipped.shipments[0]
+            .tracking_code
+            .as_deref()
+            .is_some_and(|c| c.starts_with("BR"))
+    );
+    let card = first.orders.iter().find(|o| {
+        o.payment
+            .as_ref()
+            .is_some_and(|p| p.installments == Some(3))
+    });
+    assert_eq!(
+        card.and_then(|o| o.payment.as_ref()).map(|p| p.family),
+        Some(PaymentFamily::CreditCard)
+    );
+
+    let cutoff: Timestamp = "2024-06-01T00:00:00Z".parse().must("cutoff");
+    let last = connector
+        .poll(PollRequest {
+            cursor: first.next_cursor.clone(),
+            detail_cutoff: Some(cutoff),
+        })
+        .await
+        .must("second poll");
+    assert!(!last.has_more);
+    assert_eq!(last.orders[0].id, "10050");
+    assert!(
+        last.orders.iter().all(|o| !o.detailed),
+        "the cutoff reached the plugin"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connector_info_drops_unknown_notification_names() {
+    let logs = captured_logs();
+    let host = host();
+    let plugin = host
+        .load(test_plugin("sample-connector"))
+        .await
+        .must("loading sample-connector");
+    assert_eq!(plugin.kind(), PluginKind::Connector);
+    assert_eq!(
+        (plugin.name(), plugin.version()),
+        ("sample-connector", "0.3.1")
+    );
+    assert_eq!(plugin.api_version().to_string(), "0.1.0");
+
+    let connector = host
+        .connector(&plugin, sample_config("loja-info"))
+        .must("connector instance");
+    let info = connector.info().await.must("info");
+    assert_eq!(Some(&info), plugin.connector_info());
+    assert_eq!(info.platform, "sample");
+    assert_eq!(
+        info.status("pedido_enviado").and_then(|s| s.notification),
+        Some(NotificationKind::OrderShipped)
+    );
+    assert!(info.status("pedido_cancelado").is_some_and(|s| s.terminal));
+    // "order-teleported" is not arauto vocabulary: the mapping is dropped, the status kept.
+    let odd = info
+        .status("pedido_teletransportado")
+        .must("the odd status");
+    assert_eq!(odd.notification, None);
+    let text =
+        String::from_utf8_lossy(&logs.lock().unwrap_or_else(PoisonError::into_inner)).into_owned();
+    assert!(
+        text.lines().any(|l| l.contains("WARN")
+            && l.contains("unknown notification \"order-teleported\"")
+            && l.contains("instance=loja-info")),
+        "no warning about the dropped mapping:\n{text}"
+    );
+    assert!(info.capabilities.tracking_codes.supported);
+    assert!(!info.capabilities.boleto_reminder.supported);
+    assert!(info.capabilities.boleto_reminder.reason.contains("barcode"));
+    connector.check().await.must("check with an api key");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_plugin_output_is_an_invalid_output_error() {
+    let host = host();
+    let plugin = host
+        .load(test_plugin("sample-connector"))
+        .await
+        .must("loading sample-connector");
+
+    let broken = host
+        .connector(
+            &plugin,
+            sample_config("loja-ts").setting("broken", "timestamp"),
+        )
+        .must("instance");
+    let error = must_fail(
+        broken.poll(PollRequest::default()).await,
+        "poll with a bad timestamp",
+    );
+    match &error {
+        PluginError::InvalidOutput {
+            plugin,
+            instance,
+            detail,
+        } => {
+            assert_eq!(
+                (plugin.as_str(), instance.as_str()),
+                ("sample-connector", "loja-ts")
+            );
+            assert!(
+                detail.contains("order 10000") && detail.contains("created-at"),
+                "{detail}"
+            );
+            assert!(detail.contains("yesterday at noon"), "{detail}");
+        }
+        other => panic!("expected invalid output, got {other:?}"),
+    }
+    assert_eq!(error.class(), ErrorClass::Retryable);
+
+    let broken = host
+        .connector(&plugin, sample_config("loja-x").setting("broken", "extras"))
+        .must("instance");
+    let error = must_fail(
+        broken.poll(PollRequest::default()).await,
+        "poll with bad extras",
+    );
+    assert!(
+        matches!(&error, PluginError::InvalidOutput { detail, .. } if detail.contains("extras-json")),
+        "{error:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_error_classes_cross_the_boundary() {
+    let host = host();
+    let plugin = host
+        .load(test_plugin("probe-sender"))
+        .await
+        .must("loading probe-sender");
+    let failing = |class: &str| {
+        host.sender(
+            &plugin,
+            InstanceConfig::new("failing")
+                .setting("mode", "fail")
+                .setting("class", class)
+                .setting("retry_after_ms", "1500"),
+        )
+        .must("instance")
+    };
+
+    let error = must_fail(
+        failing("retryable").send(message("k", "-")).await,
+        "retryable",
+    );
+    assert_eq!(
+        error,
+        PluginError::Retryable {
+            message: "the probe failed on purpose".into(),
+            retry_after: Some(SignedDuration::from_millis(1500)),
+        }
+    );
+    assert_eq!(error.class(), ErrorClass::Retryable);
+    assert!(!error.is_sandbox_fault());
+
+    let error = must_fail(
+        failing("permanent").send(message("k", "-")).await,
+        "permanent",
+    );
+    assert_eq!(
+        error,
+        PluginError::Permanent("the probe failed on purpose".into())
+    );
+    assert_eq!(error.class(), ErrorClass::Permanent);
+
+    let error = must_fail(
+        failing("misconfigured").check().await,
+        "misconfigured check",
+    );
+    assert_eq!(error.class(), ErrorClass::Misconfigured);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_reach_only_their_instance_with_defaults_filled_in() {
+    let host = host();
+    let plugin = host
+        .load(test_plugin("probe-sender"))
+        .await
+        .must("loading probe-sender");
+    let dump = |instance: &str, token: &str| {
+        host.sender(
+            &plugin,
+            InstanceConfig::new(instance)
+                .setting("mode", "settings")
+                .secret("token", token),
+        )
+        .must("instance")
+    };
+    let (a, b) = (dump("canal-a", "token-of-a"), dump("canal-b", "token-of-b"));
+    let (ra, rb) = tokio::join!(a.send(message("k", "-")), b.send(message("k", "-")));
+    let seen_by_a: serde_json::Value =
+        serde_json::from_str(&ra.must("a").provider_message_id.must("a's settings")).must("json");
+    let seen_by_b: serde_json::Value =
+        serde_json::from_str(&rb.must("b").provider_message_id.must("b's settings")).must("json");
+    assert_eq!(
+        seen_by_a,
+        serde_json::json!({"mode": "settings", "token": "token-of-a", "greeting": "olá"})
+    );
+    assert_eq!(seen_by_b["token"], "token-of-b");
+
+    // The plugin's declared default is used when the key is unset, not when set.
+    let receipt = host
+        .sender(
+            &plugin,
+            InstanceConfig::new("greeter").setting("greeting", "oi"),
+        )
+        .must("instance")
+        .send(message("k9", "-"))
+        .await
+        .must("receipt");
+    assert_eq!(receipt.provider_message_id.as_deref(), Some("oi k9"));
+    assert_eq!(receipt.recipient_id.as_deref(), Some("+5511987654321"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clock_import_returns_wall_clock_milliseconds() {
+    let host = host();
+    let plugin = host
+        .load(test_plugin("probe-sender"))
+        .await
+        .must("loading probe-sender");
+    let before = Timestamp::now().as_millisecond();
+    let receipt = host
+        .sender(
+            &plugin,
+            InstanceConfig::new("clock").setting("mode", "clock"),
+        )
+        .must("instance")
+        .send(message("k", "-"))
+        .await
+        .must("clock call");
+    let after = Timestamp::now().as_millisecond();
+    let seen: i64 = receipt
+        .provider_message_id
+        .must("time")
+        .parse()
+        .must("a number");
+    assert!(
+        (before..=after).contains(&seen),
+        "{before} <= {seen} <= {after}"
+    );
+}
+
+/// Everything logged through `tracing` by this test binary.
+fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        #[derive(Clone)]
+        struct Sink(Arc<Mutex<Vec<u8>>>);
+        impl Write for Sink {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let sink = Sink(logs.clone());
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(move || sink.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).must("installing the log capture");
+        logs
+    })
+    .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_logs_are_tagged_and_secrets_scrubbed() {
+    let logs = captured_logs();
+    let host = host();
+    let plugin = host
+        .load(test_plugin("probe-sender"))
+        .await
+        .must("loading probe-sender");
+    // `token` is declared secret by the plugin; `extra` is secret by config only.
+    let config = InstanceConfig::new("canal-logs")
+        .setting("mode", "log-secret")
+        .setting("token", "tok-S3CRET-value")
+        .secret("extra", "visible");
+    host.sender(&plugin, config)
+        .must("instance")
+        .send(message("k", "-"))
+        .await
+        .must("send");
+
+    let text =
+        String::from_utf8_lossy(&logs.lock().unwrap_or_else(PoisonError::into_inner)).into_owned();
+    let line = text
+        .lines()
+        .find(|l| l.contains("calling the provider with token"))
+        .must("the plugin's log line")
+        .to_owned();
+    assert!(
+        !text.contains("tok-S3CRET-value"),
+        "a secret reached the log:\n{text}"
+    );
+    assert!(
+        line.contains("WARN") && line.contains("arauto::plugin::guest"),
+        "{line}"
+    );
+    assert!(
+        line.contains("plugin=probe-sender instance=canal-logs"),
+        "{line}"
+    );
+    assert!(line.contains("with token <redacted>"), "{line}");
+    // The value "visible" is itself a secret of this instance (config-only), so
+    // the plugin's harmless `note=visible` field is scrubbed as well.
+    assert!(
+        line.contains("token=<redacted>") && line.contains("note=<redacted>"),
+        "{line}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsupported_or_foreign_files_are_refused_by_name() {
+    let host = host();
+    let future = test_plugin("future-api-sender");
+    let error = must_fail(host.load(&future).await, "a plugin built for API 1.0");
+    assert_eq!(
+        error,
+        PluginError::UnsupportedApi {
+            path: future.clone(),
+            needs: "1.x".into(),
+            supported: "0.1".into()
+        }
+    );
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "plugin {} needs plugin API 1.x, this arauto supports 0.1",
+            future.display()
+        )
+    );
+    assert_eq!(error.class(), ErrorClass::Misconfigured);
+
+    let dir = tempfile::tempdir().must("tempdir");
+    let junk = dir.path().join("junk.wasm");
+    std::fs::write(&junk, b"\0asm not really").must("writing junk");
+    let error = must_fail(host.load(&junk).await, "junk");
+    assert!(
+        matches!(&error, PluginError::Load { path, reason } if *path == junk && reason.contains("not a valid WebAssembly component")),
+        "{error:?}"
+    );
+
+    let missing = dir.path().join("missing.wasm");
+    let error = must_fail(host.load(&missing).await, "missing file");
+    assert!(
+        error.to_string().contains("missing.wasm") && error.to_string().contains("cannot read"),
+        "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instance_configuration_errors_name_the_instance() {
+    let host = host();
+    let connector = host
+        .load(test_plugin("sample-connector"))
+        .await
+        .must("loading sample-connector");
+    let sender = host
+        .load(test_plugin("probe-sender"))
+        .await
+        .must("loading probe-sender");
+
+    let error = must_fail(
+        host.sender(&connector, InstanceConfig::new("zap")),
+        "connector used as sender",
+    );
+    assert!(
+        matches!(&error, PluginError::Misconfigured(m) if m.contains("instance zap") && m.contains("is a connector, not a sender")),
+        "{error:?}"
+    );
+
+    let error = must_fail(
+        host.connector(&connector, InstanceConfig::new("loja-sem-chave")),
+        "missing api_key",
+    );
+    assert!(
+        matches!(&error, PluginError::Misconfigured(m) if m.contains("loja-sem-chave") && m.contains("api_key (Platform API key)")),
+        "{error:?}"
+    );
+
+    let mut config = InstanceConfig::new("canal-hosts");
+    config.allowed_hosts = Some(vec!["api.example.com".into()]);
+    let error = must_fail(host.sender(&sender, config), "host without scheme");
+    assert!(
+        matches!(&error, PluginError::Misconfigured(m) if m.contains("canal-hosts") && m.contains("\"api.example.com\"") && m.contains("scheme is required")),
+        "{error:?}"
+    );
+
+    let mut config = InstanceConfig::new("canal-budget");
+    config.requests_per_minute = Some(0);
+    assert!(host.sender(&sender, config).is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_calls_on_one_instance_each_get_their_own_sandbox() {
+    let host = host();
+    let plugin = host
+        .load(test_plugin("probe-sender"))
+        .await
+        .must("loading probe-sender");
+    let instance = host
+        .sender(&plugin, InstanceConfig::new("busy"))
+        .must("instance");
+    let calls = (0..16).map(|n| {
+        let instance = instance.clone();
+        async move { instance.send(message(&format!("job-{n}"), "-")).await }
+    });
+    let receipts = futures::future::join_all(calls).await;
+    for (n, receipt) in receipts.into_iter().enumerate() {
+        assert_eq!(
+            receipt.must("concurrent send").provider_message_id,
+            Some(format!("olá job-{n}"))
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inspect_describes_connectors_and_senders() {
+    let path = test_plugin("sample-connector");
+    let report = inspect(&path).await.must("inspect sample-connector");
+    assert_eq!(report.wit_package, "arauto:plugin@0.1.0");
+    assert_eq!(report.plugin.kind, PluginKind::Connector);
+    assert_eq!(report.file, path);
+    assert_eq!(report.sha256.len(), 64);
+
+    let json = serde_json::to_value(&report).must("report as JSON");
+    assert_eq!(json["name"], "sample-connector");
+    assert_eq!(json["kind"], "connector");
+    assert_eq!(json["api_version"], "0.1.0");
+    assert_eq!(json["default_hosts"][1], "https://*.cdn.sample.example");
+    assert_eq!(json["config_keys"][0]["name"], "api_key");
+    assert_eq!(json["config_keys"][0]["secret"], true);
+    assert_eq!(json["connector"]["platform"], "sample");
+    assert_eq!(
+        json["connector"]["capabilities"]["pix_reminder"]["supported"],
+        true
+    );
+    assert_eq!(
+        json["connector"]["statuses"][3]["notification"],
+        "order-shipped"
+    );
+
+    let text = report.to_string();
+    for expected in [
+        "sample-connector 0.3.1 (connector)",
+        "plugin API     arauto:plugin@0.1.0",
+        "api_key    required  secret  Platform API key",
+        "page_size  optional          Orders per page (default: 50)",
+        "boleto reminder  no   the platform does not expose the boleto barcode",
+        "pedido_enviado           Pedido Enviado           order-shipped     4",
+        "pedido_cancelado         Pedido Cancelado         order-canceled    -           yes",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+
+    let host = host();
+    let echo = host
+        .inspect(test_plugin("echo-sender"))
+        .await
+        .must("inspect echo-sender");
+    assert_eq!(echo.plugin.kind, PluginKind::Sender);
+    assert!(echo.connector.is_none());
+    let text = echo.to_string();
+    assert!(
+        text.contains("echo-sender 0.1.0 (sender)") && text.contains("default hosts  (none)"),
+        "{text}"
+    );
+    assert!(!text.contains("status catalogue"), "{text}");
+}

@@ -1,0 +1,319 @@
+//! Shared helpers of the plugin host tests: the test plugins (built once per
+//! test binary by `scripts/build-plugins.sh --test-plugins`), a host with a
+//! persistent compiled cache, and a real HTTP server on 127.0.0.1.
+
+// Each test binary uses a different subset of these helpers.
+#![allow(dead_code)]
+
+use std::fmt::Display;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use arauto::model::NotificationKind;
+use arauto::plugin::{
+    HostConfig, InstanceConfig, MessageMeta, OutgoingMessage, PluginHost, Recipient,
+};
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::http::{StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+
+/// `Result`/`Option` to value, or a test failure saying what was expected.
+pub trait Must<T> {
+    /// The value, or panic with `what` and the error.
+    fn must(self, what: &str) -> T;
+}
+
+impl<T, E: Display> Must<T> for Result<T, E> {
+    fn must(self, what: &str) -> T {
+        match self {
+            Ok(v) => v,
+            Err(e) => panic!("{what}: {e}"),
+        }
+    }
+}
+
+impl<T> Must<T> for Option<T> {
+    fn must(self, what: &str) -> T {
+        match self {
+            Some(v) => v,
+            None => panic!("{what}: got None"),
+        }
+    }
+}
+
+/// The error of a result that must have failed.
+pub fn must_fail<T: std::fmt::Debug, E>(result: Result<T, E>, what: &str) -> E {
+    match result {
+        Ok(v) => panic!("{what}: expected an error, got {v:?}"),
+        Err(e) => e,
+    }
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Path of a built test plugin (`tests/plugins/<name>`), building all of them
+/// on first use. cargo skips what is up to date, so later runs cost seconds.
+pub fn test_plugin(name: &str) -> PathBuf {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let output = Command::new(repo_root().join("scripts/build-plugins.sh"))
+            .arg("--test-plugins")
+            .current_dir(repo_root())
+            .output()
+            .map_err(|e| format!("cannot run scripts/build-plugins.sh: {e}"))?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "scripts/build-plugins.sh --test-plugins failed ({}):\n{}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            ))
+        }
+    });
+    if let Err(why) = built {
+        panic!("{why}");
+    }
+    repo_root()
+        .join("target/test-plugins")
+        .join(format!("{name}.wasm"))
+}
+
+/// A compiled-plugin cache shared by the test runs (debug-build compiles are
+/// slow; the cache test uses its own directory).
+pub fn shared_cache_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache")
+}
+
+/// A host with the shared cache.
+pub fn host() -> PluginHost {
+    PluginHost::new(HostConfig::with_cache_dir(shared_cache_dir())).must("starting the plugin host")
+}
+
+/// A message as the send stage would build it.
+pub fn message(key: &str, text: &str) -> OutgoingMessage {
+    OutgoingMessage {
+        idempotency_key: key.to_owned(),
+        attempt: 1,
+        recipient: Recipient {
+            phone: Some("+5511987654321".into()),
+            email: None,
+            name: Some("Maria Silva".into()),
+            first_name: Some("Maria".into()),
+        },
+        text: text.to_owned(),
+        template: None,
+        meta: MessageMeta {
+            store: "loja".into(),
+            order_id: "10001".into(),
+            order_number: "10001".into(),
+            notification: NotificationKind::OrderShipped,
+            job_id: key.to_owned(),
+            channel: "whatsapp".into(),
+        },
+        event: serde_json::json!({"notification": "order-shipped", "order": {"id": "10001"}}),
+    }
+}
+
+/// Size of `/big` and `/big-stream` bodies.
+pub const BIG_BODY: usize = 256 * 1024;
+
+/// A real HTTP server on 127.0.0.1 standing in for a provider.
+///
+/// * `GET /ok` → `ok`
+/// * `POST /inbox` → stores the body, 200
+/// * `GET /big` → [`BIG_BODY`] bytes with a Content-Length
+/// * `GET /big-stream` → [`BIG_BODY`] bytes streamed without a length
+/// * `GET /never` → never answers
+/// * `GET /redirect-ok` → 302 to `/ok`
+/// * `GET /redirect-away` → 302 to the same server named `localhost`
+pub struct TestServer {
+    pub addr: SocketAddr,
+    state: Arc<ServerState>,
+}
+
+#[derive(Default)]
+struct ServerState {
+    paths: Mutex<Vec<String>>,
+    inbox: Mutex<Vec<String>>,
+}
+
+impl TestServer {
+    /// Start serving on an ephemeral port of the current runtime.
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .must("binding the test server");
+        let addr = listener.local_addr().must("test server address");
+        let state = Arc::new(ServerState::default());
+        let record = |state: &Arc<ServerState>, uri: &Uri| {
+            state
+                .paths
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(uri.path().to_owned());
+        };
+        let s = state.clone();
+        let router = Router::new()
+            .route(
+                "/ok",
+                get({
+                    let s = s.clone();
+                    move |uri: Uri| async move {
+                        record(&s, &uri);
+                        "ok"
+                    }
+                }),
+            )
+            .route(
+                "/inbox",
+                any({
+                    let s = s.clone();
+                    move |uri: Uri, body: Bytes| async move {
+                        record(&s, &uri);
+                        s.inbox
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .push(String::from_utf8_lossy(&body).into_owned());
+                        StatusCode::OK
+                    }
+                }),
+            )
+            .route(
+                "/big",
+                get({
+                    let s = s.clone();
+                    move |uri: Uri| async move {
+                        record(&s, &uri);
+                        vec![b'x'; BIG_BODY]
+                    }
+                }),
+            )
+            .route(
+                "/big-stream",
+                get({
+                    let s = s.clone();
+                    move |uri: Uri| async move {
+                        record(&s, &uri);
+                        let chunks = (0..BIG_BODY / 4096)
+                            .map(|_| Ok::<_, std::io::Error>(Bytes::from(vec![b'y'; 4096])));
+                        Body::from_stream(futures::stream::iter(chunks))
+                    }
+                }),
+            )
+            .route(
+                "/never",
+                get({
+                    let s = s.clone();
+                    move |uri: Uri| async move {
+                        record(&s, &uri);
+                        std::future::pending::<()>().await;
+                        "unreachable"
+                    }
+                }),
+            )
+            .route(
+                "/redirect-ok",
+                get({
+                    let s = s.clone();
+                    move |uri: Uri| async move {
+                        record(&s, &uri);
+                        redirect("/ok".to_owned())
+                    }
+                }),
+            )
+            .route(
+                "/redirect-away",
+                get({
+                    let s = s.clone();
+                    move |uri: Uri| async move {
+                        record(&s, &uri);
+                        redirect(format!("http://localhost:{}/ok", addr.port()))
+                    }
+                }),
+            );
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        Self { addr, state }
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn origin(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `http://127.0.0.1:PORT/path`
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// How many requests reached `path`.
+    pub fn hits(&self, path: &str) -> usize {
+        self.state
+            .paths
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|p| *p == path)
+            .count()
+    }
+
+    /// Bodies posted to `/inbox`.
+    pub fn inbox(&self) -> Vec<String> {
+        self.state
+            .inbox
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// An instance that may call this server (and nothing else).
+    pub fn instance(&self, name: &str) -> InstanceConfig {
+        let mut config = InstanceConfig::new(name);
+        config.allowed_hosts = Some(vec![self.origin()]);
+        config.allow_private_addresses = true;
+        config
+    }
+}
+
+fn redirect(location: String) -> Response {
+    (StatusCode::FOUND, [(header::LOCATION, location)]).into_response()
+}
+
+/// The same host still runs a healthy plugin end to end: echo-sender posts to
+/// the server and returns its receipt.
+pub async fn assert_host_still_healthy(host: &PluginHost, server: &TestServer) {
+    let echo = host
+        .load(test_plugin("echo-sender"))
+        .await
+        .must("loading echo-sender");
+    let sender = host
+        .sender(
+            &echo,
+            server
+                .instance("healthy")
+                .setting("url", server.url("/inbox")),
+        )
+        .must("creating the healthy sender");
+    let key = format!("healthy-{}", server.inbox().len());
+    let receipt = sender
+        .send(message(&key, "ainda vivo"))
+        .await
+        .must("healthy send after the fault");
+    assert_eq!(receipt.provider_message_id.as_deref(), Some(key.as_str()));
+    assert!(
+        server
+            .inbox()
+            .iter()
+            .any(|body| body.contains("ainda vivo") && body.contains(&key)),
+        "the healthy plugin's request did not reach the server: {:?}",
+        server.inbox()
+    );
+}
