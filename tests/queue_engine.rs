@@ -86,6 +86,8 @@ impl Fixture {
 
 fn open(dir: &std::path::Path, clock: &ManualClock) -> Result<RedbStore> {
     let options = RedbOptions {
+        // Exercised here so the option keeps working; the other settings are defaults.
+        quick_repair: true,
         clock: Arc::new(clock.clone()),
         time_zone: jiff::tz::TimeZone::get("America/Sao_Paulo")?,
         ..RedbOptions::default()
@@ -168,8 +170,14 @@ async fn any_held_dedupe_key_makes_the_enqueue_a_no_op_returning_the_holder() ->
         vec![EnqueueOutcome::Duplicate(job.id)]
     );
 
+    // A key listed twice is held once.
+    let mut twice = new_job("wa", "300", "order-paid", now);
+    twice.dedupe_keys = vec!["k/300".into(), "k/300".into()];
+    let twice = f.enqueue_one(twice).await?;
+    assert_eq!(f.job(twice).await?.dedupe_keys, vec!["k/300".to_owned()]);
+
     // Duplicates wrote nothing.
-    assert_eq!(f.store.list(JobFilter::default()).await?.len(), 3);
+    assert_eq!(f.store.list(JobFilter::default()).await?.len(), 4);
     f.assert_consistent().await
 }
 

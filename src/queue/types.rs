@@ -631,6 +631,10 @@ pub struct StoreStats {
     pub failed_commits: u64,
     /// The largest number of requests in one commit.
     pub largest_batch: u64,
+    /// Time spent applying requests inside transactions, in microseconds.
+    pub apply_micros: u64,
+    /// Time spent committing (writing and syncing), in microseconds.
+    pub commit_micros: u64,
 }
 
 /// Result of a full consistency check.

@@ -131,22 +131,18 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    fn adjust_lane(&mut self, lane: &str, pending: i64, running: i64) -> Result<()> {
-        let path = self.path;
-        let (old_pending, old_running) = self
-            .lane_counts
-            .get(lane)
-            .map_err(backend(path, "read lane counts"))?
-            .map_or((0, 0), |guard| guard.value());
-        let apply = |value: u64, delta: i64| value.saturating_add_signed(delta);
+    /// Stages a change of a lane's counters; written once per batch by `flush`.
+    fn adjust_lane(&mut self, lane: &str, pending: i64, running: i64) {
         self.mark_dirty();
-        self.lane_counts
-            .insert(
-                lane,
-                (apply(old_pending, pending), apply(old_running, running)),
-            )
-            .map_err(backend(path, "write lane counts"))?;
-        Ok(())
+        match self.lane_deltas.get_mut(lane) {
+            Some(delta) => {
+                delta.0 += pending;
+                delta.1 += running;
+            }
+            None => {
+                self.lane_deltas.insert(lane.to_owned(), (pending, running));
+            }
+        }
     }
 
     fn place(&mut self, job: &Job, slot: Slot) -> Result<()> {
@@ -163,7 +159,7 @@ impl Ctx<'_> {
                 self.due
                     .insert((lane, due_ms, id), (priority, expires_ms))
                     .map_err(backend(path, "write due index"))?;
-                self.adjust_lane(lane, 1, 0)?;
+                self.adjust_lane(lane, 1, 0);
                 if !self.woken.contains(lane) {
                     self.woken.insert(lane.to_owned());
                 }
@@ -172,7 +168,7 @@ impl Ctx<'_> {
                 self.running
                     .insert((lease_ms, id), ())
                     .map_err(backend(path, "write running index"))?;
-                self.adjust_lane(lane, 0, 1)?;
+                self.adjust_lane(lane, 0, 1);
             }
             Slot::Finished { finished_ms, state } => {
                 self.finished
@@ -196,13 +192,13 @@ impl Ctx<'_> {
                 self.due
                     .remove((lane, due_ms, id))
                     .map_err(backend(path, "write due index"))?;
-                self.adjust_lane(lane, -1, 0)?;
+                self.adjust_lane(lane, -1, 0);
             }
             Slot::Running { lease_ms } => {
                 self.running
                     .remove((lease_ms, id))
                     .map_err(backend(path, "write running index"))?;
-                self.adjust_lane(lane, 0, -1)?;
+                self.adjust_lane(lane, 0, -1);
             }
             Slot::Finished { finished_ms, .. } => {
                 self.finished
@@ -216,25 +212,67 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    fn count(&mut self, at: Timestamp, job: &Job, outcome: Outcome) -> Result<()> {
-        let path = self.path;
+    /// Stages a daily counter increment; written once per batch by `flush`.
+    fn count(&mut self, at: Timestamp, job: &Job, outcome: Outcome) {
+        self.mark_dirty();
         let day = self.time_zone.to_datetime(at).date().to_string();
         let key = (
-            day.as_str(),
-            job.store.as_str(),
-            job.lane.as_str(),
-            job.kind.as_str(),
-            outcome.as_str(),
+            day,
+            job.store.clone(),
+            job.lane.clone(),
+            job.kind.clone(),
+            outcome,
         );
-        let current = self
-            .counters
-            .get(key)
-            .map_err(backend(path, "read counters"))?
-            .map_or(0, |guard| guard.value());
-        self.mark_dirty();
-        self.counters
-            .insert(key, current.saturating_add(1))
-            .map_err(backend(path, "write counters"))?;
+        *self.counter_deltas.entry(key).or_default() += 1;
+    }
+
+    /// Writes the counter and channel status changes staged by the batch's operations.
+    pub(super) fn flush(&mut self) -> Result<()> {
+        let path = self.path;
+        for (lane, (pending, running)) in std::mem::take(&mut self.lane_deltas) {
+            if (pending, running) == (0, 0) {
+                continue;
+            }
+            let (old_pending, old_running) = self
+                .lane_counts
+                .get(lane.as_str())
+                .map_err(backend(path, "read lane counts"))?
+                .map_or((0, 0), |guard| guard.value());
+            let counts = (
+                old_pending.saturating_add_signed(pending),
+                old_running.saturating_add_signed(running),
+            );
+            self.lane_counts
+                .insert(lane.as_str(), counts)
+                .map_err(backend(path, "write lane counts"))?;
+        }
+        for (lane, (status, changed)) in std::mem::take(&mut self.channels) {
+            if changed {
+                let bytes = encode(&status, || format!("status of channel {lane:?}"))?;
+                self.channel_status
+                    .insert(lane.as_str(), bytes.as_slice())
+                    .map_err(backend(path, "write channel status"))?;
+            }
+        }
+        for ((day, store, lane, kind, outcome), increment) in
+            std::mem::take(&mut self.counter_deltas)
+        {
+            let key = (
+                day.as_str(),
+                store.as_str(),
+                lane.as_str(),
+                kind.as_str(),
+                outcome.as_str(),
+            );
+            let current = self
+                .counters
+                .get(key)
+                .map_err(backend(path, "read counters"))?
+                .map_or(0, |guard| guard.value());
+            self.counters
+                .insert(key, current.saturating_add(increment))
+                .map_err(backend(path, "write counters"))?;
+        }
         Ok(())
     }
 
@@ -250,7 +288,7 @@ impl Ctx<'_> {
             && !matches!(before, Slot::Finished { .. })
             && let Some(outcome) = Outcome::of_terminal(state)
         {
-            self.count(job.finished_at.unwrap_or(self.now), job, outcome)?;
+            self.count(job.finished_at.unwrap_or(self.now), job, outcome);
         }
         self.save(job)
     }
@@ -276,7 +314,10 @@ impl Ctx<'_> {
         Ok(outcomes)
     }
 
-    fn insert_job(&mut self, new: NewJob) -> Result<EnqueueOutcome> {
+    fn insert_job(&mut self, mut new: NewJob) -> Result<EnqueueOutcome> {
+        // A key listed twice is held once.
+        let mut seen = std::collections::HashSet::with_capacity(new.dedupe_keys.len());
+        new.dedupe_keys.retain(|key| seen.insert(key.clone()));
         for key in &new.dedupe_keys {
             if let Some(holder) = self.dedupe_holder(key)? {
                 return Ok(EnqueueOutcome::Duplicate(holder));
@@ -322,7 +363,7 @@ impl Ctx<'_> {
             )
             .map_err(backend(path, "write order index"))?;
         self.place(&job, slot(&job))?;
-        self.count(now, &job, Outcome::Entered)?;
+        self.count(now, &job, Outcome::Entered);
         self.jobs
             .insert(id.as_u128(), bytes.as_slice())
             .map_err(backend(path, "write job"))?;
@@ -844,28 +885,35 @@ impl Ctx<'_> {
         Ok(status)
     }
 
-    pub(super) fn channel(&self, lane: &str) -> Result<ChannelStatus> {
-        let guard = self
-            .channel_status
-            .get(lane)
-            .map_err(backend(self.path, "read channel status"))?;
-        Ok(guard
-            .map(|bytes| {
-                decode(bytes.value(), self.path, || {
-                    format!("status of channel {lane:?}")
+    /// The lane's channel status as this batch sees it. Statuses are cached for
+    /// the batch and written once by `flush`: every delivery updates one.
+    pub(super) fn channel(&mut self, lane: &str) -> Result<ChannelStatus> {
+        if let Some((status, _)) = self.channels.get(lane) {
+            return Ok(status.clone());
+        }
+        let status: ChannelStatus = {
+            let guard = self
+                .channel_status
+                .get(lane)
+                .map_err(backend(self.path, "read channel status"))?;
+            guard
+                .map(|bytes| {
+                    decode(bytes.value(), self.path, || {
+                        format!("status of channel {lane:?}")
+                    })
                 })
-            })
-            .transpose()?
-            .unwrap_or_default())
+                .transpose()?
+                .unwrap_or_default()
+        };
+        self.channels
+            .insert(lane.to_owned(), (status.clone(), false));
+        Ok(status)
     }
 
-    fn put_channel(&mut self, lane: &str, status: &ChannelStatus) -> Result<()> {
+    fn put_channel(&mut self, lane: &str, status: ChannelStatus) -> Result<()> {
         check_name(&|| "channel status".to_owned(), "lane", lane, MAX_NAME_LEN)?;
-        let bytes = encode(status, || format!("status of channel {lane:?}"))?;
         self.mark_dirty();
-        self.channel_status
-            .insert(lane, bytes.as_slice())
-            .map_err(backend(self.path, "write channel status"))?;
+        self.channels.insert(lane.to_owned(), (status, true));
         Ok(())
     }
 
@@ -877,7 +925,7 @@ impl Ctx<'_> {
         let mut status = self.channel(lane)?;
         let was_paused = status.paused.is_some();
         update(&mut status);
-        self.put_channel(lane, &status)?;
+        self.put_channel(lane, status.clone())?;
         if was_paused && status.paused.is_none() {
             self.woken.insert(lane.to_owned());
         }
@@ -906,7 +954,7 @@ impl Ctx<'_> {
         }
         status.last_sent_at = Some(status.last_sent_at.map_or(at, |last| last.max(at)));
         status.warmup_started_at.get_or_insert(at);
-        self.put_channel(lane, &status)
+        self.put_channel(lane, status)
     }
 }
 

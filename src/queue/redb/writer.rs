@@ -19,6 +19,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use ::redb::{Database, Durability, Table, WriteTransaction};
 use jiff::Timestamp;
@@ -31,7 +32,7 @@ use super::tables::{
 };
 use crate::clock::SharedClock;
 use crate::queue::id::IdGenerator;
-use crate::queue::{Error, Result, StoreStats};
+use crate::queue::{ChannelStatus, Error, Outcome, Result, StoreStats};
 
 /// State shared by the handles, the readers and the writer thread.
 pub(super) struct Shared {
@@ -43,6 +44,8 @@ pub(super) struct Shared {
     write_ops: AtomicU64,
     failed_commits: AtomicU64,
     largest_batch: AtomicU64,
+    apply_micros: AtomicU64,
+    commit_micros: AtomicU64,
 }
 
 impl Shared {
@@ -56,6 +59,8 @@ impl Shared {
             write_ops: AtomicU64::new(0),
             failed_commits: AtomicU64::new(0),
             largest_batch: AtomicU64::new(0),
+            apply_micros: AtomicU64::new(0),
+            commit_micros: AtomicU64::new(0),
         }
     }
 
@@ -96,6 +101,8 @@ impl Shared {
             write_ops: self.write_ops.load(Ordering::Relaxed),
             failed_commits: self.failed_commits.load(Ordering::Relaxed),
             largest_batch: self.largest_batch.load(Ordering::Relaxed),
+            apply_micros: self.apply_micros.load(Ordering::Relaxed),
+            commit_micros: self.commit_micros.load(Ordering::Relaxed),
         }
     }
 }
@@ -133,6 +140,12 @@ pub(super) struct Ctx<'t> {
     pub(super) path: &'t Path,
     /// Lanes whose pending set changed: their dispatchers are woken after the commit.
     pub(super) woken: BTreeSet<String>,
+    /// Lane counter changes of the batch (pending, running), written by `flush`.
+    pub(super) lane_deltas: HashMap<String, (i64, i64)>,
+    /// Daily counter increments of the batch, written by `flush`.
+    pub(super) counter_deltas: HashMap<(String, String, String, String, Outcome), u64>,
+    /// Channel statuses read or changed by the batch (changed ones are written by `flush`).
+    pub(super) channels: HashMap<String, (ChannelStatus, bool)>,
     dirty: bool,
 }
 
@@ -171,6 +184,9 @@ impl<'t> Ctx<'t> {
             ids,
             path,
             woken: BTreeSet::new(),
+            lane_deltas: HashMap::new(),
+            counter_deltas: HashMap::new(),
+            channels: HashMap::new(),
             dirty: false,
         })
     }
@@ -265,12 +281,15 @@ pub(super) struct Writer {
     pub(super) shared: Arc<Shared>,
     pub(super) ids: IdGenerator,
     pub(super) max_batch: usize,
+    pub(super) commit_delay: Duration,
+    pub(super) quick_repair: bool,
 }
 
 impl Writer {
     /// Runs until every sender is gone, then returns (dropping its database handle).
     pub(super) fn run(mut self, mut requests: mpsc::Receiver<BoxedOp>) {
         let mut pending: VecDeque<BoxedOp> = VecDeque::new();
+        let mut last_batch = 0;
         loop {
             if pending.is_empty() {
                 match requests.blocking_recv() {
@@ -278,15 +297,49 @@ impl Writer {
                     None => return,
                 }
             }
+            self.gather(&mut requests, &mut pending, last_batch);
+            let batch: Vec<BoxedOp> = pending.drain(..).collect();
+            last_batch = batch.len();
+            let carried = self.run_batch(batch);
+            pending.extend(carried);
+        }
+    }
+
+    /// Takes what is queued. After a batch of several requests, waits up to
+    /// `commit_delay` for as many to be queued again (PostgreSQL's
+    /// `commit_delay`): the callers just answered usually come straight back,
+    /// and one commit for both groups beats two. A lone request (an idle
+    /// daemon) is never delayed.
+    fn gather(
+        &self,
+        requests: &mut mpsc::Receiver<BoxedOp>,
+        pending: &mut VecDeque<BoxedOp>,
+        last_batch: usize,
+    ) {
+        let drain = |requests: &mut mpsc::Receiver<BoxedOp>, pending: &mut VecDeque<BoxedOp>| {
             while pending.len() < self.max_batch {
                 match requests.try_recv() {
                     Ok(op) => pending.push_back(op),
-                    Err(_) => break,
+                    Err(_) => return false,
                 }
             }
-            let batch: Vec<BoxedOp> = pending.drain(..).collect();
-            let carried = self.run_batch(batch);
-            pending.extend(carried);
+            true
+        };
+        if drain(requests, pending) || last_batch < 2 || self.commit_delay.is_zero() {
+            return;
+        }
+        let target = last_batch.min(self.max_batch);
+        let deadline = Instant::now() + self.commit_delay;
+        while pending.len() < target {
+            let now = Instant::now();
+            if now >= deadline {
+                return;
+            }
+            // Senders unpark this thread after queueing a request.
+            std::thread::park_timeout(deadline - now);
+            if drain(requests, pending) {
+                return;
+            }
         }
     }
 
@@ -318,11 +371,16 @@ impl Writer {
             fail_all(batch, backend(&path, "set durability")(error));
             return Vec::new();
         }
+        if self.quick_repair {
+            txn.set_quick_repair(true);
+        }
+        let started = Instant::now();
         let now = self.shared.clock.now();
         let time_zone = self.shared.time_zone();
         let mut applied: Vec<BoxedOp> = Vec::with_capacity(batch.len());
         let mut remaining = batch.into_iter();
         let mut abort = None;
+        let mut flush_failure = None;
         let woken;
         {
             let mut ctx = match Ctx::open(&txn, now, time_zone, &mut self.ids, &path) {
@@ -342,22 +400,38 @@ impl Writer {
                     }
                 }
             }
+            // Counters staged by the batch are written once; failing here is a
+            // storage failure that takes the whole batch down.
+            if abort.is_none() {
+                flush_failure = ctx.flush().err();
+            }
             woken = std::mem::take(&mut ctx.woken);
         }
         let carried: Vec<BoxedOp> = remaining.collect();
-        if let Some(cause) = abort {
-            if let Err(error) = txn.abort() {
-                tracing::error!(path = %path.display(), %error, "aborting a state transaction failed");
-            }
-            let error = Error::BatchAborted {
-                path,
+        let failure = match (abort, flush_failure) {
+            (Some(cause), _) => Some(Error::BatchAborted {
+                path: path.clone(),
                 cause: Arc::new(cause),
-            };
+            }),
+            (None, failure) => failure,
+        };
+        if let Some(error) = failure {
+            if let Err(abort_error) = txn.abort() {
+                tracing::error!(path = %path.display(), error = %abort_error, "aborting a state transaction failed");
+            }
             fail_all(applied, error);
             return carried;
         }
         let count = applied.len() as u64;
-        match txn.commit() {
+        let committing = Instant::now();
+        let committed = txn.commit();
+        self.shared
+            .apply_micros
+            .fetch_add(micros(committing - started), Ordering::Relaxed);
+        self.shared
+            .commit_micros
+            .fetch_add(micros(committing.elapsed()), Ordering::Relaxed);
+        match committed {
             Ok(()) => {
                 self.shared.commits.fetch_add(1, Ordering::Relaxed);
                 self.shared.write_ops.fetch_add(count, Ordering::Relaxed);
@@ -378,4 +452,8 @@ impl Writer {
         }
         carried
     }
+}
+
+fn micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
 }
