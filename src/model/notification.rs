@@ -81,7 +81,10 @@ impl NotificationKind {
 
     /// Kinds only connectors that declare the matching capability can produce.
     pub const fn is_reserved(self) -> bool {
-        matches!(self, Self::BoletoReminder | Self::PixReminder | Self::AbandonedCart)
+        matches!(
+            self,
+            Self::BoletoReminder | Self::PixReminder | Self::AbandonedCart
+        )
     }
 
     /// A short Portuguese label for reports and the checklist.
