@@ -1,1 +1,249 @@
 //! The durable queue engine and state store.
+//!
+//! Everything arauto must not lose lives behind one narrow, backend-neutral
+//! trait, [`StateStore`]: the send queue (jobs with due times, leases, retries,
+//! dead-letter), the per-store poll state (cursor, order records, status), the
+//! per-channel pacing state and the delivery history (final outcome per job plus
+//! daily counters). Connectors, senders and policy code talk to the trait only,
+//! so a distributed backend can follow without touching them.
+//!
+//! The one backend today is [`redb::RedbStore`] (file `<state_dir>/arauto.redb`):
+//! every write goes through a single writer thread that applies all concurrent
+//! requests in one durable transaction (group commit) and answers each caller
+//! only after that commit.
+//!
+//! Semantics every backend keeps:
+//!
+//! * **At least once.** A job is claimed under a lease; a dispatcher that dies
+//!   leaves it running until the lease expires, then it is due again (or dead,
+//!   if the crashed attempt was its last). Completions present their [`Claim`],
+//!   so a late completion from an expired lease is refused, not applied twice.
+//! * **Attempts are spent at claim** (as in River), so a job that crashes the
+//!   daemon still reaches dead-letter; provider back-pressure retries
+//!   (`spend_attempt: false`) give the attempt back.
+//! * **Dedupe keys** are held by a job until it is pruned; enqueuing a job whose
+//!   key is held returns the holder's id and writes nothing.
+//! * **One poll, one commit**: [`StateStore::commit_poll`] writes the cursor,
+//!   order records, new jobs, cancellations and store status atomically.
+//! * Local days (counters, pacing) come from the caller or from the time zone
+//!   given to [`StateStore::set_time_zone`]; the store has no other notion of
+//!   local time.
+
+mod error;
+mod id;
+pub mod redb;
+mod types;
+
+use async_trait::async_trait;
+use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp};
+use tokio::sync::watch;
+
+pub use error::{BackendCause, Error, Result};
+pub use types::{
+    ATTEMPT_LOG_LEN, AttemptRecord, CancelOutcome, ChannelStatus, Claim, Completion, CounterQuery,
+    CounterRow, EnqueueOutcome, ErrorClass, FinishedJob, Job, JobFilter, JobId, JobState,
+    LaneStats, LastError, NewJob, Outcome, ParseJobIdError, ParseJobStateError, Pause, PollCommit,
+    PollOutcome, PurgeFilter, Receipt, RequeueOutcome, StoreStats, StoreStatus, VerifyReport,
+};
+
+/// A status update applied inside the store's write transaction. It may run more
+/// than once on backends that retry optimistic writes, so it must only depend on
+/// the value it is given.
+pub type StatusUpdate<T> = Box<dyn FnMut(&mut T) + Send + 'static>;
+
+/// Wakes a lane's dispatcher when its queue changed (a job was enqueued,
+/// requeued, retried, recovered, or the channel resumed), so it can sleep until
+/// the next due time *or* this, instead of polling.
+#[derive(Debug, Clone)]
+pub struct LaneWatch {
+    receiver: watch::Receiver<u64>,
+}
+
+impl LaneWatch {
+    /// Wraps a generation counter that the store bumps on every change of the lane.
+    pub fn new(receiver: watch::Receiver<u64>) -> Self {
+        Self { receiver }
+    }
+
+    /// Returns once the lane changed since this watch was created or last
+    /// returned; changes that happen between calls are not lost. Returns `false`
+    /// if the store was closed (nothing will change any more).
+    pub async fn changed(&mut self) -> bool {
+        self.receiver.changed().await.is_ok()
+    }
+}
+
+/// The durable state of arauto: queue engine, poll state, pacing state and
+/// delivery history. All writes are durable when the call returns; dropping the
+/// returned future does not cancel a write already submitted.
+#[async_trait]
+pub trait StateStore: Send + Sync + 'static {
+    // ----- queue -----
+
+    /// Enqueues jobs in one transaction, in order. A job whose dedupe key is
+    /// already held (also by an earlier job of the same call) is a no-op that
+    /// returns the holder's id. An invalid job rejects the whole call before
+    /// anything is written.
+    async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<EnqueueOutcome>>;
+
+    /// Claims up to `max` jobs of `lane` due at `now`, lowest priority value first
+    /// among the due jobs it looks at (the earliest-due few hundred), then by due
+    /// time. Each claimed job is `Running` with `attempt + 1` and a lease until
+    /// `now + lease`. Stale jobs met on the way become `Expired`. A paused channel
+    /// yields nothing.
+    async fn claim(
+        &self,
+        lane: &str,
+        now: Timestamp,
+        max: usize,
+        lease: SignedDuration,
+    ) -> Result<Vec<Job>>;
+
+    /// Moves a running claim's lease to `until` (for slow deliveries).
+    async fn extend_lease(&self, claim: Claim, until: Timestamp) -> Result<Job>;
+
+    /// Ends a running claim. Fails with [`Error::NotRunning`] or
+    /// [`Error::StaleClaim`] (nothing written) if the job is not running under
+    /// this claim. Returns the job as stored afterwards (a `Retry` may have
+    /// turned into `Dead` or `Expired`).
+    async fn complete(&self, claim: Claim, completion: Completion) -> Result<Job>;
+
+    /// Cancels pending jobs; running and finished ones are reported, not touched.
+    async fn cancel(&self, ids: Vec<JobId>, reason: String) -> Result<Vec<(JobId, CancelOutcome)>>;
+
+    /// Makes dead, expired, cancelled or skipped jobs pending again, due now, with
+    /// attempts reset and no expiry (an operator asked for it). Sent jobs are never
+    /// requeued.
+    async fn requeue(&self, ids: Vec<JobId>) -> Result<Vec<(JobId, RequeueOutcome)>>;
+
+    /// Requeues the dead and expired jobs matching `filter` (its `state` may narrow
+    /// it to one of the two); at most `filter.limit` (default 10 000) per call.
+    async fn requeue_dead(&self, filter: JobFilter) -> Result<Vec<JobId>>;
+
+    /// Deletes finished jobs matching `filter` (with their dedupe keys and index
+    /// entries) in one transaction. Returns how many were deleted.
+    async fn purge(&self, filter: PurgeFilter) -> Result<usize>;
+
+    /// Deletes every finished job older than `finished_before`, `batch` per
+    /// transaction so other writers are not held up. Returns how many were deleted.
+    async fn prune(&self, finished_before: Timestamp, batch: usize) -> Result<usize> {
+        let batch = batch.max(1);
+        let mut total = 0;
+        loop {
+            let deleted = self
+                .purge(PurgeFilter {
+                    finished_before,
+                    states: Vec::new(),
+                    limit: batch,
+                })
+                .await?;
+            total += deleted;
+            if deleted < batch {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Returns running jobs whose lease ended at or before `now` to pending (due
+    /// now), or to dead-letter if that claim was their last attempt. Returns how
+    /// many were recovered.
+    async fn recover_expired_leases(&self, now: Timestamp) -> Result<usize>;
+
+    /// One job.
+    async fn get(&self, id: JobId) -> Result<Option<Job>>;
+
+    /// Jobs matching `filter`. Order: pending by due time; running by lease end;
+    /// a finished state by finish time, newest first; otherwise newest first.
+    async fn list(&self, filter: JobFilter) -> Result<Vec<Job>>;
+
+    /// Every job of one order, oldest first (index lookup, no scan).
+    async fn jobs_for_order(&self, store: &str, order_id: &str) -> Result<Vec<Job>>;
+
+    /// The earliest due time of the lane's pending jobs (may be in the past).
+    async fn next_due(&self, lane: &str) -> Result<Option<Timestamp>>;
+
+    /// Depth of one lane.
+    async fn lane_stats(&self, lane: &str) -> Result<LaneStats>;
+
+    /// Every lane that has had jobs or a channel status.
+    async fn lanes(&self) -> Result<Vec<String>>;
+
+    /// A wake-up signal for `lane`'s dispatcher.
+    fn watch_lane(&self, lane: &str) -> LaneWatch;
+
+    // ----- poll state -----
+
+    /// The store's connector cursor.
+    async fn cursor(&self, store: &str) -> Result<Option<String>>;
+
+    /// The stored record of one order (opaque to the store).
+    async fn order_record(&self, store: &str, order_id: &str) -> Result<Option<Vec<u8>>>;
+
+    /// Commits one poll atomically: cursor, order records, jobs (deduplicated),
+    /// cancellations (pending only) and status. A job for another store rejects
+    /// the whole commit before anything is written.
+    async fn commit_poll(&self, commit: PollCommit) -> Result<PollOutcome>;
+
+    /// The store's status (`None` if never written).
+    async fn store_status(&self, store: &str) -> Result<Option<StoreStatus>>;
+
+    /// Every store with a status.
+    async fn stores(&self) -> Result<Vec<String>>;
+
+    /// Replaces the store's status.
+    async fn put_store_status(&self, store: &str, status: StoreStatus) -> Result<()>;
+
+    /// Changes the store's status (starting from the default if none) in one
+    /// transaction and returns the result.
+    async fn update_store_status(
+        &self,
+        store: &str,
+        update: StatusUpdate<StoreStatus>,
+    ) -> Result<StoreStatus>;
+
+    // ----- channels -----
+
+    /// The channel's status (default if never written).
+    async fn channel_status(&self, lane: &str) -> Result<ChannelStatus>;
+
+    /// Changes the channel's status in one transaction and returns the result.
+    async fn update_channel_status(
+        &self,
+        lane: &str,
+        update: StatusUpdate<ChannelStatus>,
+    ) -> Result<ChannelStatus>;
+
+    /// Pauses a channel: claims on its lane return nothing until it is resumed.
+    /// Keeps the original reason and time if it is already paused.
+    async fn pause_channel(&self, lane: &str, reason: String) -> Result<ChannelStatus>;
+
+    /// Resumes a paused channel and wakes its dispatcher.
+    async fn resume_channel(&self, lane: &str) -> Result<ChannelStatus>;
+
+    // ----- history -----
+
+    /// Daily counters (entered, sent, dead, cancelled, expired, skipped per
+    /// day, store, lane and kind), updated in the same transaction as each
+    /// transition. A job that dies and is requeued and then sent counts once as
+    /// dead and once as sent.
+    async fn counters(&self, query: CounterQuery) -> Result<Vec<CounterRow>>;
+
+    /// Jobs of `lane` that finished at or after `since`, oldest first.
+    async fn recent(&self, lane: &str, since: Timestamp) -> Result<Vec<FinishedJob>>;
+
+    /// Jobs created at or after `since`, oldest first, at most `limit`.
+    async fn entered_since(&self, since: Timestamp, limit: usize) -> Result<Vec<Job>>;
+
+    /// The time zone whose local dates the daily counters use.
+    fn set_time_zone(&self, time_zone: TimeZone);
+
+    // ----- maintenance -----
+
+    /// Checks every record and index against each other (full scan; for
+    /// `arauto check` and tests).
+    async fn verify(&self) -> Result<VerifyReport>;
+
+    /// Write-path statistics since this handle was opened.
+    fn stats(&self) -> StoreStats;
+}

@@ -1,0 +1,499 @@
+//! The redb backend of [`StateStore`]: one file, `<state_dir>/arauto.redb`.
+//!
+//! Layout (see `tables.rs`): job bodies as versioned JSON keyed by time-ordered
+//! id; a `(lane, due_ms, id)` index of pending jobs (due lookup and "next due"
+//! are range scans); `(lease_ms, id)` for running jobs; `(finished_ms, id)`
+//! and `(lane, finished_ms, id)` for finished ones; dedupe keys; an
+//! `(store, order, id)` index; transactional per-lane counters; cursors, order
+//! records, statuses and daily counters.
+//!
+//! Writes: one writer thread, group commit (see `writer.rs`). Reads: MVCC read
+//! transactions on the caller's side (point reads inline, scans on tokio's
+//! blocking pool), never blocked by the writer.
+//!
+//! Opening is blocking (file I/O, and after a crash redb's repair walks the whole
+//! file) and is cheap otherwise: apart from the running index, nothing is
+//! scanned. Every job found running at open is orphaned (one process per file)
+//! and is recovered at once.
+
+mod ops;
+mod reads;
+mod tables;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError};
+use std::thread::JoinHandle;
+
+use ::redb::{Builder, Database, DatabaseError, Durability, ReadableDatabase, TableError};
+use async_trait::async_trait;
+use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp};
+use tokio::sync::{mpsc, oneshot};
+
+use self::reads::Reader;
+use self::tables::{META, META_SCHEMA_KEY, SCHEMA_VERSION, backend};
+use self::writer::{BoxedOp, Ctx, PendingOp, Shared, Writer};
+use super::id::IdGenerator;
+use super::{
+    CancelOutcome, ChannelStatus, Claim, Completion, CounterQuery, CounterRow, EnqueueOutcome,
+    Error, FinishedJob, Job, JobFilter, JobId, LaneStats, LaneWatch, NewJob, PollCommit,
+    PollOutcome, PurgeFilter, RequeueOutcome, Result, StateStore, StatusUpdate, StoreStats,
+    StoreStatus, VerifyReport,
+};
+use crate::clock::{SharedClock, SystemClock};
+
+/// File name of the database inside the state directory.
+pub const FILE_NAME: &str = "arauto.redb";
+
+/// Tuning of a [`RedbStore`].
+#[derive(Clone, Debug)]
+pub struct RedbOptions {
+    /// redb's page cache, in bytes.
+    pub cache_size_bytes: usize,
+    /// Most write requests applied in one commit. 1 turns group commit off (one
+    /// commit per request: only useful as a benchmark baseline).
+    pub max_batch: usize,
+    /// The zone whose local dates the daily counters use (the daemon passes its
+    /// configured `timezone`).
+    pub time_zone: TimeZone,
+    /// Source of `created_at`, finish times and recovery times.
+    pub clock: SharedClock,
+    /// Record the allocator state with every commit so that opening after a
+    /// crash is instant instead of a walk over the whole file (redb's
+    /// `set_quick_repair`; implies a second fsync per commit). Worth it for very
+    /// large files; group commit absorbs most of the cost.
+    pub quick_repair: bool,
+    /// After committing a batch of several requests, how long the writer may
+    /// wait for the answered callers to come back before the next commit, so
+    /// that one commit serves them all (PostgreSQL's `commit_delay`). Never
+    /// applies to a lone request. Zero disables it.
+    pub commit_delay: std::time::Duration,
+}
+
+impl Default for RedbOptions {
+    fn default() -> Self {
+        Self {
+            cache_size_bytes: 64 * 1024 * 1024,
+            max_batch: 1024,
+            time_zone: TimeZone::UTC,
+            clock: Arc::new(SystemClock),
+            quick_repair: false,
+            commit_delay: std::time::Duration::from_micros(COMMIT_DELAY_MICROS),
+        }
+    }
+}
+
+/// Default [`RedbOptions::commit_delay`]: well under a disk sync, far under
+/// anything a notification's latency could notice.
+const COMMIT_DELAY_MICROS: u64 = 200;
+
+/// Writes queued for the writer before callers wait for room (back-pressure).
+const REQUEST_QUEUE_LEN: usize = 4096;
+
+/// The redb-backed [`StateStore`]. Cheap to clone (all clones share one writer);
+/// the file is closed when the last clone is dropped or [closed](Self::close).
+#[derive(Clone)]
+pub struct RedbStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Arc<Database>,
+    shared: Arc<Shared>,
+    requests: Option<mpsc::Sender<BoxedOp>>,
+    writer: Option<JoinHandle<()>>,
+    recovered_at_open: usize,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the channel lets the writer finish what is queued and exit;
+        // joining it makes sure the file lock is released when we return.
+        self.requests.take();
+        // A handle dropped by the writer itself (inside a status update closure)
+        // must not wait for its own thread.
+        if let Some(writer) = self.writer.take()
+            && writer.thread().id() != std::thread::current().id()
+            && writer.join().is_err()
+        {
+            tracing::error!(path = %self.shared.path.display(), "the state writer thread panicked");
+        }
+    }
+}
+
+impl std::fmt::Debug for RedbStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedbStore")
+            .field("path", &self.inner.shared.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedbStore {
+    /// Opens (creating if needed) `<state_dir>/arauto.redb`. Blocking.
+    pub fn open(state_dir: &Path, options: RedbOptions) -> Result<Self> {
+        std::fs::create_dir_all(state_dir).map_err(|error| Error::Open {
+            path: state_dir.to_path_buf(),
+            source: Arc::new(error),
+        })?;
+        Self::open_file(state_dir.join(FILE_NAME), options)
+    }
+
+    /// Opens (creating if needed) the database at `path`. Blocking.
+    ///
+    /// Refuses a file whose schema is newer than this build's, and a file another
+    /// process holds. Jobs left running by a previous process are recovered.
+    pub fn open_file(path: impl Into<PathBuf>, options: RedbOptions) -> Result<Self> {
+        let path = path.into();
+        let db = Builder::new()
+            .set_cache_size(options.cache_size_bytes)
+            .create(&path)
+            .map_err(|error| match error {
+                DatabaseError::DatabaseAlreadyOpen => Error::Locked { path: path.clone() },
+                other => Error::Open {
+                    path: path.clone(),
+                    source: Arc::new(::redb::Error::from(other)),
+                },
+            })?;
+        open_schema(&db, &path)?;
+        let last_id = {
+            let reader = Reader::begin(&db, &path)?;
+            reader.last_job_id()?
+        };
+        let db = Arc::new(db);
+        let shared = Arc::new(Shared::new(path.clone(), options.clock, options.time_zone));
+        let mut writer = Writer {
+            db: Arc::clone(&db),
+            shared: Arc::clone(&shared),
+            ids: IdGenerator::after(last_id),
+            max_batch: options.max_batch.max(1),
+            quick_repair: options.quick_repair,
+            commit_delay: options.commit_delay,
+        };
+
+        // One process per file: whatever is running now was orphaned by a crash.
+        let (reply, mut recovered) = oneshot::channel();
+        let now = shared.clock.now();
+        let recover: BoxedOp = Box::new(PendingOp::new(
+            move |ctx: &mut Ctx<'_>| ctx.recover(u64::MAX, now),
+            reply,
+        ));
+        writer.run_now(recover);
+        let recovered_at_open = match recovered.try_recv() {
+            Ok(result) => result?,
+            Err(_) => return Err(Error::Closed),
+        };
+        if recovered_at_open > 0 {
+            tracing::warn!(
+                path = %path.display(),
+                jobs = recovered_at_open,
+                "recovered jobs that were being delivered when arauto stopped; they will be retried (or dead-lettered if that was their last attempt)"
+            );
+        }
+
+        let (requests, receiver) = mpsc::channel(REQUEST_QUEUE_LEN);
+        let thread = std::thread::Builder::new()
+            .name("arauto-state-writer".to_owned())
+            .spawn(move || writer.run(receiver))
+            .map_err(|error| Error::Open {
+                path: path.clone(),
+                source: Arc::new(error),
+            })?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                db,
+                shared,
+                requests: Some(requests),
+                writer: Some(thread),
+                recovered_at_open,
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.shared.path
+    }
+
+    /// How many running jobs were recovered when the file was opened.
+    pub fn recovered_at_open(&self) -> usize {
+        self.inner.recovered_at_open
+    }
+
+    /// Drops this handle off the async threads; if it was the last one, waits for
+    /// the queued writes to commit and closes the file.
+    pub async fn close(self) {
+        let closing = tokio::task::spawn_blocking(move || drop(self));
+        if closing.await.is_err() {
+            tracing::error!("closing the state store panicked");
+        }
+    }
+
+    async fn submit<T, F>(&self, operation: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Ctx<'_>) -> Result<T> + Send + 'static,
+    {
+        let requests = self.inner.requests.as_ref().ok_or(Error::Closed)?;
+        let (reply, response) = oneshot::channel();
+        requests
+            .send(Box::new(PendingOp::new(operation, reply)))
+            .await
+            .map_err(|_| Error::Closed)?;
+        if let Some(writer) = &self.inner.writer {
+            // Ends a commit-delay wait early (a no-op unless the writer is parked).
+            writer.thread().unpark();
+        }
+        response.await.map_err(|_| Error::Closed)?
+    }
+
+    /// A point read, inline (microseconds; never waits for the writer).
+    fn read<T>(&self, read: impl FnOnce(&Reader<'_>) -> Result<T>) -> Result<T> {
+        let reader = Reader::begin(&self.inner.db, &self.inner.shared.path)?;
+        read(&reader)
+    }
+
+    /// A scan, on tokio's blocking pool.
+    async fn scan<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Reader<'_>) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let inner = Arc::clone(&self.inner);
+        let task = tokio::task::spawn_blocking(move || {
+            let reader = Reader::begin(&inner.db, &inner.shared.path)?;
+            read(&reader)
+        });
+        task.await.map_err(|error| Error::Backend {
+            path: self.inner.shared.path.clone(),
+            op: "read",
+            source: Arc::new(error),
+        })?
+    }
+}
+
+/// Creates the tables of a new file, or checks the schema of an existing one.
+fn open_schema(db: &Database, path: &Path) -> Result<()> {
+    let found = {
+        let txn = db
+            .begin_read()
+            .map_err(backend(path, "begin read transaction"))?;
+        match txn.open_table(META) {
+            Ok(meta) => meta
+                .get(META_SCHEMA_KEY)
+                .map_err(backend(path, "read schema version"))?
+                .map(|guard| guard.value()),
+            Err(TableError::TableDoesNotExist(_)) => None,
+            Err(error) => return Err(backend(path, "read schema version")(error)),
+        }
+    };
+    if let Some(found) = found
+        && found > SCHEMA_VERSION
+    {
+        return Err(Error::NewerSchema {
+            path: path.to_path_buf(),
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    // Older schemas would be migrated here; version 1 is the first.
+    let mut txn = db
+        .begin_write()
+        .map_err(backend(path, "begin write transaction"))?;
+    txn.set_durability(Durability::Immediate)
+        .map_err(backend(path, "set durability"))?;
+    {
+        let mut meta = txn
+            .open_table(META)
+            .map_err(backend(path, "create tables"))?;
+        if found.is_none() {
+            meta.insert(META_SCHEMA_KEY, SCHEMA_VERSION)
+                .map_err(backend(path, "write schema version"))?;
+        }
+    }
+    // Opening every table creates the missing ones (and checks their types).
+    let mut ids = IdGenerator::after(None);
+    drop(Ctx::open(
+        &txn,
+        Timestamp::UNIX_EPOCH,
+        TimeZone::UTC,
+        &mut ids,
+        path,
+    )?);
+    txn.commit().map_err(backend(path, "commit"))?;
+    Ok(())
+}
+
+#[async_trait]
+impl StateStore for RedbStore {
+    async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<EnqueueOutcome>> {
+        self.submit(move |ctx| ctx.enqueue(jobs)).await
+    }
+
+    async fn claim(
+        &self,
+        lane: &str,
+        now: Timestamp,
+        max: usize,
+        lease: SignedDuration,
+    ) -> Result<Vec<Job>> {
+        let lane = lane.to_owned();
+        self.submit(move |ctx| ctx.claim(&lane, now, max, lease))
+            .await
+    }
+
+    async fn extend_lease(&self, claim: Claim, until: Timestamp) -> Result<Job> {
+        self.submit(move |ctx| ctx.extend_lease(claim, until)).await
+    }
+
+    async fn complete(&self, claim: Claim, completion: Completion) -> Result<Job> {
+        self.submit(move |ctx| ctx.complete(claim, completion))
+            .await
+    }
+
+    async fn cancel(&self, ids: Vec<JobId>, reason: String) -> Result<Vec<(JobId, CancelOutcome)>> {
+        self.submit(move |ctx| ctx.cancel(&ids, &reason)).await
+    }
+
+    async fn requeue(&self, ids: Vec<JobId>) -> Result<Vec<(JobId, RequeueOutcome)>> {
+        self.submit(move |ctx| ctx.requeue(&ids)).await
+    }
+
+    async fn requeue_dead(&self, filter: JobFilter) -> Result<Vec<JobId>> {
+        self.submit(move |ctx| ctx.requeue_dead(&filter)).await
+    }
+
+    async fn purge(&self, filter: PurgeFilter) -> Result<usize> {
+        self.submit(move |ctx| ctx.purge(&filter)).await
+    }
+
+    async fn recover_expired_leases(&self, now: Timestamp) -> Result<usize> {
+        let lease_before_ms = super::id::timestamp_ms(now);
+        self.submit(move |ctx| ctx.recover(lease_before_ms, now))
+            .await
+    }
+
+    async fn get(&self, id: JobId) -> Result<Option<Job>> {
+        self.read(|reader| reader.get(id))
+    }
+
+    async fn list(&self, filter: JobFilter) -> Result<Vec<Job>> {
+        self.scan(move |reader| reader.list(&filter)).await
+    }
+
+    async fn jobs_for_order(&self, store: &str, order_id: &str) -> Result<Vec<Job>> {
+        self.read(|reader| reader.jobs_for_order(store, order_id))
+    }
+
+    async fn next_due(&self, lane: &str) -> Result<Option<Timestamp>> {
+        self.read(|reader| reader.next_due(lane))
+    }
+
+    async fn lane_stats(&self, lane: &str) -> Result<LaneStats> {
+        self.read(|reader| reader.lane_stats(lane))
+    }
+
+    async fn lanes(&self) -> Result<Vec<String>> {
+        self.scan(|reader| reader.lanes()).await
+    }
+
+    fn watch_lane(&self, lane: &str) -> LaneWatch {
+        LaneWatch::new(self.inner.shared.watch_lane(lane))
+    }
+
+    async fn cursor(&self, store: &str) -> Result<Option<String>> {
+        self.read(|reader| reader.cursor(store))
+    }
+
+    async fn order_record(&self, store: &str, order_id: &str) -> Result<Option<Vec<u8>>> {
+        self.read(|reader| reader.order_record(store, order_id))
+    }
+
+    async fn commit_poll(&self, commit: PollCommit) -> Result<PollOutcome> {
+        self.submit(move |ctx| ctx.commit_poll(commit)).await
+    }
+
+    async fn store_status(&self, store: &str) -> Result<Option<StoreStatus>> {
+        self.read(|reader| reader.store_status(store))
+    }
+
+    async fn stores(&self) -> Result<Vec<String>> {
+        self.scan(|reader| reader.stores()).await
+    }
+
+    async fn put_store_status(&self, store: &str, status: StoreStatus) -> Result<()> {
+        let store = store.to_owned();
+        self.submit(move |ctx| ctx.put_store_status(&store, &status))
+            .await
+    }
+
+    async fn update_store_status(
+        &self,
+        store: &str,
+        mut update: StatusUpdate<StoreStatus>,
+    ) -> Result<StoreStatus> {
+        let store = store.to_owned();
+        self.submit(move |ctx| ctx.update_store_status(&store, &mut *update))
+            .await
+    }
+
+    async fn channel_status(&self, lane: &str) -> Result<ChannelStatus> {
+        self.read(|reader| reader.channel_status(lane))
+    }
+
+    async fn update_channel_status(
+        &self,
+        lane: &str,
+        mut update: StatusUpdate<ChannelStatus>,
+    ) -> Result<ChannelStatus> {
+        let lane = lane.to_owned();
+        self.submit(move |ctx| ctx.update_channel(&lane, &mut *update))
+            .await
+    }
+
+    async fn pause_channel(&self, lane: &str, reason: String) -> Result<ChannelStatus> {
+        let lane = lane.to_owned();
+        self.submit(move |ctx| ctx.pause_channel(&lane, reason))
+            .await
+    }
+
+    async fn resume_channel(&self, lane: &str) -> Result<ChannelStatus> {
+        let lane = lane.to_owned();
+        self.submit(move |ctx| ctx.update_channel(&lane, &mut |status| status.paused = None))
+            .await
+    }
+
+    async fn counters(&self, query: CounterQuery) -> Result<Vec<CounterRow>> {
+        self.scan(move |reader| reader.counters(&query)).await
+    }
+
+    async fn recent(&self, lane: &str, since: Timestamp) -> Result<Vec<FinishedJob>> {
+        let lane = lane.to_owned();
+        self.scan(move |reader| reader.recent(&lane, since)).await
+    }
+
+    async fn entered_since(&self, since: Timestamp, limit: usize) -> Result<Vec<Job>> {
+        self.scan(move |reader| reader.entered_since(since, limit))
+            .await
+    }
+
+    fn set_time_zone(&self, time_zone: TimeZone) {
+        *self
+            .inner
+            .shared
+            .time_zone
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = time_zone;
+    }
+
+    async fn verify(&self) -> Result<VerifyReport> {
+        self.scan(|reader| reader.verify()).await
+    }
+
+    fn stats(&self) -> StoreStats {
+        self.inner.shared.stats()
+    }
+}
+
+#[cfg(test)]
+mod tests;

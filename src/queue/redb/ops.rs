@@ -1,0 +1,966 @@
+//! Write operations, run by the writer inside a batch's transaction.
+//!
+//! Every operation reads and validates everything it needs first and only then
+//! writes (see `writer.rs` for why): rejections leave the transaction untouched.
+
+use ::redb::ReadableTable;
+use jiff::{SignedDuration, Timestamp};
+
+use super::tables::{NO_EXPIRY, backend, decode, encode, load_job};
+use super::writer::Ctx;
+use crate::queue::id::timestamp_ms;
+use crate::queue::{
+    CancelOutcome, ChannelStatus, Claim, Completion, EnqueueOutcome, Error, Job, JobFilter, JobId,
+    JobState, NewJob, Outcome, Pause, PollCommit, PollOutcome, PurgeFilter, RequeueOutcome, Result,
+    StoreStatus,
+};
+
+/// Longest lane, store, order id, kind or pacing day accepted (index keys stay small).
+const MAX_NAME_LEN: usize = 512;
+/// Longest dedupe key accepted.
+const MAX_DEDUPE_KEY_LEN: usize = 1024;
+/// A claim looks at no fewer than this many due jobs to pick by priority.
+const CLAIM_SCAN_MIN: usize = 256;
+/// Default cap of one `requeue_dead` call.
+const REQUEUE_DEFAULT_LIMIT: usize = 10_000;
+
+/// Where a job sits in the indexes, derived from its state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Slot {
+    Due {
+        due_ms: u64,
+        priority: u8,
+        expires_ms: u64,
+    },
+    Running {
+        lease_ms: u64,
+    },
+    Finished {
+        finished_ms: u64,
+        state: JobState,
+    },
+}
+
+pub(super) fn slot(job: &Job) -> Slot {
+    match job.state {
+        JobState::Pending => Slot::Due {
+            due_ms: timestamp_ms(job.due_at),
+            priority: job.priority,
+            expires_ms: job.expires_at.map_or(NO_EXPIRY, timestamp_ms),
+        },
+        JobState::Running => Slot::Running {
+            lease_ms: job.lease_until.map_or(0, timestamp_ms),
+        },
+        state => Slot::Finished {
+            finished_ms: job.finished_at.map_or(0, timestamp_ms),
+            state,
+        },
+    }
+}
+
+fn invalid(what: impl Into<String>, reason: impl Into<String>) -> Error {
+    Error::Invalid {
+        what: what.into(),
+        reason: reason.into(),
+    }
+}
+
+fn check_name(what: &dyn Fn() -> String, field: &str, value: &str, max: usize) -> Result<()> {
+    if value.is_empty() {
+        return Err(invalid(what(), format!("{field} is empty")));
+    }
+    if value.len() > max {
+        return Err(invalid(
+            what(),
+            format!("{field} is {} bytes long (at most {max})", value.len()),
+        ));
+    }
+    Ok(())
+}
+
+pub(super) fn validate_new_job(job: &NewJob) -> Result<()> {
+    let what = || {
+        format!(
+            "job {:?} for order {:?} of store {:?} on lane {:?}",
+            job.kind, job.order_id, job.store, job.lane
+        )
+    };
+    check_name(&what, "lane", &job.lane, MAX_NAME_LEN)?;
+    check_name(&what, "store", &job.store, MAX_NAME_LEN)?;
+    check_name(&what, "order id", &job.order_id, MAX_NAME_LEN)?;
+    check_name(&what, "kind", &job.kind, MAX_NAME_LEN)?;
+    for key in &job.dedupe_keys {
+        check_name(&what, "a dedupe key", key, MAX_DEDUPE_KEY_LEN)?;
+    }
+    if job.max_attempts == 0 {
+        return Err(invalid(what(), "max_attempts is 0 (at least 1)"));
+    }
+    Ok(())
+}
+
+fn finish(job: &mut Job, state: JobState, at: Timestamp, reason: Option<String>) {
+    job.state = state;
+    job.finished_at = Some(at);
+    job.lease_until = None;
+    job.outcome_reason = reason;
+}
+
+impl Ctx<'_> {
+    // ----- primitives -----
+
+    fn load(&self, id: JobId) -> Result<Option<Job>> {
+        load_job(&self.jobs, id, self.path)
+    }
+
+    /// A job an index entry points at; its absence means the indexes are broken.
+    fn load_indexed(&self, id: JobId, index: &str) -> Result<Job> {
+        self.load(id)?.ok_or_else(|| Error::Corrupt {
+            path: self.path.to_path_buf(),
+            what: format!("{index} index entry of job {id}"),
+            message: "the job it points at does not exist".to_owned(),
+        })
+    }
+
+    fn save(&mut self, job: &Job) -> Result<()> {
+        let bytes = encode(job, || format!("job {}", job.id))?;
+        self.mark_dirty();
+        let path = self.path;
+        self.jobs
+            .insert(job.id.as_u128(), bytes.as_slice())
+            .map_err(backend(path, "write job"))?;
+        Ok(())
+    }
+
+    /// Stages a change of a lane's counters; written once per batch by `flush`.
+    fn adjust_lane(&mut self, lane: &str, pending: i64, running: i64) {
+        self.mark_dirty();
+        match self.lane_deltas.get_mut(lane) {
+            Some(delta) => {
+                delta.0 += pending;
+                delta.1 += running;
+            }
+            None => {
+                self.lane_deltas.insert(lane.to_owned(), (pending, running));
+            }
+        }
+    }
+
+    fn place(&mut self, job: &Job, slot: Slot) -> Result<()> {
+        let path = self.path;
+        let id = job.id.as_u128();
+        let lane = job.lane.as_str();
+        self.mark_dirty();
+        match slot {
+            Slot::Due {
+                due_ms,
+                priority,
+                expires_ms,
+            } => {
+                self.due
+                    .insert((lane, due_ms, id), (priority, expires_ms))
+                    .map_err(backend(path, "write due index"))?;
+                self.adjust_lane(lane, 1, 0);
+                if !self.woken.contains(lane) {
+                    self.woken.insert(lane.to_owned());
+                }
+            }
+            Slot::Running { lease_ms } => {
+                self.running
+                    .insert((lease_ms, id), ())
+                    .map_err(backend(path, "write running index"))?;
+                self.adjust_lane(lane, 0, 1);
+            }
+            Slot::Finished { finished_ms, state } => {
+                self.finished
+                    .insert((finished_ms, id), state.code())
+                    .map_err(backend(path, "write finished index"))?;
+                self.finished_by_lane
+                    .insert((lane, finished_ms, id), state.code())
+                    .map_err(backend(path, "write finished index"))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn unplace(&mut self, job: &Job, slot: Slot) -> Result<()> {
+        let path = self.path;
+        let id = job.id.as_u128();
+        let lane = job.lane.as_str();
+        self.mark_dirty();
+        match slot {
+            Slot::Due { due_ms, .. } => {
+                self.due
+                    .remove((lane, due_ms, id))
+                    .map_err(backend(path, "write due index"))?;
+                self.adjust_lane(lane, -1, 0);
+            }
+            Slot::Running { lease_ms } => {
+                self.running
+                    .remove((lease_ms, id))
+                    .map_err(backend(path, "write running index"))?;
+                self.adjust_lane(lane, 0, -1);
+            }
+            Slot::Finished { finished_ms, .. } => {
+                self.finished
+                    .remove((finished_ms, id))
+                    .map_err(backend(path, "write finished index"))?;
+                self.finished_by_lane
+                    .remove((lane, finished_ms, id))
+                    .map_err(backend(path, "write finished index"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stages a daily counter increment; written once per batch by `flush`.
+    fn count(&mut self, at: Timestamp, job: &Job, outcome: Outcome) {
+        self.mark_dirty();
+        let day = self.time_zone.to_datetime(at).date().to_string();
+        let key = (
+            day,
+            job.store.clone(),
+            job.lane.clone(),
+            job.kind.clone(),
+            outcome,
+        );
+        *self.counter_deltas.entry(key).or_default() += 1;
+    }
+
+    /// Writes the counter and channel status changes staged by the batch's operations.
+    pub(super) fn flush(&mut self) -> Result<()> {
+        let path = self.path;
+        for (lane, (pending, running)) in std::mem::take(&mut self.lane_deltas) {
+            if (pending, running) == (0, 0) {
+                continue;
+            }
+            let (old_pending, old_running) = self
+                .lane_counts
+                .get(lane.as_str())
+                .map_err(backend(path, "read lane counts"))?
+                .map_or((0, 0), |guard| guard.value());
+            let counts = (
+                old_pending.saturating_add_signed(pending),
+                old_running.saturating_add_signed(running),
+            );
+            self.lane_counts
+                .insert(lane.as_str(), counts)
+                .map_err(backend(path, "write lane counts"))?;
+        }
+        for (lane, (status, changed)) in std::mem::take(&mut self.channels) {
+            if changed {
+                let bytes = encode(&status, || format!("status of channel {lane:?}"))?;
+                self.channel_status
+                    .insert(lane.as_str(), bytes.as_slice())
+                    .map_err(backend(path, "write channel status"))?;
+            }
+        }
+        for ((day, store, lane, kind, outcome), increment) in
+            std::mem::take(&mut self.counter_deltas)
+        {
+            let key = (
+                day.as_str(),
+                store.as_str(),
+                lane.as_str(),
+                kind.as_str(),
+                outcome.as_str(),
+            );
+            let current = self
+                .counters
+                .get(key)
+                .map_err(backend(path, "read counters"))?
+                .map_or(0, |guard| guard.value());
+            self.counters
+                .insert(key, current.saturating_add(increment))
+                .map_err(backend(path, "write counters"))?;
+        }
+        Ok(())
+    }
+
+    /// Moves a job (already changed in memory) from the `before` slot to the one
+    /// its new state calls for, counts a newly reached outcome, and saves it.
+    fn transition(&mut self, before: Slot, job: &Job) -> Result<()> {
+        let after = slot(job);
+        if before != after {
+            self.unplace(job, before)?;
+            self.place(job, after)?;
+        }
+        if let Slot::Finished { state, .. } = after
+            && !matches!(before, Slot::Finished { .. })
+            && let Some(outcome) = Outcome::of_terminal(state)
+        {
+            self.count(job.finished_at.unwrap_or(self.now), job, outcome);
+        }
+        self.save(job)
+    }
+
+    fn dedupe_holder(&self, key: &str) -> Result<Option<JobId>> {
+        Ok(self
+            .dedupe
+            .get(key)
+            .map_err(backend(self.path, "read dedupe keys"))?
+            .map(|guard| JobId::from_u128(guard.value())))
+    }
+
+    // ----- queue -----
+
+    pub(super) fn enqueue(&mut self, jobs: Vec<NewJob>) -> Result<Vec<EnqueueOutcome>> {
+        for job in &jobs {
+            validate_new_job(job)?;
+        }
+        let mut outcomes = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            outcomes.push(self.insert_job(job)?);
+        }
+        Ok(outcomes)
+    }
+
+    fn insert_job(&mut self, mut new: NewJob) -> Result<EnqueueOutcome> {
+        // A key listed twice is held once.
+        let mut seen = std::collections::HashSet::with_capacity(new.dedupe_keys.len());
+        new.dedupe_keys.retain(|key| seen.insert(key.clone()));
+        for key in &new.dedupe_keys {
+            if let Some(holder) = self.dedupe_holder(key)? {
+                return Ok(EnqueueOutcome::Duplicate(holder));
+            }
+        }
+        let now = self.now;
+        let id = self.ids.next(now);
+        let job = Job {
+            id,
+            lane: new.lane,
+            store: new.store,
+            order_id: new.order_id,
+            kind: new.kind,
+            priority: new.priority,
+            state: JobState::Pending,
+            created_at: now,
+            due_at: new.due_at,
+            expires_at: new.expires_at,
+            attempt: 0,
+            max_attempts: new.max_attempts,
+            claims: 0,
+            lease_until: None,
+            last_error: None,
+            attempts_log: Vec::new(),
+            finished_at: None,
+            outcome_reason: None,
+            receipt: None,
+            dedupe_keys: new.dedupe_keys,
+            payload: new.payload,
+        };
+        let bytes = encode(&job, || format!("job {id}"))?;
+        let path = self.path;
+        self.mark_dirty();
+        for key in &job.dedupe_keys {
+            self.dedupe
+                .insert(key.as_str(), id.as_u128())
+                .map_err(backend(path, "write dedupe keys"))?;
+        }
+        self.order_jobs
+            .insert(
+                (job.store.as_str(), job.order_id.as_str(), id.as_u128()),
+                (),
+            )
+            .map_err(backend(path, "write order index"))?;
+        self.place(&job, slot(&job))?;
+        self.count(now, &job, Outcome::Entered);
+        self.jobs
+            .insert(id.as_u128(), bytes.as_slice())
+            .map_err(backend(path, "write job"))?;
+        Ok(EnqueueOutcome::Inserted(id))
+    }
+
+    pub(super) fn claim(
+        &mut self,
+        lane: &str,
+        now: Timestamp,
+        max: usize,
+        lease: SignedDuration,
+    ) -> Result<Vec<Job>> {
+        let what = || format!("claim on lane {lane:?}");
+        if lease.is_negative() {
+            return Err(invalid(what(), format!("the lease {lease:#} is negative")));
+        }
+        let lease_until = now.checked_add(lease).map_err(|error| {
+            invalid(what(), format!("the lease {lease:#} is too long: {error}"))
+        })?;
+        if max == 0 || self.channel(lane)?.paused.is_some() {
+            return Ok(Vec::new());
+        }
+        let now_ms = timestamp_ms(now);
+        let window = max.saturating_mul(4).max(CLAIM_SCAN_MIN);
+        let mut candidates = Vec::new();
+        let mut stale = Vec::new();
+        {
+            let range = self
+                .due
+                .range((lane, 0u64, 0u128)..=(lane, now_ms, u128::MAX))
+                .map_err(backend(self.path, "scan due index"))?;
+            for entry in range.take(window) {
+                let (key, value) = entry.map_err(backend(self.path, "scan due index"))?;
+                let (_, due_ms, id) = key.value();
+                let (priority, expires_ms) = value.value();
+                if expires_ms <= now_ms {
+                    stale.push(JobId::from_u128(id));
+                } else {
+                    candidates.push((priority, due_ms, id));
+                }
+            }
+        }
+        candidates.sort_unstable();
+        candidates.truncate(max);
+        let mut chosen = Vec::with_capacity(candidates.len());
+        for (_, _, id) in candidates {
+            chosen.push(self.load_pending(JobId::from_u128(id))?);
+        }
+        let mut expired = Vec::with_capacity(stale.len());
+        for id in stale {
+            expired.push(self.load_pending(id)?);
+        }
+
+        for mut job in expired {
+            let before = slot(&job);
+            let reason = match job.expires_at {
+                Some(at) => format!("expired at {at} before it could be delivered"),
+                None => "expired before it could be delivered".to_owned(),
+            };
+            finish(&mut job, JobState::Expired, now, Some(reason));
+            self.transition(before, &job)?;
+        }
+        let mut claimed = Vec::with_capacity(chosen.len());
+        for mut job in chosen {
+            let before = slot(&job);
+            job.state = JobState::Running;
+            job.attempt = job.attempt.saturating_add(1);
+            job.claims = job.claims.saturating_add(1);
+            job.lease_until = Some(lease_until);
+            self.transition(before, &job)?;
+            claimed.push(job);
+        }
+        Ok(claimed)
+    }
+
+    fn load_pending(&self, id: JobId) -> Result<Job> {
+        let job = self.load_indexed(id, "due")?;
+        if job.state != JobState::Pending {
+            return Err(Error::Corrupt {
+                path: self.path.to_path_buf(),
+                what: format!("due index entry of job {id}"),
+                message: format!("the job is {}, not pending", job.state),
+            });
+        }
+        Ok(job)
+    }
+
+    /// The job behind a claim, if it is running under that very claim.
+    fn running_job(&self, claim: Claim) -> Result<Job> {
+        let job = self
+            .load(claim.id)?
+            .ok_or(Error::NotFound { id: claim.id })?;
+        if job.state != JobState::Running {
+            return Err(Error::NotRunning {
+                id: job.id,
+                lane: job.lane,
+                state: job.state,
+            });
+        }
+        if job.claims != claim.claim {
+            return Err(Error::StaleClaim {
+                id: job.id,
+                lane: job.lane,
+                presented: claim.claim,
+                current: job.claims,
+            });
+        }
+        Ok(job)
+    }
+
+    pub(super) fn extend_lease(&mut self, claim: Claim, until: Timestamp) -> Result<Job> {
+        let mut job = self.running_job(claim)?;
+        let before = slot(&job);
+        job.lease_until = Some(until);
+        self.transition(before, &job)?;
+        Ok(job)
+    }
+
+    pub(super) fn complete(&mut self, claim: Claim, completion: Completion) -> Result<Job> {
+        let mut job = self.running_job(claim)?;
+        if let Completion::Sent { pacing_day, .. } = &completion {
+            check_name(
+                &|| format!("completion of job {}", job.id),
+                "pacing day",
+                pacing_day,
+                64,
+            )?;
+        }
+        let now = self.now;
+        let before = slot(&job);
+        match completion {
+            Completion::Sent {
+                receipt,
+                at,
+                pacing_day,
+            } => {
+                job.log_attempt(at, "sent".to_owned());
+                job.receipt = Some(receipt);
+                finish(&mut job, JobState::Sent, at, None);
+                self.record_send(&job.lane, at, pacing_day)?;
+            }
+            Completion::Retry {
+                at,
+                error,
+                spend_attempt,
+            } => {
+                job.log_attempt(now, error.clone());
+                if !spend_attempt {
+                    job.attempt = job.attempt.saturating_sub(1);
+                }
+                if spend_attempt && job.attempt >= job.max_attempts {
+                    let reason = format!("gave up after {} attempts: {error}", job.attempt);
+                    finish(&mut job, JobState::Dead, now, Some(reason));
+                } else if job.expires_at.is_some_and(|expires| expires <= at) {
+                    let reason = format!("the retry would come after its expiry: {error}");
+                    finish(&mut job, JobState::Expired, now, Some(reason));
+                } else {
+                    job.state = JobState::Pending;
+                    job.due_at = at;
+                    job.lease_until = None;
+                }
+                job.last_error = Some(error);
+            }
+            Completion::Dead { reason } => {
+                job.log_attempt(now, reason.clone());
+                job.last_error = Some(reason.clone());
+                finish(&mut job, JobState::Dead, now, Some(reason));
+            }
+            Completion::Cancelled { reason } => {
+                job.log_attempt(now, format!("cancelled: {reason}"));
+                finish(&mut job, JobState::Cancelled, now, Some(reason));
+            }
+            Completion::Expired => {
+                job.log_attempt(now, "expired".to_owned());
+                finish(
+                    &mut job,
+                    JobState::Expired,
+                    now,
+                    Some("expired during delivery".to_owned()),
+                );
+            }
+            Completion::Skipped { reason } => {
+                job.log_attempt(now, format!("skipped: {reason}"));
+                finish(&mut job, JobState::Skipped, now, Some(reason));
+            }
+        }
+        self.transition(before, &job)?;
+        Ok(job)
+    }
+
+    pub(super) fn cancel(
+        &mut self,
+        ids: &[JobId],
+        reason: &str,
+    ) -> Result<Vec<(JobId, CancelOutcome)>> {
+        let mut outcomes = Vec::with_capacity(ids.len());
+        for &id in ids {
+            outcomes.push((id, self.cancel_one(id, reason)?));
+        }
+        Ok(outcomes)
+    }
+
+    fn cancel_one(&mut self, id: JobId, reason: &str) -> Result<CancelOutcome> {
+        let Some(mut job) = self.load(id)? else {
+            return Ok(CancelOutcome::NotFound);
+        };
+        if job.state != JobState::Pending {
+            return Ok(CancelOutcome::NotPending(job.state));
+        }
+        let before = slot(&job);
+        finish(
+            &mut job,
+            JobState::Cancelled,
+            self.now,
+            Some(reason.to_owned()),
+        );
+        self.transition(before, &job)?;
+        Ok(CancelOutcome::Cancelled)
+    }
+
+    pub(super) fn requeue(&mut self, ids: &[JobId]) -> Result<Vec<(JobId, RequeueOutcome)>> {
+        let mut outcomes = Vec::with_capacity(ids.len());
+        for &id in ids {
+            let outcome = match self.load(id)? {
+                None => RequeueOutcome::NotFound,
+                Some(job) if !requeueable(job.state) => RequeueOutcome::NotRequeueable(job.state),
+                Some(job) => {
+                    self.requeue_job(job)?;
+                    RequeueOutcome::Requeued
+                }
+            };
+            outcomes.push((id, outcome));
+        }
+        Ok(outcomes)
+    }
+
+    fn requeue_job(&mut self, mut job: Job) -> Result<()> {
+        let before = slot(&job);
+        let was = job.state;
+        job.state = JobState::Pending;
+        job.due_at = self.now;
+        job.attempt = 0;
+        job.expires_at = None;
+        job.finished_at = None;
+        job.outcome_reason = None;
+        job.lease_until = None;
+        job.log_attempt(self.now, format!("requeued by an operator (was {was})"));
+        self.transition(before, &job)
+    }
+
+    pub(super) fn requeue_dead(&mut self, filter: &JobFilter) -> Result<Vec<JobId>> {
+        let states: &[JobState] = match filter.state {
+            None => &[JobState::Dead, JobState::Expired],
+            Some(JobState::Dead) => &[JobState::Dead],
+            Some(JobState::Expired) => &[JobState::Expired],
+            Some(other) => {
+                return Err(invalid(
+                    "requeue of dead jobs",
+                    format!("the state filter is {other}; only dead or expired jobs are requeued"),
+                ));
+            }
+        };
+        let codes: Vec<u8> = states.iter().map(|state| state.code()).collect();
+        let limit = filter.limit.unwrap_or(REQUEUE_DEFAULT_LIMIT);
+        let mut found = Vec::new();
+        {
+            let path = self.path;
+            let mut consider = |id: u128, code: u8| -> Result<bool> {
+                if codes.contains(&code) {
+                    let job = self.load_indexed(JobId::from_u128(id), "finished")?;
+                    let matches = JobFilter {
+                        state: None,
+                        ..filter.clone()
+                    }
+                    .matches(&job);
+                    if matches {
+                        found.push(job);
+                    }
+                }
+                Ok(found.len() < limit)
+            };
+            if let Some(lane) = filter.lane.as_deref() {
+                let range = self
+                    .finished_by_lane
+                    .range((lane, 0u64, 0u128)..=(lane, u64::MAX, u128::MAX))
+                    .map_err(backend(path, "scan finished index"))?;
+                for entry in range {
+                    let (key, code) = entry.map_err(backend(path, "scan finished index"))?;
+                    if limit == 0 || !consider(key.value().2, code.value())? {
+                        break;
+                    }
+                }
+            } else {
+                let range = self
+                    .finished
+                    .iter()
+                    .map_err(backend(path, "scan finished index"))?;
+                for entry in range {
+                    let (key, code) = entry.map_err(backend(path, "scan finished index"))?;
+                    if limit == 0 || !consider(key.value().1, code.value())? {
+                        break;
+                    }
+                }
+            }
+        }
+        let requeued = found.iter().map(|job| job.id).collect();
+        for job in found {
+            self.requeue_job(job)?;
+        }
+        Ok(requeued)
+    }
+
+    pub(super) fn purge(&mut self, filter: &PurgeFilter) -> Result<usize> {
+        if let Some(state) = filter.states.iter().find(|state| !state.is_terminal()) {
+            return Err(invalid(
+                "purge filter",
+                format!("{state} jobs are not finished and cannot be purged"),
+            ));
+        }
+        if filter.limit == 0 {
+            return Ok(0);
+        }
+        let codes: Vec<u8> = if filter.states.is_empty() {
+            JobState::TERMINAL
+                .iter()
+                .map(|state| state.code())
+                .collect()
+        } else {
+            filter.states.iter().map(|state| state.code()).collect()
+        };
+        let before_ms = timestamp_ms(filter.finished_before);
+        let mut victims = Vec::new();
+        {
+            let range = self
+                .finished
+                .range((0u64, 0u128)..(before_ms, 0u128))
+                .map_err(backend(self.path, "scan finished index"))?;
+            for entry in range {
+                let (key, code) = entry.map_err(backend(self.path, "scan finished index"))?;
+                if codes.contains(&code.value()) {
+                    victims.push(JobId::from_u128(key.value().1));
+                    if victims.len() >= filter.limit {
+                        break;
+                    }
+                }
+            }
+        }
+        let mut jobs = Vec::with_capacity(victims.len());
+        for id in victims {
+            jobs.push(self.load_indexed(id, "finished")?);
+        }
+        let deleted = jobs.len();
+        for job in jobs {
+            self.delete_job(&job)?;
+        }
+        Ok(deleted)
+    }
+
+    fn delete_job(&mut self, job: &Job) -> Result<()> {
+        let path = self.path;
+        let id = job.id.as_u128();
+        self.unplace(job, slot(job))?;
+        self.jobs.remove(id).map_err(backend(path, "delete job"))?;
+        self.order_jobs
+            .remove((job.store.as_str(), job.order_id.as_str(), id))
+            .map_err(backend(path, "delete order index entry"))?;
+        for key in &job.dedupe_keys {
+            if self
+                .dedupe_holder(key)?
+                .is_some_and(|holder| holder == job.id)
+            {
+                self.dedupe
+                    .remove(key.as_str())
+                    .map_err(backend(path, "delete dedupe key"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Running jobs whose lease ended at or before `lease_before_ms` go back to
+    /// pending (due `now`), or to dead-letter if that was their last attempt.
+    pub(super) fn recover(&mut self, lease_before_ms: u64, now: Timestamp) -> Result<usize> {
+        let mut ids = Vec::new();
+        {
+            let range = self
+                .running
+                .range((0u64, 0u128)..=(lease_before_ms, u128::MAX))
+                .map_err(backend(self.path, "scan running index"))?;
+            for entry in range {
+                let (key, _) = entry.map_err(backend(self.path, "scan running index"))?;
+                ids.push(JobId::from_u128(key.value().1));
+            }
+        }
+        let mut jobs = Vec::with_capacity(ids.len());
+        for id in ids {
+            jobs.push(self.load_indexed(id, "running")?);
+        }
+        let recovered = jobs.len();
+        for mut job in jobs {
+            let before = slot(&job);
+            let note = "the lease expired: the delivery crashed or timed out".to_owned();
+            job.log_attempt(now, note.clone());
+            job.last_error = Some(note);
+            if job.attempt >= job.max_attempts {
+                let reason = format!(
+                    "the delivery crashed or timed out on its last attempt ({} of {})",
+                    job.attempt, job.max_attempts
+                );
+                finish(&mut job, JobState::Dead, now, Some(reason));
+            } else {
+                job.state = JobState::Pending;
+                job.due_at = now;
+                job.lease_until = None;
+            }
+            self.transition(before, &job)?;
+        }
+        Ok(recovered)
+    }
+
+    // ----- poll state -----
+
+    pub(super) fn commit_poll(&mut self, commit: PollCommit) -> Result<PollOutcome> {
+        let PollCommit {
+            store,
+            cursor,
+            order_records,
+            forget_orders,
+            jobs,
+            cancel,
+            status,
+        } = commit;
+        let what = || format!("poll commit of store {store:?}");
+        check_name(&what, "store", &store, MAX_NAME_LEN)?;
+        for job in &jobs {
+            validate_new_job(job)?;
+            if job.store != store {
+                return Err(invalid(
+                    what(),
+                    format!(
+                        "it contains a job for order {:?} of another store, {:?}",
+                        job.order_id, job.store
+                    ),
+                ));
+            }
+        }
+        for order_id in order_records.iter().map(|(id, _)| id).chain(&forget_orders) {
+            check_name(&what, "an order id", order_id, MAX_NAME_LEN)?;
+        }
+        let status_bytes = encode(&status, || format!("status of store {store:?}"))?;
+
+        let path = self.path;
+        self.mark_dirty();
+        if let Some(cursor) = &cursor {
+            self.cursors
+                .insert(store.as_str(), cursor.as_str())
+                .map_err(backend(path, "write cursor"))?;
+        }
+        for (order_id, record) in &order_records {
+            self.order_records
+                .insert((store.as_str(), order_id.as_str()), record.as_slice())
+                .map_err(backend(path, "write order record"))?;
+        }
+        for order_id in &forget_orders {
+            self.order_records
+                .remove((store.as_str(), order_id.as_str()))
+                .map_err(backend(path, "delete order record"))?;
+        }
+        let mut outcome = PollOutcome {
+            jobs: Vec::with_capacity(jobs.len()),
+            cancelled: Vec::with_capacity(cancel.len()),
+        };
+        for job in jobs {
+            outcome.jobs.push(self.insert_job(job)?);
+        }
+        for (id, reason) in &cancel {
+            outcome.cancelled.push((*id, self.cancel_one(*id, reason)?));
+        }
+        self.store_status
+            .insert(store.as_str(), status_bytes.as_slice())
+            .map_err(backend(path, "write store status"))?;
+        Ok(outcome)
+    }
+
+    // ----- statuses -----
+
+    fn store_status(&self, store: &str) -> Result<Option<StoreStatus>> {
+        let guard = self
+            .store_status
+            .get(store)
+            .map_err(backend(self.path, "read store status"))?;
+        guard
+            .map(|bytes| {
+                decode(bytes.value(), self.path, || {
+                    format!("status of store {store:?}")
+                })
+            })
+            .transpose()
+    }
+
+    pub(super) fn put_store_status(&mut self, store: &str, status: &StoreStatus) -> Result<()> {
+        check_name(&|| "store status".to_owned(), "store", store, MAX_NAME_LEN)?;
+        let bytes = encode(status, || format!("status of store {store:?}"))?;
+        self.mark_dirty();
+        self.store_status
+            .insert(store, bytes.as_slice())
+            .map_err(backend(self.path, "write store status"))?;
+        Ok(())
+    }
+
+    pub(super) fn update_store_status(
+        &mut self,
+        store: &str,
+        update: &mut (dyn FnMut(&mut StoreStatus) + Send),
+    ) -> Result<StoreStatus> {
+        let mut status = self.store_status(store)?.unwrap_or_default();
+        update(&mut status);
+        self.put_store_status(store, &status)?;
+        Ok(status)
+    }
+
+    /// The lane's channel status as this batch sees it. Statuses are cached for
+    /// the batch and written once by `flush`: every delivery updates one.
+    pub(super) fn channel(&mut self, lane: &str) -> Result<ChannelStatus> {
+        if let Some((status, _)) = self.channels.get(lane) {
+            return Ok(status.clone());
+        }
+        let status: ChannelStatus = {
+            let guard = self
+                .channel_status
+                .get(lane)
+                .map_err(backend(self.path, "read channel status"))?;
+            guard
+                .map(|bytes| {
+                    decode(bytes.value(), self.path, || {
+                        format!("status of channel {lane:?}")
+                    })
+                })
+                .transpose()?
+                .unwrap_or_default()
+        };
+        self.channels
+            .insert(lane.to_owned(), (status.clone(), false));
+        Ok(status)
+    }
+
+    fn put_channel(&mut self, lane: &str, status: ChannelStatus) -> Result<()> {
+        check_name(&|| "channel status".to_owned(), "lane", lane, MAX_NAME_LEN)?;
+        self.mark_dirty();
+        self.channels.insert(lane.to_owned(), (status, true));
+        Ok(())
+    }
+
+    pub(super) fn update_channel(
+        &mut self,
+        lane: &str,
+        update: &mut (dyn FnMut(&mut ChannelStatus) + Send),
+    ) -> Result<ChannelStatus> {
+        let mut status = self.channel(lane)?;
+        let was_paused = status.paused.is_some();
+        update(&mut status);
+        self.put_channel(lane, status.clone())?;
+        if was_paused && status.paused.is_none() {
+            self.woken.insert(lane.to_owned());
+        }
+        Ok(status)
+    }
+
+    pub(super) fn pause_channel(&mut self, lane: &str, reason: String) -> Result<ChannelStatus> {
+        let at = self.now;
+        self.update_channel(lane, &mut |status| {
+            if status.paused.is_none() {
+                status.paused = Some(Pause {
+                    reason: reason.clone(),
+                    at,
+                });
+            }
+        })
+    }
+
+    fn record_send(&mut self, lane: &str, at: Timestamp, pacing_day: String) -> Result<()> {
+        let mut status = self.channel(lane)?;
+        if status.pacing_day.as_deref() == Some(pacing_day.as_str()) {
+            status.sent_today = status.sent_today.saturating_add(1);
+        } else {
+            status.pacing_day = Some(pacing_day);
+            status.sent_today = 1;
+        }
+        status.last_sent_at = Some(status.last_sent_at.map_or(at, |last| last.max(at)));
+        status.warmup_started_at.get_or_insert(at);
+        self.put_channel(lane, status)
+    }
+}
+
+fn requeueable(state: JobState) -> bool {
+    matches!(
+        state,
+        JobState::Dead | JobState::Expired | JobState::Cancelled | JobState::Skipped
+    )
+}

@@ -1,0 +1,653 @@
+//! Backend-neutral types of the queue engine and state store.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+pub use super::id::{JobId, ParseJobIdError};
+
+/// How many attempt records a job keeps (the oldest are dropped first).
+pub const ATTEMPT_LOG_LEN: usize = 10;
+
+/// A job to put on the queue.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NewJob {
+    /// The lane: the channel id whose dispatcher delivers it.
+    pub lane: String,
+    /// The store the order belongs to.
+    pub store: String,
+    /// The platform's order id.
+    pub order_id: String,
+    /// The notification kind (`order-shipped`, …).
+    pub kind: String,
+    /// Lower values are claimed first among due jobs (0 is the most urgent), as in
+    /// Oban and River.
+    pub priority: u8,
+    /// Not claimed before this instant.
+    pub due_at: Timestamp,
+    /// After this instant the job is stale: a claim moves it to `Expired` instead.
+    pub expires_at: Option<Timestamp>,
+    /// Attempts (claims that spent one) before the job goes to dead-letter. At least 1.
+    pub max_attempts: u32,
+    /// If any of these keys is already held by a job, the enqueue is a no-op that
+    /// returns that job's id. A job holds its keys until it is pruned.
+    pub dedupe_keys: Vec<String>,
+    /// What the sender needs (rendering context, recipient…); opaque to the queue.
+    pub payload: serde_json::Value,
+}
+
+/// Where a job is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    /// Waiting for its due time (new, scheduled or retrying).
+    Pending,
+    /// Claimed by a dispatcher, under a lease.
+    Running,
+    /// Delivered (the provider accepted it).
+    Sent,
+    /// Failed for good: attempts exhausted or a permanent error (dead-letter).
+    Dead,
+    /// Withdrawn (the order moved on, or an operator cancelled it).
+    Cancelled,
+    /// Became stale before it could be delivered.
+    Expired,
+    /// Deliberately not sent (no usable recipient, opted out, …).
+    Skipped,
+}
+
+impl JobState {
+    /// Every state, in lifecycle order.
+    pub const ALL: [JobState; 7] = [
+        JobState::Pending,
+        JobState::Running,
+        JobState::Sent,
+        JobState::Dead,
+        JobState::Cancelled,
+        JobState::Expired,
+        JobState::Skipped,
+    ];
+
+    /// The terminal states.
+    pub const TERMINAL: [JobState; 5] = [
+        JobState::Sent,
+        JobState::Dead,
+        JobState::Cancelled,
+        JobState::Expired,
+        JobState::Skipped,
+    ];
+
+    /// True for the states a job never leaves on its own.
+    pub const fn is_terminal(self) -> bool {
+        !matches!(self, JobState::Pending | JobState::Running)
+    }
+
+    /// The lowercase name used in the CLI, JSON and logs.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            JobState::Pending => "pending",
+            JobState::Running => "running",
+            JobState::Sent => "sent",
+            JobState::Dead => "dead",
+            JobState::Cancelled => "cancelled",
+            JobState::Expired => "expired",
+            JobState::Skipped => "skipped",
+        }
+    }
+
+    pub(crate) const fn code(self) -> u8 {
+        match self {
+            JobState::Pending => 0,
+            JobState::Running => 1,
+            JobState::Sent => 2,
+            JobState::Dead => 3,
+            JobState::Cancelled => 4,
+            JobState::Expired => 5,
+            JobState::Skipped => 6,
+        }
+    }
+
+    pub(crate) fn from_code(code: u8) -> Option<Self> {
+        Self::ALL.into_iter().find(|state| state.code() == code)
+    }
+}
+
+impl fmt::Display for JobState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a string is not a job state.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{0:?} is not a job state (expected pending, running, sent, dead/failed, cancelled, expired or skipped)"
+)]
+pub struct ParseJobStateError(pub String);
+
+impl FromStr for JobState {
+    type Err = ParseJobStateError;
+
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        let lower = input.to_ascii_lowercase();
+        match lower.as_str() {
+            "failed" => return Ok(JobState::Dead),
+            "canceled" => return Ok(JobState::Cancelled),
+            _ => {}
+        }
+        Self::ALL
+            .into_iter()
+            .find(|state| state.as_str() == lower)
+            .ok_or_else(|| ParseJobStateError(input.to_owned()))
+    }
+}
+
+/// One claim of a job and how it ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    /// When the attempt ended (or was recovered).
+    pub at: Timestamp,
+    /// The attempt number it counted as.
+    pub attempt: u32,
+    /// "sent", or the error text.
+    pub outcome: String,
+}
+
+/// Proof of delivery returned by the provider.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    /// The provider's id for the message (WhatsApp `wamid…`, Twilio `SM…`).
+    #[serde(default)]
+    pub provider_message_id: Option<String>,
+    /// The normalised recipient the message went to.
+    #[serde(default)]
+    pub recipient_id: Option<String>,
+}
+
+/// A job as stored. New fields must carry `#[serde(default)]`: the stored form is
+/// this struct as JSON, so adding a field is not a migration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    /// Time-ordered id.
+    pub id: JobId,
+    /// Channel id of the dispatcher that delivers it.
+    pub lane: String,
+    /// Store the order belongs to.
+    pub store: String,
+    /// Platform order id.
+    pub order_id: String,
+    /// Notification kind.
+    pub kind: String,
+    /// Lower is claimed first.
+    pub priority: u8,
+    /// Current state.
+    pub state: JobState,
+    /// When it was enqueued.
+    pub created_at: Timestamp,
+    /// When it may next be claimed (meaningful while pending).
+    pub due_at: Timestamp,
+    /// When it becomes stale.
+    #[serde(default)]
+    pub expires_at: Option<Timestamp>,
+    /// Attempts spent so far (incremented at claim).
+    pub attempt: u32,
+    /// Attempts allowed before dead-letter.
+    pub max_attempts: u32,
+    /// Times the job was claimed; never goes back, unlike `attempt`. Fences late
+    /// completions from a lease that expired.
+    #[serde(default)]
+    pub claims: u32,
+    /// While running: when the claim's lease runs out.
+    #[serde(default)]
+    pub lease_until: Option<Timestamp>,
+    /// The most recent error.
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// The last [`ATTEMPT_LOG_LEN`] attempts.
+    #[serde(default)]
+    pub attempts_log: Vec<AttemptRecord>,
+    /// When it reached a terminal state.
+    #[serde(default)]
+    pub finished_at: Option<Timestamp>,
+    /// Why it ended the way it did (dead-letter reason, cancel reason…).
+    #[serde(default)]
+    pub outcome_reason: Option<String>,
+    /// Delivery proof, once sent.
+    #[serde(default)]
+    pub receipt: Option<Receipt>,
+    /// The keys that made it unique (held until the job is pruned).
+    #[serde(default)]
+    pub dedupe_keys: Vec<String>,
+    /// Opaque data for the sender.
+    #[serde(default)]
+    pub payload: serde_json::Value,
+}
+
+impl Job {
+    /// The handle a dispatcher presents to complete this claim.
+    pub fn claim(&self) -> Claim {
+        Claim {
+            id: self.id,
+            claim: self.claims,
+        }
+    }
+
+    pub(crate) fn log_attempt(&mut self, at: Timestamp, outcome: String) {
+        if self.attempts_log.len() >= ATTEMPT_LOG_LEN {
+            let excess = self.attempts_log.len() + 1 - ATTEMPT_LOG_LEN;
+            self.attempts_log.drain(..excess);
+        }
+        self.attempts_log.push(AttemptRecord {
+            at,
+            attempt: self.attempt,
+            outcome,
+        });
+    }
+}
+
+/// Identifies one claim of a job: completions and lease extensions must present
+/// the claim they hold, so a dispatcher whose lease expired (and whose job was
+/// recovered and claimed again) cannot complete someone else's claim.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Claim {
+    /// The job.
+    pub id: JobId,
+    /// Its claim number ([`Job::claims`] when it was claimed).
+    pub claim: u32,
+}
+
+/// How a running job ended.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "lowercase")]
+pub enum Completion {
+    /// Delivered. Also counts the send in the lane's pacing counters.
+    Sent {
+        /// The provider's proof.
+        receipt: Receipt,
+        /// When the provider accepted it.
+        at: Timestamp,
+        /// The lane's local pacing day (e.g. `2025-03-14`); the daily counter
+        /// restarts when it changes.
+        pacing_day: String,
+    },
+    /// Try again at `at`. If `spend_attempt` is true and the job has used all its
+    /// attempts it goes to dead-letter instead; if `at` is past its expiry it expires.
+    Retry {
+        /// When to try again.
+        at: Timestamp,
+        /// What went wrong.
+        error: String,
+        /// False for provider back-pressure (429 + Retry-After): the attempt
+        /// counter is restored, so waiting does not eat attempts.
+        spend_attempt: bool,
+    },
+    /// Failed for good (permanent error).
+    Dead {
+        /// Why.
+        reason: String,
+    },
+    /// Withdrawn during delivery (pre-send re-validation found the order moved on).
+    Cancelled {
+        /// Why.
+        reason: String,
+    },
+    /// Found stale during delivery.
+    Expired,
+    /// Deliberately not sent.
+    Skipped {
+        /// Why (no usable phone, opted out…).
+        reason: String,
+    },
+}
+
+/// Result of enqueuing one job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", content = "id", rename_all = "lowercase")]
+pub enum EnqueueOutcome {
+    /// A new job was created.
+    Inserted(JobId),
+    /// A dedupe key was already held by this job; nothing was written.
+    Duplicate(JobId),
+}
+
+impl EnqueueOutcome {
+    /// The new or existing job's id.
+    pub fn id(self) -> JobId {
+        match self {
+            EnqueueOutcome::Inserted(id) | EnqueueOutcome::Duplicate(id) => id,
+        }
+    }
+
+    /// True if a new job was created.
+    pub fn is_inserted(self) -> bool {
+        matches!(self, EnqueueOutcome::Inserted(_))
+    }
+}
+
+/// Result of cancelling one job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", content = "state", rename_all = "kebab-case")]
+pub enum CancelOutcome {
+    /// It was pending and is now cancelled.
+    Cancelled,
+    /// It was not pending (running or finished) and was left alone.
+    NotPending(JobState),
+    /// No such job.
+    NotFound,
+}
+
+/// Result of requeuing one job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", content = "state", rename_all = "kebab-case")]
+pub enum RequeueOutcome {
+    /// It is pending again, due now, with its attempts reset.
+    Requeued,
+    /// Its state cannot be requeued (pending, running or sent) and it was left alone.
+    NotRequeueable(JobState),
+    /// No such job.
+    NotFound,
+}
+
+/// Which jobs to list. Empty fields match everything.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobFilter {
+    /// Only this store.
+    pub store: Option<String>,
+    /// Only this lane.
+    pub lane: Option<String>,
+    /// Only this state.
+    pub state: Option<JobState>,
+    /// Only this order (fast with `store` set).
+    pub order_id: Option<String>,
+    /// Only this notification kind.
+    pub kind: Option<String>,
+    /// At most this many jobs (`None`: all).
+    pub limit: Option<usize>,
+}
+
+impl JobFilter {
+    /// True if `job` passes every field of the filter (the limit aside).
+    pub fn matches(&self, job: &Job) -> bool {
+        fn field(wanted: &Option<String>, actual: &str) -> bool {
+            wanted.as_deref().is_none_or(|wanted| wanted == actual)
+        }
+        field(&self.store, &job.store)
+            && field(&self.lane, &job.lane)
+            && field(&self.order_id, &job.order_id)
+            && field(&self.kind, &job.kind)
+            && self.state.is_none_or(|state| state == job.state)
+    }
+}
+
+/// Which finished jobs to delete.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurgeFilter {
+    /// Only jobs that finished before this instant.
+    pub finished_before: Timestamp,
+    /// Only these terminal states (empty: all terminal states).
+    pub states: Vec<JobState>,
+    /// At most this many jobs in this call (one transaction).
+    pub limit: usize,
+}
+
+/// Queue depth of one lane, kept as transactional counters (no scan).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LaneStats {
+    /// Jobs waiting (due or scheduled).
+    pub pending: u64,
+    /// Jobs claimed and not yet completed.
+    pub running: u64,
+    /// Earliest due time among pending jobs.
+    pub oldest_due: Option<Timestamp>,
+}
+
+/// A finished job, as the recent-activity index holds it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FinishedJob {
+    /// The job.
+    pub id: JobId,
+    /// Its terminal state.
+    pub state: JobState,
+    /// When it finished.
+    pub finished_at: Timestamp,
+}
+
+/// Everything one store poll produced, committed atomically by
+/// [`StateStore::commit_poll`](super::StateStore::commit_poll).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PollCommit {
+    /// The store polled.
+    pub store: String,
+    /// The connector's new cursor; `None` keeps the stored one.
+    pub cursor: Option<String>,
+    /// New order records (opaque blobs owned by detect/decide), by order id.
+    pub order_records: Vec<(String, Vec<u8>)>,
+    /// Order records to delete (orders the store no longer needs to follow).
+    pub forget_orders: Vec<String>,
+    /// Jobs to enqueue (deduplicated like [`StateStore::enqueue`](super::StateStore::enqueue)).
+    /// Each must belong to `store`.
+    pub jobs: Vec<NewJob>,
+    /// Jobs to cancel with a reason; only pending ones are touched.
+    pub cancel: Vec<(JobId, String)>,
+    /// The store's status after this poll (replaces the stored one).
+    pub status: StoreStatus,
+}
+
+/// What a poll commit did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PollOutcome {
+    /// One outcome per job of the commit, in order.
+    pub jobs: Vec<EnqueueOutcome>,
+    /// One outcome per cancellation of the commit, in order.
+    pub cancelled: Vec<(JobId, CancelOutcome)>,
+}
+
+/// Why something is paused.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pause {
+    /// Human-readable reason ("WhatsApp token rejected (401)").
+    pub reason: String,
+    /// Since when.
+    pub at: Timestamp,
+}
+
+/// Classes of connector/sender errors, as the plugin contract defines them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ErrorClass {
+    /// Transient; retried.
+    Retryable,
+    /// Will not succeed on retry.
+    Permanent,
+    /// Bad credentials or settings; needs an operator.
+    Misconfigured,
+    /// The plugin broke the sandbox rules (trap, timeout, memory).
+    Sandbox,
+}
+
+/// The last error seen for a store.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastError {
+    /// When.
+    pub at: Timestamp,
+    /// Its class.
+    pub class: ErrorClass,
+    /// What happened (never containing secrets).
+    pub message: String,
+}
+
+/// Health and counters of one store, read by `arauto check` and reports.
+/// Stored as versioned JSON; new fields need `#[serde(default)]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct StoreStatus {
+    /// When arauto first saw this store in its config.
+    pub added_at: Option<Timestamp>,
+    /// Orders older than this are history: recorded at the first sync, not notified.
+    pub first_sync_cutoff: Option<Timestamp>,
+    /// Start of the latest poll.
+    pub last_poll_started_at: Option<Timestamp>,
+    /// End of the latest successful poll.
+    pub last_poll_ok_at: Option<Timestamp>,
+    /// The latest error, if the last poll failed.
+    pub last_error: Option<LastError>,
+    /// Set while the store is paused (misconfigured).
+    pub paused: Option<Pause>,
+    /// Distinct orders seen.
+    pub orders_seen: u64,
+    /// Events that could not become notifications (e.g. no usable phone).
+    pub invalid_events: u64,
+    /// Platform statuses without a notification mapping, with how often they occurred.
+    pub unmapped_statuses: BTreeMap<String, u64>,
+    /// Order events detected.
+    pub events_total: u64,
+}
+
+/// Pacing and health of one channel (lane). Stored as versioned JSON.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ChannelStatus {
+    /// Set while the channel is paused; claims return nothing meanwhile.
+    pub paused: Option<Pause>,
+    /// The latest successful send.
+    pub last_sent_at: Option<Timestamp>,
+    /// The local pacing day `sent_today` counts for.
+    pub pacing_day: Option<String>,
+    /// Messages sent on `pacing_day`.
+    pub sent_today: u64,
+    /// First send ever (start of the warm-up ramp).
+    pub warmup_started_at: Option<Timestamp>,
+}
+
+/// What a daily counter counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// A job was enqueued.
+    Entered,
+    /// A job was delivered.
+    Sent,
+    /// A job went to dead-letter (failed).
+    Dead,
+    /// A job was cancelled.
+    Cancelled,
+    /// A job expired.
+    Expired,
+    /// A job was skipped.
+    Skipped,
+}
+
+impl Outcome {
+    /// Every outcome.
+    pub const ALL: [Outcome; 6] = [
+        Outcome::Entered,
+        Outcome::Sent,
+        Outcome::Dead,
+        Outcome::Cancelled,
+        Outcome::Expired,
+        Outcome::Skipped,
+    ];
+
+    /// The lowercase name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Entered => "entered",
+            Outcome::Sent => "sent",
+            Outcome::Dead => "dead",
+            Outcome::Cancelled => "cancelled",
+            Outcome::Expired => "expired",
+            Outcome::Skipped => "skipped",
+        }
+    }
+
+    pub(crate) fn parse(text: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|outcome| outcome.as_str() == text)
+    }
+
+    /// The outcome a terminal state counts as.
+    pub const fn of_terminal(state: JobState) -> Option<Self> {
+        match state {
+            JobState::Sent => Some(Outcome::Sent),
+            JobState::Dead => Some(Outcome::Dead),
+            JobState::Cancelled => Some(Outcome::Cancelled),
+            JobState::Expired => Some(Outcome::Expired),
+            JobState::Skipped => Some(Outcome::Skipped),
+            JobState::Pending | JobState::Running => None,
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which daily counters to read. Days are local dates `YYYY-MM-DD`, inclusive.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CounterQuery {
+    /// First day.
+    pub from_day: String,
+    /// Last day.
+    pub to_day: String,
+    /// Only this store.
+    pub store: Option<String>,
+    /// Only this lane.
+    pub lane: Option<String>,
+    /// Only this notification kind.
+    pub kind: Option<String>,
+}
+
+/// One daily counter.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CounterRow {
+    /// Local day `YYYY-MM-DD`.
+    pub day: String,
+    /// Store.
+    pub store: String,
+    /// Lane (channel id).
+    pub lane: String,
+    /// Notification kind.
+    pub kind: String,
+    /// What was counted.
+    pub outcome: Outcome,
+    /// How many.
+    pub count: u64,
+}
+
+/// Write-path statistics of a store handle (since it was opened).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreStats {
+    /// Durable commits made.
+    pub commits: u64,
+    /// Write requests applied (several per commit under load: group commit).
+    pub write_ops: u64,
+    /// Commits that failed (every request of the batch got the error).
+    pub failed_commits: u64,
+    /// The largest number of requests in one commit.
+    pub largest_batch: u64,
+    /// Time spent applying requests inside transactions, in microseconds.
+    pub apply_micros: u64,
+    /// Time spent committing (writing and syncing), in microseconds.
+    pub commit_micros: u64,
+}
+
+/// Result of a full consistency check.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyReport {
+    /// Jobs stored.
+    pub jobs: u64,
+    /// Of which pending.
+    pub pending: u64,
+    /// Of which running.
+    pub running: u64,
+    /// Of which finished.
+    pub finished: u64,
+    /// Inconsistencies found (empty when healthy).
+    pub problems: Vec<String>,
+}
