@@ -3,7 +3,9 @@ use serde::{Deserialize, Serialize};
 
 /// An amount of money in cents (centavos). Platforms report money as decimal
 /// strings or numbers; connectors convert to cents so arithmetic is exact.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct Money(pub i64);
 

@@ -15,11 +15,12 @@ fn main() -> Result<()> {
     };
     let module = std::fs::read(input).with_context(|| format!("reading {input}"))?;
     let mut encoder = wit_component::ComponentEncoder::default();
-    encoder
-        .validate(true)
-        .module(&module)
-        .with_context(|| format!("{input} is not a core module with wit-bindgen type information"))?;
-    let component = encoder.encode().with_context(|| format!("encoding {input} as a component"))?;
+    encoder.validate(true).module(&module).with_context(|| {
+        format!("{input} is not a core module with wit-bindgen type information")
+    })?;
+    let component = encoder
+        .encode()
+        .with_context(|| format!("encoding {input} as a component"))?;
     wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())
         .validate_all(&component)
         .with_context(|| format!("validating the component built from {input}"))?;
