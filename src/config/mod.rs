@@ -115,13 +115,28 @@ pub fn load_with_env(
     };
     let config = schema::read(&mut reader, root, path.clone());
     match config {
-        Some(config) if reader.errors.is_empty() => Ok(config),
-        _ => Err(ConfigErrors {
-            path,
-            errors: reader.errors,
-            warnings: reader.warnings,
-        }),
+        Some(mut config) if reader.errors.is_empty() => {
+            sort_by_origin(&mut config.warnings);
+            Ok(config)
+        }
+        _ => {
+            sort_by_origin(&mut reader.errors);
+            sort_by_origin(&mut reader.warnings);
+            Err(ConfigErrors {
+                path,
+                errors: reader.errors,
+                warnings: reader.warnings,
+            })
+        }
     }
+}
+
+/// In file order, then the environment's (a stable sort keeps each group's order).
+fn sort_by_origin(diagnostics: &mut [ConfigError]) {
+    diagnostics.sort_by_key(|d| match &d.origin {
+        Origin::File { position, .. } => (0, position.unwrap_or((0, 0))),
+        Origin::Env { .. } => (1, (0, 0)),
+    });
 }
 
 /// The configuration file that [`load`] reads for `path` (absolute).
