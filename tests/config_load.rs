@@ -8,6 +8,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use arauto::config::{self, Config, Recognition, Setting};
+use arauto::daemon::{BuildOptions, Purpose};
 use arauto::model::NotificationKind;
 use jiff::SignedDuration;
 
@@ -54,6 +55,14 @@ fn shipped_example_loads_and_documents_every_key() {
         Err(e) => panic!("config/arauto.toml must be valid:\n{e}"),
     };
     assert!(config.warnings().is_empty(), "{:?}", config.warnings());
+    // …and builds through the startup path `arauto validate` uses.
+    let options = BuildOptions {
+        purpose: Purpose::Validate,
+        dry_run: false,
+    };
+    if let Err(error) = arauto::daemon::build(config.clone(), &options) {
+        panic!("config/arauto.toml must build: {error}");
+    }
     let store = &config.stores["loja1"];
     assert_eq!(store.platform, "loja-integrada");
     assert_eq!(store.channels, ["whatsapp"]);

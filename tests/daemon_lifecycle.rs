@@ -341,3 +341,36 @@ fn status_without_a_daemon_exits_3() {
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("arauto is not running"));
 }
+
+#[test]
+fn reload_moves_the_control_socket_and_applies_the_log_level() {
+    let mut d = Daemon::start("", ONE_STORE);
+    d.await_notice("READY=1");
+    let old_socket = d.socket.clone();
+    let new_socket = d.dir.path().join("run2/arauto.sock");
+    let section = daemon::daemon_section(d.dir.path(), "log_level = \"debug\"").replace(
+        &format!("control_socket = {:?}", old_socket.display().to_string()),
+        &format!("control_socket = {:?}", new_socket.display().to_string()),
+    );
+    std::fs::write(&d.config_path, format!("{section}{ONE_STORE}")).expect("write");
+    d.signal(Signal::SIGHUP);
+    d.await_notice("RELOADING=1");
+    let ready = d.await_notice("READY=1");
+    assert!(!ready.contains("reload failed"), "{ready}");
+    d.stderr.wait_for(&format!(
+        "control socket listening socket={}",
+        new_socket.display()
+    ));
+    // The old service stopped after the switch, logged at the new (debug) level.
+    d.stderr.wait_for("DEBUG");
+    assert!(!old_socket.exists(), "old control socket left behind");
+    d.socket = new_socket;
+    let status = status_json(&d);
+    assert_eq!(status["last_reload"]["ok"], true);
+    assert!(
+        status["last_reload"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("(re)started control")
+    );
+}

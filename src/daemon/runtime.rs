@@ -258,6 +258,7 @@ impl Runtime {
             "arauto {} ready: {status}",
             info.version
         );
+        log_components(&state);
         self.notifier.ready(&status);
 
         let outcome = loop {
@@ -321,6 +322,7 @@ impl Runtime {
         let outcome = match self.try_reload(handle, services, options).await {
             Ok(message) => {
                 tracing::info!("reload applied: {message}");
+                log_components(&handle.load());
                 ReloadOutcome {
                     at: Timestamp::now(),
                     ok: true,
@@ -399,12 +401,12 @@ impl Runtime {
             .map_err(|(service, error)| format!("cannot start service {service}: {error}"))?;
         let restarted = prepared.starting();
         handle.replace(state.clone());
-        services.commit(prepared, stop_timeout(&state)).await;
         if let Some(log) = &self.log
             && let Err(error) = log.set_level(&log_level)
         {
             tracing::warn!("log level not changed: {error}");
         }
+        services.commit(prepared, stop_timeout(&state)).await;
         let mut message = status_line(&state);
         if !restarted.is_empty() {
             message.push_str(&format!("; (re)started {}", restarted.join(", ")));
@@ -457,6 +459,27 @@ fn create_private_dir(path: &Path) -> Result<(), RunError> {
 
 fn plural(n: usize, word: &str) -> String {
     format!("{n} {word}{}", if n == 1 { "" } else { "s" })
+}
+
+/// One entry per store and channel, so `journalctl ARAUTO_STORE=…` shows
+/// when and how each was (re)configured.
+fn log_components(state: &State) {
+    use crate::logging::fields;
+    for s in state.config.stores.values() {
+        tracing::info!(
+            { fields::STORE } = %s.id,
+            { fields::PLUGIN } = %s.platform,
+            enabled = s.enabled,
+            "store {}: {}, every {}, channels: {}",
+            s.id,
+            s.platform,
+            config::format_duration(s.poll_interval),
+            if s.channels.is_empty() { "none".to_owned() } else { s.channels.join(", ") }
+        );
+    }
+    for c in state.config.channels.values() {
+        tracing::info!({ fields::CHANNEL } = %c.id, { fields::PLUGIN } = %c.plugin, "channel {}: {}", c.id, c.plugin);
+    }
 }
 
 /// One line about what runs, for `STATUS=` and logs.

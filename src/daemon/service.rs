@@ -322,3 +322,195 @@ fn panic_message(panic: &(dyn Any + Send)) -> String {
         .unwrap_or_else(|| "unknown panic payload".to_owned());
     format!("panicked: {detail}")
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Mutex, PoisonError};
+
+    use super::*;
+    use crate::daemon::state::{BuildOptions, Purpose, build};
+
+    /// What the test services did, in order.
+    type Journal = Arc<Mutex<Vec<String>>>;
+
+    struct Probe {
+        name: String,
+        spec: u32,
+        fail_prepare: bool,
+        journal: Journal,
+    }
+
+    #[async_trait::async_trait]
+    impl Service for Probe {
+        fn name(&self) -> &str {
+            &self.name
+        }
+        fn spec(&self) -> ServiceSpec {
+            ServiceSpec::new(self.spec)
+        }
+        async fn prepare(
+            self: Box<Self>,
+            ctx: ServiceContext,
+        ) -> Result<ServiceTask, ServiceError> {
+            let entry = format!("prepare {}#{}", self.name, self.spec);
+            self.journal
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(entry);
+            if self.fail_prepare {
+                return Err(format!("{} cannot start", self.name).into());
+            }
+            let journal = self.journal.clone();
+            Ok(Box::pin(async move {
+                ctx.shutdown.cancelled().await;
+                let entry = format!("stop {}#{}", self.name, self.spec);
+                journal
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(entry);
+                Ok(())
+            }))
+        }
+    }
+
+    fn probes(journal: &Journal, specs: &[(&str, u32, bool)]) -> Vec<Box<dyn Service>> {
+        specs
+            .iter()
+            .map(|(name, spec, fail)| {
+                Box::new(Probe {
+                    name: (*name).to_owned(),
+                    spec: *spec,
+                    fail_prepare: *fail,
+                    journal: journal.clone(),
+                }) as Box<dyn Service>
+            })
+            .collect()
+    }
+
+    fn take(journal: &Journal) -> Vec<String> {
+        std::mem::take(&mut *journal.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn service_set() -> (ServiceSet, mpsc::UnboundedReceiver<ServiceExit>) {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("arauto.toml");
+        std::fs::write(&path, "").unwrap_or_else(|e| panic!("{e}"));
+        let config =
+            crate::config::load_with_env(Some(&path), Vec::new()).unwrap_or_else(|e| panic!("{e}"));
+        let options = BuildOptions {
+            purpose: Purpose::Run,
+            dry_run: false,
+        };
+        let state = Arc::new(build(config, &options).unwrap_or_else(|e| panic!("{e}")));
+        let (tx, rx) = mpsc::unbounded_channel();
+        let info = Arc::new(RuntimeInfo::new("/dev/null".into()));
+        (
+            ServiceSet::new(StateHandle::new(state), info, Heartbeats::default(), tx),
+            rx,
+        )
+    }
+
+    const WAIT: Duration = Duration::from_secs(5);
+
+    #[tokio::test]
+    async fn reload_keeps_unchanged_replaces_changed_and_removes_missing_services() {
+        let journal = Journal::default();
+        let (mut set, _exits) = service_set();
+        let prepared = set
+            .prepare(probes(
+                &journal,
+                &[("a", 1, false), ("b", 1, false), ("c", 1, false)],
+            ))
+            .await;
+        let Ok(prepared) = prepared else {
+            panic!("prepare failed")
+        };
+        set.commit(prepared, WAIT).await;
+        assert_eq!(
+            take(&journal),
+            ["prepare a#1", "prepare b#1", "prepare c#1"]
+        );
+
+        let prepared = set
+            .prepare(probes(
+                &journal,
+                &[("a", 1, false), ("b", 2, false), ("d", 1, false)],
+            ))
+            .await;
+        let Ok(prepared) = prepared else {
+            panic!("prepare failed")
+        };
+        assert_eq!(prepared.starting(), ["b", "d"]);
+        // Prepared before anything stops.
+        assert_eq!(take(&journal), ["prepare b#2", "prepare d#1"]);
+        set.commit(prepared, WAIT).await;
+        let mut stopped = take(&journal);
+        stopped.sort();
+        assert_eq!(stopped, ["stop b#1", "stop c#1"]);
+        assert_eq!(set.runtime.services(), ["a", "b", "d"]);
+
+        assert!(set.shutdown(WAIT).await.is_empty());
+        let mut stopped = take(&journal);
+        stopped.sort();
+        assert_eq!(stopped, ["stop a#1", "stop b#2", "stop d#1"]);
+    }
+
+    #[tokio::test]
+    async fn a_failing_prepare_rejects_the_reload_and_leaves_the_old_services_running() {
+        let journal = Journal::default();
+        let (mut set, _exits) = service_set();
+        let Ok(prepared) = set.prepare(probes(&journal, &[("a", 1, false)])).await else {
+            panic!("prepare failed")
+        };
+        set.commit(prepared, WAIT).await;
+        take(&journal);
+        let result = set
+            .prepare(probes(&journal, &[("a", 2, false), ("b", 1, true)]))
+            .await;
+        match result {
+            Err((name, error)) => {
+                assert_eq!(name, "b");
+                assert_eq!(error.to_string(), "b cannot start");
+            }
+            Ok(_) => panic!("expected the prepare of b to fail"),
+        }
+        assert_eq!(take(&journal), ["prepare a#2", "prepare b#1"]);
+        assert_eq!(set.runtime.services(), ["a"]);
+        assert!(set.shutdown(WAIT).await.is_empty());
+        assert_eq!(take(&journal), ["stop a#1"]);
+    }
+
+    #[tokio::test]
+    async fn a_service_that_fails_on_its_own_is_reported() {
+        struct Crash;
+        #[async_trait::async_trait]
+        impl Service for Crash {
+            fn name(&self) -> &str {
+                "crash"
+            }
+            fn spec(&self) -> ServiceSpec {
+                ServiceSpec::new(())
+            }
+            async fn prepare(
+                self: Box<Self>,
+                _ctx: ServiceContext,
+            ) -> Result<ServiceTask, ServiceError> {
+                Ok(Box::pin(async { Err("disk on fire".into()) }))
+            }
+        }
+        let (mut set, mut exits) = service_set();
+        let Ok(prepared) = set.prepare(vec![Box::new(Crash)]).await else {
+            panic!("prepare failed")
+        };
+        set.commit(prepared, WAIT).await;
+        let exit = tokio::time::timeout(WAIT, exits.recv())
+            .await
+            .ok()
+            .flatten();
+        let Some(exit) = exit else {
+            panic!("no exit reported")
+        };
+        assert_eq!(exit.name, "crash");
+        assert_eq!(exit.result, Err("disk on fire".to_owned()));
+    }
+}

@@ -20,8 +20,13 @@ pub const PATIENCE: Duration = Duration::from_secs(30);
 
 /// The `arauto` binary under test.
 pub fn arauto() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_arauto"));
-    // Nothing ambient may leak into the child's configuration.
+    scrubbed(env!("CARGO_BIN_EXE_arauto"))
+}
+
+/// A command whose environment carries nothing that would change arauto's
+/// configuration or systemd integration.
+pub fn scrubbed(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut command = Command::new(program);
     for (name, _) in std::env::vars_os() {
         let name = name.to_string_lossy();
         if name.starts_with("ARAUTO_")
