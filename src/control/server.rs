@@ -203,7 +203,7 @@ async fn connection(
                 }
             }
             Ok(Ok(_)) => match serde_json::from_slice::<Request>(&line) {
-                Ok(request) => handle(request, &ctx),
+                Ok(request) => handle(request, &ctx).await,
                 Err(error) => Response::Error {
                     message: format!(
                         "bad request (is the arauto CLI the same version as the daemon?): {error}"
@@ -225,7 +225,10 @@ async fn connection(
     }
 }
 
-fn handle(request: Request, ctx: &ServiceContext) -> Response {
+/// Serve one request. Async because most future requests (queue operations,
+/// reports) go through the queue's writer task; shared handles come from
+/// `ctx.resource::<T>()`.
+async fn handle(request: Request, ctx: &ServiceContext) -> Response {
     match request {
         Request::Status => Response::Status(status(ctx)),
     }

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::lock::{InstanceLock, LockError};
 use super::notify::Notifier;
-use super::service::{Service, ServiceProvider, ServiceSet};
+use super::service::{Resources, Service, ServiceError, ServiceProvider, ServiceSet};
 use super::signals::{Control, SignalSource};
 use super::state::{BuildError, BuildOptions, Purpose, State, StateHandle, build};
 use super::watchdog::{self, Heartbeats};
@@ -149,6 +149,9 @@ pub enum RunError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// A startup hook failed (e.g. the database would not open).
+    #[error("startup failed: {0}")]
+    Startup(String),
     /// A service could not be prepared at startup.
     #[error("cannot start service {service}: {error}")]
     ServiceStart {
@@ -175,10 +178,35 @@ pub enum RunError {
     },
 }
 
+/// What an [`Runtime::on_start`] hook gets: the first state, and places to put
+/// shared resources and service providers.
+pub struct Startup<'a> {
+    /// The state the daemon starts with.
+    pub state: &'a Arc<State>,
+    resources: &'a mut Resources,
+    providers: &'a mut Vec<ServiceProvider>,
+}
+
+impl Startup<'_> {
+    /// Share `value` with every service ([`crate::daemon::ServiceContext::resource`]).
+    pub fn provide<T: Send + Sync + 'static>(&mut self, value: T) {
+        self.resources.insert(value);
+    }
+
+    /// Add a source of services (also called again on every reload).
+    pub fn add_service_provider(&mut self, provider: ServiceProvider) {
+        self.providers.push(provider);
+    }
+}
+
+/// A startup hook; see [`Runtime::on_start`].
+pub type StartupHook = Box<dyn FnOnce(&mut Startup<'_>) -> Result<(), ServiceError> + Send>;
+
 /// The daemon: builds the state, runs the services, reacts to signals.
 pub struct Runtime {
     options: RunOptions,
     providers: Vec<ServiceProvider>,
+    hooks: Vec<StartupHook>,
     log: Option<LogHandle>,
     notifier: Notifier,
 }
@@ -189,6 +217,7 @@ impl Runtime {
         Self {
             options,
             providers: vec![crate::control::service_provider()],
+            hooks: Vec::new(),
             log: None,
             notifier: Notifier::default(),
         }
@@ -205,6 +234,17 @@ impl Runtime {
         self.providers.push(provider);
     }
 
+    /// Run `hook` once at startup, after the state directory is locked and
+    /// before any service starts: the place to open the queue database (never
+    /// opened by `validate`) and register the services that use it. An error
+    /// aborts the start.
+    pub fn on_start(
+        &mut self,
+        hook: impl FnOnce(&mut Startup<'_>) -> Result<(), ServiceError> + Send + 'static,
+    ) {
+        self.hooks.push(Box::new(hook));
+    }
+
     fn services_for(&self, state: &Arc<State>) -> Vec<Box<dyn Service>> {
         self.providers
             .iter()
@@ -213,7 +253,7 @@ impl Runtime {
     }
 
     /// Run until SIGTERM/SIGINT (`Ok`) or a failure (`Err`, exit status 1).
-    pub async fn run(self, config: Config) -> Result<(), RunError> {
+    pub async fn run(mut self, config: Config) -> Result<(), RunError> {
         let mut signals = SignalSource::install().map_err(RunError::Signals)?;
         let options = BuildOptions {
             purpose: Purpose::Run,
@@ -224,12 +264,27 @@ impl Runtime {
         let _lock = InstanceLock::acquire(&daemon.state_dir)?;
         create_private_dir(&daemon.cache_dir)?;
 
+        let mut resources = Resources::default();
+        for hook in std::mem::take(&mut self.hooks) {
+            let mut startup = Startup {
+                state: &state,
+                resources: &mut resources,
+                providers: &mut self.providers,
+            };
+            hook(&mut startup).map_err(|e| RunError::Startup(e.to_string()))?;
+        }
+
         let info = Arc::new(RuntimeInfo::new(self.options.config_path.clone()));
         let handle = StateHandle::new(state.clone());
         let heartbeats = Heartbeats::default();
         let (exits_tx, mut exits) = mpsc::unbounded_channel();
-        let mut services =
-            ServiceSet::new(handle.clone(), info.clone(), heartbeats.clone(), exits_tx);
+        let mut services = ServiceSet::new(
+            handle.clone(),
+            info.clone(),
+            resources,
+            heartbeats.clone(),
+            exits_tx,
+        );
         let prepared =
             services
                 .prepare(self.services_for(&state))
@@ -501,4 +556,97 @@ fn status_line(state: &State) -> String {
         line.push_str(" [dry run: nothing is sent]");
     }
     line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::{ServiceContext, ServiceSpec, ServiceTask};
+
+    struct Marker(&'static str);
+
+    /// Reads the startup resource, then fails on purpose so `run` returns.
+    struct Reporter;
+
+    #[async_trait::async_trait]
+    impl Service for Reporter {
+        fn name(&self) -> &str {
+            "reporter"
+        }
+        fn spec(&self) -> ServiceSpec {
+            ServiceSpec::new(())
+        }
+        async fn prepare(
+            self: Box<Self>,
+            ctx: ServiceContext,
+        ) -> Result<ServiceTask, ServiceError> {
+            let marker = ctx.resource::<Marker>().map_or("none", |m| m.0);
+            Ok(Box::pin(async move { Err(format!("saw {marker}").into()) }))
+        }
+    }
+
+    #[tokio::test]
+    async fn startup_hooks_share_resources_and_a_failing_service_stops_the_daemon() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("arauto.toml");
+        let text = format!(
+            "[daemon]\nstate_dir = {:?}\ncache_dir = {:?}\ncontrol_socket = {:?}\n",
+            dir.path().join("state").display().to_string(),
+            dir.path().join("cache").display().to_string(),
+            dir.path().join("control.sock").display().to_string(),
+        );
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+        let config =
+            config::load_with_env(Some(&path), Vec::new()).unwrap_or_else(|e| panic!("{e}"));
+
+        let mut runtime = Runtime::new(RunOptions {
+            config_path: path,
+            dry_run: false,
+        });
+        runtime.on_start(|startup| {
+            assert!(startup.state.config.stores.is_empty());
+            startup.provide(Marker("the database"));
+            startup
+                .add_service_provider(Arc::new(|_| vec![Box::new(Reporter) as Box<dyn Service>]));
+            Ok(())
+        });
+        match runtime.run(config).await {
+            Err(RunError::ServiceFailed { service, error }) => {
+                assert_eq!(service, "reporter");
+                assert_eq!(error, "saw the database");
+            }
+            other => panic!("expected the reporter to fail, got {other:?}"),
+        }
+        // Stopped cleanly: lock released, control socket removed.
+        assert!(InstanceLock::acquire(&dir.path().join("state")).is_ok());
+        assert!(!dir.path().join("control.sock").exists());
+    }
+
+    #[tokio::test]
+    async fn a_failing_startup_hook_aborts_the_start() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("arauto.toml");
+        let text = format!(
+            "[daemon]\nstate_dir = {:?}\ncache_dir = {:?}\ncontrol_socket = {:?}\n",
+            dir.path().join("state").display().to_string(),
+            dir.path().join("cache").display().to_string(),
+            dir.path().join("control.sock").display().to_string(),
+        );
+        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+        let config =
+            config::load_with_env(Some(&path), Vec::new()).unwrap_or_else(|e| panic!("{e}"));
+        let mut runtime = Runtime::new(RunOptions {
+            config_path: path,
+            dry_run: false,
+        });
+        runtime.on_start(|_| Err("queue database is newer than this arauto".into()));
+        match runtime.run(config).await {
+            Err(RunError::Startup(message)) => assert!(message.contains("newer"), "{message}"),
+            other => panic!("expected a startup error, got {other:?}"),
+        }
+        assert!(
+            !dir.path().join("control.sock").exists(),
+            "no service may start after a failed hook"
+        );
+    }
 }

@@ -112,6 +112,8 @@ pub struct ServiceContext {
     pub state: StateHandle,
     /// Process-wide facts for status reporting.
     pub runtime: Arc<RuntimeInfo>,
+    /// Shared handles opened at startup (the queue database…).
+    pub resources: Resources,
     heartbeats: Heartbeats,
 }
 
@@ -122,6 +124,41 @@ impl ServiceContext {
     /// Dropping the heartbeat unregisters it.
     pub fn heartbeat(&self, max_silence: Duration) -> Heartbeat {
         self.heartbeats.register(&self.name, max_silence)
+    }
+
+    /// The shared resource of type `T`, if a startup hook provided one.
+    pub fn resource<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        self.resources.get::<T>()
+    }
+}
+
+/// Handles opened once per daemon run by [`crate::daemon::Runtime::on_start`]
+/// hooks (after the state directory is locked) and shared with every service,
+/// one value per type.
+#[derive(Clone, Default)]
+pub struct Resources(Arc<BTreeMap<TypeKey, Arc<dyn Any + Send + Sync>>>);
+
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct TypeKey(std::any::TypeId);
+
+impl Resources {
+    /// The value of type `T`.
+    pub fn get<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        self.0
+            .get(&TypeKey(std::any::TypeId::of::<T>()))
+            .cloned()?
+            .downcast::<T>()
+            .ok()
+    }
+
+    pub(crate) fn insert<T: Send + Sync + 'static>(&mut self, value: T) {
+        Arc::make_mut(&mut self.0).insert(TypeKey(std::any::TypeId::of::<T>()), Arc::new(value));
+    }
+}
+
+impl fmt::Debug for Resources {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Resources({} values)", self.0.len())
     }
 }
 
@@ -158,6 +195,7 @@ pub(crate) struct ServiceSet {
     exits: mpsc::UnboundedSender<ServiceExit>,
     state: StateHandle,
     runtime: Arc<RuntimeInfo>,
+    resources: Resources,
     heartbeats: Heartbeats,
 }
 
@@ -165,6 +203,7 @@ impl ServiceSet {
     pub(crate) fn new(
         state: StateHandle,
         runtime: Arc<RuntimeInfo>,
+        resources: Resources,
         heartbeats: Heartbeats,
         exits: mpsc::UnboundedSender<ServiceExit>,
     ) -> Self {
@@ -175,6 +214,7 @@ impl ServiceSet {
             exits,
             state,
             runtime,
+            resources,
             heartbeats,
         }
     }
@@ -207,6 +247,7 @@ impl ServiceSet {
                 shutdown: token.clone(),
                 state: self.state.clone(),
                 runtime: self.runtime.clone(),
+                resources: self.resources.clone(),
                 heartbeats: self.heartbeats.clone(),
             };
             match service.prepare(ctx).await {
@@ -405,7 +446,13 @@ mod tests {
         let (tx, rx) = mpsc::unbounded_channel();
         let info = Arc::new(RuntimeInfo::new("/dev/null".into()));
         (
-            ServiceSet::new(StateHandle::new(state), info, Heartbeats::default(), tx),
+            ServiceSet::new(
+                StateHandle::new(state),
+                info,
+                Resources::default(),
+                Heartbeats::default(),
+                tx,
+            ),
             rx,
         )
     }
