@@ -101,7 +101,8 @@ pub struct Daemon {
     notify: UnixDatagram,
     /// Every notify datagram received so far.
     pub notices: Vec<String>,
-    child: Child,
+    child: Option<Child>,
+    pid: u32,
 }
 
 /// The `[daemon]` section pointing everything into `dir`.
@@ -171,7 +172,8 @@ impl Daemon {
             stderr,
             notify,
             notices: Vec::new(),
-            child,
+            pid: child.id(),
+            child: Some(child),
         }
     }
 
@@ -212,7 +214,7 @@ impl Daemon {
 
     /// The daemon's pid.
     pub fn pid(&self) -> i32 {
-        i32::try_from(self.child.id()).expect("pid fits")
+        i32::try_from(self.pid).expect("pid fits")
     }
 
     /// Send `signal` to the daemon.
@@ -235,29 +237,34 @@ impl Daemon {
         )
     }
 
-    /// Wait for the process to exit.
+    /// Wait for the process to exit (at most `limit`).
     pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
+        let mut child = self
+            .child
+            .take()
+            .expect("the daemon was already waited for");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait());
+        });
+        match rx.recv_timeout(limit) {
+            Ok(status) => status.expect("wait for the daemon"),
+            Err(_) => {
+                self.signal(nix::sys::signal::Signal::SIGKILL);
+                panic!(
+                    "daemon still running after {limit:?}; log:\n{}",
+                    self.stderr.all()
+                );
             }
-            assert!(
-                Instant::now() < deadline,
-                "daemon still running after {limit:?}; log:\n{}",
-                self.stderr.all()
-            );
-            // Polling a child's exit has no event to await without a SIGCHLD handler.
-            std::thread::sleep(Duration::from_millis(20));
         }
     }
 }
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 }
