@@ -1,5 +1,5 @@
 //! The `arauto` binary: everything lives in the library; see [`arauto::cli`].
 
 fn main() -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
+    arauto::cli::main()
 }

@@ -1,1 +1,228 @@
-//! The `arauto` command line (clap): `run`, `validate`, `check`, `report`, `queue`, `plugins`, `status`.
+//! The `arauto` command line (clap): `run`, `validate`, `status`.
+//!
+//! Exit statuses: 0 success, 1 failure, 2 usage error (clap), 3 the daemon is
+//! not running (`status`). A daemon stopped by a second SIGTERM/SIGINT exits
+//! with 143/130.
+
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config;
+use crate::control::{Client, ClientError, Request, Response};
+use crate::daemon::{BuildOptions, Purpose, RunOptions, Runtime, build};
+use crate::logging::{self, LogFormat};
+
+/// Exit statuses of the `arauto` command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Exit {
+    /// Success.
+    Ok = 0,
+    /// Something failed (the message says what).
+    Failure = 1,
+    /// Bad command line (clap's own status).
+    Usage = 2,
+    /// `status`: no daemon is running.
+    NotRunning = 3,
+}
+
+impl From<Exit> for ExitCode {
+    fn from(exit: Exit) -> Self {
+        ExitCode::from(exit as u8)
+    }
+}
+
+/// arauto: order notifications for Brazilian online shops, as a systemd daemon.
+#[derive(Debug, Parser)]
+#[command(name = "arauto", version, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon (systemd: Type=notify; SIGHUP reloads, SIGTERM stops).
+    Run(RunArgs),
+    /// Check the configuration exactly as `run` would start it, without opening the database.
+    Validate(ValidateArgs),
+    /// Show what the running daemon is doing (through its control socket).
+    Status(StatusArgs),
+}
+
+/// `--config`.
+#[derive(Debug, Args)]
+pub struct ConfigArg {
+    /// Configuration file [default: /etc/arauto/arauto.toml].
+    #[arg(short, long, env = config::ENV_CONFIG_FILE, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+}
+
+/// `arauto run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub config: ConfigArg,
+    /// Log destination: journald when stderr is the journal (auto), text, json or journald.
+    #[arg(long, value_enum, default_value_t = LogFormat::Auto)]
+    pub log_format: LogFormat,
+    /// Do everything except sending: log what would be sent.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `arauto validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub config: ConfigArg,
+}
+
+/// `arauto status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub config: ConfigArg,
+    /// Control socket [default: daemon.control_socket from the configuration].
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Print the status as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Entry point of the `arauto` binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let exit = match cli.command {
+        Command::Run(args) => run(args),
+        Command::Validate(args) => validate(args),
+        Command::Status(args) => status(args),
+    };
+    exit.into()
+}
+
+fn run(args: RunArgs) -> Exit {
+    let config = match config::load(args.config.config.as_deref()) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!("arauto: {errors}");
+            return Exit::Failure;
+        }
+    };
+    let log = match logging::init(args.log_format, &config.daemon.log_level) {
+        Ok(log) => log,
+        Err(error) => {
+            eprintln!("arauto: {error}");
+            return Exit::Failure;
+        }
+    };
+    for warning in config.warnings() {
+        tracing::warn!(key = %warning.key, "{warning}");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("arauto")
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!("cannot start the async runtime: {error}");
+            return Exit::Failure;
+        }
+    };
+    let options = RunOptions {
+        config_path: config.source_path().to_path_buf(),
+        dry_run: args.dry_run,
+    };
+    let daemon = Runtime::new(options).with_log_handle(log);
+    let result = runtime.block_on(daemon.run(config));
+    // Tasks still running were given their deadline already; do not wait again.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    match result {
+        Ok(()) => Exit::Ok,
+        Err(error) => {
+            tracing::error!("{error}");
+            Exit::Failure
+        }
+    }
+}
+
+fn validate(args: ValidateArgs) -> Exit {
+    // Components that log while building (plugins…) should be heard.
+    if let Err(error) = logging::init(LogFormat::Text, "warn") {
+        eprintln!("arauto: {error}");
+    }
+    let config = match config::load(args.config.config.as_deref()) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return Exit::Failure;
+        }
+    };
+    let path = config.source_path().to_path_buf();
+    for warning in config.warnings() {
+        eprintln!("{warning}");
+    }
+    match build(
+        config,
+        &BuildOptions {
+            purpose: Purpose::Validate,
+            dry_run: false,
+        },
+    ) {
+        Ok(state) => {
+            print!("{}", output::validate_summary(&state));
+            Exit::Ok
+        }
+        Err(error) => {
+            eprintln!("invalid configuration {}: {error}", path.display());
+            Exit::Failure
+        }
+    }
+}
+
+fn status(args: StatusArgs) -> Exit {
+    let socket = args
+        .socket
+        .unwrap_or_else(|| config::control_socket_path(args.config.config.as_deref()));
+    let answer = Client::connect(&socket).and_then(|mut client| client.request(&Request::Status));
+    match answer {
+        Ok(Response::Status(report)) => {
+            if args.json {
+                match serde_json::to_string_pretty(&report) {
+                    Ok(json) => println!("{json}"),
+                    Err(error) => {
+                        eprintln!("arauto: cannot encode the status: {error}");
+                        return Exit::Failure;
+                    }
+                }
+            } else {
+                print!("{}", output::status_text(&report));
+            }
+            Exit::Ok
+        }
+        Ok(Response::Error { message }) => {
+            eprintln!("arauto: the daemon refused the request: {message}");
+            Exit::Failure
+        }
+        Err(error @ ClientError::NotRunning { .. }) => {
+            eprintln!("{error}");
+            Exit::NotRunning
+        }
+        Err(error) => {
+            eprintln!("arauto: {error}");
+            Exit::Failure
+        }
+    }
+}

@@ -1,1 +1,186 @@
 //! Configuration: TOML file plus `ARAUTO_` environment overrides (figment), secrets, validation.
+//!
+//! * The file comes from `--config PATH`, else `$ARAUTO_CONFIG`, else
+//!   [`DEFAULT_CONFIG_PATH`]. It is parsed with the `toml` crate first, so syntax
+//!   errors carry line and column, then layered with figment.
+//! * `ARAUTO_<SECTION>__<KEY>…` variables override the file, `__` separating
+//!   levels: `ARAUTO_DAEMON__LOG_LEVEL=debug`, `ARAUTO_STORES__LOJA1__POLL_INTERVAL=1m`.
+//! * Every problem of a file is reported at once ([`ConfigErrors`]), each naming
+//!   the file and line (or the variable), the full key path and the bad value.
+//! * In `settings` tables, `<key>_file` and `<key>_env` load secrets; secret
+//!   values are [`Secret`]s that never print.
+//!
+//! `config/arauto.toml` documents every key.
+
+mod error;
+mod reader;
+mod schema;
+mod secret;
+mod source;
+mod types;
+mod values;
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use figment::{Figment, Provider};
+
+pub use error::{ConfigError, ConfigErrors, Origin, Severity};
+pub use schema::{
+    DEFAULT_CACHE_DIR, DEFAULT_CONFIG_PATH, DEFAULT_CONTROL_SOCKET, DEFAULT_STATE_DIR,
+    DEFAULT_TIMEZONE, default_plugin_dir,
+};
+pub use secret::{REDACTED, Secret, Setting, Settings, looks_secret};
+pub use source::{ENV_CONFIG_FILE, ENV_PREFIX, ENV_SEPARATOR};
+pub use types::{
+    ByteSize, ChannelConfig, ChannelTemplate, ChecklistConfig, Config, DaemonConfig,
+    NotificationConfig, PluginDefaults, QuietHours, QuietHoursPolicy, Recognition, SandboxConfig,
+    StoreConfig, TemplateMapping, TemplateText, Warmup,
+};
+pub use values::{format_duration, parse_duration};
+
+use self::reader::Reader;
+use self::source::{EnvLayer, FileLayer, Origins};
+
+/// Load and validate the configuration, with overrides from the process environment.
+///
+/// `path` is `--config`; `None` falls back to `$ARAUTO_CONFIG`, then
+/// [`DEFAULT_CONFIG_PATH`].
+pub fn load(path: Option<&Path>) -> Result<Config, ConfigErrors> {
+    load_with_env(path, std::env::vars_os())
+}
+
+/// [`load`] with an explicit environment instead of the process's (for tests,
+/// and anything that must not depend on ambient variables).
+pub fn load_with_env(
+    path: Option<&Path>,
+    env: impl IntoIterator<Item = (OsString, OsString)>,
+) -> Result<Config, ConfigErrors> {
+    let env: HashMap<OsString, OsString> = env.into_iter().collect();
+    let path = resolve_path(path, &env);
+    let text = match std::fs::read(&path) {
+        Ok(bytes) => String::from_utf8(bytes)
+            .map_err(|_| ConfigErrors::file_level(&path, "file is not valid UTF-8".to_owned()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(ConfigErrors::file_level(
+                &path,
+                format!(
+                    "configuration file not found; give its path with --config or \
+                     ${ENV_CONFIG_FILE} (a commented example ships as arauto.toml.example)"
+                ),
+            ));
+        }
+        Err(e) => {
+            return Err(ConfigErrors::file_level(
+                &path,
+                format!("cannot read configuration file: {e}"),
+            ));
+        }
+    };
+    let file = FileLayer::parse(&path, text).map_err(|errors| ConfigErrors {
+        path: path.clone(),
+        errors,
+        warnings: Vec::new(),
+    })?;
+    let (env_layer, env_errors) =
+        EnvLayer::from_vars(env.iter().map(|(k, v)| (k.clone(), v.clone())));
+
+    let figment = Figment::new().merge(&file).merge(&env_layer);
+    let root = match figment.data() {
+        Ok(mut profiles) => profiles
+            .remove(&figment::Profile::Default)
+            .unwrap_or_default(),
+        Err(e) => {
+            return Err(ConfigErrors::file_level(
+                &path,
+                format!("cannot merge configuration: {e}"),
+            ));
+        }
+    };
+
+    let config_dir = path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("/"));
+    let mut reader = Reader {
+        origins: Origins {
+            file: &file,
+            env: &env_layer,
+        },
+        errors: env_errors,
+        warnings: Vec::new(),
+        config_dir,
+        env: &env,
+    };
+    let config = schema::read(&mut reader, root, path.clone());
+    match config {
+        Some(mut config) if reader.errors.is_empty() => {
+            sort_by_origin(&mut config.warnings);
+            Ok(config)
+        }
+        _ => {
+            sort_by_origin(&mut reader.errors);
+            sort_by_origin(&mut reader.warnings);
+            Err(ConfigErrors {
+                path,
+                errors: reader.errors,
+                warnings: reader.warnings,
+            })
+        }
+    }
+}
+
+/// In file order, then the environment's (a stable sort keeps each group's order).
+fn sort_by_origin(diagnostics: &mut [ConfigError]) {
+    diagnostics.sort_by_key(|d| match &d.origin {
+        Origin::File { position, .. } => (0, position.unwrap_or((0, 0))),
+        Origin::Env { .. } => (1, (0, 0)),
+    });
+}
+
+/// The configuration file that [`load`] reads for `path` (absolute).
+pub fn resolve_config_path(path: Option<&Path>) -> PathBuf {
+    let env: HashMap<OsString, OsString> = std::env::vars_os().collect();
+    resolve_path(path, &env)
+}
+
+fn resolve_path(path: Option<&Path>, env: &HashMap<OsString, OsString>) -> PathBuf {
+    let path = match path {
+        Some(path) => path.to_path_buf(),
+        None => env
+            .get(std::ffi::OsStr::new(ENV_CONFIG_FILE))
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH)),
+    };
+    std::path::absolute(&path).unwrap_or(path)
+}
+
+/// The control socket path, read leniently: `arauto status` must find a running
+/// daemon even when the file on disk has since been broken by an edit.
+///
+/// Precedence as in [`load`]: `$ARAUTO_DAEMON__CONTROL_SOCKET`, then
+/// `daemon.control_socket` in the file (if it parses), then the default.
+pub fn control_socket_path(path: Option<&Path>) -> PathBuf {
+    let env_var = format!("{ENV_PREFIX}DAEMON{ENV_SEPARATOR}CONTROL_SOCKET");
+    if let Some(socket) = std::env::var_os(env_var).filter(|v| !v.is_empty()) {
+        return PathBuf::from(socket);
+    }
+    let path = resolve_config_path(path);
+    let from_file = std::fs::read_to_string(&path)
+        .ok()
+        .and_then(|text| text.parse::<toml::Table>().ok())
+        .and_then(|table| {
+            table
+                .get("daemon")?
+                .get("control_socket")?
+                .as_str()
+                .map(PathBuf::from)
+        })
+        .map(|socket| match path.parent() {
+            Some(dir) if socket.is_relative() => dir.join(socket),
+            _ => socket,
+        });
+    from_file.unwrap_or_else(|| PathBuf::from(DEFAULT_CONTROL_SOCKET))
+}

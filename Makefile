@@ -1,0 +1,118 @@
+# arauto — build, test, install.
+#
+#   make                  release daemon + first-party plugins
+#   make test             THE test command (installs the wasm toolchain if missing)
+#   make lint             rustfmt + clippy, daemon and plugin workspaces
+#   make install          DESTDIR/PREFIX aware (PREFIX=/usr/local by default)
+#   make check-systemd    systemd-analyze verify + security score of the unit
+#
+# Build and install with the same PREFIX: the release binary remembers where
+# its plugins are installed ($(PLUGINDIR)) as the default daemon.plugin_dir.
+
+PREFIX     ?= /usr/local
+DESTDIR    ?=
+BINDIR     ?= $(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib
+DATADIR    ?= $(PREFIX)/share
+SYSCONFDIR ?= /etc
+PLUGINDIR  ?= $(LIBDIR)/arauto/plugins
+# Distribution packages (PREFIX=/usr) put units in /lib/systemd/system; local
+# installs in $(PREFIX)/lib/systemd/system, which systemd also searches.
+UNITDIR    ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
+CARGO      ?= cargo
+INSTALL    ?= install
+
+# Workspaces of wasm plugins (their own toolchain/target; see scripts/build-plugins.sh).
+PLUGIN_WORKSPACES := plugins tests/plugins
+
+.PHONY: all build plugins test-plugins wasm-toolchain test test-plugin-crates lint \
+        install uninstall check-systemd
+
+all: build plugins
+
+build:
+	ARAUTO_DEFAULT_PLUGIN_DIR=$(PLUGINDIR) $(CARGO) build --release --locked --bin arauto
+
+plugins:
+	scripts/build-plugins.sh
+
+test-plugins:
+	scripts/build-plugins.sh --test-plugins
+
+wasm-toolchain:
+	scripts/install-wasm-toolchain.sh
+
+test: wasm-toolchain plugins test-plugins
+	$(CARGO) test --workspace --locked
+	$(MAKE) --no-print-directory test-plugin-crates
+
+# Plugin crates are tested natively one at a time: the SDK's world features
+# (connector, sender) are exclusive, so a workspace-wide build would unify them.
+# The SDK itself is tested once per world.
+test-plugin-crates:
+	@set -e; for ws in $(PLUGIN_WORKSPACES); do \
+	  for manifest in $$ws/*/Cargo.toml; do \
+	    [ -f "$$manifest" ] || continue; \
+	    name=$$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$$manifest" | head -n 1); \
+	    if [ "$$name" = arauto-plugin-sdk ]; then \
+	      for world in connector sender; do \
+	        echo "== $$ws: $$name ($$world)"; \
+	        (cd $$ws && $(CARGO) test --locked -p "$$name" --features "$$world"); \
+	      done; \
+	    else \
+	      echo "== $$ws: $$name"; \
+	      (cd $$ws && $(CARGO) test --locked -p "$$name"); \
+	    fi; \
+	  done; \
+	done
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	@set -e; for ws in $(PLUGIN_WORKSPACES); do \
+	  (cd $$ws && $(CARGO) fmt --all --check); \
+	  for manifest in $$ws/*/Cargo.toml; do \
+	    [ -f "$$manifest" ] || continue; \
+	    name=$$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$$manifest" | head -n 1); \
+	    if [ "$$name" = arauto-plugin-sdk ]; then features="--features sender"; else features=""; fi; \
+	    echo "== clippy $$ws: $$name"; \
+	    (cd $$ws && $(CARGO) clippy --locked -p "$$name" $$features --all-targets -- -D warnings); \
+	  done; \
+	done
+
+install:
+	@test -x target/release/arauto || { echo "make install: run 'make' first (target/release/arauto is missing)" >&2; exit 1; }
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(SYSCONFDIR)/arauto \
+		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(DATADIR)/arauto/templates $(DESTDIR)$(DATADIR)/doc/arauto
+	$(INSTALL) -m 0755 target/release/arauto $(DESTDIR)$(BINDIR)/arauto
+	@for wasm in target/plugins/*.wasm; do \
+	  [ -e "$$wasm" ] || { echo "make install: no plugins in target/plugins (run 'make')" >&2; continue; }; \
+	  echo "$(INSTALL) -m 0644 $$wasm $(DESTDIR)$(PLUGINDIR)/"; \
+	  $(INSTALL) -m 0644 "$$wasm" $(DESTDIR)$(PLUGINDIR)/; \
+	done
+	$(INSTALL) -m 0644 config/arauto.toml $(DESTDIR)$(SYSCONFDIR)/arauto/arauto.toml.example
+	sed -e 's#/usr/bin/arauto#$(BINDIR)/arauto#g' \
+	    -e 's#/etc/arauto/#$(SYSCONFDIR)/arauto/#g' \
+	    -e 's#/usr/share/doc/arauto/#$(DATADIR)/doc/arauto/#g' \
+	    systemd/arauto.service > $(DESTDIR)$(UNITDIR)/arauto.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/arauto.service
+	@if [ -d config/templates ]; then \
+	  echo "cp -R config/templates/. $(DESTDIR)$(DATADIR)/arauto/templates/"; \
+	  cp -R config/templates/. $(DESTDIR)$(DATADIR)/arauto/templates/; \
+	fi
+	$(INSTALL) -m 0644 README.md $(DESTDIR)$(DATADIR)/doc/arauto/README.md
+	@echo "installed; next: cp $(SYSCONFDIR)/arauto/arauto.toml.example $(SYSCONFDIR)/arauto/arauto.toml, edit it, then"
+	@echo "  arauto validate && systemctl daemon-reload && systemctl enable --now arauto"
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/arauto $(DESTDIR)$(UNITDIR)/arauto.service
+	rm -rf $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(DATADIR)/arauto $(DESTDIR)$(DATADIR)/doc/arauto
+	rm -f $(DESTDIR)$(SYSCONFDIR)/arauto/arauto.toml.example
+
+# The unit as installed, pointing at this tree's release binary.
+check-systemd: build
+	mkdir -p target/systemd-check
+	sed -e 's#/usr/bin/arauto#$(CURDIR)/target/release/arauto#g' systemd/arauto.service \
+		> target/systemd-check/arauto.service
+	systemd-analyze verify target/systemd-check/arauto.service
+	systemd-analyze security --offline=yes target/systemd-check/arauto.service | tail -n 1

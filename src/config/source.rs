@@ -1,0 +1,398 @@
+//! The two configuration layers — the TOML file and `ARAUTO_` environment
+//! variables — as figment providers, plus the bookkeeping that lets every
+//! diagnostic point back at a line of the file or at the variable that set it.
+//!
+//! The file is parsed with the `toml` crate itself (not figment's older toml
+//! 0.8 parser) so syntax errors carry positions and TOML 1.1 syntax works;
+//! figment then layers the environment on top.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use figment::value::{Dict, Map, Value};
+use figment::{Metadata, Profile, Provider, Source};
+use toml::de::{DeTable, DeValue};
+
+use super::error::{ConfigError, Origin, Severity};
+
+/// Variables with this prefix override the file.
+pub const ENV_PREFIX: &str = "ARAUTO_";
+/// Separates nesting levels in variable names.
+pub const ENV_SEPARATOR: &str = "__";
+/// The variable naming the configuration file (not an override).
+pub const ENV_CONFIG_FILE: &str = "ARAUTO_CONFIG";
+
+/// One step of a key path.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+/// A full key path such as `stores.loja1.channels[0]`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub(crate) struct KeyPath(Vec<Seg>);
+
+impl KeyPath {
+    pub(crate) fn root() -> Self {
+        Self(Vec::new())
+    }
+
+    pub(crate) fn key(&self, key: &str) -> Self {
+        let mut segs = self.0.clone();
+        segs.push(Seg::Key(key.to_owned()));
+        Self(segs)
+    }
+
+    pub(crate) fn index(&self, index: usize) -> Self {
+        let mut segs = self.0.clone();
+        segs.push(Seg::Index(index));
+        Self(segs)
+    }
+
+    fn parent(&self) -> Option<Self> {
+        let (_, rest) = self.0.split_last()?;
+        Some(Self(rest.to_vec()))
+    }
+
+    fn starts_with(&self, prefix: &KeyPath) -> bool {
+        self.0.starts_with(&prefix.0)
+    }
+}
+
+impl fmt::Display for KeyPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, seg) in self.0.iter().enumerate() {
+            match seg {
+                Seg::Index(index) => write!(f, "[{index}]")?,
+                Seg::Key(key) => {
+                    if i > 0 {
+                        f.write_str(".")?;
+                    }
+                    let bare = !key.is_empty()
+                        && key
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+                    if bare {
+                        f.write_str(key)?
+                    } else {
+                        write!(f, "{key:?}")?
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The parsed configuration file.
+pub(crate) struct FileLayer {
+    pub(crate) path: PathBuf,
+    text: String,
+    line_starts: Vec<usize>,
+    value_spans: HashMap<KeyPath, Range<usize>>,
+    key_spans: HashMap<KeyPath, Range<usize>>,
+    dict: Dict,
+}
+
+impl FileLayer {
+    /// Parse `text`, collecting every syntax error the parser can recover from.
+    pub(crate) fn parse(path: &Path, text: String) -> Result<Self, Vec<ConfigError>> {
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        let mut layer = Self {
+            path: path.to_path_buf(),
+            text: String::new(),
+            line_starts,
+            value_spans: HashMap::new(),
+            key_spans: HashMap::new(),
+            dict: Dict::new(),
+        };
+        let (table, errors) = DeTable::parse_recoverable(&text);
+        if !errors.is_empty() {
+            layer.text = text.clone();
+            return Err(errors.iter().map(|e| layer.syntax_error(e)).collect());
+        }
+        let dict = layer.convert_table(&KeyPath::root(), table.get_ref());
+        layer.dict = dict;
+        layer.text = text;
+        Ok(layer)
+    }
+
+    fn syntax_error(&self, error: &toml::de::Error) -> ConfigError {
+        let span = error.span();
+        let position = span.as_ref().map(|s| self.position(s.start));
+        let source_line = position.and_then(|(line, _)| self.line_text(line));
+        let mut message = format!("TOML syntax error: {}", error.message());
+        if error.message().starts_with("duplicate key") {
+            message.push_str(
+                " — this key or table is already defined earlier in the file; each store, \
+                 channel and key may be defined only once",
+            );
+        }
+        ConfigError {
+            severity: Severity::Error,
+            origin: Origin::File {
+                path: self.path.clone(),
+                position,
+            },
+            key: String::new(),
+            value: None,
+            message,
+            source_line,
+        }
+    }
+
+    fn convert_table(&mut self, path: &KeyPath, table: &DeTable<'_>) -> Dict {
+        let mut dict = Dict::new();
+        for (key, value) in table.iter() {
+            let child = path.key(key.get_ref());
+            self.key_spans.insert(child.clone(), key.span());
+            let converted = self.convert_value(&child, value);
+            dict.insert(key.get_ref().to_string(), converted);
+        }
+        dict
+    }
+
+    fn convert_value(&mut self, path: &KeyPath, value: &toml::Spanned<DeValue<'_>>) -> Value {
+        self.value_spans.insert(path.clone(), value.span());
+        match value.get_ref() {
+            DeValue::String(s) => Value::from(s.to_string()),
+            DeValue::Integer(i) => match i64::from_str_radix(i.as_str(), i.radix()) {
+                Ok(n) => Value::from(n),
+                // Out of i64 range: keep the digits so the type check can name them.
+                Err(_) => Value::from(i.to_string()),
+            },
+            DeValue::Float(f) => Value::from(f.as_str().parse::<f64>().unwrap_or(f64::NAN)),
+            DeValue::Boolean(b) => Value::from(*b),
+            DeValue::Datetime(dt) => Value::from(dt.to_string()),
+            DeValue::Array(items) => Value::from(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| self.convert_value(&path.index(i), item))
+                    .collect::<Vec<_>>(),
+            ),
+            DeValue::Table(table) => Value::from(self.convert_table(path, table)),
+        }
+    }
+
+    /// 1-based (line, column) of a byte offset.
+    fn position(&self, offset: usize) -> (usize, usize) {
+        let line = self
+            .line_starts
+            .partition_point(|&start| start <= offset)
+            .max(1);
+        let start = self.line_starts[line - 1];
+        let column = self
+            .text
+            .get(start..offset)
+            .map_or(1, |s| s.chars().count() + 1);
+        (line, column)
+    }
+
+    fn line_text(&self, line: usize) -> Option<String> {
+        self.text
+            .lines()
+            .nth(line.checked_sub(1)?)
+            .map(|l| l.trim_end().to_owned())
+    }
+
+    /// Position of the value at `path`, or of its nearest ancestor in the file.
+    fn value_position(&self, path: &KeyPath) -> Option<(usize, usize)> {
+        let mut cursor = Some(path.clone());
+        while let Some(p) = cursor {
+            if let Some(span) = self.value_spans.get(&p) {
+                return Some(self.position(span.start));
+            }
+            cursor = p.parent();
+        }
+        None
+    }
+
+    /// Position of the key at `path` (for unknown keys), falling back to its value.
+    fn key_position(&self, path: &KeyPath) -> Option<(usize, usize)> {
+        match self.key_spans.get(path) {
+            Some(span) => Some(self.position(span.start)),
+            None => self.value_position(path),
+        }
+    }
+}
+
+impl Provider for FileLayer {
+    fn metadata(&self) -> Metadata {
+        Metadata::from("TOML file", Source::File(self.path.clone()))
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        Ok(Profile::Default.collect(self.dict.clone()))
+    }
+}
+
+/// One `ARAUTO_…` override.
+struct EnvOverride {
+    path: KeyPath,
+    var: String,
+    value: String,
+}
+
+/// The `ARAUTO_` environment variables, nested by `__`.
+pub(crate) struct EnvLayer {
+    overrides: Vec<EnvOverride>,
+}
+
+impl EnvLayer {
+    /// Pick the overrides out of `vars`; malformed variables are reported, not skipped.
+    pub(crate) fn from_vars(
+        vars: impl IntoIterator<Item = (OsString, OsString)>,
+    ) -> (Self, Vec<ConfigError>) {
+        let mut overrides = Vec::new();
+        let mut errors = Vec::new();
+        for (name, value) in vars {
+            let Some(name) = name.to_str() else { continue };
+            let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            if name == ENV_CONFIG_FILE {
+                continue;
+            }
+            let problem = |message: String| ConfigError {
+                severity: Severity::Error,
+                origin: Origin::Env {
+                    var: name.to_owned(),
+                },
+                key: String::new(),
+                value: None,
+                message,
+                source_line: None,
+            };
+            let segments: Vec<&str> = rest.split(ENV_SEPARATOR).collect();
+            if segments.iter().any(|s| s.is_empty()) {
+                errors.push(problem(format!(
+                    "malformed override name: after {ENV_PREFIX}, give the key path with \
+                     {ENV_SEPARATOR} between levels, e.g. ARAUTO_STORES__LOJA1__POLL_INTERVAL"
+                )));
+                continue;
+            }
+            let Ok(value) = value.into_string() else {
+                errors.push(problem("value is not valid UTF-8".to_owned()));
+                continue;
+            };
+            let path = segments.iter().fold(KeyPath::root(), |path, seg| {
+                path.key(&seg.to_ascii_lowercase())
+            });
+            overrides.push(EnvOverride {
+                path,
+                var: name.to_owned(),
+                value,
+            });
+        }
+        overrides.sort_by(|a, b| a.var.cmp(&b.var));
+        (Self { overrides }, errors)
+    }
+
+    fn var_at_or_above(&self, path: &KeyPath) -> Option<&str> {
+        self.overrides
+            .iter()
+            .find(|o| path.starts_with(&o.path))
+            .map(|o| o.var.as_str())
+    }
+
+    fn var_below(&self, path: &KeyPath) -> Option<&str> {
+        self.overrides
+            .iter()
+            .find(|o| o.path.starts_with(path))
+            .map(|o| o.var.as_str())
+    }
+
+    /// Whether the value at `path` was set by a variable (so strings may stand for numbers…).
+    pub(crate) fn sets(&self, path: &KeyPath) -> bool {
+        self.var_at_or_above(path).is_some()
+    }
+}
+
+fn nest(dict: &mut Dict, keys: &[Seg], value: Value) {
+    let Some((Seg::Key(first), rest)) = keys.split_first() else {
+        return;
+    };
+    if rest.is_empty() {
+        dict.insert(first.clone(), value);
+        return;
+    }
+    let entry = dict
+        .entry(first.clone())
+        .or_insert_with(|| Value::from(Dict::new()));
+    if !matches!(entry, Value::Dict(..)) {
+        *entry = Value::from(Dict::new());
+    }
+    if let Value::Dict(_, inner) = entry {
+        nest(inner, rest, value);
+    }
+}
+
+impl Provider for EnvLayer {
+    fn metadata(&self) -> Metadata {
+        Metadata::from(
+            "environment variable",
+            Source::Custom("environment".to_owned()),
+        )
+        .interpolater(|_: &Profile, keys: &[&str]| {
+            let keys: Vec<String> = keys.iter().map(|k| k.to_ascii_uppercase()).collect();
+            format!("{ENV_PREFIX}{}", keys.join(ENV_SEPARATOR))
+        })
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let mut dict = Dict::new();
+        for o in &self.overrides {
+            // Kept as strings: the typed reader converts them to what the key expects.
+            nest(&mut dict, &o.path.0, Value::from(o.value.clone()));
+        }
+        Ok(Profile::Default.collect(dict))
+    }
+}
+
+/// Answers "where was this written?" for diagnostics.
+pub(crate) struct Origins<'a> {
+    pub(crate) file: &'a FileLayer,
+    pub(crate) env: &'a EnvLayer,
+}
+
+impl Origins<'_> {
+    /// Where the value at `path` came from.
+    pub(crate) fn of_value(&self, path: &KeyPath) -> Origin {
+        self.locate(path, false)
+    }
+
+    /// Where the key at `path` was written (for unknown keys).
+    pub(crate) fn of_key(&self, path: &KeyPath) -> Origin {
+        self.locate(path, true)
+    }
+
+    fn locate(&self, path: &KeyPath, key: bool) -> Origin {
+        if let Some(var) = self.env.var_at_or_above(path) {
+            return Origin::Env {
+                var: var.to_owned(),
+            };
+        }
+        let in_file = self.file.value_spans.contains_key(path);
+        if !in_file && let Some(var) = self.env.var_below(path) {
+            return Origin::Env {
+                var: var.to_owned(),
+            };
+        }
+        let position = if key {
+            self.file.key_position(path)
+        } else {
+            self.file.value_position(path)
+        };
+        Origin::File {
+            path: self.file.path.clone(),
+            position,
+        }
+    }
+}

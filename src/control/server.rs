@@ -1,0 +1,274 @@
+//! The daemon side of the control socket.
+
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::Semaphore;
+use tokio_util::task::TaskTracker;
+
+use super::protocol::{ChannelSummary, MAX_LINE, Request, Response, StatusReport, StoreSummary};
+use crate::config;
+use crate::daemon::{Service, ServiceContext, ServiceError, ServiceSpec, ServiceTask};
+
+/// Mode of the socket file: owner and group may connect.
+pub const SOCKET_MODE: u32 = 0o660;
+/// Concurrent connections served; more wait in the listen backlog.
+const MAX_CONNECTIONS: usize = 64;
+/// Once a request's first byte has arrived, the rest must follow within this.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves the control protocol on `daemon.control_socket`.
+pub struct ControlService {
+    socket: PathBuf,
+}
+
+impl ControlService {
+    /// A control service for `socket`.
+    pub fn new(socket: PathBuf) -> Self {
+        Self { socket }
+    }
+}
+
+#[async_trait::async_trait]
+impl Service for ControlService {
+    fn name(&self) -> &str {
+        "control"
+    }
+
+    fn spec(&self) -> ServiceSpec {
+        ServiceSpec::new(self.socket.clone())
+    }
+
+    async fn prepare(self: Box<Self>, ctx: ServiceContext) -> Result<ServiceTask, ServiceError> {
+        let (listener, file) = bind(&self.socket)?;
+        tracing::info!(socket = %self.socket.display(), "control socket listening");
+        Ok(Box::pin(serve(listener, file, ctx)))
+    }
+}
+
+/// A socket file this process created; removed when dropped, unless something
+/// else has since replaced it.
+struct SocketFile {
+    path: PathBuf,
+    inode: u64,
+}
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        let ours = std::fs::symlink_metadata(&self.path).is_ok_and(|m| m.ino() == self.inode);
+        if ours && let Err(error) = std::fs::remove_file(&self.path) {
+            tracing::warn!(socket = %self.path.display(), "cannot remove control socket: {error}");
+        }
+    }
+}
+
+/// Why the control socket could not be bound.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    /// A live daemon answers on the path.
+    #[error("another arauto daemon is already listening on {0}")]
+    InUse(PathBuf),
+    /// Something that is not a socket sits at the path.
+    #[error("{0} exists and is not a socket; refusing to replace it")]
+    NotASocket(PathBuf),
+    /// Any other failure.
+    #[error("cannot listen on {path}: {source}")]
+    Io {
+        /// The socket path.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+}
+
+fn bind(path: &Path) -> Result<(UnixListener, SocketFile), BindError> {
+    let io_error = |source| BindError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o750)
+            .create(parent)
+            .map_err(io_error)?;
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if !meta.file_type().is_socket() => {
+            return Err(BindError::NotASocket(path.to_path_buf()));
+        }
+        Ok(_) => match std::os::unix::net::UnixStream::connect(path) {
+            Ok(_) => return Err(BindError::InUse(path.to_path_buf())),
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                tracing::info!(socket = %path.display(), "removing stale control socket left by a previous run");
+                std::fs::remove_file(path).map_err(io_error)?;
+            }
+            Err(e) => return Err(io_error(e)),
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_error(e)),
+    }
+    let listener = std::os::unix::net::UnixListener::bind(path).map_err(io_error)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(SOCKET_MODE))
+        .map_err(io_error)?;
+    let inode = std::fs::symlink_metadata(path).map_err(io_error)?.ino();
+    let file = SocketFile {
+        path: path.to_path_buf(),
+        inode,
+    };
+    listener.set_nonblocking(true).map_err(io_error)?;
+    let listener = UnixListener::from_std(listener).map_err(io_error)?;
+    Ok((listener, file))
+}
+
+async fn serve(
+    listener: UnixListener,
+    file: SocketFile,
+    ctx: ServiceContext,
+) -> Result<(), ServiceError> {
+    let connections = TaskTracker::new();
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut failures: u32 = 0;
+    loop {
+        let permit = tokio::select! {
+            () = ctx.shutdown.cancelled() => break,
+            permit = slots.clone().acquire_owned() => permit?,
+        };
+        let accepted = tokio::select! {
+            () = ctx.shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, _)) => {
+                failures = 0;
+                connections.spawn(connection(stream, ctx.clone(), permit));
+            }
+            Err(error) => {
+                // Typically EMFILE: back off instead of spinning, and keep serving.
+                failures = failures.saturating_add(1);
+                let pause = Duration::from_millis(100)
+                    .saturating_mul(failures)
+                    .min(Duration::from_secs(5));
+                tracing::warn!("control socket accept failed: {error}; retrying in {pause:?}");
+                tokio::time::sleep(pause).await;
+            }
+        }
+    }
+    // Stop accepting (and let new clients see "not running") before draining.
+    drop(listener);
+    drop(file);
+    connections.close();
+    connections.wait().await;
+    Ok(())
+}
+
+async fn connection(
+    stream: UnixStream,
+    ctx: ServiceContext,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::new(read);
+    loop {
+        // Between requests the connection is idle: shutdown closes it. Bytes
+        // that arrived before the shutdown are a request in flight (checked first).
+        let more = tokio::select! {
+            biased;
+            buffered = reader.fill_buf() => buffered.is_ok_and(|b| !b.is_empty()),
+            () = ctx.shutdown.cancelled() => return,
+        };
+        if !more {
+            return;
+        }
+        // A request has begun: it is in-flight work and gets served, even
+        // during shutdown (within the drain deadline).
+        let mut line = Vec::new();
+        let mut limited = (&mut reader).take(MAX_LINE as u64 + 1);
+        let read = limited.read_until(b'\n', &mut line);
+        let response = match tokio::time::timeout(REQUEST_TIMEOUT, read).await {
+            Err(_) => return,
+            Ok(Err(_)) => return,
+            Ok(Ok(_)) if line.last() != Some(&b'\n') => {
+                if line.len() > MAX_LINE {
+                    Response::Error {
+                        message: format!("request longer than {MAX_LINE} bytes"),
+                    }
+                } else {
+                    return; // the client went away mid-request
+                }
+            }
+            Ok(Ok(_)) => match serde_json::from_slice::<Request>(&line) {
+                Ok(request) => handle(request, &ctx).await,
+                Err(error) => Response::Error {
+                    message: format!(
+                        "bad request (is the arauto CLI the same version as the daemon?): {error}"
+                    ),
+                },
+            },
+        };
+        let mut out = match serde_json::to_vec(&response) {
+            Ok(out) => out,
+            Err(error) => {
+                tracing::error!("cannot encode control response: {error}");
+                return;
+            }
+        };
+        out.push(b'\n');
+        if write.write_all(&out).await.is_err() || line.len() > MAX_LINE {
+            return;
+        }
+    }
+}
+
+/// Serve one request. Async because most future requests (queue operations,
+/// reports) go through the queue's writer task; shared handles come from
+/// `ctx.resource::<T>()`.
+async fn handle(request: Request, ctx: &ServiceContext) -> Response {
+    match request {
+        Request::Status => Response::Status(status(ctx)),
+    }
+}
+
+fn status(ctx: &ServiceContext) -> StatusReport {
+    let state = ctx.state.load();
+    let config = &state.config;
+    let runtime = &ctx.runtime;
+    StatusReport {
+        pid: runtime.pid,
+        version: runtime.version.to_owned(),
+        phase: runtime.phase(),
+        started_at: runtime.started_at,
+        uptime_secs: runtime.uptime().as_secs(),
+        config_path: config.source_path().to_path_buf(),
+        config_loaded_at: state.built_at,
+        dry_run: state.dry_run,
+        stores: config
+            .stores
+            .values()
+            .map(|s| StoreSummary {
+                id: s.id.clone(),
+                description: s.description.clone(),
+                platform: s.platform.clone(),
+                enabled: s.enabled,
+                poll_interval: config::format_duration(s.poll_interval),
+                channels: s.channels.clone(),
+            })
+            .collect(),
+        channels: config
+            .channels
+            .values()
+            .map(|c| ChannelSummary {
+                id: c.id.clone(),
+                plugin: c.plugin.clone(),
+                description: c.description.clone(),
+            })
+            .collect(),
+        last_reload: runtime.last_reload(),
+        services: runtime.services(),
+    }
+}

@@ -1,0 +1,126 @@
+//! The daemon's state: everything built from one configuration, swapped as a
+//! whole on reload.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use jiff::Timestamp;
+use tokio::sync::watch;
+
+use crate::config::Config;
+
+/// Why a state is being built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// `arauto validate`: check everything, open nothing (no database, no sockets,
+    /// no writes to the cache directory).
+    Validate,
+    /// `arauto run`, at startup or on reload.
+    Run,
+}
+
+/// Options that hold for the daemon's whole life, not for one configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BuildOptions {
+    /// Validate or run.
+    pub purpose: Purpose,
+    /// `--dry-run`: the send stage logs what it would send instead of sending.
+    pub dry_run: bool,
+}
+
+/// Everything built from one configuration.
+///
+/// Today that is the validated configuration; the plugin host, templates and
+/// the recognition tables join it here, so that `validate` and a reload check
+/// them exactly as a start does.
+#[derive(Debug)]
+pub struct State {
+    /// The configuration this state was built from.
+    pub config: Arc<Config>,
+    /// `--dry-run` (kept across reloads).
+    pub dry_run: bool,
+    /// When this state was built.
+    pub built_at: Timestamp,
+}
+
+/// Something `build` found wrong beyond the configuration's syntax (a plugin
+/// that does not load, a template that does not compile…).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BuildProblem {
+    /// The part at fault, as a config key path: `stores.loja1`, `channels.whatsapp`.
+    pub component: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Every problem `build` found, reported together.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}", render_problems(.problems))]
+pub struct BuildError {
+    /// Never empty.
+    pub problems: Vec<BuildProblem>,
+}
+
+fn render_problems(problems: &[BuildProblem]) -> String {
+    let mut out = format!("cannot start: {} problem(s):", problems.len());
+    for p in problems {
+        out.push_str(&format!("\n  {}: {}", p.component, p.message));
+    }
+    out
+}
+
+/// The startup path shared by `arauto run`, reload and `arauto validate`: turn
+/// a loaded configuration into a [`State`], checking everything that can be
+/// checked without opening the database.
+pub fn build(config: Config, options: &BuildOptions) -> Result<State, BuildError> {
+    let problems: Vec<BuildProblem> = Vec::new();
+    // Components join here, each pushing its problems instead of returning at
+    // the first, so one `validate` run reports them all.
+    if !problems.is_empty() {
+        return Err(BuildError { problems });
+    }
+    Ok(State {
+        config: Arc::new(config),
+        dry_run: options.dry_run,
+        built_at: Timestamp::now(),
+    })
+}
+
+/// The current [`State`], shared by every service; replaced atomically on reload.
+#[derive(Clone)]
+pub struct StateHandle {
+    current: Arc<ArcSwap<State>>,
+    generation: Arc<watch::Sender<u64>>,
+}
+
+impl StateHandle {
+    /// A handle holding `state` as generation 0.
+    pub fn new(state: Arc<State>) -> Self {
+        let (generation, _) = watch::channel(0);
+        Self {
+            current: Arc::new(ArcSwap::new(state)),
+            generation: Arc::new(generation),
+        }
+    }
+
+    /// The current state. Hold the returned `Arc` for one unit of work (a poll,
+    /// a send) and load again for the next, so reloads take effect promptly.
+    pub fn load(&self) -> Arc<State> {
+        self.current.load_full()
+    }
+
+    /// A receiver that sees a new generation number after every swap.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.generation.subscribe()
+    }
+
+    /// How many times the state has been replaced.
+    pub fn generation(&self) -> u64 {
+        *self.generation.borrow()
+    }
+
+    pub(crate) fn replace(&self, state: Arc<State>) {
+        self.current.store(state);
+        self.generation.send_modify(|g| *g += 1);
+    }
+}

@@ -1,0 +1,166 @@
+//! `arauto validate` and the secrecy of command output.
+
+// Test setup failures (temp dirs, child processes) should abort loudly.
+#![allow(clippy::expect_used)]
+
+#[path = "support/daemon.rs"]
+mod daemon;
+
+use daemon::{Daemon, arauto, daemon_section};
+
+fn validate(dir: &std::path::Path, text: &str, env: &[(&str, &str)]) -> (i32, String, String) {
+    let path = dir.join("arauto.toml");
+    std::fs::write(&path, text).expect("write config");
+    let out = arauto()
+        .args(["validate", "--config"])
+        .arg(&path)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run validate");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const GOOD: &str = r#"
+[stores.loja1]
+platform = "loja-integrada"
+channels = ["whatsapp"]
+[stores.loja1.settings]
+chave_api = "li-inline-secret-value"
+[channels.whatsapp]
+plugin = "whatsapp-cloud"
+[channels.whatsapp.settings]
+access_token_env = "WA_TOKEN"
+[channels.spare]
+plugin = "telegram"
+"#;
+
+#[test]
+fn validate_prints_a_summary_and_warnings_without_touching_state() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = format!("{}{GOOD}", daemon_section(dir.path(), ""));
+    let (code, stdout, stderr) =
+        validate(dir.path(), &text, &[("WA_TOKEN", "wa-env-secret-value")]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("is valid"), "{stdout}");
+    assert!(
+        stdout.contains("loja1") && stdout.contains("loja-integrada, every 5m → whatsapp"),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("warning:") && stderr.contains("channels.spare"),
+        "{stderr}"
+    );
+    for secret in ["li-inline-secret-value", "wa-env-secret-value"] {
+        assert!(!stdout.contains(secret) && !stderr.contains(secret));
+    }
+    // validate never opens the database, takes the lock or binds the socket.
+    assert!(!dir.path().join("state").exists());
+    assert!(!dir.path().join("cache").exists());
+    assert!(!dir.path().join("run").exists());
+}
+
+#[test]
+fn validate_fails_with_precise_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = format!(
+        "{}{}",
+        daemon_section(dir.path(), "timezone = \"Brazil/Nowhere\""),
+        GOOD
+    );
+    let path = dir.path().join("arauto.toml");
+    let (code, stdout, stderr) = validate(dir.path(), &text, &[]);
+    assert_eq!(code, 1);
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.contains(&format!(
+            "invalid configuration {} (2 errors)",
+            path.display()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "{}:5:12: daemon.timezone = \"Brazil/Nowhere\"",
+            path.display()
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("channels.whatsapp.settings.access_token_env = \"WA_TOKEN\": environment variable WA_TOKEN is not set"), "{stderr}");
+}
+
+#[test]
+fn validate_names_the_environment_variable_at_fault() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = format!("{}{GOOD}", daemon_section(dir.path(), ""));
+    let (code, _, stderr) = validate(
+        dir.path(),
+        &text,
+        &[
+            ("WA_TOKEN", "x"),
+            ("ARAUTO_STORES__LOJA1__POLL_INTERVAL", "-1m"),
+        ],
+    );
+    assert_eq!(code, 1);
+    assert!(
+        stderr.contains("environment variable ARAUTO_STORES__LOJA1__POLL_INTERVAL: stores.loja1.poll_interval = \"-1m\": must not be negative"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn validate_reads_arauto_config() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("from-env.toml");
+    std::fs::write(&path, "[daemon]\nlog_level = \"debug\"\n").expect("write");
+    let out = arauto()
+        .arg("validate")
+        .env("ARAUTO_CONFIG", &path)
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&path.display().to_string()));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let out = arauto()
+        .args(["validate", "--no-such-flag"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let out = arauto().arg("frobnicate").output().expect("run");
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn secrets_never_reach_status_or_logs() {
+    let mut d = Daemon::start_with(
+        "log_level = \"debug\"",
+        GOOD,
+        &[("WA_TOKEN", "wa-env-secret-value")],
+        &[],
+    );
+    d.await_notice("READY=1");
+    let (code, json, _) = d.status(&["--json"]);
+    assert_eq!(code, 0);
+    let (_, text, _) = d.status(&[]);
+    d.signal(nix::sys::signal::Signal::SIGHUP);
+    d.await_notice("READY=1");
+    d.signal(nix::sys::signal::Signal::SIGTERM);
+    d.wait_exit(daemon::PATIENCE);
+    let log = d.stderr.all();
+    for secret in ["li-inline-secret-value", "wa-env-secret-value"] {
+        assert!(!json.contains(secret), "{secret} in status --json");
+        assert!(!text.contains(secret), "{secret} in status");
+        assert!(!log.contains(secret), "{secret} in the log:\n{log}");
+    }
+}

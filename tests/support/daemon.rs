@@ -1,0 +1,270 @@
+//! Running `arauto` as a child process in tests: a private state directory,
+//! control socket and `NOTIFY_SOCKET`, so tests await the daemon's own
+//! `READY=1` / `RELOADING=1` / `STOPPING=1` / `WATCHDOG=1` messages and log
+//! lines instead of sleeping.
+//!
+//! Include with `#[path = "support/daemon.rs"] mod daemon;`.
+
+#![allow(dead_code, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// Upper bound for anything a test waits for (never a sleep: waits end as soon
+/// as the awaited event happens).
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// The `arauto` binary under test.
+pub fn arauto() -> Command {
+    scrubbed(env!("CARGO_BIN_EXE_arauto"))
+}
+
+/// A command whose environment carries nothing that would change arauto's
+/// configuration or systemd integration.
+pub fn scrubbed(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut command = Command::new(program);
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("ARAUTO_")
+            || [
+                "RUST_LOG",
+                "JOURNAL_STREAM",
+                "NOTIFY_SOCKET",
+                "WATCHDOG_USEC",
+                "WATCHDOG_PID",
+                "CREDENTIALS_DIRECTORY",
+            ]
+            .contains(&name.as_ref())
+        {
+            command.env_remove(name.as_ref());
+        }
+    }
+    command
+}
+
+/// Lines a child wrote to stderr, shared with the thread that reads them.
+#[derive(Clone, Default)]
+pub struct Lines(Arc<(Mutex<Vec<String>>, Condvar)>);
+
+impl Lines {
+    fn push(&self, line: String) {
+        let (lines, cond) = &*self.0;
+        lines
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(line);
+        cond.notify_all();
+    }
+
+    /// Wait until a line containing `needle` appears; return it.
+    pub fn wait_for(&self, needle: &str) -> String {
+        let (lines, cond) = &*self.0;
+        let deadline = Instant::now() + PATIENCE;
+        let mut guard = lines.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if let Some(line) = guard.iter().find(|l| l.contains(needle)) {
+                return line.clone();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "no log line containing {needle:?}; log so far:\n{}",
+                guard.join("\n")
+            );
+            guard = cond
+                .wait_timeout(guard, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// Everything so far.
+    pub fn all(&self) -> String {
+        self.0
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .join("\n")
+    }
+}
+
+/// A running `arauto run`.
+pub struct Daemon {
+    pub dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+    pub socket: PathBuf,
+    pub stderr: Lines,
+    notify: UnixDatagram,
+    /// Every notify datagram received so far.
+    pub notices: Vec<String>,
+    child: Option<Child>,
+    pid: u32,
+}
+
+/// The `[daemon]` section pointing everything into `dir`.
+pub fn daemon_section(dir: &Path, extra: &str) -> String {
+    format!(
+        "[daemon]\nstate_dir = {:?}\ncache_dir = {:?}\ncontrol_socket = {:?}\n{extra}\n",
+        dir.join("state").display().to_string(),
+        dir.join("cache").display().to_string(),
+        dir.join("run/control.sock").display().to_string(),
+    )
+}
+
+impl Daemon {
+    /// Start `arauto run` with `[daemon]` + `daemon_extra` + `body` as configuration.
+    pub fn start(daemon_extra: &str, body: &str) -> Self {
+        Self::start_with(daemon_extra, body, &[], &[])
+    }
+
+    /// Like [`Daemon::start`], with extra environment and arguments.
+    pub fn start_with(daemon_extra: &str, body: &str, env: &[(&str, &str)], args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config_path = dir.path().join("arauto.toml");
+        std::fs::write(
+            &config_path,
+            format!("{}{body}", daemon_section(dir.path(), daemon_extra)),
+        )
+        .expect("write config");
+        Self::spawn(dir, config_path, env, args)
+    }
+
+    /// Start another daemon on the configuration file of `dir`.
+    pub fn spawn(
+        dir: tempfile::TempDir,
+        config_path: PathBuf,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> Self {
+        let notify_path = dir
+            .path()
+            .join(format!("notify-{}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&notify_path);
+        let notify = UnixDatagram::bind(&notify_path).expect("bind notify socket");
+        let mut command = arauto();
+        command
+            .args(["run", "--log-format", "text", "--config"])
+            .arg(&config_path)
+            .args(args)
+            .env("NOTIFY_SOCKET", &notify_path)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("spawn arauto run");
+        let stderr = Lines::default();
+        let pipe = child.stderr.take().expect("stderr pipe");
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                sink.push(line);
+            }
+        });
+        let socket = dir.path().join("run/control.sock");
+        Self {
+            dir,
+            config_path,
+            socket,
+            stderr,
+            notify,
+            notices: Vec::new(),
+            pid: child.id(),
+            child: Some(child),
+        }
+    }
+
+    /// Replace the configuration body (the `[daemon]` section is kept).
+    pub fn write_config(&self, daemon_extra: &str, body: &str) {
+        std::fs::write(
+            &self.config_path,
+            format!("{}{body}", daemon_section(self.dir.path(), daemon_extra)),
+        )
+        .expect("write config");
+    }
+
+    /// Wait for a notify datagram with the line `state` (e.g. `READY=1`); return the datagram.
+    pub fn await_notice(&mut self, state: &str) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "no {state} from the daemon; notices: {:?}\nlog:\n{}",
+                self.notices,
+                self.stderr.all()
+            );
+            self.notify
+                .set_read_timeout(Some(left))
+                .expect("set timeout");
+            let Ok(n) = self.notify.recv(&mut buf) else {
+                continue;
+            };
+            let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+            self.notices.push(message.clone());
+            if message.lines().any(|line| line == state) {
+                return message;
+            }
+        }
+    }
+
+    /// The daemon's pid.
+    pub fn pid(&self) -> i32 {
+        i32::try_from(self.pid).expect("pid fits")
+    }
+
+    /// Send `signal` to the daemon.
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), signal).expect("kill");
+    }
+
+    /// Run `arauto status --socket … [args]`; (exit code, stdout, stderr).
+    pub fn status(&self, args: &[&str]) -> (i32, String, String) {
+        let out = arauto()
+            .args(["status", "--socket"])
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("run arauto status");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Wait for the process to exit (at most `limit`).
+    pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let mut child = self
+            .child
+            .take()
+            .expect("the daemon was already waited for");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait());
+        });
+        match rx.recv_timeout(limit) {
+            Ok(status) => status.expect("wait for the daemon"),
+            Err(_) => {
+                self.signal(nix::sys::signal::Signal::SIGKILL);
+                panic!(
+                    "daemon still running after {limit:?}; log:\n{}",
+                    self.stderr.all()
+                );
+            }
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
