@@ -542,6 +542,23 @@ async fn cancel_touches_only_pending_jobs() -> Result<()> {
 }
 
 #[tokio::test]
+async fn cancelling_frees_the_dedupe_keys_of_a_never_sent_job() -> Result<()> {
+    let f = Fixture::new()?;
+    let first = f
+        .enqueue_one(new_job("wa", "1", "order-canceled", f.at(60)))
+        .await?;
+    f.store.cancel(vec![first], "order reopened".into()).await?;
+    // The same notification planned again (the order was cancelled a second
+    // time) is a new job, not a duplicate of the cancelled one.
+    let second = f
+        .enqueue_one(new_job("wa", "1", "order-canceled", f.at(120)))
+        .await?;
+    assert_ne!(first, second);
+    assert_eq!(f.job(second).await?.state, JobState::Pending);
+    f.assert_consistent().await
+}
+
+#[tokio::test]
 async fn dead_jobs_can_be_requeued_but_sent_ones_never() -> Result<()> {
     let f = Fixture::new()?;
     let dead = f

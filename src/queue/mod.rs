@@ -21,8 +21,10 @@
 //! * **Attempts are spent at claim** (as in River), so a job that crashes the
 //!   daemon still reaches dead-letter; provider back-pressure retries
 //!   (`spend_attempt: false`) give the attempt back.
-//! * **Dedupe keys** are held by a job until it is pruned; enqueuing a job whose
-//!   key is held returns the holder's id and writes nothing.
+//! * **Dedupe keys** are held by a job until it is pruned, or until it is
+//!   cancelled (a cancelled notification was never sent, so planning it again
+//!   later keeps "at most once"); enqueuing a job whose key is held returns the
+//!   holder's id and writes nothing.
 //! * **One poll, one commit**: [`StateStore::commit_poll`] writes the cursor,
 //!   order records, new jobs, cancellations and store status atomically.
 //! * Local days (counters, pacing) come from the caller or from the time zone

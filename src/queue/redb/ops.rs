@@ -582,6 +582,10 @@ impl Ctx<'_> {
             Some(reason.to_owned()),
         );
         self.transition(before, &job)?;
+        // A cancelled notification was never sent: "at most once" still holds
+        // if the same notification is planned again (an order that left a
+        // cancellation and came back), so its keys are freed.
+        self.release_dedupe_keys(&job)?;
         Ok(CancelOutcome::Cancelled)
     }
 
@@ -731,6 +735,12 @@ impl Ctx<'_> {
         self.order_jobs
             .remove((job.store.as_str(), job.order_id.as_str(), id))
             .map_err(backend(path, "delete order index entry"))?;
+        self.release_dedupe_keys(job)
+    }
+
+    /// Free the dedupe keys `job` holds, so a later job may take them.
+    fn release_dedupe_keys(&mut self, job: &Job) -> Result<()> {
+        let path = self.path;
         for key in &job.dedupe_keys {
             if self
                 .dedupe_holder(key)?
