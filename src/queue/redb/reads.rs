@@ -428,7 +428,9 @@ impl<'a> Reader<'a> {
                     }
                 }
             }
-            for key in &job.dedupe_keys {
+            // Cancelled jobs gave their keys up (they may be held by a later job).
+            let holds_keys = job.state != JobState::Cancelled;
+            for key in job.dedupe_keys.iter().filter(|_| holds_keys) {
                 dedupe_keys += 1;
                 let holder = dedupe.get(key.as_str()).map_err(read("read dedupe keys"))?;
                 if holder.map(|guard| guard.value()) != Some(id_raw) {
