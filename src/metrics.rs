@@ -1,1 +1,297 @@
-//! Prometheus metrics and their loopback HTTP endpoint.
+//! Prometheus metrics (prometheus-client) and their loopback HTTP endpoint.
+//!
+//! One [`Metrics`] per daemon run, shared by the pollers, dispatchers and the
+//! endpoint. Counters are bumped where things happen; the queue gauges are
+//! refreshed from the state store right before each scrape.
+
+use std::sync::Mutex;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Labels of per-store metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StoreLabels {
+    /// Store id.
+    pub store: String,
+}
+
+/// Labels of poll errors.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PollErrorLabels {
+    /// Store id.
+    pub store: String,
+    /// `retryable`, `permanent`, `misconfigured` or `sandbox`.
+    pub class: String,
+}
+
+/// Labels of job outcome counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobLabels {
+    /// Store id.
+    pub store: String,
+    /// Channel id.
+    pub channel: String,
+    /// Notification kind.
+    pub kind: String,
+    /// `enqueued`, `sent`, `failed`, `retried`, `cancelled`, `expired`, `skipped`.
+    pub outcome: String,
+}
+
+/// Labels of per-channel gauges.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ChannelLabels {
+    /// Channel id.
+    pub channel: String,
+}
+
+/// Labels of plugin call metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PluginCallLabels {
+    /// Plugin name.
+    pub plugin: String,
+    /// Store or channel id.
+    pub instance: String,
+    /// `poll`, `send`, `check`.
+    pub call: String,
+}
+
+/// Labels of plugin sandbox faults.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PluginLabels {
+    /// Plugin name.
+    pub plugin: String,
+    /// Store or channel id.
+    pub instance: String,
+}
+
+/// Every metric arauto exports.
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    polls: Family<StoreLabels, Counter>,
+    poll_errors: Family<PollErrorLabels, Counter>,
+    orders_seen: Family<StoreLabels, Counter>,
+    events: Family<StoreLabels, Counter>,
+    jobs: Family<JobLabels, Counter>,
+    queue_depth: Family<ChannelLabels, Gauge>,
+    queue_running: Family<ChannelLabels, Gauge>,
+    oldest_due_age: Family<ChannelLabels, Gauge>,
+    channel_paused: Family<ChannelLabels, Gauge>,
+    plugin_calls: Family<PluginCallLabels, Histogram>,
+    plugin_faults: Family<PluginLabels, Counter>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A registry with every family registered under the `arauto_` prefix.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("arauto");
+        let polls = Family::<StoreLabels, Counter>::default();
+        let poll_errors = Family::<PollErrorLabels, Counter>::default();
+        let orders_seen = Family::<StoreLabels, Counter>::default();
+        let events = Family::<StoreLabels, Counter>::default();
+        let jobs = Family::<JobLabels, Counter>::default();
+        let queue_depth = Family::<ChannelLabels, Gauge>::default();
+        let queue_running = Family::<ChannelLabels, Gauge>::default();
+        let oldest_due_age = Family::<ChannelLabels, Gauge>::default();
+        let channel_paused = Family::<ChannelLabels, Gauge>::default();
+        let plugin_calls = Family::<PluginCallLabels, Histogram>::new_with_constructor(|| {
+            // 1 ms … ~16 s: a sender call is ~50 µs in the sandbox plus the
+            // provider's round trip; a poll page may take seconds.
+            Histogram::new(exponential_buckets(0.001, 2.0, 15))
+        });
+        let plugin_faults = Family::<PluginLabels, Counter>::default();
+        registry.register("polls", "Completed poll sweeps", polls.clone());
+        registry.register(
+            "poll_errors",
+            "Failed poll sweeps by error class",
+            poll_errors.clone(),
+        );
+        registry.register(
+            "orders_seen",
+            "Orders seen for the first time",
+            orders_seen.clone(),
+        );
+        registry.register(
+            "order_events",
+            "Order changes detected (first sighting, status change, tracking code)",
+            events.clone(),
+        );
+        registry.register(
+            "jobs",
+            "Notification jobs by store, channel, kind and outcome",
+            jobs.clone(),
+        );
+        registry.register(
+            "queue_depth",
+            "Jobs waiting to be sent, per channel",
+            queue_depth.clone(),
+        );
+        registry.register(
+            "queue_running",
+            "Jobs being sent right now, per channel",
+            queue_running.clone(),
+        );
+        registry.register(
+            "queue_oldest_due_age_seconds",
+            "Age of the oldest due job, per channel (0 when nothing is due)",
+            oldest_due_age.clone(),
+        );
+        registry.register(
+            "channel_paused",
+            "1 while a channel is paused",
+            channel_paused.clone(),
+        );
+        registry.register(
+            "plugin_call_seconds",
+            "Plugin call latency, sandbox included",
+            plugin_calls.clone(),
+        );
+        registry.register(
+            "plugin_faults",
+            "Plugin calls that trapped, timed out or hit a sandbox limit",
+            plugin_faults.clone(),
+        );
+        Self {
+            registry: Mutex::new(registry),
+            polls,
+            poll_errors,
+            orders_seen,
+            events,
+            jobs,
+            queue_depth,
+            queue_running,
+            oldest_due_age,
+            channel_paused,
+            plugin_calls,
+            plugin_faults,
+        }
+    }
+
+    /// A sweep of `store` completed.
+    pub fn poll_ok(&self, store: &str) {
+        self.polls
+            .get_or_create(&StoreLabels {
+                store: store.to_owned(),
+            })
+            .inc();
+    }
+
+    /// A sweep of `store` failed with an error of `class`.
+    pub fn poll_error(&self, store: &str, class: &str) {
+        self.poll_errors
+            .get_or_create(&PollErrorLabels {
+                store: store.to_owned(),
+                class: class.to_owned(),
+            })
+            .inc();
+    }
+
+    /// `n` orders of `store` were seen for the first time.
+    pub fn orders_seen(&self, store: &str, n: u64) {
+        if n > 0 {
+            self.orders_seen
+                .get_or_create(&StoreLabels {
+                    store: store.to_owned(),
+                })
+                .inc_by(n);
+        }
+    }
+
+    /// `n` order changes of `store` were detected.
+    pub fn order_events(&self, store: &str, n: u64) {
+        if n > 0 {
+            self.events
+                .get_or_create(&StoreLabels {
+                    store: store.to_owned(),
+                })
+                .inc_by(n);
+        }
+    }
+
+    /// A job of (`store`, `channel`, `kind`) reached `outcome`.
+    pub fn job(&self, store: &str, channel: &str, kind: &str, outcome: &str) {
+        self.jobs
+            .get_or_create(&JobLabels {
+                store: store.to_owned(),
+                channel: channel.to_owned(),
+                kind: kind.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// A plugin call took `seconds`.
+    pub fn plugin_call(&self, plugin: &str, instance: &str, call: &str, seconds: f64) {
+        self.plugin_calls
+            .get_or_create(&PluginCallLabels {
+                plugin: plugin.to_owned(),
+                instance: instance.to_owned(),
+                call: call.to_owned(),
+            })
+            .observe(seconds);
+    }
+
+    /// A plugin call ended in a sandbox fault.
+    pub fn plugin_fault(&self, plugin: &str, instance: &str) {
+        self.plugin_faults
+            .get_or_create(&PluginLabels {
+                plugin: plugin.to_owned(),
+                instance: instance.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Refresh the queue gauges of `channel` (called before each scrape).
+    pub fn set_queue(
+        &self,
+        channel: &str,
+        depth: u64,
+        running: u64,
+        oldest_due_age_secs: i64,
+        paused: bool,
+    ) {
+        let labels = ChannelLabels {
+            channel: channel.to_owned(),
+        };
+        self.queue_depth
+            .get_or_create(&labels)
+            .set(i64::try_from(depth).unwrap_or(i64::MAX));
+        self.queue_running
+            .get_or_create(&labels)
+            .set(i64::try_from(running).unwrap_or(i64::MAX));
+        self.oldest_due_age
+            .get_or_create(&labels)
+            .set(oldest_due_age_secs.max(0));
+        self.channel_paused
+            .get_or_create(&labels)
+            .set(i64::from(paused));
+    }
+
+    /// The registry in Prometheus text exposition format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let registry = self
+            .registry
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+        out
+    }
+}

@@ -12,6 +12,8 @@ use arauto::daemon::{BuildOptions, Purpose};
 use arauto::model::NotificationKind;
 use jiff::SignedDuration;
 
+mod support;
+
 fn env(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
     pairs
         .iter()
@@ -42,8 +44,9 @@ fn credentials() -> tempfile::TempDir {
     dir
 }
 
-#[test]
-fn shipped_example_loads_and_documents_every_key() {
+#[tokio::test]
+async fn shipped_example_loads_and_documents_every_key() {
+    support::first_party_plugins();
     let creds = credentials();
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/arauto.toml");
     let vars = env(&[(
@@ -60,7 +63,11 @@ fn shipped_example_loads_and_documents_every_key() {
         purpose: Purpose::Validate,
         dry_run: false,
     };
-    if let Err(error) = arauto::daemon::build(config.clone(), &options) {
+    let host = arauto::plugin::PluginHost::new(arauto::plugin::HostConfig::with_cache_dir(
+        support::shared_cache_dir(),
+    ))
+    .expect("plugin host");
+    if let Err(error) = arauto::daemon::build(config.clone(), &options, &host).await {
         panic!("config/arauto.toml must build: {error}");
     }
     let store = &config.stores["loja1"];

@@ -846,7 +846,7 @@ async fn dispatchers_are_woken_by_enqueues_and_resumes() -> Result<()> {
     // Pause: claims yield nothing; resume wakes the lane.
     let paused = f
         .store
-        .pause_channel("sms", "token rejected (401)".into())
+        .pause_channel("sms", "token rejected (401)".into(), true)
         .await?;
     assert!(paused.paused.is_some());
     f.enqueue_one(new_job("sms", "3", "order-paid", f.now()))
@@ -858,7 +858,7 @@ async fn dispatchers_are_woken_by_enqueues_and_resumes() -> Result<()> {
     assert!(f.store.claim("sms", f.now(), 5, LEASE).await?.is_empty());
     let again = f
         .store
-        .pause_channel("sms", "another reason".into())
+        .pause_channel("sms", "another reason".into(), false)
         .await?;
     assert_eq!(again.paused, paused.paused, "the first reason is kept");
     let waiter = tokio::spawn(async move { other.changed().await });

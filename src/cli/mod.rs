@@ -16,6 +16,7 @@ use crate::config;
 use crate::control::{Client, ClientError, Request, Response};
 use crate::daemon::{BuildOptions, Purpose, RunOptions, Runtime, build};
 use crate::logging::{self, LogFormat};
+use crate::plugin::{HostConfig, PluginHost};
 
 /// Exit statuses of the `arauto` command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -174,13 +175,29 @@ fn validate(args: ValidateArgs) -> Exit {
     for warning in config.warnings() {
         eprintln!("{warning}");
     }
-    match build(
-        config,
-        &BuildOptions {
-            purpose: Purpose::Validate,
-            dry_run: false,
-        },
-    ) {
+    // No compiled-artifact cache: validate writes nothing (it may run as
+    // another user than the daemon, e.g. in ExecReload=).
+    let built = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|runtime| {
+            runtime.block_on(async {
+                let host = PluginHost::new(HostConfig::default())
+                    .map_err(|e| format!("cannot start the plugin host: {e}"))?;
+                build(
+                    config,
+                    &BuildOptions {
+                        purpose: Purpose::Validate,
+                        dry_run: false,
+                    },
+                    &host,
+                )
+                .await
+                .map_err(|e| e.to_string())
+            })
+        });
+    match built {
         Ok(state) => {
             print!("{}", output::validate_summary(&state));
             Exit::Ok

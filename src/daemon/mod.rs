@@ -14,6 +14,7 @@
 //! * With `WatchdogSec=`, `WATCHDOG=1` is sent at half the interval while every
 //!   registered [`Heartbeat`] is fresh.
 
+mod assemble;
 mod lock;
 mod notify;
 mod runtime;

@@ -18,6 +18,7 @@ use super::state::{BuildError, BuildOptions, Purpose, State, StateHandle, build}
 use super::watchdog::{self, Heartbeats};
 use crate::config::{self, Config};
 use crate::logging::LogHandle;
+use crate::plugin::{HostConfig, PluginHost};
 
 /// How `arauto run` was invoked; fixed for the process's life.
 #[derive(Clone, Debug)]
@@ -209,6 +210,7 @@ pub struct Runtime {
     hooks: Vec<StartupHook>,
     log: Option<LogHandle>,
     notifier: Notifier,
+    host: Option<PluginHost>,
 }
 
 impl Runtime {
@@ -220,6 +222,7 @@ impl Runtime {
             hooks: Vec::new(),
             log: None,
             notifier: Notifier::default(),
+            host: None,
         }
     }
 
@@ -259,10 +262,13 @@ impl Runtime {
             purpose: Purpose::Run,
             dry_run: self.options.dry_run,
         };
-        let state = Arc::new(build(config, &options)?);
+        create_private_dir(&config.daemon.cache_dir)?;
+        let host = PluginHost::new(HostConfig::with_cache_dir(&config.daemon.cache_dir))
+            .map_err(|e| RunError::Startup(format!("cannot start the plugin host: {e}")))?;
+        let state = Arc::new(build(config, &options, &host).await?);
+        self.host = Some(host);
         let daemon = &state.config.daemon;
         let _lock = InstanceLock::acquire(&daemon.state_dir)?;
-        create_private_dir(&daemon.cache_dir)?;
 
         let mut resources = Resources::default();
         for hook in std::mem::take(&mut self.hooks) {
@@ -444,10 +450,12 @@ impl Runtime {
         let old = handle.load();
         restart_only_changes(&old.config, &config)?;
         let log_level = config.daemon.log_level.clone();
-        let options = *options;
-        let state = tokio::task::spawn_blocking(move || build(config, &options))
+        let host = self
+            .host
+            .as_ref()
+            .ok_or_else(|| "the plugin host is not running".to_owned())?;
+        let state = build(config, options, host)
             .await
-            .map_err(|e| format!("state builder crashed: {e}"))?
             .map_err(|e| e.to_string())?;
         let state = Arc::new(state);
         let prepared = services

@@ -432,7 +432,7 @@ mod tests {
         std::mem::take(&mut *journal.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
-    fn service_set() -> (ServiceSet, mpsc::UnboundedReceiver<ServiceExit>) {
+    async fn service_set() -> (ServiceSet, mpsc::UnboundedReceiver<ServiceExit>) {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let path = dir.path().join("arauto.toml");
         std::fs::write(&path, "").unwrap_or_else(|e| panic!("{e}"));
@@ -442,7 +442,13 @@ mod tests {
             purpose: Purpose::Run,
             dry_run: false,
         };
-        let state = Arc::new(build(config, &options).unwrap_or_else(|e| panic!("{e}")));
+        let host = crate::plugin::PluginHost::new(crate::plugin::HostConfig::default())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let state = Arc::new(
+            build(config, &options, &host)
+                .await
+                .unwrap_or_else(|e| panic!("{e}")),
+        );
         let (tx, rx) = mpsc::unbounded_channel();
         let info = Arc::new(RuntimeInfo::new("/dev/null".into()));
         (
@@ -462,7 +468,7 @@ mod tests {
     #[tokio::test]
     async fn reload_keeps_unchanged_replaces_changed_and_removes_missing_services() {
         let journal = Journal::default();
-        let (mut set, _exits) = service_set();
+        let (mut set, _exits) = service_set().await;
         let prepared = set
             .prepare(probes(
                 &journal,
@@ -505,7 +511,7 @@ mod tests {
     #[tokio::test]
     async fn a_failing_prepare_rejects_the_reload_and_leaves_the_old_services_running() {
         let journal = Journal::default();
-        let (mut set, _exits) = service_set();
+        let (mut set, _exits) = service_set().await;
         let Ok(prepared) = set.prepare(probes(&journal, &[("a", 1, false)])).await else {
             panic!("prepare failed")
         };
@@ -545,7 +551,7 @@ mod tests {
                 Ok(Box::pin(async { Err("disk on fire".into()) }))
             }
         }
-        let (mut set, mut exits) = service_set();
+        let (mut set, mut exits) = service_set().await;
         let Ok(prepared) = set.prepare(vec![Box::new(Crash)]).await else {
             panic!("prepare failed")
         };

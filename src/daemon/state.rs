@@ -7,7 +7,14 @@ use arc_swap::ArcSwap;
 use jiff::Timestamp;
 use tokio::sync::watch;
 
+use std::collections::BTreeMap;
+
+use super::assemble::assemble;
 use crate::config::Config;
+use crate::plugin::PluginHost;
+use crate::poll::StoreRuntime;
+use crate::send::channel::ChannelRuntime;
+use crate::template::Templates;
 
 /// Why a state is being built.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,12 +35,9 @@ pub struct BuildOptions {
     pub dry_run: bool,
 }
 
-/// Everything built from one configuration.
-///
-/// Today that is the validated configuration; the plugin host, templates and
-/// the recognition tables join it here, so that `validate` and a reload check
-/// them exactly as a start does.
-#[derive(Debug)]
+/// Everything built from one configuration: the validated config, every
+/// store's connector instance and notification policy, every channel's sender
+/// instance and pacing/retry policies, the compiled templates.
 pub struct State {
     /// The configuration this state was built from.
     pub config: Arc<Config>,
@@ -41,6 +45,26 @@ pub struct State {
     pub dry_run: bool,
     /// When this state was built.
     pub built_at: Timestamp,
+    /// The plugin host the instances below run in (one per daemon run).
+    pub host: PluginHost,
+    /// Stores by id (disabled ones too: they are validated, not polled).
+    pub stores: BTreeMap<String, Arc<StoreRuntime>>,
+    /// Channels by id.
+    pub channels: BTreeMap<String, Arc<ChannelRuntime>>,
+    /// Notification texts and provider template parameters.
+    pub templates: Arc<Templates>,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("config", &self.config)
+            .field("dry_run", &self.dry_run)
+            .field("built_at", &self.built_at)
+            .field("stores", &self.stores)
+            .field("channels", &self.channels)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Something `build` found wrong beyond the configuration's syntax (a plugin
@@ -71,18 +95,26 @@ fn render_problems(problems: &[BuildProblem]) -> String {
 
 /// The startup path shared by `arauto run`, reload and `arauto validate`: turn
 /// a loaded configuration into a [`State`], checking everything that can be
-/// checked without opening the database.
-pub fn build(config: Config, options: &BuildOptions) -> Result<State, BuildError> {
-    let problems: Vec<BuildProblem> = Vec::new();
-    // Components join here, each pushing its problems instead of returning at
-    // the first, so one `validate` run reports them all.
-    if !problems.is_empty() {
-        return Err(BuildError { problems });
-    }
+/// checked without opening the database — plugins load and accept their
+/// settings, recognition overrides and quiet hours make sense, enabled
+/// notifications are ones the platforms can produce, templates compile and
+/// render against sample orders. Every problem is reported, not just the first.
+pub async fn build(
+    config: Config,
+    options: &BuildOptions,
+    host: &PluginHost,
+) -> Result<State, BuildError> {
+    let assembled = assemble(&config, host)
+        .await
+        .map_err(|problems| BuildError { problems })?;
     Ok(State {
         config: Arc::new(config),
         dry_run: options.dry_run,
         built_at: Timestamp::now(),
+        host: host.clone(),
+        stores: assembled.stores,
+        channels: assembled.channels,
+        templates: assembled.templates,
     })
 }
 

@@ -218,7 +218,13 @@ pub trait StateStore: Send + Sync + 'static {
 
     /// Pauses a channel: claims on its lane return nothing until it is resumed.
     /// Keeps the original reason and time if it is already paused.
-    async fn pause_channel(&self, lane: &str, reason: String) -> Result<ChannelStatus>;
+    /// `automatic`: set by arauto on a misconfigured error (see [`Pause::automatic`]).
+    async fn pause_channel(
+        &self,
+        lane: &str,
+        reason: String,
+        automatic: bool,
+    ) -> Result<ChannelStatus>;
 
     /// Resumes a paused channel and wakes its dispatcher.
     async fn resume_channel(&self, lane: &str) -> Result<ChannelStatus>;

@@ -284,6 +284,17 @@ pub enum Completion {
         /// counter is restored, so waiting does not eat attempts.
         spend_attempt: bool,
     },
+    /// Not sent yet for a reason that is no failure (quiet hours, a paused
+    /// channel): back to pending at `until` with the attempt given back and,
+    /// when `expires_at` is set, a moved expiry (quiet hours delay, never drop).
+    Defer {
+        /// When to try again.
+        until: Timestamp,
+        /// The job's new expiry, if it moves.
+        expires_at: Option<Timestamp>,
+        /// Why, for the job's attempt log.
+        reason: String,
+    },
     /// Failed for good (permanent error).
     Dead {
         /// Why.
@@ -452,6 +463,11 @@ pub struct Pause {
     pub reason: String,
     /// Since when.
     pub at: Timestamp,
+    /// Set by arauto itself on a `misconfigured` plugin error (lifted by a
+    /// config reload or `arauto queue resume`); false for an operator's pause,
+    /// which only `arauto queue resume` lifts.
+    #[serde(default)]
+    pub automatic: bool,
 }
 
 /// Classes of connector/sender errors, as the plugin contract defines them.

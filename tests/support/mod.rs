@@ -85,6 +85,32 @@ pub fn test_plugin(name: &str) -> PathBuf {
         .join(format!("{name}.wasm"))
 }
 
+/// The directory of the built first-party plugins (`plugins/<name>` →
+/// `target/plugins/<name>.wasm`, the daemon's `plugin_dir` in debug builds),
+/// building them on first use.
+pub fn first_party_plugins() -> PathBuf {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let output = Command::new(repo_root().join("scripts/build-plugins.sh"))
+            .current_dir(repo_root())
+            .output()
+            .map_err(|e| format!("cannot run scripts/build-plugins.sh: {e}"))?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "scripts/build-plugins.sh failed ({}):\n{}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            ))
+        }
+    });
+    if let Err(why) = built {
+        panic!("{why}");
+    }
+    repo_root().join("target/plugins")
+}
+
 /// A compiled-plugin cache shared by the test runs (debug-build compiles are
 /// slow; the cache test uses its own directory).
 pub fn shared_cache_dir() -> PathBuf {

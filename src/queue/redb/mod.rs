@@ -451,9 +451,14 @@ impl StateStore for RedbStore {
             .await
     }
 
-    async fn pause_channel(&self, lane: &str, reason: String) -> Result<ChannelStatus> {
+    async fn pause_channel(
+        &self,
+        lane: &str,
+        reason: String,
+        automatic: bool,
+    ) -> Result<ChannelStatus> {
         let lane = lane.to_owned();
-        self.submit(move |ctx| ctx.pause_channel(&lane, reason))
+        self.submit(move |ctx| ctx.pause_channel(&lane, reason, automatic))
             .await
     }
 

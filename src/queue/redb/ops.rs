@@ -528,6 +528,20 @@ impl Ctx<'_> {
                 }
                 job.last_error = Some(error);
             }
+            Completion::Defer {
+                until,
+                expires_at,
+                reason,
+            } => {
+                job.log_attempt(now, format!("deferred: {reason}"));
+                job.attempt = job.attempt.saturating_sub(1);
+                if expires_at.is_some() {
+                    job.expires_at = expires_at;
+                }
+                job.state = JobState::Pending;
+                job.due_at = until;
+                job.lease_until = None;
+            }
             Completion::Dead { reason } => {
                 job.log_attempt(now, reason.clone());
                 job.last_error = Some(reason.clone());
@@ -942,13 +956,19 @@ impl Ctx<'_> {
         Ok(status)
     }
 
-    pub(super) fn pause_channel(&mut self, lane: &str, reason: String) -> Result<ChannelStatus> {
+    pub(super) fn pause_channel(
+        &mut self,
+        lane: &str,
+        reason: String,
+        automatic: bool,
+    ) -> Result<ChannelStatus> {
         let at = self.now;
         self.update_channel(lane, &mut |status| {
             if status.paused.is_none() {
                 status.paused = Some(Pause {
                     reason: reason.clone(),
                     at,
+                    automatic,
                 });
             }
         })

@@ -1,0 +1,395 @@
+//! Turning a validated [`Config`] into running parts: plugins loaded and
+//! instantiated, recognition tables, timing, pacing and retry policies,
+//! compiled templates. Every problem is collected (not just the first), named
+//! by its config key path, so one `arauto validate` shows them all.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::config::{
+    ChannelConfig, Config, QuietHoursPolicy, Recognition as RecognitionConfig, SandboxConfig,
+    Settings, StoreConfig,
+};
+use crate::decide::{
+    ChannelTarget, KindTiming, QuietHours, QuietHoursMode, Recognition, StorePolicy, TimingPolicy,
+};
+use crate::model::{NotificationKind, PluginKind};
+use crate::plugin::{InstanceConfig, Plugin, PluginHost};
+use crate::poll::StoreRuntime;
+use crate::send::channel::{ChannelRuntime, RecipientNeed};
+use crate::send::pacing::{DailyCap, PacingPolicy, Warmup, default_min_interval};
+use crate::send::retry::RetryPolicy;
+use crate::template::{ProviderTemplateSpec, TemplateConfig, TemplateSource, Templates};
+
+use super::state::BuildProblem;
+
+/// Loja Integrada allows 100 requests per minute per store; keep a margin for
+/// the shop's other integrations.
+const LOJA_INTEGRADA_REQUESTS_PER_MINUTE: u32 = 90;
+
+/// The parts built from one configuration.
+pub(super) struct Assembled {
+    pub stores: BTreeMap<String, Arc<StoreRuntime>>,
+    pub channels: BTreeMap<String, Arc<ChannelRuntime>>,
+    pub templates: Arc<Templates>,
+}
+
+/// Build every store and channel of `config` with `host`.
+pub(super) async fn assemble(
+    config: &Config,
+    host: &PluginHost,
+) -> Result<Assembled, Vec<BuildProblem>> {
+    let mut problems = Vec::new();
+    let mut plugins = PluginCache::default();
+
+    let mut channels = BTreeMap::new();
+    for channel in config.channels.values() {
+        match build_channel(config, channel, host, &mut plugins).await {
+            Ok(runtime) => {
+                channels.insert(channel.id.clone(), Arc::new(runtime));
+            }
+            Err(problem) => problems.push(problem),
+        }
+    }
+
+    let mut stores = BTreeMap::new();
+    for store in config.stores.values() {
+        match build_store(config, store, host, &mut plugins).await {
+            Ok(runtime) => {
+                stores.insert(store.id.clone(), Arc::new(runtime));
+            }
+            Err(mut found) => problems.append(&mut found),
+        }
+    }
+    problems.extend(unsupported_notifications(config, &stores));
+
+    let templates = match Templates::compile(&template_config(config)) {
+        Ok(templates) => Some(Arc::new(templates)),
+        Err(errors) => {
+            problems.extend(errors.0.into_iter().map(|e| BuildProblem {
+                component: "templates".into(),
+                message: e.to_string(),
+            }));
+            None
+        }
+    };
+
+    match templates {
+        Some(templates) if problems.is_empty() => Ok(Assembled {
+            stores,
+            channels,
+            templates,
+        }),
+        _ => Err(problems),
+    }
+}
+
+/// Plugins loaded in this build, by path: stores sharing a connector load it once.
+#[derive(Default)]
+struct PluginCache(BTreeMap<PathBuf, Plugin>);
+
+impl PluginCache {
+    async fn load(
+        &mut self,
+        host: &PluginHost,
+        path: &Path,
+        component: &str,
+        expected: PluginKind,
+    ) -> Result<Plugin, BuildProblem> {
+        let plugin = match self.0.get(path) {
+            Some(plugin) => plugin.clone(),
+            None => {
+                let plugin = host.load(path).await.map_err(|e| BuildProblem {
+                    component: component.to_owned(),
+                    message: format!("plugin {}: {e}", path.display()),
+                })?;
+                self.0.insert(path.to_owned(), plugin.clone());
+                plugin
+            }
+        };
+        if plugin.kind() != expected {
+            let (want, got) = match expected {
+                PluginKind::Connector => ("a connector", "a sender"),
+                PluginKind::Sender => ("a sender", "a connector"),
+            };
+            return Err(BuildProblem {
+                component: component.to_owned(),
+                message: format!(
+                    "plugin {} ({}) is {got}, but {component} needs {want}",
+                    path.display(),
+                    plugin.name()
+                ),
+            });
+        }
+        Ok(plugin)
+    }
+}
+
+fn instance_config(
+    id: &str,
+    settings: &Settings,
+    sandbox: &SandboxConfig,
+    default_rpm: Option<u32>,
+) -> InstanceConfig {
+    let mut instance = InstanceConfig::new(id);
+    let mut secret_keys = BTreeSet::new();
+    for (key, value) in settings.iter() {
+        if value.is_secret() {
+            secret_keys.insert(key.to_owned());
+        }
+        instance
+            .settings
+            .push((key.to_owned(), value.expose().to_owned()));
+    }
+    instance.secret_keys = secret_keys;
+    instance.allowed_hosts = sandbox.allowed_hosts.clone();
+    instance.allow_private_addresses = sandbox.allow_private_addresses;
+    instance.requests_per_minute = sandbox.requests_per_minute.map(|n| n.get()).or(default_rpm);
+    instance.call_timeout = sandbox.call_timeout;
+    instance.memory_limit = sandbox.memory_limit.bytes();
+    instance.max_response_bytes = sandbox.max_response_bytes.bytes();
+    instance
+}
+
+async fn build_channel(
+    config: &Config,
+    channel: &ChannelConfig,
+    host: &PluginHost,
+    plugins: &mut PluginCache,
+) -> Result<ChannelRuntime, BuildProblem> {
+    let component = format!("channels.{}", channel.id);
+    let plugin = plugins
+        .load(host, &channel.plugin_path, &component, PluginKind::Sender)
+        .await?;
+    let instance = instance_config(&channel.id, &channel.settings, &channel.sandbox, None);
+    let sender = host.sender(&plugin, instance).map_err(|e| BuildProblem {
+        component: format!("{component}.settings"),
+        message: e.to_string(),
+    })?;
+    let pacing = PacingPolicy {
+        min_interval: channel
+            .min_interval
+            .unwrap_or_else(|| default_min_interval(plugin.name())),
+        daily_cap: channel.daily_cap.map(|limit| DailyCap {
+            limit,
+            reset_at: channel.daily_reset,
+            time_zone: config.daemon.timezone.clone(),
+            warmup: channel.warmup.map(|w| Warmup {
+                start: w.start,
+                step: w.step,
+            }),
+        }),
+    };
+    let retry = RetryPolicy {
+        base: channel.retry_base,
+        cap: channel.retry_max,
+        max_attempts: channel.max_attempts,
+        ..RetryPolicy::default()
+    };
+    Ok(ChannelRuntime {
+        recipient: RecipientNeed::for_plugin(plugin.name()),
+        config: channel.clone(),
+        plugin,
+        sender,
+        pacing,
+        retry,
+    })
+}
+
+async fn build_store(
+    config: &Config,
+    store: &StoreConfig,
+    host: &PluginHost,
+    plugins: &mut PluginCache,
+) -> Result<StoreRuntime, Vec<BuildProblem>> {
+    let component = format!("stores.{}", store.id);
+    let plugin = plugins
+        .load(host, &store.plugin_path, &component, PluginKind::Connector)
+        .await
+        .map_err(|p| vec![p])?;
+    let Some(info) = plugin.connector_info().cloned() else {
+        return Err(vec![BuildProblem {
+            component,
+            message: format!("plugin {} reported no connector info", plugin.name()),
+        }]);
+    };
+    let default_rpm =
+        (info.platform == "loja-integrada").then_some(LOJA_INTEGRADA_REQUESTS_PER_MINUTE);
+    let instance = instance_config(&store.id, &store.settings, &store.sandbox, default_rpm);
+    let connector = host.connector(&plugin, instance).map_err(|e| {
+        vec![BuildProblem {
+            component: format!("{component}.settings"),
+            message: e.to_string(),
+        }]
+    })?;
+
+    let overrides: BTreeMap<String, Option<NotificationKind>> = store
+        .recognition
+        .iter()
+        .map(|(code, rule)| {
+            let kind = match rule {
+                RecognitionConfig::Notify(kind) => Some(*kind),
+                RecognitionConfig::Off => None,
+            };
+            (code.clone(), kind)
+        })
+        .collect();
+    let recognition = Recognition::new(
+        &store.id,
+        &info.platform,
+        &info.statuses,
+        &info.capabilities,
+        &overrides,
+    )
+    .map_err(|errors| {
+        errors
+            .into_iter()
+            .map(|e| BuildProblem {
+                component: format!("{component}.recognition"),
+                message: e.to_string(),
+            })
+            .collect::<Vec<_>>()
+    })?;
+
+    let quiet_hours = match store.quiet_hours {
+        Some(q) => Some(
+            QuietHours::new(q.start, q.end, store.timezone.clone()).map_err(|e| {
+                vec![BuildProblem {
+                    component: format!("{component}.quiet_hours"),
+                    message: e.to_string(),
+                }]
+            })?,
+        ),
+        None => None,
+    };
+    let per_kind = NotificationKind::ALL
+        .into_iter()
+        .map(|kind| {
+            let n = config.notification(kind);
+            let timing = KindTiming {
+                delay: n.delay,
+                expiry: n.expiry,
+                quiet_hours: match n.quiet_hours {
+                    QuietHoursPolicy::Defer => QuietHoursMode::Defer,
+                    QuietHoursPolicy::Ignore => QuietHoursMode::Ignore,
+                },
+            };
+            (kind, timing)
+        })
+        .collect();
+    let enabled = NotificationKind::ALL
+        .into_iter()
+        .filter(|kind| config.notification(*kind).enabled)
+        .collect();
+    let channels = store
+        .channels
+        .iter()
+        .filter_map(|id| config.channels.get(id))
+        .map(|channel| ChannelTarget {
+            name: channel.id.clone(),
+            needs_phone: RecipientNeed::for_plugin(&channel.plugin) == RecipientNeed::Phone,
+        })
+        .collect();
+    let policy = StorePolicy {
+        store_id: store.id.clone(),
+        recognition,
+        enabled,
+        channels,
+        seed_cutoff: store.first_sync_cutoff,
+        timing: TimingPolicy {
+            quiet_hours,
+            per_kind,
+        },
+        tracking_implies_shipped: true,
+    };
+    Ok(StoreRuntime {
+        config: store.clone(),
+        plugin,
+        connector,
+        info,
+        policy,
+    })
+}
+
+/// Enabled notifications a store's connector cannot produce (a boleto reminder
+/// on Loja Integrada): a validation error that says why.
+fn unsupported_notifications(
+    config: &Config,
+    stores: &BTreeMap<String, Arc<StoreRuntime>>,
+) -> Vec<BuildProblem> {
+    let mut problems = Vec::new();
+    for kind in NotificationKind::ALL {
+        if !kind.is_reserved() || !config.notification(kind).enabled {
+            continue;
+        }
+        for store in stores.values() {
+            if let Some(capability) = store.info.capabilities.for_kind(kind)
+                && !capability.supported
+            {
+                problems.push(BuildProblem {
+                    component: format!("notifications.{kind}"),
+                    message: format!(
+                        "enabled, but store `{}` ({}) cannot produce it: {}",
+                        store.config.id, store.info.platform, capability.reason
+                    ),
+                });
+            }
+        }
+    }
+    problems
+}
+
+fn template_source(text: &crate::config::TemplateText, config_key: String) -> TemplateSource {
+    match &text.file {
+        Some(path) => TemplateSource::File { path: path.clone() },
+        None => TemplateSource::Inline {
+            text: text.text.clone(),
+            config_key,
+        },
+    }
+}
+
+/// The template settings of `config`: texts per kind and per channel, and
+/// provider template mappings.
+fn template_config(config: &Config) -> TemplateConfig {
+    let mut out = TemplateConfig::default();
+    for (kind, notification) in &config.notifications {
+        if let Some(text) = &notification.template {
+            out.by_kind.insert(
+                *kind,
+                template_source(text, format!("notifications.{kind}.template")),
+            );
+        }
+        for (channel, per_channel) in &notification.channels {
+            if let Some(text) = &per_channel.template {
+                out.by_channel.insert(
+                    (channel.clone(), *kind),
+                    template_source(
+                        text,
+                        format!("notifications.{kind}.channels.{channel}.template"),
+                    ),
+                );
+            }
+        }
+    }
+    for channel in config.channels.values() {
+        for (kind, mapping) in &channel.templates {
+            out.provider.insert(
+                (channel.id.clone(), *kind),
+                ProviderTemplateSpec {
+                    name: mapping.name.clone(),
+                    language: mapping.language.clone(),
+                    positional: mapping.parameters.clone(),
+                    named: mapping
+                        .named
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                    config_key: format!("channels.{}.templates.{kind}", channel.id),
+                },
+            );
+        }
+    }
+    out
+}
