@@ -146,7 +146,7 @@ fn run(args: RunArgs) -> Exit {
         config_path: config.source_path().to_path_buf(),
         dry_run: args.dry_run,
     };
-    let daemon = Runtime::new(options).with_log_handle(log);
+    let daemon = crate::daemon::with_pipeline(Runtime::new(options).with_log_handle(log));
     let result = runtime.block_on(daemon.run(config));
     // Tasks still running were given their deadline already; do not wait again.
     runtime.shutdown_timeout(Duration::from_millis(100));
