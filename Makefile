@@ -1,6 +1,7 @@
 # arauto — build, test, install.
 #
 #   make                  release daemon + first-party plugins
+#   make demo             the daemon against the bundled LI simulator, printing what it sends
 #   make test             THE test command (installs the wasm toolchain if missing)
 #   make lint             rustfmt + clippy, daemon and plugin workspaces
 #   make install          DESTDIR/PREFIX aware (PREFIX=/usr/local by default)
@@ -26,7 +27,7 @@ INSTALL    ?= install
 PLUGIN_WORKSPACES := plugins tests/plugins
 
 .PHONY: all build plugins test-plugins wasm-toolchain test test-plugin-crates lint \
-        install uninstall check-systemd
+        install uninstall check-systemd demo
 
 all: build plugins
 
@@ -41,6 +42,12 @@ test-plugins:
 
 wasm-toolchain:
 	scripts/install-wasm-toolchain.sh
+
+# The README's first command: installs what is missing, builds (debug, shared
+# with `make test`), then runs the simulator and the daemon until Ctrl-C.
+demo: wasm-toolchain plugins
+	$(CARGO) build --locked --bin arauto -p arauto --bin arauto-sim -p arauto-sim
+	scripts/demo.sh
 
 test: wasm-toolchain plugins test-plugins
 	$(CARGO) test --workspace --locked

@@ -412,6 +412,28 @@ fn missing_phone_plans_for_phoneless_channels_and_reports_the_others() {
 }
 
 #[test]
+fn an_old_order_first_seen_after_the_cutoff_is_history_not_news() {
+    // Placed a month before arauto was added, too old for the first sync's
+    // look-back; the shop edits it today (a note, an address) and the
+    // connector returns it for the first time, delivered long ago.
+    let mut policy = policy();
+    let cutoff = t0();
+    policy.seed_cutoff = Some(cutoff);
+    let mut h = Harness::default();
+    let mut old = order("77", "pedido_entregue", cutoff + mins(30));
+    old.created_at = cutoff - mins(60 * 24 * 30);
+    let d = h.poll(&policy, old.clone(), cutoff + mins(31));
+    assert!(d.planned.is_empty(), "planned {:?}", d.planned);
+    assert!(d.silent && d.new_record.seeded);
+
+    // An order placed after the cutoff and first seen at a late step is news.
+    let mut fresh = order("78", "pedido_enviado", cutoff + mins(30));
+    fresh.created_at = cutoff + mins(5);
+    let d = h.poll(&policy, fresh, cutoff + mins(31));
+    assert_eq!(kinds(&d), vec![K::OrderShipped]);
+}
+
+#[test]
 fn first_sync_of_500_historical_orders_sends_nothing_but_records_state() -> TestResult {
     let mut policy = policy();
     let cutoff = t0();

@@ -218,7 +218,7 @@ fn run(args: RunArgs) -> Exit {
         config_path: config.source_path().to_path_buf(),
         dry_run: args.dry_run,
     };
-    let mut daemon = Runtime::new(options).with_log_handle(log);
+    let mut daemon = crate::daemon::with_pipeline(Runtime::new(options).with_log_handle(log));
     daemon.add_service_provider(crate::report::metrics_service_provider());
     let result = runtime.block_on(daemon.run(config));
     // Tasks still running were given their deadline already; do not wait again.

@@ -303,12 +303,24 @@ async fn build_store(
         },
         tracking_implies_shipped: true,
     };
+    let channel_attempts = store
+        .channels
+        .iter()
+        .filter_map(|id| config.channels.get(id))
+        .map(|channel| (channel.id.clone(), channel.max_attempts))
+        .collect();
+    let kind_attempts = NotificationKind::ALL
+        .into_iter()
+        .filter_map(|kind| config.notification(kind).max_attempts.map(|n| (kind, n)))
+        .collect();
     Ok(StoreRuntime {
         config: store.clone(),
         plugin,
         connector,
         info,
         policy,
+        channel_attempts,
+        kind_attempts,
     })
 }
 

@@ -17,6 +17,7 @@
 mod assemble;
 mod lock;
 mod notify;
+mod pipeline;
 mod runtime;
 mod service;
 mod signals;
@@ -25,6 +26,7 @@ mod watchdog;
 
 pub use lock::{InstanceLock, LOCK_FILE, LockError};
 pub use notify::Notifier;
+pub use pipeline::with_pipeline;
 pub use runtime::{Phase, ReloadOutcome, RunError, RunOptions, Runtime, RuntimeInfo};
 pub use service::{
     Service, ServiceContext, ServiceError, ServiceProvider, ServiceSpec, ServiceTask,

@@ -42,7 +42,11 @@
 //! 7. **First sync / cutoff**: an order last modified before the store's
 //!    cutoff is recorded silently — its current step, terminal state and
 //!    tracking codes count as already notified — so later changes compare
-//!    against the right baseline without messaging about history.
+//!    against the right baseline without messaging about history. So is an
+//!    order arauto sees for the first time although it was *placed* before the
+//!    cutoff: it was too old for the first sync's look-back, and its first
+//!    sighting now says only that something changed (a note, an address), not
+//!    what its customer has already been told.
 //! 8. **Switched-off kinds still move the order**: a status whose kind is
 //!    disabled (or mapped to "off") plans nothing but still advances
 //!    `max_priority`, supersedes older pending steps and opens episodes.
@@ -288,9 +292,9 @@ pub fn decide(policy: &StorePolicy, input: DecideInput<'_>) -> Decision {
         now,
     } = input;
     let events = detect::detect(previous.map(|r| &r.order), &order);
-    let silent = policy
-        .seed_cutoff
-        .is_some_and(|cutoff| order.updated_at < cutoff);
+    let silent = policy.seed_cutoff.is_some_and(|cutoff| {
+        order.updated_at < cutoff || (previous.is_none() && order.created_at < cutoff)
+    });
     let snapshot = detect::merge_snapshot(previous.map(|r| &r.order), order);
     let record = match previous {
         Some(previous) => OrderRecord {

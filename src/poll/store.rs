@@ -1,8 +1,10 @@
 //! A configured store, ready to poll.
 
+use std::collections::BTreeMap;
+
 use crate::config::StoreConfig;
 use crate::decide::StorePolicy;
-use crate::model::ConnectorInfo;
+use crate::model::{ConnectorInfo, NotificationKind};
 use crate::plugin::{ConnectorInstance, Plugin};
 
 /// One `[stores.<id>]` with its connector instance and notification policy.
@@ -20,6 +22,24 @@ pub struct StoreRuntime {
     /// configured `first_sync_cutoff`; the poller completes it from the state
     /// database (when the store was first added).
     pub policy: StorePolicy,
+    /// `max_attempts` of each of the store's channels.
+    pub channel_attempts: BTreeMap<String, u32>,
+    /// `[notifications.<kind>] max_attempts` overrides.
+    pub kind_attempts: BTreeMap<NotificationKind, u32>,
+}
+
+/// Attempts when neither the channel nor the notification says.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
+
+impl StoreRuntime {
+    /// Attempts a job of `kind` on `channel` gets before dead-letter.
+    pub fn max_attempts(&self, channel: &str, kind: NotificationKind) -> u32 {
+        self.kind_attempts
+            .get(&kind)
+            .or_else(|| self.channel_attempts.get(channel))
+            .copied()
+            .unwrap_or(DEFAULT_MAX_ATTEMPTS)
+    }
 }
 
 impl std::fmt::Debug for StoreRuntime {

@@ -49,6 +49,9 @@ pub use types::{
     PollOutcome, PurgeFilter, Receipt, RequeueOutcome, StoreStats, StoreStatus, VerifyReport,
 };
 
+/// The state store as the daemon's services share it.
+pub type SharedStore = std::sync::Arc<dyn StateStore>;
+
 /// A status update applied inside the store's write transaction. It may run more
 /// than once on backends that retry optimistic writes, so it must only depend on
 /// the value it is given.

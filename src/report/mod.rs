@@ -22,8 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::daemon::{ReloadOutcome, State};
-use crate::queue::{ChannelStatus, StateStore};
-use crate::send::pacing::{PacingPolicy, PacingState, default_min_interval};
+use crate::send::pacing::{PacingPolicy, default_min_interval};
 
 pub use checklist::{
     CheckItem, CheckLine, CheckQuery, CheckSection, Checklist, Level, SectionKind,
@@ -37,8 +36,7 @@ pub use queue_ops::{
     RetryDeadQuery,
 };
 
-/// The state database as services share it.
-pub type SharedStore = Arc<dyn StateStore>;
+pub use crate::queue::SharedStore;
 
 /// Facts about the running daemon, when the daemon itself answers.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -168,23 +166,16 @@ fn unknown<'a>(
     }
 }
 
-/// The pacing state the dispatcher keeps in a channel's status.
-pub fn pacing_state(status: &ChannelStatus) -> PacingState {
-    PacingState {
-        last_sent_at: status.last_sent_at,
-        day: status.pacing_day.as_deref().and_then(|d| d.parse().ok()),
-        sent_today: u32::try_from(status.sent_today).unwrap_or(u32::MAX),
-        warmup_started_at: status.warmup_started_at,
-    }
-}
+pub use crate::send::dispatch::pacing_state;
 
-/// The pacing day a send at `at` counts for: the cap day when the channel
-/// has a daily cap, else the local date in the daemon's time zone.
+/// The pacing day a send at `at` counts for (the dispatcher's rule): the cap
+/// day when the channel has a daily cap, else the local date in the daemon's
+/// time zone.
 pub fn pacing_day(policy: &PacingPolicy, config: &Config, at: Timestamp) -> jiff::civil::Date {
-    match &policy.daily_cap {
-        Some(cap) => cap.day_of(at),
-        None => at.to_zoned_datetime(config.daemon.timezone.clone()).date(),
-    }
+    let tz = &config.daemon.timezone;
+    crate::send::dispatch::pacing_day(policy, at, tz)
+        .parse()
+        .unwrap_or_else(|_| at.to_zoned_datetime(tz.clone()).date())
 }
 
 /// Why an operator request could not be served.

@@ -1,7 +1,10 @@
 //! Per-channel dispatch: pacing, recipients, rendering, retries, outcomes.
 
 pub mod channel;
+pub mod dispatch;
 pub mod job;
 pub mod pacing;
 pub mod recipient;
 pub mod retry;
+
+pub use dispatch::{DispatchService, service_provider};

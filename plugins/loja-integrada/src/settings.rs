@@ -9,7 +9,11 @@ use crate::time::parse_duration;
 pub const DEFAULT_BASE_URL: &str = "https://api.awsli.com.br";
 const DEFAULT_API_PREFIX: &str = "/v1";
 const DEFAULT_OVERLAP: &str = "10m";
-const DEFAULT_INITIAL_LOOKBACK: &str = "7d";
+/// Long enough to cover most orders still in flight when a store is added: the
+/// first sync reads them as summaries only (no detail calls below the host's
+/// cutoff), so their later steps are compared against a baseline and orders
+/// placed before this window are never announced as news.
+const DEFAULT_INITIAL_LOOKBACK: &str = "30d";
 const DEFAULT_PAGE_SIZE: &str = "50";
 const DEFAULT_REQUEST_TIMEOUT: &str = "30s";
 /// LI's documented maximum `limit` for `pedido/search`.

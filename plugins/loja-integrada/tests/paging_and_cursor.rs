@@ -53,8 +53,8 @@ fn pages_follow_meta_next_and_read_the_clamped_limit_back() {
         assert_eq!(r.query_param("limit"), Some("50"));
         assert_eq!(
             r.query_param("since_atualizado"),
-            Some("2024-05-03T09:00:00"),
-            "7 days before the host clock"
+            Some("2024-04-10T09:00:00"),
+            "30 days before the host clock"
         );
     }
     assert_eq!(detail_calls(&fake.li.requests()).len(), 45);

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# `make demo`: the daemon against the bundled Loja Integrada simulator, printing
+# what it sends.
+#
+# Starts arauto-sim (a fake Loja Integrada API on 127.0.0.1:18931 whose orders
+# move through a three-minute story, and a fake Evolution API WhatsApp gateway on
+# 127.0.0.1:18932 that prints every message it receives), then
+# `arauto run --config config/demo.toml` with its state in a temporary directory.
+# Ctrl-C stops both cleanly. The daemon's log is kept in the temporary directory.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+ARAUTO=$TARGET_DIR/debug/arauto
+SIM=$TARGET_DIR/debug/arauto-sim
+SPEED=${DEMO_SPEED:-1}
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/arauto-demo.XXXXXX")
+SIM_PID=""
+DAEMON_PID=""
+
+stop() {
+    trap - INT TERM EXIT
+    echo
+    echo "demo: stopping…"
+    [ -n "$DAEMON_PID" ] && kill -TERM "$DAEMON_PID" 2>/dev/null || true
+    [ -n "$DAEMON_PID" ] && wait "$DAEMON_PID" 2>/dev/null || true
+    [ -n "$SIM_PID" ] && kill -TERM "$SIM_PID" 2>/dev/null || true
+    [ -n "$SIM_PID" ] && wait "$SIM_PID" 2>/dev/null || true
+    echo "demo: stopped. The daemon's log and state are in $WORK"
+    echo "      (e.g. ARAUTO_DAEMON__STATE_DIR=$WORK/state $ARAUTO report --config config/demo.toml)"
+    exit 0
+}
+trap stop INT TERM EXIT
+
+for port in 18931 18932; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        echo "demo: 127.0.0.1:$port is already in use (another demo running?)" >&2
+        trap - EXIT
+        exit 1
+    fi
+done
+
+"$SIM" --speed "$SPEED" --ready-file "$WORK/sim.ready" &
+SIM_PID=$!
+for _ in $(seq 1 100); do
+    [ -f "$WORK/sim.ready" ] && break
+    kill -0 "$SIM_PID" 2>/dev/null || { echo "demo: the simulator failed to start" >&2; exit 1; }
+    sleep 0.1
+done
+
+export ARAUTO_DAEMON__STATE_DIR="$WORK/state"
+export ARAUTO_DAEMON__CACHE_DIR="$WORK/cache"
+export ARAUTO_DAEMON__CONTROL_SOCKET="$WORK/control.sock"
+"$ARAUTO" validate --config config/demo.toml >/dev/null
+"$ARAUTO" run --config config/demo.toml --log-format text >"$WORK/arauto.log" 2>&1 &
+DAEMON_PID=$!
+echo "demo: arauto is running (pid $DAEMON_PID, log: $WORK/arauto.log); messages appear below as the"
+echo "      simulated orders move. Ctrl-C stops everything."
+echo
+
+# Keep going until Ctrl-C, or until one of the two exits on its own.
+while kill -0 "$SIM_PID" 2>/dev/null && kill -0 "$DAEMON_PID" 2>/dev/null; do
+    sleep 1
+done
+if ! kill -0 "$DAEMON_PID" 2>/dev/null; then
+    echo "demo: arauto exited unexpectedly; its log:" >&2
+    tail -n 30 "$WORK/arauto.log" >&2
+fi
+stop

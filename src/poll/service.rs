@@ -1,0 +1,189 @@
+//! The poller service of one store: a sweep every `poll_interval` (with ±10 %
+//! jitter so stores added together drift apart), one at a time.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::SignedDuration;
+use rand::RngExt;
+
+use super::sweep::{Sweep, SweepError};
+use crate::clock::{SharedClock, SystemClock};
+use crate::daemon::{
+    Service, ServiceContext, ServiceError, ServiceProvider, ServiceSpec, ServiceTask, State,
+};
+use crate::metrics::Metrics;
+use crate::queue::{ErrorClass, SharedStore};
+
+/// The first sweep of a store starts within this long after the daemon starts.
+const START_SPREAD: Duration = Duration::from_secs(5);
+/// Longest a poller may go without progress before the watchdog calls it stuck:
+/// a page is one plugin call (≤ its call timeout) plus one commit.
+const HEARTBEAT_SILENCE: Duration = Duration::from_secs(300);
+/// Shortest wait between two sweeps of a failing store.
+const MIN_ERROR_BACKOFF: SignedDuration = SignedDuration::from_secs(10);
+
+/// Creates one poller per enabled store.
+pub fn service_provider(clock: SharedClock) -> ServiceProvider {
+    Arc::new(move |state: &Arc<State>| {
+        state
+            .stores
+            .values()
+            .filter(|store| store.config.enabled)
+            .map(|store| {
+                Box::new(PollService {
+                    name: format!("poll/{}", store.config.id),
+                    store: store.config.id.clone(),
+                    clock: clock.clone(),
+                }) as Box<dyn Service>
+            })
+            .collect()
+    })
+}
+
+/// The poller of one store.
+pub struct PollService {
+    name: String,
+    store: String,
+    clock: SharedClock,
+}
+
+impl PollService {
+    /// A poller for `store` on the system clock.
+    pub fn new(store: &str) -> Self {
+        Self {
+            name: format!("poll/{store}"),
+            store: store.to_owned(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Service for PollService {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn spec(&self) -> ServiceSpec {
+        // Everything else (connector instance, interval, policy) is read live
+        // from the state, so a reload applies without restarting the loop.
+        ServiceSpec::new(self.store.clone())
+    }
+
+    async fn prepare(self: Box<Self>, ctx: ServiceContext) -> Result<ServiceTask, ServiceError> {
+        let db = ctx
+            .resource::<SharedStore>()
+            .ok_or("the state database is not open")?;
+        let metrics = ctx
+            .resource::<Metrics>()
+            .unwrap_or_else(|| Arc::new(Metrics::new()));
+        Ok(Box::pin(run(ctx, self.store, db, metrics, self.clock)))
+    }
+}
+
+async fn run(
+    ctx: ServiceContext,
+    store_id: String,
+    db: Arc<SharedStore>,
+    metrics: Arc<Metrics>,
+    clock: SharedClock,
+) -> Result<(), ServiceError> {
+    let mut generation = ctx.state.subscribe();
+    let first_delay = START_SPREAD.mul_f64(rand::rng().random_range(0.0..1.0));
+    let mut next = tokio::time::Instant::now() + first_delay;
+    let mut paused = false;
+    // The watchdog's view of this loop: it beats while waiting and after every
+    // committed page, so only a loop that is really stuck goes silent.
+    let heartbeat = ctx.heartbeat(HEARTBEAT_SILENCE);
+    let mut beat = tokio::time::interval(HEARTBEAT_SILENCE / 4);
+    loop {
+        heartbeat.beat();
+        tokio::select! {
+            () = ctx.shutdown.cancelled() => return Ok(()),
+            _ = beat.tick() => continue,
+            () = tokio::time::sleep_until(next), if !paused => {}
+            changed = generation.changed() => {
+                if changed.is_err() {
+                    return Ok(());
+                }
+                if paused {
+                    // A reload may carry the fixed credentials: try again now.
+                    tracing::info!(store = %store_id, "configuration reloaded: polling again");
+                    paused = false;
+                    next = tokio::time::Instant::now();
+                }
+                continue;
+            }
+        }
+        let state = ctx.state.load();
+        let Some(store) = state.stores.get(&store_id).cloned() else {
+            return Ok(());
+        };
+        let interval = store.config.poll_interval;
+        let sweep = Sweep {
+            store: &store,
+            db: db.as_ref().as_ref(),
+            metrics: &metrics,
+            clock: clock.as_ref(),
+            shutdown: &ctx.shutdown,
+            heartbeat: Some(&heartbeat),
+        };
+        let started = tokio::time::Instant::now();
+        let outcome = sweep.run().await;
+        let wait = match outcome {
+            Ok(report) => {
+                tracing::info!(
+                    store = %store_id,
+                    pages = report.pages,
+                    orders = report.orders,
+                    queued = report.enqueued,
+                    cancelled = report.cancelled,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "poll complete"
+                );
+                jittered(interval)
+            }
+            Err(error) => match error.class() {
+                ErrorClass::Misconfigured => {
+                    tracing::error!(
+                        store = %store_id,
+                        "poll failed, store paused until the configuration is fixed and reloaded: {error}"
+                    );
+                    paused = true;
+                    jittered(interval)
+                }
+                _ => {
+                    let wait = retry_wait(&error, interval);
+                    tracing::warn!(
+                        store = %store_id,
+                        retry_in_s = wait.as_secs(),
+                        "poll failed: {error}"
+                    );
+                    wait
+                }
+            },
+        };
+        next = tokio::time::Instant::now() + wait;
+    }
+}
+
+/// `interval` ± 10 %.
+fn jittered(interval: SignedDuration) -> Duration {
+    let base = interval.unsigned_abs();
+    base.mul_f64(rand::rng().random_range(0.9..1.1))
+}
+
+/// When to try again after a failed sweep: the connector's hint, else a short
+/// back-off, never longer than the poll interval.
+fn retry_wait(error: &SweepError, interval: SignedDuration) -> Duration {
+    let hint = match error {
+        SweepError::Plugin(e) => e.retry_after(),
+        SweepError::Store(_) => None,
+    };
+    let wait = hint.unwrap_or(MIN_ERROR_BACKOFF.max(interval / 5)).clamp(
+        MIN_ERROR_BACKOFF.min(interval),
+        interval.max(MIN_ERROR_BACKOFF),
+    );
+    wait.unsigned_abs()
+}

@@ -1,0 +1,619 @@
+//! The dispatcher of one channel instance: waits for the channel's pacing and
+//! the next due job, claims it, checks it still makes sense, renders it,
+//! hands it to the sender plugin and records the outcome.
+//!
+//! One job at a time per channel: pacing (NI's 20 s between WhatsApp
+//! messages) makes concurrency pointless, and it keeps the order of sends the
+//! order of due times.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+
+use super::channel::{ChannelRuntime, RecipientNeed};
+use super::job::{JobPayload, payload_of};
+use super::pacing::{PacingDecision, PacingPolicy, PacingState};
+use super::recipient::first_usable_phone;
+use super::retry::{Attempt, DeadReason, FailureClass, RetryDecision};
+use crate::clock::{SharedClock, SystemClock};
+use crate::daemon::{
+    Service, ServiceContext, ServiceError, ServiceProvider, ServiceSpec, ServiceTask, State,
+};
+use crate::decide::{OrderRecord, Relevance, SendTiming, send_time_check, still_relevant};
+use crate::metrics::Metrics;
+use crate::model::NotificationKind;
+use crate::plugin::{MessageMeta, OutgoingMessage, PluginError, ProviderTemplate, Recipient};
+use crate::poll::StoreRuntime;
+use crate::queue::{ChannelStatus, Completion, Job, Receipt, SharedStore};
+use crate::template::{StoreInfo, TemplateContext};
+
+/// Longest the dispatcher sleeps without looking again (and beating its heartbeat).
+const MAX_NAP: Duration = Duration::from_secs(30);
+/// Lease of a claimed job beyond the plugin call timeout (commit, rendering).
+const LEASE_MARGIN: SignedDuration = SignedDuration::from_secs(30);
+/// A dispatcher silent for this long is stuck (a send is bounded by the call timeout).
+const HEARTBEAT_SILENCE: Duration = Duration::from_secs(300);
+
+/// Creates one dispatcher per channel used by an enabled store.
+pub fn service_provider(clock: SharedClock) -> ServiceProvider {
+    Arc::new(move |state: &Arc<State>| {
+        let used: std::collections::BTreeSet<&str> = state
+            .stores
+            .values()
+            .filter(|s| s.config.enabled)
+            .flat_map(|s| s.config.channels.iter().map(String::as_str))
+            .collect();
+        state
+            .channels
+            .keys()
+            .filter(|id| used.contains(id.as_str()))
+            .map(|id| {
+                Box::new(DispatchService {
+                    name: format!("send/{id}"),
+                    channel: id.clone(),
+                    clock: clock.clone(),
+                }) as Box<dyn Service>
+            })
+            .collect()
+    })
+}
+
+/// The dispatcher of one channel.
+pub struct DispatchService {
+    name: String,
+    channel: String,
+    clock: SharedClock,
+}
+
+impl DispatchService {
+    /// A dispatcher for `channel` on the system clock.
+    pub fn new(channel: &str) -> Self {
+        Self {
+            name: format!("send/{channel}"),
+            channel: channel.to_owned(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Service for DispatchService {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn spec(&self) -> ServiceSpec {
+        ServiceSpec::new(self.channel.clone())
+    }
+
+    async fn prepare(self: Box<Self>, ctx: ServiceContext) -> Result<ServiceTask, ServiceError> {
+        let db = ctx
+            .resource::<SharedStore>()
+            .ok_or("the state database is not open")?;
+        let metrics = ctx
+            .resource::<Metrics>()
+            .unwrap_or_else(|| Arc::new(Metrics::new()));
+        let dispatcher = Dispatcher {
+            channel: self.channel,
+            db: (*db).clone(),
+            metrics,
+            clock: self.clock,
+        };
+        Ok(Box::pin(dispatcher.run(ctx)))
+    }
+}
+
+/// The loop of one channel.
+struct Dispatcher {
+    channel: String,
+    db: SharedStore,
+    metrics: Arc<Metrics>,
+    clock: SharedClock,
+}
+
+/// What to do after one turn of the loop.
+enum Turn {
+    /// Look again now.
+    Again,
+    /// Sleep until then, or until the lane changes.
+    WaitUntil(Timestamp),
+    /// Sleep until the lane changes (nothing due).
+    WaitForWork,
+}
+
+impl Dispatcher {
+    async fn run(self, ctx: ServiceContext) -> Result<(), ServiceError> {
+        let mut lane = self.db.watch_lane(&self.channel);
+        let mut generation = ctx.state.subscribe();
+        let heartbeat = ctx.heartbeat(HEARTBEAT_SILENCE);
+        loop {
+            heartbeat.beat();
+            if ctx.shutdown.is_cancelled() {
+                return Ok(());
+            }
+            let state = ctx.state.load();
+            let Some(channel) = state.channels.get(&self.channel).cloned() else {
+                return Ok(());
+            };
+            let turn = match self.turn(&state, &channel).await {
+                Ok(turn) => turn,
+                Err(error) => {
+                    // The database refused: it will not get better by
+                    // spinning; give it a moment and try again.
+                    tracing::error!(channel = %self.channel, "dispatch failed: {error}");
+                    Turn::WaitUntil(self.clock.now() + SignedDuration::from_secs(5))
+                }
+            };
+            let nap = match turn {
+                Turn::Again => continue,
+                Turn::WaitUntil(at) => self.until(at),
+                Turn::WaitForWork => MAX_NAP,
+            };
+            tokio::select! {
+                () = ctx.shutdown.cancelled() => return Ok(()),
+                () = tokio::time::sleep(nap) => {}
+                _ = lane.changed() => {}
+                changed = generation.changed() => {
+                    if changed.is_ok() {
+                        self.resume_after_reload().await;
+                    }
+                }
+            }
+        }
+    }
+
+    fn until(&self, at: Timestamp) -> Duration {
+        let wait = at.duration_since(self.clock.now());
+        if wait <= SignedDuration::ZERO {
+            Duration::ZERO
+        } else {
+            wait.unsigned_abs().min(MAX_NAP)
+        }
+    }
+
+    /// A reload may carry fixed credentials: lift a pause arauto set itself.
+    async fn resume_after_reload(&self) {
+        match self.db.channel_status(&self.channel).await {
+            Ok(ChannelStatus {
+                paused: Some(pause),
+                ..
+            }) if pause.automatic => {
+                tracing::info!(channel = %self.channel, "configuration reloaded: channel resumed (was paused: {})", pause.reason);
+                if let Err(error) = self.db.resume_channel(&self.channel).await {
+                    tracing::error!(channel = %self.channel, "cannot resume the channel: {error}");
+                }
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::error!(channel = %self.channel, "cannot read the channel status: {error}")
+            }
+        }
+    }
+
+    async fn turn(&self, state: &State, channel: &ChannelRuntime) -> Result<Turn, ServiceError> {
+        let now = self.clock.now();
+        let status = self.db.channel_status(&self.channel).await?;
+        if status.paused.is_some() {
+            return Ok(Turn::WaitForWork);
+        }
+        match channel.pacing.next_send(&pacing_state(&status), now) {
+            PacingDecision::SendAt(at) if at > now => return Ok(Turn::WaitUntil(at)),
+            PacingDecision::CapReached { until, cap } => {
+                tracing::debug!(channel = %self.channel, cap, "daily cap reached; next reset {until}");
+                return Ok(Turn::WaitUntil(until));
+            }
+            PacingDecision::SendAt(_) => {}
+        }
+        match self.db.next_due(&self.channel).await? {
+            None => return Ok(Turn::WaitForWork),
+            Some(due) if due > now => return Ok(Turn::WaitUntil(due)),
+            Some(_) => {}
+        }
+        let lease = channel.config.sandbox.call_timeout + LEASE_MARGIN;
+        let Some(job) = self
+            .db
+            .claim(&self.channel, now, 1, lease)
+            .await?
+            .into_iter()
+            .next()
+        else {
+            // Claimed by nobody else (one dispatcher per lane): the due job
+            // expired at claim. Look again.
+            return Ok(Turn::Again);
+        };
+        self.deliver(state, channel, job).await?;
+        Ok(Turn::Again)
+    }
+
+    /// Everything between a claim and its completion.
+    async fn deliver(
+        &self,
+        state: &State,
+        channel: &ChannelRuntime,
+        job: Job,
+    ) -> Result<(), ServiceError> {
+        let claim = job.claim();
+        let outcome = self.prepare_and_send(state, channel, &job).await;
+        let completion = match outcome {
+            Outcome::Sent(completion) | Outcome::Done(completion) => completion,
+        };
+        let label = completion_label(&completion);
+        let job_after = self.db.complete(claim, completion).await?;
+        if let Some(label) = label {
+            self.metrics.job(&job.store, &job.lane, &job.kind, label);
+        }
+        tracing::debug!(
+            channel = %self.channel,
+            job_id = %job.id,
+            state = %job_after.state,
+            "job completed"
+        );
+        Ok(())
+    }
+
+    async fn prepare_and_send(
+        &self,
+        state: &State,
+        channel: &ChannelRuntime,
+        job: &Job,
+    ) -> Outcome {
+        let fields = JobFields::of(job);
+        let payload = match payload_of(&job.payload) {
+            Ok(payload) => payload,
+            Err(reason) => return fields.dead(reason),
+        };
+        let Some(store) = state.stores.get(&job.store) else {
+            return fields.skip(format!(
+                "store `{}` is no longer in the configuration",
+                job.store
+            ));
+        };
+        let now = self.clock.now();
+
+        // Quiet hours and expiry, at send time.
+        let expires_at = job.expires_at.unwrap_or(Timestamp::MAX);
+        match send_time_check(
+            job.due_at,
+            expires_at,
+            payload.quiet_hours,
+            store.policy.timing.quiet_hours.as_ref(),
+            now,
+        ) {
+            SendTiming::SendNow => {}
+            SendTiming::Defer { until, expires_at } => {
+                tracing::info!(
+                    store = %job.store, order = %job.order_id, notification = %job.kind,
+                    channel = %job.lane, job_id = %job.id,
+                    "quiet hours: held until {until}"
+                );
+                return Outcome::Done(Completion::Defer {
+                    until,
+                    expires_at: Some(expires_at),
+                    reason: "quiet hours".into(),
+                });
+            }
+            SendTiming::Expired => {
+                tracing::info!(
+                    store = %job.store, order = %job.order_id, notification = %job.kind,
+                    channel = %job.lane, job_id = %job.id,
+                    "expired before it could be sent"
+                );
+                return Outcome::Done(Completion::Expired);
+            }
+        }
+
+        // Does it still make sense? The order may have moved on since it was planned.
+        let record = match self.db.order_record(&job.store, &job.order_id).await {
+            Ok(Some(bytes)) => match OrderRecord::from_bytes(&bytes) {
+                Ok(record) => record,
+                Err(error) => return fields.dead(format!("order record unreadable: {error}")),
+            },
+            Ok(None) => return fields.skip("the order is no longer followed".into()),
+            Err(error) => {
+                return Outcome::Done(Completion::Retry {
+                    at: now + SignedDuration::from_secs(10),
+                    error: format!("cannot read the order: {error}"),
+                    spend_attempt: false,
+                });
+            }
+        };
+        if let Relevance::Drop { reason } = still_relevant(&payload.facts, &record) {
+            tracing::info!(
+                store = %job.store, order = %job.order_id, notification = %job.kind,
+                channel = %job.lane, job_id = %job.id,
+                "dropped before sending: {reason}"
+            );
+            return Outcome::Done(Completion::Cancelled {
+                reason: reason.to_string(),
+            });
+        }
+
+        let message = match self.message(state, store, channel, job, &payload, &record) {
+            Ok(message) => message,
+            Err(reason) => return fields.dead(reason),
+        };
+
+        if state.dry_run {
+            tracing::info!(
+                store = %job.store, order = %job.order_id, notification = %job.kind,
+                channel = %job.lane, job_id = %job.id,
+                to = message.recipient.phone.as_deref().unwrap_or("-"),
+                "dry run: would send:\n{}",
+                message.text
+            );
+            return Outcome::Done(Completion::Skipped {
+                reason: "dry run".into(),
+            });
+        }
+
+        let started = std::time::Instant::now();
+        let result = channel.sender.send(message).await;
+        self.metrics.plugin_call(
+            channel.plugin.name(),
+            &channel.config.id,
+            "send",
+            started.elapsed().as_secs_f64(),
+        );
+        match result {
+            Ok(receipt) => {
+                let at = self.clock.now();
+                tracing::info!(
+                    store = %job.store, order = %job.order_id, notification = %job.kind,
+                    channel = %job.lane, job_id = %job.id,
+                    provider_message_id = receipt.provider_message_id.as_deref().unwrap_or("-"),
+                    attempt = job.attempt,
+                    "notification sent"
+                );
+                Outcome::Sent(Completion::Sent {
+                    receipt: Receipt {
+                        provider_message_id: receipt.provider_message_id,
+                        recipient_id: receipt.recipient_id,
+                    },
+                    at,
+                    pacing_day: pacing_day(&channel.pacing, at, &state.config.daemon.timezone),
+                })
+            }
+            Err(error) => self.failed(channel, job, error).await,
+        }
+    }
+
+    async fn failed(&self, channel: &ChannelRuntime, job: &Job, error: PluginError) -> Outcome {
+        if error.is_sandbox_fault() {
+            self.metrics
+                .plugin_fault(channel.plugin.name(), &channel.config.id);
+        }
+        let class = failure_class(&error);
+        let now = self.clock.now();
+        let decision = channel.retry.on_failure(
+            &class,
+            &error.to_string(),
+            Attempt {
+                number: job.attempt,
+                expires_at: job.expires_at.unwrap_or(Timestamp::MAX),
+            },
+            now,
+            &mut rand::rng(),
+        );
+        let fields = JobFields::of(job);
+        match decision {
+            RetryDecision::Retry { at, spend_attempt } => {
+                tracing::warn!(
+                    store = %job.store, order = %job.order_id, notification = %job.kind,
+                    channel = %job.lane, job_id = %job.id, attempt = job.attempt,
+                    "send failed, retrying at {at}: {error}"
+                );
+                Outcome::Done(Completion::Retry {
+                    at,
+                    error: error.to_string(),
+                    spend_attempt,
+                })
+            }
+            RetryDecision::Dead { reason } => fields.dead(dead_text(&reason)),
+            RetryDecision::PauseChannel { reason } => {
+                tracing::error!(
+                    channel = %job.lane,
+                    "channel paused: the provider rejected its settings ({reason}); fix the config and reload, or run `arauto queue resume {}`",
+                    job.lane
+                );
+                if let Err(store_error) =
+                    self.db.pause_channel(&job.lane, reason.clone(), true).await
+                {
+                    tracing::error!(channel = %job.lane, "cannot pause the channel: {store_error}");
+                }
+                Outcome::Done(Completion::Defer {
+                    until: now,
+                    expires_at: None,
+                    reason: format!("channel paused: {reason}"),
+                })
+            }
+        }
+    }
+
+    fn message(
+        &self,
+        state: &State,
+        store: &StoreRuntime,
+        channel: &ChannelRuntime,
+        job: &Job,
+        payload: &JobPayload,
+        record: &OrderRecord,
+    ) -> Result<OutgoingMessage, String> {
+        let order = &record.order;
+        let kind = payload.facts.kind;
+        let phone = match channel.recipient {
+            RecipientNeed::Phone => Some(
+                first_usable_phone(&order.customer.phones)
+                    .map_err(|e| format!("no usable phone for order {}: {e}", order.number))?
+                    .as_str()
+                    .to_owned(),
+            ),
+            RecipientNeed::Nothing => first_usable_phone(&order.customer.phones)
+                .ok()
+                .map(|p| p.as_str().to_owned()),
+        };
+        let store_info = StoreInfo {
+            id: store.config.id.clone(),
+            description: store
+                .config
+                .description
+                .clone()
+                .unwrap_or_else(|| store.config.id.clone()),
+            time_zone: store.config.timezone.clone(),
+        };
+        let context =
+            TemplateContext::new(order, kind, &store_info, payload.facts.tracking.as_ref());
+        let text = state
+            .templates
+            .render(kind, &channel.config.id, &context)
+            .map_err(|e| format!("template failed: {e}"))?;
+        let template = state
+            .templates
+            .render_provider(kind, &channel.config.id, &context)
+            .map_err(|e| format!("provider template failed: {e}"))?
+            .map(|t| ProviderTemplate {
+                name: t.name,
+                language: t.language,
+                positional: t.positional,
+                named: t.named,
+            });
+        let customer = &order.customer;
+        Ok(OutgoingMessage {
+            idempotency_key: job.id.to_string(),
+            attempt: job.attempt,
+            recipient: Recipient {
+                phone,
+                email: customer.email.clone(),
+                name: non_empty(&customer.name),
+                first_name: non_empty(&customer.first_name),
+            },
+            text,
+            template,
+            meta: MessageMeta {
+                store: job.store.clone(),
+                order_id: job.order_id.clone(),
+                order_number: order.number.clone(),
+                notification: kind,
+                job_id: job.id.to_string(),
+                channel: channel.config.id.clone(),
+            },
+            event: event_json(job, kind, store, payload, record),
+        })
+    }
+}
+
+/// The data a webhook-style channel forwards: the notification, the store and
+/// the normalised order.
+fn event_json(
+    job: &Job,
+    kind: NotificationKind,
+    store: &StoreRuntime,
+    payload: &JobPayload,
+    record: &OrderRecord,
+) -> serde_json::Value {
+    serde_json::json!({
+        "notification": kind.as_str(),
+        "job_id": job.id.to_string(),
+        "store": {
+            "id": store.config.id,
+            "description": store.config.description,
+            "platform": store.info.platform,
+        },
+        "status_code": payload.facts.status_code,
+        "tracking": payload.facts.tracking,
+        "order": record.order,
+    })
+}
+
+fn non_empty(s: &str) -> Option<String> {
+    let s = s.trim();
+    (!s.is_empty()).then(|| s.to_owned())
+}
+
+/// How a delivery attempt ended (the distinction only matters for logs).
+enum Outcome {
+    Sent(Completion),
+    Done(Completion),
+}
+
+/// Log context of a job, for the one-line outcomes.
+struct JobFields<'a>(&'a Job);
+
+impl<'a> JobFields<'a> {
+    fn of(job: &'a Job) -> Self {
+        Self(job)
+    }
+
+    fn dead(&self, reason: String) -> Outcome {
+        let job = self.0;
+        tracing::error!(
+            store = %job.store, order = %job.order_id, notification = %job.kind,
+            channel = %job.lane, job_id = %job.id,
+            "not sent (dead-letter): {reason}"
+        );
+        Outcome::Done(Completion::Dead { reason })
+    }
+
+    fn skip(&self, reason: String) -> Outcome {
+        let job = self.0;
+        tracing::info!(
+            store = %job.store, order = %job.order_id, notification = %job.kind,
+            channel = %job.lane, job_id = %job.id,
+            "skipped: {reason}"
+        );
+        Outcome::Done(Completion::Skipped { reason })
+    }
+}
+
+fn dead_text(reason: &DeadReason) -> String {
+    reason.to_string()
+}
+
+/// The metric outcome of a completion (`None`: not an outcome yet).
+fn completion_label(completion: &Completion) -> Option<&'static str> {
+    match completion {
+        Completion::Sent { .. } => Some("sent"),
+        Completion::Retry { .. } => Some("retried"),
+        Completion::Defer { .. } => None,
+        Completion::Dead { .. } => Some("failed"),
+        Completion::Cancelled { .. } => Some("cancelled"),
+        Completion::Expired => Some("expired"),
+        Completion::Skipped { .. } => Some("skipped"),
+    }
+}
+
+/// The retry policy's view of a plugin error.
+fn failure_class(error: &PluginError) -> FailureClass {
+    if error.is_sandbox_fault() {
+        return FailureClass::SandboxFault;
+    }
+    match error.class() {
+        crate::plugin::ErrorClass::Retryable => FailureClass::Retryable {
+            retry_after: error.retry_after(),
+        },
+        crate::plugin::ErrorClass::Permanent => FailureClass::Permanent,
+        crate::plugin::ErrorClass::Misconfigured => FailureClass::Misconfigured,
+    }
+}
+
+/// The pacing state persisted in the channel status.
+pub fn pacing_state(status: &ChannelStatus) -> PacingState {
+    PacingState {
+        last_sent_at: status.last_sent_at,
+        day: status
+            .pacing_day
+            .as_deref()
+            .and_then(|d| d.parse::<jiff::civil::Date>().ok()),
+        sent_today: u32::try_from(status.sent_today).unwrap_or(u32::MAX),
+        warmup_started_at: status.warmup_started_at,
+    }
+}
+
+/// The pacing day a send at `at` counts for: the cap day when there is a daily
+/// cap, else the local date.
+pub fn pacing_day(pacing: &PacingPolicy, at: Timestamp, tz: &jiff::tz::TimeZone) -> String {
+    match &pacing.daily_cap {
+        Some(cap) => cap.day_of(at).to_string(),
+        None => at.to_zoned_datetime(tz.clone()).date().to_string(),
+    }
+}
