@@ -9,6 +9,8 @@
 mod daemon;
 #[path = "support/operator.rs"]
 mod operator;
+#[path = "support/mod.rs"]
+mod support;
 
 use std::path::{Path, PathBuf};
 

@@ -225,7 +225,7 @@ fn open_database(
     }
     let unreachable = |holder: Option<u32>| {
         anyhow!(
-            "arauto{} is running on {} but does not answer on its control socket {}: is --socket (or daemon.control_socket) right?",
+            "arauto{} holds {} but does not answer on its control socket {}: if it is still starting, try again in a moment; otherwise check --socket (or daemon.control_socket)",
             holder
                 .map(|pid| format!(" (pid {pid})"))
                 .unwrap_or_default(),

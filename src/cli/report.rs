@@ -225,7 +225,14 @@ fn queue_lines(q: &QueueFigures, now: Timestamp, tz: &TimeZone) -> String {
         "  last 5 minutes: {} entered, {} sent",
         q.entered_last_5m, q.sent_last_5m
     );
-    let mut today = format!("  today ({}): {} sent", q.pacing_day, q.sent_today);
+    let mut today = match q.cap_day_started_at {
+        Some(start) => format!(
+            "  since the daily reset at {}: {} sent",
+            local(start, tz),
+            q.sent_today
+        ),
+        None => format!("  today ({}): {} sent", q.pacing_day, q.sent_today),
+    };
     match (q.daily_cap, q.cap_today) {
         (Some(cap), Some(now_cap)) if q.warmup && now_cap < cap => {
             today.push_str(&format!(" of {now_cap} allowed (warm-up; full cap {cap})"));
@@ -234,7 +241,7 @@ fn queue_lines(q: &QueueFigures, now: Timestamp, tz: &TimeZone) -> String {
         _ => today.push_str(", no daily cap"),
     }
     if let Some(reset) = q.cap_resets_at {
-        today.push_str(&format!("; resets at {}", local(reset, tz)));
+        today.push_str(&format!("; next reset at {}", local(reset, tz)));
     }
     let _ = writeln!(out, "{today}");
     out

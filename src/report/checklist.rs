@@ -652,8 +652,22 @@ fn last_poll_line(
             ago(ctx.now, e.at)
         )
     };
+    let paused_for = |e: &crate::queue::LastError| {
+        status
+            .paused
+            .as_ref()
+            .is_some_and(|p| p.reason == e.message)
+    };
     let Some(ok_at) = status.last_poll_ok_at else {
         match &status.last_error {
+            Some(error) if paused_for(error) => s.fail(
+                CheckItem::LastPoll,
+                format!(
+                    "never polled successfully: the last attempt ({}) failed and paused polling",
+                    ago(ctx.now, error.at)
+                ),
+                format!("see {logs}"),
+            ),
             Some(error) => s.fail(
                 CheckItem::LastPoll,
                 format!(

@@ -164,6 +164,8 @@ pub struct QueueFigures {
     pub cap_today: Option<u32>,
     /// Progressive warm-up configured.
     pub warmup: bool,
+    /// When the current cap day began (the last reset).
+    pub cap_day_started_at: Option<Timestamp>,
     /// When the daily count resets next.
     pub cap_resets_at: Option<Timestamp>,
     /// The latest send.
@@ -314,7 +316,7 @@ pub async fn run(ctx: &Context, query: &ReportQuery) -> Result<Report, OpsError>
             .iana_name()
             .unwrap_or("UTC")
             .to_owned(),
-        since: crate::config::format_duration(query.since),
+        since: window_name(query.since),
         from_day,
         to_day,
         from,
@@ -380,6 +382,18 @@ pub async fn run(ctx: &Context, query: &ReportQuery) -> Result<Report, OpsError>
         }
     }
     Ok(report)
+}
+
+/// `24h`, `7d`, `90m`: whole days from two days up, else hours or minutes.
+fn window_name(since: SignedDuration) -> String {
+    let secs = since.as_secs();
+    if secs >= 2 * 86_400 && secs % 86_400 == 0 {
+        format!("{}d", secs / 86_400)
+    } else if secs >= 3600 && secs % 3600 == 0 {
+        format!("{}h", secs / 3600)
+    } else {
+        crate::config::format_duration(since)
+    }
 }
 
 fn tallies(kinds: BTreeMap<String, Tally>) -> (Tally, Vec<KindTally>) {
@@ -455,6 +469,12 @@ async fn queue_figures(
             .daily_cap
             .as_ref()
             .is_some_and(|c| c.warmup.is_some()),
+        cap_day_started_at: policy.daily_cap.as_ref().and_then(|c| {
+            c.time_zone
+                .to_zoned_datetime(jiff::civil::DateTime::from_parts(today, c.reset_at))
+                .ok()
+                .map(|z| z.timestamp())
+        }),
         cap_resets_at: policy.daily_cap.as_ref().map(|c| c.next_reset(ctx.now)),
         last_sent_at: status.last_sent_at,
         paused: status.paused,
