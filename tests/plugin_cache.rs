@@ -117,3 +117,32 @@ async fn without_a_cache_directory_every_load_compiles() {
     let plugin = host.load(test_plugin("echo-sender")).await.must("load");
     assert_eq!(plugin.artifact_source(), ArtifactSource::Compiled);
 }
+
+/// `arauto validate` reuses what the daemon compiled but leaves no trace: a
+/// read-only cache loads existing entries, writes none, and a missing
+/// directory is not created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_cache_reuses_entries_and_writes_nothing() {
+    let dir = tempfile::tempdir().must("tempdir");
+    let cache = dir.path().join("cache");
+    let echo = test_plugin("echo-sender");
+    let connector = test_plugin("sample-connector");
+    start(&cache).load(&echo).await.must("daemon-side load");
+    let before = cached_artifacts(&cache);
+    assert_eq!(before.len(), 1);
+
+    let reader = PluginHost::new(HostConfig::reading_cache(&cache)).must("read-only host");
+    let plugin = reader.load(&echo).await.must("read-only load");
+    assert_eq!(plugin.artifact_source(), ArtifactSource::Cache);
+    let other = reader.load(&connector).await.must("uncached load");
+    assert_eq!(other.artifact_source(), ArtifactSource::Compiled);
+    assert_eq!(cached_artifacts(&cache), before, "nothing written");
+
+    let missing = dir.path().join("never-created");
+    let reader = PluginHost::new(HostConfig::reading_cache(&missing)).must("no cache dir");
+    reader.load(&echo).await.must("load without a cache");
+    assert!(
+        !missing.exists(),
+        "a read-only cache never creates its directory"
+    );
+}

@@ -248,15 +248,16 @@ fn validate(args: ValidateArgs) -> Exit {
     for warning in config.warnings() {
         eprintln!("{warning}");
     }
-    // No compiled-artifact cache: validate writes nothing (it may run as
-    // another user than the daemon, e.g. in ExecReload=).
+    // The daemon's compiled plugins are reused but nothing is written:
+    // validate leaves no trace (it may run as another user, e.g. in ExecReload=).
+    let cache_dir = config.daemon.cache_dir.clone();
     let built = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())
         .and_then(|runtime| {
             runtime.block_on(async {
-                let host = PluginHost::new(HostConfig::default())
+                let host = PluginHost::new(HostConfig::reading_cache(cache_dir))
                     .map_err(|e| format!("cannot start the plugin host: {e}"))?;
                 build(
                     config,

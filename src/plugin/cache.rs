@@ -34,6 +34,7 @@ pub enum ArtifactSource {
 pub(crate) struct ArtifactCache {
     dir: PathBuf,
     engine_key: String,
+    read_only: bool,
 }
 
 /// `Hasher` adapter that feeds wasmtime's compatibility hash into SHA-256, so
@@ -56,12 +57,20 @@ impl ArtifactCache {
     /// Open (and create, owner-only) the cache directory.
     pub(crate) fn open(dir: &Path, engine: &Engine) -> std::io::Result<Self> {
         create_private_dir(dir)?;
-        let mut hasher = Sha256Hasher(Sha256::new());
-        engine.precompile_compatibility_hash().hash(&mut hasher);
-        let engine_key = hex::encode(&hasher.0.finalize()[..8]);
         Ok(Self {
             dir: dir.to_owned(),
-            engine_key,
+            engine_key: engine_key(engine),
+            read_only: false,
+        })
+    }
+
+    /// Use `dir` for loads only (`None` if it is not a readable directory).
+    pub(crate) fn open_read_only(dir: &Path, engine: &Engine) -> Option<Self> {
+        std::fs::read_dir(dir).ok()?;
+        Some(Self {
+            dir: dir.to_owned(),
+            engine_key: engine_key(engine),
+            read_only: true,
         })
     }
 
@@ -103,6 +112,9 @@ impl ArtifactCache {
     /// Write `component`'s artifact for the `.wasm` with this SHA-256.
     pub(crate) fn store(&self, component: &Component, wasm_sha256: &str) -> Result<(), String> {
         static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+        if self.read_only {
+            return Ok(());
+        }
         let path = self.entry_path(wasm_sha256);
         let bytes = component
             .serialize()
@@ -123,6 +135,13 @@ impl ArtifactCache {
             format!("writing {}: {e}", path.display())
         })
     }
+}
+
+/// The part of an entry's name that changes with the engine's configuration.
+fn engine_key(engine: &Engine) -> String {
+    let mut hasher = Sha256Hasher(Sha256::new());
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    hex::encode(&hasher.0.finalize()[..8])
 }
 
 /// SHA-256 of `bytes`, lower-case hex.

@@ -42,6 +42,10 @@ pub struct HostConfig {
     /// Where compiled plugins are kept between runs (systemd's
     /// `CacheDirectory=`); `None` compiles on every load.
     pub cache_dir: Option<PathBuf>,
+    /// Use `cache_dir` without ever writing to it (nor creating it): for
+    /// `arauto validate`, which must leave no trace but may reuse what the
+    /// daemon compiled.
+    pub cache_read_only: bool,
     /// Plugin calls (and loads) running at the same time, across all
     /// plugins; further calls wait for a free slot. Bounds the memory all
     /// sandboxes together may use (this many times the instance memory cap)
@@ -53,6 +57,7 @@ impl Default for HostConfig {
     fn default() -> Self {
         Self {
             cache_dir: None,
+            cache_read_only: false,
             max_concurrent_calls: DEFAULT_MAX_CONCURRENT_CALLS,
         }
     }
@@ -63,6 +68,16 @@ impl HostConfig {
     pub fn with_cache_dir(dir: impl Into<PathBuf>) -> Self {
         Self {
             cache_dir: Some(dir.into()),
+            ..Self::default()
+        }
+    }
+
+    /// The defaults, reusing compiled plugins found in `dir` but never
+    /// writing there (a missing or unreadable directory means no cache).
+    pub fn reading_cache(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            cache_dir: Some(dir.into()),
+            cache_read_only: true,
             ..Self::default()
         }
     }
@@ -140,6 +155,7 @@ impl PluginHost {
             .map_err(|e| HostError::Engine(e.to_string()))?;
         let cache =
             match &config.cache_dir {
+                Some(dir) if config.cache_read_only => ArtifactCache::open_read_only(dir, &engine),
                 Some(dir) => Some(ArtifactCache::open(dir, &engine).map_err(|source| {
                     HostError::CacheDir {
                         path: dir.clone(),

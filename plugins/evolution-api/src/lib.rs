@@ -26,28 +26,12 @@
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 
 use arauto_plugin_sdk::sender::prelude::*;
-use arauto_plugin_sdk::sender::{ConfigKey, http::HttpResponse, log::Level};
+use arauto_plugin_sdk::sender::{http::HttpResponse, log::Level};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 /// The plugin.
 pub struct EvolutionApi;
-
-fn key(
-    name: &str,
-    description: &str,
-    required: bool,
-    secret: bool,
-    default: Option<&str>,
-) -> ConfigKey {
-    ConfigKey {
-        name: name.to_owned(),
-        description: description.to_owned(),
-        required,
-        secret,
-        default_value: default.map(str::to_owned),
-    }
-}
 
 impl Sender for EvolutionApi {
     fn info() -> PluginInfo {
@@ -58,49 +42,44 @@ impl Sender for EvolutionApi {
             description:
                 "Evolution API v2 (self-hosted WhatsApp gateway): text messages via sendText".into(),
             config_keys: vec![
-                key(
+                config_key(
                     "base_url",
                     "Your Evolution API server, e.g. https://evolution.minhaloja.com.br (its host must be allowed)",
                     true,
                     false,
-                    None,
                 ),
-                key(
+                config_key(
                     "instance",
                     "Instance name as created in the Evolution manager",
                     true,
                     false,
-                    None,
                 ),
-                key(
+                config_key(
                     "api_key",
                     "The instance's (or the global) API key, sent as the `apikey` header",
                     true,
                     true,
-                    None,
                 ),
-                key(
+                config_key(
                     "delay_ms",
                     "Typing-presence time in milliseconds before the message is sent (Evolution `delay`)",
                     false,
                     false,
-                    None,
                 ),
-                key(
+                config_key(
                     "link_preview",
                     "Ask WhatsApp to render link previews (Evolution `linkPreview`)",
                     false,
                     false,
-                    None,
                 ),
-                key(
+                config_key(
                     "retry_without_ninth_digit",
                     "When a Brazilian mobile is not found on WhatsApp, try once more without the ninth digit \
                      (accounts created before 2016 may still use the old form)",
                     false,
                     false,
-                    Some("true"),
-                ),
+                )
+                .with_default("true"),
             ],
             // Self-hosted: the sysadmin allows the host of `base_url`.
             default_hosts: vec![],

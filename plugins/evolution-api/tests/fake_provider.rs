@@ -3,42 +3,13 @@
 use std::time::Duration;
 
 use ::evolution_api::{EvolutionApi, without_ninth_digit};
-use arauto_plugin_sdk::sender::http::{HttpError, Method, Request, Response};
 use arauto_plugin_sdk::sender::prelude::*;
 use arauto_plugin_sdk::sender::testing::{self, Harness};
-use arauto_sim::channels::blocking::{self, BlockingError};
 use arauto_sim::channels::evolution as fake_evolution;
 use arauto_sim::channels::{Endpoint, FakeProvider, Provider, Reply};
 use serde_json::json;
 
 const API_KEY: &str = "B6D711FCDE4D4FD5936544120E713976";
-
-fn transport(req: &Request) -> Result<Response, HttpError> {
-    let method = match req.method {
-        Method::Get => "GET",
-        Method::Head => "HEAD",
-        Method::Post => "POST",
-        Method::Put => "PUT",
-        Method::Patch => "PATCH",
-        Method::Delete => "DELETE",
-    };
-    match blocking::send(
-        method,
-        &req.url,
-        &req.headers,
-        req.body.as_deref(),
-        Duration::from_secs(5),
-    ) {
-        Ok(r) => Ok(Response {
-            status: r.status,
-            headers: r.headers,
-            body: r.body,
-        }),
-        Err(BlockingError::Timeout) => Err(HttpError::Timeout),
-        Err(BlockingError::Connect(why)) => Err(HttpError::Connect(why)),
-        Err(BlockingError::Other(why)) => Err(HttpError::Other(why)),
-    }
-}
 
 fn fake() -> FakeProvider {
     let fake =
@@ -52,7 +23,7 @@ fn install(fake: &FakeProvider, extra: &[(&str, &str)]) {
         .setting("base_url", &format!("{}/", fake.url()))
         .setting("instance", "loja principal")
         .setting("api_key", API_KEY)
-        .transport(transport);
+        .transport(testing::http_transport(Duration::from_secs(5)));
     for (k, v) in extra {
         harness = harness.setting(k, v);
     }

@@ -307,7 +307,10 @@ fn info_declares_capabilities_with_reasons_and_every_setting() {
     );
     assert_eq!(key("api_prefix").default_value.as_deref(), Some("/v1"));
     assert_eq!(key("overlap").default_value.as_deref(), Some("10m"));
-    assert_eq!(key("initial_lookback").default_value.as_deref(), Some("30d"));
+    assert_eq!(
+        key("initial_lookback").default_value.as_deref(),
+        Some("30d")
+    );
     assert_eq!(key("page_size").default_value.as_deref(), Some("50"));
     assert!(!key("base_url").secret);
     assert!(

@@ -40,6 +40,14 @@ pub fn config_key(name: &str, description: &str, required: bool, secret: bool) -
     }
 }
 
+impl ConfigKey {
+    /// The value the host fills in when the sysadmin leaves the key unset.
+    pub fn with_default(mut self, value: &str) -> Self {
+        self.default_value = Some(value.to_owned());
+        self
+    }
+}
+
 // The four host imports, routed to the test harness outside wasm32.
 #[cfg(target_arch = "wasm32")]
 mod host {
@@ -144,6 +152,75 @@ pub mod testing {
     /// Requests the plugin sent so far.
     pub fn requests() -> Vec<Request> {
         with(|h| h.requests.clone())
+    }
+
+    /// A transport that really sends the plugin's requests, with a blocking
+    /// client, for tests against fake providers on 127.0.0.1. Like the daemon's
+    /// sandbox it never follows redirects and honours the request's own
+    /// timeout (`default_timeout` when the plugin sets none). Feature
+    /// `native-http`.
+    #[cfg(feature = "native-http")]
+    pub fn http_transport(
+        default_timeout: std::time::Duration,
+    ) -> impl FnMut(&Request) -> Result<Response, HttpError> + 'static {
+        use super::arauto::plugin::http::Method;
+
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .build()
+            .into();
+        move |req: &Request| {
+            let method = match req.method {
+                Method::Get => "GET",
+                Method::Head => "HEAD",
+                Method::Post => "POST",
+                Method::Put => "PUT",
+                Method::Patch => "PATCH",
+                Method::Delete => "DELETE",
+            };
+            let mut builder = ureq::http::Request::builder().method(method).uri(&req.url);
+            for (name, value) in &req.headers {
+                builder = builder.header(name, value);
+            }
+            let request = builder
+                .body(req.body.clone().unwrap_or_default())
+                .map_err(|e| HttpError::InvalidRequest(e.to_string()))?;
+            let timeout = req
+                .timeout_ms
+                .map(|ms| std::time::Duration::from_millis(u64::from(ms)))
+                .unwrap_or(default_timeout);
+            let request = agent
+                .configure_request(request)
+                .timeout_global(Some(timeout))
+                .build();
+            match agent.run(request) {
+                Ok(mut response) => {
+                    let status = response.status().as_u16();
+                    let headers = response
+                        .headers()
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
+                        .collect();
+                    let body = response
+                        .body_mut()
+                        .read_to_vec()
+                        .map_err(|e| HttpError::Other(e.to_string()))?;
+                    Ok(Response {
+                        status,
+                        headers,
+                        body,
+                    })
+                }
+                Err(ureq::Error::Timeout(_)) => Err(HttpError::Timeout),
+                Err(
+                    e @ (ureq::Error::Io(_)
+                    | ureq::Error::ConnectionFailed
+                    | ureq::Error::HostNotFound),
+                ) => Err(HttpError::Connect(e.to_string())),
+                Err(e) => Err(HttpError::Other(e.to_string())),
+            }
+        }
     }
 
     fn with<R>(f: impl FnOnce(&mut Harness) -> R) -> R {

@@ -35,7 +35,7 @@
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 
 use arauto_plugin_sdk::sender::prelude::*;
-use arauto_plugin_sdk::sender::{ConfigKey, http::HttpResponse, log::Level};
+use arauto_plugin_sdk::sender::{http::HttpResponse, log::Level};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -46,22 +46,6 @@ const DEFAULT_BASE_URL: &str = "https://api.telegram.org";
 /// The key looked for in the event JSON when no chat is configured.
 pub const EVENT_CHAT_KEY: &str = "telegram_chat_id";
 
-fn key(
-    name: &str,
-    description: &str,
-    required: bool,
-    secret: bool,
-    default: Option<&str>,
-) -> ConfigKey {
-    ConfigKey {
-        name: name.to_owned(),
-        description: description.to_owned(),
-        required,
-        secret,
-        default_value: default.map(str::to_owned),
-    }
-}
-
 impl Sender for Telegram {
     fn info() -> PluginInfo {
         PluginInfo {
@@ -71,50 +55,41 @@ impl Sender for Telegram {
             description:
                 "Telegram Bot API: sendMessage to a fixed staff chat or the customer's chat".into(),
             config_keys: vec![
-                key(
+                config_key(
                     "bot_token",
                     "Bot token from @BotFather (123456:ABC…)",
                     true,
                     true,
-                    None,
                 ),
-                key(
+                config_key(
                     "chat_id",
                     "Fixed chat for every message (e.g. the staff group -100…, or @channel); \
                      unset = take the chat from the order",
                     false,
                     false,
-                    None,
                 ),
-                key(
+                config_key(
                     "chat_id_pointer",
                     "JSON Pointer to the customer's chat id in the event JSON (e.g. /order/extras/telegram_chat_id); \
                      unset = the first `telegram_chat_id` key anywhere in the event",
                     false,
                     false,
-                    None,
                 ),
-                key(
+                config_key(
                     "parse_mode",
                     "HTML, MarkdownV2 or Markdown; unset = plain text",
                     false,
                     false,
-                    None,
                 ),
-                key(
-                    "disable_notification",
-                    "Deliver silently",
-                    false,
-                    false,
-                    Some("false"),
-                ),
-                key(
+                config_key("disable_notification", "Deliver silently", false, false)
+                    .with_default("false"),
+                config_key(
                     "base_url",
                     "Bot API base URL (a local Bot API server, for instance)",
                     false,
                     false,
-                    Some(DEFAULT_BASE_URL),
-                ),
+                )
+                .with_default(DEFAULT_BASE_URL),
             ],
             default_hosts: vec![DEFAULT_BASE_URL.into()],
         }

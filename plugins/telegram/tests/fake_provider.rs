@@ -3,42 +3,13 @@
 use std::time::Duration;
 
 use ::telegram::{Telegram, chat_from_event};
-use arauto_plugin_sdk::sender::http::{HttpError, Method, Request, Response};
 use arauto_plugin_sdk::sender::prelude::*;
 use arauto_plugin_sdk::sender::testing::{self, Harness};
-use arauto_sim::channels::blocking::{self, BlockingError};
 use arauto_sim::channels::telegram as fake_telegram;
 use arauto_sim::channels::{Endpoint, FakeProvider, Provider, Reply};
 use serde_json::json;
 
 const TOKEN: &str = "7000000001:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw";
-
-fn transport(req: &Request) -> Result<Response, HttpError> {
-    let method = match req.method {
-        Method::Get => "GET",
-        Method::Head => "HEAD",
-        Method::Post => "POST",
-        Method::Put => "PUT",
-        Method::Patch => "PATCH",
-        Method::Delete => "DELETE",
-    };
-    match blocking::send(
-        method,
-        &req.url,
-        &req.headers,
-        req.body.as_deref(),
-        Duration::from_secs(5),
-    ) {
-        Ok(r) => Ok(Response {
-            status: r.status,
-            headers: r.headers,
-            body: r.body,
-        }),
-        Err(BlockingError::Timeout) => Err(HttpError::Timeout),
-        Err(BlockingError::Connect(why)) => Err(HttpError::Connect(why)),
-        Err(BlockingError::Other(why)) => Err(HttpError::Other(why)),
-    }
-}
 
 fn fake() -> FakeProvider {
     let fake =
@@ -51,7 +22,7 @@ fn install(fake: &FakeProvider, extra: &[(&str, &str)]) {
     let mut harness = Harness::new()
         .setting("base_url", &fake.url())
         .setting("bot_token", TOKEN)
-        .transport(transport);
+        .transport(testing::http_transport(Duration::from_secs(5)));
     for (k, v) in extra {
         harness = harness.setting(k, v);
     }
@@ -263,7 +234,7 @@ fn a_rejected_token_halts_the_channel_and_is_never_shown() {
             .setting("base_url", "http://127.0.0.1:9")
             .setting("bot_token", TOKEN)
             .setting("chat_id", "1")
-            .transport(transport),
+            .transport(testing::http_transport(Duration::from_secs(5))),
     );
     let e = err(Telegram::send(message(json!({}))));
     assert!(

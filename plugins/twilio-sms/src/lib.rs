@@ -30,7 +30,7 @@
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 
 use arauto_plugin_sdk::sender::prelude::*;
-use arauto_plugin_sdk::sender::{ConfigKey, http::HttpResponse, log::Level};
+use arauto_plugin_sdk::sender::{http::HttpResponse, log::Level};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -39,22 +39,6 @@ pub struct TwilioSms;
 
 const DEFAULT_BASE_URL: &str = "https://api.twilio.com";
 const API: &str = "2010-04-01";
-
-fn key(
-    name: &str,
-    description: &str,
-    required: bool,
-    secret: bool,
-    default: Option<&str>,
-) -> ConfigKey {
-    ConfigKey {
-        name: name.to_owned(),
-        description: description.to_owned(),
-        required,
-        secret,
-        default_value: default.map(str::to_owned),
-    }
-}
 
 impl Sender for TwilioSms {
     fn info() -> PluginInfo {
@@ -66,65 +50,65 @@ impl Sender for TwilioSms {
                 "Twilio Programmable Messaging: SMS, or WhatsApp via Twilio with Content templates"
                     .into(),
             config_keys: vec![
-                key("account_sid", "Account SID (AC…)", true, false, None),
-                key(
+                config_key(
+                    "account_sid",
+                    "Account SID (AC…)",
+                    true,
+                    false,
+                ),
+                config_key(
                     "auth_token",
                     "Auth Token of the account, or the secret of the API key named in `api_key_sid`",
                     true,
                     true,
-                    None,
                 ),
-                key(
+                config_key(
                     "api_key_sid",
                     "API key SID (SK…) to authenticate with instead of the Account SID",
                     false,
                     false,
-                    None,
                 ),
-                key(
+                config_key(
                     "from",
                     "Sender: a Twilio number in E.164 (+1…) or an alphanumeric sender ID; \
                      one of `from` / `messaging_service_sid` is required",
                     false,
                     false,
-                    None,
                 ),
-                key(
+                config_key(
                     "messaging_service_sid",
                     "Messaging Service SID (MG…) to send through",
                     false,
                     false,
-                    None,
                 ),
-                key(
+                config_key(
                     "channel",
                     "\"sms\" or \"whatsapp\" (adds the whatsapp: prefixes)",
                     false,
                     false,
-                    Some("sms"),
-                ),
-                key(
+                )
+                .with_default("sms"),
+                config_key(
                     "allow_free_text",
                     "WhatsApp only: send the rendered text as Body when no Content template is mapped \
                      (delivered only within 24 h of the customer's last message)",
                     false,
                     false,
-                    Some("false"),
-                ),
-                key(
+                )
+                .with_default("false"),
+                config_key(
                     "status_callback",
                     "URL Twilio POSTs delivery status updates to",
                     false,
                     false,
-                    None,
                 ),
-                key(
+                config_key(
                     "base_url",
                     "Twilio REST API base URL",
                     false,
                     false,
-                    Some(DEFAULT_BASE_URL),
-                ),
+                )
+                .with_default(DEFAULT_BASE_URL),
             ],
             default_hosts: vec![DEFAULT_BASE_URL.into()],
         }

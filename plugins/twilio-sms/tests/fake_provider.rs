@@ -3,42 +3,14 @@
 use std::time::Duration;
 
 use ::twilio_sms::{CodeClass, TwilioSms, classify_code};
-use arauto_plugin_sdk::sender::http::{HttpError, Method, Request, Response, base64_encode};
+use arauto_plugin_sdk::sender::http::base64_encode;
 use arauto_plugin_sdk::sender::prelude::*;
 use arauto_plugin_sdk::sender::testing::{self, Harness};
-use arauto_sim::channels::blocking::{self, BlockingError};
 use arauto_sim::channels::twilio as fake_twilio;
 use arauto_sim::channels::{Endpoint, FakeProvider, Provider, Reply};
 
 const SID: &str = "AC0123456789abcdef0123456789abcdef";
 const TOKEN: &str = "f00dfacecafebabe0123456789abcdef";
-
-fn transport(req: &Request) -> Result<Response, HttpError> {
-    let method = match req.method {
-        Method::Get => "GET",
-        Method::Head => "HEAD",
-        Method::Post => "POST",
-        Method::Put => "PUT",
-        Method::Patch => "PATCH",
-        Method::Delete => "DELETE",
-    };
-    match blocking::send(
-        method,
-        &req.url,
-        &req.headers,
-        req.body.as_deref(),
-        Duration::from_secs(5),
-    ) {
-        Ok(r) => Ok(Response {
-            status: r.status,
-            headers: r.headers,
-            body: r.body,
-        }),
-        Err(BlockingError::Timeout) => Err(HttpError::Timeout),
-        Err(BlockingError::Connect(why)) => Err(HttpError::Connect(why)),
-        Err(BlockingError::Other(why)) => Err(HttpError::Other(why)),
-    }
-}
 
 fn fake() -> FakeProvider {
     let fake =
@@ -53,7 +25,7 @@ fn install(fake: &FakeProvider, extra: &[(&str, &str)]) {
         .setting("account_sid", SID)
         .setting("auth_token", TOKEN)
         .setting("from", "+15005550006")
-        .transport(transport);
+        .transport(testing::http_transport(Duration::from_secs(5)));
     for (k, v) in extra {
         harness = harness.setting(k, v);
     }
@@ -152,7 +124,7 @@ fn a_messaging_service_and_an_api_key_are_used_when_configured() {
                 "messaging_service_sid",
                 "MG0123456789abcdef0123456789abcdef",
             )
-            .transport(transport),
+            .transport(testing::http_transport(Duration::from_secs(5))),
     );
     TwilioSms::send(message(None)).unwrap_or_else(|e| panic!("{e:?}"));
     let form = fake.requests()[0].form();

@@ -51,8 +51,8 @@
 // Natively (unit tests) nothing exports the plugin type.
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 
+use arauto_plugin_sdk::sender::http::HttpResponse;
 use arauto_plugin_sdk::sender::prelude::*;
-use arauto_plugin_sdk::sender::{ConfigKey, http::HttpResponse};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use hmac::{Hmac, KeyInit, Mac};
@@ -75,22 +75,6 @@ const RESERVED_HEADERS: [&str; 7] = [
     "webhook-signature",
 ];
 
-fn key(
-    name: &str,
-    description: &str,
-    required: bool,
-    secret: bool,
-    default: Option<&str>,
-) -> ConfigKey {
-    ConfigKey {
-        name: name.to_owned(),
-        description: description.to_owned(),
-        required,
-        secret,
-        default_value: default.map(str::to_owned),
-    }
-}
-
 impl Sender for Webhook {
     fn info() -> PluginInfo {
         PluginInfo {
@@ -101,35 +85,32 @@ impl Sender for Webhook {
                 "POSTs each event as JSON to a URL, signed per Standard Webhooks (HMAC-SHA256)"
                     .into(),
             config_keys: vec![
-                key(
+                config_key(
                     "url",
                     "Receiver URL (http or https; its host must be allowed)",
                     true,
                     false,
-                    None,
                 ),
-                key(
+                config_key(
                     "secret",
                     "Signing secret: whsec_<base64 of 24–64 random bytes>, e.g. whsec_$(openssl rand -base64 32)",
                     true,
                     true,
-                    None,
                 ),
-                key(
+                config_key(
                     "headers",
                     "Extra request headers as a JSON object, e.g. {\"X-Api-Key\": \"…\"}; \
                      single headers can also be set as `header.<Name>` keys",
                     false,
                     true,
-                    None,
                 ),
-                key(
+                config_key(
                     "timeout_ms",
                     "Request timeout in milliseconds",
                     false,
                     false,
-                    Some("15000"),
-                ),
+                )
+                .with_default("15000"),
             ],
             // Any receiver: the sysadmin allows the host of `url`.
             default_hosts: vec![],

@@ -5,10 +5,8 @@
 use std::time::Duration;
 
 use ::webhook::{Webhook, event_type, signature, webhook_id};
-use arauto_plugin_sdk::sender::http::{HttpError, Method, Request, Response};
 use arauto_plugin_sdk::sender::prelude::*;
 use arauto_plugin_sdk::sender::testing::{self, Harness};
-use arauto_sim::channels::blocking::{self, BlockingError};
 use arauto_sim::channels::webhook as receiver;
 use arauto_sim::channels::{Endpoint, FakeProvider, Provider, RecordedRequest, Reply};
 use base64::Engine as _;
@@ -62,28 +60,6 @@ fn verify(secret: &str, req: &RecordedRequest, now: u64) -> Result<(), String> {
     Err("no v1 signature matches".into())
 }
 
-fn transport(req: &Request) -> Result<Response, HttpError> {
-    let method = match req.method {
-        Method::Get => "GET",
-        Method::Head => "HEAD",
-        Method::Post => "POST",
-        Method::Put => "PUT",
-        Method::Patch => "PATCH",
-        Method::Delete => "DELETE",
-    };
-    let timeout = Duration::from_millis(req.timeout_ms.map_or(5_000, u64::from));
-    match blocking::send(method, &req.url, &req.headers, req.body.as_deref(), timeout) {
-        Ok(r) => Ok(Response {
-            status: r.status,
-            headers: r.headers,
-            body: r.body,
-        }),
-        Err(BlockingError::Timeout) => Err(HttpError::Timeout),
-        Err(BlockingError::Connect(why)) => Err(HttpError::Connect(why)),
-        Err(BlockingError::Other(why)) => Err(HttpError::Other(why)),
-    }
-}
-
 fn fake() -> FakeProvider {
     FakeProvider::start_in_background(Provider::Webhook).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -92,7 +68,7 @@ fn install(fake: &FakeProvider, extra: &[(&str, &str)]) {
     let mut harness = Harness::new()
         .setting("url", &format!("{}/hooks/arauto?source=loja", fake.url()))
         .setting("secret", SECRET)
-        .transport(transport);
+        .transport(testing::http_transport(Duration::from_secs(5)));
     for (k, v) in extra {
         harness = harness.setting(k, v);
     }

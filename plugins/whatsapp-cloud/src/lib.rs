@@ -33,7 +33,7 @@
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 
 use arauto_plugin_sdk::sender::prelude::*;
-use arauto_plugin_sdk::sender::{ConfigKey, http::HttpResponse, log::Level};
+use arauto_plugin_sdk::sender::{http::HttpResponse, log::Level};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -45,22 +45,6 @@ const DEFAULT_API_VERSION: &str = "v21.0";
 /// Meta's limit for `biz_opaque_callback_data`.
 const MAX_CALLBACK_DATA: usize = 512;
 
-fn key(
-    name: &str,
-    description: &str,
-    required: bool,
-    secret: bool,
-    default: Option<&str>,
-) -> ConfigKey {
-    ConfigKey {
-        name: name.to_owned(),
-        description: description.to_owned(),
-        required,
-        secret,
-        default_value: default.map(str::to_owned),
-    }
-}
-
 impl Sender for WhatsAppCloud {
     fn info() -> PluginInfo {
         PluginInfo {
@@ -70,56 +54,54 @@ impl Sender for WhatsAppCloud {
             description:
                 "WhatsApp Cloud API (Meta): approved template messages, optional free text".into(),
             config_keys: vec![
-                key(
+                config_key(
                     "access_token",
                     "System User access token with the whatsapp_business_messaging permission",
                     true,
                     true,
-                    None,
                 ),
-                key(
+                config_key(
                     "phone_number_id",
                     "Phone number ID of the sending number (WhatsApp Manager → API setup), not the phone number itself",
                     true,
                     false,
-                    None,
                 ),
-                key(
+                config_key(
                     "api_version",
                     "Graph API version used in the URL",
                     false,
                     false,
-                    Some(DEFAULT_API_VERSION),
-                ),
-                key(
+                )
+                .with_default(DEFAULT_API_VERSION),
+                config_key(
                     "base_url",
                     "Graph API base URL",
                     false,
                     false,
-                    Some(DEFAULT_BASE_URL),
-                ),
-                key(
+                )
+                .with_default(DEFAULT_BASE_URL),
+                config_key(
                     "allow_free_text",
                     "Send the rendered text as a free-form message when no template is mapped for a notification \
                      (WhatsApp only delivers it within 24 h of the customer's last message)",
                     false,
                     false,
-                    Some("false"),
-                ),
-                key(
+                )
+                .with_default("false"),
+                config_key(
                     "preview_url",
                     "Let WhatsApp render link previews in free-text messages",
                     false,
                     false,
-                    Some("false"),
-                ),
-                key(
+                )
+                .with_default("false"),
+                config_key(
                     "template_language",
                     "Template language code used when the mapped template does not name one",
                     false,
                     false,
-                    Some("pt_BR"),
-                ),
+                )
+                .with_default("pt_BR"),
             ],
             default_hosts: vec![DEFAULT_BASE_URL.into()],
         }

@@ -3,41 +3,14 @@
 use std::time::Duration;
 
 use ::whatsapp_cloud::{CodeClass, WhatsAppCloud, classify_code};
-use arauto_plugin_sdk::sender::http::{HttpError, Method, Request, Response};
 use arauto_plugin_sdk::sender::prelude::*;
 use arauto_plugin_sdk::sender::testing::{self, Harness};
-use arauto_sim::channels::blocking::{self, BlockingError};
 use arauto_sim::channels::whatsapp_cloud as meta;
 use arauto_sim::channels::{Endpoint, FakeProvider, Provider, Reply};
 use serde_json::json;
 
 const TOKEN: &str = "EAAGm0PX4ZCpsBAtesttoken";
 const PHONE_ID: &str = "106540352242922";
-
-fn transport_with_timeout(
-    timeout: Duration,
-) -> impl FnMut(&Request) -> Result<Response, HttpError> {
-    move |req| {
-        let method = match req.method {
-            Method::Get => "GET",
-            Method::Head => "HEAD",
-            Method::Post => "POST",
-            Method::Put => "PUT",
-            Method::Patch => "PATCH",
-            Method::Delete => "DELETE",
-        };
-        match blocking::send(method, &req.url, &req.headers, req.body.as_deref(), timeout) {
-            Ok(r) => Ok(Response {
-                status: r.status,
-                headers: r.headers,
-                body: r.body,
-            }),
-            Err(BlockingError::Timeout) => Err(HttpError::Timeout),
-            Err(BlockingError::Connect(why)) => Err(HttpError::Connect(why)),
-            Err(BlockingError::Other(why)) => Err(HttpError::Other(why)),
-        }
-    }
-}
 
 fn fake() -> FakeProvider {
     let fake = FakeProvider::start_in_background(Provider::WhatsAppCloud)
@@ -51,7 +24,7 @@ fn install(fake: &FakeProvider, extra: &[(&str, &str)]) {
         .setting("access_token", TOKEN)
         .setting("phone_number_id", PHONE_ID)
         .setting("base_url", &fake.url())
-        .transport(transport_with_timeout(Duration::from_secs(5)));
+        .transport(testing::http_transport(Duration::from_secs(5)));
     for (k, v) in extra {
         harness = harness.setting(k, v);
     }
@@ -359,7 +332,7 @@ fn an_expired_token_halts_the_channel_without_leaking_the_token() {
             .setting("access_token", "wrong-token")
             .setting("phone_number_id", PHONE_ID)
             .setting("base_url", &fake.url())
-            .transport(transport_with_timeout(Duration::from_secs(5))),
+            .transport(testing::http_transport(Duration::from_secs(5))),
     );
     let why = expect_misconfigured(WhatsAppCloud::send(message(Some(shipped_template()))));
     assert!(why.contains("error 190"), "{why}");
@@ -434,7 +407,7 @@ fn network_failures_proxy_pages_and_timeouts_are_retryable() {
             .setting("access_token", TOKEN)
             .setting("phone_number_id", PHONE_ID)
             .setting("base_url", &fake.url())
-            .transport(transport_with_timeout(Duration::from_millis(200))),
+            .transport(testing::http_transport(Duration::from_millis(200))),
     );
     fake.enqueue(
         Endpoint::Send,

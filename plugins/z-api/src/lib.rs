@@ -24,29 +24,13 @@
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 
 use arauto_plugin_sdk::sender::prelude::*;
-use arauto_plugin_sdk::sender::{ConfigKey, http::HttpResponse, log::Level};
+use arauto_plugin_sdk::sender::{http::HttpResponse, log::Level};
 use serde_json::{Value, json};
 
 /// The plugin.
 pub struct ZApi;
 
 const DEFAULT_BASE_URL: &str = "https://api.z-api.io";
-
-fn key(
-    name: &str,
-    description: &str,
-    required: bool,
-    secret: bool,
-    default: Option<&str>,
-) -> ConfigKey {
-    ConfigKey {
-        name: name.to_owned(),
-        description: description.to_owned(),
-        required,
-        secret,
-        default_value: default.map(str::to_owned),
-    }
-}
 
 impl Sender for ZApi {
     fn info() -> PluginInfo {
@@ -56,47 +40,37 @@ impl Sender for ZApi {
             kind: PluginKind::Sender,
             description: "Z-API (hosted WhatsApp gateway): text messages via send-text".into(),
             config_keys: vec![
-                key(
+                config_key(
                     "instance_id",
                     "Instance ID from the Z-API panel",
                     true,
                     false,
-                    None,
                 ),
-                key(
+                config_key(
                     "instance_token",
                     "Instance token from the Z-API panel (goes in the URL path)",
                     true,
                     true,
-                    None,
                 ),
-                key(
+                config_key(
                     "client_token",
                     "Account security token (Z-API panel → Segurança), sent as the Client-Token header",
                     true,
                     true,
-                    None,
                 ),
-                key(
-                    "base_url",
-                    "Z-API base URL",
-                    false,
-                    false,
-                    Some(DEFAULT_BASE_URL),
-                ),
-                key(
+                config_key("base_url", "Z-API base URL", false, false)
+                    .with_default(DEFAULT_BASE_URL),
+                config_key(
                     "delay_message",
                     "Seconds (1–15) Z-API waits before sending (delayMessage)",
                     false,
                     false,
-                    None,
                 ),
-                key(
+                config_key(
                     "delay_typing",
                     "Seconds (1–15) of \"typing…\" shown before sending (delayTyping)",
                     false,
                     false,
-                    None,
                 ),
             ],
             default_hosts: vec![DEFAULT_BASE_URL.into()],

@@ -3,10 +3,8 @@
 use std::time::Duration;
 
 use ::z_api::ZApi;
-use arauto_plugin_sdk::sender::http::{HttpError, Method, Request, Response};
 use arauto_plugin_sdk::sender::prelude::*;
 use arauto_plugin_sdk::sender::testing::{self, Harness};
-use arauto_sim::channels::blocking::{self, BlockingError};
 use arauto_sim::channels::zapi as fake_zapi;
 use arauto_sim::channels::{Endpoint, FakeProvider, Provider, Reply};
 use serde_json::json;
@@ -14,33 +12,6 @@ use serde_json::json;
 const INSTANCE: &str = "3C5A7E0F1B2D";
 const INSTANCE_TOKEN: &str = "F7A1B9C3D5E2token";
 const CLIENT_TOKEN: &str = "Fe2c3b4a5d6clienttoken";
-
-fn transport(req: &Request) -> Result<Response, HttpError> {
-    let method = match req.method {
-        Method::Get => "GET",
-        Method::Head => "HEAD",
-        Method::Post => "POST",
-        Method::Put => "PUT",
-        Method::Patch => "PATCH",
-        Method::Delete => "DELETE",
-    };
-    match blocking::send(
-        method,
-        &req.url,
-        &req.headers,
-        req.body.as_deref(),
-        Duration::from_secs(5),
-    ) {
-        Ok(r) => Ok(Response {
-            status: r.status,
-            headers: r.headers,
-            body: r.body,
-        }),
-        Err(BlockingError::Timeout) => Err(HttpError::Timeout),
-        Err(BlockingError::Connect(why)) => Err(HttpError::Connect(why)),
-        Err(BlockingError::Other(why)) => Err(HttpError::Other(why)),
-    }
-}
 
 fn fake() -> FakeProvider {
     let fake = FakeProvider::start_in_background(Provider::ZApi).unwrap_or_else(|e| panic!("{e}"));
@@ -54,7 +25,7 @@ fn install(fake: &FakeProvider, extra: &[(&str, &str)]) {
         .setting("instance_id", INSTANCE)
         .setting("instance_token", INSTANCE_TOKEN)
         .setting("client_token", CLIENT_TOKEN)
-        .transport(transport);
+        .transport(testing::http_transport(Duration::from_secs(5)));
     for (k, v) in extra {
         harness = harness.setting(k, v);
     }
@@ -184,7 +155,7 @@ fn credential_and_session_problems_halt_the_channel_and_never_show_the_tokens() 
             .setting("instance_id", INSTANCE)
             .setting("instance_token", INSTANCE_TOKEN)
             .setting("client_token", CLIENT_TOKEN)
-            .transport(transport),
+            .transport(testing::http_transport(Duration::from_secs(5))),
     );
     let e = err(ZApi::send(message(Some("+5511987654321"))));
     assert!(matches!(e, PluginError::Misconfigured(_)), "{e:?}");
@@ -196,7 +167,7 @@ fn credential_and_session_problems_halt_the_channel_and_never_show_the_tokens() 
             .setting("instance_id", INSTANCE)
             .setting("instance_token", INSTANCE_TOKEN)
             .setting("client_token", CLIENT_TOKEN)
-            .transport(transport),
+            .transport(testing::http_transport(Duration::from_secs(5))),
     );
     let e = err(ZApi::send(message(Some("+5511987654321"))));
     assert!(matches!(e, PluginError::Retryable(_)), "{e:?}");

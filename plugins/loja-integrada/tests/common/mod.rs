@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use arauto_plugin_sdk::connector::http::{HttpError, Method, Request, Response};
 use arauto_plugin_sdk::connector::testing;
 use arauto_plugin_sdk::connector::{Connector, OrderSnapshot, PluginError, PollPage, PollRequest};
 use arauto_sim::li::{FakeLi, LiStore, RecordedRequest, StoreAuth};
@@ -28,68 +27,11 @@ pub fn fake() -> Fake {
     Fake { li, store }
 }
 
-/// Carries the plugin's requests to the network with a blocking client,
-/// honouring the per-request timeout like the daemon does.
-pub fn transport() -> impl FnMut(&Request) -> Result<Response, HttpError> + 'static {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .build()
-        .into();
-    move |req: &Request| {
-        let method = match req.method {
-            Method::Get => "GET",
-            Method::Head => "HEAD",
-            Method::Post => "POST",
-            Method::Put => "PUT",
-            Method::Patch => "PATCH",
-            Method::Delete => "DELETE",
-        };
-        let mut builder = ureq::http::Request::builder().method(method).uri(&req.url);
-        for (name, value) in &req.headers {
-            builder = builder.header(name, value);
-        }
-        let request = builder
-            .body(req.body.clone().unwrap_or_default())
-            .map_err(|e| HttpError::InvalidRequest(e.to_string()))?;
-        let timeout = Duration::from_millis(u64::from(req.timeout_ms.unwrap_or(30_000)));
-        let request = agent
-            .configure_request(request)
-            .timeout_global(Some(timeout))
-            .build();
-        match agent.run(request) {
-            Ok(mut response) => {
-                let status = response.status().as_u16();
-                let headers = response
-                    .headers()
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
-                    .collect();
-                let body = response
-                    .body_mut()
-                    .read_to_vec()
-                    .map_err(|e| HttpError::Other(e.to_string()))?;
-                Ok(Response {
-                    status,
-                    headers,
-                    body,
-                })
-            }
-            Err(ureq::Error::Timeout(_)) => Err(HttpError::Timeout),
-            Err(
-                e
-                @ (ureq::Error::Io(_) | ureq::Error::ConnectionFailed | ureq::Error::HostNotFound),
-            ) => Err(HttpError::Connect(e.to_string())),
-            Err(e) => Err(HttpError::Other(e.to_string())),
-        }
-    }
-}
-
 /// Install the harness: `settings` plus `base_url` pointing at the fake.
 pub fn install_settings(base_url: &str, settings: &[(&str, &str)]) {
     let mut harness = testing::Harness::new()
         .setting("base_url", base_url)
-        .transport(transport());
+        .transport(testing::http_transport(Duration::from_secs(30)));
     for (k, v) in settings {
         harness = harness.setting(k, v);
     }
