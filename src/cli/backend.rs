@@ -194,9 +194,10 @@ impl Backend {
     }
 }
 
-/// The compiled-plugin cache, when this user owns it (the daemon's user):
-/// anyone else — root included — compiles in memory rather than leave files
-/// the daemon could not replace.
+/// The compiled-plugin cache, read and written when this user owns it (the
+/// daemon's user); anyone else — root included — only reuses what is there
+/// and compiles the rest in memory, rather than leave files the daemon could
+/// not replace.
 fn host_config(config: &Config) -> HostConfig {
     let dir = &config.daemon.cache_dir;
     // /proc/self belongs to the process's effective user.
@@ -208,7 +209,7 @@ fn host_config(config: &Config) -> HostConfig {
     if ours {
         HostConfig::with_cache_dir(dir)
     } else {
-        HostConfig::default()
+        HostConfig::reading_cache(dir)
     }
 }
 
