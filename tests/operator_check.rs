@@ -20,6 +20,10 @@ use nix::sys::signal::Signal;
 use operator::{Run, Setup, assert_line, check_line, config_text, start, world};
 use serde_json::Value;
 
+/// Polls count as stale only after a minute (30 × 2s), so a slow machine
+/// does not turn a healthy store red.
+const RELAXED: &str = "[checklist]\nstale_poll_factor = 30\n";
+
 fn check(daemon: &Daemon, extra: &[&str]) -> Run {
     let mut args = vec![
         "check",
@@ -48,7 +52,13 @@ fn queue(daemon: &Daemon, args: &[&str]) -> Run {
 #[test]
 fn check_follows_a_running_daemon_from_ready_to_paused_to_a_rejected_token() {
     let world = world();
-    let daemon = start(&world, &Setup::default());
+    let daemon = start(
+        &world,
+        &Setup {
+            extra: RELAXED,
+            ..Setup::default()
+        },
+    );
     daemon.stderr.wait_for("poll complete");
 
     // Ready: green everywhere that matters, exit 0, answered by the daemon.
@@ -293,13 +303,16 @@ fn a_store_without_channels_and_with_stale_polls_is_not_ready() {
 #[test]
 fn an_unsupported_notification_fails_the_reload_and_check_with_and_without_the_daemon() {
     let world = world();
-    let setup = Setup::default();
+    let setup = Setup {
+        extra: RELAXED,
+        ..Setup::default()
+    };
     let mut daemon = start(&world, &setup);
     daemon.stderr.wait_for("poll complete");
 
     // Enable the boleto reminder, which Loja Integrada cannot provide, and reload.
     let bad = Setup {
-        extra: "[notifications.boleto-reminder]\nenabled = true\n",
+        extra: &format!("{RELAXED}[notifications.boleto-reminder]\nenabled = true\n"),
         ..Setup::default()
     };
     std::fs::write(

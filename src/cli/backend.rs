@@ -3,8 +3,11 @@
 //! through [`crate::control::handle`], so they answer alike.
 //!
 //! redb lets one process open a database file, so the CLI only opens it when
-//! no daemon answers — and then takes the state directory's lock first, so a
-//! daemon started meanwhile waits for the lock instead of failing on the file.
+//! no daemon answers, and takes the state directory's lock first: a daemon
+//! started meanwhile is refused with "another arauto daemon (pid N) is already
+//! using state directory …" until the command is done. Opening does what the
+//! daemon's start does: jobs a crashed daemon left running go back on the
+//! queue. The CLI never creates a database that does not exist.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
