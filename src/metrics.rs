@@ -4,6 +4,7 @@
 //! endpoint. Counters are bumped where things happen; the queue gauges are
 //! refreshed from the state store right before each scrape.
 
+use std::collections::BTreeSet;
 use std::sync::Mutex;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -69,9 +70,42 @@ pub struct PluginLabels {
     pub instance: String,
 }
 
+/// One channel's gauges, read from the state store before a scrape.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChannelGauges {
+    /// Channel id.
+    pub channel: String,
+    /// Jobs waiting.
+    pub depth: u64,
+    /// Jobs being sent.
+    pub running: u64,
+    /// Age of the oldest due job in seconds (0 when nothing is due).
+    pub oldest_due_age_secs: i64,
+    /// Paused (by an operator or automatically).
+    pub paused: bool,
+    /// Messages sent in the current pacing day.
+    pub sent_today: u64,
+}
+
+/// One store's gauges, read from the state store before a scrape.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreGauges {
+    /// Store id.
+    pub store: String,
+    /// End of the latest successful poll, as Unix seconds.
+    pub last_poll_ok_unix: Option<i64>,
+    /// Polling paused.
+    pub paused: bool,
+}
+
 /// Every metric arauto exports.
 pub struct Metrics {
     registry: Mutex<Registry>,
+    /// Channels and stores whose gauges are exported (to drop removed ones).
+    gauge_sets: Mutex<(BTreeSet<String>, BTreeSet<String>)>,
+    channel_sent_today: Family<ChannelLabels, Gauge>,
+    store_last_poll_ok: Family<StoreLabels, Gauge>,
+    store_paused: Family<StoreLabels, Gauge>,
     polls: Family<StoreLabels, Counter>,
     poll_errors: Family<PollErrorLabels, Counter>,
     orders_seen: Family<StoreLabels, Counter>,
@@ -116,6 +150,24 @@ impl Metrics {
             Histogram::new(exponential_buckets(0.001, 2.0, 15))
         });
         let plugin_faults = Family::<PluginLabels, Counter>::default();
+        let channel_sent_today = Family::<ChannelLabels, Gauge>::default();
+        let store_last_poll_ok = Family::<StoreLabels, Gauge>::default();
+        let store_paused = Family::<StoreLabels, Gauge>::default();
+        registry.register(
+            "channel_sent_today",
+            "Messages sent in the channel's current pacing day (the daily cap's day)",
+            channel_sent_today.clone(),
+        );
+        registry.register(
+            "store_last_poll_success_timestamp_seconds",
+            "End of the store's latest successful poll (Unix time; absent before the first)",
+            store_last_poll_ok.clone(),
+        );
+        registry.register(
+            "store_paused",
+            "1 while polling of a store is paused",
+            store_paused.clone(),
+        );
         registry.register("polls", "Completed poll sweeps", polls.clone());
         registry.register(
             "poll_errors",
@@ -169,6 +221,10 @@ impl Metrics {
         );
         Self {
             registry: Mutex::new(registry),
+            gauge_sets: Mutex::new((BTreeSet::new(), BTreeSet::new())),
+            channel_sent_today,
+            store_last_poll_ok,
+            store_paused,
             polls,
             poll_errors,
             orders_seen,
@@ -281,6 +337,68 @@ impl Metrics {
         self.channel_paused
             .get_or_create(&labels)
             .set(i64::from(paused));
+    }
+
+    /// Set every per-channel and per-store gauge (before a scrape); series of
+    /// channels and stores not listed any more (removed by a reload) are dropped.
+    pub fn set_gauges(&self, channels: &[ChannelGauges], stores: &[StoreGauges]) {
+        let mut sets = self
+            .gauge_sets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (known_channels, known_stores) = &mut *sets;
+        let now_channels: BTreeSet<String> = channels.iter().map(|c| c.channel.clone()).collect();
+        for gone in known_channels.difference(&now_channels) {
+            let labels = ChannelLabels {
+                channel: gone.clone(),
+            };
+            self.queue_depth.remove(&labels);
+            self.queue_running.remove(&labels);
+            self.oldest_due_age.remove(&labels);
+            self.channel_paused.remove(&labels);
+            self.channel_sent_today.remove(&labels);
+        }
+        for c in channels {
+            self.set_queue(
+                &c.channel,
+                c.depth,
+                c.running,
+                c.oldest_due_age_secs,
+                c.paused,
+            );
+            self.channel_sent_today
+                .get_or_create(&ChannelLabels {
+                    channel: c.channel.clone(),
+                })
+                .set(i64::try_from(c.sent_today).unwrap_or(i64::MAX));
+        }
+        *known_channels = now_channels;
+
+        let now_stores: BTreeSet<String> = stores.iter().map(|s| s.store.clone()).collect();
+        for gone in known_stores.difference(&now_stores) {
+            let labels = StoreLabels {
+                store: gone.clone(),
+            };
+            self.store_last_poll_ok.remove(&labels);
+            self.store_paused.remove(&labels);
+        }
+        for s in stores {
+            let labels = StoreLabels {
+                store: s.store.clone(),
+            };
+            match s.last_poll_ok_unix {
+                Some(at) => {
+                    self.store_last_poll_ok.get_or_create(&labels).set(at);
+                }
+                None => {
+                    self.store_last_poll_ok.remove(&labels);
+                }
+            }
+            self.store_paused
+                .get_or_create(&labels)
+                .set(i64::from(s.paused));
+        }
+        *known_stores = now_stores;
     }
 
     /// The registry in Prometheus text exposition format.

@@ -1,10 +1,28 @@
-//! The `arauto` command line (clap): `run`, `validate`, `status`.
+//! The `arauto` command line (clap): `run`, `validate`, `status`, `check`,
+//! `report`, `queue …`.
 //!
-//! Exit statuses: 0 success, 1 failure, 2 usage error (clap), 3 the daemon is
-//! not running (`status`). A daemon stopped by a second SIGTERM/SIGINT exits
-//! with 143/130.
+//! Exit statuses: 0 success, 1 failure (for `check`: a red line), 2 usage
+//! error (clap, or a store/channel that does not exist), 3 the daemon is not
+//! running (`status`). A daemon stopped by a second SIGTERM/SIGINT exits with
+//! 143/130.
+//!
+//! `check`, `report` and `queue` ask the daemon over its control socket when it
+//! runs, and otherwise open the state database themselves (see [`backend`]).
 
+mod backend;
+mod check;
 mod output;
+mod queue;
+mod report;
+mod style;
+
+pub use backend::ConnectArgs;
+pub use check::CheckArgs;
+pub use queue::{
+    CancelArgs, ListArgs, PauseArgs, PurgeArgs, QueueArgs, QueueCommand, ResumeArgs, RetryArgs,
+    ShowArgs,
+};
+pub use report::ReportArgs;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -56,6 +74,12 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Show what the running daemon is doing (through its control socket).
     Status(StatusArgs),
+    /// Is everything ready to send? A checklist per store and channel, with live checks.
+    Check(CheckArgs),
+    /// Delivery figures per store and channel: sent, failed, cancelled…, queue and ETA.
+    Report(ReportArgs),
+    /// Inspect and steer the send queue.
+    Queue(QueueArgs),
 }
 
 /// `--config`.
@@ -109,8 +133,56 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run(args),
         Command::Validate(args) => validate(args),
         Command::Status(args) => status(args),
+        Command::Check(args) => check::run(args),
+        Command::Report(args) => report::run(args),
+        Command::Queue(args) => queue::run(args),
     };
     exit.into()
+}
+
+/// Print `value` as pretty JSON on stdout.
+fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Exit> {
+    match serde_json::to_string_pretty(value) {
+        Ok(json) => {
+            println!("{json}");
+            Ok(())
+        }
+        Err(error) => {
+            eprintln!("arauto: cannot encode the answer as JSON: {error}");
+            Err(Exit::Failure)
+        }
+    }
+}
+
+/// Report an answer that is not the one asked for (a refusal or an error).
+fn refused(response: Response) -> Exit {
+    match response {
+        Response::Invalid { message, not_found } => {
+            eprintln!("arauto: {message}");
+            if not_found {
+                Exit::Failure
+            } else {
+                Exit::Usage
+            }
+        }
+        Response::Error { message } => {
+            eprintln!("arauto: {message}");
+            Exit::Failure
+        }
+        other => {
+            let kind = serde_json::to_value(&other)
+                .ok()
+                .and_then(|v| {
+                    v.get("response")
+                        .and_then(|r| r.as_str().map(str::to_owned))
+                })
+                .unwrap_or_default();
+            eprintln!(
+                "arauto: unexpected answer {kind:?} (is the arauto CLI the same version as the daemon?)"
+            );
+            Exit::Failure
+        }
+    }
 }
 
 fn run(args: RunArgs) -> Exit {
@@ -146,7 +218,8 @@ fn run(args: RunArgs) -> Exit {
         config_path: config.source_path().to_path_buf(),
         dry_run: args.dry_run,
     };
-    let daemon = crate::daemon::with_pipeline(Runtime::new(options).with_log_handle(log));
+    let mut daemon = crate::daemon::with_pipeline(Runtime::new(options).with_log_handle(log));
+    daemon.add_service_provider(crate::report::metrics_service_provider());
     let result = runtime.block_on(daemon.run(config));
     // Tasks still running were given their deadline already; do not wait again.
     runtime.shutdown_timeout(Duration::from_millis(100));
@@ -234,6 +307,7 @@ fn status(args: StatusArgs) -> Exit {
             eprintln!("arauto: the daemon refused the request: {message}");
             Exit::Failure
         }
+        Ok(other) => refused(other),
         Err(error @ ClientError::NotRunning { .. }) => {
             eprintln!("{error}");
             Exit::NotRunning

@@ -46,6 +46,7 @@ pub enum ClientError {
 /// A connection to the daemon.
 pub struct Client {
     socket: PathBuf,
+    timeout: Duration,
     writer: UnixStream,
     reader: BufReader<UnixStream>,
 }
@@ -79,9 +80,22 @@ impl Client {
         let reader = BufReader::new(stream.try_clone().map_err(io_error)?);
         Ok(Self {
             socket,
+            timeout: ANSWER_TIMEOUT,
             writer: stream,
             reader,
         })
+    }
+
+    /// How long to wait for answers from now on (the default is 30 s; the
+    /// checklist's live checks may take longer).
+    pub fn set_timeout(&mut self, timeout: Duration) -> Result<(), ClientError> {
+        self.timeout = timeout;
+        self.writer
+            .set_read_timeout(Some(timeout))
+            .map_err(|source| ClientError::Io {
+                socket: self.socket.clone(),
+                source,
+            })
     }
 
     /// Send `request` and wait for the answer.
@@ -102,9 +116,15 @@ impl Client {
         (&mut self.reader)
             .take(MAX_LINE as u64 + 1)
             .read_until(b'\n', &mut answer)
-            .map_err(|source| ClientError::Io {
-                socket: self.socket.clone(),
-                source,
+            .map_err(|source| match source.kind() {
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => ClientError::Protocol {
+                    socket: self.socket.clone(),
+                    message: format!("no answer within {}s", self.timeout.as_secs()),
+                },
+                _ => ClientError::Io {
+                    socket: self.socket.clone(),
+                    source,
+                },
             })?;
         if answer.last() != Some(&b'\n') {
             return Err(protocol(

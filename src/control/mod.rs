@@ -6,12 +6,14 @@
 //! protocol is in [`protocol`].
 
 mod client;
+mod handler;
 pub mod protocol;
 mod server;
 
 use std::sync::Arc;
 
 pub use client::{Client, ClientError};
+pub use handler::handle;
 pub use protocol::{ChannelSummary, Request, Response, StatusReport, StoreSummary};
 pub use server::{BindError, ControlService, SOCKET_MODE};
 

@@ -7,10 +7,18 @@
 //! ← {"response":"status","pid":4242,"version":"0.1.0",…}
 //! ```
 //!
-//! New commands add variants here (queue list/show/cancel/retry/pause/resume,
-//! check, report…). A daemon that does not know a request answers with
-//! [`Response::Error`], so an upgraded CLI talking to an older daemon gets a
-//! clear message instead of a hang.
+//! ```text
+//! → {"request":"queue-pause","channel":"whatsapp","reason":"number being replaced"}
+//! ← {"response":"channel","channel":"whatsapp","changed":true,"status":{…}}
+//! → {"request":"check","store":null}
+//! ← {"response":"checklist","status":"fail","sections":[…],…}
+//! ```
+//!
+//! Requests other than `status` are served by [`super::handle`], the same
+//! function the CLI runs on the database itself when no daemon is up. A
+//! daemon that does not know a request answers with [`Response::Error`], so
+//! an upgraded CLI talking to an older daemon gets a clear message instead of
+//! a hang.
 
 use std::path::PathBuf;
 
@@ -18,6 +26,11 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::daemon::{Phase, ReloadOutcome};
+use crate::queue::{Job, JobId};
+use crate::report::{
+    CancelResult, ChannelChange, CheckQuery, Checklist, JobList, ListQuery, PurgeQuery,
+    PurgeResult, Report, ReportQuery, RequeueResult, RetryDeadQuery,
+};
 
 /// Largest request or response line accepted, in bytes.
 pub const MAX_LINE: usize = 1024 * 1024;
@@ -28,6 +41,45 @@ pub const MAX_LINE: usize = 1024 * 1024;
 pub enum Request {
     /// Is the daemon up, and what is it running?
     Status,
+    /// The readiness checklist, with live plugin checks. Answer: [`Response::Checklist`].
+    Check(CheckQuery),
+    /// Delivery report. Answer: [`Response::Report`].
+    Report(ReportQuery),
+    /// List jobs. Answer: [`Response::Jobs`].
+    QueueList(ListQuery),
+    /// One job. Answer: [`Response::Job`].
+    QueueShow {
+        /// The job.
+        id: JobId,
+    },
+    /// Cancel pending jobs. Answer: [`Response::Cancelled`].
+    QueueCancel {
+        /// The jobs.
+        ids: Vec<JobId>,
+        /// Recorded on each job (default "cancelled by an operator").
+        reason: Option<String>,
+    },
+    /// Put finished jobs back on the queue. Answer: [`Response::Requeued`].
+    QueueRetry {
+        /// The jobs.
+        ids: Vec<JobId>,
+    },
+    /// Put every dead (and/or expired) job back on the queue. Answer: [`Response::RequeuedFailed`].
+    QueueRetryFailed(RetryDeadQuery),
+    /// Stop sending on a channel. Answer: [`Response::Channel`].
+    QueuePause {
+        /// The channel.
+        channel: String,
+        /// Why (default "paused by an operator").
+        reason: Option<String>,
+    },
+    /// Resume sending on a channel. Answer: [`Response::Channel`].
+    QueueResume {
+        /// The channel.
+        channel: String,
+    },
+    /// Delete finished jobs (or count them). Answer: [`Response::Purged`].
+    QueuePurge(PurgeQuery),
 }
 
 /// What the daemon answers.
@@ -36,6 +88,43 @@ pub enum Request {
 pub enum Response {
     /// Answer to [`Request::Status`].
     Status(StatusReport),
+    /// Answer to [`Request::Check`].
+    Checklist(Checklist),
+    /// Answer to [`Request::Report`].
+    Report(Report),
+    /// Answer to [`Request::QueueList`].
+    Jobs(JobList),
+    /// Answer to [`Request::QueueShow`].
+    Job(Box<Job>),
+    /// Answer to [`Request::QueueCancel`], one result per id in order.
+    Cancelled {
+        /// Per job.
+        results: Vec<CancelResult>,
+    },
+    /// Answer to [`Request::QueueRetry`], one result per id in order.
+    Requeued {
+        /// Per job.
+        results: Vec<RequeueResult>,
+    },
+    /// Answer to [`Request::QueueRetryFailed`].
+    RequeuedFailed {
+        /// The jobs put back on the queue.
+        ids: Vec<JobId>,
+    },
+    /// Answer to [`Request::QueuePause`] and [`Request::QueueResume`].
+    Channel(ChannelChange),
+    /// Answer to [`Request::QueuePurge`].
+    Purged(PurgeResult),
+    /// The request names something that does not exist or is malformed (an
+    /// unknown store, channel or job): the CLI exits with status 2 for
+    /// unknown names, 1 for unknown jobs.
+    Invalid {
+        /// What is wrong, listing what exists.
+        message: String,
+        /// True when a job id was not found (the rest is a usage error).
+        #[serde(default)]
+        not_found: bool,
+    },
     /// The request could not be served.
     Error {
         /// Why.

@@ -11,9 +11,12 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 
+use jiff::Timestamp;
+
 use super::protocol::{ChannelSummary, MAX_LINE, Request, Response, StatusReport, StoreSummary};
 use crate::config;
 use crate::daemon::{Service, ServiceContext, ServiceError, ServiceSpec, ServiceTask};
+use crate::report::{Context, DaemonFacts, SharedStore};
 
 /// Mode of the socket file: owner and group may connect.
 pub const SOCKET_MODE: u32 = 0o660;
@@ -225,12 +228,38 @@ async fn connection(
     }
 }
 
-/// Serve one request. Async because most future requests (queue operations,
-/// reports) go through the queue's writer task; shared handles come from
-/// `ctx.resource::<T>()`.
+/// Serve one request: `status` here, the rest by [`super::handle`] on the
+/// daemon's state and database.
 async fn handle(request: Request, ctx: &ServiceContext) -> Response {
     match request {
         Request::Status => Response::Status(status(ctx)),
+        other => {
+            let state = ctx.state.load();
+            let runtime = &ctx.runtime;
+            let store = ctx
+                .resource::<SharedStore>()
+                .map(|store| SharedStore::clone(&store));
+            if store.is_none() {
+                return Response::Error {
+                    message: "this daemon has no state database open".to_owned(),
+                };
+            }
+            let context = Context {
+                config: state.config.clone(),
+                daemon: Some(DaemonFacts {
+                    pid: runtime.pid,
+                    version: runtime.version.to_owned(),
+                    uptime_secs: runtime.uptime().as_secs(),
+                    dry_run: state.dry_run,
+                    config_loaded_at: state.built_at,
+                    last_reload: runtime.last_reload(),
+                }),
+                state: Some(state),
+                store,
+                now: Timestamp::now(),
+            };
+            super::handle(other, &context, &|_, _, _| {}).await
+        }
     }
 }
 

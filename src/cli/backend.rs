@@ -1,0 +1,259 @@
+//! Where operator commands run: in the daemon (over its control socket) when
+//! it is up, else in this process on the state database itself. Both go
+//! through [`crate::control::handle`], so they answer alike.
+//!
+//! redb lets one process open a database file, so the CLI only opens it when
+//! no daemon answers, and takes the state directory's lock first: a daemon
+//! started meanwhile is refused with "another arauto daemon (pid N) is already
+//! using state directory …" until the command is done. Opening does what the
+//! daemon's start does: jobs a crashed daemon left running go back on the
+//! queue. The CLI never creates a database that does not exist.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow};
+use clap::Args;
+use jiff::Timestamp;
+
+use super::ConfigArg;
+use super::style::Progress;
+use crate::config::{self, Config, ConfigErrors};
+use crate::control::{self, Client, ClientError, Request, Response};
+use crate::daemon::{BuildError, BuildOptions, InstanceLock, LockError, Purpose, build};
+use crate::plugin::{HostConfig, PluginHost};
+use crate::queue::redb::{FILE_NAME, RedbOptions, RedbStore};
+use crate::report::{Context, SharedStore};
+
+/// `--config` and `--socket`: how to reach the daemon, or the state without it.
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub config: ConfigArg,
+    /// Control socket [default: daemon.control_socket from the configuration].
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+}
+
+/// Why a command could not get going.
+pub(crate) enum OpenError {
+    /// The configuration file is invalid.
+    Config(ConfigErrors),
+    /// The configuration does not build (plugins, templates…).
+    Build {
+        /// The configuration file.
+        path: PathBuf,
+        /// Every problem.
+        error: BuildError,
+    },
+    /// Anything else.
+    Other(anyhow::Error),
+}
+
+impl From<anyhow::Error> for OpenError {
+    fn from(error: anyhow::Error) -> Self {
+        Self::Other(error)
+    }
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Config(errors) => write!(f, "{errors}"),
+            Self::Build { path, error } => {
+                write!(f, "invalid configuration {}: {error}", path.display())
+            }
+            Self::Other(error) => write!(f, "{error:#}"),
+        }
+    }
+}
+
+/// What to prepare when working without the daemon.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Needs {
+    /// The configuration and the database (reports, queue commands).
+    Database,
+    /// Plugins loaded and instantiated too (the checklist's live checks).
+    Instances,
+}
+
+/// A way to serve requests.
+pub(crate) enum Backend {
+    /// The running daemon.
+    Daemon(Client),
+    /// This process, on the state database.
+    Local(Box<Local>),
+}
+
+pub(crate) struct Local {
+    runtime: tokio::runtime::Runtime,
+    ctx: Context,
+    // Released after the store is closed (fields drop in order).
+    _lock: Option<InstanceLock>,
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        // Close the database (waits for queued writes) before the lock goes.
+        self.ctx.store = None;
+        self.ctx.state = None;
+    }
+}
+
+impl Backend {
+    /// Connect to the daemon, or prepare to work without it.
+    pub(crate) fn open(
+        args: &ConnectArgs,
+        needs: Needs,
+        progress: &Progress,
+    ) -> Result<Self, OpenError> {
+        let socket = args
+            .socket
+            .clone()
+            .unwrap_or_else(|| config::control_socket_path(args.config.config.as_deref()));
+        match Client::connect(&socket) {
+            Ok(client) => return Ok(Self::Daemon(client)),
+            Err(ClientError::NotRunning { .. }) => {}
+            Err(error) => return Err(OpenError::Other(error.into())),
+        }
+        let config = config::load(args.config.config.as_deref()).map_err(OpenError::Config)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?;
+        let state = match needs {
+            Needs::Database => None,
+            Needs::Instances => {
+                progress.show("loading plugins…");
+                let path = config.source_path().to_path_buf();
+                let host = PluginHost::new(host_config(&config))
+                    .map_err(|e| anyhow!("cannot start the plugin host: {e}"))?;
+                let built = runtime.block_on(build(
+                    config.clone(),
+                    &BuildOptions {
+                        purpose: Purpose::Validate,
+                        dry_run: false,
+                    },
+                    &host,
+                ));
+                progress.clear();
+                Some(Arc::new(
+                    built.map_err(|error| OpenError::Build { path, error })?,
+                ))
+            }
+        };
+        let (store, lock) = open_database(&config, &socket)?;
+        Ok(Self::Local(Box::new(Local {
+            runtime,
+            ctx: Context {
+                config: state
+                    .as_ref()
+                    .map_or_else(|| Arc::new(config), |s| Arc::clone(&s.config)),
+                state,
+                store,
+                daemon: None,
+                now: Timestamp::now(),
+            },
+            _lock: lock,
+        })))
+    }
+
+    /// True when the daemon answers.
+    pub(crate) fn is_daemon(&self) -> bool {
+        matches!(self, Self::Daemon(_))
+    }
+
+    /// Serve `request`; the daemon gets `timeout` to answer.
+    pub(crate) fn call(
+        &mut self,
+        request: &Request,
+        timeout: Duration,
+        progress: &Progress,
+    ) -> anyhow::Result<Response> {
+        match self {
+            Self::Daemon(client) => {
+                client.set_timeout(timeout)?;
+                Ok(client.request(request)?)
+            }
+            Self::Local(local) => {
+                local.ctx.now = Timestamp::now();
+                let report = |done: usize, total: usize, label: &str| {
+                    if done < total {
+                        progress.show(&format!("checked {done}/{total}: {label}…"));
+                    } else {
+                        progress.clear();
+                    }
+                };
+                let ctx = &local.ctx;
+                Ok(local
+                    .runtime
+                    .block_on(control::handle(request.clone(), ctx, &report)))
+            }
+        }
+    }
+}
+
+/// The compiled-plugin cache, read and written when this user owns it (the
+/// daemon's user); anyone else — root included — only reuses what is there
+/// and compiles the rest in memory, rather than leave files the daemon could
+/// not replace.
+fn host_config(config: &Config) -> HostConfig {
+    let dir = &config.daemon.cache_dir;
+    // /proc/self belongs to the process's effective user.
+    let me = std::fs::metadata("/proc/self").map(|m| m.uid());
+    let ours = match (std::fs::metadata(dir), me) {
+        (Ok(dir), Ok(me)) => dir.uid() == me,
+        _ => false,
+    };
+    if ours {
+        HostConfig::with_cache_dir(dir)
+    } else {
+        HostConfig::reading_cache(dir)
+    }
+}
+
+/// Open `<state_dir>/arauto.redb` if it exists, under the state directory's
+/// lock; `(None, None)` when there is no database yet.
+fn open_database(
+    config: &Config,
+    socket: &std::path::Path,
+) -> Result<(Option<SharedStore>, Option<InstanceLock>), OpenError> {
+    let state_dir = &config.daemon.state_dir;
+    let path = state_dir.join(FILE_NAME);
+    if !path.exists() {
+        return Ok((None, None));
+    }
+    let unreachable = |holder: Option<u32>| {
+        anyhow!(
+            "arauto{} holds {} but does not answer on its control socket {}: if it is still starting, try again in a moment; otherwise check --socket (or daemon.control_socket)",
+            holder
+                .map(|pid| format!(" (pid {pid})"))
+                .unwrap_or_default(),
+            state_dir.display(),
+            socket.display()
+        )
+    };
+    let lock = match InstanceLock::acquire(state_dir) {
+        Ok(lock) => lock,
+        Err(LockError::Held { holder, .. }) => return Err(unreachable(holder).into()),
+        Err(error) => return Err(OpenError::Other(error.into())),
+    };
+    let options = RedbOptions {
+        time_zone: config.daemon.timezone.clone(),
+        ..RedbOptions::default()
+    };
+    let store = match RedbStore::open_file(&path, options) {
+        Ok(store) => store,
+        Err(crate::queue::Error::Locked { .. }) => return Err(unreachable(None).into()),
+        Err(error) => {
+            return Err(OpenError::Other(
+                anyhow!(error).context(format!("cannot open {}", path.display())),
+            ));
+        }
+    };
+    Ok((Some(Arc::new(store) as SharedStore), Some(lock)))
+}

@@ -1,0 +1,665 @@
+//! `arauto queue …`: inspect and steer the send queue.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use clap::{ArgGroup, Args, Subcommand};
+use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp};
+
+use super::backend::{Backend, ConnectArgs, Needs};
+use super::style::{Align, Progress, Table};
+use super::{Exit, print_json, refused};
+use crate::control::{Request, Response};
+use crate::queue::{CancelOutcome, Job, JobId, JobState, RequeueOutcome};
+use crate::report::queue_ops::DEFAULT_LIST_LIMIT;
+use crate::report::{ListQuery, PurgeQuery, RetryDeadQuery};
+use crate::send::job::payload_of;
+
+const QUICK: Duration = Duration::from_secs(60);
+const BULK: Duration = Duration::from_secs(600);
+
+/// `arauto queue`.
+#[derive(Debug, Args)]
+pub struct QueueArgs {
+    /// What to do with the queue.
+    #[command(subcommand)]
+    pub command: QueueCommand,
+}
+
+/// The queue subcommands.
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    /// List jobs: pending by due time, running by lease, finished newest first.
+    List(ListArgs),
+    /// Everything about one job: state, attempts, last error, receipt, payload.
+    Show(ShowArgs),
+    /// Cancel pending jobs (running and finished ones are left alone).
+    Cancel(CancelArgs),
+    /// Send jobs again: the given ids, or every --dead / --expired job.
+    Retry(RetryArgs),
+    /// Stop sending on a channel; jobs keep queueing until it is resumed.
+    Pause(PauseArgs),
+    /// Resume sending on a paused channel.
+    Resume(ResumeArgs),
+    /// Delete finished jobs older than --older-than (history kept for reports is not affected).
+    Purge(PurgeArgs),
+}
+
+/// `arauto queue list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub connect: ConnectArgs,
+    /// Only this store.
+    #[arg(long, value_name = "ID")]
+    pub store: Option<String>,
+    /// Only this channel.
+    #[arg(long, value_name = "ID")]
+    pub channel: Option<String>,
+    /// Only this state: pending, running, sent, dead (failed), cancelled, expired, skipped.
+    #[arg(long, value_name = "STATE")]
+    pub state: Option<JobState>,
+    /// Only this order (the platform's order id).
+    #[arg(long, value_name = "ID")]
+    pub order: Option<String>,
+    /// Only this notification kind (order-shipped…).
+    #[arg(long, value_name = "KIND")]
+    pub kind: Option<String>,
+    /// Show at most this many jobs.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_LIST_LIMIT)]
+    pub limit: usize,
+    /// Print the jobs as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `arauto queue show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub connect: ConnectArgs,
+    /// The job id (26 characters, from `queue list`).
+    pub id: JobId,
+    /// Print the job as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `arauto queue cancel`.
+#[derive(Debug, Args)]
+pub struct CancelArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub connect: ConnectArgs,
+    /// The job ids.
+    #[arg(required = true, num_args = 1..)]
+    pub ids: Vec<JobId>,
+    /// Why (kept on each job).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Print the results as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `arauto queue retry`.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("what").required(true).multiple(true).args(["ids", "dead", "expired"])))]
+pub struct RetryArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub connect: ConnectArgs,
+    /// The job ids (dead, expired, cancelled or skipped jobs).
+    #[arg(conflicts_with_all = ["dead", "expired"])]
+    pub ids: Vec<JobId>,
+    /// Every dead-lettered (failed) job.
+    #[arg(long)]
+    pub dead: bool,
+    /// Every expired job.
+    #[arg(long)]
+    pub expired: bool,
+    /// With --dead/--expired: only this store.
+    #[arg(long, value_name = "ID")]
+    pub store: Option<String>,
+    /// With --dead/--expired: only this channel.
+    #[arg(long, value_name = "ID")]
+    pub channel: Option<String>,
+    /// Print the results as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `arauto queue pause`.
+#[derive(Debug, Args)]
+pub struct PauseArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub connect: ConnectArgs,
+    /// The channel id.
+    pub channel: String,
+    /// Why (shown by `check` and `report`).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Print the channel's status as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `arauto queue resume`.
+#[derive(Debug, Args)]
+pub struct ResumeArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub connect: ConnectArgs,
+    /// The channel id.
+    pub channel: String,
+    /// Print the channel's status as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `arauto queue purge`.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("states").required(true).multiple(true)
+    .args(["dead", "expired", "cancelled", "skipped", "sent", "all_finished"])))]
+pub struct PurgeArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub connect: ConnectArgs,
+    /// Dead-lettered (failed) jobs.
+    #[arg(long)]
+    pub dead: bool,
+    /// Expired jobs.
+    #[arg(long)]
+    pub expired: bool,
+    /// Cancelled jobs.
+    #[arg(long)]
+    pub cancelled: bool,
+    /// Skipped jobs.
+    #[arg(long)]
+    pub skipped: bool,
+    /// Delivered jobs.
+    #[arg(long)]
+    pub sent: bool,
+    /// Every finished job.
+    #[arg(long)]
+    pub all_finished: bool,
+    /// Only jobs that finished at least this long ago (e.g. 30d).
+    #[arg(long, value_name = "DURATION", value_parser = parse_age)]
+    pub older_than: SignedDuration,
+    /// Only count what would be deleted.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_age(text: &str) -> Result<SignedDuration, String> {
+    let duration = crate::config::parse_duration(text)?;
+    if duration.is_negative() {
+        return Err(format!("{text:?} must not be negative"));
+    }
+    Ok(duration)
+}
+
+/// Run `arauto queue …`.
+pub(crate) fn run(args: QueueArgs) -> Exit {
+    match args.command {
+        QueueCommand::List(a) => {
+            let request = Request::QueueList(ListQuery {
+                store: a.store,
+                channel: a.channel,
+                state: a.state,
+                order: a.order,
+                kind: a.kind,
+                limit: Some(a.limit),
+            });
+            serve(
+                &a.connect,
+                &request,
+                QUICK,
+                a.json,
+                |response| match response {
+                    Response::Jobs(list) => {
+                        let mut out = render_list(&list.jobs);
+                        if list.truncated {
+                            let _ = writeln!(
+                                out,
+                                "(showing the first {}; raise --limit or narrow the filters for more)",
+                                list.limit
+                            );
+                        }
+                        Some((out, Exit::Ok))
+                    }
+                    _ => None,
+                },
+            )
+        }
+        QueueCommand::Show(a) => {
+            let request = Request::QueueShow { id: a.id };
+            serve(
+                &a.connect,
+                &request,
+                QUICK,
+                a.json,
+                |response| match response {
+                    Response::Job(job) => Some((render_job(job), Exit::Ok)),
+                    _ => None,
+                },
+            )
+        }
+        QueueCommand::Cancel(a) => {
+            let request = Request::QueueCancel {
+                ids: a.ids,
+                reason: a.reason,
+            };
+            serve(
+                &a.connect,
+                &request,
+                BULK,
+                a.json,
+                |response| match response {
+                    Response::Cancelled { results } => {
+                        let mut out = String::new();
+                        let mut all = true;
+                        for r in results {
+                            let line = match r.result {
+                                CancelOutcome::Cancelled => "cancelled".to_owned(),
+                                CancelOutcome::NotPending(state) => {
+                                    all = false;
+                                    format!(
+                                        "not cancelled: it is {state}, only pending jobs can be"
+                                    )
+                                }
+                                CancelOutcome::NotFound => {
+                                    all = false;
+                                    "no such job".to_owned()
+                                }
+                            };
+                            let _ = writeln!(out, "{}  {line}", r.id);
+                        }
+                        Some((out, if all { Exit::Ok } else { Exit::Failure }))
+                    }
+                    _ => None,
+                },
+            )
+        }
+        QueueCommand::Retry(a) => {
+            if a.ids.is_empty() {
+                let request = Request::QueueRetryFailed(RetryDeadQuery {
+                    store: a.store,
+                    channel: a.channel,
+                    dead: a.dead,
+                    expired: a.expired,
+                });
+                serve(
+                    &a.connect,
+                    &request,
+                    BULK,
+                    a.json,
+                    |response| match response {
+                        Response::RequeuedFailed { ids } => {
+                            let mut out = format!(
+                                "{} back on the queue, due now\n",
+                                if ids.len() == 1 {
+                                    "1 job".to_owned()
+                                } else {
+                                    format!("{} jobs", ids.len())
+                                }
+                            );
+                            for id in ids {
+                                let _ = writeln!(out, "  {id}");
+                            }
+                            Some((out, Exit::Ok))
+                        }
+                        _ => None,
+                    },
+                )
+            } else {
+                if a.store.is_some() || a.channel.is_some() {
+                    eprintln!(
+                        "arauto: --store and --channel go with --dead/--expired, not with job ids"
+                    );
+                    return Exit::Usage;
+                }
+                let request = Request::QueueRetry { ids: a.ids };
+                serve(
+                    &a.connect,
+                    &request,
+                    BULK,
+                    a.json,
+                    |response| match response {
+                        Response::Requeued { results } => {
+                            let mut out = String::new();
+                            let mut all = true;
+                            for r in results {
+                                let line = match r.result {
+                                    RequeueOutcome::Requeued => {
+                                        "back on the queue, due now".to_owned()
+                                    }
+                                    RequeueOutcome::NotRequeueable(state) => {
+                                        all = false;
+                                        format!(
+                                            "not requeued: it is {state} (only dead, expired, cancelled or skipped jobs can be retried)"
+                                        )
+                                    }
+                                    RequeueOutcome::NotFound => {
+                                        all = false;
+                                        "no such job".to_owned()
+                                    }
+                                };
+                                let _ = writeln!(out, "{}  {line}", r.id);
+                            }
+                            Some((out, if all { Exit::Ok } else { Exit::Failure }))
+                        }
+                        _ => None,
+                    },
+                )
+            }
+        }
+        QueueCommand::Pause(a) => {
+            let request = Request::QueuePause {
+                channel: a.channel,
+                reason: a.reason,
+            };
+            serve(
+                &a.connect,
+                &request,
+                QUICK,
+                a.json,
+                |response| match response {
+                    Response::Channel(change) => {
+                        let reason = change
+                            .status
+                            .paused
+                            .as_ref()
+                            .map(|p| p.reason.clone())
+                            .unwrap_or_default();
+                        let out = if change.changed {
+                            format!(
+                                "channel {} paused: {reason}\nnothing is sent on it until `arauto queue resume {}`; new jobs keep queueing\n",
+                                change.channel, change.channel
+                            )
+                        } else {
+                            format!("channel {} was already paused: {reason}\n", change.channel)
+                        };
+                        Some((out, Exit::Ok))
+                    }
+                    _ => None,
+                },
+            )
+        }
+        QueueCommand::Resume(a) => {
+            let request = Request::QueueResume { channel: a.channel };
+            serve(
+                &a.connect,
+                &request,
+                QUICK,
+                a.json,
+                |response| match response {
+                    Response::Channel(change) => {
+                        let out = if change.changed {
+                            format!("channel {} resumed\n", change.channel)
+                        } else {
+                            format!("channel {} was not paused\n", change.channel)
+                        };
+                        Some((out, Exit::Ok))
+                    }
+                    _ => None,
+                },
+            )
+        }
+        QueueCommand::Purge(a) => {
+            let states = if a.all_finished {
+                JobState::TERMINAL.to_vec()
+            } else {
+                [
+                    (a.sent, JobState::Sent),
+                    (a.dead, JobState::Dead),
+                    (a.cancelled, JobState::Cancelled),
+                    (a.expired, JobState::Expired),
+                    (a.skipped, JobState::Skipped),
+                ]
+                .into_iter()
+                .filter_map(|(on, state)| on.then_some(state))
+                .collect()
+            };
+            let request = Request::QueuePurge(PurgeQuery {
+                states,
+                older_than: a.older_than,
+                dry_run: a.dry_run,
+            });
+            serve(
+                &a.connect,
+                &request,
+                BULK,
+                a.json,
+                |response| match response {
+                    Response::Purged(result) => {
+                        let states: Vec<&str> = result.states.iter().map(|s| s.as_str()).collect();
+                        let jobs = if result.count == 1 {
+                            "1 job".to_owned()
+                        } else {
+                            format!("{} jobs", result.count)
+                        };
+                        let out = format!(
+                            "{} {jobs} ({}) that finished before {}\n",
+                            if result.dry_run {
+                                "would delete"
+                            } else {
+                                "deleted"
+                            },
+                            states.join(", "),
+                            local(result.finished_before)
+                        );
+                        Some((out, Exit::Ok))
+                    }
+                    _ => None,
+                },
+            )
+        }
+    }
+}
+
+/// Send `request`; print the answer as JSON or as `human` renders it.
+fn serve(
+    connect: &ConnectArgs,
+    request: &Request,
+    timeout: Duration,
+    json: bool,
+    human: impl FnOnce(&Response) -> Option<(String, Exit)>,
+) -> Exit {
+    let progress = Progress::on_stderr();
+    let mut backend = match Backend::open(connect, Needs::Database, &progress) {
+        Ok(backend) => backend,
+        Err(error) => {
+            eprintln!("arauto: {error}");
+            return Exit::Failure;
+        }
+    };
+    let response = match backend.call(request, timeout, &progress) {
+        Ok(response) => response,
+        Err(error) => {
+            eprintln!("arauto: {error:#}");
+            return Exit::Failure;
+        }
+    };
+    let Some((text, exit)) = human(&response) else {
+        return refused(response);
+    };
+    if json {
+        let encoded = match &response {
+            Response::Jobs(list) => print_json(list),
+            Response::Job(job) => print_json(job),
+            Response::Cancelled { results } => print_json(results),
+            Response::Requeued { results } => print_json(results),
+            Response::RequeuedFailed { ids } => print_json(ids),
+            Response::Channel(change) => print_json(change),
+            Response::Purged(result) => print_json(result),
+            other => print_json(other),
+        };
+        if let Err(exit) = encoded {
+            return exit;
+        }
+    } else {
+        print!("{text}");
+    }
+    exit
+}
+
+fn local(at: Timestamp) -> String {
+    at.to_zoned_datetime(TimeZone::system())
+        .strftime("%Y-%m-%d %H:%M:%S")
+        .to_string()
+}
+
+fn hm(at: Timestamp, now: Timestamp) -> String {
+    let zoned = at.to_zoned_datetime(TimeZone::system());
+    if zoned.date() == now.to_zoned_datetime(TimeZone::system()).date() {
+        zoned.strftime("%H:%M:%S").to_string()
+    } else {
+        zoned.strftime("%Y-%m-%d %H:%M").to_string()
+    }
+}
+
+fn order_number(job: &Job) -> String {
+    payload_of(&job.payload)
+        .map(|p| p.order_number)
+        .ok()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| job.order_id.clone())
+}
+
+fn clip(text: &str, max: usize) -> String {
+    let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() <= max {
+        flat
+    } else {
+        let mut cut: String = flat.chars().take(max.saturating_sub(1)).collect();
+        cut.push('…');
+        cut
+    }
+}
+
+fn render_list(jobs: &[Job]) -> String {
+    if jobs.is_empty() {
+        return "no jobs match\n".to_owned();
+    }
+    let now = Timestamp::now();
+    let mut table = Table::new(&[
+        ("id", Align::Left),
+        ("state", Align::Left),
+        ("store", Align::Left),
+        ("order", Align::Left),
+        ("notification", Align::Left),
+        ("channel", Align::Left),
+        ("when", Align::Left),
+        ("tries", Align::Right),
+        ("note", Align::Left),
+    ]);
+    for job in jobs {
+        let when = match job.state {
+            JobState::Pending if job.due_at <= now => "due now".to_owned(),
+            JobState::Pending => format!("due {}", hm(job.due_at, now)),
+            JobState::Running => "sending".to_owned(),
+            _ => job.finished_at.map(|at| hm(at, now)).unwrap_or_default(),
+        };
+        let note = job
+            .outcome_reason
+            .as_deref()
+            .or(job.last_error.as_deref())
+            .map(|t| clip(t, 60))
+            .unwrap_or_default();
+        table.row(vec![
+            job.id.to_string(),
+            job.state.to_string(),
+            job.store.clone(),
+            order_number(job),
+            job.kind.clone(),
+            job.lane.clone(),
+            when,
+            format!("{}/{}", job.attempt, job.max_attempts),
+            note,
+        ]);
+    }
+    let mut out = table.render("");
+    let _ = writeln!(
+        out,
+        "{}",
+        if jobs.len() == 1 {
+            "1 job".to_owned()
+        } else {
+            format!("{} jobs", jobs.len())
+        }
+    );
+    out
+}
+
+fn render_job(job: &Job) -> String {
+    let mut out = String::new();
+    let mut field = |name: &str, value: String| {
+        let _ = writeln!(out, "{name:<14}{value}");
+    };
+    field("job", job.id.to_string());
+    field("state", job.state.to_string());
+    field("store", job.store.clone());
+    field(
+        "order",
+        format!("{} (platform id {})", order_number(job), job.order_id),
+    );
+    field("notification", job.kind.clone());
+    field("channel", job.lane.clone());
+    field("priority", job.priority.to_string());
+    field("created", local(job.created_at));
+    if job.state == JobState::Pending {
+        field("due", local(job.due_at));
+    }
+    if let Some(at) = job.expires_at {
+        field("expires", local(at));
+    }
+    if let Some(at) = job.lease_until {
+        field("lease until", local(at));
+    }
+    field(
+        "attempts",
+        format!("{} of {}", job.attempt, job.max_attempts),
+    );
+    if let Some(at) = job.finished_at {
+        field("finished", local(at));
+    }
+    if let Some(reason) = &job.outcome_reason {
+        field("outcome", reason.clone());
+    }
+    if let Some(error) = &job.last_error {
+        field("last error", error.clone());
+    }
+    if let Some(receipt) = &job.receipt {
+        let mut parts = Vec::new();
+        if let Some(id) = &receipt.provider_message_id {
+            parts.push(format!("provider id {id}"));
+        }
+        if let Some(to) = &receipt.recipient_id {
+            parts.push(format!("to {to}"));
+        }
+        field("receipt", parts.join(", "));
+    }
+    if !job.dedupe_keys.is_empty() {
+        field("dedupe keys", job.dedupe_keys.join(", "));
+    }
+    if !job.attempts_log.is_empty() {
+        let _ = writeln!(out, "attempts log:");
+        for a in &job.attempts_log {
+            let _ = writeln!(out, "  {}  #{}  {}", local(a.at), a.attempt, a.outcome);
+        }
+    }
+    let payload = serde_json::to_string_pretty(&job.payload).unwrap_or_default();
+    let _ = writeln!(out, "payload:");
+    for line in payload.lines() {
+        let _ = writeln!(out, "  {line}");
+    }
+    out
+}
