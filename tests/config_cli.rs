@@ -29,13 +29,17 @@ const GOOD: &str = r#"
 platform = "loja-integrada"
 channels = ["whatsapp"]
 [stores.loja1.settings]
-chave_api = "li-inline-secret-value"
+api_key = "li-inline-secret-value"
+application_key = "li-app-key"
 [channels.whatsapp]
 plugin = "whatsapp-cloud"
 [channels.whatsapp.settings]
 access_token_env = "WA_TOKEN"
+phone_number_id = "106540352242922"
 [channels.spare]
 plugin = "telegram"
+[channels.spare.settings]
+bot_token = "7000000001:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
 "#;
 
 #[test]

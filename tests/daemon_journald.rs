@@ -78,7 +78,8 @@ fn journald_entries_carry_prefixed_structured_fields() {
         &config,
         format!(
             "{}[stores.loja1]\nplatform = \"loja-integrada\"\nchannels = [\"whatsapp\"]\n\
-             [channels.whatsapp]\nplugin = \"whatsapp-cloud\"\n",
+             [channels.whatsapp]\nplugin = \"whatsapp-cloud\"\n\
+             [channels.whatsapp.settings]\naccess_token = \"test-token\"\nphone_number_id = \"106540352242922\"\n",
             daemon_section(dir.path(), "")
         ),
     )

@@ -22,6 +22,9 @@ channels = ["whatsapp"]
 
 [channels.whatsapp]
 plugin = "whatsapp-cloud"
+[channels.whatsapp.settings]
+access_token = "test-token"
+phone_number_id = "106540352242922"
 "#;
 
 const TWO_STORES: &str = r#"
@@ -36,6 +39,9 @@ channels = ["whatsapp"]
 
 [channels.whatsapp]
 plugin = "whatsapp-cloud"
+[channels.whatsapp.settings]
+access_token = "test-token"
+phone_number_id = "106540352242922"
 "#;
 
 const BROKEN: &str = r#"
@@ -50,6 +56,9 @@ channels = ["whatsapp"]
 
 [channels.whatsapp]
 plugin = "whatsapp-cloud"
+[channels.whatsapp.settings]
+access_token = "test-token"
+phone_number_id = "106540352242922"
 "#;
 
 fn status_json(d: &Daemon) -> serde_json::Value {
@@ -128,7 +137,17 @@ fn reload_keeps_running_on_a_broken_config_applies_a_good_one_and_stops_cleanly(
     assert_eq!(store_ids(&status), ["loja1", "loja2"]);
     assert_eq!(status["stores"][1]["poll_interval"], "1m");
     assert_eq!(status["last_reload"]["ok"], true);
-    assert_eq!(status["services"], serde_json::json!(["control"]));
+    // The new store got its poller; everything else kept running.
+    assert_eq!(
+        status["services"],
+        serde_json::json!([
+            "control",
+            "housekeeping",
+            "poll/loja1",
+            "poll/loja2",
+            "send/whatsapp"
+        ])
+    );
 
     // SIGTERM: STOPPING=1, exit 0 well within shutdown_timeout, socket removed.
     d.signal(Signal::SIGTERM);

@@ -14,12 +14,16 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+include!("plugins.rs");
+
 /// Upper bound for anything a test waits for (never a sleep: waits end as soon
 /// as the awaited event happens).
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
 /// The `arauto` binary under test.
+/// The first-party plugins (its default `plugin_dir`) are built first.
 pub fn arauto() -> Command {
+    first_party_plugins();
     scrubbed(env!("CARGO_BIN_EXE_arauto"))
 }
 

@@ -53,63 +53,7 @@ pub fn must_fail<T: std::fmt::Debug, E>(result: Result<T, E>, what: &str) -> E {
     }
 }
 
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Path of a built test plugin (`tests/plugins/<name>`), building all of them
-/// on first use. cargo skips what is up to date, so later runs cost seconds.
-pub fn test_plugin(name: &str) -> PathBuf {
-    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
-    let built = BUILT.get_or_init(|| {
-        let output = Command::new(repo_root().join("scripts/build-plugins.sh"))
-            .arg("--test-plugins")
-            .current_dir(repo_root())
-            .output()
-            .map_err(|e| format!("cannot run scripts/build-plugins.sh: {e}"))?;
-        if output.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "scripts/build-plugins.sh --test-plugins failed ({}):\n{}",
-                output.status,
-                String::from_utf8_lossy(&output.stderr)
-            ))
-        }
-    });
-    if let Err(why) = built {
-        panic!("{why}");
-    }
-    repo_root()
-        .join("target/test-plugins")
-        .join(format!("{name}.wasm"))
-}
-
-/// The directory of the built first-party plugins (`plugins/<name>` →
-/// `target/plugins/<name>.wasm`, the daemon's `plugin_dir` in debug builds),
-/// building them on first use.
-pub fn first_party_plugins() -> PathBuf {
-    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
-    let built = BUILT.get_or_init(|| {
-        let output = Command::new(repo_root().join("scripts/build-plugins.sh"))
-            .current_dir(repo_root())
-            .output()
-            .map_err(|e| format!("cannot run scripts/build-plugins.sh: {e}"))?;
-        if output.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "scripts/build-plugins.sh failed ({}):\n{}",
-                output.status,
-                String::from_utf8_lossy(&output.stderr)
-            ))
-        }
-    });
-    if let Err(why) = built {
-        panic!("{why}");
-    }
-    repo_root().join("target/plugins")
-}
+include!("plugins.rs");
 
 /// A compiled-plugin cache shared by the test runs (debug-build compiles are
 /// slow; the cache test uses its own directory).
