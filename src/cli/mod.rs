@@ -1,5 +1,5 @@
 //! The `arauto` command line (clap): `run`, `validate`, `status`, `check`,
-//! `report`, `queue …`.
+//! `report`, `queue …`, `plugins list|inspect`.
 //!
 //! Exit statuses: 0 success, 1 failure (for `check`: a red line), 2 usage
 //! error (clap, or a store/channel that does not exist), 3 the daemon is not
@@ -12,12 +12,14 @@
 mod backend;
 mod check;
 mod output;
+mod plugins;
 mod queue;
 mod report;
 mod style;
 
 pub use backend::ConnectArgs;
 pub use check::CheckArgs;
+pub use plugins::{InspectArgs, ListPluginsArgs, PluginsArgs, PluginsCommand};
 pub use queue::{
     CancelArgs, ListArgs, PauseArgs, PurgeArgs, QueueArgs, QueueCommand, ResumeArgs, RetryArgs,
     ShowArgs,
@@ -80,6 +82,8 @@ pub enum Command {
     Report(ReportArgs),
     /// Inspect and steer the send queue.
     Queue(QueueArgs),
+    /// The plugins the configuration loads, and any plugin file's contract.
+    Plugins(PluginsArgs),
 }
 
 /// `--config`.
@@ -129,6 +133,9 @@ pub struct StatusArgs {
 /// Entry point of the `arauto` binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Run(_)) {
+        die_quietly_on_closed_stdout();
+    }
     let exit = match cli.command {
         Command::Run(args) => run(args),
         Command::Validate(args) => validate(args),
@@ -136,8 +143,22 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check::run(args),
         Command::Report(args) => report::run(args),
         Command::Queue(args) => queue::run(args),
+        Command::Plugins(args) => plugins::run(args),
     };
     exit.into()
+}
+
+/// Command-line tools piped into `head` should end quietly when the reader
+/// goes away, like every other Unix tool, instead of panicking on EPIPE. Rust
+/// ignores SIGPIPE by default (right for the daemon, whose sockets report the
+/// error instead), so the one-shot commands restore the default action.
+#[allow(unsafe_code)]
+fn die_quietly_on_closed_stdout() {
+    // SAFETY: called once at start-up, before any thread is spawned, with a
+    // valid signal number and the default disposition; no handler runs Rust code.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }
 
 /// Print `value` as pretty JSON on stdout.
