@@ -8,8 +8,8 @@
 use std::fmt::Display;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::Command;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use std::sync::{Arc, Mutex, PoisonError};
 
 use arauto::model::NotificationKind;
 use arauto::plugin::{
