@@ -17,8 +17,7 @@ use crate::decide::{
 use crate::model::{NotificationKind, PluginKind};
 use crate::plugin::{InstanceConfig, Plugin, PluginHost};
 use crate::poll::StoreRuntime;
-use crate::send::channel::{ChannelRuntime, RecipientNeed};
-use crate::send::pacing::{DailyCap, PacingPolicy, Warmup, default_min_interval};
+use crate::send::channel::{ChannelRuntime, RecipientNeed, pacing_policy};
 use crate::send::retry::RetryPolicy;
 use crate::template::{ProviderTemplateSpec, TemplateConfig, TemplateSource, Templates};
 
@@ -167,20 +166,7 @@ async fn build_channel(
         component: format!("{component}.settings"),
         message: e.to_string(),
     })?;
-    let pacing = PacingPolicy {
-        min_interval: channel
-            .min_interval
-            .unwrap_or_else(|| default_min_interval(plugin.name())),
-        daily_cap: channel.daily_cap.map(|limit| DailyCap {
-            limit,
-            reset_at: channel.daily_reset,
-            time_zone: config.daemon.timezone.clone(),
-            warmup: channel.warmup.map(|w| Warmup {
-                start: w.start,
-                step: w.step,
-            }),
-        }),
-    };
+    let pacing = pacing_policy(channel, &config.daemon.timezone);
     let retry = RetryPolicy {
         base: channel.retry_base,
         cap: channel.retry_max,

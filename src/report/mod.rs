@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
 use crate::daemon::{ReloadOutcome, State};
-use crate::send::pacing::{PacingPolicy, default_min_interval};
+use crate::send::pacing::PacingPolicy;
 
 pub use checklist::{
     CheckItem, CheckLine, CheckQuery, CheckSection, Checklist, Level, SectionKind,
@@ -106,20 +106,10 @@ impl Context {
             return Some(runtime.pacing.clone());
         }
         let config = self.config.channels.get(channel)?;
-        Some(PacingPolicy {
-            min_interval: config
-                .min_interval
-                .unwrap_or_else(|| default_min_interval(&config.plugin)),
-            daily_cap: config.daily_cap.map(|limit| crate::send::pacing::DailyCap {
-                limit,
-                reset_at: config.daily_reset,
-                time_zone: self.config.daemon.timezone.clone(),
-                warmup: config.warmup.map(|w| crate::send::pacing::Warmup {
-                    start: w.start,
-                    step: w.step,
-                }),
-            }),
-        })
+        Some(crate::send::channel::pacing_policy(
+            config,
+            &self.config.daemon.timezone,
+        ))
     }
 
     /// Whether `id` names a configured store.

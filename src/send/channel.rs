@@ -2,8 +2,9 @@
 
 use crate::config::ChannelConfig;
 use crate::plugin::{Plugin, SenderInstance};
+use jiff::tz::TimeZone;
 
-use super::pacing::PacingPolicy;
+use super::pacing::{DailyCap, PacingPolicy, Warmup, default_min_interval};
 use super::retry::RetryPolicy;
 
 /// What a channel needs to address a customer.
@@ -53,5 +54,25 @@ impl std::fmt::Debug for ChannelRuntime {
             .field("retry", &self.retry)
             .field("recipient", &self.recipient)
             .finish_non_exhaustive()
+    }
+}
+
+/// A channel's pacing from its configuration: `min_interval` (else the
+/// plugin's default), daily cap with its reset time in the daemon's zone,
+/// warm-up.
+pub fn pacing_policy(channel: &ChannelConfig, time_zone: &TimeZone) -> PacingPolicy {
+    PacingPolicy {
+        min_interval: channel
+            .min_interval
+            .unwrap_or_else(|| default_min_interval(&channel.plugin)),
+        daily_cap: channel.daily_cap.map(|limit| DailyCap {
+            limit,
+            reset_at: channel.daily_reset,
+            time_zone: time_zone.clone(),
+            warmup: channel.warmup.map(|w| Warmup {
+                start: w.start,
+                step: w.step,
+            }),
+        }),
     }
 }
