@@ -6,6 +6,7 @@
 #   make lint             rustfmt + clippy, daemon and plugin workspaces
 #   make install          DESTDIR/PREFIX aware (PREFIX=/usr/local by default)
 #   make check-systemd    systemd-analyze verify + security score of the unit
+#   make bench            every benchmark, release builds (BENCH_QUICK=1: shorter run)
 #
 # Build and install with the same PREFIX: the release binary remembers where
 # its plugins are installed ($(PLUGINDIR)) as the default daemon.plugin_dir.
@@ -27,7 +28,7 @@ INSTALL    ?= install
 PLUGIN_WORKSPACES := plugins tests/plugins
 
 .PHONY: all build plugins test-plugins wasm-toolchain test test-plugin-crates lint \
-        install uninstall check-systemd demo
+        install uninstall check-systemd demo bench
 
 all: build plugins
 
@@ -123,3 +124,10 @@ check-systemd: build
 		> target/systemd-check/arauto.service
 	systemd-analyze verify target/systemd-check/arauto.service
 	systemd-analyze security --offline=yes target/systemd-check/arauto.service | tail -n 1
+
+# Every benchmark, release builds, printed as labelled tables (and kept in
+# target/bench/): queue throughput, plugin call overhead, poll cost per store,
+# start-up with 1 M queued jobs, end-to-end latency. About 12 minutes on two
+# cores; BENCH_QUICK=1 for a shorter, noisier run. Numbers: docs/BENCHMARKS.md.
+bench: wasm-toolchain plugins test-plugins
+	scripts/bench.sh

@@ -4,9 +4,11 @@
 //! blocking-pool hand-off is included), next to a native-Rust baseline doing
 //! the same marshalling (a serde_json round trip of the same data).
 //!
-//! `cargo bench --bench plugin_call` (builds the test plugins first).
+//! `cargo bench --bench plugin_call` (builds the test plugins first;
+//! `BENCH_QUICK=1` measures 1 000 sends and 200 polls).
 //! Target: ≤ 50 µs median per sender call.
 
+mod common;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
@@ -19,36 +21,62 @@ use arauto::plugin::{
 use support::{Must, message, test_plugin};
 
 const WARMUP: usize = 300;
+/// Sends and polls measured (a fifth of each with `BENCH_QUICK=1`).
 const SENDS: usize = 5_000;
 const POLLS: usize = 1_000;
 const TARGET_SEND_MEDIAN: Duration = Duration::from_micros(50);
 
+/// Rounds each measurement is split into: on a shared machine one round may
+/// be disturbed by other users while another is not.
+const ROUNDS: usize = 5;
+
 struct Stats {
+    /// Median of every sample.
     median: Duration,
+    /// 99th percentile of every sample.
     p99: Duration,
+    /// The lowest of the rounds' medians (the least disturbed round).
+    best_round: Duration,
+    /// Process CPU time (all threads) per call: unlike wall time, it does not
+    /// grow when other processes take the cores.
+    cpu: Duration,
 }
 
-fn stats(mut samples: Vec<Duration>) -> Stats {
+fn median_of(samples: &mut [Duration]) -> Duration {
     samples.sort();
-    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
-    Stats {
-        median: at(0.5),
-        p99: at(0.99),
-    }
+    common::quantile(samples, 0.5)
 }
 
 fn measure(iterations: usize, mut f: impl FnMut()) -> Stats {
     for _ in 0..WARMUP {
         f();
     }
-    let samples = (0..iterations)
-        .map(|_| {
-            let started = Instant::now();
-            f();
-            started.elapsed()
-        })
-        .collect();
-    stats(samples)
+    let per_round = iterations.div_ceil(ROUNDS).max(1);
+    let cpu_before = common::proc::own_cpu_time().must("getrusage");
+    let mut samples = Vec::with_capacity(per_round * ROUNDS);
+    let mut best_round = Duration::MAX;
+    for _ in 0..ROUNDS {
+        let mut round: Vec<Duration> = (0..per_round)
+            .map(|_| {
+                let started = Instant::now();
+                f();
+                started.elapsed()
+            })
+            .collect();
+        samples.extend_from_slice(&round);
+        best_round = best_round.min(median_of(&mut round));
+    }
+    let cpu = common::proc::own_cpu_time()
+        .must("getrusage")
+        .saturating_sub(cpu_before);
+    let calls = samples.len();
+    samples.sort();
+    Stats {
+        median: common::quantile(&samples, 0.5),
+        p99: common::quantile(&samples, 0.99),
+        best_round,
+        cpu: cpu.div_f64(calls as f64),
+    }
 }
 
 fn us(d: Duration) -> String {
@@ -57,9 +85,11 @@ fn us(d: Duration) -> String {
 
 fn row(name: &str, plugin: &Stats, native: &Stats) {
     println!(
-        "{name:<34} {:>10} {:>10}   {:>10} {:>10}   {:>7.1}×",
+        "{name:<30} {:>9} {:>10} {:>10} {:>9}   {:>9} {:>9}   {:>6.1}×",
         us(plugin.median),
         us(plugin.p99),
+        us(plugin.best_round),
+        us(plugin.cpu),
         us(native.median),
         us(native.p99),
         plugin.median.as_secs_f64() / native.median.as_secs_f64()
@@ -67,6 +97,25 @@ fn row(name: &str, plugin: &Stats, native: &Stats) {
 }
 
 fn main() {
+    let started = Instant::now();
+    let (sends, polls) = if common::quick() {
+        (SENDS / 5, POLLS / 5)
+    } else {
+        (SENDS, POLLS)
+    };
+    let root = common::work_root().must("benchmark directory");
+    common::machine::print_header(
+        "2. Plugin call overhead vs native baseline (issue 3)",
+        &[
+            "a fresh sandbox per call (instantiate + call + marshal) through the public async API, blocking-pool hand-off included",
+            "sender: probe-sender `send` of one message; connector: sample-connector `poll` returning a page of 50 realistic orders",
+            "native baseline: the same data through a serde_json round trip in-process",
+            &format!(
+                "medians and p99 over {sends} sends / {polls} polls after {WARMUP} warm-up calls; target ≤ 50 µs median per sender call"
+            ),
+        ],
+        &root,
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -98,13 +147,13 @@ fn main() {
         "job-1",
         "Olá Maria, seu pedido 10001 foi enviado! Rastreio: BR123456789BR",
     );
-    let send = measure(SENDS, || {
+    let send = measure(sends, || {
         let receipt = runtime
             .block_on(sender.send(black_box(msg.clone())))
             .must("send");
         black_box(receipt);
     });
-    let send_native = measure(SENDS, || {
+    let send_native = measure(sends, || {
         let wire = serde_json::to_vec(black_box(&msg)).must("encode");
         let back: OutgoingMessage = serde_json::from_slice(&wire).must("decode");
         let receipt = SendReceipt {
@@ -119,18 +168,18 @@ fn main() {
         .block_on(connector.poll(PollRequest::default()))
         .must("poll");
     assert_eq!(page.orders.len(), 50);
-    let poll = measure(POLLS, || {
+    let poll = measure(polls, || {
         let page = runtime
             .block_on(connector.poll(black_box(PollRequest::default())))
             .must("poll");
         black_box(page);
     });
-    let poll_native = measure(POLLS, || {
+    let poll_native = measure(polls, || {
         let wire = serde_json::to_vec(black_box(&page)).must("encode");
         black_box(serde_json::from_slice::<PollPage>(&wire).must("decode"));
     });
 
-    let hand_off = measure(SENDS, || {
+    let hand_off = measure(sends, || {
         runtime.block_on(async {
             tokio::task::spawn_blocking(|| black_box(1))
                 .await
@@ -138,33 +187,34 @@ fn main() {
         });
     });
 
-    let profile = if cfg!(debug_assertions) {
-        "debug"
-    } else {
-        "release"
-    };
     println!(
-        "plugin_call ({profile} build; fresh sandbox per call; medians and p99 over {SENDS} sends / {POLLS} polls)"
-    );
-    println!(
-        "{:<34} {:>10} {:>10}   {:>10} {:>10}   {:>8}",
-        "", "plugin", "p99", "native", "p99", "ratio"
+        "{:<30} {:>9} {:>10} {:>10} {:>9}   {:>9} {:>9}   {:>7}",
+        "", "median", "p99", "best rnd", "CPU/call", "native", "p99", "ratio"
     );
     row("sender.send (probe-sender)", &send, &send_native);
     row("connector.poll (50 orders)", &poll, &poll_native);
     println!(
-        "{:<34} {:>10} {:>10}   (included above: tokio spawn_blocking round trip)",
-        "  of which blocking-pool hand-off",
+        "{:<30} {:>9} {:>10} {:>10} {:>9}   (included above: tokio spawn_blocking round trip)",
+        "  of which pool hand-off",
         us(hand_off.median),
-        us(hand_off.p99)
+        us(hand_off.p99),
+        us(hand_off.best_round),
+        us(hand_off.cpu),
+    );
+    println!(
+        "   median/p99 over all samples; best rnd = lowest median of {ROUNDS} rounds; CPU/call = process CPU time per call"
     );
     let verdict = if send.median <= TARGET_SEND_MEDIAN {
         "met"
     } else {
         "MISSED"
     };
+    println!();
     println!(
-        "target ≤ {} median per sender call: {verdict}",
-        us(TARGET_SEND_MEDIAN)
+        "   target ≤ {} median per sender call: {verdict} ({} over all samples; {} in the least disturbed round)",
+        us(TARGET_SEND_MEDIAN),
+        us(send.median),
+        us(send.best_round),
     );
+    common::machine::print_footer(started);
 }

@@ -8,6 +8,11 @@
 //! * `ARAUTO_BENCH_CALLERS` (default 64), `ARAUTO_BENCH_JOBS` (default 20 000
 //!   with group commit), `ARAUTO_BENCH_BASELINE_JOBS` (default 400).
 //! * `ARAUTO_BENCH_BACKLOG` (default 1 000 000; 0 skips the backlog section).
+//! * `BENCH_QUICK=1`: 5 000 jobs, 200 baseline jobs, a 100 000-job backlog.
+//!
+//! Target (issue 2): group commit ≥ 20× the one-commit-per-job rate.
+
+mod common;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -245,17 +250,21 @@ async fn backlog(root: &PathBuf, pending: usize) -> Result<()> {
     Ok(())
 }
 
+/// Target of issue 2: group commit at least this many times the baseline.
+const TARGET_RATIO: f64 = 20.0;
+
 fn main() -> Result<()> {
     // `cargo bench` passes `--bench`; nothing else to parse.
-    let root = match std::env::var_os("ARAUTO_BENCH_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target"),
-    };
-    std::fs::create_dir_all(&root)?;
+    let started = Instant::now();
+    let root = common::work_root()?;
+    let quick = common::quick();
     let callers = env_usize("ARAUTO_BENCH_CALLERS", 64)?.max(1);
-    let jobs = env_usize("ARAUTO_BENCH_JOBS", 20_000)?;
-    let baseline_jobs = env_usize("ARAUTO_BENCH_BASELINE_JOBS", 400)?;
-    let pending = env_usize("ARAUTO_BENCH_BACKLOG", 1_000_000)?;
+    let jobs = env_usize("ARAUTO_BENCH_JOBS", if quick { 5_000 } else { 20_000 })?;
+    let baseline_jobs = env_usize("ARAUTO_BENCH_BASELINE_JOBS", if quick { 200 } else { 400 })?;
+    let pending = env_usize(
+        "ARAUTO_BENCH_BACKLOG",
+        if quick { 100_000 } else { 1_000_000 },
+    )?;
     let commit_delay = match std::env::var("ARAUTO_BENCH_COMMIT_DELAY_US") {
         Ok(value) => Duration::from_micros(
             value
@@ -270,14 +279,17 @@ fn main() -> Result<()> {
             .build()?,
     );
 
-    println!(
-        "arauto queue benchmark: redb, Durability::Immediate, files under {}",
-        root.display()
+    common::machine::print_header(
+        "1. Queue throughput: group commit vs one commit per job (issue 2)",
+        &[
+            "redb, Durability::Immediate (every acknowledged request is on disk)",
+            &format!(
+                "{callers} concurrent callers on {LANES} lanes; baseline = the same engine with one commit per request (max_batch = 1), same run, same disk"
+            ),
+            &format!("target: group commit ≥ {TARGET_RATIO}× the baseline's jobs/s"),
+        ],
+        &root,
     );
-    println!(
-        "{callers} concurrent callers; baseline = the same engine with one commit per request (max_batch = 1)"
-    );
-    println!();
     println!(
         "{:<24} {:<24} {:>6} {:>7} {:>8} {:>10} {:>10} {:>9} {:>7}",
         "workload",
@@ -290,6 +302,7 @@ fn main() -> Result<()> {
         "jobs/s",
         "ratio"
     );
+    let mut verdicts = Vec::new();
     for (name, workload) in [
         ("enqueue (durable, acked)", Workload::Enqueue),
         ("enqueue+claim+ack", Workload::Lifecycle),
@@ -305,6 +318,7 @@ fn main() -> Result<()> {
         let grouped =
             runtime.block_on(measure(&root, workload, 1024, commit_delay, callers, jobs))?;
         let ratio = grouped.jobs_per_second() / baseline.jobs_per_second();
+        verdicts.push((name, ratio));
         for (label, m, ratio) in [
             ("one per request", &baseline, None),
             ("group commit", &grouped, Some(ratio)),
@@ -324,8 +338,20 @@ fn main() -> Result<()> {
             );
         }
     }
+    println!();
+    for (name, ratio) in verdicts {
+        let verdict = if ratio >= TARGET_RATIO {
+            "met"
+        } else {
+            "MISSED"
+        };
+        println!(
+            "   {name}: group commit {ratio:.1}× the baseline; target ≥ {TARGET_RATIO}×: {verdict}"
+        );
+    }
     if pending > 0 {
         runtime.block_on(backlog(&root, pending))?;
     }
+    common::machine::print_footer(started);
     Ok(())
 }

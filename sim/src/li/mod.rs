@@ -280,6 +280,9 @@ pub struct RecordedRequest {
     pub endpoint: Endpoint,
     /// The status code answered.
     pub status: u16,
+    /// When the request arrived (the system clock, whatever the fake's own
+    /// clock says): lets benchmarks time what happens after a poll.
+    pub at: jiff::Timestamp,
 }
 
 impl RecordedRequest {

@@ -125,6 +125,7 @@ async fn handle(
                 store,
                 endpoint,
                 status: 0,
+                at: jiff::Timestamp::now(),
             });
             state.log.len() - 1
         });

@@ -1,0 +1,366 @@
+//! Poll cost per store at N = 100, 1,000 and 10,000 stores: the real daemon
+//! (`arauto run`, release build, one child process per N so its peak RSS is
+//! that N's) polls N fake Loja Integrada stores through the real
+//! `loja-integrada.wasm` connector, and every sweep of every store sees a
+//! small delta: one new order and one order moved one status forward.
+//!
+//! Why the daemon rather than driving `poll::sweep::Sweep` in-process: the
+//! daemon's own scheduler, tokio runtime, logging, per-store services and
+//! start-up are what a machine running N stores pays for, and a separate
+//! process keeps the fake LI server's CPU and memory out of arauto's numbers
+//! (the fake's CPU is measured on its own, in this process, and printed
+//! next to arauto's).
+//!
+//! The delta is applied by the fake itself when a store's search request
+//! arrives (before it answers), so every sweep sees exactly two changed
+//! orders however the daemon's jittered schedule falls. The connector's
+//! `overlap` is twice the poll interval, so the search window holds about
+//! two cycles of changes, as production's 10-minute overlap does for a
+//! 5-minute interval.
+//!
+//! `cargo bench --bench poll_cost`. Environment: `BENCH_QUICK=1` (N = 100 and
+//! 1,000, one measured cycle), `ARAUTO_BENCH_STORES` (e.g. `100,1000`),
+//! `ARAUTO_BENCH_CYCLES` (measured cycles, default 2), `ARAUTO_BENCH_DIR`.
+
+mod common;
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use arauto_sim::channels::{FakeProvider, Provider};
+use arauto_sim::li::{Customer, FakeLi, LiStore, Numero, Order, Route, StoreAuth};
+
+use common::daemon::{Daemon, warm_plugin_cache};
+use common::machine::{print_footer, print_header};
+use common::{daemon_section, evolution_channel, human, li_store, mib, proc, quick};
+
+/// Orders each store holds before the daemon starts (its history).
+const HISTORY: usize = 5;
+/// The happy path the fake walks orders along, one step per change.
+const STEPS: [&str; 5] = [
+    "aguardando_pagamento",
+    "pedido_pago",
+    "pedido_em_separacao",
+    "pedido_enviado",
+    "pedido_entregue",
+];
+/// Changed orders per sweep: one created, one moved forward.
+const CHANGES_PER_SWEEP: u64 = 2;
+
+const POLL_COMPLETE: &str = "poll complete";
+const POLL_FAILED: &str = "poll failed";
+const QUEUED: &str = "notification queued";
+const ERROR: &str = " ERROR ";
+
+/// What the fake does to one store on each of its sweeps.
+struct Script {
+    /// Orders not yet delivered, oldest first, with their step in [`STEPS`].
+    open: VecDeque<(Numero, usize)>,
+    created: u64,
+    store_index: usize,
+}
+
+impl Script {
+    fn new_order(&mut self, store: &LiStore, step: usize) -> Numero {
+        self.created += 1;
+        let phone = format!(
+            "119{:08}",
+            (self.store_index as u64 * 1_000 + self.created) % 100_000_000
+        );
+        let numero = store.create_order(
+            Order::new()
+                .status(STEPS[step])
+                .customer(Customer::new("Cliente de Teste").mobile(&phone)),
+        );
+        self.open.push_back((numero, step));
+        numero
+    }
+
+    /// One sweep's delta: a new order, and the oldest open order one step on.
+    fn apply(&mut self, store: &LiStore) {
+        if let Some((numero, step)) = self.open.pop_front() {
+            let next = step + 1;
+            let _ = store.set_status(numero, STEPS[next]);
+            if STEPS[next] == "pedido_enviado" {
+                let code = format!("BR{:09}BR", numero % 1_000_000_000);
+                let _ = store.set_tracking(numero, 0, Some(&code));
+            }
+            if next + 1 < STEPS.len() {
+                self.open.push_back((numero, next));
+            }
+        }
+        self.new_order(store, 0);
+    }
+}
+
+/// Apply the script on the store's next search request, then re-arm.
+fn arm(store: &LiStore, script: Arc<Mutex<Script>>, changes: Arc<AtomicU64>) {
+    store.on_request(Route::Search, 1, move |store| {
+        script
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .apply(store);
+        changes.fetch_add(CHANGES_PER_SWEEP, Ordering::Relaxed);
+        arm(store, script, changes);
+    });
+}
+
+struct Row {
+    stores: usize,
+    interval: Duration,
+    cycles: u64,
+    startup: Duration,
+    daemon_cpu: Duration,
+    fake_cpu: Duration,
+    wall: Duration,
+    sweeps: u64,
+    changes: u64,
+    queued: u64,
+    failed: u64,
+    errors: u64,
+    end: proc::Sample,
+    rss_at_ready_kib: u64,
+}
+
+impl Row {
+    fn cpu_per_cycle(&self) -> Duration {
+        self.daemon_cpu.div_f64(self.cycles as f64)
+    }
+    fn cpu_per_store(&self) -> Duration {
+        self.daemon_cpu.div_f64(self.sweeps.max(1) as f64)
+    }
+}
+
+/// Poll interval for N stores: long enough that a 2-core machine keeps up.
+fn interval_for(stores: usize) -> Duration {
+    Duration::from_secs(5).max(Duration::from_micros(2_500 * stores as u64))
+}
+
+fn run_one(
+    runtime: &tokio::runtime::Runtime,
+    stores: usize,
+    cycles: u64,
+    work: &std::path::Path,
+) -> Result<Row> {
+    let interval = interval_for(stores);
+    let (li, provider) = runtime.block_on(async {
+        anyhow::Ok((
+            FakeLi::start().await?,
+            FakeProvider::start(Provider::EvolutionApi).await?,
+        ))
+    })?;
+    li.use_system_clock();
+    li.record_requests(false);
+    let changes = Arc::new(AtomicU64::new(0));
+    let interval_text = format!("{}ms", interval.as_millis());
+    let overlap_text = format!("{}ms", 2 * interval.as_millis());
+    let mut config = daemon_section(work, "")?;
+    config.push_str(&evolution_channel(&provider.url(), None));
+    for index in 0..stores {
+        let key = format!("bench-chave-{index:05}");
+        let store = li.add_store(StoreAuth::api_key(&key, common::APPLICATION_KEY));
+        let mut script = Script {
+            open: VecDeque::new(),
+            created: 0,
+            store_index: index,
+        };
+        for h in 0..HISTORY {
+            script.new_order(&store, h % (STEPS.len() - 1));
+        }
+        arm(&store, Arc::new(Mutex::new(script)), changes.clone());
+        config.push_str(&li_store(
+            &format!("s{index:05}"),
+            &li.base_url(),
+            &key,
+            &interval_text,
+            &format!("overlap = \"{overlap_text}\""),
+        ));
+    }
+
+    let mut daemon = Daemon::start(work, &config, &[POLL_COMPLETE, POLL_FAILED, QUEUED, ERROR])?;
+    let ready = daemon.await_ready(Duration::from_secs(600))?;
+    let startup = ready - daemon.spawned_at;
+    let rss_at_ready_kib = proc::sample(daemon.pid())?.rss_kib;
+    let n = stores as u64;
+    let patience = Duration::from_secs(600);
+    // Every store's first sweep (the seed: history recorded, nothing sent)
+    // and one ordinary sweep, before measuring.
+    daemon.log.wait_for(POLL_COMPLETE, 2 * n, patience)?;
+
+    let pid = daemon.pid();
+    let cpu0 = proc::cpu_time(pid)?;
+    let own0 = proc::own_cpu_time()?;
+    let sweeps0 = daemon.log.count(POLL_COMPLETE)?;
+    let queued0 = daemon.log.count(QUEUED)?;
+    let failed0 = daemon.log.count(POLL_FAILED)?;
+    let errors0 = daemon.log.count(ERROR)?;
+    let changes0 = changes.load(Ordering::Relaxed);
+    let started = Instant::now();
+    daemon
+        .log
+        .wait_for(POLL_COMPLETE, sweeps0 + cycles * n, patience)?;
+    let wall = started.elapsed();
+    let cpu1 = proc::cpu_time(pid)?;
+    let own1 = proc::own_cpu_time()?;
+    let sweeps1 = daemon.log.count(POLL_COMPLETE)?;
+    let changes1 = changes.load(Ordering::Relaxed);
+    let end = proc::sample(pid)?;
+    let row = Row {
+        stores,
+        interval,
+        cycles,
+        startup,
+        daemon_cpu: cpu1.saturating_sub(cpu0),
+        fake_cpu: own1.saturating_sub(own0),
+        wall,
+        sweeps: sweeps1 - sweeps0,
+        changes: changes1 - changes0,
+        queued: daemon.log.count(QUEUED)? - queued0,
+        failed: daemon.log.count(POLL_FAILED)? - failed0,
+        errors: daemon.log.count(ERROR)? - errors0,
+        end,
+        rss_at_ready_kib,
+    };
+    daemon.stop(Duration::from_secs(120))?;
+    drop(li);
+    drop(provider);
+    Ok(row)
+}
+
+fn main() -> Result<()> {
+    let started = Instant::now();
+    let quick = quick();
+    let default_stores = if quick { "100,1000" } else { "100,1000,10000" };
+    let stores: Vec<usize> = std::env::var("ARAUTO_BENCH_STORES")
+        .unwrap_or_else(|_| default_stores.to_owned())
+        .split(',')
+        .map(|n| {
+            n.trim()
+                .parse()
+                .context("ARAUTO_BENCH_STORES: a list like 100,1000")
+        })
+        .collect::<Result<_>>()?;
+    let cycles = common::env_usize("ARAUTO_BENCH_CYCLES", if quick { 1 } else { 2 })?.max(1) as u64;
+    let root = common::work_root()?;
+    print_header(
+        "3. Poll cost per store (issue 4)",
+        &[
+            "real `arauto run` per N (own process), real loja-integrada.wasm, fake LI on 127.0.0.1",
+            &format!(
+                "each store: {HISTORY} past orders; every sweep sees 2 changed orders (1 new, 1 moved one status on) = 1 search + 2 detail calls, 2 jobs queued"
+            ),
+            "CPU = user+system time of the daemon process (/proc/<pid>/stat) over the measured cycles, not wall time",
+            "fake = this process (fake LI + fake WhatsApp gateway + log reader), measured over the same window",
+            "peak RSS = the daemon's VmHWM (start-up included); one shared WhatsApp channel at its default 20 s pacing",
+        ],
+        &root,
+    );
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    {
+        // Compile the plugins into the shared cache once, outside the measurements.
+        let dir = common::work_dir("poll-warm")?;
+        let (li, provider) = runtime.block_on(async {
+            anyhow::Ok((
+                FakeLi::start().await?,
+                FakeProvider::start(Provider::EvolutionApi).await?,
+            ))
+        })?;
+        let mut config = daemon_section(dir.path(), "")?;
+        config.push_str(&evolution_channel(&provider.url(), None));
+        config.push_str(&li_store("warm", &li.base_url(), "k", "1h", ""));
+        warm_plugin_cache(dir.path(), &config)?;
+    }
+
+    println!(
+        "{:>7} {:>8} {:>6} {:>11} {:>11} {:>10} {:>7} {:>9} {:>10} {:>10} {:>9} {:>6} {:>9}",
+        "stores",
+        "interval",
+        "cycles",
+        "CPU/cycle",
+        "CPU/store",
+        "fake/cycle",
+        "busy",
+        "cycle",
+        "peak RSS",
+        "RSS end",
+        "RSS/store",
+        "fds",
+        "start-up"
+    );
+    let mut rows = Vec::new();
+    for n in stores {
+        let dir = common::work_dir(&format!("poll-{n}-"))?;
+        let row = run_one(&runtime, n, cycles, dir.path())
+            .with_context(|| format!("poll cost with {n} stores"))?;
+        println!(
+            "{:>7} {:>8} {:>6} {:>11} {:>11} {:>10} {:>6.2}c {:>9} {:>10} {:>10} {:>9} {:>6} {:>9}",
+            row.stores,
+            human(row.interval),
+            row.cycles,
+            human(row.cpu_per_cycle()),
+            human(row.cpu_per_store()),
+            human(row.fake_cpu.div_f64(row.cycles as f64)),
+            row.daemon_cpu.as_secs_f64() / row.wall.as_secs_f64(),
+            human(row.wall.div_f64(row.cycles as f64)),
+            mib(row.end.peak_rss_kib),
+            mib(row.end.rss_kib),
+            format!("{:.1} KiB", row.end.rss_kib as f64 / row.stores as f64),
+            row.end.fds,
+            human(row.startup),
+        );
+        rows.push(row);
+    }
+    println!();
+    for row in &rows {
+        let sweeps = row.sweeps.max(1) as f64;
+        println!(
+            "   N={:<6} {} sweeps measured: {:.2} changed orders and {:.2} jobs queued per sweep; {} failed sweeps, {} error lines; RSS at READY {}, {} threads at end",
+            row.stores,
+            row.sweeps,
+            row.changes as f64 / sweeps,
+            row.queued as f64 / sweeps,
+            row.failed,
+            row.errors,
+            mib(row.rss_at_ready_kib),
+            row.end.threads,
+        );
+        if row.wall.as_secs_f64() > 1.2 * row.interval.as_secs_f64() * row.cycles as f64 {
+            println!(
+                "   N={:<6} behind schedule: a cycle took {} for a {} interval (CPU-bound on this machine)",
+                row.stores,
+                human(row.wall.div_f64(row.cycles as f64)),
+                human(row.interval)
+            );
+        }
+    }
+    if let Some(first) = rows.first() {
+        for row in rows.iter().skip(1) {
+            let added = (row.stores - first.stores).max(1) as f64;
+            println!(
+                "   growth {} → {} stores: CPU per store ×{:.2}; each added store costs {:.0} KiB RSS ({:.0} KiB at READY) and {:.2} fds; start-up +{:.2} ms per store",
+                first.stores,
+                row.stores,
+                row.cpu_per_store().as_secs_f64() / first.cpu_per_store().as_secs_f64(),
+                (row.end.rss_kib as f64 - first.end.rss_kib as f64) / added,
+                (row.rss_at_ready_kib as f64 - first.rss_at_ready_kib as f64) / added,
+                (row.end.fds as f64 - first.end.fds as f64) / added,
+                (row.startup.as_secs_f64() - first.startup.as_secs_f64()) * 1e3 / added,
+            );
+        }
+    }
+    println!(
+        "   columns: CPU/cycle = arauto CPU to poll every store once; CPU/store = per sweep; busy = cores arauto kept busy;"
+    );
+    println!(
+        "            cycle = wall time per cycle; fake/cycle = the fake servers' CPU for the same work"
+    );
+    print_footer(started);
+    Ok(())
+}
