@@ -676,7 +676,12 @@ fn read_channels(
         );
         let explicit_path = optional(r, &mut t, "plugin_path", Reader::path);
         let description = optional(r, &mut t, "description", Reader::string);
-        let min_interval = optional(r, &mut t, "min_interval", duration_min(NONZERO));
+        let min_interval = optional(
+            r,
+            &mut t,
+            "min_interval",
+            duration_min(SignedDuration::ZERO),
+        );
         let daily_cap = optional(r, &mut t, "daily_cap", |r, p, v| r.u32_min(p, v, 1));
         let daily_reset = field(
             r,

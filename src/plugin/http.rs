@@ -9,7 +9,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
@@ -92,10 +92,40 @@ pub(crate) enum HttpFailure {
     Other(String),
 }
 
+/// How long an idle keep-alive connection is kept. Shorter than a poll
+/// interval on purpose: thousands of stores polled every few minutes must not
+/// hold thousands of idle sockets (and file descriptors) between polls.
+const POOL_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The process's HTTP clients: one with the private-address guard, one
+/// without. Every plugin instance shares them, so the system trust store is
+/// loaded once (not once per store: ~150 file opens each) and connections to
+/// a platform's API host are pooled across stores. Per-instance rules
+/// (allowlist, budget, size cap, user agent) are applied per request.
+fn shared_client(allow_private: bool) -> Result<reqwest::Client, String> {
+    static GUARDED: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
+    static OPEN: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
+    let slot = if allow_private { &OPEN } else { &GUARDED };
+    slot.get_or_init(|| {
+        reqwest::Client::builder()
+            // Redirects are followed by hand so each hop is re-checked.
+            .redirect(reqwest::redirect::Policy::none())
+            // A proxy would make the destination checks meaningless.
+            .no_proxy()
+            .dns_resolver(Arc::new(GuardedResolver { allow_private }))
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))
+    })
+    .clone()
+}
+
 /// An instance's HTTP grants and machinery.
 pub(crate) struct HttpContext {
     /// `None` for [`HttpContext::deny_all`].
     client: Option<reqwest::Client>,
+    /// `arauto/<version> (plugin <name>/<version>)`, sent on every request.
+    user_agent: reqwest::header::HeaderValue,
     allowlist: AllowList,
     allow_private: bool,
     budget: Option<DefaultDirectRateLimiter>,
@@ -111,17 +141,12 @@ impl HttpContext {
         max_response_bytes: u64,
         user_agent: &str,
     ) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
-            .user_agent(user_agent)
-            // Redirects are followed by hand so each hop is re-checked.
-            .redirect(reqwest::redirect::Policy::none())
-            // A proxy would make the destination checks meaningless.
-            .no_proxy()
-            .dns_resolver(Arc::new(GuardedResolver { allow_private }))
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let client = shared_client(allow_private)?;
+        let user_agent = reqwest::header::HeaderValue::from_str(user_agent)
+            .map_err(|e| format!("invalid user agent {user_agent:?}: {e}"))?;
         Ok(Self {
             client: Some(client),
+            user_agent,
             allowlist,
             allow_private,
             budget: requests_per_minute.map(|n| RateLimiter::direct(Quota::per_minute(n))),
@@ -133,6 +158,7 @@ impl HttpContext {
     pub(crate) fn deny_all() -> Self {
         Self {
             client: None,
+            user_agent: reqwest::header::HeaderValue::from_static("arauto"),
             allowlist: AllowList::default(),
             allow_private: false,
             budget: None,
@@ -187,6 +213,9 @@ impl HttpContext {
         let mut method = request.method;
         let mut body = request.body;
         let mut headers = header_map(&request.headers)?;
+        headers
+            .entry(reqwest::header::USER_AGENT)
+            .or_insert_with(|| self.user_agent.clone());
         let Some(client) = &self.client else {
             return Err(HttpFailure::Denied(format!(
                 "instance {instance} may not make HTTP requests"
