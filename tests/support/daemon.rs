@@ -263,10 +263,21 @@ impl Daemon {
         self.child = Some(child);
     }
 
-    /// SIGKILL the daemon and wait for it to die.
+    /// SIGKILL the daemon and wait for it to die. Panics if it had already
+    /// exited on its own (a crash the test did not cause).
     pub fn kill(&mut self) -> ExitStatus {
-        self.signal(nix::sys::signal::Signal::SIGKILL);
-        self.wait_exit(PATIENCE)
+        let mut child = self
+            .child
+            .take()
+            .expect("the daemon was already waited for");
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "arauto exited on its own ({status}) before the test killed it; log:\n{}",
+                self.stderr.all()
+            );
+        }
+        let _ = child.kill();
+        child.wait().expect("wait for the killed daemon")
     }
 
     /// Whether the current process is still running (not yet waited for).

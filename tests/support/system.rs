@@ -538,3 +538,8 @@ pub fn wait_lines(lines: &Lines, from: usize, needle: &str, n: usize) -> usize {
     }
     at
 }
+
+/// The E.164 number of [`customer`] `serial`, as the WhatsApp Cloud API receives it.
+pub fn e164(serial: u32) -> String {
+    format!("+{}", phone_digits(serial))
+}
