@@ -572,3 +572,46 @@ fn a_kill_between_poll_and_commit_repolls_from_the_old_cursor() {
     let to: Vec<String> = zap.received().into_iter().map(|m| m.to).collect();
     assert_eq!(to, [phone_digits(1), phone_digits(1), phone_digits(2)]);
 }
+
+/// SIGTERM while Loja Integrada hangs in the middle of a poll: nothing of an
+/// unfinished poll is committed, so the daemon stops at once instead of
+/// waiting for the hung request (systemd's stop, a restart during an LI
+/// outage); the next start polls the same changes again.
+#[test]
+fn sigterm_during_a_hung_poll_stops_at_once_and_loses_nothing() {
+    let world = World::new();
+    let shop = world.shop("loja");
+    let zap = world.channel(Provider::EvolutionApi);
+    let tables = world.store_toml(&shop, &["whatsapp"], StoreKnobs::default())
+        + &world.channel_toml("whatsapp", &zap, ChannelKnobs::default());
+    let mut daemon = world.start(&tables, &[]);
+    wait_polls(&daemon.stderr, "loja", 0, 1);
+    shop.li
+        .fail(Route::Search, Fault::Delay(Duration::from_secs(600)), 1);
+    let (arrived, search_requested) = std::sync::mpsc::channel();
+    shop.li.on_request(Route::Search, 1, move |_| {
+        let _ = arrived.send(());
+    });
+    create(&shop, order_for("Ana", 1, "aguardando_pagamento"));
+    search_requested
+        .recv_timeout(PATIENCE)
+        .must("a poll reached LI");
+    let stopping = std::time::Instant::now();
+    daemon.signal(Signal::SIGTERM);
+    let status = daemon.wait_exit(PATIENCE * 2);
+    let took = stopping.elapsed();
+    assert!(
+        status.success(),
+        "a clean stop: {status}\n{}",
+        daemon.stderr.all()
+    );
+    assert!(
+        took < Duration::from_secs(10),
+        "the stop waited {took:?} for a poll that could not commit anything"
+    );
+    daemon.restart();
+    daemon.await_notice("READY=1");
+    assert_eq!(world.wait_received(&zap, 1)[0].to, phone_digits(1));
+    daemon.signal(Signal::SIGTERM);
+    assert!(daemon.wait_exit(PATIENCE).success());
+}

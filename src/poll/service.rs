@@ -140,7 +140,23 @@ async fn run(
             heartbeat: Some(&heartbeat),
         };
         let started = tokio::time::Instant::now();
-        let outcome = sweep.run().await;
+        // A sweep commits page by page, each page atomically (a page commit
+        // already submitted completes even if its caller goes away), so an
+        // unfinished sweep can be dropped on shutdown without losing
+        // anything: the next start polls again from the last committed
+        // cursor. Waiting instead would hold the whole daemon's stop for as
+        // long as a hung Loja Integrada request takes (up to the call
+        // timeout, often past the shutdown timeout).
+        let outcome = tokio::select! {
+            outcome = sweep.run() => outcome,
+            () = ctx.shutdown.cancelled() => {
+                tracing::info!(
+                    store = %store_id,
+                    "poll interrupted by shutdown; the next start polls again from the last committed page"
+                );
+                return Ok(());
+            }
+        };
         let wait = match outcome {
             Ok(report) => {
                 tracing::info!(
