@@ -40,7 +40,8 @@ fn load(text: &str, vars: &[(&str, &str)]) -> (tempfile::TempDir, Config) {
 fn credentials() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     write(dir.path(), "li-chave-api", "li-secret-123\n");
-    write(dir.path(), "whatsapp-token", "EAAG-secret-token\n");
+    write(dir.path(), "li-chave-aplicacao", "li-app-456\n");
+    write(dir.path(), "evolution-apikey", "evolution-secret\n");
     dir
 }
 
@@ -74,17 +75,18 @@ async fn shipped_example_loads_and_documents_every_key() {
     assert_eq!(store.platform, "loja-integrada");
     assert_eq!(store.channels, ["whatsapp"]);
     assert_eq!(
-        store.settings.get("chave_api").map(Setting::expose),
+        store.settings.get("api_key").map(Setting::expose),
         Some("li-secret-123")
     );
-    let channel = &config.channels["whatsapp"];
     assert_eq!(
-        channel.settings.get("access_token").map(Setting::expose),
-        Some("EAAG-secret-token")
+        store.settings.get("application_key").map(Setting::expose),
+        Some("li-app-456")
     );
+    let channel = &config.channels["whatsapp"];
+    assert_eq!(channel.plugin, "evolution-api");
     assert_eq!(
-        channel.templates[&NotificationKind::OrderShipped].name,
-        "pedido_enviado"
+        channel.settings.get("api_key").map(Setting::expose),
+        Some("evolution-secret")
     );
     assert_eq!(
         config.notification(NotificationKind::WaitingPayment).delay,
