@@ -279,10 +279,14 @@ fn a_store_with_a_rejected_key_is_paused_while_the_good_one_keeps_going_and_a_re
 }
 
 /// Jobs queued behind the channel's pacing survive a reload that adds a
-/// store: every one is sent, once, and the new store's orders join them.
+/// store: every one is sent, once. The new store is added the way a
+/// sysadmin would, without a `first_sync_cutoff`: its existing orders are
+/// recorded silently, and only what changes after that is notified.
 #[test]
 fn a_reload_adds_a_store_without_losing_queued_jobs() {
     let world = World::new();
+    // Real LI time, so that "before the new store's first poll" means something.
+    world.li.use_system_clock();
     let (first, second) = (world.shop("primeira"), world.shop("segunda"));
     let zap = world.channel(Provider::EvolutionApi);
     let channel = world.channel_toml(
@@ -298,10 +302,22 @@ fn a_reload_adds_a_store_without_losing_queued_jobs() {
     for serial in 1..=5 {
         create(&first, order_for("Cliente", serial, "aguardando_pagamento"));
     }
+    // The second shop already has customers waiting for their payment.
+    for serial in 50..53 {
+        create(&second, order_for("Antiga", serial, "aguardando_pagamento"));
+    }
     wait_lines(&daemon.stderr, 0, "notification queued", 5);
     world.wait_received(&zap, 1);
 
-    let two_stores = one_store + &world.store_toml(&second, &["whatsapp"], StoreKnobs::default());
+    let two_stores = one_store
+        + &world.store_toml(
+            &second,
+            &["whatsapp"],
+            StoreKnobs {
+                cutoff_at_first_poll: true,
+                ..StoreKnobs::default()
+            },
+        );
     world.rewrite(&daemon, &two_stores);
     let mark = daemon.stderr.len();
     daemon.signal(Signal::SIGHUP);
@@ -312,6 +328,14 @@ fn a_reload_adds_a_store_without_losing_queued_jobs() {
         zap.received().len() < 5,
         "the reload happened with jobs still queued"
     );
+    let (_, first_sync) =
+        daemon
+            .stderr
+            .wait_for_matching(mark, PATIENCE, "the first poll of segunda", |l| {
+                is_about_store(l, "poll complete", "segunda")
+            });
+    assert_eq!(field(&first_sync, "orders"), Some("3"), "{first_sync}");
+    assert_eq!(field(&first_sync, "queued"), Some("0"), "{first_sync}");
     create(&second, order_for("Nova", 6, "aguardando_pagamento"));
 
     let received = world.wait_received(&zap, 6);

@@ -85,6 +85,9 @@ pub struct StoreKnobs {
     pub settings: String,
     /// A `chave_api` other than the shop's (a wrong key).
     pub api_key: Option<String>,
+    /// Leave `first_sync_cutoff` unset: the store's first poll is its cutoff,
+    /// as for a store a sysadmin adds without thinking about history.
+    pub cutoff_at_first_poll: bool,
 }
 
 /// Knobs of a `[channels.<id>]` table.
@@ -169,7 +172,7 @@ description = "Loja {id}"
 platform = "loja-integrada"
 poll_interval = "{POLL_INTERVAL}"
 channels = [{channels}]
-first_sync_cutoff = "{cutoff}"
+{cutoff}
 {table}
 [stores.{id}.sandbox]
 allowed_hosts = ["{li}"]
@@ -183,7 +186,11 @@ base_url = "{li}"
 "#,
             id = shop.id,
             channels = channels.join(", "),
-            cutoff = self.cutoff(),
+            cutoff = if knobs.cutoff_at_first_poll {
+                String::new()
+            } else {
+                format!("first_sync_cutoff = {:?}", self.cutoff())
+            },
             table = knobs.table,
             sandbox = knobs.sandbox,
             key = knobs.api_key.as_deref().unwrap_or(&shop.api_key),
