@@ -14,7 +14,7 @@ mod system;
 
 use std::time::Duration;
 
-use arauto::queue::{JobFilter, JobState};
+use arauto::queue::{CounterQuery, JobFilter, JobState, Outcome, StateStore};
 use arauto_sim::channels::{Endpoint, FakeProvider, Provider, Reply, evolution};
 use arauto_sim::li::{Fault, Route};
 use arauto_sim::scenario::{ExpectedKind, Scenario};
@@ -30,7 +30,8 @@ use system::{
 /// The demo story, step by step: after each change the test waits until the
 /// daemon sent what the change calls for (or, when it calls for nothing on a
 /// phone channel, until two polls saw it), then checks that the customers got
-/// exactly the expected messages, in order, with the right text.
+/// exactly the expected messages, in order, with the right text, and that the
+/// delivery history (job outcomes, provider message ids, daily counters) says so.
 #[test]
 fn a_stores_order_lifecycle_sends_exactly_the_expected_messages_in_order() {
     let world = World::new();
@@ -120,6 +121,52 @@ fn a_stores_order_lifecycle_sends_exactly_the_expected_messages_in_order() {
             .any(|l| l.contains("invalid event") && field(l, "order") == Some("1005")),
         "the order without a phone is logged as an invalid event"
     );
+
+    // The delivery history: every job sent, with the provider's message id,
+    // and the daily counters agree.
+    let db = StateDb::open(&daemon);
+    db.verify();
+    let jobs = db.all_jobs();
+    assert_eq!(jobs.len(), expected.len());
+    let provider_ids: std::collections::BTreeSet<String> = received
+        .iter()
+        .map(|m| m.provider_message_id.clone())
+        .collect();
+    for job in &jobs {
+        assert_eq!(job.state, JobState::Sent, "{job:#?}");
+        assert!(job.finished_at.is_some(), "{job:#?}");
+        let id = job
+            .receipt
+            .as_ref()
+            .and_then(|r| r.provider_message_id.clone())
+            .must("a provider message id in the history");
+        assert!(
+            provider_ids.contains(&id),
+            "{id} was not issued by the gateway"
+        );
+    }
+    let counters = db
+        .run(db.store().counters(CounterQuery {
+            from_day: "2000-01-01".into(),
+            to_day: "2999-12-31".into(),
+            store: Some("loja".into()),
+            lane: None,
+            kind: None,
+        }))
+        .must("daily counters");
+    let sent_per_kind: std::collections::BTreeMap<String, u64> = counters
+        .iter()
+        .filter(|row| row.outcome == Outcome::Sent)
+        .fold(Default::default(), |mut acc, row| {
+            *acc.entry(row.kind.clone()).or_default() += row.count;
+            acc
+        });
+    let want_per_kind: std::collections::BTreeMap<String, u64> =
+        tally(expected.iter().map(|e| e.kind.as_str().to_owned()))
+            .into_iter()
+            .map(|(kind, n)| (kind, n as u64))
+            .collect();
+    assert_eq!(sent_per_kind, want_per_kind, "daily counters of sends");
 }
 
 /// Two shops, each on its own WhatsApp number: every message goes out through
