@@ -340,7 +340,7 @@ fn a_reload_adds_a_store_without_losing_queued_jobs() {
         "whatsapp",
         &zap,
         ChannelKnobs {
-            min_interval: "1s".into(),
+            min_interval: "2s".into(),
             ..ChannelKnobs::default()
         },
     );
