@@ -24,22 +24,31 @@ fn validate(dir: &std::path::Path, text: &str, env: &[(&str, &str)]) -> (i32, St
     )
 }
 
+// The APIs point at a closed local port: the daemon started on this never reaches one.
 const GOOD: &str = r#"
 [stores.loja1]
 platform = "loja-integrada"
 channels = ["whatsapp"]
 [stores.loja1.settings]
 api_key = "li-inline-secret-value"
-application_key = "li-app-key"
+application_key = "aplicacao"
+base_url = "http://127.0.0.1:9"
+[stores.loja1.sandbox]
+allowed_hosts = ["http://127.0.0.1:9"]
+allow_private_addresses = true
 [channels.whatsapp]
 plugin = "whatsapp-cloud"
 [channels.whatsapp.settings]
 access_token_env = "WA_TOKEN"
 phone_number_id = "106540352242922"
+base_url = "http://127.0.0.1:9"
+[channels.whatsapp.sandbox]
+allowed_hosts = ["http://127.0.0.1:9"]
+allow_private_addresses = true
 [channels.spare]
 plugin = "telegram"
 [channels.spare.settings]
-bot_token = "7000000001:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
+bot_token = "123456:telegram-spare-token"
 "#;
 
 #[test]

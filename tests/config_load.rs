@@ -41,7 +41,7 @@ fn credentials() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     write(dir.path(), "li-chave-api", "li-secret-123\n");
     write(dir.path(), "li-chave-aplicacao", "li-app-456\n");
-    write(dir.path(), "evolution-apikey", "evo-secret-789\n");
+    write(dir.path(), "evolution-apikey", "evolution-secret\n");
     dir
 }
 
@@ -86,7 +86,7 @@ async fn shipped_example_loads_and_documents_every_key() {
     assert_eq!(channel.plugin, "evolution-api");
     assert_eq!(
         channel.settings.get("api_key").map(Setting::expose),
-        Some("evo-secret-789")
+        Some("evolution-secret")
     );
     assert_eq!(
         config.notification(NotificationKind::WaitingPayment).delay,

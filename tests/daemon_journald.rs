@@ -78,8 +78,13 @@ fn journald_entries_carry_prefixed_structured_fields() {
         &config,
         format!(
             "{}[stores.loja1]\nplatform = \"loja-integrada\"\nchannels = [\"whatsapp\"]\n\
+             [stores.loja1.settings]\napi_key = \"chave\"\napplication_key = \"aplicacao\"\n\
+             base_url = \"http://127.0.0.1:9\"\n\
+             [stores.loja1.sandbox]\nallowed_hosts = [\"http://127.0.0.1:9\"]\nallow_private_addresses = true\n\
              [channels.whatsapp]\nplugin = \"whatsapp-cloud\"\n\
-             [channels.whatsapp.settings]\naccess_token = \"test-token\"\nphone_number_id = \"106540352242922\"\n",
+             [channels.whatsapp.settings]\naccess_token = \"token\"\nphone_number_id = \"106540352242922\"\n\
+             base_url = \"http://127.0.0.1:9\"\n\
+             [channels.whatsapp.sandbox]\nallowed_hosts = [\"http://127.0.0.1:9\"]\nallow_private_addresses = true\n",
             daemon_section(dir.path(), "")
         ),
     )

@@ -15,16 +15,33 @@ use std::time::Duration;
 use daemon::{Daemon, PATIENCE, arauto};
 use nix::sys::signal::Signal;
 
+// The plugins' required settings point at a closed local port: these tests
+// are about the daemon's lifecycle and never reach an API.
 const ONE_STORE: &str = r#"
 [stores.loja1]
 platform = "loja-integrada"
 channels = ["whatsapp"]
 
+[stores.loja1.settings]
+api_key = "chave"
+application_key = "aplicacao"
+base_url = "http://127.0.0.1:9"
+
+[stores.loja1.sandbox]
+allowed_hosts = ["http://127.0.0.1:9"]
+allow_private_addresses = true
+
 [channels.whatsapp]
 plugin = "whatsapp-cloud"
+
 [channels.whatsapp.settings]
-access_token = "test-token"
+access_token = "token"
 phone_number_id = "106540352242922"
+base_url = "http://127.0.0.1:9"
+
+[channels.whatsapp.sandbox]
+allowed_hosts = ["http://127.0.0.1:9"]
+allow_private_addresses = true
 "#;
 
 const TWO_STORES: &str = r#"
@@ -32,16 +49,40 @@ const TWO_STORES: &str = r#"
 platform = "loja-integrada"
 channels = ["whatsapp"]
 
+[stores.loja1.settings]
+api_key = "chave"
+application_key = "aplicacao"
+base_url = "http://127.0.0.1:9"
+
+[stores.loja1.sandbox]
+allowed_hosts = ["http://127.0.0.1:9"]
+allow_private_addresses = true
+
 [stores.loja2]
 platform = "loja-integrada"
 poll_interval = "1m"
 channels = ["whatsapp"]
 
+[stores.loja2.settings]
+api_key = "chave"
+application_key = "aplicacao"
+base_url = "http://127.0.0.1:9"
+
+[stores.loja2.sandbox]
+allowed_hosts = ["http://127.0.0.1:9"]
+allow_private_addresses = true
+
 [channels.whatsapp]
 plugin = "whatsapp-cloud"
+
 [channels.whatsapp.settings]
-access_token = "test-token"
+access_token = "token"
 phone_number_id = "106540352242922"
+base_url = "http://127.0.0.1:9"
+
+[channels.whatsapp.sandbox]
+allowed_hosts = ["http://127.0.0.1:9"]
+allow_private_addresses = true
 "#;
 
 const BROKEN: &str = r#"
@@ -49,16 +90,40 @@ const BROKEN: &str = r#"
 platform = "loja-integrada"
 channels = ["whatsapp"]
 
+[stores.loja1.settings]
+api_key = "chave"
+application_key = "aplicacao"
+base_url = "http://127.0.0.1:9"
+
+[stores.loja1.sandbox]
+allowed_hosts = ["http://127.0.0.1:9"]
+allow_private_addresses = true
+
 [stores.loja2]
 platform = "loja-integrada"
 poll_interval = "soon"
 channels = ["whatsapp"]
 
+[stores.loja2.settings]
+api_key = "chave"
+application_key = "aplicacao"
+base_url = "http://127.0.0.1:9"
+
+[stores.loja2.sandbox]
+allowed_hosts = ["http://127.0.0.1:9"]
+allow_private_addresses = true
+
 [channels.whatsapp]
 plugin = "whatsapp-cloud"
+
 [channels.whatsapp.settings]
-access_token = "test-token"
+access_token = "token"
 phone_number_id = "106540352242922"
+base_url = "http://127.0.0.1:9"
+
+[channels.whatsapp.sandbox]
+allowed_hosts = ["http://127.0.0.1:9"]
+allow_private_addresses = true
 "#;
 
 fn status_json(d: &Daemon) -> serde_json::Value {
@@ -137,7 +202,6 @@ fn reload_keeps_running_on_a_broken_config_applies_a_good_one_and_stops_cleanly(
     assert_eq!(store_ids(&status), ["loja1", "loja2"]);
     assert_eq!(status["stores"][1]["poll_interval"], "1m");
     assert_eq!(status["last_reload"]["ok"], true);
-    // The new store got its poller; everything else kept running.
     assert_eq!(
         status["services"],
         serde_json::json!([

@@ -287,6 +287,46 @@ fn faults_fire_the_requested_number_of_times_on_matching_routes() {
 }
 
 #[test]
+fn disconnect_and_oversized_faults_break_the_answer() {
+    let (li, store) = fake_with_store();
+    store.fail(Route::Search, Fault::Disconnect, 1);
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .into();
+    let url = format!("{}/v1/pedido/search/", li.base_url());
+    let reset = agent
+        .get(&url)
+        .header("Authorization", KEY)
+        .call()
+        .and_then(|mut r| r.body_mut().read_to_string());
+    assert!(reset.is_err(), "the connection is dropped: {reset:?}");
+    assert_eq!(get(&li, "/v1/pedido/search/", Some(KEY)).status, 200);
+
+    store.fail(Route::Search, Fault::Oversized(3 * 1024 * 1024), 1);
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut big = agent
+        .get(&url)
+        .header("Authorization", KEY)
+        .call()
+        .expect("oversized answer");
+    assert_eq!(big.status().as_u16(), 200);
+    let body = big
+        .body_mut()
+        .with_config()
+        .limit(8 * 1024 * 1024)
+        .read_to_string()
+        .expect("body");
+    assert_eq!(body.len(), 3 * 1024 * 1024);
+    let page: Value = serde_json::from_str(&body).expect("still JSON");
+    assert_eq!(page["objects"], Value::Array(Vec::new()));
+}
+
+#[test]
 fn rate_limit_answers_429_past_the_per_minute_budget() {
     let (li, store) = fake_with_store();
     store.configure(|o| o.rate_limit_per_minute = Some(3));

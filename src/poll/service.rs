@@ -15,7 +15,9 @@ use crate::daemon::{
 use crate::metrics::Metrics;
 use crate::queue::{ErrorClass, SharedStore};
 
-/// The first sweep of a store starts within this long after the daemon starts.
+/// The first sweep of a store starts within this long (or within its poll
+/// interval, if that is shorter) after the daemon starts, so stores started
+/// together do not all poll at the same instant.
 const START_SPREAD: Duration = Duration::from_secs(5);
 /// Longest a poller may go without progress before the watchdog calls it stuck:
 /// a page is one plugin call (≤ its call timeout) plus one commit.
@@ -90,7 +92,15 @@ async fn run(
     clock: SharedClock,
 ) -> Result<(), ServiceError> {
     let mut generation = ctx.state.subscribe();
-    let first_delay = START_SPREAD.mul_f64(rand::rng().random_range(0.0..1.0));
+    let spread = ctx
+        .state
+        .load()
+        .stores
+        .get(&store_id)
+        .map_or(START_SPREAD, |store| {
+            START_SPREAD.min(store.config.poll_interval.unsigned_abs())
+        });
+    let first_delay = spread.mul_f64(rand::rng().random_range(0.0..1.0));
     let mut next = tokio::time::Instant::now() + first_delay;
     let mut paused = false;
     // The watchdog's view of this loop: it beats while waiting and after every
@@ -130,7 +140,23 @@ async fn run(
             heartbeat: Some(&heartbeat),
         };
         let started = tokio::time::Instant::now();
-        let outcome = sweep.run().await;
+        // A sweep commits page by page, each page atomically (a page commit
+        // already submitted completes even if its caller goes away), so an
+        // unfinished sweep can be dropped on shutdown without losing
+        // anything: the next start polls again from the last committed
+        // cursor. Waiting instead would hold the whole daemon's stop for as
+        // long as a hung Loja Integrada request takes (up to the call
+        // timeout, often past the shutdown timeout).
+        let outcome = tokio::select! {
+            outcome = sweep.run() => outcome,
+            () = ctx.shutdown.cancelled() => {
+                tracing::info!(
+                    store = %store_id,
+                    "poll interrupted by shutdown; the next start polls again from the last committed page"
+                );
+                return Ok(());
+            }
+        };
         let wait = match outcome {
             Ok(report) => {
                 tracing::info!(

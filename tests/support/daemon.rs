@@ -86,6 +86,77 @@ impl Lines {
         }
     }
 
+    /// Wait until a line at index `from` or later contains `needle`; return
+    /// its index and text. Index a test took with [`Lines::len`] before an
+    /// action, so a line logged earlier does not count.
+    pub fn wait_for_from(&self, from: usize, needle: &str) -> (usize, String) {
+        self.wait_for_matching(from, PATIENCE, needle, |line| line.contains(needle))
+    }
+
+    /// Wait (at most `patience`) until a line at index `from` or later
+    /// satisfies `matches`; return its index and text. `what` describes it in
+    /// the failure message.
+    pub fn wait_for_matching(
+        &self,
+        from: usize,
+        patience: Duration,
+        what: &str,
+        matches: impl Fn(&str) -> bool,
+    ) -> (usize, String) {
+        let (lines, cond) = &*self.0;
+        let deadline = Instant::now() + patience;
+        let mut guard = lines.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if let Some((index, line)) = guard
+                .iter()
+                .enumerate()
+                .skip(from)
+                .find(|(_, l)| matches(l))
+            {
+                return (index, line.clone());
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "no log line {what} after line {from} within {patience:?}; log so far:\n{}",
+                guard.join("\n")
+            );
+            guard = cond
+                .wait_timeout(guard, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// How many lines so far.
+    pub fn len(&self) -> usize {
+        self.0
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// Every line so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.0
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// How many lines so far contain `needle`.
+    pub fn count(&self, needle: &str) -> usize {
+        self.0
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .filter(|l| l.contains(needle))
+            .count()
+    }
+
     /// Everything so far.
     pub fn all(&self) -> String {
         self.0
@@ -103,8 +174,12 @@ pub struct Daemon {
     pub socket: PathBuf,
     pub stderr: Lines,
     notify: UnixDatagram,
-    /// Every notify datagram received so far.
+    /// Every notify datagram received so far (this process).
     pub notices: Vec<String>,
+    /// The stderr of earlier processes of this daemon ([`Daemon::restart`]), oldest first.
+    pub earlier_runs: Vec<Lines>,
+    env: Vec<(String, String)>,
+    args: Vec<String>,
     child: Option<Child>,
     pid: u32,
 }
@@ -144,30 +219,12 @@ impl Daemon {
         env: &[(&str, &str)],
         args: &[&str],
     ) -> Self {
-        let notify_path = dir
-            .path()
-            .join(format!("notify-{}.sock", std::process::id()));
-        let _ = std::fs::remove_file(&notify_path);
-        let notify = UnixDatagram::bind(&notify_path).expect("bind notify socket");
-        let mut command = arauto();
-        command
-            .args(["run", "--log-format", "text", "--config"])
-            .arg(&config_path)
-            .args(args)
-            .env("NOTIFY_SOCKET", &notify_path)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = command.spawn().expect("spawn arauto run");
-        let stderr = Lines::default();
-        let pipe = child.stderr.take().expect("stderr pipe");
-        let sink = stderr.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                sink.push(line);
-            }
-        });
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        let (child, stderr, notify) = launch(dir.path(), &config_path, &env, &args);
         let socket = dir.path().join("run/control.sock");
         Self {
             dir,
@@ -176,9 +233,69 @@ impl Daemon {
             stderr,
             notify,
             notices: Vec::new(),
+            earlier_runs: Vec::new(),
+            env,
+            args,
             pid: child.id(),
             child: Some(child),
         }
+    }
+
+    /// Start the daemon again on the same state, configuration, environment
+    /// and arguments, after the previous process exited (see
+    /// [`Daemon::wait_exit`], [`Daemon::kill`]). The previous process's log
+    /// moves to [`Daemon::earlier_runs`].
+    pub fn restart(&mut self) {
+        let args = self.args.clone();
+        self.restart_with_args(&args);
+    }
+
+    /// [`Daemon::restart`] with other arguments (kept for later restarts).
+    pub fn restart_with_args(&mut self, args: &[String]) {
+        assert!(
+            self.child.is_none(),
+            "restart: the previous arauto process was not waited for"
+        );
+        self.args = args.to_vec();
+        let (child, stderr, notify) =
+            launch(self.dir.path(), &self.config_path, &self.env, &self.args);
+        let previous = std::mem::replace(&mut self.stderr, stderr);
+        self.earlier_runs.push(previous);
+        self.notify = notify;
+        self.notices.clear();
+        self.pid = child.id();
+        self.child = Some(child);
+    }
+
+    /// SIGKILL the daemon and wait for it to die. Panics if it had already
+    /// exited on its own (a crash the test did not cause).
+    pub fn kill(&mut self) -> ExitStatus {
+        let mut child = self
+            .child
+            .take()
+            .expect("the daemon was already waited for");
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "arauto exited on its own ({status}) before the test killed it; log:\n{}",
+                self.stderr.all()
+            );
+        }
+        let _ = child.kill();
+        child.wait().expect("wait for the killed daemon")
+    }
+
+    /// Whether the current process is still running (not yet waited for).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// Every log line of every process of this daemon, oldest first.
+    pub fn all_logs(&self) -> Vec<String> {
+        self.earlier_runs
+            .iter()
+            .chain(std::iter::once(&self.stderr))
+            .flat_map(Lines::lines)
+            .collect()
     }
 
     /// Replace the configuration body (the `[daemon]` section is kept).
@@ -262,6 +379,39 @@ impl Daemon {
             }
         }
     }
+}
+
+/// Start `arauto run` on `config_path` with a fresh `NOTIFY_SOCKET` in `dir`;
+/// its stderr is read into the returned [`Lines`] by a thread.
+fn launch(
+    dir: &Path,
+    config_path: &Path,
+    env: &[(String, String)],
+    args: &[String],
+) -> (Child, Lines, UnixDatagram) {
+    let notify_path = dir.join(format!("notify-{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&notify_path);
+    let notify = UnixDatagram::bind(&notify_path).expect("bind notify socket");
+    let mut command = arauto();
+    command
+        .args(["run", "--log-format", "text", "--config"])
+        .arg(config_path)
+        .args(args)
+        .env("NOTIFY_SOCKET", &notify_path)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("spawn arauto run");
+    let stderr = Lines::default();
+    let pipe = child.stderr.take().expect("stderr pipe");
+    let sink = stderr.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            sink.push(line);
+        }
+    });
+    (child, stderr, notify)
 }
 
 impl Drop for Daemon {

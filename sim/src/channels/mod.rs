@@ -51,7 +51,7 @@ pub mod webhook;
 pub mod whatsapp_cloud;
 pub mod zapi;
 
-mod server;
+pub(crate) mod server;
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt;

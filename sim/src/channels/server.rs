@@ -281,7 +281,7 @@ fn to_response(canned: CannedResponse) -> Response {
 }
 
 /// A body that fails on first read, so hyper aborts the connection mid-response.
-struct FailingBody;
+pub(crate) struct FailingBody;
 
 impl HttpBody for FailingBody {
     type Data = Bytes;

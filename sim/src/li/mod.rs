@@ -227,6 +227,12 @@ pub enum Fault {
     Garbage,
     /// Answer normally, but only after this long (for client timeouts).
     Delay(Duration),
+    /// Start a 200 answer and abort the connection before the body: the
+    /// client sees a reset, as with a crashed server or proxy.
+    Disconnect,
+    /// 200 with a JSON body of this many bytes (an endpoint gone haywire;
+    /// clients must refuse what they cannot hold).
+    Oversized(usize),
 }
 
 /// Which endpoint a request hit.

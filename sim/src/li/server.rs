@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::State as AxumState;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -16,6 +17,7 @@ use super::{
     Credential, Endpoint, Fault, LiStore, RecordedRequest, SearchOrder, Shared, State, StoreId,
     StoreState,
 };
+use crate::channels::server::FailingBody;
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new().fallback(handle).with_state(shared)
@@ -204,6 +206,14 @@ fn plan(state: &mut State, method: &Method, endpoint: Endpoint, store: Option<St
                 status.canonical_reason().unwrap_or("erro injetado"),
             ))
         }
+        Some(Fault::Disconnect) => Plan::Respond(
+            Response::builder()
+                .status(StatusCode::OK)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::new(FailingBody))
+                .unwrap_or_default(),
+        ),
+        Some(Fault::Oversized(bytes)) => Plan::Respond(oversized(bytes)),
         Some(Fault::Garbage) => Plan::Respond(
             (
                 StatusCode::OK,
@@ -213,6 +223,25 @@ fn plan(state: &mut State, method: &Method, endpoint: Endpoint, store: Option<St
                 .into_response(),
         ),
     }
+}
+
+/// A syntactically valid Tastypie page padded to `bytes` bytes.
+fn oversized(bytes: usize) -> Response {
+    let head = r#"{"meta": {"limit": 50, "next": null, "offset": 0, "previous": null, "total_count": 0}, "objects": [], "padding": ""#;
+    let tail = "\"}";
+    let mut body = String::with_capacity(bytes.max(head.len() + tail.len()));
+    body.push_str(head);
+    body.extend(std::iter::repeat_n(
+        'x',
+        bytes.saturating_sub(head.len() + tail.len()),
+    ));
+    body.push_str(tail);
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
 }
 
 fn too_many_requests(retry_after_secs: Option<u64>) -> Response {
