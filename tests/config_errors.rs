@@ -615,3 +615,22 @@ fn missing_file_names_the_path() {
     assert!(text.contains(&path.display().to_string()), "{text}");
     assert!(text.contains("not found"), "{text}");
 }
+
+#[test]
+fn a_shutdown_shorter_than_a_plugin_call_is_a_warning() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("arauto.toml");
+    std::fs::write(
+        &path,
+        "[daemon]\nshutdown_timeout = \"20s\"\n[plugins]\ncall_timeout = \"30s\"\n",
+    )
+    .expect("write");
+    let config = arauto::config::load_with_env(Some(&path), Vec::new()).expect("still valid");
+    let warning = config
+        .warnings()
+        .iter()
+        .map(ToString::to_string)
+        .find(|w| w.contains("daemon.shutdown_timeout"))
+        .expect("a warning");
+    assert!(warning.contains("plugins.call_timeout (30s)"), "{warning}");
+}

@@ -158,7 +158,7 @@ fn minimal_file_gets_every_default() {
     assert_eq!(daemon.cache_dir, Path::new("/var/cache/arauto"));
     assert_eq!(daemon.control_socket, Path::new("/run/arauto/control.sock"));
     assert_eq!(daemon.plugin_dir, config::default_plugin_dir());
-    assert_eq!(daemon.shutdown_timeout, SignedDuration::from_secs(30));
+    assert_eq!(daemon.shutdown_timeout, SignedDuration::from_secs(40));
     assert_eq!(daemon.timezone.iana_name(), Some("America/Sao_Paulo"));
     assert_eq!(daemon.log_level, "info");
     assert_eq!(

@@ -138,12 +138,12 @@ fn unit_matches_the_daemon() {
     assert_eq!(arauto::config::DEFAULT_STATE_DIR, "/var/lib/arauto");
     assert_eq!(arauto::config::DEFAULT_CACHE_DIR, "/var/cache/arauto");
     assert!(arauto::config::DEFAULT_CONTROL_SOCKET.starts_with("/run/arauto/"));
-    // systemd must not SIGKILL the daemon while it drains (default shutdown_timeout 30s).
+    // systemd must not SIGKILL the daemon while it drains.
     let stop = directive(&text, "TimeoutStopSec");
     let stop = arauto::config::parse_duration(stop.first().copied().unwrap_or("0s"))
         .expect("TimeoutStopSec");
     assert!(
-        stop > jiff::SignedDuration::from_secs(30),
+        stop > arauto::config::DEFAULT_SHUTDOWN_TIMEOUT,
         "TimeoutStopSec {stop} must exceed shutdown_timeout"
     );
     assert!(!directive(&text, "WatchdogSec").is_empty());

@@ -28,8 +28,8 @@ use figment::{Figment, Provider};
 
 pub use error::{ConfigError, ConfigErrors, Origin, Severity};
 pub use schema::{
-    DEFAULT_CACHE_DIR, DEFAULT_CONFIG_PATH, DEFAULT_CONTROL_SOCKET, DEFAULT_STATE_DIR,
-    DEFAULT_TIMEZONE, default_plugin_dir,
+    DEFAULT_CACHE_DIR, DEFAULT_CONFIG_PATH, DEFAULT_CONTROL_SOCKET, DEFAULT_SHUTDOWN_TIMEOUT,
+    DEFAULT_STATE_DIR, DEFAULT_TIMEZONE, default_plugin_dir,
 };
 pub use secret::{REDACTED, Secret, Setting, Settings, looks_secret};
 pub use source::{ENV_CONFIG_FILE, ENV_PREFIX, ENV_SEPARATOR};

@@ -28,6 +28,10 @@ pub const DEFAULT_CACHE_DIR: &str = "/var/cache/arauto";
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/arauto/control.sock";
 /// Default `daemon.timezone`.
 pub const DEFAULT_TIMEZONE: &str = "America/Sao_Paulo";
+/// Default `daemon.shutdown_timeout`: longer than the default plugin call
+/// timeout (30s), so a send in flight at SIGTERM can finish instead of being
+/// abandoned and sent again at the next start.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: SignedDuration = SignedDuration::from_secs(40);
 
 /// Default `daemon.plugin_dir`: the repository's `target/plugins` in debug builds
 /// (what `scripts/build-plugins.sh` fills), the installed location in release
@@ -61,6 +65,17 @@ pub(crate) fn read(r: &mut Reader<'_>, root: Dict, source_path: PathBuf) -> Opti
     r.finish(root);
 
     check_references(r, &stores, &channels, &notifications);
+    if daemon.shutdown_timeout <= plugins.call_timeout {
+        let path = KeyPath::root().key("daemon").key("shutdown_timeout");
+        r.warn(
+            &path,
+            None,
+            format!(
+                "is not longer than plugins.call_timeout ({}): a send in flight at shutdown may be abandoned and go out again after the restart",
+                super::values::format_duration(plugins.call_timeout)
+            ),
+        );
+    }
 
     if !r.errors.is_empty() {
         return None;
@@ -192,7 +207,7 @@ fn read_daemon(r: &mut Reader<'_>, mut t: Table) -> DaemonConfig {
         r,
         &mut t,
         "shutdown_timeout",
-        || SignedDuration::from_secs(30),
+        || DEFAULT_SHUTDOWN_TIMEOUT,
         duration_min(NONZERO),
     );
     let timezone = field(r, &mut t, "timezone", sao_paulo, timezone);

@@ -37,12 +37,6 @@ pub fn with_pipeline(mut runtime: Runtime) -> Runtime {
                 ..RedbOptions::default()
             },
         )?;
-        if store.recovered_at_open() > 0 {
-            tracing::warn!(
-                jobs = store.recovered_at_open(),
-                "recovered jobs that were being sent when arauto last stopped; they go out again"
-            );
-        }
         tracing::info!(path = %store.path().display(), "state database open");
         let shared: SharedStore = Arc::new(store);
         startup.provide(shared);

@@ -200,16 +200,56 @@ fn jittered(interval: SignedDuration) -> Duration {
     base.mul_f64(rand::rng().random_range(0.9..1.1))
 }
 
-/// When to try again after a failed sweep: the connector's hint, else a short
-/// back-off, never longer than the poll interval.
+/// When to try again after a failed sweep. The platform's hint (a 429's
+/// Retry-After) is honoured as given: polling sooner would only be refused
+/// again. Without one, a fifth of the interval but at least
+/// [`MIN_ERROR_BACKOFF`] — and never longer than the interval itself, so a
+/// failing store is never polled less often than a healthy one.
 fn retry_wait(error: &SweepError, interval: SignedDuration) -> Duration {
     let hint = match error {
         SweepError::Plugin(e) => e.retry_after(),
         SweepError::Store(_) => None,
     };
-    let wait = hint.unwrap_or(MIN_ERROR_BACKOFF.max(interval / 5)).clamp(
-        MIN_ERROR_BACKOFF.min(interval),
-        interval.max(MIN_ERROR_BACKOFF),
-    );
+    let wait = match hint {
+        Some(hint) => hint.max(SignedDuration::from_secs(1)),
+        None => (interval / 5).max(MIN_ERROR_BACKOFF).min(interval),
+    };
     wait.unsigned_abs()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugin::PluginError;
+
+    fn failure(retry_after: Option<SignedDuration>) -> SweepError {
+        SweepError::Plugin(PluginError::Retryable {
+            message: "HTTP 503".into(),
+            retry_after,
+        })
+    }
+
+    #[test]
+    fn a_failed_sweep_is_retried_within_the_interval_unless_the_platform_asks_for_more() {
+        let five_min = SignedDuration::from_mins(5);
+        let one_sec = SignedDuration::from_secs(1);
+        assert_eq!(
+            retry_wait(&failure(None), five_min),
+            Duration::from_secs(60)
+        );
+        assert_eq!(retry_wait(&failure(None), one_sec), Duration::from_secs(1));
+        assert_eq!(
+            retry_wait(&failure(None), SignedDuration::from_secs(30)),
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            retry_wait(&failure(Some(SignedDuration::from_secs(90))), five_min),
+            Duration::from_secs(90)
+        );
+        assert_eq!(
+            retry_wait(&failure(Some(SignedDuration::from_secs(20))), one_sec),
+            Duration::from_secs(20),
+            "a 429's Retry-After wins over a short interval"
+        );
+    }
 }
