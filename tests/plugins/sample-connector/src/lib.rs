@@ -176,7 +176,7 @@ fn order(n: usize, detailed: bool) -> OrderSnapshot {
     let last = LAST_NAMES[n % LAST_NAMES.len()];
     let id = (10_000 + n).to_string();
     let day = 1 + n % 28;
-    let pix_payment = n % 2 == 0;
+    let pix_payment = n.is_multiple_of(2);
     let items: Vec<Item> = (0..(1 + n % 3))
         .map(|k| Item {
             sku: Some(format!("SKU-{:04}", 100 + k)),
