@@ -119,6 +119,43 @@ async fn memory_bomb_traps_at_the_instance_cap() {
     assert_host_still_healthy(&host, &server).await;
 }
 
+/// Pool slots are reused and keep their pages resident between calls; what
+/// one call wrote (statics, heap) must still be gone for the next one, for
+/// the same instance and for another instance of the same plugin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_call_starts_from_the_plugins_initial_memory() {
+    let host = host();
+    let plugin = probe(&host).await;
+    let counter = sender(
+        &host,
+        &plugin,
+        InstanceConfig::new("counter").setting("mode", "count"),
+    );
+    let scribbler = sender(
+        &host,
+        &plugin,
+        InstanceConfig::new("scribbler").setting("mode", "scribble"),
+    );
+    for round in 0..20 {
+        let scribbled = scribbler
+            .send(message(&format!("s{round}"), "-"))
+            .await
+            .must("scribble call");
+        assert_eq!(scribbled.provider_message_id.as_deref(), Some("1000"));
+        for call in 0..3 {
+            let counted = counter
+                .send(message(&format!("c{round}-{call}"), "-"))
+                .await
+                .must("count call");
+            assert_eq!(
+                counted.provider_message_id.as_deref(),
+                Some("1"),
+                "round {round}, call {call}: the static kept a value from an earlier call"
+            );
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn panic_becomes_a_typed_error_carrying_the_panic_message() {
     let server = TestServer::start().await;

@@ -1,16 +1,23 @@
 //! A sender that does whatever its `mode` setting says, to probe the sandbox:
 //! behave (`receipt`), spin forever, allocate without bound, panic, make HTTP
 //! requests and report the raw host outcome, log a secret, dump its settings,
-//! read the clock, or fail with a chosen error class.
+//! read the clock, count its calls in a static, scribble over its memory, or
+//! fail with a chosen error class.
 
 // Natively (unit tests) nothing exports the plugin type.
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use arauto_plugin_sdk::sender::ConfigKey;
 use arauto_plugin_sdk::sender::arauto::plugin::http as raw_http;
 use arauto_plugin_sdk::sender::prelude::*;
 
 struct Probe;
+
+/// Calls this instance of the plugin has seen: 1 on every call if each call
+/// really gets a fresh sandbox.
+static CALLS: AtomicU32 = AtomicU32::new(0);
 
 fn key(name: &str, description: &str, secret: bool) -> ConfigKey {
     config_key(name, description, false, secret)
@@ -32,7 +39,7 @@ impl Sender for Probe {
             config_keys: vec![
                 key(
                     "mode",
-                    "receipt | spin | memory-bomb | panic | fetch | log-secret | settings | clock | fail",
+                    "receipt | spin | memory-bomb | panic | fetch | log-secret | settings | clock | count | scribble | fail",
                     false,
                 ),
                 key("url", "Target of `fetch`", false),
@@ -105,6 +112,21 @@ impl Sender for Probe {
                 provider_message_id: Some(clock::now_unix_ms().to_string()),
                 recipient_id: None,
             }),
+            "count" => Ok(Receipt {
+                provider_message_id: Some((CALLS.fetch_add(1, Ordering::Relaxed) + 1).to_string()),
+                recipient_id: None,
+            }),
+            "scribble" => {
+                // Dirty several MiB of heap and the statics, then report the
+                // counter: the next call must see none of it.
+                let junk: Vec<Vec<u8>> = (0..6).map(|_| vec![0xA5u8; 1 << 20]).collect();
+                std::hint::black_box(&junk);
+                CALLS.store(1_000, Ordering::Relaxed);
+                Ok(Receipt {
+                    provider_message_id: Some(CALLS.load(Ordering::Relaxed).to_string()),
+                    recipient_id: None,
+                })
+            }
             "fail" => Err(failure()),
             other => Err(misconfigured(format!("unknown mode {other:?}"))),
         }
