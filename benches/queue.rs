@@ -253,6 +253,9 @@ async fn backlog(root: &PathBuf, pending: usize) -> Result<()> {
 /// Target of issue 2: group commit at least this many times the baseline.
 const TARGET_RATIO: f64 = 20.0;
 
+/// Baseline/group-commit pairs measured per workload; the median is reported.
+const ROUNDS: usize = 3;
+
 fn main() -> Result<()> {
     // `cargo bench` passes `--bench`; nothing else to parse.
     let started = Instant::now();
@@ -286,7 +289,9 @@ fn main() -> Result<()> {
             &format!(
                 "{callers} concurrent callers on {LANES} lanes; baseline = the same engine with one commit per request (max_batch = 1), same run, same disk"
             ),
-            &format!("target: group commit ≥ {TARGET_RATIO}× the baseline's jobs/s"),
+            &format!(
+                "target: group commit ≥ {TARGET_RATIO}× the baseline's jobs/s; {ROUNDS} alternating rounds, the median round shown"
+            ),
         ],
         &root,
     );
@@ -307,18 +312,28 @@ fn main() -> Result<()> {
         ("enqueue (durable, acked)", Workload::Enqueue),
         ("enqueue+claim+ack", Workload::Lifecycle),
     ] {
-        let baseline = runtime.block_on(measure(
-            &root,
-            workload,
-            1,
-            Duration::ZERO,
-            callers,
-            baseline_jobs,
-        ))?;
-        let grouped =
-            runtime.block_on(measure(&root, workload, 1024, commit_delay, callers, jobs))?;
-        let ratio = grouped.jobs_per_second() / baseline.jobs_per_second();
-        verdicts.push((name, ratio));
+        // Baseline and group commit alternate round by round, so a disturbance
+        // of the shared machine (fsync latency swings by 2x here) hits both
+        // sides; the round with the median ratio is the one reported.
+        let mut rounds = Vec::with_capacity(ROUNDS);
+        for _ in 0..ROUNDS {
+            let baseline = runtime.block_on(measure(
+                &root,
+                workload,
+                1,
+                Duration::ZERO,
+                callers,
+                baseline_jobs,
+            ))?;
+            let grouped =
+                runtime.block_on(measure(&root, workload, 1024, commit_delay, callers, jobs))?;
+            let ratio = grouped.jobs_per_second() / baseline.jobs_per_second();
+            rounds.push((ratio, baseline, grouped));
+        }
+        rounds.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let all: Vec<String> = rounds.iter().map(|r| format!("{:.1}x", r.0)).collect();
+        let (ratio, baseline, grouped) = rounds.swap_remove(ROUNDS / 2);
+        verdicts.push((name, ratio, all.join(" ")));
         for (label, m, ratio) in [
             ("one per request", &baseline, None),
             ("group commit", &grouped, Some(ratio)),
@@ -339,14 +354,14 @@ fn main() -> Result<()> {
         }
     }
     println!();
-    for (name, ratio) in verdicts {
+    for (name, ratio, all) in verdicts {
         let verdict = if ratio >= TARGET_RATIO {
             "met"
         } else {
             "MISSED"
         };
         println!(
-            "   {name}: group commit {ratio:.1}× the baseline; target ≥ {TARGET_RATIO}×: {verdict}"
+            "   {name}: group commit {ratio:.1}× the baseline (median of rounds {all}); target ≥ {TARGET_RATIO}×: {verdict}"
         );
     }
     if pending > 0 {
