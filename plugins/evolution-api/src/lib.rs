@@ -206,7 +206,7 @@ fn check_with(settings: &Settings) -> Result<(), PluginError> {
 }
 
 fn send_with(settings: &Settings, msg: &Message) -> Result<Receipt, PluginError> {
-    let number = recipient_digits(msg)?;
+    let number = recipient_e164(msg, "WhatsApp")?[1..].to_owned();
     match send_to(settings, msg, &number)? {
         Outcome::Sent(receipt) => Ok(receipt),
         Outcome::NotOnWhatsApp => {
@@ -259,31 +259,6 @@ fn send_to(settings: &Settings, msg: &Message, number: &str) -> Result<Outcome, 
         return Ok(Outcome::NotOnWhatsApp);
     }
     Err(api_error(settings, &response))
-}
-
-/// The recipient as Evolution wants it: E.164 digits without `+`.
-fn recipient_digits(msg: &Message) -> Result<String, PluginError> {
-    let Some(phone) = msg
-        .recipient
-        .phone
-        .as_deref()
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-    else {
-        return Err(permanent(
-            "the customer has no usable mobile phone number: WhatsApp needs one (order without phone, or only landlines)",
-        ));
-    };
-    match phone.strip_prefix('+') {
-        Some(digits)
-            if (8..=15).contains(&digits.len()) && digits.chars().all(|c| c.is_ascii_digit()) =>
-        {
-            Ok(digits.to_owned())
-        }
-        _ => Err(permanent(format!(
-            "recipient phone {phone:?} is not an E.164 number (+<country><number>)"
-        ))),
-    }
 }
 
 /// `55DD9NNNNNNNN` → `55DDNNNNNNNN` when the 8-digit part looks like a

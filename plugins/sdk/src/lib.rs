@@ -118,13 +118,14 @@ pub mod sender {
     pub use self::exports::arauto::plugin::sender_api::*;
 
     include!("world_support.rs");
+    include!("sender_support.rs");
 
     /// Everything a sender usually needs, in one import.
     pub mod prelude {
         pub use super::exports::arauto::plugin::sender_api::*;
         pub use super::{
             PluginError, PluginInfo, PluginKind, RetryableError, Sender, clock, config_key, http,
-            log, misconfigured, permanent, retry_after, retryable, settings,
+            log, misconfigured, permanent, recipient_e164, retry_after, retryable, settings,
         };
     }
 }

@@ -273,7 +273,7 @@ fn check_with(settings: &Settings) -> Result<(), PluginError> {
 }
 
 fn send_with(settings: &Settings, msg: &Message) -> Result<Receipt, PluginError> {
-    let phone = recipient_phone(msg)?;
+    let phone = recipient_e164(msg, "SMS/WhatsApp")?;
     let to = settings.address(&phone);
     let from = settings.from.as_deref().map(|f| settings.address(f));
     let mut form: Vec<(&str, String)> = vec![("To", to)];
@@ -342,30 +342,6 @@ fn content_variables(template: &TemplateRef) -> String {
         variables.insert(name.clone(), Value::String(value.clone()));
     }
     Value::Object(variables).to_string()
-}
-
-fn recipient_phone(msg: &Message) -> Result<String, PluginError> {
-    let Some(phone) = msg
-        .recipient
-        .phone
-        .as_deref()
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-    else {
-        return Err(permanent(
-            "the customer has no usable mobile phone number: SMS/WhatsApp need one (order without phone, or only landlines)",
-        ));
-    };
-    match phone.strip_prefix('+') {
-        Some(digits)
-            if (8..=15).contains(&digits.len()) && digits.chars().all(|c| c.is_ascii_digit()) =>
-        {
-            Ok(phone.to_owned())
-        }
-        _ => Err(permanent(format!(
-            "recipient phone {phone:?} is not an E.164 number (+<country><number>)"
-        ))),
-    }
 }
 
 /// What to do about one Twilio error code.

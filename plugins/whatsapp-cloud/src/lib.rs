@@ -239,7 +239,7 @@ fn check_with(settings: &Settings) -> Result<(), PluginError> {
 }
 
 fn send_with(settings: &Settings, msg: &Message) -> Result<Receipt, PluginError> {
-    let to = recipient_phone(msg)?;
+    let to = recipient_e164(msg, "WhatsApp")?;
     let body = request_body(settings, msg, &to)?;
     if msg.attempt > 1 {
         log::log(
@@ -257,28 +257,6 @@ fn send_with(settings: &Settings, msg: &Message) -> Result<Receipt, PluginError>
         return Err(api_error(&response, Some(msg)));
     }
     Ok(receipt(&response))
-}
-
-/// The E.164 phone the host resolved, or a permanent error.
-fn recipient_phone(msg: &Message) -> Result<String, PluginError> {
-    let Some(phone) = msg
-        .recipient
-        .phone
-        .as_deref()
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-    else {
-        return Err(permanent(
-            "the customer has no usable mobile phone number: WhatsApp needs one (order without phone, or only landlines)",
-        ));
-    };
-    let digits = phone.strip_prefix('+').unwrap_or_default();
-    if digits.len() < 8 || digits.len() > 15 || !digits.chars().all(|c| c.is_ascii_digit()) {
-        return Err(permanent(format!(
-            "recipient phone {phone:?} is not an E.164 number (+<country><number>)"
-        )));
-    }
-    Ok(phone.to_owned())
 }
 
 /// The JSON body for `/messages`.

@@ -195,7 +195,7 @@ fn check_with(settings: &Settings) -> Result<(), PluginError> {
 }
 
 fn send_with(settings: &Settings, msg: &Message) -> Result<Receipt, PluginError> {
-    let phone = recipient_digits(msg)?;
+    let phone = recipient_e164(msg, "WhatsApp")?[1..].to_owned();
     let mut body = json!({"phone": phone, "message": msg.text});
     if let Some(delay) = settings.delay_message {
         body["delayMessage"] = json!(delay);
@@ -233,31 +233,6 @@ fn send_with(settings: &Settings, msg: &Message) -> Result<Receipt, PluginError>
         provider_message_id: message_id,
         recipient_id: None,
     })
-}
-
-/// The recipient as Z-API wants it: E.164 digits without `+`.
-fn recipient_digits(msg: &Message) -> Result<String, PluginError> {
-    let Some(phone) = msg
-        .recipient
-        .phone
-        .as_deref()
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-    else {
-        return Err(permanent(
-            "the customer has no usable mobile phone number: WhatsApp needs one (order without phone, or only landlines)",
-        ));
-    };
-    match phone.strip_prefix('+') {
-        Some(digits)
-            if (8..=15).contains(&digits.len()) && digits.chars().all(|c| c.is_ascii_digit()) =>
-        {
-            Ok(digits.to_owned())
-        }
-        _ => Err(permanent(format!(
-            "recipient phone {phone:?} is not an E.164 number (+<country><number>)"
-        ))),
-    }
 }
 
 fn api_error(response: &HttpResponse) -> PluginError {
