@@ -263,27 +263,16 @@ pub(crate) fn run(args: QueueArgs) -> Exit {
                 BULK,
                 a.json,
                 |response| match response {
-                    Response::Cancelled { results } => {
-                        let mut out = String::new();
-                        let mut all = true;
-                        for r in results {
-                            let line = match r.result {
-                                CancelOutcome::Cancelled => "cancelled".to_owned(),
-                                CancelOutcome::NotPending(state) => {
-                                    all = false;
-                                    format!(
-                                        "not cancelled: it is {state}, only pending jobs can be"
-                                    )
-                                }
-                                CancelOutcome::NotFound => {
-                                    all = false;
-                                    "no such job".to_owned()
-                                }
-                            };
-                            let _ = writeln!(out, "{}  {line}", r.id);
-                        }
-                        Some((out, if all { Exit::Ok } else { Exit::Failure }))
-                    }
+                    Response::Cancelled { results } => Some(per_job(results.iter().map(|r| {
+                        let outcome = match r.result {
+                            CancelOutcome::Cancelled => Ok("cancelled".to_owned()),
+                            CancelOutcome::NotPending(state) => Err(format!(
+                                "not cancelled: it is {state}, only pending jobs can be"
+                            )),
+                            CancelOutcome::NotFound => Err("no such job".to_owned()),
+                        };
+                        (r.id, outcome)
+                    }))),
                     _ => None,
                 },
             )
@@ -327,38 +316,21 @@ pub(crate) fn run(args: QueueArgs) -> Exit {
                     return Exit::Usage;
                 }
                 let request = Request::QueueRetry { ids: a.ids };
-                serve(
-                    &a.connect,
-                    &request,
-                    BULK,
-                    a.json,
-                    |response| match response {
-                        Response::Requeued { results } => {
-                            let mut out = String::new();
-                            let mut all = true;
-                            for r in results {
-                                let line = match r.result {
-                                    RequeueOutcome::Requeued => {
-                                        "back on the queue, due now".to_owned()
-                                    }
-                                    RequeueOutcome::NotRequeueable(state) => {
-                                        all = false;
-                                        format!(
-                                            "not requeued: it is {state} (only dead, expired, cancelled or skipped jobs can be retried)"
-                                        )
-                                    }
-                                    RequeueOutcome::NotFound => {
-                                        all = false;
-                                        "no such job".to_owned()
-                                    }
-                                };
-                                let _ = writeln!(out, "{}  {line}", r.id);
-                            }
-                            Some((out, if all { Exit::Ok } else { Exit::Failure }))
-                        }
+                serve(&a.connect, &request, BULK, a.json, |response| {
+                    match response {
+                        Response::Requeued { results } => Some(per_job(results.iter().map(|r| {
+                            let outcome = match r.result {
+                                RequeueOutcome::Requeued => Ok("back on the queue, due now".to_owned()),
+                                RequeueOutcome::NotRequeueable(state) => Err(format!(
+                                    "not requeued: it is {state} (only dead, expired, cancelled or skipped jobs can be retried)"
+                                )),
+                                RequeueOutcome::NotFound => Err("no such job".to_owned()),
+                            };
+                            (r.id, outcome)
+                        }))),
                         _ => None,
-                    },
-                )
+                    }
+                })
             }
         }
         QueueCommand::Pause(a) => {
@@ -509,6 +481,19 @@ fn serve(
         print!("{text}");
     }
     exit
+}
+
+/// One line per job, `<id>  <what happened>`; the command fails unless every
+/// job had the outcome asked for (`Ok`).
+fn per_job(outcomes: impl IntoIterator<Item = (JobId, Result<String, String>)>) -> (String, Exit) {
+    let mut out = String::new();
+    let mut all = true;
+    for (id, outcome) in outcomes {
+        all &= outcome.is_ok();
+        let (Ok(line) | Err(line)) = outcome;
+        let _ = writeln!(out, "{id}  {line}");
+    }
+    (out, if all { Exit::Ok } else { Exit::Failure })
 }
 
 fn local(at: Timestamp) -> String {
