@@ -414,3 +414,53 @@ fn a_running_daemon_reports_what_it_sent() {
     assert!(q["last_sent_at"].is_string(), "{q:#}");
     assert_eq!(world.whatsapp.received().len(), 1);
 }
+
+/// Daily counters are kept per local date of `daemon.timezone`. A reload that
+/// moves the zone from UTC−12 to UTC+14 (26 hours apart: never the same date)
+/// must count what is sent afterwards on the new zone's date, or a report for
+/// the last hour (today only, in the new zone) would miss it.
+#[test]
+fn after_a_reload_that_moves_the_time_zone_todays_report_counts_in_the_new_zone() {
+    let world = world();
+    let west = Setup {
+        poll_interval: "1s",
+        daemon_extra: "timezone = \"Etc/GMT+12\"",
+        ..Setup::default()
+    };
+    let daemon = start(&world, &west);
+    daemon.stderr.wait_for("poll complete");
+
+    let east = Setup {
+        daemon_extra: "timezone = \"Etc/GMT-14\"",
+        ..west
+    };
+    std::fs::write(
+        &daemon.config_path,
+        operator::config_text(daemon.dir.path(), &world, &east),
+    )
+    .expect("rewrite config");
+    let mark = daemon.stderr.len();
+    daemon.signal(nix::sys::signal::Signal::SIGHUP);
+    daemon.stderr.wait_for_from(mark, "reload applied");
+
+    world.store.create_order(Order::new());
+    daemon.stderr.wait_for_from(mark, "job completed");
+
+    let run = operator::arauto(&[
+        "report",
+        "--json",
+        "--since",
+        "1h",
+        "--socket",
+        daemon.socket.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let report = run.json();
+    assert_eq!(report["time_zone"], "Etc/GMT-14", "{report:#}");
+    let loja = section(&report, "stores", "loja");
+    assert_eq!(
+        kinds(loja),
+        vec![("waiting-payment".to_owned(), tally(1, 1, 0, 0, 0, 0, 0))],
+        "{report:#}"
+    );
+}

@@ -27,7 +27,10 @@ mod watchdog;
 pub use lock::{InstanceLock, LOCK_FILE, LockError};
 pub use notify::Notifier;
 pub use pipeline::with_pipeline;
-pub use runtime::{Phase, ReloadOutcome, RunError, RunOptions, Runtime, RuntimeInfo};
+pub use runtime::{
+    Phase, ReloadHook, ReloadOutcome, RunError, RunOptions, Runtime, RuntimeInfo, Startup,
+    StartupHook,
+};
 pub use service::{
     Service, ServiceContext, ServiceError, ServiceProvider, ServiceSpec, ServiceTask,
 };

@@ -39,6 +39,11 @@ pub fn with_pipeline(mut runtime: Runtime) -> Runtime {
         )?;
         tracing::info!(path = %store.path().display(), "state database open");
         let shared: SharedStore = Arc::new(store);
+        // Daily counters are keyed by local date in `daemon.timezone`; a
+        // reload that moves it must move the counting too.
+        let counting = shared.clone();
+        startup
+            .on_reload(move |state| counting.set_time_zone(state.config.daemon.timezone.clone()));
         startup.provide(shared);
         startup.provide(Metrics::new());
         startup.add_service_provider(crate::poll::service_provider(clock.clone()));

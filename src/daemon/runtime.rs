@@ -186,6 +186,7 @@ pub struct Startup<'a> {
     pub state: &'a Arc<State>,
     resources: &'a mut Resources,
     providers: &'a mut Vec<ServiceProvider>,
+    reload_hooks: &'a mut Vec<ReloadHook>,
 }
 
 impl Startup<'_> {
@@ -198,7 +199,17 @@ impl Startup<'_> {
     pub fn add_service_provider(&mut self, provider: ServiceProvider) {
         self.providers.push(provider);
     }
+
+    /// Run `hook` with the new state after every reload that was applied:
+    /// for a resource opened here that keeps a setting of its own (services
+    /// are rebuilt from the new state; resources live as long as the daemon).
+    pub fn on_reload(&mut self, hook: impl Fn(&State) + Send + Sync + 'static) {
+        self.reload_hooks.push(Box::new(hook));
+    }
 }
+
+/// A reload hook; see [`Startup::on_reload`].
+pub type ReloadHook = Box<dyn Fn(&State) + Send + Sync>;
 
 /// A startup hook; see [`Runtime::on_start`].
 pub type StartupHook = Box<dyn FnOnce(&mut Startup<'_>) -> Result<(), ServiceError> + Send>;
@@ -208,6 +219,7 @@ pub struct Runtime {
     options: RunOptions,
     providers: Vec<ServiceProvider>,
     hooks: Vec<StartupHook>,
+    reload_hooks: Vec<ReloadHook>,
     log: Option<LogHandle>,
     notifier: Notifier,
     host: Option<PluginHost>,
@@ -220,6 +232,7 @@ impl Runtime {
             options,
             providers: vec![crate::control::service_provider()],
             hooks: Vec::new(),
+            reload_hooks: Vec::new(),
             log: None,
             notifier: Notifier::default(),
             host: None,
@@ -276,6 +289,7 @@ impl Runtime {
                 state: &state,
                 resources: &mut resources,
                 providers: &mut self.providers,
+                reload_hooks: &mut self.reload_hooks,
             };
             hook(&mut startup).map_err(|e| RunError::Startup(e.to_string()))?;
         }
@@ -464,6 +478,9 @@ impl Runtime {
             .map_err(|(service, error)| format!("cannot start service {service}: {error}"))?;
         let restarted = prepared.starting();
         handle.replace(state.clone());
+        for hook in &self.reload_hooks {
+            hook(&state);
+        }
         if let Some(log) = &self.log
             && let Err(error) = log.set_level(&log_level)
         {
