@@ -253,7 +253,7 @@ fn send_to(settings: &Settings, msg: &Message, number: &str) -> Result<Outcome, 
         .json(&body)?
         .send()?;
     if response.is_success() {
-        return Ok(Outcome::Sent(receipt(&response)));
+        return Ok(Outcome::Sent(receipt(&response)?));
     }
     if response.status == 400 && says_not_on_whatsapp(&response) {
         return Ok(Outcome::NotOnWhatsApp);
@@ -273,17 +273,18 @@ pub fn without_ninth_digit(digits: &str) -> Option<String> {
     matches!(old.as_bytes().first(), Some(b'6'..=b'9')).then(|| format!("55{ddd}{old}"))
 }
 
-fn receipt(response: &HttpResponse) -> Receipt {
-    // Accepted (201): an odd body must not become a retry and a double send.
-    let body: Value = response.json().unwrap_or_default();
+fn receipt(response: &HttpResponse) -> Result<Receipt, PluginError> {
+    // Accepted (201): an odd JSON body must not become a retry and a double
+    // send; a body that is not JSON never came from Evolution (see `accepted`).
+    let body: Value = response.accepted()?;
     let id = body["key"]["id"].as_str().map(str::to_owned);
     if id.is_none() {
         log::warn("Evolution API accepted the message but returned no key.id");
     }
-    Receipt {
+    Ok(Receipt {
         provider_message_id: id,
         recipient_id: body["key"]["remoteJid"].as_str().map(str::to_owned),
-    }
+    })
 }
 
 /// Evolution's error envelope: `{"status":N,"error":"…","response":{"message":[…]}}`.

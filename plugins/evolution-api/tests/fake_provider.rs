@@ -296,3 +296,23 @@ fn settings_are_validated_and_name_the_key() {
     );
     assert!(info.default_hosts.is_empty());
 }
+
+/// A 200 with an HTML page (a proxy's or captive portal's, a wrong base URL)
+/// never came from the provider: nothing was sent, so it must not count as
+/// sent. Misconfigured pauses the channel and the message waits.
+#[test]
+fn an_html_page_with_status_200_is_misconfigured_not_sent() {
+    let fake = fake();
+    install(&fake, &[]);
+    fake.enqueue(
+        Endpoint::Send,
+        Reply::raw(200, "text/html", "<html><title>Portal login</title></html>"),
+    );
+    match EvolutionApi::send(message(Some("+5511987654321"))) {
+        Err(PluginError::Misconfigured(why)) => {
+            assert!(why.contains("nothing was sent"), "{why}");
+            assert!(why.contains("Portal login"), "{why}");
+        }
+        other => panic!("expected misconfigured, got {other:?}"),
+    }
+}

@@ -515,6 +515,30 @@ pub mod http {
                 ))
             })
         }
+        /// The body of a 2xx answer to a request that sends something, for
+        /// the receipt. The provider accepted the request, so a JSON body of
+        /// an unexpected shape (or no body) still counts as accepted and gives
+        /// `T::default()`: retrying could deliver the message twice. A body
+        /// that is not JSON at all is another matter: the JSON APIs senders
+        /// talk to never answer that way, so the request ended at something
+        /// else (a proxy's or captive portal's page, a wrong `base_url`) and
+        /// nothing was sent. That is misconfigured: the channel pauses with an
+        /// excerpt of what answered, and its messages wait instead of being
+        /// counted as sent.
+        pub fn accepted<T: serde::de::DeserializeOwned + Default>(&self) -> Result<T, PluginError> {
+            if self.body.iter().all(u8::is_ascii_whitespace) {
+                return Ok(T::default());
+            }
+            match serde_json::from_slice::<serde_json::Value>(&self.body) {
+                Ok(value) => Ok(serde_json::from_value(value).unwrap_or_default()),
+                Err(_) => Err(misconfigured(format!(
+                    "{} answered HTTP {} with a body that is not JSON, so the request did not reach the provider's API and nothing was sent (is the base URL right? a proxy or login page in between?); body starts with: {}",
+                    redact_url(&self.url),
+                    self.status,
+                    self.excerpt(200)
+                ))),
+            }
+        }
         /// The `Retry-After` header in milliseconds (delta-seconds form).
         pub fn retry_after_ms(&self) -> Option<u64> {
             self.header("retry-after")?.trim().parse::<u64>().ok().map(|s| s * 1000)
@@ -612,5 +636,54 @@ pub mod http {
             }
         }
         out
+    }
+
+    #[cfg(test)]
+    mod accepted_tests {
+        use super::*;
+
+        #[derive(serde::Deserialize, Default, Debug, PartialEq)]
+        struct Sent {
+            id: Option<String>,
+        }
+
+        fn answer(status: u16, body: &str) -> HttpResponse {
+            HttpResponse {
+                url: "https://api.example/send?token=s3cr3t".into(),
+                status,
+                headers: Vec::new(),
+                body: body.as_bytes().to_vec(),
+            }
+        }
+
+        #[test]
+        fn the_expected_json_is_read() {
+            let sent: Sent = answer(201, r#"{"id":"m-1"}"#).accepted().expect("accepted");
+            assert_eq!(sent.id.as_deref(), Some("m-1"));
+        }
+
+        #[test]
+        fn odd_json_or_no_body_still_counts_as_accepted() {
+            for body in ["", "  \n", "[]", r#"{"id":42}"#, r#"{"other":"shape"}"#, "null"] {
+                let sent: Sent = answer(200, body)
+                    .accepted()
+                    .unwrap_or_else(|e| panic!("{body:?}: {e:?}"));
+                assert_eq!(sent, Sent::default(), "{body:?}");
+            }
+        }
+
+        #[test]
+        fn a_body_that_is_not_json_is_misconfigured_with_an_excerpt_and_no_secret() {
+            let error = answer(200, "<html><title>Portal login</title></html>")
+                .accepted::<Sent>()
+                .expect_err("an HTML page");
+            let PluginError::Misconfigured(why) = error else {
+                panic!("expected misconfigured, got {error:?}");
+            };
+            assert!(why.contains("HTTP 200"), "{why}");
+            assert!(why.contains("nothing was sent"), "{why}");
+            assert!(why.contains("<title>Portal login</title>"), "{why}");
+            assert!(!why.contains("s3cr3t"), "{why}");
+        }
     }
 }

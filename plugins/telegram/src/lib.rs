@@ -275,8 +275,9 @@ fn send_with(settings: &Settings, msg: &Message) -> Result<Receipt, PluginError>
     if !response.is_success() {
         return Err(api_error(&response, Some((msg, &chat, source))));
     }
-    // Accepted: an odd body must not become a retry and a double send.
-    let sent: Value = response.json().unwrap_or_default();
+    // Accepted: an odd JSON body must not become a retry and a double send;
+    // a body that is not JSON never came from the provider (see `accepted`).
+    let sent: Value = response.accepted()?;
     let id = |v: &Value| match v {
         Value::Number(n) => Some(n.to_string()),
         Value::String(s) => Some(s.clone()),

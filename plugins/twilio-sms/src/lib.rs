@@ -320,8 +320,9 @@ fn send_with(settings: &Settings, msg: &Message) -> Result<Receipt, PluginError>
     if !response.is_success() {
         return Err(api_error(&response, Some(msg)));
     }
-    // Accepted: an odd body must not become a retry and a double send.
-    let message: Value = response.json().unwrap_or_default();
+    // Accepted: an odd JSON body must not become a retry and a double send;
+    // a body that is not JSON never came from the provider (see `accepted`).
+    let message: Value = response.accepted()?;
     let sid = message["sid"].as_str().map(str::to_owned);
     if sid.is_none() {
         log::warn("Twilio accepted the message but returned no sid");

@@ -256,7 +256,7 @@ fn send_with(settings: &Settings, msg: &Message) -> Result<Receipt, PluginError>
     if !response.is_success() {
         return Err(api_error(&response, Some(msg)));
     }
-    Ok(receipt(&response))
+    receipt(&response)
 }
 
 /// The JSON body for `/messages`.
@@ -340,7 +340,7 @@ fn template_object(
     Ok(object)
 }
 
-fn receipt(response: &HttpResponse) -> Receipt {
+fn receipt(response: &HttpResponse) -> Result<Receipt, PluginError> {
     #[derive(Deserialize, Default)]
     #[serde(default)]
     struct Sent {
@@ -358,8 +358,9 @@ fn receipt(response: &HttpResponse) -> Receipt {
         id: Option<String>,
         message_status: Option<String>,
     }
-    // The message was accepted: an odd body must not turn into a retry (double send).
-    let sent: Sent = response.json().unwrap_or_default();
+    // Accepted: an odd JSON body must not become a retry and a double send;
+    // a body that is not JSON never came from Meta (see `accepted`).
+    let sent: Sent = response.accepted()?;
     let message = sent.messages.into_iter().next().unwrap_or_default();
     let wa_id = sent.contacts.into_iter().next().and_then(|c| c.wa_id);
     match message.message_status.as_deref() {
@@ -373,10 +374,10 @@ fn receipt(response: &HttpResponse) -> Receipt {
         }
         _ => {}
     }
-    Receipt {
+    Ok(Receipt {
         provider_message_id: message.id,
         recipient_id: wa_id,
-    }
+    })
 }
 
 /// Meta's error envelope.

@@ -494,3 +494,23 @@ fn info_declares_the_settings_and_default_host() {
         Some("false")
     );
 }
+
+/// A 200 with an HTML page (a proxy's or captive portal's, a wrong base URL)
+/// never came from the provider: nothing was sent, so it must not count as
+/// sent. Misconfigured pauses the channel and the message waits.
+#[test]
+fn an_html_page_with_status_200_is_misconfigured_not_sent() {
+    let fake = fake();
+    install(&fake, &[]);
+    fake.enqueue(
+        Endpoint::Send,
+        Reply::raw(200, "text/html", "<html><title>Portal login</title></html>"),
+    );
+    match WhatsAppCloud::send(message(Some(shipped_template()))) {
+        Err(PluginError::Misconfigured(why)) => {
+            assert!(why.contains("nothing was sent"), "{why}");
+            assert!(why.contains("Portal login"), "{why}");
+        }
+        other => panic!("expected misconfigured, got {other:?}"),
+    }
+}

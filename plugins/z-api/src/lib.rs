@@ -210,8 +210,9 @@ fn send_with(settings: &Settings, msg: &Message) -> Result<Receipt, PluginError>
     if !response.is_success() {
         return Err(api_error(&response));
     }
-    // Accepted: an odd body must not become a retry and a double send.
-    let sent: Value = response.json().unwrap_or_default();
+    // Accepted: an odd JSON body must not become a retry and a double send;
+    // a body that is not JSON never came from the provider (see `accepted`).
+    let sent: Value = response.accepted()?;
     let message_id = sent["messageId"]
         .as_str()
         .or_else(|| sent["id"].as_str())

@@ -267,3 +267,23 @@ fn settings_are_validated_and_declared() {
     assert_eq!(secrets, ["instance_token", "client_token"]);
     assert_eq!(info.default_hosts, ["https://api.z-api.io"]);
 }
+
+/// A 200 with an HTML page (a proxy's or captive portal's, a wrong base URL)
+/// never came from the provider: nothing was sent, so it must not count as
+/// sent. Misconfigured pauses the channel and the message waits.
+#[test]
+fn an_html_page_with_status_200_is_misconfigured_not_sent() {
+    let fake = fake();
+    install(&fake, &[]);
+    fake.enqueue(
+        Endpoint::Send,
+        Reply::raw(200, "text/html", "<html><title>Portal login</title></html>"),
+    );
+    match ZApi::send(message(Some("+5511987654321"))) {
+        Err(PluginError::Misconfigured(why)) => {
+            assert!(why.contains("nothing was sent"), "{why}");
+            assert!(why.contains("Portal login"), "{why}");
+        }
+        other => panic!("expected misconfigured, got {other:?}"),
+    }
+}
