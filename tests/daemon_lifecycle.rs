@@ -17,20 +17,27 @@ use nix::sys::signal::Signal;
 
 // The plugins' required settings point at a closed local port: these tests
 // are about the daemon's lifecycle and never reach an API.
-const ONE_STORE: &str = r#"
-[stores.loja1]
+/// A Loja Integrada store `[stores.<id>]` with `extra` lines (e.g. its poll_interval).
+fn store(id: &str, extra: &str) -> String {
+    format!(
+        r#"
+[stores.{id}]
 platform = "loja-integrada"
 channels = ["whatsapp"]
-
-[stores.loja1.settings]
+{extra}
+[stores.{id}.settings]
 api_key = "chave"
 application_key = "aplicacao"
 base_url = "http://127.0.0.1:9"
 
-[stores.loja1.sandbox]
+[stores.{id}.sandbox]
 allowed_hosts = ["http://127.0.0.1:9"]
 allow_private_addresses = true
+"#
+    )
+}
 
+const CHANNEL: &str = r#"
 [channels.whatsapp]
 plugin = "whatsapp-cloud"
 
@@ -44,87 +51,18 @@ allowed_hosts = ["http://127.0.0.1:9"]
 allow_private_addresses = true
 "#;
 
-const TWO_STORES: &str = r#"
-[stores.loja1]
-platform = "loja-integrada"
-channels = ["whatsapp"]
+fn one_store() -> String {
+    store("loja1", "") + CHANNEL
+}
 
-[stores.loja1.settings]
-api_key = "chave"
-application_key = "aplicacao"
-base_url = "http://127.0.0.1:9"
+fn two_stores() -> String {
+    store("loja1", "") + &store("loja2", "poll_interval = \"1m\"") + CHANNEL
+}
 
-[stores.loja1.sandbox]
-allowed_hosts = ["http://127.0.0.1:9"]
-allow_private_addresses = true
-
-[stores.loja2]
-platform = "loja-integrada"
-poll_interval = "1m"
-channels = ["whatsapp"]
-
-[stores.loja2.settings]
-api_key = "chave"
-application_key = "aplicacao"
-base_url = "http://127.0.0.1:9"
-
-[stores.loja2.sandbox]
-allowed_hosts = ["http://127.0.0.1:9"]
-allow_private_addresses = true
-
-[channels.whatsapp]
-plugin = "whatsapp-cloud"
-
-[channels.whatsapp.settings]
-access_token = "token"
-phone_number_id = "106540352242922"
-base_url = "http://127.0.0.1:9"
-
-[channels.whatsapp.sandbox]
-allowed_hosts = ["http://127.0.0.1:9"]
-allow_private_addresses = true
-"#;
-
-const BROKEN: &str = r#"
-[stores.loja1]
-platform = "loja-integrada"
-channels = ["whatsapp"]
-
-[stores.loja1.settings]
-api_key = "chave"
-application_key = "aplicacao"
-base_url = "http://127.0.0.1:9"
-
-[stores.loja1.sandbox]
-allowed_hosts = ["http://127.0.0.1:9"]
-allow_private_addresses = true
-
-[stores.loja2]
-platform = "loja-integrada"
-poll_interval = "soon"
-channels = ["whatsapp"]
-
-[stores.loja2.settings]
-api_key = "chave"
-application_key = "aplicacao"
-base_url = "http://127.0.0.1:9"
-
-[stores.loja2.sandbox]
-allowed_hosts = ["http://127.0.0.1:9"]
-allow_private_addresses = true
-
-[channels.whatsapp]
-plugin = "whatsapp-cloud"
-
-[channels.whatsapp.settings]
-access_token = "token"
-phone_number_id = "106540352242922"
-base_url = "http://127.0.0.1:9"
-
-[channels.whatsapp.sandbox]
-allowed_hosts = ["http://127.0.0.1:9"]
-allow_private_addresses = true
-"#;
+/// Two stores, the second with a poll_interval that is not a duration.
+fn broken() -> String {
+    store("loja1", "") + &store("loja2", "poll_interval = \"soon\"") + CHANNEL
+}
 
 fn status_json(d: &Daemon) -> serde_json::Value {
     let (code, stdout, stderr) = d.status(&["--json"]);
@@ -143,7 +81,7 @@ fn store_ids(status: &serde_json::Value) -> Vec<String> {
 
 #[test]
 fn reload_keeps_running_on_a_broken_config_applies_a_good_one_and_stops_cleanly() {
-    let mut d = Daemon::start("shutdown_timeout = \"10s\"", ONE_STORE);
+    let mut d = Daemon::start("shutdown_timeout = \"10s\"", &one_store());
     let ready = d.await_notice("READY=1");
     assert!(
         ready.contains("STATUS=running: 1 store, 1 channel"),
@@ -162,7 +100,7 @@ fn reload_keeps_running_on_a_broken_config_applies_a_good_one_and_stops_cleanly(
     assert_eq!(socket_mode.ok().map(|m| m & 0o777), Some(0o660));
 
     // A broken configuration: the daemon says why (naming the key) and keeps the old one.
-    d.write_config("shutdown_timeout = \"10s\"", BROKEN);
+    d.write_config("shutdown_timeout = \"10s\"", &broken());
     d.signal(Signal::SIGHUP);
     let reloading = d.await_notice("RELOADING=1");
     assert!(
@@ -190,7 +128,7 @@ fn reload_keeps_running_on_a_broken_config_applies_a_good_one_and_stops_cleanly(
     );
 
     // A good one: applied.
-    d.write_config("shutdown_timeout = \"10s\"", TWO_STORES);
+    d.write_config("shutdown_timeout = \"10s\"", &two_stores());
     d.signal(Signal::SIGHUP);
     d.await_notice("RELOADING=1");
     let ready = d.await_notice("READY=1");
@@ -244,7 +182,7 @@ fn half_request(d: &Daemon) -> UnixStream {
 
 #[test]
 fn second_sigterm_exits_at_once_while_draining() {
-    let mut d = Daemon::start("shutdown_timeout = \"60s\"", ONE_STORE);
+    let mut d = Daemon::start("shutdown_timeout = \"60s\"", &one_store());
     d.await_notice("READY=1");
     let _held = half_request(&d);
     d.signal(Signal::SIGTERM);
@@ -261,7 +199,7 @@ fn second_sigterm_exits_at_once_while_draining() {
 
 #[test]
 fn second_sigint_exits_at_once_too() {
-    let mut d = Daemon::start("shutdown_timeout = \"60s\"", ONE_STORE);
+    let mut d = Daemon::start("shutdown_timeout = \"60s\"", &one_store());
     d.await_notice("READY=1");
     let _held = half_request(&d);
     d.signal(Signal::SIGINT);
@@ -272,7 +210,7 @@ fn second_sigint_exits_at_once_too() {
 
 #[test]
 fn in_flight_work_past_the_shutdown_timeout_is_abandoned_with_an_error() {
-    let mut d = Daemon::start("shutdown_timeout = \"1s\"", ONE_STORE);
+    let mut d = Daemon::start("shutdown_timeout = \"1s\"", &one_store());
     d.await_notice("READY=1");
     let _held = half_request(&d);
     d.signal(Signal::SIGTERM);
@@ -285,7 +223,7 @@ fn in_flight_work_past_the_shutdown_timeout_is_abandoned_with_an_error() {
 
 #[test]
 fn in_flight_request_is_answered_during_shutdown() {
-    let mut d = Daemon::start("shutdown_timeout = \"30s\"", ONE_STORE);
+    let mut d = Daemon::start("shutdown_timeout = \"30s\"", &one_store());
     d.await_notice("READY=1");
     let mut held = half_request(&d);
     d.signal(Signal::SIGTERM);
@@ -300,7 +238,7 @@ fn in_flight_request_is_answered_during_shutdown() {
 
 #[test]
 fn watchdog_keepalives_are_sent_at_half_the_interval() {
-    let mut d = Daemon::start_with("", ONE_STORE, &[("WATCHDOG_USEC", "200000")], &[]);
+    let mut d = Daemon::start_with("", &one_store(), &[("WATCHDOG_USEC", "200000")], &[]);
     d.await_notice("READY=1");
     d.await_notice("WATCHDOG=1");
     d.await_notice("WATCHDOG=1");
@@ -310,20 +248,21 @@ fn watchdog_keepalives_are_sent_at_half_the_interval() {
 
 #[test]
 fn reload_refuses_to_move_the_state_directory() {
-    let mut d = Daemon::start("", ONE_STORE);
+    let mut d = Daemon::start("", &one_store());
     d.await_notice("READY=1");
     let moved = d.dir.path().join("elsewhere");
     std::fs::write(
         &d.config_path,
         format!(
-            "{}{ONE_STORE}",
+            "{}{}",
             daemon::daemon_section(d.dir.path(), "").replace(
                 &format!(
                     "state_dir = {:?}",
                     d.dir.path().join("state").display().to_string()
                 ),
                 &format!("state_dir = {:?}", moved.display().to_string())
-            )
+            ),
+            one_store()
         ),
     )
     .expect("write");
@@ -336,7 +275,7 @@ fn reload_refuses_to_move_the_state_directory() {
 
 #[test]
 fn dry_run_is_reported_and_survives_reload() {
-    let mut d = Daemon::start_with("", ONE_STORE, &[], &["--dry-run"]);
+    let mut d = Daemon::start_with("", &one_store(), &[], &["--dry-run"]);
     let ready = d.await_notice("READY=1");
     assert!(ready.contains("dry run"), "{ready}");
     d.signal(Signal::SIGHUP);
@@ -353,7 +292,7 @@ fn stale_socket_is_replaced_and_a_second_daemon_is_refused() {
     let config_path = dir.path().join("arauto.toml");
     std::fs::write(
         &config_path,
-        format!("{}{ONE_STORE}", daemon::daemon_section(dir.path(), "")),
+        format!("{}{}", daemon::daemon_section(dir.path(), ""), one_store()),
     )
     .expect("write");
     // A socket file nobody listens on, as a crashed daemon leaves behind.
@@ -391,8 +330,9 @@ fn run_with_a_broken_config_exits_1_with_every_error() {
     std::fs::write(
         &path,
         format!(
-            "{}{BROKEN}\n[daemon.extra]\n",
-            daemon::daemon_section(dir.path(), "")
+            "{}{}\n[daemon.extra]\n",
+            daemon::daemon_section(dir.path(), ""),
+            broken()
         ),
     )
     .expect("write");
@@ -427,7 +367,7 @@ fn status_without_a_daemon_exits_3() {
 
 #[test]
 fn reload_moves_the_control_socket_and_applies_the_log_level() {
-    let mut d = Daemon::start("", ONE_STORE);
+    let mut d = Daemon::start("", &one_store());
     d.await_notice("READY=1");
     let old_socket = d.socket.clone();
     let new_socket = d.dir.path().join("run2/arauto.sock");
@@ -435,7 +375,7 @@ fn reload_moves_the_control_socket_and_applies_the_log_level() {
         &format!("control_socket = {:?}", old_socket.display().to_string()),
         &format!("control_socket = {:?}", new_socket.display().to_string()),
     );
-    std::fs::write(&d.config_path, format!("{section}{ONE_STORE}")).expect("write");
+    std::fs::write(&d.config_path, format!("{section}{}", one_store())).expect("write");
     d.signal(Signal::SIGHUP);
     d.await_notice("RELOADING=1");
     let ready = d.await_notice("READY=1");
