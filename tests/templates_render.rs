@@ -232,17 +232,93 @@ fn quantities_and_large_totals_are_brazilian() -> TestResult {
     o.items = vec![Item {
         sku: None,
         name: "Café Especial a Granel (kg)".into(),
-        quantity: "2.500".into(),
-        unit_price: Money(8_000),
-        total: Money(20_000),
+        quantity: Some("2.500".into()),
+        unit_price: Some(Money(8_000)),
+        total: Some(Money(20_000)),
     }];
-    o.total = Money(123_456_789);
+    o.total = Some(Money(123_456_789));
     let text = render(&templates, &o, K::OrderPaid)?;
     assert!(
         text.contains("• 2,5x Café Especial a Granel (kg) — R$ 200,00"),
         "{text}"
     );
     assert!(text.contains("*Total:* R$ 1.234.567,89"), "{text}");
+    Ok(())
+}
+
+/// An order whose amounts and quantities the platform sent unreadable
+/// (`"abc"`, `null`, out of range): the connector reports them unknown.
+fn unreadable_amounts(mut o: Order) -> Order {
+    o.total = None;
+    o.subtotal = None;
+    o.shipping = None;
+    o.discount = None;
+    for item in &mut o.items {
+        item.quantity = None;
+        item.unit_price = None;
+        item.total = None;
+    }
+    o
+}
+
+#[test]
+fn defaults_leave_out_unknown_amounts_instead_of_saying_zero() -> TestResult {
+    let templates = defaults()?;
+    for n in 0..sample_orders().len() {
+        let o = unreadable_amounts(order(n)?);
+        for kind in K::ALL {
+            let text = render(&templates, &o, kind)
+                .map_err(|e| format!("{kind} on sample {n} with unknown amounts: {e}"))?;
+            assert!(!text.contains("R$"), "{kind}: an unknown amount was printed:\n{text}");
+            assert!(!text.contains("Total"), "{kind}: {text}");
+            assert!(!text.contains("1x"), "{kind}: an unknown quantity was guessed:\n{text}");
+        }
+    }
+    let paid = render(&templates, &unreadable_amounts(order(0)?), K::OrderPaid)?;
+    assert!(paid.contains("• Camiseta Básica Algodão Orgânico"), "{paid}");
+    Ok(())
+}
+
+#[test]
+fn a_text_that_prints_an_unknown_amount_is_held_naming_template_line_and_variable() -> TestResult {
+    let cases = [
+        ("Oi\n*Total:* {{ order.total }}", "`order.total`"),
+        ("Oi\n\n{{ order.total_cents | brl }}", "`order.total_cents`"),
+        ("{% for i in order.items %}{{ i.quantity }}x{% endfor %}", "`item.quantity`"),
+        ("{{ order.shipping_cents + 1 }}", "order.shipping_cents"),
+    ];
+    for (text, variable) in cases {
+        let templates = Templates::compile(&inline(K::OrderPaid, text))?;
+        let o = unreadable_amounts(order(0)?);
+        let err = templates
+            .render(K::OrderPaid, "whatsapp", &context(&o, K::OrderPaid)?)
+            .err()
+            .ok_or(format!("{text:?} rendered with unknown amounts"))?;
+        let message = err.to_string();
+        assert!(message.contains(variable), "{text:?}: {message}");
+        assert!(message.contains("inline template for"), "{text:?}: {message}");
+        if variable.starts_with('`') {
+            assert!(
+                matches!(err, TemplateError::MissingValue { .. }),
+                "{text:?}: {err:?}"
+            );
+        }
+    }
+    // The same texts render normally when the amounts are known.
+    let templates = Templates::compile(&inline(K::OrderPaid, "Oi\n*Total:* {{ order.total }}"))?;
+    let text = render(&templates, &order(0)?, K::OrderPaid)?;
+    assert!(text.contains("*Total:* R$ 1.234,56"), "{text}");
+    Ok(())
+}
+
+#[test]
+fn unknown_amounts_are_null_in_json_and_known_ones_plain() -> TestResult {
+    let o = unreadable_amounts(order(0)?);
+    let json = serde_json::to_value(context(&o, K::OrderPaid)?)?;
+    assert_eq!(json["order"]["total"], serde_json::Value::Null);
+    assert_eq!(json["order"]["items"][0]["quantity"], serde_json::Value::Null);
+    let json = serde_json::to_value(context(&order(0)?, K::OrderPaid)?)?;
+    assert_eq!(json["order"]["total_cents"], 123_456);
     Ok(())
 }
 

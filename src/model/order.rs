@@ -10,6 +10,15 @@ use serde::{Deserialize, Serialize};
 pub struct Money(pub i64);
 
 impl Money {
+    /// What a connector of contract 0.1 sends for an amount it could not read
+    /// (`money.cents = i64::MIN`; see `plugins/wit/since_v0.1.0`).
+    pub const UNKNOWN_CENTS: i64 = i64::MIN;
+
+    /// The amount a connector reported, `None` for the "unknown" sentinel.
+    pub fn from_plugin_cents(cents: i64) -> Option<Self> {
+        (cents != Self::UNKNOWN_CENTS).then_some(Self(cents))
+    }
+
     /// Brazilian format with thousands separators: `R$ 1.234,56`.
     pub fn format_brl(self) -> String {
         let negative = self.0 < 0;
@@ -116,12 +125,13 @@ pub struct Item {
     pub sku: Option<String>,
     /// Product name.
     pub name: String,
-    /// Decimal quantity as text, e.g. `1` or `2.5`.
-    pub quantity: String,
-    /// Price of one unit.
-    pub unit_price: Money,
-    /// Line total.
-    pub total: Money,
+    /// Decimal quantity as text, e.g. `1` or `2.5`; `None` when the platform
+    /// sent something unreadable (never guessed as 1).
+    pub quantity: Option<String>,
+    /// Price of one unit; `None` when unreadable (never read as zero).
+    pub unit_price: Option<Money>,
+    /// Line total; `None` when unreadable.
+    pub total: Option<Money>,
 }
 
 /// Boleto payment data (only from platforms that expose it).
@@ -161,14 +171,16 @@ pub struct Order {
     pub updated_at: Timestamp,
     /// The buyer.
     pub customer: Customer,
-    /// Sum of the items.
-    pub subtotal: Money,
+    /// Sum of the items. Amounts are `None` when the platform sent a value
+    /// that cannot be read: a customer must never be told "R$ 0,00" for an
+    /// amount nobody knows (templates test them with `{% if order.total %}`).
+    pub subtotal: Option<Money>,
     /// Shipping fee.
-    pub shipping: Money,
+    pub shipping: Option<Money>,
     /// Discount.
-    pub discount: Money,
+    pub discount: Option<Money>,
     /// Amount charged.
-    pub total: Money,
+    pub total: Option<Money>,
     /// ISO 4217 currency code.
     pub currency: String,
     /// Payment method.
@@ -189,6 +201,7 @@ pub struct Order {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests fail loudly on bad fixtures
 mod tests {
     use super::*;
 
@@ -200,5 +213,23 @@ mod tests {
         assert_eq!(Money(123456).format_brl(), "R$ 1.234,56");
         assert_eq!(Money(100000000).format_brl(), "R$ 1.000.000,00");
         assert_eq!(Money(-2550).format_brl(), "-R$ 25,50");
+    }
+
+    #[test]
+    fn the_plugin_sentinel_is_an_unknown_amount_and_everything_else_is_kept() {
+        assert_eq!(Money::from_plugin_cents(i64::MIN), None);
+        assert_eq!(Money::from_plugin_cents(0), Some(Money(0)));
+        assert_eq!(Money::from_plugin_cents(-1), Some(Money(-1)));
+        assert_eq!(Money::from_plugin_cents(i64::MAX), Some(Money(i64::MAX)));
+    }
+
+    #[test]
+    fn records_stored_before_amounts_became_optional_still_load() {
+        let item: Item = serde_json::from_str(
+            r#"{"sku":null,"name":"Caneca","quantity":"2","unit_price":990,"total":1980}"#,
+        )
+        .unwrap();
+        assert_eq!(item.quantity.as_deref(), Some("2"));
+        assert_eq!(item.total, Some(Money(1980)));
     }
 }

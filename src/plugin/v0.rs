@@ -379,10 +379,10 @@ fn order_from_wit(o: capi::OrderSnapshot) -> Result<model::Order, String> {
             phones: o.customer.phones,
             email: o.customer.email,
         },
-        subtotal: model::Money(o.subtotal.cents),
-        shipping: model::Money(o.shipping.cents),
-        discount: model::Money(o.discount.cents),
-        total: model::Money(o.total.cents),
+        subtotal: model::Money::from_plugin_cents(o.subtotal.cents),
+        shipping: model::Money::from_plugin_cents(o.shipping.cents),
+        discount: model::Money::from_plugin_cents(o.discount.cents),
+        total: model::Money::from_plugin_cents(o.total.cents),
         currency: o.currency,
         payment: o.payment.map(|p| model::Payment {
             family: model::PaymentFamily::from_plugin(&p.family),
@@ -407,9 +407,10 @@ fn order_from_wit(o: capi::OrderSnapshot) -> Result<model::Order, String> {
             .map(|i| model::Item {
                 sku: i.sku,
                 name: i.name,
-                quantity: i.quantity,
-                unit_price: model::Money(i.unit_price.cents),
-                total: model::Money(i.total.cents),
+                // "" is contract 0.1's "unknown quantity".
+                quantity: Some(i.quantity).filter(|q| !q.trim().is_empty()),
+                unit_price: model::Money::from_plugin_cents(i.unit_price.cents),
+                total: model::Money::from_plugin_cents(i.total.cents),
             })
             .collect(),
         boleto: o.boleto.map(|b| model::Boleto {

@@ -26,7 +26,7 @@ use crate::model::NotificationKind;
 use crate::plugin::{MessageMeta, OutgoingMessage, PluginError, ProviderTemplate, Recipient};
 use crate::poll::StoreRuntime;
 use crate::queue::{ChannelStatus, Completion, Job, Receipt, SharedStore};
-use crate::template::{StoreInfo, TemplateContext};
+use crate::template::{StoreInfo, TemplateContext, TemplateError};
 
 /// Longest the dispatcher sleeps without looking again (and beating its heartbeat).
 const MAX_NAP: Duration = Duration::from_secs(30);
@@ -466,7 +466,14 @@ impl Dispatcher {
         let text = state
             .templates
             .render(kind, &channel.config.id, &context)
-            .map_err(|e| format!("template failed: {e}"))?;
+            .map_err(|e| match e {
+                TemplateError::MissingValue { .. } => format!(
+                    "held, not sent: order {} lacks a value its text needs ({e}); \
+                     `arauto queue retry {}` sends it once the order is readable",
+                    order.number, job.id
+                ),
+                e => format!("template failed: {e}"),
+            })?;
         let template = state
             .templates
             .render_provider(kind, &channel.config.id, &context)

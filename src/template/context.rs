@@ -3,10 +3,92 @@
 use jiff::Timestamp;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
-use serde::Serialize;
+use std::sync::Arc;
+
+use minijinja::value::{Object, ObjectRepr, Value};
+use serde::{Serialize, Serializer};
 
 use crate::decide::TrackingRef;
-use crate::model::{NotificationKind, Order, PaymentFamily, Shipment};
+use crate::model::{Money, NotificationKind, Order, PaymentFamily, Shipment};
+
+/// A value the platform may have sent unreadable (an amount of `"abc"`, a
+/// quantity of `null`). Known values behave as the plain value. An unknown
+/// one is falsy in `{% if %}` (so `{% if order.total %}…{% endif %}` skips
+/// it) and refuses to be printed or computed with: a message that needs it
+/// fails to render, naming the variable, and is held instead of telling the
+/// customer "R$ 0,00" (see [`UnknownValue`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Maybe<T> {
+    /// Read from the platform.
+    Known(T),
+    /// Unreadable; the variable's name as templates spell it.
+    Unknown(&'static str),
+}
+
+impl<T> Maybe<T> {
+    fn from_option(value: Option<T>, variable: &'static str) -> Self {
+        value.map_or(Self::Unknown(variable), Self::Known)
+    }
+
+    /// The value, if known.
+    pub fn known(&self) -> Option<&T> {
+        match self {
+            Self::Known(value) => Some(value),
+            Self::Unknown(_) => None,
+        }
+    }
+}
+
+impl<T: Serialize> Serialize for Maybe<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Known(value) => value.serialize(serializer),
+            // Inside minijinja the marker object survives serialisation;
+            // anywhere else (JSON) an unknown value is plainly null.
+            Self::Unknown(variable) if minijinja::value::serializing_for_value() => {
+                Value::from_object(UnknownValue { variable }).serialize(serializer)
+            }
+            Self::Unknown(_) => serializer.serialize_none(),
+        }
+    }
+}
+
+/// The template-side form of [`Maybe::Unknown`]: falsy, prints nothing by
+/// itself, and makes the formatter and the `brl` filter fail with
+/// [`UnknownValue::message`].
+#[derive(Debug)]
+pub struct UnknownValue {
+    /// e.g. `order.total`.
+    pub variable: &'static str,
+}
+
+/// Part of every [`UnknownValue::message`], so a render error can be told apart.
+pub(crate) const UNKNOWN_VALUE_MARKER: &str = "is unknown: the platform sent a value";
+
+impl UnknownValue {
+    /// Why a template that uses this value cannot be rendered.
+    pub fn message(&self) -> String {
+        format!(
+            "`{}` {UNKNOWN_VALUE_MARKER} that cannot be read; test it with `{{% if {} %}}` \
+             if the message makes sense without it",
+            self.variable, self.variable
+        )
+    }
+}
+
+impl Object for UnknownValue {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Plain
+    }
+
+    fn is_true(self: &Arc<Self>) -> bool {
+        false
+    }
+
+    fn render(self: &Arc<Self>, _: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        Ok(())
+    }
+}
 
 /// The store, as templates and date formatting need it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,21 +148,21 @@ pub struct OrderVars {
     /// `dd/mm/aaaa HH:MM` in the store's zone.
     pub updated_at: String,
     /// `R$ 1.234,56`.
-    pub total: String,
+    pub total: Maybe<String>,
     /// Total in cents.
-    pub total_cents: i64,
+    pub total_cents: Maybe<i64>,
     /// Items sum, formatted.
-    pub subtotal: String,
+    pub subtotal: Maybe<String>,
     /// Items sum in cents.
-    pub subtotal_cents: i64,
+    pub subtotal_cents: Maybe<i64>,
     /// Shipping fee, formatted.
-    pub shipping: String,
+    pub shipping: Maybe<String>,
     /// Shipping fee in cents.
-    pub shipping_cents: i64,
+    pub shipping_cents: Maybe<i64>,
     /// Discount, formatted (positive).
-    pub discount: String,
+    pub discount: Maybe<String>,
     /// Discount in cents.
-    pub discount_cents: i64,
+    pub discount_cents: Maybe<i64>,
     /// ISO 4217 code.
     pub currency: String,
     /// Payment method display name.
@@ -95,8 +177,8 @@ pub struct OrderVars {
     pub installments: Option<u32>,
     /// Order lines.
     pub items: Vec<ItemVars>,
-    /// Sum of the quantities (whole units).
-    pub item_count: u64,
+    /// Sum of the quantities (whole units); unknown when any quantity is.
+    pub item_count: Maybe<u64>,
     /// Shipments.
     pub shipments: Vec<ShipmentVars>,
     /// Boleto data, when the platform exposes it.
@@ -115,15 +197,15 @@ pub struct ItemVars {
     /// SKU.
     pub sku: Option<String>,
     /// Quantity, Brazilian style (`2`, `2,5`).
-    pub quantity: String,
+    pub quantity: Maybe<String>,
     /// Unit price, formatted.
-    pub unit_price: String,
+    pub unit_price: Maybe<String>,
     /// Unit price in cents.
-    pub unit_price_cents: i64,
+    pub unit_price_cents: Maybe<i64>,
     /// Line total, formatted.
-    pub total: String,
+    pub total: Maybe<String>,
     /// Line total in cents.
-    pub total_cents: i64,
+    pub total_cents: Maybe<i64>,
 }
 
 /// One of `order.shipments`.
@@ -226,23 +308,30 @@ impl TemplateContext {
             .map(|item| ItemVars {
                 name: item.name.clone(),
                 sku: item.sku.clone(),
-                quantity: quantity_pt(&item.quantity),
-                unit_price: item.unit_price.format_brl(),
-                unit_price_cents: item.unit_price.0,
-                total: item.total.format_brl(),
-                total_cents: item.total.0,
+                quantity: Maybe::from_option(
+                    item.quantity.as_deref().map(quantity_pt),
+                    "item.quantity",
+                ),
+                unit_price: formatted(item.unit_price, "item.unit_price"),
+                unit_price_cents: cents(item.unit_price, "item.unit_price_cents"),
+                total: formatted(item.total, "item.total"),
+                total_cents: cents(item.total, "item.total_cents"),
             })
             .collect();
-        let item_count = order
-            .items
-            .iter()
-            .map(|i| {
-                i.quantity
-                    .trim()
-                    .parse::<f64>()
-                    .map_or(1, |q| q.round().max(0.0) as u64)
-            })
-            .sum();
+        let item_count = Maybe::from_option(
+            order
+                .items
+                .iter()
+                .map(|i| {
+                    i.quantity
+                        .as_deref()
+                        .and_then(|q| q.trim().parse::<f64>().ok())
+                        .filter(|q| q.is_finite())
+                        .map(|q| q.round().max(0.0) as u64)
+                })
+                .try_fold(0u64, |sum, q| q.map(|q| sum.saturating_add(q))),
+            "order.item_count",
+        );
         TemplateContext {
             customer: CustomerVars {
                 name: order.customer.name.trim().to_owned(),
@@ -262,14 +351,20 @@ impl TemplateContext {
                 created_at: format_datetime(order.created_at, tz),
                 created_date: format_date(order.created_at, tz),
                 updated_at: format_datetime(order.updated_at, tz),
-                total: order.total.format_brl(),
-                total_cents: order.total.0,
-                subtotal: order.subtotal.format_brl(),
-                subtotal_cents: order.subtotal.0,
-                shipping: order.shipping.format_brl(),
-                shipping_cents: order.shipping.0,
-                discount: crate::model::Money(order.discount.0.abs()).format_brl(),
-                discount_cents: order.discount.0.abs(),
+                total: formatted(order.total, "order.total"),
+                total_cents: cents(order.total, "order.total_cents"),
+                subtotal: formatted(order.subtotal, "order.subtotal"),
+                subtotal_cents: cents(order.subtotal, "order.subtotal_cents"),
+                shipping: formatted(order.shipping, "order.shipping"),
+                shipping_cents: cents(order.shipping, "order.shipping_cents"),
+                discount: formatted(
+                    order.discount.map(|d| Money(d.0.saturating_abs())),
+                    "order.discount",
+                ),
+                discount_cents: cents(
+                    order.discount.map(|d| Money(d.0.saturating_abs())),
+                    "order.discount_cents",
+                ),
                 currency: order.currency.clone(),
                 payment_method: payment.map(|p| p.name.clone()),
                 payment_code: payment.map(|p| p.code.clone()),
@@ -307,6 +402,16 @@ impl TemplateContext {
             },
         }
     }
+}
+
+/// `R$ 1.234,56`, or unknown.
+fn formatted(amount: Option<Money>, variable: &'static str) -> Maybe<String> {
+    Maybe::from_option(amount.map(Money::format_brl), variable)
+}
+
+/// Cents, or unknown.
+fn cents(amount: Option<Money>, variable: &'static str) -> Maybe<i64> {
+    Maybe::from_option(amount.map(|m| m.0), variable)
 }
 
 fn shipment_vars(s: &Shipment) -> ShipmentVars {

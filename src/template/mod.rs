@@ -25,6 +25,14 @@
 //!   trimmed.
 //! * No HTML escaping (the output is plain text for WhatsApp/SMS/Telegram).
 //! * Filter `brl`: cents → `R$ 1.234,56` (`{{ item.total_cents * 2 | brl }}`).
+//! * **Unreadable values are unknown, never zero**: an amount or quantity the
+//!   platform sent as `"abc"`, `null` or out of range is *unknown* — falsy in
+//!   `{% if order.total %}`, and an error when printed, computed with or
+//!   passed to `brl`. The built-in texts test for them; a message whose text
+//!   needs an unknown value is not sent: the job is dead-lettered ("held")
+//!   with the template, line and variable, visible in `arauto queue list`
+//!   and `arauto report`, and `arauto queue retry` sends it once the order
+//!   is fixed. Unknown amounts are `null` in a webhook's event JSON.
 //!
 //! # Variables
 //!
@@ -36,14 +44,14 @@
 //! | `order.status`, `order.status_code` | status display name (`Pedido Enviado`) and code (`pedido_enviado`) |
 //! | `order.created_at`, `order.updated_at` | `dd/mm/aaaa HH:MM` in the store's time zone |
 //! | `order.created_date` | `dd/mm/aaaa` |
-//! | `order.total`, `order.subtotal`, `order.shipping`, `order.discount` | formatted `R$ 1.234,56` (discount positive) |
+//! | `order.total`, `order.subtotal`, `order.shipping`, `order.discount` | formatted `R$ 1.234,56` (discount positive); may be unknown |
 //! | `order.total_cents`, `order.subtotal_cents`, `order.shipping_cents`, `order.discount_cents` | the same in cents (integers) |
 //! | `order.currency` | ISO 4217 code |
 //! | `order.payment_method`, `order.payment_code` | payment display name and platform code (may be none) |
 //! | `order.payment_family`, `order.payment_family_label` | `pix`/`boleto`/`credit-card`/`deposit`/`external`/`other` and its pt-BR label |
 //! | `order.installments` | number of installments (may be none) |
-//! | `order.items[]` | `name`, `sku`, `quantity` (`2`, `2,5`), `unit_price`, `unit_price_cents`, `total`, `total_cents` |
-//! | `order.item_count` | sum of quantities |
+//! | `order.items[]` | `name`, `sku`, `quantity` (`2`, `2,5`), `unit_price`, `unit_price_cents`, `total`, `total_cents` (amounts and quantity may be unknown) |
+//! | `order.item_count` | sum of quantities (unknown when a quantity is) |
 //! | `order.shipments[]` | `id`, `carrier`, `method`, `tracking_code`, `tracking_url` |
 //! | `order.boleto` | none, or `barcode`, `url`, `due_date` (`dd/mm/aaaa`) |
 //! | `order.pix` | none, or `code`, `qr_code_url`, `expires_at` |
@@ -64,7 +72,7 @@ use minijinja::value::{Serde, Value};
 use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior};
 
 pub use context::{
-    BoletoVars, CustomerVars, ItemVars, NotificationVars, OrderVars, PixVars, ShipmentVars,
+    BoletoVars, Maybe, UnknownValue, CustomerVars, ItemVars, NotificationVars, OrderVars, PixVars, ShipmentVars,
     StoreInfo, StoreVars, TemplateContext, TrackingVars, format_date, format_datetime,
 };
 pub use sample::sample_orders;
@@ -200,6 +208,17 @@ pub enum TemplateError {
         /// The expression that is undefined, e.g. `order.totl`.
         variable: String,
     },
+    /// The text needs a value the platform sent unreadable (an unknown
+    /// amount or quantity): the message is held rather than sent wrong.
+    #[error("{template}{line}: {message}", line = LineSuffix(*line))]
+    MissingValue {
+        /// File or `inline template for <key>`.
+        template: String,
+        /// 1-based line.
+        line: Option<usize>,
+        /// Which variable is unknown, and how to guard it.
+        message: String,
+    },
     /// Any other rendering failure (unknown filter, bad operation…).
     #[error("{template}{line}: {message}", line = LineSuffix(*line))]
     Render {
@@ -278,13 +297,20 @@ impl Templates {
         }
         env.set_auto_escape_callback(|_| AutoEscape::None);
         env.set_formatter(|out, state, value| {
-            if value.is_none() {
+            if let Some(unknown) = value.downcast_object_ref::<UnknownValue>() {
+                // Printing an amount nobody could read would tell the
+                // customer something false: fail, and the job is held.
+                Err(minijinja::Error::new(
+                    ErrorKind::InvalidOperation,
+                    unknown.message(),
+                ))
+            } else if value.is_none() {
                 Ok(())
             } else {
                 minijinja::escape_formatter(out, state, value)
             }
         });
-        env.add_filter("brl", |cents: i64| Money(cents).format_brl());
+        env.add_filter("brl", brl);
 
         let mut templates = Templates {
             env,
@@ -566,6 +592,24 @@ fn snippet(param: &str) -> String {
     }
 }
 
+/// The `brl` filter: cents → `R$ 1.234,56`; an unknown amount is an error
+/// (see [`UnknownValue`]), never `R$ 0,00`.
+fn brl(cents: Value) -> Result<String, minijinja::Error> {
+    if let Some(unknown) = cents.downcast_object_ref::<UnknownValue>() {
+        return Err(minijinja::Error::new(
+            ErrorKind::InvalidOperation,
+            unknown.message(),
+        ));
+    }
+    let cents = i64::try_from(cents.clone()).map_err(|_| {
+        minijinja::Error::new(
+            ErrorKind::InvalidOperation,
+            format!("`brl` needs an amount in cents (an integer), got {cents}"),
+        )
+    })?;
+    Ok(Money(cents).format_brl())
+}
+
 /// Map a minijinja error to ours, naming the template by its origin.
 fn convert(err: &minijinja::Error, origin: &str) -> TemplateError {
     let template = origin.to_owned();
@@ -595,6 +639,36 @@ fn convert(err: &minijinja::Error, origin: &str) -> TemplateError {
                 template,
                 line,
                 variable,
+            }
+        }
+        ErrorKind::InvalidOperation
+            if detail
+                .as_deref()
+                .is_some_and(|d| d.contains(context::UNKNOWN_VALUE_MARKER)) =>
+        {
+            TemplateError::MissingValue {
+                template,
+                line,
+                message: detail.unwrap_or_default(),
+            }
+        }
+        // Our unknown-value marker is the only plain object in the context:
+        // arithmetic or a comparison on it names the expression.
+        ErrorKind::InvalidOperation
+            if detail.as_deref().is_some_and(|d| d.contains("plain object")) =>
+        {
+            let expression = err
+                .template_source()
+                .zip(err.range())
+                .and_then(|(src, range)| src.get(range))
+                .unwrap_or("?");
+            TemplateError::MissingValue {
+                template,
+                line,
+                message: format!(
+                    "`{expression}` uses a value the platform sent unreadable (an unknown \
+                     amount or quantity); test it with `{{% if … %}}` first"
+                ),
             }
         }
         kind => TemplateError::Render {
