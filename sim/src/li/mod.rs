@@ -86,6 +86,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use jiff::SignedDuration;
+use serde_json::Value;
 pub use jiff::civil::DateTime;
 use tokio::sync::oneshot;
 
@@ -402,6 +403,9 @@ struct StoreState {
     faults: Vec<PendingFault>,
     actions: Vec<PendingAction>,
     auth_failure: Option<u16>,
+    /// Raw JSON values written over an order's rendered detail (see
+    /// [`LiStore::override_detail`]).
+    detail_overrides: BTreeMap<Numero, Vec<(String, Value)>>,
     recent_requests: VecDeque<Instant>,
     next_numero: Numero,
     next_customer_id: u64,
@@ -421,6 +425,7 @@ impl StoreState {
             faults: Vec::new(),
             actions: Vec::new(),
             auth_failure: None,
+            detail_overrides: BTreeMap::new(),
             recent_requests: VecDeque::new(),
             next_numero: 1001,
             next_customer_id: 90_000_001,
@@ -983,6 +988,21 @@ impl LiStore {
                 countdown: nth.max(1),
                 action: Box::new(action),
             });
+        });
+    }
+
+    /// Write `value` at the JSON pointer `pointer` (e.g. `/valor_total`,
+    /// `/itens/0/quantidade`) of this order's detail answer from now on: the
+    /// malformed data a real platform sends now and then (`"abc"` amounts,
+    /// `null` statuses), which the typed model cannot express. A pointer
+    /// that does not exist in the rendered detail sets nothing.
+    pub fn override_detail(&self, numero: Numero, pointer: &str, value: Value) {
+        self.with(|store, _| {
+            store
+                .detail_overrides
+                .entry(numero)
+                .or_default()
+                .push((pointer.to_owned(), value));
         });
     }
 

@@ -271,7 +271,15 @@ fn answer(
             Err(message) => error(StatusCode::BAD_REQUEST, &message),
         },
         Endpoint::Detail(numero) => match store.orders.get(&numero) {
-            Some(order) => json_response(StatusCode::OK, &render::detail(store, order)),
+            Some(order) => {
+                let mut body = render::detail(store, order);
+                for (pointer, value) in store.detail_overrides.get(&numero).into_iter().flatten() {
+                    if let Some(slot) = body.pointer_mut(pointer) {
+                        *slot = value.clone();
+                    }
+                }
+                json_response(StatusCode::OK, &body)
+            }
             // Tastypie answers an unknown pk with an empty 404.
             None => StatusCode::NOT_FOUND.into_response(),
         },
