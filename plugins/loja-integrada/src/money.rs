@@ -20,12 +20,6 @@ pub struct Decimal {
 const MAX_SCALE: u32 = 18;
 
 impl Decimal {
-    /// 1.
-    pub const ONE: Self = Self {
-        mantissa: 1,
-        scale: 0,
-    };
-
     /// Parse `[-+]digits[.digits]` (a lone `,` is taken as the decimal
     /// separator, as Brazilian text writes it). No exponents, no thousands separators.
     pub fn parse(text: &str) -> Option<Self> {
