@@ -73,8 +73,9 @@ const MAX_SEEN_AFTER_SWEEP: usize = 20_000;
 /// Reading an order is tried this many times before it is quarantined.
 pub const QUARANTINE_AFTER: u32 = 5;
 
-/// At most this many failing orders are tracked (the oldest quarantined
-/// ones are forgotten first; a forgotten order is read again if it is listed).
+/// At most this many failing orders are tracked (quarantined ones are
+/// forgotten first, then those retried furthest ahead; a forgotten order is
+/// read again whenever a search lists it).
 pub const MAX_FAILED: usize = 500;
 
 /// An order that could not be read.
@@ -589,5 +590,67 @@ mod tests {
             Some(date(2024, 5, 3).at(9, 0, 0, 0)),
             "shifted: re-list the window"
         );
+    }
+
+    #[test]
+    fn a_mark_in_2099_is_pulled_back_and_the_next_since_is_near_now() {
+        let mut cursor = Cursor::decode(
+            r#"{"v":1,"hw":"2099-01-01T00:00:00.000000","floor":"2098-12-31T23:00:00","lag_ms":0}"#,
+        )
+        .unwrap();
+        let ceiling = date(2024, 5, 10).at(9, 10, 0, 0);
+        let pulled = cursor.pull_back_from_future(ceiling).unwrap();
+        assert!(pulled.contains("`hw` 2099-01-01"), "{pulled}");
+        assert_eq!(cursor.hw, Some(ceiling));
+        assert_eq!(cursor.floor, Some(ceiling));
+        let sweep = cursor.begin_sweep(
+            SignedDuration::from_mins(10),
+            SignedDuration::from_hours(1),
+            1_715_342_400_000,
+        );
+        assert_eq!(sweep.since, "2024-05-10T09:00:00");
+        assert_eq!(cursor.pull_back_from_future(ceiling), None, "nothing left to pull");
+    }
+
+    #[test]
+    fn finishing_never_moves_hw_past_the_ceiling() {
+        let mut cursor = Cursor::default();
+        let sweep = Sweep {
+            since: "2024-05-10T07:00:00".into(),
+            offset: 0,
+            total: Some(1),
+            max: Some("2099-01-01T00:00:00.000000".into()),
+            started_ms: 0,
+            rescans: 0,
+            shifted: false,
+        };
+        let ceiling = date(2024, 5, 10).at(9, 10, 0, 0);
+        cursor.finish_sweep(&sweep, 0, SignedDuration::from_mins(10), ceiling);
+        assert_eq!(cursor.hw, Some(ceiling));
+    }
+
+    #[test]
+    fn failures_back_off_quarantine_and_stay_bounded() {
+        let mut cursor = Cursor::default();
+        let at = "2024-05-10T09:00:00.000000";
+        let waits: Vec<u64> = (0..5)
+            .map(|_| cursor.record_failure(7, "pedido_pago", at, 1_000).next_retry_ms - 1_000)
+            .collect();
+        assert_eq!(waits, [60_000, 120_000, 240_000, 480_000, 960_000]);
+        assert!(cursor.failed[&7].quarantined);
+        assert_eq!(cursor.failed[&7].attempts, QUARANTINE_AFTER);
+        // A new version of the order starts over.
+        let fresh = cursor.record_failure(7, "pedido_enviado", at, 1_000);
+        assert_eq!((fresh.attempts, fresh.quarantined), (1, false));
+
+        let text = cursor.encode();
+        assert!(text.contains(r#""fail":[[7,1,61000,"pedido_enviado""#), "{text}");
+        assert_eq!(Cursor::decode(&text).unwrap(), cursor);
+
+        for numero in 0..(MAX_FAILED as u64 + 50) {
+            cursor.record_failure(1_000 + numero, "x", at, numero);
+        }
+        assert_eq!(cursor.failed.len(), MAX_FAILED);
+        assert!(cursor.failed.contains_key(&(1_000 + MAX_FAILED as u64 + 49)), "the newest stays");
     }
 }
