@@ -150,6 +150,49 @@ struct Wire {
     not_before_ms: Option<u64>,
 }
 
+impl Wire {
+    /// Field by field, so that a rejection names the field at fault.
+    fn read(text: &str) -> Result<Self, BadCursor> {
+        let doc: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| BadCursor(format!("not a cursor of this connector: {e}")))?;
+        let serde_json::Value::Object(map) = doc else {
+            return Err(BadCursor(
+                "not a cursor of this connector: not a JSON object".to_owned(),
+            ));
+        };
+        fn field<T: serde::de::DeserializeOwned + Default>(
+            map: &serde_json::Map<String, serde_json::Value>,
+            name: &str,
+        ) -> Result<T, BadCursor> {
+            match map.get(name) {
+                None | Some(serde_json::Value::Null) => Ok(T::default()),
+                Some(value) => T::deserialize(value).map_err(|e| {
+                    BadCursor(format!(
+                        "`{name}` = {} is unusable: {e}",
+                        arauto_plugin_sdk::connector::http::excerpt(&value.to_string(), 80)
+                    ))
+                }),
+            }
+        }
+        if !map.contains_key("v") {
+            return Err(BadCursor(
+                "not a cursor of this connector: no version `v`".to_owned(),
+            ));
+        }
+        Ok(Self {
+            v: field(&map, "v")?,
+            hw: field(&map, "hw")?,
+            floor: field(&map, "floor")?,
+            lag_ms: field(&map, "lag_ms")?,
+            sweep_no: field(&map, "sweep_no")?,
+            seen: field(&map, "seen")?,
+            sweep: field(&map, "sweep")?,
+            fail: field(&map, "fail")?,
+            not_before_ms: field(&map, "not_before_ms")?,
+        })
+    }
+}
+
 /// The decoded cursor.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Cursor {
@@ -178,8 +221,7 @@ pub struct BadCursor(pub String);
 impl Cursor {
     /// Decode a cursor this connector wrote.
     pub fn decode(text: &str) -> Result<Self, BadCursor> {
-        let wire: Wire = serde_json::from_str(text)
-            .map_err(|e| BadCursor(format!("not a cursor of this connector: {e}")))?;
+        let wire = Wire::read(text)?;
         if wire.v != VERSION {
             return Err(BadCursor(format!(
                 "cursor version {} (this connector writes {VERSION})",
@@ -485,6 +527,12 @@ mod tests {
         assert!(future.0.contains("version 2"), "{}", future.0);
         let bad = Cursor::decode(r#"{"v":1,"hw":"yesterday"}"#).unwrap_err();
         assert!(bad.0.contains("`hw`"), "{}", bad.0);
+        let bad = Cursor::decode(r#"{"v":1,"seen":[[1,"x"]]}"#).unwrap_err();
+        assert!(bad.0.contains("`seen`"), "{}", bad.0);
+        let bad = Cursor::decode(r#"{"v":1,"sweep":{"offset":-1}}"#).unwrap_err();
+        assert!(bad.0.contains("`sweep`"), "{}", bad.0);
+        let bad = Cursor::decode(r#"{"v":"1"}"#).unwrap_err();
+        assert!(bad.0.contains("`v`"), "{}", bad.0);
     }
 
     #[test]

@@ -29,6 +29,8 @@
 mod api;
 mod catalogue;
 mod cursor;
+#[cfg(test)]
+mod fuzz;
 mod mapping;
 mod money;
 mod poll;

@@ -312,12 +312,19 @@ fn items(itens: Option<&Value>, warnings: &mut Warnings) -> Vec<Item> {
             // The line total from the exact decimals (no rounding of the unit
             // price first); unknown when either factor is.
             let total = match (unit_price.known_cents(), quantity) {
-                (Some(_), Some(quantity)) => money_or_unknown(
-                    field(it, unit_key)
+                (Some(_), Some(quantity)) => {
+                    let total = field(it, unit_key)
                         .and_then(Decimal::from_json)
                         .and_then(|u| u.mul(quantity))
-                        .and_then(Decimal::to_cents),
-                ),
+                        .and_then(Decimal::to_cents)
+                        .filter(|c| *c != i64::MIN);
+                    if total.is_none() {
+                        warnings.0.push(format!(
+                            "{context}{unit_key} × quantidade is too large; line total unknown"
+                        ));
+                    }
+                    money_or_unknown(total)
+                }
                 _ => Money::UNKNOWN,
             };
             Item {

@@ -67,7 +67,9 @@ impl Decimal {
             Value::String(s) => Self::parse(s),
             // serde_json prints f64 in its shortest round-trip form ("78.14").
             Value::Number(n) => Self::parse(&n.to_string()).or_else(|| {
-                let f = n.as_f64()?;
+                // Past 10^15 no amount or quantity is meant; the cast below
+                // would saturate into a nonsense value.
+                let f = n.as_f64().filter(|f| f.abs() < 1e15)?;
                 // Exponent forms ("1e-7"): tiny or huge numbers only; cents precision is enough.
                 Some(Self {
                     mantissa: (f * 1e6).round() as i128,
@@ -150,6 +152,8 @@ pub fn cents(value: Option<&Value>) -> Result<Option<i64>, BadAmount> {
         Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
         Some(v) => Decimal::from_json(v)
             .and_then(Decimal::to_cents)
+            // i64::MIN is the "unknown amount" sentinel of the contract.
+            .filter(|c| *c != i64::MIN)
             .map(Some)
             .ok_or_else(|| BadAmount(v.to_string())),
     }
@@ -199,6 +203,8 @@ mod tests {
             Err(BadAmount("\"1,234.56\"".into()))
         );
         assert_eq!(cents(Some(&json!({}))), Err(BadAmount("{}".into())));
+        assert!(cents(Some(&json!(-1e300))).is_err(), "found by src/fuzz.rs");
+        assert!(cents(Some(&json!("-92233720368547758.08"))).is_err(), "the unknown sentinel");
     }
 
     #[test]

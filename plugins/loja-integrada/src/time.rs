@@ -21,15 +21,19 @@ pub const SAO_PAULO: Offset = Offset::constant(-3);
 /// Parse an LI timestamp: naive (`2024-05-10T09:12:47.556120`, also without
 /// fraction or with a space separator) or, as webhook-style payloads carry,
 /// with an offset or `Z` (converted to São Paulo wall-clock time).
+///
+/// Years outside 1..=9999 are not LI dates (and have no four-digit text form
+/// to store in the cursor): `None`.
 pub fn parse_li(text: &str) -> Option<DateTime> {
     let text = text.trim();
     if text.is_empty() {
         return None;
     }
-    if let Ok(at) = text.parse::<Timestamp>() {
-        return Some(SAO_PAULO.to_datetime(at));
-    }
-    text.parse::<DateTime>().ok()
+    let at = match text.parse::<Timestamp>() {
+        Ok(at) => SAO_PAULO.to_datetime(at),
+        Err(_) => text.parse::<DateTime>().ok()?,
+    };
+    (1..=9999).contains(&at.year()).then_some(at)
 }
 
 /// `YYYY-MM-DDTHH:MM:SS`, the fraction dropped (LI's filter format; flooring
@@ -131,6 +135,7 @@ mod tests {
         );
         assert_eq!(parse_li(""), None);
         assert_eq!(parse_li("ontem"), None);
+        assert_eq!(parse_li("-009999-01-01T00:00:00"), None, "found by src/fuzz.rs");
     }
 
     #[test]
