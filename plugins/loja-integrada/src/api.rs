@@ -1,4 +1,5 @@
-//! HTTP calls to the LI REST API and the mapping of its failures to plugin errors.
+//! HTTP calls to the LI REST API and the mapping of its failures to plugin errors
+//! (endpoints, rate limits and Retry-After: docs/platforms/loja-integrada.md).
 
 use arauto_plugin_sdk::connector::http::{self, HttpResponse, redact_url};
 use arauto_plugin_sdk::connector::{PluginError, misconfigured, permanent, retry_after, retryable};
