@@ -193,7 +193,9 @@ impl<'a> Api<'a> {
             }
             // A 503 may say when the service is back (maintenance, overload).
             503 if response.retry_after_ms().is_some() => {
-                let wait = response.retry_after_ms().unwrap_or(DEFAULT_RATE_LIMIT_BACKOFF_MS);
+                let wait = response
+                    .retry_after_ms()
+                    .unwrap_or(DEFAULT_RATE_LIMIT_BACKOFF_MS);
                 retry_after(
                     format!(
                         "Loja Integrada answered HTTP 503 while {what} (GET {target}); retry in {} \

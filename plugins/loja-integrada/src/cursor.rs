@@ -657,7 +657,11 @@ mod tests {
             1_715_342_400_000,
         );
         assert_eq!(sweep.since, "2024-05-10T09:00:00");
-        assert_eq!(cursor.pull_back_from_future(ceiling), None, "nothing left to pull");
+        assert_eq!(
+            cursor.pull_back_from_future(ceiling),
+            None,
+            "nothing left to pull"
+        );
     }
 
     #[test]
@@ -682,7 +686,12 @@ mod tests {
         let mut cursor = Cursor::default();
         let at = "2024-05-10T09:00:00.000000";
         let waits: Vec<u64> = (0..5)
-            .map(|_| cursor.record_failure(7, "pedido_pago", at, 1_000).next_retry_ms - 1_000)
+            .map(|_| {
+                cursor
+                    .record_failure(7, "pedido_pago", at, 1_000)
+                    .next_retry_ms
+                    - 1_000
+            })
             .collect();
         assert_eq!(waits, [60_000, 120_000, 240_000, 480_000, 960_000]);
         assert!(cursor.failed[&7].quarantined);
@@ -692,13 +701,21 @@ mod tests {
         assert_eq!((fresh.attempts, fresh.quarantined), (1, false));
 
         let text = cursor.encode();
-        assert!(text.contains(r#""fail":[[7,1,61000,"pedido_enviado""#), "{text}");
+        assert!(
+            text.contains(r#""fail":[[7,1,61000,"pedido_enviado""#),
+            "{text}"
+        );
         assert_eq!(Cursor::decode(&text).unwrap(), cursor);
 
         for numero in 0..(MAX_FAILED as u64 + 50) {
             cursor.record_failure(1_000 + numero, "x", at, numero);
         }
         assert_eq!(cursor.failed.len(), MAX_FAILED);
-        assert!(cursor.failed.contains_key(&(1_000 + MAX_FAILED as u64 + 49)), "the newest stays");
+        assert!(
+            cursor
+                .failed
+                .contains_key(&(1_000 + MAX_FAILED as u64 + 49)),
+            "the newest stays"
+        );
     }
 }

@@ -127,7 +127,14 @@ fn amount() -> BoxedStrategy<Value> {
 }
 
 fn timestamp() -> BoxedStrategy<Value> {
-    (2000i16..2100, 1i8..=12, 1i8..=28, 0i8..24, 0i8..60, 0i32..1_000_000)
+    (
+        2000i16..2100,
+        1i8..=12,
+        1i8..=28,
+        0i8..24,
+        0i8..60,
+        0i32..1_000_000,
+    )
         .prop_map(|(y, mo, d, h, mi, us)| {
             json!(format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:00.{us:06}"))
         })
@@ -185,7 +192,11 @@ fn order_doc() -> impl Strategy<Value = Value> {
         slot(amount()),
     );
     let tail = (
-        slot(prop::collection::vec(item(), 0..4).prop_map(Value::Array).boxed()),
+        slot(
+            prop::collection::vec(item(), 0..4)
+                .prop_map(Value::Array)
+                .boxed(),
+        ),
         slot(hostile_json().boxed()),
         slot(hostile_json().boxed()),
         slot(hostile_json().boxed()),
@@ -408,7 +419,15 @@ fn cursor_text() -> impl Strategy<Value = String> {
         "not_before_ms": 1_715_342_404_000_u64
     });
     let keys = [
-        "v", "hw", "floor", "lag_ms", "sweep_no", "seen", "sweep", "fail", "not_before_ms",
+        "v",
+        "hw",
+        "floor",
+        "lag_ms",
+        "sweep_no",
+        "seen",
+        "sweep",
+        "fail",
+        "not_before_ms",
     ];
     prop_oneof![
         ".{0,80}",

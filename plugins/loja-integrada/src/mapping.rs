@@ -116,7 +116,8 @@ impl Warnings {
                     Some(Value::Null) => "is null".to_owned(),
                     Some(v) => format!("= {v} is empty"),
                 };
-                self.0.push(format!("{context}{key} {what}; amount unknown"));
+                self.0
+                    .push(format!("{context}{key} {what}; amount unknown"));
                 None
             }
             Err(bad) => {
@@ -330,10 +331,8 @@ fn items(itens: Option<&Value>, warnings: &mut Warnings) -> Vec<Item> {
             Item {
                 sku: text(it.get("sku")),
                 name: text(it.get("nome")).unwrap_or_else(|| format!("item {}", i + 1)),
-                quantity: quantity.map_or_else(
-                    || QUANTITY_UNKNOWN.to_owned(),
-                    Decimal::to_plain_string,
-                ),
+                quantity: quantity
+                    .map_or_else(|| QUANTITY_UNKNOWN.to_owned(), Decimal::to_plain_string),
                 unit_price,
                 total,
             }
@@ -644,7 +643,10 @@ mod tests {
         assert_eq!(o.shipments[0].id, "envio-1");
         assert_eq!(o.shipments[0].tracking_code, None);
         assert_eq!(o.items[0].name, "item 1");
-        assert_eq!(o.items[0].quantity, "", "unreadable quantity: unknown, not 1");
+        assert_eq!(
+            o.items[0].quantity, "",
+            "unreadable quantity: unknown, not 1"
+        );
         assert_eq!(o.items[0].unit_price.cents, i64::MIN);
         assert_eq!(o.items[0].total.cents, i64::MIN);
         let payment = o.payment.unwrap();

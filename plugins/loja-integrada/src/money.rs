@@ -204,7 +204,10 @@ mod tests {
         );
         assert_eq!(cents(Some(&json!({}))), Err(BadAmount("{}".into())));
         assert!(cents(Some(&json!(-1e300))).is_err(), "found by src/fuzz.rs");
-        assert!(cents(Some(&json!("-92233720368547758.08"))).is_err(), "the unknown sentinel");
+        assert!(
+            cents(Some(&json!("-92233720368547758.08"))).is_err(),
+            "the unknown sentinel"
+        );
     }
 
     #[test]

@@ -136,7 +136,11 @@ mod tests {
         );
         assert_eq!(parse_li(""), None);
         assert_eq!(parse_li("ontem"), None);
-        assert_eq!(parse_li("-009999-01-01T00:00:00"), None, "found by src/fuzz.rs");
+        assert_eq!(
+            parse_li("-009999-01-01T00:00:00"),
+            None,
+            "found by src/fuzz.rs"
+        );
     }
 
     #[test]

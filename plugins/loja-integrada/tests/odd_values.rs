@@ -42,7 +42,9 @@ fn a_modification_date_in_the_future_does_not_silence_the_store() {
     assert_eq!(*level, Level::Warn);
     assert_eq!(field(fields, "order"), Some(typo.to_string().as_str()));
     assert!(
-        field(fields, "value").unwrap().starts_with("2099-01-01T00:00:00"),
+        field(fields, "value")
+            .unwrap()
+            .starts_with("2099-01-01T00:00:00"),
         "the raw value: {fields:?}"
     );
     assert!(message.contains("future"), "{message}");
@@ -96,7 +98,10 @@ fn a_cursor_poisoned_before_the_fix_recovers_on_its_next_use() {
         "sweep":{"since":"2098-12-31T23:50:00","offset":50,"started_ms":0}}"#;
     sweep(Some(mid), None);
     let first_search = &searches(&fake.li.requests())[0];
-    assert_eq!(first_search.query_param("since_atualizado"), Some("2024-05-10T09:00:00"));
+    assert_eq!(
+        first_search.query_param("since_atualizado"),
+        Some("2024-05-10T09:00:00")
+    );
     assert_eq!(first_search.query_param("offset"), Some("0"));
 }
 
@@ -107,8 +112,14 @@ fn the_tolerance_is_a_setting() {
         .create_order(Order::new().modified_at(date(2024, 5, 10).at(9, 30, 0, 0)));
     install(&fake, &[("future_tolerance", "1h")]);
     let result = sweep(None, None);
-    assert!(notices("future-timestamp").is_empty(), "30 min ahead is within 1 h");
-    assert_eq!(cursor_json(&result.cursor)["hw"], "2024-05-10T09:30:00.000000");
+    assert!(
+        notices("future-timestamp").is_empty(),
+        "30 min ahead is within 1 h"
+    );
+    assert_eq!(
+        cursor_json(&result.cursor)["hw"],
+        "2024-05-10T09:30:00.000000"
+    );
 }
 
 fn detail_with(numero: u64, change: impl FnMut(&mut Value) + 'static) -> Fake {
@@ -124,7 +135,10 @@ fn unreadable_amounts_are_unknown_never_zero_and_each_is_named() {
     for (value, shown) in [
         (json!("abc"), "\"abc\""),
         (Value::Null, "null"),
-        (json!("99999999999999999999999.99"), "99999999999999999999999.99"),
+        (
+            json!("99999999999999999999999.99"),
+            "99999999999999999999999.99",
+        ),
     ] {
         let _fake = detail_with(1001, {
             let value = value.clone();
@@ -137,9 +151,9 @@ fn unreadable_amounts_are_unknown_never_zero_and_each_is_named() {
         assert_eq!(orders[0].subtotal.cents, 8990, "the readable ones are kept");
         let warnings = warnings_about(1001);
         assert!(
-            warnings
-                .iter()
-                .any(|w| w.contains("order 1001") && w.contains("valor_total") && w.contains(shown)),
+            warnings.iter().any(|w| w.contains("order 1001")
+                && w.contains("valor_total")
+                && w.contains(shown)),
             "{value}: {warnings:?}"
         );
     }
@@ -177,7 +191,7 @@ fn an_order_without_a_status_says_so_once() {
             }
         };
         // Both the search row and the detail lack it.
-        let mut rows = change.clone();
+        let rows = change.clone();
         let mut detail = edit_detail(1001, change);
         install_editing(&fake, &[], move |url, mut answer| {
             if url.contains("/pedido/search") {
@@ -192,7 +206,10 @@ fn an_order_without_a_status_says_so_once() {
         let orders = sweep(None, None).orders;
         assert_eq!(orders.len(), 1);
         assert_eq!(
-            (orders[0].status.code.as_str(), orders[0].status.name.as_str()),
+            (
+                orders[0].status.code.as_str(),
+                orders[0].status.name.as_str()
+            ),
             ("", ""),
             "{situacao:?}"
         );
@@ -201,6 +218,10 @@ fn an_order_without_a_status_says_so_once() {
             .filter(|m| m.contains("has no status"))
             .collect();
         assert_eq!(said.len(), 1, "{situacao:?}: {said:?}");
-        assert!(said[0].starts_with("order 1001 has no status"), "{}", said[0]);
+        assert!(
+            said[0].starts_with("order 1001 has no status"),
+            "{}",
+            said[0]
+        );
     }
 }

@@ -88,7 +88,10 @@ fn an_order_over_the_response_cap_is_skipped_and_the_rest_of_the_store_flows_on(
     assert_eq!(detail_calls(&fake.li.requests()), vec![big]);
     let recovered = notices("order-recovered");
     assert_eq!(recovered.len(), 1);
-    assert_eq!(field(&recovered[0].2, "order"), Some(big.to_string().as_str()));
+    assert_eq!(
+        field(&recovered[0].2, "order"),
+        Some(big.to_string().as_str())
+    );
     assert!(cursor_json(&retried.cursor).get("fail").is_none());
 }
 
@@ -180,9 +183,16 @@ fn an_order_that_keeps_failing_is_quarantined_then_retried_when_it_changes() {
     assert_eq!(attempts, ["1", "2", "3", "4"]);
     let quarantined = notices("order-quarantined");
     assert_eq!(quarantined.len(), 1);
-    assert_eq!(field(&quarantined[0].2, "order"), Some(bad.to_string().as_str()));
+    assert_eq!(
+        field(&quarantined[0].2, "order"),
+        Some(bad.to_string().as_str())
+    );
     assert_eq!(field(&quarantined[0].2, "attempts"), Some("5"));
-    assert!(quarantined[0].1.contains("malformed JSON"), "{}", quarantined[0].1);
+    assert!(
+        quarantined[0].1.contains("malformed JSON"),
+        "{}",
+        quarantined[0].1
+    );
 
     // Quarantined: hours later, unchanged, it is not asked for again.
     now += minutes(180);

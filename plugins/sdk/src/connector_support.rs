@@ -11,7 +11,9 @@ pub const QUANTITY_UNKNOWN: &str = "";
 
 impl Money {
     /// An amount the connector could not read (see [`MONEY_UNKNOWN_CENTS`]).
-    pub const UNKNOWN: Money = Money { cents: MONEY_UNKNOWN_CENTS };
+    pub const UNKNOWN: Money = Money {
+        cents: MONEY_UNKNOWN_CENTS,
+    };
 
     /// `Some(cents)` when the amount was read, `None` for [`Money::UNKNOWN`].
     pub fn known_cents(&self) -> Option<i64> {
@@ -98,7 +100,11 @@ pub mod high_water {
     /// `(min(candidate, ceiling), clamped)`, with `ceiling = now + tolerance`
     /// computed by the caller in that type.
     pub fn clamp_to<T: Ord>(candidate: T, ceiling: T) -> (T, bool) {
-        if candidate > ceiling { (ceiling, true) } else { (candidate, false) }
+        if candidate > ceiling {
+            (ceiling, true)
+        } else {
+            (candidate, false)
+        }
     }
 }
 
@@ -132,7 +138,11 @@ pub mod notice {
                 "order {order} has a modification time in the future ({raw_value}); it was \
                  processed, but the cursor does not move past now plus the tolerance"
             ),
-            &[(KEY, FUTURE_TIMESTAMP), ("order", order), ("value", raw_value)],
+            &[
+                (KEY, FUTURE_TIMESTAMP),
+                ("order", order),
+                ("value", raw_value),
+            ],
         );
     }
 
@@ -163,7 +173,11 @@ pub mod notice {
                 "order {order} could not be read after {attempts} attempts and is set aside \
                  until it changes on the platform: {reason}"
             ),
-            &[(KEY, ORDER_QUARANTINED), ("order", order), ("attempts", &attempts.to_string())],
+            &[
+                (KEY, ORDER_QUARANTINED),
+                ("order", order),
+                ("attempts", &attempts.to_string()),
+            ],
         );
     }
 
@@ -193,8 +207,14 @@ mod connector_support_tests {
     fn a_candidate_in_the_future_is_clamped_to_now_plus_tolerance() {
         let now = 1_715_342_400_000;
         let tol = high_water::DEFAULT_TOLERANCE_MS;
-        assert_eq!(high_water::clamp(now - 5, now, tol), HighWater::Accepted(now - 5));
-        assert_eq!(high_water::clamp(now + 600_000, now, tol), HighWater::Accepted(now + 600_000));
+        assert_eq!(
+            high_water::clamp(now - 5, now, tol),
+            HighWater::Accepted(now - 5)
+        );
+        assert_eq!(
+            high_water::clamp(now + 600_000, now, tol),
+            HighWater::Accepted(now + 600_000)
+        );
         let year_2099 = 4_070_908_800_000;
         let clamped = high_water::clamp(year_2099, now, tol);
         assert_eq!(clamped, HighWater::Clamped(now + 600_000));
@@ -202,7 +222,10 @@ mod connector_support_tests {
         assert_eq!(clamped.value(), now + 600_000);
         assert!(high_water::is_future(year_2099, now, tol));
         assert!(!high_water::is_future(now, now, tol));
-        assert_eq!(high_water::clamp(i64::MAX, i64::MAX - 1, u64::MAX).value(), i64::MAX);
+        assert_eq!(
+            high_water::clamp(i64::MAX, i64::MAX - 1, u64::MAX).value(),
+            i64::MAX
+        );
         assert_eq!(high_water::clamp_to("2099", "2024"), ("2024", true));
         assert_eq!(high_water::clamp_to("2023", "2024"), ("2023", false));
     }
@@ -221,7 +244,10 @@ mod connector_support_tests {
     #[test]
     fn order_retries_back_off_from_a_minute_to_an_hour() {
         let b = |n| order_retry_backoff_ms(n, 60_000, 3_600_000);
-        assert_eq!([b(1), b(2), b(3), b(4)], [60_000, 120_000, 240_000, 480_000]);
+        assert_eq!(
+            [b(1), b(2), b(3), b(4)],
+            [60_000, 120_000, 240_000, 480_000]
+        );
         assert_eq!(b(7), 3_600_000);
         assert_eq!(b(u32::MAX), 3_600_000);
     }
@@ -236,24 +262,42 @@ mod connector_support_tests {
         let logs = testing::logs();
         let fields = |i: usize| -> Vec<(String, String)> { logs[i].2.clone() };
         let pairs = |v: &[(&str, &str)]| -> Vec<(String, String)> {
-            v.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+            v.iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect()
         };
         assert_eq!(logs[0].0, log::Level::Warn);
         assert_eq!(
             fields(0),
-            pairs(&[("notice", "future-timestamp"), ("order", "1001"), ("value", "2099-01-01T00:00:00")])
+            pairs(&[
+                ("notice", "future-timestamp"),
+                ("order", "1001"),
+                ("value", "2099-01-01T00:00:00")
+            ])
         );
         assert_eq!(
             fields(1),
-            pairs(&[("notice", "order-unreadable"), ("order", "1002"), ("attempt", "2"), ("retry_in_s", "120")])
+            pairs(&[
+                ("notice", "order-unreadable"),
+                ("order", "1002"),
+                ("attempt", "2"),
+                ("retry_in_s", "120")
+            ])
         );
         assert!(logs[1].1.contains("too large"), "{}", logs[1].1);
         assert_eq!(
             fields(2),
-            pairs(&[("notice", "order-quarantined"), ("order", "1003"), ("attempts", "5")])
+            pairs(&[
+                ("notice", "order-quarantined"),
+                ("order", "1003"),
+                ("attempts", "5")
+            ])
         );
         assert!(logs[2].1.contains("malformed"));
-        assert_eq!(fields(3), pairs(&[("notice", "order-recovered"), ("order", "1004")]));
+        assert_eq!(
+            fields(3),
+            pairs(&[("notice", "order-recovered"), ("order", "1004")])
+        );
         assert_eq!(logs[3].0, log::Level::Info);
     }
 }

@@ -631,10 +631,11 @@ pub mod http {
         };
         let mut hms = time.split(':').map(|p| p.parse::<u64>().ok());
         let (h, m, s) = (hms.next()??, hms.next()??, hms.next()??);
-        if hms.next().is_some() || h > 23 || m > 59 || s > 60 || year < 1970 || year > 9999 {
+        if hms.next().is_some() || h > 23 || m > 59 || s > 60 || !(1970..=9999).contains(&year) {
             return None;
         }
-        let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+        let leap =
+            year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400));
         let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
         if day == 0 || day > month_days[(month - 1) as usize] {
             return None;

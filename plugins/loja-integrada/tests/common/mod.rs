@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use arauto_plugin_sdk::connector::http::{HttpError, Response};
-use arauto_plugin_sdk::connector::log::Level;
 use arauto_plugin_sdk::connector::testing;
 use arauto_plugin_sdk::connector::{Connector, OrderSnapshot, PluginError, PollPage, PollRequest};
 use arauto_sim::li::{FakeLi, LiStore, RecordedRequest, StoreAuth};
@@ -77,7 +76,10 @@ pub fn edit_detail(
     mut change: impl FnMut(&mut Value) + 'static,
 ) -> impl FnMut(&str, Response) -> Result<Response, HttpError> + 'static {
     move |url, mut answer| {
-        if url.trim_end_matches('/').ends_with(&format!("/pedido/{numero}")) {
+        if url
+            .trim_end_matches('/')
+            .ends_with(&format!("/pedido/{numero}"))
+        {
             let mut doc: Value = serde_json::from_slice(&answer.body).expect("a JSON detail");
             change(&mut doc);
             answer.body = serde_json::to_vec(&doc).unwrap();
@@ -87,7 +89,7 @@ pub fn edit_detail(
 }
 
 /// Notices (log records with a `notice` field) emitted so far: (level, message, fields).
-pub fn notices(kind: &str) -> Vec<(Level, String, Vec<(String, String)>)> {
+pub fn notices(kind: &str) -> Vec<testing::LogLine> {
     testing::logs()
         .into_iter()
         .filter(|(_, _, fields)| fields.iter().any(|(k, v)| k == "notice" && v == kind))
@@ -96,7 +98,10 @@ pub fn notices(kind: &str) -> Vec<(Level, String, Vec<(String, String)>)> {
 
 /// The value of `key` in a log record's fields.
 pub fn field<'a>(fields: &'a [(String, String)], key: &str) -> Option<&'a str> {
-    fields.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    fields
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
 }
 
 pub fn poll(cursor: Option<&str>, cutoff: Option<&str>) -> Result<PollPage, PluginError> {
