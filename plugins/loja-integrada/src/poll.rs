@@ -359,7 +359,8 @@ impl PageRun<'_> {
                         return Ok(());
                     }
                 };
-                self.detailed(&key, &detail, raw_modified(row))
+                let raw = raw_modified(row).or_else(|| Some(modified.clone()));
+                self.detailed(&key, &detail, raw)
             }
         }
     }
@@ -402,7 +403,9 @@ impl PageRun<'_> {
         }
     }
 
-    /// Map a fetched detail (listed with `listed`) and return it.
+    /// Map a fetched detail and return it. `listed` is the key the order was
+    /// listed with in this page (`listed_raw` its raw `data_modificacao`), or,
+    /// for a retry by numero (`listed_raw` = `None`), the key it failed with.
     fn detailed(
         &mut self,
         listed: &ChangeKey,
@@ -413,9 +416,10 @@ impl PageRun<'_> {
         let detail_key = mapping::change_key(detail)
             .filter(|k| k.numero == listed.numero)
             .unwrap_or_else(|| listed.clone());
-        if detail_key != *listed {
+        if detail_key != *listed && listed_raw.is_some() {
             // Modified between the listing and the detail read: it may
-            // have moved within the result set.
+            // have moved within the result set. (A retry by numero was not
+            // listed by this sweep: its key is only the one it failed with.)
             self.sweep.shifted = true;
         }
         let resolved = match detail.get("cliente") {
