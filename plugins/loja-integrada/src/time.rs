@@ -34,6 +34,11 @@ pub fn parse_li(text: &str) -> Option<DateTime> {
         Ok(at) => SAO_PAULO.to_datetime(at),
         Err(_) => text.parse::<DateTime>().ok()?,
     };
+    // LI's precision is the microsecond; finer digits would not survive the
+    // cursor's text form, so drop them here and every copy compares equal.
+    let at = at.saturating_sub(SignedDuration::from_nanos(i64::from(
+        at.subsec_nanosecond() % 1000,
+    )));
     (1..=9999).contains(&at.year()).then_some(at)
 }
 
@@ -140,6 +145,11 @@ mod tests {
             parse_li("-009999-01-01T00:00:00"),
             None,
             "found by src/fuzz.rs"
+        );
+        assert_eq!(
+            parse_li("0001-01-01 00:00:00.0000001"),
+            Some(date(1, 1, 1).at(0, 0, 0, 0)),
+            "below a microsecond: dropped (found by src/fuzz.rs)"
         );
     }
 
