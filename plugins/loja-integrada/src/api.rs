@@ -1,4 +1,5 @@
-//! HTTP calls to the LI REST API and the mapping of its failures to plugin errors.
+//! HTTP calls to the LI REST API and the mapping of its failures to plugin errors
+//! (endpoints, rate limits and Retry-After: docs/platforms/loja-integrada.md).
 
 use arauto_plugin_sdk::connector::http::{self, HttpResponse, redact_url};
 use arauto_plugin_sdk::connector::{PluginError, misconfigured, permanent, retry_after, retryable};
@@ -24,6 +25,41 @@ pub struct SearchPage {
     pub total: Option<u64>,
     /// Offset of the next page, `None` on the last one.
     pub next_offset: Option<u64>,
+}
+
+/// Why reading one order (its detail, or its customer) failed.
+#[derive(Debug)]
+pub enum ReadError {
+    /// About the store or the way to it: rejected credentials, rate limit,
+    /// 5xx, timeout, no connection. The whole call fails (as for a search).
+    Store(PluginError),
+    /// About this order alone: its answer is over the response cap, not JSON
+    /// (or nested too deeply), not an object, or an error status other than
+    /// the above. The order is skipped and retried later; the rest flows on.
+    Order(PluginError),
+}
+
+impl ReadError {
+    /// The error as a whole call would report it.
+    pub fn into_plugin_error(self) -> PluginError {
+        match self {
+            ReadError::Store(e) | ReadError::Order(e) => e,
+        }
+    }
+}
+
+impl From<PluginError> for ReadError {
+    fn from(error: PluginError) -> Self {
+        ReadError::Store(error)
+    }
+}
+
+/// The message of a plugin error, whatever its class.
+pub fn message_of(error: &PluginError) -> &str {
+    match error {
+        PluginError::Retryable(e) => &e.message,
+        PluginError::Permanent(m) | PluginError::Misconfigured(m) => m,
+    }
 }
 
 /// The LI API as seen through the host's HTTP import.
@@ -60,6 +96,13 @@ impl<'a> Api<'a> {
     /// GET `url`; 2xx and 404 come back as responses, everything else as the
     /// matching plugin error. `what` says what we were doing, for messages.
     fn get(&self, url: &str, what: &str) -> Result<HttpResponse, PluginError> {
+        self.read(url, what).map_err(ReadError::into_plugin_error)
+    }
+
+    /// [`Self::get`], telling failures of this one resource from failures of
+    /// the store: an answer over the host's size cap, or an error status that
+    /// is neither about credentials, rate limits nor the server's health.
+    fn read(&self, url: &str, what: &str) -> Result<HttpResponse, ReadError> {
         let response = http::get(url)
             .header("authorization", &self.settings.auth.header_value())
             .header("accept", "application/json")
@@ -68,12 +111,24 @@ impl<'a> Api<'a> {
                 concat!("arauto-loja-integrada/", env!("CARGO_PKG_VERSION")),
             )
             .timeout_ms(self.settings.timeout_ms)
-            .send()
-            .map_err(|e| self.with_context(e, what))?;
+            .send_raw()
+            .map_err(|e| {
+                let too_large = matches!(e, http::HttpError::TooLarge(_));
+                let error = self.with_context(http::transport_error(url, e), what);
+                if too_large {
+                    ReadError::Order(error)
+                } else {
+                    ReadError::Store(error)
+                }
+            })?;
         if response.is_success() || response.status == 404 {
             return Ok(response);
         }
-        Err(self.status_error(&response, what))
+        let error = self.status_error(&response, what);
+        Err(match response.status {
+            401 | 403 | 408 | 429 | 500..=599 => ReadError::Store(error),
+            _ => ReadError::Order(error),
+        })
     }
 
     fn with_context(&self, error: PluginError, what: &str) -> PluginError {
@@ -131,6 +186,20 @@ impl<'a> Api<'a> {
                 retry_after(
                     format!(
                         "Loja Integrada rate limit (HTTP 429{scope}) while {what}; retry in {} s",
+                        wait.div_ceil(1000)
+                    ),
+                    wait,
+                )
+            }
+            // A 503 may say when the service is back (maintenance, overload).
+            503 if response.retry_after_ms().is_some() => {
+                let wait = response
+                    .retry_after_ms()
+                    .unwrap_or(DEFAULT_RATE_LIMIT_BACKOFF_MS);
+                retry_after(
+                    format!(
+                        "Loja Integrada answered HTTP 503 while {what} (GET {target}); retry in {} \
+                         s: {body}",
                         wait.div_ceil(1000)
                     ),
                     wait,
@@ -221,39 +290,42 @@ impl<'a> Api<'a> {
     }
 
     /// `pedido/{numero}`; `None` on 404 (deleted or not visible).
-    pub fn order(&self, numero: u64) -> Result<Option<Value>, PluginError> {
+    pub fn order(&self, numero: u64) -> Result<Option<Value>, ReadError> {
         let what = format!("reading order {numero}");
-        let response = self.get(&self.settings.url(&format!("pedido/{numero}")), &what)?;
+        let response = self.read(&self.settings.url(&format!("pedido/{numero}")), &what)?;
         if response.status == 404 {
             return Ok(None);
         }
-        let doc = self.json(&response, &what)?;
+        // A body that is not JSON (or nested deeper than the parser's limit)
+        // where every other order's detail is fine is this order's problem.
+        let doc = self.json(&response, &what).map_err(ReadError::Order)?;
         if doc.is_object() {
             Ok(Some(doc))
         } else {
-            Err(retryable(format!(
+            Err(ReadError::Order(retryable(format!(
                 "unexpected response from Loja Integrada while {what}: not a JSON object; body \
                  starts with: {}",
                 self.excerpt(&response)
-            )))
+            ))))
         }
     }
 
     /// The customer a `cliente` URI points at (`/api/v1/cliente/N`,
     /// `/v1/cliente/N`, an absolute URL with either, or a bare id), fetched
     /// from our own `base_url` + `api_prefix`; `None` on 404.
-    pub fn customer(&self, uri: &str) -> Result<Option<Value>, PluginError> {
+    pub fn customer(&self, uri: &str) -> Result<Option<Value>, ReadError> {
         let Some(rest) = resource_path(uri, "cliente") else {
-            return Err(retryable(format!(
-                "unexpected `cliente` reference {uri:?} in an order (expected /api/v1/cliente/<id>)"
-            )));
+            return Err(ReadError::Order(retryable(format!(
+                "unexpected `cliente` reference {:?} in an order (expected /api/v1/cliente/<id>)",
+                http::excerpt(uri, EXCERPT_CHARS)
+            ))));
         };
         let what = format!("reading customer {rest}");
-        let response = self.get(&self.settings.url(&rest), &what)?;
+        let response = self.read(&self.settings.url(&rest), &what)?;
         if response.status == 404 {
             return Ok(None);
         }
-        let doc = self.json(&response, &what)?;
+        let doc = self.json(&response, &what).map_err(ReadError::Order)?;
         Ok(doc.is_object().then_some(doc))
     }
 

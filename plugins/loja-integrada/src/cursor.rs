@@ -26,6 +26,26 @@
 //!   Pruned at the end of each sweep to the rows the next one will list; about
 //!   60 bytes per order in the window.
 //! * `sweep` — present while a sweep is in progress (`has_more = true`).
+//! * `fail` — orders that could not be read (detail over the size cap,
+//!   malformed, an error status about that order alone):
+//!   `[numero, attempts, next_retry_ms, situacao.codigo, data_modificacao, quarantined]`.
+//!   Retried by `numero` at `next_retry_ms` (host clock; 1 min doubling to
+//!   1 h), set aside (quarantined) after [`QUARANTINE_AFTER`] attempts and
+//!   then retried only when a search row shows the order changed. At most
+//!   [`MAX_FAILED`] entries.
+//! * `not_before_ms` — LI asked to wait (429, or 503 with `Retry-After`)
+//!   after part of a page was read: no request is made before this instant
+//!   (host clock).
+//!
+//! # Timestamps in the future
+//!
+//! `hw`, `floor` and a sweep's `since` never lie beyond the connector's now
+//! (host clock in São Paulo time) plus the `future_tolerance` setting. A row
+//! whose `data_modificacao` is later than that (a mistyped year, a platform
+//! bug) is still returned, but it cannot drag the window into the future,
+//! where no new order would ever be listed again. A cursor stored before this
+//! rule existed, with such a mark, is pulled back when it is next used
+//! ([`Cursor::pull_back_from_future`]).
 
 use std::collections::BTreeMap;
 
@@ -33,7 +53,14 @@ use jiff::SignedDuration;
 use jiff::civil::DateTime;
 use serde::{Deserialize, Serialize};
 
+use arauto_plugin_sdk::connector::{high_water, order_retry_backoff_ms};
+
 use crate::time::{format_micros, format_seconds, from_unix_ms, parse_li};
+
+/// First retry of an unreadable order after this long, doubling per attempt.
+const RETRY_BASE_MS: u64 = 60_000;
+/// Retries of an unreadable order are at most this far apart.
+const RETRY_CAP_MS: u64 = 3_600_000;
 
 /// The cursor format version written by this connector.
 pub const VERSION: u32 = 1;
@@ -42,6 +69,29 @@ pub const VERSION: u32 = 1;
 /// ones). Beyond it an unchanged order re-listed in the overlap costs one
 /// extra detail call; the host's snapshot comparison keeps that harmless.
 const MAX_SEEN_AFTER_SWEEP: usize = 20_000;
+
+/// Reading an order is tried this many times before it is quarantined.
+pub const QUARANTINE_AFTER: u32 = 5;
+
+/// At most this many failing orders are tracked (quarantined ones are
+/// forgotten first, then those retried furthest ahead; a forgotten order is
+/// read again whenever a search lists it).
+pub const MAX_FAILED: usize = 500;
+
+/// An order that could not be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// Failed attempts so far (since the order last changed).
+    pub attempts: u32,
+    /// Host clock (Unix ms) of the next retry.
+    pub next_retry_ms: u64,
+    /// `situacao.codigo` when it failed.
+    pub status: String,
+    /// `data_modificacao` when it failed, canonical microsecond text.
+    pub modified: String,
+    /// Given up until the order changes.
+    pub quarantined: bool,
+}
 
 /// How an order looked when it was last returned.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,6 +144,53 @@ struct Wire {
     seen: Vec<(u64, String, String, u64)>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     sweep: Option<Sweep>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    fail: Vec<(u64, u32, u64, String, String, bool)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    not_before_ms: Option<u64>,
+}
+
+impl Wire {
+    /// Field by field, so that a rejection names the field at fault.
+    fn read(text: &str) -> Result<Self, BadCursor> {
+        let doc: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| BadCursor(format!("not a cursor of this connector: {e}")))?;
+        let serde_json::Value::Object(map) = doc else {
+            return Err(BadCursor(
+                "not a cursor of this connector: not a JSON object".to_owned(),
+            ));
+        };
+        fn field<T: serde::de::DeserializeOwned + Default>(
+            map: &serde_json::Map<String, serde_json::Value>,
+            name: &str,
+        ) -> Result<T, BadCursor> {
+            match map.get(name) {
+                None | Some(serde_json::Value::Null) => Ok(T::default()),
+                Some(value) => T::deserialize(value).map_err(|e| {
+                    BadCursor(format!(
+                        "`{name}` = {} is unusable: {e}",
+                        arauto_plugin_sdk::connector::http::excerpt(&value.to_string(), 80)
+                    ))
+                }),
+            }
+        }
+        if !map.contains_key("v") {
+            return Err(BadCursor(
+                "not a cursor of this connector: no version `v`".to_owned(),
+            ));
+        }
+        Ok(Self {
+            v: field(&map, "v")?,
+            hw: field(&map, "hw")?,
+            floor: field(&map, "floor")?,
+            lag_ms: field(&map, "lag_ms")?,
+            sweep_no: field(&map, "sweep_no")?,
+            seen: field(&map, "seen")?,
+            sweep: field(&map, "sweep")?,
+            fail: field(&map, "fail")?,
+            not_before_ms: field(&map, "not_before_ms")?,
+        })
+    }
 }
 
 /// The decoded cursor.
@@ -111,6 +208,10 @@ pub struct Cursor {
     pub seen: BTreeMap<u64, Seen>,
     /// The sweep in progress.
     pub sweep: Option<Sweep>,
+    /// Orders that could not be read, by numero.
+    pub failed: BTreeMap<u64, Failure>,
+    /// No request before this host instant (LI's Retry-After).
+    pub not_before_ms: Option<u64>,
 }
 
 /// Why a stored cursor was not usable.
@@ -120,8 +221,7 @@ pub struct BadCursor(pub String);
 impl Cursor {
     /// Decode a cursor this connector wrote.
     pub fn decode(text: &str) -> Result<Self, BadCursor> {
-        let wire: Wire = serde_json::from_str(text)
-            .map_err(|e| BadCursor(format!("not a cursor of this connector: {e}")))?;
+        let wire = Wire::read(text)?;
         if wire.v != VERSION {
             return Err(BadCursor(format!(
                 "cursor version {} (this connector writes {VERSION})",
@@ -149,6 +249,24 @@ impl Cursor {
                 )
             })
             .collect();
+        let failed = wire
+            .fail
+            .into_iter()
+            .map(
+                |(numero, attempts, next_retry_ms, status, modified, quarantined)| {
+                    (
+                        numero,
+                        Failure {
+                            attempts,
+                            next_retry_ms,
+                            status,
+                            modified,
+                            quarantined,
+                        },
+                    )
+                },
+            )
+            .collect();
         Ok(Self {
             hw: time("hw", wire.hw)?,
             floor: time("floor", wire.floor)?,
@@ -156,6 +274,8 @@ impl Cursor {
             sweep_no: wire.sweep_no,
             seen,
             sweep: wire.sweep,
+            failed,
+            not_before_ms: wire.not_before_ms,
         })
     }
 
@@ -173,6 +293,21 @@ impl Cursor {
                 .map(|(n, s)| (*n, s.status.clone(), s.modified.clone(), s.sweep_no))
                 .collect(),
             sweep: self.sweep.clone(),
+            fail: self
+                .failed
+                .iter()
+                .map(|(n, f)| {
+                    (
+                        *n,
+                        f.attempts,
+                        f.next_retry_ms,
+                        f.status.clone(),
+                        f.modified.clone(),
+                        f.quarantined,
+                    )
+                })
+                .collect(),
+            not_before_ms: self.not_before_ms,
         };
         // Serialising plain strings and integers cannot fail.
         serde_json::to_string(&wire).unwrap_or_default()
@@ -189,6 +324,81 @@ impl Cursor {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+
+    /// Pull every mark that lies beyond `ceiling` (now + tolerance) back to
+    /// it: a cursor written before future timestamps were clamped, or by a
+    /// host whose clock jumped back. A sweep in progress over a future window
+    /// is dropped (the next one starts from the pulled-back mark). Returns
+    /// what was pulled back, for the log.
+    pub fn pull_back_from_future(&mut self, ceiling: DateTime) -> Option<String> {
+        let mut pulled = Vec::new();
+        for (name, mark) in [("hw", &mut self.hw), ("floor", &mut self.floor)] {
+            if let Some(at) = *mark {
+                let (kept, clamped) = high_water::clamp_to(at, ceiling);
+                if clamped {
+                    pulled.push(format!("`{name}` {}", format_micros(at)));
+                    *mark = Some(kept);
+                }
+            }
+        }
+        if let Some(sweep) = &self.sweep {
+            let since = parse_li(&sweep.since);
+            if since.is_none_or(|since| since > ceiling) {
+                pulled.push(format!("the sweep since {}", sweep.since));
+                self.sweep = None;
+            } else if let Some(max) = sweep.max.as_deref().and_then(parse_li)
+                && max > ceiling
+                && let Some(sweep) = &mut self.sweep
+            {
+                pulled.push(format!("the sweep's newest modification {max}"));
+                sweep.max = Some(format_micros(ceiling));
+            }
+        }
+        (!pulled.is_empty()).then(|| pulled.join(", "))
+    }
+
+    /// Record that `numero` (listed with `status`/`modified`) could not be
+    /// read at host time `now_ms`. Returns the failure as recorded.
+    pub fn record_failure(
+        &mut self,
+        numero: u64,
+        status: &str,
+        modified: &str,
+        now_ms: u64,
+    ) -> Failure {
+        let previous = self
+            .failed
+            .remove(&numero)
+            // A new version of the order starts a new series of attempts.
+            .filter(|f| f.status == status && f.modified == modified);
+        let attempts = previous.map_or(0, |f| f.attempts).saturating_add(1);
+        let backoff = order_retry_backoff_ms(attempts, RETRY_BASE_MS, RETRY_CAP_MS);
+        let failure = Failure {
+            attempts,
+            next_retry_ms: now_ms.saturating_add(backoff),
+            status: status.to_owned(),
+            modified: modified.to_owned(),
+            quarantined: attempts >= QUARANTINE_AFTER,
+        };
+        self.failed.insert(numero, failure.clone());
+        while self.failed.len() > MAX_FAILED {
+            // Forget quarantined orders first (they wait for a change, which
+            // lists them again anyway), then the ones retried furthest ahead.
+            let victim = self
+                .failed
+                .iter()
+                .filter(|(n, _)| **n != numero)
+                .max_by_key(|(_, f)| (f.quarantined, f.next_retry_ms))
+                .map(|(n, _)| *n);
+            match victim {
+                Some(n) => {
+                    self.failed.remove(&n);
+                }
+                None => break,
+            }
+        }
+        failure
     }
 
     /// Start a sweep (next sweep number; `since` from the cursor, or
@@ -218,12 +428,21 @@ impl Cursor {
     /// returned, remember how long the sweep took, keep `floor` where rows may
     /// have been skipped or nothing was ever returned, and prune `seen` to
     /// what the next sweep will list.
-    pub fn finish_sweep(&mut self, sweep: &Sweep, now_ms: u64, overlap: SignedDuration) {
+    ///
+    /// `hw` never goes past `ceiling` (now + tolerance), whatever LI listed.
+    pub fn finish_sweep(
+        &mut self,
+        sweep: &Sweep,
+        now_ms: u64,
+        overlap: SignedDuration,
+        ceiling: DateTime,
+    ) {
         let sweep_max = sweep.max.as_deref().and_then(parse_li);
         self.hw = match (self.hw, sweep_max) {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
-        };
+        }
+        .map(|hw| high_water::clamp_to(hw, ceiling).0);
         self.lag_ms = now_ms.saturating_sub(sweep.started_ms);
         let since = parse_li(&sweep.since);
         self.floor = if sweep.shifted || self.hw.is_none() {
@@ -259,6 +478,9 @@ impl Cursor {
 mod tests {
     use super::*;
     use jiff::civil::date;
+
+    /// A ceiling no test date reaches.
+    const FAR: DateTime = DateTime::constant(2200, 1, 1, 0, 0, 0, 0);
 
     fn seen(status: &str, modified: &str, sweep_no: u64) -> Seen {
         Seen {
@@ -305,6 +527,12 @@ mod tests {
         assert!(future.0.contains("version 2"), "{}", future.0);
         let bad = Cursor::decode(r#"{"v":1,"hw":"yesterday"}"#).unwrap_err();
         assert!(bad.0.contains("`hw`"), "{}", bad.0);
+        let bad = Cursor::decode(r#"{"v":1,"seen":[[1,"x"]]}"#).unwrap_err();
+        assert!(bad.0.contains("`seen`"), "{}", bad.0);
+        let bad = Cursor::decode(r#"{"v":1,"sweep":{"offset":-1}}"#).unwrap_err();
+        assert!(bad.0.contains("`sweep`"), "{}", bad.0);
+        let bad = Cursor::decode(r#"{"v":"1"}"#).unwrap_err();
+        assert!(bad.0.contains("`v`"), "{}", bad.0);
     }
 
     #[test]
@@ -374,7 +602,7 @@ mod tests {
             rescans: 0,
             shifted: false,
         };
-        cursor.finish_sweep(&sweep, 31_000, SignedDuration::from_mins(10));
+        cursor.finish_sweep(&sweep, 31_000, SignedDuration::from_mins(10), FAR);
         assert_eq!(cursor.hw, Some(date(2024, 5, 10).at(10, 0, 0, 250_000_000)));
         assert_eq!(cursor.lag_ms, 30_000);
         assert_eq!(cursor.floor, None);
@@ -393,7 +621,7 @@ mod tests {
             rescans: 0,
             shifted: false,
         };
-        cursor.finish_sweep(&sweep, 0, SignedDuration::from_mins(10));
+        cursor.finish_sweep(&sweep, 0, SignedDuration::from_mins(10), FAR);
         assert_eq!(cursor.hw, None);
         assert_eq!(
             cursor.floor,
@@ -403,12 +631,91 @@ mod tests {
 
         sweep.max = Some("2024-05-10T10:00:00".into());
         sweep.shifted = true;
-        cursor.finish_sweep(&sweep, 0, SignedDuration::from_mins(10));
+        cursor.finish_sweep(&sweep, 0, SignedDuration::from_mins(10), FAR);
         assert_eq!(cursor.hw, Some(date(2024, 5, 10).at(10, 0, 0, 0)));
         assert_eq!(
             cursor.floor,
             Some(date(2024, 5, 3).at(9, 0, 0, 0)),
             "shifted: re-list the window"
+        );
+    }
+
+    #[test]
+    fn a_mark_in_2099_is_pulled_back_and_the_next_since_is_near_now() {
+        let mut cursor = Cursor::decode(
+            r#"{"v":1,"hw":"2099-01-01T00:00:00.000000","floor":"2098-12-31T23:00:00","lag_ms":0}"#,
+        )
+        .unwrap();
+        let ceiling = date(2024, 5, 10).at(9, 10, 0, 0);
+        let pulled = cursor.pull_back_from_future(ceiling).unwrap();
+        assert!(pulled.contains("`hw` 2099-01-01"), "{pulled}");
+        assert_eq!(cursor.hw, Some(ceiling));
+        assert_eq!(cursor.floor, Some(ceiling));
+        let sweep = cursor.begin_sweep(
+            SignedDuration::from_mins(10),
+            SignedDuration::from_hours(1),
+            1_715_342_400_000,
+        );
+        assert_eq!(sweep.since, "2024-05-10T09:00:00");
+        assert_eq!(
+            cursor.pull_back_from_future(ceiling),
+            None,
+            "nothing left to pull"
+        );
+    }
+
+    #[test]
+    fn finishing_never_moves_hw_past_the_ceiling() {
+        let mut cursor = Cursor::default();
+        let sweep = Sweep {
+            since: "2024-05-10T07:00:00".into(),
+            offset: 0,
+            total: Some(1),
+            max: Some("2099-01-01T00:00:00.000000".into()),
+            started_ms: 0,
+            rescans: 0,
+            shifted: false,
+        };
+        let ceiling = date(2024, 5, 10).at(9, 10, 0, 0);
+        cursor.finish_sweep(&sweep, 0, SignedDuration::from_mins(10), ceiling);
+        assert_eq!(cursor.hw, Some(ceiling));
+    }
+
+    #[test]
+    fn failures_back_off_quarantine_and_stay_bounded() {
+        let mut cursor = Cursor::default();
+        let at = "2024-05-10T09:00:00.000000";
+        let waits: Vec<u64> = (0..5)
+            .map(|_| {
+                cursor
+                    .record_failure(7, "pedido_pago", at, 1_000)
+                    .next_retry_ms
+                    - 1_000
+            })
+            .collect();
+        assert_eq!(waits, [60_000, 120_000, 240_000, 480_000, 960_000]);
+        assert!(cursor.failed[&7].quarantined);
+        assert_eq!(cursor.failed[&7].attempts, QUARANTINE_AFTER);
+        // A new version of the order starts over.
+        let fresh = cursor.record_failure(7, "pedido_enviado", at, 1_000);
+        assert_eq!((fresh.attempts, fresh.quarantined), (1, false));
+
+        let text = cursor.encode();
+        assert!(
+            text.contains(r#""fail":[[7,1,61000,"pedido_enviado""#),
+            "{text}"
+        );
+        assert_eq!(Cursor::decode(&text).unwrap(), cursor);
+
+        for numero in 0..(MAX_FAILED as u64 + 50) {
+            cursor.record_failure(1_000 + numero, "x", at, numero);
+        }
+        assert_eq!(cursor.failed.len(), MAX_FAILED);
+        assert!(
+            cursor
+                .failed
+                .contains_key(&(1_000 + MAX_FAILED as u64 + 49)),
+            "the newest stays"
         );
     }
 }

@@ -18,10 +18,19 @@
 //!   modified before the host's `detail-cutoff` are returned from the summary
 //!   row alone (`detailed = false`). `src/cursor.rs` documents the cursor,
 //!   `src/poll.rs` how rows that shift mid-sweep are still caught.
-//! * **Errors** — 429: retryable after `Retry-After` or 10 s; 401/403:
-//!   misconfigured ("token inválido/expirado", naming the auth mode); 404 on a
-//!   detail: the order is skipped (logged); 5xx, timeouts, malformed JSON:
-//!   retryable (with a body excerpt).
+//! * **Errors** — 429 (and 503 with `Retry-After`): retryable after
+//!   `Retry-After` or 10 s, the wait kept in the cursor when part of a page
+//!   was read; 401/403: misconfigured ("token inválido/expirado", naming the
+//!   auth mode); 404 on a detail: the order is skipped (logged); 5xx,
+//!   timeouts, a malformed search page: retryable (with a body excerpt). One
+//!   order that cannot be read is skipped, retried with back-off and
+//!   quarantined, without failing the page (`src/poll.rs`).
+//! * **Odd values** — a `data_modificacao` in the future is processed but
+//!   never moves the cursor past now + `future_tolerance`; unreadable amounts
+//!   and quantities are unknown (`Money::UNKNOWN`, `""`), never zero.
+//!
+//! The LI facts the connector relies on (time base, paging, rate limits,
+//! amounts, status codes) are collected in `docs/platforms/loja-integrada.md`.
 //! * **info** — the 16 LI status codes with their default notifications and
 //!   happy-path priorities; tracking codes supported; boleto/PIX reminders and
 //!   abandoned carts not (LI's API does not expose the data).
@@ -29,6 +38,8 @@
 mod api;
 mod catalogue;
 mod cursor;
+#[cfg(test)]
+mod fuzz;
 mod mapping;
 mod money;
 mod poll;

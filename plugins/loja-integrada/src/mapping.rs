@@ -2,11 +2,15 @@
 //!
 //! Every optional field may be absent, `null`, `""` or `{}` (domain.md
 //! §1.6, §1.11); the mapping never fails on those, it leaves the snapshot
-//! field empty. Amounts that are present but not decimals are reported as
-//! warnings and read as zero.
+//! field empty. An amount or quantity that cannot be read (`null`, not a
+//! decimal, too large for cents in an `s64`) is *unknown*, never zero:
+//! `Money::UNKNOWN` (`cents == i64::MIN`) and quantity `""`, with a warning
+//! that names the order and the field. The host shows unknown values as
+//! absent, so no customer is told "R$ 0,00" for an amount nobody could read.
 
 use arauto_plugin_sdk::connector::{
-    Customer, Item, Money, OrderSnapshot, OrderStatus, Payment, Shipment,
+    Customer, Item, Money, OrderSnapshot, OrderStatus, Payment, QUANTITY_UNKNOWN, Shipment,
+    money_or_unknown,
 };
 use jiff::civil::DateTime;
 use serde_json::{Map, Value, json};
@@ -100,17 +104,31 @@ pub fn status(value: Option<&Value>) -> OrderStatus {
 pub struct Warnings(pub Vec<String>);
 
 impl Warnings {
-    fn amount(&mut self, doc: &Value, key: &str, context: &str) -> i64 {
-        match money::cents(doc.get(key)) {
-            Ok(cents) => cents.unwrap_or(0),
+    /// A money field LI always sends: absent, `null`, empty or unreadable is
+    /// unknown, with a warning naming the field.
+    fn amount(&mut self, doc: &Value, key: &str, context: &str) -> Money {
+        let value = doc.get(key);
+        let cents = match money::cents(value) {
+            Ok(Some(cents)) => Some(cents),
+            Ok(None) => {
+                let what = match value {
+                    None => "is missing".to_owned(),
+                    Some(Value::Null) => "is null".to_owned(),
+                    Some(v) => format!("= {v} is empty"),
+                };
+                self.0
+                    .push(format!("{context}{key} {what}; amount unknown"));
+                None
+            }
             Err(bad) => {
                 self.0.push(format!(
-                    "{context}{key} = {} is not an amount; read as 0",
-                    bad.0
+                    "{context}{key} = {} is not an amount (or too large); amount unknown",
+                    arauto_plugin_sdk::connector::http::excerpt(&bad.0, 64)
                 ));
-                0
+                None
             }
-        }
+        };
+        money_or_unknown(cents)
     }
 }
 
@@ -274,29 +292,49 @@ fn items(itens: Option<&Value>, warnings: &mut Warnings) -> Vec<Item> {
         .map(|(i, it)| {
             let context = format!("itens[{i}].");
             let quantity = field(it, "quantidade").and_then(Decimal::from_json);
-            if quantity.is_none() && field(it, "quantidade").is_some() {
+            if quantity.is_none() {
+                let what = match it.get("quantidade") {
+                    None => "is missing".to_owned(),
+                    Some(Value::Null) => "is null".to_owned(),
+                    Some(v) => format!(
+                        "= {} is not a number",
+                        arauto_plugin_sdk::connector::http::excerpt(&v.to_string(), 64)
+                    ),
+                };
                 warnings
                     .0
-                    .push(format!("{context}quantidade is not a number; read as 1"));
+                    .push(format!("{context}quantidade {what}; quantity unknown"));
             }
-            let quantity = quantity.unwrap_or(Decimal::ONE);
             let unit_key = ["preco_venda", "preco_promocional", "preco_cheio"]
                 .into_iter()
                 .find(|k| field(it, k).is_some())
                 .unwrap_or("preco_venda");
-            let unit = field(it, unit_key).and_then(Decimal::from_json);
-            let unit_cents = warnings.amount(it, unit_key, &context);
-            // The line total from the exact decimals (no rounding of the unit price first).
-            let total_cents = unit
-                .and_then(|u| u.mul(quantity))
-                .and_then(Decimal::to_cents)
-                .unwrap_or(unit_cents);
+            let unit_price = warnings.amount(it, unit_key, &context);
+            // The line total from the exact decimals (no rounding of the unit
+            // price first); unknown when either factor is.
+            let total = match (unit_price.known_cents(), quantity) {
+                (Some(_), Some(quantity)) => {
+                    let total = field(it, unit_key)
+                        .and_then(Decimal::from_json)
+                        .and_then(|u| u.mul(quantity))
+                        .and_then(Decimal::to_cents)
+                        .filter(|c| *c != i64::MIN);
+                    if total.is_none() {
+                        warnings.0.push(format!(
+                            "{context}{unit_key} × quantidade is too large; line total unknown"
+                        ));
+                    }
+                    money_or_unknown(total)
+                }
+                _ => Money::UNKNOWN,
+            };
             Item {
                 sku: text(it.get("sku")),
                 name: text(it.get("nome")).unwrap_or_else(|| format!("item {}", i + 1)),
-                quantity: quantity.to_plain_string(),
-                unit_price: Money { cents: unit_cents },
-                total: Money { cents: total_cents },
+                quantity: quantity
+                    .map_or_else(|| QUANTITY_UNKNOWN.to_owned(), Decimal::to_plain_string),
+                unit_price,
+                total,
             }
         })
         .collect()
@@ -452,18 +490,10 @@ fn snapshot(
         created_at: rfc3339(created),
         updated_at: rfc3339(key.modified),
         customer,
-        subtotal: Money {
-            cents: warnings.amount(doc, "valor_subtotal", ""),
-        },
-        shipping: Money {
-            cents: warnings.amount(doc, "valor_envio", ""),
-        },
-        discount: Money {
-            cents: warnings.amount(doc, "valor_desconto", ""),
-        },
-        total: Money {
-            cents: warnings.amount(doc, "valor_total", ""),
-        },
+        subtotal: warnings.amount(doc, "valor_subtotal", ""),
+        shipping: warnings.amount(doc, "valor_envio", ""),
+        discount: warnings.amount(doc, "valor_desconto", ""),
+        total: warnings.amount(doc, "valor_total", ""),
         currency: "BRL".to_owned(),
         payment: if detailed {
             payment(field(doc, "pagamentos"))
@@ -613,15 +643,35 @@ mod tests {
         assert_eq!(o.shipments[0].id, "envio-1");
         assert_eq!(o.shipments[0].tracking_code, None);
         assert_eq!(o.items[0].name, "item 1");
-        assert_eq!(o.items[0].quantity, "1");
-        assert_eq!(o.items[0].unit_price.cents, 0);
+        assert_eq!(
+            o.items[0].quantity, "",
+            "unreadable quantity: unknown, not 1"
+        );
+        assert_eq!(o.items[0].unit_price.cents, i64::MIN);
+        assert_eq!(o.items[0].total.cents, i64::MIN);
         let payment = o.payment.unwrap();
         assert_eq!(
             (payment.code.as_str(), payment.family.as_str()),
             ("", "other")
         );
-        assert_eq!((o.total.cents, o.shipping.cents), (0, 0));
-        assert_eq!(warnings.0.len(), 2, "{:?}", warnings.0);
+        assert_eq!(
+            [o.total, o.shipping, o.subtotal, o.discount].map(|m| m.is_unknown()),
+            [true; 4],
+            "unreadable, null or missing amounts are unknown, never 0"
+        );
+        for field in [
+            "valor_total = \"R$ 5\"",
+            "valor_envio is null",
+            "valor_subtotal is missing",
+            "itens[0].quantidade is null",
+        ] {
+            assert!(
+                warnings.0.iter().any(|w| w.contains(field)),
+                "{field}: {:?}",
+                warnings.0
+            );
+        }
+        assert_eq!(warnings.0.len(), 6, "{:?}", warnings.0);
         assert!(
             warnings
                 .0

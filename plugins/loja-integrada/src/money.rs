@@ -2,10 +2,10 @@
 //!
 //! REST responses carry decimal strings with 2 or 4 decimals (`"106.38"`,
 //! `"139.9000"`), webhook-style payloads and `parcelamento.valor_parcela` carry
-//! JSON numbers (`78.14`) (domain.md §1.6.2, §1.11). Both are read as decimal
-//! text — a JSON number through its shortest round-trip form — so no binary
-//! floating point touches an amount, and rounding to cents is half away from
-//! zero.
+//! JSON numbers (`78.14`) (domain.md §1.6.2, §1.11;
+//! docs/platforms/loja-integrada.md). Both are read as decimal text — a JSON
+//! number through its shortest round-trip form — so no binary floating point
+//! touches an amount, and rounding to cents is half away from zero.
 
 use serde_json::Value;
 
@@ -20,12 +20,6 @@ pub struct Decimal {
 const MAX_SCALE: u32 = 18;
 
 impl Decimal {
-    /// 1.
-    pub const ONE: Self = Self {
-        mantissa: 1,
-        scale: 0,
-    };
-
     /// Parse `[-+]digits[.digits]` (a lone `,` is taken as the decimal
     /// separator, as Brazilian text writes it). No exponents, no thousands separators.
     pub fn parse(text: &str) -> Option<Self> {
@@ -73,7 +67,9 @@ impl Decimal {
             Value::String(s) => Self::parse(s),
             // serde_json prints f64 in its shortest round-trip form ("78.14").
             Value::Number(n) => Self::parse(&n.to_string()).or_else(|| {
-                let f = n.as_f64()?;
+                // Past 10^15 no amount or quantity is meant; the cast below
+                // would saturate into a nonsense value.
+                let f = n.as_f64().filter(|f| f.abs() < 1e15)?;
                 // Exponent forms ("1e-7"): tiny or huge numbers only; cents precision is enough.
                 Some(Self {
                     mantissa: (f * 1e6).round() as i128,
@@ -156,6 +152,8 @@ pub fn cents(value: Option<&Value>) -> Result<Option<i64>, BadAmount> {
         Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
         Some(v) => Decimal::from_json(v)
             .and_then(Decimal::to_cents)
+            // i64::MIN is the "unknown amount" sentinel of the contract.
+            .filter(|c| *c != i64::MIN)
             .map(Some)
             .ok_or_else(|| BadAmount(v.to_string())),
     }
@@ -205,6 +203,11 @@ mod tests {
             Err(BadAmount("\"1,234.56\"".into()))
         );
         assert_eq!(cents(Some(&json!({}))), Err(BadAmount("{}".into())));
+        assert!(cents(Some(&json!(-1e300))).is_err(), "found by src/fuzz.rs");
+        assert!(
+            cents(Some(&json!("-92233720368547758.08"))).is_err(),
+            "the unknown sentinel"
+        );
     }
 
     #[test]

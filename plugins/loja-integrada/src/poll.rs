@@ -24,24 +24,48 @@
 //!   [`MAX_RESCANS`] passes that keep shifting, the sweep ends but the next
 //!   sweep restarts from the same `since` (the cursor's `floor`), so a skipped
 //!   row is still listed later.
+//!
+//! # One unreadable order does not hold up the store
+//!
+//! An order whose detail (or customer) cannot be read — an answer over the
+//! host's size cap, a body that is not JSON or is nested too deeply, an error
+//! status about that order alone — is skipped, recorded in the cursor and
+//! reported (`order-unreadable` notice); the rest of the page flows on. It is
+//! retried by `numero` when due (1 min, doubling to 1 h), even once it has
+//! left the search window, and after [`crate::cursor::QUARANTINE_AFTER`] attempts set aside
+//! (`order-quarantined`) until a search row shows it changed. Failures about
+//! the store — rejected credentials, rate limits, 5xx, timeouts — still fail
+//! the call as before: retrying another order would meet them too.
+//!
+//! # Rate limits in the middle of a page
+//!
+//! When LI answers 429 (or 503 with `Retry-After`) after some orders of the
+//! page were read, those orders are returned and the wait is kept in the
+//! cursor (`not_before_ms`): a call made before it ends answers `retryable`
+//! with the time left, without sending a request.
 
 use std::collections::HashMap;
 
 use arauto_plugin_sdk::connector::log::{self, Level};
 use arauto_plugin_sdk::connector::{
-    OrderSnapshot, PluginError, PollPage, PollRequest, clock, permanent,
+    OrderSnapshot, PluginError, PollPage, PollRequest, clock, high_water, notice, permanent,
+    retry_after,
 };
 use jiff::civil::DateTime;
 use serde_json::Value;
 
-use crate::api::Api;
+use crate::api::{Api, ReadError, message_of};
 use crate::cursor::{BadCursor, Cursor, Seen, Sweep};
 use crate::mapping::{self, ChangeKey, Warnings};
 use crate::settings::Settings;
-use crate::time::{format_micros, from_rfc3339, parse_li};
+use crate::time::{format_micros, from_rfc3339, from_unix_ms, parse_li};
 
 /// Extra passes over a sweep's window when rows shifted during it.
 pub const MAX_RESCANS: u32 = 3;
+
+/// Unreadable orders retried by `numero` per call, at most (each costs a
+/// request of the store's budget).
+const MAX_RETRIES_PER_CALL: usize = 10;
 
 /// Run one poll call.
 pub fn poll(req: PollRequest) -> Result<PollPage, PluginError> {
@@ -70,59 +94,92 @@ pub fn poll(req: PollRequest) -> Result<PollPage, PluginError> {
             Cursor::default()
         }),
     };
-    let mut sweep = match cursor.sweep.take() {
+    // LI's clock is São Paulo wall-clock time: the connector's "now" in it.
+    let ceiling = from_unix_ms(now_ms).saturating_add(settings.future_tolerance);
+    if let Some(pulled) = cursor.pull_back_from_future(ceiling) {
+        log::log(
+            Level::Warn,
+            &format!(
+                "the stored cursor lay in the future ({pulled}); pulled back to now + \
+                 future_tolerance ({}) so that new orders are listed again",
+                format_micros(ceiling)
+            ),
+            &[],
+        );
+    }
+    if let Some(not_before) = cursor.not_before_ms {
+        if now_ms < not_before {
+            let left = not_before - now_ms;
+            return Err(retry_after(
+                format!(
+                    "Loja Integrada asked to wait (Retry-After) in the middle of a page; {} s \
+                     left, no request sent",
+                    left.div_ceil(1000)
+                ),
+                left,
+            ));
+        }
+        cursor.not_before_ms = None;
+    }
+    let sweep = match cursor.sweep.take() {
         Some(sweep) => sweep,
         None => cursor.begin_sweep(settings.overlap, settings.initial_lookback, now_ms),
     };
 
-    let page = api.search(&sweep.since, sweep.offset, settings.page_size)?;
-    if let (Some(before), Some(now)) = (sweep.total, page.total)
-        && now < before
-    {
-        // Rows left the window (deleted orders): unread rows moved back.
-        sweep.shifted = true;
-    }
-    sweep.total = page.total.or(sweep.total);
-
     let mut run = PageRun {
         api: &api,
         settings: &settings,
-        cursor: &mut cursor,
-        sweep: &mut sweep,
+        cursor,
+        sweep,
         cutoff,
+        now_ms,
+        ceiling,
         customers: HashMap::new(),
         orders: Vec::new(),
         details: 0,
+        failures_changed: false,
     };
-    for row in &page.rows {
-        match run.row(row) {
-            Ok(()) => {}
-            Err(PluginError::Retryable(e)) if !run.orders.is_empty() => {
-                // Keep what was read: the next call re-reads this page and skips
-                // the orders returned here by their change keys.
-                let returned = run.orders.len();
-                log::log(
-                    Level::Warn,
-                    &format!(
-                        "stopping this page early after {returned} orders: {}; the rest follows \
-                         on the next call",
-                        e.message
-                    ),
-                    &[],
-                );
-                let orders = std::mem::take(&mut run.orders);
-                cursor.sweep = Some(sweep);
-                return Ok(PollPage {
-                    orders,
-                    next_cursor: Some(cursor.encode()),
-                    has_more: true,
-                });
-            }
-            Err(e) => return Err(e),
+
+    // Orders that could not be read before, due now: by numero, whether or
+    // not the search below lists them.
+    let due: Vec<u64> = run
+        .cursor
+        .failed
+        .iter()
+        .filter(|(_, f)| !f.quarantined && f.next_retry_ms <= now_ms)
+        .map(|(numero, _)| *numero)
+        .take(MAX_RETRIES_PER_CALL)
+        .collect();
+    for numero in due {
+        if let Err(e) = run.retry(numero) {
+            return run.interrupted(e);
         }
     }
-    let orders = std::mem::take(&mut run.orders);
-    let details = run.details;
+
+    let page = match api.search(&run.sweep.since, run.sweep.offset, settings.page_size) {
+        Ok(page) => page,
+        Err(e) => return run.interrupted(e),
+    };
+    if let (Some(before), Some(now)) = (run.sweep.total, page.total)
+        && now < before
+    {
+        // Rows left the window (deleted orders): unread rows moved back.
+        run.sweep.shifted = true;
+    }
+    run.sweep.total = page.total.or(run.sweep.total);
+
+    for row in &page.rows {
+        if let Err(e) = run.row(row) {
+            return run.interrupted(e);
+        }
+    }
+    let PageRun {
+        mut cursor,
+        mut sweep,
+        orders,
+        details,
+        ..
+    } = run;
     log::log(
         Level::Debug,
         &format!(
@@ -174,7 +231,7 @@ pub fn poll(req: PollRequest) -> Result<PollPage, PluginError> {
                     &[],
                 );
             }
-            cursor.finish_sweep(&sweep, now_ms, settings.overlap);
+            cursor.finish_sweep(&sweep, now_ms, settings.overlap, ceiling);
             false
         }
     };
@@ -185,20 +242,58 @@ pub fn poll(req: PollRequest) -> Result<PollPage, PluginError> {
     })
 }
 
-/// The state of one page being processed.
+/// The state of one call being processed.
 struct PageRun<'a> {
     api: &'a Api<'a>,
     settings: &'a Settings,
-    cursor: &'a mut Cursor,
-    sweep: &'a mut Sweep,
+    cursor: Cursor,
+    sweep: Sweep,
     cutoff: Option<DateTime>,
+    /// Host clock at the start of the call.
+    now_ms: u64,
+    /// The connector's now + `future_tolerance`, in LI's time: no mark goes past it.
+    ceiling: DateTime,
     /// Customers fetched in this call, by URI (one call per distinct customer).
     customers: HashMap<String, Option<Value>>,
     orders: Vec<OrderSnapshot>,
     details: usize,
+    /// An order failed or recovered in this call: the cursor has news even
+    /// when no order is returned.
+    failures_changed: bool,
 }
 
 impl PageRun<'_> {
+    /// A failure about the store stopped the call. Keep what was read: the
+    /// next call re-reads this page and skips the orders returned here by
+    /// their change keys. A rate limit's wait is kept in the cursor.
+    fn interrupted(mut self, error: PluginError) -> Result<PollPage, PluginError> {
+        let PluginError::Retryable(e) = &error else {
+            return Err(error);
+        };
+        if self.orders.is_empty() && !self.failures_changed {
+            return Err(error);
+        }
+        let returned = self.orders.len();
+        log::log(
+            Level::Warn,
+            &format!(
+                "stopping this page early after {returned} orders: {}; the rest follows on the \
+                 next call",
+                e.message
+            ),
+            &[],
+        );
+        if let Some(wait) = e.retry_after_ms {
+            self.cursor.not_before_ms = Some(self.now_ms.saturating_add(wait));
+        }
+        self.cursor.sweep = Some(self.sweep);
+        Ok(PollPage {
+            orders: self.orders,
+            next_cursor: Some(self.cursor.encode()),
+            has_more: true,
+        })
+    }
+
     fn row(&mut self, row: &Value) -> Result<(), PluginError> {
         let Some(key) = mapping::change_key(row) else {
             let excerpt = arauto_plugin_sdk::connector::http::excerpt(&row.to_string(), 200);
@@ -225,69 +320,210 @@ impl PageRun<'_> {
                 self.sweep.shifted = true;
             }
         }
+        if let Some(failure) = self.cursor.failed.get(&key.numero)
+            && failure.status == key.status
+            && failure.modified == modified
+            && (failure.quarantined || failure.next_retry_ms > self.now_ms)
+        {
+            // Unchanged since it failed: it waits for its retry (or, once
+            // quarantined, for a change).
+            return Ok(());
+        }
         let numero = key.numero.to_string();
-        let (snapshot, warnings, remembered) = match self.cutoff {
+        match self.cutoff {
             Some(cutoff) if key.modified < cutoff => {
                 let (snapshot, warnings) = mapping::summary(row, &key);
-                (snapshot, warnings, key)
+                self.returned(snapshot, &warnings, &key, None);
+                Ok(())
             }
             _ => {
                 self.details += 1;
-                let Some(detail) = self.api.order(key.numero)? else {
-                    log::log(
-                        Level::Warn,
-                        &format!(
-                            "order {numero} is listed but GET pedido/{numero} answered 404 \
-                             (deleted?); skipped until it changes again"
-                        ),
-                        &[("order", &numero)],
-                    );
-                    self.remember(&key);
-                    return Ok(());
+                let detail = match self.api.order(key.numero) {
+                    Ok(Some(detail)) => detail,
+                    Ok(None) => {
+                        log::log(
+                            Level::Warn,
+                            &format!(
+                                "order {numero} is listed but GET pedido/{numero} answered 404 \
+                                 (deleted?); skipped until it changes again"
+                            ),
+                            &[("order", &numero)],
+                        );
+                        self.forget_failure(key.numero);
+                        self.remember(&key, None);
+                        return Ok(());
+                    }
+                    Err(ReadError::Store(e)) => return Err(e),
+                    Err(ReadError::Order(e)) => {
+                        self.order_failed(&key, &e);
+                        return Ok(());
+                    }
                 };
-                let detail_key = mapping::change_key(&detail)
-                    .filter(|k| k.numero == key.numero)
-                    .unwrap_or_else(|| key.clone());
-                if detail_key != key {
-                    // Modified between the listing and the detail read: it may
-                    // have moved within the result set.
-                    self.sweep.shifted = true;
-                }
-                let resolved = match detail.get("cliente") {
-                    Some(Value::String(uri)) => self.customer(uri, &numero)?,
-                    _ => None,
-                };
-                let (snapshot, warnings) = mapping::detailed(
-                    &detail,
-                    &detail_key,
-                    resolved.as_ref(),
-                    self.settings.tracking_url_template.as_deref(),
-                );
-                let newest = if detail_key.modified > key.modified {
-                    detail_key
-                } else {
-                    key
-                };
-                (snapshot, warnings, newest)
+                let raw = raw_modified(row).or_else(|| Some(modified.clone()));
+                self.detailed(&key, &detail, raw)
             }
+        }
+    }
+
+    /// Read an order that failed before, by numero.
+    fn retry(&mut self, numero: u64) -> Result<(), PluginError> {
+        let Some(failure) = self.cursor.failed.get(&numero).cloned() else {
+            return Ok(());
         };
-        report(&numero, &warnings);
-        self.remember(&remembered);
-        self.orders.push(snapshot);
+        let Some(modified) = parse_li(&failure.modified) else {
+            // Not written by this connector; forget it (a change lists it again).
+            self.forget_failure(numero);
+            return Ok(());
+        };
+        let listed = ChangeKey {
+            numero,
+            status: failure.status.clone(),
+            modified,
+        };
+        self.details += 1;
+        match self.api.order(numero) {
+            Ok(Some(detail)) => self.detailed(&listed, &detail, None),
+            Ok(None) => {
+                log::log(
+                    Level::Warn,
+                    &format!(
+                        "order {numero}, retried after failing, answered 404 (deleted?); no \
+                         longer retried"
+                    ),
+                    &[("order", &numero.to_string())],
+                );
+                self.forget_failure(numero);
+                Ok(())
+            }
+            Err(ReadError::Store(e)) => Err(e),
+            Err(ReadError::Order(e)) => {
+                self.order_failed(&listed, &e);
+                Ok(())
+            }
+        }
+    }
+
+    /// Map a fetched detail and return it. `listed` is the key the order was
+    /// listed with in this page (`listed_raw` its raw `data_modificacao`), or,
+    /// for a retry by numero (`listed_raw` = `None`), the key it failed with.
+    fn detailed(
+        &mut self,
+        listed: &ChangeKey,
+        detail: &Value,
+        listed_raw: Option<String>,
+    ) -> Result<(), PluginError> {
+        let numero = listed.numero.to_string();
+        let detail_key = mapping::change_key(detail)
+            .filter(|k| k.numero == listed.numero)
+            .unwrap_or_else(|| listed.clone());
+        if detail_key != *listed && listed_raw.is_some() {
+            // Modified between the listing and the detail read: it may
+            // have moved within the result set. (A retry by numero was not
+            // listed by this sweep: its key is only the one it failed with.)
+            self.sweep.shifted = true;
+        }
+        let resolved = match detail.get("cliente") {
+            Some(Value::String(uri)) => match self.customer(uri, &numero) {
+                Ok(customer) => customer,
+                Err(ReadError::Store(e)) => return Err(e),
+                Err(ReadError::Order(e)) => {
+                    self.order_failed(listed, &e);
+                    return Ok(());
+                }
+            },
+            _ => None,
+        };
+        let (snapshot, warnings) = mapping::detailed(
+            detail,
+            &detail_key,
+            resolved.as_ref(),
+            self.settings.tracking_url_template.as_deref(),
+        );
+        let (newest, raw) = if detail_key.modified > listed.modified {
+            (detail_key, raw_modified(detail))
+        } else {
+            (listed.clone(), listed_raw.or_else(|| raw_modified(detail)))
+        };
+        if self.forget_failure(listed.numero) {
+            notice::order_recovered(&numero);
+        }
+        self.returned(snapshot, &warnings, &newest, raw.as_deref());
         Ok(())
     }
 
-    /// Record the key as returned in this sweep and raise the sweep's newest modification.
-    fn remember(&mut self, key: &ChangeKey) {
+    /// Log what the mapping could not read, remember the order and return it.
+    fn returned(
+        &mut self,
+        snapshot: OrderSnapshot,
+        warnings: &Warnings,
+        key: &ChangeKey,
+        raw_modified: Option<&str>,
+    ) {
+        report(&snapshot.number, warnings);
+        if snapshot.status.code.is_empty() {
+            log::log(
+                Level::Warn,
+                &format!(
+                    "order {} has no status (situacao is null, missing or unreadable); it is \
+                     returned with an empty status code",
+                    snapshot.number
+                ),
+                &[("order", &snapshot.number)],
+            );
+        }
+        self.remember(key, raw_modified);
+        self.orders.push(snapshot);
+    }
+
+    /// `numero` could not be read: record the attempt and say so.
+    fn order_failed(&mut self, key: &ChangeKey, error: &PluginError) {
+        let numero = key.numero.to_string();
+        let failure = self.cursor.record_failure(
+            key.numero,
+            &key.status,
+            &format_micros(key.modified),
+            self.now_ms,
+        );
+        self.failures_changed = true;
+        let reason = message_of(error);
+        if failure.quarantined {
+            notice::order_quarantined(&numero, failure.attempts, reason);
+        } else {
+            let retry_in_s = failure
+                .next_retry_ms
+                .saturating_sub(self.now_ms)
+                .div_ceil(1000);
+            notice::order_unreadable(&numero, failure.attempts, retry_in_s, reason);
+        }
+    }
+
+    /// Drop the failure record of `numero`; true when there was one.
+    fn forget_failure(&mut self, numero: u64) -> bool {
+        let had = self.cursor.failed.remove(&numero).is_some();
+        self.failures_changed |= had;
+        had
+    }
+
+    /// Record the key as returned in this sweep and raise the sweep's newest
+    /// modification, never past now + `future_tolerance`: a date in the
+    /// future is reported with its raw text and does not drag the cursor along.
+    fn remember(&mut self, key: &ChangeKey, raw_modified: Option<&str>) {
         let modified = format_micros(key.modified);
+        let (mark, in_future) = high_water::clamp_to(key.modified, self.ceiling);
+        if in_future {
+            notice::future_timestamp(
+                &key.numero.to_string(),
+                raw_modified.unwrap_or(modified.as_str()),
+            );
+        }
         let newer = self
             .sweep
             .max
             .as_deref()
             .and_then(parse_li)
-            .is_none_or(|max| key.modified > max);
+            .is_none_or(|max| mark > max);
         if newer {
-            self.sweep.max = Some(modified.clone());
+            self.sweep.max = Some(format_micros(mark));
         }
         self.cursor.seen.insert(
             key.numero,
@@ -299,7 +535,7 @@ impl PageRun<'_> {
         );
     }
 
-    fn customer(&mut self, uri: &str, numero: &str) -> Result<Option<Value>, PluginError> {
+    fn customer(&mut self, uri: &str, numero: &str) -> Result<Option<Value>, ReadError> {
         if let Some(cached) = self.customers.get(uri) {
             return Ok(cached.clone());
         }
@@ -316,6 +552,14 @@ impl PageRun<'_> {
         self.customers.insert(uri.to_owned(), customer.clone());
         Ok(customer)
     }
+}
+
+/// `data_modificacao` as LI wrote it (for messages about odd values).
+fn raw_modified(doc: &Value) -> Option<String> {
+    doc.get("data_modificacao").map(|v| match v {
+        Value::String(s) => arauto_plugin_sdk::connector::http::excerpt(s, 64),
+        other => arauto_plugin_sdk::connector::http::excerpt(&other.to_string(), 64),
+    })
 }
 
 fn report(numero: &str, warnings: &Warnings) {

@@ -9,6 +9,9 @@ use crate::time::parse_duration;
 pub const DEFAULT_BASE_URL: &str = "https://api.awsli.com.br";
 const DEFAULT_API_PREFIX: &str = "/v1";
 const DEFAULT_OVERLAP: &str = "10m";
+/// How far past the connector's clock an order's `data_modificacao` may lie
+/// before the cursor stops following it (see `cursor.rs`, future timestamps).
+const DEFAULT_FUTURE_TOLERANCE: &str = "10m";
 /// Long enough to cover most orders still in flight when a store is added: the
 /// first sync reads them as summaries only (no detail calls below the host's
 /// cutoff), so their later steps are compared against a baseline and orders
@@ -71,6 +74,14 @@ pub fn config_keys() -> Vec<ConfigKey> {
              catch late commits (duration, e.g. \"10m\").",
             false,
             Some(DEFAULT_OVERLAP),
+        ),
+        key(
+            "future_tolerance",
+            "How far ahead of the daemon's clock an order's data_modificacao may be before it \
+             is treated as a wrong date: the order is still processed, but the cursor does not \
+             follow it past now + this tolerance, and a warning names the order (duration).",
+            false,
+            Some(DEFAULT_FUTURE_TOLERANCE),
         ),
         key(
             "initial_lookback",
@@ -180,6 +191,8 @@ pub struct Settings {
     pub overlap: SignedDuration,
     /// Look-back of a store's first poll.
     pub initial_lookback: SignedDuration,
+    /// How far past now a modification time may advance the cursor.
+    pub future_tolerance: SignedDuration,
     /// Requested page size.
     pub page_size: u32,
     /// Per-request timeout.
@@ -248,6 +261,7 @@ impl Settings {
 
         let overlap = duration("overlap", DEFAULT_OVERLAP)?;
         let initial_lookback = duration("initial_lookback", DEFAULT_INITIAL_LOOKBACK)?;
+        let future_tolerance = duration("future_tolerance", DEFAULT_FUTURE_TOLERANCE)?;
         let timeout = duration("request_timeout", DEFAULT_REQUEST_TIMEOUT)?;
         let timeout_ms = u32::try_from(timeout.as_millis())
             .ok()
@@ -273,6 +287,7 @@ impl Settings {
             api_prefix,
             overlap,
             initial_lookback,
+            future_tolerance,
             page_size,
             timeout_ms,
             tracking_url_template,

@@ -3,8 +3,9 @@
 //! The REST API returns `data_modificacao` & co. without an offset, with
 //! microseconds (`2024-05-10T09:12:47.556120`), in São Paulo local time, and
 //! takes `since_atualizado` in the same form at seconds precision
-//! (domain.md §1.8). America/Sao_Paulo has been a fixed UTC−03:00 all year
-//! since Brazil abolished DST in 2019 (tzdata 2019b). The plugin runs on
+//! (domain.md §1.8; docs/platforms/loja-integrada.md, "Time").
+//! America/Sao_Paulo has been a fixed UTC−03:00 all year since Brazil
+//! abolished DST in 2019 (tzdata 2019b). The plugin runs on
 //! wasm32-unknown-unknown, which has no time-zone database, and bundling one
 //! would add hundreds of KB to the component for a zone that no longer
 //! changes, so the offset is the constant −03:00. The only inaccuracy is one
@@ -21,15 +22,24 @@ pub const SAO_PAULO: Offset = Offset::constant(-3);
 /// Parse an LI timestamp: naive (`2024-05-10T09:12:47.556120`, also without
 /// fraction or with a space separator) or, as webhook-style payloads carry,
 /// with an offset or `Z` (converted to São Paulo wall-clock time).
+///
+/// Years outside 1..=9999 are not LI dates (and have no four-digit text form
+/// to store in the cursor): `None`.
 pub fn parse_li(text: &str) -> Option<DateTime> {
     let text = text.trim();
     if text.is_empty() {
         return None;
     }
-    if let Ok(at) = text.parse::<Timestamp>() {
-        return Some(SAO_PAULO.to_datetime(at));
-    }
-    text.parse::<DateTime>().ok()
+    let at = match text.parse::<Timestamp>() {
+        Ok(at) => SAO_PAULO.to_datetime(at),
+        Err(_) => text.parse::<DateTime>().ok()?,
+    };
+    // LI's precision is the microsecond; finer digits would not survive the
+    // cursor's text form, so drop them here and every copy compares equal.
+    let at = at.saturating_sub(SignedDuration::from_nanos(i64::from(
+        at.subsec_nanosecond() % 1000,
+    )));
+    (1..=9999).contains(&at.year()).then_some(at)
 }
 
 /// `YYYY-MM-DDTHH:MM:SS`, the fraction dropped (LI's filter format; flooring
@@ -131,6 +141,16 @@ mod tests {
         );
         assert_eq!(parse_li(""), None);
         assert_eq!(parse_li("ontem"), None);
+        assert_eq!(
+            parse_li("-009999-01-01T00:00:00"),
+            None,
+            "found by src/fuzz.rs"
+        );
+        assert_eq!(
+            parse_li("0001-01-01 00:00:00.0000001"),
+            Some(date(1, 1, 1).at(0, 0, 0, 0)),
+            "below a microsecond: dropped (found by src/fuzz.rs)"
+        );
     }
 
     #[test]

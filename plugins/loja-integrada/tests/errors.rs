@@ -84,41 +84,96 @@ fn a_rate_limit_on_the_first_detail_fails_the_call_and_keeps_the_cursor() {
 }
 
 #[test]
-fn a_rate_limit_in_the_middle_of_a_page_returns_what_was_read_so_far() {
+fn a_rate_limit_in_the_middle_of_a_page_returns_what_was_read_so_far_and_keeps_the_wait() {
     let fake = fake();
     for _ in 0..5 {
         fake.store.create_order(Order::new());
     }
     install(&fake, &[]);
-    // The third detail call is rate limited.
+    // The third detail call is rate limited, with LI asking for 4 s.
     fake.store
         .fail(Route::Detail, Fault::Delay(Duration::ZERO), 2);
     fake.store.fail(
         Route::Detail,
         Fault::TooManyRequests {
-            retry_after_secs: Some(3),
+            retry_after_secs: Some(4),
         },
         1,
     );
     let partial = poll(None, None).expect("partial page");
     assert_eq!(numeros(&partial.orders), vec![1001, 1002]);
-    assert!(
-        partial.has_more,
-        "the host calls again (and meets the rate limit itself if it persists)"
-    );
+    assert!(partial.has_more, "the rest of the page follows");
     let warned = testing::logs()
         .iter()
         .any(|(l, m, _)| *l == Level::Warn && m.contains("stopping this page early"));
     assert!(warned);
 
+    // Called again at once (the host's next page), the connector answers with
+    // the time left of LI's wait and sends nothing.
+    fake.li.clear_requests();
+    let sent_before = testing::requests().len();
+    let (message, wait) =
+        retryable(poll(partial.next_cursor.as_deref(), None).expect_err("still waiting"));
+    assert_eq!(wait, Some(4_000), "{message}");
+    assert!(message.contains("no request sent"), "{message}");
+    assert_eq!(testing::requests().len(), sent_before, "no HTTP request");
+    assert!(fake.li.requests().is_empty());
+
+    // 1.5 s later the hint has shrunk; after it, the page goes on.
+    testing::set_now_unix_ms(HOST_START_MS + 1_500);
+    let (_, wait) = retryable(poll(partial.next_cursor.as_deref(), None).expect_err("waiting"));
+    assert_eq!(wait, Some(2_500));
+    testing::set_now_unix_ms(HOST_START_MS + 4_000);
     let rest = sweep(partial.next_cursor.as_deref(), None);
     assert_eq!(numeros(&rest.orders), vec![1003, 1004, 1005]);
     let details = detail_calls(&fake.li.requests());
     assert_eq!(
         details,
-        vec![1001, 1002, 1003, 1003, 1004, 1005],
+        vec![1003, 1004, 1005],
         "only the rate-limited call is repeated"
     );
+}
+
+#[test]
+fn a_503_with_retry_after_in_the_middle_of_a_page_is_honoured_like_a_429() {
+    let fake = fake();
+    for _ in 0..3 {
+        fake.store.create_order(Order::new());
+    }
+    // LI (or its load balancer) says when it is back, as an HTTP-date:
+    // 2024-05-10T12:00:06Z, 6 s after the harness clock.
+    install_editing(&fake, &[], |_, mut answer| {
+        if answer.status == 503 {
+            answer
+                .headers
+                .push(("Retry-After".into(), "Fri, 10 May 2024 12:00:06 GMT".into()));
+        }
+        Ok(answer)
+    });
+    fake.store
+        .fail(Route::Detail, Fault::Delay(Duration::ZERO), 1);
+    fake.store.fail(Route::Detail, Fault::Status(503), 1);
+    let partial = poll(None, None).expect("partial page");
+    assert_eq!(numeros(&partial.orders), vec![1001]);
+    assert!(partial.has_more);
+    let (message, wait) =
+        retryable(poll(partial.next_cursor.as_deref(), None).expect_err("waiting"));
+    assert_eq!(wait, Some(6_000), "{message}");
+
+    testing::set_now_unix_ms(HOST_START_MS + 6_000);
+    let rest = sweep(partial.next_cursor.as_deref(), None);
+    assert_eq!(numeros(&rest.orders), vec![1002, 1003]);
+}
+
+#[test]
+fn a_503_without_retry_after_on_the_only_order_is_plainly_retryable() {
+    let fake = fake();
+    fake.store.create_order(Order::new());
+    install(&fake, &[]);
+    fake.store.fail(Route::Detail, Fault::Status(503), 1);
+    let (message, wait) = retryable(poll(None, None).expect_err("503"));
+    assert_eq!(wait, None, "{message}");
+    assert!(message.contains("HTTP 503"), "{message}");
 }
 
 #[test]
@@ -201,7 +256,7 @@ fn server_errors_are_retryable() {
 }
 
 #[test]
-fn malformed_json_is_retryable_and_quotes_the_body() {
+fn a_malformed_search_page_is_retryable_and_quotes_the_body() {
     let fake = fake();
     fake.store.create_order(Order::new());
     install(&fake, &[]);
@@ -211,12 +266,6 @@ fn malformed_json_is_retryable_and_quotes_the_body() {
     assert!(
         message.contains("<html><body><h1>502 Bad Gateway</h1>"),
         "the excerpt: {message}"
-    );
-    fake.store.fail(Route::Detail, Fault::Garbage, 1);
-    let (message, _) = retryable(poll(None, None).expect_err("garbage detail"));
-    assert!(
-        message.contains("reading order 1001") && message.contains("<html>"),
-        "{message}"
     );
     assert_eq!(poll(None, None).unwrap().orders.len(), 1);
 }

@@ -91,13 +91,15 @@ pub mod connector {
     pub use self::exports::arauto::plugin::connector_api::*;
 
     include!("world_support.rs");
+    include!("connector_support.rs");
 
     /// Everything a connector usually needs, in one import.
     pub mod prelude {
         pub use super::exports::arauto::plugin::connector_api::*;
         pub use super::{
-            Connector, PluginError, PluginInfo, PluginKind, RetryableError, clock, config_key,
-            http, log, misconfigured, permanent, retry_after, retryable, settings,
+            Connector, MONEY_UNKNOWN_CENTS, PluginError, PluginInfo, PluginKind, QUANTITY_UNKNOWN,
+            RetryableError, clock, config_key, high_water, http, log, misconfigured,
+            money_or_unknown, money_unknown, notice, permanent, retry_after, retryable, settings,
         };
     }
 }

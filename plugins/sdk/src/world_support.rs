@@ -449,6 +449,18 @@ pub mod http {
         }
     }
 
+    impl RequestBuilder {
+        /// Send the request and hand back the host's transport error as it is
+        /// ([`send`](Self::send) maps it to a plugin error class), for plugins
+        /// that treat some failures differently, e.g. a response over the size
+        /// cap as a problem of one record rather than of the whole provider.
+        pub fn send_raw(self) -> Result<HttpResponse, HttpError> {
+            let url = self.request.url.clone();
+            super::host::send(&self.request)
+                .map(|r| HttpResponse { url, status: r.status, headers: r.headers, body: r.body })
+        }
+    }
+
     /// Map a host transport error to a plugin error class.
     pub fn transport_error(url: &str, error: HttpError) -> PluginError {
         let target = redact_url(url);
@@ -539,14 +551,17 @@ pub mod http {
                 ))),
             }
         }
-        /// The `Retry-After` header in milliseconds (delta-seconds form).
+        /// The `Retry-After` header in milliseconds from now, in either of its
+        /// forms: delta-seconds (`120`) or an HTTP-date (`Wed, 21 Oct 2015
+        /// 07:28:00 GMT`, measured against the host clock; a date in the past
+        /// means "now", 0).
         pub fn retry_after_ms(&self) -> Option<u64> {
-            self.header("retry-after")?.trim().parse::<u64>().ok().map(|s| s * 1000)
+            retry_after_header_ms(self.header("retry-after")?, super::clock::now_unix_ms())
         }
         /// Generic status handling: 2xx passes; 429 and 408/5xx are retryable
-        /// (429 honours Retry-After); 401/403 are misconfigured; other 4xx are
-        /// permanent. Plugins with provider-specific error bodies should inspect
-        /// the response first and use this as the fallback.
+        /// (429 and 503 honour Retry-After); 401/403 are misconfigured; other
+        /// 4xx are permanent. Plugins with provider-specific error bodies
+        /// should inspect the response first and use this as the fallback.
         pub fn ok_or_error(self) -> Result<Self, PluginError> {
             if self.is_success() {
                 return Ok(self);
@@ -558,7 +573,7 @@ pub mod http {
                 self.excerpt(200)
             );
             Err(match self.status {
-                429 => match self.retry_after_ms() {
+                429 | 503 => match self.retry_after_ms() {
                     Some(ms) => retry_after(what, ms),
                     None => retryable(what),
                 },
@@ -567,6 +582,72 @@ pub mod http {
                 _ => permanent(what),
             })
         }
+    }
+
+    /// A `Retry-After` header value in milliseconds from `now_unix_ms`:
+    /// delta-seconds, or an HTTP-date in any of the three forms RFC 9110
+    /// allows (IMF-fixdate, RFC 850, asctime). `None` when unreadable.
+    pub fn retry_after_header_ms(value: &str, now_unix_ms: u64) -> Option<u64> {
+        let value = value.trim();
+        if let Ok(seconds) = value.parse::<u64>() {
+            return Some(seconds.saturating_mul(1000));
+        }
+        let at_ms = http_date_unix_secs(value)?.saturating_mul(1000);
+        Some(at_ms.saturating_sub(now_unix_ms))
+    }
+
+    /// Seconds since the Unix epoch of an HTTP-date: `Sun, 06 Nov 1994
+    /// 08:49:37 GMT`, `Sunday, 06-Nov-94 08:49:37 GMT` or `Sun Nov  6
+    /// 08:49:37 1994`. Dates before 1970 and impossible dates are `None`.
+    pub fn http_date_unix_secs(text: &str) -> Option<u64> {
+        const MONTHS: [&str; 12] =
+            ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
+        if text.len() > 64 {
+            return None;
+        }
+        let mut month = None;
+        let mut time = None;
+        let mut numbers: Vec<&str> = Vec::new();
+        for token in text.split([' ', ',', '-']).filter(|t| !t.is_empty()) {
+            if token.contains(':') {
+                time = Some(token);
+            } else if token.bytes().all(|b| b.is_ascii_digit()) {
+                numbers.push(token);
+            } else if let Some(m) = MONTHS.iter().position(|m| token.eq_ignore_ascii_case(m)) {
+                month = Some(m as u64 + 1);
+            }
+        }
+        let (month, time) = (month?, time?);
+        let [day, year] = numbers.as_slice() else { return None };
+        let day: u64 = day.parse().ok()?;
+        let year: u64 = match year.len() {
+            // RFC 850's two-digit years: RFC 9110 reads them within 50 years of now.
+            2 => {
+                let yy: u64 = year.parse().ok()?;
+                if yy < 70 { 2000 + yy } else { 1900 + yy }
+            }
+            4 => year.parse().ok()?,
+            _ => return None,
+        };
+        let mut hms = time.split(':').map(|p| p.parse::<u64>().ok());
+        let (h, m, s) = (hms.next()??, hms.next()??, hms.next()??);
+        if hms.next().is_some() || h > 23 || m > 59 || s > 60 || !(1970..=9999).contains(&year) {
+            return None;
+        }
+        let leap =
+            year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400));
+        let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+        if day == 0 || day > month_days[(month - 1) as usize] {
+            return None;
+        }
+        // Days from 1970-01-01 to the civil date (Howard Hinnant's algorithm).
+        let (y, mo) = if month <= 2 { (year - 1, month + 9) } else { (year, month - 3) };
+        let era = y / 400;
+        let yoe = y - era * 400;
+        let doy = (153 * mo + 2) / 5 + day - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        let days = (era * 146_097 + doe).checked_sub(719_468)?;
+        Some(days * 86_400 + h * 3600 + m * 60 + s)
     }
 
     /// At most `max` characters of `text`, with an ellipsis when cut.
@@ -654,6 +735,64 @@ pub mod http {
                 headers: Vec::new(),
                 body: body.as_bytes().to_vec(),
             }
+        }
+
+        fn with_header(status: u16, retry_after: &str) -> HttpResponse {
+            HttpResponse {
+                headers: vec![("Retry-After".into(), retry_after.into())],
+                ..answer(status, "{}")
+            }
+        }
+
+        #[test]
+        fn retry_after_reads_seconds_and_all_three_http_date_forms() {
+            // 1994-11-06T08:49:37Z
+            let at = 784_111_777;
+            assert_eq!(http_date_unix_secs("Sun, 06 Nov 1994 08:49:37 GMT"), Some(at));
+            assert_eq!(http_date_unix_secs("Sunday, 06-Nov-94 08:49:37 GMT"), Some(at));
+            assert_eq!(http_date_unix_secs("Sun Nov  6 08:49:37 1994"), Some(at));
+            assert_eq!(http_date_unix_secs("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
+            assert_eq!(http_date_unix_secs("Tue, 29 Feb 2028 12:00:00 GMT"), Some(1_835_438_400));
+            assert_eq!(http_date_unix_secs("Wed, 30 Feb 2028 12:00:00 GMT"), None);
+            assert_eq!(http_date_unix_secs("soon"), None);
+            assert_eq!(http_date_unix_secs("Sun, 06 Nov 1994 25:49:37 GMT"), None);
+
+            let now_ms = at * 1000;
+            assert_eq!(retry_after_header_ms(" 4 ", now_ms), Some(4_000));
+            assert_eq!(retry_after_header_ms("Sun, 06 Nov 1994 08:50:07 GMT", now_ms), Some(30_000));
+            assert_eq!(retry_after_header_ms("Sun, 06 Nov 1994 08:00:00 GMT", now_ms), Some(0), "past");
+            assert_eq!(retry_after_header_ms("in a while", now_ms), None);
+            assert_eq!(retry_after_header_ms("18446744073709551615", now_ms), Some(u64::MAX));
+        }
+
+        #[test]
+        fn a_503_honours_retry_after_like_a_429() {
+            super::super::testing::install(
+                super::super::testing::Harness::new().now_unix_ms(784_111_777_000),
+            );
+            for status in [429, 503] {
+                let error = with_header(status, "Sun, 06 Nov 1994 08:49:57 GMT")
+                    .ok_or_error()
+                    .expect_err("an error status");
+                let PluginError::Retryable(e) = error else { panic!("{status}: {error:?}") };
+                assert_eq!(e.retry_after_ms, Some(20_000), "{status}");
+                let PluginError::Retryable(e) =
+                    with_header(status, "7").ok_or_error().expect_err("error")
+                else {
+                    panic!("retryable")
+                };
+                assert_eq!(e.retry_after_ms, Some(7_000), "{status}");
+            }
+            let PluginError::Retryable(e) = answer(503, "").ok_or_error().expect_err("503") else {
+                panic!("retryable")
+            };
+            assert_eq!(e.retry_after_ms, None, "no header, no hint");
+            let PluginError::Retryable(e) =
+                with_header(500, "7").ok_or_error().expect_err("500")
+            else {
+                panic!("retryable")
+            };
+            assert_eq!(e.retry_after_ms, None, "only 429 and 503 carry the hint");
         }
 
         #[test]

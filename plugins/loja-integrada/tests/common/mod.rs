@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use arauto_plugin_sdk::connector::http::{HttpError, Response};
 use arauto_plugin_sdk::connector::testing;
 use arauto_plugin_sdk::connector::{Connector, OrderSnapshot, PluginError, PollPage, PollRequest};
 use arauto_sim::li::{FakeLi, LiStore, RecordedRequest, StoreAuth};
@@ -43,6 +44,64 @@ pub fn install(fake: &Fake, extra: &[(&str, &str)]) {
     let mut settings = vec![("api_key", API_KEY), ("application_key", APP_KEY)];
     settings.extend_from_slice(extra);
     install_settings(&fake.li.base_url(), &settings);
+}
+
+/// The harness clock at install: 2024-05-10T12:00:00Z, 09:00 in São Paulo.
+pub const HOST_START_MS: u64 = 1_715_342_400_000;
+
+/// Install the harness with the api-key credentials, `extra` settings and a
+/// transport that passes every answer of the fake through `edit(url, answer)`
+/// (to break one order's detail in ways the fake cannot, or to apply the
+/// host's response size cap).
+pub fn install_editing(
+    fake: &Fake,
+    extra: &[(&str, &str)],
+    mut edit: impl FnMut(&str, Response) -> Result<Response, HttpError> + 'static,
+) {
+    let mut inner = testing::http_transport(Duration::from_secs(30));
+    let mut harness = testing::Harness::new()
+        .setting("base_url", &fake.li.base_url())
+        .setting("api_key", API_KEY)
+        .setting("application_key", APP_KEY)
+        .transport(move |req| edit(&req.url, inner(req)?));
+    for (k, v) in extra {
+        harness = harness.setting(k, v);
+    }
+    testing::install(harness);
+}
+
+/// Rewrite the JSON detail of order `numero` with `change`.
+pub fn edit_detail(
+    numero: u64,
+    mut change: impl FnMut(&mut Value) + 'static,
+) -> impl FnMut(&str, Response) -> Result<Response, HttpError> + 'static {
+    move |url, mut answer| {
+        if url
+            .trim_end_matches('/')
+            .ends_with(&format!("/pedido/{numero}"))
+        {
+            let mut doc: Value = serde_json::from_slice(&answer.body).expect("a JSON detail");
+            change(&mut doc);
+            answer.body = serde_json::to_vec(&doc).unwrap();
+        }
+        Ok(answer)
+    }
+}
+
+/// Notices (log records with a `notice` field) emitted so far: (level, message, fields).
+pub fn notices(kind: &str) -> Vec<testing::LogLine> {
+    testing::logs()
+        .into_iter()
+        .filter(|(_, _, fields)| fields.iter().any(|(k, v)| k == "notice" && v == kind))
+        .collect()
+}
+
+/// The value of `key` in a log record's fields.
+pub fn field<'a>(fields: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    fields
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
 }
 
 pub fn poll(cursor: Option<&str>, cutoff: Option<&str>) -> Result<PollPage, PluginError> {
