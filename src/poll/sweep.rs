@@ -8,20 +8,24 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use jiff::Timestamp;
+use jiff::civil::Date;
 use tokio_util::sync::CancellationToken;
 
 use super::StoreRuntime;
 use crate::clock::Clock;
 use crate::daemon::Heartbeat;
-use crate::decide::{DecideInput, OrderRecord, PendingNotification, StorePolicy, decide};
+use crate::decide::{
+    DecideInput, InvalidEvent, OrderRecord, PendingNotification, StorePolicy, decide,
+};
 use crate::metrics::Metrics;
 use crate::model::NotificationKind;
 use crate::plugin::{PluginError, PollRequest};
 use crate::queue::{
-    EnqueueOutcome, ErrorClass, JobId, JobState, LastError, PollCommit, StateStore, StoreStatus,
+    EnqueueOutcome, ErrorClass, JobId, JobState, LastError, PollCommit, SKIPPED_DAYS_KEPT,
+    SkippedCount, StateStore, StoreStatus,
 };
 use crate::send::job::{new_job, payload_of};
-use crate::send::recipient::first_usable_phone;
+use crate::send::recipient::{NoUsablePhone, first_usable_phone};
 
 /// How a sweep ended.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -160,6 +164,9 @@ impl Sweep<'_> {
                 heartbeat.beat();
             }
             for (job, result) in jobs.iter().zip(&outcome.jobs) {
+                if let EnqueueOutcome::Duplicate(existing) = result {
+                    self.log_duplicate(job, *existing).await;
+                }
                 if let EnqueueOutcome::Inserted(job_id) = result {
                     report.enqueued += 1;
                     self.metrics
@@ -241,7 +248,7 @@ impl Sweep<'_> {
                 })
             })
             .collect();
-        let has_usable_phone = first_usable_phone(&order.customer.phones).is_ok();
+        let no_usable_phone = first_usable_phone(&order.customer.phones).err();
         let order_id = order.id.clone();
         let order_number = order.number.clone();
         let decision = decide(
@@ -250,7 +257,7 @@ impl Sweep<'_> {
                 previous: previous.as_ref(),
                 order,
                 pending: &pending,
-                has_usable_phone,
+                unusable_phone: no_usable_phone.as_ref().map(NoUsablePhone::problem),
                 now,
             },
         );
@@ -271,17 +278,17 @@ impl Sweep<'_> {
             );
         }
         if !decision.invalid.is_empty() {
-            status.invalid_events += 1;
-            for invalid in &decision.invalid {
-                tracing::warn!(
-                    store = store_id,
-                    order = %order_id,
-                    notification = %invalid.kind,
-                    channel = %invalid.channel,
-                    "invalid event: {:?}",
-                    invalid.reason
-                );
-            }
+            let day = now
+                .to_zoned_datetime(self.store.config.timezone.clone())
+                .date();
+            record_invalid(
+                status,
+                &decision.invalid,
+                no_usable_phone.as_ref(),
+                store_id,
+                &order_id,
+                day,
+            );
         }
         for event in &decision.events {
             tracing::debug!(store = store_id, order = %order_id, "order event: {event:?}");
@@ -310,6 +317,24 @@ impl Sweep<'_> {
         Ok(())
     }
 
+    /// Say which job an enqueue was a duplicate of: the same event from the
+    /// same shop account (possibly configured as another store) is sent once.
+    async fn log_duplicate(&self, job: &crate::queue::NewJob, existing: JobId) {
+        let other = self.db.get(existing).await.ok().flatten();
+        let (other_store, other_order) = other
+            .as_ref()
+            .map_or(("?", "?"), |o| (o.store.as_str(), o.order_id.as_str()));
+        tracing::info!(
+            store = %job.store,
+            order = %job.order_id,
+            notification = %job.kind,
+            channel = %job.lane,
+            other_store,
+            other_job = %existing,
+            "duplicate not queued: job {existing} (store {other_store}, order {other_order}) already has this notification for the same customer from the same shop account"
+        );
+    }
+
     async fn record_failure(&self, mut status: StoreStatus, error: &SweepError) {
         let id = self.store.config.id.as_str();
         let class = error.class();
@@ -329,6 +354,67 @@ impl Sweep<'_> {
         if let Err(store_error) = self.db.put_store_status(id, status).await {
             tracing::error!(store = id, "cannot record the poll error: {store_error}");
         }
+    }
+}
+
+/// Count an order's invalid events in the store status (by reason, and per
+/// day, channel and kind for `arauto report`) and log each with the reason and
+/// the masked phone values (`send::recipient::masked`).
+fn record_invalid(
+    status: &mut StoreStatus,
+    invalid: &[InvalidEvent],
+    no_usable_phone: Option<&NoUsablePhone>,
+    store_id: &str,
+    order_id: &str,
+    day: Date,
+) {
+    status.invalid_events += 1;
+    if let Some(first) = invalid.first() {
+        *status
+            .invalid_reasons
+            .entry(first.reason.key().to_owned())
+            .or_default() += 1;
+    }
+    let oldest_kept = day
+        .checked_sub(jiff::Span::new().days(SKIPPED_DAYS_KEPT))
+        .map(|d| d.to_string())
+        .unwrap_or_default();
+    let day = day.to_string();
+    status.skipped.retain(|s| s.day >= oldest_kept);
+    for event in invalid {
+        let (kind, reason) = (event.kind.as_str(), event.reason.key());
+        match status.skipped.iter_mut().find(|s| {
+            s.day == day && s.channel == event.channel && s.kind == kind && s.reason == reason
+        }) {
+            Some(count) => count.count += 1,
+            None => status.skipped.push(SkippedCount {
+                day: day.clone(),
+                channel: event.channel.clone(),
+                kind: kind.to_owned(),
+                reason: reason.to_owned(),
+                count: 1,
+            }),
+        }
+        let detail = match no_usable_phone {
+            Some(none) if !none.rejected.is_empty() => none
+                .rejected
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+            Some(none) => none.to_string(),
+            None => String::new(),
+        };
+        tracing::warn!(
+            store = store_id,
+            order = %order_id,
+            notification = %event.kind,
+            channel = %event.channel,
+            reason = reason,
+            "invalid event, not queued on {}: {}: {detail}",
+            event.channel,
+            event.reason
+        );
     }
 }
 
