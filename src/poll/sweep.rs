@@ -410,7 +410,7 @@ fn record_invalid(
             order = %order_id,
             notification = %event.kind,
             channel = %event.channel,
-            reason = reason,
+            reason = %reason,
             "invalid event, not queued on {}: {}: {detail}",
             event.channel,
             event.reason
