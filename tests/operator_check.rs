@@ -471,7 +471,11 @@ fn an_order_with_only_a_landline_is_reported_with_its_reason_and_check_only_warn
     assert_line(
         check_line(&c, "store", Some("loja"), "invalid-events"),
         "warn",
-        &["could not become notifications", "landline 1", "above the 20% threshold"],
+        &[
+            "could not become notifications",
+            "landline 1",
+            "above the 20% threshold",
+        ],
     );
 
     let socket = daemon.socket.to_str().expect("utf-8");

@@ -727,7 +727,10 @@ mod tests {
         let throttled = job(JobState::Sent, 1, 3, None);
         let list = render_list(std::slice::from_ref(&throttled));
         assert!(list.starts_with("id"), "{list}");
-        assert!(list.lines().next().is_some_and(|h| h.contains("attempts")), "{list}");
+        assert!(
+            list.lines().next().is_some_and(|h| h.contains("attempts")),
+            "{list}"
+        );
         assert!(row(&list).contains("1/5 (claimed 3×)"), "{list}");
         assert!(
             render_job(&throttled).contains("attempts      1 of 5 (claimed 3×: "),

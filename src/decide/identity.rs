@@ -146,7 +146,10 @@ mod tests {
                 ("page_size", "20"),
             ]),
         );
-        assert_eq!(a, b, "explicit default base_url and other knobs change nothing");
+        assert_eq!(
+            a, b,
+            "explicit default base_url and other knobs change nothing"
+        );
         assert_eq!(a.len(), 64);
     }
 
@@ -172,10 +175,7 @@ mod tests {
     fn without_credentials_the_config_id_keeps_stores_apart() {
         let li = "loja-integrada";
         let none = settings(&[("page_size", "10")]);
-        assert_ne!(
-            identity("a", li, &none),
-            identity("b", li, &none)
-        );
+        assert_ne!(identity("a", li, &none), identity("b", li, &none));
     }
 
     #[test]

@@ -641,7 +641,10 @@ mod tests {
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
-        assert!(message.len() < 120 && message.contains("(500 digits)"), "{message}");
+        assert!(
+            message.len() < 120 && message.contains("(500 digits)"),
+            "{message}"
+        );
     }
 
     #[test]
@@ -651,7 +654,10 @@ mod tests {
             ("+55 11 98765-4321", "…4321 (13 digits)"),
             ("12345", "(5 digits)"),
             ("", "(0 digits)"),
-            ("não tenho", "(0 digits among 9 characters with letters or symbols)"),
+            (
+                "não tenho",
+                "(0 digits among 9 characters with letters or symbols)",
+            ),
             (
                 "11 98765-4321 ramal 2",
                 "…3212 (12 digits among 21 characters with letters or symbols)",
@@ -671,19 +677,47 @@ mod tests {
         let table: [(&[&str], PhoneProblem, &str); 12] = [
             (&[], PhoneProblem::NoPhone, "no phone number"),
             (&["  "], PhoneProblem::NoPhone, "no phone number"),
-            (&["(11) 3333-4444"], PhoneProblem::Landline, "…4444 (10 digits) is a landline"),
-            (&["0800 123 4567"], PhoneProblem::ServiceNumber, "0800/0300/4004"),
-            (&["não tenho"], PhoneProblem::NotANumber, "letters or symbols"),
+            (
+                &["(11) 3333-4444"],
+                PhoneProblem::Landline,
+                "…4444 (10 digits) is a landline",
+            ),
+            (
+                &["0800 123 4567"],
+                PhoneProblem::ServiceNumber,
+                "0800/0300/4004",
+            ),
+            (
+                &["não tenho"],
+                PhoneProblem::NotANumber,
+                "letters or symbols",
+            ),
             (&["12345"], PhoneProblem::TooShort, "too short (5 digits)"),
             (
                 &["11 98765-4321 / 11 3333-4444"],
                 PhoneProblem::TooLong,
                 "too long (21 digits",
             ),
-            (&["98765-4321"], PhoneProblem::MissingAreaCode, "area code (DDD) is missing"),
-            (&["(20) 98765-4321"], PhoneProblem::BadAreaCode, "DDD) 20 does not exist"),
-            (&["(11) 1234-5678"], PhoneProblem::NotBrazilianMobile, "mobile numbers have 9 digits"),
-            (&["+1 999 999 9999"], PhoneProblem::NoSuchNumber, "no such number"),
+            (
+                &["98765-4321"],
+                PhoneProblem::MissingAreaCode,
+                "area code (DDD) is missing",
+            ),
+            (
+                &["(20) 98765-4321"],
+                PhoneProblem::BadAreaCode,
+                "DDD) 20 does not exist",
+            ),
+            (
+                &["(11) 1234-5678"],
+                PhoneProblem::NotBrazilianMobile,
+                "mobile numbers have 9 digits",
+            ),
+            (
+                &["+1 999 999 9999"],
+                PhoneProblem::NoSuchNumber,
+                "no such number",
+            ),
             // The best (first) number decides the category; all are reported.
             (
                 &["abc", "(11) 3333-4444"],
@@ -752,7 +786,10 @@ mod tests {
             message.contains("invalid phone number …4567 (11 digits)"),
             "{message}"
         );
-        assert!(!message.contains("3333"), "no more than the last 4 digits: {message}");
+        assert!(
+            !message.contains("3333"),
+            "no more than the last 4 digits: {message}"
+        );
     }
 
     #[test]
