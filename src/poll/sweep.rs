@@ -8,21 +8,18 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use jiff::Timestamp;
-use jiff::civil::Date;
 use tokio_util::sync::CancellationToken;
 
 use super::StoreRuntime;
+use super::invalid::record_invalid;
 use crate::clock::Clock;
 use crate::daemon::Heartbeat;
-use crate::decide::{
-    DecideInput, InvalidEvent, OrderRecord, PendingNotification, StorePolicy, decide,
-};
+use crate::decide::{DecideInput, OrderRecord, PendingNotification, StorePolicy, decide};
 use crate::metrics::Metrics;
 use crate::model::NotificationKind;
 use crate::plugin::{PluginError, PollRequest};
 use crate::queue::{
-    EnqueueOutcome, ErrorClass, JobId, JobState, LastError, PollCommit, SKIPPED_DAYS_KEPT,
-    SkippedCount, StateStore, StoreStatus,
+    EnqueueOutcome, ErrorClass, JobId, JobState, LastError, PollCommit, StateStore, StoreStatus,
 };
 use crate::send::job::{new_job, payload_of};
 use crate::send::recipient::{NoUsablePhone, first_usable_phone};
@@ -354,67 +351,6 @@ impl Sweep<'_> {
         if let Err(store_error) = self.db.put_store_status(id, status).await {
             tracing::error!(store = id, "cannot record the poll error: {store_error}");
         }
-    }
-}
-
-/// Count an order's invalid events in the store status (by reason, and per
-/// day, channel and kind for `arauto report`) and log each with the reason and
-/// the masked phone values (`send::recipient::masked`).
-fn record_invalid(
-    status: &mut StoreStatus,
-    invalid: &[InvalidEvent],
-    no_usable_phone: Option<&NoUsablePhone>,
-    store_id: &str,
-    order_id: &str,
-    day: Date,
-) {
-    status.invalid_events += 1;
-    if let Some(first) = invalid.first() {
-        *status
-            .invalid_reasons
-            .entry(first.reason.key().to_owned())
-            .or_default() += 1;
-    }
-    let oldest_kept = day
-        .checked_sub(jiff::Span::new().days(SKIPPED_DAYS_KEPT))
-        .map(|d| d.to_string())
-        .unwrap_or_default();
-    let day = day.to_string();
-    status.skipped.retain(|s| s.day >= oldest_kept);
-    for event in invalid {
-        let (kind, reason) = (event.kind.as_str(), event.reason.key());
-        match status.skipped.iter_mut().find(|s| {
-            s.day == day && s.channel == event.channel && s.kind == kind && s.reason == reason
-        }) {
-            Some(count) => count.count += 1,
-            None => status.skipped.push(SkippedCount {
-                day: day.clone(),
-                channel: event.channel.clone(),
-                kind: kind.to_owned(),
-                reason: reason.to_owned(),
-                count: 1,
-            }),
-        }
-        let detail = match no_usable_phone {
-            Some(none) if !none.rejected.is_empty() => none
-                .rejected
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; "),
-            Some(none) => none.to_string(),
-            None => String::new(),
-        };
-        tracing::warn!(
-            store = store_id,
-            order = %order_id,
-            notification = %event.kind,
-            channel = %event.channel,
-            reason = %reason,
-            "invalid event, not queued on {}: {}: {detail}",
-            event.channel,
-            event.reason
-        );
     }
 }
 
