@@ -8,7 +8,8 @@
 //! store without channels or with stale polls, a configuration that would not
 //! start again); yellow — sending works but deserves a look (warm-up, backlog,
 //! unmapped statuses, many invalid events such as landline-only customers, a
-//! daemon that is not running yet); green — fine. `arauto check` exits 1 when any line is red.
+//! daemon that is not running yet); green — fine. `arauto check` exits 1 when
+//! any line is red.
 //!
 //! The live lines (store credentials, channel connection) call the plugins'
 //! `check()` with the instances of the state in effect: the daemon's own when
