@@ -2,7 +2,8 @@
 //! fake Loja Integrada API and a fake Evolution API (WhatsApp) on 127.0.0.1:
 //! a ready store, an operator's pause, a rejected LI token, a channel paused
 //! automatically by a rejected send, a store without channels, stale polls,
-//! a notification the platform cannot produce, and `check` without a daemon.
+//! a notification the platform cannot produce, a customer with only a
+//! landline, and `check` without a daemon.
 //! Each asserts the line text, its colour class in `--json` and the exit status.
 
 #![allow(clippy::expect_used)]
@@ -14,7 +15,7 @@ mod operator;
 #[path = "support/mod.rs"]
 mod support;
 
-use arauto_sim::li::{Fault, Order, Route};
+use arauto_sim::li::{Customer, Fault, Order, Route};
 use daemon::Daemon;
 use nix::sys::signal::Signal;
 use operator::{Run, Setup, assert_line, check_line, config_text, start, world};
@@ -426,5 +427,77 @@ fn an_unsupported_notification_fails_the_reload_and_check_with_and_without_the_d
         check_line(&c, "store", Some("loja"), "credentials"),
         "fail",
         &["refused the credentials", "401"],
+    );
+}
+
+/// A customer who gave only a landline cannot get WhatsApp: the log says so
+/// with the store, the order, the reason and the number masked; `report`
+/// counts the notification as skipped, by reason; `check` names the reason
+/// and, although half the store's events are invalid, only warns (a shop
+/// whose customers mostly have landlines must not be red forever): exit 0.
+#[test]
+fn an_order_with_only_a_landline_is_reported_with_its_reason_and_check_only_warns() {
+    let world = world();
+    let daemon = start(
+        &world,
+        &Setup {
+            extra: RELAXED,
+            poll_interval: "1s",
+            ..Setup::default()
+        },
+    );
+    daemon.stderr.wait_for("poll complete");
+    world
+        .store
+        .create_order(Order::new().customer(Customer::new("Lia Fixo").phone("(11) 3333-4444")));
+    let (at, line) = daemon.stderr.wait_for_from(0, "invalid event");
+    for needle in [
+        "store=\"loja\"",
+        "order=1002",
+        "channel=whatsapp",
+        "reason=landline",
+        "no usable phone (landline)",
+        "…4444 (10 digits) is a landline",
+    ] {
+        assert!(line.contains(needle), "{needle:?} not in {line:?}");
+    }
+    assert!(!line.contains("3333"), "the number is masked: {line}");
+    assert!(!line.contains("MissingPhone"), "{line}");
+    // The page with the order is committed before its poll completes.
+    daemon.stderr.wait_for_from(at, "poll complete");
+
+    let (code, c) = check_json(&daemon);
+    assert_eq!(code, 0, "a warning, not a failure: {c:#}");
+    assert_line(
+        check_line(&c, "store", Some("loja"), "invalid-events"),
+        "warn",
+        &[
+            "could not become notifications",
+            "landline 1",
+            "above the 20% threshold",
+        ],
+    );
+
+    let socket = daemon.socket.to_str().expect("utf-8");
+    let run = operator::arauto(&["report", "--json", "--socket", socket]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let report = run.json();
+    let store = report["stores"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["id"] == "loja"))
+        .unwrap_or_else(|| panic!("no store loja in {report:#}"));
+    assert_eq!(store["total"]["skipped"], 1, "{store:#}");
+    assert_eq!(store["skipped_reasons"]["landline"], 1, "{store:#}");
+    let channel = report["channels"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["id"] == "whatsapp"))
+        .unwrap_or_else(|| panic!("no channel whatsapp in {report:#}"));
+    assert_eq!(channel["total"]["skipped"], 1, "{channel:#}");
+    let run = operator::arauto(&["report", "--socket", socket]);
+    assert!(
+        run.stdout
+            .contains("skipped without a usable phone: landline 1"),
+        "{}",
+        run.stdout
     );
 }

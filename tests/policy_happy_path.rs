@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use std::error::Error;
 
 use arauto::decide::{
-    CancelReason, DecideInput, DropReason, InvalidReason, JobFacts, OrderRecord, QuietHours,
-    Recognition, RecognitionError, Relevance, TrackingRef, decide, fingerprint, still_relevant,
+    CancelReason, DecideInput, DropReason, InvalidReason, JobFacts, OrderRecord, PhoneProblem,
+    QuietHours, Recognition, RecognitionError, Relevance, TrackingRef, decide, fingerprint,
+    still_relevant,
 };
 use arauto::detect::{OrderEvent, detect};
 use arauto::model::NotificationKind as K;
@@ -404,7 +405,10 @@ fn missing_phone_plans_for_phoneless_channels_and_reports_the_others() {
     assert_eq!(d.invalid.len(), 1);
     assert_eq!(d.invalid[0].channel, "whatsapp");
     assert_eq!(d.invalid[0].kind, K::OrderPaid);
-    assert_eq!(d.invalid[0].reason, InvalidReason::MissingPhone);
+    assert_eq!(
+        d.invalid[0].reason,
+        InvalidReason::UnusablePhone(PhoneProblem::NoPhone)
+    );
     assert_eq!(
         d.new_record.happy.max_priority, 2,
         "the order still advanced"
@@ -888,23 +892,84 @@ fn fingerprint_identifies_the_same_event_for_the_same_customer() {
     same_data_later.updated_at = t0() + mins(60);
     same_data_later.id = "other-store-entry-1".into();
     assert_eq!(
-        fingerprint(K::OrderPaid, "whatsapp", &a, None),
-        fingerprint(K::OrderPaid, "whatsapp", &same_data_later, None)
+        fingerprint(SHOP, K::OrderPaid, "whatsapp", &a, None),
+        fingerprint(SHOP, K::OrderPaid, "whatsapp", &same_data_later, None)
     );
     let mut other_customer = a.clone();
     other_customer.customer.phones = vec!["(21) 99999-0000".into()];
     assert_ne!(
-        fingerprint(K::OrderPaid, "whatsapp", &a, None),
-        fingerprint(K::OrderPaid, "whatsapp", &other_customer, None)
+        fingerprint(SHOP, K::OrderPaid, "whatsapp", &a, None),
+        fingerprint(SHOP, K::OrderPaid, "whatsapp", &other_customer, None)
     );
     assert_ne!(
-        fingerprint(K::OrderPaid, "whatsapp", &a, None),
-        fingerprint(K::OrderShipped, "whatsapp", &a, None)
+        fingerprint(SHOP, K::OrderPaid, "whatsapp", &a, None),
+        fingerprint(SHOP, K::OrderShipped, "whatsapp", &a, None)
     );
     assert_ne!(
-        fingerprint(K::TrackingUpdated, "whatsapp", &a, Some("QA1BR")),
-        fingerprint(K::TrackingUpdated, "whatsapp", &a, Some("QA2BR"))
+        fingerprint(SHOP, K::TrackingUpdated, "whatsapp", &a, Some("QA1BR")),
+        fingerprint(SHOP, K::TrackingUpdated, "whatsapp", &a, Some("QA2BR"))
     );
+}
+
+/// The platform identity of the shop most tests use.
+const SHOP: &str = "loja-integrada shop 1";
+
+/// Order numbers start at the same value in every LI shop and one person buys
+/// from several: another shop's identical-looking event is its own message,
+/// while the same shop configured twice (another config id, same account)
+/// plans the same fingerprint, which the queue enqueues once.
+#[test]
+fn the_fingerprint_is_keyed_on_the_shop_account_not_the_config_id() {
+    let plan = |store_id: &str, identity: &str| {
+        let mut policy = policy();
+        policy.store_id = store_id.to_owned();
+        policy.platform_identity = identity.to_owned();
+        let d = decide(
+            &policy,
+            DecideInput {
+                previous: None,
+                order: order("1", "pedido_pago", t0()),
+                pending: &[],
+                unusable_phone: None,
+                now: t0(),
+            },
+        );
+        assert_eq!(d.planned.len(), 1, "{d:?}");
+        d.planned[0].fingerprint.clone()
+    };
+    let north = plan("norte", "account of shop north");
+    assert_ne!(
+        north,
+        plan("sul", "account of shop south"),
+        "two shops: two messages"
+    );
+    assert_eq!(
+        north,
+        plan("norte-copia", "account of shop north"),
+        "one shop configured twice: one message"
+    );
+}
+
+#[test]
+fn an_unusable_phone_is_reported_with_its_reason() {
+    let mut policy = policy();
+    policy.channels = vec![whatsapp(), webhook()];
+    let d = decide(
+        &policy,
+        DecideInput {
+            previous: None,
+            order: order("1", "pedido_pago", t0()),
+            pending: &[],
+            unusable_phone: Some(PhoneProblem::Landline),
+            now: t0(),
+        },
+    );
+    assert_eq!(d.planned.len(), 1);
+    assert_eq!(d.invalid.len(), 1);
+    let reason = d.invalid[0].reason;
+    assert_eq!(reason, InvalidReason::UnusablePhone(PhoneProblem::Landline));
+    assert_eq!(reason.key(), "landline");
+    assert_eq!(reason.to_string(), "no usable phone (landline)");
 }
 
 #[test]
@@ -914,7 +979,7 @@ fn decide_is_pure_given_the_same_inputs() {
         previous: None,
         order: order("1", "pedido_pago", t0()),
         pending: &[],
-        has_usable_phone: true,
+        unusable_phone: None,
         now: t0(),
     };
     assert_eq!(decide(&policy, input()), decide(&policy, input()));

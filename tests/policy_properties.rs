@@ -252,7 +252,7 @@ impl Model {
                 previous: self.record.as_ref(),
                 order,
                 pending: &pending,
-                has_usable_phone: has_phone,
+                unusable_phone: (!has_phone).then_some(arauto::decide::PhoneProblem::NoPhone),
                 now,
             },
         );

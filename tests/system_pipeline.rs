@@ -249,6 +249,68 @@ fn two_stores_on_two_channels_stay_apart_and_a_stalled_channel_does_not_hold_up_
     );
 }
 
+/// Order numbers start at the same value in every LI shop and a customer may
+/// buy from two of them: two shops whose orders coincide in customer, number,
+/// total and status each send their message, while one shop configured twice
+/// (same credentials under another store id) sends once, the copy logged as a
+/// suppressed duplicate naming the other store.
+#[test]
+fn two_shops_with_coinciding_orders_both_notify_while_one_shop_configured_twice_notifies_once() {
+    let world = World::new();
+    let (north, south) = (world.shop("norte"), world.shop("sul"));
+    let zap = world.channel(Provider::EvolutionApi);
+    let north_copy = world
+        .store_toml(&north, &["zap"], StoreKnobs::default())
+        .replace("stores.norte", "stores.norte-copia");
+    let tables = world.store_toml(&north, &["zap"], StoreKnobs::default())
+        + &north_copy
+        + &world.store_toml(&south, &["zap"], StoreKnobs::default())
+        + &world.channel_toml("zap", &zap, ChannelKnobs::default());
+    let daemon = world.start(&tables, &[]);
+
+    let north_number = create(&north, order_for("Ana", 1, "aguardando_pagamento"));
+    let south_number = create(&south, order_for("Ana", 1, "aguardando_pagamento"));
+    assert_eq!(north_number, south_number, "the orders coincide");
+    let (_, duplicate) = daemon.stderr.wait_for_matching(
+        0,
+        PATIENCE,
+        "duplicate not queued by a copy of norte",
+        |line| {
+            line.contains("duplicate not queued")
+                && matches!(
+                    (field(line, "store"), field(line, "other_store")),
+                    (Some("norte"), Some("norte-copia")) | (Some("norte-copia"), Some("norte"))
+                )
+        },
+    );
+    assert!(duplicate.contains(" INFO "), "{duplicate}");
+    let received = world.wait_received(&zap, 2);
+    // Both copies of norte polled past the order twice since: no third message.
+    let from = daemon.stderr.len();
+    for store in ["norte", "norte-copia", "sul"] {
+        wait_polls(&daemon.stderr, store, from, 2);
+    }
+    let received_now = zap.received();
+    assert_eq!(received_now.len(), 2, "{received_now:#?}");
+    let signed: Vec<bool> = ["Loja norte", "Loja sul"]
+        .iter()
+        .map(|shop| received.iter().any(|m| m.text.contains(shop)))
+        .collect();
+    assert_eq!(signed, [true, true], "one message per shop: {received:#?}");
+    assert!(
+        received.iter().all(|m| m.to == phone_digits(1)),
+        "{received:#?}"
+    );
+    assert!(
+        !daemon
+            .stderr
+            .lines()
+            .iter()
+            .any(|l| l.contains("duplicate not queued") && field(l, "store") == Some("sul")),
+        "the other shop's message is no duplicate"
+    );
+}
+
 /// A store whose LI key is rejected (401) is logged and paused; the other
 /// store keeps polling and notifying; a SIGHUP with the fixed key resumes the
 /// paused store and the order that arrived meanwhile is not lost.

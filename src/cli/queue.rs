@@ -543,7 +543,7 @@ fn render_list(jobs: &[Job]) -> String {
         ("notification", Align::Left),
         ("channel", Align::Left),
         ("when", Align::Left),
-        ("tries", Align::Right),
+        ("attempts", Align::Right),
         ("note", Align::Left),
     ]);
     for job in jobs {
@@ -553,12 +553,7 @@ fn render_list(jobs: &[Job]) -> String {
             JobState::Running => "sending".to_owned(),
             _ => job.finished_at.map(|at| hm(at, now)).unwrap_or_default(),
         };
-        let note = job
-            .outcome_reason
-            .as_deref()
-            .or(job.last_error.as_deref())
-            .map(|t| clip(t, 60))
-            .unwrap_or_default();
+        let note = list_note(job);
         table.row(vec![
             job.id.to_string(),
             job.state.to_string(),
@@ -567,7 +562,7 @@ fn render_list(jobs: &[Job]) -> String {
             job.kind.clone(),
             job.lane.clone(),
             when,
-            format!("{}/{}", job.attempt, job.max_attempts),
+            attempts_cell(job),
             note,
         ]);
     }
@@ -584,10 +579,40 @@ fn render_list(jobs: &[Job]) -> String {
     out
 }
 
+/// "1/5", or "1/5 (claimed 3×)" when provider back-pressure (429 +
+/// Retry-After), quiet hours or a paused channel gave attempts back: those
+/// claims spend no attempt, so the attempt count alone under-reports how often
+/// the job was picked up.
+fn attempts_cell(job: &Job) -> String {
+    let mut cell = format!("{}/{}", job.attempt, job.max_attempts);
+    if job.claims > job.attempt {
+        cell.push_str(&format!(" (claimed {}×)", job.claims));
+    }
+    cell
+}
+
+/// The error kept from an attempt before the job was delivered, labelled so
+/// it is not read as the reason of a failure.
+const ERROR_BEFORE_SUCCESS: &str = "error before success";
+
+/// The note column: why the job ended; otherwise its latest error — which,
+/// on a delivered job, is history and says so.
+fn list_note(job: &Job) -> String {
+    if let Some(reason) = &job.outcome_reason {
+        return clip(reason, 60);
+    }
+    match (&job.last_error, job.state) {
+        (Some(error), JobState::Sent) => clip(&format!("{ERROR_BEFORE_SUCCESS}: {error}"), 60),
+        (Some(error), _) => clip(error, 60),
+        (None, _) => String::new(),
+    }
+}
+
 fn render_job(job: &Job) -> String {
     let mut out = String::new();
     let mut field = |name: &str, value: String| {
-        let _ = writeln!(out, "{name:<14}{value}");
+        // 13 + 1: long labels still get a space before their value.
+        let _ = writeln!(out, "{name:<13} {value}");
     };
     field("job", job.id.to_string());
     field("state", job.state.to_string());
@@ -609,10 +634,14 @@ fn render_job(job: &Job) -> String {
     if let Some(at) = job.lease_until {
         field("lease until", local(at));
     }
-    field(
-        "attempts",
-        format!("{} of {}", job.attempt, job.max_attempts),
-    );
+    let mut attempts = format!("{} of {}", job.attempt, job.max_attempts);
+    if job.claims > job.attempt {
+        attempts.push_str(&format!(
+            " (claimed {}×: retries after provider back-pressure, quiet hours or a pause spend no attempt)",
+            job.claims
+        ));
+    }
+    field("attempts", attempts);
     if let Some(at) = job.finished_at {
         field("finished", local(at));
     }
@@ -620,7 +649,12 @@ fn render_job(job: &Job) -> String {
         field("outcome", reason.clone());
     }
     if let Some(error) = &job.last_error {
-        field("last error", error.clone());
+        let label = if job.state == JobState::Sent {
+            ERROR_BEFORE_SUCCESS
+        } else {
+            "last error"
+        };
+        field(label, error.clone());
     }
     if let Some(receipt) = &job.receipt {
         let mut parts = Vec::new();
@@ -647,4 +681,88 @@ fn render_job(job: &Job) -> String {
         let _ = writeln!(out, "  {line}");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(state: JobState, attempt: u32, claims: u32, last_error: Option<&str>) -> Job {
+        let now = Timestamp::now();
+        Job {
+            id: JobId::lower_bound_at(now),
+            lane: "whatsapp".into(),
+            store: "loja".into(),
+            order_id: "1001".into(),
+            kind: "order-paid".into(),
+            priority: 1,
+            state,
+            created_at: now,
+            due_at: now,
+            expires_at: None,
+            attempt,
+            max_attempts: 5,
+            claims,
+            lease_until: None,
+            last_error: last_error.map(str::to_owned),
+            attempts_log: Vec::new(),
+            finished_at: Some(now),
+            outcome_reason: None,
+            receipt: None,
+            dedupe_keys: Vec::new(),
+            payload: serde_json::Value::Null,
+        }
+    }
+
+    fn row(list: &str) -> String {
+        list.lines()
+            .nth(1)
+            .unwrap_or_else(|| panic!("no row in {list}"))
+            .to_owned()
+    }
+
+    #[test]
+    fn list_shows_claims_that_spent_no_attempt() {
+        // Claimed 3 times, twice given back by a provider's 429 + Retry-After.
+        let throttled = job(JobState::Sent, 1, 3, None);
+        let list = render_list(std::slice::from_ref(&throttled));
+        assert!(list.starts_with("id"), "{list}");
+        assert!(
+            list.lines().next().is_some_and(|h| h.contains("attempts")),
+            "{list}"
+        );
+        assert!(row(&list).contains("1/5 (claimed 3×)"), "{list}");
+        assert!(
+            render_job(&throttled).contains("attempts      1 of 5 (claimed 3×: "),
+            "{}",
+            render_job(&throttled)
+        );
+
+        let plain = job(JobState::Dead, 2, 2, Some("recipient is not on WhatsApp"));
+        let list = render_list(&[plain]);
+        assert!(row(&list).contains("2/5 "), "{list}");
+        assert!(!list.contains("claimed"), "{list}");
+    }
+
+    #[test]
+    fn a_sent_job_does_not_show_an_old_error_as_its_note() {
+        let sent = job(JobState::Sent, 2, 2, Some("provider timed out"));
+        let list = render_list(std::slice::from_ref(&sent));
+        assert!(
+            row(&list).contains("error before success: provider timed out"),
+            "{list}"
+        );
+        let shown = render_job(&sent);
+        assert!(
+            shown.contains("error before success provider timed out"),
+            "{shown}"
+        );
+        assert!(!shown.contains("last error"), "{shown}");
+
+        // A job still retrying shows its error as it is.
+        let retrying = job(JobState::Pending, 1, 1, Some("provider timed out"));
+        let list = render_list(&[retrying]);
+        assert!(row(&list).contains("provider timed out"), "{list}");
+        assert!(!list.contains("before success"), "{list}");
+    }
 }

@@ -12,6 +12,7 @@ use super::style::{Align, Progress, Table};
 use super::{Exit, print_json, refused};
 use crate::config::format_duration;
 use crate::control::{Request, Response};
+use crate::decide::PhoneProblem;
 use crate::report::{KindTally, QueueFigures, Report, ReportQuery, Tally};
 
 const REPORT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -157,6 +158,18 @@ pub(crate) fn render(report: &Report) -> String {
             let _ = writeln!(out, "  nothing in this window");
         } else {
             out.push_str(&tally_table(&store.by_kind, &store.total).render("  "));
+        }
+        if !store.skipped_reasons.is_empty() {
+            let reasons: Vec<String> = store
+                .skipped_reasons
+                .iter()
+                .map(|(key, n)| format!("{} {n}", PhoneProblem::label_of(key)))
+                .collect();
+            let _ = writeln!(
+                out,
+                "  skipped without a usable phone: {}",
+                reasons.join(", ")
+            );
         }
     }
     for channel in &report.channels {

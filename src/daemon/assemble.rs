@@ -279,6 +279,12 @@ async fn build_store(
         .collect();
     let policy = StorePolicy {
         store_id: store.id.clone(),
+        platform_identity: crate::decide::store_identity(
+            &store.id,
+            &info.platform,
+            &info.plugin.config_keys,
+            &store.settings,
+        ),
         recognition,
         enabled,
         channels,

@@ -50,13 +50,19 @@
 //! 8. **Switched-off kinds still move the order**: a status whose kind is
 //!    disabled (or mapped to "off") plans nothing but still advances
 //!    `max_priority`, supersedes older pending steps and opens episodes.
-//! 9. **Missing phone**: channels that need a phone are skipped and reported
-//!    in [`Decision::invalid`]; the other channels (webhook, e-mail) still get
-//!    the job.
+//! 9. **No usable phone**: channels that need a phone are skipped and reported
+//!    in [`Decision::invalid`] with the [`PhoneProblem`] (no phone, landline,
+//!    too long…); the other channels (webhook, e-mail) still get the job.
 //! 10. **Unknown status code**: nothing planned, reported in [`Decision::unmapped`].
+//!
+//! 11. **Duplicates**: a job carries a [`fingerprint`] of the event keyed on
+//!     the shop account ([`store_identity`]), not the config id: the same shop
+//!     configured twice messages once, two shops never swallow each other's
+//!     messages.
 //!
 //! Just before sending, [`still_relevant`] re-checks a job against the latest record.
 
+pub mod identity;
 pub mod recognition;
 pub mod record;
 pub mod revalidate;
@@ -68,6 +74,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use identity::store_identity;
 pub use recognition::{Recognition, RecognitionError, RecognitionSource, RecognizedStatus};
 pub use record::{HappyPathState, ORDER_RECORD_VERSION, OrderRecord, RecordError, TerminalEpisode};
 pub use revalidate::{DropReason, Relevance, still_relevant};
@@ -93,6 +100,10 @@ pub struct ChannelTarget {
 pub struct StorePolicy {
     /// Store id as configured.
     pub store_id: String,
+    /// The shop account on the platform ([`store_identity`]): keys the
+    /// duplicate rule, so one shop configured twice sends once while two shops
+    /// never swallow each other's messages.
+    pub platform_identity: String,
     /// Status recognition with the store's overrides.
     pub recognition: Recognition,
     /// Kinds the store sends; everything else is never planned.
@@ -130,8 +141,9 @@ pub struct DecideInput<'a> {
     pub order: Order,
     /// This order's jobs still pending in the queue.
     pub pending: &'a [PendingNotification],
-    /// Whether the order has a phone that `send::recipient` accepts.
-    pub has_usable_phone: bool,
+    /// `None` when the order has a phone `send::recipient` can message;
+    /// otherwise why not.
+    pub unusable_phone: Option<PhoneProblem>,
     /// Current time.
     pub now: Timestamp,
 }
@@ -174,10 +186,12 @@ pub struct PlannedNotification {
     /// `"{store}/{order}/{kind}/{channel}"`; tracking-updated appends
     /// `"/{shipment}/{code}"`. The queue enqueues a key at most once.
     pub dedupe_key: String,
-    /// NI's duplicate rule: hex SHA-256 of (kind, channel, customer contact,
-    /// order number, status, tracking code, total). The same event for the
-    /// same customer with the same data is never sent twice, even when it
-    /// arrives through another store entry pointing at the same shop.
+    /// NI's duplicate rule: hex SHA-256 of (platform store identity, kind,
+    /// channel, customer contact, order number, status, tracking code,
+    /// total). The same event for the same customer with the same data is
+    /// never sent twice, even when it arrives through another store entry
+    /// pointing at the same shop account ([`identity`]); another shop's
+    /// identical-looking event is not a duplicate.
     pub fingerprint: String,
     /// Not before this instant.
     pub due_at: Timestamp,
@@ -238,8 +252,122 @@ pub enum CancelReason {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum InvalidReason {
-    /// The channel needs a phone and the order has no usable one.
-    MissingPhone,
+    /// The channel needs a phone and none of the order's can receive messages.
+    UnusablePhone(PhoneProblem),
+}
+
+impl InvalidReason {
+    /// The stable key the store status and reports count it under
+    /// (`landline`, `too-long`…).
+    pub const fn key(self) -> &'static str {
+        match self {
+            Self::UnusablePhone(problem) => problem.as_str(),
+        }
+    }
+}
+
+impl std::fmt::Display for InvalidReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::UnusablePhone(problem) => write!(f, "no usable phone ({})", problem.label()),
+        }
+    }
+}
+
+/// Why an order has no phone that WhatsApp or SMS can reach: the first of its
+/// phones' problems (the platform lists the best number first), as a small
+/// stable vocabulary `send::recipient` maps its findings to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PhoneProblem {
+    /// The customer has no phone number at all.
+    NoPhone,
+    /// A valid landline: no WhatsApp or SMS.
+    Landline,
+    /// A valid number that is neither mobile nor landline (toll-free, VoIP, pager…).
+    NotMobile,
+    /// 0800/0300/4004-style service numbers.
+    ServiceNumber,
+    /// Letters or symbols that are not part of a phone number.
+    NotANumber,
+    /// Fewer digits than any number with area code.
+    TooShort,
+    /// More digits than any number (often two numbers in one field).
+    TooLong,
+    /// A local number without the area code (DDD).
+    MissingAreaCode,
+    /// An area code (DDD) that does not exist.
+    BadAreaCode,
+    /// Not shaped like a Brazilian mobile (9 digits starting with 9) or landline.
+    NotBrazilianMobile,
+    /// libphonenumber knows no such number.
+    NoSuchNumber,
+}
+
+impl PhoneProblem {
+    /// Every problem, in the order reports list them.
+    pub const ALL: [PhoneProblem; 11] = [
+        Self::NoPhone,
+        Self::Landline,
+        Self::NotMobile,
+        Self::ServiceNumber,
+        Self::NotANumber,
+        Self::TooShort,
+        Self::TooLong,
+        Self::MissingAreaCode,
+        Self::BadAreaCode,
+        Self::NotBrazilianMobile,
+        Self::NoSuchNumber,
+    ];
+
+    /// The kebab-case key (`landline`, `too-long`…), as serialised.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::NoPhone => "no-phone",
+            Self::Landline => "landline",
+            Self::NotMobile => "not-mobile",
+            Self::ServiceNumber => "service-number",
+            Self::NotANumber => "not-a-number",
+            Self::TooShort => "too-short",
+            Self::TooLong => "too-long",
+            Self::MissingAreaCode => "missing-area-code",
+            Self::BadAreaCode => "bad-area-code",
+            Self::NotBrazilianMobile => "not-brazilian-mobile",
+            Self::NoSuchNumber => "no-such-number",
+        }
+    }
+
+    /// A few words for humans (`check`, `report`, logs).
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::NoPhone => "no phone number",
+            Self::Landline => "landline",
+            Self::NotMobile => "not a mobile number",
+            Self::ServiceNumber => "service number (0800, 4004…)",
+            Self::NotANumber => "not a phone number",
+            Self::TooShort => "too short",
+            Self::TooLong => "too long",
+            Self::MissingAreaCode => "no area code",
+            Self::BadAreaCode => "unknown area code",
+            Self::NotBrazilianMobile => "not a Brazilian mobile",
+            Self::NoSuchNumber => "no such number",
+        }
+    }
+
+    /// The human label of a stored key; the key itself if unknown (a newer
+    /// version wrote it).
+    pub fn label_of(key: &str) -> &str {
+        Self::ALL
+            .iter()
+            .find(|p| p.as_str() == key)
+            .map_or(key, |p| p.label())
+    }
+}
+
+impl std::fmt::Display for PhoneProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.label())
+    }
 }
 
 /// An event that could not be planned on a channel ("evento inválido" in the checklist).
@@ -288,7 +416,7 @@ pub fn decide(policy: &StorePolicy, input: DecideInput<'_>) -> Decision {
         previous,
         order,
         pending,
-        has_usable_phone,
+        unusable_phone,
         now,
     } = input;
     let events = detect::detect(previous.map(|r| &r.order), &order);
@@ -314,7 +442,7 @@ pub fn decide(policy: &StorePolicy, input: DecideInput<'_>) -> Decision {
     let mut planner = Planner {
         policy,
         pending,
-        has_usable_phone,
+        unusable_phone,
         now,
         record,
         planned: Vec::new(),
@@ -362,7 +490,7 @@ pub fn decide(policy: &StorePolicy, input: DecideInput<'_>) -> Decision {
 struct Planner<'a> {
     policy: &'a StorePolicy,
     pending: &'a [PendingNotification],
-    has_usable_phone: bool,
+    unusable_phone: Option<PhoneProblem>,
     now: Timestamp,
     record: OrderRecord,
     planned: Vec<PlannedNotification>,
@@ -620,11 +748,13 @@ impl Planner<'_> {
                 planned_any = true;
                 continue;
             }
-            if channel.needs_phone && !self.has_usable_phone {
+            if channel.needs_phone
+                && let Some(problem) = self.unusable_phone
+            {
                 self.invalid.push(InvalidEvent {
                     kind,
                     channel: channel.name.clone(),
-                    reason: InvalidReason::MissingPhone,
+                    reason: InvalidReason::UnusablePhone(problem),
                 });
                 continue;
             }
@@ -637,6 +767,7 @@ impl Planner<'_> {
                 dedupe_key.push_str(&format!("/{}/{}", t.shipment_id, t.code));
             }
             let fingerprint = fingerprint(
+                &self.policy.platform_identity,
                 kind,
                 &channel.name,
                 order,
@@ -675,7 +806,9 @@ impl Planner<'_> {
 }
 
 /// NI's duplicate rule as a stable hash; see [`PlannedNotification::fingerprint`].
+/// `platform_identity` is the store's [`store_identity`], not its config id.
 pub fn fingerprint(
+    platform_identity: &str,
     kind: NotificationKind,
     channel: &str,
     order: &Order,
@@ -686,6 +819,7 @@ pub fn fingerprint(
         hasher.update(value.as_bytes());
         hasher.update([0u8]);
     };
+    field(platform_identity);
     field(kind.as_str());
     field(channel);
     for phone in &order.customer.phones {

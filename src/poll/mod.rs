@@ -6,6 +6,7 @@
 //!   [`crate::decide`] per order → one atomic commit per page.
 //! * [`service`] — the per-store loop the daemon runs.
 
+mod invalid;
 pub mod service;
 mod store;
 pub mod sweep;

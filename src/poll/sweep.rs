@@ -11,6 +11,7 @@ use jiff::Timestamp;
 use tokio_util::sync::CancellationToken;
 
 use super::StoreRuntime;
+use super::invalid::record_invalid;
 use crate::clock::Clock;
 use crate::daemon::Heartbeat;
 use crate::decide::{DecideInput, OrderRecord, PendingNotification, StorePolicy, decide};
@@ -21,7 +22,7 @@ use crate::queue::{
     EnqueueOutcome, ErrorClass, JobId, JobState, LastError, PollCommit, StateStore, StoreStatus,
 };
 use crate::send::job::{new_job, payload_of};
-use crate::send::recipient::first_usable_phone;
+use crate::send::recipient::{NoUsablePhone, first_usable_phone};
 
 /// How a sweep ended.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -160,6 +161,9 @@ impl Sweep<'_> {
                 heartbeat.beat();
             }
             for (job, result) in jobs.iter().zip(&outcome.jobs) {
+                if let EnqueueOutcome::Duplicate(existing) = result {
+                    self.log_duplicate(job, *existing).await;
+                }
                 if let EnqueueOutcome::Inserted(job_id) = result {
                     report.enqueued += 1;
                     self.metrics
@@ -241,7 +245,7 @@ impl Sweep<'_> {
                 })
             })
             .collect();
-        let has_usable_phone = first_usable_phone(&order.customer.phones).is_ok();
+        let no_usable_phone = first_usable_phone(&order.customer.phones).err();
         let order_id = order.id.clone();
         let order_number = order.number.clone();
         let decision = decide(
@@ -250,7 +254,7 @@ impl Sweep<'_> {
                 previous: previous.as_ref(),
                 order,
                 pending: &pending,
-                has_usable_phone,
+                unusable_phone: no_usable_phone.as_ref().map(NoUsablePhone::problem),
                 now,
             },
         );
@@ -271,17 +275,17 @@ impl Sweep<'_> {
             );
         }
         if !decision.invalid.is_empty() {
-            status.invalid_events += 1;
-            for invalid in &decision.invalid {
-                tracing::warn!(
-                    store = store_id,
-                    order = %order_id,
-                    notification = %invalid.kind,
-                    channel = %invalid.channel,
-                    "invalid event: {:?}",
-                    invalid.reason
-                );
-            }
+            let day = now
+                .to_zoned_datetime(self.store.config.timezone.clone())
+                .date();
+            record_invalid(
+                status,
+                &decision.invalid,
+                no_usable_phone.as_ref(),
+                store_id,
+                &order_id,
+                day,
+            );
         }
         for event in &decision.events {
             tracing::debug!(store = store_id, order = %order_id, "order event: {event:?}");
@@ -308,6 +312,24 @@ impl Sweep<'_> {
         }
         fresh.insert(order_id, decision.new_record);
         Ok(())
+    }
+
+    /// Say which job an enqueue was a duplicate of: the same event from the
+    /// same shop account (possibly configured as another store) is sent once.
+    async fn log_duplicate(&self, job: &crate::queue::NewJob, existing: JobId) {
+        let other = self.db.get(existing).await.ok().flatten();
+        let (other_store, other_order) = other
+            .as_ref()
+            .map_or(("?", "?"), |o| (o.store.as_str(), o.order_id.as_str()));
+        tracing::info!(
+            store = %job.store,
+            order = %job.order_id,
+            notification = %job.kind,
+            channel = %job.lane,
+            other_store,
+            other_job = %existing,
+            "duplicate not queued: job {existing} (store {other_store}, order {other_order}) already has this notification for the same customer from the same shop account"
+        );
     }
 
     async fn record_failure(&self, mut status: StoreStatus, error: &SweepError) {

@@ -48,6 +48,7 @@ pub use types::{
     LaneStats, LastError, NewJob, Outcome, ParseJobIdError, ParseJobStateError, Pause, PollCommit,
     PollOutcome, PurgeFilter, Receipt, RequeueOutcome, StoreStats, StoreStatus, VerifyReport,
 };
+pub use types::{SKIPPED_DAYS_KEPT, SkippedCount};
 
 /// The state store as the daemon's services share it.
 pub type SharedStore = std::sync::Arc<dyn StateStore>;

@@ -520,6 +520,32 @@ pub struct StoreStatus {
     pub unmapped_statuses: BTreeMap<String, u64>,
     /// Order events detected.
     pub events_total: u64,
+    /// `invalid_events` by reason key (`landline`, `too-long`…, see
+    /// `decide::PhoneProblem`).
+    pub invalid_reasons: BTreeMap<String, u64>,
+    /// Notifications never queued on a channel because of an invalid event,
+    /// per local day (the store's time zone), for `arauto report`; days older
+    /// than [`SKIPPED_DAYS_KEPT`] are dropped.
+    pub skipped: Vec<SkippedCount>,
+}
+
+/// How many local days [`StoreStatus::skipped`] keeps (the default history
+/// retention is 90 days).
+pub const SKIPPED_DAYS_KEPT: i32 = 92;
+
+/// Notifications of one day, channel and kind that were never queued, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkippedCount {
+    /// Local day `YYYY-MM-DD`.
+    pub day: String,
+    /// Channel id.
+    pub channel: String,
+    /// Notification kind.
+    pub kind: String,
+    /// Reason key (`landline`…).
+    pub reason: String,
+    /// How many.
+    pub count: u64,
 }
 
 /// Pacing and health of one channel (lane). Stored as versioned JSON.

@@ -5,10 +5,11 @@
 //!
 //! Colours mean: red — notifications are not being sent, or not to everyone
 //! they should reach (bad credentials, a disconnected or paused channel, a
-//! store without channels or with stale polls, too many invalid events, a
-//! configuration that would not start again); yellow — sending works but
-//! deserves a look (warm-up, backlog, unmapped statuses, a daemon that is not
-//! running yet); green — fine. `arauto check` exits 1 when any line is red.
+//! store without channels or with stale polls, a configuration that would not
+//! start again); yellow — sending works but deserves a look (warm-up, backlog,
+//! unmapped statuses, many invalid events such as landline-only customers, a
+//! daemon that is not running yet); green — fine. `arauto check` exits 1 when
+//! any line is red.
 //!
 //! The live lines (store credentials, channel connection) call the plugins'
 //! `check()` with the instances of the state in effect: the daemon's own when
@@ -25,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use super::format::{ago, local, plural, short_duration};
 use super::{Context, OpsError, pacing_day, pacing_state};
 use crate::config::{Config, StoreConfig};
+use crate::decide::PhoneProblem;
 use crate::model::NotificationKind;
 use crate::plugin::{ErrorClass, PluginError};
 use crate::poll::StoreRuntime;
@@ -736,6 +738,21 @@ fn last_poll_line(
     }
 }
 
+/// "landline 3, too long 1": the invalid events by reason, most frequent first.
+fn invalid_reasons_text(status: &StoreStatus) -> String {
+    if status.invalid_reasons.is_empty() {
+        // Counted before the reasons were recorded.
+        return "no usable phone".to_owned();
+    }
+    let mut reasons: Vec<(&String, &u64)> = status.invalid_reasons.iter().collect();
+    reasons.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    reasons
+        .iter()
+        .map(|(key, n)| format!("{} {n}", PhoneProblem::label_of(key)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn events_lines(s: &mut SectionBuilder, ctx: &Context, id: &str, status: &StoreStatus) {
     if status.orders_seen > 0 {
         s.ok(
@@ -760,17 +777,21 @@ fn events_lines(s: &mut SectionBuilder, ctx: &Context, id: &str, status: &StoreS
     if status.events_total > 0 && status.invalid_events > 0 {
         let share = status.invalid_events as f64 / status.events_total as f64;
         let text = format!(
-            "{:.0}% of order events could not become notifications ({} of {}, e.g. no usable phone)",
+            "{:.0}% of order events could not become notifications ({} of {}: {})",
             share * 100.0,
             status.invalid_events,
-            status.events_total
+            status.events_total,
+            invalid_reasons_text(status)
         );
         if share > max {
-            s.fail(
+            // A warning, not a failure: the shop's customers decide which
+            // phones they give (a shop selling to businesses may mostly get
+            // landlines), and everything that can be sent still is.
+            s.warn(
                 CheckItem::InvalidEvents,
                 format!("{text}: above the {:.0}% threshold", max * 100.0),
                 format!(
-                    "see which orders in journalctl -u arauto ARAUTO_STORE={id}; ask for a mobile phone at checkout"
+                    "see which orders and why in journalctl -u arauto ARAUTO_STORE={id} (\"invalid event\"); ask for a mobile phone at checkout, or add an e-mail or webhook channel"
                 ),
             );
         } else {

@@ -61,7 +61,9 @@ pub struct Tally {
     pub cancelled: u64,
     /// Expired before they could be sent, in the window.
     pub expired: u64,
-    /// Deliberately not sent (no usable recipient…), in the window.
+    /// Deliberately not sent, in the window: jobs skipped at delivery, and
+    /// notifications never queued on a channel because the order had no
+    /// phone it can reach (see [`StoreReport::skipped_reasons`]).
     pub skipped: u64,
     /// Waiting now.
     pub pending: u64,
@@ -129,6 +131,10 @@ pub struct StoreReport {
     pub total: Tally,
     /// Per notification kind, in the vocabulary's order.
     pub by_kind: Vec<KindTally>,
+    /// Notifications never queued for lack of a usable phone, in the window,
+    /// by reason key (`landline`, `too-long`…; counted in `skipped` too).
+    #[serde(default)]
+    pub skipped_reasons: BTreeMap<String, u64>,
 }
 
 /// One channel's queue right now.
@@ -293,6 +299,14 @@ pub async fn run(ctx: &Context, query: &ReportQuery) -> Result<Report, OpsError>
             .or_default()
             .count(row.outcome, row.count);
     }
+    let skipped_reasons = add_unqueued(
+        ctx,
+        query,
+        (&from_day.to_string(), &to_day.to_string()),
+        &mut by_store,
+        &mut by_lane,
+    )
+    .await?;
     for job in &open {
         by_store
             .entry(job.store.clone())
@@ -339,6 +353,7 @@ pub async fn run(ctx: &Context, query: &ReportQuery) -> Result<Report, OpsError>
             let configured = config.stores.get(&id);
             let (total, by_kind) = tallies(kinds);
             report.stores.push(StoreReport {
+                skipped_reasons: skipped_reasons.get(&id).cloned().unwrap_or_default(),
                 platform: configured.map(|s| s.platform.clone()),
                 description: configured.and_then(|s| s.description.clone()),
                 configured: configured.is_some(),
@@ -382,6 +397,56 @@ pub async fn run(ctx: &Context, query: &ReportQuery) -> Result<Report, OpsError>
         }
     }
     Ok(report)
+}
+
+/// Count the notifications the planner never queued (no usable phone), as
+/// the stores' statuses record them per day, into the `skipped` tallies of
+/// the window `days` (first, last; inclusive). Returns them by store and reason.
+async fn add_unqueued(
+    ctx: &Context,
+    query: &ReportQuery,
+    (from_day, to_day): (&str, &str),
+    by_store: &mut BTreeMap<String, BTreeMap<String, Tally>>,
+    by_lane: &mut BTreeMap<String, BTreeMap<String, Tally>>,
+) -> Result<BTreeMap<String, BTreeMap<String, u64>>, OpsError> {
+    let db = ctx.store()?;
+    let stores: BTreeSet<String> = match &query.store {
+        Some(id) => BTreeSet::from([id.clone()]),
+        None => ctx
+            .config
+            .stores
+            .keys()
+            .cloned()
+            .chain(db.stores().await?)
+            .collect(),
+    };
+    let mut reasons: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    for store in stores {
+        let Some(status) = db.store_status(&store).await? else {
+            continue;
+        };
+        for skipped in status.skipped.iter().filter(|s| {
+            s.day.as_str() >= from_day
+                && s.day.as_str() <= to_day
+                && query.channel.as_ref().is_none_or(|c| *c == s.channel)
+        }) {
+            let tally = |map: &mut BTreeMap<String, BTreeMap<String, Tally>>, id: &str| {
+                map.entry(id.to_owned())
+                    .or_default()
+                    .entry(skipped.kind.clone())
+                    .or_default()
+                    .skipped += skipped.count;
+            };
+            tally(by_store, &store);
+            tally(by_lane, &skipped.channel);
+            *reasons
+                .entry(store.clone())
+                .or_default()
+                .entry(skipped.reason.clone())
+                .or_default() += skipped.count;
+        }
+    }
+    Ok(reasons)
 }
 
 /// `24h`, `7d`, `90m`: whole days from two days up, else hours or minutes.

@@ -13,10 +13,19 @@
 //! back as `Ok` with [`PhoneKind::Landline`] so the caller decides;
 //! [`first_usable_phone`] picks the first number that can receive messages.
 //! Nothing here panics on garbage: an unusable value is an [`InvalidPhone`]
-//! that names the raw value, for the job's permanent error.
+//! that says what is wrong with it, for the job's permanent error and the
+//! planner's invalid events ([`NoUsablePhone::problem`]).
+//!
+//! Phone numbers are personal data: error texts (which end up in logs, the
+//! queue and `arauto queue show`) never spell a raw value or a normalised
+//! number out, only its last four digits and its length ([`masked`]), e.g.
+//! `…4444 (10 digits)` — enough to match it against the order on the
+//! platform, not enough to call the customer.
 
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use crate::decide::PhoneProblem;
 
 /// Brazilian area codes (DDD) in use.
 const VALID_DDDS: [u8; 67] = [
@@ -49,9 +58,10 @@ const VALID_DDDS: [u8; 67] = [
     98, 99, // MA
 ];
 
-/// Raw values longer than this are cut in messages (a whole address pasted
-/// into the phone field should not flood the logs).
-const MAX_RAW_IN_MESSAGES: usize = 64;
+/// How many trailing digits [`masked`] shows, and the fewest digits a value
+/// must have for it to show any (fewer would give most of a short value away).
+const SHOWN_DIGITS: usize = 4;
+const MIN_DIGITS_TO_SHOW: usize = 8;
 
 /// What kind of line a valid number is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -183,21 +193,55 @@ impl fmt::Display for InvalidReason {
     }
 }
 
-/// A phone value that cannot be used; the message names the raw value.
+impl InvalidReason {
+    /// The planner's category of this reason.
+    pub const fn problem(&self) -> PhoneProblem {
+        match self {
+            Self::Empty => PhoneProblem::NoPhone,
+            Self::NotANumber => PhoneProblem::NotANumber,
+            Self::TooShort { .. } => PhoneProblem::TooShort,
+            Self::MissingAreaCode => PhoneProblem::MissingAreaCode,
+            Self::TooLong { .. } => PhoneProblem::TooLong,
+            Self::NonGeographic => PhoneProblem::ServiceNumber,
+            Self::BadAreaCode { .. } => PhoneProblem::BadAreaCode,
+            Self::BadSubscriberNumber => PhoneProblem::NotBrazilianMobile,
+            Self::NotAssigned => PhoneProblem::NoSuchNumber,
+        }
+    }
+}
+
+/// A phone value that cannot be used; the message masks the raw value ([`masked`]).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("invalid phone number \"{}\": {reason}", shorten(raw))]
+#[error("invalid phone number {}: {reason}", masked(raw))]
 pub struct InvalidPhone {
-    /// The value as the platform stored it.
+    /// The value as the platform stored it (personal data: never print it).
     pub raw: String,
     /// What is wrong with it.
     pub reason: InvalidReason,
 }
 
-fn shorten(raw: &str) -> String {
-    let mut out: String = raw.chars().take(MAX_RAW_IN_MESSAGES).collect();
-    if raw.chars().count() > MAX_RAW_IN_MESSAGES {
-        out.push('…');
+/// A phone value as logs and errors may show it: its last four digits and
+/// how many digits it has (`…4321 (11 digits)`), only the length when it has
+/// too few digits to hide the rest (`5 digits`), and whether letters or
+/// symbols were mixed in — never the value itself.
+pub fn masked(raw: &str) -> String {
+    let digits: Vec<char> = raw.chars().filter(char::is_ascii_digit).collect();
+    let foreign = raw
+        .chars()
+        .any(|c| !(c.is_ascii_digit() || c.is_whitespace() || "+()-./–".contains(c)));
+    let mut out = if digits.len() >= MIN_DIGITS_TO_SHOW {
+        let tail: String = digits[digits.len() - SHOWN_DIGITS..].iter().collect();
+        format!("…{tail} ({} digits", digits.len())
+    } else {
+        format!("({} digits", digits.len())
+    };
+    if foreign {
+        out.push_str(&format!(
+            " among {} characters with letters or symbols",
+            raw.chars().count()
+        ));
     }
+    out.push(')');
     out
 }
 
@@ -215,6 +259,19 @@ pub enum PhoneRejection {
     },
 }
 
+impl PhoneRejection {
+    /// The planner's category of this rejection.
+    pub fn problem(&self) -> PhoneProblem {
+        match self {
+            Self::Invalid(e) => e.reason.problem(),
+            Self::CannotReceiveMessages { number, .. } => match number.kind() {
+                PhoneKind::Landline => PhoneProblem::Landline,
+                _ => PhoneProblem::NotMobile,
+            },
+        }
+    }
+}
+
 impl fmt::Display for PhoneRejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -222,8 +279,8 @@ impl fmt::Display for PhoneRejection {
             Self::CannotReceiveMessages { raw, number } => {
                 write!(
                     f,
-                    "\"{}\" ({number}) is a {}, which cannot receive WhatsApp or SMS",
-                    shorten(raw),
+                    "phone number {} is a {}, which cannot receive WhatsApp or SMS",
+                    masked(raw),
                     number.kind()
                 )
             }
@@ -237,6 +294,16 @@ pub struct NoUsablePhone {
     /// Every phone considered, with why it was passed over (empty: the
     /// customer has no phone number at all).
     pub rejected: Vec<PhoneRejection>,
+}
+
+impl NoUsablePhone {
+    /// Why, in the planner's vocabulary: the problem of the first phone the
+    /// platform listed (its best number), or [`PhoneProblem::NoPhone`].
+    pub fn problem(&self) -> PhoneProblem {
+        self.rejected
+            .first()
+            .map_or(PhoneProblem::NoPhone, PhoneRejection::problem)
+    }
 }
 
 impl fmt::Display for NoUsablePhone {
@@ -563,18 +630,112 @@ mod tests {
     }
 
     #[test]
-    fn the_error_names_the_raw_value() {
+    fn the_error_masks_the_raw_value() {
         let e = normalize_br_phone("(20) 98765-4321").err();
         assert_eq!(
             e.map(|e| e.to_string()).as_deref(),
-            Some("invalid phone number \"(20) 98765-4321\": area code (DDD) 20 does not exist")
+            Some("invalid phone number …4321 (11 digits): area code (DDD) 20 does not exist")
         );
         let long = "9".repeat(500);
         let message = normalize_br_phone(&long)
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
-        assert!(message.len() < 200 && message.contains('…'), "{message}");
+        assert!(
+            message.len() < 120 && message.contains("(500 digits)"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn masking_shows_four_digits_and_the_length_only() {
+        for (raw, shown) in [
+            ("(11) 3333-4444", "…4444 (10 digits)"),
+            ("+55 11 98765-4321", "…4321 (13 digits)"),
+            ("12345", "(5 digits)"),
+            ("", "(0 digits)"),
+            (
+                "não tenho",
+                "(0 digits among 9 characters with letters or symbols)",
+            ),
+            (
+                "11 98765-4321 ramal 2",
+                "…3212 (12 digits among 21 characters with letters or symbols)",
+            ),
+        ] {
+            assert_eq!(masked(raw), shown, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn each_unusable_phone_has_its_own_problem() {
+        let problem = |phones: &[&str]| {
+            first_usable_phone(phones)
+                .err()
+                .map(|e| (e.problem(), e.to_string()))
+        };
+        let table: [(&[&str], PhoneProblem, &str); 12] = [
+            (&[], PhoneProblem::NoPhone, "no phone number"),
+            (&["  "], PhoneProblem::NoPhone, "no phone number"),
+            (
+                &["(11) 3333-4444"],
+                PhoneProblem::Landline,
+                "…4444 (10 digits) is a landline",
+            ),
+            (
+                &["0800 123 4567"],
+                PhoneProblem::ServiceNumber,
+                "0800/0300/4004",
+            ),
+            (
+                &["não tenho"],
+                PhoneProblem::NotANumber,
+                "letters or symbols",
+            ),
+            (&["12345"], PhoneProblem::TooShort, "too short (5 digits)"),
+            (
+                &["11 98765-4321 / 11 3333-4444"],
+                PhoneProblem::TooLong,
+                "too long (21 digits",
+            ),
+            (
+                &["98765-4321"],
+                PhoneProblem::MissingAreaCode,
+                "area code (DDD) is missing",
+            ),
+            (
+                &["(20) 98765-4321"],
+                PhoneProblem::BadAreaCode,
+                "DDD) 20 does not exist",
+            ),
+            (
+                &["(11) 1234-5678"],
+                PhoneProblem::NotBrazilianMobile,
+                "mobile numbers have 9 digits",
+            ),
+            (
+                &["+1 999 999 9999"],
+                PhoneProblem::NoSuchNumber,
+                "no such number",
+            ),
+            // The best (first) number decides the category; all are reported.
+            (
+                &["abc", "(11) 3333-4444"],
+                PhoneProblem::NotANumber,
+                "is a landline",
+            ),
+        ];
+        for (phones, expected, text) in table {
+            let got = problem(phones);
+            assert!(
+                got.as_ref()
+                    .is_some_and(|(p, message)| *p == expected && message.contains(text)),
+                "{phones:?} → {got:?}, expected {expected:?} and {text:?}"
+            );
+        }
+        assert_eq!(PhoneProblem::Landline.as_str(), "landline");
+        assert_eq!(PhoneProblem::label_of("too-long"), "too long");
+        assert_eq!(PhoneProblem::label_of("from-the-future"), "from-the-future");
     }
 
     #[test]
@@ -618,12 +779,16 @@ mod tests {
         assert_eq!(e.rejected.len(), 2);
         let message = e.to_string();
         assert!(
-            message.contains("\"(11) 3333-4444\" (+551133334444) is a landline"),
+            message.contains("phone number …4444 (10 digits) is a landline"),
             "{message}"
         );
         assert!(
-            message.contains("invalid phone number \"0800 123 4567\""),
+            message.contains("invalid phone number …4567 (11 digits)"),
             "{message}"
+        );
+        assert!(
+            !message.contains("3333"),
+            "no more than the last 4 digits: {message}"
         );
     }
 

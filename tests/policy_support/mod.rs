@@ -5,8 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use arauto::decide::{
-    ChannelTarget, DecideInput, Decision, OrderRecord, PendingNotification, Recognition,
-    StorePolicy, TimingPolicy, decide,
+    ChannelTarget, DecideInput, Decision, OrderRecord, PendingNotification, PhoneProblem,
+    Recognition, StorePolicy, TimingPolicy, decide,
 };
 use arauto::model::{
     Capabilities, Capability, Customer, Item, Money, NotificationKind, Order, OrderStatus, Payment,
@@ -264,6 +264,7 @@ pub fn policy_with(overrides: &[(&str, Option<NotificationKind>)]) -> StorePolic
     };
     StorePolicy {
         store_id: "loja".to_owned(),
+        platform_identity: "loja-integrada shop 1".to_owned(),
         recognition,
         enabled: all_status_kinds(),
         channels: vec![whatsapp()],
@@ -310,7 +311,7 @@ impl Harness {
                 previous: self.records.get(&id),
                 order,
                 pending: &pending,
-                has_usable_phone: phone,
+                unusable_phone: (!phone).then_some(PhoneProblem::NoPhone),
                 now,
             },
         );
