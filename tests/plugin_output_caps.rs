@@ -163,7 +163,7 @@ async fn a_50_mb_cursor_fails_the_poll_naming_plugin_and_size() {
     let connector = host
         .connector(&plugin, sample("loja-cursor", "huge-cursor", 50_000_000))
         .must("instance");
-    let previous = Some("page-0".to_owned());
+    let previous = Some("page-1".to_owned());
     let error = must_fail(
         connector
             .poll(PollRequest {
@@ -190,8 +190,9 @@ async fn a_50_mb_cursor_fails_the_poll_naming_plugin_and_size() {
         }
         other => panic!("expected invalid output, got {other:?}"),
     }
-    // A failed poll hands back no page, so the sweep has nothing to commit:
-    // the stored cursor stays "page-0" (see `poll::sweep`).
+    // A failed poll hands back no page, so the sweep has nothing to commit
+    // and the stored cursor stays: tests/daemon_plugin_faults.rs shows it
+    // in the state database of a running daemon.
     assert!(error.to_string().len() < 1024, "{error}");
 }
 

@@ -3,8 +3,9 @@
 //!
 //! Settings: `page_size` (default 50), `pages` (default 2), and `broken`
 //! (`timestamp` | `extras`) to return one malformed order on purpose, or
-//! (`huge-cursor` | `huge-name` | `huge-id`) to return a cursor, the first
-//! order's customer name or its id of `size` bytes (default 50 MB).
+//! (`huge-cursor` | `huge-name` | `huge-id`) to return a cursor (from the
+//! second page on), the first order's customer name or its id of `size`
+//! bytes (default 50 MB).
 
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 
@@ -158,9 +159,9 @@ impl Connector for Sample {
         match settings::get("broken").as_deref() {
             Some("timestamp") => orders[0].created_at = "yesterday at noon".into(),
             Some("extras") => orders[0].extras_json = "{not json".into(),
-            // Digits keep the cursor parseable as `page-<n>` by nobody: the
-            // host must refuse it before it is ever stored.
-            Some("huge-cursor") => next_cursor.push_str(&"0".repeat(size)),
+            // From the second page on, so a sweep first commits a sane
+            // cursor; the host must refuse the huge one before storing it.
+            Some("huge-cursor") if page >= 1 => next_cursor.push_str(&"0".repeat(size)),
             Some("huge-name") => orders[0].customer.name = "N".repeat(size),
             Some("huge-id") => orders[0].id = "9".repeat(size),
             _ => {}

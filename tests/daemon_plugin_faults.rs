@@ -1,7 +1,13 @@
-//! One plugin file that cannot load does not stop the daemon (issue 18,
-//! point 19): at start, the channel that uses it is left out and shown red in
-//! `arauto check`, naming the file, while the rest runs; `arauto validate`
-//! still fails for it.
+//! A faulty plugin costs only its own store or channel, and only what the host
+//! allows (issue 18):
+//!
+//! * point 19: one plugin file that cannot load does not stop the daemon: at
+//!   start, the channel that uses it is left out and shown red in `arauto
+//!   check`, naming the file, while the rest runs; `arauto validate` still
+//!   fails for it;
+//! * point 7: a connector that returns a 50 MB cursor fails its poll; the
+//!   stored cursor stays what the last good page left, and the state database
+//!   does not grow.
 //!
 //! Only the test plugins are used (a connector that needs no network and a
 //! sender), so the first-party plugins are not built by this test.
@@ -19,6 +25,8 @@ use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::Instant;
 
+use arauto::queue::StateStore;
+use arauto::queue::redb::{RedbOptions, RedbStore};
 use daemon::{PATIENCE, daemon_section, scrubbed, test_plugin};
 
 fn arauto() -> std::process::Command {
@@ -141,6 +149,67 @@ fn await_ready(notify: &UnixDatagram, running: &Running) -> String {
             }
         }
     }
+}
+
+/// A store on the sample connector whose second page carries a 50 MB cursor.
+fn huge_cursor_config(dir: &Path) -> String {
+    let sample = test_plugin("sample-connector");
+    let probe = test_plugin("probe-sender");
+    format!(
+        r#"{daemon}
+[stores.loja1]
+platform = "sample"
+plugin = {sample:?}
+channels = ["bom"]
+poll_interval = "2s"
+
+[stores.loja1.settings]
+api_key = "chave"
+pages = "3"
+page_size = "5"
+broken = "huge-cursor"
+
+[stores.loja1.sandbox]
+memory_limit = "512MiB"
+
+[channels.bom]
+plugin = "probe-sender"
+plugin_path = {probe:?}
+"#,
+        daemon = daemon_section(dir, ""),
+        sample = sample.display().to_string(),
+        probe = probe.display().to_string(),
+    )
+}
+
+#[test]
+fn a_50_mb_cursor_fails_the_poll_and_the_stored_cursor_stays() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config_path = dir.path().join("arauto.toml");
+    std::fs::write(&config_path, huge_cursor_config(dir.path())).expect("write config");
+    let (mut running, notify) = start(dir.path(), &config_path);
+    await_ready(&notify, &running);
+    let failure = running.wait_for(&["loja1", "50000006 bytes", "65536"]);
+    assert!(
+        failure.len() < 8 * 1024,
+        "the poll failure was logged in {} bytes",
+        failure.len()
+    );
+    // A second sweep fails the same way: the cursor was never stored.
+    running.wait_for(&["loja1", "50000006 bytes"]);
+    drop(running);
+
+    let state_dir = dir.path().join("state");
+    let db = RedbStore::open(&state_dir, RedbOptions::default()).expect("open the state database");
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let cursor = runtime
+        .block_on(db.cursor("loja1"))
+        .expect("read the cursor");
+    assert_eq!(cursor.as_deref(), Some("page-1"));
+    let size = std::fs::metadata(state_dir.join(arauto::queue::redb::FILE_NAME))
+        .expect("state database file")
+        .len();
+    assert!(size < 8 * 1024 * 1024, "state database of {size} bytes");
 }
 
 #[test]
