@@ -51,6 +51,11 @@ impl Sender for Probe {
                     false,
                 ),
                 key("repeat", "How many requests `fetch` makes", false),
+                key(
+                    "body",
+                    "`length`: `fetch` reports a body over 128 bytes by its length",
+                    false,
+                ),
                 key("token", "A credential (logged by `log-secret`)", true),
                 key(
                     "class",
@@ -187,14 +192,15 @@ fn failure() -> PluginError {
 }
 
 /// `repeat` GETs of `url`; the receipt lists each raw outcome ("200" or
-/// "err:<HttpError debug>") and carries the last body received (or
-/// `<N bytes>` for a body over 128 bytes).
+/// "err:<HttpError debug>") and carries the last body received (with
+/// `body = length`, `<N bytes>` for a body over 128 bytes).
 fn fetch() -> Receipt {
     let url = settings::get("url").unwrap_or_default();
     let timeout_ms = settings::get("timeout_ms").and_then(|v| v.parse().ok());
     let repeat: u32 = settings::get("repeat")
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
+    let by_length = settings::get("body").as_deref() == Some("length");
     let mut outcomes = Vec::new();
     let mut last_body = None;
     for _ in 0..repeat {
@@ -208,12 +214,12 @@ fn fetch() -> Receipt {
         match raw_http::send(&request) {
             Ok(response) => {
                 outcomes.push(response.status.to_string());
-                // Receipt ids are capped at 256 bytes by the host: a long
-                // body is reported by its length.
-                last_body = Some(if response.body.len() <= 128 {
-                    String::from_utf8_lossy(&response.body).into_owned()
-                } else {
+                // Receipt ids are capped at 256 bytes by the host: with
+                // `body = length` a long body is reported by its length.
+                last_body = Some(if by_length && response.body.len() > 128 {
                     format!("<{} bytes>", response.body.len())
+                } else {
+                    String::from_utf8_lossy(&response.body).into_owned()
                 });
             }
             Err(error) => outcomes.push(format!("err:{error:?}")),
