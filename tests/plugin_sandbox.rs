@@ -423,9 +423,9 @@ async fn request_budget_paces_requests_past_the_burst() {
     let server = TestServer::start().await;
     let host = host();
     let plugin = probe(&host).await;
-    // 600/min: a burst of 30, then one cell every ~105 ms.
+    // 300/min: a burst of 30, then one cell every ~221 ms.
     let mut config = server.instance("paced").setting("repeat", "40");
-    config.requests_per_minute = Some(600);
+    config.requests_per_minute = Some(300);
     let (outcome, _) = fetch(&host, &plugin, config, &server.url("/ok")).await;
     assert_eq!(outcome, vec!["200"; 40].join(","));
     assert_eq!(server.hits("/ok"), 40);

@@ -166,17 +166,17 @@ pub(crate) struct RequestBudget<C: Clock = DefaultClock> {
 /// the call has left, keeping the rest for the request and what follows it.
 const MAX_BUDGET_WAIT_SHARE: u32 = 2;
 
-/// The GCRA quota for `per_minute` requests: a burst of `max(1, n/20)`, and one
+/// The GCRA quota for `per_minute` requests: a burst of `max(1, n/10)`, and one
 /// cell per `60 s / (n + 1 - burst)` (rounded up, plus 1 ns).
 ///
 /// Why this never lets `n + 1` requests into 60 s: under GCRA the `k`-th
 /// conforming request after the first comes at least `(k - burst)` periods
 /// later, so `n + 1` requests span at least `(n + 1 - burst)` periods, which is
 /// strictly more than 60 s. The sustained rate is `n + 1 - burst` per minute
-/// (87 for Loja Integrada's 90): the price of never bursting over `n`.
+/// (82 for Loja Integrada's 90): the price of never bursting over `n`.
 pub(crate) fn budget_quota(per_minute: NonZeroU32) -> Quota {
     let n = per_minute.get();
-    let burst = (n / 20).max(1);
+    let burst = (n / 10).max(1);
     let cells = u128::from(n + 1 - burst);
     let period_ns = 60_000_000_000u128.div_ceil(cells) + 1;
     let period = Duration::from_nanos(u64::try_from(period_ns).unwrap_or(u64::MAX));
@@ -718,7 +718,7 @@ mod tests {
                 "budget {per_minute}/min let {busiest} requests into one minute"
             );
             // Pacing, not starving: over 8 busy minutes, most of the budget is used.
-            let floor = 8 * (per_minute as usize + 1 - (per_minute as usize / 20).max(1));
+            let floor = 8 * (per_minute as usize + 1 - (per_minute as usize / 10).max(1));
             assert!(
                 sent.len() >= floor,
                 "budget {per_minute}/min sent only {} requests in 8 busy minutes",
@@ -730,13 +730,13 @@ mod tests {
     #[test]
     fn the_burst_after_a_quiet_spell_is_small() {
         let quota = budget_quota(NonZeroU32::new(90).unwrap_or(NonZeroU32::MIN));
-        assert_eq!(quota.burst_size().get(), 4);
+        assert_eq!(quota.burst_size().get(), 9);
         let quiet_then_busy = [
             (false, Duration::from_secs(600)),
             (true, Duration::from_secs(1)),
         ];
-        // 4 at once, then one per ~0.7 s.
-        assert_eq!(sent_instants(90, &quiet_then_busy).len(), 5);
+        // 9 at once, then one per ~0.73 s.
+        assert_eq!(sent_instants(90, &quiet_then_busy).len(), 10);
     }
 
     #[test]
