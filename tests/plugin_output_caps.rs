@@ -225,3 +225,43 @@ async fn snapshot_texts_are_cut_and_oversized_ids_refused() {
         "{error}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_of_more_than_1000_orders_is_refused() {
+    let host = host();
+    let plugin = host
+        .load(test_plugin("sample-connector"))
+        .await
+        .must("loading sample-connector");
+    let connector = host
+        .connector(
+            &plugin,
+            roomy("loja-pagina")
+                .secret("api_key", "chave-secreta-123")
+                .setting("page_size", "1001"),
+        )
+        .must("instance");
+    let error = must_fail(
+        connector.poll(PollRequest::default()).await,
+        "a page of 1001 orders",
+    );
+    assert!(
+        matches!(&error, PluginError::InvalidOutput { detail, .. }
+            if detail.contains("1001 orders") && detail.contains("1000")),
+        "{error}"
+    );
+    // At the cap, the page arrives whole.
+    let connector = host
+        .connector(
+            &plugin,
+            roomy("loja-pagina-cheia")
+                .secret("api_key", "chave-secreta-123")
+                .setting("page_size", "1000"),
+        )
+        .must("instance");
+    let page = connector
+        .poll(PollRequest::default())
+        .await
+        .must("a page of 1000 orders");
+    assert_eq!(page.orders.len(), 1000);
+}
