@@ -296,12 +296,13 @@ async fn response_larger_than_the_cap_is_refused() {
     let (outcome, body) = fetch(
         &host,
         &plugin,
-        server.instance("roomy"),
+        // Receipt ids are capped at 256 bytes: the probe reports the length.
+        server.instance("roomy").setting("body", "length"),
         &server.url("/big-stream"),
     )
     .await;
     assert_eq!(outcome, "200");
-    assert_eq!(body.map(|b| b.len()), Some(support::BIG_BODY));
+    assert_eq!(body, Some(format!("<{} bytes>", support::BIG_BODY)));
     assert_host_still_healthy(&host, &server).await;
 }
 
@@ -396,17 +397,38 @@ async fn request_budget_per_minute_is_enforced_per_instance() {
     let server = TestServer::start().await;
     let host = host();
     let plugin = probe(&host).await;
+    // 2/min: a burst of one, the next cell 30 s later, which is more than
+    // half of what a 2 s call has left: refused at once, not waited for.
     let mut config = server.instance("budgeted").setting("repeat", "3");
     config.requests_per_minute = Some(2);
+    config.call_timeout = SignedDuration::from_secs(2);
     let (outcome, _) = fetch(&host, &plugin, config, &server.url("/ok")).await;
-    assert_eq!(outcome, "200,200,err:HttpError::BudgetExhausted");
-    assert_eq!(server.hits("/ok"), 2);
+    assert_eq!(
+        outcome,
+        "200,err:HttpError::BudgetExhausted,err:HttpError::BudgetExhausted"
+    );
+    assert_eq!(server.hits("/ok"), 1);
 
     // Another instance of the same plugin has its own budget.
-    let mut config = server.instance("other-budget").setting("repeat", "2");
+    let mut config = server.instance("other-budget").setting("repeat", "1");
     config.requests_per_minute = Some(2);
     let (outcome, _) = fetch(&host, &plugin, config, &server.url("/ok")).await;
-    assert_eq!(outcome, "200,200");
+    assert_eq!(outcome, "200");
+}
+
+/// Past the small burst, a request waits for its cell (when the call has time
+/// for it) instead of failing: the budget paces, it does not cut pages short.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_budget_paces_requests_past_the_burst() {
+    let server = TestServer::start().await;
+    let host = host();
+    let plugin = probe(&host).await;
+    // 300/min: a burst of 30, then one cell every ~221 ms.
+    let mut config = server.instance("paced").setting("repeat", "40");
+    config.requests_per_minute = Some(300);
+    let (outcome, _) = fetch(&host, &plugin, config, &server.url("/ok")).await;
+    assert_eq!(outcome, vec!["200"; 40].join(","));
+    assert_eq!(server.hits("/ok"), 40);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -32,14 +32,23 @@ pub(super) struct Assembled {
     pub stores: BTreeMap<String, Arc<StoreRuntime>>,
     pub channels: BTreeMap<String, Arc<ChannelRuntime>>,
     pub templates: Arc<Templates>,
+    /// Left out because their plugin file does not load (`skip_unloadable`).
+    pub skipped: Vec<BuildProblem>,
 }
 
 /// Build every store and channel of `config` with `host`.
+///
+/// With `skip_unloadable` (the daemon's start), a store or channel whose
+/// plugin file does not load is left out and returned in
+/// [`Assembled::skipped`] instead of failing the build; anything else wrong
+/// (settings, recognition, templates…) still fails it.
 pub(super) async fn assemble(
     config: &Config,
     host: &PluginHost,
+    skip_unloadable: bool,
 ) -> Result<Assembled, Vec<BuildProblem>> {
     let mut problems = Vec::new();
+    let mut skipped = Vec::new();
     let mut plugins = PluginCache::default();
 
     let mut channels = BTreeMap::new();
@@ -47,6 +56,9 @@ pub(super) async fn assemble(
         match build_channel(config, channel, host, &mut plugins).await {
             Ok(runtime) => {
                 channels.insert(channel.id.clone(), Arc::new(runtime));
+            }
+            Err(problem) if skip_unloadable && plugins.failed(&channel.plugin_path) => {
+                skipped.push(problem);
             }
             Err(problem) => problems.push(problem),
         }
@@ -57,6 +69,9 @@ pub(super) async fn assemble(
         match build_store(config, store, host, &mut plugins).await {
             Ok(runtime) => {
                 stores.insert(store.id.clone(), Arc::new(runtime));
+            }
+            Err(mut found) if skip_unloadable && plugins.failed(&store.plugin_path) => {
+                skipped.append(&mut found);
             }
             Err(mut found) => problems.append(&mut found),
         }
@@ -79,16 +94,28 @@ pub(super) async fn assemble(
             stores,
             channels,
             templates,
+            skipped,
         }),
         _ => Err(problems),
     }
 }
 
-/// Plugins loaded in this build, by path: stores sharing a connector load it once.
+/// Plugins loaded in this build, by path: stores sharing a connector load it
+/// once, and a file that failed is not tried again (an `info()` that never
+/// returns costs its whole load budget each time).
 #[derive(Default)]
-struct PluginCache(BTreeMap<PathBuf, Plugin>);
+struct PluginCache {
+    loaded: BTreeMap<PathBuf, Plugin>,
+    /// Files that did not load, with the reason.
+    failed: BTreeMap<PathBuf, String>,
+}
 
 impl PluginCache {
+    /// True when the file at `path` was tried and did not load.
+    fn failed(&self, path: &Path) -> bool {
+        self.failed.contains_key(path)
+    }
+
     async fn load(
         &mut self,
         host: &PluginHost,
@@ -96,16 +123,28 @@ impl PluginCache {
         component: &str,
         expected: PluginKind,
     ) -> Result<Plugin, BuildProblem> {
-        let plugin = match self.0.get(path) {
+        if let Some(reason) = self.failed.get(path) {
+            return Err(BuildProblem {
+                component: component.to_owned(),
+                message: reason.clone(),
+            });
+        }
+        let plugin = match self.loaded.get(path) {
             Some(plugin) => plugin.clone(),
-            None => {
-                let plugin = host.load(path).await.map_err(|e| BuildProblem {
-                    component: component.to_owned(),
-                    message: format!("plugin {}: {e}", path.display()),
-                })?;
-                self.0.insert(path.to_owned(), plugin.clone());
-                plugin
-            }
+            None => match host.load(path).await {
+                Ok(plugin) => {
+                    self.loaded.insert(path.to_owned(), plugin.clone());
+                    plugin
+                }
+                Err(e) => {
+                    let message = format!("plugin {}: {e}", path.display());
+                    self.failed.insert(path.to_owned(), message.clone());
+                    return Err(BuildProblem {
+                        component: component.to_owned(),
+                        message,
+                    });
+                }
+            },
         };
         if plugin.kind() != expected {
             let (want, got) = match expected {

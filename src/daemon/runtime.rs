@@ -279,6 +279,15 @@ impl Runtime {
         let host = PluginHost::new(HostConfig::with_cache_dir(&config.daemon.cache_dir))
             .map_err(|e| RunError::Startup(format!("cannot start the plugin host: {e}")))?;
         let state = Arc::new(build(config, &options, &host).await?);
+        for skipped in &state.skipped {
+            tracing::error!(
+                component = %skipped.component,
+                "{} is not running: {}; everything else starts. Fix or replace the file \
+                 (`arauto validate` fails until then), then systemctl reload arauto",
+                skipped.component,
+                skipped.message
+            );
+        }
         self.host = Some(host);
         let daemon = &state.config.daemon;
         let _lock = InstanceLock::acquire(&daemon.state_dir)?;
@@ -468,7 +477,11 @@ impl Runtime {
             .host
             .as_ref()
             .ok_or_else(|| "the plugin host is not running".to_owned())?;
-        let state = build(config, options, host)
+        let options = BuildOptions {
+            purpose: Purpose::Reload,
+            ..*options
+        };
+        let state = build(config, &options, host)
             .await
             .map_err(|e| e.to_string())?;
         let state = Arc::new(state);
@@ -577,6 +590,13 @@ fn status_line(state: &State) -> String {
         },
         plural(config.channels.len(), "channel")
     );
+    if !state.skipped.is_empty() {
+        let names: Vec<&str> = state.skipped.iter().map(|s| s.component.as_str()).collect();
+        line.push_str(&format!(
+            "; not running (plugin does not load): {}",
+            names.join(", ")
+        ));
+    }
     if state.dry_run {
         line.push_str(" [dry run: nothing is sent]");
     }

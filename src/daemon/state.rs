@@ -22,8 +22,16 @@ pub enum Purpose {
     /// `arauto validate`: check everything, open nothing (no database, no sockets,
     /// no writes to the cache directory).
     Validate,
-    /// `arauto run`, at startup or on reload.
+    /// `arauto run` at startup. A store or channel whose plugin file does not
+    /// load (corrupt, built for another plugin API, an `info()` that never
+    /// returns) is left out and listed in [`State::skipped`], so one bad file
+    /// does not keep every other store and channel from running; `check`
+    /// shows it red. Every other problem still stops the start.
     Run,
+    /// `arauto run` on SIGHUP: as strict as [`Purpose::Validate`]. A failed
+    /// reload keeps the running configuration, whose instances still work,
+    /// which is better than dropping one of them.
+    Reload,
 }
 
 /// Options that hold for the daemon's whole life, not for one configuration.
@@ -53,6 +61,10 @@ pub struct State {
     pub channels: BTreeMap<String, Arc<ChannelRuntime>>,
     /// Notification texts and provider template parameters.
     pub templates: Arc<Templates>,
+    /// Stores and channels left out at startup because their plugin file
+    /// does not load ([`Purpose::Run`] only; empty otherwise). Each names
+    /// the component (`stores.<id>`, `channels.<id>`) and the plugin file.
+    pub skipped: Vec<BuildProblem>,
 }
 
 impl std::fmt::Debug for State {
@@ -63,6 +75,7 @@ impl std::fmt::Debug for State {
             .field("built_at", &self.built_at)
             .field("stores", &self.stores)
             .field("channels", &self.channels)
+            .field("skipped", &self.skipped)
             .finish_non_exhaustive()
     }
 }
@@ -104,7 +117,7 @@ pub async fn build(
     options: &BuildOptions,
     host: &PluginHost,
 ) -> Result<State, BuildError> {
-    let assembled = assemble(&config, host)
+    let assembled = assemble(&config, host, options.purpose == Purpose::Run)
         .await
         .map_err(|problems| BuildError { problems })?;
     Ok(State {
@@ -115,6 +128,7 @@ pub async fn build(
         stores: assembled.stores,
         channels: assembled.channels,
         templates: assembled.templates,
+        skipped: assembled.skipped,
     })
 }
 

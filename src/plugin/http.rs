@@ -3,16 +3,21 @@
 //! Every request (and every redirect hop) is checked against the instance's
 //! allowlist; names are resolved by the host and non-public addresses refused
 //! unless the instance allows them (SSRF protection; literal IPs are checked
-//! too); the response body is streamed and refused past the cap; an optional
-//! requests-per-minute budget is spent per request; and the time spent waiting
-//! is bounded by the call's own deadline, not only the plugin's timeout.
+//! too); what the plugin sends is capped ([`MAX_REQUEST_BODY_BYTES`],
+//! [`MAX_REQUEST_HEADERS`], [`MAX_REQUEST_HEADER_BYTES`]); the response body is
+//! streamed and refused past the cap; an optional requests-per-minute budget
+//! paces requests (see [`RequestBudget`]); and the time spent waiting is
+//! bounded by the call's own deadline, not only the plugin's timeout.
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::NoOpMiddleware;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{StatusCode, Url};
@@ -23,6 +28,17 @@ use super::sandbox::{CallState, Fault};
 
 /// Redirects followed per request before giving up.
 const MAX_REDIRECTS: usize = 5;
+
+/// Largest request body a plugin may send (1 MiB): far above any provider
+/// message, low enough that a runaway plugin cannot push its whole memory
+/// through the host.
+pub(crate) const MAX_REQUEST_BODY_BYTES: usize = 1024 * 1024;
+/// Most headers one request may carry.
+pub(crate) const MAX_REQUEST_HEADERS: usize = 64;
+/// Longest header (name plus value) a request may carry.
+pub(crate) const MAX_REQUEST_HEADER_BYTES: usize = 8 * 1024;
+/// Longest URL a request may have.
+pub(crate) const MAX_REQUEST_URL_BYTES: usize = 8 * 1024;
 
 /// Headers the host owns: the plugin may not set them.
 const HOST_OWNED_HEADERS: [&str; 10] = [
@@ -128,8 +144,80 @@ pub(crate) struct HttpContext {
     user_agent: reqwest::header::HeaderValue,
     allowlist: AllowList,
     allow_private: bool,
-    budget: Option<DefaultDirectRateLimiter>,
+    budget: Option<RequestBudget>,
     max_response_bytes: u64,
+}
+
+/// An instance's requests-per-minute budget `n`: **no 60 s window ever sees
+/// more than `n` requests**, bursts included.
+///
+/// `Quota::per_minute(n)` would allow a burst of `n` after a quiet spell and
+/// then `n` more within the same minute as cells come back (measured: 107 in
+/// a rolling 60 s for a budget of 90). Instead the burst is small
+/// ([`budget_quota`]) and the rest is paced: a request that finds the budget
+/// spent waits for its cell, as long as the wait leaves the call time for the
+/// request itself ([`MAX_BUDGET_WAIT_SHARE`]); otherwise it fails at once with
+/// `budget-exhausted` and the plugin can return what it has so far.
+pub(crate) struct RequestBudget<C: Clock = DefaultClock> {
+    limiter: RateLimiter<NotKeyed, InMemoryState, C, NoOpMiddleware<C::Instant>>,
+}
+
+/// A request waits for the budget for at most this share (1/n) of the time
+/// the call has left, keeping the rest for the request and what follows it.
+const MAX_BUDGET_WAIT_SHARE: u32 = 2;
+
+/// The GCRA quota for `per_minute` requests: a burst of `max(1, n/10)`, and one
+/// cell per `60 s / (n + 1 - burst)` (rounded up, plus 1 ns).
+///
+/// Why this never lets `n + 1` requests into 60 s: under GCRA the `k`-th
+/// conforming request after the first comes at least `(k - burst)` periods
+/// later, so `n + 1` requests span at least `(n + 1 - burst)` periods, which is
+/// strictly more than 60 s. The sustained rate is `n + 1 - burst` per minute
+/// (82 for Loja Integrada's 90): the price of never bursting over `n`.
+pub(crate) fn budget_quota(per_minute: NonZeroU32) -> Quota {
+    let n = per_minute.get();
+    let burst = (n / 10).max(1);
+    let cells = u128::from(n + 1 - burst);
+    let period_ns = 60_000_000_000u128.div_ceil(cells) + 1;
+    let period = Duration::from_nanos(u64::try_from(period_ns).unwrap_or(u64::MAX));
+    Quota::with_period(period)
+        .unwrap_or_else(|| Quota::per_minute(per_minute))
+        .allow_burst(NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN))
+}
+
+impl RequestBudget {
+    fn per_minute(n: NonZeroU32) -> Self {
+        Self::with_clock(n, DefaultClock::default())
+    }
+}
+
+impl<C: Clock> RequestBudget<C> {
+    fn with_clock(n: NonZeroU32, clock: C) -> Self {
+        Self {
+            limiter: RateLimiter::direct_with_clock(budget_quota(n), clock),
+        }
+    }
+
+    /// Take a cell now (`Ok`), or say how long until one is free (`Err`).
+    fn try_take(&self) -> Result<(), Duration> {
+        self.limiter
+            .check()
+            .map_err(|not_until| not_until.wait_time_from(self.limiter.clock().now()))
+    }
+
+    /// Take a cell, waiting for it when that takes no longer than `max_wait`.
+    async fn take(&self, max_wait: Duration) -> Result<(), HttpFailure> {
+        let started = tokio::time::Instant::now();
+        loop {
+            match self.try_take() {
+                Ok(()) => return Ok(()),
+                Err(wait) if started.elapsed() + wait > max_wait => {
+                    return Err(HttpFailure::BudgetExhausted);
+                }
+                Err(wait) => tokio::time::sleep(wait).await,
+            }
+        }
+    }
 }
 
 impl HttpContext {
@@ -149,7 +237,7 @@ impl HttpContext {
             user_agent,
             allowlist,
             allow_private,
-            budget: requests_per_minute.map(|n| RateLimiter::direct(Quota::per_minute(n))),
+            budget: requests_per_minute.map(RequestBudget::per_minute),
             max_response_bytes,
         })
     }
@@ -196,10 +284,10 @@ impl HttpContext {
         Ok(())
     }
 
-    fn spend_budget(&self) -> Result<(), HttpFailure> {
+    async fn spend_budget(&self, max_wait: Duration) -> Result<(), HttpFailure> {
         match &self.budget {
-            Some(limiter) if limiter.check().is_err() => Err(HttpFailure::BudgetExhausted),
-            _ => Ok(()),
+            Some(budget) => budget.take(max_wait).await,
+            None => Ok(()),
         }
     }
 
@@ -209,6 +297,7 @@ impl HttpContext {
         request: HttpRequest,
         mut url: Url,
         instance: &str,
+        max_budget_wait: Duration,
     ) -> Result<HttpResponse, HttpFailure> {
         let mut method = request.method;
         let mut body = request.body;
@@ -258,7 +347,7 @@ impl HttpContext {
                     }
                     other => other,
                 })?;
-            self.spend_budget()?;
+            self.spend_budget(max_budget_wait).await?;
             // What browsers and reqwest do: 303 always, and 301/302 after a
             // POST, continue as a GET without the body.
             if status == StatusCode::SEE_OTHER
@@ -294,6 +383,44 @@ fn is_followed_redirect(status: StatusCode) -> bool {
 /// repeating paths or query strings that may carry credentials.
 pub(crate) fn origin(url: &Url) -> String {
     url.origin().ascii_serialization()
+}
+
+/// Refuse a request over the caps above (an `invalid-request` the plugin sees,
+/// naming the cap), before anything is parsed or sent.
+fn check_request_size(request: &HttpRequest) -> Result<(), HttpFailure> {
+    let too_big = |what: String| Err(HttpFailure::InvalidRequest(what));
+    if request.url.len() > MAX_REQUEST_URL_BYTES {
+        return too_big(format!(
+            "the URL is {} bytes long, over the host's cap of {MAX_REQUEST_URL_BYTES}",
+            request.url.len()
+        ));
+    }
+    if let Some(body) = &request.body
+        && body.len() > MAX_REQUEST_BODY_BYTES
+    {
+        return too_big(format!(
+            "the request body is {} bytes, over the host's cap of {MAX_REQUEST_BODY_BYTES}",
+            body.len()
+        ));
+    }
+    if request.headers.len() > MAX_REQUEST_HEADERS {
+        return too_big(format!(
+            "{} headers, over the host's cap of {MAX_REQUEST_HEADERS}",
+            request.headers.len()
+        ));
+    }
+    if let Some((name, value)) = request
+        .headers
+        .iter()
+        .find(|(name, value)| name.len() + value.len() > MAX_REQUEST_HEADER_BYTES)
+    {
+        let length = name.len() + value.len();
+        let name: String = name.chars().take(64).collect();
+        return too_big(format!(
+            "header {name:?} is {length} bytes long, over the host's cap of {MAX_REQUEST_HEADER_BYTES}"
+        ));
+    }
+    Ok(())
 }
 
 fn header_map(headers: &[(String, String)]) -> Result<HeaderMap, HttpFailure> {
@@ -392,6 +519,10 @@ pub(crate) fn send(
 ) -> wasmtime::Result<Result<HttpResponse, HttpFailure>> {
     let ctx = state.ctx.clone();
     let http = &ctx.http;
+    if let Err(failure) = check_request_size(&request) {
+        tracing::debug!(plugin = %ctx.plugin, instance = %ctx.instance, "plugin HTTP request refused: {failure:?}");
+        return Ok(Err(failure));
+    }
     let url = match Url::parse(&request.url) {
         Ok(url) => url,
         Err(e) => {
@@ -400,12 +531,30 @@ pub(crate) fn send(
             ))));
         }
     };
-    if let Err(failure) = http
-        .check_destination(&url, &ctx.instance)
-        .and_then(|()| http.spend_budget())
-    {
+    if let Err(failure) = http.check_destination(&url, &ctx.instance) {
         tracing::debug!(plugin = %ctx.plugin, instance = %ctx.instance, "plugin HTTP request refused: {failure:?}");
         return Ok(Err(failure));
+    }
+    let max_budget_wait = state.remaining() / MAX_BUDGET_WAIT_SHARE;
+    let cancel = state.cancel.clone();
+    let budget = state.runtime.block_on(async {
+        tokio::select! {
+            () = cancel.cancelled() => None,
+            spent = http.spend_budget(max_budget_wait) => Some(spent),
+        }
+    });
+    match budget {
+        Some(Ok(())) => {}
+        Some(Err(failure)) => {
+            tracing::debug!(plugin = %ctx.plugin, instance = %ctx.instance, "plugin HTTP request refused: {failure:?}");
+            return Ok(Err(failure));
+        }
+        None => {
+            state.fault = Some(Fault::Cancelled);
+            return Err(wasmtime::Error::msg(
+                "the call was cancelled while waiting for the request budget",
+            ));
+        }
     }
     let destination = origin(&url);
     let remaining = state.remaining();
@@ -414,12 +563,11 @@ pub(crate) fn send(
         Some(asked) if asked < remaining => (asked, false),
         _ => (remaining, true),
     };
-    let cancel = state.cancel.clone();
     let instance = ctx.instance.as_str();
     let outcome = state.runtime.block_on(async {
         tokio::select! {
             () = cancel.cancelled() => None,
-            result = tokio::time::timeout(limit, http.execute(request, url, instance)) => Some(result),
+            result = tokio::time::timeout(limit, http.execute(request, url, instance, max_budget_wait)) => Some(result),
         }
     });
     match outcome {
@@ -505,6 +653,138 @@ mod tests {
             Some(HttpFailure::InvalidRequest(_))
         ));
         assert!(bad("authorization", "Bearer x").is_none());
+    }
+
+    /// Drive a budget with a fake clock: `pattern` alternates busy spells
+    /// (every request sent as soon as a cell is free) and quiet ones; return
+    /// the instants (ns) of the requests that went out.
+    fn sent_instants(per_minute: u32, pattern: &[(bool, Duration)]) -> Vec<u64> {
+        let clock = governor::clock::FakeRelativeClock::default();
+        let n = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
+        let budget = RequestBudget::with_clock(n, clock.clone());
+        let mut now = Duration::ZERO;
+        let mut sent = Vec::new();
+        for (busy, length) in pattern {
+            let end = now + *length;
+            if !busy {
+                clock.advance(*length);
+                now = end;
+                continue;
+            }
+            while now < end {
+                match budget.try_take() {
+                    Ok(()) => sent.push(now.as_nanos() as u64),
+                    Err(wait) => {
+                        let step = wait.max(Duration::from_nanos(1));
+                        clock.advance(step);
+                        now += step;
+                    }
+                }
+            }
+        }
+        sent
+    }
+
+    /// The largest number of requests in any closed 60 s window.
+    fn busiest_minute(sent: &[u64]) -> usize {
+        let minute = 60_000_000_000u64;
+        (0..sent.len())
+            .map(|i| {
+                sent[i..]
+                    .iter()
+                    .take_while(|t| **t - sent[i] <= minute)
+                    .count()
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    #[test]
+    fn no_rolling_minute_sees_more_requests_than_the_budget() {
+        let minute = Duration::from_secs(60);
+        // Busy from the start, a quiet spell (the bucket refills), busy again.
+        let pattern = [
+            (true, 3 * minute),
+            (false, 5 * minute),
+            (true, 2 * minute),
+            (false, minute / 2),
+            (true, 3 * minute),
+        ];
+        for per_minute in [1, 2, 3, 10, 20, 90, 100, 1000] {
+            let sent = sent_instants(per_minute, &pattern);
+            let busiest = busiest_minute(&sent);
+            assert!(
+                busiest <= per_minute as usize,
+                "budget {per_minute}/min let {busiest} requests into one minute"
+            );
+            // Pacing, not starving: over 8 busy minutes, most of the budget is used.
+            let floor = 8 * (per_minute as usize + 1 - (per_minute as usize / 10).max(1));
+            assert!(
+                sent.len() >= floor,
+                "budget {per_minute}/min sent only {} requests in 8 busy minutes",
+                sent.len()
+            );
+        }
+    }
+
+    #[test]
+    fn the_burst_after_a_quiet_spell_is_small() {
+        let quota = budget_quota(NonZeroU32::new(90).unwrap_or(NonZeroU32::MIN));
+        assert_eq!(quota.burst_size().get(), 9);
+        let quiet_then_busy = [
+            (false, Duration::from_secs(600)),
+            (true, Duration::from_secs(1)),
+        ];
+        // 9 at once, then one per ~0.73 s.
+        assert_eq!(sent_instants(90, &quiet_then_busy).len(), 10);
+    }
+
+    #[test]
+    fn oversized_requests_are_refused_naming_the_cap() {
+        let request =
+            |url: String, headers: Vec<(String, String)>, body: Option<Vec<u8>>| HttpRequest {
+                method: Method::Post,
+                url,
+                headers,
+                body,
+                timeout: None,
+            };
+        let ok_url = || "https://api.example.com/x".to_owned();
+        let refused = |r: HttpRequest| match check_request_size(&r) {
+            Err(HttpFailure::InvalidRequest(why)) => why,
+            other => panic!("expected a refusal, got {other:?}"),
+        };
+        let why = refused(request(
+            ok_url(),
+            vec![],
+            Some(vec![b'x'; MAX_REQUEST_BODY_BYTES + 1]),
+        ));
+        assert!(
+            why.contains("request body") && why.contains("1048576"),
+            "{why}"
+        );
+        let why = refused(request(
+            ok_url(),
+            vec![("x-a".into(), "b".into()); MAX_REQUEST_HEADERS + 1],
+            None,
+        ));
+        assert!(why.contains("65 headers"), "{why}");
+        let why = refused(request(
+            ok_url(),
+            vec![("x-big".into(), "v".repeat(MAX_REQUEST_HEADER_BYTES))],
+            None,
+        ));
+        assert!(why.contains("x-big"), "{why}");
+        let why = refused(request("https://a/".repeat(2000), vec![], None));
+        assert!(why.contains("URL"), "{why}");
+        assert!(
+            check_request_size(&request(
+                ok_url(),
+                vec![("x-a".into(), "b".into())],
+                Some(vec![b'x'; MAX_REQUEST_BODY_BYTES])
+            ))
+            .is_ok()
+        );
     }
 
     #[test]

@@ -29,6 +29,7 @@ mod error;
 mod host;
 mod http;
 mod inspect;
+mod limits;
 mod redact;
 mod sandbox;
 mod types;

@@ -22,6 +22,11 @@ impl Redactor {
         Self { secrets }
     }
 
+    /// Length in bytes of the longest secret (0 without secrets).
+    pub(crate) fn longest_secret(&self) -> usize {
+        self.secrets.first().map_or(0, String::len)
+    }
+
     /// `text` with every secret value replaced.
     pub(crate) fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
         let mut out = Cow::Borrowed(text);

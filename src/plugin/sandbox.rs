@@ -15,6 +15,9 @@ use wasmtime::{
 
 use super::PluginError;
 use super::http::HttpContext;
+use super::limits::{
+    MAX_ERROR_MESSAGE_BYTES, MAX_LOG_FIELD_BYTES, MAX_LOG_FIELDS, scrub_and_truncate,
+};
 use super::redact::Redactor;
 
 /// The SDK's panic hook logs `plugin panicked: <panic info>` at error level
@@ -23,7 +26,8 @@ const PANIC_PREFIX: &str = "plugin panicked: ";
 /// A plugin may log this many lines per call; the rest are dropped (with one
 /// warning) so a chatty or hostile plugin cannot flood journald.
 const MAX_LOG_LINES_PER_CALL: u32 = 200;
-/// Longer log messages and field values are cut to this many bytes.
+/// Longer log messages are cut to this many bytes (fields: see
+/// [`MAX_LOG_FIELDS`] and [`MAX_LOG_FIELD_BYTES`]).
 const MAX_LOG_TEXT: usize = 4096;
 /// Table growth cap; plugins never need anything near this.
 const MAX_TABLE_ELEMENTS: usize = 100_000;
@@ -165,7 +169,7 @@ impl CallState {
         message: &str,
         fields: &[(String, String)],
     ) {
-        let message = truncate(self.ctx.redactor.redact(message).into_owned());
+        let message = scrub_and_truncate(message, MAX_LOG_TEXT, &self.ctx.redactor);
         if let Some(panic) = message.strip_prefix(PANIC_PREFIX) {
             self.panic_message = Some(panic.replace('\n', " "));
         }
@@ -185,17 +189,17 @@ impl CallState {
             return;
         }
         let fields: Option<String> = (!fields.is_empty()).then(|| {
-            fields
+            let scrub =
+                |text: &str| scrub_and_truncate(text, MAX_LOG_FIELD_BYTES, &self.ctx.redactor);
+            let mut shown: Vec<String> = fields
                 .iter()
-                .map(|(k, v)| {
-                    format!(
-                        "{}={}",
-                        truncate(self.ctx.redactor.redact(k).into_owned()),
-                        truncate(self.ctx.redactor.redact(v).into_owned())
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(" ")
+                .take(MAX_LOG_FIELDS)
+                .map(|(k, v)| format!("{}={}", scrub(k), scrub(v)))
+                .collect();
+            if fields.len() > MAX_LOG_FIELDS {
+                shown.push(format!("dropped_fields={}", fields.len() - MAX_LOG_FIELDS));
+            }
+            shown.join(" ")
         });
         let fields = fields.as_deref().map(display);
         match level {
@@ -221,18 +225,6 @@ impl CallState {
     pub(crate) fn remaining(&self) -> Duration {
         self.deadline.saturating_duration_since(Instant::now())
     }
-}
-
-fn truncate(mut text: String) -> String {
-    if text.len() > MAX_LOG_TEXT {
-        let mut cut = MAX_LOG_TEXT;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        text.truncate(cut);
-        text.push_str("…[truncated]");
-    }
-    text
 }
 
 /// Run one call: fresh store, limits, deadline; `body` instantiates the
@@ -292,7 +284,7 @@ pub(crate) fn run_blocking<R>(
         Err(CallFailure::InvalidOutput(detail)) => Err(PluginError::InvalidOutput {
             plugin: ctx.plugin.clone(),
             instance: ctx.instance.clone(),
-            detail: ctx.redactor.redact(&detail).into_owned(),
+            detail: scrub_and_truncate(&detail, MAX_ERROR_MESSAGE_BYTES, &ctx.redactor),
         }),
         Err(CallFailure::Wasm(error)) => Err(classify(state, &error, None)),
         Err(CallFailure::Instantiate(error)) => Err(classify(state, &error, Some(path))),
@@ -328,9 +320,10 @@ pub(crate) fn run_blocking<R>(
 }
 
 /// Secrets must not travel on in error messages a plugin built (e.g. a URL
-/// with a token in its path).
+/// with a token in its path), nor megabytes of text into the log and the
+/// state database ([`MAX_ERROR_MESSAGE_BYTES`]).
 fn redact_plugin_error(error: PluginError, redactor: &Redactor) -> PluginError {
-    let scrub = |s: String| redactor.redact(&s).into_owned();
+    let scrub = |s: String| scrub_and_truncate(&s, MAX_ERROR_MESSAGE_BYTES, redactor);
     match error {
         PluginError::Retryable {
             message,
@@ -397,19 +390,5 @@ fn classify(
             None => ctx.redactor.redact(&format!("{error:#}")).into_owned(),
         },
         panic: state.panic_message.clone(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn long_text_is_cut_on_a_char_boundary() {
-        let text = "é".repeat(MAX_LOG_TEXT);
-        let cut = truncate(text);
-        assert!(cut.ends_with("…[truncated]"));
-        assert!(cut.len() <= MAX_LOG_TEXT + "…[truncated]".len());
-        assert_eq!(truncate("short".into()), "short");
     }
 }

@@ -15,6 +15,10 @@ use crate::model;
 
 use super::PluginError;
 use super::http::{self as host_http, HttpFailure, HttpRequest};
+use super::limits::{
+    MAX_CURSOR_BYTES, MAX_EXTRAS_JSON_BYTES, MAX_ID_BYTES, MAX_ORDERS_PER_PAGE,
+    MAX_SNAPSHOT_LIST_LEN, MAX_SNAPSHOT_TEXT_BYTES, truncate, truncate_in_place,
+};
 use super::sandbox::{CallFailure, CallState, GuestLevel};
 use super::types::{OutgoingMessage, PollPage, PollRequest, SendReceipt};
 
@@ -189,10 +193,11 @@ pub(crate) fn connector_poll(
         .call_poll(&mut *store, &wit_request)
         .map_err(CallFailure::Wasm)?
         .map_err(|e| CallFailure::Plugin(plugin_error(e)))?;
+    check_page_size(&page).map_err(CallFailure::InvalidOutput)?;
     let orders = page
         .orders
         .into_iter()
-        .map(order_from_wit)
+        .map(|mut order| cap_snapshot(&mut order).and_then(|()| order_from_wit(order)))
         .collect::<Result<Vec<_>, _>>()
         .map_err(CallFailure::InvalidOutput)?;
     Ok(PollPage {
@@ -246,10 +251,129 @@ pub(crate) fn sender_send(
         .call_send(&mut *store, &message_to_wit(message))
         .map_err(CallFailure::Wasm)?
         .map_err(|e| CallFailure::Plugin(plugin_error(e)))?;
+    let id = |text: Option<String>| text.map(|t| truncate(t, MAX_ID_BYTES));
     Ok(SendReceipt {
-        provider_message_id: receipt.provider_message_id,
-        recipient_id: receipt.recipient_id,
+        provider_message_id: id(receipt.provider_message_id),
+        recipient_id: id(receipt.recipient_id),
     })
+}
+
+// ---- caps on what comes back (see `super::limits`) ---------------------------
+
+/// A page whose cursor or order count is over its cap fails as a whole:
+/// storing the cursor would bloat the state database on every poll, and
+/// dropping orders while the cursor moves on would lose them.
+fn check_page_size(page: &capi::PollPage) -> Result<(), String> {
+    if let Some(cursor) = &page.next_cursor
+        && cursor.len() > MAX_CURSOR_BYTES
+    {
+        return Err(format!(
+            "its next cursor is {} bytes, over the host's cap of {MAX_CURSOR_BYTES}; \
+             the previous cursor stays in effect",
+            cursor.len()
+        ));
+    }
+    if page.orders.len() > MAX_ORDERS_PER_PAGE {
+        return Err(format!(
+            "its page has {} orders, over the host's cap of {MAX_ORDERS_PER_PAGE}",
+            page.orders.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Bound every string and list of one snapshot. Ids and extras fail the page
+/// (cutting them would change their meaning); other texts are cut with a
+/// marker; lists past [`MAX_SNAPSHOT_LIST_LEN`] lose their tail.
+fn cap_snapshot(o: &mut capi::OrderSnapshot) -> Result<(), String> {
+    for (field, value) in [("id", &o.id), ("number", &o.number)] {
+        if value.len() > MAX_ID_BYTES {
+            let shown = truncate(value.clone(), 64);
+            return Err(format!(
+                "order {shown}: its {field} is {} bytes, over the host's cap of {MAX_ID_BYTES}",
+                value.len()
+            ));
+        }
+    }
+    if o.extras_json.len() > MAX_EXTRAS_JSON_BYTES {
+        return Err(format!(
+            "order {}: extras-json is {} bytes, over the host's cap of {MAX_EXTRAS_JSON_BYTES}",
+            o.id,
+            o.extras_json.len()
+        ));
+    }
+    let text = |t: &mut String| truncate_in_place(t, MAX_SNAPSHOT_TEXT_BYTES);
+    let optional = |t: &mut Option<String>| {
+        if let Some(t) = t {
+            truncate_in_place(t, MAX_SNAPSHOT_TEXT_BYTES);
+        }
+    };
+    o.shipments.truncate(MAX_SNAPSHOT_LIST_LEN);
+    o.items.truncate(MAX_SNAPSHOT_LIST_LEN);
+    o.customer.phones.truncate(MAX_SNAPSHOT_LIST_LEN);
+    for t in [
+        &mut o.status.code,
+        &mut o.status.name,
+        &mut o.created_at,
+        &mut o.updated_at,
+        &mut o.customer.name,
+        &mut o.customer.first_name,
+        &mut o.currency,
+    ] {
+        text(t);
+    }
+    o.customer.phones.iter_mut().for_each(text);
+    optional(&mut o.customer.email);
+    if let Some(p) = &mut o.payment {
+        text(&mut p.code);
+        text(&mut p.name);
+        text(&mut p.family);
+    }
+    for s in &mut o.shipments {
+        text(&mut s.id);
+        for t in [
+            &mut s.carrier,
+            &mut s.method,
+            &mut s.tracking_code,
+            &mut s.tracking_url,
+        ] {
+            optional(t);
+        }
+    }
+    for i in &mut o.items {
+        optional(&mut i.sku);
+        text(&mut i.name);
+        text(&mut i.quantity);
+    }
+    if let Some(b) = &mut o.boleto {
+        text(&mut b.barcode);
+        optional(&mut b.url);
+        optional(&mut b.due_date);
+    }
+    if let Some(p) = &mut o.pix {
+        text(&mut p.code);
+        optional(&mut p.qr_code_url);
+        optional(&mut p.expires_at);
+    }
+    Ok(())
+}
+
+/// `info` texts are shown by `plugins inspect` and `check`: bounded too.
+fn cap_info(info: &mut types::PluginInfo) {
+    let text = |t: &mut String| truncate_in_place(t, MAX_SNAPSHOT_TEXT_BYTES);
+    text(&mut info.name);
+    text(&mut info.version);
+    text(&mut info.description);
+    info.config_keys.truncate(MAX_SNAPSHOT_LIST_LEN);
+    info.default_hosts.truncate(MAX_SNAPSHOT_LIST_LEN);
+    for key in &mut info.config_keys {
+        text(&mut key.name);
+        text(&mut key.description);
+        if let Some(default) = &mut key.default_value {
+            text(default);
+        }
+    }
+    info.default_hosts.iter_mut().for_each(text);
 }
 
 // ---- conversions --------------------------------------------------------------
@@ -267,7 +391,8 @@ fn plugin_error(error: types::PluginError) -> PluginError {
     }
 }
 
-fn plugin_info_from_wit(info: types::PluginInfo) -> model::PluginInfo {
+fn plugin_info_from_wit(mut info: types::PluginInfo) -> model::PluginInfo {
+    cap_info(&mut info);
     model::PluginInfo {
         name: info.name,
         version: info.version,
@@ -294,13 +419,19 @@ fn plugin_info_from_wit(info: types::PluginInfo) -> model::PluginInfo {
 fn connector_info_from_wit(info: capi::ConnectorInfo, state: &CallState) -> model::ConnectorInfo {
     let capability = |c: capi::Capability| model::Capability {
         supported: c.supported,
-        reason: c.reason,
+        reason: truncate(c.reason, MAX_SNAPSHOT_TEXT_BYTES),
     };
     let plugin = plugin_info_from_wit(info.plugin);
     let statuses = info
         .statuses
         .into_iter()
-        .map(|s| {
+        .take(MAX_SNAPSHOT_LIST_LEN)
+        .map(|mut s| {
+            truncate_in_place(&mut s.code, MAX_SNAPSHOT_TEXT_BYTES);
+            truncate_in_place(&mut s.name, MAX_SNAPSHOT_TEXT_BYTES);
+            if let Some(name) = &mut s.notification {
+                truncate_in_place(name, MAX_SNAPSHOT_TEXT_BYTES);
+            }
             let notification = s.notification.and_then(|name| match name.parse::<model::NotificationKind>() {
                 Ok(kind) => Some(kind),
                 Err(_) => {
@@ -326,7 +457,7 @@ fn connector_info_from_wit(info: capi::ConnectorInfo, state: &CallState) -> mode
         .collect();
     model::ConnectorInfo {
         plugin,
-        platform: info.platform,
+        platform: truncate(info.platform, MAX_SNAPSHOT_TEXT_BYTES),
         statuses,
         capabilities: model::Capabilities {
             tracking_codes: capability(info.capabilities.tracking_codes),

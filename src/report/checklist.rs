@@ -316,6 +316,7 @@ pub async fn run(
     for channel in &channels {
         sections.push(channel_section(ctx, channel, live.channels.get(&channel.config.id)).await?);
     }
+    sections.extend(skipped_sections(ctx, state, query));
     Ok(Checklist::new(
         config.source_path().display().to_string(),
         ctx.daemon.is_some(),
@@ -365,6 +366,60 @@ async fn live_checks(
         };
     }
     results
+}
+
+/// One red section per store or channel the daemon left out at start because
+/// its plugin file does not load (see `daemon::Purpose::Run`).
+fn skipped_sections(
+    ctx: &Context,
+    state: &crate::daemon::State,
+    query: &CheckQuery,
+) -> Vec<CheckSection> {
+    let path = ctx.config.source_path().display().to_string();
+    let wanted_channels: Option<&[String]> = query
+        .store
+        .as_deref()
+        .and_then(|id| ctx.config.stores.get(id))
+        .map(|s| s.channels.as_slice());
+    state
+        .skipped
+        .iter()
+        .filter_map(|skipped| {
+            let (kind, id) = if let Some(id) = skipped.component.strip_prefix("stores.") {
+                (SectionKind::Store, id)
+            } else if let Some(id) = skipped.component.strip_prefix("channels.") {
+                (SectionKind::Channel, id)
+            } else {
+                return None;
+            };
+            let wanted = match (kind, &query.store, wanted_channels) {
+                (_, None, _) => true,
+                (SectionKind::Store, Some(store), _) => store == id,
+                (_, Some(_), Some(channels)) => channels.iter().any(|c| c == id),
+                _ => false,
+            };
+            if !wanted {
+                return None;
+            }
+            let what = match kind {
+                SectionKind::Store => "store",
+                _ => "channel",
+            };
+            let mut s = SectionBuilder::new(kind, Some(id), format!("{what} {id}"));
+            s.fail(
+                CheckItem::Plugin,
+                format!(
+                    "not running since the daemon started: {}",
+                    skipped.message
+                ),
+                format!(
+                    "fix or replace the plugin file named above (`arauto validate` fails until then), \
+                     then systemctl reload arauto; the rest of {path} runs meanwhile"
+                ),
+            );
+            Some(s.finish())
+        })
+        .collect()
 }
 
 fn general_section(ctx: &Context) -> CheckSection {

@@ -1,8 +1,9 @@
 //! A sender that does whatever its `mode` setting says, to probe the sandbox:
 //! behave (`receipt`), spin forever, allocate without bound, panic, make HTTP
 //! requests and report the raw host outcome, log a secret, dump its settings,
-//! read the clock, count its calls in a static, scribble over its memory, or
-//! fail with a chosen error class.
+//! read the clock, count its calls in a static, scribble over its memory,
+//! fail with a chosen error class, or hand the host huge output (`huge-error`,
+//! `huge-receipt`, `log-fields`, sized by `size`).
 
 // Natively (unit tests) nothing exports the plugin type.
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
@@ -11,6 +12,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use arauto_plugin_sdk::sender::ConfigKey;
 use arauto_plugin_sdk::sender::arauto::plugin::http as raw_http;
+use arauto_plugin_sdk::sender::arauto::plugin::log as raw_log;
 use arauto_plugin_sdk::sender::prelude::*;
 
 struct Probe;
@@ -39,7 +41,7 @@ impl Sender for Probe {
             config_keys: vec![
                 key(
                     "mode",
-                    "receipt | spin | memory-bomb | panic | fetch | log-secret | settings | clock | count | scribble | fail",
+                    "receipt | spin | memory-bomb | panic | fetch | log-secret | settings | clock | count | scribble | fail | huge-error | huge-receipt | log-fields",
                     false,
                 ),
                 key("url", "Target of `fetch`", false),
@@ -49,6 +51,11 @@ impl Sender for Probe {
                     false,
                 ),
                 key("repeat", "How many requests `fetch` makes", false),
+                key(
+                    "body",
+                    "`length`: `fetch` reports a body over 128 bytes by its length",
+                    false,
+                ),
                 key("token", "A credential (logged by `log-secret`)", true),
                 key(
                     "class",
@@ -56,6 +63,11 @@ impl Sender for Probe {
                     false,
                 ),
                 key("retry_after_ms", "Retry hint for `fail`", false),
+                key(
+                    "size",
+                    "Bytes of `huge-error`/`huge-receipt` output, fields of `log-fields`",
+                    false,
+                ),
                 greeting,
             ],
             default_hosts: vec!["https://api.probe.example".into()],
@@ -128,9 +140,29 @@ impl Sender for Probe {
                 })
             }
             "fail" => Err(failure()),
+            "huge-error" => Err(permanent("E".repeat(size()))),
+            "huge-receipt" => Ok(Receipt {
+                provider_message_id: Some("I".repeat(size())),
+                recipient_id: Some("R".repeat(size())),
+            }),
+            "log-fields" => {
+                // The raw import: the SDK's helper would copy the list once more.
+                let fields: Vec<(String, String)> = (0..size())
+                    .map(|i| (format!("k{i}"), format!("v{i}")))
+                    .collect();
+                raw_log::log(raw_log::Level::Info, "many fields", &fields);
+                Ok(unreachable_receipt())
+            }
             other => Err(misconfigured(format!("unknown mode {other:?}"))),
         }
     }
+}
+
+/// The `size` setting (default 100 MB).
+fn size() -> usize {
+    settings::get("size")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000_000)
 }
 
 fn unreachable_receipt() -> Receipt {
@@ -160,13 +192,15 @@ fn failure() -> PluginError {
 }
 
 /// `repeat` GETs of `url`; the receipt lists each raw outcome ("200" or
-/// "err:<HttpError debug>") and carries the last body received.
+/// "err:<HttpError debug>") and carries the last body received (with
+/// `body = length`, `<N bytes>` for a body over 128 bytes).
 fn fetch() -> Receipt {
     let url = settings::get("url").unwrap_or_default();
     let timeout_ms = settings::get("timeout_ms").and_then(|v| v.parse().ok());
     let repeat: u32 = settings::get("repeat")
         .and_then(|v| v.parse().ok())
         .unwrap_or(1);
+    let by_length = settings::get("body").as_deref() == Some("length");
     let mut outcomes = Vec::new();
     let mut last_body = None;
     for _ in 0..repeat {
@@ -180,7 +214,13 @@ fn fetch() -> Receipt {
         match raw_http::send(&request) {
             Ok(response) => {
                 outcomes.push(response.status.to_string());
-                last_body = Some(String::from_utf8_lossy(&response.body).into_owned());
+                // Receipt ids are capped at 256 bytes by the host: with
+                // `body = length` a long body is reported by its length.
+                last_body = Some(if by_length && response.body.len() > 128 {
+                    format!("<{} bytes>", response.body.len())
+                } else {
+                    String::from_utf8_lossy(&response.body).into_owned()
+                });
             }
             Err(error) => outcomes.push(format!("err:{error:?}")),
         }

@@ -2,7 +2,10 @@
 //! (no HTTP), for contract tests and the per-call benchmark.
 //!
 //! Settings: `page_size` (default 50), `pages` (default 2), and `broken`
-//! (`timestamp` | `extras`) to return one malformed order on purpose.
+//! (`timestamp` | `extras`) to return one malformed order on purpose, or
+//! (`huge-cursor` | `huge-name` | `huge-id`) to return a cursor (from the
+//! second page on), the first order's customer name or its id of `size`
+//! bytes (default 50 MB).
 
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 
@@ -54,10 +57,11 @@ impl Connector for Sample {
                     config_key("pages", "Pages per sweep", false, false),
                     config_key(
                         "broken",
-                        "Return a malformed order: timestamp | extras",
+                        "Return a malformed order: timestamp | extras | huge-cursor | huge-name | huge-id",
                         false,
                         false,
                     ),
+                    config_key("size", "Bytes of the huge-* output", false, false),
                 ],
                 default_hosts: vec![
                     "https://api.sample.example".into(),
@@ -150,15 +154,22 @@ impl Connector for Sample {
         let mut orders: Vec<OrderSnapshot> = (0..page_size)
             .map(|i| order(page * page_size + i, detailed))
             .collect();
+        let mut next_cursor = format!("page-{}", page + 1);
+        let size: usize = number("size", 50_000_000)?;
         match settings::get("broken").as_deref() {
             Some("timestamp") => orders[0].created_at = "yesterday at noon".into(),
             Some("extras") => orders[0].extras_json = "{not json".into(),
+            // From the second page on, so a sweep first commits a sane
+            // cursor; the host must refuse the huge one before storing it.
+            Some("huge-cursor") if page >= 1 => next_cursor.push_str(&"0".repeat(size)),
+            Some("huge-name") => orders[0].customer.name = "N".repeat(size),
+            Some("huge-id") => orders[0].id = "9".repeat(size),
             _ => {}
         }
         let has_more = page + 1 < pages;
         Ok(PollPage {
             orders,
-            next_cursor: Some(format!("page-{}", page + 1)),
+            next_cursor: Some(next_cursor),
             has_more,
         })
     }

@@ -1,0 +1,267 @@
+//! The host bounds what a plugin hands back (issue 18, point 7): a huge error
+//! message, receipt id, cursor, customer name or log call cannot reach the
+//! log, the state database or the operator's screen at full size.
+//!
+//! The hostile output comes from `tests/plugins/probe-sender` (modes
+//! `huge-error`, `huge-receipt`, `log-fields`) and
+//! `tests/plugins/sample-connector` (`broken = huge-cursor | huge-name | huge-id`).
+
+mod support;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+use arauto::plugin::{InstanceConfig, PluginError, PollRequest};
+use support::{Must, host, message, must_fail, test_plugin};
+
+/// Room for the hostile output inside the guest (it builds the 100 MB
+/// string, then the host copies it out).
+const ROOMY: u64 = 512 * 1024 * 1024;
+
+fn roomy(instance: &str) -> InstanceConfig {
+    let mut config = InstanceConfig::new(instance);
+    config.memory_limit = ROOMY;
+    config
+}
+
+/// Everything logged through `tracing` by this test binary.
+fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        #[derive(Clone)]
+        struct Sink(Arc<Mutex<Vec<u8>>>);
+        impl Write for Sink {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let sink = Sink(logs.clone());
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(move || sink.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).must("installing the log capture");
+        logs
+    })
+    .clone()
+}
+
+fn log_text(logs: &Arc<Mutex<Vec<u8>>>) -> String {
+    String::from_utf8_lossy(&logs.lock().unwrap_or_else(PoisonError::into_inner)).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_100_mb_error_message_is_cut_to_4_kib_with_a_marker() {
+    let logs = captured_logs();
+    let host = host();
+    let plugin = host
+        .load(test_plugin("probe-sender"))
+        .await
+        .must("loading probe-sender");
+    let sender = host
+        .sender(&plugin, roomy("canal-erro").setting("mode", "huge-error"))
+        .must("instance");
+    let error = must_fail(sender.send(message("k", "-")).await, "huge error");
+    let PluginError::Permanent(text) = &error else {
+        panic!("expected the plugin's permanent error, got {error:?}");
+    };
+    // What the queue stores and `queue list` shows is this text.
+    assert!(text.len() <= 4096 + 40, "{} bytes", text.len());
+    assert!(text.starts_with("EEEE"), "{}", &text[..64]);
+    assert!(
+        text.ends_with(&format!("…[truncated {} bytes]", 100_000_000 - 4096)),
+        "{}",
+        &text[text.len() - 64..]
+    );
+    let logged = log_text(&logs);
+    let line = logged
+        .lines()
+        .find(|l| l.contains("instance=canal-erro") && l.contains("plugin call failed"))
+        .must("the failed call's log line");
+    assert!(line.len() < 8 * 1024, "log line of {} bytes", line.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_receipt_ids_are_cut_to_256_bytes() {
+    let host = host();
+    let plugin = host
+        .load(test_plugin("probe-sender"))
+        .await
+        .must("loading probe-sender");
+    let sender = host
+        .sender(
+            &plugin,
+            roomy("canal-recibo")
+                .setting("mode", "huge-receipt")
+                .setting("size", "20000000"),
+        )
+        .must("instance");
+    let receipt = sender.send(message("k", "-")).await.must("send");
+    let id = receipt.provider_message_id.must("provider message id");
+    let recipient = receipt.recipient_id.must("recipient id");
+    for (text, letter) in [(&id, "I"), (&recipient, "R")] {
+        assert!(text.len() <= 256 + 40, "{} bytes", text.len());
+        assert!(text.starts_with(&letter.repeat(256)), "{text}");
+        assert!(
+            text.ends_with(&format!("…[truncated {} bytes]", 20_000_000 - 256)),
+            "{text}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_million_log_fields_make_one_bounded_line() {
+    let logs = captured_logs();
+    let host = host();
+    let plugin = host
+        .load(test_plugin("probe-sender"))
+        .await
+        .must("loading probe-sender");
+    let sender = host
+        .sender(
+            &plugin,
+            roomy("canal-campos")
+                .setting("mode", "log-fields")
+                .setting("size", "1000000"),
+        )
+        .must("instance");
+    sender.send(message("k", "-")).await.must("send");
+    let logged = log_text(&logs);
+    let line = logged
+        .lines()
+        .find(|l| l.contains("instance=canal-campos") && l.contains("many fields"))
+        .must("the plugin's log line");
+    assert!(line.len() < 4 * 1024, "log line of {} bytes", line.len());
+    assert!(line.contains("k0=v0") && line.contains("k31=v31"), "{line}");
+    assert!(!line.contains("k32=v32"), "{line}");
+    assert!(line.contains("dropped_fields=999968"), "{line}");
+}
+
+fn sample(instance: &str, broken: &str, size: usize) -> InstanceConfig {
+    roomy(instance)
+        .secret("api_key", "chave-secreta-123")
+        .setting("broken", broken)
+        .setting("size", size.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_50_mb_cursor_fails_the_poll_naming_plugin_and_size() {
+    let host = host();
+    let plugin = host
+        .load(test_plugin("sample-connector"))
+        .await
+        .must("loading sample-connector");
+    let connector = host
+        .connector(&plugin, sample("loja-cursor", "huge-cursor", 50_000_000))
+        .must("instance");
+    let previous = Some("page-1".to_owned());
+    let error = must_fail(
+        connector
+            .poll(PollRequest {
+                cursor: previous,
+                detail_cutoff: None,
+            })
+            .await,
+        "poll with a 50 MB cursor",
+    );
+    match &error {
+        PluginError::InvalidOutput {
+            plugin,
+            instance,
+            detail,
+        } => {
+            assert_eq!(
+                (plugin.as_str(), instance.as_str()),
+                ("sample-connector", "loja-cursor")
+            );
+            assert!(
+                detail.contains("50000006 bytes") && detail.contains("65536"),
+                "{detail}"
+            );
+        }
+        other => panic!("expected invalid output, got {other:?}"),
+    }
+    // A failed poll hands back no page, so the sweep has nothing to commit
+    // and the stored cursor stays: tests/daemon_plugin_faults.rs shows it
+    // in the state database of a running daemon.
+    assert!(error.to_string().len() < 1024, "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_texts_are_cut_and_oversized_ids_refused() {
+    let host = host();
+    let plugin = host
+        .load(test_plugin("sample-connector"))
+        .await
+        .must("loading sample-connector");
+    let named = host
+        .connector(&plugin, sample("loja-nome", "huge-name", 10_000_000))
+        .must("instance");
+    let page = named
+        .poll(PollRequest::default())
+        .await
+        .must("poll with a huge customer name");
+    let name = &page.orders[0].customer.name;
+    assert!(name.len() <= 4096 + 40, "{} bytes", name.len());
+    assert!(name.ends_with("…[truncated 9995904 bytes]"), "{name}");
+    assert_eq!(page.orders[1].customer.name, "João Santos");
+
+    let ided = host
+        .connector(&plugin, sample("loja-id", "huge-id", 1_000))
+        .must("instance");
+    let error = must_fail(ided.poll(PollRequest::default()).await, "huge order id");
+    assert!(
+        matches!(&error, PluginError::InvalidOutput { detail, .. }
+            if detail.contains("id is 1000 bytes") && detail.contains("256")),
+        "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_of_more_than_1000_orders_is_refused() {
+    let host = host();
+    let plugin = host
+        .load(test_plugin("sample-connector"))
+        .await
+        .must("loading sample-connector");
+    let connector = host
+        .connector(
+            &plugin,
+            roomy("loja-pagina")
+                .secret("api_key", "chave-secreta-123")
+                .setting("page_size", "1001"),
+        )
+        .must("instance");
+    let error = must_fail(
+        connector.poll(PollRequest::default()).await,
+        "a page of 1001 orders",
+    );
+    assert!(
+        matches!(&error, PluginError::InvalidOutput { detail, .. }
+            if detail.contains("1001 orders") && detail.contains("1000")),
+        "{error}"
+    );
+    // At the cap, the page arrives whole.
+    let connector = host
+        .connector(
+            &plugin,
+            roomy("loja-pagina-cheia")
+                .secret("api_key", "chave-secreta-123")
+                .setting("page_size", "1000"),
+        )
+        .must("instance");
+    let page = connector
+        .poll(PollRequest::default())
+        .await
+        .must("a page of 1000 orders");
+    assert_eq!(page.orders.len(), 1000);
+}
