@@ -416,7 +416,9 @@ fn silent_control_clients_are_dropped_and_status_still_answers() {
             .set_read_timeout(Some(PATIENCE))
             .expect("read timeout");
         let mut byte = [0_u8; 1];
-        let read = stream.read(&mut byte).expect("the daemon closes the connection");
+        let read = stream
+            .read(&mut byte)
+            .expect("the daemon closes the connection");
         assert_eq!(read, 0, "unexpected bytes from the daemon");
     }
 }

@@ -88,23 +88,26 @@ impl Client {
         raw.set_write_timeout(Some(connect_timeout))
             .map_err(io_error)?;
         let address = SockAddr::unix(&socket).map_err(io_error)?;
-        raw.connect(&address).map_err(|source| match source.kind() {
-            io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => ClientError::NotRunning {
-                socket: socket.clone(),
-            },
-            io::ErrorKind::PermissionDenied => ClientError::PermissionDenied {
-                socket: socket.clone(),
-            },
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => ClientError::Timeout {
-                socket: socket.clone(),
-                what: "accept the connection",
-                waited: connect_timeout,
-            },
-            _ => ClientError::Io {
-                socket: socket.clone(),
-                source,
-            },
-        })?;
+        raw.connect(&address)
+            .map_err(|source| match source.kind() {
+                io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => {
+                    ClientError::NotRunning {
+                        socket: socket.clone(),
+                    }
+                }
+                io::ErrorKind::PermissionDenied => ClientError::PermissionDenied {
+                    socket: socket.clone(),
+                },
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => ClientError::Timeout {
+                    socket: socket.clone(),
+                    what: "accept the connection",
+                    waited: connect_timeout,
+                },
+                _ => ClientError::Io {
+                    socket: socket.clone(),
+                    source,
+                },
+            })?;
         let stream = UnixStream::from(std::os::fd::OwnedFd::from(raw));
         stream
             .set_write_timeout(Some(ANSWER_TIMEOUT))
@@ -130,13 +133,15 @@ impl Client {
         let deadline = Instant::now() + self.timeout;
         let mut line = serde_json::to_vec(request).map_err(|e| self.protocol(e.to_string()))?;
         line.push(b'\n');
-        self.writer.write_all(&line).map_err(|source| match source.kind() {
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => self.timed_out(),
-            _ => ClientError::Io {
-                socket: self.socket.clone(),
-                source,
-            },
-        })?;
+        self.writer
+            .write_all(&line)
+            .map_err(|source| match source.kind() {
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => self.timed_out(),
+                _ => ClientError::Io {
+                    socket: self.socket.clone(),
+                    source,
+                },
+            })?;
         let answer = self.read_answer(deadline)?;
         serde_json::from_slice(&answer).map_err(|e| self.protocol(e.to_string()))
     }
@@ -298,10 +303,7 @@ mod tests {
         };
         assert!(started.elapsed() < Duration::from_secs(10), "{error}");
         let text = error.to_string();
-        assert!(
-            text.contains("did not accept the connection"),
-            "{error:?}"
-        );
+        assert!(text.contains("did not accept the connection"), "{error:?}");
         assert!(text.contains(&path.display().to_string()), "{text}");
     }
 }
