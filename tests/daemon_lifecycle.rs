@@ -8,7 +8,7 @@
 #[path = "support/daemon.rs"]
 mod daemon;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
@@ -396,4 +396,29 @@ fn reload_moves_the_control_socket_and_applies_the_log_level() {
             .unwrap_or_default()
             .contains("(re)started control")
     );
+}
+
+#[test]
+fn silent_control_clients_are_dropped_and_status_still_answers() {
+    let mut d = Daemon::start("", &one_store());
+    d.await_notice("READY=1");
+    // More clients than the daemon serves at once (64), none sending a byte.
+    let silent: Vec<UnixStream> = (0..70)
+        .map(|_| UnixStream::connect(&d.socket).expect("connect control socket"))
+        .collect();
+    let (code, stdout, stderr) = d.status(&[]);
+    assert_eq!(code, 0, "status did not answer: {stderr}");
+    assert!(stdout.contains("is running"), "{stdout}");
+    // The daemon closed every silent connection on its own (EOF, not our
+    // read timeout).
+    for mut stream in silent {
+        stream
+            .set_read_timeout(Some(PATIENCE))
+            .expect("read timeout");
+        let mut byte = [0_u8; 1];
+        let read = stream
+            .read(&mut byte)
+            .expect("the daemon closes the connection");
+        assert_eq!(read, 0, "unexpected bytes from the daemon");
+    }
 }

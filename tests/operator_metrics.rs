@@ -204,3 +204,67 @@ fn metrics_refuse_a_network_address_unless_allowed() {
         run.stderr
     );
 }
+
+/// Open file descriptors of process `pid`.
+fn open_fds(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("read /proc/<pid>/fd")
+        .count()
+}
+
+#[test]
+fn idle_metrics_connections_are_capped_and_closed_and_the_daemon_keeps_serving() {
+    const CAP: usize = 32; // arauto::report::metrics_http::MAX_CONNECTIONS
+    let world = world();
+    let addr = free_port();
+    let daemon_extra = format!("metrics_listen = \"{addr}\"");
+    let daemon = start(
+        &world,
+        &Setup {
+            daemon_extra: &daemon_extra,
+            ..Setup::default()
+        },
+    );
+    let (status, _, body) = get(addr, "/metrics");
+    assert_eq!(status, "HTTP/1.1 200 OK", "{body}");
+    let before = open_fds(daemon.pid());
+
+    // Far more connections than the cap, none sending a byte.
+    let silent: Vec<TcpStream> = (0..CAP + 40)
+        .map(|_| TcpStream::connect(addr).expect("connect to the metrics port"))
+        .collect();
+    daemon
+        .stderr
+        .wait_for("metrics: 32 connections open, the limit");
+    let during = open_fds(daemon.pid());
+    // The rest wait in the kernel's backlog, not in the daemon's fd table
+    // (a few descriptors of slack for the daemon's own HTTP clients).
+    assert!(
+        during <= before + CAP + 8,
+        "{during} open descriptors, {before} before {} connections",
+        silent.len()
+    );
+
+    // The control socket still answers.
+    let run = operator::arauto(&["status", "--socket", daemon.socket.to_str().expect("utf-8")]);
+    assert_eq!(run.code, 0, "{run:?}");
+
+    // A connection that sends nothing is closed by the daemon (the header
+    // timeout is 10 s; our bound is only there to fail instead of hanging).
+    let mut first = silent.into_iter();
+    let mut oldest = first.next().expect("a connection");
+    oldest
+        .set_read_timeout(Some(daemon::PATIENCE))
+        .expect("timeout");
+    let mut byte = [0_u8; 1];
+    let read = oldest
+        .read(&mut byte)
+        .expect("the daemon closes a silent connection");
+    assert_eq!(read, 0, "unexpected bytes on a silent connection");
+
+    // Once the idle clients go, scrapes are served again.
+    drop(first);
+    let (status, _, body) = get(addr, "/metrics");
+    assert_eq!(status, "HTTP/1.1 200 OK", "{body}");
+    assert!(body.contains("arauto_queue_depth"), "{body}");
+}

@@ -1,7 +1,8 @@
 //! `arauto queue …` working directly on the state database (no daemon): a
 //! database seeded with jobs in every state through the real queue engine,
 //! then every subcommand through the real binary, human and JSON output,
-//! exit statuses and errors for unknown ids and channels.
+//! exit statuses and errors for unknown ids and channels; and a long list
+//! through a running daemon's control socket.
 
 #![allow(clippy::expect_used)]
 
@@ -380,4 +381,54 @@ fn a_database_held_by_another_process_is_not_mistaken_for_no_daemon() {
         run.stderr
     );
     drop(store);
+}
+
+#[test]
+fn a_queue_list_of_several_mebibytes_comes_through_the_daemon() {
+    const JOBS: usize = 10_000;
+    let world = operator::world();
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Due in an hour, so that the running daemon leaves them alone.
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let store = open_store(&dir.path().join("state"));
+        let due = Timestamp::now() + SignedDuration::from_hours(1);
+        let jobs = (0..JOBS)
+            .map(|n| {
+                let mut pending = job("loja", "whatsapp", &(900_000 + n).to_string(), "order-paid");
+                pending.due_at = due;
+                pending
+            })
+            .collect();
+        store.enqueue(jobs).await.expect("enqueue");
+        store.close().await;
+    });
+    let config_path = dir.path().join("arauto.toml");
+    std::fs::write(
+        &config_path,
+        operator::config_text(dir.path(), &world, &operator::Setup::default()),
+    )
+    .expect("write config");
+    support::first_party_plugins();
+    let mut daemon = daemon::Daemon::spawn(dir, config_path, &[], &[]);
+    daemon.await_notice("READY=1");
+
+    let run = operator::arauto(&[
+        "queue",
+        "list",
+        "--limit",
+        "20000",
+        "--json",
+        "--socket",
+        daemon.socket.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let list = run.json();
+    let jobs = list["jobs"].as_array().expect("jobs array");
+    assert!(jobs.len() >= JOBS, "{} jobs listed", jobs.len());
+    let compact = serde_json::to_vec(&list).expect("encode").len();
+    assert!(
+        compact > 2 * 1024 * 1024,
+        "the answer should be well over the old 1 MiB line cap: {compact} bytes"
+    );
 }

@@ -1,6 +1,9 @@
 //! The control protocol: one JSON object per line each way. A client sends a
 //! [`Request`], the daemon answers with one [`Response`]; a connection may carry
-//! several requests in turn.
+//! several requests in turn. A request line is at most [`MAX_LINE`] bytes and
+//! must arrive whole within 5 s of the connection being accepted (or of the
+//! previous answer), else the daemon closes the connection; answers are one
+//! line of any length, up to [`MAX_ANSWER`].
 //!
 //! ```text
 //! → {"request":"status"}
@@ -32,8 +35,14 @@ use crate::report::{
     PurgeResult, Report, ReportQuery, RequeueResult, RetryDeadQuery,
 };
 
-/// Largest request or response line accepted, in bytes.
+/// Largest request line the daemon accepts, in bytes. Answers are not capped
+/// by it: they are one line of any length (see [`MAX_ANSWER`]).
 pub const MAX_LINE: usize = 1024 * 1024;
+
+/// Largest answer the CLI reads, in bytes: far above any real answer (a
+/// `queue list` of 10,000 jobs is about 5 MiB), it only keeps a confused peer
+/// from exhausting the CLI's memory.
+pub const MAX_ANSWER: usize = 512 * 1024 * 1024;
 
 /// What a client asks.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -20,10 +20,17 @@ use crate::report::{Context, DaemonFacts, SharedStore};
 
 /// Mode of the socket file: owner and group may connect.
 pub const SOCKET_MODE: u32 = 0o660;
-/// Concurrent connections served; more wait in the listen backlog.
+/// Concurrent connections served; more wait in the kernel's listen backlog
+/// (they hold no file descriptor of the daemon until accepted).
 const MAX_CONNECTIONS: usize = 64;
-/// Once a request's first byte has arrived, the rest must follow within this.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// A connection must deliver a whole request line within this, counted from
+/// when it was accepted or got its previous answer; otherwise it is closed.
+/// The CLI writes its request at once, so only stuck or hostile clients hit
+/// it, and a slot they hold frees up quickly for `arauto status`.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// An answer must be taken by the client within this (a client that stops
+/// reading would otherwise hold its slot forever).
+const ANSWER_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Serves the control protocol on `daemon.control_socket`.
 pub struct ControlService {
@@ -178,12 +185,21 @@ async fn connection(
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
     loop {
-        // Between requests the connection is idle: shutdown closes it. Bytes
-        // that arrived before the shutdown are a request in flight (checked first).
+        let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
+        // Between requests the connection is idle: shutdown closes it, and so
+        // does silence past the deadline. Bytes that arrived before the
+        // shutdown are a request in flight (checked first).
         let more = tokio::select! {
             biased;
             buffered = reader.fill_buf() => buffered.is_ok_and(|b| !b.is_empty()),
             () = ctx.shutdown.cancelled() => return,
+            () = tokio::time::sleep_until(deadline) => {
+                tracing::debug!(
+                    "control socket: closing a connection that sent no request within {}s",
+                    REQUEST_TIMEOUT.as_secs()
+                );
+                return;
+            }
         };
         if !more {
             return;
@@ -193,8 +209,14 @@ async fn connection(
         let mut line = Vec::new();
         let mut limited = (&mut reader).take(MAX_LINE as u64 + 1);
         let read = limited.read_until(b'\n', &mut line);
-        let response = match tokio::time::timeout(REQUEST_TIMEOUT, read).await {
-            Err(_) => return,
+        let response = match tokio::time::timeout_at(deadline, read).await {
+            Err(_) => {
+                tracing::debug!(
+                    "control socket: closing a connection whose request line did not end within {}s",
+                    REQUEST_TIMEOUT.as_secs()
+                );
+                return;
+            }
             Ok(Err(_)) => return,
             Ok(Ok(_)) if line.last() != Some(&b'\n') => {
                 if line.len() > MAX_LINE {
@@ -214,6 +236,8 @@ async fn connection(
                 },
             },
         };
+        // Answers are one line of any length (a long `queue list` is several
+        // MiB); the client reads them without a line cap.
         let mut out = match serde_json::to_vec(&response) {
             Ok(out) => out,
             Err(error) => {
@@ -222,7 +246,19 @@ async fn connection(
             }
         };
         out.push(b'\n');
-        if write.write_all(&out).await.is_err() || line.len() > MAX_LINE {
+        match tokio::time::timeout(ANSWER_WRITE_TIMEOUT, write.write_all(&out)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return,
+            Err(_) => {
+                tracing::warn!(
+                    "control socket: a client took more than {}s to read a {} byte answer; closing it",
+                    ANSWER_WRITE_TIMEOUT.as_secs(),
+                    out.len()
+                );
+                return;
+            }
+        }
+        if line.len() > MAX_LINE {
             return;
         }
     }
