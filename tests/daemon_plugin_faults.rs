@@ -189,7 +189,7 @@ fn a_50_mb_cursor_fails_the_poll_and_the_stored_cursor_stays() {
     std::fs::write(&config_path, huge_cursor_config(dir.path())).expect("write config");
     let (mut running, notify) = start(dir.path(), &config_path);
     await_ready(&notify, &running);
-    let failure = running.wait_for(&["loja1", "50000006 bytes", "65536"]);
+    let failure = running.wait_for(&["loja1", "50000006 bytes", "4194304"]);
     assert!(
         failure.len() < 8 * 1024,
         "the poll failure was logged in {} bytes",

@@ -162,54 +162,41 @@ async fn connector_info_drops_unknown_notification_names() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn malformed_plugin_output_is_an_invalid_output_error() {
+async fn a_malformed_order_is_refused_alone_and_the_rest_of_the_page_arrives() {
     let host = host();
     let plugin = host
         .load(test_plugin("sample-connector"))
         .await
         .must("loading sample-connector");
 
-    let broken = host
-        .connector(
-            &plugin,
-            sample_config("loja-ts").setting("broken", "timestamp"),
-        )
-        .must("instance");
-    let error = must_fail(
-        broken.poll(PollRequest::default()).await,
-        "poll with a bad timestamp",
-    );
-    match &error {
-        PluginError::InvalidOutput {
-            plugin,
-            instance,
-            detail,
-        } => {
-            assert_eq!(
-                (plugin.as_str(), instance.as_str()),
-                ("sample-connector", "loja-ts")
-            );
+    for (instance, broken, says) in [
+        ("loja-ts", "timestamp", ["created-at", "yesterday at noon"]),
+        ("loja-x", "extras", ["extras-json", "not valid JSON"]),
+    ] {
+        let connector = host
+            .connector(&plugin, sample_config(instance).setting("broken", broken))
+            .must("instance");
+        let page = connector
+            .poll(PollRequest::default())
+            .await
+            .must("a page with one malformed order still arrives");
+        assert_eq!(page.rejected.len(), 1, "{broken}: {:?}", page.rejected);
+        let rejected = &page.rejected[0];
+        assert_eq!(rejected.order, "10000", "{broken}");
+        for needle in says {
             assert!(
-                detail.contains("order 10000") && detail.contains("created-at"),
-                "{detail}"
+                rejected.reason.contains("order 10000") && rejected.reason.contains(needle),
+                "{broken}: {}",
+                rejected.reason
             );
-            assert!(detail.contains("yesterday at noon"), "{detail}");
         }
-        other => panic!("expected invalid output, got {other:?}"),
+        assert!(
+            !page.orders.is_empty() && page.orders.iter().all(|o| o.id != "10000"),
+            "{broken}: the other orders arrive: {:?}",
+            page.orders.iter().map(|o| &o.id).collect::<Vec<_>>()
+        );
+        assert!(page.next_cursor.is_some(), "{broken}: the cursor moves on");
     }
-    assert_eq!(error.class(), ErrorClass::Retryable);
-
-    let broken = host
-        .connector(&plugin, sample_config("loja-x").setting("broken", "extras"))
-        .must("instance");
-    let error = must_fail(
-        broken.poll(PollRequest::default()).await,
-        "poll with bad extras",
-    );
-    assert!(
-        matches!(&error, PluginError::InvalidOutput { detail, .. } if detail.contains("extras-json")),
-        "{error:?}"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

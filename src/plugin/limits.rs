@@ -22,7 +22,14 @@ pub(crate) const MAX_ERROR_MESSAGE_BYTES: usize = 4 * 1024;
 /// number of a snapshot (an order id over it fails the page).
 pub(crate) const MAX_ID_BYTES: usize = 256;
 /// A connector's cursor. Over it the poll fails and the stored cursor stays.
-pub(crate) const MAX_CURSOR_BYTES: usize = 64 * 1024;
+///
+/// Not 64 KiB: a cursor may legitimately hold one change key per order of
+/// the sweep's window (the Loja Integrada connector keeps about 60 bytes per
+/// order it returned in the sweep, so that rows re-listed by offset paging
+/// cost no detail call), which reaches hundreds of KiB on a busy store's
+/// first sync. 4 MiB covers ~60,000 such orders while still bounding what a
+/// broken connector can make the host write on every page.
+pub(crate) const MAX_CURSOR_BYTES: usize = 4 * 1024 * 1024;
 /// Fields of one log line; the rest are dropped and counted in one
 /// `dropped_fields` field.
 pub(crate) const MAX_LOG_FIELDS: usize = 32;

@@ -45,5 +45,6 @@ pub use host::{
 pub use inspect::{ConnectorDetails, InspectReport, inspect};
 pub use types::{
     DEFAULT_CALL_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MEMORY_LIMIT, InstanceConfig,
-    MessageMeta, OutgoingMessage, PollPage, PollRequest, ProviderTemplate, Recipient, SendReceipt,
+    MessageMeta, OutgoingMessage, PollPage, PollRequest, ProviderTemplate, Recipient, RejectedOrder,
+    SendReceipt,
 };

@@ -198,6 +198,20 @@ pub struct PollPage {
     pub next_cursor: Option<String>,
     /// Poll again with `next_cursor` before the sweep is complete.
     pub has_more: bool,
+    /// Orders of this page the host could not accept (an id over its cap, a
+    /// timestamp that is not RFC 3339…). The rest of the page is committed:
+    /// one bad record never stops a store.
+    #[serde(default)]
+    pub rejected: Vec<RejectedOrder>,
+}
+
+/// An order a connector returned that the host could not accept.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RejectedOrder {
+    /// The order's id as the connector sent it (cut to the id cap).
+    pub order: String,
+    /// Why it was refused.
+    pub reason: String,
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use super::limits::{
     MAX_SNAPSHOT_LIST_LEN, MAX_SNAPSHOT_TEXT_BYTES, truncate, truncate_in_place,
 };
 use super::sandbox::{CallFailure, CallState, GuestLevel};
-use super::types::{OutgoingMessage, PollPage, PollRequest, SendReceipt};
+use super::types::{OutgoingMessage, PollPage, PollRequest, RejectedOrder, SendReceipt};
 
 /// The `connector` world. Its import interfaces are shared with `sender`.
 pub(crate) mod connector {
@@ -194,16 +194,22 @@ pub(crate) fn connector_poll(
         .map_err(CallFailure::Wasm)?
         .map_err(|e| CallFailure::Plugin(plugin_error(e)))?;
     check_page_size(&page).map_err(CallFailure::InvalidOutput)?;
-    let orders = page
-        .orders
-        .into_iter()
-        .map(|mut order| cap_snapshot(&mut order).and_then(|()| order_from_wit(order)))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(CallFailure::InvalidOutput)?;
+    // One order the host cannot accept is refused alone: failing the page
+    // would keep the cursor where it is and stop the whole store for ever.
+    let mut orders = Vec::with_capacity(page.orders.len());
+    let mut rejected = Vec::new();
+    for mut order in page.orders {
+        let id = truncate(order.id.clone(), MAX_ID_BYTES);
+        match cap_snapshot(&mut order).and_then(|()| order_from_wit(order)) {
+            Ok(order) => orders.push(order),
+            Err(reason) => rejected.push(RejectedOrder { order: id, reason }),
+        }
+    }
     Ok(PollPage {
         orders,
         next_cursor: page.next_cursor,
         has_more: page.has_more,
+        rejected,
     })
 }
 

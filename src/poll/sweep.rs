@@ -133,6 +133,17 @@ impl Sweep<'_> {
             };
             report.pages += 1;
             report.orders += page.orders.len() as u64;
+            for rejected in &page.rejected {
+                // The connector's cursor moves past it: it comes back when the
+                // order changes on the platform.
+                tracing::error!(
+                    store = id,
+                    order = %rejected.order,
+                    "order refused, the rest of the page goes on; it is read again when it \
+                     changes on the platform: {}",
+                    rejected.reason
+                );
+            }
             let last_page = !page.has_more;
             let mut commit = PollCommit {
                 store: id.to_owned(),
