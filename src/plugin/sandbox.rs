@@ -13,8 +13,9 @@ use wasmtime::{
     Engine, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline,
 };
 
-use super::PluginError;
 use super::http::HttpContext;
+use super::types::{ConnectorNotice, MAX_NOTICES_PER_CALL};
+use super::PluginError;
 use super::redact::Redactor;
 
 /// The SDK's panic hook logs `plugin panicked: <panic info>` at error level
@@ -65,6 +66,25 @@ pub(crate) struct CallState {
     pub(crate) fault: Option<Fault>,
     panic_message: Option<String>,
     log_lines: u32,
+    notices: Notices,
+}
+
+/// The connector notices of one call (see [`ConnectorNotice`]), at most
+/// [`MAX_NOTICES_PER_CALL`]; the rest are counted and dropped.
+#[derive(Debug, Default)]
+pub(crate) struct Notices {
+    kept: Vec<ConnectorNotice>,
+    dropped: usize,
+}
+
+impl Notices {
+    fn push(&mut self, notice: ConnectorNotice) {
+        if self.kept.len() < MAX_NOTICES_PER_CALL {
+            self.kept.push(notice);
+        } else {
+            self.dropped += 1;
+        }
+    }
 }
 
 /// `StoreLimits` (with `trap_on_grow_failure`) that also remembers the size
@@ -169,6 +189,8 @@ impl CallState {
         if let Some(panic) = message.strip_prefix(PANIC_PREFIX) {
             self.panic_message = Some(panic.replace('\n', " "));
         }
+        // Before the line cap: a notice is state, not chatter.
+        self.collect_notice(&message, fields);
         self.log_lines += 1;
         let (plugin, instance) = (
             display(self.ctx.plugin.as_str()),
@@ -215,6 +237,40 @@ impl CallState {
                 tracing::error!(target: "arauto::plugin::guest", plugin, instance, fields, "{message}")
             }
         }
+    }
+
+    /// Keep the notice a log record carries, if any (redacted like the line
+    /// itself). A malformed one is logged, so a connector bug shows.
+    fn collect_notice(&mut self, message: &str, fields: &[(String, String)]) {
+        if !fields.iter().any(|(k, _)| k == "notice") {
+            return;
+        }
+        let fields: Vec<(String, String)> = fields
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    truncate(self.ctx.redactor.redact(v).into_owned()),
+                )
+            })
+            .collect();
+        match ConnectorNotice::from_log(message, &fields) {
+            Some(Ok(notice)) => self.notices.push(notice),
+            Some(Err(problem)) => tracing::warn!(
+                target: "arauto::plugin::guest",
+                plugin = display(self.ctx.plugin.as_str()),
+                instance = display(self.ctx.instance.as_str()),
+                "plugin sent a notice the host cannot read: {problem}"
+            ),
+            None => {}
+        }
+    }
+
+    /// The notices collected so far, and how many were dropped over the cap;
+    /// the call's record starts empty again.
+    pub(crate) fn take_notices(&mut self) -> (Vec<ConnectorNotice>, usize) {
+        let notices = std::mem::take(&mut self.notices);
+        (notices.kept, notices.dropped)
     }
 
     /// Time left before the call's deadline.
@@ -266,6 +322,7 @@ pub(crate) fn run_blocking<R>(
         fault: None,
         panic_message: None,
         log_lines: 0,
+        notices: Notices::default(),
     };
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.limits);
@@ -403,6 +460,19 @@ fn classify(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_call_keeps_at_most_64_notices_and_counts_the_rest() {
+        let mut notices = Notices::default();
+        for n in 0..100 {
+            notices.push(ConnectorNotice::OrderRecovered {
+                order: n.to_string(),
+            });
+        }
+        assert_eq!(notices.kept.len(), MAX_NOTICES_PER_CALL);
+        assert_eq!(notices.kept[0].order(), "0");
+        assert_eq!(notices.dropped, 100 - MAX_NOTICES_PER_CALL);
+    }
 
     #[test]
     fn long_text_is_cut_on_a_char_boundary() {

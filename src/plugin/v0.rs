@@ -195,10 +195,22 @@ pub(crate) fn connector_poll(
         .map(order_from_wit)
         .collect::<Result<Vec<_>, _>>()
         .map_err(CallFailure::InvalidOutput)?;
+    let (notices, dropped) = store.data_mut().take_notices();
+    if dropped > 0 {
+        let state = store.data();
+        tracing::warn!(
+            plugin = %state.ctx.plugin,
+            store = %state.ctx.instance,
+            "the connector reported {} notices in one poll; kept the first {}",
+            notices.len() + dropped,
+            notices.len()
+        );
+    }
     Ok(PollPage {
         orders,
         next_cursor: page.next_cursor,
         has_more: page.has_more,
+        notices,
     })
 }
 
