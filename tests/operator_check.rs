@@ -218,11 +218,12 @@ fn a_store_paused_on_a_refused_key_is_red_in_check_and_queue_resume_store_polls_
             ..Setup::default()
         },
     );
-    let (paused_at, _) = daemon
-        .stderr
-        .wait_for_matching(0, daemon::PATIENCE, "the store paused", |line| {
-            line.contains("poll failed, store paused")
-        });
+    let (paused_at, _) =
+        daemon
+            .stderr
+            .wait_for_matching(0, daemon::PATIENCE, "the store paused", |line| {
+                line.contains("poll failed, store paused")
+            });
 
     let (code, c) = check_json(&daemon);
     assert_eq!(code, 1, "{c:#}");

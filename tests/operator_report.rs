@@ -504,7 +504,14 @@ async fn report_lists_the_orders_a_store_quarantined() {
     let (human, json) = tokio::task::spawn_blocking(move || {
         (
             operator::arauto(&["report", "--store", "loja", "--config", &config_arg]),
-            operator::arauto(&["report", "--store", "loja", "--json", "--config", &config_arg]),
+            operator::arauto(&[
+                "report",
+                "--store",
+                "loja",
+                "--json",
+                "--config",
+                &config_arg,
+            ]),
         )
     })
     .await
@@ -517,7 +524,10 @@ async fn report_lists_the_orders_a_store_quarantined() {
         ),
         "{out}"
     );
-    assert!(!out.contains("1057"), "a retrying order is not quarantined: {out}");
+    assert!(
+        !out.contains("1057"),
+        "a retrying order is not quarantined: {out}"
+    );
     let report = json.json();
     let loja = section(&report, "stores", "loja");
     assert_eq!(loja["quarantined"][0]["order"], "1055");

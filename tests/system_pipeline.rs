@@ -360,7 +360,11 @@ fn a_store_paused_by_one_401_resumes_by_itself_once_the_credentials_work() {
     daemon
         .stderr
         .wait_for_matching(paused_at, PATIENCE, "polling resumed", |line| {
-            is_about_store(line, "accepts the credentials again: polling resumed", "loja")
+            is_about_store(
+                line,
+                "accepts the credentials again: polling resumed",
+                "loja",
+            )
         });
     let received = world.wait_received(&zap, 1);
     daemon.signal(Signal::SIGTERM);

@@ -42,7 +42,7 @@ pub async fn handle(request: Request, ctx: &Context, progress: &ProgressFn<'_>) 
             .map(Response::Channel),
         Request::StoreResume { store } => report::queue_ops::resume_store(ctx, &store)
             .await
-            .map(Response::Store),
+            .map(|change| Response::Store(Box::new(change))),
         Request::QueuePurge(query) => report::queue_ops::purge(ctx, &query)
             .await
             .map(Response::Purged),

@@ -119,7 +119,7 @@ pub enum Response {
     /// Answer to [`Request::QueuePause`] and [`Request::QueueResume`].
     Channel(ChannelChange),
     /// Answer to [`Request::StoreResume`].
-    Store(StoreChange),
+    Store(Box<StoreChange>),
     /// Answer to [`Request::QueuePurge`].
     Purged(PurgeResult),
     /// The request names something that does not exist or is malformed (an

@@ -44,5 +44,6 @@ pub use host::{
 pub use inspect::{ConnectorDetails, InspectReport, inspect};
 pub use types::{
     ConnectorNotice, DEFAULT_CALL_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MEMORY_LIMIT,
-    InstanceConfig, MAX_NOTICES_PER_CALL, MessageMeta, OutgoingMessage, PollPage, PollRequest, ProviderTemplate, Recipient, SendReceipt,
+    InstanceConfig, MAX_NOTICES_PER_CALL, MessageMeta, OutgoingMessage, PollPage, PollRequest,
+    ProviderTemplate, Recipient, SendReceipt,
 };

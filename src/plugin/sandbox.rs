@@ -13,10 +13,10 @@ use wasmtime::{
     Engine, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline,
 };
 
-use super::http::HttpContext;
-use super::types::{ConnectorNotice, MAX_NOTICES_PER_CALL};
 use super::PluginError;
+use super::http::HttpContext;
 use super::redact::Redactor;
+use super::types::{ConnectorNotice, MAX_NOTICES_PER_CALL};
 
 /// The SDK's panic hook logs `plugin panicked: <panic info>` at error level
 /// just before the guest aborts (`plugins/sdk/src/world_support.rs`).

@@ -108,9 +108,13 @@ async fn run(
     let first_delay = spread.mul_f64(rand::rng().random_range(0.0..1.0));
     // A Retry-After from before a restart still holds.
     let not_before = match db.store_status(&store_id).await {
-        Ok(status) => status
-            .and_then(|s| s.poll_not_before)
-            .map(|at| clock.now().duration_until(at).max(SignedDuration::ZERO).unsigned_abs()),
+        Ok(status) => status.and_then(|s| s.poll_not_before).map(|at| {
+            clock
+                .now()
+                .duration_until(at)
+                .max(SignedDuration::ZERO)
+                .unsigned_abs()
+        }),
         Err(_) => None,
     };
     let mut next = tokio::time::Instant::now() + first_delay.max(not_before.unwrap_or_default());

@@ -511,7 +511,7 @@ mod tests {
     use super::*;
 
     fn at(text: &str) -> Timestamp {
-        text.parse().unwrap()
+        text.parse().unwrap_or(Timestamp::UNIX_EPOCH)
     }
 
     fn unreadable(order: &str, attempt: u32) -> ConnectorNotice {
@@ -597,7 +597,12 @@ mod tests {
         );
         for n in 0..MAX_UNREADABLE_ORDERS + 10 {
             let now = t0 + SignedDuration::from_secs(n as i64 + 1);
-            record_notices("loja", &mut status, vec![unreadable(&n.to_string(), 1)], now);
+            record_notices(
+                "loja",
+                &mut status,
+                vec![unreadable(&n.to_string(), 1)],
+                now,
+            );
         }
         assert_eq!(status.unreadable_orders.len(), MAX_UNREADABLE_ORDERS);
         assert!(status.unreadable_orders.contains_key("q"));

@@ -44,10 +44,10 @@ use tokio::sync::watch;
 pub use error::{BackendCause, Error, Result};
 pub use types::{
     ATTEMPT_LOG_LEN, AttemptRecord, CancelOutcome, ChannelStatus, Claim, ClockSkew, Completion,
-    CounterQuery,
-    CounterRow, EnqueueOutcome, ErrorClass, FinishedJob, Job, JobFilter, JobId, JobState,
-    LaneStats, LastError, NewJob, Outcome, PageCapHit, ParseJobIdError, ParseJobStateError, Pause, PollCommit,
-    PollOutcome, PurgeFilter, Receipt, RequeueOutcome, StoreStats, StoreStatus, UnreadableOrder, VerifyReport,
+    CounterQuery, CounterRow, EnqueueOutcome, ErrorClass, FinishedJob, Job, JobFilter, JobId,
+    JobState, LaneStats, LastError, NewJob, Outcome, PageCapHit, ParseJobIdError,
+    ParseJobStateError, Pause, PollCommit, PollOutcome, PurgeFilter, Receipt, RequeueOutcome,
+    StoreStats, StoreStatus, UnreadableOrder, VerifyReport,
 };
 
 /// The state store as the daemon's services share it.

@@ -1168,7 +1168,9 @@ mod tests {
 
     #[test]
     fn check_names_quarantined_orders_in_red_and_retrying_ones_in_yellow() {
-        let now: Timestamp = "2026-03-01T12:00:00Z".parse().unwrap();
+        let now: Timestamp = "2026-03-01T12:00:00Z"
+            .parse()
+            .unwrap_or(Timestamp::UNIX_EPOCH);
         let mut status = StoreStatus::default();
         status.unreadable_orders.insert(
             "1055".into(),
@@ -1209,7 +1211,9 @@ mod tests {
 
     #[test]
     fn check_warns_about_a_future_timestamp_for_a_day_and_a_capped_poll_in_red() {
-        let seen: Timestamp = "2026-03-01T12:00:00Z".parse().unwrap();
+        let seen: Timestamp = "2026-03-01T12:00:00Z"
+            .parse()
+            .unwrap_or(Timestamp::UNIX_EPOCH);
         let status = StoreStatus {
             clock_skew: Some(ClockSkew {
                 order: "77".into(),
