@@ -417,6 +417,51 @@ fn a_sweep_stops_at_the_page_cap_and_the_next_poll_goes_on_from_there() {
     );
 }
 
+/// LI answers 429 with Retry-After: the next search waits at least that long,
+/// also when the daemon is restarted in between.
+#[test]
+fn a_429_retry_after_is_honoured_across_a_restart() {
+    let world = World::new();
+    let shop = world.shop("loja");
+    let zap = world.channel(Provider::EvolutionApi);
+    let tables = world.store_toml(&shop, &["whatsapp"], StoreKnobs::default())
+        + &world.channel_toml("whatsapp", &zap, ChannelKnobs::default());
+    shop.li.fail(
+        Route::Search,
+        Fault::TooManyRequests {
+            retry_after_secs: Some(4),
+        },
+        1,
+    );
+    let mut daemon = world.start(&tables, &[]);
+    let (_, failed) = daemon
+        .stderr
+        .wait_for_matching(0, PATIENCE, "the 429", |line| {
+            is_about_store(line, "poll failed", "loja")
+        });
+    assert_eq!(field(&failed, "retry_in_s"), Some("4"), "{failed}");
+    daemon.signal(Signal::SIGTERM);
+    assert!(daemon.wait_exit(PATIENCE).success());
+    daemon.restart();
+    daemon.await_notice("READY=1");
+    wait_polls(&daemon.stderr, "loja", 0, 1);
+    daemon.signal(Signal::SIGTERM);
+    assert!(daemon.wait_exit(PATIENCE).success());
+
+    let searches: Vec<_> = shop
+        .li
+        .requests()
+        .into_iter()
+        .filter(|r| r.is_search())
+        .collect();
+    assert_eq!(searches[0].status, 429);
+    let waited = searches[1].at.duration_since(searches[0].at);
+    assert!(
+        waited >= jiff::SignedDuration::from_secs(4),
+        "the next search came {waited:?} after a 429 that asked for 4s"
+    );
+}
+
 /// Jobs queued behind the channel's pacing survive a reload that adds a
 /// store: every one is sent, once. The new store is added the way a
 /// sysadmin would, without a `first_sync_cutoff`: its existing orders are
