@@ -461,6 +461,78 @@ fn classify(
 mod tests {
     use super::*;
 
+    fn call_state(runtime: tokio::runtime::Handle) -> CallState {
+        let ctx = Arc::new(InstanceContext {
+            plugin: "sample-connector".into(),
+            instance: "loja".into(),
+            settings: Vec::new(),
+            redactor: Redactor::new(["s3cr3t".to_owned()]),
+            http: HttpContext::deny_all(),
+            call_timeout: Duration::from_secs(30),
+            memory_limit: 1 << 20,
+        });
+        CallState {
+            limits: CallLimits {
+                inner: StoreLimitsBuilder::new().build(),
+                memory_limit: ctx.memory_limit,
+                refused_memory: None,
+            },
+            deadline: Instant::now() + ctx.call_timeout,
+            ctx,
+            runtime,
+            cancel: CancellationToken::new(),
+            fault: None,
+            panic_message: None,
+            log_lines: 0,
+            notices: Notices::default(),
+        }
+    }
+
+    fn fields(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_notices_a_connector_logs_are_collected_redacted_even_past_the_line_cap() {
+        let mut state = call_state(tokio::runtime::Handle::current());
+        for n in 0..MAX_LOG_LINES_PER_CALL {
+            state.guest_log(GuestLevel::Info, &format!("chatter {n}"), &[]);
+        }
+        state.guest_log(
+            GuestLevel::Warn,
+            "detail refused: token s3cr3t expired",
+            &fields(&[
+                ("notice", "order-quarantined"),
+                ("order", "55"),
+                ("attempts", "5"),
+            ]),
+        );
+        state.guest_log(
+            GuestLevel::Warn,
+            "not a notice",
+            &fields(&[("order", "56")]),
+        );
+        state.guest_log(
+            GuestLevel::Warn,
+            "broken",
+            &fields(&[("notice", "order-recovered")]),
+        );
+        let (notices, dropped) = state.take_notices();
+        assert_eq!(
+            notices,
+            vec![ConnectorNotice::OrderQuarantined {
+                order: "55".into(),
+                reason: "detail refused: token <redacted> expired".into(),
+                attempts: 5,
+            }]
+        );
+        assert_eq!(dropped, 0);
+        assert_eq!(state.take_notices().0, Vec::new(), "taken once");
+    }
+
     #[test]
     fn a_call_keeps_at_most_64_notices_and_counts_the_rest() {
         let mut notices = Notices::default();
