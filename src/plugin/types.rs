@@ -313,8 +313,8 @@ impl ConnectorNotice {
             "order-unreadable" => Ok(Self::OrderUnreadable {
                 attempt: count("attempt")?,
                 retry_in: field("retry_in_s")
-                    .and_then(|s| s.parse::<i64>().ok())
-                    .map(SignedDuration::from_secs),
+                    .and_then(|s| s.parse::<u32>().ok())
+                    .map(|secs| SignedDuration::from_secs(i64::from(secs))),
                 reason: reason(),
                 order,
             }),
