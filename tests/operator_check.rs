@@ -203,6 +203,73 @@ fn check_follows_a_running_daemon_from_ready_to_paused_to_a_rejected_token() {
     );
 }
 
+/// LI refuses the key: the store's polling pauses and `check` shows it red,
+/// with when the key is checked again; `queue resume --store` polls it at
+/// once, and once LI takes the key again the store is green without a reload.
+#[test]
+fn a_store_paused_on_a_refused_key_is_red_in_check_and_queue_resume_store_polls_it_at_once() {
+    let world = world();
+    world.store.reject_auth(Some(401));
+    // A long interval: the automatic re-check (30s away) stays out of the way.
+    let daemon = start(
+        &world,
+        &Setup {
+            extra: RELAXED,
+            poll_interval: "1m",
+            ..Setup::default()
+        },
+    );
+    let (paused_at, _) =
+        daemon
+            .stderr
+            .wait_for_matching(0, daemon::PATIENCE, "the store paused", |line| {
+                line.contains("poll failed, store paused")
+            });
+
+    let (code, c) = check_json(&daemon);
+    assert_eq!(code, 1, "{c:#}");
+    let line = check_line(&c, "store", Some("loja"), "paused");
+    assert_line(
+        line,
+        "fail",
+        &[
+            "polling paused since",
+            "401",
+            "the credentials are checked again at",
+            "polling resumes by itself once they work",
+        ],
+    );
+    assert!(
+        line["fix"]
+            .as_str()
+            .is_some_and(|f| f.contains("`arauto queue resume --store loja`")),
+        "{line:#}"
+    );
+
+    // LI takes the key again; the operator does not want to wait.
+    world.store.reject_auth(None);
+    let run = queue(&daemon, &["resume", "--store", "loja"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.stdout, "store loja resumed: polling again now\n");
+    let (resumed_at, _) =
+        daemon
+            .stderr
+            .wait_for_matching(paused_at, daemon::PATIENCE, "the resume", |line| {
+                line.contains("store resumed by an operator: polling again")
+            });
+    daemon
+        .stderr
+        .wait_for_matching(resumed_at, daemon::PATIENCE, "a poll", |line| {
+            line.contains("poll complete")
+        });
+    let (code, c) = check_json(&daemon);
+    assert_eq!(code, 0, "{c:#}");
+    let run = queue(&daemon, &["resume", "--store", "loja"]);
+    assert_eq!(run.stdout, "store loja was not paused\n", "{run:?}");
+    let run = queue(&daemon, &["resume", "--store", "nenhuma"]);
+    assert_eq!(run.code, 2, "{run:?}");
+}
+
 #[test]
 fn a_send_the_provider_rejects_pauses_the_channel_and_check_says_how_to_recover() {
     let world = world();

@@ -464,3 +464,72 @@ fn after_a_reload_that_moves_the_time_zone_todays_report_counts_in_the_new_zone(
         "{report:#}"
     );
 }
+
+/// The connector gave up on two orders of `loja` (quarantined) and retries a
+/// third: `report` lists the quarantined ones with their reasons, since their
+/// customers may not be notified; the retrying one is not listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_lists_the_orders_a_store_quarantined() {
+    use arauto::queue::{StateStore, StoreStatus, UnreadableOrder};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config_path = write_config(dir.path());
+    let store = open_store(&dir.path().join("state"));
+    let since: Timestamp = "2026-03-01T15:00:00Z".parse().expect("time");
+    let unreadable = |reason: &str, attempts: u32, quarantined: bool| UnreadableOrder {
+        reason: reason.to_owned(),
+        attempts,
+        quarantined,
+        since,
+        last_at: since,
+    };
+    let mut status = StoreStatus::default();
+    status.unreadable_orders.insert(
+        "1055".into(),
+        unreadable("order detail over the 8 MiB response cap", 5, true),
+    );
+    status
+        .unreadable_orders
+        .insert("1056".into(), unreadable("malformed JSON", 5, true));
+    status
+        .unreadable_orders
+        .insert("1057".into(), unreadable("malformed JSON", 1, false));
+    store
+        .put_store_status("loja", status)
+        .await
+        .expect("seed the status");
+    store.close().await;
+
+    let config_arg = config_path.to_str().expect("utf-8").to_owned();
+    let (human, json) = tokio::task::spawn_blocking(move || {
+        (
+            operator::arauto(&["report", "--store", "loja", "--config", &config_arg]),
+            operator::arauto(&[
+                "report",
+                "--store",
+                "loja",
+                "--json",
+                "--config",
+                &config_arg,
+            ]),
+        )
+    })
+    .await
+    .expect("cli");
+    assert_eq!(human.code, 0, "{human:?}");
+    let out = &human.stdout;
+    assert!(
+        out.contains(
+            "  2 orders quarantined (unreadable; their customers may not be notified until the order changes):\n    order 1055: order detail over the 8 MiB response cap (5 attempts, since 2026-03-01 12:00)\n    order 1056: malformed JSON (5 attempts, since 2026-03-01 12:00)\n"
+        ),
+        "{out}"
+    );
+    assert!(
+        !out.contains("1057"),
+        "a retrying order is not quarantined: {out}"
+    );
+    let report = json.json();
+    let loja = section(&report, "stores", "loja");
+    assert_eq!(loja["quarantined"][0]["order"], "1055");
+    assert_eq!(loja["quarantined"].as_array().map(Vec::len), Some(2));
+}

@@ -312,8 +312,9 @@ fn two_shops_with_coinciding_orders_both_notify_while_one_shop_configured_twice_
 }
 
 /// A store whose LI key is rejected (401) is logged and paused; the other
-/// store keeps polling and notifying; a SIGHUP with the fixed key resumes the
-/// paused store and the order that arrived meanwhile is not lost.
+/// store keeps polling and notifying; the paused store re-checks its key with
+/// back-off; a SIGHUP with the fixed key resumes the paused store at once and
+/// the order that arrived meanwhile is not lost.
 #[test]
 fn a_store_with_a_rejected_key_is_paused_while_the_good_one_keeps_going_and_a_reload_with_the_fixed_key_resumes_it()
  {
@@ -344,24 +345,31 @@ fn a_store_with_a_rejected_key_is_paused_while_the_good_one_keeps_going_and_a_re
         paused.contains("ERROR") && paused.contains("paused") && paused.contains("401"),
         "the log says the store is paused and why: {paused}"
     );
-    let rejected = |world: &World| {
-        world
-            .li
-            .requests()
-            .iter()
-            .filter(|r| r.status == 401)
-            .count()
-    };
-    let rejected_before = rejected(&world);
 
     // The good store is not disturbed.
     create(&good, order_for("Gabi", 12, "aguardando_pagamento"));
     world.wait_received(&zap, 1);
     wait_polls(&daemon.stderr, "boa", paused_at, 3);
-    assert_eq!(
-        rejected(&world),
-        rejected_before,
-        "a paused store is not polled again until the configuration changes"
+
+    // The paused store checks its credentials again, less and less often,
+    // instead of polling every second.
+    let still_paused = |from: usize| {
+        daemon
+            .stderr
+            .wait_for_matching(from, PATIENCE, "credentials re-check of ruim", |line| {
+                is_about_store(line, "polling still paused", "ruim")
+            })
+    };
+    let (first_at, first) = still_paused(paused_at);
+    let (_, second) = still_paused(first_at + 1);
+    let wait = |line: &str| -> u64 {
+        field(line, "retry_in_s")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no retry_in_s in {line}"))
+    };
+    assert!(
+        wait(&second) > wait(&first),
+        "the re-check backs off: {first} then {second}"
     );
 
     // The key is fixed and the configuration reloaded.
@@ -384,6 +392,135 @@ fn a_store_with_a_rejected_key_is_paused_while_the_good_one_keeps_going_and_a_re
         daemon.stderr.count("notification queued"),
         2,
         "one job per order"
+    );
+}
+
+/// One 401 (a transient LI hiccup) pauses the store's polling only until its
+/// credentials work again: it re-checks them by itself and polls on, without
+/// a reload, and the order placed meanwhile is notified.
+#[test]
+fn a_store_paused_by_one_401_resumes_by_itself_once_the_credentials_work() {
+    let world = World::new();
+    let shop = world.shop("loja");
+    let zap = world.channel(Provider::EvolutionApi);
+    let tables = world.store_toml(&shop, &["whatsapp"], StoreKnobs::default())
+        + &world.channel_toml("whatsapp", &zap, ChannelKnobs::default());
+    shop.li.fail(Route::Search, Fault::Status(401), 1);
+    let mut daemon = world.start(&tables, &[]);
+
+    let (paused_at, paused) =
+        daemon
+            .stderr
+            .wait_for_matching(0, PATIENCE, "the store paused", |line| {
+                is_about_store(line, "poll failed, store paused", "loja")
+            });
+    assert!(
+        paused.contains("401") && paused.contains("checked again in 1s"),
+        "the log says why and when it is tried again: {paused}"
+    );
+    create(&shop, order_for("Rui", 11, "aguardando_pagamento"));
+    daemon
+        .stderr
+        .wait_for_matching(paused_at, PATIENCE, "polling resumed", |line| {
+            is_about_store(
+                line,
+                "accepts the credentials again: polling resumed",
+                "loja",
+            )
+        });
+    let received = world.wait_received(&zap, 1);
+    daemon.signal(Signal::SIGTERM);
+    assert!(daemon.wait_exit(PATIENCE).success());
+    assert_eq!(received[0].to, phone_digits(11));
+    assert_eq!(daemon.stderr.count("configuration reloaded"), 0);
+}
+
+/// A connector that keeps saying "more pages" cannot keep a sweep going: it
+/// stops at `max_pages_per_sweep` with a warning naming the store, keeps the
+/// cursor of the pages read, and the next poll goes on from there, so every
+/// order is still notified.
+#[test]
+fn a_sweep_stops_at_the_page_cap_and_the_next_poll_goes_on_from_there() {
+    let world = World::new();
+    let shop = world.shop("loja");
+    let zap = world.channel(Provider::EvolutionApi);
+    let tables = world.store_toml(
+        &shop,
+        &["whatsapp"],
+        StoreKnobs {
+            table: "max_pages_per_sweep = 2".into(),
+            settings: "page_size = 1".into(),
+            ..StoreKnobs::default()
+        },
+    ) + &world.channel_toml("whatsapp", &zap, ChannelKnobs::default());
+    for serial in 21..26 {
+        create(&shop, order_for("Ana", serial, "aguardando_pagamento"));
+    }
+    let mut daemon = world.start(&tables, &[]);
+
+    let (_, capped) = daemon
+        .stderr
+        .wait_for_matching(0, PATIENCE, "a capped poll", |line| {
+            is_about_store(line, "poll stopped after 2 pages", "loja")
+        });
+    assert!(
+        capped.contains("WARN") && capped.contains("max_pages_per_sweep"),
+        "{capped}"
+    );
+    let received = world.wait_received(&zap, 5);
+    daemon.signal(Signal::SIGTERM);
+    assert!(daemon.wait_exit(PATIENCE).success());
+    let mut to: Vec<String> = received.iter().map(|m| m.to.clone()).collect();
+    to.sort();
+    assert_eq!(
+        to,
+        (21..26).map(phone_digits).collect::<Vec<_>>(),
+        "every order notified once"
+    );
+}
+
+/// LI answers 429 with Retry-After: the next search waits at least that long,
+/// also when the daemon is restarted in between.
+#[test]
+fn a_429_retry_after_is_honoured_across_a_restart() {
+    let world = World::new();
+    let shop = world.shop("loja");
+    let zap = world.channel(Provider::EvolutionApi);
+    let tables = world.store_toml(&shop, &["whatsapp"], StoreKnobs::default())
+        + &world.channel_toml("whatsapp", &zap, ChannelKnobs::default());
+    shop.li.fail(
+        Route::Search,
+        Fault::TooManyRequests {
+            retry_after_secs: Some(4),
+        },
+        1,
+    );
+    let mut daemon = world.start(&tables, &[]);
+    let (_, failed) = daemon
+        .stderr
+        .wait_for_matching(0, PATIENCE, "the 429", |line| {
+            is_about_store(line, "poll failed", "loja")
+        });
+    assert_eq!(field(&failed, "retry_in_s"), Some("4"), "{failed}");
+    daemon.signal(Signal::SIGTERM);
+    assert!(daemon.wait_exit(PATIENCE).success());
+    daemon.restart();
+    daemon.await_notice("READY=1");
+    wait_polls(&daemon.stderr, "loja", 0, 1);
+    daemon.signal(Signal::SIGTERM);
+    assert!(daemon.wait_exit(PATIENCE).success());
+
+    let searches: Vec<_> = shop
+        .li
+        .requests()
+        .into_iter()
+        .filter(|r| r.is_search())
+        .collect();
+    assert_eq!(searches[0].status, 429);
+    let waited = searches[1].at.duration_since(searches[0].at);
+    assert!(
+        waited >= jiff::SignedDuration::from_secs(4),
+        "the next search came {waited:?} after a 429 that asked for 4s"
     );
 }
 

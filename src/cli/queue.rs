@@ -40,7 +40,7 @@ pub enum QueueCommand {
     Retry(RetryArgs),
     /// Stop sending on a channel; jobs keep queueing until it is resumed.
     Pause(PauseArgs),
-    /// Resume sending on a paused channel.
+    /// Resume sending on a paused channel, or polling a paused store (--store).
     Resume(ResumeArgs),
     /// Delete finished jobs older than --older-than (history kept for reports is not affected).
     Purge(PurgeArgs),
@@ -150,12 +150,18 @@ pub struct PauseArgs {
 
 /// `arauto queue resume`.
 #[derive(Debug, Args)]
+#[command(group(ArgGroup::new("what").required(true).args(["channel", "store"])))]
 pub struct ResumeArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
     pub connect: ConnectArgs,
     /// The channel id.
-    pub channel: String,
+    pub channel: Option<String>,
+    /// Resume polling this store instead: a store whose credentials the
+    /// platform refused is paused (and re-checked with back-off); this polls
+    /// it again at once.
+    #[arg(long, value_name = "ID")]
+    pub store: Option<String>,
     /// Print the channel's status as JSON.
     #[arg(long)]
     pub json: bool,
@@ -365,8 +371,32 @@ pub(crate) fn run(args: QueueArgs) -> Exit {
                 },
             )
         }
+        QueueCommand::Resume(ResumeArgs {
+            connect,
+            channel: None,
+            store: Some(store),
+            json,
+        }) => serve(
+            &connect,
+            &Request::StoreResume { store },
+            QUICK,
+            json,
+            |response| match response {
+                Response::Store(change) => {
+                    let out = if change.changed {
+                        format!("store {} resumed: polling again now\n", change.store)
+                    } else {
+                        format!("store {} was not paused\n", change.store)
+                    };
+                    Some((out, Exit::Ok))
+                }
+                _ => None,
+            },
+        ),
         QueueCommand::Resume(a) => {
-            let request = Request::QueueResume { channel: a.channel };
+            let request = Request::QueueResume {
+                channel: a.channel.unwrap_or_default(),
+            };
             serve(
                 &a.connect,
                 &request,
@@ -471,6 +501,7 @@ fn serve(
             Response::Requeued { results } => print_json(results),
             Response::RequeuedFailed { ids } => print_json(ids),
             Response::Channel(change) => print_json(change),
+            Response::Store(change) => print_json(change),
             Response::Purged(result) => print_json(result),
             other => print_json(other),
         };

@@ -154,6 +154,14 @@ pub(crate) fn render(report: &Report) -> String {
             _ => title.push_str(" (no longer configured)"),
         }
         let _ = writeln!(out, "{title}");
+        if let Some(pause) = &store.paused {
+            let _ = writeln!(
+                out,
+                "  POLLING PAUSED since {}: {}",
+                local(pause.at, &tz),
+                pause.reason
+            );
+        }
         if store.by_kind.is_empty() {
             let _ = writeln!(out, "  nothing in this window");
         } else {
@@ -170,6 +178,26 @@ pub(crate) fn render(report: &Report) -> String {
                 "  skipped without a usable phone: {}",
                 reasons.join(", ")
             );
+        }
+        if !store.quarantined.is_empty() {
+            let _ = writeln!(
+                out,
+                "  {} quarantined (unreadable; their customers may not be notified until the order changes):",
+                match store.quarantined.len() {
+                    1 => "1 order".to_owned(),
+                    n => format!("{n} orders"),
+                }
+            );
+            for q in &store.quarantined {
+                let _ = writeln!(
+                    out,
+                    "    order {}: {} ({} attempts, since {})",
+                    q.order,
+                    q.reason,
+                    q.attempts,
+                    local(q.since, &tz)
+                );
+            }
         }
     }
     for channel in &report.channels {

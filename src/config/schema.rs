@@ -32,6 +32,8 @@ pub const DEFAULT_TIMEZONE: &str = "America/Sao_Paulo";
 /// timeout (30s), so a send in flight at SIGTERM can finish instead of being
 /// abandoned and sent again at the next start.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: SignedDuration = SignedDuration::from_secs(40);
+/// Default `stores.<id>.max_pages_per_sweep`.
+pub const DEFAULT_MAX_PAGES_PER_SWEEP: u32 = 1000;
 
 /// Default `daemon.plugin_dir`: the repository's `target/plugins` in debug builds
 /// (what `scripts/build-plugins.sh` fills), the installed location in release
@@ -411,6 +413,13 @@ fn read_stores(
             || SignedDuration::from_mins(5),
             duration_min(NONZERO),
         );
+        let max_pages_per_sweep = field(
+            r,
+            &mut t,
+            "max_pages_per_sweep",
+            || DEFAULT_MAX_PAGES_PER_SWEEP,
+            |r, p, v| r.u32_min(p, v, 1),
+        );
         let channels = field(r, &mut t, "channels", Vec::new, Reader::string_list);
         let timezone = field(r, &mut t, "timezone", || daemon.timezone.clone(), timezone);
         let quiet_hours =
@@ -453,6 +462,7 @@ fn read_stores(
                 platform,
                 plugin_path,
                 poll_interval,
+                max_pages_per_sweep,
                 channels,
                 timezone,
                 quiet_hours,

@@ -147,6 +147,9 @@ pub struct StoreConfig {
     /// Time between polls. Default 5m.
     #[serde(serialize_with = "ser_duration")]
     pub poll_interval: SignedDuration,
+    /// A sweep stops after this many pages and continues from there at the
+    /// next poll (a connector that always says "more pages" cannot spin). Default 1000.
+    pub max_pages_per_sweep: u32,
     /// Channel ids this store notifies through, in order of preference.
     pub channels: Vec<String>,
     /// The store's time zone (`timezone` here, else `daemon.timezone`).

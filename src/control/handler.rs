@@ -40,6 +40,9 @@ pub async fn handle(request: Request, ctx: &Context, progress: &ProgressFn<'_>) 
         Request::QueueResume { channel } => report::queue_ops::resume(ctx, &channel)
             .await
             .map(Response::Channel),
+        Request::StoreResume { store } => report::queue_ops::resume_store(ctx, &store)
+            .await
+            .map(|change| Response::Store(Box::new(change))),
         Request::QueuePurge(query) => report::queue_ops::purge(ctx, &query)
             .await
             .map(Response::Purged),

@@ -32,7 +32,7 @@ use crate::daemon::{Phase, ReloadOutcome};
 use crate::queue::{Job, JobId};
 use crate::report::{
     CancelResult, ChannelChange, CheckQuery, Checklist, JobList, ListQuery, PurgeQuery,
-    PurgeResult, Report, ReportQuery, RequeueResult, RetryDeadQuery,
+    PurgeResult, Report, ReportQuery, RequeueResult, RetryDeadQuery, StoreChange,
 };
 
 /// Largest request line the daemon accepts, in bytes. Answers are not capped
@@ -87,6 +87,11 @@ pub enum Request {
         /// The channel.
         channel: String,
     },
+    /// Resume polling a paused store. Answer: [`Response::Store`].
+    StoreResume {
+        /// The store.
+        store: String,
+    },
     /// Delete finished jobs (or count them). Answer: [`Response::Purged`].
     QueuePurge(PurgeQuery),
 }
@@ -122,6 +127,8 @@ pub enum Response {
     },
     /// Answer to [`Request::QueuePause`] and [`Request::QueueResume`].
     Channel(ChannelChange),
+    /// Answer to [`Request::StoreResume`].
+    Store(Box<StoreChange>),
     /// Answer to [`Request::QueuePurge`].
     Purged(PurgeResult),
     /// The request names something that does not exist or is malformed (an

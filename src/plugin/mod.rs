@@ -44,7 +44,7 @@ pub use host::{
 };
 pub use inspect::{ConnectorDetails, InspectReport, inspect};
 pub use types::{
-    DEFAULT_CALL_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MEMORY_LIMIT, InstanceConfig,
-    MessageMeta, OutgoingMessage, PollPage, PollRequest, ProviderTemplate, Recipient, RejectedOrder,
-    SendReceipt,
+    ConnectorNotice, DEFAULT_CALL_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MEMORY_LIMIT,
+    InstanceConfig, MAX_NOTICES_PER_CALL, MessageMeta, OutgoingMessage, PollPage, PollRequest,
+    ProviderTemplate, Recipient, RejectedOrder, SendReceipt,
 };

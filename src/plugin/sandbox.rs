@@ -19,6 +19,7 @@ use super::limits::{
     MAX_ERROR_MESSAGE_BYTES, MAX_LOG_FIELD_BYTES, MAX_LOG_FIELDS, scrub_and_truncate,
 };
 use super::redact::Redactor;
+use super::types::{ConnectorNotice, MAX_NOTICES_PER_CALL};
 
 /// The SDK's panic hook logs `plugin panicked: <panic info>` at error level
 /// just before the guest aborts (`plugins/sdk/src/world_support.rs`).
@@ -69,6 +70,25 @@ pub(crate) struct CallState {
     pub(crate) fault: Option<Fault>,
     panic_message: Option<String>,
     log_lines: u32,
+    notices: Notices,
+}
+
+/// The connector notices of one call (see [`ConnectorNotice`]), at most
+/// [`MAX_NOTICES_PER_CALL`]; the rest are counted and dropped.
+#[derive(Debug, Default)]
+pub(crate) struct Notices {
+    kept: Vec<ConnectorNotice>,
+    dropped: usize,
+}
+
+impl Notices {
+    fn push(&mut self, notice: ConnectorNotice) {
+        if self.kept.len() < MAX_NOTICES_PER_CALL {
+            self.kept.push(notice);
+        } else {
+            self.dropped += 1;
+        }
+    }
 }
 
 /// `StoreLimits` (with `trap_on_grow_failure`) that also remembers the size
@@ -173,6 +193,8 @@ impl CallState {
         if let Some(panic) = message.strip_prefix(PANIC_PREFIX) {
             self.panic_message = Some(panic.replace('\n', " "));
         }
+        // Before the line cap: a notice is state, not chatter.
+        self.collect_notice(&message, fields);
         self.log_lines += 1;
         let (plugin, instance) = (
             display(self.ctx.plugin.as_str()),
@@ -221,6 +243,41 @@ impl CallState {
         }
     }
 
+    /// Keep the notice a log record carries, if any (redacted like the line
+    /// itself). A malformed one is logged, so a connector bug shows.
+    fn collect_notice(&mut self, message: &str, fields: &[(String, String)]) {
+        if !fields.iter().any(|(k, _)| k == "notice") {
+            return;
+        }
+        let fields: Vec<(String, String)> = fields
+            .iter()
+            .take(MAX_LOG_FIELDS)
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    scrub_and_truncate(v, MAX_LOG_FIELD_BYTES, &self.ctx.redactor),
+                )
+            })
+            .collect();
+        match ConnectorNotice::from_log(message, &fields) {
+            Some(Ok(notice)) => self.notices.push(notice),
+            Some(Err(problem)) => tracing::warn!(
+                target: "arauto::plugin::guest",
+                plugin = display(self.ctx.plugin.as_str()),
+                instance = display(self.ctx.instance.as_str()),
+                "plugin sent a notice the host cannot read: {problem}"
+            ),
+            None => {}
+        }
+    }
+
+    /// The notices collected so far, and how many were dropped over the cap;
+    /// the call's record starts empty again.
+    pub(crate) fn take_notices(&mut self) -> (Vec<ConnectorNotice>, usize) {
+        let notices = std::mem::take(&mut self.notices);
+        (notices.kept, notices.dropped)
+    }
+
     /// Time left before the call's deadline.
     pub(crate) fn remaining(&self) -> Duration {
         self.deadline.saturating_duration_since(Instant::now())
@@ -258,6 +315,7 @@ pub(crate) fn run_blocking<R>(
         fault: None,
         panic_message: None,
         log_lines: 0,
+        notices: Notices::default(),
     };
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.limits);
@@ -391,4 +449,95 @@ fn classify(
         },
         panic: state.panic_message.clone(),
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call_state(runtime: tokio::runtime::Handle) -> CallState {
+        let ctx = Arc::new(InstanceContext {
+            plugin: "sample-connector".into(),
+            instance: "loja".into(),
+            settings: Vec::new(),
+            redactor: Redactor::new(["s3cr3t".to_owned()]),
+            http: HttpContext::deny_all(),
+            call_timeout: Duration::from_secs(30),
+            memory_limit: 1 << 20,
+        });
+        CallState {
+            limits: CallLimits {
+                inner: StoreLimitsBuilder::new().build(),
+                memory_limit: ctx.memory_limit,
+                refused_memory: None,
+            },
+            deadline: Instant::now() + ctx.call_timeout,
+            ctx,
+            runtime,
+            cancel: CancellationToken::new(),
+            fault: None,
+            panic_message: None,
+            log_lines: 0,
+            notices: Notices::default(),
+        }
+    }
+
+    fn fields(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_notices_a_connector_logs_are_collected_redacted_even_past_the_line_cap() {
+        let mut state = call_state(tokio::runtime::Handle::current());
+        for n in 0..MAX_LOG_LINES_PER_CALL {
+            state.guest_log(GuestLevel::Info, &format!("chatter {n}"), &[]);
+        }
+        state.guest_log(
+            GuestLevel::Warn,
+            "detail refused: token s3cr3t expired",
+            &fields(&[
+                ("notice", "order-quarantined"),
+                ("order", "55"),
+                ("attempts", "5"),
+            ]),
+        );
+        state.guest_log(
+            GuestLevel::Warn,
+            "not a notice",
+            &fields(&[("order", "56")]),
+        );
+        state.guest_log(
+            GuestLevel::Warn,
+            "broken",
+            &fields(&[("notice", "order-recovered")]),
+        );
+        let (notices, dropped) = state.take_notices();
+        assert_eq!(
+            notices,
+            vec![ConnectorNotice::OrderQuarantined {
+                order: "55".into(),
+                reason: "detail refused: token <redacted> expired".into(),
+                attempts: 5,
+            }]
+        );
+        assert_eq!(dropped, 0);
+        assert_eq!(state.take_notices().0, Vec::new(), "taken once");
+    }
+
+    #[test]
+    fn a_call_keeps_at_most_64_notices_and_counts_the_rest() {
+        let mut notices = Notices::default();
+        for n in 0..100 {
+            notices.push(ConnectorNotice::OrderRecovered {
+                order: n.to_string(),
+            });
+        }
+        assert_eq!(notices.kept.len(), MAX_NOTICES_PER_CALL);
+        assert_eq!(notices.kept[0].order(), "0");
+        assert_eq!(notices.dropped, 100 - MAX_NOTICES_PER_CALL);
+    }
+
 }

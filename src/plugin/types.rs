@@ -203,6 +203,10 @@ pub struct PollPage {
     /// one bad record never stops a store.
     #[serde(default)]
     pub rejected: Vec<RejectedOrder>,
+    /// What the connector reported about single orders during the call
+    /// (at most [`MAX_NOTICES_PER_CALL`]), in the order it logged them.
+    #[serde(default)]
+    pub notices: Vec<ConnectorNotice>,
 }
 
 /// An order a connector returned that the host could not accept.
@@ -214,9 +218,249 @@ pub struct RejectedOrder {
     pub reason: String,
 }
 
+/// A call keeps at most this many notices; a connector that reports more is
+/// misbehaving, and the first ones already tell the operator what is wrong.
+pub const MAX_NOTICES_PER_CALL: usize = 64;
+
+/// A structured report from a connector about one order, sent as a `log`
+/// record whose fields contain `notice=<kind>` (the convention documented in
+/// `plugins/wit/since_v0.1.0` and `plugins/sdk/README.md`). The texts are
+/// already redacted and size-capped.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "notice", rename_all = "kebab-case")]
+pub enum ConnectorNotice {
+    /// `notice=future-timestamp`: the order's modification time is beyond the
+    /// connector's now plus its tolerance. The order was processed, but the
+    /// cursor was not moved past now plus the tolerance.
+    FutureTimestamp {
+        /// The order id.
+        order: String,
+        /// The timestamp as the platform wrote it.
+        value: String,
+    },
+    /// `notice=order-unreadable`: the order could not be read (too large,
+    /// malformed, too deep…); the connector tries it again later.
+    OrderUnreadable {
+        /// The order id.
+        order: String,
+        /// Why (the log message).
+        reason: String,
+        /// Attempts so far (1 for the first failure).
+        attempt: u32,
+        /// When the connector tries again, if it said.
+        retry_in: Option<SignedDuration>,
+    },
+    /// `notice=order-quarantined`: the connector gave up on the order after
+    /// `attempts` tries; it reads it again only when the order changes.
+    OrderQuarantined {
+        /// The order id.
+        order: String,
+        /// Why (the log message).
+        reason: String,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// `notice=order-recovered`: an order that had failed was read fine.
+    OrderRecovered {
+        /// The order id.
+        order: String,
+    },
+}
+
+impl ConnectorNotice {
+    /// The order the notice is about.
+    pub fn order(&self) -> &str {
+        match self {
+            Self::FutureTimestamp { order, .. }
+            | Self::OrderUnreadable { order, .. }
+            | Self::OrderQuarantined { order, .. }
+            | Self::OrderRecovered { order } => order,
+        }
+    }
+
+    /// Read a notice from a connector's log record: `None` when the record
+    /// carries no `notice` field. A record that names a notice but lacks what
+    /// it needs (no order, an unknown kind) is an error saying what is wrong,
+    /// so the host can log it instead of dropping it silently.
+    pub fn from_log(message: &str, fields: &[(String, String)]) -> Option<Result<Self, String>> {
+        let field = |key: &str| {
+            fields
+                .iter()
+                .rev()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.trim())
+        };
+        let kind = field("notice")?;
+        Some(Self::parse(kind, message, &field))
+    }
+
+    fn parse<'a>(
+        kind: &str,
+        message: &str,
+        field: &dyn Fn(&str) -> Option<&'a str>,
+    ) -> Result<Self, String> {
+        let order = match field("order") {
+            Some(order) if !order.is_empty() => cap(order, MAX_NOTICE_ID),
+            _ => return Err(format!("notice={kind} without an `order` field")),
+        };
+        let count = |key: &str| -> Result<u32, String> {
+            match field(key) {
+                None => Ok(1),
+                Some(text) => text.parse().map_err(|_| {
+                    format!("notice={kind} order={order}: `{key}` = {text:?} is not a count")
+                }),
+            }
+        };
+        let reason = || {
+            let reason = message.trim();
+            if reason.is_empty() {
+                "no reason given".to_owned()
+            } else {
+                cap(reason, MAX_NOTICE_TEXT)
+            }
+        };
+        match kind {
+            "future-timestamp" => Ok(Self::FutureTimestamp {
+                value: cap(field("value").unwrap_or_default(), MAX_NOTICE_ID),
+                order,
+            }),
+            "order-unreadable" => Ok(Self::OrderUnreadable {
+                attempt: count("attempt")?,
+                retry_in: field("retry_in_s")
+                    .and_then(|s| s.parse::<u32>().ok())
+                    .map(|secs| SignedDuration::from_secs(i64::from(secs))),
+                reason: reason(),
+                order,
+            }),
+            "order-quarantined" => Ok(Self::OrderQuarantined {
+                attempts: count("attempts")?,
+                reason: reason(),
+                order,
+            }),
+            "order-recovered" => Ok(Self::OrderRecovered { order }),
+            other => Err(format!("unknown notice kind {other:?} (order {order})")),
+        }
+    }
+}
+
+/// Order ids and timestamps in notices are cut to this many bytes.
+const MAX_NOTICE_ID: usize = 256;
+/// Reasons in notices are cut to this many bytes (they are stored in the
+/// store status and shown by `check`).
+const MAX_NOTICE_TEXT: usize = 512;
+
+fn cap(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut cut = max;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}…", &text[..cut])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn fields(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn a_log_record_with_a_notice_field_is_a_typed_notice() {
+        assert_eq!(
+            ConnectorNotice::from_log("plain log line", &fields(&[("order", "7")])),
+            None
+        );
+        assert_eq!(
+            ConnectorNotice::from_log(
+                "order modified in the future",
+                &fields(&[
+                    ("notice", "future-timestamp"),
+                    ("order", "1234"),
+                    ("value", "2099-01-01T00:00:00")
+                ])
+            ),
+            Some(Ok(ConnectorNotice::FutureTimestamp {
+                order: "1234".into(),
+                value: "2099-01-01T00:00:00".into()
+            }))
+        );
+        assert_eq!(
+            ConnectorNotice::from_log(
+                "detail over the response cap (4.5 MB)",
+                &fields(&[
+                    ("notice", "order-unreadable"),
+                    ("order", "55"),
+                    ("attempt", "2"),
+                    ("retry_in_s", "600")
+                ])
+            ),
+            Some(Ok(ConnectorNotice::OrderUnreadable {
+                order: "55".into(),
+                reason: "detail over the response cap (4.5 MB)".into(),
+                attempt: 2,
+                retry_in: Some(SignedDuration::from_secs(600)),
+            }))
+        );
+        assert_eq!(
+            ConnectorNotice::from_log(
+                "malformed JSON",
+                &fields(&[
+                    ("notice", "order-quarantined"),
+                    ("order", "55"),
+                    ("attempts", "5")
+                ])
+            ),
+            Some(Ok(ConnectorNotice::OrderQuarantined {
+                order: "55".into(),
+                reason: "malformed JSON".into(),
+                attempts: 5,
+            }))
+        );
+        assert_eq!(
+            ConnectorNotice::from_log(
+                "",
+                &fields(&[("notice", "order-recovered"), ("order", "55")])
+            ),
+            Some(Ok(ConnectorNotice::OrderRecovered { order: "55".into() }))
+        );
+    }
+
+    #[test]
+    fn a_broken_notice_is_an_error_that_says_what_is_wrong() {
+        let error = |pairs: &[(&str, &str)]| {
+            ConnectorNotice::from_log("m", &fields(pairs))
+                .and_then(Result::err)
+                .unwrap_or_default()
+        };
+        assert!(error(&[("notice", "order-recovered")]).contains("without an `order`"));
+        assert!(
+            error(&[("notice", "order-exploded"), ("order", "9")])
+                .contains("unknown notice kind \"order-exploded\"")
+        );
+        assert!(
+            error(&[
+                ("notice", "order-quarantined"),
+                ("order", "9"),
+                ("attempts", "many")
+            ])
+            .contains("`attempts` = \"many\" is not a count")
+        );
+        let long = "9".repeat(10_000);
+        let Some(Ok(notice)) = ConnectorNotice::from_log(
+            "m",
+            &fields(&[("notice", "order-recovered"), ("order", &long)]),
+        ) else {
+            panic!("a long id is cut, not refused");
+        };
+        assert!(notice.order().len() <= MAX_NOTICE_ID + "…".len());
+    }
 
     #[test]
     fn debug_output_redacts_secret_settings() {

@@ -205,11 +205,23 @@ pub(crate) fn connector_poll(
             Err(reason) => rejected.push(RejectedOrder { order: id, reason }),
         }
     }
+    let (notices, dropped) = store.data_mut().take_notices();
+    if dropped > 0 {
+        let state = store.data();
+        tracing::warn!(
+            plugin = %state.ctx.plugin,
+            store = %state.ctx.instance,
+            "the connector reported {} notices in one poll; kept the first {}",
+            notices.len() + dropped,
+            notices.len()
+        );
+    }
     Ok(PollPage {
         orders,
         next_cursor: page.next_cursor,
         has_more: page.has_more,
         rejected,
+        notices,
     })
 }
 

@@ -8,12 +8,12 @@ use jiff::SignedDuration;
 use rand::RngExt;
 
 use super::sweep::{Sweep, SweepError};
-use crate::clock::{SharedClock, SystemClock};
+use crate::clock::{Clock, SharedClock, SystemClock};
 use crate::daemon::{
     Service, ServiceContext, ServiceError, ServiceProvider, ServiceSpec, ServiceTask, State,
 };
 use crate::metrics::Metrics;
-use crate::queue::{ErrorClass, SharedStore};
+use crate::queue::{ErrorClass, SharedStore, StoreStatus};
 
 /// The first sweep of a store starts within this long (or within its poll
 /// interval, if that is shorter) after the daemon starts, so stores started
@@ -24,6 +24,11 @@ const START_SPREAD: Duration = Duration::from_secs(5);
 const HEARTBEAT_SILENCE: Duration = Duration::from_secs(300);
 /// Shortest wait between two sweeps of a failing store.
 const MIN_ERROR_BACKOFF: SignedDuration = SignedDuration::from_secs(10);
+/// A store paused on refused credentials checks them again after its poll
+/// interval, but at most this long…
+const FIRST_CREDENTIAL_RECHECK: Duration = Duration::from_secs(30);
+/// …doubling each time they are still refused, up to this.
+const MAX_CREDENTIAL_RECHECK: Duration = Duration::from_secs(300);
 
 /// Creates one poller per enabled store.
 pub fn service_provider(clock: SharedClock) -> ServiceProvider {
@@ -101,8 +106,25 @@ async fn run(
             START_SPREAD.min(store.config.poll_interval.unsigned_abs())
         });
     let first_delay = spread.mul_f64(rand::rng().random_range(0.0..1.0));
-    let mut next = tokio::time::Instant::now() + first_delay;
-    let mut paused = false;
+    // A Retry-After from before a restart still holds.
+    let not_before = match db.store_status(&store_id).await {
+        Ok(status) => status.and_then(|s| s.poll_not_before).map(|at| {
+            clock
+                .now()
+                .duration_until(at)
+                .max(SignedDuration::ZERO)
+                .unsigned_abs()
+        }),
+        Err(_) => None,
+    };
+    let mut next = tokio::time::Instant::now() + first_delay.max(not_before.unwrap_or_default());
+    // While the credentials are refused: how long until they are checked again.
+    let mut paused: Option<Duration> = None;
+    // The re-check back-off keeps growing until a sweep succeeds, so a
+    // connector whose `check` passes while `poll` is refused is not retried
+    // at the first step forever.
+    let mut last_recheck: Option<Duration> = None;
+    let mut resumed = db.watch_store(&store_id);
     // The watchdog's view of this loop: it beats while waiting and after every
     // committed page, so only a loop that is really stuck goes silent.
     let heartbeat = ctx.heartbeat(HEARTBEAT_SILENCE);
@@ -112,15 +134,24 @@ async fn run(
         tokio::select! {
             () = ctx.shutdown.cancelled() => return Ok(()),
             _ = beat.tick() => continue,
-            () = tokio::time::sleep_until(next), if !paused => {}
+            () = tokio::time::sleep_until(next) => {}
             changed = generation.changed() => {
                 if changed.is_err() {
                     return Ok(());
                 }
-                if paused {
+                if paused.take().is_some() {
                     // A reload may carry the fixed credentials: try again now.
                     tracing::info!(store = %store_id, "configuration reloaded: polling again");
-                    paused = false;
+                    next = tokio::time::Instant::now();
+                }
+                continue;
+            }
+            open = resumed.changed() => {
+                if !open {
+                    return Ok(());
+                }
+                if paused.take().is_some() {
+                    tracing::info!(store = %store_id, "store resumed by an operator: polling again");
                     next = tokio::time::Instant::now();
                 }
                 continue;
@@ -131,6 +162,47 @@ async fn run(
             return Ok(());
         };
         let interval = store.config.poll_interval;
+        if let Some(wait) = paused {
+            let checked = tokio::select! {
+                checked = store.connector.check() => checked,
+                () = ctx.shutdown.cancelled() => return Ok(()),
+            };
+            match checked {
+                Ok(()) => {
+                    tracing::info!(
+                        store = %store_id,
+                        "the platform accepts the credentials again: polling resumed"
+                    );
+                    paused = None;
+                    let lifted = db
+                        .update_store_status(
+                            &store_id,
+                            Box::new(|status: &mut StoreStatus| {
+                                status.paused = None;
+                                status.credentials_recheck_at = None;
+                            }),
+                        )
+                        .await;
+                    if let Err(error) = lifted {
+                        tracing::error!(store = %store_id, "cannot record that polling resumed: {error}");
+                    }
+                }
+                Err(error) => {
+                    let wait = (wait * 2).min(MAX_CREDENTIAL_RECHECK);
+                    tracing::warn!(
+                        store = %store_id,
+                        retry_in_s = wait.as_secs(),
+                        "polling still paused, the credentials check failed: {error}; checking again in {}s",
+                        wait.as_secs()
+                    );
+                    schedule_recheck(&db, &store_id, clock.as_ref(), wait).await;
+                    paused = Some(wait);
+                    last_recheck = Some(wait);
+                    next = tokio::time::Instant::now() + wait;
+                    continue;
+                }
+            }
+        }
         let sweep = Sweep {
             store: &store,
             db: db.as_ref().as_ref(),
@@ -159,25 +231,46 @@ async fn run(
         };
         let wait = match outcome {
             Ok(report) => {
-                tracing::info!(
-                    store = %store_id,
-                    pages = report.pages,
-                    orders = report.orders,
-                    queued = report.enqueued,
-                    cancelled = report.cancelled,
-                    elapsed_ms = started.elapsed().as_millis() as u64,
-                    "poll complete"
-                );
+                last_recheck = None;
+                if report.page_cap_reached {
+                    tracing::warn!(
+                        store = %store_id,
+                        pages = report.pages,
+                        orders = report.orders,
+                        queued = report.enqueued,
+                        "poll stopped after {} pages (max_pages_per_sweep): the connector still had more; the next poll goes on from there. If this repeats every poll, the connector may be paging endlessly",
+                        report.pages
+                    );
+                } else {
+                    tracing::info!(
+                        store = %store_id,
+                        pages = report.pages,
+                        orders = report.orders,
+                        queued = report.enqueued,
+                        cancelled = report.cancelled,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "poll complete"
+                    );
+                }
                 jittered(interval)
             }
             Err(error) => match error.class() {
                 ErrorClass::Misconfigured => {
+                    let wait = last_recheck.map_or_else(
+                        || first_recheck(interval),
+                        |w| (w * 2).min(MAX_CREDENTIAL_RECHECK),
+                    );
                     tracing::error!(
                         store = %store_id,
-                        "poll failed, store paused until the configuration is fixed and reloaded: {error}"
+                        retry_in_s = wait.as_secs(),
+                        "poll failed, store paused: {error}; the credentials are checked again in {}s (then less and less often, at least every {}s) until they work; fix them and reload, or `arauto queue resume --store {store_id}`",
+                        wait.as_secs(),
+                        MAX_CREDENTIAL_RECHECK.as_secs()
                     );
-                    paused = true;
-                    jittered(interval)
+                    schedule_recheck(&db, &store_id, clock.as_ref(), wait).await;
+                    paused = Some(wait);
+                    last_recheck = Some(wait);
+                    wait
                 }
                 _ => {
                     let wait = retry_wait(&error, interval);
@@ -194,6 +287,32 @@ async fn run(
     }
 }
 
+/// The first credential re-check of a paused store: after its poll interval,
+/// at most [`FIRST_CREDENTIAL_RECHECK`].
+fn first_recheck(interval: SignedDuration) -> Duration {
+    interval
+        .unsigned_abs()
+        .clamp(Duration::from_secs(1), FIRST_CREDENTIAL_RECHECK)
+}
+
+/// Record when a paused store's credentials are checked again (`check` shows it).
+async fn schedule_recheck(db: &SharedStore, store_id: &str, clock: &dyn Clock, wait: Duration) {
+    let at = SignedDuration::try_from(wait)
+        .ok()
+        .and_then(|wait| clock.now().checked_add(wait).ok());
+    let recorded = db
+        .update_store_status(
+            store_id,
+            Box::new(move |status: &mut StoreStatus| {
+                status.credentials_recheck_at = at;
+            }),
+        )
+        .await;
+    if let Err(error) = recorded {
+        tracing::error!(store = %store_id, "cannot record the next credentials check: {error}");
+    }
+}
+
 /// `interval` ± 10 %.
 fn jittered(interval: SignedDuration) -> Duration {
     let base = interval.unsigned_abs();
@@ -206,12 +325,8 @@ fn jittered(interval: SignedDuration) -> Duration {
 /// [`MIN_ERROR_BACKOFF`] — and never longer than the interval itself, so a
 /// failing store is never polled less often than a healthy one.
 fn retry_wait(error: &SweepError, interval: SignedDuration) -> Duration {
-    let hint = match error {
-        SweepError::Plugin(e) => e.retry_after(),
-        SweepError::Store(_) => None,
-    };
-    let wait = match hint {
-        Some(hint) => hint.max(SignedDuration::from_secs(1)),
+    let wait = match error.retry_hint() {
+        Some(hint) => hint,
         None => (interval / 5).max(MIN_ERROR_BACKOFF).min(interval),
     };
     wait.unsigned_abs()

@@ -7,19 +7,22 @@
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use tokio_util::sync::CancellationToken;
 
 use super::StoreRuntime;
 use super::invalid::record_invalid;
 use crate::clock::Clock;
 use crate::daemon::Heartbeat;
-use crate::decide::{DecideInput, OrderRecord, PendingNotification, StorePolicy, decide};
+use crate::decide::{
+    DecideInput, OrderRecord, PendingNotification, StorePolicy, UnmappedStatus, decide,
+};
 use crate::metrics::Metrics;
 use crate::model::NotificationKind;
-use crate::plugin::{PluginError, PollRequest};
+use crate::plugin::{ConnectorNotice, PluginError, PollRequest, RejectedOrder};
 use crate::queue::{
-    EnqueueOutcome, ErrorClass, JobId, JobState, LastError, PollCommit, StateStore, StoreStatus,
+    ClockSkew, EnqueueOutcome, ErrorClass, JobId, JobState, LastError, PageCapHit, PollCommit,
+    StateStore, StoreStatus, UnreadableOrder,
 };
 use crate::send::job::{new_job, payload_of};
 use crate::send::recipient::{NoUsablePhone, first_usable_phone};
@@ -37,7 +40,19 @@ pub struct SweepReport {
     pub cancelled: u64,
     /// True when the sweep stopped early because the daemon is shutting down.
     pub interrupted: bool,
+    /// True when the sweep stopped at the page cap with more pages to read.
+    pub page_cap_reached: bool,
 }
+
+/// A store remembers at most this many unreadable orders; past it the oldest
+/// report (retrying ones first) is forgotten, so a connector gone haywire
+/// cannot grow the store status without bound.
+pub const MAX_UNREADABLE_ORDERS: usize = 1000;
+/// A future timestamp is shown this long after the connector last reported it.
+pub const CLOCK_SKEW_MEMORY: SignedDuration = SignedDuration::from_hours(24);
+/// A platform's Retry-After is honoured up to this long: LI's budget is per
+/// minute, so a longer hint is a bug that must not silence a store.
+pub const MAX_RETRY_HINT: SignedDuration = SignedDuration::from_mins(5);
 
 /// Why a sweep failed.
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +66,17 @@ pub enum SweepError {
 }
 
 impl SweepError {
+    /// How long the platform asked to wait before the next call (a 429's or
+    /// 503's Retry-After), at least a second and at most [`MAX_RETRY_HINT`].
+    pub fn retry_hint(&self) -> Option<SignedDuration> {
+        match self {
+            Self::Plugin(e) => e
+                .retry_after()
+                .map(|hint| hint.clamp(SignedDuration::from_secs(1), MAX_RETRY_HINT)),
+            Self::Store(_) => None,
+        }
+    }
+
     /// The error class recorded in the store status.
     pub fn class(&self) -> ErrorClass {
         match self {
@@ -102,6 +128,7 @@ impl Sweep<'_> {
         let mut policy = self.store.policy.clone();
         policy.seed_cutoff = Some(cutoff);
 
+        let max_pages = self.store.config.max_pages_per_sweep.max(1);
         let mut report = SweepReport::default();
         let mut cursor = self.db.cursor(id).await?;
         loop {
@@ -133,18 +160,10 @@ impl Sweep<'_> {
             };
             report.pages += 1;
             report.orders += page.orders.len() as u64;
-            for rejected in &page.rejected {
-                // The connector's cursor moves past it: it comes back when the
-                // order changes on the platform.
-                tracing::error!(
-                    store = id,
-                    order = %rejected.order,
-                    "order refused, the rest of the page goes on; it is read again when it \
-                     changes on the platform: {}",
-                    rejected.reason
-                );
-            }
             let last_page = !page.has_more;
+            // The cursor of every page read is kept: the next sweep goes on
+            // from here instead of starting over.
+            let capped = !last_page && report.pages >= max_pages;
             let mut commit = PollCommit {
                 store: id.to_owned(),
                 cursor: page.next_cursor.clone(),
@@ -153,6 +172,19 @@ impl Sweep<'_> {
             // Records decided earlier in this page (an order listed twice).
             let mut fresh: BTreeMap<String, OrderRecord> = BTreeMap::new();
             let now = self.clock.now();
+            record_page_health(
+                id,
+                &mut status,
+                page.notices,
+                page.rejected,
+                page.orders.iter().map(|o| o.id.as_str()),
+                now,
+            );
+            status.poll_not_before = None;
+            status.page_cap = capped.then_some(PageCapHit {
+                pages: report.pages,
+                at: now,
+            });
             for order in page.orders {
                 self.decide_order(&policy, order, now, &mut fresh, &mut commit, &mut status)
                     .await?;
@@ -164,6 +196,7 @@ impl Sweep<'_> {
                 status.last_poll_ok_at = Some(self.clock.now());
                 status.last_error = None;
                 status.paused = None;
+                status.credentials_recheck_at = None;
             }
             commit.status = status.clone();
             let jobs = commit.jobs.clone();
@@ -196,6 +229,10 @@ impl Sweep<'_> {
                 .filter(|(_, o)| *o == crate::queue::CancelOutcome::Cancelled)
                 .count() as u64;
             if last_page {
+                break;
+            }
+            if capped {
+                report.page_cap_reached = true;
                 break;
             }
             cursor = page.next_cursor;
@@ -273,17 +310,11 @@ impl Sweep<'_> {
         self.metrics
             .order_events(store_id, decision.events.len() as u64);
         if let Some(unmapped) = &decision.unmapped {
-            *status
-                .unmapped_statuses
-                .entry(unmapped.code.clone())
-                .or_default() += 1;
-            tracing::warn!(
-                store = store_id,
-                order = %order_id,
-                "status {} ({}) has no notification mapping; map it in [stores.{store_id}.recognition] if customers should hear about it",
-                unmapped.code,
-                unmapped.name
-            );
+            let (message, counted) = unmapped_note(store_id, &order_number, unmapped);
+            if let Some(code) = counted {
+                *status.unmapped_statuses.entry(code.to_owned()).or_default() += 1;
+            }
+            tracing::warn!(store = store_id, order = %order_id, "{message}");
         }
         if !decision.invalid.is_empty() {
             let day = now
@@ -352,6 +383,9 @@ impl Sweep<'_> {
             class,
             message: error.to_string(),
         });
+        if let Some(hint) = error.retry_hint() {
+            status.poll_not_before = self.clock.now().checked_add(hint).ok();
+        }
         if class == ErrorClass::Misconfigured {
             status.paused = Some(crate::queue::Pause {
                 reason: error.to_string(),
@@ -365,6 +399,161 @@ impl Sweep<'_> {
     }
 }
 
+/// What the log says about an order whose status has no notification
+/// mapping, and the status code to count in `unmapped_statuses` — none for an
+/// order without a status (connectors return `status.code == ""` when the
+/// platform's `situacao` is missing): there is nothing to map.
+fn unmapped_note<'a>(
+    store_id: &str,
+    order_number: &str,
+    unmapped: &'a UnmappedStatus,
+) -> (String, Option<&'a str>) {
+    if unmapped.code.is_empty() {
+        return (
+            format!(
+                "order {order_number} has no status (situacao missing); no notification for this change"
+            ),
+            None,
+        );
+    }
+    (
+        format!(
+            "status {} ({}) has no notification mapping; map it in [stores.{store_id}.recognition] if customers should hear about it",
+            unmapped.code, unmapped.name
+        ),
+        Some(&unmapped.code),
+    )
+}
+
+/// Record the health of one page's orders in the store status: the
+/// connector's notices, the orders the host refused (see
+/// [`crate::plugin::PollPage::rejected`]: as good as quarantined, since the
+/// connector's cursor moves past them and they come back only when they
+/// change on the platform), and the orders that arrived fine (whatever
+/// failed before about them is over).
+pub fn record_page_health<'a>(
+    store: &str,
+    status: &mut StoreStatus,
+    notices: Vec<ConnectorNotice>,
+    rejected: Vec<RejectedOrder>,
+    arrived: impl Iterator<Item = &'a str>,
+    now: Timestamp,
+) {
+    let refused = rejected
+        .into_iter()
+        .map(|r| ConnectorNotice::OrderQuarantined {
+            order: r.order,
+            reason: format!("refused by arauto: {}", r.reason),
+            attempts: 1,
+        });
+    record_notices(store, status, notices.into_iter().chain(refused).collect(), now);
+    for order in arrived {
+        if status.unreadable_orders.remove(order).is_some() {
+            tracing::info!(store, order, "order {order} was read again after failing");
+        }
+    }
+}
+
+/// Record what the connector reported about single orders in the store
+/// status (shown by `arauto check` and `arauto report`) and log each notice
+/// with its store and order.
+pub fn record_notices(
+    store: &str,
+    status: &mut StoreStatus,
+    notices: Vec<ConnectorNotice>,
+    now: Timestamp,
+) {
+    for notice in notices {
+        match notice {
+            ConnectorNotice::FutureTimestamp { order, value } => {
+                tracing::warn!(
+                    store,
+                    order = %order,
+                    "order {order} was modified in the future ({value}): the order was processed, but the store's poll position stays at the present; correct the order's date on the platform"
+                );
+                status.clock_skew = Some(ClockSkew {
+                    order,
+                    value,
+                    at: now,
+                });
+            }
+            ConnectorNotice::OrderUnreadable {
+                order,
+                reason,
+                attempt,
+                retry_in,
+            } => {
+                tracing::warn!(
+                    store,
+                    order = %order,
+                    attempt,
+                    "order {order} could not be read (attempt {attempt}): {reason}; the connector tries again{}",
+                    retry_in.map_or_else(String::new, |wait| format!(" in {}s", wait.as_secs()))
+                );
+                remember_unreadable(status, order, reason, attempt, false, now);
+            }
+            ConnectorNotice::OrderQuarantined {
+                order,
+                reason,
+                attempts,
+            } => {
+                tracing::error!(
+                    store,
+                    order = %order,
+                    attempts,
+                    "order {order} quarantined after {attempts} failed reads: {reason}; it is read again only when it changes on the platform, and its customer may not be notified meanwhile"
+                );
+                remember_unreadable(status, order, reason, attempts, true, now);
+            }
+            ConnectorNotice::OrderRecovered { order } => {
+                if status.unreadable_orders.remove(&order).is_some() {
+                    tracing::info!(store, order = %order, "order {order} was read again after failing");
+                }
+            }
+        }
+    }
+    if status
+        .clock_skew
+        .as_ref()
+        .is_some_and(|skew| now.duration_since(skew.at) > CLOCK_SKEW_MEMORY)
+    {
+        status.clock_skew = None;
+    }
+}
+
+fn remember_unreadable(
+    status: &mut StoreStatus,
+    order: String,
+    reason: String,
+    attempts: u32,
+    quarantined: bool,
+    now: Timestamp,
+) {
+    let orders = &mut status.unreadable_orders;
+    if !orders.contains_key(&order) && orders.len() >= MAX_UNREADABLE_ORDERS {
+        // Forget a retrying order before a quarantined one: a quarantined
+        // order is the one whose customer may go unnotified.
+        let oldest = orders
+            .iter()
+            .min_by_key(|(_, o)| (o.quarantined, o.last_at))
+            .map(|(id, _)| id.clone());
+        if let Some(oldest) = oldest {
+            orders.remove(&oldest);
+        }
+    }
+    let entry = orders.entry(order).or_insert_with(|| UnreadableOrder {
+        reason: String::new(),
+        attempts: 0,
+        quarantined: false,
+        since: now,
+        last_at: now,
+    });
+    entry.reason = reason;
+    entry.attempts = attempts;
+    entry.quarantined = quarantined;
+    entry.last_at = now;
+}
+
 /// The metric label of an error class.
 pub fn class_label(class: ErrorClass) -> &'static str {
     match class {
@@ -372,5 +561,186 @@ pub fn class_label(class: ErrorClass) -> &'static str {
         ErrorClass::Permanent => "permanent",
         ErrorClass::Misconfigured => "misconfigured",
         ErrorClass::Sandbox => "sandbox",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> Timestamp {
+        text.parse().unwrap_or(Timestamp::UNIX_EPOCH)
+    }
+
+    fn unreadable(order: &str, attempt: u32) -> ConnectorNotice {
+        ConnectorNotice::OrderUnreadable {
+            order: order.into(),
+            reason: "detail over the response cap".into(),
+            attempt,
+            retry_in: Some(SignedDuration::from_mins(10)),
+        }
+    }
+
+    #[test]
+    fn notices_become_store_status_until_the_order_recovers() {
+        let mut status = StoreStatus::default();
+        let t1 = at("2026-03-01T12:00:00Z");
+        record_notices(
+            "loja",
+            &mut status,
+            vec![
+                ConnectorNotice::FutureTimestamp {
+                    order: "77".into(),
+                    value: "2099-01-01T00:00:00".into(),
+                },
+                unreadable("55", 1),
+                unreadable("56", 1),
+            ],
+            t1,
+        );
+        assert_eq!(
+            status.clock_skew,
+            Some(ClockSkew {
+                order: "77".into(),
+                value: "2099-01-01T00:00:00".into(),
+                at: t1
+            })
+        );
+        assert_eq!(status.unreadable_orders.len(), 2);
+        let t2 = at("2026-03-01T13:00:00Z");
+        record_notices(
+            "loja",
+            &mut status,
+            vec![
+                ConnectorNotice::OrderQuarantined {
+                    order: "55".into(),
+                    reason: "malformed JSON".into(),
+                    attempts: 5,
+                },
+                ConnectorNotice::OrderRecovered { order: "56".into() },
+            ],
+            t2,
+        );
+        assert_eq!(
+            status.unreadable_orders.get("55"),
+            Some(&UnreadableOrder {
+                reason: "malformed JSON".into(),
+                attempts: 5,
+                quarantined: true,
+                since: t1,
+                last_at: t2,
+            })
+        );
+        assert!(!status.unreadable_orders.contains_key("56"));
+
+        // A day without a new report forgets the future timestamp.
+        record_notices("loja", &mut status, Vec::new(), at("2026-03-02T12:00:01Z"));
+        assert_eq!(status.clock_skew, None);
+        assert_eq!(status.unreadable_orders.len(), 1, "quarantine stays");
+    }
+
+    #[test]
+    fn an_order_the_host_refused_is_quarantined_until_it_arrives_fine() {
+        let mut status = StoreStatus::default();
+        record_page_health(
+            "loja",
+            &mut status,
+            Vec::new(),
+            vec![RejectedOrder {
+                order: "77".into(),
+                reason: "order 77: created-at \"ontem\" is not an RFC 3339 timestamp".into(),
+            }],
+            ["76", "78"].into_iter(),
+            at("2026-03-01T12:00:00Z"),
+        );
+        let refused = &status.unreadable_orders["77"];
+        assert!(refused.quarantined, "{refused:?}");
+        assert!(refused.reason.starts_with("refused by arauto: order 77: created-at"), "{refused:?}");
+        record_page_health(
+            "loja",
+            &mut status,
+            Vec::new(),
+            Vec::new(),
+            ["77"].into_iter(),
+            at("2026-03-01T12:05:00Z"),
+        );
+        assert!(status.unreadable_orders.is_empty(), "{:?}", status.unreadable_orders);
+    }
+
+    #[test]
+    fn the_unreadable_list_is_bounded_and_forgets_retrying_orders_first() {
+        let mut status = StoreStatus::default();
+        let t0 = at("2026-03-01T12:00:00Z");
+        record_notices(
+            "loja",
+            &mut status,
+            vec![ConnectorNotice::OrderQuarantined {
+                order: "q".into(),
+                reason: "too deep".into(),
+                attempts: 5,
+            }],
+            t0,
+        );
+        for n in 0..MAX_UNREADABLE_ORDERS + 10 {
+            let now = t0 + SignedDuration::from_secs(n as i64 + 1);
+            record_notices(
+                "loja",
+                &mut status,
+                vec![unreadable(&n.to_string(), 1)],
+                now,
+            );
+        }
+        assert_eq!(status.unreadable_orders.len(), MAX_UNREADABLE_ORDERS);
+        assert!(status.unreadable_orders.contains_key("q"));
+        assert!(!status.unreadable_orders.contains_key("0"));
+        assert!(status.unreadable_orders.contains_key("1009"));
+    }
+
+    #[test]
+    fn an_order_without_a_status_is_said_so_and_not_counted_as_an_unmapped_status() {
+        let none = UnmappedStatus {
+            code: String::new(),
+            name: String::new(),
+        };
+        let (message, counted) = unmapped_note("loja", "1042", &none);
+        assert_eq!(
+            message,
+            "order 1042 has no status (situacao missing); no notification for this change"
+        );
+        assert_eq!(counted, None);
+        let custom = UnmappedStatus {
+            code: "em_producao".into(),
+            name: "Em produção".into(),
+        };
+        let (message, counted) = unmapped_note("loja", "1042", &custom);
+        assert!(
+            message.starts_with("status em_producao (Em produção) has no notification mapping"),
+            "{message}"
+        );
+        assert_eq!(counted, Some("em_producao"));
+    }
+
+    #[test]
+    fn a_retry_hint_is_honoured_within_bounds() {
+        let failure = |hint: Option<SignedDuration>| {
+            SweepError::Plugin(PluginError::Retryable {
+                message: "HTTP 429".into(),
+                retry_after: hint,
+            })
+        };
+        assert_eq!(failure(None).retry_hint(), None);
+        assert_eq!(
+            failure(Some(SignedDuration::from_secs(4))).retry_hint(),
+            Some(SignedDuration::from_secs(4))
+        );
+        assert_eq!(
+            failure(Some(SignedDuration::from_millis(10))).retry_hint(),
+            Some(SignedDuration::from_secs(1))
+        );
+        assert_eq!(
+            failure(Some(SignedDuration::from_hours(24 * 365))).retry_hint(),
+            Some(MAX_RETRY_HINT),
+            "a absurd hint must not silence the store"
+        );
     }
 }

@@ -43,10 +43,11 @@ use tokio::sync::watch;
 
 pub use error::{BackendCause, Error, Result};
 pub use types::{
-    ATTEMPT_LOG_LEN, AttemptRecord, CancelOutcome, ChannelStatus, Claim, Completion, CounterQuery,
-    CounterRow, EnqueueOutcome, ErrorClass, FinishedJob, Job, JobFilter, JobId, JobState,
-    LaneStats, LastError, NewJob, Outcome, ParseJobIdError, ParseJobStateError, Pause, PollCommit,
-    PollOutcome, PurgeFilter, Receipt, RequeueOutcome, StoreStats, StoreStatus, VerifyReport,
+    ATTEMPT_LOG_LEN, AttemptRecord, CancelOutcome, ChannelStatus, Claim, ClockSkew, Completion,
+    CounterQuery, CounterRow, EnqueueOutcome, ErrorClass, FinishedJob, Job, JobFilter, JobId,
+    JobState, LaneStats, LastError, NewJob, Outcome, PageCapHit, ParseJobIdError,
+    ParseJobStateError, Pause, PollCommit, PollOutcome, PurgeFilter, Receipt, RequeueOutcome,
+    StoreStats, StoreStatus, UnreadableOrder, VerifyReport,
 };
 pub use types::{SKIPPED_DAYS_KEPT, SkippedCount};
 
@@ -178,6 +179,9 @@ pub trait StateStore: Send + Sync + 'static {
     /// A wake-up signal for `lane`'s dispatcher.
     fn watch_lane(&self, lane: &str) -> LaneWatch;
 
+    /// A wake-up signal for `store`'s poller, raised by [`Self::resume_store`].
+    fn watch_store(&self, store: &str) -> LaneWatch;
+
     // ----- poll state -----
 
     /// The store's connector cursor.
@@ -207,6 +211,9 @@ pub trait StateStore: Send + Sync + 'static {
         store: &str,
         update: StatusUpdate<StoreStatus>,
     ) -> Result<StoreStatus>;
+
+    /// Lifts the store's polling pause and wakes its poller, which polls at once.
+    async fn resume_store(&self, store: &str) -> Result<StoreStatus>;
 
     // ----- channels -----
 

@@ -527,6 +527,20 @@ pub struct StoreStatus {
     /// per local day (the store's time zone), for `arauto report`; days older
     /// than [`SKIPPED_DAYS_KEPT`] are dropped.
     pub skipped: Vec<SkippedCount>,
+    /// The latest order whose modification time lay in the future (a
+    /// data-entry mistake or a platform bug), while it keeps being seen.
+    pub clock_skew: Option<ClockSkew>,
+    /// Orders the connector could not read (retrying or quarantined), by
+    /// order id; an order leaves when the connector reads it again.
+    pub unreadable_orders: BTreeMap<String, UnreadableOrder>,
+    /// Set while sweeps stop at the page cap (`max_pages_per_sweep`).
+    pub page_cap: Option<PageCapHit>,
+    /// The platform asked not to be polled before this (a Retry-After hint);
+    /// kept so a restart honours it too.
+    pub poll_not_before: Option<Timestamp>,
+    /// While polling is paused automatically: when the credentials are
+    /// checked again.
+    pub credentials_recheck_at: Option<Timestamp>,
 }
 
 /// How many local days [`StoreStatus::skipped`] keeps (the default history
@@ -546,6 +560,42 @@ pub struct SkippedCount {
     pub reason: String,
     /// How many.
     pub count: u64,
+}
+
+/// An order whose modification time lay in the future.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClockSkew {
+    /// The order id.
+    pub order: String,
+    /// The timestamp as the platform wrote it.
+    pub value: String,
+    /// When the connector last reported it.
+    pub at: Timestamp,
+}
+
+/// An order the connector could not read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnreadableOrder {
+    /// Why, as the connector said.
+    pub reason: String,
+    /// Attempts so far.
+    pub attempts: u32,
+    /// The connector gave up: it reads the order again only when it changes
+    /// on the platform, so its customer may not be notified meanwhile.
+    pub quarantined: bool,
+    /// First failure.
+    pub since: Timestamp,
+    /// Latest report.
+    pub last_at: Timestamp,
+}
+
+/// A sweep that stopped at the page cap.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageCapHit {
+    /// Pages committed by that sweep (the cap).
+    pub pages: u32,
+    /// When it stopped.
+    pub at: Timestamp,
 }
 
 /// Pacing and health of one channel (lane). Stored as versioned JSON.

@@ -83,6 +83,12 @@ pub enum CheckItem {
     InvalidEvents,
     /// Store: platform statuses without a notification mapping.
     UnmappedStatuses,
+    /// Store: orders the connector could not read (retrying or quarantined).
+    UnreadableOrders,
+    /// Store: an order modified in the future (a wrong date on the platform).
+    FutureTimestamps,
+    /// Store: the last poll stopped at the page cap.
+    Pagination,
     /// Store: at least one channel linked.
     Channels,
     /// Store: notifications due and not yet sent.
@@ -605,20 +611,31 @@ async fn store_section(
     .unwrap_or_default();
 
     if let Some(pause) = &status.paused {
+        let tz = &config.daemon.timezone;
+        let mut text = format!(
+            "polling paused since {}: {}",
+            local(pause.at, tz),
+            pause.reason
+        );
+        if let Some(at) = status.credentials_recheck_at {
+            text.push_str(&format!(
+                "; the credentials are checked again at {}, and polling resumes by itself once they work",
+                local(at, tz)
+            ));
+        }
         s.fail(
             CheckItem::Paused,
+            text,
             format!(
-                "polling paused since {}: {}",
-                local(pause.at, &config.daemon.timezone),
-                pause.reason
+                "fix [{settings}], then systemctl reload arauto; or `arauto queue resume --store {id}` to poll again now"
             ),
-            format!("fix [{settings}], then systemctl reload arauto"),
         );
     }
 
     if store.config.enabled {
         last_poll_line(&mut s, ctx, &store.config, &status);
         events_lines(&mut s, ctx, id, &status);
+        order_health_lines(&mut s, ctx.now, &config.daemon.timezone, id, &status);
     } else {
         s.warn(
             CheckItem::LastPoll,
@@ -894,6 +911,96 @@ fn events_lines(s: &mut SectionBuilder, ctx: &Context, id: &str, status: &StoreS
     }
 }
 
+/// Quarantined orders shown by name in a `check` line; `arauto report` lists all.
+const LISTED_ORDERS: usize = 5;
+
+/// What the connector reported about single orders, and a poll stopped at
+/// the page cap. A quarantined order is red: its customer may never hear.
+fn order_health_lines(
+    s: &mut SectionBuilder,
+    now: Timestamp,
+    tz: &jiff::tz::TimeZone,
+    id: &str,
+    status: &StoreStatus,
+) {
+    let logs = format!("journalctl -u arauto ARAUTO_STORE={id}");
+    if let Some(cap) = &status.page_cap {
+        s.fail(
+            CheckItem::Pagination,
+            format!(
+                "poll stopped after {} at {} (max_pages_per_sweep) with more to read; it goes on from there at the next poll",
+                plural(u64::from(cap.pages), "page"),
+                local(cap.at, tz)
+            ),
+            format!(
+                "if this stays red, the connector may be paging endlessly (see {logs}); if the store really has that many changes, raise max_pages_per_sweep in [stores.{id}]"
+            ),
+        );
+    }
+    if let Some(skew) = status
+        .clock_skew
+        .as_ref()
+        .filter(|skew| now.duration_since(skew.at) <= crate::poll::sweep::CLOCK_SKEW_MEMORY)
+    {
+        s.warn(
+            CheckItem::FutureTimestamps,
+            format!(
+                "order {} was modified in the future ({}), last seen {}: orders keep flowing, but that order's date is wrong",
+                skew.order,
+                skew.value,
+                ago(now, skew.at)
+            ),
+            "correct the order's date on the platform; this clears a day after the connector stops seeing it",
+        );
+    }
+    let (quarantined, retrying): (Vec<_>, Vec<_>) = status
+        .unreadable_orders
+        .iter()
+        .partition(|(_, o)| o.quarantined);
+    let listed = |orders: &[(&String, &crate::queue::UnreadableOrder)]| {
+        let mut names: Vec<String> = orders
+            .iter()
+            .take(LISTED_ORDERS)
+            .map(|(order, o)| format!("{order} ({}, {} attempts)", o.reason, o.attempts))
+            .collect();
+        if orders.len() > LISTED_ORDERS {
+            names.push(format!("and {} more", orders.len() - LISTED_ORDERS));
+        }
+        names.join("; ")
+    };
+    if !quarantined.is_empty() {
+        let mut text = format!(
+            "{} quarantined, unreadable after repeated tries: their customers may not be notified: {}",
+            plural(quarantined.len() as u64, "order"),
+            listed(&quarantined)
+        );
+        if !retrying.is_empty() {
+            text.push_str(&format!(
+                "; {} more being retried",
+                plural(retrying.len() as u64, "order")
+            ));
+        }
+        s.fail(
+            CheckItem::UnreadableOrders,
+            text,
+            format!(
+                "see {logs} and `arauto report --store {id}`; any change to the order on the platform makes the connector read it again; tell the customer yourself meanwhile"
+            ),
+        );
+    } else if !retrying.is_empty() {
+        s.warn(
+            CheckItem::UnreadableOrders,
+            format!(
+                "{} could not be read and {} retried: {}",
+                plural(retrying.len() as u64, "order"),
+                if retrying.len() == 1 { "is" } else { "are" },
+                listed(&retrying)
+            ),
+            format!("see {logs}; the other orders flow on meanwhile"),
+        );
+    }
+}
+
 fn notifications_line(s: &mut SectionBuilder, config: &Config, store: &StoreRuntime) {
     let platform = &store.info.platform;
     let mut unavailable = Vec::new();
@@ -1112,4 +1219,116 @@ async fn channel_section(
         s.ok(CheckItem::Stores, format!("used by {}", users.join(", ")));
     }
     Ok(s.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::{ClockSkew, PageCapHit, UnreadableOrder};
+
+    fn lines_for(status: &StoreStatus, now: Timestamp) -> Vec<CheckLine> {
+        let mut s = SectionBuilder::new(SectionKind::Store, Some("loja"), "store loja".into());
+        order_health_lines(&mut s, now, &jiff::tz::TimeZone::UTC, "loja", status);
+        s.lines
+    }
+
+    fn order(reason: &str, attempts: u32, quarantined: bool, at: Timestamp) -> UnreadableOrder {
+        UnreadableOrder {
+            reason: reason.into(),
+            attempts,
+            quarantined,
+            since: at,
+            last_at: at,
+        }
+    }
+
+    #[test]
+    fn check_names_quarantined_orders_in_red_and_retrying_ones_in_yellow() {
+        let now: Timestamp = "2026-03-01T12:00:00Z"
+            .parse()
+            .unwrap_or(Timestamp::UNIX_EPOCH);
+        let mut status = StoreStatus::default();
+        status.unreadable_orders.insert(
+            "1055".into(),
+            order("detail over the response cap", 2, false, now),
+        );
+        let lines = lines_for(&status, now);
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0].item, CheckItem::UnreadableOrders);
+        assert_eq!(lines[0].status, Level::Warn);
+        assert_eq!(
+            lines[0].text,
+            "1 order could not be read and is retried: 1055 (detail over the response cap, 2 attempts)"
+        );
+
+        for n in 0..7 {
+            status
+                .unreadable_orders
+                .insert(format!("20{n}"), order("malformed JSON", 5, true, now));
+        }
+        let lines = lines_for(&status, now);
+        assert_eq!(lines[0].status, Level::Fail);
+        assert!(
+            lines[0].text.starts_with(
+                "7 orders quarantined, unreadable after repeated tries: their customers may not be notified: 200 (malformed JSON, 5 attempts); 201"
+            ) && lines[0].text.contains("; and 2 more; 1 order more being retried"),
+            "{}",
+            lines[0].text
+        );
+        assert!(
+            lines[0]
+                .fix
+                .as_deref()
+                .is_some_and(|f| f.contains("arauto report --store loja")),
+            "{:?}",
+            lines[0].fix
+        );
+    }
+
+    #[test]
+    fn check_warns_about_a_future_timestamp_for_a_day_and_a_capped_poll_in_red() {
+        let seen: Timestamp = "2026-03-01T12:00:00Z"
+            .parse()
+            .unwrap_or(Timestamp::UNIX_EPOCH);
+        let status = StoreStatus {
+            clock_skew: Some(ClockSkew {
+                order: "77".into(),
+                value: "2099-01-01T00:00:00".into(),
+                at: seen,
+            }),
+            page_cap: Some(PageCapHit {
+                pages: 1000,
+                at: seen,
+            }),
+            ..StoreStatus::default()
+        };
+        let lines = lines_for(&status, seen + SignedDuration::from_hours(1));
+        assert_eq!(
+            (lines[0].item, lines[0].status),
+            (CheckItem::Pagination, Level::Fail)
+        );
+        assert!(
+            lines[0]
+                .text
+                .starts_with("poll stopped after 1000 pages at 2026-03-01 12:00"),
+            "{}",
+            lines[0].text
+        );
+        assert_eq!(
+            (lines[1].item, lines[1].status),
+            (CheckItem::FutureTimestamps, Level::Warn)
+        );
+        assert!(
+            lines[1]
+                .text
+                .starts_with("order 77 was modified in the future (2099-01-01T00:00:00)"),
+            "{}",
+            lines[1].text
+        );
+        let later = lines_for(&status, seen + SignedDuration::from_hours(25));
+        assert!(
+            later.iter().all(|l| l.item != CheckItem::FutureTimestamps),
+            "forgotten after a day"
+        );
+    }
 }

@@ -135,6 +135,26 @@ pub struct StoreReport {
     /// by reason key (`landline`, `too-long`…; counted in `skipped` too).
     #[serde(default)]
     pub skipped_reasons: BTreeMap<String, u64>,
+    /// Set while polling is paused (refused credentials).
+    #[serde(default)]
+    pub paused: Option<Pause>,
+    /// Orders the connector gave up reading, right now: their customers may
+    /// not be notified until the order changes on the platform.
+    #[serde(default)]
+    pub quarantined: Vec<QuarantinedOrder>,
+}
+
+/// An order the connector could not read and gave up on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuarantinedOrder {
+    /// The order id.
+    pub order: String,
+    /// Why, as the connector said.
+    pub reason: String,
+    /// Reads attempted.
+    pub attempts: u32,
+    /// First failure.
+    pub since: Timestamp,
 }
 
 /// One channel's queue right now.
@@ -352,6 +372,7 @@ pub async fn run(ctx: &Context, query: &ReportQuery) -> Result<Report, OpsError>
             let kinds = by_store.remove(&id).unwrap_or_default();
             let configured = config.stores.get(&id);
             let (total, by_kind) = tallies(kinds);
+            let status = db.store_status(&id).await?.unwrap_or_default();
             report.stores.push(StoreReport {
                 skipped_reasons: skipped_reasons.get(&id).cloned().unwrap_or_default(),
                 platform: configured.map(|s| s.platform.clone()),
@@ -360,6 +381,18 @@ pub async fn run(ctx: &Context, query: &ReportQuery) -> Result<Report, OpsError>
                 id,
                 total,
                 by_kind,
+                paused: status.paused,
+                quarantined: status
+                    .unreadable_orders
+                    .into_iter()
+                    .filter(|(_, o)| o.quarantined)
+                    .map(|(order, o)| QuarantinedOrder {
+                        order,
+                        reason: o.reason,
+                        attempts: o.attempts,
+                        since: o.since,
+                    })
+                    .collect(),
             });
         }
     }

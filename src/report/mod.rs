@@ -28,12 +28,13 @@ pub use checklist::{
     CheckItem, CheckLine, CheckQuery, CheckSection, Checklist, Level, SectionKind,
 };
 pub use delivery::{
-    ChannelReport, KindTally, QueueFigures, Report, ReportQuery, StoreReport, Tally,
+    ChannelReport, KindTally, QuarantinedOrder, QueueFigures, Report, ReportQuery, StoreReport,
+    Tally,
 };
 pub use metrics_http::{MetricsService, service_provider as metrics_service_provider};
 pub use queue_ops::{
     CancelResult, ChannelChange, JobList, ListQuery, PurgeQuery, PurgeResult, RequeueResult,
-    RetryDeadQuery,
+    RetryDeadQuery, StoreChange,
 };
 
 pub use crate::queue::SharedStore;

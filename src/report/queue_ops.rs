@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::{Context, OpsError};
 use crate::queue::{
     CancelOutcome, ChannelStatus, Job, JobFilter, JobId, JobState, PurgeFilter, RequeueOutcome,
+    StoreStatus,
 };
 
 /// Default number of jobs `queue list` shows.
@@ -87,6 +88,17 @@ pub struct ChannelChange {
     pub changed: bool,
     /// The status now.
     pub status: ChannelStatus,
+}
+
+/// A store's status after `queue resume --store`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreChange {
+    /// The store.
+    pub store: String,
+    /// Whether the store was paused.
+    pub changed: bool,
+    /// The status now.
+    pub status: StoreStatus,
 }
 
 /// Which finished jobs to delete.
@@ -261,6 +273,20 @@ pub async fn resume(ctx: &Context, channel: &str) -> Result<ChannelChange, OpsEr
     let status = db.resume_channel(channel).await?;
     Ok(ChannelChange {
         channel: channel.to_owned(),
+        changed: before.paused.is_some(),
+        status,
+    })
+}
+
+/// `queue resume --store STORE`: lift a store's polling pause (set when the
+/// platform refused its credentials); a running daemon polls it at once.
+pub async fn resume_store(ctx: &Context, store: &str) -> Result<StoreChange, OpsError> {
+    ctx.check_store(store)?;
+    let db = ctx.store()?;
+    let before = db.store_status(store).await?.unwrap_or_default();
+    let status = db.resume_store(store).await?;
+    Ok(StoreChange {
+        store: store.to_owned(),
         changed: before.paused.is_some(),
         status,
     })

@@ -401,6 +401,10 @@ impl StateStore for RedbStore {
         LaneWatch::new(self.inner.shared.watch_lane(lane))
     }
 
+    fn watch_store(&self, store: &str) -> LaneWatch {
+        LaneWatch::new(self.inner.shared.watch_store(store))
+    }
+
     async fn cursor(&self, store: &str) -> Result<Option<String>> {
         self.read(|reader| reader.cursor(store))
     }
@@ -435,6 +439,20 @@ impl StateStore for RedbStore {
         let store = store.to_owned();
         self.submit(move |ctx| ctx.update_store_status(&store, &mut *update))
             .await
+    }
+
+    async fn resume_store(&self, store: &str) -> Result<StoreStatus> {
+        let name = store.to_owned();
+        let status = self
+            .submit(move |ctx| {
+                ctx.update_store_status(&name, &mut |status: &mut StoreStatus| {
+                    status.paused = None;
+                    status.credentials_recheck_at = None;
+                })
+            })
+            .await?;
+        self.inner.shared.wake_store(store);
+        Ok(status)
     }
 
     async fn channel_status(&self, lane: &str) -> Result<ChannelStatus> {

@@ -40,6 +40,7 @@ pub(super) struct Shared {
     pub(super) clock: SharedClock,
     pub(super) time_zone: Mutex<TimeZone>,
     lanes: Mutex<HashMap<String, watch::Sender<u64>>>,
+    stores: Mutex<HashMap<String, watch::Sender<u64>>>,
     commits: AtomicU64,
     write_ops: AtomicU64,
     failed_commits: AtomicU64,
@@ -55,6 +56,7 @@ impl Shared {
             clock,
             time_zone: Mutex::new(time_zone),
             lanes: Mutex::new(HashMap::new()),
+            stores: Mutex::new(HashMap::new()),
             commits: AtomicU64::new(0),
             write_ops: AtomicU64::new(0),
             failed_commits: AtomicU64::new(0),
@@ -73,6 +75,21 @@ impl Shared {
                 lanes.insert(lane.to_owned(), sender);
                 receiver
             }
+        }
+    }
+
+    pub(super) fn watch_store(&self, store: &str) -> watch::Receiver<u64> {
+        let mut stores = self.stores.lock().unwrap_or_else(PoisonError::into_inner);
+        stores
+            .entry(store.to_owned())
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe()
+    }
+
+    pub(super) fn wake_store(&self, store: &str) {
+        let watchers = self.stores.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(sender) = watchers.get(store) {
+            sender.send_modify(|generation| *generation = generation.wrapping_add(1));
         }
     }
 
