@@ -106,7 +106,12 @@ pub async fn build(
 ) -> Result<State, BuildError> {
     let assembled = assemble(&config, host)
         .await
-        .map_err(|problems| BuildError { problems })?;
+        .map_err(|problems| BuildError {
+            problems: problems
+                .into_iter()
+                .map(|p| located(&config, p))
+                .collect(),
+        })?;
     Ok(State {
         config: Arc::new(config),
         dry_run: options.dry_run,
@@ -116,6 +121,14 @@ pub async fn build(
         channels: assembled.channels,
         templates: assembled.templates,
     })
+}
+
+/// `problem` with the file and line (or variable) of its key in front of the
+/// message, as the loader's own errors have.
+fn located(config: &Config, mut problem: BuildProblem) -> BuildProblem {
+    let origin = config.origin_of(&problem.component);
+    problem.message = format!("{origin}: {}", problem.message);
+    problem
 }
 
 /// The current [`State`], shared by every service; replaced atomically on reload.
