@@ -249,3 +249,38 @@ fn validate_refuses_an_empty_configuration() {
         "{stderr}"
     );
 }
+
+#[test]
+fn validate_reports_both_phases_in_one_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let body = GOOD
+        .replace(
+            "platform = \"loja-integrada\"",
+            "platform = \"loja-integrada\"\npoll_interval = \"soon\"",
+        )
+        .replace("bot_token = ", "bot_tokn = ");
+    let text = format!("{}{body}", daemon_section(dir.path(), ""));
+    let path = dir.path().join("arauto.toml");
+    let (code, _, stderr) = validate(dir.path(), &text, &[("WA_TOKEN", "x")]);
+    assert_eq!(code, 1, "{stderr}");
+    // First phase: the file itself.
+    assert!(
+        stderr.contains("stores.loja1.poll_interval = \"soon\""),
+        "{stderr}"
+    );
+    // Second phase, same run: the channel the first-phase error spares.
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("channels.spare.settings.bot_tokn"))
+        .unwrap_or_else(|| panic!("second phase missing:\n{stderr}"));
+    assert!(
+        line.contains(&format!(
+            "{}:{}:",
+            path.display(),
+            line_starting(&text, "bot_tokn")
+        )),
+        "{line}"
+    );
+    // The store with a first-phase error is not checked again.
+    assert_eq!(stderr.matches("stores.loja1").count(), 1, "{stderr}");
+}

@@ -94,6 +94,22 @@ pub fn load_with_env(
     path: Option<&Path>,
     env: impl IntoIterator<Item = (OsString, OsString)>,
 ) -> Result<Config, ConfigErrors> {
+    load_inner(path, env).map_err(|(errors, _)| errors)
+}
+
+/// [`load`] for `arauto validate`: on errors, also what can still be checked
+/// against the plugins and templates (the second phase), so one run reports
+/// both phases. That is the configuration with every store and channel that
+/// has an error left out (bad values elsewhere hold their defaults); `None`
+/// when the file could not be read or parsed, or `[daemon]` itself is wrong.
+pub fn load_for_validation(path: Option<&Path>) -> Result<Config, (ConfigErrors, Option<Config>)> {
+    let loaded = load_inner(path, std::env::vars_os())?;
+    require_something_configured(loaded).map_err(|errors| (errors, None))
+}
+
+type Loaded = Result<Config, (ConfigErrors, Option<Config>)>;
+
+fn load_inner(path: Option<&Path>, env: impl IntoIterator<Item = (OsString, OsString)>) -> Loaded {
     let env: HashMap<OsString, OsString> = env.into_iter().collect();
     let path = resolve_path(path, &env);
     let text = match read_capped(&path) {
@@ -106,37 +122,43 @@ pub fn load_with_env(
                     || format!("more than {}", ByteSize(MAX_CONFIG_BYTES)),
                     |meta| format!("{} bytes", meta.len()),
                 );
-            return Err(ConfigErrors::file_level(
+            return Err(no_partial(ConfigErrors::file_level(
                 &path,
                 format!(
                     "the file is {size}, over the {} limit for a configuration file: is this \
                      the right file?",
                     ByteSize(MAX_CONFIG_BYTES)
                 ),
-            ));
+            )));
         }
-        Ok(bytes) => String::from_utf8(bytes)
-            .map_err(|_| ConfigErrors::file_level(&path, "file is not valid UTF-8".to_owned()))?,
+        Ok(bytes) => String::from_utf8(bytes).map_err(|_| {
+            no_partial(ConfigErrors::file_level(
+                &path,
+                "file is not valid UTF-8".to_owned(),
+            ))
+        })?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(ConfigErrors::file_level(
+            return Err(no_partial(ConfigErrors::file_level(
                 &path,
                 format!(
                     "configuration file not found; give its path with --config or \
                      ${ENV_CONFIG_FILE} (a commented example ships as arauto.toml.example)"
                 ),
-            ));
+            )));
         }
         Err(e) => {
-            return Err(ConfigErrors::file_level(
+            return Err(no_partial(ConfigErrors::file_level(
                 &path,
                 format!("cannot read configuration file: {e}"),
-            ));
+            )));
         }
     };
-    let file = FileLayer::parse(&path, text).map_err(|errors| ConfigErrors {
-        path: path.clone(),
-        errors,
-        warnings: Vec::new(),
+    let file = FileLayer::parse(&path, text).map_err(|errors| {
+        no_partial(ConfigErrors {
+            path: path.clone(),
+            errors,
+            warnings: Vec::new(),
+        })
     })?;
     let (env_layer, env_errors) =
         EnvLayer::from_vars(
@@ -150,10 +172,10 @@ pub fn load_with_env(
             .remove(&figment::Profile::Default)
             .unwrap_or_default(),
         Err(e) => {
-            return Err(ConfigErrors::file_level(
+            return Err(no_partial(ConfigErrors::file_level(
                 &path,
                 format!("cannot merge configuration: {e}"),
-            ));
+            )));
         }
     };
 
@@ -178,16 +200,49 @@ pub fn load_with_env(
             config.locations = reader.origins.all();
             Ok(config)
         }
-        _ => {
+        config => {
             sort_by_origin(&mut reader.errors);
             sort_by_origin(&mut reader.warnings);
-            Err(ConfigErrors {
-                path,
-                errors: reader.errors,
-                warnings: reader.warnings,
-            })
+            let partial = config.and_then(|mut config| {
+                config.locations = reader.origins.all();
+                config.warnings.clear();
+                without_faulty_parts(config, &reader.errors)
+            });
+            Err((
+                ConfigErrors {
+                    path,
+                    errors: reader.errors,
+                    warnings: reader.warnings,
+                },
+                partial,
+            ))
         }
     }
+}
+
+fn no_partial(errors: ConfigErrors) -> (ConfigErrors, Option<Config>) {
+    (errors, None)
+}
+
+/// `config` without the stores and channels that have an error; `None` when an
+/// error outside them (file level, `[daemon]`) makes any further check moot.
+fn without_faulty_parts(mut config: Config, errors: &[ConfigError]) -> Option<Config> {
+    let under = |key: &str, prefix: &str| {
+        key == prefix || key.starts_with(&format!("{prefix}.")) || key.starts_with(&format!("{prefix}["))
+    };
+    if errors
+        .iter()
+        .any(|e| e.key.is_empty() || under(&e.key, "daemon"))
+    {
+        return None;
+    }
+    let faulty = |section: &str, id: &str| {
+        let prefix = format!("{section}.{id}");
+        errors.iter().any(|e| under(&e.key, &prefix))
+    };
+    config.stores.retain(|id, _| !faulty("stores", id));
+    config.channels.retain(|id, _| !faulty("channels", id));
+    Some(config)
 }
 
 /// In file order, then the environment's (a stable sort keeps each group's order).

@@ -71,7 +71,8 @@ const MAX_TEMPLATE_FILE_BYTES: u64 = 1024 * 1024;
 /// Largest accepted `max_response_bytes` (one HTTP response to a plugin).
 pub const MAX_RESPONSE_BYTES: ByteSize = ByteSize::mib(256);
 
-/// Read the merged value tree into a [`Config`]; `None` when errors were recorded.
+/// Read the merged value tree into a [`Config`]: with errors recorded in `r`,
+/// the values at fault hold their defaults.
 pub(crate) fn read(r: &mut Reader<'_>, root: Dict, source_path: PathBuf) -> Option<Config> {
     let mut root = Reader::table_from_dict(KeyPath::root(), root);
     let table = section(r, &mut root, "daemon");
@@ -101,9 +102,8 @@ pub(crate) fn read(r: &mut Reader<'_>, root: Dict, source_path: PathBuf) -> Opti
         );
     }
 
-    if !r.errors.is_empty() {
-        return None;
-    }
+    // Built even when errors were recorded (bad values replaced by defaults):
+    // `arauto validate` checks what it can of it against the plugins too.
     let notifications = notifications
         .into_iter()
         .map(|(k, (_, v))| (k, v))
