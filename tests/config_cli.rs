@@ -128,7 +128,10 @@ fn validate_names_the_environment_variable_at_fault() {
 fn validate_reads_arauto_config() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("from-env.toml");
-    let text = format!("{}{GOOD}", daemon_section(dir.path(), "log_level = \"debug\""));
+    let text = format!(
+        "{}{GOOD}",
+        daemon_section(dir.path(), "log_level = \"debug\"")
+    );
     std::fs::write(&path, text).expect("write");
     let out = arauto()
         .arg("validate")
@@ -231,7 +234,11 @@ fn validate_refuses_settings_and_rules_the_plugin_does_not_know_with_file_and_li
             .lines()
             .find(|l| l.contains(key))
             .unwrap_or_else(|| panic!("no error for {key}:\n{stderr}"));
-        assert!(line.contains(&at(prefix)), "{key} not located at {}:\n{line}", at(prefix));
+        assert!(
+            line.contains(&at(prefix)),
+            "{key} not located at {}:\n{line}",
+            at(prefix)
+        );
         assert!(line.contains(fragment), "{fragment:?} not in:\n{line}");
     }
     assert!(!stderr.contains("pedido_pago"), "{stderr}");

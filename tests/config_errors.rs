@@ -693,7 +693,11 @@ fn durations_and_sizes_above_their_ceilings_are_refused() {
         Some("\"100000GiB\""),
         "must be at most 4GiB",
     );
-    f.at("plugins.call_timeout", Some("\"100d\""), "must be at most 10m");
+    f.at(
+        "plugins.call_timeout",
+        Some("\"100d\""),
+        "must be at most 10m",
+    );
     f.at(
         "stores.loja1.sandbox.memory_limit",
         Some("\"5GiB\""),
@@ -716,7 +720,11 @@ fn a_plugin_setting_must_be_text() {
         Some("5"),
         "plugin settings are text: write the value in quotes, like base_url = \"5\"",
     );
-    let secret = f.at("stores.loja1.settings.api_key", None, "plugin settings are text");
+    let secret = f.at(
+        "stores.loja1.settings.api_key",
+        None,
+        "plugin settings are text",
+    );
     assert!(!secret.to_string().contains("12345"), "{secret}");
 }
 

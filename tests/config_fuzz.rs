@@ -206,12 +206,15 @@ fn quoted(text: &str) -> String {
     toml::Value::String(text.to_owned()).to_string()
 }
 
+/// Keys and values of one table.
+type Entries = Vec<(String, toml::Value)>;
+
 /// A document of random tables holding random keys and values.
 fn structured_document() -> impl Strategy<Value = String> {
     let entries = || proptest::collection::vec((key(), toml_value()), 0..8);
     let root = entries();
     let tables = proptest::collection::vec((table_name(), entries()), 0..8);
-    (root, tables).prop_map(|(root, tables): (Vec<(String, toml::Value)>, Vec<(String, Vec<(String, toml::Value)>)>)| {
+    (root, tables).prop_map(|(root, tables): (Entries, Vec<(String, Entries)>)| {
         let mut out = String::new();
         let write = |out: &mut String, entries: &[(String, toml::Value)]| {
             for (k, v) in entries {

@@ -493,7 +493,10 @@ fn a_secret_variable_named_arauto_is_a_secret_not_an_override() {
         ],
     );
     let settings = &config.stores["s"].settings;
-    assert_eq!(settings.get("api_key").map(Setting::expose), Some("li-secret"));
+    assert_eq!(
+        settings.get("api_key").map(Setting::expose),
+        Some("li-secret")
+    );
     assert_eq!(
         settings.get("application_key").map(Setting::expose),
         Some("app-secret")
@@ -533,8 +536,14 @@ fn limits_accept_their_bounds() {
         "header.X-Other" = "v"
         "#;
     let (_dir, config) = load(text, &[("ARAUTO_DAEMON__SHUTDOWN_TIMEOUT", "11m")]);
-    assert_eq!(config.stores["s"].poll_interval, SignedDuration::from_hours(24));
-    assert_eq!(config.stores["sim"].poll_interval, SignedDuration::from_secs(1));
+    assert_eq!(
+        config.stores["s"].poll_interval,
+        SignedDuration::from_hours(24)
+    );
+    assert_eq!(
+        config.stores["sim"].poll_interval,
+        SignedDuration::from_secs(1)
+    );
     assert_eq!(
         config.channels["c"].min_interval,
         Some(SignedDuration::from_hours(1))

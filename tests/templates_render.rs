@@ -560,9 +560,10 @@ fn a_runaway_template_fails_validation_quickly_naming_the_template() -> TestResu
     ))?;
     let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
     assert!(
-        shown.iter().any(|e| e
-            .contains("inline template for notifications.order-paid.template")
-            && e.contains("too much work")),
+        shown.iter().any(
+            |e| e.contains("inline template for notifications.order-paid.template")
+                && e.contains("too much work")
+        ),
         "{shown:?}"
     );
     assert_eq!(
@@ -622,7 +623,10 @@ fn hostile_customer_text_is_cleaned_and_capped_in_every_variable() -> TestResult
 
     // The defaults get the same treatment.
     let shipped = render(&defaults()?, &hostile, K::OrderShipped)?;
-    assert!(!shipped.contains('\u{202E}') && !shipped.contains("QB123\n"), "{shipped}");
+    assert!(
+        !shipped.contains('\u{202E}') && !shipped.contains("QB123\n"),
+        "{shipped}"
+    );
     assert!(!shipped.contains(&"x".repeat(100)), "{shipped}");
     Ok(())
 }

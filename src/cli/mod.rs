@@ -265,7 +265,7 @@ fn validate(args: ValidateArgs) -> Exit {
             // The second phase (plugins, templates) on what the errors spare,
             // so one run lists both.
             if let Some(partial) = partial
-                && let Err(error) = build_for_validation(partial)
+                && let Err(error) = build_for_validation(*partial)
             {
                 eprintln!("and, checked against the plugins and templates: {error}");
             }

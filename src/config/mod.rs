@@ -102,12 +102,14 @@ pub fn load_with_env(
 /// both phases. That is the configuration with every store and channel that
 /// has an error left out (bad values elsewhere hold their defaults); `None`
 /// when the file could not be read or parsed, or `[daemon]` itself is wrong.
-pub fn load_for_validation(path: Option<&Path>) -> Result<Config, (ConfigErrors, Option<Config>)> {
+pub fn load_for_validation(
+    path: Option<&Path>,
+) -> Result<Config, (ConfigErrors, Option<Box<Config>>)> {
     let loaded = load_inner(path, std::env::vars_os())?;
     require_something_configured(loaded).map_err(|errors| (errors, None))
 }
 
-type Loaded = Result<Config, (ConfigErrors, Option<Config>)>;
+type Loaded = Result<Config, (ConfigErrors, Option<Box<Config>>)>;
 
 fn load_inner(path: Option<&Path>, env: impl IntoIterator<Item = (OsString, OsString)>) -> Loaded {
     let env: HashMap<OsString, OsString> = env.into_iter().collect();
@@ -160,11 +162,10 @@ fn load_inner(path: Option<&Path>, env: impl IntoIterator<Item = (OsString, OsSt
             warnings: Vec::new(),
         })
     })?;
-    let (env_layer, env_errors) =
-        EnvLayer::from_vars(
-            env.iter().map(|(k, v)| (k.clone(), v.clone())),
-            &file.env_secret_names(),
-        );
+    let (env_layer, env_errors) = EnvLayer::from_vars(
+        env.iter().map(|(k, v)| (k.clone(), v.clone())),
+        &file.env_secret_names(),
+    );
 
     let figment = Figment::new().merge(&file).merge(&env_layer);
     let root = match figment.data() {
@@ -206,7 +207,7 @@ fn load_inner(path: Option<&Path>, env: impl IntoIterator<Item = (OsString, OsSt
             let partial = config.and_then(|mut config| {
                 config.locations = reader.origins.all();
                 config.warnings.clear();
-                without_faulty_parts(config, &reader.errors)
+                without_faulty_parts(config, &reader.errors).map(Box::new)
             });
             Err((
                 ConfigErrors {
@@ -220,7 +221,7 @@ fn load_inner(path: Option<&Path>, env: impl IntoIterator<Item = (OsString, OsSt
     }
 }
 
-fn no_partial(errors: ConfigErrors) -> (ConfigErrors, Option<Config>) {
+fn no_partial(errors: ConfigErrors) -> (ConfigErrors, Option<Box<Config>>) {
     (errors, None)
 }
 
@@ -228,7 +229,9 @@ fn no_partial(errors: ConfigErrors) -> (ConfigErrors, Option<Config>) {
 /// error outside them (file level, `[daemon]`) makes any further check moot.
 fn without_faulty_parts(mut config: Config, errors: &[ConfigError]) -> Option<Config> {
     let under = |key: &str, prefix: &str| {
-        key == prefix || key.starts_with(&format!("{prefix}.")) || key.starts_with(&format!("{prefix}["))
+        key == prefix
+            || key.starts_with(&format!("{prefix}."))
+            || key.starts_with(&format!("{prefix}["))
     };
     if errors
         .iter()

@@ -22,7 +22,13 @@ pub fn check_store(config: &Config, store_id: &str, info: &ConnectorInfo) -> Vec
         return Vec::new();
     };
     let prefix = format!("stores.{store_id}");
-    let mut out = check_settings(config, &prefix, &store.settings, &store.sandbox, &info.plugin);
+    let mut out = check_settings(
+        config,
+        &prefix,
+        &store.settings,
+        &store.sandbox,
+        &info.plugin,
+    );
     for code in store.recognition.keys() {
         if info.status(code).is_some() {
             continue;
@@ -69,7 +75,10 @@ fn check_settings(
 ) -> Vec<ConfigError> {
     let mut out = Vec::new();
     let declared: Vec<&str> = info.config_keys.iter().map(|k| k.name.as_str()).collect();
-    let hosts = sandbox.allowed_hosts.as_ref().unwrap_or(&info.default_hosts);
+    let hosts = sandbox
+        .allowed_hosts
+        .as_ref()
+        .unwrap_or(&info.default_hosts);
     // An unparsable allowlist is reported by the loader (configured) or the
     // plugin loader (declared); nothing to compare URLs against here.
     let allowlist = AllowList::parse(hosts).ok();
@@ -94,11 +103,7 @@ fn check_settings(
         if let Some(allowlist) = &allowlist
             && !allowlist.allows(&url)
         {
-            let origin = format!(
-                "{}://{}",
-                url.scheme(),
-                url.host_str().unwrap_or_default()
-            );
+            let origin = format!("{}://{}", url.scheme(), url.host_str().unwrap_or_default());
             let allowed_from = if sandbox.allowed_hosts.is_some() {
                 format!("{prefix}.sandbox.allowed_hosts")
             } else {

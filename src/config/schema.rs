@@ -657,7 +657,11 @@ fn read_settings(r: &mut Reader<'_>, mut t: Table) -> Settings {
                 let message = format!(
                     "plugin settings are text: write the value in quotes, like {key} = \"{}\" \
                      (found {})",
-                    if looks_secret(&key) { "…".to_owned() } else { super::reader::render(&value) },
+                    if looks_secret(&key) {
+                        "…".to_owned()
+                    } else {
+                        super::reader::render(&value)
+                    },
                     super::reader::kind_name(&value)
                 );
                 if looks_secret(&key) {

@@ -401,7 +401,12 @@ impl Origins<'_> {
     /// (`stores.loja1.settings.base_url`), for problems found after loading.
     pub(crate) fn all(&self) -> std::collections::BTreeMap<String, Origin> {
         let mut out = std::collections::BTreeMap::new();
-        for path in self.file.key_spans.keys().chain(self.file.value_spans.keys()) {
+        for path in self
+            .file
+            .key_spans
+            .keys()
+            .chain(self.file.value_spans.keys())
+        {
             out.entry(path.to_string())
                 .or_insert_with(|| self.of_key(path));
         }

@@ -107,10 +107,7 @@ pub async fn build(
     let assembled = assemble(&config, host)
         .await
         .map_err(|problems| BuildError {
-            problems: problems
-                .into_iter()
-                .map(|p| located(&config, p))
-                .collect(),
+            problems: problems.into_iter().map(|p| located(&config, p)).collect(),
         })?;
     Ok(State {
         config: Arc::new(config),

@@ -644,9 +644,7 @@ impl Templates {
         context: &TemplateContext,
     ) -> Result<String, TemplateError> {
         let name = self.template_name(kind, channel);
-        Ok(tidy(
-            &self.render_named(&name, &context_value(context))?,
-        ))
+        Ok(tidy(&self.render_named(&name, &context_value(context))?))
     }
 
     /// Render the provider template parameters of `kind` for `channel`, if configured.
@@ -864,8 +862,14 @@ mod tests {
     #[test]
     fn the_text_filter_strips_bidi_invisible_and_control_characters() {
         assert_eq!(clean_text("\u{202E}ana\u{202C} silva", 100), "ana silva");
-        assert_eq!(clean_text("a\u{200B}b\u{200D}c\u{FEFF}d\u{2066}e\u{2069}", 100), "abcde");
-        assert_eq!(clean_text("QB123\nLIGUE\r\n0800\tJA", 100), "QB123 LIGUE  0800 JA");
+        assert_eq!(
+            clean_text("a\u{200B}b\u{200D}c\u{FEFF}d\u{2066}e\u{2069}", 100),
+            "abcde"
+        );
+        assert_eq!(
+            clean_text("QB123\nLIGUE\r\n0800\tJA", 100),
+            "QB123 LIGUE  0800 JA"
+        );
         assert_eq!(clean_text("bell\u{7}nul\u{0}del\u{7f}", 100), "bellnuldel");
         // Accents, emoji and ordinary punctuation are untouched.
         assert_eq!(clean_text("Conceição 🌸 — ok!", 100), "Conceição 🌸 — ok!");
