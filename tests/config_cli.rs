@@ -200,7 +200,7 @@ fn validate_refuses_settings_and_rules_the_plugin_does_not_know_with_file_and_li
     let body = GOOD
         .replace(
             "base_url = \"http://127.0.0.1:9\"\n[stores.loja1.sandbox]",
-            "base_url = \"https://evil.example/api\"\npage_sise = \"20\"\n[stores.loja1.recognition]\npedido_inventado = \"order-paid\"\npedido_pago = \"order-paid\"\n[stores.loja1.sandbox]",
+            "base_url = \"https://evil.example/api\"\npage_sise = \"20\"\ntracking_url_template = \"https://rastreio.example/{code}\"\n[stores.loja1.recognition]\npedido_inventado = \"order-paid\"\npedido_pago = \"order-paid\"\n[stores.loja1.sandbox]",
         )
         .replace("bot_token = ", "bot_tokn = ");
     let text = format!("{}{body}", daemon_section(dir.path(), ""));
@@ -242,6 +242,8 @@ fn validate_refuses_settings_and_rules_the_plugin_does_not_know_with_file_and_li
         assert!(line.contains(fragment), "{fragment:?} not in:\n{line}");
     }
     assert!(!stderr.contains("pedido_pago"), "{stderr}");
+    // A link for customers is not an endpoint the plugin calls.
+    assert!(!stderr.contains("tracking_url_template"), "{stderr}");
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! The checks that need a plugin's own description (`info()`): settings the
-//! plugin does not declare, URLs its allowlist would refuse, recognition rules
+//! plugin does not declare, endpoint URLs (settings named `url` or `…_url`)
+//! its allowlist would refuse, recognition rules
 //! for status codes its platform does not have. Settings named
 //! `<prefix>.<name>` are open-ended families a plugin documents itself (the
 //! webhook's `header.<Header-Name>`) and are not checked against the list. They run once the plugins are
@@ -94,6 +95,12 @@ fn check_settings(
                 None => message.push_str(&format!(" (its settings: {})", declared.join(", "))),
             }
             out.push(problem(config, written, None, message));
+            continue;
+        }
+        // Only endpoints the plugin calls: `url`, `base_url`, `api_url`… Other
+        // URL-valued settings are links for customers or callbacks for the
+        // provider (`tracking_url_template`, `status_callback`).
+        if !key.ends_with("url") {
             continue;
         }
         let Setting::Plain(text) = setting else {
