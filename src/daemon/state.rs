@@ -120,11 +120,11 @@ pub async fn build(
     })
 }
 
-/// `problem` with the file and line (or variable) of its key in front of the
-/// message, as the loader's own errors have.
+/// `problem` with the file and line (or variable) of its key after the
+/// message (after, so `component: message` reads as it always did).
 fn located(config: &Config, mut problem: BuildProblem) -> BuildProblem {
     let origin = config.origin_of(&problem.component);
-    problem.message = format!("{origin}: {}", problem.message);
+    problem.message = format!("{} (in {origin})", problem.message);
     problem
 }
 
