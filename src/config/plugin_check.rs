@@ -116,10 +116,11 @@ fn check_settings(
             } else {
                 format!("the plugin's default hosts; set {prefix}.sandbox.allowed_hosts")
             };
+            // Only the origin is shown: a URL's path or query may carry a token.
             out.push(problem(
                 config,
                 written,
-                Some(format!("{text:?}")),
+                None,
                 format!(
                     "the plugin may not call {origin}: it is not in the allowed hosts ({}); \
                      allowed hosts come from {allowed_from}",
