@@ -23,6 +23,16 @@
 //! Each entry also carries `TARGET` (the Rust module), `CODE_FILE`,
 //! `CODE_LINE`, `SYSLOG_IDENTIFIER=arauto`, `SPAN_NAME` for enclosing spans, and
 //! `PRIORITY` (error 3, warn 4, info 5, debug 6, trace 7).
+//!
+//! # Levels
+//!
+//! A bare level in `daemon.log_level` (`"debug"`, `"trace"`, `"info"`) applies
+//! to arauto's own modules (target `arauto`, which includes the plugins' own
+//! log records under `arauto::plugin::guest`); dependencies stay at `warn`.
+//! Without this, `trace` makes wasmtime/Cranelift write gigabytes while it
+//! compiles a plugin. A dependency is logged more verbosely only when it is
+//! named: `"debug,wasmtime=info"`. `RUST_LOG`, when set, is used exactly as
+//! written (the usual `tracing` semantics), for developers.
 
 use std::io::IsTerminal;
 use std::os::fd::AsFd;
@@ -110,9 +120,62 @@ impl LogHandle {
     }
 }
 
+/// The crate's own log target (a prefix of every module's, and of the plugins'
+/// `arauto::plugin::guest`).
+const OWN_TARGET: &str = "arauto";
+
+/// Levels less verbose than this apply to everything; more verbose ones only to
+/// arauto (see the module docs).
+const DEPENDENCY_LEVEL: &str = "warn";
+
+/// The filter directives `daemon.log_level` stands for: each bare level is
+/// narrowed to arauto's own modules, with dependencies at `warn`; directives
+/// naming a target are kept as written (and win for that target).
+pub fn level_directives(level: &str) -> String {
+    let mut explicit = Vec::new();
+    let mut bare = None;
+    for directive in level.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        if directive.contains('=') || directive.contains('[') {
+            explicit.push(directive);
+        } else {
+            bare = Some(directive);
+        }
+    }
+    let names_own_target = explicit.iter().any(|d| {
+        d.split(['=', '['])
+            .next()
+            .is_some_and(|target| target.trim() == OWN_TARGET)
+    });
+    let mut out = Vec::new();
+    match bare {
+        Some(level) if more_verbose_than_warn(level) => {
+            out.push(DEPENDENCY_LEVEL.to_owned());
+            if !names_own_target {
+                out.push(format!("{OWN_TARGET}={level}"));
+            }
+        }
+        Some(level) => out.push(level.to_owned()),
+        None => {}
+    }
+    out.extend(explicit.into_iter().map(str::to_owned));
+    out.join(",")
+}
+
+fn more_verbose_than_warn(level: &str) -> bool {
+    matches!(
+        level.to_ascii_lowercase().as_str(),
+        "info" | "debug" | "trace"
+    )
+}
+
 fn parse_filter(text: &str, source_name: &'static str) -> Result<EnvFilter, LoggingError> {
+    let directives = match source_name {
+        // RUST_LOG keeps its usual meaning.
+        "RUST_LOG" => text.to_owned(),
+        _ => level_directives(text),
+    };
     EnvFilter::builder()
-        .parse(text)
+        .parse(&directives)
         .map_err(|e| LoggingError::BadFilter {
             filter: text.to_owned(),
             source_name,
@@ -191,4 +254,46 @@ pub fn init(format: LogFormat, level: &str) -> Result<LogHandle, LoggingError> {
         filter: filter_handle,
         rust_log: rust_log.is_some(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bare_verbose_level_applies_to_arauto_only() {
+        assert_eq!(level_directives("debug"), "warn,arauto=debug");
+        assert_eq!(level_directives("trace"), "warn,arauto=trace");
+        assert_eq!(level_directives("info"), "warn,arauto=info");
+        assert_eq!(level_directives("TRACE"), "warn,arauto=TRACE");
+    }
+
+    #[test]
+    fn quiet_levels_apply_to_everything() {
+        assert_eq!(level_directives("warn"), "warn");
+        assert_eq!(level_directives("error"), "error");
+        assert_eq!(level_directives("off"), "off");
+    }
+
+    #[test]
+    fn named_targets_are_kept_and_win() {
+        assert_eq!(
+            level_directives("debug,wasmtime=info"),
+            "warn,arauto=debug,wasmtime=info"
+        );
+        assert_eq!(level_directives("arauto=debug,info"), "warn,arauto=debug");
+        assert_eq!(level_directives("arauto::poll=trace"), "arauto::poll=trace");
+    }
+
+    #[test]
+    fn the_built_filter_keeps_dependencies_at_warn() {
+        let filter = parse_filter("trace", "daemon.log_level").unwrap_or_else(|e| panic!("{e}"));
+        let shown = filter.to_string();
+        assert!(shown.contains("arauto=trace"), "{shown}");
+        assert!(shown.contains("warn"), "{shown}");
+        assert!(!shown.starts_with("trace"), "{shown}");
+        // RUST_LOG is taken literally.
+        let raw = parse_filter("trace", "RUST_LOG").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(raw.to_string(), "trace");
+    }
 }

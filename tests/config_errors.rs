@@ -634,3 +634,156 @@ fn a_shutdown_shorter_than_a_plugin_call_is_a_warning() {
         .expect("a warning");
     assert!(warning.contains("plugins.call_timeout (30s)"), "{warning}");
 }
+
+// Issue 18 point 11: values that were accepted silently and made the daemon
+// hammer a platform, wait for decades or reserve absurd resources.
+
+#[test]
+fn a_poll_interval_below_the_platform_floor_is_refused() {
+    let f = fail(&BASE.replace(
+        "platform = \"loja-integrada\"",
+        "platform = \"loja-integrada\"\npoll_interval = \"1ms\"",
+    ));
+    f.at(
+        "stores.loja1.poll_interval",
+        Some("\"1ms\""),
+        "must be at least 30s",
+    );
+    // A platform on a private address (a simulator) may be polled every second, not faster.
+    let f = fail(&format!(
+        "{}\n[stores.loja1.sandbox]\nallow_private_addresses = true\n",
+        BASE.replace(
+            "platform = \"loja-integrada\"",
+            "platform = \"loja-integrada\"\npoll_interval = \"500ms\"",
+        )
+    ));
+    f.at(
+        "stores.loja1.poll_interval",
+        Some("\"500ms\""),
+        "must be at least 1s",
+    );
+}
+
+#[test]
+fn durations_and_sizes_above_their_ceilings_are_refused() {
+    let f = fail(&format!(
+        "{}\n[plugins]\nmemory_limit = \"100000GiB\"\ncall_timeout = \"100d\"\n\
+         [stores.loja1.sandbox]\nmemory_limit = \"5GiB\"\ncall_timeout = \"11m\"\n",
+        BASE.replace(
+            "platform = \"loja-integrada\"",
+            "platform = \"loja-integrada\"\npoll_interval = \"36500d\"",
+        )
+        .replace(
+            "plugin = \"whatsapp-cloud\"",
+            "plugin = \"whatsapp-cloud\"\nmin_interval = \"3650d\"",
+        )
+    ));
+    f.at(
+        "stores.loja1.poll_interval",
+        Some("\"36500d\""),
+        "must be at most 1d",
+    );
+    f.at(
+        "channels.whatsapp.min_interval",
+        Some("\"3650d\""),
+        "must be at most 1h",
+    );
+    f.at(
+        "plugins.memory_limit",
+        Some("\"100000GiB\""),
+        "must be at most 4GiB",
+    );
+    f.at(
+        "plugins.call_timeout",
+        Some("\"100d\""),
+        "must be at most 10m",
+    );
+    f.at(
+        "stores.loja1.sandbox.memory_limit",
+        Some("\"5GiB\""),
+        "must be at most 4GiB",
+    );
+    f.at(
+        "stores.loja1.sandbox.call_timeout",
+        Some("\"11m\""),
+        "must be at most 10m",
+    );
+}
+
+#[test]
+fn a_plugin_setting_must_be_text() {
+    let f = fail(&format!(
+        "{BASE}\n[stores.loja1.settings]\nbase_url = 5\napi_key = 12345\n"
+    ));
+    f.at(
+        "stores.loja1.settings.base_url",
+        Some("5"),
+        "plugin settings are text: write the value in quotes, like base_url = \"5\"",
+    );
+    let secret = f.at(
+        "stores.loja1.settings.api_key",
+        None,
+        "plugin settings are text",
+    );
+    assert!(!secret.to_string().contains("12345"), "{secret}");
+}
+
+#[test]
+fn allowed_hosts_errors_name_the_sandbox_key() {
+    let f = fail(&format!(
+        "{BASE}\n[stores.loja1.sandbox]\nallowed_hosts = [\"https://ok.example\", \"api.example.com\", \"ftp://x.example\"]\n"
+    ));
+    f.at(
+        "stores.loja1.sandbox.allowed_hosts[1]",
+        Some("\"api.example.com\""),
+        "a scheme is required",
+    );
+    f.at(
+        "stores.loja1.sandbox.allowed_hosts[2]",
+        Some("\"ftp://x.example\""),
+        "unsupported scheme",
+    );
+    assert!(
+        !f.errors.to_string().contains("stores.loja1.settings"),
+        "{}",
+        f.errors
+    );
+}
+
+#[test]
+fn a_huge_configuration_file_is_refused_with_its_size() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("arauto.toml");
+    let mut text = String::from(BASE);
+    let filler = "# padding padding padding padding padding padding padding padding\n";
+    while text.len() <= 50_000_000 {
+        text.push_str(filler);
+    }
+    std::fs::write(&path, &text).expect("write");
+    let started = std::time::Instant::now();
+    let err = config::load_with_env(Some(&path), Vec::new()).expect_err("too big");
+    let shown = err.to_string();
+    assert!(shown.contains(&path.display().to_string()), "{shown}");
+    assert!(
+        shown.contains(&format!("the file is {} bytes", text.len())),
+        "{shown}"
+    );
+    assert!(shown.contains("1MiB limit"), "{shown}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
+
+#[test]
+fn a_configuration_with_nothing_to_do_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for text in ["", "# only comments\n", "[daemon]\nlog_level = \"warn\"\n"] {
+        let path = dir.path().join("arauto.toml");
+        std::fs::write(&path, text).expect("write");
+        let err = config::load(Some(&path)).expect_err("nothing configured");
+        let shown = err.to_string();
+        assert!(shown.contains(&path.display().to_string()), "{shown}");
+        assert!(
+            shown.contains("no stores or channels configured"),
+            "{shown}"
+        );
+    }
+}

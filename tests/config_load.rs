@@ -278,7 +278,7 @@ fn config_path_comes_from_arauto_config_when_not_given() {
     let path = write(
         dir.path(),
         "elsewhere.toml",
-        "[daemon]\nlog_level = \"warn\"\n",
+        "[daemon]\nlog_level = \"warn\"\n[channels.c]\nplugin = \"webhook\"\n",
     );
     let config = config::load_with_env(
         None,
@@ -303,8 +303,8 @@ fn secrets_from_files_variables_and_secret_looking_keys() {
         token_file = "token.txt"
         password_env = "SHOP_PASSWORD"
         store_url = "https://loja.example"
-        page_size = 50
-        verbose = true
+        page_size = "50"
+        verbose = "true"
         client_secret = "inline-secret"
         extra = { a = 1 }
         [channels.c]
@@ -467,5 +467,85 @@ fn unused_channel_and_channelless_store_are_warnings_not_errors() {
             .iter()
             .any(|w| w.contains("stores.s.channels") && w.contains("no channels")),
         "{warnings:?}"
+    );
+}
+
+#[test]
+fn a_secret_variable_named_arauto_is_a_secret_not_an_override() {
+    // Issue 18 point 12: `api_key_env = "ARAUTO_LI_KEY"` was read as an
+    // override of the key `li_key` and refused as unknown.
+    let text = r#"
+        [stores.s]
+        platform = "loja-integrada"
+        channels = ["c"]
+        [stores.s.settings]
+        api_key_env = "ARAUTO_LI_KEY"
+        application_key_env = "ARAUTO_APP__KEY"
+        [channels.c]
+        plugin = "webhook"
+        "#;
+    let (_dir, config) = load(
+        text,
+        &[
+            ("ARAUTO_LI_KEY", "li-secret"),
+            ("ARAUTO_APP__KEY", "app-secret"),
+            ("ARAUTO_STORES__S__POLL_INTERVAL", "10m"),
+        ],
+    );
+    let settings = &config.stores["s"].settings;
+    assert_eq!(
+        settings.get("api_key").map(Setting::expose),
+        Some("li-secret")
+    );
+    assert_eq!(
+        settings.get("application_key").map(Setting::expose),
+        Some("app-secret")
+    );
+    // Other ARAUTO_ variables are still overrides.
+    assert_eq!(
+        config.stores["s"].poll_interval,
+        SignedDuration::from_mins(10)
+    );
+}
+
+#[test]
+fn limits_accept_their_bounds() {
+    let text = r#"
+        [plugins]
+        memory_limit = "4GiB"
+        call_timeout = "10m"
+        [stores.s]
+        platform = "loja-integrada"
+        channels = ["c"]
+        poll_interval = "24h"
+        [stores.fast]
+        platform = "loja-integrada"
+        channels = ["c"]
+        poll_interval = "30s"
+        [stores.sim]
+        platform = "loja-integrada"
+        channels = ["c"]
+        poll_interval = "1s"
+        [stores.sim.sandbox]
+        allow_private_addresses = true
+        [channels.c]
+        plugin = "webhook"
+        min_interval = "1h"
+        [channels.c.settings]
+        headers = { X-Api-Key = "k" }
+        "header.X-Other" = "v"
+        "#;
+    let (_dir, config) = load(text, &[("ARAUTO_DAEMON__SHUTDOWN_TIMEOUT", "11m")]);
+    assert_eq!(
+        config.stores["s"].poll_interval,
+        SignedDuration::from_hours(24)
+    );
+    assert_eq!(
+        config.stores["sim"].poll_interval,
+        SignedDuration::from_secs(1)
+    );
+    assert_eq!(
+        config.channels["c"].min_interval,
+        Some(SignedDuration::from_hours(1))
     );
 }

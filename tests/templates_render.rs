@@ -624,3 +624,85 @@ fn the_embedded_defaults_are_the_shipped_files() -> TestResult {
     }
     Ok(())
 }
+
+// ---------------------------------------------------------------- hostile input (issue 18)
+
+#[test]
+fn a_runaway_template_fails_validation_quickly_naming_the_template() -> TestResult {
+    let started = std::time::Instant::now();
+    let errors = compile_error(&inline(
+        K::OrderPaid,
+        "Oi\n{% for i in range(10000) %}{% for j in range(10000) %}{{ i }}{% endfor %}{% endfor %}",
+    ))?;
+    let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert!(
+        shown.iter().any(
+            |e| e.contains("inline template for notifications.order-paid.template")
+                && e.contains("too much work")
+        ),
+        "{shown:?}"
+    );
+    assert_eq!(
+        errors[0].config_key(),
+        Some("notifications.order-paid.template")
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+    Ok(())
+}
+
+#[test]
+fn hostile_customer_text_is_cleaned_and_capped_in_every_variable() -> TestResult {
+    let text = "Olá {{ customer.first_name }}!\nNome: {{ customer.name }}\n\
+                Rastreio: {{ tracking.code }}\nItem: {{ order.items[0].name }}\n\
+                Pagamento: {{ order.payment_method }}\nFim";
+    let templates = Templates::compile(&inline(K::TrackingUpdated, text))?;
+    let mut hostile = order(0)?;
+    hostile.customer.first_name = "\u{202E}anA\u{202C}".into();
+    hostile.customer.name = format!("Ana\u{200B}\u{2066} Silva{}", "x".repeat(10_000));
+    let code = "QB123\nLIGUE 0800 000 000";
+    if hostile.shipments.is_empty() {
+        return Err("sample 0 has no shipment".into());
+    }
+    hostile.shipments[0].tracking_code = Some(code.into());
+    if let Some(item) = hostile.items.first_mut() {
+        item.name = "Vaso\u{200F}\u{7} azul\r\n".into();
+    }
+    let ctx = TemplateContext::new(
+        &hostile,
+        K::TrackingUpdated,
+        &store()?,
+        Some(&TrackingRef {
+            shipment_id: hostile.shipments[0].id.clone(),
+            code: code.into(),
+        }),
+    );
+    let out = templates.render(K::TrackingUpdated, "whatsapp", &ctx)?;
+    let lines: Vec<&str> = out.lines().collect();
+    // Only the template's own line breaks remain.
+    assert_eq!(lines.len(), 6, "{out}");
+    assert_eq!(lines[0], "Olá anA!");
+    let name = lines[1].strip_prefix("Nome: ").ok_or("name line")?;
+    assert!(name.starts_with("Ana Silvaxxx"), "{name}");
+    assert_eq!(name.chars().count(), 100, "{name}");
+    assert!(name.ends_with('…'), "{name}");
+    assert_eq!(lines[2], "Rastreio: QB123 LIGUE 0800 000 000");
+    assert_eq!(lines[3], "Item: Vaso azul");
+    assert!(
+        !out.chars().any(|c| (c.is_control() && c != '\n')
+            || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')),
+        "{out:?}"
+    );
+
+    // The defaults get the same treatment.
+    let shipped = render(&defaults()?, &hostile, K::OrderShipped)?;
+    assert!(
+        !shipped.contains('\u{202E}') && !shipped.contains("QB123\n"),
+        "{shipped}"
+    );
+    assert!(!shipped.contains(&"x".repeat(100)), "{shipped}");
+    Ok(())
+}

@@ -258,10 +258,17 @@ fn validate(args: ValidateArgs) -> Exit {
     if let Err(error) = logging::init(LogFormat::Text, "warn") {
         eprintln!("arauto: {error}");
     }
-    let config = match config::load(args.config.config.as_deref()) {
+    let config = match config::load_for_validation(args.config.config.as_deref()) {
         Ok(config) => config,
-        Err(errors) => {
+        Err((errors, partial)) => {
             eprintln!("{errors}");
+            // The second phase (plugins, templates) on what the errors spare,
+            // so one run lists both.
+            if let Some(partial) = partial
+                && let Err(error) = build_for_validation(*partial)
+            {
+                eprintln!("and, checked against the plugins and templates: {error}");
+            }
             return Exit::Failure;
         }
     };
@@ -269,10 +276,24 @@ fn validate(args: ValidateArgs) -> Exit {
     for warning in config.warnings() {
         eprintln!("{warning}");
     }
-    // The daemon's compiled plugins are reused but nothing is written:
-    // validate leaves no trace (it may run as another user, e.g. in ExecReload=).
+    match build_for_validation(config) {
+        Ok(state) => {
+            print!("{}", output::validate_summary(&state));
+            Exit::Ok
+        }
+        Err(error) => {
+            eprintln!("invalid configuration {}: {error}", path.display());
+            Exit::Failure
+        }
+    }
+}
+
+/// The startup path of `run` without its side effects. The daemon's compiled
+/// plugins are reused but nothing is written: validate leaves no trace (it may
+/// run as another user, e.g. in ExecReload=).
+fn build_for_validation(config: config::Config) -> Result<crate::daemon::State, String> {
     let cache_dir = config.daemon.cache_dir.clone();
-    let built = tokio::runtime::Builder::new_current_thread()
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| e.to_string())
@@ -291,17 +312,7 @@ fn validate(args: ValidateArgs) -> Exit {
                 .await
                 .map_err(|e| e.to_string())
             })
-        });
-    match built {
-        Ok(state) => {
-            print!("{}", output::validate_summary(&state));
-            Exit::Ok
-        }
-        Err(error) => {
-            eprintln!("invalid configuration {}: {error}", path.display());
-            Exit::Failure
-        }
-    }
+        })
 }
 
 fn status(args: StatusArgs) -> Exit {

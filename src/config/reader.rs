@@ -82,7 +82,7 @@ pub(crate) fn render(value: &Value) -> String {
     }
 }
 
-fn kind_name(value: &Value) -> &'static str {
+pub(crate) fn kind_name(value: &Value) -> &'static str {
     match value {
         Value::String(..) | Value::Char(..) => "a string",
         Value::Bool(..) => "a boolean",
@@ -344,12 +344,23 @@ impl Reader<'_> {
         }
     }
 
-    /// A duration; `min` is the smallest accepted value (inclusive), with a message.
+    /// A duration of at least `min` (inclusive), with a message.
     pub(crate) fn duration(
         &mut self,
         path: &KeyPath,
         value: Value,
         min: SignedDuration,
+    ) -> Option<SignedDuration> {
+        self.duration_range(path, value, min, SignedDuration::MAX)
+    }
+
+    /// A duration in `min..=max`, with a message naming the bound.
+    pub(crate) fn duration_range(
+        &mut self,
+        path: &KeyPath,
+        value: Value,
+        min: SignedDuration,
+        max: SignedDuration,
     ) -> Option<SignedDuration> {
         let Value::String(_, ref text) = value else {
             let hint = if matches!(value, Value::Num(..)) {
@@ -372,6 +383,14 @@ impl Reader<'_> {
                 self.error(path, &value, message);
                 None
             }
+            Ok(d) if d > max => {
+                self.error(
+                    path,
+                    &value,
+                    format!("must be at most {}", values::format_duration(max)),
+                );
+                None
+            }
             Ok(d) => Some(d),
             Err(message) => {
                 self.error(path, &value, message);
@@ -380,8 +399,14 @@ impl Reader<'_> {
         }
     }
 
-    /// A size in bytes (`"64MiB"` or a number), at least `min`.
-    pub(crate) fn size(&mut self, path: &KeyPath, value: Value, min: ByteSize) -> Option<ByteSize> {
+    /// A size in bytes (`"64MiB"` or a number), in `min..=max`.
+    pub(crate) fn size(
+        &mut self,
+        path: &KeyPath,
+        value: Value,
+        min: ByteSize,
+        max: ByteSize,
+    ) -> Option<ByteSize> {
         let parsed = match &value {
             Value::String(_, text) => values::parse_size(text),
             Value::Num(_, n) => n
@@ -397,6 +422,10 @@ impl Reader<'_> {
         match parsed {
             Ok(size) if size < min => {
                 self.error(path, &value, format!("must be at least {min}"));
+                None
+            }
+            Ok(size) if size > max => {
+                self.error(path, &value, format!("must be at most {max}"));
                 None
             }
             Ok(size) => Some(size),

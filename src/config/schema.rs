@@ -49,7 +49,32 @@ pub fn default_plugin_dir() -> PathBuf {
 
 const NONZERO: SignedDuration = SignedDuration::from_nanos(1);
 
-/// Read the merged value tree into a [`Config`]; `None` when errors were recorded.
+/// Shortest `poll_interval` for a platform on the internet. Platforms
+/// rate-limit their APIs (Loja Integrada allows 100 requests a minute per
+/// store); a store polled every few milliseconds is answered with 429s.
+/// The host does not know per-platform limits, so one floor applies to all.
+pub const MIN_POLL_INTERVAL: SignedDuration = SignedDuration::from_secs(30);
+/// Shortest `poll_interval` for a platform on a private address
+/// (`sandbox.allow_private_addresses = true`): a simulator or test rig, which
+/// has no rate limit to respect.
+pub const MIN_POLL_INTERVAL_PRIVATE: SignedDuration = SignedDuration::from_secs(1);
+/// Longest `poll_interval`: a store polled less than daily is as good as off.
+pub const MAX_POLL_INTERVAL: SignedDuration = SignedDuration::from_hours(24);
+/// Longest `min_interval` of a channel: more would allow fewer than 24 sends a day.
+pub const MAX_MIN_INTERVAL: SignedDuration = SignedDuration::from_hours(1);
+/// Longest plugin `call_timeout`: one poll page or one send.
+pub const MAX_CALL_TIMEOUT: SignedDuration = SignedDuration::from_mins(10);
+/// Most linear memory one plugin instance may be given.
+pub const MAX_MEMORY_LIMIT: ByteSize = ByteSize::mib(4 * 1024);
+/// Largest secret file (`<key>_file`): credentials are short; /dev/zero is not one.
+const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
+/// Largest template file (`template_file`).
+const MAX_TEMPLATE_FILE_BYTES: u64 = 1024 * 1024;
+/// Largest accepted `max_response_bytes` (one HTTP response to a plugin).
+pub const MAX_RESPONSE_BYTES: ByteSize = ByteSize::mib(256);
+
+/// Read the merged value tree into a [`Config`]: with errors recorded in `r`,
+/// the values at fault hold their defaults.
 pub(crate) fn read(r: &mut Reader<'_>, root: Dict, source_path: PathBuf) -> Option<Config> {
     let mut root = Reader::table_from_dict(KeyPath::root(), root);
     let table = section(r, &mut root, "daemon");
@@ -79,9 +104,8 @@ pub(crate) fn read(r: &mut Reader<'_>, root: Dict, source_path: PathBuf) -> Opti
         );
     }
 
-    if !r.errors.is_empty() {
-        return None;
-    }
+    // Built even when errors were recorded (bad values replaced by defaults):
+    // `arauto validate` checks what it can of it against the plugins too.
     let notifications = notifications
         .into_iter()
         .map(|(k, (_, v))| (k, v))
@@ -95,6 +119,7 @@ pub(crate) fn read(r: &mut Reader<'_>, root: Dict, source_path: PathBuf) -> Opti
         checklist,
         source_path,
         warnings: std::mem::take(&mut r.warnings),
+        locations: BTreeMap::new(),
     })
 }
 
@@ -160,6 +185,18 @@ fn duration_min(
     min: SignedDuration,
 ) -> impl Fn(&mut Reader<'_>, &KeyPath, Value) -> Option<SignedDuration> {
     move |r, p, v| r.duration(p, v, min)
+}
+
+fn memory_limit(r: &mut Reader<'_>, p: &KeyPath, v: Value) -> Option<ByteSize> {
+    r.size(p, v, ByteSize::mib(1), MAX_MEMORY_LIMIT)
+}
+
+fn max_response_bytes(r: &mut Reader<'_>, p: &KeyPath, v: Value) -> Option<ByteSize> {
+    r.size(p, v, ByteSize(1024), MAX_RESPONSE_BYTES)
+}
+
+fn call_timeout(r: &mut Reader<'_>, p: &KeyPath, v: Value) -> Option<SignedDuration> {
+    r.duration_range(p, v, NONZERO, MAX_CALL_TIMEOUT)
 }
 
 fn timezone(r: &mut Reader<'_>, p: &KeyPath, v: Value) -> Option<TimeZone> {
@@ -273,21 +310,21 @@ fn read_plugin_defaults(r: &mut Reader<'_>, mut t: Table) -> PluginDefaults {
         &mut t,
         "memory_limit",
         || ByteSize::mib(64),
-        |r, p, v| r.size(p, v, ByteSize::mib(1)),
+        memory_limit,
     );
     let call_timeout = field(
         r,
         &mut t,
         "call_timeout",
         || SignedDuration::from_secs(30),
-        duration_min(NONZERO),
+        call_timeout,
     );
     let max_response_bytes = field(
         r,
         &mut t,
         "max_response_bytes",
         || ByteSize::mib(4),
-        |r, p, v| r.size(p, v, ByteSize(1024)),
+        max_response_bytes,
     );
     r.finish(t);
     PluginDefaults {
@@ -312,12 +349,13 @@ fn read_sandbox(r: &mut Reader<'_>, t: Option<Table>, defaults: &PluginDefaults)
         let hosts = r.string_list(p, v)?;
         let mut ok = true;
         for (i, host) in hosts.iter().enumerate() {
-            if host.is_empty() || host.contains(char::is_whitespace) {
-                r.error(
-                    &p.index(i),
-                    &Value::from(host.clone()),
-                    "expected a host like \"https://api.example.com\"",
-                );
+            let problem = if host.is_empty() || host.contains(char::is_whitespace) {
+                Some("expected a host like \"https://api.example.com\"".to_owned())
+            } else {
+                crate::plugin::allowlist::AllowedHost::parse(host).err()
+            };
+            if let Some(problem) = problem {
+                r.error(&p.index(i), &Value::from(host.clone()), problem);
                 ok = false;
             }
         }
@@ -338,21 +376,21 @@ fn read_sandbox(r: &mut Reader<'_>, t: Option<Table>, defaults: &PluginDefaults)
         &mut t,
         "call_timeout",
         || defaults.call_timeout,
-        duration_min(NONZERO),
+        call_timeout,
     );
     let memory_limit = field(
         r,
         &mut t,
         "memory_limit",
         || defaults.memory_limit,
-        |r, p, v| r.size(p, v, ByteSize::mib(1)),
+        memory_limit,
     );
     let max_response_bytes = field(
         r,
         &mut t,
         "max_response_bytes",
         || defaults.max_response_bytes,
-        |r, p, v| r.size(p, v, ByteSize(1024)),
+        max_response_bytes,
     );
     r.finish(t);
     SandboxConfig {
@@ -406,13 +444,11 @@ fn read_stores(
             plugin_name,
         );
         let explicit_plugin = optional(r, &mut t, "plugin", Reader::path);
-        let poll_interval = field(
-            r,
-            &mut t,
-            "poll_interval",
-            || SignedDuration::from_mins(5),
-            duration_min(NONZERO),
-        );
+        let poll_interval_entry = t.take("poll_interval");
+        let poll_interval = poll_interval_entry
+            .clone()
+            .and_then(|(p, v)| r.duration_range(&p, v, NONZERO, MAX_POLL_INTERVAL))
+            .unwrap_or(SignedDuration::from_mins(5));
         let max_pages_per_sweep = field(
             r,
             &mut t,
@@ -438,6 +474,9 @@ fn read_stores(
             .unwrap_or_default();
         let sandbox_table = optional_section(r, &mut t, "sandbox");
         let sandbox = read_sandbox(r, sandbox_table, plugins);
+        if let Some((p, v)) = &poll_interval_entry {
+            check_poll_floor(r, p, v, poll_interval, &sandbox);
+        }
         let settings = optional_section(r, &mut t, "settings")
             .map(|st| read_settings(r, st))
             .unwrap_or_default();
@@ -475,6 +514,39 @@ fn read_stores(
         );
     }
     stores
+}
+
+/// `poll_interval` must respect the platform's rate limit ([`MIN_POLL_INTERVAL`]);
+/// only a platform on a private address may be polled faster.
+fn check_poll_floor(
+    r: &mut Reader<'_>,
+    path: &KeyPath,
+    value: &Value,
+    interval: SignedDuration,
+    sandbox: &SandboxConfig,
+) {
+    let fmt = super::values::format_duration;
+    if sandbox.allow_private_addresses {
+        if interval < MIN_POLL_INTERVAL_PRIVATE {
+            r.error(
+                path,
+                value,
+                format!("must be at least {}", fmt(MIN_POLL_INTERVAL_PRIVATE)),
+            );
+        }
+    } else if interval < MIN_POLL_INTERVAL {
+        r.error(
+            path,
+            value,
+            format!(
+                "must be at least {}: platforms rate-limit their APIs (only a platform on a \
+                 private address, with sandbox.allow_private_addresses = true, may be polled \
+                 every {} or more)",
+                fmt(MIN_POLL_INTERVAL),
+                fmt(MIN_POLL_INTERVAL_PRIVATE)
+            ),
+        );
+    }
 }
 
 fn read_quiet_hours(r: &mut Reader<'_>, mut t: Table) -> Option<QuietHours> {
@@ -583,12 +655,32 @@ fn read_settings(r: &mut Reader<'_>, mut t: Table) -> Settings {
             }
             continue;
         }
+        // Plugins receive every setting as text and parse it themselves; a bare
+        // number or boolean (`base_url = 5`) is more likely a slip than meant,
+        // so it must be quoted. Tables and arrays are passed as JSON text (for
+        // settings documented as JSON, like the webhook's `headers`).
         let text = match &value {
             Value::String(_, s) => s.clone(),
             Value::Char(_, c) => c.to_string(),
-            Value::Bool(_, b) => b.to_string(),
-            Value::Num(..) => super::reader::render(&value),
             Value::Empty(..) => String::new(),
+            Value::Num(..) | Value::Bool(..) => {
+                let message = format!(
+                    "plugin settings are text: write the value in quotes, like {key} = \"{}\" \
+                     (found {})",
+                    if looks_secret(&key) {
+                        "…".to_owned()
+                    } else {
+                        super::reader::render(&value)
+                    },
+                    super::reader::kind_name(&value)
+                );
+                if looks_secret(&key) {
+                    r.error_at(&path, message);
+                } else {
+                    r.error(&path, &value, message);
+                }
+                continue;
+            }
             Value::Dict(..) | Value::Array(..) => match serde_json::to_string(&value) {
                 Ok(json) => json,
                 Err(e) => {
@@ -627,7 +719,19 @@ fn secret_from_file(r: &mut Reader<'_>, path: &KeyPath, value: Value) -> Option<
     } else {
         r.resolve(file)
     };
-    match std::fs::read(&resolved) {
+    match super::read_at_most(&resolved, MAX_SECRET_FILE_BYTES) {
+        Ok(bytes) if bytes.len() as u64 > MAX_SECRET_FILE_BYTES => {
+            r.error(
+                path,
+                &value,
+                format!(
+                    "secret file {} is larger than {}: not a credential",
+                    resolved.display(),
+                    ByteSize(MAX_SECRET_FILE_BYTES)
+                ),
+            );
+            None
+        }
         Ok(bytes) => {
             let Ok(mut text) = String::from_utf8(bytes) else {
                 r.error(
@@ -701,12 +805,9 @@ fn read_channels(
         );
         let explicit_path = optional(r, &mut t, "plugin_path", Reader::path);
         let description = optional(r, &mut t, "description", Reader::string);
-        let min_interval = optional(
-            r,
-            &mut t,
-            "min_interval",
-            duration_min(SignedDuration::ZERO),
-        );
+        let min_interval = optional(r, &mut t, "min_interval", |r, p, v| {
+            r.duration_range(p, v, SignedDuration::ZERO, MAX_MIN_INTERVAL)
+        });
         let daily_cap = optional(r, &mut t, "daily_cap", |r, p, v| r.u32_min(p, v, 1));
         let daily_reset = field(
             r,
@@ -877,7 +978,17 @@ fn read_template_text(r: &mut Reader<'_>, t: &mut Table) -> Option<TemplateText>
     }
     let (path, value) = file_entry?;
     let file = r.path(&path, value.clone())?;
-    match std::fs::read_to_string(&file) {
+    let read = super::read_at_most(&file, MAX_TEMPLATE_FILE_BYTES).and_then(|bytes| {
+        if bytes.len() as u64 > MAX_TEMPLATE_FILE_BYTES {
+            return Err(std::io::Error::other(format!(
+                "larger than {}",
+                ByteSize(MAX_TEMPLATE_FILE_BYTES)
+            )));
+        }
+        String::from_utf8(bytes)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not valid UTF-8"))
+    });
+    match read {
         Ok(text) => Some(TemplateText {
             text,
             file: Some(file),

@@ -6,7 +6,7 @@
 //! 0.8 parser) so syntax errors carry positions and TOML 1.1 syntax works;
 //! figment then layers the environment on top.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::ffi::OsString;
 use std::fmt;
 use std::ops::Range;
@@ -121,6 +121,25 @@ impl FileLayer {
         layer.dict = dict;
         layer.text = text;
         Ok(layer)
+    }
+
+    /// The variable names the file's `<key>_env` settings point at (anywhere in
+    /// the tree: only `settings` tables accept such keys, the others reject them).
+    pub(crate) fn env_secret_names(&self) -> BTreeSet<String> {
+        fn walk(dict: &Dict, out: &mut BTreeSet<String>) {
+            for (key, value) in dict {
+                match value {
+                    Value::String(_, name) if key.ends_with("_env") => {
+                        out.insert(name.clone());
+                    }
+                    Value::Dict(_, inner) => walk(inner, out),
+                    _ => {}
+                }
+            }
+        }
+        let mut out = BTreeSet::new();
+        walk(&self.dict, &mut out);
+        out
     }
 
     fn syntax_error(&self, error: &toml::de::Error) -> ConfigError {
@@ -247,8 +266,13 @@ pub(crate) struct EnvLayer {
 
 impl EnvLayer {
     /// Pick the overrides out of `vars`; malformed variables are reported, not skipped.
+    ///
+    /// Variables named in `secret_vars` (the values of the file's `<key>_env`
+    /// settings) are secrets for a plugin, not overrides, even when their name
+    /// starts with `ARAUTO_`.
     pub(crate) fn from_vars(
         vars: impl IntoIterator<Item = (OsString, OsString)>,
+        secret_vars: &BTreeSet<String>,
     ) -> (Self, Vec<ConfigError>) {
         let mut overrides = Vec::new();
         let mut errors = Vec::new();
@@ -257,7 +281,7 @@ impl EnvLayer {
             let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
                 continue;
             };
-            if name == ENV_CONFIG_FILE {
+            if name == ENV_CONFIG_FILE || secret_vars.contains(name) {
                 continue;
             }
             let problem = |message: String| ConfigError {
@@ -371,6 +395,25 @@ impl Origins<'_> {
     /// Where the key at `path` was written (for unknown keys).
     pub(crate) fn of_key(&self, path: &KeyPath) -> Origin {
         self.locate(path, true)
+    }
+
+    /// Where every key of the file (and every override) was written, by key path
+    /// (`stores.loja1.settings.base_url`), for problems found after loading.
+    pub(crate) fn all(&self) -> std::collections::BTreeMap<String, Origin> {
+        let mut out = std::collections::BTreeMap::new();
+        for path in self
+            .file
+            .key_spans
+            .keys()
+            .chain(self.file.value_spans.keys())
+        {
+            out.entry(path.to_string())
+                .or_insert_with(|| self.of_key(path));
+        }
+        for o in &self.env.overrides {
+            out.insert(o.path.to_string(), Origin::Env { var: o.var.clone() });
+        }
+        out
     }
 
     fn locate(&self, path: &KeyPath, key: bool) -> Origin {

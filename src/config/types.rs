@@ -14,7 +14,7 @@ use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Serialize, Serializer};
 
-use super::error::ConfigError;
+use super::error::{ConfigError, Origin};
 use super::secret::Settings;
 use super::values::{format_duration, format_time};
 use crate::model::NotificationKind;
@@ -38,6 +38,10 @@ pub struct Config {
     pub(crate) source_path: PathBuf,
     #[serde(skip)]
     pub(crate) warnings: Vec<ConfigError>,
+    /// Where each key was written, for problems found after loading (plugins,
+    /// templates): see [`Config::origin_of`].
+    #[serde(skip)]
+    pub(crate) locations: BTreeMap<String, Origin>,
 }
 
 impl Config {
@@ -56,6 +60,28 @@ impl Config {
         self.notifications
             .get(&kind)
             .unwrap_or(&DEFAULT_NOTIFICATION)
+    }
+
+    /// Where the key at `key_path` (`stores.loja1.recognition.pedido_pago`) was
+    /// written: its file and line, or the variable that set it. An unwritten key
+    /// (a default) gets the position of its nearest written parent table, else
+    /// the file without a line.
+    pub fn origin_of(&self, key_path: &str) -> Origin {
+        let mut key = key_path;
+        loop {
+            if let Some(origin) = self.locations.get(key) {
+                return origin.clone();
+            }
+            match key.rfind(['.', '[']) {
+                Some(cut) => key = &key[..cut],
+                None => {
+                    return Origin::File {
+                        path: self.source_path.clone(),
+                        position: None,
+                    };
+                }
+            }
+        }
     }
 
     /// Stores with `enabled = true`.

@@ -57,10 +57,10 @@ pub(super) async fn assemble(
             Ok(runtime) => {
                 channels.insert(channel.id.clone(), Arc::new(runtime));
             }
-            Err(problem) if skip_unloadable && plugins.failed(&channel.plugin_path) => {
-                skipped.push(problem);
+            Err(mut found) if skip_unloadable && plugins.failed(&channel.plugin_path) => {
+                skipped.append(&mut found);
             }
-            Err(problem) => problems.push(problem),
+            Err(mut found) => problems.append(&mut found),
         }
     }
 
@@ -82,7 +82,7 @@ pub(super) async fn assemble(
         Ok(templates) => Some(Arc::new(templates)),
         Err(errors) => {
             problems.extend(errors.0.into_iter().map(|e| BuildProblem {
-                component: "templates".into(),
+                component: e.config_key().unwrap_or("templates").to_owned(),
                 message: e.to_string(),
             }));
             None
@@ -190,21 +190,48 @@ fn instance_config(
     instance
 }
 
+/// Configuration problems only visible against the plugin's `info()`.
+fn config_problems(errors: Vec<crate::config::ConfigError>) -> Vec<BuildProblem> {
+    errors
+        .into_iter()
+        .map(|e| BuildProblem {
+            message: match &e.value {
+                Some(value) => format!("{value}: {}", e.message),
+                None => e.message,
+            },
+            component: e.key,
+        })
+        .collect()
+}
+
 async fn build_channel(
     config: &Config,
     channel: &ChannelConfig,
     host: &PluginHost,
     plugins: &mut PluginCache,
-) -> Result<ChannelRuntime, BuildProblem> {
+) -> Result<ChannelRuntime, Vec<BuildProblem>> {
     let component = format!("channels.{}", channel.id);
     let plugin = plugins
         .load(host, &channel.plugin_path, &component, PluginKind::Sender)
-        .await?;
+        .await
+        .map_err(|p| vec![p])?;
+    let mut problems = config_problems(crate::config::check_channel(
+        config,
+        &channel.id,
+        plugin.info(),
+    ));
     let instance = instance_config(&channel.id, &channel.settings, &channel.sandbox, None);
-    let sender = host.sender(&plugin, instance).map_err(|e| BuildProblem {
-        component: format!("{component}.settings"),
-        message: e.to_string(),
-    })?;
+    let sender = match host.sender(&plugin, instance) {
+        Ok(sender) if problems.is_empty() => sender,
+        Ok(_) => return Err(problems),
+        Err(e) => {
+            problems.push(BuildProblem {
+                component: format!("{component}.settings"),
+                message: e.to_string(),
+            });
+            return Err(problems);
+        }
+    };
     let pacing = pacing_policy(channel, &config.daemon.timezone);
     let retry = RetryPolicy {
         base: channel.retry_base,
@@ -241,13 +268,19 @@ async fn build_store(
     };
     let default_rpm =
         (info.platform == "loja-integrada").then_some(LOJA_INTEGRADA_REQUESTS_PER_MINUTE);
+    let mut problems = config_problems(crate::config::check_store(config, &store.id, &info));
     let instance = instance_config(&store.id, &store.settings, &store.sandbox, default_rpm);
-    let connector = host.connector(&plugin, instance).map_err(|e| {
-        vec![BuildProblem {
-            component: format!("{component}.settings"),
-            message: e.to_string(),
-        }]
-    })?;
+    let connector = match host.connector(&plugin, instance) {
+        Ok(connector) if problems.is_empty() => connector,
+        Ok(_) => return Err(problems),
+        Err(e) => {
+            problems.push(BuildProblem {
+                component: format!("{component}.settings"),
+                message: e.to_string(),
+            });
+            return Err(problems);
+        }
+    };
 
     let overrides: BTreeMap<String, Option<NotificationKind>> = store
         .recognition

@@ -119,7 +119,9 @@ pub async fn build(
 ) -> Result<State, BuildError> {
     let assembled = assemble(&config, host, options.purpose == Purpose::Run)
         .await
-        .map_err(|problems| BuildError { problems })?;
+        .map_err(|problems| BuildError {
+            problems: problems.into_iter().map(|p| located(&config, p)).collect(),
+        })?;
     Ok(State {
         config: Arc::new(config),
         dry_run: options.dry_run,
@@ -130,6 +132,14 @@ pub async fn build(
         templates: assembled.templates,
         skipped: assembled.skipped,
     })
+}
+
+/// `problem` with the file and line (or variable) of its key after the
+/// message (after, so `component: message` reads as it always did).
+fn located(config: &Config, mut problem: BuildProblem) -> BuildProblem {
+    let origin = config.origin_of(&problem.component);
+    problem.message = format!("{} (in {origin})", problem.message);
+    problem
 }
 
 /// The current [`State`], shared by every service; replaced atomically on reload.

@@ -21,7 +21,7 @@
 //! [`crate::model`] types plus the request/response types in [`types`].
 
 mod address;
-mod allowlist;
+pub(crate) mod allowlist;
 mod api_version;
 mod cache;
 mod engine;

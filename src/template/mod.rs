@@ -24,6 +24,18 @@
 //!   spaces are removed, runs of blank lines collapse into one, and the text is
 //!   trimmed.
 //! * No HTML escaping (the output is plain text for WhatsApp/SMS/Telegram).
+//! * **Text filter, on for every variable** (customer and platform text is
+//!   untrusted; see [`clean_text`]): before rendering, every string variable
+//!   loses bidirectional-override and zero-width characters (U+202A–U+202E,
+//!   U+2066–U+2069, U+200B–U+200F, U+FEFF, …) and control characters; line
+//!   breaks and tabs inside a variable become a space, so only the template
+//!   itself starts new lines. Lengths are capped, cut with `…`: names
+//!   (`customer.name`, `customer.first_name`, item names) at 100 characters,
+//!   tracking codes at 64, the Pix code at 1,000, every other string at 500.
+//!   There is no opt-out: text that reaches a customer must not carry them.
+//! * **Fuel**: one render may run at most [`RENDER_FUEL`] template instructions;
+//!   a template that loops more (nested `range(10000)`) fails validation
+//!   quickly, naming the template, instead of keeping `validate` or a reload busy.
 //! * Filter `brl`: cents → `R$ 1.234,56` (`{{ item.total_cents * 2 | brl }}`).
 //! * **Unreadable values are unknown, never zero**: an amount or quantity the
 //!   platform sent as `"abc"`, `null` or out of range is *unknown* — falsy in
@@ -68,7 +80,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use minijinja::syntax::SyntaxConfig;
-use minijinja::value::{Serde, Value};
+use minijinja::value::{Serde, Value, ValueKind};
 use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior};
 
 pub use context::{
@@ -79,6 +91,122 @@ pub use sample::sample_orders;
 
 use crate::decide::TrackingRef;
 use crate::model::{Money, NotificationKind};
+
+/// Template instructions one render may run. The built-in templates need a few
+/// hundred per order (a few thousand for an order with hundreds of items); this
+/// leaves room for any honest template and stops a runaway loop in milliseconds.
+pub const RENDER_FUEL: u64 = 1_000_000;
+
+/// Longest name variable (customer names, item names), in characters.
+pub const MAX_NAME_CHARS: usize = 100;
+/// Longest tracking code variable, in characters.
+pub const MAX_TRACKING_CODE_CHARS: usize = 64;
+/// Longest Pix "copia e cola" code (an EMV BR Code is a few hundred characters).
+pub const MAX_PIX_CODE_CHARS: usize = 1000;
+/// Longest other string variable, in characters.
+pub const MAX_TEXT_CHARS: usize = 500;
+
+/// The text filter applied to every string variable (see the module docs):
+/// bidi and invisible formatting characters removed, control characters
+/// removed, line breaks and tabs turned into spaces, then at most `max_chars`
+/// characters (the last one `…` when cut).
+pub fn clean_text(text: &str, max_chars: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max_chars * 4));
+    let mut kept = 0usize;
+    let mut cut = false;
+    for c in text.chars() {
+        let c = match c {
+            '\n' | '\r' | '\t' | '\u{2028}' | '\u{2029}' | '\u{85}' => ' ',
+            c if is_invisible(c) || c.is_control() => continue,
+            c => c,
+        };
+        if kept == max_chars {
+            cut = true;
+            break;
+        }
+        out.push(c);
+        kept += 1;
+    }
+    if cut && max_chars > 0 {
+        out.pop();
+        out.push('…');
+    }
+    out
+}
+
+/// Bidirectional controls and zero-width/invisible formatting characters: they
+/// can reorder or hide what a customer reads (a name that "says" something else).
+fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{AD}' | '\u{34F}' | '\u{61C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}'
+        | '\u{200B}'..='\u{200F}'
+        | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}'
+        | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}'
+        | '\u{FFF0}'..='\u{FFFB}'
+        | '\u{E0000}'..='\u{E007F}')
+}
+
+/// The cap for the string at `path` (JSON-pointer-like, list indexes as `[]`).
+fn cap_for(path: &[&str]) -> usize {
+    match path {
+        ["customer", "name" | "first_name"] | ["order", "items", "[]", "name"] => MAX_NAME_CHARS,
+        ["tracking", "code"] | ["order", "shipments", "[]", "tracking_code"] => {
+            MAX_TRACKING_CODE_CHARS
+        }
+        ["order", "pix", "code"] => MAX_PIX_CODE_CHARS,
+        _ => MAX_TEXT_CHARS,
+    }
+}
+
+/// `value` with every string passed through [`clean_text`] at the cap of its
+/// path. Works on minijinja values rather than JSON so that the unknown-value
+/// marker ([`UnknownValue`]) survives: it is neither a string, a list nor a map.
+fn clean_value(value: Value, path: &mut Vec<String>) -> Value {
+    match value.kind() {
+        ValueKind::String => {
+            let text = value.as_str().unwrap_or_default();
+            let keys: Vec<&str> = path.iter().map(String::as_str).collect();
+            let max = cap_for(&keys);
+            if text.chars().count() > max || text.chars().any(|c| c.is_control() || is_invisible(c))
+            {
+                Value::from(clean_text(text, max))
+            } else {
+                value
+            }
+        }
+        ValueKind::Seq => {
+            path.push("[]".to_owned());
+            let items: Vec<Value> = match value.try_iter() {
+                Ok(items) => items.map(|item| clean_value(item, path)).collect(),
+                Err(_) => Vec::new(),
+            };
+            path.pop();
+            Value::from(items)
+        }
+        ValueKind::Map => {
+            let mut map = BTreeMap::new();
+            if let Ok(keys) = value.try_iter() {
+                for key in keys {
+                    let item = value.get_item(&key).unwrap_or_default();
+                    path.push(key.as_str().unwrap_or_default().to_owned());
+                    let item = clean_value(item, path);
+                    path.pop();
+                    map.insert(key, item);
+                }
+            }
+            Value::from_object(map)
+        }
+        _ => value,
+    }
+}
+
+/// The variables of `context` for minijinja, every string passed through the
+/// text filter ([`clean_text`]).
+fn context_value(context: &TemplateContext) -> Value {
+    clean_value(Value::from(Serde(context)), &mut Vec::new())
+}
 
 /// The built-in pt-BR template of a kind (the text of `config/templates/pt-BR/<kind>.txt`).
 pub const fn default_template(kind: NotificationKind) -> &'static str {
@@ -231,6 +359,24 @@ pub enum TemplateError {
     },
 }
 
+impl TemplateError {
+    /// The configuration key of an inline template or a provider template
+    /// parameter (`notifications.order-paid.template`), to find its line in
+    /// the configuration file; `None` for template files and built-ins.
+    pub fn config_key(&self) -> Option<&str> {
+        let template = match self {
+            Self::Read { .. } => return None,
+            Self::Syntax { template, .. }
+            | Self::UnknownVariable { template, .. }
+            | Self::MissingValue { template, .. }
+            | Self::Render { template, .. } => template,
+        };
+        template
+            .strip_prefix("inline template for ")
+            .or_else(|| template.strip_prefix("provider template parameter "))
+    }
+}
+
 struct LineSuffix(Option<usize>);
 
 impl fmt::Display for LineSuffix {
@@ -296,6 +442,7 @@ impl Templates {
             env.set_syntax(syntax);
         }
         env.set_auto_escape_callback(|_| AutoEscape::None);
+        env.set_fuel(Some(RENDER_FUEL));
         env.set_formatter(|out, state, value| {
             if let Some(unknown) = value.downcast_object_ref::<UnknownValue>() {
                 // Printing an amount nobody could read would tell the
@@ -448,12 +595,12 @@ impl Templates {
                     } else {
                         None
                     };
-                    Value::from(Serde(TemplateContext::new(
+                    context_value(&TemplateContext::new(
                         order,
                         *kind,
                         &store,
                         tracking.as_ref(),
-                    )))
+                    ))
                 })
                 .collect();
 
@@ -484,7 +631,15 @@ impl Templates {
             }
             for ctx in &contexts {
                 if let Err(err) = template.render(ctx) {
+                    // Another sample would burn the same fuel for the same answer.
+                    let out_of_fuel = err.kind() == ErrorKind::OutOfFuel;
                     let err = convert(&err, origin);
+                    if out_of_fuel {
+                        if seen.insert(err.to_string()) {
+                            errors.push(err);
+                        }
+                        break;
+                    }
                     // Extras differ per platform and order; a sample cannot have them all.
                     if matches!(&err, TemplateError::UnknownVariable { variable, .. } if variable.starts_with("order.extras."))
                     {
@@ -522,9 +677,7 @@ impl Templates {
         context: &TemplateContext,
     ) -> Result<String, TemplateError> {
         let name = self.template_name(kind, channel);
-        Ok(tidy(
-            &self.render_named(&name, &Value::from(Serde(context)))?,
-        ))
+        Ok(tidy(&self.render_named(&name, &context_value(context))?))
     }
 
     /// Render the provider template parameters of `kind` for `channel`, if configured.
@@ -537,7 +690,7 @@ impl Templates {
         let Some(names) = self.provider.get(&(channel.to_owned(), kind)) else {
             return Ok(None);
         };
-        let ctx = Value::from(Serde(context));
+        let ctx = context_value(context);
         let positional = names
             .positional
             .iter()
@@ -574,13 +727,32 @@ fn load(source: &TemplateSource) -> Result<(String, String), TemplateError> {
         TemplateSource::Inline { text, config_key } => {
             Ok((text.clone(), format!("inline template for {config_key}")))
         }
-        TemplateSource::File { path } => std::fs::read_to_string(path)
+        TemplateSource::File { path } => read_template_file(path)
             .map(|text| (text, path.display().to_string()))
             .map_err(|source| TemplateError::Read {
                 path: path.clone(),
                 source,
             }),
     }
+}
+
+/// Largest template file read (a message template is a few hundred bytes).
+const MAX_TEMPLATE_FILE_BYTES: u64 = 1024 * 1024;
+
+/// The file's text, refusing more than [`MAX_TEMPLATE_FILE_BYTES`] without
+/// reading it all (a path to /dev/zero must not hang `validate`).
+fn read_template_file(path: &std::path::Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(MAX_TEMPLATE_FILE_BYTES + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > MAX_TEMPLATE_FILE_BYTES {
+        return Err(std::io::Error::other(format!(
+            "larger than {MAX_TEMPLATE_FILE_BYTES} bytes"
+        )));
+    }
+    Ok(text)
 }
 
 /// A provider parameter is an expression unless it contains template tags.
@@ -671,6 +843,14 @@ fn convert(err: &minijinja::Error, origin: &str) -> TemplateError {
                 ),
             }
         }
+        ErrorKind::OutOfFuel => TemplateError::Render {
+            template,
+            line,
+            message: format!(
+                "the template does too much work (more than {RENDER_FUEL} steps in one render): \
+                 check its loops"
+            ),
+        },
         kind => TemplateError::Render {
             template,
             line,
@@ -754,4 +934,42 @@ fn tidy(text: &str) -> String {
         out.push('\n');
     }
     out.trim_end().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_text_filter_strips_bidi_invisible_and_control_characters() {
+        assert_eq!(clean_text("\u{202E}ana\u{202C} silva", 100), "ana silva");
+        assert_eq!(
+            clean_text("a\u{200B}b\u{200D}c\u{FEFF}d\u{2066}e\u{2069}", 100),
+            "abcde"
+        );
+        assert_eq!(
+            clean_text("QB123\nLIGUE\r\n0800\tJA", 100),
+            "QB123 LIGUE  0800 JA"
+        );
+        assert_eq!(clean_text("bell\u{7}nul\u{0}del\u{7f}", 100), "bellnuldel");
+        // Accents, emoji and ordinary punctuation are untouched.
+        assert_eq!(clean_text("Conceição 🌸 — ok!", 100), "Conceição 🌸 — ok!");
+    }
+
+    #[test]
+    fn the_text_filter_caps_lengths_with_a_marker() {
+        let long = "x".repeat(10_000);
+        let cut = clean_text(&long, MAX_NAME_CHARS);
+        assert_eq!(cut.chars().count(), MAX_NAME_CHARS);
+        assert!(cut.ends_with('…'));
+        assert_eq!(clean_text("exactly", 7), "exactly");
+        assert_eq!(cap_for(&["customer", "name"]), MAX_NAME_CHARS);
+        assert_eq!(cap_for(&["tracking", "code"]), MAX_TRACKING_CODE_CHARS);
+        assert_eq!(
+            cap_for(&["order", "shipments", "[]", "tracking_code"]),
+            MAX_TRACKING_CODE_CHARS
+        );
+        assert_eq!(cap_for(&["order", "pix", "code"]), MAX_PIX_CODE_CHARS);
+        assert_eq!(cap_for(&["order", "payment_method"]), MAX_TEXT_CHARS);
+    }
 }
