@@ -49,6 +49,10 @@ poll_interval = "2s"
 [stores.loja1.settings]
 api_key = "chave"
 
+# A test rig: polling faster than the 30 s floor for platforms on the internet.
+[stores.loja1.sandbox]
+allow_private_addresses = true
+
 [channels.bom]
 plugin = "probe-sender"
 plugin_path = {probe:?}
@@ -169,8 +173,10 @@ pages = "3"
 page_size = "5"
 broken = "huge-cursor"
 
+# A test rig: polling faster than the 30 s floor for platforms on the internet.
 [stores.loja1.sandbox]
 memory_limit = "512MiB"
+allow_private_addresses = true
 
 [channels.bom]
 plugin = "probe-sender"

@@ -363,6 +363,18 @@ impl Sweep<'_> {
         let (other_store, other_order) = other
             .as_ref()
             .map_or(("?", "?"), |o| (o.store.as_str(), o.order_id.as_str()));
+        if other_store == job.store && other_order == job.order_id {
+            // The same event seen again (a page re-polled after a restart).
+            tracing::debug!(
+                store = %job.store,
+                order = %job.order_id,
+                notification = %job.kind,
+                channel = %job.lane,
+                other_job = %existing,
+                "already queued as job {existing}"
+            );
+            return;
+        }
         tracing::info!(
             store = %job.store,
             order = %job.order_id,
