@@ -303,8 +303,8 @@ fn secrets_from_files_variables_and_secret_looking_keys() {
         token_file = "token.txt"
         password_env = "SHOP_PASSWORD"
         store_url = "https://loja.example"
-        page_size = "50"
-        verbose = "true"
+        page_size = 50
+        verbose = true
         client_secret = "inline-secret"
         extra = { a = 1 }
         [channels.c]

@@ -3,14 +3,14 @@
 //! scrubbed, error classes survive the boundary, unsupported plugins are
 //! refused by name, and `inspect` describes a plugin file.
 
+#[path = "support/logs.rs"]
+mod logs;
 mod support;
-
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use arauto::model::{NotificationKind, PaymentFamily, PluginKind};
 use arauto::plugin::{ErrorClass, InstanceConfig, PluginError, PollRequest, inspect};
 use jiff::{SignedDuration, Timestamp};
+use logs::{captured_logs, log_text};
 use support::{Must, host, message, must_fail, test_plugin};
 
 fn sample_config(instance: &str) -> InstanceConfig {
@@ -147,8 +147,7 @@ async fn connector_info_drops_unknown_notification_names() {
         .status("pedido_teletransportado")
         .must("the odd status");
     assert_eq!(odd.notification, None);
-    let text =
-        String::from_utf8_lossy(&logs.lock().unwrap_or_else(PoisonError::into_inner)).into_owned();
+    let text = log_text(&logs);
     assert!(
         text.lines().any(|l| l.contains("WARN")
             && l.contains("unknown notification \"order-teleported\"")
@@ -319,37 +318,6 @@ async fn clock_import_returns_wall_clock_milliseconds() {
     );
 }
 
-/// Everything logged through `tracing` by this test binary.
-fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        #[derive(Clone)]
-        struct Sink(Arc<Mutex<Vec<u8>>>);
-        impl Write for Sink {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                self.0
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .extend_from_slice(buf);
-                Ok(buf.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let sink = Sink(logs.clone());
-        let subscriber = tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_max_level(tracing::Level::DEBUG)
-            .with_writer(move || sink.clone())
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).must("installing the log capture");
-        logs
-    })
-    .clone()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plugin_logs_are_tagged_and_secrets_scrubbed() {
     let logs = captured_logs();
@@ -369,8 +337,7 @@ async fn plugin_logs_are_tagged_and_secrets_scrubbed() {
         .await
         .must("send");
 
-    let text =
-        String::from_utf8_lossy(&logs.lock().unwrap_or_else(PoisonError::into_inner)).into_owned();
+    let text = log_text(&logs);
     let line = text
         .lines()
         .find(|l| l.contains("calling the provider with token"))

@@ -6,12 +6,12 @@
 //! `huge-error`, `huge-receipt`, `log-fields`) and
 //! `tests/plugins/sample-connector` (`broken = huge-cursor | huge-name | huge-id`).
 
+#[path = "support/logs.rs"]
+mod logs;
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-
 use arauto::plugin::{InstanceConfig, PluginError, PollRequest};
+use logs::{captured_logs, log_text};
 use support::{Must, host, message, must_fail, test_plugin};
 
 /// Room for the hostile output inside the guest (it builds the 100 MB
@@ -22,41 +22,6 @@ fn roomy(instance: &str) -> InstanceConfig {
     let mut config = InstanceConfig::new(instance);
     config.memory_limit = ROOMY;
     config
-}
-
-/// Everything logged through `tracing` by this test binary.
-fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        #[derive(Clone)]
-        struct Sink(Arc<Mutex<Vec<u8>>>);
-        impl Write for Sink {
-            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-                self.0
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .extend_from_slice(buf);
-                Ok(buf.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let sink = Sink(logs.clone());
-        let subscriber = tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_max_level(tracing::Level::DEBUG)
-            .with_writer(move || sink.clone())
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).must("installing the log capture");
-        logs
-    })
-    .clone()
-}
-
-fn log_text(logs: &Arc<Mutex<Vec<u8>>>) -> String {
-    String::from_utf8_lossy(&logs.lock().unwrap_or_else(PoisonError::into_inner)).into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -224,7 +189,11 @@ async fn snapshot_texts_are_cut_and_oversized_ids_refused() {
         .must("a page with one oversized order id still arrives");
     assert_eq!(page.rejected.len(), 1, "{:?}", page.rejected);
     let rejected = &page.rejected[0];
-    assert!(rejected.order.len() <= 256 + 40, "{} bytes", rejected.order.len());
+    assert!(
+        rejected.order.len() <= 256 + 40,
+        "{} bytes",
+        rejected.order.len()
+    );
     assert!(
         rejected.reason.contains("id is 1000 bytes") && rejected.reason.contains("256"),
         "{}",

@@ -269,13 +269,22 @@ fn defaults_leave_out_unknown_amounts_instead_of_saying_zero() -> TestResult {
         for kind in K::ALL {
             let text = render(&templates, &o, kind)
                 .map_err(|e| format!("{kind} on sample {n} with unknown amounts: {e}"))?;
-            assert!(!text.contains("R$"), "{kind}: an unknown amount was printed:\n{text}");
+            assert!(
+                !text.contains("R$"),
+                "{kind}: an unknown amount was printed:\n{text}"
+            );
             assert!(!text.contains("Total"), "{kind}: {text}");
-            assert!(!text.contains("1x"), "{kind}: an unknown quantity was guessed:\n{text}");
+            assert!(
+                !text.contains("1x"),
+                "{kind}: an unknown quantity was guessed:\n{text}"
+            );
         }
     }
     let paid = render(&templates, &unreadable_amounts(order(0)?), K::OrderPaid)?;
-    assert!(paid.contains("• Camiseta Básica Algodão Orgânico"), "{paid}");
+    assert!(
+        paid.contains("• Camiseta Básica Algodão Orgânico"),
+        "{paid}"
+    );
     Ok(())
 }
 
@@ -284,7 +293,10 @@ fn a_text_that_prints_an_unknown_amount_is_held_naming_template_line_and_variabl
     let cases = [
         ("Oi\n*Total:* {{ order.total }}", "`order.total`"),
         ("Oi\n\n{{ order.total_cents | brl }}", "`order.total_cents`"),
-        ("{% for i in order.items %}{{ i.quantity }}x{% endfor %}", "`item.quantity`"),
+        (
+            "{% for i in order.items %}{{ i.quantity }}x{% endfor %}",
+            "`item.quantity`",
+        ),
         ("{{ order.shipping_cents + 1 }}", "order.shipping_cents"),
     ];
     for (text, variable) in cases {
@@ -296,7 +308,10 @@ fn a_text_that_prints_an_unknown_amount_is_held_naming_template_line_and_variabl
             .ok_or(format!("{text:?} rendered with unknown amounts"))?;
         let message = err.to_string();
         assert!(message.contains(variable), "{text:?}: {message}");
-        assert!(message.contains("inline template for"), "{text:?}: {message}");
+        assert!(
+            message.contains("inline template for"),
+            "{text:?}: {message}"
+        );
         if variable.starts_with('`') {
             assert!(
                 matches!(err, TemplateError::MissingValue { .. }),
@@ -316,7 +331,10 @@ fn unknown_amounts_are_null_in_json_and_known_ones_plain() -> TestResult {
     let o = unreadable_amounts(order(0)?);
     let json = serde_json::to_value(context(&o, K::OrderPaid)?)?;
     assert_eq!(json["order"]["total"], serde_json::Value::Null);
-    assert_eq!(json["order"]["items"][0]["quantity"], serde_json::Value::Null);
+    assert_eq!(
+        json["order"]["items"][0]["quantity"],
+        serde_json::Value::Null
+    );
     let json = serde_json::to_value(context(&order(0)?, K::OrderPaid)?)?;
     assert_eq!(json["order"]["total_cents"], 123_456);
     Ok(())

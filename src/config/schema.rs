@@ -655,23 +655,22 @@ fn read_settings(r: &mut Reader<'_>, mut t: Table) -> Settings {
             }
             continue;
         }
-        // Plugins receive every setting as text and parse it themselves; a bare
-        // number or boolean (`base_url = 5`) is more likely a slip than meant,
-        // so it must be quoted. Tables and arrays are passed as JSON text (for
-        // settings documented as JSON, like the webhook's `headers`).
+        // Plugins receive every setting as text and parse it themselves: a
+        // bare number or boolean (`page_size = 50`, `verbose = true`) is
+        // passed as its text. An endpoint (`url`, `…_url`) must be a quoted
+        // URL: `base_url = 5` is a slip. Tables and arrays are passed as JSON
+        // text (for settings documented as JSON, like the webhook's `headers`).
         let text = match &value {
             Value::String(_, s) => s.clone(),
             Value::Char(_, c) => c.to_string(),
             Value::Empty(..) => String::new(),
+            Value::Num(..) | Value::Bool(..) if !key.ends_with("url") => {
+                super::reader::render(&value)
+            }
             Value::Num(..) | Value::Bool(..) => {
                 let message = format!(
-                    "plugin settings are text: write the value in quotes, like {key} = \"{}\" \
-                     (found {})",
-                    if looks_secret(&key) {
-                        "…".to_owned()
-                    } else {
-                        super::reader::render(&value)
-                    },
+                    "{key} is an address the plugin calls: write an http(s) URL in quotes, \
+                     like {key} = \"https://…\" (found {})",
                     super::reader::kind_name(&value)
                 );
                 if looks_secret(&key) {

@@ -15,7 +15,7 @@ use crate::decide::{
     ChannelTarget, KindTiming, QuietHours, QuietHoursMode, Recognition, StorePolicy, TimingPolicy,
 };
 use crate::model::{NotificationKind, PluginKind};
-use crate::plugin::{InstanceConfig, Plugin, PluginHost};
+use crate::plugin::{InstanceConfig, Plugin, PluginError, PluginHost};
 use crate::poll::StoreRuntime;
 use crate::send::channel::{ChannelRuntime, RecipientNeed, pacing_policy};
 use crate::send::retry::RetryPolicy;
@@ -215,23 +215,13 @@ async fn build_channel(
         .load(host, &channel.plugin_path, &component, PluginKind::Sender)
         .await
         .map_err(|p| vec![p])?;
-    let mut problems = config_problems(crate::config::check_channel(
+    let problems = config_problems(crate::config::check_channel(
         config,
         &channel.id,
         plugin.info(),
     ));
     let instance = instance_config(&channel.id, &channel.settings, &channel.sandbox, None);
-    let sender = match host.sender(&plugin, instance) {
-        Ok(sender) if problems.is_empty() => sender,
-        Ok(_) => return Err(problems),
-        Err(e) => {
-            problems.push(BuildProblem {
-                component: format!("{component}.settings"),
-                message: e.to_string(),
-            });
-            return Err(problems);
-        }
-    };
+    let sender = instance_or_problems(host.sender(&plugin, instance), problems, &component)?;
     let pacing = pacing_policy(channel, &config.daemon.timezone);
     let retry = RetryPolicy {
         base: channel.retry_base,
@@ -247,6 +237,26 @@ async fn build_channel(
         pacing,
         retry,
     })
+}
+
+/// The plugin instance, unless the configuration checks found problems or
+/// the host refused the instance's settings: then every problem at once.
+fn instance_or_problems<T>(
+    instance: Result<T, PluginError>,
+    mut problems: Vec<BuildProblem>,
+    component: &str,
+) -> Result<T, Vec<BuildProblem>> {
+    match instance {
+        Ok(instance) if problems.is_empty() => Ok(instance),
+        Ok(_) => Err(problems),
+        Err(e) => {
+            problems.push(BuildProblem {
+                component: format!("{component}.settings"),
+                message: e.to_string(),
+            });
+            Err(problems)
+        }
+    }
 }
 
 async fn build_store(
@@ -268,19 +278,9 @@ async fn build_store(
     };
     let default_rpm =
         (info.platform == "loja-integrada").then_some(LOJA_INTEGRADA_REQUESTS_PER_MINUTE);
-    let mut problems = config_problems(crate::config::check_store(config, &store.id, &info));
+    let problems = config_problems(crate::config::check_store(config, &store.id, &info));
     let instance = instance_config(&store.id, &store.settings, &store.sandbox, default_rpm);
-    let connector = match host.connector(&plugin, instance) {
-        Ok(connector) if problems.is_empty() => connector,
-        Ok(_) => return Err(problems),
-        Err(e) => {
-            problems.push(BuildProblem {
-                component: format!("{component}.settings"),
-                message: e.to_string(),
-            });
-            return Err(problems);
-        }
-    };
+    let connector = instance_or_problems(host.connector(&plugin, instance), problems, &component)?;
 
     let overrides: BTreeMap<String, Option<NotificationKind>> = store
         .recognition

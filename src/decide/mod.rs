@@ -838,6 +838,10 @@ pub fn fingerprint(
     field(&order.number);
     field(&order.status.code);
     field(tracking_code.unwrap_or_default());
-    field(&order.total.map_or_else(String::new, |total| total.0.to_string()));
+    field(
+        &order
+            .total
+            .map_or_else(String::new, |total| total.0.to_string()),
+    );
     hex::encode(hasher.finalize())
 }

@@ -539,5 +539,4 @@ mod tests {
         assert_eq!(notices.kept[0].order(), "0");
         assert_eq!(notices.dropped, 100 - MAX_NOTICES_PER_CALL);
     }
-
 }

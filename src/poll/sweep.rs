@@ -458,7 +458,12 @@ pub fn record_page_health<'a>(
             reason: format!("refused by arauto: {}", r.reason),
             attempts: 1,
         });
-    record_notices(store, status, notices.into_iter().chain(refused).collect(), now);
+    record_notices(
+        store,
+        status,
+        notices.into_iter().chain(refused).collect(),
+        now,
+    );
     for order in arrived {
         if status.unreadable_orders.remove(order).is_some() {
             tracing::info!(store, order, "order {order} was read again after failing");
@@ -667,7 +672,12 @@ mod tests {
         );
         let refused = &status.unreadable_orders["77"];
         assert!(refused.quarantined, "{refused:?}");
-        assert!(refused.reason.starts_with("refused by arauto: order 77: created-at"), "{refused:?}");
+        assert!(
+            refused
+                .reason
+                .starts_with("refused by arauto: order 77: created-at"),
+            "{refused:?}"
+        );
         record_page_health(
             "loja",
             &mut status,
@@ -676,7 +686,11 @@ mod tests {
             ["77"].into_iter(),
             at("2026-03-01T12:05:00Z"),
         );
-        assert!(status.unreadable_orders.is_empty(), "{:?}", status.unreadable_orders);
+        assert!(
+            status.unreadable_orders.is_empty(),
+            "{:?}",
+            status.unreadable_orders
+        );
     }
 
     #[test]

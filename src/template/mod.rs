@@ -84,8 +84,9 @@ use minijinja::value::{Serde, Value, ValueKind};
 use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior};
 
 pub use context::{
-    BoletoVars, Maybe, UnknownValue, CustomerVars, ItemVars, NotificationVars, OrderVars, PixVars, ShipmentVars,
-    StoreInfo, StoreVars, TemplateContext, TrackingVars, format_date, format_datetime,
+    BoletoVars, CustomerVars, ItemVars, Maybe, NotificationVars, OrderVars, PixVars, ShipmentVars,
+    StoreInfo, StoreVars, TemplateContext, TrackingVars, UnknownValue, format_date,
+    format_datetime,
 };
 pub use sample::sample_orders;
 
@@ -827,7 +828,9 @@ fn convert(err: &minijinja::Error, origin: &str) -> TemplateError {
         // Our unknown-value marker is the only plain object in the context:
         // arithmetic or a comparison on it names the expression.
         ErrorKind::InvalidOperation
-            if detail.as_deref().is_some_and(|d| d.contains("plain object")) =>
+            if detail
+                .as_deref()
+                .is_some_and(|d| d.contains("plain object")) =>
         {
             let expression = err
                 .template_source()

@@ -86,8 +86,8 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use jiff::SignedDuration;
-use serde_json::Value;
 pub use jiff::civil::DateTime;
+use serde_json::Value;
 use tokio::sync::oneshot;
 
 pub use model::{
