@@ -289,6 +289,29 @@ fn defaults_leave_out_unknown_amounts_instead_of_saying_zero() -> TestResult {
 }
 
 #[test]
+fn every_item_stands_on_its_own_line_with_or_without_its_amounts() -> TestResult {
+    let templates = defaults()?;
+    for o in [order(0)?, unreadable_amounts(order(0)?)] {
+        for kind in [K::WaitingPayment, K::OrderPaid, K::AbandonedCart] {
+            let text = render(&templates, &o, kind)?;
+            let item_lines: Vec<&str> = text.lines().filter(|l| l.starts_with("• ")).collect();
+            assert_eq!(item_lines.len(), o.items.len(), "{kind}:\n{text}");
+            for (line, item) in item_lines.iter().zip(&o.items) {
+                assert_eq!(line.matches("• ").count(), 1, "{kind}: {line}");
+                assert!(line.contains(&item.name), "{kind}: {line}");
+            }
+            if o.total.is_some() {
+                assert!(
+                    text.lines().any(|l| l.starts_with("*Total:* R$ ")),
+                    "{kind}: the total on a line of its own:\n{text}"
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
 fn a_text_that_prints_an_unknown_amount_is_held_naming_template_line_and_variable() -> TestResult {
     let cases = [
         ("Oi\n*Total:* {{ order.total }}", "`order.total`"),
