@@ -39,7 +39,6 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod decide;
-pub mod detect;
 pub mod logging;
 pub mod metrics;
 pub mod model;

@@ -11,7 +11,7 @@ use arauto::decide::{
     QuietHours, Recognition, RecognitionError, Relevance, TrackingRef, decide, fingerprint,
     still_relevant,
 };
-use arauto::detect::{OrderEvent, detect};
+use arauto::decide::detect::{OrderEvent, detect};
 use arauto::model::NotificationKind as K;
 use jiff::civil::time;
 use jiff::tz::TimeZone;
@@ -84,7 +84,7 @@ fn summary_baseline_derives_no_tracking_events() {
     );
 
     // And a summary after a detailed snapshot keeps the known detail.
-    let merged = arauto::detect::merge_snapshot(Some(&detailed), summary.clone());
+    let merged = arauto::decide::detect::merge_snapshot(Some(&detailed), summary.clone());
     assert_eq!(merged.shipments, detailed.shipments);
     assert_eq!(merged.updated_at, summary.updated_at);
     assert!(merged.detailed);

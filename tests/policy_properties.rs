@@ -252,7 +252,7 @@ impl Model {
                 previous: self.record.as_ref(),
                 order,
                 pending: &pending,
-                unusable_phone: (!has_phone).then_some(arauto::decide::PhoneProblem::NoPhone),
+                unusable_phone: (!has_phone).then_some(arauto::model::PhoneProblem::NoPhone),
                 now,
             },
         );

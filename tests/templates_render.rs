@@ -31,7 +31,7 @@ fn order(n: usize) -> Result<Order, Box<dyn Error>> {
 }
 
 fn context(order: &Order, kind: K) -> Result<TemplateContext, Box<dyn Error>> {
-    let tracking = arauto::detect::current_codes(order)
+    let tracking = arauto::decide::detect::current_codes(order)
         .next()
         .filter(|_| kind == K::TrackingUpdated)
         .map(|(s, c)| TrackingRef {

@@ -12,7 +12,7 @@ use super::style::{Align, Progress, Table};
 use super::{Exit, print_json, refused};
 use crate::config::format_duration;
 use crate::control::{Request, Response};
-use crate::decide::PhoneProblem;
+use crate::model::PhoneProblem;
 use crate::report::{KindTally, QueueFigures, Report, ReportQuery, Tally};
 
 const REPORT_TIMEOUT: Duration = Duration::from_secs(120);

@@ -82,7 +82,10 @@ pub use timing::{
     KindTiming, QuietHours, QuietHoursMode, Schedule, SendTiming, TimingPolicy, send_time_check,
 };
 
-use crate::detect::{self, OrderEvent};
+pub mod detect;
+
+use crate::model::PhoneProblem;
+use detect::OrderEvent;
 use crate::model::{NotificationKind, Order};
 
 /// One channel instance a store sends through.
@@ -141,7 +144,7 @@ pub struct DecideInput<'a> {
     pub order: Order,
     /// This order's jobs still pending in the queue.
     pub pending: &'a [PendingNotification],
-    /// `None` when the order has a phone `send::recipient` can message;
+    /// `None` when the order has a phone [`crate::model::phone`] accepts;
     /// otherwise why not.
     pub unusable_phone: Option<PhoneProblem>,
     /// Current time.
@@ -274,101 +277,6 @@ impl std::fmt::Display for InvalidReason {
     }
 }
 
-/// Why an order has no phone that WhatsApp or SMS can reach: the first of its
-/// phones' problems (the platform lists the best number first), as a small
-/// stable vocabulary `send::recipient` maps its findings to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PhoneProblem {
-    /// The customer has no phone number at all.
-    NoPhone,
-    /// A valid landline: no WhatsApp or SMS.
-    Landline,
-    /// A valid number that is neither mobile nor landline (toll-free, VoIP, pager…).
-    NotMobile,
-    /// 0800/0300/4004-style service numbers.
-    ServiceNumber,
-    /// Letters or symbols that are not part of a phone number.
-    NotANumber,
-    /// Fewer digits than any number with area code.
-    TooShort,
-    /// More digits than any number (often two numbers in one field).
-    TooLong,
-    /// A local number without the area code (DDD).
-    MissingAreaCode,
-    /// An area code (DDD) that does not exist.
-    BadAreaCode,
-    /// Not shaped like a Brazilian mobile (9 digits starting with 9) or landline.
-    NotBrazilianMobile,
-    /// libphonenumber knows no such number.
-    NoSuchNumber,
-}
-
-impl PhoneProblem {
-    /// Every problem, in the order reports list them.
-    pub const ALL: [PhoneProblem; 11] = [
-        Self::NoPhone,
-        Self::Landline,
-        Self::NotMobile,
-        Self::ServiceNumber,
-        Self::NotANumber,
-        Self::TooShort,
-        Self::TooLong,
-        Self::MissingAreaCode,
-        Self::BadAreaCode,
-        Self::NotBrazilianMobile,
-        Self::NoSuchNumber,
-    ];
-
-    /// The kebab-case key (`landline`, `too-long`…), as serialised.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::NoPhone => "no-phone",
-            Self::Landline => "landline",
-            Self::NotMobile => "not-mobile",
-            Self::ServiceNumber => "service-number",
-            Self::NotANumber => "not-a-number",
-            Self::TooShort => "too-short",
-            Self::TooLong => "too-long",
-            Self::MissingAreaCode => "missing-area-code",
-            Self::BadAreaCode => "bad-area-code",
-            Self::NotBrazilianMobile => "not-brazilian-mobile",
-            Self::NoSuchNumber => "no-such-number",
-        }
-    }
-
-    /// A few words for humans (`check`, `report`, logs).
-    pub const fn label(self) -> &'static str {
-        match self {
-            Self::NoPhone => "no phone number",
-            Self::Landline => "landline",
-            Self::NotMobile => "not a mobile number",
-            Self::ServiceNumber => "service number (0800, 4004…)",
-            Self::NotANumber => "not a phone number",
-            Self::TooShort => "too short",
-            Self::TooLong => "too long",
-            Self::MissingAreaCode => "no area code",
-            Self::BadAreaCode => "unknown area code",
-            Self::NotBrazilianMobile => "not a Brazilian mobile",
-            Self::NoSuchNumber => "no such number",
-        }
-    }
-
-    /// The human label of a stored key; the key itself if unknown (a newer
-    /// version wrote it).
-    pub fn label_of(key: &str) -> &str {
-        Self::ALL
-            .iter()
-            .find(|p| p.as_str() == key)
-            .map_or(key, |p| p.label())
-    }
-}
-
-impl std::fmt::Display for PhoneProblem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.label())
-    }
-}
 
 /// An event that could not be planned on a channel ("evento inválido" in the checklist).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

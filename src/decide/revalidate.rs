@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{JobFacts, OrderRecord};
-use crate::detect::current_codes;
+use super::detect::current_codes;
 
 /// Verdict of [`still_relevant`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

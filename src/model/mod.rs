@@ -7,12 +7,14 @@
 
 mod notification;
 mod order;
+pub mod phone;
 mod plugin_info;
 
 pub use notification::{NotificationKind, UnknownNotificationKind};
 pub use order::{
     Boleto, Customer, Item, Money, Order, OrderStatus, Payment, PaymentFamily, Pix, Shipment,
 };
+pub use phone::{E164, NoUsablePhone, PhoneProblem, first_usable_phone};
 pub use plugin_info::{
     Capabilities, Capability, ConfigKey, ConnectorInfo, PluginInfo, PluginKind, StatusEntry,
 };

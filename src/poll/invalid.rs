@@ -7,11 +7,11 @@ use jiff::civil::Date;
 
 use crate::decide::InvalidEvent;
 use crate::queue::{SKIPPED_DAYS_KEPT, SkippedCount, StoreStatus};
-use crate::send::recipient::NoUsablePhone;
+use crate::model::NoUsablePhone;
 
 /// Count an order's invalid events in the store status (by reason, and per
 /// day, channel and kind for `arauto report`) and log each with the reason and
-/// the masked phone values (`send::recipient::masked`).
+/// the masked phone values (`model::phone::masked`).
 pub(super) fn record_invalid(
     status: &mut StoreStatus,
     invalid: &[InvalidEvent],
@@ -73,9 +73,10 @@ pub(super) fn record_invalid(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decide::{InvalidReason, PhoneProblem};
+    use crate::decide::InvalidReason;
+    use crate::model::PhoneProblem;
     use crate::model::NotificationKind;
-    use crate::send::recipient::first_usable_phone;
+    use crate::model::first_usable_phone;
 
     fn event(kind: NotificationKind, channel: &str, problem: PhoneProblem) -> InvalidEvent {
         InvalidEvent {

@@ -2,7 +2,7 @@
 //!
 //! * [`StoreRuntime`] — a store's connector instance and policy, built by
 //!   [`crate::daemon::build`].
-//! * [`sweep::Sweep`] — one sweep: connector pages → [`crate::detect`] and
+//! * [`sweep::Sweep`] — one sweep: connector pages → [`crate::decide::detect`] and
 //!   [`crate::decide`] per order → one atomic commit per page.
 //! * [`service`] — the per-store loop the daemon runs.
 

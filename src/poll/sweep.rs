@@ -25,7 +25,7 @@ use crate::queue::{
     StateStore, StoreStatus, UnreadableOrder,
 };
 use crate::send::job::{new_job, payload_of};
-use crate::send::recipient::{NoUsablePhone, first_usable_phone};
+use crate::model::{NoUsablePhone, first_usable_phone};
 
 /// How a sweep ended.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

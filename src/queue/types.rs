@@ -521,7 +521,7 @@ pub struct StoreStatus {
     /// Order events detected.
     pub events_total: u64,
     /// `invalid_events` by reason key (`landline`, `too-long`…, see
-    /// `decide::PhoneProblem`).
+    /// `model::PhoneProblem`).
     pub invalid_reasons: BTreeMap<String, u64>,
     /// Notifications never queued on a channel because of an invalid event,
     /// per local day (the store's time zone), for `arauto report`; days older

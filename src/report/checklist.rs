@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use super::format::{ago, local, plural, short_duration};
 use super::{Context, OpsError, pacing_day, pacing_state};
 use crate::config::{Config, StoreConfig};
-use crate::decide::PhoneProblem;
+use crate::model::PhoneProblem;
 use crate::model::NotificationKind;
 use crate::plugin::{ErrorClass, PluginError};
 use crate::poll::StoreRuntime;

@@ -14,7 +14,7 @@ use jiff::{SignedDuration, Timestamp};
 use super::channel::{ChannelRuntime, RecipientNeed};
 use super::job::{JobPayload, payload_of};
 use super::pacing::{PacingDecision, PacingPolicy, PacingState};
-use super::recipient::first_usable_phone;
+use crate::model::first_usable_phone;
 use super::retry::{Attempt, DeadReason, FailureClass, RetryDecision};
 use crate::clock::{SharedClock, SystemClock};
 use crate::daemon::{

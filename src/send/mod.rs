@@ -4,7 +4,6 @@ pub mod channel;
 pub mod dispatch;
 pub mod job;
 pub mod pacing;
-pub mod recipient;
 pub mod retry;
 
 pub use dispatch::{DispatchService, service_provider};

@@ -585,7 +585,7 @@ impl Templates {
                 .iter()
                 .map(|order| {
                     let tracking =
-                        crate::detect::current_codes(order)
+                        crate::decide::detect::current_codes(order)
                             .next()
                             .map(|(s, c)| TrackingRef {
                                 shipment_id: s.to_owned(),

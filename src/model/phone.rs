@@ -25,7 +25,7 @@
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use crate::decide::PhoneProblem;
+use serde::{Deserialize, Serialize};
 
 /// Brazilian area codes (DDD) in use.
 const VALID_DDDS: [u8; 67] = [
@@ -513,6 +513,102 @@ fn library_opinion(e164: &str) -> Option<PhoneKind> {
         Type::FixedLineOrMobile => PhoneKind::MobileOrLandline,
         _ => PhoneKind::Other,
     })
+}
+
+/// Why an order has no phone that WhatsApp or SMS can reach: the first of its
+/// phones' problems (the platform lists the best number first), as a small
+/// stable vocabulary the phone checks below map their findings to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PhoneProblem {
+    /// The customer has no phone number at all.
+    NoPhone,
+    /// A valid landline: no WhatsApp or SMS.
+    Landline,
+    /// A valid number that is neither mobile nor landline (toll-free, VoIP, pager…).
+    NotMobile,
+    /// 0800/0300/4004-style service numbers.
+    ServiceNumber,
+    /// Letters or symbols that are not part of a phone number.
+    NotANumber,
+    /// Fewer digits than any number with area code.
+    TooShort,
+    /// More digits than any number (often two numbers in one field).
+    TooLong,
+    /// A local number without the area code (DDD).
+    MissingAreaCode,
+    /// An area code (DDD) that does not exist.
+    BadAreaCode,
+    /// Not shaped like a Brazilian mobile (9 digits starting with 9) or landline.
+    NotBrazilianMobile,
+    /// libphonenumber knows no such number.
+    NoSuchNumber,
+}
+
+impl PhoneProblem {
+    /// Every problem, in the order reports list them.
+    pub const ALL: [PhoneProblem; 11] = [
+        Self::NoPhone,
+        Self::Landline,
+        Self::NotMobile,
+        Self::ServiceNumber,
+        Self::NotANumber,
+        Self::TooShort,
+        Self::TooLong,
+        Self::MissingAreaCode,
+        Self::BadAreaCode,
+        Self::NotBrazilianMobile,
+        Self::NoSuchNumber,
+    ];
+
+    /// The kebab-case key (`landline`, `too-long`…), as serialised.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::NoPhone => "no-phone",
+            Self::Landline => "landline",
+            Self::NotMobile => "not-mobile",
+            Self::ServiceNumber => "service-number",
+            Self::NotANumber => "not-a-number",
+            Self::TooShort => "too-short",
+            Self::TooLong => "too-long",
+            Self::MissingAreaCode => "missing-area-code",
+            Self::BadAreaCode => "bad-area-code",
+            Self::NotBrazilianMobile => "not-brazilian-mobile",
+            Self::NoSuchNumber => "no-such-number",
+        }
+    }
+
+    /// A few words for humans (`check`, `report`, logs).
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::NoPhone => "no phone number",
+            Self::Landline => "landline",
+            Self::NotMobile => "not a mobile number",
+            Self::ServiceNumber => "service number (0800, 4004…)",
+            Self::NotANumber => "not a phone number",
+            Self::TooShort => "too short",
+            Self::TooLong => "too long",
+            Self::MissingAreaCode => "no area code",
+            Self::BadAreaCode => "unknown area code",
+            Self::NotBrazilianMobile => "not a Brazilian mobile",
+            Self::NoSuchNumber => "no such number",
+        }
+    }
+
+    /// The human label of a stored key; the key itself if unknown (a newer
+    /// version wrote it).
+    pub fn label_of(key: &str) -> &str {
+        Self::ALL
+            .iter()
+            .find(|p| p.as_str() == key)
+            .map_or(key, |p| p.label())
+    }
+}
+
+impl std::fmt::Display for PhoneProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.label())
+    }
 }
 
 #[cfg(test)]
