@@ -61,7 +61,7 @@ fn sent() -> Completion {
             recipient_id: None,
         },
         at: Timestamp::now(),
-        pacing_day: "2025-03-14".into(),
+        pacing_day: jiff::civil::date(2025, 3, 14),
     }
 }
 

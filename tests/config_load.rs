@@ -8,8 +8,8 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use arauto::config::{self, Config, Recognition, Setting};
-use arauto::daemon::{BuildOptions, Purpose};
 use arauto::model::NotificationKind;
+use arauto::state::BuildOptions;
 use jiff::SignedDuration;
 
 mod support;
@@ -60,15 +60,12 @@ async fn shipped_example_loads_and_documents_every_key() {
     };
     assert!(config.warnings().is_empty(), "{:?}", config.warnings());
     // …and builds through the startup path `arauto validate` uses.
-    let options = BuildOptions {
-        purpose: Purpose::Validate,
-        dry_run: false,
-    };
+    let options = BuildOptions::default();
     let host = arauto::plugin::PluginHost::new(arauto::plugin::HostConfig::with_cache_dir(
         support::shared_cache_dir(),
     ))
     .expect("plugin host");
-    if let Err(error) = arauto::daemon::build(config.clone(), &options, &host).await {
+    if let Err(error) = arauto::state::build(config.clone(), &options, &host).await {
         panic!("config/arauto.toml must build: {error}");
     }
     let store = &config.stores["loja1"];

@@ -60,12 +60,10 @@ min_interval = "30s"
 /// | loja / sms         | order-paid    |      |      |           |         |         | 1       |
 async fn script(ctx: &Context, store: &arauto::queue::redb::RedbStore) {
     let now = Timestamp::now();
-    let whatsapp_day = arauto::report::pacing_day(
-        &ctx.pacing("whatsapp").expect("whatsapp pacing"),
-        &ctx.config,
-        now,
-    )
-    .to_string();
+    let whatsapp_day = ctx
+        .pacing("whatsapp")
+        .expect("whatsapp pacing")
+        .day_of(now, &ctx.config.daemon.timezone);
     let mut order = 0;
     let mut next = |store: &str, lane: &str, kind: &str| {
         order += 1;
@@ -83,7 +81,7 @@ async fn script(ctx: &Context, store: &arauto::queue::redb::RedbStore) {
             store,
             next("loja", "whatsapp", "order-paid"),
             end,
-            &whatsapp_day,
+            whatsapp_day,
         )
         .await;
     }
@@ -92,7 +90,7 @@ async fn script(ctx: &Context, store: &arauto::queue::redb::RedbStore) {
             store,
             next("loja", "whatsapp", "order-shipped"),
             end,
-            &whatsapp_day,
+            whatsapp_day,
         )
         .await;
     }

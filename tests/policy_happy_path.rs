@@ -6,13 +6,13 @@ mod policy_support;
 use std::collections::BTreeMap;
 use std::error::Error;
 
-use arauto::decide::{
-    CancelReason, DecideInput, DropReason, InvalidReason, JobFacts, OrderRecord, PhoneProblem,
-    QuietHours, Recognition, RecognitionError, Relevance, TrackingRef, decide, fingerprint,
-    still_relevant,
-};
 use arauto::decide::detect::{OrderEvent, detect};
+use arauto::decide::{
+    CancelReason, DecideInput, DropReason, InvalidReason, JobFacts, OrderRecord, QuietHours,
+    Recognition, RecognitionError, Relevance, TrackingRef, decide, fingerprint, still_relevant,
+};
 use arauto::model::NotificationKind as K;
+use arauto::model::PhoneProblem;
 use jiff::civil::time;
 use jiff::tz::TimeZone;
 use policy_support::*;

@@ -255,7 +255,14 @@ fn default_interval_depends_on_the_sender_plugin() {
     assert_eq!(default_min_interval("twilio-sms"), secs(1));
     assert_eq!(default_min_interval("telegram"), secs(1));
     assert_eq!(default_min_interval("webhook"), SignedDuration::ZERO);
-    assert_eq!(PacingPolicy::for_plugin("z-api").min_interval, secs(20));
+}
+
+/// A channel of `plugin` with its default interval and no daily cap.
+fn uncapped(plugin: &str) -> PacingPolicy {
+    PacingPolicy {
+        min_interval: default_min_interval(plugin),
+        daily_cap: None,
+    }
 }
 
 /// Drain `count` messages as the dispatcher would: ask, wait (by moving the
@@ -284,7 +291,7 @@ fn drain(
 
 #[test]
 fn minimum_interval_is_respected() -> TestResult {
-    let policy = PacingPolicy::for_plugin("evolution-api");
+    let policy = uncapped("evolution-api");
     let mut state = PacingState::default();
     let clock = ManualClock::new(ts("2025-06-10T13:00:00Z")?);
     assert_eq!(
@@ -395,7 +402,7 @@ fn warmup_grows_the_cap_each_day_until_the_limit() -> TestResult {
 fn eta_is_interval_times_backlog_and_respects_the_cap() -> TestResult {
     assert_eq!(naive_eta(secs(20), 30), SignedDuration::from_mins(10));
     let now = ts("2025-06-10T13:00:00Z")?;
-    let uncapped = PacingPolicy::for_plugin("z-api");
+    let uncapped = uncapped("z-api");
     assert_eq!(uncapped.eta(&PacingState::default(), 0, now), None);
     assert_eq!(uncapped.eta(&PacingState::default(), 1, now), Some(now));
     assert_eq!(

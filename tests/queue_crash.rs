@@ -128,7 +128,7 @@ async fn child_workload(dir: PathBuf, run: u32) -> Result<()> {
                                     recipient_id: None,
                                 },
                                 at: Timestamp::now(),
-                                pacing_day: "2025-03-14".into(),
+                                pacing_day: jiff::civil::date(2025, 3, 14),
                             },
                         };
                         let done = store.complete(job.claim(), completion).await?;

@@ -117,7 +117,7 @@ fn sent(at: Timestamp, day: &str) -> Completion {
             recipient_id: Some("5511999999999".to_owned()),
         },
         at,
-        pacing_day: day.to_owned(),
+        pacing_day: day.parse().expect("a test date"),
     }
 }
 
@@ -890,8 +890,8 @@ async fn sends_update_pacing_and_history_uses_local_days() -> Result<()> {
         .await?;
     let status = f.store.channel_status("wa").await?;
     assert_eq!(
-        (status.pacing_day.as_deref(), status.sent_today),
-        (Some("2025-03-14"), 2)
+        (status.pacing_day.map(|d| d.to_string()), status.sent_today),
+        (Some("2025-03-14".to_owned()), 2)
     );
     assert_eq!(status.last_sent_at, Some(f.at(1)));
     assert_eq!(status.warmup_started_at, Some(f.now()));
@@ -907,8 +907,8 @@ async fn sends_update_pacing_and_history_uses_local_days() -> Result<()> {
     );
     let status = f.store.channel_status("wa").await?;
     assert_eq!(
-        (status.pacing_day.as_deref(), status.sent_today),
-        (Some("2025-03-15"), 1)
+        (status.pacing_day.map(|d| d.to_string()), status.sent_today),
+        (Some("2025-03-15".to_owned()), 1)
     );
 
     let rows = f

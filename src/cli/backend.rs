@@ -22,10 +22,11 @@ use super::ConfigArg;
 use super::style::Progress;
 use crate::config::{self, Config, ConfigErrors};
 use crate::control::{self, Client, ClientError, Request, Response};
-use crate::daemon::{BuildError, BuildOptions, InstanceLock, LockError, Purpose, build};
+use crate::daemon::{InstanceLock, LockError};
 use crate::plugin::{HostConfig, PluginHost};
 use crate::queue::redb::{FILE_NAME, RedbOptions, RedbStore};
 use crate::report::{Context, SharedStore};
+use crate::state::{BuildError, BuildOptions, build};
 
 /// `--config` and `--socket`: how to reach the daemon, or the state without it.
 #[derive(Debug, Args)]
@@ -132,14 +133,8 @@ impl Backend {
                 let path = config.source_path().to_path_buf();
                 let host = PluginHost::new(host_config(&config))
                     .map_err(|e| anyhow!("cannot start the plugin host: {e}"))?;
-                let built = runtime.block_on(build(
-                    config.clone(),
-                    &BuildOptions {
-                        purpose: Purpose::Validate,
-                        dry_run: false,
-                    },
-                    &host,
-                ));
+                let built =
+                    runtime.block_on(build(config.clone(), &BuildOptions::default(), &host));
                 progress.clear();
                 Some(Arc::new(
                     built.map_err(|error| OpenError::Build { path, error })?,

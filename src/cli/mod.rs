@@ -34,9 +34,11 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config;
 use crate::control::{Client, ClientError, Request, Response};
-use crate::daemon::{BuildOptions, Purpose, RunOptions, Runtime, build};
+use crate::daemon::RunOptions;
 use crate::logging::{self, LogFormat};
+use crate::plugin::HostError;
 use crate::plugin::{HostConfig, PluginHost};
+use crate::state::{BuildError, BuildOptions, State, build};
 
 /// Exit statuses of the `arauto` command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -239,9 +241,7 @@ fn run(args: RunArgs) -> Exit {
         config_path: config.source_path().to_path_buf(),
         dry_run: args.dry_run,
     };
-    let mut daemon = crate::daemon::with_pipeline(Runtime::new(options).with_log_handle(log));
-    daemon.add_service_provider(crate::report::metrics_service_provider());
-    let result = runtime.block_on(daemon.run(config));
+    let result = runtime.block_on(crate::daemon::run(options, config, Some(log)));
     // Tasks still running were given their deadline already; do not wait again.
     runtime.shutdown_timeout(Duration::from_millis(100));
     match result {
@@ -291,28 +291,27 @@ fn validate(args: ValidateArgs) -> Exit {
 /// The startup path of `run` without its side effects. The daemon's compiled
 /// plugins are reused but nothing is written: validate leaves no trace (it may
 /// run as another user, e.g. in ExecReload=).
-fn build_for_validation(config: config::Config) -> Result<crate::daemon::State, String> {
+fn build_for_validation(config: config::Config) -> Result<State, ValidationError> {
     let cache_dir = config.daemon.cache_dir.clone();
-    tokio::runtime::Builder::new_current_thread()
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| e.to_string())
-        .and_then(|runtime| {
-            runtime.block_on(async {
-                let host = PluginHost::new(HostConfig::reading_cache(cache_dir))
-                    .map_err(|e| format!("cannot start the plugin host: {e}"))?;
-                build(
-                    config,
-                    &BuildOptions {
-                        purpose: Purpose::Validate,
-                        dry_run: false,
-                    },
-                    &host,
-                )
-                .await
-                .map_err(|e| e.to_string())
-            })
-        })
+        .map_err(ValidationError::Runtime)?;
+    runtime.block_on(async {
+        let host = PluginHost::new(HostConfig::reading_cache(cache_dir))?;
+        Ok(build(config, &BuildOptions::default(), &host).await?)
+    })
+}
+
+/// Why `validate` could not build the configuration.
+#[derive(Debug, thiserror::Error)]
+enum ValidationError {
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("cannot start the plugin host: {0}")]
+    Host(#[from] HostError),
+    #[error(transparent)]
+    Build(#[from] BuildError),
 }
 
 fn status(args: StatusArgs) -> Exit {

@@ -7,8 +7,8 @@ use jiff::{SignedDuration, Timestamp};
 
 use crate::config::format_duration;
 use crate::control::StatusReport;
-use crate::daemon::State;
 use crate::model::NotificationKind;
+use crate::state::State;
 
 fn local(t: Timestamp) -> String {
     t.to_zoned_datetime(TimeZone::system())

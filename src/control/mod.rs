@@ -10,19 +10,7 @@ mod handler;
 pub mod protocol;
 mod server;
 
-use std::sync::Arc;
-
 pub use client::{Client, ClientError};
 pub use handler::handle;
 pub use protocol::{ChannelSummary, Request, Response, StatusReport, StoreSummary};
-pub use server::{BindError, ControlService, SOCKET_MODE};
-
-use crate::daemon::{Service, ServiceProvider};
-
-/// The provider of the control service (always present; follows `daemon.control_socket`).
-pub fn service_provider() -> ServiceProvider {
-    Arc::new(|state| {
-        let socket = state.config.daemon.control_socket.clone();
-        vec![Box::new(ControlService::new(socket)) as Box<dyn Service>]
-    })
-}
+pub use server::{BindError, ControlContext, ControlSocket, SOCKET_MODE, bind, serve};

@@ -28,12 +28,12 @@ use std::path::PathBuf;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::daemon::{Phase, ReloadOutcome};
 use crate::queue::{Job, JobId};
 use crate::report::{
     CancelResult, ChannelChange, CheckQuery, Checklist, JobList, ListQuery, PurgeQuery,
     PurgeResult, Report, ReportQuery, RequeueResult, RetryDeadQuery, StoreChange,
 };
+use crate::state::{Phase, ReloadOutcome};
 
 /// Largest request line the daemon accepts, in bytes. Answers are not capped
 /// by it: they are one line of any length (see [`MAX_ANSWER`]).

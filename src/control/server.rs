@@ -9,14 +9,15 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use jiff::Timestamp;
 
 use super::protocol::{ChannelSummary, MAX_LINE, Request, Response, StatusReport, StoreSummary};
 use crate::config;
-use crate::daemon::{Service, ServiceContext, ServiceError, ServiceSpec, ServiceTask};
 use crate::report::{Context, DaemonFacts, SharedStore};
+use crate::state::{RuntimeInfo, StateHandle};
 
 /// Mode of the socket file: owner and group may connect.
 pub const SOCKET_MODE: u32 = 0o660;
@@ -32,33 +33,32 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// reading would otherwise hold its slot forever).
 const ANSWER_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Serves the control protocol on `daemon.control_socket`.
-pub struct ControlService {
-    socket: PathBuf,
+/// What the control socket answers from: the daemon's current state, its
+/// process facts and its database.
+#[derive(Clone)]
+pub struct ControlContext {
+    /// The current state (swapped on reload).
+    pub state: StateHandle,
+    /// Phase, uptime, last reload, running services.
+    pub runtime: Arc<RuntimeInfo>,
+    /// The state database.
+    pub db: SharedStore,
 }
 
-impl ControlService {
-    /// A control service for `socket`.
-    pub fn new(socket: PathBuf) -> Self {
-        Self { socket }
-    }
+/// A bound control socket, not yet serving; the file is removed when it is
+/// dropped.
+pub struct ControlSocket {
+    listener: UnixListener,
+    file: SocketFile,
 }
 
-#[async_trait::async_trait]
-impl Service for ControlService {
-    fn name(&self) -> &str {
-        "control"
-    }
-
-    fn spec(&self) -> ServiceSpec {
-        ServiceSpec::new(self.socket.clone())
-    }
-
-    async fn prepare(self: Box<Self>, ctx: ServiceContext) -> Result<ServiceTask, ServiceError> {
-        let (listener, file) = bind(&self.socket)?;
-        tracing::info!(socket = %self.socket.display(), "control socket listening");
-        Ok(Box::pin(serve(listener, file, ctx)))
-    }
+/// Bind the control socket at `path` (creating its directory), replacing a
+/// stale socket a previous run left behind but never one a running daemon
+/// listens on.
+pub fn bind(path: &Path) -> Result<ControlSocket, BindError> {
+    let (listener, file) = bind_listener(path)?;
+    tracing::info!(socket = %path.display(), "control socket listening");
+    Ok(ControlSocket { listener, file })
 }
 
 /// A socket file this process created; removed when dropped, unless something
@@ -96,7 +96,7 @@ pub enum BindError {
     },
 }
 
-fn bind(path: &Path) -> Result<(UnixListener, SocketFile), BindError> {
+fn bind_listener(path: &Path) -> Result<(UnixListener, SocketFile), BindError> {
     let io_error = |source| BindError::Io {
         path: path.to_path_buf(),
         source,
@@ -136,27 +136,30 @@ fn bind(path: &Path) -> Result<(UnixListener, SocketFile), BindError> {
     Ok((listener, file))
 }
 
-async fn serve(
-    listener: UnixListener,
-    file: SocketFile,
-    ctx: ServiceContext,
-) -> Result<(), ServiceError> {
+/// Serve `socket` until `shutdown` is cancelled, then finish the requests in
+/// flight and remove the socket file.
+pub async fn serve(socket: ControlSocket, ctx: ControlContext, shutdown: CancellationToken) {
+    let ControlSocket { listener, file } = socket;
     let connections = TaskTracker::new();
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut failures: u32 = 0;
     loop {
         let permit = tokio::select! {
-            () = ctx.shutdown.cancelled() => break,
-            permit = slots.clone().acquire_owned() => permit?,
+            () = shutdown.cancelled() => break,
+            permit = slots.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                // Never closed; if it were, nothing more could be served.
+                Err(_) => break,
+            },
         };
         let accepted = tokio::select! {
-            () = ctx.shutdown.cancelled() => break,
+            () = shutdown.cancelled() => break,
             accepted = listener.accept() => accepted,
         };
         match accepted {
             Ok((stream, _)) => {
                 failures = 0;
-                connections.spawn(connection(stream, ctx.clone(), permit));
+                connections.spawn(connection(stream, ctx.clone(), shutdown.clone(), permit));
             }
             Err(error) => {
                 // Typically EMFILE: back off instead of spinning, and keep serving.
@@ -174,12 +177,12 @@ async fn serve(
     drop(file);
     connections.close();
     connections.wait().await;
-    Ok(())
 }
 
 async fn connection(
     stream: UnixStream,
-    ctx: ServiceContext,
+    ctx: ControlContext,
+    shutdown: CancellationToken,
     _permit: tokio::sync::OwnedSemaphorePermit,
 ) {
     let (read, mut write) = stream.into_split();
@@ -192,7 +195,7 @@ async fn connection(
         let more = tokio::select! {
             biased;
             buffered = reader.fill_buf() => buffered.is_ok_and(|b| !b.is_empty()),
-            () = ctx.shutdown.cancelled() => return,
+            () = shutdown.cancelled() => return,
             () = tokio::time::sleep_until(deadline) => {
                 tracing::debug!(
                     "control socket: closing a connection that sent no request within {}s",
@@ -266,20 +269,12 @@ async fn connection(
 
 /// Serve one request: `status` here, the rest by [`super::handle`] on the
 /// daemon's state and database.
-async fn handle(request: Request, ctx: &ServiceContext) -> Response {
+async fn handle(request: Request, ctx: &ControlContext) -> Response {
     match request {
         Request::Status => Response::Status(status(ctx)),
         other => {
             let state = ctx.state.load();
             let runtime = &ctx.runtime;
-            let store = ctx
-                .resource::<SharedStore>()
-                .map(|store| SharedStore::clone(&store));
-            if store.is_none() {
-                return Response::Error {
-                    message: "this daemon has no state database open".to_owned(),
-                };
-            }
             let context = Context {
                 config: state.config.clone(),
                 daemon: Some(DaemonFacts {
@@ -291,7 +286,7 @@ async fn handle(request: Request, ctx: &ServiceContext) -> Response {
                     last_reload: runtime.last_reload(),
                 }),
                 state: Some(state),
-                store,
+                store: Some(ctx.db.clone()),
                 now: Timestamp::now(),
             };
             super::handle(other, &context, &|_, _, _| {}).await
@@ -299,7 +294,7 @@ async fn handle(request: Request, ctx: &ServiceContext) -> Response {
     }
 }
 
-fn status(ctx: &ServiceContext) -> StatusReport {
+fn status(ctx: &ControlContext) -> StatusReport {
     let state = ctx.state.load();
     let config = &state.config;
     let runtime = &ctx.runtime;

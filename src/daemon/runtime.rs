@@ -2,23 +2,27 @@
 
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use jiff::Timestamp;
-use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::lock::{InstanceLock, LockError};
 use super::notify::Notifier;
-use super::service::{Resources, Service, ServiceError, ServiceProvider, ServiceSet};
+use super::pipeline::Pipeline;
+use super::services::{ServiceEnv, ServiceKey, StartError, desired};
 use super::signals::{Control, SignalSource};
-use super::state::{BuildError, BuildOptions, Purpose, State, StateHandle, build};
-use super::watchdog::{self, Heartbeats};
-use crate::config::{self, Config};
+use super::supervisor::{Prepared, Supervisor};
+use super::watchdog;
+use crate::config::{self, Config, ConfigErrors};
+use crate::heartbeat::Heartbeats;
 use crate::logging::LogHandle;
 use crate::plugin::{HostConfig, PluginHost};
+use crate::state::{
+    BuildError, BuildOptions, Phase, ReloadOutcome, RuntimeInfo, State, StateHandle, build,
+};
 
 /// How `arauto run` was invoked; fixed for the process's life.
 #[derive(Clone, Debug)]
@@ -27,107 +31,6 @@ pub struct RunOptions {
     pub config_path: PathBuf,
     /// `--dry-run`.
     pub dry_run: bool,
-}
-
-/// What the daemon is doing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Phase {
-    /// Building the state and starting services.
-    Starting,
-    /// Serving.
-    Running,
-    /// Applying a new configuration.
-    Reloading,
-    /// Draining before exit.
-    Stopping,
-}
-
-/// The result of the last reload.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReloadOutcome {
-    /// When it finished.
-    pub at: Timestamp,
-    /// Whether the new configuration is in effect.
-    pub ok: bool,
-    /// What was applied, or why not (with the key path at fault).
-    pub message: String,
-}
-
-#[derive(Debug)]
-struct InfoInner {
-    phase: Phase,
-    last_reload: Option<ReloadOutcome>,
-    services: Vec<String>,
-}
-
-/// Process-wide facts for `arauto status`.
-#[derive(Debug)]
-pub struct RuntimeInfo {
-    /// The daemon's pid.
-    pub pid: u32,
-    /// arauto's version.
-    pub version: &'static str,
-    /// When the daemon started.
-    pub started_at: Timestamp,
-    /// The configuration file.
-    pub config_path: PathBuf,
-    started: Instant,
-    inner: Mutex<InfoInner>,
-}
-
-impl RuntimeInfo {
-    /// Facts for a daemon starting now.
-    pub fn new(config_path: PathBuf) -> Self {
-        Self {
-            pid: std::process::id(),
-            version: env!("CARGO_PKG_VERSION"),
-            started_at: Timestamp::now(),
-            config_path,
-            started: Instant::now(),
-            inner: Mutex::new(InfoInner {
-                phase: Phase::Starting,
-                last_reload: None,
-                services: Vec::new(),
-            }),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, InfoInner> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Time since start.
-    pub fn uptime(&self) -> Duration {
-        self.started.elapsed()
-    }
-
-    /// What the daemon is doing.
-    pub fn phase(&self) -> Phase {
-        self.lock().phase
-    }
-
-    /// The last reload's result, if any reload happened.
-    pub fn last_reload(&self) -> Option<ReloadOutcome> {
-        self.lock().last_reload.clone()
-    }
-
-    /// Names of the running services.
-    pub fn services(&self) -> Vec<String> {
-        self.lock().services.clone()
-    }
-
-    pub(crate) fn set_phase(&self, phase: Phase) {
-        self.lock().phase = phase;
-    }
-
-    pub(crate) fn set_last_reload(&self, outcome: ReloadOutcome) {
-        self.lock().last_reload = Some(outcome);
-    }
-
-    pub(crate) fn set_services(&self, services: Vec<String>) {
-        self.lock().services = services;
-    }
 }
 
 /// Why the daemon stopped with a failure.
@@ -150,23 +53,26 @@ pub enum RunError {
         /// The underlying error.
         source: std::io::Error,
     },
-    /// A startup hook failed (e.g. the database would not open).
+    /// The plugin host could not start.
+    #[error("cannot start the plugin host: {0}")]
+    PluginHost(String),
+    /// The state database would not open.
     #[error("startup failed: {0}")]
-    Startup(String),
-    /// A service could not be prepared at startup.
+    Database(#[from] crate::queue::Error),
+    /// A service could not start.
     #[error("cannot start service {service}: {error}")]
     ServiceStart {
         /// The service.
-        service: String,
+        service: ServiceKey,
         /// Why.
-        error: String,
+        error: StartError,
     },
-    /// A service failed while running.
+    /// A service panicked while running.
     #[error("service {service} failed: {error}")]
     ServiceFailed {
         /// The service.
-        service: String,
-        /// Why.
+        service: ServiceKey,
+        /// The panic.
         error: String,
     },
     /// Services were still busy when `shutdown_timeout` ran out.
@@ -179,231 +85,190 @@ pub enum RunError {
     },
 }
 
-/// What an [`Runtime::on_start`] hook gets: the first state, and places to put
-/// shared resources and service providers.
-pub struct Startup<'a> {
-    /// The state the daemon starts with.
-    pub state: &'a Arc<State>,
-    resources: &'a mut Resources,
-    providers: &'a mut Vec<ServiceProvider>,
-    reload_hooks: &'a mut Vec<ReloadHook>,
+/// Why a reload was rejected; the previous configuration keeps running.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The configuration loader itself crashed.
+    #[error("configuration loader crashed: {0}")]
+    LoaderCrashed(#[from] tokio::task::JoinError),
+    /// The file does not load: the first error, and how many more.
+    #[error("{}", first_of(.0))]
+    Config(ConfigErrors),
+    /// Keys that only a restart can change were changed.
+    #[error("{} can only change with a restart (systemctl restart arauto)", .0.join(" and "))]
+    RestartOnly(Vec<String>),
+    /// The configuration does not build (plugins, templates…).
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// A new or moved service could not start.
+    #[error("cannot start service {service}: {error}")]
+    ServiceStart {
+        /// The service.
+        service: ServiceKey,
+        /// Why.
+        error: StartError,
+    },
 }
 
-impl Startup<'_> {
-    /// Share `value` with every service ([`crate::daemon::ServiceContext::resource`]).
-    pub fn provide<T: Send + Sync + 'static>(&mut self, value: T) {
-        self.resources.insert(value);
-    }
-
-    /// Add a source of services (also called again on every reload).
-    pub fn add_service_provider(&mut self, provider: ServiceProvider) {
-        self.providers.push(provider);
-    }
-
-    /// Run `hook` with the new state after every reload that was applied:
-    /// for a resource opened here that keeps a setting of its own (services
-    /// are rebuilt from the new state; resources live as long as the daemon).
-    pub fn on_reload(&mut self, hook: impl Fn(&State) + Send + Sync + 'static) {
-        self.reload_hooks.push(Box::new(hook));
+/// "first error (and N more)".
+fn first_of(errors: &ConfigErrors) -> String {
+    let first = errors
+        .errors
+        .first()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    match errors.errors.len().saturating_sub(1) {
+        0 => first,
+        more => format!("{first} (and {more} more)"),
     }
 }
 
-/// A reload hook; see [`Startup::on_reload`].
-pub type ReloadHook = Box<dyn Fn(&State) + Send + Sync>;
-
-/// A startup hook; see [`Runtime::on_start`].
-pub type StartupHook = Box<dyn FnOnce(&mut Startup<'_>) -> Result<(), ServiceError> + Send>;
-
-/// The daemon: builds the state, runs the services, reacts to signals.
-pub struct Runtime {
+/// Run the daemon on `config` until SIGTERM/SIGINT (`Ok`) or a failure
+/// (`Err`, exit status 1). `log` applies `daemon.log_level` on reload.
+pub async fn run(
     options: RunOptions,
-    providers: Vec<ServiceProvider>,
-    hooks: Vec<StartupHook>,
-    reload_hooks: Vec<ReloadHook>,
+    config: Config,
     log: Option<LogHandle>,
-    notifier: Notifier,
-    host: Option<PluginHost>,
-}
-
-impl Runtime {
-    /// A runtime with the built-in services (the control socket).
-    pub fn new(options: RunOptions) -> Self {
-        Self {
-            options,
-            providers: vec![crate::control::service_provider()],
-            hooks: Vec::new(),
-            reload_hooks: Vec::new(),
-            log: None,
-            notifier: Notifier::default(),
-            host: None,
-        }
-    }
-
-    /// Apply `daemon.log_level` through `log` on reload.
-    pub fn with_log_handle(mut self, log: LogHandle) -> Self {
-        self.log = Some(log);
-        self
-    }
-
-    /// Add a source of services (called at start and on every reload).
-    pub fn add_service_provider(&mut self, provider: ServiceProvider) {
-        self.providers.push(provider);
-    }
-
-    /// Run `hook` once at startup, after the state directory is locked and
-    /// before any service starts: the place to open the queue database (never
-    /// opened by `validate`) and register the services that use it. An error
-    /// aborts the start.
-    pub fn on_start(
-        &mut self,
-        hook: impl FnOnce(&mut Startup<'_>) -> Result<(), ServiceError> + Send + 'static,
-    ) {
-        self.hooks.push(Box::new(hook));
-    }
-
-    fn services_for(&self, state: &Arc<State>) -> Vec<Box<dyn Service>> {
-        self.providers
-            .iter()
-            .flat_map(|provider| provider(state))
-            .collect()
-    }
-
-    /// Run until SIGTERM/SIGINT (`Ok`) or a failure (`Err`, exit status 1).
-    pub async fn run(mut self, config: Config) -> Result<(), RunError> {
-        let mut signals = SignalSource::install().map_err(RunError::Signals)?;
-        let options = BuildOptions {
-            purpose: Purpose::Run,
-            dry_run: self.options.dry_run,
-        };
-        create_private_dir(&config.daemon.cache_dir)?;
-        let host = PluginHost::new(HostConfig::with_cache_dir(&config.daemon.cache_dir))
-            .map_err(|e| RunError::Startup(format!("cannot start the plugin host: {e}")))?;
-        let state = Arc::new(build(config, &options, &host).await?);
-        for skipped in &state.skipped {
-            tracing::error!(
-                component = %skipped.component,
-                "{} is not running: {}; everything else starts. Fix or replace the file \
-                 (`arauto validate` fails until then), then systemctl reload arauto",
-                skipped.component,
-                skipped.message
-            );
-        }
-        self.host = Some(host);
-        let daemon = &state.config.daemon;
-        let _lock = InstanceLock::acquire(&daemon.state_dir)?;
-
-        let mut resources = Resources::default();
-        for hook in std::mem::take(&mut self.hooks) {
-            let mut startup = Startup {
-                state: &state,
-                resources: &mut resources,
-                providers: &mut self.providers,
-                reload_hooks: &mut self.reload_hooks,
-            };
-            hook(&mut startup).map_err(|e| RunError::Startup(e.to_string()))?;
-        }
-
-        let info = Arc::new(RuntimeInfo::new(self.options.config_path.clone()));
-        let handle = StateHandle::new(state.clone());
-        let heartbeats = Heartbeats::default();
-        let (exits_tx, mut exits) = mpsc::unbounded_channel();
-        let mut services = ServiceSet::new(
-            handle.clone(),
-            info.clone(),
-            resources,
-            heartbeats.clone(),
-            exits_tx,
+) -> Result<(), RunError> {
+    let mut signals = SignalSource::install().map_err(RunError::Signals)?;
+    let notifier = Notifier::default();
+    create_private_dir(&config.daemon.cache_dir)?;
+    let host = PluginHost::new(HostConfig::with_cache_dir(&config.daemon.cache_dir))
+        .map_err(|e| RunError::PluginHost(e.to_string()))?;
+    let build_options = BuildOptions {
+        skip_unloadable_plugins: true,
+        dry_run: options.dry_run,
+    };
+    let state = Arc::new(build(config, &build_options, &host).await?);
+    for skipped in &state.skipped {
+        tracing::error!(
+            component = %skipped.component,
+            "{} is not running: {}; everything else starts. Fix or replace the file \
+             (`arauto validate` fails until then), then systemctl reload arauto",
+            skipped.component,
+            skipped.message
         );
-        let prepared =
-            services
-                .prepare(self.services_for(&state))
-                .await
-                .map_err(|(service, error)| RunError::ServiceStart {
-                    service,
-                    error: error.to_string(),
-                })?;
-        services.commit(prepared, stop_timeout(&state)).await;
+    }
+    let _lock = InstanceLock::acquire(&state.config.daemon.state_dir)?;
+    let pipeline = Pipeline::open(&state, host)?;
 
-        let watchdog_stop = CancellationToken::new();
-        let watchdog = sd_notify::watchdog_enabled();
-        tokio::spawn(watchdog::run(
-            heartbeats,
-            self.notifier.clone(),
-            watchdog,
-            watchdog_stop.clone(),
-        ));
+    let info = Arc::new(RuntimeInfo::new(options.config_path.clone()));
+    let env = ServiceEnv {
+        pipeline,
+        state: StateHandle::new(state.clone()),
+        runtime: info.clone(),
+        heartbeats: Heartbeats::default(),
+    };
+    let (exits_tx, mut exits) = mpsc::unbounded_channel();
+    let mut services = Supervisor::new(info.clone(), exits_tx);
+    let prepared = prepare(&services, &env, &state)
+        .map_err(|(service, error)| RunError::ServiceStart { service, error })?;
+    services.commit(prepared, stop_timeout(&state)).await;
 
-        info.set_phase(Phase::Running);
-        let status = status_line(&state);
-        tracing::info!(
-            pid = info.pid,
-            config = %self.options.config_path.display(),
-            dry_run = self.options.dry_run,
-            "arauto {} ready: {status}",
-            info.version
-        );
-        log_components(&state);
-        self.notifier.ready(&status);
+    let watchdog_stop = CancellationToken::new();
+    tokio::spawn(watchdog::run(
+        env.heartbeats.clone(),
+        notifier.clone(),
+        sd_notify::watchdog_enabled(),
+        watchdog_stop.clone(),
+    ));
 
-        let outcome = loop {
-            tokio::select! {
-                control = signals.next() => match control {
-                    Some(Control::Reload) => {
-                        self.reload(&handle, &mut services, &info, &options).await;
-                    }
-                    Some(Control::Shutdown { signal }) => {
-                        tracing::info!("{signal} received: shutting down (a second {signal} exits at once)");
-                        break Ok(());
-                    }
-                    None => break Ok(()),
-                },
-                Some(exit) = exits.recv() => {
-                    services.remove_exited(&exit.name);
-                    match exit.result {
-                        Ok(()) => tracing::info!(service = %exit.name, "service finished"),
-                        Err(error) => {
-                            tracing::error!(service = %exit.name, "service failed: {error}; stopping arauto");
-                            break Err(RunError::ServiceFailed { service: exit.name, error });
-                        }
+    info.set_phase(Phase::Running);
+    let status = status_line(&state);
+    tracing::info!(
+        pid = info.pid,
+        config = %options.config_path.display(),
+        dry_run = options.dry_run,
+        "arauto {} ready: {status}",
+        info.version
+    );
+    log_components(&state);
+    notifier.ready(&status);
+
+    let reloader = Reloader {
+        options: &options,
+        env: &env,
+        log: log.as_ref(),
+        notifier: &notifier,
+    };
+    let outcome = loop {
+        tokio::select! {
+            control = signals.next() => match control {
+                Some(Control::Reload) => reloader.reload(&mut services).await,
+                Some(Control::Shutdown { signal }) => {
+                    tracing::info!("{signal} received: shutting down (a second {signal} exits at once)");
+                    break Ok(());
+                }
+                None => break Ok(()),
+            },
+            Some(exit) = exits.recv() => {
+                services.remove_exited(&exit.key);
+                match exit.panic {
+                    None => tracing::info!(service = %exit.key, "service finished"),
+                    Some(error) => {
+                        tracing::error!(service = %exit.key, "service failed: {error}; stopping arauto");
+                        break Err(RunError::ServiceFailed { service: exit.key, error });
                     }
                 }
             }
-        };
-
-        signals.arm_immediate_exit();
-        info.set_phase(Phase::Stopping);
-        let state = handle.load();
-        let timeout = stop_timeout(&state);
-        self.notifier.stopping("stopping: finishing in-flight work");
-        tracing::info!(
-            "stopping: waiting up to {} for in-flight work",
-            config::format_duration(state.config.daemon.shutdown_timeout)
-        );
-        let stragglers = services.shutdown(timeout).await;
-        watchdog_stop.cancel();
-        if !stragglers.is_empty() {
-            let error = RunError::ShutdownTimeout {
-                timeout: config::format_duration(state.config.daemon.shutdown_timeout),
-                services: stragglers,
-            };
-            tracing::error!("{error}");
-            return Err(error);
         }
-        tracing::info!("stopped");
-        outcome
-    }
+    };
 
-    async fn reload(
-        &self,
-        handle: &StateHandle,
-        services: &mut ServiceSet,
-        info: &RuntimeInfo,
-        options: &BuildOptions,
-    ) {
+    signals.arm_immediate_exit();
+    info.set_phase(Phase::Stopping);
+    let state = env.state.load();
+    let timeout = stop_timeout(&state);
+    notifier.stopping("stopping: finishing in-flight work");
+    tracing::info!(
+        "stopping: waiting up to {} for in-flight work",
+        config::format_duration(state.config.daemon.shutdown_timeout)
+    );
+    let stragglers = services.shutdown(timeout).await;
+    watchdog_stop.cancel();
+    if !stragglers.is_empty() {
+        let error = RunError::ShutdownTimeout {
+            timeout: config::format_duration(state.config.daemon.shutdown_timeout),
+            services: stragglers,
+        };
+        tracing::error!("{error}");
+        return Err(error);
+    }
+    tracing::info!("stopped");
+    outcome
+}
+
+/// Start what `state` asks for and `services` does not run yet; re-check
+/// what keeps running against `state`.
+fn prepare(
+    services: &Supervisor,
+    env: &ServiceEnv,
+    state: &State,
+) -> Result<Prepared, (ServiceKey, StartError)> {
+    for key in services.keys() {
+        env.recheck(key, state)
+            .map_err(|error| (key.clone(), error))?;
+    }
+    services.prepare(desired(state), |key, shutdown| {
+        env.start(key, state, shutdown)
+    })
+}
+
+/// Applies a new configuration on SIGHUP.
+struct Reloader<'a> {
+    options: &'a RunOptions,
+    env: &'a ServiceEnv,
+    log: Option<&'a LogHandle>,
+    notifier: &'a Notifier,
+}
+
+impl Reloader<'_> {
+    async fn reload(&self, services: &mut Supervisor) {
+        let info = &self.env.runtime;
+        let handle = &self.env.state;
         self.notifier.reloading();
         info.set_phase(Phase::Reloading);
         tracing::info!(config = %self.options.config_path.display(), "SIGHUP received: reloading the configuration");
-        let outcome = match self.try_reload(handle, services, options).await {
+        let outcome = match self.try_reload(services).await {
             Ok(message) => {
                 tracing::info!("reload applied: {message}");
                 log_components(&handle.load());
@@ -413,14 +278,17 @@ impl Runtime {
                     message,
                 }
             }
-            Err(message) => {
-                tracing::error!(
-                    "reload failed, still running the previous configuration: {message}"
-                );
+            Err(error) => {
+                if let ReloadError::Config(errors) = &error {
+                    for error in &errors.errors {
+                        tracing::error!(key = %error.key, "{error}");
+                    }
+                }
+                tracing::error!("reload failed, still running the previous configuration: {error}");
                 ReloadOutcome {
                     at: Timestamp::now(),
                     ok: false,
-                    message,
+                    message: error.to_string(),
                 }
             }
         };
@@ -438,78 +306,44 @@ impl Runtime {
         self.notifier.ready(&status);
     }
 
-    async fn try_reload(
-        &self,
-        handle: &StateHandle,
-        services: &mut ServiceSet,
-        options: &BuildOptions,
-    ) -> Result<String, String> {
+    async fn try_reload(&self, services: &mut Supervisor) -> Result<String, ReloadError> {
         let path = self.options.config_path.clone();
-        let loaded = tokio::task::spawn_blocking(move || config::load(Some(&path)))
-            .await
-            .map_err(|e| format!("configuration loader crashed: {e}"))?;
-        let config = match loaded {
-            Ok(config) => config,
-            Err(errors) => {
-                for error in &errors.errors {
-                    tracing::error!(key = %error.key, "{error}");
-                }
-                let first = errors
-                    .errors
-                    .first()
-                    .map(ToString::to_string)
-                    .unwrap_or_default();
-                let more = errors.errors.len().saturating_sub(1);
-                return Err(if more > 0 {
-                    format!("{first} (and {more} more)")
-                } else {
-                    first
-                });
-            }
-        };
+        let config = tokio::task::spawn_blocking(move || config::load(Some(&path)))
+            .await?
+            .map_err(ReloadError::Config)?;
         for warning in config.warnings() {
             tracing::warn!(key = %warning.key, "{warning}");
         }
+        let handle = &self.env.state;
         let old = handle.load();
         restart_only_changes(&old.config, &config)?;
         let log_level = config.daemon.log_level.clone();
-        let host = self
-            .host
-            .as_ref()
-            .ok_or_else(|| "the plugin host is not running".to_owned())?;
         let options = BuildOptions {
-            purpose: Purpose::Reload,
-            ..*options
+            skip_unloadable_plugins: false,
+            dry_run: self.options.dry_run,
         };
-        let state = build(config, &options, host)
-            .await
-            .map_err(|e| e.to_string())?;
-        let state = Arc::new(state);
-        let prepared = services
-            .prepare(self.services_for(&state))
-            .await
-            .map_err(|(service, error)| format!("cannot start service {service}: {error}"))?;
-        let restarted = prepared.starting();
+        let state = Arc::new(build(config, &options, &self.env.pipeline.host).await?);
+        let prepared = prepare(services, self.env, &state)
+            .map_err(|(service, error)| ReloadError::ServiceStart { service, error })?;
+        let started = prepared.starting();
         handle.replace(state.clone());
-        for hook in &self.reload_hooks {
-            hook(&state);
-        }
-        if let Some(log) = &self.log
+        self.env.pipeline.reconfigure(&state);
+        if let Some(log) = self.log
             && let Err(error) = log.set_level(&log_level)
         {
             tracing::warn!("log level not changed: {error}");
         }
         services.commit(prepared, stop_timeout(&state)).await;
         let mut message = status_line(&state);
-        if !restarted.is_empty() {
-            message.push_str(&format!("; (re)started {}", restarted.join(", ")));
+        if !started.is_empty() {
+            message.push_str(&format!("; (re)started {}", started.join(", ")));
         }
         Ok(message)
     }
 }
 
 /// Keys that only take effect on restart; changing them fails the reload.
-fn restart_only_changes(old: &Config, new: &Config) -> Result<(), String> {
+fn restart_only_changes(old: &Config, new: &Config) -> Result<(), ReloadError> {
     let mut changed = Vec::new();
     if old.daemon.state_dir != new.daemon.state_dir {
         changed.push(format!(
@@ -528,10 +362,7 @@ fn restart_only_changes(old: &Config, new: &Config) -> Result<(), String> {
     if changed.is_empty() {
         Ok(())
     } else {
-        Err(format!(
-            "{} can only change with a restart (systemctl restart arauto)",
-            changed.join(" and ")
-        ))
+        Err(ReloadError::RestartOnly(changed))
     }
 }
 
@@ -601,97 +432,4 @@ fn status_line(state: &State) -> String {
         line.push_str(" [dry run: nothing is sent]");
     }
     line
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::daemon::{ServiceContext, ServiceSpec, ServiceTask};
-
-    struct Marker(&'static str);
-
-    /// Reads the startup resource, then fails on purpose so `run` returns.
-    struct Reporter;
-
-    #[async_trait::async_trait]
-    impl Service for Reporter {
-        fn name(&self) -> &str {
-            "reporter"
-        }
-        fn spec(&self) -> ServiceSpec {
-            ServiceSpec::new(())
-        }
-        async fn prepare(
-            self: Box<Self>,
-            ctx: ServiceContext,
-        ) -> Result<ServiceTask, ServiceError> {
-            let marker = ctx.resource::<Marker>().map_or("none", |m| m.0);
-            Ok(Box::pin(async move { Err(format!("saw {marker}").into()) }))
-        }
-    }
-
-    #[tokio::test]
-    async fn startup_hooks_share_resources_and_a_failing_service_stops_the_daemon() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let path = dir.path().join("arauto.toml");
-        let text = format!(
-            "[daemon]\nstate_dir = {:?}\ncache_dir = {:?}\ncontrol_socket = {:?}\n",
-            dir.path().join("state").display().to_string(),
-            dir.path().join("cache").display().to_string(),
-            dir.path().join("control.sock").display().to_string(),
-        );
-        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
-        let config =
-            config::load_with_env(Some(&path), Vec::new()).unwrap_or_else(|e| panic!("{e}"));
-
-        let mut runtime = Runtime::new(RunOptions {
-            config_path: path,
-            dry_run: false,
-        });
-        runtime.on_start(|startup| {
-            assert!(startup.state.config.stores.is_empty());
-            startup.provide(Marker("the database"));
-            startup
-                .add_service_provider(Arc::new(|_| vec![Box::new(Reporter) as Box<dyn Service>]));
-            Ok(())
-        });
-        match runtime.run(config).await {
-            Err(RunError::ServiceFailed { service, error }) => {
-                assert_eq!(service, "reporter");
-                assert_eq!(error, "saw the database");
-            }
-            other => panic!("expected the reporter to fail, got {other:?}"),
-        }
-        // Stopped cleanly: lock released, control socket removed.
-        assert!(InstanceLock::acquire(&dir.path().join("state")).is_ok());
-        assert!(!dir.path().join("control.sock").exists());
-    }
-
-    #[tokio::test]
-    async fn a_failing_startup_hook_aborts_the_start() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let path = dir.path().join("arauto.toml");
-        let text = format!(
-            "[daemon]\nstate_dir = {:?}\ncache_dir = {:?}\ncontrol_socket = {:?}\n",
-            dir.path().join("state").display().to_string(),
-            dir.path().join("cache").display().to_string(),
-            dir.path().join("control.sock").display().to_string(),
-        );
-        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
-        let config =
-            config::load_with_env(Some(&path), Vec::new()).unwrap_or_else(|e| panic!("{e}"));
-        let mut runtime = Runtime::new(RunOptions {
-            config_path: path,
-            dry_run: false,
-        });
-        runtime.on_start(|_| Err("queue database is newer than this arauto".into()));
-        match runtime.run(config).await {
-            Err(RunError::Startup(message)) => assert!(message.contains("newer"), "{message}"),
-            other => panic!("expected a startup error, got {other:?}"),
-        }
-        assert!(
-            !dir.path().join("control.sock").exists(),
-            "no service may start after a failed hook"
-        );
-    }
 }

@@ -85,8 +85,8 @@ pub use timing::{
 pub mod detect;
 
 use crate::model::PhoneProblem;
-use detect::OrderEvent;
 use crate::model::{NotificationKind, Order};
+use detect::OrderEvent;
 
 /// One channel instance a store sends through.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -276,7 +276,6 @@ impl std::fmt::Display for InvalidReason {
         }
     }
 }
-
 
 /// An event that could not be planned on a channel ("evento inválido" in the checklist).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,8 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{JobFacts, OrderRecord};
 use super::detect::current_codes;
+use super::{JobFacts, OrderRecord};
 
 /// Verdict of [`still_relevant`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -16,5 +16,6 @@ pub use order::{
 };
 pub use phone::{E164, NoUsablePhone, PhoneProblem, first_usable_phone};
 pub use plugin_info::{
-    Capabilities, Capability, ConfigKey, ConnectorInfo, PluginInfo, PluginKind, StatusEntry,
+    Capabilities, Capability, ConfigKey, ConnectorInfo, PluginInfo, PluginKind, RecipientNeed,
+    StatusEntry,
 };

@@ -114,3 +114,24 @@ impl ConnectorInfo {
         self.statuses.iter().find(|s| s.code == code)
     }
 }
+
+/// What a channel needs to address a customer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecipientNeed {
+    /// A usable mobile phone (WhatsApp gateways, SMS).
+    Phone,
+    /// Nothing from the customer: the channel has its own destination
+    /// (a webhook URL, a staff Telegram chat).
+    Nothing,
+}
+
+impl RecipientNeed {
+    /// What a sender plugin needs, by name. Unknown plugins are assumed to
+    /// message the customer's phone, the common case for Brazilian shops.
+    pub fn for_plugin(plugin: &str) -> Self {
+        match plugin {
+            "webhook" | "telegram" => Self::Nothing,
+            _ => Self::Phone,
+        }
+    }
+}

@@ -6,8 +6,8 @@
 use jiff::civil::Date;
 
 use crate::decide::InvalidEvent;
-use crate::queue::{SKIPPED_DAYS_KEPT, SkippedCount, StoreStatus};
 use crate::model::NoUsablePhone;
+use crate::queue::{SKIPPED_DAYS_KEPT, SkippedCount, StoreStatus};
 
 /// Count an order's invalid events in the store status (by reason, and per
 /// day, channel and kind for `arauto report`) and log each with the reason and
@@ -74,8 +74,8 @@ pub(super) fn record_invalid(
 mod tests {
     use super::*;
     use crate::decide::InvalidReason;
-    use crate::model::PhoneProblem;
     use crate::model::NotificationKind;
+    use crate::model::PhoneProblem;
     use crate::model::first_usable_phone;
 
     fn event(kind: NotificationKind, channel: &str, problem: PhoneProblem) -> InvalidEvent {

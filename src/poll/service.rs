@@ -6,14 +6,14 @@ use std::time::Duration;
 
 use jiff::SignedDuration;
 use rand::RngExt;
+use tokio_util::sync::CancellationToken;
 
 use super::sweep::{Sweep, SweepError};
-use crate::clock::{Clock, SharedClock, SystemClock};
-use crate::daemon::{
-    Service, ServiceContext, ServiceError, ServiceProvider, ServiceSpec, ServiceTask, State,
-};
+use crate::clock::{Clock, SharedClock};
+use crate::heartbeat::Heartbeat;
 use crate::metrics::Metrics;
 use crate::queue::{ErrorClass, SharedStore, StoreStatus};
+use crate::state::StateHandle;
 
 /// The first sweep of a store starts within this long (or within its poll
 /// interval, if that is shorter) after the daemon starts, so stores started
@@ -21,7 +21,7 @@ use crate::queue::{ErrorClass, SharedStore, StoreStatus};
 const START_SPREAD: Duration = Duration::from_secs(5);
 /// Longest a poller may go without progress before the watchdog calls it stuck:
 /// a page is one plugin call (≤ its call timeout) plus one commit.
-const HEARTBEAT_SILENCE: Duration = Duration::from_secs(300);
+pub const HEARTBEAT_SILENCE: Duration = Duration::from_secs(300);
 /// Shortest wait between two sweeps of a failing store.
 const MIN_ERROR_BACKOFF: SignedDuration = SignedDuration::from_secs(10);
 /// A store paused on refused credentials checks them again after its poll
@@ -30,75 +30,22 @@ const FIRST_CREDENTIAL_RECHECK: Duration = Duration::from_secs(30);
 /// …doubling each time they are still refused, up to this.
 const MAX_CREDENTIAL_RECHECK: Duration = Duration::from_secs(300);
 
-/// Creates one poller per enabled store.
-pub fn service_provider(clock: SharedClock) -> ServiceProvider {
-    Arc::new(move |state: &Arc<State>| {
-        state
-            .stores
-            .values()
-            .filter(|store| store.config.enabled)
-            .map(|store| {
-                Box::new(PollService {
-                    name: format!("poll/{}", store.config.id),
-                    store: store.config.id.clone(),
-                    clock: clock.clone(),
-                }) as Box<dyn Service>
-            })
-            .collect()
-    })
-}
-
-/// The poller of one store.
-pub struct PollService {
-    name: String,
-    store: String,
-    clock: SharedClock,
-}
-
-impl PollService {
-    /// A poller for `store` on the system clock.
-    pub fn new(store: &str) -> Self {
-        Self {
-            name: format!("poll/{store}"),
-            store: store.to_owned(),
-            clock: Arc::new(SystemClock),
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl Service for PollService {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn spec(&self) -> ServiceSpec {
-        // Everything else (connector instance, interval, policy) is read live
-        // from the state, so a reload applies without restarting the loop.
-        ServiceSpec::new(self.store.clone())
-    }
-
-    async fn prepare(self: Box<Self>, ctx: ServiceContext) -> Result<ServiceTask, ServiceError> {
-        let db = ctx
-            .resource::<SharedStore>()
-            .ok_or("the state database is not open")?;
-        let metrics = ctx
-            .resource::<Metrics>()
-            .unwrap_or_else(|| Arc::new(Metrics::new()));
-        Ok(Box::pin(run(ctx, self.store, db, metrics, self.clock)))
-    }
-}
-
-async fn run(
-    ctx: ServiceContext,
+/// Poll `store_id` until `shutdown` is cancelled: one sweep per poll
+/// interval (jittered), never two at once, backing off on failures and
+/// pausing on refused credentials until they work again. The store's
+/// configuration is read live from `state`, so a reload applies without
+/// restarting the loop; the loop ends when the store is no longer configured.
+pub async fn run(
     store_id: String,
-    db: Arc<SharedStore>,
+    state_handle: StateHandle,
+    db: SharedStore,
     metrics: Arc<Metrics>,
     clock: SharedClock,
-) -> Result<(), ServiceError> {
-    let mut generation = ctx.state.subscribe();
-    let spread = ctx
-        .state
+    heartbeat: Heartbeat,
+    shutdown: CancellationToken,
+) {
+    let mut generation = state_handle.subscribe();
+    let spread = state_handle
         .load()
         .stores
         .get(&store_id)
@@ -127,17 +74,16 @@ async fn run(
     let mut resumed = db.watch_store(&store_id);
     // The watchdog's view of this loop: it beats while waiting and after every
     // committed page, so only a loop that is really stuck goes silent.
-    let heartbeat = ctx.heartbeat(HEARTBEAT_SILENCE);
     let mut beat = tokio::time::interval(HEARTBEAT_SILENCE / 4);
     loop {
         heartbeat.beat();
         tokio::select! {
-            () = ctx.shutdown.cancelled() => return Ok(()),
+            () = shutdown.cancelled() => return,
             _ = beat.tick() => continue,
             () = tokio::time::sleep_until(next) => {}
             changed = generation.changed() => {
                 if changed.is_err() {
-                    return Ok(());
+                    return;
                 }
                 if paused.take().is_some() {
                     // A reload may carry the fixed credentials: try again now.
@@ -148,7 +94,7 @@ async fn run(
             }
             open = resumed.changed() => {
                 if !open {
-                    return Ok(());
+                    return;
                 }
                 if paused.take().is_some() {
                     tracing::info!(store = %store_id, "store resumed by an operator: polling again");
@@ -157,15 +103,15 @@ async fn run(
                 continue;
             }
         }
-        let state = ctx.state.load();
+        let state = state_handle.load();
         let Some(store) = state.stores.get(&store_id).cloned() else {
-            return Ok(());
+            return;
         };
         let interval = store.config.poll_interval;
         if let Some(wait) = paused {
             let checked = tokio::select! {
                 checked = store.connector.check() => checked,
-                () = ctx.shutdown.cancelled() => return Ok(()),
+                () = shutdown.cancelled() => return,
             };
             match checked {
                 Ok(()) => {
@@ -205,10 +151,10 @@ async fn run(
         }
         let sweep = Sweep {
             store: &store,
-            db: db.as_ref().as_ref(),
+            db: db.as_ref(),
             metrics: &metrics,
             clock: clock.as_ref(),
-            shutdown: &ctx.shutdown,
+            shutdown: &shutdown,
             heartbeat: Some(&heartbeat),
         };
         let started = tokio::time::Instant::now();
@@ -221,12 +167,12 @@ async fn run(
         // timeout, often past the shutdown timeout).
         let outcome = tokio::select! {
             outcome = sweep.run() => outcome,
-            () = ctx.shutdown.cancelled() => {
+            () = shutdown.cancelled() => {
                 tracing::info!(
                     store = %store_id,
                     "poll interrupted by shutdown; the next start polls again from the last committed page"
                 );
-                return Ok(());
+                return;
             }
         };
         let wait = match outcome {

@@ -10,22 +10,22 @@ use std::str::FromStr;
 use jiff::{SignedDuration, Timestamp};
 use tokio_util::sync::CancellationToken;
 
-use super::StoreRuntime;
 use super::invalid::record_invalid;
 use crate::clock::Clock;
-use crate::daemon::Heartbeat;
 use crate::decide::{
     DecideInput, OrderRecord, PendingNotification, StorePolicy, UnmappedStatus, decide,
 };
+use crate::heartbeat::Heartbeat;
 use crate::metrics::Metrics;
 use crate::model::NotificationKind;
+use crate::model::{NoUsablePhone, first_usable_phone};
 use crate::plugin::{ConnectorNotice, PluginError, PollRequest, RejectedOrder};
 use crate::queue::{
     ClockSkew, EnqueueOutcome, ErrorClass, JobId, JobState, LastError, PageCapHit, PollCommit,
     StateStore, StoreStatus, UnreadableOrder,
 };
 use crate::send::job::{new_job, payload_of};
-use crate::model::{NoUsablePhone, first_usable_phone};
+use crate::state::StoreRuntime;
 
 /// How a sweep ended.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]

@@ -269,9 +269,9 @@ pub enum Completion {
         receipt: Receipt,
         /// When the provider accepted it.
         at: Timestamp,
-        /// The lane's local pacing day (e.g. `2025-03-14`); the daily counter
-        /// restarts when it changes.
-        pacing_day: String,
+        /// The channel's pacing day (its daily-cap day, else the local date);
+        /// the daily counter restarts when it changes.
+        pacing_day: jiff::civil::Date,
     },
     /// Try again at `at`. If `spend_attempt` is true and the job has used all its
     /// attempts it goes to dead-letter instead; if `at` is past its expiry it expires.
@@ -607,7 +607,7 @@ pub struct ChannelStatus {
     /// The latest successful send.
     pub last_sent_at: Option<Timestamp>,
     /// The local pacing day `sent_today` counts for.
-    pub pacing_day: Option<String>,
+    pub pacing_day: Option<jiff::civil::Date>,
     /// Messages sent on `pacing_day`.
     pub sent_today: u64,
     /// First send ever (start of the warm-up ramp).

@@ -24,15 +24,17 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use super::format::{ago, local, plural, short_duration};
-use super::{Context, OpsError, pacing_day, pacing_state};
+use super::{Context, OpsError};
 use crate::config::{Config, StoreConfig};
-use crate::model::PhoneProblem;
 use crate::model::NotificationKind;
+use crate::model::PhoneProblem;
 use crate::plugin::{ErrorClass, PluginError};
-use crate::poll::StoreRuntime;
 use crate::queue::{ChannelStatus, JobFilter, JobState, StoreStatus};
-use crate::send::channel::ChannelRuntime;
+use crate::send::channel::pacing_policy;
+use crate::send::pacing::PacingState;
 use crate::send::pacing::naive_eta;
+use crate::state::ChannelRuntime;
+use crate::state::StoreRuntime;
 
 /// The colour of a line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -375,10 +377,10 @@ async fn live_checks(
 }
 
 /// One red section per store or channel the daemon left out at start because
-/// its plugin file does not load (see `daemon::Purpose::Run`).
+/// its plugin file does not load (see `state::BuildOptions::skip_unloadable_plugins`).
 fn skipped_sections(
     ctx: &Context,
-    state: &crate::daemon::State,
+    state: &crate::state::State,
     query: &CheckQuery,
 ) -> Vec<CheckSection> {
     let path = ctx.config.source_path().display().to_string();
@@ -1129,9 +1131,10 @@ async fn channel_section(
         None => s.ok(CheckItem::Paused, "not paused"),
     }
 
-    let policy = &channel.pacing;
-    let pacing = pacing_state(&status);
-    let today = pacing_day(policy, config, ctx.now);
+    let time_zone = &config.daemon.timezone;
+    let policy = &pacing_policy(&channel.config, time_zone);
+    let pacing = PacingState::of(&status);
+    let today = policy.day_of(ctx.now, time_zone);
     if let Some(cap) = &policy.daily_cap {
         let cap_today = policy.cap_on(&pacing, today).unwrap_or(cap.limit);
         if let Some(warmup) = cap.warmup {

@@ -19,9 +19,10 @@ use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use super::{Context, OpsError, pacing_day, pacing_state};
+use super::{Context, OpsError};
 use crate::model::NotificationKind;
 use crate::queue::{CounterQuery, Job, JobFilter, JobState, Outcome, Pause};
+use crate::send::pacing::PacingState;
 use crate::send::pacing::naive_eta;
 
 /// The window of "entered" and "sent" figures, as NI shows them.
@@ -533,7 +534,7 @@ async fn queue_figures(
         .ok_or_else(|| OpsError::Invalid(format!("unknown channel {lane:?}")))?;
     let stats = db.lane_stats(lane).await?;
     let status = db.channel_status(lane).await?;
-    let pacing = pacing_state(&status);
+    let pacing = PacingState::of(&status);
     let since = ctx.now - RECENT_WINDOW;
     let sent_last_5m = db
         .recent(lane, since)
@@ -542,12 +543,8 @@ async fn queue_figures(
         .filter(|f| f.state == JobState::Sent)
         .count() as u64;
     let entered_last_5m = recent_entries.iter().filter(|j| j.lane == lane).count() as u64;
-    let today = pacing_day(&policy, &ctx.config, ctx.now);
-    let sent_today = if pacing.day == Some(today) {
-        u64::from(pacing.sent_today)
-    } else {
-        0
-    };
+    let today = policy.day_of(ctx.now, &ctx.config.daemon.timezone);
+    let sent_today = u64::from(pacing.sent_on(today));
     let eta_paced_at = policy.eta(&pacing, stats.pending, ctx.now);
     Ok(QueueFigures {
         backlog: stats.pending,

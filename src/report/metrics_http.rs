@@ -35,11 +35,11 @@ use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{SharedStore, pacing_day, pacing_state};
-use crate::daemon::{
-    Service, ServiceContext, ServiceError, ServiceProvider, ServiceSpec, ServiceTask, StateHandle,
-};
+use super::SharedStore;
 use crate::metrics::{ChannelGauges, Metrics, StoreGauges};
+use crate::send::channel::pacing_policy;
+use crate::send::pacing::PacingState;
+use crate::state::StateHandle;
 
 /// Content type of prometheus-client's text encoding.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -57,104 +57,86 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// (a peer that vanished, or stopped reading its answer).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Serves `GET /metrics`.
-pub struct MetricsService {
+/// Why the metrics endpoint cannot listen.
+#[derive(Debug, thiserror::Error)]
+pub enum MetricsBindError {
+    /// A non-loopback address without the explicit opt-in.
+    #[error(
+        "daemon.metrics_listen = {0} is not a loopback address; set daemon.metrics_allow_remote = true to expose metrics on the network"
+    )]
+    NotLoopback(SocketAddr),
+    /// The address could not be bound.
+    #[error("cannot listen on daemon.metrics_listen = {listen}: {source}")]
+    Io {
+        /// `daemon.metrics_listen`.
+        listen: SocketAddr,
+        /// Why.
+        source: io::Error,
+    },
+}
+
+/// Refuse a non-loopback `listen` unless `allow_remote`: metrics name stores
+/// and channels, which is not for the whole network by accident.
+pub fn check_listen(listen: SocketAddr, allow_remote: bool) -> Result<(), MetricsBindError> {
+    if listen.ip().is_loopback() || allow_remote {
+        Ok(())
+    } else {
+        Err(MetricsBindError::NotLoopback(listen))
+    }
+}
+
+/// Bind the metrics endpoint on `listen` (see [`check_listen`]).
+pub fn bind(
     listen: SocketAddr,
     allow_remote: bool,
+) -> Result<tokio::net::TcpListener, MetricsBindError> {
+    check_listen(listen, allow_remote)?;
+    let io_error = |source| MetricsBindError::Io { listen, source };
+    let listener = std::net::TcpListener::bind(listen).map_err(io_error)?;
+    listener.set_nonblocking(true).map_err(io_error)?;
+    let listener = tokio::net::TcpListener::from_std(listener).map_err(io_error)?;
+    let local = listener.local_addr().unwrap_or(listen);
+    tracing::info!(listen = %local, "metrics on http://{local}/metrics");
+    Ok(listener)
 }
 
-impl MetricsService {
-    /// A metrics endpoint on `listen`.
-    pub fn new(listen: SocketAddr, allow_remote: bool) -> Self {
-        Self {
-            listen,
-            allow_remote,
-        }
-    }
-}
-
-/// The provider of the metrics service: present while `daemon.metrics_listen` is set.
-pub fn service_provider() -> ServiceProvider {
-    Arc::new(|state| {
-        let daemon = &state.config.daemon;
-        daemon
-            .metrics_listen
-            .map(|listen| {
-                Box::new(MetricsService::new(listen, daemon.metrics_allow_remote))
-                    as Box<dyn Service>
-            })
-            .into_iter()
-            .collect()
-    })
-}
-
+/// What `GET /metrics` reads: the registry the stages count into, and the
+/// database and state for the queue and channel gauges.
 #[derive(Clone)]
-struct Endpoint {
-    metrics: Arc<Metrics>,
-    store: Option<Arc<SharedStore>>,
-    state: StateHandle,
+pub struct Endpoint {
+    /// The stages' counters.
+    pub metrics: Arc<Metrics>,
+    /// The state database.
+    pub store: SharedStore,
+    /// The current state.
+    pub state: StateHandle,
 }
 
-#[async_trait::async_trait]
-impl Service for MetricsService {
-    fn name(&self) -> &str {
-        "metrics"
-    }
-
-    fn spec(&self) -> ServiceSpec {
-        ServiceSpec::new((self.listen, self.allow_remote))
-    }
-
-    async fn prepare(self: Box<Self>, ctx: ServiceContext) -> Result<ServiceTask, ServiceError> {
-        if !self.listen.ip().is_loopback() && !self.allow_remote {
-            return Err(format!(
-                "daemon.metrics_listen = {} is not a loopback address; set daemon.metrics_allow_remote = true to expose metrics on the network",
-                self.listen
+/// Serve `GET /metrics` on `listener` until `shutdown` is cancelled.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    endpoint: Endpoint,
+    shutdown: CancellationToken,
+) {
+    let router = Router::new()
+        .route("/metrics", get(scrape))
+        .fallback(|| async {
+            (
+                StatusCode::NOT_FOUND,
+                "not found: metrics are at /metrics\n",
             )
-            .into());
-        }
-        let listener = tokio::net::TcpListener::bind(self.listen)
-            .await
-            .map_err(|e| {
-                format!(
-                    "cannot listen on daemon.metrics_listen = {}: {e}",
-                    self.listen
-                )
-            })?;
-        let metrics = match ctx.resource::<Metrics>() {
-            Some(metrics) => metrics,
-            None => {
-                tracing::warn!("no shared metrics registry: only the queue gauges are exported");
-                Arc::new(Metrics::new())
-            }
-        };
-        let endpoint = Endpoint {
-            metrics,
-            store: ctx.resource::<SharedStore>(),
-            state: ctx.state.clone(),
-        };
-        let router = Router::new()
-            .route("/metrics", get(scrape))
-            .fallback(|| async {
-                (
-                    StatusCode::NOT_FOUND,
-                    "not found: metrics are at /metrics\n",
-                )
-            })
-            .with_state(endpoint);
-        let local = listener.local_addr().unwrap_or(self.listen);
-        tracing::info!(listen = %local, "metrics on http://{local}/metrics");
-        let shutdown = ctx.shutdown.clone();
-        Ok(Box::pin(async move {
-            serve(listener, router, shutdown).await;
-            Ok(())
-        }))
-    }
+        })
+        .with_state(endpoint);
+    accept_loop(listener, router, shutdown).await;
 }
 
 /// Accept connections while fewer than [`MAX_CONNECTIONS`] are open, and
 /// serve each one with the timeouts above.
-async fn serve(listener: tokio::net::TcpListener, router: Router, shutdown: CancellationToken) {
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+) {
     let connections = TaskTracker::new();
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut saturated = false;
@@ -331,9 +313,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for IdleTimeout<T> {
 }
 
 async fn scrape(AxumState(endpoint): AxumState<Endpoint>) -> Response {
-    if let Some(store) = &endpoint.store
-        && let Err(error) = refresh(&endpoint, store).await
-    {
+    if let Err(error) = refresh(&endpoint, &endpoint.store).await {
         tracing::warn!("metrics: cannot read the queue gauges: {error}");
         return (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -354,11 +334,12 @@ async fn refresh(endpoint: &Endpoint, store: &SharedStore) -> Result<(), crate::
     let config = &state.config;
     let now = Timestamp::now();
     let mut channels = Vec::with_capacity(config.channels.len());
+    let time_zone = &config.daemon.timezone;
     for (id, runtime) in &state.channels {
         let stats = store.lane_stats(id).await?;
         let status = store.channel_status(id).await?;
-        let pacing = pacing_state(&status);
-        let today = pacing_day(&runtime.pacing, config, now);
+        let pacing = PacingState::of(&status);
+        let today = pacing_policy(&runtime.config, time_zone).day_of(now, time_zone);
         channels.push(ChannelGauges {
             channel: id.clone(),
             depth: stats.pending,
@@ -367,11 +348,7 @@ async fn refresh(endpoint: &Endpoint, store: &SharedStore) -> Result<(), crate::
                 .oldest_due
                 .map_or(0, |due| now.duration_since(due).as_secs().max(0)),
             paused: status.paused.is_some(),
-            sent_today: if pacing.day == Some(today) {
-                u64::from(pacing.sent_today)
-            } else {
-                0
-            },
+            sent_today: u64::from(pacing.sent_on(today)),
         });
     }
     let mut stores = Vec::with_capacity(config.stores.len());

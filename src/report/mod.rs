@@ -6,7 +6,7 @@
 //! configuration, the built plugin instances and the state database — so the
 //! daemon (answering on its control socket) and the CLI (working on the
 //! database itself when no daemon runs) produce the same answers from the same
-//! code: [`crate::control::handle`] dispatches a request to these functions in
+//! code: the control module's `handle` dispatches a request to these functions in
 //! both cases.
 
 pub mod checklist;
@@ -21,8 +21,8 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::daemon::{ReloadOutcome, State};
 use crate::send::pacing::PacingPolicy;
+use crate::state::{ReloadOutcome, State};
 
 pub use checklist::{
     CheckItem, CheckLine, CheckQuery, CheckSection, Checklist, Level, SectionKind,
@@ -31,7 +31,6 @@ pub use delivery::{
     ChannelReport, KindTally, QuarantinedOrder, QueueFigures, Report, ReportQuery, StoreReport,
     Tally,
 };
-pub use metrics_http::{MetricsService, service_provider as metrics_service_provider};
 pub use queue_ops::{
     CancelResult, ChannelChange, JobList, ListQuery, PurgeQuery, PurgeResult, RequeueResult,
     RetryDeadQuery, StoreChange,
@@ -100,12 +99,9 @@ impl Context {
         })
     }
 
-    /// The pacing policy of `channel`: the built one when instances exist,
-    /// else the same policy derived from the configuration.
+    /// The pacing policy of `channel`, derived from its configuration as the
+    /// dispatcher derives it.
     pub fn pacing(&self, channel: &str) -> Option<PacingPolicy> {
-        if let Some(runtime) = self.state.as_ref().and_then(|s| s.channels.get(channel)) {
-            return Some(runtime.pacing.clone());
-        }
         let config = self.config.channels.get(channel)?;
         Some(crate::send::channel::pacing_policy(
             config,
@@ -155,18 +151,6 @@ fn unknown<'a>(
     } else {
         format!("unknown {what} {id:?} (configured: {})", known.join(", "))
     }
-}
-
-pub use crate::send::dispatch::pacing_state;
-
-/// The pacing day a send at `at` counts for (the dispatcher's rule): the cap
-/// day when the channel has a daily cap, else the local date in the daemon's
-/// time zone.
-pub fn pacing_day(policy: &PacingPolicy, config: &Config, at: Timestamp) -> jiff::civil::Date {
-    let tz = &config.daemon.timezone;
-    crate::send::dispatch::pacing_day(policy, at, tz)
-        .parse()
-        .unwrap_or_else(|_| at.to_zoned_datetime(tz.clone()).date())
 }
 
 /// Why an operator request could not be served.

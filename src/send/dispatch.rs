@@ -11,21 +11,20 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 
-use super::channel::{ChannelRuntime, RecipientNeed};
+use tokio_util::sync::CancellationToken;
+
+use super::channel::{pacing_policy, retry_policy};
 use super::job::{JobPayload, payload_of};
-use super::pacing::{PacingDecision, PacingPolicy, PacingState};
-use crate::model::first_usable_phone;
+use super::pacing::{PacingDecision, PacingState};
 use super::retry::{Attempt, DeadReason, FailureClass, RetryDecision};
-use crate::clock::{SharedClock, SystemClock};
-use crate::daemon::{
-    Service, ServiceContext, ServiceError, ServiceProvider, ServiceSpec, ServiceTask, State,
-};
+use crate::clock::SharedClock;
 use crate::decide::{OrderRecord, Relevance, SendTiming, send_time_check, still_relevant};
+use crate::heartbeat::Heartbeat;
 use crate::metrics::Metrics;
-use crate::model::NotificationKind;
+use crate::model::{NotificationKind, RecipientNeed, first_usable_phone};
 use crate::plugin::{MessageMeta, OutgoingMessage, PluginError, ProviderTemplate, Recipient};
-use crate::poll::StoreRuntime;
 use crate::queue::{ChannelStatus, Completion, Job, Receipt, SharedStore};
+use crate::state::{ChannelRuntime, State, StateHandle, StoreRuntime};
 use crate::template::{StoreInfo, TemplateContext, TemplateError};
 
 /// Longest the dispatcher sleeps without looking again (and beating its heartbeat).
@@ -33,75 +32,30 @@ const MAX_NAP: Duration = Duration::from_secs(30);
 /// Lease of a claimed job beyond the plugin call timeout (commit, rendering).
 const LEASE_MARGIN: SignedDuration = SignedDuration::from_secs(30);
 /// A dispatcher silent for this long is stuck (a send is bounded by the call timeout).
-const HEARTBEAT_SILENCE: Duration = Duration::from_secs(300);
+pub const HEARTBEAT_SILENCE: Duration = Duration::from_secs(300);
 
-/// Creates one dispatcher per channel used by an enabled store.
-pub fn service_provider(clock: SharedClock) -> ServiceProvider {
-    Arc::new(move |state: &Arc<State>| {
-        let used: std::collections::BTreeSet<&str> = state
-            .stores
-            .values()
-            .filter(|s| s.config.enabled)
-            .flat_map(|s| s.config.channels.iter().map(String::as_str))
-            .collect();
-        state
-            .channels
-            .keys()
-            .filter(|id| used.contains(id.as_str()))
-            .map(|id| {
-                Box::new(DispatchService {
-                    name: format!("send/{id}"),
-                    channel: id.clone(),
-                    clock: clock.clone(),
-                }) as Box<dyn Service>
-            })
-            .collect()
-    })
-}
-
-/// The dispatcher of one channel.
-pub struct DispatchService {
-    name: String,
+/// Deliver `channel`'s due jobs until `shutdown` is cancelled: wait for the
+/// channel's pacing and the next due job, claim it, check it still makes
+/// sense, render it, hand it to the sender plugin and record the outcome.
+/// The channel's configuration is read live from `state`, so a reload
+/// applies without restarting the loop; the loop ends when the channel is
+/// no longer configured.
+pub async fn run(
     channel: String,
+    state: StateHandle,
+    db: SharedStore,
+    metrics: Arc<Metrics>,
     clock: SharedClock,
-}
-
-impl DispatchService {
-    /// A dispatcher for `channel` on the system clock.
-    pub fn new(channel: &str) -> Self {
-        Self {
-            name: format!("send/{channel}"),
-            channel: channel.to_owned(),
-            clock: Arc::new(SystemClock),
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl Service for DispatchService {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn spec(&self) -> ServiceSpec {
-        ServiceSpec::new(self.channel.clone())
-    }
-
-    async fn prepare(self: Box<Self>, ctx: ServiceContext) -> Result<ServiceTask, ServiceError> {
-        let db = ctx
-            .resource::<SharedStore>()
-            .ok_or("the state database is not open")?;
-        let metrics = ctx
-            .resource::<Metrics>()
-            .unwrap_or_else(|| Arc::new(Metrics::new()));
-        let dispatcher = Dispatcher {
-            channel: self.channel,
-            db: (*db).clone(),
-            metrics,
-            clock: self.clock,
-        };
-        Ok(Box::pin(dispatcher.run(ctx)))
-    }
+    heartbeat: Heartbeat,
+    shutdown: CancellationToken,
+) {
+    let dispatcher = Dispatcher {
+        channel,
+        db,
+        metrics,
+        clock,
+    };
+    dispatcher.run(state, heartbeat, shutdown).await;
 }
 
 /// The loop of one channel.
@@ -123,18 +77,22 @@ enum Turn {
 }
 
 impl Dispatcher {
-    async fn run(self, ctx: ServiceContext) -> Result<(), ServiceError> {
+    async fn run(
+        self,
+        state_handle: StateHandle,
+        heartbeat: Heartbeat,
+        shutdown: CancellationToken,
+    ) {
         let mut lane = self.db.watch_lane(&self.channel);
-        let mut generation = ctx.state.subscribe();
-        let heartbeat = ctx.heartbeat(HEARTBEAT_SILENCE);
+        let mut generation = state_handle.subscribe();
         loop {
             heartbeat.beat();
-            if ctx.shutdown.is_cancelled() {
-                return Ok(());
+            if shutdown.is_cancelled() {
+                return;
             }
-            let state = ctx.state.load();
+            let state = state_handle.load();
             let Some(channel) = state.channels.get(&self.channel).cloned() else {
-                return Ok(());
+                return;
             };
             let turn = match self.turn(&state, &channel).await {
                 Ok(turn) => turn,
@@ -151,7 +109,7 @@ impl Dispatcher {
                 Turn::WaitForWork => MAX_NAP,
             };
             tokio::select! {
-                () = ctx.shutdown.cancelled() => return Ok(()),
+                () = shutdown.cancelled() => return,
                 () = tokio::time::sleep(nap) => {}
                 _ = lane.changed() => {}
                 changed = generation.changed() => {
@@ -191,13 +149,18 @@ impl Dispatcher {
         }
     }
 
-    async fn turn(&self, state: &State, channel: &ChannelRuntime) -> Result<Turn, ServiceError> {
+    async fn turn(
+        &self,
+        state: &State,
+        channel: &ChannelRuntime,
+    ) -> Result<Turn, crate::queue::Error> {
         let now = self.clock.now();
         let status = self.db.channel_status(&self.channel).await?;
         if status.paused.is_some() {
             return Ok(Turn::WaitForWork);
         }
-        match channel.pacing.next_send(&pacing_state(&status), now) {
+        let pacing = pacing_policy(&channel.config, &state.config.daemon.timezone);
+        match pacing.next_send(&PacingState::of(&status), now) {
             PacingDecision::SendAt(at) if at > now => return Ok(Turn::WaitUntil(at)),
             PacingDecision::CapReached { until, cap } => {
                 tracing::debug!(channel = %self.channel, cap, "daily cap reached; next reset {until}");
@@ -232,7 +195,7 @@ impl Dispatcher {
         state: &State,
         channel: &ChannelRuntime,
         job: Job,
-    ) -> Result<(), ServiceError> {
+    ) -> Result<(), crate::queue::Error> {
         let claim = job.claim();
         let outcome = self.prepare_and_send(state, channel, &job).await;
         let completion = match outcome {
@@ -371,7 +334,10 @@ impl Dispatcher {
                         recipient_id: receipt.recipient_id,
                     },
                     at,
-                    pacing_day: pacing_day(&channel.pacing, at, &state.config.daemon.timezone),
+                    pacing_day: {
+                        let time_zone = &state.config.daemon.timezone;
+                        pacing_policy(&channel.config, time_zone).day_of(at, time_zone)
+                    },
                 })
             }
             Err(error) => self.failed(channel, job, error).await,
@@ -385,7 +351,7 @@ impl Dispatcher {
         }
         let class = failure_class(&error);
         let now = self.clock.now();
-        let decision = channel.retry.on_failure(
+        let decision = retry_policy(&channel.config).on_failure(
             &class,
             &error.to_string(),
             Attempt {
@@ -441,7 +407,7 @@ impl Dispatcher {
     ) -> Result<OutgoingMessage, String> {
         let order = &record.order;
         let kind = payload.facts.kind;
-        let phone = match channel.recipient {
+        let phone = match RecipientNeed::for_plugin(channel.plugin.name()) {
             RecipientNeed::Phone => Some(
                 first_usable_phone(&order.customer.phones)
                     .map_err(|e| format!("no usable phone for order {}: {e}", order.number))?
@@ -600,27 +566,5 @@ fn failure_class(error: &PluginError) -> FailureClass {
         },
         crate::plugin::ErrorClass::Permanent => FailureClass::Permanent,
         crate::plugin::ErrorClass::Misconfigured => FailureClass::Misconfigured,
-    }
-}
-
-/// The pacing state persisted in the channel status.
-pub fn pacing_state(status: &ChannelStatus) -> PacingState {
-    PacingState {
-        last_sent_at: status.last_sent_at,
-        day: status
-            .pacing_day
-            .as_deref()
-            .and_then(|d| d.parse::<jiff::civil::Date>().ok()),
-        sent_today: u32::try_from(status.sent_today).unwrap_or(u32::MAX),
-        warmup_started_at: status.warmup_started_at,
-    }
-}
-
-/// The pacing day a send at `at` counts for: the cap day when there is a daily
-/// cap, else the local date.
-pub fn pacing_day(pacing: &PacingPolicy, at: Timestamp, tz: &jiff::tz::TimeZone) -> String {
-    match &pacing.daily_cap {
-        Some(cap) => cap.day_of(at).to_string(),
-        None => at.to_zoned_datetime(tz.clone()).date().to_string(),
     }
 }

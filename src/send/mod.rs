@@ -6,4 +6,4 @@ pub mod job;
 pub mod pacing;
 pub mod retry;
 
-pub use dispatch::{DispatchService, service_provider};
+pub use dispatch::run;

@@ -27,6 +27,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use crate::decide::timing::add;
+use crate::queue::ChannelStatus;
 
 /// The minimum interval NI recommends for WhatsApp numbers.
 pub const WHATSAPP_MIN_INTERVAL: SignedDuration = SignedDuration::from_secs(20);
@@ -125,12 +126,35 @@ pub enum PacingDecision {
     },
 }
 
-impl PacingPolicy {
-    /// The defaults for a sender plugin: its default interval, no cap.
-    pub fn for_plugin(plugin: &str) -> Self {
+impl PacingState {
+    /// The pacing state the queue keeps in a channel's status.
+    pub fn of(status: &ChannelStatus) -> Self {
         Self {
-            min_interval: default_min_interval(plugin),
-            daily_cap: None,
+            last_sent_at: status.last_sent_at,
+            day: status.pacing_day,
+            sent_today: u32::try_from(status.sent_today).unwrap_or(u32::MAX),
+            warmup_started_at: status.warmup_started_at,
+        }
+    }
+
+    /// Sends already counted on pacing day `day`.
+    pub fn sent_on(&self, day: Date) -> u32 {
+        if self.day == Some(day) {
+            self.sent_today
+        } else {
+            0
+        }
+    }
+}
+
+impl PacingPolicy {
+    /// The pacing day a send at `at` counts for: the cap day when there is a
+    /// daily cap (it may reset at another hour than midnight), else the local
+    /// date in `time_zone`.
+    pub fn day_of(&self, at: Timestamp, time_zone: &TimeZone) -> Date {
+        match &self.daily_cap {
+            Some(cap) => cap.day_of(at),
+            None => at.to_zoned_datetime(time_zone.clone()).date(),
         }
     }
 
@@ -156,15 +180,6 @@ impl PacingPolicy {
         )
     }
 
-    /// Sends already counted on cap day `day`.
-    fn sent_on(state: &PacingState, day: Date) -> u32 {
-        if state.day == Some(day) {
-            state.sent_today
-        } else {
-            0
-        }
-    }
-
     fn earliest(&self, state: &PacingState, now: Timestamp) -> Timestamp {
         state
             .last_sent_at
@@ -177,7 +192,7 @@ impl PacingPolicy {
         if let Some(cap) = &self.daily_cap {
             let day = cap.day_of(earliest);
             let limit = self.cap_on(state, day).unwrap_or(cap.limit);
-            if Self::sent_on(state, day) >= limit {
+            if state.sent_on(day) >= limit {
                 return PacingDecision::CapReached {
                     until: cap.next_reset(earliest),
                     cap: limit,
@@ -221,7 +236,7 @@ impl PacingPolicy {
             };
             let day = cap.day_of(at);
             let limit = self.cap_on(&state, day).unwrap_or(cap.limit);
-            let left = u64::from(limit.saturating_sub(Self::sent_on(&state, day)));
+            let left = u64::from(limit.saturating_sub(state.sent_on(day)));
             let reset = cap.next_reset(at);
             if left == 0 {
                 if limit == 0 && cap.warmup.is_none_or(|w| w.step == 0) {
@@ -247,8 +262,9 @@ impl PacingPolicy {
                 state.warmup_started_at = Some(at);
             }
             state.day = Some(day);
-            state.sent_today =
-                Self::sent_on(&state, day).saturating_add(u32::try_from(batch).unwrap_or(u32::MAX));
+            state.sent_today = state
+                .sent_on(day)
+                .saturating_add(u32::try_from(batch).unwrap_or(u32::MAX));
             state.last_sent_at = Some(last);
             at = add(last, self.min_interval);
             if batch == left {

@@ -5,9 +5,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use arauto::decide::{
-    ChannelTarget, DecideInput, Decision, OrderRecord, PendingNotification, PhoneProblem,
-    Recognition, StorePolicy, TimingPolicy, decide,
+    ChannelTarget, DecideInput, Decision, OrderRecord, PendingNotification, Recognition,
+    StorePolicy, TimingPolicy, decide,
 };
+use arauto::model::PhoneProblem;
 use arauto::model::{
     Capabilities, Capability, Customer, Item, Money, NotificationKind, Order, OrderStatus, Payment,
     PaymentFamily, Shipment, StatusEntry,

@@ -124,13 +124,17 @@ pub async fn enqueue(store: &RedbStore, job: NewJob) -> JobId {
 pub async fn finish(store: &RedbStore, job: NewJob, end: End) -> JobId {
     let today = Timestamp::now()
         .to_zoned_datetime(TimeZone::get("America/Sao_Paulo").expect("tz"))
-        .date()
-        .to_string();
-    finish_on(store, job, end, &today).await
+        .date();
+    finish_on(store, job, end, today).await
 }
 
 /// [`finish`], a send counting for pacing day `pacing_day`.
-pub async fn finish_on(store: &RedbStore, job: NewJob, end: End, pacing_day: &str) -> JobId {
+pub async fn finish_on(
+    store: &RedbStore,
+    job: NewJob,
+    end: End,
+    pacing_day: jiff::civil::Date,
+) -> JobId {
     let lane = job.lane.clone();
     let id = enqueue(store, job).await;
     if end == End::Cancelled {
@@ -157,7 +161,7 @@ pub async fn finish_on(store: &RedbStore, job: NewJob, end: End, pacing_day: &st
                 recipient_id: Some("5511987654321".to_owned()),
             },
             at: now,
-            pacing_day: pacing_day.to_owned(),
+            pacing_day,
         },
         End::Dead => Completion::Dead {
             reason: "recipient is not on WhatsApp".to_owned(),

@@ -485,14 +485,6 @@ impl Ctx<'_> {
 
     pub(super) fn complete(&mut self, claim: Claim, completion: Completion) -> Result<Job> {
         let mut job = self.running_job(claim)?;
-        if let Completion::Sent { pacing_day, .. } = &completion {
-            check_name(
-                &|| format!("completion of job {}", job.id),
-                "pacing day",
-                pacing_day,
-                64,
-            )?;
-        }
         let now = self.now;
         let before = slot(&job);
         match completion {
@@ -974,9 +966,14 @@ impl Ctx<'_> {
         })
     }
 
-    fn record_send(&mut self, lane: &str, at: Timestamp, pacing_day: String) -> Result<()> {
+    fn record_send(
+        &mut self,
+        lane: &str,
+        at: Timestamp,
+        pacing_day: jiff::civil::Date,
+    ) -> Result<()> {
         let mut status = self.channel(lane)?;
-        if status.pacing_day.as_deref() == Some(pacing_day.as_str()) {
+        if status.pacing_day == Some(pacing_day) {
             status.sent_today = status.sent_today.saturating_add(1);
         } else {
             status.pacing_day = Some(pacing_day);

@@ -1,11 +1,14 @@
-//! Turning a validated [`Config`] into running parts: plugins loaded and
-//! instantiated, recognition tables, timing, pacing and retry policies,
-//! compiled templates. Every problem is collected (not just the first), named
+//! [`build`]: turning a validated [`Config`] into running parts — plugins
+//! loaded and instantiated, recognition tables, timing policies, compiled
+//! templates. It is the startup path shared by `arauto run`, reload and
+//! `arauto validate`. Every problem is collected (not just the first), named
 //! by its config key path, so one `arauto validate` shows them all.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+use jiff::Timestamp;
 
 use crate::config::{
     ChannelConfig, Config, QuietHoursPolicy, Recognition as RecognitionConfig, SandboxConfig,
@@ -14,21 +17,72 @@ use crate::config::{
 use crate::decide::{
     ChannelTarget, KindTiming, QuietHours, QuietHoursMode, Recognition, StorePolicy, TimingPolicy,
 };
-use crate::model::{NotificationKind, PluginKind};
+use crate::model::{NotificationKind, PluginKind, RecipientNeed};
 use crate::plugin::{InstanceConfig, Plugin, PluginError, PluginHost};
-use crate::poll::StoreRuntime;
-use crate::send::channel::{ChannelRuntime, RecipientNeed, pacing_policy};
-use crate::send::retry::RetryPolicy;
 use crate::template::{ProviderTemplateSpec, TemplateConfig, TemplateSource, Templates};
 
-use super::state::BuildProblem;
+use super::channel::ChannelRuntime;
+use super::problem::{BuildError, BuildProblem};
+use super::snapshot::State;
+use super::store::StoreRuntime;
+
+/// How to build: what holds for the daemon's whole life, not for one
+/// configuration.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BuildOptions {
+    /// Leave out a store or channel whose plugin file does not load (corrupt,
+    /// built for another plugin API, an `info()` that never returns) and list
+    /// it in [`State::skipped`], so one bad file does not keep every other
+    /// store and channel from running; `check` shows it red. Every other
+    /// problem still fails the build. Set at the daemon's start only:
+    /// `validate` and reload stay strict (a failed reload keeps the running
+    /// configuration, whose instances still work).
+    pub skip_unloadable_plugins: bool,
+    /// `--dry-run`: the send stage logs what it would send instead of sending.
+    pub dry_run: bool,
+}
+
+/// Turn a loaded configuration into a [`State`], checking everything that can
+/// be checked without opening the database — plugins load and accept their
+/// settings, recognition overrides and quiet hours make sense, enabled
+/// notifications are ones the platforms can produce, templates compile and
+/// render against sample orders. Every problem is reported, not just the first.
+pub async fn build(
+    config: Config,
+    options: &BuildOptions,
+    host: &PluginHost,
+) -> Result<State, BuildError> {
+    let assembled = assemble(&config, host, options.skip_unloadable_plugins)
+        .await
+        .map_err(|problems| BuildError {
+            problems: problems.into_iter().map(|p| located(&config, p)).collect(),
+        })?;
+    Ok(State {
+        config: Arc::new(config),
+        dry_run: options.dry_run,
+        built_at: Timestamp::now(),
+        host: host.clone(),
+        stores: assembled.stores,
+        channels: assembled.channels,
+        templates: assembled.templates,
+        skipped: assembled.skipped,
+    })
+}
+
+/// `problem` with the file and line (or variable) of its key after the
+/// message (after, so `component: message` reads as it always did).
+fn located(config: &Config, mut problem: BuildProblem) -> BuildProblem {
+    let origin = config.origin_of(&problem.component);
+    problem.message = format!("{} (in {origin})", problem.message);
+    problem
+}
 
 /// Loja Integrada allows 100 requests per minute per store; keep a margin for
 /// the shop's other integrations.
 const LOJA_INTEGRADA_REQUESTS_PER_MINUTE: u32 = 90;
 
 /// The parts built from one configuration.
-pub(super) struct Assembled {
+struct Assembled {
     pub stores: BTreeMap<String, Arc<StoreRuntime>>,
     pub channels: BTreeMap<String, Arc<ChannelRuntime>>,
     pub templates: Arc<Templates>,
@@ -42,7 +96,7 @@ pub(super) struct Assembled {
 /// plugin file does not load is left out and returned in
 /// [`Assembled::skipped`] instead of failing the build; anything else wrong
 /// (settings, recognition, templates…) still fails it.
-pub(super) async fn assemble(
+async fn assemble(
     config: &Config,
     host: &PluginHost,
     skip_unloadable: bool,
@@ -222,20 +276,10 @@ async fn build_channel(
     ));
     let instance = instance_config(&channel.id, &channel.settings, &channel.sandbox, None);
     let sender = instance_or_problems(host.sender(&plugin, instance), problems, &component)?;
-    let pacing = pacing_policy(channel, &config.daemon.timezone);
-    let retry = RetryPolicy {
-        base: channel.retry_base,
-        cap: channel.retry_max,
-        max_attempts: channel.max_attempts,
-        ..RetryPolicy::default()
-    };
     Ok(ChannelRuntime {
-        recipient: RecipientNeed::for_plugin(plugin.name()),
         config: channel.clone(),
         plugin,
         sender,
-        pacing,
-        retry,
     })
 }
 

@@ -1,0 +1,188 @@
+//! Which services the daemon runs for a [`State`], and how each one starts.
+//!
+//! The set is known when the code is compiled: the control socket, the
+//! metrics endpoint (when `daemon.metrics_listen` is set), one poller per
+//! enabled store, one dispatcher per channel an enabled store uses, and
+//! housekeeping. A [`ServiceKey`] names each one together with the resource
+//! it holds (a socket path, a listen address), so a reload is a keyed diff, as
+//! in Vector's topology: keys that stay keep running and read the new state
+//! live through the [`StateHandle`], keys that go are stopped, new keys are
+//! started — and a moved socket or address is a new key.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use tokio_util::sync::CancellationToken;
+
+use super::pipeline::Pipeline;
+use crate::control::{BindError, ControlContext};
+use crate::heartbeat::Heartbeats;
+use crate::report::metrics_http::{self, MetricsBindError};
+use crate::state::{RuntimeInfo, State, StateHandle};
+
+/// One service of the daemon.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ServiceKey {
+    /// The control socket the CLI talks to, at this path.
+    Control(PathBuf),
+    /// `GET /metrics` on this address.
+    Metrics(SocketAddr),
+    /// The poller of this store.
+    Poll(String),
+    /// The dispatcher of this channel.
+    Send(String),
+    /// Pruning of old delivery history.
+    Housekeeping,
+}
+
+impl fmt::Display for ServiceKey {
+    /// The name logs and `arauto status` show: `control`, `metrics`,
+    /// `poll/<store>`, `send/<channel>`, `housekeeping`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Control(_) => f.write_str("control"),
+            Self::Metrics(_) => f.write_str("metrics"),
+            Self::Poll(store) => write!(f, "poll/{store}"),
+            Self::Send(channel) => write!(f, "send/{channel}"),
+            Self::Housekeeping => f.write_str("housekeeping"),
+        }
+    }
+}
+
+/// The services `state` asks for.
+pub fn desired(state: &State) -> Vec<ServiceKey> {
+    let daemon = &state.config.daemon;
+    let mut keys = vec![ServiceKey::Control(daemon.control_socket.clone())];
+    keys.extend(daemon.metrics_listen.map(ServiceKey::Metrics));
+    let enabled = || state.stores.values().filter(|store| store.config.enabled);
+    keys.extend(enabled().map(|store| ServiceKey::Poll(store.config.id.clone())));
+    // Only channels some enabled store sends through: a channel nobody uses
+    // is validated, not dispatched.
+    let used: BTreeSet<&str> = enabled()
+        .flat_map(|store| store.config.channels.iter().map(String::as_str))
+        .collect();
+    keys.extend(
+        state
+            .channels
+            .keys()
+            .filter(|id| used.contains(id.as_str()))
+            .map(|id| ServiceKey::Send(id.clone())),
+    );
+    keys.push(ServiceKey::Housekeeping);
+    keys
+}
+
+/// A started service's work: runs until its shutdown token is cancelled, then
+/// finishes what is in flight and returns.
+pub type ServiceTask = BoxFuture<'static, ()>;
+
+/// Why a service could not start (nothing is left behind).
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The control socket could not be bound.
+    #[error(transparent)]
+    Control(#[from] BindError),
+    /// The metrics endpoint could not listen.
+    #[error(transparent)]
+    Metrics(#[from] MetricsBindError),
+}
+
+/// What every service starts from.
+#[derive(Clone)]
+pub struct ServiceEnv {
+    /// The shared handles.
+    pub pipeline: Pipeline,
+    /// The current state (swapped on reload).
+    pub state: StateHandle,
+    /// Process facts for `arauto status`.
+    pub runtime: Arc<RuntimeInfo>,
+    /// Where the loops register their heartbeats for the watchdog.
+    pub heartbeats: Heartbeats,
+}
+
+impl ServiceEnv {
+    /// Acquire what `key` needs under `state` (the one about to take effect)
+    /// — bind its socket — and return its work, which stops when `shutdown`
+    /// is cancelled. Fails before anything runs, so a failed start can reject
+    /// a reload with nothing disturbed.
+    pub fn start(
+        &self,
+        key: &ServiceKey,
+        state: &State,
+        shutdown: CancellationToken,
+    ) -> Result<ServiceTask, StartError> {
+        let Pipeline {
+            db, metrics, clock, ..
+        } = self.pipeline.clone();
+        let new_state = state;
+        let state = self.state.clone();
+        let name = key.to_string();
+        Ok(match key {
+            ServiceKey::Control(path) => {
+                let socket = crate::control::bind(path)?;
+                let ctx = ControlContext {
+                    state,
+                    runtime: self.runtime.clone(),
+                    db,
+                };
+                crate::control::serve(socket, ctx, shutdown).boxed()
+            }
+            ServiceKey::Metrics(listen) => {
+                let allow_remote = new_state.config.daemon.metrics_allow_remote;
+                let listener = metrics_http::bind(*listen, allow_remote)?;
+                let endpoint = metrics_http::Endpoint {
+                    metrics,
+                    store: db,
+                    state,
+                };
+                metrics_http::serve(listener, endpoint, shutdown).boxed()
+            }
+            ServiceKey::Poll(store) => {
+                let heartbeat = self
+                    .heartbeats
+                    .register(&name, crate::poll::service::HEARTBEAT_SILENCE);
+                crate::poll::run(
+                    store.clone(),
+                    state,
+                    db,
+                    metrics,
+                    clock,
+                    heartbeat,
+                    shutdown,
+                )
+                .boxed()
+            }
+            ServiceKey::Send(channel) => {
+                let heartbeat = self
+                    .heartbeats
+                    .register(&name, crate::send::dispatch::HEARTBEAT_SILENCE);
+                crate::send::run(
+                    channel.clone(),
+                    state,
+                    db,
+                    metrics,
+                    clock,
+                    heartbeat,
+                    shutdown,
+                )
+                .boxed()
+            }
+            ServiceKey::Housekeeping => super::housekeeping::run(db, state, shutdown).boxed(),
+        })
+    }
+
+    /// Check what a running service keeps from `state` but cannot re-check
+    /// without a restart: a metrics endpoint that stays on a non-loopback
+    /// address must still be allowed to.
+    pub fn recheck(&self, key: &ServiceKey, state: &State) -> Result<(), StartError> {
+        if let ServiceKey::Metrics(listen) = key {
+            metrics_http::check_listen(*listen, state.config.daemon.metrics_allow_remote)?;
+        }
+        Ok(())
+    }
+}
