@@ -181,9 +181,11 @@ impl Supervisor {
         self.publish();
     }
 
+    /// List the running services by name (as `arauto status` shows them).
     fn publish(&self) {
-        self.runtime
-            .set_services(self.running.keys().map(ToString::to_string).collect());
+        let mut names: Vec<String> = self.running.keys().map(ToString::to_string).collect();
+        names.sort();
+        self.runtime.set_services(names);
     }
 }
 
@@ -281,7 +283,7 @@ mod tests {
         assert_eq!(take(&journal), ["start poll/c", "start housekeeping"]);
         set.commit(prepared, WAIT).await;
         assert_eq!(take(&journal), ["stop poll/b"]);
-        assert_eq!(set.runtime.services(), ["poll/a", "poll/c", "housekeeping"]);
+        assert_eq!(set.runtime.services(), ["housekeeping", "poll/a", "poll/c"]);
 
         assert!(set.shutdown(WAIT).await.is_empty());
         let mut stopped = take(&journal);
