@@ -7,7 +7,7 @@
 //!   [`OrderEvent::TrackingAdded`] per shipment that already carries a tracking
 //!   code (when the new snapshot is detailed).
 //! * Same change key (status code and platform `updated_at`): nothing. Polls
-//!   overlap on purpose (the cursor is rewound by an overlap window), so the same
+//!   overlap deliberately (the cursor is rewound by an overlap window), so the same
 //!   row comes back again and again; it must never produce events twice.
 //! * Status code differs: [`OrderEvent::StatusChanged`].
 //! * Tracking codes are compared per shipment id (split shipments each get

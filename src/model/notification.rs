@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 /// The fixed vocabulary of customer notifications, the same for every platform.
 ///
 /// Connectors map their platform's status codes to these kinds (see
-/// [`crate::model::StatusEntry`]); stores may override the mapping in their config.
+/// [`super::plugin_info::StatusEntry`]); stores may override the mapping in their config.
 /// The string forms (`"order-shipped"`, …) are what appears in TOML, logs,
 /// metrics labels, reports and template file names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

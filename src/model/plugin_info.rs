@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use super::NotificationKind;
+use super::notification::NotificationKind;
 
 /// Which world a plugin implements.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
