@@ -24,7 +24,9 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use super::format::{ago, local, plural, short_duration};
-use super::{Context, OpsError, pacing_day, pacing_state};
+use super::context::Context;
+use super::error::OpsError;
+use super::pacing::{pacing_day, pacing_state};
 use crate::config::{Config, StoreConfig};
 use crate::decide::PhoneProblem;
 use crate::model::NotificationKind;
@@ -375,7 +377,8 @@ async fn live_checks(
 }
 
 /// One red section per store or channel the daemon left out at start because
-/// its plugin file does not load (see `daemon::Purpose::Run`).
+/// its plugin file does not load (`arauto run` skips such a store or channel
+/// and lists it in `State::skipped` instead of refusing to start).
 fn skipped_sections(
     ctx: &Context,
     state: &crate::daemon::State,
@@ -880,7 +883,7 @@ fn events_lines(s: &mut SectionBuilder, ctx: &Context, id: &str, status: &StoreS
         if status.events_total > 0 {
             s.ok(
                 CheckItem::UnmappedStatuses,
-                "every order status seen maps to a notification (or to none on purpose)",
+                "every order status seen maps to a notification (or deliberately to none)",
             );
         }
     } else {

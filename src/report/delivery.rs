@@ -19,7 +19,9 @@ use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use super::{Context, OpsError, pacing_day, pacing_state};
+use super::context::Context;
+use super::error::OpsError;
+use super::pacing::{pacing_day, pacing_state};
 use crate::model::NotificationKind;
 use crate::queue::{CounterQuery, Job, JobFilter, JobState, Outcome, Pause};
 use crate::send::pacing::naive_eta;

@@ -35,7 +35,8 @@ use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{SharedStore, pacing_day, pacing_state};
+use super::pacing::{pacing_day, pacing_state};
+use crate::queue::SharedStore;
 use crate::daemon::{
     Service, ServiceContext, ServiceError, ServiceProvider, ServiceSpec, ServiceTask, StateHandle,
 };
