@@ -23,9 +23,9 @@ use futures::stream::FuturesUnordered;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use super::format::{ago, local, plural, short_duration};
 use super::context::Context;
 use super::error::OpsError;
+use super::format::{ago, local, plural, short_duration};
 use super::pacing::{pacing_day, pacing_state};
 use crate::config::{Config, StoreConfig};
 use crate::decide::PhoneProblem;

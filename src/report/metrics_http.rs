@@ -36,11 +36,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::pacing::{pacing_day, pacing_state};
-use crate::queue::SharedStore;
 use crate::daemon::{
     Service, ServiceContext, ServiceError, ServiceProvider, ServiceSpec, ServiceTask, StateHandle,
 };
 use crate::metrics::{ChannelGauges, Metrics, StoreGauges};
+use crate::queue::SharedStore;
 
 /// Content type of prometheus-client's text encoding.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
