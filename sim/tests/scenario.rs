@@ -188,7 +188,8 @@ fn the_split_shipment_is_served_with_both_codes_over_http() {
     assert_eq!(search["meta"]["total_count"], DEMO_HISTORY_LEN + 5);
 }
 
-/// The happy-path rules of domain.md §4.2 with LI's default recognition,
+/// The happy-path rules of `src/decide/mod.rs` ("The rules") with LI's
+/// default recognition (docs/platforms/loja-integrada.md §Default recognition),
 /// written independently of the scenario: priorities per status, one
 /// notification per forward jump, terminal statuses once, tracking codes
 /// carried by order-shipped or announced once as tracking-updated.

@@ -18,7 +18,7 @@ use anyhow::{Context as _, anyhow};
 use clap::Args;
 use jiff::Timestamp;
 
-use super::ConfigArg;
+use super::config_arg::ConfigArg;
 use super::style::Progress;
 use crate::config::{self, Config, ConfigErrors};
 use crate::control::{self, Client, ClientError, Request, Response};

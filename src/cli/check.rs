@@ -6,8 +6,8 @@ use std::time::Duration;
 use clap::Args;
 
 use super::backend::{Backend, ConnectArgs, Needs, OpenError};
+use super::exit::{Exit, print_json, refused};
 use super::style::{Progress, Style};
-use super::{Exit, print_json, refused};
 use crate::control::{Request, Response};
 use crate::report::checklist::config_failure;
 use crate::report::{CheckQuery, Checklist, Level};

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
-use super::{ConfigArg, Exit, print_json};
+use super::config_arg::ConfigArg;
+use super::exit::{Exit, print_json};
 use crate::config;
 use crate::model::PluginKind;
 use crate::plugin::{HostConfig, InspectReport, PluginHost};

@@ -8,8 +8,8 @@ use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 
 use super::backend::{Backend, ConnectArgs, Needs};
+use super::exit::{Exit, print_json, refused};
 use super::style::{Align, Progress, Table};
-use super::{Exit, print_json, refused};
 use crate::control::{Request, Response};
 use crate::queue::{CancelOutcome, Job, JobId, JobState, RequeueOutcome};
 use crate::report::queue_ops::DEFAULT_LIST_LIMIT;

@@ -8,8 +8,8 @@ use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 
 use super::backend::{Backend, ConnectArgs, Needs};
+use super::exit::{Exit, print_json, refused};
 use super::style::{Align, Progress, Table};
-use super::{Exit, print_json, refused};
 use crate::config::format_duration;
 use crate::control::{Request, Response};
 use crate::model::PhoneProblem;

@@ -8,6 +8,8 @@
 //! libphonenumber cannot know: trunk and carrier prefixes, legacy 8-digit
 //! mobiles, service numbers) and then asks the `phonenumber` crate
 //! (libphonenumber's metadata) for a second opinion and for foreign numbers.
+//! The numbering rules themselves are in docs/channels.md §Brazilian phone
+//! numbers.
 //!
 //! Landlines are valid numbers but cannot receive WhatsApp or SMS: they come
 //! back as `Ok` with [`PhoneKind::Landline`] so the caller decides;

@@ -23,8 +23,9 @@ use futures::stream::FuturesUnordered;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
+use super::context::Context;
+use super::error::OpsError;
 use super::format::{ago, local, plural, short_duration};
-use super::{Context, OpsError};
 use crate::config::{Config, StoreConfig};
 use crate::model::NotificationKind;
 use crate::model::PhoneProblem;
@@ -377,7 +378,8 @@ async fn live_checks(
 }
 
 /// One red section per store or channel the daemon left out at start because
-/// its plugin file does not load (see `state::BuildOptions::skip_unloadable_plugins`).
+/// its plugin file does not load (`arauto run` skips such a store or channel
+/// and lists it in `State::skipped` instead of refusing to start).
 fn skipped_sections(
     ctx: &Context,
     state: &crate::state::State,
@@ -882,7 +884,7 @@ fn events_lines(s: &mut SectionBuilder, ctx: &Context, id: &str, status: &StoreS
         if status.events_total > 0 {
             s.ok(
                 CheckItem::UnmappedStatuses,
-                "every order status seen maps to a notification (or to none on purpose)",
+                "every order status seen maps to a notification (or deliberately to none)",
             );
         }
     } else {

@@ -19,7 +19,8 @@ use jiff::civil::Date;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use super::{Context, OpsError};
+use super::context::Context;
+use super::error::OpsError;
 use crate::model::NotificationKind;
 use crate::queue::{CounterQuery, Job, JobFilter, JobState, Outcome, Pause};
 use crate::send::pacing::PacingState;

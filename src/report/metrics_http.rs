@@ -35,8 +35,8 @@ use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::SharedStore;
 use crate::metrics::{ChannelGauges, Metrics, StoreGauges};
+use crate::queue::SharedStore;
 use crate::send::channel::pacing_policy;
 use crate::send::pacing::PacingState;
 use crate::state::StateHandle;

@@ -5,7 +5,8 @@
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use super::{Context, OpsError};
+use super::context::Context;
+use super::error::OpsError;
 use crate::queue::{
     CancelOutcome, ChannelStatus, Job, JobFilter, JobId, JobState, PurgeFilter, RequeueOutcome,
     StoreStatus,

@@ -102,7 +102,8 @@ pub struct StoreInfo {
 }
 
 /// Everything a template can use. Serialises to the variable tree documented
-/// in [`crate::template`]; optional values are `none` (printed as nothing).
+/// in the `template` module's own doc; optional values are `none` (printed
+/// as nothing).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TemplateContext {
     /// The buyer.

@@ -5,6 +5,9 @@
 //! body `{"number": "<E.164 digits without +>", "text": "…"}` plus `delay`
 //! (typing-presence milliseconds) and `linkPreview` when configured.
 //!
+//! The facts about Evolution API and the ninth digit this relies on are in
+//! docs/channels.md §Evolution API and §Brazilian phone numbers.
+//!
 //! * **Receipt:** `key.id` as the provider message id and `key.remoteJid` as
 //!   the recipient id (it shows which form of the number WhatsApp knows).
 //! * **Not on WhatsApp:** HTTP 400 with `exists:false` is permanent

@@ -1,4 +1,5 @@
-//! LI's order statuses and how arauto recognises them by default (domain.md §1.7, §4.1).
+//! LI's order statuses and how arauto recognises them by default (see
+//! docs/platforms/loja-integrada.md §Statuses and §Default recognition).
 
 use arauto_plugin_sdk::connector::{Capabilities, Capability, StatusEntry};
 

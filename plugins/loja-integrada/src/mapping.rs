@@ -1,8 +1,8 @@
 //! LI order JSON → the WIT `order-snapshot`.
 //!
-//! Every optional field may be absent, `null`, `""` or `{}` (domain.md
-//! §1.6, §1.11); the mapping never fails on those, it leaves the snapshot
-//! field empty. An amount or quantity that cannot be read (`null`, not a
+//! Every optional field may be absent, `null`, `""` or `{}` (see
+//! docs/platforms/loja-integrada.md §Order documents); the mapping never
+//! fails on those, it leaves the snapshot field empty. An amount or quantity that cannot be read (`null`, not a
 //! decimal, too large for cents in an `s64`) is *unknown*, never zero:
 //! `Money::UNKNOWN` (`cents == i64::MIN`) and quantity `""`, with a warning
 //! that names the order and the field. The host shows unknown values as
@@ -421,7 +421,8 @@ fn extras(doc: &Value, detailed: bool) -> String {
                 .and_then(|f| text(f.get("codigo")))
                 .is_some_and(|c| c.eq_ignore_ascii_case("PAGAMENTOEXTERNO"));
             if external || field(doc, "id_anymarket").is_some() {
-                // Hub/marketplace orders: the marketplace talks to the buyer (domain.md §4.4).
+                // Hub/marketplace orders: the marketplace talks to the buyer
+                // (see docs/platforms/loja-integrada.md §Marketplace orders).
                 extras.insert("marketplace".into(), json!(true));
             }
         }
@@ -510,7 +511,8 @@ fn snapshot(
         } else {
             Vec::new()
         },
-        // LI's GET responses never carry boleto or PIX charge data (domain.md §1.9).
+        // LI's GET responses never carry boleto or PIX charge data
+        // (see docs/platforms/loja-integrada.md §No boleto or PIX data).
         boleto: None,
         pix: None,
         detailed,

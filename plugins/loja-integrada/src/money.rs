@@ -2,10 +2,10 @@
 //!
 //! REST responses carry decimal strings with 2 or 4 decimals (`"106.38"`,
 //! `"139.9000"`), webhook-style payloads and `parcelamento.valor_parcela` carry
-//! JSON numbers (`78.14`) (domain.md §1.6.2, §1.11;
-//! docs/platforms/loja-integrada.md). Both are read as decimal text — a JSON
-//! number through its shortest round-trip form — so no binary floating point
-//! touches an amount, and rounding to cents is half away from zero.
+//! JSON numbers (`78.14`) (see docs/platforms/loja-integrada.md §Amounts and
+//! quantities). Both are read as decimal text — a JSON number through its
+//! shortest round-trip form — so no binary floating point touches an amount,
+//! and rounding to cents is half away from zero.
 
 use serde_json::Value;
 

@@ -113,7 +113,7 @@ pub fn config_keys() -> Vec<ConfigKey> {
     ]
 }
 
-/// How requests authenticate (domain.md §1.2).
+/// How requests authenticate (see docs/platforms/loja-integrada.md §Authentication).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Auth {
     /// `Authorization: chave_api <key> aplicacao <app>`.

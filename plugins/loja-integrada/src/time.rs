@@ -3,7 +3,7 @@
 //! The REST API returns `data_modificacao` & co. without an offset, with
 //! microseconds (`2024-05-10T09:12:47.556120`), in São Paulo local time, and
 //! takes `since_atualizado` in the same form at seconds precision
-//! (domain.md §1.8; docs/platforms/loja-integrada.md, "Time").
+//! (see docs/platforms/loja-integrada.md §Time).
 //! America/Sao_Paulo has been a fixed UTC−03:00 all year since Brazil
 //! abolished DST in 2019 (tzdata 2019b). The plugin runs on
 //! wasm32-unknown-unknown, which has no time-zone database, and bundling one

@@ -22,7 +22,7 @@ fn extras(order: &OrderSnapshot) -> Value {
     serde_json::from_str(&order.extras_json).expect("extras are a JSON object")
 }
 
-/// The shipped order of domain.md §1.12 (c).
+/// The shipped order of docs/platforms/loja-integrada.md §Example: a shipped order.
 fn shipped_order() -> Order {
     Order::new()
         .numero(1002)

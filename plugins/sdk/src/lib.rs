@@ -1,8 +1,11 @@
 //! # arauto plugin SDK
 //!
-//! Write [arauto](https://github.com/) platform connectors and channel senders as
-//! WebAssembly components. The SDK version is the version of the WIT contract it
-//! binds (`arauto:plugin@0.1.0`, in `plugins/wit/since_v0.1.0/`).
+//! Write arauto platform connectors and channel senders as WebAssembly
+//! components. The SDK version is the version of the WIT contract it binds
+//! (`arauto:plugin@0.1.0`, in `plugins/wit/since_v0.1.0/` of the arauto
+//! repository). How the daemon loads, sandboxes and calls plugins is in the
+//! repository's `README.md` ("Plugins") and `docs/ARCHITECTURE.md`; this
+//! crate's own `README.md` walks through writing one.
 //!
 //! A plugin crate enables **exactly one** world feature:
 //!

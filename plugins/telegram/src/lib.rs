@@ -4,6 +4,9 @@
 //! JSON body `{"chat_id": …, "text": …}` plus `parse_mode` and
 //! `disable_notification` when configured.
 //!
+//! The facts about the Bot API this relies on are in docs/channels.md
+//! §Telegram.
+//!
 //! **Which chat** (first match wins):
 //! 1. the `chat_id` setting: a fixed chat, e.g. the shop staff's group
 //!    (`-100…`) or channel (`@minhaloja_pedidos`); every notification of the

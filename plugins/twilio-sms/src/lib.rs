@@ -8,6 +8,9 @@
 //! templates, `ContentSid` + `ContentVariables`, then `StatusCallback` when
 //! configured.
 //!
+//! The facts about Twilio this relies on (the WhatsApp window, the
+//! error-code table) are in docs/channels.md §Twilio.
+//!
 //! * `channel = "sms"` (default): `To` is the E.164 phone, `Body` the text.
 //! * `channel = "whatsapp"`: `To`/`From` get the `whatsapp:` prefix. With a
 //!   template mapped (`[channels.<id>.templates.<kind>]`, whose `name` is the

@@ -20,6 +20,9 @@
 //!   accepted too) and must decode to 24–64 bytes; anything else pauses the
 //!   channel (`check()` and `send()` both validate it).
 //!
+//! The parts of the Standard Webhooks spec this relies on are summarised in
+//! docs/channels.md §Webhook (Standard Webhooks).
+//!
 //! **Event type** ([`event_type`]): `order.` + the notification kind without
 //! its `order-` prefix, remaining dashes as underscores: `order-paid` →
 //! `order.paid`, `order-shipped` → `order.shipped`, `waiting-payment` →

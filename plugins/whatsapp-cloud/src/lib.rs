@@ -3,6 +3,9 @@
 //! Sends each notification with `POST {base_url}/{api_version}/{phone_number_id}/messages`
 //! (`Authorization: Bearer {access_token}`).
 //!
+//! The facts about Meta's API this relies on (templates, the 24-hour window,
+//! the error-code table) are in docs/channels.md §WhatsApp Cloud API.
+//!
 //! * **Approved templates by default.** Order notifications are
 //!   business-initiated, and WhatsApp only delivers those as approved
 //!   templates. When the host maps the notification to a template

@@ -6,6 +6,9 @@
 //! `{"phone": "<E.164 digits without +>", "message": "…"}` plus
 //! `delayMessage`/`delayTyping` (seconds, 1–15) when configured.
 //!
+//! The facts about Z-API this relies on (and what it leaves undocumented)
+//! are in docs/channels.md §Z-API.
+//!
 //! * The instance token travels in the URL path: every error message has it
 //!   (and the Client-Token) replaced by `<redacted>`.
 //! * **Receipt:** `messageId` (WhatsApp's id) as the provider message id; the

@@ -1,11 +1,12 @@
 //! A fake Loja Integrada API (Tastypie shapes, naive São Paulo timestamps, scriptable faults).
 //!
 //! [`FakeLi`] is a real HTTP server on 127.0.0.1 that answers the read
-//! endpoints arauto's Loja Integrada connector uses, in the shapes documented in
-//! `domain.md` §1 (Tastypie `meta`/`objects` paging, summary search rows with
-//! `cliente` as a URI, detailed orders, naive São Paulo timestamps with
-//! microseconds). Tests and the demo drive it from Rust: they create stores and
-//! orders, move orders between statuses, add tracking codes, and inject faults.
+//! endpoints arauto's Loja Integrada connector uses, in the shapes documented
+//! in docs/platforms/loja-integrada.md (Tastypie `meta`/`objects` paging,
+//! summary search rows with `cliente` as a URI, detailed orders, naive São
+//! Paulo timestamps with microseconds). Tests and the demo drive it from
+//! Rust: they create stores and orders, move orders between statuses, add
+//! tracking codes, and inject faults.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {

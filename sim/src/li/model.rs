@@ -480,7 +480,8 @@ impl Status {
 /// Which status catalogue a store serves.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Catalogue {
-    /// The 16 codes of the current spec (domain.md §1.7), including 1018
+    /// The 16 codes of LI's current reference (see
+    /// docs/platforms/loja-integrada.md §Statuses), including 1018
     /// `faturado`, 1019 `cancelamento_solicitado` and 1020
     /// `pagamento_devolvido_sem_retorno`.
     #[default]
@@ -490,8 +491,9 @@ pub enum Catalogue {
 }
 
 impl Catalogue {
-    /// The rows, in LI's id order. Flags follow domain.md §1.7; the names of
-    /// 1018–1020 and the flags of 1020 are not documented and are invented here.
+    /// The rows, in LI's id order. Flags follow docs/platforms/loja-integrada.md
+    /// §Statuses; the names of 1018–1020 and the flags of 1020 are not
+    /// documented and are invented here.
     pub fn statuses(self) -> Vec<Status> {
         const T: bool = true;
         const F: bool = false;

@@ -1,4 +1,5 @@
-//! JSON documents in LI's REST shapes (domain.md §1.6, §1.12).
+//! JSON documents in LI's REST shapes (see docs/platforms/loja-integrada.md
+//! §Order documents).
 
 use jiff::civil::DateTime;
 use serde_json::{Map, Value, json};
@@ -178,7 +179,8 @@ fn payment(store: &StoreState, order: &Order, p: &Payment) -> Value {
     let parcelamento = match p.installments {
         Some(n) if n > 0 => json!({
             "numero_parcelas": n,
-            // A JSON number even in REST responses (domain.md §1.12 (c)).
+            // A JSON number even in REST responses (see
+            // docs/platforms/loja-integrada.md §Amounts and quantities).
             "valor_parcela": (total as f64 / f64::from(n)).round() / 100.0,
         }),
         _ => json!({}),

@@ -34,8 +34,9 @@
 //! Each step lists the notifications it should cause
 //! ([`Step::expected`]); [`Scenario::expected_notifications`] is their
 //! concatenation in step order. They follow arauto's happy-path rules with
-//! the default recognition of Loja Integrada statuses (domain.md §4.1–4.2) and
-//! assume that
+//! the default recognition of Loja Integrada statuses (see
+//! docs/platforms/loja-integrada.md §Default recognition, and the rules in
+//! `src/decide/mod.rs`) and assume that
 //!
 //! * every kind is enabled and sent without a delay (the demo config sets
 //!   waiting-payment's default 30 min delay to 0) and outside quiet hours;
