@@ -25,6 +25,10 @@ pub const DEFAULT_TIMEZONE: &str = "America/Sao_Paulo";
 /// timeout ([`super::plugins::DEFAULT_CALL_TIMEOUT`]), so a send in flight at
 /// SIGTERM can finish instead of being abandoned and sent again at the next start.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: SignedDuration = SignedDuration::from_secs(40);
+// The reason for the value above, checked when compiling: a default change of
+// either side that breaks it fails the build instead of warning every user.
+const _: () =
+    assert!(DEFAULT_SHUTDOWN_TIMEOUT.as_secs() > super::plugins::DEFAULT_CALL_TIMEOUT.as_secs());
 /// Default `daemon.metrics_allow_remote`: metrics stay on loopback.
 pub const DEFAULT_METRICS_ALLOW_REMOTE: bool = false;
 /// Default `daemon.log_level`.
