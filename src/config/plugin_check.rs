@@ -10,10 +10,10 @@
 use reqwest::Url;
 
 use super::error::{ConfigError, Severity};
-use super::secret::Setting;
-use super::types::{Config, SandboxConfig};
+use super::plugins::SandboxConfig;
+use super::root::Config;
+use super::secret::{Setting, Settings};
 use super::values::did_you_mean;
-use crate::config::Settings;
 use crate::model::{ConnectorInfo, PluginInfo};
 use crate::plugin::allowlist::AllowList;
 

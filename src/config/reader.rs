@@ -6,6 +6,10 @@
 //! whole list at once. So each table is read key by key: every known key is
 //! taken and converted (errors recorded, defaults kept to carry on), and what
 //! is left over is an unknown key, reported with the closest known name.
+//!
+//! The free functions at the end ([`field`], [`required`], [`optional`],
+//! [`section`]…) are the vocabulary every table's reader (`daemon.rs`,
+//! `stores.rs`…) is written in.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -16,8 +20,11 @@ use jiff::SignedDuration;
 
 use super::error::{ConfigError, Severity};
 use super::source::{KeyPath, Origins};
-use super::types::ByteSize;
-use super::values;
+use super::values::{self, ByteSize, check_id};
+
+/// The shortest duration that is "longer than zero": the lower bound of
+/// timeouts and intervals that must not be zero.
+pub(crate) const POSITIVE: SignedDuration = SignedDuration::from_nanos(1);
 
 /// Collects diagnostics while converting values.
 pub(crate) struct Reader<'a> {
@@ -375,7 +382,7 @@ impl Reader<'_> {
             Ok(d) if d < min => {
                 let message = if d.is_negative() {
                     "must not be negative".to_owned()
-                } else if min == SignedDuration::from_nanos(1) {
+                } else if min == POSITIVE {
                     "must be longer than zero".to_owned()
                 } else {
                     format!("must be at least {}", values::format_duration(min))
@@ -392,8 +399,8 @@ impl Reader<'_> {
                 None
             }
             Ok(d) => Some(d),
-            Err(message) => {
-                self.error(path, &value, message);
+            Err(problem) => {
+                self.error(path, &value, problem.to_string());
                 None
             }
         }
@@ -409,15 +416,24 @@ impl Reader<'_> {
     ) -> Option<ByteSize> {
         let parsed = match &value {
             Value::String(_, text) => values::parse_size(text),
-            Value::Num(_, n) => n
-                .to_u128()
-                .and_then(|n| u64::try_from(n).ok())
-                .map(ByteSize)
-                .ok_or_else(|| "expected a positive number of bytes".to_owned()),
-            other => Err(format!(
-                r#"expected a size like "64MiB", found {}"#,
-                kind_name(other)
-            )),
+            Value::Num(_, n) => match n.to_u128().and_then(|n| u64::try_from(n).ok()) {
+                Some(n) => Ok(ByteSize(n)),
+                None => {
+                    self.error(path, &value, "expected a positive number of bytes");
+                    return None;
+                }
+            },
+            other => {
+                self.error(
+                    path,
+                    other,
+                    format!(
+                        r#"expected a size like "64MiB", found {}"#,
+                        kind_name(other)
+                    ),
+                );
+                return None;
+            }
         };
         match parsed {
             Ok(size) if size < min => {
@@ -429,25 +445,25 @@ impl Reader<'_> {
                 None
             }
             Ok(size) => Some(size),
-            Err(message) => {
-                self.error(path, &value, message);
+            Err(problem) => {
+                self.error(path, &value, problem.to_string());
                 None
             }
         }
     }
 
-    /// A string checked by `parse`.
-    pub(crate) fn parsed<T>(
+    /// A string checked by `parse`, whose error text becomes the message.
+    pub(crate) fn parsed<T, E: std::fmt::Display>(
         &mut self,
         path: &KeyPath,
         value: Value,
-        parse: impl FnOnce(&str) -> Result<T, String>,
+        parse: impl FnOnce(&str) -> Result<T, E>,
     ) -> Option<T> {
         let text = self.string(path, value)?;
         match parse(&text) {
             Ok(v) => Some(v),
             Err(message) => {
-                self.error(path, &Value::from(text), message);
+                self.error(path, &Value::from(text), message.to_string());
                 None
             }
         }
@@ -510,4 +526,99 @@ impl Reader<'_> {
     pub(crate) fn env_var(&self, name: &str) -> Option<&OsString> {
         self.env.get(std::ffi::OsStr::new(name))
     }
+}
+
+/// Take sub-table `key` of `parent` (an empty one when absent).
+pub(crate) fn section(r: &mut Reader<'_>, parent: &mut Table, key: &'static str) -> Table {
+    match parent.take(key) {
+        Some((path, value)) => r
+            .table(path.clone(), value)
+            .unwrap_or_else(|| Reader::empty_table(path)),
+        None => Reader::empty_table(parent.path.key(key)),
+    }
+}
+
+/// Take optional sub-table `key` of `parent`.
+pub(crate) fn optional_section(
+    r: &mut Reader<'_>,
+    parent: &mut Table,
+    key: &'static str,
+) -> Option<Table> {
+    let (path, value) = parent.take(key)?;
+    r.table(path, value)
+}
+
+/// Read `key` with `convert`, or use `default` when absent or invalid (the error is recorded).
+pub(crate) fn field<'a, T>(
+    r: &mut Reader<'a>,
+    t: &mut Table,
+    key: &'static str,
+    default: impl FnOnce() -> T,
+    convert: impl FnOnce(&mut Reader<'a>, &KeyPath, Value) -> Option<T>,
+) -> T {
+    match t.take(key) {
+        Some((path, value)) => convert(r, &path, value).unwrap_or_else(default),
+        None => default(),
+    }
+}
+
+/// Read required `key` with `convert`; when absent, report it as missing with `what`.
+pub(crate) fn required<'a, T>(
+    r: &mut Reader<'a>,
+    t: &mut Table,
+    key: &'static str,
+    what: &str,
+    convert: impl FnOnce(&mut Reader<'a>, &KeyPath, Value) -> Option<T>,
+) -> Option<T> {
+    match t.take(key) {
+        Some((path, value)) => convert(r, &path, value),
+        None => {
+            r.missing(t, key, what);
+            None
+        }
+    }
+}
+
+/// Read optional `key` with `convert`.
+pub(crate) fn optional<'a, T>(
+    r: &mut Reader<'a>,
+    t: &mut Table,
+    key: &'static str,
+    convert: impl FnOnce(&mut Reader<'a>, &KeyPath, Value) -> Option<T>,
+) -> Option<T> {
+    let (path, value) = t.take(key)?;
+    convert(r, &path, value)
+}
+
+/// A converter for durations of at least `min`.
+pub(crate) fn duration_min(
+    min: SignedDuration,
+) -> impl Fn(&mut Reader<'_>, &KeyPath, Value) -> Option<SignedDuration> {
+    move |r, p, v| r.duration(p, v, min)
+}
+
+/// A time zone by IANA name.
+pub(crate) fn timezone(r: &mut Reader<'_>, p: &KeyPath, v: Value) -> Option<jiff::tz::TimeZone> {
+    r.parsed(p, v, values::parse_timezone)
+}
+
+/// A local time of day, `"HH:MM"`.
+pub(crate) fn time_of_day(r: &mut Reader<'_>, p: &KeyPath, v: Value) -> Option<jiff::civil::Time> {
+    r.parsed(p, v, values::parse_time)
+}
+
+/// The entries of an id-keyed section (`[stores.*]`, `[channels.*]`), ids checked.
+pub(crate) fn id_tables(r: &mut Reader<'_>, mut t: Table, what: &str) -> Vec<(String, Table)> {
+    let mut out = Vec::new();
+    for (id, path, value) in t.drain() {
+        if let Err(problem) = check_id(&id) {
+            r.error_at(&path, format!("bad {what} id {id:?}: {problem}"));
+            continue;
+        }
+        if let Some(table) = r.table(path, value) {
+            out.push((id, table));
+        }
+    }
+    r.finish(t);
+    out
 }

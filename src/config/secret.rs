@@ -1,4 +1,5 @@
-//! Secret values and plugin `settings` tables.
+//! Secret values and plugin `settings` tables (`[stores.<id>.settings]`,
+//! `[channels.<id>.settings]`), and how such a table is read.
 //!
 //! A secret can be written inline, read from a file (`<key>_file`, e.g. a systemd
 //! credential) or from an environment variable (`<key>_env`). Whatever the
@@ -6,13 +7,23 @@
 //! `Display` and `Serialize` all show `<redacted>`. Only [`Secret::expose`]
 //! reveals it, and only the plugin host should call that.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::path::Path;
 
+use figment::value::Value;
 use serde::{Serialize, Serializer};
+
+use super::bounded_file::read_at_most;
+use super::reader::{Reader, Table, kind_name, render};
+use super::source::KeyPath;
+use super::values::ByteSize;
 
 /// What every redacted value prints as.
 pub const REDACTED: &str = "<redacted>";
+
+/// Largest secret file (`<key>_file`): credentials are short; /dev/zero is not one.
+pub const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
 
 /// A secret string (API token, password, signing key…).
 #[derive(Clone, PartialEq, Eq)]
@@ -159,6 +170,173 @@ pub fn looks_secret(key: &str) -> bool {
     const WORDS: [&str; 6] = ["key", "pass", "pwd", "auth", "authorization", "signature"];
     SUBSTRINGS.iter().any(|s| key.contains(s))
         || key.split(['_', '-', '.']).any(|word| WORDS.contains(&word))
+}
+
+/// Read a `settings` table: plain values as text, secrets (by key name, or
+/// from `<key>_file` / `<key>_env`) as [`Secret`]s.
+pub(crate) fn read_settings(r: &mut Reader<'_>, mut t: Table) -> Settings {
+    let entries = t.drain();
+    r.finish(t);
+    let present: BTreeSet<String> = entries.iter().map(|(k, _, _)| k.clone()).collect();
+    let mut settings = Settings::default();
+    for (key, path, value) in entries {
+        let indirect =
+            [("_file", true), ("_env", false)]
+                .into_iter()
+                .find_map(|(suffix, is_file)| {
+                    key.strip_suffix(suffix)
+                        .map(|base| (base.to_owned(), is_file))
+                });
+        if let Some((base, is_file)) = indirect.filter(|(base, _)| !base.is_empty()) {
+            let others: Vec<String> = [base.clone(), format!("{base}_file"), format!("{base}_env")]
+                .into_iter()
+                .filter(|k| *k != key && present.contains(k))
+                .collect();
+            if !others.is_empty() {
+                r.error_at(
+                    &path,
+                    format!("{base} is given more than once (also as {}); keep only one of {base}, {base}_file, {base}_env", others.join(", ")),
+                );
+                continue;
+            }
+            let secret = if is_file {
+                secret_from_file(r, &path, value)
+            } else {
+                secret_from_env(r, &path, value)
+            };
+            if let Some(secret) = secret {
+                settings.insert(base, Setting::Secret(secret));
+            }
+            continue;
+        }
+        // Plugins receive every setting as text and parse it themselves: a
+        // bare number or boolean (`page_size = 50`, `verbose = true`) is
+        // passed as its text. An endpoint (`url`, `…_url`) must be a quoted
+        // URL: `base_url = 5` is a slip. Tables and arrays are passed as JSON
+        // text (for settings documented as JSON, like the webhook's `headers`).
+        let text = match &value {
+            Value::String(_, s) => s.clone(),
+            Value::Char(_, c) => c.to_string(),
+            Value::Empty(..) => String::new(),
+            Value::Num(..) | Value::Bool(..) if !key.ends_with("url") => render(&value),
+            Value::Num(..) | Value::Bool(..) => {
+                let message = format!(
+                    "{key} is an address the plugin calls: write an http(s) URL in quotes, \
+                     like {key} = \"https://…\" (found {})",
+                    kind_name(&value)
+                );
+                if looks_secret(&key) {
+                    r.error_at(&path, message);
+                } else {
+                    r.error(&path, &value, message);
+                }
+                continue;
+            }
+            Value::Dict(..) | Value::Array(..) => match serde_json::to_string(&value) {
+                Ok(json) => json,
+                Err(e) => {
+                    r.error_at(&path, format!("cannot pass this value to the plugin: {e}"));
+                    continue;
+                }
+            },
+        };
+        let setting = if looks_secret(&key) {
+            Setting::Secret(Secret::new(text))
+        } else {
+            Setting::Plain(text)
+        };
+        settings.insert(key, setting);
+    }
+    settings
+}
+
+fn nonempty_secret(r: &mut Reader<'_>, path: &KeyPath, text: String, from: &str) -> Option<Secret> {
+    if text.is_empty() {
+        r.error_at(path, format!("{from} is empty"));
+        return None;
+    }
+    Some(Secret::new(text))
+}
+
+/// `<key>_file`: relative paths resolve against `$CREDENTIALS_DIRECTORY` (systemd
+/// `LoadCredential=`) when set, else against the configuration file's directory.
+fn secret_from_file(r: &mut Reader<'_>, path: &KeyPath, value: Value) -> Option<Secret> {
+    let name = r.nonempty_string(path, value.clone())?;
+    let file = Path::new(&name);
+    let resolved = if file.is_absolute() {
+        file.to_path_buf()
+    } else if let Some(dir) = r.env_var("CREDENTIALS_DIRECTORY").filter(|d| !d.is_empty()) {
+        Path::new(dir).join(file)
+    } else {
+        r.resolve(file)
+    };
+    match read_at_most(&resolved, MAX_SECRET_FILE_BYTES) {
+        Ok(bytes) if bytes.len() as u64 > MAX_SECRET_FILE_BYTES => {
+            r.error(
+                path,
+                &value,
+                format!(
+                    "secret file {} is larger than {}: not a credential",
+                    resolved.display(),
+                    ByteSize(MAX_SECRET_FILE_BYTES)
+                ),
+            );
+            None
+        }
+        Ok(bytes) => {
+            let Ok(mut text) = String::from_utf8(bytes) else {
+                r.error(
+                    path,
+                    &value,
+                    format!("secret file {} is not valid UTF-8", resolved.display()),
+                );
+                return None;
+            };
+            if text.ends_with('\n') {
+                text.pop();
+                if text.ends_with('\r') {
+                    text.pop();
+                }
+            }
+            nonempty_secret(
+                r,
+                path,
+                text,
+                &format!("secret file {}", resolved.display()),
+            )
+        }
+        Err(e) => {
+            r.error(
+                path,
+                &value,
+                format!("cannot read secret file {}: {e}", resolved.display()),
+            );
+            None
+        }
+    }
+}
+
+fn secret_from_env(r: &mut Reader<'_>, path: &KeyPath, value: Value) -> Option<Secret> {
+    let name = r.nonempty_string(path, value.clone())?;
+    match r.env_var(&name).map(|v| v.to_str().map(str::to_owned)) {
+        Some(Some(text)) => nonempty_secret(r, path, text, &format!("environment variable {name}")),
+        Some(None) => {
+            r.error(
+                path,
+                &value,
+                format!("environment variable {name} is not valid UTF-8"),
+            );
+            None
+        }
+        None => {
+            r.error(
+                path,
+                &value,
+                format!("environment variable {name} is not set"),
+            );
+            None
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,27 +1,106 @@
-//! Parsers for the value syntaxes of the configuration (durations, sizes, times
-//! of day, ids…). Each returns a message saying what was expected; the caller
-//! adds the key path and the value.
+//! The value syntaxes of the configuration (durations, sizes, times of day,
+//! ids…): their parsers, their canonical spelling, and [`ByteSize`]. Each parser
+//! fails with a [`ValueError`] saying what was expected; the caller adds the key
+//! path and the value.
+
+use std::fmt;
 
 use jiff::civil::Time;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Span, SpanRelativeTo};
+use serde::{Serialize, Serializer};
 
-use super::types::ByteSize;
+/// What a value failed to be. The text is what a user reads after
+/// `key = value:`, so it says what was expected.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ValueError {
+    /// Not a duration.
+    #[error(r#"expected a duration like "20s", "5m", "24h" or "7d""#)]
+    Duration,
+    /// A duration in months or years, which have no fixed length.
+    #[error(
+        r#"expected a duration like "20s", "5m", "24h" or "7d" (months and years are not fixed lengths)"#
+    )]
+    DurationInCalendarUnits,
+    /// Not a size.
+    #[error(r#"expected a size like "64MiB", "4MiB", "512KiB" or a number of bytes"#)]
+    Size,
+    /// A size beyond `u64` bytes.
+    #[error("size is too large")]
+    SizeTooLarge,
+    /// Not a `HH:MM` time of day.
+    #[error(r#"expected a time of day "HH:MM" between "00:00" and "23:59""#)]
+    TimeOfDay,
+    /// Not an IANA time zone jiff knows.
+    #[error(r#"unknown time zone (expected an IANA name like "America/Sao_Paulo" or "UTC")"#)]
+    TimeZone,
+    /// Not a valid id or plugin name.
+    #[error(
+        "must match [a-z0-9][a-z0-9_-]* (lowercase letters, digits, '_' and '-', starting \
+         with a letter or digit; at most 64 characters)"
+    )]
+    Id,
+}
+
+/// The message alone, for callers whose own errors are text (clap's value
+/// parsers in the CLI take `Result<_, String>`).
+impl From<ValueError> for String {
+    fn from(error: ValueError) -> Self {
+        error.to_string()
+    }
+}
+
+/// A size in bytes, written like `"64MiB"`, `"4MB"` or `1048576`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ByteSize(pub u64);
+
+impl ByteSize {
+    /// `n` mebibytes.
+    pub const fn mib(n: u64) -> Self {
+        Self(n * 1024 * 1024)
+    }
+
+    /// The size in bytes.
+    pub const fn bytes(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const UNITS: [(&str, u64); 3] = [
+            ("GiB", 1024 * 1024 * 1024),
+            ("MiB", 1024 * 1024),
+            ("KiB", 1024),
+        ];
+        for (unit, size) in UNITS {
+            if self.0 >= size && self.0.is_multiple_of(size) {
+                return write!(f, "{}{unit}", self.0 / size);
+            }
+        }
+        write!(f, "{}B", self.0)
+    }
+}
+
+impl Serialize for ByteSize {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
 
 /// Parse `"20s"`, `"5m"`, `"24h"`, `"7d"`, `"1h30m"`, `"2 hours"` or ISO 8601 (`"PT5M"`).
 ///
 /// jiff's [`SignedDuration`] parser stops at hours, so units of days and weeks
 /// go through a [`Span`] with 24-hour days (calendar days do not matter for
 /// timeouts and intervals).
-pub fn parse_duration(text: &str) -> Result<SignedDuration, String> {
-    const EXPECTED: &str = r#"expected a duration like "20s", "5m", "24h" or "7d""#;
+pub fn parse_duration(text: &str) -> Result<SignedDuration, ValueError> {
     let text = text.trim();
     if let Ok(duration) = text.parse::<SignedDuration>() {
         return Ok(duration);
     }
-    let span: Span = text.parse().map_err(|_| EXPECTED.to_owned())?;
+    let span: Span = text.parse().map_err(|_| ValueError::Duration)?;
     span.to_duration(SpanRelativeTo::days_are_24_hours())
-        .map_err(|_| format!("{EXPECTED} (months and years are not fixed lengths)"))
+        .map_err(|_| ValueError::DurationInCalendarUnits)
 }
 
 /// A duration the way the configuration writes it: `"90d"`, `"5m"`, `"1h30m"`.
@@ -51,14 +130,13 @@ pub fn format_duration(duration: SignedDuration) -> String {
 ///
 /// Hand-written: the one size crate worth using (bytesize) is not in our
 /// dependency tree, and the grammar is a dozen lines.
-pub fn parse_size(text: &str) -> Result<ByteSize, String> {
-    const EXPECTED: &str = r#"expected a size like "64MiB", "4MiB", "512KiB" or a number of bytes"#;
+pub fn parse_size(text: &str) -> Result<ByteSize, ValueError> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (digits, unit) = text.split_at(split);
-    let number: u64 = digits.parse().map_err(|_| EXPECTED.to_owned())?;
+    let number: u64 = digits.parse().map_err(|_| ValueError::Size)?;
     let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" => 1000,
@@ -67,18 +145,17 @@ pub fn parse_size(text: &str) -> Result<ByteSize, String> {
         "mib" => 1024 * 1024,
         "g" | "gb" => 1000 * 1000 * 1000,
         "gib" => 1024 * 1024 * 1024,
-        _ => return Err(EXPECTED.to_owned()),
+        _ => return Err(ValueError::Size),
     };
     number
         .checked_mul(multiplier)
         .map(ByteSize)
-        .ok_or_else(|| "size is too large".to_owned())
+        .ok_or(ValueError::SizeTooLarge)
 }
 
 /// Parse a local time of day, `"HH:MM"` (24-hour clock).
-pub fn parse_time(text: &str) -> Result<Time, String> {
-    const EXPECTED: &str = r#"expected a time of day "HH:MM" between "00:00" and "23:59""#;
-    let (hours, minutes) = text.split_once(':').ok_or_else(|| EXPECTED.to_owned())?;
+pub fn parse_time(text: &str) -> Result<Time, ValueError> {
+    let (hours, minutes) = text.split_once(':').ok_or(ValueError::TimeOfDay)?;
     let well_formed = (1..=2).contains(&hours.len())
         && minutes.len() == 2
         && hours
@@ -86,11 +163,11 @@ pub fn parse_time(text: &str) -> Result<Time, String> {
             .chain(minutes.bytes())
             .all(|b| b.is_ascii_digit());
     if !well_formed {
-        return Err(EXPECTED.to_owned());
+        return Err(ValueError::TimeOfDay);
     }
-    let hours: i8 = hours.parse().map_err(|_| EXPECTED.to_owned())?;
-    let minutes: i8 = minutes.parse().map_err(|_| EXPECTED.to_owned())?;
-    Time::new(hours, minutes, 0, 0).map_err(|_| EXPECTED.to_owned())
+    let hours: i8 = hours.parse().map_err(|_| ValueError::TimeOfDay)?;
+    let minutes: i8 = minutes.parse().map_err(|_| ValueError::TimeOfDay)?;
+    Time::new(hours, minutes, 0, 0).map_err(|_| ValueError::TimeOfDay)
 }
 
 /// `"HH:MM"`.
@@ -99,14 +176,12 @@ pub fn format_time(time: Time) -> String {
 }
 
 /// Look up an IANA time zone in jiff's database (bundled into the binary).
-pub fn parse_timezone(name: &str) -> Result<TimeZone, String> {
-    TimeZone::get(name).map_err(|_| {
-        r#"unknown time zone (expected an IANA name like "America/Sao_Paulo" or "UTC")"#.to_owned()
-    })
+pub fn parse_timezone(name: &str) -> Result<TimeZone, ValueError> {
+    TimeZone::get(name).map_err(|_| ValueError::TimeZone)
 }
 
 /// Check an id (store, channel) or plugin name: `[a-z0-9][a-z0-9_-]*`, at most 64 bytes.
-pub fn check_id(id: &str) -> Result<(), String> {
+pub fn check_id(id: &str) -> Result<(), ValueError> {
     let mut bytes = id.bytes();
     let first_ok = bytes
         .next()
@@ -116,31 +191,8 @@ pub fn check_id(id: &str) -> Result<(), String> {
     if first_ok && rest_ok && id.len() <= 64 {
         Ok(())
     } else {
-        Err(
-            "must match [a-z0-9][a-z0-9_-]* (lowercase letters, digits, '_' and '-', starting \
-             with a letter or digit; at most 64 characters)"
-                .to_owned(),
-        )
+        Err(ValueError::Id)
     }
-}
-
-/// Check a log filter: `"info"`, or comma-separated `target=level` directives.
-///
-/// `EnvFilter` accepts a bare word as "this target at every level", which in a
-/// config file is nearly always a misspelt level; so bare words must be levels.
-pub fn check_log_filter(text: &str) -> Result<(), String> {
-    const LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
-    const HINT: &str =
-        r#"use "error", "warn", "info", "debug", "trace" or per target, like "arauto=debug,info""#;
-    for directive in text.split(',').map(str::trim) {
-        if !directive.contains('=') && !LEVELS.contains(&directive.to_ascii_lowercase().as_str()) {
-            return Err(format!("{directive:?} is not a log level; {HINT}"));
-        }
-    }
-    tracing_subscriber::EnvFilter::builder()
-        .parse(text)
-        .map(|_| ())
-        .map_err(|e| format!("not a log filter ({e}); {HINT}"))
 }
 
 /// The closest candidate to `wrong`, if any is close enough to be a likely typo.
@@ -166,6 +218,35 @@ pub fn did_you_mean<'a>(
         .filter(|(distance, _)| *distance <= limit)
         .min_by_key(|(distance, _)| *distance)
         .map(|(_, c)| c)
+}
+
+/// `serialize_with` for durations: the configuration's own spelling (`"5m"`).
+pub(crate) fn serialize_duration<S: Serializer>(
+    d: &SignedDuration,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_duration(*d))
+}
+
+/// `serialize_with` for optional durations.
+pub(crate) fn serialize_optional_duration<S: Serializer>(
+    d: &Option<SignedDuration>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_str(&format_duration(*d)),
+        None => s.serialize_none(),
+    }
+}
+
+/// `serialize_with` for times of day (`"21:00"`).
+pub(crate) fn serialize_time<S: Serializer>(t: &Time, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format_time(*t))
+}
+
+/// `serialize_with` for time zones: the IANA name.
+pub(crate) fn serialize_timezone<S: Serializer>(tz: &TimeZone, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(tz.iana_name().unwrap_or("UTC"))
 }
 
 #[cfg(test)]

@@ -26,10 +26,10 @@ use serde::{Deserialize, Serialize};
 use crate::model::NotificationKind;
 
 /// The store time zone used when none is configured.
-pub const DEFAULT_TIME_ZONE: &str = "America/Sao_Paulo";
+pub const DEFAULT_TIME_ZONE: &str = crate::config::DEFAULT_TIMEZONE;
 
 /// Default expiry of every kind.
-pub const DEFAULT_EXPIRY: SignedDuration = SignedDuration::from_hours(24);
+pub const DEFAULT_EXPIRY: SignedDuration = crate::config::notifications::DEFAULT_EXPIRY;
 
 /// Default delay of waiting-payment.
 pub const DEFAULT_WAITING_PAYMENT_DELAY: SignedDuration = SignedDuration::from_mins(30);

@@ -24,6 +24,7 @@ use jiff::{SignedDuration, Timestamp};
 use rand::{Rng, RngExt};
 use serde::{Deserialize, Serialize};
 
+use crate::config::channels;
 use crate::decide::timing::add;
 
 /// Retry settings.
@@ -42,10 +43,10 @@ pub struct RetryPolicy {
 impl Default for RetryPolicy {
     fn default() -> Self {
         Self {
-            base: SignedDuration::from_secs(30),
-            cap: SignedDuration::from_hours(1),
+            base: channels::DEFAULT_RETRY_BASE,
+            cap: channels::DEFAULT_RETRY_MAX,
             jitter: 0.2,
-            max_attempts: 5,
+            max_attempts: channels::DEFAULT_MAX_ATTEMPTS,
         }
     }
 }

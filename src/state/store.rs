@@ -29,7 +29,7 @@ pub struct StoreRuntime {
 }
 
 /// Attempts when neither the channel nor the notification says.
-pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
+pub use crate::config::channels::DEFAULT_MAX_ATTEMPTS;
 
 impl StoreRuntime {
     /// Attempts a job of `kind` on `channel` gets before dead-letter.
