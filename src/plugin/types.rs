@@ -12,10 +12,10 @@ use crate::model::{NotificationKind, Order};
 
 use super::redact::REDACTED;
 
-/// Default wall-clock budget of one plugin call (`[plugins] call_timeout`'s).
-pub const DEFAULT_CALL_TIMEOUT: SignedDuration = crate::config::plugins::DEFAULT_CALL_TIMEOUT;
-/// Default cap on a plugin instance's linear memory (`[plugins] memory_limit`'s).
-pub const DEFAULT_MEMORY_LIMIT: u64 = crate::config::plugins::DEFAULT_MEMORY_LIMIT.bytes();
+/// Default wall-clock budget of one plugin call.
+pub const DEFAULT_CALL_TIMEOUT: SignedDuration = SignedDuration::from_secs(30);
+/// Default cap on a plugin instance's linear memory.
+pub const DEFAULT_MEMORY_LIMIT: u64 = 64 * 1024 * 1024;
 /// Default cap on one HTTP response body handed to a plugin.
 pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 8 * 1024 * 1024;
 
