@@ -13,9 +13,9 @@ use super::source::KeyPath;
 use super::values::{ByteSize, check_id, serialize_duration};
 
 /// Default `plugins.memory_limit`.
-pub const DEFAULT_MEMORY_LIMIT: ByteSize = ByteSize::mib(64);
+pub const DEFAULT_MEMORY_LIMIT: ByteSize = ByteSize(crate::plugin::DEFAULT_MEMORY_LIMIT);
 /// Default `plugins.call_timeout`.
-pub const DEFAULT_CALL_TIMEOUT: SignedDuration = SignedDuration::from_secs(30);
+pub const DEFAULT_CALL_TIMEOUT: SignedDuration = crate::plugin::DEFAULT_CALL_TIMEOUT;
 /// Default `plugins.max_response_bytes`.
 pub const DEFAULT_MAX_RESPONSE_BYTES: ByteSize = ByteSize::mib(4);
 /// Default `sandbox.allow_private_addresses`: public addresses only.
