@@ -1,7 +1,8 @@
 //! `arauto validate` and the secrecy of command output.
 
-// Test setup failures (temp dirs, child processes) should abort loudly.
-#![allow(clippy::expect_used)]
+// All test code: with this, clippy's allow-unwrap/expect-in-tests covers the
+// helper functions too, not only the #[test] ones (see clippy.toml).
+#![cfg(test)]
 
 #[path = "support/daemon.rs"]
 mod daemon;

@@ -2,8 +2,9 @@
 //! graceful stop, the second-signal escape hatch, the drain deadline, the
 //! watchdog, stale sockets and the one-daemon-per-state-directory rule.
 
-// Test setup failures (temp dirs, sockets, child processes) should abort loudly.
-#![allow(clippy::expect_used)]
+// All test code: with this, clippy's allow-unwrap/expect-in-tests covers the
+// helper functions too, not only the #[test] ones (see clippy.toml).
+#![cfg(test)]
 
 #[path = "support/daemon.rs"]
 mod daemon;

@@ -9,6 +9,10 @@
 //! daemon, next to a healthy one, so the drill also shows that faults do not
 //! spread.
 
+// All test code: with this, clippy's allow-unwrap/expect-in-tests covers the
+// helper functions too, not only the #[test] ones (see clippy.toml).
+#![cfg(test)]
+
 #[path = "support/daemon.rs"]
 mod daemon;
 mod support;

@@ -6,13 +6,17 @@
 //! `huge-error`, `huge-receipt`, `log-fields`) and
 //! `tests/plugins/sample-connector` (`broken = huge-cursor | huge-name | huge-id`).
 
+// All test code: with this, clippy's allow-unwrap/expect-in-tests covers the
+// helper functions too, not only the #[test] ones (see clippy.toml).
+#![cfg(test)]
+
 #[path = "support/logs.rs"]
 mod logs;
 mod support;
 
 use arauto::plugin::{InstanceConfig, PluginError, PollRequest};
 use logs::{captured_logs, log_text};
-use support::{Must, host, message, must_fail, test_plugin};
+use support::{host, message, test_plugin};
 
 /// Room for the hostile output inside the guest (it builds the 100 MB
 /// string, then the host copies it out).
@@ -31,11 +35,14 @@ async fn a_100_mb_error_message_is_cut_to_4_kib_with_a_marker() {
     let plugin = host
         .load(test_plugin("probe-sender"))
         .await
-        .must("loading probe-sender");
+        .expect("loading probe-sender");
     let sender = host
         .sender(&plugin, roomy("canal-erro").setting("mode", "huge-error"))
-        .must("instance");
-    let error = must_fail(sender.send(message("k", "-")).await, "huge error");
+        .expect("instance");
+    let error = sender
+        .send(message("k", "-"))
+        .await
+        .expect_err("huge error");
     let PluginError::Permanent(text) = &error else {
         panic!("expected the plugin's permanent error, got {error:?}");
     };
@@ -51,7 +58,7 @@ async fn a_100_mb_error_message_is_cut_to_4_kib_with_a_marker() {
     let line = logged
         .lines()
         .find(|l| l.contains("instance=canal-erro") && l.contains("plugin call failed"))
-        .must("the failed call's log line");
+        .expect("the failed call's log line");
     assert!(line.len() < 8 * 1024, "log line of {} bytes", line.len());
 }
 
@@ -61,7 +68,7 @@ async fn huge_receipt_ids_are_cut_to_256_bytes() {
     let plugin = host
         .load(test_plugin("probe-sender"))
         .await
-        .must("loading probe-sender");
+        .expect("loading probe-sender");
     let sender = host
         .sender(
             &plugin,
@@ -69,10 +76,10 @@ async fn huge_receipt_ids_are_cut_to_256_bytes() {
                 .setting("mode", "huge-receipt")
                 .setting("size", "20000000"),
         )
-        .must("instance");
-    let receipt = sender.send(message("k", "-")).await.must("send");
-    let id = receipt.provider_message_id.must("provider message id");
-    let recipient = receipt.recipient_id.must("recipient id");
+        .expect("instance");
+    let receipt = sender.send(message("k", "-")).await.expect("send");
+    let id = receipt.provider_message_id.expect("provider message id");
+    let recipient = receipt.recipient_id.expect("recipient id");
     for (text, letter) in [(&id, "I"), (&recipient, "R")] {
         assert!(text.len() <= 256 + 40, "{} bytes", text.len());
         assert!(text.starts_with(&letter.repeat(256)), "{text}");
@@ -90,7 +97,7 @@ async fn a_million_log_fields_make_one_bounded_line() {
     let plugin = host
         .load(test_plugin("probe-sender"))
         .await
-        .must("loading probe-sender");
+        .expect("loading probe-sender");
     let sender = host
         .sender(
             &plugin,
@@ -98,13 +105,13 @@ async fn a_million_log_fields_make_one_bounded_line() {
                 .setting("mode", "log-fields")
                 .setting("size", "1000000"),
         )
-        .must("instance");
-    sender.send(message("k", "-")).await.must("send");
+        .expect("instance");
+    sender.send(message("k", "-")).await.expect("send");
     let logged = log_text(&logs);
     let line = logged
         .lines()
         .find(|l| l.contains("instance=canal-campos") && l.contains("many fields"))
-        .must("the plugin's log line");
+        .expect("the plugin's log line");
     assert!(line.len() < 4 * 1024, "log line of {} bytes", line.len());
     assert!(line.contains("k0=v0") && line.contains("k31=v31"), "{line}");
     assert!(!line.contains("k32=v32"), "{line}");
@@ -124,20 +131,18 @@ async fn a_50_mb_cursor_fails_the_poll_naming_plugin_and_size() {
     let plugin = host
         .load(test_plugin("sample-connector"))
         .await
-        .must("loading sample-connector");
+        .expect("loading sample-connector");
     let connector = host
         .connector(&plugin, sample("loja-cursor", "huge-cursor", 50_000_000))
-        .must("instance");
+        .expect("instance");
     let previous = Some("page-1".to_owned());
-    let error = must_fail(
-        connector
-            .poll(PollRequest {
-                cursor: previous,
-                detail_cutoff: None,
-            })
-            .await,
-        "poll with a 50 MB cursor",
-    );
+    let error = connector
+        .poll(PollRequest {
+            cursor: previous,
+            detail_cutoff: None,
+        })
+        .await
+        .expect_err("poll with a 50 MB cursor");
     match &error {
         PluginError::InvalidOutput {
             plugin,
@@ -167,14 +172,14 @@ async fn snapshot_texts_are_cut_and_oversized_ids_refused() {
     let plugin = host
         .load(test_plugin("sample-connector"))
         .await
-        .must("loading sample-connector");
+        .expect("loading sample-connector");
     let named = host
         .connector(&plugin, sample("loja-nome", "huge-name", 10_000_000))
-        .must("instance");
+        .expect("instance");
     let page = named
         .poll(PollRequest::default())
         .await
-        .must("poll with a huge customer name");
+        .expect("poll with a huge customer name");
     let name = &page.orders[0].customer.name;
     assert!(name.len() <= 4096 + 40, "{} bytes", name.len());
     assert!(name.ends_with("…[truncated 9995904 bytes]"), "{name}");
@@ -182,11 +187,11 @@ async fn snapshot_texts_are_cut_and_oversized_ids_refused() {
 
     let ided = host
         .connector(&plugin, sample("loja-id", "huge-id", 1_000))
-        .must("instance");
+        .expect("instance");
     let page = ided
         .poll(PollRequest::default())
         .await
-        .must("a page with one oversized order id still arrives");
+        .expect("a page with one oversized order id still arrives");
     assert_eq!(page.rejected.len(), 1, "{:?}", page.rejected);
     let rejected = &page.rejected[0];
     assert!(
@@ -208,7 +213,7 @@ async fn a_page_of_more_than_1000_orders_is_refused() {
     let plugin = host
         .load(test_plugin("sample-connector"))
         .await
-        .must("loading sample-connector");
+        .expect("loading sample-connector");
     let connector = host
         .connector(
             &plugin,
@@ -216,11 +221,11 @@ async fn a_page_of_more_than_1000_orders_is_refused() {
                 .secret("api_key", "chave-secreta-123")
                 .setting("page_size", "1001"),
         )
-        .must("instance");
-    let error = must_fail(
-        connector.poll(PollRequest::default()).await,
-        "a page of 1001 orders",
-    );
+        .expect("instance");
+    let error = connector
+        .poll(PollRequest::default())
+        .await
+        .expect_err("a page of 1001 orders");
     assert!(
         matches!(&error, PluginError::InvalidOutput { detail, .. }
             if detail.contains("1001 orders") && detail.contains("1000")),
@@ -234,10 +239,10 @@ async fn a_page_of_more_than_1000_orders_is_refused() {
                 .secret("api_key", "chave-secreta-123")
                 .setting("page_size", "1000"),
         )
-        .must("instance");
+        .expect("instance");
     let page = connector
         .poll(PollRequest::default())
         .await
-        .must("a page of 1000 orders");
+        .expect("a page of 1000 orders");
     assert_eq!(page.orders.len(), 1000);
 }

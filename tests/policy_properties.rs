@@ -19,6 +19,10 @@
 //! `decide` (as if the dispatcher had already claimed them), so only the
 //! re-validation stands between them and the customer.
 
+// All test code: with this, clippy's allow-unwrap/expect-in-tests covers the
+// helper functions too, not only the #[test] ones (see clippy.toml).
+#![cfg(test)]
+
 mod policy_support;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -2,6 +2,10 @@
 //! the real `arauto` binary and plugins against the fake Loja Integrada API
 //! (see `support/system.rs`), asserting what the customer receives.
 
+// All test code: with this, clippy's allow-unwrap/expect-in-tests covers the
+// helper functions too, not only the #[test] ones (see clippy.toml).
+#![cfg(test)]
+
 #[path = "support/daemon.rs"]
 mod daemon;
 mod support;

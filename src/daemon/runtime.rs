@@ -632,7 +632,7 @@ mod tests {
 
     #[tokio::test]
     async fn startup_hooks_share_resources_and_a_failing_service_stops_the_daemon() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("arauto.toml");
         let text = format!(
             "[daemon]\nstate_dir = {:?}\ncache_dir = {:?}\ncontrol_socket = {:?}\n",
@@ -640,9 +640,8 @@ mod tests {
             dir.path().join("cache").display().to_string(),
             dir.path().join("control.sock").display().to_string(),
         );
-        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
-        let config =
-            config::load_with_env(Some(&path), Vec::new()).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&path, text).unwrap();
+        let config = config::load_with_env(Some(&path), Vec::new()).unwrap();
 
         let mut runtime = Runtime::new(RunOptions {
             config_path: path,
@@ -669,7 +668,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failing_startup_hook_aborts_the_start() {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("arauto.toml");
         let text = format!(
             "[daemon]\nstate_dir = {:?}\ncache_dir = {:?}\ncontrol_socket = {:?}\n",
@@ -677,9 +676,8 @@ mod tests {
             dir.path().join("cache").display().to_string(),
             dir.path().join("control.sock").display().to_string(),
         );
-        std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
-        let config =
-            config::load_with_env(Some(&path), Vec::new()).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&path, text).unwrap();
+        let config = config::load_with_env(Some(&path), Vec::new()).unwrap();
         let mut runtime = Runtime::new(RunOptions {
             config_path: path,
             dry_run: false,

@@ -433,22 +433,16 @@ mod tests {
     }
 
     async fn service_set() -> (ServiceSet, mpsc::UnboundedReceiver<ServiceExit>) {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("arauto.toml");
-        std::fs::write(&path, "").unwrap_or_else(|e| panic!("{e}"));
-        let config =
-            crate::config::load_with_env(Some(&path), Vec::new()).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(&path, "").unwrap();
+        let config = crate::config::load_with_env(Some(&path), Vec::new()).unwrap();
         let options = BuildOptions {
             purpose: Purpose::Run,
             dry_run: false,
         };
-        let host = crate::plugin::PluginHost::new(crate::plugin::HostConfig::default())
-            .unwrap_or_else(|e| panic!("{e}"));
-        let state = Arc::new(
-            build(config, &options, &host)
-                .await
-                .unwrap_or_else(|e| panic!("{e}")),
-        );
+        let host = crate::plugin::PluginHost::new(crate::plugin::HostConfig::default()).unwrap();
+        let state = Arc::new(build(config, &options, &host).await.unwrap());
         let (tx, rx) = mpsc::unbounded_channel();
         let info = Arc::new(RuntimeInfo::new("/dev/null".into()));
         (

@@ -5,7 +5,7 @@
 //!
 //! Include with `#[path = "support/daemon.rs"] mod daemon;`.
 
-#![allow(dead_code, clippy::expect_used)]
+#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixDatagram;

@@ -11,8 +11,6 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
-use crate::support::Must;
-
 /// Everything logged through `tracing` by this test binary.
 pub fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
     static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
@@ -38,7 +36,7 @@ pub fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
             .with_max_level(tracing::Level::DEBUG)
             .with_writer(move || sink.clone())
             .finish();
-        tracing::subscriber::set_global_default(subscriber).must("installing the log capture");
+        tracing::subscriber::set_global_default(subscriber).expect("installing the log capture");
         logs
     })
     .clone()

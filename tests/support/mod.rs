@@ -5,7 +5,6 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
-use std::fmt::Display;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -21,38 +20,6 @@ use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 
-/// `Result`/`Option` to value, or a test failure saying what was expected.
-pub trait Must<T> {
-    /// The value, or panic with `what` and the error.
-    fn must(self, what: &str) -> T;
-}
-
-impl<T, E: Display> Must<T> for Result<T, E> {
-    fn must(self, what: &str) -> T {
-        match self {
-            Ok(v) => v,
-            Err(e) => panic!("{what}: {e}"),
-        }
-    }
-}
-
-impl<T> Must<T> for Option<T> {
-    fn must(self, what: &str) -> T {
-        match self {
-            Some(v) => v,
-            None => panic!("{what}: got None"),
-        }
-    }
-}
-
-/// The error of a result that must have failed.
-pub fn must_fail<T: std::fmt::Debug, E>(result: Result<T, E>, what: &str) -> E {
-    match result {
-        Ok(v) => panic!("{what}: expected an error, got {v:?}"),
-        Err(e) => e,
-    }
-}
-
 include!("plugins.rs");
 
 /// A compiled-plugin cache shared by the test runs (debug-build compiles are
@@ -63,7 +30,8 @@ pub fn shared_cache_dir() -> PathBuf {
 
 /// A host with the shared cache.
 pub fn host() -> PluginHost {
-    PluginHost::new(HostConfig::with_cache_dir(shared_cache_dir())).must("starting the plugin host")
+    PluginHost::new(HostConfig::with_cache_dir(shared_cache_dir()))
+        .expect("starting the plugin host")
 }
 
 /// A message as the send stage would build it.
@@ -119,8 +87,8 @@ impl TestServer {
     pub async fn start() -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
-            .must("binding the test server");
-        let addr = listener.local_addr().must("test server address");
+            .expect("binding the test server");
+        let addr = listener.local_addr().expect("test server address");
         let state = Arc::new(ServerState::default());
         let record = |state: &Arc<ServerState>, uri: &Uri| {
             state
@@ -263,7 +231,7 @@ pub async fn assert_host_still_healthy(host: &PluginHost, server: &TestServer) {
     let echo = host
         .load(test_plugin("echo-sender"))
         .await
-        .must("loading echo-sender");
+        .expect("loading echo-sender");
     let sender = host
         .sender(
             &echo,
@@ -271,12 +239,12 @@ pub async fn assert_host_still_healthy(host: &PluginHost, server: &TestServer) {
                 .instance("healthy")
                 .setting("url", server.url("/inbox")),
         )
-        .must("creating the healthy sender");
+        .expect("creating the healthy sender");
     let key = format!("healthy-{}", server.inbox().len());
     let receipt = sender
         .send(message(&key, "ainda vivo"))
         .await
-        .must("healthy send after the fault");
+        .expect("healthy send after the fault");
     assert_eq!(receipt.provider_message_id.as_deref(), Some(key.as_str()));
     assert!(
         server

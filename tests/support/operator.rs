@@ -5,7 +5,7 @@
 //! Include with `#[path = "support/operator.rs"] mod operator;` next to
 //! `support/mod.rs` and `support/daemon.rs`.
 
-#![allow(dead_code, clippy::expect_used)]
+#![allow(dead_code)]
 
 use std::path::Path;
 use std::process::Output;

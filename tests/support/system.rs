@@ -22,7 +22,7 @@
 //! #[path = "support/system.rs"] mod system;
 //! ```
 
-#![allow(dead_code, clippy::expect_used)]
+#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
