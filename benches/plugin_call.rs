@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 use arauto::plugin::{
     HostConfig, InstanceConfig, OutgoingMessage, PluginHost, PollPage, PollRequest, SendReceipt,
 };
-use support::{message, test_plugin};
+use support::host::message;
+use support::plugins::test_plugin;
 
 const WARMUP: usize = 300;
 /// Sends and polls measured (a fifth of each with `BENCH_QUICK=1`).

@@ -4,10 +4,9 @@
 // helper functions too, not only the #[test] ones (see clippy.toml).
 #![cfg(test)]
 
-#[path = "support/daemon.rs"]
-mod daemon;
+mod support;
 
-use daemon::{Daemon, arauto, daemon_section};
+use support::daemon::{self, Daemon, arauto, daemon_section};
 
 fn validate(dir: &std::path::Path, text: &str, env: &[(&str, &str)]) -> (i32, String, String) {
     let path = dir.join("arauto.toml");

@@ -5,6 +5,8 @@
 // helper functions too, not only the #[test] ones (see clippy.toml).
 #![cfg(test)]
 
+mod support;
+
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
@@ -12,8 +14,6 @@ use arauto::config::{self, Config, Recognition, Setting};
 use arauto::daemon::{BuildOptions, Purpose};
 use arauto::model::NotificationKind;
 use jiff::SignedDuration;
-
-mod support;
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
     pairs
@@ -48,7 +48,7 @@ fn credentials() -> tempfile::TempDir {
 
 #[tokio::test]
 async fn shipped_example_loads_and_documents_every_key() {
-    support::first_party_plugins();
+    support::plugins::first_party_plugins();
     let creds = credentials();
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/arauto.toml");
     let vars = env(&[(
@@ -66,7 +66,7 @@ async fn shipped_example_loads_and_documents_every_key() {
         dry_run: false,
     };
     let host = arauto::plugin::PluginHost::new(arauto::plugin::HostConfig::with_cache_dir(
-        support::shared_cache_dir(),
+        support::host::shared_cache_dir(),
     ))
     .expect("plugin host");
     if let Err(error) = arauto::daemon::build(config.clone(), &options, &host).await {

@@ -9,15 +9,14 @@
 // helper functions too, not only the #[test] ones (see clippy.toml).
 #![cfg(test)]
 
-#[path = "support/daemon.rs"]
-mod daemon;
+mod support;
 
 use std::collections::BTreeMap;
 use std::os::unix::net::UnixDatagram;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use daemon::{PATIENCE, daemon_section, scrubbed};
+use support::daemon::{PATIENCE, daemon_section, scrubbed};
 
 /// One journal entry: field → values (a field may repeat, e.g. SPAN_NAME).
 type Entry = BTreeMap<String, Vec<String>>;

@@ -6,15 +6,14 @@
 // helper functions too, not only the #[test] ones (see clippy.toml).
 #![cfg(test)]
 
-#[path = "support/daemon.rs"]
-mod daemon;
+mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-use daemon::{Daemon, PATIENCE, arauto};
 use nix::sys::signal::Signal;
+use support::daemon::{self, Daemon, PATIENCE, arauto};
 
 // The plugins' required settings point at a closed local port: these tests
 // are about the daemon's lifecycle and never reach an API.

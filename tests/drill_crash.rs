@@ -56,11 +56,7 @@
 // helper functions too, not only the #[test] ones (see clippy.toml).
 #![cfg(test)]
 
-#[path = "support/daemon.rs"]
-mod daemon;
 mod support;
-#[path = "support/system.rs"]
-mod system;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -74,8 +70,8 @@ use arauto_sim::li::{Fault, Numero, Route};
 use nix::sys::signal::Signal;
 use rand::{RngExt, SeedableRng};
 
-use daemon::{Daemon, PATIENCE};
-use system::{ChannelKnobs, Shop, StateDb, StoreKnobs, World, order_for};
+use support::daemon::{Daemon, PATIENCE};
+use support::system::{ChannelKnobs, Shop, StateDb, StoreKnobs, World, order_for};
 
 /// The happy path every drill order walks: (LI status, notification).
 const STEPS: [(&str, &str); 5] = [

@@ -10,7 +10,8 @@ mod support;
 use std::path::Path;
 
 use arauto::plugin::{ArtifactSource, HostConfig, InstanceConfig, PluginHost, PollRequest};
-use support::{TestServer, message, test_plugin};
+use support::host::{TestServer, load_test_plugin, message};
+use support::plugins::test_plugin;
 
 fn cached_artifacts(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut files: Vec<_> = std::fs::read_dir(dir)
@@ -28,10 +29,7 @@ fn start(cache: &Path) -> PluginHost {
 
 /// The loaded plugins still work: a connector page and a sender round trip.
 async fn exercise(host: &PluginHost, server: &TestServer) {
-    let connector = host
-        .load(test_plugin("sample-connector"))
-        .await
-        .expect("loading sample-connector");
+    let connector = load_test_plugin(host, "sample-connector").await;
     let page = host
         .connector(
             &connector,
@@ -42,7 +40,7 @@ async fn exercise(host: &PluginHost, server: &TestServer) {
         .await
         .expect("poll");
     assert_eq!(page.orders.len(), 50);
-    support::assert_host_still_healthy(host, server).await;
+    support::host::assert_host_still_healthy(host, server).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

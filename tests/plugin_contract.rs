@@ -7,15 +7,14 @@
 // helper functions too, not only the #[test] ones (see clippy.toml).
 #![cfg(test)]
 
-#[path = "support/logs.rs"]
-mod logs;
 mod support;
 
 use arauto::model::{NotificationKind, PaymentFamily, PluginKind};
 use arauto::plugin::{ErrorClass, InstanceConfig, PluginError, PollRequest, inspect};
 use jiff::{SignedDuration, Timestamp};
-use logs::{captured_logs, log_text};
-use support::{host, message, test_plugin};
+use support::host::{host, load_test_plugin, message};
+use support::logs::{captured_logs, log_text};
+use support::plugins::test_plugin;
 
 fn sample_config(instance: &str) -> InstanceConfig {
     InstanceConfig::new(instance).secret("api_key", "chave-secreta-123")
@@ -24,10 +23,7 @@ fn sample_config(instance: &str) -> InstanceConfig {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connector_pages_arrive_as_model_orders() {
     let host = host();
-    let plugin = host
-        .load(test_plugin("sample-connector"))
-        .await
-        .expect("loading sample-connector");
+    let plugin = load_test_plugin(&host, "sample-connector").await;
     let connector = host
         .connector(&plugin, sample_config("loja-a"))
         .expect("connector instance");
@@ -124,10 +120,7 @@ async fn connector_pages_arrive_as_model_orders() {
 async fn connector_info_drops_unknown_notification_names() {
     let logs = captured_logs();
     let host = host();
-    let plugin = host
-        .load(test_plugin("sample-connector"))
-        .await
-        .expect("loading sample-connector");
+    let plugin = load_test_plugin(&host, "sample-connector").await;
     assert_eq!(plugin.kind(), PluginKind::Connector);
     assert_eq!(
         (plugin.name(), plugin.version()),
@@ -167,10 +160,7 @@ async fn connector_info_drops_unknown_notification_names() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_order_is_refused_alone_and_the_rest_of_the_page_arrives() {
     let host = host();
-    let plugin = host
-        .load(test_plugin("sample-connector"))
-        .await
-        .expect("loading sample-connector");
+    let plugin = load_test_plugin(&host, "sample-connector").await;
 
     for (instance, broken, says) in [
         ("loja-ts", "timestamp", ["created-at", "yesterday at noon"]),
@@ -205,10 +195,7 @@ async fn a_malformed_order_is_refused_alone_and_the_rest_of_the_page_arrives() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plugin_error_classes_cross_the_boundary() {
     let host = host();
-    let plugin = host
-        .load(test_plugin("probe-sender"))
-        .await
-        .expect("loading probe-sender");
+    let plugin = load_test_plugin(&host, "probe-sender").await;
     let failing = |class: &str| {
         host.sender(
             &plugin,
@@ -254,10 +241,7 @@ async fn plugin_error_classes_cross_the_boundary() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn settings_reach_only_their_instance_with_defaults_filled_in() {
     let host = host();
-    let plugin = host
-        .load(test_plugin("probe-sender"))
-        .await
-        .expect("loading probe-sender");
+    let plugin = load_test_plugin(&host, "probe-sender").await;
     let dump = |instance: &str, token: &str| {
         host.sender(
             &plugin,
@@ -298,10 +282,7 @@ async fn settings_reach_only_their_instance_with_defaults_filled_in() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clock_import_returns_wall_clock_milliseconds() {
     let host = host();
-    let plugin = host
-        .load(test_plugin("probe-sender"))
-        .await
-        .expect("loading probe-sender");
+    let plugin = load_test_plugin(&host, "probe-sender").await;
     let before = Timestamp::now().as_millisecond();
     let receipt = host
         .sender(
@@ -328,10 +309,7 @@ async fn clock_import_returns_wall_clock_milliseconds() {
 async fn plugin_logs_are_tagged_and_secrets_scrubbed() {
     let logs = captured_logs();
     let host = host();
-    let plugin = host
-        .load(test_plugin("probe-sender"))
-        .await
-        .expect("loading probe-sender");
+    let plugin = load_test_plugin(&host, "probe-sender").await;
     // `token` is declared secret by the plugin; `extra` is secret by config only.
     let config = InstanceConfig::new("canal-logs")
         .setting("mode", "log-secret")
@@ -415,14 +393,8 @@ async fn unsupported_or_foreign_files_are_refused_by_name() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instance_configuration_errors_name_the_instance() {
     let host = host();
-    let connector = host
-        .load(test_plugin("sample-connector"))
-        .await
-        .expect("loading sample-connector");
-    let sender = host
-        .load(test_plugin("probe-sender"))
-        .await
-        .expect("loading probe-sender");
+    let connector = load_test_plugin(&host, "sample-connector").await;
+    let sender = load_test_plugin(&host, "probe-sender").await;
 
     let error = host
         .sender(&connector, InstanceConfig::new("zap"))
@@ -458,10 +430,7 @@ async fn instance_configuration_errors_name_the_instance() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_calls_on_one_instance_each_get_their_own_sandbox() {
     let host = host();
-    let plugin = host
-        .load(test_plugin("probe-sender"))
-        .await
-        .expect("loading probe-sender");
+    let plugin = load_test_plugin(&host, "probe-sender").await;
     let instance = host
         .sender(&plugin, InstanceConfig::new("busy"))
         .expect("instance");

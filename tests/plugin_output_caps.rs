@@ -10,13 +10,11 @@
 // helper functions too, not only the #[test] ones (see clippy.toml).
 #![cfg(test)]
 
-#[path = "support/logs.rs"]
-mod logs;
 mod support;
 
 use arauto::plugin::{InstanceConfig, PluginError, PollRequest};
-use logs::{captured_logs, log_text};
-use support::{host, message, test_plugin};
+use support::host::{host, load_test_plugin, message, test_connector, test_sender};
+use support::logs::{captured_logs, log_text};
 
 /// Room for the hostile output inside the guest (it builds the 100 MB
 /// string, then the host copies it out).
@@ -32,13 +30,12 @@ fn roomy(instance: &str) -> InstanceConfig {
 async fn a_100_mb_error_message_is_cut_to_4_kib_with_a_marker() {
     let logs = captured_logs();
     let host = host();
-    let plugin = host
-        .load(test_plugin("probe-sender"))
-        .await
-        .expect("loading probe-sender");
-    let sender = host
-        .sender(&plugin, roomy("canal-erro").setting("mode", "huge-error"))
-        .expect("instance");
+    let sender = test_sender(
+        &host,
+        "probe-sender",
+        roomy("canal-erro").setting("mode", "huge-error"),
+    )
+    .await;
     let error = sender
         .send(message("k", "-"))
         .await
@@ -65,18 +62,14 @@ async fn a_100_mb_error_message_is_cut_to_4_kib_with_a_marker() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn huge_receipt_ids_are_cut_to_256_bytes() {
     let host = host();
-    let plugin = host
-        .load(test_plugin("probe-sender"))
-        .await
-        .expect("loading probe-sender");
-    let sender = host
-        .sender(
-            &plugin,
-            roomy("canal-recibo")
-                .setting("mode", "huge-receipt")
-                .setting("size", "20000000"),
-        )
-        .expect("instance");
+    let sender = test_sender(
+        &host,
+        "probe-sender",
+        roomy("canal-recibo")
+            .setting("mode", "huge-receipt")
+            .setting("size", "20000000"),
+    )
+    .await;
     let receipt = sender.send(message("k", "-")).await.expect("send");
     let id = receipt.provider_message_id.expect("provider message id");
     let recipient = receipt.recipient_id.expect("recipient id");
@@ -94,18 +87,14 @@ async fn huge_receipt_ids_are_cut_to_256_bytes() {
 async fn a_million_log_fields_make_one_bounded_line() {
     let logs = captured_logs();
     let host = host();
-    let plugin = host
-        .load(test_plugin("probe-sender"))
-        .await
-        .expect("loading probe-sender");
-    let sender = host
-        .sender(
-            &plugin,
-            roomy("canal-campos")
-                .setting("mode", "log-fields")
-                .setting("size", "1000000"),
-        )
-        .expect("instance");
+    let sender = test_sender(
+        &host,
+        "probe-sender",
+        roomy("canal-campos")
+            .setting("mode", "log-fields")
+            .setting("size", "1000000"),
+    )
+    .await;
     sender.send(message("k", "-")).await.expect("send");
     let logged = log_text(&logs);
     let line = logged
@@ -128,13 +117,12 @@ fn sample(instance: &str, broken: &str, size: usize) -> InstanceConfig {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_50_mb_cursor_fails_the_poll_naming_plugin_and_size() {
     let host = host();
-    let plugin = host
-        .load(test_plugin("sample-connector"))
-        .await
-        .expect("loading sample-connector");
-    let connector = host
-        .connector(&plugin, sample("loja-cursor", "huge-cursor", 50_000_000))
-        .expect("instance");
+    let connector = test_connector(
+        &host,
+        "sample-connector",
+        sample("loja-cursor", "huge-cursor", 50_000_000),
+    )
+    .await;
     let previous = Some("page-1".to_owned());
     let error = connector
         .poll(PollRequest {
@@ -169,10 +157,7 @@ async fn a_50_mb_cursor_fails_the_poll_naming_plugin_and_size() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshot_texts_are_cut_and_oversized_ids_refused() {
     let host = host();
-    let plugin = host
-        .load(test_plugin("sample-connector"))
-        .await
-        .expect("loading sample-connector");
+    let plugin = load_test_plugin(&host, "sample-connector").await;
     let named = host
         .connector(&plugin, sample("loja-nome", "huge-name", 10_000_000))
         .expect("instance");
@@ -210,10 +195,7 @@ async fn snapshot_texts_are_cut_and_oversized_ids_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_of_more_than_1000_orders_is_refused() {
     let host = host();
-    let plugin = host
-        .load(test_plugin("sample-connector"))
-        .await
-        .expect("loading sample-connector");
+    let plugin = load_test_plugin(&host, "sample-connector").await;
     let connector = host
         .connector(
             &plugin,

@@ -3,7 +3,7 @@
 //!
 //! The misbehaviour comes from `tests/plugins/probe-sender`, a sender that
 //! does what its `mode` setting says; HTTP targets are a real server on
-//! 127.0.0.1 (`support::TestServer`).
+//! 127.0.0.1 (`support::host::TestServer`).
 
 // All test code: with this, clippy's allow-unwrap/expect-in-tests covers the
 // helper functions too, not only the #[test] ones (see clippy.toml).
@@ -17,12 +17,10 @@ use arauto::plugin::{
     ErrorClass, HostConfig, InstanceConfig, Plugin, PluginError, PluginHost, SenderInstance,
 };
 use jiff::SignedDuration;
-use support::{TestServer, assert_host_still_healthy, host, message, test_plugin};
+use support::host::{TestServer, assert_host_still_healthy, host, load_test_plugin, message};
 
 async fn probe(host: &PluginHost) -> Plugin {
-    host.load(test_plugin("probe-sender"))
-        .await
-        .expect("loading probe-sender")
+    load_test_plugin(host, "probe-sender").await
 }
 
 fn sender(host: &PluginHost, plugin: &Plugin, config: InstanceConfig) -> SenderInstance {
@@ -312,7 +310,7 @@ async fn response_larger_than_the_cap_is_refused() {
     )
     .await;
     assert_eq!(outcome, "200");
-    assert_eq!(body, Some(format!("<{} bytes>", support::BIG_BODY)));
+    assert_eq!(body, Some(format!("<{} bytes>", support::host::BIG_BODY)));
     assert_host_still_healthy(&host, &server).await;
 }
 
@@ -446,7 +444,7 @@ async fn abandoned_call_is_interrupted_and_frees_its_slot() {
     let server = TestServer::start().await;
     // One sandbox slot: the next call can only start once the abandoned one
     // has really stopped.
-    let mut config = HostConfig::with_cache_dir(support::shared_cache_dir());
+    let mut config = HostConfig::with_cache_dir(support::host::shared_cache_dir());
     config.max_concurrent_calls = 1;
     let host = PluginHost::new(config).expect("host with one slot");
     let plugin = probe(&host).await;

@@ -5,10 +5,10 @@
 // helper functions too, not only the #[test] ones (see clippy.toml).
 #![cfg(test)]
 
-#[path = "support/daemon.rs"]
-mod daemon;
+mod support;
 
-use daemon::{arauto, first_party_plugins};
+use support::daemon::{self, arauto};
+use support::plugins::first_party_plugins;
 
 const FIRST_PARTY: [(&str, &str); 7] = [
     ("loja-integrada", "connector"),

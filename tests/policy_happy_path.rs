@@ -5,7 +5,7 @@
 // helper functions too, not only the #[test] ones (see clippy.toml).
 #![cfg(test)]
 
-mod policy_support;
+mod support;
 
 use std::collections::BTreeMap;
 use std::error::Error;
@@ -19,7 +19,7 @@ use arauto::detect::{OrderEvent, detect};
 use arauto::model::NotificationKind as K;
 use jiff::civil::time;
 use jiff::tz::TimeZone;
-use policy_support::*;
+use support::policy::*;
 
 type TestResult = Result<(), Box<dyn Error>>;
 

@@ -10,11 +10,7 @@
 // helper functions too, not only the #[test] ones (see clippy.toml).
 #![cfg(test)]
 
-#[path = "support/daemon.rs"]
-mod daemon;
 mod support;
-#[path = "support/system.rs"]
-mod system;
 
 use std::time::Duration;
 
@@ -24,8 +20,8 @@ use arauto_sim::li::{Fault, Route};
 use arauto_sim::scenario::{ExpectedKind, Scenario};
 use nix::sys::signal::Signal;
 
-use daemon::PATIENCE;
-use system::{
+use support::daemon::PATIENCE;
+use support::system::{
     ChannelKnobs, StateDb, StoreKnobs, World, brl, create, field, is_about_store, order_for,
     phone_digits, sent_notifications, tally, wait_lines, wait_polls,
 };

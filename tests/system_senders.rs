@@ -10,18 +10,14 @@
 // helper functions too, not only the #[test] ones (see clippy.toml).
 #![cfg(test)]
 
-#[path = "support/daemon.rs"]
-mod daemon;
 mod support;
-#[path = "support/system.rs"]
-mod system;
 
 use arauto::queue::{Job, JobState};
 use arauto_sim::channels::{Endpoint, Provider, evolution, whatsapp_cloud};
 use nix::sys::signal::Signal;
 
-use daemon::{Daemon, PATIENCE};
-use system::{
+use support::daemon::{Daemon, PATIENCE};
+use support::system::{
     ChannelKnobs, StateDb, StoreKnobs, World, create, e164, field, order_for, phone_digits,
     wait_polls,
 };

@@ -1,12 +1,5 @@
 //! Capture of everything a test binary logs through `tracing`, for tests
 //! that assert what the host logged (plugin log lines, capped output).
-//!
-//! Include with
-//! ```ignore
-//! #[path = "support/logs.rs"] mod logs;
-//! ```
-
-#![allow(dead_code)]
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};

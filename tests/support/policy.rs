@@ -1,6 +1,5 @@
 //! Shared fixtures for the policy tests: the Loja Integrada status catalogue
 //! (domain research §4.1), orders, store policies and a tiny in-test queue.
-#![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
 
