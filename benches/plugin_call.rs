@@ -8,6 +8,10 @@
 //! `BENCH_QUICK=1` measures 1 000 sends and 200 polls).
 //! Target: ≤ 50 µs median per sender call.
 
+// A benchmark is run by hand: a failed setup step should stop it loudly. It is
+// not test code to clippy, so allow-expect-in-tests (clippy.toml) does not apply.
+#![allow(clippy::expect_used)]
+
 mod common;
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -18,7 +22,8 @@ use std::time::{Duration, Instant};
 use arauto::plugin::{
     HostConfig, InstanceConfig, OutgoingMessage, PluginHost, PollPage, PollRequest, SendReceipt,
 };
-use support::{Must, message, test_plugin};
+use support::host::message;
+use support::plugins::test_plugin;
 
 const WARMUP: usize = 300;
 /// Sends and polls measured (a fifth of each with `BENCH_QUICK=1`).
@@ -52,7 +57,7 @@ fn measure(iterations: usize, mut f: impl FnMut()) -> Stats {
         f();
     }
     let per_round = iterations.div_ceil(ROUNDS).max(1);
-    let cpu_before = common::proc::own_cpu_time().must("getrusage");
+    let cpu_before = common::proc::own_cpu_time().expect("getrusage");
     let mut samples = Vec::with_capacity(per_round * ROUNDS);
     let mut best_round = Duration::MAX;
     for _ in 0..ROUNDS {
@@ -67,7 +72,7 @@ fn measure(iterations: usize, mut f: impl FnMut()) -> Stats {
         best_round = best_round.min(median_of(&mut round));
     }
     let cpu = common::proc::own_cpu_time()
-        .must("getrusage")
+        .expect("getrusage")
         .saturating_sub(cpu_before);
     let calls = samples.len();
     samples.sort();
@@ -103,7 +108,7 @@ fn main() {
     } else {
         (SENDS, POLLS)
     };
-    let root = common::work_root().must("benchmark directory");
+    let root = common::work_root().expect("benchmark directory");
     common::machine::print_header(
         "2. Plugin call overhead vs native baseline (issue 3)",
         &[
@@ -120,26 +125,26 @@ fn main() {
         .worker_threads(2)
         .enable_all()
         .build()
-        .must("tokio runtime");
+        .expect("tokio runtime");
     let cache = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("bench-plugin-cache");
-    let host = PluginHost::new(HostConfig::with_cache_dir(cache)).must("plugin host");
+    let host = PluginHost::new(HostConfig::with_cache_dir(cache)).expect("plugin host");
     let (sender, connector) = runtime.block_on(async {
         let probe = host
             .load(test_plugin("probe-sender"))
             .await
-            .must("loading probe-sender");
+            .expect("loading probe-sender");
         let sample = host
             .load(test_plugin("sample-connector"))
             .await
-            .must("loading sample-connector");
+            .expect("loading sample-connector");
         (
             host.sender(&probe, InstanceConfig::new("bench-channel"))
-                .must("sender"),
+                .expect("sender"),
             host.connector(
                 &sample,
                 InstanceConfig::new("bench-store").secret("api_key", "k"),
             )
-            .must("connector"),
+            .expect("connector"),
         )
     });
 
@@ -150,40 +155,40 @@ fn main() {
     let send = measure(sends, || {
         let receipt = runtime
             .block_on(sender.send(black_box(msg.clone())))
-            .must("send");
+            .expect("send");
         black_box(receipt);
     });
     let send_native = measure(sends, || {
-        let wire = serde_json::to_vec(black_box(&msg)).must("encode");
-        let back: OutgoingMessage = serde_json::from_slice(&wire).must("decode");
+        let wire = serde_json::to_vec(black_box(&msg)).expect("encode");
+        let back: OutgoingMessage = serde_json::from_slice(&wire).expect("decode");
         let receipt = SendReceipt {
             provider_message_id: Some(format!("olá {}", back.idempotency_key)),
             recipient_id: back.recipient.phone,
         };
-        let wire = serde_json::to_vec(&receipt).must("encode receipt");
-        black_box(serde_json::from_slice::<SendReceipt>(&wire).must("decode receipt"));
+        let wire = serde_json::to_vec(&receipt).expect("encode receipt");
+        black_box(serde_json::from_slice::<SendReceipt>(&wire).expect("decode receipt"));
     });
 
     let page = runtime
         .block_on(connector.poll(PollRequest::default()))
-        .must("poll");
+        .expect("poll");
     assert_eq!(page.orders.len(), 50);
     let poll = measure(polls, || {
         let page = runtime
             .block_on(connector.poll(black_box(PollRequest::default())))
-            .must("poll");
+            .expect("poll");
         black_box(page);
     });
     let poll_native = measure(polls, || {
-        let wire = serde_json::to_vec(black_box(&page)).must("encode");
-        black_box(serde_json::from_slice::<PollPage>(&wire).must("decode"));
+        let wire = serde_json::to_vec(black_box(&page)).expect("encode");
+        black_box(serde_json::from_slice::<PollPage>(&wire).expect("decode"));
     });
 
     let hand_off = measure(sends, || {
         runtime.block_on(async {
             tokio::task::spawn_blocking(|| black_box(1))
                 .await
-                .must("join")
+                .expect("join")
         });
     });
 

@@ -287,13 +287,13 @@ mod tests {
 
     #[test]
     fn the_built_filter_keeps_dependencies_at_warn() {
-        let filter = parse_filter("trace", "daemon.log_level").unwrap_or_else(|e| panic!("{e}"));
+        let filter = parse_filter("trace", "daemon.log_level").unwrap();
         let shown = filter.to_string();
         assert!(shown.contains("arauto=trace"), "{shown}");
         assert!(shown.contains("warn"), "{shown}");
         assert!(!shown.starts_with("trace"), "{shown}");
         // RUST_LOG is taken literally.
-        let raw = parse_filter("trace", "RUST_LOG").unwrap_or_else(|e| panic!("{e}"));
+        let raw = parse_filter("trace", "RUST_LOG").unwrap();
         assert_eq!(raw.to_string(), "trace");
     }
 }

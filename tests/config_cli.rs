@@ -1,12 +1,12 @@
 //! `arauto validate` and the secrecy of command output.
 
-// Test setup failures (temp dirs, child processes) should abort loudly.
-#![allow(clippy::expect_used)]
+// All test code: with this, clippy's allow-unwrap/expect-in-tests covers the
+// helper functions too, not only the #[test] ones (see clippy.toml).
+#![cfg(test)]
 
-#[path = "support/daemon.rs"]
-mod daemon;
+mod support;
 
-use daemon::{Daemon, arauto, daemon_section};
+use support::daemon::{self, Daemon, arauto, daemon_section};
 
 fn validate(dir: &std::path::Path, text: &str, env: &[(&str, &str)]) -> (i32, String, String) {
     let path = dir.join("arauto.toml");

@@ -1,8 +1,9 @@
 //! Bad configurations: every error names the file (and line) or the variable,
 //! the full key path and the bad value, and all errors of a file come together.
 
-// Test setup failures (temp dirs, fixture files) should abort the test loudly.
-#![allow(clippy::expect_used)]
+// All test code: with this, clippy's allow-unwrap/expect-in-tests covers the
+// helper functions too, not only the #[test] ones (see clippy.toml).
+#![cfg(test)]
 
 use std::ffi::OsString;
 use std::path::PathBuf;

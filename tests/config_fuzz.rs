@@ -11,8 +11,9 @@
 //! `make test` runs a small number of cases; for a soak:
 //! `PROPTEST_CASES=100000 cargo test --release --test config_fuzz`.
 
-// Test setup failures (temp dirs) should abort the test loudly.
-#![allow(clippy::expect_used)]
+// All test code: with this, clippy's allow-unwrap/expect-in-tests covers the
+// helper functions too, not only the #[test] ones (see clippy.toml).
+#![cfg(test)]
 
 use std::ffi::OsString;
 use std::path::Path;

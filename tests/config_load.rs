@@ -1,8 +1,11 @@
 //! Loading good configurations: the shipped example, defaults, environment
 //! overrides, secrets from files and variables, and redaction.
 
-// Test setup failures (temp dirs, fixture files) should abort the test loudly.
-#![allow(clippy::expect_used)]
+// All test code: with this, clippy's allow-unwrap/expect-in-tests covers the
+// helper functions too, not only the #[test] ones (see clippy.toml).
+#![cfg(test)]
+
+mod support;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -11,8 +14,6 @@ use arauto::config::{self, Config, Recognition, Setting};
 use arauto::model::NotificationKind;
 use arauto::state::BuildOptions;
 use jiff::SignedDuration;
-
-mod support;
 
 fn env(pairs: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
     pairs
@@ -47,7 +48,7 @@ fn credentials() -> tempfile::TempDir {
 
 #[tokio::test]
 async fn shipped_example_loads_and_documents_every_key() {
-    support::first_party_plugins();
+    support::plugins::first_party_plugins();
     let creds = credentials();
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/arauto.toml");
     let vars = env(&[(
@@ -62,7 +63,7 @@ async fn shipped_example_loads_and_documents_every_key() {
     // …and builds through the startup path `arauto validate` uses.
     let options = BuildOptions::default();
     let host = arauto::plugin::PluginHost::new(arauto::plugin::HostConfig::with_cache_dir(
-        support::shared_cache_dir(),
+        support::host::shared_cache_dir(),
     ))
     .expect("plugin host");
     if let Err(error) = arauto::state::build(config.clone(), &options, &host).await {
@@ -326,7 +327,7 @@ fn secrets_from_files_variables_and_secret_looking_keys() {
     );
     // …and once it is there, everything resolves.
     write(creds.path(), "token.txt", "file-secret\r\n");
-    let config = config::load_with_env(Some(&path), vars).unwrap_or_else(|e| panic!("{e}"));
+    let config = config::load_with_env(Some(&path), vars).unwrap();
 
     let settings = &config.stores["s"].settings;
     let get = |k: &str| settings.get(k).unwrap_or_else(|| panic!("setting {k}"));
@@ -428,7 +429,7 @@ fn template_file_is_read_relative_to_the_config() {
         "arauto.toml",
         "[notifications.order-shipped]\ntemplate_file = \"templates/shipped.txt\"\n",
     );
-    let config = config::load_with_env(Some(&path), env(&[])).unwrap_or_else(|e| panic!("{e}"));
+    let config = config::load_with_env(Some(&path), env(&[])).unwrap();
     let template = config
         .notification(NotificationKind::OrderShipped)
         .template

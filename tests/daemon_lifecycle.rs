@@ -2,18 +2,18 @@
 //! graceful stop, the second-signal escape hatch, the drain deadline, the
 //! watchdog, stale sockets and the one-daemon-per-state-directory rule.
 
-// Test setup failures (temp dirs, sockets, child processes) should abort loudly.
-#![allow(clippy::expect_used)]
+// All test code: with this, clippy's allow-unwrap/expect-in-tests covers the
+// helper functions too, not only the #[test] ones (see clippy.toml).
+#![cfg(test)]
 
-#[path = "support/daemon.rs"]
-mod daemon;
+mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-use daemon::{Daemon, PATIENCE, arauto};
 use nix::sys::signal::Signal;
+use support::daemon::{self, Daemon, PATIENCE, arauto};
 
 // The plugins' required settings point at a closed local port: these tests
 // are about the daemon's lifecycle and never reach an API.

@@ -12,26 +12,18 @@
 //! Only the test plugins are used (a connector that needs no network and a
 //! sender), so the first-party plugins are not built by this test.
 
-// Test setup failures (temp dirs, sockets, child processes) should abort loudly.
-#![allow(clippy::expect_used)]
+// All test code: with this, clippy's allow-unwrap/expect-in-tests covers the
+// helper functions too, not only the #[test] ones (see clippy.toml).
+#![cfg(test)]
 
-#[path = "support/daemon.rs"]
-mod daemon;
+mod support;
 
-use std::io::{BufRead, BufReader};
-use std::os::unix::net::UnixDatagram;
 use std::path::Path;
-use std::process::{Child, Stdio};
-use std::sync::mpsc;
-use std::time::Instant;
 
 use arauto::queue::StateStore;
 use arauto::queue::redb::{RedbOptions, RedbStore};
-use daemon::{PATIENCE, daemon_section, scrubbed, test_plugin};
-
-fn arauto() -> std::process::Command {
-    scrubbed(env!("CARGO_BIN_EXE_arauto"))
-}
+use support::daemon::{Daemon, arauto_test_plugins_only, daemon_section};
+use support::plugins::test_plugin;
 
 /// A store on the sample connector sending to two channels: `bom` (the probe
 /// sender, answering with a receipt) and `quebrado`, whose file is garbage.
@@ -66,93 +58,6 @@ plugin_path = {broken:?}
         probe = probe.display().to_string(),
         broken = broken.display().to_string(),
     )
-}
-
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Running {
-    /// Wait for a stderr line containing every needle.
-    fn wait_for(&mut self, needles: &[&str]) -> String {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if needles.iter().all(|n| line.contains(n)) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!(
-                    "no log line with {needles:?}; log:\n{}",
-                    self.seen.join("\n")
-                ),
-            }
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(dir: &Path, config_path: &Path) -> (Running, UnixDatagram) {
-    let notify_path = dir.join("notify.sock");
-    let notify = UnixDatagram::bind(&notify_path).expect("bind notify socket");
-    let mut child = arauto()
-        .args(["run", "--log-format", "text", "--config"])
-        .arg(config_path)
-        .env("NOTIFY_SOCKET", &notify_path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn arauto run");
-    let pipe = child.stderr.take().expect("stderr pipe");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    (
-        Running {
-            child,
-            lines: rx,
-            seen: Vec::new(),
-        },
-        notify,
-    )
-}
-
-/// Wait for the notify datagram carrying `READY=1`; return it.
-fn await_ready(notify: &UnixDatagram, running: &Running) -> String {
-    let deadline = Instant::now() + PATIENCE;
-    let mut buf = vec![0u8; 4096];
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        assert!(
-            !left.is_zero(),
-            "no READY=1 from the daemon; log so far:\n{}",
-            running.seen.join("\n")
-        );
-        notify.set_read_timeout(Some(left)).expect("set timeout");
-        if let Ok(n) = notify.recv(&mut buf) {
-            let message = String::from_utf8_lossy(&buf[..n]).into_owned();
-            if message.lines().any(|l| l == "READY=1") {
-                return message;
-            }
-        }
-    }
 }
 
 /// A store on the sample connector whose second page carries a 50 MB cursor.
@@ -193,19 +98,23 @@ fn a_50_mb_cursor_fails_the_poll_and_the_stored_cursor_stays() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config_path = dir.path().join("arauto.toml");
     std::fs::write(&config_path, huge_cursor_config(dir.path())).expect("write config");
-    let (mut running, notify) = start(dir.path(), &config_path);
-    await_ready(&notify, &running);
-    let failure = running.wait_for(&["loja1", "50000006 bytes", "4194304"]);
+    let mut daemon = Daemon::spawn_test_plugins_only(dir, config_path);
+    daemon.await_notice("READY=1");
+    let (at, failure) = daemon
+        .stderr
+        .wait_for_all_from(0, &["loja1", "50000006 bytes", "4194304"]);
     assert!(
         failure.len() < 8 * 1024,
         "the poll failure was logged in {} bytes",
         failure.len()
     );
     // A second sweep fails the same way: the cursor was never stored.
-    running.wait_for(&["loja1", "50000006 bytes"]);
-    drop(running);
+    daemon
+        .stderr
+        .wait_for_all_from(at + 1, &["loja1", "50000006 bytes"]);
+    daemon.kill();
 
-    let state_dir = dir.path().join("state");
+    let state_dir = daemon.dir.path().join("state");
     let db = RedbStore::open(&state_dir, RedbOptions::default()).expect("open the state database");
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     let cursor = runtime
@@ -227,7 +136,7 @@ fn a_plugin_file_that_does_not_load_skips_its_channel_and_the_rest_runs() {
     std::fs::write(&config_path, config(dir.path(), &broken)).expect("write config");
 
     // validate stays strict: it fails and names the file.
-    let validate = arauto()
+    let validate = arauto_test_plugins_only()
         .args(["validate", "--config"])
         .arg(&config_path)
         .output()
@@ -241,19 +150,23 @@ fn a_plugin_file_that_does_not_load_skips_its_channel_and_the_rest_runs() {
     );
 
     // run degrades: the daemon starts and says what it left out.
-    let (mut running, notify) = start(dir.path(), &config_path);
-    let ready = await_ready(&notify, &running);
+    let mut daemon = Daemon::spawn_test_plugins_only(dir, config_path.clone());
+    let ready = daemon.await_notice("READY=1");
     assert!(
         ready.contains("not running (plugin does not load): channels.quebrado"),
         "{ready}"
     );
-    let skipped = running.wait_for(&["channels.quebrado is not running", "quebrado.wasm"]);
+    let (_, skipped) = daemon
+        .stderr
+        .wait_for_all_from(0, &["channels.quebrado is not running", "quebrado.wasm"]);
     assert!(skipped.contains("ERROR"), "{skipped}");
     // The store polls through its (healthy) connector.
-    running.wait_for(&["poll complete", "loja1"]);
+    daemon
+        .stderr
+        .wait_for_all_from(0, &["poll complete", "loja1"]);
 
     // check: the broken channel is red and names the file; the rest is there.
-    let check = arauto()
+    let check = arauto_test_plugins_only()
         .args(["check", "--json", "--config"])
         .arg(&config_path)
         .output()

@@ -52,11 +52,11 @@
 //! order had moved on in the meantime (it is recorded "cancelled" although
 //! the receiver got it); those are reported too.
 
-#[path = "support/daemon.rs"]
-mod daemon;
+// All test code: with this, clippy's allow-unwrap/expect-in-tests covers the
+// helper functions too, not only the #[test] ones (see clippy.toml).
+#![cfg(test)]
+
 mod support;
-#[path = "support/system.rs"]
-mod system;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -70,9 +70,8 @@ use arauto_sim::li::{Fault, Numero, Route};
 use nix::sys::signal::Signal;
 use rand::{RngExt, SeedableRng};
 
-use daemon::{Daemon, PATIENCE};
-use support::Must;
-use system::{ChannelKnobs, Shop, StateDb, StoreKnobs, World, order_for};
+use support::daemon::{Daemon, PATIENCE};
+use support::system::{ChannelKnobs, Shop, StateDb, StoreKnobs, World, order_for};
 
 /// The happy path every drill order walks: (LI status, notification).
 const STEPS: [(&str, &str); 5] = [
@@ -105,9 +104,9 @@ struct Delivery {
 
 impl Delivery {
     fn of(message: &ReceivedMessage) -> Self {
-        let body: serde_json::Value = serde_json::from_str(&message.text).must("webhook body");
+        let body: serde_json::Value = serde_json::from_str(&message.text).expect("webhook body");
         let data = &body["data"];
-        let text = |v: &serde_json::Value| v.as_str().map(str::to_owned).must("a string field");
+        let text = |v: &serde_json::Value| v.as_str().map(str::to_owned).expect("a string field");
         let job_id = text(&data["job_id"]);
         assert_eq!(
             message.provider_message_id, job_id,
@@ -117,7 +116,9 @@ impl Delivery {
             job_id,
             order: (
                 text(&data["store"]["id"]),
-                text(&data["order"]["id"]).parse().must("numeric order id"),
+                text(&data["order"]["id"])
+                    .parse()
+                    .expect("numeric order id"),
             ),
             kind: text(&data["notification"]),
         }
@@ -173,7 +174,7 @@ impl Ledger {
             return;
         }
         let (store, numero) = &delivery.order;
-        let shop = shops.iter().find(|s| &s.id == store).must("the shop");
+        let shop = shops.iter().find(|s| &s.id == store).expect("the shop");
         match STEPS.get(step + 1) {
             Some((status, _)) => {
                 let status = *status;
@@ -186,7 +187,7 @@ impl Ledger {
                             shipment.tracking = Some(format!("QB{numero:09}BR"));
                         }
                     })
-                    .must("move the order on");
+                    .expect("move the order on");
                 self.step.insert(delivery.order.clone(), step + 1);
             }
             None => {
@@ -225,7 +226,7 @@ fn feed(hook: &FakeProvider, shops: &[Shop], shared: &Shared) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .must("feeder runtime");
+        .expect("feeder runtime");
     let mut seen = 0;
     while !shared.stop.load(Ordering::Relaxed) {
         // Wake for a delivery, or now and then to notice the stop flag.
@@ -265,7 +266,7 @@ fn check_between_lives(daemon: &Daemon, orders: &[OrderKey], kill: usize) -> usi
         let id = numero.to_string();
         let record = db
             .run(db.store().order_record(store, &id))
-            .must("read an order record");
+            .expect("read an order record");
         let kinds: BTreeSet<String> = db
             .jobs_for_order(store, &id)
             .into_iter()
@@ -274,7 +275,7 @@ fn check_between_lives(daemon: &Daemon, orders: &[OrderKey], kill: usize) -> usi
         let expected: BTreeSet<String> = match &record {
             None => BTreeSet::new(),
             Some(bytes) => {
-                let record = OrderRecord::from_bytes(bytes).must("decode an order record");
+                let record = OrderRecord::from_bytes(bytes).expect("decode an order record");
                 let step = step_of(&record.order.status.code);
                 STEPS[..=step]
                     .iter()
@@ -473,9 +474,9 @@ fn crash_drill() {
     for (store, numero) in ledger.step.keys() {
         let bytes = db
             .run(db.store().order_record(store, &numero.to_string()))
-            .must("read a record")
-            .must("every drill order is recorded");
-        let record = OrderRecord::from_bytes(&bytes).must("decode a record");
+            .expect("read a record")
+            .expect("every drill order is recorded");
+        let record = OrderRecord::from_bytes(&bytes).expect("decode a record");
         assert_eq!(record.order.status.code, "pedido_entregue");
     }
 

@@ -9,11 +9,11 @@
 //! daemon, next to a healthy one, so the drill also shows that faults do not
 //! spread.
 
-#[path = "support/daemon.rs"]
-mod daemon;
+// All test code: with this, clippy's allow-unwrap/expect-in-tests covers the
+// helper functions too, not only the #[test] ones (see clippy.toml).
+#![cfg(test)]
+
 mod support;
-#[path = "support/system.rs"]
-mod system;
 
 use std::time::Duration;
 
@@ -21,8 +21,8 @@ use arauto_sim::channels::{Endpoint, FakeProvider, Provider, Reply, evolution};
 use arauto_sim::li::{Fault, Route};
 use nix::sys::signal::Signal;
 
-use daemon::{Daemon, PATIENCE};
-use system::{
+use support::daemon::{Daemon, PATIENCE};
+use support::system::{
     ChannelKnobs, Shop, StoreKnobs, World, create, field, is_about_store, order_for, phone_digits,
     tally, wait_polls,
 };

@@ -6,20 +6,17 @@
 //! landline, and `check` without a daemon.
 //! Each asserts the line text, its colour class in `--json` and the exit status.
 
-#![allow(clippy::expect_used)]
+// All test code: with this, clippy's allow-unwrap/expect-in-tests covers the
+// helper functions too, not only the #[test] ones (see clippy.toml).
+#![cfg(test)]
 
-#[path = "support/daemon.rs"]
-mod daemon;
-#[path = "support/operator.rs"]
-mod operator;
-#[path = "support/mod.rs"]
 mod support;
 
 use arauto_sim::li::{Customer, Fault, Order, Route};
-use daemon::Daemon;
 use nix::sys::signal::Signal;
-use operator::{Run, Setup, assert_line, check_line, config_text, start, world};
 use serde_json::Value;
+use support::daemon::{self, Daemon};
+use support::operator::{self, Run, Setup, assert_line, check_line, config_text, start, world};
 
 /// Polls count as stale only after a minute (30 × 2s), so a slow machine
 /// does not turn a healthy store red.

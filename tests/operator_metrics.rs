@@ -1,21 +1,19 @@
 //! The Prometheus endpoint of a running daemon, scraped over HTTP and parsed
 //! with a Prometheus text-format parser after a poll and a real send.
 
-#![allow(clippy::expect_used)]
+// All test code: with this, clippy's allow-unwrap/expect-in-tests covers the
+// helper functions too, not only the #[test] ones (see clippy.toml).
+#![cfg(test)]
 
-#[path = "support/daemon.rs"]
-mod daemon;
-#[path = "support/operator.rs"]
-mod operator;
-#[path = "support/mod.rs"]
 mod support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 
 use arauto_sim::li::Order;
-use operator::{Setup, start, world};
 use prometheus_parse::{Scrape, Value};
+use support::daemon;
+use support::operator::{self, Setup, start, world};
 
 /// `GET path` on `addr`: (status line, headers, body).
 fn get(addr: SocketAddr, path: &str) -> (String, String, String) {

@@ -4,20 +4,18 @@
 //! exit statuses and errors for unknown ids and channels; and a long list
 //! through a running daemon's control socket.
 
-#![allow(clippy::expect_used)]
+// All test code: with this, clippy's allow-unwrap/expect-in-tests covers the
+// helper functions too, not only the #[test] ones (see clippy.toml).
+#![cfg(test)]
 
-#[path = "support/daemon.rs"]
-mod daemon;
-#[path = "support/operator.rs"]
-mod operator;
-#[path = "support/mod.rs"]
 mod support;
 
 use std::path::{Path, PathBuf};
 
 use arauto::queue::StateStore;
 use jiff::{SignedDuration, Timestamp};
-use operator::{End, Run, enqueue, finish, job, open_store};
+use support::daemon;
+use support::operator::{self, End, Run, enqueue, finish, job, open_store};
 
 fn write_config(dir: &Path) -> PathBuf {
     let path = dir.join("arauto.toml");
@@ -409,7 +407,7 @@ fn a_queue_list_of_several_mebibytes_comes_through_the_daemon() {
         operator::config_text(dir.path(), &world, &operator::Setup::default()),
     )
     .expect("write config");
-    support::first_party_plugins();
+    support::plugins::first_party_plugins();
     let mut daemon = daemon::Daemon::spawn(dir, config_path, &[], &[]);
     daemon.await_notice("READY=1");
 

@@ -2,13 +2,10 @@
 //! outcomes, through the library and through the CLI on the database, and
 //! once from a running daemon that really sent a notification.
 
-#![allow(clippy::expect_used)]
+// All test code: with this, clippy's allow-unwrap/expect-in-tests covers the
+// helper functions too, not only the #[test] ones (see clippy.toml).
+#![cfg(test)]
 
-#[path = "support/daemon.rs"]
-mod daemon;
-#[path = "support/operator.rs"]
-mod operator;
-#[path = "support/mod.rs"]
 mod support;
 
 use std::path::Path;
@@ -17,8 +14,11 @@ use std::sync::Arc;
 use arauto::report::{Context, ReportQuery, SharedStore, delivery};
 use arauto_sim::li::Order;
 use jiff::{SignedDuration, Timestamp};
-use operator::{End, Setup, enqueue, finish, finish_on, job, open_store, start, world};
 use serde_json::{Value, json};
+use support::daemon;
+use support::operator::{
+    self, End, Setup, enqueue, finish, finish_on, job, open_store, start, world,
+};
 
 fn write_config(dir: &Path) -> std::path::PathBuf {
     let path = dir.join("arauto.toml");

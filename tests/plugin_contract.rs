@@ -3,15 +3,18 @@
 //! scrubbed, error classes survive the boundary, unsupported plugins are
 //! refused by name, and `inspect` describes a plugin file.
 
-#[path = "support/logs.rs"]
-mod logs;
+// All test code: with this, clippy's allow-unwrap/expect-in-tests covers the
+// helper functions too, not only the #[test] ones (see clippy.toml).
+#![cfg(test)]
+
 mod support;
 
 use arauto::model::{NotificationKind, PaymentFamily, PluginKind};
 use arauto::plugin::{ErrorClass, InstanceConfig, PluginError, PollRequest, inspect};
 use jiff::{SignedDuration, Timestamp};
-use logs::{captured_logs, log_text};
-use support::{Must, host, message, must_fail, test_plugin};
+use support::host::{host, load_test_plugin, message};
+use support::logs::{captured_logs, log_text};
+use support::plugins::test_plugin;
 
 fn sample_config(instance: &str) -> InstanceConfig {
     InstanceConfig::new(instance).secret("api_key", "chave-secreta-123")
@@ -20,18 +23,15 @@ fn sample_config(instance: &str) -> InstanceConfig {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connector_pages_arrive_as_model_orders() {
     let host = host();
-    let plugin = host
-        .load(test_plugin("sample-connector"))
-        .await
-        .must("loading sample-connector");
+    let plugin = load_test_plugin(&host, "sample-connector").await;
     let connector = host
         .connector(&plugin, sample_config("loja-a"))
-        .must("connector instance");
+        .expect("connector instance");
 
     let first = connector
         .poll(PollRequest::default())
         .await
-        .must("first poll");
+        .expect("first poll");
     assert_eq!(first.orders.len(), 50);
     assert_eq!(first.next_cursor.as_deref(), Some("page-1"));
     assert!(first.has_more);
@@ -47,13 +47,13 @@ async fn connector_pages_arrive_as_model_orders() {
         order.created_at,
         "2024-05-01T12:00:00Z"
             .parse::<Timestamp>()
-            .must("timestamp")
+            .expect("timestamp")
     );
     assert_eq!(
         order.updated_at,
         "2024-05-01T18:00:30Z"
             .parse::<Timestamp>()
-            .must("timestamp")
+            .expect("timestamp")
     );
     assert_eq!(order.customer.first_name, "Maria");
     assert_eq!(order.customer.phones.len(), 2);
@@ -61,17 +61,17 @@ async fn connector_pages_arrive_as_model_orders() {
         order.payment.as_ref().map(|p| p.family),
         Some(PaymentFamily::Pix)
     );
-    let pix = order.pix.as_ref().must("pix data");
+    let pix = order.pix.as_ref().expect("pix data");
     assert_eq!(
         pix.expires_at,
         Some(
             "2024-05-02T00:00:00Z"
                 .parse::<Timestamp>()
-                .must("timestamp")
+                .expect("timestamp")
         )
     );
     assert_eq!(order.items.len(), 1);
-    let amount = |m: Option<arauto::model::Money>| m.must("a readable amount").0;
+    let amount = |m: Option<arauto::model::Money>| m.expect("a readable amount").0;
     assert_eq!(
         amount(order.total),
         amount(order.subtotal) + amount(order.shipping)
@@ -83,7 +83,7 @@ async fn connector_pages_arrive_as_model_orders() {
         .orders
         .iter()
         .find(|o| o.status.code == "pedido_enviado")
-        .must("a shipped order");
+        .expect("a shipped order");
     assert!(
         shipped.shipments[0]
             .tracking_code
@@ -100,14 +100,14 @@ async fn connector_pages_arrive_as_model_orders() {
         Some(PaymentFamily::CreditCard)
     );
 
-    let cutoff: Timestamp = "2024-06-01T00:00:00Z".parse().must("cutoff");
+    let cutoff: Timestamp = "2024-06-01T00:00:00Z".parse().expect("cutoff");
     let last = connector
         .poll(PollRequest {
             cursor: first.next_cursor.clone(),
             detail_cutoff: Some(cutoff),
         })
         .await
-        .must("second poll");
+        .expect("second poll");
     assert!(!last.has_more);
     assert_eq!(last.orders[0].id, "10050");
     assert!(
@@ -120,10 +120,7 @@ async fn connector_pages_arrive_as_model_orders() {
 async fn connector_info_drops_unknown_notification_names() {
     let logs = captured_logs();
     let host = host();
-    let plugin = host
-        .load(test_plugin("sample-connector"))
-        .await
-        .must("loading sample-connector");
+    let plugin = load_test_plugin(&host, "sample-connector").await;
     assert_eq!(plugin.kind(), PluginKind::Connector);
     assert_eq!(
         (plugin.name(), plugin.version()),
@@ -133,8 +130,8 @@ async fn connector_info_drops_unknown_notification_names() {
 
     let connector = host
         .connector(&plugin, sample_config("loja-info"))
-        .must("connector instance");
-    let info = connector.info().await.must("info");
+        .expect("connector instance");
+    let info = connector.info().await.expect("info");
     assert_eq!(Some(&info), plugin.connector_info());
     assert_eq!(info.platform, "sample");
     assert_eq!(
@@ -145,7 +142,7 @@ async fn connector_info_drops_unknown_notification_names() {
     // "order-teleported" is not arauto vocabulary: the mapping is dropped, the status kept.
     let odd = info
         .status("pedido_teletransportado")
-        .must("the odd status");
+        .expect("the odd status");
     assert_eq!(odd.notification, None);
     let text = log_text(&logs);
     assert!(
@@ -157,16 +154,13 @@ async fn connector_info_drops_unknown_notification_names() {
     assert!(info.capabilities.tracking_codes.supported);
     assert!(!info.capabilities.boleto_reminder.supported);
     assert!(info.capabilities.boleto_reminder.reason.contains("barcode"));
-    connector.check().await.must("check with an api key");
+    connector.check().await.expect("check with an api key");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_order_is_refused_alone_and_the_rest_of_the_page_arrives() {
     let host = host();
-    let plugin = host
-        .load(test_plugin("sample-connector"))
-        .await
-        .must("loading sample-connector");
+    let plugin = load_test_plugin(&host, "sample-connector").await;
 
     for (instance, broken, says) in [
         ("loja-ts", "timestamp", ["created-at", "yesterday at noon"]),
@@ -174,11 +168,11 @@ async fn a_malformed_order_is_refused_alone_and_the_rest_of_the_page_arrives() {
     ] {
         let connector = host
             .connector(&plugin, sample_config(instance).setting("broken", broken))
-            .must("instance");
+            .expect("instance");
         let page = connector
             .poll(PollRequest::default())
             .await
-            .must("a page with one malformed order still arrives");
+            .expect("a page with one malformed order still arrives");
         assert_eq!(page.rejected.len(), 1, "{broken}: {:?}", page.rejected);
         let rejected = &page.rejected[0];
         assert_eq!(rejected.order, "10000", "{broken}");
@@ -201,10 +195,7 @@ async fn a_malformed_order_is_refused_alone_and_the_rest_of_the_page_arrives() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plugin_error_classes_cross_the_boundary() {
     let host = host();
-    let plugin = host
-        .load(test_plugin("probe-sender"))
-        .await
-        .must("loading probe-sender");
+    let plugin = load_test_plugin(&host, "probe-sender").await;
     let failing = |class: &str| {
         host.sender(
             &plugin,
@@ -213,13 +204,13 @@ async fn plugin_error_classes_cross_the_boundary() {
                 .setting("class", class)
                 .setting("retry_after_ms", "1500"),
         )
-        .must("instance")
+        .expect("instance")
     };
 
-    let error = must_fail(
-        failing("retryable").send(message("k", "-")).await,
-        "retryable",
-    );
+    let error = failing("retryable")
+        .send(message("k", "-"))
+        .await
+        .expect_err("retryable");
     assert_eq!(
         error,
         PluginError::Retryable {
@@ -230,30 +221,27 @@ async fn plugin_error_classes_cross_the_boundary() {
     assert_eq!(error.class(), ErrorClass::Retryable);
     assert!(!error.is_sandbox_fault());
 
-    let error = must_fail(
-        failing("permanent").send(message("k", "-")).await,
-        "permanent",
-    );
+    let error = failing("permanent")
+        .send(message("k", "-"))
+        .await
+        .expect_err("permanent");
     assert_eq!(
         error,
         PluginError::Permanent("the probe failed on purpose".into())
     );
     assert_eq!(error.class(), ErrorClass::Permanent);
 
-    let error = must_fail(
-        failing("misconfigured").check().await,
-        "misconfigured check",
-    );
+    let error = failing("misconfigured")
+        .check()
+        .await
+        .expect_err("misconfigured check");
     assert_eq!(error.class(), ErrorClass::Misconfigured);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn settings_reach_only_their_instance_with_defaults_filled_in() {
     let host = host();
-    let plugin = host
-        .load(test_plugin("probe-sender"))
-        .await
-        .must("loading probe-sender");
+    let plugin = load_test_plugin(&host, "probe-sender").await;
     let dump = |instance: &str, token: &str| {
         host.sender(
             &plugin,
@@ -261,14 +249,16 @@ async fn settings_reach_only_their_instance_with_defaults_filled_in() {
                 .setting("mode", "settings")
                 .secret("token", token),
         )
-        .must("instance")
+        .expect("instance")
     };
     let (a, b) = (dump("canal-a", "token-of-a"), dump("canal-b", "token-of-b"));
     let (ra, rb) = tokio::join!(a.send(message("k", "-")), b.send(message("k", "-")));
     let seen_by_a: serde_json::Value =
-        serde_json::from_str(&ra.must("a").provider_message_id.must("a's settings")).must("json");
+        serde_json::from_str(&ra.expect("a").provider_message_id.expect("a's settings"))
+            .expect("json");
     let seen_by_b: serde_json::Value =
-        serde_json::from_str(&rb.must("b").provider_message_id.must("b's settings")).must("json");
+        serde_json::from_str(&rb.expect("b").provider_message_id.expect("b's settings"))
+            .expect("json");
     assert_eq!(
         seen_by_a,
         serde_json::json!({"mode": "settings", "token": "token-of-a", "greeting": "olá"})
@@ -281,10 +271,10 @@ async fn settings_reach_only_their_instance_with_defaults_filled_in() {
             &plugin,
             InstanceConfig::new("greeter").setting("greeting", "oi"),
         )
-        .must("instance")
+        .expect("instance")
         .send(message("k9", "-"))
         .await
-        .must("receipt");
+        .expect("receipt");
     assert_eq!(receipt.provider_message_id.as_deref(), Some("oi k9"));
     assert_eq!(receipt.recipient_id.as_deref(), Some("+5511987654321"));
 }
@@ -292,26 +282,23 @@ async fn settings_reach_only_their_instance_with_defaults_filled_in() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clock_import_returns_wall_clock_milliseconds() {
     let host = host();
-    let plugin = host
-        .load(test_plugin("probe-sender"))
-        .await
-        .must("loading probe-sender");
+    let plugin = load_test_plugin(&host, "probe-sender").await;
     let before = Timestamp::now().as_millisecond();
     let receipt = host
         .sender(
             &plugin,
             InstanceConfig::new("clock").setting("mode", "clock"),
         )
-        .must("instance")
+        .expect("instance")
         .send(message("k", "-"))
         .await
-        .must("clock call");
+        .expect("clock call");
     let after = Timestamp::now().as_millisecond();
     let seen: i64 = receipt
         .provider_message_id
-        .must("time")
+        .expect("time")
         .parse()
-        .must("a number");
+        .expect("a number");
     assert!(
         (before..=after).contains(&seen),
         "{before} <= {seen} <= {after}"
@@ -322,26 +309,23 @@ async fn clock_import_returns_wall_clock_milliseconds() {
 async fn plugin_logs_are_tagged_and_secrets_scrubbed() {
     let logs = captured_logs();
     let host = host();
-    let plugin = host
-        .load(test_plugin("probe-sender"))
-        .await
-        .must("loading probe-sender");
+    let plugin = load_test_plugin(&host, "probe-sender").await;
     // `token` is declared secret by the plugin; `extra` is secret by config only.
     let config = InstanceConfig::new("canal-logs")
         .setting("mode", "log-secret")
         .setting("token", "tok-S3CRET-value")
         .secret("extra", "visible");
     host.sender(&plugin, config)
-        .must("instance")
+        .expect("instance")
         .send(message("k", "-"))
         .await
-        .must("send");
+        .expect("send");
 
     let text = log_text(&logs);
     let line = text
         .lines()
         .find(|l| l.contains("calling the provider with token"))
-        .must("the plugin's log line")
+        .expect("the plugin's log line")
         .to_owned();
     assert!(
         !text.contains("tok-S3CRET-value"),
@@ -368,7 +352,10 @@ async fn plugin_logs_are_tagged_and_secrets_scrubbed() {
 async fn unsupported_or_foreign_files_are_refused_by_name() {
     let host = host();
     let future = test_plugin("future-api-sender");
-    let error = must_fail(host.load(&future).await, "a plugin built for API 1.0");
+    let error = host
+        .load(&future)
+        .await
+        .expect_err("a plugin built for API 1.0");
     assert_eq!(
         error,
         PluginError::UnsupportedApi {
@@ -386,17 +373,17 @@ async fn unsupported_or_foreign_files_are_refused_by_name() {
     );
     assert_eq!(error.class(), ErrorClass::Misconfigured);
 
-    let dir = tempfile::tempdir().must("tempdir");
+    let dir = tempfile::tempdir().expect("tempdir");
     let junk = dir.path().join("junk.wasm");
-    std::fs::write(&junk, b"\0asm not really").must("writing junk");
-    let error = must_fail(host.load(&junk).await, "junk");
+    std::fs::write(&junk, b"\0asm not really").expect("writing junk");
+    let error = host.load(&junk).await.expect_err("junk");
     assert!(
         matches!(&error, PluginError::Load { path, reason } if *path == junk && reason.contains("not a valid WebAssembly component")),
         "{error:?}"
     );
 
     let missing = dir.path().join("missing.wasm");
-    let error = must_fail(host.load(&missing).await, "missing file");
+    let error = host.load(&missing).await.expect_err("missing file");
     assert!(
         error.to_string().contains("missing.wasm") && error.to_string().contains("cannot read"),
         "{error}"
@@ -406,28 +393,20 @@ async fn unsupported_or_foreign_files_are_refused_by_name() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instance_configuration_errors_name_the_instance() {
     let host = host();
-    let connector = host
-        .load(test_plugin("sample-connector"))
-        .await
-        .must("loading sample-connector");
-    let sender = host
-        .load(test_plugin("probe-sender"))
-        .await
-        .must("loading probe-sender");
+    let connector = load_test_plugin(&host, "sample-connector").await;
+    let sender = load_test_plugin(&host, "probe-sender").await;
 
-    let error = must_fail(
-        host.sender(&connector, InstanceConfig::new("zap")),
-        "connector used as sender",
-    );
+    let error = host
+        .sender(&connector, InstanceConfig::new("zap"))
+        .expect_err("connector used as sender");
     assert!(
         matches!(&error, PluginError::Misconfigured(m) if m.contains("instance zap") && m.contains("is a connector, not a sender")),
         "{error:?}"
     );
 
-    let error = must_fail(
-        host.connector(&connector, InstanceConfig::new("loja-sem-chave")),
-        "missing api_key",
-    );
+    let error = host
+        .connector(&connector, InstanceConfig::new("loja-sem-chave"))
+        .expect_err("missing api_key");
     assert!(
         matches!(&error, PluginError::Misconfigured(m) if m.contains("loja-sem-chave") && m.contains("api_key (Platform API key)")),
         "{error:?}"
@@ -435,7 +414,9 @@ async fn instance_configuration_errors_name_the_instance() {
 
     let mut config = InstanceConfig::new("canal-hosts");
     config.allowed_hosts = Some(vec!["api.example.com".into()]);
-    let error = must_fail(host.sender(&sender, config), "host without scheme");
+    let error = host
+        .sender(&sender, config)
+        .expect_err("host without scheme");
     assert!(
         matches!(&error, PluginError::Misconfigured(m) if m.contains("canal-hosts") && m.contains("\"api.example.com\"") && m.contains("scheme is required")),
         "{error:?}"
@@ -449,13 +430,10 @@ async fn instance_configuration_errors_name_the_instance() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_calls_on_one_instance_each_get_their_own_sandbox() {
     let host = host();
-    let plugin = host
-        .load(test_plugin("probe-sender"))
-        .await
-        .must("loading probe-sender");
+    let plugin = load_test_plugin(&host, "probe-sender").await;
     let instance = host
         .sender(&plugin, InstanceConfig::new("busy"))
-        .must("instance");
+        .expect("instance");
     let calls = (0..16).map(|n| {
         let instance = instance.clone();
         async move { instance.send(message(&format!("job-{n}"), "-")).await }
@@ -463,7 +441,7 @@ async fn concurrent_calls_on_one_instance_each_get_their_own_sandbox() {
     let receipts = futures::future::join_all(calls).await;
     for (n, receipt) in receipts.into_iter().enumerate() {
         assert_eq!(
-            receipt.must("concurrent send").provider_message_id,
+            receipt.expect("concurrent send").provider_message_id,
             Some(format!("olá job-{n}"))
         );
     }
@@ -472,13 +450,13 @@ async fn concurrent_calls_on_one_instance_each_get_their_own_sandbox() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inspect_describes_connectors_and_senders() {
     let path = test_plugin("sample-connector");
-    let report = inspect(&path).await.must("inspect sample-connector");
+    let report = inspect(&path).await.expect("inspect sample-connector");
     assert_eq!(report.wit_package, "arauto:plugin@0.1.0");
     assert_eq!(report.plugin.kind, PluginKind::Connector);
     assert_eq!(report.file, path);
     assert_eq!(report.sha256.len(), 64);
 
-    let json = serde_json::to_value(&report).must("report as JSON");
+    let json = serde_json::to_value(&report).expect("report as JSON");
     assert_eq!(json["name"], "sample-connector");
     assert_eq!(json["kind"], "connector");
     assert_eq!(json["api_version"], "0.1.0");
@@ -512,7 +490,7 @@ async fn inspect_describes_connectors_and_senders() {
     let echo = host
         .inspect(test_plugin("echo-sender"))
         .await
-        .must("inspect echo-sender");
+        .expect("inspect echo-sender");
     assert_eq!(echo.plugin.kind, PluginKind::Sender);
     assert!(echo.connector.is_none());
     let text = echo.to_string();

@@ -6,13 +6,15 @@
 //! `huge-error`, `huge-receipt`, `log-fields`) and
 //! `tests/plugins/sample-connector` (`broken = huge-cursor | huge-name | huge-id`).
 
-#[path = "support/logs.rs"]
-mod logs;
+// All test code: with this, clippy's allow-unwrap/expect-in-tests covers the
+// helper functions too, not only the #[test] ones (see clippy.toml).
+#![cfg(test)]
+
 mod support;
 
 use arauto::plugin::{InstanceConfig, PluginError, PollRequest};
-use logs::{captured_logs, log_text};
-use support::{Must, host, message, must_fail, test_plugin};
+use support::host::{host, load_test_plugin, message, test_connector, test_sender};
+use support::logs::{captured_logs, log_text};
 
 /// Room for the hostile output inside the guest (it builds the 100 MB
 /// string, then the host copies it out).
@@ -28,14 +30,16 @@ fn roomy(instance: &str) -> InstanceConfig {
 async fn a_100_mb_error_message_is_cut_to_4_kib_with_a_marker() {
     let logs = captured_logs();
     let host = host();
-    let plugin = host
-        .load(test_plugin("probe-sender"))
+    let sender = test_sender(
+        &host,
+        "probe-sender",
+        roomy("canal-erro").setting("mode", "huge-error"),
+    )
+    .await;
+    let error = sender
+        .send(message("k", "-"))
         .await
-        .must("loading probe-sender");
-    let sender = host
-        .sender(&plugin, roomy("canal-erro").setting("mode", "huge-error"))
-        .must("instance");
-    let error = must_fail(sender.send(message("k", "-")).await, "huge error");
+        .expect_err("huge error");
     let PluginError::Permanent(text) = &error else {
         panic!("expected the plugin's permanent error, got {error:?}");
     };
@@ -51,28 +55,24 @@ async fn a_100_mb_error_message_is_cut_to_4_kib_with_a_marker() {
     let line = logged
         .lines()
         .find(|l| l.contains("instance=canal-erro") && l.contains("plugin call failed"))
-        .must("the failed call's log line");
+        .expect("the failed call's log line");
     assert!(line.len() < 8 * 1024, "log line of {} bytes", line.len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn huge_receipt_ids_are_cut_to_256_bytes() {
     let host = host();
-    let plugin = host
-        .load(test_plugin("probe-sender"))
-        .await
-        .must("loading probe-sender");
-    let sender = host
-        .sender(
-            &plugin,
-            roomy("canal-recibo")
-                .setting("mode", "huge-receipt")
-                .setting("size", "20000000"),
-        )
-        .must("instance");
-    let receipt = sender.send(message("k", "-")).await.must("send");
-    let id = receipt.provider_message_id.must("provider message id");
-    let recipient = receipt.recipient_id.must("recipient id");
+    let sender = test_sender(
+        &host,
+        "probe-sender",
+        roomy("canal-recibo")
+            .setting("mode", "huge-receipt")
+            .setting("size", "20000000"),
+    )
+    .await;
+    let receipt = sender.send(message("k", "-")).await.expect("send");
+    let id = receipt.provider_message_id.expect("provider message id");
+    let recipient = receipt.recipient_id.expect("recipient id");
     for (text, letter) in [(&id, "I"), (&recipient, "R")] {
         assert!(text.len() <= 256 + 40, "{} bytes", text.len());
         assert!(text.starts_with(&letter.repeat(256)), "{text}");
@@ -87,24 +87,20 @@ async fn huge_receipt_ids_are_cut_to_256_bytes() {
 async fn a_million_log_fields_make_one_bounded_line() {
     let logs = captured_logs();
     let host = host();
-    let plugin = host
-        .load(test_plugin("probe-sender"))
-        .await
-        .must("loading probe-sender");
-    let sender = host
-        .sender(
-            &plugin,
-            roomy("canal-campos")
-                .setting("mode", "log-fields")
-                .setting("size", "1000000"),
-        )
-        .must("instance");
-    sender.send(message("k", "-")).await.must("send");
+    let sender = test_sender(
+        &host,
+        "probe-sender",
+        roomy("canal-campos")
+            .setting("mode", "log-fields")
+            .setting("size", "1000000"),
+    )
+    .await;
+    sender.send(message("k", "-")).await.expect("send");
     let logged = log_text(&logs);
     let line = logged
         .lines()
         .find(|l| l.contains("instance=canal-campos") && l.contains("many fields"))
-        .must("the plugin's log line");
+        .expect("the plugin's log line");
     assert!(line.len() < 4 * 1024, "log line of {} bytes", line.len());
     assert!(line.contains("k0=v0") && line.contains("k31=v31"), "{line}");
     assert!(!line.contains("k32=v32"), "{line}");
@@ -121,23 +117,20 @@ fn sample(instance: &str, broken: &str, size: usize) -> InstanceConfig {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_50_mb_cursor_fails_the_poll_naming_plugin_and_size() {
     let host = host();
-    let plugin = host
-        .load(test_plugin("sample-connector"))
-        .await
-        .must("loading sample-connector");
-    let connector = host
-        .connector(&plugin, sample("loja-cursor", "huge-cursor", 50_000_000))
-        .must("instance");
+    let connector = test_connector(
+        &host,
+        "sample-connector",
+        sample("loja-cursor", "huge-cursor", 50_000_000),
+    )
+    .await;
     let previous = Some("page-1".to_owned());
-    let error = must_fail(
-        connector
-            .poll(PollRequest {
-                cursor: previous,
-                detail_cutoff: None,
-            })
-            .await,
-        "poll with a 50 MB cursor",
-    );
+    let error = connector
+        .poll(PollRequest {
+            cursor: previous,
+            detail_cutoff: None,
+        })
+        .await
+        .expect_err("poll with a 50 MB cursor");
     match &error {
         PluginError::InvalidOutput {
             plugin,
@@ -164,17 +157,14 @@ async fn a_50_mb_cursor_fails_the_poll_naming_plugin_and_size() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn snapshot_texts_are_cut_and_oversized_ids_refused() {
     let host = host();
-    let plugin = host
-        .load(test_plugin("sample-connector"))
-        .await
-        .must("loading sample-connector");
+    let plugin = load_test_plugin(&host, "sample-connector").await;
     let named = host
         .connector(&plugin, sample("loja-nome", "huge-name", 10_000_000))
-        .must("instance");
+        .expect("instance");
     let page = named
         .poll(PollRequest::default())
         .await
-        .must("poll with a huge customer name");
+        .expect("poll with a huge customer name");
     let name = &page.orders[0].customer.name;
     assert!(name.len() <= 4096 + 40, "{} bytes", name.len());
     assert!(name.ends_with("…[truncated 9995904 bytes]"), "{name}");
@@ -182,11 +172,11 @@ async fn snapshot_texts_are_cut_and_oversized_ids_refused() {
 
     let ided = host
         .connector(&plugin, sample("loja-id", "huge-id", 1_000))
-        .must("instance");
+        .expect("instance");
     let page = ided
         .poll(PollRequest::default())
         .await
-        .must("a page with one oversized order id still arrives");
+        .expect("a page with one oversized order id still arrives");
     assert_eq!(page.rejected.len(), 1, "{:?}", page.rejected);
     let rejected = &page.rejected[0];
     assert!(
@@ -205,10 +195,7 @@ async fn snapshot_texts_are_cut_and_oversized_ids_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_page_of_more_than_1000_orders_is_refused() {
     let host = host();
-    let plugin = host
-        .load(test_plugin("sample-connector"))
-        .await
-        .must("loading sample-connector");
+    let plugin = load_test_plugin(&host, "sample-connector").await;
     let connector = host
         .connector(
             &plugin,
@@ -216,11 +203,11 @@ async fn a_page_of_more_than_1000_orders_is_refused() {
                 .secret("api_key", "chave-secreta-123")
                 .setting("page_size", "1001"),
         )
-        .must("instance");
-    let error = must_fail(
-        connector.poll(PollRequest::default()).await,
-        "a page of 1001 orders",
-    );
+        .expect("instance");
+    let error = connector
+        .poll(PollRequest::default())
+        .await
+        .expect_err("a page of 1001 orders");
     assert!(
         matches!(&error, PluginError::InvalidOutput { detail, .. }
             if detail.contains("1001 orders") && detail.contains("1000")),
@@ -234,10 +221,10 @@ async fn a_page_of_more_than_1000_orders_is_refused() {
                 .secret("api_key", "chave-secreta-123")
                 .setting("page_size", "1000"),
         )
-        .must("instance");
+        .expect("instance");
     let page = connector
         .poll(PollRequest::default())
         .await
-        .must("a page of 1000 orders");
+        .expect("a page of 1000 orders");
     assert_eq!(page.orders.len(), 1000);
 }

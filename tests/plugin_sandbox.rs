@@ -3,7 +3,11 @@
 //!
 //! The misbehaviour comes from `tests/plugins/probe-sender`, a sender that
 //! does what its `mode` setting says; HTTP targets are a real server on
-//! 127.0.0.1 (`support::TestServer`).
+//! 127.0.0.1 (`support::host::TestServer`).
+
+// All test code: with this, clippy's allow-unwrap/expect-in-tests covers the
+// helper functions too, not only the #[test] ones (see clippy.toml).
+#![cfg(test)]
 
 mod support;
 
@@ -13,17 +17,15 @@ use arauto::plugin::{
     ErrorClass, HostConfig, InstanceConfig, Plugin, PluginError, PluginHost, SenderInstance,
 };
 use jiff::SignedDuration;
-use support::{Must, TestServer, assert_host_still_healthy, host, message, must_fail, test_plugin};
+use support::host::{TestServer, assert_host_still_healthy, host, load_test_plugin, message};
 
 async fn probe(host: &PluginHost) -> Plugin {
-    host.load(test_plugin("probe-sender"))
-        .await
-        .must("loading probe-sender")
+    load_test_plugin(host, "probe-sender").await
 }
 
 fn sender(host: &PluginHost, plugin: &Plugin, config: InstanceConfig) -> SenderInstance {
     host.sender(plugin, config)
-        .must("creating the probe instance")
+        .expect("creating the probe instance")
 }
 
 /// Run the probe's `fetch` mode against `url` and return (outcomes, last body).
@@ -41,9 +43,9 @@ async fn fetch(
     let receipt = instance
         .send(message("fetch", "-"))
         .await
-        .must("fetch call");
+        .expect("fetch call");
     (
-        receipt.provider_message_id.must("fetch outcome"),
+        receipt.provider_message_id.expect("fetch outcome"),
         receipt.recipient_id,
     )
 }
@@ -58,7 +60,10 @@ async fn infinite_loop_is_interrupted_when_the_call_budget_runs_out() {
     let spinner = sender(&host, &plugin, config);
 
     let started = Instant::now();
-    let error = must_fail(spinner.send(message("k1", "loop")).await, "spinning send");
+    let error = spinner
+        .send(message("k1", "loop"))
+        .await
+        .expect_err("spinning send");
     let elapsed = started.elapsed();
 
     assert_eq!(
@@ -98,7 +103,10 @@ async fn memory_bomb_traps_at_the_instance_cap() {
     config.memory_limit = 16 * 1024 * 1024;
     let hoarder = sender(&host, &plugin, config);
 
-    let error = must_fail(hoarder.send(message("k1", "grow")).await, "memory bomb");
+    let error = hoarder
+        .send(message("k1", "grow"))
+        .await
+        .expect_err("memory bomb");
     match &error {
         PluginError::MemoryLimit {
             plugin,
@@ -140,13 +148,13 @@ async fn every_call_starts_from_the_plugins_initial_memory() {
         let scribbled = scribbler
             .send(message(&format!("s{round}"), "-"))
             .await
-            .must("scribble call");
+            .expect("scribble call");
         assert_eq!(scribbled.provider_message_id.as_deref(), Some("1000"));
         for call in 0..3 {
             let counted = counter
                 .send(message(&format!("c{round}-{call}"), "-"))
                 .await
-                .must("count call");
+                .expect("count call");
             assert_eq!(
                 counted.provider_message_id.as_deref(),
                 Some("1"),
@@ -167,10 +175,10 @@ async fn panic_becomes_a_typed_error_carrying_the_panic_message() {
         InstanceConfig::new("panicker").setting("mode", "panic"),
     );
 
-    let error = must_fail(
-        panicker.send(message("k1", "kaboom")).await,
-        "panicking send",
-    );
+    let error = panicker
+        .send(message("k1", "kaboom"))
+        .await
+        .expect_err("panicking send");
     match &error {
         PluginError::Trapped {
             plugin,
@@ -183,7 +191,7 @@ async fn panic_becomes_a_typed_error_carrying_the_panic_message() {
                 ("probe-sender", "panicker")
             );
             assert!(trap.contains("unreachable"), "{trap}");
-            let panic = panic.as_deref().must("the panic message");
+            let panic = panic.as_deref().expect("the panic message");
             assert!(
                 panic.contains("probe panicked on purpose: kaboom"),
                 "{panic}"
@@ -302,7 +310,7 @@ async fn response_larger_than_the_cap_is_refused() {
     )
     .await;
     assert_eq!(outcome, "200");
-    assert_eq!(body, Some(format!("<{} bytes>", support::BIG_BODY)));
+    assert_eq!(body, Some(format!("<{} bytes>", support::host::BIG_BODY)));
     assert_host_still_healthy(&host, &server).await;
 }
 
@@ -322,10 +330,10 @@ async fn waiting_in_a_host_call_is_bounded_by_the_call_budget() {
             .setting("url", server.url("/never")),
     );
     let started = Instant::now();
-    let error = must_fail(
-        instance.send(message("k1", "-")).await,
-        "send waiting on a silent server",
-    );
+    let error = instance
+        .send(message("k1", "-"))
+        .await
+        .expect_err("send waiting on a silent server");
     let elapsed = started.elapsed();
     match &error {
         PluginError::Timeout {
@@ -436,9 +444,9 @@ async fn abandoned_call_is_interrupted_and_frees_its_slot() {
     let server = TestServer::start().await;
     // One sandbox slot: the next call can only start once the abandoned one
     // has really stopped.
-    let mut config = HostConfig::with_cache_dir(support::shared_cache_dir());
+    let mut config = HostConfig::with_cache_dir(support::host::shared_cache_dir());
     config.max_concurrent_calls = 1;
-    let host = PluginHost::new(config).must("host with one slot");
+    let host = PluginHost::new(config).expect("host with one slot");
     let plugin = probe(&host).await;
     // A 30 s budget: only the caller giving up can end this call early.
     let spinner = sender(

@@ -1,7 +1,11 @@
 //! Change detection, recognition and the happy-path rules, driven the way the
 //! daemon drives them: poll after poll, with the pending jobs of each order.
 
-mod policy_support;
+// All test code: with this, clippy's allow-unwrap/expect-in-tests covers the
+// helper functions too, not only the #[test] ones (see clippy.toml).
+#![cfg(test)]
+
+mod support;
 
 use std::collections::BTreeMap;
 use std::error::Error;
@@ -15,7 +19,7 @@ use arauto::model::NotificationKind as K;
 use arauto::model::PhoneProblem;
 use jiff::civil::time;
 use jiff::tz::TimeZone;
-use policy_support::*;
+use support::policy::*;
 
 type TestResult = Result<(), Box<dyn Error>>;
 
@@ -782,7 +786,7 @@ fn record_after(steps: &[(&str, Option<&str>)]) -> OrderRecord {
         o.shipments = vec![shipment("1", *code)];
         h.poll(&policy, o, t0() + mins(i as i64));
     }
-    h.records.remove("1").unwrap_or_else(|| panic!("no record"))
+    h.records.remove("1").expect("no record")
 }
 
 #[test]

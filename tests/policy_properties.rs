@@ -19,7 +19,11 @@
 //! `decide` (as if the dispatcher had already claimed them), so only the
 //! re-validation stands between them and the customer.
 
-mod policy_support;
+// All test code: with this, clippy's allow-unwrap/expect-in-tests covers the
+// helper functions too, not only the #[test] ones (see clippy.toml).
+#![cfg(test)]
+
+mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -31,8 +35,8 @@ use arauto::model::NotificationKind as K;
 use jiff::civil::time;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
-use policy_support::*;
 use proptest::prelude::*;
+use support::policy::*;
 
 const EXTRA_CODES: &[&str] = &["status_desconhecido", "despachado_transportadora"];
 const TRACKING_POOL: &[&str] = &["QA1BR", "QA2BR", "QB1BR", "QB2BR", "JD0001"];

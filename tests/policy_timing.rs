@@ -1,6 +1,10 @@
 //! Quiet hours, delays and expiry, pacing (interval, daily cap, warm-up, ETA)
 //! and retries — all against a hand-driven clock, never sleeping.
 
+// All test code: with this, clippy's allow-unwrap/expect-in-tests covers the
+// helper functions too, not only the #[test] ones (see clippy.toml).
+#![cfg(test)]
+
 use std::error::Error;
 
 use arauto::clock::{Clock, ManualClock};

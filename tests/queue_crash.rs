@@ -8,6 +8,10 @@
 //! running only the `crash_child` test. Kill count: `ARAUTO_QUEUE_CRASH_KILLS`
 //! (default 30); raise it for longer local runs.
 
+// All test code: with this, clippy's allow-unwrap/expect-in-tests covers the
+// helper functions too, not only the #[test] ones (see clippy.toml).
+#![cfg(test)]
+
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};

@@ -1,5 +1,9 @@
 //! Behaviour of the queue engine and state store, through the public trait.
 
+// All test code: with this, clippy's allow-unwrap/expect-in-tests covers the
+// helper functions too, not only the #[test] ones (see clippy.toml).
+#![cfg(test)]
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -2,17 +2,17 @@
 //! the real `arauto` binary and plugins against the fake Loja Integrada API
 //! (see `support/system.rs`), asserting what the customer receives.
 
-#[path = "support/daemon.rs"]
-mod daemon;
+// All test code: with this, clippy's allow-unwrap/expect-in-tests covers the
+// helper functions too, not only the #[test] ones (see clippy.toml).
+#![cfg(test)]
+
 mod support;
-#[path = "support/system.rs"]
-mod system;
 
 use nix::sys::signal::Signal;
 use serde_json::json;
 
-use daemon::PATIENCE;
-use system::{ChannelKnobs, StoreKnobs, World, brl, create, order_for, phone_digits};
+use support::daemon::PATIENCE;
+use support::system::{ChannelKnobs, StoreKnobs, World, brl, create, order_for, phone_digits};
 
 /// Amounts and quantities LI sends unreadable (`"abc"`, `null`, absurdly
 /// large) are unknown to arauto, never zero: the customer's message leaves

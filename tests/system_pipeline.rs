@@ -6,11 +6,11 @@
 //! message, in which order, with which text, and that nothing is lost or sent
 //! twice across reloads, restarts and crashes.
 
-#[path = "support/daemon.rs"]
-mod daemon;
+// All test code: with this, clippy's allow-unwrap/expect-in-tests covers the
+// helper functions too, not only the #[test] ones (see clippy.toml).
+#![cfg(test)]
+
 mod support;
-#[path = "support/system.rs"]
-mod system;
 
 use std::time::Duration;
 
@@ -20,9 +20,8 @@ use arauto_sim::li::{Fault, Route};
 use arauto_sim::scenario::{ExpectedKind, Scenario};
 use nix::sys::signal::Signal;
 
-use daemon::PATIENCE;
-use support::Must;
-use system::{
+use support::daemon::PATIENCE;
+use support::system::{
     ChannelKnobs, StateDb, StoreKnobs, World, brl, create, field, is_about_store, order_for,
     phone_digits, sent_notifications, tally, wait_lines, wait_polls,
 };
@@ -38,7 +37,7 @@ fn a_stores_order_lifecycle_sends_exactly_the_expected_messages_in_order() {
     let shop = world.shop("loja");
     let whatsapp = world.channel(Provider::EvolutionApi);
     let mut story = Scenario::demo(world.start);
-    story.seed_history(&shop.li).must("seed the history");
+    story.seed_history(&shop.li).expect("seed the history");
     let tables = world.store_toml(&shop, &["whatsapp"], StoreKnobs::default())
         + &world.channel_toml("whatsapp", &whatsapp, ChannelKnobs::default());
     let mut daemon = world.start(&tables, &[]);
@@ -46,7 +45,7 @@ fn a_stores_order_lifecycle_sends_exactly_the_expected_messages_in_order() {
     wait_polls(&daemon.stderr, "loja", 0, 1);
 
     let mut expected_so_far = 0;
-    while let Some(step) = story.apply_next_scheduled(&shop.li).must("apply a step") {
+    while let Some(step) = story.apply_next_scheduled(&shop.li).expect("apply a step") {
         let on_phone = step
             .expected
             .iter()
@@ -96,7 +95,7 @@ fn a_stores_order_lifecycle_sends_exactly_the_expected_messages_in_order() {
             want.kind,
             ExpectedKind::WaitingPayment | ExpectedKind::OrderPaid | ExpectedKind::OrderCanceled
         ) {
-            let total = shop.li.order(want.numero).must("order").total_cents();
+            let total = shop.li.order(want.numero).expect("order").total_cents();
             assert!(
                 message.text.contains(&brl(total)),
                 "total {} in {context}",
@@ -139,7 +138,7 @@ fn a_stores_order_lifecycle_sends_exactly_the_expected_messages_in_order() {
             .receipt
             .as_ref()
             .and_then(|r| r.provider_message_id.clone())
-            .must("a provider message id in the history");
+            .expect("a provider message id in the history");
         assert!(
             provider_ids.contains(&id),
             "{id} was not issued by the gateway"
@@ -153,7 +152,7 @@ fn a_stores_order_lifecycle_sends_exactly_the_expected_messages_in_order() {
             lane: None,
             kind: None,
         }))
-        .must("daily counters");
+        .expect("daily counters");
     let sent_per_kind: std::collections::BTreeMap<String, u64> = counters
         .iter()
         .filter(|row| row.outcome == Outcome::Sent)
@@ -716,7 +715,7 @@ fn a_restart_mid_story_sends_nothing_twice() {
     world.wait_received(&zap, 3);
     shop.li
         .set_status(orders[0], "pedido_pago")
-        .must("move the order");
+        .expect("move the order");
     world.wait_received(&zap, 4);
     daemon.signal(Signal::SIGTERM);
     assert!(daemon.wait_exit(PATIENCE).success());
@@ -725,7 +724,7 @@ fn a_restart_mid_story_sends_nothing_twice() {
     daemon.await_notice("READY=1");
     wait_polls(&daemon.stderr, "loja", 0, 2);
     for numero in &orders {
-        shop.li.touch(*numero).must("touch the order");
+        shop.li.touch(*numero).expect("touch the order");
     }
     wait_polls(&daemon.stderr, "loja", daemon.stderr.len(), 2);
     assert_eq!(
@@ -735,7 +734,7 @@ fn a_restart_mid_story_sends_nothing_twice() {
     );
     shop.li
         .set_status(orders[1], "pedido_pago")
-        .must("move the order");
+        .expect("move the order");
     world.wait_received(&zap, 5);
     wait_polls(&daemon.stderr, "loja", daemon.stderr.len(), 2);
     daemon.signal(Signal::SIGTERM);
@@ -774,11 +773,11 @@ fn a_kill_between_poll_and_commit_repolls_from_the_old_cursor() {
     shop.li.on_request(Route::Detail, 1, move |_| {
         let _ = arrived.send(());
     });
-    shop.li.set_status(ana, "pedido_pago").must("Ana pays");
+    shop.li.set_status(ana, "pedido_pago").expect("Ana pays");
     let bruno = create(&shop, order_for("Bruno", 2, "aguardando_pagamento"));
     detail_requested
         .recv_timeout(PATIENCE)
-        .must("the poll reached the order details");
+        .expect("the poll reached the order details");
     let searches_before_kill = world.li.requests().iter().filter(|r| r.is_search()).count();
     let killed_since = world
         .li
@@ -787,7 +786,7 @@ fn a_kill_between_poll_and_commit_repolls_from_the_old_cursor() {
         .rev()
         .find(|r| r.is_search())
         .and_then(|r| r.query_param("since_atualizado").map(str::to_owned))
-        .must("the killed sweep's search");
+        .expect("the killed sweep's search");
     let killed = daemon.kill();
     assert!(!killed.success());
     {
@@ -814,7 +813,7 @@ fn a_kill_between_poll_and_commit_repolls_from_the_old_cursor() {
         .into_iter()
         .filter(|r| r.is_search())
         .nth(searches_before_kill)
-        .must("a search after the restart");
+        .expect("a search after the restart");
     assert_eq!(
         first_search_after.query_param("since_atualizado"),
         Some(killed_since.as_str()),
@@ -865,7 +864,7 @@ fn sigterm_during_a_hung_poll_stops_at_once_and_loses_nothing() {
     create(&shop, order_for("Ana", 1, "aguardando_pagamento"));
     search_requested
         .recv_timeout(PATIENCE)
-        .must("a poll reached LI");
+        .expect("a poll reached LI");
     let stopping = std::time::Instant::now();
     daemon.signal(Signal::SIGTERM);
     let status = daemon.wait_exit(PATIENCE * 2);

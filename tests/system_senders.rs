@@ -6,19 +6,18 @@
 //! The providers are fake WhatsApp Cloud API and Evolution API servers
 //! replaying their documented error bodies (`arauto_sim::channels`).
 
-#[path = "support/daemon.rs"]
-mod daemon;
+// All test code: with this, clippy's allow-unwrap/expect-in-tests covers the
+// helper functions too, not only the #[test] ones (see clippy.toml).
+#![cfg(test)]
+
 mod support;
-#[path = "support/system.rs"]
-mod system;
 
 use arauto::queue::{Job, JobState};
 use arauto_sim::channels::{Endpoint, Provider, evolution, whatsapp_cloud};
 use nix::sys::signal::Signal;
 
-use daemon::{Daemon, PATIENCE};
-use support::Must;
-use system::{
+use support::daemon::{Daemon, PATIENCE};
+use support::system::{
     ChannelKnobs, StateDb, StoreKnobs, World, create, e164, field, order_for, phone_digits,
     wait_polls,
 };
@@ -46,7 +45,7 @@ fn job(db: &StateDb, order: u64, channel: &str) -> Job {
         .filter(|job| job.lane == channel)
         .collect();
     assert_eq!(jobs.len(), 1, "one job on {channel}: {jobs:#?}");
-    jobs.into_iter().next().must("the job")
+    jobs.into_iter().next().expect("the job")
 }
 
 /// WhatsApp's throughput limit (130429, with a back-off hint) and an Evolution

@@ -1,6 +1,10 @@
 //! Templates: the pt-BR defaults render for every kind against realistic
 //! orders, and every failure class names the template, line and variable.
 
+// All test code: with this, clippy's allow-unwrap/expect-in-tests covers the
+// helper functions too, not only the #[test] ones (see clippy.toml).
+#![cfg(test)]
+
 use std::error::Error;
 use std::path::PathBuf;
 

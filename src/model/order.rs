@@ -201,7 +201,6 @@ pub struct Order {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // tests fail loudly on bad fixtures
 mod tests {
     use super::*;
 

@@ -838,13 +838,13 @@ mod tests {
 
     #[test]
     fn e164_accessors() {
-        let n = normalize_br_phone("(11) 98765-4321").unwrap_or_else(|e| panic!("{e}"));
+        let n = normalize_br_phone("(11) 98765-4321").unwrap();
         assert_eq!(
             (n.as_str(), n.digits(), n.to_string().as_str()),
             ("+5511987654321", "5511987654321", "+5511987654321")
         );
         assert!(n.is_brazilian() && n.can_receive_messages());
-        let us = normalize_br_phone("+1 650 253 0000").unwrap_or_else(|e| panic!("{e}"));
+        let us = normalize_br_phone("+1 650 253 0000").unwrap();
         assert!(!us.is_brazilian() && us.can_receive_messages());
     }
 
@@ -898,7 +898,7 @@ mod tests {
             "+44 7911 123456",
             "(48) 3222-1100",
         ] {
-            let once = normalize_br_phone(raw).unwrap_or_else(|e| panic!("{e}"));
+            let once = normalize_br_phone(raw).unwrap();
             assert_eq!(normalize_br_phone(once.as_str()), Ok(once.clone()), "{raw}");
         }
     }

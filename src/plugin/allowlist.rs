@@ -237,7 +237,7 @@ mod tests {
     use super::*;
 
     fn allows(entries: &[&str], url: &str) -> bool {
-        let list = AllowList::parse(entries).unwrap_or_else(|e| panic!("{e}"));
+        let list = AllowList::parse(entries).unwrap();
         list.allows(&Url::parse(url).unwrap_or_else(|e| panic!("{url}: {e}")))
     }
 

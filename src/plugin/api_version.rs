@@ -177,7 +177,7 @@ mod tests {
 
     #[test]
     fn versions_parse_and_name_their_line() {
-        let v = ApiVersion::parse("0.1.3").unwrap_or_else(|| panic!("parse"));
+        let v = ApiVersion::parse("0.1.3").expect("parse");
         assert_eq!((v.major, v.minor, v.patch), (0, 1, 3));
         assert_eq!(v.line(), "0.1");
         assert_eq!(

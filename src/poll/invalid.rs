@@ -91,7 +91,7 @@ mod tests {
         let landline = first_usable_phone(&["(11) 3333-4444"]).err();
         let paid = |channel| event(NotificationKind::OrderPaid, channel, PhoneProblem::Landline);
         let mut status = StoreStatus::default();
-        let day = |d: &str| d.parse::<Date>().unwrap_or_else(|e| panic!("{e}"));
+        let day = |d: &str| d.parse::<Date>().unwrap();
         record_invalid(
             &mut status,
             &[paid("whatsapp"), paid("sms")],

@@ -366,7 +366,6 @@ async fn refresh(endpoint: &Endpoint, store: &SharedStore) -> Result<(), crate::
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use std::time::Duration;
 

@@ -3,9 +3,8 @@
 //! `READY=1` / `RELOADING=1` / `STOPPING=1` / `WATCHDOG=1` messages and log
 //! lines instead of sleeping.
 //!
-//! Include with `#[path = "support/daemon.rs"] mod daemon;`.
-
-#![allow(dead_code, clippy::expect_used)]
+//! A daemon runs the first-party plugins from their build directory (built on
+//! first use), unless started with [`Daemon::spawn_test_plugins_only`].
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixDatagram;
@@ -14,7 +13,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-include!("plugins.rs");
+use super::plugins::first_party_plugins;
 
 /// Upper bound for anything a test waits for (never a sleep: waits end as soon
 /// as the awaited event happens).
@@ -24,6 +23,13 @@ pub const PATIENCE: Duration = Duration::from_secs(30);
 /// The first-party plugins (its default `plugin_dir`) are built first.
 pub fn arauto() -> Command {
     first_party_plugins();
+    arauto_test_plugins_only()
+}
+
+/// The `arauto` binary under test, for a configuration that names each of
+/// its plugins by path (the test plugins): the first-party plugins are not
+/// built.
+pub fn arauto_test_plugins_only() -> Command {
     scrubbed(env!("CARGO_BIN_EXE_arauto"))
 }
 
@@ -91,6 +97,14 @@ impl Lines {
     /// action, so a line logged earlier does not count.
     pub fn wait_for_from(&self, from: usize, needle: &str) -> (usize, String) {
         self.wait_for_matching(from, PATIENCE, needle, |line| line.contains(needle))
+    }
+
+    /// Wait until a line at index `from` or later contains every one of
+    /// `needles`; return its index and text.
+    pub fn wait_for_all_from(&self, from: usize, needles: &[&str]) -> (usize, String) {
+        self.wait_for_matching(from, PATIENCE, &format!("with {needles:?}"), |line| {
+            needles.iter().all(|n| line.contains(n))
+        })
     }
 
     /// Wait (at most `patience`) until a line at index `from` or later
@@ -180,6 +194,8 @@ pub struct Daemon {
     pub earlier_runs: Vec<Lines>,
     env: Vec<(String, String)>,
     args: Vec<String>,
+    /// The `arauto` command each process of this daemon starts from.
+    program: fn() -> Command,
     child: Option<Child>,
     pid: u32,
 }
@@ -219,12 +235,28 @@ impl Daemon {
         env: &[(&str, &str)],
         args: &[&str],
     ) -> Self {
+        Self::spawn_program(dir, config_path, env, args, arauto)
+    }
+
+    /// Like [`Daemon::spawn`], for a configuration whose plugins are all
+    /// named by path: the first-party plugins are not built.
+    pub fn spawn_test_plugins_only(dir: tempfile::TempDir, config_path: PathBuf) -> Self {
+        Self::spawn_program(dir, config_path, &[], &[], arauto_test_plugins_only)
+    }
+
+    fn spawn_program(
+        dir: tempfile::TempDir,
+        config_path: PathBuf,
+        env: &[(&str, &str)],
+        args: &[&str],
+        program: fn() -> Command,
+    ) -> Self {
         let env: Vec<(String, String)> = env
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-        let (child, stderr, notify) = launch(dir.path(), &config_path, &env, &args);
+        let (child, stderr, notify) = launch(program(), dir.path(), &config_path, &env, &args);
         let socket = dir.path().join("run/control.sock");
         Self {
             dir,
@@ -236,6 +268,7 @@ impl Daemon {
             earlier_runs: Vec::new(),
             env,
             args,
+            program,
             pid: child.id(),
             child: Some(child),
         }
@@ -257,8 +290,13 @@ impl Daemon {
             "restart: the previous arauto process was not waited for"
         );
         self.args = args.to_vec();
-        let (child, stderr, notify) =
-            launch(self.dir.path(), &self.config_path, &self.env, &self.args);
+        let (child, stderr, notify) = launch(
+            (self.program)(),
+            self.dir.path(),
+            &self.config_path,
+            &self.env,
+            &self.args,
+        );
         let previous = std::mem::replace(&mut self.stderr, stderr);
         self.earlier_runs.push(previous);
         self.notify = notify;
@@ -381,9 +419,11 @@ impl Daemon {
     }
 }
 
-/// Start `arauto run` on `config_path` with a fresh `NOTIFY_SOCKET` in `dir`;
-/// its stderr is read into the returned [`Lines`] by a thread.
+/// Start `arauto run` (from `command`) on `config_path` with a fresh
+/// `NOTIFY_SOCKET` in `dir`; its stderr is read into the returned [`Lines`]
+/// by a thread.
 fn launch(
+    mut command: Command,
     dir: &Path,
     config_path: &Path,
     env: &[(String, String)],
@@ -392,7 +432,6 @@ fn launch(
     let notify_path = dir.join(format!("notify-{}.sock", std::process::id()));
     let _ = std::fs::remove_file(&notify_path);
     let notify = UnixDatagram::bind(&notify_path).expect("bind notify socket");
-    let mut command = arauto();
     command
         .args(["run", "--log-format", "text", "--config"])
         .arg(config_path)

@@ -1,17 +1,8 @@
 //! Capture of everything a test binary logs through `tracing`, for tests
 //! that assert what the host logged (plugin log lines, capped output).
-//!
-//! Include with
-//! ```ignore
-//! #[path = "support/logs.rs"] mod logs;
-//! ```
-
-#![allow(dead_code)]
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-
-use crate::support::Must;
 
 /// Everything logged through `tracing` by this test binary.
 pub fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
@@ -38,7 +29,7 @@ pub fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
             .with_max_level(tracing::Level::DEBUG)
             .with_writer(move || sink.clone())
             .finish();
-        tracing::subscriber::set_global_default(subscriber).must("installing the log capture");
+        tracing::subscriber::set_global_default(subscriber).expect("installing the log capture");
         logs
     })
     .clone()

@@ -1,11 +1,6 @@
 //! Helpers of the operator tests (`check`, `report`, `queue`, metrics): the
 //! `arauto` CLI as a child process, and a state database seeded with jobs in
 //! known states through the real queue engine.
-//!
-//! Include with `#[path = "support/operator.rs"] mod operator;` next to
-//! `support/mod.rs` and `support/daemon.rs`.
-
-#![allow(dead_code, clippy::expect_used)]
 
 use std::path::Path;
 use std::process::Output;
@@ -299,7 +294,7 @@ api_key = "{key}"
 {extra}
 "#,
         state = dir.join("state").display().to_string(),
-        cache = super::support::shared_cache_dir().display().to_string(),
+        cache = super::host::shared_cache_dir().display().to_string(),
         socket = dir.join("run/control.sock").display().to_string(),
         interval = setup.poll_interval,
         daemon_extra = setup.daemon_extra,
@@ -312,7 +307,7 @@ api_key = "{key}"
 /// Start `arauto run` against `world`; returns once it is ready.
 pub fn start(world: &World, setup: &Setup<'_>) -> super::daemon::Daemon {
     // The plugins the daemon loads from its default plugin_dir.
-    super::support::first_party_plugins();
+    super::plugins::first_party_plugins();
     let dir = tempfile::tempdir().expect("tempdir");
     let config_path = dir.path().join("arauto.toml");
     std::fs::write(&config_path, config_text(dir.path(), world, setup)).expect("write config");

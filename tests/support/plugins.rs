@@ -1,16 +1,14 @@
-// Building the wasm plugins tests need, once per test binary (cargo skips
-// what is up to date, so later runs cost seconds). `include!`d by the support
-// modules so each test binary gets its own once-only guards.
+//! Building the wasm plugins tests need, once per test binary (cargo skips
+//! what is up to date, so later runs cost seconds): the test plugins of
+//! `tests/plugins/` and the first-party plugins of `plugins/`.
 
-fn repo_root() -> std::path::PathBuf {
+/// The repository root (the `arauto` package).
+pub fn repo_root() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// Run `scripts/build-plugins.sh` with `args`, panicking with its output on failure.
-fn build_plugins(
-    once: &'static std::sync::OnceLock<Result<(), String>>,
-    args: &[&str],
-) {
+fn build_plugins(once: &'static std::sync::OnceLock<Result<(), String>>, args: &[&str]) {
     let built = once.get_or_init(|| {
         let output = std::process::Command::new(repo_root().join("scripts/build-plugins.sh"))
             .args(args)
@@ -35,7 +33,6 @@ fn build_plugins(
 
 /// Path of a built test plugin (`tests/plugins/<name>`), building all of them
 /// on first use.
-#[allow(dead_code)]
 pub fn test_plugin(name: &str) -> std::path::PathBuf {
     static BUILT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
     build_plugins(&BUILT, &["--test-plugins"]);
@@ -47,7 +44,6 @@ pub fn test_plugin(name: &str) -> std::path::PathBuf {
 /// The directory of the built first-party plugins (`plugins/<name>` →
 /// `target/plugins/<name>.wasm`, the daemon's `plugin_dir` in debug builds),
 /// building them on first use.
-#[allow(dead_code)]
 pub fn first_party_plugins() -> std::path::PathBuf {
     static BUILT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
     build_plugins(&BUILT, &[]);

@@ -1,5 +1,5 @@
 //! The full system under test: the real `arauto` binary (via
-//! [`crate::daemon::Daemon`]) with the real first-party plugins, against fakes
+//! [`super::daemon::Daemon`]) with the real first-party plugins, against fakes
 //! of every third party on 127.0.0.1 — a fake Loja Integrada API
 //! ([`arauto_sim::li::FakeLi`]) and fake channel providers
 //! ([`arauto_sim::channels::FakeProvider`]).
@@ -14,15 +14,6 @@
 //!
 //! Waits are event-driven and bounded: on the fakes' received messages, on
 //! the daemon's log lines, on its sd_notify messages.
-//!
-//! Include with
-//! ```ignore
-//! mod support;
-//! #[path = "support/daemon.rs"] mod daemon;
-//! #[path = "support/system.rs"] mod system;
-//! ```
-
-#![allow(dead_code, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -34,7 +25,7 @@ use arauto::queue::{Job, JobFilter, StateStore};
 use arauto_sim::channels::{FakeProvider, Provider, ReceivedMessage};
 use arauto_sim::li::{Customer, DateTime, FakeLi, LiStore, Numero, Order, StoreAuth};
 
-use crate::daemon::{Daemon, Lines, PATIENCE};
+use super::daemon::{Daemon, Lines, PATIENCE};
 
 /// Every store polls this often.
 pub const POLL_INTERVAL: &str = "1s";
@@ -347,7 +338,7 @@ allow_private_addresses = true
 
 /// `[daemon]` lines every system test shares: the built plugins.
 fn daemon_extra() -> String {
-    let plugins = crate::support::first_party_plugins();
+    let plugins = super::plugins::first_party_plugins();
     format!("plugin_dir = {:?}\n", plugins.display().to_string())
 }
 
@@ -356,13 +347,13 @@ fn daemon_extra() -> String {
 pub fn plugin_cache() -> PathBuf {
     static WARM: OnceLock<()> = OnceLock::new();
     WARM.get_or_init(|| {
-        let plugins = crate::support::first_party_plugins();
+        let plugins = super::plugins::first_party_plugins();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("runtime");
         runtime.block_on(async {
-            let host = crate::support::host();
+            let host = super::host::host();
             for name in PLUGINS {
                 host.load(plugins.join(format!("{name}.wasm")))
                     .await
@@ -370,7 +361,7 @@ pub fn plugin_cache() -> PathBuf {
             }
         });
     });
-    crate::support::shared_cache_dir()
+    super::host::shared_cache_dir()
 }
 
 /// A simple order for `first_name` with its own mobile number `11 98765-NNNN`

@@ -231,7 +231,7 @@ fn twilio_creates_a_message_resource_and_uses_basic_auth() {
     ];
     let body = b"To=%2B5511987654321&From=%2B15005550006&Body=Ol%C3%A1";
     let r = blocking::send("POST", &url, &headers, Some(body), TIMEOUT).map_err(|e| e.to_string());
-    let r = r.unwrap_or_else(|e| panic!("{e}"));
+    let r = r.unwrap();
     assert_eq!(r.status, 201);
     let message = json_of(&r);
     assert_eq!(
@@ -251,10 +251,7 @@ fn twilio_creates_a_message_resource_and_uses_basic_auth() {
     );
 
     fake.enqueue(Endpoint::Send, twilio::error(21211));
-    let err = json_of(
-        &blocking::send("POST", &url, &headers, Some(body), TIMEOUT)
-            .unwrap_or_else(|e| panic!("{e}")),
-    );
+    let err = json_of(&blocking::send("POST", &url, &headers, Some(body), TIMEOUT).unwrap());
     assert_eq!(err["code"], 21211);
     assert_eq!(err["more_info"], "https://www.twilio.com/docs/errors/21211");
 

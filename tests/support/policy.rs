@@ -1,7 +1,6 @@
 //! Shared fixtures for the policy tests: the Loja Integrada status catalogue
 //! (docs/platforms/loja-integrada.md §Default recognition), orders, store
 //! policies and a tiny in-test queue.
-#![allow(dead_code)]
 
 use std::collections::{BTreeMap, BTreeSet};
 
