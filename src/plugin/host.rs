@@ -18,6 +18,7 @@ use super::allowlist::{AllowList, AllowedHost};
 use super::api_version::{self, ApiVersion, Contract, SupportedApi};
 use super::cache::{self, ArtifactCache, ArtifactSource};
 use super::engine::{self, Allocator, EpochTicker};
+use super::error::PluginError;
 use super::http::HttpContext;
 use super::inspect::InspectReport;
 use super::redact::Redactor;
@@ -25,7 +26,7 @@ use super::sandbox::{self, CallFailure, CallState, InstanceContext};
 use super::types::{
     DEFAULT_MEMORY_LIMIT, InstanceConfig, OutgoingMessage, PollPage, PollRequest, SendReceipt,
 };
-use super::{PluginError, v0};
+use super::v0;
 
 /// Budget of the `info` call made while loading a plugin.
 const LOAD_CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -425,6 +426,16 @@ impl PluginHost {
             ctx: Arc::new(ctx),
         }))
     }
+}
+
+/// Load `path` in a throwaway host (no compiled cache) and describe it.
+pub async fn inspect(path: impl AsRef<Path>) -> Result<InspectReport, PluginError> {
+    let path = path.as_ref();
+    let host = PluginHost::new(HostConfig::default()).map_err(|e| PluginError::Load {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    host.inspect(path).await
 }
 
 fn wrong_world(plugin: &Plugin, instance: &str, wanted: &str) -> PluginError {

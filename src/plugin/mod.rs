@@ -28,6 +28,7 @@ mod engine;
 mod error;
 mod host;
 mod http;
+mod http_call;
 mod inspect;
 mod limits;
 mod redact;
@@ -40,9 +41,9 @@ pub use cache::ArtifactSource;
 pub use error::{ErrorClass, PluginError};
 pub use host::{
     ConnectorInstance, DEFAULT_MAX_CONCURRENT_CALLS, HostConfig, HostError, Plugin, PluginHost,
-    SenderInstance,
+    SenderInstance, inspect,
 };
-pub use inspect::{ConnectorDetails, InspectReport, inspect};
+pub use inspect::{ConnectorDetails, InspectReport};
 pub use types::{
     ConnectorNotice, DEFAULT_CALL_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MEMORY_LIMIT,
     InstanceConfig, MAX_NOTICES_PER_CALL, MessageMeta, OutgoingMessage, PollPage, PollRequest,

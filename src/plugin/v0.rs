@@ -13,8 +13,9 @@ use wasmtime::component::{HasSelf, Linker};
 
 use crate::model;
 
-use super::PluginError;
+use super::error::PluginError;
 use super::http::{self as host_http, HttpFailure, HttpRequest};
+use super::http_call;
 use super::limits::{
     MAX_CURSOR_BYTES, MAX_EXTRAS_JSON_BYTES, MAX_ID_BYTES, MAX_ORDERS_PER_PAGE,
     MAX_SNAPSHOT_LIST_LEN, MAX_SNAPSHOT_TEXT_BYTES, truncate, truncate_in_place,
@@ -97,7 +98,7 @@ impl http::Host for CallState {
                 .timeout_ms
                 .map(|ms| Duration::from_millis(u64::from(ms))),
         };
-        Ok(host_http::send(self, request)?
+        Ok(http_call::send(self, request)?
             .map(|r| http::Response {
                 status: r.status,
                 headers: r.headers,
