@@ -36,9 +36,12 @@ mod sandbox;
 mod types;
 mod v0;
 
+/// Re-exported so plugin callers match on [`PluginError::class`] without
+/// reaching into `model`.
+pub use crate::model::ErrorClass;
 pub use api_version::ApiVersion;
 pub use cache::ArtifactSource;
-pub use error::{ErrorClass, PluginError};
+pub use error::PluginError;
 pub use host::{
     ConnectorInstance, DEFAULT_MAX_CONCURRENT_CALLS, HostConfig, HostError, Plugin, PluginHost,
     SenderInstance, inspect,

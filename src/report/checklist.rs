@@ -27,8 +27,9 @@ use super::format::{ago, local, plural, short_duration};
 use super::{Context, OpsError, pacing_day, pacing_state};
 use crate::config::{Config, StoreConfig};
 use crate::decide::PhoneProblem;
+use crate::model::ErrorClass;
 use crate::model::NotificationKind;
-use crate::plugin::{ErrorClass, PluginError};
+use crate::plugin::PluginError;
 use crate::poll::StoreRuntime;
 use crate::queue::{ChannelStatus, JobFilter, JobState, StoreStatus};
 use crate::send::channel::ChannelRuntime;
@@ -588,7 +589,7 @@ async fn store_section(
             format!("{platform} accepted the credentials"),
         ),
         Some(Err(error)) => match error.class() {
-            ErrorClass::Retryable => s.warn(
+            ErrorClass::Retryable | ErrorClass::Sandbox => s.warn(
                 CheckItem::Credentials,
                 format!("could not confirm the credentials: {error}"),
                 format!(
@@ -719,10 +720,7 @@ fn last_poll_line(
         format!(
             "{} ({} error, {})",
             e.message,
-            serde_json::to_value(e.class)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
+            e.class.as_str(),
             ago(ctx.now, e.at)
         )
     };
@@ -1089,7 +1087,7 @@ async fn channel_section(
             "connected: the provider accepted the credentials",
         ),
         Some(Err(error)) => match error.class() {
-            ErrorClass::Retryable => s.warn(
+            ErrorClass::Retryable | ErrorClass::Sandbox => s.warn(
                 CheckItem::Connected,
                 format!("could not confirm the connection: {error}"),
                 "run the check again; if it persists, check the provider's status and the network",

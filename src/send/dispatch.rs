@@ -15,7 +15,7 @@ use super::channel::{ChannelRuntime, RecipientNeed};
 use super::job::{JobPayload, payload_of};
 use super::pacing::{PacingDecision, PacingPolicy, PacingState};
 use super::recipient::first_usable_phone;
-use super::retry::{Attempt, DeadReason, FailureClass, RetryDecision};
+use super::retry::{Attempt, DeadReason, RetryDecision};
 use crate::clock::{SharedClock, SystemClock};
 use crate::daemon::{
     Service, ServiceContext, ServiceError, ServiceProvider, ServiceSpec, ServiceTask, State,
@@ -383,10 +383,10 @@ impl Dispatcher {
             self.metrics
                 .plugin_fault(channel.plugin.name(), &channel.config.id);
         }
-        let class = failure_class(&error);
         let now = self.clock.now();
         let decision = channel.retry.on_failure(
-            &class,
+            error.class(),
+            error.retry_after(),
             &error.to_string(),
             Attempt {
                 number: job.attempt,
@@ -586,20 +586,6 @@ fn completion_label(completion: &Completion) -> Option<&'static str> {
         Completion::Cancelled { .. } => Some("cancelled"),
         Completion::Expired => Some("expired"),
         Completion::Skipped { .. } => Some("skipped"),
-    }
-}
-
-/// The retry policy's view of a plugin error.
-fn failure_class(error: &PluginError) -> FailureClass {
-    if error.is_sandbox_fault() {
-        return FailureClass::SandboxFault;
-    }
-    match error.class() {
-        crate::plugin::ErrorClass::Retryable => FailureClass::Retryable {
-            retry_after: error.retry_after(),
-        },
-        crate::plugin::ErrorClass::Permanent => FailureClass::Permanent,
-        crate::plugin::ErrorClass::Misconfigured => FailureClass::Misconfigured,
     }
 }
 
