@@ -352,7 +352,9 @@ fn read_sandbox(r: &mut Reader<'_>, t: Option<Table>, defaults: &PluginDefaults)
             let problem = if host.is_empty() || host.contains(char::is_whitespace) {
                 Some("expected a host like \"https://api.example.com\"".to_owned())
             } else {
-                crate::plugin::allowlist::AllowedHost::parse(host).err()
+                crate::plugin::allowlist::AllowedHost::parse(host)
+                    .err()
+                    .map(|e| e.to_string())
             };
             if let Some(problem) = problem {
                 r.error(&p.index(i), &Value::from(host.clone()), problem);

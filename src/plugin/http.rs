@@ -117,9 +117,9 @@ const POOL_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30
 /// loaded once (not once per store: ~150 file opens each) and connections to
 /// a platform's API host are pooled across stores. Per-instance rules
 /// (allowlist, budget, size cap, user agent) are applied per request.
-fn shared_client(allow_private: bool) -> Result<reqwest::Client, String> {
-    static GUARDED: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
-    static OPEN: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
+fn shared_client(allow_private: bool) -> Result<reqwest::Client, ClientBuildError> {
+    static GUARDED: OnceLock<Result<reqwest::Client, ClientBuildError>> = OnceLock::new();
+    static OPEN: OnceLock<Result<reqwest::Client, ClientBuildError>> = OnceLock::new();
     let slot = if allow_private { &OPEN } else { &GUARDED };
     slot.get_or_init(|| {
         reqwest::Client::builder()
@@ -130,9 +130,29 @@ fn shared_client(allow_private: bool) -> Result<reqwest::Client, String> {
             .dns_resolver(Arc::new(GuardedResolver { allow_private }))
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))
+            .map_err(|e| ClientBuildError(e.to_string()))
     })
     .clone()
+}
+
+/// The shared HTTP client could not be built. It keeps reqwest's text
+/// because the outcome is computed once per process and handed to every
+/// instance, and reqwest's error cannot be cloned.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("cannot build the HTTP client: {0}")]
+pub(crate) struct ClientBuildError(String);
+
+/// Why an instance's HTTP machinery could not be set up; the host reports it
+/// as a misconfigured instance.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum HttpSetupError {
+    #[error(transparent)]
+    Client(#[from] ClientBuildError),
+    #[error("invalid user agent {agent:?}: {source}")]
+    UserAgent {
+        agent: String,
+        source: reqwest::header::InvalidHeaderValue,
+    },
 }
 
 /// An instance's HTTP grants and machinery.
@@ -227,10 +247,14 @@ impl HttpContext {
         requests_per_minute: Option<NonZeroU32>,
         max_response_bytes: u64,
         user_agent: &str,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, HttpSetupError> {
         let client = shared_client(allow_private)?;
-        let user_agent = reqwest::header::HeaderValue::from_str(user_agent)
-            .map_err(|e| format!("invalid user agent {user_agent:?}: {e}"))?;
+        let user_agent = reqwest::header::HeaderValue::from_str(user_agent).map_err(|source| {
+            HttpSetupError::UserAgent {
+                agent: user_agent.to_owned(),
+                source,
+            }
+        })?;
         Ok(Self {
             client: Some(client),
             user_agent,

@@ -49,6 +49,6 @@ pub use host::{
 pub use inspect::{ConnectorDetails, InspectReport};
 pub use types::{
     ConnectorNotice, DEFAULT_CALL_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MEMORY_LIMIT,
-    InstanceConfig, MAX_NOTICES_PER_CALL, MessageMeta, OutgoingMessage, PollPage, PollRequest,
-    ProviderTemplate, Recipient, RejectedOrder, SendReceipt,
+    InstanceConfig, MAX_NOTICES_PER_CALL, MessageMeta, NoticeError, OutgoingMessage, PollPage,
+    PollRequest, ProviderTemplate, Recipient, RejectedOrder, SendReceipt,
 };
