@@ -74,7 +74,7 @@ async fn infinite_loop_is_interrupted_when_the_call_budget_runs_out() {
             budget: Duration::from_millis(300),
         }
     );
-    assert_eq!(error.class(), ErrorClass::Retryable);
+    assert_eq!(error.class(), ErrorClass::Sandbox);
     assert!(error.to_string().contains("300ms"), "{error}");
     // Stopped by this call's 300 ms budget, not by some default.
     assert!(

@@ -10,11 +10,12 @@ use std::error::Error;
 use arauto::clock::{Clock, ManualClock};
 use arauto::decide::timing::{DEFAULT_EXPIRY, KindTiming};
 use arauto::decide::{QuietHours, QuietHoursMode, SendTiming, TimingPolicy, send_time_check};
+use arauto::model::ErrorClass;
 use arauto::model::NotificationKind as K;
 use arauto::send::pacing::{
     DailyCap, PacingDecision, PacingPolicy, PacingState, Warmup, default_min_interval, naive_eta,
 };
-use arauto::send::retry::{Attempt, DeadReason, FailureClass, RetryDecision, RetryPolicy};
+use arauto::send::retry::{Attempt, DeadReason, RetryDecision, RetryPolicy};
 use jiff::civil::{Time, time};
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
@@ -526,9 +527,16 @@ fn retryable_failures_back_off_then_dead_letter_after_max_attempts() -> TestResu
     let mut rng = StdRng::seed_from_u64(1);
     let now = ts("2025-06-10T13:00:00Z")?;
     let expires = now + SignedDuration::from_hours(24);
-    let class = FailureClass::Retryable { retry_after: None };
+    let (class, retry_after) = (ErrorClass::Retryable, None);
     for n in 1..policy.max_attempts {
-        match policy.on_failure(&class, "HTTP 503", attempt(n, expires), now, &mut rng) {
+        match policy.on_failure(
+            class,
+            retry_after,
+            "HTTP 503",
+            attempt(n, expires),
+            now,
+            &mut rng,
+        ) {
             RetryDecision::Retry { at, spend_attempt } => {
                 assert!(spend_attempt);
                 assert!(at > now && at <= now + SignedDuration::from_hours(1));
@@ -537,7 +545,8 @@ fn retryable_failures_back_off_then_dead_letter_after_max_attempts() -> TestResu
         }
     }
     let last = policy.on_failure(
-        &class,
+        class,
+        retry_after,
         "HTTP 503",
         attempt(policy.max_attempts, expires),
         now,
@@ -569,13 +578,18 @@ fn retry_after_is_honoured_without_spending_an_attempt() -> TestResult {
     let mut rng = StdRng::seed_from_u64(1);
     let now = ts("2025-06-10T13:00:00Z")?;
     let expires = now + SignedDuration::from_hours(24);
-    let class = FailureClass::Retryable {
-        retry_after: Some(secs(90)),
-    };
+    let (class, retry_after) = (ErrorClass::Retryable, Some(secs(90)));
     // Even on the last attempt: being told to wait is not a failure of the message.
     for n in [1, policy.max_attempts] {
         assert_eq!(
-            policy.on_failure(&class, "429", attempt(n, expires), now, &mut rng),
+            policy.on_failure(
+                class,
+                retry_after,
+                "429",
+                attempt(n, expires),
+                now,
+                &mut rng
+            ),
             RetryDecision::Retry {
                 at: now + secs(90),
                 spend_attempt: false
@@ -585,7 +599,7 @@ fn retry_after_is_honoured_without_spending_an_attempt() -> TestResult {
     // But not past the job's expiry.
     let soon = now + secs(60);
     assert!(matches!(
-        policy.on_failure(&class, "429", attempt(1, soon), now, &mut rng),
+        policy.on_failure(class, retry_after, "429", attempt(1, soon), now, &mut rng),
         RetryDecision::Dead {
             reason: DeadReason::Expired { .. }
         }
@@ -601,7 +615,8 @@ fn permanent_misconfigured_sandbox_and_expiry() -> TestResult {
     let expires = now + SignedDuration::from_hours(24);
     assert_eq!(
         policy.on_failure(
-            &FailureClass::Permanent,
+            ErrorClass::Permanent,
+            None,
             "número inválido",
             attempt(1, expires),
             now,
@@ -615,7 +630,8 @@ fn permanent_misconfigured_sandbox_and_expiry() -> TestResult {
     );
     assert_eq!(
         policy.on_failure(
-            &FailureClass::Misconfigured,
+            ErrorClass::Misconfigured,
+            None,
             "token inválido/expirado",
             attempt(3, expires),
             now,
@@ -627,7 +643,8 @@ fn permanent_misconfigured_sandbox_and_expiry() -> TestResult {
     );
     assert!(matches!(
         policy.on_failure(
-            &FailureClass::SandboxFault,
+            ErrorClass::Sandbox,
+            None,
             "fuel exhausted",
             attempt(1, expires),
             now,
@@ -640,7 +657,8 @@ fn permanent_misconfigured_sandbox_and_expiry() -> TestResult {
     ));
     assert!(matches!(
         policy.on_failure(
-            &FailureClass::SandboxFault,
+            ErrorClass::Sandbox,
+            None,
             "fuel exhausted",
             attempt(5, expires),
             now,
@@ -654,7 +672,8 @@ fn permanent_misconfigured_sandbox_and_expiry() -> TestResult {
     let near = now + secs(10);
     assert!(matches!(
         policy.on_failure(
-            &FailureClass::Retryable { retry_after: None },
+            ErrorClass::Retryable,
+            None,
             "timeout",
             attempt(1, near),
             now,

@@ -151,7 +151,9 @@ pub(crate) fn read_sandbox(
             let problem = if host.is_empty() || host.contains(char::is_whitespace) {
                 Some("expected a host like \"https://api.example.com\"".to_owned())
             } else {
-                crate::plugin::allowlist::AllowedHost::parse(host).err()
+                crate::plugin::allowlist::AllowedHost::parse(host)
+                    .err()
+                    .map(|e| e.to_string())
             };
             if let Some(problem) = problem {
                 r.error(&p.index(i), &Value::from(host.clone()), problem);

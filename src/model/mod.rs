@@ -5,11 +5,13 @@
 //! them at the sandbox boundary, so nothing outside `plugin/` depends on a
 //! particular version of the plugin contract.
 
+mod error_class;
 mod notification;
 mod order;
 pub mod phone;
 mod plugin_info;
 
+pub use error_class::ErrorClass;
 pub use notification::{NotificationKind, UnknownNotificationKind};
 pub use order::{
     Boleto, Customer, Item, Money, Order, OrderStatus, Payment, PaymentFamily, Pix, Shipment,

@@ -11,6 +11,42 @@ use std::fmt;
 
 use reqwest::Url;
 
+/// An allowlist entry that does not parse, named as written.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{entry:?}: {problem}")]
+pub(crate) struct AllowListError {
+    /// The entry as written.
+    pub(crate) entry: String,
+    /// What is wrong with it.
+    pub(crate) problem: AllowedHostError,
+}
+
+/// Why one `scheme://host[:port]` entry does not parse. The texts are what
+/// the config check and the plugin loader show the operator.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum AllowedHostError {
+    #[error("a scheme is required, e.g. https://api.example.com")]
+    MissingScheme,
+    #[error("unsupported scheme {0:?} (use http, https or *)")]
+    UnsupportedScheme(String),
+    #[error("paths are not allowed, only scheme://host[:port]")]
+    Path,
+    #[error("user info is not allowed, only scheme://host[:port]")]
+    UserInfo,
+    #[error("the host is missing")]
+    MissingHost,
+    #[error("unclosed [ in an IPv6 address")]
+    UnclosedIpv6,
+    #[error("unexpected {0:?} after the IPv6 address")]
+    AfterIpv6(String),
+    #[error("invalid port {0:?}")]
+    InvalidPort(String),
+    #[error("wildcards are only allowed as a leading `*.` (e.g. https://*.example.com)")]
+    MisplacedWildcard,
+    #[error("{0:?} is not a valid host name")]
+    InvalidHostName(String),
+}
+
 /// A parsed allowlist.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct AllowList {
@@ -19,11 +55,14 @@ pub(crate) struct AllowList {
 
 impl AllowList {
     /// Parse every entry; the error names the entry at fault.
-    pub(crate) fn parse<S: AsRef<str>>(entries: &[S]) -> Result<Self, String> {
+    pub(crate) fn parse<S: AsRef<str>>(entries: &[S]) -> Result<Self, AllowListError> {
         let entries = entries
             .iter()
             .map(|e| {
-                AllowedHost::parse(e.as_ref()).map_err(|why| format!("{:?}: {why}", e.as_ref()))
+                AllowedHost::parse(e.as_ref()).map_err(|problem| AllowListError {
+                    entry: e.as_ref().to_owned(),
+                    problem,
+                })
             })
             .collect::<Result<_, _>>()?;
         Ok(Self { entries })
@@ -87,30 +126,26 @@ impl fmt::Display for AllowedHost {
 
 impl AllowedHost {
     /// Parse one `scheme://host[:port]` entry.
-    pub(crate) fn parse(entry: &str) -> Result<Self, String> {
+    pub(crate) fn parse(entry: &str) -> Result<Self, AllowedHostError> {
         let trimmed = entry.trim();
         let Some((scheme, rest)) = trimmed.split_once("://") else {
-            return Err("a scheme is required, e.g. https://api.example.com".to_owned());
+            return Err(AllowedHostError::MissingScheme);
         };
         let scheme = match scheme.to_ascii_lowercase().as_str() {
             "*" => SchemePattern::Any,
             "http" => SchemePattern::Http,
             "https" => SchemePattern::Https,
-            other => {
-                return Err(format!(
-                    "unsupported scheme {other:?} (use http, https or *)"
-                ));
-            }
+            other => return Err(AllowedHostError::UnsupportedScheme(other.to_owned())),
         };
         let authority = rest.strip_suffix('/').unwrap_or(rest);
         if authority.contains(['/', '?', '#']) {
-            return Err("paths are not allowed, only scheme://host[:port]".to_owned());
+            return Err(AllowedHostError::Path);
         }
         if authority.contains('@') {
-            return Err("user info is not allowed, only scheme://host[:port]".to_owned());
+            return Err(AllowedHostError::UserInfo);
         }
         if authority.is_empty() {
-            return Err("the host is missing".to_owned());
+            return Err(AllowedHostError::MissingHost);
         }
         let (host, port) = split_host_port(authority)?;
         let port = match port {
@@ -120,7 +155,7 @@ impl AllowedHost {
                 p.parse::<u16>()
                     .ok()
                     .filter(|p| *p != 0)
-                    .ok_or_else(|| format!("invalid port {p:?}"))?,
+                    .ok_or_else(|| AllowedHostError::InvalidPort(p.to_owned()))?,
             ),
         };
         let host = parse_host_pattern(host)?;
@@ -178,16 +213,16 @@ fn normalise_host(host: &str) -> String {
     host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase()
 }
 
-fn split_host_port(authority: &str) -> Result<(&str, Option<&str>), String> {
+fn split_host_port(authority: &str) -> Result<(&str, Option<&str>), AllowedHostError> {
     if let Some(rest) = authority.strip_prefix('[') {
         let Some((host, after)) = rest.split_once(']') else {
-            return Err("unclosed [ in an IPv6 address".to_owned());
+            return Err(AllowedHostError::UnclosedIpv6);
         };
         return match after {
             "" => Ok((host, None)),
             _ => match after.strip_prefix(':') {
                 Some(port) => Ok((host, Some(port))),
-                None => Err(format!("unexpected {after:?} after the IPv6 address")),
+                None => Err(AllowedHostError::AfterIpv6(after.to_owned())),
             },
         };
     }
@@ -197,7 +232,7 @@ fn split_host_port(authority: &str) -> Result<(&str, Option<&str>), String> {
     }
 }
 
-fn parse_host_pattern(host: &str) -> Result<HostPattern, String> {
+fn parse_host_pattern(host: &str) -> Result<HostPattern, AllowedHostError> {
     if host == "*" {
         return Ok(HostPattern::Any);
     }
@@ -209,9 +244,7 @@ fn parse_host_pattern(host: &str) -> Result<HostPattern, String> {
         None => (false, host),
     };
     if name.contains('*') {
-        return Err(
-            "wildcards are only allowed as a leading `*.` (e.g. https://*.example.com)".to_owned(),
-        );
+        return Err(AllowedHostError::MisplacedWildcard);
     }
     let name = normalise_host(name);
     let valid = !name.is_empty()
@@ -223,7 +256,7 @@ fn parse_host_pattern(host: &str) -> Result<HostPattern, String> {
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         });
     if !valid {
-        return Err(format!("{host:?} is not a valid host name"));
+        return Err(AllowedHostError::InvalidHostName(host.to_owned()));
     }
     Ok(if wildcard {
         HostPattern::Subdomains(format!(".{name}"))
@@ -287,7 +320,12 @@ mod tests {
 
     #[test]
     fn bad_entries_are_rejected_with_a_reason() {
-        let err = |e: &str| AllowList::parse(&[e]).err().unwrap_or_default();
+        let err = |e: &str| {
+            AllowList::parse(&[e])
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default()
+        };
         assert!(err("api.example.com").contains("scheme is required"));
         assert!(err("https://api.example.com/v1").contains("paths are not allowed"));
         assert!(err("https://api.*.com").contains("leading `*.`"));

@@ -9,7 +9,7 @@ use wasmtime::component::Component;
 
 use crate::model::PluginKind;
 
-use super::PluginError;
+use super::error::PluginError;
 
 /// The WIT package every plugin interface lives in.
 pub(crate) const PACKAGE: &str = "arauto:plugin";

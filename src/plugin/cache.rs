@@ -86,7 +86,7 @@ impl ArtifactCache {
         &self,
         engine: &Engine,
         wasm_sha256: &str,
-    ) -> Result<Option<Component>, String> {
+    ) -> Result<Option<Component>, CacheError> {
         let path = self.entry_path(wasm_sha256);
         if !path.exists() {
             return Ok(None);
@@ -104,21 +104,19 @@ impl ArtifactCache {
             Ok(component) => Ok(Some(component)),
             Err(error) => {
                 let _ = std::fs::remove_file(&path);
-                Err(format!("{}: {error}", path.display()))
+                Err(CacheError::Unusable { path, error })
             }
         }
     }
 
     /// Write `component`'s artifact for the `.wasm` with this SHA-256.
-    pub(crate) fn store(&self, component: &Component, wasm_sha256: &str) -> Result<(), String> {
+    pub(crate) fn store(&self, component: &Component, wasm_sha256: &str) -> Result<(), CacheError> {
         static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
         if self.read_only {
             return Ok(());
         }
         let path = self.entry_path(wasm_sha256);
-        let bytes = component
-            .serialize()
-            .map_err(|e| format!("serializing: {e}"))?;
+        let bytes = component.serialize().map_err(CacheError::Serialize)?;
         let tmp = self.dir.join(format!(
             ".{wasm_sha256}.{}.{}.tmp",
             std::process::id(),
@@ -130,11 +128,32 @@ impl ArtifactCache {
                 f.sync_all()
             })
             .and_then(|()| std::fs::rename(&tmp, &path));
-        written.map_err(|e| {
+        written.map_err(|error| {
             let _ = std::fs::remove_file(&tmp);
-            format!("writing {}: {e}", path.display())
+            CacheError::Write { path, error }
         })
     }
+}
+
+/// Why a cache entry could not be used or written. Never fatal: the host
+/// logs it and compiles the plugin instead.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CacheError {
+    /// An entry exists but wasmtime refused it (it has been removed).
+    #[error("{}: {error}", path.display())]
+    Unusable {
+        path: PathBuf,
+        error: wasmtime::Error,
+    },
+    /// The compiled component could not be serialised.
+    #[error("serializing: {0}")]
+    Serialize(wasmtime::Error),
+    /// The artifact could not be written into the cache directory.
+    #[error("writing {}: {error}", path.display())]
+    Write {
+        path: PathBuf,
+        error: std::io::Error,
+    },
 }
 
 /// The part of an entry's name that changes with the engine's configuration.

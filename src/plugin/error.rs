@@ -5,17 +5,7 @@ use std::time::Duration;
 
 use jiff::SignedDuration;
 
-/// What the caller (queue, poller, CLI) should do with a failed plugin call.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ErrorClass {
-    /// Try again later with back-off (honouring [`PluginError::retry_after`]).
-    Retryable,
-    /// Can never succeed for this input: dead-letter the job.
-    Permanent,
-    /// Settings, credentials or the plugin file are wrong: pause the store or
-    /// channel instance until an operator acts.
-    Misconfigured,
-}
+use crate::model::ErrorClass;
 
 /// A failed plugin call or plugin load.
 ///
@@ -155,20 +145,21 @@ pub enum PluginError {
 impl PluginError {
     /// How the queue or poller should treat this failure.
     ///
-    /// Sandbox faults (timeouts, interrupts, memory, traps, invalid output)
-    /// count as retryable for the job: the next call gets a fresh instance, and
-    /// a plugin that keeps failing shows up in the logs on every attempt.
-    /// Load failures are operator problems, hence misconfigured.
+    /// Sandbox faults (timeouts, interrupts, memory, traps, invalid output,
+    /// cancelled calls, failed starts) are [`ErrorClass::Sandbox`], which the
+    /// queue retries like a retryable error: the next call gets a fresh
+    /// instance, and a plugin that keeps failing shows up in the logs on every
+    /// attempt. Load failures are operator problems, hence misconfigured.
     pub fn class(&self) -> ErrorClass {
         match self {
-            Self::Retryable { .. }
-            | Self::Timeout { .. }
+            Self::Retryable { .. } => ErrorClass::Retryable,
+            Self::Timeout { .. }
             | Self::CpuInterrupted { .. }
             | Self::MemoryLimit { .. }
             | Self::Trapped { .. }
             | Self::InvalidOutput { .. }
             | Self::Cancelled { .. }
-            | Self::Instantiate { .. } => ErrorClass::Retryable,
+            | Self::Instantiate { .. } => ErrorClass::Sandbox,
             Self::Permanent(_) => ErrorClass::Permanent,
             Self::Misconfigured(_) | Self::Load { .. } | Self::UnsupportedApi { .. } => {
                 ErrorClass::Misconfigured
@@ -187,16 +178,7 @@ impl PluginError {
     /// True when the host stopped the plugin (as opposed to the plugin
     /// returning an error value).
     pub fn is_sandbox_fault(&self) -> bool {
-        matches!(
-            self,
-            Self::Timeout { .. }
-                | Self::CpuInterrupted { .. }
-                | Self::MemoryLimit { .. }
-                | Self::Trapped { .. }
-                | Self::InvalidOutput { .. }
-                | Self::Cancelled { .. }
-                | Self::Instantiate { .. }
-        )
+        self.class() == ErrorClass::Sandbox
     }
 }
 
@@ -220,13 +202,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sandbox_faults_are_retryable_and_name_plugin_and_instance() {
+    fn sandbox_faults_are_their_own_class_and_name_plugin_and_instance() {
         let err = PluginError::CpuInterrupted {
             plugin: "probe".into(),
             instance: "loja-1".into(),
             budget: Duration::from_millis(1500),
         };
-        assert_eq!(err.class(), ErrorClass::Retryable);
+        assert_eq!(err.class(), ErrorClass::Sandbox);
         assert!(err.is_sandbox_fault());
         let text = err.to_string();
         assert!(

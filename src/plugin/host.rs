@@ -14,10 +14,11 @@ use wasmtime::{Engine, Store};
 
 use crate::model::{ConnectorInfo, PluginInfo, PluginKind};
 
-use super::allowlist::{AllowList, AllowedHost};
+use super::allowlist::{AllowList, AllowedHost, AllowedHostError};
 use super::api_version::{self, ApiVersion, Contract, SupportedApi};
 use super::cache::{self, ArtifactCache, ArtifactSource};
 use super::engine::{self, Allocator, EpochTicker};
+use super::error::PluginError;
 use super::http::HttpContext;
 use super::inspect::InspectReport;
 use super::redact::Redactor;
@@ -25,7 +26,7 @@ use super::sandbox::{self, CallFailure, CallState, InstanceContext};
 use super::types::{
     DEFAULT_MEMORY_LIMIT, InstanceConfig, OutgoingMessage, PollPage, PollRequest, SendReceipt,
 };
-use super::{PluginError, v0};
+use super::v0;
 
 /// Budget of the `info` call made while loading a plugin.
 const LOAD_CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -292,7 +293,8 @@ impl PluginHost {
             }),
         }
         .map_err(|e| load_error(format!("its info() call failed: {e}")))?;
-        validate_description(description.plugin(), contract.kind).map_err(load_error)?;
+        validate_description(description.plugin(), contract.kind)
+            .map_err(|e| load_error(e.to_string()))?;
 
         let plugin = Plugin {
             inner: Arc::new(PluginInner {
@@ -427,6 +429,16 @@ impl PluginHost {
     }
 }
 
+/// Load `path` in a throwaway host (no compiled cache) and describe it.
+pub async fn inspect(path: impl AsRef<Path>) -> Result<InspectReport, PluginError> {
+    let path = path.as_ref();
+    let host = PluginHost::new(HostConfig::default()).map_err(|e| PluginError::Load {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    host.inspect(path).await
+}
+
 fn wrong_world(plugin: &Plugin, instance: &str, wanted: &str) -> PluginError {
     PluginError::Misconfigured(format!(
         "instance {instance}: plugin {} ({}) is a {}, not a {wanted}",
@@ -443,14 +455,32 @@ fn kind_name(kind: PluginKind) -> &'static str {
     }
 }
 
+/// Why a plugin's own description (its `info`) is not trusted; the loader
+/// reports it as a load failure of the file.
+#[derive(Debug, thiserror::Error)]
+enum DescriptionError {
+    #[error(
+        "its info() says it is a {} but it implements the {} world",
+        kind_name(*said),
+        kind_name(*world)
+    )]
+    WrongKind { said: PluginKind, world: PluginKind },
+    #[error("its name {0:?} is not a short lower-case identifier (a-z, 0-9, - and _)")]
+    InvalidName(String),
+    #[error("it declares an invalid default host {host:?}: {problem}")]
+    InvalidDefaultHost {
+        host: String,
+        problem: AllowedHostError,
+    },
+}
+
 /// Check what `info` said before trusting it.
-fn validate_description(info: &PluginInfo, world: PluginKind) -> Result<(), String> {
+fn validate_description(info: &PluginInfo, world: PluginKind) -> Result<(), DescriptionError> {
     if info.kind != world {
-        return Err(format!(
-            "its info() says it is a {} but it implements the {} world",
-            kind_name(info.kind),
-            kind_name(world)
-        ));
+        return Err(DescriptionError::WrongKind {
+            said: info.kind,
+            world,
+        });
     }
     let name_ok = !info.name.is_empty()
         && info.name.len() <= 64
@@ -459,14 +489,13 @@ fn validate_description(info: &PluginInfo, world: PluginKind) -> Result<(), Stri
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
     if !name_ok {
-        return Err(format!(
-            "its name {:?} is not a short lower-case identifier (a-z, 0-9, - and _)",
-            info.name
-        ));
+        return Err(DescriptionError::InvalidName(info.name.clone()));
     }
     for host in &info.default_hosts {
-        AllowedHost::parse(host)
-            .map_err(|why| format!("it declares an invalid default host {host:?}: {why}"))?;
+        AllowedHost::parse(host).map_err(|problem| DescriptionError::InvalidDefaultHost {
+            host: host.clone(),
+            problem,
+        })?;
     }
     Ok(())
 }
@@ -585,7 +614,7 @@ fn instance_context(
         config.max_response_bytes,
         &user_agent,
     )
-    .map_err(misconfigured)?;
+    .map_err(|e| misconfigured(e.to_string()))?;
 
     Ok(InstanceContext {
         plugin: info.name.clone(),

@@ -24,7 +24,6 @@ use reqwest::{StatusCode, Url};
 
 use super::address::non_public_reason;
 use super::allowlist::AllowList;
-use super::sandbox::{CallState, Fault};
 
 /// Redirects followed per request before giving up.
 const MAX_REDIRECTS: usize = 5;
@@ -118,9 +117,9 @@ const POOL_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30
 /// loaded once (not once per store: ~150 file opens each) and connections to
 /// a platform's API host are pooled across stores. Per-instance rules
 /// (allowlist, budget, size cap, user agent) are applied per request.
-fn shared_client(allow_private: bool) -> Result<reqwest::Client, String> {
-    static GUARDED: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
-    static OPEN: OnceLock<Result<reqwest::Client, String>> = OnceLock::new();
+fn shared_client(allow_private: bool) -> Result<reqwest::Client, ClientBuildError> {
+    static GUARDED: OnceLock<Result<reqwest::Client, ClientBuildError>> = OnceLock::new();
+    static OPEN: OnceLock<Result<reqwest::Client, ClientBuildError>> = OnceLock::new();
     let slot = if allow_private { &OPEN } else { &GUARDED };
     slot.get_or_init(|| {
         reqwest::Client::builder()
@@ -131,9 +130,29 @@ fn shared_client(allow_private: bool) -> Result<reqwest::Client, String> {
             .dns_resolver(Arc::new(GuardedResolver { allow_private }))
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))
+            .map_err(|e| ClientBuildError(e.to_string()))
     })
     .clone()
+}
+
+/// The shared HTTP client could not be built. It keeps reqwest's text
+/// because the outcome is computed once per process and handed to every
+/// instance, and reqwest's error cannot be cloned.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("cannot build the HTTP client: {0}")]
+pub(crate) struct ClientBuildError(String);
+
+/// Why an instance's HTTP machinery could not be set up; the host reports it
+/// as a misconfigured instance.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum HttpSetupError {
+    #[error(transparent)]
+    Client(#[from] ClientBuildError),
+    #[error("invalid user agent {agent:?}: {source}")]
+    UserAgent {
+        agent: String,
+        source: reqwest::header::InvalidHeaderValue,
+    },
 }
 
 /// An instance's HTTP grants and machinery.
@@ -164,7 +183,7 @@ pub(crate) struct RequestBudget<C: Clock = DefaultClock> {
 
 /// A request waits for the budget for at most this share (1/n) of the time
 /// the call has left, keeping the rest for the request and what follows it.
-const MAX_BUDGET_WAIT_SHARE: u32 = 2;
+pub(super) const MAX_BUDGET_WAIT_SHARE: u32 = 2;
 
 /// The GCRA quota for `per_minute` requests: a burst of `max(1, n/10)`, and one
 /// cell per `60 s / (n + 1 - burst)` (rounded up, plus 1 ns).
@@ -228,10 +247,14 @@ impl HttpContext {
         requests_per_minute: Option<NonZeroU32>,
         max_response_bytes: u64,
         user_agent: &str,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, HttpSetupError> {
         let client = shared_client(allow_private)?;
-        let user_agent = reqwest::header::HeaderValue::from_str(user_agent)
-            .map_err(|e| format!("invalid user agent {user_agent:?}: {e}"))?;
+        let user_agent = reqwest::header::HeaderValue::from_str(user_agent).map_err(|source| {
+            HttpSetupError::UserAgent {
+                agent: user_agent.to_owned(),
+                source,
+            }
+        })?;
         Ok(Self {
             client: Some(client),
             user_agent,
@@ -255,7 +278,7 @@ impl HttpContext {
     }
 
     /// Allowlist and literal-address checks for one destination.
-    fn check_destination(&self, url: &Url, instance: &str) -> Result<(), HttpFailure> {
+    pub(super) fn check_destination(&self, url: &Url, instance: &str) -> Result<(), HttpFailure> {
         if url.scheme() != "http" && url.scheme() != "https" {
             return Err(HttpFailure::InvalidRequest(format!(
                 "unsupported scheme {:?}",
@@ -284,7 +307,7 @@ impl HttpContext {
         Ok(())
     }
 
-    async fn spend_budget(&self, max_wait: Duration) -> Result<(), HttpFailure> {
+    pub(super) async fn spend_budget(&self, max_wait: Duration) -> Result<(), HttpFailure> {
         match &self.budget {
             Some(budget) => budget.take(max_wait).await,
             None => Ok(()),
@@ -292,7 +315,7 @@ impl HttpContext {
     }
 
     /// Send, following redirects by hand, and read the capped body.
-    async fn execute(
+    pub(super) async fn execute(
         &self,
         request: HttpRequest,
         mut url: Url,
@@ -387,7 +410,7 @@ pub(crate) fn origin(url: &Url) -> String {
 
 /// Refuse a request over the caps above (an `invalid-request` the plugin sees,
 /// naming the cap), before anything is parsed or sent.
-fn check_request_size(request: &HttpRequest) -> Result<(), HttpFailure> {
+pub(super) fn check_request_size(request: &HttpRequest) -> Result<(), HttpFailure> {
     let too_big = |what: String| Err(HttpFailure::InvalidRequest(what));
     if request.url.len() > MAX_REQUEST_URL_BYTES {
         return too_big(format!(
@@ -509,85 +532,6 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         source = e.source();
     }
     text
-}
-
-/// The `http.send` import. `Err` aborts the whole call (its deadline passed
-/// or the caller gave up while waiting); `Ok(Err(_))` goes back to the plugin.
-pub(crate) fn send(
-    state: &mut CallState,
-    request: HttpRequest,
-) -> wasmtime::Result<Result<HttpResponse, HttpFailure>> {
-    let ctx = state.ctx.clone();
-    let http = &ctx.http;
-    if let Err(failure) = check_request_size(&request) {
-        tracing::debug!(plugin = %ctx.plugin, instance = %ctx.instance, "plugin HTTP request refused: {failure:?}");
-        return Ok(Err(failure));
-    }
-    let url = match Url::parse(&request.url) {
-        Ok(url) => url,
-        Err(e) => {
-            return Ok(Err(HttpFailure::InvalidRequest(format!(
-                "invalid URL: {e}"
-            ))));
-        }
-    };
-    if let Err(failure) = http.check_destination(&url, &ctx.instance) {
-        tracing::debug!(plugin = %ctx.plugin, instance = %ctx.instance, "plugin HTTP request refused: {failure:?}");
-        return Ok(Err(failure));
-    }
-    let max_budget_wait = state.remaining() / MAX_BUDGET_WAIT_SHARE;
-    let cancel = state.cancel.clone();
-    let budget = state.runtime.block_on(async {
-        tokio::select! {
-            () = cancel.cancelled() => None,
-            spent = http.spend_budget(max_budget_wait) => Some(spent),
-        }
-    });
-    match budget {
-        Some(Ok(())) => {}
-        Some(Err(failure)) => {
-            tracing::debug!(plugin = %ctx.plugin, instance = %ctx.instance, "plugin HTTP request refused: {failure:?}");
-            return Ok(Err(failure));
-        }
-        None => {
-            state.fault = Some(Fault::Cancelled);
-            return Err(wasmtime::Error::msg(
-                "the call was cancelled while waiting for the request budget",
-            ));
-        }
-    }
-    let destination = origin(&url);
-    let remaining = state.remaining();
-    // The plugin may ask for less time than the call has left, never more.
-    let (limit, bounded_by_call) = match request.timeout {
-        Some(asked) if asked < remaining => (asked, false),
-        _ => (remaining, true),
-    };
-    let instance = ctx.instance.as_str();
-    let outcome = state.runtime.block_on(async {
-        tokio::select! {
-            () = cancel.cancelled() => None,
-            result = tokio::time::timeout(limit, http.execute(request, url, instance, max_budget_wait)) => Some(result),
-        }
-    });
-    match outcome {
-        Some(Ok(result)) => Ok(result),
-        Some(Err(_elapsed)) if !bounded_by_call => Ok(Err(HttpFailure::Timeout)),
-        Some(Err(_elapsed)) => {
-            state.fault = Some(Fault::HostWait {
-                during: format!("an HTTP response from {destination}"),
-            });
-            Err(wasmtime::Error::msg(
-                "the call's deadline passed during an HTTP request",
-            ))
-        }
-        None => {
-            state.fault = Some(Fault::Cancelled);
-            Err(wasmtime::Error::msg(
-                "the call was cancelled during an HTTP request",
-            ))
-        }
-    }
 }
 
 /// A destination name resolved only to addresses the instance may not reach.

@@ -1,5 +1,6 @@
 //! `arauto plugins inspect FILE`: what a plugin file is and what it expects,
-//! as JSON (`--json`, via `Serialize`) or as text (`Display`).
+//! as JSON (`--json`, via `Serialize`) or as text (`Display`). Loading the
+//! file is [`super::host::inspect`]; this file only shapes the answer.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -8,9 +9,7 @@ use serde::Serialize;
 
 use crate::model::{Capabilities, Capability, ConnectorInfo, PluginInfo, PluginKind, StatusEntry};
 
-use super::PluginError;
 use super::api_version::{ApiVersion, PACKAGE};
-use super::host::{HostConfig, PluginHost};
 
 /// Everything `plugins inspect` shows about one plugin file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -63,16 +62,6 @@ impl InspectReport {
             }),
         }
     }
-}
-
-/// Load `path` in a throwaway host (no compiled cache) and describe it.
-pub async fn inspect(path: impl AsRef<Path>) -> Result<InspectReport, PluginError> {
-    let path = path.as_ref();
-    let host = PluginHost::new(HostConfig::default()).map_err(|e| PluginError::Load {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    })?;
-    host.inspect(path).await
 }
 
 /// Left-aligned columns, two spaces apart, trailing blanks trimmed.

@@ -10,7 +10,7 @@
 //! Text that is only shown or recorded is cut on a character boundary and
 //! ends with a visible marker ([`truncate`]). Values whose meaning would change
 //! if cut (a cursor, an order id, the number of orders on a page) fail the
-//! call as [`super::PluginError::InvalidOutput`] instead, so nothing huge is
+//! call as [`super::error::PluginError::InvalidOutput`] instead, so nothing huge is
 //! stored and the previous cursor stays in effect.
 
 use super::redact::Redactor;

@@ -28,6 +28,7 @@ mod engine;
 mod error;
 mod host;
 mod http;
+mod http_call;
 mod inspect;
 mod limits;
 mod redact;
@@ -35,16 +36,19 @@ mod sandbox;
 mod types;
 mod v0;
 
+/// Re-exported so plugin callers match on [`PluginError::class`] without
+/// reaching into `model`.
+pub use crate::model::ErrorClass;
 pub use api_version::ApiVersion;
 pub use cache::ArtifactSource;
-pub use error::{ErrorClass, PluginError};
+pub use error::PluginError;
 pub use host::{
     ConnectorInstance, DEFAULT_MAX_CONCURRENT_CALLS, HostConfig, HostError, Plugin, PluginHost,
-    SenderInstance,
+    SenderInstance, inspect,
 };
-pub use inspect::{ConnectorDetails, InspectReport, inspect};
+pub use inspect::{ConnectorDetails, InspectReport};
 pub use types::{
     ConnectorNotice, DEFAULT_CALL_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MEMORY_LIMIT,
-    InstanceConfig, MAX_NOTICES_PER_CALL, MessageMeta, OutgoingMessage, PollPage, PollRequest,
-    ProviderTemplate, Recipient, RejectedOrder, SendReceipt,
+    InstanceConfig, MAX_NOTICES_PER_CALL, MessageMeta, NoticeError, OutgoingMessage, PollPage,
+    PollRequest, ProviderTemplate, Recipient, RejectedOrder, SendReceipt,
 };

@@ -13,7 +13,7 @@ use wasmtime::{
     Engine, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline,
 };
 
-use super::PluginError;
+use super::error::PluginError;
 use super::http::HttpContext;
 use super::limits::{
     MAX_ERROR_MESSAGE_BYTES, MAX_LOG_FIELD_BYTES, MAX_LOG_FIELDS, scrub_and_truncate,

@@ -282,7 +282,10 @@ impl ConnectorNotice {
     /// carries no `notice` field. A record that names a notice but lacks what
     /// it needs (no order, an unknown kind) is an error saying what is wrong,
     /// so the host can log it instead of dropping it silently.
-    pub fn from_log(message: &str, fields: &[(String, String)]) -> Option<Result<Self, String>> {
+    pub fn from_log(
+        message: &str,
+        fields: &[(String, String)],
+    ) -> Option<Result<Self, NoticeError>> {
         let field = |key: &str| {
             fields
                 .iter()
@@ -298,16 +301,23 @@ impl ConnectorNotice {
         kind: &str,
         message: &str,
         field: &dyn Fn(&str) -> Option<&'a str>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, NoticeError> {
         let order = match field("order") {
             Some(order) if !order.is_empty() => cap(order, MAX_NOTICE_ID),
-            _ => return Err(format!("notice={kind} without an `order` field")),
+            _ => {
+                return Err(NoticeError::MissingOrder {
+                    kind: kind.to_owned(),
+                });
+            }
         };
-        let count = |key: &str| -> Result<u32, String> {
+        let count = |key: &str| -> Result<u32, NoticeError> {
             match field(key) {
                 None => Ok(1),
-                Some(text) => text.parse().map_err(|_| {
-                    format!("notice={kind} order={order}: `{key}` = {text:?} is not a count")
+                Some(text) => text.parse().map_err(|_| NoticeError::NotACount {
+                    kind: kind.to_owned(),
+                    order: order.clone(),
+                    key: key.to_owned(),
+                    text: text.to_owned(),
                 }),
             }
         };
@@ -338,9 +348,43 @@ impl ConnectorNotice {
                 order,
             }),
             "order-recovered" => Ok(Self::OrderRecovered { order }),
-            other => Err(format!("unknown notice kind {other:?} (order {order})")),
+            other => Err(NoticeError::UnknownKind {
+                kind: other.to_owned(),
+                order,
+            }),
         }
     }
+}
+
+/// A connector log record that names a notice but cannot be read as one.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NoticeError {
+    /// The record has no `order` field.
+    #[error("notice={kind} without an `order` field")]
+    MissingOrder {
+        /// The `notice` field.
+        kind: String,
+    },
+    /// A count field (`attempt`, `attempts`) is not a number.
+    #[error("notice={kind} order={order}: `{key}` = {text:?} is not a count")]
+    NotACount {
+        /// The `notice` field.
+        kind: String,
+        /// The `order` field.
+        order: String,
+        /// The field that should be a count.
+        key: String,
+        /// What it holds instead.
+        text: String,
+    },
+    /// The `notice` field names no notice this host knows.
+    #[error("unknown notice kind {kind:?} (order {order})")]
+    UnknownKind {
+        /// The `notice` field.
+        kind: String,
+        /// The `order` field.
+        order: String,
+    },
 }
 
 /// Order ids and timestamps in notices are cut to this many bytes.
@@ -437,6 +481,7 @@ mod tests {
         let error = |pairs: &[(&str, &str)]| {
             ConnectorNotice::from_log("m", &fields(pairs))
                 .and_then(Result::err)
+                .map(|e| e.to_string())
                 .unwrap_or_default()
         };
         assert!(error(&[("notice", "order-recovered")]).contains("without an `order`"));

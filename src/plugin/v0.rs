@@ -13,8 +13,9 @@ use wasmtime::component::{HasSelf, Linker};
 
 use crate::model;
 
-use super::PluginError;
+use super::error::PluginError;
 use super::http::{self as host_http, HttpFailure, HttpRequest};
+use super::http_call;
 use super::limits::{
     MAX_CURSOR_BYTES, MAX_EXTRAS_JSON_BYTES, MAX_ID_BYTES, MAX_ORDERS_PER_PAGE,
     MAX_SNAPSHOT_LIST_LEN, MAX_SNAPSHOT_TEXT_BYTES, truncate, truncate_in_place,
@@ -97,7 +98,7 @@ impl http::Host for CallState {
                 .timeout_ms
                 .map(|ms| Duration::from_millis(u64::from(ms))),
         };
-        Ok(host_http::send(self, request)?
+        Ok(http_call::send(self, request)?
             .map(|r| http::Response {
                 status: r.status,
                 headers: r.headers,
@@ -193,7 +194,7 @@ pub(crate) fn connector_poll(
         .call_poll(&mut *store, &wit_request)
         .map_err(CallFailure::Wasm)?
         .map_err(|e| CallFailure::Plugin(plugin_error(e)))?;
-    check_page_size(&page).map_err(CallFailure::InvalidOutput)?;
+    check_page_size(&page).map_err(|e| CallFailure::InvalidOutput(e.to_string()))?;
     // One order the host cannot accept is refused alone: failing the page
     // would keep the cursor where it is and stop the whole store for ever.
     let mut orders = Vec::with_capacity(page.orders.len());
@@ -202,7 +203,10 @@ pub(crate) fn connector_poll(
         let id = truncate(order.id.clone(), MAX_ID_BYTES);
         match cap_snapshot(&mut order).and_then(|()| order_from_wit(order)) {
             Ok(order) => orders.push(order),
-            Err(reason) => rejected.push(RejectedOrder { order: id, reason }),
+            Err(reason) => rejected.push(RejectedOrder {
+                order: id,
+                reason: reason.to_string(),
+            }),
         }
     }
     let (notices, dropped) = store.data_mut().take_notices();
@@ -278,24 +282,62 @@ pub(crate) fn sender_send(
 
 // ---- caps on what comes back (see `super::limits`) ---------------------------
 
+/// Why the host refuses what a connector returned: the whole page (cursor,
+/// order count) or one order (its ids, extras, timestamps). The text reaches
+/// the operator as invalid output or as a rejected order's reason.
+#[derive(Debug, thiserror::Error)]
+enum OutputError {
+    #[error(
+        "its next cursor is {bytes} bytes, over the host's cap of {cap}; \
+         the previous cursor stays in effect",
+        cap = MAX_CURSOR_BYTES
+    )]
+    CursorTooLong { bytes: usize },
+    #[error("its page has {count} orders, over the host's cap of {cap}", cap = MAX_ORDERS_PER_PAGE)]
+    TooManyOrders { count: usize },
+    #[error(
+        "order {shown}: its {field} is {bytes} bytes, over the host's cap of {cap}",
+        cap = MAX_ID_BYTES
+    )]
+    IdTooLong {
+        shown: String,
+        field: &'static str,
+        bytes: usize,
+    },
+    #[error(
+        "order {order}: extras-json is {bytes} bytes, over the host's cap of {cap}",
+        cap = MAX_EXTRAS_JSON_BYTES
+    )]
+    ExtrasTooLong { order: String, bytes: usize },
+    #[error("order {order}: {field} {value:?} is not an RFC 3339 timestamp with offset ({source})")]
+    Timestamp {
+        order: String,
+        field: &'static str,
+        value: String,
+        source: jiff::Error,
+    },
+    #[error("order {order}: extras-json is not valid JSON ({source})")]
+    ExtrasJson {
+        order: String,
+        source: serde_json::Error,
+    },
+}
+
 /// A page whose cursor or order count is over its cap fails as a whole:
 /// storing the cursor would bloat the state database on every poll, and
 /// dropping orders while the cursor moves on would lose them.
-fn check_page_size(page: &capi::PollPage) -> Result<(), String> {
+fn check_page_size(page: &capi::PollPage) -> Result<(), OutputError> {
     if let Some(cursor) = &page.next_cursor
         && cursor.len() > MAX_CURSOR_BYTES
     {
-        return Err(format!(
-            "its next cursor is {} bytes, over the host's cap of {MAX_CURSOR_BYTES}; \
-             the previous cursor stays in effect",
-            cursor.len()
-        ));
+        return Err(OutputError::CursorTooLong {
+            bytes: cursor.len(),
+        });
     }
     if page.orders.len() > MAX_ORDERS_PER_PAGE {
-        return Err(format!(
-            "its page has {} orders, over the host's cap of {MAX_ORDERS_PER_PAGE}",
-            page.orders.len()
-        ));
+        return Err(OutputError::TooManyOrders {
+            count: page.orders.len(),
+        });
     }
     Ok(())
 }
@@ -303,22 +345,21 @@ fn check_page_size(page: &capi::PollPage) -> Result<(), String> {
 /// Bound every string and list of one snapshot. Ids and extras fail the page
 /// (cutting them would change their meaning); other texts are cut with a
 /// marker; lists past [`MAX_SNAPSHOT_LIST_LEN`] lose their tail.
-fn cap_snapshot(o: &mut capi::OrderSnapshot) -> Result<(), String> {
+fn cap_snapshot(o: &mut capi::OrderSnapshot) -> Result<(), OutputError> {
     for (field, value) in [("id", &o.id), ("number", &o.number)] {
         if value.len() > MAX_ID_BYTES {
-            let shown = truncate(value.clone(), 64);
-            return Err(format!(
-                "order {shown}: its {field} is {} bytes, over the host's cap of {MAX_ID_BYTES}",
-                value.len()
-            ));
+            return Err(OutputError::IdTooLong {
+                shown: truncate(value.clone(), 64),
+                field,
+                bytes: value.len(),
+            });
         }
     }
     if o.extras_json.len() > MAX_EXTRAS_JSON_BYTES {
-        return Err(format!(
-            "order {}: extras-json is {} bytes, over the host's cap of {MAX_EXTRAS_JSON_BYTES}",
-            o.id,
-            o.extras_json.len()
-        ));
+        return Err(OutputError::ExtrasTooLong {
+            order: o.id.clone(),
+            bytes: o.extras_json.len(),
+        });
     }
     let text = |t: &mut String| truncate_in_place(t, MAX_SNAPSHOT_TEXT_BYTES);
     let optional = |t: &mut Option<String>| {
@@ -486,13 +527,18 @@ fn connector_info_from_wit(info: capi::ConnectorInfo, state: &CallState) -> mode
     }
 }
 
-fn timestamp(order: &str, field: &str, value: &str) -> Result<Timestamp, String> {
-    value.parse::<Timestamp>().map_err(|e| {
-        format!("order {order}: {field} {value:?} is not an RFC 3339 timestamp with offset ({e})")
-    })
+fn timestamp(order: &str, field: &'static str, value: &str) -> Result<Timestamp, OutputError> {
+    value
+        .parse::<Timestamp>()
+        .map_err(|source| OutputError::Timestamp {
+            order: order.to_owned(),
+            field,
+            value: value.to_owned(),
+            source,
+        })
 }
 
-fn order_from_wit(o: capi::OrderSnapshot) -> Result<model::Order, String> {
+fn order_from_wit(o: capi::OrderSnapshot) -> Result<model::Order, OutputError> {
     let created_at = timestamp(&o.id, "created-at", &o.created_at)?;
     let updated_at = timestamp(&o.id, "updated-at", &o.updated_at)?;
     let pix = match o.pix {
@@ -510,8 +556,10 @@ fn order_from_wit(o: capi::OrderSnapshot) -> Result<model::Order, String> {
     let extras = if o.extras_json.trim().is_empty() {
         serde_json::Value::Object(serde_json::Map::new())
     } else {
-        serde_json::from_str(&o.extras_json)
-            .map_err(|e| format!("order {}: extras-json is not valid JSON ({e})", o.id))?
+        serde_json::from_str(&o.extras_json).map_err(|source| OutputError::ExtrasJson {
+            order: o.id.clone(),
+            source,
+        })?
     };
     Ok(model::Order {
         id: o.id,

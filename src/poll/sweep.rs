@@ -80,12 +80,7 @@ impl SweepError {
     /// The error class recorded in the store status.
     pub fn class(&self) -> ErrorClass {
         match self {
-            Self::Plugin(e) if e.is_sandbox_fault() => ErrorClass::Sandbox,
-            Self::Plugin(e) => match e.class() {
-                crate::plugin::ErrorClass::Retryable => ErrorClass::Retryable,
-                crate::plugin::ErrorClass::Permanent => ErrorClass::Permanent,
-                crate::plugin::ErrorClass::Misconfigured => ErrorClass::Misconfigured,
-            },
+            Self::Plugin(e) => e.class(),
             Self::Store(_) => ErrorClass::Retryable,
         }
     }
@@ -389,7 +384,7 @@ impl Sweep<'_> {
     async fn record_failure(&self, mut status: StoreStatus, error: &SweepError) {
         let id = self.store.config.id.as_str();
         let class = error.class();
-        self.metrics.poll_error(id, class_label(class));
+        self.metrics.poll_error(id, class.as_str());
         status.last_error = Some(LastError {
             at: self.clock.now(),
             class,
@@ -569,16 +564,6 @@ fn remember_unreadable(
     entry.attempts = attempts;
     entry.quarantined = quarantined;
     entry.last_at = now;
-}
-
-/// The metric label of an error class.
-pub fn class_label(class: ErrorClass) -> &'static str {
-    match class {
-        ErrorClass::Retryable => "retryable",
-        ErrorClass::Permanent => "permanent",
-        ErrorClass::Misconfigured => "misconfigured",
-        ErrorClass::Sandbox => "sandbox",
-    }
 }
 
 #[cfg(test)]

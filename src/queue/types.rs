@@ -8,6 +8,9 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 pub use super::id::{JobId, ParseJobIdError};
+/// The class of a failure, as recorded in a store's [`LastError`]: the one
+/// shared by the plugin boundary, the queue and retries.
+pub use crate::model::ErrorClass;
 
 /// How many attempt records a job keeps (the oldest are dropped first).
 pub const ATTEMPT_LOG_LEN: usize = 10;
@@ -468,20 +471,6 @@ pub struct Pause {
     /// which only `arauto queue resume` lifts.
     #[serde(default)]
     pub automatic: bool,
-}
-
-/// Classes of connector/sender errors, as the plugin contract defines them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ErrorClass {
-    /// Transient; retried.
-    Retryable,
-    /// Will not succeed on retry.
-    Permanent,
-    /// Bad credentials or settings; needs an operator.
-    Misconfigured,
-    /// The plugin broke the sandbox rules (trap, timeout, memory).
-    Sandbox,
 }
 
 /// The last error seen for a store.

@@ -27,9 +27,8 @@ use super::context::Context;
 use super::error::OpsError;
 use super::format::{ago, local, plural, short_duration};
 use crate::config::{Config, StoreConfig};
-use crate::model::NotificationKind;
-use crate::model::PhoneProblem;
-use crate::plugin::{ErrorClass, PluginError};
+use crate::model::{ErrorClass, NotificationKind, PhoneProblem};
+use crate::plugin::PluginError;
 use crate::queue::{ChannelStatus, JobFilter, JobState, StoreStatus};
 use crate::send::channel::pacing_policy;
 use crate::send::pacing::PacingState;
@@ -592,7 +591,7 @@ async fn store_section(
             format!("{platform} accepted the credentials"),
         ),
         Some(Err(error)) => match error.class() {
-            ErrorClass::Retryable => s.warn(
+            ErrorClass::Retryable | ErrorClass::Sandbox => s.warn(
                 CheckItem::Credentials,
                 format!("could not confirm the credentials: {error}"),
                 format!(
@@ -723,10 +722,7 @@ fn last_poll_line(
         format!(
             "{} ({} error, {})",
             e.message,
-            serde_json::to_value(e.class)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default(),
+            e.class.as_str(),
             ago(ctx.now, e.at)
         )
     };
@@ -1093,7 +1089,7 @@ async fn channel_section(
             "connected: the provider accepted the credentials",
         ),
         Some(Err(error)) => match error.class() {
-            ErrorClass::Retryable => s.warn(
+            ErrorClass::Retryable | ErrorClass::Sandbox => s.warn(
                 CheckItem::Connected,
                 format!("could not confirm the connection: {error}"),
                 "run the check again; if it persists, check the provider's status and the network",

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use super::channel::{pacing_policy, retry_policy};
 use super::job::{JobPayload, payload_of};
 use super::pacing::{PacingDecision, PacingState};
-use super::retry::{Attempt, DeadReason, FailureClass, RetryDecision};
+use super::retry::{Attempt, DeadReason, RetryDecision};
 use crate::clock::SharedClock;
 use crate::decide::{OrderRecord, Relevance, SendTiming, send_time_check, still_relevant};
 use crate::heartbeat::Heartbeat;
@@ -349,10 +349,10 @@ impl Dispatcher {
             self.metrics
                 .plugin_fault(channel.plugin.name(), &channel.config.id);
         }
-        let class = failure_class(&error);
         let now = self.clock.now();
         let decision = retry_policy(&channel.config).on_failure(
-            &class,
+            error.class(),
+            error.retry_after(),
             &error.to_string(),
             Attempt {
                 number: job.attempt,
@@ -552,19 +552,5 @@ fn completion_label(completion: &Completion) -> Option<&'static str> {
         Completion::Cancelled { .. } => Some("cancelled"),
         Completion::Expired => Some("expired"),
         Completion::Skipped { .. } => Some("skipped"),
-    }
-}
-
-/// The retry policy's view of a plugin error.
-fn failure_class(error: &PluginError) -> FailureClass {
-    if error.is_sandbox_fault() {
-        return FailureClass::SandboxFault;
-    }
-    match error.class() {
-        crate::plugin::ErrorClass::Retryable => FailureClass::Retryable {
-            retry_after: error.retry_after(),
-        },
-        crate::plugin::ErrorClass::Permanent => FailureClass::Permanent,
-        crate::plugin::ErrorClass::Misconfigured => FailureClass::Misconfigured,
     }
 }

@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::channels;
 use crate::decide::timing::add;
+use crate::model::ErrorClass;
 
 /// Retry settings.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -49,22 +50,6 @@ impl Default for RetryPolicy {
             max_attempts: channels::DEFAULT_MAX_ATTEMPTS,
         }
     }
-}
-
-/// The failure classes the dispatcher distinguishes (mapped from the plugin host's error).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum FailureClass {
-    /// Transient; `retry_after` is the provider's hint, if any.
-    Retryable {
-        /// Provider's Retry-After.
-        retry_after: Option<SignedDuration>,
-    },
-    /// Can never succeed for this message.
-    Permanent,
-    /// The channel instance's credentials or settings were rejected.
-    Misconfigured,
-    /// The plugin crashed or exceeded its sandbox limits.
-    SandboxFault,
 }
 
 /// Where a claimed job stands.
@@ -140,27 +125,32 @@ impl RetryPolicy {
         SignedDuration::try_from_secs_f64(secs).unwrap_or(self.cap)
     }
 
-    /// Decide what happens to a job whose send just failed.
+    /// Decide what happens to a job whose send just failed: `class` is the
+    /// failure's [`ErrorClass`], `retry_after` the provider's hint. The hint
+    /// counts only for a retryable failure (a sandbox fault never carries one).
     pub fn on_failure<R: Rng + ?Sized>(
         &self,
-        class: &FailureClass,
+        class: ErrorClass,
+        retry_after: Option<SignedDuration>,
         message: &str,
         attempt: Attempt,
         now: Timestamp,
         rng: &mut R,
     ) -> RetryDecision {
         let message = message.to_owned();
-        let (at, spend_attempt) = match class {
-            FailureClass::Permanent => {
+        let (at, spend_attempt) = match (class, retry_after) {
+            (ErrorClass::Permanent, _) => {
                 return RetryDecision::Dead {
                     reason: DeadReason::Permanent { message },
                 };
             }
-            FailureClass::Misconfigured => return RetryDecision::PauseChannel { reason: message },
-            FailureClass::Retryable {
-                retry_after: Some(wait),
-            } => (add(now, (*wait).max(SignedDuration::ZERO)), false),
-            FailureClass::Retryable { retry_after: None } | FailureClass::SandboxFault => {
+            (ErrorClass::Misconfigured, _) => {
+                return RetryDecision::PauseChannel { reason: message };
+            }
+            (ErrorClass::Retryable, Some(wait)) => {
+                (add(now, wait.max(SignedDuration::ZERO)), false)
+            }
+            (ErrorClass::Retryable, None) | (ErrorClass::Sandbox, _) => {
                 if attempt.number >= self.max_attempts {
                     return RetryDecision::Dead {
                         reason: DeadReason::MaxAttempts {
