@@ -7,9 +7,8 @@ use std::collections::BTreeMap;
 use std::error::Error;
 
 use arauto::decide::{
-    CancelReason, DecideInput, DropReason, InvalidReason, JobFacts, OrderRecord, PhoneProblem,
-    QuietHours, Recognition, RecognitionError, Relevance, TrackingRef, decide, fingerprint,
-    still_relevant,
+    CancelReason, DecideInput, DropReason, InvalidReason, OrderRecord, PhoneProblem, QuietHours,
+    Recognition, RecognitionError, Relevance, TrackingRef, decide, fingerprint, still_relevant,
 };
 use arauto::detect::{OrderEvent, detect};
 use arauto::model::NotificationKind as K;
@@ -762,11 +761,21 @@ fn recognition_rejects_overrides_the_platform_cannot_serve() {
 
 // ---------------------------------------------------------------- pre-send re-validation
 
-fn facts(kind: K, priority: u8, tracking: Option<(&str, &str)>) -> JobFacts {
-    JobFacts {
+/// What pre-send re-validation looks at of a job.
+struct Facts {
+    kind: K,
+    priority: u8,
+    tracking: Option<TrackingRef>,
+}
+
+fn relevant(job: &Facts, latest: &OrderRecord) -> Relevance {
+    still_relevant(job.kind, job.priority, job.tracking.as_ref(), latest)
+}
+
+fn facts(kind: K, priority: u8, tracking: Option<(&str, &str)>) -> Facts {
+    Facts {
         kind,
         priority,
-        status_code: "x".into(),
         tracking: tracking.map(|(s, c)| TrackingRef {
             shipment_id: s.into(),
             code: c.into(),
@@ -789,24 +798,24 @@ fn record_after(steps: &[(&str, Option<&str>)]) -> OrderRecord {
 fn revalidation_drops_what_no_longer_makes_sense() {
     let shipped = record_after(&[("pedido_pago", None), ("pedido_enviado", Some("QB1BR"))]);
     assert_eq!(
-        still_relevant(&facts(K::OrderShipped, 4, None), &shipped),
+        relevant(&facts(K::OrderShipped, 4, None), &shipped),
         Relevance::Send
     );
     assert_eq!(
-        still_relevant(&facts(K::OrderPaid, 2, None), &shipped),
+        relevant(&facts(K::OrderPaid, 2, None), &shipped),
         Relevance::Drop {
             reason: DropReason::Superseded { reached: 4, job: 2 }
         }
     );
     assert_eq!(
-        still_relevant(
+        relevant(
             &facts(K::TrackingUpdated, 0, Some(("1", "QB1BR"))),
             &shipped
         ),
         Relevance::Send
     );
     assert_eq!(
-        still_relevant(
+        relevant(
             &facts(K::TrackingUpdated, 0, Some(("1", "QB0BR"))),
             &shipped
         ),
@@ -817,7 +826,7 @@ fn revalidation_drops_what_no_longer_makes_sense() {
         }
     );
     assert_eq!(
-        still_relevant(&facts(K::OrderCanceled, 0, None), &shipped),
+        relevant(&facts(K::OrderCanceled, 0, None), &shipped),
         Relevance::Drop {
             reason: DropReason::OrderReopened {
                 status_code: "pedido_enviado".into()
@@ -827,11 +836,11 @@ fn revalidation_drops_what_no_longer_makes_sense() {
 
     let cancelled = record_after(&[("pedido_pago", None), ("pedido_cancelado", None)]);
     assert_eq!(
-        still_relevant(&facts(K::OrderCanceled, 0, None), &cancelled),
+        relevant(&facts(K::OrderCanceled, 0, None), &cancelled),
         Relevance::Send
     );
     assert_eq!(
-        still_relevant(&facts(K::OrderPaid, 2, None), &cancelled),
+        relevant(&facts(K::OrderPaid, 2, None), &cancelled),
         Relevance::Drop {
             reason: DropReason::OrderTerminal {
                 status_code: "pedido_cancelado".into()
@@ -845,7 +854,7 @@ fn revalidation_drops_what_no_longer_makes_sense() {
         ("pedido_pago", None),
     ]);
     assert!(matches!(
-        still_relevant(
+        relevant(
             &facts(K::TrackingUpdated, 0, Some(("1", "QB1BR"))),
             &reopened
         ),
@@ -857,7 +866,7 @@ fn revalidation_drops_what_no_longer_makes_sense() {
     // A revert does not drop the later step: it would never be announced again.
     let reverted = record_after(&[("pedido_enviado", None), ("pedido_pago", None)]);
     assert_eq!(
-        still_relevant(&facts(K::OrderShipped, 4, None), &reverted),
+        relevant(&facts(K::OrderShipped, 4, None), &reverted),
         Relevance::Send
     );
 }

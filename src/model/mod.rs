@@ -5,10 +5,12 @@
 //! them at the sandbox boundary, so nothing outside `plugin/` depends on a
 //! particular version of the plugin contract.
 
+mod ids;
 mod notification;
 mod order;
 mod plugin_info;
 
+pub use ids::ChannelId;
 pub use notification::{NotificationKind, UnknownNotificationKind};
 pub use order::{
     Boleto, Customer, Item, Money, Order, OrderStatus, Payment, PaymentFamily, Pix, Shipment,

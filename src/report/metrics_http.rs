@@ -355,7 +355,7 @@ async fn refresh(endpoint: &Endpoint, store: &SharedStore) -> Result<(), crate::
     let now = Timestamp::now();
     let mut channels = Vec::with_capacity(config.channels.len());
     for (id, runtime) in &state.channels {
-        let stats = store.lane_stats(id).await?;
+        let stats = store.channel_stats(id).await?;
         let status = store.channel_status(id).await?;
         let pacing = pacing_state(&status);
         let today = pacing_day(&runtime.pacing, config, now);

@@ -1,10 +1,10 @@
 //! The redb backend of [`StateStore`]: one file, `<state_dir>/arauto.redb`.
 //!
 //! Layout (see `tables.rs`): job bodies as versioned JSON keyed by time-ordered
-//! id; a `(lane, due_ms, id)` index of pending jobs (due lookup and "next due"
+//! id; a `(channel, due_ms, id)` index of pending jobs (due lookup and "next due"
 //! are range scans); `(lease_ms, id)` for running jobs; `(finished_ms, id)`
-//! and `(lane, finished_ms, id)` for finished ones; dedupe keys; an
-//! `(store, order, id)` index; transactional per-lane counters; cursors, order
+//! and `(channel, finished_ms, id)` for finished ones; dedupe keys; an
+//! `(store, order, id)` index; transactional per-channel counters; cursors, order
 //! records, statuses and daily counters.
 //!
 //! Writes: one writer thread, group commit (see `writer.rs`). Reads: MVCC read
@@ -18,6 +18,7 @@
 
 mod ops;
 mod reads;
+mod record;
 mod tables;
 mod writer;
 
@@ -34,14 +35,14 @@ use tokio::sync::{mpsc, oneshot};
 use self::reads::Reader;
 use self::tables::{META, META_SCHEMA_KEY, SCHEMA_VERSION, backend};
 use self::writer::{BoxedOp, Ctx, PendingOp, Shared, Writer};
-use super::id::IdGenerator;
 use super::{
-    CancelOutcome, ChannelStatus, Claim, Completion, CounterQuery, CounterRow, EnqueueOutcome,
-    Error, FinishedJob, Job, JobFilter, JobId, LaneStats, LaneWatch, NewJob, PollCommit,
+    CancelOutcome, ChannelStats, ChannelStatus, ChannelWatch, Claim, Completion, CounterQuery,
+    CounterRow, EnqueueOutcome, Error, FinishedJob, Job, JobFilter, JobId, NewJob, PollCommit,
     PollOutcome, PurgeFilter, RequeueOutcome, Result, StateStore, StatusUpdate, StoreStats,
     StoreStatus, VerifyReport,
 };
 use crate::clock::{SharedClock, SystemClock};
+use crate::job::IdGenerator;
 
 /// File name of the database inside the state directory.
 pub const FILE_NAME: &str = "arauto.redb";
@@ -332,13 +333,13 @@ impl StateStore for RedbStore {
 
     async fn claim(
         &self,
-        lane: &str,
+        channel: &str,
         now: Timestamp,
         max: usize,
         lease: SignedDuration,
     ) -> Result<Vec<Job>> {
-        let lane = lane.to_owned();
-        self.submit(move |ctx| ctx.claim(&lane, now, max, lease))
+        let channel = channel.to_owned();
+        self.submit(move |ctx| ctx.claim(&channel, now, max, lease))
             .await
     }
 
@@ -368,7 +369,7 @@ impl StateStore for RedbStore {
     }
 
     async fn recover_expired_leases(&self, now: Timestamp) -> Result<usize> {
-        let lease_before_ms = super::id::timestamp_ms(now);
+        let lease_before_ms = crate::job::timestamp_ms(now);
         self.submit(move |ctx| ctx.recover(lease_before_ms, now))
             .await
     }
@@ -385,24 +386,24 @@ impl StateStore for RedbStore {
         self.read(|reader| reader.jobs_for_order(store, order_id))
     }
 
-    async fn next_due(&self, lane: &str) -> Result<Option<Timestamp>> {
-        self.read(|reader| reader.next_due(lane))
+    async fn next_due(&self, channel: &str) -> Result<Option<Timestamp>> {
+        self.read(|reader| reader.next_due(channel))
     }
 
-    async fn lane_stats(&self, lane: &str) -> Result<LaneStats> {
-        self.read(|reader| reader.lane_stats(lane))
+    async fn channel_stats(&self, channel: &str) -> Result<ChannelStats> {
+        self.read(|reader| reader.channel_stats(channel))
     }
 
-    async fn lanes(&self) -> Result<Vec<String>> {
-        self.scan(|reader| reader.lanes()).await
+    async fn channels(&self) -> Result<Vec<String>> {
+        self.scan(|reader| reader.channels()).await
     }
 
-    fn watch_lane(&self, lane: &str) -> LaneWatch {
-        LaneWatch::new(self.inner.shared.watch_lane(lane))
+    fn watch_channel(&self, channel: &str) -> ChannelWatch {
+        ChannelWatch::new(self.inner.shared.watch_channel(channel))
     }
 
-    fn watch_store(&self, store: &str) -> LaneWatch {
-        LaneWatch::new(self.inner.shared.watch_store(store))
+    fn watch_store(&self, store: &str) -> ChannelWatch {
+        ChannelWatch::new(self.inner.shared.watch_store(store))
     }
 
     async fn cursor(&self, store: &str) -> Result<Option<String>> {
@@ -455,34 +456,34 @@ impl StateStore for RedbStore {
         Ok(status)
     }
 
-    async fn channel_status(&self, lane: &str) -> Result<ChannelStatus> {
-        self.read(|reader| reader.channel_status(lane))
+    async fn channel_status(&self, channel: &str) -> Result<ChannelStatus> {
+        self.read(|reader| reader.channel_status(channel))
     }
 
     async fn update_channel_status(
         &self,
-        lane: &str,
+        channel: &str,
         mut update: StatusUpdate<ChannelStatus>,
     ) -> Result<ChannelStatus> {
-        let lane = lane.to_owned();
-        self.submit(move |ctx| ctx.update_channel(&lane, &mut *update))
+        let channel = channel.to_owned();
+        self.submit(move |ctx| ctx.update_channel(&channel, &mut *update))
             .await
     }
 
     async fn pause_channel(
         &self,
-        lane: &str,
+        channel: &str,
         reason: String,
         automatic: bool,
     ) -> Result<ChannelStatus> {
-        let lane = lane.to_owned();
-        self.submit(move |ctx| ctx.pause_channel(&lane, reason, automatic))
+        let channel = channel.to_owned();
+        self.submit(move |ctx| ctx.pause_channel(&channel, reason, automatic))
             .await
     }
 
-    async fn resume_channel(&self, lane: &str) -> Result<ChannelStatus> {
-        let lane = lane.to_owned();
-        self.submit(move |ctx| ctx.update_channel(&lane, &mut |status| status.paused = None))
+    async fn resume_channel(&self, channel: &str) -> Result<ChannelStatus> {
+        let channel = channel.to_owned();
+        self.submit(move |ctx| ctx.update_channel(&channel, &mut |status| status.paused = None))
             .await
     }
 
@@ -490,9 +491,10 @@ impl StateStore for RedbStore {
         self.scan(move |reader| reader.counters(&query)).await
     }
 
-    async fn recent(&self, lane: &str, since: Timestamp) -> Result<Vec<FinishedJob>> {
-        let lane = lane.to_owned();
-        self.scan(move |reader| reader.recent(&lane, since)).await
+    async fn recent(&self, channel: &str, since: Timestamp) -> Result<Vec<FinishedJob>> {
+        let channel = channel.to_owned();
+        self.scan(move |reader| reader.recent(&channel, since))
+            .await
     }
 
     async fn entered_since(&self, since: Timestamp, limit: usize) -> Result<Vec<Job>> {
