@@ -16,6 +16,7 @@
 //! scanned. Every job found running at open is orphaned (one process per file)
 //! and is recovered at once.
 
+mod migrate;
 mod ops;
 mod reads;
 mod record;
@@ -297,17 +298,27 @@ fn open_schema(db: &Database, path: &Path) -> Result<()> {
             supported: SCHEMA_VERSION,
         });
     }
-    // Older schemas would be migrated here; version 1 is the first.
     let mut txn = db
         .begin_write()
         .map_err(backend(path, "begin write transaction"))?;
     txn.set_durability(Durability::Immediate)
         .map_err(backend(path, "set durability"))?;
+    // An older layout is upgraded in this same transaction, before the
+    // tables are opened: all of it commits, or none.
+    if let Some(found) = found
+        && found < SCHEMA_VERSION
+    {
+        migrate::migrate(&txn, found, path)?;
+        tracing::info!(
+            path = %path.display(),
+            "state database upgraded from schema {found} to {SCHEMA_VERSION}"
+        );
+    }
     {
         let mut meta = txn
             .open_table(META)
             .map_err(backend(path, "create tables"))?;
-        if found.is_none() {
+        if found != Some(SCHEMA_VERSION) {
             meta.insert(META_SCHEMA_KEY, SCHEMA_VERSION)
                 .map_err(backend(path, "write schema version"))?;
         }

@@ -14,7 +14,9 @@ use crate::queue::{Error, Job, JobId, Result};
 /// Version of the table layout below. Bump it (and add a migration in
 /// `open_schema`) when a table changes type or meaning; new *fields* of stored
 /// JSON records are not a schema change.
-pub(super) const SCHEMA_VERSION: u64 = 1;
+/// 2: channel tables and job records renamed from schema 1's word, typed job
+/// payload (see `migrate`).
+pub(super) const SCHEMA_VERSION: u64 = 2;
 pub(super) const META_SCHEMA_KEY: &str = "schema_version";
 
 /// `"schema_version"` → version.
