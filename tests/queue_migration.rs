@@ -30,7 +30,6 @@ const STORE_STATUS: TableDefinition<&str, &[u8]> = TableDefinition::new("store_s
 const CHANNEL_STATUS: TableDefinition<&str, &[u8]> = TableDefinition::new("channel_status");
 const COUNTERS: TableDefinition<(&str, &str, &str, &str, &str), u64> =
     TableDefinition::new("counters");
-const NO_EXPIRY: u64 = u64::MAX;
 
 /// Schema 1's record codec: format tag 1, then JSON.
 fn record(value: &Value) -> Result<Vec<u8>> {

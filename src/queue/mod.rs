@@ -81,17 +81,41 @@ impl ChannelWatch {
 }
 
 /// The durable state of arauto: queue engine, poll state, pacing state and
-/// delivery history. All writes are durable when the call returns; dropping the
-/// returned future does not cancel a write already submitted.
+/// delivery history, as the daemon and the CLI use it (and nothing more: a
+/// backend's tools and test hooks, like the redb backend's `enqueue`,
+/// `verify` or `stats`, stay inherent methods of that backend).
+///
+/// Every backend keeps these semantics (the redb backend today; a NATS
+/// JetStream backend for the cluster later):
+///
+/// * **Durability**: a write is durable when its call returns; dropping the
+///   returned future does not cancel a write already submitted.
+/// * **Enqueue dedupe**: a job whose dedupe key is already held (also by an
+///   earlier job of the same commit) is not written; the outcome names the
+///   holder. A job holds its keys until it is pruned, or until it is
+///   cancelled (a cancelled notification was never sent, so planning it again
+///   keeps "at most once").
+/// * **Claim, lease, fencing**: a claim takes due jobs of one channel, lowest
+///   priority value first among the earliest-due, then by due time; each is
+///   `Running` under a lease with `attempt + 1` (attempts are spent at claim,
+///   so a job that crashes the daemon still reaches dead-letter). A running
+///   job whose lease ended is due again on a later claim, or dead if that was
+///   its last attempt. Completions present their [`Claim`]: a completion from
+///   an expired claim is refused ([`Error::StaleClaim`]), never applied twice.
+/// * **Completion**: exactly one terminal or retry transition per claim, with
+///   the daily counters and the channel's pacing counters in the same write.
+/// * **Cancel** touches pending jobs only; running and finished ones are
+///   reported, not changed.
+/// * **Expiry**: a job past `expires_at` is never handed out; a claim that
+///   meets it moves it to `Expired`.
+/// * **Ordering**: within a channel, due jobs come out by priority then due
+///   time; job ids grow with creation time.
+/// * **Poll commit atomicity**: [`StateStore::commit_poll`] writes cursor,
+///   order records, new jobs, cancellations and store status all at once or
+///   not at all.
 #[async_trait]
 pub trait StateStore: Send + Sync + 'static {
     // ----- queue -----
-
-    /// Enqueues jobs in one transaction, in order. A job whose dedupe key is
-    /// already held (also by an earlier job of the same call) is a no-op that
-    /// returns the holder's id. An invalid job rejects the whole call before
-    /// anything is written.
-    async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<EnqueueOutcome>>;
 
     /// Claims up to `max` jobs of `channel` due at `now`, lowest priority value first
     /// among the due jobs it looks at (the earliest-due few hundred), then by due
@@ -105,9 +129,6 @@ pub trait StateStore: Send + Sync + 'static {
         max: usize,
         lease: SignedDuration,
     ) -> Result<Vec<Job>>;
-
-    /// Moves a running claim's lease to `until` (for slow deliveries).
-    async fn extend_lease(&self, claim: Claim, until: Timestamp) -> Result<Job>;
 
     /// Ends a running claim. Fails with [`Error::NotRunning`] or
     /// [`Error::StaleClaim`] (nothing written) if the job is not running under
@@ -150,11 +171,6 @@ pub trait StateStore: Send + Sync + 'static {
             }
         }
     }
-
-    /// Returns running jobs whose lease ended at or before `now` to pending (due
-    /// now), or to dead-letter if that claim was their last attempt. Returns how
-    /// many were recovered.
-    async fn recover_expired_leases(&self, now: Timestamp) -> Result<usize>;
 
     /// One job.
     async fn get(&self, id: JobId) -> Result<Option<Job>>;
@@ -219,13 +235,6 @@ pub trait StateStore: Send + Sync + 'static {
     /// The channel's status (default if never written).
     async fn channel_status(&self, channel: &str) -> Result<ChannelStatus>;
 
-    /// Changes the channel's status in one transaction and returns the result.
-    async fn update_channel_status(
-        &self,
-        channel: &str,
-        update: StatusUpdate<ChannelStatus>,
-    ) -> Result<ChannelStatus>;
-
     /// Pauses a channel: claims on its channel return nothing until it is resumed.
     /// Keeps the original reason and time if it is already paused.
     /// `automatic`: set by arauto on a misconfigured error (see [`Pause::automatic`]).
@@ -255,13 +264,4 @@ pub trait StateStore: Send + Sync + 'static {
 
     /// The time zone whose local dates the daily counters use.
     fn set_time_zone(&self, time_zone: TimeZone);
-
-    // ----- maintenance -----
-
-    /// Checks every record and index against each other (full scan; for
-    /// `arauto check` and tests).
-    async fn verify(&self) -> Result<VerifyReport>;
-
-    /// Write-path statistics since this handle was opened.
-    fn stats(&self) -> StoreStats;
 }

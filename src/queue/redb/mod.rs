@@ -133,6 +133,49 @@ impl std::fmt::Debug for RedbStore {
 }
 
 impl RedbStore {
+    /// Enqueues jobs in one transaction (the daemon enqueues through
+    /// [`StateStore::commit_poll`]; tools and tests use this). Deduplicated like
+    /// a poll commit; an invalid job rejects the whole call.
+    pub async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<EnqueueOutcome>> {
+        self.submit(move |ctx| ctx.enqueue(jobs)).await
+    }
+
+    /// Moves a running claim's lease to `until`.
+    pub async fn extend_lease(&self, claim: Claim, until: Timestamp) -> Result<Job> {
+        self.submit(move |ctx| ctx.extend_lease(claim, until)).await
+    }
+
+    /// Returns running jobs whose lease ended at or before `now` to pending
+    /// (due now), or to dead-letter if that claim was their last attempt.
+    /// Claims do this on their own; this is for tests and tools.
+    pub async fn recover_expired_leases(&self, now: Timestamp) -> Result<usize> {
+        let lease_before_ms = crate::job::timestamp_ms(now);
+        self.submit(move |ctx| ctx.recover(lease_before_ms, now))
+            .await
+    }
+
+    /// Changes the channel's status in one transaction and returns the result.
+    pub async fn update_channel_status(
+        &self,
+        channel: &str,
+        mut update: StatusUpdate<ChannelStatus>,
+    ) -> Result<ChannelStatus> {
+        let channel = channel.to_owned();
+        self.submit(move |ctx| ctx.update_channel(&channel, &mut *update))
+            .await
+    }
+
+    /// Checks every record and index against each other (full scan; for
+    /// tests and repair tools).
+    pub async fn verify(&self) -> Result<VerifyReport> {
+        self.scan(|reader| reader.verify()).await
+    }
+
+    /// Write-path statistics since this handle was opened.
+    pub fn stats(&self) -> StoreStats {
+        self.inner.shared.stats()
+    }
+
     /// Opens (creating if needed) `<state_dir>/arauto.redb`. Blocking.
     pub fn open(state_dir: &Path, options: RedbOptions) -> Result<Self> {
         std::fs::create_dir_all(state_dir).map_err(|error| Error::Open {
@@ -338,10 +381,6 @@ fn open_schema(db: &Database, path: &Path) -> Result<()> {
 
 #[async_trait]
 impl StateStore for RedbStore {
-    async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<EnqueueOutcome>> {
-        self.submit(move |ctx| ctx.enqueue(jobs)).await
-    }
-
     async fn claim(
         &self,
         channel: &str,
@@ -352,10 +391,6 @@ impl StateStore for RedbStore {
         let channel = channel.to_owned();
         self.submit(move |ctx| ctx.claim(&channel, now, max, lease))
             .await
-    }
-
-    async fn extend_lease(&self, claim: Claim, until: Timestamp) -> Result<Job> {
-        self.submit(move |ctx| ctx.extend_lease(claim, until)).await
     }
 
     async fn complete(&self, claim: Claim, completion: Completion) -> Result<Job> {
@@ -377,12 +412,6 @@ impl StateStore for RedbStore {
 
     async fn purge(&self, filter: PurgeFilter) -> Result<usize> {
         self.submit(move |ctx| ctx.purge(&filter)).await
-    }
-
-    async fn recover_expired_leases(&self, now: Timestamp) -> Result<usize> {
-        let lease_before_ms = crate::job::timestamp_ms(now);
-        self.submit(move |ctx| ctx.recover(lease_before_ms, now))
-            .await
     }
 
     async fn get(&self, id: JobId) -> Result<Option<Job>> {
@@ -471,16 +500,6 @@ impl StateStore for RedbStore {
         self.read(|reader| reader.channel_status(channel))
     }
 
-    async fn update_channel_status(
-        &self,
-        channel: &str,
-        mut update: StatusUpdate<ChannelStatus>,
-    ) -> Result<ChannelStatus> {
-        let channel = channel.to_owned();
-        self.submit(move |ctx| ctx.update_channel(&channel, &mut *update))
-            .await
-    }
-
     async fn pause_channel(
         &self,
         channel: &str,
@@ -520,14 +539,6 @@ impl StateStore for RedbStore {
             .time_zone
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = time_zone;
-    }
-
-    async fn verify(&self) -> Result<VerifyReport> {
-        self.scan(|reader| reader.verify()).await
-    }
-
-    fn stats(&self) -> StoreStats {
-        self.inner.shared.stats()
     }
 }
 
