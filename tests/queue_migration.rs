@@ -2,7 +2,18 @@
 //! channel a "lane", and job payloads were `{"v":1,"facts":{...}}` JSON) opens
 //! with this arauto and keeps its queue: pending jobs are claimable on their
 //! channel, history, counters and channel status are still there, and a job
-//! whose notification cannot be read stays visible instead of vanishing.
+//! whose notification cannot be read stays visible instead of vanishing:
+//! the daemon's sweep logs it, its dispatcher dead-letters it when it comes
+//! due, and `arauto queue list` shows it meanwhile.
+
+#![allow(clippy::expect_used)]
+
+#[path = "support/daemon.rs"]
+mod daemon;
+#[path = "support/operator.rs"]
+mod operator;
+#[path = "support/mod.rs"]
+mod support;
 
 use anyhow::{Context, Result, ensure};
 use arauto::clock::ManualClock;
@@ -44,8 +55,26 @@ fn ms(at: Timestamp) -> u64 {
 
 /// A job record as `ddb5715` serialised `queue::Job` with the payload of
 /// `send::job::new_job`.
-fn old_job(id: JobId, lane: &str, order: &str, kind: &str, state: &str, at: Timestamp) -> Value {
+fn old_job(job: &OldJob, at: Timestamp) -> Value {
+    let OldJob {
+        id,
+        lane,
+        order,
+        kind,
+        state,
+        ..
+    } = *job;
     let finished = state != "pending";
+    let due_at = at + SignedDuration::from_secs(job.due_in_secs);
+    let payload = job.payload.clone().unwrap_or_else(|| {
+        json!({
+            "v": 1,
+            "facts": {"kind": kind, "priority": 4, "status_code": "pedido_enviado",
+                      "tracking": {"shipment_id": "1", "code": "QB1BR"}},
+            "order_number": format!("#{order}"),
+            "quiet_hours": "defer"
+        })
+    });
     json!({
         "id": id,
         "lane": lane,
@@ -55,8 +84,8 @@ fn old_job(id: JobId, lane: &str, order: &str, kind: &str, state: &str, at: Time
         "priority": 1,
         "state": state,
         "created_at": at,
-        "due_at": at,
-        "expires_at": at + SignedDuration::from_hours(24),
+        "due_at": due_at,
+        "expires_at": due_at + SignedDuration::from_hours(24),
         "attempt": u32::from(finished),
         "max_attempts": 5,
         "claims": u32::from(finished),
@@ -67,22 +96,34 @@ fn old_job(id: JobId, lane: &str, order: &str, kind: &str, state: &str, at: Time
         "outcome_reason": null,
         "receipt": if finished { json!({"provider_message_id": "wamid.1", "recipient_id": "5511999999999"}) } else { Value::Null },
         "dedupe_keys": [format!("loja/{order}/{kind}/{lane}")],
-        "payload": {
-            "v": 1,
-            "facts": {"kind": kind, "priority": 4, "status_code": "pedido_enviado",
-                      "tracking": {"shipment_id": "1", "code": "QB1BR"}},
-            "order_number": format!("#{order}"),
-            "quiet_hours": "defer"
-        }
+        "payload": payload
     })
 }
 
-struct OldJob {
+struct OldJob<'a> {
     id: JobId,
-    lane: &'static str,
-    order: &'static str,
-    kind: &'static str,
-    state: &'static str,
+    lane: &'a str,
+    order: &'a str,
+    kind: &'a str,
+    state: &'a str,
+    /// Due this many seconds after the database was written.
+    due_in_secs: i64,
+    /// A payload other than the one `ddb5715` wrote.
+    payload: Option<Value>,
+}
+
+impl<'a> OldJob<'a> {
+    fn new(id: JobId, lane: &'a str, order: &'a str, kind: &'a str, state: &'a str) -> Self {
+        Self {
+            id,
+            lane,
+            order,
+            kind,
+            state,
+            due_in_secs: 0,
+            payload: None,
+        }
+    }
 }
 
 /// Writes a schema-1 database with `jobs`, their indexes, counters and a
@@ -106,7 +147,8 @@ fn write_schema_1(path: &std::path::Path, at: Timestamp, jobs: &[OldJob]) -> Res
             .to_string();
         for job in jobs {
             let raw = job.id.as_u128();
-            let value = old_job(job.id, job.lane, job.order, job.kind, job.state, at);
+            let value = old_job(job, at);
+            let due_ms = ms(at + SignedDuration::from_secs(job.due_in_secs));
             table.insert(raw, record(&value)?.as_slice())?;
             let key = format!("loja/{}/{}/{}", job.order, job.kind, job.lane);
             dedupe.insert(key.as_str(), raw)?;
@@ -122,8 +164,8 @@ fn write_schema_1(path: &std::path::Path, at: Timestamp, jobs: &[OldJob]) -> Res
                 .get(job.lane)?
                 .map_or((0, 0), |guard| guard.value());
             if job.state == "pending" {
-                let expires = ms(at + SignedDuration::from_hours(24));
-                due.insert((job.lane, ms(at), raw), (1, expires))?;
+                let expires = due_ms + 24 * 3_600_000;
+                due.insert((job.lane, due_ms, raw), (1, expires))?;
                 lane_counts.insert(job.lane, (pending + 1, running))?;
             } else {
                 finished.insert((ms(at), raw), 2)?;
@@ -151,35 +193,11 @@ async fn a_schema_1_database_keeps_its_queue() -> Result<()> {
     let at: Timestamp = "2025-03-14T12:00:00Z".parse()?;
     let id = |n: u128| JobId::from_u128(JobId::lower_bound_at(at).as_u128() + n);
     let jobs = [
-        OldJob {
-            id: id(1),
-            lane: "whatsapp",
-            order: "1001",
-            kind: "order-shipped",
-            state: "sent",
-        },
-        OldJob {
-            id: id(2),
-            lane: "whatsapp",
-            order: "1002",
-            kind: "order-shipped",
-            state: "pending",
-        },
-        OldJob {
-            id: id(3),
-            lane: "sms",
-            order: "1003",
-            kind: "order-paid",
-            state: "pending",
-        },
+        OldJob::new(id(1), "whatsapp", "1001", "order-shipped", "sent"),
+        OldJob::new(id(2), "whatsapp", "1002", "order-shipped", "pending"),
+        OldJob::new(id(3), "sms", "1003", "order-paid", "pending"),
         // Written by some newer arauto: a kind this one does not know.
-        OldJob {
-            id: id(4),
-            lane: "sms",
-            order: "1004",
-            kind: "order-teleported",
-            state: "pending",
-        },
+        OldJob::new(id(4), "sms", "1004", "order-teleported", "pending"),
     ];
     write_schema_1(&dir.path().join(FILE_NAME), at, &jobs)?;
 
@@ -266,4 +284,83 @@ async fn a_schema_1_database_keeps_its_queue() -> Result<()> {
         JobBody::Readable { .. } => anyhow::bail!("an unknown kind was read"),
     }
     Ok(())
+}
+
+/// A running daemon meets two pending jobs it cannot read (an unknown kind
+/// due now, a broken payload due in an hour) of an order its store polls: the
+/// sweep logs the one it must leave out of its decision, the dispatcher
+/// dead-letters the due one with the reason, and `arauto queue list` shows
+/// the other marked unreadable.
+#[test]
+fn a_running_daemon_keeps_unreadable_jobs_visible() -> Result<()> {
+    let world = operator::world();
+    let order = world
+        .store
+        .create_order(arauto_sim::li::Order::new())
+        .to_string();
+    let dir = tempfile::tempdir()?;
+    let config_path = dir.path().join("arauto.toml");
+    std::fs::write(
+        &config_path,
+        operator::config_text(dir.path(), &world, &operator::Setup::default()),
+    )?;
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&state)?;
+    let at = Timestamp::now();
+    let due_now = JobId::lower_bound_at(at);
+    let later = JobId::from_u128(due_now.as_u128() + 1);
+    let mut broken = OldJob::new(later, "whatsapp", &order, "order-paid", "pending");
+    broken.due_in_secs = 3600;
+    broken.payload = Some(json!({"v": 1, "facts": "not what arauto wrote"}));
+    let jobs = [
+        OldJob::new(due_now, "whatsapp", &order, "order-teleported", "pending"),
+        broken,
+    ];
+    write_schema_1(&state.join(FILE_NAME), at, &jobs)?;
+
+    support::first_party_plugins();
+    let mut daemon = daemon::Daemon::spawn(dir, config_path, &[], &[]);
+    daemon.await_notice("READY=1");
+    let dead = daemon.stderr.wait_for("unreadable job record");
+    ensure!(dead.contains(&due_now.to_string()), "{dead}");
+    // Only the sweep speaks of the job due later.
+    let left_out = daemon.stderr.wait_for(&format!("job_id={later}"));
+    ensure!(
+        left_out.contains("its record is unreadable") && left_out.contains(&order),
+        "{left_out}"
+    );
+    let socket = daemon.socket.display().to_string();
+    let list = operator::arauto(&["queue", "list", "--state", "pending", "--socket", &socket]);
+    ensure!(list.code == 0, "{list:?}");
+    ensure!(
+        list.stdout.contains(&later.to_string()) && list.stdout.contains("unreadable job record"),
+        "{}",
+        list.stdout
+    );
+    daemon.kill();
+
+    let store = operator::open_store(&state_path(&daemon));
+    let runtime = tokio::runtime::Runtime::new()?;
+    let (first, second) = runtime
+        .block_on(async { anyhow::Ok((store.get(due_now).await?, store.get(later).await?)) })?;
+    let first = first.context("the due job")?;
+    ensure!(first.state == JobState::Dead, "{first:?}");
+    ensure!(
+        first
+            .outcome_reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("unreadable job record: ")),
+        "{first:?}"
+    );
+    let second = second.context("the later job")?;
+    ensure!(second.state == JobState::Pending, "{second:?}");
+    ensure!(
+        matches!(second.body, JobBody::Unreadable { .. }),
+        "{second:?}"
+    );
+    Ok(())
+}
+
+fn state_path(daemon: &daemon::Daemon) -> std::path::PathBuf {
+    daemon.dir.path().join("state")
 }
