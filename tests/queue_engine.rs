@@ -94,6 +94,7 @@ fn open(dir: &std::path::Path, clock: &ManualClock) -> Result<RedbStore> {
     Ok(RedbStore::open(dir, options)?)
 }
 
+#[allow(clippy::expect_used)] // the kinds below are literals
 fn new_job(lane: &str, order: &str, kind: &str, due_at: Timestamp) -> NewJob {
     NewJob {
         channel: lane.into(),

@@ -334,7 +334,7 @@ impl Dispatcher {
             });
         }
 
-        let message = match self.message(state, store, channel, job, kind, payload, &record) {
+        let message = match self.message(state, store, channel, job, (kind, payload), &record) {
             Ok(message) => message,
             Err(reason) => return fields.dead(reason),
         };
@@ -443,8 +443,7 @@ impl Dispatcher {
         store: &StoreRuntime,
         channel: &ChannelRuntime,
         job: &Job,
-        kind: NotificationKind,
-        payload: &JobPayload,
+        (kind, payload): (NotificationKind, &JobPayload),
         record: &OrderRecord,
     ) -> Result<OutgoingMessage, String> {
         let order = &record.order;
