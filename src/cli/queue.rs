@@ -821,4 +821,23 @@ mod tests {
         assert!(row(&list).contains("provider timed out"), "{list}");
         assert!(!list.contains("before success"), "{list}");
     }
+
+    #[test]
+    fn an_unreadable_job_is_listed_and_shown_with_its_reason() {
+        let mut odd = job(JobState::Pending, 0, 0, None);
+        odd.body = JobBody::Unreadable {
+            kind: "order-teleported".into(),
+            unreadable: "unknown notification kind \"order-teleported\"".into(),
+            stored_payload: r#"{"payload_version":99}"#.into(),
+        };
+        let list = render_list(std::slice::from_ref(&odd));
+        assert!(row(&list).contains("order-teleported"), "{list}");
+        assert!(row(&list).contains("unreadable job record"), "{list}");
+        let shown = render_job(&odd);
+        assert!(
+            shown.contains("unreadable    unknown notification kind"),
+            "{shown}"
+        );
+        assert!(shown.contains(r#"{"payload_version":99}"#), "{shown}");
+    }
 }
