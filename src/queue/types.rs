@@ -494,7 +494,7 @@ pub struct PollCommit {
     pub order_records: Vec<(String, Vec<u8>)>,
     /// Order records to delete (orders the store no longer needs to follow).
     pub forget_orders: Vec<String>,
-    /// Jobs to enqueue (deduplicated like [`StateStore::enqueue`](super::StateStore::enqueue)).
+    /// Jobs to enqueue, deduplicated by their dedupe keys (see [`StateStore`](super::StateStore)).
     /// Each must belong to `store`.
     pub jobs: Vec<NewJob>,
     /// Jobs to cancel with a reason; only pending ones are touched.
