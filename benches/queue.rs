@@ -36,21 +36,26 @@ fn env_usize(name: &str, default: usize) -> Result<usize> {
 fn job(lane: &str, order: usize) -> NewJob {
     let order_id = (100_000 + order).to_string();
     NewJob {
-        lane: lane.to_owned(),
+        channel: lane.into(),
         store: "loja".to_owned(),
         dedupe_keys: vec![format!("loja/{order_id}/order-shipped/{lane}")],
         order_id,
-        kind: "order-shipped".to_owned(),
+        kind: arauto::model::NotificationKind::OrderShipped,
         priority: 5,
         due_at: Timestamp::now(),
         expires_at: None,
         max_attempts: 5,
-        payload: serde_json::json!({
-            "customer": "Maria da Silva",
-            "phone": "+5511999999999",
-            "tracking": "BR123456789BR",
-            "total": "R$ 199,90",
-        }),
+        payload: arauto::job::JobPayload {
+            payload_version: arauto::job::JOB_PAYLOAD_VERSION,
+            priority: 4,
+            status_code: "pedido_enviado".to_owned(),
+            tracking: Some(arauto::job::TrackingRef {
+                shipment_id: "1".to_owned(),
+                code: "BR123456789BR".to_owned(),
+            }),
+            order_number: format!("#{order}"),
+            quiet_hours: arauto::job::QuietHoursMode::Defer,
+        },
     }
 }
 
@@ -202,7 +207,7 @@ async fn backlog(root: &PathBuf, pending: usize) -> Result<()> {
     let started = Instant::now();
     let store = RedbStore::open(dir.path(), RedbOptions::default())?;
     let opened = started.elapsed();
-    let stats = store.lane_stats("lane-0").await?;
+    let stats = store.channel_stats("lane-0").await?;
 
     let rounds = 500;
     let mut claims = Vec::with_capacity(rounds);
@@ -233,7 +238,7 @@ async fn backlog(root: &PathBuf, pending: usize) -> Result<()> {
         opened.as_secs_f64() * 1e3
     );
     println!(
-        "  lane_stats(lane-0): pending {}, oldest due {:?}",
+        "  channel_stats(lane-0): pending {}, oldest due {:?}",
         stats.pending, stats.oldest_due
     );
     println!(

@@ -5,7 +5,7 @@
 //! median of several starts each).
 //!
 //! The jobs are written with the daemon's own job shape
-//! (`arauto::send::job::new_job`) through the queue engine's bulk enqueue,
+//! (`arauto::job::PlannedNotification::new_job`) through the queue engine's bulk enqueue,
 //! the way pollers enqueue them. Both daemons use the same configuration (one
 //! store, one WhatsApp channel) and a warm compiled-plugin cache, so the
 //! difference is the queue.
@@ -20,11 +20,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use arauto::decide::{PlannedNotification, QuietHoursMode};
+use arauto::job::{PlannedNotification, QuietHoursMode};
 use arauto::model::NotificationKind;
 use arauto::queue::StateStore;
 use arauto::queue::redb::{FILE_NAME, RedbOptions, RedbStore};
-use arauto::send::job::new_job;
 use arauto_sim::channels::{FakeProvider, Provider};
 use arauto_sim::li::{FakeLi, StoreAuth};
 use jiff::{SignedDuration, Timestamp};
@@ -73,11 +72,10 @@ async fn fill(state: &Path, jobs: usize) -> Result<Duration> {
                     .map(|i| {
                         let store_id = format!("s{:05}", i % STORES);
                         let order = 100_000 + i / STORES;
-                        new_job(
+                        planned(&store_id, order, i).new_job(
                             &store_id,
                             &order.to_string(),
                             &order.to_string(),
-                            &planned(&store_id, order, i),
                             5,
                         )
                     })
@@ -92,7 +90,7 @@ async fn fill(state: &Path, jobs: usize) -> Result<Duration> {
         result??;
     }
     let elapsed = started.elapsed();
-    let pending = store.lane_stats("whatsapp").await?.pending;
+    let pending = store.channel_stats("whatsapp").await?.pending;
     anyhow::ensure!(
         pending as usize == jobs,
         "expected {jobs} pending jobs, found {pending}"

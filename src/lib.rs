@@ -23,6 +23,8 @@
 //!   status change, tracking code added.
 //! * [`decide`] — recognition (status → notification) and the happy-path rules;
 //!   turns events into jobs and cancellations.
+//! * [`job`] — the notification job: what decide plans, the queue keeps and
+//!   send delivers (planned notification, dedupe keys, versioned payload, ids).
 //! * [`queue`] — the durable queue engine and state store (jobs, cursors,
 //!   snapshots, history) with its redb backend.
 //! * [`send`] — per-channel dispatch: pacing, recipients, rendering, retries.
@@ -40,6 +42,7 @@ pub mod control;
 pub mod daemon;
 pub mod decide;
 pub mod heartbeat;
+pub mod job;
 pub mod logging;
 pub mod metrics;
 pub mod model;

@@ -270,7 +270,7 @@ fn check_between_lives(daemon: &Daemon, orders: &[OrderKey], kill: usize) -> usi
         let kinds: BTreeSet<String> = db
             .jobs_for_order(store, &id)
             .into_iter()
-            .map(|job| job.kind)
+            .map(|job| job.kind_name().to_owned())
             .collect();
         let expected: BTreeSet<String> = match &record {
             None => BTreeSet::new(),

@@ -368,7 +368,7 @@ fn a_database_held_by_another_process_is_not_mistaken_for_no_daemon() {
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let store = runtime.block_on(async {
         let store = open_store(&dir.path().join("state"));
-        store.lanes().await.expect("read");
+        store.channels().await.expect("read");
         store
     });
     let run = queue(&config, &["list"]);

@@ -12,8 +12,8 @@ use std::error::Error;
 
 use arauto::decide::detect::{OrderEvent, detect};
 use arauto::decide::{
-    CancelReason, DecideInput, DropReason, InvalidReason, JobFacts, OrderRecord, QuietHours,
-    Recognition, RecognitionError, Relevance, TrackingRef, decide, fingerprint, still_relevant,
+    CancelReason, DecideInput, DropReason, InvalidReason, OrderRecord, QuietHours, Recognition,
+    RecognitionError, Relevance, TrackingRef, decide, fingerprint, still_relevant,
 };
 use arauto::model::NotificationKind as K;
 use arauto::model::PhoneProblem;
@@ -766,11 +766,21 @@ fn recognition_rejects_overrides_the_platform_cannot_serve() {
 
 // ---------------------------------------------------------------- pre-send re-validation
 
-fn facts(kind: K, priority: u8, tracking: Option<(&str, &str)>) -> JobFacts {
-    JobFacts {
+/// What pre-send re-validation looks at of a job.
+struct Facts {
+    kind: K,
+    priority: u8,
+    tracking: Option<TrackingRef>,
+}
+
+fn relevant(job: &Facts, latest: &OrderRecord) -> Relevance {
+    still_relevant(job.kind, job.priority, job.tracking.as_ref(), latest)
+}
+
+fn facts(kind: K, priority: u8, tracking: Option<(&str, &str)>) -> Facts {
+    Facts {
         kind,
         priority,
-        status_code: "x".into(),
         tracking: tracking.map(|(s, c)| TrackingRef {
             shipment_id: s.into(),
             code: c.into(),
@@ -793,24 +803,24 @@ fn record_after(steps: &[(&str, Option<&str>)]) -> OrderRecord {
 fn revalidation_drops_what_no_longer_makes_sense() {
     let shipped = record_after(&[("pedido_pago", None), ("pedido_enviado", Some("QB1BR"))]);
     assert_eq!(
-        still_relevant(&facts(K::OrderShipped, 4, None), &shipped),
+        relevant(&facts(K::OrderShipped, 4, None), &shipped),
         Relevance::Send
     );
     assert_eq!(
-        still_relevant(&facts(K::OrderPaid, 2, None), &shipped),
+        relevant(&facts(K::OrderPaid, 2, None), &shipped),
         Relevance::Drop {
             reason: DropReason::Superseded { reached: 4, job: 2 }
         }
     );
     assert_eq!(
-        still_relevant(
+        relevant(
             &facts(K::TrackingUpdated, 0, Some(("1", "QB1BR"))),
             &shipped
         ),
         Relevance::Send
     );
     assert_eq!(
-        still_relevant(
+        relevant(
             &facts(K::TrackingUpdated, 0, Some(("1", "QB0BR"))),
             &shipped
         ),
@@ -821,7 +831,7 @@ fn revalidation_drops_what_no_longer_makes_sense() {
         }
     );
     assert_eq!(
-        still_relevant(&facts(K::OrderCanceled, 0, None), &shipped),
+        relevant(&facts(K::OrderCanceled, 0, None), &shipped),
         Relevance::Drop {
             reason: DropReason::OrderReopened {
                 status_code: "pedido_enviado".into()
@@ -831,11 +841,11 @@ fn revalidation_drops_what_no_longer_makes_sense() {
 
     let cancelled = record_after(&[("pedido_pago", None), ("pedido_cancelado", None)]);
     assert_eq!(
-        still_relevant(&facts(K::OrderCanceled, 0, None), &cancelled),
+        relevant(&facts(K::OrderCanceled, 0, None), &cancelled),
         Relevance::Send
     );
     assert_eq!(
-        still_relevant(&facts(K::OrderPaid, 2, None), &cancelled),
+        relevant(&facts(K::OrderPaid, 2, None), &cancelled),
         Relevance::Drop {
             reason: DropReason::OrderTerminal {
                 status_code: "pedido_cancelado".into()
@@ -849,7 +859,7 @@ fn revalidation_drops_what_no_longer_makes_sense() {
         ("pedido_pago", None),
     ]);
     assert!(matches!(
-        still_relevant(
+        relevant(
             &facts(K::TrackingUpdated, 0, Some(("1", "QB1BR"))),
             &reopened
         ),
@@ -861,7 +871,7 @@ fn revalidation_drops_what_no_longer_makes_sense() {
     // A revert does not drop the later step: it would never be announced again.
     let reverted = record_after(&[("pedido_enviado", None), ("pedido_pago", None)]);
     assert_eq!(
-        still_relevant(&facts(K::OrderShipped, 4, None), &reverted),
+        relevant(&facts(K::OrderShipped, 4, None), &reverted),
         Relevance::Send
     );
 }

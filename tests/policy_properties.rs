@@ -212,12 +212,18 @@ impl Model {
             let Some(record) = &self.record else {
                 panic!("a job without a record")
             };
-            if still_relevant(&job.planned.facts(), record) == Relevance::Send {
+            if still_relevant(
+                job.planned.kind,
+                job.planned.priority,
+                job.planned.tracking.as_ref(),
+                record,
+            ) == Relevance::Send
+            {
                 self.sent.push(Sent {
                     at: now,
                     poll: job.poll,
                     polls_before: self.polls.len(),
-                    channel: job.planned.channel.clone(),
+                    channel: job.planned.channel.to_string(),
                     kind: job.planned.kind,
                     priority: job.planned.priority,
                     code: job.planned.tracking.as_ref().map(|t| t.code.clone()),
@@ -239,7 +245,7 @@ impl Model {
             .iter()
             .filter(|j| hidden_jobs >> (j.seq % 64) & 1 == 0)
             .map(|j| PendingNotification {
-                job_ref: j.seq.to_string(),
+                job_id: arauto::job::JobId::from_u128(u128::from(j.seq)),
                 kind: j.planned.kind,
                 priority: j.planned.priority,
                 channel: j.planned.channel.clone(),
@@ -260,21 +266,21 @@ impl Model {
                 now,
             },
         );
-        let cancelled: BTreeSet<String> =
-            decision.cancel.iter().map(|c| c.job_ref.clone()).collect();
+        let cancelled: BTreeSet<arauto::job::JobId> =
+            decision.cancel.iter().map(|c| c.job_id).collect();
         assert_eq!(
             cancelled.len(),
             decision.cancel.len(),
             "a job cancelled twice in one decision"
         );
-        for job_ref in &cancelled {
+        for job_id in &cancelled {
             assert!(
-                pending.iter().any(|p| &p.job_ref == job_ref),
+                pending.iter().any(|p| &p.job_id == job_id),
                 "cancelled a job that is not pending"
             );
         }
         self.jobs
-            .retain(|j| !cancelled.contains(&j.seq.to_string()));
+            .retain(|j| !cancelled.contains(&arauto::job::JobId::from_u128(u128::from(j.seq))));
         let poll = self.polls.len();
         for planned in decision.planned {
             assert!(planned.due_at >= now && planned.expires_at > planned.due_at);

@@ -70,16 +70,23 @@ fn ack(line: std::fmt::Arguments<'_>) -> Result<()> {
 
 fn work_job(lane: &str, order_id: String, key: String, due_at: Timestamp) -> NewJob {
     NewJob {
-        lane: lane.to_owned(),
+        channel: lane.into(),
         store: STORE.to_owned(),
         order_id,
-        kind: "order-paid".to_owned(),
+        kind: arauto::model::NotificationKind::OrderPaid,
         priority: 5,
         due_at,
         expires_at: None,
         max_attempts: 3,
         dedupe_keys: vec![key],
-        payload: serde_json::json!({ "text": "x".repeat(200) }),
+        payload: arauto::job::JobPayload {
+            payload_version: arauto::job::JOB_PAYLOAD_VERSION,
+            priority: 1,
+            status_code: "pedido_pago".into(),
+            tracking: None,
+            order_number: "x".repeat(200),
+            quiet_hours: arauto::job::QuietHoursMode::Defer,
+        },
     }
 }
 
@@ -104,7 +111,7 @@ async fn child_workload(dir: PathBuf, run: u32) -> Result<()> {
         for _ in 0..2 {
             let store = store.clone();
             tasks.spawn(async move {
-                let mut watch = store.watch_lane(lane);
+                let mut watch = store.watch_channel(lane);
                 loop {
                     let claimed = store
                         .claim(lane, Timestamp::now(), 4, SignedDuration::from_mins(5))

@@ -16,7 +16,6 @@ use arauto::queue::{
     StoreStatus,
 };
 use jiff::{SignedDuration, Timestamp};
-use serde_json::json;
 
 const LEASE: SignedDuration = SignedDuration::from_secs(60);
 
@@ -101,16 +100,23 @@ fn open(dir: &std::path::Path, clock: &ManualClock) -> Result<RedbStore> {
 
 fn new_job(lane: &str, order: &str, kind: &str, due_at: Timestamp) -> NewJob {
     NewJob {
-        lane: lane.to_owned(),
+        channel: lane.into(),
         store: "loja".to_owned(),
         order_id: order.to_owned(),
-        kind: kind.to_owned(),
+        kind: kind.parse().expect("a notification kind"),
         priority: 5,
         due_at,
         expires_at: None,
         max_attempts: 3,
         dedupe_keys: vec![format!("loja/{order}/{kind}/{lane}")],
-        payload: json!({ "order": order }),
+        payload: arauto::job::JobPayload {
+            payload_version: arauto::job::JOB_PAYLOAD_VERSION,
+            priority: 1,
+            status_code: "pedido_pago".into(),
+            tracking: None,
+            order_number: order.to_owned(),
+            quiet_hours: arauto::job::QuietHoursMode::Defer,
+        },
     }
 }
 
@@ -166,7 +172,7 @@ async fn any_held_dedupe_key_makes_the_enqueue_a_no_op_returning_the_holder() ->
     f.store
         .complete(job.claim(), sent(now, "2025-03-14"))
         .await?;
-    let again = new_job("wa", &job.order_id, &job.kind, now);
+    let again = new_job("wa", &job.order_id, job.kind_name(), now);
     let mut again = again;
     again.dedupe_keys = job.dedupe_keys.clone();
     assert_eq!(
@@ -200,7 +206,7 @@ async fn an_invalid_job_rejects_the_whole_call_and_names_the_problem() -> Result
         other => bail!("expected a rejection, got {other:?}"),
     }
     let mut empty_lane = new_job("", "3", "order-paid", f.now());
-    empty_lane.lane.clear();
+    empty_lane.channel = arauto::model::ChannelId::default();
     assert!(matches!(
         f.store.enqueue(vec![empty_lane]).await,
         Err(Error::Invalid { .. })
@@ -244,13 +250,13 @@ async fn jobs_come_out_in_due_order_per_lane_and_lanes_are_isolated() -> Result<
     assert_eq!(f.job(other_lane).await?.state, JobState::Pending);
     assert_eq!(f.claim_one("sms", f.now()).await?.id, other_lane);
 
-    let stats = f.store.lane_stats("wa").await?;
+    let stats = f.store.channel_stats("wa").await?;
     assert_eq!(
         (stats.pending, stats.running, stats.oldest_due),
         (1, 3, Some(f.at(3600)))
     );
     assert_eq!(
-        f.store.lanes().await?,
+        f.store.channels().await?,
         vec!["sms".to_owned(), "wa".to_owned()]
     );
     f.assert_consistent().await
@@ -596,7 +602,7 @@ async fn dead_jobs_can_be_requeued_but_sent_ones_never() -> Result<()> {
     let mut requeued = f
         .store
         .requeue_dead(JobFilter {
-            lane: Some("wa".into()),
+            channel: Some("wa".into()),
             ..JobFilter::default()
         })
         .await?;
@@ -821,7 +827,7 @@ async fn a_rejected_request_does_not_disturb_the_rest_of_its_batch() -> Result<(
         }
     }
     assert_eq!(good.len(), 100);
-    assert_eq!(f.store.lane_stats("wa").await?.pending, 100);
+    assert_eq!(f.store.channel_stats("wa").await?.pending, 100);
     assert_eq!(f.store.stats().failed_commits, 0);
     f.assert_consistent().await
 }
@@ -829,8 +835,8 @@ async fn a_rejected_request_does_not_disturb_the_rest_of_its_batch() -> Result<(
 #[tokio::test]
 async fn dispatchers_are_woken_by_enqueues_and_resumes() -> Result<()> {
     let f = Fixture::new()?;
-    let mut watch = f.store.watch_lane("wa");
-    let mut other = f.store.watch_lane("sms");
+    let mut watch = f.store.watch_channel("wa");
+    let mut other = f.store.watch_channel("sms");
     f.enqueue_one(new_job("wa", "1", "order-paid", f.now()))
         .await?;
     // The change happened before we waited: it is not lost.
@@ -937,7 +943,7 @@ async fn sends_update_pacing_and_history_uses_local_days() -> Result<()> {
         .counters(CounterQuery {
             from_day: "2025-03-14".into(),
             to_day: "2025-03-15".into(),
-            lane: Some("sms".into()),
+            channel: Some("sms".into()),
             ..CounterQuery::default()
         })
         .await?;
@@ -1000,7 +1006,7 @@ async fn lists_filter_by_store_lane_state_and_order() -> Result<()> {
         ids(f
             .store
             .list(JobFilter {
-                lane: Some("sms".into()),
+                channel: Some("sms".into()),
                 ..JobFilter::default()
             })
             .await?),
@@ -1157,6 +1163,6 @@ async fn store_and_channel_statuses_round_trip() -> Result<()> {
         f.store.store_status("loja").await?.map(|s| s.orders_seen),
         Some(2)
     );
-    assert!(f.store.lanes().await?.contains(&"wa".to_owned()));
+    assert!(f.store.channels().await?.contains(&"wa".to_owned()));
     f.assert_consistent().await
 }

@@ -149,7 +149,7 @@ fn a_stores_order_lifecycle_sends_exactly_the_expected_messages_in_order() {
             from_day: "2000-01-01".into(),
             to_day: "2999-12-31".into(),
             store: Some("loja".into()),
-            lane: None,
+            channel: None,
             kind: None,
         }))
         .expect("daily counters");
@@ -824,7 +824,7 @@ fn a_kill_between_poll_and_commit_repolls_from_the_old_cursor() {
     let kinds = |order: u64| -> Vec<(String, JobState)> {
         db.jobs_for_order("loja", &order.to_string())
             .into_iter()
-            .map(|job| (job.kind, job.state))
+            .map(|job| (job.kind_name().to_owned(), job.state))
             .collect()
     };
     assert_eq!(

@@ -42,7 +42,7 @@ fn job(db: &StateDb, order: u64, channel: &str) -> Job {
     let jobs: Vec<Job> = db
         .jobs_for_order("loja", &order.to_string())
         .into_iter()
-        .filter(|job| job.lane == channel)
+        .filter(|job| job.channel == channel)
         .collect();
     assert_eq!(jobs.len(), 1, "one job on {channel}: {jobs:#?}");
     jobs.into_iter().next().expect("the job")

@@ -11,10 +11,9 @@ use super::backend::{Backend, ConnectArgs, Needs};
 use super::exit::{Exit, print_json, refused};
 use super::style::{Align, Progress, Table};
 use crate::control::{Request, Response};
-use crate::queue::{CancelOutcome, Job, JobId, JobState, RequeueOutcome};
+use crate::queue::{CancelOutcome, Job, JobBody, JobId, JobState, RequeueOutcome};
 use crate::report::queue_ops::DEFAULT_LIST_LIMIT;
 use crate::report::{ListQuery, PurgeQuery, RetryDeadQuery};
-use crate::send::job::payload_of;
 
 const QUICK: Duration = Duration::from_secs(60);
 const BULK: Duration = Duration::from_secs(600);
@@ -543,9 +542,9 @@ fn hm(at: Timestamp, now: Timestamp) -> String {
 }
 
 fn order_number(job: &Job) -> String {
-    payload_of(&job.payload)
-        .map(|p| p.order_number)
+    job.payload()
         .ok()
+        .map(|p| p.order_number.clone())
         .filter(|n| !n.is_empty())
         .unwrap_or_else(|| job.order_id.clone())
 }
@@ -590,8 +589,8 @@ fn render_list(jobs: &[Job]) -> String {
             job.state.to_string(),
             job.store.clone(),
             order_number(job),
-            job.kind.clone(),
-            job.lane.clone(),
+            job.kind_name().to_owned(),
+            job.channel.to_string(),
             when,
             attempts_cell(job),
             note,
@@ -629,6 +628,11 @@ const ERROR_BEFORE_SUCCESS: &str = "error before success";
 /// The note column: why the job ended; otherwise its latest error — which,
 /// on a delivered job, is history and says so.
 fn list_note(job: &Job) -> String {
+    if let Err(unreadable) = job.payload()
+        && !job.state.is_terminal()
+    {
+        return clip(&format!("unreadable job record: {unreadable}"), 60);
+    }
     if let Some(reason) = &job.outcome_reason {
         return clip(reason, 60);
     }
@@ -652,8 +656,8 @@ fn render_job(job: &Job) -> String {
         "order",
         format!("{} (platform id {})", order_number(job), job.order_id),
     );
-    field("notification", job.kind.clone());
-    field("channel", job.lane.clone());
+    field("notification", job.kind_name().to_owned());
+    field("channel", job.channel.to_string());
     field("priority", job.priority.to_string());
     field("created", local(job.created_at));
     if job.state == JobState::Pending {
@@ -706,7 +710,19 @@ fn render_job(job: &Job) -> String {
             let _ = writeln!(out, "  {}  #{}  {}", local(a.at), a.attempt, a.outcome);
         }
     }
-    let payload = serde_json::to_string_pretty(&job.payload).unwrap_or_default();
+    let payload = match &job.body {
+        JobBody::Readable { payload, .. } => {
+            serde_json::to_string_pretty(payload).unwrap_or_default()
+        }
+        JobBody::Unreadable {
+            unreadable,
+            stored_payload,
+            ..
+        } => {
+            let _ = writeln!(out, "{:<13} {unreadable}", "unreadable");
+            stored_payload.clone()
+        }
+    };
     let _ = writeln!(out, "payload:");
     for line in payload.lines() {
         let _ = writeln!(out, "  {line}");
@@ -722,10 +738,9 @@ mod tests {
         let now = Timestamp::now();
         Job {
             id: JobId::lower_bound_at(now),
-            lane: "whatsapp".into(),
+            channel: "whatsapp".into(),
             store: "loja".into(),
             order_id: "1001".into(),
-            kind: "order-paid".into(),
             priority: 1,
             state,
             created_at: now,
@@ -741,7 +756,17 @@ mod tests {
             outcome_reason: None,
             receipt: None,
             dedupe_keys: Vec::new(),
-            payload: serde_json::Value::Null,
+            body: JobBody::Readable {
+                kind: crate::model::NotificationKind::OrderPaid,
+                payload: crate::job::JobPayload {
+                    payload_version: crate::job::JOB_PAYLOAD_VERSION,
+                    priority: 2,
+                    status_code: "pedido_pago".into(),
+                    tracking: None,
+                    order_number: "1001".into(),
+                    quiet_hours: crate::job::QuietHoursMode::Defer,
+                },
+            },
         }
     }
 
@@ -795,5 +820,24 @@ mod tests {
         let list = render_list(&[retrying]);
         assert!(row(&list).contains("provider timed out"), "{list}");
         assert!(!list.contains("before success"), "{list}");
+    }
+
+    #[test]
+    fn an_unreadable_job_is_listed_and_shown_with_its_reason() {
+        let mut odd = job(JobState::Pending, 0, 0, None);
+        odd.body = JobBody::Unreadable {
+            kind: "order-teleported".into(),
+            unreadable: "unknown notification kind \"order-teleported\"".into(),
+            stored_payload: r#"{"payload_version":99}"#.into(),
+        };
+        let list = render_list(std::slice::from_ref(&odd));
+        assert!(row(&list).contains("order-teleported"), "{list}");
+        assert!(row(&list).contains("unreadable job record"), "{list}");
+        let shown = render_job(&odd);
+        assert!(
+            shown.contains("unreadable    unknown notification kind"),
+            "{shown}"
+        );
+        assert!(shown.contains(r#"{"payload_version":99}"#), "{shown}");
     }
 }

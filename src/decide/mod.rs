@@ -78,14 +78,14 @@ pub use identity::store_identity;
 pub use recognition::{Recognition, RecognitionError, RecognitionSource, RecognizedStatus};
 pub use record::{HappyPathState, ORDER_RECORD_VERSION, OrderRecord, RecordError, TerminalEpisode};
 pub use revalidate::{DropReason, Relevance, still_relevant};
-pub use timing::{
-    KindTiming, QuietHours, QuietHoursMode, Schedule, SendTiming, TimingPolicy, send_time_check,
-};
+pub use timing::{KindTiming, QuietHours, Schedule, SendTiming, TimingPolicy, send_time_check};
+
+pub use crate::job::{PlannedNotification, QuietHoursMode, TrackingRef};
 
 pub mod detect;
 
-use crate::model::PhoneProblem;
-use crate::model::{NotificationKind, Order};
+use crate::job::JobId;
+use crate::model::{ChannelId, NotificationKind, Order, PhoneProblem};
 use detect::OrderEvent;
 
 /// One channel instance a store sends through.
@@ -125,14 +125,14 @@ pub struct StorePolicy {
 /// A job of this order still waiting in the queue (mapped from the queue by the caller).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingNotification {
-    /// The queue's reference to the job, echoed back in [`Cancellation`].
-    pub job_ref: String,
+    /// The queue's id of the job, echoed back in [`Cancellation`].
+    pub job_id: JobId,
     /// Notification kind.
     pub kind: NotificationKind,
     /// Happy-path priority it was planned with.
     pub priority: u8,
     /// Channel instance.
-    pub channel: String,
+    pub channel: ChannelId,
 }
 
 /// Input of [`decide`] for one polled order.
@@ -151,76 +151,11 @@ pub struct DecideInput<'a> {
     pub now: Timestamp,
 }
 
-/// The shipment and code a tracking-updated job announces.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TrackingRef {
-    /// Shipment id within the order.
-    pub shipment_id: String,
-    /// Tracking code.
-    pub code: String,
-}
-
-/// What a job is about; stored with the job, used by [`still_relevant`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JobFacts {
-    /// Notification kind.
-    pub kind: NotificationKind,
-    /// Happy-path priority (0 off the path).
-    pub priority: u8,
-    /// Platform status code the job was planned for.
-    pub status_code: String,
-    /// For tracking-updated: the shipment and code.
-    pub tracking: Option<TrackingRef>,
-}
-
-/// A job to enqueue (one per channel).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PlannedNotification {
-    /// Notification kind.
-    pub kind: NotificationKind,
-    /// Happy-path priority (0 off the path).
-    pub priority: u8,
-    /// Platform status code the job was planned for.
-    pub status_code: String,
-    /// For tracking-updated: the shipment and code.
-    pub tracking: Option<TrackingRef>,
-    /// Channel instance.
-    pub channel: String,
-    /// `"{store}/{order}/{kind}/{channel}"`; tracking-updated appends
-    /// `"/{shipment}/{code}"`. The queue enqueues a key at most once.
-    pub dedupe_key: String,
-    /// NI's duplicate rule: hex SHA-256 of (platform store identity, kind,
-    /// channel, customer contact, order number, status, tracking code,
-    /// total). The same event for the same customer with the same data is
-    /// never sent twice, even when it arrives through another store entry
-    /// pointing at the same shop account ([`identity`]); another shop's
-    /// identical-looking event is not a duplicate.
-    pub fingerprint: String,
-    /// Not before this instant.
-    pub due_at: Timestamp,
-    /// Cancelled as stale if still unsent at this instant.
-    pub expires_at: Timestamp,
-    /// What the dispatcher does if the job drifts into the quiet hours.
-    pub quiet_hours: QuietHoursMode,
-}
-
-impl PlannedNotification {
-    /// What the job is about, for storing with it and for [`still_relevant`].
-    pub fn facts(&self) -> JobFacts {
-        JobFacts {
-            kind: self.kind,
-            priority: self.priority,
-            status_code: self.status_code.clone(),
-            tracking: self.tracking.clone(),
-        }
-    }
-}
-
 /// A pending job to cancel.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cancellation {
-    /// The job, as given in [`PendingNotification::job_ref`].
-    pub job_ref: String,
+    /// The job, as given in [`PendingNotification::job_id`].
+    pub job_id: JobId,
     /// Why (for the delivery history).
     pub reason: CancelReason,
 }
@@ -496,14 +431,14 @@ impl Planner<'_> {
             &reason,
         );
         // Steps planned earlier in this same decision are superseded too.
-        let superseded: Vec<(NotificationKind, String)> = self
+        let superseded: Vec<(NotificationKind, ChannelId)> = self
             .planned
             .iter()
             .filter(|p| p.priority > 0 && p.priority < priority)
             .map(|p| (p.kind, p.channel.clone()))
             .collect();
         for (kind, channel) in superseded {
-            self.forget_planned(kind, &channel);
+            self.forget_planned(kind, channel.as_str());
         }
         self.planned
             .retain(|p| !(p.priority > 0 && p.priority < priority));
@@ -524,7 +459,7 @@ impl Planner<'_> {
         };
         let cancelled = self.cancel_pending(|p| p.kind.is_terminal(), &reason);
         for (kind, channel) in cancelled {
-            self.forget_planned(kind, &channel);
+            self.forget_planned(kind, channel.as_str());
         }
         let happy = &mut self.record.happy;
         if let Some(episode) = &mut happy.terminal
@@ -623,14 +558,14 @@ impl Planner<'_> {
         &mut self,
         which: impl Fn(&PendingNotification) -> bool,
         reason: &CancelReason,
-    ) -> Vec<(NotificationKind, String)> {
+    ) -> Vec<(NotificationKind, ChannelId)> {
         let mut cancelled = Vec::new();
         for pending in self.pending.iter().filter(|p| which(p)) {
-            if self.cancel.iter().any(|c| c.job_ref == pending.job_ref) {
+            if self.cancel.iter().any(|c| c.job_id == pending.job_id) {
                 continue;
             }
             self.cancel.push(Cancellation {
-                job_ref: pending.job_ref.clone(),
+                job_id: pending.job_id,
                 reason: reason.clone(),
             });
             cancelled.push((pending.kind, pending.channel.clone()));
@@ -685,7 +620,7 @@ impl Planner<'_> {
                 priority,
                 status_code: status_code.to_owned(),
                 tracking: tracking.clone(),
-                channel: channel.name.clone(),
+                channel: ChannelId::from(&channel.name),
                 dedupe_key,
                 fingerprint,
                 due_at: schedule.due_at,

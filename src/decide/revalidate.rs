@@ -5,7 +5,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::detect::current_codes;
-use super::{JobFacts, OrderRecord};
+use super::record::OrderRecord;
+use crate::job::TrackingRef;
+use crate::model::NotificationKind;
 
 /// Verdict of [`still_relevant`].
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,7 +63,9 @@ pub enum DropReason {
     },
 }
 
-/// Does sending `job` still make sense given the order's latest record?
+/// Does sending a job of `kind`, planned at happy-path `priority` (and for
+/// `tracking`, if a tracking announcement), still make sense given the
+/// order's latest record?
 ///
 /// * a cancellation/refund notice goes only while the order is still in a
 ///   terminal status;
@@ -76,10 +80,15 @@ pub enum DropReason {
 /// A revert to an earlier step does *not* drop a pending later step: reverts
 /// are usually corrections, and the happy-path rules never announce that step
 /// again, so dropping it would lose the message for good.
-pub fn still_relevant(job: &JobFacts, latest: &OrderRecord) -> Relevance {
+pub fn still_relevant(
+    kind: NotificationKind,
+    priority: u8,
+    tracking: Option<&TrackingRef>,
+    latest: &OrderRecord,
+) -> Relevance {
     let happy = &latest.happy;
     let status_code = latest.order.status.code.clone();
-    if job.kind.is_terminal() {
+    if kind.is_terminal() {
         return if happy.current_terminal {
             Relevance::Send
         } else {
@@ -100,15 +109,15 @@ pub fn still_relevant(job: &JobFacts, latest: &OrderRecord) -> Relevance {
             },
         };
     }
-    if job.priority > 0 && happy.max_priority > job.priority {
+    if priority > 0 && happy.max_priority > priority {
         return Relevance::Drop {
             reason: DropReason::Superseded {
                 reached: happy.max_priority,
-                job: job.priority,
+                job: priority,
             },
         };
     }
-    if let Some(tracking) = &job.tracking
+    if let Some(tracking) = tracking
         && latest.order.detailed
         && !current_codes(&latest.order).any(|(_, code)| code == tracking.code)
     {

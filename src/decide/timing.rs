@@ -34,16 +34,7 @@ pub const DEFAULT_EXPIRY: SignedDuration = crate::config::notifications::DEFAULT
 /// Default delay of waiting-payment.
 pub const DEFAULT_WAITING_PAYMENT_DELAY: SignedDuration = SignedDuration::from_mins(30);
 
-/// What a kind does when it becomes due inside the quiet hours.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum QuietHoursMode {
-    /// Wait for the end of the window.
-    #[default]
-    Defer,
-    /// Send anyway.
-    Ignore,
-}
+pub use crate::job::QuietHoursMode;
 
 /// Timing of one notification kind.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

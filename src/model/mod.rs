@@ -6,12 +6,14 @@
 //! particular version of the plugin contract.
 
 mod error_class;
+mod ids;
 mod notification;
 mod order;
 pub mod phone;
 mod plugin_info;
 
 pub use error_class::ErrorClass;
+pub use ids::ChannelId;
 pub use notification::{NotificationKind, UnknownNotificationKind};
 pub use order::{
     Boleto, Customer, Item, Money, Order, OrderStatus, Payment, PaymentFamily, Pix, Shipment,

@@ -5,7 +5,6 @@
 //! cursor, deduplicated) or keeps all of it.
 
 use std::collections::BTreeMap;
-use std::str::FromStr;
 
 use jiff::{SignedDuration, Timestamp};
 use tokio_util::sync::CancellationToken;
@@ -17,14 +16,12 @@ use crate::decide::{
 };
 use crate::heartbeat::Heartbeat;
 use crate::metrics::Metrics;
-use crate::model::NotificationKind;
 use crate::model::{NoUsablePhone, first_usable_phone};
 use crate::plugin::{ConnectorNotice, PluginError, PollRequest, RejectedOrder};
 use crate::queue::{
-    ClockSkew, EnqueueOutcome, ErrorClass, JobId, JobState, LastError, PageCapHit, PollCommit,
-    StateStore, StoreStatus, UnreadableOrder,
+    ClockSkew, EnqueueOutcome, ErrorClass, JobBody, JobId, JobState, LastError, PageCapHit,
+    PollCommit, StateStore, StoreStatus, UnreadableOrder,
 };
-use crate::send::job::{new_job, payload_of};
 use crate::state::StoreRuntime;
 
 /// How a sweep ended.
@@ -205,13 +202,17 @@ impl Sweep<'_> {
                 }
                 if let EnqueueOutcome::Inserted(job_id) = result {
                     report.enqueued += 1;
-                    self.metrics
-                        .job(&job.store, &job.lane, &job.kind, "enqueued");
+                    self.metrics.job(
+                        &job.store,
+                        job.channel.as_str(),
+                        job.kind.as_str(),
+                        "enqueued",
+                    );
                     tracing::info!(
                         store = %job.store,
                         order = %job.order_id,
                         notification = %job.kind,
-                        channel = %job.lane,
+                        channel = %job.channel,
                         job_id = %job_id,
                         due_at = %job.due_at,
                         "notification queued"
@@ -277,15 +278,25 @@ impl Sweep<'_> {
         let pending: Vec<PendingNotification> = jobs
             .iter()
             .filter(|job| job.state == JobState::Pending)
-            .filter_map(|job| {
-                let kind = NotificationKind::from_str(&job.kind).ok()?;
-                let priority = payload_of(&job.payload).ok()?.facts.priority;
-                Some(PendingNotification {
-                    job_ref: job.id.to_string(),
-                    kind,
-                    priority,
-                    channel: job.lane.clone(),
-                })
+            .filter_map(|job| match &job.body {
+                JobBody::Readable { kind, payload } => Some(PendingNotification {
+                    job_id: job.id,
+                    kind: *kind,
+                    priority: payload.priority,
+                    channel: job.channel.clone(),
+                }),
+                JobBody::Unreadable { unreadable, .. } => {
+                    // Decide cannot cancel or supersede what it cannot read;
+                    // the dispatcher dead-letters it when it comes due.
+                    tracing::warn!(
+                        store = store_id,
+                        order = %order.id,
+                        job_id = %job.id,
+                        channel = %job.channel,
+                        "pending job left out of the decision, its record is unreadable: {unreadable}"
+                    );
+                    None
+                }
             })
             .collect();
         let no_usable_phone = first_usable_phone(&order.customer.phones).err();
@@ -328,24 +339,20 @@ impl Sweep<'_> {
             tracing::debug!(store = store_id, order = %order_id, "order event: {event:?}");
         }
         for planned in &decision.planned {
-            commit.jobs.push(new_job(
-                store_id,
-                &order_id,
-                &order_number,
-                planned,
-                self.store.max_attempts(&planned.channel, planned.kind),
-            ));
+            commit.jobs.push(
+                planned.new_job(
+                    store_id,
+                    &order_id,
+                    &order_number,
+                    self.store
+                        .max_attempts(planned.channel.as_str(), planned.kind),
+                ),
+            );
         }
         for cancel in &decision.cancel {
-            match JobId::from_str(&cancel.job_ref) {
-                Ok(job_id) => commit.cancel.push((job_id, cancel.reason.to_string())),
-                Err(error) => tracing::error!(
-                    store = store_id,
-                    order = %order_id,
-                    "cannot cancel job {}: {error}",
-                    cancel.job_ref
-                ),
-            }
+            commit
+                .cancel
+                .push((cancel.job_id, cancel.reason.to_string()));
         }
         fresh.insert(order_id, decision.new_record);
         Ok(())
@@ -364,7 +371,7 @@ impl Sweep<'_> {
                 store = %job.store,
                 order = %job.order_id,
                 notification = %job.kind,
-                channel = %job.lane,
+                channel = %job.channel,
                 other_job = %existing,
                 "already queued as job {existing}"
             );
@@ -374,7 +381,7 @@ impl Sweep<'_> {
             store = %job.store,
             order = %job.order_id,
             notification = %job.kind,
-            channel = %job.lane,
+            channel = %job.channel,
             other_store,
             other_job = %existing,
             "duplicate not queued: job {existing} (store {other_store}, order {other_order}) already has this notification for the same customer from the same shop account"

@@ -80,12 +80,12 @@ pub enum Error {
     },
 
     /// Only a running job can be completed or have its lease extended.
-    #[error("job {id} (lane {lane}) is {state}, not running; the completion was ignored")]
+    #[error("job {id} (channel {channel}) is {state}, not running; the completion was ignored")]
     NotRunning {
         /// The job.
         id: JobId,
-        /// Its lane (channel id).
-        lane: String,
+        /// Its channel.
+        channel: crate::model::ChannelId,
         /// Its current state.
         state: JobState,
     },
@@ -93,14 +93,14 @@ pub enum Error {
     /// The caller's claim is older than the job's current one: its lease expired
     /// and the job was recovered (and possibly claimed again) meanwhile.
     #[error(
-        "job {id} (lane {lane}): claim #{presented} is stale, the job is now on claim #{current}; \
+        "job {id} (channel {channel}): claim #{presented} is stale, the job is now on claim #{current}; \
          the late completion was ignored"
     )]
     StaleClaim {
         /// The job.
         id: JobId,
-        /// Its lane (channel id).
-        lane: String,
+        /// Its channel.
+        channel: crate::model::ChannelId,
         /// The claim number the caller holds.
         presented: u32,
         /// The job's current claim number.
@@ -110,7 +110,7 @@ pub enum Error {
     /// A request was rejected before anything was written.
     #[error("invalid {what}: {reason}")]
     Invalid {
-        /// What was wrong ("job for order 123 on lane whatsapp", "purge filter", …).
+        /// What was wrong ("job for order 123 on channel whatsapp", "purge filter", …).
         what: String,
         /// Why.
         reason: String,

@@ -32,7 +32,6 @@
 //!   local time.
 
 mod error;
-mod id;
 pub mod redb;
 mod types;
 
@@ -43,9 +42,9 @@ use tokio::sync::watch;
 
 pub use error::{BackendCause, Error, Result};
 pub use types::{
-    ATTEMPT_LOG_LEN, AttemptRecord, CancelOutcome, ChannelStatus, Claim, ClockSkew, Completion,
-    CounterQuery, CounterRow, EnqueueOutcome, ErrorClass, FinishedJob, Job, JobFilter, JobId,
-    JobState, LaneStats, LastError, NewJob, Outcome, PageCapHit, ParseJobIdError,
+    ATTEMPT_LOG_LEN, AttemptRecord, CancelOutcome, ChannelStats, ChannelStatus, Claim, ClockSkew,
+    Completion, CounterQuery, CounterRow, EnqueueOutcome, ErrorClass, FinishedJob, Job, JobBody,
+    JobFilter, JobId, JobState, LastError, NewJob, Outcome, PageCapHit, ParseJobIdError,
     ParseJobStateError, Pause, PollCommit, PollOutcome, PurgeFilter, Receipt, RequeueOutcome,
     StoreStats, StoreStatus, UnreadableOrder, VerifyReport,
 };
@@ -59,21 +58,21 @@ pub type SharedStore = std::sync::Arc<dyn StateStore>;
 /// the value it is given.
 pub type StatusUpdate<T> = Box<dyn FnMut(&mut T) + Send + 'static>;
 
-/// Wakes a lane's dispatcher when its queue changed (a job was enqueued,
+/// Wakes a channel's dispatcher when its queue changed (a job was enqueued,
 /// requeued, retried, recovered, or the channel resumed), so it can sleep until
 /// the next due time *or* this, instead of polling.
 #[derive(Debug, Clone)]
-pub struct LaneWatch {
+pub struct ChannelWatch {
     receiver: watch::Receiver<u64>,
 }
 
-impl LaneWatch {
-    /// Wraps a generation counter that the store bumps on every change of the lane.
+impl ChannelWatch {
+    /// Wraps a generation counter that the store bumps on every change of the channel.
     pub fn new(receiver: watch::Receiver<u64>) -> Self {
         Self { receiver }
     }
 
-    /// Returns once the lane changed since this watch was created or last
+    /// Returns once the channel changed since this watch was created or last
     /// returned; changes that happen between calls are not lost. Returns `false`
     /// if the store was closed (nothing will change any more).
     pub async fn changed(&mut self) -> bool {
@@ -82,33 +81,54 @@ impl LaneWatch {
 }
 
 /// The durable state of arauto: queue engine, poll state, pacing state and
-/// delivery history. All writes are durable when the call returns; dropping the
-/// returned future does not cancel a write already submitted.
+/// delivery history, as the daemon and the CLI use it (and nothing more: a
+/// backend's tools and test hooks, like the redb backend's `enqueue`,
+/// `verify` or `stats`, stay inherent methods of that backend).
+///
+/// Every backend keeps these semantics (the redb backend today; a NATS
+/// JetStream backend for the cluster later):
+///
+/// * **Durability**: a write is durable when its call returns; dropping the
+///   returned future does not cancel a write already submitted.
+/// * **Enqueue dedupe**: a job whose dedupe key is already held (also by an
+///   earlier job of the same commit) is not written; the outcome names the
+///   holder. A job holds its keys until it is pruned, or until it is
+///   cancelled (a cancelled notification was never sent, so planning it again
+///   keeps "at most once").
+/// * **Claim, lease, fencing**: a claim takes due jobs of one channel, lowest
+///   priority value first among the earliest-due, then by due time; each is
+///   `Running` under a lease with `attempt + 1` (attempts are spent at claim,
+///   so a job that crashes the daemon still reaches dead-letter). A running
+///   job whose lease ended is due again on a later claim, or dead if that was
+///   its last attempt. Completions present their [`Claim`]: a completion from
+///   an expired claim is refused ([`Error::StaleClaim`]), never applied twice.
+/// * **Completion**: exactly one terminal or retry transition per claim, with
+///   the daily counters and the channel's pacing counters in the same write.
+/// * **Cancel** touches pending jobs only; running and finished ones are
+///   reported, not changed.
+/// * **Expiry**: a job past `expires_at` is never handed out; a claim that
+///   meets it moves it to `Expired`.
+/// * **Ordering**: within a channel, due jobs come out by priority then due
+///   time; job ids grow with creation time.
+/// * **Poll commit atomicity**: [`StateStore::commit_poll`] writes cursor,
+///   order records, new jobs, cancellations and store status all at once or
+///   not at all.
 #[async_trait]
 pub trait StateStore: Send + Sync + 'static {
     // ----- queue -----
 
-    /// Enqueues jobs in one transaction, in order. A job whose dedupe key is
-    /// already held (also by an earlier job of the same call) is a no-op that
-    /// returns the holder's id. An invalid job rejects the whole call before
-    /// anything is written.
-    async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<EnqueueOutcome>>;
-
-    /// Claims up to `max` jobs of `lane` due at `now`, lowest priority value first
+    /// Claims up to `max` jobs of `channel` due at `now`, lowest priority value first
     /// among the due jobs it looks at (the earliest-due few hundred), then by due
     /// time. Each claimed job is `Running` with `attempt + 1` and a lease until
     /// `now + lease`. Stale jobs met on the way become `Expired`. A paused channel
     /// yields nothing.
     async fn claim(
         &self,
-        lane: &str,
+        channel: &str,
         now: Timestamp,
         max: usize,
         lease: SignedDuration,
     ) -> Result<Vec<Job>>;
-
-    /// Moves a running claim's lease to `until` (for slow deliveries).
-    async fn extend_lease(&self, claim: Claim, until: Timestamp) -> Result<Job>;
 
     /// Ends a running claim. Fails with [`Error::NotRunning`] or
     /// [`Error::StaleClaim`] (nothing written) if the job is not running under
@@ -152,11 +172,6 @@ pub trait StateStore: Send + Sync + 'static {
         }
     }
 
-    /// Returns running jobs whose lease ended at or before `now` to pending (due
-    /// now), or to dead-letter if that claim was their last attempt. Returns how
-    /// many were recovered.
-    async fn recover_expired_leases(&self, now: Timestamp) -> Result<usize>;
-
     /// One job.
     async fn get(&self, id: JobId) -> Result<Option<Job>>;
 
@@ -167,20 +182,20 @@ pub trait StateStore: Send + Sync + 'static {
     /// Every job of one order, oldest first (index lookup, no scan).
     async fn jobs_for_order(&self, store: &str, order_id: &str) -> Result<Vec<Job>>;
 
-    /// The earliest due time of the lane's pending jobs (may be in the past).
-    async fn next_due(&self, lane: &str) -> Result<Option<Timestamp>>;
+    /// The earliest due time of the channel's pending jobs (may be in the past).
+    async fn next_due(&self, channel: &str) -> Result<Option<Timestamp>>;
 
-    /// Depth of one lane.
-    async fn lane_stats(&self, lane: &str) -> Result<LaneStats>;
+    /// Depth of one channel.
+    async fn channel_stats(&self, channel: &str) -> Result<ChannelStats>;
 
-    /// Every lane that has had jobs or a channel status.
-    async fn lanes(&self) -> Result<Vec<String>>;
+    /// Every channel that has had jobs or a channel status.
+    async fn channels(&self) -> Result<Vec<String>>;
 
-    /// A wake-up signal for `lane`'s dispatcher.
-    fn watch_lane(&self, lane: &str) -> LaneWatch;
+    /// A wake-up signal for `channel`'s dispatcher.
+    fn watch_channel(&self, channel: &str) -> ChannelWatch;
 
     /// A wake-up signal for `store`'s poller, raised by [`Self::resume_store`].
-    fn watch_store(&self, store: &str) -> LaneWatch;
+    fn watch_store(&self, store: &str) -> ChannelWatch;
 
     // ----- poll state -----
 
@@ -218,51 +233,35 @@ pub trait StateStore: Send + Sync + 'static {
     // ----- channels -----
 
     /// The channel's status (default if never written).
-    async fn channel_status(&self, lane: &str) -> Result<ChannelStatus>;
+    async fn channel_status(&self, channel: &str) -> Result<ChannelStatus>;
 
-    /// Changes the channel's status in one transaction and returns the result.
-    async fn update_channel_status(
-        &self,
-        lane: &str,
-        update: StatusUpdate<ChannelStatus>,
-    ) -> Result<ChannelStatus>;
-
-    /// Pauses a channel: claims on its lane return nothing until it is resumed.
+    /// Pauses a channel: claims on its channel return nothing until it is resumed.
     /// Keeps the original reason and time if it is already paused.
     /// `automatic`: set by arauto on a misconfigured error (see [`Pause::automatic`]).
     async fn pause_channel(
         &self,
-        lane: &str,
+        channel: &str,
         reason: String,
         automatic: bool,
     ) -> Result<ChannelStatus>;
 
     /// Resumes a paused channel and wakes its dispatcher.
-    async fn resume_channel(&self, lane: &str) -> Result<ChannelStatus>;
+    async fn resume_channel(&self, channel: &str) -> Result<ChannelStatus>;
 
     // ----- history -----
 
     /// Daily counters (entered, sent, dead, cancelled, expired, skipped per
-    /// day, store, lane and kind), updated in the same transaction as each
+    /// day, store, channel and kind), updated in the same transaction as each
     /// transition. A job that dies and is requeued and then sent counts once as
     /// dead and once as sent.
     async fn counters(&self, query: CounterQuery) -> Result<Vec<CounterRow>>;
 
-    /// Jobs of `lane` that finished at or after `since`, oldest first.
-    async fn recent(&self, lane: &str, since: Timestamp) -> Result<Vec<FinishedJob>>;
+    /// Jobs of `channel` that finished at or after `since`, oldest first.
+    async fn recent(&self, channel: &str, since: Timestamp) -> Result<Vec<FinishedJob>>;
 
     /// Jobs created at or after `since`, oldest first, at most `limit`.
     async fn entered_since(&self, since: Timestamp, limit: usize) -> Result<Vec<Job>>;
 
     /// The time zone whose local dates the daily counters use.
     fn set_time_zone(&self, time_zone: TimeZone);
-
-    // ----- maintenance -----
-
-    /// Checks every record and index against each other (full scan; for
-    /// `arauto check` and tests).
-    async fn verify(&self) -> Result<VerifyReport>;
-
-    /// Write-path statistics since this handle was opened.
-    fn stats(&self) -> StoreStats;
 }

@@ -7,25 +7,27 @@ use std::str::FromStr;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-pub use super::id::{JobId, ParseJobIdError};
+use crate::job::JobPayload;
+pub use crate::job::{JobId, ParseJobIdError};
 /// The class of a failure, as recorded in a store's [`LastError`]: the one
 /// shared by the plugin boundary, the queue and retries.
 pub use crate::model::ErrorClass;
+use crate::model::{ChannelId, NotificationKind};
 
 /// How many attempt records a job keeps (the oldest are dropped first).
 pub const ATTEMPT_LOG_LEN: usize = 10;
 
 /// A job to put on the queue.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct NewJob {
-    /// The lane: the channel id whose dispatcher delivers it.
-    pub lane: String,
+    /// The channel whose dispatcher delivers it.
+    pub channel: ChannelId,
     /// The store the order belongs to.
     pub store: String,
     /// The platform's order id.
     pub order_id: String,
-    /// The notification kind (`order-shipped`, …).
-    pub kind: String,
+    /// The notification kind.
+    pub kind: NotificationKind,
     /// Lower values are claimed first among due jobs (0 is the most urgent), as in
     /// Oban and River.
     pub priority: u8,
@@ -38,8 +40,8 @@ pub struct NewJob {
     /// If any of these keys is already held by a job, the enqueue is a no-op that
     /// returns that job's id. A job holds its keys until it is pruned.
     pub dedupe_keys: Vec<String>,
-    /// What the sender needs (rendering context, recipient…); opaque to the queue.
-    pub payload: serde_json::Value,
+    /// What the dispatcher needs besides the queue's own fields.
+    pub payload: JobPayload,
 }
 
 /// Where a job is in its life.
@@ -170,20 +172,19 @@ pub struct Receipt {
     pub recipient_id: Option<String>,
 }
 
-/// A job as stored. New fields must carry `#[serde(default)]`: the stored form is
-/// this struct as JSON, so adding a field is not a migration.
+/// A job as the queue hands it out. The queue stores it in its own record
+/// format (see `queue::redb`); this serde form is what `arauto queue --json`
+/// and the control socket show.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Job {
     /// Time-ordered id.
     pub id: JobId,
     /// Channel id of the dispatcher that delivers it.
-    pub lane: String,
+    pub channel: ChannelId,
     /// Store the order belongs to.
     pub store: String,
     /// Platform order id.
     pub order_id: String,
-    /// Notification kind.
-    pub kind: String,
     /// Lower is claimed first.
     pub priority: u8,
     /// Current state.
@@ -224,12 +225,67 @@ pub struct Job {
     /// The keys that made it unique (held until the job is pruned).
     #[serde(default)]
     pub dedupe_keys: Vec<String>,
-    /// Opaque data for the sender.
-    #[serde(default)]
-    pub payload: serde_json::Value,
+    /// The notification, or why its record cannot be read.
+    #[serde(flatten)]
+    pub body: JobBody,
+}
+
+/// What a job notifies, as read back from its record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum JobBody {
+    /// The notification as planned.
+    Readable {
+        /// Notification kind.
+        kind: NotificationKind,
+        /// What the dispatcher needs besides the queue's own fields.
+        payload: JobPayload,
+    },
+    /// A record whose notification this arauto cannot read (written by a
+    /// newer version, or damaged). Kept visible in `arauto queue list/show`;
+    /// its dispatcher dead-letters it on claim.
+    Unreadable {
+        /// The kind as stored (may be unknown to this version).
+        kind: String,
+        /// Why it cannot be read.
+        unreadable: String,
+        /// The payload as stored (JSON text), for the operator.
+        stored_payload: String,
+    },
+}
+
+impl JobBody {
+    /// The kind's name, readable or not (for listings, counters, metrics).
+    pub fn kind_name(&self) -> &str {
+        match self {
+            JobBody::Readable { kind, .. } => kind.as_str(),
+            JobBody::Unreadable { kind, .. } => kind,
+        }
+    }
 }
 
 impl Job {
+    /// The notification kind, if the record is readable.
+    pub fn kind(&self) -> Option<NotificationKind> {
+        match &self.body {
+            JobBody::Readable { kind, .. } => Some(*kind),
+            JobBody::Unreadable { .. } => None,
+        }
+    }
+
+    /// The kind's name as stored, readable or not.
+    pub fn kind_name(&self) -> &str {
+        self.body.kind_name()
+    }
+
+    /// The payload, or why the record cannot be read.
+    pub fn payload(&self) -> Result<&JobPayload, &str> {
+        match &self.body {
+            JobBody::Readable { payload, .. } => Ok(payload),
+            JobBody::Unreadable { unreadable, .. } => Err(unreadable),
+        }
+    }
+
     /// The handle a dispatcher presents to complete this claim.
     pub fn claim(&self) -> Claim {
         Claim {
@@ -266,7 +322,7 @@ pub struct Claim {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "lowercase")]
 pub enum Completion {
-    /// Delivered. Also counts the send in the lane's pacing counters.
+    /// Delivered. Also counts the send in the channel's pacing counters.
     Sent {
         /// The provider's proof.
         receipt: Receipt,
@@ -370,8 +426,8 @@ pub enum RequeueOutcome {
 pub struct JobFilter {
     /// Only this store.
     pub store: Option<String>,
-    /// Only this lane.
-    pub lane: Option<String>,
+    /// Only this channel.
+    pub channel: Option<String>,
     /// Only this state.
     pub state: Option<JobState>,
     /// Only this order (fast with `store` set).
@@ -389,9 +445,9 @@ impl JobFilter {
             wanted.as_deref().is_none_or(|wanted| wanted == actual)
         }
         field(&self.store, &job.store)
-            && field(&self.lane, &job.lane)
+            && field(&self.channel, job.channel.as_str())
             && field(&self.order_id, &job.order_id)
-            && field(&self.kind, &job.kind)
+            && field(&self.kind, job.kind_name())
             && self.state.is_none_or(|state| state == job.state)
     }
 }
@@ -407,9 +463,9 @@ pub struct PurgeFilter {
     pub limit: usize,
 }
 
-/// Queue depth of one lane, kept as transactional counters (no scan).
+/// Queue depth of one channel, kept as transactional counters (no scan).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LaneStats {
+pub struct ChannelStats {
     /// Jobs waiting (due or scheduled).
     pub pending: u64,
     /// Jobs claimed and not yet completed.
@@ -441,7 +497,7 @@ pub struct PollCommit {
     pub order_records: Vec<(String, Vec<u8>)>,
     /// Order records to delete (orders the store no longer needs to follow).
     pub forget_orders: Vec<String>,
-    /// Jobs to enqueue (deduplicated like [`StateStore::enqueue`](super::StateStore::enqueue)).
+    /// Jobs to enqueue, deduplicated by their dedupe keys (see [`StateStore`](super::StateStore)).
     /// Each must belong to `store`.
     pub jobs: Vec<NewJob>,
     /// Jobs to cancel with a reason; only pending ones are touched.
@@ -587,7 +643,7 @@ pub struct PageCapHit {
     pub at: Timestamp,
 }
 
-/// Pacing and health of one channel (lane). Stored as versioned JSON.
+/// Pacing and health of one channel. Stored as versioned JSON.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ChannelStatus {
@@ -678,8 +734,8 @@ pub struct CounterQuery {
     pub to_day: String,
     /// Only this store.
     pub store: Option<String>,
-    /// Only this lane.
-    pub lane: Option<String>,
+    /// Only this channel.
+    pub channel: Option<String>,
     /// Only this notification kind.
     pub kind: Option<String>,
 }
@@ -691,8 +747,8 @@ pub struct CounterRow {
     pub day: String,
     /// Store.
     pub store: String,
-    /// Lane (channel id).
-    pub lane: String,
+    /// Channel id.
+    pub channel: String,
     /// Notification kind.
     pub kind: String,
     /// What was counted.

@@ -1104,7 +1104,7 @@ async fn channel_section(
     }
 
     let (status, stats) = match &ctx.store {
-        Some(db) => (db.channel_status(id).await?, db.lane_stats(id).await?),
+        Some(db) => (db.channel_status(id).await?, db.channel_stats(id).await?),
         None => (ChannelStatus::default(), Default::default()),
     };
     match &status.paused {

@@ -276,7 +276,7 @@ pub async fn run(ctx: &Context, query: &ReportQuery) -> Result<Report, OpsError>
     }
     if let Some(id) = &query.channel
         && !config.channels.contains_key(id)
-        && !db.lanes().await?.contains(id)
+        && !db.channels().await?.contains(id)
     {
         ctx.check_channel(id)?;
     }
@@ -287,7 +287,7 @@ pub async fn run(ctx: &Context, query: &ReportQuery) -> Result<Report, OpsError>
             from_day: from_day.to_string(),
             to_day: to_day.to_string(),
             store: query.store.clone(),
-            lane: query.channel.clone(),
+            channel: query.channel.clone(),
             kind: None,
         })
         .await?;
@@ -296,7 +296,7 @@ pub async fn run(ctx: &Context, query: &ReportQuery) -> Result<Report, OpsError>
         open.extend(
             db.list(JobFilter {
                 store: query.store.clone(),
-                lane: query.channel.clone(),
+                channel: query.channel.clone(),
                 state: Some(state),
                 ..JobFilter::default()
             })
@@ -304,9 +304,9 @@ pub async fn run(ctx: &Context, query: &ReportQuery) -> Result<Report, OpsError>
         );
     }
 
-    // (id → kind → tally) for stores and lanes.
+    // (id → kind → tally) for stores and channels.
     let mut by_store: BTreeMap<String, BTreeMap<String, Tally>> = BTreeMap::new();
-    let mut by_lane: BTreeMap<String, BTreeMap<String, Tally>> = BTreeMap::new();
+    let mut by_channel: BTreeMap<String, BTreeMap<String, Tally>> = BTreeMap::new();
     for row in &rows {
         by_store
             .entry(row.store.clone())
@@ -314,8 +314,8 @@ pub async fn run(ctx: &Context, query: &ReportQuery) -> Result<Report, OpsError>
             .entry(row.kind.clone())
             .or_default()
             .count(row.outcome, row.count);
-        by_lane
-            .entry(row.lane.clone())
+        by_channel
+            .entry(row.channel.clone())
             .or_default()
             .entry(row.kind.clone())
             .or_default()
@@ -326,20 +326,20 @@ pub async fn run(ctx: &Context, query: &ReportQuery) -> Result<Report, OpsError>
         query,
         (&from_day.to_string(), &to_day.to_string()),
         &mut by_store,
-        &mut by_lane,
+        &mut by_channel,
     )
     .await?;
     for job in &open {
         by_store
             .entry(job.store.clone())
             .or_default()
-            .entry(job.kind.clone())
+            .entry(job.kind_name().to_owned())
             .or_default()
             .open(job.state);
-        by_lane
-            .entry(job.lane.clone())
+        by_channel
+            .entry(job.channel.to_string())
             .or_default()
-            .entry(job.kind.clone())
+            .entry(job.kind_name().to_owned())
             .or_default()
             .open(job.state);
     }
@@ -406,14 +406,14 @@ pub async fn run(ctx: &Context, query: &ReportQuery) -> Result<Report, OpsError>
                 .channels
                 .keys()
                 .cloned()
-                .chain(by_lane.keys().cloned())
+                .chain(by_channel.keys().cloned())
                 .collect(),
         };
         let recent_entries = db
             .entered_since(ctx.now - RECENT_WINDOW, usize::MAX)
             .await?;
         for id in ids {
-            let kinds = by_lane.remove(&id).unwrap_or_default();
+            let kinds = by_channel.remove(&id).unwrap_or_default();
             let configured = config.channels.get(&id);
             let (total, by_kind) = tallies(kinds);
             let queue = match configured {
@@ -442,7 +442,7 @@ async fn add_unqueued(
     query: &ReportQuery,
     (from_day, to_day): (&str, &str),
     by_store: &mut BTreeMap<String, BTreeMap<String, Tally>>,
-    by_lane: &mut BTreeMap<String, BTreeMap<String, Tally>>,
+    by_channel: &mut BTreeMap<String, BTreeMap<String, Tally>>,
 ) -> Result<BTreeMap<String, BTreeMap<String, u64>>, OpsError> {
     let db = ctx.store()?;
     let stores: BTreeSet<String> = match &query.store {
@@ -473,7 +473,7 @@ async fn add_unqueued(
                     .skipped += skipped.count;
             };
             tally(by_store, &store);
-            tally(by_lane, &skipped.channel);
+            tally(by_channel, &skipped.channel);
             *reasons
                 .entry(store.clone())
                 .or_default()
@@ -526,24 +526,27 @@ fn tallies(kinds: BTreeMap<String, Tally>) -> (Tally, Vec<KindTally>) {
 
 async fn queue_figures(
     ctx: &Context,
-    lane: &str,
+    channel: &str,
     recent_entries: &[Job],
 ) -> Result<QueueFigures, OpsError> {
     let db = ctx.store()?;
     let policy = ctx
-        .pacing(lane)
-        .ok_or_else(|| OpsError::Invalid(format!("unknown channel {lane:?}")))?;
-    let stats = db.lane_stats(lane).await?;
-    let status = db.channel_status(lane).await?;
+        .pacing(channel)
+        .ok_or_else(|| OpsError::Invalid(format!("unknown channel {channel:?}")))?;
+    let stats = db.channel_stats(channel).await?;
+    let status = db.channel_status(channel).await?;
     let pacing = PacingState::of(&status);
     let since = ctx.now - RECENT_WINDOW;
     let sent_last_5m = db
-        .recent(lane, since)
+        .recent(channel, since)
         .await?
         .iter()
         .filter(|f| f.state == JobState::Sent)
         .count() as u64;
-    let entered_last_5m = recent_entries.iter().filter(|j| j.lane == lane).count() as u64;
+    let entered_last_5m = recent_entries
+        .iter()
+        .filter(|j| j.channel == channel)
+        .count() as u64;
     let today = policy.day_of(ctx.now, &ctx.config.daemon.timezone);
     let sent_today = u64::from(pacing.sent_on(today));
     let eta_paced_at = policy.eta(&pacing, stats.pending, ctx.now);

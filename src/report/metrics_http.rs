@@ -336,7 +336,7 @@ async fn refresh(endpoint: &Endpoint, store: &SharedStore) -> Result<(), crate::
     let mut channels = Vec::with_capacity(config.channels.len());
     let time_zone = &config.daemon.timezone;
     for (id, runtime) in &state.channels {
-        let stats = store.lane_stats(id).await?;
+        let stats = store.channel_stats(id).await?;
         let status = store.channel_status(id).await?;
         let pacing = PacingState::of(&status);
         let today = pacing_policy(&runtime.config, time_zone).day_of(now, time_zone);

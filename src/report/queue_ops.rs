@@ -135,7 +135,9 @@ async fn check_store_known(ctx: &Context, id: &str) -> Result<(), OpsError> {
 }
 
 async fn check_channel_known(ctx: &Context, id: &str) -> Result<(), OpsError> {
-    if ctx.config.channels.contains_key(id) || ctx.store()?.lanes().await?.iter().any(|l| l == id) {
+    if ctx.config.channels.contains_key(id)
+        || ctx.store()?.channels().await?.iter().any(|l| l == id)
+    {
         Ok(())
     } else {
         ctx.check_channel(id)
@@ -155,7 +157,7 @@ pub async fn list(ctx: &Context, query: &ListQuery) -> Result<JobList, OpsError>
     let mut jobs = db
         .list(JobFilter {
             store: query.store.clone(),
-            lane: query.channel.clone(),
+            channel: query.channel.clone(),
             state: query.state,
             order_id: query.order.clone(),
             kind: query.kind.clone(),
@@ -230,7 +232,7 @@ pub async fn retry_dead(ctx: &Context, query: &RetryDeadQuery) -> Result<Vec<Job
         let batch = db
             .requeue_dead(JobFilter {
                 store: query.store.clone(),
-                lane: query.channel.clone(),
+                channel: query.channel.clone(),
                 state,
                 limit: Some(RETRY_BATCH),
                 ..JobFilter::default()

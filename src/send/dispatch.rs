@@ -14,16 +14,16 @@ use jiff::{SignedDuration, Timestamp};
 use tokio_util::sync::CancellationToken;
 
 use super::channel::{pacing_policy, retry_policy};
-use super::job::{JobPayload, payload_of};
 use super::pacing::{PacingDecision, PacingState};
 use super::retry::{Attempt, DeadReason, RetryDecision};
 use crate::clock::SharedClock;
 use crate::decide::{OrderRecord, Relevance, SendTiming, send_time_check, still_relevant};
 use crate::heartbeat::Heartbeat;
+use crate::job::JobPayload;
 use crate::metrics::Metrics;
 use crate::model::{NotificationKind, RecipientNeed, first_usable_phone};
 use crate::plugin::{MessageMeta, OutgoingMessage, PluginError, ProviderTemplate, Recipient};
-use crate::queue::{ChannelStatus, Completion, Job, Receipt, SharedStore};
+use crate::queue::{ChannelStatus, Completion, Job, JobBody, Receipt, SharedStore};
 use crate::state::{ChannelRuntime, State, StateHandle, StoreRuntime};
 use crate::template::{StoreInfo, TemplateContext, TemplateError};
 
@@ -70,9 +70,9 @@ struct Dispatcher {
 enum Turn {
     /// Look again now.
     Again,
-    /// Sleep until then, or until the lane changes.
+    /// Sleep until then, or until the channel changes.
     WaitUntil(Timestamp),
-    /// Sleep until the lane changes (nothing due).
+    /// Sleep until the channel changes (nothing due).
     WaitForWork,
 }
 
@@ -83,7 +83,7 @@ impl Dispatcher {
         heartbeat: Heartbeat,
         shutdown: CancellationToken,
     ) {
-        let mut lane = self.db.watch_lane(&self.channel);
+        let mut channel_watch = self.db.watch_channel(&self.channel);
         let mut generation = state_handle.subscribe();
         loop {
             heartbeat.beat();
@@ -111,7 +111,7 @@ impl Dispatcher {
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 () = tokio::time::sleep(nap) => {}
-                _ = lane.changed() => {}
+                _ = channel_watch.changed() => {}
                 changed = generation.changed() => {
                     if changed.is_ok() {
                         self.resume_after_reload().await;
@@ -181,7 +181,7 @@ impl Dispatcher {
             .into_iter()
             .next()
         else {
-            // Claimed by nobody else (one dispatcher per lane): the due job
+            // Claimed by nobody else (one dispatcher per channel): the due job
             // expired at claim. Look again.
             return Ok(Turn::Again);
         };
@@ -204,7 +204,8 @@ impl Dispatcher {
         let label = completion_label(&completion);
         let job_after = self.db.complete(claim, completion).await?;
         if let Some(label) = label {
-            self.metrics.job(&job.store, &job.lane, &job.kind, label);
+            self.metrics
+                .job(&job.store, job.channel.as_str(), job.kind_name(), label);
         }
         tracing::debug!(
             channel = %self.channel,
@@ -222,9 +223,11 @@ impl Dispatcher {
         job: &Job,
     ) -> Outcome {
         let fields = JobFields::of(job);
-        let payload = match payload_of(&job.payload) {
-            Ok(payload) => payload,
-            Err(reason) => return fields.dead(reason),
+        let (kind, payload) = match &job.body {
+            JobBody::Readable { kind, payload } => (*kind, payload),
+            JobBody::Unreadable { unreadable, .. } => {
+                return fields.dead(format!("unreadable job record: {unreadable}"));
+            }
         };
         let Some(store) = state.stores.get(&job.store) else {
             return fields.skip(format!(
@@ -246,8 +249,8 @@ impl Dispatcher {
             SendTiming::SendNow => {}
             SendTiming::Defer { until, expires_at } => {
                 tracing::info!(
-                    store = %job.store, order = %job.order_id, notification = %job.kind,
-                    channel = %job.lane, job_id = %job.id,
+                    store = %job.store, order = %job.order_id, notification = %job.kind_name(),
+                    channel = %job.channel, job_id = %job.id,
                     "quiet hours: held until {until}"
                 );
                 return Outcome::Done(Completion::Defer {
@@ -258,8 +261,8 @@ impl Dispatcher {
             }
             SendTiming::Expired => {
                 tracing::info!(
-                    store = %job.store, order = %job.order_id, notification = %job.kind,
-                    channel = %job.lane, job_id = %job.id,
+                    store = %job.store, order = %job.order_id, notification = %job.kind_name(),
+                    channel = %job.channel, job_id = %job.id,
                     "expired before it could be sent"
                 );
                 return Outcome::Done(Completion::Expired);
@@ -281,10 +284,12 @@ impl Dispatcher {
                 });
             }
         };
-        if let Relevance::Drop { reason } = still_relevant(&payload.facts, &record) {
+        if let Relevance::Drop { reason } =
+            still_relevant(kind, payload.priority, payload.tracking.as_ref(), &record)
+        {
             tracing::info!(
-                store = %job.store, order = %job.order_id, notification = %job.kind,
-                channel = %job.lane, job_id = %job.id,
+                store = %job.store, order = %job.order_id, notification = %job.kind_name(),
+                channel = %job.channel, job_id = %job.id,
                 "dropped before sending: {reason}"
             );
             return Outcome::Done(Completion::Cancelled {
@@ -292,15 +297,15 @@ impl Dispatcher {
             });
         }
 
-        let message = match self.message(state, store, channel, job, &payload, &record) {
+        let message = match self.message(state, store, channel, job, (kind, payload), &record) {
             Ok(message) => message,
             Err(reason) => return fields.dead(reason),
         };
 
         if state.dry_run {
             tracing::info!(
-                store = %job.store, order = %job.order_id, notification = %job.kind,
-                channel = %job.lane, job_id = %job.id,
+                store = %job.store, order = %job.order_id, notification = %job.kind_name(),
+                channel = %job.channel, job_id = %job.id,
                 to = message.recipient.phone.as_deref().unwrap_or("-"),
                 "dry run: would send:\n{}",
                 message.text
@@ -322,8 +327,8 @@ impl Dispatcher {
             Ok(receipt) => {
                 let at = self.clock.now();
                 tracing::info!(
-                    store = %job.store, order = %job.order_id, notification = %job.kind,
-                    channel = %job.lane, job_id = %job.id,
+                    store = %job.store, order = %job.order_id, notification = %job.kind_name(),
+                    channel = %job.channel, job_id = %job.id,
                     provider_message_id = receipt.provider_message_id.as_deref().unwrap_or("-"),
                     attempt = job.attempt,
                     "notification sent"
@@ -365,8 +370,8 @@ impl Dispatcher {
         match decision {
             RetryDecision::Retry { at, spend_attempt } => {
                 tracing::warn!(
-                    store = %job.store, order = %job.order_id, notification = %job.kind,
-                    channel = %job.lane, job_id = %job.id, attempt = job.attempt,
+                    store = %job.store, order = %job.order_id, notification = %job.kind_name(),
+                    channel = %job.channel, job_id = %job.id, attempt = job.attempt,
                     "send failed, retrying at {at}: {error}"
                 );
                 Outcome::Done(Completion::Retry {
@@ -378,14 +383,16 @@ impl Dispatcher {
             RetryDecision::Dead { reason } => fields.dead(dead_text(&reason)),
             RetryDecision::PauseChannel { reason } => {
                 tracing::error!(
-                    channel = %job.lane,
+                    channel = %job.channel,
                     "channel paused: the provider rejected its settings ({reason}); fix the config and reload, or run `arauto queue resume {}`",
-                    job.lane
+                    job.channel
                 );
-                if let Err(store_error) =
-                    self.db.pause_channel(&job.lane, reason.clone(), true).await
+                if let Err(store_error) = self
+                    .db
+                    .pause_channel(job.channel.as_str(), reason.clone(), true)
+                    .await
                 {
-                    tracing::error!(channel = %job.lane, "cannot pause the channel: {store_error}");
+                    tracing::error!(channel = %job.channel, "cannot pause the channel: {store_error}");
                 }
                 Outcome::Done(Completion::Defer {
                     until: now,
@@ -402,11 +409,10 @@ impl Dispatcher {
         store: &StoreRuntime,
         channel: &ChannelRuntime,
         job: &Job,
-        payload: &JobPayload,
+        (kind, payload): (NotificationKind, &JobPayload),
         record: &OrderRecord,
     ) -> Result<OutgoingMessage, String> {
         let order = &record.order;
-        let kind = payload.facts.kind;
         let phone = match RecipientNeed::for_plugin(channel.plugin.name()) {
             RecipientNeed::Phone => Some(
                 first_usable_phone(&order.customer.phones)
@@ -427,8 +433,7 @@ impl Dispatcher {
                 .unwrap_or_else(|| store.config.id.clone()),
             time_zone: store.config.timezone.clone(),
         };
-        let context =
-            TemplateContext::new(order, kind, &store_info, payload.facts.tracking.as_ref());
+        let context = TemplateContext::new(order, kind, &store_info, payload.tracking.as_ref());
         let text = state
             .templates
             .render(kind, &channel.config.id, &context)
@@ -492,8 +497,8 @@ fn event_json(
             "description": store.config.description,
             "platform": store.info.platform,
         },
-        "status_code": payload.facts.status_code,
-        "tracking": payload.facts.tracking,
+        "status_code": payload.status_code,
+        "tracking": payload.tracking,
         "order": record.order,
     })
 }
@@ -520,8 +525,8 @@ impl<'a> JobFields<'a> {
     fn dead(&self, reason: String) -> Outcome {
         let job = self.0;
         tracing::error!(
-            store = %job.store, order = %job.order_id, notification = %job.kind,
-            channel = %job.lane, job_id = %job.id,
+            store = %job.store, order = %job.order_id, notification = %job.kind_name(),
+            channel = %job.channel, job_id = %job.id,
             "not sent (dead-letter): {reason}"
         );
         Outcome::Done(Completion::Dead { reason })
@@ -530,8 +535,8 @@ impl<'a> JobFields<'a> {
     fn skip(&self, reason: String) -> Outcome {
         let job = self.0;
         tracing::info!(
-            store = %job.store, order = %job.order_id, notification = %job.kind,
-            channel = %job.lane, job_id = %job.id,
+            store = %job.store, order = %job.order_id, notification = %job.kind_name(),
+            channel = %job.channel, job_id = %job.id,
             "skipped: {reason}"
         );
         Outcome::Done(Completion::Skipped { reason })

@@ -2,7 +2,6 @@
 
 pub mod channel;
 pub mod dispatch;
-pub mod job;
 pub mod pacing;
 pub mod retry;
 

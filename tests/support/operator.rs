@@ -85,21 +85,23 @@ pub enum End {
 /// A job of `store` for `order` on `lane`, due a second ago.
 pub fn job(store: &str, lane: &str, order: &str, kind: &str) -> NewJob {
     NewJob {
-        lane: lane.to_owned(),
+        channel: lane.into(),
         store: store.to_owned(),
         order_id: order.to_owned(),
-        kind: kind.to_owned(),
+        kind: kind.parse().expect("a notification kind"),
         priority: 1,
         due_at: Timestamp::now() - SignedDuration::from_secs(1),
         expires_at: None,
         max_attempts: 3,
         dedupe_keys: vec![format!("{store}/{order}/{kind}/{lane}")],
-        payload: serde_json::json!({
-            "v": 1,
-            "facts": {"kind": kind, "priority": 1, "status_code": "pedido_pago", "tracking": null},
-            "order_number": format!("#{order}"),
-            "quiet_hours": "defer"
-        }),
+        payload: arauto::job::JobPayload {
+            payload_version: arauto::job::JOB_PAYLOAD_VERSION,
+            priority: 1,
+            status_code: "pedido_pago".into(),
+            tracking: None,
+            order_number: format!("#{order}"),
+            quiet_hours: arauto::job::QuietHoursMode::Defer,
+        },
     }
 }
 
@@ -130,7 +132,7 @@ pub async fn finish_on(
     end: End,
     pacing_day: jiff::civil::Date,
 ) -> JobId {
-    let lane = job.lane.clone();
+    let lane = job.channel.clone();
     let id = enqueue(store, job).await;
     if end == End::Cancelled {
         store
@@ -141,7 +143,7 @@ pub async fn finish_on(
     }
     let now = Timestamp::now();
     let claimed = store
-        .claim(&lane, now, 1, SignedDuration::from_mins(5))
+        .claim(lane.as_str(), now, 1, SignedDuration::from_mins(5))
         .await
         .expect("claim");
     assert_eq!(

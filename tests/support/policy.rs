@@ -317,12 +317,12 @@ impl Harness {
             },
         );
         let jobs = self.pending.entry(id.clone()).or_default();
-        jobs.retain(|(p, _)| !decision.cancel.iter().any(|c| c.job_ref == p.job_ref));
+        jobs.retain(|(p, _)| !decision.cancel.iter().any(|c| c.job_id == p.job_id));
         for planned in &decision.planned {
             self.next_ref += 1;
             jobs.push((
                 PendingNotification {
-                    job_ref: format!("job-{}", self.next_ref),
+                    job_id: arauto::job::JobId::from_u128(u128::from(self.next_ref)),
                     kind: planned.kind,
                     priority: planned.priority,
                     channel: planned.channel.clone(),

@@ -1,10 +1,10 @@
 //! The redb backend of [`StateStore`]: one file, `<state_dir>/arauto.redb`.
 //!
 //! Layout (see `tables.rs`): job bodies as versioned JSON keyed by time-ordered
-//! id; a `(lane, due_ms, id)` index of pending jobs (due lookup and "next due"
+//! id; a `(channel, due_ms, id)` index of pending jobs (due lookup and "next due"
 //! are range scans); `(lease_ms, id)` for running jobs; `(finished_ms, id)`
-//! and `(lane, finished_ms, id)` for finished ones; dedupe keys; an
-//! `(store, order, id)` index; transactional per-lane counters; cursors, order
+//! and `(channel, finished_ms, id)` for finished ones; dedupe keys; an
+//! `(store, order, id)` index; transactional per-channel counters; cursors, order
 //! records, statuses and daily counters.
 //!
 //! Writes: one writer thread, group commit (see `writer.rs`). Reads: MVCC read
@@ -16,8 +16,10 @@
 //! scanned. Every job found running at open is orphaned (one process per file)
 //! and is recovered at once.
 
+mod migrate;
 mod ops;
 mod reads;
+mod record;
 mod tables;
 mod writer;
 
@@ -34,14 +36,14 @@ use tokio::sync::{mpsc, oneshot};
 use self::reads::Reader;
 use self::tables::{META, META_SCHEMA_KEY, SCHEMA_VERSION, backend};
 use self::writer::{BoxedOp, Ctx, PendingOp, Shared, Writer};
-use super::id::IdGenerator;
 use super::{
-    CancelOutcome, ChannelStatus, Claim, Completion, CounterQuery, CounterRow, EnqueueOutcome,
-    Error, FinishedJob, Job, JobFilter, JobId, LaneStats, LaneWatch, NewJob, PollCommit,
+    CancelOutcome, ChannelStats, ChannelStatus, ChannelWatch, Claim, Completion, CounterQuery,
+    CounterRow, EnqueueOutcome, Error, FinishedJob, Job, JobFilter, JobId, NewJob, PollCommit,
     PollOutcome, PurgeFilter, RequeueOutcome, Result, StateStore, StatusUpdate, StoreStats,
     StoreStatus, VerifyReport,
 };
 use crate::clock::{SharedClock, SystemClock};
+use crate::job::IdGenerator;
 
 /// File name of the database inside the state directory.
 pub const FILE_NAME: &str = "arauto.redb";
@@ -131,6 +133,49 @@ impl std::fmt::Debug for RedbStore {
 }
 
 impl RedbStore {
+    /// Enqueues jobs in one transaction (the daemon enqueues through
+    /// [`StateStore::commit_poll`]; tools and tests use this). Deduplicated like
+    /// a poll commit; an invalid job rejects the whole call.
+    pub async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<EnqueueOutcome>> {
+        self.submit(move |ctx| ctx.enqueue(jobs)).await
+    }
+
+    /// Moves a running claim's lease to `until`.
+    pub async fn extend_lease(&self, claim: Claim, until: Timestamp) -> Result<Job> {
+        self.submit(move |ctx| ctx.extend_lease(claim, until)).await
+    }
+
+    /// Returns running jobs whose lease ended at or before `now` to pending
+    /// (due now), or to dead-letter if that claim was their last attempt.
+    /// Claims do this on their own; this is for tests and tools.
+    pub async fn recover_expired_leases(&self, now: Timestamp) -> Result<usize> {
+        let lease_before_ms = crate::job::timestamp_ms(now);
+        self.submit(move |ctx| ctx.recover(lease_before_ms, now))
+            .await
+    }
+
+    /// Changes the channel's status in one transaction and returns the result.
+    pub async fn update_channel_status(
+        &self,
+        channel: &str,
+        mut update: StatusUpdate<ChannelStatus>,
+    ) -> Result<ChannelStatus> {
+        let channel = channel.to_owned();
+        self.submit(move |ctx| ctx.update_channel(&channel, &mut *update))
+            .await
+    }
+
+    /// Checks every record and index against each other (full scan; for
+    /// tests and repair tools).
+    pub async fn verify(&self) -> Result<VerifyReport> {
+        self.scan(|reader| reader.verify()).await
+    }
+
+    /// Write-path statistics since this handle was opened.
+    pub fn stats(&self) -> StoreStats {
+        self.inner.shared.stats()
+    }
+
     /// Opens (creating if needed) `<state_dir>/arauto.redb`. Blocking.
     pub fn open(state_dir: &Path, options: RedbOptions) -> Result<Self> {
         std::fs::create_dir_all(state_dir).map_err(|error| Error::Open {
@@ -296,17 +341,27 @@ fn open_schema(db: &Database, path: &Path) -> Result<()> {
             supported: SCHEMA_VERSION,
         });
     }
-    // Older schemas would be migrated here; version 1 is the first.
     let mut txn = db
         .begin_write()
         .map_err(backend(path, "begin write transaction"))?;
     txn.set_durability(Durability::Immediate)
         .map_err(backend(path, "set durability"))?;
+    // An older layout is upgraded in this same transaction, before the
+    // tables are opened: all of it commits, or none.
+    if let Some(found) = found
+        && found < SCHEMA_VERSION
+    {
+        migrate::migrate(&txn, found, path)?;
+        tracing::info!(
+            path = %path.display(),
+            "state database upgraded from schema {found} to {SCHEMA_VERSION}"
+        );
+    }
     {
         let mut meta = txn
             .open_table(META)
             .map_err(backend(path, "create tables"))?;
-        if found.is_none() {
+        if found != Some(SCHEMA_VERSION) {
             meta.insert(META_SCHEMA_KEY, SCHEMA_VERSION)
                 .map_err(backend(path, "write schema version"))?;
         }
@@ -326,24 +381,16 @@ fn open_schema(db: &Database, path: &Path) -> Result<()> {
 
 #[async_trait]
 impl StateStore for RedbStore {
-    async fn enqueue(&self, jobs: Vec<NewJob>) -> Result<Vec<EnqueueOutcome>> {
-        self.submit(move |ctx| ctx.enqueue(jobs)).await
-    }
-
     async fn claim(
         &self,
-        lane: &str,
+        channel: &str,
         now: Timestamp,
         max: usize,
         lease: SignedDuration,
     ) -> Result<Vec<Job>> {
-        let lane = lane.to_owned();
-        self.submit(move |ctx| ctx.claim(&lane, now, max, lease))
+        let channel = channel.to_owned();
+        self.submit(move |ctx| ctx.claim(&channel, now, max, lease))
             .await
-    }
-
-    async fn extend_lease(&self, claim: Claim, until: Timestamp) -> Result<Job> {
-        self.submit(move |ctx| ctx.extend_lease(claim, until)).await
     }
 
     async fn complete(&self, claim: Claim, completion: Completion) -> Result<Job> {
@@ -367,12 +414,6 @@ impl StateStore for RedbStore {
         self.submit(move |ctx| ctx.purge(&filter)).await
     }
 
-    async fn recover_expired_leases(&self, now: Timestamp) -> Result<usize> {
-        let lease_before_ms = super::id::timestamp_ms(now);
-        self.submit(move |ctx| ctx.recover(lease_before_ms, now))
-            .await
-    }
-
     async fn get(&self, id: JobId) -> Result<Option<Job>> {
         self.read(|reader| reader.get(id))
     }
@@ -385,24 +426,24 @@ impl StateStore for RedbStore {
         self.read(|reader| reader.jobs_for_order(store, order_id))
     }
 
-    async fn next_due(&self, lane: &str) -> Result<Option<Timestamp>> {
-        self.read(|reader| reader.next_due(lane))
+    async fn next_due(&self, channel: &str) -> Result<Option<Timestamp>> {
+        self.read(|reader| reader.next_due(channel))
     }
 
-    async fn lane_stats(&self, lane: &str) -> Result<LaneStats> {
-        self.read(|reader| reader.lane_stats(lane))
+    async fn channel_stats(&self, channel: &str) -> Result<ChannelStats> {
+        self.read(|reader| reader.channel_stats(channel))
     }
 
-    async fn lanes(&self) -> Result<Vec<String>> {
-        self.scan(|reader| reader.lanes()).await
+    async fn channels(&self) -> Result<Vec<String>> {
+        self.scan(|reader| reader.channels()).await
     }
 
-    fn watch_lane(&self, lane: &str) -> LaneWatch {
-        LaneWatch::new(self.inner.shared.watch_lane(lane))
+    fn watch_channel(&self, channel: &str) -> ChannelWatch {
+        ChannelWatch::new(self.inner.shared.watch_channel(channel))
     }
 
-    fn watch_store(&self, store: &str) -> LaneWatch {
-        LaneWatch::new(self.inner.shared.watch_store(store))
+    fn watch_store(&self, store: &str) -> ChannelWatch {
+        ChannelWatch::new(self.inner.shared.watch_store(store))
     }
 
     async fn cursor(&self, store: &str) -> Result<Option<String>> {
@@ -455,34 +496,24 @@ impl StateStore for RedbStore {
         Ok(status)
     }
 
-    async fn channel_status(&self, lane: &str) -> Result<ChannelStatus> {
-        self.read(|reader| reader.channel_status(lane))
-    }
-
-    async fn update_channel_status(
-        &self,
-        lane: &str,
-        mut update: StatusUpdate<ChannelStatus>,
-    ) -> Result<ChannelStatus> {
-        let lane = lane.to_owned();
-        self.submit(move |ctx| ctx.update_channel(&lane, &mut *update))
-            .await
+    async fn channel_status(&self, channel: &str) -> Result<ChannelStatus> {
+        self.read(|reader| reader.channel_status(channel))
     }
 
     async fn pause_channel(
         &self,
-        lane: &str,
+        channel: &str,
         reason: String,
         automatic: bool,
     ) -> Result<ChannelStatus> {
-        let lane = lane.to_owned();
-        self.submit(move |ctx| ctx.pause_channel(&lane, reason, automatic))
+        let channel = channel.to_owned();
+        self.submit(move |ctx| ctx.pause_channel(&channel, reason, automatic))
             .await
     }
 
-    async fn resume_channel(&self, lane: &str) -> Result<ChannelStatus> {
-        let lane = lane.to_owned();
-        self.submit(move |ctx| ctx.update_channel(&lane, &mut |status| status.paused = None))
+    async fn resume_channel(&self, channel: &str) -> Result<ChannelStatus> {
+        let channel = channel.to_owned();
+        self.submit(move |ctx| ctx.update_channel(&channel, &mut |status| status.paused = None))
             .await
     }
 
@@ -490,9 +521,10 @@ impl StateStore for RedbStore {
         self.scan(move |reader| reader.counters(&query)).await
     }
 
-    async fn recent(&self, lane: &str, since: Timestamp) -> Result<Vec<FinishedJob>> {
-        let lane = lane.to_owned();
-        self.scan(move |reader| reader.recent(&lane, since)).await
+    async fn recent(&self, channel: &str, since: Timestamp) -> Result<Vec<FinishedJob>> {
+        let channel = channel.to_owned();
+        self.scan(move |reader| reader.recent(&channel, since))
+            .await
     }
 
     async fn entered_since(&self, since: Timestamp, limit: usize) -> Result<Vec<Job>> {
@@ -507,14 +539,6 @@ impl StateStore for RedbStore {
             .time_zone
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = time_zone;
-    }
-
-    async fn verify(&self) -> Result<VerifyReport> {
-        self.scan(|reader| reader.verify()).await
-    }
-
-    fn stats(&self) -> StoreStats {
-        self.inner.shared.stats()
     }
 }
 

@@ -6,16 +6,17 @@
 use ::redb::ReadableTable;
 use jiff::{SignedDuration, Timestamp};
 
+use super::record::encode_job;
 use super::tables::{NO_EXPIRY, backend, decode, encode, load_job};
 use super::writer::Ctx;
-use crate::queue::id::timestamp_ms;
+use crate::job::timestamp_ms;
 use crate::queue::{
-    CancelOutcome, ChannelStatus, Claim, Completion, EnqueueOutcome, Error, Job, JobFilter, JobId,
-    JobState, NewJob, Outcome, Pause, PollCommit, PollOutcome, PurgeFilter, RequeueOutcome, Result,
-    StoreStatus,
+    CancelOutcome, ChannelStatus, Claim, Completion, EnqueueOutcome, Error, Job, JobBody,
+    JobFilter, JobId, JobState, NewJob, Outcome, Pause, PollCommit, PollOutcome, PurgeFilter,
+    RequeueOutcome, Result, StoreStatus,
 };
 
-/// Longest lane, store, order id, kind or pacing day accepted (index keys stay small).
+/// Longest channel, store, order id, kind or pacing day accepted (index keys stay small).
 const MAX_NAME_LEN: usize = 512;
 /// Longest dedupe key accepted.
 const MAX_DEDUPE_KEY_LEN: usize = 1024;
@@ -81,14 +82,16 @@ fn check_name(what: &dyn Fn() -> String, field: &str, value: &str, max: usize) -
 pub(super) fn validate_new_job(job: &NewJob) -> Result<()> {
     let what = || {
         format!(
-            "job {:?} for order {:?} of store {:?} on lane {:?}",
-            job.kind, job.order_id, job.store, job.lane
+            "job {:?} for order {:?} of store {:?} on channel {:?}",
+            job.kind.as_str(),
+            job.order_id,
+            job.store,
+            job.channel
         )
     };
-    check_name(&what, "lane", &job.lane, MAX_NAME_LEN)?;
+    check_name(&what, "channel", job.channel.as_str(), MAX_NAME_LEN)?;
     check_name(&what, "store", &job.store, MAX_NAME_LEN)?;
     check_name(&what, "order id", &job.order_id, MAX_NAME_LEN)?;
-    check_name(&what, "kind", &job.kind, MAX_NAME_LEN)?;
     for key in &job.dedupe_keys {
         check_name(&what, "a dedupe key", key, MAX_DEDUPE_KEY_LEN)?;
     }
@@ -122,7 +125,7 @@ impl Ctx<'_> {
     }
 
     fn save(&mut self, job: &Job) -> Result<()> {
-        let bytes = encode(job, || format!("job {}", job.id))?;
+        let bytes = encode_job(job)?;
         self.mark_dirty();
         let path = self.path;
         self.jobs
@@ -131,16 +134,17 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// Stages a change of a lane's counters; written once per batch by `flush`.
-    fn adjust_lane(&mut self, lane: &str, pending: i64, running: i64) {
+    /// Stages a change of a channel's counters; written once per batch by `flush`.
+    fn adjust_channel(&mut self, channel: &str, pending: i64, running: i64) {
         self.mark_dirty();
-        match self.lane_deltas.get_mut(lane) {
+        match self.channel_deltas.get_mut(channel) {
             Some(delta) => {
                 delta.0 += pending;
                 delta.1 += running;
             }
             None => {
-                self.lane_deltas.insert(lane.to_owned(), (pending, running));
+                self.channel_deltas
+                    .insert(channel.to_owned(), (pending, running));
             }
         }
     }
@@ -148,7 +152,7 @@ impl Ctx<'_> {
     fn place(&mut self, job: &Job, slot: Slot) -> Result<()> {
         let path = self.path;
         let id = job.id.as_u128();
-        let lane = job.lane.as_str();
+        let channel = job.channel.as_str();
         self.mark_dirty();
         match slot {
             Slot::Due {
@@ -157,25 +161,25 @@ impl Ctx<'_> {
                 expires_ms,
             } => {
                 self.due
-                    .insert((lane, due_ms, id), (priority, expires_ms))
+                    .insert((channel, due_ms, id), (priority, expires_ms))
                     .map_err(backend(path, "write due index"))?;
-                self.adjust_lane(lane, 1, 0);
-                if !self.woken.contains(lane) {
-                    self.woken.insert(lane.to_owned());
+                self.adjust_channel(channel, 1, 0);
+                if !self.woken.contains(channel) {
+                    self.woken.insert(channel.to_owned());
                 }
             }
             Slot::Running { lease_ms } => {
                 self.running
                     .insert((lease_ms, id), ())
                     .map_err(backend(path, "write running index"))?;
-                self.adjust_lane(lane, 0, 1);
+                self.adjust_channel(channel, 0, 1);
             }
             Slot::Finished { finished_ms, state } => {
                 self.finished
                     .insert((finished_ms, id), state.code())
                     .map_err(backend(path, "write finished index"))?;
-                self.finished_by_lane
-                    .insert((lane, finished_ms, id), state.code())
+                self.finished_by_channel
+                    .insert((channel, finished_ms, id), state.code())
                     .map_err(backend(path, "write finished index"))?;
             }
         }
@@ -185,27 +189,27 @@ impl Ctx<'_> {
     fn unplace(&mut self, job: &Job, slot: Slot) -> Result<()> {
         let path = self.path;
         let id = job.id.as_u128();
-        let lane = job.lane.as_str();
+        let channel = job.channel.as_str();
         self.mark_dirty();
         match slot {
             Slot::Due { due_ms, .. } => {
                 self.due
-                    .remove((lane, due_ms, id))
+                    .remove((channel, due_ms, id))
                     .map_err(backend(path, "write due index"))?;
-                self.adjust_lane(lane, -1, 0);
+                self.adjust_channel(channel, -1, 0);
             }
             Slot::Running { lease_ms } => {
                 self.running
                     .remove((lease_ms, id))
                     .map_err(backend(path, "write running index"))?;
-                self.adjust_lane(lane, 0, -1);
+                self.adjust_channel(channel, 0, -1);
             }
             Slot::Finished { finished_ms, .. } => {
                 self.finished
                     .remove((finished_ms, id))
                     .map_err(backend(path, "write finished index"))?;
-                self.finished_by_lane
-                    .remove((lane, finished_ms, id))
+                self.finished_by_channel
+                    .remove((channel, finished_ms, id))
                     .map_err(backend(path, "write finished index"))?;
             }
         }
@@ -219,8 +223,8 @@ impl Ctx<'_> {
         let key = (
             day,
             job.store.clone(),
-            job.lane.clone(),
-            job.kind.clone(),
+            job.channel.to_string(),
+            job.kind_name().to_owned(),
             outcome,
         );
         *self.counter_deltas.entry(key).or_default() += 1;
@@ -229,38 +233,38 @@ impl Ctx<'_> {
     /// Writes the counter and channel status changes staged by the batch's operations.
     pub(super) fn flush(&mut self) -> Result<()> {
         let path = self.path;
-        for (lane, (pending, running)) in std::mem::take(&mut self.lane_deltas) {
+        for (channel, (pending, running)) in std::mem::take(&mut self.channel_deltas) {
             if (pending, running) == (0, 0) {
                 continue;
             }
             let (old_pending, old_running) = self
-                .lane_counts
-                .get(lane.as_str())
-                .map_err(backend(path, "read lane counts"))?
+                .channel_counts
+                .get(channel.as_str())
+                .map_err(backend(path, "read channel counts"))?
                 .map_or((0, 0), |guard| guard.value());
             let counts = (
                 old_pending.saturating_add_signed(pending),
                 old_running.saturating_add_signed(running),
             );
-            self.lane_counts
-                .insert(lane.as_str(), counts)
-                .map_err(backend(path, "write lane counts"))?;
+            self.channel_counts
+                .insert(channel.as_str(), counts)
+                .map_err(backend(path, "write channel counts"))?;
         }
-        for (lane, (status, changed)) in std::mem::take(&mut self.channels) {
+        for (channel, (status, changed)) in std::mem::take(&mut self.channels) {
             if changed {
-                let bytes = encode(&status, || format!("status of channel {lane:?}"))?;
+                let bytes = encode(&status, || format!("status of channel {channel:?}"))?;
                 self.channel_status
-                    .insert(lane.as_str(), bytes.as_slice())
+                    .insert(channel.as_str(), bytes.as_slice())
                     .map_err(backend(path, "write channel status"))?;
             }
         }
-        for ((day, store, lane, kind, outcome), increment) in
+        for ((day, store, channel, kind, outcome), increment) in
             std::mem::take(&mut self.counter_deltas)
         {
             let key = (
                 day.as_str(),
                 store.as_str(),
-                lane.as_str(),
+                channel.as_str(),
                 kind.as_str(),
                 outcome.as_str(),
             );
@@ -327,10 +331,9 @@ impl Ctx<'_> {
         let id = self.ids.next(now);
         let job = Job {
             id,
-            lane: new.lane,
+            channel: new.channel,
             store: new.store,
             order_id: new.order_id,
-            kind: new.kind,
             priority: new.priority,
             state: JobState::Pending,
             created_at: now,
@@ -346,9 +349,12 @@ impl Ctx<'_> {
             outcome_reason: None,
             receipt: None,
             dedupe_keys: new.dedupe_keys,
-            payload: new.payload,
+            body: JobBody::Readable {
+                kind: new.kind,
+                payload: new.payload,
+            },
         };
-        let bytes = encode(&job, || format!("job {id}"))?;
+        let bytes = encode_job(&job)?;
         let path = self.path;
         self.mark_dirty();
         for key in &job.dedupe_keys {
@@ -372,19 +378,19 @@ impl Ctx<'_> {
 
     pub(super) fn claim(
         &mut self,
-        lane: &str,
+        channel: &str,
         now: Timestamp,
         max: usize,
         lease: SignedDuration,
     ) -> Result<Vec<Job>> {
-        let what = || format!("claim on lane {lane:?}");
+        let what = || format!("claim on channel {channel:?}");
         if lease.is_negative() {
             return Err(invalid(what(), format!("the lease {lease:#} is negative")));
         }
         let lease_until = now.checked_add(lease).map_err(|error| {
             invalid(what(), format!("the lease {lease:#} is too long: {error}"))
         })?;
-        if max == 0 || self.channel(lane)?.paused.is_some() {
+        if max == 0 || self.channel(channel)?.paused.is_some() {
             return Ok(Vec::new());
         }
         let now_ms = timestamp_ms(now);
@@ -394,7 +400,7 @@ impl Ctx<'_> {
         {
             let range = self
                 .due
-                .range((lane, 0u64, 0u128)..=(lane, now_ms, u128::MAX))
+                .range((channel, 0u64, 0u128)..=(channel, now_ms, u128::MAX))
                 .map_err(backend(self.path, "scan due index"))?;
             for entry in range.take(window) {
                 let (key, value) = entry.map_err(backend(self.path, "scan due index"))?;
@@ -460,14 +466,14 @@ impl Ctx<'_> {
         if job.state != JobState::Running {
             return Err(Error::NotRunning {
                 id: job.id,
-                lane: job.lane,
+                channel: job.channel,
                 state: job.state,
             });
         }
         if job.claims != claim.claim {
             return Err(Error::StaleClaim {
                 id: job.id,
-                lane: job.lane,
+                channel: job.channel,
                 presented: claim.claim,
                 current: job.claims,
             });
@@ -496,7 +502,7 @@ impl Ctx<'_> {
                 job.log_attempt(at, "sent".to_owned());
                 job.receipt = Some(receipt);
                 finish(&mut job, JobState::Sent, at, None);
-                self.record_send(&job.lane, at, pacing_day)?;
+                self.record_send(job.channel.as_str(), at, pacing_day)?;
             }
             Completion::Retry {
                 at,
@@ -656,10 +662,10 @@ impl Ctx<'_> {
                 }
                 Ok(found.len() < limit)
             };
-            if let Some(lane) = filter.lane.as_deref() {
+            if let Some(channel) = filter.channel.as_deref() {
                 let range = self
-                    .finished_by_lane
-                    .range((lane, 0u64, 0u128)..=(lane, u64::MAX, u128::MAX))
+                    .finished_by_channel
+                    .range((channel, 0u64, 0u128)..=(channel, u64::MAX, u128::MAX))
                     .map_err(backend(path, "scan finished index"))?;
                 for entry in range {
                     let (key, code) = entry.map_err(backend(path, "scan finished index"))?;
@@ -901,61 +907,66 @@ impl Ctx<'_> {
         Ok(status)
     }
 
-    /// The lane's channel status as this batch sees it. Statuses are cached for
+    /// The channel's channel status as this batch sees it. Statuses are cached for
     /// the batch and written once by `flush`: every delivery updates one.
-    pub(super) fn channel(&mut self, lane: &str) -> Result<ChannelStatus> {
-        if let Some((status, _)) = self.channels.get(lane) {
+    pub(super) fn channel(&mut self, channel: &str) -> Result<ChannelStatus> {
+        if let Some((status, _)) = self.channels.get(channel) {
             return Ok(status.clone());
         }
         let status: ChannelStatus = {
             let guard = self
                 .channel_status
-                .get(lane)
+                .get(channel)
                 .map_err(backend(self.path, "read channel status"))?;
             guard
                 .map(|bytes| {
                     decode(bytes.value(), self.path, || {
-                        format!("status of channel {lane:?}")
+                        format!("status of channel {channel:?}")
                     })
                 })
                 .transpose()?
                 .unwrap_or_default()
         };
         self.channels
-            .insert(lane.to_owned(), (status.clone(), false));
+            .insert(channel.to_owned(), (status.clone(), false));
         Ok(status)
     }
 
-    fn put_channel(&mut self, lane: &str, status: ChannelStatus) -> Result<()> {
-        check_name(&|| "channel status".to_owned(), "lane", lane, MAX_NAME_LEN)?;
+    fn put_channel(&mut self, channel: &str, status: ChannelStatus) -> Result<()> {
+        check_name(
+            &|| "channel status".to_owned(),
+            "channel",
+            channel,
+            MAX_NAME_LEN,
+        )?;
         self.mark_dirty();
-        self.channels.insert(lane.to_owned(), (status, true));
+        self.channels.insert(channel.to_owned(), (status, true));
         Ok(())
     }
 
     pub(super) fn update_channel(
         &mut self,
-        lane: &str,
+        channel: &str,
         update: &mut (dyn FnMut(&mut ChannelStatus) + Send),
     ) -> Result<ChannelStatus> {
-        let mut status = self.channel(lane)?;
+        let mut status = self.channel(channel)?;
         let was_paused = status.paused.is_some();
         update(&mut status);
-        self.put_channel(lane, status.clone())?;
+        self.put_channel(channel, status.clone())?;
         if was_paused && status.paused.is_none() {
-            self.woken.insert(lane.to_owned());
+            self.woken.insert(channel.to_owned());
         }
         Ok(status)
     }
 
     pub(super) fn pause_channel(
         &mut self,
-        lane: &str,
+        channel: &str,
         reason: String,
         automatic: bool,
     ) -> Result<ChannelStatus> {
         let at = self.now;
-        self.update_channel(lane, &mut |status| {
+        self.update_channel(channel, &mut |status| {
             if status.paused.is_none() {
                 status.paused = Some(Pause {
                     reason: reason.clone(),
@@ -968,11 +979,11 @@ impl Ctx<'_> {
 
     fn record_send(
         &mut self,
-        lane: &str,
+        channel: &str,
         at: Timestamp,
         pacing_day: jiff::civil::Date,
     ) -> Result<()> {
-        let mut status = self.channel(lane)?;
+        let mut status = self.channel(channel)?;
         if status.pacing_day == Some(pacing_day) {
             status.sent_today = status.sent_today.saturating_add(1);
         } else {
@@ -981,7 +992,7 @@ impl Ctx<'_> {
         }
         status.last_sent_at = Some(status.last_sent_at.map_or(at, |last| last.max(at)));
         status.warmup_started_at.get_or_insert(at);
-        self.put_channel(lane, status)
+        self.put_channel(channel, status)
     }
 }
 

@@ -10,14 +10,15 @@ use ::redb::{
 use jiff::Timestamp;
 
 use super::ops::{Slot, slot};
+use super::record::decode_job;
 use super::tables::{
-    CHANNEL_STATUS, COUNTERS, CURSORS, DEDUPE, DUE, FINISHED, FINISHED_BY_LANE, JOBS, LANE_COUNTS,
-    NO_EXPIRY, ORDER_JOBS, ORDER_RECORDS, RUNNING, STORE_STATUS, backend, decode, load_job,
+    CHANNEL_COUNTS, CHANNEL_STATUS, COUNTERS, CURSORS, DEDUPE, DUE, FINISHED, FINISHED_BY_CHANNEL,
+    JOBS, NO_EXPIRY, ORDER_JOBS, ORDER_RECORDS, RUNNING, STORE_STATUS, backend, decode, load_job,
 };
-use crate::queue::id::timestamp_ms;
+use crate::job::timestamp_ms;
 use crate::queue::{
-    ChannelStatus, CounterQuery, CounterRow, Error, FinishedJob, Job, JobFilter, JobId, JobState,
-    LaneStats, Outcome, Result, StoreStatus, VerifyReport,
+    ChannelStats, ChannelStatus, CounterQuery, CounterRow, Error, FinishedJob, Job, JobFilter,
+    JobId, JobState, Outcome, Result, StoreStatus, VerifyReport,
 };
 
 pub(super) fn from_ms(ms: u64) -> Timestamp {
@@ -109,9 +110,9 @@ impl<'a> Reader<'a> {
             match filter.state {
                 Some(JobState::Pending) => {
                     let index = self.table(DUE)?;
-                    let range = match filter.lane.as_deref() {
-                        Some(lane) => {
-                            index.range((lane, 0u64, 0u128)..=(lane, u64::MAX, u128::MAX))
+                    let range = match filter.channel.as_deref() {
+                        Some(channel) => {
+                            index.range((channel, 0u64, 0u128)..=(channel, u64::MAX, u128::MAX))
                         }
                         None => index.iter(),
                     }
@@ -133,10 +134,10 @@ impl<'a> Reader<'a> {
                 }
                 Some(state) => {
                     let code = state.code();
-                    if let Some(lane) = filter.lane.as_deref() {
-                        let index = self.table(FINISHED_BY_LANE)?;
+                    if let Some(channel) = filter.channel.as_deref() {
+                        let index = self.table(FINISHED_BY_CHANNEL)?;
                         let range = index
-                            .range((lane, 0u64, 0u128)..=(lane, u64::MAX, u128::MAX))
+                            .range((channel, 0u64, 0u128)..=(channel, u64::MAX, u128::MAX))
                             .map_err(backend(self.path, "scan finished index"))?;
                         let ids = range
                             .rev()
@@ -181,10 +182,10 @@ impl<'a> Reader<'a> {
         })
     }
 
-    pub(super) fn next_due(&self, lane: &str) -> Result<Option<Timestamp>> {
+    pub(super) fn next_due(&self, channel: &str) -> Result<Option<Timestamp>> {
         let index = self.table(DUE)?;
         let mut range = index
-            .range((lane, 0u64, 0u128)..=(lane, u64::MAX, u128::MAX))
+            .range((channel, 0u64, 0u128)..=(channel, u64::MAX, u128::MAX))
             .map_err(backend(self.path, "scan due index"))?;
         match range.next() {
             None => Ok(None),
@@ -195,24 +196,24 @@ impl<'a> Reader<'a> {
         }
     }
 
-    pub(super) fn lane_stats(&self, lane: &str) -> Result<LaneStats> {
-        let counts = self.table(LANE_COUNTS)?;
+    pub(super) fn channel_stats(&self, channel: &str) -> Result<ChannelStats> {
+        let counts = self.table(CHANNEL_COUNTS)?;
         let (pending, running) = counts
-            .get(lane)
-            .map_err(backend(self.path, "read lane counts"))?
+            .get(channel)
+            .map_err(backend(self.path, "read channel counts"))?
             .map_or((0, 0), |guard| guard.value());
-        Ok(LaneStats {
+        Ok(ChannelStats {
             pending,
             running,
-            oldest_due: self.next_due(lane)?,
+            oldest_due: self.next_due(channel)?,
         })
     }
 
-    pub(super) fn lanes(&self) -> Result<Vec<String>> {
-        let mut lanes = BTreeSet::new();
-        collect_keys(&self.table(LANE_COUNTS)?, &mut lanes, self.path)?;
-        collect_keys(&self.table(CHANNEL_STATUS)?, &mut lanes, self.path)?;
-        Ok(lanes.into_iter().collect())
+    pub(super) fn channels(&self) -> Result<Vec<String>> {
+        let mut channels = BTreeSet::new();
+        collect_keys(&self.table(CHANNEL_COUNTS)?, &mut channels, self.path)?;
+        collect_keys(&self.table(CHANNEL_STATUS)?, &mut channels, self.path)?;
+        Ok(channels.into_iter().collect())
     }
 
     pub(super) fn stores(&self) -> Result<Vec<String>> {
@@ -252,15 +253,15 @@ impl<'a> Reader<'a> {
             .transpose()
     }
 
-    pub(super) fn channel_status(&self, lane: &str) -> Result<ChannelStatus> {
+    pub(super) fn channel_status(&self, channel: &str) -> Result<ChannelStatus> {
         let table = self.table(CHANNEL_STATUS)?;
         let guard = table
-            .get(lane)
+            .get(channel)
             .map_err(backend(self.path, "read channel status"))?;
         Ok(guard
             .map(|bytes| {
                 decode(bytes.value(), self.path, || {
-                    format!("status of channel {lane:?}")
+                    format!("status of channel {channel:?}")
                 })
             })
             .transpose()?
@@ -277,12 +278,12 @@ impl<'a> Reader<'a> {
         let mut rows = Vec::new();
         for entry in range {
             let (key, count) = entry.map_err(backend(self.path, "scan counters"))?;
-            let (day, store, lane, kind, outcome) = key.value();
+            let (day, store, channel, kind, outcome) = key.value();
             if day > query.to_day.as_str() {
                 break;
             }
             if !(wanted(&query.store, store)
-                && wanted(&query.lane, lane)
+                && wanted(&query.channel, channel)
                 && wanted(&query.kind, kind))
             {
                 continue;
@@ -290,14 +291,14 @@ impl<'a> Reader<'a> {
             let Some(outcome) = Outcome::parse(outcome) else {
                 return Err(Error::Corrupt {
                     path: self.path.to_path_buf(),
-                    what: format!("counter {day}/{store}/{lane}/{kind}"),
+                    what: format!("counter {day}/{store}/{channel}/{kind}"),
                     message: format!("unknown outcome {outcome:?}"),
                 });
             };
             rows.push(CounterRow {
                 day: day.to_owned(),
                 store: store.to_owned(),
-                lane: lane.to_owned(),
+                channel: channel.to_owned(),
                 kind: kind.to_owned(),
                 outcome,
                 count: count.value(),
@@ -306,10 +307,10 @@ impl<'a> Reader<'a> {
         Ok(rows)
     }
 
-    pub(super) fn recent(&self, lane: &str, since: Timestamp) -> Result<Vec<FinishedJob>> {
-        let table = self.table(FINISHED_BY_LANE)?;
+    pub(super) fn recent(&self, channel: &str, since: Timestamp) -> Result<Vec<FinishedJob>> {
+        let table = self.table(FINISHED_BY_CHANNEL)?;
         let range = table
-            .range((lane, timestamp_ms(since), 0u128)..=(lane, u64::MAX, u128::MAX))
+            .range((channel, timestamp_ms(since), 0u128)..=(channel, u64::MAX, u128::MAX))
             .map_err(backend(self.path, "scan finished index"))?;
         let mut out = Vec::new();
         for entry in range {
@@ -339,7 +340,7 @@ impl<'a> Reader<'a> {
         for entry in range.take(limit) {
             let (key, bytes) = entry.map_err(backend(self.path, "scan jobs"))?;
             let id = JobId::from_u128(key.value());
-            out.push(decode(bytes.value(), self.path, || format!("job {id}"))?);
+            out.push(decode_job(bytes.value(), self.path, id)?);
         }
         Ok(out)
     }
@@ -352,18 +353,18 @@ impl<'a> Reader<'a> {
         let due = self.table(DUE)?;
         let running = self.table(RUNNING)?;
         let finished = self.table(FINISHED)?;
-        let finished_by_lane = self.table(FINISHED_BY_LANE)?;
+        let finished_by_channel = self.table(FINISHED_BY_CHANNEL)?;
         let dedupe = self.table(DEDUPE)?;
         let order_jobs = self.table(ORDER_JOBS)?;
-        let lane_counts = self.table(LANE_COUNTS)?;
+        let channel_counts = self.table(CHANNEL_COUNTS)?;
         let read = |op| backend(path, op);
-        let mut per_lane: HashMap<String, (u64, u64)> = HashMap::new();
+        let mut per_channel: HashMap<String, (u64, u64)> = HashMap::new();
         let mut dedupe_keys = 0u64;
         for entry in jobs.iter().map_err(read("scan jobs"))? {
             let (key, bytes) = entry.map_err(read("scan jobs"))?;
             let id = JobId::from_u128(key.value());
             report.jobs += 1;
-            let job: Job = match decode(bytes.value(), path, || format!("job {id}")) {
+            let job: Job = match decode_job(bytes.value(), path, id) {
                 Ok(job) => job,
                 Err(error) => {
                     report.problems.push(error.to_string());
@@ -375,7 +376,7 @@ impl<'a> Reader<'a> {
                     .problems
                     .push(format!("job stored under {id} says it is {}", job.id));
             }
-            let lane_entry = per_lane.entry(job.lane.clone()).or_default();
+            let channel_entry = per_channel.entry(job.channel.to_string()).or_default();
             let id_raw = id.as_u128();
             match slot(&job) {
                 Slot::Due {
@@ -384,9 +385,9 @@ impl<'a> Reader<'a> {
                     expires_ms,
                 } => {
                     report.pending += 1;
-                    lane_entry.0 += 1;
+                    channel_entry.0 += 1;
                     let value = due
-                        .get((job.lane.as_str(), due_ms, id_raw))
+                        .get((job.channel.as_str(), due_ms, id_raw))
                         .map_err(read("read due index"))?;
                     if value.map(|guard| guard.value()) != Some((priority, expires_ms)) {
                         report
@@ -399,7 +400,7 @@ impl<'a> Reader<'a> {
                 }
                 Slot::Running { lease_ms } => {
                     report.running += 1;
-                    lane_entry.1 += 1;
+                    channel_entry.1 += 1;
                     if running
                         .get((lease_ms, id_raw))
                         .map_err(read("read running index"))?
@@ -416,11 +417,11 @@ impl<'a> Reader<'a> {
                     let global = finished
                         .get((finished_ms, id_raw))
                         .map_err(read("read finished index"))?;
-                    let by_lane = finished_by_lane
-                        .get((job.lane.as_str(), finished_ms, id_raw))
+                    let by_channel = finished_by_channel
+                        .get((job.channel.as_str(), finished_ms, id_raw))
                         .map_err(read("read finished index"))?;
                     if global.map(|guard| guard.value()) != code
-                        || by_lane.map(|guard| guard.value()) != code
+                        || by_channel.map(|guard| guard.value()) != code
                     {
                         report.problems.push(format!(
                             "{state} job {id} is missing from the finished indexes"
@@ -452,7 +453,11 @@ impl<'a> Reader<'a> {
             ("due", due.len(), report.pending),
             ("running", running.len(), report.running),
             ("finished", finished.len(), report.finished),
-            ("finished-by-lane", finished_by_lane.len(), report.finished),
+            (
+                "finished-by-channel",
+                finished_by_channel.len(),
+                report.finished,
+            ),
             ("order", order_jobs.len(), report.jobs),
             ("dedupe", dedupe.len(), dedupe_keys),
         ];
@@ -464,22 +469,22 @@ impl<'a> Reader<'a> {
                 ));
             }
         }
-        for entry in lane_counts.iter().map_err(read("scan lane counts"))? {
-            let (lane, counts) = entry.map_err(read("scan lane counts"))?;
-            let expected = per_lane.remove(lane.value()).unwrap_or((0, 0));
+        for entry in channel_counts.iter().map_err(read("scan channel counts"))? {
+            let (channel, counts) = entry.map_err(read("scan channel counts"))?;
+            let expected = per_channel.remove(channel.value()).unwrap_or((0, 0));
             if counts.value() != expected {
                 report.problems.push(format!(
-                    "lane {:?} counts (pending, running) {:?}, expected {expected:?}",
-                    lane.value(),
+                    "channel {:?} counts (pending, running) {:?}, expected {expected:?}",
+                    channel.value(),
                     counts.value()
                 ));
             }
         }
-        for (lane, counts) in per_lane {
+        for (channel, counts) in per_channel {
             if counts != (0, 0) {
                 report
                     .problems
-                    .push(format!("lane {lane:?} has jobs but no counters"));
+                    .push(format!("channel {channel:?} has jobs but no counters"));
             }
         }
         for entry in self
@@ -501,9 +506,9 @@ impl<'a> Reader<'a> {
             .map_err(read("scan statuses"))?
         {
             let (key, bytes) = entry.map_err(read("scan statuses"))?;
-            let lane = key.value();
+            let channel = key.value();
             let decoded: Result<ChannelStatus> = decode(bytes.value(), path, || {
-                format!("status of channel {lane:?}")
+                format!("status of channel {channel:?}")
             });
             if let Err(error) = decoded {
                 report.problems.push(error.to_string());

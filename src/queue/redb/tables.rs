@@ -1,7 +1,7 @@
 //! The redb file layout and the codec of stored records.
 //!
-//! Tuple keys sort element-wise, so `(lane, due_ms, id)` makes "due jobs of a
-//! lane" a range scan and `(store, order_id, id)` makes "jobs of an order" one.
+//! Tuple keys sort element-wise, so `(channel, due_ms, id)` makes "due jobs of a
+//! channel" a range scan and `(store, order_id, id)` makes "jobs of an order" one.
 
 use std::path::Path;
 
@@ -14,30 +14,32 @@ use crate::queue::{Error, Job, JobId, Result};
 /// Version of the table layout below. Bump it (and add a migration in
 /// `open_schema`) when a table changes type or meaning; new *fields* of stored
 /// JSON records are not a schema change.
-pub(super) const SCHEMA_VERSION: u64 = 1;
+/// 2: channel tables and job records renamed from schema 1's word, typed job
+/// payload (see `migrate`).
+pub(super) const SCHEMA_VERSION: u64 = 2;
 pub(super) const META_SCHEMA_KEY: &str = "schema_version";
 
 /// `"schema_version"` → version.
 pub(super) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// Job id → versioned JSON [`Job`].
 pub(super) const JOBS: TableDefinition<u128, &[u8]> = TableDefinition::new("jobs");
-/// Pending jobs: (lane, due ms, id) → (priority, expires ms or `NO_EXPIRY`).
+/// Pending jobs: (channel, due ms, id) → (priority, expires ms or `NO_EXPIRY`).
 pub(super) const DUE: TableDefinition<(&str, u64, u128), (u8, u64)> = TableDefinition::new("due");
 /// Running jobs: (lease end ms, id).
 pub(super) const RUNNING: TableDefinition<(u64, u128), ()> = TableDefinition::new("running");
 /// Finished jobs: (finished ms, id) → state code. Pruning walks it oldest first.
 pub(super) const FINISHED: TableDefinition<(u64, u128), u8> = TableDefinition::new("finished");
-/// Finished jobs per lane: (lane, finished ms, id) → state code ("sent in the last 5 minutes").
-pub(super) const FINISHED_BY_LANE: TableDefinition<(&str, u64, u128), u8> =
-    TableDefinition::new("finished_by_lane");
+/// Finished jobs per channel: (channel, finished ms, id) → state code ("sent in the last 5 minutes").
+pub(super) const FINISHED_BY_CHANNEL: TableDefinition<(&str, u64, u128), u8> =
+    TableDefinition::new("finished_by_channel");
 /// Dedupe key → the job holding it.
 pub(super) const DEDUPE: TableDefinition<&str, u128> = TableDefinition::new("dedupe");
 /// (store, order id, job id): the jobs of an order.
 pub(super) const ORDER_JOBS: TableDefinition<(&str, &str, u128), ()> =
     TableDefinition::new("order_jobs");
-/// Lane → (pending, running), maintained with every transition.
-pub(super) const LANE_COUNTS: TableDefinition<&str, (u64, u64)> =
-    TableDefinition::new("lane_counts");
+/// Channel → (pending, running), maintained with every transition.
+pub(super) const CHANNEL_COUNTS: TableDefinition<&str, (u64, u64)> =
+    TableDefinition::new("channel_counts");
 /// Store → connector cursor.
 pub(super) const CURSORS: TableDefinition<&str, &str> = TableDefinition::new("cursors");
 /// (store, order id) → opaque order record.
@@ -45,10 +47,10 @@ pub(super) const ORDER_RECORDS: TableDefinition<(&str, &str), &[u8]> =
     TableDefinition::new("order_records");
 /// Store → versioned JSON `StoreStatus`.
 pub(super) const STORE_STATUS: TableDefinition<&str, &[u8]> = TableDefinition::new("store_status");
-/// Lane → versioned JSON `ChannelStatus`.
+/// Channel → versioned JSON `ChannelStatus`.
 pub(super) const CHANNEL_STATUS: TableDefinition<&str, &[u8]> =
     TableDefinition::new("channel_status");
-/// (local day, store, lane, kind, outcome) → count.
+/// (local day, store, channel, kind, outcome) → count.
 pub(super) const COUNTERS: TableDefinition<(&str, &str, &str, &str, &str), u64> =
     TableDefinition::new("counters");
 
@@ -98,7 +100,7 @@ where
     let guard = jobs.get(id.as_u128()).map_err(backend(path, "read job"))?;
     match guard {
         None => Ok(None),
-        Some(bytes) => decode(bytes.value(), path, || format!("job {id}")).map(Some),
+        Some(bytes) => super::record::decode_job(bytes.value(), path, id).map(Some),
     }
 }
 

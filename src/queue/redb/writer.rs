@@ -27,11 +27,11 @@ use jiff::tz::TimeZone;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::tables::{
-    CHANNEL_STATUS, COUNTERS, CURSORS, DEDUPE, DUE, FINISHED, FINISHED_BY_LANE, JOBS, LANE_COUNTS,
-    ORDER_JOBS, ORDER_RECORDS, RUNNING, STORE_STATUS, backend,
+    CHANNEL_COUNTS, CHANNEL_STATUS, COUNTERS, CURSORS, DEDUPE, DUE, FINISHED, FINISHED_BY_CHANNEL,
+    JOBS, ORDER_JOBS, ORDER_RECORDS, RUNNING, STORE_STATUS, backend,
 };
 use crate::clock::SharedClock;
-use crate::queue::id::IdGenerator;
+use crate::job::IdGenerator;
 use crate::queue::{ChannelStatus, Error, Outcome, Result, StoreStats};
 
 /// State shared by the handles, the readers and the writer thread.
@@ -39,7 +39,7 @@ pub(super) struct Shared {
     pub(super) path: PathBuf,
     pub(super) clock: SharedClock,
     pub(super) time_zone: Mutex<TimeZone>,
-    lanes: Mutex<HashMap<String, watch::Sender<u64>>>,
+    channels: Mutex<HashMap<String, watch::Sender<u64>>>,
     stores: Mutex<HashMap<String, watch::Sender<u64>>>,
     commits: AtomicU64,
     write_ops: AtomicU64,
@@ -55,7 +55,7 @@ impl Shared {
             path,
             clock,
             time_zone: Mutex::new(time_zone),
-            lanes: Mutex::new(HashMap::new()),
+            channels: Mutex::new(HashMap::new()),
             stores: Mutex::new(HashMap::new()),
             commits: AtomicU64::new(0),
             write_ops: AtomicU64::new(0),
@@ -66,13 +66,13 @@ impl Shared {
         }
     }
 
-    pub(super) fn watch_lane(&self, lane: &str) -> watch::Receiver<u64> {
-        let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
-        match lanes.get(lane) {
+    pub(super) fn watch_channel(&self, channel: &str) -> watch::Receiver<u64> {
+        let mut channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
+        match channels.get(channel) {
             Some(sender) => sender.subscribe(),
             None => {
                 let (sender, receiver) = watch::channel(0);
-                lanes.insert(lane.to_owned(), sender);
+                channels.insert(channel.to_owned(), sender);
                 receiver
             }
         }
@@ -93,13 +93,13 @@ impl Shared {
         }
     }
 
-    fn wake(&self, lanes: &BTreeSet<String>) {
-        if lanes.is_empty() {
+    fn wake(&self, channels: &BTreeSet<String>) {
+        if channels.is_empty() {
             return;
         }
-        let watchers = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
-        for lane in lanes {
-            if let Some(sender) = watchers.get(lane) {
+        let watchers = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
+        for channel in channels {
+            if let Some(sender) = watchers.get(channel) {
                 sender.send_modify(|generation| *generation = generation.wrapping_add(1));
             }
         }
@@ -131,10 +131,10 @@ pub(super) struct Ctx<'t> {
     pub(super) due: Table<'t, (&'static str, u64, u128), (u8, u64)>,
     pub(super) running: Table<'t, (u64, u128), ()>,
     pub(super) finished: Table<'t, (u64, u128), u8>,
-    pub(super) finished_by_lane: Table<'t, (&'static str, u64, u128), u8>,
+    pub(super) finished_by_channel: Table<'t, (&'static str, u64, u128), u8>,
     pub(super) dedupe: Table<'t, &'static str, u128>,
     pub(super) order_jobs: Table<'t, (&'static str, &'static str, u128), ()>,
-    pub(super) lane_counts: Table<'t, &'static str, (u64, u64)>,
+    pub(super) channel_counts: Table<'t, &'static str, (u64, u64)>,
     pub(super) cursors: Table<'t, &'static str, &'static str>,
     pub(super) order_records: Table<'t, (&'static str, &'static str), &'static [u8]>,
     pub(super) store_status: Table<'t, &'static str, &'static [u8]>,
@@ -155,10 +155,10 @@ pub(super) struct Ctx<'t> {
     pub(super) time_zone: TimeZone,
     pub(super) ids: &'t mut IdGenerator,
     pub(super) path: &'t Path,
-    /// Lanes whose pending set changed: their dispatchers are woken after the commit.
+    /// Channels whose pending set changed: their dispatchers are woken after the commit.
     pub(super) woken: BTreeSet<String>,
-    /// Lane counter changes of the batch (pending, running), written by `flush`.
-    pub(super) lane_deltas: HashMap<String, (i64, i64)>,
+    /// Channel counter changes of the batch (pending, running), written by `flush`.
+    pub(super) channel_deltas: HashMap<String, (i64, i64)>,
     /// Daily counter increments of the batch, written by `flush`.
     pub(super) counter_deltas: HashMap<(String, String, String, String, Outcome), u64>,
     /// Channel statuses read or changed by the batch (changed ones are written by `flush`).
@@ -187,10 +187,10 @@ impl<'t> Ctx<'t> {
             due: table(txn, DUE, path)?,
             running: table(txn, RUNNING, path)?,
             finished: table(txn, FINISHED, path)?,
-            finished_by_lane: table(txn, FINISHED_BY_LANE, path)?,
+            finished_by_channel: table(txn, FINISHED_BY_CHANNEL, path)?,
             dedupe: table(txn, DEDUPE, path)?,
             order_jobs: table(txn, ORDER_JOBS, path)?,
-            lane_counts: table(txn, LANE_COUNTS, path)?,
+            channel_counts: table(txn, CHANNEL_COUNTS, path)?,
             cursors: table(txn, CURSORS, path)?,
             order_records: table(txn, ORDER_RECORDS, path)?,
             store_status: table(txn, STORE_STATUS, path)?,
@@ -201,7 +201,7 @@ impl<'t> Ctx<'t> {
             ids,
             path,
             woken: BTreeSet::new(),
-            lane_deltas: HashMap::new(),
+            channel_deltas: HashMap::new(),
             counter_deltas: HashMap::new(),
             channels: HashMap::new(),
             dirty: false,

@@ -1,4 +1,5 @@
-//! Time-ordered job ids.
+//! Time-ordered job ids, shared by decide (which cancels jobs by id), the
+//! queue (which keys its tables by them) and the CLI (`arauto queue show ID`).
 //!
 //! Layout as in ULID: unix milliseconds in the high 48 bits, 80 low bits that
 //! start at a random value each millisecond and count up within it. Ids sort by
