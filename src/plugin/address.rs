@@ -42,7 +42,7 @@ fn v6_reason(ip: Ipv6Addr) -> Option<&'static str> {
         0xfec0..=0xfeff => "a site-local address",
         0xff00..=0xffff => "a multicast address",
         0x2001 if segments[1] == 0x0db8 => "a documentation address",
-        0x2001 if segments[1] < 0x0200 => "an IETF special-purpose address",
+        0x2001 if segments[1] < 0x0200 => "an IETF special-use address (RFC 6890)",
         0x0100 if segments[1..4] == [0, 0, 0] => "a discard-only address",
         _ => return None,
     })

@@ -108,7 +108,7 @@ pub(crate) enum HttpFailure {
 }
 
 /// How long an idle keep-alive connection is kept. Shorter than a poll
-/// interval on purpose: thousands of stores polled every few minutes must not
+/// interval deliberately: thousands of stores polled every few minutes must not
 /// hold thousands of idle sockets (and file descriptors) between polls.
 const POOL_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 

@@ -20,7 +20,7 @@ use super::tables::{CHANNEL_COUNTS, FINISHED_BY_CHANNEL, JOBS, backend, decode, 
 use crate::job::{JOB_PAYLOAD_VERSION, JobId};
 use crate::queue::{Error, Result};
 
-/// The word schema 1 used for a channel. Spelled in pieces on purpose: it
+/// The word schema 1 used for a channel, spelled in pieces deliberately: it
 /// appears nowhere else in the tree, and a search for it should find no live
 /// code.
 const V1_WORD: &str = concat!("l", "ane");
