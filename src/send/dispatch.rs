@@ -299,7 +299,7 @@ impl Dispatcher {
 
         let message = match self.message(state, store, channel, job, (kind, payload), &record) {
             Ok(message) => message,
-            Err(reason) => return fields.dead(reason),
+            Err(unsendable) => return fields.dead(unsendable.to_string()),
         };
 
         if state.dry_run {
@@ -411,12 +411,15 @@ impl Dispatcher {
         job: &Job,
         (kind, payload): (NotificationKind, &JobPayload),
         record: &OrderRecord,
-    ) -> Result<OutgoingMessage, String> {
+    ) -> Result<OutgoingMessage, Unsendable> {
         let order = &record.order;
         let phone = match RecipientNeed::for_plugin(channel.plugin.name()) {
             RecipientNeed::Phone => Some(
                 first_usable_phone(&order.customer.phones)
-                    .map_err(|e| format!("no usable phone for order {}: {e}", order.number))?
+                    .map_err(|problem| Unsendable::NoPhone {
+                        order: order.number.clone(),
+                        problem,
+                    })?
                     .as_str()
                     .to_owned(),
             ),
@@ -437,18 +440,18 @@ impl Dispatcher {
         let text = state
             .templates
             .render(kind, &channel.config.id, &context)
-            .map_err(|e| match e {
-                TemplateError::MissingValue { .. } => format!(
-                    "held, not sent: order {} lacks a value its text needs ({e}); \
-                     `arauto queue retry {}` sends it once the order is readable",
-                    order.number, job.id
-                ),
-                e => format!("template failed: {e}"),
+            .map_err(|error| match error {
+                TemplateError::MissingValue { .. } => Unsendable::MissingValue {
+                    order: order.number.clone(),
+                    job: job.id,
+                    error,
+                },
+                error => Unsendable::Template(error),
             })?;
         let template = state
             .templates
             .render_provider(kind, &channel.config.id, &context)
-            .map_err(|e| format!("provider template failed: {e}"))?
+            .map_err(Unsendable::ProviderTemplate)?
             .map(|t| ProviderTemplate {
                 name: t.name,
                 language: t.language,
@@ -478,6 +481,39 @@ impl Dispatcher {
             event: event_json(job, kind, store, payload, record),
         })
     }
+}
+
+/// Why a job's message cannot be made: the job goes to dead-letter with this
+/// reason (an operator can retry it once the cause is fixed).
+#[derive(Debug, thiserror::Error)]
+enum Unsendable {
+    /// The channel messages the customer's phone and the order has none usable.
+    #[error("no usable phone for order {order}: {problem}")]
+    NoPhone {
+        /// The store-facing order number.
+        order: String,
+        /// Why each phone was refused (masked).
+        problem: crate::model::NoUsablePhone,
+    },
+    /// An amount or quantity the text prints is unknown: better held than wrong.
+    #[error(
+        "held, not sent: order {order} lacks a value its text needs ({error}); \
+         `arauto queue retry {job}` sends it once the order is readable"
+    )]
+    MissingValue {
+        /// The store-facing order number.
+        order: String,
+        /// The job, for the retry command.
+        job: crate::job::JobId,
+        /// The template's complaint.
+        error: TemplateError,
+    },
+    /// The text template failed.
+    #[error("template failed: {0}")]
+    Template(TemplateError),
+    /// The provider template's parameters failed.
+    #[error("provider template failed: {0}")]
+    ProviderTemplate(TemplateError),
 }
 
 /// The data a webhook-style channel forwards: the notification, the store and

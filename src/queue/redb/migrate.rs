@@ -82,12 +82,20 @@ where
     }
 }
 
+/// Why a schema 1 job record cannot be migrated.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+enum MigrateError {
+    /// Every job record of schema 1 is a JSON object.
+    #[error("the record is not a JSON object")]
+    NotAnObject,
+}
+
 /// One job record of schema 1 as schema 2 stores it. A payload that is not
 /// schema 1's shape is kept as it is: the queue then shows the job as
 /// unreadable instead of guessing.
-fn job_v1_to_v2(record: Value) -> std::result::Result<Value, String> {
+fn job_v1_to_v2(record: Value) -> std::result::Result<Value, MigrateError> {
     let Value::Object(mut record) = record else {
-        return Err("the record is not a JSON object".to_owned());
+        return Err(MigrateError::NotAnObject);
     };
     if let Some(channel) = record.remove(V1_WORD) {
         record.insert("channel".to_owned(), channel);
@@ -135,7 +143,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_v1_job_record_becomes_v2() -> std::result::Result<(), String> {
+    fn a_v1_job_record_becomes_v2() -> std::result::Result<(), MigrateError> {
         let old = serde_json::json!({
             "id": "01jbz3k5q8c9m2w4x6y7z8a9bc",
             V1_WORD: "whatsapp",
