@@ -49,17 +49,13 @@ pub async fn run(
     heartbeat: Heartbeat,
     shutdown: CancellationToken,
 ) {
-    let dispatcher = Dispatcher {
-        channel,
-        db,
-        metrics,
-        clock,
-    };
-    dispatcher.run(state, heartbeat, shutdown).await;
+    Dispatcher::new(channel, db, metrics, clock)
+        .run(state, heartbeat, shutdown)
+        .await;
 }
 
 /// The loop of one channel.
-struct Dispatcher {
+pub struct Dispatcher {
     channel: String,
     db: SharedStore,
     metrics: Arc<Metrics>,
@@ -67,7 +63,8 @@ struct Dispatcher {
 }
 
 /// What to do after one turn of the loop.
-enum Turn {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Turn {
     /// Look again now.
     Again,
     /// Sleep until then, or until the channel changes.
@@ -77,6 +74,31 @@ enum Turn {
 }
 
 impl Dispatcher {
+    /// The dispatcher of `channel` (the loop [`run`] drives, one turn at a
+    /// time in tests).
+    pub fn new(
+        channel: String,
+        db: SharedStore,
+        metrics: Arc<Metrics>,
+        clock: SharedClock,
+    ) -> Self {
+        Self {
+            channel,
+            db,
+            metrics,
+            clock,
+        }
+    }
+
+    /// One turn under `state`: deliver the next due job if pacing allows, and
+    /// say when to look again. A channel `state` no longer has waits for work.
+    pub async fn turn_once(&self, state: &State) -> Result<Turn, crate::queue::Error> {
+        match state.channels.get(&self.channel) {
+            Some(channel) => self.turn(state, channel).await,
+            None => Ok(Turn::WaitForWork),
+        }
+    }
+
     async fn run(
         self,
         state_handle: StateHandle,
