@@ -170,12 +170,8 @@ impl Stages {
     /// The channel's dispatcher, turned until nothing is due.
     fn dispatch(&self) {
         let db: SharedStore = self.db().clone();
-        let dispatcher = Dispatcher::new(
-            "hook".to_owned(),
-            db,
-            self.metrics.clone(),
-            self.clock.clone(),
-        );
+        let dispatcher =
+            Dispatcher::new("hook".into(), db, self.metrics.clone(), self.clock.clone());
         self.runtime.block_on(async {
             while dispatcher.turn_once(&self.state).await.unwrap() == Turn::Again {}
         });

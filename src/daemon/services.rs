@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use super::pipeline::Pipeline;
 use crate::control::{BindError, ControlContext};
 use crate::heartbeat::Heartbeats;
+use crate::model::ChannelId;
 use crate::report::metrics_http::{self, MetricsBindError};
 use crate::state::{RuntimeInfo, State, StateHandle};
 
@@ -35,7 +36,7 @@ pub enum ServiceKey {
     /// The poller of this store.
     Poll(String),
     /// The dispatcher of this channel.
-    Send(String),
+    Send(ChannelId),
     /// Pruning of old delivery history.
     Housekeeping,
 }
@@ -71,7 +72,7 @@ pub fn desired(state: &State) -> Vec<ServiceKey> {
             .channels
             .keys()
             .filter(|id| used.contains(id.as_str()))
-            .map(|id| ServiceKey::Send(id.clone())),
+            .map(|id| ServiceKey::Send(ChannelId::from(id))),
     );
     keys.push(ServiceKey::Housekeeping);
     keys

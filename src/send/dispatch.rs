@@ -21,7 +21,7 @@ use crate::decide::{OrderRecord, Relevance, SendTiming, send_time_check, still_r
 use crate::heartbeat::Heartbeat;
 use crate::job::JobPayload;
 use crate::metrics::Metrics;
-use crate::model::{NotificationKind, RecipientNeed, first_usable_phone};
+use crate::model::{ChannelId, NotificationKind, RecipientNeed, first_usable_phone};
 use crate::plugin::{MessageMeta, OutgoingMessage, PluginError, ProviderTemplate, Recipient};
 use crate::queue::{ChannelStatus, Completion, Job, JobBody, Receipt, SharedStore};
 use crate::state::{ChannelRuntime, State, StateHandle, StoreRuntime};
@@ -41,7 +41,7 @@ pub const HEARTBEAT_SILENCE: Duration = Duration::from_secs(300);
 /// applies without restarting the loop; the loop ends when the channel is
 /// no longer configured.
 pub async fn run(
-    channel: String,
+    channel: ChannelId,
     state: StateHandle,
     db: SharedStore,
     metrics: Arc<Metrics>,
@@ -56,7 +56,7 @@ pub async fn run(
 
 /// The loop of one channel.
 pub struct Dispatcher {
-    channel: String,
+    channel: ChannelId,
     db: SharedStore,
     metrics: Arc<Metrics>,
     clock: SharedClock,
@@ -77,7 +77,7 @@ impl Dispatcher {
     /// The dispatcher of `channel` (the loop [`run`] drives, one turn at a
     /// time in tests).
     pub fn new(
-        channel: String,
+        channel: ChannelId,
         db: SharedStore,
         metrics: Arc<Metrics>,
         clock: SharedClock,
@@ -93,7 +93,7 @@ impl Dispatcher {
     /// One turn under `state`: deliver the next due job if pacing allows, and
     /// say when to look again. A channel `state` no longer has waits for work.
     pub async fn turn_once(&self, state: &State) -> Result<Turn, crate::queue::Error> {
-        match state.channels.get(&self.channel) {
+        match state.channels.get(self.channel.as_str()) {
             Some(channel) => self.turn(state, channel).await,
             None => Ok(Turn::WaitForWork),
         }
@@ -105,7 +105,7 @@ impl Dispatcher {
         heartbeat: Heartbeat,
         shutdown: CancellationToken,
     ) {
-        let mut channel_watch = self.db.watch_channel(&self.channel);
+        let mut channel_watch = self.db.watch_channel(self.channel.as_str());
         let mut generation = state_handle.subscribe();
         loop {
             heartbeat.beat();
@@ -113,7 +113,7 @@ impl Dispatcher {
                 return;
             }
             let state = state_handle.load();
-            let Some(channel) = state.channels.get(&self.channel).cloned() else {
+            let Some(channel) = state.channels.get(self.channel.as_str()).cloned() else {
                 return;
             };
             let turn = match self.turn(&state, &channel).await {
@@ -154,13 +154,13 @@ impl Dispatcher {
 
     /// A reload may carry fixed credentials: lift a pause arauto set itself.
     async fn resume_after_reload(&self) {
-        match self.db.channel_status(&self.channel).await {
+        match self.db.channel_status(self.channel.as_str()).await {
             Ok(ChannelStatus {
                 paused: Some(pause),
                 ..
             }) if pause.automatic => {
                 tracing::info!(channel = %self.channel, "configuration reloaded: channel resumed (was paused: {})", pause.reason);
-                if let Err(error) = self.db.resume_channel(&self.channel).await {
+                if let Err(error) = self.db.resume_channel(self.channel.as_str()).await {
                     tracing::error!(channel = %self.channel, "cannot resume the channel: {error}");
                 }
             }
@@ -177,7 +177,7 @@ impl Dispatcher {
         channel: &ChannelRuntime,
     ) -> Result<Turn, crate::queue::Error> {
         let now = self.clock.now();
-        let status = self.db.channel_status(&self.channel).await?;
+        let status = self.db.channel_status(self.channel.as_str()).await?;
         if status.paused.is_some() {
             return Ok(Turn::WaitForWork);
         }
@@ -190,7 +190,7 @@ impl Dispatcher {
             }
             PacingDecision::SendAt(_) => {}
         }
-        match self.db.next_due(&self.channel).await? {
+        match self.db.next_due(self.channel.as_str()).await? {
             None => return Ok(Turn::WaitForWork),
             Some(due) if due > now => return Ok(Turn::WaitUntil(due)),
             Some(_) => {}
@@ -198,7 +198,7 @@ impl Dispatcher {
         let lease = channel.config.sandbox.call_timeout + LEASE_MARGIN;
         let Some(job) = self
             .db
-            .claim(&self.channel, now, 1, lease)
+            .claim(self.channel.as_str(), now, 1, lease)
             .await?
             .into_iter()
             .next()
