@@ -7,7 +7,7 @@
 //! 143/130.
 //!
 //! `check`, `report` and `queue` ask the daemon over its control socket when it
-//! runs, and otherwise open the state database themselves (see [`backend`]).
+//! runs, and otherwise open the state database themselves (see `backend.rs`).
 
 mod backend;
 mod check;

@@ -18,7 +18,7 @@
 //!   [`PluginError`] and the next call starts clean.
 //!
 //! Nothing outside this module sees a generated binding type: plugins speak
-//! [`crate::model`] types plus the request/response types in [`types`].
+//! [`crate::model`] types plus the request/response types in `types.rs`.
 
 mod address;
 pub(crate) mod allowlist;
