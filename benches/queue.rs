@@ -33,12 +33,12 @@ fn env_usize(name: &str, default: usize) -> Result<usize> {
     }
 }
 
-fn job(lane: &str, order: usize) -> NewJob {
+fn job(channel: &str, order: usize) -> NewJob {
     let order_id = (100_000 + order).to_string();
     NewJob {
-        channel: lane.into(),
+        channel: channel.into(),
         store: "loja".to_owned(),
-        dedupe_keys: vec![format!("loja/{order_id}/order-shipped/{lane}")],
+        dedupe_keys: vec![format!("loja/{order_id}/order-shipped/{channel}")],
         order_id,
         kind: arauto::model::NotificationKind::OrderShipped,
         priority: 5,
@@ -92,7 +92,7 @@ impl Measurement {
 
 /// Channels a daemon typically runs (WhatsApp, SMS, Telegram, webhook): the
 /// callers share them, as pollers and dispatchers do.
-const LANES: usize = 4;
+const CHANNELS: usize = 4;
 
 async fn measure(
     root: &PathBuf,
@@ -122,14 +122,14 @@ async fn measure(
         let store = store.clone();
         let orders = Arc::clone(&orders);
         tasks.spawn(async move {
-            let lane = format!("lane-{}", caller % LANES);
+            let channel = format!("channel-{}", caller % CHANNELS);
             for _ in 0..per_caller {
                 let order = orders.fetch_add(1, Ordering::Relaxed);
-                store.enqueue(vec![job(&lane, order)]).await?;
+                store.enqueue(vec![job(&channel, order)]).await?;
                 if workload == Workload::Lifecycle {
-                    // Our own job is committed, so the lane has at least one due job
+                    // Our own job is committed, so the channel has at least one due job
                     // per claimer; another caller may take ours and we take theirs.
-                    let claimed = store.claim(&lane, Timestamp::now(), 1, LEASE).await?;
+                    let claimed = store.claim(&channel, Timestamp::now(), 1, LEASE).await?;
                     let claimed = claimed.first().context("nothing to claim")?;
                     store.complete(claimed.claim(), sent()).await?;
                 }
@@ -175,7 +175,7 @@ async fn backlog(root: &PathBuf, pending: usize) -> Result<()> {
     let dir = tempfile::Builder::new()
         .prefix("queue-bench-backlog")
         .tempdir_in(root)?;
-    let lanes = 4;
+    let channels = 4;
     let batch = 2_000;
     let store = RedbStore::open(dir.path(), RedbOptions::default())?;
     let started = Instant::now();
@@ -188,7 +188,7 @@ async fn backlog(root: &PathBuf, pending: usize) -> Result<()> {
             while next < pending {
                 let end = (next + batch).min(pending);
                 let jobs = (next..end)
-                    .map(|i| job(&format!("lane-{}", i % lanes), i))
+                    .map(|i| job(&format!("channel-{}", i % channels), i))
                     .collect();
                 store.enqueue(jobs).await?;
                 next += writers * batch;
@@ -207,17 +207,17 @@ async fn backlog(root: &PathBuf, pending: usize) -> Result<()> {
     let started = Instant::now();
     let store = RedbStore::open(dir.path(), RedbOptions::default())?;
     let opened = started.elapsed();
-    let stats = store.channel_stats("lane-0").await?;
+    let stats = store.channel_stats("channel-0").await?;
 
     let rounds = 500;
     let mut claims = Vec::with_capacity(rounds);
     let mut reads = Vec::with_capacity(rounds);
     for _ in 0..rounds {
         let started = Instant::now();
-        store.next_due("lane-1").await?;
+        store.next_due("channel-1").await?;
         reads.push(started.elapsed());
         let started = Instant::now();
-        let claimed = store.claim("lane-1", Timestamp::now(), 1, LEASE).await?;
+        let claimed = store.claim("channel-1", Timestamp::now(), 1, LEASE).await?;
         claims.push(started.elapsed());
         let claimed = claimed.first().context("backlog ran dry")?;
         store.complete(claimed.claim(), sent()).await?;
@@ -226,7 +226,7 @@ async fn backlog(root: &PathBuf, pending: usize) -> Result<()> {
     reads.sort();
     println!();
     println!(
-        "backlog: {pending} pending jobs on {lanes} lanes, file {:.0} MiB",
+        "backlog: {pending} pending jobs on {channels} channels, file {:.0} MiB",
         size as f64 / (1024.0 * 1024.0)
     );
     println!(
@@ -238,7 +238,7 @@ async fn backlog(root: &PathBuf, pending: usize) -> Result<()> {
         opened.as_secs_f64() * 1e3
     );
     println!(
-        "  channel_stats(lane-0): pending {}, oldest due {:?}",
+        "  channel_stats(channel-0): pending {}, oldest due {:?}",
         stats.pending, stats.oldest_due
     );
     println!(
@@ -292,7 +292,7 @@ fn main() -> Result<()> {
         &[
             "redb, Durability::Immediate (every acknowledged request is on disk)",
             &format!(
-                "{callers} concurrent callers on {LANES} lanes; baseline = the same engine with one commit per request (max_batch = 1), same run, same disk"
+                "{callers} concurrent callers on {CHANNELS} channels; baseline = the same engine with one commit per request (max_batch = 1), same run, same disk"
             ),
             &format!(
                 "target: group commit ≥ {TARGET_RATIO}× the baseline's jobs/s; {ROUNDS} alternating rounds, the median round shown"
