@@ -651,7 +651,10 @@ pub struct ChannelStatus {
     pub paused: Option<Pause>,
     /// The latest successful send.
     pub last_sent_at: Option<Timestamp>,
-    /// The local pacing day `sent_today` counts for.
+    /// The local pacing day `sent_today` counts for. A stored value that is
+    /// not a date (none was ever written, but a hand-edited or damaged record
+    /// could hold one) reads as no day: the count restarts, nothing fails.
+    #[serde(deserialize_with = "lenient_date")]
     pub pacing_day: Option<jiff::civil::Date>,
     /// Messages sent on `pacing_day`.
     pub sent_today: u64,
@@ -787,4 +790,38 @@ pub struct VerifyReport {
     pub finished: u64,
     /// Inconsistencies found (empty when healthy).
     pub problems: Vec<String>,
+}
+
+/// `Some(date)` for a date, `None` for anything else (see
+/// [`ChannelStatus::pacing_day`]).
+fn lenient_date<'de, D>(deserializer: D) -> std::result::Result<Option<jiff::civil::Date>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let value = Option::<serde_json::Value>::deserialize(deserializer)?;
+    Ok(value
+        .as_ref()
+        .and_then(serde_json::Value::as_str)
+        .and_then(|text| text.parse().ok()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_pacing_day_reads_as_a_date_and_anything_else_as_none() {
+        let read = |json: &str| {
+            serde_json::from_str::<ChannelStatus>(json)
+                .unwrap()
+                .pacing_day
+        };
+        assert_eq!(
+            read(r#"{"pacing_day":"2025-03-14","sent_today":3}"#),
+            Some(jiff::civil::date(2025, 3, 14))
+        );
+        assert_eq!(read(r#"{"pacing_day":"yesterday","sent_today":3}"#), None);
+        assert_eq!(read(r#"{"pacing_day":null}"#), None);
+        assert_eq!(read(r#"{"sent_today":1}"#), None);
+    }
 }
