@@ -284,6 +284,47 @@ async fn a_schema_1_database_keeps_its_queue() -> Result<()> {
     Ok(())
 }
 
+/// One damaged job record (not even JSON) does not keep a schema-1 database
+/// from opening: the upgrade leaves that record as it was and converts the
+/// rest.
+#[tokio::test]
+async fn a_damaged_record_does_not_stop_the_upgrade() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join(FILE_NAME);
+    let at: Timestamp = "2025-03-14T12:00:00Z".parse()?;
+    let id = |n: u128| JobId::from_u128(JobId::lower_bound_at(at).as_u128() + n);
+    let jobs = [OldJob::new(
+        id(1),
+        "whatsapp",
+        "1001",
+        "order-shipped",
+        "pending",
+    )];
+    write_schema_1(&file, at, &jobs)?;
+    {
+        let db = Database::open(&file)?;
+        let txn = db.begin_write()?;
+        txn.open_table(JOBS)?
+            .insert(id(2).as_u128(), [1_u8, b'{', b'x'].as_slice())?;
+        txn.commit()?;
+    }
+
+    let options = RedbOptions {
+        clock: std::sync::Arc::new(ManualClock::new(at + SignedDuration::from_mins(1))),
+        time_zone: jiff::tz::TimeZone::UTC,
+        ..RedbOptions::default()
+    };
+    let store = RedbStore::open(dir.path(), options)?;
+    let job = store.get(id(1)).await?.context("the good job")?;
+    ensure!(job.channel == "whatsapp" && job.state == JobState::Pending);
+    ensure!(job.payload().is_ok(), "{job:?}");
+    ensure!(
+        store.get(id(2)).await.is_err(),
+        "the damaged record reads as corrupt"
+    );
+    Ok(())
+}
+
 /// A running daemon meets two pending jobs it cannot read (an unknown kind
 /// due now, a broken payload due in an hour) of an order its store polls: the
 /// sweep logs the one it must leave out of its decision, the dispatcher

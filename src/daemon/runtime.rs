@@ -19,7 +19,7 @@ use super::watchdog;
 use crate::config::{self, Config, ConfigErrors};
 use crate::heartbeat::Heartbeats;
 use crate::logging::LogHandle;
-use crate::plugin::{HostConfig, PluginHost};
+use crate::plugin::{HostConfig, HostError, PluginHost};
 use crate::state::{
     BuildError, BuildOptions, Phase, ReloadOutcome, RuntimeInfo, State, StateHandle, build,
 };
@@ -54,8 +54,8 @@ pub enum RunError {
         source: std::io::Error,
     },
     /// The plugin host could not start.
-    #[error("cannot start the plugin host: {0}")]
-    PluginHost(String),
+    #[error("startup failed: cannot start the plugin host: {0}")]
+    PluginHost(#[source] HostError),
     /// The state database would not open.
     #[error("startup failed: {0}")]
     Database(#[from] crate::queue::Error),
@@ -134,7 +134,7 @@ pub async fn run(
     let notifier = Notifier::default();
     create_private_dir(&config.daemon.cache_dir)?;
     let host = PluginHost::new(HostConfig::with_cache_dir(&config.daemon.cache_dir))
-        .map_err(|e| RunError::PluginHost(e.to_string()))?;
+        .map_err(RunError::PluginHost)?;
     let build_options = BuildOptions {
         skip_unloadable_plugins: true,
         dry_run: options.dry_run,
@@ -202,7 +202,7 @@ pub async fn run(
                 None => break Ok(()),
             },
             Some(exit) = exits.recv() => {
-                services.remove_exited(&exit.key);
+                services.remove_exited(&exit);
                 match exit.panic {
                     None => tracing::info!(service = %exit.key, "service finished"),
                     Some(error) => {
@@ -237,17 +237,14 @@ pub async fn run(
     outcome
 }
 
-/// Start what `state` asks for and `services` does not run yet; re-check
-/// what keeps running against `state`.
+/// Start what `state` asks for and `services` does not run yet. (What a
+/// running service keeps, such as a metrics address that must be loopback
+/// unless allowed, the configuration itself refuses when it loads.)
 fn prepare(
     services: &Supervisor,
     env: &ServiceEnv,
     state: &State,
 ) -> Result<Prepared, (ServiceKey, StartError)> {
-    for key in services.keys() {
-        env.recheck(key, state)
-            .map_err(|error| (key.clone(), error))?;
-    }
     services.prepare(desired(state), |key, shutdown| {
         env.start(key, state, shutdown)
     })

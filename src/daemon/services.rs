@@ -143,47 +143,28 @@ impl ServiceEnv {
                 };
                 metrics_http::serve(listener, endpoint, shutdown).boxed()
             }
+            // A loop's heartbeat is registered when the loop starts, not
+            // when it is prepared: stopping other services in between may
+            // take a while, and a loop that has not started is not stuck.
             ServiceKey::Poll(store) => {
-                let heartbeat = self
-                    .heartbeats
-                    .register(&name, crate::poll::service::HEARTBEAT_SILENCE);
-                crate::poll::run(
-                    store.clone(),
-                    state,
-                    db,
-                    metrics,
-                    clock,
-                    heartbeat,
-                    shutdown,
-                )
+                let (store, heartbeats) = (store.clone(), self.heartbeats.clone());
+                async move {
+                    let heartbeat =
+                        heartbeats.register(&name, crate::poll::service::HEARTBEAT_SILENCE);
+                    crate::poll::run(store, state, db, metrics, clock, heartbeat, shutdown).await;
+                }
                 .boxed()
             }
             ServiceKey::Send(channel) => {
-                let heartbeat = self
-                    .heartbeats
-                    .register(&name, crate::send::dispatch::HEARTBEAT_SILENCE);
-                crate::send::run(
-                    channel.clone(),
-                    state,
-                    db,
-                    metrics,
-                    clock,
-                    heartbeat,
-                    shutdown,
-                )
+                let (channel, heartbeats) = (channel.clone(), self.heartbeats.clone());
+                async move {
+                    let heartbeat =
+                        heartbeats.register(&name, crate::send::dispatch::HEARTBEAT_SILENCE);
+                    crate::send::run(channel, state, db, metrics, clock, heartbeat, shutdown).await;
+                }
                 .boxed()
             }
             ServiceKey::Housekeeping => super::housekeeping::run(db, state, shutdown).boxed(),
         })
-    }
-
-    /// Check what a running service keeps from `state` but cannot re-check
-    /// without a restart: a metrics endpoint that stays on a non-loopback
-    /// address must still be allowed to.
-    pub fn recheck(&self, key: &ServiceKey, state: &State) -> Result<(), StartError> {
-        if let ServiceKey::Metrics(listen) = key {
-            metrics_http::check_listen(*listen, state.config.daemon.metrics_allow_remote)?;
-        }
-        Ok(())
     }
 }

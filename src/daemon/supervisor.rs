@@ -28,6 +28,9 @@ use crate::state::RuntimeInfo;
 pub struct ServiceExit {
     /// The service.
     pub key: ServiceKey,
+    /// Which start of it ended (a key stopped and started again by later
+    /// reloads is another start).
+    pub start: u64,
     /// Its panic message, if it panicked; `None` when it simply returned.
     pub panic: Option<String>,
 }
@@ -35,6 +38,7 @@ pub struct ServiceExit {
 struct Running {
     token: CancellationToken,
     handle: JoinHandle<()>,
+    start: u64,
 }
 
 /// Services whose resources are acquired for a start or reload, not yet running.
@@ -57,6 +61,9 @@ pub struct Supervisor {
     root: CancellationToken,
     exits: mpsc::UnboundedSender<ServiceExit>,
     runtime: Arc<RuntimeInfo>,
+    /// Numbers the starts, so a late exit report of a replaced start is
+    /// told apart from the running one.
+    starts: u64,
 }
 
 impl Supervisor {
@@ -69,12 +76,8 @@ impl Supervisor {
             root: CancellationToken::new(),
             exits,
             runtime,
+            starts: 0,
         }
-    }
-
-    /// The services running now.
-    pub fn keys(&self) -> impl Iterator<Item = &ServiceKey> {
-        self.running.keys()
     }
 
     /// Start (acquire resources of) every key of `desired` not running yet,
@@ -117,8 +120,17 @@ impl Supervisor {
             }
         }
         for (key, token, task) in prepared.ready {
-            let handle = self.spawn(key.clone(), token.clone(), task);
-            self.running.insert(key, Running { token, handle });
+            self.starts += 1;
+            let start = self.starts;
+            let handle = self.spawn(key.clone(), start, token.clone(), task);
+            self.running.insert(
+                key,
+                Running {
+                    token,
+                    handle,
+                    start,
+                },
+            );
         }
         self.publish();
     }
@@ -126,6 +138,7 @@ impl Supervisor {
     fn spawn(
         &self,
         key: ServiceKey,
+        start: u64,
         token: CancellationToken,
         task: ServiceTask,
     ) -> JoinHandle<()> {
@@ -146,7 +159,7 @@ impl Supervisor {
                 }
             } else {
                 // The runtime may already be gone when the daemon stops.
-                let _ = exits.send(ServiceExit { key, panic });
+                let _ = exits.send(ServiceExit { key, start, panic });
             }
         })
     }
@@ -175,10 +188,17 @@ impl Supervisor {
         stragglers
     }
 
-    /// Forget a service that ended on its own.
-    pub fn remove_exited(&mut self, key: &ServiceKey) {
-        self.running.remove(key);
-        self.publish();
+    /// Forget a service that ended on its own — unless the report is about
+    /// an earlier start of a key that runs again now.
+    pub fn remove_exited(&mut self, exit: &ServiceExit) {
+        if self
+            .running
+            .get(&exit.key)
+            .is_some_and(|running| running.start == exit.start)
+        {
+            self.running.remove(&exit.key);
+            self.publish();
+        }
     }
 
     /// List the running services by name (as `arauto status` shows them).
@@ -334,8 +354,39 @@ mod tests {
             take(&journal),
             ["start control", "start control", "stop control"]
         );
-        assert_eq!(set.keys().collect::<Vec<_>>(), [&new]);
+        assert!(set.running.contains_key(&new) && set.running.len() == 1);
         assert!(set.shutdown(WAIT).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_late_exit_report_of_an_earlier_start_leaves_the_running_one_alone() {
+        let (mut set, mut exits) = supervisor();
+        // The first start of poll/a ends on its own at once.
+        let prepared = set
+            .prepare(vec![store("a")], |_, _| Ok::<_, String>(async {}.boxed()))
+            .map_err(|(_, e)| e)
+            .unwrap();
+        set.commit(prepared, WAIT).await;
+        let first = tokio::time::timeout(WAIT, exits.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        // Before its report is handled, reloads stop and start poll/a again.
+        let journal = Journal::default();
+        let empty = set
+            .prepare(Vec::new(), probe(&journal, &[]))
+            .map_err(|(_, e)| e)
+            .unwrap();
+        set.commit(empty, WAIT).await;
+        let again = set
+            .prepare(vec![store("a")], probe(&journal, &[]))
+            .map_err(|(_, e)| e)
+            .unwrap();
+        set.commit(again, WAIT).await;
+        set.remove_exited(&first);
+        assert_eq!(set.runtime.services(), ["poll/a"]);
+        assert!(set.shutdown(WAIT).await.is_empty());
+        assert_eq!(take(&journal), ["start poll/a", "stop poll/a"]);
     }
 
     #[tokio::test]

@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 
 use super::tables::{CHANNEL_COUNTS, FINISHED_BY_CHANNEL, JOBS, backend, decode, encode};
 use crate::job::{JOB_PAYLOAD_VERSION, JobId};
-use crate::queue::{Error, Result};
+use crate::queue::Result;
 
 /// The word schema 1 used for a channel, spelled in pieces deliberately: it
 /// appears nowhere else in the tree, and a search for it should find no live
@@ -50,13 +50,18 @@ fn v1_to_v2(txn: &WriteTransaction, path: &Path) -> Result<()> {
     for entry in jobs.iter().map_err(backend(path, "scan jobs"))? {
         let (key, bytes) = entry.map_err(backend(path, "scan jobs"))?;
         let id = JobId::from_u128(key.value());
-        let record: Value = decode(bytes.value(), path, || format!("job {id}"))?;
-        let record = job_v1_to_v2(record).map_err(|reason| Error::Corrupt {
-            path: path.to_path_buf(),
-            what: format!("job {id}"),
-            message: format!("cannot migrate it: {reason}"),
-        })?;
-        rewritten.push((key.value(), encode(&record, || format!("job {id}"))?));
+        // A record schema 1 could not read either stays as it is: one
+        // damaged job must not keep the daemon from starting. The queue
+        // reports it when it is read, as before.
+        let migrated = decode::<Value>(bytes.value(), path, || format!("job {id}"))
+            .map_err(|error| error.to_string())
+            .and_then(|record| job_v1_to_v2(record).map_err(|error| error.to_string()));
+        match migrated {
+            Ok(record) => rewritten.push((key.value(), encode(&record, || format!("job {id}"))?)),
+            Err(reason) => {
+                tracing::warn!(job_id = %id, "job record left as it was by the upgrade: {reason}");
+            }
+        }
     }
     for (key, bytes) in rewritten {
         jobs.insert(key, bytes.as_slice())
