@@ -245,9 +245,7 @@ fn prepare(
     env: &ServiceEnv,
     state: &State,
 ) -> Result<Prepared, (ServiceKey, StartError)> {
-    services.prepare(desired(state), |key, shutdown| {
-        env.start(key, state, shutdown)
-    })
+    services.prepare(desired(state), |key, shutdown| env.start(key, shutdown))
 }
 
 /// Applies a new configuration on SIGHUP.

@@ -107,20 +107,18 @@ pub struct ServiceEnv {
 }
 
 impl ServiceEnv {
-    /// Acquire what `key` needs under `state` (the one about to take effect)
-    /// — bind its socket — and return its work, which stops when `shutdown`
-    /// is cancelled. Fails before anything runs, so a failed start can reject
-    /// a reload with nothing disturbed.
+    /// Acquire what `key` needs — bind its socket; everything else the key
+    /// itself says — and return its work, which stops when `shutdown` is
+    /// cancelled. Fails before anything runs, so a failed start can reject a
+    /// reload with nothing disturbed.
     pub fn start(
         &self,
         key: &ServiceKey,
-        state: &State,
         shutdown: CancellationToken,
     ) -> Result<ServiceTask, StartError> {
         let Pipeline {
             db, metrics, clock, ..
         } = self.pipeline.clone();
-        let new_state = state;
         let state = self.state.clone();
         let name = key.to_string();
         Ok(match key {
@@ -134,8 +132,7 @@ impl ServiceEnv {
                 crate::control::serve(socket, ctx, shutdown).boxed()
             }
             ServiceKey::Metrics(listen) => {
-                let allow_remote = new_state.config.daemon.metrics_allow_remote;
-                let listener = metrics_http::bind(*listen, allow_remote)?;
+                let listener = metrics_http::bind(*listen)?;
                 let endpoint = metrics_http::Endpoint {
                     metrics,
                     store: db,

@@ -60,11 +60,6 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Why the metrics endpoint cannot listen.
 #[derive(Debug, thiserror::Error)]
 pub enum MetricsBindError {
-    /// A non-loopback address without the explicit opt-in.
-    #[error(
-        "daemon.metrics_listen = {0} is not a loopback address; set daemon.metrics_allow_remote = true to expose metrics on the network"
-    )]
-    NotLoopback(SocketAddr),
     /// The address could not be bound.
     #[error("cannot listen on daemon.metrics_listen = {listen}: {source}")]
     Io {
@@ -75,22 +70,10 @@ pub enum MetricsBindError {
     },
 }
 
-/// Refuse a non-loopback `listen` unless `allow_remote`: metrics name stores
-/// and channels, which is not for the whole network by accident.
-pub fn check_listen(listen: SocketAddr, allow_remote: bool) -> Result<(), MetricsBindError> {
-    if listen.ip().is_loopback() || allow_remote {
-        Ok(())
-    } else {
-        Err(MetricsBindError::NotLoopback(listen))
-    }
-}
-
-/// Bind the metrics endpoint on `listen` (see [`check_listen`]).
-pub fn bind(
-    listen: SocketAddr,
-    allow_remote: bool,
-) -> Result<tokio::net::TcpListener, MetricsBindError> {
-    check_listen(listen, allow_remote)?;
+/// Bind the metrics endpoint on `listen`. (That it is a loopback address
+/// unless `daemon.metrics_allow_remote` says otherwise, the configuration
+/// checks when it loads.)
+pub fn bind(listen: SocketAddr) -> Result<tokio::net::TcpListener, MetricsBindError> {
     let io_error = |source| MetricsBindError::Io { listen, source };
     let listener = std::net::TcpListener::bind(listen).map_err(io_error)?;
     listener.set_nonblocking(true).map_err(io_error)?;
