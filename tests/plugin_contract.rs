@@ -105,6 +105,7 @@ async fn connector_pages_arrive_as_model_orders() {
         .poll(PollRequest {
             cursor: first.next_cursor.clone(),
             detail_cutoff: Some(cutoff),
+            look_at: Vec::new(),
         })
         .await
         .expect("second poll");

@@ -128,6 +128,7 @@ async fn a_50_mb_cursor_fails_the_poll_naming_plugin_and_size() {
         .poll(PollRequest {
             cursor: previous,
             detail_cutoff: None,
+            look_at: Vec::new(),
         })
         .await
         .expect_err("poll with a 50 MB cursor");

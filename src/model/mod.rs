@@ -20,6 +20,6 @@ pub use order::{
 };
 pub use phone::{E164, NoUsablePhone, PhoneProblem, first_usable_phone};
 pub use plugin_info::{
-    Capabilities, Capability, ConfigKey, ConnectorInfo, PluginInfo, PluginKind, RecipientNeed,
-    StatusEntry,
+    Capabilities, Capability, ConfigKey, ConnectorInfo, PluginInfo, PluginKind, PushSupport,
+    RecipientNeed, StatusEntry,
 };

@@ -106,6 +106,20 @@ pub struct ConnectorInfo {
     pub statuses: Vec<StatusEntry>,
     /// What the platform can provide.
     pub capabilities: Capabilities,
+    /// The request budget the platform grants one store's credentials
+    /// (requests per minute), used unless the store sets its own.
+    pub requests_per_minute: Option<u32>,
+    /// What the connector does with pushed webhooks.
+    pub push: PushSupport,
+}
+
+/// Whether a connector handles its platform's pushed webhooks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushSupport {
+    /// It authenticates deliveries and names the orders to look at.
+    pub verify: bool,
+    /// It can subscribe and unsubscribe the platform's pushes.
+    pub register: bool,
 }
 
 impl ConnectorInfo {

@@ -24,9 +24,10 @@ use super::inspect::InspectReport;
 use super::redact::Redactor;
 use super::sandbox::{self, CallFailure, CallState, InstanceContext};
 use super::types::{
-    DEFAULT_MEMORY_LIMIT, InstanceConfig, OutgoingMessage, PollPage, PollRequest, SendReceipt,
+    DEFAULT_MEMORY_LIMIT, InstanceConfig, OutgoingMessage, PollPage, PollRequest, PushHint,
+    PushRequest, SendReceipt,
 };
-use super::v0;
+use super::v0_1;
 
 /// Budget of the `info` call made while loading a plugin.
 const LOAD_CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -166,9 +167,9 @@ impl PluginHost {
                 None => None,
             };
         let connector_linker =
-            v0::connector_linker(&engine).map_err(|e| HostError::Engine(e.to_string()))?;
+            v0_1::connector_linker(&engine).map_err(|e| HostError::Engine(e.to_string()))?;
         let sender_linker =
-            v0::sender_linker(&engine).map_err(|e| HostError::Engine(e.to_string()))?;
+            v0_1::sender_linker(&engine).map_err(|e| HostError::Engine(e.to_string()))?;
         let ticker = EpochTicker::start(&engine).map_err(HostError::Ticker)?;
         tracing::debug!(
             ?allocator,
@@ -286,10 +287,10 @@ impl PluginHost {
             };
         let description = match &binding {
             WorldBinding::Connector(ConnectorBinding::V0(pre)) => run("info", &|store| {
-                v0::connector_info(pre, store).map(Description::Connector)
+                v0_1::connector_info(pre, store).map(Description::Connector)
             }),
             WorldBinding::Sender(SenderBinding::V0(pre)) => run("info", &|store| {
-                v0::sender_info(pre, store).map(Description::Sender)
+                v0_1::sender_info(pre, store).map(Description::Sender)
             }),
         }
         .map_err(|e| load_error(format!("its info() call failed: {e}")))?;
@@ -366,7 +367,7 @@ impl PluginHost {
                     .connector_linker
                     .instantiate_pre(component)
                     .map_err(|e| load_error("cannot link its imports", e))?;
-                let pre = v0::ConnectorPre::new(pre)
+                let pre = v0_1::ConnectorPre::new(pre)
                     .map_err(|e| load_error("its exports do not match the connector world", e))?;
                 Ok(WorldBinding::Connector(ConnectorBinding::V0(pre)))
             }
@@ -376,7 +377,7 @@ impl PluginHost {
                     .sender_linker
                     .instantiate_pre(component)
                     .map_err(|e| load_error("cannot link its imports", e))?;
-                let pre = v0::SenderPre::new(pre)
+                let pre = v0_1::SenderPre::new(pre)
                     .map_err(|e| load_error("its exports do not match the sender world", e))?;
                 Ok(WorldBinding::Sender(SenderBinding::V0(pre)))
             }
@@ -645,13 +646,13 @@ impl Description {
 /// Pre-linked instances of a connector, per supported API.
 #[derive(Clone)]
 enum ConnectorBinding {
-    V0(v0::ConnectorPre<CallState>),
+    V0(v0_1::ConnectorPre<CallState>),
 }
 
 /// Pre-linked instances of a sender, per supported API.
 #[derive(Clone)]
 enum SenderBinding {
-    V0(v0::SenderPre<CallState>),
+    V0(v0_1::SenderPre<CallState>),
 }
 
 enum WorldBinding {
@@ -847,7 +848,7 @@ impl ConnectorInstance {
     pub async fn info(&self) -> Result<ConnectorInfo, PluginError> {
         let binding = self.binding.clone();
         call(&self.common, "info", move |store| match &binding {
-            ConnectorBinding::V0(pre) => v0::connector_info(pre, store),
+            ConnectorBinding::V0(pre) => v0_1::connector_info(pre, store),
         })
         .await
     }
@@ -856,7 +857,7 @@ impl ConnectorInstance {
     pub async fn check(&self) -> Result<(), PluginError> {
         let binding = self.binding.clone();
         call(&self.common, "check", move |store| match &binding {
-            ConnectorBinding::V0(pre) => v0::connector_check(pre, store),
+            ConnectorBinding::V0(pre) => v0_1::connector_check(pre, store),
         })
         .await
     }
@@ -865,9 +866,45 @@ impl ConnectorInstance {
     pub async fn poll(&self, request: PollRequest) -> Result<PollPage, PluginError> {
         let binding = self.binding.clone();
         call(&self.common, "poll", move |store| match &binding {
-            ConnectorBinding::V0(pre) => v0::connector_poll(pre, store, &request),
+            ConnectorBinding::V0(pre) => v0_1::connector_poll(pre, store, &request),
         })
         .await
+    }
+
+    /// Authenticate one pushed delivery and say what to look at. Only for
+    /// connectors whose info declares `push.verify`; others answer
+    /// [`PluginError::Permanent`] naming the missing support.
+    pub async fn verify_push(&self, request: PushRequest) -> Result<PushHint, PluginError> {
+        match &self.binding {
+            ConnectorBinding::V0(_) => {
+                drop(request);
+                Err(self.no_push_support("verify pushed webhooks"))
+            }
+        }
+    }
+
+    /// Subscribe the platform to push this store's changes to `notify_url`.
+    pub async fn register_push(&self, notify_url: &str) -> Result<(), PluginError> {
+        let _ = notify_url;
+        match &self.binding {
+            ConnectorBinding::V0(_) => Err(self.no_push_support("register pushed webhooks")),
+        }
+    }
+
+    /// Undo [`Self::register_push`].
+    pub async fn unregister_push(&self, notify_url: &str) -> Result<(), PluginError> {
+        let _ = notify_url;
+        match &self.binding {
+            ConnectorBinding::V0(_) => Err(self.no_push_support("unregister pushed webhooks")),
+        }
+    }
+
+    fn no_push_support(&self, what: &str) -> PluginError {
+        PluginError::Permanent(format!(
+            "plugin {} (store {}) cannot {what}: it does not declare push support",
+            self.common.plugin.name(),
+            self.common.ctx.instance
+        ))
     }
 }
 
@@ -903,7 +940,7 @@ impl SenderInstance {
     pub async fn info(&self) -> Result<PluginInfo, PluginError> {
         let binding = self.binding.clone();
         call(&self.common, "info", move |store| match &binding {
-            SenderBinding::V0(pre) => v0::sender_info(pre, store),
+            SenderBinding::V0(pre) => v0_1::sender_info(pre, store),
         })
         .await
     }
@@ -912,7 +949,7 @@ impl SenderInstance {
     pub async fn check(&self) -> Result<(), PluginError> {
         let binding = self.binding.clone();
         call(&self.common, "check", move |store| match &binding {
-            SenderBinding::V0(pre) => v0::sender_check(pre, store),
+            SenderBinding::V0(pre) => v0_1::sender_check(pre, store),
         })
         .await
     }
@@ -921,7 +958,7 @@ impl SenderInstance {
     pub async fn send(&self, message: OutgoingMessage) -> Result<SendReceipt, PluginError> {
         let binding = self.binding.clone();
         call(&self.common, "send", move |store| match &binding {
-            SenderBinding::V0(pre) => v0::sender_send(pre, store, &message),
+            SenderBinding::V0(pre) => v0_1::sender_send(pre, store, &message),
         })
         .await
     }

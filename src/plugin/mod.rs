@@ -34,7 +34,12 @@ mod limits;
 mod redact;
 mod sandbox;
 mod types;
-mod v0;
+mod v0_1;
+#[allow(
+    dead_code,
+    reason = "bound here first; the host dispatches to it once the 0.2 conversions land"
+)]
+mod v0_2;
 
 /// Re-exported so plugin callers match on [`PluginError::class`] without
 /// reaching into `model`.
@@ -49,6 +54,7 @@ pub use host::{
 pub use inspect::{ConnectorDetails, InspectReport};
 pub use types::{
     ConnectorNotice, DEFAULT_CALL_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MEMORY_LIMIT,
-    InstanceConfig, MAX_NOTICES_PER_CALL, MessageMeta, NoticeError, OutgoingMessage, PollPage,
-    PollRequest, ProviderTemplate, Recipient, RejectedOrder, SendReceipt,
+    InstanceConfig, MAX_LOOK_AT, MAX_NOTICES_PER_CALL, MessageMeta, NoticeError, OutgoingMessage,
+    PollPage, PollRequest, ProviderTemplate, PushHint, PushRequest, Recipient, RejectedOrder,
+    SendReceipt,
 };

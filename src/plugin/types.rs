@@ -187,6 +187,37 @@ pub struct PollRequest {
     /// Orders last modified before this instant are only needed as a baseline
     /// and may come back without detail.
     pub detail_cutoff: Option<Timestamp>,
+    /// Orders (their [`Order::id`]) verified pushes named since the last
+    /// poll, at most [`MAX_LOOK_AT`]: the connector reads each of them even if
+    /// its listing does not show the change yet. Empty on scheduled polls and
+    /// always for contract 0.1 connectors.
+    #[serde(default)]
+    pub look_at: Vec<String>,
+}
+
+/// Most orders one poll is asked to look at ([`PollRequest::look_at`],
+/// [`PushHint::LookAt`]); the WIT states the same bound.
+pub const MAX_LOOK_AT: usize = 100;
+
+/// One HTTP request a platform pushed to the webhook listener, already
+/// bounded by the host (body size, header count).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PushRequest {
+    /// Header names in lower case, values as received.
+    pub headers: Vec<(String, String)>,
+    /// The body, as received.
+    pub body: Vec<u8>,
+}
+
+/// What a connector made of an authentic push.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PushHint {
+    /// Poll the store now, looking at these orders (at most [`MAX_LOOK_AT`];
+    /// empty: whatever changed).
+    LookAt(Vec<String>),
+    /// Nothing to do (a repeat, a change that notifies nobody); the reason
+    /// is for the debug log.
+    Ignore(String),
 }
 
 /// One page of orders from a connector.

@@ -129,6 +129,7 @@ impl Sweep<'_> {
                 .store
                 .connector
                 .poll(PollRequest {
+                    look_at: Vec::new(),
                     cursor: cursor.clone(),
                     detail_cutoff: Some(cutoff),
                 })

@@ -189,6 +189,7 @@ pub(crate) fn connector_poll(
         cursor: request.cursor.clone(),
         detail_cutoff: request.detail_cutoff.map(|t| t.to_string()),
     };
+    // Contract 0.1 has no push hints; its connectors find changes by listing.
     let page = bindings
         .arauto_plugin_connector_api()
         .call_poll(&mut *store, &wit_request)
@@ -524,6 +525,8 @@ fn connector_info_from_wit(info: capi::ConnectorInfo, state: &CallState) -> mode
             pix_reminder: capability(info.capabilities.pix_reminder),
             abandoned_cart: capability(info.capabilities.abandoned_cart),
         },
+        requests_per_minute: None,
+        push: model::PushSupport::default(),
     }
 }
 
