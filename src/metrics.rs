@@ -43,6 +43,17 @@ pub struct JobLabels {
     pub outcome: String,
 }
 
+/// Labels of pushed-webhook counters.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PushLabels {
+    /// Store id: a configured store, or `unknown` for any other path (so a
+    /// scanner cannot grow the label set).
+    pub store: String,
+    /// `accepted`, `ignored`, `not_found`, `too_large`, `rate_limited`,
+    /// `bad_credentials`, `not_understood`, `unavailable`.
+    pub outcome: String,
+}
+
 /// Labels of per-channel gauges.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ChannelLabels {
@@ -117,6 +128,7 @@ pub struct Metrics {
     channel_paused: Family<ChannelLabels, Gauge>,
     plugin_calls: Family<PluginCallLabels, Histogram>,
     plugin_faults: Family<PluginLabels, Counter>,
+    push_requests: Family<PushLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -150,6 +162,7 @@ impl Metrics {
             Histogram::new(exponential_buckets(0.001, 2.0, 15))
         });
         let plugin_faults = Family::<PluginLabels, Counter>::default();
+        let push_requests = Family::<PushLabels, Counter>::default();
         let channel_sent_today = Family::<ChannelLabels, Gauge>::default();
         let store_last_poll_ok = Family::<StoreLabels, Gauge>::default();
         let store_paused = Family::<StoreLabels, Gauge>::default();
@@ -219,6 +232,11 @@ impl Metrics {
             "Plugin calls that trapped, timed out or hit a sandbox limit",
             plugin_faults.clone(),
         );
+        registry.register(
+            "push_requests",
+            "Pushed webhook requests by store and outcome",
+            push_requests.clone(),
+        );
         Self {
             registry: Mutex::new(registry),
             gauge_sets: Mutex::new((BTreeSet::new(), BTreeSet::new())),
@@ -236,7 +254,19 @@ impl Metrics {
             channel_paused,
             plugin_calls,
             plugin_faults,
+            push_requests,
         }
+    }
+
+    /// A pushed webhook for `store` (a configured store id, or `unknown`)
+    /// ended with `outcome`.
+    pub fn push_request(&self, store: &str, outcome: &str) {
+        self.push_requests
+            .get_or_create(&PushLabels {
+                store: store.to_owned(),
+                outcome: outcome.to_owned(),
+            })
+            .inc();
     }
 
     /// A sweep of `store` completed.

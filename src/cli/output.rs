@@ -52,6 +52,13 @@ pub(crate) fn validate_summary(state: &State) -> String {
     if let Some(metrics) = d.metrics_listen {
         let _ = writeln!(out, "            metrics on http://{metrics}/metrics");
     }
+    if let Some(webhooks) = &d.webhooks {
+        let _ = writeln!(
+            out,
+            "            pushed webhooks on http://{}/hooks/<store>, bodies up to {}, {} a minute per store",
+            webhooks.listen, webhooks.max_body_bytes, webhooks.per_store_per_minute
+        );
+    }
     let _ = writeln!(
         out,
         "  stores:{}",

@@ -1,6 +1,6 @@
 //! `[daemon]`: process-wide settings (directories, control socket, shutdown,
-//! time zone, metrics, logging, history). Its types, its defaults and how it
-//! is read.
+//! time zone, metrics, pushed webhooks, logging, history). Its types, its
+//! defaults and how it is read.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,8 +10,10 @@ use jiff::SignedDuration;
 use jiff::tz::TimeZone;
 use serde::Serialize;
 
-use super::reader::{POSITIVE, Reader, Table, duration_min, field, optional, timezone};
-use super::values::{serialize_duration, serialize_timezone};
+use super::reader::{
+    POSITIVE, Reader, Table, duration_min, field, optional, optional_section, timezone,
+};
+use super::values::{ByteSize, serialize_duration, serialize_timezone};
 
 /// Default `daemon.state_dir`.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/arauto";
@@ -31,6 +33,20 @@ const _: () =
     assert!(DEFAULT_SHUTDOWN_TIMEOUT.as_secs() > super::plugins::DEFAULT_CALL_TIMEOUT.as_secs());
 /// Default `daemon.metrics_allow_remote`: metrics stay on loopback.
 pub const DEFAULT_METRICS_ALLOW_REMOTE: bool = false;
+/// Default `daemon.webhooks.listen` when the table is present.
+pub const DEFAULT_WEBHOOKS_LISTEN: &str = "127.0.0.1:8480";
+/// Default `daemon.webhooks.max_body_bytes`: Loja Integrada's deliveries are a
+/// few KiB; this leaves room for a large order without letting a sender make
+/// the daemon buffer much.
+pub const DEFAULT_WEBHOOKS_MAX_BODY: ByteSize = ByteSize(256 * 1024);
+/// Largest `daemon.webhooks.max_body_bytes`.
+pub const MAX_WEBHOOKS_MAX_BODY: ByteSize = ByteSize(1024 * 1024);
+/// Default `daemon.webhooks.per_store_per_minute`: two a second on average is
+/// far more than a shop's order changes, and a push only makes a poll sooner.
+pub const DEFAULT_WEBHOOKS_PER_STORE_PER_MINUTE: u32 = 120;
+/// Default `daemon.webhooks.burst`: pushes a store may send at once before
+/// the per-minute rate applies (a platform delivers a backlog in a rush).
+pub const DEFAULT_WEBHOOKS_BURST: u32 = 20;
 /// Default `daemon.log_level`.
 pub const DEFAULT_LOG_LEVEL: &str = "info";
 /// Default `daemon.history_retention`: 90 days.
@@ -81,12 +97,35 @@ pub struct DaemonConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// Allow `metrics_listen` on a non-loopback address.
     pub metrics_allow_remote: bool,
+    /// `[daemon.webhooks]`: where platforms push order changes; `None`
+    /// (the table is absent): no listener.
+    pub webhooks: Option<WebhooksConfig>,
     /// Log filter (`info`, `debug`, `arauto=debug,info`…); `RUST_LOG` overrides it.
     /// Default [`DEFAULT_LOG_LEVEL`].
     pub log_level: String,
     /// How long delivery history is kept. Default [`DEFAULT_HISTORY_RETENTION`].
     #[serde(serialize_with = "serialize_duration")]
     pub history_retention: SignedDuration,
+}
+
+/// `[daemon.webhooks]`: the listener platforms push order changes to
+/// (`POST /hooks/<store-id>`). A push only makes the store poll sooner.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct WebhooksConfig {
+    /// Where to listen. Default [`DEFAULT_WEBHOOKS_LISTEN`].
+    pub listen: SocketAddr,
+    /// Allow `listen` on a non-loopback address (it is meant to sit behind
+    /// the operator's reverse proxy).
+    pub allow_remote: bool,
+    /// Largest body accepted; longer pushes are answered 413 without being
+    /// buffered. Default [`DEFAULT_WEBHOOKS_MAX_BODY`].
+    pub max_body_bytes: ByteSize,
+    /// Pushes accepted per store and minute, on average. Default
+    /// [`DEFAULT_WEBHOOKS_PER_STORE_PER_MINUTE`].
+    pub per_store_per_minute: u32,
+    /// Pushes a store may send at once before the rate applies. Default
+    /// [`DEFAULT_WEBHOOKS_BURST`].
+    pub burst: u32,
 }
 
 /// Why a `daemon.log_level` is refused.
@@ -203,6 +242,7 @@ pub(crate) fn read_daemon(r: &mut Reader<'_>, mut t: Table) -> DaemonConfig {
         }
         Some(addr)
     });
+    let webhooks = optional_section(r, &mut t, "webhooks").map(|w| read_webhooks(r, w));
     let log_level = field(
         r,
         &mut t,
@@ -227,7 +267,68 @@ pub(crate) fn read_daemon(r: &mut Reader<'_>, mut t: Table) -> DaemonConfig {
         timezone,
         metrics_listen,
         metrics_allow_remote,
+        webhooks,
         log_level,
         history_retention,
+    }
+}
+
+/// Read `[daemon.webhooks]`: with errors recorded in `r`, the values at fault
+/// hold their defaults.
+fn read_webhooks(r: &mut Reader<'_>, mut t: Table) -> WebhooksConfig {
+    let default_listen = || {
+        DEFAULT_WEBHOOKS_LISTEN
+            .parse::<SocketAddr>()
+            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8480)))
+    };
+    let listen = optional(r, &mut t, "listen", |r, p, v| {
+        r.parsed(p, v, |s| {
+            s.parse::<SocketAddr>().map_err(|_| SocketAddressError)
+        })
+        .map(|addr| (p.clone(), addr))
+    });
+    let allow_remote = field(r, &mut t, "allow_remote", || false, Reader::boolean);
+    let listen = match listen {
+        Some((path, addr)) if !addr.ip().is_loopback() && !allow_remote => {
+            r.error(
+                &path,
+                &Value::from(addr.to_string()),
+                "the webhook listener must listen on a loopback address (127.0.0.1 or ::1) \
+                 behind your reverse proxy; set daemon.webhooks.allow_remote = true to expose \
+                 it on the network",
+            );
+            default_listen()
+        }
+        Some((_, addr)) => addr,
+        None => default_listen(),
+    };
+    let max_body_bytes = field(
+        r,
+        &mut t,
+        "max_body_bytes",
+        || DEFAULT_WEBHOOKS_MAX_BODY,
+        |r, p, v| r.size(p, v, ByteSize(1024), MAX_WEBHOOKS_MAX_BODY),
+    );
+    let per_store_per_minute = field(
+        r,
+        &mut t,
+        "per_store_per_minute",
+        || DEFAULT_WEBHOOKS_PER_STORE_PER_MINUTE,
+        |r, p, v| r.integer(p, v, 1, 6000).and_then(|n| u32::try_from(n).ok()),
+    );
+    let burst = field(
+        r,
+        &mut t,
+        "burst",
+        || DEFAULT_WEBHOOKS_BURST,
+        |r, p, v| r.integer(p, v, 1, 1000).and_then(|n| u32::try_from(n).ok()),
+    );
+    r.finish(t);
+    WebhooksConfig {
+        listen,
+        allow_remote,
+        max_body_bytes,
+        per_store_per_minute,
+        burst,
     }
 }

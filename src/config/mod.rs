@@ -43,7 +43,7 @@ pub use channels::{ChannelConfig, TemplateMapping, Warmup};
 pub use checklist::ChecklistConfig;
 pub use daemon::{
     DEFAULT_CACHE_DIR, DEFAULT_CONTROL_SOCKET, DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_STATE_DIR,
-    DEFAULT_TIMEZONE, DaemonConfig, default_plugin_dir,
+    DEFAULT_TIMEZONE, DaemonConfig, WebhooksConfig, default_plugin_dir,
 };
 pub use error::{ConfigError, ConfigErrors, Origin, Severity};
 pub use load::{

@@ -16,6 +16,7 @@ use jiff::Timestamp;
 
 use super::protocol::{ChannelSummary, MAX_LINE, Request, Response, StatusReport, StoreSummary};
 use crate::config;
+use crate::poll::inbox::PushInboxes;
 use crate::report::{Context, DaemonFacts, SharedStore};
 use crate::state::{RuntimeInfo, StateHandle};
 
@@ -43,6 +44,8 @@ pub struct ControlContext {
     pub runtime: Arc<RuntimeInfo>,
     /// The state database.
     pub db: SharedStore,
+    /// The stores' push inboxes, for `check`'s push lines.
+    pub pushes: PushInboxes,
 }
 
 /// A bound control socket, not yet serving; the file is removed when it is
@@ -284,6 +287,7 @@ async fn handle(request: Request, ctx: &ControlContext) -> Response {
                     dry_run: state.dry_run,
                     config_loaded_at: state.built_at,
                     last_reload: runtime.last_reload(),
+                    pushes: ctx.pushes.stats(),
                 }),
                 state: Some(state),
                 store: Some(ctx.db.clone()),

@@ -1,12 +1,13 @@
 //! [`Pipeline`]: the handles opened once per daemon run and shared by every
-//! service — the state database, the metrics registry, the clock and the
-//! plugin host.
+//! service — the state database, the metrics registry, the clock, the
+//! plugin host and the stores' push inboxes.
 
 use std::sync::Arc;
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::metrics::Metrics;
 use crate::plugin::PluginHost;
+use crate::poll::inbox::PushInboxes;
 use crate::queue::SharedStore;
 use crate::queue::redb::{RedbOptions, RedbStore};
 use crate::state::State;
@@ -23,6 +24,9 @@ pub struct Pipeline {
     pub clock: SharedClock,
     /// The plugin host every state's instances run in.
     pub host: PluginHost,
+    /// What the webhook listener hands each store's poller; kept across
+    /// reloads so a push is never lost to one.
+    pub pushes: PushInboxes,
 }
 
 impl Pipeline {
@@ -44,6 +48,7 @@ impl Pipeline {
             metrics: Arc::new(Metrics::new()),
             clock,
             host,
+            pushes: PushInboxes::new(),
         })
     }
 

@@ -1,7 +1,8 @@
 //! Which services the daemon runs for a [`State`], and how each one starts.
 //!
 //! The set is known when the code is compiled: the control socket, the
-//! metrics endpoint (when `daemon.metrics_listen` is set), one poller per
+//! metrics endpoint (when `daemon.metrics_listen` is set), the webhook
+//! listener (when `[daemon.webhooks]` is present), one poller per
 //! enabled store, one dispatcher per channel an enabled store uses, and
 //! housekeeping. A [`ServiceKey`] names each one together with the resource
 //! it holds (a socket path, a listen address), so a reload is a keyed diff, as
@@ -23,6 +24,7 @@ use super::pipeline::Pipeline;
 use crate::control::{BindError, ControlContext};
 use crate::heartbeat::Heartbeats;
 use crate::model::ChannelId;
+use crate::poll::push::{self, PushEndpoint, WebhooksBindError};
 use crate::report::metrics_http::{self, MetricsBindError};
 use crate::state::{RuntimeInfo, State, StateHandle};
 
@@ -33,6 +35,8 @@ pub enum ServiceKey {
     Control(PathBuf),
     /// `GET /metrics` on this address.
     Metrics(SocketAddr),
+    /// `POST /hooks/<store>` on this address.
+    Webhooks(SocketAddr),
     /// The poller of this store.
     Poll(String),
     /// The dispatcher of this channel.
@@ -43,11 +47,12 @@ pub enum ServiceKey {
 
 impl fmt::Display for ServiceKey {
     /// The name logs and `arauto status` show: `control`, `metrics`,
-    /// `poll/<store>`, `send/<channel>`, `housekeeping`.
+    /// `webhooks`, `poll/<store>`, `send/<channel>`, `housekeeping`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Control(_) => f.write_str("control"),
             Self::Metrics(_) => f.write_str("metrics"),
+            Self::Webhooks(_) => f.write_str("webhooks"),
             Self::Poll(store) => write!(f, "poll/{store}"),
             Self::Send(channel) => write!(f, "send/{channel}"),
             Self::Housekeeping => f.write_str("housekeeping"),
@@ -60,6 +65,12 @@ pub fn desired(state: &State) -> Vec<ServiceKey> {
     let daemon = &state.config.daemon;
     let mut keys = vec![ServiceKey::Control(daemon.control_socket.clone())];
     keys.extend(daemon.metrics_listen.map(ServiceKey::Metrics));
+    keys.extend(
+        daemon
+            .webhooks
+            .as_ref()
+            .map(|webhooks| ServiceKey::Webhooks(webhooks.listen)),
+    );
     let enabled = || state.stores.values().filter(|store| store.config.enabled);
     keys.extend(enabled().map(|store| ServiceKey::Poll(store.config.id.clone())));
     // Only channels some enabled store sends through: a channel nobody uses
@@ -91,6 +102,9 @@ pub enum StartError {
     /// The metrics endpoint could not listen.
     #[error(transparent)]
     Metrics(#[from] MetricsBindError),
+    /// The webhook listener could not listen.
+    #[error(transparent)]
+    Webhooks(#[from] WebhooksBindError),
 }
 
 /// What every service starts from.
@@ -117,7 +131,11 @@ impl ServiceEnv {
         shutdown: CancellationToken,
     ) -> Result<ServiceTask, StartError> {
         let Pipeline {
-            db, metrics, clock, ..
+            db,
+            metrics,
+            clock,
+            pushes,
+            ..
         } = self.pipeline.clone();
         let state = self.state.clone();
         let name = key.to_string();
@@ -128,6 +146,7 @@ impl ServiceEnv {
                     state,
                     runtime: self.runtime.clone(),
                     db,
+                    pushes,
                 };
                 crate::control::serve(socket, ctx, shutdown).boxed()
             }
@@ -140,15 +159,26 @@ impl ServiceEnv {
                 };
                 metrics_http::serve(listener, endpoint, shutdown).boxed()
             }
+            ServiceKey::Webhooks(listen) => {
+                let listener = push::bind(*listen)?;
+                let endpoint = PushEndpoint {
+                    state,
+                    inboxes: pushes,
+                    metrics,
+                };
+                push::serve(listener, endpoint, shutdown).boxed()
+            }
             // A loop's heartbeat is registered when the loop starts, not
             // when it is prepared: stopping other services in between may
             // take a while, and a loop that has not started is not stuck.
             ServiceKey::Poll(store) => {
                 let (store, heartbeats) = (store.clone(), self.heartbeats.clone());
+                let inbox = pushes.get(&store);
                 async move {
                     let heartbeat =
                         heartbeats.register(&name, crate::poll::service::HEARTBEAT_SILENCE);
-                    crate::poll::run(store, state, db, metrics, clock, heartbeat, shutdown).await;
+                    crate::poll::run(store, inbox, state, db, metrics, clock, heartbeat, shutdown)
+                        .await;
                 }
                 .boxed()
             }

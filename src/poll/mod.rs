@@ -5,8 +5,13 @@
 //! * [`sweep::Sweep`] — one sweep: connector pages → [`crate::decide::detect`] and
 //!   [`crate::decide`] per order → one atomic commit per page.
 //! * [`service`] — the per-store loop the daemon runs.
+//! * [`push`] — the webhook listener platforms push order changes to; a
+//!   verified push lands in the store's [`inbox`] and makes its poller sweep
+//!   sooner, nothing more.
 
+pub mod inbox;
 mod invalid;
+pub mod push;
 pub mod service;
 pub mod sweep;
 

@@ -1,5 +1,11 @@
 //! The poller service of one store: a sweep every `poll_interval` (with ±10 %
-//! jitter so stores added together drift apart), one at a time.
+//! jitter so stores added together drift apart), one at a time — and sooner
+//! when a verified push lands in the store's [`PushInbox`]. A push-triggered
+//! sweep is the same sweep (same pages, decisions and atomic commits), with
+//! the pushed order ids as the first page's `look_at`; bursts of pushes
+//! coalesce into one sweep, at most one every [`MIN_PUSH_GAP`]. Pushes only
+//! ever make polling sooner: the scheduled sweep still comes at least once
+//! per interval, so a lost push delays a message, never loses it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,6 +14,7 @@ use jiff::SignedDuration;
 use rand::RngExt;
 use tokio_util::sync::CancellationToken;
 
+use super::inbox::PushInbox;
 use super::sweep::{Sweep, SweepError};
 use crate::clock::{Clock, SharedClock};
 use crate::heartbeat::Heartbeat;
@@ -22,6 +29,10 @@ const START_SPREAD: Duration = Duration::from_secs(5);
 /// Longest a poller may go without progress before the watchdog calls it stuck:
 /// a page is one plugin call (≤ its call timeout) plus one commit.
 pub const HEARTBEAT_SILENCE: Duration = Duration::from_secs(300);
+/// Shortest gap between the end of a sweep and a sweep a push asks for: a
+/// burst of deliveries (a platform repeats them) costs one sweep, not one
+/// per delivery.
+pub const MIN_PUSH_GAP: Duration = Duration::from_secs(1);
 /// Shortest wait between two sweeps of a failing store.
 const MIN_ERROR_BACKOFF: SignedDuration = SignedDuration::from_secs(10);
 /// A store paused on refused credentials checks them again after its poll
@@ -35,8 +46,13 @@ const MAX_CREDENTIAL_RECHECK: Duration = Duration::from_secs(300);
 /// pausing on refused credentials until they work again. The store's
 /// configuration is read live from `state`, so a reload applies without
 /// restarting the loop; the loop ends when the store is no longer configured.
+/// A push in `inbox` brings the next sweep forward (never closer than
+/// [`MIN_PUSH_GAP`] after the last one, nor before a platform's Retry-After),
+/// except while the store is paused on refused credentials.
+#[allow(clippy::too_many_arguments)]
 pub async fn run(
     store_id: String,
+    inbox: Arc<PushInbox>,
     state_handle: StateHandle,
     db: SharedStore,
     metrics: Arc<Metrics>,
@@ -65,6 +81,11 @@ pub async fn run(
         Err(_) => None,
     };
     let mut next = tokio::time::Instant::now() + first_delay.max(not_before.unwrap_or_default());
+    // The earliest a push may start a sweep: after the minimum gap, or after
+    // the wait a failed sweep set (a Retry-After holds for pushes too).
+    let mut push_ready = tokio::time::Instant::now() + not_before.unwrap_or_default();
+    // Whether the sweep about to run was brought forward by a push.
+    let mut pushed = false;
     // While the credentials are refused: how long until they are checked again.
     let mut paused: Option<Duration> = None;
     // The re-check back-off keeps growing until a sweep succeeds, so a
@@ -81,6 +102,16 @@ pub async fn run(
             () = shutdown.cancelled() => return,
             _ = beat.tick() => continue,
             () = tokio::time::sleep_until(next) => {}
+            // Disabled while paused: the wake-up stays in the inbox until
+            // polling resumes.
+            () = inbox.wanted(), if paused.is_none() => {
+                let at = push_ready.max(tokio::time::Instant::now());
+                if at < next {
+                    next = at;
+                    pushed = true;
+                }
+                continue;
+            }
             changed = generation.changed() => {
                 if changed.is_err() {
                     return;
@@ -158,6 +189,14 @@ pub async fn run(
             heartbeat: Some(&heartbeat),
         };
         let started = tokio::time::Instant::now();
+        let trigger = if std::mem::take(&mut pushed) {
+            "push"
+        } else {
+            "schedule"
+        };
+        let look_at = inbox.take_pending();
+        let pending = look_at.clone();
+        let looked_at = pending.len();
         // A sweep commits page by page, each page atomically (a page commit
         // already submitted completes even if its caller goes away), so an
         // unfinished sweep can be dropped on shutdown without losing
@@ -166,7 +205,7 @@ pub async fn run(
         // long as a hung Loja Integrada request takes (up to the call
         // timeout, often past the shutdown timeout).
         let outcome = tokio::select! {
-            outcome = sweep.run() => outcome,
+            outcome = sweep.run_looking_at(look_at) => outcome,
             () = shutdown.cancelled() => {
                 tracing::info!(
                     store = %store_id,
@@ -175,6 +214,11 @@ pub async fn run(
                 return;
             }
         };
+        let failed = outcome.is_err();
+        if failed {
+            // The orders pushes named are read by the next sweep instead.
+            inbox.restore_pending(pending);
+        }
         let wait = match outcome {
             Ok(report) => {
                 last_recheck = None;
@@ -194,6 +238,8 @@ pub async fn run(
                         orders = report.orders,
                         queued = report.enqueued,
                         cancelled = report.cancelled,
+                        looked_at,
+                        trigger,
                         elapsed_ms = started.elapsed().as_millis() as u64,
                         "poll complete"
                     );
@@ -229,7 +275,9 @@ pub async fn run(
                 }
             },
         };
-        next = tokio::time::Instant::now() + wait;
+        let now = tokio::time::Instant::now();
+        next = now + wait;
+        push_ready = now + if failed { wait } else { MIN_PUSH_GAP };
     }
 }
 

@@ -104,6 +104,14 @@ impl Sweep<'_> {
     /// caller decides when to try again) and the cursor stays where the last
     /// committed page left it.
     pub async fn run(&self) -> Result<SweepReport, SweepError> {
+        self.run_looking_at(Vec::new()).await
+    }
+
+    /// [`Self::run`], asking the connector's first `poll` to read `look_at`
+    /// (orders verified pushes named) whatever its listing shows. Pages,
+    /// decisions and commits are exactly those of a scheduled sweep.
+    pub async fn run_looking_at(&self, look_at: Vec<String>) -> Result<SweepReport, SweepError> {
+        let mut look_at = look_at;
         let id = self.store.config.id.as_str();
         let started = self.clock.now();
         let mut status = self.db.store_status(id).await?.unwrap_or_default();
@@ -129,7 +137,9 @@ impl Sweep<'_> {
                 .store
                 .connector
                 .poll(PollRequest {
-                    look_at: Vec::new(),
+                    // Only the first page: the connector returns the named
+                    // orders there, later pages go on with the listing.
+                    look_at: std::mem::take(&mut look_at),
                     cursor: cursor.clone(),
                     detail_cutoff: Some(cutoff),
                 })

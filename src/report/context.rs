@@ -2,6 +2,7 @@
 //! built state, state database, "now") and the [`DaemonFacts`] the daemon adds
 //! when it answers itself.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use jiff::Timestamp;
@@ -9,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::OpsError;
 use crate::config::Config;
+use crate::poll::inbox::PushStats;
 use crate::queue::SharedStore;
 use crate::send::pacing::PacingPolicy;
 use crate::state::{ReloadOutcome, State};
@@ -28,6 +30,10 @@ pub struct DaemonFacts {
     pub config_loaded_at: Timestamp,
     /// The last reload, if any.
     pub last_reload: Option<ReloadOutcome>,
+    /// Pushed webhooks per store since the daemon started (stores that
+    /// received none are absent).
+    #[serde(default)]
+    pub pushes: BTreeMap<String, PushStats>,
 }
 
 /// What the operator commands work on.

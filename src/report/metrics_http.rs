@@ -110,12 +110,14 @@ pub async fn serve(
             )
         })
         .with_state(endpoint);
-    accept_loop(listener, router, shutdown).await;
+    accept_loop("metrics", listener, router, shutdown).await;
 }
 
 /// Accept connections while fewer than [`MAX_CONNECTIONS`] are open, and
-/// serve each one with the timeouts above.
-async fn accept_loop(
+/// serve each one with the timeouts above. `what` names the endpoint in log
+/// lines (the webhook listener shares this loop).
+pub(crate) async fn accept_loop(
+    what: &'static str,
     listener: tokio::net::TcpListener,
     router: Router,
     shutdown: CancellationToken,
@@ -135,7 +137,7 @@ async fn accept_loop(
                 if !saturated {
                     saturated = true;
                     tracing::warn!(
-                        "metrics: {MAX_CONNECTIONS} connections open, the limit; new ones wait until one closes"
+                        "{what}: {MAX_CONNECTIONS} connections open, the limit; new ones wait until one closes"
                     );
                 }
                 tokio::select! {
@@ -162,7 +164,7 @@ async fn accept_loop(
                 let pause = Duration::from_millis(100)
                     .saturating_mul(failures)
                     .min(Duration::from_secs(5));
-                tracing::warn!("metrics: accept failed: {error}; retrying in {pause:?}");
+                tracing::warn!("{what}: accept failed: {error}; retrying in {pause:?}");
                 tokio::time::sleep(pause).await;
                 continue;
             }
@@ -186,7 +188,7 @@ async fn accept_loop(
                 }
             };
             if let Err(error) = result {
-                tracing::debug!("metrics: connection closed: {error}");
+                tracing::debug!("{what}: connection closed: {error}");
             }
         });
     }

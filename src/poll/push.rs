@@ -1,0 +1,330 @@
+//! The webhook listener: `POST /hooks/<store-id>` on `daemon.webhooks.listen`,
+//! where a platform pushes order changes. It sits behind the operator's
+//! reverse proxy (loopback only unless `daemon.webhooks.allow_remote`).
+//!
+//! A push is never trusted for content: the store's connector authenticates
+//! it (`verify-push`) and names the orders to look at; the listener drops the
+//! names in the store's [`PushInbox`] and its poller sweeps sooner, through
+//! exactly the path a scheduled poll takes. Answers:
+//!
+//! * 404 — no such store, a disabled one, or its connector does not verify
+//!   pushes; any other path;
+//! * 405 — anything but `POST`;
+//! * 413 — a body over `daemon.webhooks.max_body_bytes` (read in chunks and
+//!   never kept past the cap);
+//! * 429 + `Retry-After` — over the store's push rate;
+//! * 202 — verified, the store polls now; 200 — verified, nothing to do;
+//! * 401 — the connector refused the credentials (the log names the store
+//!   and the connector's reason, never a header value);
+//! * 400 — not a delivery the connector understands; 503 — anything else.
+//!
+//! Connections are bounded exactly like the metrics endpoint's (it is the
+//! same accept loop).
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State as AxumState};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use futures::StreamExt;
+use jiff::Timestamp;
+use tokio_util::sync::CancellationToken;
+
+use super::inbox::{PushInboxes, PushRejection};
+use crate::metrics::Metrics;
+use crate::plugin::{PluginError, PushHint, PushRequest};
+use crate::report::metrics_http::accept_loop;
+use crate::state::StateHandle;
+
+/// How long a connector may take to verify one push: it makes no HTTP
+/// request, so anything longer is a connector in trouble (503, the platform
+/// delivers again).
+pub const VERIFY_TIMEOUT: Duration = Duration::from_secs(5);
+/// After a body went over the cap, the rest is read and thrown away up to
+/// this many bytes, so an honest client gets its 413 instead of a reset
+/// connection; past it the connection is closed.
+const DRAIN_LIMIT: u64 = 16 * 1024 * 1024;
+/// …and for at most this long.
+const DRAIN_TIME: Duration = Duration::from_secs(5);
+/// Store ids in log lines are cut to this many characters.
+const SHOWN_ID_CHARS: usize = 64;
+
+/// Why the webhook listener cannot listen.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhooksBindError {
+    /// The address could not be bound.
+    #[error("cannot listen on daemon.webhooks.listen = {listen}: {source}")]
+    Io {
+        /// `daemon.webhooks.listen`.
+        listen: SocketAddr,
+        /// Why.
+        source: io::Error,
+    },
+}
+
+/// Bind the webhook listener on `listen` (the configuration has already
+/// checked that it is loopback unless `allow_remote` says otherwise).
+pub fn bind(listen: SocketAddr) -> Result<tokio::net::TcpListener, WebhooksBindError> {
+    let io_error = |source| WebhooksBindError::Io { listen, source };
+    let listener = std::net::TcpListener::bind(listen).map_err(io_error)?;
+    listener.set_nonblocking(true).map_err(io_error)?;
+    let listener = tokio::net::TcpListener::from_std(listener).map_err(io_error)?;
+    let local = listener.local_addr().unwrap_or(listen);
+    tracing::info!(listen = %local, "pushed webhooks on http://{local}/hooks/<store>");
+    Ok(listener)
+}
+
+/// What the listener works with.
+#[derive(Clone)]
+pub struct PushEndpoint {
+    /// The current state: stores, their connectors, `daemon.webhooks`.
+    pub state: StateHandle,
+    /// Where verified pushes go.
+    pub inboxes: PushInboxes,
+    /// `arauto_push_requests_total`.
+    pub metrics: Arc<Metrics>,
+}
+
+/// Serve `POST /hooks/<store-id>` on `listener` until `shutdown` is cancelled.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    endpoint: PushEndpoint,
+    shutdown: CancellationToken,
+) {
+    let router = Router::new()
+        .route("/hooks/{store}", post(hook))
+        .fallback(|| async {
+            (
+                StatusCode::NOT_FOUND,
+                "not found: pushes go to POST /hooks/<store-id>\n",
+            )
+        })
+        .with_state(endpoint);
+    accept_loop("webhooks", listener, router, shutdown).await;
+}
+
+/// `POST /hooks/<store-id>`.
+async fn hook(
+    AxumState(endpoint): AxumState<PushEndpoint>,
+    Path(store_id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let state = endpoint.state.load();
+    let Some(webhooks) = state.config.daemon.webhooks.clone() else {
+        // The listener outlived its configuration for a moment (a reload
+        // that turns it off stops it right after).
+        return (StatusCode::SERVICE_UNAVAILABLE, "pushes are off\n").into_response();
+    };
+    let store = state
+        .stores
+        .get(&store_id)
+        .filter(|store| store.config.enabled && store.info.push.verify);
+    let Some(store) = store else {
+        let shown = shown_id(&store_id);
+        tracing::info!(
+            store = %shown,
+            "push refused (404): no enabled store {shown:?} whose connector verifies pushes"
+        );
+        let label = if state.stores.contains_key(&store_id) {
+            store_id.as_str()
+        } else {
+            "unknown"
+        };
+        endpoint.metrics.push_request(label, "not_found");
+        return (StatusCode::NOT_FOUND, "no such store accepts pushes\n").into_response();
+    };
+    let id = store.config.id.as_str();
+    let inbox = endpoint.inboxes.get(id);
+    let refuse = |reason: PushRejection| {
+        inbox.rejected(reason);
+        endpoint.metrics.push_request(id, reason.as_str());
+    };
+    let cap = webhooks.max_body_bytes.0;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > cap) {
+        refuse(PushRejection::TooLarge);
+        tracing::info!(store = %id, limit = cap, "push refused (413): the body is over daemon.webhooks.max_body_bytes");
+        return too_large();
+    }
+    if let Err(wait) = inbox.take_token(
+        webhooks.per_store_per_minute,
+        webhooks.burst,
+        Instant::now(),
+    ) {
+        refuse(PushRejection::RateLimited);
+        tracing::info!(store = %id, "push refused (429): over daemon.webhooks.per_store_per_minute");
+        let seconds = wait.as_secs().max(1);
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, seconds.to_string())],
+            "too many pushes for this store\n",
+        )
+            .into_response();
+    }
+    let Some(body) = read_capped(body, cap).await else {
+        refuse(PushRejection::TooLarge);
+        tracing::info!(store = %id, limit = cap, "push refused (413): the body is over daemon.webhooks.max_body_bytes");
+        return too_large();
+    };
+    let request = PushRequest {
+        headers: headers
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body,
+    };
+    let verified = tokio::time::timeout(VERIFY_TIMEOUT, store.connector.verify_push(request)).await;
+    match verified {
+        Ok(Ok(PushHint::LookAt(orders))) => {
+            let count = orders.len();
+            let dropped = inbox.accept(orders, Timestamp::now());
+            endpoint.metrics.push_request(id, "accepted");
+            if dropped > 0 {
+                tracing::debug!(
+                    store = %id,
+                    dropped,
+                    "push accepted with more orders than one poll looks at; the extra ones are left to the listing"
+                );
+            }
+            tracing::info!(store = %id, orders = count, "push accepted: polling now");
+            (StatusCode::ACCEPTED, "accepted\n").into_response()
+        }
+        Ok(Ok(PushHint::Ignore(why))) => {
+            inbox.ignored(Timestamp::now());
+            endpoint.metrics.push_request(id, "ignored");
+            tracing::debug!(store = %id, "push verified, nothing to do: {why}");
+            (StatusCode::OK, "nothing to do\n").into_response()
+        }
+        Ok(Err(PluginError::Misconfigured(reason))) => {
+            refuse(PushRejection::BadCredentials);
+            tracing::warn!(store = %id, "push refused (401): {reason}");
+            (StatusCode::UNAUTHORIZED, "unauthorized\n").into_response()
+        }
+        Ok(Err(PluginError::Permanent(reason))) => {
+            refuse(PushRejection::NotUnderstood);
+            tracing::info!(store = %id, "push refused (400): {reason}");
+            (
+                StatusCode::BAD_REQUEST,
+                "not a delivery this store's connector understands\n",
+            )
+                .into_response()
+        }
+        Ok(Err(error)) => {
+            refuse(PushRejection::Unavailable);
+            tracing::warn!(store = %id, "push not verified (503): {error}");
+            unavailable()
+        }
+        Err(_) => {
+            refuse(PushRejection::Unavailable);
+            tracing::warn!(
+                store = %id,
+                "push not verified (503): the connector took more than {}s",
+                VERIFY_TIMEOUT.as_secs()
+            );
+            unavailable()
+        }
+    }
+}
+
+fn too_large() -> Response {
+    (
+        StatusCode::PAYLOAD_TOO_LARGE,
+        [(header::CONNECTION, "close")],
+        "body too large\n",
+    )
+        .into_response()
+}
+
+fn unavailable() -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        "cannot verify the push now; deliver it again later\n",
+    )
+        .into_response()
+}
+
+/// The body, if it is at most `cap` bytes. A longer one is never kept past
+/// the cap: the rest is read and discarded (up to [`DRAIN_LIMIT`] bytes and
+/// [`DRAIN_TIME`]) so the client reads its 413, then `None`.
+async fn read_capped(body: Body, cap: u64) -> Option<Vec<u8>> {
+    let mut stream = body.into_data_stream();
+    let mut kept: Vec<u8> = Vec::new();
+    let mut total: u64 = 0;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.ok()?;
+        total = total.saturating_add(chunk.len() as u64);
+        if total > cap {
+            drop(kept);
+            let drain = async {
+                while let Some(Ok(chunk)) = stream.next().await {
+                    total = total.saturating_add(chunk.len() as u64);
+                    if total > DRAIN_LIMIT {
+                        break;
+                    }
+                }
+            };
+            let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
+            return None;
+        }
+        kept.extend_from_slice(&chunk);
+    }
+    Some(kept)
+}
+
+/// A store id from a URL, fit for a log line: at most [`SHOWN_ID_CHARS`]
+/// characters, anything but letters, digits, `-`, `_` and `.` shown as `?`.
+fn shown_id(raw: &str) -> String {
+    let mut shown: String = raw
+        .chars()
+        .take(SHOWN_ID_CHARS)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    if raw.chars().count() > SHOWN_ID_CHARS {
+        shown.push('…');
+    }
+    shown
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_id_from_the_url_is_cut_and_cleaned_for_the_log() {
+        assert_eq!(shown_id("loja-1_a.b"), "loja-1_a.b");
+        assert_eq!(shown_id("a\nb\u{1b}[31m"), "a?b?[31m");
+        let long = "x".repeat(200);
+        let shown = shown_id(&long);
+        assert_eq!(shown.chars().count(), SHOWN_ID_CHARS + 1);
+        assert!(shown.ends_with('…'));
+    }
+
+    #[tokio::test]
+    async fn a_body_over_the_cap_is_refused_without_keeping_it() {
+        let small = Body::from(vec![1_u8; 100]);
+        assert_eq!(read_capped(small, 100).await.map(|b| b.len()), Some(100));
+        let big = Body::from(vec![1_u8; 101]);
+        assert_eq!(read_capped(big, 100).await, None);
+    }
+}
