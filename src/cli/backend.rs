@@ -196,7 +196,7 @@ impl Backend {
 /// daemon's user); anyone else — root included — only reuses what is there
 /// and compiles the rest in memory, rather than leave files the daemon could
 /// not replace.
-fn host_config(config: &Config) -> HostConfig {
+pub(super) fn host_config(config: &Config) -> HostConfig {
     let dir = &config.daemon.cache_dir;
     // /proc/self belongs to the process's effective user.
     let me = std::fs::metadata("/proc/self").map(|m| m.uid());

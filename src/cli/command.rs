@@ -9,6 +9,7 @@ use super::report::ReportArgs;
 use super::run::RunArgs;
 use super::status::StatusArgs;
 use super::validate::ValidateArgs;
+use super::webhooks::WebhooksArgs;
 
 /// arauto: order notifications for Brazilian online shops, as a systemd daemon.
 #[derive(Debug, Parser)]
@@ -36,4 +37,6 @@ pub enum Command {
     Queue(QueueArgs),
     /// The plugins the configuration loads, and any plugin file's contract.
     Plugins(PluginsArgs),
+    /// Subscribe a store's platform to push order changes to this daemon (or undo it).
+    Webhooks(WebhooksArgs),
 }

@@ -1,5 +1,5 @@
 //! The `arauto` command line (clap): `run`, `validate`, `status`, `check`,
-//! `report`, `queue …`, `plugins list|inspect`.
+//! `report`, `queue …`, `plugins list|inspect`, `webhooks register|unregister`.
 //!
 //! Exit statuses: 0 success, 1 failure (for `check`: a red line), 2 usage
 //! error (clap, or a store/channel that does not exist), 3 the daemon is not
@@ -22,6 +22,7 @@ mod run;
 mod status;
 mod style;
 mod validate;
+mod webhooks;
 
 pub use backend::ConnectArgs;
 pub use check::CheckArgs;
@@ -37,6 +38,7 @@ pub use report::ReportArgs;
 pub use run::RunArgs;
 pub use status::StatusArgs;
 pub use validate::ValidateArgs;
+pub use webhooks::{SubscriptionArgs, WebhooksArgs, WebhooksCommand};
 
 use std::process::ExitCode;
 
@@ -56,6 +58,7 @@ pub fn main() -> ExitCode {
         Command::Report(args) => report::run(args),
         Command::Queue(args) => queue::run(args),
         Command::Plugins(args) => plugins::run(args),
+        Command::Webhooks(args) => webhooks::run(args),
     };
     exit.into()
 }
