@@ -329,6 +329,62 @@ impl<'a> Api<'a> {
         Ok(doc.is_object().then_some(doc))
     }
 
+    /// `PUT` (subscribe) or `DELETE` (unsubscribe) `{origin}/webhooks/v1/pedido`
+    /// with `{"notifyUrl", "token"}` and the store's usual credentials.
+    pub fn subscription(
+        &self,
+        subscribe: bool,
+        notify_url: &str,
+        token: &str,
+    ) -> Result<(), PluginError> {
+        let url = format!(
+            "{}{}",
+            crate::push::origin(&self.settings.base_url),
+            crate::push::WEBHOOK_PATH
+        );
+        let (builder, method, what) = if subscribe {
+            (http::put(&url), "PUT", "registering the order webhook")
+        } else {
+            (http::delete(&url), "DELETE", "removing the order webhook")
+        };
+        let body = serde_json::json!({ "notifyUrl": notify_url, "token": token });
+        let response = builder
+            .header("authorization", &self.settings.auth.header_value())
+            .header("accept", "application/json")
+            .header(
+                "user-agent",
+                concat!("arauto-loja-integrada/", env!("CARGO_PKG_VERSION")),
+            )
+            .timeout_ms(self.settings.timeout_ms)
+            .json(&body)?
+            .send_raw()
+            .map_err(|e| self.with_context(http::transport_error(&url, e), what))?;
+        if response.is_success() {
+            return Ok(());
+        }
+        let status = response.status;
+        let target = redact_url(&response.url);
+        // The excerpt is scrubbed of the credentials; the token is scrubbed too.
+        let body = self.excerpt(&response).replace(token, "<redacted>");
+        Err(match status {
+            401 | 403 => {
+                let auth = &self.settings.auth;
+                misconfigured(format!(
+                    "Loja Integrada rejected the credentials with HTTP {status} while {what} \
+                     ({method} {target}). Auth mode: {}; {}. Response: {body}",
+                    auth.describe(),
+                    auth.rejection_hint()
+                ))
+            }
+            408 | 429 | 500..=599 => retryable(format!(
+                "Loja Integrada answered HTTP {status} while {what} ({method} {target}): {body}"
+            )),
+            _ => permanent(format!(
+                "Loja Integrada answered HTTP {status} while {what} ({method} {target}): {body}"
+            )),
+        })
+    }
+
     /// One cheap authenticated call: the first row of the status catalogue.
     pub fn check(&self) -> Result<(), PluginError> {
         let what = "checking the credentials";

@@ -1,14 +1,14 @@
 //! LI's order statuses and how arauto recognises them by default (see
 //! docs/platforms/loja-integrada.md §Statuses and §Default recognition).
 
-use arauto_plugin_sdk::connector::{Capabilities, Capability, StatusEntry};
+use arauto_plugin_sdk::connector::{Capabilities, Capability, NotificationKind, StatusEntry};
 
 /// One LI status: `(id, codigo, nome, notification, happy-path priority, terminal)`.
 struct Row {
     id: u64,
     code: &'static str,
     name: &'static str,
-    notification: Option<&'static str>,
+    notification: Option<NotificationKind>,
     priority: u8,
     terminal: bool,
 }
@@ -17,7 +17,7 @@ const fn row(
     id: u64,
     code: &'static str,
     name: &'static str,
-    notification: Option<&'static str>,
+    notification: Option<NotificationKind>,
     priority: u8,
     terminal: bool,
 ) -> Row {
@@ -43,7 +43,7 @@ const STATUSES: [Row; 16] = [
         2,
         "aguardando_pagamento",
         "Aguardando pagamento",
-        Some("waiting-payment"),
+        Some(NotificationKind::WaitingPayment),
         1,
         false,
     ),
@@ -51,7 +51,7 @@ const STATUSES: [Row; 16] = [
         3,
         "pagamento_em_analise",
         "Pagamento em análise",
-        Some("waiting-payment"),
+        Some(NotificationKind::WaitingPayment),
         1,
         false,
     ),
@@ -59,7 +59,7 @@ const STATUSES: [Row; 16] = [
         4,
         "pedido_pago",
         "Pedido Pago",
-        Some("order-paid"),
+        Some(NotificationKind::OrderPaid),
         2,
         false,
     ),
@@ -67,7 +67,7 @@ const STATUSES: [Row; 16] = [
         17,
         "em_producao",
         "Em produção",
-        Some("order-processing"),
+        Some(NotificationKind::OrderProcessing),
         3,
         false,
     ),
@@ -75,7 +75,7 @@ const STATUSES: [Row; 16] = [
         15,
         "pedido_em_separacao",
         "Pedido em separação",
-        Some("order-processing"),
+        Some(NotificationKind::OrderProcessing),
         3,
         false,
     ),
@@ -83,7 +83,7 @@ const STATUSES: [Row; 16] = [
         1018,
         "faturado",
         "Faturado",
-        Some("order-processing"),
+        Some(NotificationKind::OrderProcessing),
         3,
         false,
     ),
@@ -91,7 +91,7 @@ const STATUSES: [Row; 16] = [
         11,
         "pedido_enviado",
         "Pedido Enviado",
-        Some("order-shipped"),
+        Some(NotificationKind::OrderShipped),
         4,
         false,
     ),
@@ -99,7 +99,7 @@ const STATUSES: [Row; 16] = [
         13,
         "pronto_para_retirada",
         "Pedido pronto para retirada",
-        Some("ready-for-pickup"),
+        Some(NotificationKind::ReadyForPickup),
         4,
         false,
     ),
@@ -107,7 +107,7 @@ const STATUSES: [Row; 16] = [
         14,
         "pedido_entregue",
         "Pedido Entregue",
-        Some("order-delivered"),
+        Some(NotificationKind::OrderDelivered),
         5,
         false,
     ),
@@ -115,7 +115,7 @@ const STATUSES: [Row; 16] = [
         8,
         "pedido_cancelado",
         "Pedido Cancelado",
-        Some("order-canceled"),
+        Some(NotificationKind::OrderCanceled),
         0,
         true,
     ),
@@ -123,7 +123,7 @@ const STATUSES: [Row; 16] = [
         7,
         "pagamento_devolvido",
         "Pagamento devolvido",
-        Some("order-refunded"),
+        Some(NotificationKind::OrderRefunded),
         0,
         true,
     ),
@@ -131,7 +131,7 @@ const STATUSES: [Row; 16] = [
         1020,
         "pagamento_devolvido_sem_retorno",
         "Pagamento devolvido sem retorno",
-        Some("order-refunded"),
+        Some(NotificationKind::OrderRefunded),
         0,
         true,
     ),
@@ -168,7 +168,7 @@ pub fn statuses() -> Vec<StatusEntry> {
         .map(|r| StatusEntry {
             code: r.code.to_owned(),
             name: r.name.to_owned(),
-            notification: r.notification.map(str::to_owned),
+            notification: r.notification,
             happy_path_priority: r.priority,
             terminal: r.terminal,
         })
@@ -236,23 +236,24 @@ mod tests {
     }
 
     #[test]
-    fn terminal_statuses_are_off_path_and_notifying_ones_use_the_vocabulary() {
-        const VOCABULARY: [&str; 8] = [
-            "waiting-payment",
-            "order-paid",
-            "order-processing",
-            "order-shipped",
-            "ready-for-pickup",
-            "order-delivered",
-            "order-canceled",
-            "order-refunded",
-        ];
+    fn terminal_statuses_are_off_path_and_notifying_ones_are_status_kinds() {
         for r in &STATUSES {
             if r.terminal {
                 assert_eq!(r.priority, 0, "{}", r.code);
             }
             if let Some(n) = r.notification {
-                assert!(VOCABULARY.contains(&n), "{n}");
+                // Reminders, carts and tracking updates are not status steps.
+                assert!(
+                    !matches!(
+                        n,
+                        NotificationKind::TrackingUpdated
+                            | NotificationKind::BoletoReminder
+                            | NotificationKind::PixReminder
+                            | NotificationKind::AbandonedCart
+                    ),
+                    "{}",
+                    r.code
+                );
             } else {
                 assert_eq!(
                     r.priority, 0,

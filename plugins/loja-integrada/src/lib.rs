@@ -1,7 +1,7 @@
 //! # Loja Integrada connector for arauto
 //!
 //! Polls a Loja Integrada store's orders through the REST API v1 and returns
-//! them as normalised `order-snapshot`s (WIT `arauto:plugin@0.1.0`, world
+//! them as normalised `order-snapshot`s (WIT `arauto:plugin@0.2.0`, world
 //! `connector`).
 //!
 //! * **Auth** — `api_key` + `application_key` (`Authorization: chave_api <key>
@@ -31,6 +31,11 @@
 //!
 //! The LI facts the connector relies on (time base, paging, rate limits,
 //! amounts, status codes) are collected in `docs/platforms/loja-integrada.md`.
+//! * **Pushes** — `verify-push` checks `Authorization: Bearer <webhook_token>`
+//!   in constant time and names the delivery's `numero` (ignoring
+//!   `situacao_alterada: false`); `register-push`/`unregister-push` call
+//!   `PUT`/`DELETE /webhooks/v1/pedido` on the API host; `poll` reads the
+//!   orders in `look-at` by `numero` first (`src/push.rs`, `src/poll.rs`).
 //! * **info** — the 16 LI status codes with their default notifications and
 //!   happy-path priorities; tracking codes supported; boleto/PIX reminders and
 //!   abandoned carts not (LI's API does not expose the data).
@@ -43,6 +48,7 @@ mod fuzz;
 mod mapping;
 mod money;
 mod poll;
+mod push;
 mod settings;
 mod time;
 
@@ -57,7 +63,6 @@ impl Connector for LojaIntegrada {
             plugin: PluginInfo {
                 name: "loja-integrada".into(),
                 version: env!("CARGO_PKG_VERSION").into(),
-                kind: PluginKind::Connector,
                 description: "Loja Integrada: polls orders (status changes, tracking codes) through the REST API v1".into(),
                 config_keys: settings::config_keys(),
                 default_hosts: vec![settings::DEFAULT_BASE_URL.into()],
@@ -65,6 +70,13 @@ impl Connector for LojaIntegrada {
             platform: "loja-integrada".into(),
             statuses: catalogue::statuses(),
             capabilities: catalogue::capabilities(),
+            // LI allows 100 requests a minute per store; 90 leaves room for
+            // the shop's other integrations (docs/platforms/loja-integrada.md).
+            requests_per_minute: Some(90),
+            push: PushSupport {
+                verify: true,
+                register: true,
+            },
         }
     }
 
@@ -76,6 +88,35 @@ impl Connector for LojaIntegrada {
     fn poll(req: PollRequest) -> Result<PollPage, PluginError> {
         poll::poll(req)
     }
+
+    fn verify_push(req: PushRequest) -> Result<PushHint, PluginError> {
+        let token = push::configured_token();
+        match push::verify(&req.headers, &req.body, token.as_deref())? {
+            push::Verdict::LookAt(numero) => Ok(PushHint::LookAt(vec![numero])),
+            push::Verdict::Ignore(why) => Ok(PushHint::Ignore(why)),
+        }
+    }
+
+    fn register_push(notify_url: String) -> Result<(), PluginError> {
+        subscription(true, &notify_url)
+    }
+
+    fn unregister_push(notify_url: String) -> Result<(), PluginError> {
+        subscription(false, &notify_url)
+    }
+}
+
+/// `PUT` (subscribe) or `DELETE` (unsubscribe) the store's order webhook.
+fn subscription(subscribe: bool, notify_url: &str) -> Result<(), PluginError> {
+    let settings = settings::Settings::load()?;
+    let token = push::configured_token().ok_or_else(|| {
+        misconfigured(format!(
+            "setting `{}` is not set: it is the secret Loja Integrada sends back with every \
+             push, so set it (a long random string) before registering the webhook",
+            push::TOKEN_KEY
+        ))
+    })?;
+    api::Api::new(&settings).subscription(subscribe, notify_url, &token)
 }
 
 arauto_plugin_sdk::export_connector!(LojaIntegrada);

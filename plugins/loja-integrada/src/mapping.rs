@@ -9,8 +9,8 @@
 //! absent, so no customer is told "R$ 0,00" for an amount nobody could read.
 
 use arauto_plugin_sdk::connector::{
-    Customer, Item, Money, OrderSnapshot, OrderStatus, Payment, QUANTITY_UNKNOWN, Shipment,
-    money_or_unknown,
+    Customer, Item, Money, OrderSnapshot, OrderStatus, Payment, PaymentFamily, QUANTITY_UNKNOWN,
+    Shipment, money_or_unknown,
 };
 use jiff::civil::DateTime;
 use serde_json::{Map, Value, json};
@@ -175,32 +175,34 @@ fn customer(cliente: Option<&Value>, address: Option<&Value>) -> Customer {
         name,
         phones,
         email: get("email"),
+        // LI holds no chat-app id for its buyers.
+        chat_id: None,
     }
 }
 
 /// The normalised payment family from `forma_pagamento.codigo` and `pagamento_tipo`.
-pub fn payment_family(code: &str, kind: Option<&str>, brand: Option<&str>) -> &'static str {
+pub fn payment_family(code: &str, kind: Option<&str>, brand: Option<&str>) -> PaymentFamily {
     let kind = kind.map(str::to_ascii_lowercase);
     match kind.as_deref() {
-        Some("creditcard" | "credit_card" | "cartao_credito") => return "credit-card",
-        Some("bankinvoice" | "boleto") => return "boleto",
-        Some("instantpayment" | "pix") => return "pix",
+        Some("creditcard" | "credit_card" | "cartao_credito") => return PaymentFamily::CreditCard,
+        Some("bankinvoice" | "boleto") => return PaymentFamily::Boleto,
+        Some("instantpayment" | "pix") => return PaymentFamily::Pix,
         _ => {}
     }
     let code = code.to_ascii_lowercase();
     if code.contains("pix") {
-        "pix"
+        PaymentFamily::Pix
     } else if code.contains("boleto") || code == "paghiper" {
         // PagHiper's original product is the boleto; its PIX charges say so in pagamento_tipo.
-        "boleto"
+        PaymentFamily::Boleto
     } else if code.contains("deposito") {
-        "deposit"
+        PaymentFamily::Deposit
     } else if code == "pagamentoexterno" {
-        "external"
+        PaymentFamily::External
     } else if brand.is_some() {
-        "credit-card"
+        PaymentFamily::CreditCard
     } else {
-        "other"
+        PaymentFamily::Other
     }
 }
 
@@ -221,7 +223,7 @@ fn payment(pagamentos: Option<&Value>) -> Option<Payment> {
         .and_then(|n| u32::try_from(n).ok())
         .filter(|n| *n > 0);
     Some(Payment {
-        family: payment_family(&code, kind.as_deref(), brand.as_deref()).to_owned(),
+        family: payment_family(&code, kind.as_deref(), brand.as_deref()),
         code,
         name,
         installments,
@@ -442,6 +444,7 @@ pub fn summary(row: &Value, key: &ChangeKey) -> (OrderSnapshot, Warnings) {
             first_name: String::new(),
             phones: Vec::new(),
             email: None,
+            chat_id: None,
         },
         false,
         None,
@@ -529,30 +532,45 @@ mod tests {
     fn payment_families() {
         assert_eq!(
             payment_family("pagali-pix", Some("instantPayment"), None),
-            "pix"
+            PaymentFamily::Pix
         );
-        assert_eq!(payment_family("pagali-pix", None, None), "pix");
-        assert_eq!(payment_family("paghiper", None, None), "boleto");
+        assert_eq!(payment_family("pagali-pix", None, None), PaymentFamily::Pix);
+        assert_eq!(
+            payment_family("paghiper", None, None),
+            PaymentFamily::Boleto
+        );
         assert_eq!(
             payment_family("paghiper", Some("instantPayment"), None),
-            "pix"
+            PaymentFamily::Pix
         );
         assert_eq!(
             payment_family("wcboleto", Some("bankInvoice"), None),
-            "boleto"
+            PaymentFamily::Boleto
         );
-        assert_eq!(payment_family("pmboletov2", None, None), "boleto");
+        assert_eq!(
+            payment_family("pmboletov2", None, None),
+            PaymentFamily::Boleto
+        );
         assert_eq!(
             payment_family("pagsegurov2", Some("creditCard"), Some("Visa")),
-            "credit-card"
+            PaymentFamily::CreditCard
         );
         assert_eq!(
             payment_family("pagsegurov2", None, Some("Visa")),
-            "credit-card"
+            PaymentFamily::CreditCard
         );
-        assert_eq!(payment_family("mercadopagov1", None, None), "other");
-        assert_eq!(payment_family("deposito", None, None), "deposit");
-        assert_eq!(payment_family("PAGAMENTOEXTERNO", None, None), "external");
+        assert_eq!(
+            payment_family("mercadopagov1", None, None),
+            PaymentFamily::Other
+        );
+        assert_eq!(
+            payment_family("deposito", None, None),
+            PaymentFamily::Deposit
+        );
+        assert_eq!(
+            payment_family("PAGAMENTOEXTERNO", None, None),
+            PaymentFamily::External
+        );
     }
 
     #[test]
@@ -653,8 +671,8 @@ mod tests {
         assert_eq!(o.items[0].total.cents, i64::MIN);
         let payment = o.payment.unwrap();
         assert_eq!(
-            (payment.code.as_str(), payment.family.as_str()),
-            ("", "other")
+            (payment.code.as_str(), payment.family),
+            ("", PaymentFamily::Other)
         );
         assert_eq!(
             [o.total, o.shipping, o.subtotal, o.discount].map(|m| m.is_unknown()),

@@ -37,6 +37,15 @@
 //! the store — rejected credentials, rate limits, 5xx, timeouts — still fail
 //! the call as before: retrying another order would meet them too.
 //!
+//! # Orders a push named
+//!
+//! `look_at` (the orders verified pushes named, only on a sweep's first call)
+//! are each read in detail by `numero` and returned in this call, whatever
+//! the search listing shows yet: LI may index a change later than it pushes
+//! it. A 404 is skipped silently (the order is gone, or the push was for
+//! another store); the cursor logic is unchanged, and the search row of an
+//! order returned this way is skipped by its change key.
+//!
 //! # Rate limits in the middle of a page
 //!
 //! When LI answers 429 (or 503 with `Retry-After`) after some orders of the
@@ -152,6 +161,11 @@ pub fn poll(req: PollRequest) -> Result<PollPage, PluginError> {
         .collect();
     for numero in due {
         if let Err(e) = run.retry(numero) {
+            return run.interrupted(e);
+        }
+    }
+    for id in &req.look_at {
+        if let Err(e) = run.look_at(id) {
             return run.interrupted(e);
         }
     }
@@ -363,6 +377,55 @@ impl PageRun<'_> {
                 self.detailed(&key, &detail, raw)
             }
         }
+    }
+
+    /// Read an order a push named, by numero, and return it.
+    fn look_at(&mut self, id: &str) -> Result<(), PluginError> {
+        let Some(numero) = id.trim().parse::<u64>().ok().filter(|n| *n > 0) else {
+            log::log(
+                Level::Debug,
+                &format!("pushed order {id:?} is not a numero; left to the listing"),
+                &[],
+            );
+            return Ok(());
+        };
+        self.details += 1;
+        let detail = match self.api.order(numero) {
+            Ok(Some(detail)) => detail,
+            Ok(None) => {
+                log::log(
+                    Level::Debug,
+                    &format!("pushed order {numero} answered 404; skipped"),
+                    &[],
+                );
+                return Ok(());
+            }
+            Err(ReadError::Store(e)) => return Err(e),
+            Err(ReadError::Order(e)) => {
+                // The listing brings it back and the usual retries apply.
+                log::log(
+                    Level::Warn,
+                    &format!(
+                        "pushed order {numero} could not be read now: {}; the listing picks it up",
+                        message_of(&e)
+                    ),
+                    &[("order", &numero.to_string())],
+                );
+                return Ok(());
+            }
+        };
+        let Some(key) = mapping::change_key(&detail).filter(|k| k.numero == numero) else {
+            log::log(
+                Level::Warn,
+                &format!(
+                    "pushed order {numero}: its detail has no readable numero or \
+                     data_modificacao; left to the listing"
+                ),
+                &[("order", &numero.to_string())],
+            );
+            return Ok(());
+        };
+        self.detailed(&key, &detail, None)
     }
 
     /// Read an order that failed before, by numero.

@@ -103,6 +103,14 @@ pub fn config_keys() -> Vec<ConfigKey> {
             Some(DEFAULT_REQUEST_TIMEOUT),
         ),
         key(
+            crate::push::TOKEN_KEY,
+            "Secret that Loja Integrada sends back as `Authorization: Bearer <token>` with every \
+             order push; `arauto webhooks register` subscribes with it. Pushes are refused \
+             (401) while it is unset. A long random string.",
+            true,
+            None,
+        ),
+        key(
             "tracking_url_template",
             "Tracking link for codes that are not Correios objects, with {code} where the code \
              goes (e.g. \"https://www.jadlog.com.br/tracking?cte={code}\"). Correios codes \

@@ -4,7 +4,7 @@
 
 mod common;
 
-use arauto_plugin_sdk::connector::{Connector, PluginError, PluginKind};
+use arauto_plugin_sdk::connector::{Connector, NotificationKind, PluginError};
 use arauto_sim::li::{Fault, Order, Route};
 use common::*;
 use loja_integrada::LojaIntegrada;
@@ -221,7 +221,12 @@ fn info_lists_the_16_statuses_with_default_recognition() {
     let info = LojaIntegrada::info();
     assert_eq!(info.platform, "loja-integrada");
     assert_eq!(info.plugin.name, "loja-integrada");
-    assert_eq!(info.plugin.kind, PluginKind::Connector);
+    assert_eq!(
+        info.requests_per_minute,
+        Some(90),
+        "LI's 100/min, with a margin"
+    );
+    assert!(info.push.verify && info.push.register);
     assert_eq!(
         info.plugin.default_hosts,
         vec!["https://api.awsli.com.br".to_owned()]
@@ -233,7 +238,11 @@ fn info_lists_the_16_statuses_with_default_recognition() {
             .iter()
             .find(|s| s.code == code)
             .unwrap_or_else(|| panic!("{code} missing"));
-        (s.notification.as_deref(), s.happy_path_priority, s.terminal)
+        (
+            s.notification.map(kind_name),
+            s.happy_path_priority,
+            s.terminal,
+        )
     };
     assert_eq!(entry("pedido_efetuado"), (None, 0, false));
     assert_eq!(
@@ -319,4 +328,22 @@ fn info_declares_capabilities_with_reasons_and_every_setting() {
             .iter()
             .all(|k| !k.description.is_empty())
     );
+}
+
+/// The kebab-case name of a notification kind, as the configuration spells it.
+fn kind_name(kind: NotificationKind) -> &'static str {
+    match kind {
+        NotificationKind::WaitingPayment => "waiting-payment",
+        NotificationKind::OrderPaid => "order-paid",
+        NotificationKind::OrderProcessing => "order-processing",
+        NotificationKind::OrderShipped => "order-shipped",
+        NotificationKind::ReadyForPickup => "ready-for-pickup",
+        NotificationKind::OrderDelivered => "order-delivered",
+        NotificationKind::OrderCanceled => "order-canceled",
+        NotificationKind::OrderRefunded => "order-refunded",
+        NotificationKind::TrackingUpdated => "tracking-updated",
+        NotificationKind::BoletoReminder => "boleto-reminder",
+        NotificationKind::PixReminder => "pix-reminder",
+        NotificationKind::AbandonedCart => "abandoned-cart",
+    }
 }

@@ -5,7 +5,7 @@
 
 mod common;
 
-use arauto_plugin_sdk::connector::OrderSnapshot;
+use arauto_plugin_sdk::connector::{OrderSnapshot, PaymentFamily};
 use arauto_sim::li::{
     ClienteForm, Customer, Endpoint, Item, MoneyFormat, Order, Payment, Shipment,
 };
@@ -73,10 +73,15 @@ fn a_shipped_order_maps_every_field() {
         (
             payment.code.as_str(),
             payment.name.as_str(),
-            payment.family.as_str(),
+            payment.family,
             payment.installments
         ),
-        ("pagsegurov2", "PagSeguro V2", "credit-card", Some(2))
+        (
+            "pagsegurov2",
+            "PagSeguro V2",
+            PaymentFamily::CreditCard,
+            Some(2)
+        )
     );
     assert_eq!(o.shipments.len(), 1);
     let s = &o.shipments[0];
@@ -146,12 +151,8 @@ fn a_pix_order_awaiting_payment_maps_family_and_waiting_status() {
     assert_eq!(o.status.code, "aguardando_pagamento");
     let payment = o.payment.unwrap();
     assert_eq!(
-        (
-            payment.code.as_str(),
-            payment.family.as_str(),
-            payment.installments
-        ),
-        ("pagali-pix", "pix", None)
+        (payment.code.as_str(), payment.family, payment.installments),
+        ("pagali-pix", PaymentFamily::Pix, None)
     );
     assert_eq!(o.shipments[0].tracking_code, None);
     assert_eq!(o.shipments[0].tracking_url, None);
@@ -173,10 +174,19 @@ fn payment_families_of_boleto_deposit_and_marketplace_orders() {
     install(&fake, &[]);
     let orders = sweep(None, None).orders;
     let find = |n: u64| orders.iter().find(|o| o.id == n.to_string()).unwrap();
-    assert_eq!(find(boleto).payment.as_ref().unwrap().family, "boleto");
+    assert_eq!(
+        find(boleto).payment.as_ref().unwrap().family,
+        PaymentFamily::Boleto
+    );
     assert!(find(boleto).boleto.is_none(), "no barcode in LI's API");
-    assert_eq!(find(deposit).payment.as_ref().unwrap().family, "deposit");
-    assert_eq!(find(hub).payment.as_ref().unwrap().family, "external");
+    assert_eq!(
+        find(deposit).payment.as_ref().unwrap().family,
+        PaymentFamily::Deposit
+    );
+    assert_eq!(
+        find(hub).payment.as_ref().unwrap().family,
+        PaymentFamily::External
+    );
     assert_eq!(extras(find(hub))["marketplace"], true);
 }
 

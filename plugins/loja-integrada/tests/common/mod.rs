@@ -105,9 +105,19 @@ pub fn field<'a>(fields: &'a [(String, String)], key: &str) -> Option<&'a str> {
 }
 
 pub fn poll(cursor: Option<&str>, cutoff: Option<&str>) -> Result<PollPage, PluginError> {
+    poll_looking_at(cursor, cutoff, &[])
+}
+
+/// [`poll`] with the orders a verified push named (`look_at`).
+pub fn poll_looking_at(
+    cursor: Option<&str>,
+    cutoff: Option<&str>,
+    look_at: &[&str],
+) -> Result<PollPage, PluginError> {
     LojaIntegrada::poll(PollRequest {
         cursor: cursor.map(str::to_owned),
         detail_cutoff: cutoff.map(str::to_owned),
+        look_at: look_at.iter().map(|id| (*id).to_owned()).collect(),
     })
 }
 
