@@ -31,14 +31,11 @@ mod http;
 mod http_call;
 mod inspect;
 mod limits;
+mod output;
 mod redact;
 mod sandbox;
 mod types;
 mod v0_1;
-#[allow(
-    dead_code,
-    reason = "bound here first; the host dispatches to it once the 0.2 conversions land"
-)]
 mod v0_2;
 
 /// Re-exported so plugin callers match on [`PluginError::class`] without
