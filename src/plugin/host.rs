@@ -797,6 +797,7 @@ impl Plugin {
             self.api_version(),
             self.info().clone(),
             self.connector_info().cloned(),
+            self.sender_info().cloned(),
         )
     }
 }

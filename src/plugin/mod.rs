@@ -48,7 +48,7 @@ pub use host::{
     ConnectorInstance, DEFAULT_MAX_CONCURRENT_CALLS, HostConfig, HostError, Plugin, PluginHost,
     SenderInstance, inspect,
 };
-pub use inspect::{ConnectorDetails, InspectReport};
+pub use inspect::{ConnectorDetails, InspectReport, SenderDetails};
 pub use types::{
     ConnectorNotice, DEFAULT_CALL_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MEMORY_LIMIT,
     InstanceConfig, MAX_LOOK_AT, MAX_NOTICES_PER_CALL, MessageMeta, NoticeError, OutgoingMessage,
