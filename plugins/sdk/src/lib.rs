@@ -2,7 +2,7 @@
 //!
 //! Write arauto platform connectors and channel senders as WebAssembly
 //! components. The SDK version is the version of the WIT contract it binds
-//! (`arauto:plugin@0.1.0`, in `plugins/wit/since_v0.1.0/` of the arauto
+//! (`arauto:plugin@0.2.0`, in `plugins/wit/since_v0.2.0/` of the arauto
 //! repository). How the daemon loads, sandboxes and calls plugins is in the
 //! repository's `README.md` ("Plugins") and `docs/ARCHITECTURE.md`; this
 //! crate's own `README.md` walks through writing one.
@@ -25,26 +25,34 @@
 //! struct Echo;
 //!
 //! impl Sender for Echo {
-//!     fn info() -> PluginInfo {
-//!         PluginInfo {
-//!             name: "echo".into(),
-//!             version: env!("CARGO_PKG_VERSION").into(),
-//!             kind: PluginKind::Sender,
-//!             description: "Posts the text to an HTTP endpoint".into(),
-//!             config_keys: vec![config_key("url", "Where to POST", true, false)],
-//!             default_hosts: vec![],
+//!     fn info() -> SenderInfo {
+//!         SenderInfo {
+//!             plugin: PluginInfo {
+//!                 name: "echo".into(),
+//!                 version: env!("CARGO_PKG_VERSION").into(),
+//!                 description: "Posts the text to an HTTP endpoint".into(),
+//!                 config_keys: vec![config_key("url", "Where to POST", true, false)],
+//!                 default_hosts: vec![],
+//!             },
+//!             // The destination is in the settings, not in the order.
+//!             recipient: RecipientNeed::None,
+//!             default_min_interval_ms: 0,
+//!             default_daily_cap: None,
+//!             idempotent: false,
 //!         }
 //!     }
 //!     fn check() -> Result<(), PluginError> {
-//!         let url = settings::require("url")?;
+//!         let url = settings::base_url("url", "")?;
 //!         http::get(&url).send()?.ok_or_error()?;
 //!         Ok(())
 //!     }
 //!     fn send(msg: Message) -> Result<Receipt, PluginError> {
-//!         let url = settings::require("url")?;
+//!         let url = settings::base_url("url", "")?;
 //!         let resp = http::post(&url).json(&serde_json::json!({"text": msg.text}))?.send()?;
-//!         resp.ok_or_error()?;
-//!         Ok(Receipt { provider_message_id: None, recipient_id: None })
+//!         // After a 2xx, a JSON body of any shape counts as sent.
+//!         let body: serde_json::Value = resp.ok_or_error()?.accepted()?;
+//!         let id = body.get("id").and_then(|v| v.as_str()).map(str::to_owned);
+//!         Ok(Receipt { provider_message_id: id, recipient_id: None })
 //!     }
 //! }
 //!
@@ -78,62 +86,20 @@
 #[cfg(not(any(feature = "connector", feature = "sender")))]
 compile_error!("enable one world feature of arauto-plugin-sdk: \"connector\" or \"sender\"");
 
-/// Bindings and helpers for the `connector` world (platform connectors).
+// The generated bindings name this crate by its package name.
+extern crate self as arauto_plugin_sdk;
+
+pub mod imports;
+pub mod support;
+
 #[cfg(feature = "connector")]
-pub mod connector {
-    wit_bindgen::generate!({
-        world: "connector",
-        path: "../wit/since_v0.1.0",
-        default_bindings_module: "arauto_plugin_sdk::connector",
-        pub_export_macro: true,
-        export_macro_name: "__export_connector_world",
-    });
+pub mod connector;
 
-    /// The trait a connector implements (the WIT world's exports).
-    pub use self::exports::arauto::plugin::connector_api::Guest as Connector;
-    pub use self::exports::arauto::plugin::connector_api::*;
-
-    include!("world_support.rs");
-    include!("connector_support.rs");
-
-    /// Everything a connector usually needs, in one import.
-    pub mod prelude {
-        pub use super::exports::arauto::plugin::connector_api::*;
-        pub use super::{
-            Connector, MONEY_UNKNOWN_CENTS, PluginError, PluginInfo, PluginKind, QUANTITY_UNKNOWN,
-            RetryableError, clock, config_key, high_water, http, log, misconfigured,
-            money_or_unknown, money_unknown, notice, permanent, retry_after, retryable, settings,
-        };
-    }
-}
-
-/// Bindings and helpers for the `sender` world (channel senders).
 #[cfg(feature = "sender")]
-pub mod sender {
-    wit_bindgen::generate!({
-        world: "sender",
-        path: "../wit/since_v0.1.0",
-        default_bindings_module: "arauto_plugin_sdk::sender",
-        pub_export_macro: true,
-        export_macro_name: "__export_sender_world",
-    });
+pub mod sender;
 
-    /// The trait a sender implements (the WIT world's exports).
-    pub use self::exports::arauto::plugin::sender_api::Guest as Sender;
-    pub use self::exports::arauto::plugin::sender_api::*;
-
-    include!("world_support.rs");
-    include!("sender_support.rs");
-
-    /// Everything a sender usually needs, in one import.
-    pub mod prelude {
-        pub use super::exports::arauto::plugin::sender_api::*;
-        pub use super::{
-            PluginError, PluginInfo, PluginKind, RetryableError, Sender, clock, config_key, http,
-            log, misconfigured, permanent, recipient_e164, retry_after, retryable, settings,
-        };
-    }
-}
+#[cfg(feature = "sender")]
+pub mod event;
 
 /// Export a type implementing [`connector::Connector`] as this component's connector.
 ///
@@ -146,7 +112,9 @@ macro_rules! export_connector {
         const _: () = {
             #[doc(hidden)]
             pub struct __ArautoConnector;
-            impl $crate::connector::Connector for __ArautoConnector {
+            impl $crate::connector::exports::arauto::plugin::connector_api::Guest
+                for __ArautoConnector
+            {
                 fn info() -> $crate::connector::ConnectorInfo {
                     $crate::connector::install_panic_hook();
                     <$ty as $crate::connector::Connector>::info()
@@ -163,6 +131,27 @@ macro_rules! export_connector {
                 > {
                     $crate::connector::install_panic_hook();
                     <$ty as $crate::connector::Connector>::poll(req)
+                }
+                fn verify_push(
+                    req: $crate::connector::PushRequest,
+                ) -> ::core::result::Result<
+                    $crate::connector::PushHint,
+                    $crate::connector::PluginError,
+                > {
+                    $crate::connector::install_panic_hook();
+                    <$ty as $crate::connector::Connector>::verify_push(req)
+                }
+                fn register_push(
+                    notify_url: ::std::string::String,
+                ) -> ::core::result::Result<(), $crate::connector::PluginError> {
+                    $crate::connector::install_panic_hook();
+                    <$ty as $crate::connector::Connector>::register_push(notify_url)
+                }
+                fn unregister_push(
+                    notify_url: ::std::string::String,
+                ) -> ::core::result::Result<(), $crate::connector::PluginError> {
+                    $crate::connector::install_panic_hook();
+                    <$ty as $crate::connector::Connector>::unregister_push(notify_url)
                 }
             }
             // Component exports only exist on wasm32; natively (unit tests with
@@ -184,8 +173,8 @@ macro_rules! export_sender {
         const _: () = {
             #[doc(hidden)]
             pub struct __ArautoSender;
-            impl $crate::sender::Sender for __ArautoSender {
-                fn info() -> $crate::sender::PluginInfo {
+            impl $crate::sender::exports::arauto::plugin::sender_api::Guest for __ArautoSender {
+                fn info() -> $crate::sender::SenderInfo {
                     $crate::sender::install_panic_hook();
                     <$ty as $crate::sender::Sender>::info()
                 }

@@ -8,14 +8,19 @@ use arauto_plugin_sdk::sender::prelude::*;
 struct Echo;
 
 impl Sender for Echo {
-    fn info() -> PluginInfo {
-        PluginInfo {
-            name: "echo-sender".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            kind: PluginKind::Sender,
-            description: "Test plugin: POSTs the text to settings.url".into(),
-            config_keys: vec![config_key("url", "Where to POST", true, false)],
-            default_hosts: vec![],
+    fn info() -> SenderInfo {
+        SenderInfo {
+            plugin: PluginInfo {
+                name: "echo-sender".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+                description: "Test plugin: POSTs the text to settings.url".into(),
+                config_keys: vec![config_key("url", "Where to POST", true, false)],
+                default_hosts: vec![],
+            },
+            recipient: RecipientNeed::CustomerPhone,
+            default_min_interval_ms: 1_000,
+            default_daily_cap: None,
+            idempotent: false,
         }
     }
 
@@ -44,27 +49,10 @@ mod tests {
     use arauto_plugin_sdk::sender::testing;
 
     fn message() -> Message {
-        Message {
-            idempotency_key: "job-1".into(),
-            attempt: 1,
-            recipient: Recipient {
-                phone: None,
-                email: None,
-                name: None,
-                first_name: None,
-            },
-            text: "olá".into(),
-            template: None,
-            meta: MessageMeta {
-                store: "s".into(),
-                order_id: "1".into(),
-                order_number: "1".into(),
-                notification: "order-paid".into(),
-                job_id: "job-1".into(),
-                channel: "c".into(),
-            },
-            event_json: "{}".into(),
-        }
+        let mut msg = arauto_plugin_sdk::sender::fixtures::message();
+        msg.idempotency_key = "job-1".into();
+        msg.text = "olá".into();
+        msg
     }
 
     #[test]

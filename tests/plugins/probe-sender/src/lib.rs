@@ -10,9 +10,9 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use arauto_plugin_sdk::imports::arauto::plugin::http as raw_http;
+use arauto_plugin_sdk::imports::arauto::plugin::log as raw_log;
 use arauto_plugin_sdk::sender::ConfigKey;
-use arauto_plugin_sdk::sender::arauto::plugin::http as raw_http;
-use arauto_plugin_sdk::sender::arauto::plugin::log as raw_log;
 use arauto_plugin_sdk::sender::prelude::*;
 
 struct Probe;
@@ -26,17 +26,16 @@ fn key(name: &str, description: &str, secret: bool) -> ConfigKey {
 }
 
 impl Sender for Probe {
-    fn info() -> PluginInfo {
+    fn info() -> SenderInfo {
         let mut greeting = key(
             "greeting",
             "Text prefixed to receipts in `receipt` mode",
             false,
         );
         greeting.default_value = Some("olá".into());
-        PluginInfo {
+        let plugin = PluginInfo {
             name: "probe-sender".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            kind: PluginKind::Sender,
             description: "Test plugin: misbehaves on request".into(),
             config_keys: vec![
                 key(
@@ -71,6 +70,13 @@ impl Sender for Probe {
                 greeting,
             ],
             default_hosts: vec!["https://api.probe.example".into()],
+        };
+        SenderInfo {
+            plugin,
+            recipient: RecipientNeed::CustomerPhone,
+            default_min_interval_ms: 1_000,
+            default_daily_cap: None,
+            idempotent: false,
         }
     }
 

@@ -6,6 +6,14 @@
 //! (`huge-cursor` | `huge-name` | `huge-id`) to return a cursor (from the
 //! second page on), the first order's customer name or its id of `size`
 //! bytes (default 50 MB).
+//!
+//! Pushes (contract 0.2): `verify-push` accepts a delivery whose
+//! `authorization` header is `Bearer <settings.webhook_token>` (misconfigured
+//! otherwise) and whose body is `{"orders": ["<id>", …]}` (→ look at them) or
+//! `{"ignore": "<why>"}` (→ ignore); anything else is permanent. `poll` adds
+//! each looked-at order (ids `10000 + n`) to its first page, fully read, and
+//! logs `looked at <ids>`. `register-push` / `unregister-push` send
+//! `PUT` / `DELETE` `{"notifyUrl", "token"}` to `settings.push_admin_url`.
 
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 
@@ -16,14 +24,14 @@ struct Sample;
 fn status(
     code: &str,
     name: &str,
-    notification: Option<&str>,
+    notification: Option<NotificationKind>,
     priority: u8,
     terminal: bool,
 ) -> StatusEntry {
     StatusEntry {
         code: code.into(),
         name: name.into(),
-        notification: notification.map(Into::into),
+        notification,
         happy_path_priority: priority,
         terminal,
     }
@@ -49,7 +57,6 @@ impl Connector for Sample {
             plugin: PluginInfo {
                 name: "sample-connector".into(),
                 version: env!("CARGO_PKG_VERSION").into(),
-                kind: PluginKind::Connector,
                 description: "Test plugin: serves generated order pages".into(),
                 config_keys: vec![
                     config_key("api_key", "Platform API key", true, true),
@@ -62,6 +69,18 @@ impl Connector for Sample {
                         false,
                     ),
                     config_key("size", "Bytes of the huge-* output", false, false),
+                    config_key(
+                        "webhook_token",
+                        "Bearer token of pushed deliveries",
+                        false,
+                        true,
+                    ),
+                    config_key(
+                        "push_admin_url",
+                        "Where register-push sends its PUT",
+                        false,
+                        false,
+                    ),
                 ],
                 default_hosts: vec![
                     "https://api.sample.example".into(),
@@ -73,43 +92,51 @@ impl Connector for Sample {
                 status(
                     "aguardando_pagamento",
                     "Aguardando pagamento",
-                    Some("waiting-payment"),
+                    Some(NotificationKind::WaitingPayment),
                     1,
                     false,
                 ),
-                status("pedido_pago", "Pedido Pago", Some("order-paid"), 2, false),
+                status(
+                    "pedido_pago",
+                    "Pedido Pago",
+                    Some(NotificationKind::OrderPaid),
+                    2,
+                    false,
+                ),
                 status(
                     "pedido_em_separacao",
                     "Pedido em separação",
-                    Some("order-processing"),
+                    Some(NotificationKind::OrderProcessing),
                     3,
                     false,
                 ),
                 status(
                     "pedido_enviado",
                     "Pedido Enviado",
-                    Some("order-shipped"),
+                    Some(NotificationKind::OrderShipped),
                     4,
                     false,
                 ),
                 status(
                     "pedido_entregue",
                     "Pedido Entregue",
-                    Some("order-delivered"),
+                    Some(NotificationKind::OrderDelivered),
                     5,
                     false,
                 ),
                 status(
                     "pedido_cancelado",
                     "Pedido Cancelado",
-                    Some("order-canceled"),
+                    Some(NotificationKind::OrderCanceled),
                     0,
                     true,
                 ),
+                // Contract 0.1 could name a kind outside the vocabulary; 0.2's
+                // enum cannot, so this status simply notifies nobody.
                 status(
                     "pedido_teletransportado",
                     "Pedido Teletransportado",
-                    Some("order-teleported"),
+                    None,
                     0,
                     false,
                 ),
@@ -133,6 +160,11 @@ impl Connector for Sample {
                     reason: "no cart API".into(),
                 },
             },
+            requests_per_minute: None,
+            push: PushSupport {
+                verify: true,
+                register: true,
+            },
         }
     }
 
@@ -154,6 +186,15 @@ impl Connector for Sample {
         let mut orders: Vec<OrderSnapshot> = (0..page_size)
             .map(|i| order(page * page_size + i, detailed))
             .collect();
+        if !req.look_at.is_empty() {
+            log::info(&format!("looked at {}", req.look_at.join(",")));
+            orders.extend(
+                req.look_at
+                    .iter()
+                    .filter_map(|id| id.parse::<usize>().ok()?.checked_sub(10_000))
+                    .map(|n| order(n, true)),
+            );
+        }
         let mut next_cursor = format!("page-{}", page + 1);
         let size: usize = number("size", 50_000_000)?;
         match settings::get("broken").as_deref() {
@@ -173,6 +214,60 @@ impl Connector for Sample {
             has_more,
         })
     }
+
+    fn verify_push(req: PushRequest) -> Result<PushHint, PluginError> {
+        let token = settings::optional("webhook_token").ok_or_else(|| {
+            misconfigured("setting `webhook_token` is not set: pushes are refused")
+        })?;
+        let presented = req
+            .headers
+            .iter()
+            .find(|(name, _)| name == "authorization")
+            .map(|(_, value)| value.as_str());
+        if presented != Some(format!("Bearer {token}").as_str()) {
+            return Err(misconfigured(
+                "the push's bearer token does not match `webhook_token`",
+            ));
+        }
+        let body: serde_json::Value = serde_json::from_slice(&req.body)
+            .map_err(|e| permanent(format!("the push body is not JSON: {e}")))?;
+        if let Some(why) = body.get("ignore").and_then(|v| v.as_str()) {
+            return Ok(PushHint::Ignore(why.to_owned()));
+        }
+        let orders = body
+            .get("orders")
+            .and_then(|v| v.as_array())
+            .ok_or_else(|| permanent("the push body has no `orders` list"))?;
+        Ok(PushHint::LookAt(
+            orders
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
+        ))
+    }
+
+    fn register_push(notify_url: String) -> Result<(), PluginError> {
+        subscription(
+            http::put(&settings::base_url("push_admin_url", "")?),
+            &notify_url,
+        )
+    }
+
+    fn unregister_push(notify_url: String) -> Result<(), PluginError> {
+        subscription(
+            http::delete(&settings::base_url("push_admin_url", "")?),
+            &notify_url,
+        )
+    }
+}
+
+fn subscription(request: http::RequestBuilder, notify_url: &str) -> Result<(), PluginError> {
+    let token = settings::require("webhook_token")?;
+    request
+        .json(&serde_json::json!({ "notifyUrl": notify_url, "token": token }))?
+        .send()?
+        .ok_or_error()?;
+    Ok(())
 }
 
 fn number(key: &str, default: usize) -> Result<usize, PluginError> {
@@ -222,6 +317,7 @@ fn order(n: usize, detailed: bool) -> OrderSnapshot {
                 first.to_lowercase(),
                 last.to_lowercase()
             )),
+            chat_id: None,
         },
         subtotal: Money { cents: subtotal },
         shipping: Money { cents: 1890 },
@@ -234,14 +330,14 @@ fn order(n: usize, detailed: bool) -> OrderSnapshot {
             Payment {
                 code: "pagali-pix".into(),
                 name: "Pix".into(),
-                family: "pix".into(),
+                family: PaymentFamily::Pix,
                 installments: None,
             }
         } else {
             Payment {
                 code: "pagali-cartao".into(),
                 name: "Cartão de crédito".into(),
-                family: "credit-card".into(),
+                family: PaymentFamily::CreditCard,
                 installments: Some(3),
             }
         }),

@@ -1,4 +1,73 @@
-// Helpers of the `connector` world only, included into `arauto_plugin_sdk::connector`.
+//! The `connector` world: bindings, the [`Connector`] trait a platform
+//! connector implements, and helpers only connectors need (unknown amounts,
+//! the high-water rule, notices).
+//!
+//! Export an implementation with [`crate::export_connector!`].
+
+wit_bindgen::generate!({
+    world: "connector",
+    path: "../wit/since_v0.2.0",
+    default_bindings_module: "arauto_plugin_sdk::connector",
+    pub_export_macro: true,
+    export_macro_name: "__export_connector_world",
+    with: {
+        "arauto:plugin/types@0.2.0": crate::imports::arauto::plugin::types,
+        "arauto:plugin/http@0.2.0": crate::imports::arauto::plugin::http,
+        "arauto:plugin/log@0.2.0": crate::imports::arauto::plugin::log,
+        "arauto:plugin/config@0.2.0": crate::imports::arauto::plugin::config,
+        "arauto:plugin/clock@0.2.0": crate::imports::arauto::plugin::clock,
+    },
+});
+
+pub use self::exports::arauto::plugin::connector_api::*;
+pub use crate::support::*;
+// Named explicitly: the world's own aliases of these types (from its `use
+// types.{…}`) would otherwise make the two glob imports ambiguous.
+pub use crate::support::{
+    ConfigKey, NotificationKind, PaymentFamily, PluginError, PluginInfo, RetryableError,
+};
+
+/// What a platform connector implements. The push methods have defaults for
+/// connectors whose platform cannot push (their `info` declares
+/// `push: PushSupport { verify: false, register: false }` and the host never
+/// calls them).
+pub trait Connector {
+    /// The plugin, its platform, status catalogue, capabilities, request
+    /// budget and push support. Called once when the daemon loads the file,
+    /// without settings.
+    fn info() -> ConnectorInfo;
+    /// Live credential and reachability test (one cheap authenticated call).
+    fn check() -> Result<(), PluginError>;
+    /// One page of orders (see `poll-request` and `poll-page` in the WIT).
+    fn poll(req: PollRequest) -> Result<PollPage, PluginError>;
+    /// Authenticate a pushed delivery and say which orders to look at.
+    fn verify_push(req: PushRequest) -> Result<PushHint, PluginError> {
+        let _ = req;
+        Err(permanent("this connector does not verify pushed webhooks"))
+    }
+    /// Subscribe the platform's pushes to `notify_url`.
+    fn register_push(notify_url: String) -> Result<(), PluginError> {
+        let _ = notify_url;
+        Err(permanent("this connector cannot register pushed webhooks"))
+    }
+    /// Undo [`Connector::register_push`].
+    fn unregister_push(notify_url: String) -> Result<(), PluginError> {
+        let _ = notify_url;
+        Err(permanent(
+            "this connector cannot unregister pushed webhooks",
+        ))
+    }
+}
+
+/// Everything a connector usually needs, in one import.
+pub mod prelude {
+    pub use super::exports::arauto::plugin::connector_api::*;
+    pub use super::{
+        Connector, MONEY_UNKNOWN_CENTS, NotificationKind, PaymentFamily, PluginError, PluginInfo,
+        QUANTITY_UNKNOWN, RetryableError, clock, config_key, high_water, http, log, misconfigured,
+        money_or_unknown, money_unknown, notice, permanent, retry_after, retryable, settings,
+    };
+}
 
 /// The `cents` of a [`Money`] whose amount could not be read (a value that is
 /// not a decimal, `null`, or too large for an `s64`). The host shows such an

@@ -1,12 +1,20 @@
-// Helpers shared by both worlds. This file is `include!`d into each world
-// module so that it binds to that world's generated types (the two worlds'
-// bindings are distinct Rust types even where the WIT types are shared).
+//! Helpers shared by both worlds: error constructors, settings, HTTP, logging,
+//! the clock, and a per-thread stand-in for the daemon for native unit tests.
+//!
+//! They are written against the shared bindings in [`crate::imports`]; each
+//! world module re-exports them, so a plugin imports them from its world's
+//! `prelude`.
 
-pub use self::arauto::plugin::types::{ConfigKey, PluginError, PluginInfo, PluginKind, RetryableError};
+pub use crate::imports::arauto::plugin::types::{
+    ConfigKey, NotificationKind, PaymentFamily, PluginError, PluginInfo, RetryableError,
+};
 
 /// A transient failure: the daemon retries later with back-off.
 pub fn retryable(message: impl Into<String>) -> PluginError {
-    PluginError::Retryable(RetryableError { message: message.into(), retry_after_ms: None })
+    PluginError::Retryable(RetryableError {
+        message: message.into(),
+        retry_after_ms: None,
+    })
 }
 
 /// A transient failure with the provider's hint of when to try again.
@@ -51,10 +59,10 @@ impl ConfigKey {
 // The four host imports, routed to the test harness outside wasm32.
 #[cfg(target_arch = "wasm32")]
 mod host {
-    pub use super::arauto::plugin::clock::now_unix_ms;
-    pub use super::arauto::plugin::config::{get, get_all};
-    pub use super::arauto::plugin::http::send;
-    pub use super::arauto::plugin::log::log;
+    pub use crate::imports::arauto::plugin::clock::now_unix_ms;
+    pub use crate::imports::arauto::plugin::config::{get, get_all};
+    pub use crate::imports::arauto::plugin::http::send;
+    pub use crate::imports::arauto::plugin::log::log;
 }
 #[cfg(not(target_arch = "wasm32"))]
 mod host {
@@ -74,8 +82,8 @@ mod host {
 pub mod testing {
     use std::cell::RefCell;
 
-    use super::arauto::plugin::http::{HttpError, Request, Response};
-    use super::arauto::plugin::log::Level;
+    use crate::imports::arauto::plugin::http::{HttpError, Request, Response};
+    use crate::imports::arauto::plugin::log::Level;
 
     type Transport = Box<dyn FnMut(&Request) -> Result<Response, HttpError>>;
 
@@ -104,7 +112,10 @@ pub mod testing {
                 settings: Vec::new(),
                 now_unix_ms: 1_715_342_400_000,
                 transport: Box::new(|req| {
-                    Err(HttpError::Connect(format!("no test transport installed for {}", req.url)))
+                    Err(HttpError::Connect(format!(
+                        "no test transport installed for {}",
+                        req.url
+                    )))
                 }),
                 logs: Vec::new(),
                 requests: Vec::new(),
@@ -163,7 +174,7 @@ pub mod testing {
     pub fn http_transport(
         default_timeout: std::time::Duration,
     ) -> impl FnMut(&Request) -> Result<Response, HttpError> + 'static {
-        use super::arauto::plugin::http::Method;
+        use crate::imports::arauto::plugin::http::Method;
 
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -236,7 +247,13 @@ pub mod testing {
         use super::*;
 
         pub fn get(key: &str) -> Option<String> {
-            with(|h| h.settings.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.clone()))
+            with(|h| {
+                h.settings
+                    .iter()
+                    .rev()
+                    .find(|(k, _)| k == key)
+                    .map(|(_, v)| v.clone())
+            })
         }
         pub fn get_all() -> Vec<(String, String)> {
             with(|h| h.settings.clone())
@@ -251,7 +268,10 @@ pub mod testing {
             // Take the transport out so it may itself use the harness (logs).
             let mut transport = with(|h| {
                 h.requests.push(req.clone());
-                std::mem::replace(&mut h.transport, Box::new(|_| Err(HttpError::Other("re-entrant".into()))))
+                std::mem::replace(
+                    &mut h.transport,
+                    Box::new(|_| Err(HttpError::Other("re-entrant".into()))),
+                )
             });
             let result = transport(req);
             with(|h| h.transport = transport);
@@ -270,7 +290,7 @@ pub fn install_panic_hook() {
         ONCE.call_once(|| {
             std::panic::set_hook(Box::new(|info| {
                 host::log(
-                    self::arauto::plugin::log::Level::Error,
+                    crate::imports::arauto::plugin::log::Level::Error,
                     &format!("plugin panicked: {info}"),
                     &[],
                 );
@@ -294,13 +314,45 @@ pub mod settings {
         match get(key) {
             Some(v) if !v.trim().is_empty() => Ok(v),
             Some(_) => Err(misconfigured(format!("setting `{key}` is empty"))),
-            None => Err(misconfigured(format!("setting `{key}` is required but not set"))),
+            None => Err(misconfigured(format!(
+                "setting `{key}` is required but not set"
+            ))),
         }
     }
 
     /// The value of `key`, or `default` when unset or empty.
     pub fn get_or(key: &str, default: &str) -> String {
-        get(key).filter(|v| !v.trim().is_empty()).unwrap_or_else(|| default.to_owned())
+        get(key)
+            .filter(|v| !v.trim().is_empty())
+            .unwrap_or_else(|| default.to_owned())
+    }
+
+    /// The trimmed value of `key`; `None` when unset or blank (an optional
+    /// setting left empty in the config means "not set").
+    pub fn optional(key: &str) -> Option<String> {
+        get(key)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// An `http://` or `https://` base URL from `key` (or `default` when unset
+    /// or blank), trimmed and without trailing slashes, ready for
+    /// `format!("{base}/path")`. Anything else is `misconfigured`, naming the
+    /// key and the value.
+    pub fn base_url(key: &str, default: &str) -> Result<String, PluginError> {
+        let value = get_or(key, default);
+        let url = value.trim().trim_end_matches('/');
+        let has_host = url
+            .strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"))
+            .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'));
+        if has_host {
+            Ok(url.to_owned())
+        } else {
+            Err(misconfigured(format!(
+                "setting `{key}` must be an http(s) URL, got {value:?}"
+            )))
+        }
     }
 
     /// A boolean setting ("true"/"false", "yes"/"no", "1"/"0"), or `default`.
@@ -331,12 +383,14 @@ pub mod clock {
 
 /// Structured log lines into the daemon's log, tagged with plugin and instance.
 pub mod log {
-    pub use super::arauto::plugin::log::Level;
+    pub use crate::imports::arauto::plugin::log::Level;
 
     /// Log `message` at `level` with extra key/value fields.
     pub fn log(level: Level, message: &str, fields: &[(&str, &str)]) {
-        let fields: Vec<(String, String)> =
-            fields.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let fields: Vec<(String, String)> = fields
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         super::host::log(level, message, &fields);
     }
     /// Log at debug level.
@@ -360,7 +414,7 @@ pub mod log {
 /// Outbound HTTP through the host (allowlisted, size-capped, budgeted).
 pub mod http {
     use super::{PluginError, misconfigured, permanent, retry_after, retryable};
-    pub use super::arauto::plugin::http::{HttpError, Method, Request, Response};
+    pub use crate::imports::arauto::plugin::http::{HttpError, Method, Request, Response};
 
     /// Start a GET request.
     pub fn get(url: &str) -> RequestBuilder {
@@ -400,7 +454,9 @@ pub mod http {
         }
         /// Add a header.
         pub fn header(mut self, name: &str, value: &str) -> Self {
-            self.request.headers.push((name.to_owned(), value.to_owned()));
+            self.request
+                .headers
+                .push((name.to_owned(), value.to_owned()));
             self
         }
         /// `Authorization: Bearer <token>`.
@@ -443,7 +499,12 @@ pub mod http {
         pub fn send(self) -> Result<HttpResponse, PluginError> {
             let url = self.request.url.clone();
             match super::host::send(&self.request) {
-                Ok(r) => Ok(HttpResponse { url, status: r.status, headers: r.headers, body: r.body }),
+                Ok(r) => Ok(HttpResponse {
+                    url,
+                    status: r.status,
+                    headers: r.headers,
+                    body: r.body,
+                }),
                 Err(e) => Err(transport_error(&url, e)),
             }
         }
@@ -456,8 +517,12 @@ pub mod http {
         /// cap as a problem of one record rather than of the whole provider.
         pub fn send_raw(self) -> Result<HttpResponse, HttpError> {
             let url = self.request.url.clone();
-            super::host::send(&self.request)
-                .map(|r| HttpResponse { url, status: r.status, headers: r.headers, body: r.body })
+            super::host::send(&self.request).map(|r| HttpResponse {
+                url,
+                status: r.status,
+                headers: r.headers,
+                body: r.body,
+            })
         }
     }
 
@@ -470,9 +535,9 @@ pub mod http {
             )),
             HttpError::Timeout => retryable(format!("request to {target} timed out")),
             HttpError::Connect(why) => retryable(format!("cannot connect to {target}: {why}")),
-            HttpError::TooLarge(cap) => {
-                retryable(format!("response from {target} exceeded the {cap}-byte cap"))
-            }
+            HttpError::TooLarge(cap) => retryable(format!(
+                "response from {target} exceeded the {cap}-byte cap"
+            )),
             HttpError::BudgetExhausted => retry_after(
                 format!("request budget for this instance is spent (calling {target})"),
                 10_000,
@@ -600,8 +665,9 @@ pub mod http {
     /// 08:49:37 GMT`, `Sunday, 06-Nov-94 08:49:37 GMT` or `Sun Nov  6
     /// 08:49:37 1994`. Dates before 1970 and impossible dates are `None`.
     pub fn http_date_unix_secs(text: &str) -> Option<u64> {
-        const MONTHS: [&str; 12] =
-            ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
+        const MONTHS: [&str; 12] = [
+            "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+        ];
         if text.len() > 64 {
             return None;
         }
@@ -618,7 +684,9 @@ pub mod http {
             }
         }
         let (month, time) = (month?, time?);
-        let [day, year] = numbers.as_slice() else { return None };
+        let [day, year] = numbers.as_slice() else {
+            return None;
+        };
         let day: u64 = day.parse().ok()?;
         let year: u64 = match year.len() {
             // RFC 850's two-digit years: RFC 9110 reads them within 50 years of now.
@@ -636,12 +704,29 @@ pub mod http {
         }
         let leap =
             year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400));
-        let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+        let month_days = [
+            31,
+            if leap { 29 } else { 28 },
+            31,
+            30,
+            31,
+            30,
+            31,
+            31,
+            30,
+            31,
+            30,
+            31,
+        ];
         if day == 0 || day > month_days[(month - 1) as usize] {
             return None;
         }
         // Days from 1970-01-01 to the civil date (Howard Hinnant's algorithm).
-        let (y, mo) = if month <= 2 { (year - 1, month + 9) } else { (year, month - 3) };
+        let (y, mo) = if month <= 2 {
+            (year - 1, month + 9)
+        } else {
+            (year, month - 3)
+        };
         let era = y / 400;
         let yoe = y - era * 400;
         let doy = (153 * mo + 2) / 5 + day - 1;
@@ -748,21 +833,43 @@ pub mod http {
         fn retry_after_reads_seconds_and_all_three_http_date_forms() {
             // 1994-11-06T08:49:37Z
             let at = 784_111_777;
-            assert_eq!(http_date_unix_secs("Sun, 06 Nov 1994 08:49:37 GMT"), Some(at));
-            assert_eq!(http_date_unix_secs("Sunday, 06-Nov-94 08:49:37 GMT"), Some(at));
+            assert_eq!(
+                http_date_unix_secs("Sun, 06 Nov 1994 08:49:37 GMT"),
+                Some(at)
+            );
+            assert_eq!(
+                http_date_unix_secs("Sunday, 06-Nov-94 08:49:37 GMT"),
+                Some(at)
+            );
             assert_eq!(http_date_unix_secs("Sun Nov  6 08:49:37 1994"), Some(at));
-            assert_eq!(http_date_unix_secs("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
-            assert_eq!(http_date_unix_secs("Tue, 29 Feb 2028 12:00:00 GMT"), Some(1_835_438_400));
+            assert_eq!(
+                http_date_unix_secs("Thu, 01 Jan 1970 00:00:00 GMT"),
+                Some(0)
+            );
+            assert_eq!(
+                http_date_unix_secs("Tue, 29 Feb 2028 12:00:00 GMT"),
+                Some(1_835_438_400)
+            );
             assert_eq!(http_date_unix_secs("Wed, 30 Feb 2028 12:00:00 GMT"), None);
             assert_eq!(http_date_unix_secs("soon"), None);
             assert_eq!(http_date_unix_secs("Sun, 06 Nov 1994 25:49:37 GMT"), None);
 
             let now_ms = at * 1000;
             assert_eq!(retry_after_header_ms(" 4 ", now_ms), Some(4_000));
-            assert_eq!(retry_after_header_ms("Sun, 06 Nov 1994 08:50:07 GMT", now_ms), Some(30_000));
-            assert_eq!(retry_after_header_ms("Sun, 06 Nov 1994 08:00:00 GMT", now_ms), Some(0), "past");
+            assert_eq!(
+                retry_after_header_ms("Sun, 06 Nov 1994 08:50:07 GMT", now_ms),
+                Some(30_000)
+            );
+            assert_eq!(
+                retry_after_header_ms("Sun, 06 Nov 1994 08:00:00 GMT", now_ms),
+                Some(0),
+                "past"
+            );
             assert_eq!(retry_after_header_ms("in a while", now_ms), None);
-            assert_eq!(retry_after_header_ms("18446744073709551615", now_ms), Some(u64::MAX));
+            assert_eq!(
+                retry_after_header_ms("18446744073709551615", now_ms),
+                Some(u64::MAX)
+            );
         }
 
         #[test]
@@ -774,7 +881,9 @@ pub mod http {
                 let error = with_header(status, "Sun, 06 Nov 1994 08:49:57 GMT")
                     .ok_or_error()
                     .expect_err("an error status");
-                let PluginError::Retryable(e) = error else { panic!("{status}: {error:?}") };
+                let PluginError::Retryable(e) = error else {
+                    panic!("{status}: {error:?}")
+                };
                 assert_eq!(e.retry_after_ms, Some(20_000), "{status}");
                 let PluginError::Retryable(e) =
                     with_header(status, "7").ok_or_error().expect_err("error")
@@ -787,8 +896,7 @@ pub mod http {
                 panic!("retryable")
             };
             assert_eq!(e.retry_after_ms, None, "no header, no hint");
-            let PluginError::Retryable(e) =
-                with_header(500, "7").ok_or_error().expect_err("500")
+            let PluginError::Retryable(e) = with_header(500, "7").ok_or_error().expect_err("500")
             else {
                 panic!("retryable")
             };
@@ -803,7 +911,14 @@ pub mod http {
 
         #[test]
         fn odd_json_or_no_body_still_counts_as_accepted() {
-            for body in ["", "  \n", "[]", r#"{"id":42}"#, r#"{"other":"shape"}"#, "null"] {
+            for body in [
+                "",
+                "  \n",
+                "[]",
+                r#"{"id":42}"#,
+                r#"{"other":"shape"}"#,
+                "null",
+            ] {
                 let sent: Sent = answer(200, body)
                     .accepted()
                     .unwrap_or_else(|e| panic!("{body:?}: {e:?}"));
@@ -823,6 +938,51 @@ pub mod http {
             assert!(why.contains("nothing was sent"), "{why}");
             assert!(why.contains("<title>Portal login</title>"), "{why}");
             assert!(!why.contains("s3cr3t"), "{why}");
+        }
+    }
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod settings_tests {
+    use super::testing::{Harness, install};
+    use super::{PluginError, settings};
+
+    #[test]
+    fn optional_settings_are_trimmed_and_blank_means_unset() {
+        install(Harness::new().setting("a", "  x ").setting("b", "   "));
+        assert_eq!(settings::optional("a").as_deref(), Some("x"));
+        assert_eq!(settings::optional("b"), None);
+        assert_eq!(settings::optional("c"), None);
+    }
+
+    #[test]
+    fn base_urls_must_be_http_or_https_with_a_host() {
+        install(
+            Harness::new()
+                .setting("good", " https://api.example.com/v1/ ")
+                .setting("plain", "http://127.0.0.1:8080")
+                .setting("ftp", "ftp://example.com")
+                .setting("hostless", "https:///path"),
+        );
+        assert_eq!(
+            settings::base_url("good", "").ok().as_deref(),
+            Some("https://api.example.com/v1")
+        );
+        assert_eq!(
+            settings::base_url("plain", "").ok().as_deref(),
+            Some("http://127.0.0.1:8080")
+        );
+        assert_eq!(
+            settings::base_url("unset", "https://default.example")
+                .ok()
+                .as_deref(),
+            Some("https://default.example")
+        );
+        for key in ["ftp", "hostless", "unset"] {
+            match settings::base_url(key, "") {
+                Err(PluginError::Misconfigured(why)) => assert!(why.contains(key), "{why}"),
+                other => panic!("{key}: expected misconfigured, got {other:?}"),
+            }
         }
     }
 }
