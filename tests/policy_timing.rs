@@ -13,7 +13,7 @@ use arauto::decide::{QuietHours, QuietHoursMode, SendTiming, TimingPolicy, send_
 use arauto::model::ErrorClass;
 use arauto::model::NotificationKind as K;
 use arauto::send::pacing::{
-    DailyCap, PacingDecision, PacingPolicy, PacingState, Warmup, default_min_interval, naive_eta,
+    DailyCap, PacingDecision, PacingPolicy, PacingState, Warmup, naive_eta,
 };
 use arauto::send::retry::{Attempt, DeadReason, RetryDecision, RetryPolicy};
 use jiff::civil::{Time, time};
@@ -247,25 +247,11 @@ fn default_timing_per_kind() {
 
 // ---------------------------------------------------------------- pacing
 
-#[test]
-fn default_interval_depends_on_the_sender_plugin() {
-    for plugin in [
-        "whatsapp-cloud",
-        "evolution-api",
-        "z-api",
-        "my-whatsapp-gateway",
-    ] {
-        assert_eq!(default_min_interval(plugin), secs(20), "{plugin}");
-    }
-    assert_eq!(default_min_interval("twilio-sms"), secs(1));
-    assert_eq!(default_min_interval("telegram"), secs(1));
-    assert_eq!(default_min_interval("webhook"), SignedDuration::ZERO);
-}
-
-/// A channel of `plugin` with its default interval and no daily cap.
-fn uncapped(plugin: &str) -> PacingPolicy {
+/// A WhatsApp channel: the 20 s interval WhatsApp senders declare
+/// (`sender-info.default-min-interval-ms`), no daily cap.
+fn uncapped_whatsapp() -> PacingPolicy {
     PacingPolicy {
-        min_interval: default_min_interval(plugin),
+        min_interval: secs(20),
         daily_cap: None,
     }
 }
@@ -296,7 +282,7 @@ fn drain(
 
 #[test]
 fn minimum_interval_is_respected() -> TestResult {
-    let policy = uncapped("evolution-api");
+    let policy = uncapped_whatsapp();
     let mut state = PacingState::default();
     let clock = ManualClock::new(ts("2025-06-10T13:00:00Z")?);
     assert_eq!(
@@ -407,7 +393,7 @@ fn warmup_grows_the_cap_each_day_until_the_limit() -> TestResult {
 fn eta_is_interval_times_backlog_and_respects_the_cap() -> TestResult {
     assert_eq!(naive_eta(secs(20), 30), SignedDuration::from_mins(10));
     let now = ts("2025-06-10T13:00:00Z")?;
-    let uncapped = uncapped("z-api");
+    let uncapped = uncapped_whatsapp();
     assert_eq!(uncapped.eta(&PacingState::default(), 0, now), None);
     assert_eq!(uncapped.eta(&PacingState::default(), 1, now), Some(now));
     assert_eq!(

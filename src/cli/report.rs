@@ -12,7 +12,6 @@ use super::exit::{Exit, print_json, refused};
 use super::style::{Align, Progress, Table};
 use crate::config::format_duration;
 use crate::control::{Request, Response};
-use crate::model::PhoneProblem;
 use crate::report::{KindTally, QueueFigures, Report, ReportQuery, Tally};
 
 const REPORT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -171,7 +170,7 @@ pub(crate) fn render(report: &Report) -> String {
             let reasons: Vec<String> = store
                 .skipped_reasons
                 .iter()
-                .map(|(key, n)| format!("{} {n}", PhoneProblem::label_of(key)))
+                .map(|(key, n)| format!("{} {n}", crate::decide::InvalidReason::label_of(key)))
                 .collect();
             let _ = writeln!(
                 out,

@@ -85,7 +85,7 @@ pub use crate::job::{PlannedNotification, QuietHoursMode, TrackingRef};
 pub mod detect;
 
 use crate::job::JobId;
-use crate::model::{ChannelId, NotificationKind, Order, PhoneProblem};
+use crate::model::{ChannelId, NotificationKind, Order, PhoneProblem, RecipientNeed};
 use detect::OrderEvent;
 
 /// One channel instance a store sends through.
@@ -93,8 +93,9 @@ use detect::OrderEvent;
 pub struct ChannelTarget {
     /// Channel instance name as configured.
     pub name: String,
-    /// The channel can only deliver to a phone number (WhatsApp, SMS).
-    pub needs_phone: bool,
+    /// Whom the channel's sender delivers to (as it declared, or the 0.1
+    /// name table): an order lacking that contact is an invalid event.
+    pub recipient: RecipientNeed,
 }
 
 /// Everything about a store the decision needs (built from the config and the
@@ -192,6 +193,10 @@ pub enum CancelReason {
 pub enum InvalidReason {
     /// The channel needs a phone and none of the order's can receive messages.
     UnusablePhone(PhoneProblem),
+    /// The channel delivers to the customer's e-mail and the order has none.
+    NoEmail,
+    /// The channel delivers to the customer's chat-app id and the order has none.
+    NoChatId,
 }
 
 impl InvalidReason {
@@ -200,6 +205,18 @@ impl InvalidReason {
     pub const fn key(self) -> &'static str {
         match self {
             Self::UnusablePhone(problem) => problem.as_str(),
+            Self::NoEmail => "no-email",
+            Self::NoChatId => "no-chat-id",
+        }
+    }
+
+    /// The words for a stored reason key (`landline` → "landline",
+    /// `no-email` → "no e-mail address"); an unknown key is shown as is.
+    pub fn label_of(key: &str) -> &str {
+        match key {
+            "no-email" => "no e-mail address",
+            "no-chat-id" => "no chat id",
+            key => PhoneProblem::label_of(key),
         }
     }
 }
@@ -208,6 +225,8 @@ impl std::fmt::Display for InvalidReason {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::UnusablePhone(problem) => write!(f, "no usable phone ({})", problem.label()),
+            Self::NoEmail => f.write_str("no e-mail address (the channel delivers by e-mail)"),
+            Self::NoChatId => f.write_str("no chat id (the channel delivers to a chat app)"),
         }
     }
 }
@@ -573,6 +592,22 @@ impl Planner<'_> {
         cancelled
     }
 
+    /// Why the order cannot reach a channel delivering to `need`, if it cannot.
+    fn missing_recipient(&self, need: RecipientNeed) -> Option<InvalidReason> {
+        let customer = &self.record.order.customer;
+        let known = |value: &Option<String>| value.as_deref().is_some_and(|v| !v.trim().is_empty());
+        match need {
+            RecipientNeed::CustomerPhone => self.unusable_phone.map(InvalidReason::UnusablePhone),
+            RecipientNeed::CustomerEmail => {
+                (!known(&customer.email)).then_some(InvalidReason::NoEmail)
+            }
+            RecipientNeed::CustomerChatId => {
+                (!known(&customer.chat_id)).then_some(InvalidReason::NoChatId)
+            }
+            RecipientNeed::Nothing => None,
+        }
+    }
+
     /// Fan a notification out to the store's channels. Returns true when the
     /// kind is now planned on at least one channel (now or before).
     fn plan(
@@ -590,13 +625,11 @@ impl Planner<'_> {
                 planned_any = true;
                 continue;
             }
-            if channel.needs_phone
-                && let Some(problem) = self.unusable_phone
-            {
+            if let Some(reason) = self.missing_recipient(channel.recipient) {
                 self.invalid.push(InvalidEvent {
                     kind,
                     channel: channel.name.clone(),
-                    reason: InvalidReason::UnusablePhone(problem),
+                    reason,
                 });
                 continue;
             }

@@ -6,6 +6,7 @@
 //! particular version of the plugin contract.
 
 mod error_class;
+mod event;
 mod ids;
 mod notification;
 mod order;
@@ -13,6 +14,7 @@ pub mod phone;
 mod plugin_info;
 
 pub use error_class::ErrorClass;
+pub use event::{EventStore, EventTracking, OrderEvent};
 pub use ids::ChannelId;
 pub use notification::{NotificationKind, UnknownNotificationKind};
 pub use order::{
@@ -20,6 +22,6 @@ pub use order::{
 };
 pub use phone::{E164, NoUsablePhone, PhoneProblem, first_usable_phone};
 pub use plugin_info::{
-    Capabilities, Capability, ConfigKey, ConnectorInfo, PluginInfo, PluginKind, PushSupport,
-    RecipientNeed, StatusEntry,
+    Capabilities, Capability, ConfigKey, ConnectorInfo, DeclaredBy, PluginInfo, PluginKind,
+    PushSupport, RecipientNeed, SenderInfo, StatusEntry,
 };

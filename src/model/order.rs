@@ -56,6 +56,12 @@ pub struct Customer {
     pub phones: Vec<String>,
     /// E-mail address, when known.
     pub email: Option<String>,
+    /// The buyer's id on a chat app (e.g. a Telegram chat id collected at
+    /// checkout), when the platform holds one. Absent from records stored
+    /// before contract 0.2 and left out of the serde form when unknown, so
+    /// stored snapshots and the 0.1 `event-json` keep their shape.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat_id: Option<String>,
 }
 
 /// Normalised family of a payment method.

@@ -129,23 +129,64 @@ impl ConnectorInfo {
     }
 }
 
-/// What a channel needs to address a customer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Whom a sender delivers to, which decides what an order must carry
+/// before the host hands the sender a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum RecipientNeed {
-    /// A usable mobile phone (WhatsApp gateways, SMS).
-    Phone,
-    /// Nothing from the customer: the channel has its own destination
-    /// (a webhook URL, a staff Telegram chat).
+    /// The customer's mobile phone (WhatsApp gateways, SMS).
+    CustomerPhone,
+    /// The customer's e-mail address.
+    CustomerEmail,
+    /// The customer's chat-app id from the order.
+    CustomerChatId,
+    /// Nobody from the order: the channel has its own destination (a webhook
+    /// URL, a staff chat). Every order is delivered.
+    #[serde(rename = "none")]
     Nothing,
 }
 
 impl RecipientNeed {
-    /// What a sender plugin needs, by name. Unknown plugins are assumed to
-    /// message the customer's phone, the common case for Brazilian shops.
-    pub fn for_plugin(plugin: &str) -> Self {
-        match plugin {
-            "webhook" | "telegram" => Self::Nothing,
-            _ => Self::Phone,
+    /// The name used in `plugins inspect`, logs and the WIT.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::CustomerPhone => "customer-phone",
+            Self::CustomerEmail => "customer-email",
+            Self::CustomerChatId => "customer-chat-id",
+            Self::Nothing => "none",
         }
     }
+}
+
+/// Where a sender's declarations ([`SenderInfo`]) and a connector's request
+/// budget come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeclaredBy {
+    /// The plugin declared them itself (contract 0.2 and later).
+    Plugin,
+    /// A contract 0.1 plugin declares none: arauto's built-in table, keyed on
+    /// the plugin's name, filled them in (deprecated).
+    #[serde(rename = "name-table-0.1")]
+    NameTable,
+}
+
+/// What a sender says about itself: its plugin info and whom it delivers to,
+/// at what pace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SenderInfo {
+    /// Generic plugin information.
+    pub plugin: PluginInfo,
+    /// Whom it delivers to.
+    pub recipient: RecipientNeed,
+    /// Default minimum time between two sends of one channel; the channel's
+    /// `min_interval` overrides it.
+    pub default_min_interval: jiff::SignedDuration,
+    /// Default sends per day of one channel (`None`: no cap); the channel's
+    /// `daily_cap` overrides it.
+    pub default_daily_cap: Option<u32>,
+    /// It passes the idempotency key on to a provider that drops repeats.
+    pub idempotent: bool,
+    /// Declared by the plugin, or filled in from the 0.1 name table.
+    pub declared_by: DeclaredBy,
 }

@@ -55,25 +55,30 @@ impl ApiVersion {
     }
 }
 
-/// The API lines this host has bindings for (one module each, like `v0`).
+/// The API lines this host has bindings for (one module each: `v0_1`, `v0_2`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum SupportedApi {
-    /// `arauto:plugin@0.1.x`, bound in `v0.rs`.
+    /// `arauto:plugin@0.1.x`, bound in `v0_1.rs` (deprecated: its
+    /// declarations come from `v0_1/fallback.rs`).
     V0_1,
+    /// `arauto:plugin@0.2.x`, bound in `v0_2.rs`.
+    V0_2,
 }
 
 impl SupportedApi {
-    const ALL: [SupportedApi; 1] = [SupportedApi::V0_1];
+    const ALL: [SupportedApi; 2] = [SupportedApi::V0_1, SupportedApi::V0_2];
 
     fn accepts(self, v: ApiVersion) -> bool {
         match self {
             Self::V0_1 => v.major == 0 && v.minor == 1,
+            Self::V0_2 => v.major == 0 && v.minor == 2,
         }
     }
 
     fn line(self) -> &'static str {
         match self {
             Self::V0_1 => "0.1",
+            Self::V0_2 => "0.2",
         }
     }
 }
@@ -194,6 +199,16 @@ mod tests {
         assert!(!SupportedApi::V0_1.accepts(ApiVersion {
             major: 0,
             minor: 2,
+            patch: 0
+        }));
+        assert!(SupportedApi::V0_2.accepts(ApiVersion {
+            major: 0,
+            minor: 2,
+            patch: 0
+        }));
+        assert!(!SupportedApi::V0_2.accepts(ApiVersion {
+            major: 0,
+            minor: 3,
             patch: 0
         }));
         assert!(!SupportedApi::V0_1.accepts(ApiVersion {

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store};
 
-use crate::model::{ConnectorInfo, PluginInfo, PluginKind};
+use crate::model::{ConnectorInfo, PluginInfo, PluginKind, SenderInfo};
 
 use super::allowlist::{AllowList, AllowedHost, AllowedHostError};
 use super::api_version::{self, ApiVersion, Contract, SupportedApi};
@@ -27,7 +27,8 @@ use super::types::{
     DEFAULT_MEMORY_LIMIT, InstanceConfig, OutgoingMessage, PollPage, PollRequest, PushHint,
     PushRequest, SendReceipt,
 };
-use super::v0_1;
+use super::v0_1::{self, fallback};
+use super::v0_2;
 
 /// Budget of the `info` call made while loading a plugin.
 const LOAD_CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -117,8 +118,7 @@ struct HostInner {
     allocator: Allocator,
     /// One permit per running sandbox ([`HostConfig::max_concurrent_calls`]).
     slots: Arc<Semaphore>,
-    connector_linker: Linker<CallState>,
-    sender_linker: Linker<CallState>,
+    linkers: Linkers,
     cache: Option<ArtifactCache>,
     cache_dir: Option<PathBuf>,
     // Last: stops the ticker after everything else is gone.
@@ -166,10 +166,7 @@ impl PluginHost {
                 })?),
                 None => None,
             };
-        let connector_linker =
-            v0_1::connector_linker(&engine).map_err(|e| HostError::Engine(e.to_string()))?;
-        let sender_linker =
-            v0_1::sender_linker(&engine).map_err(|e| HostError::Engine(e.to_string()))?;
+        let linkers = Linkers::new(&engine).map_err(|e| HostError::Engine(e.to_string()))?;
         let ticker = EpochTicker::start(&engine).map_err(HostError::Ticker)?;
         tracing::debug!(
             ?allocator,
@@ -182,8 +179,7 @@ impl PluginHost {
                 engine,
                 allocator,
                 slots: Arc::new(Semaphore::new(max_concurrent_calls as usize)),
-                connector_linker,
-                sender_linker,
+                linkers,
                 cache,
                 cache_dir: config.cache_dir,
                 _ticker: ticker,
@@ -286,15 +282,22 @@ impl PluginHost {
                 )
             };
         let description = match &binding {
-            WorldBinding::Connector(ConnectorBinding::V0(pre)) => run("info", &|store| {
+            WorldBinding::Connector(ConnectorBinding::V0_1(pre)) => run("info", &|store| {
                 v0_1::connector_info(pre, store).map(Description::Connector)
             }),
-            WorldBinding::Sender(SenderBinding::V0(pre)) => run("info", &|store| {
-                v0_1::sender_info(pre, store).map(Description::Sender)
+            WorldBinding::Connector(ConnectorBinding::V0_2(pre)) => run("info", &|store| {
+                v0_2::connector_info(pre, store).map(Description::Connector)
+            }),
+            WorldBinding::Sender(SenderBinding::V0_1(pre)) => run("info", &|store| {
+                v0_1::sender_info(pre, store)
+                    .map(|info| Description::Sender(fallback::sender_info(info)))
+            }),
+            WorldBinding::Sender(SenderBinding::V0_2(pre)) => run("info", &|store| {
+                v0_2::sender_info(pre, store).map(Description::Sender)
             }),
         }
         .map_err(|e| load_error(format!("its info() call failed: {e}")))?;
-        validate_description(description.plugin(), contract.kind)
+        validate_description(description.plugin(), contract)
             .map_err(|e| load_error(e.to_string()))?;
 
         let plugin = Plugin {
@@ -317,6 +320,9 @@ impl PluginHost {
             elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
             "loaded plugin"
         );
+        if contract.api == SupportedApi::V0_1 {
+            fallback::warn_deprecated(plugin.name(), path);
+        }
         Ok(plugin)
     }
 
@@ -360,28 +366,36 @@ impl PluginHost {
             path: path.to_owned(),
             reason: format!("{what}: {e:#}"),
         };
-        match (contract.api, contract.kind) {
+        let linkers = &self.inner.linkers;
+        let link = |linker: &Linker<CallState>| {
+            linker
+                .instantiate_pre(component)
+                .map_err(|e| load_error("cannot link its imports", e))
+        };
+        let connector_exports = |e| load_error("its exports do not match the connector world", e);
+        let sender_exports = |e| load_error("its exports do not match the sender world", e);
+        Ok(match (contract.api, contract.kind) {
             (SupportedApi::V0_1, PluginKind::Connector) => {
-                let pre = self
-                    .inner
-                    .connector_linker
-                    .instantiate_pre(component)
-                    .map_err(|e| load_error("cannot link its imports", e))?;
-                let pre = v0_1::ConnectorPre::new(pre)
-                    .map_err(|e| load_error("its exports do not match the connector world", e))?;
-                Ok(WorldBinding::Connector(ConnectorBinding::V0(pre)))
+                let pre = v0_1::ConnectorPre::new(link(&linkers.v0_1_connector)?)
+                    .map_err(connector_exports)?;
+                WorldBinding::Connector(ConnectorBinding::V0_1(pre))
             }
             (SupportedApi::V0_1, PluginKind::Sender) => {
-                let pre = self
-                    .inner
-                    .sender_linker
-                    .instantiate_pre(component)
-                    .map_err(|e| load_error("cannot link its imports", e))?;
-                let pre = v0_1::SenderPre::new(pre)
-                    .map_err(|e| load_error("its exports do not match the sender world", e))?;
-                Ok(WorldBinding::Sender(SenderBinding::V0(pre)))
+                let pre =
+                    v0_1::SenderPre::new(link(&linkers.v0_1_sender)?).map_err(sender_exports)?;
+                WorldBinding::Sender(SenderBinding::V0_1(pre))
             }
-        }
+            (SupportedApi::V0_2, PluginKind::Connector) => {
+                let pre = v0_2::ConnectorPre::new(link(&linkers.v0_2_connector)?)
+                    .map_err(connector_exports)?;
+                WorldBinding::Connector(ConnectorBinding::V0_2(pre))
+            }
+            (SupportedApi::V0_2, PluginKind::Sender) => {
+                let pre =
+                    v0_2::SenderPre::new(link(&linkers.v0_2_sender)?).map_err(sender_exports)?;
+                WorldBinding::Sender(SenderBinding::V0_2(pre))
+            }
+        })
     }
 
     /// A store's connector: `plugin` with this instance's settings and grants.
@@ -476,8 +490,10 @@ enum DescriptionError {
 }
 
 /// Check what `info` said before trusting it.
-fn validate_description(info: &PluginInfo, world: PluginKind) -> Result<(), DescriptionError> {
-    if info.kind != world {
+fn validate_description(info: &PluginInfo, contract: Contract) -> Result<(), DescriptionError> {
+    // Only contract 0.1 has `plugin-info.kind`; from 0.2 on the world says it.
+    let world = contract.kind;
+    if contract.api == SupportedApi::V0_1 && info.kind != world {
         return Err(DescriptionError::WrongKind {
             said: info.kind,
             world,
@@ -628,31 +644,54 @@ fn instance_context(
     })
 }
 
-/// What `info` returned when the plugin was loaded.
+/// What `info` returned when the plugin was loaded (for a 0.1 sender, with
+/// the name table's declarations filled in).
 enum Description {
     Connector(ConnectorInfo),
-    Sender(PluginInfo),
+    Sender(SenderInfo),
 }
 
 impl Description {
     fn plugin(&self) -> &PluginInfo {
         match self {
             Self::Connector(c) => &c.plugin,
-            Self::Sender(p) => p,
+            Self::Sender(s) => &s.plugin,
         }
+    }
+}
+
+/// The import linkers, one per (API version, world): each version's
+/// generated import traits are distinct types.
+struct Linkers {
+    v0_1_connector: Linker<CallState>,
+    v0_1_sender: Linker<CallState>,
+    v0_2_connector: Linker<CallState>,
+    v0_2_sender: Linker<CallState>,
+}
+
+impl Linkers {
+    fn new(engine: &Engine) -> wasmtime::Result<Self> {
+        Ok(Self {
+            v0_1_connector: v0_1::connector_linker(engine)?,
+            v0_1_sender: v0_1::sender_linker(engine)?,
+            v0_2_connector: v0_2::connector_linker(engine)?,
+            v0_2_sender: v0_2::sender_linker(engine)?,
+        })
     }
 }
 
 /// Pre-linked instances of a connector, per supported API.
 #[derive(Clone)]
 enum ConnectorBinding {
-    V0(v0_1::ConnectorPre<CallState>),
+    V0_1(v0_1::ConnectorPre<CallState>),
+    V0_2(v0_2::ConnectorPre<CallState>),
 }
 
 /// Pre-linked instances of a sender, per supported API.
 #[derive(Clone)]
 enum SenderBinding {
-    V0(v0_1::SenderPre<CallState>),
+    V0_1(v0_1::SenderPre<CallState>),
+    V0_2(v0_2::SenderPre<CallState>),
 }
 
 enum WorldBinding {
@@ -716,6 +755,15 @@ impl Plugin {
         }
     }
 
+    /// A sender's recipient need, pace and idempotency, as it declared them
+    /// (contract 0.2) or as the 0.1 name table filled them in.
+    pub fn sender_info(&self) -> Option<&SenderInfo> {
+        match &self.inner.description {
+            Description::Sender(s) => Some(s),
+            Description::Connector(_) => None,
+        }
+    }
+
     /// The plugin API version it was built against.
     pub fn api_version(&self) -> ApiVersion {
         self.inner.contract.version
@@ -749,6 +797,7 @@ impl Plugin {
             self.api_version(),
             self.info().clone(),
             self.connector_info().cloned(),
+            self.sender_info().cloned(),
         )
     }
 }
@@ -848,7 +897,8 @@ impl ConnectorInstance {
     pub async fn info(&self) -> Result<ConnectorInfo, PluginError> {
         let binding = self.binding.clone();
         call(&self.common, "info", move |store| match &binding {
-            ConnectorBinding::V0(pre) => v0_1::connector_info(pre, store),
+            ConnectorBinding::V0_1(pre) => v0_1::connector_info(pre, store),
+            ConnectorBinding::V0_2(pre) => v0_2::connector_info(pre, store),
         })
         .await
     }
@@ -857,7 +907,8 @@ impl ConnectorInstance {
     pub async fn check(&self) -> Result<(), PluginError> {
         let binding = self.binding.clone();
         call(&self.common, "check", move |store| match &binding {
-            ConnectorBinding::V0(pre) => v0_1::connector_check(pre, store),
+            ConnectorBinding::V0_1(pre) => v0_1::connector_check(pre, store),
+            ConnectorBinding::V0_2(pre) => v0_2::connector_check(pre, store),
         })
         .await
     }
@@ -866,7 +917,8 @@ impl ConnectorInstance {
     pub async fn poll(&self, request: PollRequest) -> Result<PollPage, PluginError> {
         let binding = self.binding.clone();
         call(&self.common, "poll", move |store| match &binding {
-            ConnectorBinding::V0(pre) => v0_1::connector_poll(pre, store, &request),
+            ConnectorBinding::V0_1(pre) => v0_1::connector_poll(pre, store, &request),
+            ConnectorBinding::V0_2(pre) => v0_2::connector_poll(pre, store, &request),
         })
         .await
     }
@@ -875,28 +927,50 @@ impl ConnectorInstance {
     /// connectors whose info declares `push.verify`; others answer
     /// [`PluginError::Permanent`] naming the missing support.
     pub async fn verify_push(&self, request: PushRequest) -> Result<PushHint, PluginError> {
-        match &self.binding {
-            ConnectorBinding::V0(_) => {
-                drop(request);
-                Err(self.no_push_support("verify pushed webhooks"))
-            }
-        }
+        let binding = match &self.binding {
+            ConnectorBinding::V0_2(pre) if self.push().verify => pre.clone(),
+            _ => return Err(self.no_push_support("verify pushed webhooks")),
+        };
+        call(&self.common, "verify-push", move |store| {
+            v0_2::connector_verify_push(&binding, store, &request)
+        })
+        .await
     }
 
     /// Subscribe the platform to push this store's changes to `notify_url`.
+    /// Only for connectors whose info declares `push.register`.
     pub async fn register_push(&self, notify_url: &str) -> Result<(), PluginError> {
-        let _ = notify_url;
-        match &self.binding {
-            ConnectorBinding::V0(_) => Err(self.no_push_support("register pushed webhooks")),
-        }
+        let binding = match &self.binding {
+            ConnectorBinding::V0_2(pre) if self.push().register => pre.clone(),
+            _ => return Err(self.no_push_support("register pushed webhooks")),
+        };
+        let notify_url = notify_url.to_owned();
+        call(&self.common, "register-push", move |store| {
+            v0_2::connector_register_push(&binding, store, &notify_url)
+        })
+        .await
     }
 
     /// Undo [`Self::register_push`].
     pub async fn unregister_push(&self, notify_url: &str) -> Result<(), PluginError> {
-        let _ = notify_url;
-        match &self.binding {
-            ConnectorBinding::V0(_) => Err(self.no_push_support("unregister pushed webhooks")),
-        }
+        let binding = match &self.binding {
+            ConnectorBinding::V0_2(pre) if self.push().register => pre.clone(),
+            _ => return Err(self.no_push_support("unregister pushed webhooks")),
+        };
+        let notify_url = notify_url.to_owned();
+        call(&self.common, "unregister-push", move |store| {
+            v0_2::connector_unregister_push(&binding, store, &notify_url)
+        })
+        .await
+    }
+
+    /// The push support the connector declared when loaded (none for 0.1).
+    fn push(&self) -> crate::model::PushSupport {
+        self.common
+            .plugin
+            .connector_info()
+            .map(|info| info.push)
+            .unwrap_or_default()
     }
 
     fn no_push_support(&self, what: &str) -> PluginError {
@@ -936,11 +1010,13 @@ impl SenderInstance {
         &self.common.ctx.instance
     }
 
-    /// Ask the plugin for its info.
-    pub async fn info(&self) -> Result<PluginInfo, PluginError> {
+    /// Ask the plugin for its info (for a 0.1 sender, with the name table's
+    /// declarations filled in).
+    pub async fn info(&self) -> Result<SenderInfo, PluginError> {
         let binding = self.binding.clone();
         call(&self.common, "info", move |store| match &binding {
-            SenderBinding::V0(pre) => v0_1::sender_info(pre, store),
+            SenderBinding::V0_1(pre) => v0_1::sender_info(pre, store).map(fallback::sender_info),
+            SenderBinding::V0_2(pre) => v0_2::sender_info(pre, store),
         })
         .await
     }
@@ -949,7 +1025,8 @@ impl SenderInstance {
     pub async fn check(&self) -> Result<(), PluginError> {
         let binding = self.binding.clone();
         call(&self.common, "check", move |store| match &binding {
-            SenderBinding::V0(pre) => v0_1::sender_check(pre, store),
+            SenderBinding::V0_1(pre) => v0_1::sender_check(pre, store),
+            SenderBinding::V0_2(pre) => v0_2::sender_check(pre, store),
         })
         .await
     }
@@ -958,7 +1035,8 @@ impl SenderInstance {
     pub async fn send(&self, message: OutgoingMessage) -> Result<SendReceipt, PluginError> {
         let binding = self.binding.clone();
         call(&self.common, "send", move |store| match &binding {
-            SenderBinding::V0(pre) => v0_1::sender_send(pre, store, &message),
+            SenderBinding::V0_1(pre) => v0_1::sender_send(pre, store, &message),
+            SenderBinding::V0_2(pre) => v0_2::sender_send(pre, store, &message),
         })
         .await
     }

@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::model::{Capabilities, Capability, ConnectorInfo, PluginInfo, PluginKind, StatusEntry};
+use crate::model::{
+    Capabilities, Capability, ConnectorInfo, DeclaredBy, PluginInfo, PluginKind, PushSupport,
+    RecipientNeed, SenderInfo, StatusEntry,
+};
 
 use super::api_version::{ApiVersion, PACKAGE};
 
@@ -22,12 +25,32 @@ pub struct InspectReport {
     pub wit_package: String,
     /// The plugin API version, e.g. `0.1.0`.
     pub api_version: String,
+    /// The contract line it speaks, e.g. `0.2`; `0.1` is deprecated.
+    pub contract: String,
     /// Name, version, kind, description, config keys, default hosts.
     #[serde(flatten)]
     pub plugin: PluginInfo,
     /// Platform, capabilities and status catalogue (connectors only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub connector: Option<ConnectorDetails>,
+    /// Recipient need, default pace and idempotency (senders only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sender: Option<SenderDetails>,
+}
+
+/// The sender-only part of a report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SenderDetails {
+    /// Whom it delivers to.
+    pub recipient: RecipientNeed,
+    /// Default minimum interval between two sends of a channel, e.g. `20s`.
+    pub default_min_interval: String,
+    /// Default daily cap of a channel; `None`: no cap.
+    pub default_daily_cap: Option<u32>,
+    /// It passes the idempotency key on to a provider that drops repeats.
+    pub idempotent: bool,
+    /// `plugin` (contract 0.2) or `name-table-0.1` (deprecated).
+    pub declared_by: DeclaredBy,
 }
 
 /// The connector-only part of a report.
@@ -39,6 +62,13 @@ pub struct ConnectorDetails {
     pub capabilities: Capabilities,
     /// Status catalogue with default recognition.
     pub statuses: Vec<StatusEntry>,
+    /// Default request budget per store, requests per minute (`None`: no budget).
+    pub requests_per_minute: Option<u32>,
+    /// What it does with the platform's pushed webhooks.
+    pub push: PushSupport,
+    /// `plugin` (contract 0.2) or `name-table-0.1` (deprecated: the budget
+    /// came from the platform's name).
+    pub declared_by: DeclaredBy,
 }
 
 impl InspectReport {
@@ -48,17 +78,36 @@ impl InspectReport {
         version: ApiVersion,
         plugin: PluginInfo,
         connector: Option<ConnectorInfo>,
+        sender: Option<SenderInfo>,
     ) -> Self {
+        // A connector has no `declared_by` of its own: contract 0.1 ones got
+        // their budget from the name table, later ones declare it.
+        let connector_declared_by = if version.major == 0 && version.minor < 2 {
+            DeclaredBy::NameTable
+        } else {
+            DeclaredBy::Plugin
+        };
         Self {
             file: file.to_owned(),
             sha256: sha256.to_owned(),
             wit_package: format!("{PACKAGE}@{version}"),
             api_version: version.to_string(),
+            contract: version.line(),
             plugin,
             connector: connector.map(|c| ConnectorDetails {
                 platform: c.platform,
                 capabilities: c.capabilities,
                 statuses: c.statuses,
+                requests_per_minute: c.requests_per_minute,
+                push: c.push,
+                declared_by: connector_declared_by,
+            }),
+            sender: sender.map(|s| SenderDetails {
+                recipient: s.recipient,
+                default_min_interval: format!("{:#}", s.default_min_interval),
+                default_daily_cap: s.default_daily_cap,
+                idempotent: s.idempotent,
+                declared_by: s.declared_by,
             }),
         }
     }
@@ -126,8 +175,55 @@ impl fmt::Display for InspectReport {
             vec!["sha256".to_owned(), self.sha256.clone()],
             vec!["plugin API".to_owned(), self.wit_package.clone()],
         ];
+        if self.contract == "0.1" {
+            facts.push(vec![
+                "contract".to_owned(),
+                "0.1 (deprecated: rebuild against 0.2)".to_owned(),
+            ]);
+        }
+        let declared = |by: DeclaredBy| match by {
+            DeclaredBy::Plugin => "",
+            DeclaredBy::NameTable => " (from arauto's 0.1 name table)",
+        };
         if let Some(c) = &self.connector {
             facts.push(vec!["platform".to_owned(), c.platform.clone()]);
+            facts.push(vec![
+                "rate limit".to_owned(),
+                match c.requests_per_minute {
+                    Some(n) => format!("{n} requests/min{}", declared(c.declared_by)),
+                    None => format!("none{}", declared(c.declared_by)),
+                },
+            ]);
+            facts.push(vec![
+                "pushes".to_owned(),
+                match (c.push.verify, c.push.register) {
+                    (false, _) => "not supported".to_owned(),
+                    (true, false) => "verified (subscribe by hand)".to_owned(),
+                    (true, true) => "verified, registers itself".to_owned(),
+                },
+            ]);
+        }
+        if let Some(s) = &self.sender {
+            let why = declared(s.declared_by);
+            facts.push(vec![
+                "recipient".to_owned(),
+                format!("{}{why}", s.recipient.as_str()),
+            ]);
+            facts.push(vec![
+                "min interval".to_owned(),
+                format!("{}{why}", s.default_min_interval),
+            ]);
+            facts.push(vec![
+                "daily cap".to_owned(),
+                match s.default_daily_cap {
+                    Some(n) => format!("{n}{why}"),
+                    None => format!("none{why}"),
+                },
+            ]);
+            facts.push(vec![
+                "idempotent".to_owned(),
+                format!("{}{why}", if s.idempotent { "yes" } else { "no" }),
+            ]);
         }
         facts.push(vec!["default hosts".to_owned(), hosts]);
         table(f, &facts)?;

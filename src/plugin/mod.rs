@@ -31,14 +31,11 @@ mod http;
 mod http_call;
 mod inspect;
 mod limits;
+mod output;
 mod redact;
 mod sandbox;
 mod types;
 mod v0_1;
-#[allow(
-    dead_code,
-    reason = "bound here first; the host dispatches to it once the 0.2 conversions land"
-)]
 mod v0_2;
 
 /// Re-exported so plugin callers match on [`PluginError::class`] without
@@ -51,7 +48,7 @@ pub use host::{
     ConnectorInstance, DEFAULT_MAX_CONCURRENT_CALLS, HostConfig, HostError, Plugin, PluginHost,
     SenderInstance, inspect,
 };
-pub use inspect::{ConnectorDetails, InspectReport};
+pub use inspect::{ConnectorDetails, InspectReport, SenderDetails};
 pub use types::{
     ConnectorNotice, DEFAULT_CALL_TIMEOUT, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MEMORY_LIMIT,
     InstanceConfig, MAX_LOOK_AT, MAX_NOTICES_PER_CALL, MessageMeta, NoticeError, OutgoingMessage,

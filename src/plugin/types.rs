@@ -8,7 +8,7 @@ use std::fmt;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{NotificationKind, Order};
+use crate::model::{NotificationKind, Order, OrderEvent};
 
 use super::redact::REDACTED;
 
@@ -114,6 +114,9 @@ pub struct Recipient {
     pub phone: Option<String>,
     /// E-mail address.
     pub email: Option<String>,
+    /// The customer's chat-app id (contract 0.2 senders only).
+    #[serde(default)]
+    pub chat_id: Option<String>,
     /// Full name.
     pub name: Option<String>,
     /// First name.
@@ -167,7 +170,7 @@ pub struct OutgoingMessage {
     pub meta: MessageMeta,
     /// The event (notification kind, normalised order, store) for channels
     /// that forward data rather than text.
-    pub event: serde_json::Value,
+    pub event: OrderEvent,
 }
 
 /// What the provider said about an accepted message.

@@ -7,7 +7,6 @@
 
 use std::time::Duration;
 
-use jiff::{SignedDuration, Timestamp};
 use wasmtime::Store;
 use wasmtime::component::{HasSelf, Linker};
 
@@ -16,12 +15,12 @@ use crate::model;
 use super::error::PluginError;
 use super::http::{self as host_http, HttpFailure, HttpRequest};
 use super::http_call;
-use super::limits::{
-    MAX_CURSOR_BYTES, MAX_EXTRAS_JSON_BYTES, MAX_ID_BYTES, MAX_ORDERS_PER_PAGE,
-    MAX_SNAPSHOT_LIST_LEN, MAX_SNAPSHOT_TEXT_BYTES, truncate, truncate_in_place,
-};
+use super::limits::{MAX_ID_BYTES, MAX_SNAPSHOT_TEXT_BYTES, truncate, truncate_in_place};
+use super::output::{self, RawPix, RawSnapshot};
 use super::sandbox::{CallFailure, CallState, GuestLevel};
 use super::types::{OutgoingMessage, PollPage, PollRequest, RejectedOrder, SendReceipt};
+
+pub(crate) mod fallback;
 
 /// The `connector` world. Its import interfaces are shared with `sender`.
 pub(crate) mod connector {
@@ -195,14 +194,15 @@ pub(crate) fn connector_poll(
         .call_poll(&mut *store, &wit_request)
         .map_err(CallFailure::Wasm)?
         .map_err(|e| CallFailure::Plugin(plugin_error(e)))?;
-    check_page_size(&page).map_err(|e| CallFailure::InvalidOutput(e.to_string()))?;
+    output::check_page_size(page.next_cursor.as_deref(), page.orders.len())
+        .map_err(|e| CallFailure::InvalidOutput(e.to_string()))?;
     // One order the host cannot accept is refused alone: failing the page
     // would keep the cursor where it is and stop the whole store for ever.
     let mut orders = Vec::with_capacity(page.orders.len());
     let mut rejected = Vec::new();
-    for mut order in page.orders {
+    for order in page.orders {
         let id = truncate(order.id.clone(), MAX_ID_BYTES);
-        match cap_snapshot(&mut order).and_then(|()| order_from_wit(order)) {
+        match output::order_from_snapshot(snapshot_from_wit(order)) {
             Ok(order) => orders.push(order),
             Err(reason) => rejected.push(RejectedOrder {
                 order: id,
@@ -274,166 +274,10 @@ pub(crate) fn sender_send(
         .call_send(&mut *store, &message_to_wit(message))
         .map_err(CallFailure::Wasm)?
         .map_err(|e| CallFailure::Plugin(plugin_error(e)))?;
-    let id = |text: Option<String>| text.map(|t| truncate(t, MAX_ID_BYTES));
-    Ok(SendReceipt {
-        provider_message_id: id(receipt.provider_message_id),
-        recipient_id: id(receipt.recipient_id),
-    })
-}
-
-// ---- caps on what comes back (see `super::limits`) ---------------------------
-
-/// Why the host refuses what a connector returned: the whole page (cursor,
-/// order count) or one order (its ids, extras, timestamps). The text reaches
-/// the operator as invalid output or as a rejected order's reason.
-#[derive(Debug, thiserror::Error)]
-enum OutputError {
-    #[error(
-        "its next cursor is {bytes} bytes, over the host's cap of {cap}; \
-         the previous cursor stays in effect",
-        cap = MAX_CURSOR_BYTES
-    )]
-    CursorTooLong { bytes: usize },
-    #[error("its page has {count} orders, over the host's cap of {cap}", cap = MAX_ORDERS_PER_PAGE)]
-    TooManyOrders { count: usize },
-    #[error(
-        "order {shown}: its {field} is {bytes} bytes, over the host's cap of {cap}",
-        cap = MAX_ID_BYTES
-    )]
-    IdTooLong {
-        shown: String,
-        field: &'static str,
-        bytes: usize,
-    },
-    #[error(
-        "order {order}: extras-json is {bytes} bytes, over the host's cap of {cap}",
-        cap = MAX_EXTRAS_JSON_BYTES
-    )]
-    ExtrasTooLong { order: String, bytes: usize },
-    #[error("order {order}: {field} {value:?} is not an RFC 3339 timestamp with offset ({source})")]
-    Timestamp {
-        order: String,
-        field: &'static str,
-        value: String,
-        source: jiff::Error,
-    },
-    #[error("order {order}: extras-json is not valid JSON ({source})")]
-    ExtrasJson {
-        order: String,
-        source: serde_json::Error,
-    },
-}
-
-/// A page whose cursor or order count is over its cap fails as a whole:
-/// storing the cursor would bloat the state database on every poll, and
-/// dropping orders while the cursor moves on would lose them.
-fn check_page_size(page: &capi::PollPage) -> Result<(), OutputError> {
-    if let Some(cursor) = &page.next_cursor
-        && cursor.len() > MAX_CURSOR_BYTES
-    {
-        return Err(OutputError::CursorTooLong {
-            bytes: cursor.len(),
-        });
-    }
-    if page.orders.len() > MAX_ORDERS_PER_PAGE {
-        return Err(OutputError::TooManyOrders {
-            count: page.orders.len(),
-        });
-    }
-    Ok(())
-}
-
-/// Bound every string and list of one snapshot. Ids and extras fail the page
-/// (cutting them would change their meaning); other texts are cut with a
-/// marker; lists past [`MAX_SNAPSHOT_LIST_LEN`] lose their tail.
-fn cap_snapshot(o: &mut capi::OrderSnapshot) -> Result<(), OutputError> {
-    for (field, value) in [("id", &o.id), ("number", &o.number)] {
-        if value.len() > MAX_ID_BYTES {
-            return Err(OutputError::IdTooLong {
-                shown: truncate(value.clone(), 64),
-                field,
-                bytes: value.len(),
-            });
-        }
-    }
-    if o.extras_json.len() > MAX_EXTRAS_JSON_BYTES {
-        return Err(OutputError::ExtrasTooLong {
-            order: o.id.clone(),
-            bytes: o.extras_json.len(),
-        });
-    }
-    let text = |t: &mut String| truncate_in_place(t, MAX_SNAPSHOT_TEXT_BYTES);
-    let optional = |t: &mut Option<String>| {
-        if let Some(t) = t {
-            truncate_in_place(t, MAX_SNAPSHOT_TEXT_BYTES);
-        }
-    };
-    o.shipments.truncate(MAX_SNAPSHOT_LIST_LEN);
-    o.items.truncate(MAX_SNAPSHOT_LIST_LEN);
-    o.customer.phones.truncate(MAX_SNAPSHOT_LIST_LEN);
-    for t in [
-        &mut o.status.code,
-        &mut o.status.name,
-        &mut o.created_at,
-        &mut o.updated_at,
-        &mut o.customer.name,
-        &mut o.customer.first_name,
-        &mut o.currency,
-    ] {
-        text(t);
-    }
-    o.customer.phones.iter_mut().for_each(text);
-    optional(&mut o.customer.email);
-    if let Some(p) = &mut o.payment {
-        text(&mut p.code);
-        text(&mut p.name);
-        text(&mut p.family);
-    }
-    for s in &mut o.shipments {
-        text(&mut s.id);
-        for t in [
-            &mut s.carrier,
-            &mut s.method,
-            &mut s.tracking_code,
-            &mut s.tracking_url,
-        ] {
-            optional(t);
-        }
-    }
-    for i in &mut o.items {
-        optional(&mut i.sku);
-        text(&mut i.name);
-        text(&mut i.quantity);
-    }
-    if let Some(b) = &mut o.boleto {
-        text(&mut b.barcode);
-        optional(&mut b.url);
-        optional(&mut b.due_date);
-    }
-    if let Some(p) = &mut o.pix {
-        text(&mut p.code);
-        optional(&mut p.qr_code_url);
-        optional(&mut p.expires_at);
-    }
-    Ok(())
-}
-
-/// `info` texts are shown by `plugins inspect` and `check`: bounded too.
-fn cap_info(info: &mut types::PluginInfo) {
-    let text = |t: &mut String| truncate_in_place(t, MAX_SNAPSHOT_TEXT_BYTES);
-    text(&mut info.name);
-    text(&mut info.version);
-    text(&mut info.description);
-    info.config_keys.truncate(MAX_SNAPSHOT_LIST_LEN);
-    info.default_hosts.truncate(MAX_SNAPSHOT_LIST_LEN);
-    for key in &mut info.config_keys {
-        text(&mut key.name);
-        text(&mut key.description);
-        if let Some(default) = &mut key.default_value {
-            text(default);
-        }
-    }
-    info.default_hosts.iter_mut().for_each(text);
+    Ok(output::receipt(
+        receipt.provider_message_id,
+        receipt.recipient_id,
+    ))
 }
 
 // ---- conversions --------------------------------------------------------------
@@ -442,18 +286,15 @@ fn plugin_error(error: types::PluginError) -> PluginError {
     match error {
         types::PluginError::Retryable(r) => PluginError::Retryable {
             message: r.message,
-            retry_after: r
-                .retry_after_ms
-                .map(|ms| SignedDuration::from_millis(i64::try_from(ms).unwrap_or(i64::MAX))),
+            retry_after: output::retry_after(r.retry_after_ms),
         },
         types::PluginError::Permanent(m) => PluginError::Permanent(m),
         types::PluginError::Misconfigured(m) => PluginError::Misconfigured(m),
     }
 }
 
-fn plugin_info_from_wit(mut info: types::PluginInfo) -> model::PluginInfo {
-    cap_info(&mut info);
-    model::PluginInfo {
+fn plugin_info_from_wit(info: types::PluginInfo) -> model::PluginInfo {
+    let mut info = model::PluginInfo {
         name: info.name,
         version: info.version,
         kind: match info.kind {
@@ -473,22 +314,20 @@ fn plugin_info_from_wit(mut info: types::PluginInfo) -> model::PluginInfo {
             })
             .collect(),
         default_hosts: info.default_hosts,
-    }
+    };
+    output::cap_plugin_info(&mut info);
+    info
 }
 
 fn connector_info_from_wit(info: capi::ConnectorInfo, state: &CallState) -> model::ConnectorInfo {
-    let capability = |c: capi::Capability| model::Capability {
-        supported: c.supported,
-        reason: truncate(c.reason, MAX_SNAPSHOT_TEXT_BYTES),
-    };
+    let capability = |c: capi::Capability| output::capability(c.supported, c.reason);
     let plugin = plugin_info_from_wit(info.plugin);
     let statuses = info
         .statuses
         .into_iter()
-        .take(MAX_SNAPSHOT_LIST_LEN)
+        .take(output::MAX_STATUSES)
         .map(|mut s| {
-            truncate_in_place(&mut s.code, MAX_SNAPSHOT_TEXT_BYTES);
-            truncate_in_place(&mut s.name, MAX_SNAPSHOT_TEXT_BYTES);
+            output::cap_status_texts(&mut s.code, &mut s.name);
             if let Some(name) = &mut s.notification {
                 truncate_in_place(name, MAX_SNAPSHOT_TEXT_BYTES);
             }
@@ -515,9 +354,9 @@ fn connector_info_from_wit(info: capi::ConnectorInfo, state: &CallState) -> mode
             }
         })
         .collect();
-    model::ConnectorInfo {
+    let mut info = model::ConnectorInfo {
         plugin,
-        platform: truncate(info.platform, MAX_SNAPSHOT_TEXT_BYTES),
+        platform: output::platform(info.platform),
         statuses,
         capabilities: model::Capabilities {
             tracking_codes: capability(info.capabilities.tracking_codes),
@@ -527,57 +366,28 @@ fn connector_info_from_wit(info: capi::ConnectorInfo, state: &CallState) -> mode
         },
         requests_per_minute: None,
         push: model::PushSupport::default(),
-    }
+    };
+    // Contract 0.1 declares no budget nor push support: the name table does.
+    fallback::fill_connector_info(&mut info);
+    info
 }
 
-fn timestamp(order: &str, field: &'static str, value: &str) -> Result<Timestamp, OutputError> {
-    value
-        .parse::<Timestamp>()
-        .map_err(|source| OutputError::Timestamp {
-            order: order.to_owned(),
-            field,
-            value: value.to_owned(),
-            source,
-        })
-}
-
-fn order_from_wit(o: capi::OrderSnapshot) -> Result<model::Order, OutputError> {
-    let created_at = timestamp(&o.id, "created-at", &o.created_at)?;
-    let updated_at = timestamp(&o.id, "updated-at", &o.updated_at)?;
-    let pix = match o.pix {
-        Some(p) => Some(model::Pix {
-            expires_at: p
-                .expires_at
-                .as_deref()
-                .map(|t| timestamp(&o.id, "pix.expires-at", t))
-                .transpose()?,
-            code: p.code,
-            qr_code_url: p.qr_code_url,
-        }),
-        None => None,
-    };
-    let extras = if o.extras_json.trim().is_empty() {
-        serde_json::Value::Object(serde_json::Map::new())
-    } else {
-        serde_json::from_str(&o.extras_json).map_err(|source| OutputError::ExtrasJson {
-            order: o.id.clone(),
-            source,
-        })?
-    };
-    Ok(model::Order {
+fn snapshot_from_wit(o: capi::OrderSnapshot) -> RawSnapshot {
+    RawSnapshot {
         id: o.id,
         number: o.number,
         status: model::OrderStatus {
             code: o.status.code,
             name: o.status.name,
         },
-        created_at,
-        updated_at,
+        created_at: o.created_at,
+        updated_at: o.updated_at,
         customer: model::Customer {
             name: o.customer.name,
             first_name: o.customer.first_name,
             phones: o.customer.phones,
             email: o.customer.email,
+            chat_id: None,
         },
         subtotal: model::Money::from_plugin_cents(o.subtotal.cents),
         shipping: model::Money::from_plugin_cents(o.shipping.cents),
@@ -607,8 +417,7 @@ fn order_from_wit(o: capi::OrderSnapshot) -> Result<model::Order, OutputError> {
             .map(|i| model::Item {
                 sku: i.sku,
                 name: i.name,
-                // "" is contract 0.1's "unknown quantity".
-                quantity: Some(i.quantity).filter(|q| !q.trim().is_empty()),
+                quantity: output::quantity(i.quantity),
                 unit_price: model::Money::from_plugin_cents(i.unit_price.cents),
                 total: model::Money::from_plugin_cents(i.total.cents),
             })
@@ -618,10 +427,14 @@ fn order_from_wit(o: capi::OrderSnapshot) -> Result<model::Order, OutputError> {
             url: b.url,
             due_date: b.due_date,
         }),
-        pix,
+        pix: o.pix.map(|p| RawPix {
+            code: p.code,
+            qr_code_url: p.qr_code_url,
+            expires_at: p.expires_at,
+        }),
         detailed: o.detailed,
-        extras,
-    })
+        extras_json: o.extras_json,
+    }
 }
 
 fn message_to_wit(m: &OutgoingMessage) -> sapi::Message {
@@ -649,6 +462,6 @@ fn message_to_wit(m: &OutgoingMessage) -> sapi::Message {
             job_id: m.meta.job_id.clone(),
             channel: m.meta.channel.clone(),
         },
-        event_json: m.event.to_string(),
+        event_json: fallback::event_json(&m.event).to_string(),
     }
 }

@@ -47,7 +47,11 @@ pub(super) fn record_invalid(
                 count: 1,
             }),
         }
-        let detail = match no_usable_phone {
+        let phone_detail = match event.reason {
+            crate::decide::InvalidReason::UnusablePhone(_) => no_usable_phone,
+            _ => None,
+        };
+        let detail = match phone_detail {
             Some(none) if !none.rejected.is_empty() => none
                 .rejected
                 .iter()

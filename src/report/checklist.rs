@@ -27,7 +27,7 @@ use super::context::Context;
 use super::error::OpsError;
 use super::format::{ago, local, plural, short_duration};
 use crate::config::{Config, StoreConfig};
-use crate::model::{ErrorClass, NotificationKind, PhoneProblem};
+use crate::model::{ErrorClass, NotificationKind};
 use crate::plugin::PluginError;
 use crate::queue::{ChannelStatus, JobFilter, JobState, StoreStatus};
 use crate::send::channel::pacing_policy;
@@ -820,7 +820,7 @@ fn invalid_reasons_text(status: &StoreStatus) -> String {
     reasons.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
     reasons
         .iter()
-        .map(|(key, n)| format!("{} {n}", PhoneProblem::label_of(key)))
+        .map(|(key, n)| format!("{} {n}", crate::decide::InvalidReason::label_of(key)))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -1130,7 +1130,7 @@ async fn channel_section(
     }
 
     let time_zone = &config.daemon.timezone;
-    let policy = &pacing_policy(&channel.config, time_zone);
+    let policy = &pacing_policy(&channel.config, channel.plugin.sender_info(), time_zone);
     let pacing = PacingState::of(&status);
     let today = policy.day_of(ctx.now, time_zone);
     if let Some(cap) = &policy.daily_cap {

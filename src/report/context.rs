@@ -84,8 +84,14 @@ impl Context {
     /// dispatcher derives it.
     pub fn pacing(&self, channel: &str) -> Option<PacingPolicy> {
         let config = self.config.channels.get(channel)?;
+        let sender = self
+            .state
+            .as_ref()
+            .and_then(|state| state.channels.get(channel))
+            .and_then(|runtime| runtime.plugin.sender_info());
         Some(crate::send::channel::pacing_policy(
             config,
+            sender,
             &self.config.daemon.timezone,
         ))
     }

@@ -324,7 +324,8 @@ async fn refresh(endpoint: &Endpoint, store: &SharedStore) -> Result<(), crate::
         let stats = store.channel_stats(id).await?;
         let status = store.channel_status(id).await?;
         let pacing = PacingState::of(&status);
-        let today = pacing_policy(&runtime.config, time_zone).day_of(now, time_zone);
+        let today = pacing_policy(&runtime.config, runtime.plugin.sender_info(), time_zone)
+            .day_of(now, time_zone);
         channels.push(ChannelGauges {
             channel: id.clone(),
             depth: stats.pending,

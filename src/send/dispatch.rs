@@ -21,7 +21,10 @@ use crate::decide::{OrderRecord, Relevance, SendTiming, send_time_check, still_r
 use crate::heartbeat::Heartbeat;
 use crate::job::JobPayload;
 use crate::metrics::Metrics;
-use crate::model::{ChannelId, NotificationKind, RecipientNeed, first_usable_phone};
+use crate::model::{
+    ChannelId, EventStore, EventTracking, NotificationKind, OrderEvent, RecipientNeed,
+    first_usable_phone,
+};
 use crate::plugin::{MessageMeta, OutgoingMessage, PluginError, ProviderTemplate, Recipient};
 use crate::queue::{ChannelStatus, Completion, Job, JobBody, Receipt, SharedStore};
 use crate::state::{ChannelRuntime, State, StateHandle, StoreRuntime};
@@ -181,7 +184,11 @@ impl Dispatcher {
         if status.paused.is_some() {
             return Ok(Turn::WaitForWork);
         }
-        let pacing = pacing_policy(&channel.config, &state.config.daemon.timezone);
+        let pacing = pacing_policy(
+            &channel.config,
+            channel.plugin.sender_info(),
+            &state.config.daemon.timezone,
+        );
         match pacing.next_send(&PacingState::of(&status), now) {
             PacingDecision::SendAt(at) if at > now => return Ok(Turn::WaitUntil(at)),
             PacingDecision::CapReached { until, cap } => {
@@ -363,7 +370,8 @@ impl Dispatcher {
                     at,
                     pacing_day: {
                         let time_zone = &state.config.daemon.timezone;
-                        pacing_policy(&channel.config, time_zone).day_of(at, time_zone)
+                        pacing_policy(&channel.config, channel.plugin.sender_info(), time_zone)
+                            .day_of(at, time_zone)
                     },
                 })
             }
@@ -435,9 +443,23 @@ impl Dispatcher {
         record: &OrderRecord,
     ) -> Result<OutgoingMessage, Unsendable> {
         let order = &record.order;
-        let phone = match RecipientNeed::for_plugin(channel.plugin.name()) {
-            RecipientNeed::Phone => Some(
-                first_usable_phone(&order.customer.phones)
+        let customer = &order.customer;
+        let known_phone = || {
+            first_usable_phone(&customer.phones)
+                .ok()
+                .map(|p| p.as_str().to_owned())
+        };
+        let email = customer.email.clone();
+        let chat_id = customer.chat_id.clone();
+        // The recipient the sender declared it needs must be there; the
+        // others are filled whenever known.
+        let need = channel
+            .plugin
+            .sender_info()
+            .map_or(RecipientNeed::CustomerPhone, |info| info.recipient);
+        let phone = match need {
+            RecipientNeed::CustomerPhone => Some(
+                first_usable_phone(&customer.phones)
                     .map_err(|problem| Unsendable::NoPhone {
                         order: order.number.clone(),
                         problem,
@@ -445,9 +467,17 @@ impl Dispatcher {
                     .as_str()
                     .to_owned(),
             ),
-            RecipientNeed::Nothing => first_usable_phone(&order.customer.phones)
-                .ok()
-                .map(|p| p.as_str().to_owned()),
+            RecipientNeed::CustomerEmail if non_empty_opt(email.as_deref()).is_none() => {
+                return Err(Unsendable::NoEmail {
+                    order: order.number.clone(),
+                });
+            }
+            RecipientNeed::CustomerChatId if non_empty_opt(chat_id.as_deref()).is_none() => {
+                return Err(Unsendable::NoChatId {
+                    order: order.number.clone(),
+                });
+            }
+            _ => known_phone(),
         };
         let store_info = StoreInfo {
             id: store.config.id.clone(),
@@ -480,13 +510,13 @@ impl Dispatcher {
                 positional: t.positional,
                 named: t.named,
             });
-        let customer = &order.customer;
         Ok(OutgoingMessage {
             idempotency_key: job.id.to_string(),
             attempt: job.attempt,
             recipient: Recipient {
                 phone,
-                email: customer.email.clone(),
+                email,
+                chat_id,
                 name: non_empty(&customer.name),
                 first_name: non_empty(&customer.first_name),
             },
@@ -500,7 +530,7 @@ impl Dispatcher {
                 job_id: job.id.to_string(),
                 channel: channel.config.id.clone(),
             },
-            event: event_json(job, kind, store, payload, record),
+            event: order_event(job, kind, store, payload, record),
         })
     }
 }
@@ -516,6 +546,20 @@ enum Unsendable {
         order: String,
         /// Why each phone was refused (masked).
         problem: crate::model::NoUsablePhone,
+    },
+    /// The channel delivers to the customer's e-mail and the order has none.
+    #[error("no e-mail address for order {order}: the channel's sender delivers by e-mail")]
+    NoEmail {
+        /// The store-facing order number.
+        order: String,
+    },
+    /// The channel delivers to the customer's chat-app id and the order has none.
+    #[error(
+        "no chat id for order {order}: the channel's sender delivers to the customer's chat app"
+    )]
+    NoChatId {
+        /// The store-facing order number.
+        order: String,
     },
     /// An amount or quantity the text prints is unknown: better held than wrong.
     #[error(
@@ -539,31 +583,38 @@ enum Unsendable {
 }
 
 /// The data a webhook-style channel forwards: the notification, the store and
-/// the normalised order.
-fn event_json(
+/// the order as last read.
+fn order_event(
     job: &Job,
     kind: NotificationKind,
     store: &StoreRuntime,
     payload: &JobPayload,
     record: &OrderRecord,
-) -> serde_json::Value {
-    serde_json::json!({
-        "notification": kind.as_str(),
-        "job_id": job.id.to_string(),
-        "store": {
-            "id": store.config.id,
-            "description": store.config.description,
-            "platform": store.info.platform,
+) -> OrderEvent {
+    OrderEvent {
+        notification: kind,
+        job_id: job.id.to_string(),
+        store: EventStore {
+            id: store.config.id.clone(),
+            description: store.config.description.clone(),
+            platform: store.info.platform.clone(),
         },
-        "status_code": payload.status_code,
-        "tracking": payload.tracking,
-        "order": record.order,
-    })
+        status_code: payload.status_code.clone(),
+        tracking: payload.tracking.as_ref().map(|t| EventTracking {
+            shipment_id: t.shipment_id.clone(),
+            code: t.code.clone(),
+        }),
+        order: record.order.clone(),
+    }
 }
 
 fn non_empty(s: &str) -> Option<String> {
     let s = s.trim();
     (!s.is_empty()).then(|| s.to_owned())
+}
+
+fn non_empty_opt(s: Option<&str>) -> Option<String> {
+    s.and_then(non_empty)
 }
 
 /// How a delivery attempt ended (the distinction only matters for logs).

@@ -8,13 +8,12 @@
 //! WhatsApp number's daily count and warm-up day must survive restarts and
 //! reset at a local time of day.)
 //!
-//! * **Minimum interval** — defaults by sender plugin
-//!   ([`default_min_interval`]): 20 s for WhatsApp gateways (`whatsapp-cloud`,
-//!   `evolution-api`, `z-api`, or any plugin whose name contains `whatsapp`),
-//!   as Notificações Inteligentes recommends ("não recomendamos o intervalo
-//!   abaixo de 20 segundos … pode gerar bloqueios"); 1 s for SMS, Telegram and
-//!   unknown plugins (providers throttle per recipient, not per sender number);
-//!   0 for webhooks.
+//! * **Minimum interval** — the channel's `min_interval`, else the default its
+//!   sender plugin declares (`sender-info.default-min-interval-ms`; WhatsApp
+//!   gateways say 20 s, as Notificações Inteligentes recommends: "não
+//!   recomendamos o intervalo abaixo de 20 segundos … pode gerar bloqueios").
+//!   Contract 0.1 senders declare none: `plugin::v0_1::fallback` fills it in
+//!   from their name.
 //! * **Daily cap** — at most `limit` sends per *cap day*, which starts at
 //!   `reset_at` local time in `time_zone` (NI counts from 21:00 São Paulo =
 //!   00:00 UTC). When the cap is reached the next send waits for the reset.
@@ -29,21 +28,9 @@ use serde::{Deserialize, Serialize};
 use crate::decide::timing::add;
 use crate::queue::ChannelStatus;
 
-/// The minimum interval NI recommends for WhatsApp numbers.
-pub const WHATSAPP_MIN_INTERVAL: SignedDuration = SignedDuration::from_secs(20);
-
-/// Default interval for non-WhatsApp senders that still deliver to people.
-pub const DEFAULT_MIN_INTERVAL: SignedDuration = SignedDuration::from_secs(1);
-
-/// The default minimum interval for a sender plugin (see the module docs).
-pub fn default_min_interval(plugin: &str) -> SignedDuration {
-    match plugin {
-        "whatsapp-cloud" | "evolution-api" | "z-api" => WHATSAPP_MIN_INTERVAL,
-        name if name.contains("whatsapp") => WHATSAPP_MIN_INTERVAL,
-        "webhook" => SignedDuration::ZERO,
-        _ => DEFAULT_MIN_INTERVAL,
-    }
-}
+/// The interval of a channel whose sender declared nothing because it has
+/// not loaded (shown by `check`; the channel does not send meanwhile).
+pub const UNDECLARED_MIN_INTERVAL: SignedDuration = SignedDuration::from_secs(1);
 
 /// Progressive warm-up of a daily cap.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

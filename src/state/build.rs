@@ -17,7 +17,7 @@ use crate::config::{
 use crate::decide::{
     ChannelTarget, KindTiming, QuietHours, QuietHoursMode, Recognition, StorePolicy, TimingPolicy,
 };
-use crate::model::{NotificationKind, PluginKind, RecipientNeed};
+use crate::model::{NotificationKind, PluginKind, RecipientNeed, SenderInfo};
 use crate::plugin::{InstanceConfig, Plugin, PluginError, PluginHost};
 use crate::template::{ProviderTemplateSpec, TemplateConfig, TemplateSource, Templates};
 
@@ -76,10 +76,6 @@ fn located(config: &Config, mut problem: BuildProblem) -> BuildProblem {
     problem.message = format!("{} (in {origin})", problem.message);
     problem
 }
-
-/// Loja Integrada allows 100 requests per minute per store; keep a margin for
-/// the shop's other integrations.
-const LOJA_INTEGRADA_REQUESTS_PER_MINUTE: u32 = 90;
 
 /// The parts built from one configuration.
 struct Assembled {
@@ -165,6 +161,11 @@ struct PluginCache {
 }
 
 impl PluginCache {
+    /// The declarations of the sender loaded from `path`, if it loaded.
+    fn sender_info(&self, path: &Path) -> Option<&SenderInfo> {
+        self.loaded.get(path).and_then(Plugin::sender_info)
+    }
+
     /// True when the file at `path` was tried and did not load.
     fn failed(&self, path: &Path) -> bool {
         self.failed.contains_key(path)
@@ -320,8 +321,9 @@ async fn build_store(
             message: format!("plugin {} reported no connector info", plugin.name()),
         }]);
     };
-    let default_rpm =
-        (info.platform == "loja-integrada").then_some(LOJA_INTEGRADA_REQUESTS_PER_MINUTE);
+    // The connector's declared budget (a 0.1 connector's comes from the
+    // name table); the store's `requests_per_minute` overrides it.
+    let default_rpm = info.requests_per_minute;
     let problems = config_problems(crate::config::check_store(config, &store.id, &info));
     let instance = instance_config(&store.id, &store.settings, &store.sandbox, default_rpm);
     let connector = instance_or_problems(host.connector(&plugin, instance), problems, &component)?;
@@ -390,7 +392,11 @@ async fn build_store(
         .filter_map(|id| config.channels.get(id))
         .map(|channel| ChannelTarget {
             name: channel.id.clone(),
-            needs_phone: RecipientNeed::for_plugin(&channel.plugin) == RecipientNeed::Phone,
+            // A channel whose plugin did not load is planned as a phone
+            // channel, the most common kind, until it loads.
+            recipient: plugins
+                .sender_info(&channel.plugin_path)
+                .map_or(RecipientNeed::CustomerPhone, |info| info.recipient),
         })
         .collect();
     let policy = StorePolicy {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use arauto::model::NotificationKind;
+use arauto::model::{EventStore, NotificationKind, OrderEvent};
 use arauto::plugin::{
     ConnectorInstance, HostConfig, InstanceConfig, MessageMeta, OutgoingMessage, Plugin,
     PluginHost, Recipient, SenderInstance,
@@ -63,6 +63,7 @@ pub fn message(key: &str, text: &str) -> OutgoingMessage {
         recipient: Recipient {
             phone: Some("+5511987654321".into()),
             email: None,
+            chat_id: None,
             name: Some("Maria Silva".into()),
             first_name: Some("Maria".into()),
         },
@@ -76,7 +77,18 @@ pub fn message(key: &str, text: &str) -> OutgoingMessage {
             job_id: key.to_owned(),
             channel: "whatsapp".into(),
         },
-        event: serde_json::json!({"notification": "order-shipped", "order": {"id": "10001"}}),
+        event: OrderEvent {
+            notification: NotificationKind::OrderShipped,
+            job_id: key.to_owned(),
+            store: EventStore {
+                id: "loja".into(),
+                description: None,
+                platform: "loja-integrada".into(),
+            },
+            status_code: "pedido_enviado".into(),
+            tracking: None,
+            order: super::policy::order("10001", "pedido_enviado", super::policy::t0()),
+        },
     }
 }
 

@@ -190,6 +190,7 @@ pub fn order(id: &str, status: &str, updated_at: Timestamp) -> Order {
             first_name: "Ana".to_owned(),
             phones: vec!["(11) 98765-4321".to_owned()],
             email: Some("ana@example.com".to_owned()),
+            chat_id: None,
         },
         subtotal: Some(Money(10_000)),
         shipping: Some(Money(1_500)),
@@ -237,14 +238,14 @@ pub fn all_status_kinds() -> BTreeSet<NotificationKind> {
 pub fn whatsapp() -> ChannelTarget {
     ChannelTarget {
         name: "whatsapp".to_owned(),
-        needs_phone: true,
+        recipient: arauto::model::RecipientNeed::CustomerPhone,
     }
 }
 
 pub fn webhook() -> ChannelTarget {
     ChannelTarget {
         name: "webhook".to_owned(),
-        needs_phone: false,
+        recipient: arauto::model::RecipientNeed::Nothing,
     }
 }
 
