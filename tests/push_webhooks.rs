@@ -1,0 +1,325 @@
+//! Pushed webhooks, end to end: the real daemon with `[daemon.webhooks]` on,
+//! the real Loja Integrada connector, the fake LI (which pushes every order
+//! change to the URLs registered with it, in LI's push shape) and a fake
+//! WhatsApp gateway.
+//!
+//! With `poll_interval = "5m"`, a message that arrives within seconds can only
+//! have come through a push. Pushes never carry content: they make the store
+//! poll sooner, so repeats send nothing twice, and with pushes lost polling
+//! still delivers.
+
+// All test code: clippy's allow-unwrap/expect-in-tests covers the helpers too.
+#![cfg(test)]
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::Output;
+
+use arauto_sim::channels::{FakeProvider, Provider};
+use arauto_sim::li::{PushOutcome, WebhookEvent};
+
+use support::daemon::{Daemon, PATIENCE};
+use support::operator::check_line;
+use support::system::{
+    ChannelKnobs, Shop, StoreKnobs, World, create, field, is_about_store, order_for, plugin_cache,
+    wait_polls,
+};
+
+/// The store's `webhook_token`: never to appear in a log line or an answer.
+const TOKEN: &str = "tok-7Qm2xV9pLz4Rb8Kd";
+
+/// A store `loja` polled every `poll_interval`, pushes on at a free port.
+struct Rig {
+    world: World,
+    shop: Shop,
+    whatsapp: FakeProvider,
+    daemon: Daemon,
+    listen: SocketAddr,
+}
+
+fn free_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr")
+}
+
+fn rig(poll_interval: &str) -> Rig {
+    let world = World::new();
+    let shop = world.shop("loja");
+    let whatsapp = world.channel(Provider::EvolutionApi);
+    let listen = free_port();
+    let store = world
+        .store_toml(
+            &shop,
+            &["whatsapp"],
+            StoreKnobs {
+                settings: format!("webhook_token = {TOKEN:?}\n"),
+                ..StoreKnobs::default()
+            },
+        )
+        .replace(
+            "poll_interval = \"1s\"",
+            &format!("poll_interval = {poll_interval:?}"),
+        );
+    let tables = format!(
+        "[daemon.webhooks]\nlisten = \"{listen}\"\n{store}{}",
+        world.channel_toml("whatsapp", &whatsapp, ChannelKnobs::default())
+    );
+    let daemon = world.start(&tables, &[]);
+    // The first sync: from here on, only pushes (or the next scheduled poll,
+    // minutes away) find changes.
+    wait_polls(&daemon.stderr, "loja", 0, 1);
+    Rig {
+        world,
+        shop,
+        whatsapp,
+        daemon,
+        listen,
+    }
+}
+
+impl Rig {
+    fn hook_url(&self, store: &str) -> String {
+        format!("http://{}/hooks/{store}", self.listen)
+    }
+
+    /// `arauto <args> -c <config>` next to the running daemon.
+    fn cli(&self, args: &[&str]) -> Output {
+        let mut command = support::daemon::arauto();
+        command
+            .args(args)
+            .arg("--config")
+            .arg(&self.daemon.config_path)
+            .env("ARAUTO_DAEMON__CACHE_DIR", plugin_cache());
+        command.output().expect("run arauto")
+    }
+
+    /// Every log line and every CLI output: none may contain `secret`.
+    fn assert_never_shown(&self, secret: &str, outputs: &[&str]) {
+        for line in self.daemon.all_logs() {
+            assert!(!line.contains(secret), "secret in a log line: {line}");
+        }
+        for output in outputs {
+            assert!(!output.contains(secret), "secret in an output: {output}");
+        }
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection; `(status code, whole answer)`.
+fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).expect("connect to the webhook listener");
+    stream.set_read_timeout(Some(PATIENCE)).expect("timeout");
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).expect("send the head");
+    stream.write_all(body).expect("send the body");
+    read_answer(stream)
+}
+
+fn read_answer(mut stream: TcpStream) -> (u16, String) {
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).expect("read the answer");
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not an HTTP answer: {answer:?}"));
+    (status, answer)
+}
+
+/// A push for order `numero` in LI's shape, as LI would send it.
+fn push(rig: &Rig, store: &str, bearer: &str, numero: u64) -> (u16, String) {
+    let body = format!(
+        r#"{{"id": 998877, "numero": {numero}, "token": "x", "situacao": {{"codigo": "pedido_pago", "situacao_alterada": true}}}}"#
+    );
+    http(
+        rig.listen,
+        "POST",
+        &format!("/hooks/{store}"),
+        &[
+            ("content-type", "application/json"),
+            ("authorization", &format!("Bearer {bearer}")),
+        ],
+        body.as_bytes(),
+    )
+}
+
+#[test]
+fn registered_pushes_send_each_change_within_seconds_and_repeats_send_once() {
+    let rig = rig("5m");
+    let mut events = rig.world.li.subscribe_webhooks();
+    let url = rig.hook_url("loja");
+    let registered = rig.cli(&["webhooks", "register", "--store", "loja", "--url", &url]);
+    let stdout = String::from_utf8_lossy(&registered.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&registered.stderr).into_owned();
+    assert!(registered.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("registered"), "{stdout}");
+    let hooks = rig.shop.li.webhooks();
+    assert_eq!(hooks.len(), 1);
+    assert_eq!(
+        (hooks[0].notify_url.as_str(), hooks[0].token.as_str()),
+        (url.as_str(), TOKEN)
+    );
+    rig.world.li.configure_pushes(|options| options.repeats = 3);
+
+    // Two changes, each pushed three times.
+    let numero = create(&rig.shop, order_for("Ana", 1, "aguardando_pagamento"));
+    rig.world.wait_received(&rig.whatsapp, 1);
+    rig.shop.li.set_status(numero, "pedido_pago").expect("paid");
+    rig.world.wait_received(&rig.whatsapp, 2);
+
+    // Every copy answered, each accepted (202) and each making a poll happen.
+    let mut answered = 0;
+    while answered < 6 {
+        let event = rig
+            .world
+            .block_on(async { tokio::time::timeout(PATIENCE, events.recv()).await })
+            .expect("six pushed copies within the patience")
+            .expect("the fake's event feed");
+        if let WebhookEvent::Push(record) = event {
+            assert_eq!(record.outcome, PushOutcome::Answered(202), "{record:?}");
+            answered += 1;
+        }
+    }
+    // One more push after all of them: the poll it causes reads the order
+    // again, and the dedupe keeps it from being sent a third time.
+    let from = rig.daemon.stderr.len();
+    assert_eq!(push(&rig, "loja", TOKEN, numero).0, 202);
+    rig.daemon
+        .stderr
+        .wait_for_matching(from, PATIENCE, "a push-triggered poll", |line| {
+            is_about_store(line, "poll complete", "loja") && field(line, "trigger") == Some("push")
+        });
+    let received = rig.whatsapp.received();
+    assert_eq!(received.len(), 2, "{received:#?}");
+    assert_eq!(
+        rig.daemon.stderr.count("push accepted"),
+        7,
+        "every copy was verified"
+    );
+    rig.assert_never_shown(TOKEN, &[&stdout, &stderr]);
+}
+
+#[test]
+fn a_wrong_token_is_refused_401_with_the_store_logged_and_check_counts_it() {
+    let rig = rig("5m");
+    let numero = create(&rig.shop, order_for("Bia", 2, "aguardando_pagamento"));
+    assert_eq!(push(&rig, "loja", TOKEN, numero).0, 202);
+    rig.world.wait_received(&rig.whatsapp, 1);
+
+    let forged = "forged-0123456789";
+    let (status, answer) = push(&rig, "loja", forged, numero);
+    assert_eq!(status, 401, "{answer}");
+    let line = rig.daemon.stderr.wait_for("push refused (401)");
+    assert!(
+        is_about_store(&line, "push refused (401)", "loja"),
+        "{line}"
+    );
+
+    let checked = rig.cli(&["check", "--store", "loja", "--json"]);
+    let json = String::from_utf8_lossy(&checked.stdout).into_owned();
+    let checklist: serde_json::Value = serde_json::from_str(&json).expect("check --json");
+    let pushes = check_line(&checklist, "store", Some("loja"), "pushes");
+    let text = pushes["text"].as_str().expect("text");
+    assert!(text.contains("pushes: last accepted"), "{text}");
+    assert!(text.contains("1 rejected (1 bad credentials)"), "{text}");
+    assert_eq!(pushes["status"], "warn", "{pushes:#}");
+
+    let stderr = String::from_utf8_lossy(&checked.stderr).into_owned();
+    for secret in [TOKEN, forged] {
+        rig.assert_never_shown(secret, &[&answer, &json, &stderr]);
+    }
+    assert_eq!(rig.whatsapp.received().len(), 1, "nothing sent twice");
+}
+
+#[test]
+fn a_10_mb_push_is_refused_413_and_the_daemon_carries_on() {
+    let rig = rig("5m");
+    let numero = create(&rig.shop, order_for("Caio", 3, "aguardando_pagamento"));
+    let big = vec![b'x'; 10 * 1024 * 1024];
+
+    // Declared too large: refused before the body is read.
+    let (status, answer) = http(
+        rig.listen,
+        "POST",
+        "/hooks/loja",
+        &[("authorization", &format!("Bearer {TOKEN}"))],
+        &big,
+    );
+    assert_eq!(status, 413, "{answer}");
+
+    // Chunked, so the length is only found out while reading.
+    let mut stream = TcpStream::connect(rig.listen).expect("connect");
+    stream.set_read_timeout(Some(PATIENCE)).expect("timeout");
+    let head = format!(
+        "POST /hooks/loja HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nTransfer-Encoding: chunked\r\nauthorization: Bearer {TOKEN}\r\n\r\n",
+        rig.listen
+    );
+    stream.write_all(head.as_bytes()).expect("head");
+    for chunk in big.chunks(64 * 1024) {
+        if stream
+            .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+            .and_then(|()| stream.write_all(chunk))
+            .and_then(|()| stream.write_all(b"\r\n"))
+            .is_err()
+        {
+            break;
+        }
+    }
+    let _ = stream.write_all(b"0\r\n\r\n");
+    let (status, answer) = read_answer(stream);
+    assert_eq!(status, 413, "{answer}");
+
+    // Still serving: a proper push goes through and the message goes out.
+    assert_eq!(push(&rig, "loja", TOKEN, numero).0, 202);
+    rig.world.wait_received(&rig.whatsapp, 1);
+    assert!(rig.daemon.is_running());
+}
+
+#[test]
+fn unknown_stores_other_paths_and_methods_are_refused() {
+    let rig = rig("5m");
+    let (status, answer) = push(&rig, "nao-existe", TOKEN, 1001);
+    assert_eq!(status, 404, "{answer}");
+    let line = rig.daemon.stderr.wait_for("push refused (404)");
+    assert!(line.contains("nao-existe"), "{line}");
+    assert_eq!(
+        http(rig.listen, "GET", "/hooks/loja", &[], b"").0,
+        405,
+        "only POST"
+    );
+    assert_eq!(http(rig.listen, "POST", "/elsewhere", &[], b"").0, 404);
+    assert!(rig.whatsapp.received().is_empty());
+    rig.assert_never_shown(TOKEN, &[&answer]);
+}
+
+#[test]
+fn with_every_push_lost_polling_still_delivers_within_one_interval() {
+    let rig = rig("2s");
+    let url = rig.hook_url("loja");
+    rig.shop.li.register_webhook(&url, TOKEN);
+    rig.world
+        .li
+        .configure_pushes(|options| options.drop_fraction = 1.0);
+    create(&rig.shop, order_for("Davi", 4, "aguardando_pagamento"));
+    rig.world.wait_received(&rig.whatsapp, 1);
+    assert_eq!(
+        rig.daemon.stderr.count("push accepted"),
+        0,
+        "nothing was pushed"
+    );
+}
