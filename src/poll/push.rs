@@ -147,15 +147,6 @@ async fn hook(
         endpoint.metrics.push_request(id, reason.as_str());
     };
     let cap = webhooks.max_body_bytes.0;
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|length| length > cap) {
-        refuse(PushRejection::TooLarge);
-        tracing::info!(store = %id, limit = cap, "push refused (413): the body is over daemon.webhooks.max_body_bytes");
-        return too_large();
-    }
     if let Err(wait) = inbox.take_token(
         webhooks.per_store_per_minute,
         webhooks.burst,

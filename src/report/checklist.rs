@@ -29,6 +29,7 @@ use super::format::{ago, local, plural, short_duration};
 use crate::config::{Config, StoreConfig};
 use crate::model::{ErrorClass, NotificationKind};
 use crate::plugin::PluginError;
+use crate::poll::inbox::PushRejection;
 use crate::queue::{ChannelStatus, JobFilter, JobState, StoreStatus};
 use crate::send::channel::pacing_policy;
 use crate::send::pacing::PacingState;
@@ -91,6 +92,8 @@ pub enum CheckItem {
     FutureTimestamps,
     /// Store: the last poll stopped at the page cap.
     Pagination,
+    /// Store: whether pushed webhooks arrive (`[daemon.webhooks]`).
+    Pushes,
     /// Store: at least one channel linked.
     Channels,
     /// Store: notifications due and not yet sent.
@@ -639,6 +642,7 @@ async fn store_section(
         last_poll_line(&mut s, ctx, &store.config, &status);
         events_lines(&mut s, ctx, id, &status);
         order_health_lines(&mut s, ctx.now, &config.daemon.timezone, id, &status);
+        pushes_line(&mut s, ctx, store);
     } else {
         s.warn(
             CheckItem::LastPoll,
@@ -707,6 +711,72 @@ async fn store_section(
 
     notifications_line(&mut s, config, store);
     Ok(s.finish())
+}
+
+/// Whether pushes reach this store: "pushes: last accepted 12s ago; 3
+/// rejected (2 bad credentials, 1 too large)". Only the running daemon knows
+/// (it counts in memory since it started).
+fn pushes_line(s: &mut SectionBuilder, ctx: &Context, store: &StoreRuntime) {
+    let id = store.config.id.as_str();
+    let interval = short_duration(store.config.poll_interval);
+    if ctx.config.daemon.webhooks.is_none() {
+        if store.info.push.verify {
+            s.ok(
+                CheckItem::Pushes,
+                format!("pushes: off (no [daemon.webhooks]); polled every {interval}"),
+            );
+        }
+        return;
+    }
+    if !store.info.push.verify {
+        s.ok(
+            CheckItem::Pushes,
+            format!(
+                "pushes: the connector {} does not verify pushes; polled every {interval}",
+                store.plugin.name()
+            ),
+        );
+        return;
+    }
+    let Some(daemon) = &ctx.daemon else {
+        s.ok(
+            CheckItem::Pushes,
+            "pushes: on; the daemon is not running, so none are received",
+        );
+        return;
+    };
+    let stats = daemon.pushes.get(id).cloned().unwrap_or_default();
+    let mut text = match stats.last_accepted_at {
+        Some(at) => format!("pushes: last accepted {}", ago(ctx.now, at)),
+        None => "pushes: none received yet".to_owned(),
+    };
+    let rejected = stats.rejected_total();
+    if rejected > 0 {
+        let reasons: Vec<String> = stats
+            .rejected
+            .iter()
+            .map(|(reason, n)| format!("{n} {}", reason.describe()))
+            .collect();
+        text.push_str(&format!("; {rejected} rejected ({})", reasons.join(", ")));
+    }
+    let bad_credentials = stats
+        .rejected
+        .get(&PushRejection::BadCredentials)
+        .copied()
+        .unwrap_or_default();
+    if bad_credentials > 0 {
+        s.warn(
+            CheckItem::Pushes,
+            text,
+            format!(
+                "pushes arrive with other credentials than [stores.{id}.settings] expects; see \
+                 journalctl -u arauto ARAUTO_STORE={id}, then `arauto webhooks register --store {id} \
+                 --url <public URL>`"
+            ),
+        );
+    } else {
+        s.ok(CheckItem::Pushes, text);
+    }
 }
 
 fn last_poll_line(
