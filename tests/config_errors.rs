@@ -411,6 +411,38 @@ fn metrics_on_a_public_address_needs_explicit_permission() {
 }
 
 #[test]
+fn webhooks_on_a_public_address_need_explicit_permission_and_sane_bounds() {
+    let f = fail(&format!(
+        "{BASE}\n[daemon.webhooks]\nlisten = \"0.0.0.0:8480\"\n"
+    ));
+    f.at(
+        "daemon.webhooks.listen",
+        Some("\"0.0.0.0:8480\""),
+        "loopback",
+    );
+    let f = fail(&format!(
+        "{BASE}\n[daemon.webhooks]\nlisten = \"localhost\"\n"
+    ));
+    f.at("daemon.webhooks.listen", Some("\"localhost\""), "ip:port");
+    let f = fail(&format!(
+        "{BASE}\n[daemon.webhooks]\nmax_body_bytes = \"10MiB\"\n"
+    ));
+    f.at(
+        "daemon.webhooks.max_body_bytes",
+        Some("\"10MiB\""),
+        "at most",
+    );
+    let f = fail(&format!(
+        "{BASE}\n[daemon.webhooks]\nper_store_per_minute = 0\n"
+    ));
+    f.at("daemon.webhooks.per_store_per_minute", Some("0"), "between");
+    let f = fail(&format!(
+        "{BASE}\n[daemon.webhooks]\nlissten = \"127.0.0.1:1\"\n"
+    ));
+    f.at("daemon.webhooks.lissten", None, "");
+}
+
+#[test]
 fn bad_size() {
     let f = fail(&format!("{BASE}\n[plugins]\nmemory_limit = \"64 megs\"\n"));
     f.at(

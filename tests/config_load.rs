@@ -99,6 +99,9 @@ async fn shipped_example_loads_and_documents_every_key() {
     for key in [
         "plugin_dir",
         "metrics_listen",
+        "[daemon.webhooks]",
+        "per_store_per_minute",
+        "webhook_token",
         "first_sync_cutoff",
         "plugin",
         "plugin_path",
@@ -149,6 +152,23 @@ fn collect_keys(value: &serde_json::Value, missing: &mut Vec<String>, text: &str
 }
 
 #[test]
+fn an_empty_webhooks_table_turns_the_listener_on_with_its_defaults() {
+    let (_dir, config) = load("[daemon.webhooks]\n", &[]);
+    let webhooks = config.daemon.webhooks.as_ref().expect("on");
+    assert_eq!(webhooks.listen.to_string(), "127.0.0.1:8480");
+    assert!(!webhooks.allow_remote);
+    assert_eq!(webhooks.max_body_bytes, config::ByteSize(256 * 1024));
+    assert_eq!(webhooks.per_store_per_minute, 120);
+    let (_dir, config) = load(
+        "[daemon.webhooks]\nlisten = \"0.0.0.0:8480\"\nallow_remote = true\nmax_body_bytes = \"1MiB\"\n",
+        &[],
+    );
+    let webhooks = config.daemon.webhooks.as_ref().expect("on");
+    assert_eq!(webhooks.listen.to_string(), "0.0.0.0:8480");
+    assert_eq!(webhooks.max_body_bytes, config::ByteSize::mib(1));
+}
+
+#[test]
 fn minimal_file_gets_every_default() {
     let (_dir, config) = load("", &[]);
     let daemon = &config.daemon;
@@ -164,6 +184,7 @@ fn minimal_file_gets_every_default() {
         SignedDuration::from_hours(90 * 24)
     );
     assert_eq!(daemon.metrics_listen, None);
+    assert_eq!(daemon.webhooks, None, "no listener unless asked for");
     assert_eq!(config.plugins.memory_limit, config::ByteSize::mib(64));
     assert_eq!(config.plugins.max_response_bytes, config::ByteSize::mib(4));
     assert_eq!(config.checklist.max_backlog, 500);
