@@ -513,3 +513,38 @@ fn a_receiver_that_is_down_is_recorded_once_per_copy_and_never_retried() {
     // Two copies of the first change, one of the second (the dead URL is still registered).
     assert_eq!(failed, 3);
 }
+
+#[test]
+fn a_receiver_that_never_answers_is_given_up_after_the_timeout() {
+    let (li, store) = fake_with_store();
+    // Accepts connections and never answers.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hooks/loja1", silent.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in silent.incoming() {
+            held.push(stream);
+        }
+    });
+    let timeout = Duration::from_millis(300);
+    li.configure_pushes(|o| o.timeout = timeout);
+    let feed = push_feed(&li);
+    store.register_webhook(&url, TOKEN);
+    let changed = Instant::now();
+    store.create_order(Order::new());
+    let record = feed.recv_timeout(WAIT).expect("the copy is reported");
+    assert!(changed.elapsed() >= timeout);
+    assert_eq!(record.outcome, PushOutcome::Failed("timed out".into()));
+}
+
+#[test]
+fn only_the_changed_stores_webhooks_get_its_pushes() {
+    let (li, store) = fake_with_store();
+    let quiet = li.add_store(StoreAuth::api_key("K2", "APP9"));
+    let receiver = Receiver::start();
+    store.register_webhook(&receiver.url, TOKEN);
+    quiet.create_order(Order::new().numero(5000));
+    let sentinel = store.create_order(Order::new());
+    assert_eq!(receiver.next().body["numero"], json!(sentinel));
+    assert!(li.pushes().iter().all(|r| r.store == store.id()));
+}
