@@ -443,3 +443,25 @@ impl Metrics {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Metrics;
+
+    #[test]
+    fn pushes_are_counted_by_store_and_outcome() {
+        let metrics = Metrics::new();
+        metrics.push_request("loja", "accepted");
+        metrics.push_request("loja", "accepted");
+        metrics.push_request("unknown", "not_found");
+        let text = metrics.encode();
+        assert!(
+            text.contains(r#"arauto_push_requests_total{store="loja",outcome="accepted"} 2"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"arauto_push_requests_total{store="unknown",outcome="not_found"} 1"#),
+            "{text}"
+        );
+    }
+}

@@ -323,3 +323,27 @@ fn with_every_push_lost_polling_still_delivers_within_one_interval() {
         "nothing was pushed"
     );
 }
+
+#[test]
+fn a_listen_address_in_use_fails_the_start_with_a_clear_message() {
+    let world = World::new();
+    let shop = world.shop("loja");
+    let whatsapp = world.channel(Provider::EvolutionApi);
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let listen = taken.local_addr().expect("addr");
+    let tables = format!(
+        "[daemon.webhooks]\nlisten = \"{listen}\"\n{}{}",
+        world.store_toml(&shop, &["whatsapp"], StoreKnobs::default()),
+        world.channel_toml("whatsapp", &whatsapp, ChannelKnobs::default())
+    );
+    let mut daemon = world.spawn(&tables, &[]);
+    let status = daemon.wait_exit(PATIENCE);
+    assert!(!status.success());
+    let log = daemon.stderr.all();
+    assert!(
+        log.contains(&format!(
+            "cannot listen on daemon.webhooks.listen = {listen}"
+        )),
+        "{log}"
+    );
+}
