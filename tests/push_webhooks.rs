@@ -19,6 +19,7 @@ use std::process::Output;
 
 use arauto_sim::channels::{FakeProvider, Provider};
 use arauto_sim::li::{PushOutcome, WebhookEvent};
+use nix::sys::signal::Signal;
 
 use support::daemon::{Daemon, PATIENCE};
 use support::operator::check_line;
@@ -49,23 +50,7 @@ fn rig(poll_interval: &str) -> Rig {
     let shop = world.shop("loja");
     let whatsapp = world.channel(Provider::EvolutionApi);
     let listen = free_port();
-    let store = world
-        .store_toml(
-            &shop,
-            &["whatsapp"],
-            StoreKnobs {
-                settings: format!("webhook_token = {TOKEN:?}\n"),
-                ..StoreKnobs::default()
-            },
-        )
-        .replace(
-            "poll_interval = \"1s\"",
-            &format!("poll_interval = {poll_interval:?}"),
-        );
-    let tables = format!(
-        "[daemon.webhooks]\nlisten = \"{listen}\"\n{store}{}",
-        world.channel_toml("whatsapp", &whatsapp, ChannelKnobs::default())
-    );
+    let tables = tables(&world, &shop, &whatsapp, poll_interval, listen);
     let daemon = world.start(&tables, &[]);
     // The first sync: from here on, only pushes (or the next scheduled poll,
     // minutes away) find changes.
@@ -77,6 +62,33 @@ fn rig(poll_interval: &str) -> Rig {
         daemon,
         listen,
     }
+}
+
+/// The configuration of a [`Rig`] listening on `listen`.
+fn tables(
+    world: &World,
+    shop: &Shop,
+    whatsapp: &FakeProvider,
+    poll_interval: &str,
+    listen: SocketAddr,
+) -> String {
+    let store = world
+        .store_toml(
+            shop,
+            &["whatsapp"],
+            StoreKnobs {
+                settings: format!("webhook_token = {TOKEN:?}\n"),
+                ..StoreKnobs::default()
+            },
+        )
+        .replace(
+            "poll_interval = \"1s\"",
+            &format!("poll_interval = {poll_interval:?}"),
+        );
+    format!(
+        "[daemon.webhooks]\nlisten = \"{listen}\"\n{store}{}",
+        world.channel_toml("whatsapp", whatsapp, ChannelKnobs::default())
+    )
 }
 
 impl Rig {
@@ -337,13 +349,29 @@ fn a_listen_address_in_use_fails_the_start_with_a_clear_message() {
         world.channel_toml("whatsapp", &whatsapp, ChannelKnobs::default())
     );
     let mut daemon = world.spawn(&tables, &[]);
-    let status = daemon.wait_exit(PATIENCE);
-    assert!(!status.success());
-    let log = daemon.stderr.all();
+    // Awaited in the log (the reader may lag behind the exit).
+    let line = daemon
+        .stderr
+        .wait_for("cannot listen on daemon.webhooks.listen");
+    assert!(line.contains(&listen.to_string()), "{line}");
+    assert!(!daemon.wait_exit(PATIENCE).success());
+}
+
+#[test]
+fn a_reload_that_moves_the_listener_rebinds_it_and_pushes_keep_working() {
+    let mut rig = rig("5m");
+    let moved = free_port();
+    let config = tables(&rig.world, &rig.shop, &rig.whatsapp, "5m", moved);
+    rig.world.rewrite(&rig.daemon, &config);
+    rig.daemon.signal(Signal::SIGHUP);
+    rig.daemon.await_notice("RELOADING=1");
+    rig.daemon.await_notice("READY=1");
     assert!(
-        log.contains(&format!(
-            "cannot listen on daemon.webhooks.listen = {listen}"
-        )),
-        "{log}"
+        TcpStream::connect(rig.listen).is_err(),
+        "the old address is closed"
     );
+    rig.listen = moved;
+    let numero = create(&rig.shop, order_for("Eva", 5, "aguardando_pagamento"));
+    assert_eq!(push(&rig, "loja", TOKEN, numero).0, 202);
+    rig.world.wait_received(&rig.whatsapp, 1);
 }
