@@ -224,6 +224,10 @@ fn registered_pushes_send_each_change_within_seconds_and_repeats_send_once() {
         "every copy was verified"
     );
     rig.assert_never_shown(TOKEN, &[&stdout, &stderr]);
+
+    let removed = rig.cli(&["webhooks", "unregister", "--store", "loja", "--url", &url]);
+    assert!(removed.status.success(), "{removed:?}");
+    assert!(rig.shop.li.webhooks().is_empty());
 }
 
 #[test]
@@ -317,6 +321,29 @@ fn unknown_stores_other_paths_and_methods_are_refused() {
     assert_eq!(http(rig.listen, "POST", "/elsewhere", &[], b"").0, 404);
     assert!(rig.whatsapp.received().is_empty());
     rig.assert_never_shown(TOKEN, &[&answer]);
+
+    // The CLI refuses an unknown store and a URL that is not absolute http(s).
+    let url = rig.hook_url("loja");
+    let unknown = rig.cli(&[
+        "webhooks",
+        "register",
+        "--store",
+        "nao-existe",
+        "--url",
+        &url,
+    ]);
+    assert_eq!(unknown.status.code(), Some(2), "{unknown:?}");
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("unknown store"));
+    let relative = rig.cli(&[
+        "webhooks",
+        "register",
+        "--store",
+        "loja",
+        "--url",
+        "/hooks/loja",
+    ]);
+    assert_eq!(relative.status.code(), Some(2), "{relative:?}");
+    assert!(rig.shop.li.webhooks().is_empty());
 }
 
 #[test]
