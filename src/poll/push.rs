@@ -52,6 +52,9 @@ pub const VERIFY_TIMEOUT: Duration = Duration::from_secs(5);
 const DRAIN_LIMIT: u64 = 16 * 1024 * 1024;
 /// …and for at most this long.
 const DRAIN_TIME: Duration = Duration::from_secs(5);
+/// Header values at least this long are kept out of log lines (shorter ones
+/// are not credentials, and replacing them would garble the text).
+const MIN_SCRUBBED_CHARS: usize = 8;
 /// Store ids in log lines are cut to this many characters.
 const SHOWN_ID_CHARS: usize = 64;
 
@@ -179,6 +182,9 @@ async fn hook(
             .collect(),
         body,
     };
+    // What the sender presented, to keep it out of the log whatever the
+    // connector's reason quotes.
+    let presented = presented_secrets(&request.headers);
     let verified = tokio::time::timeout(VERIFY_TIMEOUT, store.connector.verify_push(request)).await;
     match verified {
         Ok(Ok(PushHint::LookAt(orders))) => {
@@ -196,6 +202,7 @@ async fn hook(
             (StatusCode::ACCEPTED, "accepted\n").into_response()
         }
         Ok(Ok(PushHint::Ignore(why))) => {
+            let why = scrub(&why, &presented);
             inbox.ignored(Timestamp::now());
             endpoint.metrics.push_request(id, "ignored");
             tracing::debug!(store = %id, "push verified, nothing to do: {why}");
@@ -203,11 +210,13 @@ async fn hook(
         }
         Ok(Err(PluginError::Misconfigured(reason))) => {
             refuse(PushRejection::BadCredentials);
+            let reason = scrub(&reason, &presented);
             tracing::warn!(store = %id, "push refused (401): {reason}");
             (StatusCode::UNAUTHORIZED, "unauthorized\n").into_response()
         }
         Ok(Err(PluginError::Permanent(reason))) => {
             refuse(PushRejection::NotUnderstood);
+            let reason = scrub(&reason, &presented);
             tracing::info!(store = %id, "push refused (400): {reason}");
             (
                 StatusCode::BAD_REQUEST,
@@ -217,7 +226,8 @@ async fn hook(
         }
         Ok(Err(error)) => {
             refuse(PushRejection::Unavailable);
-            tracing::warn!(store = %id, "push not verified (503): {error}");
+            let reason = scrub(&error.to_string(), &presented);
+            tracing::warn!(store = %id, "push not verified (503): {reason}");
             unavailable()
         }
         Err(_) => {
@@ -277,6 +287,49 @@ async fn read_capped(body: Body, cap: u64) -> Option<Vec<u8>> {
     Some(kept)
 }
 
+/// Header values long enough to be credentials, and their part after an
+/// auth scheme (`Bearer <token>` → the token too).
+fn presented_secrets(headers: &[(String, String)]) -> Vec<String> {
+    // Headers that describe the request rather than authenticate it.
+    const PLAIN: [&str; 9] = [
+        "host",
+        "content-type",
+        "content-length",
+        "user-agent",
+        "accept",
+        "accept-encoding",
+        "connection",
+        "transfer-encoding",
+        "x-forwarded-for",
+    ];
+    let mut secrets: Vec<String> = Vec::new();
+    for (_, value) in headers
+        .iter()
+        .filter(|(name, _)| !PLAIN.contains(&name.as_str()))
+    {
+        let value = value.trim();
+        if value.len() >= MIN_SCRUBBED_CHARS {
+            secrets.push(value.to_owned());
+        }
+        if let Some((_, credential)) = value.split_once(' ') {
+            let credential = credential.trim();
+            if credential.len() >= MIN_SCRUBBED_CHARS {
+                secrets.push(credential.to_owned());
+            }
+        }
+    }
+    // Longest first, so a value is replaced whole before its parts.
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    secrets
+}
+
+/// `text` with every one of `secrets` replaced by `<redacted>`.
+fn scrub(text: &str, secrets: &[String]) -> String {
+    secrets.iter().fold(text.to_owned(), |text, secret| {
+        text.replace(secret.as_str(), "<redacted>")
+    })
+}
+
 /// A store id from a URL, fit for a log line: at most [`SHOWN_ID_CHARS`]
 /// characters, anything but letters, digits, `-`, `_` and `.` shown as `?`.
 fn shown_id(raw: &str) -> String {
@@ -309,6 +362,25 @@ mod tests {
         let shown = shown_id(&long);
         assert_eq!(shown.chars().count(), SHOWN_ID_CHARS + 1);
         assert!(shown.ends_with('…'));
+    }
+
+    #[test]
+    fn what_the_sender_presented_never_reaches_the_log() {
+        let headers = vec![
+            (
+                "authorization".to_owned(),
+                "Bearer guessed-token-123".to_owned(),
+            ),
+            ("content-type".to_owned(), "application/json".to_owned()),
+            ("x-short".to_owned(), "abc".to_owned()),
+        ];
+        let secrets = presented_secrets(&headers);
+        let reason =
+            "token guessed-token-123 (Bearer guessed-token-123) is wrong; abc application/json";
+        let scrubbed = scrub(reason, &secrets);
+        assert!(!scrubbed.contains("guessed-token-123"), "{scrubbed}");
+        assert!(scrubbed.contains("abc"), "short values stay: {scrubbed}");
+        assert!(scrubbed.contains("application/json"), "{scrubbed}");
     }
 
     #[tokio::test]
