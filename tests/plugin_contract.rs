@@ -118,8 +118,7 @@ async fn connector_pages_arrive_as_model_orders() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connector_info_drops_unknown_notification_names() {
-    let logs = captured_logs();
+async fn connector_info_arrives_with_its_declarations() {
     let host = host();
     let plugin = load_test_plugin(&host, "sample-connector").await;
     assert_eq!(plugin.kind(), PluginKind::Connector);
@@ -127,7 +126,7 @@ async fn connector_info_drops_unknown_notification_names() {
         (plugin.name(), plugin.version()),
         ("sample-connector", "0.3.1")
     );
-    assert_eq!(plugin.api_version().to_string(), "0.1.0");
+    assert_eq!(plugin.api_version().to_string(), "0.2.0");
 
     let connector = host
         .connector(&plugin, sample_config("loja-info"))
@@ -140,18 +139,14 @@ async fn connector_info_drops_unknown_notification_names() {
         Some(NotificationKind::OrderShipped)
     );
     assert!(info.status("pedido_cancelado").is_some_and(|s| s.terminal));
-    // "order-teleported" is not arauto vocabulary: the mapping is dropped, the status kept.
+    // A status that notifies nobody is kept, without a kind.
     let odd = info
         .status("pedido_teletransportado")
         .expect("the odd status");
     assert_eq!(odd.notification, None);
-    let text = log_text(&logs);
-    assert!(
-        text.lines().any(|l| l.contains("WARN")
-            && l.contains("unknown notification \"order-teleported\"")
-            && l.contains("instance=loja-info")),
-        "no warning about the dropped mapping:\n{text}"
-    );
+    // Contract 0.2 declarations cross as declared.
+    assert_eq!(info.requests_per_minute, None);
+    assert!(info.push.verify && info.push.register);
     assert!(info.capabilities.tracking_codes.supported);
     assert!(!info.capabilities.boleto_reminder.supported);
     assert!(info.capabilities.boleto_reminder.reason.contains("barcode"));
@@ -362,13 +357,13 @@ async fn unsupported_or_foreign_files_are_refused_by_name() {
         PluginError::UnsupportedApi {
             path: future.clone(),
             needs: "1.x".into(),
-            supported: "0.1".into()
+            supported: "0.1, 0.2".into()
         }
     );
     assert_eq!(
         error.to_string(),
         format!(
-            "plugin {} needs plugin API 1.x, this arauto supports 0.1",
+            "plugin {} needs plugin API 1.x, this arauto supports 0.1, 0.2",
             future.display()
         )
     );
@@ -452,7 +447,7 @@ async fn concurrent_calls_on_one_instance_each_get_their_own_sandbox() {
 async fn inspect_describes_connectors_and_senders() {
     let path = test_plugin("sample-connector");
     let report = inspect(&path).await.expect("inspect sample-connector");
-    assert_eq!(report.wit_package, "arauto:plugin@0.1.0");
+    assert_eq!(report.wit_package, "arauto:plugin@0.2.0");
     assert_eq!(report.plugin.kind, PluginKind::Connector);
     assert_eq!(report.file, path);
     assert_eq!(report.sha256.len(), 64);
@@ -460,7 +455,12 @@ async fn inspect_describes_connectors_and_senders() {
     let json = serde_json::to_value(&report).expect("report as JSON");
     assert_eq!(json["name"], "sample-connector");
     assert_eq!(json["kind"], "connector");
-    assert_eq!(json["api_version"], "0.1.0");
+    assert_eq!(json["api_version"], "0.2.0");
+    assert_eq!(json["contract"], "0.2");
+    assert_eq!(json["connector"]["requests_per_minute"], serde_json::Value::Null);
+    assert_eq!(json["connector"]["push"]["verify"], true);
+    assert_eq!(json["connector"]["declared_by"], "plugin");
+    assert!(json.get("sender").is_none());
     assert_eq!(json["default_hosts"][1], "https://*.cdn.sample.example");
     assert_eq!(json["config_keys"][0]["name"], "api_key");
     assert_eq!(json["config_keys"][0]["secret"], true);
@@ -475,16 +475,21 @@ async fn inspect_describes_connectors_and_senders() {
     );
 
     let text = report.to_string();
+    // Column widths follow the longest cell; compare words and their order.
+    let words = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+    let flat = words(&text);
     for expected in [
         "sample-connector 0.3.1 (connector)",
-        "plugin API     arauto:plugin@0.1.0",
-        "api_key    required  secret  Platform API key",
-        "page_size  optional          Orders per page (default: 50)",
-        "boleto reminder  no   the platform does not expose the boleto barcode",
-        "pedido_enviado           Pedido Enviado           order-shipped     4",
-        "pedido_cancelado         Pedido Cancelado         order-canceled    -           yes",
+        "plugin API arauto:plugin@0.2.0",
+        "rate limit none",
+        "pushes verified, registers itself",
+        "api_key required secret Platform API key",
+        "page_size optional Orders per page (default: 50)",
+        "boleto reminder no the platform does not expose the boleto barcode",
+        "pedido_enviado Pedido Enviado order-shipped 4",
+        "pedido_cancelado Pedido Cancelado order-canceled - yes",
     ] {
-        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+        assert!(flat.contains(expected), "missing {expected:?} in:\n{text}");
     }
 
     let host = host();
@@ -500,4 +505,38 @@ async fn inspect_describes_connectors_and_senders() {
         "{text}"
     );
     assert!(!text.contains("status catalogue"), "{text}");
+    assert!(
+        text.contains("recipient      customer-phone")
+            && text.contains("min interval   1s")
+            && text.contains("idempotent     no"),
+        "{text}"
+    );
+    let json = serde_json::to_value(&echo).expect("report as JSON");
+    assert_eq!(
+        json["sender"],
+        serde_json::json!({
+            "recipient": "customer-phone",
+            "default_min_interval": "1s",
+            "default_daily_cap": null,
+            "idempotent": false,
+            "declared_by": "plugin",
+        })
+    );
+
+    // A contract 0.1 sender declares nothing: the name table fills it in,
+    // and inspect says so.
+    let legacy = host
+        .inspect(test_plugin("legacy-sender"))
+        .await
+        .expect("inspect legacy-sender");
+    let json = serde_json::to_value(&legacy).expect("report as JSON");
+    assert_eq!(json["contract"], "0.1");
+    assert_eq!(json["sender"]["recipient"], "customer-phone");
+    assert_eq!(json["sender"]["declared_by"], "name-table-0.1");
+    let text = legacy.to_string();
+    assert!(
+        text.contains("0.1 (deprecated: rebuild against 0.2)")
+            && text.contains("customer-phone (from arauto's 0.1 name table)"),
+        "{text}"
+    );
 }
