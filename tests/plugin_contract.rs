@@ -457,7 +457,10 @@ async fn inspect_describes_connectors_and_senders() {
     assert_eq!(json["kind"], "connector");
     assert_eq!(json["api_version"], "0.2.0");
     assert_eq!(json["contract"], "0.2");
-    assert_eq!(json["connector"]["requests_per_minute"], serde_json::Value::Null);
+    assert_eq!(
+        json["connector"]["requests_per_minute"],
+        serde_json::Value::Null
+    );
     assert_eq!(json["connector"]["push"]["verify"], true);
     assert_eq!(json["connector"]["declared_by"], "plugin");
     assert!(json.get("sender").is_none());
