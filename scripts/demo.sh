@@ -3,10 +3,13 @@
 # what it sends.
 #
 # Starts arauto-sim (a fake Loja Integrada API on 127.0.0.1:18931 whose orders
-# move through a three-minute story, and a fake Evolution API WhatsApp gateway on
+# move through a three-minute story and which pushes each change to the webhooks
+# registered with it, and a fake Evolution API WhatsApp gateway on
 # 127.0.0.1:18932 that prints every message it receives), then
-# `arauto run --config config/demo.toml` with its state in a temporary directory.
-# Ctrl-C stops both cleanly. The daemon's log is kept in the temporary directory.
+# `arauto run --config config/demo.toml` with its state in a temporary directory,
+# and registers the daemon's push listener (127.0.0.1:18933) with the fake store
+# as an operator would: `arauto webhooks register`. Ctrl-C stops both cleanly.
+# The daemon's log is kept in the temporary directory.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -15,6 +18,8 @@ TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 ARAUTO=$TARGET_DIR/debug/arauto
 SIM=$TARGET_DIR/debug/arauto-sim
 SPEED=${DEMO_SPEED:-1}
+STORE=loja1
+HOOK_URL=http://127.0.0.1:18933/hooks/$STORE
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/arauto-demo.XXXXXX")
 SIM_PID=""
@@ -34,7 +39,7 @@ stop() {
 }
 trap stop INT TERM EXIT
 
-for port in 18931 18932; do
+for port in 18931 18932 18933; do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
         echo "demo: 127.0.0.1:$port is already in use (another demo running?)" >&2
         trap - EXIT
@@ -42,7 +47,7 @@ for port in 18931 18932; do
     fi
 done
 
-"$SIM" --speed "$SPEED" --ready-file "$WORK/sim.ready" &
+"$SIM" --speed "$SPEED" --push --ready-file "$WORK/sim.ready" &
 SIM_PID=$!
 for _ in $(seq 1 100); do
     [ -f "$WORK/sim.ready" ] && break
@@ -56,8 +61,23 @@ export ARAUTO_DAEMON__CONTROL_SOCKET="$WORK/control.sock"
 "$ARAUTO" validate --config config/demo.toml >/dev/null
 "$ARAUTO" run --config config/demo.toml --log-format text >"$WORK/arauto.log" 2>&1 &
 DAEMON_PID=$!
+
+# Pushes need the daemon's listener up before LI is told about it.
+for _ in $(seq 1 150); do
+    (exec 3<>/dev/tcp/127.0.0.1/18933) 2>/dev/null && break
+    kill -0 "$DAEMON_PID" 2>/dev/null || break
+    sleep 0.2
+done
+if "$ARAUTO" webhooks register --config config/demo.toml --store "$STORE" --url "$HOOK_URL" \
+    >"$WORK/webhooks-register.log" 2>&1; then
+    PUSHES="each change is pushed to $HOOK_URL, so its message follows within a second or two"
+else
+    echo "demo: could not register $HOOK_URL for pushes (see $WORK/webhooks-register.log);" >&2
+    echo "      messages still arrive, at the next poll (every 30 s)." >&2
+    PUSHES="pushes are off, the daemon polls every 30 s"
+fi
 echo "demo: arauto is running (pid $DAEMON_PID, log: $WORK/arauto.log); messages appear below as the"
-echo "      simulated orders move. Ctrl-C stops everything."
+echo "      simulated orders move ($PUSHES). Ctrl-C stops everything."
 echo
 
 # Keep going until Ctrl-C, or until one of the two exits on its own.

@@ -1,7 +1,8 @@
 //! The `arauto-sim` binary as a child process: readiness (ready file and
 //! `ready` event), the Evolution API sink printing what an evolution-api
 //! plugin sends, the scenario's steps in `--json` mode, the first-poll start,
-//! the idle store, start-up errors, and a clean exit on SIGTERM.
+//! the idle store, pushes to registered webhooks with `--push`, start-up
+//! errors, and a clean exit on SIGTERM.
 
 // All test code: with this, clippy's allow-unwrap/expect-in-tests covers the
 // helper functions too, not only the #[test] ones (see clippy.toml).
@@ -151,6 +152,22 @@ fn send_text(ready: &Value, apikey: &str, number: &str, text: &str) -> u16 {
         .unwrap()
         .status()
         .as_u16()
+}
+
+/// `PUT`/`DELETE /webhooks/v1/pedido` as `arauto webhooks register` does.
+fn li_webhook(ready: &Value, method: &str, notify_url: &str, token: &str) -> (u16, Value) {
+    let url = ready["li"]["webhook_registration"].as_str().unwrap();
+    let request = ureq::http::Request::builder()
+        .method(method)
+        .uri(url)
+        .header("Authorization", LI_AUTH)
+        .header("content-type", "application/json")
+        .body(json!({"notifyUrl": notify_url, "token": token}).to_string())
+        .unwrap();
+    let mut response = agent().run(request).unwrap();
+    let status = response.status().as_u16();
+    let body = response.body_mut().read_to_string().unwrap();
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
 }
 
 fn read_json(path: &Path) -> Value {
@@ -406,4 +423,87 @@ fn plan_prints_the_timeline_without_listening() {
         steps[13]["expected"][0]["tracking_codes"],
         json!(["AB304812762BR"])
     );
+}
+
+#[test]
+fn with_push_every_change_goes_to_the_registered_webhook() {
+    // The simulator's own webhook receiver stands in for arauto's listener.
+    let mut sim = Sim::spawn(&[
+        "--speed",
+        "1000",
+        "--webhook-listen",
+        "0",
+        "--push",
+        "--push-repeats",
+        "2",
+    ]);
+    let ready = sim.wait_for("ready");
+    assert_eq!(ready["li"]["push"]["repeats"], 2);
+    let receiver = format!("{}/hooks/loja1", ready["webhook"]["url"].as_str().unwrap());
+    let (status, body) = li_webhook(&ready, "PUT", &receiver, "demo-webhook-token");
+    assert_eq!(status, 200);
+    assert_eq!(body["message"], "Registros afetados: 1");
+    let registered = sim.wait_for("webhook-registered");
+    assert_eq!(registered["notify_url"], receiver.as_str());
+    assert_eq!(registered["pushing"], true);
+
+    // The first poll starts the story; its first step creates order 1001.
+    li_get(
+        &ready,
+        "/v1/pedido/search/?since_atualizado=2000-01-01",
+        LI_AUTH,
+    );
+    let first = sim.wait_for("push");
+    assert_eq!(first["numero"], 1001);
+    assert_eq!(first["situacao_alterada"], true);
+    assert_eq!(first["outcome"], "answered");
+    assert_eq!(first["status"], 204);
+    assert_eq!((&first["copy"], &first["copies"]), (&json!(1), &json!(2)));
+    assert_eq!(sim.wait_for("push")["copy"], 2);
+    // The receiver prints a push when it arrives, which may be before the
+    // simulator reports the copy as answered.
+    let received = match sim.seen.iter().find(|e| e["event"] == "message") {
+        Some(event) => event.clone(),
+        None => sim.wait_for("message"),
+    };
+    assert_eq!(received["to"], "/hooks/loja1");
+    let pushed: Value = serde_json::from_str(received["text"].as_str().unwrap()).unwrap();
+    assert_eq!(pushed["tipo"], "pedido_venda");
+    assert_eq!(pushed["numero"], 1001);
+    assert_eq!(pushed["token"], "demo-webhook-token");
+
+    let (status, body) = li_webhook(&ready, "DELETE", &receiver, "demo-webhook-token");
+    assert_eq!(
+        (status, &body["message"]),
+        (200, &json!("Registros afetados: 1"))
+    );
+    sim.wait_for("webhook-unregistered");
+    let (status, _) = sim.terminate();
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn without_push_registrations_are_accepted_and_nothing_is_pushed() {
+    let mut sim = Sim::spawn(&["--no-scenario", "--webhook-listen", "0"]);
+    let ready = sim.wait_for("ready");
+    assert_eq!(ready["li"]["push"], Value::Null);
+    let receiver = format!("{}/hooks/loja1", ready["webhook"]["url"].as_str().unwrap());
+    assert_eq!(li_webhook(&ready, "PUT", &receiver, "t").0, 200);
+    assert_eq!(sim.wait_for("webhook-registered")["pushing"], false);
+    let (status, events) = sim.terminate();
+    assert_eq!(status.code(), Some(0));
+    assert!(events.iter().all(|e| e["event"] != "push"));
+}
+
+#[test]
+fn push_flags_are_checked() {
+    let (status, stderr) = run_to_end(&["--push", "--push-drop", "1.5"]);
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("\"1.5\" is not a share between 0 and 1"),
+        "{stderr}"
+    );
+    let (status, stderr) = run_to_end(&["--push-repeats", "3"]);
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--push"), "{stderr}");
 }

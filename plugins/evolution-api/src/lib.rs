@@ -37,55 +37,17 @@ use serde_json::{Value, json};
 pub struct EvolutionApi;
 
 impl Sender for EvolutionApi {
-    fn info() -> PluginInfo {
-        PluginInfo {
-            name: "evolution-api".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            kind: PluginKind::Sender,
-            description:
-                "Evolution API v2 (self-hosted WhatsApp gateway): text messages via sendText".into(),
-            config_keys: vec![
-                config_key(
-                    "base_url",
-                    "Your Evolution API server, e.g. https://evolution.minhaloja.com.br (its host must be allowed)",
-                    true,
-                    false,
-                ),
-                config_key(
-                    "instance",
-                    "Instance name as created in the Evolution manager",
-                    true,
-                    false,
-                ),
-                config_key(
-                    "api_key",
-                    "The instance's (or the global) API key, sent as the `apikey` header",
-                    true,
-                    true,
-                ),
-                config_key(
-                    "delay_ms",
-                    "Typing-presence time in milliseconds before the message is sent (Evolution `delay`)",
-                    false,
-                    false,
-                ),
-                config_key(
-                    "link_preview",
-                    "Ask WhatsApp to render link previews (Evolution `linkPreview`)",
-                    false,
-                    false,
-                ),
-                config_key(
-                    "retry_without_ninth_digit",
-                    "When a Brazilian mobile is not found on WhatsApp, try once more without the ninth digit \
-                     (accounts created before 2016 may still use the old form)",
-                    false,
-                    false,
-                )
-                .with_default("true"),
-            ],
-            // Self-hosted: the sysadmin allows the host of `base_url`.
-            default_hosts: vec![],
+    fn info() -> SenderInfo {
+        SenderInfo {
+            plugin: plugin_info(),
+            recipient: RecipientNeed::CustomerPhone,
+            // WhatsApp bans numbers that send in bursts: one message per 20 s,
+            // as Notificações Inteligentes does (docs/channels.md).
+            default_min_interval_ms: 20_000,
+            // No documented provider limit per day (docs/channels.md).
+            default_daily_cap: None,
+            // Evolution API has no idempotency key.
+            idempotent: false,
         }
     }
 
@@ -102,6 +64,58 @@ impl Sender for EvolutionApi {
 
 arauto_plugin_sdk::export_sender!(EvolutionApi);
 
+/// The plugin's name, settings and default hosts.
+fn plugin_info() -> PluginInfo {
+    PluginInfo {
+        name: "evolution-api".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        description:
+            "Evolution API v2 (self-hosted WhatsApp gateway): text messages via sendText".into(),
+        config_keys: vec![
+            config_key(
+                "base_url",
+                "Your Evolution API server, e.g. https://evolution.minhaloja.com.br (its host must be allowed)",
+                true,
+                false,
+            ),
+            config_key(
+                "instance",
+                "Instance name as created in the Evolution manager",
+                true,
+                false,
+            ),
+            config_key(
+                "api_key",
+                "The instance's (or the global) API key, sent as the `apikey` header",
+                true,
+                true,
+            ),
+            config_key(
+                "delay_ms",
+                "Typing-presence time in milliseconds before the message is sent (Evolution `delay`)",
+                false,
+                false,
+            ),
+            config_key(
+                "link_preview",
+                "Ask WhatsApp to render link previews (Evolution `linkPreview`)",
+                false,
+                false,
+            ),
+            config_key(
+                "retry_without_ninth_digit",
+                "When a Brazilian mobile is not found on WhatsApp, try once more without the ninth digit \
+                 (accounts created before 2016 may still use the old form)",
+                false,
+                false,
+            )
+            .with_default("true"),
+        ],
+        // Self-hosted: the sysadmin allows the host of `base_url`.
+        default_hosts: vec![],
+    }
+}
+
 struct Settings {
     base_url: String,
     instance: String,
@@ -113,19 +127,10 @@ struct Settings {
 
 impl Settings {
     fn load() -> Result<Self, PluginError> {
-        let base_url = settings::require("base_url")?
-            .trim()
-            .trim_end_matches('/')
-            .to_owned();
-        if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
-            return Err(misconfigured(format!(
-                "setting `base_url` must be an http(s) URL, got {base_url:?}"
-            )));
-        }
-        let delay_ms = match settings::get("delay_ms")
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
-        {
+        // Required: there is no public default server to fall back to.
+        settings::require("base_url")?;
+        let base_url = settings::base_url("base_url", "")?;
+        let delay_ms = match settings::optional("delay_ms") {
             None => None,
             Some(v) => match v.parse::<u64>() {
                 Ok(ms) if ms <= 60_000 => Some(ms),
@@ -136,7 +141,7 @@ impl Settings {
                 }
             },
         };
-        let link_preview = match settings::get("link_preview").filter(|v| !v.trim().is_empty()) {
+        let link_preview = match settings::optional("link_preview") {
             None => None,
             Some(_) => Some(settings::flag("link_preview", false)?),
         };

@@ -1,10 +1,9 @@
 //! The plugin against the fake Evolution API over real HTTP on 127.0.0.1.
 
-use std::time::Duration;
-
 use ::evolution_api::{EvolutionApi, without_ninth_digit};
 use arauto_plugin_sdk::sender::prelude::*;
 use arauto_plugin_sdk::sender::testing::{self, Harness};
+use arauto_sender_testkit as kit;
 use arauto_sim::channels::evolution as fake_evolution;
 use arauto_sim::channels::{Endpoint, FakeProvider, Provider, Reply};
 use serde_json::json;
@@ -12,67 +11,35 @@ use serde_json::json;
 const API_KEY: &str = "B6D711FCDE4D4FD5936544120E713976";
 
 fn fake() -> FakeProvider {
-    let fake =
-        FakeProvider::start_in_background(Provider::EvolutionApi).unwrap_or_else(|e| panic!("{e}"));
-    fake.require_auth(API_KEY);
-    fake
+    kit::start(Provider::EvolutionApi, Some(API_KEY))
 }
 
 fn install(fake: &FakeProvider, extra: &[(&str, &str)]) {
-    let mut harness = Harness::new()
-        .setting("base_url", &format!("{}/", fake.url()))
-        .setting("instance", "loja principal")
-        .setting("api_key", API_KEY)
-        .transport(testing::http_transport(Duration::from_secs(5)));
-    for (k, v) in extra {
-        harness = harness.setting(k, v);
-    }
-    testing::install(harness);
+    let base_url = format!("{}/", fake.url());
+    kit::install(
+        &[
+            ("base_url", &base_url),
+            ("instance", "loja principal"),
+            ("api_key", API_KEY),
+        ],
+        extra,
+    );
 }
 
 fn message(phone: Option<&str>) -> Message {
-    Message {
-        idempotency_key: "loja-1/1042/order-paid/evo".into(),
-        attempt: 1,
-        recipient: Recipient {
-            phone: phone.map(str::to_owned),
-            email: None,
-            name: None,
-            first_name: None,
-        },
-        text: "Oba! Recebemos o pagamento do pedido #1042.".into(),
-        template: None,
-        meta: MessageMeta {
-            store: "loja-1".into(),
-            order_id: "1042".into(),
-            order_number: "1042".into(),
-            notification: "order-paid".into(),
-            job_id: "job-9".into(),
-            channel: "evo".into(),
-        },
-        event_json: "{}".into(),
-    }
-}
-
-fn expect_permanent(result: Result<Receipt, PluginError>) -> String {
-    match result {
-        Err(PluginError::Permanent(m)) => m,
-        other => panic!("expected a permanent error, got {other:?}"),
-    }
-}
-
-fn expect_misconfigured<T: std::fmt::Debug>(result: Result<T, PluginError>) -> String {
-    match result {
-        Err(PluginError::Misconfigured(m)) => m,
-        other => panic!("expected misconfigured, got {other:?}"),
-    }
-}
-
-fn expect_retryable<T: std::fmt::Debug>(result: Result<T, PluginError>) -> RetryableError {
-    match result {
-        Err(PluginError::Retryable(e)) => e,
-        other => panic!("expected retryable, got {other:?}"),
-    }
+    let mut msg = kit::message();
+    msg.idempotency_key = "loja-1/1042/order-paid/evo".into();
+    msg.recipient.phone = phone.map(str::to_owned);
+    msg.recipient.name = None;
+    msg.recipient.first_name = None;
+    msg.text = "Oba! Recebemos o pagamento do pedido #1042.".into();
+    msg.meta.store = "loja-1".into();
+    msg.meta.order_number = "1042".into();
+    msg.meta.notification = NotificationKind::OrderPaid;
+    msg.event.notification = NotificationKind::OrderPaid;
+    msg.meta.job_id = "job-9".into();
+    msg.meta.channel = "evo".into();
+    msg
 }
 
 #[test]
@@ -123,7 +90,7 @@ fn not_on_whatsapp_retries_once_without_the_ninth_digit_then_is_permanent() {
     let fake = fake();
     install(&fake, &[]);
     fake.set_default(Endpoint::Send, fake_evolution::not_on_whatsapp());
-    let why = expect_permanent(EvolutionApi::send(message(Some("+5511987654321"))));
+    let why = kit::permanent(EvolutionApi::send(message(Some("+5511987654321"))));
     assert!(
         why.contains("número não está no WhatsApp: 5511987654321"),
         "{why}"
@@ -156,14 +123,14 @@ fn no_ninth_digit_retry_when_disabled_or_not_applicable() {
     let fake = fake();
     install(&fake, &[("retry_without_ninth_digit", "false")]);
     fake.set_default(Endpoint::Send, fake_evolution::not_on_whatsapp());
-    let why = expect_permanent(EvolutionApi::send(message(Some("+5511987654321"))));
+    let why = kit::permanent(EvolutionApi::send(message(Some("+5511987654321"))));
     assert_eq!(
         why,
         "número não está no WhatsApp: 5511987654321 (Evolution API exists:false)"
     );
     install(&fake, &[]);
     // A foreign number has no ninth-digit variant.
-    expect_permanent(EvolutionApi::send(message(Some("+351912345678"))));
+    kit::permanent(EvolutionApi::send(message(Some("+351912345678"))));
     assert_eq!(fake.requests().len(), 2);
     assert_eq!(
         without_ninth_digit("5511912345678"),
@@ -184,11 +151,11 @@ fn schema_errors_are_permanent_auth_and_instance_errors_halt_and_5xx_retries() {
         Endpoint::Send,
         fake_evolution::bad_request(&["instance requires property \"text\""]),
     );
-    let why = expect_permanent(EvolutionApi::send(message(Some("+5511987654321"))));
+    let why = kit::permanent(EvolutionApi::send(message(Some("+5511987654321"))));
     assert!(why.contains("instance requires property \"text\""), "{why}");
 
     fake.enqueue(Endpoint::Send, fake_evolution::instance_not_found());
-    let why = expect_misconfigured(EvolutionApi::send(message(Some("+5511987654321"))));
+    let why = kit::misconfigured(EvolutionApi::send(message(Some("+5511987654321"))));
     assert!(
         why.contains("instance does not exist") && why.contains("`instance`"),
         "{why}"
@@ -198,26 +165,26 @@ fn schema_errors_are_permanent_auth_and_instance_errors_halt_and_5xx_retries() {
         Endpoint::Send,
         fake_evolution::bad_request(&["Method not available on WhatsApp Business API"]),
     );
-    expect_misconfigured(EvolutionApi::send(message(Some("+5511987654321"))));
+    kit::misconfigured(EvolutionApi::send(message(Some("+5511987654321"))));
 
     fake.enqueue(Endpoint::Send, fake_evolution::server_error());
-    let e = expect_retryable(EvolutionApi::send(message(Some("+5511987654321"))));
+    let e = kit::retryable(EvolutionApi::send(message(Some("+5511987654321"))));
     assert!(e.message.contains("Connection Closed"), "{}", e.message);
     fake.enqueue(
         Endpoint::Send,
         Reply::raw(503, "text/html", "<h1>down</h1>").with_header("retry-after", "9"),
     );
-    expect_retryable(EvolutionApi::send(message(Some("+5511987654321"))));
+    kit::retryable(EvolutionApi::send(message(Some("+5511987654321"))));
     fake.enqueue(
         Endpoint::Send,
         Reply::json(429, json!({})).with_header("retry-after", "9"),
     );
     assert_eq!(
-        expect_retryable(EvolutionApi::send(message(Some("+5511987654321")))).retry_after_ms,
+        kit::retryable(EvolutionApi::send(message(Some("+5511987654321")))).retry_after_ms,
         Some(9_000)
     );
     fake.enqueue(Endpoint::Send, Reply::drop_connection());
-    expect_retryable(EvolutionApi::send(message(Some("+5511987654321"))));
+    kit::retryable(EvolutionApi::send(message(Some("+5511987654321"))));
 }
 
 #[test]
@@ -225,7 +192,7 @@ fn a_wrong_api_key_halts_the_channel_without_leaking_it() {
     let fake = fake();
     fake.require_auth("the-right-key");
     install(&fake, &[]);
-    let why = expect_misconfigured(EvolutionApi::send(message(Some("+5511987654321"))));
+    let why = kit::misconfigured(EvolutionApi::send(message(Some("+5511987654321"))));
     assert!(
         why.contains("HTTP 401") && why.contains("`api_key`"),
         "{why}"
@@ -237,8 +204,8 @@ fn a_wrong_api_key_halts_the_channel_without_leaking_it() {
 fn a_missing_or_malformed_recipient_is_permanent_and_sends_nothing() {
     let fake = fake();
     install(&fake, &[]);
-    assert!(expect_permanent(EvolutionApi::send(message(None))).contains("no usable mobile phone"));
-    assert!(expect_permanent(EvolutionApi::send(message(Some("5511987654321")))).contains("E.164"));
+    assert!(kit::permanent(EvolutionApi::send(message(None))).contains("no usable mobile phone"));
+    assert!(kit::permanent(EvolutionApi::send(message(Some("5511987654321")))).contains("E.164"));
     assert!(fake.requests().is_empty());
 }
 
@@ -255,14 +222,14 @@ fn check_asks_for_the_connection_state() {
     assert_eq!(req.header("apikey"), Some(API_KEY));
 
     fake.enqueue(Endpoint::Check, fake_evolution::connection_state("close"));
-    assert!(expect_misconfigured(EvolutionApi::check()).contains("QR code"));
+    assert!(kit::misconfigured(EvolutionApi::check()).contains("QR code"));
     fake.enqueue(
         Endpoint::Check,
         fake_evolution::connection_state("connecting"),
     );
-    expect_retryable(EvolutionApi::check());
+    kit::retryable(EvolutionApi::check());
     fake.enqueue(Endpoint::Check, fake_evolution::instance_not_found());
-    expect_misconfigured(EvolutionApi::check());
+    kit::misconfigured(EvolutionApi::check());
 }
 
 #[test]
@@ -272,14 +239,14 @@ fn settings_are_validated_and_name_the_key() {
             .setting("instance", "x")
             .setting("api_key", "k"),
     );
-    assert!(expect_misconfigured(EvolutionApi::check()).contains("`base_url`"));
+    assert!(kit::misconfigured(EvolutionApi::check()).contains("`base_url`"));
     testing::install(
         Harness::new()
             .setting("base_url", "evolution.local")
             .setting("instance", "x")
             .setting("api_key", "k"),
     );
-    assert!(expect_misconfigured(EvolutionApi::check()).contains("`base_url`"));
+    assert!(kit::misconfigured(EvolutionApi::check()).contains("`base_url`"));
     testing::install(
         Harness::new()
             .setting("base_url", "http://127.0.0.1:9")
@@ -287,8 +254,13 @@ fn settings_are_validated_and_name_the_key() {
             .setting("api_key", "k")
             .setting("delay_ms", "soon"),
     );
-    assert!(expect_misconfigured(EvolutionApi::check()).contains("`delay_ms`"));
+    assert!(kit::misconfigured(EvolutionApi::check()).contains("`delay_ms`"));
     let info = EvolutionApi::info();
+    assert_eq!(info.recipient, RecipientNeed::CustomerPhone);
+    assert_eq!(info.default_min_interval_ms, 20_000);
+    assert_eq!(info.default_daily_cap, None);
+    assert!(!info.idempotent, "the provider has no idempotency key");
+    let info = info.plugin;
     assert!(
         info.config_keys
             .iter()

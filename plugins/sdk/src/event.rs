@@ -166,4 +166,23 @@ mod tests {
         assert_eq!(value["order"]["extras"], json!({}));
         assert_eq!(value["store"]["description"], "Loja Exemplo");
     }
+
+    /// The example in docs/events.md is what this module writes, so the
+    /// public documentation cannot drift from the code.
+    #[test]
+    fn the_documented_example_is_what_the_sdk_writes() {
+        let doc = include_str!("../../../docs/events.md");
+        let example = doc
+            .split("```json\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .unwrap_or_default();
+        let documented: Value = serde_json::from_str(example).unwrap_or_else(|e| {
+            panic!("the first JSON block of docs/events.md does not parse: {e}")
+        });
+        let mut event = crate::sender::fixtures::event();
+        event.order.shipping_cents = None;
+        event.order.extras_json = r#"{"platform":"loja-integrada","cliente_id":4821}"#.into();
+        assert_eq!(to_value(&event), documented);
+    }
 }

@@ -12,12 +12,22 @@
 //!    (`-100…`) or channel (`@minhaloja_pedidos`); every notification of the
 //!    channel goes there;
 //! 2. the `chat_id_pointer` setting: a JSON Pointer (RFC 6901) into the
-//!    message's event JSON, e.g. `/order/extras/telegram_chat_id`;
-//! 3. otherwise the first `telegram_chat_id` key found anywhere in the event
+//!    message's event in its JSON form (docs/events.md), e.g.
+//!    `/order/extras/telegram_chat_id`;
+//! 3. the customer's chat id when the platform holds one
+//!    (`message.recipient.chat-id`);
+//! 4. otherwise the first `telegram_chat_id` key found anywhere in the event
 //!    JSON (a number or a string), so platforms that store the customer's chat
 //!    id in order extras work without configuration.
 //!
 //! No chat id → permanent error for that job.
+//!
+//! **Declared** ([`Sender::info`]): recipient "none", since the usual
+//! destination is the staff chat in `chat_id` and the host must not skip
+//! orders without a phone or chat id; one second between sends (Telegram
+//! publishes no limits; about one message per second per chat is the figure
+//! usually quoted); no daily cap; not idempotent (the Bot API has no
+//! idempotency key).
 //!
 //! * The bot token travels in the URL path: every error message has it
 //!   replaced by `<redacted>`.
@@ -37,6 +47,7 @@
 // Natively (unit tests) nothing exports the plugin type.
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 
+use arauto_plugin_sdk::event;
 use arauto_plugin_sdk::sender::prelude::*;
 use arauto_plugin_sdk::sender::{http::HttpResponse, log::Level};
 use serde::Deserialize;
@@ -50,51 +61,15 @@ const DEFAULT_BASE_URL: &str = "https://api.telegram.org";
 pub const EVENT_CHAT_KEY: &str = "telegram_chat_id";
 
 impl Sender for Telegram {
-    fn info() -> PluginInfo {
-        PluginInfo {
-            name: "telegram".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            kind: PluginKind::Sender,
-            description:
-                "Telegram Bot API: sendMessage to a fixed staff chat or the customer's chat".into(),
-            config_keys: vec![
-                config_key(
-                    "bot_token",
-                    "Bot token from @BotFather (123456:ABC…)",
-                    true,
-                    true,
-                ),
-                config_key(
-                    "chat_id",
-                    "Fixed chat for every message (e.g. the staff group -100…, or @channel); \
-                     unset = take the chat from the order",
-                    false,
-                    false,
-                ),
-                config_key(
-                    "chat_id_pointer",
-                    "JSON Pointer to the customer's chat id in the event JSON (e.g. /order/extras/telegram_chat_id); \
-                     unset = the first `telegram_chat_id` key anywhere in the event",
-                    false,
-                    false,
-                ),
-                config_key(
-                    "parse_mode",
-                    "HTML, MarkdownV2 or Markdown; unset = plain text",
-                    false,
-                    false,
-                ),
-                config_key("disable_notification", "Deliver silently", false, false)
-                    .with_default("false"),
-                config_key(
-                    "base_url",
-                    "Bot API base URL (a local Bot API server, for instance)",
-                    false,
-                    false,
-                )
-                .with_default(DEFAULT_BASE_URL),
-            ],
-            default_hosts: vec![DEFAULT_BASE_URL.into()],
+    fn info() -> SenderInfo {
+        SenderInfo {
+            plugin: plugin_info(),
+            // The staff chat in the settings is the usual destination; a
+            // customer's chat, when the order has one, is a bonus.
+            recipient: RecipientNeed::None,
+            default_min_interval_ms: 1_000,
+            default_daily_cap: None,
+            idempotent: false,
         }
     }
 
@@ -111,6 +86,53 @@ impl Sender for Telegram {
 
 arauto_plugin_sdk::export_sender!(Telegram);
 
+fn plugin_info() -> PluginInfo {
+    PluginInfo {
+        name: "telegram".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        description: "Telegram Bot API: sendMessage to a fixed staff chat or the customer's chat"
+            .into(),
+        config_keys: vec![
+            config_key(
+                "bot_token",
+                "Bot token from @BotFather (123456:ABC…)",
+                true,
+                true,
+            ),
+            config_key(
+                "chat_id",
+                "Fixed chat for every message (e.g. the staff group -100…, or @channel); \
+                     unset = take the chat from the order",
+                false,
+                false,
+            ),
+            config_key(
+                "chat_id_pointer",
+                "JSON Pointer to the customer's chat id in the event JSON (e.g. /order/extras/telegram_chat_id); \
+                     unset = the customer's chat id from the order, else the first `telegram_chat_id` key anywhere in the event",
+                false,
+                false,
+            ),
+            config_key(
+                "parse_mode",
+                "HTML, MarkdownV2 or Markdown; unset = plain text",
+                false,
+                false,
+            ),
+            config_key("disable_notification", "Deliver silently", false, false)
+                .with_default("false"),
+            config_key(
+                "base_url",
+                "Bot API base URL (a local Bot API server, for instance)",
+                false,
+                false,
+            )
+            .with_default(DEFAULT_BASE_URL),
+        ],
+        default_hosts: vec![DEFAULT_BASE_URL.into()],
+    }
+}
+
 struct Settings {
     base_url: String,
     bot_token: String,
@@ -120,23 +142,9 @@ struct Settings {
     disable_notification: bool,
 }
 
-fn optional(key: &str) -> Option<String> {
-    settings::get(key)
-        .map(|v| v.trim().to_owned())
-        .filter(|v| !v.is_empty())
-}
-
 impl Settings {
     fn load() -> Result<Self, PluginError> {
-        let base_url = settings::get_or("base_url", DEFAULT_BASE_URL)
-            .trim()
-            .trim_end_matches('/')
-            .to_owned();
-        if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
-            return Err(misconfigured(format!(
-                "setting `base_url` must be an http(s) URL, got {base_url:?}"
-            )));
-        }
+        let base_url = settings::base_url("base_url", DEFAULT_BASE_URL)?;
         let bot_token = settings::require("bot_token")?.trim().to_owned();
         let well_formed = bot_token.split_once(':').is_some_and(|(id, rest)| {
             !id.is_empty() && id.chars().all(|c| c.is_ascii_digit()) && !rest.is_empty()
@@ -147,7 +155,7 @@ impl Settings {
                 "setting `bot_token` must look like 123456789:AAE… (as given by @BotFather)",
             ));
         }
-        let parse_mode = optional("parse_mode");
+        let parse_mode = settings::optional("parse_mode");
         if let Some(mode) = &parse_mode
             && !matches!(mode.as_str(), "HTML" | "MarkdownV2" | "Markdown")
         {
@@ -155,7 +163,7 @@ impl Settings {
                 "setting `parse_mode` must be HTML, MarkdownV2 or Markdown, got {mode:?}"
             )));
         }
-        let chat_id_pointer = optional("chat_id_pointer");
+        let chat_id_pointer = settings::optional("chat_id_pointer");
         if let Some(pointer) = &chat_id_pointer
             && !pointer.starts_with('/')
         {
@@ -166,7 +174,7 @@ impl Settings {
         Ok(Self {
             base_url,
             bot_token,
-            chat_id: optional("chat_id"),
+            chat_id: settings::optional("chat_id"),
             chat_id_pointer,
             parse_mode,
             disable_notification: settings::flag("disable_notification", false)?,
@@ -232,12 +240,23 @@ fn resolve_chat(settings: &Settings, msg: &Message) -> Result<(Value, ChatSource
     if let Some(chat) = &settings.chat_id {
         return Ok((chat_value(chat), ChatSource::Setting));
     }
-    let event: Value = serde_json::from_str(&msg.event_json).unwrap_or(Value::Null);
-    match chat_from_event(&event, settings.chat_id_pointer.as_deref()) {
+    let event = event::to_value(&msg.event);
+    let from_order = match &settings.chat_id_pointer {
+        Some(pointer) => chat_from_event(&event, Some(pointer)),
+        None => msg
+            .recipient
+            .chat_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|chat| !chat.is_empty())
+            .map(chat_value)
+            .or_else(|| chat_from_event(&event, None)),
+    };
+    match from_order {
         Some(chat) => Ok((chat, ChatSource::Order)),
         None => Err(permanent(format!(
             "no Telegram chat id for order {}: set `chat_id` in [channels.{}.settings] for a fixed staff chat, or \
-             have the order carry {} (at `chat_id_pointer` when set)",
+             have the order carry the customer's chat id or {} (at `chat_id_pointer` when set)",
             msg.meta.order_number,
             msg.meta.channel,
             settings

@@ -5,6 +5,7 @@ use std::time::Duration;
 use ::telegram::{Telegram, chat_from_event};
 use arauto_plugin_sdk::sender::prelude::*;
 use arauto_plugin_sdk::sender::testing::{self, Harness};
+use arauto_sender_testkit::{self as kit, err, text_of};
 use arauto_sim::channels::telegram as fake_telegram;
 use arauto_sim::channels::{Endpoint, FakeProvider, Provider, Reply};
 use serde_json::json;
@@ -12,59 +13,24 @@ use serde_json::json;
 const TOKEN: &str = "7000000001:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw";
 
 fn fake() -> FakeProvider {
-    let fake =
-        FakeProvider::start_in_background(Provider::Telegram).unwrap_or_else(|e| panic!("{e}"));
-    fake.require_auth(TOKEN);
-    fake
+    kit::start(Provider::Telegram, Some(TOKEN))
 }
 
 fn install(fake: &FakeProvider, extra: &[(&str, &str)]) {
-    let mut harness = Harness::new()
-        .setting("base_url", &fake.url())
-        .setting("bot_token", TOKEN)
-        .transport(testing::http_transport(Duration::from_secs(5)));
-    for (k, v) in extra {
-        harness = harness.setting(k, v);
-    }
-    testing::install(harness);
+    kit::install(&[("base_url", &fake.url()), ("bot_token", TOKEN)], extra);
 }
 
-fn message(event: serde_json::Value) -> Message {
-    Message {
-        idempotency_key: "loja-1/1042/order-paid/tg".into(),
-        attempt: 1,
-        recipient: Recipient {
-            phone: None,
-            email: None,
-            name: Some("Maria".into()),
-            first_name: Some("Maria".into()),
-        },
-        text: "Novo pedido pago: #1042 (R$ 199,90)".into(),
-        template: None,
-        meta: MessageMeta {
-            store: "loja-1".into(),
-            order_id: "1042".into(),
-            order_number: "1042".into(),
-            notification: "order-paid".into(),
-            job_id: "job-1".into(),
-            channel: "tg".into(),
-        },
-        event_json: event.to_string(),
-    }
-}
-
-fn err<T: std::fmt::Debug>(result: Result<T, PluginError>) -> PluginError {
-    match result {
-        Err(e) => e,
-        Ok(v) => panic!("expected an error, got {v:?}"),
-    }
-}
-
-fn text_of(e: &PluginError) -> &str {
-    match e {
-        PluginError::Retryable(r) => &r.message,
-        PluginError::Permanent(m) | PluginError::Misconfigured(m) => m,
-    }
+/// A staff notification for an order whose platform extras are `extras`
+/// (where a shop may keep the customer's chat id); no phone, no chat id.
+fn message(extras: serde_json::Value) -> Message {
+    let mut msg = kit::message();
+    msg.idempotency_key = "loja-1/1042/order-paid/tg".into();
+    msg.recipient.phone = None;
+    msg.text = "Novo pedido pago: #1042 (R$ 199,90)".into();
+    msg.meta.order_number = "1042".into();
+    msg.meta.channel = "tg".into();
+    msg.event.order.extras_json = extras.to_string();
+    msg
 }
 
 #[test]
@@ -99,26 +65,30 @@ fn sends_to_the_fixed_staff_chat_with_the_exact_wire_format() {
 fn takes_the_chat_from_the_order_when_no_chat_is_configured() {
     let fake = fake();
     install(&fake, &[]);
-    let event = json!({"notification": "order-paid", "order": {"id": "1042", "extras": {"telegram_chat_id": 987654321}}});
-    Telegram::send(message(event)).unwrap_or_else(|e| panic!("{e:?}"));
+    Telegram::send(message(json!({"telegram_chat_id": 987654321})))
+        .unwrap_or_else(|e| panic!("{e:?}"));
     assert_eq!(
         fake.requests()[0].body_json(),
         json!({"chat_id": 987654321, "text": "Novo pedido pago: #1042 (R$ 199,90)"})
     );
 
-    install(&fake, &[("chat_id_pointer", "/order/customer/tg")]);
-    Telegram::send(message(
-        json!({"order": {"customer": {"tg": "@maria_silva"}}}),
-    ))
-    .unwrap_or_else(|e| panic!("{e:?}"));
+    install(&fake, &[("chat_id_pointer", "/order/extras/tg")]);
+    Telegram::send(message(json!({"tg": "@maria_silva"}))).unwrap_or_else(|e| panic!("{e:?}"));
     assert_eq!(fake.requests()[1].body_json()["chat_id"], "@maria_silva");
 
-    let e = err(Telegram::send(message(json!({"order": {"customer": {}}}))));
+    let e = err(Telegram::send(message(json!({}))));
     assert!(
         matches!(&e, PluginError::Permanent(m) if m.contains("no Telegram chat id for order 1042") && m.contains("`chat_id`")),
         "{e:?}"
     );
     assert_eq!(fake.requests().len(), 2, "nothing sent without a chat");
+
+    // The customer's chat id the platform holds comes before a key search.
+    install(&fake, &[]);
+    let mut msg = message(json!({"telegram_chat_id": 1}));
+    msg.recipient.chat_id = Some(" 555000111 ".into());
+    Telegram::send(msg).unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(fake.requests()[2].body_json()["chat_id"], 555000111);
 
     assert_eq!(
         chat_from_event(&json!({"a": [{"telegram_chat_id": "42"}]}), None),
@@ -162,7 +132,7 @@ fn retry_after_is_honoured_and_server_errors_retry() {
 fn blocked_unknown_and_migrated_chats_are_permanent_for_customer_chats() {
     let fake = fake();
     install(&fake, &[]);
-    let event = json!({"order": {"extras": {"telegram_chat_id": -4711}}});
+    let event = json!({"telegram_chat_id": -4711});
     fake.enqueue(Endpoint::Send, fake_telegram::blocked());
     let e = err(Telegram::send(message(event.clone())));
     assert!(
@@ -285,6 +255,15 @@ fn settings_are_validated_and_declared() {
         matches!(err(Telegram::check()), PluginError::Misconfigured(m) if m.contains("`chat_id_pointer`"))
     );
     let info = Telegram::info();
+    assert_eq!(
+        info.recipient,
+        RecipientNeed::None,
+        "the staff chat needs no phone"
+    );
+    assert_eq!(info.default_min_interval_ms, 1_000);
+    assert_eq!(info.default_daily_cap, None);
+    assert!(!info.idempotent);
+    let info = info.plugin;
     assert!(
         info.config_keys
             .iter()

@@ -32,6 +32,7 @@
 // Natively (unit tests) nothing exports the plugin type.
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 
+use arauto_plugin_sdk::event;
 use arauto_plugin_sdk::sender::prelude::*;
 use arauto_plugin_sdk::sender::{http::HttpResponse, log::Level};
 use serde::Deserialize;
@@ -44,76 +45,17 @@ const DEFAULT_BASE_URL: &str = "https://api.twilio.com";
 const API: &str = "2010-04-01";
 
 impl Sender for TwilioSms {
-    fn info() -> PluginInfo {
-        PluginInfo {
-            name: "twilio-sms".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            kind: PluginKind::Sender,
-            description:
-                "Twilio Programmable Messaging: SMS, or WhatsApp via Twilio with Content templates"
-                    .into(),
-            config_keys: vec![
-                config_key(
-                    "account_sid",
-                    "Account SID (AC…)",
-                    true,
-                    false,
-                ),
-                config_key(
-                    "auth_token",
-                    "Auth Token of the account, or the secret of the API key named in `api_key_sid`",
-                    true,
-                    true,
-                ),
-                config_key(
-                    "api_key_sid",
-                    "API key SID (SK…) to authenticate with instead of the Account SID",
-                    false,
-                    false,
-                ),
-                config_key(
-                    "from",
-                    "Sender: a Twilio number in E.164 (+1…) or an alphanumeric sender ID; \
-                     one of `from` / `messaging_service_sid` is required",
-                    false,
-                    false,
-                ),
-                config_key(
-                    "messaging_service_sid",
-                    "Messaging Service SID (MG…) to send through",
-                    false,
-                    false,
-                ),
-                config_key(
-                    "channel",
-                    "\"sms\" or \"whatsapp\" (adds the whatsapp: prefixes)",
-                    false,
-                    false,
-                )
-                .with_default("sms"),
-                config_key(
-                    "allow_free_text",
-                    "WhatsApp only: send the rendered text as Body when no Content template is mapped \
-                     (delivered only within 24 h of the customer's last message)",
-                    false,
-                    false,
-                )
-                .with_default("false"),
-                config_key(
-                    "status_callback",
-                    "URL Twilio POSTs delivery status updates to",
-                    false,
-                    false,
-                ),
-                config_key(
-                    "base_url",
-                    "Twilio REST API base URL",
-                    false,
-                    false,
-                )
-                .with_default(DEFAULT_BASE_URL),
-            ],
-            default_hosts: vec![DEFAULT_BASE_URL.into()],
+    fn info() -> SenderInfo {
+        SenderInfo {
+            plugin: plugin_info(),
+            recipient: RecipientNeed::CustomerPhone,
+            // SMS and Twilio's WhatsApp senders are official APIs that queue
+            // bursts themselves: the host's usual one second between sends.
+            default_min_interval_ms: 1_000,
+            // No documented provider limit per day (docs/channels.md).
+            default_daily_cap: None,
+            // Twilio has no idempotency key for creating a Message.
+            idempotent: false,
         }
     }
 
@@ -129,6 +71,69 @@ impl Sender for TwilioSms {
 }
 
 arauto_plugin_sdk::export_sender!(TwilioSms);
+
+/// The plugin's name, settings and default hosts.
+fn plugin_info() -> PluginInfo {
+    PluginInfo {
+        name: "twilio-sms".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        description:
+            "Twilio Programmable Messaging: SMS, or WhatsApp via Twilio with Content templates"
+                .into(),
+        config_keys: vec![
+            config_key("account_sid", "Account SID (AC…)", true, false),
+            config_key(
+                "auth_token",
+                "Auth Token of the account, or the secret of the API key named in `api_key_sid`",
+                true,
+                true,
+            ),
+            config_key(
+                "api_key_sid",
+                "API key SID (SK…) to authenticate with instead of the Account SID",
+                false,
+                false,
+            ),
+            config_key(
+                "from",
+                "Sender: a Twilio number in E.164 (+1…) or an alphanumeric sender ID; \
+                     one of `from` / `messaging_service_sid` is required",
+                false,
+                false,
+            ),
+            config_key(
+                "messaging_service_sid",
+                "Messaging Service SID (MG…) to send through",
+                false,
+                false,
+            ),
+            config_key(
+                "channel",
+                "\"sms\" or \"whatsapp\" (adds the whatsapp: prefixes)",
+                false,
+                false,
+            )
+            .with_default("sms"),
+            config_key(
+                "allow_free_text",
+                "WhatsApp only: send the rendered text as Body when no Content template is mapped \
+                     (delivered only within 24 h of the customer's last message)",
+                false,
+                false,
+            )
+            .with_default("false"),
+            config_key(
+                "status_callback",
+                "URL Twilio POSTs delivery status updates to",
+                false,
+                false,
+            ),
+            config_key("base_url", "Twilio REST API base URL", false, false)
+                .with_default(DEFAULT_BASE_URL),
+        ],
+        default_hosts: vec![DEFAULT_BASE_URL.into()],
+    }
+}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Channel {
@@ -148,30 +153,16 @@ struct Settings {
     status_callback: Option<String>,
 }
 
-fn optional(key: &str) -> Option<String> {
-    settings::get(key)
-        .map(|v| v.trim().to_owned())
-        .filter(|v| !v.is_empty())
-}
-
 impl Settings {
     fn load() -> Result<Self, PluginError> {
-        let base_url = settings::get_or("base_url", DEFAULT_BASE_URL)
-            .trim()
-            .trim_end_matches('/')
-            .to_owned();
-        if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
-            return Err(misconfigured(format!(
-                "setting `base_url` must be an http(s) URL, got {base_url:?}"
-            )));
-        }
+        let base_url = settings::base_url("base_url", DEFAULT_BASE_URL)?;
         let account_sid = settings::require("account_sid")?.trim().to_owned();
         if !account_sid.starts_with("AC") || account_sid.len() != 34 {
             return Err(misconfigured(format!(
                 "setting `account_sid` must be the 34-character Account SID starting with AC, got {account_sid:?}"
             )));
         }
-        let api_key_sid = optional("api_key_sid");
+        let api_key_sid = settings::optional("api_key_sid");
         if let Some(sid) = &api_key_sid
             && !sid.starts_with("SK")
         {
@@ -179,8 +170,8 @@ impl Settings {
                 "setting `api_key_sid` must start with SK, got {sid:?}"
             )));
         }
-        let from = optional("from");
-        let messaging_service_sid = optional("messaging_service_sid");
+        let from = settings::optional("from");
+        let messaging_service_sid = settings::optional("messaging_service_sid");
         if from.is_none() && messaging_service_sid.is_none() {
             return Err(misconfigured(
                 "one of the settings `from` (a Twilio number) or `messaging_service_sid` (MG…) is required",
@@ -215,7 +206,7 @@ impl Settings {
             messaging_service_sid,
             channel,
             allow_free_text: settings::flag("allow_free_text", false)?,
-            status_callback: optional("status_callback"),
+            status_callback: settings::optional("status_callback"),
         })
     }
 
@@ -293,7 +284,7 @@ fn send_with(settings: &Settings, msg: &Message) -> Result<Receipt, PluginError>
                 return Err(permanent(format!(
                     "the template mapped for `{kind}` must be a Twilio Content SID (HX…), got {content_sid:?}: \
                      fix [channels.{channel}.templates.{kind}]",
-                    kind = msg.meta.notification,
+                    kind = event::notification_name(msg.meta.notification),
                     channel = msg.meta.channel,
                 )));
             }
@@ -305,7 +296,7 @@ fn send_with(settings: &Settings, msg: &Message) -> Result<Receipt, PluginError>
                 "no WhatsApp Content template is mapped for notification `{kind}` on channel `{channel}`: \
                  business-initiated WhatsApp messages must use an approved template; map its Content SID (HX…) in \
                  [channels.{channel}.templates.{kind}] (or set allow_free_text = true)",
-                kind = msg.meta.notification,
+                kind = event::notification_name(msg.meta.notification),
                 channel = msg.meta.channel,
             )));
         }
@@ -425,7 +416,10 @@ fn api_error(response: &HttpResponse, msg: Option<&Message>) -> PluginError {
         },
         CodeClass::UseTemplate => {
             let (kind, channel) = msg.map_or(("<kind>", "<id>"), |m| {
-                (m.meta.notification.as_str(), m.meta.channel.as_str())
+                (
+                    event::notification_name(m.meta.notification),
+                    m.meta.channel.as_str(),
+                )
             });
             permanent(format!(
                 "{text}; outside WhatsApp's 24-hour window only an approved template is delivered: map its \

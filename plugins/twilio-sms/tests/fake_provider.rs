@@ -6,6 +6,7 @@ use ::twilio_sms::{CodeClass, TwilioSms, classify_code};
 use arauto_plugin_sdk::sender::http::base64_encode;
 use arauto_plugin_sdk::sender::prelude::*;
 use arauto_plugin_sdk::sender::testing::{self, Harness};
+use arauto_sender_testkit as kit;
 use arauto_sim::channels::twilio as fake_twilio;
 use arauto_sim::channels::{Endpoint, FakeProvider, Provider, Reply};
 
@@ -13,47 +14,36 @@ const SID: &str = "AC0123456789abcdef0123456789abcdef";
 const TOKEN: &str = "f00dfacecafebabe0123456789abcdef";
 
 fn fake() -> FakeProvider {
-    let fake =
-        FakeProvider::start_in_background(Provider::Twilio).unwrap_or_else(|e| panic!("{e}"));
-    fake.require_auth(&format!("{SID}:{TOKEN}"));
-    fake
+    kit::start(Provider::Twilio, Some(&format!("{SID}:{TOKEN}")))
 }
 
 fn install(fake: &FakeProvider, extra: &[(&str, &str)]) {
-    let mut harness = Harness::new()
-        .setting("base_url", &fake.url())
-        .setting("account_sid", SID)
-        .setting("auth_token", TOKEN)
-        .setting("from", "+15005550006")
-        .transport(testing::http_transport(Duration::from_secs(5)));
-    for (k, v) in extra {
-        harness = harness.setting(k, v);
-    }
-    testing::install(harness);
+    kit::install(
+        &[
+            ("base_url", &fake.url()),
+            ("account_sid", SID),
+            ("auth_token", TOKEN),
+            ("from", "+15005550006"),
+        ],
+        extra,
+    );
 }
 
 fn message(template: Option<TemplateRef>) -> Message {
-    Message {
-        idempotency_key: "loja-1/1042/order-shipped/sms".into(),
-        attempt: 1,
-        recipient: Recipient {
-            phone: Some("+5511987654321".into()),
-            email: None,
-            name: None,
-            first_name: None,
-        },
-        text: "Pedido #1042 enviado: rastreie AB123456789BR".into(),
-        template,
-        meta: MessageMeta {
-            store: "loja-1".into(),
-            order_id: "1042".into(),
-            order_number: "1042".into(),
-            notification: "order-shipped".into(),
-            job_id: "job-3".into(),
-            channel: "sms".into(),
-        },
-        event_json: "{}".into(),
-    }
+    let mut msg = kit::message();
+    msg.idempotency_key = "loja-1/1042/order-shipped/sms".into();
+    msg.recipient.phone = Some("+5511987654321".into());
+    msg.recipient.name = None;
+    msg.recipient.first_name = None;
+    msg.text = "Pedido #1042 enviado: rastreie AB123456789BR".into();
+    msg.template = template;
+    msg.meta.store = "loja-1".into();
+    msg.meta.order_number = "1042".into();
+    msg.meta.notification = NotificationKind::OrderShipped;
+    msg.event.notification = NotificationKind::OrderShipped;
+    msg.meta.job_id = "job-3".into();
+    msg.meta.channel = "sms".into();
+    msg
 }
 
 fn content_template() -> TemplateRef {
@@ -62,13 +52,6 @@ fn content_template() -> TemplateRef {
         language: "pt_BR".into(),
         positional: vec!["Maria".into(), "#1042".into()],
         named: vec![],
-    }
-}
-
-fn err<T: std::fmt::Debug>(result: Result<T, PluginError>) -> PluginError {
-    match result {
-        Err(e) => e,
-        Ok(v) => panic!("expected an error, got {v:?}"),
     }
 }
 
@@ -159,7 +142,7 @@ fn whatsapp_templates_use_content_sid_and_variables() {
 fn whatsapp_without_a_template_needs_allow_free_text_and_sms_ignores_templates() {
     let fake = fake();
     install(&fake, &[("channel", "whatsapp")]);
-    let e = err(TwilioSms::send(message(None)));
+    let e = kit::err(TwilioSms::send(message(None)));
     assert!(
         matches!(&e, PluginError::Permanent(m) if m.contains("[channels.sms.templates.order-shipped]")),
         "{e:?}"
@@ -167,7 +150,7 @@ fn whatsapp_without_a_template_needs_allow_free_text_and_sms_ignores_templates()
     assert!(fake.requests().is_empty());
     let mut not_a_content_sid = content_template();
     not_a_content_sid.name = "pedido_enviado".into();
-    let e = err(TwilioSms::send(message(Some(not_a_content_sid))));
+    let e = kit::err(TwilioSms::send(message(Some(not_a_content_sid))));
     assert!(
         matches!(&e, PluginError::Permanent(m) if m.contains("HX")),
         "{e:?}"
@@ -212,7 +195,7 @@ fn error_codes_map_to_their_classes() {
     ];
     for &(code, class) in cases {
         fake.enqueue(Endpoint::Send, fake_twilio::error(code));
-        let e = err(TwilioSms::send(message(None)));
+        let e = kit::err(TwilioSms::send(message(None)));
         let (got, text) = match &e {
             PluginError::Retryable(r) => ("retryable", r.message.as_str()),
             PluginError::Permanent(m) => ("permanent", m.as_str()),
@@ -242,7 +225,7 @@ fn outside_the_whatsapp_window_says_to_use_a_template() {
         &[("channel", "whatsapp"), ("allow_free_text", "true")],
     );
     fake.enqueue(Endpoint::Send, fake_twilio::error(63016));
-    let e = err(TwilioSms::send(message(None)));
+    let e = kit::err(TwilioSms::send(message(None)));
     assert!(
         matches!(&e, PluginError::Permanent(m) if m.contains("approved template") && m.contains("Content SID")),
         "{e:?}"
@@ -255,21 +238,21 @@ fn rate_limits_carry_hints_and_server_errors_retry() {
     install(&fake, &[]);
     fake.enqueue(Endpoint::Send, fake_twilio::error(20429));
     assert!(
-        matches!(err(TwilioSms::send(message(None))), PluginError::Retryable(e) if e.retry_after_ms == Some(1_000))
+        matches!(kit::err(TwilioSms::send(message(None))), PluginError::Retryable(e) if e.retry_after_ms == Some(1_000))
     );
     fake.enqueue(
         Endpoint::Send,
         fake_twilio::error(20429).with_header("retry-after", "4"),
     );
     assert!(
-        matches!(err(TwilioSms::send(message(None))), PluginError::Retryable(e) if e.retry_after_ms == Some(4_000))
+        matches!(kit::err(TwilioSms::send(message(None))), PluginError::Retryable(e) if e.retry_after_ms == Some(4_000))
     );
     fake.enqueue(
         Endpoint::Send,
         fake_twilio::error_with(503, 20503, "Service Unavailable"),
     );
     assert!(matches!(
-        err(TwilioSms::send(message(None))),
+        kit::err(TwilioSms::send(message(None))),
         PluginError::Retryable(_)
     ));
     fake.enqueue(
@@ -277,12 +260,12 @@ fn rate_limits_carry_hints_and_server_errors_retry() {
         Reply::raw(502, "text/html", "<html>bad gateway</html>"),
     );
     assert!(matches!(
-        err(TwilioSms::send(message(None))),
+        kit::err(TwilioSms::send(message(None))),
         PluginError::Retryable(_)
     ));
     fake.enqueue(Endpoint::Send, Reply::drop_connection());
     assert!(matches!(
-        err(TwilioSms::send(message(None))),
+        kit::err(TwilioSms::send(message(None))),
         PluginError::Retryable(_)
     ));
     fake.enqueue(
@@ -290,7 +273,7 @@ fn rate_limits_carry_hints_and_server_errors_retry() {
         fake_twilio::error_with(400, 29999, "Something new"),
     );
     assert!(matches!(
-        err(TwilioSms::send(message(None))),
+        kit::err(TwilioSms::send(message(None))),
         PluginError::Permanent(_)
     ));
 }
@@ -300,12 +283,12 @@ fn a_wrong_token_halts_the_channel_without_leaking_it() {
     let fake = fake();
     fake.require_auth(&format!("{SID}:another-token"));
     install(&fake, &[]);
-    let e = err(TwilioSms::send(message(None)));
+    let e = kit::err(TwilioSms::send(message(None)));
     assert!(
         matches!(&e, PluginError::Misconfigured(m) if m.contains("20003") && !m.contains(TOKEN)),
         "{e:?}"
     );
-    let e = err(TwilioSms::check());
+    let e = kit::err(TwilioSms::check());
     assert!(matches!(&e, PluginError::Misconfigured(_)), "{e:?}");
 }
 
@@ -316,7 +299,7 @@ fn a_missing_recipient_is_permanent_and_sends_nothing() {
     let mut msg = message(None);
     msg.recipient.phone = None;
     assert!(
-        matches!(err(TwilioSms::send(msg)), PluginError::Permanent(m) if m.contains("no usable mobile phone"))
+        matches!(kit::err(TwilioSms::send(msg)), PluginError::Permanent(m) if m.contains("no usable mobile phone"))
     );
     assert!(fake.requests().is_empty());
 }
@@ -337,7 +320,7 @@ fn check_reads_the_account() {
     );
     fake.enqueue(Endpoint::Check, fake_twilio::account_status("suspended"));
     assert!(
-        matches!(err(TwilioSms::check()), PluginError::Misconfigured(m) if m.contains("suspended"))
+        matches!(kit::err(TwilioSms::check()), PluginError::Misconfigured(m) if m.contains("suspended"))
     );
 }
 
@@ -349,7 +332,7 @@ fn settings_are_validated_and_declared() {
             .setting("auth_token", TOKEN),
     );
     assert!(
-        matches!(err(TwilioSms::check()), PluginError::Misconfigured(m) if m.contains("`from`"))
+        matches!(kit::err(TwilioSms::check()), PluginError::Misconfigured(m) if m.contains("`from`"))
     );
     testing::install(
         Harness::new()
@@ -358,7 +341,7 @@ fn settings_are_validated_and_declared() {
             .setting("from", "+1"),
     );
     assert!(
-        matches!(err(TwilioSms::check()), PluginError::Misconfigured(m) if m.contains("`account_sid`"))
+        matches!(kit::err(TwilioSms::check()), PluginError::Misconfigured(m) if m.contains("`account_sid`"))
     );
     testing::install(
         Harness::new()
@@ -368,9 +351,14 @@ fn settings_are_validated_and_declared() {
             .setting("channel", "fax"),
     );
     assert!(
-        matches!(err(TwilioSms::check()), PluginError::Misconfigured(m) if m.contains("`channel`"))
+        matches!(kit::err(TwilioSms::check()), PluginError::Misconfigured(m) if m.contains("`channel`"))
     );
     let info = TwilioSms::info();
+    assert_eq!(info.recipient, RecipientNeed::CustomerPhone);
+    assert_eq!(info.default_min_interval_ms, 1_000);
+    assert_eq!(info.default_daily_cap, None);
+    assert!(!info.idempotent, "the provider has no idempotency key");
+    let info = info.plugin;
     assert!(
         info.config_keys
             .iter()

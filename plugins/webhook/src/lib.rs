@@ -23,15 +23,22 @@
 //! The parts of the Standard Webhooks spec this relies on are summarised in
 //! docs/channels.md §Webhook (Standard Webhooks).
 //!
-//! **Event type** ([`event_type`]): `order.` + the notification kind without
-//! its `order-` prefix, remaining dashes as underscores: `order-paid` →
+//! **Event type** ([`event_type`]): `order.` + the notification kind's name
+//! (`event::notification_name`) without its `order-` prefix, remaining dashes as underscores: `order-paid` →
 //! `order.paid`, `order-shipped` → `order.shipped`, `waiting-payment` →
 //! `order.waiting_payment`, `ready-for-pickup` → `order.ready_for_pickup`,
 //! `tracking-updated` → `order.tracking_updated`, `boleto-reminder` →
 //! `order.boleto_reminder`…
 //!
 //! **`timestamp`** in the body is the send time (RFC 3339, UTC, from the host
-//! clock); `data` is the host's event JSON embedded byte for byte.
+//! clock); `data` is the order event in its documented JSON form, version 1
+//! (`arauto_plugin_sdk::event::to_value`; every field is described in
+//! docs/events.md). The same document goes out on every retry of a job.
+//!
+//! **Declared** ([`Sender::info`]): no recipient from the order (the
+//! destination is `url`), no default pause between sends, no daily cap, and
+//! idempotent: the idempotency key travels as `webhook-id`, on which the
+//! Standard Webhooks spec tells receivers to drop repeats.
 //!
 //! **Extra headers** (e.g. an API key the receiver expects): the `headers`
 //! setting holds a JSON object (`{"X-Api-Key": "…"}`), and/or one setting per
@@ -54,13 +61,13 @@
 // Natively (unit tests) nothing exports the plugin type.
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 
+use arauto_plugin_sdk::event;
 use arauto_plugin_sdk::sender::http::HttpResponse;
 use arauto_plugin_sdk::sender::prelude::*;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use hmac::{Hmac, KeyInit, Mac};
 use serde::Serialize;
-use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 /// The plugin.
@@ -79,44 +86,17 @@ const RESERVED_HEADERS: [&str; 7] = [
 ];
 
 impl Sender for Webhook {
-    fn info() -> PluginInfo {
-        PluginInfo {
-            name: "webhook".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            kind: PluginKind::Sender,
-            description:
-                "POSTs each event as JSON to a URL, signed per Standard Webhooks (HMAC-SHA256)"
-                    .into(),
-            config_keys: vec![
-                config_key(
-                    "url",
-                    "Receiver URL (http or https; its host must be allowed)",
-                    true,
-                    false,
-                ),
-                config_key(
-                    "secret",
-                    "Signing secret: whsec_<base64 of 24–64 random bytes>, e.g. whsec_$(openssl rand -base64 32)",
-                    true,
-                    true,
-                ),
-                config_key(
-                    "headers",
-                    "Extra request headers as a JSON object, e.g. {\"X-Api-Key\": \"…\"}; \
-                     single headers can also be set as `header.<Name>` keys",
-                    false,
-                    true,
-                ),
-                config_key(
-                    "timeout_ms",
-                    "Request timeout in milliseconds",
-                    false,
-                    false,
-                )
-                .with_default("15000"),
-            ],
-            // Any receiver: the sysadmin allows the host of `url`.
-            default_hosts: vec![],
+    fn info() -> SenderInfo {
+        SenderInfo {
+            plugin: plugin_info(),
+            // The receiver is `url`: every order is delivered, phone or not.
+            recipient: RecipientNeed::None,
+            // A receiver is a server, not a person: no pause between events.
+            default_min_interval_ms: 0,
+            default_daily_cap: None,
+            // `webhook-id` is the idempotency key (or its stable hash), and
+            // Standard Webhooks receivers dedupe on it (docs/channels.md §Webhook).
+            idempotent: true,
         }
     }
 
@@ -138,6 +118,45 @@ impl Sender for Webhook {
 
 arauto_plugin_sdk::export_sender!(Webhook);
 
+fn plugin_info() -> PluginInfo {
+    PluginInfo {
+        name: "webhook".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        description:
+            "POSTs each event as JSON to a URL, signed per Standard Webhooks (HMAC-SHA256)".into(),
+        config_keys: vec![
+            config_key(
+                "url",
+                "Receiver URL (http or https; its host must be allowed)",
+                true,
+                false,
+            ),
+            config_key(
+                "secret",
+                "Signing secret: whsec_<base64 of 24–64 random bytes>, e.g. whsec_$(openssl rand -base64 32)",
+                true,
+                true,
+            ),
+            config_key(
+                "headers",
+                "Extra request headers as a JSON object, e.g. {\"X-Api-Key\": \"…\"}; \
+                     single headers can also be set as `header.<Name>` keys",
+                false,
+                true,
+            ),
+            config_key(
+                "timeout_ms",
+                "Request timeout in milliseconds",
+                false,
+                false,
+            )
+            .with_default("15000"),
+        ],
+        // Any receiver: the sysadmin allows the host of `url`.
+        default_hosts: vec![],
+    }
+}
+
 struct Settings {
     url: String,
     secret: Vec<u8>,
@@ -147,14 +166,12 @@ struct Settings {
 
 impl Settings {
     fn load() -> Result<Self, PluginError> {
+        // The URL is used exactly as written (a trailing slash can matter to
+        // the receiver); `base_url` only vouches for its scheme and host.
         let url = settings::require("url")?.trim().to_owned();
-        if !(url.starts_with("https://") || url.starts_with("http://")) {
-            return Err(misconfigured(format!(
-                "setting `url` must be an http(s) URL, got {url:?}"
-            )));
-        }
+        settings::base_url("url", "")?;
         let secret = decode_secret(&settings::require("secret")?)?;
-        let timeout_ms = match settings::get("timeout_ms").map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) {
+        let timeout_ms = match settings::optional("timeout_ms") {
             None => DEFAULT_TIMEOUT_MS,
             Some(v) => v.parse::<u32>().ok().filter(|ms| (1_000..=120_000).contains(ms)).ok_or_else(|| {
                 misconfigured(format!("setting `timeout_ms` must be milliseconds between 1000 and 120000, got {v:?}"))
@@ -238,7 +255,7 @@ fn extra_headers() -> Result<Vec<(String, String)>, PluginError> {
         headers.push((name.to_owned(), value.to_owned()));
         Ok(())
     };
-    if let Some(json) = settings::get("headers").filter(|v| !v.trim().is_empty()) {
+    if let Some(json) = settings::optional("headers") {
         let object: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&json)
             .map_err(|e| {
                 misconfigured(format!(
@@ -266,7 +283,8 @@ fn extra_headers() -> Result<Vec<(String, String)>, PluginError> {
 }
 
 /// The Standard Webhooks event type for a notification kind.
-pub fn event_type(kind: &str) -> String {
+pub fn event_type(kind: NotificationKind) -> String {
+    let kind = event::notification_name(kind);
     let name = kind.strip_prefix("order-").unwrap_or(kind);
     format!("order.{}", name.replace('-', "_"))
 }
@@ -320,23 +338,18 @@ struct Envelope<'a> {
     #[serde(rename = "type")]
     kind: &'a str,
     timestamp: &'a str,
-    data: &'a RawValue,
+    data: &'a serde_json::Value,
 }
 
 fn send_with(settings: &Settings, msg: &Message) -> Result<Receipt, PluginError> {
-    let data: &RawValue = serde_json::from_str(&msg.event_json).map_err(|e| {
-        permanent(format!(
-            "the event of job {} is not valid JSON ({e}); this is a bug in the host",
-            msg.meta.job_id
-        ))
-    })?;
+    let data = event::to_value(&msg.event);
     let now = now_seconds();
-    let kind = event_type(&msg.meta.notification);
+    let kind = event_type(msg.meta.notification);
     let timestamp = rfc3339(now);
     let body = serde_json::to_vec(&Envelope {
         kind: &kind,
         timestamp: &timestamp,
-        data,
+        data: &data,
     })
     .map_err(|e| permanent(format!("cannot encode the webhook body: {e}")))?;
     let id = webhook_id(&msg.idempotency_key);

@@ -5,8 +5,10 @@
 use std::time::Duration;
 
 use ::webhook::{Webhook, event_type, signature, webhook_id};
+use arauto_plugin_sdk::event;
 use arauto_plugin_sdk::sender::prelude::*;
-use arauto_plugin_sdk::sender::testing::{self, Harness};
+use arauto_plugin_sdk::sender::testing;
+use arauto_sender_testkit::{self as kit, err};
 use arauto_sim::channels::webhook as receiver;
 use arauto_sim::channels::{Endpoint, FakeProvider, Provider, RecordedRequest, Reply};
 use base64::Engine as _;
@@ -61,59 +63,33 @@ fn verify(secret: &str, req: &RecordedRequest, now: u64) -> Result<(), String> {
 }
 
 fn fake() -> FakeProvider {
-    FakeProvider::start_in_background(Provider::Webhook).unwrap_or_else(|e| panic!("{e}"))
+    kit::start(Provider::Webhook, None)
 }
 
 fn install(fake: &FakeProvider, extra: &[(&str, &str)]) {
-    let mut harness = Harness::new()
-        .setting("url", &format!("{}/hooks/arauto?source=loja", fake.url()))
-        .setting("secret", SECRET)
-        .transport(testing::http_transport(Duration::from_secs(5)));
-    for (k, v) in extra {
-        harness = harness.setting(k, v);
-    }
-    testing::install(harness);
+    let url = format!("{}/hooks/arauto?source=loja", fake.url());
+    kit::install(&[("url", &url), ("secret", SECRET)], extra);
 }
 
-const EVENT: &str = r#"{"notification":"order-shipped","store":"loja-1","order":{"id":"1042","number":"1042","total":{"cents":19990},"shipments":[{"id":"s1","tracking_code":"AB123456789BR"}]}}"#;
-
-fn message(key: &str, kind: &str) -> Message {
-    Message {
-        idempotency_key: key.into(),
-        attempt: 1,
-        recipient: Recipient {
-            phone: None,
-            email: None,
-            name: None,
-            first_name: None,
-        },
-        text: "Pedido #1042 enviado".into(),
-        template: None,
-        meta: MessageMeta {
-            store: "loja-1".into(),
-            order_id: "1042".into(),
-            order_number: "1042".into(),
-            notification: kind.into(),
-            job_id: "job-8".into(),
-            channel: "erp".into(),
-        },
-        event_json: EVENT.into(),
-    }
-}
-
-fn err<T: std::fmt::Debug>(result: Result<T, PluginError>) -> PluginError {
-    match result {
-        Err(e) => e,
-        Ok(v) => panic!("expected an error, got {v:?}"),
-    }
+/// A notification without a customer phone: the webhook needs none.
+fn message(key: &str, kind: NotificationKind) -> Message {
+    let mut msg = kit::message();
+    msg.idempotency_key = key.into();
+    msg.recipient.phone = None;
+    msg.meta.notification = kind;
+    msg.event.notification = kind;
+    msg
 }
 
 #[test]
 fn posts_a_signed_standard_webhooks_event_that_an_independent_verifier_accepts() {
     let fake = fake();
     install(&fake, &[]);
-    let receipt = Webhook::send(message("loja-1:1042:order-shipped:erp", "order-shipped"))
-        .unwrap_or_else(|e| panic!("{e:?}"));
+    let receipt = Webhook::send(message(
+        "loja-1:1042:order-shipped:erp",
+        NotificationKind::OrderShipped,
+    ))
+    .unwrap_or_else(|e| panic!("{e:?}"));
 
     let req = &fake.requests()[0];
     assert_eq!(
@@ -133,11 +109,20 @@ fn posts_a_signed_standard_webhooks_event_that_an_independent_verifier_accepts()
         req.header("webhook-signature")
             .is_some_and(|s| s.starts_with("v1,"))
     );
-    assert_eq!(
-        req.body_text(),
-        format!(r#"{{"type":"order.shipped","timestamp":"2024-05-10T12:00:00Z","data":{EVENT}}}"#),
-        "the event JSON is embedded byte for byte"
+    let sent = message(
+        "loja-1:1042:order-shipped:erp",
+        NotificationKind::OrderShipped,
     );
+    assert_eq!(
+        req.body_json(),
+        json!({"type": "order.shipped", "timestamp": "2024-05-10T12:00:00Z",
+               "data": event::to_value(&sent.event)}),
+        "the data is the documented event JSON (docs/events.md)"
+    );
+    let data = &req.body_json()["data"];
+    assert_eq!(data["event_version"], 1);
+    assert_eq!(data["notification"], "order-shipped");
+    assert_eq!(data["order"]["total"], 10880, "amounts are integer cents");
     assert_eq!(verify(SECRET, req, NOW), Ok(()));
     assert_eq!(
         receipt.provider_message_id.as_deref(),
@@ -151,7 +136,7 @@ fn posts_a_signed_standard_webhooks_event_that_an_independent_verifier_accepts()
         Err("no v1 signature matches".into())
     );
     let mut tampered = req.clone();
-    tampered.body = req.body_text().replace("19990", "1999").into_bytes();
+    tampered.body = req.body_text().replace("10880", "1088").into_bytes();
     assert!(verify(SECRET, &tampered, NOW).is_err());
     assert!(verify(SECRET, req, NOW + 3600).is_err());
 }
@@ -186,10 +171,16 @@ fn the_signature_reproduces_the_specs_published_test_vector() {
 fn the_webhook_id_is_stable_across_retries_and_never_contains_a_dot() {
     let fake = fake();
     install(&fake, &[]);
-    Webhook::send(message("loja.exemplo/1042/order-paid/erp", "order-paid"))
-        .unwrap_or_else(|e| panic!("{e:?}"));
+    Webhook::send(message(
+        "loja.exemplo/1042/order-paid/erp",
+        NotificationKind::OrderPaid,
+    ))
+    .unwrap_or_else(|e| panic!("{e:?}"));
     testing::set_now_unix_ms((NOW + 90) * 1000);
-    let mut retry = message("loja.exemplo/1042/order-paid/erp", "order-paid");
+    let mut retry = message(
+        "loja.exemplo/1042/order-paid/erp",
+        NotificationKind::OrderPaid,
+    );
     retry.attempt = 2;
     Webhook::send(retry).unwrap_or_else(|e| panic!("{e:?}"));
     let requests = fake.requests();
@@ -218,19 +209,20 @@ fn the_webhook_id_is_stable_across_retries_and_never_contains_a_dot() {
 
 #[test]
 fn event_types_follow_the_documented_mapping() {
+    use NotificationKind as K;
     let table = [
-        ("waiting-payment", "order.waiting_payment"),
-        ("order-paid", "order.paid"),
-        ("order-processing", "order.processing"),
-        ("order-shipped", "order.shipped"),
-        ("ready-for-pickup", "order.ready_for_pickup"),
-        ("order-delivered", "order.delivered"),
-        ("order-canceled", "order.canceled"),
-        ("order-refunded", "order.refunded"),
-        ("tracking-updated", "order.tracking_updated"),
-        ("boleto-reminder", "order.boleto_reminder"),
-        ("pix-reminder", "order.pix_reminder"),
-        ("abandoned-cart", "order.abandoned_cart"),
+        (K::WaitingPayment, "order.waiting_payment"),
+        (K::OrderPaid, "order.paid"),
+        (K::OrderProcessing, "order.processing"),
+        (K::OrderShipped, "order.shipped"),
+        (K::ReadyForPickup, "order.ready_for_pickup"),
+        (K::OrderDelivered, "order.delivered"),
+        (K::OrderCanceled, "order.canceled"),
+        (K::OrderRefunded, "order.refunded"),
+        (K::TrackingUpdated, "order.tracking_updated"),
+        (K::BoletoReminder, "order.boleto_reminder"),
+        (K::PixReminder, "order.pix_reminder"),
+        (K::AbandonedCart, "order.abandoned_cart"),
     ];
     for (kind, expected) in table {
         assert_eq!(event_type(kind), expected);
@@ -248,7 +240,7 @@ fn extra_headers_come_from_a_json_object_and_header_keys() {
             ("header.Authorization", "Bearer zz-top-secret"),
         ],
     );
-    Webhook::send(message("k1", "order-paid")).unwrap_or_else(|e| panic!("{e:?}"));
+    Webhook::send(message("k1", NotificationKind::OrderPaid)).unwrap_or_else(|e| panic!("{e:?}"));
     let req = &fake.requests()[0];
     assert_eq!(req.header("x-api-key"), Some("k-123456"));
     assert_eq!(req.header_all("x-loja"), ["b"]);
@@ -260,7 +252,7 @@ fn extra_headers_come_from_a_json_object_and_header_keys() {
         Endpoint::Send,
         Reply::raw(400, "text/plain", "bad Authorization: Bearer zz-top-secret"),
     );
-    let e = err(Webhook::send(message("k1", "order-paid")));
+    let e = err(Webhook::send(message("k1", NotificationKind::OrderPaid)));
     assert!(
         matches!(&e, PluginError::Permanent(m) if !m.contains("zz-top-secret") && m.contains("<redacted>")),
         "{e:?}"
@@ -268,7 +260,7 @@ fn extra_headers_come_from_a_json_object_and_header_keys() {
 
     install(&fake, &[("header.Webhook-Signature", "v1,forged")]);
     assert!(
-        matches!(err(Webhook::send(message("k1", "order-paid"))), PluginError::Misconfigured(m) if m.contains("header.Webhook-Signature"))
+        matches!(err(Webhook::send(message("k1", NotificationKind::OrderPaid))), PluginError::Misconfigured(m) if m.contains("header.Webhook-Signature"))
     );
     install(&fake, &[("headers", "[1,2]")]);
     assert!(
@@ -283,29 +275,29 @@ fn responses_map_to_the_documented_classes() {
     for status in [200, 201, 202, 204] {
         fake.enqueue(Endpoint::Send, receiver::status(status));
         assert!(
-            Webhook::send(message("k", "order-paid")).is_ok(),
+            Webhook::send(message("k", NotificationKind::OrderPaid)).is_ok(),
             "HTTP {status}"
         );
     }
     fake.enqueue(Endpoint::Send, receiver::gone());
     assert!(
-        matches!(err(Webhook::send(message("k", "order-paid"))), PluginError::Misconfigured(m) if m.contains("410"))
+        matches!(err(Webhook::send(message("k", NotificationKind::OrderPaid))), PluginError::Misconfigured(m) if m.contains("410"))
     );
     fake.enqueue(Endpoint::Send, receiver::too_many_requests(120));
     assert!(
-        matches!(err(Webhook::send(message("k", "order-paid"))), PluginError::Retryable(e) if e.retry_after_ms == Some(120_000))
+        matches!(err(Webhook::send(message("k", NotificationKind::OrderPaid))), PluginError::Retryable(e) if e.retry_after_ms == Some(120_000))
     );
     fake.enqueue(
         Endpoint::Send,
         receiver::status(503).with_header("retry-after", "Fri, 10 May 2024 12:00:30 GMT"),
     );
     assert!(
-        matches!(err(Webhook::send(message("k", "order-paid"))), PluginError::Retryable(e) if e.retry_after_ms == Some(30_000))
+        matches!(err(Webhook::send(message("k", NotificationKind::OrderPaid))), PluginError::Retryable(e) if e.retry_after_ms == Some(30_000))
     );
     for status in [500, 502, 504, 408] {
         fake.enqueue(Endpoint::Send, receiver::status(status));
         assert!(
-            matches!(err(Webhook::send(message("k", "order-paid"))), PluginError::Retryable(e) if e.retry_after_ms.is_none()),
+            matches!(err(Webhook::send(message("k", NotificationKind::OrderPaid))), PluginError::Retryable(e) if e.retry_after_ms.is_none()),
             "HTTP {status}"
         );
     }
@@ -313,7 +305,7 @@ fn responses_map_to_the_documented_classes() {
         fake.enqueue(Endpoint::Send, receiver::status(status));
         assert!(
             matches!(
-                err(Webhook::send(message("k", "order-paid"))),
+                err(Webhook::send(message("k", NotificationKind::OrderPaid))),
                 PluginError::Permanent(_)
             ),
             "HTTP {status}"
@@ -323,7 +315,7 @@ fn responses_map_to_the_documented_classes() {
         fake.enqueue(Endpoint::Send, receiver::status(status));
         assert!(
             matches!(
-                err(Webhook::send(message("k", "order-paid"))),
+                err(Webhook::send(message("k", NotificationKind::OrderPaid))),
                 PluginError::Misconfigured(_)
             ),
             "HTTP {status}"
@@ -334,7 +326,7 @@ fn responses_map_to_the_documented_classes() {
         Endpoint::Send,
         receiver::redirect("http://127.0.0.1:9/elsewhere"),
     );
-    let e = err(Webhook::send(message("k", "order-paid")));
+    let e = err(Webhook::send(message("k", NotificationKind::OrderPaid)));
     assert!(
         matches!(&e, PluginError::Permanent(m) if m.contains("redirects are not followed") && m.contains("/elsewhere")),
         "{e:?}"
@@ -346,7 +338,7 @@ fn responses_map_to_the_documented_classes() {
     );
     fake.enqueue(Endpoint::Send, Reply::drop_connection());
     assert!(matches!(
-        err(Webhook::send(message("k", "order-paid"))),
+        err(Webhook::send(message("k", NotificationKind::OrderPaid))),
         PluginError::Retryable(_)
     ));
 }
@@ -359,7 +351,7 @@ fn a_receiver_slower_than_timeout_ms_is_retryable() {
         Endpoint::Send,
         Reply::delayed(Duration::from_secs(4), receiver::status(200)),
     );
-    let e = err(Webhook::send(message("k", "order-paid")));
+    let e = err(Webhook::send(message("k", NotificationKind::OrderPaid)));
     assert!(
         matches!(&e, PluginError::Retryable(r) if r.message.contains("timed out")),
         "{e:?}"
@@ -378,7 +370,7 @@ fn the_secret_must_be_standard_webhooks_base64_and_is_never_echoed() {
             "{bad}: {e:?}"
         );
         assert!(matches!(
-            err(Webhook::send(message("k", "order-paid"))),
+            err(Webhook::send(message("k", NotificationKind::OrderPaid))),
             PluginError::Misconfigured(_)
         ));
     }
@@ -386,7 +378,7 @@ fn the_secret_must_be_standard_webhooks_base64_and_is_never_echoed() {
     // The bare base64 form is accepted as well.
     let bare = SECRET.trim_start_matches("whsec_");
     install(&fake, &[("secret", bare)]);
-    Webhook::send(message("k", "order-paid")).unwrap_or_else(|e| panic!("{e:?}"));
+    Webhook::send(message("k", NotificationKind::OrderPaid)).unwrap_or_else(|e| panic!("{e:?}"));
     assert_eq!(verify(SECRET, &fake.requests()[0], NOW), Ok(()));
 }
 
@@ -419,22 +411,32 @@ fn check_posts_a_signed_ping() {
 }
 
 #[test]
-fn an_invalid_event_is_permanent_and_nothing_is_sent() {
+fn an_order_without_any_phone_is_delivered_with_its_event() {
     let fake = fake();
     install(&fake, &[]);
-    let mut msg = message("k", "order-paid");
-    msg.event_json = "{not json".into();
-    assert!(matches!(err(Webhook::send(msg)), PluginError::Permanent(m) if m.contains("job-8")));
-    assert!(fake.requests().is_empty());
-    let info = Webhook::info();
+    let mut msg = message("k", NotificationKind::OrderPaid);
+    msg.event.order.customer.phones.clear();
+    msg.event.order.total_cents = None;
+    Webhook::send(msg).unwrap_or_else(|e| panic!("{e:?}"));
+    let data = &fake.requests()[0].body_json()["data"];
+    assert_eq!(data["order"]["customer"]["phones"], json!([]));
     assert!(
-        info.config_keys
-            .iter()
+        data["order"]["total"].is_null(),
+        "unknown amounts are null, never 0"
+    );
+}
+
+#[test]
+fn info_declares_a_settings_destination_no_pace_and_the_webhook_id_dedupe() {
+    let info = Webhook::info();
+    assert_eq!(info.recipient, RecipientNeed::None);
+    assert_eq!(info.default_min_interval_ms, 0);
+    assert_eq!(info.default_daily_cap, None);
+    assert!(info.idempotent);
+    let keys = &info.plugin.config_keys;
+    assert!(
+        keys.iter()
             .any(|k| k.name == "secret" && k.secret && k.required)
     );
-    assert!(
-        info.config_keys
-            .iter()
-            .any(|k| k.name == "headers" && k.secret)
-    );
+    assert!(keys.iter().any(|k| k.name == "headers" && k.secret));
 }

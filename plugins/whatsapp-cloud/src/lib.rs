@@ -35,6 +35,7 @@
 // Natively (unit tests) nothing exports the plugin type.
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 
+use arauto_plugin_sdk::event;
 use arauto_plugin_sdk::sender::prelude::*;
 use arauto_plugin_sdk::sender::{http::HttpResponse, log::Level};
 use serde::Deserialize;
@@ -49,64 +50,18 @@ const DEFAULT_API_VERSION: &str = "v21.0";
 const MAX_CALLBACK_DATA: usize = 512;
 
 impl Sender for WhatsAppCloud {
-    fn info() -> PluginInfo {
-        PluginInfo {
-            name: "whatsapp-cloud".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            kind: PluginKind::Sender,
-            description:
-                "WhatsApp Cloud API (Meta): approved template messages, optional free text".into(),
-            config_keys: vec![
-                config_key(
-                    "access_token",
-                    "System User access token with the whatsapp_business_messaging permission",
-                    true,
-                    true,
-                ),
-                config_key(
-                    "phone_number_id",
-                    "Phone number ID of the sending number (WhatsApp Manager → API setup), not the phone number itself",
-                    true,
-                    false,
-                ),
-                config_key(
-                    "api_version",
-                    "Graph API version used in the URL",
-                    false,
-                    false,
-                )
-                .with_default(DEFAULT_API_VERSION),
-                config_key(
-                    "base_url",
-                    "Graph API base URL",
-                    false,
-                    false,
-                )
-                .with_default(DEFAULT_BASE_URL),
-                config_key(
-                    "allow_free_text",
-                    "Send the rendered text as a free-form message when no template is mapped for a notification \
-                     (WhatsApp only delivers it within 24 h of the customer's last message)",
-                    false,
-                    false,
-                )
-                .with_default("false"),
-                config_key(
-                    "preview_url",
-                    "Let WhatsApp render link previews in free-text messages",
-                    false,
-                    false,
-                )
-                .with_default("false"),
-                config_key(
-                    "template_language",
-                    "Template language code used when the mapped template does not name one",
-                    false,
-                    false,
-                )
-                .with_default("pt_BR"),
-            ],
-            default_hosts: vec![DEFAULT_BASE_URL.into()],
+    fn info() -> SenderInfo {
+        SenderInfo {
+            plugin: plugin_info(),
+            recipient: RecipientNeed::CustomerPhone,
+            // WhatsApp bans numbers that send in bursts: one message per 20 s,
+            // as Notificações Inteligentes does (docs/channels.md).
+            default_min_interval_ms: 20_000,
+            // No documented provider limit per day (docs/channels.md).
+            default_daily_cap: None,
+            // Meta has no idempotency key for /messages;
+            // biz_opaque_callback_data is only echoed in status webhooks.
+            idempotent: false,
         }
     }
 
@@ -124,6 +79,67 @@ impl Sender for WhatsAppCloud {
 }
 
 arauto_plugin_sdk::export_sender!(WhatsAppCloud);
+
+/// The plugin's name, settings and default hosts.
+fn plugin_info() -> PluginInfo {
+    PluginInfo {
+        name: "whatsapp-cloud".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        description:
+            "WhatsApp Cloud API (Meta): approved template messages, optional free text".into(),
+        config_keys: vec![
+            config_key(
+                "access_token",
+                "System User access token with the whatsapp_business_messaging permission",
+                true,
+                true,
+            ),
+            config_key(
+                "phone_number_id",
+                "Phone number ID of the sending number (WhatsApp Manager → API setup), not the phone number itself",
+                true,
+                false,
+            ),
+            config_key(
+                "api_version",
+                "Graph API version used in the URL",
+                false,
+                false,
+            )
+            .with_default(DEFAULT_API_VERSION),
+            config_key(
+                "base_url",
+                "Graph API base URL",
+                false,
+                false,
+            )
+            .with_default(DEFAULT_BASE_URL),
+            config_key(
+                "allow_free_text",
+                "Send the rendered text as a free-form message when no template is mapped for a notification \
+                 (WhatsApp only delivers it within 24 h of the customer's last message)",
+                false,
+                false,
+            )
+            .with_default("false"),
+            config_key(
+                "preview_url",
+                "Let WhatsApp render link previews in free-text messages",
+                false,
+                false,
+            )
+            .with_default("false"),
+            config_key(
+                "template_language",
+                "Template language code used when the mapped template does not name one",
+                false,
+                false,
+            )
+            .with_default("pt_BR"),
+        ],
+        default_hosts: vec![DEFAULT_BASE_URL.into()],
+    }
+}
 
 struct Settings {
     base_url: String,
@@ -156,7 +172,7 @@ impl Settings {
             )));
         }
         Ok(Self {
-            base_url: base_url("base_url", DEFAULT_BASE_URL)?,
+            base_url: settings::base_url("base_url", DEFAULT_BASE_URL)?,
             api_version,
             phone_number_id,
             access_token,
@@ -173,21 +189,6 @@ impl Settings {
             "{}/{}/{}",
             self.base_url, self.api_version, self.phone_number_id
         )
-    }
-}
-
-/// `key`'s value (or `default`) as a base URL without a trailing slash.
-fn base_url(key: &str, default: &str) -> Result<String, PluginError> {
-    let url = settings::get_or(key, default)
-        .trim()
-        .trim_end_matches('/')
-        .to_owned();
-    if url.starts_with("https://") || url.starts_with("http://") {
-        Ok(url)
-    } else {
-        Err(misconfigured(format!(
-            "setting `{key}` must be an http(s) URL, got {url:?}"
-        )))
     }
 }
 
@@ -284,7 +285,7 @@ fn request_body(settings: &Settings, msg: &Message, to: &str) -> Result<Value, P
                  business-initiated messages must use an approved template; map one in \
                  [channels.{channel}.templates.{kind}] (or set allow_free_text = true to send plain text, \
                  which WhatsApp only delivers within 24 h of the customer's last message)",
-                kind = msg.meta.notification,
+                kind = event::notification_name(msg.meta.notification),
                 channel = msg.meta.channel,
             )));
         }
@@ -309,14 +310,18 @@ fn template_object(
     if name.is_empty() {
         return Err(permanent(format!(
             "the WhatsApp template mapped for `{}` has an empty name: fix [channels.{}.templates.{}]",
-            msg.meta.notification, msg.meta.channel, msg.meta.notification
+            event::notification_name(msg.meta.notification),
+            msg.meta.channel,
+            event::notification_name(msg.meta.notification)
         )));
     }
     if !template.positional.is_empty() && !template.named.is_empty() {
         return Err(permanent(format!(
             "the WhatsApp template `{name}` mapped for `{}` has both positional and named parameters: \
              a template uses one format; fix [channels.{}.templates.{}]",
-            msg.meta.notification, msg.meta.channel, msg.meta.notification
+            event::notification_name(msg.meta.notification),
+            msg.meta.channel,
+            event::notification_name(msg.meta.notification)
         )));
     }
     let language = match template.language.trim() {
@@ -460,7 +465,10 @@ pub fn classify_code(code: i64) -> CodeClass {
 /// What the operator should do about a code, for the error message.
 fn advice(code: i64, msg: Option<&Message>) -> String {
     let (kind, channel) = msg.map_or(("<kind>", "<id>"), |m| {
-        (m.meta.notification.as_str(), m.meta.channel.as_str())
+        (
+            event::notification_name(m.meta.notification),
+            m.meta.channel.as_str(),
+        )
     });
     match code {
         0 => "authentication failed: check `access_token`".into(),

@@ -5,6 +5,7 @@ use std::time::Duration;
 use ::whatsapp_cloud::{CodeClass, WhatsAppCloud, classify_code};
 use arauto_plugin_sdk::sender::prelude::*;
 use arauto_plugin_sdk::sender::testing::{self, Harness};
+use arauto_sender_testkit as kit;
 use arauto_sim::channels::whatsapp_cloud as meta;
 use arauto_sim::channels::{Endpoint, FakeProvider, Provider, Reply};
 use serde_json::json;
@@ -13,46 +14,35 @@ const TOKEN: &str = "EAAGm0PX4ZCpsBAtesttoken";
 const PHONE_ID: &str = "106540352242922";
 
 fn fake() -> FakeProvider {
-    let fake = FakeProvider::start_in_background(Provider::WhatsAppCloud)
-        .unwrap_or_else(|e| panic!("{e}"));
-    fake.require_auth(TOKEN);
-    fake
+    kit::start(Provider::WhatsAppCloud, Some(TOKEN))
 }
 
 fn install(fake: &FakeProvider, extra: &[(&str, &str)]) {
-    let mut harness = Harness::new()
-        .setting("access_token", TOKEN)
-        .setting("phone_number_id", PHONE_ID)
-        .setting("base_url", &fake.url())
-        .transport(testing::http_transport(Duration::from_secs(5)));
-    for (k, v) in extra {
-        harness = harness.setting(k, v);
-    }
-    testing::install(harness);
+    kit::install(
+        &[
+            ("access_token", TOKEN),
+            ("phone_number_id", PHONE_ID),
+            ("base_url", &fake.url()),
+        ],
+        extra,
+    );
 }
 
 fn message(template: Option<TemplateRef>) -> Message {
-    Message {
-        idempotency_key: "loja-1/1042/order-shipped/whatsapp".into(),
-        attempt: 1,
-        recipient: Recipient {
-            phone: Some("+5511987654321".into()),
-            email: None,
-            name: Some("Maria Silva".into()),
-            first_name: Some("Maria".into()),
-        },
-        text: "Olá Maria, seu pedido #1042 foi enviado! Rastreio: AB123456789BR".into(),
-        template,
-        meta: MessageMeta {
-            store: "loja-1".into(),
-            order_id: "1042".into(),
-            order_number: "1042".into(),
-            notification: "order-shipped".into(),
-            job_id: "job-77".into(),
-            channel: "whatsapp".into(),
-        },
-        event_json: "{}".into(),
-    }
+    let mut msg = kit::message();
+    msg.idempotency_key = "loja-1/1042/order-shipped/whatsapp".into();
+    msg.recipient.phone = Some("+5511987654321".into());
+    msg.recipient.name = Some("Maria Silva".into());
+    msg.recipient.first_name = Some("Maria".into());
+    msg.text = "Olá Maria, seu pedido #1042 foi enviado! Rastreio: AB123456789BR".into();
+    msg.template = template;
+    msg.meta.store = "loja-1".into();
+    msg.meta.order_number = "1042".into();
+    msg.meta.notification = NotificationKind::OrderShipped;
+    msg.event.notification = NotificationKind::OrderShipped;
+    msg.meta.job_id = "job-77".into();
+    msg.meta.channel = "whatsapp".into();
+    msg
 }
 
 fn shipped_template() -> TemplateRef {
@@ -61,27 +51,6 @@ fn shipped_template() -> TemplateRef {
         language: "pt_BR".into(),
         positional: vec!["Maria".into(), "#1042".into(), "AB123456789BR".into()],
         named: vec![],
-    }
-}
-
-fn expect_permanent(result: Result<Receipt, PluginError>) -> String {
-    match result {
-        Err(PluginError::Permanent(m)) => m,
-        other => panic!("expected a permanent error, got {other:?}"),
-    }
-}
-
-fn expect_misconfigured<T: std::fmt::Debug>(result: Result<T, PluginError>) -> String {
-    match result {
-        Err(PluginError::Misconfigured(m)) => m,
-        other => panic!("expected misconfigured, got {other:?}"),
-    }
-}
-
-fn expect_retryable<T: std::fmt::Debug>(result: Result<T, PluginError>) -> RetryableError {
-    match result {
-        Err(PluginError::Retryable(e)) => e,
-        other => panic!("expected retryable, got {other:?}"),
     }
 }
 
@@ -192,7 +161,7 @@ fn a_template_without_parameters_has_no_components() {
 fn free_text_only_when_allowed_and_no_template_is_mapped() {
     let fake = fake();
     install(&fake, &[]);
-    let refused = expect_permanent(WhatsAppCloud::send(message(None)));
+    let refused = kit::permanent(WhatsAppCloud::send(message(None)));
     assert!(
         refused.contains("[channels.whatsapp.templates.order-shipped]"),
         "{refused}"
@@ -224,10 +193,10 @@ fn a_missing_or_malformed_recipient_is_permanent_and_sends_nothing() {
     install(&fake, &[]);
     let mut msg = message(Some(shipped_template()));
     msg.recipient.phone = None;
-    let why = expect_permanent(WhatsAppCloud::send(msg.clone()));
+    let why = kit::permanent(WhatsAppCloud::send(msg.clone()));
     assert!(why.contains("no usable mobile phone"), "{why}");
     msg.recipient.phone = Some("11 98765-4321".into());
-    let why = expect_permanent(WhatsAppCloud::send(msg));
+    let why = kit::permanent(WhatsAppCloud::send(msg));
     assert!(why.contains("\"11 98765-4321\""), "{why}");
     assert!(fake.requests().is_empty());
 }
@@ -259,7 +228,7 @@ fn every_documented_error_code_maps_to_its_class() {
     install(&fake, &[]);
     for &(code, hint) in retryable {
         fake.enqueue(Endpoint::Send, meta::error(code));
-        let e = expect_retryable(WhatsAppCloud::send(message(Some(shipped_template()))));
+        let e = kit::retryable(WhatsAppCloud::send(message(Some(shipped_template()))));
         assert_eq!(e.retry_after_ms, hint, "code {code}: {}", e.message);
         assert!(
             e.message.contains(&format!("error {code}")),
@@ -270,13 +239,13 @@ fn every_documented_error_code_maps_to_its_class() {
     }
     for code in permanent_codes {
         fake.enqueue(Endpoint::Send, meta::error(code));
-        let why = expect_permanent(WhatsAppCloud::send(message(Some(shipped_template()))));
+        let why = kit::permanent(WhatsAppCloud::send(message(Some(shipped_template()))));
         assert!(why.contains(&format!("error {code}")), "{why}");
         assert!(why.contains("fbtrace_id Az8or2yhqkZfEZ-_4Qn_Bam"), "{why}");
     }
     for code in halting {
         fake.enqueue(Endpoint::Send, meta::error(code));
-        let why = expect_misconfigured(WhatsAppCloud::send(message(Some(shipped_template()))));
+        let why = kit::misconfigured(WhatsAppCloud::send(message(Some(shipped_template()))));
         assert!(why.contains(&format!("error {code}")), "{why}");
         assert_eq!(classify_code(code), CodeClass::Misconfigured);
     }
@@ -288,7 +257,7 @@ fn outside_the_24_hour_window_says_to_use_a_template() {
     let fake = fake();
     install(&fake, &[("allow_free_text", "true")]);
     fake.enqueue(Endpoint::Send, meta::error(131047));
-    let why = expect_permanent(WhatsAppCloud::send(message(None)));
+    let why = kit::permanent(WhatsAppCloud::send(message(None)));
     assert!(why.contains("approved template"), "{why}");
     assert!(
         why.contains("[channels.whatsapp.templates.order-shipped]"),
@@ -303,7 +272,7 @@ fn next_two_calls_hit_the_throughput_limit_then_the_third_succeeds() {
     install(&fake, &[]);
     fake.enqueue_times(Endpoint::Send, 2, meta::error(130429));
     for _ in 0..2 {
-        let e = expect_retryable(WhatsAppCloud::send(message(Some(shipped_template()))));
+        let e = kit::retryable(WhatsAppCloud::send(message(Some(shipped_template()))));
         assert!(
             e.message
                 .contains("Cloud API message throughput has been reached"),
@@ -322,7 +291,7 @@ fn an_expired_token_halts_the_channel_without_leaking_the_token() {
     let fake = fake();
     install(&fake, &[]);
     fake.set_default(Endpoint::Send, meta::error(190));
-    let why = expect_misconfigured(WhatsAppCloud::send(message(Some(shipped_template()))));
+    let why = kit::misconfigured(WhatsAppCloud::send(message(Some(shipped_template()))));
     assert!(why.contains("access_token"), "{why}");
     assert!(!why.contains(TOKEN), "{why}");
 
@@ -334,7 +303,7 @@ fn an_expired_token_halts_the_channel_without_leaking_the_token() {
             .setting("base_url", &fake.url())
             .transport(testing::http_transport(Duration::from_secs(5))),
     );
-    let why = expect_misconfigured(WhatsAppCloud::send(message(Some(shipped_template()))));
+    let why = kit::misconfigured(WhatsAppCloud::send(message(Some(shipped_template()))));
     assert!(why.contains("error 190"), "{why}");
 }
 
@@ -347,7 +316,7 @@ fn unknown_codes_fall_back_to_the_http_status_and_retry_after_is_honoured() {
         meta::error_with(500, 987654, "(#987654) New thing", "new"),
     );
     assert!(
-        expect_retryable(WhatsAppCloud::send(message(Some(shipped_template()))))
+        kit::retryable(WhatsAppCloud::send(message(Some(shipped_template()))))
             .retry_after_ms
             .is_none()
     );
@@ -355,18 +324,18 @@ fn unknown_codes_fall_back_to_the_http_status_and_retry_after_is_honoured() {
         Endpoint::Send,
         meta::error_with(400, 987654, "(#987654) New thing", "new"),
     );
-    expect_permanent(WhatsAppCloud::send(message(Some(shipped_template()))));
+    kit::permanent(WhatsAppCloud::send(message(Some(shipped_template()))));
     fake.enqueue(
         Endpoint::Send,
         meta::error_with(403, 987654, "(#987654) New thing", "new"),
     );
-    expect_misconfigured(WhatsAppCloud::send(message(Some(shipped_template()))));
+    kit::misconfigured(WhatsAppCloud::send(message(Some(shipped_template()))));
     fake.enqueue(
         Endpoint::Send,
         meta::error(130429).with_header("retry-after", "42"),
     );
     assert_eq!(
-        expect_retryable(WhatsAppCloud::send(message(Some(shipped_template())))).retry_after_ms,
+        kit::retryable(WhatsAppCloud::send(message(Some(shipped_template())))).retry_after_ms,
         Some(42_000)
     );
     assert_eq!(classify_code(987654), CodeClass::Unknown);
@@ -385,7 +354,7 @@ fn a_wrong_phone_number_id_halts_the_channel() {
                               "fbtrace_id": "AbC"}}),
         ),
     );
-    let why = expect_misconfigured(WhatsAppCloud::send(message(Some(shipped_template()))));
+    let why = kit::misconfigured(WhatsAppCloud::send(message(Some(shipped_template()))));
     assert!(why.contains("phone_number_id"), "{why}");
 }
 
@@ -397,10 +366,10 @@ fn network_failures_proxy_pages_and_timeouts_are_retryable() {
         Endpoint::Send,
         Reply::raw(502, "text/html", "<html>Bad Gateway</html>"),
     );
-    let e = expect_retryable(WhatsAppCloud::send(message(Some(shipped_template()))));
+    let e = kit::retryable(WhatsAppCloud::send(message(Some(shipped_template()))));
     assert!(e.message.contains("HTTP 502"), "{}", e.message);
     fake.enqueue(Endpoint::Send, Reply::drop_connection());
-    expect_retryable(WhatsAppCloud::send(message(Some(shipped_template()))));
+    kit::retryable(WhatsAppCloud::send(message(Some(shipped_template()))));
 
     testing::install(
         Harness::new()
@@ -413,7 +382,7 @@ fn network_failures_proxy_pages_and_timeouts_are_retryable() {
         Endpoint::Send,
         Reply::delayed(Duration::from_secs(3), Reply::success()),
     );
-    let e = expect_retryable(WhatsAppCloud::send(message(Some(shipped_template()))));
+    let e = kit::retryable(WhatsAppCloud::send(message(Some(shipped_template()))));
     assert!(e.message.contains("timed out"), "{}", e.message);
 }
 
@@ -438,41 +407,46 @@ fn check_reads_the_phone_number_with_the_token() {
     );
 
     fake.enqueue(Endpoint::Check, meta::error(190));
-    let why = expect_misconfigured(WhatsAppCloud::check());
+    let why = kit::misconfigured(WhatsAppCloud::check());
     assert!(!why.contains(TOKEN));
     fake.enqueue(Endpoint::Check, Reply::drop_connection());
-    expect_retryable(WhatsAppCloud::check());
+    kit::retryable(WhatsAppCloud::check());
 }
 
 #[test]
 fn settings_are_validated_and_name_the_key() {
     testing::install(Harness::new().setting("phone_number_id", PHONE_ID));
-    assert!(expect_misconfigured(WhatsAppCloud::check()).contains("`access_token`"));
+    assert!(kit::misconfigured(WhatsAppCloud::check()).contains("`access_token`"));
     testing::install(
         Harness::new()
             .setting("access_token", TOKEN)
             .setting("phone_number_id", "+55 11 4004"),
     );
-    assert!(expect_misconfigured(WhatsAppCloud::check()).contains("`phone_number_id`"));
+    assert!(kit::misconfigured(WhatsAppCloud::check()).contains("`phone_number_id`"));
     testing::install(
         Harness::new()
             .setting("access_token", TOKEN)
             .setting("phone_number_id", PHONE_ID)
             .setting("api_version", "21"),
     );
-    assert!(expect_misconfigured(WhatsAppCloud::check()).contains("`api_version`"));
+    assert!(kit::misconfigured(WhatsAppCloud::check()).contains("`api_version`"));
     testing::install(
         Harness::new()
             .setting("access_token", TOKEN)
             .setting("phone_number_id", PHONE_ID)
             .setting("allow_free_text", "maybe"),
     );
-    assert!(expect_misconfigured(WhatsAppCloud::send(message(None))).contains("`allow_free_text`"));
+    assert!(kit::misconfigured(WhatsAppCloud::send(message(None))).contains("`allow_free_text`"));
 }
 
 #[test]
 fn info_declares_the_settings_and_default_host() {
     let info = WhatsAppCloud::info();
+    assert_eq!(info.recipient, RecipientNeed::CustomerPhone);
+    assert_eq!(info.default_min_interval_ms, 20_000);
+    assert_eq!(info.default_daily_cap, None);
+    assert!(!info.idempotent, "the provider has no idempotency key");
+    let info = info.plugin;
     assert_eq!(info.name, "whatsapp-cloud");
     assert_eq!(
         info.default_hosts,

@@ -36,47 +36,17 @@ pub struct ZApi;
 const DEFAULT_BASE_URL: &str = "https://api.z-api.io";
 
 impl Sender for ZApi {
-    fn info() -> PluginInfo {
-        PluginInfo {
-            name: "z-api".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            kind: PluginKind::Sender,
-            description: "Z-API (hosted WhatsApp gateway): text messages via send-text".into(),
-            config_keys: vec![
-                config_key(
-                    "instance_id",
-                    "Instance ID from the Z-API panel",
-                    true,
-                    false,
-                ),
-                config_key(
-                    "instance_token",
-                    "Instance token from the Z-API panel (goes in the URL path)",
-                    true,
-                    true,
-                ),
-                config_key(
-                    "client_token",
-                    "Account security token (Z-API panel → Segurança), sent as the Client-Token header",
-                    true,
-                    true,
-                ),
-                config_key("base_url", "Z-API base URL", false, false)
-                    .with_default(DEFAULT_BASE_URL),
-                config_key(
-                    "delay_message",
-                    "Seconds (1–15) Z-API waits before sending (delayMessage)",
-                    false,
-                    false,
-                ),
-                config_key(
-                    "delay_typing",
-                    "Seconds (1–15) of \"typing…\" shown before sending (delayTyping)",
-                    false,
-                    false,
-                ),
-            ],
-            default_hosts: vec![DEFAULT_BASE_URL.into()],
+    fn info() -> SenderInfo {
+        SenderInfo {
+            plugin: plugin_info(),
+            recipient: RecipientNeed::CustomerPhone,
+            // WhatsApp bans numbers that send in bursts: one message per 20 s,
+            // as Notificações Inteligentes does (docs/channels.md).
+            default_min_interval_ms: 20_000,
+            // No documented provider limit per day (docs/channels.md).
+            default_daily_cap: None,
+            // Z-API documents no idempotency key.
+            idempotent: false,
         }
     }
 
@@ -93,6 +63,49 @@ impl Sender for ZApi {
 
 arauto_plugin_sdk::export_sender!(ZApi);
 
+/// The plugin's name, settings and default hosts.
+fn plugin_info() -> PluginInfo {
+    PluginInfo {
+        name: "z-api".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        description: "Z-API (hosted WhatsApp gateway): text messages via send-text".into(),
+        config_keys: vec![
+            config_key(
+                "instance_id",
+                "Instance ID from the Z-API panel",
+                true,
+                false,
+            ),
+            config_key(
+                "instance_token",
+                "Instance token from the Z-API panel (goes in the URL path)",
+                true,
+                true,
+            ),
+            config_key(
+                "client_token",
+                "Account security token (Z-API panel → Segurança), sent as the Client-Token header",
+                true,
+                true,
+            ),
+            config_key("base_url", "Z-API base URL", false, false).with_default(DEFAULT_BASE_URL),
+            config_key(
+                "delay_message",
+                "Seconds (1–15) Z-API waits before sending (delayMessage)",
+                false,
+                false,
+            ),
+            config_key(
+                "delay_typing",
+                "Seconds (1–15) of \"typing…\" shown before sending (delayTyping)",
+                false,
+                false,
+            ),
+        ],
+        default_hosts: vec![DEFAULT_BASE_URL.into()],
+    }
+}
+
 struct Settings {
     base_url: String,
     instance_id: String,
@@ -104,15 +117,7 @@ struct Settings {
 
 impl Settings {
     fn load() -> Result<Self, PluginError> {
-        let base_url = settings::get_or("base_url", DEFAULT_BASE_URL)
-            .trim()
-            .trim_end_matches('/')
-            .to_owned();
-        if !(base_url.starts_with("https://") || base_url.starts_with("http://")) {
-            return Err(misconfigured(format!(
-                "setting `base_url` must be an http(s) URL, got {base_url:?}"
-            )));
-        }
+        let base_url = settings::base_url("base_url", DEFAULT_BASE_URL)?;
         Ok(Self {
             base_url,
             instance_id: settings::require("instance_id")?.trim().to_owned(),
@@ -157,10 +162,7 @@ impl Settings {
 }
 
 fn seconds(key: &str) -> Result<Option<u8>, PluginError> {
-    match settings::get(key)
-        .map(|v| v.trim().to_owned())
-        .filter(|v| !v.is_empty())
-    {
+    match settings::optional(key) {
         None => Ok(None),
         Some(v) => match v.parse::<u8>() {
             Ok(s) if (1..=15).contains(&s) => Ok(Some(s)),

@@ -5,6 +5,7 @@ use std::time::Duration;
 use ::z_api::ZApi;
 use arauto_plugin_sdk::sender::prelude::*;
 use arauto_plugin_sdk::sender::testing::{self, Harness};
+use arauto_sender_testkit as kit;
 use arauto_sim::channels::zapi as fake_zapi;
 use arauto_sim::channels::{Endpoint, FakeProvider, Provider, Reply};
 use serde_json::json;
@@ -14,60 +15,36 @@ const INSTANCE_TOKEN: &str = "F7A1B9C3D5E2token";
 const CLIENT_TOKEN: &str = "Fe2c3b4a5d6clienttoken";
 
 fn fake() -> FakeProvider {
-    let fake = FakeProvider::start_in_background(Provider::ZApi).unwrap_or_else(|e| panic!("{e}"));
-    fake.require_auth(CLIENT_TOKEN);
-    fake
+    kit::start(Provider::ZApi, Some(CLIENT_TOKEN))
 }
 
 fn install(fake: &FakeProvider, extra: &[(&str, &str)]) {
-    let mut harness = Harness::new()
-        .setting("base_url", &fake.url())
-        .setting("instance_id", INSTANCE)
-        .setting("instance_token", INSTANCE_TOKEN)
-        .setting("client_token", CLIENT_TOKEN)
-        .transport(testing::http_transport(Duration::from_secs(5)));
-    for (k, v) in extra {
-        harness = harness.setting(k, v);
-    }
-    testing::install(harness);
+    kit::install(
+        &[
+            ("base_url", &fake.url()),
+            ("instance_id", INSTANCE),
+            ("instance_token", INSTANCE_TOKEN),
+            ("client_token", CLIENT_TOKEN),
+        ],
+        extra,
+    );
 }
 
 fn message(phone: Option<&str>) -> Message {
-    Message {
-        idempotency_key: "loja-1/1042/order-delivered/zapi".into(),
-        attempt: 1,
-        recipient: Recipient {
-            phone: phone.map(str::to_owned),
-            email: None,
-            name: None,
-            first_name: None,
-        },
-        text: "Seu pedido #1042 foi entregue. Obrigado!".into(),
-        template: None,
-        meta: MessageMeta {
-            store: "loja-1".into(),
-            order_id: "1042".into(),
-            order_number: "1042".into(),
-            notification: "order-delivered".into(),
-            job_id: "job-5".into(),
-            channel: "zapi".into(),
-        },
-        event_json: "{}".into(),
-    }
-}
-
-fn err<T: std::fmt::Debug>(result: Result<T, PluginError>) -> PluginError {
-    match result {
-        Err(e) => e,
-        Ok(v) => panic!("expected an error, got {v:?}"),
-    }
-}
-
-fn text_of(e: &PluginError) -> &str {
-    match e {
-        PluginError::Retryable(r) => &r.message,
-        PluginError::Permanent(m) | PluginError::Misconfigured(m) => m,
-    }
+    let mut msg = kit::message();
+    msg.idempotency_key = "loja-1/1042/order-delivered/zapi".into();
+    msg.recipient.phone = phone.map(str::to_owned);
+    msg.recipient.name = None;
+    msg.recipient.first_name = None;
+    msg.text = "Seu pedido #1042 foi entregue. Obrigado!".into();
+    msg.template = None;
+    msg.meta.store = "loja-1".into();
+    msg.meta.order_number = "1042".into();
+    msg.meta.notification = NotificationKind::OrderDelivered;
+    msg.event.notification = NotificationKind::OrderDelivered;
+    msg.meta.job_id = "job-5".into();
+    msg.meta.channel = "zapi".into();
+    msg
 }
 
 #[test]
@@ -109,16 +86,16 @@ fn the_documented_405_and_415_are_permanent() {
         fake_zapi::error(405, "Method Not Allowed", "use POST"),
     );
     assert!(matches!(
-        err(ZApi::send(message(Some("+5511987654321")))),
+        kit::err(ZApi::send(message(Some("+5511987654321")))),
         PluginError::Permanent(_)
     ));
     fake.enqueue(
         Endpoint::Send,
         fake_zapi::error(415, "Unsupported Media Type", "Content-Type"),
     );
-    let e = err(ZApi::send(message(Some("+5511987654321"))));
+    let e = kit::err(ZApi::send(message(Some("+5511987654321"))));
     assert!(matches!(e, PluginError::Permanent(_)), "{e:?}");
-    assert!(text_of(&e).contains("HTTP 415"));
+    assert!(kit::text_of(&e).contains("HTTP 415"));
 }
 
 #[test]
@@ -126,9 +103,9 @@ fn credential_and_session_problems_halt_the_channel_and_never_show_the_tokens() 
     let fake = fake();
     fake.require_auth("another-client-token");
     install(&fake, &[]);
-    let e = err(ZApi::send(message(Some("+5511987654321"))));
+    let e = kit::err(ZApi::send(message(Some("+5511987654321"))));
     assert!(matches!(e, PluginError::Misconfigured(_)), "{e:?}");
-    assert!(text_of(&e).contains("`client_token`"), "{e:?}");
+    assert!(kit::text_of(&e).contains("`client_token`"), "{e:?}");
     fake.require_auth(CLIENT_TOKEN);
 
     fake.enqueue(
@@ -136,7 +113,7 @@ fn credential_and_session_problems_halt_the_channel_and_never_show_the_tokens() 
         fake_zapi::error(400, "You are not connected.", "restore the session"),
     );
     assert!(matches!(
-        err(ZApi::send(message(Some("+5511987654321")))),
+        kit::err(ZApi::send(message(Some("+5511987654321")))),
         PluginError::Misconfigured(_)
     ));
     fake.enqueue(
@@ -144,7 +121,7 @@ fn credential_and_session_problems_halt_the_channel_and_never_show_the_tokens() 
         fake_zapi::error(401, "Unauthorized", "bad token"),
     );
     assert!(matches!(
-        err(ZApi::send(message(Some("+5511987654321")))),
+        kit::err(ZApi::send(message(Some("+5511987654321")))),
         PluginError::Misconfigured(_)
     ));
 
@@ -157,7 +134,7 @@ fn credential_and_session_problems_halt_the_channel_and_never_show_the_tokens() 
             .setting("client_token", CLIENT_TOKEN)
             .transport(testing::http_transport(Duration::from_secs(5))),
     );
-    let e = err(ZApi::send(message(Some("+5511987654321"))));
+    let e = kit::err(ZApi::send(message(Some("+5511987654321"))));
     assert!(matches!(e, PluginError::Misconfigured(_)), "{e:?}");
 
     // Transport errors carry the URL: the token in its path is redacted.
@@ -169,10 +146,13 @@ fn credential_and_session_problems_halt_the_channel_and_never_show_the_tokens() 
             .setting("client_token", CLIENT_TOKEN)
             .transport(testing::http_transport(Duration::from_secs(5))),
     );
-    let e = err(ZApi::send(message(Some("+5511987654321"))));
+    let e = kit::err(ZApi::send(message(Some("+5511987654321"))));
     assert!(matches!(e, PluginError::Retryable(_)), "{e:?}");
-    assert!(text_of(&e).contains("/token/<redacted>/send-text"), "{e:?}");
-    assert!(!text_of(&e).contains(INSTANCE_TOKEN) && !text_of(&e).contains(CLIENT_TOKEN));
+    assert!(
+        kit::text_of(&e).contains("/token/<redacted>/send-text"),
+        "{e:?}"
+    );
+    assert!(!kit::text_of(&e).contains(INSTANCE_TOKEN) && !kit::text_of(&e).contains(CLIENT_TOKEN));
 }
 
 #[test]
@@ -184,20 +164,20 @@ fn server_errors_rate_limits_and_dropped_connections_are_retryable() {
         fake_zapi::error(500, "Internal Server Error", "oops"),
     );
     assert!(matches!(
-        err(ZApi::send(message(Some("+5511987654321")))),
+        kit::err(ZApi::send(message(Some("+5511987654321")))),
         PluginError::Retryable(_)
     ));
     fake.enqueue(
         Endpoint::Send,
         Reply::json(429, json!({"error": "Too many requests"})).with_header("retry-after", "3"),
     );
-    match err(ZApi::send(message(Some("+5511987654321")))) {
+    match kit::err(ZApi::send(message(Some("+5511987654321")))) {
         PluginError::Retryable(e) => assert_eq!(e.retry_after_ms, Some(3_000)),
         other => panic!("{other:?}"),
     }
     fake.enqueue(Endpoint::Send, Reply::drop_connection());
     assert!(matches!(
-        err(ZApi::send(message(Some("+5511987654321")))),
+        kit::err(ZApi::send(message(Some("+5511987654321")))),
         PluginError::Retryable(_)
     ));
     fake.enqueue(
@@ -205,7 +185,7 @@ fn server_errors_rate_limits_and_dropped_connections_are_retryable() {
         fake_zapi::error(400, "Bad Request", "invalid phone"),
     );
     assert!(matches!(
-        err(ZApi::send(message(Some("+5511987654321")))),
+        kit::err(ZApi::send(message(Some("+5511987654321")))),
         PluginError::Permanent(_)
     ));
 }
@@ -214,7 +194,7 @@ fn server_errors_rate_limits_and_dropped_connections_are_retryable() {
 fn a_missing_recipient_is_permanent_and_sends_nothing() {
     let fake = fake();
     install(&fake, &[]);
-    let e = err(ZApi::send(message(None)));
+    let e = kit::err(ZApi::send(message(None)));
     assert!(
         matches!(&e, PluginError::Permanent(m) if m.contains("no usable mobile phone")),
         "{e:?}"
@@ -235,7 +215,7 @@ fn check_reads_the_instance_status() {
     );
     assert_eq!(req.header("client-token"), Some(CLIENT_TOKEN));
     fake.enqueue(Endpoint::Check, fake_zapi::disconnected());
-    let e = err(ZApi::check());
+    let e = kit::err(ZApi::check());
     assert!(
         matches!(&e, PluginError::Misconfigured(m) if m.contains("restore the session")),
         "{e:?}"
@@ -250,14 +230,19 @@ fn settings_are_validated_and_declared() {
             .setting("instance_token", INSTANCE_TOKEN),
     );
     assert!(
-        matches!(err(ZApi::check()), PluginError::Misconfigured(m) if m.contains("`client_token`"))
+        matches!(kit::err(ZApi::check()), PluginError::Misconfigured(m) if m.contains("`client_token`"))
     );
     let fake = fake();
     install(&fake, &[("delay_message", "30")]);
     assert!(
-        matches!(err(ZApi::check()), PluginError::Misconfigured(m) if m.contains("`delay_message`"))
+        matches!(kit::err(ZApi::check()), PluginError::Misconfigured(m) if m.contains("`delay_message`"))
     );
     let info = ZApi::info();
+    assert_eq!(info.recipient, RecipientNeed::CustomerPhone);
+    assert_eq!(info.default_min_interval_ms, 20_000);
+    assert_eq!(info.default_daily_cap, None);
+    assert!(!info.idempotent, "the provider has no idempotency key");
+    let info = info.plugin;
     let secrets: Vec<_> = info
         .config_keys
         .iter()

@@ -5,8 +5,14 @@
 //!
 //! Everything listens on 127.0.0.1. Human-readable output by default; `--json`
 //! prints one JSON object per line (`ready`, `waiting-for-first-poll`,
-//! `scenario-started`, `step`, `message`, `scenario-finished`, `warning`,
-//! `stopped`). SIGINT/SIGTERM stop it cleanly with exit status 0.
+//! `scenario-started`, `step`, `message`, `webhook-registered`,
+//! `webhook-unregistered`, `push`, `scenario-finished`, `warning`, `stopped`).
+//! SIGINT/SIGTERM stop it cleanly with exit status 0.
+//!
+//! With `--push`, the fake store pushes every order change to the webhooks
+//! registered with it (`PUT /webhooks/v1/pedido`, as `arauto webhooks
+//! register` does), in Loja Integrada's push shape; `--push` registers nothing
+//! by itself.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -18,7 +24,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow};
 use arauto_sim::channels::{FakeProvider, Provider, ReceivedMessage};
-use arauto_sim::li::{FakeLi, LiStore, Route, StoreAuth};
+use arauto_sim::li::{
+    FakeLi, LiStore, PushOptions, PushOutcome, PushRecord, Route, StoreAuth, WebhookEvent,
+};
 use arauto_sim::scenario::{AppliedStep, ExpectedNotification, RunOutcome, Scenario, Speed};
 use clap::{Parser, ValueEnum};
 use serde::Serialize;
@@ -44,9 +52,37 @@ struct Cli {
     evolution_listen: SocketAddr,
 
     /// Also run a webhook receiver that prints every POST (`--webhook-listen`
-    /// alone = 127.0.0.1:18933; `0` = a free port).
-    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:18933", value_parser = parse_listen)]
+    /// alone = 127.0.0.1:18934, next to the demo daemon's push listener on
+    /// 18933; `0` = a free port).
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:18934", value_parser = parse_listen)]
     webhook_listen: Option<SocketAddr>,
+
+    /// Push every order change to the webhooks registered with the fake store
+    /// (`PUT /webhooks/v1/pedido`), as Loja Integrada does. Registers nothing
+    /// by itself: without it, registrations are accepted but nothing is pushed.
+    #[arg(long)]
+    push: bool,
+
+    /// Send each push this many times (Loja Integrada repeats deliveries).
+    #[arg(long, value_name = "N", default_value_t = 1, requires = "push", value_parser = clap::value_parser!(u32).range(1..=100))]
+    push_repeats: u32,
+
+    /// Wait this many milliseconds after a change before pushing it.
+    #[arg(long, value_name = "MS", default_value_t = 0, requires = "push")]
+    push_delay_ms: u64,
+
+    /// Never send this share (0–1) of the pushes, spread evenly (1 = drop all:
+    /// polling alone must deliver).
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.0, requires = "push", value_parser = parse_fraction)]
+    push_drop: f64,
+
+    /// Push with a token other than the registered one (the receiver must refuse them).
+    #[arg(long, requires = "push")]
+    push_wrong_token: bool,
+
+    /// Give up on a push whose answer takes longer than this many milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 5000, requires = "push", value_parser = clap::value_parser!(u64).range(1..))]
+    push_timeout_ms: u64,
 
     /// The store's `chave_api` (sent as `Authorization: chave_api … aplicacao …`).
     #[arg(long, value_name = "KEY", default_value = "demo-chave-api")]
@@ -130,6 +166,28 @@ impl StartMode {
     }
 }
 
+fn parse_fraction(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(share) if (0.0..=1.0).contains(&share) => Ok(share),
+        _ => Err(format!(
+            "{value:?} is not a share between 0 and 1 (e.g. 0.5 drops every second push)"
+        )),
+    }
+}
+
+impl Cli {
+    fn push_options(&self) -> PushOptions {
+        PushOptions {
+            enabled: self.push,
+            repeats: self.push_repeats,
+            delay: Duration::from_millis(self.push_delay_ms),
+            drop_fraction: self.push_drop,
+            wrong_token: self.push_wrong_token,
+            timeout: Duration::from_millis(self.push_timeout_ms),
+        }
+    }
+}
+
 fn parse_listen(value: &str) -> Result<SocketAddr, String> {
     if let Ok(port) = value.parse::<u16>() {
         return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
@@ -175,6 +233,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     })?;
     // arauto polls with real time and cuts off the first sync by it.
     li.use_system_clock();
+    let push = cli.push_options();
+    li.configure_pushes(|options| *options = push.clone());
+    // Subscribed before announcing readiness, so no registration goes unprinted.
+    tokio::spawn(print_webhook_events(
+        li.subscribe_webhooks(),
+        push.enabled,
+        Arc::clone(&printer),
+    ));
     let mut auth = StoreAuth::api_key(&cli.api_key, &cli.application_key);
     if let Some(token) = &cli.personal_token {
         auth = auth.and_personal_token(token);
@@ -233,6 +299,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             chave_api: cli.api_key.clone(),
             chave_aplicacao: cli.application_key.clone(),
             personal_token: cli.personal_token.clone(),
+            webhook_registration: format!("{}/webhooks/v1/pedido", li.base_url()),
+            push: push.enabled.then_some(PushInfo {
+                repeats: push.repeats,
+                delay_ms: cli.push_delay_ms,
+                drop_fraction: push.drop_fraction,
+                wrong_token: push.wrong_token,
+                timeout_ms: cli.push_timeout_ms,
+            }),
         },
         evolution: EvolutionInfo {
             url: evolution.url(),
@@ -350,6 +424,24 @@ async fn print_messages(mut messages: broadcast::Receiver<ReceivedMessage>, prin
     }
 }
 
+async fn print_webhook_events(
+    mut events: broadcast::Receiver<WebhookEvent>,
+    pushing: bool,
+    printer: Arc<Printer>,
+) {
+    loop {
+        match events.recv().await {
+            Ok(event) => printer.webhook_event(&event, pushing),
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                printer.warning(&format!(
+                    "{missed} webhook events were not printed (output too slow)"
+                ));
+            }
+            Err(broadcast::error::RecvError::Closed) => break,
+        }
+    }
+}
+
 fn sao_paulo_now() -> jiff::civil::DateTime {
     jiff::tz::Offset::constant(-3).to_datetime(jiff::Timestamp::now())
 }
@@ -369,6 +461,19 @@ struct LiInfo {
     chave_api: String,
     chave_aplicacao: String,
     personal_token: Option<String>,
+    /// Where order webhooks are registered (`PUT`/`DELETE`).
+    webhook_registration: String,
+    /// How changes are pushed; `None` without `--push`.
+    push: Option<PushInfo>,
+}
+
+#[derive(Debug, Serialize)]
+struct PushInfo {
+    repeats: u32,
+    delay_ms: u64,
+    drop_fraction: f64,
+    wrong_token: bool,
+    timeout_ms: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -485,6 +590,36 @@ impl Printer {
         );
         if let Some(token) = &li.personal_token {
             let _ = writeln!(text, "                       personal token {token}");
+        }
+        match &li.push {
+            Some(push) => {
+                let mut knobs = vec![plural(
+                    push.repeats as usize,
+                    "copy per change",
+                    "copies per change",
+                )];
+                if push.delay_ms > 0 {
+                    knobs.push(format!("after {} ms", push.delay_ms));
+                }
+                if push.drop_fraction > 0.0 {
+                    knobs.push(format!("{}% dropped", push.drop_fraction * 100.0));
+                }
+                if push.wrong_token {
+                    knobs.push("with a wrong token".to_owned());
+                }
+                let _ = writeln!(
+                    text,
+                    "                       pushes order changes to webhooks registered at {} ({})",
+                    li.webhook_registration,
+                    knobs.join(", ")
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    text,
+                    "                       no pushes (--push turns them on)"
+                );
+            }
         }
         let evolution = &ready.evolution;
         let _ = writeln!(text, "  Evolution API sink   {}", evolution.url);
@@ -625,6 +760,89 @@ impl Printer {
             }
         }
         self.out(&text);
+    }
+
+    fn webhook_event(&self, event: &WebhookEvent, pushing: bool) {
+        match event {
+            WebhookEvent::Registered { notify_url, .. } => {
+                if self.json {
+                    self.event(
+                        "webhook-registered",
+                        json!({"notify_url": notify_url, "pushing": pushing}),
+                    );
+                } else {
+                    let note = if pushing {
+                        "order changes will be pushed to it"
+                    } else {
+                        "nothing is pushed without --push"
+                    };
+                    self.out(&format!(
+                        "{}  ⚓ webhook registered: {notify_url} ({note})",
+                        self.stamp()
+                    ));
+                }
+            }
+            WebhookEvent::Unregistered { notify_url, .. } => {
+                if self.json {
+                    self.event("webhook-unregistered", json!({"notify_url": notify_url}));
+                } else {
+                    self.out(&format!(
+                        "{}  ⚓ webhook removed: {notify_url}",
+                        self.stamp()
+                    ));
+                }
+            }
+            WebhookEvent::Push(record) => self.push(record),
+        }
+    }
+
+    fn push(&self, record: &PushRecord) {
+        let (outcome, status) = match &record.outcome {
+            PushOutcome::Answered(status) => ("answered", Some(*status)),
+            PushOutcome::Dropped => ("dropped", None),
+            PushOutcome::Failed(_) => ("failed", None),
+        };
+        if self.json {
+            let error = match &record.outcome {
+                PushOutcome::Failed(why) => Some(why.as_str()),
+                _ => None,
+            };
+            self.event(
+                "push",
+                json!({
+                    "numero": record.numero,
+                    "notify_url": record.notify_url,
+                    "copy": record.copy,
+                    "copies": record.copies,
+                    "situacao_alterada": record.status_changed,
+                    "outcome": outcome,
+                    "status": status,
+                    "error": error,
+                }),
+            );
+            return;
+        }
+        let copy = if record.copies > 1 {
+            format!(" (copy {} of {})", record.copy, record.copies)
+        } else {
+            String::new()
+        };
+        let change = if record.status_changed {
+            "status changed"
+        } else {
+            "edited"
+        };
+        let result = match &record.outcome {
+            PushOutcome::Answered(status) => format!("→ HTTP {status}"),
+            PushOutcome::Dropped => "dropped (--push-drop)".to_owned(),
+            PushOutcome::Failed(why) => format!("failed: {why}"),
+        };
+        self.out(&format!(
+            "{}  ⇢ push pedido {} ({change}){copy} to {} {result}",
+            self.stamp(),
+            record.numero,
+            record.notify_url
+        ));
     }
 
     fn warning(&self, warning: &str) {

@@ -25,8 +25,10 @@
 //!
 //! # Endpoints
 //!
-//! Every path is served under both `/v1/...` and `/api/v1/...`, with or
-//! without a trailing slash. Only `GET` is implemented (other methods: 405).
+//! Every resource path is served under both `/v1/...` and `/api/v1/...`, with
+//! or without a trailing slash, for `GET` only (other methods: 405). The
+//! webhook registration lives on the API host itself, `/webhooks/v1/pedido`,
+//! for `PUT` and `DELETE` only.
 //!
 //! | path | answer |
 //! |---|---|
@@ -35,6 +37,18 @@
 //! | `cliente/{id}` | the customer |
 //! | `situacao/`, `situacao/{id}` | the status catalogue ([`Catalogue`]) plus custom statuses |
 //! | `situacao_historico/search?numero=N` | the order's status changes |
+//! | `PUT /webhooks/v1/pedido` `{"notifyUrl", "token"}` | registers (or re-tokens) an order webhook: 200 `{"message": "Registros afetados: 1"}`; 400 without an absolute http(s) `notifyUrl` or a `token` |
+//! | `DELETE /webhooks/v1/pedido` (same body) | removes the webhook of that `notifyUrl`: `Registros afetados: 1`, or `0` when none |
+//!
+//! # Pushes
+//!
+//! Once a store has webhooks, every change of one of its orders (creation,
+//! status, tracking code, any edit, [`LiStore::push_again`]) is POSTed to each
+//! of them in LI's push shape, with `Authorization: Bearer <token>`, by a
+//! background thread: see the `push` module and [`PushOptions`] (repeats, delay,
+//! dropped pushes, wrong token, timeout). [`FakeLi::pushes`] and
+//! [`FakeLi::subscribe_webhooks`] show what was sent; [`LiStore::webhooks`]
+//! what is registered.
 //!
 //! # Paging
 //!
@@ -77,6 +91,7 @@
 //! (`2024-05-10T09:12:47.556120`), none otherwise (`2024-05-10T09:00:00`).
 
 mod model;
+mod push;
 mod render;
 mod server;
 
@@ -93,6 +108,9 @@ use tokio::sync::oneshot;
 
 pub use model::{
     Address, Catalogue, Customer, HistoryEntry, Item, Numero, Order, Payment, Shipment, Status,
+};
+pub use push::{
+    PushOptions, PushOutcome, PushRecord, WRONG_TOKEN, WebhookEvent, WebhookRegistration,
 };
 
 /// Credentials a fake store accepts.
@@ -212,6 +230,8 @@ pub enum Route {
     Situacao,
     /// `situacao_historico/search`.
     History,
+    /// `PUT`/`DELETE /webhooks/v1/pedido`.
+    Webhooks,
 }
 
 /// An injected failure, consumed by the next matching request.
@@ -250,6 +270,8 @@ pub enum Endpoint {
     Situacao(Option<u64>),
     /// `situacao_historico/search`.
     History,
+    /// `/webhooks/v1/pedido` (registration of order webhooks).
+    Webhooks,
     /// Anything else (answered 404).
     Unknown,
 }
@@ -264,6 +286,7 @@ impl Endpoint {
                 | (Route::Cliente, Endpoint::Cliente(_))
                 | (Route::Situacao, Endpoint::Situacao(_))
                 | (Route::History, Endpoint::History)
+                | (Route::Webhooks, Endpoint::Webhooks)
         )
     }
 }
@@ -408,6 +431,11 @@ struct StoreState {
     /// [`LiStore::override_detail`]).
     detail_overrides: BTreeMap<Numero, Vec<(String, Value)>>,
     recent_requests: VecDeque<Instant>,
+    /// Registered order webhooks, one per `notifyUrl`.
+    webhooks: Vec<WebhookRegistration>,
+    /// Each order's internal `id` (pushes carry it next to `numero`).
+    internal_ids: BTreeMap<Numero, u64>,
+    next_internal_id: u64,
     next_numero: Numero,
     next_customer_id: u64,
     next_shipment_id: u64,
@@ -428,6 +456,9 @@ impl StoreState {
             auth_failure: None,
             detail_overrides: BTreeMap::new(),
             recent_requests: VecDeque::new(),
+            webhooks: Vec::new(),
+            internal_ids: BTreeMap::new(),
+            next_internal_id: 248_310_001,
             next_numero: 1001,
             next_customer_id: 90_000_001,
             next_shipment_id: 70_000_001,
@@ -535,6 +566,48 @@ impl StoreState {
         due
     }
 
+    /// Add a webhook, or give an already registered `notifyUrl` its new token.
+    fn register_webhook(&mut self, notify_url: &str, token: &str) {
+        match self
+            .webhooks
+            .iter_mut()
+            .find(|w| w.notify_url == notify_url)
+        {
+            Some(existing) => token.clone_into(&mut existing.token),
+            None => self.webhooks.push(WebhookRegistration {
+                notify_url: notify_url.to_owned(),
+                token: token.to_owned(),
+            }),
+        }
+    }
+
+    /// Remove the webhook registered for `notify_url`; how many went (0 or 1).
+    fn unregister_webhook(&mut self, notify_url: &str) -> usize {
+        let before = self.webhooks.len();
+        self.webhooks.retain(|w| w.notify_url != notify_url);
+        before - self.webhooks.len()
+    }
+
+    /// Push the order as it is now to every registered webhook.
+    fn push_change(
+        &self,
+        id: StoreId,
+        numero: Numero,
+        status_changed: bool,
+        pushes: &mut push::PushState,
+    ) {
+        let Some(order) = self.orders.get(&numero) else {
+            return;
+        };
+        if self.webhooks.is_empty() {
+            return;
+        }
+        let internal_id = self.internal_ids.get(&numero).copied().unwrap_or_default();
+        pushes.schedule(id, numero, status_changed, &self.webhooks, |token| {
+            render::push(self, order, internal_id, status_changed, token)
+        });
+    }
+
     /// Count this request against the per-minute limit; false when over it.
     fn within_rate_limit(&mut self, now: Instant) -> bool {
         let Some(limit) = self.options.rate_limit_per_minute else {
@@ -567,6 +640,7 @@ struct State {
     credentials: HashMap<Credential, StoreId>,
     log: Vec<RecordedRequest>,
     record_requests: bool,
+    pushes: push::PushState,
 }
 
 struct Shared {
@@ -616,6 +690,7 @@ impl FakeLi {
                 credentials: HashMap::new(),
                 log: Vec::new(),
                 record_requests: true,
+                pushes: push::PushState::new(),
             }),
         });
         let (shutdown, stopped) = oneshot::channel::<()>();
@@ -724,12 +799,40 @@ impl FakeLi {
         self.shared.lock().record_requests = on;
     }
 
+    /// Change how pushes are delivered (they are on by default: a store pushes
+    /// as soon as a webhook is registered).
+    pub fn configure_pushes(&self, f: impl FnOnce(&mut PushOptions)) {
+        f(&mut self.shared.lock().pushes.options);
+    }
+
+    /// The current push settings.
+    pub fn push_options(&self) -> PushOptions {
+        self.shared.lock().pushes.options.clone()
+    }
+
+    /// Every copy of every push so far (sent, dropped or failed), in the order
+    /// their outcome was known.
+    pub fn pushes(&self) -> Vec<PushRecord> {
+        self.shared.lock().pushes.log.records()
+    }
+
+    /// Forget the recorded pushes.
+    pub fn clear_pushes(&self) {
+        self.shared.lock().pushes.log.clear();
+    }
+
+    /// Registrations and pushes as they happen (subscribe before causing them).
+    pub fn subscribe_webhooks(&self) -> tokio::sync::broadcast::Receiver<WebhookEvent> {
+        self.shared.lock().pushes.log.subscribe()
+    }
+
     /// Stop the server now (dropping the handle does the same).
     pub fn stop(mut self) {
         self.shutdown_now();
     }
 
     fn shutdown_now(&mut self) {
+        self.shared.lock().pushes.stop();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -779,6 +882,24 @@ impl LiStore {
         }
     }
 
+    /// [`LiStore::with`], also handing over the push side of the state.
+    fn with_pushes<R>(
+        &self,
+        f: impl FnOnce(&mut StoreState, &mut Clock, &mut push::PushState) -> R,
+    ) -> R {
+        let mut state = self.shared.lock();
+        let State {
+            stores,
+            clock,
+            pushes,
+            ..
+        } = &mut *state;
+        match stores.get_mut(self.id) {
+            Some(store) => f(store, clock, pushes),
+            None => unreachable!("store handle {} outlived its fake", self.id),
+        }
+    }
+
     /// Change this store's shape switches.
     pub fn configure(&self, f: impl FnOnce(&mut StoreOptions)) {
         self.with(|store, _| {
@@ -810,7 +931,8 @@ impl LiStore {
 
     /// [`LiStore::create_order`] that reports a duplicate numero instead of panicking.
     pub fn try_create_order(&self, mut order: Order) -> Result<Numero, FakeLiError> {
-        self.with(|store, clock| {
+        let id = self.id;
+        self.with_pushes(|store, clock, pushes| {
             let numero = order.numero.unwrap_or(store.next_numero);
             if store.orders.contains_key(&numero) {
                 return Err(FakeLiError::DuplicateOrder(numero));
@@ -829,6 +951,10 @@ impl LiStore {
             let status = order.status.clone();
             store.record_history(numero, modified, &status, None);
             store.orders.insert(numero, order);
+            store.internal_ids.insert(numero, store.next_internal_id);
+            store.next_internal_id += 1;
+            // A new order's status is news: LI pushes it as a change of status.
+            store.push_change(id, numero, true, pushes);
             Ok(numero)
         })
     }
@@ -869,7 +995,8 @@ impl LiStore {
         at: Option<DateTime>,
         f: impl FnOnce(&mut Order),
     ) -> Result<DateTime, FakeLiError> {
-        self.with(|store, clock| {
+        let id = self.id;
+        self.with_pushes(|store, clock, pushes| {
             let mut order = store
                 .orders
                 .get(&numero)
@@ -882,11 +1009,13 @@ impl LiStore {
             order.modified_at = Some(at);
             store.ensure_status(&order.status);
             store.assign_ids(&mut order);
-            if order.status != before {
+            let status_changed = order.status != before;
+            if status_changed {
                 let status = order.status.clone();
                 store.record_history(numero, at, &status, Some(&before));
             }
             store.orders.insert(numero, order);
+            store.push_change(id, numero, status_changed, pushes);
             Ok(at)
         })
     }
@@ -1011,6 +1140,54 @@ impl LiStore {
     /// or 403: revoked key, expired token, IP not allowed); `None` restores access.
     pub fn reject_auth(&self, status: Option<u16>) {
         self.with(|store, _| store.auth_failure = status);
+    }
+
+    /// The order webhooks registered for this store, oldest first.
+    pub fn webhooks(&self) -> Vec<WebhookRegistration> {
+        self.with(|store, _| store.webhooks.clone())
+    }
+
+    /// Register an order webhook without going through HTTP (as `PUT
+    /// /webhooks/v1/pedido` does); a known `notify_url` gets the new token.
+    pub fn register_webhook(&self, notify_url: &str, token: &str) {
+        let mut state = self.shared.lock();
+        if let Some(store) = state.stores.get_mut(self.id) {
+            store.register_webhook(notify_url, token);
+        }
+        state.pushes.log.publish(WebhookEvent::Registered {
+            store: self.id,
+            notify_url: notify_url.to_owned(),
+        });
+    }
+
+    /// Remove the webhook registered for `notify_url` (as `DELETE
+    /// /webhooks/v1/pedido` does); whether there was one.
+    pub fn unregister_webhook(&self, notify_url: &str) -> bool {
+        let mut state = self.shared.lock();
+        let removed = state
+            .stores
+            .get_mut(self.id)
+            .map_or(0, |store| store.unregister_webhook(notify_url));
+        if removed > 0 {
+            state.pushes.log.publish(WebhookEvent::Unregistered {
+                store: self.id,
+                notify_url: notify_url.to_owned(),
+            });
+        }
+        removed > 0
+    }
+
+    /// Push the order as it is now, without changing it (`situacao_alterada`
+    /// false), as LI's unprompted repeats do.
+    pub fn push_again(&self, numero: Numero) -> Result<(), FakeLiError> {
+        let id = self.id;
+        self.with_pushes(|store, _, pushes| {
+            if !store.orders.contains_key(&numero) {
+                return Err(FakeLiError::UnknownOrder(numero));
+            }
+            store.push_change(id, numero, false, pushes);
+            Ok(())
+        })
     }
 
     /// Status history of an order (oldest first).

@@ -1,5 +1,6 @@
 //! JSON documents in LI's REST shapes (see docs/platforms/loja-integrada.md
-//! §Order documents).
+//! §Order documents), and the push shape of its order webhooks (§Push
+//! deliveries (as the simulator sends them)).
 
 use jiff::civil::DateTime;
 use serde_json::{Map, Value, json};
@@ -287,6 +288,168 @@ pub(crate) fn detail(store: &StoreState, order: &Order) -> Value {
     Value::Object(doc)
 }
 
+/// A top-level push date: the instant in UTC with milliseconds and `Z`
+/// (`2024-05-10T12:12:47.556Z`); the fake's naive times are São Paulo's, UTC−03:00.
+fn push_utc(at: DateTime) -> String {
+    let utc = at.saturating_add(jiff::SignedDuration::from_hours(3));
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        utc.year(),
+        utc.month(),
+        utc.day(),
+        utc.hour(),
+        utc.minute(),
+        utc.second(),
+        utc.subsec_nanosecond() / 1_000_000
+    )
+}
+
+/// A nested push date: São Paulo wall-clock time with its `-03:00` offset.
+fn push_local(at: DateTime) -> String {
+    format!("{}-03:00", timestamp(at))
+}
+
+fn opt_push_local(at: Option<DateTime>) -> Value {
+    at.map_or(Value::Null, |t| Value::String(push_local(t)))
+}
+
+fn push_address(order: &Order, id_offset: u64) -> Value {
+    match &order.address {
+        Some(a) => json!({
+            "bairro": a.district, "cep": a.cep, "cidade": a.city, "cnpj": null,
+            "complemento": opt_str(a.complement.as_deref()), "cpf": opt_str(order.customer.cpf.as_deref()),
+            "endereco": a.street, "estado": a.state, "id": id_offset + numero_of(order), "ie": null,
+            "nome": a.name, "numero": a.number, "pais": "Brasil", "razao_social": null,
+            "referencia": null, "rg": null, "tipo": "PF",
+        }),
+        None => json!({}),
+    }
+}
+
+/// The body of an order push: the order as the detail shows it, in LI's
+/// webhook dialect. `token` is the token the push is sent with.
+pub(crate) fn push(
+    store: &StoreState,
+    order: &Order,
+    internal_id: u64,
+    status_changed: bool,
+    token: &str,
+) -> Value {
+    let m = MoneyFormat::Numbers;
+    let numero = numero_of(order);
+    let mut situacao = situacao_of(store, &order.status);
+    if let Some(fields) = situacao.as_object_mut() {
+        fields.remove("resource_uri");
+        fields.insert("situacao_alterada".into(), Value::Bool(status_changed));
+    }
+    let c = &order.customer;
+    let cliente = json!({
+        "cnpj": null,
+        "cpf": opt_str(c.cpf.as_deref()),
+        "data_criacao": opt_push_local(order.created_at),
+        "data_modificacao": opt_push_local(order.created_at),
+        "data_nascimento": opt_str(c.birth_date.as_deref()),
+        "email": opt_str(c.email.as_deref()),
+        "id": c.id.unwrap_or_default(),
+        "nome": c.name,
+        "razao_social": null,
+        "sexo": c.sex,
+        "situacao": "aprovado",
+        "telefone_celular": opt_str(c.mobile.as_deref()),
+        "telefone_comercial": null,
+        "telefone_principal": opt_str(c.phone.as_deref()),
+    });
+    let envios: Vec<Value> = order
+        .shipments
+        .iter()
+        .map(|s| {
+            json!({
+                "data_criacao": opt_push_local(order.created_at),
+                "data_modificacao": opt_push_local(order.modified_at),
+                "forma_envio": { "codigo": s.code, "id": s.method_id, "nome": s.carrier, "tipo": s.kind },
+                "id": s.id.unwrap_or_default(),
+                "objeto": opt_str(s.tracking.as_deref()),
+                "prazo": s.days,
+                "valor": money(s.price_cents, m, 2),
+            })
+        })
+        .collect();
+    let itens: Vec<Value> = order
+        .items
+        .iter()
+        .enumerate()
+        .map(|(index, it)| {
+            json!({
+                "id": 60_000_000 + numero * 100 + index as u64,
+                "linha": index + 1,
+                "nome": it.name,
+                "peso": 0.3,
+                "preco_cheio": money(it.unit_price_cents, m, 2),
+                "preco_custo": null,
+                "preco_promocional": null,
+                "preco_subtotal": money(it.total_cents(), m, 2),
+                "preco_venda": money(it.unit_price_cents, m, 2),
+                "produto_id": 50_000_000 + numero * 100 + index as u64,
+                "quantidade": quantity(it.quantity_milli, m),
+                "sku": opt_str(it.sku.as_deref()),
+                "tipo": "normal",
+            })
+        })
+        .collect();
+    let total = order.total_cents();
+    let approved = store.status(&order.status).is_some_and(|s| s.approved);
+    let pagamentos: Vec<Value> = order
+        .payment
+        .iter()
+        .map(|p| {
+            let parcelamento = match p.installments {
+                Some(n) if n > 0 => json!({
+                    "numero_parcelas": n,
+                    "valor_parcela": (total as f64 / f64::from(n)).round() / 100.0,
+                }),
+                _ => json!({}),
+            };
+            json!({
+                "bandeira": opt_str(p.brand.as_deref()),
+                "forma_pagamento": { "codigo": p.code, "id": p.method_id, "nome": p.name },
+                "id": 71_000_000 + numero,
+                "pagamento_tipo": opt_str(p.kind.as_deref()),
+                "parcelamento": parcelamento,
+                "transacao_id": opt_str(p.transaction_id.as_deref()),
+                "valor": money(total, m, 2),
+                "valor_pago": if approved { money(total, m, 2) } else { Value::Null },
+            })
+        })
+        .collect();
+    json!({
+        "cliente": cliente,
+        "cliente_obs": opt_str(order.customer_note.as_deref()),
+        "cupom_desconto": opt_str(order.coupon.as_deref()),
+        "data_criacao": order.created_at.map_or(Value::Null, |t| Value::String(push_utc(t))),
+        "data_expiracao": order.created_at.map_or(Value::Null, |t| Value::String(push_utc(expiry(t)))),
+        "data_modificacao": order.modified_at.map_or(Value::Null, |t| Value::String(push_utc(t))),
+        "endereco_entrega": push_address(order, 80_000_000),
+        "endereco_pagamento": push_address(order, 81_000_000),
+        "envios": envios,
+        "id": internal_id,
+        "id_anymarket": order.anymarket_id,
+        "id_externo": order.external_id,
+        "itens": itens,
+        "marketplace_info": null,
+        "numero": numero,
+        "pagamentos": pagamentos,
+        "peso_real": 0.3,
+        "situacao": situacao,
+        "tipo": "pedido_venda",
+        "token": token,
+        "utm_campaign": opt_str(order.utm_campaign.as_deref()),
+        "valor_desconto": money(order.discount_cents, m, 2),
+        "valor_envio": money(order.shipping_total_cents(), m, 2),
+        "valor_subtotal": money(order.subtotal_cents(), m, 2),
+        "valor_total": money(total, m, 2),
+    })
+}
+
 /// A `situacao_historico` row.
 pub(crate) fn history_row(store: &StoreState, numero: u64, entry: &HistoryEntry) -> Value {
     json!({
@@ -314,6 +477,15 @@ mod tests {
             timestamp(jiff::civil::date(2024, 5, 10).at(9, 0, 0, 0)),
             "2024-05-10T09:00:00"
         );
+    }
+
+    #[test]
+    fn push_dates_are_utc_at_the_top_and_sao_paulo_inside() {
+        let at = jiff::civil::date(2024, 12, 11).at(18, 9, 38, 888_123_000);
+        assert_eq!(push_utc(at), "2024-12-11T21:09:38.888Z");
+        assert_eq!(push_local(at), "2024-12-11T18:09:38.888123-03:00");
+        let late = jiff::civil::date(2024, 12, 31).at(22, 0, 0, 0);
+        assert_eq!(push_utc(late), "2025-01-01T01:00:00.000Z");
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::State as AxumState;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -12,10 +12,11 @@ use jiff::civil::DateTime;
 use serde_json::{Value, json};
 
 use super::model::Order;
+use super::push::is_notify_url;
 use super::render;
 use super::{
     Credential, Endpoint, Fault, LiStore, RecordedRequest, SearchOrder, Shared, State, StoreId,
-    StoreState,
+    StoreState, WebhookEvent,
 };
 use crate::channels::server::FailingBody;
 
@@ -25,6 +26,10 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
 
 /// What the path addresses, after stripping `/api` and the trailing slash.
 pub(crate) fn endpoint(path: &str) -> Endpoint {
+    // On the API host itself, not under the `/v1` resources.
+    if path.trim_end_matches('/') == "/webhooks/v1/pedido" {
+        return Endpoint::Webhooks;
+    }
     let path = path
         .strip_prefix("/api")
         .filter(|p| p.starts_with("/v1/"))
@@ -104,6 +109,7 @@ async fn handle(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    body: Bytes,
 ) -> Response {
     let path = uri.path().to_owned();
     let query: Vec<(String, String)> = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
@@ -155,9 +161,9 @@ async fn handle(
         Plan::Respond(r) => r,
         Plan::Delay(pause, store) => {
             tokio::time::sleep(pause).await;
-            answer(&mut shared.lock(), store, endpoint, &query)
+            answer(&mut shared.lock(), store, endpoint, &query, &method, &body)
         }
-        Plan::Answer(store) => answer(&mut shared.lock(), store, endpoint, &query),
+        Plan::Answer(store) => answer(&mut shared.lock(), store, endpoint, &query, &method, &body),
     };
     if let Some(i) = log_index
         && let Some(entry) = shared.lock().log.get_mut(i)
@@ -187,7 +193,11 @@ fn plan(state: &mut State, method: &Method, endpoint: Endpoint, store: Option<St
     if !store.within_rate_limit(Instant::now()) {
         return Plan::Respond(too_many_requests(None));
     }
-    if method != Method::GET {
+    let allowed = match endpoint {
+        Endpoint::Webhooks => method == Method::PUT || method == Method::DELETE,
+        _ => method == Method::GET,
+    };
+    if !allowed {
         return Plan::Respond(error(
             StatusCode::METHOD_NOT_ALLOWED,
             "método não suportado pelo fake",
@@ -261,7 +271,12 @@ fn answer(
     id: StoreId,
     endpoint: Endpoint,
     query: &[(String, String)],
+    method: &Method,
+    body: &[u8],
 ) -> Response {
+    if endpoint == Endpoint::Webhooks {
+        return webhooks(state, id, method, body);
+    }
     let Some(store) = state.stores.get(id) else {
         return error(StatusCode::INTERNAL_SERVER_ERROR, "store vanished");
     };
@@ -318,8 +333,58 @@ fn answer(
                 Err(message) => error(StatusCode::BAD_REQUEST, &message),
             }
         }
-        Endpoint::Unknown => StatusCode::NOT_FOUND.into_response(),
+        Endpoint::Unknown | Endpoint::Webhooks => StatusCode::NOT_FOUND.into_response(),
     }
+}
+
+/// `PUT` (register or re-token) or `DELETE` (remove) an order webhook; the
+/// body is `{"notifyUrl": ..., "token": ...}` either way.
+fn webhooks(state: &mut State, id: StoreId, method: &Method, body: &[u8]) -> Response {
+    let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(body) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "corpo inválido: esperado JSON {\"notifyUrl\": ..., \"token\": ...}",
+        );
+    };
+    let Some(notify_url) = fields
+        .get("notifyUrl")
+        .and_then(Value::as_str)
+        .filter(|url| is_notify_url(url))
+    else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "notifyUrl ausente ou inválido (URL http(s) absoluta)",
+        );
+    };
+    let token = fields.get("token").and_then(Value::as_str).unwrap_or("");
+    let Some(store) = state.stores.get_mut(id) else {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "store vanished");
+    };
+    let (affected, event) = if *method == Method::PUT {
+        if token.is_empty() {
+            return error(StatusCode::BAD_REQUEST, "token ausente");
+        }
+        store.register_webhook(notify_url, token);
+        let event = WebhookEvent::Registered {
+            store: id,
+            notify_url: notify_url.to_owned(),
+        };
+        (1, Some(event))
+    } else {
+        let removed = store.unregister_webhook(notify_url);
+        let event = (removed > 0).then(|| WebhookEvent::Unregistered {
+            store: id,
+            notify_url: notify_url.to_owned(),
+        });
+        (removed, event)
+    };
+    if let Some(event) = event {
+        state.pushes.log.publish(event);
+    }
+    json_response(
+        StatusCode::OK,
+        &json!({ "message": format!("Registros afetados: {affected}") }),
+    )
 }
 
 fn param<'a>(query: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -489,6 +554,10 @@ mod tests {
         assert_eq!(endpoint("/v1/pedido/abc"), Endpoint::Unknown);
         assert_eq!(endpoint("/api/pedido/search"), Endpoint::Unknown);
         assert_eq!(endpoint("/v2/pedido/search"), Endpoint::Unknown);
+        assert_eq!(endpoint("/webhooks/v1/pedido"), Endpoint::Webhooks);
+        assert_eq!(endpoint("/webhooks/v1/pedido/"), Endpoint::Webhooks);
+        assert_eq!(endpoint("/v1/webhooks/v1/pedido"), Endpoint::Unknown);
+        assert_eq!(endpoint("/api/v1/webhooks/v1/pedido"), Endpoint::Unknown);
     }
 
     #[test]
