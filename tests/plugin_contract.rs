@@ -10,9 +10,12 @@
 mod support;
 
 use arauto::model::{NotificationKind, PaymentFamily, PluginKind};
-use arauto::plugin::{ErrorClass, InstanceConfig, PluginError, PollRequest, inspect};
+use arauto::plugin::{
+    ErrorClass, InstanceConfig, MAX_LOOK_AT, PluginError, PollRequest, PushHint, PushRequest,
+    inspect,
+};
 use jiff::{SignedDuration, Timestamp};
-use support::host::{host, load_test_plugin, message};
+use support::host::{TestServer, host, load_test_plugin, message};
 use support::logs::{captured_logs, log_text};
 use support::plugins::test_plugin;
 
@@ -542,4 +545,100 @@ async fn inspect_describes_connectors_and_senders() {
             && text.contains("customer-phone (from arauto's 0.1 name table)"),
         "{text}"
     );
+}
+
+/// Contract 0.2's push calls cross the boundary: a verified push names the
+/// orders to look at (bounded by the host), a wrong token is misconfigured,
+/// an ignore hint keeps its reason, `look-at` reaches the next poll, and
+/// register/unregister reach the platform's admin endpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushes_are_verified_bounded_and_looked_at() {
+    let logs = captured_logs();
+    let server = TestServer::start().await;
+    let host = host();
+    let plugin = load_test_plugin(&host, "sample-connector").await;
+    let config = server
+        .instance("loja-push")
+        .secret("api_key", "chave")
+        .secret("webhook_token", "tok-123")
+        .setting("push_admin_url", server.url("/inbox"));
+    let connector = host.connector(&plugin, config).expect("connector instance");
+    let push = |token: &str, body: serde_json::Value| PushRequest {
+        headers: vec![("authorization".into(), format!("Bearer {token}"))],
+        body: body.to_string().into_bytes(),
+    };
+
+    let hint = connector
+        .verify_push(push("tok-123", serde_json::json!({"orders": ["10005"]})))
+        .await
+        .expect("a verified push");
+    assert_eq!(hint, PushHint::LookAt(vec!["10005".into()]));
+
+    // More orders than a poll may look at, and an id no order can have:
+    // the hint is cut, not trusted.
+    let mut many: Vec<String> = (0..150).map(|n| (10_000 + n).to_string()).collect();
+    many.insert(0, "9".repeat(300));
+    let PushHint::LookAt(kept) = connector
+        .verify_push(push("tok-123", serde_json::json!({ "orders": many })))
+        .await
+        .expect("a verified push")
+    else {
+        panic!("a look-at hint");
+    };
+    assert_eq!(kept.len(), MAX_LOOK_AT);
+    assert_eq!(kept[0], "10000");
+
+    let ignored = connector
+        .verify_push(push(
+            "tok-123",
+            serde_json::json!({"ignore": "situacao_alterada false"}),
+        ))
+        .await
+        .expect("an authentic repeat");
+    assert_eq!(ignored, PushHint::Ignore("situacao_alterada false".into()));
+
+    let refused = connector
+        .verify_push(push("wrong", serde_json::json!({"orders": ["10005"]})))
+        .await
+        .expect_err("a wrong token");
+    assert_eq!(refused.class(), ErrorClass::Misconfigured);
+
+    let page = connector
+        .poll(PollRequest {
+            look_at: vec!["10005".into()],
+            ..PollRequest::default()
+        })
+        .await
+        .expect("a poll looking at one order");
+    assert!(page.orders.iter().any(|o| o.id == "10005" && o.detailed));
+    assert!(log_text(&logs).contains("looked at 10005"));
+
+    connector
+        .register_push("https://arauto.example/hooks/loja-push")
+        .await
+        .expect("register");
+    connector
+        .unregister_push("https://arauto.example/hooks/loja-push")
+        .await
+        .expect("unregister");
+    let inbox = server.inbox();
+    assert_eq!(inbox.len(), 2, "{inbox:?}");
+    assert!(
+        inbox
+            .iter()
+            .all(|body| body.contains("https://arauto.example/hooks/loja-push")),
+        "{inbox:?}"
+    );
+}
+
+/// A contract 0.1 sender declares nothing: its declarations come from the
+/// name table, and it is still only a sender.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contract_0_1_sender_gets_its_declarations_from_the_name_table() {
+    let host = host();
+    let legacy = load_test_plugin(&host, "legacy-sender").await;
+    assert_eq!(legacy.api_version().to_string(), "0.1.0");
+    let info = legacy.sender_info().expect("a sender's declarations");
+    assert_eq!(info.declared_by, arauto::model::DeclaredBy::NameTable);
+    assert!(host.connector(&legacy, InstanceConfig::new("x")).is_err());
 }
