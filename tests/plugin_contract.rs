@@ -10,9 +10,12 @@
 mod support;
 
 use arauto::model::{NotificationKind, PaymentFamily, PluginKind};
-use arauto::plugin::{ErrorClass, InstanceConfig, PluginError, PollRequest, inspect};
+use arauto::plugin::{
+    ErrorClass, InstanceConfig, MAX_LOOK_AT, PluginError, PollRequest, PushHint, PushRequest,
+    inspect,
+};
 use jiff::{SignedDuration, Timestamp};
-use support::host::{host, load_test_plugin, message};
+use support::host::{TestServer, host, load_test_plugin, message};
 use support::logs::{captured_logs, log_text};
 use support::plugins::test_plugin;
 
@@ -118,8 +121,7 @@ async fn connector_pages_arrive_as_model_orders() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn connector_info_drops_unknown_notification_names() {
-    let logs = captured_logs();
+async fn connector_info_arrives_with_its_declarations() {
     let host = host();
     let plugin = load_test_plugin(&host, "sample-connector").await;
     assert_eq!(plugin.kind(), PluginKind::Connector);
@@ -127,7 +129,7 @@ async fn connector_info_drops_unknown_notification_names() {
         (plugin.name(), plugin.version()),
         ("sample-connector", "0.3.1")
     );
-    assert_eq!(plugin.api_version().to_string(), "0.1.0");
+    assert_eq!(plugin.api_version().to_string(), "0.2.0");
 
     let connector = host
         .connector(&plugin, sample_config("loja-info"))
@@ -140,18 +142,14 @@ async fn connector_info_drops_unknown_notification_names() {
         Some(NotificationKind::OrderShipped)
     );
     assert!(info.status("pedido_cancelado").is_some_and(|s| s.terminal));
-    // "order-teleported" is not arauto vocabulary: the mapping is dropped, the status kept.
+    // A status that notifies nobody is kept, without a kind.
     let odd = info
         .status("pedido_teletransportado")
         .expect("the odd status");
     assert_eq!(odd.notification, None);
-    let text = log_text(&logs);
-    assert!(
-        text.lines().any(|l| l.contains("WARN")
-            && l.contains("unknown notification \"order-teleported\"")
-            && l.contains("instance=loja-info")),
-        "no warning about the dropped mapping:\n{text}"
-    );
+    // Contract 0.2 declarations cross as declared.
+    assert_eq!(info.requests_per_minute, None);
+    assert!(info.push.verify && info.push.register);
     assert!(info.capabilities.tracking_codes.supported);
     assert!(!info.capabilities.boleto_reminder.supported);
     assert!(info.capabilities.boleto_reminder.reason.contains("barcode"));
@@ -362,13 +360,13 @@ async fn unsupported_or_foreign_files_are_refused_by_name() {
         PluginError::UnsupportedApi {
             path: future.clone(),
             needs: "1.x".into(),
-            supported: "0.1".into()
+            supported: "0.1, 0.2".into()
         }
     );
     assert_eq!(
         error.to_string(),
         format!(
-            "plugin {} needs plugin API 1.x, this arauto supports 0.1",
+            "plugin {} needs plugin API 1.x, this arauto supports 0.1, 0.2",
             future.display()
         )
     );
@@ -452,7 +450,7 @@ async fn concurrent_calls_on_one_instance_each_get_their_own_sandbox() {
 async fn inspect_describes_connectors_and_senders() {
     let path = test_plugin("sample-connector");
     let report = inspect(&path).await.expect("inspect sample-connector");
-    assert_eq!(report.wit_package, "arauto:plugin@0.1.0");
+    assert_eq!(report.wit_package, "arauto:plugin@0.2.0");
     assert_eq!(report.plugin.kind, PluginKind::Connector);
     assert_eq!(report.file, path);
     assert_eq!(report.sha256.len(), 64);
@@ -460,7 +458,15 @@ async fn inspect_describes_connectors_and_senders() {
     let json = serde_json::to_value(&report).expect("report as JSON");
     assert_eq!(json["name"], "sample-connector");
     assert_eq!(json["kind"], "connector");
-    assert_eq!(json["api_version"], "0.1.0");
+    assert_eq!(json["api_version"], "0.2.0");
+    assert_eq!(json["contract"], "0.2");
+    assert_eq!(
+        json["connector"]["requests_per_minute"],
+        serde_json::Value::Null
+    );
+    assert_eq!(json["connector"]["push"]["verify"], true);
+    assert_eq!(json["connector"]["declared_by"], "plugin");
+    assert!(json.get("sender").is_none());
     assert_eq!(json["default_hosts"][1], "https://*.cdn.sample.example");
     assert_eq!(json["config_keys"][0]["name"], "api_key");
     assert_eq!(json["config_keys"][0]["secret"], true);
@@ -475,16 +481,21 @@ async fn inspect_describes_connectors_and_senders() {
     );
 
     let text = report.to_string();
+    // Column widths follow the longest cell; compare words and their order.
+    let words = |t: &str| t.split_whitespace().collect::<Vec<_>>().join(" ");
+    let flat = words(&text);
     for expected in [
         "sample-connector 0.3.1 (connector)",
-        "plugin API     arauto:plugin@0.1.0",
-        "api_key    required  secret  Platform API key",
-        "page_size  optional          Orders per page (default: 50)",
-        "boleto reminder  no   the platform does not expose the boleto barcode",
-        "pedido_enviado           Pedido Enviado           order-shipped     4",
-        "pedido_cancelado         Pedido Cancelado         order-canceled    -           yes",
+        "plugin API arauto:plugin@0.2.0",
+        "rate limit none",
+        "pushes verified, registers itself",
+        "api_key required secret Platform API key",
+        "page_size optional Orders per page (default: 50)",
+        "boleto reminder no the platform does not expose the boleto barcode",
+        "pedido_enviado Pedido Enviado order-shipped 4",
+        "pedido_cancelado Pedido Cancelado order-canceled - yes",
     ] {
-        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+        assert!(flat.contains(expected), "missing {expected:?} in:\n{text}");
     }
 
     let host = host();
@@ -500,4 +511,134 @@ async fn inspect_describes_connectors_and_senders() {
         "{text}"
     );
     assert!(!text.contains("status catalogue"), "{text}");
+    assert!(
+        text.contains("recipient      customer-phone")
+            && text.contains("min interval   1s")
+            && text.contains("idempotent     no"),
+        "{text}"
+    );
+    let json = serde_json::to_value(&echo).expect("report as JSON");
+    assert_eq!(
+        json["sender"],
+        serde_json::json!({
+            "recipient": "customer-phone",
+            "default_min_interval": "1s",
+            "default_daily_cap": null,
+            "idempotent": false,
+            "declared_by": "plugin",
+        })
+    );
+
+    // A contract 0.1 sender declares nothing: the name table fills it in,
+    // and inspect says so.
+    let legacy = host
+        .inspect(test_plugin("legacy-sender"))
+        .await
+        .expect("inspect legacy-sender");
+    let json = serde_json::to_value(&legacy).expect("report as JSON");
+    assert_eq!(json["contract"], "0.1");
+    assert_eq!(json["sender"]["recipient"], "customer-phone");
+    assert_eq!(json["sender"]["declared_by"], "name-table-0.1");
+    let text = legacy.to_string();
+    assert!(
+        text.contains("0.1 (deprecated: rebuild against 0.2)")
+            && text.contains("customer-phone (from arauto's 0.1 name table)"),
+        "{text}"
+    );
+}
+
+/// Contract 0.2's push calls cross the boundary: a verified push names the
+/// orders to look at (bounded by the host), a wrong token is misconfigured,
+/// an ignore hint keeps its reason, `look-at` reaches the next poll, and
+/// register/unregister reach the platform's admin endpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushes_are_verified_bounded_and_looked_at() {
+    let logs = captured_logs();
+    let server = TestServer::start().await;
+    let host = host();
+    let plugin = load_test_plugin(&host, "sample-connector").await;
+    let config = server
+        .instance("loja-push")
+        .secret("api_key", "chave")
+        .secret("webhook_token", "tok-123")
+        .setting("push_admin_url", server.url("/inbox"));
+    let connector = host.connector(&plugin, config).expect("connector instance");
+    let push = |token: &str, body: serde_json::Value| PushRequest {
+        headers: vec![("authorization".into(), format!("Bearer {token}"))],
+        body: body.to_string().into_bytes(),
+    };
+
+    let hint = connector
+        .verify_push(push("tok-123", serde_json::json!({"orders": ["10005"]})))
+        .await
+        .expect("a verified push");
+    assert_eq!(hint, PushHint::LookAt(vec!["10005".into()]));
+
+    // More orders than a poll may look at, and an id no order can have:
+    // the hint is cut, not trusted.
+    let mut many: Vec<String> = (0..150).map(|n| (10_000 + n).to_string()).collect();
+    many.insert(0, "9".repeat(300));
+    let PushHint::LookAt(kept) = connector
+        .verify_push(push("tok-123", serde_json::json!({ "orders": many })))
+        .await
+        .expect("a verified push")
+    else {
+        panic!("a look-at hint");
+    };
+    assert_eq!(kept.len(), MAX_LOOK_AT);
+    assert_eq!(kept[0], "10000");
+
+    let ignored = connector
+        .verify_push(push(
+            "tok-123",
+            serde_json::json!({"ignore": "situacao_alterada false"}),
+        ))
+        .await
+        .expect("an authentic repeat");
+    assert_eq!(ignored, PushHint::Ignore("situacao_alterada false".into()));
+
+    let refused = connector
+        .verify_push(push("wrong", serde_json::json!({"orders": ["10005"]})))
+        .await
+        .expect_err("a wrong token");
+    assert_eq!(refused.class(), ErrorClass::Misconfigured);
+
+    let page = connector
+        .poll(PollRequest {
+            look_at: vec!["10005".into()],
+            ..PollRequest::default()
+        })
+        .await
+        .expect("a poll looking at one order");
+    assert!(page.orders.iter().any(|o| o.id == "10005" && o.detailed));
+    assert!(log_text(&logs).contains("looked at 10005"));
+
+    connector
+        .register_push("https://arauto.example/hooks/loja-push")
+        .await
+        .expect("register");
+    connector
+        .unregister_push("https://arauto.example/hooks/loja-push")
+        .await
+        .expect("unregister");
+    let inbox = server.inbox();
+    assert_eq!(inbox.len(), 2, "{inbox:?}");
+    assert!(
+        inbox
+            .iter()
+            .all(|body| body.contains("https://arauto.example/hooks/loja-push")),
+        "{inbox:?}"
+    );
+}
+
+/// A contract 0.1 sender declares nothing: its declarations come from the
+/// name table, and it is still only a sender.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contract_0_1_sender_gets_its_declarations_from_the_name_table() {
+    let host = host();
+    let legacy = load_test_plugin(&host, "legacy-sender").await;
+    assert_eq!(legacy.api_version().to_string(), "0.1.0");
+    let info = legacy.sender_info().expect("a sender's declarations");
+    assert_eq!(info.declared_by, arauto::model::DeclaredBy::NameTable);
+    assert!(host.connector(&legacy, InstanceConfig::new("x")).is_err());
 }

@@ -10,6 +10,17 @@ mod support;
 use support::daemon::{self, arauto};
 use support::plugins::first_party_plugins;
 
+/// What each first-party sender declares (contract 0.2): the recipient and
+/// default interval the 0.1 name table used to guess for it.
+const SENDER_DECLARATIONS: [(&str, &str, &str); 6] = [
+    ("whatsapp-cloud", "customer-phone", "20s"),
+    ("evolution-api", "customer-phone", "20s"),
+    ("z-api", "customer-phone", "20s"),
+    ("twilio-sms", "customer-phone", "1s"),
+    ("telegram", "none", "1s"),
+    ("webhook", "none", "0s"),
+];
+
 const FIRST_PARTY: [(&str, &str); 7] = [
     ("loja-integrada", "connector"),
     ("whatsapp-cloud", "sender"),
@@ -37,14 +48,17 @@ fn inspect_prints_the_contract_of_every_first_party_plugin() {
         let file = file.to_str().expect("utf-8 path");
         let (code, text, stderr) = run(&["plugins", "inspect", file]);
         assert_eq!(code, 0, "{name}: {stderr}");
+        let first_line = text.lines().next().unwrap_or_default();
         assert!(
-            text.starts_with(&format!("{name} 0.1.0 ({kind})")),
+            first_line.starts_with(&format!("{name} "))
+                && first_line.ends_with(&format!("({kind})")),
             "{text}"
         );
         assert!(
-            text.contains("plugin API     arauto:plugin@0.1.0"),
+            text.contains("plugin API     arauto:plugin@0.2.0"),
             "{text}"
         );
+        assert!(!text.contains("deprecated"), "{text}");
         assert!(text.contains("config keys"), "{text}");
 
         let (code, json, stderr) = run(&["plugins", "inspect", "--json", file]);
@@ -52,7 +66,8 @@ fn inspect_prints_the_contract_of_every_first_party_plugin() {
         let report: serde_json::Value = serde_json::from_str(&json).expect("JSON");
         assert_eq!(report["name"], name);
         assert_eq!(report["kind"], kind);
-        assert_eq!(report["wit_package"], "arauto:plugin@0.1.0");
+        assert_eq!(report["wit_package"], "arauto:plugin@0.2.0");
+        assert_eq!(report["contract"], "0.2");
         assert!(
             !report["config_keys"].as_array().expect("keys").is_empty(),
             "{name} declares its settings"
@@ -70,8 +85,21 @@ fn inspect_prints_the_contract_of_every_first_party_plugin() {
                 report["connector"]["capabilities"]["boleto_reminder"]["supported"],
                 false
             );
+            // Loja Integrada allows 100 requests a minute; its connector says 90.
+            assert_eq!(report["connector"]["requests_per_minute"], 90);
+            assert_eq!(report["connector"]["declared_by"], "plugin");
+            assert!(report.get("sender").is_none());
         } else {
             assert!(report.get("connector").is_none());
+            let (_, recipient, interval) = SENDER_DECLARATIONS
+                .into_iter()
+                .find(|(sender, _, _)| *sender == name)
+                .expect("a declaration for every first-party sender");
+            let sender = &report["sender"];
+            assert_eq!(sender["recipient"], recipient, "{name}: {sender}");
+            assert_eq!(sender["default_min_interval"], interval, "{name}: {sender}");
+            assert_eq!(sender["declared_by"], "plugin", "{name}: {sender}");
+            assert!(sender["idempotent"].is_boolean(), "{name}: {sender}");
         }
     }
 }
@@ -81,7 +109,16 @@ fn inspect_finds_a_plugin_by_name_and_refuses_what_is_not_one() {
     first_party_plugins();
     let (code, text, _) = run(&["plugins", "inspect", "telegram"]);
     assert_eq!(code, 0);
-    assert!(text.starts_with("telegram 0.1.0 (sender)"), "{text}");
+    assert!(
+        text.starts_with("telegram ")
+            && text
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .ends_with("(sender)"),
+        "{text}"
+    );
+    assert!(text.contains("recipient      none"), "{text}");
 
     let dir = tempfile::tempdir().expect("tempdir");
     let junk = dir.path().join("junk.wasm");

@@ -12,11 +12,11 @@ use std::error::Error;
 
 use arauto::decide::detect::{OrderEvent, detect};
 use arauto::decide::{
-    CancelReason, DecideInput, DropReason, InvalidReason, OrderRecord, QuietHours, Recognition,
-    RecognitionError, Relevance, TrackingRef, decide, fingerprint, still_relevant,
+    CancelReason, ChannelTarget, DecideInput, DropReason, InvalidReason, OrderRecord, QuietHours,
+    Recognition, RecognitionError, Relevance, TrackingRef, decide, fingerprint, still_relevant,
 };
 use arauto::model::NotificationKind as K;
-use arauto::model::PhoneProblem;
+use arauto::model::{PhoneProblem, RecipientNeed};
 use jiff::civil::time;
 use jiff::tz::TimeZone;
 use support::policy::*;
@@ -984,6 +984,55 @@ fn an_unusable_phone_is_reported_with_its_reason() {
     assert_eq!(reason, InvalidReason::UnusablePhone(PhoneProblem::Landline));
     assert_eq!(reason.key(), "landline");
     assert_eq!(reason.to_string(), "no usable phone (landline)");
+}
+
+#[test]
+fn e_mail_and_chat_channels_need_that_contact_and_say_so() {
+    let mut policy = policy();
+    let channel = |name: &str, recipient| ChannelTarget {
+        name: name.to_owned(),
+        recipient,
+    };
+    policy.channels = vec![
+        channel("mail", RecipientNeed::CustomerEmail),
+        channel("chat", RecipientNeed::CustomerChatId),
+    ];
+    let decide_for = |email: Option<&str>, chat_id: Option<&str>| {
+        let mut o = order("1", "pedido_pago", t0());
+        o.customer.email = email.map(str::to_owned);
+        o.customer.chat_id = chat_id.map(str::to_owned);
+        decide(
+            &policy,
+            DecideInput {
+                previous: None,
+                order: o,
+                pending: &[],
+                unusable_phone: None,
+                now: t0(),
+            },
+        )
+    };
+    let d = decide_for(None, Some("  "));
+    assert!(d.planned.is_empty(), "{:?}", d.planned);
+    let reasons: Vec<(&str, InvalidReason)> = d
+        .invalid
+        .iter()
+        .map(|i| (i.channel.as_str(), i.reason))
+        .collect();
+    assert_eq!(
+        reasons,
+        vec![
+            ("mail", InvalidReason::NoEmail),
+            ("chat", InvalidReason::NoChatId)
+        ]
+    );
+    assert_eq!(InvalidReason::NoEmail.key(), "no-email");
+    assert_eq!(InvalidReason::label_of("no-chat-id"), "no chat id");
+    assert_eq!(InvalidReason::label_of("landline"), "landline");
+
+    let d = decide_for(Some("ana@example.com"), Some("42"));
+    assert_eq!(d.planned.len(), 2);
+    assert!(d.invalid.is_empty());
 }
 
 #[test]

@@ -79,6 +79,7 @@ fn a_sender_that_needs_no_recipient_delivers_for_an_order_without_a_phone() {
     assert_eq!(sent["phone"], serde_json::Value::Null);
     let event = &sent["event"];
     assert_eq!(event["event_version"], 1, "{event}");
+    assert!(event["order"].get("boleto").is_none(), "{event}");
     assert_eq!(event["notification"], "order-paid", "{event}");
     assert_eq!(event["store"]["id"], "loja", "{event}");
     assert_eq!(event["order"]["number"], order.to_string(), "{event}");
@@ -116,11 +117,15 @@ fn a_contract_0_1_sender_loads_once_deprecated_and_sends_the_old_event_json() {
     assert_eq!(event["notification"], "order-paid", "{event}");
     assert_eq!(event["store"]["platform"], "loja-integrada", "{event}");
     assert_eq!(event["order"]["number"], order.to_string(), "{event}");
-    // The stored order's serde form, as before contract 0.2: amounts are
-    // plain cents, no `event_version`, no `_cents` suffixes.
+    // The stored order's serde form, as before contract 0.2: no
+    // `event_version`, and the order's `boleto` and `pix` keys (the 0.2
+    // order-event has neither).
     assert!(event.get("event_version").is_none(), "{event}");
     assert!(event["order"]["total"].is_i64(), "{event}");
-    assert!(event["order"].get("total_cents").is_none(), "{event}");
+    assert!(
+        event["order"].get("boleto").is_some() && event["order"].get("pix").is_some(),
+        "{event}"
+    );
 
     let warnings: Vec<String> = daemon
         .stderr

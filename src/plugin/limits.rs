@@ -5,7 +5,7 @@
 //! cursor, a million log fields), which would otherwise be logged, written to
 //! the state database on every call and shown by `queue list` and `report`.
 //! Every string and list that crosses the boundary is bounded here; the same
-//! caps are stated in the WIT doc comments (`plugins/wit/since_v0.1.0`).
+//! caps are stated in the WIT doc comments (`plugins/wit/since_v0.*`).
 //!
 //! Text that is only shown or recorded is cut on a character boundary and
 //! ends with a visible marker ([`truncate`]). Values whose meaning would change

@@ -2,7 +2,12 @@
 //! bindings per API version.
 //!
 //! Connectors and senders are WebAssembly components built against the WIT
-//! package `arauto:plugin` (`plugins/wit/since_v0.1.0`). The host:
+//! package `arauto:plugin`: contract 0.2 (`plugins/wit/since_v0.2.0`,
+//! bound in `v0_2.rs`) or the deprecated 0.1 (`plugins/wit/since_v0.1.0`,
+//! bound in `v0_1.rs`, whose undeclared recipient, pace and request budget
+//! come from the name table in `v0_1/fallback.rs`). Both load side by side,
+//! and what they return is bounded and converted once, in `output.rs`. The
+//! host:
 //!
 //! * keeps one [`PluginHost`] (one wasmtime `Engine`, an epoch ticker thread,
 //!   the compiled-artifact cache) per daemon;

@@ -1,9 +1,11 @@
 //! Bindings for plugin API `arauto:plugin@0.1.x` (`plugins/wit/since_v0.1.0`)
 //! and the conversions between its generated types and arauto's own.
 //!
-//! This is the only file that sees types generated from the 0.1 WIT. A future
-//! API major gets its own module next to this one, and the host dispatches
-//! on [`super::api_version::SupportedApi`].
+//! This is the only file that sees types generated from the 0.1 WIT (`v0_2.rs`
+//! is its 0.2 sibling; the host dispatches on
+//! [`super::api_version::SupportedApi`]). Contract 0.1 is deprecated: what its
+//! plugins never declared (recipient, pace, request budget) and the
+//! `event-json` they expect come from [`fallback`].
 
 use std::time::Duration;
 

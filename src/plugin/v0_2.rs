@@ -659,3 +659,131 @@ fn message_to_wit(m: &OutgoingMessage) -> sapi::Message {
         event: event_to_wit(&m.event),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order() -> model::Order {
+        model::Order {
+            id: "1001".into(),
+            number: "1001".into(),
+            status: model::OrderStatus {
+                code: "pedido_pago".into(),
+                name: "Pedido Pago".into(),
+            },
+            created_at: "2026-01-01T10:00:00-03:00".parse().expect("timestamp"),
+            updated_at: "2026-01-01T11:30:00-03:00".parse().expect("timestamp"),
+            customer: model::Customer {
+                name: "Ana Souza".into(),
+                first_name: "Ana".into(),
+                phones: Vec::new(),
+                email: None,
+                chat_id: Some("42".into()),
+            },
+            subtotal: Some(model::Money(10_000)),
+            shipping: None,
+            discount: Some(model::Money(0)),
+            total: Some(model::Money(10_000)),
+            currency: "BRL".into(),
+            payment: Some(model::Payment {
+                code: "pagali-pix".into(),
+                name: "Pix".into(),
+                family: model::PaymentFamily::Pix,
+                installments: None,
+            }),
+            shipments: Vec::new(),
+            items: vec![model::Item {
+                sku: None,
+                name: "Camiseta".into(),
+                quantity: None,
+                unit_price: None,
+                total: Some(model::Money(10_000)),
+            }],
+            boleto: None,
+            pix: None,
+            detailed: true,
+            extras: serde_json::Value::Null,
+        }
+    }
+
+    #[test]
+    fn notification_kinds_cross_both_ways_unchanged() {
+        for kind in model::NotificationKind::ALL {
+            assert_eq!(notification_from_wit(notification_to_wit(kind)), kind);
+        }
+        for family in [
+            model::PaymentFamily::Pix,
+            model::PaymentFamily::Boleto,
+            model::PaymentFamily::CreditCard,
+            model::PaymentFamily::Deposit,
+            model::PaymentFamily::External,
+            model::PaymentFamily::Other,
+        ] {
+            assert_eq!(family_from_wit(family_to_wit(family)), family);
+        }
+    }
+
+    #[test]
+    fn the_order_event_has_cents_utc_times_and_an_object_of_extras() {
+        let event = model::OrderEvent {
+            notification: model::NotificationKind::OrderPaid,
+            job_id: "job-1".into(),
+            store: model::EventStore {
+                id: "loja".into(),
+                description: None,
+                platform: "loja-integrada".into(),
+            },
+            status_code: "pedido_pago".into(),
+            tracking: None,
+            order: order(),
+        };
+        let wit = event_to_wit(&event);
+        assert_eq!(wit.version, 1);
+        assert_eq!(wit.order.created_at, "2026-01-01T13:00:00Z");
+        assert_eq!(wit.order.updated_at, "2026-01-01T14:30:00Z");
+        assert_eq!(wit.order.subtotal_cents, Some(10_000));
+        // Unknown stays unknown, never a made-up zero; a real zero stays zero.
+        assert_eq!(wit.order.shipping_cents, None);
+        assert_eq!(wit.order.discount_cents, Some(0));
+        assert_eq!(wit.order.items[0].unit_price_cents, None);
+        assert_eq!(wit.order.items[0].quantity, None);
+        // Extras that are not an object are sent as an empty one.
+        assert_eq!(wit.order.extras_json, "{}");
+        assert_eq!(wit.order.customer.chat_id.as_deref(), Some("42"));
+        assert!(matches!(
+            wit.order.payment.map(|p| p.family),
+            Some(types::PaymentFamily::Pix)
+        ));
+    }
+
+    #[test]
+    fn sender_declarations_are_read_as_declared() {
+        let info = sender_info_from_wit(sapi::SenderInfo {
+            plugin: types::PluginInfo {
+                name: "ntfy".into(),
+                version: "1.0.0".into(),
+                description: "d".repeat(10_000),
+                config_keys: Vec::new(),
+                default_hosts: Vec::new(),
+            },
+            recipient: sapi::RecipientNeed::None,
+            default_min_interval_ms: 2_500,
+            default_daily_cap: Some(500),
+            idempotent: true,
+        });
+        assert_eq!(info.recipient, model::RecipientNeed::Nothing);
+        assert_eq!(
+            info.default_min_interval,
+            SignedDuration::from_millis(2_500)
+        );
+        assert_eq!(info.default_daily_cap, Some(500));
+        assert!(info.idempotent);
+        assert_eq!(info.declared_by, model::DeclaredBy::Plugin);
+        assert_eq!(info.plugin.kind, model::PluginKind::Sender);
+        assert!(
+            info.plugin.description.len() < 5_000,
+            "info texts are capped"
+        );
+    }
+}

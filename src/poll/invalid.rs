@@ -1,5 +1,5 @@
-//! Invalid events of a sweep: an order whose customer has no phone a channel
-//! can reach. Counted in the store status (by reason for `arauto check`; per
+//! Invalid events of a sweep: an order that lacks the contact a channel's
+//! sender declared it delivers to (a usable phone, an e-mail, a chat id). Counted in the store status (by reason for `arauto check`; per
 //! day, channel and kind for `arauto report`, which counts them as skipped)
 //! and logged with the reason and the phone values masked.
 
