@@ -11,7 +11,7 @@ pub struct Money(pub i64);
 
 impl Money {
     /// What a connector of contract 0.1 sends for an amount it could not read
-    /// (`money.cents = i64::MIN`; see `plugins/wit/since_v0.1.0`).
+    /// (`money.cents = i64::MIN`; see `plugins/wit/since_v0.2.0`).
     pub const UNKNOWN_CENTS: i64 = i64::MIN;
 
     /// The amount a connector reported, `None` for the "unknown" sentinel.

@@ -258,7 +258,7 @@ pub const MAX_NOTICES_PER_CALL: usize = 64;
 
 /// A structured report from a connector about one order, sent as a `log`
 /// record whose fields contain `notice=<kind>` (the convention documented in
-/// `plugins/wit/since_v0.1.0` and `plugins/sdk/README.md`). The texts are
+/// `plugins/wit/since_v0.*` and `plugins/sdk/README.md`). The texts are
 /// already redacted and size-capped.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "notice", rename_all = "kebab-case")]
