@@ -31,27 +31,12 @@ use jiff::Timestamp;
 
 use common::daemon::{Daemon, warm_plugin_cache};
 use common::machine::{print_footer, print_header};
-use common::{daemon_section, evolution_channel, li_store, quantile, quick};
+use common::{daemon_section, evolution_channel, li_store, ms, quick, row};
 
 const PUSH_POLL_INTERVAL: &str = "5m";
 /// No pacing for one message at a time (`0s` is refused: it must be positive).
 const MIN_INTERVAL: &str = "1ms";
 const WEBHOOK_TOKEN: &str = "bench-webhook-token";
-
-fn ms(from: Timestamp, to: Timestamp) -> f64 {
-    to.duration_since(from).as_secs_f64() * 1e3
-}
-
-fn row(label: &str, mut samples: Vec<f64>) {
-    samples.sort_by(f64::total_cmp);
-    println!(
-        "{label:<62} {:>9.1} {:>9.1} {:>9.1} {:>9.1}",
-        quantile(&samples, 0.5),
-        quantile(&samples, 0.95),
-        samples.last().copied().unwrap_or_default(),
-        samples.first().copied().unwrap_or_default(),
-    );
-}
 
 /// A free port on 127.0.0.1 for the daemon's webhook listener.
 fn free_port() -> Result<u16> {

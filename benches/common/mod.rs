@@ -108,6 +108,23 @@ pub fn quantile<T: Copy + Default>(sorted: &[T], q: f64) -> T {
     sorted[index.min(sorted.len() - 1)]
 }
 
+/// Milliseconds from `from` to `to`.
+pub fn ms(from: jiff::Timestamp, to: jiff::Timestamp) -> f64 {
+    to.duration_since(from).as_secs_f64() * 1e3
+}
+
+/// One table row of latency samples (ms): median, p95, max, min.
+pub fn row(label: &str, mut samples: Vec<f64>) {
+    samples.sort_by(f64::total_cmp);
+    println!(
+        "{label:<62} {:>9.1} {:>9.1} {:>9.1} {:>9.1}",
+        quantile(&samples, 0.5),
+        quantile(&samples, 0.95),
+        samples.last().copied().unwrap_or_default(),
+        samples.first().copied().unwrap_or_default(),
+    );
+}
+
 /// The `[daemon]` section of a benchmark daemon whose files live in `dir`.
 pub fn daemon_section(dir: &Path, extra: &str) -> Result<String> {
     Ok(format!(
