@@ -9,12 +9,13 @@
 //! cannot tell the two cases apart, so the rule is keyed on the platform's
 //! own store identity instead.
 //!
-//! Contract `arauto:plugin@0.1.0` is frozen and has no field in which a
-//! connector reports that identity, so the host derives it from what
-//! identifies the account to the platform: the platform name, the API root
-//! (`base_url`, the connector's default when unset) and the value of every
-//! setting the connector declares `secret` in `info()` (API keys, tokens: the
-//! platform maps them to exactly one shop account). The result is the hex
+//! The host derives it from what identifies the account to the platform: the
+//! platform name, the API root (`base_url`, the connector's default when
+//! unset) and the values of the settings that name the account. A contract
+//! 0.2 connector declares those (`connector-info.account-keys`: its
+//! credentials, not a webhook token the operator chose); for a 0.1 connector,
+//! whose contract cannot say, every setting it declares `secret` counts (API
+//! keys, tokens: the platform maps them to exactly one shop account). The result is the hex
 //! SHA-256 of those values; the credentials are long random tokens, so the
 //! digest reveals nothing usable, and it is never logged on its own (it only
 //! enters the fingerprint hash). A connector that declares no secret setting
@@ -23,7 +24,7 @@
 //!
 //! Limits: the same shop reached through two different credentials (LI's
 //! `api_key` + `application_key` in one entry, a `personal_token` in another)
-//! counts as two shops; a later contract (0.2) may let connectors report the
+//! counts as two shops; a later contract may let connectors report the
 //! platform's own store id, which would replace this derivation.
 
 use sha2::{Digest, Sha256};
@@ -36,13 +37,15 @@ use crate::model::ConfigKey;
 const BASE_URL: &str = "base_url";
 
 /// Hex SHA-256 naming the platform account behind a store entry (see the
-/// module docs): `platform` and `config_keys` as the connector's `info()`
-/// reports them, `settings` as configured. `store_id` is used only when the
-/// connector declares no secret setting that has a value.
+/// module docs): `platform`, `config_keys` and `account_keys` as the
+/// connector's `info()` reports them (`account_keys` `None`: a 0.1 connector,
+/// every secret key counts), `settings` as configured. `store_id` is used
+/// only when none of those settings has a value.
 pub fn store_identity(
     store_id: &str,
     platform: &str,
     config_keys: &[ConfigKey],
+    account_keys: Option<&[String]>,
     settings: &Settings,
 ) -> String {
     let value = |name: &str| -> Option<String> {
@@ -68,11 +71,14 @@ pub fn store_identity(
         .map(|url| url.trim().trim_end_matches('/').to_lowercase())
         .unwrap_or_default();
     field(&base_url);
-    let mut secret_keys: Vec<&str> = config_keys
-        .iter()
-        .filter(|key| key.secret)
-        .map(|key| key.name.as_str())
-        .collect();
+    let mut secret_keys: Vec<&str> = match account_keys {
+        Some(declared) => declared.iter().map(String::as_str).collect(),
+        None => config_keys
+            .iter()
+            .filter(|key| key.secret)
+            .map(|key| key.name.as_str())
+            .collect(),
+    };
     secret_keys.sort_unstable();
     secret_keys.dedup();
     let mut any_credential = false;
@@ -112,13 +118,27 @@ mod tests {
             key("api_key", true, None),
             key("application_key", true, None),
             key("personal_token", true, None),
+            key("webhook_token", true, None),
             key("base_url", false, Some("https://api.awsli.com.br")),
             key("page_size", false, Some("50")),
         ]
     }
 
+    /// The account keys Loja Integrada's 0.2 connector declares.
+    fn li_account_keys() -> Vec<String> {
+        ["api_key", "application_key", "personal_token"]
+            .map(String::from)
+            .to_vec()
+    }
+
     fn identity(store_id: &str, platform: &str, settings: &Settings) -> String {
-        store_identity(store_id, platform, &li_keys(), settings)
+        store_identity(
+            store_id,
+            platform,
+            &li_keys(),
+            Some(&li_account_keys()),
+            settings,
+        )
     }
 
     fn settings(pairs: &[(&str, &str)]) -> Settings {
@@ -176,6 +196,34 @@ mod tests {
         let li = "loja-integrada";
         let none = settings(&[("page_size", "10")]);
         assert_ne!(identity("a", li, &none), identity("b", li, &none));
+    }
+
+    #[test]
+    fn a_webhook_token_is_not_part_of_the_account() {
+        let li = "loja-integrada";
+        let plain = identity("a", li, &settings(&[("api_key", "k1")]));
+        let with_token = identity(
+            "b",
+            li,
+            &settings(&[("api_key", "k1"), ("webhook_token", "escolhido")]),
+        );
+        assert_eq!(plain, with_token, "one shop, pushes on for one entry only");
+    }
+
+    #[test]
+    fn the_declared_account_keys_give_what_the_01_derivation_gave() {
+        // Upgrading the connector to contract 0.2 must not change the
+        // fingerprints of queued jobs: without a webhook token, the declared
+        // keys are exactly the secret ones.
+        let li = "loja-integrada";
+        let creds = settings(&[("api_key", "k1"), ("application_key", "app")]);
+        let declared = identity("x", li, &creds);
+        let keys_01: Vec<ConfigKey> = li_keys()
+            .into_iter()
+            .filter(|k| k.name != "webhook_token")
+            .collect();
+        let derived = store_identity("x", li, &keys_01, None, &creds);
+        assert_eq!(declared, derived);
     }
 
     #[test]

@@ -111,6 +111,10 @@ pub struct ConnectorInfo {
     pub requests_per_minute: Option<u32>,
     /// What the connector does with pushed webhooks.
     pub push: PushSupport,
+    /// The settings that identify the shop account (contract 0.2's
+    /// `account-keys`); `None` for 0.1 connectors, whose every secret setting
+    /// counts (see `decide::identity`).
+    pub account_keys: Option<Vec<String>>,
 }
 
 /// Whether a connector handles its platform's pushed webhooks.

@@ -260,7 +260,7 @@ impl PluginHost {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
         let describing = Arc::new(InstanceContext {
-            plugin: file_name,
+            plugin: file_name.clone(),
             instance: "(load)".into(),
             settings: Vec::new(),
             redactor: Redactor::default(),
@@ -290,7 +290,7 @@ impl PluginHost {
             }),
             WorldBinding::Sender(SenderBinding::V0_1(pre)) => run("info", &|store| {
                 v0_1::sender_info(pre, store)
-                    .map(|info| Description::Sender(fallback::sender_info(info)))
+                    .map(|info| Description::Sender(fallback::sender_info(info, &file_name)))
             }),
             WorldBinding::Sender(SenderBinding::V0_2(pre)) => run("info", &|store| {
                 v0_2::sender_info(pre, store).map(Description::Sender)
@@ -1014,8 +1014,18 @@ impl SenderInstance {
     /// declarations filled in).
     pub async fn info(&self) -> Result<SenderInfo, PluginError> {
         let binding = self.binding.clone();
+        // The same declarations as at load: the file name counts too.
+        let file_name = self
+            .common
+            .plugin
+            .path()
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         call(&self.common, "info", move |store| match &binding {
-            SenderBinding::V0_1(pre) => v0_1::sender_info(pre, store).map(fallback::sender_info),
+            SenderBinding::V0_1(pre) => {
+                v0_1::sender_info(pre, store).map(|info| fallback::sender_info(info, &file_name))
+            }
             SenderBinding::V0_2(pre) => v0_2::sender_info(pre, store),
         })
         .await

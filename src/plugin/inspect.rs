@@ -66,6 +66,9 @@ pub struct ConnectorDetails {
     pub requests_per_minute: Option<u32>,
     /// What it does with the platform's pushed webhooks.
     pub push: PushSupport,
+    /// The settings that identify the shop account (`None`: a 0.1
+    /// connector, every secret setting counts).
+    pub account_keys: Option<Vec<String>>,
     /// `plugin` (contract 0.2) or `name-table-0.1` (deprecated: the budget
     /// came from the platform's name).
     pub declared_by: DeclaredBy,
@@ -100,6 +103,7 @@ impl InspectReport {
                 statuses: c.statuses,
                 requests_per_minute: c.requests_per_minute,
                 push: c.push,
+                account_keys: c.account_keys,
                 declared_by: connector_declared_by,
             }),
             sender: sender.map(|s| SenderDetails {
@@ -200,6 +204,14 @@ impl fmt::Display for InspectReport {
                     (false, _) => "not supported".to_owned(),
                     (true, false) => "verified (subscribe by hand)".to_owned(),
                     (true, true) => "verified, registers itself".to_owned(),
+                },
+            ]);
+            facts.push(vec![
+                "account".to_owned(),
+                match &c.account_keys {
+                    Some(keys) if keys.is_empty() => "every store entry is its own".to_owned(),
+                    Some(keys) => format!("identified by {}", keys.join(", ")),
+                    None => "identified by every secret setting (0.1)".to_owned(),
                 },
             ]);
         }

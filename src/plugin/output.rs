@@ -282,6 +282,53 @@ pub(crate) fn capability(supported: bool, reason: String) -> model::Capability {
     }
 }
 
+/// The longest default pace a sender may declare: the same ceiling the
+/// configuration puts on a channel's `min_interval` (one hour); a declared
+/// 49 days would silence the channel with nothing in the config to explain it.
+pub(crate) const MAX_DECLARED_MIN_INTERVAL: SignedDuration = SignedDuration::from_hours(1);
+
+/// A sender's declared default pace and daily cap, bounded: the interval at
+/// most [`MAX_DECLARED_MIN_INTERVAL`], a cap of 0 (which would never send)
+/// read as no cap. Each correction is logged naming the plugin.
+pub(crate) fn sender_pace(
+    plugin: &str,
+    min_interval_ms: u32,
+    daily_cap: Option<u32>,
+) -> (SignedDuration, Option<u32>) {
+    let declared = SignedDuration::from_millis(i64::from(min_interval_ms));
+    let interval = if declared > MAX_DECLARED_MIN_INTERVAL {
+        tracing::warn!(
+            plugin,
+            "plugin {plugin} declares a default interval of {declared:#} between sends; using the \
+             ceiling of {MAX_DECLARED_MIN_INTERVAL:#} (a channel's min_interval can set its own)"
+        );
+        MAX_DECLARED_MIN_INTERVAL
+    } else {
+        declared
+    };
+    let cap = match daily_cap {
+        Some(0) => {
+            tracing::warn!(
+                plugin,
+                "plugin {plugin} declares a default daily cap of 0, which would never send; \
+                 reading it as no cap (a channel's daily_cap can set one)"
+            );
+            None
+        }
+        cap => cap,
+    };
+    (interval, cap)
+}
+
+/// A connector's account keys: at most [`MAX_SNAPSHOT_LIST_LEN`] names, each
+/// cut like any info text (a name that long matches no setting anyway).
+pub(crate) fn account_keys(keys: Vec<String>) -> Vec<String> {
+    keys.into_iter()
+        .take(MAX_SNAPSHOT_LIST_LEN)
+        .map(|key| truncate(key, MAX_SNAPSHOT_TEXT_BYTES))
+        .collect()
+}
+
 /// A connector's platform identifier, bounded.
 pub(crate) fn platform(text: String) -> String {
     truncate(text, MAX_SNAPSHOT_TEXT_BYTES)
@@ -361,6 +408,18 @@ mod tests {
             detailed: true,
             extras_json: String::new(),
         }
+    }
+
+    #[test]
+    fn a_declared_pace_is_bounded_and_a_zero_cap_means_none() {
+        assert_eq!(
+            sender_pace("p", u32::MAX, Some(0)),
+            (MAX_DECLARED_MIN_INTERVAL, None)
+        );
+        assert_eq!(
+            sender_pace("p", 20_000, Some(250)),
+            (SignedDuration::from_secs(20), Some(250))
+        );
     }
 
     #[test]

@@ -368,6 +368,7 @@ fn connector_info_from_wit(info: capi::ConnectorInfo, state: &CallState) -> mode
         },
         requests_per_minute: None,
         push: model::PushSupport::default(),
+        account_keys: None,
     };
     // Contract 0.1 declares no budget nor push support: the name table does.
     fallback::fill_connector_info(&mut info);

@@ -8,7 +8,6 @@
 
 use std::time::Duration;
 
-use jiff::SignedDuration;
 use wasmtime::Store;
 use wasmtime::component::{HasSelf, Linker};
 
@@ -467,20 +466,27 @@ fn connector_info_from_wit(info: capi::ConnectorInfo) -> model::ConnectorInfo {
             verify: info.push.verify,
             register: info.push.register,
         },
+        account_keys: Some(output::account_keys(info.account_keys)),
     }
 }
 
 fn sender_info_from_wit(info: sapi::SenderInfo) -> model::SenderInfo {
+    let plugin = plugin_info_from_wit(info.plugin, model::PluginKind::Sender);
+    let (default_min_interval, default_daily_cap) = output::sender_pace(
+        &plugin.name,
+        info.default_min_interval_ms,
+        info.default_daily_cap,
+    );
     model::SenderInfo {
-        plugin: plugin_info_from_wit(info.plugin, model::PluginKind::Sender),
+        plugin,
         recipient: match info.recipient {
             sapi::RecipientNeed::CustomerPhone => model::RecipientNeed::CustomerPhone,
             sapi::RecipientNeed::CustomerEmail => model::RecipientNeed::CustomerEmail,
             sapi::RecipientNeed::CustomerChatId => model::RecipientNeed::CustomerChatId,
             sapi::RecipientNeed::None => model::RecipientNeed::Nothing,
         },
-        default_min_interval: SignedDuration::from_millis(i64::from(info.default_min_interval_ms)),
-        default_daily_cap: info.default_daily_cap,
+        default_min_interval,
+        default_daily_cap,
         idempotent: info.idempotent,
         declared_by: model::DeclaredBy::Plugin,
     }
@@ -775,7 +781,7 @@ mod tests {
         assert_eq!(info.recipient, model::RecipientNeed::Nothing);
         assert_eq!(
             info.default_min_interval,
-            SignedDuration::from_millis(2_500)
+            jiff::SignedDuration::from_millis(2_500)
         );
         assert_eq!(info.default_daily_cap, Some(500));
         assert!(info.idempotent);

@@ -392,11 +392,14 @@ async fn build_store(
         .filter_map(|id| config.channels.get(id))
         .map(|channel| ChannelTarget {
             name: channel.id.clone(),
-            // A channel whose plugin did not load is planned as a phone
-            // channel, the most common kind, until it loads.
+            // A channel whose plugin did not load has no declaration yet:
+            // plan its jobs without judging the recipient (they wait in the
+            // queue), and let the dispatcher check the declared need once the
+            // plugin loads. Judging now would drop, for good, every order
+            // without the contact a guessed need asks for.
             recipient: plugins
                 .sender_info(&channel.plugin_path)
-                .map_or(RecipientNeed::CustomerPhone, |info| info.recipient),
+                .map_or(RecipientNeed::Nothing, |info| info.recipient),
         })
         .collect();
     let policy = StorePolicy {
@@ -405,6 +408,7 @@ async fn build_store(
             &store.id,
             &info.platform,
             &info.plugin.config_keys,
+            info.account_keys.as_deref(),
             &store.settings,
         ),
         recognition,

@@ -77,6 +77,7 @@ impl Connector for LojaIntegrada {
                 verify: true,
                 register: true,
             },
+            account_keys: settings::ACCOUNT_KEYS.map(String::from).to_vec(),
         }
     }
 

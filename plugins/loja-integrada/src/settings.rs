@@ -22,6 +22,11 @@ const DEFAULT_REQUEST_TIMEOUT: &str = "30s";
 /// LI's documented maximum `limit` for `pedido/search`.
 const MAX_PAGE_SIZE: u32 = 50;
 
+/// The settings that identify the shop account (`info().account_keys`): the
+/// credentials. `webhook_token` is secret too but chosen by the operator, so
+/// it says nothing about which shop this is.
+pub const ACCOUNT_KEYS: [&str; 3] = ["api_key", "application_key", "personal_token"];
+
 /// Every setting, for `info().plugin.config_keys`.
 pub fn config_keys() -> Vec<ConfigKey> {
     let key = |name: &str, description: &str, secret: bool, default: Option<&str>| ConfigKey {

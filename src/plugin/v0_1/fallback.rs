@@ -16,7 +16,9 @@
 //! * a sender's `event-json`: the JSON a 0.1 webhook-style sender has always
 //!   received, with the stored order's serde form inside.
 
-use std::path::Path;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
 use jiff::SignedDuration;
 
@@ -31,18 +33,29 @@ const DEFAULT_MIN_INTERVAL: SignedDuration = SignedDuration::from_secs(1);
 /// the shop's other integrations.
 const LOJA_INTEGRADA_REQUESTS_PER_MINUTE: u32 = 90;
 
-/// A 0.1 sender's declarations, from the name table.
-pub(crate) fn sender_info(plugin: PluginInfo) -> SenderInfo {
-    let name = plugin.name.as_str();
-    let recipient = match name {
-        "webhook" | "telegram" => RecipientNeed::Nothing,
-        _ => RecipientNeed::CustomerPhone,
+/// A 0.1 sender's declarations, from the name table. Both names count: the
+/// one the plugin reports and its file's (the `plugin = "…"` of the channel's
+/// configuration), as the daemon keyed on either before contract 0.2. Where
+/// they disagree the table takes the more careful answer: WhatsApp's pace if
+/// either looks like WhatsApp, no recipient check if either is a
+/// destination-of-its-own sender (the plugin still refuses what it cannot
+/// deliver).
+pub(crate) fn sender_info(plugin: PluginInfo, file_name: &str) -> SenderInfo {
+    let names = [plugin.name.as_str(), file_name];
+    let recipient = if names.iter().any(|n| matches!(*n, "webhook" | "telegram")) {
+        RecipientNeed::Nothing
+    } else {
+        RecipientNeed::CustomerPhone
     };
-    let default_min_interval = match name {
-        "whatsapp-cloud" | "evolution-api" | "z-api" => WHATSAPP_MIN_INTERVAL,
-        name if name.contains("whatsapp") => WHATSAPP_MIN_INTERVAL,
-        "webhook" => SignedDuration::ZERO,
-        _ => DEFAULT_MIN_INTERVAL,
+    let whatsapp = |name: &str| {
+        matches!(name, "whatsapp-cloud" | "evolution-api" | "z-api") || name.contains("whatsapp")
+    };
+    let default_min_interval = if names.iter().any(|n| whatsapp(n)) {
+        WHATSAPP_MIN_INTERVAL
+    } else if names.contains(&"webhook") {
+        SignedDuration::ZERO
+    } else {
+        DEFAULT_MIN_INTERVAL
     };
     SenderInfo {
         plugin,
@@ -59,10 +72,20 @@ pub(crate) fn fill_connector_info(info: &mut ConnectorInfo) {
     info.requests_per_minute =
         (info.platform == "loja-integrada").then_some(LOJA_INTEGRADA_REQUESTS_PER_MINUTE);
     info.push = Default::default();
+    info.account_keys = None;
 }
 
-/// Say once, when a 0.1 plugin file is loaded, that it relies on the table.
+/// Say once per file and process, when a 0.1 plugin file is loaded, that it
+/// relies on the table (reloads load it again; the journal needs it once).
 pub(crate) fn warn_deprecated(plugin: &str, path: &Path) {
+    static WARNED: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
+    let first = WARNED
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(path.to_owned());
+    if !first {
+        return;
+    }
     tracing::warn!(
         plugin,
         path = %path.display(),
@@ -108,7 +131,7 @@ mod tests {
 
     #[test]
     fn the_name_table_keeps_todays_guesses() {
-        let info = |name| sender_info(named(name));
+        let info = |name| sender_info(named(name), name);
         assert_eq!(info("webhook").recipient, RecipientNeed::Nothing);
         assert_eq!(info("telegram").recipient, RecipientNeed::Nothing);
         assert_eq!(info("twilio-sms").recipient, RecipientNeed::CustomerPhone);
@@ -122,5 +145,15 @@ mod tests {
         assert_eq!(info("telegram").default_min_interval, DEFAULT_MIN_INTERVAL);
         assert_eq!(info("telegram").declared_by, DeclaredBy::NameTable);
         assert!(!info("z-api").idempotent);
+    }
+
+    #[test]
+    fn a_file_name_that_disagrees_with_the_reported_name_gets_the_careful_answer() {
+        // `plugin = "acme-whatsapp"` loading a file whose info says "acme-gw".
+        let renamed = sender_info(named("acme-gw"), "acme-whatsapp");
+        assert_eq!(renamed.default_min_interval, WHATSAPP_MIN_INTERVAL);
+        assert_eq!(renamed.recipient, RecipientNeed::CustomerPhone);
+        let staff = sender_info(named("hook-bridge"), "webhook");
+        assert_eq!(staff.recipient, RecipientNeed::Nothing);
     }
 }

@@ -165,6 +165,7 @@ impl Connector for Sample {
                 verify: true,
                 register: true,
             },
+            account_keys: vec!["api_key".into()],
         }
     }
 
