@@ -16,8 +16,9 @@ impl Sender for Email {
             plugin: PluginInfo {
                 name: "email-sender".into(),
                 version: env!("CARGO_PKG_VERSION").into(),
-                description: "Test plugin: POSTs each notification for the customer's e-mail to settings.url"
-                    .into(),
+                description:
+                    "Test plugin: POSTs each notification for the customer's e-mail to settings.url"
+                        .into(),
                 config_keys: vec![config_key("url", "Where to POST", true, false)],
                 default_hosts: vec![],
             },
