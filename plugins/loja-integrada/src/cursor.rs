@@ -36,6 +36,20 @@
 //! * `not_before_ms` — LI asked to wait (429, or 503 with `Retry-After`)
 //!   after part of a page was read: no request is made before this instant
 //!   (host clock).
+//! * `look` — orders verified pushes named (`PollRequest.look_at`) that are
+//!   still to be read by `numero`: each call reads a few of them
+//!   ([`crate::poll::LOOK_AT_PER_CALL`]) and carries the rest here, at most
+//!   [`MAX_LOOK_AT_PENDING`]. Absent when none are waiting (and in cursors
+//!   written before pushes existed, which read as "none").
+//!
+//! # What moves the high-water mark
+//!
+//! Only rows of the search listing raise a sweep's `max`, and so `hw`. An
+//! order read by `numero` — because a push named it, or to retry a failed
+//! read — updates `seen` (so the listing does not return it again) but never
+//! the mark: LI indexes some changes minutes late, and a mark that followed
+//! pushed orders could pass a change the index has not shown yet, which then
+//! falls before every later window.
 //!
 //! # Timestamps in the future
 //!
@@ -69,6 +83,11 @@ pub const VERSION: u32 = 1;
 /// ones). Beyond it an unchanged order re-listed in the overlap costs one
 /// extra detail call; the host's snapshot comparison keeps that harmless.
 const MAX_SEEN_AFTER_SWEEP: usize = 20_000;
+
+/// At most this many pushed orders wait in the cursor to be read by
+/// `numero` (the host sends at most 100 per poll). Beyond it the extra ids
+/// are dropped: the search listing still returns those orders, only later.
+pub const MAX_LOOK_AT_PENDING: usize = 100;
 
 /// Reading an order is tried this many times before it is quarantined.
 pub const QUARANTINE_AFTER: u32 = 5;
@@ -148,6 +167,8 @@ struct Wire {
     fail: Vec<(u64, u32, u64, String, String, bool)>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     not_before_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    look: Vec<u64>,
 }
 
 impl Wire {
@@ -189,6 +210,7 @@ impl Wire {
             sweep: field(&map, "sweep")?,
             fail: field(&map, "fail")?,
             not_before_ms: field(&map, "not_before_ms")?,
+            look: field(&map, "look")?,
         })
     }
 }
@@ -212,6 +234,8 @@ pub struct Cursor {
     pub failed: BTreeMap<u64, Failure>,
     /// No request before this host instant (LI's Retry-After).
     pub not_before_ms: Option<u64>,
+    /// Pushed orders still to be read by `numero`, oldest first.
+    pub look_at: Vec<u64>,
 }
 
 /// Why a stored cursor was not usable.
@@ -276,6 +300,7 @@ impl Cursor {
             sweep: wire.sweep,
             failed,
             not_before_ms: wire.not_before_ms,
+            look_at: wire.look,
         })
     }
 
@@ -308,6 +333,7 @@ impl Cursor {
                 })
                 .collect(),
             not_before_ms: self.not_before_ms,
+            look: self.look_at.clone(),
         };
         // Serialising plain strings and integers cannot fail.
         serde_json::to_string(&wire).unwrap_or_default()
@@ -356,6 +382,24 @@ impl Cursor {
             }
         }
         (!pulled.is_empty()).then(|| pulled.join(", "))
+    }
+
+    /// Queue pushed orders to be read by `numero`, after those already
+    /// waiting; one already waiting is not queued twice. Returns the numeros
+    /// dropped because [`MAX_LOOK_AT_PENDING`] were already waiting.
+    pub fn queue_look_at(&mut self, numeros: impl IntoIterator<Item = u64>) -> Vec<u64> {
+        let mut dropped = Vec::new();
+        for numero in numeros {
+            if self.look_at.contains(&numero) {
+                continue;
+            }
+            if self.look_at.len() >= MAX_LOOK_AT_PENDING {
+                dropped.push(numero);
+            } else {
+                self.look_at.push(numero);
+            }
+        }
+        dropped
     }
 
     /// Record that `numero` (listed with `status`/`modified`) could not be
