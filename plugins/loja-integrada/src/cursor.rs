@@ -762,4 +762,35 @@ mod tests {
             "the newest stays"
         );
     }
+
+    #[test]
+    fn pushed_orders_wait_in_a_bounded_list_that_old_cursors_lack() {
+        let old = r#"{"v":1,"hw":"2024-05-10T09:12:47.556120","lag_ms":0,"sweep_no":3}"#;
+        let mut cursor = Cursor::decode(old).unwrap();
+        assert!(cursor.look_at.is_empty());
+        assert!(
+            !cursor.encode().contains("look"),
+            "nothing waiting, nothing written"
+        );
+
+        assert!(cursor.queue_look_at([7, 8, 7]).is_empty());
+        assert!(
+            cursor.queue_look_at([8, 9]).is_empty(),
+            "8 is already waiting"
+        );
+        assert_eq!(cursor.look_at, [7, 8, 9]);
+        let text = cursor.encode();
+        assert!(text.contains(r#""look":[7,8,9]"#), "{text}");
+        assert_eq!(Cursor::decode(&text).unwrap(), cursor);
+
+        let dropped = cursor.queue_look_at(100..(100 + MAX_LOOK_AT_PENDING as u64));
+        assert_eq!(cursor.look_at.len(), MAX_LOOK_AT_PENDING);
+        assert_eq!(
+            dropped.len(),
+            3,
+            "the newest beyond the bound are left to the listing"
+        );
+        let bad = Cursor::decode(r#"{"v":1,"look":["x"]}"#).unwrap_err();
+        assert!(bad.0.contains("`look`"), "{}", bad.0);
+    }
 }
