@@ -340,3 +340,38 @@ fn a_pushed_id_that_is_odd_gone_or_unreadable_never_fails_the_page() {
         "{logs:?}"
     );
 }
+
+#[test]
+fn a_rate_limit_among_pushed_orders_keeps_the_unread_ones_queued() {
+    let fake = fake();
+    let old: DateTime = "2020-01-01T10:00:00".parse().unwrap();
+    let pushed: Vec<u64> = (0..4)
+        .map(|_| fake.store.create_order(Order::new().modified_at(old)))
+        .collect();
+    install(&fake, &[]);
+    // The third detail read (of the third pushed order) answers 429.
+    let ids: Vec<String> = pushed.iter().map(u64::to_string).collect();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let mut details = 0;
+    install_editing(&fake, &[], move |url, mut answer| {
+        if url.contains("/pedido/") && !url.contains("/pedido/search") {
+            details += 1;
+            if details == 3 {
+                answer.status = 429;
+                answer.body = br#"{"error_message": "limite", "codigo": 633}"#.to_vec();
+            }
+        }
+        Ok(answer)
+    });
+    let page = poll_looking_at(None, None, &ids).expect("what was read is kept");
+    assert!(page.has_more);
+    assert_eq!(numeros(&page.orders), pushed[..2]);
+    let cursor = page.next_cursor.expect("a cursor");
+    assert_eq!(cursor_json(&cursor)["look"], serde_json::json!(pushed[2..]));
+
+    // After LI's wait, the next call begins with the order it stopped at.
+    install(&fake, &[]);
+    arauto_plugin_sdk::connector::testing::set_now_unix_ms(HOST_START_MS + 60_000);
+    let rest = sweep(Some(&cursor), None);
+    assert_eq!(numeros(&rest.orders), pushed[2..]);
+}
