@@ -10,8 +10,8 @@
 //!           "max":"2024-05-10T09:12:47.556120","started_ms":1715342400000,"rescans":0,"shifted":false}}
 //! ```
 //!
-//! * `hw` — high-water mark: the newest `data_modificacao` of any order
-//!   returned so far, in LI's own clock (naive São Paulo, microseconds). Never
+//! * `hw` — high-water mark: the newest `data_modificacao` the search
+//!   listing has shown for an order returned so far, in LI's own clock (naive São Paulo, microseconds). Never
 //!   the local clock.
 //! * `floor` — an upper bound for the next sweep's `since`: the first poll's
 //!   look-back start while no order was ever returned, or the `since` of a
@@ -133,7 +133,8 @@ pub struct Sweep {
     /// `meta.total_count` of the last page read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total: Option<u64>,
-    /// Newest `data_modificacao` returned in this sweep.
+    /// Newest `data_modificacao` listed in this sweep for an order returned
+    /// (or returned before); orders read by `numero` leave it alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<String>,
     /// Host clock when the sweep started (only used as a duration base).
@@ -218,7 +219,7 @@ impl Wire {
 /// The decoded cursor.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Cursor {
-    /// Newest `data_modificacao` returned so far (LI's clock).
+    /// Newest `data_modificacao` the listing showed for a returned order (LI's clock).
     pub hw: Option<DateTime>,
     /// Upper bound for the next sweep's `since`.
     pub floor: Option<DateTime>,
