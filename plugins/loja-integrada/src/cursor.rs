@@ -10,8 +10,8 @@
 //!           "max":"2024-05-10T09:12:47.556120","started_ms":1715342400000,"rescans":0,"shifted":false}}
 //! ```
 //!
-//! * `hw` — high-water mark: the newest `data_modificacao` of any order
-//!   returned so far, in LI's own clock (naive São Paulo, microseconds). Never
+//! * `hw` — high-water mark: the newest `data_modificacao` the search
+//!   listing has shown for an order returned so far, in LI's own clock (naive São Paulo, microseconds). Never
 //!   the local clock.
 //! * `floor` — an upper bound for the next sweep's `since`: the first poll's
 //!   look-back start while no order was ever returned, or the `since` of a
@@ -36,6 +36,20 @@
 //! * `not_before_ms` — LI asked to wait (429, or 503 with `Retry-After`)
 //!   after part of a page was read: no request is made before this instant
 //!   (host clock).
+//! * `look` — orders verified pushes named (`PollRequest.look_at`) that are
+//!   still to be read by `numero`: each call reads a few of them
+//!   ([`crate::poll::LOOK_AT_PER_CALL`]) and carries the rest here, at most
+//!   [`MAX_LOOK_AT_PENDING`]. Absent when none are waiting (and in cursors
+//!   written before pushes existed, which read as "none").
+//!
+//! # What moves the high-water mark
+//!
+//! Only rows of the search listing raise a sweep's `max`, and so `hw`. An
+//! order read by `numero` — because a push named it, or to retry a failed
+//! read — updates `seen` (so the listing does not return it again) but never
+//! the mark: LI indexes some changes minutes late, and a mark that followed
+//! pushed orders could pass a change the index has not shown yet, which then
+//! falls before every later window.
 //!
 //! # Timestamps in the future
 //!
@@ -69,6 +83,11 @@ pub const VERSION: u32 = 1;
 /// ones). Beyond it an unchanged order re-listed in the overlap costs one
 /// extra detail call; the host's snapshot comparison keeps that harmless.
 const MAX_SEEN_AFTER_SWEEP: usize = 20_000;
+
+/// At most this many pushed orders wait in the cursor to be read by
+/// `numero` (the host sends at most 100 per poll). Beyond it the extra ids
+/// are dropped: the search listing still returns those orders, only later.
+pub const MAX_LOOK_AT_PENDING: usize = 100;
 
 /// Reading an order is tried this many times before it is quarantined.
 pub const QUARANTINE_AFTER: u32 = 5;
@@ -114,7 +133,8 @@ pub struct Sweep {
     /// `meta.total_count` of the last page read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total: Option<u64>,
-    /// Newest `data_modificacao` returned in this sweep.
+    /// Newest `data_modificacao` listed in this sweep for an order returned
+    /// (or returned before); orders read by `numero` leave it alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<String>,
     /// Host clock when the sweep started (only used as a duration base).
@@ -148,6 +168,8 @@ struct Wire {
     fail: Vec<(u64, u32, u64, String, String, bool)>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     not_before_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    look: Vec<u64>,
 }
 
 impl Wire {
@@ -189,6 +211,7 @@ impl Wire {
             sweep: field(&map, "sweep")?,
             fail: field(&map, "fail")?,
             not_before_ms: field(&map, "not_before_ms")?,
+            look: field(&map, "look")?,
         })
     }
 }
@@ -196,7 +219,7 @@ impl Wire {
 /// The decoded cursor.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Cursor {
-    /// Newest `data_modificacao` returned so far (LI's clock).
+    /// Newest `data_modificacao` the listing showed for a returned order (LI's clock).
     pub hw: Option<DateTime>,
     /// Upper bound for the next sweep's `since`.
     pub floor: Option<DateTime>,
@@ -212,6 +235,8 @@ pub struct Cursor {
     pub failed: BTreeMap<u64, Failure>,
     /// No request before this host instant (LI's Retry-After).
     pub not_before_ms: Option<u64>,
+    /// Pushed orders still to be read by `numero`, oldest first.
+    pub look_at: Vec<u64>,
 }
 
 /// Why a stored cursor was not usable.
@@ -276,6 +301,7 @@ impl Cursor {
             sweep: wire.sweep,
             failed,
             not_before_ms: wire.not_before_ms,
+            look_at: wire.look,
         })
     }
 
@@ -308,6 +334,7 @@ impl Cursor {
                 })
                 .collect(),
             not_before_ms: self.not_before_ms,
+            look: self.look_at.clone(),
         };
         // Serialising plain strings and integers cannot fail.
         serde_json::to_string(&wire).unwrap_or_default()
@@ -356,6 +383,24 @@ impl Cursor {
             }
         }
         (!pulled.is_empty()).then(|| pulled.join(", "))
+    }
+
+    /// Queue pushed orders to be read by `numero`, after those already
+    /// waiting; one already waiting is not queued twice. Returns the numeros
+    /// dropped because [`MAX_LOOK_AT_PENDING`] were already waiting.
+    pub fn queue_look_at(&mut self, numeros: impl IntoIterator<Item = u64>) -> Vec<u64> {
+        let mut dropped = Vec::new();
+        for numero in numeros {
+            if self.look_at.contains(&numero) {
+                continue;
+            }
+            if self.look_at.len() >= MAX_LOOK_AT_PENDING {
+                dropped.push(numero);
+            } else {
+                self.look_at.push(numero);
+            }
+        }
+        dropped
     }
 
     /// Record that `numero` (listed with `status`/`modified`) could not be
@@ -717,5 +762,36 @@ mod tests {
                 .contains_key(&(1_000 + MAX_FAILED as u64 + 49)),
             "the newest stays"
         );
+    }
+
+    #[test]
+    fn pushed_orders_wait_in_a_bounded_list_that_old_cursors_lack() {
+        let old = r#"{"v":1,"hw":"2024-05-10T09:12:47.556120","lag_ms":0,"sweep_no":3}"#;
+        let mut cursor = Cursor::decode(old).unwrap();
+        assert!(cursor.look_at.is_empty());
+        assert!(
+            !cursor.encode().contains("look"),
+            "nothing waiting, nothing written"
+        );
+
+        assert!(cursor.queue_look_at([7, 8, 7]).is_empty());
+        assert!(
+            cursor.queue_look_at([8, 9]).is_empty(),
+            "8 is already waiting"
+        );
+        assert_eq!(cursor.look_at, [7, 8, 9]);
+        let text = cursor.encode();
+        assert!(text.contains(r#""look":[7,8,9]"#), "{text}");
+        assert_eq!(Cursor::decode(&text).unwrap(), cursor);
+
+        let dropped = cursor.queue_look_at(100..(100 + MAX_LOOK_AT_PENDING as u64));
+        assert_eq!(cursor.look_at.len(), MAX_LOOK_AT_PENDING);
+        assert_eq!(
+            dropped.len(),
+            3,
+            "the newest beyond the bound are left to the listing"
+        );
+        let bad = Cursor::decode(r#"{"v":1,"look":["x"]}"#).unwrap_err();
+        assert!(bad.0.contains("`look`"), "{}", bad.0);
     }
 }

@@ -35,7 +35,9 @@
 //!   in constant time and names the delivery's `numero` (ignoring
 //!   `situacao_alterada: false`); `register-push`/`unregister-push` call
 //!   `PUT`/`DELETE /webhooks/v1/pedido` on the API host; `poll` reads the
-//!   orders in `look-at` by `numero` first (`src/push.rs`, `src/poll.rs`).
+//!   orders in `look-at` by `numero`, a few per call with the rest queued in
+//!   the cursor, and never lets them move the high-water mark
+//!   (`src/push.rs`, `src/poll.rs`).
 //! * **info** — the 16 LI status codes with their default notifications and
 //!   happy-path priorities; tracking codes supported; boleto/PIX reminders and
 //!   abandoned carts not (LI's API does not expose the data).

@@ -40,11 +40,20 @@
 //! # Orders a push named
 //!
 //! `look_at` (the orders verified pushes named, only on a sweep's first call)
-//! are each read in detail by `numero` and returned in this call, whatever
-//! the search listing shows yet: LI may index a change later than it pushes
-//! it. A 404 is skipped silently (the order is gone, or the push was for
-//! another store); the cursor logic is unchanged, and the search row of an
-//! order returned this way is skipped by its change key.
+//! are queued in the cursor and read in detail by `numero`, at most
+//! [`LOOK_AT_PER_CALL`] per call, whatever the search listing shows yet: LI
+//! may index a change later than it pushes it. The rest wait in the cursor
+//! and the call answers `has_more = true`, so the next pages read them; each
+//! page still reads its search page as usual, so the listing is not held up.
+//! An id that is not a `numero`, or whose detail answers 404 or another error
+//! about that order alone (410, a body over the size cap, …), is skipped with
+//! a log line naming it: the listing still returns the order if it exists.
+//!
+//! An order read this way updates the change keys (`seen`), so its search
+//! row, once LI lists it, is skipped; it never moves the high-water mark.
+//! Only listed rows do, so the mark follows what LI's search index has
+//! shown: were it to follow a pushed order, a change LI indexes minutes late
+//! (and whose push was lost) could fall before every later window.
 //!
 //! # Rate limits in the middle of a page
 //!
@@ -75,6 +84,14 @@ pub const MAX_RESCANS: u32 = 3;
 /// Unreadable orders retried by `numero` per call, at most (each costs a
 /// request of the store's budget).
 const MAX_RETRIES_PER_CALL: usize = 10;
+
+/// Pushed orders (`look_at`) read per call, at most; the rest wait in the
+/// cursor for the next pages. Each costs up to two requests (detail and
+/// customer) of the store's budget (90 a minute), on top of the search page
+/// and its details, and the host makes a request wait when the budget is
+/// spent: a call reading all 100 ids a poll may bring could run past its
+/// deadline, and a call that times out loses everything it read.
+pub const LOOK_AT_PER_CALL: usize = 5;
 
 /// Run one poll call.
 pub fn poll(req: PollRequest) -> Result<PollPage, PluginError> {
@@ -130,6 +147,7 @@ pub fn poll(req: PollRequest) -> Result<PollPage, PluginError> {
         }
         cursor.not_before_ms = None;
     }
+    queue_look_at(&mut cursor, &req.look_at);
     let sweep = match cursor.sweep.take() {
         Some(sweep) => sweep,
         None => cursor.begin_sweep(settings.overlap, settings.initial_lookback, now_ms),
@@ -164,10 +182,15 @@ pub fn poll(req: PollRequest) -> Result<PollPage, PluginError> {
             return run.interrupted(e);
         }
     }
-    for id in &req.look_at {
-        if let Err(e) = run.look_at(id) {
+    for _ in 0..LOOK_AT_PER_CALL {
+        let Some(&numero) = run.cursor.look_at.first() else {
+            break;
+        };
+        if let Err(e) = run.look_at(numero) {
+            // Still queued: the next call reads it first.
             return run.interrupted(e);
         }
+        run.cursor.look_at.remove(0);
     }
 
     let page = match api.search(&run.sweep.since, run.sweep.offset, settings.page_size) {
@@ -208,7 +231,7 @@ pub fn poll(req: PollRequest) -> Result<PollPage, PluginError> {
         &[],
     );
 
-    let has_more = match page.next_offset {
+    let listing_has_more = match page.next_offset {
         Some(next) => {
             sweep.offset = next;
             cursor.sweep = Some(sweep);
@@ -249,6 +272,19 @@ pub fn poll(req: PollRequest) -> Result<PollPage, PluginError> {
             false
         }
     };
+    // Pushed orders still queued: the next call reads more of them (and
+    // begins a new sweep if this one is complete).
+    let has_more = listing_has_more || !cursor.look_at.is_empty();
+    if !cursor.look_at.is_empty() {
+        log::log(
+            Level::Debug,
+            &format!(
+                "{} pushed orders still to read; they follow on the next pages",
+                cursor.look_at.len()
+            ),
+            &[],
+        );
+    }
     Ok(PollPage {
         orders,
         next_cursor: Some(cursor.encode()),
@@ -325,6 +361,9 @@ impl PageRun<'_> {
         if let Some(seen) = self.cursor.seen.get_mut(&key.numero) {
             if seen.status == key.status && seen.modified == modified {
                 seen.sweep_no = sweep_no;
+                // Returned before (perhaps read because a push named it):
+                // the listing shows it now, so the mark may follow it.
+                self.listed(&key);
                 return Ok(());
             }
             if seen.sweep_no == sweep_no {
@@ -347,7 +386,7 @@ impl PageRun<'_> {
         match self.cutoff {
             Some(cutoff) if key.modified < cutoff => {
                 let (snapshot, warnings) = mapping::summary(row, &key);
-                self.returned(snapshot, &warnings, &key, None);
+                self.returned(snapshot, &warnings, &key, None, Some(&key));
                 Ok(())
             }
             _ => {
@@ -364,7 +403,7 @@ impl PageRun<'_> {
                             &[("order", &numero)],
                         );
                         self.forget_failure(key.numero);
-                        self.remember(&key, None);
+                        self.remember(&key, None, Some(&key));
                         return Ok(());
                     }
                     Err(ReadError::Store(e)) => return Err(e),
@@ -379,24 +418,22 @@ impl PageRun<'_> {
         }
     }
 
-    /// Read an order a push named, by numero, and return it.
-    fn look_at(&mut self, id: &str) -> Result<(), PluginError> {
-        let Some(numero) = id.trim().parse::<u64>().ok().filter(|n| *n > 0) else {
-            log::log(
-                Level::Debug,
-                &format!("pushed order {id:?} is not a numero; left to the listing"),
-                &[],
-            );
-            return Ok(());
-        };
+    /// Read an order a push named, by numero, and return it. Nothing about
+    /// that order alone fails the call: it is skipped with a log line, and
+    /// the listing still returns it if it exists.
+    fn look_at(&mut self, numero: u64) -> Result<(), PluginError> {
+        let order = numero.to_string();
         self.details += 1;
         let detail = match self.api.order(numero) {
             Ok(Some(detail)) => detail,
             Ok(None) => {
                 log::log(
-                    Level::Debug,
-                    &format!("pushed order {numero} answered 404; skipped"),
-                    &[],
+                    Level::Info,
+                    &format!(
+                        "pushed order {numero} answered 404 (deleted, or not this store's); \
+                         skipped"
+                    ),
+                    &[("order", &order)],
                 );
                 return Ok(());
             }
@@ -404,12 +441,13 @@ impl PageRun<'_> {
             Err(ReadError::Order(e)) => {
                 // The listing brings it back and the usual retries apply.
                 log::log(
-                    Level::Warn,
+                    Level::Info,
                     &format!(
-                        "pushed order {numero} could not be read now: {}; the listing picks it up",
+                        "pushed order {numero} could not be read now: {}; skipped, the \
+                         listing picks it up",
                         message_of(&e)
                     ),
-                    &[("order", &numero.to_string())],
+                    &[("order", &order)],
                 );
                 return Ok(());
             }
@@ -421,7 +459,7 @@ impl PageRun<'_> {
                     "pushed order {numero}: its detail has no readable numero or \
                      data_modificacao; left to the listing"
                 ),
-                &[("order", &numero.to_string())],
+                &[("order", &order)],
             );
             return Ok(());
         };
@@ -468,7 +506,9 @@ impl PageRun<'_> {
 
     /// Map a fetched detail and return it. `listed` is the key the order was
     /// listed with in this page (`listed_raw` its raw `data_modificacao`), or,
-    /// for a retry by numero (`listed_raw` = `None`), the key it failed with.
+    /// for a read by numero (`listed_raw` = `None`), the key it failed with
+    /// (a retry) or its detail's own key (a pushed order). Only a listed
+    /// order moves the high-water mark, and only to the key it was listed with.
     fn detailed(
         &mut self,
         listed: &ChangeKey,
@@ -479,7 +519,8 @@ impl PageRun<'_> {
         let detail_key = mapping::change_key(detail)
             .filter(|k| k.numero == listed.numero)
             .unwrap_or_else(|| listed.clone());
-        if detail_key != *listed && listed_raw.is_some() {
+        let from_listing = listed_raw.is_some();
+        if detail_key != *listed && from_listing {
             // Modified between the listing and the detail read: it may
             // have moved within the result set. (A retry by numero was not
             // listed by this sweep: its key is only the one it failed with.)
@@ -510,17 +551,20 @@ impl PageRun<'_> {
         if self.forget_failure(listed.numero) {
             notice::order_recovered(&numero);
         }
-        self.returned(snapshot, &warnings, &newest, raw.as_deref());
+        let by_listing = from_listing.then_some(listed);
+        self.returned(snapshot, &warnings, &newest, raw.as_deref(), by_listing);
         Ok(())
     }
 
-    /// Log what the mapping could not read, remember the order and return it.
+    /// Log what the mapping could not read, remember the order and return it
+    /// (`listed`: the key the search listing showed it with, if it did).
     fn returned(
         &mut self,
         snapshot: OrderSnapshot,
         warnings: &Warnings,
         key: &ChangeKey,
         raw_modified: Option<&str>,
+        listed: Option<&ChangeKey>,
     ) {
         report(&snapshot.number, warnings);
         if snapshot.status.code.is_empty() {
@@ -534,7 +578,7 @@ impl PageRun<'_> {
                 &[("order", &snapshot.number)],
             );
         }
-        self.remember(key, raw_modified);
+        self.remember(key, raw_modified, listed);
         self.orders.push(snapshot);
     }
 
@@ -567,18 +611,47 @@ impl PageRun<'_> {
         had
     }
 
-    /// Record the key as returned in this sweep and raise the sweep's newest
-    /// modification, never past now + `future_tolerance`: a date in the
-    /// future is reported with its raw text and does not drag the cursor along.
-    fn remember(&mut self, key: &ChangeKey, raw_modified: Option<&str>) {
+    /// Record the key as returned, and let the key the listing showed the
+    /// order with (`listed`; `None` for a read by numero) raise the sweep's
+    /// newest modification. A date in the future is reported with its raw
+    /// text and does not drag the cursor along.
+    fn remember(
+        &mut self,
+        key: &ChangeKey,
+        raw_modified: Option<&str>,
+        listed: Option<&ChangeKey>,
+    ) {
         let modified = format_micros(key.modified);
-        let (mark, in_future) = high_water::clamp_to(key.modified, self.ceiling);
-        if in_future {
+        if high_water::clamp_to(key.modified, self.ceiling).1 {
             notice::future_timestamp(
                 &key.numero.to_string(),
                 raw_modified.unwrap_or(modified.as_str()),
             );
         }
+        // "The sweep that last listed it": a read by numero is no listing,
+        // so a later row of this sweep with another key is not taken for a
+        // row that moved behind the read position.
+        let sweep_no = match listed {
+            Some(listed) => {
+                self.listed(listed);
+                self.cursor.sweep_no
+            }
+            None => self.cursor.seen.get(&key.numero).map_or(0, |s| s.sweep_no),
+        };
+        self.cursor.seen.insert(
+            key.numero,
+            Seen {
+                status: key.status.clone(),
+                modified,
+                sweep_no,
+            },
+        );
+    }
+
+    /// The search listing showed `key`: raise the sweep's newest
+    /// modification to it, never past now + `future_tolerance`.
+    fn listed(&mut self, key: &ChangeKey) {
+        let (mark, _) = high_water::clamp_to(key.modified, self.ceiling);
         let newer = self
             .sweep
             .max
@@ -588,14 +661,6 @@ impl PageRun<'_> {
         if newer {
             self.sweep.max = Some(format_micros(mark));
         }
-        self.cursor.seen.insert(
-            key.numero,
-            Seen {
-                status: key.status.clone(),
-                modified,
-                sweep_no: self.cursor.sweep_no,
-            },
-        );
     }
 
     fn customer(&mut self, uri: &str, numero: &str) -> Result<Option<Value>, ReadError> {
@@ -631,6 +696,38 @@ fn report(numero: &str, warnings: &Warnings) {
             Level::Warn,
             &format!("order {numero}: {}", warnings.0.join("; ")),
             &[("order", numero)],
+        );
+    }
+}
+
+/// Queue the orders a push named for reading by numero; an id that is not a
+/// `numero` is left to the listing.
+fn queue_look_at(cursor: &mut Cursor, ids: &[String]) {
+    let numeros = ids.iter().filter_map(|id| {
+        let numero = id.trim().parse::<u64>().ok().filter(|n| *n > 0);
+        if numero.is_none() {
+            log::log(
+                Level::Info,
+                &format!(
+                    "pushed order {:?} is not a numero; skipped, left to the listing",
+                    arauto_plugin_sdk::connector::http::excerpt(id, 40)
+                ),
+                &[],
+            );
+        }
+        numero
+    });
+    let dropped = cursor.queue_look_at(numeros);
+    if !dropped.is_empty() {
+        log::log(
+            Level::Info,
+            &format!(
+                "{} pushed orders not queued: {} are already waiting to be read; the listing \
+                 returns them",
+                dropped.len(),
+                crate::cursor::MAX_LOOK_AT_PENDING
+            ),
+            &[],
         );
     }
 }
