@@ -51,10 +51,19 @@ fn rig(poll_interval: &str) -> Rig {
 }
 
 fn rig_on(poll_interval: &str, listen: &str) -> Rig {
+    rig_with(poll_interval, listen, "")
+}
+
+/// A [`Rig`] with `webhooks_keys` added to `[daemon.webhooks]`.
+fn rig_with(poll_interval: &str, listen: &str, webhooks_keys: &str) -> Rig {
     let world = World::new();
     let shop = world.shop("loja");
     let whatsapp = world.channel(Provider::EvolutionApi);
-    let tables = tables(&world, &shop, &whatsapp, poll_interval, listen);
+    let tables = tables(&world, &shop, &whatsapp, poll_interval, listen).replacen(
+        "[daemon.webhooks]\n",
+        &format!("[daemon.webhooks]\n{webhooks_keys}"),
+        1,
+    );
     let daemon = world.start(&tables, &[]);
     let listen = bound_address(&daemon, 0);
     // The first sync: from here on, only pushes (or the next scheduled poll,
@@ -537,4 +546,43 @@ fn register_says_a_disabled_store_is_disabled() {
     let stderr = String::from_utf8_lossy(&registered.stderr);
     assert!(stderr.contains("store loja is disabled"), "{stderr}");
     assert!(shop.li.webhooks().is_empty());
+}
+
+#[test]
+fn forged_pushes_cannot_spend_the_budget_of_authentic_ones_and_a_flood_of_them_gets_429() {
+    // Two authentic pushes at once, one a minute after; refusals: four
+    // times that (8 at once).
+    let rig = rig_with("5m", ANY_PORT, "per_store_per_minute = 1\nburst = 2\n");
+    let numero = create(&rig.shop, order_for("Gil", 7, "aguardando_pagamento"));
+    let forged = "forged-0123456789";
+    for _ in 0..3 {
+        assert_eq!(push(&rig, "loja", forged, numero).0, 401);
+    }
+    // More forged pushes than the authentic burst, and the real one still
+    // gets through.
+    assert_eq!(push(&rig, "loja", TOKEN, numero).0, 202);
+    rig.world.wait_received(&rig.whatsapp, 1);
+
+    // Forged pushes go on being verified until the refusal budget is spent
+    // (8, plus what refilled meanwhile at 4 a minute), then get 429 unread.
+    let mut refused = 3;
+    let (status, answer) = loop {
+        let (status, answer) = push(&rig, "loja", forged, numero);
+        if status != 401 {
+            break (status, answer);
+        }
+        refused += 1;
+        assert!(refused < 30, "never throttled");
+    };
+    assert_eq!(status, 429, "{answer}");
+    assert!(refused >= 8, "throttled after {refused} refusals");
+    assert!(answer.to_ascii_lowercase().contains("retry-after"), "{answer}");
+
+    let checked = rig.cli(&["check", "--store", "loja", "--json"]);
+    let json = String::from_utf8_lossy(&checked.stdout).into_owned();
+    let checklist: serde_json::Value = serde_json::from_str(&json).expect("check --json");
+    let pushes = check_line(&checklist, "store", Some("loja"), "pushes");
+    let text = pushes["text"].as_str().expect("text");
+    assert!(text.contains("held back after too many refusals"), "{text}");
+    rig.assert_never_shown(forged, &[&answer, &json]);
 }
