@@ -586,3 +586,45 @@ fn forged_pushes_cannot_spend_the_budget_of_authentic_ones_and_a_flood_of_them_g
     assert!(text.contains("held back after too many refusals"), "{text}");
     rig.assert_never_shown(forged, &[&answer, &json]);
 }
+
+#[test]
+fn a_body_that_never_arrives_gets_408_and_a_dropped_connection_is_not_counted_too_large() {
+    let rig = rig("5m");
+    let head = |addr: SocketAddr| {
+        format!(
+            "POST /hooks/loja HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 100\r\nauthorization: Bearer {TOKEN}\r\n\r\n{{\"id\": 1"
+        )
+    };
+    // The client goes away halfway through its body.
+    let mut aborted = TcpStream::connect(rig.listen).expect("connect");
+    aborted
+        .write_all(head(rig.listen).as_bytes())
+        .expect("send");
+    aborted
+        .shutdown(std::net::Shutdown::Both)
+        .expect("shut down");
+
+    // The client stays, its body does not come: the listener gives up after
+    // its body deadline instead of holding the connection slot.
+    let mut stalled = TcpStream::connect(rig.listen).expect("connect");
+    stalled.set_read_timeout(Some(PATIENCE)).expect("timeout");
+    stalled
+        .write_all(head(rig.listen).as_bytes())
+        .expect("send");
+    let started = Instant::now();
+    let (status, answer) = read_answer(stalled);
+    assert_eq!(status, 408, "{answer}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let checked = rig.cli(&["check", "--store", "loja", "--json"]);
+    let json = String::from_utf8_lossy(&checked.stdout).into_owned();
+    let checklist: serde_json::Value = serde_json::from_str(&json).expect("check --json");
+    let pushes = check_line(&checklist, "store", Some("loja"), "pushes");
+    let text = pushes["text"].as_str().expect("text");
+    assert!(!text.contains("too large"), "{text}");
+    assert!(rig.daemon.is_running());
+}
