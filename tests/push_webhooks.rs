@@ -81,11 +81,12 @@ fn rig_with(poll_interval: &str, listen: &str, webhooks_keys: &str) -> Rig {
 /// Where the daemon's webhook listener listens, from its first "webhook
 /// listener on" log line at index `from` or later.
 fn bound_address(daemon: &Daemon, from: usize) -> SocketAddr {
-    let (_, line) = daemon
-        .stderr
-        .wait_for_matching(from, PATIENCE, "the webhook listener", |line| {
-            line.contains("webhook listener on")
-        });
+    let (_, line) =
+        daemon
+            .stderr
+            .wait_for_matching(from, PATIENCE, "the webhook listener", |line| {
+                line.contains("webhook listener on")
+            });
     field(&line, "listen")
         .and_then(|addr| addr.parse().ok())
         .unwrap_or_else(|| panic!("no listen address in {line}"))
@@ -444,7 +445,10 @@ fn with_every_push_lost_polling_still_delivers_within_one_interval() {
     create(&rig.shop, order_for("Davi", 4, "aguardando_pagamento"));
     rig.world.wait_received_within(&rig.whatsapp, 1, bound);
     let took = changed.elapsed();
-    assert!(took <= bound, "sent {took:?} after the change, over {bound:?}");
+    assert!(
+        took <= bound,
+        "sent {took:?} after the change, over {bound:?}"
+    );
     assert_eq!(
         rig.daemon.stderr.count("push accepted"),
         0,
@@ -576,7 +580,10 @@ fn forged_pushes_cannot_spend_the_budget_of_authentic_ones_and_a_flood_of_them_g
     };
     assert_eq!(status, 429, "{answer}");
     assert!(refused >= 8, "throttled after {refused} refusals");
-    assert!(answer.to_ascii_lowercase().contains("retry-after"), "{answer}");
+    assert!(
+        answer.to_ascii_lowercase().contains("retry-after"),
+        "{answer}"
+    );
 
     let checked = rig.cli(&["check", "--store", "loja", "--json"]);
     let json = String::from_utf8_lossy(&checked.stdout).into_owned();

@@ -229,9 +229,7 @@ async fn hook(
         inbox.rejected(reason);
         endpoint.metrics.push_request(id, reason.as_str());
     };
-    let refusal_rate = webhooks
-        .per_store_per_minute
-        .saturating_mul(REFUSAL_FACTOR);
+    let refusal_rate = webhooks.per_store_per_minute.saturating_mul(REFUSAL_FACTOR);
     let refusal_burst = webhooks.burst.saturating_mul(REFUSAL_FACTOR);
     // A request that took work and was not an authentic push.
     let charge = || inbox.charge_refusal(refusal_rate, refusal_burst, Instant::now());
