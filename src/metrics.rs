@@ -50,7 +50,8 @@ pub struct PushLabels {
     /// scanner cannot grow the label set).
     pub store: String,
     /// `accepted`, `ignored`, `not_found`, `too_large`, `rate_limited`,
-    /// `bad_credentials`, `not_understood`, `unavailable`.
+    /// `bad_credentials`, `not_understood`, `unavailable`,
+    /// `refusals_throttled`.
     pub outcome: String,
 }
 

@@ -549,7 +549,7 @@ async fn inspect_describes_connectors_and_senders() {
 
 /// Contract 0.2's push calls cross the boundary: a verified push names the
 /// orders to look at (bounded by the host), a wrong token is misconfigured,
-/// an ignore hint keeps its reason, `look-at` reaches the next poll, and
+/// an ignore hint keeps its reason (redacted), `look-at` reaches the next poll, and
 /// register/unregister reach the platform's admin endpoint.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pushes_are_verified_bounded_and_looked_at() {
@@ -596,6 +596,19 @@ async fn pushes_are_verified_bounded_and_looked_at() {
         .await
         .expect("an authentic repeat");
     assert_eq!(ignored, PushHint::Ignore("situacao_alterada false".into()));
+    // The reason is plugin text bound for the log: secrets are redacted as
+    // in error messages.
+    let quoting = connector
+        .verify_push(push(
+            "tok-123",
+            serde_json::json!({"ignore": "a repeat for tok-123 and chave"}),
+        ))
+        .await
+        .expect("an authentic repeat");
+    assert_eq!(
+        quoting,
+        PushHint::Ignore("a repeat for <redacted> and <redacted>".into())
+    );
 
     let refused = connector
         .verify_push(push("wrong", serde_json::json!({"orders": ["10005"]})))

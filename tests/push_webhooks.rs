@@ -13,9 +13,10 @@
 
 mod support;
 
-use std::io::{Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::Output;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arauto_sim::channels::{FakeProvider, Provider};
 use arauto_sim::li::{PushOutcome, WebhookEvent};
@@ -31,7 +32,9 @@ use support::system::{
 /// The store's `webhook_token`: never to appear in a log line or an answer.
 const TOKEN: &str = "tok-7Qm2xV9pLz4Rb8Kd";
 
-/// A store `loja` polled every `poll_interval`, pushes on at a free port.
+/// A store `loja` polled every `poll_interval`, pushes on at a port the
+/// daemon picked itself (read from its log, so no other process can take it
+/// in between).
 struct Rig {
     world: World,
     shop: Shop,
@@ -40,18 +43,29 @@ struct Rig {
     listen: SocketAddr,
 }
 
-fn free_port() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr")
-}
+/// Let the system pick the port.
+const ANY_PORT: &str = "127.0.0.1:0";
 
 fn rig(poll_interval: &str) -> Rig {
+    rig_on(poll_interval, ANY_PORT)
+}
+
+fn rig_on(poll_interval: &str, listen: &str) -> Rig {
+    rig_with(poll_interval, listen, "")
+}
+
+/// A [`Rig`] with `webhooks_keys` added to `[daemon.webhooks]`.
+fn rig_with(poll_interval: &str, listen: &str, webhooks_keys: &str) -> Rig {
     let world = World::new();
     let shop = world.shop("loja");
     let whatsapp = world.channel(Provider::EvolutionApi);
-    let listen = free_port();
-    let tables = tables(&world, &shop, &whatsapp, poll_interval, listen);
+    let tables = tables(&world, &shop, &whatsapp, poll_interval, listen).replacen(
+        "[daemon.webhooks]\n",
+        &format!("[daemon.webhooks]\n{webhooks_keys}"),
+        1,
+    );
     let daemon = world.start(&tables, &[]);
+    let listen = bound_address(&daemon, 0);
     // The first sync: from here on, only pushes (or the next scheduled poll,
     // minutes away) find changes.
     wait_polls(&daemon.stderr, "loja", 0, 1);
@@ -64,13 +78,42 @@ fn rig(poll_interval: &str) -> Rig {
     }
 }
 
+/// Where the daemon's webhook listener listens, from its first "webhook
+/// listener on" log line at index `from` or later.
+fn bound_address(daemon: &Daemon, from: usize) -> SocketAddr {
+    let (_, line) =
+        daemon
+            .stderr
+            .wait_for_matching(from, PATIENCE, "the webhook listener", |line| {
+                line.contains("webhook listener on")
+            });
+    field(&line, "listen")
+        .and_then(|addr| addr.parse().ok())
+        .unwrap_or_else(|| panic!("no listen address in {line}"))
+}
+
+/// A loopback address no other test listens on (127/8 is all loopback), so
+/// "nothing answers there any more" cannot be another test's listener.
+fn private_loopback() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.subsec_nanos());
+    let pid = std::process::id();
+    format!(
+        "127.{}.{}.{}:0",
+        1 + (pid >> 8) % 250,
+        pid % 256,
+        1 + nanos % 250
+    )
+}
+
 /// The configuration of a [`Rig`] listening on `listen`.
 fn tables(
     world: &World,
     shop: &Shop,
     whatsapp: &FakeProvider,
     poll_interval: &str,
-    listen: SocketAddr,
+    listen: &str,
 ) -> String {
     let store = world
         .store_toml(
@@ -137,13 +180,29 @@ fn http(
     }
     head.push_str("\r\n");
     stream.write_all(head.as_bytes()).expect("send the head");
-    stream.write_all(body).expect("send the body");
+    // The listener may answer (413) and close before the body is all sent:
+    // then the write fails, and the answer is there to read.
+    let _ = stream.write_all(body);
     read_answer(stream)
 }
 
+/// Everything the server sent until it closed. A reset after the answer
+/// (the server closed with some of our body unread) ends it too.
 fn read_answer(mut stream: TcpStream) -> (u16, String) {
     let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).expect("read the answer");
+    let mut buffer = [0_u8; 8192];
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&buffer[..n]),
+            Err(error) if error.kind() == ErrorKind::Interrupted => {}
+            Err(error) if !answer.is_empty() => {
+                eprintln!("connection ended after the answer: {error}");
+                break;
+            }
+            Err(error) => panic!("no answer: {error}"),
+        }
+    }
     let answer = String::from_utf8_lossy(&answer).into_owned();
     let status = answer
         .split_whitespace()
@@ -173,6 +232,7 @@ fn push(rig: &Rig, store: &str, bearer: &str, numero: u64) -> (u16, String) {
 #[test]
 fn registered_pushes_send_each_change_within_seconds_and_repeats_send_once() {
     let rig = rig("5m");
+    let after_sync = rig.daemon.stderr.len();
     let mut events = rig.world.li.subscribe_webhooks();
     let url = rig.hook_url("loja");
     let registered = rig.cli(&["webhooks", "register", "--store", "loja", "--url", &url]);
@@ -211,11 +271,30 @@ fn registered_pushes_send_each_change_within_seconds_and_repeats_send_once() {
     // again, and the dedupe keeps it from being sent a third time.
     let from = rig.daemon.stderr.len();
     assert_eq!(push(&rig, "loja", TOKEN, numero).0, 202);
-    rig.daemon
-        .stderr
-        .wait_for_matching(from, PATIENCE, "a push-triggered poll", |line| {
-            is_about_store(line, "poll complete", "loja") && field(line, "trigger") == Some("push")
-        });
+    let (_, last) =
+        rig.daemon
+            .stderr
+            .wait_for_matching(from, PATIENCE, "a push-triggered poll", |line| {
+                is_about_store(line, "poll complete", "loja")
+                    && field(line, "trigger") == Some("push")
+            });
+    assert_eq!(field(&last, "queued"), Some("0"), "{last}");
+    // What the polls queued is what will ever be sent: two changes, two
+    // messages, however many copies made a poll.
+    let polls: Vec<String> = rig.daemon.stderr.lines()[after_sync..]
+        .iter()
+        .filter(|line| is_about_store(line, "poll complete", "loja"))
+        .cloned()
+        .collect();
+    let queued: u64 = polls
+        .iter()
+        .map(|line| {
+            field(line, "queued")
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("no queued= in {line}"))
+        })
+        .sum();
+    assert_eq!(queued, 2, "{polls:#?}");
     let received = rig.whatsapp.received();
     assert_eq!(received.len(), 2, "{received:#?}");
     assert_eq!(
@@ -346,16 +425,30 @@ fn unknown_stores_other_paths_and_methods_are_refused() {
     assert!(rig.shop.li.webhooks().is_empty());
 }
 
+/// The bound of [`with_every_push_lost_polling_still_delivers_within_one_interval`]:
+/// the interval plus its 10 % jitter, plus this for the poll itself and the send.
+const POLL_AND_SEND_MARGIN: Duration = Duration::from_secs(3);
+
 #[test]
 fn with_every_push_lost_polling_still_delivers_within_one_interval() {
+    let interval = Duration::from_secs(2);
     let rig = rig("2s");
     let url = rig.hook_url("loja");
     rig.shop.li.register_webhook(&url, TOKEN);
     rig.world
         .li
         .configure_pushes(|options| options.drop_fraction = 1.0);
+    // The next scheduled poll is at most interval + 10 % after the last one
+    // ended, whatever the pushes did.
+    let bound = interval.mul_f64(1.1) + POLL_AND_SEND_MARGIN;
+    let changed = Instant::now();
     create(&rig.shop, order_for("Davi", 4, "aguardando_pagamento"));
-    rig.world.wait_received(&rig.whatsapp, 1);
+    rig.world.wait_received_within(&rig.whatsapp, 1, bound);
+    let took = changed.elapsed();
+    assert!(
+        took <= bound,
+        "sent {took:?} after the change, over {bound:?}"
+    );
     assert_eq!(
         rig.daemon.stderr.count("push accepted"),
         0,
@@ -386,13 +479,15 @@ fn a_listen_address_in_use_fails_the_start_with_a_clear_message() {
 
 #[test]
 fn a_reload_that_moves_the_listener_rebinds_it_and_pushes_keep_working() {
-    let mut rig = rig("5m");
-    let moved = free_port();
-    let config = tables(&rig.world, &rig.shop, &rig.whatsapp, "5m", moved);
+    let mut rig = rig_on("5m", &private_loopback());
+    let config = tables(&rig.world, &rig.shop, &rig.whatsapp, "5m", ANY_PORT);
+    let from = rig.daemon.stderr.len();
     rig.world.rewrite(&rig.daemon, &config);
     rig.daemon.signal(Signal::SIGHUP);
     rig.daemon.await_notice("RELOADING=1");
     rig.daemon.await_notice("READY=1");
+    let moved = bound_address(&rig.daemon, from);
+    assert_ne!(moved.ip(), rig.listen.ip());
     assert!(
         TcpStream::connect(rig.listen).is_err(),
         "the old address is closed"
@@ -401,4 +496,142 @@ fn a_reload_that_moves_the_listener_rebinds_it_and_pushes_keep_working() {
     let numero = create(&rig.shop, order_for("Eva", 5, "aguardando_pagamento"));
     assert_eq!(push(&rig, "loja", TOKEN, numero).0, 202);
     rig.world.wait_received(&rig.whatsapp, 1);
+}
+
+#[test]
+fn while_polling_is_paused_on_refused_credentials_check_says_pushes_are_held() {
+    let rig = rig("5m");
+    rig.shop.li.reject_auth(Some(401));
+    // The push is authentic (its token is the store's), so it is accepted;
+    // the poll it brings forward finds the API key refused.
+    assert_eq!(push(&rig, "loja", TOKEN, 1).0, 202);
+    rig.daemon.stderr.wait_for("poll failed, store paused");
+    assert_eq!(push(&rig, "loja", TOKEN, 1).0, 202);
+
+    let checked = rig.cli(&["check", "--store", "loja", "--json"]);
+    let json = String::from_utf8_lossy(&checked.stdout).into_owned();
+    let checklist: serde_json::Value = serde_json::from_str(&json).expect("check --json");
+    let pushes = check_line(&checklist, "store", Some("loja"), "pushes");
+    let text = pushes["text"].as_str().expect("text");
+    assert!(text.contains("pushes: last accepted"), "{text}");
+    assert!(text.contains("held while polling is paused"), "{text}");
+    assert_eq!(pushes["status"], "warn", "{pushes:#}");
+}
+
+#[test]
+fn register_says_a_disabled_store_is_disabled() {
+    let world = World::new();
+    let shop = world.shop("loja");
+    let whatsapp = world.channel(Provider::EvolutionApi);
+    let store = world.store_toml(
+        &shop,
+        &["whatsapp"],
+        StoreKnobs {
+            table: "enabled = false\n".into(),
+            settings: format!("webhook_token = {TOKEN:?}\n"),
+            ..StoreKnobs::default()
+        },
+    );
+    let tables = format!(
+        "[daemon.webhooks]\nlisten = \"{ANY_PORT}\"\n{store}{}",
+        world.channel_toml("whatsapp", &whatsapp, ChannelKnobs::default())
+    );
+    let daemon = world.start(&tables, &[]);
+    let listen = bound_address(&daemon, 0);
+    let url = format!("http://{listen}/hooks/loja");
+    let registered = support::daemon::arauto()
+        .args(["webhooks", "register", "--store", "loja", "--url", &url])
+        .arg("--config")
+        .arg(&daemon.config_path)
+        .env("ARAUTO_DAEMON__CACHE_DIR", plugin_cache())
+        .output()
+        .expect("run arauto");
+    assert_eq!(registered.status.code(), Some(2), "{registered:?}");
+    let stderr = String::from_utf8_lossy(&registered.stderr);
+    assert!(stderr.contains("store loja is disabled"), "{stderr}");
+    assert!(shop.li.webhooks().is_empty());
+}
+
+#[test]
+fn forged_pushes_cannot_spend_the_budget_of_authentic_ones_and_a_flood_of_them_gets_429() {
+    // Two authentic pushes at once, one a minute after; refusals: four
+    // times that (8 at once).
+    let rig = rig_with("5m", ANY_PORT, "per_store_per_minute = 1\nburst = 2\n");
+    let numero = create(&rig.shop, order_for("Gil", 7, "aguardando_pagamento"));
+    let forged = "forged-0123456789";
+    for _ in 0..3 {
+        assert_eq!(push(&rig, "loja", forged, numero).0, 401);
+    }
+    // More forged pushes than the authentic burst, and the real one still
+    // gets through.
+    assert_eq!(push(&rig, "loja", TOKEN, numero).0, 202);
+    rig.world.wait_received(&rig.whatsapp, 1);
+
+    // Forged pushes go on being verified until the refusal budget is spent
+    // (8, plus what refilled meanwhile at 4 a minute), then get 429 unread.
+    let mut refused = 3;
+    let (status, answer) = loop {
+        let (status, answer) = push(&rig, "loja", forged, numero);
+        if status != 401 {
+            break (status, answer);
+        }
+        refused += 1;
+        assert!(refused < 30, "never throttled");
+    };
+    assert_eq!(status, 429, "{answer}");
+    assert!(refused >= 8, "throttled after {refused} refusals");
+    assert!(
+        answer.to_ascii_lowercase().contains("retry-after"),
+        "{answer}"
+    );
+
+    let checked = rig.cli(&["check", "--store", "loja", "--json"]);
+    let json = String::from_utf8_lossy(&checked.stdout).into_owned();
+    let checklist: serde_json::Value = serde_json::from_str(&json).expect("check --json");
+    let pushes = check_line(&checklist, "store", Some("loja"), "pushes");
+    let text = pushes["text"].as_str().expect("text");
+    assert!(text.contains("held back after too many refusals"), "{text}");
+    rig.assert_never_shown(forged, &[&answer, &json]);
+}
+
+#[test]
+fn a_body_that_never_arrives_gets_408_and_a_dropped_connection_is_not_counted_too_large() {
+    let rig = rig("5m");
+    let head = |addr: SocketAddr| {
+        format!(
+            "POST /hooks/loja HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 100\r\nauthorization: Bearer {TOKEN}\r\n\r\n{{\"id\": 1"
+        )
+    };
+    // The client goes away halfway through its body.
+    let mut aborted = TcpStream::connect(rig.listen).expect("connect");
+    aborted
+        .write_all(head(rig.listen).as_bytes())
+        .expect("send");
+    aborted
+        .shutdown(std::net::Shutdown::Both)
+        .expect("shut down");
+
+    // The client stays, its body does not come: the listener gives up after
+    // its body deadline instead of holding the connection slot.
+    let mut stalled = TcpStream::connect(rig.listen).expect("connect");
+    stalled.set_read_timeout(Some(PATIENCE)).expect("timeout");
+    stalled
+        .write_all(head(rig.listen).as_bytes())
+        .expect("send");
+    let started = Instant::now();
+    let (status, answer) = read_answer(stalled);
+    assert_eq!(status, 408, "{answer}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let checked = rig.cli(&["check", "--store", "loja", "--json"]);
+    let json = String::from_utf8_lossy(&checked.stdout).into_owned();
+    let checklist: serde_json::Value = serde_json::from_str(&json).expect("check --json");
+    let pushes = check_line(&checklist, "store", Some("loja"), "pushes");
+    let text = pushes["text"].as_str().expect("text");
+    assert!(!text.contains("too large"), "{text}");
+    assert!(rig.daemon.is_running());
 }

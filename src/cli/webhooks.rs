@@ -88,8 +88,9 @@ fn parse_url(text: &str) -> Result<String, UrlError> {
 }
 
 /// Run `arauto webhooks …`: 0 done, 1 the platform or the connector refused
-/// (or the configuration is invalid), 2 an unknown store or a connector that
-/// cannot manage subscriptions.
+/// (or the configuration is invalid), 2 an unknown store, `register` for a
+/// disabled one, or a connector that cannot manage subscriptions.
+/// `unregister` works for a disabled store (to clean up after it).
 pub(crate) fn run(args: WebhooksArgs) -> Exit {
     let (register, args) = match args.command {
         WebhooksCommand::Register(args) => (true, args),
@@ -112,6 +113,19 @@ pub(crate) fn run(args: WebhooksArgs) -> Exit {
             } else {
                 known.join(", ")
             }
+        );
+        return Exit::Usage;
+    }
+    let disabled = config
+        .stores
+        .get(&args.store)
+        .is_some_and(|store| !store.enabled);
+    if disabled && register {
+        // The listener answers a disabled store's pushes 404: subscribing
+        // now would only make the platform deliver into a wall.
+        eprintln!(
+            "arauto: store {} is disabled (enabled = false in [stores.{}]); the daemon refuses its pushes (404). Set enabled = true and reload, then register",
+            args.store, args.store
         );
         return Exit::Usage;
     }

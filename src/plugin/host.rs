@@ -931,10 +931,20 @@ impl ConnectorInstance {
             ConnectorBinding::V0_2(pre) if self.push().verify => pre.clone(),
             _ => return Err(self.no_push_support("verify pushed webhooks")),
         };
-        call(&self.common, "verify-push", move |store| {
+        let hint = call(&self.common, "verify-push", move |store| {
             v0_2::connector_verify_push(&binding, store, &request)
         })
-        .await
+        .await?;
+        // The reason is plugin text that reaches the log, like an error's:
+        // it goes through the same redactor and cap.
+        Ok(match hint {
+            PushHint::Ignore(why) => PushHint::Ignore(super::limits::scrub_and_truncate(
+                &why,
+                super::limits::MAX_ERROR_MESSAGE_BYTES,
+                &self.common.ctx.redactor,
+            )),
+            look_at => look_at,
+        })
     }
 
     /// Subscribe the platform to push this store's changes to `notify_url`.

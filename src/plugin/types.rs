@@ -192,8 +192,9 @@ pub struct PollRequest {
     pub detail_cutoff: Option<Timestamp>,
     /// Orders (their [`Order::id`]) verified pushes named since the last
     /// poll, at most [`MAX_LOOK_AT`]: the connector reads each of them even if
-    /// its listing does not show the change yet. Empty on scheduled polls and
-    /// always for contract 0.1 connectors.
+    /// its listing does not show the change yet. Any sweep, pushed or
+    /// scheduled, carries the ids pending when it starts (empty when none
+    /// are); always empty for contract 0.1 connectors.
     #[serde(default)]
     pub look_at: Vec<String>,
 }

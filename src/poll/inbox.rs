@@ -8,9 +8,14 @@
 //! demand, so they survive reloads; a poller that restarts finds its pending
 //! ids where the listener left them.
 //!
-//! Each inbox also keeps what `arauto check` and the rate limit need: when the
-//! last push was accepted, how many were refused and why, and the store's
-//! token bucket.
+//! Each inbox also keeps what `arauto check` and the rate limits need: when
+//! the last push was accepted, how many were refused and why, and the store's
+//! two token buckets — one charged by authentic pushes, one by refused
+//! requests (see [`super::push`] for the policy).
+//!
+//! Orders a failed sweep was given are handed back once: a sweep that keeps
+//! failing because of them (its deadline) must not repeat forever, and the
+//! listing finds their changes anyway, only later.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -37,6 +42,9 @@ pub enum PushRejection {
     NotUnderstood,
     /// The connector failed or took too long (503).
     Unavailable,
+    /// Not read at all: too many of the store's recent requests were refused
+    /// (429 from the refusal budget).
+    RefusalsThrottled,
 }
 
 impl PushRejection {
@@ -48,6 +56,7 @@ impl PushRejection {
             Self::BadCredentials => "bad_credentials",
             Self::NotUnderstood => "not_understood",
             Self::Unavailable => "unavailable",
+            Self::RefusalsThrottled => "refusals_throttled",
         }
     }
 
@@ -59,6 +68,7 @@ impl PushRejection {
             Self::BadCredentials => "bad credentials",
             Self::NotUnderstood => "not understood",
             Self::Unavailable => "connector unavailable",
+            Self::RefusalsThrottled => "held back after too many refusals",
         }
     }
 }
@@ -124,19 +134,48 @@ pub struct PushInbox {
 struct InboxState {
     /// Orders verified pushes named that no sweep has read yet.
     pending: BTreeSet<String>,
+    /// Orders already handed back once after a failed sweep: a second
+    /// failure drops them.
+    given_back: BTreeSet<String>,
     stats: PushStats,
-    bucket: Option<TokenBucket>,
+    /// Charged by authentic pushes.
+    accepted_bucket: Option<TokenBucket>,
+    /// Charged by requests that were read or verified and then refused.
+    refused_bucket: Option<TokenBucket>,
 }
 
 impl PushInbox {
-    /// Take one token of the store's push budget: `per_minute` on average,
-    /// `burst` at once. `Err` holds how long until the next token.
+    /// Take one token of the store's budget of authentic pushes:
+    /// `per_minute` on average, `burst` at once. `Err` holds how long until
+    /// the next token.
     pub fn take_token(&self, per_minute: u32, burst: u32, now: Instant) -> Result<(), Duration> {
         let mut inner = lock(&self.inner);
         let bucket = inner
-            .bucket
+            .accepted_bucket
             .get_or_insert_with(|| TokenBucket::full(burst, now));
         bucket.take(per_minute, burst, now)
+    }
+
+    /// Whether the store's budget of refused requests has a token left,
+    /// without taking it (a request is only charged once it was refused).
+    /// `Err` holds how long until the next token.
+    pub fn refusals_left(&self, per_minute: u32, burst: u32, now: Instant) -> Result<(), Duration> {
+        let mut inner = lock(&self.inner);
+        let bucket = inner
+            .refused_bucket
+            .get_or_insert_with(|| TokenBucket::full(burst, now));
+        bucket.peek(per_minute, burst, now)
+    }
+
+    /// Charge one refused request to the store's budget of refusals
+    /// (it may go empty; the next [`Self::refusals_left`] says so).
+    pub fn charge_refusal(&self, per_minute: u32, burst: u32, now: Instant) {
+        let mut inner = lock(&self.inner);
+        let bucket = inner
+            .refused_bucket
+            .get_or_insert_with(|| TokenBucket::full(burst, now));
+        // Empty already: the request was let in by a concurrent check.
+        let _ = bucket.take(per_minute, burst, now);
     }
 
     /// A verified push asks for a poll looking at `orders`. Ids past
@@ -180,21 +219,41 @@ impl PushInbox {
         self.wake.notified().await;
     }
 
-    /// The orders to look at, for a sweep about to start.
+    /// The orders to look at, for a sweep about to start: all of them (at
+    /// most [`MAX_LOOK_AT`]; the connector reads a few per call and carries
+    /// the rest in its cursor). A wake-up already stored is consumed first,
+    /// so a sweep that takes the orders of a push is not followed by an
+    /// empty one for the same push; a push landing after this still wakes
+    /// the poller.
     pub fn take_pending(&self) -> Vec<String> {
+        use futures::FutureExt;
+        let _ = self.wake.notified().now_or_never();
         let mut inner = lock(&self.inner);
         std::mem::take(&mut inner.pending).into_iter().collect()
     }
 
-    /// Give back the orders of a sweep that failed, so the next one reads them.
-    pub fn restore_pending(&self, orders: Vec<String>) {
+    /// The sweep that took [`Self::take_pending`]'s orders read them.
+    pub fn sweep_succeeded(&self) {
+        lock(&self.inner).given_back.clear();
+    }
+
+    /// The sweep that took `orders` failed. With `give_back`, orders it is
+    /// the first failure for are handed to the next sweep; the others (and
+    /// all of them without `give_back`) are dropped: the listing finds their
+    /// changes. Returns how many were dropped.
+    pub fn sweep_failed(&self, orders: Vec<String>, give_back: bool) -> usize {
         let mut inner = lock(&self.inner);
+        let mut dropped = 0;
         for order in orders {
-            if inner.pending.len() >= MAX_LOOK_AT {
-                break;
+            let first_failure = !inner.given_back.contains(&order);
+            if give_back && first_failure && inner.pending.len() < MAX_LOOK_AT {
+                inner.given_back.insert(order.clone());
+                inner.pending.insert(order);
+            } else if !inner.pending.contains(&order) {
+                dropped += 1;
             }
-            inner.pending.insert(order);
         }
+        dropped
     }
 
     /// This store's statistics.
@@ -220,6 +279,13 @@ impl TokenBucket {
     }
 
     fn take(&mut self, per_minute: u32, burst: u32, now: Instant) -> Result<(), Duration> {
+        self.peek(per_minute, burst, now)?;
+        self.tokens -= 1.0;
+        Ok(())
+    }
+
+    /// Refill, then whether a token is there (`Err`: how long until one is).
+    fn peek(&mut self, per_minute: u32, burst: u32, now: Instant) -> Result<(), Duration> {
         let rate = f64::from(per_minute.max(1)) / 60.0;
         let elapsed = now
             .saturating_duration_since(self.refilled_at)
@@ -227,7 +293,6 @@ impl TokenBucket {
         self.tokens = (self.tokens + elapsed * rate).min(f64::from(burst.max(1)));
         self.refilled_at = now;
         if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
             Ok(())
         } else {
             Err(Duration::from_secs_f64((1.0 - self.tokens) / rate))
@@ -269,6 +334,64 @@ mod tests {
     }
 
     #[test]
+    fn refusals_have_their_own_budget_and_do_not_spend_the_pushes_one() {
+        let inbox = PushInbox::default();
+        let start = Instant::now();
+        for _ in 0..2 {
+            assert!(inbox.refusals_left(60, 2, start).is_ok());
+            inbox.charge_refusal(60, 2, start);
+        }
+        assert!(inbox.refusals_left(60, 2, start).is_err(), "spent");
+        assert!(
+            inbox.take_token(60, 1, start).is_ok(),
+            "authentic pushes still have their budget"
+        );
+        assert!(
+            inbox
+                .refusals_left(60, 2, start + Duration::from_secs(1))
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_failed_sweep_gives_its_orders_back_once_and_none_after_a_sandbox_fault() {
+        let inbox = PushInbox::default();
+        let now = Timestamp::now();
+        inbox.accept(vec!["1".into(), "2".into()], now);
+        let first = inbox.take_pending();
+        assert_eq!(inbox.sweep_failed(first, true), 0);
+        inbox.accept(vec!["3".into()], now);
+        let second = inbox.take_pending();
+        assert_eq!(second, ["1", "2", "3"]);
+        assert_eq!(inbox.sweep_failed(second, true), 2, "1 and 2 failed twice");
+        assert_eq!(inbox.take_pending(), ["3"]);
+
+        inbox.accept(vec!["4".into()], now);
+        let faulted = inbox.take_pending();
+        assert_eq!(inbox.sweep_failed(faulted, false), 1);
+        assert!(inbox.take_pending().is_empty());
+
+        // A success forgets which were handed back.
+        inbox.accept(vec!["1".into()], now);
+        inbox.sweep_succeeded();
+        let again = inbox.take_pending();
+        assert_eq!(inbox.sweep_failed(again, true), 0);
+    }
+
+    #[tokio::test]
+    async fn taking_the_orders_consumes_the_wake_up_of_the_push_that_named_them() {
+        let inbox = PushInbox::default();
+        inbox.accept(vec!["1".into()], Timestamp::now());
+        assert_eq!(inbox.take_pending(), ["1"]);
+        assert!(
+            inbox.wanted().now_or_never().is_none(),
+            "no empty sweep follows"
+        );
+        inbox.accept(vec!["2".into()], Timestamp::now());
+        assert!(inbox.wanted().now_or_never().is_some());
+    }
+
+    #[test]
     fn pending_orders_are_a_capped_set_and_a_failed_sweep_gives_them_back() {
         let inbox = PushInbox::default();
         let now = Timestamp::now();
@@ -281,7 +404,7 @@ mod tests {
         let taken = inbox.take_pending();
         assert_eq!(taken.len(), MAX_LOOK_AT);
         assert!(inbox.take_pending().is_empty());
-        inbox.restore_pending(taken);
+        assert_eq!(inbox.sweep_failed(taken, true), 0);
         assert_eq!(inbox.take_pending().len(), MAX_LOOK_AT);
         assert_eq!(inbox.stats().accepted, 2);
     }

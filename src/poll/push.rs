@@ -8,18 +8,34 @@
 //! exactly the path a scheduled poll takes. Answers:
 //!
 //! * 404 — no such store, a disabled one, or its connector does not verify
-//!   pushes; any other path;
+//!   pushes; any other path (logged, at most once a minute with a count, so a
+//!   scanner cannot flood the journal);
 //! * 405 — anything but `POST`;
-//! * 413 — a body over `daemon.webhooks.max_body_bytes` (read in chunks and
-//!   never kept past the cap);
-//! * 429 + `Retry-After` — over the store's push rate;
+//! * 413 — a body over `daemon.webhooks.max_body_bytes`: at once when its
+//!   `Content-Length` says so (nothing read), else found while reading in
+//!   chunks and never kept past the cap;
+//! * 408 — the body did not arrive within [`BODY_DEADLINE`];
+//! * 429 + `Retry-After` — an authentic push over the store's push rate, or
+//!   any request while the store's refusal budget is spent (below);
 //! * 202 — verified, the store polls now; 200 — verified, nothing to do;
 //! * 401 — the connector refused the credentials (the log names the store
 //!   and the connector's reason, never a header value);
 //! * 400 — not a delivery the connector understands; 503 — anything else.
 //!
+//! Rate policy: verification makes no HTTP request and is bounded by
+//! [`VERIFY_TIMEOUT`], so it comes first, and only authentic pushes spend
+//! the store's `per_store_per_minute`/`burst` budget — a stranger who knows
+//! the URL cannot make the platform's real pushes get 429 from it. Requests
+//! that were read and then refused (bad credentials, not understood, too
+//! large while reading, connector unavailable, too slow or aborted) spend a
+//! separate per-store budget [`REFUSAL_FACTOR`] times looser; while that one
+//! is spent, every request for the store gets 429 without being read, so a
+//! flood of forged pushes costs bounded work (and delays pushes, never
+//! messages: polling goes on).
+//!
 //! Connections are bounded exactly like the metrics endpoint's (it is the
-//! same accept loop).
+//! same accept loop), and a request's body must arrive within
+//! [`BODY_DEADLINE`], so slow clients cannot hold the connection slots.
 
 use std::io;
 use std::net::SocketAddr;
@@ -46,12 +62,22 @@ use crate::state::StateHandle;
 /// request, so anything longer is a connector in trouble (503, the platform
 /// delivers again).
 pub const VERIFY_TIMEOUT: Duration = Duration::from_secs(5);
-/// After a body went over the cap, the rest is read and thrown away up to
-/// this many bytes, so an honest client gets its 413 instead of a reset
+/// How long a request's body may take to arrive: LI's few hundred bytes
+/// take milliseconds, so a client still sending after this is holding one
+/// of the listener's connection slots.
+pub const BODY_DEADLINE: Duration = Duration::from_secs(10);
+/// The refusal budget is this many times the store's push budget (rate and
+/// burst).
+pub const REFUSAL_FACTOR: u32 = 4;
+/// After a chunked body went over the cap, the rest is read and thrown away
+/// up to this many bytes, so an honest client gets its 413 instead of a reset
 /// connection; past it the connection is closed.
 const DRAIN_LIMIT: u64 = 16 * 1024 * 1024;
 /// …and for at most this long.
 const DRAIN_TIME: Duration = Duration::from_secs(5);
+/// At most one "unknown store" log line per this long; the others are
+/// counted into the next one.
+const UNKNOWN_LOG_EVERY: Duration = Duration::from_secs(60);
 /// Header values at least this long are kept out of log lines (shorter ones
 /// are not credentials, and replacing them would garble the text).
 const MIN_SCRUBBED_CHARS: usize = 8;
@@ -78,8 +104,9 @@ pub fn bind(listen: SocketAddr) -> Result<tokio::net::TcpListener, WebhooksBindE
     let listener = std::net::TcpListener::bind(listen).map_err(io_error)?;
     listener.set_nonblocking(true).map_err(io_error)?;
     let listener = tokio::net::TcpListener::from_std(listener).map_err(io_error)?;
+    // The bound address (with `listen = "…:0"`, the port the system chose).
     let local = listener.local_addr().unwrap_or(listen);
-    tracing::info!(listen = %local, "pushed webhooks on http://{local}/hooks/<store>");
+    tracing::info!(listen = %local, "webhook listener on {local}: pushes go to http://{local}/hooks/<store>");
     Ok(listener)
 }
 
@@ -92,6 +119,48 @@ pub struct PushEndpoint {
     pub inboxes: PushInboxes,
     /// `arauto_push_requests_total`.
     pub metrics: Arc<Metrics>,
+}
+
+/// What one running listener's handlers share.
+#[derive(Clone)]
+struct Listener {
+    endpoint: PushEndpoint,
+    /// Keeps the "unknown store" log line to one a minute.
+    unknown_log: Arc<UnknownStoreLog>,
+}
+
+/// Rate limit of the log line for pushes to unknown stores: the first one,
+/// then at most one per [`UNKNOWN_LOG_EVERY`] saying how many were not logged.
+#[derive(Debug, Default)]
+struct UnknownStoreLog {
+    inner: std::sync::Mutex<UnknownLogState>,
+}
+
+#[derive(Debug, Default)]
+struct UnknownLogState {
+    last_logged: Option<Instant>,
+    unlogged: u64,
+}
+
+impl UnknownStoreLog {
+    /// Whether to log this one now; `Some(n)`: yes, and `n` were not logged
+    /// since the last line.
+    fn should_log(&self, now: Instant) -> Option<u64> {
+        let mut state = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let due = state
+            .last_logged
+            .is_none_or(|last| now.saturating_duration_since(last) >= UNKNOWN_LOG_EVERY);
+        if due {
+            state.last_logged = Some(now);
+            Some(std::mem::take(&mut state.unlogged))
+        } else {
+            state.unlogged = state.unlogged.saturating_add(1);
+            None
+        }
+    }
 }
 
 /// Serve `POST /hooks/<store-id>` on `listener` until `shutdown` is cancelled.
@@ -108,17 +177,21 @@ pub async fn serve(
                 "not found: pushes go to POST /hooks/<store-id>\n",
             )
         })
-        .with_state(endpoint);
+        .with_state(Listener {
+            endpoint,
+            unknown_log: Arc::default(),
+        });
     accept_loop("webhooks", listener, router, shutdown).await;
 }
 
 /// `POST /hooks/<store-id>`.
 async fn hook(
-    AxumState(endpoint): AxumState<PushEndpoint>,
+    AxumState(listener): AxumState<Listener>,
     Path(store_id): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let endpoint = &listener.endpoint;
     let state = endpoint.state.load();
     let Some(webhooks) = state.config.daemon.webhooks.clone() else {
         // The listener outlived its configuration for a moment (a reload
@@ -130,11 +203,18 @@ async fn hook(
         .get(&store_id)
         .filter(|store| store.config.enabled && store.info.push.verify);
     let Some(store) = store else {
-        let shown = shown_id(&store_id);
-        tracing::info!(
-            store = %shown,
-            "push refused (404): no enabled store {shown:?} whose connector verifies pushes"
-        );
+        if let Some(unlogged) = listener.unknown_log.should_log(Instant::now()) {
+            let shown = shown_id(&store_id);
+            let more = if unlogged > 0 {
+                format!(" ({unlogged} more such pushes since the last line)")
+            } else {
+                String::new()
+            };
+            tracing::info!(
+                store = %shown,
+                "push refused (404): no enabled store {shown:?} whose connector verifies pushes{more}"
+            );
+        }
         let label = if state.stores.contains_key(&store_id) {
             store_id.as_str()
         } else {
@@ -145,30 +225,57 @@ async fn hook(
     };
     let id = store.config.id.as_str();
     let inbox = endpoint.inboxes.get(id);
-    let refuse = |reason: PushRejection| {
+    let count = |reason: PushRejection| {
         inbox.rejected(reason);
         endpoint.metrics.push_request(id, reason.as_str());
     };
+    let refusal_rate = webhooks.per_store_per_minute.saturating_mul(REFUSAL_FACTOR);
+    let refusal_burst = webhooks.burst.saturating_mul(REFUSAL_FACTOR);
+    // A request that took work and was not an authentic push.
+    let charge = || inbox.charge_refusal(refusal_rate, refusal_burst, Instant::now());
     let cap = webhooks.max_body_bytes.0;
-    if let Err(wait) = inbox.take_token(
-        webhooks.per_store_per_minute,
-        webhooks.burst,
-        Instant::now(),
-    ) {
-        refuse(PushRejection::RateLimited);
-        tracing::info!(store = %id, "push refused (429): over daemon.webhooks.per_store_per_minute");
-        let seconds = wait.as_secs().max(1);
-        return (
-            StatusCode::TOO_MANY_REQUESTS,
-            [(header::RETRY_AFTER, seconds.to_string())],
-            "too many pushes for this store\n",
-        )
-            .into_response();
-    }
-    let Some(body) = read_capped(body, cap).await else {
-        refuse(PushRejection::TooLarge);
-        tracing::info!(store = %id, limit = cap, "push refused (413): the body is over daemon.webhooks.max_body_bytes");
+
+    // Declared too large: answered before anything is read (and costs
+    // nothing, so it spends no budget).
+    if declared_length(&headers).is_some_and(|length| length > cap) {
+        count(PushRejection::TooLarge);
+        tracing::info!(store = %id, limit = cap, "push refused (413): its Content-Length is over daemon.webhooks.max_body_bytes");
         return too_large();
+    }
+    if let Err(wait) = inbox.refusals_left(refusal_rate, refusal_burst, Instant::now()) {
+        count(PushRejection::RefusalsThrottled);
+        tracing::debug!(store = %id, "push refused (429): too many of this store's recent requests were refused");
+        return too_many(wait, "too many refused requests for this store\n");
+    }
+    let body = match tokio::time::timeout(BODY_DEADLINE, read_capped(body, cap)).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(BodyError::TooLarge)) => {
+            charge();
+            count(PushRejection::TooLarge);
+            tracing::info!(store = %id, limit = cap, "push refused (413): the body is over daemon.webhooks.max_body_bytes");
+            return too_large();
+        }
+        Ok(Err(BodyError::Aborted)) => {
+            // The client went away: nobody reads an answer, and it is not a
+            // refusal `check` should count.
+            charge();
+            tracing::debug!(store = %id, "push dropped: the connection broke while its body was read");
+            return (StatusCode::BAD_REQUEST, "incomplete body\n").into_response();
+        }
+        Err(_) => {
+            charge();
+            tracing::debug!(
+                store = %id,
+                "push dropped (408): its body took more than {}s to arrive",
+                BODY_DEADLINE.as_secs()
+            );
+            return (
+                StatusCode::REQUEST_TIMEOUT,
+                [(header::CONNECTION, "close")],
+                "the body took too long\n",
+            )
+                .into_response();
+        }
     };
     let request = PushRequest {
         headers: headers
@@ -187,35 +294,53 @@ async fn hook(
     let presented = presented_secrets(&request.headers);
     let verified = tokio::time::timeout(VERIFY_TIMEOUT, store.connector.verify_push(request)).await;
     match verified {
-        Ok(Ok(PushHint::LookAt(orders))) => {
-            let count = orders.len();
-            let dropped = inbox.accept(orders, Timestamp::now());
-            endpoint.metrics.push_request(id, "accepted");
-            if dropped > 0 {
-                tracing::debug!(
-                    store = %id,
-                    dropped,
-                    "push accepted with more orders than one poll looks at; the extra ones are left to the listing"
-                );
+        Ok(Ok(hint)) => {
+            // Authentic: only now is the store's push budget spent.
+            if let Err(wait) = inbox.take_token(
+                webhooks.per_store_per_minute,
+                webhooks.burst,
+                Instant::now(),
+            ) {
+                count(PushRejection::RateLimited);
+                tracing::info!(store = %id, "push refused (429): over daemon.webhooks.per_store_per_minute");
+                return too_many(wait, "too many pushes for this store\n");
             }
-            tracing::info!(store = %id, orders = count, "push accepted: polling now");
-            (StatusCode::ACCEPTED, "accepted\n").into_response()
-        }
-        Ok(Ok(PushHint::Ignore(why))) => {
-            let why = scrub(&why, &presented);
-            inbox.ignored(Timestamp::now());
-            endpoint.metrics.push_request(id, "ignored");
-            tracing::debug!(store = %id, "push verified, nothing to do: {why}");
-            (StatusCode::OK, "nothing to do\n").into_response()
+            match hint {
+                PushHint::LookAt(orders) => {
+                    let orders_named = orders.len();
+                    let dropped = inbox.accept(orders, Timestamp::now());
+                    endpoint.metrics.push_request(id, "accepted");
+                    if dropped > 0 {
+                        tracing::debug!(
+                            store = %id,
+                            dropped,
+                            "push accepted with more orders than one poll looks at; the extra ones are left to the listing"
+                        );
+                    }
+                    tracing::info!(store = %id, orders = orders_named, "push accepted: polling now");
+                    (StatusCode::ACCEPTED, "accepted\n").into_response()
+                }
+                PushHint::Ignore(why) => {
+                    // Already through the instance's redactor; the sender's
+                    // own header values are scrubbed here.
+                    let why = scrub(&why, &presented);
+                    inbox.ignored(Timestamp::now());
+                    endpoint.metrics.push_request(id, "ignored");
+                    tracing::debug!(store = %id, "push verified, nothing to do: {why}");
+                    (StatusCode::OK, "nothing to do\n").into_response()
+                }
+            }
         }
         Ok(Err(PluginError::Misconfigured(reason))) => {
-            refuse(PushRejection::BadCredentials);
+            charge();
+            count(PushRejection::BadCredentials);
             let reason = scrub(&reason, &presented);
             tracing::warn!(store = %id, "push refused (401): {reason}");
             (StatusCode::UNAUTHORIZED, "unauthorized\n").into_response()
         }
         Ok(Err(PluginError::Permanent(reason))) => {
-            refuse(PushRejection::NotUnderstood);
+            charge();
+            count(PushRejection::NotUnderstood);
             let reason = scrub(&reason, &presented);
             tracing::info!(store = %id, "push refused (400): {reason}");
             (
@@ -225,13 +350,15 @@ async fn hook(
                 .into_response()
         }
         Ok(Err(error)) => {
-            refuse(PushRejection::Unavailable);
+            charge();
+            count(PushRejection::Unavailable);
             let reason = scrub(&error.to_string(), &presented);
             tracing::warn!(store = %id, "push not verified (503): {reason}");
             unavailable()
         }
         Err(_) => {
-            refuse(PushRejection::Unavailable);
+            charge();
+            count(PushRejection::Unavailable);
             tracing::warn!(
                 store = %id,
                 "push not verified (503): the connector took more than {}s",
@@ -240,6 +367,27 @@ async fn hook(
             unavailable()
         }
     }
+}
+
+/// The request's `Content-Length`, if it has a readable one.
+fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+fn too_many(wait: Duration, text: &'static str) -> Response {
+    let seconds = wait.as_secs().max(1);
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(header::RETRY_AFTER, seconds.to_string())],
+        text,
+    )
+        .into_response()
 }
 
 fn too_large() -> Response {
@@ -259,15 +407,25 @@ fn unavailable() -> Response {
         .into_response()
 }
 
+/// Why a body was not read whole.
+#[derive(Debug, PartialEq, Eq)]
+enum BodyError {
+    /// Over the cap.
+    TooLarge,
+    /// The connection broke (the client aborted or reset it).
+    Aborted,
+}
+
 /// The body, if it is at most `cap` bytes. A longer one is never kept past
 /// the cap: the rest is read and discarded (up to [`DRAIN_LIMIT`] bytes and
-/// [`DRAIN_TIME`]) so the client reads its 413, then `None`.
-async fn read_capped(body: Body, cap: u64) -> Option<Vec<u8>> {
+/// [`DRAIN_TIME`]) so the client reads its 413. Only chunked bodies get here
+/// too large: a declared length over the cap is answered before reading.
+async fn read_capped(body: Body, cap: u64) -> Result<Vec<u8>, BodyError> {
     let mut stream = body.into_data_stream();
     let mut kept: Vec<u8> = Vec::new();
     let mut total: u64 = 0;
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.ok()?;
+        let chunk = chunk.map_err(|_| BodyError::Aborted)?;
         total = total.saturating_add(chunk.len() as u64);
         if total > cap {
             drop(kept);
@@ -280,11 +438,11 @@ async fn read_capped(body: Body, cap: u64) -> Option<Vec<u8>> {
                 }
             };
             let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
-            return None;
+            return Err(BodyError::TooLarge);
         }
         kept.extend_from_slice(&chunk);
     }
-    Some(kept)
+    Ok(kept)
 }
 
 /// Header values long enough to be credentials, and their part after an
@@ -386,8 +544,28 @@ mod tests {
     #[tokio::test]
     async fn a_body_over_the_cap_is_refused_without_keeping_it() {
         let small = Body::from(vec![1_u8; 100]);
-        assert_eq!(read_capped(small, 100).await.map(|b| b.len()), Some(100));
+        assert_eq!(read_capped(small, 100).await.map(|b| b.len()), Ok(100));
         let big = Body::from(vec![1_u8; 101]);
-        assert_eq!(read_capped(big, 100).await, None);
+        assert_eq!(read_capped(big, 100).await, Err(BodyError::TooLarge));
+    }
+
+    #[tokio::test]
+    async fn a_broken_connection_is_not_a_body_too_large() {
+        let chunks: Vec<Result<&'static [u8], io::Error>> = vec![
+            Ok(b"{\"id\""),
+            Err(io::Error::new(io::ErrorKind::ConnectionReset, "reset")),
+        ];
+        let body = Body::from_stream(futures::stream::iter(chunks));
+        assert_eq!(read_capped(body, 100).await, Err(BodyError::Aborted));
+    }
+
+    #[test]
+    fn unknown_stores_are_logged_once_a_minute_with_a_count() {
+        let log = UnknownStoreLog::default();
+        let start = Instant::now();
+        assert_eq!(log.should_log(start), Some(0));
+        assert_eq!(log.should_log(start + Duration::from_secs(1)), None);
+        assert_eq!(log.should_log(start + Duration::from_secs(2)), None);
+        assert_eq!(log.should_log(start + UNKNOWN_LOG_EVERY), Some(2));
     }
 }

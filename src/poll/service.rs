@@ -4,8 +4,15 @@
 //! sweep is the same sweep (same pages, decisions and atomic commits), with
 //! the pushed order ids as the first page's `look_at`; bursts of pushes
 //! coalesce into one sweep, at most one every [`MIN_PUSH_GAP`]. Pushes only
-//! ever make polling sooner: the scheduled sweep still comes at least once
-//! per interval, so a lost push delays a message, never loses it.
+//! ever make polling sooner: every sweep, push-triggered or scheduled, sets
+//! the next scheduled one a (jittered) interval after it — harmless, since a
+//! push-triggered sweep is a full sweep — so a store is swept at least once
+//! per interval and a lost push delays a message, never loses it.
+//!
+//! Any sweep, scheduled or not, carries the pushed ids pending at its start.
+//! A failed sweep hands them back once; a second failure, or a sandbox fault
+//! (a plugin timeout or crash, which they may have caused), drops them and
+//! leaves their changes to the listing.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -215,9 +222,21 @@ pub async fn run(
             }
         };
         let failed = outcome.is_err();
-        if failed {
-            // The orders pushes named are read by the next sweep instead.
-            inbox.restore_pending(pending);
+        match &outcome {
+            Ok(_) => inbox.sweep_succeeded(),
+            Err(error) => {
+                // Once, and not after a fault the ids may have caused (a
+                // deadline): a sweep must not fail forever because of them.
+                let give_back = error.class() != ErrorClass::Sandbox;
+                let dropped = inbox.sweep_failed(pending, give_back);
+                if dropped > 0 {
+                    tracing::info!(
+                        store = %store_id,
+                        dropped,
+                        "{dropped} pushed order(s) are not looked at again after this failed poll; the listing finds their changes"
+                    );
+                }
+            }
         }
         let wait = match outcome {
             Ok(report) => {

@@ -642,7 +642,7 @@ async fn store_section(
         last_poll_line(&mut s, ctx, &store.config, &status);
         events_lines(&mut s, ctx, id, &status);
         order_health_lines(&mut s, ctx.now, &config.daemon.timezone, id, &status);
-        pushes_line(&mut s, ctx, store);
+        pushes_line(&mut s, ctx, store, status.paused.is_some());
     } else {
         s.warn(
             CheckItem::LastPoll,
@@ -715,8 +715,10 @@ async fn store_section(
 
 /// Whether pushes reach this store: "pushes: last accepted 12s ago; 3
 /// rejected (2 bad credentials, 1 too large)". Only the running daemon knows
-/// (it counts in memory since it started).
-fn pushes_line(s: &mut SectionBuilder, ctx: &Context, store: &StoreRuntime) {
+/// (it counts in memory since it started). While polling is `paused` on
+/// refused credentials, accepted pushes wait for it to resume: the line
+/// says they are held.
+fn pushes_line(s: &mut SectionBuilder, ctx: &Context, store: &StoreRuntime, paused: bool) {
     let id = store.config.id.as_str();
     let interval = short_duration(store.config.poll_interval);
     if ctx.config.daemon.webhooks.is_none() {
@@ -764,7 +766,14 @@ fn pushes_line(s: &mut SectionBuilder, ctx: &Context, store: &StoreRuntime) {
         .get(&PushRejection::BadCredentials)
         .copied()
         .unwrap_or_default();
-    if bad_credentials > 0 {
+    if paused {
+        text.push_str("; held while polling is paused: they make no poll until it resumes");
+        s.warn(
+            CheckItem::Pushes,
+            text,
+            format!("pushes take effect again once polling of {id} resumes (see the paused line)"),
+        );
+    } else if bad_credentials > 0 {
         s.warn(
             CheckItem::Pushes,
             text,
