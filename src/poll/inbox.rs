@@ -17,7 +17,9 @@
 //! failing because of them (its deadline) must not repeat forever, and the
 //! listing finds their changes anyway, only later.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::hash_map::RandomState;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -128,6 +130,8 @@ impl PushInboxes {
 pub struct PushInbox {
     wake: Notify,
     inner: Mutex<InboxState>,
+    /// Keys the credential hashes (never stored in the clear).
+    hasher: RandomState,
 }
 
 #[derive(Debug, Default)]
@@ -142,7 +146,18 @@ struct InboxState {
     accepted_bucket: Option<TokenBucket>,
     /// Charged by requests that were read or verified and then refused.
     refused_bucket: Option<TokenBucket>,
+    /// Keyed hashes of credentials the connector refused lately, newest
+    /// last, at most [`MAX_REFUSED_CREDENTIALS`], each for
+    /// [`REFUSED_CREDENTIAL_MEMORY`]: while the refusal budget is spent, only
+    /// requests presenting one of these are turned away unread, so forged
+    /// requests cannot get the platform's real pushes refused.
+    refused_credentials: VecDeque<(u64, Instant)>,
 }
+
+/// How many refused credentials an inbox remembers.
+const MAX_REFUSED_CREDENTIALS: usize = 64;
+/// How long a refused credential is remembered.
+const REFUSED_CREDENTIAL_MEMORY: Duration = Duration::from_secs(600);
 
 impl PushInbox {
     /// Take one token of the store's budget of authentic pushes:
@@ -156,26 +171,68 @@ impl PushInbox {
         bucket.take(per_minute, burst, now)
     }
 
-    /// Whether the store's budget of refused requests has a token left,
-    /// without taking it (a request is only charged once it was refused).
-    /// `Err` holds how long until the next token.
-    pub fn refusals_left(&self, per_minute: u32, burst: u32, now: Instant) -> Result<(), Duration> {
+    /// A keyed hash of what a request presented as its credentials (its
+    /// `Authorization` value, `None` when absent).
+    pub fn credential(&self, presented: Option<&[u8]>) -> u64 {
+        self.hasher.hash_one(presented)
+    }
+
+    /// Whether a request presenting `credential` may be read: always, unless
+    /// the store's budget of refused requests is spent *and* the connector
+    /// refused this same credential lately (a flood of forged requests then
+    /// costs nothing, while a request with other credentials — the
+    /// platform's — is still verified). `Err` holds how long until the
+    /// budget has a token again.
+    pub fn refusals_left(
+        &self,
+        per_minute: u32,
+        burst: u32,
+        now: Instant,
+        credential: u64,
+    ) -> Result<(), Duration> {
         let mut inner = lock(&self.inner);
+        inner
+            .refused_credentials
+            .retain(|(_, at)| now.saturating_duration_since(*at) < REFUSED_CREDENTIAL_MEMORY);
+        let known_bad = inner
+            .refused_credentials
+            .iter()
+            .any(|(hash, _)| *hash == credential);
         let bucket = inner
             .refused_bucket
             .get_or_insert_with(|| TokenBucket::full(burst, now));
-        bucket.peek(per_minute, burst, now)
+        match bucket.peek(per_minute, burst, now) {
+            Err(wait) if known_bad => Err(wait),
+            _ => Ok(()),
+        }
     }
 
-    /// Charge one refused request to the store's budget of refusals
-    /// (it may go empty; the next [`Self::refusals_left`] says so).
-    pub fn charge_refusal(&self, per_minute: u32, burst: u32, now: Instant) {
+    /// Charge one refused request to the store's budget of refusals (it may
+    /// go empty; [`Self::refusals_left`] then turns away the credentials
+    /// recorded here). `refused_credential`: the connector refused these
+    /// credentials (bad token), remember them.
+    pub fn charge_refusal(
+        &self,
+        per_minute: u32,
+        burst: u32,
+        now: Instant,
+        refused_credential: Option<u64>,
+    ) {
         let mut inner = lock(&self.inner);
         let bucket = inner
             .refused_bucket
             .get_or_insert_with(|| TokenBucket::full(burst, now));
         // Empty already: the request was let in by a concurrent check.
         let _ = bucket.take(per_minute, burst, now);
+        if let Some(hash) = refused_credential {
+            inner
+                .refused_credentials
+                .retain(|(known, _)| *known != hash);
+            if inner.refused_credentials.len() >= MAX_REFUSED_CREDENTIALS {
+                inner.refused_credentials.pop_front();
+            }
+            inner.refused_credentials.push_back((hash, now));
+        }
     }
 
     /// A verified push asks for a poll looking at `orders`. Ids past
@@ -196,6 +253,22 @@ impl PushInbox {
             inner.stats.accepted = inner.stats.accepted.saturating_add(1);
         }
         self.wake.notify_one();
+        dropped
+    }
+
+    /// An authentic push over the store's push rate: its orders are kept for
+    /// the next sweep (scheduled, or started by a later push), but it wakes
+    /// nothing. Returns how many were dropped past [`MAX_LOOK_AT`].
+    pub fn keep_for_later(&self, orders: Vec<String>) -> usize {
+        let mut inner = lock(&self.inner);
+        let mut dropped = 0;
+        for order in orders {
+            if inner.pending.len() < MAX_LOOK_AT || inner.pending.contains(&order) {
+                inner.pending.insert(order);
+            } else {
+                dropped += 1;
+            }
+        }
         dropped
     }
 
@@ -247,9 +320,14 @@ impl PushInbox {
         for order in orders {
             let first_failure = !inner.given_back.contains(&order);
             if give_back && first_failure && inner.pending.len() < MAX_LOOK_AT {
+                if inner.given_back.len() >= MAX_LOOK_AT {
+                    // A long outage: forget the oldest history rather than grow.
+                    inner.given_back.clear();
+                }
                 inner.given_back.insert(order.clone());
                 inner.pending.insert(order);
             } else if !inner.pending.contains(&order) {
+                inner.given_back.remove(&order);
                 dropped += 1;
             }
         }
@@ -337,18 +415,28 @@ mod tests {
     fn refusals_have_their_own_budget_and_do_not_spend_the_pushes_one() {
         let inbox = PushInbox::default();
         let start = Instant::now();
+        let forged = inbox.credential(Some(b"Bearer forged".as_slice()));
+        let real = inbox.credential(Some(b"Bearer real".as_slice()));
+        assert_ne!(forged, real);
         for _ in 0..2 {
-            assert!(inbox.refusals_left(60, 2, start).is_ok());
-            inbox.charge_refusal(60, 2, start);
+            assert!(inbox.refusals_left(60, 2, start, forged).is_ok());
+            inbox.charge_refusal(60, 2, start, Some(forged));
         }
-        assert!(inbox.refusals_left(60, 2, start).is_err(), "spent");
+        assert!(
+            inbox.refusals_left(60, 2, start, forged).is_err(),
+            "spent: the refused credentials are turned away unread"
+        );
+        assert!(
+            inbox.refusals_left(60, 2, start, real).is_ok(),
+            "other credentials (the platform's) are still verified"
+        );
         assert!(
             inbox.take_token(60, 1, start).is_ok(),
             "authentic pushes still have their budget"
         );
         assert!(
             inbox
-                .refusals_left(60, 2, start + Duration::from_secs(1))
+                .refusals_left(60, 2, start + Duration::from_secs(1), forged)
                 .is_ok()
         );
     }

@@ -29,9 +29,12 @@
 //! that were read and then refused (bad credentials, not understood, too
 //! large while reading, connector unavailable, too slow or aborted) spend a
 //! separate per-store budget [`REFUSAL_FACTOR`] times looser; while that one
-//! is spent, every request for the store gets 429 without being read, so a
-//! flood of forged pushes costs bounded work (and delays pushes, never
-//! messages: polling goes on).
+//! is spent, requests presenting credentials the connector refused lately
+//! get 429 without being read (the inbox keeps keyed hashes, never the
+//! values), so a flood of forged pushes costs bounded work, while a request
+//! with other credentials — the platform's — is still verified. Only pushes
+//! that ask for a poll spend the push budget; an authentic push over it keeps
+//! its orders for the next sweep and only holds back the wake-up.
 //!
 //! Connections are bounded exactly like the metrics endpoint's (it is the
 //! same accept loop), and a request's body must arrive within
@@ -231,18 +234,28 @@ async fn hook(
     };
     let refusal_rate = webhooks.per_store_per_minute.saturating_mul(REFUSAL_FACTOR);
     let refusal_burst = webhooks.burst.saturating_mul(REFUSAL_FACTOR);
+    // What the request presents as credentials, hashed (never kept in the
+    // clear): a flood of refused credentials is turned away unread.
+    let credential = inbox.credential(
+        headers
+            .get(header::AUTHORIZATION)
+            .map(|value| value.as_bytes()),
+    );
     // A request that took work and was not an authentic push.
-    let charge = || inbox.charge_refusal(refusal_rate, refusal_burst, Instant::now());
+    let charge = || inbox.charge_refusal(refusal_rate, refusal_burst, Instant::now(), None);
     let cap = webhooks.max_body_bytes.0;
 
     // Declared too large: answered before anything is read (and costs
     // nothing, so it spends no budget).
     if declared_length(&headers).is_some_and(|length| length > cap) {
         count(PushRejection::TooLarge);
-        tracing::info!(store = %id, limit = cap, "push refused (413): its Content-Length is over daemon.webhooks.max_body_bytes");
+        // Counted (check, metrics); at debug, since it costs the sender
+        // nothing to repeat.
+        tracing::debug!(store = %id, limit = cap, "push refused (413): its Content-Length is over daemon.webhooks.max_body_bytes");
         return too_large();
     }
-    if let Err(wait) = inbox.refusals_left(refusal_rate, refusal_burst, Instant::now()) {
+    if let Err(wait) = inbox.refusals_left(refusal_rate, refusal_burst, Instant::now(), credential)
+    {
         count(PushRejection::RefusalsThrottled);
         tracing::debug!(store = %id, "push refused (429): too many of this store's recent requests were refused");
         return too_many(wait, "too many refused requests for this store\n");
@@ -295,18 +308,21 @@ async fn hook(
     let verified = tokio::time::timeout(VERIFY_TIMEOUT, store.connector.verify_push(request)).await;
     match verified {
         Ok(Ok(hint)) => {
-            // Authentic: only now is the store's push budget spent.
-            if let Err(wait) = inbox.take_token(
-                webhooks.per_store_per_minute,
-                webhooks.burst,
-                Instant::now(),
-            ) {
-                count(PushRejection::RateLimited);
-                tracing::info!(store = %id, "push refused (429): over daemon.webhooks.per_store_per_minute");
-                return too_many(wait, "too many pushes for this store\n");
-            }
             match hint {
                 PushHint::LookAt(orders) => {
+                    // Authentic and asking for a poll: only now is the
+                    // store's push budget spent. Over it, the orders are kept
+                    // for the next sweep; only the wake-up is held back.
+                    if let Err(wait) = inbox.take_token(
+                        webhooks.per_store_per_minute,
+                        webhooks.burst,
+                        Instant::now(),
+                    ) {
+                        inbox.keep_for_later(orders);
+                        count(PushRejection::RateLimited);
+                        tracing::info!(store = %id, "push over daemon.webhooks.per_store_per_minute (429): its orders wait for the next poll");
+                        return too_many(wait, "too many pushes for this store\n");
+                    }
                     let orders_named = orders.len();
                     let dropped = inbox.accept(orders, Timestamp::now());
                     endpoint.metrics.push_request(id, "accepted");
@@ -332,7 +348,12 @@ async fn hook(
             }
         }
         Ok(Err(PluginError::Misconfigured(reason))) => {
-            charge();
+            inbox.charge_refusal(
+                refusal_rate,
+                refusal_burst,
+                Instant::now(),
+                Some(credential),
+            );
             count(PushRejection::BadCredentials);
             let reason = scrub(&reason, &presented);
             tracing::warn!(store = %id, "push refused (401): {reason}");

@@ -11,8 +11,9 @@
 //!
 //! Any sweep, scheduled or not, carries the pushed ids pending at its start.
 //! A failed sweep hands them back once; a second failure, or a sandbox fault
-//! (a plugin timeout or crash, which they may have caused), drops them and
-//! leaves their changes to the listing.
+//! (a plugin timeout or crash, which they may have caused), drops the host's
+//! copy and leaves their changes to the listing (ids a connector already
+//! carries in its committed cursor are its own to retry).
 
 use std::sync::Arc;
 use std::time::Duration;
