@@ -24,10 +24,13 @@ UNITDIR    ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/sy
 CARGO      ?= cargo
 INSTALL    ?= install
 
+# What `make demo` builds (debug, shared with `make test`).
+DEMO_BUILD = $(CARGO) build --locked --bin arauto -p arauto --bin arauto-sim -p arauto-sim
+
 # Workspaces of wasm plugins (their own toolchain/target; see scripts/build-plugins.sh).
 PLUGIN_WORKSPACES := plugins tests/plugins
 
-.PHONY: all build plugins test-plugins wasm-toolchain test test-plugin-crates lint \
+.PHONY: all build plugins test-plugins wasm-toolchain test test-plugin-crates lint check-demo-build \
         install uninstall check-systemd demo bench
 
 all: build plugins
@@ -47,8 +50,18 @@ wasm-toolchain:
 # The README's first command: installs what is missing, builds (debug, shared
 # with `make test`), then runs the simulator and the daemon until Ctrl-C.
 demo: wasm-toolchain plugins
-	$(CARGO) build --locked --bin arauto -p arauto --bin arauto-sim -p arauto-sim
+	$(DEMO_BUILD)
 	scripts/demo.sh
+
+# `make demo` right after `make test` must compile nothing (the feature pins in
+# Cargo.toml keep the two builds identical): CI runs this after the tests.
+check-demo-build:
+	@out=$$($(DEMO_BUILD) 2>&1) || { echo "$$out" >&2; exit 1; }; \
+	if echo "$$out" | grep -q '^ *Compiling'; then \
+	  echo "$$out" >&2; \
+	  echo "check-demo-build: make demo would recompile after make test (feature sets differ; see the pins in Cargo.toml)" >&2; \
+	  exit 1; \
+	fi; echo "check-demo-build: make demo reuses the daemon make test built"
 
 test: wasm-toolchain plugins test-plugins
 	$(CARGO) test --workspace --locked
