@@ -16,7 +16,7 @@ mod support;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::Output;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use arauto_sim::channels::{FakeProvider, Provider};
 use arauto_sim::li::{PushOutcome, WebhookEvent};
@@ -445,32 +445,45 @@ fn unknown_stores_other_paths_and_methods_are_refused() {
     assert!(rig.shop.li.webhooks().is_empty());
 }
 
-/// The bound of [`with_every_push_lost_polling_still_delivers_within_one_interval`]:
-/// the interval plus its 10 % jitter, plus this for the poll itself and the
-/// send (milliseconds on a quiet machine; seconds on a loaded 2-core CI
-/// host running other daemons, hence the room).
-const POLL_AND_SEND_MARGIN: Duration = Duration::from_secs(5);
-
+/// Polling alone, a change goes out with the next scheduled poll: the poll
+/// that queues its message is a scheduled one, and at most the second to
+/// complete after the change (the first may have been running already and
+/// read the listing before the order existed). Asserted from the daemon's own
+/// "poll complete" lines, not from a clock (`make bench` times the path).
 #[test]
 fn with_every_push_lost_polling_still_delivers_within_one_interval() {
-    let interval = Duration::from_secs(5);
-    let rig = rig("5s");
+    let rig = rig("2s");
     let url = rig.hook_url("loja");
     rig.shop.li.register_webhook(&url, TOKEN);
     rig.world
         .li
         .configure_pushes(|options| options.drop_fraction = 1.0);
-    // The next scheduled poll is at most interval + 10 % after the last one
-    // ended, whatever the pushes did.
-    let bound = interval.mul_f64(1.1) + POLL_AND_SEND_MARGIN;
-    let changed = Instant::now();
+    let from = rig.daemon.stderr.len();
     create(&rig.shop, order_for("Davi", 4, "aguardando_pagamento"));
-    rig.world.wait_received_within(&rig.whatsapp, 1, bound);
-    let took = changed.elapsed();
+    rig.world.wait_received(&rig.whatsapp, 1);
+    let mut next_line = from;
+    let mut polls = Vec::new();
+    loop {
+        let (index, line) = rig.daemon.stderr.wait_for_matching(
+            next_line,
+            PATIENCE,
+            "the poll that queued the message",
+            |line| is_about_store(line, "poll complete", "loja"),
+        );
+        next_line = index + 1;
+        let queued = field(&line, "queued") == Some("1");
+        polls.push(line);
+        if queued {
+            break;
+        }
+    }
     assert!(
-        took <= bound,
-        "sent {took:?} after the change, over {bound:?}"
+        polls.len() <= 2,
+        "queued by the {}th poll after the change: {polls:#?}",
+        polls.len()
     );
+    let queuing = polls.last().map(String::as_str).unwrap_or_default();
+    assert_eq!(field(queuing, "trigger"), Some("schedule"), "{queuing}");
     assert_eq!(
         rig.daemon.stderr.count("push accepted"),
         0,
@@ -640,14 +653,10 @@ fn a_body_that_never_arrives_gets_408_and_a_dropped_connection_is_not_counted_to
     stalled
         .write_all(head(rig.listen).as_bytes())
         .expect("send");
-    let started = Instant::now();
+    // 408 comes only from the listener's body deadline (the client would
+    // have given up with a read timeout instead).
     let (status, answer) = read_answer(stalled);
     assert_eq!(status, 408, "{answer}");
-    assert!(
-        started.elapsed() < Duration::from_secs(20),
-        "{:?}",
-        started.elapsed()
-    );
 
     let checked = rig.cli(&["check", "--store", "loja", "--json"]);
     let json = String::from_utf8_lossy(&checked.stdout).into_owned();
