@@ -3,8 +3,8 @@
 //!
 //! A verified push never carries content into the pipeline: it only wakes the
 //! store's poller (a [`Notify`]) and names orders the next sweep should read
-//! (`PollRequest.look_at`). The inboxes are owned by the daemon's
-//! [`crate::daemon::pipeline::Pipeline`], keyed by store id and created on
+//! (`PollRequest.look_at`). The daemon owns one [`PushInboxes`] for its
+//! whole life (not per configuration), keyed by store id and created on
 //! demand, so they survive reloads; a poller that restarts finds its pending
 //! ids where the listener left them.
 //!
