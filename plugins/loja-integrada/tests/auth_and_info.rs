@@ -4,7 +4,7 @@
 
 mod common;
 
-use arauto_plugin_sdk::connector::{Connector, NotificationKind, PluginError};
+use arauto_plugin_sdk::connector::{Connector, PluginError, notification_name};
 use arauto_sim::li::{Fault, Order, Route};
 use common::*;
 use loja_integrada::LojaIntegrada;
@@ -239,7 +239,7 @@ fn info_lists_the_16_statuses_with_default_recognition() {
             .find(|s| s.code == code)
             .unwrap_or_else(|| panic!("{code} missing"));
         (
-            s.notification.map(kind_name),
+            s.notification.map(notification_name),
             s.happy_path_priority,
             s.terminal,
         )
@@ -328,22 +328,4 @@ fn info_declares_capabilities_with_reasons_and_every_setting() {
             .iter()
             .all(|k| !k.description.is_empty())
     );
-}
-
-/// The kebab-case name of a notification kind, as the configuration spells it.
-fn kind_name(kind: NotificationKind) -> &'static str {
-    match kind {
-        NotificationKind::WaitingPayment => "waiting-payment",
-        NotificationKind::OrderPaid => "order-paid",
-        NotificationKind::OrderProcessing => "order-processing",
-        NotificationKind::OrderShipped => "order-shipped",
-        NotificationKind::ReadyForPickup => "ready-for-pickup",
-        NotificationKind::OrderDelivered => "order-delivered",
-        NotificationKind::OrderCanceled => "order-canceled",
-        NotificationKind::OrderRefunded => "order-refunded",
-        NotificationKind::TrackingUpdated => "tracking-updated",
-        NotificationKind::BoletoReminder => "boleto-reminder",
-        NotificationKind::PixReminder => "pix-reminder",
-        NotificationKind::AbandonedCart => "abandoned-cart",
-    }
 }

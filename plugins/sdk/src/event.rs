@@ -10,9 +10,9 @@
 use serde_json::{Map, Value, json};
 
 use crate::sender::{
-    EventCustomer, EventItem, EventOrder, EventPayment, EventShipment, NotificationKind,
-    OrderEvent, PaymentFamily,
+    EventCustomer, EventItem, EventOrder, EventPayment, EventShipment, OrderEvent, PaymentFamily,
 };
+pub use crate::support::notification_name;
 
 /// The event as a JSON value (see the module docs for the shape).
 pub fn to_value(event: &OrderEvent) -> Value {
@@ -37,24 +37,6 @@ pub fn to_value(event: &OrderEvent) -> Value {
 /// The event as JSON text, for a request body.
 pub fn to_json(event: &OrderEvent) -> String {
     to_value(event).to_string()
-}
-
-/// The notification kind's name in events and configs, e.g. `order-paid`.
-pub fn notification_name(kind: NotificationKind) -> &'static str {
-    match kind {
-        NotificationKind::WaitingPayment => "waiting-payment",
-        NotificationKind::OrderPaid => "order-paid",
-        NotificationKind::OrderProcessing => "order-processing",
-        NotificationKind::OrderShipped => "order-shipped",
-        NotificationKind::ReadyForPickup => "ready-for-pickup",
-        NotificationKind::OrderDelivered => "order-delivered",
-        NotificationKind::OrderCanceled => "order-canceled",
-        NotificationKind::OrderRefunded => "order-refunded",
-        NotificationKind::TrackingUpdated => "tracking-updated",
-        NotificationKind::BoletoReminder => "boleto-reminder",
-        NotificationKind::PixReminder => "pix-reminder",
-        NotificationKind::AbandonedCart => "abandoned-cart",
-    }
 }
 
 /// The payment family's name in events, e.g. `credit-card`.
@@ -138,7 +120,7 @@ fn item(i: &EventItem) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sender::EventTracking;
+    use crate::sender::{EventTracking, NotificationKind};
 
     fn sample() -> OrderEvent {
         let mut event = crate::sender::fixtures::event();

@@ -9,6 +9,24 @@ pub use crate::imports::arauto::plugin::types::{
     ConfigKey, NotificationKind, PaymentFamily, PluginError, PluginInfo, RetryableError,
 };
 
+/// The notification kind's name in events and configs, e.g. `order-paid`.
+pub fn notification_name(kind: NotificationKind) -> &'static str {
+    match kind {
+        NotificationKind::WaitingPayment => "waiting-payment",
+        NotificationKind::OrderPaid => "order-paid",
+        NotificationKind::OrderProcessing => "order-processing",
+        NotificationKind::OrderShipped => "order-shipped",
+        NotificationKind::ReadyForPickup => "ready-for-pickup",
+        NotificationKind::OrderDelivered => "order-delivered",
+        NotificationKind::OrderCanceled => "order-canceled",
+        NotificationKind::OrderRefunded => "order-refunded",
+        NotificationKind::TrackingUpdated => "tracking-updated",
+        NotificationKind::BoletoReminder => "boleto-reminder",
+        NotificationKind::PixReminder => "pix-reminder",
+        NotificationKind::AbandonedCart => "abandoned-cart",
+    }
+}
+
 /// A transient failure: the daemon retries later with back-off.
 pub fn retryable(message: impl Into<String>) -> PluginError {
     PluginError::Retryable(RetryableError {
