@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 
 use super::check::CheckArgs;
 use super::plugins::PluginsArgs;
+use super::preview::PreviewArgs;
 use super::queue::QueueArgs;
 use super::report::ReportArgs;
 use super::run::RunArgs;
@@ -37,6 +38,8 @@ pub enum Command {
     Queue(QueueArgs),
     /// The plugins the configuration loads, and any plugin file's contract.
     Plugins(PluginsArgs),
+    /// What arauto would send for a store's recent orders, read live; sends and writes nothing.
+    Preview(PreviewArgs),
     /// Subscribe a store's platform to push order changes to this daemon (or undo it).
     Webhooks(WebhooksArgs),
 }

@@ -1,5 +1,6 @@
 //! The `arauto` command line (clap): `run`, `validate`, `status`, `check`,
-//! `report`, `queue …`, `plugins list|inspect`, `webhooks register|unregister`.
+//! `report`, `queue …`, `plugins list|inspect`, `webhooks register|unregister`,
+//! `preview`.
 //!
 //! Exit statuses: 0 success, 1 failure (for `check`: a red line), 2 usage
 //! error (clap, or a store/channel that does not exist), 3 the daemon is not
@@ -16,6 +17,7 @@ mod config_arg;
 mod exit;
 mod output;
 mod plugins;
+mod preview;
 mod queue;
 mod report;
 mod run;
@@ -30,6 +32,7 @@ pub use command::{Cli, Command};
 pub use config_arg::ConfigArg;
 pub use exit::Exit;
 pub use plugins::{InspectArgs, ListPluginsArgs, PluginsArgs, PluginsCommand};
+pub use preview::PreviewArgs;
 pub use queue::{
     CancelArgs, ListArgs, PauseArgs, PurgeArgs, QueueArgs, QueueCommand, ResumeArgs, RetryArgs,
     ShowArgs,
@@ -59,6 +62,7 @@ pub fn main() -> ExitCode {
         Command::Queue(args) => queue::run(args),
         Command::Plugins(args) => plugins::run(args),
         Command::Webhooks(args) => webhooks::run(args),
+        Command::Preview(args) => preview::run(args),
     };
     exit.into()
 }
