@@ -489,8 +489,13 @@ fn plan(
         plan.status.clone_from(&order.status.code);
         plan.status_name.clone_from(&order.status.name);
         plan.updated_at = order.updated_at;
-        plan.skipped
-            .extend(skips_of(&policy, &order, &decision, window_start));
+        plan.skipped.extend(skips_of(
+            &policy,
+            &order,
+            &decision,
+            window_start,
+            &store.config.timezone,
+        ));
         finals[index] = decision.new_record;
         planned.extend(decision.planned.into_iter().map(|p| (index, p)));
     }
@@ -563,7 +568,10 @@ fn plan(
             held: if notification.due_at
                 > decide::timing::add(now, policy.timing.for_kind(notification.kind).delay)
             {
-                vec![format!("quiet hours until {}", notification.due_at)]
+                vec![format!(
+                    "quiet hours until {}",
+                    local(notification.due_at, &store.config.timezone)
+                )]
             } else {
                 Vec::new()
             },
@@ -578,7 +586,7 @@ fn plan(
             continue;
         };
         let pacing = pacing_policy(&channel.config, channel.plugin.sender_info(), time_zone);
-        for (sent, outcome) in drain_channel(queue, &pacing, quiet, now) {
+        for (sent, outcome) in drain_channel(queue, &pacing, quiet, now, &store.config.timezone) {
             let plan = &mut plans[sent.order];
             match outcome {
                 Some(send_at) => plan.messages.push(PlannedMessage {
@@ -595,7 +603,7 @@ fn plan(
                     reason: SkipReason::Expired,
                     detail: format!(
                         "would expire at {} before the channel's pacing lets it go",
-                        sent.expires_at
+                        local(sent.expires_at, &store.config.timezone)
                     ),
                 }),
             }
@@ -646,6 +654,7 @@ fn drain_channel(
     pacing: &PacingPolicy,
     quiet: Option<&QuietHours>,
     now: Timestamp,
+    time_zone: &TimeZone,
 ) -> Vec<(Queued, Option<Timestamp>)> {
     let mut out = Vec::new();
     let mut pacing_state = PacingState::default();
@@ -683,14 +692,19 @@ fn drain_channel(
         match decide::send_time_check(job.due_at, job.expires_at, job.quiet_hours, quiet, clock) {
             SendTiming::SendNow => {
                 let mut job = queue.swap_remove(index);
-                if clock > job.due_at {
+                // Pacing under a second is not worth a note (unpaced channels
+                // still send one after the other).
+                if clock.duration_since(job.due_at) >= SignedDuration::from_secs(1) {
                     note(&mut job.held, "channel pacing".to_owned());
                 }
                 pacing.record_send(&mut pacing_state, clock);
                 out.push((job, Some(clock)));
             }
             SendTiming::Defer { until, expires_at } => {
-                note(&mut job.held, format!("quiet hours until {until}"));
+                note(
+                    &mut job.held,
+                    format!("quiet hours until {}", local(until, time_zone)),
+                );
                 job.due_at = until;
                 job.expires_at = expires_at;
             }
@@ -718,7 +732,9 @@ fn skips_of(
     order: &Order,
     decision: &decide::Decision,
     window_start: Timestamp,
+    time_zone: &TimeZone,
 ) -> Vec<Skip> {
+    let at = |t: Timestamp| local(t, time_zone);
     let mut skips = Vec::new();
     let recognized = policy.recognition.recognise(&order.status.code);
     let kind = recognized.and_then(|status| status.kind);
@@ -727,16 +743,18 @@ fn skips_of(
             (
                 SkipReason::BeforeWindow,
                 format!(
-                    "last changed {} before the window ({window_start}): the baseline, nothing sent",
-                    order.updated_at
+                    "last changed {} before the window ({}): the baseline, nothing sent",
+                    at(order.updated_at),
+                    at(window_start)
                 ),
             )
         } else {
             (
                 SkipReason::PlacedBeforeWindow,
                 format!(
-                    "placed {} before the window ({window_start}): its change now does not say what its customer was already told",
-                    order.created_at
+                    "placed {} before the window ({}): its change now does not say what its customer was already told",
+                    at(order.created_at),
+                    at(window_start)
                 ),
             )
         };
@@ -807,6 +825,13 @@ fn skips_of(
         });
     }
     skips
+}
+
+/// An instant as the store reads it: `2026-03-01 21:00 -03:00`.
+fn local(at: Timestamp, time_zone: &TimeZone) -> String {
+    at.to_zoned_datetime(time_zone.clone())
+        .strftime("%Y-%m-%d %H:%M %:z")
+        .to_string()
 }
 
 /// The plan for a terminal: one block per order, a line per message or skip.
@@ -895,4 +920,138 @@ fn render(preview: &Preview, time_zone: &TimeZone, style: Style) -> String {
         if preview.skips == 1 { "skip" } else { "skips" },
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use jiff::civil::time;
+
+    use super::*;
+    use crate::send::pacing::DailyCap;
+
+    fn sao_paulo() -> TimeZone {
+        TimeZone::get("America/Sao_Paulo").unwrap_or(TimeZone::UTC)
+    }
+
+    fn at(text: &str) -> Timestamp {
+        text.parse().unwrap_or(Timestamp::UNIX_EPOCH)
+    }
+
+    fn job(seq: usize, kind: NotificationKind, due_at: Timestamp) -> Queued {
+        Queued {
+            order: seq,
+            kind,
+            channel: "zap".into(),
+            queue_priority: u8::from(!kind.is_terminal()),
+            due_at,
+            first_due_at: due_at,
+            expires_at: due_at + SignedDuration::from_hours(24),
+            quiet_hours: QuietHoursMode::Defer,
+            text: format!("message {seq}"),
+            held: Vec::new(),
+            seq,
+        }
+    }
+
+    fn paced(every: SignedDuration) -> PacingPolicy {
+        PacingPolicy {
+            min_interval: every,
+            daily_cap: None,
+        }
+    }
+
+    fn sends(out: &[(Queued, Option<Timestamp>)]) -> Vec<(usize, Option<Timestamp>)> {
+        out.iter().map(|(job, at)| (job.seq, *at)).collect()
+    }
+
+    #[test]
+    fn the_channel_sends_one_per_interval_cancellations_first_then_oldest() {
+        let now = at("2026-03-02T15:00:00Z");
+        let queue = vec![
+            job(0, NotificationKind::OrderPaid, now),
+            job(1, NotificationKind::OrderShipped, now),
+            job(2, NotificationKind::OrderCanceled, now),
+        ];
+        let out = drain_channel(
+            queue,
+            &paced(SignedDuration::from_secs(20)),
+            None,
+            now,
+            &sao_paulo(),
+        );
+        let second = now + SignedDuration::from_secs(20);
+        let third = now + SignedDuration::from_secs(40);
+        assert_eq!(
+            sends(&out),
+            [(2, Some(now)), (0, Some(second)), (1, Some(third))]
+        );
+        assert_eq!(out[1].0.held, ["channel pacing"]);
+        assert!(out[0].0.held.is_empty());
+    }
+
+    #[test]
+    fn quiet_hours_defer_a_due_job_and_a_daily_cap_waits_for_the_reset() {
+        let zone = sao_paulo();
+        // 22:00 in São Paulo, inside a 21:00–08:00 window.
+        let now = at("2026-03-03T01:00:00Z");
+        let quiet = QuietHours::new(time(21, 0, 0, 0), time(8, 0, 0, 0), zone.clone())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let pacing = PacingPolicy {
+            min_interval: SignedDuration::from_secs(1),
+            daily_cap: Some(DailyCap {
+                limit: 1,
+                reset_at: time(21, 0, 0, 0),
+                time_zone: zone.clone(),
+                warmup: None,
+            }),
+        };
+        let queue = vec![
+            job(0, NotificationKind::OrderPaid, now),
+            job(1, NotificationKind::OrderShipped, now),
+        ];
+        let out = drain_channel(queue, &pacing, Some(&quiet), now, &zone);
+        // 08:00 the next morning, then the next cap day (21:00, inside the
+        // window again: 08:00 the morning after).
+        assert_eq!(
+            sends(&out),
+            [
+                (0, Some(at("2026-03-03T11:00:00Z"))),
+                (1, Some(at("2026-03-04T11:00:00Z")))
+            ]
+        );
+        assert!(
+            out[0].0.held[0].starts_with("quiet hours until 2026-03-03 08:00"),
+            "{:?}",
+            out[0].0.held
+        );
+        assert!(
+            out[1].0.held.iter().any(|h| h.contains("daily cap of 1")),
+            "{:?}",
+            out[1].0.held
+        );
+    }
+
+    #[test]
+    fn a_job_the_pacing_holds_past_its_expiry_is_skipped_as_expired() {
+        let now = at("2026-03-02T15:00:00Z");
+        let mut late = job(1, NotificationKind::OrderPaid, now);
+        late.expires_at = now + SignedDuration::from_mins(1);
+        let queue = vec![job(0, NotificationKind::OrderPaid, now), late];
+        let out = drain_channel(
+            queue,
+            &paced(SignedDuration::from_mins(5)),
+            None,
+            now,
+            &sao_paulo(),
+        );
+        assert_eq!(sends(&out), [(0, Some(now)), (1, None)]);
+    }
+
+    #[test]
+    fn since_takes_config_durations_and_refuses_zero() {
+        assert_eq!(parse_since("7d"), Ok(SignedDuration::from_hours(168)));
+        assert_eq!(parse_since("36h"), Ok(SignedDuration::from_hours(36)));
+        assert!(parse_since("0s").is_err());
+        assert!(parse_since("uma semana").is_err());
+    }
 }
