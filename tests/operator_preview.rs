@@ -190,11 +190,12 @@ fn planned_messages(plan: &Value) -> BTreeSet<(String, String, String, String)> 
 
 /// The reasons the plan skips order `numero` for.
 fn skip_reasons(plan: &Value, numero: Numero) -> Vec<String> {
+    let id = numero.to_string();
     let order = plan["orders"]
         .as_array()
         .expect("orders")
         .iter()
-        .find(|o| o["order_id"] == numero.to_string())
+        .find(|o| o["order_id"].as_str() == Some(id.as_str()))
         .unwrap_or_else(|| panic!("order {numero} is not in the plan: {plan:#}"));
     order["skipped"]
         .as_array()
