@@ -406,3 +406,47 @@ secret = "{}"
     );
     assert!(!dir.path().join("state").exists());
 }
+
+#[test]
+fn a_key_the_platform_refuses_names_the_store_and_its_settings_and_never_the_key() {
+    let world = World::new();
+    let shop = world.shop("loja");
+    let zap: FakeProvider = world.channel(Provider::EvolutionApi);
+    let secret_key = "chave-errada-1f9c2e";
+    let tables = format!(
+        "{}{}",
+        world.store_toml(
+            &shop,
+            &["zap"],
+            StoreKnobs {
+                api_key: Some(secret_key.to_owned()),
+                cutoff_at_first_poll: true,
+                ..StoreKnobs::default()
+            },
+        ),
+        world.channel_toml("zap", &zap, ChannelKnobs::default())
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("arauto.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{}{}",
+            daemon_section(dir.path(), &daemon_extra()),
+            World::body(&tables)
+        ),
+    )
+    .expect("write the configuration");
+
+    let run = preview(&config, "loja", &["--json"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    assert!(
+        run.stderr.contains("store `loja`") && run.stderr.contains("[stores.loja.settings]"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains(secret_key), "{}", run.stderr);
+    assert!(zap.requests().is_empty());
+    assert!(!dir.path().join("state").exists());
+}
