@@ -39,6 +39,7 @@ pub enum Command {
     /// The plugins the configuration loads, and any plugin file's contract.
     Plugins(PluginsArgs),
     /// What arauto would send for a store's recent orders, read live; sends and writes nothing.
+    #[command(long_about = super::preview::LONG_ABOUT)]
     Preview(PreviewArgs),
     /// Subscribe a store's platform to push order changes to this daemon (or undo it).
     Webhooks(WebhooksArgs),

@@ -74,19 +74,21 @@ pub const DEFAULT_SINCE: &str = "7d";
 /// keep the command going forever. At LI's 50 orders a page, 100 000 orders.
 const MAX_PAGES: u32 = 2000;
 
+/// `arauto preview --help`: what the plan means.
+pub(super) const LONG_ABOUT: &str = "Read a store's orders from its platform and print what \
+arauto would send for them — each message's time, kind, channel and text, and what it would skip \
+and why — without sending or writing anything (no database is opened, so it runs beside the \
+daemon).\n\n\
+The platform shows only each order's current state, so the plan is exactly what a daemon started \
+now with first_sync_cutoff = now - SINCE sends on its first sweep: orders last changed or placed \
+before that instant are the baseline (nothing sent); every other order gets the notification of \
+its current status (only the latest step) on each channel, at its due time (delay, quiet hours) \
+moved by the channel's pacing, as if the channel had nothing else queued. The store's own \
+first_sync_cutoff is not used. To have the daemon send exactly this plan, start it with the \
+printed window_start as the store's first_sync_cutoff.";
+
 /// `arauto preview`.
 #[derive(Debug, Args)]
-#[command(
-    long_about = "Read a store's orders from its platform and print what arauto would send for \
-them — each message's time, kind, channel and text, and what it would skip and why — without \
-sending or writing anything (no database is opened, so it runs beside the daemon).\n\n\
-The platform shows only each order's current state, so the plan is exactly what a daemon \
-started now with first_sync_cutoff = now - SINCE sends on its first sweep: orders last changed \
-or placed before that instant are the baseline (nothing sent); every other order gets the \
-notification of its current status (only the latest step) on each channel, at its due time \
-(delay, quiet hours) moved by the channel's pacing, as if the channel had nothing else queued. \
-The store's own first_sync_cutoff is not used."
-)]
 pub struct PreviewArgs {
     #[command(flatten)]
     #[allow(missing_docs)]
@@ -335,7 +337,11 @@ fn plan_store(
     };
     progress.show(&format!("reading the orders of store `{}`…", args.store));
     let now = Timestamp::now();
-    let window_start = now.checked_sub(args.since).unwrap_or(Timestamp::MIN);
+    // Whole seconds: the value an operator copies into first_sync_cutoff.
+    let window_start = now
+        .checked_sub(args.since)
+        .and_then(|start| Timestamp::from_second(start.as_second()))
+        .unwrap_or(Timestamp::MIN);
     let read = runtime
         .block_on(read_orders(&store, window_start))
         .map_err(|error| {
@@ -854,9 +860,10 @@ fn render(preview: &Preview, time_zone: &TimeZone, style: Style) -> String {
     let _ = writeln!(
         out,
         "{}",
-        style.dim(
-            "nothing was sent or written; this is what a daemon started now with first_sync_cutoff at the window's start would send"
-        )
+        style.dim(&format!(
+            "nothing was sent or written; this is what a daemon started now with first_sync_cutoff = \"{}\" would send",
+            preview.window_start
+        ))
     );
     for order in &preview.orders {
         let _ = writeln!(out);
