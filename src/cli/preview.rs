@@ -1055,6 +1055,22 @@ mod tests {
     }
 
     #[test]
+    fn the_command_line_is_well_formed_and_since_defaults_to_a_week() {
+        use clap::{CommandFactory, Parser};
+        crate::cli::Cli::command().debug_assert();
+        let cli = crate::cli::Cli::try_parse_from(["arauto", "preview", "--store", "loja"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        match cli.command {
+            crate::cli::Command::Preview(args) => {
+                assert_eq!(args.since, SignedDuration::from_hours(168));
+                assert_eq!(args.store, "loja");
+                assert!(!args.json);
+            }
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
     fn since_takes_config_durations_and_refuses_zero() {
         assert_eq!(parse_since("7d"), Ok(SignedDuration::from_hours(168)));
         assert_eq!(parse_since("36h"), Ok(SignedDuration::from_hours(36)));
