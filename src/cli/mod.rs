@@ -9,6 +9,8 @@
 //!
 //! `check`, `report` and `queue` ask the daemon over its control socket when it
 //! runs, and otherwise open the state database themselves (see `backend.rs`).
+//! `preview` opens no database at all: it reads the platform and plans in
+//! memory, so it runs the same beside a running daemon.
 
 mod backend;
 mod check;
