@@ -7,9 +7,10 @@
 //!
 //! * **Requests** — `{base_url}/{store_id}/…` with `Authentication: bearer
 //!   <access_token>` and the required `User-Agent` (`src/api.rs`).
-//! * **poll** — `GET /orders?updated_at_min=<mark − overlap>&page=N&per_page=P`,
-//!   one page per call; rows already returned (same id and `updated_at`) are
-//!   dropped; pages that shift under live updates are re-read; pushed ids
+//! * **poll** — `GET /orders?updated_at_min=<mark − overlap>[&updated_at_max=…]&per_page=P`,
+//!   one request per call, the window read in slices that fit one page; rows
+//!   already returned (same id and `updated_at`) are
+//!   dropped; pushed ids
 //!   are read by `GET /orders/{id}` without moving the mark (`src/poll.rs`,
 //!   `src/cursor.rs`).
 //! * **Recognition** — one stage code per order from (status,
