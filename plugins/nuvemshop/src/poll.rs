@@ -258,10 +258,19 @@ fn read_page(
     };
     // The last slice is open-ended: one answer, so nothing can shift, and
     // orders with an `updated_at` past the clock are still seen (and reported).
-    let slice_max =
-        (sweep.slice_until_ms < sweep.until_ms).then(|| format_rfc3339_ms(sweep.slice_until_ms));
+    // Whole seconds, as the API prints them (the lower bound rounded down and
+    // the upper rounded up, so rounding only widens the slice).
+    let slice_max = (sweep.slice_until_ms < sweep.until_ms).then(|| {
+        format_rfc3339_ms(
+            sweep
+                .slice_until_ms
+                .saturating_add(999)
+                .div_euclid(1000)
+                .saturating_mul(1000),
+        )
+    });
     let list = match api.list_orders(
-        &format_rfc3339_ms(sweep.since_ms),
+        &format_rfc3339_ms(sweep.since_ms.div_euclid(1000).saturating_mul(1000)),
         slice_max.as_deref(),
         sweep.page,
         settings.page_size,
