@@ -97,6 +97,7 @@ impl Connector for Nuvemshop {
         let existing = api.webhooks(&notify_url)?;
         for event in push::ORDER_EVENTS {
             if !existing.iter().any(|w| w.event == event) {
+                pause_if_bucket_full(&api, "registering")?;
                 api.create_webhook(event, &notify_url)?;
             }
         }
@@ -107,10 +108,28 @@ impl Connector for Nuvemshop {
         let settings = settings::Settings::load()?;
         let mut api = api::Api::new(&settings);
         for webhook in api.webhooks(&notify_url)? {
+            pause_if_bucket_full(&api, "removing")?;
             api.delete_webhook(&webhook.id)?;
         }
         Ok(())
     }
+}
+
+/// Stop before the request bucket fills: the webhooks done so far stay,
+/// and running the command again finishes the rest (both are idempotent).
+fn pause_if_bucket_full(api: &api::Api<'_>, doing: &str) -> Result<(), PluginError> {
+    if api.bucket.nearly_full() {
+        let wait = api.bucket.wait_ms();
+        return Err(retry_after(
+            format!(
+                "Nuvemshop's request bucket is nearly full; stopped {doing} webhooks to let it \
+                 leak: run the command again in {} s to finish",
+                wait.div_ceil(1000)
+            ),
+            wait,
+        ));
+    }
+    Ok(())
 }
 
 arauto_plugin_sdk::export_connector!(Nuvemshop);
