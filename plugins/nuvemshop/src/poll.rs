@@ -168,6 +168,14 @@ fn read_pushed(
     let take = cursor.look.len().min(LOOK_AT_PER_CALL);
     let batch: Vec<String> = cursor.look.drain(..take).collect();
     for (index, id) in batch.iter().enumerate() {
+        if id.is_empty() || id.len() > 20 || !id.bytes().all(|b| b.is_ascii_digit()) {
+            log::log(
+                Level::Info,
+                &format!("pushed id {id:?} is not a Nuvemshop order id; skipped"),
+                &[("order", id.as_str())],
+            );
+            continue;
+        }
         if api.bucket.nearly_full() {
             requeue(cursor, &batch[index..]);
             return Ok(Some(Stop::Wait(api.bucket.wait_ms())));
