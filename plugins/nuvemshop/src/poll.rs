@@ -77,9 +77,12 @@ const UNREADABLE_RETRY_S: u64 = 60;
 
 /// Why the call stopped before its page was complete.
 enum Stop {
-    /// The bucket is nearly full, or a 429 came: wait this long.
-    Wait(u64),
+    /// Wait this long (ms), for this reason.
+    Wait(u64, &'static str),
 }
+
+const BUCKET_NEARLY_FULL: &str = "its request bucket is nearly full";
+const ASKED_TO_WAIT: &str = "it asked the connector to wait (429 or a failing detail)";
 
 fn retry_hint(error: &PluginError) -> Option<u64> {
     match error {
@@ -134,17 +137,17 @@ pub fn poll(req: PollRequest) -> Result<PollPage, PluginError> {
         }
     }
     if stop.is_none() && api.bucket.nearly_full() {
-        stop = Some(Stop::Wait(api.bucket.wait_ms()));
+        stop = Some(Stop::Wait(api.bucket.wait_ms(), BUCKET_NEARLY_FULL));
     }
-    if let Some(Stop::Wait(ms)) = stop {
+    if let Some(Stop::Wait(ms, why)) = stop {
         let ms = ms.max(1);
         cursor.not_before_ms = Some(now.saturating_add(i64::try_from(ms).unwrap_or(60_000)));
         has_more = false;
         log::log(
             Level::Info,
             &format!(
-                "Nuvemshop's request bucket for store {} is nearly full ({} left of {}); the \
-                 sweep pauses {ms} ms and resumes at the next poll",
+                "Nuvemshop store {}: {why} ({} left of {}); the sweep pauses {ms} ms and \
+                 resumes at the next poll",
                 settings.store_id,
                 api.bucket.remaining.map_or("?".into(), |n| n.to_string()),
                 api.bucket.limit.map_or("?".into(), |n| n.to_string()),
@@ -178,7 +181,7 @@ fn read_pushed(
         }
         if api.bucket.nearly_full() {
             requeue(cursor, &batch[index..]);
-            return Ok(Some(Stop::Wait(api.bucket.wait_ms())));
+            return Ok(Some(Stop::Wait(api.bucket.wait_ms(), BUCKET_NEARLY_FULL)));
         }
         match api.order(id) {
             Ok(doc) => match mapping::change_key(&doc) {
@@ -214,7 +217,7 @@ fn read_pushed(
             Err(ReadError::Store(error)) => match retry_hint(&error) {
                 Some(ms) if !orders.is_empty() => {
                     requeue(cursor, &batch[index..]);
-                    return Ok(Some(Stop::Wait(ms)));
+                    return Ok(Some(Stop::Wait(ms, ASKED_TO_WAIT)));
                 }
                 _ => return Err(error),
             },
@@ -244,7 +247,10 @@ fn read_page(
     now: i64,
 ) -> Result<PageOutcome, PluginError> {
     if api.bucket.nearly_full() {
-        return Ok(PageOutcome::Stopped(Stop::Wait(api.bucket.wait_ms())));
+        return Ok(PageOutcome::Stopped(Stop::Wait(
+            api.bucket.wait_ms(),
+            BUCKET_NEARLY_FULL,
+        )));
     }
     let mut sweep = match cursor.sweep.take() {
         Some(sweep) => sweep,
@@ -287,7 +293,9 @@ fn read_page(
         Err(error) => {
             cursor.sweep = Some(sweep);
             return match retry_hint(&error) {
-                Some(ms) if !orders.is_empty() => Ok(PageOutcome::Stopped(Stop::Wait(ms))),
+                Some(ms) if !orders.is_empty() => {
+                    Ok(PageOutcome::Stopped(Stop::Wait(ms, ASKED_TO_WAIT)))
+                }
                 _ => Err(error),
             };
         }
@@ -436,7 +444,7 @@ fn detail_of(api: &mut Api<'_>, row: &Value, key: &ChangeKey) -> Result<Option<V
         return Ok(Some(row.clone()));
     }
     if api.bucket.nearly_full() {
-        return Err(Stop::Wait(api.bucket.wait_ms()));
+        return Err(Stop::Wait(api.bucket.wait_ms(), BUCKET_NEARLY_FULL));
     }
     match api.order(&key.id) {
         Ok(doc) => Ok(Some(doc)),
@@ -466,7 +474,7 @@ fn detail_of(api: &mut Api<'_>, row: &Value, key: &ChangeKey) -> Result<Option<V
                 ),
                 &[("order", key.id.as_str())],
             );
-            Err(Stop::Wait(wait))
+            Err(Stop::Wait(wait, ASKED_TO_WAIT))
         }
     }
 }
