@@ -428,6 +428,10 @@ fn read_page(
             .max(sweep.since_ms.saturating_add(1));
         sweep.slice_until_ms = sweep.until_ms;
         sweep.page = 1;
+        // Slices only move up: versions older than this slice (less the
+        // overlap the next sweep starts with) cannot be listed again, so
+        // the cursor stays small however long the first sync is.
+        cursor.prune(sweep.since_ms.saturating_sub(settings.overlap_ms));
         cursor.sweep = Some(sweep);
         return Ok(PageOutcome::More);
     }
