@@ -29,6 +29,7 @@
 //! docs/platforms/nuvemshop-sim.md.
 
 mod bucket;
+mod demo;
 mod model;
 mod push;
 mod render;
@@ -46,6 +47,7 @@ use tokio::sync::oneshot;
 
 pub use crate::li::Fault;
 pub use bucket::{BucketAnswer, RateLimit};
+pub use demo::{NS_DEMO, NsChange, NsDemo, NsDemoStep};
 pub use model::{Customer, Order, OrderId, Product, payment, shipping, status};
 pub use push::{
     PushOptions, PushOutcome, PushRecord, SIGNATURE_HEADER, WRONG_SECRET, Webhook, WebhookEvent,
