@@ -140,8 +140,9 @@ const BEATRIZ: Buyer = Buyer {
 const DIEGO: Buyer = Buyer {
     name: "Diego Martins Ferreira",
     email: "diego.ferreira@example.com",
-    phone: "(21) 99876-5432",
-    e164: "+5521998765432",
+    // Unlike every LI demo buyer's, so `--platform both` keeps phones apart.
+    phone: "(21) 97711-2233",
+    e164: "+5521977112233",
 };
 const FERNANDA: Buyer = Buyer {
     name: "Fernanda Costa Lima",
