@@ -151,7 +151,7 @@ async fn handle(
     let authentication = bearer(headers.get("authentication"));
     let authorization = bearer(headers.get(header::AUTHORIZATION));
 
-    let (plan, actions, log_index, bucket) = {
+    let (plan, actions, log_index, bucket, resolved) = {
         let mut state = shared.lock();
         let log_index = state.record_requests.then(|| {
             state.log.push(RecordedRequest {
@@ -191,7 +191,7 @@ async fn handle(
                 .map(|s| s.due_actions(endpoint))
                 .unwrap_or_default(),
         };
-        (plan, actions, log_index, bucket)
+        (plan, actions, log_index, bucket, store)
     };
     if let Plan::Delay(_, index) | Plan::Answer(index) = plan {
         for action in actions {
@@ -233,9 +233,7 @@ async fn handle(
     let mut state = shared.lock();
     let status = response.status().as_u16();
     if status == 429
-        && let Some(index) = path_store_id.and_then(|id| state.by_store_id.get(&id).copied())
-        && bucket.is_some()
-        && let Some(store) = state.stores.get_mut(index)
+        && let Some(store) = resolved.and_then(|index| state.stores.get_mut(index))
     {
         store.stats.throttled += 1;
     }
@@ -632,9 +630,12 @@ fn webhooks(
     let method = request.method;
     match endpoint {
         Endpoint::Webhooks if *method == Method::GET => {
+            // `url=` and `event=` narrow the list, as the docs show.
             let rows: Vec<Value> = store
                 .webhooks
                 .iter()
+                .filter(|w| param(request.query, "url").is_none_or(|u| u == w.url))
+                .filter(|w| param(request.query, "event").is_none_or(|e| e == w.event))
                 .map(|w| render::webhook(w, format))
                 .collect();
             json_response(StatusCode::OK, &Value::Array(rows))
