@@ -41,7 +41,8 @@ use serde_json::{Value, json};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{broadcast, oneshot, watch};
 
-/// Fake Loja Integrada store + WhatsApp sink for arauto's demo and tests.
+/// Fake Loja Integrada (and, with --platform, Nuvemshop) store + WhatsApp sink
+/// for arauto's demo and tests.
 ///
 /// Serves the Loja Integrada REST API (one store, demo credentials) with orders
 /// that move through statuses over about three minutes, and a fake Evolution
