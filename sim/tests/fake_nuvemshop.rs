@@ -483,3 +483,28 @@ fn the_legacy_payment_filter_hides_refunds_unless_asked_for() {
         [refunded]
     );
 }
+
+#[test]
+fn head_answers_the_headers_of_get_without_a_body() {
+    let (ns, store) = fake_with_store();
+    store.create_order(Order::new());
+    let auth = auth();
+    let head = send(
+        &ns,
+        "HEAD",
+        "/v1/123456/orders",
+        &[("Authentication", &auth), ("User-Agent", UA)],
+        "",
+    );
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("x-total-count"), Some("1"));
+    assert!(head.body.is_empty(), "{}", head.body);
+    let post = send(
+        &ns,
+        "POST",
+        "/v1/123456/orders",
+        &[("Authentication", &auth), ("User-Agent", UA)],
+        "",
+    );
+    assert_eq!(post.status, 405);
+}

@@ -298,12 +298,12 @@ fn plan(
     if bucket.is_some_and(|b| !b.admitted) {
         return with(error(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests"));
     }
+    // HEAD works wherever GET does (the docs: "can be issued against any resource").
+    let read = method == Method::GET || method == Method::HEAD;
     let allowed = match endpoint {
-        Endpoint::Webhooks => method == Method::GET || method == Method::POST,
-        Endpoint::Webhook(_) => {
-            method == Method::GET || method == Method::PUT || method == Method::DELETE
-        }
-        _ => method == Method::GET,
+        Endpoint::Webhooks => read || method == Method::POST,
+        Endpoint::Webhook(_) => read || method == Method::PUT || method == Method::DELETE,
+        _ => read,
     };
     if !allowed {
         return with(error(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed"));
@@ -629,7 +629,7 @@ fn webhooks(
     let format = store.options.time_format;
     let method = request.method;
     match endpoint {
-        Endpoint::Webhooks if *method == Method::GET => {
+        Endpoint::Webhooks if *method == Method::GET || *method == Method::HEAD => {
             // `url=` and `event=` narrow the list, as the docs show.
             let rows: Vec<Value> = store
                 .webhooks
