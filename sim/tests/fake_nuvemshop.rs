@@ -508,3 +508,26 @@ fn head_answers_the_headers_of_get_without_a_body() {
     );
     assert_eq!(post.status, 405);
 }
+
+#[test]
+fn a_push_not_answered_200_is_retried_when_asked_to() {
+    let (ns, store) = fake_with_store();
+    // The webhook receiver answers 204, which Nuvemshop does not count as delivered.
+    let receiver = FakeProvider::start_in_background(Provider::Webhook).expect("receiver");
+    ns.configure_pushes(|o| {
+        o.retries = 2;
+        o.retry_interval = Duration::from_millis(10);
+    });
+    let mut events = ns.subscribe_webhooks();
+    store.register_webhook("order/created", &format!("{}/hooks/ns", receiver.url()));
+    store.create_order(Order::new());
+    let mut attempts = Vec::new();
+    while attempts.len() < 3 {
+        if let WebhookEvent::Push(record) = events.blocking_recv().expect("webhook events") {
+            assert_eq!(record.outcome, PushOutcome::Answered(204));
+            attempts.push(record.attempt);
+        }
+    }
+    assert_eq!(attempts, [1, 2, 3]);
+    assert_eq!(receiver.requests().len(), 3);
+}

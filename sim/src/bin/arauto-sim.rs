@@ -250,6 +250,9 @@ impl Cli {
             drop_fraction: self.push_drop,
             wrong_signature: self.push_wrong_token,
             timeout: Duration::from_millis(self.push_timeout_ms),
+            // Nuvemshop retries a push not answered 200 (14 times over three
+            // days); the demo keeps one attempt per copy, as for LI.
+            ..ns::PushOptions::default()
         }
     }
 }

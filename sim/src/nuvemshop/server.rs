@@ -742,7 +742,10 @@ fn check_webhook(event: &str, url: &str) -> Option<Response> {
     if !ORDER_EVENTS.contains(&event) {
         return Some(invalid(
             "event",
-            &format!("{event:?} is not a supported event"),
+            &format!(
+                "Invalid event specified. Events allowed: {}",
+                ORDER_EVENTS.join(", ")
+            ),
         ));
     }
     refuse_url(url).map(|problem| invalid("url", problem))
