@@ -531,3 +531,20 @@ fn a_push_not_answered_200_is_retried_when_asked_to() {
     assert_eq!(attempts, [1, 2, 3]);
     assert_eq!(receiver.requests().len(), 3);
 }
+
+#[test]
+fn a_new_order_mid_sweep_pushes_rows_onto_the_next_page_by_default() {
+    let (ns, store) = fake_with_store();
+    let ids: Vec<u64> = (0..6).map(|_| store.create_order(Order::new())).collect();
+    // Newest created first: a new order between the pages lands on page 1
+    // and pushes its last row onto page 2, where a naive pager reads it again.
+    store.on_request(Route::List, 2, |s| {
+        s.create_order(Order::new());
+    });
+    let page1 = get(&ns, "/v1/123456/orders?per_page=3&page=1");
+    let page2 = get(&ns, "/v1/123456/orders?per_page=3&page=2");
+    assert_eq!(page1.ids(), [ids[5], ids[4], ids[3]]);
+    assert_eq!(page2.ids(), [ids[3], ids[2], ids[1]]);
+    assert_eq!(page1.header("x-total-count"), Some("6"));
+    assert_eq!(page2.header("x-total-count"), Some("7"));
+}
