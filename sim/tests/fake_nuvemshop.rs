@@ -256,6 +256,14 @@ fn updated_at_min_needs_an_offset_and_is_inclusive() {
     let naive = get(&ns, "/v1/123456/orders?updated_at_min=2024-05-10T09:00:00");
     assert_eq!(naive.status, 422);
     assert!(naive.json()["updated_at_min"].is_array());
+    // No rows at all: 404 "Last page is 0" by default, or 200 [] when switched off.
+    let later = get(
+        &ns,
+        "/v1/123456/orders?updated_at_min=2030-01-01T00:00:00-03:00",
+    );
+    assert_eq!(later.status, 404);
+    assert_eq!(later.json()["description"], "Last page is 0");
+    store.configure(|o| o.empty_list_404 = false);
     let later = get(
         &ns,
         "/v1/123456/orders?updated_at_min=2030-01-01T00:00:00-03:00",
@@ -307,6 +315,7 @@ fn the_order_has_three_states_a_nested_customer_and_string_money() {
 #[test]
 fn the_bucket_empties_into_429_and_every_answer_carries_its_headers() {
     let (ns, store) = fake_with_store();
+    store.create_order(Order::new());
     store.configure(|o| o.rate_limit = Some(RateLimit::never_leaking(40)));
     for i in 0..40u32 {
         let reply = get(&ns, "/v1/123456/orders");

@@ -558,7 +558,7 @@ fn list(store: &StoreState, request: &Request<'_>) -> Response {
     }
     let total = rows.len();
     let last_page = total.div_ceil(per_page);
-    if page > last_page.max(1) {
+    if page > last_page.max(1) || (total == 0 && store.options.empty_list_404) {
         // What the real API answers past the end.
         return error(StatusCode::NOT_FOUND, format!("Last page is {last_page}"));
     }
@@ -638,6 +638,9 @@ fn webhooks(
                 .filter(|w| param(request.query, "event").is_none_or(|e| e == w.event))
                 .map(|w| render::webhook(w, format))
                 .collect();
+            if rows.is_empty() && store.options.empty_list_404 {
+                return error(StatusCode::NOT_FOUND, "Last page is 0");
+            }
             json_response(StatusCode::OK, &Value::Array(rows))
         }
         Endpoint::Webhooks => {
