@@ -829,8 +829,13 @@ impl Printer {
             self.event("ready", serde_json::to_value(ready).unwrap_or(Value::Null));
             return;
         }
+        let stores = if ready.nuvemshop.is_some() {
+            "fake Loja Integrada and Nuvemshop stores"
+        } else {
+            "fake Loja Integrada store"
+        };
         let mut text = format!(
-            "arauto-sim {}: fake Loja Integrada store and WhatsApp sink on 127.0.0.1 (Ctrl-C stops)\n\n",
+            "arauto-sim {}: {stores} and WhatsApp sink on 127.0.0.1 (Ctrl-C stops)\n\n",
             env!("CARGO_PKG_VERSION")
         );
         let li = &ready.li;

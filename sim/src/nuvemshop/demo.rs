@@ -174,14 +174,20 @@ impl NsDemo {
                     .updated_at(at),
             );
         }
-        let create = |number: u64, buyer: &Buyer, pay: &str, gateway: &str, product: Product| {
+        // (method, gateway, gateway name, installments)
+        type Paid = (&'static str, &'static str, &'static str, u32);
+        let create = |number: u64,
+                      buyer: &Buyer,
+                      pay: &str,
+                      (method, gateway, name, parts): Paid,
+                      product: Product| {
             NsChange::Create(Box::new(
                 Order::new()
                     .id(ID_BASE + number)
                     .number(number)
                     .customer(buyer.customer())
                     .payment_status(pay)
-                    .gateway(gateway)
+                    .payment(method, gateway, name, parts)
                     .products(vec![product]),
             ))
         };
@@ -204,7 +210,7 @@ impl NsDemo {
                     100,
                     &BEATRIZ,
                     payment::PENDING,
-                    "pix",
+                    ("pix", "nuvempago", "Nuvem Pago", 1),
                     Product::new("Tênis Corrida Leve", 32_990),
                 ),
                 vec![BEATRIZ.expect(ExpectedKind::WaitingPayment, 100)],
@@ -216,7 +222,7 @@ impl NsDemo {
                     101,
                     &DIEGO,
                     payment::PAID,
-                    "mercadopago",
+                    ("credit_card", "mercadopago", "Mercado Pago", 3),
                     Product::new("Mochila Urbana 20L", 18_900).quantity(2),
                 ),
                 vec![DIEGO.expect(ExpectedKind::OrderPaid, 101)],
@@ -228,7 +234,7 @@ impl NsDemo {
                     102,
                     &FERNANDA,
                     payment::PENDING,
-                    "boleto_paghiper",
+                    ("boleto", "boleto_paghiper", "PagHiper", 1),
                     Product::new("Garrafa Térmica 1L", 9_990),
                 ),
                 vec![FERNANDA.expect(ExpectedKind::WaitingPayment, 102)],
