@@ -5,18 +5,21 @@
 //!
 //! | t | number | change | expected |
 //! |---|---|---|---|
-//! | 15 s | 100 Beatriz | created, pending (Pix) | waiting-payment |
-//! | 27 s | 101 Diego | created already paid (card) | order-paid |
-//! | 39 s | 102 Fernanda | created, pending (boleto) | waiting-payment |
-//! | 51 s | 100 | → paid | order-paid |
-//! | 63 s | 101 | → packed | order-processing |
-//! | 75 s | 102 | → cancelled | order-canceled |
-//! | 87 s | 100 | → packed | order-processing |
-//! | 99 s | 101 | → fulfilled + tracking | order-shipped |
-//! | 111 s | 100 | → fulfilled + tracking | order-shipped |
+//! | 21 s | 100 Beatriz | created, pending (Pix) | waiting-payment |
+//! | 33 s | 101 Diego | created already paid (card) | order-paid |
+//! | 45 s | 102 Fernanda | created, pending (boleto) | waiting-payment |
+//! | 57 s | 100 | → paid | order-paid |
+//! | 69 s | 101 | → packed | order-processing |
+//! | 81 s | 102 | → cancelled | order-canceled |
+//! | 93 s | 100 | → packed | order-processing |
+//! | 105 s | 101 | → fulfilled + tracking | order-shipped |
+//! | 117 s | 100 | → fulfilled + tracking | order-shipped |
 //!
 //! Steps of one order are at least 36 s apart, as in the LI demo, so the
-//! daemon polls (and sends) between them. The expectations assume the
+//! daemon polls (and sends) between them. The steps fall 6 s after the LI
+//! demo's (which run at 15 s, 27 s, …), so that with `--platform both` the
+//! two stories alternate on the one WhatsApp channel (3 s apart in the demo
+//! config) instead of colliding. The expectations assume the
 //! connector's default recognition (`docs/platforms/nuvemshop.md`) and that
 //! arauto names a Nuvemshop order by its `number`.
 
@@ -204,7 +207,7 @@ impl NsDemo {
         let track_101 = tracking(4_210_002);
         let steps = vec![
             step(
-                15,
+                21,
                 100,
                 create(
                     100,
@@ -216,7 +219,7 @@ impl NsDemo {
                 vec![BEATRIZ.expect(ExpectedKind::WaitingPayment, 100)],
             ),
             step(
-                27,
+                33,
                 101,
                 create(
                     101,
@@ -228,7 +231,7 @@ impl NsDemo {
                 vec![DIEGO.expect(ExpectedKind::OrderPaid, 101)],
             ),
             step(
-                39,
+                45,
                 102,
                 create(
                     102,
@@ -240,31 +243,31 @@ impl NsDemo {
                 vec![FERNANDA.expect(ExpectedKind::WaitingPayment, 102)],
             ),
             step(
-                51,
+                57,
                 100,
                 NsChange::Pay,
                 vec![BEATRIZ.expect(ExpectedKind::OrderPaid, 100)],
             ),
             step(
-                63,
+                69,
                 101,
                 NsChange::Pack,
                 vec![DIEGO.expect(ExpectedKind::OrderProcessing, 101)],
             ),
             step(
-                75,
+                81,
                 102,
                 NsChange::Cancel,
                 vec![FERNANDA.expect(ExpectedKind::OrderCanceled, 102)],
             ),
             step(
-                87,
+                93,
                 100,
                 NsChange::Pack,
                 vec![BEATRIZ.expect(ExpectedKind::OrderProcessing, 100)],
             ),
             step(
-                99,
+                105,
                 101,
                 NsChange::Fulfill {
                     tracking: track_101.clone(),
@@ -276,7 +279,7 @@ impl NsDemo {
                 ],
             ),
             step(
-                111,
+                117,
                 100,
                 NsChange::Fulfill {
                     tracking: track_100.clone(),
