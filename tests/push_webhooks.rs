@@ -254,7 +254,7 @@ fn registered_pushes_send_each_change_within_seconds_and_repeats_send_once() {
     rig.shop.li.set_status(numero, "pedido_pago").expect("paid");
     rig.world.wait_received(&rig.whatsapp, 2);
 
-    // Every copy answered, each accepted (202) and each making a poll happen.
+    // Every copy answered, each accepted (200 "accepted") and each making a poll happen.
     let mut answered = 0;
     while answered < 6 {
         let event = rig
@@ -263,7 +263,7 @@ fn registered_pushes_send_each_change_within_seconds_and_repeats_send_once() {
             .expect("six pushed copies within the patience")
             .expect("the fake's event feed");
         if let WebhookEvent::Push(record) = event {
-            assert_eq!(record.outcome, PushOutcome::Answered(202), "{record:?}");
+            assert_eq!(record.outcome, PushOutcome::Answered(200), "{record:?}");
             answered += 1;
         }
     }
@@ -290,7 +290,7 @@ fn registered_pushes_send_each_change_within_seconds_and_repeats_send_once() {
     // One more push after all of them: the poll it causes reads the order
     // again, and the dedupe keeps it from being sent a third time.
     let from = rig.daemon.stderr.len();
-    assert_eq!(push(&rig, "loja", TOKEN, numero).0, 202);
+    assert_eq!(push(&rig, "loja", TOKEN, numero), (200, "accepted\n".to_owned()));
     let (_, last) =
         rig.daemon
             .stderr
@@ -333,7 +333,7 @@ fn registered_pushes_send_each_change_within_seconds_and_repeats_send_once() {
 fn a_wrong_token_is_refused_401_with_the_store_logged_and_check_counts_it() {
     let rig = rig("5m");
     let numero = create(&rig.shop, order_for("Bia", 2, "aguardando_pagamento"));
-    assert_eq!(push(&rig, "loja", TOKEN, numero).0, 202);
+    assert_eq!(push(&rig, "loja", TOKEN, numero), (200, "accepted\n".to_owned()));
     rig.world.wait_received(&rig.whatsapp, 1);
 
     let forged = "forged-0123456789";
@@ -400,7 +400,7 @@ fn a_10_mb_push_is_refused_413_and_the_daemon_carries_on() {
     assert_eq!(status, 413, "{answer}");
 
     // Still serving: a proper push goes through and the message goes out.
-    assert_eq!(push(&rig, "loja", TOKEN, numero).0, 202);
+    assert_eq!(push(&rig, "loja", TOKEN, numero), (200, "accepted\n".to_owned()));
     rig.world.wait_received(&rig.whatsapp, 1);
     assert!(rig.daemon.is_running());
 }
@@ -529,7 +529,7 @@ fn a_reload_that_moves_the_listener_rebinds_it_and_pushes_keep_working() {
     );
     rig.listen = moved;
     let numero = create(&rig.shop, order_for("Eva", 5, "aguardando_pagamento"));
-    assert_eq!(push(&rig, "loja", TOKEN, numero).0, 202);
+    assert_eq!(push(&rig, "loja", TOKEN, numero), (200, "accepted\n".to_owned()));
     rig.world.wait_received(&rig.whatsapp, 1);
 }
 
@@ -539,9 +539,9 @@ fn while_polling_is_paused_on_refused_credentials_check_says_pushes_are_held() {
     rig.shop.li.reject_auth(Some(401));
     // The push is authentic (its token is the store's), so it is accepted;
     // the poll it brings forward finds the API key refused.
-    assert_eq!(push(&rig, "loja", TOKEN, 1).0, 202);
+    assert_eq!(push(&rig, "loja", TOKEN, 1), (200, "accepted\n".to_owned()));
     rig.daemon.stderr.wait_for("poll failed, store paused");
-    assert_eq!(push(&rig, "loja", TOKEN, 1).0, 202);
+    assert_eq!(push(&rig, "loja", TOKEN, 1), (200, "accepted\n".to_owned()));
 
     let checked = rig.cli(&["check", "--store", "loja", "--json"]);
     let json = String::from_utf8_lossy(&checked.stdout).into_owned();
@@ -599,7 +599,7 @@ fn forged_pushes_cannot_spend_the_budget_of_authentic_ones_and_a_flood_of_them_g
     }
     // More forged pushes than the authentic burst, and the real one still
     // gets through.
-    assert_eq!(push(&rig, "loja", TOKEN, numero).0, 202);
+    assert_eq!(push(&rig, "loja", TOKEN, numero), (200, "accepted\n".to_owned()));
     rig.world.wait_received(&rig.whatsapp, 1);
 
     // Forged pushes go on being verified until the refusal budget is spent

@@ -78,7 +78,7 @@ impl PushRejection {
 /// What `arauto check` shows about one store's pushes since the daemon started.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PushStats {
-    /// When the last push was accepted (answered 202 or 200).
+    /// When the last push was accepted (answered 200).
     pub last_accepted_at: Option<Timestamp>,
     /// Pushes accepted since the daemon started.
     pub accepted: u64,

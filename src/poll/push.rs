@@ -17,7 +17,10 @@
 //! * 408 — the body did not arrive within [`BODY_DEADLINE`];
 //! * 429 + `Retry-After` — an authentic push over the store's push rate, or
 //!   any request while the store's refusal budget is spent (below);
-//! * 202 — verified, the store polls now; 200 — verified, nothing to do;
+//! * 200 `accepted` — verified, the store polls now; 200 `nothing to do` —
+//!   verified, nothing to do. Always 200, never 202: Nuvemshop redelivers a
+//!   push answered anything but 200 (docs/platforms/nuvemshop.md §Webhooks),
+//!   and no platform needs to tell the two apart;
 //! * 401 — the connector refused the credentials (the log names the store
 //!   and the connector's reason, never a header value);
 //! * 400 — not a delivery the connector understands; 503 — anything else.
@@ -334,7 +337,7 @@ async fn hook(
                         );
                     }
                     tracing::info!(store = %id, orders = orders_named, "push accepted: polling now");
-                    (StatusCode::ACCEPTED, "accepted\n").into_response()
+                    (StatusCode::OK, "accepted\n").into_response()
                 }
                 PushHint::Ignore(why) => {
                     // Already through the instance's redactor; the sender's
