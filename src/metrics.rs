@@ -73,6 +73,15 @@ pub struct PluginCallLabels {
     pub call: String,
 }
 
+/// Labels of channel fallbacks.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FallbackLabels {
+    /// The channel the recipient could not be reached on.
+    pub channel: String,
+    /// The channel that got the notification instead.
+    pub fallback: String,
+}
+
 /// Labels of plugin sandbox faults.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PluginLabels {
@@ -130,6 +139,7 @@ pub struct Metrics {
     plugin_calls: Family<PluginCallLabels, Histogram>,
     plugin_faults: Family<PluginLabels, Counter>,
     push_requests: Family<PushLabels, Counter>,
+    fallbacks: Family<FallbackLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -164,6 +174,7 @@ impl Metrics {
         });
         let plugin_faults = Family::<PluginLabels, Counter>::default();
         let push_requests = Family::<PushLabels, Counter>::default();
+        let fallbacks = Family::<FallbackLabels, Counter>::default();
         let channel_sent_today = Family::<ChannelLabels, Gauge>::default();
         let store_last_poll_ok = Family::<StoreLabels, Gauge>::default();
         let store_paused = Family::<StoreLabels, Gauge>::default();
@@ -238,6 +249,11 @@ impl Metrics {
             "Pushed webhook requests by store and outcome",
             push_requests.clone(),
         );
+        registry.register(
+            "fallbacks",
+            "Notifications handed to a channel's fallback because the recipient was unreachable on it",
+            fallbacks.clone(),
+        );
         Self {
             registry: Mutex::new(registry),
             gauge_sets: Mutex::new((BTreeSet::new(), BTreeSet::new())),
@@ -256,7 +272,18 @@ impl Metrics {
             plugin_calls,
             plugin_faults,
             push_requests,
+            fallbacks,
         }
+    }
+
+    /// A notification of `channel` went to its `fallback` channel.
+    pub fn fallback(&self, channel: &str, fallback: &str) {
+        self.fallbacks
+            .get_or_create(&FallbackLabels {
+                channel: channel.to_owned(),
+                fallback: fallback.to_owned(),
+            })
+            .inc();
     }
 
     /// A pushed webhook for `store` (a configured store id, or `unknown`)

@@ -601,7 +601,7 @@ async fn store_section(
                     "run the check again; if it persists, check the network and {settings}.base_url"
                 ),
             ),
-            ErrorClass::Misconfigured | ErrorClass::Permanent => s.fail(
+            ErrorClass::Misconfigured | ErrorClass::Permanent | ErrorClass::Unreachable => s.fail(
                 CheckItem::Credentials,
                 format!("{platform} refused the credentials: {error}"),
                 format!("correct the credentials in [{settings}], then systemctl reload arauto"),
@@ -1173,7 +1173,7 @@ async fn channel_section(
                 format!("could not confirm the connection: {error}"),
                 "run the check again; if it persists, check the provider's status and the network",
             ),
-            ErrorClass::Misconfigured | ErrorClass::Permanent => s.fail(
+            ErrorClass::Misconfigured | ErrorClass::Permanent | ErrorClass::Unreachable => s.fail(
                 CheckItem::Connected,
                 format!("not connected: {error}"),
                 format!("fix [{settings}] (or reconnect the number at the provider), then systemctl reload arauto"),

@@ -67,6 +67,10 @@ pub struct Tally {
     /// notifications never queued on a channel because the order had no
     /// phone it can reach (see [`StoreReport::skipped_reasons`]).
     pub skipped: u64,
+    /// Handed to the channel's fallback in the window, because the sender
+    /// said the recipient cannot be reached on this channel.
+    #[serde(default)]
+    pub fell_back: u64,
     /// Waiting now.
     pub pending: u64,
     /// Being sent now.
@@ -82,6 +86,7 @@ impl Tally {
             Outcome::Cancelled => &mut self.cancelled,
             Outcome::Expired => &mut self.expired,
             Outcome::Skipped => &mut self.skipped,
+            Outcome::FellBack => &mut self.fell_back,
         };
         *slot += n;
     }
@@ -101,6 +106,7 @@ impl Tally {
         self.cancelled += other.cancelled;
         self.expired += other.expired;
         self.skipped += other.skipped;
+        self.fell_back += other.fell_back;
         self.pending += other.pending;
         self.running += other.running;
     }
