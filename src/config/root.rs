@@ -159,12 +159,7 @@ fn check_fallbacks(
     channels: &BTreeMap<String, ChannelConfig>,
     unknown_channel: &dyn Fn(&str) -> String,
 ) {
-    let key = |id: &str| {
-        KeyPath::root()
-            .key("channels")
-            .key(id)
-            .key("fallback")
-    };
+    let key = |id: &str| KeyPath::root().key("channels").key(id).key("fallback");
     let mut cycles_named = BTreeSet::new();
     for (id, channel) in channels {
         let Some(fallback) = channel.fallback.as_deref() else {

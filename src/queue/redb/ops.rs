@@ -589,8 +589,9 @@ impl Ctx<'_> {
                     EnqueueOutcome::Inserted(id) => (id, "as job"),
                     EnqueueOutcome::Duplicate(id) => (id, "already planned there as job"),
                 };
-                let outcome =
-                    format!("{reason}; fell back to channel {fallback_channel} {how} {fallback_id}");
+                let outcome = format!(
+                    "{reason}; fell back to channel {fallback_channel} {how} {fallback_id}"
+                );
                 job.log_attempt(now, outcome.clone());
                 job.last_error = Some(reason);
                 job.fell_back_to = Some(fallback_id);
