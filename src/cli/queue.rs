@@ -683,6 +683,14 @@ fn render_job(job: &Job) -> String {
     if let Some(reason) = &job.outcome_reason {
         field("outcome", reason.clone());
     }
+    if let Some(fallback) = job.fell_back_to {
+        field(
+            "fell back to",
+            format!(
+                "job {fallback}: the recipient was unreachable on this channel, so its fallback channel got the notification (`arauto queue show {fallback}`)"
+            ),
+        );
+    }
     if let Some(error) = &job.last_error {
         let label = if job.state == JobState::Sent {
             ERROR_BEFORE_SUCCESS
@@ -756,6 +764,7 @@ mod tests {
             outcome_reason: None,
             receipt: None,
             dedupe_keys: Vec::new(),
+            fell_back_to: None,
             body: JobBody::Readable {
                 kind: crate::model::NotificationKind::OrderPaid,
                 payload: crate::job::JobPayload {

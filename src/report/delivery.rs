@@ -225,6 +225,10 @@ pub struct ChannelReport {
     pub by_kind: Vec<KindTally>,
     /// The queue right now (`None` for a channel no longer configured).
     pub queue: Option<QueueFigures>,
+    /// Notifications handed to a fallback channel in the window (the
+    /// recipient was unreachable here), by fallback channel.
+    #[serde(default)]
+    pub fallbacks: BTreeMap<String, u64>,
 }
 
 /// The whole report.
@@ -426,7 +430,15 @@ pub async fn run(ctx: &Context, query: &ReportQuery) -> Result<Report, OpsError>
                 Some(_) => Some(queue_figures(ctx, &id, &recent_entries).await?),
                 None => None,
             };
+            let (first, last) = (from_day.to_string(), to_day.to_string());
+            let mut fallbacks = BTreeMap::new();
+            for count in db.channel_status(&id).await?.fallbacks {
+                if count.day >= first && count.day <= last {
+                    *fallbacks.entry(count.fallback).or_default() += count.count;
+                }
+            }
             report.channels.push(ChannelReport {
+                fallbacks,
                 plugin: configured.map(|c| c.plugin.clone()),
                 description: configured.and_then(|c| c.description.clone()),
                 configured: configured.is_some(),
