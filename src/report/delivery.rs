@@ -68,13 +68,18 @@ pub struct Tally {
     /// phone it can reach (see [`StoreReport::skipped_reasons`]).
     pub skipped: u64,
     /// Handed to the channel's fallback in the window, because the sender
-    /// said the recipient cannot be reached on this channel.
-    #[serde(default)]
+    /// said the recipient cannot be reached on this channel. Left out of the
+    /// JSON while zero, so reports without fallbacks keep their shape.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub fell_back: u64,
     /// Waiting now.
     pub pending: u64,
     /// Being sent now.
     pub running: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Tally {
@@ -227,7 +232,7 @@ pub struct ChannelReport {
     pub queue: Option<QueueFigures>,
     /// Notifications handed to a fallback channel in the window (the
     /// recipient was unreachable here), by fallback channel.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub fallbacks: BTreeMap<String, u64>,
 }
 
