@@ -492,4 +492,15 @@ mod tests {
             "{text}"
         );
     }
+
+    #[test]
+    fn fallbacks_are_counted_by_channel_and_fallback() {
+        let metrics = Metrics::new();
+        metrics.fallback("whatsapp", "sms");
+        let text = metrics.encode();
+        assert!(
+            text.contains(r#"arauto_fallbacks_total{channel="whatsapp",fallback="sms"} 1"#),
+            "{text}"
+        );
+    }
 }
