@@ -66,11 +66,6 @@ pub fn recipient_unreachable(message: impl Into<String>) -> PluginError {
     PluginError::Permanent(format!("{RECIPIENT_UNREACHABLE_PREFIX} {}", message.into()))
 }
 
-/// True when `error` is a [`recipient_unreachable`] error (for plugin tests).
-pub fn is_recipient_unreachable(error: &PluginError) -> bool {
-    matches!(error, PluginError::Permanent(message) if message.starts_with(RECIPIENT_UNREACHABLE_PREFIX))
-}
-
 /// Credentials or settings were rejected: the store or channel instance is
 /// paused until the sysadmin fixes the config.
 pub fn misconfigured(message: impl Into<String>) -> PluginError {
