@@ -39,7 +39,8 @@ pub struct JobLabels {
     pub channel: String,
     /// Notification kind.
     pub kind: String,
-    /// `enqueued`, `sent`, `failed`, `retried`, `cancelled`, `expired`, `skipped`.
+    /// `enqueued`, `sent`, `failed`, `retried`, `cancelled`, `expired`, `skipped`,
+    /// `fell-back` (handed to the channel's fallback: the recipient was unreachable).
     pub outcome: String,
 }
 

@@ -169,6 +169,44 @@ fn a_customer_not_on_whatsapp_gets_the_sms_instead_exactly_once() {
     );
 }
 
+/// A store that already sends on both WhatsApp and SMS: Ana, not on
+/// WhatsApp, still gets one SMS, not two: the fallback finds the SMS job the
+/// planner queued for her and names it instead of queueing another.
+#[test]
+fn a_store_already_sending_on_the_fallback_channel_gets_no_second_copy() {
+    let world = World::new();
+    let shop = world.shop("loja");
+    let (wa, sms) = (
+        world.channel(Provider::WhatsAppCloud),
+        world.channel(Provider::Twilio),
+    );
+    wa.unreachable_recipients(&[&e164(1)]);
+    let tables = world.store_toml(&shop, &["wa", "sms"], StoreKnobs::default())
+        + &channel_falling_back(&world, "wa", &wa, "sms")
+        + &world.channel_toml("sms", &sms, ChannelKnobs::default());
+    let mut daemon = world.start(&tables, &[]);
+    let ana = create(&shop, order_for("Ana", 1, "aguardando_pagamento"));
+
+    let line = wait_fallback_line(&daemon, ana, "wa");
+    assert_eq!(world.wait_received(&sms, 1)[0].to, e164(1));
+    stop(&mut daemon);
+
+    let db = StateDb::open(&daemon);
+    let (on_wa, on_sms) = (jobs_on(&db, ana, "wa"), jobs_on(&db, ana, "sms"));
+    assert_eq!(on_sms.len(), 1, "one SMS job: {on_sms:#?}");
+    assert_eq!(on_wa[0].fell_back_to, Some(on_sms[0].id), "{line}");
+    assert!(
+        on_wa[0]
+            .outcome_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("already planned there")),
+        "{:?}",
+        on_wa[0].outcome_reason
+    );
+    assert_eq!(sms.received().len(), 1, "{:#?}", sms.received());
+    assert!(wa.received().is_empty());
+}
+
 /// Evolution (`exists:false`, also without the ninth digit) falls back to
 /// WhatsApp Cloud, which answers 131026 and falls back to SMS: the chain
 /// ends at SMS, once; nothing loops back.
