@@ -1203,7 +1203,7 @@ async fn a_fallback_ends_the_job_and_plans_it_on_the_other_channel_at_once() -> 
     assert_eq!((sms.id, sms.kind_name()), (sms_id, "order-paid"));
     assert_eq!(
         f.store.requeue(vec![original]).await?,
-        vec![(original, RequeueOutcome::NotRequeueable(JobState::Skipped))]
+        vec![(original, RequeueOutcome::FellBack(sms_id))]
     );
 
     let day = "2025-03-14".to_owned();

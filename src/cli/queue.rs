@@ -329,6 +329,9 @@ pub(crate) fn run(args: QueueArgs) -> Exit {
                                 RequeueOutcome::NotRequeueable(state) => Err(format!(
                                     "not requeued: it is {state} (only dead, expired, cancelled or skipped jobs can be retried)"
                                 )),
+                                RequeueOutcome::FellBack(fallback) => Err(format!(
+                                    "not requeued: the recipient was unreachable on its channel and the notification fell back to job {fallback} (retry that one if it failed)"
+                                )),
                                 RequeueOutcome::NotFound => Err("no such job".to_owned()),
                             };
                             (r.id, outcome)

@@ -435,6 +435,10 @@ pub enum RequeueOutcome {
     Requeued,
     /// Its state cannot be requeued (pending, running or sent) and it was left alone.
     NotRequeueable(JobState),
+    /// It fell back to this job on another channel (the recipient was
+    /// unreachable on its own): sending it again here would reach the
+    /// customer twice, so it was left alone.
+    FellBack(JobId),
     /// No such job.
     NotFound,
 }

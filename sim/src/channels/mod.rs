@@ -20,6 +20,9 @@
 //!   ([`Reply::delayed`]) or dropped connections ([`Reply::drop_connection`]);
 //! * [`FakeProvider::require_auth`] makes it reject wrong credentials the way
 //!   the provider does (Meta code 190, Twilio 20003, Telegram 401…);
+//! * [`FakeProvider::unreachable_recipients`] names customers the provider
+//!   cannot reach at all (not on WhatsApp, not a mobile): sends to them get
+//!   the provider's documented answer (131026, `exists:false`, 21614…);
 //! * every accepted message is also published as a [`ReceivedMessage`]
 //!   ([`FakeProvider::received`], [`FakeProvider::subscribe`]) so the demo can
 //!   print what a customer would have received.

@@ -642,12 +642,13 @@ impl Ctx<'_> {
         for &id in ids {
             let outcome = match self.load(id)? {
                 None => RequeueOutcome::NotFound,
-                Some(job) if !requeueable(job.state) || job.fell_back_to.is_some() => {
-                    // A job that fell back was delivered (or is planned)
-                    // elsewhere: sending it here too would reach the
-                    // customer twice.
-                    RequeueOutcome::NotRequeueable(job.state)
-                }
+                Some(job) if !requeueable(job.state) => RequeueOutcome::NotRequeueable(job.state),
+                // A job that fell back was delivered (or is planned)
+                // elsewhere: sending it here too would reach the customer twice.
+                Some(Job {
+                    fell_back_to: Some(fallback),
+                    ..
+                }) => RequeueOutcome::FellBack(fallback),
                 Some(job) => {
                     self.requeue_job(job)?;
                     RequeueOutcome::Requeued
