@@ -207,6 +207,77 @@ fn a_store_already_sending_on_the_fallback_channel_gets_no_second_copy() {
     assert!(wa.received().is_empty());
 }
 
+/// The fallback channel delivers by e-mail (the `email-sender` test plugin)
+/// and Ana's order has none: the fallback is skipped with a warning naming
+/// the store, order and both channels, and her WhatsApp job is
+/// dead-lettered as unreachable. Bruno has an e-mail and gets it there.
+#[test]
+fn a_fallback_the_order_cannot_use_is_skipped_with_a_clear_line() {
+    let world = World::new();
+    let shop = world.shop("loja");
+    let (wa, inbox) = (
+        world.channel(Provider::WhatsAppCloud),
+        world.channel(Provider::Webhook),
+    );
+    wa.unreachable_recipients(&[&e164(1), &e164(2)]);
+    let mail = format!(
+        r#"
+[channels.mail]
+plugin = "email-sender"
+plugin_path = {path:?}
+min_interval = "1ms"
+[channels.mail.sandbox]
+allowed_hosts = ["{url}"]
+allow_private_addresses = true
+[channels.mail.settings]
+url = "{url}/hooks/mail"
+"#,
+        path = support::plugins::test_plugin("email-sender")
+            .display()
+            .to_string(),
+        url = inbox.url(),
+    );
+    let tables = world.store_toml(&shop, &["wa"], StoreKnobs::default())
+        + &channel_falling_back(&world, "wa", &wa, "mail")
+        + &mail;
+    let mut daemon = world.start(&tables, &[]);
+    let ana = create(
+        &shop,
+        arauto_sim::li::Order::new()
+            .status("aguardando_pagamento")
+            .customer(arauto_sim::li::Customer::new("Ana Teste").mobile("(11) 98765-0001")),
+    );
+    let (_, skipped) =
+        daemon
+            .stderr
+            .wait_for_matching(0, PATIENCE, "fallback skipped for Ana's order", |line| {
+                line.contains("fallback skipped") && field(line, "order") == Some(&ana.to_string())
+            });
+    assert!(
+        skipped.contains("WARN")
+            && field(&skipped, "store") == Some("loja")
+            && field(&skipped, "channel") == Some("wa")
+            && field(&skipped, "fallback") == Some("mail")
+            && skipped.contains("no e-mail address"),
+        "{skipped}"
+    );
+    let bruno = create(&shop, order_for("Bruno", 2, "aguardando_pagamento"));
+    let delivered = world.wait_received(&inbox, 1);
+    assert!(
+        delivered[0].text.contains("bruno.2@example.com"),
+        "{delivered:#?}"
+    );
+    stop(&mut daemon);
+
+    let db = StateDb::open(&daemon);
+    let ana_wa = jobs_on(&db, ana, "wa");
+    assert_eq!(ana_wa[0].state, JobState::Dead);
+    assert_eq!(ana_wa[0].fell_back_to, None);
+    assert!(jobs_on(&db, ana, "mail").is_empty());
+    assert_eq!(jobs_on(&db, bruno, "mail")[0].state, JobState::Sent);
+    assert_eq!(inbox.received().len(), 1);
+}
+
 /// Evolution (`exists:false`, also without the ninth digit) falls back to
 /// WhatsApp Cloud, which answers 131026 and falls back to SMS: the chain
 /// ends at SMS, once; nothing loops back.

@@ -618,13 +618,13 @@ fn fall_back(
     let missing = match need {
         RecipientNeed::CustomerPhone => first_usable_phone(&customer.phones)
             .is_err()
-            .then_some("a usable phone"),
+            .then_some("usable phone"),
         RecipientNeed::CustomerEmail => non_empty_opt(customer.email.as_deref())
             .is_none()
-            .then_some("an e-mail address"),
+            .then_some("e-mail address"),
         RecipientNeed::CustomerChatId => non_empty_opt(customer.chat_id.as_deref())
             .is_none()
-            .then_some("a chat id"),
+            .then_some("chat id"),
         _ => None,
     };
     if let Some(missing) = missing {
