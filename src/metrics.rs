@@ -39,7 +39,8 @@ pub struct JobLabels {
     pub channel: String,
     /// Notification kind.
     pub kind: String,
-    /// `enqueued`, `sent`, `failed`, `retried`, `cancelled`, `expired`, `skipped`.
+    /// `enqueued`, `sent`, `failed`, `retried`, `cancelled`, `expired`, `skipped`,
+    /// `fell-back` (handed to the channel's fallback: the recipient was unreachable).
     pub outcome: String,
 }
 
@@ -71,6 +72,15 @@ pub struct PluginCallLabels {
     pub instance: String,
     /// `poll`, `send`, `check`.
     pub call: String,
+}
+
+/// Labels of channel fallbacks.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FallbackLabels {
+    /// The channel the recipient could not be reached on.
+    pub channel: String,
+    /// The channel that got the notification instead.
+    pub fallback: String,
 }
 
 /// Labels of plugin sandbox faults.
@@ -130,6 +140,7 @@ pub struct Metrics {
     plugin_calls: Family<PluginCallLabels, Histogram>,
     plugin_faults: Family<PluginLabels, Counter>,
     push_requests: Family<PushLabels, Counter>,
+    fallbacks: Family<FallbackLabels, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -164,6 +175,7 @@ impl Metrics {
         });
         let plugin_faults = Family::<PluginLabels, Counter>::default();
         let push_requests = Family::<PushLabels, Counter>::default();
+        let fallbacks = Family::<FallbackLabels, Counter>::default();
         let channel_sent_today = Family::<ChannelLabels, Gauge>::default();
         let store_last_poll_ok = Family::<StoreLabels, Gauge>::default();
         let store_paused = Family::<StoreLabels, Gauge>::default();
@@ -238,6 +250,11 @@ impl Metrics {
             "Pushed webhook requests by store and outcome",
             push_requests.clone(),
         );
+        registry.register(
+            "fallbacks",
+            "Notifications handed to a channel's fallback because the recipient was unreachable on it",
+            fallbacks.clone(),
+        );
         Self {
             registry: Mutex::new(registry),
             gauge_sets: Mutex::new((BTreeSet::new(), BTreeSet::new())),
@@ -256,7 +273,18 @@ impl Metrics {
             plugin_calls,
             plugin_faults,
             push_requests,
+            fallbacks,
         }
+    }
+
+    /// A notification of `channel` went to its `fallback` channel.
+    pub fn fallback(&self, channel: &str, fallback: &str) {
+        self.fallbacks
+            .get_or_create(&FallbackLabels {
+                channel: channel.to_owned(),
+                fallback: fallback.to_owned(),
+            })
+            .inc();
     }
 
     /// A pushed webhook for `store` (a configured store id, or `unknown`)
@@ -462,6 +490,17 @@ mod tests {
         );
         assert!(
             text.contains(r#"arauto_push_requests_total{store="unknown",outcome="not_found"} 1"#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn fallbacks_are_counted_by_channel_and_fallback() {
+        let metrics = Metrics::new();
+        metrics.fallback("whatsapp", "sms");
+        let text = metrics.encode();
+        assert!(
+            text.contains(r#"arauto_fallbacks_total{channel="whatsapp",fallback="sms"} 1"#),
             "{text}"
         );
     }

@@ -819,3 +819,46 @@ fn a_configuration_with_nothing_to_do_is_refused() {
         );
     }
 }
+
+#[test]
+fn fallbacks_must_name_another_defined_channel_without_a_cycle() {
+    let f = fail(&format!(
+        r#"{BASE}fallback = "sms"
+
+[channels.sms]
+plugin = "twilio-sms"
+fallback = "whatsapp"
+
+[channels.email]
+plugin = "webhook"
+fallback = "email"
+
+[channels.tg]
+plugin = "telegram"
+fallback = "telegran"
+"#
+    ));
+    f.at(
+        "channels.email.fallback",
+        Some("email"),
+        "cannot fall back to itself",
+    );
+    f.at(
+        "channels.sms.fallback",
+        Some("whatsapp"),
+        "fallback cycle sms → whatsapp → sms",
+    );
+    f.at(
+        "channels.tg.fallback",
+        Some("telegran"),
+        "no channel \"telegran\" is defined (defined: email, sms, tg, whatsapp)",
+    );
+    assert!(
+        !f.errors
+            .errors
+            .iter()
+            .any(|e| e.key == "channels.whatsapp.fallback"),
+        "a cycle is named once:\n{}",
+        f.errors
+    );
+}

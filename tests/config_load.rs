@@ -568,3 +568,23 @@ fn limits_accept_their_bounds() {
         Some(SignedDuration::from_hours(1))
     );
 }
+
+#[test]
+fn a_channel_used_only_as_a_fallback_is_not_an_unused_channel() {
+    let (_dir, config) = load(
+        r#"
+        [stores.s]
+        platform = "loja-integrada"
+        channels = ["wa"]
+        [channels.wa]
+        plugin = "whatsapp-cloud"
+        fallback = "sms"
+        [channels.sms]
+        plugin = "twilio-sms"
+        "#,
+        &[],
+    );
+    assert!(config.warnings().is_empty(), "{:?}", config.warnings());
+    assert_eq!(config.channels["wa"].fallback.as_deref(), Some("sms"));
+    assert_eq!(config.channels["sms"].fallback, None);
+}

@@ -1166,3 +1166,91 @@ async fn store_and_channel_statuses_round_trip() -> Result<()> {
     assert!(f.store.channels().await?.contains(&"wa".to_owned()));
     f.assert_consistent().await
 }
+
+/// Ending a job by falling back plans the notification on the fallback
+/// channel in the same transaction: the original is skipped and names the
+/// new job, counts as `fell-back` (not skipped), is never requeued (the
+/// customer would get it twice), and the channel keeps a per-day count per
+/// fallback channel. A fallback whose key is already held (the store also
+/// sends there directly) names the holder and plans nothing new.
+#[tokio::test]
+async fn a_fallback_ends_the_job_and_plans_it_on_the_other_channel_at_once() -> Result<()> {
+    let f = Fixture::new()?;
+    let original = f
+        .enqueue_one(new_job("wa", "1", "order-paid", f.now()))
+        .await?;
+    let job = f.claim_one("wa", f.now()).await?;
+    let fallback = new_job("sms", "1", "order-paid", f.now());
+    let ended = f
+        .store
+        .complete(
+            job.claim(),
+            Completion::FellBack {
+                reason: "recipient unreachable on this channel: 131026".into(),
+                fallback: Box::new(fallback.clone()),
+            },
+        )
+        .await?;
+    let sms_id = ended.fell_back_to.context("names the fallback job")?;
+    assert_eq!(ended.state, JobState::Skipped);
+    let reason = ended.outcome_reason.clone().unwrap_or_default();
+    ensure!(
+        reason.contains("131026")
+            && reason.contains(&format!("fell back to channel sms as job {sms_id}")),
+        "{reason}"
+    );
+    let sms = f.claim_one("sms", f.now()).await?;
+    assert_eq!((sms.id, sms.kind_name()), (sms_id, "order-paid"));
+    assert_eq!(
+        f.store.requeue(vec![original]).await?,
+        vec![(original, RequeueOutcome::FellBack(sms_id))]
+    );
+
+    let day = "2025-03-14".to_owned();
+    let rows = f
+        .store
+        .counters(CounterQuery {
+            from_day: day.clone(),
+            to_day: day.clone(),
+            channel: Some("wa".into()),
+            ..CounterQuery::default()
+        })
+        .await?;
+    let outcomes: Vec<(Outcome, u64)> = rows.iter().map(|r| (r.outcome, r.count)).collect();
+    assert_eq!(
+        outcomes,
+        vec![(Outcome::Entered, 1), (Outcome::FellBack, 1)]
+    );
+    let status = f.store.channel_status("wa").await?;
+    assert_eq!(status.fallbacks.len(), 1);
+    assert_eq!(
+        (
+            status.fallbacks[0].fallback.as_str(),
+            status.fallbacks[0].count
+        ),
+        ("sms", 1)
+    );
+
+    // The same notification already planned on sms: the holder is named.
+    let twice = f
+        .enqueue_one(new_job("wa", "2", "order-paid", f.now()))
+        .await?;
+    let direct = f
+        .enqueue_one(new_job("sms", "2", "order-paid", f.now()))
+        .await?;
+    let job = f.claim_one("wa", f.now()).await?;
+    assert_eq!(job.id, twice);
+    let ended = f
+        .store
+        .complete(
+            job.claim(),
+            Completion::FellBack {
+                reason: "unreachable".into(),
+                fallback: Box::new(new_job("sms", "2", "order-paid", f.now())),
+            },
+        )
+        .await?;
+    assert_eq!(ended.fell_back_to, Some(direct));
+    assert_eq!(f.store.jobs_for_order("loja", "2").await?.len(), 2);
+    f.assert_consistent().await
+}

@@ -94,8 +94,10 @@ fn retryable_errors_are_delivered_later() {
     );
 }
 
-/// "Not a WhatsApp user" (131026) can never succeed: the job is dead-lettered
-/// at once, never retried, and the channel goes on with the next customer.
+/// "Not a WhatsApp user" (131026) can never succeed: on a channel without a
+/// `fallback` the job is dead-lettered at once, never retried, and the
+/// channel goes on with the next customer (with a fallback, see
+/// `system_fallback.rs`).
 #[test]
 fn a_permanent_error_dead_letters_the_job_without_a_retry() {
     let world = World::new();
@@ -127,7 +129,7 @@ fn a_permanent_error_dead_letters_the_job_without_a_retry() {
     assert!(
         dead.outcome_reason
             .as_deref()
-            .is_some_and(|r| r.contains("permanent") && r.contains("131026")),
+            .is_some_and(|r| r.contains("recipient unreachable") && r.contains("131026")),
         "{:?}",
         dead.outcome_reason
     );

@@ -329,6 +329,9 @@ pub(crate) fn run(args: QueueArgs) -> Exit {
                                 RequeueOutcome::NotRequeueable(state) => Err(format!(
                                     "not requeued: it is {state} (only dead, expired, cancelled or skipped jobs can be retried)"
                                 )),
+                                RequeueOutcome::FellBack(fallback) => Err(format!(
+                                    "not requeued: the recipient was unreachable on its channel and the notification fell back to job {fallback} (retry that one if it failed)"
+                                )),
                                 RequeueOutcome::NotFound => Err("no such job".to_owned()),
                             };
                             (r.id, outcome)
@@ -683,6 +686,14 @@ fn render_job(job: &Job) -> String {
     if let Some(reason) = &job.outcome_reason {
         field("outcome", reason.clone());
     }
+    if let Some(fallback) = job.fell_back_to {
+        field(
+            "fell back to",
+            format!(
+                "job {fallback}: the recipient was unreachable on this channel, so its fallback channel got the notification (`arauto queue show {fallback}`)"
+            ),
+        );
+    }
     if let Some(error) = &job.last_error {
         let label = if job.state == JobState::Sent {
             ERROR_BEFORE_SUCCESS
@@ -756,6 +767,7 @@ mod tests {
             outcome_reason: None,
             receipt: None,
             dedupe_keys: Vec::new(),
+            fell_back_to: None,
             body: JobBody::Readable {
                 kind: crate::model::NotificationKind::OrderPaid,
                 payload: crate::job::JobPayload {

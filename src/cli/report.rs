@@ -213,6 +213,15 @@ pub(crate) fn render(report: &Report) -> String {
         } else {
             out.push_str(&tally_table(&channel.by_kind, &channel.total).render("  "));
         }
+        if !channel.fallbacks.is_empty() {
+            // The recipient was unreachable here; another channel got it.
+            let to: Vec<String> = channel
+                .fallbacks
+                .iter()
+                .map(|(fallback, n)| format!("{n} fell back to {fallback}"))
+                .collect();
+            let _ = writeln!(out, "  unreachable here: {}", to.join(", "));
+        }
         if let Some(queue) = &channel.queue {
             out.push_str(&queue_lines(queue, report.generated_at, &tz));
         }

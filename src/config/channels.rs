@@ -1,9 +1,10 @@
 //! `[channels.<id>]`: the ways of reaching customers, each a sender plugin
 //! instance with its pacing (interval, daily cap, warm-up), retries and
-//! provider-side template mappings. Its types, its defaults and bounds, and
-//! how it is read.
+//! provider-side template mappings, and the channel a notification falls back
+//! to when the recipient cannot be reached on it. Its types, its defaults and
+//! bounds, and how it is read.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use figment::value::Value;
@@ -68,6 +69,11 @@ pub struct ChannelConfig {
     /// Longest retry delay. Default [`DEFAULT_RETRY_MAX`].
     #[serde(serialize_with = "serialize_duration")]
     pub retry_max: SignedDuration,
+    /// The channel that gets the notification instead when this channel's
+    /// sender says the recipient cannot be reached here (not on WhatsApp,
+    /// not a mobile number…). `None`: such a job is dead-lettered. Checked
+    /// across channels by `config::root` (known, not itself, no cycle).
+    pub fallback: Option<String>,
     /// Provider-side template mappings (e.g. WhatsApp approved templates), by kind.
     pub templates: BTreeMap<NotificationKind, TemplateMapping>,
     /// The sender's sandbox.
@@ -169,6 +175,7 @@ pub(crate) fn read_channels(
                 ),
             );
         }
+        let fallback = optional(r, &mut t, "fallback", Reader::nonempty_string);
         let templates = optional_section(r, &mut t, "templates")
             .map(|tt| read_template_mappings(r, tt))
             .unwrap_or_default();
@@ -195,6 +202,7 @@ pub(crate) fn read_channels(
                 max_attempts,
                 retry_base,
                 retry_max,
+                fallback,
                 templates,
                 sandbox,
                 settings,
@@ -202,6 +210,43 @@ pub(crate) fn read_channels(
         );
     }
     channels
+}
+
+/// The fallback chain of `channel`: its `fallback`, that channel's
+/// `fallback`, and so on, stopping before a channel already met (a cycle,
+/// which validation rejects) or an unknown one.
+pub fn fallback_chain<'a>(
+    channels: &'a BTreeMap<String, ChannelConfig>,
+    channel: &str,
+) -> Vec<&'a str> {
+    let mut chain: Vec<&'a str> = Vec::new();
+    let mut current = channels.get(channel);
+    while let Some(next) = current.and_then(|c| c.fallback.as_deref()) {
+        match channels.get_key_value(next) {
+            Some((id, config)) if id != channel && !chain.contains(&id.as_str()) => {
+                chain.push(id.as_str());
+                current = Some(config);
+            }
+            _ => break,
+        }
+    }
+    chain
+}
+
+/// `used` plus every channel on their fallback chains: the channels that may
+/// have to deliver (a fallback-only channel needs its dispatcher too).
+pub fn with_fallbacks<'a>(
+    channels: &'a BTreeMap<String, ChannelConfig>,
+    used: impl IntoIterator<Item = &'a str>,
+) -> BTreeSet<&'a str> {
+    let mut all = BTreeSet::new();
+    for channel in used {
+        if let Some((id, _)) = channels.get_key_value(channel) {
+            all.insert(id.as_str());
+            all.extend(fallback_chain(channels, channel));
+        }
+    }
+    all
 }
 
 fn read_warmup(r: &mut Reader<'_>, mut t: Table) -> Option<Warmup> {

@@ -151,6 +151,60 @@ pub(crate) fn read(r: &mut Reader<'_>, root: Dict, source_path: PathBuf) -> Opti
     })
 }
 
+/// `[channels.<id>] fallback`: a defined channel, not the channel itself, and
+/// no chain that comes back to where it started (each cycle named once, at
+/// the `fallback` key of its first channel in id order).
+fn check_fallbacks(
+    r: &mut Reader<'_>,
+    channels: &BTreeMap<String, ChannelConfig>,
+    unknown_channel: &dyn Fn(&str) -> String,
+) {
+    let key = |id: &str| KeyPath::root().key("channels").key(id).key("fallback");
+    let mut cycles_named = BTreeSet::new();
+    for (id, channel) in channels {
+        let Some(fallback) = channel.fallback.as_deref() else {
+            continue;
+        };
+        let value = Value::from(fallback.to_owned());
+        if fallback == id {
+            r.error(
+                &key(id),
+                &value,
+                "a channel cannot fall back to itself (name another channel, or remove the key)",
+            );
+            continue;
+        }
+        if !channels.contains_key(fallback) {
+            r.error(&key(id), &value, unknown_channel(fallback));
+            continue;
+        }
+        // Walk the chain; a channel met twice closes a cycle.
+        let mut path = vec![id.as_str()];
+        let mut next = Some(fallback);
+        while let Some(current) = next {
+            if let Some(start) = path.iter().position(|seen| *seen == current) {
+                let cycle: Vec<&str> = path[start..].to_vec();
+                let mut members: Vec<&str> = cycle.clone();
+                members.sort_unstable();
+                if path[start] == id.as_str() && cycles_named.insert(members) {
+                    let mut shown = cycle.join(" → ");
+                    shown.push_str(&format!(" → {current}"));
+                    r.error(
+                        &key(id),
+                        &value,
+                        format!(
+                            "fallback cycle {shown}: a notification would go round forever; end the chain at a channel without `fallback`"
+                        ),
+                    );
+                }
+                break;
+            }
+            path.push(current);
+            next = channels.get(current).and_then(|c| c.fallback.as_deref());
+        }
+    }
+}
+
 fn check_references(
     r: &mut Reader<'_>,
     stores: &BTreeMap<String, StoreConfig>,
@@ -204,6 +258,15 @@ fn check_references(
             }
         }
     }
+    check_fallbacks(r, channels, &unknown_channel);
+    // A channel only some used channel falls back to is used too.
+    let used: BTreeSet<String> = super::channels::with_fallbacks(
+        channels,
+        used.iter().map(String::as_str).collect::<Vec<_>>(),
+    )
+    .into_iter()
+    .map(str::to_owned)
+    .collect();
     for id in channels.keys() {
         if !used.contains(id) {
             let path = KeyPath::root().key("channels").key(id);

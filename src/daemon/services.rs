@@ -73,11 +73,12 @@ pub fn desired(state: &State) -> Vec<ServiceKey> {
     );
     let enabled = || state.stores.values().filter(|store| store.config.enabled);
     keys.extend(enabled().map(|store| ServiceKey::Poll(store.config.id.clone())));
-    // Only channels some enabled store sends through: a channel nobody uses
-    // is validated, not dispatched.
-    let used: BTreeSet<&str> = enabled()
-        .flat_map(|store| store.config.channels.iter().map(String::as_str))
-        .collect();
+    // Only channels some enabled store sends through, or that one of those
+    // falls back to: a channel nobody uses is validated, not dispatched.
+    let used: BTreeSet<&str> = crate::config::channels::with_fallbacks(
+        &state.config.channels,
+        enabled().flat_map(|store| store.config.channels.iter().map(String::as_str)),
+    );
     keys.extend(
         state
             .channels

@@ -3,7 +3,7 @@
 //! `LastError`) and the dispatcher's retry policy.
 //!
 //! The serialised form (`"retryable"`, `"permanent"`, `"misconfigured"`,
-//! `"sandbox"`) is stored in existing databases, so it must never change; it
+//! `"sandbox"`, `"unreachable"`) is stored in existing databases, so it must never change; it
 //! is also the metric label and the word `arauto check` shows.
 
 use std::fmt;
@@ -27,9 +27,22 @@ pub enum ErrorClass {
     /// cancelled or failed start). Retried like [`ErrorClass::Retryable`]: the
     /// next call gets a fresh instance.
     Sandbox,
+    /// The recipient cannot be reached on this channel at all (not on
+    /// WhatsApp, not a mobile number, the bot was blocked): permanent for
+    /// this channel, so the job ends at once, and the channel's `fallback`
+    /// (if any) gets the notification instead. Declared by a sender through
+    /// the `recipient-unreachable:` prefix of its permanent error (see
+    /// `plugin::RECIPIENT_UNREACHABLE_PREFIX`).
+    Unreachable,
 }
 
 impl ErrorClass {
+    /// True for the classes that end a job at once, without a retry
+    /// (`permanent` and `unreachable`).
+    pub const fn is_final(self) -> bool {
+        matches!(self, Self::Permanent | Self::Unreachable)
+    }
+
     /// The label in metrics, logs and `arauto check`; the same as the
     /// serialised form.
     pub const fn as_str(self) -> &'static str {
@@ -38,6 +51,7 @@ impl ErrorClass {
             Self::Permanent => "permanent",
             Self::Misconfigured => "misconfigured",
             Self::Sandbox => "sandbox",
+            Self::Unreachable => "unreachable",
         }
     }
 }
@@ -52,11 +66,12 @@ impl fmt::Display for ErrorClass {
 mod tests {
     use super::*;
 
-    const ALL: [ErrorClass; 4] = [
+    const ALL: [ErrorClass; 5] = [
         ErrorClass::Retryable,
         ErrorClass::Permanent,
         ErrorClass::Misconfigured,
         ErrorClass::Sandbox,
+        ErrorClass::Unreachable,
     ];
 
     #[test]
@@ -72,8 +87,8 @@ mod tests {
     #[test]
     fn stored_form_matches_databases_written_before_the_merge() -> Result<(), serde_json::Error> {
         let old = r#"["retryable","permanent","misconfigured","sandbox"]"#;
-        assert_eq!(serde_json::from_str::<Vec<ErrorClass>>(old)?, ALL);
-        assert_eq!(serde_json::to_string(&ALL)?, old);
+        assert_eq!(serde_json::from_str::<Vec<ErrorClass>>(old)?, ALL[..4]);
+        assert_eq!(serde_json::to_string(&ALL[..4])?, old);
         Ok(())
     }
 }

@@ -7,6 +7,14 @@ use jiff::SignedDuration;
 
 use crate::model::ErrorClass;
 
+/// How a sender declares, through the frozen 0.2 contract, that the recipient
+/// cannot be reached on its channel at all: its `plugin-error.permanent`
+/// message starts with this prefix (the SDK's
+/// `PluginError::recipient_unreachable` writes it). The host turns such an
+/// error into [`PluginError::Unreachable`] here, at the plugin boundary, and
+/// nowhere else looks at the text.
+pub const RECIPIENT_UNREACHABLE_PREFIX: &str = "recipient-unreachable:";
+
 /// A failed plugin call or plugin load.
 ///
 /// The first three variants are what the plugin itself returned (the WIT
@@ -26,6 +34,11 @@ pub enum PluginError {
     /// The plugin says this input can never succeed.
     #[error("{0}")]
     Permanent(String),
+    /// The sender says the recipient cannot be reached on its channel at all
+    /// (a permanent error carrying [`RECIPIENT_UNREACHABLE_PREFIX`]; the
+    /// message is the rest of the text).
+    #[error("recipient unreachable on this channel: {0}")]
+    Unreachable(String),
     /// The plugin (or the host, for instance settings) says the configuration is wrong.
     #[error("{0}")]
     Misconfigured(String),
@@ -143,6 +156,16 @@ pub enum PluginError {
 }
 
 impl PluginError {
+    /// The host's reading of a plugin's `permanent` error: one whose message
+    /// carries [`RECIPIENT_UNREACHABLE_PREFIX`] is [`PluginError::Unreachable`]
+    /// (the prefix and the spaces after it dropped), any other stays permanent.
+    pub fn from_permanent(message: String) -> Self {
+        match message.strip_prefix(RECIPIENT_UNREACHABLE_PREFIX) {
+            Some(rest) => Self::Unreachable(rest.trim_start().to_owned()),
+            None => Self::Permanent(message),
+        }
+    }
+
     /// How the queue or poller should treat this failure.
     ///
     /// Sandbox faults (timeouts, interrupts, memory, traps, invalid output,
@@ -161,6 +184,7 @@ impl PluginError {
             | Self::Cancelled { .. }
             | Self::Instantiate { .. } => ErrorClass::Sandbox,
             Self::Permanent(_) => ErrorClass::Permanent,
+            Self::Unreachable(_) => ErrorClass::Unreachable,
             Self::Misconfigured(_) | Self::Load { .. } | Self::UnsupportedApi { .. } => {
                 ErrorClass::Misconfigured
             }
@@ -245,5 +269,19 @@ mod tests {
             ErrorClass::Misconfigured
         );
         assert!(!PluginError::Permanent("x".into()).is_sandbox_fault());
+    }
+
+    #[test]
+    fn a_permanent_error_with_the_unreachable_prefix_is_its_own_class() {
+        let unreachable =
+            PluginError::from_permanent("recipient-unreachable: 131026 not on WhatsApp".into());
+        assert_eq!(
+            unreachable,
+            PluginError::Unreachable("131026 not on WhatsApp".into())
+        );
+        assert_eq!(unreachable.class(), ErrorClass::Unreachable);
+        assert!(unreachable.class().is_final());
+        let plain = PluginError::from_permanent("invalid template recipient-unreachable:".into());
+        assert_eq!(plain.class(), ErrorClass::Permanent);
     }
 }

@@ -48,7 +48,7 @@ mod v0_2;
 pub use crate::model::ErrorClass;
 pub use api_version::ApiVersion;
 pub use cache::ArtifactSource;
-pub use error::PluginError;
+pub use error::{PluginError, RECIPIENT_UNREACHABLE_PREFIX};
 pub use host::{
     ConnectorInstance, DEFAULT_MAX_CONCURRENT_CALLS, HostConfig, HostError, Plugin, PluginHost,
     SenderInstance, inspect,

@@ -391,6 +391,7 @@ fn redact_plugin_error(error: PluginError, redactor: &Redactor) -> PluginError {
             retry_after,
         },
         PluginError::Permanent(m) => PluginError::Permanent(scrub(m)),
+        PluginError::Unreachable(m) => PluginError::Unreachable(scrub(m)),
         PluginError::Misconfigured(m) => PluginError::Misconfigured(scrub(m)),
         other => other,
     }
@@ -525,6 +526,21 @@ mod tests {
         );
         assert_eq!(dropped, 0);
         assert_eq!(state.take_notices().0, Vec::new(), "taken once");
+    }
+
+    #[test]
+    fn an_unreachable_recipient_error_is_redacted_like_the_others() {
+        let redactor = Redactor::new(["s3cr3t".to_owned()]);
+        let error = redact_plugin_error(
+            PluginError::from_permanent(
+                "recipient-unreachable: 403 from /bots3cr3t/sendMessage: bot was blocked".into(),
+            ),
+            &redactor,
+        );
+        assert_eq!(
+            error,
+            PluginError::Unreachable("403 from /bot<redacted>/sendMessage: bot was blocked".into())
+        );
     }
 
     #[test]

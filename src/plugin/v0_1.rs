@@ -290,7 +290,7 @@ fn plugin_error(error: types::PluginError) -> PluginError {
             message: r.message,
             retry_after: output::retry_after(r.retry_after_ms),
         },
-        types::PluginError::Permanent(m) => PluginError::Permanent(m),
+        types::PluginError::Permanent(m) => PluginError::from_permanent(m),
         types::PluginError::Misconfigured(m) => PluginError::Misconfigured(m),
     }
 }

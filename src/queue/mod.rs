@@ -43,10 +43,10 @@ use tokio::sync::watch;
 pub use error::{BackendCause, Error, Result};
 pub use types::{
     ATTEMPT_LOG_LEN, AttemptRecord, CancelOutcome, ChannelStats, ChannelStatus, Claim, ClockSkew,
-    Completion, CounterQuery, CounterRow, EnqueueOutcome, ErrorClass, FinishedJob, Job, JobBody,
-    JobFilter, JobId, JobState, LastError, NewJob, Outcome, PageCapHit, ParseJobIdError,
-    ParseJobStateError, Pause, PollCommit, PollOutcome, PurgeFilter, Receipt, RequeueOutcome,
-    StoreStats, StoreStatus, UnreadableOrder, VerifyReport,
+    Completion, CounterQuery, CounterRow, EnqueueOutcome, ErrorClass, FallbackCount, FinishedJob,
+    Job, JobBody, JobFilter, JobId, JobState, LastError, NewJob, Outcome, PageCapHit,
+    ParseJobIdError, ParseJobStateError, Pause, PollCommit, PollOutcome, PurgeFilter, Receipt,
+    RequeueOutcome, StoreStats, StoreStatus, UnreadableOrder, VerifyReport,
 };
 pub use types::{SKIPPED_DAYS_KEPT, SkippedCount};
 

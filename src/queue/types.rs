@@ -225,6 +225,12 @@ pub struct Job {
     /// The keys that made it unique (held until the job is pruned).
     #[serde(default)]
     pub dedupe_keys: Vec<String>,
+    /// Set when the recipient could not be reached on this job's channel and
+    /// the notification went to the channel's `fallback` instead: the job
+    /// there (created in the same transaction that ended this one). Such a
+    /// job is `skipped` and is never requeued (the customer would get it twice).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fell_back_to: Option<JobId>,
     /// The notification, or why its record cannot be read.
     #[serde(flatten)]
     pub body: JobBody,
@@ -371,6 +377,18 @@ pub enum Completion {
         /// Why (no usable phone, opted out…).
         reason: String,
     },
+    /// The recipient cannot be reached on this channel: the job ends
+    /// `skipped` with [`Job::fell_back_to`] set and, in the same transaction,
+    /// `fallback` is enqueued (or, when one of its dedupe keys is already
+    /// held, the holder is named instead: the notification is already
+    /// planned there). Never serialised: it carries a whole new job.
+    #[serde(skip)]
+    FellBack {
+        /// Why the original channel gave up (the sender's message).
+        reason: String,
+        /// The same notification on the fallback channel.
+        fallback: Box<NewJob>,
+    },
 }
 
 /// Result of enqueuing one job.
@@ -417,6 +435,10 @@ pub enum RequeueOutcome {
     Requeued,
     /// Its state cannot be requeued (pending, running or sent) and it was left alone.
     NotRequeueable(JobState),
+    /// It fell back to this job on another channel (the recipient was
+    /// unreachable on its own): sending it again here would reach the
+    /// customer twice, so it was left alone.
+    FellBack(JobId),
     /// No such job.
     NotFound,
 }
@@ -660,11 +682,26 @@ pub struct ChannelStatus {
     pub sent_today: u64,
     /// First send ever (start of the warm-up ramp).
     pub warmup_started_at: Option<Timestamp>,
+    /// Notifications handed to a fallback channel, per local day (daemon
+    /// time zone) and fallback channel, for `arauto report`; days older than
+    /// [`SKIPPED_DAYS_KEPT`] are dropped.
+    pub fallbacks: Vec<FallbackCount>,
+}
+
+/// Notifications of one day that one channel handed to one fallback channel.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FallbackCount {
+    /// Local day `YYYY-MM-DD`.
+    pub day: String,
+    /// The fallback channel's id.
+    pub fallback: String,
+    /// How many.
+    pub count: u64,
 }
 
 /// What a daily counter counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Outcome {
     /// A job was enqueued.
     Entered,
@@ -678,17 +715,21 @@ pub enum Outcome {
     Expired,
     /// A job was skipped.
     Skipped,
+    /// A job's recipient was unreachable on its channel and the notification
+    /// went to the channel's fallback (counted on the original channel).
+    FellBack,
 }
 
 impl Outcome {
     /// Every outcome.
-    pub const ALL: [Outcome; 6] = [
+    pub const ALL: [Outcome; 7] = [
         Outcome::Entered,
         Outcome::Sent,
         Outcome::Dead,
         Outcome::Cancelled,
         Outcome::Expired,
         Outcome::Skipped,
+        Outcome::FellBack,
     ];
 
     /// The lowercase name.
@@ -700,6 +741,7 @@ impl Outcome {
             Outcome::Cancelled => "cancelled",
             Outcome::Expired => "expired",
             Outcome::Skipped => "skipped",
+            Outcome::FellBack => "fell-back",
         }
     }
 

@@ -307,14 +307,26 @@ pub async fn run(
         .filter(|s| query.store.as_deref().is_none_or(|id| id == s.config.id))
         .collect();
     let channels: Vec<&Arc<ChannelRuntime>> = match &query.store {
-        Some(id) => config
-            .stores
-            .get(id)
-            .map(|s| s.channels.as_slice())
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|c| state.channels.get(c))
-            .collect(),
+        // The store's channels and the ones they fall back to: a fallback
+        // channel may have to reach this store's customers too.
+        Some(id) => {
+            let own = config
+                .stores
+                .get(id)
+                .map(|s| s.channels.as_slice())
+                .unwrap_or_default();
+            let mut ids: Vec<&str> = own.iter().map(String::as_str).collect();
+            for channel in own {
+                for fallback in crate::config::channels::fallback_chain(&config.channels, channel) {
+                    if !ids.contains(&fallback) {
+                        ids.push(fallback);
+                    }
+                }
+            }
+            ids.into_iter()
+                .filter_map(|c| state.channels.get(c))
+                .collect()
+        }
         None => state.channels.values().collect(),
     };
 
@@ -601,7 +613,7 @@ async fn store_section(
                     "run the check again; if it persists, check the network and {settings}.base_url"
                 ),
             ),
-            ErrorClass::Misconfigured | ErrorClass::Permanent => s.fail(
+            ErrorClass::Misconfigured | ErrorClass::Permanent | ErrorClass::Unreachable => s.fail(
                 CheckItem::Credentials,
                 format!("{platform} refused the credentials: {error}"),
                 format!("correct the credentials in [{settings}], then systemctl reload arauto"),
@@ -669,10 +681,23 @@ async fn store_section(
             },
         );
     } else {
-        s.ok(
-            CheckItem::Channels,
-            format!("notifies through {}", store.config.channels.join(", ")),
-        );
+        let fallbacks: Vec<String> = store
+            .config
+            .channels
+            .iter()
+            .filter_map(|c| {
+                let chain = crate::config::channels::fallback_chain(&config.channels, c);
+                (!chain.is_empty()).then(|| format!("{c} → {}", chain.join(" → ")))
+            })
+            .collect();
+        let mut line = format!("notifies through {}", store.config.channels.join(", "));
+        if !fallbacks.is_empty() {
+            line.push_str(&format!(
+                " (unreachable customers fall back: {})",
+                fallbacks.join("; ")
+            ));
+        }
+        s.ok(CheckItem::Channels, line);
     }
 
     if store.config.enabled {
@@ -1173,7 +1198,7 @@ async fn channel_section(
                 format!("could not confirm the connection: {error}"),
                 "run the check again; if it persists, check the provider's status and the network",
             ),
-            ErrorClass::Misconfigured | ErrorClass::Permanent => s.fail(
+            ErrorClass::Misconfigured | ErrorClass::Permanent | ErrorClass::Unreachable => s.fail(
                 CheckItem::Connected,
                 format!("not connected: {error}"),
                 format!("fix [{settings}] (or reconnect the number at the provider), then systemctl reload arauto"),

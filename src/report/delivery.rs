@@ -67,10 +67,19 @@ pub struct Tally {
     /// notifications never queued on a channel because the order had no
     /// phone it can reach (see [`StoreReport::skipped_reasons`]).
     pub skipped: u64,
+    /// Handed to the channel's fallback in the window, because the sender
+    /// said the recipient cannot be reached on this channel. Left out of the
+    /// JSON while zero, so reports without fallbacks keep their shape.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub fell_back: u64,
     /// Waiting now.
     pub pending: u64,
     /// Being sent now.
     pub running: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Tally {
@@ -82,6 +91,7 @@ impl Tally {
             Outcome::Cancelled => &mut self.cancelled,
             Outcome::Expired => &mut self.expired,
             Outcome::Skipped => &mut self.skipped,
+            Outcome::FellBack => &mut self.fell_back,
         };
         *slot += n;
     }
@@ -101,6 +111,7 @@ impl Tally {
         self.cancelled += other.cancelled;
         self.expired += other.expired;
         self.skipped += other.skipped;
+        self.fell_back += other.fell_back;
         self.pending += other.pending;
         self.running += other.running;
     }
@@ -219,6 +230,10 @@ pub struct ChannelReport {
     pub by_kind: Vec<KindTally>,
     /// The queue right now (`None` for a channel no longer configured).
     pub queue: Option<QueueFigures>,
+    /// Notifications handed to a fallback channel in the window (the
+    /// recipient was unreachable here), by fallback channel.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fallbacks: BTreeMap<String, u64>,
 }
 
 /// The whole report.
@@ -420,7 +435,15 @@ pub async fn run(ctx: &Context, query: &ReportQuery) -> Result<Report, OpsError>
                 Some(_) => Some(queue_figures(ctx, &id, &recent_entries).await?),
                 None => None,
             };
+            let (first, last) = (from_day.to_string(), to_day.to_string());
+            let mut fallbacks = BTreeMap::new();
+            for count in db.channel_status(&id).await?.fallbacks {
+                if count.day >= first && count.day <= last {
+                    *fallbacks.entry(count.fallback).or_default() += count.count;
+                }
+            }
             report.channels.push(ChannelReport {
+                fallbacks,
                 plugin: configured.map(|c| c.plugin.clone()),
                 description: configured.and_then(|c| c.description.clone()),
                 configured: configured.is_some(),

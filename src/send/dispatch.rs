@@ -26,7 +26,7 @@ use crate::model::{
     first_usable_phone,
 };
 use crate::plugin::{MessageMeta, OutgoingMessage, PluginError, ProviderTemplate, Recipient};
-use crate::queue::{ChannelStatus, Completion, Job, JobBody, Receipt, SharedStore};
+use crate::queue::{ChannelStatus, Completion, Job, JobBody, NewJob, Receipt, SharedStore};
 use crate::state::{ChannelRuntime, State, StateHandle, StoreRuntime};
 use crate::template::{StoreInfo, TemplateContext, TemplateError};
 
@@ -231,10 +231,25 @@ impl Dispatcher {
             Outcome::Sent(completion) | Outcome::Done(completion) => completion,
         };
         let label = completion_label(&completion);
+        let fallback_channel = match &completion {
+            Completion::FellBack { fallback, .. } => Some(fallback.channel.clone()),
+            _ => None,
+        };
         let job_after = self.db.complete(claim, completion).await?;
         if let Some(label) = label {
             self.metrics
                 .job(&job.store, job.channel.as_str(), job.kind_name(), label);
+        }
+        if let (Some(fallback), Some(fallback_job)) = (fallback_channel, job_after.fell_back_to) {
+            self.metrics
+                .fallback(job.channel.as_str(), fallback.as_str());
+            tracing::info!(
+                store = %job.store, order = %job.order_id, notification = %job.kind_name(),
+                channel = %job.channel, job_id = %job.id, fallback = %fallback,
+                fallback_job_id = %fallback_job,
+                "recipient unreachable on {}: fell back to channel {fallback} (job {fallback_job})",
+                job.channel
+            );
         }
         tracing::debug!(
             channel = %self.channel,
@@ -375,11 +390,26 @@ impl Dispatcher {
                     },
                 })
             }
-            Err(error) => self.failed(channel, job, error).await,
+            Err(error) => {
+                let notification = Notification {
+                    store,
+                    kind,
+                    payload,
+                    record: &record,
+                };
+                self.failed(state, channel, job, notification, error).await
+            }
         }
     }
 
-    async fn failed(&self, channel: &ChannelRuntime, job: &Job, error: PluginError) -> Outcome {
+    async fn failed(
+        &self,
+        state: &State,
+        channel: &ChannelRuntime,
+        job: &Job,
+        notification: Notification<'_>,
+        error: PluginError,
+    ) -> Outcome {
         if error.is_sandbox_fault() {
             self.metrics
                 .plugin_fault(channel.plugin.name(), &channel.config.id);
@@ -410,6 +440,12 @@ impl Dispatcher {
                     spend_attempt,
                 })
             }
+            RetryDecision::Dead {
+                reason: DeadReason::Unreachable { message },
+            } => match fall_back(state, channel, job, &notification, &message) {
+                Some(outcome) => outcome,
+                None => fields.dead(message),
+            },
             RetryDecision::Dead { reason } => fields.dead(dead_text(&reason)),
             RetryDecision::PauseChannel { reason } => {
                 tracing::error!(
@@ -533,6 +569,102 @@ impl Dispatcher {
             event: order_event(job, kind, store, payload, record),
         })
     }
+}
+
+/// The notification a failed job carried, as the fallback needs it.
+struct Notification<'a> {
+    store: &'a StoreRuntime,
+    kind: NotificationKind,
+    payload: &'a JobPayload,
+    record: &'a OrderRecord,
+}
+
+/// The same notification on `channel`'s `fallback` channel, when it has one
+/// whose sender can reach this order's customer: the completion that ends
+/// `job` and plans it there in one queue transaction. `None` (the job is
+/// dead-lettered) when the channel has no fallback, the fallback channel is
+/// not running, or the order lacks what its sender needs (logged, naming the
+/// store, order and both channels).
+///
+/// The fallback job holds the per-order dedupe key the planner would give the
+/// notification on that channel, so a crash and retry cannot plan it twice,
+/// and a store that already sends it there directly gets no second copy.
+/// Its due time is now: the fallback channel's dispatcher applies that
+/// channel's pacing, quiet hours and template. Chains follow naturally (the
+/// fallback job may fall back in turn); validation rejects cycles.
+fn fall_back(
+    state: &State,
+    channel: &ChannelRuntime,
+    job: &Job,
+    notification: &Notification<'_>,
+    reason: &str,
+) -> Option<Outcome> {
+    let fallback_id = channel.config.fallback.as_deref()?;
+    let order = &notification.record.order;
+    let Some(fallback) = state.channels.get(fallback_id) else {
+        tracing::warn!(
+            store = %job.store, order = %job.order_id, notification = %job.kind_name(),
+            channel = %job.channel, job_id = %job.id, fallback = fallback_id,
+            "recipient unreachable on {}, and its fallback channel {fallback_id} is not running: not sent",
+            job.channel
+        );
+        return None;
+    };
+    let need = fallback
+        .plugin
+        .sender_info()
+        .map_or(RecipientNeed::CustomerPhone, |info| info.recipient);
+    let customer = &order.customer;
+    let missing = match need {
+        RecipientNeed::CustomerPhone => first_usable_phone(&customer.phones)
+            .is_err()
+            .then_some("usable phone"),
+        RecipientNeed::CustomerEmail => non_empty_opt(customer.email.as_deref())
+            .is_none()
+            .then_some("e-mail address"),
+        RecipientNeed::CustomerChatId => non_empty_opt(customer.chat_id.as_deref())
+            .is_none()
+            .then_some("chat id"),
+        _ => None,
+    };
+    if let Some(missing) = missing {
+        tracing::warn!(
+            store = %job.store, order = %job.order_id, notification = %job.kind_name(),
+            channel = %job.channel, job_id = %job.id, fallback = fallback_id,
+            "recipient unreachable on {}, and order {} has no {missing} for fallback channel {fallback_id}: fallback skipped, not sent",
+            job.channel, order.number
+        );
+        return None;
+    }
+    let kind = notification.kind;
+    let payload = notification.payload;
+    let mut dedupe_key = format!("{}/{}/{}/{}", job.store, job.order_id, kind, fallback_id);
+    if let Some(tracking) = &payload.tracking {
+        dedupe_key.push_str(&format!("/{}/{}", tracking.shipment_id, tracking.code));
+    }
+    let max_attempts = notification
+        .store
+        .kind_attempts
+        .get(&kind)
+        .copied()
+        .unwrap_or(fallback.config.max_attempts);
+    let new_job = NewJob {
+        channel: ChannelId::from(fallback_id),
+        store: job.store.clone(),
+        order_id: job.order_id.clone(),
+        kind,
+        priority: job.priority,
+        // Claimed, so due: the fallback channel may send it at once (its pacing allowing).
+        due_at: job.due_at,
+        expires_at: job.expires_at,
+        max_attempts,
+        dedupe_keys: vec![dedupe_key],
+        payload: payload.clone(),
+    };
+    Some(Outcome::Done(Completion::FellBack {
+        reason: reason.to_owned(),
+        fallback: Box::new(new_job),
+    }))
 }
 
 /// Why a job's message cannot be made: the job goes to dead-letter with this
@@ -666,5 +798,6 @@ fn completion_label(completion: &Completion) -> Option<&'static str> {
         Completion::Cancelled { .. } => Some("cancelled"),
         Completion::Expired => Some("expired"),
         Completion::Skipped { .. } => Some("skipped"),
+        Completion::FellBack { .. } => Some("fell-back"),
     }
 }

@@ -12,6 +12,9 @@
 //! * **Retry-after hints** (HTTP 429) are honoured exactly and do not spend an
 //!   attempt: being told to wait is not a failure of the message.
 //! * **Permanent** errors (invalid number, rejected template) dead-letter at once.
+//! * **Unreachable** (the sender says the recipient is not on its channel at
+//!   all) ends the job at once too; the dispatcher hands the notification to
+//!   the channel's `fallback` when it has one, else dead-letters it.
 //! * **Misconfigured** (credentials rejected, instance disconnected) pauses the
 //!   channel instance until reload or `arauto queue resume`; the job goes back
 //!   to pending without spending an attempt — a revoked token must not burn
@@ -68,6 +71,13 @@ pub enum DeadReason {
     /// The provider said it can never succeed.
     #[error("permanent failure: {message}")]
     Permanent {
+        /// The plugin's message.
+        message: String,
+    },
+    /// The sender said the recipient cannot be reached on this channel (the
+    /// message already says so: it is the plugin error's text).
+    #[error("{message}")]
+    Unreachable {
         /// The plugin's message.
         message: String,
     },
@@ -142,6 +152,11 @@ impl RetryPolicy {
             (ErrorClass::Permanent, _) => {
                 return RetryDecision::Dead {
                     reason: DeadReason::Permanent { message },
+                };
+            }
+            (ErrorClass::Unreachable, _) => {
+                return RetryDecision::Dead {
+                    reason: DeadReason::Unreachable { message },
                 };
             }
             (ErrorClass::Misconfigured, _) => {

@@ -33,13 +33,17 @@ pub const POLL_INTERVAL: &str = "1s";
 /// A Standard Webhooks signing secret (24 random bytes, base64).
 pub const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
+/// The Twilio Account SID of every Twilio channel (any well-formed SID).
+pub const TWILIO_ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
+
 /// The plugins the system tests use, compiled once into the shared cache so
 /// that each daemon start loads them in a fraction of a second.
-const PLUGINS: [&str; 4] = [
+const PLUGINS: [&str; 5] = [
     "loja-integrada",
     "evolution-api",
     "whatsapp-cloud",
     "webhook",
+    "twilio-sms",
 ];
 
 /// The fake third parties and the configuration that points arauto at them.
@@ -212,6 +216,15 @@ base_url = "{li}"
                     ("phone_number_id", "106540352242922".to_owned()),
                     ("access_token", "wa-token".to_owned()),
                     ("allow_free_text", "true".to_owned()),
+                ],
+            ),
+            Provider::Twilio => (
+                "twilio-sms",
+                vec![
+                    ("base_url", url.clone()),
+                    ("account_sid", TWILIO_ACCOUNT_SID.to_owned()),
+                    ("auth_token", "twilio-token".to_owned()),
+                    ("from", "+15005550006".to_owned()),
                 ],
             ),
             Provider::Webhook => (

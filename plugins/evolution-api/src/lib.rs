@@ -223,7 +223,7 @@ fn send_with(settings: &Settings, msg: &Message) -> Result<Receipt, PluginError>
                 .then(|| without_ninth_digit(&number))
                 .flatten();
             let Some(alternative) = alternative else {
-                return Err(permanent(format!(
+                return Err(recipient_unreachable(format!(
                     "número não está no WhatsApp: {number} (Evolution API exists:false)"
                 )));
             };
@@ -234,7 +234,7 @@ fn send_with(settings: &Settings, msg: &Message) -> Result<Receipt, PluginError>
             );
             match send_to(settings, msg, &alternative)? {
                 Outcome::Sent(receipt) => Ok(receipt),
-                Outcome::NotOnWhatsApp => Err(permanent(format!(
+                Outcome::NotOnWhatsApp => Err(recipient_unreachable(format!(
                     "número não está no WhatsApp: {number} (also tried without the ninth digit: {alternative}; \
                      Evolution API exists:false)"
                 ))),

@@ -86,11 +86,11 @@ fn delay_and_link_preview_are_sent_when_configured() {
 }
 
 #[test]
-fn not_on_whatsapp_retries_once_without_the_ninth_digit_then_is_permanent() {
+fn not_on_whatsapp_retries_once_without_the_ninth_digit_then_is_unreachable() {
     let fake = fake();
     install(&fake, &[]);
     fake.set_default(Endpoint::Send, fake_evolution::not_on_whatsapp());
-    let why = kit::permanent(EvolutionApi::send(message(Some("+5511987654321"))));
+    let why = kit::unreachable(EvolutionApi::send(message(Some("+5511987654321"))));
     assert!(
         why.contains("número não está no WhatsApp: 5511987654321"),
         "{why}"
@@ -123,14 +123,14 @@ fn no_ninth_digit_retry_when_disabled_or_not_applicable() {
     let fake = fake();
     install(&fake, &[("retry_without_ninth_digit", "false")]);
     fake.set_default(Endpoint::Send, fake_evolution::not_on_whatsapp());
-    let why = kit::permanent(EvolutionApi::send(message(Some("+5511987654321"))));
+    let why = kit::unreachable(EvolutionApi::send(message(Some("+5511987654321"))));
     assert_eq!(
         why,
         "número não está no WhatsApp: 5511987654321 (Evolution API exists:false)"
     );
     install(&fake, &[]);
     // A foreign number has no ninth-digit variant.
-    kit::permanent(EvolutionApi::send(message(Some("+351912345678"))));
+    kit::unreachable(EvolutionApi::send(message(Some("+351912345678"))));
     assert_eq!(fake.requests().len(), 2);
     assert_eq!(
         without_ninth_digit("5511912345678"),

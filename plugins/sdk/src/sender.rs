@@ -44,8 +44,8 @@ pub mod prelude {
     pub use super::exports::arauto::plugin::sender_api::*;
     pub use super::{
         NotificationKind, PaymentFamily, PluginError, PluginInfo, RetryableError, Sender, clock,
-        config_key, http, log, misconfigured, permanent, recipient_e164, retry_after, retryable,
-        settings,
+        config_key, http, log, misconfigured, permanent, recipient_e164, recipient_unreachable,
+        retry_after, retryable, settings,
     };
 }
 

@@ -63,6 +63,23 @@ pub fn permanent(message: impl Into<String>) -> PluginError {
     PluginError::Permanent(message.into())
 }
 
+/// The prefix of a permanent error that says the recipient cannot be reached
+/// on this channel at all. The WIT `plugin-error` of contract 0.2 is frozen,
+/// so this documented prefix is how a sender declares the class: the host
+/// reads it at its plugin boundary, ends the job at once, and hands the
+/// notification to the channel's `fallback` (if configured) instead of
+/// dead-lettering it. Write it with [`recipient_unreachable`], never by hand.
+pub const RECIPIENT_UNREACHABLE_PREFIX: &str = "recipient-unreachable:";
+
+/// The provider says the recipient cannot be reached on this channel at all
+/// (not on WhatsApp, not a mobile number, the bot was blocked): a permanent
+/// error the host routes to the channel's `fallback` channel, if any. Use it
+/// only for that; a malformed request or a rejected template stays
+/// [`permanent`].
+pub fn recipient_unreachable(message: impl Into<String>) -> PluginError {
+    PluginError::Permanent(format!("{RECIPIENT_UNREACHABLE_PREFIX} {}", message.into()))
+}
+
 /// Credentials or settings were rejected: the store or channel instance is
 /// paused until the sysadmin fixes the config.
 pub fn misconfigured(message: impl Into<String>) -> PluginError {

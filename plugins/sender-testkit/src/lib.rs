@@ -91,6 +91,25 @@ pub fn permanent<T: std::fmt::Debug>(result: Result<T, PluginError>) -> String {
     }
 }
 
+/// The text (after the prefix) of a call that must fail with the SDK's
+/// `recipient_unreachable` error: the recipient is not on this channel, and
+/// the host hands the notification to the channel's fallback.
+///
+/// # Panics
+/// When it succeeded or failed otherwise (a plain permanent error too).
+pub fn unreachable<T: std::fmt::Debug>(result: Result<T, PluginError>) -> String {
+    match result {
+        Err(PluginError::Permanent(m))
+            if m.starts_with(arauto_plugin_sdk::sender::RECIPIENT_UNREACHABLE_PREFIX) =>
+        {
+            m[arauto_plugin_sdk::sender::RECIPIENT_UNREACHABLE_PREFIX.len()..]
+                .trim_start()
+                .to_owned()
+        }
+        other => panic!("expected a recipient-unreachable error, got {other:?}"),
+    }
+}
+
 /// The text of a call that must fail as misconfigured.
 ///
 /// # Panics

@@ -356,6 +356,16 @@ fn api_error(
         }
     };
 
+    // The customer's own chat cannot be reached (the bot was blocked, the
+    // chat is unknown to the bot): another channel may still reach them.
+    let unreachable_chat = |text: String| {
+        if fixed {
+            misconfigured(text)
+        } else {
+            recipient_unreachable(text)
+        }
+    };
+
     if let Some(seconds) = failure.parameters.retry_after {
         return retry_after(text, seconds.saturating_mul(1000));
     }
@@ -374,10 +384,10 @@ fn api_error(
         401 | 404 => misconfigured(format!(
             "{text}; check `bot_token` (ask @BotFather for the current token)"
         )),
-        403 => bad_chat(format!(
+        403 => unreachable_chat(format!(
             "{text}; the bot was blocked, removed from the chat, or may not write there"
         )),
-        400 if lower.contains("chat not found") => bad_chat(format!(
+        400 if lower.contains("chat not found") => unreachable_chat(format!(
             "{text}; {}",
             if fixed {
                 "check `chat_id` and that the bot was added to that chat"

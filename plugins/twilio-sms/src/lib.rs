@@ -21,8 +21,10 @@
 //!   the job fails permanently with a message saying to map a template.
 //! * **Receipt:** the Message `sid` (`SM…`) and its `to`.
 //! * **Errors** by Twilio `code` ([`classify_code`]): 20429/63018 (and HTTP
-//!   429) retryable; invalid/unreachable/unsubscribed recipients (21211,
-//!   21610, 21614, 21608, 21612…) and 63016 (outside the WhatsApp window:
+//!   429) retryable; numbers that cannot be reached on this channel
+//!   (21211 invalid, 21614 not a mobile, 21612 no route) the SDK's
+//!   `recipient_unreachable` (the host may fall back to another channel);
+//!   unsubscribed or trial-unverified recipients (21610, 21608…) and 63016 (outside the WhatsApp window:
 //!   "use a template") permanent; credentials, account and sender problems
 //!   (20003, HTTP 401, 20404, 21212, 21606, 21408, 63007…) pause the channel;
 //!   5xx and network failures are retryable; unknown codes go by HTTP status.
@@ -349,6 +351,10 @@ pub enum CodeClass {
     },
     /// This message can never be delivered as sent.
     Permanent,
+    /// The number cannot be reached on this channel at all (not a valid
+    /// number, not a mobile, no route): the host hands the notification to
+    /// the channel's fallback, if configured.
+    Unreachable,
     /// Outside WhatsApp's 24-hour window: only a template can reach the customer.
     UseTemplate,
     /// Credentials, account or sender problem: pause the channel.
@@ -369,9 +375,12 @@ pub fn classify_code(code: u32) -> CodeClass {
             hint_ms: Some(60_000),
         },
         63016 => CodeClass::UseTemplate,
-        // Recipient invalid, unsubscribed, unreachable, not SMS-capable, unverified (trial);
-        // message body missing or too long.
-        21211 | 21610 | 21614 | 21608 | 21612 | 21602 | 21617 | 21604 => CodeClass::Permanent,
+        // Recipient not a valid number, not SMS-capable (landline), not reachable
+        // by this route: another channel may still reach the customer.
+        21211 | 21614 | 21612 => CodeClass::Unreachable,
+        // Recipient unsubscribed (STOP: an opt-out, not a dead end to route
+        // around), unverified (trial); message body missing or too long.
+        21610 | 21608 | 21602 | 21617 | 21604 => CodeClass::Permanent,
         // Authentication, account, sender number, messaging service, region permissions,
         // WhatsApp sender not found.
         20003 | 20005 | 20404 | 21212 | 21603 | 21606 | 21408 | 21659 | 21660 | 21703 | 63007 => {
@@ -427,6 +436,7 @@ fn api_error(response: &HttpResponse, msg: Option<&Message>) -> PluginError {
             ))
         }
         CodeClass::Permanent => permanent(text),
+        CodeClass::Unreachable => recipient_unreachable(text),
         CodeClass::Misconfigured => misconfigured(text),
         CodeClass::Unknown => match response.status {
             401 | 403 => misconfigured(text),

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use ::twilio_sms::{CodeClass, TwilioSms, classify_code};
+use arauto_plugin_sdk::sender::RECIPIENT_UNREACHABLE_PREFIX;
 use arauto_plugin_sdk::sender::http::base64_encode;
 use arauto_plugin_sdk::sender::prelude::*;
 use arauto_plugin_sdk::sender::testing::{self, Harness};
@@ -180,11 +181,11 @@ fn error_codes_map_to_their_classes() {
     let cases: &[(u32, &str)] = &[
         (20429, "retryable"),
         (63018, "retryable"),
-        (21211, "permanent"),
+        (21211, "unreachable"),
         (21610, "permanent"),
-        (21614, "permanent"),
+        (21614, "unreachable"),
         (21608, "permanent"),
-        (21612, "permanent"),
+        (21612, "unreachable"),
         (21617, "permanent"),
         (63016, "permanent"),
         (20003, "misconfigured"),
@@ -198,7 +199,10 @@ fn error_codes_map_to_their_classes() {
         let e = kit::err(TwilioSms::send(message(None)));
         let (got, text) = match &e {
             PluginError::Retryable(r) => ("retryable", r.message.as_str()),
-            PluginError::Permanent(m) => ("permanent", m.as_str()),
+            PluginError::Permanent(m) => match m.strip_prefix(RECIPIENT_UNREACHABLE_PREFIX) {
+                Some(rest) => ("unreachable", rest),
+                None => ("permanent", m.as_str()),
+            },
             PluginError::Misconfigured(m) => ("misconfigured", m.as_str()),
         };
         assert_eq!(got, class, "code {code}: {text}");

@@ -421,6 +421,10 @@ pub enum CodeClass {
     },
     /// This message can never be delivered as sent.
     Permanent,
+    /// The recipient cannot be reached on WhatsApp at all (131026: not a
+    /// WhatsApp number, terms not accepted, or an old app): the host hands
+    /// the notification to the channel's fallback, if configured.
+    Unreachable,
     /// Outside the 24-hour window: only a template can reach the customer.
     UseTemplate,
     /// Credentials, account or policy problem: pause the channel.
@@ -451,7 +455,8 @@ pub fn classify_code(code: i64) -> CodeClass {
         },
         131047 => CodeClass::UseTemplate,
         // Recipient cannot be reached by this message.
-        131026 | 131049 | 131050 | 130403 | 131021 | 131030 => CodeClass::Permanent,
+        131026 => CodeClass::Unreachable,
+        131049 | 131050 | 130403 | 131021 | 131030 => CodeClass::Permanent,
         // Bad request content: parameters, message type, template, media.
         100 | 131008 | 131009 | 131051 | 131052 | 131053 => CodeClass::Permanent,
         132000 | 132001 | 132005 | 132007 | 132012 | 132015 | 132016 => CodeClass::Permanent,
@@ -563,6 +568,7 @@ fn api_error(response: &HttpResponse, msg: Option<&Message>) -> PluginError {
             None => retryable(text),
         },
         CodeClass::Permanent | CodeClass::UseTemplate => permanent(text),
+        CodeClass::Unreachable => recipient_unreachable(text),
         CodeClass::Misconfigured => misconfigured(text),
         CodeClass::Unknown => match response.status {
             401 | 403 => misconfigured(text),

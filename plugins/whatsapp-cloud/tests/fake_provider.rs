@@ -217,8 +217,8 @@ fn every_documented_error_code_maps_to_its_class() {
         (2494100, Some(300_000)),
     ];
     let permanent_codes = [
-        131047, 131049, 131026, 131050, 130403, 131021, 131051, 100, 131008, 131009, 132000,
-        132001, 132005, 132007, 132012, 131030,
+        131047, 131049, 131050, 130403, 131021, 131051, 100, 131008, 131009, 132000, 132001,
+        132005, 132007, 132012, 131030,
     ];
     let halting = [
         0, 190, 3, 10, 200, 250, 299, 368, 131031, 131042, 131045, 131048, 131064,
@@ -243,6 +243,12 @@ fn every_documented_error_code_maps_to_its_class() {
         assert!(why.contains(&format!("error {code}")), "{why}");
         assert!(why.contains("fbtrace_id Az8or2yhqkZfEZ-_4Qn_Bam"), "{why}");
     }
+    // Not on WhatsApp: its own class, so the host can fall back to another channel.
+    fake.enqueue(Endpoint::Send, meta::error(131026));
+    let why = kit::unreachable(WhatsAppCloud::send(message(Some(shipped_template()))));
+    assert!(why.contains("error 131026"), "{why}");
+    assert!(why.contains("not on WhatsApp"), "{why}");
+    assert_eq!(classify_code(131026), CodeClass::Unreachable);
     for code in halting {
         fake.enqueue(Endpoint::Send, meta::error(code));
         let why = kit::misconfigured(WhatsAppCloud::send(message(Some(shipped_template()))));

@@ -263,6 +263,14 @@ fn api_error(response: &HttpResponse) -> PluginError {
             "{text}; the instance's WhatsApp session is disconnected: reconnect it in the Z-API panel"
         ));
     }
+    // Z-API's wording for a number without WhatsApp ("Phone number does not
+    // exist"). It usually arrives only in the asynchronous DeliveryCallback
+    // webhook, which arauto does not receive; when the send answer itself
+    // carries it, the recipient is unreachable here and the host may fall
+    // back to another channel.
+    if (400..500).contains(&response.status) && lower.contains("phone number does not exist") {
+        return recipient_unreachable(format!("{text}; the number is not on WhatsApp"));
+    }
     match response.status {
         401 | 403 => misconfigured(format!(
             "{text}; check `instance_id`, `instance_token` and `client_token`"

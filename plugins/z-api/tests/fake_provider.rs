@@ -191,6 +191,18 @@ fn server_errors_rate_limits_and_dropped_connections_are_retryable() {
 }
 
 #[test]
+fn a_number_without_whatsapp_is_unreachable() {
+    let fake = fake();
+    install(&fake, &[]);
+    fake.enqueue(
+        Endpoint::Send,
+        fake_zapi::error(400, "Bad Request", "Phone number does not exist"),
+    );
+    let why = kit::unreachable(ZApi::send(message(Some("+5511987654321"))));
+    assert!(why.contains("not on WhatsApp"), "{why}");
+}
+
+#[test]
 fn a_missing_recipient_is_permanent_and_sends_nothing() {
     let fake = fake();
     install(&fake, &[]);

@@ -40,6 +40,11 @@ impl super::ProviderBehaviour for Behaviour {
         }
     }
 
+    fn unreachable(&self, req: &RecordedRequest) -> Option<(String, Reply)> {
+        let number = req.body_json()["number"].as_str().map(super::digits)?;
+        Some((number, not_on_whatsapp()))
+    }
+
     fn not_found(&self, req: &RecordedRequest) -> CannedResponse {
         envelope(
             404,

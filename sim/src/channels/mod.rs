@@ -20,6 +20,9 @@
 //!   ([`Reply::delayed`]) or dropped connections ([`Reply::drop_connection`]);
 //! * [`FakeProvider::require_auth`] makes it reject wrong credentials the way
 //!   the provider does (Meta code 190, Twilio 20003, Telegram 401…);
+//! * [`FakeProvider::unreachable_recipients`] names customers the provider
+//!   cannot reach at all (not on WhatsApp, not a mobile): sends to them get
+//!   the provider's documented answer (131026, `exists:false`, 21614…);
 //! * every accepted message is also published as a [`ReceivedMessage`]
 //!   ([`FakeProvider::received`], [`FakeProvider::subscribe`]) so the demo can
 //!   print what a customer would have received.
@@ -330,6 +333,13 @@ pub(crate) trait ProviderBehaviour: Send + Sync {
     fn not_found(&self, req: &RecordedRequest) -> CannedResponse;
     /// The documented success body; `Some` message when a message was accepted.
     fn success(&self, req: &RecordedRequest, endpoint: Endpoint, serial: u64) -> Success;
+    /// The send's recipient (phone digits, or the Telegram chat id) and the
+    /// provider's documented answer for a recipient it cannot reach at all
+    /// (see [`FakeProvider::unreachable_recipients`]); `None` for providers
+    /// without such an answer.
+    fn unreachable(&self, _req: &RecordedRequest) -> Option<(String, Reply)> {
+        None
+    }
 }
 
 /// A success body plus, for sends, what was delivered.
@@ -374,6 +384,7 @@ struct Inner {
     received: Vec<ReceivedMessage>,
     scripts: HashMap<Endpoint, VecDeque<Reply>>,
     defaults: HashMap<Endpoint, Reply>,
+    unreachable: std::collections::HashSet<String>,
 }
 
 /// What the handler should do with one request.
@@ -423,6 +434,15 @@ impl Shared {
                     .map(|secret| self.behaviour.check_auth(&req, secret));
                 match auth {
                     Some(Err(rejection)) => Err(rejection),
+                    _ if ep == Endpoint::Send
+                        && !inner.unreachable.is_empty()
+                        && let Some((recipient, reply)) = self.behaviour.unreachable(&req)
+                        && inner.unreachable.contains(&recipient) =>
+                    {
+                        // A customer this provider cannot reach, whatever
+                        // else is scripted (scripts stay queued).
+                        Ok((ep, reply))
+                    }
                     _ => {
                         let scripted = inner.scripts.get_mut(&ep).and_then(VecDeque::pop_front);
                         let reply = scripted
@@ -508,6 +528,20 @@ impl Shared {
 
     pub fn set_default(&self, endpoint: Endpoint, reply: Reply) {
         self.lock().defaults.insert(endpoint, reply);
+    }
+
+    pub fn unreachable_recipients(&self, recipients: &[&str]) {
+        let mut inner = self.lock();
+        inner.unreachable = recipients
+            .iter()
+            .map(|r| {
+                if self.provider == Provider::Telegram {
+                    (*r).to_owned()
+                } else {
+                    digits(r)
+                }
+            })
+            .collect();
     }
 
     pub fn require_auth(&self, secret: Option<String>) {

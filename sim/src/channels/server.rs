@@ -170,6 +170,18 @@ impl FakeProvider {
         self.shared.set_default(endpoint, reply);
     }
 
+    /// Answer every send to one of `recipients` with the provider's
+    /// documented "cannot reach this recipient" error, whatever is scripted
+    /// (scripts stay queued for the other sends): WhatsApp Cloud error 131026,
+    /// Evolution `exists:false`, Z-API "Phone number does not exist", Twilio
+    /// 21614 (not a mobile number), Telegram 403 "bot was blocked by the
+    /// user". Phones compare by digits (`+55 11 98765-4321` matches
+    /// `5511987654321`); Telegram compares chat ids as given. Replaces the
+    /// previous list; an empty list reaches everyone again.
+    pub fn unreachable_recipients(&self, recipients: &[&str]) {
+        self.shared.unreachable_recipients(recipients);
+    }
+
     /// Reject requests whose credentials don't match `secret`, as the provider
     /// does: WhatsApp Cloud `Authorization: Bearer <secret>` (else 401, code
     /// 190); Evolution `apikey: <secret>` (else 401); Z-API

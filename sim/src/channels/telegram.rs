@@ -38,6 +38,15 @@ impl super::ProviderBehaviour for Behaviour {
         }
     }
 
+    fn unreachable(&self, req: &RecordedRequest) -> Option<(String, Reply)> {
+        let chat = match params(req).get("chat_id")? {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            _ => return None,
+        };
+        Some((chat, blocked()))
+    }
+
     fn not_found(&self, _req: &RecordedRequest) -> CannedResponse {
         envelope(404, "Not Found", None)
     }

@@ -416,3 +416,37 @@ async fn async_start_publishes_received_messages_to_subscribers() {
     assert_eq!(all.len(), 1);
     assert!(matches!(sender.await, Ok(Ok(r)) if r.status == 200));
 }
+
+#[test]
+fn unreachable_recipients_get_the_providers_not_on_whatsapp_answer_and_others_succeed() {
+    let cloud = start(Provider::WhatsAppCloud);
+    cloud.unreachable_recipients(&["+55 11 98888-0001"]);
+    let send = |to: &str| {
+        post_json(
+            &cloud,
+            "/v21.0/1234/messages",
+            &[],
+            &json!({"messaging_product": "whatsapp", "to": to, "type": "text", "text": {"body": "oi"}}),
+        )
+    };
+    let refused = send("5511988880001");
+    assert_eq!(refused.status, 400);
+    assert_eq!(json_of(&refused)["error"]["code"], 131026);
+    assert_eq!(send("5511977770002").status, 200);
+    assert_eq!(cloud.received().len(), 1);
+
+    let evolution = start(Provider::EvolutionApi);
+    evolution.unreachable_recipients(&["5511988880001"]);
+    let refused = post_json(
+        &evolution,
+        "/message/sendText/loja",
+        &[],
+        &json!({"number": "5511988880001", "text": "oi"}),
+    );
+    assert_eq!(refused.status, 400);
+    assert_eq!(
+        json_of(&refused)["response"]["message"][0]["exists"],
+        json!(false)
+    );
+    assert!(evolution.received().is_empty());
+}

@@ -49,6 +49,11 @@ impl super::ProviderBehaviour for Behaviour {
         }
     }
 
+    fn unreachable(&self, req: &RecordedRequest) -> Option<(String, Reply)> {
+        let to = req.form_value("To").map(|to| super::digits(&to))?;
+        Some((to, error(21614)))
+    }
+
     fn not_found(&self, req: &RecordedRequest) -> CannedResponse {
         body(
             404,

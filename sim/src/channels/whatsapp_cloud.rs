@@ -46,6 +46,11 @@ impl super::ProviderBehaviour for Behaviour {
         }
     }
 
+    fn unreachable(&self, req: &RecordedRequest) -> Option<(String, Reply)> {
+        let to = req.body_json()["to"].as_str().map(super::digits)?;
+        Some((to, error(131026)))
+    }
+
     fn not_found(&self, req: &RecordedRequest) -> CannedResponse {
         envelope(
             400,

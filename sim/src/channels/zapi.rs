@@ -52,6 +52,14 @@ impl super::ProviderBehaviour for Behaviour {
         }
     }
 
+    fn unreachable(&self, req: &RecordedRequest) -> Option<(String, Reply)> {
+        let phone = req.body_json()["phone"].as_str().map(super::digits)?;
+        Some((
+            phone,
+            error(400, "Bad Request", "Phone number does not exist"),
+        ))
+    }
+
     fn not_found(&self, _req: &RecordedRequest) -> CannedResponse {
         CannedResponse::json(
             404,

@@ -292,6 +292,13 @@ impl Ctx<'_> {
             && !matches!(before, Slot::Finished { .. })
             && let Some(outcome) = Outcome::of_terminal(state)
         {
+            // A job handed to its fallback channel is skipped here, but
+            // counted as what it is.
+            let outcome = if job.fell_back_to.is_some() {
+                Outcome::FellBack
+            } else {
+                outcome
+            };
             self.count(job.finished_at.unwrap_or(self.now), job, outcome);
         }
         self.save(job)
@@ -349,6 +356,7 @@ impl Ctx<'_> {
             outcome_reason: None,
             receipt: None,
             dedupe_keys: new.dedupe_keys,
+            fell_back_to: None,
             body: JobBody::Readable {
                 kind: new.kind,
                 payload: new.payload,
@@ -491,6 +499,19 @@ impl Ctx<'_> {
 
     pub(super) fn complete(&mut self, claim: Claim, completion: Completion) -> Result<Job> {
         let mut job = self.running_job(claim)?;
+        if let Completion::FellBack { fallback, .. } = &completion {
+            // Validated before anything is written (see the module docs).
+            validate_new_job(fallback)?;
+            if fallback.store != job.store || fallback.order_id != job.order_id {
+                return Err(invalid(
+                    format!("fallback of job {}", job.id),
+                    format!(
+                        "it must notify the same store and order ({}/{}), not {}/{}",
+                        job.store, job.order_id, fallback.store, fallback.order_id
+                    ),
+                ));
+            }
+        }
         let now = self.now;
         let before = slot(&job);
         match completion {
@@ -562,6 +583,21 @@ impl Ctx<'_> {
                 job.log_attempt(now, format!("skipped: {reason}"));
                 finish(&mut job, JobState::Skipped, now, Some(reason));
             }
+            Completion::FellBack { reason, fallback } => {
+                let fallback_channel = fallback.channel.to_string();
+                let (fallback_id, how) = match self.insert_job(*fallback)? {
+                    EnqueueOutcome::Inserted(id) => (id, "as job"),
+                    EnqueueOutcome::Duplicate(id) => (id, "already planned there as job"),
+                };
+                let outcome = format!(
+                    "{reason}; fell back to channel {fallback_channel} {how} {fallback_id}"
+                );
+                job.log_attempt(now, outcome.clone());
+                job.last_error = Some(reason);
+                job.fell_back_to = Some(fallback_id);
+                finish(&mut job, JobState::Skipped, now, Some(outcome));
+                self.record_fallback(job.channel.as_str(), now, &fallback_channel)?;
+            }
         }
         self.transition(before, &job)?;
         Ok(job)
@@ -607,6 +643,12 @@ impl Ctx<'_> {
             let outcome = match self.load(id)? {
                 None => RequeueOutcome::NotFound,
                 Some(job) if !requeueable(job.state) => RequeueOutcome::NotRequeueable(job.state),
+                // A job that fell back was delivered (or is planned)
+                // elsewhere: sending it here too would reach the customer twice.
+                Some(Job {
+                    fell_back_to: Some(fallback),
+                    ..
+                }) => RequeueOutcome::FellBack(fallback),
                 Some(job) => {
                     self.requeue_job(job)?;
                     RequeueOutcome::Requeued
@@ -992,6 +1034,33 @@ impl Ctx<'_> {
         }
         status.last_sent_at = Some(status.last_sent_at.map_or(at, |last| last.max(at)));
         status.warmup_started_at.get_or_insert(at);
+        self.put_channel(channel, status)
+    }
+}
+
+/// Keeps the channel's per-day fallback counts (for `arauto report`).
+impl Ctx<'_> {
+    fn record_fallback(&mut self, channel: &str, at: Timestamp, fallback: &str) -> Result<()> {
+        let day = self.time_zone.to_datetime(at).date();
+        let oldest = day
+            .checked_sub(jiff::Span::new().days(i64::from(crate::queue::SKIPPED_DAYS_KEPT)))
+            .unwrap_or(day)
+            .to_string();
+        let day = day.to_string();
+        let mut status = self.channel(channel)?;
+        status.fallbacks.retain(|count| count.day >= oldest);
+        match status
+            .fallbacks
+            .iter_mut()
+            .find(|count| count.day == day && count.fallback == fallback)
+        {
+            Some(count) => count.count = count.count.saturating_add(1),
+            None => status.fallbacks.push(crate::queue::FallbackCount {
+                day,
+                fallback: fallback.to_owned(),
+                count: 1,
+            }),
+        }
         self.put_channel(channel, status)
     }
 }

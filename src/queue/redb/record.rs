@@ -53,6 +53,8 @@ pub(super) struct JobRecord {
     pub(super) receipt: Option<Receipt>,
     #[serde(default)]
     pub(super) dedupe_keys: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) fell_back_to: Option<JobId>,
     #[serde(default)]
     pub(super) payload: serde_json::Value,
 }
@@ -101,6 +103,7 @@ pub(super) fn encode_job(job: &Job) -> Result<Vec<u8>> {
         outcome_reason: job.outcome_reason.clone(),
         receipt: job.receipt.clone(),
         dedupe_keys: job.dedupe_keys.clone(),
+        fell_back_to: job.fell_back_to,
         payload,
     };
     encode(&record, || format!("job {}", job.id))
@@ -136,6 +139,7 @@ pub(super) fn decode_job(bytes: &[u8], path: &Path, id: JobId) -> Result<Job> {
         outcome_reason: record.outcome_reason,
         receipt: record.receipt,
         dedupe_keys: record.dedupe_keys,
+        fell_back_to: record.fell_back_to,
         body,
     })
 }
