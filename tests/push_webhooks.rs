@@ -213,6 +213,14 @@ fn read_answer(mut stream: TcpStream) -> (u16, String) {
 }
 
 /// A push for order `numero` in LI's shape, as LI would send it.
+/// The listener verified the push and polls now: 200 with the body
+/// `accepted` (a push with nothing to do is 200 `nothing to do`).
+#[track_caller]
+fn assert_accepted((status, response): (u16, String)) {
+    assert_eq!(status, 200, "{response}");
+    assert!(response.ends_with("\r\n\r\naccepted\n"), "{response}");
+}
+
 fn push(rig: &Rig, store: &str, bearer: &str, numero: u64) -> (u16, String) {
     let body = format!(
         r#"{{"id": 998877, "numero": {numero}, "token": "x", "situacao": {{"codigo": "pedido_pago", "situacao_alterada": true}}}}"#
@@ -290,7 +298,7 @@ fn registered_pushes_send_each_change_within_seconds_and_repeats_send_once() {
     // One more push after all of them: the poll it causes reads the order
     // again, and the dedupe keeps it from being sent a third time.
     let from = rig.daemon.stderr.len();
-    assert_eq!(push(&rig, "loja", TOKEN, numero), (200, "accepted\n".to_owned()));
+    assert_accepted(push(&rig, "loja", TOKEN, numero));
     let (_, last) =
         rig.daemon
             .stderr
@@ -333,7 +341,7 @@ fn registered_pushes_send_each_change_within_seconds_and_repeats_send_once() {
 fn a_wrong_token_is_refused_401_with_the_store_logged_and_check_counts_it() {
     let rig = rig("5m");
     let numero = create(&rig.shop, order_for("Bia", 2, "aguardando_pagamento"));
-    assert_eq!(push(&rig, "loja", TOKEN, numero), (200, "accepted\n".to_owned()));
+    assert_accepted(push(&rig, "loja", TOKEN, numero));
     rig.world.wait_received(&rig.whatsapp, 1);
 
     let forged = "forged-0123456789";
@@ -400,7 +408,7 @@ fn a_10_mb_push_is_refused_413_and_the_daemon_carries_on() {
     assert_eq!(status, 413, "{answer}");
 
     // Still serving: a proper push goes through and the message goes out.
-    assert_eq!(push(&rig, "loja", TOKEN, numero), (200, "accepted\n".to_owned()));
+    assert_accepted(push(&rig, "loja", TOKEN, numero));
     rig.world.wait_received(&rig.whatsapp, 1);
     assert!(rig.daemon.is_running());
 }
@@ -529,7 +537,7 @@ fn a_reload_that_moves_the_listener_rebinds_it_and_pushes_keep_working() {
     );
     rig.listen = moved;
     let numero = create(&rig.shop, order_for("Eva", 5, "aguardando_pagamento"));
-    assert_eq!(push(&rig, "loja", TOKEN, numero), (200, "accepted\n".to_owned()));
+    assert_accepted(push(&rig, "loja", TOKEN, numero));
     rig.world.wait_received(&rig.whatsapp, 1);
 }
 
@@ -539,9 +547,9 @@ fn while_polling_is_paused_on_refused_credentials_check_says_pushes_are_held() {
     rig.shop.li.reject_auth(Some(401));
     // The push is authentic (its token is the store's), so it is accepted;
     // the poll it brings forward finds the API key refused.
-    assert_eq!(push(&rig, "loja", TOKEN, 1), (200, "accepted\n".to_owned()));
+    assert_accepted(push(&rig, "loja", TOKEN, 1));
     rig.daemon.stderr.wait_for("poll failed, store paused");
-    assert_eq!(push(&rig, "loja", TOKEN, 1), (200, "accepted\n".to_owned()));
+    assert_accepted(push(&rig, "loja", TOKEN, 1));
 
     let checked = rig.cli(&["check", "--store", "loja", "--json"]);
     let json = String::from_utf8_lossy(&checked.stdout).into_owned();
@@ -599,7 +607,7 @@ fn forged_pushes_cannot_spend_the_budget_of_authentic_ones_and_a_flood_of_them_g
     }
     // More forged pushes than the authentic burst, and the real one still
     // gets through.
-    assert_eq!(push(&rig, "loja", TOKEN, numero), (200, "accepted\n".to_owned()));
+    assert_accepted(push(&rig, "loja", TOKEN, numero));
     rig.world.wait_received(&rig.whatsapp, 1);
 
     // Forged pushes go on being verified until the refusal budget is spent
