@@ -72,7 +72,9 @@ use jiff::civil::DateTime;
 use serde::{Deserialize, Serialize};
 
 use arauto_plugin_sdk::connector::{high_water, order_retry_backoff_ms};
-use arauto_plugin_sdk::cursor::{LookQueue, SeenVersions, advance_mark, window_start};
+use arauto_plugin_sdk::cursor::{
+    CursorFields, LookQueue, SeenVersions, advance_mark, window_start,
+};
 
 use crate::time::{format_micros, format_seconds, from_unix_ms, parse_li};
 
@@ -180,44 +182,27 @@ struct Wire {
 impl Wire {
     /// Field by field, so that a rejection names the field at fault.
     fn read(text: &str) -> Result<Self, BadCursor> {
-        let doc: serde_json::Value = serde_json::from_str(text)
-            .map_err(|e| BadCursor(format!("not a cursor of this connector: {e}")))?;
-        let serde_json::Value::Object(map) = doc else {
-            return Err(BadCursor(
-                "not a cursor of this connector: not a JSON object".to_owned(),
-            ));
-        };
-        fn field<T: serde::de::DeserializeOwned + Default>(
-            map: &serde_json::Map<String, serde_json::Value>,
-            name: &str,
-        ) -> Result<T, BadCursor> {
-            match map.get(name) {
-                None | Some(serde_json::Value::Null) => Ok(T::default()),
-                Some(value) => T::deserialize(value).map_err(|e| {
-                    BadCursor(format!(
-                        "`{name}` = {} is unusable: {e}",
-                        arauto_plugin_sdk::connector::http::excerpt(&value.to_string(), 80)
-                    ))
-                }),
-            }
-        }
-        if !map.contains_key("v") {
+        let fields = CursorFields::parse(text).map_err(BadCursor)?;
+        if !fields.has("v") {
             return Err(BadCursor(
                 "not a cursor of this connector: no version `v`".to_owned(),
             ));
         }
-        Ok(Self {
-            v: field(&map, "v")?,
-            hw: field(&map, "hw")?,
-            floor: field(&map, "floor")?,
-            lag_ms: field(&map, "lag_ms")?,
-            sweep_no: field(&map, "sweep_no")?,
-            seen: field(&map, "seen")?,
-            sweep: field(&map, "sweep")?,
-            fail: field(&map, "fail")?,
-            not_before_ms: field(&map, "not_before_ms")?,
-            look: field(&map, "look")?,
-        })
+        let read = || -> Result<Self, String> {
+            Ok(Self {
+                v: fields.get("v")?,
+                hw: fields.get("hw")?,
+                floor: fields.get("floor")?,
+                lag_ms: fields.get("lag_ms")?,
+                sweep_no: fields.get("sweep_no")?,
+                seen: fields.get("seen")?,
+                sweep: fields.get("sweep")?,
+                fail: fields.get("fail")?,
+                not_before_ms: fields.get("not_before_ms")?,
+                look: fields.get("look")?,
+            })
+        };
+        read().map_err(BadCursor)
     }
 }
 

@@ -3,7 +3,7 @@
 //! progress and the pushed ids still to read (see
 //! docs/platforms/nuvemshop.md §Cursor).
 
-use arauto_plugin_sdk::cursor::{LookQueue, SeenVersions};
+use arauto_plugin_sdk::cursor::{CursorFields, LookQueue, SeenVersions};
 use serde::{Deserialize, Serialize};
 
 /// Layout version; a cursor of another version starts over.
@@ -68,8 +68,18 @@ impl Cursor {
 
     /// Read a stored cursor.
     pub fn decode(text: &str) -> Result<Self, BadCursor> {
-        let cursor: Cursor =
-            serde_json::from_str(text).map_err(|e| BadCursor(format!("not a cursor: {e}")))?;
+        let fields = CursorFields::parse(text).map_err(BadCursor)?;
+        let read = || -> Result<Cursor, String> {
+            Ok(Cursor {
+                v: fields.get("v")?,
+                mark_ms: fields.get("mark_ms")?,
+                seen: fields.get("seen")?,
+                sweep: fields.get("sweep")?,
+                look: fields.get("look")?,
+                not_before_ms: fields.get("not_before_ms")?,
+            })
+        };
+        let cursor = read().map_err(BadCursor)?;
         if cursor.v != VERSION {
             return Err(BadCursor(format!(
                 "field `v` = {} is not this connector's cursor version {VERSION}",
@@ -121,6 +131,8 @@ mod tests {
                 .contains("`v` = 9")
         );
         assert!(Cursor::decode("[]").is_err());
+        let bad = Cursor::decode(r#"{"v":1,"mark_ms":"soon"}"#).unwrap_err();
+        assert!(bad.0.contains("`mark_ms` = \"soon\""), "{}", bad.0);
         let mut zero = c.clone();
         if let Some(s) = zero.sweep.as_mut() {
             s.page = 0;

@@ -263,6 +263,43 @@ impl<T> From<LookQueue<T>> for Vec<T> {
     }
 }
 
+/// A stored cursor's top-level JSON object, read field by field so that a
+/// rejection names the field at fault and quotes (the start of) its value.
+/// An absent or `null` field reads as the type's default, so fields added
+/// later decode from cursors written before them.
+#[derive(Debug)]
+pub struct CursorFields(serde_json::Map<String, serde_json::Value>);
+
+impl CursorFields {
+    /// Parse the stored text; the error says why it is no cursor at all.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match serde_json::from_str(text) {
+            Ok(serde_json::Value::Object(map)) => Ok(Self(map)),
+            Ok(_) => Err("not a cursor of this connector: not a JSON object".to_owned()),
+            Err(e) => Err(format!("not a cursor of this connector: {e}")),
+        }
+    }
+
+    /// True when the object has a field `name` (even `null`).
+    pub fn has(&self, name: &str) -> bool {
+        self.0.contains_key(name)
+    }
+
+    /// Field `name`, or its type's default when absent or `null`; a value
+    /// of the wrong shape is an error naming the field.
+    pub fn get<T: serde::de::DeserializeOwned + Default>(&self, name: &str) -> Result<T, String> {
+        match self.0.get(name) {
+            None | Some(serde_json::Value::Null) => Ok(T::default()),
+            Some(value) => T::deserialize(value).map_err(|e| {
+                format!(
+                    "`{name}` = {} is unusable: {e}",
+                    crate::support::http::excerpt(&value.to_string(), 80)
+                )
+            }),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,6 +344,31 @@ mod tests {
         let mut many: SeenVersions<u64, i64> = (0..10).map(|n| (n, 100 - n as i64)).collect();
         many.keep_newest(3, |updated| *updated);
         assert_eq!(many.keys().copied().collect::<Vec<_>>(), [0, 1, 2]);
+    }
+
+    #[test]
+    fn cursor_fields_default_what_is_missing_and_name_what_is_wrong() {
+        let fields = CursorFields::parse(r#"{"v":1,"seen":null,"look":["x"]}"#)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(fields.has("v") && !fields.has("mark"));
+        assert_eq!(fields.get::<u32>("v"), Ok(1));
+        assert_eq!(fields.get::<Option<i64>>("mark"), Ok(None));
+        assert_eq!(
+            fields.get::<SeenVersions<String, i64>>("seen"),
+            Ok(SeenVersions::new())
+        );
+        let bad = fields.get::<LookQueue<u64>>("look").unwrap_err();
+        assert!(bad.starts_with(r#"`look` = ["x"] is unusable"#), "{bad}");
+        assert!(
+            CursorFields::parse("[]")
+                .unwrap_err()
+                .contains("not a JSON object")
+        );
+        assert!(
+            CursorFields::parse("{")
+                .unwrap_err()
+                .contains("not a cursor")
+        );
     }
 
     #[test]
