@@ -2,7 +2,7 @@
 //! (endpoints, rate limits and Retry-After: docs/platforms/loja-integrada.md).
 
 use arauto_plugin_sdk::connector::http::{self, HttpResponse, redact_url};
-use arauto_plugin_sdk::connector::{PluginError, misconfigured, permanent, retry_after, retryable};
+use arauto_plugin_sdk::connector::{PluginError, misconfigured, permanent, retryable};
 use serde_json::Value;
 
 use crate::settings::Settings;
@@ -180,30 +180,22 @@ impl<'a> Api<'a> {
                         other => format!(", código {other}"),
                     })
                     .unwrap_or_default();
-                let wait = response
-                    .retry_after_ms()
-                    .unwrap_or(DEFAULT_RATE_LIMIT_BACKOFF_MS);
-                retry_after(
+                http::wait_and_retry(response, DEFAULT_RATE_LIMIT_BACKOFF_MS, |wait| {
                     format!(
                         "Loja Integrada rate limit (HTTP 429{scope}) while {what}; retry in {} s",
                         wait.div_ceil(1000)
-                    ),
-                    wait,
-                )
+                    )
+                })
             }
             // A 503 may say when the service is back (maintenance, overload).
-            503 if response.retry_after_ms().is_some() => {
-                let wait = response
-                    .retry_after_ms()
-                    .unwrap_or(DEFAULT_RATE_LIMIT_BACKOFF_MS);
-                retry_after(
+            503 if response.wait_hint_ms().is_some() => {
+                http::wait_and_retry(response, DEFAULT_RATE_LIMIT_BACKOFF_MS, |wait| {
                     format!(
                         "Loja Integrada answered HTTP 503 while {what} (GET {target}); retry in {} \
                          s: {body}",
                         wait.div_ceil(1000)
-                    ),
-                    wait,
-                )
+                    )
+                })
             }
             408 | 500..=599 => retryable(format!(
                 "Loja Integrada answered HTTP {status} while {what} (GET {target}): {body}"

@@ -42,6 +42,10 @@
 //!   [`MAX_LOOK_AT_PENDING`]. Absent when none are waiting (and in cursors
 //!   written before pushes existed, which read as "none").
 //!
+//! `seen` and `look` are the SDK's [`SeenVersions`] and [`LookQueue`], and
+//! the mark moves by [`advance_mark`] / [`window_start`] (shared with the
+//! Nuvemshop connector); their wire form above is unchanged.
+//!
 //! # What moves the high-water mark
 //!
 //! Only rows of the search listing raise a sweep's `max`, and so `hw`. An
@@ -68,6 +72,9 @@ use jiff::civil::DateTime;
 use serde::{Deserialize, Serialize};
 
 use arauto_plugin_sdk::connector::{high_water, order_retry_backoff_ms};
+use arauto_plugin_sdk::cursor::{
+    CursorFields, LookQueue, SeenVersions, advance_mark, window_start,
+};
 
 use crate::time::{format_micros, format_seconds, from_unix_ms, parse_li};
 
@@ -175,44 +182,27 @@ struct Wire {
 impl Wire {
     /// Field by field, so that a rejection names the field at fault.
     fn read(text: &str) -> Result<Self, BadCursor> {
-        let doc: serde_json::Value = serde_json::from_str(text)
-            .map_err(|e| BadCursor(format!("not a cursor of this connector: {e}")))?;
-        let serde_json::Value::Object(map) = doc else {
-            return Err(BadCursor(
-                "not a cursor of this connector: not a JSON object".to_owned(),
-            ));
-        };
-        fn field<T: serde::de::DeserializeOwned + Default>(
-            map: &serde_json::Map<String, serde_json::Value>,
-            name: &str,
-        ) -> Result<T, BadCursor> {
-            match map.get(name) {
-                None | Some(serde_json::Value::Null) => Ok(T::default()),
-                Some(value) => T::deserialize(value).map_err(|e| {
-                    BadCursor(format!(
-                        "`{name}` = {} is unusable: {e}",
-                        arauto_plugin_sdk::connector::http::excerpt(&value.to_string(), 80)
-                    ))
-                }),
-            }
-        }
-        if !map.contains_key("v") {
+        let fields = CursorFields::parse(text).map_err(BadCursor)?;
+        if !fields.has("v") {
             return Err(BadCursor(
                 "not a cursor of this connector: no version `v`".to_owned(),
             ));
         }
-        Ok(Self {
-            v: field(&map, "v")?,
-            hw: field(&map, "hw")?,
-            floor: field(&map, "floor")?,
-            lag_ms: field(&map, "lag_ms")?,
-            sweep_no: field(&map, "sweep_no")?,
-            seen: field(&map, "seen")?,
-            sweep: field(&map, "sweep")?,
-            fail: field(&map, "fail")?,
-            not_before_ms: field(&map, "not_before_ms")?,
-            look: field(&map, "look")?,
-        })
+        let read = || -> Result<Self, String> {
+            Ok(Self {
+                v: fields.get("v")?,
+                hw: fields.get("hw")?,
+                floor: fields.get("floor")?,
+                lag_ms: fields.get("lag_ms")?,
+                sweep_no: fields.get("sweep_no")?,
+                seen: fields.get("seen")?,
+                sweep: fields.get("sweep")?,
+                fail: fields.get("fail")?,
+                not_before_ms: fields.get("not_before_ms")?,
+                look: fields.get("look")?,
+            })
+        };
+        read().map_err(BadCursor)
     }
 }
 
@@ -228,7 +218,7 @@ pub struct Cursor {
     /// Sweep counter.
     pub sweep_no: u64,
     /// Change keys of returned orders, by numero.
-    pub seen: BTreeMap<u64, Seen>,
+    pub seen: SeenVersions<u64, Seen>,
     /// The sweep in progress.
     pub sweep: Option<Sweep>,
     /// Orders that could not be read, by numero.
@@ -236,7 +226,7 @@ pub struct Cursor {
     /// No request before this host instant (LI's Retry-After).
     pub not_before_ms: Option<u64>,
     /// Pushed orders still to be read by `numero`, oldest first.
-    pub look_at: Vec<u64>,
+    pub look_at: LookQueue<u64>,
 }
 
 /// Why a stored cursor was not usable.
@@ -301,7 +291,7 @@ impl Cursor {
             sweep: wire.sweep,
             failed,
             not_before_ms: wire.not_before_ms,
-            look_at: wire.look,
+            look_at: wire.look.into(),
         })
     }
 
@@ -334,7 +324,7 @@ impl Cursor {
                 })
                 .collect(),
             not_before_ms: self.not_before_ms,
-            look: self.look_at.clone(),
+            look: self.look_at.to_vec(),
         };
         // Serialising plain strings and integers cannot fail.
         serde_json::to_string(&wire).unwrap_or_default()
@@ -344,13 +334,9 @@ impl Cursor {
     /// `floor`; `None` before anything is known (first poll).
     pub fn next_since(&self, overlap: SignedDuration) -> Option<DateTime> {
         let lag = SignedDuration::from_millis(i64::try_from(self.lag_ms).unwrap_or(i64::MAX));
-        let from_hw = self
-            .hw
-            .map(|hw| hw.saturating_sub(overlap).saturating_sub(lag));
-        match (from_hw, self.floor) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        window_start(self.hw, self.floor, |hw| {
+            hw.saturating_sub(overlap).saturating_sub(lag)
+        })
     }
 
     /// Pull every mark that lies beyond `ceiling` (now + tolerance) back to
@@ -389,18 +375,7 @@ impl Cursor {
     /// waiting; one already waiting is not queued twice. Returns the numeros
     /// dropped because [`MAX_LOOK_AT_PENDING`] were already waiting.
     pub fn queue_look_at(&mut self, numeros: impl IntoIterator<Item = u64>) -> Vec<u64> {
-        let mut dropped = Vec::new();
-        for numero in numeros {
-            if self.look_at.contains(&numero) {
-                continue;
-            }
-            if self.look_at.len() >= MAX_LOOK_AT_PENDING {
-                dropped.push(numero);
-            } else {
-                self.look_at.push(numero);
-            }
-        }
-        dropped
+        self.look_at.queue(numeros, MAX_LOOK_AT_PENDING)
     }
 
     /// Record that `numero` (listed with `status`/`modified`) could not be
@@ -483,11 +458,7 @@ impl Cursor {
         ceiling: DateTime,
     ) {
         let sweep_max = sweep.max.as_deref().and_then(parse_li);
-        self.hw = match (self.hw, sweep_max) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        }
-        .map(|hw| high_water::clamp_to(hw, ceiling).0);
+        self.hw = advance_mark(self.hw, sweep_max, ceiling);
         self.lag_ms = now_ms.saturating_sub(sweep.started_ms);
         let since = parse_li(&sweep.since);
         self.floor = if sweep.shifted || self.hw.is_none() {
@@ -501,20 +472,10 @@ impl Cursor {
         self.sweep = None;
         if let Some(window_start) = self.next_since(overlap) {
             self.seen
-                .retain(|_, s| parse_li(&s.modified).is_some_and(|m| m >= window_start));
+                .prune(|s| parse_li(&s.modified).is_some_and(|m| m >= window_start));
         }
-        if self.seen.len() > MAX_SEEN_AFTER_SWEEP {
-            let mut by_age: Vec<(String, u64)> = self
-                .seen
-                .iter()
-                .map(|(n, s)| (s.modified.clone(), *n))
-                .collect();
-            by_age.sort_unstable();
-            let drop = by_age.len() - MAX_SEEN_AFTER_SWEEP;
-            for (_, numero) in by_age.into_iter().take(drop) {
-                self.seen.remove(&numero);
-            }
-        }
+        self.seen
+            .keep_newest(MAX_SEEN_AFTER_SWEEP, |s| s.modified.clone());
     }
 }
 
@@ -563,6 +524,33 @@ mod tests {
             "{text}"
         );
         assert_eq!(Cursor::decode(&text), Ok(cursor));
+    }
+
+    #[test]
+    fn a_cursor_stored_before_the_sdk_cursor_types_reads_and_writes_back_unchanged() {
+        // Written by the connector before `seen` and `look` became
+        // `arauto_plugin_sdk::cursor` types: running daemons store this shape.
+        let stored = concat!(
+            r#"{"v":1,"hw":"2024-05-10T09:12:47.556120","floor":"2024-05-03T09:00:00","#,
+            r#""lag_ms":1200,"sweep_no":7,"#,
+            r#""seen":[[1001,"aguardando_pagamento","2024-05-10T09:12:47.556120",7]],"#,
+            r#""sweep":{"since":"2024-05-10T09:02:46","offset":50,"total":73,"#,
+            r#""max":"2024-05-10T09:12:47.556120","started_ms":1715342400000,"#,
+            r#""rescans":0,"shifted":false},"#,
+            r#""fail":[[7,1,61000,"pedido_pago","2024-05-10T09:00:00.000000",false]],"#,
+            r#""not_before_ms":1715342460000,"look":[5,6]}"#
+        );
+        let cursor = Cursor::decode(stored).unwrap();
+        assert_eq!(
+            cursor.seen.get(&1001),
+            Some(&seen(
+                "aguardando_pagamento",
+                "2024-05-10T09:12:47.556120",
+                7
+            ))
+        );
+        assert_eq!(*cursor.look_at, [5, 6]);
+        assert_eq!(cursor.encode(), stored);
     }
 
     #[test]
@@ -779,7 +767,7 @@ mod tests {
             cursor.queue_look_at([8, 9]).is_empty(),
             "8 is already waiting"
         );
-        assert_eq!(cursor.look_at, [7, 8, 9]);
+        assert_eq!(*cursor.look_at, [7, 8, 9]);
         let text = cursor.encode();
         assert!(text.contains(r#""look":[7,8,9]"#), "{text}");
         assert_eq!(Cursor::decode(&text).unwrap(), cursor);

@@ -190,7 +190,7 @@ pub fn poll(req: PollRequest) -> Result<PollPage, PluginError> {
             // Still queued: the next call reads it first.
             return run.interrupted(e);
         }
-        run.cursor.look_at.remove(0);
+        run.cursor.look_at.pop_front();
     }
 
     let page = match api.search(&run.sweep.since, run.sweep.offset, settings.page_size) {

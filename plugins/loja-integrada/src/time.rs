@@ -11,13 +11,24 @@
 //! changes, so the offset is the constant −03:00. The only inaccuracy is one
 //! hour in the RFC 3339 form of pre-2019 summer-time instants, which no poll
 //! of current orders meets.
+//!
+//! Reading text (timestamps and duration settings) is the SDK's
+//! `arauto_plugin_sdk::time`, shared with the Nuvemshop connector; this
+//! module keeps LI's wall-clock type (`jiff::civil::DateTime`) and formats.
 
+use arauto_plugin_sdk::time::{civil_from_days, parse_duration_ms, parse_wall_clock};
 use jiff::civil::DateTime;
 use jiff::tz::Offset;
 use jiff::{SignedDuration, Timestamp};
 
 /// São Paulo's offset from UTC.
 pub const SAO_PAULO: Offset = Offset::constant(-3);
+
+/// São Paulo's offset in minutes, as the SDK's parser takes it.
+const SAO_PAULO_MINUTES: i32 = -180;
+
+/// Microseconds per day.
+const DAY_US: i64 = 86_400_000_000;
 
 /// Parse an LI timestamp: naive (`2024-05-10T09:12:47.556120`, also without
 /// fraction or with a space separator) or, as webhook-style payloads carry,
@@ -26,20 +37,29 @@ pub const SAO_PAULO: Offset = Offset::constant(-3);
 /// Years outside 1..=9999 are not LI dates (and have no four-digit text form
 /// to store in the cursor): `None`.
 pub fn parse_li(text: &str) -> Option<DateTime> {
-    let text = text.trim();
-    if text.is_empty() {
-        return None;
-    }
-    let at = match text.parse::<Timestamp>() {
-        Ok(at) => SAO_PAULO.to_datetime(at),
-        Err(_) => text.parse::<DateTime>().ok()?,
-    };
-    // LI's precision is the microsecond; finer digits would not survive the
-    // cursor's text form, so drop them here and every copy compares equal.
-    let at = at.saturating_sub(SignedDuration::from_nanos(i64::from(
-        at.subsec_nanosecond() % 1000,
-    )));
-    (1..=9999).contains(&at.year()).then_some(at)
+    // The SDK keeps microseconds, LI's precision: finer digits would not
+    // survive the cursor's text form, so every copy compares equal.
+    from_local_us(parse_wall_clock(text)?.local_us_at(SAO_PAULO_MINUTES))
+}
+
+/// The wall-clock reading `local_us` (microseconds from 1970-01-01T00:00 on
+/// São Paulo's clock) as a civil date-time; `None` outside years 1..=9999.
+fn from_local_us(local_us: i64) -> Option<DateTime> {
+    let (year, month, day) = civil_from_days(local_us.div_euclid(DAY_US));
+    let in_day = local_us.rem_euclid(DAY_US);
+    let small = |n: i64| i8::try_from(n).ok();
+    DateTime::new(
+        i16::try_from(year)
+            .ok()
+            .filter(|y| (1..=9999).contains(y))?,
+        i8::try_from(month).ok()?,
+        i8::try_from(day).ok()?,
+        small(in_day / 3_600_000_000)?,
+        small(in_day / 60_000_000 % 60)?,
+        small(in_day / 1_000_000 % 60)?,
+        i32::try_from(in_day % 1_000_000 * 1000).ok()?,
+    )
+    .ok()
 }
 
 /// `YYYY-MM-DDTHH:MM:SS`, the fraction dropped (LI's filter format; flooring
@@ -88,38 +108,18 @@ pub fn from_unix_ms(ms: u64) -> DateTime {
 
 /// An RFC 3339 instant (the host's `detail-cutoff`) as São Paulo wall-clock time.
 pub fn from_rfc3339(text: &str) -> Option<DateTime> {
-    text.trim()
-        .parse::<Timestamp>()
-        .ok()
-        .map(|at| SAO_PAULO.to_datetime(at))
+    let at = parse_wall_clock(text).filter(|at| at.offset_minutes.is_some())?;
+    from_local_us(at.local_us_at(SAO_PAULO_MINUTES))
 }
 
 /// A non-negative duration setting: `"10m"`, `"1h 30m"`, `"PT10M"`, or
-/// whole days `"7d"` (24 hours each: São Paulo has no DST).
-///
-/// Days are handled here rather than through `jiff::Span`, whose calendar
-/// machinery would double the component's size for this one suffix.
+/// days `"7d"` (24 hours each: São Paulo has no DST), in the SDK's grammar
+/// (`arauto_plugin_sdk::time::parse_duration_ms`).
 pub fn parse_duration(text: &str) -> Result<SignedDuration, String> {
-    let text = text.trim();
-    let days = text
-        .strip_suffix("days")
-        .or_else(|| text.strip_suffix("day"))
-        .or_else(|| text.strip_suffix('d'))
-        .map(str::trim_end)
-        .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-    let duration = match days {
-        Some(n) => n
-            .parse::<i64>()
-            .ok()
-            .and_then(|n| n.checked_mul(86_400))
-            .map(SignedDuration::from_secs)
-            .ok_or_else(|| format!("{n} days is too long"))?,
-        None => text.parse::<SignedDuration>().map_err(|e| e.to_string())?,
-    };
-    if duration.is_negative() {
-        return Err("must not be negative".to_owned());
-    }
-    Ok(duration)
+    let ms = parse_duration_ms(text)?;
+    i64::try_from(ms)
+        .map(SignedDuration::from_millis)
+        .map_err(|_| "too long".to_owned())
 }
 
 #[cfg(test)]
@@ -197,9 +197,10 @@ mod tests {
         assert_eq!(parse_duration("2 days"), Ok(SignedDuration::from_hours(48)));
         assert!(parse_duration("-5m").is_err());
         assert!(parse_duration("-1d").is_err());
-        assert!(
-            parse_duration("1d 12h").is_err(),
-            "days only as a whole number of days"
+        assert_eq!(
+            parse_duration("1d 12h"),
+            Ok(SignedDuration::from_hours(36)),
+            "days combine with other units (the SDK's grammar)"
         );
         assert!(parse_duration("ten minutes").is_err());
     }

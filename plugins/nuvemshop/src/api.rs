@@ -124,17 +124,9 @@ impl<'a> Api<'a> {
         );
         let store = &self.settings.store_id;
         Err(match response.status {
-            429 => {
-                let wait = Bucket::of(&response)
-                    .reset_ms
-                    .or_else(|| response.retry_after_ms())
-                    .unwrap_or(1000)
-                    .max(1);
-                retry_after(
-                    format!("Nuvemshop's request bucket for store {store} is full ({what})"),
-                    wait,
-                )
-            }
+            429 => http::wait_and_retry(&response, 1000, |_| {
+                format!("Nuvemshop's request bucket for store {store} is full ({what})")
+            }),
             402 => misconfigured(format!(
                 "Nuvemshop suspended API access for store {store} ({what}): the app or the \
                  store has an unpaid bill; polling resumes once it is settled"

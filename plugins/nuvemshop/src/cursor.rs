@@ -3,8 +3,7 @@
 //! progress and the pushed ids still to read (see
 //! docs/platforms/nuvemshop.md §Cursor).
 
-use std::collections::BTreeMap;
-
+use arauto_plugin_sdk::cursor::{CursorFields, LookQueue, SeenVersions};
 use serde::{Deserialize, Serialize};
 
 /// Layout version; a cursor of another version starts over.
@@ -24,11 +23,11 @@ pub struct Cursor {
     pub mark_ms: Option<i64>,
     /// id → `updated_at` (ms) of every version returned that the next
     /// sweep's window can still list: such rows are dropped as seen.
-    pub seen: BTreeMap<String, i64>,
+    pub seen: SeenVersions<String, i64>,
     /// The sweep in progress.
     pub sweep: Option<Sweep>,
     /// Pushed ids not read yet.
-    pub look: Vec<String>,
+    pub look: LookQueue<String>,
     /// The bucket was nearly full: no request before this instant (Unix ms).
     pub not_before_ms: Option<i64>,
 }
@@ -69,8 +68,18 @@ impl Cursor {
 
     /// Read a stored cursor.
     pub fn decode(text: &str) -> Result<Self, BadCursor> {
-        let cursor: Cursor =
-            serde_json::from_str(text).map_err(|e| BadCursor(format!("not a cursor: {e}")))?;
+        let fields = CursorFields::parse(text).map_err(BadCursor)?;
+        let read = || -> Result<Cursor, String> {
+            Ok(Cursor {
+                v: fields.get("v")?,
+                mark_ms: fields.get("mark_ms")?,
+                seen: fields.get("seen")?,
+                sweep: fields.get("sweep")?,
+                look: fields.get("look")?,
+                not_before_ms: fields.get("not_before_ms")?,
+            })
+        };
+        let cursor = read().map_err(BadCursor)?;
         if cursor.v != VERSION {
             return Err(BadCursor(format!(
                 "field `v` = {} is not this connector's cursor version {VERSION}",
@@ -94,37 +103,6 @@ impl Cursor {
         // A map of strings and integers always serialises.
         serde_json::to_string(self).unwrap_or_default()
     }
-
-    /// Queue pushed ids (deduplicated, at most [`MAX_LOOK`]).
-    pub fn queue_look(&mut self, ids: &[String]) {
-        for id in ids {
-            if self.look.len() >= MAX_LOOK {
-                break;
-            }
-            if !self.look.contains(id) {
-                self.look.push(id.clone());
-            }
-        }
-    }
-
-    /// True when this version of the order was returned before.
-    pub fn was_seen(&self, id: &str, updated_ms: i64) -> bool {
-        self.seen.get(id) == Some(&updated_ms)
-    }
-
-    /// Remember a returned version.
-    pub fn remember(&mut self, id: &str, updated_ms: i64) {
-        let newer = self.seen.get(id).is_none_or(|known| *known <= updated_ms);
-        if newer {
-            self.seen.insert(id.to_owned(), updated_ms);
-        }
-    }
-
-    /// Forget versions older than `since_ms`: the listing starts there, so
-    /// they can only come back with a newer `updated_at`.
-    pub fn prune(&mut self, since_ms: i64) {
-        self.seen.retain(|_, updated| *updated >= since_ms);
-    }
 }
 
 #[cfg(test)]
@@ -136,7 +114,7 @@ mod tests {
     fn a_cursor_round_trips_and_a_foreign_one_is_named() {
         let mut c = Cursor::new();
         c.mark_ms = Some(5);
-        c.remember("1", 10);
+        c.seen.remember("1".into(), 10);
         c.sweep = Some(Sweep {
             since_ms: 1,
             until_ms: 9,
@@ -153,6 +131,8 @@ mod tests {
                 .contains("`v` = 9")
         );
         assert!(Cursor::decode("[]").is_err());
+        let bad = Cursor::decode(r#"{"v":1,"mark_ms":"soon"}"#).unwrap_err();
+        assert!(bad.0.contains("`mark_ms` = \"soon\""), "{}", bad.0);
         let mut zero = c.clone();
         if let Some(s) = zero.sweep.as_mut() {
             s.page = 0;
@@ -168,20 +148,22 @@ mod tests {
     #[test]
     fn seen_versions_are_kept_newest_and_pruned_by_the_window() {
         let mut c = Cursor::new();
-        c.remember("1", 10);
-        c.remember("1", 5);
-        assert!(c.was_seen("1", 10));
-        assert!(!c.was_seen("1", 5));
-        c.remember("2", 3);
-        c.prune(4);
+        c.seen.remember("1".into(), 10);
+        c.seen.remember("1".into(), 5);
+        assert!(c.seen.was_seen("1", &10));
+        assert!(!c.seen.was_seen("1", &5));
+        c.seen.remember("2".into(), 3);
+        c.seen.prune(|updated| *updated >= 4);
         assert!(c.seen.contains_key("1") && !c.seen.contains_key("2"));
+        let text = c.encode();
+        assert!(text.contains(r#""seen":{"1":10}"#), "{text}");
     }
 
     #[test]
     fn pushed_ids_are_queued_once_and_bounded() {
         let mut c = Cursor::new();
         let ids: Vec<String> = (0..150).map(|n| (n % 120).to_string()).collect();
-        c.queue_look(&ids);
+        c.look.queue(ids, MAX_LOOK);
         assert_eq!(c.look.len(), MAX_LOOK);
     }
 }

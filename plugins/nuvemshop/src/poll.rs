@@ -46,11 +46,12 @@ use arauto_plugin_sdk::connector::log::{self, Level};
 use arauto_plugin_sdk::connector::{
     OrderSnapshot, PluginError, PollPage, PollRequest, clock, high_water, notice, retry_after,
 };
+use arauto_plugin_sdk::cursor::advance_mark;
 use arauto_plugin_sdk::time::format_rfc3339_ms;
 use serde_json::Value;
 
 use crate::api::{Api, ReadError, id_text};
-use crate::cursor::{BadCursor, Cursor, Sweep};
+use crate::cursor::{BadCursor, Cursor, MAX_LOOK, Sweep};
 use crate::mapping::{self, ChangeKey};
 use crate::settings::Settings;
 
@@ -109,7 +110,7 @@ pub fn poll(req: PollRequest) -> Result<PollPage, PluginError> {
             Cursor::new()
         }),
     };
-    cursor.queue_look(&req.look_at);
+    cursor.look.queue(req.look_at.iter().cloned(), MAX_LOOK);
     if let Some(not_before) = cursor.not_before_ms {
         if now < not_before {
             let left = u64::try_from(not_before - now).unwrap_or(1000);
@@ -168,8 +169,7 @@ fn read_pushed(
     cursor: &mut Cursor,
     orders: &mut Vec<OrderSnapshot>,
 ) -> Result<Option<Stop>, PluginError> {
-    let take = cursor.look.len().min(LOOK_AT_PER_CALL);
-    let batch: Vec<String> = cursor.look.drain(..take).collect();
+    let batch = cursor.look.take_front(LOOK_AT_PER_CALL);
     for (index, id) in batch.iter().enumerate() {
         if id.is_empty() || id.len() > 20 || !id.bytes().all(|b| b.is_ascii_digit()) {
             log::log(
@@ -186,9 +186,9 @@ fn read_pushed(
         match api.order(id) {
             Ok(doc) => match mapping::change_key(&doc) {
                 Ok(key) if key.id == *id => {
-                    if !cursor.was_seen(&key.id, key.updated_ms) {
+                    if !cursor.seen.was_seen(&key.id, &key.updated_ms) {
                         orders.push(mapping::snapshot(&doc, &key));
-                        cursor.remember(&key.id, key.updated_ms);
+                        cursor.seen.remember(key.id.clone(), key.updated_ms);
                     }
                 }
                 Ok(key) => log::log(
@@ -227,9 +227,7 @@ fn read_pushed(
 }
 
 fn requeue(cursor: &mut Cursor, ids: &[String]) {
-    let mut rest: Vec<String> = ids.to_vec();
-    rest.append(&mut cursor.look);
-    cursor.look = rest;
+    cursor.look.requeue_front(ids.iter().cloned());
 }
 
 enum PageOutcome {
@@ -320,13 +318,13 @@ fn read_page(
         if high_water::is_future(key.updated_ms, now, FUTURE_TOLERANCE_MS) {
             notice::future_timestamp(&key.id, &key.updated_raw);
         }
-        if cursor.was_seen(&key.id, key.updated_ms) {
+        if cursor.seen.was_seen(&key.id, &key.updated_ms) {
             continue;
         }
         match detail_of(api, row, &key) {
             Ok(Some(doc)) => {
                 orders.push(mapping::snapshot(&doc, &key));
-                cursor.remember(&key.id, key.updated_ms);
+                cursor.seen.remember(key.id.clone(), key.updated_ms);
             }
             Ok(None) => {}
             Err(stop) => {
@@ -431,7 +429,8 @@ fn read_page(
         // Slices only move up: versions older than this slice (less the
         // overlap the next sweep starts with) cannot be listed again, so
         // the cursor stays small however long the first sync is.
-        cursor.prune(sweep.since_ms.saturating_sub(settings.overlap_ms));
+        let window_start = sweep.since_ms.saturating_sub(settings.overlap_ms);
+        cursor.seen.prune(|updated| *updated >= window_start);
         cursor.sweep = Some(sweep);
         return Ok(PageOutcome::More);
     }
@@ -492,9 +491,9 @@ fn describe(error: &PluginError) -> String {
 
 /// Move the mark and forget what the next window cannot list.
 fn finish_sweep(settings: &Settings, cursor: &mut Cursor, sweep: &Sweep, now: i64) {
-    if let Some(newest) = sweep.newest_ms {
-        let mark = high_water::clamp(newest, now, FUTURE_TOLERANCE_MS).value();
-        cursor.mark_ms = Some(cursor.mark_ms.map_or(mark, |m| m.max(mark)));
+    if sweep.newest_ms.is_some() {
+        let ceiling = high_water::ceiling(now, FUTURE_TOLERANCE_MS);
+        cursor.mark_ms = advance_mark(cursor.mark_ms, sweep.newest_ms, ceiling);
     } else if cursor.mark_ms.is_none() {
         // Nothing listed yet: keep the window where it started.
         cursor.mark_ms = Some(sweep.since_ms.saturating_add(settings.overlap_ms));
@@ -502,5 +501,5 @@ fn finish_sweep(settings: &Settings, cursor: &mut Cursor, sweep: &Sweep, now: i6
     let next_since = cursor
         .mark_ms
         .map_or(sweep.since_ms, |m| m.saturating_sub(settings.overlap_ms));
-    cursor.prune(next_since);
+    cursor.seen.prune(|updated| *updated >= next_since);
 }

@@ -4,6 +4,7 @@
 //! docs/platforms/nuvemshop.md §Credentials).
 
 use arauto_plugin_sdk::connector::{ConfigKey, PluginError, config_key, misconfigured, settings};
+use arauto_plugin_sdk::time::parse_duration_ms;
 
 /// Everything before `/{store_id}` in every URL.
 pub const DEFAULT_BASE_URL: &str = "https://api.nuvemshop.com.br/v1";
@@ -121,30 +122,18 @@ pub struct Settings {
     pub overlap_ms: i64,
 }
 
-/// `"30d"`, `"12h"`, `"90m"`, `"45s"` or `"500ms"` in milliseconds.
-pub fn parse_duration_ms(text: &str) -> Option<i64> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit())?;
-    let (number, unit) = text.split_at(split);
-    let number: i64 = number.parse().ok()?;
-    let unit_ms = match unit.trim() {
-        "ms" => 1,
-        "s" => 1000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => return None,
-    };
-    number.checked_mul(unit_ms)
-}
-
+/// A duration setting in milliseconds (the SDK's grammar: `"30d"`, `"12h"`,
+/// `"90m"`, `"45s"`, `"500ms"`, `"1h 30m"`, `"PT10M"`).
 fn duration(key: &str, default: &str) -> Result<i64, PluginError> {
     let text = settings::get_or(key, default);
-    parse_duration_ms(&text).ok_or_else(|| {
-        misconfigured(format!(
-            "setting `{key}` = {text:?} is not a duration such as \"2m\", \"12h\" or \"7d\""
-        ))
-    })
+    parse_duration_ms(&text)
+        .and_then(|ms| i64::try_from(ms).map_err(|_| "too long".to_owned()))
+        .map_err(|why| {
+            misconfigured(format!(
+                "setting `{key}` = {text:?} is not a duration such as \"2m\", \"12h\" or \
+                 \"7d\": {why}"
+            ))
+        })
 }
 
 impl Settings {
@@ -289,12 +278,12 @@ mod tests {
 
     #[test]
     fn durations_read_their_unit() {
-        assert_eq!(parse_duration_ms("2m"), Some(120_000));
-        assert_eq!(parse_duration_ms("7d"), Some(604_800_000));
-        assert_eq!(parse_duration_ms("500ms"), Some(500));
-        assert_eq!(parse_duration_ms("12 h"), Some(43_200_000));
+        assert_eq!(parse_duration_ms("2m"), Ok(120_000));
+        assert_eq!(parse_duration_ms("7d"), Ok(604_800_000));
+        assert_eq!(parse_duration_ms("500ms"), Ok(500));
+        assert_eq!(parse_duration_ms("12 h"), Ok(43_200_000));
         for bad in ["", "m", "5", "5y", "-5m", "99999999999999999999d"] {
-            assert_eq!(parse_duration_ms(bad), None, "{bad}");
+            assert!(parse_duration_ms(bad).is_err(), "{bad}");
         }
     }
 }

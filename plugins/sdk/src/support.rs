@@ -677,6 +677,13 @@ pub mod http {
         pub fn retry_after_ms(&self) -> Option<u64> {
             retry_after_header_ms(self.header("retry-after")?, super::clock::now_unix_ms())
         }
+        /// How long this answer asks the plugin to wait, in ms:
+        /// `x-rate-limit-reset` (milliseconds until a leaky bucket is empty,
+        /// as Nuvemshop sends) when present, else [`Self::retry_after_ms`].
+        pub fn wait_hint_ms(&self) -> Option<u64> {
+            self.header_u64("x-rate-limit-reset")
+                .or_else(|| self.retry_after_ms())
+        }
         /// Generic status handling: 2xx passes; 429 and 408/5xx are retryable
         /// (429 and 503 honour Retry-After); 401/403 are misconfigured; other
         /// 4xx are permanent. Plugins with provider-specific error bodies
@@ -701,6 +708,20 @@ pub mod http {
                 _ => permanent(what),
             })
         }
+    }
+
+    /// A 429 (or a 503 that says when to come back) as a retryable error
+    /// carrying `retry-after-ms`: the answer's [`HttpResponse::wait_hint_ms`],
+    /// or `default_ms` when it names no wait (at least 1 ms, so the host
+    /// always sees a hint). `message` gets the wait and words the error,
+    /// naming the platform and what was being done.
+    pub fn wait_and_retry(
+        response: &HttpResponse,
+        default_ms: u64,
+        message: impl FnOnce(u64) -> String,
+    ) -> PluginError {
+        let wait = response.wait_hint_ms().unwrap_or(default_ms).max(1);
+        retry_after(message(wait), wait)
     }
 
     /// A `Retry-After` header value in milliseconds from `now_unix_ms`:
@@ -1023,6 +1044,31 @@ pub mod http {
                 panic!("retryable")
             };
             assert_eq!(e.retry_after_ms, None, "only 429 and 503 carry the hint");
+        }
+
+        #[test]
+        fn wait_and_retry_prefers_the_bucket_reset_then_retry_after_then_the_default() {
+            super::super::testing::install(
+                super::super::testing::Harness::new().now_unix_ms(784_111_777_000),
+            );
+            let hint = |response: &HttpResponse| match wait_and_retry(response, 10_000, |wait| {
+                format!("full; wait {wait} ms")
+            }) {
+                PluginError::Retryable(e) => (e.retry_after_ms, e.message),
+                other => panic!("retryable, got {other:?}"),
+            };
+            let mut bucket = with_header(429, "7");
+            bucket
+                .headers
+                .push(("X-Rate-Limit-Reset".into(), "1500".into()));
+            assert_eq!(hint(&bucket), (Some(1_500), "full; wait 1500 ms".into()));
+            assert_eq!(hint(&with_header(429, "7")).0, Some(7_000));
+            assert_eq!(
+                hint(&with_header(503, "Sun, 06 Nov 1994 08:49:57 GMT")).0,
+                Some(20_000)
+            );
+            assert_eq!(hint(&answer(429, "")).0, Some(10_000), "no header: default");
+            assert_eq!(hint(&with_header(429, "0")).0, Some(1), "never a zero hint");
         }
 
         #[test]
