@@ -78,6 +78,9 @@ fn generate(out: &Path) -> Result<(), DocgenError> {
             })?;
         println!("{}", path.display());
     }
-    println!("{}: arauto.1 and one page per subcommand", man_dir.display());
+    println!(
+        "{}: arauto.1 and one page per subcommand",
+        man_dir.display()
+    );
     Ok(())
 }
