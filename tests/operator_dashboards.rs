@@ -16,7 +16,9 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 
-use arauto_sim::li::Order;
+use std::time::Duration;
+
+use arauto_sim::li::{Fault, Order, Route};
 use prometheus_parse::{Scrape, Value};
 use support::daemon;
 use support::operator::{Setup, start, world};
@@ -145,22 +147,29 @@ fn free_port() -> SocketAddr {
     listener.local_addr().expect("addr")
 }
 
-/// `GET /metrics` on `addr`: the body of a 200 answer.
-fn scrape(addr: SocketAddr) -> String {
-    let mut stream = TcpStream::connect(addr).expect("connect to the metrics endpoint");
+/// `method path` on `addr` (empty body): (status line, body).
+fn request(addr: SocketAddr, method: &str, path: &str) -> (String, String) {
+    let mut stream = TcpStream::connect(addr).expect("connect");
     stream
         .set_read_timeout(Some(daemon::PATIENCE))
         .expect("timeout");
     write!(
         stream,
-        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .expect("send request");
     let mut answer = String::new();
     stream.read_to_string(&mut answer).expect("read answer");
     let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}\n{body}");
-    body.to_owned()
+    let status = head.lines().next().unwrap_or_default().to_owned();
+    (status, body.to_owned())
+}
+
+/// `GET /metrics` on `addr`: the body of a 200 answer.
+fn scrape(addr: SocketAddr) -> String {
+    let (status, body) = request(addr, "GET", "/metrics");
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}\n{body}");
+    body
 }
 
 fn value(scrape: &Scrape, metric: &str, labels: &[(&str, &str)]) -> f64 {
@@ -196,21 +205,34 @@ fn the_dashboard_and_the_rules_name_only_metrics_a_running_daemon_exports() {
         "the files name too few metrics to be parsed right: {referenced:#?}"
     );
 
+    // Families without a series are not in the exposition at all, so the
+    // daemon is made to have one of each: a poll, a send, a poll that times
+    // out in the sandbox (a poll error and a plugin fault), a refused push.
     let world = world();
     let addr = free_port();
-    let daemon_extra = format!("metrics_listen = \"{addr}\"");
+    let hooks = free_port();
+    let daemon_extra =
+        format!("metrics_listen = \"{addr}\"\n[daemon.webhooks]\nlisten = \"{hooks}\"");
     let daemon = start(
         &world,
         &Setup {
             poll_interval: "1s",
             daemon_extra: &daemon_extra,
+            extra: "[plugins]\ncall_timeout = \"2s\"",
             ..Setup::default()
         },
     );
-    // A poll and a send, so the families have samples too.
     daemon.stderr.wait_for("poll complete");
     world.store.create_order(Order::new());
     daemon.stderr.wait_for("job completed");
+    let healthy = scrape(addr);
+    let mark = daemon.stderr.len();
+    world
+        .store
+        .fail(Route::Search, Fault::Delay(Duration::from_secs(600)), 1);
+    daemon.stderr.wait_for_from(mark, "poll failed");
+    let (status, _) = request(hooks, "POST", "/hooks/nobody");
+    assert!(status.contains("404"), "{status}");
     let body = scrape(addr);
     let exported = exported_names(&body);
 
@@ -227,7 +249,8 @@ fn the_dashboard_and_the_rules_name_only_metrics_a_running_daemon_exports() {
 
     // The gauges the rules were given (poll interval, ETA, checklist) carry
     // the values they stand for.
-    let scrape = Scrape::parse(body.lines().map(|l| Ok(l.to_owned()))).expect("parse");
+    // (From the scrape before the failed poll, which may turn lines red.)
+    let scrape = Scrape::parse(healthy.lines().map(|l| Ok(l.to_owned()))).expect("parse");
     assert_eq!(
         value(
             &scrape,
@@ -254,6 +277,7 @@ fn the_dashboard_and_the_rules_name_only_metrics_a_running_daemon_exports() {
         0.0,
         "the store was just polled: its last-poll line is green"
     );
+
     assert_eq!(
         value(
             &scrape,
