@@ -162,6 +162,8 @@ pub struct Metrics {
     store_poll_interval: Family<StoreLabels, Gauge>,
     queue_eta: Family<ChannelLabels, Gauge<f64, AtomicU64>>,
     checklist: Family<ChecklistLabels, Gauge>,
+    /// When the checklist series were last made (see [`Metrics::checklist_due`]).
+    checklist_made_at: Mutex<Option<std::time::Instant>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -309,6 +311,7 @@ impl Metrics {
             store_poll_interval,
             queue_eta,
             checklist,
+            checklist_made_at: Mutex::new(None),
         }
     }
 
@@ -500,6 +503,24 @@ impl Metrics {
             }
         }
         *known_stores = now_stores;
+    }
+
+    /// Whether the checklist series are older than `every` (or were never
+    /// made); if so, they count as made now, so that concurrent scrapes do not
+    /// all make it. The checklist reads every store's and channel's records:
+    /// with thousands of stores, making it at every scrape would cost more
+    /// than the scrape is worth.
+    pub fn checklist_due(&self, every: std::time::Duration) -> bool {
+        let mut made_at = self
+            .checklist_made_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = std::time::Instant::now();
+        if made_at.is_some_and(|at| now.duration_since(at) < every) {
+            return false;
+        }
+        *made_at = Some(now);
+        true
     }
 
     /// Replace the checklist's lines (before a scrape): lines that are gone

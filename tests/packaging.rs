@@ -566,3 +566,16 @@ fn the_debian_package_holds_everything_and_its_configuration_validates() {
         eprintln!("lintian not installed: the package's policy checks were not run");
     }
 }
+
+#[test]
+fn the_debian_changelog_names_the_crate_version() {
+    let path = repo_root().join("packaging/debian/changelog");
+    let changelog = std::fs::read_to_string(&path).expect("packaging/debian/changelog");
+    let first = changelog.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with(&format!("arauto ({}) ", env!("CARGO_PKG_VERSION"))),
+        "{}: the first entry is {first:?}; add one for version {} (the package's version)",
+        path.display(),
+        env!("CARGO_PKG_VERSION")
+    );
+}

@@ -5,9 +5,10 @@
 //!
 //! Counters are bumped where things happen (poller, dispatcher, plugin host);
 //! the queue and store gauges are read from the state database right before
-//! each scrape, so they are never stale. So is the readiness checklist
-//! (`arauto_checklist_status`), without its live lines: those call the
-//! providers' APIs, which a scrape every few seconds must not do.
+//! each scrape, so they are never stale. The readiness checklist
+//! (`arauto_checklist_status`) is made at scrapes too, at most every 30 s
+//! (it reads every store's records), and without its live lines: those call
+//! the providers' APIs, which frequent scrapes must not do.
 //!
 //! Connections are bounded so that clients cannot use up the daemon's file
 //! descriptors (which the control socket and the plugins need too): at most
@@ -368,10 +369,18 @@ async fn refresh(endpoint: &Endpoint, store: &SharedStore) -> Result<(), crate::
     Ok(())
 }
 
+/// The checklist series are made again at most this often (scrapes in
+/// between export the previous ones): Prometheus scrapes every 15-60 s, and the
+/// alert waits 10 minutes anyway.
+const CHECKLIST_EVERY: Duration = Duration::from_secs(30);
+
 /// Export the checklist's lines (without live checks). A checklist that
 /// cannot be made leaves the previous lines and is logged: the other metrics
 /// are still worth a scrape.
 async fn refresh_checklist(endpoint: &Endpoint) {
+    if !endpoint.metrics.checklist_due(CHECKLIST_EVERY) {
+        return;
+    }
     let ctx = endpoint.control.operator_context();
     let checklist = match checklist::without_live_checks(&ctx, &CheckQuery::default()).await {
         Ok(checklist) => checklist,
