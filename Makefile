@@ -1,6 +1,6 @@
 # arauto — build, test, install.
 #
-#   make                  release daemon + first-party plugins
+#   make                  release daemon + first-party plugins + man pages and completions
 #   make demo             the daemon against the bundled LI simulator, printing what it sends
 #   make test             THE test command (installs the wasm toolchain if missing)
 #   make lint             rustfmt + clippy, daemon and plugin workspaces
