@@ -7,6 +7,7 @@
 #   make install          DESTDIR/PREFIX aware (PREFIX=/usr/local by default)
 #   make deb              target/debian/arauto_<version>_amd64.deb (cargo-deb)
 #   make check-deb        make deb, then its contents, maintainer scripts and lintian
+#   make check-deb-install   the package installed, removed, purged in a clean chroot (root)
 #   make check-systemd    systemd-analyze verify + security score of the unit
 #   make bench            every benchmark, release builds (BENCH_QUICK=1: shorter run)
 #
@@ -42,7 +43,7 @@ DEMO_BUILD = $(CARGO) build --locked --bin arauto -p arauto --bin arauto-sim -p 
 PLUGIN_WORKSPACES := plugins tests/plugins
 
 .PHONY: all build docgen plugins test-plugins wasm-toolchain test test-plugin-crates lint check-demo-build \
-        install uninstall check-systemd demo bench cargo-deb deb check-deb
+        install uninstall check-systemd demo bench cargo-deb deb check-deb check-deb-install
 
 all: build plugins docgen
 
@@ -175,6 +176,11 @@ deb: cargo-deb wasm-toolchain
 # maintainer scripts, and lintian (when installed; .ci/run installs it).
 check-deb: deb
 	ARAUTO_DEB=$(CURDIR)/$(DEB) $(CARGO) test --locked --test packaging -- --include-ignored
+
+# The package installed, removed and purged in a clean Debian 12 chroot
+# (debootstrap; root; Debian's archive is the only network used).
+check-deb-install: deb
+	scripts/deb-install-test.sh $(DEB)
 
 # The unit as installed, pointing at this tree's release binary.
 check-systemd: build

@@ -4,8 +4,8 @@
 //! the systemd helpers replaced by recorders), and — ignored unless `make
 //! check-deb` built one — the `.deb` itself: `dpkg-deb -c`/`-I`, the packaged
 //! binary validating the packaged configuration with the packaged plugins,
-//! `man -l`, and lintian where it is installed. No container or chroot is
-//! used: none is available on the CI machine without network beyond apt.
+//! `man -l`, and lintian where it is installed. The install in a clean chroot
+//! is `scripts/deb-install-test.sh` (`make check-deb-install`: it needs root).
 
 // All test code: with this, clippy's allow-unwrap/expect-in-tests covers the
 // helper functions too, not only the #[test] ones (see clippy.toml).
@@ -486,6 +486,7 @@ fn the_debian_package_holds_everything_and_its_configuration_validates() {
         &format!("Version: {}", env!("CARGO_PKG_VERSION")),
         "Architecture: amd64",
         "init-system-helpers",
+        "ca-certificates",
         "postinst",
         "prerm",
         "postrm",
