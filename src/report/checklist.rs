@@ -296,8 +296,8 @@ pub async fn run(
 }
 
 /// The checklist without its live lines (credentials, connection): what the
-/// metrics endpoint exports on every scrape, where calling the providers'
-/// APIs each time would spend their rate limits.
+/// metrics endpoint exports, where calling the providers' APIs at every
+/// scrape would spend their rate limits.
 pub async fn without_live_checks(ctx: &Context, query: &CheckQuery) -> Result<Checklist, OpsError> {
     make(ctx, query, &|_, _, _| {}, false).await
 }
@@ -306,7 +306,7 @@ async fn make(
     ctx: &Context,
     query: &CheckQuery,
     progress: &ProgressFn<'_>,
-    live: bool,
+    with_live_checks: bool,
 ) -> Result<Checklist, OpsError> {
     let state = ctx.state.as_ref().ok_or_else(|| {
         OpsError::Unavailable(
@@ -334,7 +334,7 @@ async fn make(
         None => state.channels.values().collect(),
     };
 
-    let live = if live {
+    let live = if with_live_checks {
         live_checks(&stores, &channels, progress).await
     } else {
         LiveResults::default()
