@@ -1,11 +1,14 @@
 # arauto — build, test, install.
 #
-#   make                  release daemon + first-party plugins
+#   make                  release daemon + first-party plugins + man pages and completions
 #   make demo             the daemon against the bundled LI simulator, printing what it sends
 #                         (DEMO_PLATFORM=nuvemshop: a Nuvemshop store; =both: one store of each)
 #   make test             THE test command (installs the wasm toolchain if missing)
 #   make lint             rustfmt + clippy, daemon and plugin workspaces
 #   make install          DESTDIR/PREFIX aware (PREFIX=/usr/local by default)
+#   make deb              target/debian/arauto_<version>_amd64.deb (cargo-deb)
+#   make check-deb        make deb, then its contents, maintainer scripts and lintian
+#   make check-deb-install   the package installed, removed, purged in a clean chroot (root)
 #   make check-systemd    systemd-analyze verify + security score of the unit
 #   make bench            every benchmark, release builds (BENCH_QUICK=1: shorter run)
 #
@@ -22,7 +25,16 @@ PLUGINDIR  ?= $(LIBDIR)/arauto/plugins
 # Distribution packages (PREFIX=/usr) put units in /lib/systemd/system; local
 # installs in $(PREFIX)/lib/systemd/system, which systemd also searches.
 UNITDIR    ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
+MANDIR     ?= $(DATADIR)/man
+BASHCOMPDIR ?= $(DATADIR)/bash-completion/completions
+# Debian's zsh reads vendor-completions under /usr, site-functions under /usr/local.
+ZSHCOMPDIR ?= $(if $(filter /usr,$(PREFIX)),$(DATADIR)/zsh/vendor-completions,$(DATADIR)/zsh/site-functions)
+FISHCOMPDIR ?= $(DATADIR)/fish/vendor_completions.d
 CARGO      ?= cargo
+# cargo-deb, pinned; `make deb` installs it (cargo install --locked) when missing.
+CARGO_DEB_VERSION = 3.8.0
+VERSION    := $(shell sed -n 's/^version *= *"\(.*\)"/\1/p' Cargo.toml | head -n 1)
+DEB        := target/debian/arauto_$(VERSION)_amd64.deb
 INSTALL    ?= install
 
 # What `make demo` builds (debug, shared with `make test`).
@@ -31,13 +43,19 @@ DEMO_BUILD = $(CARGO) build --locked --bin arauto -p arauto --bin arauto-sim -p 
 # Workspaces of wasm plugins (their own toolchain/target; see scripts/build-plugins.sh).
 PLUGIN_WORKSPACES := plugins tests/plugins
 
-.PHONY: all build plugins test-plugins wasm-toolchain test test-plugin-crates lint check-demo-build \
-        install uninstall check-systemd demo bench
+.PHONY: all build docgen plugins test-plugins wasm-toolchain test test-plugin-crates lint check-demo-build \
+        install uninstall check-systemd demo bench cargo-deb deb check-deb check-deb-install
 
-all: build plugins
+all: build plugins docgen
 
+# The daemon and its man page/completion generator (same build, same features).
 build:
-	ARAUTO_DEFAULT_PLUGIN_DIR=$(PLUGINDIR) $(CARGO) build --release --locked --bin arauto
+	ARAUTO_DEFAULT_PLUGIN_DIR=$(PLUGINDIR) $(CARGO) build --release --locked --bin arauto --bin arauto-docgen
+
+# Man pages (arauto.1, one per subcommand) and bash/zsh/fish completions, from
+# the clap definitions: target/docgen/{man,completions}.
+docgen: build
+	target/release/arauto-docgen target/docgen
 
 plugins:
 	scripts/build-plugins.sh
@@ -104,8 +122,10 @@ lint:
 
 install:
 	@test -x target/release/arauto || { echo "make install: run 'make' first (target/release/arauto is missing)" >&2; exit 1; }
+	@test -d target/docgen/man || { echo "make install: run 'make' first (target/docgen, the man pages, is missing)" >&2; exit 1; }
 	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(SYSCONFDIR)/arauto \
-		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(DATADIR)/arauto/templates $(DESTDIR)$(DATADIR)/doc/arauto
+		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(DATADIR)/arauto/templates $(DESTDIR)$(DATADIR)/doc/arauto \
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
 	$(INSTALL) -m 0755 target/release/arauto $(DESTDIR)$(BINDIR)/arauto
 	@for wasm in target/plugins/*.wasm; do \
 	  [ -e "$$wasm" ] || { echo "make install: no plugins in target/plugins (run 'make')" >&2; continue; }; \
@@ -123,6 +143,10 @@ install:
 	  cp -R config/templates/. $(DESTDIR)$(DATADIR)/arauto/templates/; \
 	fi
 	$(INSTALL) -m 0644 README.md $(DESTDIR)$(DATADIR)/doc/arauto/README.md
+	$(INSTALL) -m 0644 target/docgen/man/*.1 $(DESTDIR)$(MANDIR)/man1/
+	$(INSTALL) -m 0644 target/docgen/completions/arauto.bash $(DESTDIR)$(BASHCOMPDIR)/arauto
+	$(INSTALL) -m 0644 target/docgen/completions/_arauto $(DESTDIR)$(ZSHCOMPDIR)/_arauto
+	$(INSTALL) -m 0644 target/docgen/completions/arauto.fish $(DESTDIR)$(FISHCOMPDIR)/arauto.fish
 	@echo "installed; next: cp $(SYSCONFDIR)/arauto/arauto.toml.example $(SYSCONFDIR)/arauto/arauto.toml, edit it, then"
 	@echo "  arauto validate && systemctl daemon-reload && systemctl enable --now arauto"
 
@@ -130,6 +154,34 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/arauto $(DESTDIR)$(UNITDIR)/arauto.service
 	rm -rf $(DESTDIR)$(PLUGINDIR) $(DESTDIR)$(DATADIR)/arauto $(DESTDIR)$(DATADIR)/doc/arauto
 	rm -f $(DESTDIR)$(SYSCONFDIR)/arauto/arauto.toml.example
+	rm -f $(DESTDIR)$(MANDIR)/man1/arauto.1 $(DESTDIR)$(MANDIR)/man1/arauto-*.1
+	rm -f $(DESTDIR)$(BASHCOMPDIR)/arauto $(DESTDIR)$(ZSHCOMPDIR)/_arauto $(DESTDIR)$(FISHCOMPDIR)/arauto.fish
+
+cargo-deb:
+	@if ! $(CARGO) deb --version 2>/dev/null | grep -qF "cargo-deb $(CARGO_DEB_VERSION)"; then \
+	  echo "$(CARGO) install cargo-deb --locked --version $(CARGO_DEB_VERSION)"; \
+	  $(CARGO) install cargo-deb --locked --version $(CARGO_DEB_VERSION); \
+	fi
+
+# The Debian package (contents: [package.metadata.deb] in Cargo.toml; scripts:
+# packaging/debian/). Built for PREFIX=/usr, whatever PREFIX says, so the
+# binary looks for its plugins in /usr/lib/arauto/plugins.
+deb: cargo-deb wasm-toolchain
+	$(MAKE) --no-print-directory PREFIX=/usr build plugins docgen
+	rm -f $(DEB)
+	$(CARGO) deb --no-build --locked --output $(DEB)
+	@echo "built $(DEB)"
+
+# The package checked as CI checks it: dpkg-deb contents and control, the
+# conffile validated by the packaged binary with the packaged plugins, the
+# maintainer scripts, and lintian (when installed; .ci/run installs it).
+check-deb: deb
+	ARAUTO_DEB=$(CURDIR)/$(DEB) $(CARGO) test --locked --test packaging -- --include-ignored
+
+# The package installed, removed and purged in a clean Debian 12 chroot
+# (debootstrap; root; Debian's archive is the only network used).
+check-deb-install: deb
+	scripts/deb-install-test.sh $(DEB)
 
 # The unit as installed, pointing at this tree's release binary.
 check-systemd: build

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -92,8 +93,28 @@ pub struct PluginLabels {
     pub instance: String,
 }
 
-/// One channel's gauges, read from the state store before a scrape.
+/// Labels of the readiness checklist's lines.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct ChecklistLabels {
+    /// `general`, `store` or `channel`.
+    pub section: String,
+    /// The store or channel id (`arauto` for the general section).
+    pub id: String,
+    /// What the line checks, as `arauto check --json` names it (`last-poll`…).
+    pub item: String,
+}
+
+/// One line of the checklist, for [`Metrics::set_checklist`].
 #[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChecklistGauge {
+    /// Section, id and item.
+    pub labels: ChecklistLabels,
+    /// 0 green, 1 yellow, 2 red.
+    pub level: i64,
+}
+
+/// One channel's gauges, read from the state store before a scrape.
+#[derive(Clone, Debug, PartialEq)]
 pub struct ChannelGauges {
     /// Channel id.
     pub channel: String,
@@ -107,6 +128,10 @@ pub struct ChannelGauges {
     pub paused: bool,
     /// Messages sent in the current pacing day.
     pub sent_today: u64,
+    /// When the waiting jobs will all have gone out under the channel's
+    /// pacing and daily cap, in seconds from now: 0 when none wait, infinite
+    /// when the cap lets none out.
+    pub eta_secs: f64,
 }
 
 /// One store's gauges, read from the state store before a scrape.
@@ -118,6 +143,10 @@ pub struct StoreGauges {
     pub last_poll_ok_unix: Option<i64>,
     /// Polling paused.
     pub paused: bool,
+    /// The configured poll interval, in seconds (staleness alerts compare
+    /// the last poll's age with it); `None` for a disabled store, which is
+    /// not polled at all.
+    pub poll_interval_secs: Option<u64>,
 }
 
 /// Every metric arauto exports.
@@ -141,6 +170,11 @@ pub struct Metrics {
     plugin_faults: Family<PluginLabels, Counter>,
     push_requests: Family<PushLabels, Counter>,
     fallbacks: Family<FallbackLabels, Counter>,
+    store_poll_interval: Family<StoreLabels, Gauge>,
+    queue_eta: Family<ChannelLabels, Gauge<f64, AtomicU64>>,
+    checklist: Family<ChecklistLabels, Gauge>,
+    /// When the checklist series were last made (see [`Metrics::checklist_due`]).
+    checklist_made_at: Mutex<Option<std::time::Instant>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -179,6 +213,24 @@ impl Metrics {
         let channel_sent_today = Family::<ChannelLabels, Gauge>::default();
         let store_last_poll_ok = Family::<StoreLabels, Gauge>::default();
         let store_paused = Family::<StoreLabels, Gauge>::default();
+        let store_poll_interval = Family::<StoreLabels, Gauge>::default();
+        let queue_eta = Family::<ChannelLabels, Gauge<f64, AtomicU64>>::default();
+        let checklist = Family::<ChecklistLabels, Gauge>::default();
+        registry.register(
+            "store_poll_interval_seconds",
+            "The store's configured poll interval (absent while the store is disabled)",
+            store_poll_interval.clone(),
+        );
+        registry.register(
+            "queue_eta_seconds",
+            "Time until the channel's waiting jobs have all been sent under its pacing and daily cap (0: none wait; +Inf: the cap lets none out)",
+            queue_eta.clone(),
+        );
+        registry.register(
+            "checklist_status",
+            "Each line of the readiness checklist (arauto check) without its live checks: 0 green, 1 yellow, 2 red",
+            checklist.clone(),
+        );
         registry.register(
             "channel_sent_today",
             "Messages sent in the channel's current pacing day (the daily cap's day)",
@@ -274,6 +326,10 @@ impl Metrics {
             plugin_faults,
             push_requests,
             fallbacks,
+            store_poll_interval,
+            queue_eta,
+            checklist,
+            checklist_made_at: Mutex::new(None),
         }
     }
 
@@ -416,6 +472,7 @@ impl Metrics {
             self.oldest_due_age.remove(&labels);
             self.channel_paused.remove(&labels);
             self.channel_sent_today.remove(&labels);
+            self.queue_eta.remove(&labels);
         }
         for c in channels {
             self.set_queue(
@@ -430,6 +487,11 @@ impl Metrics {
                     channel: c.channel.clone(),
                 })
                 .set(i64::try_from(c.sent_today).unwrap_or(i64::MAX));
+            self.queue_eta
+                .get_or_create(&ChannelLabels {
+                    channel: c.channel.clone(),
+                })
+                .set(c.eta_secs);
         }
         *known_channels = now_channels;
 
@@ -440,6 +502,7 @@ impl Metrics {
             };
             self.store_last_poll_ok.remove(&labels);
             self.store_paused.remove(&labels);
+            self.store_poll_interval.remove(&labels);
         }
         for s in stores {
             let labels = StoreLabels {
@@ -456,8 +519,45 @@ impl Metrics {
             self.store_paused
                 .get_or_create(&labels)
                 .set(i64::from(s.paused));
+            match s.poll_interval_secs {
+                Some(secs) => {
+                    self.store_poll_interval
+                        .get_or_create(&labels)
+                        .set(i64::try_from(secs).unwrap_or(i64::MAX));
+                }
+                None => {
+                    self.store_poll_interval.remove(&labels);
+                }
+            }
         }
         *known_stores = now_stores;
+    }
+
+    /// Whether the checklist series are older than `every` (or were never
+    /// made); if so, they count as made now, so that concurrent scrapes do not
+    /// all make it. The checklist reads every store's and channel's records:
+    /// with thousands of stores, making it at every scrape would cost more
+    /// than the scrape is worth.
+    pub fn checklist_due(&self, every: std::time::Duration) -> bool {
+        let mut made_at = self
+            .checklist_made_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let now = std::time::Instant::now();
+        if made_at.is_some_and(|at| now.duration_since(at) < every) {
+            return false;
+        }
+        *made_at = Some(now);
+        true
+    }
+
+    /// Replace the checklist's lines (before a scrape): lines that are gone
+    /// (a store removed, a line that no longer applies) disappear.
+    pub fn set_checklist(&self, lines: &[ChecklistGauge]) {
+        self.checklist.clear();
+        for line in lines {
+            self.checklist.get_or_create(&line.labels).set(line.level);
+        }
     }
 
     /// The registry in Prometheus text exposition format.

@@ -12,7 +12,7 @@ use super::status::StatusArgs;
 use super::validate::ValidateArgs;
 use super::webhooks::WebhooksArgs;
 
-/// arauto: order notifications for Brazilian online shops, as a systemd daemon.
+/// Order notifications for Brazilian online shops, as a systemd daemon.
 #[derive(Debug, Parser)]
 #[command(name = "arauto", version, propagate_version = true)]
 pub struct Cli {

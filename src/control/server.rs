@@ -275,25 +275,30 @@ async fn connection(
 async fn handle(request: Request, ctx: &ControlContext) -> Response {
     match request {
         Request::Status => Response::Status(status(ctx)),
-        other => {
-            let state = ctx.state.load();
-            let runtime = &ctx.runtime;
-            let context = Context {
-                config: state.config.clone(),
-                daemon: Some(DaemonFacts {
-                    pid: runtime.pid,
-                    version: runtime.version.to_owned(),
-                    uptime_secs: runtime.uptime().as_secs(),
-                    dry_run: state.dry_run,
-                    config_loaded_at: state.built_at,
-                    last_reload: runtime.last_reload(),
-                    pushes: ctx.pushes.stats(),
-                }),
-                state: Some(state),
-                store: Some(ctx.db.clone()),
-                now: Timestamp::now(),
-            };
-            super::handle(other, &context, &|_, _, _| {}).await
+        other => super::handle(other, &ctx.operator_context(), &|_, _, _| {}).await,
+    }
+}
+
+impl ControlContext {
+    /// What the operator commands (and the metrics endpoint's checklist)
+    /// work on: the state in effect, the database and the daemon's facts, now.
+    pub fn operator_context(&self) -> Context {
+        let state = self.state.load();
+        let runtime = &self.runtime;
+        Context {
+            config: state.config.clone(),
+            daemon: Some(DaemonFacts {
+                pid: runtime.pid,
+                version: runtime.version.to_owned(),
+                uptime_secs: runtime.uptime().as_secs(),
+                dry_run: state.dry_run,
+                config_loaded_at: state.built_at,
+                last_reload: runtime.last_reload(),
+                pushes: self.pushes.stats(),
+            }),
+            state: Some(state),
+            store: Some(self.db.clone()),
+            now: Timestamp::now(),
         }
     }
 }

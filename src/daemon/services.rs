@@ -155,8 +155,14 @@ impl ServiceEnv {
                 let listener = metrics_http::bind(*listen)?;
                 let endpoint = metrics_http::Endpoint {
                     metrics,
-                    store: db,
-                    state,
+                    store: db.clone(),
+                    state: state.clone(),
+                    control: ControlContext {
+                        state,
+                        runtime: self.runtime.clone(),
+                        db,
+                        pushes,
+                    },
                 };
                 metrics_http::serve(listener, endpoint, shutdown).boxed()
             }

@@ -292,6 +292,22 @@ pub async fn run(
     query: &CheckQuery,
     progress: &ProgressFn<'_>,
 ) -> Result<Checklist, OpsError> {
+    make(ctx, query, progress, true).await
+}
+
+/// The checklist without its live lines (credentials, connection): what the
+/// metrics endpoint exports, where calling the providers' APIs at every
+/// scrape would spend their rate limits.
+pub async fn without_live_checks(ctx: &Context, query: &CheckQuery) -> Result<Checklist, OpsError> {
+    make(ctx, query, &|_, _, _| {}, false).await
+}
+
+async fn make(
+    ctx: &Context,
+    query: &CheckQuery,
+    progress: &ProgressFn<'_>,
+    with_live_checks: bool,
+) -> Result<Checklist, OpsError> {
     let state = ctx.state.as_ref().ok_or_else(|| {
         OpsError::Unavailable(
             "the checklist needs the plugin instances, which are not loaded".into(),
@@ -330,7 +346,11 @@ pub async fn run(
         None => state.channels.values().collect(),
     };
 
-    let live = live_checks(&stores, &channels, progress).await;
+    let live = if with_live_checks {
+        live_checks(&stores, &channels, progress).await
+    } else {
+        LiveResults::default()
+    };
 
     let mut sections = vec![general_section(ctx)];
     for store in &stores {

@@ -5,7 +5,10 @@
 //!
 //! Counters are bumped where things happen (poller, dispatcher, plugin host);
 //! the queue and store gauges are read from the state database right before
-//! each scrape, so they are never stale.
+//! each scrape, so they are never stale. The readiness checklist
+//! (`arauto_checklist_status`) is made at scrapes too, at most every 30 s
+//! (it reads every store's records), and without its live lines: those call
+//! the providers' APIs, which frequent scrapes must not do.
 //!
 //! Connections are bounded so that clients cannot use up the daemon's file
 //! descriptors (which the control socket and the plugins need too): at most
@@ -14,6 +17,7 @@
 //! closes. A request's head must arrive within [`HEADER_READ_TIMEOUT`], and a
 //! connection on which nothing moves for [`IDLE_TIMEOUT`] is closed.
 
+use std::collections::BTreeMap;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -35,8 +39,10 @@ use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::metrics::{ChannelGauges, Metrics, StoreGauges};
+use crate::control::ControlContext;
+use crate::metrics::{ChannelGauges, ChecklistGauge, ChecklistLabels, Metrics, StoreGauges};
 use crate::queue::SharedStore;
+use crate::report::checklist::{self, CheckQuery, Level};
 use crate::send::channel::pacing_policy;
 use crate::send::pacing::PacingState;
 use crate::state::StateHandle;
@@ -93,6 +99,8 @@ pub struct Endpoint {
     pub store: SharedStore,
     /// The current state.
     pub state: StateHandle,
+    /// What the checklist is made from (as `arauto check` over the socket).
+    pub control: ControlContext,
 }
 
 /// Serve `GET /metrics` on `listener` until `shutdown` is cancelled.
@@ -306,6 +314,7 @@ async fn scrape(AxumState(endpoint): AxumState<Endpoint>) -> Response {
         )
             .into_response();
     }
+    refresh_checklist(&endpoint).await;
     (
         [(header::CONTENT_TYPE, CONTENT_TYPE)],
         endpoint.metrics.encode(),
@@ -324,8 +333,14 @@ async fn refresh(endpoint: &Endpoint, store: &SharedStore) -> Result<(), crate::
         let stats = store.channel_stats(id).await?;
         let status = store.channel_status(id).await?;
         let pacing = PacingState::of(&status);
-        let today = pacing_policy(&runtime.config, runtime.plugin.sender_info(), time_zone)
-            .day_of(now, time_zone);
+        let policy = pacing_policy(&runtime.config, runtime.plugin.sender_info(), time_zone);
+        let today = policy.day_of(now, time_zone);
+        let eta_secs = match policy.eta(&pacing, stats.pending, now) {
+            Some(done) => done.duration_since(now).as_secs_f64().max(0.0),
+            None if stats.pending == 0 => 0.0,
+            // Waiting jobs that the daily cap never lets out.
+            None => f64::INFINITY,
+        };
         channels.push(ChannelGauges {
             channel: id.clone(),
             depth: stats.pending,
@@ -335,19 +350,75 @@ async fn refresh(endpoint: &Endpoint, store: &SharedStore) -> Result<(), crate::
                 .map_or(0, |due| now.duration_since(due).as_secs().max(0)),
             paused: status.paused.is_some(),
             sent_today: u64::from(pacing.sent_on(today)),
+            eta_secs,
         });
     }
     let mut stores = Vec::with_capacity(config.stores.len());
-    for id in config.stores.keys() {
+    for (id, store_config) in &config.stores {
         let status = store.store_status(id).await?.unwrap_or_default();
         stores.push(StoreGauges {
             store: id.clone(),
             last_poll_ok_unix: status.last_poll_ok_at.map(|t| t.as_second()),
             paused: status.paused.is_some(),
+            poll_interval_secs: store_config
+                .enabled
+                .then(|| store_config.poll_interval.as_secs().unsigned_abs()),
         });
     }
     endpoint.metrics.set_gauges(&channels, &stores);
     Ok(())
+}
+
+/// The checklist series are made again at most this often (scrapes in
+/// between export the previous ones): Prometheus scrapes every 15-60 s, and the
+/// alert waits 10 minutes anyway.
+const CHECKLIST_EVERY: Duration = Duration::from_secs(30);
+
+/// Export the checklist's lines (without live checks). A checklist that
+/// cannot be made leaves the previous lines and is logged: the other metrics
+/// are still worth a scrape.
+async fn refresh_checklist(endpoint: &Endpoint) {
+    if !endpoint.metrics.checklist_due(CHECKLIST_EVERY) {
+        return;
+    }
+    let ctx = endpoint.control.operator_context();
+    let checklist = match checklist::without_live_checks(&ctx, &CheckQuery::default()).await {
+        Ok(checklist) => checklist,
+        Err(error) => {
+            tracing::warn!("metrics: cannot make the checklist: {error}");
+            return;
+        }
+    };
+    // The worst line per (section, id, item): a series per item, as alerts
+    // and dashboards address them.
+    let mut worst: BTreeMap<ChecklistLabels, i64> = BTreeMap::new();
+    for (section, line) in checklist.lines() {
+        let labels = ChecklistLabels {
+            section: label_of(&section.kind),
+            id: section.id.clone().unwrap_or_else(|| "arauto".to_owned()),
+            item: label_of(&line.item),
+        };
+        let level = match line.status {
+            Level::Ok => 0,
+            Level::Warn => 1,
+            Level::Fail => 2,
+        };
+        let entry = worst.entry(labels).or_insert(level);
+        *entry = (*entry).max(level);
+    }
+    let lines: Vec<ChecklistGauge> = worst
+        .into_iter()
+        .map(|(labels, level)| ChecklistGauge { labels, level })
+        .collect();
+    endpoint.metrics.set_checklist(&lines);
+}
+
+/// The name `arauto check --json` gives a section kind or item (`last-poll`).
+fn label_of(value: &impl serde::Serialize) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(name)) => name,
+        _ => "unknown".to_owned(),
+    }
 }
 
 #[cfg(test)]
