@@ -19,7 +19,7 @@ struct Stage {
 }
 
 /// Precedence order: [`stage`] returns the first that matches.
-const STAGES: [Stage; 10] = [
+const STAGES: [Stage; 11] = [
     Stage {
         code: "cancelled",
         name: "Cancelado (status cancelled)",
@@ -49,24 +49,38 @@ const STAGES: [Stage; 10] = [
         terminal: false,
     },
     Stage {
+        // Not terminal: the host treats a terminal stage as a cancellation
+        // (pending jobs cancelled, tracking suppressed), and an archived
+        // order was not cancelled. The end of the path, silently.
         code: "closed",
-        name: "Arquivado sem envio (status closed, not shipped)",
+        name: "Arquivado sem envio (status closed, not shipped; fim do caminho)",
         notification: None,
         priority: 0,
-        terminal: true,
+        terminal: false,
     },
     Stage {
         code: "packed",
-        name: "Embalado, não enviado (shipping unfulfilled)",
+        name: "Embalado, não enviado (next_action waiting_shipment, fulfillment PACKED \
+               or shipping packed)",
         notification: Some(NotificationKind::OrderProcessing),
         priority: 3,
         terminal: false,
     },
     Stage {
         code: "paid",
-        name: "Pago (payment paid)",
+        name: "Pago (payment paid, or paid and partially refunded)",
         notification: Some(NotificationKind::OrderPaid),
         priority: 2,
+        terminal: false,
+    },
+    Stage {
+        // Part of the money came (several payments, or a short one): neither
+        // "paid" (the buyer still owes) nor "waiting payment" (a reminder
+        // would ask for the whole amount again). Recognised, silent.
+        code: "partially_paid",
+        name: "Pago em parte (payment partially_paid)",
+        notification: None,
+        priority: 1,
         terminal: false,
     },
     Stage {
@@ -92,7 +106,7 @@ const STAGES: [Stage; 10] = [
     },
 ];
 
-/// The three state fields of an order, as Nuvemshop sent them (lower-cased).
+/// The state fields of an order, as Nuvemshop sent them (lower-cased).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StateFields {
     /// `status`: open, closed, cancelled.
@@ -101,6 +115,11 @@ pub struct StateFields {
     pub payment_status: String,
     /// `shipping_status`: unpacked, unfulfilled/unshipped, fulfilled/shipped…
     pub shipping_status: String,
+    /// `next_action`: what the merchant's panel asks for next
+    /// (`waiting_packing`, `waiting_shipment`, …); empty when absent.
+    pub next_action: String,
+    /// Some fulfillment order (multi-inventory API) has the status `PACKED`.
+    pub fulfillment_packed: bool,
 }
 
 /// Shipped: the documented value and its synonyms (the docs' examples print
@@ -112,13 +131,22 @@ fn is_shipped(shipping: &str) -> bool {
     )
 }
 
-/// Packed and waiting for the carrier: `unfulfilled` is documented as
-/// "unshipped", which follows packing in the order flow.
-fn is_packed(shipping: &str) -> bool {
+/// Packed and waiting for the carrier, from an explicit packed signal only:
+/// `next_action == "waiting_shipment"`, a fulfillment order `PACKED`, or a
+/// `packed`/`partially_packed` shipping status. `unfulfilled`/`unshipped`
+/// alone are *not* packed: the docs define `unfulfilled` as "unshipped" and
+/// print `unshipped` on open, pending orders nobody packed.
+fn is_packed(fields: &StateFields) -> bool {
     matches!(
-        shipping,
-        "unfulfilled" | "unshipped" | "packed" | "partially_packed"
-    )
+        fields.shipping_status.as_str(),
+        "packed" | "partially_packed"
+    ) || fields.next_action == "waiting_shipment"
+        || fields.fulfillment_packed
+}
+
+/// Not shipped, and saying nothing about packing.
+fn is_unshipped(shipping: &str) -> bool {
+    matches!(shipping, "unpacked" | "unfulfilled" | "unshipped")
 }
 
 /// The stage code of an order, first match of the precedence in
@@ -131,7 +159,9 @@ pub fn stage(fields: &StateFields) -> &'static str {
     let shipping = fields.shipping_status.as_str();
     if status == "cancelled" || status == "canceled" {
         "cancelled"
-    } else if payment == "refunded" || payment == "partially_refunded" {
+    } else if payment == "refunded" {
+        // A partial refund is not the end of the order: it falls through to
+        // the shipping state, and counts as paid below.
         "refunded"
     } else if payment == "voided" {
         "voided"
@@ -139,10 +169,12 @@ pub fn stage(fields: &StateFields) -> &'static str {
         "fulfilled"
     } else if status == "closed" {
         "closed"
-    } else if is_packed(shipping) {
+    } else if is_packed(fields) {
         "packed"
-    } else if payment == "paid" || payment == "partially_paid" {
+    } else if payment == "paid" || payment == "partially_refunded" {
         "paid"
+    } else if payment == "partially_paid" {
+        "partially_paid"
     } else if payment == "pending" {
         "pending"
     } else if payment == "authorized" {
@@ -175,9 +207,9 @@ pub fn unknown_value(fields: &StateFields) -> Option<(&'static str, String)> {
     }
     let shipping = fields.shipping_status.as_str();
     if !(shipping.is_empty()
-        || shipping == "unpacked"
+        || is_unshipped(shipping)
         || is_shipped(shipping)
-        || is_packed(shipping))
+        || matches!(shipping, "packed" | "partially_packed"))
     {
         return Some(("shipping_status", fields.shipping_status.clone()));
     }
@@ -247,7 +279,13 @@ mod tests {
             status: status.into(),
             payment_status: payment.into(),
             shipping_status: shipping.into(),
+            ..StateFields::default()
         }
+    }
+
+    fn with_next_action(mut f: StateFields, next_action: &str) -> StateFields {
+        next_action.clone_into(&mut f.next_action);
+        f
     }
 
     #[test]
@@ -255,15 +293,21 @@ mod tests {
         let cases = [
             (("cancelled", "refunded", "fulfilled"), "cancelled"),
             (("open", "refunded", "fulfilled"), "refunded"),
-            (("open", "partially_refunded", "unpacked"), "refunded"),
+            (("open", "partially_refunded", "unpacked"), "paid"),
+            (("open", "partially_refunded", "shipped"), "fulfilled"),
             (("open", "voided", "unpacked"), "voided"),
             (("closed", "paid", "fulfilled"), "fulfilled"),
             (("open", "paid", "shipped"), "fulfilled"),
             (("open", "paid", "delivered"), "fulfilled"),
             (("closed", "paid", "unpacked"), "closed"),
-            (("open", "paid", "unfulfilled"), "packed"),
-            (("open", "paid", "unshipped"), "packed"),
+            (("open", "paid", "unfulfilled"), "paid"),
+            (("open", "paid", "unshipped"), "paid"),
+            (("open", "pending", "unshipped"), "pending"),
+            (("open", "pending", "unfulfilled"), "pending"),
+            (("open", "paid", "packed"), "packed"),
+            (("open", "paid", "partially_packed"), "packed"),
             (("open", "paid", "unpacked"), "paid"),
+            (("open", "partially_paid", "unpacked"), "partially_paid"),
             (("open", "pending", "unpacked"), "pending"),
             (("open", "authorized", "unpacked"), "authorized"),
             (("open", "abandoned", "unpacked"), "abandoned"),
@@ -276,9 +320,29 @@ mod tests {
     }
 
     #[test]
+    fn packed_needs_an_explicit_signal() {
+        // The docs' vocabulary: `unshipped` before and after packing;
+        // `next_action` tells the two apart.
+        let unpacked = with_next_action(fields("open", "paid", "unshipped"), "waiting_packing");
+        assert_eq!(stage(&unpacked), "paid");
+        let packed = with_next_action(fields("open", "paid", "unshipped"), "waiting_shipment");
+        assert_eq!(stage(&packed), "packed");
+        let fulfillment = StateFields {
+            fulfillment_packed: true,
+            ..fields("open", "paid", "unfulfilled")
+        };
+        assert_eq!(stage(&fulfillment), "packed");
+        let pending = with_next_action(
+            fields("open", "pending", "unshipped"),
+            "waiting_manual_confirmation",
+        );
+        assert_eq!(stage(&pending), "pending");
+    }
+
+    #[test]
     fn every_stage_is_in_the_table_once_with_a_name() {
         let table = statuses();
-        assert_eq!(table.len(), 10);
+        assert_eq!(table.len(), 11);
         for s in [
             "cancelled",
             "refunded",
@@ -287,6 +351,7 @@ mod tests {
             "closed",
             "packed",
             "paid",
+            "partially_paid",
             "pending",
             "authorized",
             "abandoned",
@@ -299,7 +364,10 @@ mod tests {
             .filter(|e| e.terminal)
             .map(|e| e.code.as_str())
             .collect();
-        assert_eq!(terminal, ["cancelled", "refunded", "voided", "closed"]);
+        // `closed` is not terminal: the host would treat it as a cancellation.
+        assert_eq!(terminal, ["cancelled", "refunded", "voided"]);
+        let closed = table.iter().find(|e| e.code == "closed").unwrap();
+        assert_eq!((closed.notification, closed.happy_path_priority), (None, 0));
     }
 
     #[test]

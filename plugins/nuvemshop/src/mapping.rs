@@ -103,6 +103,15 @@ pub fn state_fields(doc: &Value) -> StateFields {
         status: lower(doc, "status"),
         payment_status: lower(doc, "payment_status"),
         shipping_status: lower(doc, "shipping_status"),
+        next_action: lower(doc, "next_action"),
+        fulfillment_packed: doc
+            .get("fulfillment_orders")
+            .and_then(Value::as_array)
+            .is_some_and(|list| {
+                list.iter().any(|fo| {
+                    text(fo, &["status"]).is_some_and(|s| s.eq_ignore_ascii_case("packed"))
+                })
+            }),
     }
 }
 

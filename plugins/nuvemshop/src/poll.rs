@@ -66,8 +66,22 @@ pub const SLICE_OVERLAP_MS: i64 = 1_000;
 /// Pushed orders read per call, at most (one request each).
 pub const LOOK_AT_PER_CALL: usize = 5;
 
-/// How far past the connector's clock an `updated_at` may move the mark.
+/// How far past the connector's clock an `updated_at` may be before it is
+/// logged as a future timestamp. The mark never passes the sweep's start
+/// (`Sweep::until_ms`): a row dated later was read and is remembered as seen,
+/// and a mark past the start would hide the orders changed in between.
 pub const FUTURE_TOLERANCE_MS: u64 = 5 * 60 * 1000;
+
+/// The longest wait the cursor records (ms), like `Bucket::wait_ms`: a 429's
+/// `x-rate-limit-reset` or an old cursor beyond it is not trusted (the
+/// bucket leaks 2 a second, so a minute always refills it).
+pub const MAX_WAIT_MS: u64 = 60_000;
+
+/// At most this many seen versions stay in the cursor (the newest ones), so
+/// it stays far below the host's 4 MiB cursor cap (about 30 bytes each).
+/// Beyond it an unchanged order listed again is returned once more; the
+/// host's snapshot comparison makes that harmless.
+pub const MAX_SEEN: usize = 20_000;
 
 /// The API refuses `page × per_page` beyond this (documented for the
 /// 2025-03 order list): paging a one-second slice stops there.
@@ -87,7 +101,7 @@ const ASKED_TO_WAIT: &str = "it asked the connector to wait (429 or a failing de
 
 fn retry_hint(error: &PluginError) -> Option<u64> {
     match error {
-        PluginError::Retryable(r) => Some(r.retry_after_ms.unwrap_or(10_000)),
+        PluginError::Retryable(r) => Some(r.retry_after_ms.unwrap_or(10_000).min(MAX_WAIT_MS)),
         _ => None,
     }
 }
@@ -112,8 +126,10 @@ pub fn poll(req: PollRequest) -> Result<PollPage, PluginError> {
     };
     cursor.look.queue(req.look_at.iter().cloned(), MAX_LOOK);
     if let Some(not_before) = cursor.not_before_ms {
-        if now < not_before {
-            let left = u64::try_from(not_before - now).unwrap_or(1000);
+        let left = u64::try_from(not_before.saturating_sub(now)).unwrap_or(0);
+        // A wait beyond the bound (a cursor from an older build, a clock
+        // jump) is dropped rather than obeyed for hours.
+        if left > 0 && left <= MAX_WAIT_MS {
             return Err(retry_after(
                 format!(
                     "Nuvemshop's request bucket for store {} was nearly full; the connector \
@@ -141,7 +157,7 @@ pub fn poll(req: PollRequest) -> Result<PollPage, PluginError> {
         stop = Some(Stop::Wait(api.bucket.wait_ms(), BUCKET_NEARLY_FULL));
     }
     if let Some(Stop::Wait(ms, why)) = stop {
-        let ms = ms.max(1);
+        let ms = ms.clamp(1, MAX_WAIT_MS);
         cursor.not_before_ms = Some(now.saturating_add(i64::try_from(ms).unwrap_or(60_000)));
         has_more = false;
         log::log(
@@ -156,6 +172,7 @@ pub fn poll(req: PollRequest) -> Result<PollPage, PluginError> {
             &[("store_id", settings.store_id.as_str())],
         );
     }
+    cursor.seen.keep_newest(MAX_SEEN, |updated| *updated);
     Ok(PollPage {
         orders,
         next_cursor: Some(cursor.encode()),
@@ -406,6 +423,30 @@ fn read_page(
         cursor.sweep = Some(sweep);
         return Ok(PageOutcome::More);
     }
+    if more_pages && sweep.paging {
+        // The API ignores updated_at_max and the window holds more than it
+        // lists: the unread rest is anywhere in the window, so neither the
+        // sweep nor the mark may move past it. The next sweep reads the
+        // same window again (what was returned is dropped as seen).
+        log::log(
+            Level::Warn,
+            &format!(
+                "store {}: the order list ignores updated_at_max and more than \
+                 {MAX_LISTED_PER_SLICE} orders changed since {}; Nuvemshop lists no further \
+                 pages, so this sweep ends without reading the rest and without moving its \
+                 mark (the next sweep reads the same window again)",
+                settings.store_id,
+                format_rfc3339_ms(sweep.since_ms)
+            ),
+            &[("store_id", settings.store_id.as_str())],
+        );
+        if cursor.mark_ms.is_none() {
+            // First sync: keep the window's start where it is, not where
+            // `initial_lookback` from a later clock would put it.
+            cursor.mark_ms = Some(sweep.since_ms.saturating_add(settings.overlap_ms));
+        }
+        return Ok(PageOutcome::SweepDone);
+    }
     if more_pages {
         log::log(
             Level::Warn,
@@ -434,7 +475,7 @@ fn read_page(
         cursor.sweep = Some(sweep);
         return Ok(PageOutcome::More);
     }
-    finish_sweep(settings, cursor, &sweep, now);
+    finish_sweep(settings, cursor, &sweep);
     Ok(PageOutcome::SweepDone)
 }
 
@@ -490,10 +531,12 @@ fn describe(error: &PluginError) -> String {
 }
 
 /// Move the mark and forget what the next window cannot list.
-fn finish_sweep(settings: &Settings, cursor: &mut Cursor, sweep: &Sweep, now: i64) {
+fn finish_sweep(settings: &Settings, cursor: &mut Cursor, sweep: &Sweep) {
     if sweep.newest_ms.is_some() {
-        let ceiling = high_water::ceiling(now, FUTURE_TOLERANCE_MS);
-        cursor.mark_ms = advance_mark(cursor.mark_ms, sweep.newest_ms, ceiling);
+        // At most the sweep's start: rows dated later were read (the last
+        // slice is open-ended) and stay in `seen`, which keeps every version
+        // at or after the next window's start.
+        cursor.mark_ms = advance_mark(cursor.mark_ms, sweep.newest_ms, sweep.until_ms);
     } else if cursor.mark_ms.is_none() {
         // Nothing listed yet: keep the window where it started.
         cursor.mark_ms = Some(sweep.since_ms.saturating_add(settings.overlap_ms));

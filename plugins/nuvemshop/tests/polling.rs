@@ -479,3 +479,176 @@ fn an_api_without_updated_at_max_is_paged_through() {
             .any(|(_, m, _)| m.contains("ignored updated_at_max"))
     );
 }
+
+/// Poll until `has_more` is false; the (id, status code) of each order returned.
+fn sweep_codes(cursor: &mut Option<String>) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for _ in 0..200 {
+        let page = Nuvemshop::poll(PollRequest {
+            cursor: cursor.clone(),
+            detail_cutoff: None,
+            look_at: vec![],
+        })
+        .unwrap();
+        out.extend(
+            page.orders
+                .iter()
+                .map(|o| (o.id.clone(), o.status.code.clone())),
+        );
+        *cursor = page.next_cursor;
+        if !page.has_more {
+            return out;
+        }
+    }
+    panic!("the sweep never ended");
+}
+
+#[test]
+fn a_new_order_is_not_packed_in_either_vocabulary() {
+    // The fake's vocabulary (`unpacked` → `unfulfilled`) and the docs'
+    // examples (`unshipped` before and after packing, `next_action` telling
+    // them apart): only an explicit packed signal makes an order packed.
+    let with = |mut o: Value, next_action: &str| {
+        o["next_action"] = json!(next_action);
+        o
+    };
+    let orders = vec![
+        with(
+            order(1, NOW - 60_000, "pending", "unshipped"),
+            "waiting_manual_confirmation",
+        ),
+        with(
+            order(2, NOW - 59_000, "paid", "unshipped"),
+            "waiting_packing",
+        ),
+        with(
+            order(3, NOW - 58_000, "paid", "unshipped"),
+            "waiting_shipment",
+        ),
+        order(4, NOW - 57_000, "pending", "unfulfilled"),
+        order(5, NOW - 56_000, "paid", "unfulfilled"),
+        with(
+            order(6, NOW - 55_000, "paid", "unfulfilled"),
+            "waiting_shipment",
+        ),
+        with(order(7, NOW - 54_000, "paid", "shipped"), "close"),
+    ];
+    let store = FakeStore::new(orders, Order::UpdatedAsc);
+    install(harness(&store));
+    let mut cursor = None;
+    let mut codes = sweep_codes(&mut cursor);
+    codes.sort();
+    let want: Vec<(String, String)> = [
+        ("1", "pending"),
+        ("2", "paid"),
+        ("3", "packed"),
+        ("4", "pending"),
+        ("5", "paid"),
+        ("6", "packed"),
+        ("7", "fulfilled"),
+    ]
+    .iter()
+    .map(|(id, code)| ((*id).to_owned(), (*code).to_owned()))
+    .collect();
+    assert_eq!(codes, want);
+}
+
+#[test]
+fn a_future_dated_row_does_not_hide_later_changes() {
+    // Order 2's updated_at is 4 min ahead of the clock (inside the logging
+    // tolerance): the mark stays at the sweep's start, so order 1's payment
+    // 30 s later is still read.
+    let store = FakeStore::new(
+        vec![
+            order(1, NOW - 60_000, "pending", "unpacked"),
+            order(2, NOW + 240_000, "pending", "unpacked"),
+        ],
+        Order::UpdatedAsc,
+    );
+    install(harness(&store));
+    let mut cursor = None;
+    assert_eq!(sweep(&mut cursor, vec![]).len(), 2);
+    let mark = serde_json::from_str::<Value>(cursor.as_deref().unwrap()).unwrap()["mark_ms"]
+        .as_i64()
+        .unwrap();
+    assert!(
+        mark <= NOW,
+        "the mark {mark} passed the sweep's start {NOW}"
+    );
+    testing::set_now_unix_ms(NOW as u64 + 30_000);
+    store.borrow_mut().orders[0] = order(1, NOW + 30_000, "paid", "unpacked");
+    testing::set_now_unix_ms(NOW as u64 + 90_000);
+    assert_eq!(
+        sweep(&mut cursor, vec![]),
+        ["1"],
+        "the payment is read; the future-dated order is not returned twice"
+    );
+}
+
+#[test]
+fn a_429_reset_beyond_a_minute_is_clamped_in_the_cursor() {
+    let orders: Vec<Value> = (1..=5)
+        .map(|id| order(id, NOW - 600_000 + id as i64 * 1000, "pending", "unpacked"))
+        .collect();
+    let store = FakeStore::new(orders, Order::UpdatedAsc);
+    install(harness(&store));
+    let first = Nuvemshop::poll(PollRequest {
+        cursor: None,
+        detail_cutoff: None,
+        look_at: vec!["1".into()],
+    })
+    .unwrap();
+    assert!(first.has_more);
+    // A pushed order is read, then the list answers 429 with a reset of
+    // three hours: the call stops with what it read and records the wait.
+    store.borrow_mut().bucket = (39, 3 * 3_600_000);
+    store.borrow_mut().fail_next = Some(429);
+    let page = Nuvemshop::poll(PollRequest {
+        cursor: first.next_cursor,
+        detail_cutoff: None,
+        look_at: vec!["5".into()],
+    })
+    .unwrap();
+    assert!(!page.has_more);
+    let stored: Value = serde_json::from_str(page.next_cursor.as_deref().unwrap()).unwrap();
+    let wait = stored["not_before_ms"].as_i64().unwrap() - NOW;
+    assert!((1..=60_000).contains(&wait), "stored wait {wait} ms");
+    // An old cursor with a wait of hours is not obeyed.
+    let mut old = stored.clone();
+    old["not_before_ms"] = json!(NOW + 3 * 3_600_000);
+    store.borrow_mut().bucket = (39, 500);
+    let page = Nuvemshop::poll(PollRequest {
+        cursor: Some(old.to_string()),
+        detail_cutoff: None,
+        look_at: vec![],
+    });
+    assert!(page.is_ok(), "{page:?}");
+}
+
+#[test]
+fn the_list_cap_without_updated_at_max_keeps_the_mark() {
+    // 10,050 orders in the window and an API that ignores updated_at_max:
+    // the list stops at 10,000 rows, so the sweep must not move its mark
+    // past the 50 it could not read.
+    let orders: Vec<Value> = (1..=10_050)
+        .map(|id| order(id, NOW - 3_000_000 + id as i64 * 100, "pending", "unpacked"))
+        .collect();
+    let store = FakeStore::new(orders, Order::CreatedDesc);
+    store.borrow_mut().ignore_max = true;
+    install(harness(&store).setting("page_size", "200"));
+    let mut cursor = None;
+    let first = sweep(&mut cursor, vec![]);
+    assert!(first.len() <= 10_000, "{} read", first.len());
+    let stored: Value = serde_json::from_str(cursor.as_deref().unwrap()).unwrap();
+    let mark = stored["mark_ms"].as_i64().unwrap();
+    assert!(
+        mark <= NOW - 3_000_000 + 100 + 120_000,
+        "the mark {mark} moved past unread orders"
+    );
+    assert!(
+        testing::logs()
+            .iter()
+            .any(|(_, m, _)| m.contains("without moving its mark")),
+        "the log says what happened"
+    );
+}
