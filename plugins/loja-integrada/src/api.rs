@@ -188,7 +188,7 @@ impl<'a> Api<'a> {
                 })
             }
             // A 503 may say when the service is back (maintenance, overload).
-            503 if response.wait_hint_ms().is_some() => {
+            503 if response.retry_after_ms().is_some() => {
                 http::wait_and_retry(response, DEFAULT_RATE_LIMIT_BACKOFF_MS, |wait| {
                     format!(
                         "Loja Integrada answered HTTP 503 while {what} (GET {target}); retry in {} \

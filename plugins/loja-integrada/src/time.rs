@@ -34,9 +34,34 @@ const DAY_US: i64 = 86_400_000_000;
 /// fraction or with a space separator) or, as webhook-style payloads carry,
 /// with an offset or `Z` (converted to São Paulo wall-clock time).
 ///
+/// Also, as the jiff parser this replaced accepted them: a date alone
+/// (`2024-05-10`, midnight) and a date with the hour alone
+/// (`2024-05-10T09`, `2024-05-10 09`), both naive. Other forms jiff took
+/// (compact `20240510T091247`, bracketed time-zone annotations) are not
+/// LI's and stay refused.
+///
 /// Years outside 1..=9999 are not LI dates (and have no four-digit text form
 /// to store in the cursor): `None`.
 pub fn parse_li(text: &str) -> Option<DateTime> {
+    let text = text.trim();
+    let completed;
+    let text = match text.len() {
+        // `YYYY-MM-DD`: midnight.
+        10 => {
+            completed = format!("{text}T00:00");
+            completed.as_str()
+        }
+        // `YYYY-MM-DDTHH`: on the hour.
+        13 if text
+            .as_bytes()
+            .get(11..)
+            .is_some_and(|hour| hour.iter().all(u8::is_ascii_digit)) =>
+        {
+            completed = format!("{text}:00");
+            completed.as_str()
+        }
+        _ => text,
+    };
     // The SDK keeps microseconds, LI's precision: finer digits would not
     // survive the cursor's text form, so every copy compares equal.
     from_local_us(parse_wall_clock(text)?.local_us_at(SAO_PAULO_MINUTES))
@@ -141,6 +166,25 @@ mod tests {
         );
         assert_eq!(parse_li(""), None);
         assert_eq!(parse_li("ontem"), None);
+        // Forms the earlier jiff parser accepted and LI could plausibly send.
+        assert_eq!(
+            parse_li("2024-05-10"),
+            Some(date(2024, 5, 10).at(0, 0, 0, 0))
+        );
+        assert_eq!(
+            parse_li("2024-05-10T09"),
+            Some(date(2024, 5, 10).at(9, 0, 0, 0))
+        );
+        assert_eq!(
+            parse_li("2024-05-10 09"),
+            Some(date(2024, 5, 10).at(9, 0, 0, 0))
+        );
+        assert_eq!(
+            parse_li("2024-05-10T09:12"),
+            Some(date(2024, 5, 10).at(9, 12, 0, 0))
+        );
+        assert_eq!(parse_li("2024-02-30"), None, "an impossible date");
+        assert_eq!(parse_li("2024-05-10T9x"), None);
         assert_eq!(
             parse_li("-009999-01-01T00:00:00"),
             None,

@@ -124,7 +124,7 @@ impl<'a> Api<'a> {
         );
         let store = &self.settings.store_id;
         Err(match response.status {
-            429 => http::wait_and_retry(&response, 1000, |_| {
+            429 => http::wait_and_retry_bucket(&response, 1000, |_| {
                 format!("Nuvemshop's request bucket for store {store} is full ({what})")
             }),
             402 => misconfigured(format!(

@@ -711,11 +711,26 @@ pub mod http {
     }
 
     /// A 429 (or a 503 that says when to come back) as a retryable error
-    /// carrying `retry-after-ms`: the answer's [`HttpResponse::wait_hint_ms`],
-    /// or `default_ms` when it names no wait (at least 1 ms, so the host
-    /// always sees a hint). `message` gets the wait and words the error,
-    /// naming the platform and what was being done.
+    /// carrying `retry-after-ms`: the answer's `Retry-After`
+    /// ([`HttpResponse::retry_after_ms`]), or `default_ms` when it names no
+    /// wait (at least 1 ms, so the host always sees a hint). `message` gets
+    /// the wait and words the error, naming the platform and what was being
+    /// done. Other headers are ignored: a platform whose `x-rate-limit-reset`
+    /// means something else must not have it read as a wait; a leaky-bucket
+    /// platform opts in with [`wait_and_retry_bucket`].
     pub fn wait_and_retry(
+        response: &HttpResponse,
+        default_ms: u64,
+        message: impl FnOnce(u64) -> String,
+    ) -> PluginError {
+        let wait = response.retry_after_ms().unwrap_or(default_ms).max(1);
+        retry_after(message(wait), wait)
+    }
+
+    /// [`wait_and_retry`] for a leaky-bucket platform (Nuvemshop): the
+    /// answer's `x-rate-limit-reset` (ms until the bucket is empty) first,
+    /// then `Retry-After`, then `default_ms` ([`HttpResponse::wait_hint_ms`]).
+    pub fn wait_and_retry_bucket(
         response: &HttpResponse,
         default_ms: u64,
         message: impl FnOnce(u64) -> String,
@@ -1047,7 +1062,7 @@ pub mod http {
         }
 
         #[test]
-        fn wait_and_retry_prefers_the_bucket_reset_then_retry_after_then_the_default() {
+        fn wait_and_retry_reads_retry_after_then_the_default() {
             super::super::testing::install(
                 super::super::testing::Harness::new().now_unix_ms(784_111_777_000),
             );
@@ -1057,11 +1072,33 @@ pub mod http {
                 PluginError::Retryable(e) => (e.retry_after_ms, e.message),
                 other => panic!("retryable, got {other:?}"),
             };
+            let bucket_hint =
+                |response: &HttpResponse| match wait_and_retry_bucket(response, 10_000, |wait| {
+                    format!("full; wait {wait} ms")
+                }) {
+                    PluginError::Retryable(e) => (e.retry_after_ms, e.message),
+                    other => panic!("retryable, got {other:?}"),
+                };
             let mut bucket = with_header(429, "7");
             bucket
                 .headers
                 .push(("X-Rate-Limit-Reset".into(), "1500".into()));
-            assert_eq!(hint(&bucket), (Some(1_500), "full; wait 1500 ms".into()));
+            assert_eq!(
+                bucket_hint(&bucket),
+                (Some(1_500), "full; wait 1500 ms".into()),
+                "opted in: the bucket's reset first"
+            );
+            assert_eq!(
+                hint(&bucket).0,
+                Some(7_000),
+                "by default only Retry-After is read"
+            );
+            let mut reset_only = answer(429, "");
+            reset_only
+                .headers
+                .push(("x-rate-limit-reset".into(), "1500".into()));
+            assert_eq!(hint(&reset_only).0, Some(10_000), "not a Retry-After");
+            assert_eq!(bucket_hint(&with_header(429, "7")).0, Some(7_000));
             assert_eq!(hint(&with_header(429, "7")).0, Some(7_000));
             assert_eq!(
                 hint(&with_header(503, "Sun, 06 Nov 1994 08:49:57 GMT")).0,
