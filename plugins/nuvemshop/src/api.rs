@@ -229,7 +229,7 @@ impl<'a> Api<'a> {
             ))),
             Err(e) => Err(ReadError::Unreadable(format!(
                 "its detail is not JSON ({e}); body starts with: {}",
-                response.excerpt(120)
+                self.settings.scrub(&response.excerpt(120))
             ))),
         }
     }

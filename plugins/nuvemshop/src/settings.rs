@@ -174,6 +174,13 @@ impl Settings {
             )));
         }
         let base_url = settings::base_url("base_url", DEFAULT_BASE_URL)?;
+        if !https_or_loopback(&base_url) {
+            return Err(misconfigured(format!(
+                "setting `base_url` = {base_url:?} must be an https:// URL (the access token \
+                 travels in every request); plain http is accepted only for a test rig on \
+                 127.0.0.1, localhost or [::1]"
+            )));
+        }
         let page_text = settings::get_or("page_size", DEFAULT_PAGE_SIZE);
         let page_size = page_text
             .trim()
@@ -214,6 +221,24 @@ impl Settings {
     pub fn scrub(&self, text: &str) -> String {
         text.replace(&self.access_token, "<redacted>")
     }
+}
+
+/// True for an `https://` URL, or an `http://` one whose host is the
+/// loopback interface (the fake in `sim/`, a local proxy).
+fn https_or_loopback(url: &str) -> bool {
+    if url.starts_with("https://") {
+        return true;
+    }
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split('/').next().unwrap_or("");
+    let host = if authority.starts_with('[') {
+        authority.split_inclusive(']').next().unwrap_or(authority)
+    } else {
+        authority.split(':').next().unwrap_or(authority)
+    };
+    matches!(host, "127.0.0.1" | "localhost" | "[::1]")
 }
 
 #[cfg(test)]
@@ -274,6 +299,28 @@ mod tests {
             m.contains("`access_token`") && !m.contains("secret-token"),
             "{m}"
         );
+    }
+
+    #[test]
+    fn base_url_is_https_except_on_loopback() {
+        for ok in [
+            "https://api.nuvemshop.com.br/v1",
+            "http://127.0.0.1:18935/v1",
+            "http://localhost:8080/v1",
+            "http://[::1]:8080/v1",
+        ] {
+            install(base().setting("base_url", ok));
+            assert!(Settings::load().is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://api.nuvemshop.com.br/v1",
+            "http://127.0.0.1.example.com/v1",
+            "http://localhost.example.com/v1",
+        ] {
+            install(base().setting("base_url", bad));
+            let m = message(Settings::load().unwrap_err());
+            assert!(m.contains("`base_url`") && m.contains(bad), "{m}");
+        }
     }
 
     #[test]

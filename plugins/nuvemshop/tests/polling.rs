@@ -652,3 +652,37 @@ fn the_list_cap_without_updated_at_max_keeps_the_mark() {
         "the log says what happened"
     );
 }
+
+#[test]
+fn a_detail_that_is_not_json_is_reported_without_the_token() {
+    install(
+        harness(&FakeStore::new(vec![], Order::UpdatedAsc)).transport(
+            |req: &Request| -> Result<Response, HttpError> {
+                let body = if req.url.contains("/orders/") {
+                    format!("<html>proxy error for bearer {TOKEN}</html>")
+                } else {
+                    "[]".to_owned()
+                };
+                Ok(Response {
+                    status: 200,
+                    headers: vec![
+                        ("x-rate-limit-limit".into(), "40".into()),
+                        ("x-rate-limit-remaining".into(), "39".into()),
+                        ("x-rate-limit-reset".into(), "500".into()),
+                    ],
+                    body: body.into_bytes(),
+                })
+            },
+        ),
+    );
+    let page = Nuvemshop::poll(PollRequest {
+        cursor: None,
+        detail_cutoff: None,
+        look_at: vec!["42".into()],
+    })
+    .unwrap();
+    assert!(page.orders.is_empty());
+    let logs = format!("{:?}", testing::logs());
+    assert!(logs.contains("not JSON"), "{logs}");
+    assert!(!logs.contains(TOKEN), "{logs}");
+}
