@@ -18,8 +18,8 @@ use std::time::Duration;
 use arauto_sim::channels::{FakeProvider, Provider};
 use arauto_sim::nuvemshop::{
     Customer, Endpoint, FakeNuvemshop, Fault, FulfillmentOrder, ListOrder, NsStore, Order,
-    PushOutcome, RateLimit, Route, StoreCredentials, TimeFormat, WebhookEvent, payment, shipping,
-    signature,
+    PushOutcome, RateLimit, Route, ShippingVocabulary, StoreCredentials, TimeFormat, WebhookEvent,
+    payment, shipping, signature,
 };
 use serde_json::Value;
 
@@ -412,6 +412,9 @@ fn webhooks_register_with_rules_and_pushes_are_signed() {
         post(r#"{"event":"order/paid","url":"ftp://x.example"}"#.into()).status,
         422
     );
+    let plain = post(r#"{"event":"order/paid","url":"http://hooks.example.com/x"}"#.into());
+    assert_eq!(plain.status, 422, "the docs: must be HTTPS");
+    assert!(plain.body.contains("HTTPS"), "{}", plain.body);
     assert_eq!(
         post(format!(r#"{{"event":"order/eaten","url":"{url}"}}"#)).status,
         422
@@ -560,4 +563,76 @@ fn a_new_order_mid_sweep_pushes_rows_onto_the_next_page_by_default() {
     assert_eq!(page2.ids(), [ids[3], ids[2], ids[1]]);
     assert_eq!(page1.header("x-total-count"), Some("6"));
     assert_eq!(page2.header("x-total-count"), Some("7"));
+}
+
+#[test]
+fn the_docs_example_vocabulary_tells_packed_apart_only_by_next_action() {
+    let (ns, store) = fake_with_store();
+    store.configure(|o| o.shipping_vocabulary = ShippingVocabulary::Examples);
+    let pending = store.create_order(Order::new());
+    let paid = store.create_order(Order::new());
+    store.set_payment_status(paid, payment::PAID).expect("pay");
+    let packed = store.create_order(Order::new());
+    store
+        .set_payment_status(packed, payment::PAID)
+        .expect("pay");
+    store.pack(packed).expect("pack");
+    let shipped = store.create_order(Order::new());
+    store
+        .set_payment_status(shipped, payment::PAID)
+        .expect("pay");
+    store.fulfill(shipped, "AA123456785BR", None).expect("ship");
+    let row = |id| get(&ns, &format!("/v1/123456/orders/{id}")).json();
+    let states = |id| {
+        let o = row(id);
+        (o["shipping_status"].clone(), o["next_action"].clone())
+    };
+    assert_eq!(
+        states(pending),
+        ("unshipped".into(), "waiting_manual_confirmation".into())
+    );
+    assert_eq!(states(paid), ("unshipped".into(), "waiting_packing".into()));
+    assert_eq!(
+        states(packed),
+        ("unshipped".into(), "waiting_shipment".into())
+    );
+    assert_eq!(states(shipped).0, "shipped");
+    // The default vocabulary is unchanged.
+    store.configure(|o| o.shipping_vocabulary = ShippingVocabulary::Fulfillment);
+    assert_eq!(states(packed).0, shipping::UNFULFILLED);
+}
+
+#[test]
+fn updated_bounds_can_be_exclusive_and_rows_can_lack_the_state_fields() {
+    let (ns, store) = fake_with_store();
+    // A whole second, as the filters and the rendering have it.
+    ns.set_now(arauto_sim::nuvemshop::Timestamp::from_second(1_715_342_400).expect("instant"));
+    let id = store.create_order(Order::new());
+    let at = store
+        .order(id)
+        .and_then(|o| o.updated_at)
+        .expect("updated_at");
+    let stamp = at.strftime("%Y-%m-%dT%H:%M:%S%%2B00:00").to_string();
+    let list = |ns: &FakeNuvemshop| {
+        get(
+            ns,
+            &format!("/v1/123456/orders?updated_at_min={stamp}&updated_at_max={stamp}"),
+        )
+    };
+    assert_eq!(list(&ns).ids(), [id], "inclusive by default");
+    store.configure(|o| {
+        o.exclusive_updated_bounds = true;
+        o.empty_list_404 = false;
+    });
+    assert_eq!(list(&ns).ids(), Vec::<u64>::new(), "exclusive");
+    store.configure(|o| {
+        o.exclusive_updated_bounds = false;
+        o.list_rows_without_state = true;
+    });
+    let row = list(&ns).json()[0].clone();
+    for key in ["status", "payment_status", "shipping_status", "next_action"] {
+        assert!(row.get(key).is_none(), "{key} in the list row");
+    }
+    let detail = get(&ns, &format!("/v1/123456/orders/{id}")).json();
+    assert_eq!(detail["status"], "open", "the detail keeps them");
 }

@@ -129,6 +129,19 @@ pub enum TimeFormat {
     Utc,
 }
 
+/// The words `shipping_status` is rendered with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ShippingVocabulary {
+    /// `unpacked`, `unfulfilled` (packed), `fulfilled`: the values the
+    /// reference's property table lists (the default).
+    #[default]
+    Fulfillment,
+    /// The reference's JSON examples: `unshipped` before shipping, packed or
+    /// not (only `next_action` = `waiting_shipment` tells packed apart), and
+    /// `shipped` after.
+    Examples,
+}
+
 /// Shape switches of one fake store.
 #[derive(Clone, Debug, PartialEq)]
 pub struct StoreOptions {
@@ -158,6 +171,15 @@ pub struct StoreOptions {
     /// 422 (the newer reference says the order list refuses more than
     /// 10,000; the status is assumed). `None`: no cap.
     pub max_list_depth: Option<usize>,
+    /// How `shipping_status` is spelt (`next_action` is always rendered).
+    pub shipping_vocabulary: ShippingVocabulary,
+    /// Read `updated_at_min`/`updated_at_max` as exclusive bounds (the docs
+    /// do not say; the default is inclusive).
+    pub exclusive_updated_bounds: bool,
+    /// List rows carry no state fields (`status`, `payment_status`,
+    /// `shipping_status`, `next_action`): only the detail has them, as an
+    /// API answering a `fields` subset would. Off by default.
+    pub list_rows_without_state: bool,
 }
 
 impl Default for StoreOptions {
@@ -172,6 +194,9 @@ impl Default for StoreOptions {
             legacy_payment_filter: false,
             empty_list_404: true,
             max_list_depth: Some(10_000),
+            shipping_vocabulary: ShippingVocabulary::default(),
+            exclusive_updated_bounds: false,
+            list_rows_without_state: false,
         }
     }
 }

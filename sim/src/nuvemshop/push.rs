@@ -440,6 +440,11 @@ pub(crate) fn refuse_url(url: &str) -> Option<&'static str> {
     if host.contains("tiendanube") || host.contains("nuvemshop") {
         return Some("the platform's own domains are not allowed");
     }
+    // The docs: the URL "Must be HTTPS". Plain http stays open for the
+    // loopback address only, so a test rig needs no certificate.
+    if url.starts_with("http://") && host != "127.0.0.1" {
+        return Some("must be HTTPS");
+    }
     None
 }
 
@@ -466,5 +471,10 @@ mod tests {
         assert!(refuse_url("https://app.nuvemshop.com.br/x").is_some());
         assert!(refuse_url("https:///x").is_some());
         assert!(refuse_url("/hooks").is_some());
+        assert_eq!(
+            refuse_url("http://example.com/x"),
+            Some("must be HTTPS"),
+            "plain http only on 127.0.0.1"
+        );
     }
 }

@@ -10,7 +10,7 @@ use jiff::Timestamp;
 use serde_json::{Value, json};
 
 use super::model::{Order, money};
-use super::{TimeFormat, Webhook};
+use super::{ShippingVocabulary, TimeFormat, Webhook};
 
 /// São Paulo has been UTC−03:00 all year since 2019.
 fn sao_paulo() -> jiff::tz::Offset {
@@ -35,7 +35,12 @@ fn opt_time(at: Option<Timestamp>, format: TimeFormat) -> Value {
 }
 
 /// One order (list row or detail).
-pub(crate) fn order(order: &Order, format: TimeFormat, overrides: &[(String, Value)]) -> Value {
+pub(crate) fn order(
+    order: &Order,
+    format: TimeFormat,
+    vocabulary: ShippingVocabulary,
+    overrides: &[(String, Value)],
+) -> Value {
     let created = opt_time(order.created_at, format);
     let updated = opt_time(order.updated_at, format);
     let customer = &order.customer;
@@ -61,7 +66,7 @@ pub(crate) fn order(order: &Order, format: TimeFormat, overrides: &[(String, Val
         "number": order.number,
         "status": order.status,
         "payment_status": order.payment_status,
-        "shipping_status": order.shipping_status,
+        "shipping_status": shipping_word(&order.shipping_status, vocabulary),
         "next_action": next_action(order),
         "cancel_reason": order.cancel_reason,
         "contact_name": customer.name,
@@ -128,6 +133,19 @@ pub(crate) fn order(order: &Order, format: TimeFormat, overrides: &[(String, Val
         }
     }
     body
+}
+
+/// `shipping_status` in the store's vocabulary.
+fn shipping_word(value: &str, vocabulary: ShippingVocabulary) -> &str {
+    use super::model::shipping;
+    match vocabulary {
+        ShippingVocabulary::Fulfillment => value,
+        ShippingVocabulary::Examples => match value {
+            shipping::UNPACKED | shipping::UNFULFILLED => "unshipped",
+            shipping::FULFILLED => "shipped",
+            other => other,
+        },
+    }
 }
 
 /// `next_action`, derived as the docs describe it.

@@ -405,7 +405,12 @@ fn answer(
 
 fn render_order(store: &StoreState, id: u64, order: &Order) -> Value {
     let overrides = store.overrides.get(&id).map_or(&[][..], Vec::as_slice);
-    render::order(order, store.options.time_format, overrides)
+    render::order(
+        order,
+        store.options.time_format,
+        store.options.shipping_vocabulary,
+        overrides,
+    )
 }
 
 fn param<'a>(query: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -534,8 +539,9 @@ fn list(store: &StoreState, request: &Request<'_>) -> Response {
         .filter(|(id, o)| {
             let updated = o.updated_at.unwrap_or(Timestamp::UNIX_EPOCH);
             let created = o.created_at.unwrap_or(Timestamp::UNIX_EPOCH);
-            updated_min.is_none_or(|m| updated >= m)
-                && updated_max.is_none_or(|m| updated <= m)
+            let exclusive = store.options.exclusive_updated_bounds;
+            updated_min.is_none_or(|m| updated > m || (!exclusive && updated == m))
+                && updated_max.is_none_or(|m| updated < m || (!exclusive && updated == m))
                 && created_min.is_none_or(|m| created >= m)
                 && created_max.is_none_or(|m| created <= m)
                 && since_id.is_none_or(|s| **id > s)
@@ -574,7 +580,17 @@ fn list(store: &StoreState, request: &Request<'_>) -> Response {
         .iter()
         .skip((page - 1) * per_page)
         .take(per_page)
-        .map(|(id, o)| only_fields(render_order(store, **id, o), query))
+        .map(|(id, o)| {
+            let mut row = render_order(store, **id, o);
+            if store.options.list_rows_without_state
+                && let Some(map) = row.as_object_mut()
+            {
+                for key in ["status", "payment_status", "shipping_status", "next_action"] {
+                    map.remove(key);
+                }
+            }
+            only_fields(row, query)
+        })
         .collect();
     let mut response = json_response(StatusCode::OK, &Value::Array(body));
     let headers = response.headers_mut();
