@@ -43,6 +43,10 @@ struct FakeStore {
     unlisted: Vec<u64>,
     /// Behave like an API without `updated_at_max`.
     ignore_max: bool,
+    /// Read `updated_at_min`/`_max` as exclusive bounds.
+    exclusive: bool,
+    /// List rows without the state fields (only the detail has them).
+    strip_state: bool,
 }
 
 fn order(id: u64, updated_ms: i64, payment: &str, shipping: &str) -> Value {
@@ -75,6 +79,8 @@ impl FakeStore {
             lists: 0,
             unlisted: Vec::new(),
             ignore_max: false,
+            exclusive: false,
+            strip_state: false,
         }))
     }
 
@@ -141,8 +147,9 @@ impl FakeStore {
             .orders
             .iter()
             .filter(|o| {
-                updated(o) >= min
-                    && (self.ignore_max || updated(o) <= max)
+                let at = updated(o);
+                (at > min || (!self.exclusive && at == min))
+                    && (self.ignore_max || at < max || (!self.exclusive && at == max))
                     && !self.unlisted.contains(&o["id"].as_u64().unwrap())
             })
             .cloned()
@@ -175,6 +182,16 @@ impl FakeStore {
             .into_iter()
             .skip((page as usize - 1) * per_page)
             .take(per_page)
+            .map(|mut row| {
+                if self.strip_state
+                    && let Some(map) = row.as_object_mut()
+                {
+                    for key in ["status", "payment_status", "shipping_status", "next_action"] {
+                        map.remove(key);
+                    }
+                }
+                row
+            })
             .collect();
         Response {
             status: 200,
@@ -685,4 +702,31 @@ fn a_detail_that_is_not_json_is_reported_without_the_token() {
     let logs = format!("{:?}", testing::logs());
     assert!(logs.contains("not JSON"), "{logs}");
     assert!(!logs.contains(TOKEN), "{logs}");
+}
+
+#[test]
+fn exclusive_bounds_and_rows_without_state_lose_nothing() {
+    // Orders on whole seconds, some on a slice's edge; the list honours its
+    // bounds exclusively and carries no state, so every state comes from the
+    // detail.
+    let orders: Vec<Value> = (1..=40)
+        .map(|id| order(id, NOW - 3_600_000 + id as i64 * 30_000, "paid", "unpacked"))
+        .collect();
+    let store = FakeStore::new(orders, Order::CreatedDesc);
+    store.borrow_mut().exclusive = true;
+    store.borrow_mut().strip_state = true;
+    install(harness(&store).setting("page_size", "5"));
+    let mut cursor = None;
+    let mut codes = sweep_codes(&mut cursor);
+    codes.sort();
+    codes.dedup();
+    assert_eq!(codes.len(), 40, "each order once: {codes:?}");
+    assert!(codes.iter().all(|(_, code)| code == "paid"), "{codes:?}");
+    // A later change on a whole second is read too.
+    testing::set_now_unix_ms(NOW as u64 + 60_000);
+    store.borrow_mut().orders[0] = order(1, NOW + 30_000, "paid", "shipped");
+    assert_eq!(
+        sweep_codes(&mut cursor),
+        [("1".to_owned(), "fulfilled".to_owned())]
+    );
 }
