@@ -19,7 +19,7 @@ pub struct Cursor {
     /// Layout version.
     pub v: u32,
     /// Newest `updated_at` (Unix ms) a completed sweep listed, clamped to
-    /// now + tolerance; `None` before the first sweep completes.
+    /// the sweep's start; `None` before the first sweep completes.
     pub mark_ms: Option<i64>,
     /// id → `updated_at` (ms) of every version returned that the next
     /// sweep's window can still list: such rows are dropped as seen.
