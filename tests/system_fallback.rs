@@ -207,6 +207,59 @@ fn a_store_already_sending_on_the_fallback_channel_gets_no_second_copy() {
     assert!(wa.received().is_empty());
 }
 
+/// Two store entries on one shop account: `loja` sends by WhatsApp and falls
+/// back to SMS, `loja2` sends by SMS. Ana, not on WhatsApp, gets one SMS, not
+/// one per store entry: the fallback job carries the planner's fingerprint
+/// key, so whichever of the two SMS jobs comes second is recognised as the
+/// same notification for the same customer.
+#[test]
+fn two_store_entries_on_one_shop_account_send_the_fallback_sms_once() {
+    let world = World::new();
+    let shop = world.shop("loja");
+    let (wa, sms) = (
+        world.channel(Provider::WhatsAppCloud),
+        world.channel(Provider::Twilio),
+    );
+    wa.unreachable_recipients(&[&e164(1)]);
+    let second_entry = world
+        .store_toml(&shop, &["sms"], StoreKnobs::default())
+        .replace("[stores.loja]", "[stores.loja2]")
+        .replace("[stores.loja.", "[stores.loja2.");
+    let tables = world.store_toml(&shop, &["wa"], StoreKnobs::default())
+        + &second_entry
+        + &channel_falling_back(&world, "wa", &wa, "sms")
+        + &world.channel_toml("sms", &sms, ChannelKnobs::default());
+    let mut daemon = world.start(&tables, &[]);
+    let ana = create(&shop, order_for("Ana", 1, "aguardando_pagamento"));
+    let ana_id = ana.to_string();
+
+    wait_fallback_line(&daemon, ana, "wa");
+    // loja2 has seen the order too: it queued the SMS, or found it queued.
+    daemon
+        .stderr
+        .wait_for_matching(0, PATIENCE, "loja2 planning Ana's SMS", |line| {
+            field(line, "store") == Some("loja2")
+                && field(line, "order") == Some(ana_id.as_str())
+                && (line.contains("notification queued") || line.contains("duplicate not queued"))
+        });
+    assert_eq!(world.wait_received(&sms, 1)[0].to, e164(1));
+    stop(&mut daemon);
+
+    let db = StateDb::open(&daemon);
+    let sms_jobs: Vec<Job> = ["loja", "loja2"]
+        .iter()
+        .flat_map(|store| db.jobs_for_order(store, &ana_id))
+        .filter(|job| job.channel == "sms")
+        .collect();
+    assert_eq!(sms_jobs.len(), 1, "one SMS job for Ana: {sms_jobs:#?}");
+    let on_wa = jobs_on(&db, ana, "wa");
+    assert_eq!(on_wa[0].state, JobState::Skipped, "{on_wa:#?}");
+    assert_eq!(on_wa[0].fell_back_to, Some(sms_jobs[0].id));
+    assert_eq!(sms.received().len(), 1, "{:#?}", sms.received());
+    assert!(wa.received().is_empty());
+    db.verify();
+}
+
 /// The fallback channel delivers by e-mail (the `email-sender` test plugin)
 /// and Ana's order has none: the fallback is skipped with a warning naming
 /// the store, order and both channels, and her WhatsApp job is
