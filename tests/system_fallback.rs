@@ -3,7 +3,8 @@
 //! Evolution `exists:false`) gets the same notification by SMS through the
 //! Twilio fake, exactly once; a customer on WhatsApp gets only WhatsApp;
 //! chains are followed; `arauto report` counts the fallbacks and `arauto
-//! queue show` of the original job names the job it fell back to.
+//! queue show` of the original job names the job it fell back to, and of the
+//! fallback job the job it came from.
 //!
 //! The providers are the fakes of `arauto_sim::channels`, told which
 //! customers they cannot reach (`FakeProvider::unreachable_recipients`).
@@ -144,6 +145,7 @@ fn a_customer_not_on_whatsapp_gets_the_sms_instead_exactly_once() {
         ana_wa[0].outcome_reason
     );
     assert_eq!(ana_sms[0].state, JobState::Sent);
+    assert_eq!(ana_sms[0].fallback_of, Some(ana_wa[0].id));
     assert_eq!(ana_sms[0].kind_name(), ana_wa[0].kind_name());
     assert!(jobs_on(&db, bruno, "sms").is_empty(), "Bruno never by SMS");
     assert_eq!(jobs_on(&db, bruno, "wa")[0].state, JobState::Sent);
@@ -164,6 +166,23 @@ fn a_customer_not_on_whatsapp_gets_the_sms_instead_exactly_once() {
             .lines()
             .any(|line| line.starts_with("fell back to")
                 && line.contains(&format!("job {}", ana_sms[0].id))),
+        "{}",
+        shown.stdout
+    );
+    let shown = operator::arauto(&[
+        "queue",
+        "show",
+        &ana_sms[0].id.to_string(),
+        "--config",
+        daemon.config_path.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(shown.code, 0, "{shown:?}");
+    assert!(
+        shown
+            .stdout
+            .lines()
+            .any(|line| line.starts_with("fallback of")
+                && line.contains(&format!("job {}", ana_wa[0].id))),
         "{}",
         shown.stdout
     );

@@ -234,6 +234,11 @@ pub struct Job {
     /// customer would get it twice).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fell_back_to: Option<JobId>,
+    /// Set on a job created by a fallback: the job whose channel could not
+    /// reach the recipient (the one whose [`Job::fell_back_to`] names this
+    /// job). Absent from records written before fallbacks existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_of: Option<JobId>,
     /// The notification, or why its record cannot be read.
     #[serde(flatten)]
     pub body: JobBody,

@@ -357,6 +357,7 @@ impl Ctx<'_> {
             receipt: None,
             dedupe_keys: new.dedupe_keys,
             fell_back_to: None,
+            fallback_of: None,
             body: JobBody::Readable {
                 kind: new.kind,
                 payload: new.payload,
@@ -588,6 +589,10 @@ impl Ctx<'_> {
                 let fallback_channel = fallback.channel.to_string();
                 match self.insert_job(*fallback)? {
                     EnqueueOutcome::Inserted(id) => {
+                        if let Some(mut created) = self.load(id)? {
+                            created.fallback_of = Some(job.id);
+                            self.save(&created)?;
+                        }
                         self.fell_back(&mut job, reason, &fallback_channel, "as job", id);
                         self.record_fallback(job.channel.as_str(), now, &fallback_channel)?;
                         fallback_inserted = Some(id);
