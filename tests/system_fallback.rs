@@ -2,7 +2,8 @@
 //! customer the WhatsApp provider cannot reach (WhatsApp Cloud error 131026,
 //! Evolution `exists:false`) gets the same notification by SMS through the
 //! Twilio fake, exactly once; a customer on WhatsApp gets only WhatsApp;
-//! chains are followed; `arauto report` counts the fallbacks and `arauto
+//! chains are followed; two store entries on one shop account send the
+//! fallback once; `arauto report` counts the fallbacks and `arauto
 //! queue show` of the original job names the job it fell back to, and of the
 //! fallback job the job it came from.
 //!

@@ -43,8 +43,8 @@ use tokio::sync::watch;
 pub use error::{BackendCause, Error, Result};
 pub use types::{
     ATTEMPT_LOG_LEN, AttemptRecord, CancelOutcome, ChannelStats, ChannelStatus, Claim, ClockSkew,
-    Completed, Completion, CounterQuery, CounterRow, EnqueueOutcome, ErrorClass, FallbackCount, FinishedJob,
-    Job, JobBody, JobFilter, JobId, JobState, LastError, NewJob, Outcome, PageCapHit,
+    Completed, Completion, CounterQuery, CounterRow, EnqueueOutcome, ErrorClass, FallbackCount,
+    FinishedJob, Job, JobBody, JobFilter, JobId, JobState, LastError, NewJob, Outcome, PageCapHit,
     ParseJobIdError, ParseJobStateError, Pause, PollCommit, PollOutcome, PurgeFilter, Receipt,
     RequeueOutcome, StoreStats, StoreStatus, UnreadableOrder, VerifyReport,
 };

@@ -11,9 +11,9 @@ use super::tables::{NO_EXPIRY, backend, decode, encode, load_job};
 use super::writer::Ctx;
 use crate::job::timestamp_ms;
 use crate::queue::{
-    CancelOutcome, ChannelStatus, Claim, Completed, Completion, EnqueueOutcome, Error, Job, JobBody,
-    JobFilter, JobId, JobState, NewJob, Outcome, Pause, PollCommit, PollOutcome, PurgeFilter,
-    RequeueOutcome, Result, StoreStatus,
+    CancelOutcome, ChannelStatus, Claim, Completed, Completion, EnqueueOutcome, Error, Job,
+    JobBody, JobFilter, JobId, JobState, NewJob, Outcome, Pause, PollCommit, PollOutcome,
+    PurgeFilter, RequeueOutcome, Result, StoreStatus,
 };
 
 /// Longest channel, store, order id, kind or pacing day accepted (index keys stay small).
@@ -645,7 +645,8 @@ impl Ctx<'_> {
         fallback_id: JobId,
     ) {
         let now = self.now;
-        let outcome = format!("{reason}; fell back to channel {fallback_channel} {how} {fallback_id}");
+        let outcome =
+            format!("{reason}; fell back to channel {fallback_channel} {how} {fallback_id}");
         job.log_attempt(now, outcome.clone());
         job.last_error = Some(reason);
         job.fell_back_to = Some(fallback_id);
