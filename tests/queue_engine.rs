@@ -1263,6 +1263,45 @@ async fn a_fallback_ends_the_job_and_plans_it_on_the_other_channel_at_once() -> 
     f.assert_consistent().await
 }
 
+/// Cancelling a fallback job (the order reopened before it went out) frees
+/// the keys of the job that fell back to it too: neither was sent, so the
+/// notification planned again on the original channel is queued, not
+/// refused as a duplicate of the skipped original.
+#[tokio::test]
+async fn cancelling_a_fallback_job_frees_the_original_jobs_keys() -> Result<()> {
+    let f = Fixture::new()?;
+    let original = f
+        .enqueue_one(new_job("wa", "1", "order-canceled", f.now()))
+        .await?;
+    let job = f.claim_one("wa", f.now()).await?;
+    let done = f
+        .store
+        .complete_noting_fallback(
+            job.claim(),
+            Completion::FellBack {
+                reason: "131026".into(),
+                fallback: Box::new(new_job("sms", "1", "order-canceled", f.now())),
+            },
+        )
+        .await?;
+    let sms_id = done.fallback_inserted.context("a new SMS job")?;
+    let sms = f.store.get(sms_id).await?.context("the SMS job")?;
+    assert_eq!(sms.fallback_of, Some(original));
+
+    f.store
+        .cancel(vec![sms_id], "order reopened".into())
+        .await?;
+    let again = f
+        .store
+        .enqueue(vec![new_job("wa", "1", "order-canceled", f.now())])
+        .await?;
+    ensure!(
+        matches!(again.as_slice(), [EnqueueOutcome::Inserted(_)]),
+        "{again:?}"
+    );
+    f.assert_consistent().await
+}
+
 /// A fallback whose key is held by a job that already ended unsent (here:
 /// after a reload turned `wa -> sms` into `sms -> wa`, the SMS job falls back
 /// onto the WhatsApp job that fell back to it) plans nothing and names

@@ -23,7 +23,8 @@
 //!   (`spend_attempt: false`) give the attempt back.
 //! * **Dedupe keys** are held by a job until it is pruned, or until it is
 //!   cancelled (a cancelled notification was never sent, so planning it again
-//!   later keeps "at most once"); enqueuing a job whose key is held returns the
+//!   later keeps "at most once"; cancelling a fallback job frees the keys of
+//!   the skipped job that fell back to it too, as neither was sent); enqueuing a job whose key is held returns the
 //!   holder's id and writes nothing.
 //! * **One poll, one commit**: [`StateStore::commit_poll`] writes the cursor,
 //!   order records, new jobs, cancellations and store status atomically.

@@ -222,7 +222,9 @@ pub struct Job {
     /// Delivery proof, once sent.
     #[serde(default)]
     pub receipt: Option<Receipt>,
-    /// The keys that made it unique (held until the job is pruned).
+    /// The keys that made it unique (held until the job is pruned, cancelled,
+    /// or, for a job that fell back, until its unsent fallback job is
+    /// cancelled: then the list is emptied).
     #[serde(default)]
     pub dedupe_keys: Vec<String>,
     /// Set when the recipient could not be reached on this job's channel and

@@ -684,6 +684,34 @@ impl Ctx<'_> {
         // if the same notification is planned again (an order that left a
         // cancellation and came back), so its keys are freed.
         self.release_dedupe_keys(&job)?;
+        // A cancelled fallback job was never sent, and neither was the job
+        // that fell back to it (nor that one's original, up a chain): their
+        // keys are freed too, or the notification planned again on the
+        // original channel would be refused as a duplicate.
+        let mut child = job.id;
+        let mut next = job.fallback_of;
+        let mut seen = vec![job.id];
+        while let Some(id) = next.filter(|id| !seen.contains(id)) {
+            seen.push(id);
+            match self.load(id)? {
+                Some(mut original)
+                    if original.state == JobState::Skipped
+                        && original.fell_back_to == Some(child) =>
+                {
+                    self.release_dedupe_keys(&original)?;
+                    // It holds none now (what `verify` checks).
+                    original.dedupe_keys.clear();
+                    original.log_attempt(
+                        self.now,
+                        format!("keys released: its fallback job {child} was cancelled ({reason})"),
+                    );
+                    self.save(&original)?;
+                    child = original.id;
+                    next = original.fallback_of;
+                }
+                _ => break,
+            }
+        }
         Ok(CancelOutcome::Cancelled)
     }
 
