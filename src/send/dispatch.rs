@@ -263,14 +263,13 @@ impl Dispatcher {
                     .db
                     .complete_noting_fallback(claim, Completion::Dead { reason: dead })
                     .await?;
-                self.metrics
-                    .job(&job.store, job.channel.as_str(), job.kind_name(), "dead");
                 (done.job, None)
             }
             Err(error) => return Err(error),
         };
         let label = match (&fallback, job_after.state) {
-            // A fallback whose channel already ended that notification unsent.
+            // A fallback the queue refused, or whose channel already ended
+            // that notification unsent: the job is dead, not fell-back.
             (Some(_), crate::queue::JobState::Dead) => Some("dead"),
             _ => label,
         };
