@@ -565,3 +565,48 @@ fn an_order_with_only_a_landline_is_reported_with_its_reason_and_check_only_warn
         run.stdout
     );
 }
+
+/// A channel the store uses only as the fallback of its own channel is not
+/// "unused": its section says whose fallback it is, and `check --store`
+/// includes it.
+#[test]
+fn a_fallback_only_channel_is_named_as_the_fallback_of_a_store_channel() {
+    let world = world();
+    let wa = world.whatsapp.url();
+    let primary = format!(
+        r#"[channels.primary]
+plugin = "evolution-api"
+fallback = "whatsapp"
+[channels.primary.sandbox]
+allowed_hosts = ["{wa}"]
+allow_private_addresses = true
+[channels.primary.settings]
+base_url = "{wa}"
+instance = "loja"
+api_key = "evo-key"
+"#
+    );
+    let daemon = start(
+        &world,
+        &Setup {
+            channels: r#"["primary"]"#,
+            extra: &format!("{RELAXED}\n{primary}"),
+            ..Setup::default()
+        },
+    );
+    daemon.stderr.wait_for("poll complete");
+
+    for extra in [&["--json"][..], &["--store", "loja", "--json"][..]] {
+        let c = check(&daemon, extra).json();
+        assert_line(
+            check_line(&c, "channel", Some("whatsapp"), "stores"),
+            "ok",
+            &["used by fallback of primary (store loja)"],
+        );
+        assert_line(
+            check_line(&c, "channel", Some("primary"), "stores"),
+            "ok",
+            &["used by loja"],
+        );
+    }
+}

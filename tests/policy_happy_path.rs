@@ -656,6 +656,44 @@ fn a_pending_cancellation_notice_is_withdrawn_when_the_order_reopens() {
     assert_eq!(kinds(&d), vec![K::OrderCanceled]);
 }
 
+/// The same, when the cancellation notice had fallen back to SMS (the
+/// customer is not on WhatsApp) before the order reopened: withdrawing the
+/// SMS job also forgets the WhatsApp plan it stood in for, so the second
+/// cancellation is announced.
+#[test]
+fn a_withdrawn_fallback_notice_does_not_silence_the_next_cancellation() {
+    let mut policy = policy();
+    policy.timing.quiet_hours = QuietHours::new(
+        time(21, 0, 0, 0),
+        time(8, 0, 0, 0),
+        TimeZone::get("America/Sao_Paulo").unwrap_or(TimeZone::UTC),
+    )
+    .ok();
+    let night: jiff::Timestamp = "2025-06-11T02:00:00Z".parse().unwrap_or(t0());
+    let mut h = Harness::default();
+    h.poll(
+        &policy,
+        order("1", "pedido_pago", night - mins(60 * 5)),
+        night - mins(60 * 5),
+    );
+    h.send_all("1");
+    let d = h.poll(&policy, order("1", "pedido_cancelado", night), night);
+    assert_eq!(kinds(&d), vec![K::OrderCanceled]);
+    h.fall_back("1", K::OrderCanceled, "sms");
+
+    let d = h.poll(
+        &policy,
+        order("1", "pedido_pago", night + mins(30)),
+        night + mins(30),
+    );
+    assert_eq!(d.cancel.len(), 1, "the SMS notice is withdrawn");
+    assert!(h.pending_kinds("1").is_empty());
+
+    let morning = night + mins(60 * 10);
+    let d = h.poll(&policy, order("1", "pedido_cancelado", morning), morning);
+    assert_eq!(kinds(&d), vec![K::OrderCanceled], "announced again");
+}
+
 #[test]
 fn store_override_maps_a_custom_status_to_order_shipped() {
     let policy = policy_with(&[("despachado_transportadora", Some(K::OrderShipped))]);

@@ -249,6 +249,7 @@ impl Model {
                 kind: j.planned.kind,
                 priority: j.planned.priority,
                 channel: j.planned.channel.clone(),
+                stands_in_for: Vec::new(),
             })
             .collect();
         let recognized = self

@@ -1252,5 +1252,114 @@ async fn a_fallback_ends_the_job_and_plans_it_on_the_other_channel_at_once() -> 
         .await?;
     assert_eq!(ended.fell_back_to, Some(direct));
     assert_eq!(f.store.jobs_for_order("loja", "2").await?.len(), 2);
+    // Naming a job already planned there is not a new fallback: not counted.
+    let status = f.store.channel_status("wa").await?;
+    assert_eq!(
+        status.fallbacks.iter().map(|c| c.count).sum::<u64>(),
+        1,
+        "{:?}",
+        status.fallbacks
+    );
+    f.assert_consistent().await
+}
+
+/// Cancelling a fallback job (the order reopened before it went out) frees
+/// the keys of the job that fell back to it too: neither was sent, so the
+/// notification planned again on the original channel is queued, not
+/// refused as a duplicate of the skipped original.
+#[tokio::test]
+async fn cancelling_a_fallback_job_frees_the_original_jobs_keys() -> Result<()> {
+    let f = Fixture::new()?;
+    let original = f
+        .enqueue_one(new_job("wa", "1", "order-canceled", f.now()))
+        .await?;
+    let job = f.claim_one("wa", f.now()).await?;
+    let done = f
+        .store
+        .complete_noting_fallback(
+            job.claim(),
+            Completion::FellBack {
+                reason: "131026".into(),
+                fallback: Box::new(new_job("sms", "1", "order-canceled", f.now())),
+            },
+        )
+        .await?;
+    let sms_id = done.fallback_inserted.context("a new SMS job")?;
+    let sms = f.store.get(sms_id).await?.context("the SMS job")?;
+    assert_eq!(sms.fallback_of, Some(original));
+
+    f.store
+        .cancel(vec![sms_id], "order reopened".into())
+        .await?;
+    let again = f
+        .store
+        .enqueue(vec![new_job("wa", "1", "order-canceled", f.now())])
+        .await?;
+    ensure!(
+        matches!(again.as_slice(), [EnqueueOutcome::Inserted(_)]),
+        "{again:?}"
+    );
+    f.assert_consistent().await
+}
+
+/// A fallback whose key is held by a job that already ended unsent (here:
+/// after a reload turned `wa -> sms` into `sms -> wa`, the SMS job falls back
+/// onto the WhatsApp job that fell back to it) plans nothing and names
+/// nothing: the job ends dead with a reason naming the holder and its state,
+/// no fallback is counted, and `queue retry` can still retry it (two jobs
+/// pointing at each other could never be retried).
+#[tokio::test]
+async fn a_fallback_onto_a_job_that_already_ended_unsent_ends_the_job_dead() -> Result<()> {
+    let f = Fixture::new()?;
+    let original = f
+        .enqueue_one(new_job("wa", "1", "order-paid", f.now()))
+        .await?;
+    let job = f.claim_one("wa", f.now()).await?;
+    let done = f
+        .store
+        .complete_noting_fallback(
+            job.claim(),
+            Completion::FellBack {
+                reason: "131026".into(),
+                fallback: Box::new(new_job("sms", "1", "order-paid", f.now())),
+            },
+        )
+        .await?;
+    let sms_id = done.fallback_inserted.context("a new SMS job")?;
+    assert_eq!(done.job.fell_back_to, Some(sms_id));
+
+    // After the reload, sms falls back to wa, whose key the original holds.
+    let sms = f.claim_one("sms", f.now()).await?;
+    assert_eq!(sms.id, sms_id);
+    let done = f
+        .store
+        .complete_noting_fallback(
+            sms.claim(),
+            Completion::FellBack {
+                reason: "not a mobile number".into(),
+                fallback: Box::new(new_job("wa", "1", "order-paid", f.now())),
+            },
+        )
+        .await?;
+    assert_eq!(done.fallback_inserted, None);
+    assert_eq!(done.job.state, JobState::Dead);
+    assert_eq!(done.job.fell_back_to, None, "names nothing");
+    let reason = done.job.outcome_reason.clone().unwrap_or_default();
+    ensure!(
+        reason.contains("not a mobile number")
+            && reason.contains(&format!(
+                "fallback channel wa already ended: job {original} is skipped"
+            )),
+        "{reason}"
+    );
+    assert_eq!(f.store.jobs_for_order("loja", "1").await?.len(), 2);
+    assert!(
+        f.store.channel_status("sms").await?.fallbacks.is_empty(),
+        "not counted as a fallback"
+    );
+    assert_eq!(
+        f.store.requeue(vec![sms_id]).await?,
+        vec![(sms_id, RequeueOutcome::Requeued)]
+    );
     f.assert_consistent().await
 }

@@ -2,8 +2,10 @@
 //! customer the WhatsApp provider cannot reach (WhatsApp Cloud error 131026,
 //! Evolution `exists:false`) gets the same notification by SMS through the
 //! Twilio fake, exactly once; a customer on WhatsApp gets only WhatsApp;
-//! chains are followed; `arauto report` counts the fallbacks and `arauto
-//! queue show` of the original job names the job it fell back to.
+//! chains are followed; two store entries on one shop account send the
+//! fallback once; `arauto report` counts the fallbacks and `arauto
+//! queue show` of the original job names the job it fell back to, and of the
+//! fallback job the job it came from.
 //!
 //! The providers are the fakes of `arauto_sim::channels`, told which
 //! customers they cannot reach (`FakeProvider::unreachable_recipients`).
@@ -144,6 +146,7 @@ fn a_customer_not_on_whatsapp_gets_the_sms_instead_exactly_once() {
         ana_wa[0].outcome_reason
     );
     assert_eq!(ana_sms[0].state, JobState::Sent);
+    assert_eq!(ana_sms[0].fallback_of, Some(ana_wa[0].id));
     assert_eq!(ana_sms[0].kind_name(), ana_wa[0].kind_name());
     assert!(jobs_on(&db, bruno, "sms").is_empty(), "Bruno never by SMS");
     assert_eq!(jobs_on(&db, bruno, "wa")[0].state, JobState::Sent);
@@ -164,6 +167,23 @@ fn a_customer_not_on_whatsapp_gets_the_sms_instead_exactly_once() {
             .lines()
             .any(|line| line.starts_with("fell back to")
                 && line.contains(&format!("job {}", ana_sms[0].id))),
+        "{}",
+        shown.stdout
+    );
+    let shown = operator::arauto(&[
+        "queue",
+        "show",
+        &ana_sms[0].id.to_string(),
+        "--config",
+        daemon.config_path.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(shown.code, 0, "{shown:?}");
+    assert!(
+        shown
+            .stdout
+            .lines()
+            .any(|line| line.starts_with("fallback of")
+                && line.contains(&format!("job {}", ana_wa[0].id))),
         "{}",
         shown.stdout
     );
@@ -205,6 +225,59 @@ fn a_store_already_sending_on_the_fallback_channel_gets_no_second_copy() {
     );
     assert_eq!(sms.received().len(), 1, "{:#?}", sms.received());
     assert!(wa.received().is_empty());
+}
+
+/// Two store entries on one shop account: `loja` sends by WhatsApp and falls
+/// back to SMS, `loja2` sends by SMS. Ana, not on WhatsApp, gets one SMS, not
+/// one per store entry: the fallback job carries the planner's fingerprint
+/// key, so whichever of the two SMS jobs comes second is recognised as the
+/// same notification for the same customer.
+#[test]
+fn two_store_entries_on_one_shop_account_send_the_fallback_sms_once() {
+    let world = World::new();
+    let shop = world.shop("loja");
+    let (wa, sms) = (
+        world.channel(Provider::WhatsAppCloud),
+        world.channel(Provider::Twilio),
+    );
+    wa.unreachable_recipients(&[&e164(1)]);
+    let second_entry = world
+        .store_toml(&shop, &["sms"], StoreKnobs::default())
+        .replace("[stores.loja]", "[stores.loja2]")
+        .replace("[stores.loja.", "[stores.loja2.");
+    let tables = world.store_toml(&shop, &["wa"], StoreKnobs::default())
+        + &second_entry
+        + &channel_falling_back(&world, "wa", &wa, "sms")
+        + &world.channel_toml("sms", &sms, ChannelKnobs::default());
+    let mut daemon = world.start(&tables, &[]);
+    let ana = create(&shop, order_for("Ana", 1, "aguardando_pagamento"));
+    let ana_id = ana.to_string();
+
+    wait_fallback_line(&daemon, ana, "wa");
+    // loja2 has seen the order too: it queued the SMS, or found it queued.
+    daemon
+        .stderr
+        .wait_for_matching(0, PATIENCE, "loja2 planning Ana's SMS", |line| {
+            field(line, "store") == Some("loja2")
+                && field(line, "order") == Some(ana_id.as_str())
+                && (line.contains("notification queued") || line.contains("duplicate not queued"))
+        });
+    assert_eq!(world.wait_received(&sms, 1)[0].to, e164(1));
+    stop(&mut daemon);
+
+    let db = StateDb::open(&daemon);
+    let sms_jobs: Vec<Job> = ["loja", "loja2"]
+        .iter()
+        .flat_map(|store| db.jobs_for_order(store, &ana_id))
+        .filter(|job| job.channel == "sms")
+        .collect();
+    assert_eq!(sms_jobs.len(), 1, "one SMS job for Ana: {sms_jobs:#?}");
+    let on_wa = jobs_on(&db, ana, "wa");
+    assert_eq!(on_wa[0].state, JobState::Skipped, "{on_wa:#?}");
+    assert_eq!(on_wa[0].fell_back_to, Some(sms_jobs[0].id));
+    assert_eq!(sms.received().len(), 1, "{:#?}", sms.received());
+    assert!(wa.received().is_empty());
+    db.verify();
 }
 
 /// The fallback channel delivers by e-mail (the `email-sender` test plugin)

@@ -694,6 +694,14 @@ fn render_job(job: &Job) -> String {
             ),
         );
     }
+    if let Some(original) = job.fallback_of {
+        field(
+            "fallback of",
+            format!(
+                "job {original}: the recipient was unreachable on that job's channel, so this channel got the notification (`arauto queue show {original}`)"
+            ),
+        );
+    }
     if let Some(error) = &job.last_error {
         let label = if job.state == JobState::Sent {
             ERROR_BEFORE_SUCCESS
@@ -768,6 +776,7 @@ mod tests {
             receipt: None,
             dedupe_keys: Vec::new(),
             fell_back_to: None,
+            fallback_of: None,
             body: JobBody::Readable {
                 kind: crate::model::NotificationKind::OrderPaid,
                 payload: crate::job::JobPayload {

@@ -134,6 +134,11 @@ pub struct PendingNotification {
     pub priority: u8,
     /// Channel instance.
     pub channel: ChannelId,
+    /// For a job the dispatcher queued as a channel's fallback: the channels
+    /// of the jobs it stands in for (the one that fell back to it, and up
+    /// the chain). Empty for a job the planner queued itself.
+    #[serde(default)]
+    pub stands_in_for: Vec<ChannelId>,
 }
 
 /// Input of [`decide`] for one polled order.
@@ -477,7 +482,16 @@ impl Planner<'_> {
             status_code: status_code.to_owned(),
         };
         let cancelled = self.cancel_pending(|p| p.kind.is_terminal(), &reason);
-        for (kind, channel) in cancelled {
+        // A withdrawn fallback job stands in for the channel the notice was
+        // planned on: that one is forgotten too, or a second cancellation
+        // would find the notice still "planned" there and not be announced.
+        let stood_in_for: Vec<(NotificationKind, ChannelId)> = self
+            .pending
+            .iter()
+            .filter(|p| p.kind.is_terminal() && self.cancel.iter().any(|c| c.job_id == p.job_id))
+            .flat_map(|p| p.stands_in_for.iter().map(|c| (p.kind, c.clone())))
+            .collect();
+        for (kind, channel) in cancelled.into_iter().chain(stood_in_for) {
             self.forget_planned(kind, channel.as_str());
         }
         let happy = &mut self.record.happy;

@@ -7,12 +7,15 @@ use jiff::SignedDuration;
 
 use crate::model::ErrorClass;
 
-/// How a sender declares, through the frozen 0.2 contract, that the recipient
-/// cannot be reached on its channel at all: its `plugin-error.permanent`
-/// message starts with this prefix (the SDK's
-/// `PluginError::recipient_unreachable` writes it). The host turns such an
-/// error into [`PluginError::Unreachable`] here, at the plugin boundary, and
-/// nowhere else looks at the text.
+/// How a sender declares that the recipient cannot be reached on its channel
+/// at all: the `plugin-error.permanent` message its `send` returns starts with
+/// this prefix (the SDK's `PluginError::recipient_unreachable` writes it). It
+/// works for 0.1 and 0.2 senders alike, since both contracts carry the same
+/// `permanent` string. The host turns such an error into
+/// [`PluginError::Unreachable`] at the plugin boundary, and only for a
+/// sender's `send` result: a connector's or any other call's permanent error
+/// stays [`PluginError::Permanent`] whatever its text. Nowhere else looks at
+/// the text.
 pub const RECIPIENT_UNREACHABLE_PREFIX: &str = "recipient-unreachable:";
 
 /// A failed plugin call or plugin load.

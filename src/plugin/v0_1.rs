@@ -275,7 +275,7 @@ pub(crate) fn sender_send(
         .arauto_plugin_sender_api()
         .call_send(&mut *store, &message_to_wit(message))
         .map_err(CallFailure::Wasm)?
-        .map_err(|e| CallFailure::Plugin(plugin_error(e)))?;
+        .map_err(|e| CallFailure::Plugin(send_error(e)))?;
     Ok(output::receipt(
         receipt.provider_message_id,
         receipt.recipient_id,
@@ -290,8 +290,18 @@ fn plugin_error(error: types::PluginError) -> PluginError {
             message: r.message,
             retry_after: output::retry_after(r.retry_after_ms),
         },
-        types::PluginError::Permanent(m) => PluginError::from_permanent(m),
+        types::PluginError::Permanent(m) => PluginError::Permanent(m),
         types::PluginError::Misconfigured(m) => PluginError::Misconfigured(m),
+    }
+}
+
+/// A sender's `send` error: only here does a permanent error carrying
+/// [`crate::plugin::RECIPIENT_UNREACHABLE_PREFIX`] mean "recipient unreachable"
+/// (a connector's or another call's error text is never read that way).
+fn send_error(error: types::PluginError) -> PluginError {
+    match error {
+        types::PluginError::Permanent(m) => PluginError::from_permanent(m),
+        other => plugin_error(other),
     }
 }
 

@@ -325,7 +325,7 @@ pub(crate) fn sender_send(
     let receipt = sender_api(pre, store, &mut bindings)?
         .call_send(&mut *store, &wit_message)
         .map_err(CallFailure::Wasm)?
-        .map_err(|e| CallFailure::Plugin(plugin_error(e)))?;
+        .map_err(|e| CallFailure::Plugin(send_error(e)))?;
     Ok(output::receipt(
         receipt.provider_message_id,
         receipt.recipient_id,
@@ -340,8 +340,18 @@ fn plugin_error(error: types::PluginError) -> PluginError {
             message: r.message,
             retry_after: output::retry_after(r.retry_after_ms),
         },
-        types::PluginError::Permanent(m) => PluginError::from_permanent(m),
+        types::PluginError::Permanent(m) => PluginError::Permanent(m),
         types::PluginError::Misconfigured(m) => PluginError::Misconfigured(m),
+    }
+}
+
+/// A sender's `send` error: only here does a permanent error carrying
+/// [`crate::plugin::RECIPIENT_UNREACHABLE_PREFIX`] mean "recipient unreachable"
+/// (a connector's or another call's error text is never read that way).
+fn send_error(error: types::PluginError) -> PluginError {
+    match error {
+        types::PluginError::Permanent(m) => PluginError::from_permanent(m),
+        other => plugin_error(other),
     }
 }
 
@@ -790,6 +800,20 @@ mod tests {
         assert!(
             info.plugin.description.len() < 5_000,
             "info texts are capped"
+        );
+    }
+
+    #[test]
+    fn only_a_send_error_reads_the_recipient_unreachable_prefix() {
+        let text = || "recipient-unreachable: 131026 not on WhatsApp".to_owned();
+        assert_eq!(
+            send_error(types::PluginError::Permanent(text())),
+            PluginError::Unreachable("131026 not on WhatsApp".into())
+        );
+        // A connector (or any non-send call) saying the same words is just permanent.
+        assert_eq!(
+            plugin_error(types::PluginError::Permanent(text())),
+            PluginError::Permanent(text())
         );
     }
 }

@@ -295,6 +295,7 @@ impl Sweep<'_> {
                     kind: *kind,
                     priority: payload.priority,
                     channel: job.channel.clone(),
+                    stands_in_for: stands_in_for(job, &jobs),
                 }),
                 JobBody::Unreadable { unreadable, .. } => {
                     // Decide cannot cancel or supersede what it cannot read;
@@ -422,6 +423,30 @@ impl Sweep<'_> {
             tracing::error!(store = id, "cannot record the poll error: {store_error}");
         }
     }
+}
+
+/// The channels `job` stands in for: the job it is the fallback of, that
+/// job's own original, and so on up the chain (all jobs of one order, so all
+/// in `jobs`). A chain that loops (impossible by construction) stops.
+fn stands_in_for(
+    job: &crate::queue::Job,
+    jobs: &[crate::queue::Job],
+) -> Vec<crate::model::ChannelId> {
+    let mut channels = Vec::new();
+    let mut seen = vec![job.id];
+    let mut next = job.fallback_of;
+    while let Some(id) = next {
+        if seen.contains(&id) {
+            break;
+        }
+        seen.push(id);
+        let Some(original) = jobs.iter().find(|j| j.id == id) else {
+            break;
+        };
+        channels.push(original.channel.clone());
+        next = original.fallback_of;
+    }
+    channels
 }
 
 /// What the log says about an order whose status has no notification

@@ -23,7 +23,8 @@
 //!   (`spend_attempt: false`) give the attempt back.
 //! * **Dedupe keys** are held by a job until it is pruned, or until it is
 //!   cancelled (a cancelled notification was never sent, so planning it again
-//!   later keeps "at most once"); enqueuing a job whose key is held returns the
+//!   later keeps "at most once"; cancelling a fallback job frees the keys of
+//!   the skipped job that fell back to it too, as neither was sent); enqueuing a job whose key is held returns the
 //!   holder's id and writes nothing.
 //! * **One poll, one commit**: [`StateStore::commit_poll`] writes the cursor,
 //!   order records, new jobs, cancellations and store status atomically.
@@ -43,8 +44,8 @@ use tokio::sync::watch;
 pub use error::{BackendCause, Error, Result};
 pub use types::{
     ATTEMPT_LOG_LEN, AttemptRecord, CancelOutcome, ChannelStats, ChannelStatus, Claim, ClockSkew,
-    Completion, CounterQuery, CounterRow, EnqueueOutcome, ErrorClass, FallbackCount, FinishedJob,
-    Job, JobBody, JobFilter, JobId, JobState, LastError, NewJob, Outcome, PageCapHit,
+    Completed, Completion, CounterQuery, CounterRow, EnqueueOutcome, ErrorClass, FallbackCount,
+    FinishedJob, Job, JobBody, JobFilter, JobId, JobState, LastError, NewJob, Outcome, PageCapHit,
     ParseJobIdError, ParseJobStateError, Pause, PollCommit, PollOutcome, PurgeFilter, Receipt,
     RequeueOutcome, StoreStats, StoreStatus, UnreadableOrder, VerifyReport,
 };
@@ -134,7 +135,18 @@ pub trait StateStore: Send + Sync + 'static {
     /// [`Error::StaleClaim`] (nothing written) if the job is not running under
     /// this claim. Returns the job as stored afterwards (a `Retry` may have
     /// turned into `Dead` or `Expired`).
-    async fn complete(&self, claim: Claim, completion: Completion) -> Result<Job>;
+    async fn complete(&self, claim: Claim, completion: Completion) -> Result<Job> {
+        Ok(self.complete_noting_fallback(claim, completion).await?.job)
+    }
+
+    /// [`StateStore::complete`], also saying which job a
+    /// [`Completion::FellBack`] inserted on the fallback channel (the
+    /// dispatcher counts only real insertions as fallbacks).
+    async fn complete_noting_fallback(
+        &self,
+        claim: Claim,
+        completion: Completion,
+    ) -> Result<Completed>;
 
     /// Cancels pending jobs; running and finished ones are reported, not touched.
     async fn cancel(&self, ids: Vec<JobId>, reason: String) -> Result<Vec<(JobId, CancelOutcome)>>;

@@ -222,15 +222,25 @@ pub struct Job {
     /// Delivery proof, once sent.
     #[serde(default)]
     pub receipt: Option<Receipt>,
-    /// The keys that made it unique (held until the job is pruned).
+    /// The keys that made it unique (held until the job is pruned, cancelled,
+    /// or, for a job that fell back, until its unsent fallback job is
+    /// cancelled: then the list is emptied).
     #[serde(default)]
     pub dedupe_keys: Vec<String>,
     /// Set when the recipient could not be reached on this job's channel and
     /// the notification went to the channel's `fallback` instead: the job
-    /// there (created in the same transaction that ended this one). Such a
-    /// job is `skipped` and is never requeued (the customer would get it twice).
+    /// there, either created in the same transaction that ended this one or,
+    /// when that channel already had the notification pending, running or
+    /// sent (another store entry on the same shop account, say), that
+    /// existing job. Such a job is `skipped` and is never requeued (the
+    /// customer would get it twice).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fell_back_to: Option<JobId>,
+    /// Set on a job created by a fallback: the job whose channel could not
+    /// reach the recipient (the one whose [`Job::fell_back_to`] names this
+    /// job). Absent from records written before fallbacks existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_of: Option<JobId>,
     /// The notification, or why its record cannot be read.
     #[serde(flatten)]
     pub body: JobBody,
@@ -380,8 +390,11 @@ pub enum Completion {
     /// The recipient cannot be reached on this channel: the job ends
     /// `skipped` with [`Job::fell_back_to`] set and, in the same transaction,
     /// `fallback` is enqueued (or, when one of its dedupe keys is already
-    /// held, the holder is named instead: the notification is already
-    /// planned there). Never serialised: it carries a whole new job.
+    /// held by a pending, running or sent job, that holder is named instead:
+    /// the notification is already planned there). When the holder already
+    /// ended unsent (dead, skipped, expired, cancelled), the job ends `dead`
+    /// with a reason naming it, and nothing is named. Never serialised: it
+    /// carries a whole new job.
     #[serde(skip)]
     FellBack {
         /// Why the original channel gave up (the sender's message).
@@ -389,6 +402,18 @@ pub enum Completion {
         /// The same notification on the fallback channel.
         fallback: Box<NewJob>,
     },
+}
+
+/// What a completion did: the job as stored afterwards and, for a
+/// [`Completion::FellBack`] that created a new job on the fallback channel,
+/// that job (`None` when an existing job already held the notification
+/// there, or the fallback ended the job dead).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Completed {
+    /// The completed job as stored.
+    pub job: Job,
+    /// The fallback job this completion inserted.
+    pub fallback_inserted: Option<JobId>,
 }
 
 /// Result of enqueuing one job.

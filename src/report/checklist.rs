@@ -420,11 +420,17 @@ fn skipped_sections(
     query: &CheckQuery,
 ) -> Vec<CheckSection> {
     let path = ctx.config.source_path().display().to_string();
-    let wanted_channels: Option<&[String]> = query
+    // The store's channels and every channel they fall back to.
+    let wanted_channels: Option<std::collections::BTreeSet<&str>> = query
         .store
         .as_deref()
         .and_then(|id| ctx.config.stores.get(id))
-        .map(|s| s.channels.as_slice());
+        .map(|s| {
+            crate::config::channels::with_fallbacks(
+                &ctx.config.channels,
+                s.channels.iter().map(String::as_str),
+            )
+        });
     state
         .skipped
         .iter()
@@ -436,10 +442,10 @@ fn skipped_sections(
             } else {
                 return None;
             };
-            let wanted = match (kind, &query.store, wanted_channels) {
+            let wanted = match (kind, &query.store, &wanted_channels) {
                 (_, None, _) => true,
                 (SectionKind::Store, Some(store), _) => store == id,
-                (_, Some(_), Some(channels)) => channels.iter().any(|c| c == id),
+                (_, Some(_), Some(channels)) => channels.contains(id),
                 _ => false,
             };
             if !wanted {
@@ -1328,12 +1334,7 @@ async fn channel_section(
         s.ok(CheckItem::Backlog, waiting);
     }
 
-    let users: Vec<&str> = config
-        .stores
-        .values()
-        .filter(|st| st.channels.iter().any(|c| c == id))
-        .map(|st| st.id.as_str())
-        .collect();
+    let users = channel_users(config, id);
     if users.is_empty() {
         s.warn(
             CheckItem::Stores,
@@ -1344,6 +1345,27 @@ async fn channel_section(
         s.ok(CheckItem::Stores, format!("used by {}", users.join(", ")));
     }
     Ok(s.finish())
+}
+
+/// Who may send through channel `id`: each store that lists it (`loja`), and
+/// each store whose channel falls back to it, directly or down a chain
+/// (`fallback of wa (store loja)`). Empty: no store can use it.
+fn channel_users(config: &Config, id: &str) -> Vec<String> {
+    let mut users = Vec::new();
+    for store in config.stores.values() {
+        if store.channels.iter().any(|c| c == id) {
+            users.push(store.id.clone());
+            continue;
+        }
+        for channel in &store.channels {
+            let channels = [channel.as_str()];
+            let reach = crate::config::channels::with_fallbacks(&config.channels, channels);
+            if reach.contains(id) {
+                users.push(format!("fallback of {channel} (store {})", store.id));
+            }
+        }
+    }
+    users
 }
 
 #[cfg(test)]

@@ -231,25 +231,87 @@ impl Dispatcher {
             Outcome::Sent(completion) | Outcome::Done(completion) => completion,
         };
         let label = completion_label(&completion);
-        let fallback_channel = match &completion {
-            Completion::FellBack { fallback, .. } => Some(fallback.channel.clone()),
+        let fallback = match &completion {
+            Completion::FellBack { fallback, reason } => {
+                Some((fallback.channel.clone(), reason.clone()))
+            }
             _ => None,
         };
-        let job_after = self.db.complete(claim, completion).await?;
+        let (job_after, fallback_inserted) = match self
+            .db
+            .complete_noting_fallback(claim, completion)
+            .await
+        {
+            Ok(done) => (done.job, done.fallback_inserted),
+            // The queue refused the fallback job (a dedupe key too long, say):
+            // left running, the claim would be sent again and again until it
+            // expires. It ends dead instead, with the refusal as the reason.
+            Err(error @ crate::queue::Error::Invalid { .. }) => {
+                let Some((fallback_channel, reason)) = &fallback else {
+                    return Err(error);
+                };
+                let dead = format!(
+                    "{reason}; the fallback to channel {fallback_channel} could not be planned: {error}"
+                );
+                tracing::warn!(
+                    store = %job.store, order = %job.order_id, notification = %job.kind_name(),
+                    channel = %job.channel, job_id = %job.id, fallback = %fallback_channel,
+                    "recipient unreachable on {}, and the fallback to channel {fallback_channel} was refused by the queue: not sent ({error})",
+                    job.channel
+                );
+                let done = self
+                    .db
+                    .complete_noting_fallback(claim, Completion::Dead { reason: dead })
+                    .await?;
+                (done.job, None)
+            }
+            Err(error) => return Err(error),
+        };
+        let label = match (&fallback, job_after.state) {
+            // A fallback the queue refused, or whose channel already ended
+            // that notification unsent: the job is dead, not fell-back.
+            (Some(_), crate::queue::JobState::Dead) => Some("dead"),
+            _ => label,
+        };
         if let Some(label) = label {
             self.metrics
                 .job(&job.store, job.channel.as_str(), job.kind_name(), label);
         }
-        if let (Some(fallback), Some(fallback_job)) = (fallback_channel, job_after.fell_back_to) {
-            self.metrics
-                .fallback(job.channel.as_str(), fallback.as_str());
-            tracing::info!(
-                store = %job.store, order = %job.order_id, notification = %job.kind_name(),
-                channel = %job.channel, job_id = %job.id, fallback = %fallback,
-                fallback_job_id = %fallback_job,
-                "recipient unreachable on {}: fell back to channel {fallback} (job {fallback_job})",
-                job.channel
-            );
+        match (fallback, job_after.fell_back_to) {
+            (Some((fallback, reason)), Some(fallback_job)) => {
+                if fallback_inserted.is_some() {
+                    self.metrics
+                        .fallback(job.channel.as_str(), fallback.as_str());
+                    self.metrics
+                        .job(&job.store, fallback.as_str(), job.kind_name(), "enqueued");
+                    tracing::info!(
+                        store = %job.store, order = %job.order_id, notification = %job.kind_name(),
+                        channel = %job.channel, job_id = %job.id, fallback = %fallback,
+                        fallback_job_id = %fallback_job,
+                        "recipient unreachable on {} ({reason}): fell back to channel {fallback} (job {fallback_job})",
+                        job.channel
+                    );
+                } else {
+                    tracing::info!(
+                        store = %job.store, order = %job.order_id, notification = %job.kind_name(),
+                        channel = %job.channel, job_id = %job.id, fallback = %fallback,
+                        fallback_job_id = %fallback_job,
+                        "recipient unreachable on {} ({reason}): fell back to channel {fallback}, already planned there as job {fallback_job}",
+                        job.channel
+                    );
+                }
+            }
+            (Some((fallback, _)), None) => {
+                if let Some(why) = &job_after.outcome_reason {
+                    tracing::warn!(
+                        store = %job.store, order = %job.order_id, notification = %job.kind_name(),
+                        channel = %job.channel, job_id = %job.id, fallback = %fallback,
+                        "recipient unreachable on {}, not sent: {why}",
+                        job.channel
+                    );
+                }
+            }
+            _ => {}
         }
         tracing::debug!(
             channel = %self.channel,
@@ -442,7 +504,7 @@ impl Dispatcher {
             }
             RetryDecision::Dead {
                 reason: DeadReason::Unreachable { message },
-            } => match fall_back(state, channel, job, &notification, &message) {
+            } => match fall_back(state, channel, job, &notification, &message, now) {
                 Some(outcome) => outcome,
                 None => fields.dead(message),
             },
@@ -586,10 +648,13 @@ struct Notification<'a> {
 /// not running, or the order lacks what its sender needs (logged, naming the
 /// store, order and both channels).
 ///
-/// The fallback job holds the per-order dedupe key the planner would give the
-/// notification on that channel, so a crash and retry cannot plan it twice,
-/// and a store that already sends it there directly gets no second copy.
-/// Its due time is now: the fallback channel's dispatcher applies that
+/// The fallback job holds the dedupe keys the planner would give the
+/// notification on that channel (the per-order key and the fingerprint), so
+/// a crash and retry cannot plan it twice, and a store entry (this one or
+/// another on the same shop account) that already sends it there directly
+/// gets no second copy. Its due time is `now` (not the original's: an
+/// hours-old due time would jump that channel's queue); the fallback
+/// channel's dispatcher applies that
 /// channel's pacing, quiet hours and template. Chains follow naturally (the
 /// fallback job may fall back in turn); validation rejects cycles.
 fn fall_back(
@@ -598,6 +663,7 @@ fn fall_back(
     job: &Job,
     notification: &Notification<'_>,
     reason: &str,
+    now: Timestamp,
 ) -> Option<Outcome> {
     let fallback_id = channel.config.fallback.as_deref()?;
     let order = &notification.record.order;
@@ -605,7 +671,7 @@ fn fall_back(
         tracing::warn!(
             store = %job.store, order = %job.order_id, notification = %job.kind_name(),
             channel = %job.channel, job_id = %job.id, fallback = fallback_id,
-            "recipient unreachable on {}, and its fallback channel {fallback_id} is not running: not sent",
+            "recipient unreachable on {} ({reason}), and its fallback channel {fallback_id} is not running: not sent",
             job.channel
         );
         return None;
@@ -631,7 +697,7 @@ fn fall_back(
         tracing::warn!(
             store = %job.store, order = %job.order_id, notification = %job.kind_name(),
             channel = %job.channel, job_id = %job.id, fallback = fallback_id,
-            "recipient unreachable on {}, and order {} has no {missing} for fallback channel {fallback_id}: fallback skipped, not sent",
+            "recipient unreachable on {} ({reason}), and order {} has no {missing} for fallback channel {fallback_id}: fallback skipped, not sent",
             job.channel, order.number
         );
         return None;
@@ -642,6 +708,19 @@ fn fall_back(
     if let Some(tracking) = &payload.tracking {
         dedupe_key.push_str(&format!("/{}/{}", tracking.shipment_id, tracking.code));
     }
+    // The planner's duplicate rule across store entries of one shop account:
+    // a second store entry planning (or having sent) the same notification on
+    // this channel holds the same fingerprint. Computed from the status the
+    // job was planned for, as the planner did.
+    let mut planned_order = order.clone();
+    planned_order.status.code.clone_from(&payload.status_code);
+    let fingerprint = crate::decide::fingerprint(
+        &notification.store.policy.platform_identity,
+        kind,
+        fallback_id,
+        &planned_order,
+        payload.tracking.as_ref().map(|t| t.code.as_str()),
+    );
     let max_attempts = notification
         .store
         .kind_attempts
@@ -654,11 +733,12 @@ fn fall_back(
         order_id: job.order_id.clone(),
         kind,
         priority: job.priority,
-        // Claimed, so due: the fallback channel may send it at once (its pacing allowing).
-        due_at: job.due_at,
+        // Due now, not at the original's due time: an hours-old due time
+        // would jump the fallback channel's own queue order.
+        due_at: now,
         expires_at: job.expires_at,
         max_attempts,
-        dedupe_keys: vec![dedupe_key],
+        dedupe_keys: vec![dedupe_key, format!("fingerprint/{fingerprint}")],
         payload: payload.clone(),
     };
     Some(Outcome::Done(Completion::FellBack {

@@ -327,12 +327,27 @@ impl Harness {
                     kind: planned.kind,
                     priority: planned.priority,
                     channel: planned.channel.clone(),
+                    stands_in_for: Vec::new(),
                 },
                 planned.clone(),
             ));
         }
         self.records.insert(id, decision.new_record.clone());
         decision
+    }
+
+    /// The dispatcher's fallback: the pending `kind` job of the order could
+    /// not reach the customer on its channel and is replaced by one on
+    /// `channel` standing in for it.
+    pub fn fall_back(&mut self, order_id: &str, kind: NotificationKind, channel: &str) {
+        let jobs = self.pending.entry(order_id.to_owned()).or_default();
+        for (pending, planned) in jobs.iter_mut().filter(|(p, _)| p.kind == kind) {
+            self.next_ref += 1;
+            pending.job_id = arauto::job::JobId::from_u128(u128::from(self.next_ref));
+            pending.stands_in_for.push(pending.channel.clone());
+            pending.channel = channel.into();
+            planned.channel = channel.into();
+        }
     }
 
     /// Mark every pending job of the order as sent (removes it from pending).

@@ -37,10 +37,10 @@ use self::reads::Reader;
 use self::tables::{META, META_SCHEMA_KEY, SCHEMA_VERSION, backend};
 use self::writer::{BoxedOp, Ctx, PendingOp, Shared, Writer};
 use super::{
-    CancelOutcome, ChannelStats, ChannelStatus, ChannelWatch, Claim, Completion, CounterQuery,
-    CounterRow, EnqueueOutcome, Error, FinishedJob, Job, JobFilter, JobId, NewJob, PollCommit,
-    PollOutcome, PurgeFilter, RequeueOutcome, Result, StateStore, StatusUpdate, StoreStats,
-    StoreStatus, VerifyReport,
+    CancelOutcome, ChannelStats, ChannelStatus, ChannelWatch, Claim, Completed, Completion,
+    CounterQuery, CounterRow, EnqueueOutcome, Error, FinishedJob, Job, JobFilter, JobId, NewJob,
+    PollCommit, PollOutcome, PurgeFilter, RequeueOutcome, Result, StateStore, StatusUpdate,
+    StoreStats, StoreStatus, VerifyReport,
 };
 use crate::clock::{SharedClock, SystemClock};
 use crate::job::IdGenerator;
@@ -393,7 +393,11 @@ impl StateStore for RedbStore {
             .await
     }
 
-    async fn complete(&self, claim: Claim, completion: Completion) -> Result<Job> {
+    async fn complete_noting_fallback(
+        &self,
+        claim: Claim,
+        completion: Completion,
+    ) -> Result<Completed> {
         self.submit(move |ctx| ctx.complete(claim, completion))
             .await
     }

@@ -11,9 +11,9 @@ use super::tables::{NO_EXPIRY, backend, decode, encode, load_job};
 use super::writer::Ctx;
 use crate::job::timestamp_ms;
 use crate::queue::{
-    CancelOutcome, ChannelStatus, Claim, Completion, EnqueueOutcome, Error, Job, JobBody,
-    JobFilter, JobId, JobState, NewJob, Outcome, Pause, PollCommit, PollOutcome, PurgeFilter,
-    RequeueOutcome, Result, StoreStatus,
+    CancelOutcome, ChannelStatus, Claim, Completed, Completion, EnqueueOutcome, Error, Job,
+    JobBody, JobFilter, JobId, JobState, NewJob, Outcome, Pause, PollCommit, PollOutcome,
+    PurgeFilter, RequeueOutcome, Result, StoreStatus,
 };
 
 /// Longest channel, store, order id, kind or pacing day accepted (index keys stay small).
@@ -357,6 +357,7 @@ impl Ctx<'_> {
             receipt: None,
             dedupe_keys: new.dedupe_keys,
             fell_back_to: None,
+            fallback_of: None,
             body: JobBody::Readable {
                 kind: new.kind,
                 payload: new.payload,
@@ -497,8 +498,9 @@ impl Ctx<'_> {
         Ok(job)
     }
 
-    pub(super) fn complete(&mut self, claim: Claim, completion: Completion) -> Result<Job> {
+    pub(super) fn complete(&mut self, claim: Claim, completion: Completion) -> Result<Completed> {
         let mut job = self.running_job(claim)?;
+        let mut fallback_inserted = None;
         if let Completion::FellBack { fallback, .. } = &completion {
             // Validated before anything is written (see the module docs).
             validate_new_job(fallback)?;
@@ -585,22 +587,70 @@ impl Ctx<'_> {
             }
             Completion::FellBack { reason, fallback } => {
                 let fallback_channel = fallback.channel.to_string();
-                let (fallback_id, how) = match self.insert_job(*fallback)? {
-                    EnqueueOutcome::Inserted(id) => (id, "as job"),
-                    EnqueueOutcome::Duplicate(id) => (id, "already planned there as job"),
-                };
-                let outcome = format!(
-                    "{reason}; fell back to channel {fallback_channel} {how} {fallback_id}"
-                );
-                job.log_attempt(now, outcome.clone());
-                job.last_error = Some(reason);
-                job.fell_back_to = Some(fallback_id);
-                finish(&mut job, JobState::Skipped, now, Some(outcome));
-                self.record_fallback(job.channel.as_str(), now, &fallback_channel)?;
+                match self.insert_job(*fallback)? {
+                    EnqueueOutcome::Inserted(id) => {
+                        if let Some(mut created) = self.load(id)? {
+                            created.fallback_of = Some(job.id);
+                            self.save(&created)?;
+                        }
+                        self.fell_back(&mut job, reason, &fallback_channel, "as job", id);
+                        self.record_fallback(job.channel.as_str(), now, &fallback_channel)?;
+                        fallback_inserted = Some(id);
+                    }
+                    EnqueueOutcome::Duplicate(holder) => {
+                        // Only a holder that is (or will be) sent means the
+                        // notification is planned there; one that already
+                        // ended unsent (dead, skipped, expired…) will never
+                        // send it, and naming it would let two jobs point at
+                        // each other with no way to retry either.
+                        let holder_state = self.load(holder)?.map(|held| held.state);
+                        match holder_state {
+                            Some(JobState::Pending | JobState::Running | JobState::Sent) => {
+                                self.fell_back(
+                                    &mut job,
+                                    reason,
+                                    &fallback_channel,
+                                    "already planned there as job",
+                                    holder,
+                                );
+                            }
+                            ended => {
+                                let ended = ended.map_or("gone", JobState::as_str);
+                                let outcome = format!(
+                                    "{reason}; fallback channel {fallback_channel} already ended: job {holder} is {ended}"
+                                );
+                                job.log_attempt(now, outcome.clone());
+                                job.last_error = Some(reason);
+                                finish(&mut job, JobState::Dead, now, Some(outcome));
+                            }
+                        }
+                    }
+                }
             }
         }
         self.transition(before, &job)?;
-        Ok(job)
+        Ok(Completed {
+            job,
+            fallback_inserted,
+        })
+    }
+
+    /// Ends `job` as handed to `fallback_id` on `fallback_channel`.
+    fn fell_back(
+        &mut self,
+        job: &mut Job,
+        reason: String,
+        fallback_channel: &str,
+        how: &str,
+        fallback_id: JobId,
+    ) {
+        let now = self.now;
+        let outcome =
+            format!("{reason}; fell back to channel {fallback_channel} {how} {fallback_id}");
+        job.log_attempt(now, outcome.clone());
+        job.last_error = Some(reason);
+        job.fell_back_to = Some(fallback_id);
+        finish(job, JobState::Skipped, now, Some(outcome));
     }
 
     pub(super) fn cancel(
@@ -634,6 +684,34 @@ impl Ctx<'_> {
         // if the same notification is planned again (an order that left a
         // cancellation and came back), so its keys are freed.
         self.release_dedupe_keys(&job)?;
+        // A cancelled fallback job was never sent, and neither was the job
+        // that fell back to it (nor that one's original, up a chain): their
+        // keys are freed too, or the notification planned again on the
+        // original channel would be refused as a duplicate.
+        let mut child = job.id;
+        let mut next = job.fallback_of;
+        let mut seen = vec![job.id];
+        while let Some(id) = next.filter(|id| !seen.contains(id)) {
+            seen.push(id);
+            match self.load(id)? {
+                Some(mut original)
+                    if original.state == JobState::Skipped
+                        && original.fell_back_to == Some(child) =>
+                {
+                    self.release_dedupe_keys(&original)?;
+                    // It holds none now (what `verify` checks).
+                    original.dedupe_keys.clear();
+                    original.log_attempt(
+                        self.now,
+                        format!("keys released: its fallback job {child} was cancelled ({reason})"),
+                    );
+                    self.save(&original)?;
+                    child = original.id;
+                    next = original.fallback_of;
+                }
+                _ => break,
+            }
+        }
         Ok(CancelOutcome::Cancelled)
     }
 

@@ -55,6 +55,8 @@ pub(super) struct JobRecord {
     pub(super) dedupe_keys: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) fell_back_to: Option<JobId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) fallback_of: Option<JobId>,
     #[serde(default)]
     pub(super) payload: serde_json::Value,
 }
@@ -104,6 +106,7 @@ pub(super) fn encode_job(job: &Job) -> Result<Vec<u8>> {
         receipt: job.receipt.clone(),
         dedupe_keys: job.dedupe_keys.clone(),
         fell_back_to: job.fell_back_to,
+        fallback_of: job.fallback_of,
         payload,
     };
     encode(&record, || format!("job {}", job.id))
@@ -140,6 +143,7 @@ pub(super) fn decode_job(bytes: &[u8], path: &Path, id: JobId) -> Result<Job> {
         receipt: record.receipt,
         dedupe_keys: record.dedupe_keys,
         fell_back_to: record.fell_back_to,
+        fallback_of: record.fallback_of,
         body,
     })
 }
