@@ -65,6 +65,8 @@ use serde::Serialize;
 
 use crate::li::{FakeLiError, LiStore, Numero, Order, Shipment};
 
+/// Correios tracking codes with valid check digits, shared with the Nuvemshop story.
+pub(crate) use demo::correios as correios_code;
 pub use demo::{DEMO, DEMO_HISTORY_LEN};
 
 /// A notification kind, as arauto names it (`model::NotificationKind`'s
