@@ -4,9 +4,9 @@
 //! fake WhatsApp gateway (Evolution API) on 127.0.0.1.
 //!
 //! Each test asserts what a shop owner would see: which customer got which
-//! message with which text, what `arauto check`/`status` say, and the
-//! daemon's own log lines. Nothing sleeps to synchronise: every wait is on a
-//! message arriving at the gateway or a log line, bounded by
+//! message with which text, what `arauto check`/`status`/`report` say, and
+//! the daemon's own log lines. Nothing sleeps to synchronise: every wait is
+//! on a message arriving at the gateway or a log line, bounded by
 //! [`support::daemon::PATIENCE`].
 //!
 //! Also here: `arauto plugins inspect nuvemshop --json` (issue 14's "done
@@ -18,8 +18,689 @@
 
 mod support;
 
-use support::daemon::arauto;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::process::Output;
+
+use arauto_sim::channels::{FakeProvider, Provider, ReceivedMessage};
+use arauto_sim::nuvemshop::{Fault, PushOutcome, RateLimit, Route, WebhookEvent};
+use nix::sys::signal::Signal;
+
+use support::daemon::{Daemon, PATIENCE, arauto};
+use support::operator::check_line;
 use support::plugins::{first_party_plugins, repo_root};
+use support::system::{
+    ChannelKnobs, NsShop, Shop, StoreKnobs, World, create, field, is_about_store, ns_order_for,
+    order_for, phone_digits, plugin_cache, sent_notifications, tally, wait_lines, wait_polls,
+};
+
+/// The Loja Integrada store's id in arauto's configuration.
+const LI: &str = "loja-li";
+/// The Nuvemshop store's id.
+const NS: &str = "loja-ns";
+
+/// One LI store and one Nuvemshop store sharing one WhatsApp number.
+struct Mixed {
+    world: World,
+    li: Shop,
+    ns: NsShop,
+    whatsapp: FakeProvider,
+}
+
+impl Mixed {
+    fn new() -> Self {
+        let world = World::new();
+        let li = world.shop(LI);
+        let ns = world.nuvemshop_shop(NS);
+        let whatsapp = world.channel(Provider::EvolutionApi);
+        Self {
+            world,
+            li,
+            ns,
+            whatsapp,
+        }
+    }
+
+    /// Both stores (with their knobs) and the shared channel `whatsapp`.
+    fn tables(&self, li: StoreKnobs, ns: StoreKnobs) -> String {
+        self.world.store_toml(&self.li, &["whatsapp"], li)
+            + &self.world.nuvemshop_store_toml(&self.ns, &["whatsapp"], ns)
+            + &self
+                .world
+                .channel_toml("whatsapp", &self.whatsapp, ChannelKnobs::default())
+    }
+
+    /// The daemon on [`Mixed::tables`] with default knobs, after both
+    /// stores' first poll (the first sync, silent).
+    fn start(&self) -> Daemon {
+        let daemon = self.world.start(
+            &self.tables(StoreKnobs::default(), StoreKnobs::default()),
+            &[],
+        );
+        wait_polls(&daemon.stderr, LI, 0, 1);
+        wait_polls(&daemon.stderr, NS, 0, 1);
+        daemon
+    }
+
+    /// The texts customer `serial` received, in order.
+    fn texts_to(&self, serial: u32) -> Vec<String> {
+        texts_to(&self.whatsapp.received(), serial)
+    }
+
+    /// The Nuvemshop order number (what the customer sees) of order `id`.
+    fn ns_number(&self, id: u64) -> u64 {
+        self.ns
+            .ns
+            .order(id)
+            .and_then(|order| order.number)
+            .expect("the fake numbers every order")
+    }
+}
+
+/// The texts `received` sent to customer `serial`, in order.
+fn texts_to(received: &[ReceivedMessage], serial: u32) -> Vec<String> {
+    received
+        .iter()
+        .filter(|m| m.to == phone_digits(serial))
+        .map(|m| m.text.clone())
+        .collect()
+}
+
+/// The notification kind a built-in pt-BR text is, by its wording (the
+/// templates in `config/templates/pt-BR/`).
+fn kind_of(text: &str) -> &'static str {
+    const WORDING: [(&str, &str); 7] = [
+        ("aguardando a confirmação do pagamento", "waiting-payment"),
+        ("foi aprovado", "order-paid"),
+        ("está em preparação", "order-processing"),
+        ("foi enviado", "order-shipped"),
+        ("novo código de rastreio", "tracking-updated"),
+        ("foi cancelado", "order-canceled"),
+        ("foi estornado", "order-refunded"),
+    ];
+    WORDING
+        .iter()
+        .find(|(words, _)| text.contains(words))
+        .map(|(_, kind)| *kind)
+        .unwrap_or_else(|| panic!("not a built-in text: {text}"))
+}
+
+/// The kinds of `texts`, in order.
+fn kinds(texts: &[String]) -> Vec<&'static str> {
+    texts.iter().map(|text| kind_of(text)).collect()
+}
+
+/// Every text is addressed to `first_name`, names order `#number` and is
+/// signed by store `store`.
+fn assert_addressed(texts: &[String], first_name: &str, number: u64, store: &str) {
+    for text in texts {
+        assert!(text.contains(first_name), "{first_name} in {text}");
+        assert!(text.contains(&format!("#{number}")), "#{number} in {text}");
+        assert!(
+            text.contains(&format!("Loja {store}")),
+            "signed by {store}: {text}"
+        );
+    }
+}
+
+/// Wait until both stores completed two more polls: whatever a change made
+/// before now calls for has been queued (and, on an unpaced channel, sent).
+fn settle(daemon: &Daemon) {
+    let from = daemon.stderr.len();
+    wait_polls(&daemon.stderr, LI, from, 2);
+    wait_polls(&daemon.stderr, NS, from, 2);
+}
+
+/// `arauto <args> --config <the daemon's>` next to the running daemon.
+fn cli(daemon: &Daemon, args: &[&str]) -> Output {
+    arauto()
+        .args(args)
+        .arg("--config")
+        .arg(&daemon.config_path)
+        .env("ARAUTO_DAEMON__CACHE_DIR", plugin_cache())
+        .output()
+        .expect("run arauto")
+}
+
+/// `arauto <args> --json` as JSON.
+fn cli_json(daemon: &Daemon, args: &[&str]) -> serde_json::Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    let out = cli(daemon, &all);
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "arauto {args:?} --json: {e}\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+/// Sent notifications per kind for `store` in `arauto report --json`.
+fn reported_sends(report: &serde_json::Value, store: &str) -> BTreeMap<String, u64> {
+    let section = report["stores"]
+        .as_array()
+        .expect("stores")
+        .iter()
+        .find(|s| s["id"] == store)
+        .unwrap_or_else(|| panic!("no store {store} in {report:#}"));
+    section["by_kind"]
+        .as_array()
+        .expect("by_kind")
+        .iter()
+        .map(|k| {
+            (
+                k["kind"].as_str().expect("kind").to_owned(),
+                k["sent"].as_u64().expect("sent"),
+            )
+        })
+        .collect()
+}
+
+/// Expected per-kind sends.
+fn sends(kinds: &[&str]) -> BTreeMap<String, u64> {
+    tally(kinds.iter().map(|k| (*k).to_owned()))
+        .into_iter()
+        .map(|(kind, n)| (kind, n as u64))
+        .collect()
+}
+
+/// LI: ship `numero` with `code` on its first shipment, in one change.
+fn li_ship(shop: &Shop, numero: u64, code: &str) {
+    shop.li
+        .modify(numero, |order| {
+            order.status = "pedido_enviado".to_owned();
+            if let Some(shipment) = order.shipments.first_mut() {
+                shipment.tracking = Some(code.to_owned());
+            }
+        })
+        .expect("LI: shipped");
+}
+
+/// The happy path on both platforms, side by side on one WhatsApp number:
+/// each customer hears each step once, in order, with the right text, the
+/// order's number, the tracking code when shipped, and their own shop's
+/// signature; `arauto status` lists both stores and `arauto report` counts
+/// each store's sends apart.
+#[test]
+fn both_platforms_walk_the_lifecycle_on_one_number_each_step_once() {
+    let m = Mixed::new();
+    let mut daemon = m.start();
+
+    let li_order = create(&m.li, order_for("Lia", 1, "aguardando_pagamento"));
+    let ns_order = m.ns.ns.create_order(ns_order_for("Nina", 2));
+    m.world.wait_received(&m.whatsapp, 2);
+
+    m.li.li
+        .set_status(li_order, "pedido_pago")
+        .expect("LI: paid");
+    m.ns.ns
+        .set_payment_status(ns_order, "paid")
+        .expect("NS: paid");
+    m.world.wait_received(&m.whatsapp, 4);
+
+    m.li.li
+        .set_status(li_order, "pedido_em_separacao")
+        .expect("LI: packing");
+    m.ns.ns.pack(ns_order).expect("NS: packed");
+    m.world.wait_received(&m.whatsapp, 6);
+
+    li_ship(&m.li, li_order, "LI123456789BR");
+    m.ns.ns
+        .fulfill(
+            ns_order,
+            "NS987654321BR",
+            Some("https://rastreio.example/NS987654321BR"),
+        )
+        .expect("NS: fulfilled");
+    m.world.wait_received(&m.whatsapp, 8);
+    settle(&daemon);
+    wait_lines(&daemon.stderr, 0, "job completed", 8);
+
+    let received = m.whatsapp.received();
+    assert_eq!(received.len(), 8, "nothing more: {received:#?}");
+    let lifecycle = [
+        "waiting-payment",
+        "order-paid",
+        "order-processing",
+        "order-shipped",
+    ];
+    let li_texts = m.texts_to(1);
+    assert_eq!(kinds(&li_texts), lifecycle, "{li_texts:#?}");
+    assert_addressed(&li_texts, "Lia", li_order, LI);
+    assert!(li_texts[3].contains("LI123456789BR"), "{}", li_texts[3]);
+    let ns_texts = m.texts_to(2);
+    assert_eq!(kinds(&ns_texts), lifecycle, "{ns_texts:#?}");
+    assert_addressed(&ns_texts, "Nina", m.ns_number(ns_order), NS);
+    assert!(ns_texts[3].contains("NS987654321BR"), "{}", ns_texts[3]);
+    assert!(
+        ns_texts[0].contains("R$ 159,90") && ns_texts[1].contains("R$ 159,90"),
+        "Nuvemshop's decimal-string total (139.90 + 20.00 shipping) in the texts: {ns_texts:#?}"
+    );
+
+    let sent = tally(sent_notifications(&daemon.stderr.lines()));
+    assert_eq!(sent.len(), 8, "{sent:?}");
+    assert!(sent.values().all(|&n| n == 1), "each step once: {sent:?}");
+
+    let (code, status, stderr) = daemon.status(&[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(status.contains(LI) && status.contains(NS), "{status}");
+    let report = cli_json(&daemon, &["report"]);
+    assert_eq!(reported_sends(&report, LI), sends(&lifecycle));
+    assert_eq!(reported_sends(&report, NS), sends(&lifecycle));
+
+    daemon.signal(Signal::SIGTERM);
+    assert!(daemon.wait_exit(PATIENCE).success());
+}
+
+/// An order that jumps from pending straight to shipped between two polls
+/// gets only the shipping message, on either platform (the happy path
+/// decides, not the platform).
+#[test]
+fn a_jump_from_pending_to_shipped_sends_only_the_shipping_message() {
+    let m = Mixed::new();
+    let daemon = m.start();
+    let li_order = create(&m.li, order_for("Lia", 1, "aguardando_pagamento"));
+    let ns_order = m.ns.ns.create_order(ns_order_for("Nina", 2));
+    m.world.wait_received(&m.whatsapp, 2);
+
+    li_ship(&m.li, li_order, "LI000000001BR");
+    // Paid, packed and shipped in one change: the three fields move at once.
+    m.ns.ns
+        .modify(ns_order, |order| {
+            order.payment_status = "paid".to_owned();
+            order.shipping_status = "fulfilled".to_owned();
+            order.tracking_number = Some("NS000000002BR".to_owned());
+        })
+        .expect("NS: shipped");
+    m.world.wait_received(&m.whatsapp, 4);
+    settle(&daemon);
+
+    let jump = ["waiting-payment", "order-shipped"];
+    let li_texts = m.texts_to(1);
+    assert_eq!(kinds(&li_texts), jump, "{li_texts:#?}");
+    assert!(li_texts[1].contains("LI000000001BR"), "{}", li_texts[1]);
+    let ns_texts = m.texts_to(2);
+    assert_eq!(kinds(&ns_texts), jump, "{ns_texts:#?}");
+    assert!(ns_texts[1].contains("NS000000002BR"), "{}", ns_texts[1]);
+    assert_addressed(&ns_texts, "Nina", m.ns_number(ns_order), NS);
+}
+
+/// A Nuvemshop order cancelled (`status` cancelled) and one whose payment
+/// was voided both tell their customer the order was cancelled, once; the
+/// LI store's cancellation goes out on the same number.
+#[test]
+fn cancellations_and_voided_payments_are_announced_once() {
+    let m = Mixed::new();
+    let daemon = m.start();
+    let li_order = create(&m.li, order_for("Lia", 1, "aguardando_pagamento"));
+    let cancelled = m.ns.ns.create_order(ns_order_for("Nina", 2));
+    let voided = m.ns.ns.create_order(ns_order_for("Vera", 3));
+    m.world.wait_received(&m.whatsapp, 3);
+
+    m.li.li
+        .set_status(li_order, "pedido_cancelado")
+        .expect("LI: cancelled");
+    m.ns.ns
+        .cancel(cancelled, "customer")
+        .expect("NS: cancelled");
+    m.ns.ns
+        .set_payment_status(voided, "voided")
+        .expect("NS: voided");
+    m.world.wait_received(&m.whatsapp, 6);
+    settle(&daemon);
+    // Touching the cancelled orders afterwards says nothing more.
+    m.ns.ns.touch(cancelled).expect("touch");
+    m.ns.ns.touch(voided).expect("touch");
+    settle(&daemon);
+
+    assert_eq!(m.whatsapp.received().len(), 6);
+    for (serial, name, number) in [
+        (1, "Lia", li_order),
+        (2, "Nina", m.ns_number(cancelled)),
+        (3, "Vera", m.ns_number(voided)),
+    ] {
+        let texts = m.texts_to(serial);
+        assert_eq!(
+            kinds(&texts),
+            ["waiting-payment", "order-canceled"],
+            "{name}: {texts:#?}"
+        );
+        assert!(
+            texts[1].contains(name) && texts[1].contains(&format!("#{number}")),
+            "{}",
+            texts[1]
+        );
+    }
+}
+
+/// A second tracking code. On Loja Integrada a split shipment is a second
+/// `envios[]` entry with its own code. On Nuvemshop the documented order
+/// carries one tracking number (`shipping_tracking_number`; several
+/// shipments live in the multi-inventory `fulfillment_orders`, a per-store
+/// preview the fake does not model, see docs/platforms/nuvemshop.md), so a
+/// split shipment shows as a new code on the fulfilled order. Either way the
+/// customer hears of each new code once, as `tracking-updated`.
+#[test]
+fn a_second_tracking_code_after_shipping_is_announced_once_on_both_platforms() {
+    let m = Mixed::new();
+    let daemon = m.start();
+    let li_order = create(&m.li, order_for("Lia", 1, "pedido_pago"));
+    let ns_order =
+        m.ns.ns
+            .create_order(ns_order_for("Nina", 2).payment_status("paid"));
+    m.world.wait_received(&m.whatsapp, 2);
+
+    li_ship(&m.li, li_order, "LI111111111BR");
+    m.ns.ns
+        .fulfill(ns_order, "NS111111111BR", None)
+        .expect("NS: fulfilled");
+    m.world.wait_received(&m.whatsapp, 4);
+
+    let mut second = m.li.li.order(li_order).expect("order").shipments[0].clone();
+    second.id = None;
+    second.tracking = Some("LI222222222BR".to_owned());
+    m.li.li
+        .add_shipment(li_order, second)
+        .expect("LI: a second shipment");
+    m.ns.ns
+        .set_tracking(
+            ns_order,
+            Some("NS222222222BR"),
+            Some("https://rastreio.example/NS222222222BR"),
+        )
+        .expect("NS: a new code");
+    m.world.wait_received(&m.whatsapp, 6);
+    settle(&daemon);
+
+    assert_eq!(m.whatsapp.received().len(), 6);
+    let steps = ["order-paid", "order-shipped", "tracking-updated"];
+    let li_texts = m.texts_to(1);
+    assert_eq!(kinds(&li_texts), steps, "{li_texts:#?}");
+    assert!(li_texts[2].contains("LI222222222BR"), "{}", li_texts[2]);
+    let ns_texts = m.texts_to(2);
+    assert_eq!(kinds(&ns_texts), steps, "{ns_texts:#?}");
+    assert!(ns_texts[1].contains("NS111111111BR"), "{}", ns_texts[1]);
+    assert!(ns_texts[2].contains("NS222222222BR"), "{}", ns_texts[2]);
+}
+
+/// Orders that exist before arauto first polls a store are its history:
+/// recorded, never messaged. A later change to one of them is messaged.
+#[test]
+fn the_first_sync_is_silent_and_a_later_change_to_a_historical_order_is_not() {
+    let m = Mixed::new();
+    // History, an hour old on both fakes.
+    let an_hour = jiff::SignedDuration::from_hours(1);
+    m.world.li.advance(-an_hour);
+    m.world.nuvemshop().advance(-an_hour);
+    let li_history: Vec<u64> = (1..=3)
+        .map(|serial| create(&m.li, order_for("Antiga", serial, "aguardando_pagamento")))
+        .collect();
+    let ns_history: Vec<u64> = (4..=6)
+        .map(|serial| m.ns.ns.create_order(ns_order_for("Antiga", serial)))
+        .collect();
+    m.ns.ns
+        .set_payment_status(ns_history[2], "paid")
+        .expect("paid");
+    // From now on, changes happen at the real time.
+    m.world.li.use_system_clock();
+    m.world.nuvemshop().use_system_clock();
+
+    let at_first_poll = || StoreKnobs {
+        cutoff_at_first_poll: true,
+        ..StoreKnobs::default()
+    };
+    let tables = m.tables(at_first_poll(), at_first_poll());
+    let daemon = m.world.start(&tables, &[]);
+    for store in [LI, NS] {
+        let (_, first) =
+            daemon
+                .stderr
+                .wait_for_matching(0, PATIENCE, "a store's first poll", |line| {
+                    is_about_store(line, "poll complete", store)
+                });
+        assert_eq!(field(&first, "orders"), Some("3"), "{first}");
+        assert_eq!(field(&first, "queued"), Some("0"), "{first}");
+    }
+    settle(&daemon);
+    assert!(m.whatsapp.received().is_empty(), "history is silent");
+
+    // A historical order changes after the cutoff: that change is news.
+    m.li.li
+        .set_status(li_history[0], "pedido_pago")
+        .expect("LI: paid");
+    m.ns.ns
+        .set_payment_status(ns_history[0], "paid")
+        .expect("NS: paid");
+    let received = m.world.wait_received(&m.whatsapp, 2);
+    settle(&daemon);
+    assert_eq!(m.whatsapp.received().len(), 2, "{received:#?}");
+    assert_eq!(kinds(&m.texts_to(1)), ["order-paid"]);
+    assert_eq!(kinds(&m.texts_to(4)), ["order-paid"]);
+    assert_eq!(
+        daemon.stderr.count("notification queued"),
+        2,
+        "nothing queued for the history"
+    );
+}
+
+/// A revoked Nuvemshop token: the store's poll fails with a clear error
+/// naming the store and the setting, the store is paused, `arauto check`
+/// shows it red; the token never shows; the LI store keeps sending.
+#[test]
+fn a_rejected_nuvemshop_token_pauses_that_store_only_and_check_names_it() {
+    let m = Mixed::new();
+    let revoked = "ns-token-revogado-7Qm2xV9p";
+    let tables = m.tables(
+        StoreKnobs::default(),
+        StoreKnobs {
+            api_key: Some(revoked.to_owned()),
+            ..StoreKnobs::default()
+        },
+    );
+    let daemon = m.world.start(&tables, &[]);
+    let (paused_at, paused) =
+        daemon
+            .stderr
+            .wait_for_matching(0, PATIENCE, "poll failed for loja-ns", |line| {
+                is_about_store(line, "poll failed", NS)
+            });
+    assert!(
+        paused.contains("ERROR") && paused.contains("paused") && paused.contains("access_token"),
+        "the log says the store is paused and which setting is wrong: {paused}"
+    );
+
+    let li_order = create(&m.li, order_for("Lia", 1, "aguardando_pagamento"));
+    m.world.wait_received(&m.whatsapp, 1);
+    wait_polls(&daemon.stderr, LI, paused_at, 2);
+    assert_eq!(kinds(&m.texts_to(1)), ["waiting-payment"]);
+    assert_addressed(&m.texts_to(1), "Lia", li_order, LI);
+
+    let checklist = cli_json(&daemon, &["check", "--store", NS]);
+    let line = check_line(&checklist, "store", Some(NS), "paused");
+    assert_eq!(line["status"], "fail", "{line:#}");
+    let text = line["text"].as_str().expect("text");
+    assert!(text.contains("401"), "{text}");
+
+    let out = cli(&daemon, &["check", "--store", NS]);
+    for output in [&out.stdout, &out.stderr] {
+        assert!(!String::from_utf8_lossy(output).contains(revoked));
+    }
+    for line in daemon.stderr.lines() {
+        assert!(!line.contains(revoked), "the token in a log line: {line}");
+    }
+}
+
+/// A tight bucket on the fake (8 requests, leaking 1 a second: slower than
+/// the connector's declared budget, so only following the rate-limit headers
+/// keeps it from 429s) and a backlog of orders over many small pages: the
+/// daemon slows down, every customer hears once, and the fake never had to
+/// answer 429.
+#[test]
+fn a_tight_rate_limit_slows_the_nuvemshop_store_down_without_429s_or_lost_messages() {
+    let m = Mixed::new();
+    m.ns.ns.configure(|options| {
+        options.rate_limit = Some(RateLimit {
+            capacity: 8,
+            leak_per_sec: 1.0,
+        });
+    });
+    let tables = m.tables(
+        StoreKnobs::default(),
+        StoreKnobs {
+            settings: "page_size = 2\n".into(),
+            ..StoreKnobs::default()
+        },
+    );
+    let daemon = m.world.start(&tables, &[]);
+    wait_polls(&daemon.stderr, NS, 0, 1);
+    for serial in 1..=12 {
+        m.ns.ns.create_order(ns_order_for("Cliente", serial));
+    }
+    create(&m.li, order_for("Lia", 99, "aguardando_pagamento"));
+    m.world.wait_received(&m.whatsapp, 13);
+    settle(&daemon);
+
+    let received = m.whatsapp.received();
+    assert_eq!(received.len(), 13, "{received:#?}");
+    for serial in 1..=12 {
+        assert_eq!(
+            kinds(&m.texts_to(serial)),
+            ["waiting-payment"],
+            "customer {serial}"
+        );
+    }
+    let stats = m.ns.ns.stats();
+    eprintln!(
+        "fake Nuvemshop: {} requests, {} answered 429",
+        stats.requests, stats.throttled
+    );
+    assert_eq!(
+        stats.throttled, 0,
+        "the connector followed the bucket's headers"
+    );
+    assert!(
+        !daemon
+            .stderr
+            .lines()
+            .iter()
+            .any(|line| is_about_store(line, "poll failed", NS)),
+        "no failed poll"
+    );
+}
+
+/// A 429 anyway (another app of the same store emptied the bucket): the
+/// poll is retried after the bucket's reset and nothing is lost.
+#[test]
+fn a_429_from_nuvemshop_is_retried_and_nothing_is_lost() {
+    let m = Mixed::new();
+    let daemon = m.start();
+    m.ns.ns.fail(
+        Route::List,
+        Fault::TooManyRequests {
+            retry_after_secs: Some(2),
+        },
+        1,
+    );
+    m.ns.ns.create_order(ns_order_for("Nina", 2));
+    let (_, failed) = daemon
+        .stderr
+        .wait_for_matching(0, PATIENCE, "the 429", |line| {
+            is_about_store(line, "poll failed", NS)
+        });
+    assert!(failed.contains("429"), "{failed}");
+    m.world.wait_received(&m.whatsapp, 1);
+    settle(&daemon);
+    assert_eq!(kinds(&m.texts_to(2)), ["waiting-payment"]);
+}
+
+/// Where the daemon's webhook listener listens (from its log).
+fn listener(daemon: &Daemon) -> SocketAddr {
+    let (_, line) = daemon
+        .stderr
+        .wait_for_matching(0, PATIENCE, "the webhook listener", |line| {
+            line.contains("webhook listener on")
+        });
+    field(&line, "listen")
+        .and_then(|addr| addr.parse().ok())
+        .unwrap_or_else(|| panic!("no listen address in {line}"))
+}
+
+/// Nuvemshop pushes, signed with the app secret, make the store poll at
+/// once: with a 5-minute poll interval the message goes out from a
+/// push-triggered poll. A push signed with another key is refused 401 and
+/// logged as a warning naming the store, and sends nothing.
+#[test]
+fn a_signed_nuvemshop_push_sends_at_once_and_a_wrong_signature_is_refused_401() {
+    let m = Mixed::new();
+    let tables = format!(
+        "[daemon.webhooks]\nlisten = \"127.0.0.1:0\"\n{}",
+        m.tables(StoreKnobs::default(), StoreKnobs::default())
+    )
+    .replacen(
+        "platform = \"nuvemshop\"\npoll_interval = \"1s\"",
+        "platform = \"nuvemshop\"\npoll_interval = \"5m\"",
+        1,
+    );
+    assert!(tables.contains("poll_interval = \"5m\""), "{tables}");
+    let daemon = m.world.start(&tables, &[]);
+    let listen = listener(&daemon);
+    wait_polls(&daemon.stderr, NS, 0, 1);
+    let url = format!("http://{listen}/hooks/{NS}");
+    for event in ["order/created", "order/paid"] {
+        m.ns.ns.register_webhook(event, &url);
+    }
+    let mut events = m.world.nuvemshop().subscribe_webhooks();
+
+    let from = daemon.stderr.len();
+    let order = m.ns.ns.create_order(ns_order_for("Nina", 2));
+    m.world.wait_received(&m.whatsapp, 1);
+    let (_, pushed) =
+        daemon
+            .stderr
+            .wait_for_matching(from, PATIENCE, "the poll that queued it", |line| {
+                is_about_store(line, "poll complete", NS) && field(line, "queued") == Some("1")
+            });
+    assert_eq!(field(&pushed, "trigger"), Some("push"), "{pushed}");
+    let accepted = daemon.stderr.wait_for("push accepted");
+    assert!(is_about_store(&accepted, "push accepted", NS), "{accepted}");
+    assert_eq!(kinds(&m.texts_to(2)), ["waiting-payment"]);
+
+    // The next push is signed with another key.
+    m.world
+        .nuvemshop()
+        .configure_pushes(|options| options.wrong_signature = true);
+    m.ns.ns.set_payment_status(order, "paid").expect("paid");
+    let refused = loop {
+        let event = m
+            .world
+            .block_on(async { tokio::time::timeout(PATIENCE, events.recv()).await })
+            .expect("the push within the patience")
+            .expect("the fake's event feed");
+        if let WebhookEvent::Push(record) = event
+            && record.event == "order/paid"
+        {
+            break record;
+        }
+    };
+    assert_eq!(refused.outcome, PushOutcome::Answered(401), "{refused:?}");
+    let warned = daemon.stderr.wait_for("push refused (401)");
+    assert!(
+        warned.contains(" WARN ") && is_about_store(&warned, "push refused (401)", NS),
+        "{warned}"
+    );
+    assert_eq!(
+        m.whatsapp.received().len(),
+        1,
+        "a refused push makes no poll (the next scheduled one is minutes away)"
+    );
+    for line in daemon.stderr.lines() {
+        assert!(
+            !line.contains(&m.ns.app_secret),
+            "the app secret in a log line: {line}"
+        );
+    }
+}
 
 /// The connector's default recognition table (docs/platforms/nuvemshop.md
 /// §Recognition): stage code → notification kind (`None`: no message).
