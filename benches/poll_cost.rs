@@ -314,6 +314,8 @@ fn nuvemshop_stores(
     fake.use_system_clock();
     fake.record_requests(false);
     let interval_text = format!("{}ms", interval.as_millis());
+    // The same window as LI's: about two cycles of changes per list call.
+    let overlap = format!("overlap = \"{}ms\"", 2 * interval.as_millis());
     let mut config = String::new();
     for index in 0..stores {
         let store_id = 5_000_000 + index as u64;
@@ -335,7 +337,7 @@ fn nuvemshop_stores(
             store_id,
             &token,
             &interval_text,
-            "",
+            &overlap,
         ));
     }
     Ok((Fake::Nuvemshop(fake), config))
