@@ -17,8 +17,9 @@ use std::time::Duration;
 
 use arauto_sim::channels::{FakeProvider, Provider};
 use arauto_sim::nuvemshop::{
-    Customer, Endpoint, FakeNuvemshop, Fault, ListOrder, NsStore, Order, PushOutcome, RateLimit,
-    Route, StoreCredentials, TimeFormat, WebhookEvent, payment, shipping, signature,
+    Customer, Endpoint, FakeNuvemshop, Fault, FulfillmentOrder, ListOrder, NsStore, Order,
+    PushOutcome, RateLimit, Route, StoreCredentials, TimeFormat, WebhookEvent, payment, shipping,
+    signature,
 };
 use serde_json::Value;
 
@@ -445,4 +446,40 @@ fn webhooks_register_with_rules_and_pushes_are_signed() {
     );
     assert_eq!(deleted.status, 200);
     assert!(store.webhooks().is_empty());
+}
+
+#[test]
+fn split_shipments_render_as_fulfillment_orders() {
+    let (ns, store) = fake_with_store();
+    let id = store.create_order(Order::new().payment_status(payment::PAID));
+    assert!(get(&ns, &format!("/v1/123456/orders/{id}")).json()["fulfillment_orders"].is_null());
+    store
+        .add_fulfillment_order(id, FulfillmentOrder::new("fo-1"))
+        .expect("first shipment");
+    store
+        .add_fulfillment_order(id, FulfillmentOrder::new("fo-2"))
+        .expect("second shipment");
+    store
+        .dispatch_fulfillment_order(id, 1, "BB987654321BR", None)
+        .expect("dispatch");
+    let order = get(&ns, &format!("/v1/123456/orders/{id}")).json();
+    let shipments = order["fulfillment_orders"].as_array().expect("array");
+    assert_eq!(shipments.len(), 2);
+    assert_eq!(shipments[0]["status"], "UNPACKED");
+    assert_eq!(shipments[1]["status"], "DISPATCHED");
+    assert_eq!(shipments[1]["tracking_info"]["code"], "BB987654321BR");
+}
+
+#[test]
+fn the_legacy_payment_filter_hides_refunds_unless_asked_for() {
+    let (ns, store) = fake_with_store();
+    let paid = store.create_order(Order::new().payment_status(payment::PAID));
+    let refunded = store.create_order(Order::new().payment_status(payment::REFUNDED));
+    assert_eq!(get(&ns, "/v1/123456/orders").ids(), [refunded, paid]);
+    store.configure(|o| o.legacy_payment_filter = true);
+    assert_eq!(get(&ns, "/v1/123456/orders").ids(), [paid]);
+    assert_eq!(
+        get(&ns, "/v1/123456/orders?payment_status=refunded").ids(),
+        [refunded]
+    );
 }

@@ -48,7 +48,7 @@ use tokio::sync::oneshot;
 pub use crate::li::Fault;
 pub use bucket::{BucketAnswer, RateLimit};
 pub use demo::{NS_DEMO, NsChange, NsDemo, NsDemoStep};
-pub use model::{Customer, Order, OrderId, Product, payment, shipping, status};
+pub use model::{Customer, FulfillmentOrder, Order, OrderId, Product, payment, shipping, status};
 pub use push::{
     PushOptions, PushOutcome, PushRecord, SIGNATURE_HEADER, WRONG_SECRET, Webhook, WebhookEvent,
     signature,
@@ -145,6 +145,11 @@ pub struct StoreOptions {
     /// Also accept `Authorization: Bearer <token>` (newer docs show it in
     /// some examples); off, only `Authentication` counts.
     pub accept_authorization_header: bool,
+    /// Read `payment_status`'s default "any" as the oldest Order page does:
+    /// only authorized, pending and paid orders are listed unless the
+    /// request filters by `payment_status` (refunded, voided and abandoned
+    /// orders then only show through the detail and pushes). Off by default.
+    pub legacy_payment_filter: bool,
 }
 
 impl Default for StoreOptions {
@@ -156,6 +161,7 @@ impl Default for StoreOptions {
             rate_limit: Some(RateLimit::standard()),
             time_format: TimeFormat::default(),
             accept_authorization_header: false,
+            legacy_payment_filter: false,
         }
     }
 }
@@ -882,6 +888,31 @@ impl NsStore {
             shipping::FULFILLED.clone_into(&mut o.shipping_status);
             o.tracking_number = Some(tracking_number.to_owned());
             o.tracking_url = tracking_url.map(str::to_owned);
+        })
+    }
+
+    /// Add a shipment to `fulfillment_orders` (split shipments).
+    pub fn add_fulfillment_order(
+        &self,
+        id: OrderId,
+        shipment: FulfillmentOrder,
+    ) -> Result<Timestamp, FakeNuvemshopError> {
+        self.modify(id, |o| o.fulfillment_orders.push(shipment))
+    }
+
+    /// Dispatch shipment `index` of `fulfillment_orders` with a tracking code
+    /// (an index past the end changes nothing but `updated_at`).
+    pub fn dispatch_fulfillment_order(
+        &self,
+        id: OrderId,
+        index: usize,
+        code: &str,
+        url: Option<&str>,
+    ) -> Result<Timestamp, FakeNuvemshopError> {
+        self.modify(id, |o| {
+            if let Some(shipment) = o.fulfillment_orders.get_mut(index) {
+                *shipment = shipment.clone().dispatched(code, url);
+            }
         })
     }
 

@@ -141,6 +141,42 @@ impl Product {
     }
 }
 
+/// One shipment of a multi-inventory order (`fulfillment_orders[]`): split
+/// shipments, each with its own tracking.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FulfillmentOrder {
+    /// `id` (a string in the API).
+    pub id: String,
+    /// `status`: `UNPACKED`, `PACKED`, `DISPATCHED`, `DELIVERED`.
+    pub status: String,
+    /// `tracking_info.code`.
+    pub tracking_code: Option<String>,
+    /// `tracking_info.url`.
+    pub tracking_url: Option<String>,
+    /// `tracking_info.carrier`.
+    pub carrier: Option<String>,
+}
+
+impl FulfillmentOrder {
+    /// An unpacked shipment without tracking.
+    pub fn new(id: &str) -> Self {
+        Self {
+            id: id.to_owned(),
+            status: "UNPACKED".to_owned(),
+            tracking_code: None,
+            tracking_url: None,
+            carrier: Some("Correios".to_owned()),
+        }
+    }
+    /// Dispatched with this tracking code and URL.
+    pub fn dispatched(mut self, code: &str, url: Option<&str>) -> Self {
+        "DISPATCHED".clone_into(&mut self.status);
+        self.tracking_code = Some(code.to_owned());
+        self.tracking_url = url.map(str::to_owned);
+        self
+    }
+}
+
 /// An order as the store holds it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Order {
@@ -166,6 +202,8 @@ pub struct Order {
     pub billing_phone: Option<String>,
     /// `products`.
     pub products: Vec<Product>,
+    /// `fulfillment_orders` (rendered only when not empty).
+    pub fulfillment_orders: Vec<FulfillmentOrder>,
     /// `shipping_cost_customer` in cents.
     pub shipping_cents: i64,
     /// `discount` in cents.
@@ -214,6 +252,7 @@ impl Order {
             billing_phone: None,
             customer,
             products: vec![Product::new("Camiseta Básica Algodão", 13_990)],
+            fulfillment_orders: Vec::new(),
             shipping_cents: 2_000,
             discount_cents: 0,
             currency: "BRL".to_owned(),
@@ -284,6 +323,11 @@ impl Order {
     /// Set `products`.
     pub fn products(mut self, products: Vec<Product>) -> Self {
         self.products = products;
+        self
+    }
+    /// Set `fulfillment_orders` (split shipments).
+    pub fn fulfillment_orders(mut self, shipments: Vec<FulfillmentOrder>) -> Self {
+        self.fulfillment_orders = shipments;
         self
     }
     /// Set `gateway`.

@@ -96,6 +96,26 @@ pub(crate) fn order(order: &Order, format: TimeFormat, overrides: &[(String, Val
         "shipped_at": opt_time(order.shipped_at, format),
         "cancelled_at": opt_time(order.cancelled_at, format),
     });
+    if !order.fulfillment_orders.is_empty()
+        && let Some(map) = body.as_object_mut()
+    {
+        let shipments: Vec<Value> = order
+            .fulfillment_orders
+            .iter()
+            .map(|f| {
+                json!({
+                    "id": f.id,
+                    "status": f.status,
+                    "tracking_info": {
+                        "code": f.tracking_code,
+                        "url": f.tracking_url,
+                        "carrier": f.carrier,
+                    },
+                })
+            })
+            .collect();
+        map.insert("fulfillment_orders".to_owned(), Value::Array(shipments));
+    }
     for (pointer, value) in overrides {
         if let Some(slot) = body.pointer_mut(pointer) {
             *slot = value.clone();

@@ -535,6 +535,9 @@ fn list(store: &StoreState, request: &Request<'_>) -> Response {
                 && since_id.is_none_or(|s| **id > s)
                 && state_filter(query, "status", &o.status)
                 && state_filter(query, "payment_status", &o.payment_status)
+                && (!store.options.legacy_payment_filter
+                    || param(query, "payment_status").is_some_and(|p| p != "any")
+                    || ["authorized", "pending", "paid"].contains(&o.payment_status.as_str()))
                 && state_filter(query, "shipping_status", &o.shipping_status)
         })
         .collect();
