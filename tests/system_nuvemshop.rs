@@ -23,7 +23,7 @@ use std::net::SocketAddr;
 use std::process::Output;
 
 use arauto_sim::channels::{FakeProvider, Provider, ReceivedMessage};
-use arauto_sim::nuvemshop::{Fault, PushOutcome, RateLimit, Route, WebhookEvent};
+use arauto_sim::nuvemshop::{Fault, FulfillmentOrder, PushOutcome, RateLimit, Route, WebhookEvent};
 use nix::sys::signal::Signal;
 
 use support::daemon::{Daemon, PATIENCE, arauto};
@@ -374,27 +374,40 @@ fn cancellations_and_voided_payments_are_announced_once() {
     }
 }
 
-/// A second tracking code. On Loja Integrada a split shipment is a second
-/// `envios[]` entry with its own code. On Nuvemshop the documented order
-/// carries one tracking number (`shipping_tracking_number`; several
-/// shipments live in the multi-inventory `fulfillment_orders`, a per-store
-/// preview the fake does not model, see docs/platforms/nuvemshop.md), so a
-/// split shipment shows as a new code on the fulfilled order. Either way the
-/// customer hears of each new code once, as `tracking-updated`.
+/// A split shipment: the order leaves in two parcels, the second code known
+/// later. On Loja Integrada each parcel is an `envios[]` entry with its own
+/// code; on Nuvemshop each is a `fulfillment_orders[]` entry with its own
+/// `tracking_info` (the multi-inventory order, see
+/// docs/platforms/nuvemshop.md), the order `partially_fulfilled` then
+/// `fulfilled`. Either way the customer hears "shipped" with the first code,
+/// then "new tracking code" with the second, each once.
 #[test]
-fn a_second_tracking_code_after_shipping_is_announced_once_on_both_platforms() {
+fn a_split_shipment_announces_each_tracking_code_once_on_both_platforms() {
     let m = Mixed::new();
     let daemon = m.start();
     let li_order = create(&m.li, order_for("Lia", 1, "pedido_pago"));
-    let ns_order =
-        m.ns.ns
-            .create_order(ns_order_for("Nina", 2).payment_status("paid"));
+    let ns_order = m.ns.ns.create_order(
+        ns_order_for("Nina", 2)
+            .payment_status("paid")
+            .shipping_status("unfulfilled"),
+    );
     m.world.wait_received(&m.whatsapp, 2);
+    for parcel in ["fo-1", "fo-2"] {
+        m.ns.ns
+            .add_fulfillment_order(ns_order, FulfillmentOrder::new(parcel))
+            .expect("NS: a parcel");
+    }
 
     li_ship(&m.li, li_order, "LI111111111BR");
     m.ns.ns
-        .fulfill(ns_order, "NS111111111BR", None)
-        .expect("NS: fulfilled");
+        .modify(ns_order, |order| {
+            order.shipping_status = "partially_fulfilled".to_owned();
+            order.fulfillment_orders[0] = order.fulfillment_orders[0].clone().dispatched(
+                "NS111111111BR",
+                Some("https://rastreio.example/NS111111111BR"),
+            );
+        })
+        .expect("NS: the first parcel leaves");
     m.world.wait_received(&m.whatsapp, 4);
 
     let mut second = m.li.li.order(li_order).expect("order").shipments[0].clone();
@@ -402,14 +415,15 @@ fn a_second_tracking_code_after_shipping_is_announced_once_on_both_platforms() {
     second.tracking = Some("LI222222222BR".to_owned());
     m.li.li
         .add_shipment(li_order, second)
-        .expect("LI: a second shipment");
+        .expect("LI: the second parcel");
     m.ns.ns
-        .set_tracking(
-            ns_order,
-            Some("NS222222222BR"),
-            Some("https://rastreio.example/NS222222222BR"),
-        )
-        .expect("NS: a new code");
+        .modify(ns_order, |order| {
+            order.shipping_status = "fulfilled".to_owned();
+            order.fulfillment_orders[1] = order.fulfillment_orders[1]
+                .clone()
+                .dispatched("NS222222222BR", None);
+        })
+        .expect("NS: the second parcel leaves");
     m.world.wait_received(&m.whatsapp, 6);
     settle(&daemon);
 
@@ -417,11 +431,49 @@ fn a_second_tracking_code_after_shipping_is_announced_once_on_both_platforms() {
     let steps = ["order-paid", "order-shipped", "tracking-updated"];
     let li_texts = m.texts_to(1);
     assert_eq!(kinds(&li_texts), steps, "{li_texts:#?}");
+    assert!(li_texts[1].contains("LI111111111BR"), "{}", li_texts[1]);
     assert!(li_texts[2].contains("LI222222222BR"), "{}", li_texts[2]);
     let ns_texts = m.texts_to(2);
-    assert_eq!(kinds(&ns_texts), steps, "{ns_texts:#?}");
+    assert_eq!(
+        kinds(&ns_texts),
+        ["order-processing", "order-shipped", "tracking-updated"],
+        "{ns_texts:#?}"
+    );
     assert!(ns_texts[1].contains("NS111111111BR"), "{}", ns_texts[1]);
     assert!(ns_texts[2].contains("NS222222222BR"), "{}", ns_texts[2]);
+    assert_addressed(&ns_texts, "Nina", m.ns_number(ns_order), NS);
+}
+
+/// A tracking code that appears (or changes) on a Nuvemshop order after it
+/// was announced as shipped is announced once as a new code.
+#[test]
+fn a_tracking_code_added_after_fulfilment_is_announced_once() {
+    let m = Mixed::new();
+    let daemon = m.start();
+    let ns_order =
+        m.ns.ns
+            .create_order(ns_order_for("Nina", 2).payment_status("paid"));
+    m.world.wait_received(&m.whatsapp, 1);
+    m.ns.ns
+        .set_shipping_status(ns_order, "fulfilled")
+        .expect("NS: shipped without a code");
+    m.world.wait_received(&m.whatsapp, 2);
+    m.ns.ns
+        .set_tracking(
+            ns_order,
+            Some("NS333333333BR"),
+            Some("https://rastreio.example/NS333333333BR"),
+        )
+        .expect("NS: the code arrives");
+    m.world.wait_received(&m.whatsapp, 3);
+    settle(&daemon);
+    let texts = m.texts_to(2);
+    assert_eq!(
+        kinds(&texts),
+        ["order-paid", "order-shipped", "tracking-updated"],
+        "{texts:#?}"
+    );
+    assert!(texts[2].contains("NS333333333BR"), "{}", texts[2]);
 }
 
 /// Orders that exist before arauto first polls a store are its history:
