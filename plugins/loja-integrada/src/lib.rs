@@ -48,7 +48,8 @@ mod cursor;
 #[cfg(test)]
 mod fuzz;
 mod mapping;
-mod money;
+/// Exact decimal amounts, shared with the other connectors through the SDK.
+use arauto_plugin_sdk::decimal as money;
 mod poll;
 mod push;
 mod settings;

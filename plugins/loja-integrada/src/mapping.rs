@@ -318,7 +318,7 @@ fn items(itens: Option<&Value>, warnings: &mut Warnings) -> Vec<Item> {
                 (Some(_), Some(quantity)) => {
                     let total = field(it, unit_key)
                         .and_then(Decimal::from_json)
-                        .and_then(|u| u.mul(quantity))
+                        .and_then(|u| u.checked_mul(quantity))
                         .and_then(Decimal::to_cents)
                         .filter(|c| *c != i64::MIN);
                     if total.is_none() {

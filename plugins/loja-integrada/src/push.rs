@@ -98,18 +98,8 @@ fn read_body(body: &[u8]) -> Result<Verdict, PluginError> {
     }
 }
 
-/// `a == b` in time that depends only on the lengths, so a forged token
-/// cannot be guessed byte by byte from response times.
-pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut difference = u8::from(a.len() != b.len());
-    let longest = a.len().max(b.len());
-    for index in 0..longest {
-        let x = a.get(index).copied().unwrap_or(0);
-        let y = b.get(index).copied().unwrap_or(0);
-        difference |= x ^ y;
-    }
-    std::hint::black_box(difference) == 0
-}
+/// Shared with the other connectors (the SDK compares secrets in constant time).
+pub use arauto_plugin_sdk::connector::constant_time_eq;
 
 /// `scheme://host[:port]` of `base_url`: the webhook resource lives on the
 /// API host itself, whatever path the REST resources sit under.

@@ -89,8 +89,10 @@ compile_error!("enable one world feature of arauto-plugin-sdk: \"connector\" or 
 // The generated bindings name this crate by its package name.
 extern crate self as arauto_plugin_sdk;
 
+pub mod decimal;
 pub mod imports;
 pub mod support;
+pub mod time;
 
 #[cfg(feature = "connector")]
 pub mod connector;

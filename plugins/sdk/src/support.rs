@@ -27,6 +27,20 @@ pub fn notification_name(kind: NotificationKind) -> &'static str {
     }
 }
 
+/// `a == b` in time that depends only on the lengths, so a forged token or
+/// signature cannot be guessed byte by byte from response times. Connectors
+/// compare pushed credentials with it (`verify-push`).
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut difference = u8::from(a.len() != b.len());
+    let longest = a.len().max(b.len());
+    for index in 0..longest {
+        let x = a.get(index).copied().unwrap_or(0);
+        let y = b.get(index).copied().unwrap_or(0);
+        difference |= x ^ y;
+    }
+    std::hint::black_box(difference) == 0
+}
+
 /// A transient failure: the daemon retries later with back-off.
 pub fn retryable(message: impl Into<String>) -> PluginError {
     PluginError::Retryable(RetryableError {
@@ -589,6 +603,11 @@ pub mod http {
                 .find(|(k, _)| k.eq_ignore_ascii_case(name))
                 .map(|(_, v)| v.as_str())
         }
+        /// A header holding a whole number (`x-total-count: 156`), or `None`
+        /// when absent or not a number.
+        pub fn header_u64(&self, name: &str) -> Option<u64> {
+            self.header(name)?.trim().parse().ok()
+        }
         /// The body as text (invalid UTF-8 replaced).
         pub fn text(&self) -> String {
             String::from_utf8_lossy(&self.body).into_owned()
@@ -751,6 +770,74 @@ pub mod http {
         let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
         let days = (era * 146_097 + doe).checked_sub(719_468)?;
         Some(days * 86_400 + h * 3600 + m * 60 + s)
+    }
+
+    /// The target of the `rel` link in an RFC 8288 `Link` header value
+    /// (`<https://…?page=3>; rel="next", <…>; rel="last"`), as written.
+    /// Relation names compare case-insensitively; a link with several
+    /// relations (`rel="next last"`) matches each.
+    pub fn link_target(header_value: &str, rel: &str) -> Option<String> {
+        let mut rest = header_value;
+        while let Some(open) = rest.find('<') {
+            let close = rest[open..].find('>')? + open;
+            let target = &rest[open + 1..close];
+            let params_end = rest[close..].find('<').map_or(rest.len(), |n| n + close);
+            let params = &rest[close + 1..params_end];
+            let matches = params.split(';').any(|param| {
+                let Some((name, value)) = param.split_once('=') else {
+                    return false;
+                };
+                name.trim().eq_ignore_ascii_case("rel")
+                    && value
+                        .trim()
+                        .trim_end_matches(',')
+                        .trim()
+                        .trim_matches('"')
+                        .split_ascii_whitespace()
+                        .any(|r| r.eq_ignore_ascii_case(rel))
+            });
+            if matches {
+                return Some(target.to_owned());
+            }
+            rest = &rest[params_end..];
+        }
+        None
+    }
+
+    /// The first value of query parameter `name` in `url`, percent-decoded
+    /// (`+` as a space). `None` when absent or not valid UTF-8 once decoded.
+    pub fn query_param(url: &str, name: &str) -> Option<String> {
+        let query = url.split_once('?')?.1;
+        let query = query.split('#').next().unwrap_or(query);
+        query.split('&').find_map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (decode_component(key)? == name).then(|| decode_component(value))?
+        })
+    }
+
+    /// Percent-decode one URL component (`+` as a space).
+    pub fn decode_component(text: &str) -> Option<String> {
+        let bytes = text.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'%' => {
+                    let hex = text.get(i + 1..i + 3)?;
+                    out.push(u8::from_str_radix(hex, 16).ok()?);
+                    i += 3;
+                }
+                b'+' => {
+                    out.push(b' ');
+                    i += 1;
+                }
+                b => {
+                    out.push(b);
+                    i += 1;
+                }
+            }
+        }
+        String::from_utf8(out).ok()
     }
 
     /// At most `max` characters of `text`, with an ellipsis when cut.
@@ -1002,5 +1089,60 @@ mod settings_tests {
                 other => panic!("{key}: expected misconfigured, got {other:?}"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod link_and_query_tests {
+    use super::constant_time_eq;
+    use super::http::{decode_component, link_target, query_param};
+
+    #[test]
+    fn link_targets_are_found_by_relation() {
+        let header = "<https://api.example.com/v1/1/orders?page=3&per_page=100>; rel=\"next\",\n  \
+                      <https://api.example.com/v1/1/orders?page=50&per_page=100>; rel=\"last\"";
+        assert_eq!(
+            link_target(header, "next").as_deref(),
+            Some("https://api.example.com/v1/1/orders?page=3&per_page=100")
+        );
+        assert_eq!(
+            link_target(header, "LAST").as_deref(),
+            Some("https://api.example.com/v1/1/orders?page=50&per_page=100")
+        );
+        assert_eq!(link_target(header, "prev"), None);
+        assert_eq!(
+            link_target("<a>; rel=\"prev next\"", "next").as_deref(),
+            Some("a")
+        );
+        assert_eq!(link_target("<a>; rel=next", "next").as_deref(), Some("a"));
+        for odd in ["", "<", "<a", "a; rel=next", "<a>; rel", ">>; <"] {
+            assert_eq!(link_target(odd, "next"), None, "{odd:?}");
+        }
+    }
+
+    #[test]
+    fn query_params_are_decoded() {
+        let url =
+            "https://h/x?page=3&updated_at_min=2024-05-10T12%3A00%3A00%2B00%3A00&a+b=c+d#frag";
+        assert_eq!(query_param(url, "page").as_deref(), Some("3"));
+        assert_eq!(
+            query_param(url, "updated_at_min").as_deref(),
+            Some("2024-05-10T12:00:00+00:00")
+        );
+        assert_eq!(query_param(url, "a b").as_deref(), Some("c d"));
+        assert_eq!(query_param(url, "missing"), None);
+        assert_eq!(query_param("https://h/x", "page"), None);
+        assert_eq!(query_param("https://h/x?flag", "flag").as_deref(), Some(""));
+        assert_eq!(decode_component("%zz"), None);
+        assert_eq!(decode_component("%"), None);
+        assert_eq!(decode_component("%ff"), None, "not UTF-8");
+    }
+
+    #[test]
+    fn secrets_compare_equal_only_when_equal() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"abcd"));
+        assert!(constant_time_eq(b"", b""));
     }
 }

@@ -1,11 +1,12 @@
-//! Exact decimal parsing of LI's money and quantities.
+//! Exact decimal parsing of platform money and quantities, shared by the
+//! connectors (Loja Integrada, Nuvemshop).
 //!
-//! REST responses carry decimal strings with 2 or 4 decimals (`"106.38"`,
-//! `"139.9000"`), webhook-style payloads and `parcelamento.valor_parcela` carry
-//! JSON numbers (`78.14`) (see docs/platforms/loja-integrada.md §Amounts and
-//! quantities). Both are read as decimal text — a JSON number through its
-//! shortest round-trip form — so no binary floating point touches an amount,
-//! and rounding to cents is half away from zero.
+//! Platforms send amounts as decimal strings (`"106.38"`, LI's `"139.9000"`,
+//! Nuvemshop's `"5660.00"`) or as JSON numbers (`78.14`). Both are read as
+//! decimal text — a JSON number through its shortest round-trip form — so no
+//! binary floating point touches an amount, and rounding to cents is half
+//! away from zero. A value that is not a decimal is an error the connector
+//! turns into [`crate::connector::Money::UNKNOWN`], never zero.
 
 use serde_json::Value;
 
@@ -104,7 +105,7 @@ impl Decimal {
     }
 
     /// `self × other`, exact.
-    pub fn mul(self, other: Self) -> Option<Self> {
+    pub fn checked_mul(self, other: Self) -> Option<Self> {
         let scale = self
             .scale
             .checked_add(other.scale)
@@ -223,9 +224,10 @@ mod tests {
 
     #[test]
     fn products_are_exact() {
-        let price = Decimal::parse("139.9000").and_then(|d| d.mul(Decimal::parse("2.500")?));
+        let price =
+            Decimal::parse("139.9000").and_then(|d| d.checked_mul(Decimal::parse("2.500")?));
         assert_eq!(price.and_then(Decimal::to_cents), Some(34975));
-        let third = Decimal::parse("0.333").and_then(|d| d.mul(Decimal::parse("10.00")?));
+        let third = Decimal::parse("0.333").and_then(|d| d.checked_mul(Decimal::parse("10.00")?));
         assert_eq!(third.and_then(Decimal::to_cents), Some(333));
     }
 }
