@@ -776,10 +776,17 @@ const RECOGNITION: [(&str, Option<&str>); 10] = [
 #[test]
 fn plugins_inspect_shows_the_nuvemshop_connector_with_its_recognition_table_and_settings() {
     first_party_plugins();
-    let out = arauto()
-        .args(["plugins", "inspect", "nuvemshop", "--json"])
-        .output()
-        .expect("run arauto plugins inspect");
+    // The compiled-plugin cache the system tests share: a debug build
+    // compiling the plugin afresh takes most of a minute.
+    let inspect = |args: &[&str]| {
+        arauto()
+            .args(["plugins", "inspect", "nuvemshop"])
+            .args(args)
+            .env("ARAUTO_DAEMON__CACHE_DIR", plugin_cache())
+            .output()
+            .expect("run arauto plugins inspect")
+    };
+    let out = inspect(&["--json"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let report: serde_json::Value =
@@ -837,10 +844,7 @@ fn plugins_inspect_shows_the_nuvemshop_connector_with_its_recognition_table_and_
     }
 
     // The text form prints the table too (code and name of every stage).
-    let text = arauto()
-        .args(["plugins", "inspect", "nuvemshop"])
-        .output()
-        .expect("run arauto plugins inspect");
+    let text = inspect(&[]);
     let text = String::from_utf8_lossy(&text.stdout);
     for (code, _) in RECOGNITION {
         assert!(text.contains(code), "{code} in:\n{text}");
