@@ -31,7 +31,7 @@ use support::operator::check_line;
 use support::plugins::{first_party_plugins, repo_root};
 use support::system::{
     ChannelKnobs, NsShop, Shop, StoreKnobs, World, create, field, is_about_store, ns_order_for,
-    order_for, phone_digits, plugin_cache, sent_notifications, tally, wait_lines, wait_polls,
+    order_for, phone_digits, plugin_cache, sent_notifications, tally, wait_polls,
 };
 
 /// The Loja Integrada store's id in arauto's configuration.
@@ -255,7 +255,6 @@ fn both_platforms_walk_the_lifecycle_on_one_number_each_step_once() {
         .expect("NS: fulfilled");
     m.world.wait_received(&m.whatsapp, 8);
     settle(&daemon);
-    wait_lines(&daemon.stderr, 0, "job completed", 8);
 
     let received = m.whatsapp.received();
     assert_eq!(received.len(), 8, "nothing more: {received:#?}");
@@ -285,12 +284,13 @@ fn both_platforms_walk_the_lifecycle_on_one_number_each_step_once() {
     let (code, status, stderr) = daemon.status(&[]);
     assert_eq!(code, 0, "{stderr}");
     assert!(status.contains(LI) && status.contains(NS), "{status}");
+
+    // Stopped, every send is recorded: the report reads the state database.
+    daemon.signal(Signal::SIGTERM);
+    assert!(daemon.wait_exit(PATIENCE).success());
     let report = cli_json(&daemon, &["report"]);
     assert_eq!(reported_sends(&report, LI), sends(&lifecycle));
     assert_eq!(reported_sends(&report, NS), sends(&lifecycle));
-
-    daemon.signal(Signal::SIGTERM);
-    assert!(daemon.wait_exit(PATIENCE).success());
 }
 
 /// An order that jumps from pending straight to shipped between two polls
@@ -586,10 +586,14 @@ fn a_rejected_nuvemshop_token_pauses_that_store_only_and_check_names_it() {
 /// A tight bucket on the fake (8 requests, leaking 1 a second: slower than
 /// the connector's declared budget, so only following the rate-limit headers
 /// keeps it from 429s) and a backlog of orders over many small pages: the
-/// daemon slows down, every customer hears once, and the fake never had to
-/// answer 429.
+/// daemon slows down (the connector ends sweeps early, or waits before the
+/// first request, when the bucket is nearly full), every customer hears
+/// once, and the fake never had to answer 429.
 #[test]
 fn a_tight_rate_limit_slows_the_nuvemshop_store_down_without_429s_or_lost_messages() {
+    // 15 pages of 2: more than the host's own burst (a tenth of the
+    // connector's 100 a minute) and the bucket (8) allow at once.
+    const BACKLOG: u32 = 30;
     let m = Mixed::new();
     m.ns.ns.configure(|options| {
         options.rate_limit = Some(RateLimit {
@@ -606,16 +610,16 @@ fn a_tight_rate_limit_slows_the_nuvemshop_store_down_without_429s_or_lost_messag
     );
     let daemon = m.world.start(&tables, &[]);
     wait_polls(&daemon.stderr, NS, 0, 1);
-    for serial in 1..=12 {
+    for serial in 1..=BACKLOG {
         m.ns.ns.create_order(ns_order_for("Cliente", serial));
     }
     create(&m.li, order_for("Lia", 99, "aguardando_pagamento"));
-    m.world.wait_received(&m.whatsapp, 13);
+    m.world.wait_received(&m.whatsapp, BACKLOG as usize + 1);
     settle(&daemon);
 
     let received = m.whatsapp.received();
-    assert_eq!(received.len(), 13, "{received:#?}");
-    for serial in 1..=12 {
+    assert_eq!(received.len(), BACKLOG as usize + 1, "{received:#?}");
+    for serial in 1..=BACKLOG {
         assert_eq!(
             kinds(&m.texts_to(serial)),
             ["waiting-payment"],
@@ -631,13 +635,19 @@ fn a_tight_rate_limit_slows_the_nuvemshop_store_down_without_429s_or_lost_messag
         stats.throttled, 0,
         "the connector followed the bucket's headers"
     );
+    // A poll may stop before its first request to let the bucket leak (the
+    // connector's own pacing, logged as a retried poll); none met a 429.
+    let failed: Vec<String> = daemon
+        .stderr
+        .lines()
+        .into_iter()
+        .filter(|line| is_about_store(line, "poll failed", NS))
+        .collect();
     assert!(
-        !daemon
-            .stderr
-            .lines()
+        failed
             .iter()
-            .any(|line| is_about_store(line, "poll failed", NS)),
-        "no failed poll"
+            .all(|line| line.contains("bucket") && !line.contains("429")),
+        "only the connector's own pacing: {failed:#?}"
     );
 }
 
