@@ -449,7 +449,7 @@ fn main() -> Result<()> {
     let cycles = common::env_usize("ARAUTO_BENCH_CYCLES", if quick { 1 } else { 2 })?.max(1) as u64;
     let root = common::work_root()?;
     print_header(
-        "3. Poll cost per store (issue 4)",
+        "3. Poll cost per store (issues 4 and 14)",
         &[
             "real `arauto run` per N and platform (own process), real loja-integrada.wasm / nuvemshop.wasm, fake LI / fake Nuvemshop on 127.0.0.1",
             &format!(
@@ -458,7 +458,7 @@ fn main() -> Result<()> {
             "  LI = 1 search + 2 detail calls; Nuvemshop = 1 list call (its rows are full orders), each store with Nuvemshop's bucket (40, leaking 2/s)",
             "429s = answers 429 from the fake in the measured cycles (whole run in brackets); LI's fake does not meter (–)",
             "CPU = user+system time of the daemon process (/proc/<pid>/stat) over the measured cycles, not wall time",
-            "fake = this process (fake LI + fake WhatsApp gateway + log reader), measured over the same window",
+            "fake = this process (fake LI or fake Nuvemshop + fake WhatsApp gateway + log reader), measured over the same window",
             "peak RSS = the daemon's VmHWM (start-up included); one shared WhatsApp channel at its default 20 s pacing",
         ],
         &root,
