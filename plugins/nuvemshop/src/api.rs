@@ -156,17 +156,22 @@ impl<'a> Api<'a> {
         })
     }
 
-    /// `GET {base}/{store}/orders?…` with `updated_at_min`, `page`, `per_page`.
+    /// `GET {base}/{store}/orders?…` with `updated_at_min`, `updated_at_max`
+    /// (when given), `page`, `per_page`.
     /// A 404 whose body says "Last page is N" is how the API answers a page
     /// past the end (rows moved away while the sweep read): an empty page.
     pub fn list_orders(
         &mut self,
         updated_at_min: &str,
+        updated_at_max: Option<&str>,
         page: u32,
         per_page: u32,
     ) -> Result<ListPage, PluginError> {
+        let max = updated_at_max
+            .map(|max| format!("&updated_at_max={}", http::encode_component(max)))
+            .unwrap_or_default();
         let url = self.settings.url(&format!(
-            "orders?updated_at_min={}&page={page}&per_page={per_page}",
+            "orders?updated_at_min={}{max}&page={page}&per_page={per_page}",
             http::encode_component(updated_at_min)
         ));
         let response = self.request(http::get(&url)).send()?;

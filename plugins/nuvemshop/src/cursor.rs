@@ -22,9 +22,6 @@ pub struct Cursor {
     /// Newest `updated_at` (Unix ms) a completed sweep listed, clamped to
     /// now + tolerance; `None` before the first sweep completes.
     pub mark_ms: Option<i64>,
-    /// Set when a sweep ended with rows still shifting: the next sweep reads
-    /// from this `updated_at_min` again instead of `mark − overlap`.
-    pub pinned_since_ms: Option<i64>,
     /// id → `updated_at` (ms) of every version returned that the next
     /// sweep's window can still list: such rows are dropped as seen.
     pub seen: BTreeMap<String, i64>,
@@ -36,27 +33,25 @@ pub struct Cursor {
     pub not_before_ms: Option<i64>,
 }
 
-/// A sweep: pages 1, 2, … of one `updated_at_min`, in one or more passes.
+/// A sweep over `updated_at` ∈ [`since_ms`, `until_ms`], read as slices
+/// that each fit one page (see `src/poll.rs`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Sweep {
-    /// `updated_at_min` of every page of this sweep (Unix ms).
+    /// Lower bound of the slice being read (Unix ms); starts at the
+    /// sweep's `updated_at_min` and moves up slice by slice.
     pub since_ms: i64,
-    /// The next page to read (from 1).
+    /// Upper bound of the whole sweep: the connector's clock when it began.
+    pub until_ms: i64,
+    /// Upper bound of the slice being read.
+    pub slice_until_ms: i64,
+    /// Page of the slice (1, or more only for a slice too narrow to split).
     pub page: u32,
-    /// 1 for the first pass over the window, 2… for re-reads after a shift.
-    pub pass: u32,
-    /// When the current pass began (connector clock, Unix ms): a row
-    /// updated after it may have moved between pages.
-    pub pass_started_ms: i64,
-    /// `x-total-count` of the pass's first page.
-    pub total: Option<u64>,
-    /// Rows may have shifted between pages during this pass.
-    pub shifted: bool,
-    /// id → `updated_at` of every row this pass listed.
-    pub listed: BTreeMap<String, i64>,
     /// Newest `updated_at` listed in this sweep.
     pub newest_ms: Option<i64>,
+    /// The API ignored `updated_at_max`: this sweep pages through the rest
+    /// of its window instead of slicing it.
+    pub paging: bool,
 }
 
 /// Why a stored cursor was not used.
@@ -83,10 +78,12 @@ impl Cursor {
             )));
         }
         if let Some(sweep) = &cursor.sweep
-            && (sweep.page == 0 || sweep.pass == 0)
+            && (sweep.page == 0
+                || sweep.since_ms > sweep.slice_until_ms
+                || sweep.slice_until_ms > sweep.until_ms)
         {
             return Err(BadCursor(
-                "field `sweep.page` or `sweep.pass` is 0; pages and passes count from 1".into(),
+                "field `sweep` is inconsistent (page 0, or bounds out of order)".into(),
             ));
         }
         Ok(cursor)
@@ -142,9 +139,11 @@ mod tests {
         c.remember("1", 10);
         c.sweep = Some(Sweep {
             since_ms: 1,
+            until_ms: 9,
+            slice_until_ms: 5,
             page: 2,
-            pass: 1,
-            ..Sweep::default()
+            newest_ms: None,
+            paging: false,
         });
         assert_eq!(Cursor::decode(&c.encode()).unwrap(), c);
         assert!(
@@ -162,7 +161,7 @@ mod tests {
             Cursor::decode(&zero.encode())
                 .unwrap_err()
                 .0
-                .contains("sweep.page")
+                .contains("`sweep`")
         );
     }
 

@@ -1,6 +1,7 @@
 //! Property tests over hostile input for everything the connector reads
 //! from Nuvemshop, a push or a stored cursor: order documents (as list rows
-//! and details), pushed bodies and headers, stored cursors and timestamps.
+//! and details), whole API answers (status, paging and bucket headers, body)
+//! through a poll, pushed bodies and headers, stored cursors and timestamps.
 //! The property: no panic, whatever arrives; a rejected value is an error,
 //! never a crash of the plugin (which would fail the whole poll).
 //!
@@ -13,8 +14,12 @@ use arauto_plugin_sdk::time::parse_offset_datetime_ms;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
+use arauto_plugin_sdk::connector::PollRequest;
+use arauto_plugin_sdk::connector::http::Response;
+
 use crate::cursor::Cursor;
 use crate::mapping;
+use crate::poll;
 use crate::push;
 
 fn config() -> ProptestConfig {
@@ -121,5 +126,79 @@ proptest! {
         let _ = Cursor::decode(&text);
         let _ = Cursor::decode(&value.to_string());
         let _ = parse_offset_datetime_ms(&text);
+    }
+}
+
+/// One API answer: a status, the paging and bucket headers (any text), a body.
+fn answer() -> impl Strategy<Value = (u16, Vec<(String, String)>, Vec<u8>)> {
+    let status = prop_oneof![
+        Just(200u16),
+        Just(200),
+        Just(404),
+        Just(429),
+        Just(500),
+        Just(401),
+        100u16..600
+    ];
+    let header_value = prop_oneof![
+        "[0-9]{1,4}",
+        ".{0,30}",
+        "<http://x/y\\?page=[0-9]{1,3}>; rel=\"next\"",
+    ];
+    let headers = prop::collection::vec(
+        (
+            prop_oneof![
+                Just("x-total-count"),
+                Just("x-rate-limit-limit"),
+                Just("x-rate-limit-remaining"),
+                Just("x-rate-limit-reset"),
+                Just("link"),
+                Just("retry-after"),
+            ],
+            header_value,
+        )
+            .prop_map(|(k, v)| (k.to_owned(), v)),
+        0..6,
+    );
+    let body = prop_oneof![
+        prop::collection::vec(order_doc(), 0..6)
+            .prop_map(|v| Value::Array(v).to_string().into_bytes()),
+        any_json().prop_map(|v| v.to_string().into_bytes()),
+        prop::collection::vec(any::<u8>(), 0..64),
+    ];
+    (status, headers, body)
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn no_api_answer_or_stored_cursor_panics_a_poll(
+        answers in prop::collection::vec(answer(), 1..6),
+        cursor in prop_oneof![Just(None), ".{0,40}".prop_map(Some), any_json().prop_map(|v| Some(v.to_string()))],
+        look_at in prop::collection::vec("[0-9]{1,4}|.{0,6}", 0..3),
+    ) {
+        let mut answers = answers.into_iter().cycle();
+        install(
+            Harness::new()
+                .setting("store_id", "1")
+                .setting("access_token", "t")
+                .setting("user_agent", "fuzz (f@example.com)")
+                .setting("page_size", "3")
+                .transport(move |_| {
+                    let (status, headers, body) = answers.next().unwrap_or((200, vec![], b"[]".to_vec()));
+                    Ok(Response { status, headers, body })
+                }),
+        );
+        let mut cursor = cursor;
+        for _ in 0..4 {
+            match poll::poll(PollRequest { cursor: cursor.clone(), detail_cutoff: None, look_at: look_at.clone() }) {
+                Ok(page) => {
+                    prop_assert!(page.next_cursor.as_deref().is_some_and(|c| Cursor::decode(c).is_ok()));
+                    cursor = page.next_cursor;
+                }
+                Err(_) => break,
+            }
+        }
     }
 }

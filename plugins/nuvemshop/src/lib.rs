@@ -7,9 +7,10 @@
 //!
 //! * **Requests** — `{base_url}/{store_id}/…` with `Authentication: bearer
 //!   <access_token>` and the required `User-Agent` (`src/api.rs`).
-//! * **poll** — `GET /orders?updated_at_min=<mark − overlap>&page=N&per_page=P`,
-//!   one page per call; rows already returned (same id and `updated_at`) are
-//!   dropped; pages that shift under live updates are re-read; pushed ids
+//! * **poll** — `GET /orders?updated_at_min=<mark − overlap>[&updated_at_max=…]&per_page=P`,
+//!   one request per call, the window read in slices that fit one page; rows
+//!   already returned (same id and `updated_at`) are
+//!   dropped; pushed ids
 //!   are read by `GET /orders/{id}` without moving the mark (`src/poll.rs`,
 //!   `src/cursor.rs`).
 //! * **Recognition** — one stage code per order from (status,
@@ -96,6 +97,7 @@ impl Connector for Nuvemshop {
         let existing = api.webhooks(&notify_url)?;
         for event in push::ORDER_EVENTS {
             if !existing.iter().any(|w| w.event == event) {
+                pause_if_bucket_full(&api, "registering")?;
                 api.create_webhook(event, &notify_url)?;
             }
         }
@@ -106,10 +108,28 @@ impl Connector for Nuvemshop {
         let settings = settings::Settings::load()?;
         let mut api = api::Api::new(&settings);
         for webhook in api.webhooks(&notify_url)? {
+            pause_if_bucket_full(&api, "removing")?;
             api.delete_webhook(&webhook.id)?;
         }
         Ok(())
     }
+}
+
+/// Stop before the request bucket fills: the webhooks done so far stay,
+/// and running the command again finishes the rest (both are idempotent).
+fn pause_if_bucket_full(api: &api::Api<'_>, doing: &str) -> Result<(), PluginError> {
+    if api.bucket.nearly_full() {
+        let wait = api.bucket.wait_ms();
+        return Err(retry_after(
+            format!(
+                "Nuvemshop's request bucket is nearly full; stopped {doing} webhooks to let it \
+                 leak: run the command again in {} s to finish",
+                wait.div_ceil(1000)
+            ),
+            wait,
+        ));
+    }
+    Ok(())
 }
 
 arauto_plugin_sdk::export_connector!(Nuvemshop);

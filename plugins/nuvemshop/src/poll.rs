@@ -1,22 +1,30 @@
-//! One `poll` call: a few pushed orders, one list page, and the next cursor.
+//! One `poll` call: a few pushed orders, one list request, and the next cursor.
 //!
-//! A *sweep* lists every order updated since `updated_at_min` page by page
-//! (one page per call, `has-more` until the last page), so the host commits
-//! page by page. `updated_at_min` is the high-water mark minus `overlap`.
+//! A *sweep* lists every order whose `updated_at` lies between
+//! `updated_at_min` (the high-water mark minus `overlap`) and the moment the
+//! sweep began, one request per call (`has-more` until it is done), so the
+//! host commits as it goes.
 //!
 //! # Nothing missed while orders move between pages
 //!
 //! The list's order is undocumented and its pages are offsets into a set
-//! that changes while it is read: an order updated mid-sweep leaves its
-//! place, and every later row moves up one, so the row at a page boundary is
-//! never read. The pass notices a possible shift (only possible when it has
-//! more than one page): `x-total-count` changes between pages, an order
-//! reappears with another `updated_at`, or a row's `updated_at` is later
-//! than the moment the pass began. After the last page it then re-reads the
-//! window from page 1 (rows already returned are dropped as seen, without
-//! further requests); after [`MAX_PASSES`] passes that keep shifting, the
-//! sweep ends with the window pinned, so the next sweep reads the same
-//! `updated_at_min` again. The mark only moves after a pass without a shift.
+//! that changes while it is read: an order updated between two page reads
+//! leaves its place and every later row moves up one, so the row at a page
+//! boundary is never read. One answer, though, is one consistent picture.
+//! So the sweep reads its window in *slices* of `updated_at` that each fit
+//! one page: it asks for the whole rest of the window (open-ended, so an
+//! order dated in the future is still seen); when `x-total-count` says it
+//! holds more than a page, it narrows the slice's upper bound
+//! (`updated_at_max`) using the rows that came as a sample (and at least
+//! halving it) and asks again; the rows that came are kept, and dropped as
+//! seen when they come again. A complete slice moves the
+//! lower bound up to its upper bound minus one second (the API's timestamps
+//! have second precision and the filters' inclusivity is undocumented), and
+//! the next slice is the rest of the window. Orders updated during the sweep
+//! leave the window (their new `updated_at` is past its end) and are read by
+//! the next sweep. Only a slice one second wide that still holds more than a
+//! page is paged through (`page` 2, 3, …), the one case where a shift could
+//! still skip a row: more than `per_page` orders changed in the same second.
 //!
 //! # Orders a push named
 //!
@@ -46,8 +54,13 @@ use crate::cursor::{BadCursor, Cursor, Sweep};
 use crate::mapping::{self, ChangeKey};
 use crate::settings::Settings;
 
-/// Passes over a sweep's window, at most, while rows keep shifting.
-pub const MAX_PASSES: u32 = 3;
+/// A slice this narrow (ms) is not split further but paged through. Twice
+/// the overlap between slices, so each slice moves the window up a second.
+pub const MIN_SLICE_MS: i64 = 2 * SLICE_OVERLAP_MS;
+
+/// Consecutive slices overlap by this much (ms): second precision, and
+/// `updated_at_min`/`_max` may be exclusive.
+pub const SLICE_OVERLAP_MS: i64 = 1_000;
 
 /// Pushed orders read per call, at most (one request each).
 pub const LOOK_AT_PER_CALL: usize = 5;
@@ -56,17 +69,20 @@ pub const LOOK_AT_PER_CALL: usize = 5;
 pub const FUTURE_TOLERANCE_MS: u64 = 5 * 60 * 1000;
 
 /// The API refuses `page × per_page` beyond this (documented for the
-/// 2025-03 order list); a sweep stops there.
-pub const MAX_LISTED_PER_SWEEP: u64 = 10_000;
+/// 2025-03 order list): paging a one-second slice stops there.
+pub const MAX_LISTED_PER_SLICE: u64 = 10_000;
 
 /// How long an unreadable order waits before the next sweep tries it again.
 const UNREADABLE_RETRY_S: u64 = 60;
 
 /// Why the call stopped before its page was complete.
 enum Stop {
-    /// The bucket is nearly full, or a 429 came: wait this long.
-    Wait(u64),
+    /// Wait this long (ms), for this reason.
+    Wait(u64, &'static str),
 }
+
+const BUCKET_NEARLY_FULL: &str = "its request bucket is nearly full";
+const ASKED_TO_WAIT: &str = "it asked the connector to wait (429 or a failing detail)";
 
 fn retry_hint(error: &PluginError) -> Option<u64> {
     match error {
@@ -121,17 +137,17 @@ pub fn poll(req: PollRequest) -> Result<PollPage, PluginError> {
         }
     }
     if stop.is_none() && api.bucket.nearly_full() {
-        stop = Some(Stop::Wait(api.bucket.wait_ms()));
+        stop = Some(Stop::Wait(api.bucket.wait_ms(), BUCKET_NEARLY_FULL));
     }
-    if let Some(Stop::Wait(ms)) = stop {
+    if let Some(Stop::Wait(ms, why)) = stop {
         let ms = ms.max(1);
         cursor.not_before_ms = Some(now.saturating_add(i64::try_from(ms).unwrap_or(60_000)));
         has_more = false;
         log::log(
             Level::Info,
             &format!(
-                "Nuvemshop's request bucket for store {} is nearly full ({} left of {}); the \
-                 sweep pauses {ms} ms and resumes at the next poll",
+                "Nuvemshop store {}: {why} ({} left of {}); the sweep pauses {ms} ms and \
+                 resumes at the next poll",
                 settings.store_id,
                 api.bucket.remaining.map_or("?".into(), |n| n.to_string()),
                 api.bucket.limit.map_or("?".into(), |n| n.to_string()),
@@ -155,9 +171,17 @@ fn read_pushed(
     let take = cursor.look.len().min(LOOK_AT_PER_CALL);
     let batch: Vec<String> = cursor.look.drain(..take).collect();
     for (index, id) in batch.iter().enumerate() {
+        if id.is_empty() || id.len() > 20 || !id.bytes().all(|b| b.is_ascii_digit()) {
+            log::log(
+                Level::Info,
+                &format!("pushed id {id:?} is not a Nuvemshop order id; skipped"),
+                &[("order", id.as_str())],
+            );
+            continue;
+        }
         if api.bucket.nearly_full() {
             requeue(cursor, &batch[index..]);
-            return Ok(Some(Stop::Wait(api.bucket.wait_ms())));
+            return Ok(Some(Stop::Wait(api.bucket.wait_ms(), BUCKET_NEARLY_FULL)));
         }
         match api.order(id) {
             Ok(doc) => match mapping::change_key(&doc) {
@@ -193,7 +217,7 @@ fn read_pushed(
             Err(ReadError::Store(error)) => match retry_hint(&error) {
                 Some(ms) if !orders.is_empty() => {
                     requeue(cursor, &batch[index..]);
-                    return Ok(Some(Stop::Wait(ms)));
+                    return Ok(Some(Stop::Wait(ms, ASKED_TO_WAIT)));
                 }
                 _ => return Err(error),
             },
@@ -214,7 +238,7 @@ enum PageOutcome {
     Stopped(Stop),
 }
 
-/// Read the sweep's next page (starting a sweep when none is in progress).
+/// Read the sweep's next slice (starting a sweep when none is in progress).
 fn read_page(
     settings: &Settings,
     api: &mut Api<'_>,
@@ -223,26 +247,45 @@ fn read_page(
     now: i64,
 ) -> Result<PageOutcome, PluginError> {
     if api.bucket.nearly_full() {
-        return Ok(PageOutcome::Stopped(Stop::Wait(api.bucket.wait_ms())));
+        return Ok(PageOutcome::Stopped(Stop::Wait(
+            api.bucket.wait_ms(),
+            BUCKET_NEARLY_FULL,
+        )));
     }
     let mut sweep = match cursor.sweep.take() {
         Some(sweep) => sweep,
-        None => Sweep {
-            since_ms: cursor
-                .pinned_since_ms
-                .take()
-                .or(cursor
-                    .mark_ms
-                    .map(|m| m.saturating_sub(settings.overlap_ms)))
-                .unwrap_or_else(|| now.saturating_sub(settings.initial_lookback_ms)),
-            page: 1,
-            pass: 1,
-            pass_started_ms: now,
-            ..Sweep::default()
-        },
+        None => {
+            let since_ms = cursor
+                .mark_ms
+                .map(|m| m.saturating_sub(settings.overlap_ms))
+                .unwrap_or_else(|| now.saturating_sub(settings.initial_lookback_ms))
+                .min(now);
+            Sweep {
+                since_ms,
+                until_ms: now,
+                slice_until_ms: now,
+                page: 1,
+                newest_ms: None,
+                paging: false,
+            }
+        }
     };
+    // The last slice is open-ended: one answer, so nothing can shift, and
+    // orders with an `updated_at` past the clock are still seen (and reported).
+    // Whole seconds, as the API prints them (the lower bound rounded down and
+    // the upper rounded up, so rounding only widens the slice).
+    let slice_max = (sweep.slice_until_ms < sweep.until_ms).then(|| {
+        format_rfc3339_ms(
+            sweep
+                .slice_until_ms
+                .saturating_add(999)
+                .div_euclid(1000)
+                .saturating_mul(1000),
+        )
+    });
     let list = match api.list_orders(
-        &format_rfc3339_ms(sweep.since_ms),
+        &format_rfc3339_ms(sweep.since_ms.div_euclid(1000).saturating_mul(1000)),
+        slice_max.as_deref(),
         sweep.page,
         settings.page_size,
     ) {
@@ -250,16 +293,13 @@ fn read_page(
         Err(error) => {
             cursor.sweep = Some(sweep);
             return match retry_hint(&error) {
-                Some(ms) if !orders.is_empty() => Ok(PageOutcome::Stopped(Stop::Wait(ms))),
+                Some(ms) if !orders.is_empty() => {
+                    Ok(PageOutcome::Stopped(Stop::Wait(ms, ASKED_TO_WAIT)))
+                }
                 _ => Err(error),
             };
         }
     };
-    if sweep.page == 1 {
-        sweep.total = list.total;
-    } else if list.total.is_some() && list.total != sweep.total {
-        sweep.shifted = true;
-    }
     for row in &list.rows {
         let key = match mapping::change_key(row) {
             Ok(key) => key,
@@ -272,15 +312,6 @@ fn read_page(
                 continue;
             }
         };
-        if sweep
-            .listed
-            .get(&key.id)
-            .is_some_and(|known| *known != key.updated_ms)
-            || key.updated_ms > sweep.pass_started_ms
-        {
-            sweep.shifted = true;
-        }
-        sweep.listed.insert(key.id.clone(), key.updated_ms);
         sweep.newest_ms = Some(
             sweep
                 .newest_ms
@@ -299,56 +330,109 @@ fn read_page(
             }
             Ok(None) => {}
             Err(stop) => {
-                // The page is read again next time; rows returned are seen.
+                // The slice is read again next time; rows returned are seen.
                 cursor.sweep = Some(sweep);
                 return Ok(PageOutcome::Stopped(stop));
             }
         }
     }
 
-    let per_page = u64::from(settings.page_size);
-    let page = u64::from(sweep.page);
-    let more = match list.next_page {
-        Some(next) => u64::from(next) > page,
-        None => {
-            list.rows.len() as u64 >= per_page && list.total.is_none_or(|t| page * per_page < t)
-        }
-    };
-    if more && (page + 1) * per_page > MAX_LISTED_PER_SWEEP {
+    if let Some(max) = &slice_max
+        && list.rows.iter().any(|row| {
+            mapping::change_key(row)
+                .is_ok_and(|key| key.updated_ms > sweep.slice_until_ms + SLICE_OVERLAP_MS)
+        })
+    {
+        // Rows past the slice's end: the filter is not honoured, so slicing
+        // cannot narrow anything. Page through the rest of the window.
         log::log(
             Level::Warn,
             &format!(
-                "store {}: more than {MAX_LISTED_PER_SWEEP} orders changed since {}; Nuvemshop \
-                 lists no further pages, so the sweep ends here and the next one starts from \
-                 the newest order read",
+                "store {}: the order list ignored updated_at_max={max}; this sweep pages \
+                 through the rest of its window instead",
+                settings.store_id
+            ),
+            &[("store_id", settings.store_id.as_str())],
+        );
+        sweep.paging = true;
+        sweep.slice_until_ms = sweep.until_ms;
+        sweep.page = 1;
+        cursor.sweep = Some(sweep);
+        return Ok(PageOutcome::More);
+    }
+    let per_page = u64::from(settings.page_size);
+    let listed = list.rows.len() as u64;
+    // How many rows the slice holds: the header, or at least what came.
+    let total = list
+        .total
+        .unwrap_or(if listed >= per_page { u64::MAX } else { listed });
+    let span = sweep.slice_until_ms.saturating_sub(sweep.since_ms);
+    if !sweep.paging && sweep.page == 1 && total > per_page {
+        // Too many rows for one atomic read: narrow the slice. The rows that
+        // came are a sample of it; the slice up to the 80 %-of-a-page-th
+        // oldest of them holds at least that many, and at most half the span
+        // keeps the narrowing geometric whatever order the API lists in.
+        let mut stamps: Vec<i64> = list
+            .rows
+            .iter()
+            .filter_map(|row| mapping::change_key(row).ok())
+            .map(|key| key.updated_ms)
+            .filter(|ms| (sweep.since_ms..=sweep.slice_until_ms).contains(ms))
+            .collect();
+        stamps.sort_unstable();
+        let k = usize::try_from(per_page * 4 / 5).unwrap_or(1).max(1);
+        let half = sweep.since_ms.saturating_add(span / 2);
+        let cut = stamps
+            .get(k - 1)
+            .or(stamps.last())
+            .map_or(half, |at| (*at).min(half));
+        let width = cut
+            .saturating_sub(sweep.since_ms)
+            .min(span / 2)
+            .max(MIN_SLICE_MS);
+        if width < span {
+            sweep.slice_until_ms = sweep.since_ms.saturating_add(width);
+            cursor.sweep = Some(sweep);
+            return Ok(PageOutcome::More);
+        }
+    }
+    let page = u64::from(sweep.page);
+    let more_pages = match list.next_page {
+        Some(next) => u64::from(next) > page,
+        None => total > page * per_page && listed > 0,
+    };
+    if more_pages && (page + 1) * per_page <= MAX_LISTED_PER_SLICE {
+        // A slice too narrow to split (or an API without updated_at_max):
+        // page through it.
+        sweep.page += 1;
+        cursor.sweep = Some(sweep);
+        return Ok(PageOutcome::More);
+    }
+    if more_pages {
+        log::log(
+            Level::Warn,
+            &format!(
+                "store {}: more than {MAX_LISTED_PER_SLICE} orders share the second at {}; \
+                 Nuvemshop lists no further pages, so the rest of that second is not read",
                 settings.store_id,
                 format_rfc3339_ms(sweep.since_ms)
             ),
             &[("store_id", settings.store_id.as_str())],
         );
-        sweep.shifted = false;
-    } else if more {
-        sweep.page += 1;
-        cursor.sweep = Some(sweep);
-        return Ok(PageOutcome::More);
     }
-    if sweep.shifted && sweep.page > 1 && sweep.pass < MAX_PASSES {
-        log::log(
-            Level::Debug,
-            &format!(
-                "store {}: orders moved between pages during pass {}; reading the window again",
-                settings.store_id, sweep.pass
-            ),
-            &[],
-        );
-        cursor.sweep = Some(Sweep {
-            since_ms: sweep.since_ms,
-            page: 1,
-            pass: sweep.pass + 1,
-            pass_started_ms: now,
-            newest_ms: sweep.newest_ms,
-            ..Sweep::default()
-        });
+    if sweep.slice_until_ms < sweep.until_ms {
+        // The slice is complete: on to the rest of the window.
+        sweep.since_ms = sweep
+            .slice_until_ms
+            .saturating_sub(SLICE_OVERLAP_MS)
+            .max(sweep.since_ms.saturating_add(1));
+        sweep.slice_until_ms = sweep.until_ms;
+        sweep.page = 1;
+        // Slices only move up: versions older than this slice (less the
+        // overlap the next sweep starts with) cannot be listed again, so
+        // the cursor stays small however long the first sync is.
+        cursor.prune(sweep.since_ms.saturating_sub(settings.overlap_ms));
+        cursor.sweep = Some(sweep);
         return Ok(PageOutcome::More);
     }
     finish_sweep(settings, cursor, &sweep, now);
@@ -364,7 +448,7 @@ fn detail_of(api: &mut Api<'_>, row: &Value, key: &ChangeKey) -> Result<Option<V
         return Ok(Some(row.clone()));
     }
     if api.bucket.nearly_full() {
-        return Err(Stop::Wait(api.bucket.wait_ms()));
+        return Err(Stop::Wait(api.bucket.wait_ms(), BUCKET_NEARLY_FULL));
     }
     match api.order(&key.id) {
         Ok(doc) => Ok(Some(doc)),
@@ -394,7 +478,7 @@ fn detail_of(api: &mut Api<'_>, row: &Value, key: &ChangeKey) -> Result<Option<V
                 ),
                 &[("order", key.id.as_str())],
             );
-            Err(Stop::Wait(wait))
+            Err(Stop::Wait(wait, ASKED_TO_WAIT))
         }
     }
 }
@@ -406,31 +490,17 @@ fn describe(error: &PluginError) -> String {
     }
 }
 
-/// Move the mark (or pin the window) and forget what the next window cannot list.
+/// Move the mark and forget what the next window cannot list.
 fn finish_sweep(settings: &Settings, cursor: &mut Cursor, sweep: &Sweep, now: i64) {
-    let unresolved = sweep.shifted && sweep.page > 1;
-    if unresolved {
-        log::log(
-            Level::Info,
-            &format!(
-                "store {}: orders kept moving between pages for {MAX_PASSES} passes; the next \
-                 sweep reads the same window again",
-                settings.store_id
-            ),
-            &[],
-        );
-        cursor.pinned_since_ms = Some(sweep.since_ms);
-    } else if let Some(newest) = sweep.newest_ms {
+    if let Some(newest) = sweep.newest_ms {
         let mark = high_water::clamp(newest, now, FUTURE_TOLERANCE_MS).value();
         cursor.mark_ms = Some(cursor.mark_ms.map_or(mark, |m| m.max(mark)));
     } else if cursor.mark_ms.is_none() {
         // Nothing listed yet: keep the window where it started.
         cursor.mark_ms = Some(sweep.since_ms.saturating_add(settings.overlap_ms));
     }
-    let next_since = cursor.pinned_since_ms.unwrap_or_else(|| {
-        cursor
-            .mark_ms
-            .map_or(sweep.since_ms, |m| m.saturating_sub(settings.overlap_ms))
-    });
+    let next_since = cursor
+        .mark_ms
+        .map_or(sweep.since_ms, |m| m.saturating_sub(settings.overlap_ms));
     cursor.prune(next_since);
 }

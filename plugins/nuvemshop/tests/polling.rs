@@ -41,6 +41,8 @@ struct FakeStore {
     lists: u32,
     /// Orders the list does not show yet (indexed late).
     unlisted: Vec<u64>,
+    /// Behave like an API without `updated_at_max`.
+    ignore_max: bool,
 }
 
 fn order(id: u64, updated_ms: i64, payment: &str, shipping: &str) -> Value {
@@ -72,6 +74,7 @@ impl FakeStore {
             on_list: None,
             lists: 0,
             unlisted: Vec::new(),
+            ignore_max: false,
         }))
     }
 
@@ -132,10 +135,16 @@ impl FakeStore {
         }
         let min = query_param(&req.url, "updated_at_min")
             .map_or(i64::MIN, |m| parse_offset_datetime_ms(&m).unwrap());
+        let max = query_param(&req.url, "updated_at_max")
+            .map_or(i64::MAX, |m| parse_offset_datetime_ms(&m).unwrap());
         let mut rows: Vec<Value> = self
             .orders
             .iter()
-            .filter(|o| updated(o) >= min && !self.unlisted.contains(&o["id"].as_u64().unwrap()))
+            .filter(|o| {
+                updated(o) >= min
+                    && (self.ignore_max || updated(o) <= max)
+                    && !self.unlisted.contains(&o["id"].as_u64().unwrap())
+            })
             .cloned()
             .collect();
         match self.order {
@@ -193,7 +202,7 @@ fn harness(store: &Rc<RefCell<FakeStore>>) -> Harness {
 fn sweep(cursor: &mut Option<String>, look_at: Vec<String>) -> Vec<String> {
     let mut ids = Vec::new();
     let mut look_at = look_at;
-    for _ in 0..50 {
+    for _ in 0..200 {
         let page = Nuvemshop::poll(PollRequest {
             cursor: cursor.clone(),
             detail_cutoff: None,
@@ -248,9 +257,12 @@ fn an_order_updated_mid_sweep_does_not_hide_the_row_behind_it() {
         .map(|id| order(id, NOW - 600_000 + id as i64 * 1000, "pending", "unpacked"))
         .collect();
     let store = FakeStore::new(orders, Order::UpdatedAsc);
-    store.borrow_mut().on_list = Some(Box::new(|page, orders| {
-        if page == 2 && updated(&orders[0]) < NOW {
-            orders[0] = order(1, NOW + 1000, "paid", "unpacked");
+    let lists = Rc::new(RefCell::new(0));
+    let counter = Rc::clone(&lists);
+    store.borrow_mut().on_list = Some(Box::new(move |_page, orders| {
+        *counter.borrow_mut() += 1;
+        if *counter.borrow() == 2 {
+            orders[0] = order(1, NOW - 1000, "paid", "unpacked");
         }
     }));
     install(harness(&store));
@@ -267,14 +279,20 @@ fn a_new_order_entering_an_earlier_page_is_still_read() {
         .map(|id| order(id, NOW - 600_000 + id as i64 * 1000, "pending", "unpacked"))
         .collect();
     let store = FakeStore::new(orders, Order::CreatedDesc);
-    store.borrow_mut().on_list = Some(Box::new(|page, orders| {
-        if page == 2 && orders.len() == 4 {
+    let lists = Rc::new(RefCell::new(0));
+    let counter = Rc::clone(&lists);
+    store.borrow_mut().on_list = Some(Box::new(move |_page, orders| {
+        *counter.borrow_mut() += 1;
+        if *counter.borrow() == 2 && orders.len() == 4 {
             orders.push(order(9, NOW + 500, "pending", "unpacked"));
         }
     }));
     install(harness(&store));
     let mut cursor = None;
     let mut ids = sweep(&mut cursor, vec![]);
+    // Created mid-sweep, after the sweep began: this sweep or the next reads it.
+    testing::set_now_unix_ms(NOW as u64 + 60_000);
+    ids.extend(sweep(&mut cursor, vec![]));
     ids.sort();
     ids.dedup();
     assert_eq!(ids, ["1", "2", "3", "4", "9"]);
@@ -409,4 +427,55 @@ fn a_signed_push_names_the_order() {
     })
     .unwrap();
     assert!(matches!(hint, PushHint::LookAt(ids) if ids == ["42"]));
+}
+
+#[test]
+fn a_long_first_sync_is_read_in_slices_with_few_requests() {
+    // 300 orders spread over 30 days, 20 a page: every one is read, each
+    // once, in a bounded number of requests, whatever order the API lists in.
+    for list_order in [Order::UpdatedAsc, Order::CreatedDesc] {
+        let orders: Vec<Value> = (1..=300)
+            .map(|id| {
+                order(
+                    id,
+                    NOW - 29 * 86_400_000 + id as i64 * 8_000_000,
+                    "pending",
+                    "unpacked",
+                )
+            })
+            .collect();
+        let store = FakeStore::new(orders, list_order);
+        install(harness(&store).setting("page_size", "20"));
+        let mut cursor = None;
+        let ids = sweep(&mut cursor, vec![]);
+        assert_eq!(ids.len(), 300, "each order once");
+        let lists = store.borrow().lists;
+        assert!(lists <= 120, "{lists} list requests for 300 orders");
+    }
+}
+
+#[test]
+fn an_api_without_updated_at_max_is_paged_through() {
+    let orders: Vec<Value> = (1..=7)
+        .map(|id| {
+            order(
+                id,
+                NOW - 3_600_000 + id as i64 * 60_000,
+                "pending",
+                "unpacked",
+            )
+        })
+        .collect();
+    let store = FakeStore::new(orders, Order::UpdatedAsc);
+    store.borrow_mut().ignore_max = true;
+    install(harness(&store));
+    let mut cursor = None;
+    let mut ids = sweep(&mut cursor, vec![]);
+    ids.sort();
+    assert_eq!(ids, ["1", "2", "3", "4", "5", "6", "7"]);
+    assert!(
+        testing::logs()
+            .iter()
+            .any(|(_, m, _)| m.contains("ignored updated_at_max"))
+    );
 }
