@@ -2,6 +2,7 @@
 #
 #   make                  release daemon + first-party plugins
 #   make demo             the daemon against the bundled LI simulator, printing what it sends
+#                         (DEMO_PLATFORM=nuvemshop: a Nuvemshop store; =both: one store of each)
 #   make test             THE test command (installs the wasm toolchain if missing)
 #   make lint             rustfmt + clippy, daemon and plugin workspaces
 #   make install          DESTDIR/PREFIX aware (PREFIX=/usr/local by default)

@@ -10,6 +10,13 @@
 # and registers the daemon's push listener (127.0.0.1:18933) with the fake store
 # as an operator would: `arauto webhooks register`. Ctrl-C stops both cleanly.
 # The daemon's log is kept in the temporary directory.
+#
+# DEMO_PLATFORM picks the store: `li` (the default), `nuvemshop` (a fake
+# Nuvemshop API on 127.0.0.1:18935 playing its own story, store `nuvem1` from
+# config/demo-nuvemshop.toml; needs target/plugins/nuvemshop.wasm), or `both`
+# (both stories at once, one WhatsApp sink). For Nuvemshop the configuration is
+# config/demo.toml with config/demo-nuvemshop.toml appended, written to the
+# temporary directory.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -18,10 +25,34 @@ TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 ARAUTO=$TARGET_DIR/debug/arauto
 SIM=$TARGET_DIR/debug/arauto-sim
 SPEED=${DEMO_SPEED:-1}
-STORE=loja1
-HOOK_URL=http://127.0.0.1:18933/hooks/$STORE
+PLATFORM=${DEMO_PLATFORM:-li}
+case "$PLATFORM" in
+    li) STORES="loja1"; PORTS="18931 18932 18933" ;;
+    nuvemshop) STORES="nuvem1"; PORTS="18931 18932 18933 18935" ;;
+    both) STORES="loja1 nuvem1"; PORTS="18931 18932 18933 18935" ;;
+    *)
+        echo "demo: DEMO_PLATFORM must be li, nuvemshop or both (got \"$PLATFORM\")" >&2
+        exit 2
+        ;;
+esac
+if [ "$PLATFORM" != li ] && [ ! -f "$TARGET_DIR/plugins/nuvemshop.wasm" ]; then
+    echo "demo: $TARGET_DIR/plugins/nuvemshop.wasm is missing; build it with make plugins" >&2
+    exit 1
+fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/arauto-demo.XXXXXX")
+CONFIG=config/demo.toml
+if [ "$PLATFORM" != li ]; then
+    CONFIG=$WORK/demo.toml
+    if [ "$PLATFORM" = nuvemshop ]; then
+        # loja1 stays configured (and validated) but is not polled.
+        sed '/^\[stores\.loja1\]$/,/^enabled = true$/ s/^enabled = true$/enabled = false/' \
+            config/demo.toml >"$CONFIG"
+    else
+        cp config/demo.toml "$CONFIG"
+    fi
+    { echo; cat config/demo-nuvemshop.toml; } >>"$CONFIG"
+fi
 SIM_PID=""
 DAEMON_PID=""
 
@@ -34,12 +65,12 @@ stop() {
     [ -n "$SIM_PID" ] && kill -TERM "$SIM_PID" 2>/dev/null || true
     [ -n "$SIM_PID" ] && wait "$SIM_PID" 2>/dev/null || true
     echo "demo: stopped. The daemon's log and state are in $WORK"
-    echo "      (e.g. ARAUTO_DAEMON__STATE_DIR=$WORK/state $ARAUTO report --config config/demo.toml)"
+    echo "      (e.g. ARAUTO_DAEMON__STATE_DIR=$WORK/state $ARAUTO report --config $CONFIG)"
     exit 0
 }
 trap stop INT TERM EXIT
 
-for port in 18931 18932 18933; do
+for port in $PORTS; do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
         echo "demo: 127.0.0.1:$port is already in use (another demo running?)" >&2
         trap - EXIT
@@ -47,7 +78,7 @@ for port in 18931 18932 18933; do
     fi
 done
 
-"$SIM" --speed "$SPEED" --push --ready-file "$WORK/sim.ready" &
+"$SIM" --platform "$PLATFORM" --speed "$SPEED" --push --ready-file "$WORK/sim.ready" &
 SIM_PID=$!
 for _ in $(seq 1 100); do
     [ -f "$WORK/sim.ready" ] && break
@@ -58,8 +89,8 @@ done
 export ARAUTO_DAEMON__STATE_DIR="$WORK/state"
 export ARAUTO_DAEMON__CACHE_DIR="$WORK/cache"
 export ARAUTO_DAEMON__CONTROL_SOCKET="$WORK/control.sock"
-"$ARAUTO" validate --config config/demo.toml >/dev/null
-"$ARAUTO" run --config config/demo.toml --log-format text >"$WORK/arauto.log" 2>&1 &
+"$ARAUTO" validate --config "$CONFIG" >/dev/null
+"$ARAUTO" run --config "$CONFIG" --log-format text >"$WORK/arauto.log" 2>&1 &
 DAEMON_PID=$!
 
 # Pushes need the daemon's listener up before LI is told about it.
@@ -68,14 +99,16 @@ for _ in $(seq 1 150); do
     kill -0 "$DAEMON_PID" 2>/dev/null || break
     sleep 0.2
 done
-if "$ARAUTO" webhooks register --config config/demo.toml --store "$STORE" --url "$HOOK_URL" \
-    >"$WORK/webhooks-register.log" 2>&1; then
-    PUSHES="each change is pushed to $HOOK_URL, so its message follows within a second or two"
-else
-    echo "demo: could not register $HOOK_URL for pushes (see $WORK/webhooks-register.log);" >&2
-    echo "      messages still arrive, at the next poll (every 30 s)." >&2
-    PUSHES="pushes are off, the daemon polls every 30 s"
-fi
+PUSHES="each change is pushed to the daemon, so its message follows within a second or two"
+for STORE in $STORES; do
+    HOOK_URL=http://127.0.0.1:18933/hooks/$STORE
+    if ! "$ARAUTO" webhooks register --config "$CONFIG" --store "$STORE" --url "$HOOK_URL" \
+        >"$WORK/webhooks-register-$STORE.log" 2>&1; then
+        echo "demo: could not register $HOOK_URL for pushes (see $WORK/webhooks-register-$STORE.log);" >&2
+        echo "      $STORE's messages still arrive, at the next poll (every 30 s)." >&2
+        PUSHES="pushes are partly off, the daemon also polls every 30 s"
+    fi
+done
 echo "demo: arauto is running (pid $DAEMON_PID, log: $WORK/arauto.log); messages appear below as the"
 echo "      simulated orders move ($PUSHES). Ctrl-C stops everything."
 echo

@@ -256,6 +256,14 @@ fn updated_at_min_needs_an_offset_and_is_inclusive() {
     let naive = get(&ns, "/v1/123456/orders?updated_at_min=2024-05-10T09:00:00");
     assert_eq!(naive.status, 422);
     assert!(naive.json()["updated_at_min"].is_array());
+    // No rows at all: 404 "Last page is 0" by default, or 200 [] when switched off.
+    let later = get(
+        &ns,
+        "/v1/123456/orders?updated_at_min=2030-01-01T00:00:00-03:00",
+    );
+    assert_eq!(later.status, 404);
+    assert_eq!(later.json()["description"], "Last page is 0");
+    store.configure(|o| o.empty_list_404 = false);
     let later = get(
         &ns,
         "/v1/123456/orders?updated_at_min=2030-01-01T00:00:00-03:00",
@@ -307,6 +315,7 @@ fn the_order_has_three_states_a_nested_customer_and_string_money() {
 #[test]
 fn the_bucket_empties_into_429_and_every_answer_carries_its_headers() {
     let (ns, store) = fake_with_store();
+    store.create_order(Order::new());
     store.configure(|o| o.rate_limit = Some(RateLimit::never_leaking(40)));
     for i in 0..40u32 {
         let reply = get(&ns, "/v1/123456/orders");
@@ -482,4 +491,69 @@ fn the_legacy_payment_filter_hides_refunds_unless_asked_for() {
         get(&ns, "/v1/123456/orders?payment_status=refunded").ids(),
         [refunded]
     );
+}
+
+#[test]
+fn head_answers_the_headers_of_get_without_a_body() {
+    let (ns, store) = fake_with_store();
+    store.create_order(Order::new());
+    let auth = auth();
+    let head = send(
+        &ns,
+        "HEAD",
+        "/v1/123456/orders",
+        &[("Authentication", &auth), ("User-Agent", UA)],
+        "",
+    );
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("x-total-count"), Some("1"));
+    assert!(head.body.is_empty(), "{}", head.body);
+    let post = send(
+        &ns,
+        "POST",
+        "/v1/123456/orders",
+        &[("Authentication", &auth), ("User-Agent", UA)],
+        "",
+    );
+    assert_eq!(post.status, 405);
+}
+
+#[test]
+fn a_push_not_answered_200_is_retried_when_asked_to() {
+    let (ns, store) = fake_with_store();
+    // The webhook receiver answers 204, which Nuvemshop does not count as delivered.
+    let receiver = FakeProvider::start_in_background(Provider::Webhook).expect("receiver");
+    ns.configure_pushes(|o| {
+        o.retries = 2;
+        o.retry_interval = Duration::from_millis(10);
+    });
+    let mut events = ns.subscribe_webhooks();
+    store.register_webhook("order/created", &format!("{}/hooks/ns", receiver.url()));
+    store.create_order(Order::new());
+    let mut attempts = Vec::new();
+    while attempts.len() < 3 {
+        if let WebhookEvent::Push(record) = events.blocking_recv().expect("webhook events") {
+            assert_eq!(record.outcome, PushOutcome::Answered(204));
+            attempts.push(record.attempt);
+        }
+    }
+    assert_eq!(attempts, [1, 2, 3]);
+    assert_eq!(receiver.requests().len(), 3);
+}
+
+#[test]
+fn a_new_order_mid_sweep_pushes_rows_onto_the_next_page_by_default() {
+    let (ns, store) = fake_with_store();
+    let ids: Vec<u64> = (0..6).map(|_| store.create_order(Order::new())).collect();
+    // Newest created first: a new order between the pages lands on page 1
+    // and pushes its last row onto page 2, where a naive pager reads it again.
+    store.on_request(Route::List, 2, |s| {
+        s.create_order(Order::new());
+    });
+    let page1 = get(&ns, "/v1/123456/orders?per_page=3&page=1");
+    let page2 = get(&ns, "/v1/123456/orders?per_page=3&page=2");
+    assert_eq!(page1.ids(), [ids[5], ids[4], ids[3]]);
+    assert_eq!(page2.ids(), [ids[3], ids[2], ids[1]]);
+    assert_eq!(page1.header("x-total-count"), Some("6"));
+    assert_eq!(page2.header("x-total-count"), Some("7"));
 }

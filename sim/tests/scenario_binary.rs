@@ -507,3 +507,88 @@ fn push_flags_are_checked() {
     assert_eq!(status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("--push"), "{stderr}");
 }
+
+/// A request to the fake Nuvemshop with the demo token and a User-Agent.
+fn ns_request(ready: &Value, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+    let ns = &ready["nuvemshop"];
+    let url = format!(
+        "{}/{}{path}",
+        ns["url"].as_str().unwrap(),
+        ns["store_id"].as_u64().unwrap()
+    );
+    let auth = format!("bearer {}", ns["access_token"].as_str().unwrap());
+    let builder = ureq::http::Request::builder()
+        .method(method)
+        .uri(&url)
+        .header("Authentication", &auth)
+        .header("User-Agent", "arauto-sim tests (dev@example.com)")
+        .header("Content-Type", "application/json");
+    let request = builder.body(body.unwrap_or("").to_owned()).unwrap();
+    let mut response = agent().run(request).unwrap();
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+#[test]
+fn platform_nuvemshop_plays_its_story_after_the_first_listing_and_pushes_signed_events() {
+    let mut sim = Sim::spawn(&[
+        "--platform",
+        "nuvemshop",
+        "--ns-listen",
+        "0",
+        "--webhook-listen",
+        "0",
+        "--speed",
+        "1000",
+        "--push",
+    ]);
+    let ready = sim.wait_for("ready");
+    assert_eq!(ready["scenario"], Value::Null, "no LI story: {ready}");
+    let ns = &ready["nuvemshop"];
+    assert_eq!(ns["store_id"], 1_234_567);
+    assert_eq!(ns["scenario"]["steps"], 9);
+    assert_eq!(ns["scenario"]["historical_orders"], 5);
+    assert_eq!(
+        sim.wait_for("waiting-for-first-poll")["platform"],
+        "nuvemshop"
+    );
+
+    let receiver = format!("{}/hooks/nuvem1", ready["webhook"]["url"].as_str().unwrap());
+    let registration = format!(r#"{{"event":"order/paid","url":"{receiver}"}}"#);
+    let (status, body) = ns_request(&ready, "POST", "/webhooks", Some(&registration));
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(
+        sim.wait_for("webhook-registered")["event_name"],
+        "order/paid"
+    );
+
+    // The first listing answered normally starts the story; the old orders are there.
+    let (status, orders) = ns_request(&ready, "GET", "/orders?per_page=200", None);
+    assert_eq!(status, 200);
+    assert_eq!(orders.as_array().unwrap().len(), 5);
+    assert_eq!(sim.wait_for("scenario-started")["platform"], "nuvemshop");
+    // Order 100 is paid at the fourth step: the only order/paid event of the story
+    // (order 101 is created already paid, which is order/created).
+    let push = sim.wait_for("push");
+    assert_eq!(push["event_name"], "order/paid");
+    assert_eq!(push["order_id"], 1_500_000_100_u64);
+    assert_eq!(push["result"], "→ HTTP 204");
+    let received = match sim.seen.iter().find(|e| e["event"] == "message") {
+        Some(event) => event.clone(),
+        None => sim.wait_for("message"),
+    };
+    let pushed: Value = serde_json::from_str(received["text"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        pushed,
+        json!({"store_id": 1_234_567, "event": "order/paid", "id": 1_500_000_100_u64})
+    );
+    let finished = sim.wait_for("scenario-finished");
+    assert_eq!(finished["steps"], 9);
+    let (status, order) = ns_request(&ready, "GET", "/orders/1500000100", None);
+    assert_eq!(status, 200);
+    assert_eq!(order["shipping_status"], "fulfilled");
+    assert!(order["shipping_tracking_number"].is_string());
+    let (status, _) = sim.terminate();
+    assert_eq!(status.code(), Some(0));
+}

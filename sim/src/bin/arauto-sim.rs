@@ -13,6 +13,12 @@
 //! registered with it (`PUT /webhooks/v1/pedido`, as `arauto webhooks
 //! register` does), in Loja Integrada's push shape; `--push` registers nothing
 //! by itself.
+//!
+//! `--platform nuvemshop` plays the Nuvemshop story instead, on a fake
+//! Nuvemshop API (`--ns-listen`, default 127.0.0.1:18935; see
+//! docs/platforms/nuvemshop-sim.md); `--platform both` plays both stories at
+//! once, one store each, into the same WhatsApp sink. The Loja Integrada API
+//! listens in every mode (idle, without a story, under `nuvemshop`).
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -27,6 +33,7 @@ use arauto_sim::channels::{FakeProvider, Provider, ReceivedMessage};
 use arauto_sim::li::{
     FakeLi, LiStore, PushOptions, PushOutcome, PushRecord, Route, StoreAuth, WebhookEvent,
 };
+use arauto_sim::nuvemshop::{self as ns, FakeNuvemshop, NsDemo, NsDemoStep, NsStore};
 use arauto_sim::scenario::{AppliedStep, ExpectedNotification, RunOutcome, Scenario, Speed};
 use clap::{Parser, ValueEnum};
 use serde::Serialize;
@@ -34,7 +41,8 @@ use serde_json::{Value, json};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{broadcast, oneshot, watch};
 
-/// Fake Loja Integrada store + WhatsApp sink for arauto's demo and tests.
+/// Fake Loja Integrada (and, with --platform, Nuvemshop) store + WhatsApp sink
+/// for arauto's demo and tests.
 ///
 /// Serves the Loja Integrada REST API (one store, demo credentials) with orders
 /// that move through statuses over about three minutes, and a fake Evolution
@@ -133,6 +141,51 @@ struct Cli {
     /// Print the story's timeline and expected notifications, then exit.
     #[arg(long)]
     plan: bool,
+
+    /// Which fake store plays its story: Loja Integrada, Nuvemshop, or both
+    /// at once (one store each, one WhatsApp sink).
+    #[arg(long, value_enum, default_value_t = Platform::Li)]
+    platform: Platform,
+
+    /// Where the fake Nuvemshop API listens (`0` = a free port); its base URL
+    /// is `http://ADDR/v1`.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:18935", value_parser = parse_listen)]
+    ns_listen: SocketAddr,
+
+    /// The fake Nuvemshop store's id (the `store_id` in every path).
+    #[arg(long, value_name = "ID", default_value_t = 1_234_567)]
+    ns_store_id: u64,
+
+    /// The access token the fake Nuvemshop store accepts (`Authentication: bearer …`).
+    #[arg(long, value_name = "TOKEN", default_value = "demo-nuvemshop-token")]
+    ns_access_token: String,
+
+    /// The app secret the fake Nuvemshop signs its pushes with (`x-linkedstore-hmac-sha256`).
+    #[arg(
+        long,
+        value_name = "SECRET",
+        default_value = "demo-nuvemshop-app-secret"
+    )]
+    ns_app_secret: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Platform {
+    /// The Loja Integrada story (the default).
+    Li,
+    /// The Nuvemshop story.
+    Nuvemshop,
+    /// Both stories at once.
+    Both,
+}
+
+impl Platform {
+    fn plays_li(self) -> bool {
+        self != Self::Nuvemshop
+    }
+    fn plays_nuvemshop(self) -> bool {
+        self != Self::Li
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -186,6 +239,22 @@ impl Cli {
             timeout: Duration::from_millis(self.push_timeout_ms),
         }
     }
+
+    /// The same knobs for the fake Nuvemshop (`--push-wrong-token` signs
+    /// with a wrong secret there).
+    fn ns_push_options(&self) -> ns::PushOptions {
+        ns::PushOptions {
+            enabled: self.push,
+            repeats: self.push_repeats,
+            delay: Duration::from_millis(self.push_delay_ms),
+            drop_fraction: self.push_drop,
+            wrong_signature: self.push_wrong_token,
+            timeout: Duration::from_millis(self.push_timeout_ms),
+            // Nuvemshop retries a push not answered 200 (14 times over three
+            // days); the demo keeps one attempt per copy, as for LI.
+            ..ns::PushOptions::default()
+        }
+    }
 }
 
 fn parse_listen(value: &str) -> Result<SocketAddr, String> {
@@ -216,9 +285,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         origin,
     });
     if cli.plan {
-        let scenario = Scenario::by_name(cli.scenario.as_str(), sao_paulo_now())
-            .ok_or_else(|| anyhow!("unknown scenario {:?}", cli.scenario.as_str()))?;
-        printer.plan(&scenario);
+        if cli.platform.plays_li() {
+            let scenario = Scenario::by_name(cli.scenario.as_str(), sao_paulo_now())
+                .ok_or_else(|| anyhow!("unknown scenario {:?}", cli.scenario.as_str()))?;
+            printer.plan(&scenario);
+        }
+        if cli.platform.plays_nuvemshop() {
+            printer.ns_plan(&NsDemo::new(jiff::Timestamp::now()));
+        }
         return Ok(());
     }
     // Installed first: a signal during start-up still ends the process cleanly.
@@ -273,7 +347,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         tokio::spawn(print_messages(fake.subscribe(), Arc::clone(&printer)));
     }
 
-    let mut scenario = if cli.no_scenario {
+    let nuvemshop = if cli.platform.plays_nuvemshop() {
+        Some(start_nuvemshop(&cli, &printer).await?)
+    } else {
+        None
+    };
+
+    let mut scenario = if cli.no_scenario || !cli.platform.plays_li() {
         None
     } else {
         // Started now, so the history is older than anything arauto will see happen.
@@ -314,6 +394,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             instance: cli.evolution_instance.clone(),
         },
         webhook: webhook.as_ref().map(|w| WebhookInfo { url: w.url() }),
+        nuvemshop: nuvemshop.as_ref().map(|n| n.info.clone()),
         scenario: scenario.as_ref().map(|s| ScenarioInfo {
             name: s.name().to_owned(),
             speed: cli.speed.factor(),
@@ -332,6 +413,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     printer.ready(&ready);
 
     let (cancel_tx, cancel) = watch::channel(false);
+    let ns_story = nuvemshop.as_ref().map(|n| {
+        tokio::spawn(drive_nuvemshop(
+            n.demo.clone(),
+            n.store.clone(),
+            cli.speed,
+            cli.start,
+            n.first_poll.lock().ok().and_then(|mut f| f.take()),
+            cancel.clone(),
+            Arc::clone(&printer),
+        ))
+    });
     let mut story = tokio::spawn(drive(
         scenario,
         store,
@@ -367,11 +459,146 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if story_running && let Ok(Ok(applied)) = story.await {
         steps_applied = applied;
     }
+    if let Some(ns_story) = ns_story {
+        match ns_story.await {
+            Ok(Ok(applied)) => steps_applied += applied,
+            Ok(Err(e)) => printer.warning(&format!("the Nuvemshop story failed: {e:#}")),
+            Err(e) => printer.warning(&format!("the Nuvemshop story task failed: {e}")),
+        }
+    }
     let messages = evolution.received().len() + webhook.as_ref().map_or(0, |w| w.received().len());
     printer.stopped(signal_name, steps_applied, messages);
     remove_ready_file(cli.ready_file.as_deref());
-    drop((li, evolution, webhook));
+    drop((li, evolution, webhook, nuvemshop));
     Ok(())
+}
+
+/// The running fake Nuvemshop with its store and story.
+struct NuvemshopSide {
+    _fake: FakeNuvemshop,
+    store: NsStore,
+    demo: Option<NsDemo>,
+    /// Fires at the first order listing answered normally (taken once by the story).
+    first_poll: std::sync::Mutex<Option<oneshot::Receiver<()>>>,
+    info: NsInfo,
+}
+
+async fn start_nuvemshop(cli: &Cli, printer: &Arc<Printer>) -> anyhow::Result<NuvemshopSide> {
+    let fake = FakeNuvemshop::start_on(cli.ns_listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} for the fake Nuvemshop API (--ns-listen; 0 picks a free port)",
+                cli.ns_listen
+            )
+        })?;
+    fake.use_system_clock();
+    let push = cli.ns_push_options();
+    fake.configure_pushes(|options| *options = push.clone());
+    tokio::spawn(print_ns_webhook_events(
+        fake.subscribe_webhooks(),
+        push.enabled,
+        Arc::clone(printer),
+    ));
+    let store = fake.add_store(ns::StoreCredentials::new(
+        cli.ns_store_id,
+        &cli.ns_access_token,
+        &cli.ns_app_secret,
+    ));
+    let demo = (!cli.no_scenario).then(|| NsDemo::new(fake.now()));
+    if let Some(demo) = &demo {
+        demo.seed_history(&store)
+            .context("cannot seed the Nuvemshop story's old orders")?;
+    }
+    let (first_poll_tx, first_poll) = oneshot::channel::<()>();
+    if cli.start == StartMode::FirstPoll && demo.is_some() {
+        store.on_request(ns::Route::List, 1, move |_| {
+            let _ = first_poll_tx.send(());
+        });
+    }
+    let info = NsInfo {
+        url: fake.base_url(),
+        store_id: cli.ns_store_id,
+        access_token: cli.ns_access_token.clone(),
+        app_secret: cli.ns_app_secret.clone(),
+        webhook_registration: format!("{}/{}/webhooks", fake.base_url(), cli.ns_store_id),
+        pushing: push.enabled,
+        scenario: demo.as_ref().map(|d| NsScenarioInfo {
+            name: d.name().to_owned(),
+            speed: cli.speed.factor(),
+            steps: d.steps().len(),
+            duration_secs: d.duration().as_secs_f64(),
+            historical_orders: d.history().len(),
+            expected_notifications: d.expected_notifications().len(),
+        }),
+    };
+    Ok(NuvemshopSide {
+        _fake: fake,
+        store,
+        demo,
+        first_poll: std::sync::Mutex::new(Some(first_poll)),
+        info,
+    })
+}
+
+/// Play the Nuvemshop story in real time; how many steps it applied.
+async fn drive_nuvemshop(
+    demo: Option<NsDemo>,
+    store: NsStore,
+    speed: Speed,
+    start: StartMode,
+    first_poll: Option<oneshot::Receiver<()>>,
+    mut cancel: watch::Receiver<bool>,
+    printer: Arc<Printer>,
+) -> anyhow::Result<usize> {
+    let Some(mut demo) = demo else {
+        return Ok(0);
+    };
+    if start == StartMode::FirstPoll
+        && let Some(first_poll) = first_poll
+    {
+        printer.ns_waiting_for_first_poll();
+        tokio::select! {
+            _ = first_poll => {}
+            _ = cancel.wait_for(|stop| *stop) => return Ok(0),
+        }
+    }
+    printer.ns_started(&demo, speed);
+    let begun = Instant::now();
+    let mut applied = 0;
+    while let Some(wait) = demo.wait_before_next(begun.elapsed(), speed) {
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            _ = cancel.wait_for(|stop| *stop) => return Ok(applied),
+        }
+        match demo.apply_next(&store)? {
+            Some(step) => {
+                applied += 1;
+                printer.ns_step(&step);
+            }
+            None => break,
+        }
+    }
+    printer.ns_finished(&demo);
+    Ok(applied)
+}
+
+async fn print_ns_webhook_events(
+    mut events: broadcast::Receiver<ns::WebhookEvent>,
+    pushing: bool,
+    printer: Arc<Printer>,
+) {
+    loop {
+        match events.recv().await {
+            Ok(event) => printer.ns_webhook_event(&event, pushing),
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                printer.warning(&format!(
+                    "{missed} Nuvemshop webhook events were not printed (output too slow)"
+                ));
+            }
+            Err(broadcast::error::RecvError::Closed) => break,
+        }
+    }
 }
 
 /// Run the story (when there is one) and return how many steps it applied.
@@ -452,7 +679,32 @@ struct Ready {
     evolution: EvolutionInfo,
     webhook: Option<WebhookInfo>,
     scenario: Option<ScenarioInfo>,
+    /// The fake Nuvemshop (`--platform nuvemshop` or `both`).
+    nuvemshop: Option<NsInfo>,
     pid: u32,
+}
+
+#[derive(Clone, Debug, Serialize)]
+struct NsInfo {
+    /// The API base: store paths go below it (`{url}/{store_id}/orders`).
+    url: String,
+    store_id: u64,
+    access_token: String,
+    app_secret: String,
+    /// Where webhooks are registered (`POST`).
+    webhook_registration: String,
+    pushing: bool,
+    scenario: Option<NsScenarioInfo>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+struct NsScenarioInfo {
+    name: String,
+    speed: f64,
+    steps: usize,
+    duration_secs: f64,
+    historical_orders: usize,
+    expected_notifications: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -577,8 +829,13 @@ impl Printer {
             self.event("ready", serde_json::to_value(ready).unwrap_or(Value::Null));
             return;
         }
+        let stores = if ready.nuvemshop.is_some() {
+            "fake Loja Integrada and Nuvemshop stores"
+        } else {
+            "fake Loja Integrada store"
+        };
         let mut text = format!(
-            "arauto-sim {}: fake Loja Integrada store and WhatsApp sink on 127.0.0.1 (Ctrl-C stops)\n\n",
+            "arauto-sim {}: {stores} and WhatsApp sink on 127.0.0.1 (Ctrl-C stops)\n\n",
             env!("CARGO_PKG_VERSION")
         );
         let li = &ready.li;
@@ -631,6 +888,35 @@ impl Printer {
         if let Some(webhook) = &ready.webhook {
             let _ = writeln!(text, "  webhook receiver     {}", webhook.url);
         }
+        if let Some(ns) = &ready.nuvemshop {
+            let _ = writeln!(text, "  Nuvemshop API        {}", ns.url);
+            let _ = writeln!(
+                text,
+                "                       store_id {}  ·  access token {}  ·  app secret {}",
+                ns.store_id, ns.access_token, ns.app_secret
+            );
+            let pushes = if ns.pushing {
+                "pushes order events"
+            } else {
+                "no pushes (--push turns them on)"
+            };
+            let _ = writeln!(
+                text,
+                "                       {pushes}; webhooks are registered at {}",
+                ns.webhook_registration
+            );
+            if let Some(s) = &ns.scenario {
+                let _ = writeln!(
+                    text,
+                    "                       story {:?}: {} steps over {}, {} notifications expected; {} old orders seeded",
+                    s.name,
+                    s.steps,
+                    minutes(Duration::from_secs_f64(s.duration_secs / s.speed)),
+                    s.expected_notifications,
+                    s.historical_orders
+                );
+            }
+        }
         match &ready.scenario {
             Some(s) => {
                 let _ = write!(
@@ -645,6 +931,7 @@ impl Printer {
                     s.historical_orders
                 );
             }
+            None if ready.nuvemshop.is_some() => {}
             None => {
                 text.push_str("\n  no scenario: the store stays empty until a test changes it\n")
             }
@@ -843,6 +1130,165 @@ impl Printer {
             record.numero,
             record.notify_url
         ));
+    }
+
+    fn ns_waiting_for_first_poll(&self) {
+        if self.json {
+            self.event("waiting-for-first-poll", json!({"platform": "nuvemshop"}));
+        } else {
+            self.out("  Nuvemshop: waiting for arauto's first listing of the store's orders before starting\n");
+        }
+    }
+
+    fn ns_started(&self, demo: &NsDemo, speed: Speed) {
+        if self.json {
+            self.event(
+                "scenario-started",
+                json!({"platform": "nuvemshop", "scenario": demo.name(), "speed": speed.factor()}),
+            );
+        } else {
+            self.out(&format!(
+                "{}  ▶ Nuvemshop story {:?} started",
+                self.stamp(),
+                demo.name()
+            ));
+        }
+    }
+
+    fn ns_step(&self, step: &NsDemoStep) {
+        if self.json {
+            self.event(
+                "step",
+                json!({
+                    "platform": "nuvemshop",
+                    "offset_ms": u64::try_from(step.at.as_millis()).unwrap_or(u64::MAX),
+                    "number": step.number,
+                    "order_id": step.order_id(),
+                    "action": step.action(),
+                    "description": step.to_string(),
+                    "expected": step.expected,
+                }),
+            );
+            return;
+        }
+        self.out(&format!(
+            "{}  ▸ Nuvemshop {step}\n{INDENT}expect: {}",
+            self.stamp(),
+            describe_expected(&step.expected)
+        ));
+    }
+
+    fn ns_finished(&self, demo: &NsDemo) {
+        if self.json {
+            self.event(
+                "scenario-finished",
+                json!({"platform": "nuvemshop", "scenario": demo.name(), "steps": demo.steps().len()}),
+            );
+        } else {
+            self.out(&format!(
+                "{}  ■ Nuvemshop story finished: all {} steps applied",
+                self.stamp(),
+                demo.steps().len()
+            ));
+        }
+    }
+
+    fn ns_webhook_event(&self, event: &ns::WebhookEvent, pushing: bool) {
+        match event {
+            ns::WebhookEvent::Registered { webhook, .. } => {
+                if self.json {
+                    self.event(
+                        "webhook-registered",
+                        json!({"platform": "nuvemshop", "event_name": webhook.event, "url": webhook.url, "pushing": pushing}),
+                    );
+                } else {
+                    self.out(&format!(
+                        "{}  ⚓ Nuvemshop webhook {} registered: {}",
+                        self.stamp(),
+                        webhook.event,
+                        webhook.url
+                    ));
+                }
+            }
+            ns::WebhookEvent::Deleted { id, .. } => {
+                if self.json {
+                    self.event(
+                        "webhook-unregistered",
+                        json!({"platform": "nuvemshop", "id": id}),
+                    );
+                } else {
+                    self.out(&format!(
+                        "{}  ⚓ Nuvemshop webhook {id} deleted",
+                        self.stamp()
+                    ));
+                }
+            }
+            ns::WebhookEvent::Push(record) => {
+                let result = match &record.outcome {
+                    ns::PushOutcome::Answered(status) => format!("→ HTTP {status}"),
+                    ns::PushOutcome::Dropped => "dropped (--push-drop)".to_owned(),
+                    ns::PushOutcome::Failed(why) => format!("failed: {why}"),
+                };
+                if self.json {
+                    self.event(
+                        "push",
+                        json!({
+                            "platform": "nuvemshop",
+                            "order_id": record.order_id,
+                            "event_name": record.event,
+                            "url": record.url,
+                            "copy": record.copy,
+                            "copies": record.copies,
+                            "result": result,
+                        }),
+                    );
+                } else {
+                    self.out(&format!(
+                        "{}  ⇢ Nuvemshop push {} of order {} to {} {result}",
+                        self.stamp(),
+                        record.event,
+                        record.order_id,
+                        record.url
+                    ));
+                }
+            }
+        }
+    }
+
+    fn ns_plan(&self, demo: &NsDemo) {
+        if self.json {
+            for step in demo.steps() {
+                self.out(
+                    &json!({
+                        "platform": "nuvemshop",
+                        "offset_ms": u64::try_from(step.at.as_millis()).unwrap_or(u64::MAX),
+                        "number": step.number,
+                        "action": step.action(),
+                        "description": step.to_string(),
+                        "expected": step.expected,
+                    })
+                    .to_string(),
+                );
+            }
+            return;
+        }
+        let mut text = format!(
+            "Nuvemshop story {:?}: {} historical orders, then {} steps over {}\n\n",
+            demo.name(),
+            demo.history().len(),
+            demo.steps().len(),
+            minutes(demo.duration())
+        );
+        for step in demo.steps() {
+            let _ = writeln!(
+                text,
+                "t+{:>6}s  ▸ {}\n{INDENT}expect: {}",
+                step.at.as_secs(),
+                step,
+                describe_expected(&step.expected)
+            );
+        }
+        self.out(text.trim_end());
     }
 
     fn warning(&self, warning: &str) {

@@ -5,18 +5,21 @@
 //!
 //! | t | number | change | expected |
 //! |---|---|---|---|
-//! | 15 s | 100 Beatriz | created, pending (Pix) | waiting-payment |
-//! | 27 s | 101 Diego | created already paid (card) | order-paid |
-//! | 39 s | 102 Fernanda | created, pending (boleto) | waiting-payment |
-//! | 51 s | 100 | → paid | order-paid |
-//! | 63 s | 101 | → packed | order-processing |
-//! | 75 s | 102 | → cancelled | order-canceled |
-//! | 87 s | 100 | → packed | order-processing |
-//! | 99 s | 101 | → fulfilled + tracking | order-shipped |
-//! | 111 s | 100 | → fulfilled + tracking | order-shipped |
+//! | 21 s | 100 Beatriz | created, pending (Pix) | waiting-payment |
+//! | 33 s | 101 Diego | created already paid (card) | order-paid |
+//! | 45 s | 102 Fernanda | created, pending (boleto) | waiting-payment |
+//! | 57 s | 100 | → paid | order-paid |
+//! | 69 s | 101 | → packed | order-processing |
+//! | 81 s | 102 | → cancelled | order-canceled |
+//! | 93 s | 100 | → packed | order-processing |
+//! | 105 s | 101 | → fulfilled + tracking | order-shipped |
+//! | 117 s | 100 | → fulfilled + tracking | order-shipped |
 //!
 //! Steps of one order are at least 36 s apart, as in the LI demo, so the
-//! daemon polls (and sends) between them. The expectations assume the
+//! daemon polls (and sends) between them. The steps fall 6 s after the LI
+//! demo's (which run at 15 s, 27 s, …), so that with `--platform both` the
+//! two stories alternate on the one WhatsApp channel (3 s apart in the demo
+//! config) instead of colliding. The expectations assume the
 //! connector's default recognition (`docs/platforms/nuvemshop.md`) and that
 //! arauto names a Nuvemshop order by its `number`.
 
@@ -140,8 +143,9 @@ const BEATRIZ: Buyer = Buyer {
 const DIEGO: Buyer = Buyer {
     name: "Diego Martins Ferreira",
     email: "diego.ferreira@example.com",
-    phone: "(21) 99876-5432",
-    e164: "+5521998765432",
+    // Unlike every LI demo buyer's, so `--platform both` keeps phones apart.
+    phone: "(21) 97711-2233",
+    e164: "+5521977112233",
 };
 const FERNANDA: Buyer = Buyer {
     name: "Fernanda Costa Lima",
@@ -173,14 +177,20 @@ impl NsDemo {
                     .updated_at(at),
             );
         }
-        let create = |number: u64, buyer: &Buyer, pay: &str, gateway: &str, product: Product| {
+        // (method, gateway, gateway name, installments)
+        type Paid = (&'static str, &'static str, &'static str, u32);
+        let create = |number: u64,
+                      buyer: &Buyer,
+                      pay: &str,
+                      (method, gateway, name, parts): Paid,
+                      product: Product| {
             NsChange::Create(Box::new(
                 Order::new()
                     .id(ID_BASE + number)
                     .number(number)
                     .customer(buyer.customer())
                     .payment_status(pay)
-                    .gateway(gateway)
+                    .payment(method, gateway, name, parts)
                     .products(vec![product]),
             ))
         };
@@ -197,67 +207,67 @@ impl NsDemo {
         let track_101 = tracking(4_210_002);
         let steps = vec![
             step(
-                15,
+                21,
                 100,
                 create(
                     100,
                     &BEATRIZ,
                     payment::PENDING,
-                    "pix",
+                    ("pix", "nuvempago", "Nuvem Pago", 1),
                     Product::new("Tênis Corrida Leve", 32_990),
                 ),
                 vec![BEATRIZ.expect(ExpectedKind::WaitingPayment, 100)],
             ),
             step(
-                27,
+                33,
                 101,
                 create(
                     101,
                     &DIEGO,
                     payment::PAID,
-                    "mercadopago",
+                    ("credit_card", "mercadopago", "Mercado Pago", 3),
                     Product::new("Mochila Urbana 20L", 18_900).quantity(2),
                 ),
                 vec![DIEGO.expect(ExpectedKind::OrderPaid, 101)],
             ),
             step(
-                39,
+                45,
                 102,
                 create(
                     102,
                     &FERNANDA,
                     payment::PENDING,
-                    "boleto_paghiper",
+                    ("boleto", "boleto_paghiper", "PagHiper", 1),
                     Product::new("Garrafa Térmica 1L", 9_990),
                 ),
                 vec![FERNANDA.expect(ExpectedKind::WaitingPayment, 102)],
             ),
             step(
-                51,
+                57,
                 100,
                 NsChange::Pay,
                 vec![BEATRIZ.expect(ExpectedKind::OrderPaid, 100)],
             ),
             step(
-                63,
+                69,
                 101,
                 NsChange::Pack,
                 vec![DIEGO.expect(ExpectedKind::OrderProcessing, 101)],
             ),
             step(
-                75,
+                81,
                 102,
                 NsChange::Cancel,
                 vec![FERNANDA.expect(ExpectedKind::OrderCanceled, 102)],
             ),
             step(
-                87,
+                93,
                 100,
                 NsChange::Pack,
                 vec![BEATRIZ.expect(ExpectedKind::OrderProcessing, 100)],
             ),
             step(
-                99,
+                105,
                 101,
                 NsChange::Fulfill {
                     tracking: track_101.clone(),
@@ -269,7 +279,7 @@ impl NsDemo {
                 ],
             ),
             step(
-                111,
+                117,
                 100,
                 NsChange::Fulfill {
                     tracking: track_100.clone(),

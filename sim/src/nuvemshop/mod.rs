@@ -150,6 +150,10 @@ pub struct StoreOptions {
     /// request filters by `payment_status` (refunded, voided and abandoned
     /// orders then only show through the detail and pushes). Off by default.
     pub legacy_payment_filter: bool,
+    /// Answer a list with no rows at all (page 1 included) with 404 "Last
+    /// page is 0", as Nuvemshop reportedly does, instead of `200 []`. On by
+    /// default: the harsher of the two, and clients must take both.
+    pub empty_list_404: bool,
 }
 
 impl Default for StoreOptions {
@@ -162,6 +166,7 @@ impl Default for StoreOptions {
             time_format: TimeFormat::default(),
             accept_authorization_header: false,
             legacy_payment_filter: false,
+            empty_list_404: true,
         }
     }
 }

@@ -210,8 +210,15 @@ pub struct Order {
     pub discount_cents: i64,
     /// `currency` (ISO 4217).
     pub currency: String,
-    /// `gateway` (`"pix"`, `"mercadopago"`, `"boleto_paghiper"`, ...).
+    /// `gateway`, the payment provider's code (`"nuvempago"`, `"mercadopago"`,
+    /// `"boleto_paghiper"`, ...).
     pub gateway: String,
+    /// `gateway_name`, its display name.
+    pub gateway_name: Option<String>,
+    /// `payment_details.method` (`pix`, `credit_card`, `boleto`, ...).
+    pub payment_method: Option<String>,
+    /// `payment_details.installments`.
+    pub installments: Option<u32>,
     /// `shipping_option` (`"Correios - PAC"`).
     pub shipping_option: String,
     /// `cancel_reason` (`customer`, `fraud`, `inventory`, `other`).
@@ -256,7 +263,10 @@ impl Order {
             shipping_cents: 2_000,
             discount_cents: 0,
             currency: "BRL".to_owned(),
-            gateway: "pix".to_owned(),
+            gateway: "nuvempago".to_owned(),
+            gateway_name: Some("Nuvem Pago".to_owned()),
+            payment_method: Some("pix".to_owned()),
+            installments: Some(1),
             shipping_option: "Correios - PAC".to_owned(),
             cancel_reason: None,
             created_at: None,
@@ -330,9 +340,24 @@ impl Order {
         self.fulfillment_orders = shipments;
         self
     }
-    /// Set `gateway`.
+    /// Set `gateway` (keeping the other payment fields).
     pub fn gateway(mut self, gateway: &str) -> Self {
         gateway.clone_into(&mut self.gateway);
+        self
+    }
+    /// Set the payment: `payment_details.method`, `gateway`, `gateway_name`
+    /// and `payment_details.installments`.
+    pub fn payment(
+        mut self,
+        method: &str,
+        gateway: &str,
+        gateway_name: &str,
+        installments: u32,
+    ) -> Self {
+        self.payment_method = Some(method.to_owned());
+        gateway.clone_into(&mut self.gateway);
+        self.gateway_name = Some(gateway_name.to_owned());
+        self.installments = Some(installments);
         self
     }
     /// Set `created_at`.

@@ -7,8 +7,10 @@
 //! lower-case hex HMAC-SHA256 of the exact body bytes keyed with the app's
 //! secret. One delivery thread per fake sends the copies in the order the
 //! changes happened, after [`PushOptions::delay`], waiting at most
-//! [`PushOptions::timeout`] for each answer, never retrying beyond
-//! [`PushOptions::repeats`]. See docs/platforms/nuvemshop-sim.md.
+//! [`PushOptions::timeout`] for each answer. Nuvemshop expects exactly 200
+//! and retries anything else (14 times over three days); the fake does so
+//! [`PushOptions::retries`] times, [`PushOptions::retry_interval`] apart
+//! (none by default). See docs/platforms/nuvemshop-sim.md.
 
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -70,6 +72,12 @@ pub struct PushOptions {
     pub wrong_signature: bool,
     /// Give up on a copy whose answer takes longer than this.
     pub timeout: Duration,
+    /// Send a copy again when its answer is not 200 (another status, or
+    /// none), at most this many times. Nuvemshop does 14 retries over three
+    /// days; the fake defaults to none so a test sees each copy once.
+    pub retries: u32,
+    /// Wait this long before each retry (Nuvemshop: growing, hours).
+    pub retry_interval: Duration,
 }
 
 impl Default for PushOptions {
@@ -81,6 +89,8 @@ impl Default for PushOptions {
             drop_fraction: 0.0,
             wrong_signature: false,
             timeout: Duration::from_secs(5),
+            retries: 0,
+            retry_interval: Duration::from_secs(1),
         }
     }
 }
@@ -113,6 +123,8 @@ pub struct PushRecord {
     pub copy: u32,
     /// Copies of this push in all.
     pub copies: u32,
+    /// Which attempt at this copy (1 = the first delivery, 2 = the first retry…).
+    pub attempt: u32,
     /// The `x-linkedstore-hmac-sha256` sent.
     pub signature: String,
     /// The body sent.
@@ -191,6 +203,8 @@ impl PushLog {
 struct Job {
     due: Instant,
     timeout: Duration,
+    retries_left: u32,
+    retry_interval: Duration,
     record: PushRecord,
 }
 
@@ -259,6 +273,7 @@ impl PushState {
                         url: webhook.url.clone(),
                         copy,
                         copies,
+                        attempt: 1,
                         signature: signature.clone(),
                         body: body.clone(),
                         outcome: PushOutcome::Dropped,
@@ -270,6 +285,8 @@ impl PushState {
                         self.send(Job {
                             due,
                             timeout: self.options.timeout,
+                            retries_left: self.options.retries,
+                            retry_interval: self.options.retry_interval,
                             record,
                         });
                     }
@@ -332,7 +349,11 @@ fn deliver_loop(rx: &mpsc::Receiver<Message>, log: &PushLog) {
                 .min_by_key(|(_, job)| job.due)
                 .map(|(index, _)| index);
             match next {
-                Some(index) => deliver(pending.remove(index), log),
+                Some(index) => {
+                    if let Some(retry) = deliver(pending.remove(index), log) {
+                        pending.push(retry);
+                    }
+                }
                 None => break,
             }
         }
@@ -348,7 +369,9 @@ fn deliver_loop(rx: &mpsc::Receiver<Message>, log: &PushLog) {
     }
 }
 
-fn deliver(job: Job, log: &PushLog) {
+/// Send one copy; the retry to schedule when it was not answered 200 and
+/// retries are left.
+fn deliver(job: Job, log: &PushLog) -> Option<Job> {
     let mut record = job.record;
     let headers = [
         (SIGNATURE_HEADER.to_owned(), record.signature.clone()),
@@ -375,7 +398,19 @@ fn deliver(job: Job, log: &PushLog) {
             PushOutcome::Failed(e.to_string())
         }
     };
+    let retry = (record.outcome != PushOutcome::Answered(200) && job.retries_left > 0).then(|| {
+        let mut again = record.clone();
+        again.attempt += 1;
+        Job {
+            due: Instant::now() + job.retry_interval,
+            timeout: job.timeout,
+            retries_left: job.retries_left - 1,
+            retry_interval: job.retry_interval,
+            record: again,
+        }
+    });
     log.publish(WebhookEvent::Push(record));
+    retry
 }
 
 /// Why a webhook URL is refused (`None`: accepted). Nuvemshop wants an
@@ -386,7 +421,7 @@ pub(crate) fn refuse_url(url: &str) -> Option<&'static str> {
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"))
     else {
-        return Some("must be an absolute http(s) URL");
+        return Some("invalid url specified (an absolute http(s) URL)");
     };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
     let host = authority

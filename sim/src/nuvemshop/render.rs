@@ -82,6 +82,12 @@ pub(crate) fn order(order: &Order, format: TimeFormat, overrides: &[(String, Val
         "currency": order.currency,
         "language": "pt",
         "gateway": order.gateway,
+        "gateway_name": order.gateway_name,
+        "payment_details": {
+            "method": order.payment_method,
+            "credit_card_company": Value::Null,
+            "installments": order.installments,
+        },
         "subtotal": money(order.subtotal_cents()),
         "discount": money(order.discount_cents),
         "shipping_cost_customer": money(order.shipping_cents),

@@ -151,7 +151,7 @@ async fn handle(
     let authentication = bearer(headers.get("authentication"));
     let authorization = bearer(headers.get(header::AUTHORIZATION));
 
-    let (plan, actions, log_index, bucket) = {
+    let (plan, actions, log_index, bucket, resolved) = {
         let mut state = shared.lock();
         let log_index = state.record_requests.then(|| {
             state.log.push(RecordedRequest {
@@ -191,7 +191,7 @@ async fn handle(
                 .map(|s| s.due_actions(endpoint))
                 .unwrap_or_default(),
         };
-        (plan, actions, log_index, bucket)
+        (plan, actions, log_index, bucket, store)
     };
     if let Plan::Delay(_, index) | Plan::Answer(index) = plan {
         for action in actions {
@@ -233,9 +233,7 @@ async fn handle(
     let mut state = shared.lock();
     let status = response.status().as_u16();
     if status == 429
-        && let Some(index) = path_store_id.and_then(|id| state.by_store_id.get(&id).copied())
-        && bucket.is_some()
-        && let Some(store) = state.stores.get_mut(index)
+        && let Some(store) = resolved.and_then(|index| state.stores.get_mut(index))
     {
         store.stats.throttled += 1;
     }
@@ -300,12 +298,12 @@ fn plan(
     if bucket.is_some_and(|b| !b.admitted) {
         return with(error(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests"));
     }
+    // HEAD works wherever GET does (the docs: "can be issued against any resource").
+    let read = method == Method::GET || method == Method::HEAD;
     let allowed = match endpoint {
-        Endpoint::Webhooks => method == Method::GET || method == Method::POST,
-        Endpoint::Webhook(_) => {
-            method == Method::GET || method == Method::PUT || method == Method::DELETE
-        }
-        _ => method == Method::GET,
+        Endpoint::Webhooks => read || method == Method::POST,
+        Endpoint::Webhook(_) => read || method == Method::PUT || method == Method::DELETE,
+        _ => read,
     };
     if !allowed {
         return with(error(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed"));
@@ -560,7 +558,7 @@ fn list(store: &StoreState, request: &Request<'_>) -> Response {
     }
     let total = rows.len();
     let last_page = total.div_ceil(per_page);
-    if page > last_page.max(1) {
+    if page > last_page.max(1) || (total == 0 && store.options.empty_list_404) {
         // What the real API answers past the end.
         return error(StatusCode::NOT_FOUND, format!("Last page is {last_page}"));
     }
@@ -631,12 +629,18 @@ fn webhooks(
     let format = store.options.time_format;
     let method = request.method;
     match endpoint {
-        Endpoint::Webhooks if *method == Method::GET => {
+        Endpoint::Webhooks if *method == Method::GET || *method == Method::HEAD => {
+            // `url=` and `event=` narrow the list, as the docs show.
             let rows: Vec<Value> = store
                 .webhooks
                 .iter()
+                .filter(|w| param(request.query, "url").is_none_or(|u| u == w.url))
+                .filter(|w| param(request.query, "event").is_none_or(|e| e == w.event))
                 .map(|w| render::webhook(w, format))
                 .collect();
+            if rows.is_empty() && store.options.empty_list_404 {
+                return error(StatusCode::NOT_FOUND, "Last page is 0");
+            }
             json_response(StatusCode::OK, &Value::Array(rows))
         }
         Endpoint::Webhooks => {
@@ -741,7 +745,10 @@ fn check_webhook(event: &str, url: &str) -> Option<Response> {
     if !ORDER_EVENTS.contains(&event) {
         return Some(invalid(
             "event",
-            &format!("{event:?} is not a supported event"),
+            &format!(
+                "Invalid event specified. Events allowed: {}",
+                ORDER_EVENTS.join(", ")
+            ),
         ));
     }
     refuse_url(url).map(|problem| invalid("url", problem))
