@@ -143,6 +143,18 @@ fn assert_addressed(texts: &[String], first_name: &str, number: u64, store: &str
     }
 }
 
+/// Prints the daemon's log if the test fails while it is alive (a gateway
+/// wait that times out shows only the messages it got).
+struct LogOnFailure<'a>(&'a Daemon);
+
+impl Drop for LogOnFailure<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("daemon log:\n{}", self.0.stderr.all());
+        }
+    }
+}
+
 /// Wait until both stores completed two more polls: whatever a change made
 /// before now calls for has been queued (and, on an unpaced channel, sent).
 fn settle(daemon: &Daemon) {
@@ -583,60 +595,62 @@ fn a_rejected_nuvemshop_token_pauses_that_store_only_and_check_names_it() {
     }
 }
 
-/// A tight bucket on the fake (8 requests, leaking 1 a second: slower than
-/// the connector's declared budget, so only following the rate-limit headers
-/// keeps it from 429s) and a backlog of orders over many small pages: the
-/// daemon slows down (the connector ends sweeps early, or waits before the
-/// first request, when the bucket is nearly full), every customer hears
-/// once, and the fake never had to answer 429.
+/// A tight bucket on the fake: 8 requests, leaking one every two seconds,
+/// while the store polls every second (and the connector's declared budget
+/// allows 100 a minute): only following the rate-limit headers keeps the
+/// connector from 429s. Orders keep coming before and while the bucket is
+/// nearly full: the connector pauses its sweeps (the daemon slows down),
+/// every customer hears once, and the fake never had to answer 429.
 #[test]
 fn a_tight_rate_limit_slows_the_nuvemshop_store_down_without_429s_or_lost_messages() {
-    // 15 pages of 2: more than the host's own burst (a tenth of the
-    // connector's 100 a minute) and the bucket (8) allow at once.
-    const BACKLOG: u32 = 30;
+    const BATCH: u32 = 10;
     let m = Mixed::new();
+    m.world.nuvemshop().use_system_clock();
     m.ns.ns.configure(|options| {
         options.rate_limit = Some(RateLimit {
             capacity: 8,
-            leak_per_sec: 1.0,
+            leak_per_sec: 0.5,
         });
     });
-    let tables = m.tables(
-        StoreKnobs::default(),
-        StoreKnobs {
-            settings: "page_size = 2\n".into(),
-            ..StoreKnobs::default()
-        },
-    );
-    let daemon = m.world.start(&tables, &[]);
+    let daemon = m
+        .world
+        .start(&m.tables(StoreKnobs::default(), StoreKnobs::default()), &[]);
+    let _log = LogOnFailure(&daemon);
     wait_polls(&daemon.stderr, NS, 0, 1);
-    for serial in 1..=BACKLOG {
+    for serial in 1..=BATCH {
         m.ns.ns.create_order(ns_order_for("Cliente", serial));
     }
     create(&m.li, order_for("Lia", 99, "aguardando_pagamento"));
-    m.world.wait_received(&m.whatsapp, BACKLOG as usize + 1);
+    m.world.wait_received(&m.whatsapp, BATCH as usize + 1);
+    // Polling once a second fills the bucket: the connector pauses.
+    daemon.stderr.wait_for("the sweep pauses");
+    for serial in BATCH + 1..=2 * BATCH {
+        m.ns.ns.create_order(ns_order_for("Cliente", serial));
+    }
+    m.world.wait_received(&m.whatsapp, 2 * BATCH as usize + 1);
     settle(&daemon);
 
     let received = m.whatsapp.received();
-    assert_eq!(received.len(), BACKLOG as usize + 1, "{received:#?}");
-    for serial in 1..=BACKLOG {
+    assert_eq!(received.len(), 2 * BATCH as usize + 1, "{received:#?}");
+    for serial in 1..=2 * BATCH {
         assert_eq!(
             kinds(&m.texts_to(serial)),
             ["waiting-payment"],
             "customer {serial}"
         );
     }
+    let pauses = daemon.stderr.count("the sweep pauses");
     let stats = m.ns.ns.stats();
     eprintln!(
-        "fake Nuvemshop: {} requests, {} answered 429",
+        "fake Nuvemshop: {} requests, {} answered 429; the connector paused {pauses} times",
         stats.requests, stats.throttled
     );
     assert_eq!(
         stats.throttled, 0,
         "the connector followed the bucket's headers"
     );
-    // A poll may stop before its first request to let the bucket leak (the
-    // connector's own pacing, logged as a retried poll); none met a 429.
+    // A poll may also stop before its first request to let the bucket leak
+    // (the connector's own pacing, logged as a retried poll); none met a 429.
     let failed: Vec<String> = daemon
         .stderr
         .lines()
