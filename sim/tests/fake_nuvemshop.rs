@@ -191,6 +191,10 @@ fn per_page_is_at_most_200_and_paging_has_total_and_links() {
     for _ in 0..250 {
         store.create_order(Order::new());
     }
+    // The list goes no deeper than 10,000 rows.
+    let deep = get(&ns, "/v1/123456/orders?per_page=200&page=51");
+    assert_eq!(deep.status, 422, "{}", deep.body);
+    assert!(deep.json()["page"][0].as_str().unwrap().contains("10000"));
     let too_big = get(&ns, "/v1/123456/orders?per_page=201");
     assert_eq!(too_big.status, 422, "{}", too_big.body);
     assert!(

@@ -154,6 +154,10 @@ pub struct StoreOptions {
     /// page is 0", as Nuvemshop reportedly does, instead of `200 []`. On by
     /// default: the harsher of the two, and clients must take both.
     pub empty_list_404: bool,
+    /// The deepest row a list may reach: `page × per_page` beyond it answers
+    /// 422 (the newer reference says the order list refuses more than
+    /// 10,000; the status is assumed). `None`: no cap.
+    pub max_list_depth: Option<usize>,
 }
 
 impl Default for StoreOptions {
@@ -167,6 +171,7 @@ impl Default for StoreOptions {
             accept_authorization_header: false,
             legacy_payment_filter: false,
             empty_list_404: true,
+            max_list_depth: Some(10_000),
         }
     }
 }

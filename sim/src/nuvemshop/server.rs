@@ -519,6 +519,14 @@ fn list(store: &StoreState, request: &Request<'_>) -> Response {
             ),
         );
     }
+    if let Some(depth) = store.options.max_list_depth
+        && page.saturating_mul(per_page) > depth
+    {
+        return invalid(
+            "page",
+            &format!("page × per_page may not go beyond {depth} results"),
+        );
+    }
     let since_id = param(query, "since_id").and_then(|v| v.trim().parse::<u64>().ok());
     let mut rows: Vec<(&u64, &Order)> = store
         .orders
