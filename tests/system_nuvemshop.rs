@@ -312,6 +312,7 @@ fn both_platforms_walk_the_lifecycle_on_one_number_each_step_once() {
 fn a_jump_from_pending_to_shipped_sends_only_the_shipping_message() {
     let m = Mixed::new();
     let daemon = m.start();
+    let _log = LogOnFailure(&daemon);
     let li_order = create(&m.li, order_for("Lia", 1, "aguardando_pagamento"));
     let ns_order = m.ns.ns.create_order(ns_order_for("Nina", 2));
     m.world.wait_received(&m.whatsapp, 2);
@@ -345,6 +346,7 @@ fn a_jump_from_pending_to_shipped_sends_only_the_shipping_message() {
 fn cancellations_and_voided_payments_are_announced_once() {
     let m = Mixed::new();
     let daemon = m.start();
+    let _log = LogOnFailure(&daemon);
     let li_order = create(&m.li, order_for("Lia", 1, "aguardando_pagamento"));
     let cancelled = m.ns.ns.create_order(ns_order_for("Nina", 2));
     let voided = m.ns.ns.create_order(ns_order_for("Vera", 3));
@@ -397,6 +399,7 @@ fn cancellations_and_voided_payments_are_announced_once() {
 fn a_split_shipment_announces_each_tracking_code_once_on_both_platforms() {
     let m = Mixed::new();
     let daemon = m.start();
+    let _log = LogOnFailure(&daemon);
     let li_order = create(&m.li, order_for("Lia", 1, "pedido_pago"));
     let ns_order = m.ns.ns.create_order(
         ns_order_for("Nina", 2)
@@ -462,6 +465,7 @@ fn a_split_shipment_announces_each_tracking_code_once_on_both_platforms() {
 fn a_tracking_code_added_after_fulfilment_is_announced_once() {
     let m = Mixed::new();
     let daemon = m.start();
+    let _log = LogOnFailure(&daemon);
     let ns_order =
         m.ns.ns
             .create_order(ns_order_for("Nina", 2).payment_status("paid"));
@@ -516,6 +520,7 @@ fn the_first_sync_is_silent_and_a_later_change_to_a_historical_order_is_not() {
     };
     let tables = m.tables(at_first_poll(), at_first_poll());
     let daemon = m.world.start(&tables, &[]);
+    let _log = LogOnFailure(&daemon);
     for store in [LI, NS] {
         let (_, first) =
             daemon
@@ -563,6 +568,7 @@ fn a_rejected_nuvemshop_token_pauses_that_store_only_and_check_names_it() {
         },
     );
     let daemon = m.world.start(&tables, &[]);
+    let _log = LogOnFailure(&daemon);
     let (paused_at, paused) =
         daemon
             .stderr
@@ -671,6 +677,7 @@ fn a_tight_rate_limit_slows_the_nuvemshop_store_down_without_429s_or_lost_messag
 fn a_429_from_nuvemshop_is_retried_and_nothing_is_lost() {
     let m = Mixed::new();
     let daemon = m.start();
+    let _log = LogOnFailure(&daemon);
     m.ns.ns.fail(
         Route::List,
         Fault::TooManyRequests {
@@ -720,6 +727,7 @@ fn a_signed_nuvemshop_push_sends_at_once_and_a_wrong_signature_is_refused_401() 
     );
     assert!(tables.contains("poll_interval = \"5m\""), "{tables}");
     let daemon = m.world.start(&tables, &[]);
+    let _log = LogOnFailure(&daemon);
     let listen = listener(&daemon);
     wait_polls(&daemon.stderr, NS, 0, 1);
     let url = format!("http://{listen}/hooks/{NS}");
