@@ -60,7 +60,11 @@ pub fn work_dir(prefix: &str) -> Result<tempfile::TempDir> {
 /// (`make bench` builds them first; a bare `cargo bench` builds them here).
 pub fn plugin_dir() -> Result<PathBuf> {
     let dir = repo_root().join("target/plugins");
-    let wanted = ["loja-integrada.wasm", "evolution-api.wasm"];
+    let wanted = [
+        "loja-integrada.wasm",
+        "nuvemshop.wasm",
+        "evolution-api.wasm",
+    ];
     if wanted.iter().all(|name| dir.join(name).is_file()) {
         return Ok(dir);
     }
@@ -158,6 +162,37 @@ allow_private_addresses = true
 api_key = "{api_key}"
 application_key = "{APPLICATION_KEY}"
 base_url = "{li_url}"
+{extra_settings}
+"#
+    )
+}
+
+/// A Nuvemshop store polling the fake whose API base is `base_url` (`…/v1`)
+/// and whose origin is `origin`; `extra_settings` are more `key = value`
+/// lines for the connector.
+pub fn nuvemshop_store(
+    id: &str,
+    origin: &str,
+    base_url: &str,
+    store_id: u64,
+    access_token: &str,
+    poll_interval: &str,
+    extra_settings: &str,
+) -> String {
+    format!(
+        r#"
+[stores.{id}]
+platform = "nuvemshop"
+poll_interval = "{poll_interval}"
+channels = ["whatsapp"]
+[stores.{id}.sandbox]
+allowed_hosts = ["{origin}"]
+allow_private_addresses = true
+[stores.{id}.settings]
+store_id = "{store_id}"
+access_token = "{access_token}"
+user_agent = "arauto bench (bench@example.com)"
+base_url = "{base_url}"
 {extra_settings}
 "#
     )

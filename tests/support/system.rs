@@ -1,11 +1,13 @@
 //! The full system under test: the real `arauto` binary (via
 //! [`super::daemon::Daemon`]) with the real first-party plugins, against fakes
 //! of every third party on 127.0.0.1 — a fake Loja Integrada API
-//! ([`arauto_sim::li::FakeLi`]) and fake channel providers
-//! ([`arauto_sim::channels::FakeProvider`]).
+//! ([`arauto_sim::li::FakeLi`]), a fake Nuvemshop API
+//! ([`arauto_sim::nuvemshop::FakeNuvemshop`], started on first use) and fake
+//! channel providers ([`arauto_sim::channels::FakeProvider`]).
 //!
 //! A [`World`] owns the fakes and writes the configuration: shops
-//! ([`World::shop`] → `[stores.<id>]` via [`World::store_toml`]), channels
+//! ([`World::shop`] → `[stores.<id>]` via [`World::store_toml`]; on
+//! Nuvemshop [`World::nuvemshop_shop`] → [`World::nuvemshop_store_toml`]), channels
 //! ([`World::channel`] → `[channels.<id>]` via [`World::channel_toml`]), and
 //! starts the daemon on it ([`World::start`]) with every store's
 //! `first_sync_cutoff` at [`World::start`] — the fake LI's clock when the world
@@ -24,6 +26,7 @@ use arauto::queue::redb::{RedbOptions, RedbStore};
 use arauto::queue::{Job, JobFilter, StateStore};
 use arauto_sim::channels::{FakeProvider, Provider, ReceivedMessage};
 use arauto_sim::li::{Customer, DateTime, FakeLi, LiStore, Numero, Order, StoreAuth};
+use arauto_sim::nuvemshop::{self as ns, FakeNuvemshop, NsStore, StoreCredentials};
 
 use super::daemon::{Daemon, Lines, PATIENCE};
 
@@ -40,6 +43,7 @@ pub const TWILIO_ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
 /// that each daemon start loads them in a fraction of a second.
 const PLUGINS: [&str; 5] = [
     "loja-integrada",
+    "nuvemshop",
     "evolution-api",
     "whatsapp-cloud",
     "webhook",
@@ -54,6 +58,8 @@ pub struct World {
     /// The fake LI's clock at creation (naive São Paulo time, whole
     /// seconds): every store's first-sync cutoff, and the start of scenarios.
     pub start: DateTime,
+    /// The fake Nuvemshop API, started by the first [`World::nuvemshop`].
+    nuvemshop: OnceLock<FakeNuvemshop>,
     runtime: tokio::runtime::Runtime,
 }
 
@@ -69,6 +75,23 @@ pub struct Shop {
     pub app_key: String,
 }
 
+/// One shop on the fake Nuvemshop.
+pub struct NsShop {
+    /// The store id in arauto's configuration.
+    pub id: String,
+    /// The fake Nuvemshop store.
+    pub ns: NsStore,
+    /// Its Nuvemshop `store_id` (the app's `user_id`).
+    pub store_id: u64,
+    /// The access token of the app installed on it.
+    pub access_token: String,
+    /// The app's secret, the key of its webhook signatures.
+    pub app_secret: String,
+}
+
+/// The `User-Agent` Nuvemshop requires (`<app name> (<contact>)`).
+pub const NS_USER_AGENT: &str = "arauto tests (ti@example.com)";
+
 /// Extra TOML lines for a `[stores.<id>]` table and its sub-tables.
 #[derive(Default)]
 pub struct StoreKnobs {
@@ -78,7 +101,8 @@ pub struct StoreKnobs {
     pub sandbox: String,
     /// Lines in `[stores.<id>.settings]`.
     pub settings: String,
-    /// A `chave_api` other than the shop's (a wrong key).
+    /// A `chave_api` other than the shop's (a wrong key); on Nuvemshop, an
+    /// `access_token` other than the shop's.
     pub api_key: Option<String>,
     /// Leave `first_sync_cutoff` unset: the store's first poll is its cutoff,
     /// as for a store a sysadmin adds without thinking about history.
@@ -130,7 +154,101 @@ impl World {
             .enable_all()
             .build()
             .expect("a runtime for waiting on the fakes");
-        Self { li, start, runtime }
+        Self {
+            li,
+            start,
+            nuvemshop: OnceLock::new(),
+            runtime,
+        }
+    }
+
+    /// The fake Nuvemshop API, started on first use with its clock at
+    /// [`World::start`] (a manual clock: each change stamps `updated_at` one
+    /// second later than the one before, so no two changes of a test share a
+    /// second, as they could not on a poll of the real API either).
+    pub fn nuvemshop(&self) -> &FakeNuvemshop {
+        self.nuvemshop.get_or_init(|| {
+            let fake = FakeNuvemshop::start_blocking().expect("start the fake Nuvemshop");
+            fake.set_now(self.start_instant());
+            fake
+        })
+    }
+
+    /// [`World::start`] as an instant.
+    pub fn start_instant(&self) -> jiff::Timestamp {
+        jiff::tz::Offset::constant(-3)
+            .to_timestamp(self.start)
+            .expect("the start is a valid São Paulo time")
+    }
+
+    /// A new store on the fake Nuvemshop, with its own store id, app access
+    /// token and app secret.
+    pub fn nuvemshop_shop(&self, id: &str) -> NsShop {
+        static NEXT_STORE_ID: std::sync::atomic::AtomicU64 =
+            std::sync::atomic::AtomicU64::new(1_200_001);
+        let store_id = NEXT_STORE_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let access_token = format!("ns-token-{id}-{store_id}");
+        let app_secret = format!("ns-app-secret-{id}");
+        let ns =
+            self.nuvemshop()
+                .add_store(StoreCredentials::new(store_id, &access_token, &app_secret));
+        NsShop {
+            id: id.to_owned(),
+            ns,
+            store_id,
+            access_token,
+            app_secret,
+        }
+    }
+
+    /// `[stores.<id>]` for the Nuvemshop `shop`, notifying through
+    /// `channels`. [`StoreKnobs::api_key`] replaces the access token (a wrong
+    /// token); the app secret is set, so pushes can be verified.
+    pub fn nuvemshop_store_toml(
+        &self,
+        shop: &NsShop,
+        channels: &[&str],
+        knobs: StoreKnobs,
+    ) -> String {
+        let fake = self.nuvemshop();
+        let origin = fake.origin();
+        let channels: Vec<String> = channels.iter().map(|c| format!("{c:?}")).collect();
+        format!(
+            r#"
+[stores.{id}]
+description = "Loja {id}"
+platform = "nuvemshop"
+poll_interval = "{POLL_INTERVAL}"
+channels = [{channels}]
+{cutoff}
+{table}
+[stores.{id}.sandbox]
+allowed_hosts = ["{origin}"]
+allow_private_addresses = true
+{sandbox}
+[stores.{id}.settings]
+store_id = "{store_id}"
+access_token = "{token}"
+app_secret = "{secret}"
+user_agent = "{NS_USER_AGENT}"
+base_url = "{base}"
+{settings}
+"#,
+            id = shop.id,
+            channels = channels.join(", "),
+            cutoff = if knobs.cutoff_at_first_poll {
+                String::new()
+            } else {
+                format!("first_sync_cutoff = {:?}", self.cutoff())
+            },
+            table = knobs.table,
+            sandbox = knobs.sandbox,
+            store_id = shop.store_id,
+            token = knobs.api_key.as_deref().unwrap_or(&shop.access_token),
+            secret = shop.app_secret,
+            base = fake.base_url(),
+            settings = knobs.settings,
+        )
     }
 
     /// [`World::start`] as the RFC 3339 instant arauto's config takes.
@@ -383,6 +501,19 @@ pub fn order_for(first_name: &str, serial: u32, status: &str) -> Order {
     Order::new()
         .status(status)
         .customer(customer(first_name, serial))
+}
+
+/// A pending (open, unpacked) Nuvemshop order for `first_name` with the
+/// mobile `(11) 98765-NNNN` (`serial` < 10 000) as its contact phone.
+pub fn ns_order_for(first_name: &str, serial: u32) -> ns::Order {
+    ns::Order::new().customer(
+        ns::Customer::new(&format!("{first_name} Teste"))
+            .email(&format!(
+                "{}.{serial}@example.com",
+                first_name.to_lowercase()
+            ))
+            .phone(&format!("(11) 98765-{serial:04}")),
+    )
 }
 
 /// A customer with an e-mail and the mobile `(11) 98765-NNNN`.
