@@ -41,7 +41,7 @@ pub const TWILIO_ACCOUNT_SID: &str = "AC0123456789abcdef0123456789abcdef";
 
 /// The plugins the system tests use, compiled once into the shared cache so
 /// that each daemon start loads them in a fraction of a second.
-const PLUGINS: [&str; 5] = [
+const PLUGINS: [&str; 6] = [
     "loja-integrada",
     "nuvemshop",
     "evolution-api",
