@@ -272,6 +272,10 @@ pub async fn run(
                         || first_recheck(interval),
                         |w| (w * 2).min(MAX_CREDENTIAL_RECHECK),
                     );
+                    // Recorded before the line is logged: whoever reads the
+                    // line (an operator, a test) and then runs `arauto check`
+                    // must find the re-check time already there.
+                    schedule_recheck(&db, &store_id, clock.as_ref(), wait).await;
                     tracing::error!(
                         store = %store_id,
                         retry_in_s = wait.as_secs(),
@@ -279,7 +283,6 @@ pub async fn run(
                         wait.as_secs(),
                         MAX_CREDENTIAL_RECHECK.as_secs()
                     );
-                    schedule_recheck(&db, &store_id, clock.as_ref(), wait).await;
                     paused = Some(wait);
                     last_recheck = Some(wait);
                     wait
