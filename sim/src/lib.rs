@@ -10,3 +10,4 @@ pub mod channels;
 pub mod li;
 pub mod nuvemshop;
 pub mod scenario;
+mod serving;

@@ -104,7 +104,6 @@ use std::time::{Duration, Instant};
 use jiff::SignedDuration;
 pub use jiff::civil::DateTime;
 use serde_json::Value;
-use tokio::sync::oneshot;
 
 pub use model::{
     Address, Catalogue, Customer, HistoryEntry, Item, Numero, Order, Payment, Shipment, Status,
@@ -112,6 +111,8 @@ pub use model::{
 pub use push::{
     PushOptions, PushOutcome, PushRecord, WRONG_TOKEN, WebhookEvent, WebhookRegistration,
 };
+
+use crate::serving::Serving;
 
 /// Credentials a fake store accepts.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -660,15 +661,13 @@ impl Shared {
 /// from async or blocking code.
 pub struct FakeLi {
     shared: Arc<Shared>,
-    addr: SocketAddr,
-    shutdown: Option<oneshot::Sender<()>>,
-    runtime: Option<tokio::runtime::Runtime>,
+    serving: Serving,
 }
 
 impl fmt::Debug for FakeLi {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FakeLi")
-            .field("addr", &self.addr)
+            .field("addr", &self.serving.addr())
             .finish_non_exhaustive()
     }
 }
@@ -681,8 +680,6 @@ impl FakeLi {
 
     /// Start on `addr` (the demo binds a fixed port), on the current tokio runtime.
     pub async fn start_on(addr: SocketAddr) -> std::io::Result<Self> {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 clock: Clock::Manual(default_start()),
@@ -693,47 +690,29 @@ impl FakeLi {
                 pushes: push::PushState::new(),
             }),
         });
-        let (shutdown, stopped) = oneshot::channel::<()>();
         let app = server::router(Arc::clone(&shared));
-        tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-                // Either an explicit stop or the handle being dropped ends the server.
-                let _ = stopped.await;
-            });
-            if let Err(e) = serve.await {
-                eprintln!("fake LI server stopped: {e}");
-            }
-        });
-        Ok(Self {
-            shared,
-            addr,
-            shutdown: Some(shutdown),
-            runtime: None,
-        })
+        let serving = Serving::start(addr, app, "fake LI").await?;
+        Ok(Self { shared, serving })
     }
 
     /// Start on 127.0.0.1 on a runtime of its own, for synchronous tests (plugin
     /// unit tests with a blocking HTTP client). Do not drop the returned handle
     /// inside an async context.
     pub fn start_blocking() -> std::io::Result<Self> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("fake-li")
-            .enable_all()
-            .build()?;
+        let runtime = Serving::own_runtime("fake-li")?;
         let mut li = runtime.block_on(Self::start())?;
-        li.runtime = Some(runtime);
+        li.serving.keep_runtime(runtime);
         Ok(li)
     }
 
     /// `http://127.0.0.1:<port>`: the connector's `base_url`.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.serving.addr())
     }
 
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.serving.addr()
     }
 
     /// Add a store that accepts `auth`. Credentials already used by another
@@ -833,12 +812,7 @@ impl FakeLi {
 
     fn shutdown_now(&mut self) {
         self.shared.lock().pushes.stop();
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
+        self.serving.stop();
     }
 }
 

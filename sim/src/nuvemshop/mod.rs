@@ -43,7 +43,6 @@ use std::time::Instant;
 
 pub use jiff::Timestamp;
 use serde_json::Value;
-use tokio::sync::oneshot;
 
 pub use crate::li::Fault;
 pub use bucket::{BucketAnswer, RateLimit};
@@ -53,6 +52,8 @@ pub use push::{
     PushOptions, PushOutcome, PushRecord, SIGNATURE_HEADER, WRONG_SECRET, Webhook, WebhookEvent,
     signature,
 };
+
+use crate::serving::Serving;
 
 /// The webhook events the fake accepts and raises for orders.
 pub const ORDER_EVENTS: [&str; 6] = [
@@ -529,15 +530,13 @@ impl Shared {
 /// The running fake Nuvemshop API. Dropping it stops the server.
 pub struct FakeNuvemshop {
     shared: Arc<Shared>,
-    addr: SocketAddr,
-    shutdown: Option<oneshot::Sender<()>>,
-    runtime: Option<tokio::runtime::Runtime>,
+    serving: Serving,
 }
 
 impl fmt::Debug for FakeNuvemshop {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FakeNuvemshop")
-            .field("addr", &self.addr)
+            .field("addr", &self.serving.addr())
             .finish_non_exhaustive()
     }
 }
@@ -550,8 +549,6 @@ impl FakeNuvemshop {
 
     /// Start on `addr`, on the current tokio runtime.
     pub async fn start_on(addr: SocketAddr) -> std::io::Result<Self> {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 clock: Clock::Manual(default_start()),
@@ -562,51 +559,34 @@ impl FakeNuvemshop {
                 pushes: push::PushState::new(),
             }),
         });
-        let (shutdown, stopped) = oneshot::channel::<()>();
         let app = server::router(Arc::clone(&shared));
-        tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            });
-            if let Err(e) = serve.await {
-                eprintln!("fake Nuvemshop server stopped: {e}");
-            }
-        });
-        Ok(Self {
-            shared,
-            addr,
-            shutdown: Some(shutdown),
-            runtime: None,
-        })
+        let serving = Serving::start(addr, app, "fake Nuvemshop").await?;
+        Ok(Self { shared, serving })
     }
 
     /// Start on a runtime of its own, for synchronous tests. Do not drop the
     /// handle inside an async context.
     pub fn start_blocking() -> std::io::Result<Self> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("fake-nuvemshop")
-            .enable_all()
-            .build()?;
+        let runtime = Serving::own_runtime("fake-nuvemshop")?;
         let mut fake = runtime.block_on(Self::start())?;
-        fake.runtime = Some(runtime);
+        fake.serving.keep_runtime(runtime);
         Ok(fake)
     }
 
     /// `http://127.0.0.1:<port>/v1`: the API base; store paths go below it
     /// (`/v1/{store_id}/orders`). Dated versions (`/2025-03`) answer the same.
     pub fn base_url(&self) -> String {
-        format!("http://{}/v1", self.addr)
+        format!("http://{}/v1", self.serving.addr())
     }
 
     /// `http://127.0.0.1:<port>`, without the version.
     pub fn origin(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.serving.addr())
     }
 
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.serving.addr()
     }
 
     /// Add a store. A `store_id` already in use is taken over by the new store.
@@ -704,12 +684,7 @@ impl FakeNuvemshop {
 
     fn shutdown_now(&mut self) {
         self.shared.lock().pushes.stop();
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
+        self.serving.stop();
     }
 }
 
