@@ -211,13 +211,41 @@ impl World {
         knobs: StoreKnobs,
     ) -> String {
         let fake = self.nuvemshop();
-        let origin = fake.origin();
+        let settings = format!(
+            "store_id = \"{store_id}\"\naccess_token = \"{token}\"\napp_secret = \"{secret}\"\n\
+             user_agent = \"{NS_USER_AGENT}\"\nbase_url = \"{base}\"",
+            store_id = shop.store_id,
+            token = knobs.api_key.as_deref().unwrap_or(&shop.access_token),
+            secret = shop.app_secret,
+            base = fake.base_url(),
+        );
+        self.store_table(
+            &shop.id,
+            "nuvemshop",
+            &fake.origin(),
+            channels,
+            &knobs,
+            &settings,
+        )
+    }
+
+    /// `[stores.<id>]` with its sandbox and settings tables: what every
+    /// platform's store shares, around the connector's own `settings` lines.
+    fn store_table(
+        &self,
+        id: &str,
+        platform: &str,
+        origin: &str,
+        channels: &[&str],
+        knobs: &StoreKnobs,
+        settings: &str,
+    ) -> String {
         let channels: Vec<String> = channels.iter().map(|c| format!("{c:?}")).collect();
         format!(
             r#"
 [stores.{id}]
 description = "Loja {id}"
-platform = "nuvemshop"
+platform = "{platform}"
 poll_interval = "{POLL_INTERVAL}"
 channels = [{channels}]
 {cutoff}
@@ -227,14 +255,9 @@ allowed_hosts = ["{origin}"]
 allow_private_addresses = true
 {sandbox}
 [stores.{id}.settings]
-store_id = "{store_id}"
-access_token = "{token}"
-app_secret = "{secret}"
-user_agent = "{NS_USER_AGENT}"
-base_url = "{base}"
 {settings}
+{extra}
 "#,
-            id = shop.id,
             channels = channels.join(", "),
             cutoff = if knobs.cutoff_at_first_poll {
                 String::new()
@@ -243,11 +266,7 @@ base_url = "{base}"
             },
             table = knobs.table,
             sandbox = knobs.sandbox,
-            store_id = shop.store_id,
-            token = knobs.api_key.as_deref().unwrap_or(&shop.access_token),
-            secret = shop.app_secret,
-            base = fake.base_url(),
-            settings = knobs.settings,
+            extra = knobs.settings,
         )
     }
 
@@ -277,39 +296,12 @@ base_url = "{base}"
     /// `[stores.<id>]` for `shop`, notifying through `channels`.
     pub fn store_toml(&self, shop: &Shop, channels: &[&str], knobs: StoreKnobs) -> String {
         let li = self.li.base_url();
-        let channels: Vec<String> = channels.iter().map(|c| format!("{c:?}")).collect();
-        format!(
-            r#"
-[stores.{id}]
-description = "Loja {id}"
-platform = "loja-integrada"
-poll_interval = "{POLL_INTERVAL}"
-channels = [{channels}]
-{cutoff}
-{table}
-[stores.{id}.sandbox]
-allowed_hosts = ["{li}"]
-allow_private_addresses = true
-{sandbox}
-[stores.{id}.settings]
-api_key = "{key}"
-application_key = "{app}"
-base_url = "{li}"
-{settings}
-"#,
-            id = shop.id,
-            channels = channels.join(", "),
-            cutoff = if knobs.cutoff_at_first_poll {
-                String::new()
-            } else {
-                format!("first_sync_cutoff = {:?}", self.cutoff())
-            },
-            table = knobs.table,
-            sandbox = knobs.sandbox,
+        let settings = format!(
+            "api_key = \"{key}\"\napplication_key = \"{app}\"\nbase_url = \"{li}\"",
             key = knobs.api_key.as_deref().unwrap_or(&shop.api_key),
             app = shop.app_key,
-            settings = knobs.settings,
-        )
+        );
+        self.store_table(&shop.id, "loja-integrada", &li, channels, &knobs, &settings)
     }
 
     /// `[channels.<id>]` sending through `fake` with the matching plugin and
