@@ -153,10 +153,23 @@ fn a_customer_not_on_whatsapp_gets_the_sms_instead_exactly_once() {
     db.verify();
     drop(db);
 
+    assert_shows_link(&daemon, ana_wa[0].id, "fell back to", ana_sms[0].id);
+    assert_shows_link(&daemon, ana_sms[0].id, "fallback of", ana_wa[0].id);
+}
+
+/// `arauto queue show JOB` has a line `LINK … job OTHER` (`fell back to` on
+/// the original, `fallback of` on the job planned instead).
+#[track_caller]
+fn assert_shows_link(
+    daemon: &Daemon,
+    job: impl std::fmt::Display,
+    link: &str,
+    other: impl std::fmt::Display,
+) {
     let shown = operator::arauto(&[
         "queue",
         "show",
-        &ana_wa[0].id.to_string(),
+        &job.to_string(),
         "--config",
         daemon.config_path.to_str().expect("utf-8"),
     ]);
@@ -165,25 +178,7 @@ fn a_customer_not_on_whatsapp_gets_the_sms_instead_exactly_once() {
         shown
             .stdout
             .lines()
-            .any(|line| line.starts_with("fell back to")
-                && line.contains(&format!("job {}", ana_sms[0].id))),
-        "{}",
-        shown.stdout
-    );
-    let shown = operator::arauto(&[
-        "queue",
-        "show",
-        &ana_sms[0].id.to_string(),
-        "--config",
-        daemon.config_path.to_str().expect("utf-8"),
-    ]);
-    assert_eq!(shown.code, 0, "{shown:?}");
-    assert!(
-        shown
-            .stdout
-            .lines()
-            .any(|line| line.starts_with("fallback of")
-                && line.contains(&format!("job {}", ana_wa[0].id))),
+            .any(|line| line.starts_with(link) && line.contains(&format!("job {other}"))),
         "{}",
         shown.stdout
     );
