@@ -11,8 +11,8 @@ use anyhow::{Context, Result, bail, ensure};
 use arauto::clock::ManualClock;
 use arauto::queue::redb::{RedbOptions, RedbStore};
 use arauto::queue::{
-    CancelOutcome, Completion, CounterQuery, EnqueueOutcome, Error, Job, JobFilter, JobId,
-    JobState, NewJob, Outcome, PollCommit, PurgeFilter, Receipt, RequeueOutcome, StateStore,
+    CancelOutcome, Completed, Completion, CounterQuery, EnqueueOutcome, Error, Job, JobFilter,
+    JobId, JobState, NewJob, Outcome, PollCommit, PurgeFilter, Receipt, RequeueOutcome, StateStore,
     StoreStatus,
 };
 use jiff::{SignedDuration, Timestamp};
@@ -74,6 +74,22 @@ impl Fixture {
             "expected one job claimed on {lane}, got {claimed:?}"
         );
         Ok(claimed.remove(0))
+    }
+
+    /// Claim the next job on `lane` and end it by falling back to `fallback`
+    /// (the recipient is unreachable there for `reason`).
+    async fn fall_back(&self, lane: &str, reason: &str, fallback: NewJob) -> Result<Completed> {
+        let job = self.claim_one(lane, self.now()).await?;
+        Ok(self
+            .store
+            .complete_noting_fallback(
+                job.claim(),
+                Completion::FellBack {
+                    reason: reason.into(),
+                    fallback: Box::new(fallback),
+                },
+            )
+            .await?)
     }
 
     async fn assert_consistent(&self) -> Result<()> {
@@ -1179,18 +1195,14 @@ async fn a_fallback_ends_the_job_and_plans_it_on_the_other_channel_at_once() -> 
     let original = f
         .enqueue_one(new_job("wa", "1", "order-paid", f.now()))
         .await?;
-    let job = f.claim_one("wa", f.now()).await?;
-    let fallback = new_job("sms", "1", "order-paid", f.now());
     let ended = f
-        .store
-        .complete(
-            job.claim(),
-            Completion::FellBack {
-                reason: "recipient unreachable on this channel: 131026".into(),
-                fallback: Box::new(fallback.clone()),
-            },
+        .fall_back(
+            "wa",
+            "recipient unreachable on this channel: 131026",
+            new_job("sms", "1", "order-paid", f.now()),
         )
-        .await?;
+        .await?
+        .job;
     let sms_id = ended.fell_back_to.context("names the fallback job")?;
     assert_eq!(ended.state, JobState::Skipped);
     let reason = ended.outcome_reason.clone().unwrap_or_default();
@@ -1238,18 +1250,15 @@ async fn a_fallback_ends_the_job_and_plans_it_on_the_other_channel_at_once() -> 
     let direct = f
         .enqueue_one(new_job("sms", "2", "order-paid", f.now()))
         .await?;
-    let job = f.claim_one("wa", f.now()).await?;
-    assert_eq!(job.id, twice);
     let ended = f
-        .store
-        .complete(
-            job.claim(),
-            Completion::FellBack {
-                reason: "unreachable".into(),
-                fallback: Box::new(new_job("sms", "2", "order-paid", f.now())),
-            },
+        .fall_back(
+            "wa",
+            "unreachable",
+            new_job("sms", "2", "order-paid", f.now()),
         )
-        .await?;
+        .await?
+        .job;
+    assert_eq!(ended.id, twice);
     assert_eq!(ended.fell_back_to, Some(direct));
     assert_eq!(f.store.jobs_for_order("loja", "2").await?.len(), 2);
     // Naming a job already planned there is not a new fallback: not counted.
@@ -1273,15 +1282,11 @@ async fn cancelling_a_fallback_job_frees_the_original_jobs_keys() -> Result<()> 
     let original = f
         .enqueue_one(new_job("wa", "1", "order-canceled", f.now()))
         .await?;
-    let job = f.claim_one("wa", f.now()).await?;
     let done = f
-        .store
-        .complete_noting_fallback(
-            job.claim(),
-            Completion::FellBack {
-                reason: "131026".into(),
-                fallback: Box::new(new_job("sms", "1", "order-canceled", f.now())),
-            },
+        .fall_back(
+            "wa",
+            "131026",
+            new_job("sms", "1", "order-canceled", f.now()),
         )
         .await?;
     let sms_id = done.fallback_inserted.context("a new SMS job")?;
@@ -1314,33 +1319,21 @@ async fn a_fallback_onto_a_job_that_already_ended_unsent_ends_the_job_dead() -> 
     let original = f
         .enqueue_one(new_job("wa", "1", "order-paid", f.now()))
         .await?;
-    let job = f.claim_one("wa", f.now()).await?;
     let done = f
-        .store
-        .complete_noting_fallback(
-            job.claim(),
-            Completion::FellBack {
-                reason: "131026".into(),
-                fallback: Box::new(new_job("sms", "1", "order-paid", f.now())),
-            },
-        )
+        .fall_back("wa", "131026", new_job("sms", "1", "order-paid", f.now()))
         .await?;
     let sms_id = done.fallback_inserted.context("a new SMS job")?;
     assert_eq!(done.job.fell_back_to, Some(sms_id));
 
     // After the reload, sms falls back to wa, whose key the original holds.
-    let sms = f.claim_one("sms", f.now()).await?;
-    assert_eq!(sms.id, sms_id);
     let done = f
-        .store
-        .complete_noting_fallback(
-            sms.claim(),
-            Completion::FellBack {
-                reason: "not a mobile number".into(),
-                fallback: Box::new(new_job("wa", "1", "order-paid", f.now())),
-            },
+        .fall_back(
+            "sms",
+            "not a mobile number",
+            new_job("wa", "1", "order-paid", f.now()),
         )
         .await?;
+    assert_eq!(done.job.id, sms_id);
     assert_eq!(done.fallback_inserted, None);
     assert_eq!(done.job.state, JobState::Dead);
     assert_eq!(done.job.fell_back_to, None, "names nothing");
