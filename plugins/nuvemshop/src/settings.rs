@@ -98,7 +98,8 @@ pub fn settings_store_id() -> Result<String, PluginError> {
         Ok(store_id)
     } else {
         Err(misconfigured(format!(
-            "setting `store_id` = {store_id:?} must be the store's numeric id"
+            "setting `store_id` = {store_id:?} must be the store's numeric id (the `user_id` \
+             of the app installation), e.g. \"123456\""
         )))
     }
 }
@@ -139,13 +140,7 @@ fn duration(key: &str, default: &str) -> Result<i64, PluginError> {
 impl Settings {
     /// Read and validate the settings that every API call needs.
     pub fn load() -> Result<Self, PluginError> {
-        let store_id = settings::require("store_id")?;
-        if !store_id.bytes().all(|b| b.is_ascii_digit()) || store_id.len() > 20 {
-            return Err(misconfigured(format!(
-                "setting `store_id` = {store_id:?} must be the store's numeric id (the `user_id` \
-                 of the app installation), e.g. \"123456\""
-            )));
-        }
+        let store_id = settings_store_id()?;
         let access_token = settings::optional("access_token").ok_or_else(|| {
             misconfigured(
                 "setting `access_token` is not set: it is the token Nuvemshop issued to the app \
