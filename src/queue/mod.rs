@@ -33,6 +33,7 @@
 //!   local time.
 
 mod error;
+pub mod fence;
 pub mod redb;
 mod types;
 
@@ -42,6 +43,7 @@ use jiff::{SignedDuration, Timestamp};
 use tokio::sync::watch;
 
 pub use error::{BackendCause, Error, Result};
+pub use fence::{Fence, Scope, Unfenced};
 pub use types::{
     ATTEMPT_LOG_LEN, AttemptRecord, CancelOutcome, ChannelStats, ChannelStatus, Claim, ClockSkew,
     Completed, Completion, CounterQuery, CounterRow, EnqueueOutcome, ErrorClass, FallbackCount,
