@@ -27,10 +27,10 @@ use axum::routing::get;
 use jiff::Timestamp;
 use tokio_util::sync::CancellationToken;
 
-use crate::control::ControlContext;
 use crate::http_listener::accept_loop;
 use crate::metrics::{ChannelGauges, ChecklistGauge, ChecklistLabels, Metrics, StoreGauges};
 use crate::queue::SharedStore;
+use crate::report::Context;
 use crate::report::checklist::{self, CheckQuery, Level};
 use crate::send::channel::pacing_policy;
 use crate::send::pacing::PacingState;
@@ -75,8 +75,10 @@ pub struct Endpoint {
     pub store: SharedStore,
     /// The current state.
     pub state: StateHandle,
-    /// What the checklist is made from (as `arauto check` over the socket).
-    pub control: ControlContext,
+    /// Makes what the checklist is made from (as `arauto check` over the
+    /// socket): the daemon's control context, passed in as a function so
+    /// that reporting does not depend on the control socket.
+    pub operator_context: Arc<dyn Fn() -> Context + Send + Sync>,
 }
 
 /// Serve `GET /metrics` on `listener` until `shutdown` is cancelled.
@@ -173,7 +175,7 @@ async fn refresh_checklist(endpoint: &Endpoint) {
     if !endpoint.metrics.checklist_due(CHECKLIST_EVERY) {
         return;
     }
-    let ctx = endpoint.control.operator_context();
+    let ctx = (endpoint.operator_context)();
     let checklist = match checklist::without_live_checks(&ctx, &CheckQuery::default()).await {
         Ok(checklist) => checklist,
         Err(error) => {
