@@ -173,6 +173,12 @@ impl PacingPolicy {
             .map_or(now, |last| add(last, self.min_interval).max(now))
     }
 
+    /// True when nothing holds sends back: no minimum interval, no daily
+    /// cap. The dispatcher batches claims and completions on such a channel.
+    pub fn is_unpaced(&self) -> bool {
+        self.min_interval <= SignedDuration::ZERO && self.daily_cap.is_none()
+    }
+
     /// When the next message may go out.
     pub fn next_send(&self, state: &PacingState, now: Timestamp) -> PacingDecision {
         let earliest = self.earliest(state, now);
