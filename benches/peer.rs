@@ -26,7 +26,8 @@
 //!
 //! `cargo bench --bench peer`. Environment: `ARAUTO_BENCH_EVENTS` (default
 //! 2,000; `BENCH_QUICK=1`: 500), `ARAUTO_BENCH_DIR`, `ARAUTO_BENCH_PYTHON`
-//! (default `python3`: the interpreter the virtualenv is made from).
+//! (default `python3`: the interpreter the virtualenv is made from),
+//! `ARAUTO_BENCH_PERF=<file>` (profile the daemon's side with `perf record`).
 
 mod common;
 
@@ -248,6 +249,42 @@ base_url = "{li_url}"
     Ok(config)
 }
 
+/// With `ARAUTO_BENCH_PERF=<file>`, `perf record` samples the daemon from
+/// the change to the last POST of each arauto round (the last round's
+/// profile stays in `<file>`; read it with `perf report -i <file>`). This is
+/// how "Where the cost goes: a message" in docs/BENCHMARKS.md was measured.
+fn start_profiler(pid: u32) -> Result<Option<std::process::Child>> {
+    let Some(output) = std::env::var_os("ARAUTO_BENCH_PERF") else {
+        return Ok(None);
+    };
+    let child = Command::new("perf")
+        .args(["record", "--quiet", "-F", "1999", "-g", "-o"])
+        .arg(&output)
+        .args(["-p", &pid.to_string()])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .context("running perf record (ARAUTO_BENCH_PERF is set)")?;
+    // perf attaches asynchronously; its first samples may miss the first
+    // milliseconds of the round, which the CPU figures do not depend on.
+    Ok(Some(child))
+}
+
+fn stop_profiler(mut profiler: std::process::Child) -> Result<()> {
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(profiler.id()).context("perf pid")?);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).context("stopping perf")?;
+    let status = profiler.wait().context("waiting for perf")?;
+    // perf writes its file and then exits 130 (128 + SIGINT), or dies of
+    // the SIGINT itself, depending on when the signal lands.
+    ensure!(
+        status.success()
+            || status.code() == Some(130)
+            || std::os::unix::process::ExitStatusExt::signal(&status)
+                == Some(nix::sys::signal::Signal::SIGINT as i32),
+        "perf record failed ({status})"
+    );
+    Ok(())
+}
+
 #[allow(clippy::too_many_arguments)]
 fn arauto_round(
     dir: &Path,
@@ -274,6 +311,7 @@ fn arauto_round(
     daemon
         .log
         .wait_for("poll complete", 1, Duration::from_secs(120))?;
+    let profiler = start_profiler(daemon.pid())?;
     let before = common::proc::sample(daemon.pid())?;
     let started = Instant::now();
     for numero in &orders {
@@ -284,6 +322,9 @@ fn arauto_round(
     });
     let wall = started.elapsed();
     let after = common::proc::sample(daemon.pid())?;
+    if let Some(profiler) = profiler {
+        stop_profiler(profiler)?;
+    }
     ensure!(
         received.is_ok(),
         "the receiver did not get arauto's {events} POSTs within {PATIENCE:?}; log:\n{}",
