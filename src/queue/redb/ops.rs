@@ -1041,10 +1041,12 @@ impl Ctx<'_> {
             let status = self.read_channel(channel)?;
             self.channels.insert(channel.to_owned(), (status, false));
         }
-        self.channels.get_mut(channel).ok_or_else(|| Error::Invalid {
-            what: format!("status of channel {channel:?}"),
-            reason: "missing from the batch cache right after it was cached (a bug)".to_owned(),
-        })
+        self.channels
+            .get_mut(channel)
+            .ok_or_else(|| Error::Invalid {
+                what: format!("status of channel {channel:?}"),
+                reason: "missing from the batch cache right after it was cached (a bug)".to_owned(),
+            })
     }
 
     /// The channel's status as stored (default if never written).
