@@ -277,3 +277,32 @@ fn mul(duration: SignedDuration, times: u64) -> SignedDuration {
     let nanos = duration.as_nanos().saturating_mul(i128::from(times));
     SignedDuration::try_from_nanos_i128(nanos).unwrap_or(SignedDuration::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_channel_without_interval_and_cap_is_unpaced() {
+        let unpaced = PacingPolicy {
+            min_interval: SignedDuration::ZERO,
+            daily_cap: None,
+        };
+        assert!(unpaced.is_unpaced());
+        let paced = PacingPolicy {
+            min_interval: SignedDuration::from_millis(1),
+            ..unpaced.clone()
+        };
+        assert!(!paced.is_unpaced());
+        let capped = PacingPolicy {
+            daily_cap: Some(DailyCap {
+                limit: 100,
+                reset_at: Time::midnight(),
+                time_zone: TimeZone::UTC,
+                warmup: None,
+            }),
+            ..unpaced
+        };
+        assert!(!capped.is_unpaced());
+    }
+}
