@@ -172,14 +172,14 @@ pub enum Record {
         /// The store.
         store: String,
         /// Its status.
-        status: StoreStatus,
+        status: Box<StoreStatus>,
     },
     /// A channel's status (pause, pacing day and count, warm-up start, fallbacks).
     ChannelStatus {
         /// The channel.
         channel: String,
         /// Its status.
-        status: ChannelStatus,
+        status: Box<ChannelStatus>,
     },
     /// One daily counter row, as `arauto report` reads it.
     Counter(CounterRow),
@@ -534,7 +534,7 @@ pub enum FormatError {
         /// Lines read.
         lines: usize,
         /// The header's counts.
-        expected: Counts,
+        expected: Box<Counts>,
     },
     /// The trailer's counts are not what the file holds.
     #[error(
@@ -546,9 +546,9 @@ pub enum FormatError {
         /// The trailer's line.
         line: usize,
         /// The trailer's (or header's) counts.
-        announced: Counts,
+        announced: Box<Counts>,
         /// The records read.
-        found: Counts,
+        found: Box<Counts>,
     },
 }
 
@@ -676,7 +676,7 @@ impl<R: BufRead> FileReader<R> {
             return Err(FormatError::Truncated {
                 path: self.path.clone(),
                 lines: if read == 0 { line - 1 } else { line },
-                expected: self.header.counts,
+                expected: Box::new(self.header.counts),
             });
         }
         let kind = serde_json::from_str::<LineType<'_>>(&self.buffer)
@@ -690,8 +690,8 @@ impl<R: BufRead> FileReader<R> {
                 let mismatch = |announced| FormatError::CountMismatch {
                     path: self.path.clone(),
                     line,
-                    announced,
-                    found: self.seen,
+                    announced: Box::new(announced),
+                    found: Box::new(self.seen),
                 };
                 if trailer.counts != self.seen {
                     return Err(mismatch(trailer.counts));

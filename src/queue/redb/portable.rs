@@ -108,7 +108,10 @@ fn export_all(
         let store = store.value().to_owned();
         let status: StoreStatus =
             decode(bytes.value(), path, || format!("status of store {store:?}"))?;
-        if !send(Ok(Record::StoreStatus { store, status })) {
+        if !send(Ok(Record::StoreStatus {
+            store,
+            status: Box::new(status),
+        })) {
             return Ok(());
         }
     }
@@ -143,7 +146,10 @@ fn export_all(
         let status: ChannelStatus = decode(bytes.value(), path, || {
             format!("status of channel {channel:?}")
         })?;
-        if !send(Ok(Record::ChannelStatus { channel, status })) {
+        if !send(Ok(Record::ChannelStatus {
+            channel,
+            status: Box::new(status),
+        })) {
             return Ok(());
         }
     }
@@ -301,7 +307,7 @@ impl Ctx<'_> {
                 if changed_in_batch || stored {
                     return Ok(true);
                 }
-                self.put_channel(channel, status.clone())?;
+                self.put_channel(channel, (**status).clone())?;
             }
             Record::Counter(row) => {
                 let key = (
