@@ -108,10 +108,7 @@ fn export_all(
         let store = store.value().to_owned();
         let status: StoreStatus =
             decode(bytes.value(), path, || format!("status of store {store:?}"))?;
-        if !send(Ok(Record::StoreStatus {
-            store,
-            status: Box::new(status),
-        })) {
+        if !send(Ok(Record::StoreStatus { store, status })) {
             return Ok(());
         }
     }
@@ -146,10 +143,7 @@ fn export_all(
         let status: ChannelStatus = decode(bytes.value(), path, || {
             format!("status of channel {channel:?}")
         })?;
-        if !send(Ok(Record::ChannelStatus {
-            channel,
-            status: Box::new(status),
-        })) {
+        if !send(Ok(Record::ChannelStatus { channel, status })) {
             return Ok(());
         }
     }
@@ -307,7 +301,7 @@ impl Ctx<'_> {
                 if changed_in_batch || stored {
                     return Ok(true);
                 }
-                self.put_channel(channel, (**status).clone())?;
+                self.put_channel(channel, status.clone())?;
             }
             Record::Counter(row) => {
                 let key = (
@@ -350,7 +344,7 @@ enum Prepared {
         order_id: String,
         bytes: Vec<u8>,
     },
-    Other(Record),
+    Other(Box<Record>),
 }
 
 impl Prepared {
@@ -376,7 +370,7 @@ impl Prepared {
                     bytes,
                 })
             }
-            other => Ok(Prepared::Other(other)),
+            other => Ok(Prepared::Other(Box::new(other))),
         }
     }
 }
