@@ -323,36 +323,47 @@ impl fmt::Debug for Ownership {
     }
 }
 
+/// Create the bucket, or bind it when another node created it already.
+///
+/// Its stream is created directly with a KV bucket's settings (`KV_<bucket>`,
+/// subjects `$KV.<bucket>.>`, one value per key, rollups, direct get): the
+/// client's own `create_key_value` first asks for the account's limits in a
+/// form nats-server 2.9 does not answer.
 async fn open_bucket(
     js: &jetstream::Context,
     bucket: String,
     replicas: usize,
     max_age: Duration,
 ) -> Result<kv::Store, OwnershipError> {
-    if let Ok(store) = js.get_key_value(&bucket).await {
-        return Ok(store);
+    let config = jetstream::stream::Config {
+        name: format!("KV_{bucket}"),
+        description: Some("arauto cluster ownership".to_owned()),
+        subjects: vec![format!("$KV.{bucket}.>")],
+        max_messages_per_subject: 1,
+        max_bytes: -1,
+        max_messages: -1,
+        max_message_size: -1,
+        max_age,
+        storage: jetstream::stream::StorageType::File,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        num_replicas: replicas.max(1),
+        discard: jetstream::stream::DiscardPolicy::New,
+        duplicate_window: Duration::from_secs(120),
+        ..Default::default()
+    };
+    // Created by another node, maybe with other settings (a changed
+    // replica count): bind to it as it is.
+    if let Err(error) = js.get_or_create_stream(config).await {
+        tracing::debug!(bucket = %bucket, "creating the bucket failed ({error}); binding to it");
     }
-    let created = js
-        .create_key_value(kv::Config {
-            bucket: bucket.clone(),
-            history: 1,
-            max_age,
-            num_replicas: replicas.max(1),
-            storage: jetstream::stream::StorageType::File,
-            ..Default::default()
+    js.get_key_value(bucket.clone())
+        .await
+        .map_err(|e| OwnershipError::Bucket {
+            bucket,
+            source: e.into(),
         })
-        .await;
-    match created {
-        Ok(store) => Ok(store),
-        // Another node created it meanwhile.
-        Err(error) => js
-            .get_key_value(&bucket)
-            .await
-            .map_err(|_| OwnershipError::Bucket {
-                bucket,
-                source: error.into(),
-            }),
-    }
 }
 
 impl Ownership {
@@ -817,7 +828,10 @@ async fn spawn_watcher(
     };
     let mut status = store.status().await.map_err(|e| read_error(e.into()))?;
     let empty = status.info.state.messages == 0;
-    let first = store.watch_all().await.map_err(|e| read_error(e.into()))?;
+    let first = store
+        .watch_with_history(">")
+        .await
+        .map_err(|e| read_error(e.into()))?;
     let (ready_tx, ready) = watch::channel(empty);
     let weak = Arc::downgrade(inner);
     let stop = inner.stop_watching.clone();
@@ -844,7 +858,7 @@ async fn spawn_watcher(
                         () = stop.cancelled() => return,
                         () = tokio::time::sleep(Duration::from_millis(500)) => {}
                     }
-                    if let Ok(again) = store.watch_all().await {
+                    if let Ok(again) = store.watch_with_history(">").await {
                         watch = again;
                     }
                     // Refreshing status is only for the ready flag, already set.
