@@ -810,9 +810,10 @@ impl Inner {
         let mut requeued = Vec::with_capacity(found.len());
         for stored in found {
             let id = stored.job.id;
-            if self.requeue_job(stored).await? {
-                requeued.push(id);
-            } else if self.requeue_one(id).await? == RequeueOutcome::Requeued {
+            // The view may be behind: a conflict re-reads the job once.
+            let done = self.requeue_job(stored).await?
+                || self.requeue_one(id).await? == RequeueOutcome::Requeued;
+            if done {
                 requeued.push(id);
             }
         }
@@ -900,8 +901,8 @@ impl Inner {
         match filter.state {
             Some(JobState::Pending) => jobs.sort_by_key(|job| (job.due_at, job.id)),
             Some(JobState::Running) => jobs.sort_by_key(|job| (job.lease_until, job.id)),
-            Some(_) => jobs.sort_by(|a, b| (b.finished_at, b.id).cmp(&(a.finished_at, a.id))),
-            None => jobs.sort_by(|a, b| b.id.cmp(&a.id)),
+            Some(_) => jobs.sort_by_key(|job| std::cmp::Reverse((job.finished_at, job.id))),
+            None => jobs.sort_by_key(|job| std::cmp::Reverse(job.id)),
         }
         if let Some(limit) = filter.limit {
             jobs.truncate(limit);

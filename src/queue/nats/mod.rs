@@ -479,6 +479,11 @@ fn conflict(target: String) -> Error {
 }
 
 /// Creates a KV bucket, or binds it when another node created it already.
+///
+/// The bucket's stream is created directly, with the settings a KV bucket
+/// has (`KV_<bucket>`, subjects `$KV.<bucket>.>`, rollups allowed, direct
+/// get, `history` 1): the client's own `create_key_value` first reads the
+/// account's limits in a form nats-server 2.9 does not send.
 async fn bucket(
     js: &jetstream::Context,
     names: &Names,
@@ -487,24 +492,31 @@ async fn bucket(
     replicas: usize,
 ) -> Result<kv::Store> {
     let name = names.bucket(what);
-    let config = kv::Config {
-        bucket: name.clone(),
-        description: description.to_owned(),
-        history: 1,
-        num_replicas: replicas,
+    let config = stream::Config {
+        name: format!("KV_{name}"),
+        description: Some(description.to_owned()),
+        subjects: vec![format!("$KV.{name}.>")],
+        max_messages_per_subject: 1,
+        max_bytes: -1,
+        max_messages: -1,
+        max_message_size: -1,
         storage: stream::StorageType::File,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        num_replicas: replicas,
+        discard: stream::DiscardPolicy::New,
+        duplicate_window: std::time::Duration::from_secs(120),
         ..Default::default()
     };
-    match js.create_key_value(config).await {
-        Ok(store) => Ok(store),
-        // Created by another node with other settings (replicas changed in
-        // the config, say): bind to it as it is.
-        Err(create) => js.get_key_value(name.clone()).await.map_err(|bind| {
-            nats_error(format!("bucket {name}"), "create or bind bucket")(boxed(
-                std::io::Error::other(format!("create: {create}; bind: {bind}")),
-            ))
-        }),
+    // Created by another node (with other settings, say a changed replica
+    // count) is fine: bind to it as it is.
+    if let Err(create) = js.get_or_create_stream(config).await {
+        tracing::debug!(bucket = %name, error = %create, "creating the bucket failed; binding to it");
     }
+    js.get_key_value(name.clone())
+        .await
+        .map_err(|e| nats_error(format!("bucket {name}"), "create or bind bucket")(boxed(e)))
 }
 
 #[async_trait]
