@@ -35,6 +35,7 @@
 mod error;
 pub mod fence;
 pub mod nats;
+pub mod portable;
 pub mod redb;
 mod types;
 
