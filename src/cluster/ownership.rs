@@ -251,6 +251,8 @@ struct SeenLease {
     revision: u64,
     /// `None` once deleted (released).
     value: Option<LeaseValue>,
+    /// Who held it last, for a released lease's hand-over log.
+    last_holder: Option<String>,
 }
 
 /// The watched buckets' contents, as this node last saw them.
@@ -641,6 +643,7 @@ impl Ownership {
             resource.key(),
             SeenLease {
                 revision,
+                last_holder: Some(value.holder.clone()),
                 value: Some(value),
             },
         );
@@ -695,7 +698,7 @@ impl Ownership {
                     .update(&key, encode(&value), seen.revision)
                     .await
                     .map_err(|e| e.to_string()),
-                Some(seen.value.clone()),
+                Some((seen.value.clone(), seen.last_holder.clone())),
             ),
         };
         let revision = match result {
@@ -710,7 +713,7 @@ impl Ownership {
         self.record_held(resource.clone(), revision, sent, value);
         let node = &self.inner.options.node;
         match previous {
-            Some(Some(before)) if before.holder != *node => {
+            Some((Some(before), _)) if before.holder != *node => {
                 self.inner.takeovers.expired.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(
                     node = %node,
@@ -718,12 +721,18 @@ impl Ownership {
                     before.holder
                 );
             }
-            Some(None) => {
+            Some((None, last)) => {
                 self.inner
                     .takeovers
                     .released
                     .fetch_add(1, Ordering::Relaxed);
-                tracing::info!(node = %node, "took over {resource} (handed over)");
+                match last.filter(|last| last != node) {
+                    Some(last) => tracing::info!(
+                        node = %node,
+                        "took over {resource} from node {last} (handed over)"
+                    ),
+                    None => tracing::info!(node = %node, "took over {resource}"),
+                }
             }
             _ => tracing::info!(node = %node, "took over {resource}"),
         }
@@ -893,11 +902,16 @@ fn apply(inner: &Inner, which: WatchedBucket, entry: &kv::Entry) {
                 .and_then(|b| b.value.as_ref())
                 .map(|v| v.holder.as_str())
                 != value.as_ref().map(|v| v.holder.as_str());
+            let last_holder = value
+                .as_ref()
+                .map(|v| v.holder.clone())
+                .or_else(|| before.and_then(|b| b.last_holder.clone()));
             view.leases.insert(
                 entry.key.clone(),
                 SeenLease {
                     revision: entry.revision,
                     value,
+                    last_holder,
                 },
             );
             deleted || holder_changed
