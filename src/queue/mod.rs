@@ -34,6 +34,7 @@
 
 mod error;
 pub mod fence;
+pub mod nats;
 pub mod portable;
 pub mod redb;
 mod types;
