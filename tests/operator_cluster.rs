@@ -4,7 +4,9 @@
 //! storage directory, started here). `queue list`, `queue show`, `report`,
 //! `queue cancel` and `queue pause` read and steer the JetStream state that
 //! another "node" (a `NatsStore` of this test) wrote, and nothing is created
-//! in the state directory.
+//! in the state directory. And a whole state moves redb → file → cluster →
+//! file → redb with `arauto state export|import`, `queue list`, `report` and
+//! dedupe behaving the same at the end as at the start.
 
 // All test code: with this, clippy's allow-unwrap/expect-in-tests covers the
 // helper functions too (see clippy.toml).
@@ -18,10 +20,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
 use arauto::queue::nats::{NatsOptions, NatsStore};
-use arauto::queue::{Completion, JobState, Receipt, StateStore, Unfenced};
+use arauto::queue::{
+    Completion, EnqueueOutcome, JobState, PollCommit, Receipt, StateStore, StoreStatus, Unfenced,
+};
 use jiff::{SignedDuration, Timestamp};
 use support::daemon;
-use support::operator::{self, Run, job};
+use support::operator::{self, End, Run, enqueue, finish, job, open_store};
 
 const NATS_SERVER: &str = "/usr/sbin/nats-server";
 const PREFIX: &str = "ops";
@@ -88,17 +92,25 @@ impl Drop for Server {
     }
 }
 
-fn write_config(dir: &Path, server: &Server) -> PathBuf {
+/// A configuration whose state is the cluster's, or with `server` `None`
+/// the redb file in `dir/state`.
+fn write_config(dir: &Path, server: Option<&Server>) -> PathBuf {
     let path = dir.join("arauto.toml");
-    let text = format!(
-        r#"{}
-[cluster]
+    let cluster = server.map_or_else(String::new, |server| {
+        format!(
+            r#"[cluster]
 backend = "nats"
 servers = ["{}"]
 replicas = 1
 prefix = "{PREFIX}"
 node_name = "operator"
-
+"#,
+            server.url
+        )
+    });
+    let text = format!(
+        r#"{}
+{cluster}
 [stores.loja]
 platform = "loja-integrada"
 channels = ["whatsapp", "sms"]
@@ -109,8 +121,7 @@ plugin = "evolution-api"
 [channels.sms]
 plugin = "twilio-sms"
 "#,
-        daemon::daemon_section(dir, ""),
-        server.url
+        daemon::daemon_section(dir, "")
     );
     std::fs::write(&path, text).expect("write config");
     path
@@ -127,7 +138,7 @@ fn cli(config: &Path, args: &[&str]) -> Run {
 fn queue_and_report_work_on_the_cluster_state_with_only_the_configuration() {
     let server = Server::start();
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = write_config(dir.path(), &server);
+    let config = write_config(dir.path(), Some(&server));
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
 
     // Another node wrote: one job sent, one pending on each channel.
@@ -217,4 +228,159 @@ fn queue_and_report_work_on_the_cluster_state_with_only_the_configuration() {
 
     // Nothing local: no state directory, no lock, no database.
     assert!(!dir.path().join("state").exists());
+}
+
+/// The report without what depends on the moment it is made, its oldest
+/// due times to the millisecond (redb's due index keeps milliseconds, the
+/// cluster the job's own time).
+fn report(config: &Path) -> serde_json::Value {
+    fn strip(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(map) => {
+                map.remove("generated_at");
+                map.remove("eta_paced_at");
+                if let Some(due) = map.get_mut("oldest_due")
+                    && let Some(at) = due.as_str().and_then(|text| text.parse::<Timestamp>().ok())
+                {
+                    *due = at.as_millisecond().into();
+                }
+                map.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let run = cli(config, &["report", "--since", "7d", "--json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let mut report = run.json();
+    strip(&mut report);
+    report
+}
+
+fn list(config: &Path) -> serde_json::Value {
+    let run = cli(config, &["queue", "list", "--json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    run.json()
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
+
+#[test]
+fn a_redb_state_goes_into_the_cluster_and_back_unchanged() {
+    let server = Server::start();
+    let source_dir = tempfile::tempdir().expect("tempdir");
+    let source = write_config(source_dir.path(), None);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let sent = runtime.block_on(async {
+        let store = open_store(&source_dir.path().join("state"));
+        let sent = finish(
+            &store,
+            job("loja", "whatsapp", "1001", "order-paid"),
+            End::Sent,
+        )
+        .await;
+        finish(
+            &store,
+            job("loja", "whatsapp", "1002", "order-paid"),
+            End::Dead,
+        )
+        .await;
+        finish(
+            &store,
+            job("loja", "whatsapp", "1004", "order-paid"),
+            End::Cancelled,
+        )
+        .await;
+        let mut later = job("loja", "whatsapp", "1005", "waiting-payment");
+        later.due_at = Timestamp::now() + SignedDuration::from_hours(1);
+        enqueue(&store, later).await;
+        enqueue(&store, job("loja", "sms", "1006", "order-shipped")).await;
+        store
+            .commit_poll(PollCommit {
+                store: "loja".to_owned(),
+                cursor: Some("cursor-42".to_owned()),
+                order_records: vec![("1001".to_owned(), br#"{"v":1}"#.to_vec())],
+                status: StoreStatus {
+                    orders_seen: 5,
+                    ..StoreStatus::default()
+                },
+                ..PollCommit::default()
+            })
+            .await
+            .expect("commit a poll");
+        store
+            .pause_channel("sms", "operator pause".to_owned(), false)
+            .await
+            .expect("pause sms");
+        store.close().await;
+        sent
+    });
+    let listed = list(&source);
+    let reported = report(&source);
+
+    // redb -> file -> cluster.
+    let first = source_dir.path().join("from-redb.jsonl");
+    let run = cli(&source, &["state", "export", "--output", path_str(&first)]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let cluster_dir = tempfile::tempdir().expect("tempdir");
+    let cluster = write_config(cluster_dir.path(), Some(&server));
+    let run = cli(&cluster, &["state", "import", "--input", path_str(&first)]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout.contains("imported 5 jobs") && run.stdout.contains("into the cluster state"),
+        "{}",
+        run.stdout
+    );
+    // The cluster answers the operator commands as the file did.
+    assert_eq!(list(&cluster), listed);
+    assert_eq!(report(&cluster), reported);
+    // A non-empty cluster is refused; --merge keeps what it has.
+    let run = cli(&cluster, &["state", "import", "--input", path_str(&first)]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr.contains("already holds a state"),
+        "{}",
+        run.stderr
+    );
+
+    // cluster -> file -> a new redb.
+    let second = cluster_dir.path().join("from-cluster.jsonl");
+    let run = cli(
+        &cluster,
+        &["state", "export", "--output", path_str(&second)],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("exported 5 jobs"), "{}", run.stdout);
+    let target_dir = tempfile::tempdir().expect("tempdir");
+    let target = write_config(target_dir.path(), None);
+    let run = cli(&target, &["state", "import", "--input", path_str(&second)]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("from a nats export"), "{}", run.stdout);
+    assert_eq!(list(&target), listed);
+    assert_eq!(report(&target), reported);
+
+    runtime.block_on(async {
+        let store = open_store(&target_dir.path().join("state"));
+        let report = store.verify().await.expect("verify");
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        let again = store
+            .enqueue(vec![job("loja", "whatsapp", "1001", "order-paid")])
+            .await
+            .expect("enqueue");
+        assert_eq!(again, vec![EnqueueOutcome::Duplicate(sent)]);
+        let replanned = store
+            .enqueue(vec![job("loja", "whatsapp", "1004", "order-paid")])
+            .await
+            .expect("enqueue");
+        assert!(replanned[0].is_inserted(), "{replanned:?}");
+        assert_eq!(
+            store.cursor("loja").await.expect("cursor").as_deref(),
+            Some("cursor-42")
+        );
+        let sms = store.channel_status("sms").await.expect("channel status");
+        assert!(sms.paused.is_some());
+        store.close().await;
+    });
 }

@@ -3,10 +3,12 @@
 //! portable file format ([`crate::queue::portable`]), e.g. a single node's
 //! redb file into a cluster, or back.
 //!
-//! Both work on the backend the configuration names, never beside a running
-//! daemon: the redb file is opened under the state directory's lock, so an
-//! export cannot race the daemon's writes and an import cannot write under
-//! it. An export is written to a temporary file next to the output and
+//! Both work on the backend the configuration names: the redb file, or with
+//! `[cluster]` the cluster's JetStream state (reached like the other
+//! operator commands, see `backend.rs`). Never beside a running daemon: the
+//! redb file is opened under the state directory's lock, so an export
+//! cannot race the daemon's writes and an import cannot write under it; a
+//! cluster has no such lock, so stop its nodes first (docs/cluster.md). An export is written to a temporary file next to the output and
 //! renamed into place once complete, so the output name never holds half a
 //! state. An import reads the whole file once before writing anything: a
 //! truncated or damaged file (named with its line) is refused as a whole.
@@ -20,6 +22,7 @@ use clap::{Args, Subcommand};
 use futures::StreamExt as _;
 use jiff::Timestamp;
 
+use super::backend::open_cluster;
 use super::config_arg::ConfigArg;
 use super::exit::Exit;
 use crate::config::{self, Config};
@@ -147,6 +150,28 @@ fn open_redb(config: &Config, create: bool) -> anyhow::Result<Target> {
     })
 }
 
+/// The backend `config` names: the cluster's state with `[cluster]`, else
+/// the redb file (see [`open_redb`] for `create`).
+fn open_target(
+    config: &Config,
+    create: bool,
+    runtime: &tokio::runtime::Runtime,
+) -> anyhow::Result<Target> {
+    let Some(cluster) = &config.cluster else {
+        return open_redb(config, create);
+    };
+    let store = runtime.block_on(open_cluster(cluster, &config.daemon.timezone))?;
+    Ok(Target {
+        store: Box::new(store),
+        describe: format!(
+            "the cluster state (prefix {:?}) at {}",
+            cluster.prefix,
+            cluster.servers.join(", ")
+        ),
+        _lock: None,
+    })
+}
+
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -169,7 +194,7 @@ fn export(args: &ExportArgs) -> anyhow::Result<()> {
         );
     }
     let runtime = runtime()?;
-    let target = open_redb(&config, false)?;
+    let target = open_target(&config, false, &runtime)?;
     let exported_at = Timestamp::now();
     let body_path = sibling(output, "records.tmp")?;
     let final_path = sibling(output, "tmp")?;
@@ -194,8 +219,12 @@ fn export(args: &ExportArgs) -> anyhow::Result<()> {
             output.display()
         )
     })?;
+    println!(
+        "exported {counts} from {} to {}",
+        target.describe,
+        output.display()
+    );
     drop(target);
-    println!("exported {counts} to {}", output.display());
     Ok(())
 }
 
@@ -267,7 +296,7 @@ fn import(args: &ImportArgs) -> anyhow::Result<()> {
     let header = reader.header().clone();
 
     let runtime = runtime()?;
-    let target = open_redb(&config, true)?;
+    let target = open_target(&config, true, &runtime)?;
     let imported = runtime.block_on(async {
         if !args.merge && !target.store.is_empty().await? {
             bail!(
