@@ -735,3 +735,51 @@ async fn a_redb_state_imported_into_the_cluster_exports_the_same_and_imports_onc
     assert_eq!(exported(&back).await?, exported(&f.store).await?);
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_job_expires_at_claim_and_a_fallback_lands_on_the_other_channel() -> Result<()> {
+    let f = Fixture::new().await?;
+    let mut stale = new_job("wa", "1", "order-paid", f.at(-120));
+    stale.expires_at = Some(f.at(-60));
+    let stale = f.enqueue_one(stale).await?;
+    let fresh = f
+        .enqueue_one(new_job("wa", "2", "order-paid", f.now()))
+        .await?;
+    let claimed = f.claim_one("wa", f.now()).await?;
+    assert_eq!(claimed.id, fresh);
+    assert_eq!(f.job(stale).await?.state, JobState::Expired);
+
+    let fallback = new_job("sms", "2", "order-paid", f.now());
+    let completed = f
+        .store
+        .complete_noting_fallback(
+            claimed.claim(),
+            Completion::FellBack {
+                reason: "no WhatsApp account".into(),
+                fallback: Box::new(fallback),
+            },
+        )
+        .await?;
+    let inserted = completed
+        .fallback_inserted
+        .context("no fallback inserted")?;
+    assert_eq!(completed.job.state, JobState::Skipped);
+    assert_eq!(completed.job.fell_back_to, Some(inserted));
+    let on_sms = f.job(inserted).await?;
+    assert_eq!(
+        (on_sms.channel.as_str(), on_sms.fallback_of),
+        ("sms", Some(fresh))
+    );
+    let status = f.store.channel_status("wa").await?;
+    assert_eq!(status.fallbacks.len(), 1, "{status:?}");
+
+    // Cancelling the unsent fallback frees the original's keys too: the
+    // notification can be planned again on WhatsApp.
+    f.store
+        .cancel(vec![inserted], "order moved on".into())
+        .await?;
+    assert!(f.job(fresh).await?.dedupe_keys.is_empty());
+    f.enqueue_one(new_job("wa", "2", "order-paid", f.now()))
+        .await?;
+    Ok(())
+}
