@@ -193,8 +193,9 @@ struct PayloadVersion {
 }
 
 /// Reads the notification of a record (`payload` is its raw JSON; absent
-/// reads as `null`), or says why it cannot.
-fn body_of(kind: String, payload: Option<&RawValue>) -> JobBody {
+/// reads as `null`), or says why it cannot (also used by the portable
+/// format, which carries jobs in the same shape).
+pub(crate) fn body_of(kind: String, payload: Option<&RawValue>) -> JobBody {
     let text = payload.map_or("null", RawValue::get);
     let unreadable = |kind: String, reason: String| JobBody::Unreadable {
         kind,
