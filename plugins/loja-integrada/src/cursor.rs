@@ -154,6 +154,17 @@ pub struct Sweep {
     /// dropped. Offset paging may then have skipped an unread row.
     #[serde(default)]
     pub shifted: bool,
+    /// LI's clock when this pass read its first page: the earlier of LI's
+    /// `Date` header and the host clock (naive São Paulo, seconds). Every
+    /// change committed before it is in this pass's listing; `None` when LI
+    /// sent no usable `Date` (the next window then falls back to
+    /// `hw − overlap − lag`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pass_at: Option<String>,
+    /// This pass is the settling pass: the window after a long pass, listed
+    /// once more in the same poll (see `crate::poll`), at most once a sweep.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub settling: bool,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -163,6 +174,8 @@ struct Wire {
     hw: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     floor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    anchor: Option<String>,
     #[serde(default)]
     lag_ms: u64,
     #[serde(default)]
@@ -193,6 +206,7 @@ impl Wire {
                 v: fields.get("v")?,
                 hw: fields.get("hw")?,
                 floor: fields.get("floor")?,
+                anchor: fields.get("anchor")?,
                 lag_ms: fields.get("lag_ms")?,
                 sweep_no: fields.get("sweep_no")?,
                 seen: fields.get("seen")?,
@@ -213,6 +227,9 @@ pub struct Cursor {
     pub hw: Option<DateTime>,
     /// Upper bound for the next sweep's `since`.
     pub floor: Option<DateTime>,
+    /// LI's clock when the last complete sweep's last pass began (see
+    /// [`Sweep::pass_at`]); the next window starts an overlap before it.
+    pub anchor: Option<DateTime>,
     /// Duration of the last complete sweep.
     pub lag_ms: u64,
     /// Sweep counter.
@@ -285,6 +302,7 @@ impl Cursor {
         Ok(Self {
             hw: time("hw", wire.hw)?,
             floor: time("floor", wire.floor)?,
+            anchor: time("anchor", wire.anchor)?,
             lag_ms: wire.lag_ms,
             sweep_no: wire.sweep_no,
             seen,
@@ -301,6 +319,7 @@ impl Cursor {
             v: VERSION,
             hw: self.hw.map(format_micros),
             floor: self.floor.map(format_seconds),
+            anchor: self.anchor.map(format_seconds),
             lag_ms: self.lag_ms,
             sweep_no: self.sweep_no,
             seen: self
@@ -330,13 +349,27 @@ impl Cursor {
         serde_json::to_string(&wire).unwrap_or_default()
     }
 
-    /// Where the next sweep starts: `hw − overlap − lag`, no later than
-    /// `floor`; `None` before anything is known (first poll).
+    /// Where the next sweep starts: `anchor − overlap` (LI's clock when
+    /// the last sweep's last pass began, less the overlap), or, when LI
+    /// sent no `Date`, `hw − overlap − lag`; never later than `floor`.
+    /// `None` before anything is known (first poll).
     pub fn next_since(&self, overlap: SignedDuration) -> Option<DateTime> {
+        if let Some(anchor) = self.anchor {
+            return window_start(Some(anchor), self.floor, |at| at.saturating_sub(overlap));
+        }
         let lag = SignedDuration::from_millis(i64::try_from(self.lag_ms).unwrap_or(i64::MAX));
         window_start(self.hw, self.floor, |hw| {
             hw.saturating_sub(overlap).saturating_sub(lag)
         })
+    }
+
+    /// Orders already returned whose last known modification is at or
+    /// after `since`: what a listing from `since` would show again.
+    pub fn seen_since(&self, since: DateTime) -> usize {
+        self.seen
+            .iter()
+            .filter(|(_, s)| parse_li(&s.modified).is_some_and(|m| m >= since))
+            .count()
     }
 
     /// Pull every mark that lies beyond `ceiling` (now + tolerance) back to
@@ -346,7 +379,11 @@ impl Cursor {
     /// what was pulled back, for the log.
     pub fn pull_back_from_future(&mut self, ceiling: DateTime) -> Option<String> {
         let mut pulled = Vec::new();
-        for (name, mark) in [("hw", &mut self.hw), ("floor", &mut self.floor)] {
+        for (name, mark) in [
+            ("hw", &mut self.hw),
+            ("floor", &mut self.floor),
+            ("anchor", &mut self.anchor),
+        ] {
             if let Some(at) = *mark {
                 let (kept, clamped) = high_water::clamp_to(at, ceiling);
                 if clamped {
@@ -441,6 +478,8 @@ impl Cursor {
             started_ms: now_ms,
             rescans: 0,
             shifted: false,
+            pass_at: None,
+            settling: false,
         }
     }
 
@@ -460,6 +499,12 @@ impl Cursor {
         let sweep_max = sweep.max.as_deref().and_then(parse_li);
         self.hw = advance_mark(self.hw, sweep_max, ceiling);
         self.lag_ms = now_ms.saturating_sub(sweep.started_ms);
+        // Without LI's clock the next window falls back to the mark.
+        self.anchor = sweep
+            .pass_at
+            .as_deref()
+            .and_then(parse_li)
+            .map(|at| at.min(ceiling));
         let since = parse_li(&sweep.since);
         self.floor = if sweep.shifted || self.hw.is_none() {
             match (self.floor, since) {
@@ -517,6 +562,8 @@ mod tests {
             started_ms: 1_715_342_400_000,
             rescans: 0,
             shifted: false,
+            pass_at: None,
+            settling: false,
         });
         let text = cursor.encode();
         assert!(
@@ -634,6 +681,8 @@ mod tests {
             started_ms: 1_000,
             rescans: 0,
             shifted: false,
+            pass_at: None,
+            settling: false,
         };
         cursor.finish_sweep(&sweep, 31_000, SignedDuration::from_mins(10), FAR);
         assert_eq!(cursor.hw, Some(date(2024, 5, 10).at(10, 0, 0, 250_000_000)));
@@ -653,6 +702,8 @@ mod tests {
             started_ms: 0,
             rescans: 0,
             shifted: false,
+            pass_at: None,
+            settling: false,
         };
         cursor.finish_sweep(&sweep, 0, SignedDuration::from_mins(10), FAR);
         assert_eq!(cursor.hw, None);
@@ -708,6 +759,8 @@ mod tests {
             started_ms: 0,
             rescans: 0,
             shifted: false,
+            pass_at: None,
+            settling: false,
         };
         let ceiling = date(2024, 5, 10).at(9, 10, 0, 0);
         cursor.finish_sweep(&sweep, 0, SignedDuration::from_mins(10), ceiling);

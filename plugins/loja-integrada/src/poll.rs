@@ -76,7 +76,7 @@ use crate::api::{Api, ReadError, message_of};
 use crate::cursor::{BadCursor, Cursor, Seen, Sweep};
 use crate::mapping::{self, ChangeKey, Warnings};
 use crate::settings::Settings;
-use crate::time::{format_micros, from_rfc3339, from_unix_ms, parse_li};
+use crate::time::{format_micros, format_seconds, from_rfc3339, from_unix_ms, parse_li};
 
 /// Extra passes over a sweep's window when rows shifted during it.
 pub const MAX_RESCANS: u32 = 3;
@@ -204,6 +204,15 @@ pub fn poll(req: PollRequest) -> Result<PollPage, PluginError> {
         run.sweep.shifted = true;
     }
     run.sweep.total = page.total.or(run.sweep.total);
+    if run.sweep.offset == 0 && run.sweep.pass_at.is_none() {
+        // The pass's first page: every change committed before now is in
+        // this listing. LI's `Date` is its clock; the host's clock at the
+        // start of the call only ever makes the mark earlier (safer), so a
+        // host running ahead of LI cannot push the window past a change.
+        run.sweep.pass_at = page
+            .answered_at
+            .map(|li_now| format_seconds(li_now.min(from_unix_ms(now_ms))));
+    }
 
     for row in &page.rows {
         if let Err(e) = run.row(row) {
@@ -252,6 +261,30 @@ pub fn poll(req: PollRequest) -> Result<PollPage, PluginError> {
             sweep.offset = 0;
             sweep.total = None;
             sweep.shifted = false;
+            // A new pass: its own first page says when it began.
+            sweep.pass_at = None;
+            cursor.sweep = Some(sweep);
+            true
+        }
+        None if !sweep.shifted
+            && let Some(since) = settling_since(&cursor, &sweep, &settings, now_ms) =>
+        {
+            log::log(
+                Level::Info,
+                &format!(
+                    "read the window since {} (pass {}); listing once more since {since} \
+                     (LI's clock when this pass began, less the overlap) so that later polls \
+                     start after these orders instead of reading them again",
+                    sweep.since,
+                    sweep.rescans + 1
+                ),
+                &[],
+            );
+            sweep.since = since;
+            sweep.offset = 0;
+            sweep.total = None;
+            sweep.pass_at = None;
+            sweep.settling = true;
             cursor.sweep = Some(sweep);
             true
         }
@@ -290,6 +323,42 @@ pub fn poll(req: PollRequest) -> Result<PollPage, PluginError> {
         next_cursor: Some(cursor.encode()),
         has_more,
     })
+}
+
+/// The `since` of a settling pass, when the pass that just ended calls for
+/// one. The next window starts at LI's clock when this pass began, less the
+/// overlap; after a long pass over a burst that window still holds the
+/// burst, and every later poll would list it again until LI's clock moves an
+/// overlap past it. When that window holds more than a page of orders
+/// already returned, and a window starting now (less the overlap) would hold
+/// at most a page, listing it once more now — after every detail read of
+/// the pass — moves the anchor to the new pass's start, past the burst.
+/// At most once a sweep; never without LI's clock, nor when `floor` keeps
+/// the window anyway.
+fn settling_since(
+    cursor: &Cursor,
+    sweep: &Sweep,
+    settings: &Settings,
+    now_ms: u64,
+) -> Option<String> {
+    if sweep.settling || cursor.floor.is_some() {
+        return None;
+    }
+    let pass_at = sweep.pass_at.as_deref().and_then(parse_li)?;
+    let since_text = format_seconds(pass_at.saturating_sub(settings.overlap));
+    let since = parse_li(&since_text)?;
+    let page = settings.page_size as usize;
+    let relisted = cursor.seen_since(since);
+    // Where the settling pass's own next window would start: the host's
+    // clock stands in for LI's here (a guess that only decides whether the
+    // extra pass is worth its requests, never what is listed).
+    let after_settling = cursor.seen_since(
+        from_unix_ms(now_ms)
+            .max(pass_at)
+            .saturating_sub(settings.overlap),
+    );
+    let narrower = parse_li(&sweep.since).is_none_or(|current| since > current);
+    (narrower && relisted > page && after_settling <= page).then_some(since_text)
 }
 
 /// The state of one call being processed.
