@@ -12,8 +12,10 @@
 //! * an order modified mid-sweep that moves *towards the front* (newest-first
 //!   ordering), or a new order entering the read region, pushes rows forward:
 //!   a row is read twice (skipped by its change key) and the moved order's new
-//!   version is listed by the next sweep, which starts at `hw − overlap − lag`
-//!   (`lag` = how long the sweep took), i.e. before the sweep began;
+//!   version is listed by the next sweep, which starts at LI's clock when
+//!   this pass began less `overlap` (or, when LI sends no `Date`, at
+//!   `hw − overlap − lag`, `lag` = how long the sweep took), i.e. before the
+//!   change;
 //! * an order that was already read and moves *towards the end*
 //!   (oldest-first ordering), or a deleted order, pulls the unread rows back by
 //!   one: the row at the page boundary is never read. The connector notices —
@@ -24,6 +26,18 @@
 //!   [`MAX_RESCANS`] passes that keep shifting, the sweep ends but the next
 //!   sweep restarts from the same `since` (the cursor's `floor`), so a skipped
 //!   row is still listed later.
+//!
+//! # After a burst
+//!
+//! The next sweep starts an overlap before LI's clock at the start of this
+//! sweep's last pass (`crate::cursor`). A pass that read a burst began right
+//! after it, so that window would still hold the burst and every later poll
+//! would list it again; when it holds more than a page of orders already
+//! returned, the sweep lists it once more at once (a settling pass, after all
+//! of the pass's detail reads) and anchors the next window at that pass's
+//! start instead. Detail reads of changed orders always come before pages
+//! already seen are read again. docs/platforms/loja-integrada.md §After a
+//! burst has the whole story.
 //!
 //! # One unreadable order does not hold up the store
 //!
