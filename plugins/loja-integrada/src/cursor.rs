@@ -176,6 +176,17 @@ pub struct Sweep {
     /// once more in the same poll (see `crate::poll`), at most once a sweep.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub settling: bool,
+    /// When this sweep lists from LI's clock (`anchor − overlap`) while the
+    /// mark's window (`hw − overlap`) starts earlier and holds more than a
+    /// page of orders already returned: that window's `since`, checked by
+    /// one page and its `total_count` once the listing is done (see
+    /// `crate::poll`, "After a burst").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<String>,
+    /// This pass is that check: its first page's `total_count` against the
+    /// orders already returned in the window decides whether it goes on.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub checking: bool,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -360,18 +371,52 @@ impl Cursor {
         serde_json::to_string(&wire).unwrap_or_default()
     }
 
-    /// Where the next sweep starts: `anchor − overlap` (LI's clock when
-    /// the last sweep's last pass began, less the overlap), or, when LI
-    /// sent no `Date`, `hw − overlap − lag`; never later than `floor`.
-    /// `None` before anything is known (first poll).
-    pub fn next_since(&self, overlap: SignedDuration) -> Option<DateTime> {
-        if let Some(anchor) = self.anchor {
-            return window_start(Some(anchor), self.floor, |at| at.saturating_sub(overlap));
-        }
-        let lag = SignedDuration::from_millis(i64::try_from(self.lag_ms).unwrap_or(i64::MAX));
+    /// Where the mark says the next sweep lists from: `hw − overlap` (and
+    /// less the last sweep's duration when LI sent no `Date`), no later than
+    /// `floor`. The mark follows what LI's search has shown, so this window
+    /// catches a change LI indexes late, however late its clock says it is.
+    pub fn mark_since(&self, overlap: SignedDuration) -> Option<DateTime> {
+        let lag = if self.anchor.is_some() {
+            // Changes made during the sweep are the anchor's business.
+            SignedDuration::ZERO
+        } else {
+            SignedDuration::from_millis(i64::try_from(self.lag_ms).unwrap_or(i64::MAX))
+        };
         window_start(self.hw, self.floor, |hw| {
             hw.saturating_sub(overlap).saturating_sub(lag)
         })
+    }
+
+    /// Where LI's clock says the next sweep lists from: `anchor − overlap`,
+    /// no later than `floor`; `None` without an anchor.
+    pub fn fresh_since(&self, overlap: SignedDuration) -> Option<DateTime> {
+        let fresh = self.anchor?.saturating_sub(overlap);
+        Some(self.floor.map_or(fresh, |floor| fresh.min(floor)))
+    }
+
+    /// The earliest instant the next sweep lists from (the earlier of
+    /// [`Self::mark_since`] and [`Self::fresh_since`]); `None` before
+    /// anything is known (first poll).
+    pub fn next_since(&self, overlap: SignedDuration) -> Option<DateTime> {
+        match (self.mark_since(overlap), self.fresh_since(overlap)) {
+            (Some(mark), Some(fresh)) => Some(mark.min(fresh)),
+            (mark, fresh) => mark.or(fresh),
+        }
+    }
+
+    /// Orders LI should list from `since` by what this cursor knows: those
+    /// already returned, and those that could not be read, last modified at
+    /// or after it.
+    pub fn known_since(&self, since: DateTime) -> usize {
+        let failed = self
+            .failed
+            .iter()
+            .filter(|(numero, f)| {
+                !self.seen.contains_key(*numero)
+                    && parse_li(&f.modified).is_some_and(|m| m >= since)
+            })
+            .count();
+        self.seen_since(since) + failed
     }
 
     /// Orders already returned whose last known modification is at or
@@ -471,18 +516,42 @@ impl Cursor {
 
     /// Start a sweep (next sweep number; `since` from the cursor, or
     /// `now − initial_lookback` on a store's first poll).
+    ///
+    /// When the mark's window starts before LI's clock's and holds more than
+    /// `page_size` orders already returned (a burst the mark still sits
+    /// on), the sweep lists from LI's clock and only checks the mark's
+    /// window afterwards ([`Sweep::check`]); otherwise it lists from the
+    /// earlier of the two.
     pub fn begin_sweep(
         &mut self,
         overlap: SignedDuration,
         initial_lookback: SignedDuration,
         now_ms: u64,
+        page_size: usize,
     ) -> Sweep {
         self.sweep_no += 1;
-        let since = self
-            .next_since(overlap)
-            .unwrap_or_else(|| from_unix_ms(now_ms).saturating_sub(initial_lookback));
+        let mark = self.mark_since(overlap).map(format_seconds);
+        let fresh = self.fresh_since(overlap).map(format_seconds);
+        let (since, check) = match (mark, fresh) {
+            (Some(mark), Some(fresh))
+                if fresh > mark
+                    && parse_li(&mark).is_some_and(|m| self.seen_since(m) > page_size) =>
+            {
+                (fresh, Some(mark))
+            }
+            (mark, fresh) => {
+                let earliest = match (mark, fresh) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                let since = earliest.unwrap_or_else(|| {
+                    format_seconds(from_unix_ms(now_ms).saturating_sub(initial_lookback))
+                });
+                (since, None)
+            }
+        };
         Sweep {
-            since: format_seconds(since),
+            since,
             offset: 0,
             total: None,
             max: None,
@@ -491,6 +560,8 @@ impl Cursor {
             shifted: false,
             pass_at: None,
             settling: false,
+            check,
+            checking: false,
         }
     }
 
@@ -575,6 +646,8 @@ mod tests {
             shifted: false,
             pass_at: None,
             settling: false,
+            check: None,
+            checking: false,
         });
         let text = cursor.encode();
         assert!(
@@ -657,6 +730,7 @@ mod tests {
             SignedDuration::from_mins(10),
             SignedDuration::from_hours(168),
             1_715_342_400_000,
+            50,
         );
         assert_eq!(sweep.since, "2024-05-03T09:00:00");
         assert_eq!(cursor.sweep_no, 1);
@@ -665,6 +739,7 @@ mod tests {
             SignedDuration::from_mins(10),
             SignedDuration::from_hours(168),
             0,
+            50,
         );
         assert_eq!(
             sweep.since, "2024-05-10T09:20:15",
@@ -694,6 +769,8 @@ mod tests {
             shifted: false,
             pass_at: None,
             settling: false,
+            check: None,
+            checking: false,
         };
         cursor.finish_sweep(&sweep, 31_000, SignedDuration::from_mins(10), FAR);
         assert_eq!(cursor.hw, Some(date(2024, 5, 10).at(10, 0, 0, 250_000_000)));
@@ -715,6 +792,8 @@ mod tests {
             shifted: false,
             pass_at: None,
             settling: false,
+            check: None,
+            checking: false,
         };
         cursor.finish_sweep(&sweep, 0, SignedDuration::from_mins(10), FAR);
         assert_eq!(cursor.hw, None);
@@ -750,6 +829,7 @@ mod tests {
             SignedDuration::from_mins(10),
             SignedDuration::from_hours(1),
             1_715_342_400_000,
+            50,
         );
         assert_eq!(sweep.since, "2024-05-10T09:00:00");
         assert_eq!(
@@ -772,6 +852,8 @@ mod tests {
             shifted: false,
             pass_at: None,
             settling: false,
+            check: None,
+            checking: false,
         };
         let ceiling = date(2024, 5, 10).at(9, 10, 0, 0);
         cursor.finish_sweep(&sweep, 0, SignedDuration::from_mins(10), ceiling);

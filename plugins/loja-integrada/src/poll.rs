@@ -164,7 +164,12 @@ pub fn poll(req: PollRequest) -> Result<PollPage, PluginError> {
     queue_look_at(&mut cursor, &req.look_at);
     let sweep = match cursor.sweep.take() {
         Some(sweep) => sweep,
-        None => cursor.begin_sweep(settings.overlap, settings.initial_lookback, now_ms),
+        None => cursor.begin_sweep(
+            settings.overlap,
+            settings.initial_lookback,
+            now_ms,
+            settings.page_size as usize,
+        ),
     };
 
     let mut run = PageRun {
@@ -254,13 +259,37 @@ pub fn poll(req: PollRequest) -> Result<PollPage, PluginError> {
         &[],
     );
 
+    // The check of the mark's window (after a burst): its first page was
+    // read like any other; when LI counts as many orders in it as the
+    // cursor knows and this page brought nothing new, the rest of its pages
+    // hold nothing new either and are not read again.
+    let verified = sweep.checking
+        && sweep.offset == 0
+        && !sweep.shifted
+        && orders.is_empty()
+        && details == 0
+        && page.next_offset.is_some()
+        && parse_li(&sweep.since)
+            .is_some_and(|since| page.total == Some(cursor.known_since(since) as u64));
+    if verified {
+        log::log(
+            Level::Debug,
+            &format!(
+                "LI lists {} orders modified since {}, as many as already returned, and none \
+                 is new on the first page: the rest of that window is not read again",
+                page.total.unwrap_or_default(),
+                sweep.since
+            ),
+            &[],
+        );
+    }
     let listing_has_more = match page.next_offset {
-        Some(next) => {
+        Some(next) if !verified => {
             sweep.offset = next;
             cursor.sweep = Some(sweep);
             true
         }
-        None if sweep.shifted && sweep.rescans < MAX_RESCANS => {
+        _ if !verified && sweep.shifted && sweep.rescans < MAX_RESCANS => {
             log::log(
                 Level::Info,
                 &format!(
@@ -280,7 +309,8 @@ pub fn poll(req: PollRequest) -> Result<PollPage, PluginError> {
             cursor.sweep = Some(sweep);
             true
         }
-        None if !sweep.shifted
+        _ if !verified
+            && !sweep.shifted
             && let Some(since) = settling_since(&cursor, &sweep, &settings, now_ms) =>
         {
             log::log(
@@ -302,7 +332,16 @@ pub fn poll(req: PollRequest) -> Result<PollPage, PluginError> {
             cursor.sweep = Some(sweep);
             true
         }
-        None => {
+        _ if !verified && !sweep.shifted && sweep.check.is_some() => {
+            // LI's-clock window done; now the mark's, by its first page.
+            sweep.since = sweep.check.take().unwrap_or_default();
+            sweep.offset = 0;
+            sweep.total = None;
+            sweep.checking = true;
+            cursor.sweep = Some(sweep);
+            true
+        }
+        _ => {
             if sweep.shifted {
                 log::log(
                     Level::Warn,
@@ -355,7 +394,7 @@ fn settling_since(
     settings: &Settings,
     now_ms: u64,
 ) -> Option<String> {
-    if sweep.settling || cursor.floor.is_some() {
+    if sweep.settling || sweep.checking || cursor.floor.is_some() {
         return None;
     }
     let pass_at = sweep.pass_at.as_deref().and_then(parse_li)?;
@@ -371,8 +410,7 @@ fn settling_since(
             .max(pass_at)
             .saturating_sub(settings.overlap),
     );
-    let narrower = parse_li(&sweep.since).is_none_or(|current| since > current);
-    (narrower && relisted > page && after_settling <= page).then_some(since_text)
+    (relisted > page && after_settling <= page).then_some(since_text)
 }
 
 /// The state of one call being processed.

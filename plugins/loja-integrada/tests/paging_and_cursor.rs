@@ -121,8 +121,9 @@ fn the_cursor_is_lis_newest_modification_never_the_local_clock() {
         .unwrap()
         .to_owned();
     assert_eq!(
-        since, "2024-05-10T08:50:00",
-        "LI's clock at the last sweep's start − 10 min overlap, whatever the local clock says"
+        since, "2024-05-10T08:20:15",
+        "hw − 10 min overlap (earlier than LI's clock − overlap, so it is the window), \
+         whatever the local clock says"
     );
     assert_eq!(
         cursor_json(&second.cursor)["hw"],
@@ -261,12 +262,36 @@ fn a_long_sweep_lists_its_window_once_more_and_the_next_sweep_starts_after_it() 
     let next = sweep(Some(&first.cursor), None);
     assert!(next.orders.is_empty());
     let requests = fake.li.requests();
+    let asked: Vec<_> = searches(&requests)
+        .iter()
+        .map(|r| {
+            format!(
+                "{}+{}",
+                r.query_param("since_atualizado").unwrap(),
+                r.query_param("offset").unwrap()
+            )
+        })
+        .collect();
     assert_eq!(
-        searches(&requests)[0].query_param("since_atualizado"),
-        Some("2024-05-10T09:50:00"),
-        "the settling pass's start − overlap: the 120 orders are not listed again"
+        asked,
+        [
+            // The settling pass's start − overlap: what changed since.
+            "2024-05-10T09:50:00+0",
+            // The mark's window (hw − overlap) still holds the 120 orders:
+            // its first page's total_count says nothing new is in it.
+            "2024-05-10T08:50:00+0",
+        ]
     );
-    assert_eq!(requests.len(), 1, "one search page, nothing else");
+    assert_eq!(requests.len(), 2, "two search pages, nothing else");
+
+    // A late-indexed order inside the mark's window changes the count: the
+    // window is read in full and the order returned.
+    let late = fake
+        .store
+        .create_order(Order::new().modified_at(date(2024, 5, 10).at(8, 59, 0, 0)));
+    fake.li.clear_requests();
+    let after = sweep(Some(&next.cursor), None);
+    assert_eq!(numeros(&after.orders), vec![late]);
 }
 
 #[test]
