@@ -18,16 +18,24 @@
 //!   sweep that ended with rows still possibly skipped (see [`Sweep::shifted`]).
 //! * `anchor` — LI's clock when the last complete sweep's last pass read its
 //!   first page ([`Sweep::pass_at`]: LI's `Date` header, no later than the
-//!   host clock, whole seconds). The next sweep starts at `anchor − overlap`:
-//!   every change committed before the pass began was in its listing, and
-//!   one committed after it is dated no earlier than the anchor, less LI's
-//!   commit delay (what `overlap` covers). Absent when LI sent no `Date`.
+//!   host clock, whole seconds). Every change committed before the pass
+//!   began was in its listing, and one committed after it is dated no
+//!   earlier than the anchor, less LI's commit delay (what `overlap`
+//!   covers): `anchor − overlap` onward holds everything that changed since.
+//!   Absent when LI sent no `Date`.
 //! * `lag_ms` — how long the last complete sweep took (host clock, a duration
 //!   only). Without an `anchor` the next sweep starts at
 //!   `hw − overlap − lag`, so that orders modified while a long sweep was
-//!   paging are re-listed (the rule before the anchor; after a burst it kept
-//!   every later poll re-listing the burst, docs/platforms/loja-integrada.md
-//!   §After a burst).
+//!   paging are re-listed.
+//!
+//! The next sweep lists from the earlier of `anchor − overlap` and
+//! `hw − overlap` (the mark's window catches changes LI's search shows
+//! late). When the mark's window holds more than a page of orders already
+//! returned (a burst the mark sits on), it lists from `anchor − overlap` and
+//! checks the mark's window by one page and its `total_count`
+//! ([`Sweep::check`]); docs/platforms/loja-integrada.md §After a burst says
+//! why (before the anchor, `hw − overlap − lag` made every poll after a
+//! burst list the whole burst again).
 //! * `sweep_no` — counts sweeps; `seen` entries carry the sweep that last saw them.
 //! * `seen` — change keys `[numero, situacao.codigo, data_modificacao, sweep_no]`
 //!   of orders already returned whose modification is inside the next sweep's
@@ -35,8 +43,9 @@
 //!   Pruned at the end of each sweep to the rows the next one will list; about
 //!   60 bytes per order in the window.
 //! * `sweep` — present while a sweep is in progress (`has_more = true`),
-//!   with its pass's `pass_at` and, on a settling pass, `"settling":true`
-//!   (both absent otherwise; cursors written before them read as absent).
+//!   with its pass's `pass_at`, `"settling":true` on a settling pass, the
+//!   mark's window still to check (`check`) and `"checking":true` while it is
+//!   (each absent otherwise; cursors written before them read as absent).
 //! * `fail` — orders that could not be read (detail over the size cap,
 //!   malformed, an error status about that order alone):
 //!   `[numero, attempts, next_retry_ms, situacao.codigo, data_modificacao, quarantined]`.

@@ -12,10 +12,10 @@
 //! * an order modified mid-sweep that moves *towards the front* (newest-first
 //!   ordering), or a new order entering the read region, pushes rows forward:
 //!   a row is read twice (skipped by its change key) and the moved order's new
-//!   version is listed by the next sweep, which starts at LI's clock when
-//!   this pass began less `overlap` (or, when LI sends no `Date`, at
-//!   `hw − overlap − lag`, `lag` = how long the sweep took), i.e. before the
-//!   change;
+//!   version is listed by the next sweep, which lists from LI's clock when
+//!   this pass began less `overlap` (or, when LI sends no `Date`, from
+//!   `hw − overlap − lag`, `lag` = how long the sweep took), i.e. from before
+//!   the change;
 //! * an order that was already read and moves *towards the end*
 //!   (oldest-first ordering), or a deleted order, pulls the unread rows back by
 //!   one: the row at the page boundary is never read. The connector notices —
@@ -29,13 +29,17 @@
 //!
 //! # After a burst
 //!
-//! The next sweep starts an overlap before LI's clock at the start of this
-//! sweep's last pass (`crate::cursor`). A pass that read a burst began right
-//! after it, so that window would still hold the burst and every later poll
-//! would list it again; when it holds more than a page of orders already
-//! returned, the sweep lists it once more at once (a settling pass, after all
-//! of the pass's detail reads) and anchors the next window at that pass's
-//! start instead. Detail reads of changed orders always come before pages
+//! A sweep lists from the earlier of LI's clock at the last pass's start
+//! less `overlap`, and the mark less `overlap` (`crate::cursor`). When the
+//! mark's window holds more than a page of orders already returned — a
+//! burst the mark sits on — the sweep lists from LI's clock and then reads
+//! only the first page of the mark's window: when LI's `total_count` equals
+//! the orders the cursor knows there and that page brought nothing new, the
+//! rest is not read again. A pass that read a burst began right after it, so
+//! when LI's clock's window still holds more than a page of orders already
+//! returned, the sweep lists it once more at once (a settling pass, after
+//! all of the pass's detail reads) and anchors the next window at that
+//! pass's start. Detail reads of changed orders always come before pages
 //! already seen are read again. docs/platforms/loja-integrada.md §After a
 //! burst has the whole story.
 //!

@@ -76,7 +76,7 @@ pub fn config_keys() -> Vec<ConfigKey> {
         key(
             "overlap",
             "How far before Loja Integrada's clock at the previous poll's start (its Date \
-             header; without one, the newest data_modificacao already seen) each poll looks \
+             header) and before the newest data_modificacao already seen each poll looks \
              again, to catch late commits (duration, e.g. \"10m\").",
             false,
             Some(DEFAULT_OVERLAP),
