@@ -694,6 +694,48 @@ mod tests {
     }
 
     #[test]
+    fn the_anchor_and_a_sweep_checking_the_marks_window_round_trip() {
+        let stored = concat!(
+            r#"{"v":1,"hw":"2024-05-10T09:00:00.119000","anchor":"2024-05-10T10:00:00","#,
+            r#""lag_ms":0,"sweep_no":2,"seen":[],"#,
+            r#""sweep":{"since":"2024-05-10T08:50:00","offset":0,"started_ms":0,"#,
+            r#""rescans":0,"shifted":false,"pass_at":"2024-05-10T10:00:00","#,
+            r#""settling":true,"checking":true}}"#
+        );
+        let cursor = Cursor::decode(stored).unwrap();
+        assert_eq!(cursor.anchor, Some(date(2024, 5, 10).at(10, 0, 0, 0)));
+        let sweep = cursor.sweep.clone().unwrap();
+        assert!(sweep.settling && sweep.checking && sweep.check.is_none());
+        assert_eq!(cursor.encode(), stored);
+        let bad = Cursor::decode(r#"{"v":1,"anchor":"soon"}"#).unwrap_err();
+        assert!(bad.0.contains("`anchor`"), "{}", bad.0);
+    }
+
+    #[test]
+    fn after_a_burst_the_sweep_lists_from_lis_clock_and_checks_the_marks_window() {
+        let mut cursor = Cursor {
+            hw: Some(date(2024, 5, 10).at(9, 0, 1, 0)),
+            anchor: Some(date(2024, 5, 10).at(9, 5, 0, 0)),
+            ..Cursor::default()
+        };
+        let overlap = SignedDuration::from_secs(1);
+        for numero in 0..3 {
+            cursor
+                .seen
+                .insert(numero, seen("pedido_pago", "2024-05-10T09:00:00.500000", 1));
+        }
+        let quiet = cursor.begin_sweep(overlap, SignedDuration::from_hours(1), 0, 2);
+        assert_eq!(quiet.since, "2024-05-10T09:04:59");
+        assert_eq!(quiet.check.as_deref(), Some("2024-05-10T09:00:00"));
+        let small = cursor.begin_sweep(overlap, SignedDuration::from_hours(1), 0, 50);
+        assert_eq!(
+            (small.since.as_str(), small.check),
+            ("2024-05-10T09:00:00", None),
+            "a window of one page is listed whole, as before"
+        );
+    }
+
+    #[test]
     fn foreign_or_future_cursors_are_rejected_with_the_reason() {
         assert!(Cursor::decode("2024-05-10T09:00:00").is_err());
         let future = Cursor::decode(r#"{"v":2}"#).unwrap_err();
