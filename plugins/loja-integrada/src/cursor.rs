@@ -526,11 +526,11 @@ impl Cursor {
     /// Start a sweep (next sweep number; `since` from the cursor, or
     /// `now − initial_lookback` on a store's first poll).
     ///
-    /// When the mark's window starts before LI's clock's and holds more than
-    /// `page_size` orders already returned (a burst the mark still sits
-    /// on), the sweep lists from LI's clock and only checks the mark's
-    /// window afterwards ([`Sweep::check`]); otherwise it lists from the
-    /// earlier of the two.
+    /// When the mark's window starts before LI's clock's and would take more
+    /// pages of orders already returned than LI's clock's window and one more
+    /// (a burst the mark still sits on), the sweep lists from LI's clock and
+    /// only checks the mark's window afterwards, by one page
+    /// ([`Sweep::check`]); otherwise it lists from the earlier of the two.
     pub fn begin_sweep(
         &mut self,
         overlap: SignedDuration,
@@ -541,11 +541,16 @@ impl Cursor {
         self.sweep_no += 1;
         let mark = self.mark_since(overlap).map(format_seconds);
         let fresh = self.fresh_since(overlap).map(format_seconds);
+        // Pages a listing from `since` takes, by the orders already returned.
+        let pages = |since: &str| {
+            parse_li(since).map_or(usize::MAX, |at| {
+                self.seen_since(at).div_ceil(page_size.max(1)).max(1)
+            })
+        };
         let (since, check) = match (mark, fresh) {
-            (Some(mark), Some(fresh))
-                if fresh > mark
-                    && parse_li(&mark).is_some_and(|m| self.seen_since(m) > page_size) =>
-            {
+            // Worth it only when LI's clock's window plus the one page of
+            // the check costs fewer requests than the mark's window.
+            (Some(mark), Some(fresh)) if fresh > mark && pages(&mark) > pages(&fresh) + 1 => {
                 (fresh, Some(mark))
             }
             (mark, fresh) => {
@@ -719,7 +724,7 @@ mod tests {
             ..Cursor::default()
         };
         let overlap = SignedDuration::from_secs(1);
-        for numero in 0..3 {
+        for numero in 0..5 {
             cursor
                 .seen
                 .insert(numero, seen("pedido_pago", "2024-05-10T09:00:00.500000", 1));
