@@ -6,6 +6,8 @@
 //! `nats_cluster::` in its main run and runs these binaries last, so the
 //! slow multi-process tests do not hold up the rest of the suite.
 
+#![cfg(test)]
+
 mod support;
 
 mod nats_cluster {
