@@ -82,17 +82,6 @@ mod nats_cluster {
         cluster.sends()[before..].to_vec()
     }
 
-    /// The node that sent each job (the first request of each webhook-id).
-    fn sender_of_each_job(sends: &[Send]) -> BTreeMap<String, String> {
-        let mut senders = BTreeMap::new();
-        for send in sends {
-            senders
-                .entry(send.job.clone())
-                .or_insert_with(|| send.node.clone());
-        }
-        senders
-    }
-
     /// No job reached the receiver more than `most` times.
     fn assert_repeats_at_most(sends: &[Send], most: usize) {
         let per_job = tally(sends.iter().map(|s| s.job.clone()));
@@ -163,114 +152,133 @@ mod nats_cluster {
         }
     }
 
+    /// The node holding channel `c01` (which store `s01` notifies) and the
+    /// other one, of a two-node cluster: the victim of a test and the
+    /// survivor.
+    fn victim_and_survivor(owners: &BTreeMap<String, usize>) -> (usize, usize) {
+        let victim = owners["channel c01"];
+        (victim, 1 - victim)
+    }
+
     #[test]
     fn a_sigkilled_node_s_stores_and_channels_move_and_its_claimed_job_is_sent_again_once() {
         let mut cluster = Cluster::new(3, 6, 2);
-        let a = cluster.add_node("a");
-        let b = cluster.add_node("b");
+        cluster.add_node("a");
+        cluster.add_node("b");
         let owners = cluster.await_settled();
-        let channel_of_b = cluster
-            .channels
-            .iter()
-            .find(|c| owners[&format!("channel {c}")] == b)
-            .cloned()
-            .unwrap_or_else(|| panic!("node b holds no channel: {}", cluster.ownership_report()));
-        let store_index = (0..cluster.shops.len())
-            .find(|i| cluster.channel_of(*i) == channel_of_b)
-            .expect("a store of that channel");
+        let (victim, survivor) = victim_and_survivor(&owners);
+        let victim_name = cluster.nodes[victim].name.clone();
+        let survivor_name = cluster.nodes[survivor].name.clone();
 
-        // b's next send hangs at the receiver: b dies with the job claimed.
+        // The victim's next send hangs at the receiver: it dies with the job claimed.
         cluster.hook.enqueue(
             Endpoint::Send,
             Reply::delayed(PATIENCE * 2, Reply::success()),
         );
         let before = cluster.sends().len();
         create(
-            &cluster.shops[store_index],
+            &cluster.shops[0],
             order_for("Claimed", 1, "aguardando_pagamento"),
         );
         await_condition(
             PATIENCE,
-            || format!("b never sent on {channel_of_b}: {:#?}", cluster.sends()),
-            || cluster.sends()[before..].iter().any(|s| s.node == "b"),
+            || format!("{victim_name} never sent on c01: {:#?}", cluster.sends()),
+            || {
+                cluster.sends()[before..]
+                    .iter()
+                    .any(|s| s.node == victim_name)
+            },
         );
         let claimed = cluster.sends()[before].job.clone();
-        cluster.nodes[b].daemon.kill();
+        let mark = cluster.nodes[survivor].daemon.stderr.len();
+        cluster.nodes[victim].daemon.kill();
 
-        // a takes over everything b held, from an expired lease…
-        let marks = cluster.nodes[a].daemon.stderr.len();
+        // The survivor takes over everything the victim held, from an
+        // expired lease…
         let owners_after = cluster.await_settled();
-        assert!(owners_after.values().all(|&owner| owner == a));
+        assert!(owners_after.values().all(|&owner| owner == survivor));
         for (resource, owner) in &owners {
-            if *owner == b {
-                cluster.nodes[a].daemon.stderr.wait_for_all_from(
-                    marks,
+            if *owner == victim {
+                cluster.nodes[survivor].daemon.stderr.wait_for_all_from(
+                    mark,
                     &[&format!("took over {resource} "), "its lease expired"],
                 );
             }
         }
         // …sends the claimed job once more, and every store still notifies.
-        cluster.world.wait_received(&cluster.hook, 1);
+        await_condition(
+            PATIENCE,
+            || {
+                format!(
+                    "{survivor_name} never sent the claimed job {claimed}: {:#?}",
+                    cluster.sends()
+                )
+            },
+            || {
+                cluster
+                    .sends()
+                    .iter()
+                    .any(|s| s.job == claimed && s.node == survivor_name)
+            },
+        );
         let sends = one_order_per_store(&cluster, "After");
         let all = cluster.sends();
-        let claimed_sends: Vec<&Send> = all.iter().filter(|s| s.job == claimed).collect();
+        let claimed_by: Vec<&str> = all
+            .iter()
+            .filter(|s| s.job == claimed)
+            .map(|s| s.node.as_str())
+            .collect();
         assert_eq!(
-            claimed_sends
-                .iter()
-                .map(|s| s.node.as_str())
-                .collect::<Vec<_>>(),
-            ["b", "a"],
-            "the job b claimed is sent by b (cut off) and once more by a"
+            claimed_by,
+            [victim_name.as_str(), survivor_name.as_str()],
+            "the claimed job is sent by the victim (cut off) and once more by the survivor"
         );
         assert_repeats_at_most(&all, 2);
         assert_repeats_at_most(&sends, 1);
         assert!(
-            sends.iter().all(|s| s.node == "a"),
-            "only a is left: {sends:#?}"
+            sends.iter().all(|s| s.node == survivor_name),
+            "only {survivor_name} is left: {sends:#?}"
         );
     }
 
     #[test]
     fn a_sigtermed_node_hands_over_at_once() {
         let mut cluster = Cluster::new(3, 6, 2);
-        let a = cluster.add_node("a");
-        let b = cluster.add_node("b");
+        cluster.add_node("a");
+        cluster.add_node("b");
         let owners = cluster.await_settled();
-        let of_b: Vec<&String> = owners
+        let (victim, survivor) = victim_and_survivor(&owners);
+        let of_victim: Vec<&String> = owners
             .iter()
-            .filter(|(_, owner)| **owner == b)
+            .filter(|(_, owner)| **owner == victim)
             .map(|(resource, _)| resource)
             .collect();
-        assert!(
-            !of_b.is_empty(),
-            "b holds something: {}",
-            cluster.ownership_report()
-        );
 
-        let mark = cluster.nodes[a].daemon.stderr.len();
-        cluster.nodes[b].daemon.signal(Signal::SIGTERM);
+        let mark = cluster.nodes[survivor].daemon.stderr.len();
+        cluster.nodes[victim].daemon.signal(Signal::SIGTERM);
         assert!(
-            cluster.nodes[b].daemon.wait_exit(PATIENCE).success(),
-            "b stops cleanly"
+            cluster.nodes[victim].daemon.wait_exit(PATIENCE).success(),
+            "the stopped node exits cleanly"
         );
-        for resource in &of_b {
-            cluster.nodes[b]
+        for resource in &of_victim {
+            cluster.nodes[victim]
                 .daemon
                 .stderr
                 .wait_for(&format!("handed over {resource} "));
-            // Handed over: a takes a released lease, not an expired one.
-            let (_, line) = cluster.nodes[a]
+            // Handed over: the survivor takes a released lease, not an expired one.
+            let (_, line) = cluster.nodes[survivor]
                 .daemon
                 .stderr
                 .wait_for_from(mark, &format!("took over {resource} "));
             assert!(
                 line.contains("(handed over)"),
-                "a took {resource} after its lease expired instead of at b's hand-over: {line}"
+                "{resource} moved after its lease expired instead of at the hand-over: {line}"
             );
         }
+        let survivor_name = cluster.nodes[survivor].name.clone();
         let sends = one_order_per_store(&cluster, "Handover");
         assert_repeats_at_most(&sends, 1);
-        assert!(sends.iter().all(|s| s.node == "a"));
+        assert!(sends.iter().all(|s| s.node == survivor_name));
     }
 
     #[test]
@@ -303,78 +311,87 @@ mod nats_cluster {
     #[test]
     fn a_sigstopped_node_sends_nothing_after_its_lease_lapsed() {
         let mut cluster = Cluster::new(3, 2, 2);
-        let a = cluster.add_node("a");
-        let b = cluster.add_node("b");
+        cluster.add_node("a");
+        cluster.add_node("b");
         let owners = cluster.await_settled();
-        let channel_of_b = cluster
-            .channels
-            .iter()
-            .find(|c| owners[&format!("channel {c}")] == b)
-            .cloned()
-            .unwrap_or_else(|| panic!("node b holds no channel: {}", cluster.ownership_report()));
-        let store_index = (0..cluster.shops.len())
-            .find(|i| cluster.channel_of(*i) == channel_of_b)
-            .expect("a store of that channel");
+        let (victim, survivor) = victim_and_survivor(&owners);
+        let victim_name = cluster.nodes[victim].name.clone();
+        let survivor_name = cluster.nodes[survivor].name.clone();
 
-        // b is frozen mid-send with more jobs of its channel queued behind.
+        // The victim is frozen mid-send with more jobs of c01 queued behind.
         cluster.hook.enqueue(
             Endpoint::Send,
             Reply::delayed(PATIENCE / 3, Reply::success()),
         );
         let before = cluster.sends().len();
         let received = cluster.hook.received().len();
-        let shop = &cluster.shops[store_index];
         for serial in 1..=3 {
-            create(shop, order_for("Frozen", serial, "aguardando_pagamento"));
+            create(
+                &cluster.shops[0],
+                order_for("Frozen", serial, "aguardando_pagamento"),
+            );
         }
         await_condition(
             PATIENCE,
-            || format!("b never sent on {channel_of_b}: {:#?}", cluster.sends()),
-            || cluster.sends()[before..].iter().any(|s| s.node == "b"),
+            || format!("{victim_name} never sent on c01: {:#?}", cluster.sends()),
+            || {
+                cluster.sends()[before..]
+                    .iter()
+                    .any(|s| s.node == victim_name)
+            },
         );
-        cluster.nodes[b].daemon.signal(Signal::SIGSTOP);
+        let mark = cluster.nodes[survivor].daemon.stderr.len();
+        cluster.nodes[victim].daemon.signal(Signal::SIGSTOP);
 
-        // a takes the channel over once b's lease lapsed and sends all three.
-        let mark = cluster.nodes[a].daemon.stderr.len();
-        cluster.nodes[a].daemon.stderr.wait_for_all_from(
-            mark,
-            &[
-                &format!("took over channel {channel_of_b} "),
-                "its lease expired",
-            ],
-        );
+        // The survivor takes c01 over once the victim's lease lapsed, and
+        // the three messages arrive (the frozen request's answer included).
+        cluster.nodes[survivor]
+            .daemon
+            .stderr
+            .wait_for_all_from(mark, &["took over channel c01 ", "its lease expired"]);
         cluster.world.wait_received(&cluster.hook, received + 3);
-        let sent_by_a: BTreeSet<String> = cluster.sends()[before..]
+        await_condition(
+            PATIENCE,
+            || format!("{survivor_name} sent no job of c01: {:#?}", cluster.sends()),
+            || {
+                cluster.sends()[before..]
+                    .iter()
+                    .any(|s| s.node == survivor_name)
+            },
+        );
+        let sent_by_survivor: BTreeSet<String> = cluster.sends()[before..]
             .iter()
-            .filter(|s| s.node == "a")
+            .filter(|s| s.node == survivor_name)
             .map(|s| s.job.clone())
             .collect();
 
-        // b wakes up: it notices its lease is gone and sends none of them.
+        // The victim wakes up: it notices its lease is gone and sends none
+        // of the jobs the survivor sent.
         let woke = cluster.sends().len();
-        let b_mark = cluster.nodes[b].daemon.stderr.len();
-        cluster.nodes[b].daemon.signal(Signal::SIGCONT);
-        cluster.nodes[b]
+        let victim_mark = cluster.nodes[victim].daemon.stderr.len();
+        cluster.nodes[victim].daemon.signal(Signal::SIGCONT);
+        cluster.nodes[victim]
             .daemon
             .stderr
-            .wait_for_from(b_mark, &format!("lost lease of channel {channel_of_b}"));
-        // A new order after the wake-up: whoever holds the channel sends it,
-        // and everything b did before that is in the receiver's record.
+            .wait_for_from(victim_mark, "lost lease of channel c01");
+        // A new order after the wake-up: whoever holds c01 by then sends it,
+        // after anything the victim would have sent on waking up.
         let received = cluster.hook.received().len();
-        create(shop, order_for("Awake", 9, "aguardando_pagamento"));
+        create(
+            &cluster.shops[0],
+            order_for("Awake", 9, "aguardando_pagamento"),
+        );
         cluster.world.wait_received(&cluster.hook, received + 1);
-        let after_wake = &cluster.sends()[woke..];
-        let stale: Vec<&Send> = after_wake
+        let stale: Vec<Send> = cluster.sends()[woke..]
             .iter()
-            .filter(|s| s.node == "b" && sent_by_a.contains(&s.job))
+            .filter(|s| s.node == victim_name && sent_by_survivor.contains(&s.job))
+            .cloned()
             .collect();
         assert!(
             stale.is_empty(),
-            "b sent jobs after its lease lapsed that a had sent: {stale:#?}"
+            "{victim_name} sent, after its lease lapsed, jobs {survivor_name} had sent: {stale:#?}"
         );
         assert_repeats_at_most(&cluster.sends(), 2);
-        let senders = sender_of_each_job(&cluster.sends()[before..]);
-        assert!(senders.values().any(|node| node == "a"));
     }
 
     #[test]

@@ -208,7 +208,9 @@ impl Cluster {
     }
 
     /// Wait until every store and channel is held by exactly one running
-    /// node (by the nodes' logs); returns resource → node index.
+    /// node and every running node holds something (by the nodes' logs: a
+    /// node that just joined is counted once its share moved to it);
+    /// returns resource → node index.
     pub fn await_settled(&self) -> BTreeMap<String, usize> {
         let resources = self.resources();
         let mut owners = BTreeMap::new();
@@ -230,7 +232,11 @@ impl Cluster {
                     }
                     owners.insert(resource.clone(), holders[0]);
                 }
-                true
+                self.nodes
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, n)| n.daemon.is_running())
+                    .all(|(i, _)| owners.values().any(|&owner| owner == i))
             },
         );
         owners
