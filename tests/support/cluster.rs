@@ -109,7 +109,9 @@ pub fn holds_in(lines: &[String], resource: &str) -> bool {
 }
 
 /// The fakes, the NATS cluster, the shops and channels, and the nodes.
+/// (Fields drop in order: the nodes first, then NATS and the fakes.)
 pub struct Cluster {
+    pub nodes: Vec<Node>,
     pub world: World,
     pub nats: NatsCluster,
     /// The one webhook receiver every channel posts to (`/hooks/<channel>`).
@@ -117,7 +119,6 @@ pub struct Cluster {
     pub shops: Vec<Shop>,
     /// Channel ids; store `i` notifies channel `i % channels.len()`.
     pub channels: Vec<String>,
-    pub nodes: Vec<Node>,
     /// Extra lines of every `[channels.<id>]` (e.g. pacing).
     pub channel_knobs: fn() -> ChannelKnobs,
     /// Extra lines of every `[stores.<id>]`.
