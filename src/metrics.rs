@@ -93,6 +93,15 @@ pub struct PluginLabels {
     pub instance: String,
 }
 
+/// Labels of a cluster node's owned resources.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClusterOwnedLabels {
+    /// `cluster.node_name`.
+    pub node: String,
+    /// `store` or `channel`.
+    pub kind: String,
+}
+
 /// Labels of the readiness checklist's lines.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
 pub struct ChecklistLabels {
@@ -175,6 +184,8 @@ pub struct Metrics {
     checklist: Family<ChecklistLabels, Gauge>,
     /// When the checklist series were last made (see [`Metrics::checklist_due`]).
     checklist_made_at: Mutex<Option<std::time::Instant>>,
+    /// Registered on first use, so a single node exports no cluster series.
+    cluster_owned: std::sync::OnceLock<Family<ClusterOwnedLabels, Gauge>>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -330,6 +341,31 @@ impl Metrics {
             queue_eta,
             checklist,
             checklist_made_at: Mutex::new(None),
+            cluster_owned: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// A cluster node now owns `stores` stores and `channels` channels.
+    pub fn cluster_owned(&self, node: &str, stores: usize, channels: usize) {
+        let family = self.cluster_owned.get_or_init(|| {
+            let family = Family::<ClusterOwnedLabels, Gauge>::default();
+            self.registry
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .register(
+                    "cluster_owned",
+                    "Stores and channels this cluster node holds the lease of",
+                    family.clone(),
+                );
+            family
+        });
+        for (kind, n) in [("store", stores), ("channel", channels)] {
+            family
+                .get_or_create(&ClusterOwnedLabels {
+                    node: node.to_owned(),
+                    kind: kind.to_owned(),
+                })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
     }
 

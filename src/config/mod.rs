@@ -26,6 +26,7 @@
 mod bounded_file;
 pub mod channels;
 pub mod checklist;
+pub mod cluster;
 pub mod daemon;
 mod error;
 mod load;
@@ -41,6 +42,7 @@ mod values;
 
 pub use channels::{ChannelConfig, TemplateMapping, Warmup};
 pub use checklist::ChecklistConfig;
+pub use cluster::ClusterConfig;
 pub use daemon::{
     DEFAULT_CACHE_DIR, DEFAULT_CONTROL_SOCKET, DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_STATE_DIR,
     DEFAULT_TIMEZONE, DaemonConfig, WebhooksConfig, default_plugin_dir,

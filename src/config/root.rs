@@ -16,11 +16,12 @@ use serde::Serialize;
 
 use super::channels::{ChannelConfig, read_channels};
 use super::checklist::{ChecklistConfig, read_checklist};
+use super::cluster::{ClusterConfig, read_cluster};
 use super::daemon::{DaemonConfig, read_daemon};
 use super::error::{ConfigError, Origin};
 use super::notifications::{NotificationConfig, Notifications, read_notifications};
 use super::plugins::{PluginDefaults, read_plugin_defaults};
-use super::reader::{Reader, section};
+use super::reader::{Reader, optional_section, section};
 use super::source::KeyPath;
 use super::stores::{StoreConfig, read_stores};
 use super::values::{did_you_mean, format_duration};
@@ -41,6 +42,9 @@ pub struct Config {
     pub notifications: BTreeMap<NotificationKind, NotificationConfig>,
     /// `[checklist]`: readiness-check thresholds.
     pub checklist: ChecklistConfig,
+    /// `[cluster]`: the nodes share stores and channels over NATS JetStream;
+    /// `None` (the table is absent): one node with its redb file.
+    pub cluster: Option<ClusterConfig>,
     #[serde(skip)]
     pub(crate) source_path: PathBuf,
     #[serde(skip)]
@@ -117,6 +121,8 @@ pub(crate) fn read(r: &mut Reader<'_>, root: Dict, source_path: PathBuf) -> Opti
     let notifications = read_notifications(r, table);
     let table = section(r, &mut root, "checklist");
     let checklist = read_checklist(r, table);
+    let cluster =
+        optional_section(r, &mut root, "cluster").and_then(|table| read_cluster(r, table));
     r.finish(root);
 
     check_references(r, &stores, &channels, &notifications);
@@ -145,6 +151,7 @@ pub(crate) fn read(r: &mut Reader<'_>, root: Dict, source_path: PathBuf) -> Opti
         channels,
         notifications,
         checklist,
+        cluster,
         source_path,
         warnings: std::mem::take(&mut r.warnings),
         locations: BTreeMap::new(),

@@ -260,7 +260,7 @@ fn nonempty_secret(r: &mut Reader<'_>, path: &KeyPath, text: String, from: &str)
 
 /// `<key>_file`: relative paths resolve against `$CREDENTIALS_DIRECTORY` (systemd
 /// `LoadCredential=`) when set, else against the configuration file's directory.
-fn secret_from_file(r: &mut Reader<'_>, path: &KeyPath, value: Value) -> Option<Secret> {
+pub(crate) fn secret_from_file(r: &mut Reader<'_>, path: &KeyPath, value: Value) -> Option<Secret> {
     let name = r.nonempty_string(path, value.clone())?;
     let file = Path::new(&name);
     let resolved = if file.is_absolute() {
@@ -316,7 +316,7 @@ fn secret_from_file(r: &mut Reader<'_>, path: &KeyPath, value: Value) -> Option<
     }
 }
 
-fn secret_from_env(r: &mut Reader<'_>, path: &KeyPath, value: Value) -> Option<Secret> {
+pub(crate) fn secret_from_env(r: &mut Reader<'_>, path: &KeyPath, value: Value) -> Option<Secret> {
     let name = r.nonempty_string(path, value.clone())?;
     match r.env_var(&name).map(|v| v.to_str().map(str::to_owned)) {
         Some(Some(text)) => nonempty_secret(r, path, text, &format!("environment variable {name}")),

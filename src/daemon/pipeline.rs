@@ -1,6 +1,8 @@
 //! [`Pipeline`]: the handles opened once per daemon run and shared by every
 //! service — the state database, the metrics registry, the clock, the
-//! plugin host and the stores' push inboxes.
+//! plugin host, the stores' push inboxes and the fence (whether this node
+//! may still act for a store or channel: always on one node, its leases in
+//! a cluster).
 
 use std::sync::Arc;
 
@@ -8,8 +10,8 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::metrics::Metrics;
 use crate::plugin::PluginHost;
 use crate::poll::inbox::PushInboxes;
-use crate::queue::SharedStore;
 use crate::queue::redb::{RedbOptions, RedbStore};
+use crate::queue::{Fence, SharedStore, Unfenced};
 use crate::state::State;
 
 /// What the services of one daemon run share. Opened after the state
@@ -27,6 +29,9 @@ pub struct Pipeline {
     /// What the webhook listener hands each store's poller; kept across
     /// reloads so a push is never lost to one.
     pub pushes: PushInboxes,
+    /// Asked before every send (and by the cluster backend before every
+    /// write): [`Unfenced`] on one node, the node's leases in a cluster.
+    pub fence: Arc<dyn Fence>,
 }
 
 impl Pipeline {
@@ -49,7 +54,27 @@ impl Pipeline {
             clock,
             host,
             pushes: PushInboxes::new(),
+            fence: Arc::new(Unfenced),
         })
+    }
+
+    /// A cluster node's pipeline: the JetStream state `db` (already open,
+    /// fenced by `fence`, the node's leases).
+    pub fn cluster(
+        state: &State,
+        db: SharedStore,
+        fence: Arc<dyn Fence>,
+        host: PluginHost,
+    ) -> Self {
+        db.set_time_zone(state.config.daemon.timezone.clone());
+        Self {
+            db,
+            metrics: Arc::new(Metrics::new()),
+            clock: Arc::new(SystemClock),
+            host,
+            pushes: PushInboxes::new(),
+            fence,
+        }
     }
 
     /// Apply what a reload changes in the shared handles: daily counters are

@@ -1,25 +1,38 @@
 //! The daemon's lifecycle: start, serve, reload on SIGHUP, drain on SIGTERM.
+//!
+//! With `[cluster]` the node connects to NATS, opens the JetStream state
+//! instead of the redb file (no state-directory lock: the leases decide who
+//! writes), and runs only the pollers and dispatchers of the stores and
+//! channels it holds the lease of; a change of what it holds is applied as a
+//! reload's keyed diff (without reading the configuration again). On SIGTERM
+//! the services drain first, then every lease is released at once.
 
+use std::collections::BTreeSet;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::lock::{InstanceLock, LockError};
 use super::notify::Notifier;
 use super::pipeline::Pipeline;
-use super::services::{ServiceEnv, ServiceKey, StartError, desired};
+use super::services::{ServiceEnv, ServiceKey, StartError, desired, desired_owned, owned_resource};
 use super::signals::{Control, SignalSource};
 use super::supervisor::{Prepared, Supervisor};
 use super::watchdog;
+use crate::cluster::connect::{self, ConnectError};
+use crate::cluster::ownership::{Ownership, OwnershipError, OwnershipOptions, Resource};
+use crate::config::cluster::ClusterConfig;
 use crate::config::{self, Config, ConfigErrors};
 use crate::heartbeat::Heartbeats;
 use crate::logging::LogHandle;
 use crate::plugin::{HostConfig, HostError, PluginHost};
+use crate::queue::Fence;
+use crate::queue::nats::{NatsOptions, NatsStore};
 use crate::state::{
     BuildError, BuildOptions, Phase, ReloadOutcome, RuntimeInfo, State, StateHandle, build,
 };
@@ -59,6 +72,12 @@ pub enum RunError {
     /// The state database would not open.
     #[error("startup failed: {0}")]
     Database(#[from] crate::queue::Error),
+    /// The NATS cluster (`[cluster]`) could not be reached.
+    #[error("startup failed: {0}")]
+    Cluster(#[from] ConnectError),
+    /// The cluster's ownership buckets could not be used.
+    #[error("startup failed: {0}")]
+    Ownership(#[from] OwnershipError),
     /// A service could not start.
     #[error("cannot start service {service}: {error}")]
     ServiceStart {
@@ -149,8 +168,19 @@ pub async fn run(
             skipped.message
         );
     }
-    let _lock = InstanceLock::acquire(&state.config.daemon.state_dir)?;
-    let pipeline = Pipeline::open(&state, host)?;
+    // One node: the state directory's lock makes it the only writer. A
+    // cluster node writes to JetStream under its leases instead.
+    let (_lock, pipeline, node) = match state.config.cluster.clone() {
+        None => {
+            let lock = InstanceLock::acquire(&state.config.daemon.state_dir)?;
+            (Some(lock), Pipeline::open(&state, host)?, None)
+        }
+        Some(cluster) => {
+            let (pipeline, node) = ClusterNode::start(&state, &cluster, host).await?;
+            (None, pipeline, Some(node))
+        }
+    };
+    let mut owned = node.as_ref().map(|node| node.ownership.owned());
 
     let info = Arc::new(RuntimeInfo::new(options.config_path.clone()));
     let env = ServiceEnv {
@@ -161,7 +191,7 @@ pub async fn run(
     };
     let (exits_tx, mut exits) = mpsc::unbounded_channel();
     let mut services = Supervisor::new(info.clone(), exits_tx);
-    let prepared = prepare(&services, &env, &state)
+    let prepared = prepare(&services, &env, &state, current(owned.as_ref()).as_ref())
         .map_err(|(service, error)| RunError::ServiceStart { service, error })?;
     services.commit(prepared, stop_timeout(&state)).await;
 
@@ -190,6 +220,7 @@ pub async fn run(
         env: &env,
         log: log.as_ref(),
         notifier: &notifier,
+        node: node.as_ref(),
     };
     let outcome = loop {
         tokio::select! {
@@ -201,6 +232,11 @@ pub async fn run(
                 }
                 None => break Ok(()),
             },
+            Some(now_owned) = owned_changed(&mut owned) => {
+                if let Some(node) = &node {
+                    node.apply(&now_owned, &env, &mut services).await;
+                }
+            }
             Some(exit) = exits.recv() => {
                 services.remove_exited(&exit);
                 match exit.panic {
@@ -224,6 +260,11 @@ pub async fn run(
         config::format_duration(state.config.daemon.shutdown_timeout)
     );
     let stragglers = services.shutdown(timeout).await;
+    // Only once nothing of this node sends or polls any more: the other
+    // nodes take over the moment the leases are released.
+    if let Some(node) = node {
+        node.release().await;
+    }
     watchdog_stop.cancel();
     if !stragglers.is_empty() {
         let error = RunError::ShutdownTimeout {
@@ -244,8 +285,128 @@ fn prepare(
     services: &Supervisor,
     env: &ServiceEnv,
     state: &State,
+    owned: Option<&BTreeSet<Resource>>,
 ) -> Result<Prepared, (ServiceKey, StartError)> {
-    services.prepare(desired(state), |key, shutdown| env.start(key, shutdown))
+    let keys = match owned {
+        None => desired(state),
+        Some(owned) => desired_owned(state, owned),
+    };
+    services.prepare(keys, |key, shutdown| env.start(key, shutdown))
+}
+
+/// What a cluster node holds now; `None` on one node (it runs everything).
+fn current(owned: Option<&watch::Receiver<BTreeSet<Resource>>>) -> Option<BTreeSet<Resource>> {
+    owned.map(|owned| owned.borrow().clone())
+}
+
+/// The next change of what the node holds; never on one node.
+async fn owned_changed(
+    owned: &mut Option<watch::Receiver<BTreeSet<Resource>>>,
+) -> Option<BTreeSet<Resource>> {
+    if let Some(receiver) = owned
+        && receiver.changed().await.is_ok()
+    {
+        return Some(receiver.borrow_and_update().clone());
+    }
+    std::future::pending().await
+}
+
+/// The stores and channels a configuration needs an owner for.
+fn resources(state: &State) -> BTreeSet<Resource> {
+    desired(state).iter().filter_map(owned_resource).collect()
+}
+
+/// A cluster node's part in the run: its leases and the loop renewing them.
+struct ClusterNode {
+    ownership: Ownership,
+    stop: CancellationToken,
+    driver: tokio::task::JoinHandle<()>,
+}
+
+impl ClusterNode {
+    /// Connect, open the ownership buckets and the JetStream state (fenced
+    /// by this node's leases), and start taking leases.
+    async fn start(
+        state: &State,
+        cluster: &ClusterConfig,
+        host: PluginHost,
+    ) -> Result<(Pipeline, Self), RunError> {
+        let client = connect::connect(cluster, connect::DEFAULT_INITIAL_WAIT).await?;
+        tracing::info!(
+            node = %cluster.node_name,
+            "connected to the NATS cluster: {}",
+            connect::describe_connection(&client)
+        );
+        let js = async_nats::jetstream::new(client);
+        let ownership = Ownership::open(&js, OwnershipOptions::from_config(cluster)).await?;
+        let fence: Arc<dyn Fence> = Arc::new(ownership.clone());
+        let db = NatsStore::open(
+            js,
+            NatsOptions {
+                prefix: cluster.prefix.clone(),
+                replicas: cluster.replicas,
+            },
+            fence.clone(),
+        )
+        .await?;
+        tracing::info!(node = %cluster.node_name, prefix = %cluster.prefix, "cluster state open");
+        let pipeline = Pipeline::cluster(state, Arc::new(db), fence, host);
+        ownership.set_resources(resources(state));
+        let stop = CancellationToken::new();
+        let driver = tokio::spawn({
+            let (ownership, stop) = (ownership.clone(), stop.clone());
+            async move { ownership.run(stop).await }
+        });
+        Ok((
+            pipeline,
+            Self {
+                ownership,
+                stop,
+                driver,
+            },
+        ))
+    }
+
+    /// Run the pollers and dispatchers of what the node holds now (the
+    /// same keyed diff as a reload, without reading the configuration).
+    async fn apply(&self, owned: &BTreeSet<Resource>, env: &ServiceEnv, services: &mut Supervisor) {
+        let stores = owned
+            .iter()
+            .filter(|r| matches!(r, Resource::Store(_)))
+            .count();
+        env.pipeline
+            .metrics
+            .cluster_owned(self.ownership.node(), stores, owned.len() - stores);
+        let state = env.state.load();
+        match prepare(services, env, &state, Some(owned)) {
+            Ok(prepared) => {
+                let starting = prepared.starting();
+                services.commit(prepared, stop_timeout(&state)).await;
+                tracing::info!(
+                    node = %self.ownership.node(),
+                    "ownership changed: {stores} stores and {} channels held{}",
+                    owned.len() - stores,
+                    if starting.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; started {}", starting.join(", "))
+                    }
+                );
+            }
+            Err((service, error)) => {
+                tracing::error!(service = %service, "cannot start service after an ownership change: {error}");
+            }
+        }
+    }
+
+    /// Release every lease and the heartbeat (SIGTERM).
+    async fn release(self) {
+        self.stop.cancel();
+        if let Err(error) = self.driver.await {
+            tracing::warn!("the cluster ownership loop ended badly: {error}");
+        }
+        tracing::info!(node = %self.ownership.node(), "released every lease: the other nodes take over");
+    }
 }
 
 /// Applies a new configuration on SIGHUP.
@@ -254,6 +415,7 @@ struct Reloader<'a> {
     env: &'a ServiceEnv,
     log: Option<&'a LogHandle>,
     notifier: &'a Notifier,
+    node: Option<&'a ClusterNode>,
 }
 
 impl Reloader<'_> {
@@ -318,7 +480,10 @@ impl Reloader<'_> {
             dry_run: self.options.dry_run,
         };
         let state = Arc::new(build(config, &options, &self.env.pipeline.host).await?);
-        let prepared = prepare(services, self.env, &state)
+        let owned = self
+            .node
+            .map(|node| node.ownership.owned().borrow().clone());
+        let prepared = prepare(services, self.env, &state, owned.as_ref())
             .map_err(|(service, error)| ReloadError::ServiceStart { service, error })?;
         let started = prepared.starting();
         handle.replace(state.clone());
@@ -329,6 +494,10 @@ impl Reloader<'_> {
             tracing::warn!("log level not changed: {error}");
         }
         services.commit(prepared, stop_timeout(&state)).await;
+        // New stores and channels start once their leases are taken.
+        if let Some(node) = self.node {
+            node.ownership.set_resources(resources(&state));
+        }
         let mut message = status_line(&state);
         if !started.is_empty() {
             message.push_str(&format!("; (re)started {}", started.join(", ")));
@@ -353,6 +522,9 @@ fn restart_only_changes(old: &Config, new: &Config) -> Result<(), ReloadError> {
             old.daemon.cache_dir.display(),
             new.daemon.cache_dir.display()
         ));
+    }
+    if old.cluster != new.cluster {
+        changed.push("[cluster]".to_owned());
     }
     if changed.is_empty() {
         Ok(())

@@ -21,6 +21,7 @@ use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
 use super::pipeline::Pipeline;
+use crate::cluster::ownership::Resource;
 use crate::control::{BindError, ControlContext};
 use crate::heartbeat::Heartbeats;
 use crate::model::ChannelId;
@@ -90,6 +91,25 @@ pub fn desired(state: &State) -> Vec<ServiceKey> {
     keys
 }
 
+/// The resource a service works for in a cluster (its poller's store, its
+/// dispatcher's channel); `None` for the services every node runs.
+pub fn owned_resource(key: &ServiceKey) -> Option<Resource> {
+    match key {
+        ServiceKey::Poll(store) => Some(Resource::Store(store.clone())),
+        ServiceKey::Send(channel) => Some(Resource::Channel(channel.to_string())),
+        _ => None,
+    }
+}
+
+/// [`desired`] for a cluster node: the pollers and dispatchers of what it
+/// owns, and every other service.
+pub fn desired_owned(state: &State, owned: &BTreeSet<Resource>) -> Vec<ServiceKey> {
+    desired(state)
+        .into_iter()
+        .filter(|key| owned_resource(key).is_none_or(|resource| owned.contains(&resource)))
+        .collect()
+}
+
 /// A started service's work: runs until its shutdown token is cancelled, then
 /// finishes what is in flight and returns.
 pub type ServiceTask = BoxFuture<'static, ()>;
@@ -136,6 +156,7 @@ impl ServiceEnv {
             metrics,
             clock,
             pushes,
+            fence,
             ..
         } = self.pipeline.clone();
         let state = self.state.clone();
@@ -194,7 +215,10 @@ impl ServiceEnv {
                 async move {
                     let heartbeat =
                         heartbeats.register(&name, crate::send::dispatch::HEARTBEAT_SILENCE);
-                    crate::send::run(channel, state, db, metrics, clock, heartbeat, shutdown).await;
+                    crate::send::run(
+                        channel, state, db, metrics, clock, heartbeat, shutdown, fence,
+                    )
+                    .await;
                 }
                 .boxed()
             }

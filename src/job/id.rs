@@ -153,6 +153,12 @@ impl IdGenerator {
         }
     }
 
+    /// Continues after `id` too if it is newer than the last id given out
+    /// (jobs imported with their own ids must not be met again).
+    pub(crate) fn advance_past(&mut self, id: JobId) {
+        self.last = self.last.max(id.as_u128());
+    }
+
     pub(crate) fn next(&mut self, now: Timestamp) -> JobId {
         let now_ms = u128::from(timestamp_ms(now)) & ((1u128 << 48) - 1);
         let last_ms = self.last >> RANDOM_BITS;

@@ -131,6 +131,28 @@ pub enum Error {
     /// The store was closed (daemon shutting down) or its writer died.
     #[error("the state store is closed")]
     Closed,
+
+    /// A NATS JetStream operation (the cluster backend) failed.
+    #[error("NATS JetStream {target}: {op} failed: {source}")]
+    Nats {
+        /// The bucket, stream or key involved ("bucket arauto_jobs, key 01h…").
+        target: String,
+        /// What was being done ("create bucket", "update job", …).
+        op: &'static str,
+        /// What the client reported.
+        source: BackendCause,
+    },
+
+    /// This node no longer holds the lease of the store or channel the write
+    /// is for (it was paused past the lease's end, or cut off from the
+    /// cluster); nothing was written.
+    #[error(
+        "{scope}: this node no longer holds its lease; the write was refused (nothing written)"
+    )]
+    Fenced {
+        /// The scope whose lease is missing ("store loja-1", "channel whatsapp").
+        scope: String,
+    },
 }
 
 impl Error {
@@ -139,7 +161,7 @@ impl Error {
     pub fn is_storage_failure(&self) -> bool {
         matches!(
             self,
-            Error::Backend { .. } | Error::Closed | Error::BatchAborted { .. }
+            Error::Backend { .. } | Error::Closed | Error::BatchAborted { .. } | Error::Nats { .. }
         )
     }
 }

@@ -34,6 +34,8 @@
 
 mod error;
 pub mod fence;
+pub mod nats;
+pub mod portable;
 pub mod redb;
 mod types;
 

@@ -26,7 +26,9 @@ use crate::model::{
     first_usable_phone,
 };
 use crate::plugin::{MessageMeta, OutgoingMessage, PluginError, ProviderTemplate, Recipient};
-use crate::queue::{ChannelStatus, Completion, Job, JobBody, NewJob, Receipt, SharedStore};
+use crate::queue::{
+    ChannelStatus, Completion, Fence, Job, JobBody, NewJob, Receipt, Scope, SharedStore, Unfenced,
+};
 use crate::state::{ChannelRuntime, State, StateHandle, StoreRuntime};
 use crate::template::{StoreInfo, TemplateContext, TemplateError};
 
@@ -51,8 +53,10 @@ pub async fn run(
     clock: SharedClock,
     heartbeat: Heartbeat,
     shutdown: CancellationToken,
+    fence: Arc<dyn Fence>,
 ) {
     Dispatcher::new(channel, db, metrics, clock)
+        .fenced_by(fence)
         .run(state, heartbeat, shutdown)
         .await;
 }
@@ -63,6 +67,9 @@ pub struct Dispatcher {
     db: SharedStore,
     metrics: Arc<Metrics>,
     clock: SharedClock,
+    /// Asked right before each send: in a cluster, a node that lost the
+    /// channel's lease must not send (its claim is left to expire).
+    fence: Arc<dyn Fence>,
 }
 
 /// What to do after one turn of the loop.
@@ -90,7 +97,15 @@ impl Dispatcher {
             db,
             metrics,
             clock,
+            fence: Arc::new(Unfenced),
         }
+    }
+
+    /// Ask `fence` before every send (a cluster node's leases); without
+    /// it, always allowed (one node).
+    pub fn fenced_by(mut self, fence: Arc<dyn Fence>) -> Self {
+        self.fence = fence;
+        self
     }
 
     /// One turn under `state`: deliver the next due job if pacing allows, and
@@ -229,6 +244,9 @@ impl Dispatcher {
         let outcome = self.prepare_and_send(state, channel, &job).await;
         let completion = match outcome {
             Outcome::Sent(completion) | Outcome::Done(completion) => completion,
+            // Not ours to complete either: the claim expires and the node
+            // now holding the channel sends it.
+            Outcome::Fenced => return Ok(()),
         };
         let label = completion_label(&completion);
         let fallback = match &completion {
@@ -421,6 +439,16 @@ impl Dispatcher {
             });
         }
 
+        if !self.fence.holds(Scope::Channel(self.channel.as_str())) {
+            tracing::warn!(
+                store = %job.store, order = %job.order_id, notification = %job.kind_name(),
+                channel = %job.channel, job_id = %job.id,
+                "not sent: this node no longer holds the lease of channel {} (paused or cut off); \
+                 the claim is left to expire and the channel's new owner sends it",
+                job.channel
+            );
+            return Outcome::Fenced;
+        }
         let started = std::time::Instant::now();
         let result = channel.sender.send(message).await;
         self.metrics.plugin_call(
@@ -833,6 +861,8 @@ fn non_empty_opt(s: Option<&str>) -> Option<String> {
 enum Outcome {
     Sent(Completion),
     Done(Completion),
+    /// The channel's lease is gone: nothing sent, nothing completed.
+    Fenced,
 }
 
 /// Log context of a job, for the one-line outcomes.

@@ -18,10 +18,13 @@
 
 mod migrate;
 mod ops;
+mod portable;
 mod reads;
 mod record;
 mod tables;
 mod writer;
+
+pub(crate) use self::record::body_of;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError};

@@ -111,7 +111,7 @@ fn finish(job: &mut Job, state: JobState, at: Timestamp, reason: Option<String>)
 impl Ctx<'_> {
     // ----- primitives -----
 
-    fn load(&self, id: JobId) -> Result<Option<Job>> {
+    pub(super) fn load(&self, id: JobId) -> Result<Option<Job>> {
         load_job(&self.jobs, id, self.path)
     }
 
@@ -149,7 +149,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn place(&mut self, job: &Job, slot: Slot) -> Result<()> {
+    pub(super) fn place(&mut self, job: &Job, slot: Slot) -> Result<()> {
         let path = self.path;
         let id = job.id.as_u128();
         let channel = job.channel.as_str();
@@ -304,7 +304,7 @@ impl Ctx<'_> {
         self.save(job)
     }
 
-    fn dedupe_holder(&self, key: &str) -> Result<Option<JobId>> {
+    pub(super) fn dedupe_holder(&self, key: &str) -> Result<Option<JobId>> {
         Ok(self
             .dedupe
             .get(key)
@@ -992,7 +992,7 @@ impl Ctx<'_> {
 
     // ----- statuses -----
 
-    fn store_status(&self, store: &str) -> Result<Option<StoreStatus>> {
+    pub(super) fn store_status(&self, store: &str) -> Result<Option<StoreStatus>> {
         let guard = self
             .store_status
             .get(store)
@@ -1052,7 +1052,7 @@ impl Ctx<'_> {
         Ok(status)
     }
 
-    fn put_channel(&mut self, channel: &str, status: ChannelStatus) -> Result<()> {
+    pub(super) fn put_channel(&mut self, channel: &str, status: ChannelStatus) -> Result<()> {
         check_name(
             &|| "channel status".to_owned(),
             "channel",

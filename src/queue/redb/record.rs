@@ -148,8 +148,9 @@ pub(super) fn decode_job(bytes: &[u8], path: &Path, id: JobId) -> Result<Job> {
     })
 }
 
-/// Reads the notification of a record, or says why it cannot.
-fn body_of(kind: String, payload: serde_json::Value) -> JobBody {
+/// Reads the notification of a record, or says why it cannot (also used by
+/// the portable format, which carries jobs in the same shape).
+pub(crate) fn body_of(kind: String, payload: serde_json::Value) -> JobBody {
     let unreadable =
         |kind: String, reason: String, payload: &serde_json::Value| JobBody::Unreadable {
             kind,

@@ -1,0 +1,9 @@
+//! The cluster (`[cluster] backend = "nats"`): how a node connects to NATS
+//! ([`connect`]) and which stores and channels it owns ([`ownership`]).
+//!
+//! The JetStream state backend itself lives in `crate::queue::nats`; this
+//! module only decides who may act for what, and tells the backend and the
+//! dispatcher through [`crate::queue::Fence`].
+
+pub mod connect;
+pub mod ownership;

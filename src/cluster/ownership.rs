@@ -1,0 +1,1045 @@
+//! Which node polls each store and dispatches each channel, held by leases
+//! in a JetStream KV bucket.
+//!
+//! * **Heartbeats.** Every node puts `{node, expires_at}` under its name in
+//!   the `<prefix>_ownership_nodes` bucket every `lease_ttl / 3`. A node is
+//!   live while its heartbeat has not expired; a node leaving on SIGTERM
+//!   deletes it.
+//! * **Who should own what.** Rendezvous (highest-random-weight) hashing of
+//!   (resource, node) over the live nodes: every node computes the same owner
+//!   from the same heartbeats, the load spreads evenly, and a node joining or
+//!   leaving moves only the resources it wins or held.
+//! * **Leases.** `<prefix>_ownership_leases` holds `store.<id>` and
+//!   `channel.<id>` → `{holder, expires_at}`. nats-server 2.9 has no
+//!   per-key TTL, so the expiry is in the value and every write is a
+//!   compare-and-set on the key's revision: a lease is created, renewed
+//!   (update at the revision we wrote), taken over once expired (update at the
+//!   revision we read), or released (delete at our revision). Two nodes can
+//!   never both succeed from the same revision.
+//! * **Reacting at once.** Both buckets are watched: a released lease or a
+//!   node joining or leaving wakes every node's round immediately (SIGTERM
+//!   hand-over is immediate); a dead node is noticed when its heartbeat's
+//!   expiry passes, and its leases are taken once their own expiry passes.
+//! * **Fencing.** [`Fence::holds`] answers from this process's monotonic
+//!   clock: a lease counts as held until `renewed_at + ttl − margin`, where
+//!   `renewed_at` is taken *before* the renewal is sent. Other nodes take it
+//!   over only after `expires_at = wall clock at sending + ttl`, so as long
+//!   as the nodes' wall clocks agree within the margin (`ttl / 5`, 2 s by
+//!   default: NTP keeps them far closer), the old holder stops before a new
+//!   one starts. A process resumed after SIGSTOP sees at once that its leases
+//!   are gone, before it talks to anyone.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use async_nats::jetstream::{self, kv};
+use futures::{StreamExt, TryStreamExt};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
+use tokio_util::bytes::Bytes;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::cluster::ClusterConfig;
+use crate::queue::{Fence, Scope};
+
+/// How many lease writes a round has in flight at once.
+const WRITES_IN_FLIGHT: usize = 32;
+/// How long a departed node's heartbeat stays listed (for `arauto check`).
+const NODE_RECORD_AGE: Duration = Duration::from_secs(24 * 3600);
+/// How long [`Ownership::open`] waits for the first view of both buckets.
+const INITIAL_VIEW_WAIT: Duration = Duration::from_secs(30);
+
+/// A store or channel whose work one node owns.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Resource {
+    /// Polling a store.
+    Store(String),
+    /// Dispatching a channel.
+    Channel(String),
+}
+
+impl Resource {
+    /// Its key in the lease bucket: `store.<id>` / `channel.<id>` (ids are
+    /// `[a-z0-9][a-z0-9_-]*`, valid key tokens as they are).
+    pub fn key(&self) -> String {
+        match self {
+            Self::Store(id) => format!("store.{id}"),
+            Self::Channel(id) => format!("channel.{id}"),
+        }
+    }
+
+    /// The resource a lease key names.
+    pub fn from_key(key: &str) -> Option<Self> {
+        if let Some(id) = key.strip_prefix("store.") {
+            Some(Self::Store(id.to_owned()))
+        } else {
+            key.strip_prefix("channel.")
+                .map(|id| Self::Channel(id.to_owned()))
+        }
+    }
+
+    /// The fencing scope it covers.
+    pub fn scope(&self) -> Scope<'_> {
+        match self {
+            Self::Store(id) => Scope::Store(id),
+            Self::Channel(id) => Scope::Channel(id),
+        }
+    }
+}
+
+impl From<Scope<'_>> for Resource {
+    fn from(scope: Scope<'_>) -> Self {
+        match scope {
+            Scope::Store(id) => Self::Store(id.to_owned()),
+            Scope::Channel(id) => Self::Channel(id.to_owned()),
+        }
+    }
+}
+
+impl fmt::Display for Resource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.scope(), f)
+    }
+}
+
+/// The rendezvous weight of `node` for `resource`: FNV-1a over both names,
+/// then the splitmix64 finaliser so near-equal names spread. Fixed here (not
+/// `std`'s hasher, which may change between Rust releases): nodes running
+/// different builds must agree.
+pub fn weight(resource: &Resource, node: &str) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let key = resource.key();
+    for byte in key.bytes().chain([0u8]).chain(node.bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash = (hash ^ (hash >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    hash = (hash ^ (hash >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    hash ^ (hash >> 31)
+}
+
+/// The node among `nodes` that should own `resource` (highest weight; equal
+/// weights go to the greater name, so every node picks the same).
+pub fn owner_of<'a>(
+    resource: &Resource,
+    nodes: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    nodes
+        .into_iter()
+        .max_by_key(|node| (weight(resource, node), *node))
+}
+
+/// What a lease key holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseValue {
+    /// The node holding it.
+    pub holder: String,
+    /// When it ends unless renewed (Unix milliseconds, the holder's clock).
+    pub expires_at_ms: i64,
+}
+
+/// What a node's heartbeat holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct HeartbeatValue {
+    node: String,
+    expires_at_ms: i64,
+}
+
+/// Why ownership could not start or a round failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OwnershipError {
+    /// A bucket could not be created or opened.
+    #[error("cannot open the NATS KV bucket {bucket}: {source}")]
+    Bucket {
+        /// The bucket.
+        bucket: String,
+        /// The client's error.
+        source: async_nats::Error,
+    },
+    /// A bucket could not be watched or read.
+    #[error("cannot read the NATS KV bucket {bucket}: {source}")]
+    Read {
+        /// The bucket.
+        bucket: String,
+        /// The client's error.
+        source: async_nats::Error,
+    },
+    /// The node's heartbeat could not be written.
+    #[error("cannot write the heartbeat of node {node} to {bucket}: {source}")]
+    Heartbeat {
+        /// This node.
+        node: String,
+        /// The bucket.
+        bucket: String,
+        /// The client's error.
+        source: async_nats::Error,
+    },
+    /// Another process already runs with this node name.
+    #[error(
+        "node name {node} is already live in the cluster (its heartbeat is fresh): give each \
+         node its own cluster.node_name"
+    )]
+    DuplicateNode {
+        /// The name.
+        node: String,
+    },
+}
+
+/// How a node takes part in ownership.
+#[derive(Clone, Debug)]
+pub struct OwnershipOptions {
+    /// This node's name (a key token).
+    pub node: String,
+    /// First part of the bucket names.
+    pub prefix: String,
+    /// Replicas of both buckets.
+    pub replicas: usize,
+    /// How long a lease or heartbeat lasts without renewal.
+    pub ttl: Duration,
+}
+
+impl OwnershipOptions {
+    /// The options `[cluster]` gives.
+    pub fn from_config(cluster: &ClusterConfig) -> Self {
+        Self {
+            node: cluster.node_name.clone(),
+            prefix: cluster.prefix.clone(),
+            replicas: cluster.replicas,
+            ttl: cluster.lease_ttl.unsigned_abs(),
+        }
+    }
+
+    /// The lease bucket's name.
+    pub fn leases_bucket(&self) -> String {
+        format!("{}_ownership_leases", self.prefix)
+    }
+
+    /// The heartbeat bucket's name.
+    pub fn nodes_bucket(&self) -> String {
+        format!("{}_ownership_nodes", self.prefix)
+    }
+
+    fn renew_every(&self) -> Duration {
+        self.ttl / 3
+    }
+
+    /// How long before the lease's end this node stops acting: a fifth of
+    /// the TTL covers clock differences between nodes and the time a write
+    /// takes to land.
+    fn margin(&self) -> Duration {
+        self.ttl / 5
+    }
+}
+
+/// A lease this node holds.
+#[derive(Clone, Copy, Debug)]
+struct Held {
+    revision: u64,
+    /// When the last successful renewal was sent.
+    renewed_at: Instant,
+    /// `renewed_at + ttl − margin`: the fence says no from then on.
+    deadline: Instant,
+}
+
+/// What this node last saw of a lease key.
+#[derive(Clone, Debug)]
+struct SeenLease {
+    revision: u64,
+    /// `None` once deleted (released).
+    value: Option<LeaseValue>,
+    /// Who held it last, for a released lease's hand-over log.
+    last_holder: Option<String>,
+}
+
+/// The watched buckets' contents, as this node last saw them.
+#[derive(Default)]
+struct View {
+    leases: HashMap<String, SeenLease>,
+    /// Node → heartbeat expiry (Unix ms).
+    nodes: HashMap<String, i64>,
+}
+
+/// How leases changed hands, counted since start (for tests and metrics).
+#[derive(Debug, Default)]
+pub struct Takeovers {
+    /// Leases another node had released (a hand-over).
+    pub released: AtomicU64,
+    /// Leases whose holder let them expire (died, paused, cut off).
+    pub expired: AtomicU64,
+}
+
+struct Inner {
+    options: OwnershipOptions,
+    leases: kv::Store,
+    nodes: kv::Store,
+    view: Mutex<View>,
+    held: Mutex<HashMap<Resource, Held>>,
+    wanted: Mutex<BTreeSet<Resource>>,
+    wake: Notify,
+    owned: watch::Sender<BTreeSet<Resource>>,
+    last_heartbeat: Mutex<Option<Instant>>,
+    takeovers: Takeovers,
+    /// Ends the bucket watchers when the last handle goes.
+    stop_watching: CancellationToken,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.stop_watching.cancel();
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// This node's part in ownership: open it once per daemon run, tell it the
+/// stores and channels the configuration defines ([`set_resources`]), drive
+/// it with [`run`], and follow [`owned`] to run the services it owns.
+///
+/// [`set_resources`]: Ownership::set_resources
+/// [`run`]: Ownership::run
+/// [`owned`]: Ownership::owned
+#[derive(Clone)]
+pub struct Ownership {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Ownership {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ownership")
+            .field("node", &self.inner.options.node)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Create the bucket, or bind it when another node created it already.
+///
+/// Its stream is created directly with a KV bucket's settings (`KV_<bucket>`,
+/// subjects `$KV.<bucket>.>`, one value per key, rollups, direct get): the
+/// client's own `create_key_value` first asks for the account's limits in a
+/// form nats-server 2.9 does not answer.
+async fn open_bucket(
+    js: &jetstream::Context,
+    bucket: String,
+    replicas: usize,
+    max_age: Duration,
+) -> Result<kv::Store, OwnershipError> {
+    let config = jetstream::stream::Config {
+        name: format!("KV_{bucket}"),
+        description: Some("arauto cluster ownership".to_owned()),
+        subjects: vec![format!("$KV.{bucket}.>")],
+        max_messages_per_subject: 1,
+        max_bytes: -1,
+        max_messages: -1,
+        max_message_size: -1,
+        max_age,
+        storage: jetstream::stream::StorageType::File,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        num_replicas: replicas.max(1),
+        discard: jetstream::stream::DiscardPolicy::New,
+        duplicate_window: Duration::from_secs(120),
+        ..Default::default()
+    };
+    // Created by another node, maybe with other settings (a changed
+    // replica count): bind to it as it is.
+    if let Err(error) = js.get_or_create_stream(config).await {
+        tracing::debug!(bucket = %bucket, "creating the bucket failed ({error}); binding to it");
+    }
+    js.get_key_value(bucket.clone())
+        .await
+        .map_err(|e| OwnershipError::Bucket {
+            bucket,
+            source: e.into(),
+        })
+}
+
+impl Ownership {
+    /// Create or open both buckets (idempotent: every node does it at
+    /// start), watch them, and wait for a first complete view. Refuses to
+    /// start when another live process already uses this node's name.
+    pub async fn open(
+        js: &jetstream::Context,
+        options: OwnershipOptions,
+    ) -> Result<Self, OwnershipError> {
+        let leases = open_bucket(
+            js,
+            options.leases_bucket(),
+            options.replicas,
+            Duration::ZERO,
+        )
+        .await?;
+        let nodes = open_bucket(
+            js,
+            options.nodes_bucket(),
+            options.replicas,
+            NODE_RECORD_AGE,
+        )
+        .await?;
+        let (owned, _) = watch::channel(BTreeSet::new());
+        let inner = Arc::new(Inner {
+            options,
+            leases,
+            nodes,
+            view: Mutex::new(View::default()),
+            held: Mutex::new(HashMap::new()),
+            wanted: Mutex::new(BTreeSet::new()),
+            wake: Notify::new(),
+            owned,
+            last_heartbeat: Mutex::new(None),
+            takeovers: Takeovers::default(),
+            stop_watching: CancellationToken::new(),
+        });
+        let leases_ready = spawn_watcher(&inner, WatchedBucket::Leases).await?;
+        let nodes_ready = spawn_watcher(&inner, WatchedBucket::Nodes).await?;
+        for mut ready in [leases_ready, nodes_ready] {
+            let waited = tokio::time::timeout(INITIAL_VIEW_WAIT, ready.wait_for(|r| *r)).await;
+            if !matches!(waited, Ok(Ok(_))) {
+                return Err(OwnershipError::Read {
+                    bucket: inner.options.leases_bucket(),
+                    source: format!("no complete view within {INITIAL_VIEW_WAIT:?}").into(),
+                });
+            }
+        }
+        let ownership = Self { inner };
+        let node = &ownership.inner.options.node;
+        let fresh = lock(&ownership.inner.view)
+            .nodes
+            .get(node)
+            .is_some_and(|expires| *expires > now_ms());
+        if fresh {
+            return Err(OwnershipError::DuplicateNode { node: node.clone() });
+        }
+        Ok(ownership)
+    }
+
+    /// This node's name.
+    pub fn node(&self) -> &str {
+        &self.inner.options.node
+    }
+
+    /// The stores and channels the configuration defines (every node should
+    /// pass the same set); ownership of the others is released.
+    pub fn set_resources(&self, resources: BTreeSet<Resource>) {
+        *lock(&self.inner.wanted) = resources;
+        self.inner.wake.notify_one();
+    }
+
+    /// The resources this node holds, updated on every change.
+    pub fn owned(&self) -> watch::Receiver<BTreeSet<Resource>> {
+        self.inner.owned.subscribe()
+    }
+
+    /// How leases changed hands to this node.
+    pub fn takeovers(&self) -> &Takeovers {
+        &self.inner.takeovers
+    }
+
+    /// Live nodes (fresh heartbeat), sorted.
+    pub fn live_nodes(&self) -> Vec<String> {
+        let now = now_ms();
+        let mut nodes: Vec<String> = lock(&self.inner.view)
+            .nodes
+            .iter()
+            .filter(|(_, expires)| **expires > now)
+            .map(|(node, _)| node.clone())
+            .collect();
+        nodes.sort();
+        nodes
+    }
+
+    /// Every lease as this node last saw it: resource → holder (`None`:
+    /// released or expired).
+    pub fn holders(&self) -> BTreeMap<Resource, Option<String>> {
+        let now = now_ms();
+        lock(&self.inner.view)
+            .leases
+            .iter()
+            .filter_map(|(key, seen)| {
+                let holder = seen
+                    .value
+                    .as_ref()
+                    .filter(|v| v.expires_at_ms > now)
+                    .map(|v| v.holder.clone());
+                Resource::from_key(key).map(|r| (r, holder))
+            })
+            .collect()
+    }
+
+    /// Renew, acquire and release until `shutdown`, then release every
+    /// lease and the heartbeat at once so the other nodes take over without
+    /// waiting for expiry.
+    pub async fn run(&self, shutdown: CancellationToken) {
+        let renew_every = self.inner.options.renew_every();
+        loop {
+            let next = match self.round().await {
+                Ok(next) => next,
+                Err(error) => {
+                    tracing::warn!("cluster ownership round failed: {error}; retrying");
+                    renew_every / 2
+                }
+            };
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = self.inner.wake.notified() => {}
+                () = tokio::time::sleep(next) => {}
+            }
+        }
+        self.release_all().await;
+    }
+
+    /// One pass: heartbeat (when due), drop lapsed leases, then for every
+    /// resource renew (when due), acquire or release as rendezvous hashing
+    /// over the live nodes says. Returns how long until the next pass is due.
+    pub async fn round(&self) -> Result<Duration, OwnershipError> {
+        let inner = &self.inner;
+        let options = &inner.options;
+        let renew_every = options.renew_every();
+        self.heartbeat_if_due().await?;
+        self.drop_lapsed();
+
+        let now = now_ms();
+        let live = self.live_nodes();
+        let wanted = lock(&inner.wanted).clone();
+        let held: HashMap<Resource, Held> = lock(&inner.held).clone();
+        let mut renew = Vec::new();
+        let mut acquire = Vec::new();
+        let mut release = Vec::new();
+        let mut next = renew_every;
+        {
+            let view = lock(&inner.view);
+            for resource in &wanted {
+                let owner = owner_of(resource, live.iter().map(String::as_str));
+                let mine = owner == Some(options.node.as_str());
+                match (mine, held.get(resource)) {
+                    (true, Some(h)) => {
+                        let due = h.renewed_at + renew_every;
+                        let now_instant = Instant::now();
+                        if due <= now_instant + renew_every / 10 {
+                            renew.push((resource.clone(), *h));
+                        } else {
+                            next = next.min(due - now_instant);
+                        }
+                    }
+                    (true, None) => {
+                        let seen = view.leases.get(&resource.key()).cloned();
+                        match &seen {
+                            Some(SeenLease { value: Some(v), .. })
+                                if v.holder != options.node && v.expires_at_ms > now =>
+                            {
+                                // Held by another node that should hand it
+                                // over (its watch tells it) or is dying:
+                                // look again when the lease ends.
+                                let left = u64::try_from(v.expires_at_ms - now).unwrap_or(0);
+                                next = next.min(Duration::from_millis(left + 1));
+                            }
+                            _ => acquire.push((resource.clone(), seen)),
+                        }
+                    }
+                    (false, Some(h)) => {
+                        release.push((resource.clone(), *h, owner.map(str::to_owned)));
+                    }
+                    (false, None) => {}
+                }
+            }
+        }
+        for (resource, h) in &held {
+            if !wanted.contains(resource) {
+                release.push((resource.clone(), *h, None));
+            }
+        }
+
+        futures::stream::iter(release)
+            .for_each_concurrent(WRITES_IN_FLIGHT, |(resource, h, to)| {
+                self.release(resource, h, to)
+            })
+            .await;
+        futures::stream::iter(renew)
+            .for_each_concurrent(WRITES_IN_FLIGHT, |(resource, h)| self.renew(resource, h))
+            .await;
+        futures::stream::iter(acquire)
+            .for_each_concurrent(WRITES_IN_FLIGHT, |(resource, seen)| {
+                self.acquire(resource, seen)
+            })
+            .await;
+        self.publish();
+        Ok(next)
+    }
+
+    async fn heartbeat_if_due(&self) -> Result<(), OwnershipError> {
+        let inner = &self.inner;
+        let renew_every = inner.options.renew_every();
+        let sent = Instant::now();
+        let due = lock(&inner.last_heartbeat)
+            .is_none_or(|last| last + renew_every <= sent + renew_every / 10);
+        if !due {
+            return Ok(());
+        }
+        let expires_at_ms = now_ms() + millis(inner.options.ttl);
+        let value = HeartbeatValue {
+            node: inner.options.node.clone(),
+            expires_at_ms,
+        };
+        inner
+            .nodes
+            .put(&inner.options.node, encode(&value))
+            .await
+            .map_err(|e| OwnershipError::Heartbeat {
+                node: inner.options.node.clone(),
+                bucket: inner.options.nodes_bucket(),
+                source: e.into(),
+            })?;
+        lock(&inner.view)
+            .nodes
+            .insert(inner.options.node.clone(), expires_at_ms);
+        *lock(&inner.last_heartbeat) = Some(sent);
+        Ok(())
+    }
+
+    /// Forget leases whose local deadline passed (the fence already says
+    /// no): the process was paused or could not renew for too long.
+    fn drop_lapsed(&self) {
+        let now = Instant::now();
+        let mut held = lock(&self.inner.held);
+        held.retain(|resource, h| {
+            let alive = h.deadline > now;
+            if !alive {
+                tracing::warn!(
+                    node = %self.inner.options.node,
+                    "lost lease of {resource} (paused or cut off from the cluster past its end)"
+                );
+            }
+            alive
+        });
+    }
+
+    fn lease_value(&self) -> (LeaseValue, Instant) {
+        let sent = Instant::now();
+        let value = LeaseValue {
+            holder: self.inner.options.node.clone(),
+            expires_at_ms: now_ms() + millis(self.inner.options.ttl),
+        };
+        (value, sent)
+    }
+
+    fn record_held(&self, resource: Resource, revision: u64, sent: Instant, value: LeaseValue) {
+        let options = &self.inner.options;
+        let deadline = sent + options.ttl.saturating_sub(options.margin());
+        lock(&self.inner.view).leases.insert(
+            resource.key(),
+            SeenLease {
+                revision,
+                last_holder: Some(value.holder.clone()),
+                value: Some(value),
+            },
+        );
+        lock(&self.inner.held).insert(
+            resource,
+            Held {
+                revision,
+                renewed_at: sent,
+                deadline,
+            },
+        );
+    }
+
+    async fn renew(&self, resource: Resource, held: Held) {
+        let (value, sent) = self.lease_value();
+        let result = self
+            .inner
+            .leases
+            .update(resource.key(), encode(&value), held.revision)
+            .await;
+        match result {
+            Ok(revision) => self.record_held(resource, revision, sent, value),
+            Err(error) if error.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                lock(&self.inner.held).remove(&resource);
+                tracing::warn!(
+                    node = %self.inner.options.node,
+                    "lost lease of {resource} (paused or cut off: another node holds it now)"
+                );
+            }
+            // Kept until its deadline: the next renewal may get through.
+            Err(error) => tracing::warn!(
+                node = %self.inner.options.node,
+                "cannot renew the lease of {resource}: {error}"
+            ),
+        }
+    }
+
+    async fn acquire(&self, resource: Resource, seen: Option<SeenLease>) {
+        let (value, sent) = self.lease_value();
+        let key = resource.key();
+        let leases = &self.inner.leases;
+        let (result, previous) = match &seen {
+            None => (
+                leases
+                    .create(&key, encode(&value))
+                    .await
+                    .map_err(|e| e.to_string()),
+                None,
+            ),
+            Some(seen) => (
+                leases
+                    .update(&key, encode(&value), seen.revision)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Some((seen.value.clone(), seen.last_holder.clone())),
+            ),
+        };
+        let revision = match result {
+            Ok(revision) => revision,
+            Err(error) => {
+                // Someone else moved first, or our view is behind: the watch
+                // brings the newer revision and the next round tries again.
+                tracing::debug!(node = %self.inner.options.node, "{resource} not acquired: {error}");
+                return;
+            }
+        };
+        self.record_held(resource.clone(), revision, sent, value);
+        let node = &self.inner.options.node;
+        match previous {
+            Some((Some(before), _)) if before.holder != *node => {
+                self.inner.takeovers.expired.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    node = %node,
+                    "took over {resource} from node {} (its lease expired)",
+                    before.holder
+                );
+            }
+            Some((None, last)) => {
+                self.inner
+                    .takeovers
+                    .released
+                    .fetch_add(1, Ordering::Relaxed);
+                match last.filter(|last| last != node) {
+                    Some(last) => tracing::info!(
+                        node = %node,
+                        "took over {resource} from node {last} (handed over)"
+                    ),
+                    None => tracing::info!(node = %node, "took over {resource}"),
+                }
+            }
+            _ => tracing::info!(node = %node, "took over {resource}"),
+        }
+    }
+
+    async fn release(&self, resource: Resource, held: Held, to: Option<String>) {
+        lock(&self.inner.held).remove(&resource);
+        let result = self
+            .inner
+            .leases
+            .delete_expect_revision(resource.key(), Some(held.revision))
+            .await;
+        let node = &self.inner.options.node;
+        match (result, to) {
+            (Ok(()), Some(to)) => {
+                tracing::info!(node = %node, "handed over {resource} to node {to}")
+            }
+            (Ok(()), None) => tracing::info!(node = %node, "handed over {resource}"),
+            // It lapses by itself; the fence already says no.
+            (Err(error), _) => tracing::warn!(
+                node = %node,
+                "cannot release the lease of {resource} ({error}); it ends by itself"
+            ),
+        }
+    }
+
+    /// Release every lease and delete the heartbeat (SIGTERM): the
+    /// heartbeat first, so the others no longer count this node when the
+    /// released leases wake them.
+    pub async fn release_all(&self) {
+        let inner = &self.inner;
+        if let Err(error) = inner.nodes.delete(&inner.options.node).await {
+            tracing::warn!(node = %inner.options.node, "cannot delete this node's heartbeat: {error}");
+        }
+        let held: Vec<(Resource, Held)> = lock(&inner.held).drain().collect();
+        futures::stream::iter(held)
+            .for_each_concurrent(WRITES_IN_FLIGHT, |(resource, h)| async move {
+                let result = inner
+                    .leases
+                    .delete_expect_revision(resource.key(), Some(h.revision))
+                    .await;
+                match result {
+                    Ok(()) => tracing::info!(node = %inner.options.node, "handed over {resource} (shutting down)"),
+                    Err(error) => tracing::warn!(
+                        node = %inner.options.node,
+                        "cannot release the lease of {resource} ({error}); it ends by itself"
+                    ),
+                }
+            })
+            .await;
+        self.publish();
+    }
+
+    /// Tell followers of [`Ownership::owned`] what is held now.
+    fn publish(&self) {
+        let now: BTreeSet<Resource> = lock(&self.inner.held).keys().cloned().collect();
+        self.inner.owned.send_if_modified(|owned| {
+            if *owned == now {
+                false
+            } else {
+                *owned = now;
+                true
+            }
+        });
+    }
+}
+
+impl Fence for Ownership {
+    fn holds(&self, scope: Scope<'_>) -> bool {
+        let resource = Resource::from(scope);
+        lock(&self.inner.held)
+            .get(&resource)
+            .is_some_and(|h| h.deadline > Instant::now())
+    }
+}
+
+fn encode<T: Serialize>(value: &T) -> Bytes {
+    // Serialising these plain structs cannot fail.
+    Bytes::from(serde_json::to_vec(value).unwrap_or_default())
+}
+
+#[derive(Clone, Copy, Debug)]
+enum WatchedBucket {
+    Leases,
+    Nodes,
+}
+
+/// Watch one bucket into the view for as long as the ownership lives,
+/// waking rounds on changes that matter. Returns a flag that turns true
+/// once the bucket's current contents have been seen.
+async fn spawn_watcher(
+    inner: &Arc<Inner>,
+    which: WatchedBucket,
+) -> Result<watch::Receiver<bool>, OwnershipError> {
+    let (store, bucket) = match which {
+        WatchedBucket::Leases => (inner.leases.clone(), inner.options.leases_bucket()),
+        WatchedBucket::Nodes => (inner.nodes.clone(), inner.options.nodes_bucket()),
+    };
+    let read_error = |source: async_nats::Error| OwnershipError::Read {
+        bucket: bucket.clone(),
+        source,
+    };
+    let mut status = store.status().await.map_err(|e| read_error(e.into()))?;
+    let empty = status.info.state.messages == 0;
+    let first = store
+        .watch_with_history(">")
+        .await
+        .map_err(|e| read_error(e.into()))?;
+    let (ready_tx, ready) = watch::channel(empty);
+    let weak = Arc::downgrade(inner);
+    let stop = inner.stop_watching.clone();
+    tokio::spawn(async move {
+        let mut watch = first;
+        loop {
+            let next = tokio::select! {
+                () = stop.cancelled() => return,
+                next = watch.try_next() => next,
+            };
+            match next {
+                Ok(Some(entry)) => {
+                    let Some(inner) = weak.upgrade() else { return };
+                    apply(&inner, which, &entry);
+                    if entry.delta == 0 {
+                        ready_tx.send_replace(true);
+                    }
+                }
+                Ok(None) | Err(_) => {
+                    if let Err(error) = &next {
+                        tracing::warn!(bucket = %bucket, "watch failed: {error}; re-opening it");
+                    }
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    }
+                    if let Ok(again) = store.watch_with_history(">").await {
+                        watch = again;
+                    }
+                    // Refreshing status is only for the ready flag, already set.
+                    let _ = store.status().await.map(|s| status = s);
+                }
+            }
+        }
+    });
+    Ok(ready)
+}
+
+/// Fold one watched entry into the view; wake the round when it may change
+/// who should own or can take what.
+fn apply(inner: &Inner, which: WatchedBucket, entry: &kv::Entry) {
+    let deleted = matches!(
+        entry.operation,
+        kv::Operation::Delete | kv::Operation::Purge
+    );
+    let mut view = lock(&inner.view);
+    let wake = match which {
+        WatchedBucket::Leases => {
+            let value: Option<LeaseValue> = if deleted {
+                None
+            } else {
+                serde_json::from_slice(&entry.value).ok()
+            };
+            let before = view.leases.get(&entry.key);
+            if before.is_some_and(|b| b.revision >= entry.revision) {
+                return;
+            }
+            let holder_changed = before
+                .and_then(|b| b.value.as_ref())
+                .map(|v| v.holder.as_str())
+                != value.as_ref().map(|v| v.holder.as_str());
+            let last_holder = value
+                .as_ref()
+                .map(|v| v.holder.clone())
+                .or_else(|| before.and_then(|b| b.last_holder.clone()));
+            view.leases.insert(
+                entry.key.clone(),
+                SeenLease {
+                    revision: entry.revision,
+                    value,
+                    last_holder,
+                },
+            );
+            deleted || holder_changed
+        }
+        WatchedBucket::Nodes => {
+            if deleted {
+                view.nodes.remove(&entry.key).is_some()
+            } else {
+                let Ok(beat) = serde_json::from_slice::<HeartbeatValue>(&entry.value) else {
+                    return;
+                };
+                // Our own heartbeat is recorded when written.
+                if beat.node == inner.options.node && view.nodes.contains_key(&beat.node) {
+                    return;
+                }
+                let known = view
+                    .nodes
+                    .insert(entry.key.clone(), beat.expires_at_ms)
+                    .is_some_and(|expires| expires > now_ms());
+                !known
+            }
+        }
+    };
+    drop(view);
+    if wake {
+        inner.wake.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stores(n: usize) -> Vec<Resource> {
+        (0..n)
+            .map(|i| Resource::Store(format!("loja{i}")))
+            .collect()
+    }
+
+    fn spread<'a>(resources: &[Resource], nodes: &[&'a str]) -> BTreeMap<&'a str, usize> {
+        let mut counts = BTreeMap::new();
+        for resource in resources {
+            if let Some(owner) = owner_of(resource, nodes.iter().copied()) {
+                *counts.entry(owner).or_insert(0) += 1;
+            }
+        }
+        counts
+    }
+
+    #[test]
+    fn three_nodes_each_own_a_third_of_3000_stores_within_15_percent() {
+        let resources = stores(3000);
+        for nodes in [
+            ["a", "b", "c"],
+            ["node-1", "node-2", "node-3"],
+            [
+                "web-1-example-com",
+                "web-2-example-com",
+                "web-3-example-com",
+            ],
+        ] {
+            let counts = spread(&resources, &nodes);
+            for node in nodes {
+                let owned = counts.get(node).copied().unwrap_or(0);
+                assert!(
+                    (850..=1150).contains(&owned),
+                    "{node} owns {owned} of 3000 with nodes {nodes:?}: {counts:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_leaving_node_moves_only_its_own_resources() {
+        let resources = stores(3000);
+        let before: Vec<Option<&str>> = resources
+            .iter()
+            .map(|r| owner_of(r, ["a", "b", "c"]))
+            .collect();
+        let after: Vec<Option<&str>> = resources.iter().map(|r| owner_of(r, ["a", "c"])).collect();
+        for (was, is) in before.iter().zip(&after) {
+            if *was != Some("b") {
+                assert_eq!(was, is, "a resource not owned by the leaving node moved");
+            } else {
+                assert!(matches!(is, Some("a" | "c")));
+            }
+        }
+    }
+
+    #[test]
+    fn a_joining_node_takes_only_what_it_wins_about_a_quarter() {
+        let resources = stores(3000);
+        let mut moved = 0;
+        for resource in &resources {
+            let was = owner_of(resource, ["a", "b", "c"]);
+            let is = owner_of(resource, ["a", "b", "c", "d"]);
+            if was != is {
+                assert_eq!(is, Some("d"), "{resource} moved between old nodes");
+                moved += 1;
+            }
+        }
+        assert!(
+            (600..=900).contains(&moved),
+            "{moved} of 3000 moved to the fourth node"
+        );
+    }
+
+    #[test]
+    fn keys_round_trip_and_weights_are_stable() {
+        for resource in [
+            Resource::Store("loja-1".into()),
+            Resource::Channel("whats_app".into()),
+        ] {
+            assert_eq!(Resource::from_key(&resource.key()), Some(resource.clone()));
+        }
+        assert_eq!(Resource::from_key("other.x"), None);
+        // Fixed across builds: nodes of different versions must agree.
+        assert_eq!(
+            weight(&Resource::Store("loja1".into()), "a"),
+            weight(&Resource::Store("loja1".into()), "a")
+        );
+        assert_ne!(
+            weight(&Resource::Store("loja1".into()), "a"),
+            weight(&Resource::Channel("loja1".into()), "a")
+        );
+        assert_eq!(
+            owner_of(&Resource::Store("x".into()), std::iter::empty()),
+            None
+        );
+    }
+}

@@ -1,0 +1,1026 @@
+//! Job writes of the NATS backend: enqueue with dedupe keys, claim,
+//! completion, cancel, requeue and purge, each a compare-and-set on the job's
+//! revision in the jobs bucket.
+//!
+//! A dedupe key is a key of the dedupe bucket whose value is the holder's
+//! job id, taken with `create` (which fails if the key is held). A key
+//! counts as held only while its holder exists, still lists the key and is
+//! not cancelled; anything else is a leftover (a cancel or purge that died
+//! between its two writes, or a crashed enqueue) and is taken over with a
+//! compare-and-set. A key held by a job that does not exist is the mark of
+//! an enqueue that died between claiming its keys and writing its record:
+//! the next enqueue of the same notification writes the job under that id
+//! (see `docs/cluster-state.md`).
+
+use std::collections::HashSet;
+
+use async_nats::jetstream::kv;
+use futures::TryStreamExt;
+use jiff::{SignedDuration, Timestamp};
+use tokio_util::bytes::Bytes;
+
+use super::mirror::Stored;
+use super::{CAS_ATTEMPTS, Inner, boxed, conflict, keys, nats_error};
+use crate::queue::{
+    CancelOutcome, ChannelStatus, Claim, Completed, Completion, EnqueueOutcome, Error, Job,
+    JobBody, JobFilter, JobId, JobState, NewJob, Outcome, PurgeFilter, RequeueOutcome, Result,
+    Scope, StoreStatus,
+};
+
+/// Longest channel, store or order id accepted (as in the redb backend).
+const MAX_NAME_LEN: usize = 512;
+/// Longest dedupe key accepted.
+const MAX_DEDUPE_KEY_LEN: usize = 1024;
+/// A claim looks at no fewer than this many due jobs to pick by priority.
+const CLAIM_SCAN_MIN: usize = 256;
+/// Default cap of one `requeue_dead` call.
+const REQUEUE_DEFAULT_LIMIT: usize = 10_000;
+
+fn invalid(what: impl Into<String>, reason: impl Into<String>) -> Error {
+    Error::Invalid {
+        what: what.into(),
+        reason: reason.into(),
+    }
+}
+
+pub(super) fn check_name(
+    what: &dyn Fn() -> String,
+    field: &str,
+    value: &str,
+    max: usize,
+) -> Result<()> {
+    if value.is_empty() {
+        return Err(invalid(what(), format!("{field} is empty")));
+    }
+    if value.len() > max {
+        return Err(invalid(
+            what(),
+            format!("{field} is {} bytes long (at most {max})", value.len()),
+        ));
+    }
+    Ok(())
+}
+
+/// Rejects a job the queue cannot hold, naming it.
+pub(super) fn validate_new_job(job: &NewJob) -> Result<()> {
+    let what = || {
+        format!(
+            "job {:?} for order {:?} of store {:?} on channel {:?}",
+            job.kind.as_str(),
+            job.order_id,
+            job.store,
+            job.channel
+        )
+    };
+    check_name(&what, "channel", job.channel.as_str(), MAX_NAME_LEN)?;
+    check_name(&what, "store", &job.store, MAX_NAME_LEN)?;
+    check_name(&what, "order id", &job.order_id, MAX_NAME_LEN)?;
+    for key in &job.dedupe_keys {
+        check_name(&what, "a dedupe key", key, MAX_DEDUPE_KEY_LEN)?;
+    }
+    if job.max_attempts == 0 {
+        return Err(invalid(what(), "max_attempts is 0 (at least 1)"));
+    }
+    Ok(())
+}
+
+fn finish(job: &mut Job, state: JobState, at: Timestamp, reason: Option<String>) {
+    job.state = state;
+    job.finished_at = Some(at);
+    job.lease_until = None;
+    job.outcome_reason = reason;
+}
+
+fn requeueable(state: JobState) -> bool {
+    matches!(
+        state,
+        JobState::Dead | JobState::Expired | JobState::Cancelled | JobState::Skipped
+    )
+}
+
+/// Whether `job` really holds dedupe key `key` (see the module docs).
+fn holds(job: &Job, key: &str) -> bool {
+    job.state != JobState::Cancelled && job.dedupe_keys.iter().any(|held| held == key)
+}
+
+/// What the dedupe bucket says about one key.
+enum KeySlot {
+    Free,
+    /// Held (or left over) by this job, at this revision of the key.
+    Taken {
+        holder: JobId,
+        revision: u64,
+    },
+}
+
+impl Inner {
+    fn jobs_bucket(&self) -> String {
+        self.names.bucket("jobs")
+    }
+
+    fn job_target(&self, id: JobId) -> String {
+        format!("bucket {}, job {id}", self.jobs_bucket())
+    }
+
+    /// One job, read from the bucket (not the view): the truth to write against.
+    pub(super) async fn load(&self, id: JobId) -> Result<Option<Stored>> {
+        let entry = self
+            .buckets
+            .jobs
+            .entry(id.to_string())
+            .await
+            .map_err(|e| nats_error(self.job_target(id), "read job")(boxed(e)))?;
+        match entry {
+            Some(entry) if entry.operation == kv::Operation::Put => {
+                let job = serde_json::from_slice(&entry.value).map_err(|error| Error::Corrupt {
+                    path: format!("nats:{}/{id}", self.jobs_bucket()).into(),
+                    what: format!("job {id}"),
+                    message: error.to_string(),
+                })?;
+                Ok(Some(Stored {
+                    job,
+                    revision: entry.revision,
+                }))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn encode_job(&self, job: &Job) -> Result<Bytes> {
+        serde_json::to_vec(job)
+            .map(Bytes::from)
+            .map_err(|e| nats_error(self.job_target(job.id), "encode job")(boxed(e)))
+    }
+
+    /// Writes `job` if its record is still at `revision`; `false` if another
+    /// write came first. Waits until this node's view shows the write.
+    async fn cas_job(&self, job: &Job, revision: u64) -> Result<bool> {
+        let bytes = self.encode_job(job)?;
+        match self
+            .buckets
+            .jobs
+            .update(job.id.to_string(), bytes, revision)
+            .await
+        {
+            Ok(written) => {
+                self.mirror.await_jobs(written).await;
+                Ok(true)
+            }
+            Err(error) if error.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(false),
+            Err(error) => Err(nats_error(self.job_target(job.id), "update job")(boxed(
+                error,
+            ))),
+        }
+    }
+
+    // ----- enqueue -----
+
+    async fn key_slot(&self, key: &str) -> Result<KeySlot> {
+        let stored_key = keys::dedupe_key(key);
+        let entry = self
+            .buckets
+            .dedupe
+            .entry(stored_key.as_str())
+            .await
+            .map_err(|e| nats_error(format!("dedupe key {key:?}"), "read dedupe key")(boxed(e)))?;
+        match entry {
+            Some(entry) if entry.operation == kv::Operation::Put => {
+                let text = String::from_utf8_lossy(&entry.value);
+                let holder = text.parse::<JobId>().map_err(|error| Error::Corrupt {
+                    path: format!("nats:{}/{stored_key}", self.names.bucket("dedupe")).into(),
+                    what: format!("dedupe key {key:?}"),
+                    message: error.to_string(),
+                })?;
+                Ok(KeySlot::Taken {
+                    holder,
+                    revision: entry.revision,
+                })
+            }
+            _ => Ok(KeySlot::Free),
+        }
+    }
+
+    /// Enqueues one job, deduplicated by its keys. `with_id` fixes the new
+    /// job's id (none: a fresh one).
+    pub(super) async fn insert_job(
+        &self,
+        mut new: NewJob,
+        with_id: Option<JobId>,
+    ) -> Result<EnqueueOutcome> {
+        let mut seen = HashSet::with_capacity(new.dedupe_keys.len());
+        new.dedupe_keys.retain(|key| seen.insert(key.clone()));
+        let now = self.now();
+        'attempt: for _ in 0..CAS_ATTEMPTS {
+            // 1. Who holds the keys? A live holder makes this a duplicate; a
+            //    missing one is our own crashed attempt, whose id we take.
+            let mut slots = Vec::with_capacity(new.dedupe_keys.len());
+            let mut adopted = None;
+            for key in &new.dedupe_keys {
+                let slot = self.key_slot(key).await?;
+                if let KeySlot::Taken { holder, .. } = &slot {
+                    match self.load(*holder).await? {
+                        Some(stored) if holds(&stored.job, key) => {
+                            return Ok(EnqueueOutcome::Duplicate(*holder));
+                        }
+                        Some(_) => {}
+                        None => {
+                            adopted.get_or_insert(*holder);
+                        }
+                    }
+                }
+                slots.push(slot);
+            }
+            let id = adopted.or(with_id).unwrap_or_else(|| self.next_id(now));
+            // 2. Take every key for `id`.
+            for (key, slot) in new.dedupe_keys.iter().zip(&slots) {
+                let stored_key = keys::dedupe_key(key);
+                let value = Bytes::from(id.to_string());
+                let taken = match slot {
+                    KeySlot::Free => self
+                        .buckets
+                        .dedupe
+                        .create(stored_key.as_str(), value)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| (e.kind() == kv::CreateErrorKind::AlreadyExists, boxed(e))),
+                    KeySlot::Taken { holder, .. } if *holder == id => Ok(()),
+                    KeySlot::Taken { revision, .. } => self
+                        .buckets
+                        .dedupe
+                        .update(stored_key.as_str(), value, *revision)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| {
+                            (e.kind() == kv::UpdateErrorKind::WrongLastRevision, boxed(e))
+                        }),
+                };
+                match taken {
+                    Ok(()) => {}
+                    // Someone else took it meanwhile: look again.
+                    Err((true, _)) => continue 'attempt,
+                    Err((false, error)) => {
+                        return Err(
+                            nats_error(format!("dedupe key {key:?}"), "take dedupe key")(error),
+                        );
+                    }
+                }
+            }
+            if self.crash_point(super::PollStep::DedupeKeys) {
+                return Err(super::poll::crashed(super::PollStep::DedupeKeys));
+            }
+            // 3. The job itself.
+            let job = Job {
+                id,
+                channel: new.channel.clone(),
+                store: new.store.clone(),
+                order_id: new.order_id.clone(),
+                priority: new.priority,
+                state: JobState::Pending,
+                created_at: now,
+                due_at: new.due_at,
+                expires_at: new.expires_at,
+                attempt: 0,
+                max_attempts: new.max_attempts,
+                claims: 0,
+                lease_until: None,
+                last_error: None,
+                attempts_log: Vec::new(),
+                finished_at: None,
+                outcome_reason: None,
+                receipt: None,
+                dedupe_keys: new.dedupe_keys.clone(),
+                fell_back_to: None,
+                fallback_of: None,
+                body: JobBody::Readable {
+                    kind: new.kind,
+                    payload: new.payload.clone(),
+                },
+            };
+            let bytes = self.encode_job(&job)?;
+            match self.buckets.jobs.create(id.to_string(), bytes).await {
+                Ok(written) => self.mirror.await_jobs(written).await,
+                // Another writer adopted the same crashed attempt first.
+                Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {
+                    return Ok(EnqueueOutcome::Duplicate(id));
+                }
+                Err(error) => {
+                    return Err(nats_error(self.job_target(id), "create job")(boxed(error)));
+                }
+            }
+            self.publish_history(&job, Outcome::Entered, now, format!("{id}.entered"))
+                .await?;
+            return Ok(EnqueueOutcome::Inserted(id));
+        }
+        Err(conflict(format!(
+            "dedupe keys of order {:?} of store {:?}",
+            new.order_id, new.store
+        )))
+    }
+
+    /// Frees the dedupe keys `job` holds (only those still naming it).
+    async fn release_keys(&self, job: &Job) -> Result<()> {
+        for key in &job.dedupe_keys {
+            if let KeySlot::Taken { holder, revision } = self.key_slot(key).await?
+                && holder == job.id
+            {
+                let stored_key = keys::dedupe_key(key);
+                match self
+                    .buckets
+                    .dedupe
+                    .purge_expect_revision(stored_key.as_str(), Some(revision))
+                    .await
+                {
+                    Ok(()) => {}
+                    // Taken over meanwhile: no longer ours to free.
+                    Err(error) if error.kind() == kv::UpdateErrorKind::WrongLastRevision => {}
+                    Err(error) => {
+                        return Err(
+                            nats_error(format!("dedupe key {key:?}"), "free dedupe key")(boxed(
+                                error,
+                            )),
+                        );
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    // ----- claim -----
+
+    pub(super) async fn claim(
+        &self,
+        channel: &str,
+        now: Timestamp,
+        max: usize,
+        lease: SignedDuration,
+    ) -> Result<Vec<Job>> {
+        let what = || format!("claim on channel {channel:?}");
+        if lease.is_negative() {
+            return Err(invalid(what(), format!("the lease {lease:#} is negative")));
+        }
+        let lease_until = now.checked_add(lease).map_err(|error| {
+            invalid(what(), format!("the lease {lease:#} is too long: {error}"))
+        })?;
+        self.fenced(Scope::Channel(channel))?;
+        if max == 0 || self.channel_paused(channel).await? {
+            return Ok(Vec::new());
+        }
+        self.recover(channel, now).await?;
+        let window = max.saturating_mul(4).max(CLAIM_SCAN_MIN);
+        let mut due: Vec<Stored> = self.mirror.read(|view| {
+            view.active_jobs(channel)
+                .into_iter()
+                .filter(|stored| stored.job.state == JobState::Pending && stored.job.due_at <= now)
+                .cloned()
+                .collect()
+        });
+        due.sort_by_key(|stored| (stored.job.due_at, stored.job.id));
+        due.truncate(window);
+        let (stale, mut candidates): (Vec<Stored>, Vec<Stored>) = due
+            .into_iter()
+            .partition(|stored| stored.job.expires_at.is_some_and(|at| at <= now));
+        for stored in stale {
+            self.expire(stored, now).await?;
+        }
+        candidates.sort_by_key(|stored| (stored.job.priority, stored.job.due_at, stored.job.id));
+        let mut claimed = Vec::with_capacity(max.min(candidates.len()));
+        for mut stored in candidates {
+            if claimed.len() >= max {
+                break;
+            }
+            // One re-read if the view was behind; then leave it to the next claim.
+            for _ in 0..2 {
+                let job = &stored.job;
+                if job.state != JobState::Pending || job.due_at > now {
+                    break;
+                }
+                if job.expires_at.is_some_and(|at| at <= now) {
+                    self.expire(stored, now).await?;
+                    break;
+                }
+                let mut running = job.clone();
+                running.state = JobState::Running;
+                running.attempt = running.attempt.saturating_add(1);
+                running.claims = running.claims.saturating_add(1);
+                running.lease_until = Some(lease_until);
+                if self.cas_job(&running, stored.revision).await? {
+                    claimed.push(running);
+                    break;
+                }
+                match self.load(stored.job.id).await? {
+                    Some(fresh) => stored = fresh,
+                    None => break,
+                }
+            }
+        }
+        Ok(claimed)
+    }
+
+    async fn channel_paused(&self, channel: &str) -> Result<bool> {
+        Ok(self
+            .read_json::<ChannelStatus>(
+                &self.buckets.channels,
+                &self.names.bucket("channels"),
+                &keys::channel_key(channel),
+                &|| format!("status of channel {channel:?}"),
+            )
+            .await?
+            .is_some_and(|(status, _)| status.paused.is_some()))
+    }
+
+    async fn expire(&self, stored: Stored, now: Timestamp) -> Result<()> {
+        let mut job = stored.job;
+        let reason = match job.expires_at {
+            Some(at) => format!("expired at {at} before it could be delivered"),
+            None => "expired before it could be delivered".to_owned(),
+        };
+        finish(&mut job, JobState::Expired, now, Some(reason));
+        if self.cas_job(&job, stored.revision).await? {
+            self.count_terminal(&job).await?;
+        }
+        Ok(())
+    }
+
+    /// Running jobs of `channel` whose lease ended by `now` become pending
+    /// (due now) or dead after their last attempt.
+    pub(super) async fn recover(&self, channel: &str, now: Timestamp) -> Result<usize> {
+        let expired: Vec<Stored> = self.mirror.read(|view| {
+            view.active_jobs(channel)
+                .into_iter()
+                .filter(|stored| {
+                    stored.job.state == JobState::Running
+                        && stored.job.lease_until.is_none_or(|until| until <= now)
+                })
+                .cloned()
+                .collect()
+        });
+        let mut recovered = 0;
+        for stored in expired {
+            let mut job = stored.job;
+            let note = "the lease expired: the delivery crashed or timed out".to_owned();
+            job.log_attempt(now, note.clone());
+            job.last_error = Some(note);
+            if job.attempt >= job.max_attempts {
+                let reason = format!(
+                    "the delivery crashed or timed out on its last attempt ({} of {})",
+                    job.attempt, job.max_attempts
+                );
+                finish(&mut job, JobState::Dead, now, Some(reason));
+            } else {
+                job.state = JobState::Pending;
+                job.due_at = now;
+                job.lease_until = None;
+            }
+            if self.cas_job(&job, stored.revision).await? {
+                recovered += 1;
+                self.count_terminal(&job).await?;
+            }
+        }
+        Ok(recovered)
+    }
+
+    // ----- completion -----
+
+    fn running_job(stored: &Stored, claim: Claim) -> Result<()> {
+        let job = &stored.job;
+        if job.state != JobState::Running {
+            return Err(Error::NotRunning {
+                id: job.id,
+                channel: job.channel.clone(),
+                state: job.state,
+            });
+        }
+        if job.claims != claim.claim {
+            return Err(Error::StaleClaim {
+                id: job.id,
+                channel: job.channel.clone(),
+                presented: claim.claim,
+                current: job.claims,
+            });
+        }
+        Ok(())
+    }
+
+    pub(super) async fn complete(&self, claim: Claim, completion: Completion) -> Result<Completed> {
+        for _ in 0..CAS_ATTEMPTS {
+            let stored = self
+                .load(claim.id)
+                .await?
+                .ok_or(Error::NotFound { id: claim.id })?;
+            self.fenced(Scope::Channel(stored.job.channel.as_str()))?;
+            Self::running_job(&stored, claim)?;
+            let mut job = stored.job.clone();
+            if let Completion::FellBack { fallback, .. } = &completion {
+                validate_new_job(fallback)?;
+                if fallback.store != job.store || fallback.order_id != job.order_id {
+                    return Err(invalid(
+                        format!("fallback of job {}", job.id),
+                        format!(
+                            "it must notify the same store and order ({}/{}), not {}/{}",
+                            job.store, job.order_id, fallback.store, fallback.order_id
+                        ),
+                    ));
+                }
+            }
+            let now = self.now();
+            let mut fallback_inserted = None;
+            let mut sent_at = None;
+            let mut fell_back_on = None;
+            match completion.clone() {
+                Completion::Sent {
+                    receipt,
+                    at,
+                    pacing_day,
+                } => {
+                    job.log_attempt(at, "sent".to_owned());
+                    job.receipt = Some(receipt);
+                    finish(&mut job, JobState::Sent, at, None);
+                    sent_at = Some((at, pacing_day));
+                }
+                Completion::Retry {
+                    at,
+                    error,
+                    spend_attempt,
+                } => {
+                    job.log_attempt(now, error.clone());
+                    if !spend_attempt {
+                        job.attempt = job.attempt.saturating_sub(1);
+                    }
+                    if spend_attempt && job.attempt >= job.max_attempts {
+                        let reason = format!("gave up after {} attempts: {error}", job.attempt);
+                        finish(&mut job, JobState::Dead, now, Some(reason));
+                    } else if job.expires_at.is_some_and(|expires| expires <= at) {
+                        let reason = format!("the retry would come after its expiry: {error}");
+                        finish(&mut job, JobState::Expired, now, Some(reason));
+                    } else {
+                        job.state = JobState::Pending;
+                        job.due_at = at;
+                        job.lease_until = None;
+                    }
+                    job.last_error = Some(error);
+                }
+                Completion::Defer {
+                    until,
+                    expires_at,
+                    reason,
+                } => {
+                    job.log_attempt(now, format!("deferred: {reason}"));
+                    job.attempt = job.attempt.saturating_sub(1);
+                    if expires_at.is_some() {
+                        job.expires_at = expires_at;
+                    }
+                    job.state = JobState::Pending;
+                    job.due_at = until;
+                    job.lease_until = None;
+                }
+                Completion::Dead { reason } => {
+                    job.log_attempt(now, reason.clone());
+                    job.last_error = Some(reason.clone());
+                    finish(&mut job, JobState::Dead, now, Some(reason));
+                }
+                Completion::Cancelled { reason } => {
+                    job.log_attempt(now, format!("cancelled: {reason}"));
+                    finish(&mut job, JobState::Cancelled, now, Some(reason));
+                }
+                Completion::Expired => {
+                    job.log_attempt(now, "expired".to_owned());
+                    finish(
+                        &mut job,
+                        JobState::Expired,
+                        now,
+                        Some("expired during delivery".to_owned()),
+                    );
+                }
+                Completion::Skipped { reason } => {
+                    job.log_attempt(now, format!("skipped: {reason}"));
+                    finish(&mut job, JobState::Skipped, now, Some(reason));
+                }
+                Completion::FellBack { reason, fallback } => {
+                    let fallback_channel = fallback.channel.to_string();
+                    match self.insert_job(*fallback, None).await? {
+                        EnqueueOutcome::Inserted(id) => {
+                            self.mark_fallback_of(id, job.id).await?;
+                            fell_back(&mut job, now, reason, &fallback_channel, "as job", id);
+                            fallback_inserted = Some(id);
+                            fell_back_on = Some(fallback_channel);
+                        }
+                        EnqueueOutcome::Duplicate(holder) => {
+                            let holder_state = self.load(holder).await?.map(|held| held.job.state);
+                            match holder_state {
+                                Some(JobState::Pending | JobState::Running | JobState::Sent) => {
+                                    fell_back(
+                                        &mut job,
+                                        now,
+                                        reason,
+                                        &fallback_channel,
+                                        "already planned there as job",
+                                        holder,
+                                    );
+                                }
+                                ended => {
+                                    let ended = ended.map_or("gone", JobState::as_str);
+                                    let outcome = format!(
+                                        "{reason}; fallback channel {fallback_channel} already ended: job {holder} is {ended}"
+                                    );
+                                    job.log_attempt(now, outcome.clone());
+                                    job.last_error = Some(reason);
+                                    finish(&mut job, JobState::Dead, now, Some(outcome));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            if !self.cas_job(&job, stored.revision).await? {
+                // Changed since we read it (a lease recovery by a claim):
+                // read again, which reports the stale claim.
+                continue;
+            }
+            self.count_terminal(&job).await?;
+            let channel = job.channel.as_str();
+            if let Some((at, pacing_day)) = sent_at {
+                self.update_channel(channel, &mut |status: &mut ChannelStatus| {
+                    record_send(status, at, pacing_day);
+                })
+                .await?;
+            }
+            if let Some(fallback_channel) = fell_back_on {
+                let day = self.day_date(now);
+                self.update_channel(channel, &mut |status: &mut ChannelStatus| {
+                    record_fallback(status, day, &fallback_channel);
+                })
+                .await?;
+            }
+            return Ok(Completed {
+                job,
+                fallback_inserted,
+            });
+        }
+        Err(conflict(self.job_target(claim.id)))
+    }
+
+    fn day_date(&self, at: Timestamp) -> jiff::civil::Date {
+        self.time_zone
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .to_datetime(at)
+            .date()
+    }
+
+    async fn mark_fallback_of(&self, id: JobId, original: JobId) -> Result<()> {
+        for _ in 0..CAS_ATTEMPTS {
+            let Some(stored) = self.load(id).await? else {
+                return Ok(());
+            };
+            let mut job = stored.job;
+            job.fallback_of = Some(original);
+            if self.cas_job(&job, stored.revision).await? {
+                return Ok(());
+            }
+        }
+        Err(conflict(self.job_target(id)))
+    }
+
+    // ----- operator writes -----
+
+    pub(super) async fn cancel_one(&self, id: JobId, reason: &str) -> Result<CancelOutcome> {
+        for _ in 0..CAS_ATTEMPTS {
+            let Some(stored) = self.load(id).await? else {
+                return Ok(CancelOutcome::NotFound);
+            };
+            if stored.job.state != JobState::Pending {
+                return Ok(CancelOutcome::NotPending(stored.job.state));
+            }
+            let mut job = stored.job;
+            finish(
+                &mut job,
+                JobState::Cancelled,
+                self.now(),
+                Some(reason.to_owned()),
+            );
+            if !self.cas_job(&job, stored.revision).await? {
+                continue;
+            }
+            self.count_terminal(&job).await?;
+            // A cancelled notification was never sent: its keys are freed
+            // (see `StateStore`), and so are those of the unsent jobs that
+            // fell back to it, up the chain.
+            self.release_keys(&job).await?;
+            self.release_fallback_chain(&job, reason).await?;
+            return Ok(CancelOutcome::Cancelled);
+        }
+        Err(conflict(self.job_target(id)))
+    }
+
+    async fn release_fallback_chain(&self, cancelled: &Job, reason: &str) -> Result<()> {
+        let mut child = cancelled.id;
+        let mut next = cancelled.fallback_of;
+        let mut seen = vec![cancelled.id];
+        while let Some(id) = next.filter(|id| !seen.contains(id)) {
+            seen.push(id);
+            let Some(stored) = self.load(id).await? else {
+                break;
+            };
+            let mut original = stored.job;
+            if original.state != JobState::Skipped || original.fell_back_to != Some(child) {
+                break;
+            }
+            let held = original.clone();
+            original.dedupe_keys.clear();
+            original.log_attempt(
+                self.now(),
+                format!("keys released: its fallback job {child} was cancelled ({reason})"),
+            );
+            // The record first: once it lists no keys, they count as free
+            // even if freeing them below does not happen.
+            if !self.cas_job(&original, stored.revision).await? {
+                break;
+            }
+            self.release_keys(&held).await?;
+            child = original.id;
+            next = original.fallback_of;
+        }
+        Ok(())
+    }
+
+    pub(super) async fn requeue_one(&self, id: JobId) -> Result<RequeueOutcome> {
+        for _ in 0..CAS_ATTEMPTS {
+            let Some(stored) = self.load(id).await? else {
+                return Ok(RequeueOutcome::NotFound);
+            };
+            if !requeueable(stored.job.state) {
+                return Ok(RequeueOutcome::NotRequeueable(stored.job.state));
+            }
+            if let Some(fallback) = stored.job.fell_back_to {
+                return Ok(RequeueOutcome::FellBack(fallback));
+            }
+            if self.requeue_job(stored).await? {
+                return Ok(RequeueOutcome::Requeued);
+            }
+        }
+        Err(conflict(self.job_target(id)))
+    }
+
+    async fn requeue_job(&self, stored: Stored) -> Result<bool> {
+        let now = self.now();
+        let mut job = stored.job;
+        let was = job.state;
+        job.state = JobState::Pending;
+        job.due_at = now;
+        job.attempt = 0;
+        job.expires_at = None;
+        job.finished_at = None;
+        job.outcome_reason = None;
+        job.lease_until = None;
+        job.log_attempt(now, format!("requeued by an operator (was {was})"));
+        self.cas_job(&job, stored.revision).await
+    }
+
+    pub(super) async fn requeue_dead(&self, filter: JobFilter) -> Result<Vec<JobId>> {
+        let states: &[JobState] = match filter.state {
+            None => &[JobState::Dead, JobState::Expired],
+            Some(JobState::Dead) => &[JobState::Dead],
+            Some(JobState::Expired) => &[JobState::Expired],
+            Some(other) => {
+                return Err(invalid(
+                    "requeue of dead jobs",
+                    format!("the state filter is {other}; only dead or expired jobs are requeued"),
+                ));
+            }
+        };
+        let limit = filter.limit.unwrap_or(REQUEUE_DEFAULT_LIMIT);
+        let unfiltered_state = JobFilter {
+            state: None,
+            ..filter.clone()
+        };
+        let mut found: Vec<Stored> = self.mirror.read(|view| {
+            view.jobs
+                .values()
+                .filter(|stored| {
+                    states.contains(&stored.job.state)
+                        && stored.job.fell_back_to.is_none()
+                        && unfiltered_state.matches(&stored.job)
+                })
+                .cloned()
+                .collect()
+        });
+        found.sort_by_key(|stored| (stored.job.finished_at, stored.job.id));
+        found.truncate(limit);
+        let mut requeued = Vec::with_capacity(found.len());
+        for stored in found {
+            let id = stored.job.id;
+            // The view may be behind: a conflict re-reads the job once.
+            let done = self.requeue_job(stored).await?
+                || self.requeue_one(id).await? == RequeueOutcome::Requeued;
+            if done {
+                requeued.push(id);
+            }
+        }
+        Ok(requeued)
+    }
+
+    pub(super) async fn purge(&self, filter: PurgeFilter) -> Result<usize> {
+        if let Some(state) = filter.states.iter().find(|state| !state.is_terminal()) {
+            return Err(invalid(
+                "purge filter",
+                format!("{state} jobs are not finished and cannot be purged"),
+            ));
+        }
+        if filter.limit == 0 {
+            return Ok(0);
+        }
+        let states: Vec<JobState> = if filter.states.is_empty() {
+            JobState::TERMINAL.to_vec()
+        } else {
+            filter.states.clone()
+        };
+        let mut victims: Vec<Stored> = self.mirror.read(|view| {
+            view.jobs
+                .values()
+                .filter(|stored| {
+                    states.contains(&stored.job.state)
+                        && stored
+                            .job
+                            .finished_at
+                            .is_some_and(|at| at < filter.finished_before)
+                })
+                .cloned()
+                .collect()
+        });
+        victims.sort_by_key(|stored| (stored.job.finished_at, stored.job.id));
+        victims.truncate(filter.limit);
+        let mut deleted = 0;
+        for stored in victims {
+            // Keys first: a purge that stops in between leaves a finished
+            // job without keys (freed a little early), never keys without a
+            // job that a later enqueue would take for a crashed attempt of its own.
+            self.release_keys(&stored.job).await?;
+            match self
+                .buckets
+                .jobs
+                .purge_expect_revision(stored.job.id.to_string(), Some(stored.revision))
+                .await
+            {
+                Ok(()) => deleted += 1,
+                Err(error) if error.kind() == kv::UpdateErrorKind::WrongLastRevision => {}
+                Err(error) => {
+                    return Err(nats_error(self.job_target(stored.job.id), "delete job")(
+                        boxed(error),
+                    ));
+                }
+            }
+        }
+        if deleted > 0 {
+            // Wait until this node's view has dropped them too (a purge
+            // does not answer with its revision; the bucket's last one is
+            // at least as new).
+            let status = self
+                .buckets
+                .jobs
+                .status()
+                .await
+                .map_err(|e| nats_error(self.jobs_bucket(), "read bucket status")(boxed(e)))?;
+            self.mirror
+                .await_jobs(status.info.state.last_sequence)
+                .await;
+        }
+        Ok(deleted)
+    }
+
+    // ----- reads -----
+
+    pub(super) fn list(&self, filter: &JobFilter) -> Vec<Job> {
+        let mut jobs: Vec<Job> = self.mirror.read(|view| {
+            view.jobs
+                .values()
+                .filter(|stored| filter.matches(&stored.job))
+                .map(|stored| stored.job.clone())
+                .collect()
+        });
+        match filter.state {
+            Some(JobState::Pending) => jobs.sort_by_key(|job| (job.due_at, job.id)),
+            Some(JobState::Running) => jobs.sort_by_key(|job| (job.lease_until, job.id)),
+            Some(_) => jobs.sort_by_key(|job| std::cmp::Reverse((job.finished_at, job.id))),
+            None => jobs.sort_by_key(|job| std::cmp::Reverse(job.id)),
+        }
+        if let Some(limit) = filter.limit {
+            jobs.truncate(limit);
+        }
+        jobs
+    }
+
+    pub(super) async fn keys(&self, bucket: &kv::Store, what: &str) -> Result<Vec<String>> {
+        let name = self.names.bucket(what);
+        let listed = bucket
+            .keys()
+            .await
+            .map_err(|e| nats_error(format!("bucket {name}"), "list keys")(boxed(e)))?;
+        listed
+            .try_collect()
+            .await
+            .map_err(|e| nats_error(format!("bucket {name}"), "list keys")(boxed(e)))
+    }
+
+    // ----- statuses -----
+
+    pub(super) async fn put_store_status(&self, store: &str, status: &StoreStatus) -> Result<()> {
+        check_name(&|| "store status".to_owned(), "store", store, MAX_NAME_LEN)?;
+        let bytes = serde_json::to_vec(status)
+            .map_err(|e| nats_error(format!("status of store {store:?}"), "encode")(boxed(e)))?;
+        self.put_bytes(
+            &self.buckets.stores,
+            &self.names.bucket("stores"),
+            &keys::store_key(store),
+            bytes,
+        )
+        .await
+    }
+
+    pub(super) async fn update_store_status(
+        &self,
+        store: &str,
+        update: &mut (dyn FnMut(&mut StoreStatus) + Send),
+    ) -> Result<StoreStatus> {
+        check_name(&|| "store status".to_owned(), "store", store, MAX_NAME_LEN)?;
+        self.update_json(
+            &self.buckets.stores,
+            &self.names.bucket("stores"),
+            &keys::store_key(store),
+            &|| format!("status of store {store:?}"),
+            update,
+        )
+        .await
+    }
+
+    pub(super) async fn update_channel(
+        &self,
+        channel: &str,
+        update: &mut (dyn FnMut(&mut ChannelStatus) + Send),
+    ) -> Result<ChannelStatus> {
+        check_name(
+            &|| "channel status".to_owned(),
+            "channel",
+            channel,
+            MAX_NAME_LEN,
+        )?;
+        self.update_json(
+            &self.buckets.channels,
+            &self.names.bucket("channels"),
+            &keys::channel_key(channel),
+            &|| format!("status of channel {channel:?}"),
+            update,
+        )
+        .await
+    }
+}
+
+/// Ends `job` as handed to `fallback_id` on `fallback_channel`.
+fn fell_back(
+    job: &mut Job,
+    now: Timestamp,
+    reason: String,
+    fallback_channel: &str,
+    how: &str,
+    fallback_id: JobId,
+) {
+    let outcome = format!("{reason}; fell back to channel {fallback_channel} {how} {fallback_id}");
+    job.log_attempt(now, outcome.clone());
+    job.last_error = Some(reason);
+    job.fell_back_to = Some(fallback_id);
+    finish(job, JobState::Skipped, now, Some(outcome));
+}
+
+/// Counts a send in the channel's pacing counters (as the redb backend does).
+fn record_send(status: &mut ChannelStatus, at: Timestamp, pacing_day: jiff::civil::Date) {
+    if status.pacing_day == Some(pacing_day) {
+        status.sent_today = status.sent_today.saturating_add(1);
+    } else {
+        status.pacing_day = Some(pacing_day);
+        status.sent_today = 1;
+    }
+    status.last_sent_at = Some(status.last_sent_at.map_or(at, |last| last.max(at)));
+    status.warmup_started_at.get_or_insert(at);
+}
+
+/// Keeps the channel's per-day fallback counts (for `arauto report`).
+fn record_fallback(status: &mut ChannelStatus, day: jiff::civil::Date, fallback: &str) {
+    let oldest = day
+        .checked_sub(jiff::Span::new().days(i64::from(crate::queue::SKIPPED_DAYS_KEPT)))
+        .unwrap_or(day)
+        .to_string();
+    let day = day.to_string();
+    status.fallbacks.retain(|count| count.day >= oldest);
+    match status
+        .fallbacks
+        .iter_mut()
+        .find(|count| count.day == day && count.fallback == fallback)
+    {
+        Some(count) => count.count = count.count.saturating_add(1),
+        None => status.fallbacks.push(crate::queue::FallbackCount {
+            day,
+            fallback: fallback.to_owned(),
+            count: 1,
+        }),
+    }
+}

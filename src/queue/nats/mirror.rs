@@ -1,0 +1,233 @@
+//! Each node's in-memory view of the cluster's jobs, counters and pause
+//! flags, fed by JetStream watches, so reads never scan the cluster and the
+//! wake-ups fire for changes made by any node.
+//!
+//! The jobs bucket is followed with a KV watch (`LastPerSubject`, then every
+//! new revision, in stream order); the history stream with an ordered
+//! consumer from its first message. Writers do not patch the view
+//! themselves: after a write they wait until the watch has delivered the
+//! write's revision ([`Mirror::await_jobs`]), which gives read-your-writes
+//! without tombstones or out-of-order patches. The view is a cache: every
+//! write is a compare-and-set against the revision the view holds, so a stale
+//! view makes a write fail and retry, never overwrite.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::HistoryEvent;
+use crate::queue::{Job, JobId, JobState, Outcome};
+
+/// How long a reader waits for the watch to deliver a write before going on
+/// with what it has (the watch is local and fast; this only bounds a stuck one).
+const CATCH_UP_LIMIT: Duration = Duration::from_secs(10);
+
+/// A job as the view holds it, with the KV revision to compare-and-set against.
+#[derive(Clone, Debug)]
+pub(super) struct Stored {
+    pub(super) job: Job,
+    pub(super) revision: u64,
+}
+
+/// Day, store, channel, kind and outcome of a daily counter.
+pub(super) type CounterKey = (String, String, String, String, Outcome);
+
+#[derive(Default)]
+pub(super) struct View {
+    pub(super) jobs: BTreeMap<JobId, Stored>,
+    /// Pending and running jobs per channel (claims look only here).
+    pub(super) active: HashMap<String, HashSet<JobId>>,
+    /// Every channel that has had a job in the view.
+    pub(super) channels: HashSet<String>,
+    pub(super) counters: BTreeMap<CounterKey, u64>,
+    paused_stores: HashMap<String, bool>,
+    paused_channels: HashMap<String, bool>,
+}
+
+/// The shared view plus the wake-up senders and catch-up watermarks.
+pub(super) struct Mirror {
+    view: Mutex<View>,
+    channel_wakes: Mutex<HashMap<String, watch::Sender<u64>>>,
+    store_wakes: Mutex<HashMap<String, watch::Sender<u64>>>,
+    /// The highest jobs-bucket revision the view has applied.
+    jobs_seen: watch::Sender<u64>,
+    /// The highest history-stream sequence the counters include.
+    history_seen: watch::Sender<u64>,
+}
+
+impl Mirror {
+    pub(super) fn new() -> Self {
+        Self {
+            view: Mutex::new(View::default()),
+            channel_wakes: Mutex::new(HashMap::new()),
+            store_wakes: Mutex::new(HashMap::new()),
+            jobs_seen: watch::Sender::new(0),
+            history_seen: watch::Sender::new(0),
+        }
+    }
+
+    /// Reads the view.
+    pub(super) fn read<T>(&self, read: impl FnOnce(&View) -> T) -> T {
+        read(&self.view.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn sender(map: &Mutex<HashMap<String, watch::Sender<u64>>>, name: &str) -> watch::Sender<u64> {
+        map.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(name.to_owned())
+            .or_insert_with(|| watch::Sender::new(0))
+            .clone()
+    }
+
+    pub(super) fn watch_channel(&self, channel: &str) -> watch::Receiver<u64> {
+        Self::sender(&self.channel_wakes, channel).subscribe()
+    }
+
+    pub(super) fn watch_store(&self, store: &str) -> watch::Receiver<u64> {
+        Self::sender(&self.store_wakes, store).subscribe()
+    }
+
+    pub(super) fn wake_channel(&self, channel: &str) {
+        Self::sender(&self.channel_wakes, channel).send_modify(|generation| *generation += 1);
+    }
+
+    pub(super) fn wake_store(&self, store: &str) {
+        Self::sender(&self.store_wakes, store).send_modify(|generation| *generation += 1);
+    }
+
+    /// Applies one entry of the jobs bucket (`None` value: deleted or purged).
+    pub(super) fn apply_job(&self, id: JobId, revision: u64, job: Option<Job>) {
+        let wake = {
+            let mut view = self.view.lock().unwrap_or_else(PoisonError::into_inner);
+            // A re-opened watch delivers what the view may already hold.
+            if view
+                .jobs
+                .get(&id)
+                .is_some_and(|stored| stored.revision >= revision)
+            {
+                drop(view);
+                self.skip_job_revision(revision);
+                return;
+            }
+            let before = view.jobs.remove(&id);
+            if let Some(old) = &before
+                && let Some(set) = view.active.get_mut(old.job.channel.as_str())
+            {
+                set.remove(&id);
+            }
+            match job {
+                Some(job) => {
+                    let channel = job.channel.to_string();
+                    // A job that became due (new, retried, recovered, requeued,
+                    // rescheduled) wakes its channel's dispatcher, wherever it runs.
+                    let wake = job.state == JobState::Pending
+                        && before.as_ref().is_none_or(|old| {
+                            old.job.state != JobState::Pending || old.job.due_at != job.due_at
+                        });
+                    if !job.state.is_terminal() {
+                        view.active.entry(channel.clone()).or_default().insert(id);
+                    }
+                    view.channels.insert(channel.clone());
+                    view.jobs.insert(id, Stored { job, revision });
+                    wake.then_some(channel)
+                }
+                None => None,
+            }
+        };
+        self.jobs_seen
+            .send_modify(|seen| *seen = (*seen).max(revision));
+        if let Some(channel) = wake {
+            self.wake_channel(&channel);
+        }
+    }
+
+    /// Notes an entry of the jobs bucket that the view could not decode, so
+    /// waits for its revision still end.
+    pub(super) fn skip_job_revision(&self, revision: u64) {
+        self.jobs_seen
+            .send_modify(|seen| *seen = (*seen).max(revision));
+    }
+
+    /// Applies one history message to the daily counters.
+    pub(super) fn apply_history(&self, sequence: u64, event: Option<HistoryEvent>) {
+        if let Some(event) = event {
+            let mut view = self.view.lock().unwrap_or_else(PoisonError::into_inner);
+            let key = (
+                event.day,
+                event.store,
+                event.channel,
+                event.kind,
+                event.outcome,
+            );
+            let count = view.counters.entry(key).or_default();
+            *count = count.saturating_add(1);
+        }
+        self.history_seen
+            .send_modify(|seen| *seen = (*seen).max(sequence));
+    }
+
+    /// Notes a store status: a store that stops being paused wakes its poller.
+    pub(super) fn apply_store_pause(&self, store: &str, paused: bool) {
+        let was = self
+            .view
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .paused_stores
+            .insert(store.to_owned(), paused);
+        if was == Some(true) && !paused {
+            self.wake_store(store);
+        }
+    }
+
+    /// Notes a channel status: a channel that stops being paused wakes its dispatcher.
+    pub(super) fn apply_channel_pause(&self, channel: &str, paused: bool) {
+        let was = self
+            .view
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .paused_channels
+            .insert(channel.to_owned(), paused);
+        if was == Some(true) && !paused {
+            self.wake_channel(channel);
+        }
+    }
+
+    /// Waits until the view includes jobs-bucket revision `revision`.
+    pub(super) async fn await_jobs(&self, revision: u64) {
+        Self::await_watermark(&self.jobs_seen, revision, "jobs").await;
+    }
+
+    /// Waits until the counters include history sequence `sequence`.
+    pub(super) async fn await_history(&self, sequence: u64) {
+        Self::await_watermark(&self.history_seen, sequence, "history").await;
+    }
+
+    async fn await_watermark(seen: &watch::Sender<u64>, target: u64, what: &str) {
+        if *seen.borrow() >= target {
+            return;
+        }
+        let mut receiver = seen.subscribe();
+        let reached =
+            tokio::time::timeout(CATCH_UP_LIMIT, receiver.wait_for(|seen| *seen >= target)).await;
+        if !matches!(reached, Ok(Ok(_))) {
+            tracing::warn!(
+                what,
+                target,
+                "the NATS watch has not delivered our own write yet; reading what this node has"
+            );
+        }
+    }
+}
+
+/// Filters over the view's jobs, shared by the reads.
+impl View {
+    /// The channel's pending and running jobs.
+    pub(super) fn active_jobs(&self, channel: &str) -> Vec<&Stored> {
+        self.active
+            .get(channel)
+            .map(|ids| ids.iter().filter_map(|id| self.jobs.get(id)).collect())
+            .unwrap_or_default()
+    }
+}

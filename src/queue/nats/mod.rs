@@ -1,0 +1,841 @@
+//! The NATS JetStream backend of [`StateStore`], for a cluster of arauto
+//! nodes (`[cluster] backend = "nats"`, issue 15). See
+//! `docs/cluster-state.md` for the buckets, streams, key layout, the
+//! crash-safety argument of a poll commit and the server features relied on
+//! (nats-server 2.9.10 or newer).
+//!
+//! Every record lives in a KV bucket and every write is a compare-and-set on
+//! the record's revision (KV `update`/`create`, i.e. JetStream's
+//! expected-last-subject-sequence), so two nodes never overwrite each other:
+//! the loser re-reads and tries again or gives up. Outcomes for the daily
+//! counters go to a history stream with a deterministic `Nats-Msg-Id`, so a
+//! repeated publish is dropped by the server. Each node follows the jobs
+//! bucket and the history stream ([`mirror`]) for its reads and wake-ups.
+//!
+//! Fencing: writes made for a store (poll commit, store status) or a channel
+//! (claim, complete) are refused with [`Error::Fenced`] unless
+//! [`Fence::holds`] says this node still holds that scope's lease.
+
+mod follow;
+mod jobs;
+mod keys;
+mod mirror;
+mod poll;
+
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use async_nats::jetstream::{self, kv, stream};
+use async_trait::async_trait;
+use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+use tokio::task::JoinHandle;
+use tokio_util::bytes::Bytes;
+
+use self::keys::Names;
+use self::mirror::Mirror;
+pub use self::poll::PollStep;
+use super::{
+    CancelOutcome, ChannelStats, ChannelStatus, ChannelWatch, Claim, Completed, Completion,
+    CounterQuery, CounterRow, Error, Fence, FinishedJob, Job, JobFilter, JobId, JobState, Outcome,
+    PollCommit, PollOutcome, PurgeFilter, RequeueOutcome, Result, Scope, StateStore, StatusUpdate,
+    StoreStatus,
+};
+use crate::clock::{SharedClock, SystemClock};
+use crate::job::IdGenerator;
+
+/// How long the history stream keeps outcomes (the daily counters of
+/// `arauto report`): a little over the default 90-day history retention.
+const HISTORY_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(120 * 24 * 3600);
+
+/// How many times a compare-and-set loop re-reads and retries before it
+/// reports the conflict.
+const CAS_ATTEMPTS: usize = 16;
+
+/// Where the backend keeps its buckets and streams.
+#[derive(Clone, Debug)]
+pub struct NatsOptions {
+    /// Prefix of every bucket and stream name (`[A-Za-z0-9_-]`), so several
+    /// arauto clusters can share one NATS account. Default `arauto`.
+    pub prefix: String,
+    /// Replicas of each bucket and stream (1 for a single server; 3 in a
+    /// three-server cluster).
+    pub replicas: usize,
+}
+
+impl Default for NatsOptions {
+    fn default() -> Self {
+        Self {
+            prefix: "arauto".to_owned(),
+            replicas: 3,
+        }
+    }
+}
+
+/// One counted outcome on the history stream.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct HistoryEvent {
+    day: String,
+    store: String,
+    channel: String,
+    kind: String,
+    outcome: Outcome,
+    job: JobId,
+}
+
+/// The KV buckets of the backend.
+#[derive(Clone)]
+struct Buckets {
+    jobs: kv::Store,
+    dedupe: kv::Store,
+    orders: kv::Store,
+    cursors: kv::Store,
+    stores: kv::Store,
+    channels: kv::Store,
+}
+
+/// The JetStream-backed [`StateStore`]. Cheap to clone; the watches stop
+/// when the last clone is dropped.
+#[derive(Clone)]
+pub struct NatsStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    js: jetstream::Context,
+    names: Names,
+    buckets: Buckets,
+    fence: Arc<dyn Fence>,
+    mirror: Arc<Mirror>,
+    clock: RwLock<SharedClock>,
+    time_zone: Mutex<TimeZone>,
+    ids: Mutex<IdGenerator>,
+    /// The highest history sequence this node published (counters wait for it).
+    history_published: Mutex<u64>,
+    /// Test hook: fail a poll commit after this step (see [`PollStep`]).
+    crash_after: Mutex<Option<PollStep>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl std::fmt::Debug for NatsStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsStore")
+            .field("prefix", &self.inner.names.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A NATS failure as a store error naming what it touched.
+fn nats_error(
+    target: impl Into<String>,
+    op: &'static str,
+) -> impl FnOnce(Box<dyn std::error::Error + Send + Sync>) -> Error {
+    let target = target.into();
+    move |source| Error::Nats {
+        target,
+        op,
+        source: Arc::from(source),
+    }
+}
+
+/// Boxes any client error (they are all `std::error::Error`).
+fn boxed<E: std::error::Error + Send + Sync + 'static>(
+    error: E,
+) -> Box<dyn std::error::Error + Send + Sync> {
+    Box::new(error)
+}
+
+impl NatsStore {
+    /// Creates or binds the buckets and the history stream (idempotent: any
+    /// number of nodes may call it at once) and loads this node's view of
+    /// the jobs and counters before returning.
+    pub async fn open(
+        js: jetstream::Context,
+        options: NatsOptions,
+        fence: Arc<dyn Fence>,
+    ) -> Result<NatsStore> {
+        if !keys::valid_prefix(&options.prefix) {
+            return Err(Error::Invalid {
+                what: format!("NATS bucket prefix {:?}", options.prefix),
+                reason: "it may only hold letters, digits, '_' and '-', and not be empty"
+                    .to_owned(),
+            });
+        }
+        let replicas = options.replicas.max(1);
+        let names = Names {
+            prefix: options.prefix.clone(),
+        };
+        let buckets = Buckets {
+            jobs: bucket(&js, &names, "jobs", "arauto jobs by id", replicas).await?,
+            dedupe: bucket(&js, &names, "dedupe", "dedupe key -> job id", replicas).await?,
+            orders: bucket(&js, &names, "orders", "order records", replicas).await?,
+            cursors: bucket(&js, &names, "cursors", "connector cursors", replicas).await?,
+            stores: bucket(&js, &names, "stores", "store statuses", replicas).await?,
+            channels: bucket(&js, &names, "channels", "channel statuses", replicas).await?,
+        };
+        let history_name = names.history_stream();
+        let history = stream::Config {
+            name: history_name.clone(),
+            description: Some("arauto outcomes for the daily counters".to_owned()),
+            subjects: vec![names.history_subjects()],
+            max_age: HISTORY_MAX_AGE,
+            num_replicas: replicas,
+            duplicate_window: std::time::Duration::from_secs(120),
+            storage: stream::StorageType::File,
+            ..Default::default()
+        };
+        let history = js
+            .get_or_create_stream(history)
+            .await
+            .map_err(|e| nats_error(format!("stream {history_name}"), "create stream")(boxed(e)))?;
+
+        let mirror = Arc::new(Mirror::new());
+        let mut tasks = Vec::new();
+        let (task, ready) = follow::jobs(buckets.jobs.clone(), mirror.clone()).await?;
+        tasks.push(task);
+        ready.await;
+        let (task, ready) = follow::history(history, js.client(), mirror.clone()).await?;
+        tasks.push(task);
+        ready.await;
+        tasks.push(
+            follow::pauses(
+                buckets.stores.clone(),
+                mirror.clone(),
+                follow::Paused::Store,
+            )
+            .await?,
+        );
+        tasks.push(
+            follow::pauses(
+                buckets.channels.clone(),
+                mirror.clone(),
+                follow::Paused::Channel,
+            )
+            .await?,
+        );
+
+        Ok(NatsStore {
+            inner: Arc::new(Inner {
+                js,
+                names,
+                buckets,
+                fence,
+                mirror,
+                clock: RwLock::new(Arc::new(SystemClock)),
+                time_zone: Mutex::new(TimeZone::UTC),
+                ids: Mutex::new(IdGenerator::after(None)),
+                history_published: Mutex::new(0),
+                crash_after: Mutex::new(None),
+                tasks,
+            }),
+        })
+    }
+
+    /// Uses `clock` for creation, finish and recovery times (tests use a
+    /// manual clock; the daemon keeps the system clock).
+    pub fn set_clock(&self, clock: SharedClock) {
+        *self
+            .inner
+            .clock
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = clock;
+    }
+
+    /// Test hook for the crash-safety tests: the next poll commits stop with
+    /// an error right after `step` (as if the process died there) until the
+    /// hook is cleared with `None`.
+    #[doc(hidden)]
+    pub fn crash_poll_commit_after(&self, step: Option<PollStep>) {
+        *self
+            .inner
+            .crash_after
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = step;
+    }
+
+    /// Enqueues jobs (tools and tests; the daemon enqueues through
+    /// [`StateStore::commit_poll`]). Deduplicated like a poll commit.
+    pub async fn enqueue(&self, jobs: Vec<super::NewJob>) -> Result<Vec<super::EnqueueOutcome>> {
+        for job in &jobs {
+            jobs::validate_new_job(job)?;
+        }
+        let mut outcomes = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            outcomes.push(self.inner.insert_job(job, None).await?);
+        }
+        Ok(outcomes)
+    }
+
+    /// Running jobs of every channel whose lease ended at or before `now` go
+    /// back to pending, or to dead-letter after their last attempt (claims
+    /// do this for their own channel). Returns how many were recovered.
+    pub async fn recover_expired_leases(&self, now: Timestamp) -> Result<usize> {
+        let channels: Vec<String> = self
+            .inner
+            .mirror
+            .read(|view| view.active.keys().cloned().collect());
+        let mut recovered = 0;
+        for channel in channels {
+            recovered += self.inner.recover(&channel, now).await?;
+        }
+        Ok(recovered)
+    }
+}
+
+impl Inner {
+    fn now(&self) -> Timestamp {
+        self.clock
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .now()
+    }
+
+    fn day(&self, at: Timestamp) -> String {
+        self.time_zone
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .to_datetime(at)
+            .date()
+            .to_string()
+    }
+
+    fn fenced(&self, scope: Scope<'_>) -> Result<()> {
+        if self.fence.holds(scope) {
+            Ok(())
+        } else {
+            Err(Error::Fenced {
+                scope: scope.to_string(),
+            })
+        }
+    }
+
+    fn next_id(&self, now: Timestamp) -> JobId {
+        self.ids
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .next(now)
+    }
+
+    /// Publishes one counted outcome; the message id makes a repeat a no-op.
+    async fn publish_history(
+        &self,
+        job: &Job,
+        outcome: Outcome,
+        at: Timestamp,
+        message_id: String,
+    ) -> Result<()> {
+        let event = HistoryEvent {
+            day: self.day(at),
+            store: job.store.clone(),
+            channel: job.channel.to_string(),
+            kind: job.kind_name().to_owned(),
+            outcome,
+            job: job.id,
+        };
+        let subject = self.names.history_subject(job.channel.as_str());
+        let payload = serde_json::to_vec(&event)
+            .map_err(|e| nats_error(subject.clone(), "encode history event")(boxed(e)))?;
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert(async_nats::header::NATS_MESSAGE_ID, message_id.as_str());
+        let ack = self
+            .js
+            .publish_with_headers(subject.clone(), headers, Bytes::from(payload))
+            .await
+            .map_err(|e| nats_error(subject.clone(), "publish history event")(boxed(e)))?
+            .await
+            .map_err(|e| nats_error(subject, "publish history event")(boxed(e)))?;
+        let mut published = self
+            .history_published
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *published = (*published).max(ack.sequence);
+        Ok(())
+    }
+
+    /// Publishes the outcome a job reached (if it is a counted terminal one).
+    async fn count_terminal(&self, job: &Job) -> Result<()> {
+        let Some(outcome) = Outcome::of_terminal(job.state) else {
+            return Ok(());
+        };
+        let outcome = if job.fell_back_to.is_some() {
+            Outcome::FellBack
+        } else {
+            outcome
+        };
+        let at = job.finished_at.unwrap_or_else(|| self.now());
+        let message_id = format!(
+            "{}.{}.{}.{}",
+            job.id,
+            job.claims,
+            outcome.as_str(),
+            at.as_millisecond()
+        );
+        self.publish_history(job, outcome, at, message_id).await
+    }
+
+    /// Reads a JSON record of a KV bucket with its revision (`None`: absent or deleted).
+    async fn read_json<T: serde::de::DeserializeOwned>(
+        &self,
+        bucket: &kv::Store,
+        bucket_name: &str,
+        key: &str,
+        what: &(dyn Fn() -> String + Sync),
+    ) -> Result<Option<(T, u64)>> {
+        let entry = bucket.entry(key).await.map_err(|e| {
+            nats_error(format!("bucket {bucket_name}, key {key}"), "read")(boxed(e))
+        })?;
+        match entry {
+            Some(entry) if entry.operation == kv::Operation::Put => {
+                let value =
+                    serde_json::from_slice(&entry.value).map_err(|error| Error::Corrupt {
+                        path: format!("nats:{bucket_name}/{key}").into(),
+                        what: what(),
+                        message: error.to_string(),
+                    })?;
+                Ok(Some((value, entry.revision)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Changes a JSON record under compare-and-set, re-reading and re-running
+    /// `update` on a conflict (so `update` may run more than once).
+    async fn update_json<T>(
+        &self,
+        bucket: &kv::Store,
+        bucket_name: &str,
+        key: &str,
+        what: &(dyn Fn() -> String + Sync),
+        update: &mut (dyn FnMut(&mut T) + Send),
+    ) -> Result<T>
+    where
+        T: serde::de::DeserializeOwned + Serialize + Default,
+    {
+        let target = || format!("bucket {bucket_name}, key {key}");
+        for _ in 0..CAS_ATTEMPTS {
+            let current = self.read_json::<T>(bucket, bucket_name, key, what).await?;
+            let (mut value, revision) = match current {
+                Some((value, revision)) => (value, Some(revision)),
+                None => (T::default(), None),
+            };
+            update(&mut value);
+            let bytes = Bytes::from(
+                serde_json::to_vec(&value)
+                    .map_err(|e| nats_error(target(), "encode record")(boxed(e)))?,
+            );
+            let written = match revision {
+                Some(revision) => bucket
+                    .update(key, bytes, revision)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| (e.kind() == kv::UpdateErrorKind::WrongLastRevision, boxed(e))),
+                None => bucket
+                    .create(key, bytes)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| (e.kind() == kv::CreateErrorKind::AlreadyExists, boxed(e))),
+            };
+            match written {
+                Ok(()) => return Ok(value),
+                Err((true, _)) => continue,
+                Err((false, error)) => return Err(nats_error(target(), "write record")(error)),
+            }
+        }
+        Err(conflict(target()))
+    }
+
+    /// Replaces a record (last writer wins: the caller owns the key).
+    async fn put_bytes(
+        &self,
+        bucket: &kv::Store,
+        bucket_name: &str,
+        key: &str,
+        bytes: Vec<u8>,
+    ) -> Result<()> {
+        bucket.put(key, Bytes::from(bytes)).await.map_err(|e| {
+            nats_error(format!("bucket {bucket_name}, key {key}"), "write")(boxed(e))
+        })?;
+        Ok(())
+    }
+}
+
+/// Too many concurrent writers kept changing one record.
+fn conflict(target: String) -> Error {
+    Error::Nats {
+        target,
+        op: "compare-and-set",
+        source: Arc::from(boxed(std::io::Error::other(format!(
+            "the record kept changing under {CAS_ATTEMPTS} attempts"
+        )))),
+    }
+}
+
+/// Creates a KV bucket, or binds it when another node created it already.
+///
+/// The bucket's stream is created directly, with the settings a KV bucket
+/// has (`KV_<bucket>`, subjects `$KV.<bucket>.>`, rollups allowed, direct
+/// get, `history` 1): the client's own `create_key_value` first reads the
+/// account's limits in a form nats-server 2.9 does not send.
+async fn bucket(
+    js: &jetstream::Context,
+    names: &Names,
+    what: &str,
+    description: &str,
+    replicas: usize,
+) -> Result<kv::Store> {
+    let name = names.bucket(what);
+    let config = stream::Config {
+        name: format!("KV_{name}"),
+        description: Some(description.to_owned()),
+        subjects: vec![format!("$KV.{name}.>")],
+        max_messages_per_subject: 1,
+        max_bytes: -1,
+        max_messages: -1,
+        max_message_size: -1,
+        storage: stream::StorageType::File,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        num_replicas: replicas,
+        discard: stream::DiscardPolicy::New,
+        duplicate_window: std::time::Duration::from_secs(120),
+        ..Default::default()
+    };
+    // Created by another node (with other settings, say a changed replica
+    // count) is fine: bind to it as it is.
+    if let Err(create) = js.get_or_create_stream(config).await {
+        tracing::debug!(bucket = %name, error = %create, "creating the bucket failed; binding to it");
+    }
+    js.get_key_value(name.clone())
+        .await
+        .map_err(|e| nats_error(format!("bucket {name}"), "create or bind bucket")(boxed(e)))
+}
+
+#[async_trait]
+impl StateStore for NatsStore {
+    async fn claim(
+        &self,
+        channel: &str,
+        now: Timestamp,
+        max: usize,
+        lease: SignedDuration,
+    ) -> Result<Vec<Job>> {
+        self.inner.claim(channel, now, max, lease).await
+    }
+
+    async fn complete_noting_fallback(
+        &self,
+        claim: Claim,
+        completion: Completion,
+    ) -> Result<Completed> {
+        self.inner.complete(claim, completion).await
+    }
+
+    async fn cancel(&self, ids: Vec<JobId>, reason: String) -> Result<Vec<(JobId, CancelOutcome)>> {
+        let mut outcomes = Vec::with_capacity(ids.len());
+        for id in ids {
+            outcomes.push((id, self.inner.cancel_one(id, &reason).await?));
+        }
+        Ok(outcomes)
+    }
+
+    async fn requeue(&self, ids: Vec<JobId>) -> Result<Vec<(JobId, RequeueOutcome)>> {
+        let mut outcomes = Vec::with_capacity(ids.len());
+        for id in ids {
+            outcomes.push((id, self.inner.requeue_one(id).await?));
+        }
+        Ok(outcomes)
+    }
+
+    async fn requeue_dead(&self, filter: JobFilter) -> Result<Vec<JobId>> {
+        self.inner.requeue_dead(filter).await
+    }
+
+    async fn purge(&self, filter: PurgeFilter) -> Result<usize> {
+        self.inner.purge(filter).await
+    }
+
+    async fn get(&self, id: JobId) -> Result<Option<Job>> {
+        Ok(self.inner.load(id).await?.map(|stored| stored.job))
+    }
+
+    async fn list(&self, filter: JobFilter) -> Result<Vec<Job>> {
+        Ok(self.inner.list(&filter))
+    }
+
+    async fn jobs_for_order(&self, store: &str, order_id: &str) -> Result<Vec<Job>> {
+        Ok(self.inner.mirror.read(|view| {
+            view.jobs
+                .values()
+                .filter(|stored| stored.job.store == store && stored.job.order_id == order_id)
+                .map(|stored| stored.job.clone())
+                .collect()
+        }))
+    }
+
+    async fn next_due(&self, channel: &str) -> Result<Option<Timestamp>> {
+        Ok(self.channel_stats(channel).await?.oldest_due)
+    }
+
+    async fn channel_stats(&self, channel: &str) -> Result<ChannelStats> {
+        Ok(self.inner.mirror.read(|view| {
+            let mut stats = ChannelStats::default();
+            for stored in view.active_jobs(channel) {
+                match stored.job.state {
+                    JobState::Pending => {
+                        stats.pending += 1;
+                        let due = stored.job.due_at;
+                        stats.oldest_due = Some(stats.oldest_due.map_or(due, |old| old.min(due)));
+                    }
+                    JobState::Running => stats.running += 1,
+                    _ => {}
+                }
+            }
+            stats
+        }))
+    }
+
+    async fn channels(&self) -> Result<Vec<String>> {
+        let mut channels: std::collections::BTreeSet<String> = self
+            .inner
+            .mirror
+            .read(|view| view.channels.iter().cloned().collect());
+        for key in self
+            .inner
+            .keys(&self.inner.buckets.channels, "channels")
+            .await?
+        {
+            if let Some(channel) = keys::unescape(&key) {
+                channels.insert(channel);
+            }
+        }
+        Ok(channels.into_iter().collect())
+    }
+
+    fn watch_channel(&self, channel: &str) -> ChannelWatch {
+        ChannelWatch::new(self.inner.mirror.watch_channel(channel))
+    }
+
+    fn watch_store(&self, store: &str) -> ChannelWatch {
+        ChannelWatch::new(self.inner.mirror.watch_store(store))
+    }
+
+    async fn cursor(&self, store: &str) -> Result<Option<String>> {
+        let key = keys::store_key(store);
+        let value = self
+            .inner
+            .buckets
+            .cursors
+            .get(key.as_str())
+            .await
+            .map_err(|e| nats_error(format!("cursor of store {store:?}"), "read")(boxed(e)))?;
+        value
+            .map(|bytes| {
+                String::from_utf8(bytes.to_vec()).map_err(|error| Error::Corrupt {
+                    path: format!("nats:{}/{key}", self.inner.names.bucket("cursors")).into(),
+                    what: format!("cursor of store {store:?}"),
+                    message: error.to_string(),
+                })
+            })
+            .transpose()
+    }
+
+    async fn order_record(&self, store: &str, order_id: &str) -> Result<Option<Vec<u8>>> {
+        let key = keys::order_key(store, order_id);
+        let value = self
+            .inner
+            .buckets
+            .orders
+            .get(key.as_str())
+            .await
+            .map_err(|e| {
+                nats_error(
+                    format!("record of order {order_id:?} of store {store:?}"),
+                    "read",
+                )(boxed(e))
+            })?;
+        Ok(value.map(|bytes| bytes.to_vec()))
+    }
+
+    async fn commit_poll(&self, commit: PollCommit) -> Result<PollOutcome> {
+        self.inner.commit_poll(commit).await
+    }
+
+    async fn store_status(&self, store: &str) -> Result<Option<StoreStatus>> {
+        let inner = &self.inner;
+        let bucket_name = inner.names.bucket("stores");
+        Ok(inner
+            .read_json(
+                &inner.buckets.stores,
+                &bucket_name,
+                &keys::store_key(store),
+                &|| format!("status of store {store:?}"),
+            )
+            .await?
+            .map(|(status, _)| status))
+    }
+
+    async fn stores(&self) -> Result<Vec<String>> {
+        let mut stores: Vec<String> = self
+            .inner
+            .keys(&self.inner.buckets.stores, "stores")
+            .await?
+            .iter()
+            .filter_map(|key| keys::unescape(key))
+            .collect();
+        stores.sort();
+        Ok(stores)
+    }
+
+    async fn put_store_status(&self, store: &str, status: StoreStatus) -> Result<()> {
+        self.inner.fenced(Scope::Store(store))?;
+        self.inner.put_store_status(store, &status).await
+    }
+
+    async fn update_store_status(
+        &self,
+        store: &str,
+        mut update: StatusUpdate<StoreStatus>,
+    ) -> Result<StoreStatus> {
+        self.inner.fenced(Scope::Store(store))?;
+        self.inner.update_store_status(store, &mut *update).await
+    }
+
+    async fn resume_store(&self, store: &str) -> Result<StoreStatus> {
+        let status = self
+            .inner
+            .update_store_status(store, &mut |status: &mut StoreStatus| {
+                status.paused = None;
+                status.credentials_recheck_at = None;
+            })
+            .await?;
+        self.inner.mirror.wake_store(store);
+        Ok(status)
+    }
+
+    async fn channel_status(&self, channel: &str) -> Result<ChannelStatus> {
+        let inner = &self.inner;
+        Ok(inner
+            .read_json(
+                &inner.buckets.channels,
+                &inner.names.bucket("channels"),
+                &keys::channel_key(channel),
+                &|| format!("status of channel {channel:?}"),
+            )
+            .await?
+            .map(|(status, _)| status)
+            .unwrap_or_default())
+    }
+
+    async fn pause_channel(
+        &self,
+        channel: &str,
+        reason: String,
+        automatic: bool,
+    ) -> Result<ChannelStatus> {
+        let at = self.inner.now();
+        self.inner
+            .update_channel(channel, &mut |status: &mut ChannelStatus| {
+                if status.paused.is_none() {
+                    status.paused = Some(super::Pause {
+                        reason: reason.clone(),
+                        at,
+                        automatic,
+                    });
+                }
+            })
+            .await
+    }
+
+    async fn resume_channel(&self, channel: &str) -> Result<ChannelStatus> {
+        let status = self
+            .inner
+            .update_channel(channel, &mut |status: &mut ChannelStatus| {
+                status.paused = None;
+            })
+            .await?;
+        self.inner.mirror.wake_channel(channel);
+        Ok(status)
+    }
+
+    async fn counters(&self, query: CounterQuery) -> Result<Vec<CounterRow>> {
+        let published = *self
+            .inner
+            .history_published
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.inner.mirror.await_history(published).await;
+        Ok(self.inner.mirror.read(|view| {
+            view.counters
+                .iter()
+                .filter(|((day, store, channel, kind, _), _)| {
+                    *day >= query.from_day
+                        && *day <= query.to_day
+                        && query.store.as_ref().is_none_or(|wanted| wanted == store)
+                        && query
+                            .channel
+                            .as_ref()
+                            .is_none_or(|wanted| wanted == channel)
+                        && query.kind.as_ref().is_none_or(|wanted| wanted == kind)
+                })
+                .map(|((day, store, channel, kind, outcome), count)| CounterRow {
+                    day: day.clone(),
+                    store: store.clone(),
+                    channel: channel.clone(),
+                    kind: kind.clone(),
+                    outcome: *outcome,
+                    count: *count,
+                })
+                .collect()
+        }))
+    }
+
+    async fn recent(&self, channel: &str, since: Timestamp) -> Result<Vec<FinishedJob>> {
+        let mut finished: Vec<FinishedJob> = self.inner.mirror.read(|view| {
+            view.jobs
+                .values()
+                .filter(|stored| stored.job.channel.as_str() == channel)
+                .filter_map(|stored| {
+                    let job = &stored.job;
+                    let finished_at = job.finished_at?;
+                    (job.state.is_terminal() && finished_at >= since).then_some(FinishedJob {
+                        id: job.id,
+                        state: job.state,
+                        finished_at,
+                    })
+                })
+                .collect()
+        });
+        finished.sort_by_key(|job| (job.finished_at, job.id));
+        Ok(finished)
+    }
+
+    async fn entered_since(&self, since: Timestamp, limit: usize) -> Result<Vec<Job>> {
+        let mut jobs: Vec<Job> = self.inner.mirror.read(|view| {
+            view.jobs
+                .values()
+                .filter(|stored| stored.job.created_at >= since)
+                .map(|stored| stored.job.clone())
+                .collect()
+        });
+        jobs.sort_by_key(|job| (job.created_at, job.id));
+        jobs.truncate(limit);
+        Ok(jobs)
+    }
+
+    fn set_time_zone(&self, time_zone: TimeZone) {
+        *self
+            .inner
+            .time_zone
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = time_zone;
+    }
+}

@@ -1,0 +1,305 @@
+//! Cluster ownership against a real `nats-server -js` (single node, free
+//! port, temporary store directory) started by each test: several
+//! [`Ownership`] instances in one process stand for the nodes.
+//!
+//! * Three instances end up owning exactly what rendezvous hashing says.
+//! * An instance shut down releases everything and the other takes it over
+//!   at once (by the release, not by waiting for expiry: counted).
+//! * An instance that stops renewing (its loop no longer driven, as in a
+//!   paused process) stops holding before another one acquires.
+//! * Connecting to servers that do not answer fails naming them.
+//!
+//! NATS is a third party, but not one we fake: the point is the real
+//! compare-and-set and watch behaviour. The binary is Debian 12's
+//! `nats-server` 2.9.10 at `/usr/sbin/nats-server`, or `$ARAUTO_TEST_NATS_SERVER`.
+//! Waits are on the instances' own signals (their owned sets changing);
+//! the overall timeout only bounds a failing test.
+
+use std::collections::BTreeSet;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use arauto::cluster::connect::{ConnectError, connect};
+use arauto::cluster::ownership::{Ownership, OwnershipOptions, Resource, owner_of};
+use arauto::config::cluster::{ClusterConfig, Credentials};
+use arauto::queue::Fence;
+use futures::FutureExt;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Bounds a failing wait; a passing test never gets near it.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// One `nats-server -js`, killed when dropped.
+struct NatsServer {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn nats_server_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("ARAUTO_TEST_NATS_SERVER") {
+        return PathBuf::from(path);
+    }
+    let debian = PathBuf::from("/usr/sbin/nats-server");
+    assert!(
+        debian.is_file(),
+        "these tests need nats-server >= 2.9.10 (apt-get install nats-server, or set \
+         ARAUTO_TEST_NATS_SERVER)"
+    );
+    debian
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on 127.0.0.1")
+}
+
+fn start_server() -> NatsServer {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let port = free_port();
+    let child = Command::new(nats_server_binary())
+        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nats-server starts");
+    NatsServer {
+        child,
+        url: format!("nats://127.0.0.1:{port}"),
+        _dir: dir,
+    }
+}
+
+fn cluster_config(servers: Vec<String>, node: &str) -> ClusterConfig {
+    ClusterConfig {
+        servers,
+        credentials: Credentials::None,
+        tls: None,
+        node_name: node.to_owned(),
+        replicas: 1,
+        lease_ttl: jiff::SignedDuration::from_secs(3),
+        prefix: "test".to_owned(),
+    }
+}
+
+/// One node: its ownership and the loop driving it.
+struct Node {
+    ownership: Ownership,
+    stop: CancellationToken,
+    driver: JoinHandle<()>,
+}
+
+impl Node {
+    async fn start(server: &NatsServer, name: &str, ttl: Duration, resources: &[Resource]) -> Node {
+        // `connect` retries until the freshly started server answers.
+        let client = connect(&cluster_config(vec![server.url.clone()], name), PATIENCE)
+            .await
+            .expect("connected");
+        let js = async_nats::jetstream::new(client);
+        let ownership = Ownership::open(
+            &js,
+            OwnershipOptions {
+                node: name.to_owned(),
+                prefix: "test".to_owned(),
+                replicas: 1,
+                ttl,
+            },
+        )
+        .await
+        .expect("ownership opens");
+        ownership.set_resources(resources.iter().cloned().collect());
+        let stop = CancellationToken::new();
+        let driver = tokio::spawn({
+            let (ownership, stop) = (ownership.clone(), stop.clone());
+            async move { ownership.run(stop).await }
+        });
+        Node {
+            ownership,
+            stop,
+            driver,
+        }
+    }
+
+    fn owned(&self) -> BTreeSet<Resource> {
+        self.ownership.owned().borrow().clone()
+    }
+}
+
+fn resources(stores: usize, channels: usize) -> Vec<Resource> {
+    (0..stores)
+        .map(|i| Resource::Store(format!("loja{i}")))
+        .chain((0..channels).map(|i| Resource::Channel(format!("canal{i}"))))
+        .collect()
+}
+
+fn expected(resources: &[Resource], nodes: &[&str], node: &str) -> BTreeSet<Resource> {
+    resources
+        .iter()
+        .filter(|r| owner_of(r, nodes.iter().copied()) == Some(node))
+        .cloned()
+        .collect()
+}
+
+/// Wait until `done` holds, looking again whenever a node's owned set changes.
+async fn until(what: &str, nodes: &[&Node], done: impl Fn() -> bool) {
+    let mut watches: Vec<_> = nodes.iter().map(|n| n.ownership.owned()).collect();
+    let waited = tokio::time::timeout(PATIENCE, async {
+        loop {
+            if done() {
+                return;
+            }
+            let changes = watches.iter_mut().map(|w| w.changed().boxed());
+            let _ = futures::future::select_all(changes).await;
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "timed out waiting until {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_own_what_rendezvous_hashing_says_and_nothing_twice() {
+    let server = start_server();
+    let all = resources(60, 3);
+    let ttl = Duration::from_secs(10);
+    let a = Node::start(&server, "a", ttl, &all).await;
+    let b = Node::start(&server, "b", ttl, &all).await;
+    let c = Node::start(&server, "c", ttl, &all).await;
+    let names = ["a", "b", "c"];
+    until("each node owns its rendezvous share", &[&a, &b, &c], || {
+        [&a, &b, &c]
+            .iter()
+            .zip(names)
+            .all(|(node, name)| node.owned() == expected(&all, &names, name))
+    })
+    .await;
+    let (sa, sb, sc) = (a.owned(), b.owned(), c.owned());
+    assert_eq!(sa.len() + sb.len() + sc.len(), all.len());
+    for node in [&sa, &sb, &sc] {
+        assert!(
+            !node.is_empty(),
+            "a node owns nothing: {sa:?} {sb:?} {sc:?}"
+        );
+    }
+    for resource in &all {
+        let holders: Vec<&str> = [(&a, "a"), (&b, "b"), (&c, "c")]
+            .iter()
+            .filter(|(node, _)| node.ownership.holds(resource.scope()))
+            .map(|(_, name)| *name)
+            .collect();
+        assert_eq!(holders.len(), 1, "{resource} is held by {holders:?}");
+    }
+    assert_eq!(a.ownership.live_nodes(), ["a", "b", "c"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_shutting_down_hands_over_at_once() {
+    let server = start_server();
+    let all = resources(30, 2);
+    // The longest TTL: a take-over by expiry would be counted as such.
+    let ttl = Duration::from_secs(20);
+    let a = Node::start(&server, "a", ttl, &all).await;
+    let b = Node::start(&server, "b", ttl, &all).await;
+    let names = ["a", "b"];
+    until("both own their share", &[&a, &b], || {
+        a.owned() == expected(&all, &names, "a") && b.owned() == expected(&all, &names, "b")
+    })
+    .await;
+    let handed = a.owned().len();
+    assert!(handed > 0);
+
+    a.stop.cancel();
+    a.driver.await.expect("a's loop ends");
+    let a = a.ownership;
+    assert!(a.owned().borrow().is_empty(), "a released everything");
+    for resource in &all {
+        assert!(!a.holds(resource.scope()));
+    }
+    until("b owns everything", &[&b], || b.owned().len() == all.len()).await;
+    let takeovers = b.ownership.takeovers();
+    assert_eq!(
+        takeovers.expired.load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "b waited for a lease to expire instead of taking the released one"
+    );
+    assert!(
+        takeovers
+            .released
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= handed as u64
+    );
+    assert_eq!(b.ownership.live_nodes(), ["b"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_stops_renewing_stops_holding_before_another_acquires() {
+    let server = start_server();
+    let all = resources(5, 1);
+    let ttl = Duration::from_secs(3);
+    let a = Node::start(&server, "a", ttl, &all).await;
+    until("a owns everything", &[&a], || a.owned().len() == all.len()).await;
+    // Paused: nothing drives a any more, nothing is released.
+    a.driver.abort();
+    let _ = a.driver.await;
+    let a = a.ownership;
+    assert!(
+        all.iter().all(|r| a.holds(r.scope())),
+        "a still holds right after the pause"
+    );
+
+    let b = Node::start(&server, "b", ttl, &all).await;
+    let mut owned = b.ownership.owned();
+    let waited = tokio::time::timeout(PATIENCE, async {
+        loop {
+            let now = owned.borrow_and_update().clone();
+            for resource in &now {
+                assert!(
+                    !a.holds(resource.scope()),
+                    "{resource} acquired by b while the paused a still holds it"
+                );
+            }
+            if now.len() == all.len() {
+                return;
+            }
+            owned.changed().await.expect("b's ownership lives");
+        }
+    })
+    .await;
+    assert!(waited.is_ok(), "b never took over everything");
+    assert_eq!(
+        b.ownership
+            .takeovers()
+            .expired
+            .load(std::sync::atomic::Ordering::Relaxed),
+        all.len() as u64
+    );
+    b.stop.cancel();
+    b.driver.await.expect("b's loop ends");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connecting_to_servers_that_do_not_answer_names_them() {
+    let url = format!("nats://127.0.0.1:{}", free_port());
+    let config = cluster_config(vec![url.clone()], "lonely");
+    let error = connect(&config, Duration::from_secs(1))
+        .await
+        .expect_err("nothing listens there");
+    assert!(matches!(error, ConnectError::Unreachable { .. }));
+    let text = error.to_string();
+    assert!(
+        text.contains(&url) && text.contains("node lonely"),
+        "{text}"
+    );
+}

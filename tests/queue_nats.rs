@@ -1,0 +1,622 @@
+//! The NATS JetStream backend of the state store against a real
+//! `nats-server -js` (single node, random port, its own storage directory),
+//! through the public trait: the semantics the redb backend's tests check,
+//! wake-ups across nodes (a second `NatsStore` on the same server is another
+//! node), fencing, and the crash safety of a poll commit at every step
+//! boundary.
+
+// All test code: with this, clippy's allow-unwrap/expect-in-tests covers the
+// helper functions too (see clippy.toml).
+#![cfg(test)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, Result, bail, ensure};
+use arauto::clock::ManualClock;
+use arauto::queue::nats::{NatsOptions, NatsStore, PollStep};
+use arauto::queue::{
+    CancelOutcome, Completion, CounterQuery, EnqueueOutcome, Error, Fence, Job, JobId, JobState,
+    NewJob, Outcome, PollCommit, Receipt, Scope, StateStore, StoreStatus, Unfenced,
+};
+use jiff::{SignedDuration, Timestamp};
+
+const LEASE: SignedDuration = SignedDuration::from_secs(60);
+const NATS_SERVER: &str = "/usr/sbin/nats-server";
+
+/// A `nats-server -js` of this test, killed when dropped.
+struct Server {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    /// Starts the server and returns once it logged that it is ready.
+    fn start() -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let mut child = Command::new(NATS_SERVER)
+            .args(["-js", "-a", "127.0.0.1", "-p", "-1", "-sd"])
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot start {NATS_SERVER}"))?;
+        let stderr = child.stderr.take().context("no stderr")?;
+        let mut lines = BufReader::new(stderr).lines();
+        let mut url = None;
+        for line in lines.by_ref() {
+            let line = line?;
+            if let Some(address) = line.split("Listening for client connections on ").nth(1) {
+                url = Some(format!("nats://{}", address.trim()));
+            }
+            if line.contains("Server is ready") {
+                break;
+            }
+        }
+        // Keep draining its log so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        let url = url.context("nats-server never said where it listens")?;
+        Ok(Self {
+            child,
+            url,
+            _dir: dir,
+        })
+    }
+
+    /// A new node: its own connection and its own `NatsStore`.
+    async fn node(&self, fence: Arc<dyn Fence>) -> Result<NatsStore> {
+        let client = async_nats::connect(&self.url).await?;
+        let js = async_nats::jetstream::new(client);
+        let options = NatsOptions {
+            prefix: "test".to_owned(),
+            replicas: 1,
+        };
+        Ok(NatsStore::open(js, options, fence).await?)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Fixture {
+    server: Server,
+    clock: ManualClock,
+    store: NatsStore,
+}
+
+impl Fixture {
+    async fn new() -> Result<Self> {
+        let server = Server::start()?;
+        let store = server.node(Arc::new(Unfenced)).await?;
+        let clock = ManualClock::new("2025-03-14T12:00:00Z".parse()?);
+        store.set_clock(Arc::new(clock.clone()));
+        store.set_time_zone(jiff::tz::TimeZone::get("America/Sao_Paulo")?);
+        Ok(Self {
+            server,
+            clock,
+            store,
+        })
+    }
+
+    fn now(&self) -> Timestamp {
+        arauto::clock::Clock::now(&self.clock)
+    }
+
+    fn at(&self, seconds: i64) -> Timestamp {
+        self.now() + SignedDuration::from_secs(seconds)
+    }
+
+    async fn enqueue_one(&self, job: NewJob) -> Result<JobId> {
+        let outcome = self.store.enqueue(vec![job]).await?;
+        match outcome.as_slice() {
+            [EnqueueOutcome::Inserted(id)] => Ok(*id),
+            other => bail!("expected one insert, got {other:?}"),
+        }
+    }
+
+    async fn job(&self, id: JobId) -> Result<Job> {
+        self.store
+            .get(id)
+            .await?
+            .with_context(|| format!("job {id} is gone"))
+    }
+
+    async fn claim_one(&self, lane: &str, now: Timestamp) -> Result<Job> {
+        let mut claimed = self.store.claim(lane, now, 1, LEASE).await?;
+        ensure!(
+            claimed.len() == 1,
+            "expected one job claimed on {lane}, got {claimed:?}"
+        );
+        Ok(claimed.remove(0))
+    }
+}
+
+fn new_job(lane: &str, order: &str, kind: &str, due_at: Timestamp) -> NewJob {
+    NewJob {
+        channel: lane.into(),
+        store: "loja".to_owned(),
+        order_id: order.to_owned(),
+        kind: kind.parse().expect("a notification kind"),
+        priority: 5,
+        due_at,
+        expires_at: None,
+        max_attempts: 3,
+        dedupe_keys: vec![format!("loja/{order}/{kind}/{lane}")],
+        payload: arauto::job::JobPayload {
+            payload_version: arauto::job::JOB_PAYLOAD_VERSION,
+            priority: 1,
+            status_code: "pedido_pago".into(),
+            tracking: None,
+            order_number: order.to_owned(),
+            quiet_hours: arauto::job::QuietHoursMode::Defer,
+        },
+    }
+}
+
+fn sent(at: Timestamp, day: &str) -> Completion {
+    Completion::Sent {
+        receipt: Receipt {
+            provider_message_id: Some("wamid.1".to_owned()),
+            recipient_id: Some("5511999999999".to_owned()),
+        },
+        at,
+        pacing_day: day.parse().expect("a test date"),
+    }
+}
+
+fn retry(at: Timestamp) -> Completion {
+    Completion::Retry {
+        at,
+        error: "provider said 500".to_owned(),
+        spend_attempt: true,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn due_jobs_come_out_by_priority_then_due_time() -> Result<()> {
+    let f = Fixture::new().await?;
+    let mut late_urgent = new_job("wa", "1", "order-paid", f.at(-10));
+    late_urgent.priority = 0;
+    let early = new_job("wa", "2", "order-paid", f.at(-60));
+    let later = new_job("wa", "3", "order-paid", f.at(-30));
+    let future = new_job("wa", "4", "order-paid", f.at(600));
+    let urgent = f.enqueue_one(late_urgent).await?;
+    let early = f.enqueue_one(early).await?;
+    let later = f.enqueue_one(later).await?;
+    f.enqueue_one(future).await?;
+
+    let claimed = f.store.claim("wa", f.now(), 10, LEASE).await?;
+    let ids: Vec<JobId> = claimed.iter().map(|job| job.id).collect();
+    assert_eq!(ids, vec![urgent, early, later]);
+    for job in &claimed {
+        assert_eq!(
+            (job.state, job.attempt, job.claims),
+            (JobState::Running, 1, 1)
+        );
+        assert_eq!(job.lease_until, Some(f.now() + LEASE));
+    }
+    assert!(f.store.claim("wa", f.now(), 10, LEASE).await?.is_empty());
+    let stats = f.store.channel_stats("wa").await?;
+    assert_eq!((stats.pending, stats.running), (1, 3));
+    assert_eq!(f.store.next_due("wa").await?, Some(f.at(600)));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_lease_makes_the_job_due_again_and_refuses_the_late_completion() -> Result<()> {
+    let f = Fixture::new().await?;
+    let id = f
+        .enqueue_one(new_job("wa", "1", "order-paid", f.now()))
+        .await?;
+    let first = f.claim_one("wa", f.now()).await?;
+    // Before the lease ends, nothing is due.
+    assert!(f.store.claim("wa", f.at(59), 1, LEASE).await?.is_empty());
+    // After it, the job is claimed again, on its second attempt.
+    let second = f.claim_one("wa", f.at(61)).await?;
+    assert_eq!((second.id, second.attempt, second.claims), (id, 2, 2));
+
+    let late = f
+        .store
+        .complete(first.claim(), sent(f.now(), "2025-03-14"))
+        .await;
+    assert!(
+        matches!(
+            late,
+            Err(Error::StaleClaim {
+                presented: 1,
+                current: 2,
+                ..
+            })
+        ),
+        "{late:?}"
+    );
+    let done = f
+        .store
+        .complete(second.claim(), sent(f.at(62), "2025-03-14"))
+        .await?;
+    assert_eq!(done.state, JobState::Sent);
+    let again = f
+        .store
+        .complete(second.claim(), sent(f.at(63), "2025-03-14"))
+        .await;
+    assert!(
+        matches!(
+            again,
+            Err(Error::NotRunning {
+                state: JobState::Sent,
+                ..
+            })
+        ),
+        "{again:?}"
+    );
+    let status = f.store.channel_status("wa").await?;
+    assert_eq!(status.sent_today, 1);
+    assert_eq!(status.pacing_day, Some("2025-03-14".parse()?));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_spend_attempts_until_the_job_is_dead() -> Result<()> {
+    let f = Fixture::new().await?;
+    let id = f
+        .enqueue_one(new_job("wa", "1", "order-paid", f.now()))
+        .await?;
+    for attempt in 1..=3 {
+        let job = f.claim_one("wa", f.at(attempt * 100)).await?;
+        assert_eq!(job.attempt, u32::try_from(attempt)?);
+        f.store
+            .complete(job.claim(), retry(f.at(attempt * 100 + 1)))
+            .await?;
+    }
+    let dead = f.job(id).await?;
+    assert_eq!(dead.state, JobState::Dead);
+    assert!(
+        dead.outcome_reason
+            .as_deref()
+            .is_some_and(|reason| reason.contains("gave up after 3")),
+        "{dead:?}"
+    );
+    assert!(
+        f.store
+            .claim("wa", f.at(10_000), 1, LEASE)
+            .await?
+            .is_empty()
+    );
+
+    // An operator requeues it: pending again, attempts reset.
+    let requeued = f.store.requeue_dead(Default::default()).await?;
+    assert_eq!(requeued, vec![id]);
+    let job = f.claim_one("wa", f.at(10_000)).await?;
+    assert_eq!((job.id, job.attempt), (id, 1));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_dedupe_key_returns_the_holder_and_a_cancel_frees_it() -> Result<()> {
+    let f = Fixture::new().await?;
+    let mut first = new_job("wa", "1", "order-paid", f.at(60));
+    first.dedupe_keys = vec!["paid/1".into(), "fingerprint/a.b c".into()];
+    let first_id = f.enqueue_one(first).await?;
+
+    let mut second = new_job("sms", "1", "order-paid", f.at(60));
+    second.dedupe_keys = vec!["other/1".into(), "fingerprint/a.b c".into()];
+    assert_eq!(
+        f.store.enqueue(vec![second.clone()]).await?,
+        vec![EnqueueOutcome::Duplicate(first_id)]
+    );
+
+    let cancelled = f
+        .store
+        .cancel(vec![first_id], "the order was cancelled".into())
+        .await?;
+    assert_eq!(cancelled, vec![(first_id, CancelOutcome::Cancelled)]);
+    // Cancelling again reports, changes nothing.
+    assert_eq!(
+        f.store.cancel(vec![first_id], "again".into()).await?,
+        vec![(first_id, CancelOutcome::NotPending(JobState::Cancelled))]
+    );
+    // The keys are free: the same notification can be planned again.
+    let again = f.enqueue_one(second).await?;
+    assert_ne!(again, first_id);
+    assert_eq!(f.job(again).await?.channel.as_str(), "sms");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poll_commit_with_a_job_of_another_store_writes_nothing() -> Result<()> {
+    let f = Fixture::new().await?;
+    let mut foreign = new_job("wa", "2", "order-paid", f.now());
+    foreign.store = "other".to_owned();
+    let commit = PollCommit {
+        store: "loja".to_owned(),
+        cursor: Some("c1".to_owned()),
+        order_records: vec![("1".to_owned(), b"rec".to_vec())],
+        jobs: vec![new_job("wa", "1", "order-paid", f.now()), foreign],
+        status: StoreStatus::default(),
+        ..PollCommit::default()
+    };
+    let refused = f.store.commit_poll(commit).await;
+    assert!(
+        matches!(&refused, Err(Error::Invalid { reason, .. }) if reason.contains("\"other\"")),
+        "{refused:?}"
+    );
+    assert_eq!(f.store.cursor("loja").await?, None);
+    assert_eq!(f.store.order_record("loja", "1").await?, None);
+    assert!(f.store.list(Default::default()).await?.is_empty());
+    assert!(f.store.store_status("loja").await?.is_none());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn counters_count_entered_sent_and_dead_per_local_day() -> Result<()> {
+    let f = Fixture::new().await?;
+    f.enqueue_one(new_job("wa", "1", "order-paid", f.now()))
+        .await?;
+    let mut once = new_job("wa", "2", "order-paid", f.now());
+    once.max_attempts = 1;
+    f.enqueue_one(once).await?;
+    let claimed = f.store.claim("wa", f.now(), 2, LEASE).await?;
+    ensure!(claimed.len() == 2, "{claimed:?}");
+    f.store
+        .complete(claimed[0].claim(), sent(f.now(), "2025-03-14"))
+        .await?;
+    f.store.complete(claimed[1].claim(), retry(f.at(5))).await?;
+
+    let rows = f
+        .store
+        .counters(CounterQuery {
+            from_day: "2025-03-14".into(),
+            to_day: "2025-03-14".into(),
+            ..CounterQuery::default()
+        })
+        .await?;
+    let count = |outcome: Outcome| {
+        rows.iter()
+            .filter(|row| row.outcome == outcome)
+            .map(|row| row.count)
+            .sum::<u64>()
+    };
+    assert_eq!(count(Outcome::Entered), 2, "{rows:?}");
+    assert_eq!(count(Outcome::Sent), 1, "{rows:?}");
+    assert_eq!(count(Outcome::Dead), 1, "{rows:?}");
+    assert!(
+        rows.iter()
+            .all(|row| row.store == "loja" && row.channel == "wa")
+    );
+
+    // Another node sees the same counters and recent activity.
+    let other = f.server.node(Arc::new(Unfenced)).await?;
+    let seen = other
+        .counters(CounterQuery {
+            from_day: "2025-03-14".into(),
+            to_day: "2025-03-14".into(),
+            ..CounterQuery::default()
+        })
+        .await?;
+    assert_eq!(seen, rows);
+    assert_eq!(other.recent("wa", f.at(-1)).await?.len(), 2);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watches_fire_for_changes_made_by_another_node() -> Result<()> {
+    let f = Fixture::new().await?;
+    let other = f.server.node(Arc::new(Unfenced)).await?;
+    let mut channel_watch = f.store.watch_channel("wa");
+    let mut store_watch = f.store.watch_store("loja");
+
+    other
+        .enqueue(vec![new_job("wa", "1", "order-paid", f.now())])
+        .await?;
+    assert!(channel_watch.changed().await);
+    assert_eq!(f.store.channel_stats("wa").await?.pending, 1);
+
+    other.pause_channel("wa", "operator".into(), false).await?;
+    assert!(f.store.claim("wa", f.now(), 1, LEASE).await?.is_empty());
+    other.resume_channel("wa").await?;
+    assert!(channel_watch.changed().await);
+    assert_eq!(f.store.claim("wa", f.now(), 1, LEASE).await?.len(), 1);
+
+    other
+        .update_store_status(
+            "loja",
+            Box::new(|status: &mut StoreStatus| {
+                status.paused = Some(arauto::queue::Pause {
+                    reason: "token refused".into(),
+                    at: "2025-03-14T12:00:00Z".parse().expect("a time"),
+                    automatic: true,
+                });
+            }),
+        )
+        .await?;
+    other.resume_store("loja").await?;
+    assert!(store_watch.changed().await);
+    assert_eq!(
+        f.store.store_status("loja").await?.map(|s| s.paused),
+        Some(None)
+    );
+    Ok(())
+}
+
+/// A fence an assertion can take away.
+struct Switch(AtomicBool);
+
+impl Fence for Switch {
+    fn holds(&self, _scope: Scope<'_>) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_lost_its_lease_cannot_commit_claim_or_complete() -> Result<()> {
+    let f = Fixture::new().await?;
+    let fence = Arc::new(Switch(AtomicBool::new(true)));
+    let node = f.server.node(fence.clone()).await?;
+    node.enqueue(vec![new_job("wa", "1", "order-paid", f.now())])
+        .await?;
+    let job = node.claim("wa", f.now(), 1, LEASE).await?.remove(0);
+
+    fence.0.store(false, Ordering::SeqCst);
+    let commit = PollCommit {
+        store: "loja".to_owned(),
+        cursor: Some("c1".to_owned()),
+        jobs: vec![new_job("wa", "2", "order-paid", f.now())],
+        ..PollCommit::default()
+    };
+    let refused = node.commit_poll(commit).await;
+    assert!(
+        matches!(&refused, Err(Error::Fenced { scope }) if scope == "store loja"),
+        "{refused:?}"
+    );
+    assert_eq!(node.cursor("loja").await?, None);
+    assert_eq!(f.store.jobs_for_order("loja", "2").await?.len(), 0);
+    let refused = node
+        .complete(job.claim(), sent(f.now(), "2025-03-14"))
+        .await;
+    assert!(
+        matches!(&refused, Err(Error::Fenced { scope }) if scope == "channel wa"),
+        "{refused:?}"
+    );
+    assert_eq!(f.job(job.id).await?.state, JobState::Running);
+    let refused = node.claim("wa", f.now(), 1, LEASE).await;
+    assert!(matches!(&refused, Err(Error::Fenced { .. })), "{refused:?}");
+    let refused = node.put_store_status("loja", StoreStatus::default()).await;
+    assert!(matches!(&refused, Err(Error::Fenced { .. })), "{refused:?}");
+    // Operator writes are not fenced.
+    node.pause_channel("wa", "operator".into(), false).await?;
+    Ok(())
+}
+
+/// A poll commit that stops after `step` and is then made again in full
+/// leaves every job once, the records and the cursor.
+async fn crash_then_retry(step: PollStep) -> Result<()> {
+    let f = Fixture::new().await?;
+    let commit = PollCommit {
+        store: "loja".to_owned(),
+        cursor: Some("cursor-2".to_owned()),
+        order_records: vec![
+            ("1".to_owned(), b"record 1".to_vec()),
+            ("pedido 2.b".to_owned(), b"record 2".to_vec()),
+        ],
+        jobs: vec![
+            new_job("wa", "1", "order-paid", f.now()),
+            new_job("wa", "pedido 2.b", "order-paid", f.now()),
+            new_job("sms", "1", "order-shipped", f.now()),
+        ],
+        status: StoreStatus {
+            orders_seen: 2,
+            ..StoreStatus::default()
+        },
+        ..PollCommit::default()
+    };
+    f.store.crash_poll_commit_after(Some(step));
+    let crashed = f.store.commit_poll(commit.clone()).await;
+    ensure!(
+        crashed.is_err(),
+        "the hook did not stop the commit after {step:?}"
+    );
+    assert_eq!(
+        f.store.cursor("loja").await?,
+        None,
+        "the cursor moved before {step:?}"
+    );
+
+    // The node comes back (another handle, as after a restart) and polls again.
+    f.store.crash_poll_commit_after(None);
+    let restarted = f.server.node(Arc::new(Unfenced)).await?;
+    restarted.set_clock(Arc::new(f.clock.clone()));
+    restarted.commit_poll(commit).await?;
+
+    let jobs = restarted.list(Default::default()).await?;
+    assert_eq!(jobs.len(), 3, "after a stop at {step:?}: {jobs:#?}");
+    for (lane, order) in [("wa", "1"), ("wa", "pedido 2.b"), ("sms", "1")] {
+        let found = jobs
+            .iter()
+            .filter(|job| job.channel.as_str() == lane && job.order_id == order)
+            .count();
+        assert_eq!(
+            found, 1,
+            "after a stop at {step:?}: {lane}/{order} {found} times"
+        );
+    }
+    assert_eq!(restarted.cursor("loja").await?.as_deref(), Some("cursor-2"));
+    assert_eq!(
+        restarted
+            .order_record("loja", "pedido 2.b")
+            .await?
+            .as_deref(),
+        Some(&b"record 2"[..])
+    );
+    assert_eq!(
+        restarted
+            .store_status("loja")
+            .await?
+            .map(|status| status.orders_seen),
+        Some(2)
+    );
+    let rows = restarted
+        .counters(CounterQuery {
+            from_day: "2025-03-14".into(),
+            to_day: "2025-03-14".into(),
+            ..CounterQuery::default()
+        })
+        .await?;
+    let entered: u64 = rows
+        .iter()
+        .filter(|row| row.outcome == Outcome::Entered)
+        .map(|row| row.count)
+        .sum();
+    assert_eq!(entered, 3, "after a stop at {step:?}: {rows:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poll_commit_stopped_after_taking_dedupe_keys_loses_and_repeats_nothing() -> Result<()> {
+    crash_then_retry(PollStep::DedupeKeys).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poll_commit_stopped_after_the_jobs_loses_and_repeats_nothing() -> Result<()> {
+    crash_then_retry(PollStep::Jobs).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poll_commit_stopped_after_the_cancellations_loses_and_repeats_nothing() -> Result<()> {
+    crash_then_retry(PollStep::Cancellations).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poll_commit_stopped_after_the_order_records_loses_and_repeats_nothing() -> Result<()> {
+    crash_then_retry(PollStep::OrderRecords).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poll_commit_stopped_after_the_status_loses_and_repeats_nothing() -> Result<()> {
+    crash_then_retry(PollStep::Status).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purge_deletes_finished_jobs_and_frees_their_keys() -> Result<()> {
+    let f = Fixture::new().await?;
+    let id = f
+        .enqueue_one(new_job("wa", "1", "order-paid", f.now()))
+        .await?;
+    let job = f.claim_one("wa", f.now()).await?;
+    f.store
+        .complete(job.claim(), sent(f.now(), "2025-03-14"))
+        .await?;
+    assert_eq!(f.store.prune(f.at(1), 10).await?, 1);
+    assert!(f.store.get(id).await?.is_none());
+    assert!(f.store.list(Default::default()).await?.is_empty());
+    // The key is free again.
+    f.enqueue_one(new_job("wa", "1", "order-paid", f.now()))
+        .await?;
+    Ok(())
+}
