@@ -36,7 +36,7 @@ mod nats_cluster {
     use crate::support::cluster::{Cluster, Send, await_condition};
     use crate::support::daemon::PATIENCE;
     use crate::support::nats::NatsCluster;
-    use crate::support::system::{create, order_for, tally, wait_polls};
+    use crate::support::system::{ChannelKnobs, create, order_for, tally, wait_polls};
 
     /// The harness itself: three servers elect a metadata leader, survive
     /// the leader's SIGKILL, and take it back after a restart.
@@ -76,9 +76,7 @@ mod nats_cluster {
         for (serial, shop) in (1u32..).zip(&cluster.shops) {
             create(shop, order_for(label, serial, "aguardando_pagamento"));
         }
-        cluster
-            .world
-            .wait_received(&cluster.hook, received + cluster.shops.len());
+        cluster.wait_received(received + cluster.shops.len());
         cluster.sends()[before..].to_vec()
     }
 
@@ -152,6 +150,13 @@ mod nats_cluster {
         }
     }
 
+    /// The sender call timeout of the SIGKILL test's channels.
+    const CLAIM_CALL_TIMEOUT: &str = "2s";
+    /// Longest wait for a dead node's claimed job to be sent by another:
+    /// its claim ends [`CLAIM_CALL_TIMEOUT`] + 30 s after it was taken, and
+    /// the new owner's dispatcher looks again within 30 s.
+    const CLAIM_RECOVERY: std::time::Duration = std::time::Duration::from_secs(90);
+
     /// The node holding channel `c01` (which store `s01` notifies) and the
     /// other one, of a two-node cluster: the victim of a test and the
     /// survivor.
@@ -163,6 +168,13 @@ mod nats_cluster {
     #[test]
     fn a_sigkilled_node_s_stores_and_channels_move_and_its_claimed_job_is_sent_again_once() {
         let mut cluster = Cluster::new(3, 6, 2);
+        // A claimed job is recovered once its claim ends: the plugin call
+        // timeout plus the dispatcher's margin (30 s). A short call timeout
+        // keeps that within the test's patience.
+        cluster.channel_knobs = || ChannelKnobs {
+            sandbox: format!("call_timeout = {CLAIM_CALL_TIMEOUT:?}"),
+            ..ChannelKnobs::default()
+        };
         cluster.add_node("a");
         cluster.add_node("b");
         let owners = cluster.await_settled();
@@ -182,7 +194,13 @@ mod nats_cluster {
         );
         await_condition(
             PATIENCE,
-            || format!("{victim_name} never sent on c01: {:#?}", cluster.sends()),
+            || {
+                format!(
+                    "{victim_name} never sent on c01: {:#?}\n{}",
+                    cluster.sends(),
+                    cluster.logs_of_interest()
+                )
+            },
             || {
                 cluster.sends()[before..]
                     .iter()
@@ -207,7 +225,7 @@ mod nats_cluster {
         }
         // …sends the claimed job once more, and every store still notifies.
         await_condition(
-            PATIENCE,
+            CLAIM_RECOVERY,
             || {
                 format!(
                     "{survivor_name} never sent the claimed job {claimed}: {:#?}",
@@ -333,7 +351,13 @@ mod nats_cluster {
         }
         await_condition(
             PATIENCE,
-            || format!("{victim_name} never sent on c01: {:#?}", cluster.sends()),
+            || {
+                format!(
+                    "{victim_name} never sent on c01: {:#?}\n{}",
+                    cluster.sends(),
+                    cluster.logs_of_interest()
+                )
+            },
             || {
                 cluster.sends()[before..]
                     .iter()
@@ -349,7 +373,7 @@ mod nats_cluster {
             .daemon
             .stderr
             .wait_for_all_from(mark, &["took over channel c01 ", "its lease expired"]);
-        cluster.world.wait_received(&cluster.hook, received + 3);
+        cluster.wait_received(received + 3);
         await_condition(
             PATIENCE,
             || format!("{survivor_name} sent no job of c01: {:#?}", cluster.sends()),
@@ -381,7 +405,7 @@ mod nats_cluster {
             &cluster.shops[0],
             order_for("Awake", 9, "aguardando_pagamento"),
         );
-        cluster.world.wait_received(&cluster.hook, received + 1);
+        cluster.wait_received(received + 1);
         let stale: Vec<Send> = cluster.sends()[woke..]
             .iter()
             .filter(|s| s.node == victim_name && sent_by_survivor.contains(&s.job))

@@ -217,7 +217,13 @@ impl Cluster {
         let mut owners = BTreeMap::new();
         await_condition(
             PATIENCE,
-            || format!("ownership never settled: {}", self.ownership_report()),
+            || {
+                format!(
+                    "ownership never settled: {}\n{}",
+                    self.ownership_report(),
+                    self.logs_of_interest()
+                )
+            },
             || {
                 owners.clear();
                 for resource in &resources {
@@ -241,6 +247,45 @@ impl Cluster {
             },
         );
         owners
+    }
+
+    /// Wait until the receiver accepted at least `n` messages; on failure,
+    /// say who holds what and show every node's warnings and errors.
+    pub fn wait_received(&self, n: usize) {
+        await_condition(
+            PATIENCE,
+            || {
+                format!(
+                    "the receiver accepted {} messages, not {n}; {}\n{}",
+                    self.hook.received().len(),
+                    self.ownership_report(),
+                    self.logs_of_interest()
+                )
+            },
+            || self.hook.received().len() >= n,
+        );
+    }
+
+    /// Every node's WARN and ERROR lines and lease events, for failure
+    /// messages.
+    pub fn logs_of_interest(&self) -> String {
+        let mut out = String::new();
+        for node in &self.nodes {
+            out += &format!("--- node {} ---\n", node.name);
+            for line in node.daemon.all_logs() {
+                if line.contains(" WARN ")
+                    || line.contains(" ERROR ")
+                    || line.contains("took over")
+                    || line.contains("handed over")
+                    || line.contains("lost lease")
+                    || line.contains("notification")
+                {
+                    out += &line;
+                    out.push('\n');
+                }
+            }
+        }
+        out
     }
 
     /// Who holds what, by the logs, for failure messages.
