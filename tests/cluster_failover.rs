@@ -193,7 +193,7 @@ mod nats_cluster {
             order_for("Claimed", 1, "aguardando_pagamento"),
         );
         await_condition(
-            PATIENCE,
+            CLAIM_RECOVERY,
             || {
                 format!(
                     "{victim_name} never sent on c01: {:#?}\n{}",
@@ -228,8 +228,9 @@ mod nats_cluster {
             CLAIM_RECOVERY,
             || {
                 format!(
-                    "{survivor_name} never sent the claimed job {claimed}: {:#?}",
-                    cluster.sends()
+                    "{survivor_name} never sent the claimed job {claimed}: {:#?}\n{}",
+                    cluster.sends(),
+                    cluster.logs_of_interest()
                 )
             },
             || {

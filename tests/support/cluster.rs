@@ -26,9 +26,11 @@ use super::system::{ChannelKnobs, Shop, StoreKnobs, World};
 /// The header each node's webhook channels add: the node's name.
 pub const NODE_HEADER: &str = "X-Arauto-Node";
 
-/// The lease TTL of the test nodes: the shortest the configuration accepts,
-/// so a dead node's stores and channels move in seconds.
-pub const LEASE_TTL: &str = "3s";
+/// The lease TTL of the test nodes: short, so a dead node's stores and
+/// channels move within seconds, yet twice the shortest the configuration
+/// accepts (3 s): on a loaded two-core machine renewals every second slip,
+/// and a node that misses its own renewals lets its leases lapse.
+pub const LEASE_TTL: &str = "6s";
 
 /// How often [`await_condition`] looks again at what it waits for.
 const CONDITION_POLL: Duration = Duration::from_millis(50);
