@@ -15,6 +15,10 @@
 //! Waits are on the instances' own signals (their owned sets changing);
 //! the overall timeout only bounds a failing test.
 
+// All test code: with this, clippy's allow-unwrap/expect-in-tests covers the
+// helper functions too (see clippy.toml).
+#![cfg(test)]
+
 use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::path::PathBuf;

@@ -78,6 +78,13 @@ pub(crate) fn run(args: CheckArgs) -> Exit {
             return Exit::Failure;
         }
     };
+    let mut checklist = checklist;
+    // With [cluster], the cluster's own section (read from NATS directly).
+    if let Ok(config) = crate::config::load(args.connect.config.config.as_deref())
+        && let Some(section) = super::check_cluster::section(&config)
+    {
+        checklist.push_section(section);
+    }
     if args.json {
         if let Err(exit) = print_json(&checklist) {
             return exit;

@@ -14,6 +14,7 @@
 
 mod backend;
 mod check;
+mod check_cluster;
 mod command;
 mod config_arg;
 mod exit;

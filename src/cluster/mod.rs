@@ -6,4 +6,5 @@
 //! dispatcher through [`crate::queue::Fence`].
 
 pub mod connect;
+pub mod inspect;
 pub mod ownership;

@@ -384,8 +384,9 @@ impl ClusterNode {
                 services.commit(prepared, stop_timeout(&state)).await;
                 tracing::info!(
                     node = %self.ownership.node(),
-                    "ownership changed: {stores} stores and {} channels held{}",
-                    owned.len() - stores,
+                    "ownership changed: {} and {} held{}",
+                    plural(stores, "store"),
+                    plural(owned.len() - stores, "channel"),
                     if starting.is_empty() {
                         String::new()
                     } else {

@@ -110,6 +110,12 @@ pub enum CheckItem {
     DailyCap,
     /// Channel: used by at least one store.
     Stores,
+    /// Cluster: the NATS connection and JetStream domain.
+    ClusterConnection,
+    /// Cluster: a stream or bucket's RAFT leader and replicas.
+    ClusterReplicas,
+    /// Cluster: the live nodes and who owns a store or channel.
+    ClusterOwnership,
 }
 
 /// One line of the checklist.
@@ -184,6 +190,22 @@ impl Checklist {
             counts,
             sections,
         }
+    }
+
+    /// Add a section at the end (the cluster's, which the CLI reads
+    /// itself), counting its lines.
+    pub fn push_section(&mut self, mut section: CheckSection) {
+        section.status = section
+            .lines
+            .iter()
+            .map(|l| l.status)
+            .max()
+            .unwrap_or(Level::Ok);
+        for line in &section.lines {
+            *self.counts.entry(line.status).or_default() += 1;
+        }
+        self.status = self.status.max(section.status);
+        self.sections.push(section);
     }
 
     /// Every line with its section, in order.
