@@ -232,6 +232,15 @@ fn feed(hook: &FakeProvider, shops: &[Shop], shared: &Shared) {
     }
 }
 
+/// Raises the feeder's stop flag when dropped (also while unwinding).
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 fn env_number(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
 }
@@ -358,6 +367,9 @@ fn drill() {
     let lost = std::thread::scope(|scope| {
         let hook = &cluster.hook;
         let feeder = scope.spawn(|| feed(hook, hook_shops, &shared));
+        // A failed wait below panics out of this closure; the scope then
+        // joins the feeder, which must stop or the drill would hang.
+        let _stop_feeder = StopOnDrop(&shared.stop);
         for kill in 1..=kills {
             std::thread::sleep(Duration::from_millis(rng.random_range(0..=MAX_LIFE_MS)));
             let victim = rng.random_range(0..cluster.nodes.len());
