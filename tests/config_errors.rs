@@ -800,7 +800,7 @@ fn a_huge_configuration_file_is_refused_with_its_size() {
         shown.contains(&format!("the file is {} bytes", text.len())),
         "{shown}"
     );
-    assert!(shown.contains("1MiB limit"), "{shown}");
+    assert!(shown.contains("48MiB limit"), "{shown}");
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
 
