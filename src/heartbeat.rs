@@ -126,6 +126,11 @@ mod tests {
             registered <= 2 * 16,
             "{registered} entries kept for 10 live heartbeats"
         );
-        assert_eq!(heartbeats.stale(Instant::now() + Duration::from_secs(61)).len(), kept.len());
+        assert_eq!(
+            heartbeats
+                .stale(Instant::now() + Duration::from_secs(61))
+                .len(),
+            kept.len()
+        );
     }
 }
