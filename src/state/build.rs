@@ -342,7 +342,7 @@ async fn build_store(
             (code.clone(), kind)
         })
         .collect();
-    let shared = overrides.is_empty().then(|| &store.plugin_path);
+    let shared = overrides.is_empty().then_some(&store.plugin_path);
     let recognition = match shared.and_then(|path| plugins.default_recognition.get(path)) {
         Some(recognition) => recognition.clone(),
         None => {
