@@ -24,8 +24,17 @@
 //! two cycles of changes, as production's 10-minute overlap does for a
 //! 5-minute interval.
 //!
+//! Each row also prints what the measured CPU means at production's 5-minute
+//! poll interval (arauto's and the fake's, as % of one core), and the issue
+//! 16 targets: RSS at 10,000 stores ≤ 100 MiB and ≤ 8 KiB per added store,
+//! arauto's CPU per sweep ≤ 1.5× the fake's for the same requests, start-up
+//! with 10,000 stores ≤ 300 ms; with `BENCH_LARGE=1`, 100,000 stores at
+//! ≤ 20 % of one core and ≤ 800 MiB peak RSS.
+//!
 //! `cargo bench --bench poll_cost`. Environment: `BENCH_QUICK=1` (N = 100 and
-//! 1,000, one measured cycle), `ARAUTO_BENCH_STORES` (e.g. `100,1000`),
+//! 1,000, one measured cycle), `BENCH_LARGE=1` (adds N = 100,000, Loja
+//! Integrada only, one measured cycle: about 12 minutes and 2 GiB for the
+//! fake), `ARAUTO_BENCH_STORES` (e.g. `100,1000`),
 //! `ARAUTO_BENCH_PLATFORMS` (`loja-integrada,nuvemshop`, the default: both;
 //! Nuvemshop runs at N ≤ 1,000 unless listed alone), `ARAUTO_BENCH_CYCLES`
 //! (measured cycles, default 2), `ARAUTO_BENCH_DIR`.
@@ -241,11 +250,30 @@ impl Row {
     fn cpu_per_store(&self) -> Duration {
         self.daemon_cpu.div_f64(self.sweeps.max(1) as f64)
     }
+    fn fake_cpu_per_store(&self) -> Duration {
+        self.fake_cpu.div_f64(self.sweeps.max(1) as f64)
+    }
 }
 
-/// Poll interval for N stores: long enough that a 2-core machine keeps up.
+/// Poll interval for N stores: long enough that a 2-core machine keeps up
+/// (100,000 stores: 250 s, close to production's 5 minutes).
 fn interval_for(stores: usize) -> Duration {
     Duration::from_secs(5).max(Duration::from_micros(2_500 * stores as u64))
+}
+
+/// Production's default poll interval, which the % of one core is quoted at.
+const PRODUCTION_INTERVAL: Duration = Duration::from_secs(300);
+/// The stores of `BENCH_LARGE=1`.
+const LARGE: usize = 100_000;
+
+/// Share of one core that `per_sweep` of CPU for each of `stores` stores
+/// every [`PRODUCTION_INTERVAL`] keeps busy, in percent.
+fn core_share_at_production_interval(per_sweep: Duration, stores: usize) -> f64 {
+    100.0 * per_sweep.as_secs_f64() * stores as f64 / PRODUCTION_INTERVAL.as_secs_f64()
+}
+
+fn large() -> bool {
+    std::env::var("BENCH_LARGE").is_ok_and(|value| !value.is_empty() && value != "0")
 }
 
 /// A fake platform serving the stores of one run, kept alive for the run.
@@ -421,7 +449,7 @@ fn main() -> Result<()> {
     let started = Instant::now();
     let quick = quick();
     let default_stores = if quick { "100,1000" } else { "100,1000,10000" };
-    let stores: Vec<usize> = std::env::var("ARAUTO_BENCH_STORES")
+    let mut stores: Vec<usize> = std::env::var("ARAUTO_BENCH_STORES")
         .unwrap_or_else(|_| default_stores.to_owned())
         .split(',')
         .map(|n| {
@@ -430,6 +458,9 @@ fn main() -> Result<()> {
                 .context("ARAUTO_BENCH_STORES: a list like 100,1000")
         })
         .collect::<Result<_>>()?;
+    if large() && !stores.contains(&LARGE) {
+        stores.push(LARGE);
+    }
     let platforms_listed = std::env::var("ARAUTO_BENCH_PLATFORMS").ok();
     let platforms: Vec<Platform> = platforms_listed
         .as_deref()
@@ -443,7 +474,9 @@ fn main() -> Result<()> {
         .iter()
         .flat_map(|&n| platforms.iter().map(move |&platform| (n, platform)))
         .filter(|&(n, platform)| {
-            platforms_listed.is_some() || platform == Platform::LojaIntegrada || n <= 1_000
+            (platforms_listed.is_some() && n < LARGE)
+                || platform == Platform::LojaIntegrada
+                || n <= 1_000
         })
         .collect();
     let cycles = common::env_usize("ARAUTO_BENCH_CYCLES", if quick { 1 } else { 2 })?.max(1) as u64;
@@ -515,7 +548,10 @@ fn main() -> Result<()> {
     let mut rows = Vec::new();
     for (n, platform) in runs {
         let dir = common::work_dir(&format!("poll-{}-{n}-", platform.name()))?;
-        let row = run_one(&runtime, platform, n, cycles, dir.path())
+        // The large row measures one cycle: two would add 4 minutes for
+        // the same per-sweep figure.
+        let row_cycles = if n >= LARGE { 1 } else { cycles };
+        let row = run_one(&runtime, platform, n, row_cycles, dir.path())
             .with_context(|| format!("poll cost with {n} {} stores", platform.name()))?;
         println!(
             "{:<14} {:>7} {:>8} {:>6} {:>11} {:>11} {:>10} {:>6.2}c {:>9} {:>10} {:>10} {:>9} {:>6} {:>9} {:>9}",
@@ -554,6 +590,16 @@ fn main() -> Result<()> {
             row.errors,
             mib(row.rss_at_ready_kib),
             row.end.threads,
+        );
+        println!(
+            "   {} N={:<6} at a 5-minute poll interval: arauto {:.1} % of one core, the fake {:.1} % (arauto's CPU per sweep is {:.2}× the fake's: {} against {})",
+            row.platform.name(),
+            row.stores,
+            core_share_at_production_interval(row.cpu_per_store(), row.stores),
+            core_share_at_production_interval(row.fake_cpu_per_store(), row.stores),
+            row.cpu_per_store().as_secs_f64() / row.fake_cpu_per_store().as_secs_f64().max(1e-9),
+            human(row.cpu_per_store()),
+            human(row.fake_cpu_per_store()),
         );
         if let Some((measured, all)) = row.throttled {
             println!(
@@ -595,6 +641,7 @@ fn main() -> Result<()> {
             );
         }
     }
+    print_targets(&rows);
     println!(
         "   columns: CPU/cycle = arauto CPU to poll every store once; CPU/store = per sweep; busy = cores arauto kept busy;"
     );
@@ -603,4 +650,62 @@ fn main() -> Result<()> {
     );
     print_footer(started);
     Ok(())
+}
+
+/// Issue 16's targets for an idle store, judged on the Loja Integrada rows
+/// of this run.
+fn print_targets(rows: &[Row]) {
+    let li = |n: usize| {
+        rows.iter()
+            .find(|row| row.platform == Platform::LojaIntegrada && row.stores == n)
+    };
+    let verdict = |met: bool| if met { "met" } else { "missed" };
+    let first = rows
+        .iter()
+        .find(|row| row.platform == Platform::LojaIntegrada);
+    if let Some(row) = li(10_000) {
+        let rss = row.rss_at_ready_kib.max(row.end.rss_kib);
+        println!(
+            "   target RSS at 10,000 stores ≤ 100 MiB: {} (at READY {}, after the measured cycles {})",
+            verdict(rss <= 100 * 1024),
+            mib(row.rss_at_ready_kib),
+            mib(row.end.rss_kib),
+        );
+        if let Some(first) = first.filter(|first| first.stores < row.stores) {
+            let per_store = (row.end.rss_kib as f64 - first.end.rss_kib as f64)
+                / (row.stores - first.stores) as f64;
+            println!(
+                "   target ≤ 8 KiB per added store ({} → {}): {} ({per_store:.1} KiB)",
+                first.stores,
+                row.stores,
+                verdict(per_store <= 8.0),
+            );
+        }
+        println!(
+            "   target start-up with 10,000 stores ≤ 300 ms: {} ({})",
+            verdict(row.startup <= Duration::from_millis(300)),
+            human(row.startup),
+        );
+    }
+    for row in rows
+        .iter()
+        .filter(|row| row.platform == Platform::LojaIntegrada)
+    {
+        let ratio =
+            row.cpu_per_store().as_secs_f64() / row.fake_cpu_per_store().as_secs_f64().max(1e-9);
+        println!(
+            "   target CPU per sweep ≤ 1.5× the fake's, N={}: {} ({ratio:.2}×)",
+            row.stores,
+            verdict(ratio <= 1.5),
+        );
+    }
+    if let Some(row) = li(LARGE) {
+        let share = core_share_at_production_interval(row.cpu_per_store(), row.stores);
+        println!(
+            "   target 100,000 stores every 5 minutes ≤ 20 % of one core and ≤ 800 MiB: CPU {} ({share:.1} %), memory {} (peak {})",
+            verdict(share <= 20.0),
+            verdict(row.end.peak_rss_kib <= 800 * 1024),
+            mib(row.end.peak_rss_kib),
+        );
+    }
 }

@@ -41,7 +41,17 @@ pub struct Stale {
 
 /// Registry of live heartbeats (dropped ones disappear on their own).
 #[derive(Clone, Default)]
-pub struct Heartbeats(Arc<Mutex<Vec<Weak<Beat>>>>);
+pub struct Heartbeats(Arc<Mutex<Registry>>);
+
+/// The registered heartbeats, dropped ones included until the next prune.
+#[derive(Default)]
+struct Registry {
+    beats: Vec<Weak<Beat>>,
+    /// Entries after the last prune: the list is pruned again once it has
+    /// doubled, so registering n loops costs O(n) in all, not O(n²) (a
+    /// daemon with 100,000 stores registers 100,000 pollers at start).
+    after_prune: usize,
+}
 
 impl Heartbeats {
     /// A new heartbeat of the loop `name`, stale after `max_silence` without a
@@ -52,16 +62,21 @@ impl Heartbeats {
             max_silence,
             last: Mutex::new(Instant::now()),
         });
-        let mut list = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        list.retain(|weak| weak.strong_count() > 0);
-        list.push(Arc::downgrade(&beat));
+        let mut registry = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if registry.beats.len() >= 2 * registry.after_prune.max(8) {
+            registry.beats.retain(|weak| weak.strong_count() > 0);
+            registry.after_prune = registry.beats.len();
+        }
+        registry.beats.push(Arc::downgrade(&beat));
         Heartbeat(beat)
     }
 
     /// The heartbeats silent for longer than allowed at `now`.
     pub fn stale(&self, now: Instant) -> Vec<Stale> {
-        let list = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        list.iter()
+        let registry = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        registry
+            .beats
+            .iter()
             .filter_map(Weak::upgrade)
             .filter_map(|beat| {
                 let last = *beat.last.lock().unwrap_or_else(PoisonError::into_inner);
@@ -95,5 +110,27 @@ mod tests {
         drop(fast);
         drop(slow);
         assert!(heartbeats.stale(later(61)).is_empty());
+    }
+
+    #[test]
+    fn dropped_heartbeats_are_pruned_as_the_registry_grows() {
+        let heartbeats = Heartbeats::default();
+        let kept: Vec<Heartbeat> = (0..10)
+            .map(|n| heartbeats.register(&format!("poll/{n}"), Duration::from_secs(60)))
+            .collect();
+        for n in 0..10_000 {
+            drop(heartbeats.register(&format!("poll/gone-{n}"), Duration::from_secs(60)));
+        }
+        let registered = heartbeats.0.lock().map(|r| r.beats.len()).unwrap_or(0);
+        assert!(
+            registered <= 2 * 16,
+            "{registered} entries kept for 10 live heartbeats"
+        );
+        assert_eq!(
+            heartbeats
+                .stale(Instant::now() + Duration::from_secs(61))
+                .len(),
+            kept.len()
+        );
     }
 }

@@ -21,10 +21,11 @@ use super::values::ByteSize;
 /// Default configuration file.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/arauto/arauto.toml";
 
-/// Largest configuration file accepted (1 MiB): a real one is a few KiB; a file
-/// of megabytes is a mistake (a log or a dump given by accident) and would make
-/// every reload slow.
-pub const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+/// Largest configuration file accepted (48 MiB): a shop's is a few KiB, but
+/// one machine is meant to poll up to 100,000 stores (issue 16), about 35 MB
+/// of `[stores.*]` tables; anything larger is a mistake (a log or a dump given
+/// by accident).
+pub const MAX_CONFIG_BYTES: u64 = 48 * 1024 * 1024;
 
 /// Load and validate the configuration, with overrides from the process environment.
 ///

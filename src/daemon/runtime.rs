@@ -212,8 +212,10 @@ pub async fn run(
         "arauto {} ready: {status}",
         info.version
     );
-    log_components(&state);
     notifier.ready(&status);
+    // After READY: one line per store is 100,000 lines for 100,000 stores,
+    // which systemd need not wait for.
+    log_components(&state);
 
     let reloader = Reloader {
         options: &options,

@@ -22,6 +22,7 @@
 //!   nothing is sent and the caller reports it.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -54,9 +55,18 @@ pub struct RecognizedStatus {
     pub source: RecognitionSource,
 }
 
-/// A store's recognition table.
+/// A store's recognition table. Cheap to clone: the tables are shared, so
+/// stores with the same connector and no overrides hold one copy between
+/// them (the builder reuses it) and a sweep's copy of the policy costs no
+/// allocation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Recognition {
+    tables: Arc<Tables>,
+}
+
+/// What [`Recognition`] shares between its clones.
+#[derive(Debug, PartialEq, Eq)]
+struct Tables {
     statuses: BTreeMap<String, RecognizedStatus>,
     kind_priorities: BTreeMap<NotificationKind, u8>,
 }
@@ -211,19 +221,22 @@ impl Recognition {
             kind_priorities_all.insert(kind, priority_of(kind));
         }
         Ok(Self {
-            statuses,
-            kind_priorities: kind_priorities_all,
+            tables: Arc::new(Tables {
+                statuses,
+                kind_priorities: kind_priorities_all,
+            }),
         })
     }
 
     /// Recognition of a status code; `None` when the code is unmapped.
     pub fn recognise(&self, code: &str) -> Option<&RecognizedStatus> {
-        self.statuses.get(code)
+        self.tables.statuses.get(code)
     }
 
     /// The happy-path priority of a kind for this store (0 off the happy path).
     pub fn kind_priority(&self, kind: NotificationKind) -> u8 {
-        self.kind_priorities
+        self.tables
+            .kind_priorities
             .get(&kind)
             .copied()
             .unwrap_or_else(|| fallback_priority(kind))
@@ -231,6 +244,6 @@ impl Recognition {
 
     /// Every recognised status, for `arauto check` and reports.
     pub fn statuses(&self) -> impl Iterator<Item = &RecognizedStatus> {
-        self.statuses.values()
+        self.tables.statuses.values()
     }
 }

@@ -283,10 +283,10 @@ impl PluginHost {
             };
         let description = match &binding {
             WorldBinding::Connector(ConnectorBinding::V0_1(pre)) => run("info", &|store| {
-                v0_1::connector_info(pre, store).map(Description::Connector)
+                v0_1::connector_info(pre, store).map(|info| Description::Connector(Arc::new(info)))
             }),
             WorldBinding::Connector(ConnectorBinding::V0_2(pre)) => run("info", &|store| {
-                v0_2::connector_info(pre, store).map(Description::Connector)
+                v0_2::connector_info(pre, store).map(|info| Description::Connector(Arc::new(info)))
             }),
             WorldBinding::Sender(SenderBinding::V0_1(pre)) => run("info", &|store| {
                 v0_1::sender_info(pre, store)
@@ -647,7 +647,8 @@ fn instance_context(
 /// What `info` returned when the plugin was loaded (for a 0.1 sender, with
 /// the name table's declarations filled in).
 enum Description {
-    Connector(ConnectorInfo),
+    /// Shared with every store of the connector ([`Plugin::shared_connector_info`]).
+    Connector(Arc<ConnectorInfo>),
     Sender(SenderInfo),
 }
 
@@ -751,6 +752,16 @@ impl Plugin {
     pub fn connector_info(&self) -> Option<&ConnectorInfo> {
         match &self.inner.description {
             Description::Connector(c) => Some(c),
+            Description::Sender(_) => None,
+        }
+    }
+
+    /// [`Self::connector_info`], shared: every store of a connector holds
+    /// the same catalogue instead of a copy each (several KiB of status
+    /// names and setting descriptions per store).
+    pub fn shared_connector_info(&self) -> Option<Arc<ConnectorInfo>> {
+        match &self.inner.description {
+            Description::Connector(c) => Some(Arc::clone(c)),
             Description::Sender(_) => None,
         }
     }

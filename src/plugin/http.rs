@@ -206,7 +206,11 @@ pub(crate) fn budget_quota(per_minute: NonZeroU32) -> Quota {
 
 impl RequestBudget {
     fn per_minute(n: NonZeroU32) -> Self {
-        Self::with_clock(n, DefaultClock::default())
+        // One clock for every budget: making one reads the CPU's
+        // identification (cpuid) each time, which was a tenth of the
+        // daemon's start-up with thousands of stores.
+        static CLOCK: OnceLock<DefaultClock> = OnceLock::new();
+        Self::with_clock(n, CLOCK.get_or_init(DefaultClock::default).clone())
     }
 }
 

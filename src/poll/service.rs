@@ -149,7 +149,8 @@ pub async fn run(
         let interval = store.config.poll_interval;
         if let Some(wait) = paused {
             let checked = tokio::select! {
-                checked = store.connector.check() => checked,
+                // Boxed, like the sweep below: see there.
+                checked = Box::pin(store.connector.check()) => checked,
                 () = shutdown.cancelled() => return,
             };
             match checked {
@@ -212,8 +213,12 @@ pub async fn run(
         // cursor. Waiting instead would hold the whole daemon's stop for as
         // long as a hung Loja Integrada request takes (up to the call
         // timeout, often past the shutdown timeout).
+        //
+        // The sweep's future is boxed, so it exists only while the sweep
+        // runs: inline, its state machine (plugin call, decisions, commits)
+        // would sit in every idle store's poller for good, several KiB each.
         let outcome = tokio::select! {
-            outcome = sweep.run_looking_at(look_at) => outcome,
+            outcome = Box::pin(sweep.run_looking_at(look_at)) => outcome,
             () = shutdown.cancelled() => {
                 tracing::info!(
                     store = %store_id,

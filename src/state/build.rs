@@ -158,6 +158,9 @@ struct PluginCache {
     loaded: BTreeMap<PathBuf, Plugin>,
     /// Files that did not load, with the reason.
     failed: BTreeMap<PathBuf, String>,
+    /// The recognition table of a connector's stores without overrides, by
+    /// plugin path: built once and shared, not once per store.
+    default_recognition: BTreeMap<PathBuf, Recognition>,
 }
 
 impl PluginCache {
@@ -315,7 +318,7 @@ async fn build_store(
         .load(host, &store.plugin_path, &component, PluginKind::Connector)
         .await
         .map_err(|p| vec![p])?;
-    let Some(info) = plugin.connector_info().cloned() else {
+    let Some(info) = plugin.shared_connector_info() else {
         return Err(vec![BuildProblem {
             component,
             message: format!("plugin {} reported no connector info", plugin.name()),
@@ -339,22 +342,34 @@ async fn build_store(
             (code.clone(), kind)
         })
         .collect();
-    let recognition = Recognition::new(
-        &store.id,
-        &info.platform,
-        &info.statuses,
-        &info.capabilities,
-        &overrides,
-    )
-    .map_err(|errors| {
-        errors
-            .into_iter()
-            .map(|e| BuildProblem {
-                component: format!("{component}.recognition"),
-                message: e.to_string(),
-            })
-            .collect::<Vec<_>>()
-    })?;
+    let shared = overrides.is_empty().then_some(&store.plugin_path);
+    let recognition = match shared.and_then(|path| plugins.default_recognition.get(path)) {
+        Some(recognition) => recognition.clone(),
+        None => {
+            let recognition = Recognition::new(
+                &store.id,
+                &info.platform,
+                &info.statuses,
+                &info.capabilities,
+                &overrides,
+            )
+            .map_err(|errors| {
+                errors
+                    .into_iter()
+                    .map(|e| BuildProblem {
+                        component: format!("{component}.recognition"),
+                        message: e.to_string(),
+                    })
+                    .collect::<Vec<_>>()
+            })?;
+            if let Some(path) = shared {
+                plugins
+                    .default_recognition
+                    .insert(path.clone(), recognition.clone());
+            }
+            recognition
+        }
+    };
 
     let quiet_hours = match store.quiet_hours {
         Some(q) => Some(

@@ -1,6 +1,7 @@
 //! A configured store, ready to poll.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::config::StoreConfig;
 use crate::decide::StorePolicy;
@@ -16,8 +17,9 @@ pub struct StoreRuntime {
     pub plugin: Plugin,
     /// This store's instance of it.
     pub connector: ConnectorInstance,
-    /// What the connector says about the platform (status catalogue, capabilities).
-    pub info: ConnectorInfo,
+    /// What the connector says about the platform (status catalogue,
+    /// capabilities): the plugin's own copy, shared by all its stores.
+    pub info: Arc<ConnectorInfo>,
     /// Recognition, enabled kinds, channels, timing. `seed_cutoff` is the
     /// configured `first_sync_cutoff`; the poller completes it from the state
     /// database (when the store was first added).
