@@ -17,10 +17,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Context, Result, bail, ensure};
 use arauto::clock::ManualClock;
 use arauto::queue::nats::{NatsOptions, NatsStore, PollStep};
+use arauto::queue::portable::{Portable, Record};
+use arauto::queue::redb::{RedbOptions, RedbStore};
 use arauto::queue::{
     CancelOutcome, Completion, CounterQuery, EnqueueOutcome, Error, Fence, Job, JobId, JobState,
     NewJob, Outcome, PollCommit, Receipt, Scope, StateStore, StoreStatus, Unfenced,
 };
+use futures::TryStreamExt;
 use jiff::{SignedDuration, Timestamp};
 
 const LEASE: SignedDuration = SignedDuration::from_secs(60);
@@ -68,10 +71,15 @@ impl Server {
 
     /// A new node: its own connection and its own `NatsStore`.
     async fn node(&self, fence: Arc<dyn Fence>) -> Result<NatsStore> {
+        self.node_with_prefix(fence, "test").await
+    }
+
+    /// A node of another arauto cluster sharing the server (its own buckets).
+    async fn node_with_prefix(&self, fence: Arc<dyn Fence>, prefix: &str) -> Result<NatsStore> {
         let client = async_nats::connect(&self.url).await?;
         let js = async_nats::jetstream::new(client);
         let options = NatsOptions {
-            prefix: "test".to_owned(),
+            prefix: prefix.to_owned(),
             replicas: 1,
         };
         Ok(NatsStore::open(js, options, fence).await?)
@@ -617,6 +625,161 @@ async fn purge_deletes_finished_jobs_and_frees_their_keys() -> Result<()> {
     assert!(f.store.list(Default::default()).await?.is_empty());
     // The key is free again.
     f.enqueue_one(new_job("wa", "1", "order-paid", f.now()))
+        .await?;
+    Ok(())
+}
+
+/// Fills `store` with one of everything: jobs in several states (one
+/// cancelled, so its key is not held), a cursor, order records, statuses,
+/// counters.
+async fn fill(store: &dyn StateStore, now: Timestamp) -> Result<()> {
+    let commit = PollCommit {
+        store: "loja".to_owned(),
+        cursor: Some("cursor-9".to_owned()),
+        order_records: vec![("1".to_owned(), b"{\"status\":\"pago\"}".to_vec())],
+        jobs: vec![
+            new_job("wa", "1", "order-paid", now),
+            new_job("wa", "2", "order-paid", now),
+            new_job(
+                "wa",
+                "3",
+                "order-paid",
+                now + SignedDuration::from_secs(3600),
+            ),
+        ],
+        status: StoreStatus {
+            orders_seen: 3,
+            ..StoreStatus::default()
+        },
+        ..PollCommit::default()
+    };
+    let outcome = store.commit_poll(commit).await?;
+    let mut claimed = store.claim("wa", now, 1, LEASE).await?;
+    let job = claimed.pop().context("nothing to claim")?;
+    store.complete(job.claim(), sent(now, "2025-03-14")).await?;
+    let third = outcome.jobs[2].id();
+    store.cancel(vec![third], "order cancelled".into()).await?;
+    store.pause_channel("sms", "operator".into(), false).await?;
+    Ok(())
+}
+
+/// The records of an export, in a stable order for comparing.
+async fn exported(store: &dyn Portable) -> Result<Vec<String>> {
+    let records: Vec<Record> = store.export().try_collect().await?;
+    let mut lines: Vec<String> = records
+        .iter()
+        .map(serde_json::to_string)
+        .collect::<Result<_, _>>()?;
+    lines.sort();
+    Ok(lines)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redb_state_imported_into_the_cluster_exports_the_same_and_imports_once() -> Result<()> {
+    let f = Fixture::new().await?;
+    let dir = tempfile::tempdir()?;
+    let redb = RedbStore::open(
+        dir.path(),
+        RedbOptions {
+            clock: Arc::new(f.clock.clone()),
+            time_zone: jiff::tz::TimeZone::get("America/Sao_Paulo")?,
+            ..RedbOptions::default()
+        },
+    )?;
+    fill(&redb, f.now()).await?;
+    let from_redb = exported(&redb).await?;
+    ensure!(
+        from_redb.iter().any(|line| line.contains("dedupe_key")),
+        "{from_redb:#?}"
+    );
+
+    let cluster = f
+        .server
+        .node_with_prefix(Arc::new(Unfenced), "copy")
+        .await?;
+    assert!(cluster.is_empty().await?);
+    let records: Vec<Record> = redb.export().try_collect().await?;
+    let first = cluster.import(records.clone()).await?;
+    assert_eq!(first.kept.total(), 0, "{first:?}");
+    assert_eq!(first.written.total(), u64::try_from(records.len())?);
+    assert!(!cluster.is_empty().await?);
+    assert_eq!(exported(&cluster).await?, from_redb);
+
+    // Importing the same file again keeps everything.
+    let second = cluster.import(records.clone()).await?;
+    assert_eq!(second.written.total(), 0, "{second:?}");
+    assert_eq!(exported(&cluster).await?, from_redb);
+
+    // The imported queue works: the pending job is claimed, and a new job
+    // gets an id after the imported ones.
+    let pending = cluster.claim("wa", f.now(), 10, LEASE).await?;
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    let newest = records
+        .iter()
+        .filter_map(|record| match record {
+            Record::Job(job) => Some(job.id),
+            _ => None,
+        })
+        .max()
+        .context("no job exported")?;
+    let fresh = cluster
+        .enqueue(vec![new_job("wa", "77", "order-paid", f.now())])
+        .await?;
+    assert!(fresh[0].id() > newest);
+
+    // And back: a cluster's state exported into an empty redb file.
+    let back_dir = tempfile::tempdir()?;
+    let back = RedbStore::open(back_dir.path(), RedbOptions::default())?;
+    let from_cluster: Vec<Record> = f.store.export().try_collect().await?;
+    back.import(from_cluster).await?;
+    assert_eq!(exported(&back).await?, exported(&f.store).await?);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_job_expires_at_claim_and_a_fallback_lands_on_the_other_channel() -> Result<()> {
+    let f = Fixture::new().await?;
+    let mut stale = new_job("wa", "1", "order-paid", f.at(-120));
+    stale.expires_at = Some(f.at(-60));
+    let stale = f.enqueue_one(stale).await?;
+    let fresh = f
+        .enqueue_one(new_job("wa", "2", "order-paid", f.now()))
+        .await?;
+    let claimed = f.claim_one("wa", f.now()).await?;
+    assert_eq!(claimed.id, fresh);
+    assert_eq!(f.job(stale).await?.state, JobState::Expired);
+
+    let fallback = new_job("sms", "2", "order-paid", f.now());
+    let completed = f
+        .store
+        .complete_noting_fallback(
+            claimed.claim(),
+            Completion::FellBack {
+                reason: "no WhatsApp account".into(),
+                fallback: Box::new(fallback),
+            },
+        )
+        .await?;
+    let inserted = completed
+        .fallback_inserted
+        .context("no fallback inserted")?;
+    assert_eq!(completed.job.state, JobState::Skipped);
+    assert_eq!(completed.job.fell_back_to, Some(inserted));
+    let on_sms = f.job(inserted).await?;
+    assert_eq!(
+        (on_sms.channel.as_str(), on_sms.fallback_of),
+        ("sms", Some(fresh))
+    );
+    let status = f.store.channel_status("wa").await?;
+    assert_eq!(status.fallbacks.len(), 1, "{status:?}");
+
+    // Cancelling the unsent fallback frees the original's keys too: the
+    // notification can be planned again on WhatsApp.
+    f.store
+        .cancel(vec![inserted], "order moved on".into())
+        .await?;
+    assert!(f.job(fresh).await?.dedupe_keys.is_empty());
+    f.enqueue_one(new_job("wa", "2", "order-paid", f.now()))
         .await?;
     Ok(())
 }

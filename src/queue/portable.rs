@@ -140,6 +140,9 @@ pub struct Trailer {
 /// One piece of state. Backends export and import these as they are.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
+// Records stream one at a time; boxing the statuses would only change the
+// shape helpers already build against (the portable-format milestone).
+#[allow(clippy::large_enum_variant)]
 pub enum Record {
     /// A job in any state, with its whole history.
     Job(Box<PortableJob>),
@@ -534,7 +537,7 @@ pub enum FormatError {
         /// Lines read.
         lines: usize,
         /// The header's counts.
-        expected: Counts,
+        expected: Box<Counts>,
     },
     /// The trailer's counts are not what the file holds.
     #[error(
@@ -546,9 +549,9 @@ pub enum FormatError {
         /// The trailer's line.
         line: usize,
         /// The trailer's (or header's) counts.
-        announced: Counts,
+        announced: Box<Counts>,
         /// The records read.
-        found: Counts,
+        found: Box<Counts>,
     },
 }
 
@@ -676,7 +679,7 @@ impl<R: BufRead> FileReader<R> {
             return Err(FormatError::Truncated {
                 path: self.path.clone(),
                 lines: if read == 0 { line - 1 } else { line },
-                expected: self.header.counts,
+                expected: Box::new(self.header.counts),
             });
         }
         let kind = serde_json::from_str::<LineType<'_>>(&self.buffer)
@@ -690,8 +693,8 @@ impl<R: BufRead> FileReader<R> {
                 let mismatch = |announced| FormatError::CountMismatch {
                     path: self.path.clone(),
                     line,
-                    announced,
-                    found: self.seen,
+                    announced: Box::new(announced),
+                    found: Box::new(self.seen),
                 };
                 if trailer.counts != self.seen {
                     return Err(mismatch(trailer.counts));

@@ -162,7 +162,7 @@ impl Mirror {
                 event.outcome,
             );
             let count = view.counters.entry(key).or_default();
-            *count = count.saturating_add(1);
+            *count = count.saturating_add(event.count);
         }
         self.history_seen
             .send_modify(|seen| *seen = (*seen).max(sequence));

@@ -21,6 +21,7 @@ mod jobs;
 mod keys;
 mod mirror;
 mod poll;
+mod portable;
 
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
@@ -80,7 +81,16 @@ struct HistoryEvent {
     channel: String,
     kind: String,
     outcome: Outcome,
-    job: JobId,
+    /// The job counted (none for a row copied by `arauto state import`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    job: Option<JobId>,
+    /// How many it counts: 1, or an imported row's count.
+    #[serde(default = "one")]
+    count: u64,
+}
+
+fn one() -> u64 {
+    1
 }
 
 /// The KV buckets of the backend.
@@ -338,9 +348,21 @@ impl Inner {
             channel: job.channel.to_string(),
             kind: job.kind_name().to_owned(),
             outcome,
-            job: job.id,
+            job: Some(job.id),
+            count: 1,
         };
-        let subject = self.names.history_subject(job.channel.as_str());
+        self.publish_event(job.channel.as_str(), event, message_id)
+            .await
+    }
+
+    /// Publishes a history event on its channel's subject.
+    async fn publish_event(
+        &self,
+        channel: &str,
+        event: HistoryEvent,
+        message_id: String,
+    ) -> Result<()> {
+        let subject = self.names.history_subject(channel);
         let payload = serde_json::to_vec(&event)
             .map_err(|e| nats_error(subject.clone(), "encode history event")(boxed(e)))?;
         let mut headers = async_nats::HeaderMap::new();
@@ -379,6 +401,17 @@ impl Inner {
             at.as_millisecond()
         );
         self.publish_history(job, outcome, at, message_id).await
+    }
+
+    /// The current state (message count, last sequence) of a bucket's
+    /// stream, asked of the server (`kv::Store::status` only repeats what
+    /// the bucket looked like when it was bound).
+    async fn bucket_state(&self, bucket_name: &str) -> Result<stream::State> {
+        let stream_name = format!("KV_{bucket_name}");
+        let bucket_stream = self.js.get_stream(&stream_name).await.map_err(|e| {
+            nats_error(format!("bucket {bucket_name}"), "read bucket state")(boxed(e))
+        })?;
+        Ok(bucket_stream.cached_info().state.clone())
     }
 
     /// Reads a JSON record of a KV bucket with its revision (`None`: absent or deleted).

@@ -344,7 +344,7 @@ enum Prepared {
         order_id: String,
         bytes: Vec<u8>,
     },
-    Other(Record),
+    Other(Box<Record>),
 }
 
 impl Prepared {
@@ -370,7 +370,7 @@ impl Prepared {
                     bytes,
                 })
             }
-            other => Ok(Prepared::Other(other)),
+            other => Ok(Prepared::Other(Box::new(other))),
         }
     }
 }
