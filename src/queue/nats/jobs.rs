@@ -508,7 +508,11 @@ impl Inner {
                 .load(claim.id)
                 .await?
                 .ok_or(Error::NotFound { id: claim.id })?;
-            self.fenced(Scope::Channel(stored.job.channel.as_str()))?;
+            // Not fenced: the send this records has already happened (or
+            // been given up), and refusing its record would leave the job
+            // Running until recovery sends it again. The claim number and the
+            // CAS on the job's revision already refuse a stale claim: once
+            // another node recovered or re-claimed the job, this fails.
             Self::running_job(&stored, claim)?;
             let mut job = stored.job.clone();
             if let Completion::FellBack { fallback, .. } = &completion {
