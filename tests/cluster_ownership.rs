@@ -5,6 +5,7 @@
 //! * Three instances end up owning exactly what rendezvous hashing says.
 //! * An instance shut down releases everything and the other takes it over
 //!   at once (by the release, not by waiting for expiry: counted).
+//! * A hand-over waits until the services of what moves have drained.
 //! * An instance that stops renewing (its loop no longer driven, as in a
 //!   paused process) stops holding before another one acquires.
 //! * Connecting to servers that do not answer fails naming them.
@@ -245,6 +246,61 @@ async fn a_node_shutting_down_hands_over_at_once() {
             >= handed as u64
     );
     assert_eq!(b.ownership.live_nodes(), ["b"]);
+}
+
+/// Review #1: a lease whose services still run (an HTTP send in flight) is
+/// not deleted when another node should own it. It leaves `owned` (the
+/// daemon stops and drains its services) but stays held and renewed, so the
+/// fence keeps saying yes to the in-flight work and nobody else takes it;
+/// only once the daemon reports its services gone is it handed over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hand_over_waits_until_the_services_have_drained() {
+    let server = start_server();
+    let all = resources(12, 2);
+    // Long enough that b can only get the leases by hand-over.
+    let ttl = Duration::from_secs(30);
+    let a = Node::start(&server, "a", ttl, &all).await;
+    until("a owns everything", &[&a], || a.owned().len() == all.len()).await;
+    // The daemon starts the services of everything a holds.
+    a.ownership.services_starting(&a.owned());
+
+    let b = Node::start(&server, "b", ttl, &all).await;
+    let names = ["a", "b"];
+    let keeps = expected(&all, &names, "a");
+    let moving = expected(&all, &names, "b");
+    assert!(!moving.is_empty());
+    until("a stops running what b should own", &[&a, &b], || {
+        a.owned() == keeps
+    })
+    .await;
+    assert_eq!(a.ownership.handing_over(), moving);
+    for resource in &moving {
+        assert!(
+            a.ownership.holds(resource.scope()),
+            "{resource} fenced off while its services may still be sending"
+        );
+        assert!(
+            !b.owned().contains(resource),
+            "{resource} taken by b before a's services drained"
+        );
+    }
+
+    // The daemon stopped them: now the leases go, at once.
+    a.ownership.services_running(&keeps);
+    until("b owns its share", &[&a, &b], || b.owned() == moving).await;
+    for resource in &moving {
+        assert!(!a.ownership.holds(resource.scope()));
+    }
+    assert!(a.ownership.handing_over().is_empty());
+    let takeovers = b.ownership.takeovers();
+    assert_eq!(
+        takeovers.expired.load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    for node in [a, b] {
+        node.stop.cancel();
+        node.driver.await.expect("the loop ends");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

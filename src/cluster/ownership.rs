@@ -16,6 +16,14 @@
 //!   (update at the revision we wrote), taken over once expired (update at the
 //!   revision we read), or released (delete at our revision). Two nodes can
 //!   never both succeed from the same revision.
+//! * **Two-phase hand-over.** A lease this node should give up while its
+//!   services still run (a send in flight) is first left out of
+//!   [`Ownership::owned`], so the daemon stops and drains those services,
+//!   while it stays held and renewed (the fence keeps saying yes to the work
+//!   in flight and no other node can take it). Only when the daemon reports
+//!   them gone ([`Ownership::services_running`]) is the fence withdrawn and
+//!   the lease deleted. Otherwise a send completing after the release would
+//!   be fenced and the new owner would send it again.
 //! * **Reacting at once.** Both buckets are watched: a released lease or a
 //!   node joining or leaving wakes every node's round immediately (SIGTERM
 //!   hand-over is immediate); a dead node is noticed when its heartbeat's
@@ -279,6 +287,15 @@ struct Inner {
     view: Mutex<View>,
     held: Mutex<HashMap<Resource, Held>>,
     wanted: Mutex<BTreeSet<Resource>>,
+    /// Resources whose services the daemon may still be running (it says
+    /// so before starting them and once stopped ones have drained). A lease
+    /// in here is never deleted: it is handed over in two phases.
+    running: Mutex<BTreeSet<Resource>>,
+    /// Held leases this node is handing over: left out of [`Ownership::owned`]
+    /// so the daemon stops and drains their services, still renewed (the
+    /// fence keeps saying yes to the in-flight work) until the daemon
+    /// reports them drained, then deleted.
+    handing_over: Mutex<BTreeSet<Resource>>,
     wake: Notify,
     owned: watch::Sender<BTreeSet<Resource>>,
     last_heartbeat: Mutex<Option<Instant>>,
@@ -398,6 +415,8 @@ impl Ownership {
             view: Mutex::new(View::default()),
             held: Mutex::new(HashMap::new()),
             wanted: Mutex::new(BTreeSet::new()),
+            running: Mutex::new(BTreeSet::new()),
+            handing_over: Mutex::new(BTreeSet::new()),
             wake: Notify::new(),
             owned,
             last_heartbeat: Mutex::new(None),
@@ -439,9 +458,35 @@ impl Ownership {
         self.inner.wake.notify_one();
     }
 
-    /// The resources this node holds, updated on every change.
+    /// The resources this node holds and is not handing over, updated on
+    /// every change: the services to run.
     pub fn owned(&self) -> watch::Receiver<BTreeSet<Resource>> {
         self.inner.owned.subscribe()
+    }
+
+    /// The daemon is about to start the services of `owned`: none of these
+    /// leases is deleted until [`Ownership::services_running`] says their
+    /// services are gone again.
+    pub fn services_starting(&self, owned: &BTreeSet<Resource>) {
+        lock(&self.inner.running).extend(owned.iter().cloned());
+    }
+
+    /// The daemon runs the services of `owned` and nothing else any more
+    /// (stopped services have drained): leases being handed over whose
+    /// services are gone can now be deleted, which the next round does.
+    pub fn services_running(&self, owned: &BTreeSet<Resource>) {
+        let mut running = lock(&self.inner.running);
+        let drained = running.iter().any(|r| !owned.contains(r));
+        running.clone_from(owned);
+        drop(running);
+        if drained {
+            self.inner.wake.notify_one();
+        }
+    }
+
+    /// Leases held but being handed over (their services still draining).
+    pub fn handing_over(&self) -> BTreeSet<Resource> {
+        lock(&self.inner.handing_over).clone()
     }
 
     /// How leases changed hands to this node.
@@ -520,6 +565,16 @@ impl Ownership {
         let mut acquire = Vec::new();
         let mut release = Vec::new();
         let mut next = renew_every;
+        let mut renew_if_due = |resource: &Resource, h: &Held, next: &mut Duration| {
+            let due = h.renewed_at + renew_every;
+            let now_instant = Instant::now();
+            if due <= now_instant + renew_every / 10 {
+                renew.push((resource.clone(), *h));
+            } else {
+                *next = (*next).min(due - now_instant);
+            }
+        };
+        let mut giving_up = Vec::new();
         {
             let view = lock(&inner.view);
             for resource in &wanted {
@@ -527,13 +582,9 @@ impl Ownership {
                 let mine = owner == Some(options.node.as_str());
                 match (mine, held.get(resource)) {
                     (true, Some(h)) => {
-                        let due = h.renewed_at + renew_every;
-                        let now_instant = Instant::now();
-                        if due <= now_instant + renew_every / 10 {
-                            renew.push((resource.clone(), *h));
-                        } else {
-                            next = next.min(due - now_instant);
-                        }
+                        // Ours again (a node left as soon as it came).
+                        lock(&inner.handing_over).remove(resource);
+                        renew_if_due(resource, h, &mut next);
                     }
                     (true, None) => {
                         let seen = view.leases.get(&resource.key()).cloned();
@@ -551,7 +602,7 @@ impl Ownership {
                         }
                     }
                     (false, Some(h)) => {
-                        release.push((resource.clone(), *h, owner.map(str::to_owned)));
+                        giving_up.push((resource.clone(), *h, owner.map(str::to_owned)));
                     }
                     (false, None) => {}
                 }
@@ -559,7 +610,26 @@ impl Ownership {
         }
         for (resource, h) in &held {
             if !wanted.contains(resource) {
-                release.push((resource.clone(), *h, None));
+                giving_up.push((resource.clone(), *h, None));
+            }
+        }
+        // Two-phase hand-over: a lease whose services may still run (an
+        // HTTP send in flight) stays held and renewed, out of `owned` so the
+        // daemon stops and drains them; once the daemon reports them gone,
+        // the fence is withdrawn and the lease deleted. Deciding under the
+        // `running` lock keeps the daemon from starting them in between.
+        {
+            let running = lock(&inner.running);
+            let mut handing_over = lock(&inner.handing_over);
+            for (resource, h, to) in giving_up {
+                if running.contains(&resource) {
+                    handing_over.insert(resource.clone());
+                    renew_if_due(&resource, &h, &mut next);
+                } else {
+                    handing_over.remove(&resource);
+                    lock(&inner.held).remove(&resource);
+                    release.push((resource, h, to));
+                }
             }
         }
 
@@ -711,6 +781,8 @@ impl Ownership {
             }
         };
         self.record_held(resource.clone(), revision, sent, value);
+        // A hand-over of ours that was still draining when the lease lapsed.
+        lock(&self.inner.handing_over).remove(&resource);
         let node = &self.inner.options.node;
         match previous {
             Some((Some(before), _)) if before.holder != *node => {
@@ -786,9 +858,15 @@ impl Ownership {
         self.publish();
     }
 
-    /// Tell followers of [`Ownership::owned`] what is held now.
+    /// Tell followers of [`Ownership::owned`] what is held now and not
+    /// being handed over.
     fn publish(&self) {
-        let now: BTreeSet<Resource> = lock(&self.inner.held).keys().cloned().collect();
+        let handing_over = lock(&self.inner.handing_over).clone();
+        let now: BTreeSet<Resource> = lock(&self.inner.held)
+            .keys()
+            .filter(|r| !handing_over.contains(*r))
+            .cloned()
+            .collect();
         self.inner.owned.send_if_modified(|owned| {
             if *owned == now {
                 false

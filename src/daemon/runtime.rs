@@ -191,9 +191,17 @@ pub async fn run(
     };
     let (exits_tx, mut exits) = mpsc::unbounded_channel();
     let mut services = Supervisor::new(info.clone(), exits_tx);
-    let prepared = prepare(&services, &env, &state, current(owned.as_ref()).as_ref())
+    let first_owned = current(owned.as_ref());
+    if let (Some(node), Some(first)) = (&node, &first_owned) {
+        node.ownership.services_starting(first);
+    }
+    let prepared = prepare(&services, &env, &state, first_owned.as_ref())
         .map_err(|(service, error)| RunError::ServiceStart { service, error })?;
     services.commit(prepared, stop_timeout(&state)).await;
+    if let Some(node) = &node {
+        node.ownership
+            .services_running(&running_resources(&services));
+    }
 
     let watchdog_stop = CancellationToken::new();
     tokio::spawn(watchdog::run(
@@ -239,6 +247,9 @@ pub async fn run(
             }
             Some(exit) = exits.recv() => {
                 services.remove_exited(&exit);
+                if let Some(node) = &node {
+                    node.ownership.services_running(&running_resources(&services));
+                }
                 match exit.panic {
                     None => tracing::info!(service = %exit.key, "service finished"),
                     Some(error) => {
@@ -311,6 +322,12 @@ async fn owned_changed(
     std::future::pending().await
 }
 
+/// The stores and channels whose pollers and dispatchers run now: their
+/// leases are not deleted before these stop (two-phase hand-over).
+fn running_resources(services: &Supervisor) -> BTreeSet<Resource> {
+    services.running_keys().filter_map(owned_resource).collect()
+}
+
 /// The stores and channels a configuration needs an owner for.
 fn resources(state: &State) -> BTreeSet<Resource> {
     desired(state).iter().filter_map(owned_resource).collect()
@@ -378,10 +395,15 @@ impl ClusterNode {
             .metrics
             .cluster_owned(self.ownership.node(), stores, owned.len() - stores);
         let state = env.state.load();
+        self.ownership.services_starting(owned);
         match prepare(services, env, &state, Some(owned)) {
             Ok(prepared) => {
                 let starting = prepared.starting();
+                // Stops and drains the services of what is being handed
+                // over; only then may their leases go (two-phase hand-over).
                 services.commit(prepared, stop_timeout(&state)).await;
+                self.ownership
+                    .services_running(&running_resources(services));
                 tracing::info!(
                     node = %self.ownership.node(),
                     "ownership changed: {} and {} held{}",
@@ -484,6 +506,9 @@ impl Reloader<'_> {
         let owned = self
             .node
             .map(|node| node.ownership.owned().borrow().clone());
+        if let (Some(node), Some(owned)) = (self.node, &owned) {
+            node.ownership.services_starting(owned);
+        }
         let prepared = prepare(services, self.env, &state, owned.as_ref())
             .map_err(|(service, error)| ReloadError::ServiceStart { service, error })?;
         let started = prepared.starting();
@@ -497,6 +522,8 @@ impl Reloader<'_> {
         services.commit(prepared, stop_timeout(&state)).await;
         // New stores and channels start once their leases are taken.
         if let Some(node) = self.node {
+            node.ownership
+                .services_running(&running_resources(services));
             node.ownership.set_resources(resources(&state));
         }
         let mut message = status_line(&state);
