@@ -2,7 +2,8 @@
 //! in a JetStream KV bucket.
 //!
 //! * **Heartbeats.** Every node puts `{node, expires_at}` under its name in
-//!   the `<prefix>_ownership_nodes` bucket every `lease_ttl / 3`. A node is
+//!   the `<prefix>_ownership_nodes` bucket every `lease_ttl / 3`, in a loop
+//!   of its own so a failing heartbeat never holds up lease renewals. A node is
 //!   live while its heartbeat has not expired; a node leaving on SIGTERM
 //!   deletes it.
 //! * **Who should own what.** Rendezvous (highest-random-weight) hashing of
@@ -298,7 +299,6 @@ struct Inner {
     handing_over: Mutex<BTreeSet<Resource>>,
     wake: Notify,
     owned: watch::Sender<BTreeSet<Resource>>,
-    last_heartbeat: Mutex<Option<Instant>>,
     takeovers: Takeovers,
     /// Ends the bucket watchers when the last handle goes.
     stop_watching: CancellationToken,
@@ -419,7 +419,6 @@ impl Ownership {
             handing_over: Mutex::new(BTreeSet::new()),
             wake: Notify::new(),
             owned,
-            last_heartbeat: Mutex::new(None),
             takeovers: Takeovers::default(),
             stop_watching: CancellationToken::new(),
         });
@@ -528,33 +527,59 @@ impl Ownership {
     /// Renew, acquire and release until `shutdown`, then release every
     /// lease and the heartbeat at once so the other nodes take over without
     /// waiting for expiry.
+    ///
+    /// The heartbeat has its own loop: a slow or failing heartbeat write
+    /// (a stream leader election) never delays or skips a lease renewal.
     pub async fn run(&self, shutdown: CancellationToken) {
-        let renew_every = self.inner.options.renew_every();
-        loop {
-            let next = match self.round().await {
-                Ok(next) => next,
-                Err(error) => {
-                    tracing::warn!("cluster ownership round failed: {error}; retrying");
-                    renew_every / 2
+        let rounds = async {
+            loop {
+                let next = self.round().await;
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    () = self.inner.wake.notified() => {}
+                    () = tokio::time::sleep(next) => {}
                 }
-            };
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                () = self.inner.wake.notified() => {}
-                () = tokio::time::sleep(next) => {}
             }
-        }
+        };
+        tokio::join!(self.heartbeats(&shutdown), rounds);
         self.release_all().await;
     }
 
-    /// One pass: heartbeat (when due), drop lapsed leases, then for every
-    /// resource renew (when due), acquire or release as rendezvous hashing
-    /// over the live nodes says. Returns how long until the next pass is due.
-    pub async fn round(&self) -> Result<Duration, OwnershipError> {
+    /// Write this node's heartbeat every `ttl / 3` until `shutdown`; a
+    /// failed write is retried after a tenth of that.
+    async fn heartbeats(&self, shutdown: &CancellationToken) {
+        let every = self.inner.options.renew_every();
+        loop {
+            let wait = match self.heartbeat().await {
+                Ok(()) => every,
+                Err(error) => {
+                    tracing::warn!("{error}; retrying");
+                    every / 10
+                }
+            };
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// How long one lease or heartbeat write may take before it is given up
+    /// and retried: a tenth of the TTL, so several tries fit between a due
+    /// renewal (`ttl / 3` after the last) and the fence's end (`0.8 · ttl`)
+    /// even when a stream leader election stalls one (the client's own
+    /// publish-ack timeout, 5 s, is longer than that whole budget).
+    fn request_timeout(&self) -> Duration {
+        self.inner.options.ttl / 10
+    }
+
+    /// One pass: drop lapsed leases, then for every resource renew (when
+    /// due), release or acquire as rendezvous hashing over the live nodes
+    /// says. Returns how long until the next pass is due.
+    pub async fn round(&self) -> Duration {
         let inner = &self.inner;
         let options = &inner.options;
         let renew_every = options.renew_every();
-        self.heartbeat_if_due().await?;
         self.drop_lapsed();
 
         let now = now_ms();
@@ -633,13 +658,14 @@ impl Ownership {
             }
         }
 
+        // Renewals first: they keep what the node is working on.
+        futures::stream::iter(renew)
+            .for_each_concurrent(WRITES_IN_FLIGHT, |(resource, h)| self.renew(resource, h))
+            .await;
         futures::stream::iter(release)
             .for_each_concurrent(WRITES_IN_FLIGHT, |(resource, h, to)| {
                 self.release(resource, h, to)
             })
-            .await;
-        futures::stream::iter(renew)
-            .for_each_concurrent(WRITES_IN_FLIGHT, |(resource, h)| self.renew(resource, h))
             .await;
         futures::stream::iter(acquire)
             .for_each_concurrent(WRITES_IN_FLIGHT, |(resource, seen)| {
@@ -647,36 +673,36 @@ impl Ownership {
             })
             .await;
         self.publish();
-        Ok(next)
+        next
     }
 
-    async fn heartbeat_if_due(&self) -> Result<(), OwnershipError> {
+    async fn heartbeat(&self) -> Result<(), OwnershipError> {
         let inner = &self.inner;
-        let renew_every = inner.options.renew_every();
-        let sent = Instant::now();
-        let due = lock(&inner.last_heartbeat)
-            .is_none_or(|last| last + renew_every <= sent + renew_every / 10);
-        if !due {
-            return Ok(());
-        }
         let expires_at_ms = now_ms() + millis(inner.options.ttl);
         let value = HeartbeatValue {
             node: inner.options.node.clone(),
             expires_at_ms,
         };
-        inner
+        let error = |source: async_nats::Error| OwnershipError::Heartbeat {
+            node: inner.options.node.clone(),
+            bucket: inner.options.nodes_bucket(),
+            source,
+        };
+        tokio::time::timeout(
+            self.request_timeout(),
+            inner.nodes.put(&inner.options.node, encode(&value)),
+        )
+        .await
+        .map_err(|_| error(format!("no answer within {:?}", self.request_timeout()).into()))?
+        .map_err(|e| error(e.into()))?;
+        let was_live = lock(&inner.view)
             .nodes
-            .put(&inner.options.node, encode(&value))
-            .await
-            .map_err(|e| OwnershipError::Heartbeat {
-                node: inner.options.node.clone(),
-                bucket: inner.options.nodes_bucket(),
-                source: e.into(),
-            })?;
-        lock(&inner.view)
-            .nodes
-            .insert(inner.options.node.clone(), expires_at_ms);
-        *lock(&inner.last_heartbeat) = Some(sent);
+            .insert(inner.options.node.clone(), expires_at_ms)
+            .is_some_and(|expires| expires > now_ms());
+        if !was_live {
+            // Counted among the live nodes now: take this node's share.
+            inner.wake.notify_one();
+        }
         Ok(())
     }
 
@@ -727,47 +753,94 @@ impl Ownership {
         );
     }
 
+    /// Renew a held lease, trying again (each try bounded by
+    /// [`Ownership::request_timeout`]) until it lands, another node has it,
+    /// or the fence's deadline passes. A try that timed out may still have
+    /// landed: a later "wrong revision" is then checked against what we
+    /// wrote before the lease is taken as lost.
     async fn renew(&self, resource: Resource, held: Held) {
         let (value, sent) = self.lease_value();
-        let result = self
-            .inner
-            .leases
-            .update(resource.key(), encode(&value), held.revision)
-            .await;
-        match result {
-            Ok(revision) => self.record_held(resource, revision, sent, value),
-            Err(error) if error.kind() == kv::UpdateErrorKind::WrongLastRevision => {
-                lock(&self.inner.held).remove(&resource);
-                tracing::warn!(
-                    node = %self.inner.options.node,
-                    "lost lease of {resource} (paused or cut off: another node holds it now)"
-                );
+        let encoded = encode(&value);
+        let key = resource.key();
+        let node = &self.inner.options.node;
+        let mut unsure = false;
+        loop {
+            let now = Instant::now();
+            if now >= held.deadline {
+                tracing::warn!(node = %node, "could not renew the lease of {resource} before its end");
+                return;
             }
-            // Kept until its deadline: the next renewal may get through.
-            Err(error) => tracing::warn!(
-                node = %self.inner.options.node,
-                "cannot renew the lease of {resource}: {error}"
-            ),
+            let budget = (held.deadline - now).min(self.request_timeout());
+            let attempt = self
+                .inner
+                .leases
+                .update(&key, encoded.clone(), held.revision);
+            match tokio::time::timeout(budget, attempt).await {
+                Ok(Ok(revision)) => {
+                    self.record_held(resource, revision, sent, value);
+                    return;
+                }
+                Ok(Err(error)) if error.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                    if unsure && let Some(revision) = self.landed(&key, &encoded).await {
+                        self.record_held(resource, revision, sent, value);
+                        return;
+                    }
+                    lock(&self.inner.held).remove(&resource);
+                    tracing::warn!(
+                        node = %node,
+                        "lost lease of {resource} (paused or cut off: another node holds it now)"
+                    );
+                    return;
+                }
+                Ok(Err(error)) => {
+                    unsure = true;
+                    tracing::warn!(node = %node, "cannot renew the lease of {resource}: {error}; retrying");
+                }
+                Err(_) => {
+                    unsure = true;
+                    tracing::warn!(
+                        node = %node,
+                        "renewing the lease of {resource} got no answer within {budget:?}; retrying"
+                    );
+                }
+            }
+            // A short pause, not a hot loop against a server in election.
+            let left = held.deadline.saturating_duration_since(Instant::now());
+            tokio::time::sleep(left.min(self.request_timeout() / 4)).await;
         }
+    }
+
+    /// The revision of `key` if it holds exactly `value` (a write of ours
+    /// whose answer was lost did land).
+    async fn landed(&self, key: &str, value: &Bytes) -> Option<u64> {
+        let entry = tokio::time::timeout(self.request_timeout(), self.inner.leases.entry(key))
+            .await
+            .ok()?
+            .ok()??;
+        (entry.value == *value).then_some(entry.revision)
     }
 
     async fn acquire(&self, resource: Resource, seen: Option<SeenLease>) {
         let (value, sent) = self.lease_value();
         let key = resource.key();
         let leases = &self.inner.leases;
+        let limit = self.request_timeout();
+        let timed_out = |_| format!("no answer within {limit:?}");
+        // A try whose answer is lost but which landed shows up in the watch
+        // as a lease of ours, and the next round takes it at that revision.
         let (result, previous) = match &seen {
             None => (
-                leases
-                    .create(&key, encode(&value))
+                tokio::time::timeout(limit, leases.create(&key, encode(&value)))
                     .await
-                    .map_err(|e| e.to_string()),
+                    .map_err(timed_out)
+                    .and_then(|r| r.map_err(|e| e.to_string())),
                 None,
             ),
             Some(seen) => (
-                leases
-                    .update(&key, encode(&value), seen.revision)
+                tokio::time::timeout(limit, leases.update(&key, encode(&value), seen.revision))
                     .await
-                    .map_err(|e| e.to_string()),
+                    .map_err(timed_out)
+                    .and_then(|r| r.map_err(|e| e.to_string())),
                 Some((seen.value.clone(), seen.last_holder.clone())),
             ),
         };
@@ -812,11 +885,16 @@ impl Ownership {
 
     async fn release(&self, resource: Resource, held: Held, to: Option<String>) {
         lock(&self.inner.held).remove(&resource);
-        let result = self
-            .inner
-            .leases
-            .delete_expect_revision(resource.key(), Some(held.revision))
-            .await;
+        let limit = self.request_timeout();
+        let result = tokio::time::timeout(
+            limit,
+            self.inner
+                .leases
+                .delete_expect_revision(resource.key(), Some(held.revision)),
+        )
+        .await
+        .map_err(|_| format!("no answer within {limit:?}"))
+        .and_then(|r| r.map_err(|e| e.to_string()));
         let node = &self.inner.options.node;
         match (result, to) {
             (Ok(()), Some(to)) => {
