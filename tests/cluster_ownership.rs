@@ -8,6 +8,7 @@
 //! * A hand-over waits until the services of what moves have drained.
 //! * An instance that stops renewing (its loop no longer driven, as in a
 //!   paused process) stops holding before another one acquires.
+//! * Two processes under one node name never hold the same lease.
 //! * Connecting to servers that do not answer fails naming them.
 //!
 //! NATS is a third party, but not one we fake: the point is the real
@@ -347,6 +348,65 @@ async fn a_node_that_stops_renewing_stops_holding_before_another_acquires() {
     );
     b.stop.cancel();
     b.driver.await.expect("b's loop ends");
+}
+
+/// Review #5: two processes started at once under one node name (a cloned
+/// VM keeping its hostname) pass the start-up check, but never take one
+/// another's leases for their own: each lease has one holder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_with_one_node_name_never_hold_the_same_lease() {
+    let server = start_server();
+    let all = resources(10, 2);
+    let ttl = Duration::from_secs(30);
+    let mut twins = Vec::new();
+    // Both open before either writes a heartbeat: the start-up check
+    // cannot tell them apart.
+    for _ in 0..2 {
+        let client = connect(&cluster_config(vec![server.url.clone()], "twin"), PATIENCE)
+            .await
+            .expect("connected");
+        let ownership = Ownership::open(
+            &async_nats::jetstream::new(client),
+            OwnershipOptions {
+                node: "twin".to_owned(),
+                prefix: "test".to_owned(),
+                replicas: 1,
+                ttl,
+            },
+        )
+        .await
+        .expect("ownership opens");
+        ownership.set_resources(all.iter().cloned().collect());
+        twins.push(ownership);
+    }
+    let stop = CancellationToken::new();
+    let nodes: Vec<Node> = twins
+        .into_iter()
+        .map(|ownership| Node {
+            driver: tokio::spawn({
+                let (ownership, stop) = (ownership.clone(), stop.clone());
+                async move { ownership.run(stop).await }
+            }),
+            ownership,
+            stop: stop.clone(),
+        })
+        .collect();
+    let [first, second] = [&nodes[0], &nodes[1]];
+    until("every lease is held", &[first, second], || {
+        first.owned().union(&second.owned()).count() == all.len()
+    })
+    .await;
+    for resource in &all {
+        let holders = nodes
+            .iter()
+            .filter(|node| node.ownership.holds(resource.scope()))
+            .count();
+        assert_eq!(holders, 1, "{resource} is held by {holders} processes");
+    }
+    stop.cancel();
+    for node in nodes {
+        node.driver.await.expect("the loop ends");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -147,6 +147,11 @@ pub fn owner_of<'a>(
 pub struct LeaseValue {
     /// The node holding it.
     pub holder: String,
+    /// The holding process (random per start): two processes given the same
+    /// node name (a cloned VM keeping the hostname) never take one
+    /// another's lease for their own. Empty in leases written before it.
+    #[serde(default)]
+    pub instance: String,
     /// When it ends unless renewed (Unix milliseconds, the holder's clock).
     pub expires_at_ms: i64,
 }
@@ -155,6 +160,9 @@ pub struct LeaseValue {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct HeartbeatValue {
     node: String,
+    /// The writing process (see [`LeaseValue::instance`]).
+    #[serde(default)]
+    instance: String,
     expires_at_ms: i64,
 }
 
@@ -283,6 +291,8 @@ pub struct Takeovers {
 
 struct Inner {
     options: OwnershipOptions,
+    /// This process's random id, in every lease and heartbeat it writes.
+    instance: String,
     leases: kv::Store,
     nodes: kv::Store,
     view: Mutex<View>,
@@ -410,6 +420,7 @@ impl Ownership {
         let (owned, _) = watch::channel(BTreeSet::new());
         let inner = Arc::new(Inner {
             options,
+            instance: format!("{:016x}", rand::random::<u64>()),
             leases,
             nodes,
             view: Mutex::new(View::default()),
@@ -615,10 +626,10 @@ impl Ownership {
                         let seen = view.leases.get(&resource.key()).cloned();
                         match &seen {
                             Some(SeenLease { value: Some(v), .. })
-                                if v.holder != options.node && v.expires_at_ms > now =>
+                                if !self.is_mine(v) && v.expires_at_ms > now =>
                             {
-                                // Held by another node that should hand it
-                                // over (its watch tells it) or is dying:
+                                // Held by another node (or another process
+                                // under our name) that should hand it over (its watch tells it) or is dying:
                                 // look again when the lease ends.
                                 let left = u64::try_from(v.expires_at_ms - now).unwrap_or(0);
                                 next = next.min(Duration::from_millis(left + 1));
@@ -681,6 +692,7 @@ impl Ownership {
         let expires_at_ms = now_ms() + millis(inner.options.ttl);
         let value = HeartbeatValue {
             node: inner.options.node.clone(),
+            instance: inner.instance.clone(),
             expires_at_ms,
         };
         let error = |source: async_nats::Error| OwnershipError::Heartbeat {
@@ -723,10 +735,16 @@ impl Ownership {
         });
     }
 
+    /// Whether this very process wrote `lease` (same name is not enough).
+    fn is_mine(&self, lease: &LeaseValue) -> bool {
+        lease.holder == self.inner.options.node && lease.instance == self.inner.instance
+    }
+
     fn lease_value(&self) -> (LeaseValue, Instant) {
         let sent = Instant::now();
         let value = LeaseValue {
             holder: self.inner.options.node.clone(),
+            instance: self.inner.instance.clone(),
             expires_at_ms: now_ms() + millis(self.inner.options.ttl),
         };
         (value, sent)
@@ -858,7 +876,7 @@ impl Ownership {
         lock(&self.inner.handing_over).remove(&resource);
         let node = &self.inner.options.node;
         match previous {
-            Some((Some(before), _)) if before.holder != *node => {
+            Some((Some(before), _)) if !self.is_mine(&before) => {
                 self.inner.takeovers.expired.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(
                     node = %node,
@@ -1079,9 +1097,22 @@ fn apply(inner: &Inner, which: WatchedBucket, entry: &kv::Entry) {
                 let Ok(beat) = serde_json::from_slice::<HeartbeatValue>(&entry.value) else {
                     return;
                 };
-                // Our own heartbeat is recorded when written.
-                if beat.node == inner.options.node && view.nodes.contains_key(&beat.node) {
-                    return;
+                if beat.node == inner.options.node {
+                    if beat.instance != inner.instance {
+                        // Both keep their own leases apart (instance ids),
+                        // but the spread counts them as one node.
+                        tracing::error!(
+                            node = %beat.node,
+                            "another arauto process uses this node name (instance {} besides this \
+                             one's {}): give each node its own cluster.node_name",
+                            beat.instance,
+                            inner.instance
+                        );
+                    }
+                    // Our own heartbeat is recorded when written.
+                    if view.nodes.contains_key(&beat.node) {
+                        return;
+                    }
                 }
                 let known = view
                     .nodes
