@@ -519,6 +519,53 @@ async fn a_node_that_lost_its_lease_cannot_commit_or_claim_but_records_what_it_s
     Ok(())
 }
 
+/// A fence that says yes a given number of times, then no: a lease lost in
+/// the middle of a multi-write operation.
+struct Countdown(std::sync::atomic::AtomicUsize);
+
+impl Fence for Countdown {
+    fn holds(&self, _scope: Scope<'_>) -> bool {
+        self.0
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                left.checked_sub(1)
+            })
+            .is_ok()
+    }
+}
+
+/// Review #2: the fence is asked before every write of a poll commit, not
+/// once: a lease lost after the first job stops the commit there, before
+/// the other jobs, the order records, the status and the cursor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_lost_in_the_middle_of_a_poll_commit_stops_its_writes() -> Result<()> {
+    let f = Fixture::new().await?;
+    // Yes for the commit's first check and its first job, no after that.
+    let node = f
+        .server
+        .node(Arc::new(Countdown(std::sync::atomic::AtomicUsize::new(2))))
+        .await?;
+    let commit = PollCommit {
+        store: "loja".to_owned(),
+        cursor: Some("c1".to_owned()),
+        order_records: vec![("1".to_owned(), b"record 1".to_vec())],
+        jobs: vec![
+            new_job("wa", "1", "order-paid", f.now()),
+            new_job("wa", "2", "order-paid", f.now()),
+        ],
+        ..PollCommit::default()
+    };
+    let refused = node.commit_poll(commit).await;
+    assert!(
+        matches!(&refused, Err(Error::Fenced { scope }) if scope == "store loja"),
+        "{refused:?}"
+    );
+    assert_eq!(f.store.jobs_for_order("loja", "1").await?.len(), 1);
+    assert_eq!(f.store.jobs_for_order("loja", "2").await?.len(), 0);
+    assert_eq!(f.store.order_record("loja", "1").await?, None);
+    assert_eq!(f.store.cursor("loja").await?, None);
+    Ok(())
+}
+
 /// A poll commit that stops after `step` and is then made again in full
 /// leaves every job once, the records and the cursor.
 async fn crash_then_retry(step: PollStep) -> Result<()> {

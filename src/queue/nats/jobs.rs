@@ -381,6 +381,7 @@ impl Inner {
             .into_iter()
             .partition(|stored| stored.job.expires_at.is_some_and(|at| at <= now));
         for stored in stale {
+            self.fenced(Scope::Channel(channel))?;
             self.expire(stored, now).await?;
         }
         candidates.sort_by_key(|stored| (stored.job.priority, stored.job.due_at, stored.job.id));
@@ -395,6 +396,8 @@ impl Inner {
                 if job.state != JobState::Pending || job.due_at > now {
                     break;
                 }
+                // Asked before every write: a claim is many round trips.
+                self.fenced(Scope::Channel(channel))?;
                 if job.expires_at.is_some_and(|at| at <= now) {
                     self.expire(stored, now).await?;
                     break;

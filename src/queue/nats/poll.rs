@@ -102,13 +102,19 @@ impl Inner {
             jobs: Vec::with_capacity(jobs.len()),
             cancelled: Vec::with_capacity(cancel.len()),
         };
+        // The fence is asked again before every write, not once per
+        // commit: a commit can take many round trips, and a node paused or
+        // cut off in the middle must not go on writing for a store another
+        // node now polls.
         for job in jobs {
+            self.fenced(Scope::Store(&store))?;
             outcome.jobs.push(self.insert_job(job, None).await?);
         }
         self.checkpoint(PollStep::Jobs)?;
 
         // 3. Cancellations.
         for (id, reason) in &cancel {
+            self.fenced(Scope::Store(&store))?;
             outcome
                 .cancelled
                 .push((*id, self.cancel_one(*id, reason).await?));
@@ -119,11 +125,13 @@ impl Inner {
         let orders_bucket = self.names.bucket("orders");
         for (order_id, record) in order_records {
             let key = keys::order_key(&store, &order_id);
+            self.fenced(Scope::Store(&store))?;
             self.put_bytes(&self.buckets.orders, &orders_bucket, &key, record)
                 .await?;
         }
         for order_id in &forget_orders {
             let key = keys::order_key(&store, order_id);
+            self.fenced(Scope::Store(&store))?;
             self.buckets.orders.purge(key.as_str()).await.map_err(|e| {
                 super::nats_error(format!("bucket {orders_bucket}, key {key}"), "delete")(
                     super::boxed(e),
@@ -133,6 +141,7 @@ impl Inner {
         self.checkpoint(PollStep::OrderRecords)?;
 
         // 5. Store status.
+        self.fenced(Scope::Store(&store))?;
         self.put_bytes(
             &self.buckets.stores,
             &self.names.bucket("stores"),
@@ -144,6 +153,7 @@ impl Inner {
 
         // 6. The cursor, last.
         if let Some(cursor) = cursor {
+            self.fenced(Scope::Store(&store))?;
             self.put_bytes(
                 &self.buckets.cursors,
                 &self.names.bucket("cursors"),
