@@ -9,6 +9,7 @@
 //! * An instance that stops renewing (its loop no longer driven, as in a
 //!   paused process) stops holding before another one acquires.
 //! * Two processes under one node name never hold the same lease.
+//! * A taker measures a lease's end on its own clock, not the holder's.
 //! * Connecting to servers that do not answer fails naming them.
 //!
 //! NATS is a third party, but not one we fake: the point is the real
@@ -407,6 +408,73 @@ async fn two_processes_with_one_node_name_never_hold_the_same_lease() {
     for node in nodes {
         node.driver.await.expect("the loop ends");
     }
+}
+
+/// Review #4: a taker does not trust the holder's wall-clock expiry. A
+/// lease written just now by a node whose clock runs far behind (its
+/// `expires_at` already in the past for us) is taken only `ttl` after this
+/// node first saw it, on its own clock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_is_taken_by_the_takers_own_clock_not_the_holders_expiry() {
+    let server = start_server();
+    let ghost_store = Resource::Store("loja-ghost".to_owned());
+    let free_store = Resource::Store("loja-free".to_owned());
+    let ttl = Duration::from_secs(3);
+    // Bucket first (an ownership with nothing to own), then the lagging
+    // node's lease, written straight to it.
+    let setup = Node::start(&server, "setup", ttl, &[]).await;
+    let client = connect(&cluster_config(vec![server.url.clone()], "setup"), PATIENCE)
+        .await
+        .expect("connected");
+    let leases = async_nats::jetstream::new(client)
+        .get_key_value("test_ownership_leases")
+        .await
+        .expect("the lease bucket");
+    let lagging = arauto::cluster::ownership::LeaseValue {
+        holder: "lagging".to_owned(),
+        instance: "0".to_owned(),
+        expires_at_ms: jiff::Timestamp::now().as_millisecond() - 3_600_000,
+    };
+    leases
+        .create(
+            ghost_store.key(),
+            serde_json::to_vec(&lagging).expect("json").into(),
+        )
+        .await
+        .expect("lease written");
+    setup.stop.cancel();
+    setup.driver.await.expect("the loop ends");
+
+    let b = Node::start(
+        &server,
+        "b",
+        ttl,
+        &[ghost_store.clone(), free_store.clone()],
+    )
+    .await;
+    until("b takes the free store", &[&b], || {
+        b.owned().contains(&free_store)
+    })
+    .await;
+    assert!(
+        !b.owned().contains(&ghost_store),
+        "taken at once on the holder's (lagging) wall-clock expiry"
+    );
+    until(
+        "b takes the other once its own clock says it ended",
+        &[&b],
+        || b.owned().contains(&ghost_store),
+    )
+    .await;
+    assert_eq!(
+        b.ownership
+            .takeovers()
+            .expired
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    b.stop.cancel();
+    b.driver.await.expect("the loop ends");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -29,14 +29,16 @@
 //!   node joining or leaving wakes every node's round immediately (SIGTERM
 //!   hand-over is immediate); a dead node is noticed when its heartbeat's
 //!   expiry passes, and its leases are taken once their own expiry passes.
-//! * **Fencing.** [`Fence::holds`] answers from this process's monotonic
-//!   clock: a lease counts as held until `renewed_at + ttl − margin`, where
-//!   `renewed_at` is taken *before* the renewal is sent. Other nodes take it
-//!   over only after `expires_at = wall clock at sending + ttl`, so as long
-//!   as the nodes' wall clocks agree within the margin (`ttl / 5`, 2 s by
-//!   default: NTP keeps them far closer), the old holder stops before a new
-//!   one starts. A process resumed after SIGSTOP sees at once that its leases
-//!   are gone, before it talks to anyone.
+//! * **Fencing.** [`Fence::holds`] answers from this process's
+//!   `CLOCK_BOOTTIME` (monotonic, and counting suspend): a lease counts as
+//!   held until `renewed_at + ttl − margin`, where `renewed_at` is taken
+//!   *before* the renewal is sent. Another node takes it over only `ttl`
+//!   after it first saw that revision, on its own clock: the revision was
+//!   written after `renewed_at`, so the old holder stops at least `margin`
+//!   (`ttl / 5`) before a new one starts, whatever the wall clocks say (only
+//!   the clocks' rates must agree). `expires_at_ms` in the value is for
+//!   display. A process resumed after SIGSTOP or a suspend sees at once that
+//!   its leases are gone, before it talks to anyone.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -48,7 +50,6 @@ use async_nats::jetstream::{self, kv};
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, watch};
-use tokio::time::Instant;
 use tokio_util::bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
@@ -257,9 +258,9 @@ impl OwnershipOptions {
 struct Held {
     revision: u64,
     /// When the last successful renewal was sent.
-    renewed_at: Instant,
+    renewed_at: BootInstant,
     /// `renewed_at + ttl − margin`: the fence says no from then on.
-    deadline: Instant,
+    deadline: BootInstant,
 }
 
 /// What this node last saw of a lease key.
@@ -270,6 +271,11 @@ struct SeenLease {
     value: Option<LeaseValue>,
     /// Who held it last, for a released lease's hand-over log.
     last_holder: Option<String>,
+    /// When this node first saw this revision, on its own clock. The
+    /// holder wrote it before that, so `ttl` after this the lease has ended
+    /// whatever the two nodes' wall clocks say: a taker never compares its
+    /// wall clock with the holder's `expires_at_ms`.
+    first_seen: BootInstant,
 }
 
 /// The watched buckets' contents, as this node last saw them.
@@ -326,6 +332,49 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
+}
+
+/// A point on `CLOCK_BOOTTIME`: monotonic like `Instant`, but it also
+/// counts the time the machine was suspended (`CLOCK_MONOTONIC`, behind
+/// `std`'s and tokio's `Instant`, stops then). A lease deadline measured on
+/// it has passed when a suspended VM or laptop resumes, so the fence says no
+/// before anything is sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct BootInstant(Duration);
+
+impl BootInstant {
+    fn now() -> Self {
+        let mut now = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `now` is a valid, writable timespec; CLOCK_BOOTTIME exists
+        // on every Linux arauto supports, so the call cannot fail.
+        #[allow(unsafe_code)]
+        let status = unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &raw mut now) };
+        debug_assert_eq!(status, 0, "clock_gettime(CLOCK_BOOTTIME)");
+        let secs = u64::try_from(now.tv_sec).unwrap_or(0);
+        let nanos = u32::try_from(now.tv_nsec).unwrap_or(0);
+        Self(Duration::new(secs, nanos))
+    }
+
+    fn saturating_duration_since(self, earlier: Self) -> Duration {
+        self.0.saturating_sub(earlier.0)
+    }
+}
+
+impl std::ops::Add<Duration> for BootInstant {
+    type Output = Self;
+    fn add(self, duration: Duration) -> Self {
+        Self(self.0.saturating_add(duration))
+    }
+}
+
+impl std::ops::Sub for BootInstant {
+    type Output = Duration;
+    fn sub(self, earlier: Self) -> Duration {
+        self.saturating_duration_since(earlier)
+    }
 }
 
 fn millis(duration: Duration) -> i64 {
@@ -593,7 +642,6 @@ impl Ownership {
         let renew_every = options.renew_every();
         self.drop_lapsed();
 
-        let now = now_ms();
         let live = self.live_nodes();
         let wanted = lock(&inner.wanted).clone();
         let held: HashMap<Resource, Held> = lock(&inner.held).clone();
@@ -603,7 +651,7 @@ impl Ownership {
         let mut next = renew_every;
         let mut renew_if_due = |resource: &Resource, h: &Held, next: &mut Duration| {
             let due = h.renewed_at + renew_every;
-            let now_instant = Instant::now();
+            let now_instant = BootInstant::now();
             if due <= now_instant + renew_every / 10 {
                 renew.push((resource.clone(), *h));
             } else {
@@ -625,14 +673,19 @@ impl Ownership {
                     (true, None) => {
                         let seen = view.leases.get(&resource.key()).cloned();
                         match &seen {
-                            Some(SeenLease { value: Some(v), .. })
-                                if !self.is_mine(v) && v.expires_at_ms > now =>
+                            Some(SeenLease {
+                                value: Some(v),
+                                first_seen,
+                                ..
+                            }) if !self.is_mine(v)
+                                && *first_seen + options.ttl > BootInstant::now() =>
                             {
                                 // Held by another node (or another process
-                                // under our name) that should hand it over (its watch tells it) or is dying:
-                                // look again when the lease ends.
-                                let left = u64::try_from(v.expires_at_ms - now).unwrap_or(0);
-                                next = next.min(Duration::from_millis(left + 1));
+                                // under our name) that should hand it over
+                                // (its watch tells it) or is dying: look
+                                // again when the lease has surely ended.
+                                let left = (*first_seen + options.ttl) - BootInstant::now();
+                                next = next.min(left + Duration::from_millis(1));
                             }
                             _ => acquire.push((resource.clone(), seen)),
                         }
@@ -721,7 +774,7 @@ impl Ownership {
     /// Forget leases whose local deadline passed (the fence already says
     /// no): the process was paused or could not renew for too long.
     fn drop_lapsed(&self) {
-        let now = Instant::now();
+        let now = BootInstant::now();
         let mut held = lock(&self.inner.held);
         held.retain(|resource, h| {
             let alive = h.deadline > now;
@@ -740,8 +793,8 @@ impl Ownership {
         lease.holder == self.inner.options.node && lease.instance == self.inner.instance
     }
 
-    fn lease_value(&self) -> (LeaseValue, Instant) {
-        let sent = Instant::now();
+    fn lease_value(&self) -> (LeaseValue, BootInstant) {
+        let sent = BootInstant::now();
         let value = LeaseValue {
             holder: self.inner.options.node.clone(),
             instance: self.inner.instance.clone(),
@@ -750,7 +803,7 @@ impl Ownership {
         (value, sent)
     }
 
-    fn record_held(&self, resource: Resource, revision: u64, sent: Instant, value: LeaseValue) {
+    fn record_held(&self, resource: Resource, revision: u64, sent: BootInstant, value: LeaseValue) {
         let options = &self.inner.options;
         let deadline = sent + options.ttl.saturating_sub(options.margin());
         lock(&self.inner.view).leases.insert(
@@ -759,6 +812,7 @@ impl Ownership {
                 revision,
                 last_holder: Some(value.holder.clone()),
                 value: Some(value),
+                first_seen: BootInstant::now(),
             },
         );
         lock(&self.inner.held).insert(
@@ -783,7 +837,7 @@ impl Ownership {
         let node = &self.inner.options.node;
         let mut unsure = false;
         loop {
-            let now = Instant::now();
+            let now = BootInstant::now();
             if now >= held.deadline {
                 tracing::warn!(node = %node, "could not renew the lease of {resource} before its end");
                 return;
@@ -823,7 +877,7 @@ impl Ownership {
                 }
             }
             // A short pause, not a hot loop against a server in election.
-            let left = held.deadline.saturating_duration_since(Instant::now());
+            let left = held.deadline.saturating_duration_since(BootInstant::now());
             tokio::time::sleep(left.min(self.request_timeout() / 4)).await;
         }
     }
@@ -979,7 +1033,7 @@ impl Fence for Ownership {
         let resource = Resource::from(scope);
         lock(&self.inner.held)
             .get(&resource)
-            .is_some_and(|h| h.deadline > Instant::now())
+            .is_some_and(|h| h.deadline > BootInstant::now())
     }
 }
 
@@ -1086,6 +1140,7 @@ fn apply(inner: &Inner, which: WatchedBucket, entry: &kv::Entry) {
                     revision: entry.revision,
                     value,
                     last_holder,
+                    first_seen: BootInstant::now(),
                 },
             );
             deleted || holder_changed
