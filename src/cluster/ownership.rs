@@ -925,6 +925,22 @@ impl Ownership {
                 return;
             }
         };
+        // nats-server before 2.9.21 (Debian 12 ships 2.9.10) may accept two
+        // concurrent writes expecting the same revision (nats-server#4320):
+        // read the key back and keep the lease only if our write is the
+        // latest. The loser of such a race drops it here; a later write by
+        // the other node would fail its next renewal the same way.
+        match leases.entry(&key).await {
+            Ok(Some(latest)) if latest.revision != revision => {
+                tracing::warn!(
+                    node = %self.inner.options.node,
+                    "{resource}: another node's write landed after ours (revision {} after {revision}); not taking it",
+                    latest.revision
+                );
+                return;
+            }
+            _ => {}
+        }
         self.record_held(resource.clone(), revision, sent, value);
         // A hand-over of ours that was still draining when the lease lapsed.
         lock(&self.inner.handing_over).remove(&resource);
