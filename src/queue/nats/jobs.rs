@@ -881,16 +881,10 @@ impl Inner {
         if deleted > 0 {
             // Wait until this node's view has dropped them too (a purge
             // does not answer with its revision; the bucket's last one is
-            // at least as new).
-            let status = self
-                .buckets
-                .jobs
-                .status()
-                .await
-                .map_err(|e| nats_error(self.jobs_bucket(), "read bucket status")(boxed(e)))?;
-            self.mirror
-                .await_jobs(status.info.state.last_sequence)
-                .await;
+            // at least as new; asked of the server, `kv::Store::status` is
+            // the state cached when the bucket was bound).
+            let state = self.bucket_state(&self.jobs_bucket()).await?;
+            self.mirror.await_jobs(state.last_sequence).await;
         }
         Ok(deleted)
     }
