@@ -4,6 +4,8 @@
 #   make demo             the daemon against the bundled LI simulator, printing what it sends
 #                         (DEMO_PLATFORM=nuvemshop: a Nuvemshop store; =both: one store of each)
 #   make test             THE test command (installs the wasm toolchain if missing)
+#   make test-cluster     only the NATS cluster tests (make test runs them last)
+#   make cluster-drill    the long cluster drill (KILLS=100 by default; needs nats-server)
 #   make lint             rustfmt + clippy, daemon and plugin workspaces
 #   make install          DESTDIR/PREFIX aware (PREFIX=/usr/local by default)
 #   make deb              target/debian/arauto_<version>_amd64.deb (cargo-deb)
@@ -44,7 +46,8 @@ DEMO_BUILD = $(CARGO) build --locked --bin arauto -p arauto --bin arauto-sim -p 
 PLUGIN_WORKSPACES := plugins tests/plugins
 
 .PHONY: all build docgen plugins test-plugins wasm-toolchain test test-plugin-crates lint check-demo-build \
-        install uninstall check-systemd demo bench cargo-deb deb check-deb check-deb-install
+        install uninstall check-systemd demo bench cargo-deb deb check-deb check-deb-install \
+        test-cluster cluster-drill
 
 all: build plugins docgen
 
@@ -82,9 +85,24 @@ check-demo-build:
 	  exit 1; \
 	fi; echo "check-demo-build: make demo reuses the daemon make test built"
 
+# The NATS cluster tests (every test named nats_cluster::…) start real
+# nats-server processes and several daemons: slow on two cores, so the main
+# run skips them and they run last, one at a time (leases are timed).
+CLUSTER_TESTS = nats_cluster::
+
 test: wasm-toolchain plugins test-plugins
-	$(CARGO) test --workspace --locked
+	$(CARGO) test --workspace --locked -- --skip $(CLUSTER_TESTS)
 	$(MAKE) --no-print-directory test-plugin-crates
+	$(MAKE) --no-print-directory test-cluster
+
+test-cluster: plugins
+	$(CARGO) test --locked --test cluster_failover --test drill_cluster -- --test-threads 1 $(CLUSTER_TESTS)
+
+# A long cluster drill (KILLS arauto SIGKILLs, a nats-server now and then);
+# prints kills=… lost=… planned_twice=… provider_repeats=… failover_max=….
+KILLS ?= 100
+cluster-drill: wasm-toolchain plugins
+	scripts/cluster-drill.sh $(KILLS)
 
 # Plugin crates are tested natively one at a time: the SDK's world features
 # (connector, sender) are exclusive, so a workspace-wide build would unify them.

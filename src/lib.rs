@@ -53,6 +53,7 @@ pub mod control;
 pub mod daemon;
 pub mod decide;
 pub mod heartbeat;
+pub mod http_listener;
 pub mod job;
 pub mod logging;
 pub mod metrics;

@@ -212,7 +212,7 @@ fn open_fds(pid: i32) -> usize {
 
 #[test]
 fn idle_metrics_connections_are_capped_and_closed_and_the_daemon_keeps_serving() {
-    const CAP: usize = 32; // arauto::report::metrics_http::MAX_CONNECTIONS
+    const CAP: usize = 32; // arauto::http_listener::MAX_CONNECTIONS
     let world = world();
     let addr = free_port();
     let daemon_extra = format!("metrics_listen = \"{addr}\"");

@@ -8,6 +8,14 @@
 //! using state directory …" until the command is done. Opening does what the
 //! daemon's start does: jobs a crashed daemon left running go back on the
 //! queue. The CLI never creates a database that does not exist.
+//!
+//! With `[cluster]` the state is the cluster's, not a file: a command that no
+//! local daemon answers connects to NATS and opens the JetStream state itself
+//! (no state-directory lock: nothing local is shared), so the commands that
+//! read or steer the state (`check`, `report`, `queue …`) work from any node or a
+//! machine that only has the configuration. It opens it unfenced: operator
+//! actions (cancel, retry, pause) are compare-and-set writes that need no
+//! lease, and it never polls, claims or sends.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
@@ -20,11 +28,14 @@ use jiff::Timestamp;
 
 use super::config_arg::ConfigArg;
 use super::style::Progress;
-use crate::config::{self, Config, ConfigErrors};
+use crate::cluster::connect;
+use crate::config::{self, ClusterConfig, Config, ConfigErrors};
 use crate::control::{self, Client, ClientError, Request, Response};
 use crate::daemon::{InstanceLock, LockError};
 use crate::plugin::{HostConfig, PluginHost};
+use crate::queue::nats::{NatsOptions, NatsStore};
 use crate::queue::redb::{FILE_NAME, RedbOptions, RedbStore};
+use crate::queue::{StateStore as _, Unfenced};
 use crate::report::{Context, SharedStore};
 use crate::state::{BuildError, BuildOptions, build};
 
@@ -141,7 +152,15 @@ impl Backend {
                 ))
             }
         };
-        let (store, lock) = open_database(&config, &socket)?;
+        let (store, lock) = match &config.cluster {
+            Some(cluster) => {
+                progress.show("connecting to the NATS cluster…");
+                let store = runtime.block_on(open_cluster(cluster, &config.daemon.timezone));
+                progress.clear();
+                (Some(Arc::new(store?) as SharedStore), None)
+            }
+            None => open_database(&config, &socket)?,
+        };
         Ok(Self::Local(Box::new(Local {
             runtime,
             ctx: Context {
@@ -209,6 +228,38 @@ pub(super) fn host_config(config: &Config) -> HostConfig {
     } else {
         HostConfig::reading_cache(dir)
     }
+}
+
+/// How long a command waits for the cluster's first answer: enough for a
+/// server that is restarting, short enough for an operator at a prompt.
+const CLUSTER_CONNECT_WAIT: Duration = Duration::from_secs(10);
+
+/// The cluster's JetStream state, opened for an operator command: unfenced
+/// (see the module's doc), counting local days in `time_zone`.
+pub(super) async fn open_cluster(
+    cluster: &ClusterConfig,
+    time_zone: &jiff::tz::TimeZone,
+) -> anyhow::Result<NatsStore> {
+    let client = connect::connect(cluster, CLUSTER_CONNECT_WAIT).await?;
+    let js = async_nats::jetstream::new(client);
+    let store = NatsStore::open(
+        js,
+        NatsOptions {
+            prefix: cluster.prefix.clone(),
+            replicas: cluster.replicas,
+        },
+        Arc::new(Unfenced),
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "cannot open the cluster state (prefix {:?}) at {}",
+            cluster.prefix,
+            cluster.servers.join(", ")
+        )
+    })?;
+    store.set_time_zone(time_zone.clone());
+    Ok(store)
 }
 
 /// Open `<state_dir>/arauto.redb` if it exists, under the state directory's

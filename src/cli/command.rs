@@ -8,6 +8,7 @@ use super::preview::PreviewArgs;
 use super::queue::QueueArgs;
 use super::report::ReportArgs;
 use super::run::RunArgs;
+use super::state::StateArgs;
 use super::status::StatusArgs;
 use super::validate::ValidateArgs;
 use super::webhooks::WebhooksArgs;
@@ -43,4 +44,6 @@ pub enum Command {
     Preview(PreviewArgs),
     /// Subscribe a store's platform to push order changes to this daemon (or undo it).
     Webhooks(WebhooksArgs),
+    /// Move the whole state (queue, history, poll and channel state) to or from a file.
+    State(StateArgs),
 }

@@ -1,6 +1,6 @@
 //! The `arauto` command line (clap): `run`, `validate`, `status`, `check`,
 //! `report`, `queue …`, `plugins list|inspect`, `webhooks register|unregister`,
-//! `preview`.
+//! `preview`, `state export|import`.
 //!
 //! Exit statuses: 0 success, 1 failure (for `check`: a red line), 2 usage
 //! error (clap, or a store/channel that does not exist), 3 the daemon is not
@@ -24,6 +24,7 @@ mod preview;
 mod queue;
 mod report;
 mod run;
+mod state;
 mod status;
 mod style;
 mod validate;
@@ -42,6 +43,7 @@ pub use queue::{
 };
 pub use report::ReportArgs;
 pub use run::RunArgs;
+pub use state::{ExportArgs, ImportArgs, StateArgs, StateCommand};
 pub use status::StatusArgs;
 pub use validate::ValidateArgs;
 pub use webhooks::{SubscriptionArgs, WebhooksArgs, WebhooksCommand};
@@ -66,6 +68,7 @@ pub fn main() -> ExitCode {
         Command::Plugins(args) => plugins::run(args),
         Command::Webhooks(args) => webhooks::run(args),
         Command::Preview(args) => preview::run(args),
+        Command::State(args) => state::run(args),
     };
     exit.into()
 }

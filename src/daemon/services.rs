@@ -178,11 +178,14 @@ impl ServiceEnv {
                     metrics,
                     store: db.clone(),
                     state: state.clone(),
-                    control: ControlContext {
-                        state,
-                        runtime: self.runtime.clone(),
-                        db,
-                        pushes,
+                    operator_context: {
+                        let control = ControlContext {
+                            state,
+                            runtime: self.runtime.clone(),
+                            db,
+                            pushes,
+                        };
+                        Arc::new(move || control.operator_context())
                     },
                 };
                 metrics_http::serve(listener, endpoint, shutdown).boxed()

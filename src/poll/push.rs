@@ -59,9 +59,9 @@ use jiff::Timestamp;
 use tokio_util::sync::CancellationToken;
 
 use super::inbox::{PushInboxes, PushRejection};
+use crate::http_listener::accept_loop;
 use crate::metrics::Metrics;
 use crate::plugin::{PluginError, PushHint, PushRequest};
-use crate::report::metrics_http::accept_loop;
 use crate::state::StateHandle;
 
 /// How long a connector may take to verify one push: it makes no HTTP

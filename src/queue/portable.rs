@@ -427,7 +427,11 @@ impl PortableJob {
             dedupe_keys: self.dedupe_keys,
             fell_back_to: self.fell_back_to,
             fallback_of: self.fallback_of,
-            body: super::redb::body_of(self.kind, self.payload),
+            body: {
+                // A JSON value always serialises; `None` would read as `null`.
+                let raw = serde_json::value::to_raw_value(&self.payload).ok();
+                super::redb::body_of(self.kind, raw.as_deref())
+            },
         }
     }
 }

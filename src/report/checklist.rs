@@ -571,12 +571,20 @@ fn general_section(ctx: &Context) -> CheckSection {
         }
     }
 
-    let database = config
-        .daemon
-        .state_dir
-        .join(crate::queue::redb::FILE_NAME)
-        .display()
-        .to_string();
+    // With [cluster] the state is the cluster's (the CLI opened it over NATS).
+    let database = match &config.cluster {
+        Some(cluster) => format!(
+            "of the cluster (prefix {:?}) at {}",
+            cluster.prefix,
+            cluster.servers.join(", ")
+        ),
+        None => config
+            .daemon
+            .state_dir
+            .join(crate::queue::redb::FILE_NAME)
+            .display()
+            .to_string(),
+    };
     if ctx.store.is_some() {
         s.ok(CheckItem::Database, format!("state database {database}"));
     } else {

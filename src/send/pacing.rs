@@ -173,6 +173,12 @@ impl PacingPolicy {
             .map_or(now, |last| add(last, self.min_interval).max(now))
     }
 
+    /// True when nothing holds sends back: no minimum interval, no daily
+    /// cap. The dispatcher batches claims and completions on such a channel.
+    pub fn is_unpaced(&self) -> bool {
+        self.min_interval <= SignedDuration::ZERO && self.daily_cap.is_none()
+    }
+
     /// When the next message may go out.
     pub fn next_send(&self, state: &PacingState, now: Timestamp) -> PacingDecision {
         let earliest = self.earliest(state, now);
@@ -270,4 +276,33 @@ pub fn naive_eta(min_interval: SignedDuration, backlog: u64) -> SignedDuration {
 fn mul(duration: SignedDuration, times: u64) -> SignedDuration {
     let nanos = duration.as_nanos().saturating_mul(i128::from(times));
     SignedDuration::try_from_nanos_i128(nanos).unwrap_or(SignedDuration::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_channel_without_interval_and_cap_is_unpaced() {
+        let unpaced = PacingPolicy {
+            min_interval: SignedDuration::ZERO,
+            daily_cap: None,
+        };
+        assert!(unpaced.is_unpaced());
+        let paced = PacingPolicy {
+            min_interval: SignedDuration::from_millis(1),
+            ..unpaced.clone()
+        };
+        assert!(!paced.is_unpaced());
+        let capped = PacingPolicy {
+            daily_cap: Some(DailyCap {
+                limit: 100,
+                reset_at: Time::midnight(),
+                time_zone: TimeZone::UTC,
+                warmup: None,
+            }),
+            ..unpaced
+        };
+        assert!(!capped.is_unpaced());
+    }
 }

@@ -61,7 +61,8 @@ pub fn scrubbed(program: impl AsRef<std::ffi::OsStr>) -> Command {
 pub struct Lines(Arc<(Mutex<Vec<String>>, Condvar)>);
 
 impl Lines {
-    fn push(&self, line: String) {
+    /// Append a line (the reader thread of a child's stderr).
+    pub fn push(&self, line: String) {
         let (lines, cond) = &*self.0;
         lines
             .lock()

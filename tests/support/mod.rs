@@ -6,6 +6,8 @@
 //! * [`host`]: the plugin host in process and an HTTP server on 127.0.0.1;
 //! * [`logs`]: capture of what the test binary logs through `tracing`;
 //! * [`daemon`]: the real `arauto run` as a child process;
+//! * [`cluster`]: several arauto nodes on one NATS cluster, with the fakes;
+//! * [`nats`]: real `nats-server` processes, a JetStream cluster on 127.0.0.1;
 //! * [`system`]: the daemon against a fake Loja Integrada and fake providers;
 //! * [`operator`]: the `arauto` CLI and a state database seeded with jobs;
 //! * [`policy`]: fixtures of the decide tests (statuses, orders, a tiny queue).
@@ -13,9 +15,11 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod cluster;
 pub mod daemon;
 pub mod host;
 pub mod logs;
+pub mod nats;
 pub mod operator;
 pub mod plugins;
 pub mod policy;

@@ -3,9 +3,11 @@
 
 use arauto_plugin_sdk::connector::http::{self, HttpResponse, redact_url};
 use arauto_plugin_sdk::connector::{PluginError, misconfigured, permanent, retryable};
+use jiff::civil::DateTime;
 use serde_json::Value;
 
 use crate::settings::Settings;
+use crate::time::from_unix_ms;
 
 /// Back-off when a 429 carries no `Retry-After` (LI documents none; the
 /// python-lojaintegrada client waits 10 s).
@@ -25,6 +27,9 @@ pub struct SearchPage {
     pub total: Option<u64>,
     /// Offset of the next page, `None` on the last one.
     pub next_offset: Option<u64>,
+    /// LI's clock when it answered (its `Date` header, whole seconds, in
+    /// São Paulo wall-clock time); `None` when absent or unreadable.
+    pub answered_at: Option<DateTime>,
 }
 
 /// Why reading one order (its detail, or its customer) failed.
@@ -273,8 +278,13 @@ impl<'a> Api<'a> {
                 Some(stated.filter(|n| *n > offset).unwrap_or(stepped))
             }
         };
+        let answered_at = response
+            .header("date")
+            .and_then(http::http_date_unix_secs)
+            .map(|secs| from_unix_ms(secs.saturating_mul(1000)));
         Ok(SearchPage {
             next_offset: next_offset.filter(|_| !rows.is_empty()),
+            answered_at,
             limit: applied_limit,
             total: field("total_count"),
             rows,

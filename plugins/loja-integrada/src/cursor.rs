@@ -16,16 +16,36 @@
 //! * `floor` — an upper bound for the next sweep's `since`: the first poll's
 //!   look-back start while no order was ever returned, or the `since` of a
 //!   sweep that ended with rows still possibly skipped (see [`Sweep::shifted`]).
+//! * `anchor` — LI's clock when the last complete sweep's last pass read its
+//!   first page ([`Sweep::pass_at`]: LI's `Date` header, no later than the
+//!   host clock, whole seconds). Every change committed before the pass
+//!   began was in its listing, and one committed after it is dated no
+//!   earlier than the anchor, less LI's commit delay (what `overlap`
+//!   covers): `anchor − overlap` onward holds everything that changed since.
+//!   Absent when LI sent no `Date`.
 //! * `lag_ms` — how long the last complete sweep took (host clock, a duration
-//!   only). The next sweep starts at `hw − overlap − lag`, so that orders
-//!   modified while a long sweep was paging are re-listed.
+//!   only). Without an `anchor` the next sweep starts at
+//!   `hw − overlap − lag`, so that orders modified while a long sweep was
+//!   paging are re-listed.
+//!
+//! The next sweep lists from the earlier of `anchor − overlap` and
+//! `hw − overlap` (the mark's window catches changes LI's search shows
+//! late). When the mark's window holds more than a page of orders already
+//! returned (a burst the mark sits on), it lists from `anchor − overlap` and
+//! checks the mark's window by one page and its `total_count`
+//! ([`Sweep::check`]); docs/platforms/loja-integrada.md §After a burst says
+//! why (before the anchor, `hw − overlap − lag` made every poll after a
+//! burst list the whole burst again).
 //! * `sweep_no` — counts sweeps; `seen` entries carry the sweep that last saw them.
 //! * `seen` — change keys `[numero, situacao.codigo, data_modificacao, sweep_no]`
 //!   of orders already returned whose modification is inside the next sweep's
 //!   window: a row whose key is here is skipped without a detail call.
 //!   Pruned at the end of each sweep to the rows the next one will list; about
 //!   60 bytes per order in the window.
-//! * `sweep` — present while a sweep is in progress (`has_more = true`).
+//! * `sweep` — present while a sweep is in progress (`has_more = true`),
+//!   with its pass's `pass_at`, `"settling":true` on a settling pass, the
+//!   mark's window still to check (`check`) and `"checking":true` while it is
+//!   (each absent otherwise; cursors written before them read as absent).
 //! * `fail` — orders that could not be read (detail over the size cap,
 //!   malformed, an error status about that order alone):
 //!   `[numero, attempts, next_retry_ms, situacao.codigo, data_modificacao, quarantined]`.
@@ -154,6 +174,28 @@ pub struct Sweep {
     /// dropped. Offset paging may then have skipped an unread row.
     #[serde(default)]
     pub shifted: bool,
+    /// LI's clock when this pass read its first page: the earlier of LI's
+    /// `Date` header and the host clock (naive São Paulo, seconds). Every
+    /// change committed before it is in this pass's listing; `None` when LI
+    /// sent no usable `Date` (the next window then falls back to
+    /// `hw − overlap − lag`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pass_at: Option<String>,
+    /// This pass is the settling pass: the window after a long pass, listed
+    /// once more in the same poll (see `crate::poll`), at most once a sweep.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub settling: bool,
+    /// When this sweep lists from LI's clock (`anchor − overlap`) while the
+    /// mark's window (`hw − overlap`) starts earlier and holds more than a
+    /// page of orders already returned: that window's `since`, checked by
+    /// one page and its `total_count` once the listing is done (see
+    /// `crate::poll`, "After a burst").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check: Option<String>,
+    /// This pass is that check: its first page's `total_count` against the
+    /// orders already returned in the window decides whether it goes on.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub checking: bool,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -163,6 +205,8 @@ struct Wire {
     hw: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     floor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    anchor: Option<String>,
     #[serde(default)]
     lag_ms: u64,
     #[serde(default)]
@@ -193,6 +237,7 @@ impl Wire {
                 v: fields.get("v")?,
                 hw: fields.get("hw")?,
                 floor: fields.get("floor")?,
+                anchor: fields.get("anchor")?,
                 lag_ms: fields.get("lag_ms")?,
                 sweep_no: fields.get("sweep_no")?,
                 seen: fields.get("seen")?,
@@ -213,6 +258,9 @@ pub struct Cursor {
     pub hw: Option<DateTime>,
     /// Upper bound for the next sweep's `since`.
     pub floor: Option<DateTime>,
+    /// LI's clock when the last complete sweep's last pass began (see
+    /// [`Sweep::pass_at`]); the next window starts an overlap before it.
+    pub anchor: Option<DateTime>,
     /// Duration of the last complete sweep.
     pub lag_ms: u64,
     /// Sweep counter.
@@ -285,6 +333,7 @@ impl Cursor {
         Ok(Self {
             hw: time("hw", wire.hw)?,
             floor: time("floor", wire.floor)?,
+            anchor: time("anchor", wire.anchor)?,
             lag_ms: wire.lag_ms,
             sweep_no: wire.sweep_no,
             seen,
@@ -301,6 +350,7 @@ impl Cursor {
             v: VERSION,
             hw: self.hw.map(format_micros),
             floor: self.floor.map(format_seconds),
+            anchor: self.anchor.map(format_seconds),
             lag_ms: self.lag_ms,
             sweep_no: self.sweep_no,
             seen: self
@@ -330,13 +380,61 @@ impl Cursor {
         serde_json::to_string(&wire).unwrap_or_default()
     }
 
-    /// Where the next sweep starts: `hw − overlap − lag`, no later than
-    /// `floor`; `None` before anything is known (first poll).
-    pub fn next_since(&self, overlap: SignedDuration) -> Option<DateTime> {
-        let lag = SignedDuration::from_millis(i64::try_from(self.lag_ms).unwrap_or(i64::MAX));
+    /// Where the mark says the next sweep lists from: `hw − overlap` (and
+    /// less the last sweep's duration when LI sent no `Date`), no later than
+    /// `floor`. The mark follows what LI's search has shown, so this window
+    /// catches a change LI indexes late, however late its clock says it is.
+    pub fn mark_since(&self, overlap: SignedDuration) -> Option<DateTime> {
+        let lag = if self.anchor.is_some() {
+            // Changes made during the sweep are the anchor's business.
+            SignedDuration::ZERO
+        } else {
+            SignedDuration::from_millis(i64::try_from(self.lag_ms).unwrap_or(i64::MAX))
+        };
         window_start(self.hw, self.floor, |hw| {
             hw.saturating_sub(overlap).saturating_sub(lag)
         })
+    }
+
+    /// Where LI's clock says the next sweep lists from: `anchor − overlap`,
+    /// no later than `floor`; `None` without an anchor.
+    pub fn fresh_since(&self, overlap: SignedDuration) -> Option<DateTime> {
+        let fresh = self.anchor?.saturating_sub(overlap);
+        Some(self.floor.map_or(fresh, |floor| fresh.min(floor)))
+    }
+
+    /// The earliest instant the next sweep lists from (the earlier of
+    /// [`Self::mark_since`] and [`Self::fresh_since`]); `None` before
+    /// anything is known (first poll).
+    pub fn next_since(&self, overlap: SignedDuration) -> Option<DateTime> {
+        match (self.mark_since(overlap), self.fresh_since(overlap)) {
+            (Some(mark), Some(fresh)) => Some(mark.min(fresh)),
+            (mark, fresh) => mark.or(fresh),
+        }
+    }
+
+    /// Orders LI should list from `since` by what this cursor knows: those
+    /// already returned, and those that could not be read, last modified at
+    /// or after it.
+    pub fn known_since(&self, since: DateTime) -> usize {
+        let failed = self
+            .failed
+            .iter()
+            .filter(|(numero, f)| {
+                !self.seen.contains_key(*numero)
+                    && parse_li(&f.modified).is_some_and(|m| m >= since)
+            })
+            .count();
+        self.seen_since(since) + failed
+    }
+
+    /// Orders already returned whose last known modification is at or
+    /// after `since`: what a listing from `since` would show again.
+    pub fn seen_since(&self, since: DateTime) -> usize {
+        self.seen
+            .iter()
+            .filter(|(_, s)| parse_li(&s.modified).is_some_and(|m| m >= since))
+            .count()
     }
 
     /// Pull every mark that lies beyond `ceiling` (now + tolerance) back to
@@ -346,7 +444,11 @@ impl Cursor {
     /// what was pulled back, for the log.
     pub fn pull_back_from_future(&mut self, ceiling: DateTime) -> Option<String> {
         let mut pulled = Vec::new();
-        for (name, mark) in [("hw", &mut self.hw), ("floor", &mut self.floor)] {
+        for (name, mark) in [
+            ("hw", &mut self.hw),
+            ("floor", &mut self.floor),
+            ("anchor", &mut self.anchor),
+        ] {
             if let Some(at) = *mark {
                 let (kept, clamped) = high_water::clamp_to(at, ceiling);
                 if clamped {
@@ -423,24 +525,57 @@ impl Cursor {
 
     /// Start a sweep (next sweep number; `since` from the cursor, or
     /// `now − initial_lookback` on a store's first poll).
+    ///
+    /// When the mark's window starts before LI's clock's and would take more
+    /// pages of orders already returned than LI's clock's window and one more
+    /// (a burst the mark still sits on), the sweep lists from LI's clock and
+    /// only checks the mark's window afterwards, by one page
+    /// ([`Sweep::check`]); otherwise it lists from the earlier of the two.
     pub fn begin_sweep(
         &mut self,
         overlap: SignedDuration,
         initial_lookback: SignedDuration,
         now_ms: u64,
+        page_size: usize,
     ) -> Sweep {
         self.sweep_no += 1;
-        let since = self
-            .next_since(overlap)
-            .unwrap_or_else(|| from_unix_ms(now_ms).saturating_sub(initial_lookback));
+        let mark = self.mark_since(overlap).map(format_seconds);
+        let fresh = self.fresh_since(overlap).map(format_seconds);
+        // Pages a listing from `since` takes, by the orders already returned.
+        let pages = |since: &str| {
+            parse_li(since).map_or(usize::MAX, |at| {
+                self.seen_since(at).div_ceil(page_size.max(1)).max(1)
+            })
+        };
+        let (since, check) = match (mark, fresh) {
+            // Worth it only when LI's clock's window plus the one page of
+            // the check costs fewer requests than the mark's window.
+            (Some(mark), Some(fresh)) if fresh > mark && pages(&mark) > pages(&fresh) + 1 => {
+                (fresh, Some(mark))
+            }
+            (mark, fresh) => {
+                let earliest = match (mark, fresh) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                let since = earliest.unwrap_or_else(|| {
+                    format_seconds(from_unix_ms(now_ms).saturating_sub(initial_lookback))
+                });
+                (since, None)
+            }
+        };
         Sweep {
-            since: format_seconds(since),
+            since,
             offset: 0,
             total: None,
             max: None,
             started_ms: now_ms,
             rescans: 0,
             shifted: false,
+            pass_at: None,
+            settling: false,
+            check,
+            checking: false,
         }
     }
 
@@ -460,6 +595,12 @@ impl Cursor {
         let sweep_max = sweep.max.as_deref().and_then(parse_li);
         self.hw = advance_mark(self.hw, sweep_max, ceiling);
         self.lag_ms = now_ms.saturating_sub(sweep.started_ms);
+        // Without LI's clock the next window falls back to the mark.
+        self.anchor = sweep
+            .pass_at
+            .as_deref()
+            .and_then(parse_li)
+            .map(|at| at.min(ceiling));
         let since = parse_li(&sweep.since);
         self.floor = if sweep.shifted || self.hw.is_none() {
             match (self.floor, since) {
@@ -517,6 +658,10 @@ mod tests {
             started_ms: 1_715_342_400_000,
             rescans: 0,
             shifted: false,
+            pass_at: None,
+            settling: false,
+            check: None,
+            checking: false,
         });
         let text = cursor.encode();
         assert!(
@@ -551,6 +696,48 @@ mod tests {
         );
         assert_eq!(*cursor.look_at, [5, 6]);
         assert_eq!(cursor.encode(), stored);
+    }
+
+    #[test]
+    fn the_anchor_and_a_sweep_checking_the_marks_window_round_trip() {
+        let stored = concat!(
+            r#"{"v":1,"hw":"2024-05-10T09:00:00.119000","anchor":"2024-05-10T10:00:00","#,
+            r#""lag_ms":0,"sweep_no":2,"seen":[],"#,
+            r#""sweep":{"since":"2024-05-10T08:50:00","offset":0,"started_ms":0,"#,
+            r#""rescans":0,"shifted":false,"pass_at":"2024-05-10T10:00:00","#,
+            r#""settling":true,"checking":true}}"#
+        );
+        let cursor = Cursor::decode(stored).unwrap();
+        assert_eq!(cursor.anchor, Some(date(2024, 5, 10).at(10, 0, 0, 0)));
+        let sweep = cursor.sweep.clone().unwrap();
+        assert!(sweep.settling && sweep.checking && sweep.check.is_none());
+        assert_eq!(cursor.encode(), stored);
+        let bad = Cursor::decode(r#"{"v":1,"anchor":"soon"}"#).unwrap_err();
+        assert!(bad.0.contains("`anchor`"), "{}", bad.0);
+    }
+
+    #[test]
+    fn after_a_burst_the_sweep_lists_from_lis_clock_and_checks_the_marks_window() {
+        let mut cursor = Cursor {
+            hw: Some(date(2024, 5, 10).at(9, 0, 1, 0)),
+            anchor: Some(date(2024, 5, 10).at(9, 5, 0, 0)),
+            ..Cursor::default()
+        };
+        let overlap = SignedDuration::from_secs(1);
+        for numero in 0..5 {
+            cursor
+                .seen
+                .insert(numero, seen("pedido_pago", "2024-05-10T09:00:00.500000", 1));
+        }
+        let quiet = cursor.begin_sweep(overlap, SignedDuration::from_hours(1), 0, 2);
+        assert_eq!(quiet.since, "2024-05-10T09:04:59");
+        assert_eq!(quiet.check.as_deref(), Some("2024-05-10T09:00:00"));
+        let small = cursor.begin_sweep(overlap, SignedDuration::from_hours(1), 0, 50);
+        assert_eq!(
+            (small.since.as_str(), small.check),
+            ("2024-05-10T09:00:00", None),
+            "a window of one page is listed whole, as before"
+        );
     }
 
     #[test]
@@ -599,6 +786,7 @@ mod tests {
             SignedDuration::from_mins(10),
             SignedDuration::from_hours(168),
             1_715_342_400_000,
+            50,
         );
         assert_eq!(sweep.since, "2024-05-03T09:00:00");
         assert_eq!(cursor.sweep_no, 1);
@@ -607,6 +795,7 @@ mod tests {
             SignedDuration::from_mins(10),
             SignedDuration::from_hours(168),
             0,
+            50,
         );
         assert_eq!(
             sweep.since, "2024-05-10T09:20:15",
@@ -634,6 +823,10 @@ mod tests {
             started_ms: 1_000,
             rescans: 0,
             shifted: false,
+            pass_at: None,
+            settling: false,
+            check: None,
+            checking: false,
         };
         cursor.finish_sweep(&sweep, 31_000, SignedDuration::from_mins(10), FAR);
         assert_eq!(cursor.hw, Some(date(2024, 5, 10).at(10, 0, 0, 250_000_000)));
@@ -653,6 +846,10 @@ mod tests {
             started_ms: 0,
             rescans: 0,
             shifted: false,
+            pass_at: None,
+            settling: false,
+            check: None,
+            checking: false,
         };
         cursor.finish_sweep(&sweep, 0, SignedDuration::from_mins(10), FAR);
         assert_eq!(cursor.hw, None);
@@ -688,6 +885,7 @@ mod tests {
             SignedDuration::from_mins(10),
             SignedDuration::from_hours(1),
             1_715_342_400_000,
+            50,
         );
         assert_eq!(sweep.since, "2024-05-10T09:00:00");
         assert_eq!(
@@ -708,6 +906,10 @@ mod tests {
             started_ms: 0,
             rescans: 0,
             shifted: false,
+            pass_at: None,
+            settling: false,
+            check: None,
+            checking: false,
         };
         let ceiling = date(2024, 5, 10).at(9, 10, 0, 0);
         cursor.finish_sweep(&sweep, 0, SignedDuration::from_mins(10), ceiling);

@@ -366,7 +366,7 @@ proptest! {
                 cursor.pull_back_from_future(ceiling);
                 prop_assert!(cursor.hw.is_none_or(|hw| hw <= ceiling));
                 let overlap = jiff::SignedDuration::from_mins(10);
-                let sweep = cursor.begin_sweep(overlap, jiff::SignedDuration::from_hours(24), 0);
+                let sweep = cursor.begin_sweep(overlap, jiff::SignedDuration::from_hours(24), 0, 50);
                 cursor.finish_sweep(&sweep, u64::MAX, overlap, ceiling);
                 prop_assert!(cursor.hw.is_none_or(|hw| hw <= ceiling));
             }

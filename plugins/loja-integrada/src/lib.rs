@@ -8,9 +8,12 @@
 //!   aplicacao <app>`) or `personal_token` (`Authorization: Basic <token>`, the
 //!   token raw), chosen by which settings are present.
 //! * **poll** — `GET {base_url}{api_prefix}/pedido/search/?since_atualizado=<S>&limit=<page_size>&offset=<N>`
-//!   with `S` = the newest `data_modificacao` already returned minus
-//!   `overlap` (and minus the previous sweep's duration), in naive São Paulo
-//!   time at seconds precision. One page per call (`has_more` until
+//!   with `S` = the earlier of LI's clock (its `Date` header) when the
+//!   previous sweep's last pass began and the newest `data_modificacao`
+//!   already returned, minus `overlap` (without a `Date`: the newest
+//!   `data_modificacao` minus `overlap` and the previous sweep's duration),
+//!   in naive São Paulo time at seconds precision; after a burst, LI's clock
+//!   alone, with the mark's window checked by one page's `total_count`. One page per call (`has_more` until
 //!   `meta.next` is null or a page is empty; the next offset is read from
 //!   `meta.next`). For each row whose change key `(numero, situacao.codigo,
 //!   data_modificacao)` was not returned before: `GET pedido/{numero}`, and

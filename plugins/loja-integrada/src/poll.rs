@@ -12,8 +12,10 @@
 //! * an order modified mid-sweep that moves *towards the front* (newest-first
 //!   ordering), or a new order entering the read region, pushes rows forward:
 //!   a row is read twice (skipped by its change key) and the moved order's new
-//!   version is listed by the next sweep, which starts at `hw − overlap − lag`
-//!   (`lag` = how long the sweep took), i.e. before the sweep began;
+//!   version is listed by the next sweep, which lists from LI's clock when
+//!   this pass began less `overlap` (or, when LI sends no `Date`, from
+//!   `hw − overlap − lag`, `lag` = how long the sweep took), i.e. from before
+//!   the change;
 //! * an order that was already read and moves *towards the end*
 //!   (oldest-first ordering), or a deleted order, pulls the unread rows back by
 //!   one: the row at the page boundary is never read. The connector notices —
@@ -24,6 +26,22 @@
 //!   [`MAX_RESCANS`] passes that keep shifting, the sweep ends but the next
 //!   sweep restarts from the same `since` (the cursor's `floor`), so a skipped
 //!   row is still listed later.
+//!
+//! # After a burst
+//!
+//! A sweep lists from the earlier of LI's clock at the last pass's start
+//! less `overlap`, and the mark less `overlap` (`crate::cursor`). When the
+//! mark's window holds more than a page of orders already returned — a
+//! burst the mark sits on — the sweep lists from LI's clock and then reads
+//! only the first page of the mark's window: when LI's `total_count` equals
+//! the orders the cursor knows there and that page brought nothing new, the
+//! rest is not read again. A pass that read a burst began right after it, so
+//! when LI's clock's window still holds more than a page of orders already
+//! returned, the sweep lists it once more at once (a settling pass, after
+//! all of the pass's detail reads) and anchors the next window at that
+//! pass's start. Detail reads of changed orders always come before pages
+//! already seen are read again. docs/platforms/loja-integrada.md §After a
+//! burst has the whole story.
 //!
 //! # One unreadable order does not hold up the store
 //!
@@ -76,7 +94,7 @@ use crate::api::{Api, ReadError, message_of};
 use crate::cursor::{BadCursor, Cursor, Seen, Sweep};
 use crate::mapping::{self, ChangeKey, Warnings};
 use crate::settings::Settings;
-use crate::time::{format_micros, from_rfc3339, from_unix_ms, parse_li};
+use crate::time::{format_micros, format_seconds, from_rfc3339, from_unix_ms, parse_li};
 
 /// Extra passes over a sweep's window when rows shifted during it.
 pub const MAX_RESCANS: u32 = 3;
@@ -150,7 +168,12 @@ pub fn poll(req: PollRequest) -> Result<PollPage, PluginError> {
     queue_look_at(&mut cursor, &req.look_at);
     let sweep = match cursor.sweep.take() {
         Some(sweep) => sweep,
-        None => cursor.begin_sweep(settings.overlap, settings.initial_lookback, now_ms),
+        None => cursor.begin_sweep(
+            settings.overlap,
+            settings.initial_lookback,
+            now_ms,
+            settings.page_size as usize,
+        ),
     };
 
     let mut run = PageRun {
@@ -204,6 +227,15 @@ pub fn poll(req: PollRequest) -> Result<PollPage, PluginError> {
         run.sweep.shifted = true;
     }
     run.sweep.total = page.total.or(run.sweep.total);
+    if run.sweep.offset == 0 && run.sweep.pass_at.is_none() {
+        // The pass's first page: every change committed before now is in
+        // this listing. LI's `Date` is its clock; the host's clock at the
+        // start of the call only ever makes the mark earlier (safer), so a
+        // host running ahead of LI cannot push the window past a change.
+        run.sweep.pass_at = page
+            .answered_at
+            .map(|li_now| format_seconds(li_now.min(from_unix_ms(now_ms))));
+    }
 
     for row in &page.rows {
         if let Err(e) = run.row(row) {
@@ -231,13 +263,37 @@ pub fn poll(req: PollRequest) -> Result<PollPage, PluginError> {
         &[],
     );
 
+    // The check of the mark's window (after a burst): its first page was
+    // read like any other; when LI counts as many orders in it as the
+    // cursor knows and this page brought nothing new, the rest of its pages
+    // hold nothing new either and are not read again.
+    let verified = sweep.checking
+        && sweep.offset == 0
+        && !sweep.shifted
+        && orders.is_empty()
+        && details == 0
+        && page.next_offset.is_some()
+        && parse_li(&sweep.since)
+            .is_some_and(|since| page.total == Some(cursor.known_since(since) as u64));
+    if verified {
+        log::log(
+            Level::Debug,
+            &format!(
+                "LI lists {} orders modified since {}, as many as already returned, and none \
+                 is new on the first page: the rest of that window is not read again",
+                page.total.unwrap_or_default(),
+                sweep.since
+            ),
+            &[],
+        );
+    }
     let listing_has_more = match page.next_offset {
-        Some(next) => {
+        Some(next) if !verified => {
             sweep.offset = next;
             cursor.sweep = Some(sweep);
             true
         }
-        None if sweep.shifted && sweep.rescans < MAX_RESCANS => {
+        _ if !verified && sweep.shifted && sweep.rescans < MAX_RESCANS => {
             log::log(
                 Level::Info,
                 &format!(
@@ -252,10 +308,44 @@ pub fn poll(req: PollRequest) -> Result<PollPage, PluginError> {
             sweep.offset = 0;
             sweep.total = None;
             sweep.shifted = false;
+            // A new pass: its own first page says when it began.
+            sweep.pass_at = None;
             cursor.sweep = Some(sweep);
             true
         }
-        None => {
+        _ if !verified
+            && !sweep.shifted
+            && let Some(since) = settling_since(&cursor, &sweep, &settings, now_ms) =>
+        {
+            log::log(
+                Level::Info,
+                &format!(
+                    "read the window since {} (pass {}); listing once more since {since} \
+                     (LI's clock when this pass began, less the overlap) so that later polls \
+                     start after these orders instead of reading them again",
+                    sweep.since,
+                    sweep.rescans + 1
+                ),
+                &[],
+            );
+            sweep.since = since;
+            sweep.offset = 0;
+            sweep.total = None;
+            sweep.pass_at = None;
+            sweep.settling = true;
+            cursor.sweep = Some(sweep);
+            true
+        }
+        _ if !verified && !sweep.shifted && sweep.check.is_some() => {
+            // LI's-clock window done; now the mark's, by its first page.
+            sweep.since = sweep.check.take().unwrap_or_default();
+            sweep.offset = 0;
+            sweep.total = None;
+            sweep.checking = true;
+            cursor.sweep = Some(sweep);
+            true
+        }
+        _ => {
             if sweep.shifted {
                 log::log(
                     Level::Warn,
@@ -290,6 +380,41 @@ pub fn poll(req: PollRequest) -> Result<PollPage, PluginError> {
         next_cursor: Some(cursor.encode()),
         has_more,
     })
+}
+
+/// The `since` of a settling pass, when the pass that just ended calls for
+/// one. The next window starts at LI's clock when this pass began, less the
+/// overlap; after a long pass over a burst that window still holds the
+/// burst, and every later poll would list it again until LI's clock moves an
+/// overlap past it. When that window holds more than a page of orders
+/// already returned, and a window starting now (less the overlap) would hold
+/// at most a page, listing it once more now — after every detail read of
+/// the pass — moves the anchor to the new pass's start, past the burst.
+/// At most once a sweep; never without LI's clock, nor when `floor` keeps
+/// the window anyway.
+fn settling_since(
+    cursor: &Cursor,
+    sweep: &Sweep,
+    settings: &Settings,
+    now_ms: u64,
+) -> Option<String> {
+    if sweep.settling || sweep.checking || cursor.floor.is_some() {
+        return None;
+    }
+    let pass_at = sweep.pass_at.as_deref().and_then(parse_li)?;
+    let since_text = format_seconds(pass_at.saturating_sub(settings.overlap));
+    let since = parse_li(&since_text)?;
+    let page = settings.page_size as usize;
+    let relisted = cursor.seen_since(since);
+    // Where the settling pass's own next window would start: the host's
+    // clock stands in for LI's here (a guess that only decides whether the
+    // extra pass is worth its requests, never what is listed).
+    let after_settling = cursor.seen_since(
+        from_unix_ms(now_ms)
+            .max(pass_at)
+            .saturating_sub(settings.overlap),
+    );
+    (relisted > page && after_settling <= page).then_some(since_text)
 }
 
 /// The state of one call being processed.

@@ -75,8 +75,9 @@ pub fn config_keys() -> Vec<ConfigKey> {
         ),
         key(
             "overlap",
-            "How far before the newest data_modificacao already seen each poll looks again, to \
-             catch late commits (duration, e.g. \"10m\").",
+            "How far before Loja Integrada's clock at the previous poll's start (its Date \
+             header) and before the newest data_modificacao already seen each poll looks \
+             again, to catch late commits (duration, e.g. \"10m\").",
             false,
             Some(DEFAULT_OVERLAP),
         ),

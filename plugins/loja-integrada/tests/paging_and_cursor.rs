@@ -107,6 +107,10 @@ fn the_cursor_is_lis_newest_modification_never_the_local_clock() {
     assert_eq!(first.orders.len(), 3);
     let cursor = cursor_json(&first.cursor);
     assert_eq!(cursor["hw"], "2024-05-10T08:30:15.123456");
+    assert_eq!(
+        cursor["anchor"], "2024-05-10T09:00:00",
+        "LI's clock (its Date header) when the sweep began, not the host's two days ahead"
+    );
 
     fake.li.clear_requests();
     testing::set_now_unix_ms(HOST_NOW_MS + 400 * 86_400_000);
@@ -118,12 +122,36 @@ fn the_cursor_is_lis_newest_modification_never_the_local_clock() {
         .to_owned();
     assert_eq!(
         since, "2024-05-10T08:20:15",
-        "hw − 10 min overlap, seconds, whatever the local clock says"
+        "hw − 10 min overlap (earlier than LI's clock − overlap, so it is the window), \
+         whatever the local clock says"
     );
     assert_eq!(
         cursor_json(&second.cursor)["hw"],
         "2024-05-10T08:30:15.123456",
         "nothing new: no advance"
+    );
+}
+
+#[test]
+fn without_a_date_header_the_window_falls_back_to_the_mark_less_overlap_and_lag() {
+    let fake = fake();
+    fake.store
+        .create_order(Order::new().modified_at(date(2024, 5, 10).at(8, 30, 15, 0)));
+    install_editing(&fake, &[], |_, mut answer| {
+        answer
+            .headers
+            .retain(|(name, _)| !name.eq_ignore_ascii_case("date"));
+        Ok(answer)
+    });
+    let first = sweep_with(None, None, |_| {});
+    let cursor = cursor_json(&first.cursor);
+    assert!(cursor.get("anchor").is_none(), "{cursor}");
+    fake.li.clear_requests();
+    sweep(Some(&first.cursor), None);
+    assert_eq!(
+        searches(&fake.li.requests())[0].query_param("since_atualizado"),
+        Some("2024-05-10T08:20:15"),
+        "hw − 10 min overlap"
     );
 }
 
@@ -185,7 +213,7 @@ fn late_commits_inside_the_overlap_window_are_picked_up() {
 }
 
 #[test]
-fn a_long_sweep_widens_the_next_window_by_its_own_duration() {
+fn a_long_sweep_lists_its_window_once_more_and_the_next_sweep_starts_after_it() {
     let fake = fake();
     for _ in 0..120 {
         fake.store.create_order(Order::new());
@@ -193,26 +221,77 @@ fn a_long_sweep_widens_the_next_window_by_its_own_duration() {
     install(&fake, &[]);
     let mut host_ms = HOST_NOW_MS;
     let first = sweep_with(None, None, |_| {
-        // Each page takes 20 minutes (rate limits, back-offs, a slow store).
+        // Each page takes 20 minutes (rate limits, back-offs, a slow store),
+        // on both clocks.
         host_ms += 20 * 60_000;
         testing::set_now_unix_ms(host_ms);
+        fake.li.advance(SignedDuration::from_mins(20));
     });
-    assert_eq!(first.calls, 3);
+    let requests = fake.li.requests();
+    let passes: Vec<_> = searches(&requests)
+        .iter()
+        .map(|r| {
+            format!(
+                "{}+{}",
+                r.query_param("since_atualizado").unwrap(),
+                r.query_param("offset").unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        passes,
+        [
+            "2024-04-10T09:00:00+0",
+            "2024-04-10T09:00:00+50",
+            "2024-04-10T09:00:00+100",
+            // LI's clock when the first pass began (09:00) − 10 min overlap:
+            // the window the next poll would list, listed now instead.
+            "2024-05-10T08:50:00+0",
+            "2024-05-10T08:50:00+50",
+            "2024-05-10T08:50:00+100",
+        ]
+    );
+    assert_eq!(detail_calls(&requests).len(), 120, "each order read once");
     let cursor = cursor_json(&first.cursor);
-    assert_eq!(cursor["lag_ms"], 40 * 60_000);
-    let hw = cursor["hw"].as_str().unwrap().to_owned();
-    assert_eq!(hw, "2024-05-10T09:00:00.119000");
+    assert_eq!(
+        cursor["anchor"], "2024-05-10T10:00:00",
+        "the settling pass's start"
+    );
 
     fake.li.clear_requests();
-    sweep(Some(&first.cursor), None);
-    let since = searches(&fake.li.requests())[0]
-        .query_param("since_atualizado")
-        .unwrap()
-        .to_owned();
+    let next = sweep(Some(&first.cursor), None);
+    assert!(next.orders.is_empty());
+    let requests = fake.li.requests();
+    let asked: Vec<_> = searches(&requests)
+        .iter()
+        .map(|r| {
+            format!(
+                "{}+{}",
+                r.query_param("since_atualizado").unwrap(),
+                r.query_param("offset").unwrap()
+            )
+        })
+        .collect();
     assert_eq!(
-        since, "2024-05-10T08:10:00",
-        "hw − overlap (10 min) − sweep duration (40 min)"
+        asked,
+        [
+            // The settling pass's start − overlap: what changed since.
+            "2024-05-10T09:50:00+0",
+            // The mark's window (hw − overlap) still holds the 120 orders:
+            // its first page's total_count says nothing new is in it.
+            "2024-05-10T08:50:00+0",
+        ]
     );
+    assert_eq!(requests.len(), 2, "two search pages, nothing else");
+
+    // A late-indexed order inside the mark's window changes the count: the
+    // window is read in full and the order returned.
+    let late = fake
+        .store
+        .create_order(Order::new().modified_at(date(2024, 5, 10).at(8, 59, 0, 0)));
+    fake.li.clear_requests();
+    let after = sweep(Some(&next.cursor), None);
+    assert_eq!(numeros(&after.orders), vec![late]);
 }
 
 #[test]

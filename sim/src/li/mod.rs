@@ -87,6 +87,10 @@
 //! switches to the real clock (for the demo). Orders can also carry explicit
 //! times ([`Order::modified_at`], [`LiStore::set_modified`]).
 //!
+//! Every answer carries a `Date` header read from that clock (in UTC, as
+//! HTTP dates are), so a client sees the fake's "now" the way it would see
+//! LI's.
+//!
 //! Timestamps render like Python's `isoformat()`: microseconds when non-zero
 //! (`2024-05-10T09:12:47.556120`), none otherwise (`2024-05-10T09:00:00`).
 

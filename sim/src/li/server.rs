@@ -165,12 +165,30 @@ async fn handle(
         }
         Plan::Answer(store) => answer(&mut shared.lock(), store, endpoint, &query, &method, &body),
     };
-    if let Some(i) = log_index
-        && let Some(entry) = shared.lock().log.get_mut(i)
-    {
-        entry.status = response.status().as_u16();
+    let mut response = response;
+    let answered_at = {
+        let mut state = shared.lock();
+        if let Some(i) = log_index
+            && let Some(entry) = state.log.get_mut(i)
+        {
+            entry.status = response.status().as_u16();
+        }
+        state.clock.now()
+    };
+    // LI's `Date` header is its clock; the fake's is its own (manual or
+    // system) clock, so a client can read "now" on LI's side from it.
+    if let Ok(value) = HeaderValue::from_str(&http_date(answered_at)) {
+        response.headers_mut().insert(header::DATE, value);
     }
     response
+}
+
+/// An IMF-fixdate (`Fri, 10 May 2024 12:00:00 GMT`) of a São Paulo wall-clock time.
+fn http_date(at: DateTime) -> String {
+    super::sao_paulo()
+        .to_timestamp(at)
+        .map(|ts| ts.strftime("%a, %d %b %Y %H:%M:%S GMT").to_string())
+        .unwrap_or_default()
 }
 
 fn plan(state: &mut State, method: &Method, endpoint: Endpoint, store: Option<StoreId>) -> Plan {

@@ -399,7 +399,7 @@ impl Ctx<'_> {
         let lease_until = now.checked_add(lease).map_err(|error| {
             invalid(what(), format!("the lease {lease:#} is too long: {error}"))
         })?;
-        if max == 0 || self.channel(channel)?.paused.is_some() {
+        if max == 0 || self.cached_channel(channel)?.0.paused.is_some() {
             return Ok(Vec::new());
         }
         let now_ms = timestamp_ms(now);
@@ -1030,9 +1030,27 @@ impl Ctx<'_> {
     /// The channel's channel status as this batch sees it. Statuses are cached for
     /// the batch and written once by `flush`: every delivery updates one.
     pub(super) fn channel(&mut self, channel: &str) -> Result<ChannelStatus> {
-        if let Some((status, _)) = self.channels.get(channel) {
-            return Ok(status.clone());
+        Ok(self.cached_channel(channel)?.0.clone())
+    }
+
+    /// The batch's cached status of `channel` (read on first use) and whether
+    /// the batch changed it; lets claims and sends look at or update it in
+    /// place instead of copying it each time.
+    fn cached_channel(&mut self, channel: &str) -> Result<&mut (ChannelStatus, bool)> {
+        if !self.channels.contains_key(channel) {
+            let status = self.read_channel(channel)?;
+            self.channels.insert(channel.to_owned(), (status, false));
         }
+        self.channels
+            .get_mut(channel)
+            .ok_or_else(|| Error::Invalid {
+                what: format!("status of channel {channel:?}"),
+                reason: "missing from the batch cache right after it was cached (a bug)".to_owned(),
+            })
+    }
+
+    /// The channel's status as stored (default if never written).
+    fn read_channel(&self, channel: &str) -> Result<ChannelStatus> {
         let status: ChannelStatus = {
             let guard = self
                 .channel_status
@@ -1047,8 +1065,6 @@ impl Ctx<'_> {
                 .transpose()?
                 .unwrap_or_default()
         };
-        self.channels
-            .insert(channel.to_owned(), (status.clone(), false));
         Ok(status)
     }
 
@@ -1103,7 +1119,14 @@ impl Ctx<'_> {
         at: Timestamp,
         pacing_day: jiff::civil::Date,
     ) -> Result<()> {
-        let mut status = self.channel(channel)?;
+        check_name(
+            &|| "channel status".to_owned(),
+            "channel",
+            channel,
+            MAX_NAME_LEN,
+        )?;
+        self.mark_dirty();
+        let (status, changed) = self.cached_channel(channel)?;
         if status.pacing_day == Some(pacing_day) {
             status.sent_today = status.sent_today.saturating_add(1);
         } else {
@@ -1112,7 +1135,8 @@ impl Ctx<'_> {
         }
         status.last_sent_at = Some(status.last_sent_at.map_or(at, |last| last.max(at)));
         status.warmup_started_at.get_or_insert(at);
-        self.put_channel(channel, status)
+        *changed = true;
+        Ok(())
     }
 }
 

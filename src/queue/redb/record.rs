@@ -14,15 +14,18 @@ use std::path::Path;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use super::tables::{decode, encode};
 use crate::job::{JobId, JobPayload, NewerPayload};
 use crate::model::{ChannelId, NotificationKind};
-use crate::queue::{AttemptRecord, Error, Job, JobBody, JobState, Receipt, Result};
+use crate::queue::{AttemptRecord, Job, JobBody, JobState, Receipt, Result};
 
-/// A job as stored. New fields must carry `#[serde(default)]`, so adding one
-/// is not a migration.
-#[derive(Debug, Serialize, Deserialize)]
+/// A job as stored, as it is read. New fields must carry `#[serde(default)]`,
+/// so adding one is not a migration. The payload stays raw JSON until the
+/// notification is read ([`body_of`]): it is parsed once, straight into its
+/// type, with no intermediate JSON tree.
+#[derive(Debug, Deserialize)]
 pub(super) struct JobRecord {
     pub(super) id: JobId,
     pub(super) channel: ChannelId,
@@ -53,42 +56,76 @@ pub(super) struct JobRecord {
     pub(super) receipt: Option<Receipt>,
     #[serde(default)]
     pub(super) dedupe_keys: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub(super) fell_back_to: Option<JobId>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub(super) fallback_of: Option<JobId>,
     #[serde(default)]
-    pub(super) payload: serde_json::Value,
+    pub(super) payload: Option<Box<RawValue>>,
+}
+
+/// A job as stored, as it is written: the same fields as [`JobRecord`],
+/// borrowed from the [`Job`] (a save copies no string, log or key list).
+#[derive(Serialize)]
+struct JobRecordRef<'a> {
+    id: JobId,
+    channel: &'a ChannelId,
+    store: &'a str,
+    order_id: &'a str,
+    kind: &'a str,
+    priority: u8,
+    state: JobState,
+    created_at: Timestamp,
+    due_at: Timestamp,
+    expires_at: Option<Timestamp>,
+    attempt: u32,
+    max_attempts: u32,
+    claims: u32,
+    lease_until: Option<Timestamp>,
+    last_error: &'a Option<String>,
+    attempts_log: &'a [AttemptRecord],
+    finished_at: Option<Timestamp>,
+    outcome_reason: &'a Option<String>,
+    receipt: &'a Option<Receipt>,
+    dedupe_keys: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fell_back_to: Option<JobId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fallback_of: Option<JobId>,
+    payload: PayloadOut<'a>,
+}
+
+/// The payload as written: this arauto's own type, or (for a job it could
+/// not read) the JSON it was read as, so a newer arauto can still use it.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum PayloadOut<'a> {
+    Typed(&'a JobPayload),
+    Stored(serde_json::Value),
 }
 
 /// The record of `job`.
 pub(super) fn encode_job(job: &Job) -> Result<Vec<u8>> {
-    let invalid = |reason: String| Error::Invalid {
-        what: format!("job {}", job.id),
-        reason,
-    };
     let (kind, payload) = match &job.body {
-        JobBody::Readable { kind, payload } => (
-            kind.as_str().to_owned(),
-            serde_json::to_value(payload)
-                .map_err(|error| invalid(format!("payload cannot be serialised: {error}")))?,
-        ),
+        JobBody::Readable { kind, payload } => (kind.as_str(), PayloadOut::Typed(payload)),
         JobBody::Unreadable {
             kind,
             stored_payload,
             ..
         } => (
-            kind.clone(),
+            kind.as_str(),
             // Written back as it was read, so a newer arauto can still use it.
-            serde_json::from_str(stored_payload)
-                .unwrap_or(serde_json::Value::String(stored_payload.clone())),
+            PayloadOut::Stored(
+                serde_json::from_str(stored_payload)
+                    .unwrap_or(serde_json::Value::String(stored_payload.clone())),
+            ),
         ),
     };
-    let record = JobRecord {
+    let record = JobRecordRef {
         id: job.id,
-        channel: job.channel.clone(),
-        store: job.store.clone(),
-        order_id: job.order_id.clone(),
+        channel: &job.channel,
+        store: &job.store,
+        order_id: &job.order_id,
         kind,
         priority: job.priority,
         state: job.state,
@@ -99,12 +136,12 @@ pub(super) fn encode_job(job: &Job) -> Result<Vec<u8>> {
         max_attempts: job.max_attempts,
         claims: job.claims,
         lease_until: job.lease_until,
-        last_error: job.last_error.clone(),
-        attempts_log: job.attempts_log.clone(),
+        last_error: &job.last_error,
+        attempts_log: &job.attempts_log,
         finished_at: job.finished_at,
-        outcome_reason: job.outcome_reason.clone(),
-        receipt: job.receipt.clone(),
-        dedupe_keys: job.dedupe_keys.clone(),
+        outcome_reason: &job.outcome_reason,
+        receipt: &job.receipt,
+        dedupe_keys: &job.dedupe_keys,
         fell_back_to: job.fell_back_to,
         fallback_of: job.fallback_of,
         payload,
@@ -113,11 +150,11 @@ pub(super) fn encode_job(job: &Job) -> Result<Vec<u8>> {
 }
 
 /// The job stored as `bytes` under `id`. A record the queue cannot read at
-/// all is [`Error::Corrupt`]; one whose notification it cannot read is a job
+/// all is [`Error::Corrupt`](crate::queue::Error::Corrupt); one whose notification it cannot read is a job
 /// with [`JobBody::Unreadable`].
 pub(super) fn decode_job(bytes: &[u8], path: &Path, id: JobId) -> Result<Job> {
     let record: JobRecord = decode(bytes, path, || format!("job {id}"))?;
-    let body = body_of(record.kind, record.payload);
+    let body = body_of(record.kind, record.payload.as_deref());
     if let JobBody::Unreadable { unreadable, .. } = &body {
         tracing::debug!(job_id = %id, store = %record.store, order = %record.order_id,
             "unreadable job record: {unreadable}");
@@ -148,37 +185,51 @@ pub(super) fn decode_job(bytes: &[u8], path: &Path, id: JobId) -> Result<Job> {
     })
 }
 
-/// Reads the notification of a record, or says why it cannot (also used by
-/// the portable format, which carries jobs in the same shape).
-pub(crate) fn body_of(kind: String, payload: serde_json::Value) -> JobBody {
-    let unreadable =
-        |kind: String, reason: String, payload: &serde_json::Value| JobBody::Unreadable {
-            kind,
-            unreadable: reason,
-            stored_payload: payload.to_string(),
-        };
+/// Only the version of a payload, to say "newer" when a payload does not
+/// parse because a newer arauto changed its shape.
+#[derive(Deserialize)]
+struct PayloadVersion {
+    payload_version: Option<u64>,
+}
+
+/// Reads the notification of a record (`payload` is its raw JSON; absent
+/// reads as `null`), or says why it cannot (also used by the portable
+/// format, which carries jobs in the same shape).
+pub(crate) fn body_of(kind: String, payload: Option<&RawValue>) -> JobBody {
+    let text = payload.map_or("null", RawValue::get);
+    let unreadable = |kind: String, reason: String| JobBody::Unreadable {
+        kind,
+        unreadable: reason,
+        stored_payload: text.to_owned(),
+    };
     let parsed_kind = match kind.parse::<NotificationKind>() {
         Ok(parsed) => parsed,
-        Err(error) => return unreadable(kind, error.to_string(), &payload),
+        Err(error) => return unreadable(kind, error.to_string()),
     };
-    // The version first: a newer shape may not parse, and "newer" is the
-    // reason worth telling.
-    let version = payload
-        .get("payload_version")
-        .and_then(serde_json::Value::as_u64)
-        .and_then(|v| u32::try_from(v).ok());
-    if let Some(found) = version
-        && let Err(error) = (NewerPayload { found }).check()
-    {
-        return unreadable(kind, error.to_string(), &payload);
-    }
-    let parsed: JobPayload = match serde_json::from_value(payload.clone()) {
-        Ok(parsed) => parsed,
-        Err(error) => return unreadable(kind, format!("unreadable payload: {error}"), &payload),
+    // A newer version is the reason worth telling, whether or not the newer
+    // shape happens to parse as this one.
+    let newer = |version: Option<u64>| {
+        version
+            .and_then(|found| u32::try_from(found).ok())
+            .and_then(|found| (NewerPayload { found }).check().err())
     };
-    JobBody::Readable {
-        kind: parsed_kind,
-        payload: parsed,
+    match serde_json::from_str::<JobPayload>(text) {
+        Ok(parsed) => match newer(Some(u64::from(parsed.payload_version))) {
+            Some(error) => unreadable(kind, error.to_string()),
+            None => JobBody::Readable {
+                kind: parsed_kind,
+                payload: parsed,
+            },
+        },
+        Err(error) => {
+            let version = serde_json::from_str::<PayloadVersion>(text)
+                .ok()
+                .and_then(|v| v.payload_version);
+            match newer(version) {
+                Some(newer) => unreadable(kind, newer.to_string()),
+                None => unreadable(kind, format!("unreadable payload: {error}")),
+            }
+        }
     }
 }
 
@@ -188,8 +239,11 @@ mod tests {
 
     #[test]
     fn a_payload_from_a_newer_arauto_is_unreadable_not_an_error() {
-        let payload = serde_json::json!({ "payload_version": 99, "whatever": true });
-        match body_of("order-paid".to_owned(), payload) {
+        let payload = RawValue::from_string(
+            serde_json::json!({ "payload_version": 99, "whatever": true }).to_string(),
+        )
+        .expect("valid JSON");
+        match body_of("order-paid".to_owned(), Some(&payload)) {
             JobBody::Unreadable {
                 kind, unreadable, ..
             } => {
@@ -198,7 +252,7 @@ mod tests {
             }
             other @ JobBody::Readable { .. } => panic!("read {other:?}"),
         }
-        match body_of("order-teleported".to_owned(), serde_json::Value::Null) {
+        match body_of("order-teleported".to_owned(), None) {
             JobBody::Unreadable { unreadable, .. } => {
                 assert!(unreadable.contains("order-teleported"), "{unreadable}");
             }

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# A longer cluster drill than CI runs: three arauto nodes on a three-server
+# NATS JetStream cluster (127.0.0.1), orders moving continuously in the fake
+# Loja Integrada; a random node is SIGKILLed KILLS times (and restarted), a
+# nats-server every fifth kill. tests/drill_cluster.rs explains what is
+# checked. The last line is the result:
+#
+#   kills=N lost=0 planned_twice=0 provider_repeats=K failover_max=Xs
+#
+#   scripts/cluster-drill.sh            # 100 kills
+#   scripts/cluster-drill.sh 200        # 200 kills
+#   scripts/cluster-drill.sh 100 SEED   # replay the kill timing of an earlier run
+#
+# Needs nats-server >= 2.9.10 (Debian 12: apt-get install nats-server; or
+# ARAUTO_TEST_NATS_SERVER=/path/to/nats-server). Builds the plugins and the
+# daemon first (debug build, shared with `make test`).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+
+KILLS=${1:-100}
+SEED=${2:-}
+case "$KILLS" in
+    ''|*[!0-9]*) echo "usage: $0 [KILLS] [SEED]" >&2; exit 2 ;;
+esac
+if [ -z "${ARAUTO_TEST_NATS_SERVER:-}" ] && [ ! -x /usr/sbin/nats-server ] \
+    && ! command -v nats-server >/dev/null 2>&1; then
+    echo "$0: nats-server not found (apt-get install nats-server, or set ARAUTO_TEST_NATS_SERVER)" >&2
+    exit 1
+fi
+
+scripts/build-plugins.sh >/dev/null
+export ARAUTO_CLUSTER_DRILL_KILLS="$KILLS"
+if [ -n "$SEED" ]; then
+    export ARAUTO_DRILL_SEED="$SEED"
+fi
+started=$(date +%s)
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+status=0
+cargo test --locked --test drill_cluster -- --nocapture --test-threads 1 | tee "$out" || status=$?
+echo "cluster-drill.sh: $KILLS kills, $(( $(date +%s) - started )) s wall time including the build" >&2
+result=$(grep -oE 'kills=[0-9]+ lost=[0-9]+ planned_twice=[0-9]+ provider_repeats=[0-9]+ failover_max=[0-9.]+s' "$out" | tail -n 1 || true)
+if [ -n "$result" ]; then
+    echo "$result"
+fi
+exit "$status"
