@@ -599,6 +599,36 @@ async fn crash_then_retry(step: PollStep) -> Result<()> {
         None,
         "the cursor moved before {step:?}"
     );
+    // Until the order records are written, the commit's jobs are staged: a
+    // dispatcher that claimed one would find no order record and drop it.
+    let claimable = f.store.claim("wa", f.now(), 10, LEASE).await?;
+    if matches!(
+        step,
+        PollStep::DedupeKeys | PollStep::Jobs | PollStep::Cancellations | PollStep::OrderRecords
+    ) {
+        assert!(
+            claimable.is_empty(),
+            "a job was claimable after a stop at {step:?}, before its commit released it: {claimable:#?}"
+        );
+    } else {
+        assert_eq!(
+            claimable.len(),
+            2,
+            "after a stop at {step:?}: {claimable:#?}"
+        );
+        for claim in claimable {
+            f.store
+                .complete(
+                    claim.claim(),
+                    Completion::Defer {
+                        until: f.now(),
+                        expires_at: None,
+                        reason: "the test gives the claim back".to_owned(),
+                    },
+                )
+                .await?;
+        }
+    }
 
     // The node comes back (another handle, as after a restart) and polls again.
     f.store.crash_poll_commit_after(None);
@@ -618,6 +648,13 @@ async fn crash_then_retry(step: PollStep) -> Result<()> {
             "after a stop at {step:?}: {lane}/{order} {found} times"
         );
     }
+    // The retry released what the stopped commit left staged, too.
+    let claimable = restarted.claim("wa", f.now(), 10, LEASE).await?;
+    assert_eq!(
+        claimable.len(),
+        2,
+        "after a stop at {step:?} and a retry: {claimable:#?}"
+    );
     assert_eq!(restarted.cursor("loja").await?.as_deref(), Some("cursor-2"));
     assert_eq!(
         restarted
@@ -667,6 +704,11 @@ async fn a_poll_commit_stopped_after_the_cancellations_loses_and_repeats_nothing
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_poll_commit_stopped_after_the_order_records_loses_and_repeats_nothing() -> Result<()> {
     crash_then_retry(PollStep::OrderRecords).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poll_commit_stopped_after_releasing_its_jobs_loses_and_repeats_nothing() -> Result<()> {
+    crash_then_retry(PollStep::Released).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,7 +19,7 @@ use futures::TryStreamExt;
 use jiff::{SignedDuration, Timestamp};
 use tokio_util::bytes::Bytes;
 
-use super::mirror::Stored;
+use super::mirror::{JobRecord, JobRecordRef, Stored};
 use super::{CAS_ATTEMPTS, Inner, boxed, conflict, keys, nats_error};
 use crate::queue::{
     CancelOutcome, ChannelStatus, Claim, Completed, Completion, EnqueueOutcome, Error, Job,
@@ -132,30 +132,35 @@ impl Inner {
             .map_err(|e| nats_error(self.job_target(id), "read job")(boxed(e)))?;
         match entry {
             Some(entry) if entry.operation == kv::Operation::Put => {
-                let job = serde_json::from_slice(&entry.value).map_err(|error| Error::Corrupt {
-                    path: format!("nats:{}/{id}", self.jobs_bucket()).into(),
-                    what: format!("job {id}"),
-                    message: error.to_string(),
-                })?;
+                let record: JobRecord =
+                    serde_json::from_slice(&entry.value).map_err(|error| Error::Corrupt {
+                        path: format!("nats:{}/{id}", self.jobs_bucket()).into(),
+                        what: format!("job {id}"),
+                        message: error.to_string(),
+                    })?;
                 Ok(Some(Stored {
-                    job,
+                    job: record.job,
                     revision: entry.revision,
+                    staged: record.staged,
                 }))
             }
             _ => Ok(None),
         }
     }
 
-    fn encode_job(&self, job: &Job) -> Result<Bytes> {
-        serde_json::to_vec(job)
+    /// Encodes `job` as the bucket stores it; `staged`: see [`JobRecord::staged`].
+    fn encode_job(&self, job: &Job, staged: bool) -> Result<Bytes> {
+        serde_json::to_vec(&JobRecordRef { job, staged })
             .map(Bytes::from)
             .map_err(|e| nats_error(self.job_target(job.id), "encode job")(boxed(e)))
     }
 
     /// Writes `job` if its record is still at `revision`; `false` if another
-    /// write came first. Waits until this node's view shows the write.
+    /// write came first. Waits until this node's view shows the write. The
+    /// written record is never staged: only a poll commit stages, and it
+    /// creates its jobs with [`Inner::insert_job`].
     async fn cas_job(&self, job: &Job, revision: u64) -> Result<bool> {
-        let bytes = self.encode_job(job)?;
+        let bytes = self.encode_job(job, false)?;
         match self
             .buckets
             .jobs
@@ -201,11 +206,13 @@ impl Inner {
     }
 
     /// Enqueues one job, deduplicated by its keys. `with_id` fixes the new
-    /// job's id (none: a fresh one).
+    /// job's id (none: a fresh one); `staged` writes it unclaimable until
+    /// [`Inner::release_staged`] (a poll commit's jobs, see [`JobRecord::staged`]).
     pub(super) async fn insert_job(
         &self,
         mut new: NewJob,
         with_id: Option<JobId>,
+        staged: bool,
     ) -> Result<EnqueueOutcome> {
         let mut seen = HashSet::with_capacity(new.dedupe_keys.len());
         new.dedupe_keys.retain(|key| seen.insert(key.clone()));
@@ -296,7 +303,7 @@ impl Inner {
                     payload: new.payload.clone(),
                 },
             };
-            let bytes = self.encode_job(&job)?;
+            let bytes = self.encode_job(&job, staged)?;
             match self.buckets.jobs.create(id.to_string(), bytes).await {
                 Ok(written) => self.mirror.await_jobs(written).await,
                 // Another writer adopted the same crashed attempt first.
@@ -346,6 +353,42 @@ impl Inner {
         Ok(())
     }
 
+    /// Makes every staged job of `store` claimable: the ones the running poll
+    /// commit wrote and any an earlier commit of the store left staged when
+    /// it stopped. Called once the commit's order records are written, so
+    /// every such job's record exists: the earlier commit either wrote its
+    /// records before stopping or planned the same jobs again in this commit
+    /// (same dedupe keys, so adopted or found as duplicates), whose records
+    /// are now written. Asks the fence before every write.
+    pub(super) async fn release_staged(&self, store: &str) -> Result<usize> {
+        let staged: Vec<Stored> = self
+            .mirror
+            .read(|view| view.staged_jobs(store).into_iter().cloned().collect());
+        let mut released = 0;
+        'jobs: for mut stored in staged {
+            for _ in 0..CAS_ATTEMPTS {
+                // Released by someone else, or no longer there: nothing to do.
+                if !stored.staged {
+                    continue 'jobs;
+                }
+                self.fenced(Scope::Store(store))?;
+                if self.cas_job(&stored.job, stored.revision).await? {
+                    released += 1;
+                    continue 'jobs;
+                }
+                match self.load(stored.job.id).await? {
+                    Some(fresh) => stored = fresh,
+                    None => continue 'jobs,
+                }
+            }
+            return Err(conflict(format!(
+                "release of staged job {} of store {store:?}",
+                stored.job.id
+            )));
+        }
+        Ok(released)
+    }
+
     // ----- claim -----
 
     pub(super) async fn claim(
@@ -371,7 +414,11 @@ impl Inner {
         let mut due: Vec<Stored> = self.mirror.read(|view| {
             view.active_jobs(channel)
                 .into_iter()
-                .filter(|stored| stored.job.state == JobState::Pending && stored.job.due_at <= now)
+                .filter(|stored| {
+                    !stored.staged
+                        && stored.job.state == JobState::Pending
+                        && stored.job.due_at <= now
+                })
                 .cloned()
                 .collect()
         });
@@ -393,7 +440,7 @@ impl Inner {
             // One re-read if the view was behind; then leave it to the next claim.
             for _ in 0..2 {
                 let job = &stored.job;
-                if job.state != JobState::Pending || job.due_at > now {
+                if stored.staged || job.state != JobState::Pending || job.due_at > now {
                     break;
                 }
                 // Asked before every write: a claim is many round trips.
@@ -605,7 +652,7 @@ impl Inner {
                 }
                 Completion::FellBack { reason, fallback } => {
                     let fallback_channel = fallback.channel.to_string();
-                    match self.insert_job(*fallback, None).await? {
+                    match self.insert_job(*fallback, None, false).await? {
                         EnqueueOutcome::Inserted(id) => {
                             self.mark_fallback_of(id, job.id).await?;
                             fell_back(&mut job, now, reason, &fallback_channel, "as job", id);

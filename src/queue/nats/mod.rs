@@ -279,7 +279,7 @@ impl NatsStore {
         }
         let mut outcomes = Vec::with_capacity(jobs.len());
         for job in jobs {
-            outcomes.push(self.inner.insert_job(job, None).await?);
+            outcomes.push(self.inner.insert_job(job, None, false).await?);
         }
         Ok(outcomes)
     }
