@@ -217,6 +217,35 @@ async fn due_jobs_come_out_by_priority_then_due_time() -> Result<()> {
     Ok(())
 }
 
+/// A node that takes a channel over makes the jobs its previous holder
+/// left running due at once, not after their lease; the old holder's late
+/// completion is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_taken_over_makes_the_jobs_left_running_due_at_once() -> Result<()> {
+    let f = Fixture::new().await?;
+    let id = f
+        .enqueue_one(new_job("wa", "1", "order-paid", f.now()))
+        .await?;
+    let left_running = f.claim_one("wa", f.now()).await?;
+    assert!(f.store.claim("wa", f.at(1), 1, LEASE).await?.is_empty());
+
+    let taker = f.server.node(Arc::new(Unfenced)).await?;
+    taker.set_clock(Arc::new(f.clock.clone()));
+    assert_eq!(taker.take_over_channel("wa", f.at(1)).await?, 1);
+    let mut claimed = taker.claim("wa", f.at(1), 1, LEASE).await?;
+    let second = claimed
+        .pop()
+        .context("the job left running was not due again")?;
+    assert_eq!((second.id, second.attempt, second.claims), (id, 2, 2));
+
+    let late = f
+        .store
+        .complete(left_running.claim(), sent(f.now(), "2025-03-14"))
+        .await;
+    assert!(matches!(late, Err(Error::StaleClaim { .. })), "{late:?}");
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_lease_makes_the_job_due_again_and_refuses_the_late_completion() -> Result<()> {
     let f = Fixture::new().await?;

@@ -141,6 +141,21 @@ impl Dispatcher {
     ) {
         let mut channel_watch = self.db.watch_channel(self.channel.as_str());
         let mut generation = state_handle.subscribe();
+        // Claims a gone dispatcher left running (in a cluster: the channel's
+        // previous holder) are due at once, not after their lease.
+        match self
+            .db
+            .take_over_channel(self.channel.as_str(), self.clock.now())
+            .await
+        {
+            Ok(0) => {}
+            Ok(taken) => {
+                tracing::info!(channel = %self.channel, jobs = taken, "jobs the channel's previous dispatcher left running are due again")
+            }
+            Err(error) => {
+                tracing::warn!(channel = %self.channel, "cannot take back the jobs the previous dispatcher left running (they wait for their lease): {error}")
+            }
+        }
         loop {
             heartbeat.beat();
             if shutdown.is_cancelled() {

@@ -495,12 +495,31 @@ impl Inner {
     /// Running jobs of `channel` whose lease ended by `now` become pending
     /// (due now) or dead after their last attempt.
     pub(super) async fn recover(&self, channel: &str, now: Timestamp) -> Result<usize> {
+        self.give_back_running(channel, now, false).await
+    }
+
+    /// [`crate::queue::StateStore::take_over_channel`]: every running job of
+    /// the channel back to pending, whatever its lease says. Fenced on the
+    /// channel before every write.
+    pub(super) async fn take_over(&self, channel: &str, now: Timestamp) -> Result<usize> {
+        self.give_back_running(channel, now, true).await
+    }
+
+    /// Running jobs of `channel` whose lease ended (all of them when
+    /// `taken_over`) back to pending due at `now`, or dead after their last
+    /// attempt.
+    async fn give_back_running(
+        &self,
+        channel: &str,
+        now: Timestamp,
+        taken_over: bool,
+    ) -> Result<usize> {
         let expired: Vec<Stored> = self.mirror.read(|view| {
             view.active_jobs(channel)
                 .into_iter()
                 .filter(|stored| {
                     stored.job.state == JobState::Running
-                        && stored.job.lease_until.is_none_or(|until| until <= now)
+                        && (taken_over || stored.job.lease_until.is_none_or(|until| until <= now))
                 })
                 .cloned()
                 .collect()
@@ -508,7 +527,12 @@ impl Inner {
         let mut recovered = 0;
         for stored in expired {
             let mut job = stored.job;
-            let note = "the lease expired: the delivery crashed or timed out".to_owned();
+            let note = if taken_over {
+                "the channel was taken over from a dispatcher that is gone: the delivery may have crashed"
+            } else {
+                "the lease expired: the delivery crashed or timed out"
+            }
+            .to_owned();
             job.log_attempt(now, note.clone());
             job.last_error = Some(note);
             if job.attempt >= job.max_attempts {
@@ -522,6 +546,7 @@ impl Inner {
                 job.due_at = now;
                 job.lease_until = None;
             }
+            self.fenced(Scope::Channel(channel))?;
             if self.cas_job(&job, stored.revision).await? {
                 recovered += 1;
                 self.count_terminal(&job).await?;

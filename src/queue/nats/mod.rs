@@ -618,6 +618,10 @@ impl StateStore for NatsStore {
         Ok(self.channel_stats(channel).await?.oldest_due)
     }
 
+    async fn take_over_channel(&self, channel: &str, now: Timestamp) -> Result<usize> {
+        self.inner.take_over(channel, now).await
+    }
+
     async fn channel_stats(&self, channel: &str) -> Result<ChannelStats> {
         Ok(self.inner.mirror.read(|view| {
             let mut stats = ChannelStats::default();
@@ -625,6 +629,11 @@ impl StateStore for NatsStore {
                 match stored.job.state {
                     JobState::Pending => {
                         stats.pending += 1;
+                        // A staged job is not claimable yet: counting its due
+                        // time would make the dispatcher claim in a loop.
+                        if stored.staged {
+                            continue;
+                        }
                         let due = stored.job.due_at;
                         stats.oldest_due = Some(stats.oldest_due.map_or(due, |old| old.min(due)));
                     }
