@@ -78,6 +78,19 @@ pub enum RunError {
     /// The cluster's ownership buckets could not be used.
     #[error("startup failed: {0}")]
     Ownership(#[from] OwnershipError),
+    /// A start-up step against the NATS cluster never answered.
+    #[error(
+        "startup failed: {step} did not finish within {limit:?}, {attempts} times in a row \
+         (is the NATS cluster up and does it have a JetStream leader?)"
+    )]
+    ClusterStartTimeout {
+        /// The step, e.g. "opening the cluster state".
+        step: &'static str,
+        /// The bound of each attempt.
+        limit: Duration,
+        /// How many attempts timed out.
+        attempts: u32,
+    },
     /// A service could not start.
     #[error("cannot start service {service}: {error}")]
     ServiceStart {
@@ -333,6 +346,58 @@ fn resources(state: &State) -> BTreeSet<Resource> {
     desired(state).iter().filter_map(owned_resource).collect()
 }
 
+/// The bound of one attempt of a start-up step against NATS: a JetStream
+/// request waits 5 s for its answer and a step makes a few dozen of them,
+/// while a nats-server that just restarted may answer nothing at all.
+const START_STEP_LIMIT: Duration = Duration::from_secs(30);
+/// Attempts of a start-up step against NATS (a lost leader is elected again
+/// within seconds; a cluster that stays silent this long is down).
+const START_STEP_ATTEMPTS: u32 = 3;
+
+/// Runs one start-up step against NATS, each attempt bounded by
+/// [`START_STEP_LIMIT`], retried with a log line on failure or timeout; the
+/// last failure is the start-up's error.
+async fn start_step<T, E, Step, Attempt>(
+    node: &str,
+    step: &'static str,
+    mut attempt: Step,
+) -> Result<T, RunError>
+where
+    Step: FnMut() -> Attempt,
+    Attempt: std::future::Future<Output = Result<T, E>>,
+    E: Into<RunError> + std::fmt::Display,
+{
+    for tried in 1..=START_STEP_ATTEMPTS {
+        let last = tried == START_STEP_ATTEMPTS;
+        match tokio::time::timeout(START_STEP_LIMIT, attempt()).await {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(error)) if last => return Err(error.into()),
+            Ok(Err(error)) => {
+                tracing::warn!(
+                    node,
+                    "cluster start-up: {step} failed (attempt {tried} of {START_STEP_ATTEMPTS}), retrying: {error}"
+                );
+            }
+            Err(_) if last => {
+                return Err(RunError::ClusterStartTimeout {
+                    step,
+                    limit: START_STEP_LIMIT,
+                    attempts: START_STEP_ATTEMPTS,
+                });
+            }
+            Err(_) => {
+                tracing::warn!(
+                    node,
+                    "cluster start-up: {step} did not finish within {START_STEP_LIMIT:?} (attempt {tried} of {START_STEP_ATTEMPTS}), retrying"
+                );
+            }
+        }
+        // A pause, not a synchronisation: a leader election takes seconds.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    unreachable!("the last attempt returns")
+}
+
 /// A cluster node's part in the run: its leases and the loop renewing them.
 struct ClusterNode {
     ownership: Ownership,
@@ -355,16 +420,19 @@ impl ClusterNode {
             connect::describe_connection(&client)
         );
         let js = async_nats::jetstream::new(client);
-        let ownership = Ownership::open(&js, OwnershipOptions::from_config(cluster)).await?;
+        let node = cluster.node_name.as_str();
+        let ownership = start_step(node, "opening the ownership buckets", || {
+            Ownership::open(&js, OwnershipOptions::from_config(cluster))
+        })
+        .await?;
         let fence: Arc<dyn Fence> = Arc::new(ownership.clone());
-        let db = NatsStore::open(
-            js,
-            NatsOptions {
-                prefix: cluster.prefix.clone(),
-                replicas: cluster.replicas,
-            },
-            fence.clone(),
-        )
+        let options = NatsOptions {
+            prefix: cluster.prefix.clone(),
+            replicas: cluster.replicas,
+        };
+        let db = start_step(node, "opening the cluster state", || {
+            NatsStore::open(js.clone(), options.clone(), fence.clone())
+        })
         .await?;
         tracing::info!(node = %cluster.node_name, prefix = %cluster.prefix, "cluster state open");
         let pipeline = Pipeline::cluster(state, Arc::new(db), fence, host);

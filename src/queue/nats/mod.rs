@@ -127,6 +127,33 @@ struct Inner {
     tasks: Vec<JoinHandle<()>>,
 }
 
+/// How long opening waits for a follower to load what the cluster holds.
+const CATCH_UP_AT_OPEN: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Waits, bounded, until the follower of `what` has loaded what existed.
+async fn caught_up(ready: follow::Ready, what: &str) -> Result<()> {
+    tokio::time::timeout(CATCH_UP_AT_OPEN, ready.await_ready())
+        .await
+        .map_err(|_| Error::Nats {
+            target: what.to_owned(),
+            op: "load at start-up",
+            source: Arc::new(std::io::Error::other(format!(
+                "the watch delivered nothing for {CATCH_UP_AT_OPEN:?} (a nats-server restarting?)"
+            ))),
+        })
+}
+
+/// Follower tasks started by an open that has not finished yet.
+struct Followers(Vec<JoinHandle<()>>);
+
+impl Drop for Followers {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
 impl Drop for Inner {
     fn drop(&mut self) {
         for task in &self.tasks {
@@ -208,14 +235,16 @@ impl NatsStore {
             .map_err(|e| nats_error(format!("stream {history_name}"), "create stream")(boxed(e)))?;
 
         let mirror = Arc::new(Mirror::new());
-        let mut tasks = Vec::new();
+        // Aborted if the open fails or is dropped half-way (a start-up
+        // timeout): no follower outlives it.
+        let mut tasks = Followers(Vec::new());
         let (task, ready) = follow::jobs(buckets.jobs.clone(), mirror.clone()).await?;
-        tasks.push(task);
-        ready.await;
+        tasks.0.push(task);
+        caught_up(ready, &names.bucket("jobs")).await?;
         let (task, ready) = follow::history(history, js.client(), mirror.clone()).await?;
-        tasks.push(task);
-        ready.await;
-        tasks.push(
+        tasks.0.push(task);
+        caught_up(ready, &history_name).await?;
+        tasks.0.push(
             follow::pauses(
                 buckets.stores.clone(),
                 mirror.clone(),
@@ -223,7 +252,7 @@ impl NatsStore {
             )
             .await?,
         );
-        tasks.push(
+        tasks.0.push(
             follow::pauses(
                 buckets.channels.clone(),
                 mirror.clone(),
@@ -244,7 +273,7 @@ impl NatsStore {
                 ids: Mutex::new(IdGenerator::after(None)),
                 history_published: Mutex::new(0),
                 crash_after: Mutex::new(None),
-                tasks,
+                tasks: std::mem::take(&mut tasks.0),
             }),
         })
     }
