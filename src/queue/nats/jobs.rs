@@ -160,12 +160,26 @@ impl Inner {
     /// written record is never staged: only a poll commit stages, and it
     /// creates its jobs with [`Inner::insert_job`].
     async fn cas_job(&self, job: &Job, revision: u64) -> Result<bool> {
+        self.cas_job_fenced(None, job, revision).await
+    }
+
+    /// [`Inner::cas_job`], retried through a leader election while this node
+    /// holds `scope` (see [`Inner::through_elections`]).
+    async fn cas_job_fenced(
+        &self,
+        scope: Option<Scope<'_>>,
+        job: &Job,
+        revision: u64,
+    ) -> Result<bool> {
         let bytes = self.encode_job(job, false)?;
+        let key = job.id.to_string();
         match self
-            .buckets
-            .jobs
-            .update(job.id.to_string(), bytes, revision)
-            .await
+            .through_elections(scope, || {
+                self.buckets
+                    .jobs
+                    .update(key.as_str(), bytes.clone(), revision)
+            })
+            .await?
         {
             Ok(written) => {
                 self.mirror.await_jobs(written).await;
@@ -244,10 +258,15 @@ impl Inner {
                 let value = Bytes::from(id.to_string());
                 let taken = match slot {
                     KeySlot::Free => self
-                        .buckets
-                        .dedupe
-                        .create(stored_key.as_str(), value)
-                        .await
+                        .through_elections(
+                            staged.then_some(Scope::Store(new.store.as_str())),
+                            || {
+                                self.buckets
+                                    .dedupe
+                                    .create(stored_key.as_str(), value.clone())
+                            },
+                        )
+                        .await?
                         .map(|_| ())
                         .map_err(|e| (e.kind() == kv::CreateErrorKind::AlreadyExists, boxed(e))),
                     KeySlot::Taken { holder, .. } if *holder == id => Ok(()),
@@ -304,7 +323,15 @@ impl Inner {
                 },
             };
             let bytes = self.encode_job(&job, staged)?;
-            match self.buckets.jobs.create(id.to_string(), bytes).await {
+            let job_key = id.to_string();
+            // A poll commit's job is written for the store this node polls.
+            let scope = staged.then_some(Scope::Store(new.store.as_str()));
+            match self
+                .through_elections(scope, || {
+                    self.buckets.jobs.create(job_key.as_str(), bytes.clone())
+                })
+                .await?
+            {
                 Ok(written) => self.mirror.await_jobs(written).await,
                 // Another writer adopted the same crashed attempt first.
                 Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {
@@ -372,7 +399,10 @@ impl Inner {
                     continue 'jobs;
                 }
                 self.fenced(Scope::Store(store))?;
-                if self.cas_job(&stored.job, stored.revision).await? {
+                if self
+                    .cas_job_fenced(Some(Scope::Store(store)), &stored.job, stored.revision)
+                    .await?
+                {
                     released += 1;
                     continue 'jobs;
                 }
@@ -454,7 +484,10 @@ impl Inner {
                 running.attempt = running.attempt.saturating_add(1);
                 running.claims = running.claims.saturating_add(1);
                 running.lease_until = Some(lease_until);
-                if self.cas_job(&running, stored.revision).await? {
+                if self
+                    .cas_job_fenced(Some(Scope::Channel(channel)), &running, stored.revision)
+                    .await?
+                {
                     claimed.push(running);
                     break;
                 }
@@ -1002,6 +1035,7 @@ impl Inner {
         let bytes = serde_json::to_vec(status)
             .map_err(|e| nats_error(format!("status of store {store:?}"), "encode")(boxed(e)))?;
         self.put_bytes(
+            None,
             &self.buckets.stores,
             &self.names.bucket("stores"),
             &keys::store_key(store),

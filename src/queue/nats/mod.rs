@@ -515,18 +515,72 @@ impl Inner {
     }
 
     /// Replaces a record (last writer wins: the caller owns the key).
+    /// Writes `bytes` under `key`, retried through a leader election (see
+    /// [`Inner::through_elections`]) while this node holds `scope`.
     async fn put_bytes(
         &self,
+        scope: Option<Scope<'_>>,
         bucket: &kv::Store,
         bucket_name: &str,
         key: &str,
         bytes: Vec<u8>,
     ) -> Result<()> {
-        bucket.put(key, Bytes::from(bytes)).await.map_err(|e| {
-            nats_error(format!("bucket {bucket_name}, key {key}"), "write")(boxed(e))
-        })?;
+        let bytes = Bytes::from(bytes);
+        self.through_elections(scope, || bucket.put(key, bytes.clone()))
+            .await?
+            .map_err(|e| {
+                nats_error(format!("bucket {bucket_name}, key {key}"), "write")(boxed(e))
+            })?;
         Ok(())
     }
+
+    /// Runs the write `op`, and runs it again while it fails because its
+    /// stream has no leader to answer (a nats-server lost or returning: the
+    /// publish finds no responder, "no stream found for given subject", for
+    /// the few seconds of an election). Such a write reached no server, so
+    /// repeating it (even a create or a compare-and-set) cannot apply it
+    /// twice. Before each repeat the fence is asked for `scope` (none: an
+    /// unfenced write, e.g. a completion), so the retries stay within the
+    /// node's lease; at most [`ELECTION_RETRY_LIMIT`] in all. Any other
+    /// error, or the last one, is returned as it came (inner `Err`).
+    pub(super) async fn through_elections<T, E, Op, Fut>(
+        &self,
+        scope: Option<Scope<'_>>,
+        mut op: Op,
+    ) -> Result<std::result::Result<T, E>>
+    where
+        E: std::fmt::Display,
+        Op: FnMut() -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, E>>,
+    {
+        let started = tokio::time::Instant::now();
+        loop {
+            match op().await {
+                Err(error) if no_leader(&error) && started.elapsed() < ELECTION_RETRY_LIMIT => {
+                    tracing::debug!(%error, "a JetStream write found no stream leader; trying again");
+                    // A pause between tries, not a synchronisation: an
+                    // election takes seconds.
+                    tokio::time::sleep(ELECTION_RETRY_PAUSE).await;
+                    if let Some(scope) = scope {
+                        self.fenced(scope)?;
+                    }
+                }
+                result => return Ok(result),
+            }
+        }
+    }
+}
+
+/// How long a write is retried while its stream has no leader (elections
+/// after a lost nats-server took 4–7 s in the cluster tests).
+const ELECTION_RETRY_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Pause between those retries.
+const ELECTION_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// True if a write failed because no server answered for its stream.
+fn no_leader(error: &dyn std::fmt::Display) -> bool {
+    let text = error.to_string();
+    text.contains("no stream found for given subject") || text.contains("no responders")
 }
 
 /// Too many concurrent writers kept changing one record.

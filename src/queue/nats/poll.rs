@@ -132,8 +132,14 @@ impl Inner {
         for (order_id, record) in order_records {
             let key = keys::order_key(&store, &order_id);
             self.fenced(Scope::Store(&store))?;
-            self.put_bytes(&self.buckets.orders, &orders_bucket, &key, record)
-                .await?;
+            self.put_bytes(
+                Some(Scope::Store(&store)),
+                &self.buckets.orders,
+                &orders_bucket,
+                &key,
+                record,
+            )
+            .await?;
         }
         for order_id in &forget_orders {
             let key = keys::order_key(&store, order_id);
@@ -153,6 +159,7 @@ impl Inner {
         // 6. Store status.
         self.fenced(Scope::Store(&store))?;
         self.put_bytes(
+            Some(Scope::Store(&store)),
             &self.buckets.stores,
             &self.names.bucket("stores"),
             &keys::store_key(&store),
@@ -165,6 +172,7 @@ impl Inner {
         if let Some(cursor) = cursor {
             self.fenced(Scope::Store(&store))?;
             self.put_bytes(
+                Some(Scope::Store(&store)),
                 &self.buckets.cursors,
                 &self.names.bucket("cursors"),
                 &keys::store_key(&store),
