@@ -12,9 +12,11 @@
 //! repeated publish is dropped by the server. Each node follows the jobs
 //! bucket and the history stream ([`mirror`]) for its reads and wake-ups.
 //!
-//! Fencing: writes made for a store (poll commit, store status) or a channel
-//! (claim, complete) are refused with [`Error::Fenced`] unless
-//! [`Fence::holds`] says this node still holds that scope's lease.
+//! Fencing: writes made for a store (each write of a poll commit, store
+//! status) or a channel (each write of a claim) are refused with
+//! [`Error::Fenced`] unless [`Fence::holds`] says this node still holds that
+//! scope's lease. Completions are not fenced: the send they record has
+//! happened, and the claim number refuses a stale one.
 
 mod follow;
 mod jobs;
