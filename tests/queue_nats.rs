@@ -548,6 +548,37 @@ async fn a_node_that_lost_its_lease_cannot_commit_or_claim_but_records_what_it_s
     Ok(())
 }
 
+/// Review #16: operator commands bind only. A prefix no daemon opened is an
+/// error naming it, and creates nothing; the state a daemon opened binds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binding_an_unknown_prefix_fails_naming_it_and_creates_nothing() -> Result<()> {
+    let f = Fixture::new().await?;
+    let js = async_nats::jetstream::new(async_nats::connect(&f.server.url).await?);
+    let options = |prefix: &str| NatsOptions {
+        prefix: prefix.to_owned(),
+        replicas: 1,
+    };
+    let refused = NatsStore::bind(js.clone(), options("tset"), Arc::new(Unfenced)).await;
+    let Err(error) = refused else {
+        bail!("bound a cluster state nobody created")
+    };
+    let text = error.to_string();
+    ensure!(
+        text.contains("\"tset\"") && text.contains("cluster.prefix"),
+        "{text}"
+    );
+    ensure!(
+        js.get_stream("KV_tset_jobs").await.is_err(),
+        "binding created a bucket"
+    );
+    let bound = NatsStore::bind(js, options("test"), Arc::new(Unfenced)).await?;
+    bound
+        .enqueue(vec![new_job("wa", "1", "order-paid", f.now())])
+        .await?;
+    assert_eq!(f.store.jobs_for_order("loja", "1").await?.len(), 1);
+    Ok(())
+}
+
 /// A fence that says yes a given number of times, then no: a lease lost in
 /// the middle of a multi-write operation.
 struct Countdown(std::sync::atomic::AtomicUsize);

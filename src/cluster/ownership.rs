@@ -930,8 +930,8 @@ impl Ownership {
         // read the key back and keep the lease only if our write is the
         // latest. The loser of such a race drops it here; a later write by
         // the other node would fail its next renewal the same way.
-        match leases.entry(&key).await {
-            Ok(Some(latest)) if latest.revision != revision => {
+        match tokio::time::timeout(limit, leases.entry(&key)).await {
+            Ok(Ok(Some(latest))) if latest.revision != revision => {
                 tracing::warn!(
                     node = %self.inner.options.node,
                     "{resource}: another node's write landed after ours (revision {} after {revision}); not taking it",

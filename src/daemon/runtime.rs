@@ -486,6 +486,9 @@ impl ClusterNode {
             }
             Err((service, error)) => {
                 tracing::error!(service = %service, "cannot start service after an ownership change: {error}");
+                // Nothing changed; what runs still holds its leases.
+                self.ownership
+                    .services_running(&running_resources(services));
             }
         }
     }

@@ -12,9 +12,11 @@
 //! repeated publish is dropped by the server. Each node follows the jobs
 //! bucket and the history stream ([`mirror`]) for its reads and wake-ups.
 //!
-//! Fencing: writes made for a store (poll commit, store status) or a channel
-//! (claim, complete) are refused with [`Error::Fenced`] unless
-//! [`Fence::holds`] says this node still holds that scope's lease.
+//! Fencing: writes made for a store (each write of a poll commit, store
+//! status) or a channel (each write of a claim) are refused with
+//! [`Error::Fenced`] unless [`Fence::holds`] says this node still holds that
+//! scope's lease. Completions are not fenced: the send they record has
+//! happened, and the claim number refuses a stale one.
 
 mod follow;
 mod jobs;
@@ -199,6 +201,27 @@ impl NatsStore {
         options: NatsOptions,
         fence: Arc<dyn Fence>,
     ) -> Result<NatsStore> {
+        Self::open_as(js, options, fence, Create::Yes).await
+    }
+
+    /// Binds the buckets and the history stream a daemon created, and
+    /// creates nothing: for operator commands, where a mistyped
+    /// `cluster.prefix` must be an error, not an empty cluster state
+    /// (review #16).
+    pub async fn bind(
+        js: jetstream::Context,
+        options: NatsOptions,
+        fence: Arc<dyn Fence>,
+    ) -> Result<NatsStore> {
+        Self::open_as(js, options, fence, Create::No).await
+    }
+
+    async fn open_as(
+        js: jetstream::Context,
+        options: NatsOptions,
+        fence: Arc<dyn Fence>,
+        create: Create,
+    ) -> Result<NatsStore> {
         if !keys::valid_prefix(&options.prefix) {
             return Err(Error::Invalid {
                 what: format!("NATS bucket prefix {:?}", options.prefix),
@@ -211,12 +234,36 @@ impl NatsStore {
             prefix: options.prefix.clone(),
         };
         let buckets = Buckets {
-            jobs: bucket(&js, &names, "jobs", "arauto jobs by id", replicas).await?,
-            dedupe: bucket(&js, &names, "dedupe", "dedupe key -> job id", replicas).await?,
-            orders: bucket(&js, &names, "orders", "order records", replicas).await?,
-            cursors: bucket(&js, &names, "cursors", "connector cursors", replicas).await?,
-            stores: bucket(&js, &names, "stores", "store statuses", replicas).await?,
-            channels: bucket(&js, &names, "channels", "channel statuses", replicas).await?,
+            jobs: bucket(&js, &names, "jobs", "arauto jobs by id", replicas, create).await?,
+            dedupe: bucket(
+                &js,
+                &names,
+                "dedupe",
+                "dedupe key -> job id",
+                replicas,
+                create,
+            )
+            .await?,
+            orders: bucket(&js, &names, "orders", "order records", replicas, create).await?,
+            cursors: bucket(
+                &js,
+                &names,
+                "cursors",
+                "connector cursors",
+                replicas,
+                create,
+            )
+            .await?,
+            stores: bucket(&js, &names, "stores", "store statuses", replicas, create).await?,
+            channels: bucket(
+                &js,
+                &names,
+                "channels",
+                "channel statuses",
+                replicas,
+                create,
+            )
+            .await?,
         };
         let history_name = names.history_stream();
         let history = stream::Config {
@@ -229,10 +276,15 @@ impl NatsStore {
             storage: stream::StorageType::File,
             ..Default::default()
         };
-        let history = js
-            .get_or_create_stream(history)
-            .await
-            .map_err(|e| nats_error(format!("stream {history_name}"), "create stream")(boxed(e)))?;
+        let history = match create {
+            Create::Yes => js.get_or_create_stream(history).await.map_err(|e| {
+                nats_error(format!("stream {history_name}"), "create stream")(boxed(e))
+            })?,
+            Create::No => js
+                .get_stream(&history_name)
+                .await
+                .map_err(|e| missing_state(&names, format!("stream {history_name}"), e))?,
+        };
 
         let mirror = Arc::new(Mirror::new());
         // Aborted if the open fails or is dropped half-way (a start-up
@@ -606,8 +658,15 @@ async fn bucket(
     what: &str,
     description: &str,
     replicas: usize,
+    create: Create,
 ) -> Result<kv::Store> {
     let name = names.bucket(what);
+    if create == Create::No {
+        return js
+            .get_key_value(name.clone())
+            .await
+            .map_err(|e| missing_state(names, format!("bucket {name}"), e));
+    }
     let config = stream::Config {
         name: format!("KV_{name}"),
         description: Some(description.to_owned()),
@@ -633,6 +692,33 @@ async fn bucket(
     js.get_key_value(name.clone())
         .await
         .map_err(|e| nats_error(format!("bucket {name}"), "create or bind bucket")(boxed(e)))
+}
+
+/// Whether opening may create what is missing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Create {
+    /// A daemon: create or bind (idempotent).
+    Yes,
+    /// An operator command: bind only.
+    No,
+}
+
+/// A bucket or stream an operator command expected is not there (or cannot
+/// be read): most often a `cluster.prefix` that no daemon uses.
+fn missing_state(
+    names: &Names,
+    target: String,
+    error: impl std::error::Error + Send + Sync + 'static,
+) -> Error {
+    Error::Nats {
+        target: format!(
+            "{target} (cluster.prefix {:?}: no arauto daemon has opened a cluster state under \
+             this prefix, or it is not readable; check cluster.prefix)",
+            names.prefix
+        ),
+        op: "bind",
+        source: Arc::from(boxed(error)),
+    }
 }
 
 #[async_trait]
