@@ -421,10 +421,32 @@ impl ClusterNode {
         );
         let js = async_nats::jetstream::new(client);
         let node = cluster.node_name.as_str();
-        let ownership = start_step(node, "opening the ownership buckets", || {
-            Ownership::open(&js, OwnershipOptions::from_config(cluster))
-        })
-        .await?;
+        // A node restarted right after it was killed finds its previous
+        // run's heartbeat still fresh: it waits for that to expire (a few
+        // lease_ttl at most) rather than failing; a real twin keeps its
+        // heartbeat fresh and is refused after the wait.
+        let ttl = cluster.lease_ttl.unsigned_abs();
+        let twin_deadline = tokio::time::Instant::now() + ttl.saturating_mul(3);
+        let ownership = loop {
+            match start_step(node, "opening the ownership buckets", || {
+                Ownership::open(&js, OwnershipOptions::from_config(cluster))
+            })
+            .await
+            {
+                Err(RunError::Ownership(OwnershipError::DuplicateNode { .. }))
+                    if tokio::time::Instant::now() < twin_deadline =>
+                {
+                    tracing::info!(
+                        node,
+                        "node name {node} still has a fresh heartbeat of another process \
+                         (a previous run killed moments ago?); waiting for it to expire"
+                    );
+                    // A pause between looks, not a synchronisation.
+                    tokio::time::sleep(ttl / 4).await;
+                }
+                opened => break opened?,
+            }
+        };
         let fence: Arc<dyn Fence> = Arc::new(ownership.clone());
         let options = NatsOptions {
             prefix: cluster.prefix.clone(),
