@@ -5,8 +5,11 @@
 //! * Three instances end up owning exactly what rendezvous hashing says.
 //! * An instance shut down releases everything and the other takes it over
 //!   at once (by the release, not by waiting for expiry: counted).
+//! * A hand-over waits until the services of what moves have drained.
 //! * An instance that stops renewing (its loop no longer driven, as in a
 //!   paused process) stops holding before another one acquires.
+//! * Two processes under one node name never hold the same lease.
+//! * A taker measures a lease's end on its own clock, not the holder's.
 //! * Connecting to servers that do not answer fails naming them.
 //!
 //! NATS is a third party, but not one we fake: the point is the real
@@ -247,6 +250,61 @@ async fn a_node_shutting_down_hands_over_at_once() {
     assert_eq!(b.ownership.live_nodes(), ["b"]);
 }
 
+/// Review #1: a lease whose services still run (an HTTP send in flight) is
+/// not deleted when another node should own it. It leaves `owned` (the
+/// daemon stops and drains its services) but stays held and renewed, so the
+/// fence keeps saying yes to the in-flight work and nobody else takes it;
+/// only once the daemon reports its services gone is it handed over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hand_over_waits_until_the_services_have_drained() {
+    let server = start_server();
+    let all = resources(12, 2);
+    // Long enough that b can only get the leases by hand-over.
+    let ttl = Duration::from_secs(30);
+    let a = Node::start(&server, "a", ttl, &all).await;
+    until("a owns everything", &[&a], || a.owned().len() == all.len()).await;
+    // The daemon starts the services of everything a holds.
+    a.ownership.services_starting(&a.owned());
+
+    let b = Node::start(&server, "b", ttl, &all).await;
+    let names = ["a", "b"];
+    let keeps = expected(&all, &names, "a");
+    let moving = expected(&all, &names, "b");
+    assert!(!moving.is_empty());
+    until("a stops running what b should own", &[&a, &b], || {
+        a.owned() == keeps
+    })
+    .await;
+    assert_eq!(a.ownership.handing_over(), moving);
+    for resource in &moving {
+        assert!(
+            a.ownership.holds(resource.scope()),
+            "{resource} fenced off while its services may still be sending"
+        );
+        assert!(
+            !b.owned().contains(resource),
+            "{resource} taken by b before a's services drained"
+        );
+    }
+
+    // The daemon stopped them: now the leases go, at once.
+    a.ownership.services_running(&keeps);
+    until("b owns its share", &[&a, &b], || b.owned() == moving).await;
+    for resource in &moving {
+        assert!(!a.ownership.holds(resource.scope()));
+    }
+    assert!(a.ownership.handing_over().is_empty());
+    let takeovers = b.ownership.takeovers();
+    assert_eq!(
+        takeovers.expired.load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    for node in [a, b] {
+        node.stop.cancel();
+        node.driver.await.expect("the loop ends");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_that_stops_renewing_stops_holding_before_another_acquires() {
     let server = start_server();
@@ -291,6 +349,132 @@ async fn a_node_that_stops_renewing_stops_holding_before_another_acquires() {
     );
     b.stop.cancel();
     b.driver.await.expect("b's loop ends");
+}
+
+/// Review #5: two processes started at once under one node name (a cloned
+/// VM keeping its hostname) pass the start-up check, but never take one
+/// another's leases for their own: each lease has one holder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_with_one_node_name_never_hold_the_same_lease() {
+    let server = start_server();
+    let all = resources(10, 2);
+    let ttl = Duration::from_secs(30);
+    let mut twins = Vec::new();
+    // Both open before either writes a heartbeat: the start-up check
+    // cannot tell them apart.
+    for _ in 0..2 {
+        let client = connect(&cluster_config(vec![server.url.clone()], "twin"), PATIENCE)
+            .await
+            .expect("connected");
+        let ownership = Ownership::open(
+            &async_nats::jetstream::new(client),
+            OwnershipOptions {
+                node: "twin".to_owned(),
+                prefix: "test".to_owned(),
+                replicas: 1,
+                ttl,
+            },
+        )
+        .await
+        .expect("ownership opens");
+        ownership.set_resources(all.iter().cloned().collect());
+        twins.push(ownership);
+    }
+    let stop = CancellationToken::new();
+    let nodes: Vec<Node> = twins
+        .into_iter()
+        .map(|ownership| Node {
+            driver: tokio::spawn({
+                let (ownership, stop) = (ownership.clone(), stop.clone());
+                async move { ownership.run(stop).await }
+            }),
+            ownership,
+            stop: stop.clone(),
+        })
+        .collect();
+    let [first, second] = [&nodes[0], &nodes[1]];
+    until("every lease is held", &[first, second], || {
+        first.owned().union(&second.owned()).count() == all.len()
+    })
+    .await;
+    for resource in &all {
+        let holders = nodes
+            .iter()
+            .filter(|node| node.ownership.holds(resource.scope()))
+            .count();
+        assert_eq!(holders, 1, "{resource} is held by {holders} processes");
+    }
+    stop.cancel();
+    for node in nodes {
+        node.driver.await.expect("the loop ends");
+    }
+}
+
+/// Review #4: a taker does not trust the holder's wall-clock expiry. A
+/// lease written just now by a node whose clock runs far behind (its
+/// `expires_at` already in the past for us) is taken only `ttl` after this
+/// node first saw it, on its own clock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_is_taken_by_the_takers_own_clock_not_the_holders_expiry() {
+    let server = start_server();
+    let ghost_store = Resource::Store("loja-ghost".to_owned());
+    let free_store = Resource::Store("loja-free".to_owned());
+    let ttl = Duration::from_secs(3);
+    // Bucket first (an ownership with nothing to own), then the lagging
+    // node's lease, written straight to it.
+    let setup = Node::start(&server, "setup", ttl, &[]).await;
+    let client = connect(&cluster_config(vec![server.url.clone()], "setup"), PATIENCE)
+        .await
+        .expect("connected");
+    let leases = async_nats::jetstream::new(client)
+        .get_key_value("test_ownership_leases")
+        .await
+        .expect("the lease bucket");
+    let lagging = arauto::cluster::ownership::LeaseValue {
+        holder: "lagging".to_owned(),
+        instance: "0".to_owned(),
+        expires_at_ms: jiff::Timestamp::now().as_millisecond() - 3_600_000,
+    };
+    leases
+        .create(
+            ghost_store.key(),
+            serde_json::to_vec(&lagging).expect("json").into(),
+        )
+        .await
+        .expect("lease written");
+    setup.stop.cancel();
+    setup.driver.await.expect("the loop ends");
+
+    let b = Node::start(
+        &server,
+        "b",
+        ttl,
+        &[ghost_store.clone(), free_store.clone()],
+    )
+    .await;
+    until("b takes the free store", &[&b], || {
+        b.owned().contains(&free_store)
+    })
+    .await;
+    assert!(
+        !b.owned().contains(&ghost_store),
+        "taken at once on the holder's (lagging) wall-clock expiry"
+    );
+    until(
+        "b takes the other once its own clock says it ended",
+        &[&b],
+        || b.owned().contains(&ghost_store),
+    )
+    .await;
+    assert_eq!(
+        b.ownership
+            .takeovers()
+            .expired
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    b.stop.cancel();
+    b.driver.await.expect("the loop ends");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

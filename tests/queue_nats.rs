@@ -217,6 +217,35 @@ async fn due_jobs_come_out_by_priority_then_due_time() -> Result<()> {
     Ok(())
 }
 
+/// A node that takes a channel over makes the jobs its previous holder
+/// left running due at once, not after their lease; the old holder's late
+/// completion is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_taken_over_makes_the_jobs_left_running_due_at_once() -> Result<()> {
+    let f = Fixture::new().await?;
+    let id = f
+        .enqueue_one(new_job("wa", "1", "order-paid", f.now()))
+        .await?;
+    let left_running = f.claim_one("wa", f.now()).await?;
+    assert!(f.store.claim("wa", f.at(1), 1, LEASE).await?.is_empty());
+
+    let taker = f.server.node(Arc::new(Unfenced)).await?;
+    taker.set_clock(Arc::new(f.clock.clone()));
+    assert_eq!(taker.take_over_channel("wa", f.at(1)).await?, 1);
+    let mut claimed = taker.claim("wa", f.at(1), 1, LEASE).await?;
+    let second = claimed
+        .pop()
+        .context("the job left running was not due again")?;
+    assert_eq!((second.id, second.attempt, second.claims), (id, 2, 2));
+
+    let late = f
+        .store
+        .complete(left_running.claim(), sent(f.now(), "2025-03-14"))
+        .await;
+    assert!(matches!(late, Err(Error::StaleClaim { .. })), "{late:?}");
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_lease_makes_the_job_due_again_and_refuses_the_late_completion() -> Result<()> {
     let f = Fixture::new().await?;
@@ -463,13 +492,18 @@ impl Fence for Switch {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_node_that_lost_its_lease_cannot_commit_claim_or_complete() -> Result<()> {
+async fn a_node_that_lost_its_lease_cannot_commit_or_claim_but_records_what_it_sent() -> Result<()>
+{
     let f = Fixture::new().await?;
     let fence = Arc::new(Switch(AtomicBool::new(true)));
     let node = f.server.node(fence.clone()).await?;
-    node.enqueue(vec![new_job("wa", "1", "order-paid", f.now())])
-        .await?;
+    node.enqueue(vec![
+        new_job("wa", "1", "order-paid", f.now()),
+        new_job("wa", "3", "order-paid", f.now()),
+    ])
+    .await?;
     let job = node.claim("wa", f.now(), 1, LEASE).await?.remove(0);
+    let unsent = node.claim("wa", f.now(), 1, LEASE).await?.remove(0);
 
     fence.0.store(false, Ordering::SeqCst);
     let commit = PollCommit {
@@ -485,20 +519,110 @@ async fn a_node_that_lost_its_lease_cannot_commit_claim_or_complete() -> Result<
     );
     assert_eq!(node.cursor("loja").await?, None);
     assert_eq!(f.store.jobs_for_order("loja", "2").await?.len(), 0);
-    let refused = node
-        .complete(job.claim(), sent(f.now(), "2025-03-14"))
-        .await;
-    assert!(
-        matches!(&refused, Err(Error::Fenced { scope }) if scope == "channel wa"),
-        "{refused:?}"
-    );
-    assert_eq!(f.job(job.id).await?.state, JobState::Running);
+    // The send happened before the lease went (a hand-over, a short
+    // loss): its record is kept, or the channel's next owner would send
+    // it again. The claim number still refuses a stale claim.
+    node.complete(job.claim(), sent(f.now(), "2025-03-14"))
+        .await?;
+    assert_eq!(f.job(job.id).await?.state, JobState::Sent);
+    // A send the fence refused gives its claim back, attempt included, so
+    // the next owner sends it at once (review #8).
+    node.complete(
+        unsent.claim(),
+        Completion::Retry {
+            at: f.now(),
+            error: "not sent: this node no longer held the lease of channel wa".into(),
+            spend_attempt: false,
+        },
+    )
+    .await?;
+    let given_back = f.job(unsent.id).await?;
+    assert_eq!(given_back.state, JobState::Pending);
+    assert_eq!(given_back.attempt, 0, "{given_back:?}");
     let refused = node.claim("wa", f.now(), 1, LEASE).await;
     assert!(matches!(&refused, Err(Error::Fenced { .. })), "{refused:?}");
     let refused = node.put_store_status("loja", StoreStatus::default()).await;
     assert!(matches!(&refused, Err(Error::Fenced { .. })), "{refused:?}");
     // Operator writes are not fenced.
     node.pause_channel("wa", "operator".into(), false).await?;
+    Ok(())
+}
+
+/// Review #16: operator commands bind only. A prefix no daemon opened is an
+/// error naming it, and creates nothing; the state a daemon opened binds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binding_an_unknown_prefix_fails_naming_it_and_creates_nothing() -> Result<()> {
+    let f = Fixture::new().await?;
+    let js = async_nats::jetstream::new(async_nats::connect(&f.server.url).await?);
+    let options = |prefix: &str| NatsOptions {
+        prefix: prefix.to_owned(),
+        replicas: 1,
+    };
+    let refused = NatsStore::bind(js.clone(), options("tset"), Arc::new(Unfenced)).await;
+    let Err(error) = refused else {
+        bail!("bound a cluster state nobody created")
+    };
+    let text = error.to_string();
+    ensure!(
+        text.contains("\"tset\"") && text.contains("cluster.prefix"),
+        "{text}"
+    );
+    ensure!(
+        js.get_stream("KV_tset_jobs").await.is_err(),
+        "binding created a bucket"
+    );
+    let bound = NatsStore::bind(js, options("test"), Arc::new(Unfenced)).await?;
+    bound
+        .enqueue(vec![new_job("wa", "1", "order-paid", f.now())])
+        .await?;
+    assert_eq!(f.store.jobs_for_order("loja", "1").await?.len(), 1);
+    Ok(())
+}
+
+/// A fence that says yes a given number of times, then no: a lease lost in
+/// the middle of a multi-write operation.
+struct Countdown(std::sync::atomic::AtomicUsize);
+
+impl Fence for Countdown {
+    fn holds(&self, _scope: Scope<'_>) -> bool {
+        self.0
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                left.checked_sub(1)
+            })
+            .is_ok()
+    }
+}
+
+/// Review #2: the fence is asked before every write of a poll commit, not
+/// once: a lease lost after the first job stops the commit there, before
+/// the other jobs, the order records, the status and the cursor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_lost_in_the_middle_of_a_poll_commit_stops_its_writes() -> Result<()> {
+    let f = Fixture::new().await?;
+    // Yes for the commit's first check and its first job, no after that.
+    let node = f
+        .server
+        .node(Arc::new(Countdown(std::sync::atomic::AtomicUsize::new(2))))
+        .await?;
+    let commit = PollCommit {
+        store: "loja".to_owned(),
+        cursor: Some("c1".to_owned()),
+        order_records: vec![("1".to_owned(), b"record 1".to_vec())],
+        jobs: vec![
+            new_job("wa", "1", "order-paid", f.now()),
+            new_job("wa", "2", "order-paid", f.now()),
+        ],
+        ..PollCommit::default()
+    };
+    let refused = node.commit_poll(commit).await;
+    assert!(
+        matches!(&refused, Err(Error::Fenced { scope }) if scope == "store loja"),
+        "{refused:?}"
+    );
+    assert_eq!(f.store.jobs_for_order("loja", "1").await?.len(), 1);
+    assert_eq!(f.store.jobs_for_order("loja", "2").await?.len(), 0);
+    assert_eq!(f.store.order_record("loja", "1").await?, None);
+    assert_eq!(f.store.cursor("loja").await?, None);
     Ok(())
 }
 
@@ -535,6 +659,36 @@ async fn crash_then_retry(step: PollStep) -> Result<()> {
         None,
         "the cursor moved before {step:?}"
     );
+    // Until the order records are written, the commit's jobs are staged: a
+    // dispatcher that claimed one would find no order record and drop it.
+    let claimable = f.store.claim("wa", f.now(), 10, LEASE).await?;
+    if matches!(
+        step,
+        PollStep::DedupeKeys | PollStep::Jobs | PollStep::Cancellations | PollStep::OrderRecords
+    ) {
+        assert!(
+            claimable.is_empty(),
+            "a job was claimable after a stop at {step:?}, before its commit released it: {claimable:#?}"
+        );
+    } else {
+        assert_eq!(
+            claimable.len(),
+            2,
+            "after a stop at {step:?}: {claimable:#?}"
+        );
+        for claim in claimable {
+            f.store
+                .complete(
+                    claim.claim(),
+                    Completion::Defer {
+                        until: f.now(),
+                        expires_at: None,
+                        reason: "the test gives the claim back".to_owned(),
+                    },
+                )
+                .await?;
+        }
+    }
 
     // The node comes back (another handle, as after a restart) and polls again.
     f.store.crash_poll_commit_after(None);
@@ -554,6 +708,13 @@ async fn crash_then_retry(step: PollStep) -> Result<()> {
             "after a stop at {step:?}: {lane}/{order} {found} times"
         );
     }
+    // The retry released what the stopped commit left staged, too.
+    let claimable = restarted.claim("wa", f.now(), 10, LEASE).await?;
+    assert_eq!(
+        claimable.len(),
+        2,
+        "after a stop at {step:?} and a retry: {claimable:#?}"
+    );
     assert_eq!(restarted.cursor("loja").await?.as_deref(), Some("cursor-2"));
     assert_eq!(
         restarted
@@ -603,6 +764,11 @@ async fn a_poll_commit_stopped_after_the_cancellations_loses_and_repeats_nothing
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_poll_commit_stopped_after_the_order_records_loses_and_repeats_nothing() -> Result<()> {
     crash_then_retry(PollStep::OrderRecords).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poll_commit_stopped_after_releasing_its_jobs_loses_and_repeats_nothing() -> Result<()> {
+    crash_then_retry(PollStep::Released).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

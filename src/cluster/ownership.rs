@@ -2,7 +2,8 @@
 //! in a JetStream KV bucket.
 //!
 //! * **Heartbeats.** Every node puts `{node, expires_at}` under its name in
-//!   the `<prefix>_ownership_nodes` bucket every `lease_ttl / 3`. A node is
+//!   the `<prefix>_ownership_nodes` bucket every `lease_ttl / 3`, in a loop
+//!   of its own so a failing heartbeat never holds up lease renewals. A node is
 //!   live while its heartbeat has not expired; a node leaving on SIGTERM
 //!   deletes it.
 //! * **Who should own what.** Rendezvous (highest-random-weight) hashing of
@@ -16,18 +17,28 @@
 //!   (update at the revision we wrote), taken over once expired (update at the
 //!   revision we read), or released (delete at our revision). Two nodes can
 //!   never both succeed from the same revision.
+//! * **Two-phase hand-over.** A lease this node should give up while its
+//!   services still run (a send in flight) is first left out of
+//!   [`Ownership::owned`], so the daemon stops and drains those services,
+//!   while it stays held and renewed (the fence keeps saying yes to the work
+//!   in flight and no other node can take it). Only when the daemon reports
+//!   them gone ([`Ownership::services_running`]) is the fence withdrawn and
+//!   the lease deleted. Otherwise a send completing after the release would
+//!   be fenced and the new owner would send it again.
 //! * **Reacting at once.** Both buckets are watched: a released lease or a
 //!   node joining or leaving wakes every node's round immediately (SIGTERM
 //!   hand-over is immediate); a dead node is noticed when its heartbeat's
 //!   expiry passes, and its leases are taken once their own expiry passes.
-//! * **Fencing.** [`Fence::holds`] answers from this process's monotonic
-//!   clock: a lease counts as held until `renewed_at + ttl − margin`, where
-//!   `renewed_at` is taken *before* the renewal is sent. Other nodes take it
-//!   over only after `expires_at = wall clock at sending + ttl`, so as long
-//!   as the nodes' wall clocks agree within the margin (`ttl / 5`, 2 s by
-//!   default: NTP keeps them far closer), the old holder stops before a new
-//!   one starts. A process resumed after SIGSTOP sees at once that its leases
-//!   are gone, before it talks to anyone.
+//! * **Fencing.** [`Fence::holds`] answers from this process's
+//!   `CLOCK_BOOTTIME` (monotonic, and counting suspend): a lease counts as
+//!   held until `renewed_at + ttl − margin`, where `renewed_at` is taken
+//!   *before* the renewal is sent. Another node takes it over only `ttl`
+//!   after it first saw that revision, on its own clock: the revision was
+//!   written after `renewed_at`, so the old holder stops at least `margin`
+//!   (`ttl / 5`) before a new one starts, whatever the wall clocks say (only
+//!   the clocks' rates must agree). `expires_at_ms` in the value is for
+//!   display. A process resumed after SIGSTOP or a suspend sees at once that
+//!   its leases are gone, before it talks to anyone.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -39,7 +50,6 @@ use async_nats::jetstream::{self, kv};
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, watch};
-use tokio::time::Instant;
 use tokio_util::bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
@@ -138,6 +148,11 @@ pub fn owner_of<'a>(
 pub struct LeaseValue {
     /// The node holding it.
     pub holder: String,
+    /// The holding process (random per start): two processes given the same
+    /// node name (a cloned VM keeping the hostname) never take one
+    /// another's lease for their own. Empty in leases written before it.
+    #[serde(default)]
+    pub instance: String,
     /// When it ends unless renewed (Unix milliseconds, the holder's clock).
     pub expires_at_ms: i64,
 }
@@ -146,6 +161,9 @@ pub struct LeaseValue {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct HeartbeatValue {
     node: String,
+    /// The writing process (see [`LeaseValue::instance`]).
+    #[serde(default)]
+    instance: String,
     expires_at_ms: i64,
 }
 
@@ -240,9 +258,9 @@ impl OwnershipOptions {
 struct Held {
     revision: u64,
     /// When the last successful renewal was sent.
-    renewed_at: Instant,
+    renewed_at: BootInstant,
     /// `renewed_at + ttl − margin`: the fence says no from then on.
-    deadline: Instant,
+    deadline: BootInstant,
 }
 
 /// What this node last saw of a lease key.
@@ -253,6 +271,11 @@ struct SeenLease {
     value: Option<LeaseValue>,
     /// Who held it last, for a released lease's hand-over log.
     last_holder: Option<String>,
+    /// When this node first saw this revision, on its own clock. The
+    /// holder wrote it before that, so `ttl` after this the lease has ended
+    /// whatever the two nodes' wall clocks say: a taker never compares its
+    /// wall clock with the holder's `expires_at_ms`.
+    first_seen: BootInstant,
 }
 
 /// The watched buckets' contents, as this node last saw them.
@@ -274,14 +297,24 @@ pub struct Takeovers {
 
 struct Inner {
     options: OwnershipOptions,
+    /// This process's random id, in every lease and heartbeat it writes.
+    instance: String,
     leases: kv::Store,
     nodes: kv::Store,
     view: Mutex<View>,
     held: Mutex<HashMap<Resource, Held>>,
     wanted: Mutex<BTreeSet<Resource>>,
+    /// Resources whose services the daemon may still be running (it says
+    /// so before starting them and once stopped ones have drained). A lease
+    /// in here is never deleted: it is handed over in two phases.
+    running: Mutex<BTreeSet<Resource>>,
+    /// Held leases this node is handing over: left out of [`Ownership::owned`]
+    /// so the daemon stops and drains their services, still renewed (the
+    /// fence keeps saying yes to the in-flight work) until the daemon
+    /// reports them drained, then deleted.
+    handing_over: Mutex<BTreeSet<Resource>>,
     wake: Notify,
     owned: watch::Sender<BTreeSet<Resource>>,
-    last_heartbeat: Mutex<Option<Instant>>,
     takeovers: Takeovers,
     /// Ends the bucket watchers when the last handle goes.
     stop_watching: CancellationToken,
@@ -299,6 +332,49 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
+}
+
+/// A point on `CLOCK_BOOTTIME`: monotonic like `Instant`, but it also
+/// counts the time the machine was suspended (`CLOCK_MONOTONIC`, behind
+/// `std`'s and tokio's `Instant`, stops then). A lease deadline measured on
+/// it has passed when a suspended VM or laptop resumes, so the fence says no
+/// before anything is sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct BootInstant(Duration);
+
+impl BootInstant {
+    fn now() -> Self {
+        let mut now = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `now` is a valid, writable timespec; CLOCK_BOOTTIME exists
+        // on every Linux arauto supports, so the call cannot fail.
+        #[allow(unsafe_code)]
+        let status = unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &raw mut now) };
+        debug_assert_eq!(status, 0, "clock_gettime(CLOCK_BOOTTIME)");
+        let secs = u64::try_from(now.tv_sec).unwrap_or(0);
+        let nanos = u32::try_from(now.tv_nsec).unwrap_or(0);
+        Self(Duration::new(secs, nanos))
+    }
+
+    fn saturating_duration_since(self, earlier: Self) -> Duration {
+        self.0.saturating_sub(earlier.0)
+    }
+}
+
+impl std::ops::Add<Duration> for BootInstant {
+    type Output = Self;
+    fn add(self, duration: Duration) -> Self {
+        Self(self.0.saturating_add(duration))
+    }
+}
+
+impl std::ops::Sub for BootInstant {
+    type Output = Duration;
+    fn sub(self, earlier: Self) -> Duration {
+        self.saturating_duration_since(earlier)
+    }
 }
 
 fn millis(duration: Duration) -> i64 {
@@ -393,14 +469,16 @@ impl Ownership {
         let (owned, _) = watch::channel(BTreeSet::new());
         let inner = Arc::new(Inner {
             options,
+            instance: format!("{:016x}", rand::random::<u64>()),
             leases,
             nodes,
             view: Mutex::new(View::default()),
             held: Mutex::new(HashMap::new()),
             wanted: Mutex::new(BTreeSet::new()),
+            running: Mutex::new(BTreeSet::new()),
+            handing_over: Mutex::new(BTreeSet::new()),
             wake: Notify::new(),
             owned,
-            last_heartbeat: Mutex::new(None),
             takeovers: Takeovers::default(),
             stop_watching: CancellationToken::new(),
         });
@@ -439,9 +517,35 @@ impl Ownership {
         self.inner.wake.notify_one();
     }
 
-    /// The resources this node holds, updated on every change.
+    /// The resources this node holds and is not handing over, updated on
+    /// every change: the services to run.
     pub fn owned(&self) -> watch::Receiver<BTreeSet<Resource>> {
         self.inner.owned.subscribe()
+    }
+
+    /// The daemon is about to start the services of `owned`: none of these
+    /// leases is deleted until [`Ownership::services_running`] says their
+    /// services are gone again.
+    pub fn services_starting(&self, owned: &BTreeSet<Resource>) {
+        lock(&self.inner.running).extend(owned.iter().cloned());
+    }
+
+    /// The daemon runs the services of `owned` and nothing else any more
+    /// (stopped services have drained): leases being handed over whose
+    /// services are gone can now be deleted, which the next round does.
+    pub fn services_running(&self, owned: &BTreeSet<Resource>) {
+        let mut running = lock(&self.inner.running);
+        let drained = running.iter().any(|r| !owned.contains(r));
+        running.clone_from(owned);
+        drop(running);
+        if drained {
+            self.inner.wake.notify_one();
+        }
+    }
+
+    /// Leases held but being handed over (their services still draining).
+    pub fn handing_over(&self) -> BTreeSet<Resource> {
+        lock(&self.inner.handing_over).clone()
     }
 
     /// How leases changed hands to this node.
@@ -483,36 +587,61 @@ impl Ownership {
     /// Renew, acquire and release until `shutdown`, then release every
     /// lease and the heartbeat at once so the other nodes take over without
     /// waiting for expiry.
+    ///
+    /// The heartbeat has its own loop: a slow or failing heartbeat write
+    /// (a stream leader election) never delays or skips a lease renewal.
     pub async fn run(&self, shutdown: CancellationToken) {
-        let renew_every = self.inner.options.renew_every();
-        loop {
-            let next = match self.round().await {
-                Ok(next) => next,
-                Err(error) => {
-                    tracing::warn!("cluster ownership round failed: {error}; retrying");
-                    renew_every / 2
+        let rounds = async {
+            loop {
+                let next = self.round().await;
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    () = self.inner.wake.notified() => {}
+                    () = tokio::time::sleep(next) => {}
                 }
-            };
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                () = self.inner.wake.notified() => {}
-                () = tokio::time::sleep(next) => {}
             }
-        }
+        };
+        tokio::join!(self.heartbeats(&shutdown), rounds);
         self.release_all().await;
     }
 
-    /// One pass: heartbeat (when due), drop lapsed leases, then for every
-    /// resource renew (when due), acquire or release as rendezvous hashing
-    /// over the live nodes says. Returns how long until the next pass is due.
-    pub async fn round(&self) -> Result<Duration, OwnershipError> {
+    /// Write this node's heartbeat every `ttl / 3` until `shutdown`; a
+    /// failed write is retried after a tenth of that.
+    async fn heartbeats(&self, shutdown: &CancellationToken) {
+        let every = self.inner.options.renew_every();
+        loop {
+            let wait = match self.heartbeat().await {
+                Ok(()) => every,
+                Err(error) => {
+                    tracing::warn!("{error}; retrying");
+                    every / 10
+                }
+            };
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// How long one lease or heartbeat write may take before it is given up
+    /// and retried: a tenth of the TTL, so several tries fit between a due
+    /// renewal (`ttl / 3` after the last) and the fence's end (`0.8 · ttl`)
+    /// even when a stream leader election stalls one (the client's own
+    /// publish-ack timeout, 5 s, is longer than that whole budget).
+    fn request_timeout(&self) -> Duration {
+        self.inner.options.ttl / 10
+    }
+
+    /// One pass: drop lapsed leases, then for every resource renew (when
+    /// due), release or acquire as rendezvous hashing over the live nodes
+    /// says. Returns how long until the next pass is due.
+    pub async fn round(&self) -> Duration {
         let inner = &self.inner;
         let options = &inner.options;
         let renew_every = options.renew_every();
-        self.heartbeat_if_due().await?;
         self.drop_lapsed();
 
-        let now = now_ms();
         let live = self.live_nodes();
         let wanted = lock(&inner.wanted).clone();
         let held: HashMap<Resource, Held> = lock(&inner.held).clone();
@@ -520,6 +649,16 @@ impl Ownership {
         let mut acquire = Vec::new();
         let mut release = Vec::new();
         let mut next = renew_every;
+        let mut renew_if_due = |resource: &Resource, h: &Held, next: &mut Duration| {
+            let due = h.renewed_at + renew_every;
+            let now_instant = BootInstant::now();
+            if due <= now_instant + renew_every / 10 {
+                renew.push((resource.clone(), *h));
+            } else {
+                *next = (*next).min(due - now_instant);
+            }
+        };
+        let mut giving_up = Vec::new();
         {
             let view = lock(&inner.view);
             for resource in &wanted {
@@ -527,31 +666,32 @@ impl Ownership {
                 let mine = owner == Some(options.node.as_str());
                 match (mine, held.get(resource)) {
                     (true, Some(h)) => {
-                        let due = h.renewed_at + renew_every;
-                        let now_instant = Instant::now();
-                        if due <= now_instant + renew_every / 10 {
-                            renew.push((resource.clone(), *h));
-                        } else {
-                            next = next.min(due - now_instant);
-                        }
+                        // Ours again (a node left as soon as it came).
+                        lock(&inner.handing_over).remove(resource);
+                        renew_if_due(resource, h, &mut next);
                     }
                     (true, None) => {
                         let seen = view.leases.get(&resource.key()).cloned();
                         match &seen {
-                            Some(SeenLease { value: Some(v), .. })
-                                if v.holder != options.node && v.expires_at_ms > now =>
+                            Some(SeenLease {
+                                value: Some(v),
+                                first_seen,
+                                ..
+                            }) if !self.is_mine(v)
+                                && *first_seen + options.ttl > BootInstant::now() =>
                             {
-                                // Held by another node that should hand it
-                                // over (its watch tells it) or is dying:
-                                // look again when the lease ends.
-                                let left = u64::try_from(v.expires_at_ms - now).unwrap_or(0);
-                                next = next.min(Duration::from_millis(left + 1));
+                                // Held by another node (or another process
+                                // under our name) that should hand it over
+                                // (its watch tells it) or is dying: look
+                                // again when the lease has surely ended.
+                                let left = (*first_seen + options.ttl) - BootInstant::now();
+                                next = next.min(left + Duration::from_millis(1));
                             }
                             _ => acquire.push((resource.clone(), seen)),
                         }
                     }
                     (false, Some(h)) => {
-                        release.push((resource.clone(), *h, owner.map(str::to_owned)));
+                        giving_up.push((resource.clone(), *h, owner.map(str::to_owned)));
                     }
                     (false, None) => {}
                 }
@@ -559,17 +699,37 @@ impl Ownership {
         }
         for (resource, h) in &held {
             if !wanted.contains(resource) {
-                release.push((resource.clone(), *h, None));
+                giving_up.push((resource.clone(), *h, None));
+            }
+        }
+        // Two-phase hand-over: a lease whose services may still run (an
+        // HTTP send in flight) stays held and renewed, out of `owned` so the
+        // daemon stops and drains them; once the daemon reports them gone,
+        // the fence is withdrawn and the lease deleted. Deciding under the
+        // `running` lock keeps the daemon from starting them in between.
+        {
+            let running = lock(&inner.running);
+            let mut handing_over = lock(&inner.handing_over);
+            for (resource, h, to) in giving_up {
+                if running.contains(&resource) {
+                    handing_over.insert(resource.clone());
+                    renew_if_due(&resource, &h, &mut next);
+                } else {
+                    handing_over.remove(&resource);
+                    lock(&inner.held).remove(&resource);
+                    release.push((resource, h, to));
+                }
             }
         }
 
+        // Renewals first: they keep what the node is working on.
+        futures::stream::iter(renew)
+            .for_each_concurrent(WRITES_IN_FLIGHT, |(resource, h)| self.renew(resource, h))
+            .await;
         futures::stream::iter(release)
             .for_each_concurrent(WRITES_IN_FLIGHT, |(resource, h, to)| {
                 self.release(resource, h, to)
             })
-            .await;
-        futures::stream::iter(renew)
-            .for_each_concurrent(WRITES_IN_FLIGHT, |(resource, h)| self.renew(resource, h))
             .await;
         futures::stream::iter(acquire)
             .for_each_concurrent(WRITES_IN_FLIGHT, |(resource, seen)| {
@@ -577,43 +737,44 @@ impl Ownership {
             })
             .await;
         self.publish();
-        Ok(next)
+        next
     }
 
-    async fn heartbeat_if_due(&self) -> Result<(), OwnershipError> {
+    async fn heartbeat(&self) -> Result<(), OwnershipError> {
         let inner = &self.inner;
-        let renew_every = inner.options.renew_every();
-        let sent = Instant::now();
-        let due = lock(&inner.last_heartbeat)
-            .is_none_or(|last| last + renew_every <= sent + renew_every / 10);
-        if !due {
-            return Ok(());
-        }
         let expires_at_ms = now_ms() + millis(inner.options.ttl);
         let value = HeartbeatValue {
             node: inner.options.node.clone(),
+            instance: inner.instance.clone(),
             expires_at_ms,
         };
-        inner
+        let error = |source: async_nats::Error| OwnershipError::Heartbeat {
+            node: inner.options.node.clone(),
+            bucket: inner.options.nodes_bucket(),
+            source,
+        };
+        tokio::time::timeout(
+            self.request_timeout(),
+            inner.nodes.put(&inner.options.node, encode(&value)),
+        )
+        .await
+        .map_err(|_| error(format!("no answer within {:?}", self.request_timeout()).into()))?
+        .map_err(|e| error(e.into()))?;
+        let was_live = lock(&inner.view)
             .nodes
-            .put(&inner.options.node, encode(&value))
-            .await
-            .map_err(|e| OwnershipError::Heartbeat {
-                node: inner.options.node.clone(),
-                bucket: inner.options.nodes_bucket(),
-                source: e.into(),
-            })?;
-        lock(&inner.view)
-            .nodes
-            .insert(inner.options.node.clone(), expires_at_ms);
-        *lock(&inner.last_heartbeat) = Some(sent);
+            .insert(inner.options.node.clone(), expires_at_ms)
+            .is_some_and(|expires| expires > now_ms());
+        if !was_live {
+            // Counted among the live nodes now: take this node's share.
+            inner.wake.notify_one();
+        }
         Ok(())
     }
 
     /// Forget leases whose local deadline passed (the fence already says
     /// no): the process was paused or could not renew for too long.
     fn drop_lapsed(&self) {
-        let now = Instant::now();
+        let now = BootInstant::now();
         let mut held = lock(&self.inner.held);
         held.retain(|resource, h| {
             let alive = h.deadline > now;
@@ -627,16 +788,22 @@ impl Ownership {
         });
     }
 
-    fn lease_value(&self) -> (LeaseValue, Instant) {
-        let sent = Instant::now();
+    /// Whether this very process wrote `lease` (same name is not enough).
+    fn is_mine(&self, lease: &LeaseValue) -> bool {
+        lease.holder == self.inner.options.node && lease.instance == self.inner.instance
+    }
+
+    fn lease_value(&self) -> (LeaseValue, BootInstant) {
+        let sent = BootInstant::now();
         let value = LeaseValue {
             holder: self.inner.options.node.clone(),
+            instance: self.inner.instance.clone(),
             expires_at_ms: now_ms() + millis(self.inner.options.ttl),
         };
         (value, sent)
     }
 
-    fn record_held(&self, resource: Resource, revision: u64, sent: Instant, value: LeaseValue) {
+    fn record_held(&self, resource: Resource, revision: u64, sent: BootInstant, value: LeaseValue) {
         let options = &self.inner.options;
         let deadline = sent + options.ttl.saturating_sub(options.margin());
         lock(&self.inner.view).leases.insert(
@@ -645,6 +812,7 @@ impl Ownership {
                 revision,
                 last_holder: Some(value.holder.clone()),
                 value: Some(value),
+                first_seen: BootInstant::now(),
             },
         );
         lock(&self.inner.held).insert(
@@ -657,47 +825,94 @@ impl Ownership {
         );
     }
 
+    /// Renew a held lease, trying again (each try bounded by
+    /// [`Ownership::request_timeout`]) until it lands, another node has it,
+    /// or the fence's deadline passes. A try that timed out may still have
+    /// landed: a later "wrong revision" is then checked against what we
+    /// wrote before the lease is taken as lost.
     async fn renew(&self, resource: Resource, held: Held) {
         let (value, sent) = self.lease_value();
-        let result = self
-            .inner
-            .leases
-            .update(resource.key(), encode(&value), held.revision)
-            .await;
-        match result {
-            Ok(revision) => self.record_held(resource, revision, sent, value),
-            Err(error) if error.kind() == kv::UpdateErrorKind::WrongLastRevision => {
-                lock(&self.inner.held).remove(&resource);
-                tracing::warn!(
-                    node = %self.inner.options.node,
-                    "lost lease of {resource} (paused or cut off: another node holds it now)"
-                );
+        let encoded = encode(&value);
+        let key = resource.key();
+        let node = &self.inner.options.node;
+        let mut unsure = false;
+        loop {
+            let now = BootInstant::now();
+            if now >= held.deadline {
+                tracing::warn!(node = %node, "could not renew the lease of {resource} before its end");
+                return;
             }
-            // Kept until its deadline: the next renewal may get through.
-            Err(error) => tracing::warn!(
-                node = %self.inner.options.node,
-                "cannot renew the lease of {resource}: {error}"
-            ),
+            let budget = (held.deadline - now).min(self.request_timeout());
+            let attempt = self
+                .inner
+                .leases
+                .update(&key, encoded.clone(), held.revision);
+            match tokio::time::timeout(budget, attempt).await {
+                Ok(Ok(revision)) => {
+                    self.record_held(resource, revision, sent, value);
+                    return;
+                }
+                Ok(Err(error)) if error.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                    if unsure && let Some(revision) = self.landed(&key, &encoded).await {
+                        self.record_held(resource, revision, sent, value);
+                        return;
+                    }
+                    lock(&self.inner.held).remove(&resource);
+                    tracing::warn!(
+                        node = %node,
+                        "lost lease of {resource} (paused or cut off: another node holds it now)"
+                    );
+                    return;
+                }
+                Ok(Err(error)) => {
+                    unsure = true;
+                    tracing::warn!(node = %node, "cannot renew the lease of {resource}: {error}; retrying");
+                }
+                Err(_) => {
+                    unsure = true;
+                    tracing::warn!(
+                        node = %node,
+                        "renewing the lease of {resource} got no answer within {budget:?}; retrying"
+                    );
+                }
+            }
+            // A short pause, not a hot loop against a server in election.
+            let left = held.deadline.saturating_duration_since(BootInstant::now());
+            tokio::time::sleep(left.min(self.request_timeout() / 4)).await;
         }
+    }
+
+    /// The revision of `key` if it holds exactly `value` (a write of ours
+    /// whose answer was lost did land).
+    async fn landed(&self, key: &str, value: &Bytes) -> Option<u64> {
+        let entry = tokio::time::timeout(self.request_timeout(), self.inner.leases.entry(key))
+            .await
+            .ok()?
+            .ok()??;
+        (entry.value == *value).then_some(entry.revision)
     }
 
     async fn acquire(&self, resource: Resource, seen: Option<SeenLease>) {
         let (value, sent) = self.lease_value();
         let key = resource.key();
         let leases = &self.inner.leases;
+        let limit = self.request_timeout();
+        let timed_out = |_| format!("no answer within {limit:?}");
+        // A try whose answer is lost but which landed shows up in the watch
+        // as a lease of ours, and the next round takes it at that revision.
         let (result, previous) = match &seen {
             None => (
-                leases
-                    .create(&key, encode(&value))
+                tokio::time::timeout(limit, leases.create(&key, encode(&value)))
                     .await
-                    .map_err(|e| e.to_string()),
+                    .map_err(timed_out)
+                    .and_then(|r| r.map_err(|e| e.to_string())),
                 None,
             ),
             Some(seen) => (
-                leases
-                    .update(&key, encode(&value), seen.revision)
+                tokio::time::timeout(limit, leases.update(&key, encode(&value), seen.revision))
                     .await
-                    .map_err(|e| e.to_string()),
+                    .map_err(timed_out)
+                    .and_then(|r| r.map_err(|e| e.to_string())),
                 Some((seen.value.clone(), seen.last_holder.clone())),
             ),
         };
@@ -715,8 +930,8 @@ impl Ownership {
         // read the key back and keep the lease only if our write is the
         // latest. The loser of such a race drops it here; a later write by
         // the other node would fail its next renewal the same way.
-        match leases.entry(&key).await {
-            Ok(Some(latest)) if latest.revision != revision => {
+        match tokio::time::timeout(limit, leases.entry(&key)).await {
+            Ok(Ok(Some(latest))) if latest.revision != revision => {
                 tracing::warn!(
                     node = %self.inner.options.node,
                     "{resource}: another node's write landed after ours (revision {} after {revision}); not taking it",
@@ -727,9 +942,11 @@ impl Ownership {
             _ => {}
         }
         self.record_held(resource.clone(), revision, sent, value);
+        // A hand-over of ours that was still draining when the lease lapsed.
+        lock(&self.inner.handing_over).remove(&resource);
         let node = &self.inner.options.node;
         match previous {
-            Some((Some(before), _)) if before.holder != *node => {
+            Some((Some(before), _)) if !self.is_mine(&before) => {
                 self.inner.takeovers.expired.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(
                     node = %node,
@@ -756,11 +973,16 @@ impl Ownership {
 
     async fn release(&self, resource: Resource, held: Held, to: Option<String>) {
         lock(&self.inner.held).remove(&resource);
-        let result = self
-            .inner
-            .leases
-            .delete_expect_revision(resource.key(), Some(held.revision))
-            .await;
+        let limit = self.request_timeout();
+        let result = tokio::time::timeout(
+            limit,
+            self.inner
+                .leases
+                .delete_expect_revision(resource.key(), Some(held.revision)),
+        )
+        .await
+        .map_err(|_| format!("no answer within {limit:?}"))
+        .and_then(|r| r.map_err(|e| e.to_string()));
         let node = &self.inner.options.node;
         match (result, to) {
             (Ok(()), Some(to)) => {
@@ -802,9 +1024,15 @@ impl Ownership {
         self.publish();
     }
 
-    /// Tell followers of [`Ownership::owned`] what is held now.
+    /// Tell followers of [`Ownership::owned`] what is held now and not
+    /// being handed over.
     fn publish(&self) {
-        let now: BTreeSet<Resource> = lock(&self.inner.held).keys().cloned().collect();
+        let handing_over = lock(&self.inner.handing_over).clone();
+        let now: BTreeSet<Resource> = lock(&self.inner.held)
+            .keys()
+            .filter(|r| !handing_over.contains(*r))
+            .cloned()
+            .collect();
         self.inner.owned.send_if_modified(|owned| {
             if *owned == now {
                 false
@@ -821,7 +1049,7 @@ impl Fence for Ownership {
         let resource = Resource::from(scope);
         lock(&self.inner.held)
             .get(&resource)
-            .is_some_and(|h| h.deadline > Instant::now())
+            .is_some_and(|h| h.deadline > BootInstant::now())
     }
 }
 
@@ -928,6 +1156,7 @@ fn apply(inner: &Inner, which: WatchedBucket, entry: &kv::Entry) {
                     revision: entry.revision,
                     value,
                     last_holder,
+                    first_seen: BootInstant::now(),
                 },
             );
             deleted || holder_changed
@@ -939,9 +1168,22 @@ fn apply(inner: &Inner, which: WatchedBucket, entry: &kv::Entry) {
                 let Ok(beat) = serde_json::from_slice::<HeartbeatValue>(&entry.value) else {
                     return;
                 };
-                // Our own heartbeat is recorded when written.
-                if beat.node == inner.options.node && view.nodes.contains_key(&beat.node) {
-                    return;
+                if beat.node == inner.options.node {
+                    if beat.instance != inner.instance {
+                        // Both keep their own leases apart (instance ids),
+                        // but the spread counts them as one node.
+                        tracing::error!(
+                            node = %beat.node,
+                            "another arauto process uses this node name (instance {} besides this \
+                             one's {}): give each node its own cluster.node_name",
+                            beat.instance,
+                            inner.instance
+                        );
+                    }
+                    // Our own heartbeat is recorded when written.
+                    if view.nodes.contains_key(&beat.node) {
+                        return;
+                    }
                 }
                 let known = view
                     .nodes

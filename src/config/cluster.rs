@@ -276,6 +276,11 @@ fn read_credentials(r: &mut Reader<'_>, t: &mut Table) -> Option<Credentials> {
         }
         Some(path)
     });
+    // Where the seed came from, for an error about its content.
+    let nkey_source = ["nkey", "nkey_file", "nkey_env"]
+        .into_iter()
+        .find(|key| t.has(key))
+        .unwrap_or("nkey");
     let nkey = read_secret(r, t, ["nkey", "nkey_file", "nkey_env"]);
     let user = optional(r, t, "user", Reader::nonempty_string);
     let password = read_secret(r, t, ["password", "password_file", "password_env"]);
@@ -303,8 +308,16 @@ fn read_credentials(r: &mut Reader<'_>, t: &mut Table) -> Option<Credentials> {
         (_, Some(seed), ..) => {
             if !seed.expose().starts_with("SU") {
                 r.error_at(
-                    &table_path.key("nkey"),
-                    "is not a user nkey seed (it starts with \"SU\"; `nsc` or `nk -gen user` makes one)",
+                    &table_path.key(nkey_source),
+                    format!(
+                        "the seed {} gives is not a user nkey seed (it starts with \"SU\"; `nsc` or \
+                         `nk -gen user` makes one)",
+                        match nkey_source {
+                            "nkey_file" => "the file",
+                            "nkey_env" => "the environment variable",
+                            _ => "it",
+                        }
+                    ),
                 );
                 return None;
             }
@@ -485,6 +498,19 @@ mod tests {
             !errors.contains("hunter2") && !errors.contains("SUAXXX"),
             "{errors}"
         );
+    }
+
+    #[test]
+    fn a_seed_that_is_not_a_user_seed_is_blamed_on_the_key_it_came_from() {
+        let text = "[cluster]\nbackend = \"nats\"\nservers = [\"nats://n1\"]\n\
+                    nkey_env = \"SEED\"\n";
+        let errors = load(text, &[("SEED", "SAAXXX")]).unwrap_err();
+        assert!(
+            errors.contains("cluster.nkey_env")
+                && errors.contains("the environment variable gives is not a user nkey seed"),
+            "{errors}"
+        );
+        assert!(!errors.contains("SAAXXX"), "{errors}");
     }
 
     #[test]

@@ -78,6 +78,19 @@ pub enum RunError {
     /// The cluster's ownership buckets could not be used.
     #[error("startup failed: {0}")]
     Ownership(#[from] OwnershipError),
+    /// A start-up step against the NATS cluster never answered.
+    #[error(
+        "startup failed: {step} did not finish within {limit:?}, {attempts} times in a row \
+         (is the NATS cluster up and does it have a JetStream leader?)"
+    )]
+    ClusterStartTimeout {
+        /// The step, e.g. "opening the cluster state".
+        step: &'static str,
+        /// The bound of each attempt.
+        limit: Duration,
+        /// How many attempts timed out.
+        attempts: u32,
+    },
     /// A service could not start.
     #[error("cannot start service {service}: {error}")]
     ServiceStart {
@@ -191,9 +204,17 @@ pub async fn run(
     };
     let (exits_tx, mut exits) = mpsc::unbounded_channel();
     let mut services = Supervisor::new(info.clone(), exits_tx);
-    let prepared = prepare(&services, &env, &state, current(owned.as_ref()).as_ref())
+    let first_owned = current(owned.as_ref());
+    if let (Some(node), Some(first)) = (&node, &first_owned) {
+        node.ownership.services_starting(first);
+    }
+    let prepared = prepare(&services, &env, &state, first_owned.as_ref())
         .map_err(|(service, error)| RunError::ServiceStart { service, error })?;
     services.commit(prepared, stop_timeout(&state)).await;
+    if let Some(node) = &node {
+        node.ownership
+            .services_running(&running_resources(&services));
+    }
 
     let watchdog_stop = CancellationToken::new();
     tokio::spawn(watchdog::run(
@@ -241,6 +262,9 @@ pub async fn run(
             }
             Some(exit) = exits.recv() => {
                 services.remove_exited(&exit);
+                if let Some(node) = &node {
+                    node.ownership.services_running(&running_resources(&services));
+                }
                 match exit.panic {
                     None => tracing::info!(service = %exit.key, "service finished"),
                     Some(error) => {
@@ -313,9 +337,67 @@ async fn owned_changed(
     std::future::pending().await
 }
 
+/// The stores and channels whose pollers and dispatchers run now: their
+/// leases are not deleted before these stop (two-phase hand-over).
+fn running_resources(services: &Supervisor) -> BTreeSet<Resource> {
+    services.running_keys().filter_map(owned_resource).collect()
+}
+
 /// The stores and channels a configuration needs an owner for.
 fn resources(state: &State) -> BTreeSet<Resource> {
     desired(state).iter().filter_map(owned_resource).collect()
+}
+
+/// The bound of one attempt of a start-up step against NATS: a JetStream
+/// request waits 5 s for its answer and a step makes a few dozen of them,
+/// while a nats-server that just restarted may answer nothing at all.
+const START_STEP_LIMIT: Duration = Duration::from_secs(30);
+/// Attempts of a start-up step against NATS (a lost leader is elected again
+/// within seconds; a cluster that stays silent this long is down).
+const START_STEP_ATTEMPTS: u32 = 3;
+
+/// Runs one start-up step against NATS, each attempt bounded by
+/// [`START_STEP_LIMIT`], retried with a log line on failure or timeout; the
+/// last failure is the start-up's error.
+async fn start_step<T, E, Step, Attempt>(
+    node: &str,
+    step: &'static str,
+    mut attempt: Step,
+) -> Result<T, RunError>
+where
+    Step: FnMut() -> Attempt,
+    Attempt: std::future::Future<Output = Result<T, E>>,
+    E: Into<RunError> + std::fmt::Display,
+{
+    for tried in 1..=START_STEP_ATTEMPTS {
+        let last = tried == START_STEP_ATTEMPTS;
+        match tokio::time::timeout(START_STEP_LIMIT, attempt()).await {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(error)) if last => return Err(error.into()),
+            Ok(Err(error)) => {
+                tracing::warn!(
+                    node,
+                    "cluster start-up: {step} failed (attempt {tried} of {START_STEP_ATTEMPTS}), retrying: {error}"
+                );
+            }
+            Err(_) if last => {
+                return Err(RunError::ClusterStartTimeout {
+                    step,
+                    limit: START_STEP_LIMIT,
+                    attempts: START_STEP_ATTEMPTS,
+                });
+            }
+            Err(_) => {
+                tracing::warn!(
+                    node,
+                    "cluster start-up: {step} did not finish within {START_STEP_LIMIT:?} (attempt {tried} of {START_STEP_ATTEMPTS}), retrying"
+                );
+            }
+        }
+        // A pause, not a synchronisation: a leader election takes seconds.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    unreachable!("the last attempt returns")
 }
 
 /// A cluster node's part in the run: its leases and the loop renewing them.
@@ -340,16 +422,41 @@ impl ClusterNode {
             connect::describe_connection(&client)
         );
         let js = async_nats::jetstream::new(client);
-        let ownership = Ownership::open(&js, OwnershipOptions::from_config(cluster)).await?;
+        let node = cluster.node_name.as_str();
+        // A node restarted right after it was killed finds its previous
+        // run's heartbeat still fresh: it waits for that to expire (a few
+        // lease_ttl at most) rather than failing; a real twin keeps its
+        // heartbeat fresh and is refused after the wait.
+        let ttl = cluster.lease_ttl.unsigned_abs();
+        let twin_deadline = tokio::time::Instant::now() + ttl.saturating_mul(3);
+        let ownership = loop {
+            match start_step(node, "opening the ownership buckets", || {
+                Ownership::open(&js, OwnershipOptions::from_config(cluster))
+            })
+            .await
+            {
+                Err(RunError::Ownership(OwnershipError::DuplicateNode { .. }))
+                    if tokio::time::Instant::now() < twin_deadline =>
+                {
+                    tracing::info!(
+                        node,
+                        "node name {node} still has a fresh heartbeat of another process \
+                         (a previous run killed moments ago?); waiting for it to expire"
+                    );
+                    // A pause between looks, not a synchronisation.
+                    tokio::time::sleep(ttl / 4).await;
+                }
+                opened => break opened?,
+            }
+        };
         let fence: Arc<dyn Fence> = Arc::new(ownership.clone());
-        let db = NatsStore::open(
-            js,
-            NatsOptions {
-                prefix: cluster.prefix.clone(),
-                replicas: cluster.replicas,
-            },
-            fence.clone(),
-        )
+        let options = NatsOptions {
+            prefix: cluster.prefix.clone(),
+            replicas: cluster.replicas,
+        };
+        let db = start_step(node, "opening the cluster state", || {
+            NatsStore::open(js.clone(), options.clone(), fence.clone())
+        })
         .await?;
         tracing::info!(node = %cluster.node_name, prefix = %cluster.prefix, "cluster state open");
         let pipeline = Pipeline::cluster(state, Arc::new(db), fence, host);
@@ -380,10 +487,15 @@ impl ClusterNode {
             .metrics
             .cluster_owned(self.ownership.node(), stores, owned.len() - stores);
         let state = env.state.load();
+        self.ownership.services_starting(owned);
         match prepare(services, env, &state, Some(owned)) {
             Ok(prepared) => {
                 let starting = prepared.starting();
+                // Stops and drains the services of what is being handed
+                // over; only then may their leases go (two-phase hand-over).
                 services.commit(prepared, stop_timeout(&state)).await;
+                self.ownership
+                    .services_running(&running_resources(services));
                 tracing::info!(
                     node = %self.ownership.node(),
                     "ownership changed: {} and {} held{}",
@@ -398,6 +510,9 @@ impl ClusterNode {
             }
             Err((service, error)) => {
                 tracing::error!(service = %service, "cannot start service after an ownership change: {error}");
+                // Nothing changed; what runs still holds its leases.
+                self.ownership
+                    .services_running(&running_resources(services));
             }
         }
     }
@@ -486,6 +601,9 @@ impl Reloader<'_> {
         let owned = self
             .node
             .map(|node| node.ownership.owned().borrow().clone());
+        if let (Some(node), Some(owned)) = (self.node, &owned) {
+            node.ownership.services_starting(owned);
+        }
         let prepared = prepare(services, self.env, &state, owned.as_ref())
             .map_err(|(service, error)| ReloadError::ServiceStart { service, error })?;
         let started = prepared.starting();
@@ -499,6 +617,8 @@ impl Reloader<'_> {
         services.commit(prepared, stop_timeout(&state)).await;
         // New stores and channels start once their leases are taken.
         if let Some(node) = self.node {
+            node.ownership
+                .services_running(&running_resources(services));
             node.ownership.set_resources(resources(&state));
         }
         let mut message = status_line(&state);

@@ -107,6 +107,11 @@ impl Supervisor {
     }
 
     /// Stop what `prepared` no longer wants, then start the prepared tasks.
+    /// The services running now (stopped ones have ended or been aborted).
+    pub fn running_keys(&self) -> impl Iterator<Item = &ServiceKey> {
+        self.running.keys()
+    }
+
     pub async fn commit(&mut self, prepared: Prepared, stop_timeout: Duration) {
         let to_stop: Vec<ServiceKey> = self
             .running

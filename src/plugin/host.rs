@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store};
 
-use crate::model::{ConnectorInfo, PluginInfo, PluginKind, SenderInfo};
+use crate::model::{ConfigKey, ConnectorInfo, PluginInfo, PluginKind, SenderInfo};
 
 use super::allowlist::{AllowList, AllowedHost, AllowedHostError};
 use super::api_version::{self, ApiVersion, Contract, SupportedApi};
@@ -490,6 +490,21 @@ enum DescriptionError {
 }
 
 /// Check what `info` said before trusting it.
+/// The declared key a setting named `key` belongs to: the key of that exact
+/// name, or a family declared as `<prefix>.*` (e.g. the webhook plugin's
+/// `header.*` for `header.X-Arauto-Node`) whose prefix `key` extends. The
+/// frozen WIT has no family type, so a trailing `.*` in a declared name is
+/// the convention.
+fn declared_key<'a>(declared: &'a [ConfigKey], key: &str) -> Option<&'a ConfigKey> {
+    declared.iter().find(|k| k.name == key).or_else(|| {
+        declared.iter().find(|k| {
+            k.name.strip_suffix('*').is_some_and(|prefix| {
+                prefix.ends_with('.') && key.len() > prefix.len() && key.starts_with(prefix)
+            })
+        })
+    })
+}
+
 fn validate_description(info: &PluginInfo, contract: Contract) -> Result<(), DescriptionError> {
     // Only contract 0.1 has `plugin-info.kind`; from 0.2 on the world says it.
     let world = contract.kind;
@@ -582,7 +597,7 @@ fn instance_context(
         )));
     }
     for (key, _) in &config.settings {
-        if !info.config_keys.iter().any(|k| &k.name == key) {
+        if declared_key(&info.config_keys, key).is_none() {
             tracing::warn!(
                 plugin = %info.name, instance = %instance,
                 "setting {key:?} is not one the plugin declares (a typo?); it is passed on anyway"
@@ -611,7 +626,10 @@ fn instance_context(
         config
             .settings
             .iter()
-            .filter(|(k, _)| secret_keys.contains(k.as_str()))
+            .filter(|(k, _)| {
+                secret_keys.contains(k.as_str())
+                    || declared_key(&info.config_keys, k).is_some_and(|declared| declared.secret)
+            })
             .map(|(_, v)| v.clone()),
     );
 
@@ -1070,5 +1088,41 @@ impl SenderInstance {
             SenderBinding::V0_2(pre) => v0_2::sender_send(pre, store, &message),
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod declared_key_tests {
+    use super::{ConfigKey, declared_key};
+
+    fn key(name: &str, secret: bool) -> ConfigKey {
+        ConfigKey {
+            name: name.to_owned(),
+            description: String::new(),
+            required: false,
+            secret,
+            default_value: None,
+        }
+    }
+
+    #[test]
+    fn a_family_declared_with_a_trailing_dot_star_covers_its_members_only() {
+        let declared = [
+            key("headers", true),
+            key("header.*", true),
+            key("url", false),
+        ];
+        assert_eq!(
+            declared_key(&declared, "header.X-Arauto-Node").map(|k| k.name.as_str()),
+            Some("header.*")
+        );
+        assert_eq!(
+            declared_key(&declared, "url").map(|k| k.name.as_str()),
+            Some("url")
+        );
+        // The bare prefix, a near miss and an undeclared key are no members.
+        assert!(declared_key(&declared, "header.").is_none());
+        assert!(declared_key(&declared, "headerX").is_none());
+        assert!(declared_key(&declared, "urls").is_none());
     }
 }

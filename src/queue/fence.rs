@@ -5,7 +5,8 @@
 //! (`[cluster] backend = "nats"`) each store is polled and each channel
 //! dispatched by the one node holding its lease; a node that lost the lease
 //! (its process was paused past the lease's end, or it was cut off from the
-//! cluster) must no longer commit a poll, claim or complete a job, or send.
+//! cluster) must no longer commit a poll, claim a job, or send. (Completing
+//! a claim is not fenced: it records a send that already happened.)
 //! The backend asks [`Fence::holds`] before every such write and the
 //! dispatcher asks it before every send; the answer comes from the node's own
 //! monotonic clock, so a process resumed after SIGSTOP sees at once that its

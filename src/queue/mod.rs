@@ -201,6 +201,23 @@ pub trait StateStore: Send + Sync + 'static {
     /// The earliest due time of the channel's pending jobs (may be in the past).
     async fn next_due(&self, channel: &str) -> Result<Option<Timestamp>>;
 
+    /// Called by a channel's dispatcher as it starts, before its first
+    /// claim: every job of `channel` still `Running` belongs to a dispatcher
+    /// that is gone, and goes back to pending due at `now` (or to
+    /// dead-letter after its last attempt), as when its lease expires, but
+    /// without waiting for the lease. Returns how many.
+    ///
+    /// In a cluster a dispatcher starts only on the node that just took the
+    /// channel's lease (expired or released by its previous holder), and
+    /// the previous holder can no longer spend those claims: its fence
+    /// stops its sends and `complete` refuses a claim taken over (the job
+    /// is no longer running under it). The default does nothing: on one
+    /// node (redb) a restart's leftovers wait for their lease as before.
+    async fn take_over_channel(&self, channel: &str, now: Timestamp) -> Result<usize> {
+        let _ = (channel, now);
+        Ok(0)
+    }
+
     /// Depth of one channel.
     async fn channel_stats(&self, channel: &str) -> Result<ChannelStats>;
 

@@ -141,6 +141,21 @@ impl Dispatcher {
     ) {
         let mut channel_watch = self.db.watch_channel(self.channel.as_str());
         let mut generation = state_handle.subscribe();
+        // Claims a gone dispatcher left running (in a cluster: the channel's
+        // previous holder) are due at once, not after their lease.
+        match self
+            .db
+            .take_over_channel(self.channel.as_str(), self.clock.now())
+            .await
+        {
+            Ok(0) => {}
+            Ok(taken) => {
+                tracing::info!(channel = %self.channel, jobs = taken, "jobs the channel's previous dispatcher left running are due again")
+            }
+            Err(error) => {
+                tracing::warn!(channel = %self.channel, "cannot take back the jobs the previous dispatcher left running (they wait for their lease): {error}")
+            }
+        }
         loop {
             heartbeat.beat();
             if shutdown.is_cancelled() {
@@ -298,13 +313,25 @@ impl Dispatcher {
     /// counts and logs what became of it.
     async fn record_outcome(&self, job: &Job, outcome: Outcome) -> Result<(), crate::queue::Error> {
         let claim = job.claim();
+        let fenced = matches!(outcome, Outcome::Fenced);
         let completion = match outcome {
             Outcome::Sent(completion) | Outcome::Done(completion) => completion,
-            // Not ours to complete either: the claim expires and the node
-            // now holding the channel sends it.
-            Outcome::Fenced => return Ok(()),
+            // Nothing was sent: give the claim back at once, attempt
+            // included, so the node now holding the channel sends it without
+            // waiting for the claim to expire (and a last attempt is not
+            // taken for a crash). `complete` is not fenced; the claim number
+            // refuses this if another node already recovered the job.
+            Outcome::Fenced => Completion::Retry {
+                at: self.clock.now(),
+                error: format!(
+                    "not sent: this node no longer held the lease of channel {}",
+                    job.channel
+                ),
+                spend_attempt: false,
+            },
         };
-        let label = completion_label(&completion);
+        // A claim given back is no attempt: not counted as a retry.
+        let label = completion_label(&completion).filter(|_| !fenced);
         let fallback = match &completion {
             Completion::FellBack { fallback, reason } => {
                 Some((fallback.channel.clone(), reason.clone()))
@@ -499,8 +526,8 @@ impl Dispatcher {
             tracing::warn!(
                 store = %job.store, order = %job.order_id, notification = %job.kind_name(),
                 channel = %job.channel, job_id = %job.id,
-                "not sent: this node no longer holds the lease of channel {} (paused or cut off); \
-                 the claim is left to expire and the channel's new owner sends it",
+                "not sent: this node no longer holds the lease of channel {} (paused, cut off or \
+                 handing over); the claim is given back and the channel's new owner sends it",
                 job.channel
             );
             return Outcome::Fenced;

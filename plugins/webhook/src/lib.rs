@@ -145,6 +145,13 @@ fn plugin_info() -> PluginInfo {
                 true,
             ),
             config_key(
+                "header.*",
+                "One extra request header per key, e.g. `header.X-Api-Key`; \
+                     these win over `headers`",
+                false,
+                true,
+            ),
+            config_key(
                 "timeout_ms",
                 "Request timeout in milliseconds",
                 false,

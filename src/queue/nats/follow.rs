@@ -16,9 +16,9 @@ use futures::StreamExt;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use super::mirror::Mirror;
+use super::mirror::{JobRecord, Mirror};
 use super::{HistoryEvent, boxed, keys, nats_error};
-use crate::queue::{ChannelStatus, Job, JobId, Result, StoreStatus};
+use crate::queue::{ChannelStatus, JobId, Result, StoreStatus};
 
 /// Signals that a follower has delivered everything that existed when it started.
 pub(super) struct Ready(oneshot::Receiver<()>);
@@ -101,8 +101,8 @@ fn apply_job_entry(mirror: &Mirror, bucket: &str, entry: &kv::Entry) {
         return;
     };
     match entry.operation {
-        kv::Operation::Put => match serde_json::from_slice::<Job>(&entry.value) {
-            Ok(job) => mirror.apply_job(id, entry.revision, Some(job)),
+        kv::Operation::Put => match serde_json::from_slice::<JobRecord>(&entry.value) {
+            Ok(record) => mirror.apply_job(id, entry.revision, Some(record)),
             Err(error) => {
                 tracing::warn!(bucket, job = %id, %error, "a job record is unreadable; left out of this node's view");
                 mirror.skip_job_revision(entry.revision);

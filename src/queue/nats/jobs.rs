@@ -19,7 +19,7 @@ use futures::TryStreamExt;
 use jiff::{SignedDuration, Timestamp};
 use tokio_util::bytes::Bytes;
 
-use super::mirror::Stored;
+use super::mirror::{JobRecord, JobRecordRef, Stored};
 use super::{CAS_ATTEMPTS, Inner, boxed, conflict, keys, nats_error};
 use crate::queue::{
     CancelOutcome, ChannelStatus, Claim, Completed, Completion, EnqueueOutcome, Error, Job,
@@ -132,35 +132,54 @@ impl Inner {
             .map_err(|e| nats_error(self.job_target(id), "read job")(boxed(e)))?;
         match entry {
             Some(entry) if entry.operation == kv::Operation::Put => {
-                let job = serde_json::from_slice(&entry.value).map_err(|error| Error::Corrupt {
-                    path: format!("nats:{}/{id}", self.jobs_bucket()).into(),
-                    what: format!("job {id}"),
-                    message: error.to_string(),
-                })?;
+                let record: JobRecord =
+                    serde_json::from_slice(&entry.value).map_err(|error| Error::Corrupt {
+                        path: format!("nats:{}/{id}", self.jobs_bucket()).into(),
+                        what: format!("job {id}"),
+                        message: error.to_string(),
+                    })?;
                 Ok(Some(Stored {
-                    job,
+                    job: record.job,
                     revision: entry.revision,
+                    staged: record.staged,
                 }))
             }
             _ => Ok(None),
         }
     }
 
-    fn encode_job(&self, job: &Job) -> Result<Bytes> {
-        serde_json::to_vec(job)
+    /// Encodes `job` as the bucket stores it; `staged`: see [`JobRecord::staged`].
+    fn encode_job(&self, job: &Job, staged: bool) -> Result<Bytes> {
+        serde_json::to_vec(&JobRecordRef { job, staged })
             .map(Bytes::from)
             .map_err(|e| nats_error(self.job_target(job.id), "encode job")(boxed(e)))
     }
 
     /// Writes `job` if its record is still at `revision`; `false` if another
-    /// write came first. Waits until this node's view shows the write.
+    /// write came first. Waits until this node's view shows the write. The
+    /// written record is never staged: only a poll commit stages, and it
+    /// creates its jobs with [`Inner::insert_job`].
     async fn cas_job(&self, job: &Job, revision: u64) -> Result<bool> {
-        let bytes = self.encode_job(job)?;
+        self.cas_job_fenced(None, job, revision).await
+    }
+
+    /// [`Inner::cas_job`], retried through a leader election while this node
+    /// holds `scope` (see [`Inner::through_elections`]).
+    async fn cas_job_fenced(
+        &self,
+        scope: Option<Scope<'_>>,
+        job: &Job,
+        revision: u64,
+    ) -> Result<bool> {
+        let bytes = self.encode_job(job, false)?;
+        let key = job.id.to_string();
         match self
-            .buckets
-            .jobs
-            .update(job.id.to_string(), bytes, revision)
-            .await
+            .through_elections(scope, || {
+                self.buckets
+                    .jobs
+                    .update(key.as_str(), bytes.clone(), revision)
+            })
+            .await?
         {
             Ok(written) => {
                 self.mirror.await_jobs(written).await;
@@ -201,11 +220,13 @@ impl Inner {
     }
 
     /// Enqueues one job, deduplicated by its keys. `with_id` fixes the new
-    /// job's id (none: a fresh one).
+    /// job's id (none: a fresh one); `staged` writes it unclaimable until
+    /// [`Inner::release_staged`] (a poll commit's jobs, see [`JobRecord::staged`]).
     pub(super) async fn insert_job(
         &self,
         mut new: NewJob,
         with_id: Option<JobId>,
+        staged: bool,
     ) -> Result<EnqueueOutcome> {
         let mut seen = HashSet::with_capacity(new.dedupe_keys.len());
         new.dedupe_keys.retain(|key| seen.insert(key.clone()));
@@ -237,10 +258,15 @@ impl Inner {
                 let value = Bytes::from(id.to_string());
                 let taken = match slot {
                     KeySlot::Free => self
-                        .buckets
-                        .dedupe
-                        .create(stored_key.as_str(), value)
-                        .await
+                        .through_elections(
+                            staged.then_some(Scope::Store(new.store.as_str())),
+                            || {
+                                self.buckets
+                                    .dedupe
+                                    .create(stored_key.as_str(), value.clone())
+                            },
+                        )
+                        .await?
                         .map(|_| ())
                         .map_err(|e| (e.kind() == kv::CreateErrorKind::AlreadyExists, boxed(e))),
                     KeySlot::Taken { holder, .. } if *holder == id => Ok(()),
@@ -296,8 +322,16 @@ impl Inner {
                     payload: new.payload.clone(),
                 },
             };
-            let bytes = self.encode_job(&job)?;
-            match self.buckets.jobs.create(id.to_string(), bytes).await {
+            let bytes = self.encode_job(&job, staged)?;
+            let job_key = id.to_string();
+            // A poll commit's job is written for the store this node polls.
+            let scope = staged.then_some(Scope::Store(new.store.as_str()));
+            match self
+                .through_elections(scope, || {
+                    self.buckets.jobs.create(job_key.as_str(), bytes.clone())
+                })
+                .await?
+            {
                 Ok(written) => self.mirror.await_jobs(written).await,
                 // Another writer adopted the same crashed attempt first.
                 Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {
@@ -346,6 +380,45 @@ impl Inner {
         Ok(())
     }
 
+    /// Makes every staged job of `store` claimable: the ones the running poll
+    /// commit wrote and any an earlier commit of the store left staged when
+    /// it stopped. Called once the commit's order records are written, so
+    /// every such job's record exists: the earlier commit either wrote its
+    /// records before stopping or planned the same jobs again in this commit
+    /// (same dedupe keys, so adopted or found as duplicates), whose records
+    /// are now written. Asks the fence before every write.
+    pub(super) async fn release_staged(&self, store: &str) -> Result<usize> {
+        let staged: Vec<Stored> = self
+            .mirror
+            .read(|view| view.staged_jobs(store).into_iter().cloned().collect());
+        let mut released = 0;
+        'jobs: for mut stored in staged {
+            for _ in 0..CAS_ATTEMPTS {
+                // Released by someone else, or no longer there: nothing to do.
+                if !stored.staged {
+                    continue 'jobs;
+                }
+                self.fenced(Scope::Store(store))?;
+                if self
+                    .cas_job_fenced(Some(Scope::Store(store)), &stored.job, stored.revision)
+                    .await?
+                {
+                    released += 1;
+                    continue 'jobs;
+                }
+                match self.load(stored.job.id).await? {
+                    Some(fresh) => stored = fresh,
+                    None => continue 'jobs,
+                }
+            }
+            return Err(conflict(format!(
+                "release of staged job {} of store {store:?}",
+                stored.job.id
+            )));
+        }
+        Ok(released)
+    }
+
     // ----- claim -----
 
     pub(super) async fn claim(
@@ -371,7 +444,11 @@ impl Inner {
         let mut due: Vec<Stored> = self.mirror.read(|view| {
             view.active_jobs(channel)
                 .into_iter()
-                .filter(|stored| stored.job.state == JobState::Pending && stored.job.due_at <= now)
+                .filter(|stored| {
+                    !stored.staged
+                        && stored.job.state == JobState::Pending
+                        && stored.job.due_at <= now
+                })
                 .cloned()
                 .collect()
         });
@@ -381,6 +458,7 @@ impl Inner {
             .into_iter()
             .partition(|stored| stored.job.expires_at.is_some_and(|at| at <= now));
         for stored in stale {
+            self.fenced(Scope::Channel(channel))?;
             self.expire(stored, now).await?;
         }
         candidates.sort_by_key(|stored| (stored.job.priority, stored.job.due_at, stored.job.id));
@@ -392,9 +470,11 @@ impl Inner {
             // One re-read if the view was behind; then leave it to the next claim.
             for _ in 0..2 {
                 let job = &stored.job;
-                if job.state != JobState::Pending || job.due_at > now {
+                if stored.staged || job.state != JobState::Pending || job.due_at > now {
                     break;
                 }
+                // Asked before every write: a claim is many round trips.
+                self.fenced(Scope::Channel(channel))?;
                 if job.expires_at.is_some_and(|at| at <= now) {
                     self.expire(stored, now).await?;
                     break;
@@ -404,7 +484,10 @@ impl Inner {
                 running.attempt = running.attempt.saturating_add(1);
                 running.claims = running.claims.saturating_add(1);
                 running.lease_until = Some(lease_until);
-                if self.cas_job(&running, stored.revision).await? {
+                if self
+                    .cas_job_fenced(Some(Scope::Channel(channel)), &running, stored.revision)
+                    .await?
+                {
                     claimed.push(running);
                     break;
                 }
@@ -445,12 +528,31 @@ impl Inner {
     /// Running jobs of `channel` whose lease ended by `now` become pending
     /// (due now) or dead after their last attempt.
     pub(super) async fn recover(&self, channel: &str, now: Timestamp) -> Result<usize> {
+        self.give_back_running(channel, now, false).await
+    }
+
+    /// [`crate::queue::StateStore::take_over_channel`]: every running job of
+    /// the channel back to pending, whatever its lease says. Fenced on the
+    /// channel before every write.
+    pub(super) async fn take_over(&self, channel: &str, now: Timestamp) -> Result<usize> {
+        self.give_back_running(channel, now, true).await
+    }
+
+    /// Running jobs of `channel` whose lease ended (all of them when
+    /// `taken_over`) back to pending due at `now`, or dead after their last
+    /// attempt.
+    async fn give_back_running(
+        &self,
+        channel: &str,
+        now: Timestamp,
+        taken_over: bool,
+    ) -> Result<usize> {
         let expired: Vec<Stored> = self.mirror.read(|view| {
             view.active_jobs(channel)
                 .into_iter()
                 .filter(|stored| {
                     stored.job.state == JobState::Running
-                        && stored.job.lease_until.is_none_or(|until| until <= now)
+                        && (taken_over || stored.job.lease_until.is_none_or(|until| until <= now))
                 })
                 .cloned()
                 .collect()
@@ -458,7 +560,12 @@ impl Inner {
         let mut recovered = 0;
         for stored in expired {
             let mut job = stored.job;
-            let note = "the lease expired: the delivery crashed or timed out".to_owned();
+            let note = if taken_over {
+                "the channel was taken over from a dispatcher that is gone: the delivery may have crashed"
+            } else {
+                "the lease expired: the delivery crashed or timed out"
+            }
+            .to_owned();
             job.log_attempt(now, note.clone());
             job.last_error = Some(note);
             if job.attempt >= job.max_attempts {
@@ -472,6 +579,7 @@ impl Inner {
                 job.due_at = now;
                 job.lease_until = None;
             }
+            self.fenced(Scope::Channel(channel))?;
             if self.cas_job(&job, stored.revision).await? {
                 recovered += 1;
                 self.count_terminal(&job).await?;
@@ -508,7 +616,11 @@ impl Inner {
                 .load(claim.id)
                 .await?
                 .ok_or(Error::NotFound { id: claim.id })?;
-            self.fenced(Scope::Channel(stored.job.channel.as_str()))?;
+            // Not fenced: the send this records has already happened (or
+            // been given up), and refusing its record would leave the job
+            // Running until recovery sends it again. The claim number and the
+            // CAS on the job's revision already refuse a stale claim: once
+            // another node recovered or re-claimed the job, this fails.
             Self::running_job(&stored, claim)?;
             let mut job = stored.job.clone();
             if let Completion::FellBack { fallback, .. } = &completion {
@@ -598,7 +710,7 @@ impl Inner {
                 }
                 Completion::FellBack { reason, fallback } => {
                     let fallback_channel = fallback.channel.to_string();
-                    match self.insert_job(*fallback, None).await? {
+                    match self.insert_job(*fallback, None, false).await? {
                         EnqueueOutcome::Inserted(id) => {
                             self.mark_fallback_of(id, job.id).await?;
                             fell_back(&mut job, now, reason, &fallback_channel, "as job", id);
@@ -874,16 +986,10 @@ impl Inner {
         if deleted > 0 {
             // Wait until this node's view has dropped them too (a purge
             // does not answer with its revision; the bucket's last one is
-            // at least as new).
-            let status = self
-                .buckets
-                .jobs
-                .status()
-                .await
-                .map_err(|e| nats_error(self.jobs_bucket(), "read bucket status")(boxed(e)))?;
-            self.mirror
-                .await_jobs(status.info.state.last_sequence)
-                .await;
+            // at least as new; asked of the server, `kv::Store::status` is
+            // the state cached when the bucket was bound).
+            let state = self.bucket_state(&self.jobs_bucket()).await?;
+            self.mirror.await_jobs(state.last_sequence).await;
         }
         Ok(deleted)
     }
@@ -929,6 +1035,7 @@ impl Inner {
         let bytes = serde_json::to_vec(status)
             .map_err(|e| nats_error(format!("status of store {store:?}"), "encode")(boxed(e)))?;
         self.put_bytes(
+            None,
             &self.buckets.stores,
             &self.names.bucket("stores"),
             &keys::store_key(store),

@@ -29,6 +29,32 @@ const CATCH_UP_LIMIT: Duration = Duration::from_secs(10);
 pub(super) struct Stored {
     pub(super) job: Job,
     pub(super) revision: u64,
+    /// Written by a poll commit that has not finished (see [`JobRecord`]).
+    pub(super) staged: bool,
+}
+
+/// A job as the jobs bucket stores it: the job plus this backend's own
+/// flags, so [`Job`] (the form the CLI and socket show) stays the same on
+/// both backends.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(super) struct JobRecord {
+    #[serde(flatten)]
+    pub(super) job: Job,
+    /// True while the poll commit that wrote the job has not yet written its
+    /// order records: claims skip it, so no dispatcher reads the order record
+    /// before it exists (redb gets the same from one transaction). Absent in
+    /// records written before the flag existed: not staged.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(super) staged: bool,
+}
+
+/// [`JobRecord`] borrowing its job, for writing.
+#[derive(serde::Serialize)]
+pub(super) struct JobRecordRef<'a> {
+    #[serde(flatten)]
+    pub(super) job: &'a Job,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub(super) staged: bool,
 }
 
 /// Day, store, channel, kind and outcome of a daily counter.
@@ -39,6 +65,8 @@ pub(super) struct View {
     pub(super) jobs: BTreeMap<JobId, Stored>,
     /// Pending and running jobs per channel (claims look only here).
     pub(super) active: HashMap<String, HashSet<JobId>>,
+    /// Staged jobs per store (see [`JobRecord::staged`]).
+    pub(super) staged: HashMap<String, HashSet<JobId>>,
     /// Every channel that has had a job in the view.
     pub(super) channels: HashSet<String>,
     pub(super) counters: BTreeMap<CounterKey, u64>,
@@ -98,7 +126,7 @@ impl Mirror {
     }
 
     /// Applies one entry of the jobs bucket (`None` value: deleted or purged).
-    pub(super) fn apply_job(&self, id: JobId, revision: u64, job: Option<Job>) {
+    pub(super) fn apply_job(&self, id: JobId, revision: u64, record: Option<JobRecord>) {
         let wake = {
             let mut view = self.view.lock().unwrap_or_else(PoisonError::into_inner);
             // A re-opened watch delivers what the view may already hold.
@@ -117,20 +145,41 @@ impl Mirror {
             {
                 set.remove(&id);
             }
-            match job {
-                Some(job) => {
+            if let Some(old) = &before
+                && old.staged
+                && let Some(set) = view.staged.get_mut(old.job.store.as_str())
+            {
+                set.remove(&id);
+            }
+            match record {
+                Some(JobRecord { job, staged }) => {
                     let channel = job.channel.to_string();
                     // A job that became due (new, retried, recovered, requeued,
                     // rescheduled) wakes its channel's dispatcher, wherever it runs.
+                    // A staged job is not claimable yet: it wakes its channel
+                    // when the commit releases it.
                     let wake = job.state == JobState::Pending
+                        && !staged
                         && before.as_ref().is_none_or(|old| {
-                            old.job.state != JobState::Pending || old.job.due_at != job.due_at
+                            old.staged
+                                || old.job.state != JobState::Pending
+                                || old.job.due_at != job.due_at
                         });
+                    if staged {
+                        view.staged.entry(job.store.clone()).or_default().insert(id);
+                    }
                     if !job.state.is_terminal() {
                         view.active.entry(channel.clone()).or_default().insert(id);
                     }
                     view.channels.insert(channel.clone());
-                    view.jobs.insert(id, Stored { job, revision });
+                    view.jobs.insert(
+                        id,
+                        Stored {
+                            job,
+                            revision,
+                            staged,
+                        },
+                    );
                     wake.then_some(channel)
                 }
                 None => None,
@@ -227,6 +276,14 @@ impl View {
     pub(super) fn active_jobs(&self, channel: &str) -> Vec<&Stored> {
         self.active
             .get(channel)
+            .map(|ids| ids.iter().filter_map(|id| self.jobs.get(id)).collect())
+            .unwrap_or_default()
+    }
+
+    /// The store's staged jobs (see [`JobRecord::staged`]).
+    pub(super) fn staged_jobs(&self, store: &str) -> Vec<&Stored> {
+        self.staged
+            .get(store)
             .map(|ids| ids.iter().filter_map(|id| self.jobs.get(id)).collect())
             .unwrap_or_default()
     }

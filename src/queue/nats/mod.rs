@@ -12,9 +12,11 @@
 //! repeated publish is dropped by the server. Each node follows the jobs
 //! bucket and the history stream ([`mirror`]) for its reads and wake-ups.
 //!
-//! Fencing: writes made for a store (poll commit, store status) or a channel
-//! (claim, complete) are refused with [`Error::Fenced`] unless
-//! [`Fence::holds`] says this node still holds that scope's lease.
+//! Fencing: writes made for a store (each write of a poll commit, store
+//! status) or a channel (each write of a claim) are refused with
+//! [`Error::Fenced`] unless [`Fence::holds`] says this node still holds that
+//! scope's lease. Completions are not fenced: the send they record has
+//! happened, and the claim number refuses a stale one.
 
 mod follow;
 mod jobs;
@@ -127,6 +129,33 @@ struct Inner {
     tasks: Vec<JoinHandle<()>>,
 }
 
+/// How long opening waits for a follower to load what the cluster holds.
+const CATCH_UP_AT_OPEN: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Waits, bounded, until the follower of `what` has loaded what existed.
+async fn caught_up(ready: follow::Ready, what: &str) -> Result<()> {
+    tokio::time::timeout(CATCH_UP_AT_OPEN, ready.await_ready())
+        .await
+        .map_err(|_| Error::Nats {
+            target: what.to_owned(),
+            op: "load at start-up",
+            source: Arc::new(std::io::Error::other(format!(
+                "the watch delivered nothing for {CATCH_UP_AT_OPEN:?} (a nats-server restarting?)"
+            ))),
+        })
+}
+
+/// Follower tasks started by an open that has not finished yet.
+struct Followers(Vec<JoinHandle<()>>);
+
+impl Drop for Followers {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
 impl Drop for Inner {
     fn drop(&mut self) {
         for task in &self.tasks {
@@ -172,6 +201,27 @@ impl NatsStore {
         options: NatsOptions,
         fence: Arc<dyn Fence>,
     ) -> Result<NatsStore> {
+        Self::open_as(js, options, fence, Create::Yes).await
+    }
+
+    /// Binds the buckets and the history stream a daemon created, and
+    /// creates nothing: for operator commands, where a mistyped
+    /// `cluster.prefix` must be an error, not an empty cluster state
+    /// (review #16).
+    pub async fn bind(
+        js: jetstream::Context,
+        options: NatsOptions,
+        fence: Arc<dyn Fence>,
+    ) -> Result<NatsStore> {
+        Self::open_as(js, options, fence, Create::No).await
+    }
+
+    async fn open_as(
+        js: jetstream::Context,
+        options: NatsOptions,
+        fence: Arc<dyn Fence>,
+        create: Create,
+    ) -> Result<NatsStore> {
         if !keys::valid_prefix(&options.prefix) {
             return Err(Error::Invalid {
                 what: format!("NATS bucket prefix {:?}", options.prefix),
@@ -184,12 +234,36 @@ impl NatsStore {
             prefix: options.prefix.clone(),
         };
         let buckets = Buckets {
-            jobs: bucket(&js, &names, "jobs", "arauto jobs by id", replicas).await?,
-            dedupe: bucket(&js, &names, "dedupe", "dedupe key -> job id", replicas).await?,
-            orders: bucket(&js, &names, "orders", "order records", replicas).await?,
-            cursors: bucket(&js, &names, "cursors", "connector cursors", replicas).await?,
-            stores: bucket(&js, &names, "stores", "store statuses", replicas).await?,
-            channels: bucket(&js, &names, "channels", "channel statuses", replicas).await?,
+            jobs: bucket(&js, &names, "jobs", "arauto jobs by id", replicas, create).await?,
+            dedupe: bucket(
+                &js,
+                &names,
+                "dedupe",
+                "dedupe key -> job id",
+                replicas,
+                create,
+            )
+            .await?,
+            orders: bucket(&js, &names, "orders", "order records", replicas, create).await?,
+            cursors: bucket(
+                &js,
+                &names,
+                "cursors",
+                "connector cursors",
+                replicas,
+                create,
+            )
+            .await?,
+            stores: bucket(&js, &names, "stores", "store statuses", replicas, create).await?,
+            channels: bucket(
+                &js,
+                &names,
+                "channels",
+                "channel statuses",
+                replicas,
+                create,
+            )
+            .await?,
         };
         let history_name = names.history_stream();
         let history = stream::Config {
@@ -202,20 +276,27 @@ impl NatsStore {
             storage: stream::StorageType::File,
             ..Default::default()
         };
-        let history = js
-            .get_or_create_stream(history)
-            .await
-            .map_err(|e| nats_error(format!("stream {history_name}"), "create stream")(boxed(e)))?;
+        let history = match create {
+            Create::Yes => js.get_or_create_stream(history).await.map_err(|e| {
+                nats_error(format!("stream {history_name}"), "create stream")(boxed(e))
+            })?,
+            Create::No => js
+                .get_stream(&history_name)
+                .await
+                .map_err(|e| missing_state(&names, format!("stream {history_name}"), e))?,
+        };
 
         let mirror = Arc::new(Mirror::new());
-        let mut tasks = Vec::new();
+        // Aborted if the open fails or is dropped half-way (a start-up
+        // timeout): no follower outlives it.
+        let mut tasks = Followers(Vec::new());
         let (task, ready) = follow::jobs(buckets.jobs.clone(), mirror.clone()).await?;
-        tasks.push(task);
-        ready.await;
+        tasks.0.push(task);
+        caught_up(ready, &names.bucket("jobs")).await?;
         let (task, ready) = follow::history(history, js.client(), mirror.clone()).await?;
-        tasks.push(task);
-        ready.await;
-        tasks.push(
+        tasks.0.push(task);
+        caught_up(ready, &history_name).await?;
+        tasks.0.push(
             follow::pauses(
                 buckets.stores.clone(),
                 mirror.clone(),
@@ -223,7 +304,7 @@ impl NatsStore {
             )
             .await?,
         );
-        tasks.push(
+        tasks.0.push(
             follow::pauses(
                 buckets.channels.clone(),
                 mirror.clone(),
@@ -244,7 +325,7 @@ impl NatsStore {
                 ids: Mutex::new(IdGenerator::after(None)),
                 history_published: Mutex::new(0),
                 crash_after: Mutex::new(None),
-                tasks,
+                tasks: std::mem::take(&mut tasks.0),
             }),
         })
     }
@@ -279,7 +360,7 @@ impl NatsStore {
         }
         let mut outcomes = Vec::with_capacity(jobs.len());
         for job in jobs {
-            outcomes.push(self.inner.insert_job(job, None).await?);
+            outcomes.push(self.inner.insert_job(job, None, false).await?);
         }
         Ok(outcomes)
     }
@@ -486,18 +567,72 @@ impl Inner {
     }
 
     /// Replaces a record (last writer wins: the caller owns the key).
+    /// Writes `bytes` under `key`, retried through a leader election (see
+    /// [`Inner::through_elections`]) while this node holds `scope`.
     async fn put_bytes(
         &self,
+        scope: Option<Scope<'_>>,
         bucket: &kv::Store,
         bucket_name: &str,
         key: &str,
         bytes: Vec<u8>,
     ) -> Result<()> {
-        bucket.put(key, Bytes::from(bytes)).await.map_err(|e| {
-            nats_error(format!("bucket {bucket_name}, key {key}"), "write")(boxed(e))
-        })?;
+        let bytes = Bytes::from(bytes);
+        self.through_elections(scope, || bucket.put(key, bytes.clone()))
+            .await?
+            .map_err(|e| {
+                nats_error(format!("bucket {bucket_name}, key {key}"), "write")(boxed(e))
+            })?;
         Ok(())
     }
+
+    /// Runs the write `op`, and runs it again while it fails because its
+    /// stream has no leader to answer (a nats-server lost or returning: the
+    /// publish finds no responder, "no stream found for given subject", for
+    /// the few seconds of an election). Such a write reached no server, so
+    /// repeating it (even a create or a compare-and-set) cannot apply it
+    /// twice. Before each repeat the fence is asked for `scope` (none: an
+    /// unfenced write, e.g. a completion), so the retries stay within the
+    /// node's lease; at most [`ELECTION_RETRY_LIMIT`] in all. Any other
+    /// error, or the last one, is returned as it came (inner `Err`).
+    pub(super) async fn through_elections<T, E, Op, Fut>(
+        &self,
+        scope: Option<Scope<'_>>,
+        mut op: Op,
+    ) -> Result<std::result::Result<T, E>>
+    where
+        E: std::fmt::Display,
+        Op: FnMut() -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, E>>,
+    {
+        let started = tokio::time::Instant::now();
+        loop {
+            match op().await {
+                Err(error) if no_leader(&error) && started.elapsed() < ELECTION_RETRY_LIMIT => {
+                    tracing::debug!(%error, "a JetStream write found no stream leader; trying again");
+                    // A pause between tries, not a synchronisation: an
+                    // election takes seconds.
+                    tokio::time::sleep(ELECTION_RETRY_PAUSE).await;
+                    if let Some(scope) = scope {
+                        self.fenced(scope)?;
+                    }
+                }
+                result => return Ok(result),
+            }
+        }
+    }
+}
+
+/// How long a write is retried while its stream has no leader (elections
+/// after a lost nats-server took 4–7 s in the cluster tests).
+const ELECTION_RETRY_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// Pause between those retries.
+const ELECTION_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// True if a write failed because no server answered for its stream.
+fn no_leader(error: &dyn std::fmt::Display) -> bool {
+    let text = error.to_string();
+    text.contains("no stream found for given subject") || text.contains("no responders")
 }
 
 /// Too many concurrent writers kept changing one record.
@@ -523,8 +658,15 @@ async fn bucket(
     what: &str,
     description: &str,
     replicas: usize,
+    create: Create,
 ) -> Result<kv::Store> {
     let name = names.bucket(what);
+    if create == Create::No {
+        return js
+            .get_key_value(name.clone())
+            .await
+            .map_err(|e| missing_state(names, format!("bucket {name}"), e));
+    }
     let config = stream::Config {
         name: format!("KV_{name}"),
         description: Some(description.to_owned()),
@@ -550,6 +692,33 @@ async fn bucket(
     js.get_key_value(name.clone())
         .await
         .map_err(|e| nats_error(format!("bucket {name}"), "create or bind bucket")(boxed(e)))
+}
+
+/// Whether opening may create what is missing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Create {
+    /// A daemon: create or bind (idempotent).
+    Yes,
+    /// An operator command: bind only.
+    No,
+}
+
+/// A bucket or stream an operator command expected is not there (or cannot
+/// be read): most often a `cluster.prefix` that no daemon uses.
+fn missing_state(
+    names: &Names,
+    target: String,
+    error: impl std::error::Error + Send + Sync + 'static,
+) -> Error {
+    Error::Nats {
+        target: format!(
+            "{target} (cluster.prefix {:?}: no arauto daemon has opened a cluster state under \
+             this prefix, or it is not readable; check cluster.prefix)",
+            names.prefix
+        ),
+        op: "bind",
+        source: Arc::from(boxed(error)),
+    }
 }
 
 #[async_trait]
@@ -618,6 +787,10 @@ impl StateStore for NatsStore {
         Ok(self.channel_stats(channel).await?.oldest_due)
     }
 
+    async fn take_over_channel(&self, channel: &str, now: Timestamp) -> Result<usize> {
+        self.inner.take_over(channel, now).await
+    }
+
     async fn channel_stats(&self, channel: &str) -> Result<ChannelStats> {
         Ok(self.inner.mirror.read(|view| {
             let mut stats = ChannelStats::default();
@@ -625,6 +798,11 @@ impl StateStore for NatsStore {
                 match stored.job.state {
                     JobState::Pending => {
                         stats.pending += 1;
+                        // A staged job is not claimable yet: counting its due
+                        // time would make the dispatcher claim in a loop.
+                        if stored.staged {
+                            continue;
+                        }
                         let due = stored.job.due_at;
                         stats.oldest_due = Some(stats.oldest_due.map_or(due, |old| old.min(due)));
                     }

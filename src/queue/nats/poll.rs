@@ -7,8 +7,12 @@
 //! 2. jobs, each by its dedupe keys (taken with `create`) then its record;
 //! 3. cancellations (pending only; repeating one is a no-op);
 //! 4. order records (puts and deletes; repeating them writes the same);
-//! 5. the store status;
-//! 6. the cursor, last: until it moves, the next poll reads the same orders
+//! 5. the store's staged jobs released: step 2 writes jobs *staged*
+//!    (unclaimable), so no dispatcher reads an order record before step 4
+//!    wrote it; this step releases this commit's jobs and any an earlier,
+//!    stopped commit of the store left staged (their records exist by now);
+//! 6. the store status;
+//! 7. the cursor, last: until it moves, the next poll reads the same orders
 //!    again and plans the same jobs, which steps 2 and 3 absorb.
 
 use super::jobs::{check_name, validate_new_job};
@@ -30,6 +34,8 @@ pub enum PollStep {
     Cancellations,
     /// Every order record is written or deleted.
     OrderRecords,
+    /// The store's staged jobs are released (claimable).
+    Released,
     /// The store status is written (only the cursor is missing).
     Status,
 }
@@ -102,13 +108,19 @@ impl Inner {
             jobs: Vec::with_capacity(jobs.len()),
             cancelled: Vec::with_capacity(cancel.len()),
         };
+        // The fence is asked again before every write, not once per
+        // commit: a commit can take many round trips, and a node paused or
+        // cut off in the middle must not go on writing for a store another
+        // node now polls.
         for job in jobs {
-            outcome.jobs.push(self.insert_job(job, None).await?);
+            self.fenced(Scope::Store(&store))?;
+            outcome.jobs.push(self.insert_job(job, None, true).await?);
         }
         self.checkpoint(PollStep::Jobs)?;
 
         // 3. Cancellations.
         for (id, reason) in &cancel {
+            self.fenced(Scope::Store(&store))?;
             outcome
                 .cancelled
                 .push((*id, self.cancel_one(*id, reason).await?));
@@ -119,11 +131,19 @@ impl Inner {
         let orders_bucket = self.names.bucket("orders");
         for (order_id, record) in order_records {
             let key = keys::order_key(&store, &order_id);
-            self.put_bytes(&self.buckets.orders, &orders_bucket, &key, record)
-                .await?;
+            self.fenced(Scope::Store(&store))?;
+            self.put_bytes(
+                Some(Scope::Store(&store)),
+                &self.buckets.orders,
+                &orders_bucket,
+                &key,
+                record,
+            )
+            .await?;
         }
         for order_id in &forget_orders {
             let key = keys::order_key(&store, order_id);
+            self.fenced(Scope::Store(&store))?;
             self.buckets.orders.purge(key.as_str()).await.map_err(|e| {
                 super::nats_error(format!("bucket {orders_bucket}, key {key}"), "delete")(
                     super::boxed(e),
@@ -132,8 +152,14 @@ impl Inner {
         }
         self.checkpoint(PollStep::OrderRecords)?;
 
-        // 5. Store status.
+        // 5. Staged jobs released, now that their order records exist.
+        self.release_staged(&store).await?;
+        self.checkpoint(PollStep::Released)?;
+
+        // 6. Store status.
+        self.fenced(Scope::Store(&store))?;
         self.put_bytes(
+            Some(Scope::Store(&store)),
             &self.buckets.stores,
             &self.names.bucket("stores"),
             &keys::store_key(&store),
@@ -142,9 +168,11 @@ impl Inner {
         .await?;
         self.checkpoint(PollStep::Status)?;
 
-        // 6. The cursor, last.
+        // 7. The cursor, last.
         if let Some(cursor) = cursor {
+            self.fenced(Scope::Store(&store))?;
             self.put_bytes(
+                Some(Scope::Store(&store)),
                 &self.buckets.cursors,
                 &self.names.bucket("cursors"),
                 &keys::store_key(&store),

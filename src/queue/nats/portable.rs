@@ -86,13 +86,13 @@ impl Portable for NatsStore {
         }
         // Reads right after the import (arauto state import's summary, the
         // tests) see what it wrote.
-        let status = self.inner.buckets.jobs.status().await.map_err(|e| {
-            nats_error(self.inner.names.bucket("jobs"), "read bucket status")(boxed(e))
-        })?;
-        self.inner
-            .mirror
-            .await_jobs(status.info.state.last_sequence)
-            .await;
+        // The bucket's state is asked of the server: `kv::Store::status` is
+        // the state cached when the bucket was bound.
+        let state = self
+            .inner
+            .bucket_state(&self.inner.names.bucket("jobs"))
+            .await?;
+        self.inner.mirror.await_jobs(state.last_sequence).await;
         Ok(tally)
     }
 }
