@@ -155,7 +155,7 @@ impl Backend {
         let (store, lock) = match &config.cluster {
             Some(cluster) => {
                 progress.show("connecting to the NATS cluster…");
-                let store = runtime.block_on(open_cluster(cluster, &config.daemon.timezone));
+                let store = runtime.block_on(open_cluster(cluster, &config.daemon.timezone, false));
                 progress.clear();
                 (Some(Arc::new(store?) as SharedStore), None)
             }
@@ -235,23 +235,26 @@ pub(super) fn host_config(config: &Config) -> HostConfig {
 const CLUSTER_CONNECT_WAIT: Duration = Duration::from_secs(10);
 
 /// The cluster's JetStream state, opened for an operator command: unfenced
-/// (see the module's doc), counting local days in `time_zone`.
+/// (see the module's doc), counting local days in `time_zone`. Only
+/// `create` (an import into a new cluster) makes buckets: otherwise a
+/// mistyped `cluster.prefix` is an error, not an empty state.
 pub(super) async fn open_cluster(
     cluster: &ClusterConfig,
     time_zone: &jiff::tz::TimeZone,
+    create: bool,
 ) -> anyhow::Result<NatsStore> {
     let client = connect::connect(cluster, CLUSTER_CONNECT_WAIT).await?;
     let js = async_nats::jetstream::new(client);
-    let store = NatsStore::open(
-        js,
-        NatsOptions {
-            prefix: cluster.prefix.clone(),
-            replicas: cluster.replicas,
-        },
-        Arc::new(Unfenced),
-    )
-    .await
-    .with_context(|| {
+    let options = NatsOptions {
+        prefix: cluster.prefix.clone(),
+        replicas: cluster.replicas,
+    };
+    let store = if create {
+        NatsStore::open(js, options, Arc::new(Unfenced)).await
+    } else {
+        NatsStore::bind(js, options, Arc::new(Unfenced)).await
+    };
+    let store = store.with_context(|| {
         format!(
             "cannot open the cluster state (prefix {:?}) at {}",
             cluster.prefix,

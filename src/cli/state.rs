@@ -160,7 +160,7 @@ fn open_target(
     let Some(cluster) = &config.cluster else {
         return open_redb(config, create);
     };
-    let store = runtime.block_on(open_cluster(cluster, &config.daemon.timezone))?;
+    let store = runtime.block_on(open_cluster(cluster, &config.daemon.timezone, create))?;
     Ok(Target {
         store: Box::new(store),
         describe: format!(
