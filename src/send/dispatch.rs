@@ -6,16 +6,10 @@
 //! messages) makes concurrency pointless, and it keeps the order of sends the
 //! order of due times.
 //!
-//! On a channel without pacing (no minimum interval, no daily cap: a
-//! webhook, typically) the dispatcher claims up to [`UNPACED_BATCH`] due jobs
-//! in one claim, sends them one after another, and then records their
-//! outcomes together, so the state store's group commit writes a batch of
-//! claims and a batch of completions with one durable commit each instead of
-//! two commits per message. Each completion is still durable before the
-//! dispatcher reports the job done. What a crash costs is unchanged in kind
-//! (at least once): jobs sent but not yet recorded are sent again after
-//! restart, now up to a batch of them; claimed jobs not yet sent come back
-//! pending at the next start (an attempt spent, as for any crashed claim).
+//! Unpaced channels are not batched (one claim, one send, one completion):
+//! a batch of 16 claimed jobs measured no faster (272 vs 270 messages/s, the
+//! connector's detail reads set the pace), and it would hold the heartbeat,
+//! the shutdown and the pause for up to 16 sends (docs/BENCHMARKS.md §7).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,10 +41,6 @@ use crate::template::{StoreInfo, TemplateContext, TemplateError};
 const MAX_NAP: Duration = Duration::from_secs(30);
 /// Lease of a claimed job beyond the plugin call timeout (commit, rendering).
 const LEASE_MARGIN: SignedDuration = SignedDuration::from_secs(30);
-/// Most jobs one claim takes on a channel without pacing (see the module
-/// docs): enough to share two commits among many messages, few enough that a
-/// crash re-sends little.
-pub const UNPACED_BATCH: usize = 16;
 /// A dispatcher silent for this long is stuck (a send is bounded by the call timeout).
 pub const HEARTBEAT_SILENCE: Duration = Duration::from_secs(300);
 
@@ -248,54 +238,20 @@ impl Dispatcher {
             Some(due) if due > now => return Ok(Turn::WaitUntil(due)),
             Some(_) => {}
         }
-        let batch = if pacing.is_unpaced() {
-            UNPACED_BATCH
-        } else {
-            1
-        };
-        // The last job of a batch waits for the sends before it.
-        let call_timeout = channel.config.sandbox.call_timeout;
-        let lease = call_timeout
-            .checked_mul(i32::try_from(batch).unwrap_or(1))
-            .unwrap_or(call_timeout)
-            + LEASE_MARGIN;
-        let mut jobs = self
+        let lease = channel.config.sandbox.call_timeout + LEASE_MARGIN;
+        let Some(job) = self
             .db
-            .claim(self.channel.as_str(), now, batch, lease)
-            .await?;
-        if jobs.len() > 1 {
-            self.deliver_batch(state, channel, jobs).await?;
-            return Ok(Turn::Again);
-        }
-        let Some(job) = jobs.pop() else {
+            .claim(self.channel.as_str(), now, 1, lease)
+            .await?
+            .into_iter()
+            .next()
+        else {
             // Claimed by nobody else (one dispatcher per channel): the due job
             // expired at claim. Look again.
             return Ok(Turn::Again);
         };
         self.deliver(state, channel, job).await?;
         Ok(Turn::Again)
-    }
-
-    /// Sends claimed jobs one after another, then records every outcome at
-    /// once (one group commit for all, each durable before it is reported).
-    /// The first error of the recordings is returned after all were tried.
-    async fn deliver_batch(
-        &self,
-        state: &State,
-        channel: &ChannelRuntime,
-        jobs: Vec<Job>,
-    ) -> Result<(), crate::queue::Error> {
-        let mut outcomes = Vec::with_capacity(jobs.len());
-        for job in &jobs {
-            outcomes.push(self.prepare_and_send(state, channel, job).await);
-        }
-        let recorded = futures::future::join_all(
-            jobs.iter()
-                .zip(outcomes)
-                .map(|(job, outcome)| self.record_outcome(job, outcome)),
-        )
-        .await;
-        recorded.into_iter().collect()
     }
 
     /// Everything between a claim and its completion.
