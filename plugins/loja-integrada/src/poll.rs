@@ -310,6 +310,11 @@ pub fn poll(req: PollRequest) -> Result<PollPage, PluginError> {
             sweep.shifted = false;
             // A new pass: its own first page says when it began.
             sweep.pass_at = None;
+            // Rows moved under the check: a re-read lists the whole window.
+            // Its first page may count right again and would end the pass
+            // there, anchored at this pass's later start, missing a change
+            // that landed on a later page between the two passes.
+            sweep.checking = false;
             cursor.sweep = Some(sweep);
             true
         }
