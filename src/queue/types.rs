@@ -281,6 +281,91 @@ impl JobBody {
 }
 
 impl Job {
+    /// Ends the job in `state` at `at`, its lease released.
+    pub fn finish(&mut self, state: JobState, at: Timestamp, reason: Option<String>) {
+        self.state = state;
+        self.finished_at = Some(at);
+        self.lease_until = None;
+        self.outcome_reason = reason;
+    }
+
+    /// Applies `completion` to this running job the way every backend does
+    /// (attempt log, state, due time, last error). A [`Completion::FellBack`]
+    /// needs the backend to insert the fallback job first: it is handed back
+    /// untouched, as (reason, fallback job). Counters and pacing are the
+    /// backend's to update in the same write.
+    pub fn apply_completion(
+        &mut self,
+        completion: Completion,
+        now: Timestamp,
+    ) -> Option<(String, Box<NewJob>)> {
+        match completion {
+            Completion::Sent { receipt, at, .. } => {
+                self.log_attempt(at, "sent".to_owned());
+                self.receipt = Some(receipt);
+                self.finish(JobState::Sent, at, None);
+            }
+            Completion::Retry {
+                at,
+                error,
+                spend_attempt,
+            } => {
+                self.log_attempt(now, error.clone());
+                if !spend_attempt {
+                    self.attempt = self.attempt.saturating_sub(1);
+                }
+                if spend_attempt && self.attempt >= self.max_attempts {
+                    let reason = format!("gave up after {} attempts: {error}", self.attempt);
+                    self.finish(JobState::Dead, now, Some(reason));
+                } else if self.expires_at.is_some_and(|expires| expires <= at) {
+                    let reason = format!("the retry would come after its expiry: {error}");
+                    self.finish(JobState::Expired, now, Some(reason));
+                } else {
+                    self.state = JobState::Pending;
+                    self.due_at = at;
+                    self.lease_until = None;
+                }
+                self.last_error = Some(error);
+            }
+            Completion::Defer {
+                until,
+                expires_at,
+                reason,
+            } => {
+                self.log_attempt(now, format!("deferred: {reason}"));
+                self.attempt = self.attempt.saturating_sub(1);
+                if expires_at.is_some() {
+                    self.expires_at = expires_at;
+                }
+                self.state = JobState::Pending;
+                self.due_at = until;
+                self.lease_until = None;
+            }
+            Completion::Dead { reason } => {
+                self.log_attempt(now, reason.clone());
+                self.last_error = Some(reason.clone());
+                self.finish(JobState::Dead, now, Some(reason));
+            }
+            Completion::Cancelled { reason } => {
+                self.log_attempt(now, format!("cancelled: {reason}"));
+                self.finish(JobState::Cancelled, now, Some(reason));
+            }
+            Completion::Expired => {
+                self.log_attempt(now, "expired".to_owned());
+                self.finish(
+                    JobState::Expired,
+                    now,
+                    Some("expired during delivery".to_owned()),
+                );
+            }
+            Completion::Skipped { reason } => {
+                self.log_attempt(now, format!("skipped: {reason}"));
+                self.finish(JobState::Skipped, now, Some(reason));
+            }
+            Completion::FellBack { reason, fallback } => return Some((reason, fallback)),
+        }
+        None
+    }
     /// The notification kind, if the record is readable.
     pub fn kind(&self) -> Option<NotificationKind> {
         match &self.body {

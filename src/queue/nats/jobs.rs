@@ -84,13 +84,6 @@ pub(super) fn validate_new_job(job: &NewJob) -> Result<()> {
     Ok(())
 }
 
-fn finish(job: &mut Job, state: JobState, at: Timestamp, reason: Option<String>) {
-    job.state = state;
-    job.finished_at = Some(at);
-    job.lease_until = None;
-    job.outcome_reason = reason;
-}
-
 fn requeueable(state: JobState) -> bool {
     matches!(
         state,
@@ -518,7 +511,7 @@ impl Inner {
             Some(at) => format!("expired at {at} before it could be delivered"),
             None => "expired before it could be delivered".to_owned(),
         };
-        finish(&mut job, JobState::Expired, now, Some(reason));
+        job.finish(JobState::Expired, now, Some(reason));
         if self.cas_job(&job, stored.revision).await? {
             self.count_terminal(&job).await?;
         }
@@ -573,7 +566,7 @@ impl Inner {
                     "the delivery crashed or timed out on its last attempt ({} of {})",
                     job.attempt, job.max_attempts
                 );
-                finish(&mut job, JobState::Dead, now, Some(reason));
+                job.finish(JobState::Dead, now, Some(reason));
             } else {
                 job.state = JobState::Pending;
                 job.due_at = now;
@@ -639,106 +632,39 @@ impl Inner {
             let mut fallback_inserted = None;
             let mut sent_at = None;
             let mut fell_back_on = None;
-            match completion.clone() {
-                Completion::Sent {
-                    receipt,
-                    at,
-                    pacing_day,
-                } => {
-                    job.log_attempt(at, "sent".to_owned());
-                    job.receipt = Some(receipt);
-                    finish(&mut job, JobState::Sent, at, None);
-                    sent_at = Some((at, pacing_day));
-                }
-                Completion::Retry {
-                    at,
-                    error,
-                    spend_attempt,
-                } => {
-                    job.log_attempt(now, error.clone());
-                    if !spend_attempt {
-                        job.attempt = job.attempt.saturating_sub(1);
+            if let Completion::Sent { at, pacing_day, .. } = &completion {
+                sent_at = Some((*at, *pacing_day));
+            }
+            if let Some((reason, fallback)) = job.apply_completion(completion.clone(), now) {
+                let fallback_channel = fallback.channel.to_string();
+                match self.insert_job(*fallback, None, false).await? {
+                    EnqueueOutcome::Inserted(id) => {
+                        self.mark_fallback_of(id, job.id).await?;
+                        fell_back(&mut job, now, reason, &fallback_channel, "as job", id);
+                        fallback_inserted = Some(id);
+                        fell_back_on = Some(fallback_channel);
                     }
-                    if spend_attempt && job.attempt >= job.max_attempts {
-                        let reason = format!("gave up after {} attempts: {error}", job.attempt);
-                        finish(&mut job, JobState::Dead, now, Some(reason));
-                    } else if job.expires_at.is_some_and(|expires| expires <= at) {
-                        let reason = format!("the retry would come after its expiry: {error}");
-                        finish(&mut job, JobState::Expired, now, Some(reason));
-                    } else {
-                        job.state = JobState::Pending;
-                        job.due_at = at;
-                        job.lease_until = None;
-                    }
-                    job.last_error = Some(error);
-                }
-                Completion::Defer {
-                    until,
-                    expires_at,
-                    reason,
-                } => {
-                    job.log_attempt(now, format!("deferred: {reason}"));
-                    job.attempt = job.attempt.saturating_sub(1);
-                    if expires_at.is_some() {
-                        job.expires_at = expires_at;
-                    }
-                    job.state = JobState::Pending;
-                    job.due_at = until;
-                    job.lease_until = None;
-                }
-                Completion::Dead { reason } => {
-                    job.log_attempt(now, reason.clone());
-                    job.last_error = Some(reason.clone());
-                    finish(&mut job, JobState::Dead, now, Some(reason));
-                }
-                Completion::Cancelled { reason } => {
-                    job.log_attempt(now, format!("cancelled: {reason}"));
-                    finish(&mut job, JobState::Cancelled, now, Some(reason));
-                }
-                Completion::Expired => {
-                    job.log_attempt(now, "expired".to_owned());
-                    finish(
-                        &mut job,
-                        JobState::Expired,
-                        now,
-                        Some("expired during delivery".to_owned()),
-                    );
-                }
-                Completion::Skipped { reason } => {
-                    job.log_attempt(now, format!("skipped: {reason}"));
-                    finish(&mut job, JobState::Skipped, now, Some(reason));
-                }
-                Completion::FellBack { reason, fallback } => {
-                    let fallback_channel = fallback.channel.to_string();
-                    match self.insert_job(*fallback, None, false).await? {
-                        EnqueueOutcome::Inserted(id) => {
-                            self.mark_fallback_of(id, job.id).await?;
-                            fell_back(&mut job, now, reason, &fallback_channel, "as job", id);
-                            fallback_inserted = Some(id);
-                            fell_back_on = Some(fallback_channel);
-                        }
-                        EnqueueOutcome::Duplicate(holder) => {
-                            let holder_state = self.load(holder).await?.map(|held| held.job.state);
-                            match holder_state {
-                                Some(JobState::Pending | JobState::Running | JobState::Sent) => {
-                                    fell_back(
-                                        &mut job,
-                                        now,
-                                        reason,
-                                        &fallback_channel,
-                                        "already planned there as job",
-                                        holder,
-                                    );
-                                }
-                                ended => {
-                                    let ended = ended.map_or("gone", JobState::as_str);
-                                    let outcome = format!(
-                                        "{reason}; fallback channel {fallback_channel} already ended: job {holder} is {ended}"
-                                    );
-                                    job.log_attempt(now, outcome.clone());
-                                    job.last_error = Some(reason);
-                                    finish(&mut job, JobState::Dead, now, Some(outcome));
-                                }
+                    EnqueueOutcome::Duplicate(holder) => {
+                        let holder_state = self.load(holder).await?.map(|held| held.job.state);
+                        match holder_state {
+                            Some(JobState::Pending | JobState::Running | JobState::Sent) => {
+                                fell_back(
+                                    &mut job,
+                                    now,
+                                    reason,
+                                    &fallback_channel,
+                                    "already planned there as job",
+                                    holder,
+                                );
+                            }
+                            ended => {
+                                let ended = ended.map_or("gone", JobState::as_str);
+                                let outcome = format!(
+                                    "{reason}; fallback channel {fallback_channel} already ended: job {holder} is {ended}"
+                                );
+                                job.log_attempt(now, outcome.clone());
+                                job.last_error = Some(reason);
+                                job.finish(JobState::Dead, now, Some(outcome));
                             }
                         }
                     }
@@ -805,12 +731,7 @@ impl Inner {
                 return Ok(CancelOutcome::NotPending(stored.job.state));
             }
             let mut job = stored.job;
-            finish(
-                &mut job,
-                JobState::Cancelled,
-                self.now(),
-                Some(reason.to_owned()),
-            );
+            job.finish(JobState::Cancelled, self.now(), Some(reason.to_owned()));
             if !self.cas_job(&job, stored.revision).await? {
                 continue;
             }
@@ -1095,7 +1016,7 @@ fn fell_back(
     job.log_attempt(now, outcome.clone());
     job.last_error = Some(reason);
     job.fell_back_to = Some(fallback_id);
-    finish(job, JobState::Skipped, now, Some(outcome));
+    job.finish(JobState::Skipped, now, Some(outcome));
 }
 
 /// Counts a send in the channel's pacing counters (as the redb backend does).

@@ -101,13 +101,6 @@ pub(super) fn validate_new_job(job: &NewJob) -> Result<()> {
     Ok(())
 }
 
-fn finish(job: &mut Job, state: JobState, at: Timestamp, reason: Option<String>) {
-    job.state = state;
-    job.finished_at = Some(at);
-    job.lease_until = None;
-    job.outcome_reason = reason;
-}
-
 impl Ctx<'_> {
     // ----- primitives -----
 
@@ -439,7 +432,7 @@ impl Ctx<'_> {
                 Some(at) => format!("expired at {at} before it could be delivered"),
                 None => "expired before it could be delivered".to_owned(),
             };
-            finish(&mut job, JobState::Expired, now, Some(reason));
+            job.finish(JobState::Expired, now, Some(reason));
             self.transition(before, &job)?;
         }
         let mut claimed = Vec::with_capacity(chosen.len());
@@ -516,113 +509,46 @@ impl Ctx<'_> {
         }
         let now = self.now;
         let before = slot(&job);
-        match completion {
-            Completion::Sent {
-                receipt,
-                at,
-                pacing_day,
-            } => {
-                job.log_attempt(at, "sent".to_owned());
-                job.receipt = Some(receipt);
-                finish(&mut job, JobState::Sent, at, None);
-                self.record_send(job.channel.as_str(), at, pacing_day)?;
-            }
-            Completion::Retry {
-                at,
-                error,
-                spend_attempt,
-            } => {
-                job.log_attempt(now, error.clone());
-                if !spend_attempt {
-                    job.attempt = job.attempt.saturating_sub(1);
-                }
-                if spend_attempt && job.attempt >= job.max_attempts {
-                    let reason = format!("gave up after {} attempts: {error}", job.attempt);
-                    finish(&mut job, JobState::Dead, now, Some(reason));
-                } else if job.expires_at.is_some_and(|expires| expires <= at) {
-                    let reason = format!("the retry would come after its expiry: {error}");
-                    finish(&mut job, JobState::Expired, now, Some(reason));
-                } else {
-                    job.state = JobState::Pending;
-                    job.due_at = at;
-                    job.lease_until = None;
-                }
-                job.last_error = Some(error);
-            }
-            Completion::Defer {
-                until,
-                expires_at,
-                reason,
-            } => {
-                job.log_attempt(now, format!("deferred: {reason}"));
-                job.attempt = job.attempt.saturating_sub(1);
-                if expires_at.is_some() {
-                    job.expires_at = expires_at;
-                }
-                job.state = JobState::Pending;
-                job.due_at = until;
-                job.lease_until = None;
-            }
-            Completion::Dead { reason } => {
-                job.log_attempt(now, reason.clone());
-                job.last_error = Some(reason.clone());
-                finish(&mut job, JobState::Dead, now, Some(reason));
-            }
-            Completion::Cancelled { reason } => {
-                job.log_attempt(now, format!("cancelled: {reason}"));
-                finish(&mut job, JobState::Cancelled, now, Some(reason));
-            }
-            Completion::Expired => {
-                job.log_attempt(now, "expired".to_owned());
-                finish(
-                    &mut job,
-                    JobState::Expired,
-                    now,
-                    Some("expired during delivery".to_owned()),
-                );
-            }
-            Completion::Skipped { reason } => {
-                job.log_attempt(now, format!("skipped: {reason}"));
-                finish(&mut job, JobState::Skipped, now, Some(reason));
-            }
-            Completion::FellBack { reason, fallback } => {
-                let fallback_channel = fallback.channel.to_string();
-                match self.insert_job(*fallback)? {
-                    EnqueueOutcome::Inserted(id) => {
-                        if let Some(mut created) = self.load(id)? {
-                            created.fallback_of = Some(job.id);
-                            self.save(&created)?;
-                        }
-                        self.fell_back(&mut job, reason, &fallback_channel, "as job", id);
-                        self.record_fallback(job.channel.as_str(), now, &fallback_channel)?;
-                        fallback_inserted = Some(id);
+        if let Completion::Sent { at, pacing_day, .. } = &completion {
+            self.record_send(job.channel.as_str(), *at, *pacing_day)?;
+        }
+        if let Some((reason, fallback)) = job.apply_completion(completion, now) {
+            let fallback_channel = fallback.channel.to_string();
+            match self.insert_job(*fallback)? {
+                EnqueueOutcome::Inserted(id) => {
+                    if let Some(mut created) = self.load(id)? {
+                        created.fallback_of = Some(job.id);
+                        self.save(&created)?;
                     }
-                    EnqueueOutcome::Duplicate(holder) => {
-                        // Only a holder that is (or will be) sent means the
-                        // notification is planned there; one that already
-                        // ended unsent (dead, skipped, expired…) will never
-                        // send it, and naming it would let two jobs point at
-                        // each other with no way to retry either.
-                        let holder_state = self.load(holder)?.map(|held| held.state);
-                        match holder_state {
-                            Some(JobState::Pending | JobState::Running | JobState::Sent) => {
-                                self.fell_back(
-                                    &mut job,
-                                    reason,
-                                    &fallback_channel,
-                                    "already planned there as job",
-                                    holder,
-                                );
-                            }
-                            ended => {
-                                let ended = ended.map_or("gone", JobState::as_str);
-                                let outcome = format!(
-                                    "{reason}; fallback channel {fallback_channel} already ended: job {holder} is {ended}"
-                                );
-                                job.log_attempt(now, outcome.clone());
-                                job.last_error = Some(reason);
-                                finish(&mut job, JobState::Dead, now, Some(outcome));
-                            }
+                    self.fell_back(&mut job, reason, &fallback_channel, "as job", id);
+                    self.record_fallback(job.channel.as_str(), now, &fallback_channel)?;
+                    fallback_inserted = Some(id);
+                }
+                EnqueueOutcome::Duplicate(holder) => {
+                    // Only a holder that is (or will be) sent means the
+                    // notification is planned there; one that already
+                    // ended unsent (dead, skipped, expired…) will never
+                    // send it, and naming it would let two jobs point at
+                    // each other with no way to retry either.
+                    let holder_state = self.load(holder)?.map(|held| held.state);
+                    match holder_state {
+                        Some(JobState::Pending | JobState::Running | JobState::Sent) => {
+                            self.fell_back(
+                                &mut job,
+                                reason,
+                                &fallback_channel,
+                                "already planned there as job",
+                                holder,
+                            );
+                        }
+                        ended => {
+                            let ended = ended.map_or("gone", JobState::as_str);
+                            let outcome = format!(
+                                "{reason}; fallback channel {fallback_channel} already ended: job {holder} is {ended}"
+                            );
+                            job.log_attempt(now, outcome.clone());
+                            job.last_error = Some(reason);
+                            job.finish(JobState::Dead, now, Some(outcome));
                         }
                     }
                 }
@@ -650,7 +576,7 @@ impl Ctx<'_> {
         job.log_attempt(now, outcome.clone());
         job.last_error = Some(reason);
         job.fell_back_to = Some(fallback_id);
-        finish(job, JobState::Skipped, now, Some(outcome));
+        job.finish(JobState::Skipped, now, Some(outcome));
     }
 
     pub(super) fn cancel(
@@ -673,12 +599,7 @@ impl Ctx<'_> {
             return Ok(CancelOutcome::NotPending(job.state));
         }
         let before = slot(&job);
-        finish(
-            &mut job,
-            JobState::Cancelled,
-            self.now,
-            Some(reason.to_owned()),
-        );
+        job.finish(JobState::Cancelled, self.now, Some(reason.to_owned()));
         self.transition(before, &job)?;
         // A cancelled notification was never sent: "at most once" still holds
         // if the same notification is planned again (an order that left a
@@ -915,7 +836,7 @@ impl Ctx<'_> {
                     "the delivery crashed or timed out on its last attempt ({} of {})",
                     job.attempt, job.max_attempts
                 );
-                finish(&mut job, JobState::Dead, now, Some(reason));
+                job.finish(JobState::Dead, now, Some(reason));
             } else {
                 job.state = JobState::Pending;
                 job.due_at = now;
