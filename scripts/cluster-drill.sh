@@ -11,9 +11,10 @@
 #   scripts/cluster-drill.sh 200        # 200 kills
 #   scripts/cluster-drill.sh 100 SEED   # replay the kill timing of an earlier run
 #
-# Needs nats-server >= 2.9.10 (Debian 12: apt-get install nats-server; or
-# ARAUTO_TEST_NATS_SERVER=/path/to/nats-server). Builds the plugins and the
-# daemon first (debug build, shared with `make test`).
+# Runs the nats-server ARAUTO_TEST_NATS_SERVER names (>= 2.9.10), else the
+# pinned 2.12.8 (scripts/install-nats-server.sh installs it when missing).
+# Builds the plugins and the daemon first (debug build, shared with
+# `make test`).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -23,11 +24,11 @@ SEED=${2:-}
 case "$KILLS" in
     ''|*[!0-9]*) echo "usage: $0 [KILLS] [SEED]" >&2; exit 2 ;;
 esac
-if [ -z "${ARAUTO_TEST_NATS_SERVER:-}" ] && [ ! -x /usr/sbin/nats-server ] \
-    && ! command -v nats-server >/dev/null 2>&1; then
-    echo "$0: nats-server not found (apt-get install nats-server, or set ARAUTO_TEST_NATS_SERVER)" >&2
-    exit 1
+if [ -z "${ARAUTO_TEST_NATS_SERVER:-}" ]; then
+    ARAUTO_TEST_NATS_SERVER=$(scripts/install-nats-server.sh)
+    export ARAUTO_TEST_NATS_SERVER
 fi
+echo "cluster-drill.sh: $("$ARAUTO_TEST_NATS_SERVER" --version) ($ARAUTO_TEST_NATS_SERVER), $(git describe --always --dirty 2>/dev/null || echo unknown), $(date -u '+%Y-%m-%d %H:%M UTC')" >&2
 
 scripts/build-plugins.sh >/dev/null
 export ARAUTO_CLUSTER_DRILL_KILLS="$KILLS"

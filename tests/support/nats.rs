@@ -5,9 +5,12 @@
 //!
 //! NATS is a third party, but not one we fake: the cluster tests exist to
 //! show arauto's behaviour on the real RAFT-replicated engine (leader
-//! elections, a lost server, a restarted one). The binary is Debian 12's
-//! `nats-server` 2.9.10 at `/usr/sbin/nats-server` (`.ci/run` installs it);
-//! `ARAUTO_TEST_NATS_SERVER` names another one. A test that needs it and does
+//! elections, a lost server, a restarted one). The binary is
+//! `ARAUTO_TEST_NATS_SERVER` when set (`make test` and `.ci/run` set it to
+//! the pinned 2.12.8 that `scripts/install-nats-server.sh` puts in
+//! `target/tools/`), else that pinned binary when installed, else Debian
+//! 12's `nats-server` 2.9.10 at `/usr/sbin/nats-server` (the oldest
+//! supported), else `nats-server` on `PATH`. A test that needs it and does
 //! not find it fails with a message saying how to install it: skipping
 //! silently would hide that the cluster was never tested.
 //!
@@ -31,6 +34,10 @@ use super::daemon::{Lines, PATIENCE};
 /// Where Debian's `nats-server` package installs the server.
 pub const DEBIAN_NATS_SERVER: &str = "/usr/sbin/nats-server";
 
+/// Where `scripts/install-nats-server.sh` installs the pinned server,
+/// relative to the repository root.
+pub const PINNED_NATS_SERVER: &str = "target/tools/nats-server-2.12.8/nats-server";
+
 /// The oldest server the JetStream backend supports (Debian 12's package);
 /// see docs/cluster.md.
 pub const MINIMUM_NATS_SERVER: (u32, u32, u32) = (2, 9, 10);
@@ -50,7 +57,8 @@ pub const NEW_META_LEADER: &str = "JetStream cluster new metadata leader";
 pub const SELF_META_LEADER: &str = "Self is new JetStream cluster metadata leader";
 
 /// The `nats-server` binary the tests run: `ARAUTO_TEST_NATS_SERVER`, else
-/// Debian's, else `nats-server` on `PATH`. Panics, saying how to install it,
+/// the pinned one in `target/tools`, else Debian's, else `nats-server` on
+/// `PATH`. Panics, saying how to install it,
 /// when there is none or it is older than [`MINIMUM_NATS_SERVER`].
 pub fn nats_server_binary() -> PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
@@ -58,9 +66,10 @@ pub fn nats_server_binary() -> PathBuf {
         .get_or_init(|| {
             let binary = find_nats_server().unwrap_or_else(|| {
                 panic!(
-                    "the cluster tests need nats-server >= {}: none at {DEBIAN_NATS_SERVER} nor on PATH \
-                     (install it with `apt-get install nats-server`, as .ci/run does, or set \
-                     ARAUTO_TEST_NATS_SERVER to a nats-server binary)",
+                    "the cluster tests need nats-server >= {}: none at {PINNED_NATS_SERVER}, \
+                     {DEBIAN_NATS_SERVER} nor on PATH (install the pinned one with \
+                     `make nats-server` or scripts/install-nats-server.sh, as make test and .ci/run do, \
+                     or set ARAUTO_TEST_NATS_SERVER to a nats-server binary)",
                     version_text(MINIMUM_NATS_SERVER)
                 )
             });
@@ -79,6 +88,10 @@ fn find_nats_server() -> Option<PathBuf> {
             path.display()
         );
         return Some(path);
+    }
+    let pinned = Path::new(env!("CARGO_MANIFEST_DIR")).join(PINNED_NATS_SERVER);
+    if pinned.is_file() {
+        return Some(pinned);
     }
     let debian = PathBuf::from(DEBIAN_NATS_SERVER);
     if debian.is_file() {
