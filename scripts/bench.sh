@@ -13,7 +13,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 
 CARGO=${CARGO:-cargo}
-ALL="queue plugin_call poll_cost startup latency push_latency peer burst"
+ALL="queue plugin_call poll_cost startup latency push_latency peer burst cluster"
 BENCHES=${*:-$ALL}
 
 mkdir -p target/bench
