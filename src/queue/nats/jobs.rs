@@ -175,7 +175,8 @@ impl Inner {
             .await?
         {
             Ok(written) => {
-                self.mirror.await_jobs(written).await;
+                // Our own write goes into our view at once (watch: issue 15).
+                self.mirror.fold_own_job(job, written, false);
                 Ok(true)
             }
             Err(error) if error.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(false),
@@ -325,7 +326,8 @@ impl Inner {
                 })
                 .await?
             {
-                Ok(written) => self.mirror.await_jobs(written).await,
+                // Our own write goes into our view at once (watch: issue 15).
+                Ok(written) => self.mirror.fold_own_job(&job, written, staged),
                 // Another writer adopted the same crashed attempt first.
                 Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {
                     return Ok(EnqueueOutcome::Duplicate(id));
