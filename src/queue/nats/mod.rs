@@ -192,6 +192,33 @@ fn nats_error(
 }
 
 /// Boxes any client error (they are all `std::error::Error`).
+/// The value of `key` in `bucket` as the stream leader has it (the regular
+/// last-message-for-subject get, which only the leader answers; a KV `get`
+/// is a direct get that a lagging follower may answer); `None` when the key
+/// was never written or is deleted.
+async fn last_value_from_leader(
+    bucket: &kv::Store,
+    key: &str,
+) -> std::result::Result<Option<Bytes>, stream::LastRawMessageError> {
+    let subject = format!("{}{key}", bucket.prefix);
+    match bucket
+        .stream
+        .get_last_raw_message_by_subject(&subject)
+        .await
+    {
+        Ok(message) => {
+            // Deletes and purges are markers with a `KV-Operation` header.
+            let deleted = message
+                .headers
+                .get("KV-Operation")
+                .is_some_and(|operation| operation.as_str() != "PUT");
+            Ok((!deleted).then_some(message.payload))
+        }
+        Err(error) if error.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
 fn boxed<E: std::error::Error + Send + Sync + 'static>(
     error: E,
 ) -> Box<dyn std::error::Error + Send + Sync> {
@@ -904,6 +931,23 @@ impl StateStore for NatsStore {
                     "read",
                 )(boxed(e))
             })?;
+        // `get` is a direct get, which any replica may answer, and a follower
+        // can lag the poll commit that wrote this record before it released
+        // the job now being dispatched (another node's commit, seen through
+        // the jobs watch): "not followed" only once the leader says so too.
+        // Without this the cluster drill lost a message now and then (the job
+        // skipped as "the order is no longer followed").
+        let value = match value {
+            Some(value) => Some(value),
+            None => last_value_from_leader(&self.inner.buckets.orders, &key)
+                .await
+                .map_err(|e| {
+                    nats_error(
+                        format!("record of order {order_id:?} of store {store:?}"),
+                        "read from the leader",
+                    )(boxed(e))
+                })?,
+        };
         Ok(value.map(|bytes| bytes.to_vec()))
     }
 
