@@ -186,10 +186,21 @@ struct Status {
 }
 
 impl Status {
+    /// Current, and the first load (if this ends it) is complete.
     fn current(&mut self) {
+        self.mark_current();
+        self.loaded();
+    }
+
+    /// Says the first load is complete (once).
+    fn loaded(&mut self) {
         if let Some(ready) = self.ready.take() {
             let _ = ready.send(());
         }
+    }
+
+    /// Current (the first load may still be applying its last message).
+    fn mark_current(&mut self) {
         let was = self.freshness.send_replace(Freshness::Current);
         if let Freshness::Stale { since, .. } = was
             && self.warned
@@ -214,7 +225,7 @@ impl Status {
             }
             Freshness::Stale { reason: old, .. } => old.clone_from(&reason),
         });
-        // Only a view that was once current warns: a first load that fails
+        // Only a view that was once loaded warns: a first load that fails
         // is reported by whoever waits for it (with the reason).
         if self.ready.is_none() && !self.warned {
             self.warned = true;
@@ -300,10 +311,16 @@ async fn run(
                         if last.is_some_and(|last| sequence <= last) {
                             continue;
                         }
+                        // Current as of this message: said before applying
+                        // it, so whoever its wake-up reaches sees it so; the
+                        // first load is complete only once it is applied.
+                        if pending == 0 {
+                            status.mark_current();
+                        }
                         apply(&message, pending);
                         last = Some(sequence);
                         if pending == 0 {
-                            status.current();
+                            status.loaded();
                         }
                     }
                     Some(Err(error)) => {
