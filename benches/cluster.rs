@@ -33,7 +33,8 @@
 //! one measured cycle, 10 kills), `ARAUTO_BENCH_CLUSTER_STORES` (default
 //! 3000), `ARAUTO_BENCH_CLUSTER_INTERVAL_S` (poll interval in seconds,
 //! default 30), `ARAUTO_BENCH_CYCLES` (default 2), `ARAUTO_BENCH_KILLS`
-//! (default 10), `ARAUTO_BENCH_DIR`.
+//! (default 10), `ARAUTO_BENCH_SEED` (which node each kill picks),
+//! `ARAUTO_BENCH_DIR`.
 
 mod common;
 
@@ -164,7 +165,7 @@ fn main() -> Result<()> {
     let seed = std::env::var("ARAUTO_BENCH_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5eed_c1u64);
+        .unwrap_or(0x005e_edc1_u64);
     let failovers = run.failovers(kills, seed)?;
     run.stop()?;
     nats.stop();
