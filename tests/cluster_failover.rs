@@ -143,9 +143,14 @@ mod nats_cluster {
             let channel = send.path.trim_start_matches("/hooks/");
             let owner = owners[&format!("channel {channel}")];
             assert_eq!(
-                send.node, cluster.nodes[owner].name,
-                "channel {channel} is held by {}, yet {} sent {}",
-                cluster.nodes[owner].name, send.node, send.job
+                send.node,
+                cluster.nodes[owner].name,
+                "channel {channel} was held by {} when ownership settled, yet {} sent {}; now: {}\n{}",
+                cluster.nodes[owner].name,
+                send.node,
+                send.job,
+                cluster.ownership_report(),
+                cluster.logs_of_interest()
             );
         }
     }
