@@ -98,7 +98,7 @@ fn main() -> Result<()> {
         .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
         .unwrap_or_default();
     print_header(
-        "9. Cluster: 1, 2 and 3 nodes on a three-server NATS JetStream cluster (issue 15)",
+        "8. Cluster: 1, 2 and 3 nodes on a three-server NATS JetStream cluster (issue 15)",
         &[
             &format!(
                 "real `arauto run` per node, real loja-integrada.wasm + webhook.wasm; {nats_version} ×3 (R3 streams and buckets), all on 127.0.0.1"
