@@ -53,6 +53,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use rand::{RngExt, SeedableRng};
 
+use arauto::cluster::ownership::{Resource, owner_of};
 use common::daemon::{arauto_binary, warm_plugin_cache};
 use common::machine::{print_footer, print_header};
 use common::{daemon_section, human, li_store, mib, proc, quantile, quick};
@@ -166,7 +167,7 @@ fn main() -> Result<()> {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0x005e_edc1_u64);
-    let failovers = run.failovers(kills, seed)?;
+    let failovers = run.failovers(kills, seed, stores)?;
     run.stop()?;
     nats.stop();
 
@@ -556,40 +557,6 @@ impl NodeLog {
         self.state().closed = true;
         self.0.1.notify_all();
     }
-
-    /// Wait until `condition` holds over the state, or fail after `patience`.
-    fn wait(
-        &self,
-        patience: Duration,
-        what: &str,
-        condition: impl Fn(&NodeLogState) -> bool,
-    ) -> Result<()> {
-        let deadline = Instant::now() + patience;
-        let mut state = self.state();
-        loop {
-            if condition(&state) {
-                return Ok(());
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || state.closed {
-                bail!(
-                    "{} waiting for {what}; last log lines:\n{}",
-                    if state.closed {
-                        "the node's log ended"
-                    } else {
-                        "timed out"
-                    },
-                    state.tail.iter().cloned().collect::<Vec<_>>().join("\n")
-                );
-            }
-            state = self
-                .0
-                .1
-                .wait_timeout(state, left)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
-    }
 }
 
 /// `store s00001 from node …` → `store s00001`.
@@ -864,16 +831,57 @@ impl<'a> Run<'a> {
 
     /// `kills` SIGKILLs of a random node, each timed until its stores (and
     /// channel) moved, then the node restarted.
-    fn failovers(&mut self, kills: usize, seed: u64) -> Result<Vec<Failover>> {
+    /// Wait until every store of `stores` and the channel is held, by the
+    /// nodes' logs, by the node `ownership::owner_of` picks among them.
+    fn await_settled(&self, stores: usize) -> Result<()> {
+        let names: Vec<&str> = self.nodes.iter().map(|n| n.name.as_str()).collect();
+        let resources: Vec<Resource> = (0..stores)
+            .map(|i| Resource::Store(format!("s{i:05}")))
+            .chain([Resource::Channel(CHANNEL.to_owned())])
+            .collect();
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let held: Vec<BTreeSet<String>> = self
+                .nodes
+                .iter()
+                .map(|n| n.log.state().held.clone())
+                .collect();
+            let settled = resources.iter().all(|resource| {
+                let name = match resource {
+                    Resource::Store(id) => format!("store {id}"),
+                    Resource::Channel(id) => format!("channel {id}"),
+                };
+                let holders: Vec<usize> = (0..held.len())
+                    .filter(|&i| held[i].contains(&name))
+                    .collect();
+                holders.len() == 1
+                    && owner_of(resource, names.iter().copied()) == Some(names[holders[0]])
+            });
+            if settled {
+                return Ok(());
+            }
+            for node in &self.nodes {
+                let state = node.log.state();
+                ensure!(
+                    !state.closed && Instant::now() < deadline,
+                    "ownership did not settle within {PATIENCE:?} (node {}'s log {}); its last lines:\n{}",
+                    node.name,
+                    if state.closed { "ended" } else { "goes on" },
+                    state.tail.iter().cloned().collect::<Vec<_>>().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn failovers(&mut self, kills: usize, seed: u64, all_stores: usize) -> Result<Vec<Failover>> {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let mut measured = Vec::with_capacity(kills);
         for _ in 0..kills {
-            // Every node holds stores (a restarted one took its share back).
-            for node in &self.nodes {
-                node.log.wait(PATIENCE, "the node to hold stores", |s| {
-                    s.held.iter().any(|r| r.starts_with("store "))
-                })?;
-            }
+            // Ownership settled: every node holds exactly the stores and
+            // channel rendezvous hashing gives it (a restarted node took its
+            // share back), not merely some stores mid-rebalance.
+            self.await_settled(all_stores)?;
             let victim = rng.random_range(0..self.nodes.len());
             let held = self.nodes[victim].log.state().held.clone();
             let stores: BTreeSet<String> = held
@@ -953,6 +961,10 @@ impl<'a> Run<'a> {
             });
             self.nodes[victim].spawn()?;
         }
+        // The last restarted node must be up (and have taken its share)
+        // before the run stops: a SIGTERM before its handler is installed
+        // kills it instead of stopping it.
+        self.await_settled(all_stores)?;
         Ok(measured)
     }
 
