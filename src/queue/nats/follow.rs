@@ -426,6 +426,38 @@ pub(crate) fn kv_entry(
     })
 }
 
+/// The latest entry of `key` as the stream's *leader* has it: the regular
+/// message get (`STREAM.MSG.GET`, last message of the key's subject), which
+/// only the leader answers. `kv::Store::entry` uses a direct get when the
+/// bucket allows it, and any replica may answer that, including one that has
+/// not applied the latest write yet (right after a write, or while a
+/// restarted server catches up). `None`: the key has no message (never
+/// written, or purged away).
+pub(crate) async fn leader_entry(
+    bucket: &kv::Store,
+    key: &str,
+) -> Result<Option<kv::Entry>, async_nats::Error> {
+    let subject = format!("{}{key}", bucket.prefix);
+    match bucket
+        .stream
+        .get_last_raw_message_by_subject(&subject)
+        .await
+    {
+        Ok(message) => Ok(Some(kv::Entry {
+            bucket: bucket.name.clone(),
+            key: key.to_owned(),
+            operation: kv_operation(Some(&message.headers)),
+            value: message.payload,
+            revision: message.sequence,
+            delta: 0,
+            created: message.time,
+            seen_current: true,
+        })),
+        Err(error) if error.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(None),
+        Err(error) => Err(error.into()),
+    }
+}
+
 /// The KV operation a message's headers name (a message without them is a put).
 pub(crate) fn kv_operation(headers: Option<&async_nats::HeaderMap>) -> kv::Operation {
     let Some(headers) = headers else {

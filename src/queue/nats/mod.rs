@@ -534,9 +534,11 @@ impl Inner {
         key: &str,
         what: &(dyn Fn() -> String + Sync),
     ) -> Result<Option<(T, u64)>> {
-        let entry = bucket.entry(key).await.map_err(|e| {
-            nats_error(format!("bucket {bucket_name}, key {key}"), "read")(boxed(e))
-        })?;
+        // From the stream's leader, not a direct get (watch: issue 15).
+        let entry = follow::leader_entry(bucket, key).await.map_err(nats_error(
+            format!("bucket {bucket_name}, key {key}"),
+            "read",
+        ))?;
         match entry {
             Some(entry) if entry.operation == kv::Operation::Put => {
                 let value =
