@@ -9,11 +9,13 @@
 //! * **A check against the stream's leader judges.** Every
 //!   [`CHECK_EVERY`] the follower asks the stream's leader for its last
 //!   sequence (`STREAM.INFO`, answered by the leader, never by a lagging
-//!   follower). A sequence that existed at one check and is still not
-//!   delivered at the next means the consumer is broken (nats-server 2.9.10
-//!   may place a re-created consumer on a server that is down, and it then
-//!   never delivers): the follower drops it and opens a new one from the last
-//!   sequence it applied + 1, not a full replay.
+//!   follower). A sequence that existed at one check, with nothing at all
+//!   delivered until the next, means the consumer is broken (nats-server
+//!   2.9.10 may place a re-created consumer on a server that is down, and it
+//!   then never delivers): the follower drops it and opens a new one from
+//!   the last sequence it applied + 1, not a full replay. A check nobody
+//!   answers changes nothing (a leader election, a loaded machine): only a
+//!   sequence known to be missing makes a view stale.
 //! * **Re-opening never gives up.** Each attempt is bounded by
 //!   [`ATTEMPT_TIMEOUT`]; failed attempts repeat with a backoff (up to
 //!   [`MAX_BACKOFF`]) until one works or the follower is stopped.
@@ -53,9 +55,6 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// How often the follower compares what it delivered with the stream leader's
 /// last sequence.
 pub(crate) const CHECK_EVERY: Duration = Duration::from_secs(3);
-/// Unanswered checks in a row before the view counts as stale (one may be a
-/// stream leader election, which ends within a few seconds).
-const UNANSWERED_CHECKS: u32 = 2;
 
 /// Whether a view holds everything its stream held at the last look.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -295,9 +294,9 @@ async fn run(
         let mut check =
             tokio::time::interval_at(tokio::time::Instant::now() + CHECK_EVERY, CHECK_EVERY);
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // A stream sequence seen at the last check and not delivered yet.
-        let mut behind: Option<u64> = None;
-        let mut unanswered = 0u32;
+        // A stream sequence the leader had at the last check and not
+        // delivered yet, with what had been delivered then.
+        let mut behind: Option<(u64, u64)> = None;
         loop {
             tokio::select! {
                 () = stop.cancelled() => return,
@@ -338,34 +337,35 @@ async fn run(
                     let seen = last.unwrap_or(0).max(floor);
                     match tokio::time::timeout(ATTEMPT_TIMEOUT, spec.stream.get_info()).await {
                         Ok(Ok(info)) => {
-                            unanswered = 0;
                             let end = info.state.last_sequence;
                             known_end = Some(end);
                             if end <= seen || info.state.messages == 0 {
                                 behind = None;
                                 status.current();
-                            } else if let Some(target) = behind.filter(|target| seen < *target) {
+                            } else if let Some((target, _)) =
+                                behind.filter(|(target, then)| seen < *target && seen == *then)
+                            {
+                                // Nothing at all arrived for a whole interval
+                                // while the leader had more: a long replay
+                                // still delivering is not broken.
                                 status.stale(format!(
                                     "sequence {target} is not delivered {CHECK_EVERY:?} after the stream's leader had it"
                                 ));
                                 continue 'reopen;
                             } else {
-                                behind = Some(end);
+                                behind = Some((end, seen));
                             }
                         }
+                        // No answer says nothing about this view (a leader
+                        // election, a loaded machine): it stays as it was.
+                        // Only a sequence known to be missing makes it stale,
+                        // or else a busy cluster would make every node stop
+                        // heartbeating at once.
                         Ok(Err(error)) => {
-                            unanswered += 1;
-                            if unanswered >= UNANSWERED_CHECKS {
-                                status.stale(format!("the stream's leader does not answer: {error}"));
-                            }
+                            tracing::debug!(view = %spec.what, %error, "the stream's leader did not answer the check");
                         }
                         Err(_) => {
-                            unanswered += 1;
-                            if unanswered >= UNANSWERED_CHECKS {
-                                status.stale(format!(
-                                    "the stream's leader has not answered for {UNANSWERED_CHECKS} checks"
-                                ));
-                            }
+                            tracing::debug!(view = %spec.what, "the stream's leader did not answer the check within {ATTEMPT_TIMEOUT:?}");
                         }
                     }
                 }
