@@ -874,13 +874,11 @@ impl StateStore for NatsStore {
 
     async fn cursor(&self, store: &str) -> Result<Option<String>> {
         let key = keys::store_key(store);
-        let value = self
-            .inner
-            .buckets
-            .cursors
-            .get(key.as_str())
+        // From the stream's leader (a new owner reads it right after a
+        // take-over; a direct get may come from a lagging replica).
+        let value = follow::leader_value(&self.inner.buckets.cursors, &key)
             .await
-            .map_err(|e| nats_error(format!("cursor of store {store:?}"), "read")(boxed(e)))?;
+            .map_err(nats_error(format!("cursor of store {store:?}"), "read"))?;
         value
             .map(|bytes| {
                 String::from_utf8(bytes.to_vec()).map_err(|error| Error::Corrupt {
@@ -894,18 +892,16 @@ impl StateStore for NatsStore {
 
     async fn order_record(&self, store: &str, order_id: &str) -> Result<Option<Vec<u8>>> {
         let key = keys::order_key(store, order_id);
-        let value = self
-            .inner
-            .buckets
-            .orders
-            .get(key.as_str())
+        // From the stream's leader: the dispatcher reads it right after the
+        // poll commit released the job, and a direct get may come from a
+        // replica that has not applied the record yet ("no longer followed",
+        // and the message is skipped).
+        let value = follow::leader_value(&self.inner.buckets.orders, &key)
             .await
-            .map_err(|e| {
-                nats_error(
-                    format!("record of order {order_id:?} of store {store:?}"),
-                    "read",
-                )(boxed(e))
-            })?;
+            .map_err(nats_error(
+                format!("record of order {order_id:?} of store {store:?}"),
+                "read",
+            ))?;
         Ok(value.map(|bytes| bytes.to_vec()))
     }
 
