@@ -32,7 +32,7 @@ use arauto::cluster::connect::{ConnectError, connect};
 use arauto::cluster::ownership::{Ownership, OwnershipOptions, Resource, owner_of};
 use arauto::config::cluster::{ClusterConfig, Credentials};
 use arauto::queue::Fence;
-use futures::FutureExt;
+use futures::{FutureExt, TryStreamExt};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -490,4 +490,52 @@ async fn connecting_to_servers_that_do_not_answer_names_them() {
         text.contains(&url) && text.contains("node lonely"),
         "{text}"
     );
+}
+
+/// Issue 15: a node's watch of the ownership buckets dies with the server
+/// holding its consumer (deleted here, as a server restart does). The node
+/// must follow again from where it was: it sees the node that joins after
+/// that and hands it its share; and its views say they are current again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_watches_are_gone_still_sees_a_joining_node_and_hands_over() {
+    let server = start_server();
+    let all = resources(12, 2);
+    let ttl = Duration::from_secs(3);
+    let a = Node::start(&server, "a", ttl, &all).await;
+    until("a owns everything", &[&a], || a.owned().len() == all.len()).await;
+    assert!(
+        a.ownership.views_current(),
+        "{:?}",
+        a.ownership.view_freshness()
+    );
+
+    let js = async_nats::jetstream::new(async_nats::connect(&server.url).await.expect("connected"));
+    for bucket in ["test_ownership_leases", "test_ownership_nodes"] {
+        let stream = js
+            .get_stream(format!("KV_{bucket}"))
+            .await
+            .expect("the bucket exists");
+        let names: Vec<String> = stream
+            .consumer_names()
+            .try_collect()
+            .await
+            .expect("consumers listed");
+        assert!(!names.is_empty(), "a follows {bucket}");
+        for name in names {
+            stream.delete_consumer(&name).await.expect("deleted");
+        }
+    }
+
+    let b = Node::start(&server, "b", ttl, &all).await;
+    let names = ["a", "b"];
+    until("each node owns its rendezvous share", &[&a, &b], || {
+        a.owned() == expected(&all, &names, "a") && b.owned() == expected(&all, &names, "b")
+    })
+    .await;
+    for node in [&a, &b] {
+        node.stop.cancel();
+    }
+    for node in [a, b] {
+        node.driver.await.expect("the loop ends");
+    }
 }

@@ -636,10 +636,15 @@ async fn binding_an_unknown_prefix_fails_naming_it_and_creates_nothing() -> Resu
         "binding created a bucket"
     );
     let bound = NatsStore::bind(js, options("test"), Arc::new(Unfenced)).await?;
-    bound
+    let outcomes = bound
         .enqueue(vec![new_job("wa", "1", "order-paid", f.now())])
         .await?;
-    assert_eq!(f.store.jobs_for_order("loja", "1").await?.len(), 1);
+    let Some(EnqueueOutcome::Inserted(id)) = outcomes.first() else {
+        bail!("not inserted: {outcomes:?}")
+    };
+    // Read from the bucket (not the daemon node's view, which follows
+    // another node's writes with no moment to await): the same state.
+    assert_eq!(f.job(*id).await?.order_id, "1");
     Ok(())
 }
 
@@ -683,10 +688,13 @@ async fn a_lease_lost_in_the_middle_of_a_poll_commit_stops_its_writes() -> Resul
         matches!(&refused, Err(Error::Fenced { scope }) if scope == "store loja"),
         "{refused:?}"
     );
-    assert_eq!(f.store.jobs_for_order("loja", "1").await?.len(), 1);
-    assert_eq!(f.store.jobs_for_order("loja", "2").await?.len(), 0);
-    assert_eq!(f.store.order_record("loja", "1").await?, None);
-    assert_eq!(f.store.cursor("loja").await?, None);
+    // A node opened now has loaded everything written (a node's view of
+    // another node's writes follows its watch, with no moment to await).
+    let reader = f.server.node(Arc::new(Unfenced)).await?;
+    assert_eq!(reader.jobs_for_order("loja", "1").await?.len(), 1);
+    assert_eq!(reader.jobs_for_order("loja", "2").await?.len(), 0);
+    assert_eq!(reader.order_record("loja", "1").await?, None);
+    assert_eq!(reader.cursor("loja").await?, None);
     Ok(())
 }
 

@@ -999,43 +999,21 @@ impl Ownership {
     /// `None`: the key never existed or was purged.
     async fn read_from_leader(&self, key: &str) -> Result<Option<kv::Entry>, String> {
         let leases = &self.inner.leases;
-        let subject = format!("{}{key}", leases.prefix);
         let limit = self.request_timeout();
-        let message = tokio::time::timeout(
-            limit,
-            leases.stream.get_last_raw_message_by_subject(&subject),
-        )
-        .await
-        .map_err(|_| {
-            format!(
-                "the leader of {} did not answer within {limit:?}",
-                leases.stream_name
-            )
-        })?;
-        match message {
-            Ok(message) => Ok(Some(kv::Entry {
-                bucket: leases.name.clone(),
-                key: key.to_owned(),
-                operation: follow::kv_operation(Some(&message.headers)),
-                value: message.payload,
-                revision: message.sequence,
-                delta: 0,
-                created: message.time,
-                seen_current: true,
-            })),
-            Err(error)
-                if matches!(
-                    error.kind(),
-                    jetstream::stream::LastRawMessageErrorKind::NoMessageFound
-                ) =>
-            {
-                Ok(None)
-            }
-            Err(error) => Err(format!(
-                "cannot read {key} from the leader of {}: {error}",
-                leases.stream_name
-            )),
-        }
+        tokio::time::timeout(limit, follow::leader_entry(leases, key))
+            .await
+            .map_err(|_| {
+                format!(
+                    "the leader of {} did not answer within {limit:?}",
+                    leases.stream_name
+                )
+            })?
+            .map_err(|error| {
+                format!(
+                    "cannot read {key} from the leader of {}: {error}",
+                    leases.stream_name
+                )
+            })
     }
 
     /// After a compare-and-set on `key` failed: read the key from the

@@ -9,11 +9,13 @@
 //! * **A check against the stream's leader judges.** Every
 //!   [`CHECK_EVERY`] the follower asks the stream's leader for its last
 //!   sequence (`STREAM.INFO`, answered by the leader, never by a lagging
-//!   follower). A sequence that existed at one check and is still not
-//!   delivered at the next means the consumer is broken (nats-server 2.9.10
-//!   may place a re-created consumer on a server that is down, and it then
-//!   never delivers): the follower drops it and opens a new one from the last
-//!   sequence it applied + 1, not a full replay.
+//!   follower). A sequence that existed at one check, with nothing at all
+//!   delivered until the next, means the consumer is broken (nats-server
+//!   2.9.10 may place a re-created consumer on a server that is down, and it
+//!   then never delivers): the follower drops it and opens a new one from
+//!   the last sequence it applied + 1, not a full replay. A check nobody
+//!   answers changes nothing (a leader election, a loaded machine): only a
+//!   sequence known to be missing makes a view stale.
 //! * **Re-opening never gives up.** Each attempt is bounded by
 //!   [`ATTEMPT_TIMEOUT`]; failed attempts repeat with a backoff (up to
 //!   [`MAX_BACKOFF`]) until one works or the follower is stopped.
@@ -53,9 +55,6 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// How often the follower compares what it delivered with the stream leader's
 /// last sequence.
 pub(crate) const CHECK_EVERY: Duration = Duration::from_secs(3);
-/// Unanswered checks in a row before the view counts as stale (one may be a
-/// stream leader election, which ends within a few seconds).
-const UNANSWERED_CHECKS: u32 = 2;
 
 /// Whether a view holds everything its stream held at the last look.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -295,9 +294,9 @@ async fn run(
         let mut check =
             tokio::time::interval_at(tokio::time::Instant::now() + CHECK_EVERY, CHECK_EVERY);
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // A stream sequence seen at the last check and not delivered yet.
-        let mut behind: Option<u64> = None;
-        let mut unanswered = 0u32;
+        // A stream sequence the leader had at the last check and not
+        // delivered yet, with what had been delivered then.
+        let mut behind: Option<(u64, u64)> = None;
         loop {
             tokio::select! {
                 () = stop.cancelled() => return,
@@ -338,34 +337,35 @@ async fn run(
                     let seen = last.unwrap_or(0).max(floor);
                     match tokio::time::timeout(ATTEMPT_TIMEOUT, spec.stream.get_info()).await {
                         Ok(Ok(info)) => {
-                            unanswered = 0;
                             let end = info.state.last_sequence;
                             known_end = Some(end);
                             if end <= seen || info.state.messages == 0 {
                                 behind = None;
                                 status.current();
-                            } else if let Some(target) = behind.filter(|target| seen < *target) {
+                            } else if let Some((target, _)) =
+                                behind.filter(|(target, then)| seen < *target && seen == *then)
+                            {
+                                // Nothing at all arrived for a whole interval
+                                // while the leader had more: a long replay
+                                // still delivering is not broken.
                                 status.stale(format!(
                                     "sequence {target} is not delivered {CHECK_EVERY:?} after the stream's leader had it"
                                 ));
                                 continue 'reopen;
                             } else {
-                                behind = Some(end);
+                                behind = Some((end, seen));
                             }
                         }
+                        // No answer says nothing about this view (a leader
+                        // election, a loaded machine): it stays as it was.
+                        // Only a sequence known to be missing makes it stale,
+                        // or else a busy cluster would make every node stop
+                        // heartbeating at once.
                         Ok(Err(error)) => {
-                            unanswered += 1;
-                            if unanswered >= UNANSWERED_CHECKS {
-                                status.stale(format!("the stream's leader does not answer: {error}"));
-                            }
+                            tracing::debug!(view = %spec.what, %error, "the stream's leader did not answer the check");
                         }
                         Err(_) => {
-                            unanswered += 1;
-                            if unanswered >= UNANSWERED_CHECKS {
-                                status.stale(format!(
-                                    "the stream's leader has not answered for {UNANSWERED_CHECKS} checks"
-                                ));
-                            }
+                            tracing::debug!(view = %spec.what, "the stream's leader did not answer the check within {ATTEMPT_TIMEOUT:?}");
                         }
                     }
                 }
@@ -424,6 +424,50 @@ pub(crate) fn kv_entry(
         operation: kv_operation(message.headers.as_ref()),
         seen_current: pending == 0,
     })
+}
+
+/// The latest entry of `key` as the stream's *leader* has it: the regular
+/// message get (`STREAM.MSG.GET`, last message of the key's subject), which
+/// only the leader answers. `kv::Store::entry` uses a direct get when the
+/// bucket allows it, and any replica may answer that, including one that has
+/// not applied the latest write yet (right after a write, or while a
+/// restarted server catches up). `None`: the key has no message (never
+/// written, or purged away).
+pub(crate) async fn leader_entry(
+    bucket: &kv::Store,
+    key: &str,
+) -> Result<Option<kv::Entry>, async_nats::Error> {
+    let subject = format!("{}{key}", bucket.prefix);
+    match bucket
+        .stream
+        .get_last_raw_message_by_subject(&subject)
+        .await
+    {
+        Ok(message) => Ok(Some(kv::Entry {
+            bucket: bucket.name.clone(),
+            key: key.to_owned(),
+            operation: kv_operation(Some(&message.headers)),
+            value: message.payload,
+            revision: message.sequence,
+            delta: 0,
+            created: message.time,
+            seen_current: true,
+        })),
+        Err(error) if error.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(None),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// The current value of `key` as the stream's leader has it ([`leader_entry`];
+/// `None`: absent, deleted or purged).
+pub(crate) async fn leader_value(
+    bucket: &kv::Store,
+    key: &str,
+) -> Result<Option<tokio_util::bytes::Bytes>, async_nats::Error> {
+    Ok(leader_entry(bucket, key)
+        .await?
+        .filter(|entry| entry.operation == kv::Operation::Put)
+        .map(|entry| entry.value))
 }
 
 /// The KV operation a message's headers name (a message without them is a put).

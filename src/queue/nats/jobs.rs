@@ -117,12 +117,11 @@ impl Inner {
 
     /// One job, read from the bucket (not the view): the truth to write against.
     pub(super) async fn load(&self, id: JobId) -> Result<Option<Stored>> {
-        let entry = self
-            .buckets
-            .jobs
-            .entry(id.to_string())
+        // From the stream's leader: a direct get may come from a replica
+        // that has not applied our own claim yet (watch: issue 15).
+        let entry = super::follow::leader_entry(&self.buckets.jobs, &id.to_string())
             .await
-            .map_err(|e| nats_error(self.job_target(id), "read job")(boxed(e)))?;
+            .map_err(nats_error(self.job_target(id), "read job"))?;
         match entry {
             Some(entry) if entry.operation == kv::Operation::Put => {
                 let record: JobRecord =
@@ -190,12 +189,11 @@ impl Inner {
 
     async fn key_slot(&self, key: &str) -> Result<KeySlot> {
         let stored_key = keys::dedupe_key(key);
-        let entry = self
-            .buckets
-            .dedupe
-            .entry(stored_key.as_str())
+        // From the stream's leader (watch: issue 15): a lagging replica
+        // could name a holder that has released the key.
+        let entry = super::follow::leader_entry(&self.buckets.dedupe, &stored_key)
             .await
-            .map_err(|e| nats_error(format!("dedupe key {key:?}"), "read dedupe key")(boxed(e)))?;
+            .map_err(nats_error(format!("dedupe key {key:?}"), "read dedupe key"))?;
         match entry {
             Some(entry) if entry.operation == kv::Operation::Put => {
                 let text = String::from_utf8_lossy(&entry.value);

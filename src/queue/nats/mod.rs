@@ -192,33 +192,6 @@ fn nats_error(
 }
 
 /// Boxes any client error (they are all `std::error::Error`).
-/// The value of `key` in `bucket` as the stream leader has it (the regular
-/// last-message-for-subject get, which only the leader answers; a KV `get`
-/// is a direct get that a lagging follower may answer); `None` when the key
-/// was never written or is deleted.
-async fn last_value_from_leader(
-    bucket: &kv::Store,
-    key: &str,
-) -> std::result::Result<Option<Bytes>, stream::LastRawMessageError> {
-    let subject = format!("{}{key}", bucket.prefix);
-    match bucket
-        .stream
-        .get_last_raw_message_by_subject(&subject)
-        .await
-    {
-        Ok(message) => {
-            // Deletes and purges are markers with a `KV-Operation` header.
-            let deleted = message
-                .headers
-                .get("KV-Operation")
-                .is_some_and(|operation| operation.as_str() != "PUT");
-            Ok((!deleted).then_some(message.payload))
-        }
-        Err(error) if error.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(None),
-        Err(error) => Err(error),
-    }
-}
-
 fn boxed<E: std::error::Error + Send + Sync + 'static>(
     error: E,
 ) -> Box<dyn std::error::Error + Send + Sync> {
@@ -561,9 +534,11 @@ impl Inner {
         key: &str,
         what: &(dyn Fn() -> String + Sync),
     ) -> Result<Option<(T, u64)>> {
-        let entry = bucket.entry(key).await.map_err(|e| {
-            nats_error(format!("bucket {bucket_name}, key {key}"), "read")(boxed(e))
-        })?;
+        // From the stream's leader, not a direct get (watch: issue 15).
+        let entry = follow::leader_entry(bucket, key).await.map_err(nats_error(
+            format!("bucket {bucket_name}, key {key}"),
+            "read",
+        ))?;
         match entry {
             Some(entry) if entry.operation == kv::Operation::Put => {
                 let value =
@@ -899,13 +874,11 @@ impl StateStore for NatsStore {
 
     async fn cursor(&self, store: &str) -> Result<Option<String>> {
         let key = keys::store_key(store);
-        let value = self
-            .inner
-            .buckets
-            .cursors
-            .get(key.as_str())
+        // From the stream's leader (a new owner reads it right after a
+        // take-over; a direct get may come from a lagging replica).
+        let value = follow::leader_value(&self.inner.buckets.cursors, &key)
             .await
-            .map_err(|e| nats_error(format!("cursor of store {store:?}"), "read")(boxed(e)))?;
+            .map_err(nats_error(format!("cursor of store {store:?}"), "read"))?;
         value
             .map(|bytes| {
                 String::from_utf8(bytes.to_vec()).map_err(|error| Error::Corrupt {
@@ -919,35 +892,16 @@ impl StateStore for NatsStore {
 
     async fn order_record(&self, store: &str, order_id: &str) -> Result<Option<Vec<u8>>> {
         let key = keys::order_key(store, order_id);
-        let value = self
-            .inner
-            .buckets
-            .orders
-            .get(key.as_str())
+        // From the stream's leader: the dispatcher reads it right after the
+        // poll commit released the job, and a direct get may come from a
+        // replica that has not applied the record yet ("no longer followed",
+        // and the message is skipped).
+        let value = follow::leader_value(&self.inner.buckets.orders, &key)
             .await
-            .map_err(|e| {
-                nats_error(
-                    format!("record of order {order_id:?} of store {store:?}"),
-                    "read",
-                )(boxed(e))
-            })?;
-        // `get` is a direct get, which any replica may answer, and a follower
-        // can lag the poll commit that wrote this record before it released
-        // the job now being dispatched (another node's commit, seen through
-        // the jobs watch): "not followed" only once the leader says so too.
-        // Without this the cluster drill lost a message now and then (the job
-        // skipped as "the order is no longer followed").
-        let value = match value {
-            Some(value) => Some(value),
-            None => last_value_from_leader(&self.inner.buckets.orders, &key)
-                .await
-                .map_err(|e| {
-                    nats_error(
-                        format!("record of order {order_id:?} of store {store:?}"),
-                        "read from the leader",
-                    )(boxed(e))
-                })?,
-        };
+            .map_err(nats_error(
+                format!("record of order {order_id:?} of store {store:?}"),
+                "read",
+            ))?;
         Ok(value.map(|bytes| bytes.to_vec()))
     }
 
