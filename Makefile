@@ -90,7 +90,7 @@ check-demo-build:
 # 10-kill cluster drill) start three real nats-server processes and several
 # daemons. The main run skips them; `make test` runs them last, after the
 # single-node suites, one test at a time (leases are timed: in parallel they
-# would starve each other's renewals on two cores). About 4 minutes on a
+# would starve each other's renewals on two cores). About 3–6 minutes on a
 # loaded two-core machine. The single-server JetStream tests (queue_nats,
 # cluster_ownership, operator_cluster) run in the main run.
 CLUSTER_TESTS = nats_cluster::
