@@ -6,10 +6,12 @@
 //! 0.8 parser) so syntax errors carry positions and TOML 1.1 syntax works;
 //! figment then layers the environment on top.
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::ffi::OsString;
 use std::fmt::{self, Write as _};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use figment::value::{Dict, Map, Value};
 use figment::{Metadata, Profile, Provider, Source};
@@ -28,44 +30,88 @@ pub const ENV_CONFIG_FILE: &str = "ARAUTO_CONFIG";
 /// One step of a key path.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Seg {
-    Key(String),
+    Key(Cow<'static, str>),
     Index(usize),
 }
 
 /// A full key path such as `stores.loja1.channels[0]`.
+///
+/// A linked list towards the root, shared: reading a 10,000-store file makes
+/// a path for each of its ~300,000 values, and a child costs one allocation
+/// (plus its key's, unless it is a known `&'static` key name) instead of a
+/// copy of every segment above it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub(crate) struct KeyPath(Vec<Seg>);
+pub(crate) struct KeyPath(Option<Arc<PathNode>>);
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub(crate) struct PathNode {
+    parent: KeyPath,
+    seg: Seg,
+    depth: usize,
+}
 
 impl KeyPath {
     pub(crate) fn root() -> Self {
-        Self(Vec::new())
+        Self(None)
     }
 
+    fn child(&self, seg: Seg) -> Self {
+        Self(Some(Arc::new(PathNode {
+            parent: self.clone(),
+            seg,
+            depth: self.depth() + 1,
+        })))
+    }
+
+    /// This path, then key `key`.
     pub(crate) fn key(&self, key: &str) -> Self {
-        let mut segs = self.0.clone();
-        segs.push(Seg::Key(key.to_owned()));
-        Self(segs)
+        self.child(Seg::Key(Cow::Owned(key.to_owned())))
+    }
+
+    /// This path, then a key name known at compile time (no copy of it).
+    pub(crate) fn known_key(&self, key: &'static str) -> Self {
+        self.child(Seg::Key(Cow::Borrowed(key)))
     }
 
     pub(crate) fn index(&self, index: usize) -> Self {
-        let mut segs = self.0.clone();
-        segs.push(Seg::Index(index));
-        Self(segs)
+        self.child(Seg::Index(index))
+    }
+
+    fn depth(&self) -> usize {
+        self.0.as_ref().map_or(0, |node| node.depth)
     }
 
     fn parent(&self) -> Option<Self> {
-        let (_, rest) = self.0.split_last()?;
-        Some(Self(rest.to_vec()))
+        self.0.as_ref().map(|node| node.parent.clone())
+    }
+
+    /// The segments, root first.
+    fn segments(&self) -> Vec<&Seg> {
+        let mut out = Vec::with_capacity(self.depth());
+        let mut cursor = self.0.as_deref();
+        while let Some(node) = cursor {
+            out.push(&node.seg);
+            cursor = node.parent.0.as_deref();
+        }
+        out.reverse();
+        out
     }
 
     fn starts_with(&self, prefix: &KeyPath) -> bool {
-        self.0.starts_with(&prefix.0)
+        let mut cursor = self;
+        while cursor.depth() > prefix.depth() {
+            match &cursor.0 {
+                Some(node) => cursor = &node.parent,
+                None => return false,
+            }
+        }
+        cursor == prefix
     }
 }
 
 impl fmt::Display for KeyPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, seg) in self.0.iter().enumerate() {
+        for (i, seg) in self.segments().into_iter().enumerate() {
             write_segment(f, seg, i == 0)?;
         }
         Ok(())
@@ -466,16 +512,17 @@ impl EnvLayer {
     }
 }
 
-fn nest(dict: &mut Dict, keys: &[Seg], value: Value) {
-    let Some((Seg::Key(first), rest)) = keys.split_first() else {
+fn nest(dict: &mut Dict, keys: &[&Seg], value: Value) {
+    let Some((Seg::Key(first), rest)) = keys.split_first().map(|(first, rest)| (*first, rest))
+    else {
         return;
     };
     if rest.is_empty() {
-        dict.insert(first.clone(), value);
+        dict.insert(first.to_string(), value);
         return;
     }
     let entry = dict
-        .entry(first.clone())
+        .entry(first.to_string())
         .or_insert_with(|| Value::from(Dict::new()));
     if !matches!(entry, Value::Dict(..)) {
         *entry = Value::from(Dict::new());
@@ -501,7 +548,7 @@ impl Provider for EnvLayer {
         let mut dict = Dict::new();
         for o in &self.overrides {
             // Kept as strings: the typed reader converts them to what the key expects.
-            nest(&mut dict, &o.path.0, Value::from(o.value.clone()));
+            nest(&mut dict, &o.path.segments(), Value::from(o.value.clone()));
         }
         Ok(Profile::Default.collect(dict))
     }
