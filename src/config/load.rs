@@ -163,25 +163,32 @@ fn load_inner(path: Option<&Path>, env: impl IntoIterator<Item = (OsString, OsSt
         env: &env,
     };
     let config = read_config(&mut reader, root, path.clone());
+    let Reader {
+        mut errors,
+        mut warnings,
+        ..
+    } = reader;
+    // The file's position table becomes the configuration's: moved, not rebuilt.
+    let locations = file.into_locations(&env_layer);
     match config {
-        Some(mut config) if reader.errors.is_empty() => {
+        Some(mut config) if errors.is_empty() => {
             sort_by_origin(&mut config.warnings);
-            config.locations = reader.origins.all();
+            config.locations = locations;
             Ok(config)
         }
         config => {
-            sort_by_origin(&mut reader.errors);
-            sort_by_origin(&mut reader.warnings);
+            sort_by_origin(&mut errors);
+            sort_by_origin(&mut warnings);
             let partial = config.and_then(|mut config| {
-                config.locations = reader.origins.all();
+                config.locations = locations;
                 config.warnings.clear();
-                without_faulty_parts(config, &reader.errors).map(Box::new)
+                without_faulty_parts(config, &errors).map(Box::new)
             });
             Err((
                 ConfigErrors {
                     path,
-                    errors: reader.errors,
-                    warnings: reader.warnings,
+                    errors,
+                    warnings,
                 },
                 partial,
             ))

@@ -19,7 +19,8 @@
 //! `root.rs`, the entry points ([`load`]…) in `load.rs`. The shared machinery
 //! underneath: `reader.rs` (typed reading that reports every problem),
 //! `values.rs` (durations, sizes, times), `source.rs` (file and environment
-//! layers, file:line origins), `secret.rs` (secrets and `settings` tables),
+//! layers, file:line origins), `locations.rs` (those origins kept compactly
+//! with the loaded configuration), `secret.rs` (secrets and `settings` tables),
 //! `error.rs` (diagnostics). Child files import each other by path, never
 //! from this file, so no two of them depend on each other.
 
@@ -30,6 +31,7 @@ pub mod cluster;
 pub mod daemon;
 mod error;
 mod load;
+mod locations;
 pub mod notifications;
 mod plugin_check;
 pub mod plugins;

@@ -147,7 +147,7 @@ fn written_key(config: &Config, prefix: &str, key: &str) -> String {
     let base = format!("{prefix}.settings.{key}");
     for suffix in ["", "_file", "_env"] {
         let candidate = format!("{base}{suffix}");
-        if config.locations.contains_key(&candidate) {
+        if config.locations.contains(&candidate) {
             return candidate;
         }
     }

@@ -48,7 +48,9 @@ impl Table {
     /// Take `key` (recording it as a known key of this table).
     pub(crate) fn take(&mut self, key: &'static str) -> Option<(KeyPath, Value)> {
         self.known.push(key);
-        self.entries.remove(key).map(|v| (self.path.key(key), v))
+        self.entries
+            .remove(key)
+            .map(|v| (self.path.known_key(key), v))
     }
 
     /// Take every remaining entry (for free-form tables: ids, settings, kinds).

@@ -10,15 +10,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use figment::value::{Dict, Value};
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 use super::channels::{ChannelConfig, read_channels};
 use super::checklist::{ChecklistConfig, read_checklist};
 use super::cluster::{ClusterConfig, read_cluster};
 use super::daemon::{DaemonConfig, read_daemon};
 use super::error::{ConfigError, Origin};
+use super::locations::Locations;
 use super::notifications::{NotificationConfig, Notifications, read_notifications};
 use super::plugins::{PluginDefaults, read_plugin_defaults};
 use super::reader::{Reader, optional_section, section};
@@ -34,8 +36,11 @@ pub struct Config {
     pub daemon: DaemonConfig,
     /// `[plugins]`: sandbox defaults for every plugin instance.
     pub plugins: PluginDefaults,
-    /// `[stores.<id>]`, by id.
-    pub stores: BTreeMap<String, StoreConfig>,
+    /// `[stores.<id>]`, by id. Shared: each store's running parts
+    /// (`state::StoreRuntime`) hold the same `Arc`, so a store's
+    /// configuration is in memory once however many parts use it.
+    #[serde(serialize_with = "serialize_shared_stores")]
+    pub stores: BTreeMap<String, Arc<StoreConfig>>,
     /// `[channels.<id>]`, by id.
     pub channels: BTreeMap<String, ChannelConfig>,
     /// `[notifications.<kind>]` for every kind: configured ones and defaults for the rest.
@@ -50,9 +55,10 @@ pub struct Config {
     #[serde(skip)]
     pub(crate) warnings: Vec<ConfigError>,
     /// Where each key was written, for problems found after loading (plugins,
-    /// templates): see [`Config::origin_of`].
+    /// templates): see [`Config::origin_of`]. Emptied by
+    /// [`Config::forget_locations`] once those checks have passed.
     #[serde(skip)]
-    pub(crate) locations: BTreeMap<String, Origin>,
+    pub(crate) locations: Locations,
 }
 
 /// What [`Config::notification`] answers for a kind missing from the map
@@ -84,8 +90,8 @@ impl Config {
     pub fn origin_of(&self, key_path: &str) -> Origin {
         let mut key = key_path;
         loop {
-            if let Some(origin) = self.locations.get(key) {
-                return origin.clone();
+            if let Some(origin) = self.locations.get(key, &self.source_path) {
+                return origin;
             }
             match key.rfind(['.', '[']) {
                 Some(cut) => key = &key[..cut],
@@ -99,10 +105,27 @@ impl Config {
         }
     }
 
+    /// Drop the key positions [`Config::origin_of`] answers from: once the
+    /// configuration has been checked against its plugins and templates
+    /// (`state::build`), nothing asks any more, and on a 10,000-store file
+    /// they are over 100,000 entries. `origin_of` then names the file only.
+    pub fn forget_locations(&mut self) {
+        self.locations = Locations::default();
+    }
+
     /// Stores with `enabled = true`.
     pub fn enabled_stores(&self) -> impl Iterator<Item = &StoreConfig> {
-        self.stores.values().filter(|s| s.enabled)
+        self.stores.values().map(Arc::as_ref).filter(|s| s.enabled)
     }
+}
+
+/// `stores` as a plain map of tables (serde's `Arc` support is behind its
+/// `rc` feature, and the output is the same either way).
+fn serialize_shared_stores<S: Serializer>(
+    stores: &BTreeMap<String, Arc<StoreConfig>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_map(stores.iter().map(|(id, store)| (id, store.as_ref())))
 }
 
 /// Read the merged value tree into a [`Config`]: with errors recorded in `r`,
@@ -154,7 +177,7 @@ pub(crate) fn read(r: &mut Reader<'_>, root: Dict, source_path: PathBuf) -> Opti
         cluster,
         source_path,
         warnings: std::mem::take(&mut r.warnings),
-        locations: BTreeMap::new(),
+        locations: Locations::default(),
     })
 }
 
@@ -214,7 +237,7 @@ fn check_fallbacks(
 
 fn check_references(
     r: &mut Reader<'_>,
-    stores: &BTreeMap<String, StoreConfig>,
+    stores: &BTreeMap<String, Arc<StoreConfig>>,
     channels: &BTreeMap<String, ChannelConfig>,
     notifications: &Notifications,
 ) {

@@ -6,17 +6,19 @@
 //! 0.8 parser) so syntax errors carry positions and TOML 1.1 syntax works;
 //! figment then layers the environment on top.
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::ffi::OsString;
-use std::fmt;
-use std::ops::Range;
+use std::fmt::{self, Write as _};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use figment::value::{Dict, Map, Value};
 use figment::{Metadata, Profile, Provider, Source};
 use toml::de::{DeTable, DeValue};
 
 use super::error::{ConfigError, Origin, Severity};
+use super::locations::{Locations, Written};
 
 /// Variables with this prefix override the file.
 pub const ENV_PREFIX: &str = "ARAUTO_";
@@ -28,99 +30,226 @@ pub const ENV_CONFIG_FILE: &str = "ARAUTO_CONFIG";
 /// One step of a key path.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Seg {
-    Key(String),
+    Key(Cow<'static, str>),
     Index(usize),
 }
 
 /// A full key path such as `stores.loja1.channels[0]`.
+///
+/// A linked list towards the root, shared: reading a 10,000-store file makes
+/// a path for each of its ~300,000 values, and a child costs one allocation
+/// (plus its key's, unless it is a known `&'static` key name) instead of a
+/// copy of every segment above it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub(crate) struct KeyPath(Vec<Seg>);
+pub(crate) struct KeyPath(Option<Arc<PathNode>>);
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub(crate) struct PathNode {
+    parent: KeyPath,
+    seg: Seg,
+    depth: usize,
+}
 
 impl KeyPath {
     pub(crate) fn root() -> Self {
-        Self(Vec::new())
+        Self(None)
     }
 
+    fn child(&self, seg: Seg) -> Self {
+        Self(Some(Arc::new(PathNode {
+            parent: self.clone(),
+            seg,
+            depth: self.depth() + 1,
+        })))
+    }
+
+    /// This path, then key `key`.
     pub(crate) fn key(&self, key: &str) -> Self {
-        let mut segs = self.0.clone();
-        segs.push(Seg::Key(key.to_owned()));
-        Self(segs)
+        self.child(Seg::Key(Cow::Owned(key.to_owned())))
+    }
+
+    /// This path, then a key name known at compile time (no copy of it).
+    pub(crate) fn known_key(&self, key: &'static str) -> Self {
+        self.child(Seg::Key(Cow::Borrowed(key)))
     }
 
     pub(crate) fn index(&self, index: usize) -> Self {
-        let mut segs = self.0.clone();
-        segs.push(Seg::Index(index));
-        Self(segs)
+        self.child(Seg::Index(index))
+    }
+
+    fn depth(&self) -> usize {
+        self.0.as_ref().map_or(0, |node| node.depth)
     }
 
     fn parent(&self) -> Option<Self> {
-        let (_, rest) = self.0.split_last()?;
-        Some(Self(rest.to_vec()))
+        self.0.as_ref().map(|node| node.parent.clone())
+    }
+
+    /// The segments, root first.
+    fn segments(&self) -> Vec<&Seg> {
+        let mut out = Vec::with_capacity(self.depth());
+        let mut cursor = self.0.as_deref();
+        while let Some(node) = cursor {
+            out.push(&node.seg);
+            cursor = node.parent.0.as_deref();
+        }
+        out.reverse();
+        out
     }
 
     fn starts_with(&self, prefix: &KeyPath) -> bool {
-        self.0.starts_with(&prefix.0)
+        let mut cursor = self;
+        while cursor.depth() > prefix.depth() {
+            match &cursor.0 {
+                Some(node) => cursor = &node.parent,
+                None => return false,
+            }
+        }
+        cursor == prefix
     }
 }
 
 impl fmt::Display for KeyPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, seg) in self.0.iter().enumerate() {
-            match seg {
-                Seg::Index(index) => write!(f, "[{index}]")?,
-                Seg::Key(key) => {
-                    if i > 0 {
-                        f.write_str(".")?;
-                    }
-                    let bare = !key.is_empty()
-                        && key
-                            .bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-                    if bare {
-                        f.write_str(key)?
-                    } else {
-                        write!(f, "{key:?}")?
-                    }
-                }
-            }
+        for (i, seg) in self.segments().into_iter().enumerate() {
+            write_segment(f, seg, i == 0)?;
         }
         Ok(())
     }
 }
 
+/// One segment of a rendered key path: `[2]`, `.key`, `."odd key"` (no dot
+/// before the first). Shared by [`KeyPath`]'s `Display` and the file's
+/// position table, which renders paths while parsing, so both spell a path
+/// the same way.
+fn write_segment(out: &mut impl fmt::Write, seg: &Seg, first: bool) -> fmt::Result {
+    match seg {
+        Seg::Index(index) => write!(out, "[{index}]"),
+        Seg::Key(key) => write_key(out, key, first),
+    }
+}
+
+fn write_key(out: &mut impl fmt::Write, key: &str, first: bool) -> fmt::Result {
+    if !first {
+        out.write_str(".")?;
+    }
+    let bare = !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if bare {
+        out.write_str(key)
+    } else {
+        write!(out, "{key:?}")
+    }
+}
+
+/// `path` followed by key `key`, rendered as [`KeyPath`] displays it.
+fn child_key(path: &str, key: &str) -> String {
+    let mut out = String::with_capacity(path.len() + key.len() + 1);
+    out.push_str(path);
+    // Writing into a String cannot fail.
+    let _ = write_key(&mut out, key, path.is_empty());
+    out
+}
+
+/// `path` followed by item `index`, rendered as [`KeyPath`] displays it.
+fn child_index(path: &str, index: usize) -> String {
+    let mut out = String::with_capacity(path.len() + 4);
+    out.push_str(path);
+    let _ = write!(out, "[{index}]");
+    out
+}
+
+/// The file's lines, to turn byte offsets into line and column.
+struct Lines<'t> {
+    text: &'t str,
+    starts: Vec<usize>,
+}
+
+impl<'t> Lines<'t> {
+    fn new(text: &'t str) -> Self {
+        let starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        Self { text, starts }
+    }
+
+    /// 1-based (line, column) of a byte offset.
+    fn position(&self, offset: usize) -> (usize, usize) {
+        let line = self.starts.partition_point(|&start| start <= offset).max(1);
+        let start = self.starts[line - 1];
+        let column = self
+            .text
+            .get(start..offset)
+            .map_or(1, |s| s.chars().count() + 1);
+        (line, column)
+    }
+
+    fn line_text(&self, line: usize) -> Option<String> {
+        self.text
+            .lines()
+            .nth(line.checked_sub(1)?)
+            .map(|l| l.trim_end().to_owned())
+    }
+}
+
+/// Where a key and its value start in the file: 1-based (line, column),
+/// as `u32`s to keep the table small (a 48 MiB file has far fewer than 2³²
+/// lines; larger numbers would saturate).
+#[derive(Clone, Copy, Debug)]
+struct Spot {
+    /// The key's position; `None` for array items, which have no key.
+    key: Option<(u32, u32)>,
+    value: (u32, u32),
+}
+
+fn compact((line, column): (usize, usize)) -> (u32, u32) {
+    (
+        u32::try_from(line).unwrap_or(u32::MAX),
+        u32::try_from(column).unwrap_or(u32::MAX),
+    )
+}
+
+fn widen((line, column): (u32, u32)) -> (usize, usize) {
+    (line as usize, column as usize)
+}
+
 /// The parsed configuration file.
+///
+/// Positions are kept per rendered key path (`stores.loja1.channels[0]`),
+/// computed once while converting: looking a key up is one hash of its
+/// string, and the table becomes the [`Config`](super::Config)'s
+/// [`Locations`] without rendering a path again (a 10,000-store file has
+/// about 150,000 keys).
 pub(crate) struct FileLayer {
     pub(crate) path: PathBuf,
-    text: String,
-    line_starts: Vec<usize>,
-    value_spans: HashMap<KeyPath, Range<usize>>,
-    key_spans: HashMap<KeyPath, Range<usize>>,
+    spots: HashMap<Box<str>, Spot>,
     dict: Dict,
 }
 
 impl FileLayer {
     /// Parse `text`, collecting every syntax error the parser can recover from.
     pub(crate) fn parse(path: &Path, text: String) -> Result<Self, Vec<ConfigError>> {
-        let line_starts = std::iter::once(0)
-            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-            .collect();
-        let mut layer = Self {
-            path: path.to_path_buf(),
-            text: String::new(),
-            line_starts,
-            value_spans: HashMap::new(),
-            key_spans: HashMap::new(),
-            dict: Dict::new(),
-        };
+        let lines = Lines::new(&text);
         let (table, errors) = DeTable::parse_recoverable(&text);
         if !errors.is_empty() {
-            layer.text = text.clone();
-            return Err(errors.iter().map(|e| layer.syntax_error(e)).collect());
+            return Err(errors
+                .iter()
+                .map(|e| syntax_error(path, &lines, e))
+                .collect());
         }
-        let dict = layer.convert_table(&KeyPath::root(), table.get_ref());
-        layer.dict = dict;
-        layer.text = text;
-        Ok(layer)
+        let mut converter = Converter {
+            lines: &lines,
+            spots: HashMap::new(),
+        };
+        let dict = converter.table("", table.get_ref());
+        let spots = converter.spots;
+        Ok(Self {
+            path: path.to_path_buf(),
+            spots,
+            dict,
+        })
     }
 
     /// The variable names the file's `<key>_env` settings point at (anywhere in
@@ -142,44 +271,121 @@ impl FileLayer {
         out
     }
 
-    fn syntax_error(&self, error: &toml::de::Error) -> ConfigError {
-        let span = error.span();
-        let position = span.as_ref().map(|s| self.position(s.start));
-        let source_line = position.and_then(|(line, _)| self.line_text(line));
-        let mut message = format!("TOML syntax error: {}", error.message());
-        if error.message().starts_with("duplicate key") {
-            message.push_str(
-                " — this key or table is already defined earlier in the file; each store, \
-                 channel and key may be defined only once",
-            );
+    /// Position of the value at `path`, or of its nearest ancestor in the file.
+    fn value_position(&self, path: &KeyPath) -> Option<(usize, usize)> {
+        let mut cursor = Some(path.clone());
+        while let Some(p) = cursor {
+            if let Some(spot) = self.spots.get(p.to_string().as_str()) {
+                return Some(widen(spot.value));
+            }
+            cursor = p.parent();
         }
-        ConfigError {
-            severity: Severity::Error,
-            origin: Origin::File {
-                path: self.path.clone(),
-                position,
-            },
-            key: String::new(),
-            value: None,
-            message,
-            source_line,
+        None
+    }
+
+    /// Position of the key at `path` (for unknown keys), falling back to its value.
+    fn key_position(&self, path: &KeyPath) -> Option<(usize, usize)> {
+        match self.spots.get(path.to_string().as_str()) {
+            Some(Spot { key: Some(key), .. }) => Some(widen(*key)),
+            _ => self.value_position(path),
         }
     }
 
-    fn convert_table(&mut self, path: &KeyPath, table: &DeTable<'_>) -> Dict {
+    fn has_value(&self, path: &KeyPath) -> bool {
+        self.spots.contains_key(path.to_string().as_str())
+    }
+
+    /// Where every key of the file (and every override) was written, for
+    /// problems found after loading. Each key's own position (its value's for
+    /// array items); a key at or under an override is the variable's.
+    pub(crate) fn into_locations(self, env: &EnvLayer) -> Locations {
+        let vars: Vec<String> = env.overrides.iter().map(|o| o.var.clone()).collect();
+        let overridden: Vec<String> = env.overrides.iter().map(|o| o.path.to_string()).collect();
+        let mut by_key: HashMap<Box<str>, Written> = self
+            .spots
+            .into_iter()
+            .map(|(key, spot)| {
+                // The first override (by variable name) at or above the key, as
+                // `Origins::of_key` answers for it.
+                let written = match overridden.iter().position(|o| at_or_below(&key, o)) {
+                    Some(index) => Written::Env(u32::try_from(index).unwrap_or(u32::MAX)),
+                    None => {
+                        let (line, column) = spot.key.unwrap_or(spot.value);
+                        Written::File { line, column }
+                    }
+                };
+                (key, written)
+            })
+            .collect();
+        for (index, path) in overridden.into_iter().enumerate() {
+            by_key.insert(
+                path.into_boxed_str(),
+                Written::Env(u32::try_from(index).unwrap_or(u32::MAX)),
+            );
+        }
+        Locations::new(by_key, vars)
+    }
+}
+
+/// Whether rendered key path `key` is `prefix` or lies under it.
+fn at_or_below(key: &str, prefix: &str) -> bool {
+    match key.strip_prefix(prefix) {
+        Some(rest) => rest.is_empty() || rest.starts_with(['.', '[']),
+        None => false,
+    }
+}
+
+fn syntax_error(path: &Path, lines: &Lines<'_>, error: &toml::de::Error) -> ConfigError {
+    let span = error.span();
+    let position = span.as_ref().map(|s| lines.position(s.start));
+    let source_line = position.and_then(|(line, _)| lines.line_text(line));
+    let mut message = format!("TOML syntax error: {}", error.message());
+    if error.message().starts_with("duplicate key") {
+        message.push_str(
+            " — this key or table is already defined earlier in the file; each store, \
+             channel and key may be defined only once",
+        );
+    }
+    ConfigError {
+        severity: Severity::Error,
+        origin: Origin::File {
+            path: path.to_path_buf(),
+            position,
+        },
+        key: String::new(),
+        value: None,
+        message,
+        source_line,
+    }
+}
+
+/// Turns the parser's tree into figment's, noting where each key and value
+/// starts.
+struct Converter<'l, 't> {
+    lines: &'l Lines<'t>,
+    spots: HashMap<Box<str>, Spot>,
+}
+
+impl Converter<'_, '_> {
+    fn table(&mut self, path: &str, table: &DeTable<'_>) -> Dict {
         let mut dict = Dict::new();
         for (key, value) in table.iter() {
-            let child = path.key(key.get_ref());
-            self.key_spans.insert(child.clone(), key.span());
-            let converted = self.convert_value(&child, value);
+            let child = child_key(path, key.get_ref());
+            let key_at = compact(self.lines.position(key.span().start));
+            let converted = self.value(child, Some(key_at), value);
             dict.insert(key.get_ref().to_string(), converted);
         }
         dict
     }
 
-    fn convert_value(&mut self, path: &KeyPath, value: &toml::Spanned<DeValue<'_>>) -> Value {
-        self.value_spans.insert(path.clone(), value.span());
-        match value.get_ref() {
+    fn value(
+        &mut self,
+        path: String,
+        key: Option<(u32, u32)>,
+        value: &toml::Spanned<DeValue<'_>>,
+    ) -> Value {
+        let value_at = compact(self.lines.position(value.span().start));
+        let converted = match value.get_ref() {
             DeValue::String(s) => Value::from(s.to_string()),
             DeValue::Integer(i) => match i64::from_str_radix(i.as_str(), i.radix()) {
                 Ok(n) => Value::from(n),
@@ -193,52 +399,19 @@ impl FileLayer {
                 items
                     .iter()
                     .enumerate()
-                    .map(|(i, item)| self.convert_value(&path.index(i), item))
+                    .map(|(i, item)| self.value(child_index(&path, i), None, item))
                     .collect::<Vec<_>>(),
             ),
-            DeValue::Table(table) => Value::from(self.convert_table(path, table)),
-        }
-    }
-
-    /// 1-based (line, column) of a byte offset.
-    fn position(&self, offset: usize) -> (usize, usize) {
-        let line = self
-            .line_starts
-            .partition_point(|&start| start <= offset)
-            .max(1);
-        let start = self.line_starts[line - 1];
-        let column = self
-            .text
-            .get(start..offset)
-            .map_or(1, |s| s.chars().count() + 1);
-        (line, column)
-    }
-
-    fn line_text(&self, line: usize) -> Option<String> {
-        self.text
-            .lines()
-            .nth(line.checked_sub(1)?)
-            .map(|l| l.trim_end().to_owned())
-    }
-
-    /// Position of the value at `path`, or of its nearest ancestor in the file.
-    fn value_position(&self, path: &KeyPath) -> Option<(usize, usize)> {
-        let mut cursor = Some(path.clone());
-        while let Some(p) = cursor {
-            if let Some(span) = self.value_spans.get(&p) {
-                return Some(self.position(span.start));
-            }
-            cursor = p.parent();
-        }
-        None
-    }
-
-    /// Position of the key at `path` (for unknown keys), falling back to its value.
-    fn key_position(&self, path: &KeyPath) -> Option<(usize, usize)> {
-        match self.key_spans.get(path) {
-            Some(span) => Some(self.position(span.start)),
-            None => self.value_position(path),
-        }
+            DeValue::Table(table) => Value::from(self.table(&path, table)),
+        };
+        self.spots.insert(
+            path.into_boxed_str(),
+            Spot {
+                key,
+                value: value_at,
+            },
+        );
+        converted
     }
 }
 
@@ -339,16 +512,17 @@ impl EnvLayer {
     }
 }
 
-fn nest(dict: &mut Dict, keys: &[Seg], value: Value) {
-    let Some((Seg::Key(first), rest)) = keys.split_first() else {
+fn nest(dict: &mut Dict, keys: &[&Seg], value: Value) {
+    let Some((Seg::Key(first), rest)) = keys.split_first().map(|(first, rest)| (*first, rest))
+    else {
         return;
     };
     if rest.is_empty() {
-        dict.insert(first.clone(), value);
+        dict.insert(first.to_string(), value);
         return;
     }
     let entry = dict
-        .entry(first.clone())
+        .entry(first.to_string())
         .or_insert_with(|| Value::from(Dict::new()));
     if !matches!(entry, Value::Dict(..)) {
         *entry = Value::from(Dict::new());
@@ -374,7 +548,7 @@ impl Provider for EnvLayer {
         let mut dict = Dict::new();
         for o in &self.overrides {
             // Kept as strings: the typed reader converts them to what the key expects.
-            nest(&mut dict, &o.path.0, Value::from(o.value.clone()));
+            nest(&mut dict, &o.path.segments(), Value::from(o.value.clone()));
         }
         Ok(Profile::Default.collect(dict))
     }
@@ -397,32 +571,13 @@ impl Origins<'_> {
         self.locate(path, true)
     }
 
-    /// Where every key of the file (and every override) was written, by key path
-    /// (`stores.loja1.settings.base_url`), for problems found after loading.
-    pub(crate) fn all(&self) -> std::collections::BTreeMap<String, Origin> {
-        let mut out = std::collections::BTreeMap::new();
-        for path in self
-            .file
-            .key_spans
-            .keys()
-            .chain(self.file.value_spans.keys())
-        {
-            out.entry(path.to_string())
-                .or_insert_with(|| self.of_key(path));
-        }
-        for o in &self.env.overrides {
-            out.insert(o.path.to_string(), Origin::Env { var: o.var.clone() });
-        }
-        out
-    }
-
     fn locate(&self, path: &KeyPath, key: bool) -> Origin {
         if let Some(var) = self.env.var_at_or_above(path) {
             return Origin::Env {
                 var: var.to_owned(),
             };
         }
-        let in_file = self.file.value_spans.contains_key(path);
+        let in_file = self.file.has_value(path);
         if !in_file && let Some(var) = self.env.var_below(path) {
             return Origin::Env {
                 var: var.to_owned(),

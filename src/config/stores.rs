@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use figment::value::Value;
 use jiff::civil::Time;
@@ -142,7 +143,7 @@ pub(crate) fn read_stores(
     t: Table,
     daemon: &DaemonConfig,
     plugins: &PluginDefaults,
-) -> BTreeMap<String, StoreConfig> {
+) -> BTreeMap<String, Arc<StoreConfig>> {
     let mut stores = BTreeMap::new();
     for (id, mut t) in id_tables(r, t, "store") {
         let description = optional(r, &mut t, "description", Reader::string);
@@ -200,7 +201,7 @@ pub(crate) fn read_stores(
             explicit_plugin.unwrap_or_else(|| daemon.plugin_dir.join(format!("{platform}.wasm")));
         stores.insert(
             id.clone(),
-            StoreConfig {
+            Arc::new(StoreConfig {
                 id,
                 description,
                 platform,
@@ -215,7 +216,7 @@ pub(crate) fn read_stores(
                 recognition,
                 sandbox,
                 settings,
-            },
+            }),
         );
     }
     stores

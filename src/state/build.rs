@@ -57,6 +57,10 @@ pub async fn build(
         .map_err(|problems| BuildError {
             problems: problems.into_iter().map(|p| located(&config, p)).collect(),
         })?;
+    // Checked: nothing asks where a key was written any more.
+    let mut config = config;
+    config.forget_locations();
+    release_freed_memory();
     Ok(State {
         config: Arc::new(config),
         dry_run: options.dry_run,
@@ -67,6 +71,22 @@ pub async fn build(
         templates: assembled.templates,
         skipped: assembled.skipped,
     })
+}
+
+/// Give the memory freed while loading back to the system. Loading a large
+/// configuration (a 10,000-store file is 3.4 MB, read into several trees of
+/// small allocations that are all freed again) leaves glibc's heap full of
+/// free chunks it keeps for later; without this, a daemon at READY holds
+/// tens of MiB it no longer uses. `malloc_trim` returns the free pages
+/// (also those between live allocations), which takes a few milliseconds.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: `malloc_trim` only walks glibc's own free lists; it has no
+    // arguments that point anywhere and may be called at any time.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// `problem` with the file and line (or variable) of its key after the
@@ -309,7 +329,7 @@ fn instance_or_problems<T>(
 
 async fn build_store(
     config: &Config,
-    store: &StoreConfig,
+    store: &Arc<StoreConfig>,
     host: &PluginHost,
     plugins: &mut PluginCache,
 ) -> Result<StoreRuntime, Vec<BuildProblem>> {
@@ -447,7 +467,7 @@ async fn build_store(
         .filter_map(|kind| config.notification(kind).max_attempts.map(|n| (kind, n)))
         .collect();
     Ok(StoreRuntime {
-        config: store.clone(),
+        config: Arc::clone(store),
         plugin,
         connector,
         info,

@@ -11,8 +11,8 @@ use crate::plugin::{ConnectorInstance, Plugin};
 /// One `[stores.<id>]` with its connector instance and notification policy.
 #[derive(Clone)]
 pub struct StoreRuntime {
-    /// The store's configuration.
-    pub config: StoreConfig,
+    /// The store's configuration: the same `Arc` as in `Config::stores`.
+    pub config: Arc<StoreConfig>,
     /// The loaded connector plugin.
     pub plugin: Plugin,
     /// This store's instance of it.
