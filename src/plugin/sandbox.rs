@@ -329,9 +329,9 @@ pub(crate) async fn run<R>(
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.limits);
     // Checked on every epoch tick: wall-clock deadline and cancellation.
-    // Between ticks the guest yields its tokio worker, so a plugin that
-    // computes (or spins until its deadline) never holds a worker longer
-    // than one tick at a time.
+    // On every other tick the guest yields its tokio worker, so a plugin
+    // that computes (or spins until its deadline) never holds a worker for
+    // longer than one tick at a time.
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(|mut store| {
         let state = store.data_mut();
