@@ -54,6 +54,10 @@ pub(crate) fn new_engine(max_concurrent_calls: u32) -> wasmtime::Result<(Engine,
     };
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(max_concurrent_calls)
+        // Calls run on fibers (async wasmtime on the tokio workers): one
+        // stack per running call, reused from the pool without zeroing
+        // (wasm code cannot read its native stack).
+        .total_stacks(max_concurrent_calls)
         .total_core_instances(max_concurrent_calls.saturating_mul(CORE_INSTANCES_PER_PLUGIN))
         .total_memories(max_concurrent_calls.saturating_mul(2))
         .total_tables(max_concurrent_calls.saturating_mul(CORE_INSTANCES_PER_PLUGIN))

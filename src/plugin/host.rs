@@ -22,7 +22,7 @@ use super::error::PluginError;
 use super::http::HttpContext;
 use super::inspect::InspectReport;
 use super::redact::Redactor;
-use super::sandbox::{self, CallFailure, CallState, InstanceContext};
+use super::sandbox::{self, CallFuture, CallState, InstanceContext};
 use super::types::{
     DEFAULT_MEMORY_LIMIT, InstanceConfig, OutgoingMessage, PollPage, PollRequest, PushHint,
     PushRequest, SendReceipt,
@@ -196,34 +196,50 @@ impl PluginHost {
     /// API version and world, link its imports and read its `info`.
     ///
     /// Compiling takes tens of milliseconds (much more in a debug build), so
-    /// it runs on tokio's blocking pool.
+    /// it runs on tokio's blocking pool; the `info` call then runs like any
+    /// other call.
     pub async fn load(&self, path: impl AsRef<Path>) -> Result<Plugin, PluginError> {
         let path = path.as_ref().to_owned();
-        let Some(runtime) = current_runtime() else {
+        if current_runtime().is_none() {
             return Err(PluginError::Load {
                 path,
                 reason: "plugins must be loaded inside a tokio runtime".into(),
             });
-        };
+        }
         let Some(slot) = self.slot().await else {
             return Err(PluginError::Load {
                 path,
                 reason: "the plugin host is shutting down".into(),
             });
         };
+        let started = Instant::now();
         let host = self.clone();
         let task_path = path.clone();
-        tokio::task::spawn_blocking(move || {
-            let _slot = slot;
-            host.load_blocking(&task_path, runtime)
-        })
-        .await
-        .unwrap_or_else(|e| {
-            Err(PluginError::Load {
-                path,
-                reason: format!("the loading thread failed: {e}"),
-            })
-        })
+        let compiled = tokio::task::spawn_blocking(move || host.compile_and_bind(&task_path))
+            .await
+            .unwrap_or_else(|e| {
+                Err(PluginError::Load {
+                    path: path.clone(),
+                    reason: format!("the loading thread failed: {e}"),
+                })
+            })?;
+        let plugin = self.describe(&path, compiled).await;
+        drop(slot);
+        let plugin = plugin?;
+        tracing::info!(
+            plugin = %plugin.name(),
+            version = %plugin.version(),
+            kind = ?plugin.kind(),
+            api = %plugin.inner.contract.version,
+            path = %path.display(),
+            source = ?plugin.inner.source,
+            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "loaded plugin"
+        );
+        if plugin.inner.contract.api == SupportedApi::V0_1 {
+            fallback::warn_deprecated(plugin.name(), &path);
+        }
+        Ok(plugin)
     }
 
     /// Wait for a free sandbox slot. `None` only if the semaphore was closed,
@@ -237,12 +253,9 @@ impl PluginHost {
         Ok(self.load(path).await?.report())
     }
 
-    fn load_blocking(
-        &self,
-        path: &Path,
-        runtime: tokio::runtime::Handle,
-    ) -> Result<Plugin, PluginError> {
-        let started = Instant::now();
+    /// The CPU-heavy part of a load: read, compile (or reuse), check the
+    /// contract and link the imports.
+    fn compile_and_bind(&self, path: &Path) -> Result<Compiled, PluginError> {
         let load_error = |reason: String| PluginError::Load {
             path: path.to_owned(),
             reason,
@@ -254,7 +267,20 @@ impl PluginHost {
         drop(bytes);
         let contract = api_version::detect(&self.inner.engine, &component, path)?;
         let binding = self.bind(&component, contract, path)?;
+        Ok(Compiled {
+            sha256,
+            contract,
+            source,
+            binding,
+        })
+    }
 
+    /// Call the compiled plugin's `info` and check what it says.
+    async fn describe(&self, path: &Path, compiled: Compiled) -> Result<Plugin, PluginError> {
+        let load_error = |reason: String| PluginError::Load {
+            path: path.to_owned(),
+            reason,
+        };
         let file_name = path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -268,62 +294,68 @@ impl PluginHost {
             call_timeout: LOAD_CALL_TIMEOUT,
             memory_limit: DEFAULT_MEMORY_LIMIT as usize,
         });
-        let run =
-            |operation,
-             body: &dyn Fn(&mut Store<CallState>) -> Result<Description, CallFailure>| {
-                sandbox::run_blocking(
-                    &self.inner.engine,
-                    &describing,
-                    path,
-                    runtime.clone(),
-                    CancellationToken::new(),
-                    operation,
-                    body,
-                )
-            };
-        let description = match &binding {
-            WorldBinding::Connector(ConnectorBinding::V0_1(pre)) => run("info", &|store| {
-                v0_1::connector_info(pre, store).map(|info| Description::Connector(Arc::new(info)))
-            }),
-            WorldBinding::Connector(ConnectorBinding::V0_2(pre)) => run("info", &|store| {
-                v0_2::connector_info(pre, store).map(|info| Description::Connector(Arc::new(info)))
-            }),
-            WorldBinding::Sender(SenderBinding::V0_1(pre)) => run("info", &|store| {
-                v0_1::sender_info(pre, store)
-                    .map(|info| Description::Sender(fallback::sender_info(info, &file_name)))
-            }),
-            WorldBinding::Sender(SenderBinding::V0_2(pre)) => run("info", &|store| {
-                v0_2::sender_info(pre, store).map(Description::Sender)
-            }),
+        let engine = &self.inner.engine;
+        let cancel = CancellationToken::new;
+        let description = match &compiled.binding {
+            WorldBinding::Connector(ConnectorBinding::V0_1(pre)) => {
+                let pre = pre.clone();
+                sandbox::run(engine, &describing, path, cancel(), "info", move |store| {
+                    Box::pin(async move {
+                        v0_1::connector_info(&pre, store)
+                            .await
+                            .map(|info| Description::Connector(Arc::new(info)))
+                    })
+                })
+                .await
+            }
+            WorldBinding::Connector(ConnectorBinding::V0_2(pre)) => {
+                let pre = pre.clone();
+                sandbox::run(engine, &describing, path, cancel(), "info", move |store| {
+                    Box::pin(async move {
+                        v0_2::connector_info(&pre, store)
+                            .await
+                            .map(|info| Description::Connector(Arc::new(info)))
+                    })
+                })
+                .await
+            }
+            WorldBinding::Sender(SenderBinding::V0_1(pre)) => {
+                let (pre, file_name) = (pre.clone(), file_name.clone());
+                sandbox::run(engine, &describing, path, cancel(), "info", move |store| {
+                    Box::pin(async move {
+                        v0_1::sender_info(&pre, store).await.map(|info| {
+                            Description::Sender(fallback::sender_info(info, &file_name))
+                        })
+                    })
+                })
+                .await
+            }
+            WorldBinding::Sender(SenderBinding::V0_2(pre)) => {
+                let pre = pre.clone();
+                sandbox::run(engine, &describing, path, cancel(), "info", move |store| {
+                    Box::pin(async move {
+                        v0_2::sender_info(&pre, store)
+                            .await
+                            .map(Description::Sender)
+                    })
+                })
+                .await
+            }
         }
         .map_err(|e| load_error(format!("its info() call failed: {e}")))?;
-        validate_description(description.plugin(), contract)
+        validate_description(description.plugin(), compiled.contract)
             .map_err(|e| load_error(e.to_string()))?;
 
-        let plugin = Plugin {
+        Ok(Plugin {
             inner: Arc::new(PluginInner {
                 path: path.to_owned(),
-                sha256,
-                contract,
-                source,
+                sha256: compiled.sha256,
+                contract: compiled.contract,
+                source: compiled.source,
                 description,
-                binding,
+                binding: compiled.binding,
             }),
-        };
-        tracing::info!(
-            plugin = %plugin.name(),
-            version = %plugin.version(),
-            kind = ?plugin.kind(),
-            api = %contract.version,
-            path = %path.display(),
-            source = ?source,
-            elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
-            "loaded plugin"
-        );
-        if contract.api == SupportedApi::V0_1 {
-            fallback::warn_deprecated(plugin.name(), path);
-        }
-        Ok(plugin)
+        })
     }
 
     fn compile_or_reuse(
@@ -718,6 +750,14 @@ enum WorldBinding {
     Sender(SenderBinding),
 }
 
+/// A plugin file compiled, checked and linked, before its `info` call.
+struct Compiled {
+    sha256: String,
+    contract: Contract,
+    source: ArtifactSource,
+    binding: WorldBinding,
+}
+
 /// A loaded plugin file. Cheap to clone.
 #[derive(Clone)]
 pub struct Plugin {
@@ -838,28 +878,35 @@ struct InstanceCommon {
     ctx: Arc<InstanceContext>,
 }
 
-/// Run one call on tokio's blocking pool.
+/// Run one call in the caller's own task, on a wasmtime fiber.
 ///
-/// Why sync wasmtime on `spawn_blocking` rather than async wasmtime on
-/// fibers: a plugin may legitimately compute for a while and a hostile one
-/// spins until its deadline. On the blocking pool that costs one OS thread
-/// and never a runtime worker (async wasmtime would occupy a worker between
-/// epoch yields, and this machine class has two). It also needs no fiber
-/// stacks per call. Host imports that wait (HTTP) block this thread on the
-/// runtime with a timeout equal to what is left of the call's budget, so the
-/// wall-clock deadline covers guest code (epoch callback) and host waits alike.
+/// Why async wasmtime rather than sync wasmtime on `spawn_blocking` (how
+/// calls ran until issue 16): each hand-off to the blocking pool and back,
+/// and each HTTP request a pool thread waited for with `block_on`, cost two
+/// cross-thread wake-ups, about 15–35 µs of CPU each on the 2-core VM of
+/// the benchmarks, a large part of a sender call's whole cost. On a fiber the
+/// call costs a stack switch, and its HTTP requests are awaited in place.
+///
+/// The price: guest code now runs on a runtime worker. A plugin that
+/// computes for a while, or a hostile one that spins until its deadline,
+/// gives the worker back at every epoch tick ([`engine::EPOCH_TICK`], 10 ms)
+/// and is interrupted at its deadline as before, so it delays other tasks by
+/// at most a tick at a time rather than holding a worker; and at most
+/// [`HostConfig::max_concurrent_calls`] run at once. The wall-clock deadline
+/// still covers guest code (epoch callback) and host waits (HTTP timeouts)
+/// alike, and a caller that stops waiting drops the call, guest included.
 async fn call<R: Send + 'static>(
     common: &Arc<InstanceCommon>,
     operation: &'static str,
-    body: impl FnOnce(&mut Store<CallState>) -> Result<R, CallFailure> + Send + 'static,
+    body: impl for<'s> FnOnce(&'s mut Store<CallState>) -> CallFuture<'s, R> + Send + 'static,
 ) -> Result<R, PluginError> {
     let ctx = &common.ctx;
-    let Some(runtime) = current_runtime() else {
+    if current_runtime().is_none() {
         return Err(PluginError::Misconfigured(format!(
             "plugin {} (instance {}) was called outside a tokio runtime",
             ctx.plugin, ctx.instance
         )));
-    };
+    }
     let Some(slot) = common.host.slot().await else {
         return Err(PluginError::Cancelled {
             plugin: ctx.plugin.clone(),
@@ -867,31 +914,20 @@ async fn call<R: Send + 'static>(
         });
     };
     let cancel = CancellationToken::new();
-    // If the caller stops waiting, the call is interrupted at the next epoch
-    // tick (or its HTTP wait ends) instead of running on unobserved.
+    // If the caller stops waiting, the call's future is dropped with it;
+    // the token also ends an HTTP wait at once.
     let _cancel_when_abandoned = cancel.clone().drop_guard();
-    let task_common = Arc::clone(common);
-    let task = tokio::task::spawn_blocking(move || {
-        let _slot = slot;
-        let c = &task_common;
-        sandbox::run_blocking(
-            &c.host.inner.engine,
-            &c.ctx,
-            c.plugin.path(),
-            runtime,
-            cancel,
-            operation,
-            body,
-        )
-    });
-    task.await.unwrap_or_else(|e| {
-        Err(PluginError::Trapped {
-            plugin: ctx.plugin.clone(),
-            instance: ctx.instance.clone(),
-            trap: format!("the host thread running the call failed: {e}"),
-            panic: None,
-        })
-    })
+    let result = sandbox::run(
+        &common.host.inner.engine,
+        ctx,
+        common.plugin.path(),
+        cancel,
+        operation,
+        body,
+    )
+    .await;
+    drop(slot);
+    result
 }
 
 /// A store's connector. Cheap to clone; calls may run concurrently, each in
@@ -925,9 +961,13 @@ impl ConnectorInstance {
     /// Ask the plugin for its info, platform, status catalogue and capabilities.
     pub async fn info(&self) -> Result<ConnectorInfo, PluginError> {
         let binding = self.binding.clone();
-        call(&self.common, "info", move |store| match &binding {
-            ConnectorBinding::V0_1(pre) => v0_1::connector_info(pre, store),
-            ConnectorBinding::V0_2(pre) => v0_2::connector_info(pre, store),
+        call(&self.common, "info", move |store| {
+            Box::pin(async move {
+                match &binding {
+                    ConnectorBinding::V0_1(pre) => v0_1::connector_info(pre, store).await,
+                    ConnectorBinding::V0_2(pre) => v0_2::connector_info(pre, store).await,
+                }
+            })
         })
         .await
     }
@@ -935,9 +975,13 @@ impl ConnectorInstance {
     /// Live credential and reachability test.
     pub async fn check(&self) -> Result<(), PluginError> {
         let binding = self.binding.clone();
-        call(&self.common, "check", move |store| match &binding {
-            ConnectorBinding::V0_1(pre) => v0_1::connector_check(pre, store),
-            ConnectorBinding::V0_2(pre) => v0_2::connector_check(pre, store),
+        call(&self.common, "check", move |store| {
+            Box::pin(async move {
+                match &binding {
+                    ConnectorBinding::V0_1(pre) => v0_1::connector_check(pre, store).await,
+                    ConnectorBinding::V0_2(pre) => v0_2::connector_check(pre, store).await,
+                }
+            })
         })
         .await
     }
@@ -945,9 +989,13 @@ impl ConnectorInstance {
     /// Fetch one page of orders.
     pub async fn poll(&self, request: PollRequest) -> Result<PollPage, PluginError> {
         let binding = self.binding.clone();
-        call(&self.common, "poll", move |store| match &binding {
-            ConnectorBinding::V0_1(pre) => v0_1::connector_poll(pre, store, &request),
-            ConnectorBinding::V0_2(pre) => v0_2::connector_poll(pre, store, &request),
+        call(&self.common, "poll", move |store| {
+            Box::pin(async move {
+                match &binding {
+                    ConnectorBinding::V0_1(pre) => v0_1::connector_poll(pre, store, &request).await,
+                    ConnectorBinding::V0_2(pre) => v0_2::connector_poll(pre, store, &request).await,
+                }
+            })
         })
         .await
     }
@@ -961,7 +1009,7 @@ impl ConnectorInstance {
             _ => return Err(self.no_push_support("verify pushed webhooks")),
         };
         let hint = call(&self.common, "verify-push", move |store| {
-            v0_2::connector_verify_push(&binding, store, &request)
+            Box::pin(async move { v0_2::connector_verify_push(&binding, store, &request).await })
         })
         .await?;
         // The reason is plugin text that reaches the log, like an error's:
@@ -985,7 +1033,9 @@ impl ConnectorInstance {
         };
         let notify_url = notify_url.to_owned();
         call(&self.common, "register-push", move |store| {
-            v0_2::connector_register_push(&binding, store, &notify_url)
+            Box::pin(
+                async move { v0_2::connector_register_push(&binding, store, &notify_url).await },
+            )
         })
         .await
     }
@@ -998,7 +1048,9 @@ impl ConnectorInstance {
         };
         let notify_url = notify_url.to_owned();
         call(&self.common, "unregister-push", move |store| {
-            v0_2::connector_unregister_push(&binding, store, &notify_url)
+            Box::pin(
+                async move { v0_2::connector_unregister_push(&binding, store, &notify_url).await },
+            )
         })
         .await
     }
@@ -1061,11 +1113,15 @@ impl SenderInstance {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        call(&self.common, "info", move |store| match &binding {
-            SenderBinding::V0_1(pre) => {
-                v0_1::sender_info(pre, store).map(|info| fallback::sender_info(info, &file_name))
-            }
-            SenderBinding::V0_2(pre) => v0_2::sender_info(pre, store),
+        call(&self.common, "info", move |store| {
+            Box::pin(async move {
+                match &binding {
+                    SenderBinding::V0_1(pre) => v0_1::sender_info(pre, store)
+                        .await
+                        .map(|info| fallback::sender_info(info, &file_name)),
+                    SenderBinding::V0_2(pre) => v0_2::sender_info(pre, store).await,
+                }
+            })
         })
         .await
     }
@@ -1073,9 +1129,13 @@ impl SenderInstance {
     /// Live credential test.
     pub async fn check(&self) -> Result<(), PluginError> {
         let binding = self.binding.clone();
-        call(&self.common, "check", move |store| match &binding {
-            SenderBinding::V0_1(pre) => v0_1::sender_check(pre, store),
-            SenderBinding::V0_2(pre) => v0_2::sender_check(pre, store),
+        call(&self.common, "check", move |store| {
+            Box::pin(async move {
+                match &binding {
+                    SenderBinding::V0_1(pre) => v0_1::sender_check(pre, store).await,
+                    SenderBinding::V0_2(pre) => v0_2::sender_check(pre, store).await,
+                }
+            })
         })
         .await
     }
@@ -1083,9 +1143,13 @@ impl SenderInstance {
     /// Deliver one message.
     pub async fn send(&self, message: OutgoingMessage) -> Result<SendReceipt, PluginError> {
         let binding = self.binding.clone();
-        call(&self.common, "send", move |store| match &binding {
-            SenderBinding::V0_1(pre) => v0_1::sender_send(pre, store, &message),
-            SenderBinding::V0_2(pre) => v0_2::sender_send(pre, store, &message),
+        call(&self.common, "send", move |store| {
+            Box::pin(async move {
+                match &binding {
+                    SenderBinding::V0_1(pre) => v0_1::sender_send(pre, store, &message).await,
+                    SenderBinding::V0_2(pre) => v0_2::sender_send(pre, store, &message).await,
+                }
+            })
         })
         .await
     }

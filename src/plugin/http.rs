@@ -488,7 +488,11 @@ async fn read_capped(
     if method != Method::Head && response.content_length().is_some_and(|n| n > cap) {
         return Err(HttpFailure::TooLarge(cap));
     }
-    let mut body = Vec::new();
+    // Sized once from the declared length (already checked against the
+    // cap): a page of orders arrives in many chunks, and growing the buffer
+    // by doubling would copy it about twice over.
+    let declared = response.content_length().unwrap_or(0).min(cap);
+    let mut body = Vec::with_capacity(usize::try_from(declared).unwrap_or(0));
     while let Some(chunk) = response.chunk().await.map_err(transport_failure)? {
         if (body.len() + chunk.len()) as u64 > cap {
             return Err(HttpFailure::TooLarge(cap));

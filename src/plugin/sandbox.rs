@@ -2,8 +2,15 @@
 //! wall-clock deadline checked on every epoch tick, the per-call state the
 //! host imports work on, and the translation of whatever went wrong into a
 //! typed [`PluginError`].
+//!
+//! A call runs on wasmtime's async support: the guest executes on a fiber
+//! inside the caller's own tokio task, gives its worker back at every epoch
+//! tick, and its HTTP import is awaited in place. No thread hand-off per
+//! call or per request (see `host.rs`, `call`, for why and what it costs).
 
+use std::future::Future;
 use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -65,7 +72,6 @@ pub(crate) struct CallState {
     pub(crate) ctx: Arc<InstanceContext>,
     limits: CallLimits,
     pub(crate) deadline: Instant,
-    pub(crate) runtime: tokio::runtime::Handle,
     pub(crate) cancel: CancellationToken,
     pub(crate) fault: Option<Fault>,
     panic_message: Option<String>,
@@ -284,17 +290,21 @@ impl CallState {
     }
 }
 
+/// What a call body returns: the instantiation and export call, borrowing
+/// the call's store.
+pub(crate) type CallFuture<'s, R> =
+    Pin<Box<dyn Future<Output = Result<R, CallFailure>> + Send + 's>>;
+
 /// Run one call: fresh store, limits, deadline; `body` instantiates the
-/// plugin and calls the export. Blocks the current thread (the caller runs
-/// this on tokio's blocking pool).
-pub(crate) fn run_blocking<R>(
+/// plugin and calls the export (asynchronously, on a fiber: see the module
+/// doc).
+pub(crate) async fn run<R>(
     engine: &Engine,
     ctx: &Arc<InstanceContext>,
     path: &Path,
-    runtime: tokio::runtime::Handle,
     cancel: CancellationToken,
     operation: &str,
-    body: impl FnOnce(&mut Store<CallState>) -> Result<R, CallFailure>,
+    body: impl for<'s> FnOnce(&'s mut Store<CallState>) -> CallFuture<'s, R>,
 ) -> Result<R, PluginError> {
     let started = Instant::now();
     let limits = StoreLimitsBuilder::new()
@@ -310,7 +320,6 @@ pub(crate) fn run_blocking<R>(
             refused_memory: None,
         },
         deadline: started + ctx.call_timeout,
-        runtime,
         cancel,
         fault: None,
         panic_message: None,
@@ -320,6 +329,9 @@ pub(crate) fn run_blocking<R>(
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.limits);
     // Checked on every epoch tick: wall-clock deadline and cancellation.
+    // On every other tick the guest yields its tokio worker, so a plugin
+    // that computes (or spins until its deadline) never holds a worker for
+    // longer than one tick at a time.
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(|mut store| {
         let state = store.data_mut();
@@ -330,11 +342,11 @@ pub(crate) fn run_blocking<R>(
             state.fault.get_or_insert(Fault::Deadline);
             Ok(UpdateDeadline::Interrupt)
         } else {
-            Ok(UpdateDeadline::Continue(1))
+            Ok(UpdateDeadline::Yield(1))
         }
     });
 
-    let outcome = body(&mut store);
+    let outcome = body(&mut store).await;
     let state = store.data();
     let result = match outcome {
         Ok(value) => Ok(value),
@@ -456,7 +468,7 @@ fn classify(
 mod tests {
     use super::*;
 
-    fn call_state(runtime: tokio::runtime::Handle) -> CallState {
+    fn call_state() -> CallState {
         let ctx = Arc::new(InstanceContext {
             plugin: "sample-connector".into(),
             instance: "loja".into(),
@@ -474,7 +486,6 @@ mod tests {
             },
             deadline: Instant::now() + ctx.call_timeout,
             ctx,
-            runtime,
             cancel: CancellationToken::new(),
             fault: None,
             panic_message: None,
@@ -490,9 +501,9 @@ mod tests {
             .collect()
     }
 
-    #[tokio::test]
-    async fn the_notices_a_connector_logs_are_collected_redacted_even_past_the_line_cap() {
-        let mut state = call_state(tokio::runtime::Handle::current());
+    #[test]
+    fn the_notices_a_connector_logs_are_collected_redacted_even_past_the_line_cap() {
+        let mut state = call_state();
         for n in 0..MAX_LOG_LINES_PER_CALL {
             state.guest_log(GuestLevel::Info, &format!("chatter {n}"), &[]);
         }

@@ -31,7 +31,9 @@ pub(crate) mod connector {
         path: "plugins/wit/since_v0.1.0",
         // `http.send` aborts the call when the call's deadline passes while
         // waiting for the network.
-        imports: { "arauto:plugin/http.send": trappable },
+        imports: { "arauto:plugin/http.send": async | trappable },
+        // Calls run on fibers inside the caller's task (see `sandbox.rs`).
+        exports: { default: async },
     });
 }
 
@@ -48,6 +50,7 @@ pub(crate) mod sender {
             "arauto:plugin/config": super::connector::arauto::plugin::config,
             "arauto:plugin/clock": super::connector::arauto::plugin::clock,
         },
+        exports: { default: async },
     });
 }
 
@@ -79,7 +82,7 @@ pub(crate) fn sender_linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linke
 impl types::Host for CallState {}
 
 impl http::Host for CallState {
-    fn send(
+    async fn send(
         &mut self,
         req: http::Request,
     ) -> wasmtime::Result<Result<http::Response, http::HttpError>> {
@@ -99,7 +102,8 @@ impl http::Host for CallState {
                 .timeout_ms
                 .map(|ms| Duration::from_millis(u64::from(ms))),
         };
-        Ok(http_call::send(self, request)?
+        Ok(http_call::send(self, request)
+            .await?
             .map(|r| http::Response {
                 status: r.status,
                 headers: r.headers,
@@ -148,43 +152,48 @@ impl clock::Host for CallState {
 // ---- exports ----------------------------------------------------------------
 
 /// `connector-api.info`.
-pub(crate) fn connector_info(
+pub(crate) async fn connector_info(
     pre: &ConnectorPre<CallState>,
     store: &mut Store<CallState>,
 ) -> Result<model::ConnectorInfo, CallFailure> {
     let bindings = pre
-        .instantiate(&mut *store)
+        .instantiate_async(&mut *store)
+        .await
         .map_err(CallFailure::Instantiate)?;
     let info = bindings
         .arauto_plugin_connector_api()
         .call_info(&mut *store)
+        .await
         .map_err(CallFailure::Wasm)?;
     Ok(connector_info_from_wit(info, store.data()))
 }
 
 /// `connector-api.check`.
-pub(crate) fn connector_check(
+pub(crate) async fn connector_check(
     pre: &ConnectorPre<CallState>,
     store: &mut Store<CallState>,
 ) -> Result<(), CallFailure> {
     let bindings = pre
-        .instantiate(&mut *store)
+        .instantiate_async(&mut *store)
+        .await
         .map_err(CallFailure::Instantiate)?;
     bindings
         .arauto_plugin_connector_api()
         .call_check(&mut *store)
+        .await
         .map_err(CallFailure::Wasm)?
         .map_err(|e| CallFailure::Plugin(plugin_error(e)))
 }
 
 /// `connector-api.poll`.
-pub(crate) fn connector_poll(
+pub(crate) async fn connector_poll(
     pre: &ConnectorPre<CallState>,
     store: &mut Store<CallState>,
     request: &PollRequest,
 ) -> Result<PollPage, CallFailure> {
     let bindings = pre
-        .instantiate(&mut *store)
+        .instantiate_async(&mut *store)
+        .await
         .map_err(CallFailure::Instantiate)?;
     let wit_request = capi::PollRequest {
         cursor: request.cursor.clone(),
@@ -194,6 +203,7 @@ pub(crate) fn connector_poll(
     let page = bindings
         .arauto_plugin_connector_api()
         .call_poll(&mut *store, &wit_request)
+        .await
         .map_err(CallFailure::Wasm)?
         .map_err(|e| CallFailure::Plugin(plugin_error(e)))?;
     output::check_page_size(page.next_cursor.as_deref(), page.orders.len())
@@ -233,47 +243,53 @@ pub(crate) fn connector_poll(
 }
 
 /// `sender-api.info`.
-pub(crate) fn sender_info(
+pub(crate) async fn sender_info(
     pre: &SenderPre<CallState>,
     store: &mut Store<CallState>,
 ) -> Result<model::PluginInfo, CallFailure> {
     let bindings = pre
-        .instantiate(&mut *store)
+        .instantiate_async(&mut *store)
+        .await
         .map_err(CallFailure::Instantiate)?;
     let info = bindings
         .arauto_plugin_sender_api()
         .call_info(&mut *store)
+        .await
         .map_err(CallFailure::Wasm)?;
     Ok(plugin_info_from_wit(info))
 }
 
 /// `sender-api.check`.
-pub(crate) fn sender_check(
+pub(crate) async fn sender_check(
     pre: &SenderPre<CallState>,
     store: &mut Store<CallState>,
 ) -> Result<(), CallFailure> {
     let bindings = pre
-        .instantiate(&mut *store)
+        .instantiate_async(&mut *store)
+        .await
         .map_err(CallFailure::Instantiate)?;
     bindings
         .arauto_plugin_sender_api()
         .call_check(&mut *store)
+        .await
         .map_err(CallFailure::Wasm)?
         .map_err(|e| CallFailure::Plugin(plugin_error(e)))
 }
 
 /// `sender-api.send`.
-pub(crate) fn sender_send(
+pub(crate) async fn sender_send(
     pre: &SenderPre<CallState>,
     store: &mut Store<CallState>,
     message: &OutgoingMessage,
 ) -> Result<SendReceipt, CallFailure> {
     let bindings = pre
-        .instantiate(&mut *store)
+        .instantiate_async(&mut *store)
+        .await
         .map_err(CallFailure::Instantiate)?;
     let receipt = bindings
         .arauto_plugin_sender_api()
         .call_send(&mut *store, &message_to_wit(message))
+        .await
         .map_err(CallFailure::Wasm)?
         .map_err(|e| CallFailure::Plugin(send_error(e)))?;
     Ok(output::receipt(

@@ -30,7 +30,9 @@ pub(crate) mod connector {
         path: "plugins/wit/since_v0.2.0",
         // `http.send` aborts the call when the call's deadline passes while
         // waiting for the network.
-        imports: { "arauto:plugin/http.send": trappable },
+        imports: { "arauto:plugin/http.send": async | trappable },
+        // Calls run on fibers inside the caller's task (see `sandbox.rs`).
+        exports: { default: async },
     });
 }
 
@@ -46,6 +48,7 @@ pub(crate) mod sender {
             "arauto:plugin/config": super::connector::arauto::plugin::config,
             "arauto:plugin/clock": super::connector::arauto::plugin::clock,
         },
+        exports: { default: async },
     });
 }
 
@@ -77,7 +80,7 @@ pub(crate) fn sender_linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linke
 impl types::Host for CallState {}
 
 impl http::Host for CallState {
-    fn send(
+    async fn send(
         &mut self,
         req: http::Request,
     ) -> wasmtime::Result<Result<http::Response, http::HttpError>> {
@@ -97,7 +100,8 @@ impl http::Host for CallState {
                 .timeout_ms
                 .map(|ms| Duration::from_millis(u64::from(ms))),
         };
-        Ok(http_call::send(self, request)?
+        Ok(http_call::send(self, request)
+            .await?
             .map(|r| http::Response {
                 status: r.status,
                 headers: r.headers,
@@ -145,54 +149,60 @@ impl clock::Host for CallState {
 
 // ---- exports ----------------------------------------------------------------
 
-fn connector_api<'a>(
+async fn connector_api<'a>(
     pre: &ConnectorPre<CallState>,
     store: &mut Store<CallState>,
     bindings: &'a mut Option<connector::Connector>,
 ) -> Result<&'a capi::Guest, CallFailure> {
     let instance = pre
-        .instantiate(&mut *store)
+        .instantiate_async(&mut *store)
+        .await
         .map_err(CallFailure::Instantiate)?;
     Ok(bindings.insert(instance).arauto_plugin_connector_api())
 }
 
-fn sender_api<'a>(
+async fn sender_api<'a>(
     pre: &SenderPre<CallState>,
     store: &mut Store<CallState>,
     bindings: &'a mut Option<sender::Sender>,
 ) -> Result<&'a sapi::Guest, CallFailure> {
     let instance = pre
-        .instantiate(&mut *store)
+        .instantiate_async(&mut *store)
+        .await
         .map_err(CallFailure::Instantiate)?;
     Ok(bindings.insert(instance).arauto_plugin_sender_api())
 }
 
 /// `connector-api.info`.
-pub(crate) fn connector_info(
+pub(crate) async fn connector_info(
     pre: &ConnectorPre<CallState>,
     store: &mut Store<CallState>,
 ) -> Result<model::ConnectorInfo, CallFailure> {
     let mut bindings = None;
-    let info = connector_api(pre, store, &mut bindings)?
+    let info = connector_api(pre, store, &mut bindings)
+        .await?
         .call_info(&mut *store)
+        .await
         .map_err(CallFailure::Wasm)?;
     Ok(connector_info_from_wit(info))
 }
 
 /// `connector-api.check`.
-pub(crate) fn connector_check(
+pub(crate) async fn connector_check(
     pre: &ConnectorPre<CallState>,
     store: &mut Store<CallState>,
 ) -> Result<(), CallFailure> {
     let mut bindings = None;
-    connector_api(pre, store, &mut bindings)?
+    connector_api(pre, store, &mut bindings)
+        .await?
         .call_check(&mut *store)
+        .await
         .map_err(CallFailure::Wasm)?
         .map_err(|e| CallFailure::Plugin(plugin_error(e)))
 }
 
 /// `connector-api.poll`, passing the orders pushes named.
-pub(crate) fn connector_poll(
+pub(crate) async fn connector_poll(
     pre: &ConnectorPre<CallState>,
     store: &mut Store<CallState>,
     request: &PollRequest,
@@ -203,8 +213,10 @@ pub(crate) fn connector_poll(
         look_at: output::look_at_request(&request.look_at),
     };
     let mut bindings = None;
-    let page = connector_api(pre, store, &mut bindings)?
+    let page = connector_api(pre, store, &mut bindings)
+        .await?
         .call_poll(&mut *store, &wit_request)
+        .await
         .map_err(CallFailure::Wasm)?
         .map_err(|e| CallFailure::Plugin(plugin_error(e)))?;
     output::check_page_size(page.next_cursor.as_deref(), page.orders.len())
@@ -244,7 +256,7 @@ pub(crate) fn connector_poll(
 }
 
 /// `connector-api.verify-push`.
-pub(crate) fn connector_verify_push(
+pub(crate) async fn connector_verify_push(
     pre: &ConnectorPre<CallState>,
     store: &mut Store<CallState>,
     request: &PushRequest,
@@ -254,8 +266,10 @@ pub(crate) fn connector_verify_push(
         body: request.body.clone(),
     };
     let mut bindings = None;
-    let hint = connector_api(pre, store, &mut bindings)?
+    let hint = connector_api(pre, store, &mut bindings)
+        .await?
         .call_verify_push(&mut *store, &wit_request)
+        .await
         .map_err(CallFailure::Wasm)?
         .map_err(|e| CallFailure::Plugin(plugin_error(e)))?;
     Ok(match hint {
@@ -265,65 +279,75 @@ pub(crate) fn connector_verify_push(
 }
 
 /// `connector-api.register-push`.
-pub(crate) fn connector_register_push(
+pub(crate) async fn connector_register_push(
     pre: &ConnectorPre<CallState>,
     store: &mut Store<CallState>,
     notify_url: &str,
 ) -> Result<(), CallFailure> {
     let mut bindings = None;
-    connector_api(pre, store, &mut bindings)?
+    connector_api(pre, store, &mut bindings)
+        .await?
         .call_register_push(&mut *store, notify_url)
+        .await
         .map_err(CallFailure::Wasm)?
         .map_err(|e| CallFailure::Plugin(plugin_error(e)))
 }
 
 /// `connector-api.unregister-push`.
-pub(crate) fn connector_unregister_push(
+pub(crate) async fn connector_unregister_push(
     pre: &ConnectorPre<CallState>,
     store: &mut Store<CallState>,
     notify_url: &str,
 ) -> Result<(), CallFailure> {
     let mut bindings = None;
-    connector_api(pre, store, &mut bindings)?
+    connector_api(pre, store, &mut bindings)
+        .await?
         .call_unregister_push(&mut *store, notify_url)
+        .await
         .map_err(CallFailure::Wasm)?
         .map_err(|e| CallFailure::Plugin(plugin_error(e)))
 }
 
 /// `sender-api.info`.
-pub(crate) fn sender_info(
+pub(crate) async fn sender_info(
     pre: &SenderPre<CallState>,
     store: &mut Store<CallState>,
 ) -> Result<model::SenderInfo, CallFailure> {
     let mut bindings = None;
-    let info = sender_api(pre, store, &mut bindings)?
+    let info = sender_api(pre, store, &mut bindings)
+        .await?
         .call_info(&mut *store)
+        .await
         .map_err(CallFailure::Wasm)?;
     Ok(sender_info_from_wit(info))
 }
 
 /// `sender-api.check`.
-pub(crate) fn sender_check(
+pub(crate) async fn sender_check(
     pre: &SenderPre<CallState>,
     store: &mut Store<CallState>,
 ) -> Result<(), CallFailure> {
     let mut bindings = None;
-    sender_api(pre, store, &mut bindings)?
+    sender_api(pre, store, &mut bindings)
+        .await?
         .call_check(&mut *store)
+        .await
         .map_err(CallFailure::Wasm)?
         .map_err(|e| CallFailure::Plugin(plugin_error(e)))
 }
 
 /// `sender-api.send`.
-pub(crate) fn sender_send(
+pub(crate) async fn sender_send(
     pre: &SenderPre<CallState>,
     store: &mut Store<CallState>,
     message: &OutgoingMessage,
 ) -> Result<SendReceipt, CallFailure> {
     let wit_message = message_to_wit(message);
     let mut bindings = None;
-    let receipt = sender_api(pre, store, &mut bindings)?
+    let receipt = sender_api(pre, store, &mut bindings)
+        .await?
         .call_send(&mut *store, &wit_message)
+        .await
         .map_err(CallFailure::Wasm)?
         .map_err(|e| CallFailure::Plugin(send_error(e)))?;
     Ok(output::receipt(
