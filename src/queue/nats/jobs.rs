@@ -955,12 +955,14 @@ impl Inner {
         check_name(&|| "store status".to_owned(), "store", store, MAX_NAME_LEN)?;
         let bytes = serde_json::to_vec(status)
             .map_err(|e| nats_error(format!("status of store {store:?}"), "encode")(boxed(e)))?;
-        self.put_bytes(
-            None,
+        // Compare-and-set on what the store's poll read (`reads.rs`).
+        self.write_polled(
+            store,
+            super::reads::PollRecord::Status,
             &self.buckets.stores,
             &self.names.bucket("stores"),
             &keys::store_key(store),
-            bytes,
+            Some(bytes),
         )
         .await
     }
@@ -971,14 +973,17 @@ impl Inner {
         update: &mut (dyn FnMut(&mut StoreStatus) + Send),
     ) -> Result<StoreStatus> {
         check_name(&|| "store status".to_owned(), "store", store, MAX_NAME_LEN)?;
-        self.update_json(
-            &self.buckets.stores,
-            &self.names.bucket("stores"),
-            &keys::store_key(store),
-            &|| format!("status of store {store:?}"),
-            update,
-        )
-        .await
+        let (status, revision) = self
+            .update_json_revision(
+                &self.buckets.stores,
+                &self.names.bucket("stores"),
+                &keys::store_key(store),
+                &|| format!("status of store {store:?}"),
+                update,
+            )
+            .await?;
+        self.note_status_written(store, revision);
+        Ok(status)
     }
 
     pub(super) async fn update_channel(

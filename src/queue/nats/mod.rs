@@ -24,6 +24,7 @@ mod keys;
 mod mirror;
 mod poll;
 mod portable;
+mod reads;
 
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
@@ -126,6 +127,8 @@ struct Inner {
     history_published: Mutex<u64>,
     /// Test hook: fail a poll commit after this step (see [`PollStep`]).
     crash_after: Mutex<Option<PollStep>>,
+    /// Per store, the revisions its running poll read ([`reads`]).
+    poll_reads: Mutex<std::collections::HashMap<String, reads::PollReads>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -325,6 +328,7 @@ impl NatsStore {
                 ids: Mutex::new(IdGenerator::after(None)),
                 history_published: Mutex::new(0),
                 crash_after: Mutex::new(None),
+                poll_reads: Mutex::new(std::collections::HashMap::new()),
                 tasks: std::mem::take(&mut tasks.0),
             }),
         })
@@ -496,6 +500,22 @@ impl Inner {
     }
 
     /// Reads a JSON record of a KV bucket with its revision (`None`: absent or deleted).
+    /// The value of a poll-state entry (`None`: absent or deleted), noting
+    /// its revision for the running poll of `store` ([`reads`]).
+    fn polled_value(
+        &self,
+        store: &str,
+        record: reads::PollRecord,
+        entry: Option<kv::Entry>,
+    ) -> Option<Bytes> {
+        let Some(entry) = entry else {
+            self.note_read(store, record, 0);
+            return None;
+        };
+        self.note_read(store, record, entry.revision);
+        (entry.operation == kv::Operation::Put).then_some(entry.value)
+    }
+
     async fn read_json<T: serde::de::DeserializeOwned>(
         &self,
         bucket: &kv::Store,
@@ -533,6 +553,23 @@ impl Inner {
     where
         T: serde::de::DeserializeOwned + Serialize + Default,
     {
+        self.update_json_revision(bucket, bucket_name, key, what, update)
+            .await
+            .map(|(value, _)| value)
+    }
+
+    /// [`Inner::update_json`], also returning the revision written.
+    async fn update_json_revision<T>(
+        &self,
+        bucket: &kv::Store,
+        bucket_name: &str,
+        key: &str,
+        what: &(dyn Fn() -> String + Sync),
+        update: &mut (dyn FnMut(&mut T) + Send),
+    ) -> Result<(T, u64)>
+    where
+        T: serde::de::DeserializeOwned + Serialize + Default,
+    {
         let target = || format!("bucket {bucket_name}, key {key}");
         for _ in 0..CAS_ATTEMPTS {
             let current = self.read_json::<T>(bucket, bucket_name, key, what).await?;
@@ -549,41 +586,19 @@ impl Inner {
                 Some(revision) => bucket
                     .update(key, bytes, revision)
                     .await
-                    .map(|_| ())
                     .map_err(|e| (e.kind() == kv::UpdateErrorKind::WrongLastRevision, boxed(e))),
                 None => bucket
                     .create(key, bytes)
                     .await
-                    .map(|_| ())
                     .map_err(|e| (e.kind() == kv::CreateErrorKind::AlreadyExists, boxed(e))),
             };
             match written {
-                Ok(()) => return Ok(value),
+                Ok(written) => return Ok((value, written)),
                 Err((true, _)) => continue,
                 Err((false, error)) => return Err(nats_error(target(), "write record")(error)),
             }
         }
         Err(conflict(target()))
-    }
-
-    /// Replaces a record (last writer wins: the caller owns the key).
-    /// Writes `bytes` under `key`, retried through a leader election (see
-    /// [`Inner::through_elections`]) while this node holds `scope`.
-    async fn put_bytes(
-        &self,
-        scope: Option<Scope<'_>>,
-        bucket: &kv::Store,
-        bucket_name: &str,
-        key: &str,
-        bytes: Vec<u8>,
-    ) -> Result<()> {
-        let bytes = Bytes::from(bytes);
-        self.through_elections(scope, || bucket.put(key, bytes.clone()))
-            .await?
-            .map_err(|e| {
-                nats_error(format!("bucket {bucket_name}, key {key}"), "write")(boxed(e))
-            })?;
-        Ok(())
     }
 
     /// Runs the write `op`, and runs it again while it fails because its
@@ -841,13 +856,16 @@ impl StateStore for NatsStore {
 
     async fn cursor(&self, store: &str) -> Result<Option<String>> {
         let key = keys::store_key(store);
-        let value = self
+        let entry = self
             .inner
             .buckets
             .cursors
-            .get(key.as_str())
+            .entry(key.as_str())
             .await
             .map_err(|e| nats_error(format!("cursor of store {store:?}"), "read")(boxed(e)))?;
+        let value = self
+            .inner
+            .polled_value(store, reads::PollRecord::Cursor, entry);
         value
             .map(|bytes| {
                 String::from_utf8(bytes.to_vec()).map_err(|error| Error::Corrupt {
@@ -861,11 +879,11 @@ impl StateStore for NatsStore {
 
     async fn order_record(&self, store: &str, order_id: &str) -> Result<Option<Vec<u8>>> {
         let key = keys::order_key(store, order_id);
-        let value = self
+        let entry = self
             .inner
             .buckets
             .orders
-            .get(key.as_str())
+            .entry(key.as_str())
             .await
             .map_err(|e| {
                 nats_error(
@@ -873,6 +891,9 @@ impl StateStore for NatsStore {
                     "read",
                 )(boxed(e))
             })?;
+        let value =
+            self.inner
+                .polled_value(store, reads::PollRecord::Order(order_id.to_owned()), entry);
         Ok(value.map(|bytes| bytes.to_vec()))
     }
 
@@ -883,15 +904,23 @@ impl StateStore for NatsStore {
     async fn store_status(&self, store: &str) -> Result<Option<StoreStatus>> {
         let inner = &self.inner;
         let bucket_name = inner.names.bucket("stores");
-        Ok(inner
-            .read_json(
-                &inner.buckets.stores,
-                &bucket_name,
-                &keys::store_key(store),
-                &|| format!("status of store {store:?}"),
-            )
-            .await?
-            .map(|(status, _)| status))
+        let key = keys::store_key(store);
+        let read = inner
+            .read_json(&inner.buckets.stores, &bucket_name, &key, &|| {
+                format!("status of store {store:?}")
+            })
+            .await?;
+        let revision = match &read {
+            Some((_, revision)) => *revision,
+            // Absent or deleted: the revision the next write must find.
+            None => {
+                inner
+                    .revision_now(&inner.buckets.stores, &bucket_name, &key)
+                    .await?
+            }
+        };
+        inner.note_read(store, reads::PollRecord::Status, revision);
+        Ok(read.map(|(status, _)| status))
     }
 
     async fn stores(&self) -> Result<Vec<String>> {
@@ -909,6 +938,10 @@ impl StateStore for NatsStore {
     async fn put_store_status(&self, store: &str, status: StoreStatus) -> Result<()> {
         self.inner.fenced(Scope::Store(store))?;
         self.inner.put_store_status(store, &status).await
+    }
+
+    fn poll_started(&self, store: &str) {
+        self.inner.poll_started(store);
     }
 
     async fn update_store_status(
