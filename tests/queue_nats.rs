@@ -626,6 +626,79 @@ async fn a_lease_lost_in_the_middle_of_a_poll_commit_stops_its_writes() -> Resul
     Ok(())
 }
 
+/// Review #2: the cursor, order records and status of a poll are written
+/// back only if unchanged since the poll read them. A node whose fence check
+/// passed but whose lease went to another node (which polled and committed
+/// meanwhile) cannot overwrite the new owner's records: its commit stops as
+/// superseded, and so does its following status write; its next poll,
+/// reading afresh, commits again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_poll_cannot_overwrite_what_the_new_owner_committed() -> Result<()> {
+    let f = Fixture::new().await?;
+    let old_owner = f.server.node(Arc::new(Unfenced)).await?;
+    let new_owner = f.server.node(Arc::new(Unfenced)).await?;
+    let commit = |cursor: &str, record: &str| PollCommit {
+        store: "loja".to_owned(),
+        cursor: Some(cursor.to_owned()),
+        order_records: vec![("1".to_owned(), record.as_bytes().to_vec())],
+        status: StoreStatus {
+            orders_seen: 1,
+            ..StoreStatus::default()
+        },
+        ..PollCommit::default()
+    };
+    // Both polls read the same state (nothing yet).
+    for node in [&old_owner, &new_owner] {
+        node.poll_started("loja");
+        assert_eq!(node.store_status("loja").await?, None);
+        assert_eq!(node.cursor("loja").await?, None);
+        assert_eq!(node.order_record("loja", "1").await?, None);
+    }
+    new_owner.commit_poll(commit("new", "new record")).await?;
+    // The dispatcher of the old owner reading the new record in between
+    // does not make the old poll's read newer.
+    assert_eq!(
+        old_owner.order_record("loja", "1").await?.as_deref(),
+        Some(&b"new record"[..])
+    );
+
+    let refused = old_owner.commit_poll(commit("old", "old record")).await;
+    assert!(
+        matches!(&refused, Err(Error::Superseded { scope, record })
+            if scope == "store loja" && record.contains("order \"1\"")),
+        "{refused:?}"
+    );
+    let refused = old_owner
+        .put_store_status("loja", StoreStatus::default())
+        .await;
+    assert!(
+        matches!(&refused, Err(Error::Superseded { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(f.store.cursor("loja").await?.as_deref(), Some("new"));
+    assert_eq!(
+        f.store.order_record("loja", "1").await?.as_deref(),
+        Some(&b"new record"[..])
+    );
+    assert_eq!(
+        f.store.store_status("loja").await?.map(|s| s.orders_seen),
+        Some(1)
+    );
+
+    // The new owner's next poll commits on top of its own writes; a later
+    // poll of the old node (the store came back to it) reads afresh.
+    new_owner
+        .commit_poll(commit("new 2", "new record 2"))
+        .await?;
+    old_owner.poll_started("loja");
+    old_owner.store_status("loja").await?;
+    old_owner.cursor("loja").await?;
+    old_owner.order_record("loja", "1").await?;
+    old_owner.commit_poll(commit("back", "record back")).await?;
+    assert_eq!(f.store.cursor("loja").await?.as_deref(), Some("back"));
+    Ok(())
+}
+
 /// A poll commit that stops after `step` and is then made again in full
 /// leaves every job once, the records and the cursor.
 async fn crash_then_retry(step: PollStep) -> Result<()> {
