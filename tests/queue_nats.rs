@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail, ensure};
 use arauto::clock::ManualClock;
-use arauto::queue::nats::{NatsOptions, NatsStore, PollStep};
+use arauto::queue::nats::{FallbackStep, NatsOptions, NatsStore, PollStep};
 use arauto::queue::portable::{Portable, Record};
 use arauto::queue::redb::{RedbOptions, RedbStore};
 use arauto::queue::{
@@ -619,8 +619,10 @@ async fn a_lease_lost_in_the_middle_of_a_poll_commit_stops_its_writes() -> Resul
         matches!(&refused, Err(Error::Fenced { scope }) if scope == "store loja"),
         "{refused:?}"
     );
-    assert_eq!(f.store.jobs_for_order("loja", "1").await?.len(), 1);
-    assert_eq!(f.store.jobs_for_order("loja", "2").await?.len(), 0);
+    // Read on the writing node: its view holds its own writes at once
+    // (another node's view gets them through its watch, a moment later).
+    assert_eq!(node.jobs_for_order("loja", "1").await?.len(), 1);
+    assert_eq!(node.jobs_for_order("loja", "2").await?.len(), 0);
     assert_eq!(f.store.order_record("loja", "1").await?, None);
     assert_eq!(f.store.cursor("loja").await?, None);
     Ok(())
@@ -1020,5 +1022,126 @@ async fn a_stale_job_expires_at_claim_and_a_fallback_lands_on_the_other_channel(
     assert!(f.job(fresh).await?.dedupe_keys.is_empty());
     f.enqueue_one(new_job("wa", "2", "order-paid", f.now()))
         .await?;
+    Ok(())
+}
+
+fn fall_back_to_sms(order: &str, now: Timestamp) -> Completion {
+    Completion::FellBack {
+        reason: "no WhatsApp account".into(),
+        fallback: Box::new(new_job("sms", order, "order-paid", now)),
+    }
+}
+
+/// Review #3: a fallback exists only if the original's transition won. A
+/// dispatcher whose lease ended (the job was recovered and claimed again)
+/// completing with a fallback inserts nothing: the customer would get the
+/// retried original and the fallback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_claim_that_falls_back_inserts_no_fallback() -> Result<()> {
+    let f = Fixture::new().await?;
+    let id = f
+        .enqueue_one(new_job("wa", "1", "order-paid", f.now()))
+        .await?;
+    let stale = f.claim_one("wa", f.now()).await?;
+    // Past the lease: the next claim recovers the job and takes it again.
+    let again = f.claim_one("wa", f.at(120)).await?;
+    assert_eq!((again.id, again.claims), (id, 2));
+
+    let refused = f
+        .store
+        .complete_noting_fallback(stale.claim(), fall_back_to_sms("1", f.now()))
+        .await;
+    assert!(
+        matches!(&refused, Err(Error::StaleClaim { .. })),
+        "{refused:?}"
+    );
+    let jobs = f.store.jobs_for_order("loja", "1").await?;
+    assert_eq!(jobs.len(), 1, "a fallback was inserted: {jobs:?}");
+    assert_eq!(jobs[0].state, JobState::Running);
+    Ok(())
+}
+
+/// Review #3: a fallback completion that stopped after the original named
+/// its fallback but before inserting it is finished by the lease recovery:
+/// a cancelled placeholder takes the fallback's id (so the stopped
+/// completion could never insert it later) and the original is retried;
+/// its next fallback is inserted once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fallback_stopped_after_its_intent_is_retried_once_not_lost() -> Result<()> {
+    let f = Fixture::new().await?;
+    let id = f
+        .enqueue_one(new_job("wa", "1", "order-paid", f.now()))
+        .await?;
+    let first = f.claim_one("wa", f.now()).await?;
+    f.store.crash_fallback_after(Some(FallbackStep::Intent));
+    let stopped = f
+        .store
+        .complete_noting_fallback(first.claim(), fall_back_to_sms("1", f.now()))
+        .await;
+    f.store.crash_fallback_after(None);
+    ensure!(
+        stopped.is_err(),
+        "the test hook did not stop the completion"
+    );
+    let intent = f.job(id).await?;
+    assert_eq!(intent.state, JobState::Running);
+    let fallback_id = intent.fell_back_to.context("no intent written")?;
+
+    let second = f.claim_one("wa", f.at(120)).await?;
+    assert_eq!((second.id, second.claims), (id, 2));
+    let placeholder = f.job(fallback_id).await?;
+    assert_eq!(placeholder.state, JobState::Cancelled, "{placeholder:?}");
+    assert!(placeholder.dedupe_keys.is_empty());
+    assert_eq!(second.fell_back_to, None);
+
+    let completed = f
+        .store
+        .complete_noting_fallback(second.claim(), fall_back_to_sms("1", f.at(120)))
+        .await?;
+    let inserted = completed.fallback_inserted.context("no fallback")?;
+    assert_ne!(inserted, fallback_id);
+    assert_eq!(completed.job.state, JobState::Skipped);
+    let on_sms: Vec<Job> = f
+        .store
+        .jobs_for_order("loja", "1")
+        .await?
+        .into_iter()
+        .filter(|job| job.channel.as_str() == "sms")
+        .collect();
+    assert_eq!(on_sms.len(), 1, "{on_sms:?}");
+    assert_eq!(on_sms[0].fallback_of, Some(id));
+    Ok(())
+}
+
+/// The same stop after the fallback was inserted, before the original
+/// ended: the recovery ends the original as fallen back to it (not retried),
+/// so nothing is sent twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recovered_fallback_intent_whose_fallback_exists_ends_the_original() -> Result<()> {
+    let f = Fixture::new().await?;
+    let id = f
+        .enqueue_one(new_job("wa", "1", "order-paid", f.now()))
+        .await?;
+    let first = f.claim_one("wa", f.now()).await?;
+    f.store.crash_fallback_after(Some(FallbackStep::Inserted));
+    let stopped = f
+        .store
+        .complete_noting_fallback(first.claim(), fall_back_to_sms("1", f.now()))
+        .await;
+    f.store.crash_fallback_after(None);
+    ensure!(
+        stopped.is_err(),
+        "the test hook did not stop the completion"
+    );
+    let fallback_id = f.job(id).await?.fell_back_to.context("no intent")?;
+    assert_eq!(f.job(fallback_id).await?.state, JobState::Pending);
+
+    assert_eq!(f.store.recover_expired_leases(f.at(120)).await?, 1);
+    let original = f.job(id).await?;
+    assert_eq!(original.state, JobState::Skipped, "{original:?}");
+    assert_eq!(original.fell_back_to, Some(fallback_id));
+    assert!(f.store.claim("wa", f.at(120), 1, LEASE).await?.is_empty());
+    let on_sms = f.claim_one("sms", f.at(120)).await?;
+    assert_eq!(on_sms.id, fallback_id);
     Ok(())
 }

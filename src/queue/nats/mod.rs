@@ -36,6 +36,7 @@ use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 use tokio_util::bytes::Bytes;
 
+pub use self::jobs::FallbackStep;
 use self::keys::Names;
 use self::mirror::Mirror;
 pub use self::poll::PollStep;
@@ -127,6 +128,8 @@ struct Inner {
     history_published: Mutex<u64>,
     /// Test hook: fail a poll commit after this step (see [`PollStep`]).
     crash_after: Mutex<Option<PollStep>>,
+    /// Test hook: fail a fallback completion after this step.
+    crash_after_fallback: Mutex<Option<FallbackStep>>,
     /// Per store, the revisions its running poll read ([`reads`]).
     poll_reads: Mutex<std::collections::HashMap<String, reads::PollReads>>,
     tasks: Vec<JoinHandle<()>>,
@@ -328,6 +331,7 @@ impl NatsStore {
                 ids: Mutex::new(IdGenerator::after(None)),
                 history_published: Mutex::new(0),
                 crash_after: Mutex::new(None),
+                crash_after_fallback: Mutex::new(None),
                 poll_reads: Mutex::new(std::collections::HashMap::new()),
                 tasks: std::mem::take(&mut tasks.0),
             }),
@@ -356,6 +360,17 @@ impl NatsStore {
             .unwrap_or_else(PoisonError::into_inner) = step;
     }
 
+    /// Test hook: the next fallback completions stop with an error right
+    /// after `step` (as if the process died there), until cleared with `None`.
+    #[doc(hidden)]
+    pub fn crash_fallback_after(&self, step: Option<FallbackStep>) {
+        *self
+            .inner
+            .crash_after_fallback
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = step;
+    }
+
     /// Enqueues jobs (tools and tests; the daemon enqueues through
     /// [`StateStore::commit_poll`]). Deduplicated like a poll commit.
     pub async fn enqueue(&self, jobs: Vec<super::NewJob>) -> Result<Vec<super::EnqueueOutcome>> {
@@ -364,7 +379,7 @@ impl NatsStore {
         }
         let mut outcomes = Vec::with_capacity(jobs.len());
         for job in jobs {
-            outcomes.push(self.inner.insert_job(job, None, false).await?);
+            outcomes.push(self.inner.insert_job(job, None, false, None).await?);
         }
         Ok(outcomes)
     }

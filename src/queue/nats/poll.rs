@@ -115,7 +115,9 @@ impl Inner {
         // node now polls.
         for job in jobs {
             self.fenced(Scope::Store(&store))?;
-            outcome.jobs.push(self.insert_job(job, None, true).await?);
+            outcome
+                .jobs
+                .push(self.insert_job(job, None, true, None).await?);
         }
         self.checkpoint(PollStep::Jobs)?;
 
