@@ -763,6 +763,9 @@ impl Inner {
     }
 
     pub(super) async fn complete(&self, claim: Claim, completion: Completion) -> Result<Completed> {
+        // Review #4: the channel's pacing counts a send before the job's
+        // record says sent, once per call (not per conflict retry).
+        let mut send_counted = false;
         for _ in 0..CAS_ATTEMPTS {
             let stored = self
                 .load(claim.id)
@@ -789,10 +792,20 @@ impl Inner {
             }
             let now = self.now();
             let mut fallback_inserted = None;
-            let mut sent_at = None;
             let mut fell_back_on = None;
-            if let Completion::Sent { at, pacing_day, .. } = &completion {
-                sent_at = Some((*at, *pacing_day));
+            // The provider took the message: the channel's daily count and
+            // pacing include it before the record does, so a stop between
+            // the two writes leaves the count one over (the cap errs on the
+            // safe side), never one short, whoever completes the job later.
+            if let Completion::Sent { at, pacing_day, .. } = &completion
+                && !send_counted
+            {
+                let (at, pacing_day) = (*at, *pacing_day);
+                self.update_channel(job.channel.as_str(), &mut |status: &mut ChannelStatus| {
+                    record_send(status, at, pacing_day);
+                })
+                .await?;
+                send_counted = true;
             }
             // The revision the final write compares against: the one read,
             // or the fallback intent's.
@@ -863,12 +876,6 @@ impl Inner {
             }
             self.count_terminal(&job).await?;
             let channel = job.channel.as_str();
-            if let Some((at, pacing_day)) = sent_at {
-                self.update_channel(channel, &mut |status: &mut ChannelStatus| {
-                    record_send(status, at, pacing_day);
-                })
-                .await?;
-            }
             if let Some(fallback_channel) = fell_back_on {
                 let day = self.day_date(now);
                 self.update_channel(channel, &mut |status: &mut ChannelStatus| {
