@@ -870,6 +870,59 @@ async fn purge_deletes_finished_jobs_and_frees_their_keys() -> Result<()> {
     Ok(())
 }
 
+/// Retention: the history stream keeps outcomes for the configured
+/// `history_retention` (changed on the stream when it differs), and the
+/// delete markers purges leave are removed, up to the marker only: a dedupe
+/// key taken again after its marker keeps deduplicating.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_follows_the_retention_and_old_delete_markers_are_removed() -> Result<()> {
+    let f = Fixture::new().await?;
+    let js = async_nats::jetstream::new(async_nats::connect(&f.server.url).await?);
+    let thirty_days = std::time::Duration::from_secs(30 * 24 * 3600);
+    f.store.apply_history_retention(thirty_days).await?;
+    let mut history = js.get_stream("test_history").await?;
+    assert_eq!(history.info().await?.config.max_age, thirty_days);
+    // Applying the same again changes nothing.
+    f.store.apply_history_retention(thirty_days).await?;
+
+    let id = f
+        .enqueue_one(new_job("wa", "1", "order-paid", f.now()))
+        .await?;
+    let job = f.claim_one("wa", f.now()).await?;
+    f.store
+        .complete(job.claim(), sent(f.now(), "2025-03-14"))
+        .await?;
+    assert_eq!(f.store.prune(f.at(1), 10).await?, 1);
+    let mut jobs_stream = js.get_stream("KV_test_jobs").await?;
+    assert_eq!(
+        jobs_stream.info().await?.state.messages,
+        1,
+        "the job's marker"
+    );
+    // The freed key is taken again after its marker.
+    let again = f
+        .enqueue_one(new_job("wa", "1", "order-paid", f.now()))
+        .await?;
+
+    let removed = f
+        .store
+        .compact_delete_markers(std::time::Duration::ZERO)
+        .await?;
+    assert!(removed >= 1, "{removed}");
+    assert!(f.store.get(id).await?.is_none());
+    // Only the new job's record is left in the jobs bucket; its key holds.
+    assert_eq!(jobs_stream.info().await?.state.messages, 1);
+    let outcome = f
+        .store
+        .enqueue(vec![new_job("wa", "1", "order-paid", f.now())])
+        .await?;
+    assert!(
+        matches!(outcome.as_slice(), [EnqueueOutcome::Duplicate(holder)] if *holder == again),
+        "{outcome:?}"
+    );
+    Ok(())
+}
+
 /// Fills `store` with one of everything: jobs in several states (one
 /// cancelled, so its key is not held), a cursor, order records, statuses,
 /// counters.

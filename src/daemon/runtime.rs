@@ -459,6 +459,13 @@ impl ClusterNode {
         })
         .await?;
         tracing::info!(node = %cluster.node_name, prefix = %cluster.prefix, "cluster state open");
+        let retention = state.config.daemon.history_retention.unsigned_abs();
+        if let Err(error) = db.apply_history_retention(retention).await {
+            // The counters are still kept, only not for the configured time.
+            tracing::warn!(
+                "cannot apply daemon.history_retention to the cluster's history: {error}"
+            );
+        }
         let pipeline = Pipeline::cluster(state, Arc::new(db), fence, host);
         ownership.set_resources(resources(state));
         let stop = CancellationToken::new();

@@ -25,6 +25,7 @@ mod mirror;
 mod poll;
 mod portable;
 mod reads;
+mod retention;
 
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
@@ -49,9 +50,11 @@ use super::{
 use crate::clock::{SharedClock, SystemClock};
 use crate::job::IdGenerator;
 
-/// How long the history stream keeps outcomes (the daily counters of
-/// `arauto report`): a little over the default 90-day history retention.
-const HISTORY_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(120 * 24 * 3600);
+/// How long a history stream created before the daemon applied
+/// `daemon.history_retention` keeps outcomes (the daily counters of `arauto
+/// report`): the default retention. A daemon sets the configured one at
+/// start ([`NatsStore::apply_history_retention`]).
+const HISTORY_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(90 * 24 * 3600);
 
 /// How many times a compare-and-set loop re-reads and retries before it
 /// reports the conflict.
@@ -978,6 +981,34 @@ impl StateStore for NatsStore {
             .await?;
         self.inner.mirror.wake_store(store);
         Ok(status)
+    }
+
+    /// Prunes as the trait does, then removes the delete markers of the
+    /// buckets older than [`retention::MARKERS_KEPT`] (see `retention.rs`).
+    async fn prune(&self, finished_before: Timestamp, batch: usize) -> Result<usize> {
+        let batch = batch.max(1);
+        let mut total = 0;
+        loop {
+            let deleted = self
+                .purge(PurgeFilter {
+                    finished_before,
+                    states: Vec::new(),
+                    limit: batch,
+                })
+                .await?;
+            total += deleted;
+            if deleted < batch {
+                break;
+            }
+        }
+        let removed = self.inner.compact_markers(retention::MARKERS_KEPT).await?;
+        if removed > 0 {
+            tracing::info!(
+                markers = removed,
+                "removed old delete markers from the cluster's buckets"
+            );
+        }
+        Ok(total)
     }
 
     async fn channel_status(&self, channel: &str) -> Result<ChannelStatus> {
