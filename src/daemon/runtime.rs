@@ -26,6 +26,7 @@ use super::supervisor::{Prepared, Supervisor};
 use super::watchdog;
 use crate::cluster::connect::{self, ConnectError};
 use crate::cluster::ownership::{Ownership, OwnershipError, OwnershipOptions, Resource};
+use crate::cluster::push_forward;
 use crate::config::cluster::ClusterConfig;
 use crate::config::{self, Config, ConfigErrors};
 use crate::heartbeat::Heartbeats;
@@ -421,7 +422,7 @@ impl ClusterNode {
             "connected to the NATS cluster: {}",
             connect::describe_connection(&client)
         );
-        let js = async_nats::jetstream::new(client);
+        let js = async_nats::jetstream::new(client.clone());
         let node = cluster.node_name.as_str();
         // A node restarted right after it was killed finds its previous
         // run's heartbeat still fresh: it waits for that to expire (a few
@@ -469,6 +470,25 @@ impl ClusterNode {
         let pipeline = Pipeline::cluster(state, Arc::new(db), fence, host);
         ownership.set_resources(resources(state));
         let stop = CancellationToken::new();
+        // Pushes verified here reach the node polling the store, and theirs reach us.
+        let sender = format!(
+            "{node}/{}/{}",
+            std::process::id(),
+            jiff::Timestamp::now().as_nanosecond()
+        );
+        if let Err(error) = push_forward::start(
+            client,
+            &cluster.prefix,
+            sender,
+            pipeline.pushes.clone(),
+            stop.clone(),
+        )
+        .await
+        {
+            // Pushes still reach the stores this node polls; the others
+            // wait for their next sweep.
+            tracing::warn!("cannot forward pushes between nodes: {error}");
+        }
         let driver = tokio::spawn({
             let (ownership, stop) = (ownership.clone(), stop.clone());
             async move { ownership.run(stop).await }
