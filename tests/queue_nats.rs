@@ -20,14 +20,18 @@ use arauto::queue::nats::{FallbackStep, NatsOptions, NatsStore, PollStep};
 use arauto::queue::portable::{Portable, Record};
 use arauto::queue::redb::{RedbOptions, RedbStore};
 use arauto::queue::{
-    CancelOutcome, Completion, CounterQuery, EnqueueOutcome, Error, Fence, Job, JobId, JobState,
-    NewJob, Outcome, PollCommit, Receipt, Scope, StateStore, StoreStatus, Unfenced,
+    CancelOutcome, Completion, CounterQuery, EnqueueOutcome, Error, Fence, Job, JobFilter, JobId,
+    JobState, NewJob, Outcome, PollCommit, Receipt, Scope, StateStore, StoreStatus, Unfenced,
 };
 use futures::TryStreamExt;
 use jiff::{SignedDuration, Timestamp};
 
 const LEASE: SignedDuration = SignedDuration::from_secs(60);
-const NATS_SERVER: &str = "/usr/sbin/nats-server";
+/// The server binary: `ARAUTO_TEST_NATS_SERVER`, else Debian's 2.9.10.
+fn nats_server() -> std::path::PathBuf {
+    std::env::var_os("ARAUTO_TEST_NATS_SERVER")
+        .map_or_else(|| "/usr/sbin/nats-server".into(), std::path::PathBuf::from)
+}
 
 /// A `nats-server -js` of this test, killed when dropped.
 struct Server {
@@ -40,13 +44,14 @@ impl Server {
     /// Starts the server and returns once it logged that it is ready.
     fn start() -> Result<Self> {
         let dir = tempfile::tempdir()?;
-        let mut child = Command::new(NATS_SERVER)
+        let binary = nats_server();
+        let mut child = Command::new(&binary)
             .args(["-js", "-a", "127.0.0.1", "-p", "-1", "-sd"])
             .arg(dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .with_context(|| format!("cannot start {NATS_SERVER}"))?;
+            .with_context(|| format!("cannot start {}", binary.display()))?;
         let stderr = child.stderr.take().context("no stderr")?;
         let mut lines = BufReader::new(stderr).lines();
         let mut url = None;
@@ -479,6 +484,65 @@ async fn watches_fire_for_changes_made_by_another_node() -> Result<()> {
         f.store.store_status("loja").await?.map(|s| s.paused),
         Some(None)
     );
+    Ok(())
+}
+
+/// Every consumer of `stream` is deleted on the server, as happens to a
+/// node's watch when the server holding it dies or restarts (its consumers
+/// are in memory): the node must notice and follow again from where it was.
+async fn delete_consumers(url: &str, stream: &str) -> Result<usize> {
+    let js = async_nats::jetstream::new(async_nats::connect(url).await?);
+    let stream = js.get_stream(stream).await?;
+    let names: Vec<String> = stream.consumer_names().try_collect().await?;
+    for name in &names {
+        stream.delete_consumer(name).await?;
+    }
+    Ok(names.len())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_view_whose_consumers_are_gone_follows_again_from_where_it_was() -> Result<()> {
+    let f = Fixture::new().await?;
+    let other = f.server.node(Arc::new(Unfenced)).await?;
+    let mut channel_watch = f.store.watch_channel("wa");
+    other
+        .enqueue(vec![new_job("wa", "1", "order-paid", f.now())])
+        .await?;
+    assert!(channel_watch.changed().await);
+    assert_eq!(f.store.channel_stats("wa").await?.pending, 1);
+
+    // Both nodes' jobs watches are gone; the other node writes on.
+    ensure!(delete_consumers(&f.server.url, "KV_test_jobs").await? >= 2);
+    other
+        .enqueue(vec![new_job("wa", "2", "order-paid", f.now())])
+        .await?;
+    // The new job reaches this node's view (its follower notices the
+    // missing delivery and re-opens after the last revision it applied).
+    assert!(channel_watch.changed().await);
+    assert_eq!(f.store.channel_stats("wa").await?.pending, 2);
+    // Re-opened after the last revision, not replayed: nothing twice.
+    assert_eq!(f.store.list(JobFilter::default()).await?.len(), 2);
+    let jobs = f
+        .store
+        .view_freshness()
+        .into_iter()
+        .find(|(what, _)| what == "bucket test_jobs")
+        .context("the jobs view is listed")?;
+    ensure!(jobs.1.is_current(), "the jobs view is {}", jobs.1);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_sees_its_own_writes_without_waiting_for_its_watch() -> Result<()> {
+    let f = Fixture::new().await?;
+    // This node's watch is gone: only its own writes can put the job in
+    // its view before the follower re-opens.
+    ensure!(delete_consumers(&f.server.url, "KV_test_jobs").await? >= 1);
+    f.store
+        .enqueue(vec![new_job("wa", "1", "order-paid", f.now())])
+        .await?;
+    let claimed = f.store.claim("wa", f.now(), 1, LEASE).await?;
+    assert_eq!(claimed.len(), 1);
     Ok(())
 }
 

@@ -25,10 +25,22 @@
 //!   them gone ([`Ownership::services_running`]) is the fence withdrawn and
 //!   the lease deleted. Otherwise a send completing after the release would
 //!   be fenced and the new owner would send it again.
-//! * **Reacting at once.** Both buckets are watched: a released lease or a
-//!   node joining or leaving wakes every node's round immediately (SIGTERM
-//!   hand-over is immediate); a dead node is noticed when its heartbeat's
-//!   expiry passes, and its leases are taken once their own expiry passes.
+//! * **Reacting at once.** Both buckets are followed (the store's resilient
+//!   follower, `queue::nats::follow`): a released lease or a node joining or
+//!   leaving wakes every node's round immediately (SIGTERM hand-over is
+//!   immediate); a dead node is noticed when its heartbeat's expiry passes,
+//!   and its leases are taken once their own expiry passes.
+//! * **A stale view stops the node from claiming more.** While either
+//!   bucket's view is not current (a server loss broke its consumer and it
+//!   is being re-opened), the node writes no heartbeat, so the others stop
+//!   counting it once its last one expires and take its share, and it
+//!   acquires nothing; it keeps renewing what it holds (renewals need no
+//!   view). When the view is current again it heartbeats and takes its
+//!   share back.
+//! * **The leader decides.** After a compare-and-set conflict, and to read
+//!   a lease back after acquiring it, the key is read from the stream's
+//!   leader (`STREAM.MSG.GET`), never from the view or a direct get, which
+//!   any replica may answer from behind.
 //! * **Fencing.** [`Fence::holds`] answers from this process's
 //!   `CLOCK_BOOTTIME` (monotonic, and counting suspend): a lease counts as
 //!   held until `renewed_at + ttl − margin`, where `renewed_at` is taken
@@ -47,13 +59,15 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_nats::jetstream::{self, kv};
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, watch};
 use tokio_util::bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::cluster::ClusterConfig;
+use crate::queue::nats::Freshness;
+use crate::queue::nats::follow::{self, FollowSpec};
 use crate::queue::{Fence, Scope};
 
 /// How many lease writes a round has in flight at once.
@@ -62,6 +76,9 @@ const WRITES_IN_FLIGHT: usize = 32;
 const NODE_RECORD_AGE: Duration = Duration::from_secs(24 * 3600);
 /// How long [`Ownership::open`] waits for the first view of both buckets.
 const INITIAL_VIEW_WAIT: Duration = Duration::from_secs(30);
+/// The longest a single request to NATS may take on the shutdown path
+/// (releasing leases, deleting the heartbeat).
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A store or channel whose work one node owns.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -301,6 +318,12 @@ struct Inner {
     instance: String,
     leases: kv::Store,
     nodes: kv::Store,
+    /// Each bucket's view is current (see [`Freshness`]); set once the
+    /// followers run.
+    freshness: std::sync::OnceLock<[watch::Receiver<Freshness>; 2]>,
+    /// Whether this process has written its own heartbeat yet: from then
+    /// on a heartbeat of this node's name by another process is a twin.
+    beat_written: std::sync::atomic::AtomicBool,
     view: Mutex<View>,
     held: Mutex<HashMap<Resource, Held>>,
     wanted: Mutex<BTreeSet<Resource>>,
@@ -472,6 +495,8 @@ impl Ownership {
             instance: format!("{:016x}", rand::random::<u64>()),
             leases,
             nodes,
+            freshness: std::sync::OnceLock::new(),
+            beat_written: std::sync::atomic::AtomicBool::new(false),
             view: Mutex::new(View::default()),
             held: Mutex::new(HashMap::new()),
             wanted: Mutex::new(BTreeSet::new()),
@@ -482,14 +507,25 @@ impl Ownership {
             takeovers: Takeovers::default(),
             stop_watching: CancellationToken::new(),
         });
-        let leases_ready = spawn_watcher(&inner, WatchedBucket::Leases).await?;
-        let nodes_ready = spawn_watcher(&inner, WatchedBucket::Nodes).await?;
-        for mut ready in [leases_ready, nodes_ready] {
-            let waited = tokio::time::timeout(INITIAL_VIEW_WAIT, ready.wait_for(|r| *r)).await;
-            if !matches!(waited, Ok(Ok(_))) {
+        let client = js.client();
+        let (leases_ready, leases_fresh) = spawn_follower(&inner, &client, WatchedBucket::Leases);
+        let (nodes_ready, nodes_fresh) = spawn_follower(&inner, &client, WatchedBucket::Nodes);
+        let _ = inner
+            .freshness
+            .set([leases_fresh.clone(), nodes_fresh.clone()]);
+        for (ready, freshness, bucket) in [
+            (leases_ready, leases_fresh, inner.options.leases_bucket()),
+            (nodes_ready, nodes_fresh, inner.options.nodes_bucket()),
+        ] {
+            let waited = tokio::time::timeout(INITIAL_VIEW_WAIT, ready.await_ready()).await;
+            if waited.is_err() {
                 return Err(OwnershipError::Read {
-                    bucket: inner.options.leases_bucket(),
-                    source: format!("no complete view within {INITIAL_VIEW_WAIT:?}").into(),
+                    bucket,
+                    source: format!(
+                        "this node's view is still {} after {INITIAL_VIEW_WAIT:?}",
+                        *freshness.borrow()
+                    )
+                    .into(),
                 });
             }
         }
@@ -553,6 +589,34 @@ impl Ownership {
         &self.inner.takeovers
     }
 
+    /// Whether this node's view of both buckets is current: while it is
+    /// not, the node neither heartbeats nor acquires (see the module docs).
+    pub fn views_current(&self) -> bool {
+        self.inner
+            .freshness
+            .get()
+            .is_some_and(|views| views.iter().all(|view| view.borrow().is_current()))
+    }
+
+    /// Each bucket's view: `bucket <name>` → current, or stale since when and why.
+    pub fn view_freshness(&self) -> Vec<(String, Freshness)> {
+        let names = [
+            self.inner.options.leases_bucket(),
+            self.inner.options.nodes_bucket(),
+        ];
+        self.inner
+            .freshness
+            .get()
+            .map(|views| {
+                names
+                    .into_iter()
+                    .zip(views.iter())
+                    .map(|(name, view)| (format!("bucket {name}"), view.borrow().clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Live nodes (fresh heartbeat), sorted.
     pub fn live_nodes(&self) -> Vec<String> {
         let now = now_ms();
@@ -591,30 +655,58 @@ impl Ownership {
     /// The heartbeat has its own loop: a slow or failing heartbeat write
     /// (a stream leader election) never delays or skips a lease renewal.
     pub async fn run(&self, shutdown: CancellationToken) {
-        let rounds = async {
-            loop {
-                let next = self.round().await;
-                tokio::select! {
-                    () = shutdown.cancelled() => break,
-                    () = self.inner.wake.notified() => {}
-                    () = tokio::time::sleep(next) => {}
-                }
+        // A task of its own: nothing a round does (hundreds of lease
+        // writes, a slow server) can hold the heartbeat. It ends with this
+        // future, however that ends (a dropped or aborted driver must not
+        // leave a node heartbeating that no longer renews anything).
+        let mut heartbeats = AbortOnDrop(tokio::spawn({
+            let (ownership, shutdown) = (self.clone(), shutdown.clone());
+            async move { ownership.heartbeats(&shutdown).await }
+        }));
+        loop {
+            let next = self.round().await;
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = self.inner.wake.notified() => {}
+                () = tokio::time::sleep(next) => {}
             }
-        };
-        tokio::join!(self.heartbeats(&shutdown), rounds);
+        }
+        if let Err(error) = (&mut heartbeats.0).await {
+            tracing::warn!(node = %self.inner.options.node, "the heartbeat loop ended abnormally: {error}");
+        }
         self.release_all().await;
     }
 
     /// Write this node's heartbeat every `ttl / 3` until `shutdown`; a
-    /// failed write is retried after a tenth of that.
+    /// failed write is retried after a tenth of that. No heartbeat is
+    /// written while this node's view is stale: the others then stop
+    /// counting it (its share is not orphaned by a node that cannot see
+    /// what it should take) until the view is current again.
     async fn heartbeats(&self, shutdown: &CancellationToken) {
         let every = self.inner.options.renew_every();
+        let mut paused = false;
         loop {
-            let wait = match self.heartbeat().await {
-                Ok(()) => every,
-                Err(error) => {
-                    tracing::warn!("{error}; retrying");
-                    every / 10
+            let current = self.views_current();
+            if current == paused {
+                paused = !current;
+                if paused {
+                    tracing::warn!(
+                        node = %self.inner.options.node,
+                        "not heartbeating while this node's view of the ownership buckets is stale"
+                    );
+                } else {
+                    tracing::info!(node = %self.inner.options.node, "heartbeating again");
+                }
+            }
+            let wait = if paused {
+                every / 10
+            } else {
+                match self.heartbeat().await {
+                    Ok(()) => every,
+                    Err(error) => {
+                        tracing::warn!("{error}; retrying");
+                        every / 10
+                    }
                 }
             };
             tokio::select! {
@@ -659,7 +751,11 @@ impl Ownership {
             }
         };
         let mut giving_up = Vec::new();
-        {
+        // A stale view may miss nodes and leases: act on it only for what
+        // needs no view (renewing what is held, letting go of what the
+        // configuration dropped).
+        let current = self.views_current();
+        if current {
             let view = lock(&inner.view);
             for resource in &wanted {
                 let owner = owner_of(resource, live.iter().map(String::as_str));
@@ -696,6 +792,13 @@ impl Ownership {
                     (false, None) => {}
                 }
             }
+        } else {
+            for resource in &wanted {
+                if let Some(h) = held.get(resource) {
+                    renew_if_due(resource, h, &mut next);
+                }
+            }
+            next = next.min(renew_every / 10);
         }
         for (resource, h) in &held {
             if !wanted.contains(resource) {
@@ -760,6 +863,7 @@ impl Ownership {
         .await
         .map_err(|_| error(format!("no answer within {:?}", self.request_timeout()).into()))?
         .map_err(|e| error(e.into()))?;
+        inner.beat_written.store(true, Ordering::Relaxed);
         let was_live = lock(&inner.view)
             .nodes
             .insert(inner.options.node.clone(), expires_at_ms)
@@ -883,13 +987,80 @@ impl Ownership {
     }
 
     /// The revision of `key` if it holds exactly `value` (a write of ours
-    /// whose answer was lost did land).
+    /// whose answer was lost did land), as the stream's leader has it.
     async fn landed(&self, key: &str, value: &Bytes) -> Option<u64> {
-        let entry = tokio::time::timeout(self.request_timeout(), self.inner.leases.entry(key))
-            .await
-            .ok()?
-            .ok()??;
-        (entry.value == *value).then_some(entry.revision)
+        let entry = self.read_from_leader(key).await.ok()??;
+        (entry.operation == kv::Operation::Put && entry.value == *value).then_some(entry.revision)
+    }
+
+    /// The latest entry of lease `key` as the stream's leader has it
+    /// (`STREAM.MSG.GET`, answered only by the leader; a direct get may be
+    /// answered by a replica that has not applied the latest write yet).
+    /// `None`: the key never existed or was purged.
+    async fn read_from_leader(&self, key: &str) -> Result<Option<kv::Entry>, String> {
+        let leases = &self.inner.leases;
+        let subject = format!("{}{key}", leases.prefix);
+        let limit = self.request_timeout();
+        let message = tokio::time::timeout(
+            limit,
+            leases.stream.get_last_raw_message_by_subject(&subject),
+        )
+        .await
+        .map_err(|_| {
+            format!(
+                "the leader of {} did not answer within {limit:?}",
+                leases.stream_name
+            )
+        })?;
+        match message {
+            Ok(message) => Ok(Some(kv::Entry {
+                bucket: leases.name.clone(),
+                key: key.to_owned(),
+                operation: follow::kv_operation(Some(&message.headers)),
+                value: message.payload,
+                revision: message.sequence,
+                delta: 0,
+                created: message.time,
+                seen_current: true,
+            })),
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    jetstream::stream::LastRawMessageErrorKind::NoMessageFound
+                ) =>
+            {
+                Ok(None)
+            }
+            Err(error) => Err(format!(
+                "cannot read {key} from the leader of {}: {error}",
+                leases.stream_name
+            )),
+        }
+    }
+
+    /// After a compare-and-set on `key` failed: read the key from the
+    /// leader into the view (the watch may be behind, or broken), and run
+    /// the next round at once if the lease turned out free to take.
+    async fn refresh_from_leader(&self, resource: &Resource) {
+        let key = resource.key();
+        match self.read_from_leader(&key).await {
+            Ok(Some(entry)) => {
+                apply(&self.inner, WatchedBucket::Leases, &entry);
+                let free = lock(&self.inner.view)
+                    .leases
+                    .get(&key)
+                    .is_some_and(|seen| seen.value.as_ref().is_none_or(|v| self.is_mine(v)));
+                if free {
+                    self.inner.wake.notify_one();
+                }
+            }
+            Ok(None) => {
+                // Gone altogether (never written, or purged): create it next round.
+                lock(&self.inner.view).leases.remove(&key);
+                self.inner.wake.notify_one();
+            }
+            Err(error) => tracing::debug!(node = %self.inner.options.node, "{error}"),
+        }
     }
 
     async fn acquire(&self, resource: Resource, seen: Option<SeenLease>) {
@@ -919,27 +1090,37 @@ impl Ownership {
         let revision = match result {
             Ok(revision) => revision,
             Err(error) => {
-                // Someone else moved first, or our view is behind: the watch
-                // brings the newer revision and the next round tries again.
+                // Someone else moved first, or our view is behind: the
+                // leader says which, and the next round acts on that (not
+                // on the watch, which may be the thing that is behind).
                 tracing::debug!(node = %self.inner.options.node, "{resource} not acquired: {error}");
+                self.refresh_from_leader(&resource).await;
                 return;
             }
         };
         // nats-server before 2.9.21 (Debian 12 ships 2.9.10) may accept two
         // concurrent writes expecting the same revision (nats-server#4320):
-        // read the key back and keep the lease only if our write is the
-        // latest. The loser of such a race drops it here; a later write by
-        // the other node would fail its next renewal the same way.
-        match tokio::time::timeout(limit, leases.entry(&key)).await {
-            Ok(Ok(Some(latest))) if latest.revision != revision => {
+        // read the key back from the stream's leader and keep the lease only
+        // if our write is the latest. The loser of such a race drops it
+        // here; a later write by the other node would fail its next renewal
+        // the same way.
+        match self.read_from_leader(&key).await {
+            Ok(Some(latest)) if latest.revision != revision => {
                 tracing::warn!(
                     node = %self.inner.options.node,
                     "{resource}: another node's write landed after ours (revision {} after {revision}); not taking it",
                     latest.revision
                 );
+                apply(&self.inner, WatchedBucket::Leases, &latest);
                 return;
             }
-            _ => {}
+            Ok(_) => {}
+            Err(error) => {
+                // Unconfirmed: not held. If it did land, it is ours at that
+                // revision and the next round renews or releases it.
+                tracing::debug!(node = %self.inner.options.node, "{resource}: {error}; not taking it yet");
+                return;
+            }
         }
         self.record_held(resource.clone(), revision, sent, value);
         // A hand-over of ours that was still draining when the lease lapsed.
@@ -1002,16 +1183,26 @@ impl Ownership {
     /// released leases wake them.
     pub async fn release_all(&self) {
         let inner = &self.inner;
-        if let Err(error) = inner.nodes.delete(&inner.options.node).await {
+        let deleted =
+            tokio::time::timeout(RELEASE_TIMEOUT, inner.nodes.delete(&inner.options.node))
+                .await
+                .map_err(|_| format!("no answer within {RELEASE_TIMEOUT:?}"))
+                .and_then(|r| r.map_err(|e| e.to_string()));
+        if let Err(error) = deleted {
             tracing::warn!(node = %inner.options.node, "cannot delete this node's heartbeat: {error}");
         }
         let held: Vec<(Resource, Held)> = lock(&inner.held).drain().collect();
         futures::stream::iter(held)
             .for_each_concurrent(WRITES_IN_FLIGHT, |(resource, h)| async move {
-                let result = inner
-                    .leases
-                    .delete_expect_revision(resource.key(), Some(h.revision))
-                    .await;
+                let result = tokio::time::timeout(
+                    RELEASE_TIMEOUT,
+                    inner
+                        .leases
+                        .delete_expect_revision(resource.key(), Some(h.revision)),
+                )
+                .await
+                .map_err(|_| format!("no answer within {RELEASE_TIMEOUT:?}"))
+                .and_then(|r| r.map_err(|e| e.to_string()));
                 match result {
                     Ok(()) => tracing::info!(node = %inner.options.node, "handed over {resource} (shutting down)"),
                     Err(error) => tracing::warn!(
@@ -1053,6 +1244,15 @@ impl Fence for Ownership {
     }
 }
 
+/// A task that is aborted when this handle is dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 fn encode<T: Serialize>(value: &T) -> Bytes {
     // Serialising these plain structs cannot fail.
     Bytes::from(serde_json::to_vec(value).unwrap_or_default())
@@ -1064,63 +1264,42 @@ enum WatchedBucket {
     Nodes,
 }
 
-/// Watch one bucket into the view for as long as the ownership lives,
-/// waking rounds on changes that matter. Returns a flag that turns true
-/// once the bucket's current contents have been seen.
-async fn spawn_watcher(
+/// Follow one bucket into the view for as long as the ownership lives
+/// (`queue::nats::follow`: it keeps following through server losses),
+/// waking rounds on changes that matter and whenever the view's freshness
+/// changes. Returns the first load's signal and the view's freshness.
+fn spawn_follower(
     inner: &Arc<Inner>,
+    client: &async_nats::Client,
     which: WatchedBucket,
-) -> Result<watch::Receiver<bool>, OwnershipError> {
-    let (store, bucket) = match which {
-        WatchedBucket::Leases => (inner.leases.clone(), inner.options.leases_bucket()),
-        WatchedBucket::Nodes => (inner.nodes.clone(), inner.options.nodes_bucket()),
+) -> (follow::Ready, watch::Receiver<Freshness>) {
+    let store = match which {
+        WatchedBucket::Leases => inner.leases.clone(),
+        WatchedBucket::Nodes => inner.nodes.clone(),
     };
-    let read_error = |source: async_nats::Error| OwnershipError::Read {
-        bucket: bucket.clone(),
-        source,
-    };
-    let mut status = store.status().await.map_err(|e| read_error(e.into()))?;
-    let empty = status.info.state.messages == 0;
-    let first = store
-        .watch_with_history(">")
-        .await
-        .map_err(|e| read_error(e.into()))?;
-    let (ready_tx, ready) = watch::channel(empty);
-    let weak = Arc::downgrade(inner);
     let stop = inner.stop_watching.clone();
-    tokio::spawn(async move {
-        let mut watch = first;
-        loop {
-            let next = tokio::select! {
-                () = stop.cancelled() => return,
-                next = watch.try_next() => next,
-            };
-            match next {
-                Ok(Some(entry)) => {
-                    let Some(inner) = weak.upgrade() else { return };
-                    apply(&inner, which, &entry);
-                    if entry.delta == 0 {
-                        ready_tx.send_replace(true);
-                    }
-                }
-                Ok(None) | Err(_) => {
-                    if let Err(error) = &next {
-                        tracing::warn!(bucket = %bucket, "watch failed: {error}; re-opening it");
-                    }
-                    tokio::select! {
-                        () = stop.cancelled() => return,
-                        () = tokio::time::sleep(Duration::from_millis(500)) => {}
-                    }
-                    if let Ok(again) = store.watch_with_history(">").await {
-                        watch = again;
-                    }
-                    // Refreshing status is only for the ready flag, already set.
-                    let _ = store.status().await.map(|s| status = s);
-                }
-            }
+    let spec = FollowSpec::bucket(client.clone(), &store, stop.clone());
+    let weak = Arc::downgrade(inner);
+    let following = follow::follow(spec, move |message, pending| {
+        let Some(inner) = weak.upgrade() else { return };
+        if let Some(entry) = follow::kv_entry(&store, message, pending) {
+            apply(&inner, which, &entry);
         }
     });
-    Ok(ready)
+    // Going stale or current again changes what a round may do.
+    let mut freshness = following.freshness.clone();
+    let weak = Arc::downgrade(inner);
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                changed = freshness.changed() => if changed.is_err() { return },
+            }
+            let Some(inner) = weak.upgrade() else { return };
+            inner.wake.notify_one();
+        }
+    });
+    (following.ready, following.freshness)
 }
 
 /// Fold one watched entry into the view; wake the round when it may change
@@ -1169,19 +1348,32 @@ fn apply(inner: &Inner, which: WatchedBucket, entry: &kv::Entry) {
                     return;
                 };
                 if beat.node == inner.options.node {
-                    if beat.instance != inner.instance {
-                        // Both keep their own leases apart (instance ids),
-                        // but the spread counts them as one node.
-                        tracing::error!(
-                            node = %beat.node,
-                            "another arauto process uses this node name (instance {} besides this \
-                             one's {}): give each node its own cluster.node_name",
-                            beat.instance,
-                            inner.instance
-                        );
-                    }
-                    // Our own heartbeat is recorded when written.
-                    if view.nodes.contains_key(&beat.node) {
+                    if beat.instance == inner.instance {
+                        // Our own (recorded when written, but a write whose
+                        // answer was lost lands here only): keep the later.
+                        let known = view
+                            .nodes
+                            .get(&beat.node)
+                            .is_some_and(|expires| *expires >= beat.expires_at_ms);
+                        if known {
+                            return;
+                        }
+                    } else if inner.beat_written.load(Ordering::Relaxed) {
+                        // Written after this process started heartbeating:
+                        // a twin, not the previous run of this node (whose
+                        // heartbeat the first load brings, and which
+                        // `Ownership::open` waits out). Both keep their own
+                        // leases apart (instance ids), but the spread counts
+                        // them as one node.
+                        if beat.expires_at_ms > now_ms() {
+                            tracing::error!(
+                                node = %beat.node,
+                                "another arauto process uses this node name (instance {} besides \
+                                 this one's {}): give each node its own cluster.node_name",
+                                beat.instance,
+                                inner.instance
+                            );
+                        }
                         return;
                     }
                 }

@@ -196,7 +196,8 @@ impl Inner {
             .await?
         {
             Ok(written) => {
-                self.mirror.await_jobs(written).await;
+                // Our own write goes into our view at once (watch: issue 15).
+                self.mirror.fold_own_job(job, written, false);
                 Ok(Some(written))
             }
             Err(error) if error.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(None),
@@ -349,7 +350,8 @@ impl Inner {
                 })
                 .await?
             {
-                Ok(written) => self.mirror.await_jobs(written).await,
+                // Our own write goes into our view at once (watch: issue 15).
+                Ok(written) => self.mirror.fold_own_job(&job, written, staged),
                 // Another writer adopted the same crashed attempt first.
                 Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {
                     return Ok(EnqueueOutcome::Duplicate(id));
@@ -675,7 +677,8 @@ impl Inner {
                     .await
                 {
                     Ok(written) => {
-                        self.mirror.await_jobs(written).await;
+                        // Our own write goes into our view at once.
+                        self.mirror.fold_own_job(&placeholder, written, false);
                         None
                     }
                     // The stopped completion inserted it after all.

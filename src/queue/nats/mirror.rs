@@ -2,14 +2,21 @@
 //! flags, fed by JetStream watches, so reads never scan the cluster and the
 //! wake-ups fire for changes made by any node.
 //!
-//! The jobs bucket is followed with a KV watch (`LastPerSubject`, then every
-//! new revision, in stream order); the history stream with an ordered
-//! consumer from its first message. Writers do not patch the view
-//! themselves: after a write they wait until the watch has delivered the
-//! write's revision ([`Mirror::await_jobs`]), which gives read-your-writes
-//! without tombstones or out-of-order patches. The view is a cache: every
-//! write is a compare-and-set against the revision the view holds, so a stale
-//! view makes a write fail and retry, never overwrite.
+//! The jobs bucket is followed from each key's latest revision, then every
+//! new revision, in stream order; the history stream from its first message
+//! (both by [`super::follow`], which keeps following through server losses
+//! and says whether each view is current: [`Mirror::freshness`]).
+//!
+//! A node folds its own successful job writes into the view at once
+//! ([`Mirror::fold_own_job`], at the revision the server answered), so its
+//! claims, completions and poll commits never wait for the watch's round
+//! trip; the watch's later delivery of that revision is then skipped (the
+//! view keeps the newest revision per job). Deletions are not folded (that
+//! would need tombstones): a purge waits until the watch delivered the
+//! bucket's last revision ([`Mirror::await_jobs`]), and so do history
+//! counters. The view is a cache: every write is a compare-and-set against
+//! the revision the view holds, so a stale view makes a write fail and
+//! retry, never overwrite.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Mutex, PoisonError};
@@ -18,6 +25,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::HistoryEvent;
+use super::follow::Freshness;
 use crate::queue::{Job, JobId, JobState, Outcome};
 
 /// How long a reader waits for the watch to deliver a write before going on
@@ -83,6 +91,20 @@ pub(super) struct Mirror {
     jobs_seen: watch::Sender<u64>,
     /// The highest history-stream sequence the counters include.
     history_seen: watch::Sender<u64>,
+    /// Each follower's freshness, by what it follows (`bucket arauto_jobs`).
+    freshness: Mutex<Vec<(String, watch::Receiver<Freshness>)>>,
+    /// The jobs follower's (waits for its revisions end at once while stale).
+    jobs_freshness: Mutex<Option<watch::Receiver<Freshness>>>,
+    /// The history follower's.
+    history_freshness: Mutex<Option<watch::Receiver<Freshness>>>,
+}
+
+/// Which follower a [`Mirror::track`]ed freshness belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Followed {
+    Jobs,
+    History,
+    Statuses,
 }
 
 impl Mirror {
@@ -93,7 +115,49 @@ impl Mirror {
             store_wakes: Mutex::new(HashMap::new()),
             jobs_seen: watch::Sender::new(0),
             history_seen: watch::Sender::new(0),
+            freshness: Mutex::new(Vec::new()),
+            jobs_freshness: Mutex::new(None),
+            history_freshness: Mutex::new(None),
         }
+    }
+
+    /// Records a follower's freshness, for [`Mirror::freshness`].
+    pub(super) fn track(
+        &self,
+        which: Followed,
+        what: String,
+        freshness: watch::Receiver<Freshness>,
+    ) {
+        match which {
+            Followed::Jobs => {
+                *self
+                    .jobs_freshness
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(freshness.clone());
+            }
+            Followed::History => {
+                *self
+                    .history_freshness
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(freshness.clone());
+            }
+            Followed::Statuses => {}
+        }
+        self.freshness
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((what, freshness));
+    }
+
+    /// Whether each followed bucket or stream is current in this node's
+    /// view (`bucket arauto_jobs` → current / stale since …).
+    pub(super) fn freshness(&self) -> Vec<(String, Freshness)> {
+        self.freshness
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(what, freshness)| (what.clone(), freshness.borrow().clone()))
+            .collect()
     }
 
     /// Reads the view.
@@ -127,6 +191,25 @@ impl Mirror {
 
     /// Applies one entry of the jobs bucket (`None` value: deleted or purged).
     pub(super) fn apply_job(&self, id: JobId, revision: u64, record: Option<JobRecord>) {
+        self.apply_job_at(id, revision, record);
+        self.jobs_seen
+            .send_modify(|seen| *seen = (*seen).max(revision));
+    }
+
+    /// Folds a job this node has just written (the server answered
+    /// `revision`) into the view, without waiting for the watch. The
+    /// watermark of [`Mirror::await_jobs`] is not moved: it says what the
+    /// watch delivered, and revisions before this one may still be on
+    /// their way.
+    pub(super) fn fold_own_job(&self, job: &Job, revision: u64, staged: bool) {
+        let record = JobRecord {
+            job: job.clone(),
+            staged,
+        };
+        self.apply_job_at(job.id, revision, Some(record));
+    }
+
+    fn apply_job_at(&self, id: JobId, revision: u64, record: Option<JobRecord>) {
         let wake = {
             let mut view = self.view.lock().unwrap_or_else(PoisonError::into_inner);
             // A re-opened watch delivers what the view may already hold.
@@ -135,8 +218,6 @@ impl Mirror {
                 .get(&id)
                 .is_some_and(|stored| stored.revision >= revision)
             {
-                drop(view);
-                self.skip_job_revision(revision);
                 return;
             }
             let before = view.jobs.remove(&id);
@@ -185,8 +266,6 @@ impl Mirror {
                 None => None,
             }
         };
-        self.jobs_seen
-            .send_modify(|seen| *seen = (*seen).max(revision));
         if let Some(channel) = wake {
             self.wake_channel(&channel);
         }
@@ -245,16 +324,36 @@ impl Mirror {
 
     /// Waits until the view includes jobs-bucket revision `revision`.
     pub(super) async fn await_jobs(&self, revision: u64) {
-        Self::await_watermark(&self.jobs_seen, revision, "jobs").await;
+        let current = Self::is_current(&self.jobs_freshness);
+        Self::await_watermark(&self.jobs_seen, revision, "jobs", current).await;
     }
 
     /// Waits until the counters include history sequence `sequence`.
     pub(super) async fn await_history(&self, sequence: u64) {
-        Self::await_watermark(&self.history_seen, sequence, "history").await;
+        let current = Self::is_current(&self.history_freshness);
+        Self::await_watermark(&self.history_seen, sequence, "history", current).await;
     }
 
-    async fn await_watermark(seen: &watch::Sender<u64>, target: u64, what: &str) {
+    fn is_current(freshness: &Mutex<Option<watch::Receiver<Freshness>>>) -> bool {
+        freshness
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_none_or(|freshness| freshness.borrow().is_current())
+    }
+
+    async fn await_watermark(seen: &watch::Sender<u64>, target: u64, what: &str, current: bool) {
         if *seen.borrow() >= target {
+            return;
+        }
+        if !current {
+            // Its follower is re-opening it: waiting would only hold the
+            // caller (a claim, a report) for nothing.
+            tracing::debug!(
+                what,
+                target,
+                "the view is stale; reading what this node has"
+            );
             return;
         }
         let mut receiver = seen.subscribe();

@@ -18,7 +18,7 @@
 //! scope's lease. Completions are not fenced: the send they record has
 //! happened, and the claim number refuses a stale one.
 
-mod follow;
+pub(crate) mod follow;
 mod jobs;
 mod keys;
 mod mirror;
@@ -37,6 +37,7 @@ use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 use tokio_util::bytes::Bytes;
 
+pub use self::follow::Freshness;
 pub use self::jobs::FallbackStep;
 use self::keys::Names;
 use self::mirror::Mirror;
@@ -142,14 +143,19 @@ struct Inner {
 const CATCH_UP_AT_OPEN: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// Waits, bounded, until the follower of `what` has loaded what existed.
-async fn caught_up(ready: follow::Ready, what: &str) -> Result<()> {
+async fn caught_up(
+    ready: follow::Ready,
+    freshness: &tokio::sync::watch::Receiver<Freshness>,
+    what: &str,
+) -> Result<()> {
     tokio::time::timeout(CATCH_UP_AT_OPEN, ready.await_ready())
         .await
         .map_err(|_| Error::Nats {
             target: what.to_owned(),
             op: "load at start-up",
             source: Arc::new(std::io::Error::other(format!(
-                "the watch delivered nothing for {CATCH_UP_AT_OPEN:?} (a nats-server restarting?)"
+                "this node's view is still {} after {CATCH_UP_AT_OPEN:?} (a nats-server restarting?)",
+                *freshness.borrow()
             ))),
         })
 }
@@ -299,28 +305,46 @@ impl NatsStore {
         // Aborted if the open fails or is dropped half-way (a start-up
         // timeout): no follower outlives it.
         let mut tasks = Followers(Vec::new());
-        let (task, ready) = follow::jobs(buckets.jobs.clone(), mirror.clone()).await?;
-        tasks.0.push(task);
-        caught_up(ready, &names.bucket("jobs")).await?;
-        let (task, ready) = follow::history(history, js.client(), mirror.clone()).await?;
-        tasks.0.push(task);
-        caught_up(ready, &history_name).await?;
-        tasks.0.push(
-            follow::pauses(
-                buckets.stores.clone(),
-                mirror.clone(),
-                follow::Paused::Store,
-            )
-            .await?,
+        let client = js.client();
+        let never = tokio_util::sync::CancellationToken::new;
+        let follow::Following {
+            task,
+            ready,
+            freshness,
+        } = follow::jobs(
+            client.clone(),
+            buckets.jobs.clone(),
+            mirror.clone(),
+            never(),
         );
-        tasks.0.push(
-            follow::pauses(
-                buckets.channels.clone(),
+        tasks.0.push(task);
+        let what = format!("bucket {}", names.bucket("jobs"));
+        mirror.track(mirror::Followed::Jobs, what.clone(), freshness.clone());
+        caught_up(ready, &freshness, &what).await?;
+        let follow::Following {
+            task,
+            ready,
+            freshness,
+        } = follow::history(client.clone(), history, mirror.clone(), never());
+        tasks.0.push(task);
+        let what = format!("stream {history_name}");
+        mirror.track(mirror::Followed::History, what.clone(), freshness.clone());
+        caught_up(ready, &freshness, &what).await?;
+        for (bucket, which, what) in [
+            (&buckets.stores, follow::Paused::Store, "stores"),
+            (&buckets.channels, follow::Paused::Channel, "channels"),
+        ] {
+            let following = follow::pauses(
+                client.clone(),
+                bucket.clone(),
                 mirror.clone(),
-                follow::Paused::Channel,
-            )
-            .await?,
-        );
+                which,
+                never(),
+            );
+            tasks.0.push(following.task);
+            let what = format!("bucket {}", names.bucket(what));
+            mirror.track(mirror::Followed::Statuses, what, following.freshness);
+        }
 
         Ok(NatsStore {
             inner: Arc::new(Inner {
@@ -339,6 +363,13 @@ impl NatsStore {
                 tasks: std::mem::take(&mut tasks.0),
             }),
         })
+    }
+
+    /// Whether this node's view of each bucket and stream is current
+    /// (`bucket arauto_jobs` → current, or stale since when and why): see
+    /// `docs/cluster-state.md` §The node's view.
+    pub fn view_freshness(&self) -> Vec<(String, Freshness)> {
+        self.inner.mirror.freshness()
     }
 
     /// Uses `clock` for creation, finish and recovery times (tests use a
