@@ -384,3 +384,117 @@ fn a_redb_state_goes_into_the_cluster_and_back_unchanged() {
         store.close().await;
     });
 }
+
+/// `arauto status` with `[cluster]`, from a machine without a daemon: the
+/// live nodes and what each holds (from the heartbeats and leases of a real
+/// `Ownership`), each store's last poll, next poll and last error, and each
+/// channel's state, read from the cluster's buckets; the local daemon is
+/// said to be not running, and the command still succeeds.
+#[test]
+fn status_shows_the_cluster_from_a_machine_without_a_daemon() {
+    use arauto::cluster::ownership::{Ownership, OwnershipOptions, Resource};
+
+    let server = Server::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), Some(&server));
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let started = Timestamp::now();
+    let (_ownership, stop) = runtime.block_on(async {
+        let node = server.node().await;
+        node.enqueue(vec![job("loja", "whatsapp", "1001", "order-paid")])
+            .await
+            .expect("enqueue");
+        node.put_store_status(
+            "loja",
+            StoreStatus {
+                last_poll_started_at: Some(started),
+                last_error: Some(arauto::queue::LastError {
+                    at: started,
+                    class: arauto::model::ErrorClass::Retryable,
+                    message: "the platform answered 503".to_owned(),
+                }),
+                ..StoreStatus::default()
+            },
+        )
+        .await
+        .expect("store status");
+
+        let client = async_nats::connect(&server.url).await.expect("connect");
+        let js = async_nats::jetstream::new(client);
+        let ownership = Ownership::open(
+            &js,
+            OwnershipOptions {
+                node: "node-a".to_owned(),
+                prefix: PREFIX.to_owned(),
+                replicas: 1,
+                ttl: std::time::Duration::from_secs(10),
+            },
+        )
+        .await
+        .expect("ownership opens");
+        ownership.set_resources(
+            [
+                Resource::Store("loja".to_owned()),
+                Resource::Channel("whatsapp".to_owned()),
+            ]
+            .into_iter()
+            .collect(),
+        );
+        let stop = tokio_util::sync::CancellationToken::new();
+        tokio::spawn({
+            let (ownership, stop) = (ownership.clone(), stop.clone());
+            async move { ownership.run(stop).await }
+        });
+        let mut owned = ownership.owned();
+        owned
+            .wait_for(|owned| owned.len() == 2)
+            .await
+            .expect("node-a holds the store and the channel");
+        (ownership, stop)
+    });
+
+    let run = cli(&config, &["status", "--json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let status = run.json();
+    let cluster = &status["cluster"];
+    let nodes = cluster["nodes"].as_array().expect("nodes");
+    assert_eq!(nodes.len(), 1, "{cluster:#}");
+    assert_eq!(nodes[0]["name"], "node-a");
+    assert_eq!(nodes[0]["stores"], serde_json::json!(["loja"]));
+    assert_eq!(nodes[0]["channels"], serde_json::json!(["whatsapp"]));
+    let loja = &cluster["stores"][0];
+    assert_eq!(loja["id"], "loja", "{cluster:#}");
+    assert_eq!(loja["owner"], "node-a");
+    assert!(
+        loja["last_error"]
+            .as_str()
+            .is_some_and(|error| error.contains("the platform answered 503")),
+        "{loja:#}"
+    );
+    assert!(loja["next_poll_at"].is_string(), "{loja:#}");
+    let whatsapp = cluster["channels"]
+        .as_array()
+        .expect("channels")
+        .iter()
+        .find(|channel| channel["id"] == "whatsapp")
+        .expect("whatsapp")
+        .clone();
+    assert_eq!(whatsapp["owner"], "node-a");
+    assert_eq!(whatsapp["pending"], 1, "{whatsapp:#}");
+    assert!(status["daemon"].is_null(), "{status:#}");
+
+    let run = cli(&config, &["status"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout
+            .contains("node-a: 1 store(s), 1 channel(s) (whatsapp)"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("this node's daemon: not running"),
+        "{}",
+        run.stdout
+    );
+    stop.cancel();
+}

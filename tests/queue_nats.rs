@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail, ensure};
 use arauto::clock::ManualClock;
-use arauto::queue::nats::{NatsOptions, NatsStore, PollStep};
+use arauto::queue::nats::{FallbackStep, NatsOptions, NatsStore, PollStep};
 use arauto::queue::portable::{Portable, Record};
 use arauto::queue::redb::{RedbOptions, RedbStore};
 use arauto::queue::{
@@ -698,6 +698,79 @@ async fn a_lease_lost_in_the_middle_of_a_poll_commit_stops_its_writes() -> Resul
     Ok(())
 }
 
+/// Review #2: the cursor, order records and status of a poll are written
+/// back only if unchanged since the poll read them. A node whose fence check
+/// passed but whose lease went to another node (which polled and committed
+/// meanwhile) cannot overwrite the new owner's records: its commit stops as
+/// superseded, and so does its following status write; its next poll,
+/// reading afresh, commits again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_poll_cannot_overwrite_what_the_new_owner_committed() -> Result<()> {
+    let f = Fixture::new().await?;
+    let old_owner = f.server.node(Arc::new(Unfenced)).await?;
+    let new_owner = f.server.node(Arc::new(Unfenced)).await?;
+    let commit = |cursor: &str, record: &str| PollCommit {
+        store: "loja".to_owned(),
+        cursor: Some(cursor.to_owned()),
+        order_records: vec![("1".to_owned(), record.as_bytes().to_vec())],
+        status: StoreStatus {
+            orders_seen: 1,
+            ..StoreStatus::default()
+        },
+        ..PollCommit::default()
+    };
+    // Both polls read the same state (nothing yet).
+    for node in [&old_owner, &new_owner] {
+        node.poll_started("loja");
+        assert_eq!(node.store_status("loja").await?, None);
+        assert_eq!(node.cursor("loja").await?, None);
+        assert_eq!(node.order_record("loja", "1").await?, None);
+    }
+    new_owner.commit_poll(commit("new", "new record")).await?;
+    // The dispatcher of the old owner reading the new record in between
+    // does not make the old poll's read newer.
+    assert_eq!(
+        old_owner.order_record("loja", "1").await?.as_deref(),
+        Some(&b"new record"[..])
+    );
+
+    let refused = old_owner.commit_poll(commit("old", "old record")).await;
+    assert!(
+        matches!(&refused, Err(Error::Superseded { scope, record })
+            if scope == "store loja" && record.contains("order \"1\"")),
+        "{refused:?}"
+    );
+    let refused = old_owner
+        .put_store_status("loja", StoreStatus::default())
+        .await;
+    assert!(
+        matches!(&refused, Err(Error::Superseded { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(f.store.cursor("loja").await?.as_deref(), Some("new"));
+    assert_eq!(
+        f.store.order_record("loja", "1").await?.as_deref(),
+        Some(&b"new record"[..])
+    );
+    assert_eq!(
+        f.store.store_status("loja").await?.map(|s| s.orders_seen),
+        Some(1)
+    );
+
+    // The new owner's next poll commits on top of its own writes; a later
+    // poll of the old node (the store came back to it) reads afresh.
+    new_owner
+        .commit_poll(commit("new 2", "new record 2"))
+        .await?;
+    old_owner.poll_started("loja");
+    old_owner.store_status("loja").await?;
+    old_owner.cursor("loja").await?;
+    old_owner.order_record("loja", "1").await?;
+    old_owner.commit_poll(commit("back", "record back")).await?;
+    assert_eq!(f.store.cursor("loja").await?.as_deref(), Some("back"));
+    Ok(())
+}
+
 /// A poll commit that stops after `step` and is then made again in full
 /// leaves every job once, the records and the cursor.
 async fn crash_then_retry(step: PollStep) -> Result<()> {
@@ -867,6 +940,59 @@ async fn purge_deletes_finished_jobs_and_frees_their_keys() -> Result<()> {
     Ok(())
 }
 
+/// Retention: the history stream keeps outcomes for the configured
+/// `history_retention` (changed on the stream when it differs), and the
+/// delete markers purges leave are removed, up to the marker only: a dedupe
+/// key taken again after its marker keeps deduplicating.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_follows_the_retention_and_old_delete_markers_are_removed() -> Result<()> {
+    let f = Fixture::new().await?;
+    let js = async_nats::jetstream::new(async_nats::connect(&f.server.url).await?);
+    let thirty_days = std::time::Duration::from_secs(30 * 24 * 3600);
+    f.store.apply_history_retention(thirty_days).await?;
+    let mut history = js.get_stream("test_history").await?;
+    assert_eq!(history.info().await?.config.max_age, thirty_days);
+    // Applying the same again changes nothing.
+    f.store.apply_history_retention(thirty_days).await?;
+
+    let id = f
+        .enqueue_one(new_job("wa", "1", "order-paid", f.now()))
+        .await?;
+    let job = f.claim_one("wa", f.now()).await?;
+    f.store
+        .complete(job.claim(), sent(f.now(), "2025-03-14"))
+        .await?;
+    assert_eq!(f.store.prune(f.at(1), 10).await?, 1);
+    let mut jobs_stream = js.get_stream("KV_test_jobs").await?;
+    assert_eq!(
+        jobs_stream.info().await?.state.messages,
+        1,
+        "the job's marker"
+    );
+    // The freed key is taken again after its marker.
+    let again = f
+        .enqueue_one(new_job("wa", "1", "order-paid", f.now()))
+        .await?;
+
+    let removed = f
+        .store
+        .compact_delete_markers(std::time::Duration::ZERO)
+        .await?;
+    assert!(removed >= 1, "{removed}");
+    assert!(f.store.get(id).await?.is_none());
+    // Only the new job's record is left in the jobs bucket; its key holds.
+    assert_eq!(jobs_stream.info().await?.state.messages, 1);
+    let outcome = f
+        .store
+        .enqueue(vec![new_job("wa", "1", "order-paid", f.now())])
+        .await?;
+    assert!(
+        matches!(outcome.as_slice(), [EnqueueOutcome::Duplicate(holder)] if *holder == again),
+        "{outcome:?}"
+    );
+    Ok(())
+}
+
 /// Fills `store` with one of everything: jobs in several states (one
 /// cancelled, so its key is not held), a cursor, order records, statuses,
 /// counters.
@@ -1019,5 +1145,126 @@ async fn a_stale_job_expires_at_claim_and_a_fallback_lands_on_the_other_channel(
     assert!(f.job(fresh).await?.dedupe_keys.is_empty());
     f.enqueue_one(new_job("wa", "2", "order-paid", f.now()))
         .await?;
+    Ok(())
+}
+
+fn fall_back_to_sms(order: &str, now: Timestamp) -> Completion {
+    Completion::FellBack {
+        reason: "no WhatsApp account".into(),
+        fallback: Box::new(new_job("sms", order, "order-paid", now)),
+    }
+}
+
+/// Review #3: a fallback exists only if the original's transition won. A
+/// dispatcher whose lease ended (the job was recovered and claimed again)
+/// completing with a fallback inserts nothing: the customer would get the
+/// retried original and the fallback.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_claim_that_falls_back_inserts_no_fallback() -> Result<()> {
+    let f = Fixture::new().await?;
+    let id = f
+        .enqueue_one(new_job("wa", "1", "order-paid", f.now()))
+        .await?;
+    let stale = f.claim_one("wa", f.now()).await?;
+    // Past the lease: the next claim recovers the job and takes it again.
+    let again = f.claim_one("wa", f.at(120)).await?;
+    assert_eq!((again.id, again.claims), (id, 2));
+
+    let refused = f
+        .store
+        .complete_noting_fallback(stale.claim(), fall_back_to_sms("1", f.now()))
+        .await;
+    assert!(
+        matches!(&refused, Err(Error::StaleClaim { .. })),
+        "{refused:?}"
+    );
+    let jobs = f.store.jobs_for_order("loja", "1").await?;
+    assert_eq!(jobs.len(), 1, "a fallback was inserted: {jobs:?}");
+    assert_eq!(jobs[0].state, JobState::Running);
+    Ok(())
+}
+
+/// Review #3: a fallback completion that stopped after the original named
+/// its fallback but before inserting it is finished by the lease recovery:
+/// a cancelled placeholder takes the fallback's id (so the stopped
+/// completion could never insert it later) and the original is retried;
+/// its next fallback is inserted once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fallback_stopped_after_its_intent_is_retried_once_not_lost() -> Result<()> {
+    let f = Fixture::new().await?;
+    let id = f
+        .enqueue_one(new_job("wa", "1", "order-paid", f.now()))
+        .await?;
+    let first = f.claim_one("wa", f.now()).await?;
+    f.store.crash_fallback_after(Some(FallbackStep::Intent));
+    let stopped = f
+        .store
+        .complete_noting_fallback(first.claim(), fall_back_to_sms("1", f.now()))
+        .await;
+    f.store.crash_fallback_after(None);
+    ensure!(
+        stopped.is_err(),
+        "the test hook did not stop the completion"
+    );
+    let intent = f.job(id).await?;
+    assert_eq!(intent.state, JobState::Running);
+    let fallback_id = intent.fell_back_to.context("no intent written")?;
+
+    let second = f.claim_one("wa", f.at(120)).await?;
+    assert_eq!((second.id, second.claims), (id, 2));
+    let placeholder = f.job(fallback_id).await?;
+    assert_eq!(placeholder.state, JobState::Cancelled, "{placeholder:?}");
+    assert!(placeholder.dedupe_keys.is_empty());
+    assert_eq!(second.fell_back_to, None);
+
+    let completed = f
+        .store
+        .complete_noting_fallback(second.claim(), fall_back_to_sms("1", f.at(120)))
+        .await?;
+    let inserted = completed.fallback_inserted.context("no fallback")?;
+    assert_ne!(inserted, fallback_id);
+    assert_eq!(completed.job.state, JobState::Skipped);
+    let on_sms: Vec<Job> = f
+        .store
+        .jobs_for_order("loja", "1")
+        .await?
+        .into_iter()
+        .filter(|job| job.channel.as_str() == "sms")
+        .collect();
+    assert_eq!(on_sms.len(), 1, "{on_sms:?}");
+    assert_eq!(on_sms[0].fallback_of, Some(id));
+    Ok(())
+}
+
+/// The same stop after the fallback was inserted, before the original
+/// ended: the recovery ends the original as fallen back to it (not retried),
+/// so nothing is sent twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recovered_fallback_intent_whose_fallback_exists_ends_the_original() -> Result<()> {
+    let f = Fixture::new().await?;
+    let id = f
+        .enqueue_one(new_job("wa", "1", "order-paid", f.now()))
+        .await?;
+    let first = f.claim_one("wa", f.now()).await?;
+    f.store.crash_fallback_after(Some(FallbackStep::Inserted));
+    let stopped = f
+        .store
+        .complete_noting_fallback(first.claim(), fall_back_to_sms("1", f.now()))
+        .await;
+    f.store.crash_fallback_after(None);
+    ensure!(
+        stopped.is_err(),
+        "the test hook did not stop the completion"
+    );
+    let fallback_id = f.job(id).await?.fell_back_to.context("no intent")?;
+    assert_eq!(f.job(fallback_id).await?.state, JobState::Pending);
+
+    assert_eq!(f.store.recover_expired_leases(f.at(120)).await?, 1);
+    let original = f.job(id).await?;
+    assert_eq!(original.state, JobState::Skipped, "{original:?}");
+    assert_eq!(original.fell_back_to, Some(fallback_id));
+    assert!(f.store.claim("wa", f.at(120), 1, LEASE).await?.is_empty());
+    let on_sms = f.claim_one("sms", f.at(120)).await?;
+    assert_eq!(on_sms.id, fallback_id);
     Ok(())
 }

@@ -26,6 +26,7 @@ mod report;
 mod run;
 mod state;
 mod status;
+mod status_cluster;
 mod style;
 mod validate;
 mod webhooks;

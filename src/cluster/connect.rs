@@ -51,6 +51,14 @@ pub async fn options(cluster: &ClusterConfig) -> Result<ConnectOptions, ConnectE
                     path: path.clone(),
                     source,
                 })?,
+            Credentials::Creds(creds) => {
+                ConnectOptions::with_credentials(creds.expose()).map_err(|source| {
+                    ConnectError::CredsFile {
+                        path: "(the variable cluster.creds_env names)".into(),
+                        source,
+                    }
+                })?
+            }
             Credentials::Nkey(seed) => ConnectOptions::with_nkey(seed.expose().to_owned()),
             Credentials::UserPassword { user, password } => {
                 ConnectOptions::with_user_and_password(user.clone(), password.expose().to_owned())

@@ -8,3 +8,4 @@
 pub mod connect;
 pub mod inspect;
 pub mod ownership;
+pub mod push_forward;

@@ -5,9 +5,12 @@
 //! Credentials go through the same secret mechanisms as plugin settings: a
 //! secret (`nkey`, `password`) is written inline, or read from a file
 //! (`nkey_file`, relative to `$CREDENTIALS_DIRECTORY` when systemd sets it) or
-//! from an environment variable (`nkey_env`); it never prints. At most one
-//! kind of credential is given: a creds file, an nkey seed, or user and
-//! password.
+//! from an environment variable (`nkey_env`); it never prints. A `.creds`
+//! file is named by `creds_file` (a relative name resolves against
+//! `$CREDENTIALS_DIRECTORY` too, so `LoadCredential=nats.creds:…` works) or
+//! given whole in a variable (`creds_env`); so is `[cluster.tls] key_file`.
+//! At most one kind of credential is given: a creds file, an nkey seed, or
+//! user and password.
 
 use std::path::PathBuf;
 
@@ -79,6 +82,8 @@ pub enum Credentials {
     None,
     /// A `.creds` file (JWT and nkey seed), as `nsc` writes it.
     CredsFile(PathBuf),
+    /// The content of a `.creds` file, from an environment variable (`creds_env`).
+    Creds(Secret),
     /// An nkey seed (`SU…`).
     Nkey(Secret),
     /// User and password.
@@ -261,21 +266,47 @@ pub(crate) fn read_cluster(r: &mut Reader<'_>, mut t: Table) -> Option<ClusterCo
 /// most one kind. `None` when an error was recorded.
 fn read_credentials(r: &mut Reader<'_>, t: &mut Table) -> Option<Credentials> {
     let table_path = t.path.clone();
+    if t.has("creds_file") && t.has("creds_env") {
+        r.error_at(
+            &table_path.key("creds_env"),
+            "creds_file is given twice (as creds_file and creds_env); keep only one",
+        );
+        return None;
+    }
     let creds_file = optional(r, t, "creds_file", |r, p, v| {
-        let path = r.path(p, v.clone())?;
+        let path = credentials_path(r, p, v.clone())?;
         if !path.is_file() {
             r.error(
                 p,
                 &v,
                 format!(
-                    "no such file {} (a .creds file as `nsc` writes it)",
-                    path.display()
+                    "no such file {} (a .creds file as `nsc` writes it{})",
+                    path.display(),
+                    if r.env_var("CREDENTIALS_DIRECTORY").is_some() {
+                        "; relative names are looked up in $CREDENTIALS_DIRECTORY"
+                    } else {
+                        ""
+                    }
                 ),
             );
             return None;
         }
         Some(path)
+    })
+    .map(Credentials::CredsFile);
+    let creds_from_env = optional(r, t, "creds_env", |r, p, v| {
+        let creds = secret_from_env(r, p, v)?;
+        if !creds.expose().contains("NATS USER JWT") || !creds.expose().contains("SU") {
+            r.error_at(
+                p,
+                "the variable does not hold a .creds file (a user JWT and an nkey seed, as `nsc` \
+                 writes them)",
+            );
+            return None;
+        }
+        Some(Credentials::Creds(creds))
     });
+    let creds_file = creds_file.or(creds_from_env);
     // Where the seed came from, for an error about its content.
     let nkey_source = ["nkey", "nkey_file", "nkey_env"]
         .into_iter()
@@ -304,7 +335,7 @@ fn read_credentials(r: &mut Reader<'_>, t: &mut Table) -> Option<Credentials> {
         return None;
     }
     match (creds_file, nkey, user, password) {
-        (Some(file), ..) => Some(Credentials::CredsFile(file)),
+        (Some(creds), ..) => Some(creds),
         (_, Some(seed), ..) => {
             if !seed.expose().starts_with("SU") {
                 r.error_at(
@@ -337,6 +368,24 @@ fn read_credentials(r: &mut Reader<'_>, t: &mut Table) -> Option<Credentials> {
             None
         }
         (None, None, None, None) => Some(Credentials::None),
+    }
+}
+
+/// A file holding a credential: an absolute path as it is; a relative one in
+/// `$CREDENTIALS_DIRECTORY` when systemd sets it (`LoadCredential=`), else
+/// next to the configuration file (as `<key>_file` secrets resolve).
+fn credentials_path(r: &mut Reader<'_>, p: &KeyPath, v: Value) -> Option<PathBuf> {
+    let text = r.nonempty_string(p, v)?;
+    let file = std::path::Path::new(&text);
+    if file.is_absolute() {
+        return Some(file.to_path_buf());
+    }
+    match r
+        .env_var("CREDENTIALS_DIRECTORY")
+        .filter(|dir| !dir.is_empty())
+    {
+        Some(dir) => Some(std::path::Path::new(dir).join(file)),
+        None => Some(r.resolve(file)),
     }
 }
 
@@ -400,7 +449,15 @@ fn read_tls(r: &mut Reader<'_>, mut t: Table) -> TlsConfig {
     };
     let ca_file = file(r, &mut t, "ca_file");
     let cert_file = file(r, &mut t, "cert_file");
-    let key_file = file(r, &mut t, "key_file");
+    // The private key is a secret: found in `$CREDENTIALS_DIRECTORY` like one.
+    let key_file = optional(r, &mut t, "key_file", |r, p, v| {
+        let path = credentials_path(r, p, v.clone())?;
+        if !path.is_file() {
+            r.error(p, &v, format!("no such file {}", path.display()));
+            return None;
+        }
+        Some(path)
+    });
     match (&cert_file, &key_file) {
         (Some(_), None) => r.missing(&t, "key_file", "the private key of cert_file"),
         (None, Some(_)) => r.missing(&t, "cert_file", "the certificate key_file belongs to"),
@@ -532,5 +589,51 @@ mod tests {
         let half = "[cluster]\nbackend = \"nats\"\nservers = [\"nats://n1\"]\nuser = \"bob\"\n";
         let half = load(half, &[]).unwrap_err();
         assert!(half.contains("cluster.password: missing"), "{half}");
+    }
+
+    #[test]
+    fn a_creds_file_is_found_in_the_credentials_directory_or_given_by_a_variable() {
+        let creds = "-----BEGIN NATS USER JWT-----\neyJ0eXAi.x.y\n------END NATS USER JWT------\n\n\
+                     -----BEGIN USER NKEY SEED-----\nSUAMLK2ZNL35WSMW37E7UD4VZ7ELPKW7DHC3BWBSD2GCZ7IUQQXZIORRBU\n\
+                     ------END USER NKEY SEED------\n";
+        let systemd = tempfile::tempdir().unwrap();
+        std::fs::write(systemd.path().join("nats.creds"), creds).unwrap();
+        let dir = systemd.path().to_str().unwrap();
+        let text = "[cluster]\nbackend = \"nats\"\nservers = [\"nats://n1\"]\n\
+                    creds_file = \"nats.creds\"\n";
+        let config = load(text, &[("CREDENTIALS_DIRECTORY", dir)]).unwrap();
+        assert_eq!(
+            config.cluster.unwrap().credentials,
+            Credentials::CredsFile(systemd.path().join("nats.creds"))
+        );
+        let missing = load(text, &[]).unwrap_err();
+        assert!(
+            missing.contains(":4:14: cluster.creds_file = \"nats.creds\": no such file"),
+            "{missing}"
+        );
+
+        let text = "[cluster]\nbackend = \"nats\"\nservers = [\"nats://n1\"]\n\
+                    creds_env = \"NATS_CREDS\"\n";
+        let config = load(text, &[("NATS_CREDS", creds)]).unwrap();
+        let cluster = config.cluster.unwrap();
+        let Credentials::Creds(secret) = &cluster.credentials else {
+            panic!("expected creds, got {:?}", cluster.credentials)
+        };
+        assert_eq!(secret.expose(), creds);
+        assert!(!format!("{cluster:?}").contains("SUAMLK"));
+        let wrong = load(text, &[("NATS_CREDS", "SUAXXX-not-creds")]).unwrap_err();
+        assert!(
+            wrong.contains("cluster.creds_env") && wrong.contains("does not hold a .creds file"),
+            "{wrong}"
+        );
+        assert!(!wrong.contains("SUAXXX"), "{wrong}");
+        let both = "[cluster]\nbackend = \"nats\"\nservers = [\"nats://n1\"]\n\
+                    creds_file = \"nats.creds\"\ncreds_env = \"NATS_CREDS\"\n";
+        let both = load(
+            both,
+            &[("NATS_CREDS", creds), ("CREDENTIALS_DIRECTORY", dir)],
+        )
+        .unwrap_err();
+        assert!(both.contains("cluster.creds_env"), "{both}");
     }
 }

@@ -26,6 +26,7 @@ use super::supervisor::{Prepared, Supervisor};
 use super::watchdog;
 use crate::cluster::connect::{self, ConnectError};
 use crate::cluster::ownership::{Ownership, OwnershipError, OwnershipOptions, Resource};
+use crate::cluster::push_forward;
 use crate::config::cluster::ClusterConfig;
 use crate::config::{self, Config, ConfigErrors};
 use crate::heartbeat::Heartbeats;
@@ -421,7 +422,7 @@ impl ClusterNode {
             "connected to the NATS cluster: {}",
             connect::describe_connection(&client)
         );
-        let js = async_nats::jetstream::new(client);
+        let js = async_nats::jetstream::new(client.clone());
         let node = cluster.node_name.as_str();
         // A node restarted right after it was killed finds its previous
         // run's heartbeat still fresh: it waits for that to expire (a few
@@ -459,9 +460,35 @@ impl ClusterNode {
         })
         .await?;
         tracing::info!(node = %cluster.node_name, prefix = %cluster.prefix, "cluster state open");
+        let retention = state.config.daemon.history_retention.unsigned_abs();
+        if let Err(error) = db.apply_history_retention(retention).await {
+            // The counters are still kept, only not for the configured time.
+            tracing::warn!(
+                "cannot apply daemon.history_retention to the cluster's history: {error}"
+            );
+        }
         let pipeline = Pipeline::cluster(state, Arc::new(db), fence, host);
         ownership.set_resources(resources(state));
         let stop = CancellationToken::new();
+        // Pushes verified here reach the node polling the store, and theirs reach us.
+        let sender = format!(
+            "{node}/{}/{}",
+            std::process::id(),
+            jiff::Timestamp::now().as_nanosecond()
+        );
+        if let Err(error) = push_forward::start(
+            client,
+            &cluster.prefix,
+            sender,
+            pipeline.pushes.clone(),
+            stop.clone(),
+        )
+        .await
+        {
+            // Pushes still reach the stores this node polls; the others
+            // wait for their next sweep.
+            tracing::warn!("cannot forward pushes between nodes: {error}");
+        }
         let driver = tokio::spawn({
             let (ownership, stop) = (ownership.clone(), stop.clone());
             async move { ownership.run(stop).await }

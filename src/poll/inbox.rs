@@ -93,10 +93,29 @@ impl PushStats {
     }
 }
 
+/// Hands a verified push (store id, order ids) to the node that polls the
+/// store, in a cluster (`crate::cluster::push_forward`).
+pub type PushForward = Arc<dyn Fn(&str, &[String]) + Send + Sync>;
+
 /// Every store's inbox. Cheap to clone.
 #[derive(Clone, Debug, Default)]
 pub struct PushInboxes {
     inboxes: Arc<Mutex<HashMap<String, Arc<PushInbox>>>>,
+    forward: Arc<ForwardSlot>,
+}
+
+/// Where verified pushes are forwarded (none on a single node).
+#[derive(Default)]
+struct ForwardSlot(Mutex<Option<PushForward>>);
+
+impl std::fmt::Debug for ForwardSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if lock(&self.0).is_some() {
+            "ForwardSlot(set)"
+        } else {
+            "ForwardSlot(none)"
+        })
+    }
 }
 
 impl PushInboxes {
@@ -113,6 +132,35 @@ impl PushInboxes {
             .entry(store.to_owned())
             .or_insert_with(|| Arc::new(PushInbox::default()))
             .clone()
+    }
+
+    /// From now on every push the listener accepts is also handed to
+    /// `forward` (cluster mode: to the node polling the store).
+    pub fn set_forward(&self, forward: PushForward) {
+        *lock(&self.forward.0) = Some(forward);
+    }
+
+    /// Hands an accepted push's orders to the forwarder, if one is set.
+    pub fn forward(&self, store: &str, orders: &[String]) {
+        let forward = lock(&self.forward.0).clone();
+        if let Some(forward) = forward {
+            forward(store, orders);
+        }
+    }
+
+    /// A push another node accepted for `store`: accepted here (waking the
+    /// poller) only if this node has the store's inbox, i.e. its poller ran
+    /// here; true if it was. Never creates an inbox, so ids from elsewhere
+    /// cannot grow the set.
+    pub fn accept_forwarded(&self, store: &str, orders: Vec<String>) -> bool {
+        let inbox = lock(&self.inboxes).get(store).cloned();
+        match inbox {
+            Some(inbox) => {
+                inbox.accept(orders, Timestamp::now());
+                true
+            }
+            None => false,
+        }
     }
 
     /// The push statistics of every store that has an inbox.

@@ -327,6 +327,8 @@ async fn hook(
                         return too_many(wait, "too many pushes for this store\n");
                     }
                     let orders_named = orders.len();
+                    // In a cluster another node may poll the store: it gets them too.
+                    endpoint.inboxes.forward(id, &orders);
                     let dropped = inbox.accept(orders, Timestamp::now());
                     endpoint.metrics.push_request(id, "accepted");
                     if dropped > 0 {

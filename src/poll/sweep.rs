@@ -114,6 +114,7 @@ impl Sweep<'_> {
         let mut look_at = look_at;
         let id = self.store.config.id.as_str();
         let started = self.clock.now();
+        self.db.poll_started(id);
         let mut status = self.db.store_status(id).await?.unwrap_or_default();
         let added_at = *status.added_at.get_or_insert(started);
         // The first-sync cutoff: orders last modified before it are history.

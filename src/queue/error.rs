@@ -153,6 +153,20 @@ pub enum Error {
         /// The scope whose lease is missing ("store loja-1", "channel whatsapp").
         scope: String,
     },
+
+    /// A record this node's poll read changed before the poll wrote it back
+    /// (another node took the store over, or an operator changed its
+    /// status): the compare-and-set was refused, and so is every later write
+    /// of that poll; the next poll reads afresh.
+    #[error(
+        "{scope}: {record} changed since this node's poll read it (another node now polls the store, or an operator changed it); the write was refused and the poll's commit stops here (the next poll starts from what is stored)"
+    )]
+    Superseded {
+        /// The scope the write was for ("store loja-1").
+        scope: String,
+        /// The record that changed ("its cursor", "the record of order \"12\"").
+        record: String,
+    },
 }
 
 impl Error {

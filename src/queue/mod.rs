@@ -232,6 +232,12 @@ pub trait StateStore: Send + Sync + 'static {
 
     // ----- poll state -----
 
+    /// A poll of `store` starts (the sweep calls it before reading the
+    /// store's status and cursor). The cluster backend notes the revisions
+    /// the poll then reads and writes the poll's cursor, order records and
+    /// status back only if they are unchanged; one node needs nothing.
+    fn poll_started(&self, _store: &str) {}
+
     /// The store's connector cursor.
     async fn cursor(&self, store: &str) -> Result<Option<String>>;
 

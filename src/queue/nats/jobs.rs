@@ -27,6 +27,16 @@ use crate::queue::{
     Scope, StoreStatus,
 };
 
+/// A boundary inside a completion that falls back, for the crash tests
+/// ([`super::NatsStore::crash_fallback_after`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FallbackStep {
+    /// The original names its fallback's id; the fallback is not inserted.
+    Intent,
+    /// The fallback is inserted; the original has not ended.
+    Inserted,
+}
+
 /// Longest channel, store or order id accepted (as in the redb backend).
 const MAX_NAME_LEN: usize = 512;
 /// Longest dedupe key accepted.
@@ -163,6 +173,17 @@ impl Inner {
         job: &Job,
         revision: u64,
     ) -> Result<bool> {
+        Ok(self.cas_job_at(scope, job, revision).await?.is_some())
+    }
+
+    /// [`Inner::cas_job_fenced`], answering the revision written (`None`:
+    /// another write came first).
+    async fn cas_job_at(
+        &self,
+        scope: Option<Scope<'_>>,
+        job: &Job,
+        revision: u64,
+    ) -> Result<Option<u64>> {
         let bytes = self.encode_job(job, false)?;
         let key = job.id.to_string();
         match self
@@ -176,9 +197,9 @@ impl Inner {
             Ok(written) => {
                 // Our own write goes into our view at once (watch: issue 15).
                 self.mirror.fold_own_job(job, written, false);
-                Ok(true)
+                Ok(Some(written))
             }
-            Err(error) if error.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(false),
+            Err(error) if error.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(None),
             Err(error) => Err(nats_error(self.job_target(job.id), "update job")(boxed(
                 error,
             ))),
@@ -213,12 +234,15 @@ impl Inner {
 
     /// Enqueues one job, deduplicated by its keys. `with_id` fixes the new
     /// job's id (none: a fresh one); `staged` writes it unclaimable until
-    /// [`Inner::release_staged`] (a poll commit's jobs, see [`JobRecord::staged`]).
+    /// [`Inner::release_staged`] (a poll commit's jobs, see [`JobRecord::staged`]);
+    /// `fallback_of` names the job it stands in for (written with the job,
+    /// so no later write can be missing).
     pub(super) async fn insert_job(
         &self,
         mut new: NewJob,
         with_id: Option<JobId>,
         staged: bool,
+        fallback_of: Option<JobId>,
     ) -> Result<EnqueueOutcome> {
         let mut seen = HashSet::with_capacity(new.dedupe_keys.len());
         new.dedupe_keys.retain(|key| seen.insert(key.clone()));
@@ -308,7 +332,7 @@ impl Inner {
                 receipt: None,
                 dedupe_keys: new.dedupe_keys.clone(),
                 fell_back_to: None,
-                fallback_of: None,
+                fallback_of,
                 body: JobBody::Readable {
                     kind: new.kind,
                     payload: new.payload.clone(),
@@ -410,6 +434,24 @@ impl Inner {
             )));
         }
         Ok(released)
+    }
+
+    /// Stops a fallback completion after `step` if the test hook asks.
+    fn fallback_checkpoint(&self, step: FallbackStep) -> Result<()> {
+        let hooked = *self
+            .crash_after_fallback
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if hooked != Some(step) {
+            return Ok(());
+        }
+        Err(Error::Nats {
+            target: format!("fallback completion, step {step:?}"),
+            op: "test hook",
+            source: std::sync::Arc::new(std::io::Error::other(
+                "stopped as the test asked (a simulated crash)",
+            )),
+        })
     }
 
     // ----- claim -----
@@ -552,6 +594,16 @@ impl Inner {
         });
         let mut recovered = 0;
         for stored in expired {
+            if let Some(fallback_id) = stored.job.fell_back_to {
+                self.fenced(Scope::Channel(channel))?;
+                if self
+                    .finish_fallback_intent(stored, fallback_id, now)
+                    .await?
+                {
+                    recovered += 1;
+                }
+                continue;
+            }
             let mut job = stored.job;
             let note = if taken_over {
                 "the channel was taken over from a dispatcher that is gone: the delivery may have crashed"
@@ -581,6 +633,114 @@ impl Inner {
         Ok(recovered)
     }
 
+    /// Ends a running job whose completion stopped between its fallback
+    /// intent and its end (see [`Inner::complete`]): if the fallback job
+    /// exists, the job ends as fallen back to it; if not, a cancelled
+    /// placeholder takes the fallback's id with `create` (so the stopped
+    /// completion, should it go on, finds it there and inserts nothing), and
+    /// the job is retried on its own channel. True if the job changed.
+    async fn finish_fallback_intent(
+        &self,
+        stored: Stored,
+        fallback_id: JobId,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let mut job = stored.job;
+        let fallback = match self.load(fallback_id).await? {
+            Some(fallback) => Some(fallback.job),
+            None => {
+                let mut placeholder = job.clone();
+                placeholder.id = fallback_id;
+                placeholder.state = JobState::Pending;
+                placeholder.claims = 0;
+                placeholder.attempt = 0;
+                placeholder.lease_until = None;
+                placeholder.attempts_log.clear();
+                placeholder.dedupe_keys.clear();
+                placeholder.fell_back_to = None;
+                placeholder.fallback_of = Some(job.id);
+                placeholder.finish(
+                    JobState::Cancelled,
+                    now,
+                    Some(format!(
+                        "{PLACEHOLDER}: the fallback of job {} was never inserted (its dispatcher stopped first); job {} is retried instead",
+                        job.id, job.id
+                    )),
+                );
+                let bytes = self.encode_job(&placeholder, false)?;
+                match self
+                    .buckets
+                    .jobs
+                    .create(fallback_id.to_string(), bytes)
+                    .await
+                {
+                    Ok(written) => {
+                        // Our own write goes into our view at once.
+                        self.mirror.fold_own_job(&placeholder, written, false);
+                        None
+                    }
+                    // The stopped completion inserted it after all.
+                    Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {
+                        self.load(fallback_id).await?.map(|fallback| fallback.job)
+                    }
+                    Err(error) => {
+                        return Err(nats_error(self.job_target(fallback_id), "create job")(
+                            boxed(error),
+                        ));
+                    }
+                }
+            }
+        };
+        match fallback {
+            Some(fallback)
+                if fallback.fallback_of == Some(job.id) && !is_placeholder(&fallback) =>
+            {
+                let reason = job
+                    .last_error
+                    .clone()
+                    .unwrap_or_else(|| "its dispatcher stopped while falling back".to_owned());
+                let channel = fallback.channel.to_string();
+                fell_back(&mut job, now, reason, &channel, "as job", fallback.id);
+                if !self.cas_job(&job, stored.revision).await? {
+                    return Ok(false);
+                }
+                self.count_terminal(&job).await?;
+                let day = self.day_date(now);
+                let own_channel = job.channel.to_string();
+                self.update_channel(&own_channel, &mut |status: &mut ChannelStatus| {
+                    record_fallback(status, day, &channel);
+                })
+                .await?;
+                Ok(true)
+            }
+            // No fallback (a placeholder now holds its id): retried here.
+            _ => {
+                let note = format!(
+                    "the dispatcher stopped before inserting fallback job {fallback_id}: retried on this channel"
+                );
+                job.log_attempt(now, note.clone());
+                job.last_error = Some(note);
+                job.fell_back_to = None;
+                if job.attempt >= job.max_attempts {
+                    let reason = format!(
+                        "the delivery stopped on its last attempt ({} of {})",
+                        job.attempt, job.max_attempts
+                    );
+                    job.finish(JobState::Dead, now, Some(reason));
+                } else {
+                    job.state = JobState::Pending;
+                    job.due_at = now;
+                    job.lease_until = None;
+                }
+                if !self.cas_job(&job, stored.revision).await? {
+                    return Ok(false);
+                }
+                self.count_terminal(&job).await?;
+                Ok(true)
+            }
+        }
+    }
+
     // ----- completion -----
 
     fn running_job(stored: &Stored, claim: Claim) -> Result<()> {
@@ -604,6 +764,9 @@ impl Inner {
     }
 
     pub(super) async fn complete(&self, claim: Claim, completion: Completion) -> Result<Completed> {
+        // Review #4: the channel's pacing counts a send before the job's
+        // record says sent, once per call (not per conflict retry).
+        let mut send_counted = false;
         for _ in 0..CAS_ATTEMPTS {
             let stored = self
                 .load(claim.id)
@@ -630,16 +793,49 @@ impl Inner {
             }
             let now = self.now();
             let mut fallback_inserted = None;
-            let mut sent_at = None;
             let mut fell_back_on = None;
-            if let Completion::Sent { at, pacing_day, .. } = &completion {
-                sent_at = Some((*at, *pacing_day));
+            // The provider took the message: the channel's daily count and
+            // pacing include it before the record does, so a stop between
+            // the two writes leaves the count one over (the cap errs on the
+            // safe side), never one short, whoever completes the job later.
+            if let Completion::Sent { at, pacing_day, .. } = &completion
+                && !send_counted
+            {
+                let (at, pacing_day) = (*at, *pacing_day);
+                self.update_channel(job.channel.as_str(), &mut |status: &mut ChannelStatus| {
+                    record_send(status, at, pacing_day);
+                })
+                .await?;
+                send_counted = true;
             }
+            // The revision the final write compares against: the one read,
+            // or the fallback intent's.
+            let mut revision = stored.revision;
             if let Some((reason, fallback)) = job.apply_completion(completion.clone(), now) {
+                // Review #3: the fallback may exist only if this claim's
+                // transition wins. So first the intent: the job, still
+                // running under this claim, names its fallback's id (a
+                // compare-and-set: a stale claim stops here, nothing
+                // inserted). Then the fallback is inserted under that id,
+                // then the job ends. A stop in between is finished by the
+                // lease recovery (`give_back_running`): the fallback exists,
+                // or a placeholder takes its id so it never will.
+                let fallback_id = self.next_id(now);
+                let mut intent = job.clone();
+                intent.fell_back_to = Some(fallback_id);
+                intent.log_attempt(now, format!("falling back as job {fallback_id}"));
+                let Some(written) = self.cas_job_at(None, &intent, stored.revision).await? else {
+                    continue;
+                };
+                revision = written;
+                job = intent;
+                self.fallback_checkpoint(FallbackStep::Intent)?;
                 let fallback_channel = fallback.channel.to_string();
-                match self.insert_job(*fallback, None, false).await? {
+                match self
+                    .insert_job(*fallback, Some(fallback_id), false, Some(job.id))
+                    .await?
+                {
                     EnqueueOutcome::Inserted(id) => {
-                        self.mark_fallback_of(id, job.id).await?;
                         fell_back(&mut job, now, reason, &fallback_channel, "as job", id);
                         fallback_inserted = Some(id);
                         fell_back_on = Some(fallback_channel);
@@ -664,25 +860,23 @@ impl Inner {
                                 );
                                 job.log_attempt(now, outcome.clone());
                                 job.last_error = Some(reason);
+                                job.fell_back_to = None;
                                 job.finish(JobState::Dead, now, Some(outcome));
                             }
                         }
                     }
                 }
             }
-            if !self.cas_job(&job, stored.revision).await? {
+            if fallback_inserted.is_some() {
+                self.fallback_checkpoint(FallbackStep::Inserted)?;
+            }
+            if !self.cas_job(&job, revision).await? {
                 // Changed since we read it (a lease recovery by a claim):
                 // read again, which reports the stale claim.
                 continue;
             }
             self.count_terminal(&job).await?;
             let channel = job.channel.as_str();
-            if let Some((at, pacing_day)) = sent_at {
-                self.update_channel(channel, &mut |status: &mut ChannelStatus| {
-                    record_send(status, at, pacing_day);
-                })
-                .await?;
-            }
             if let Some(fallback_channel) = fell_back_on {
                 let day = self.day_date(now);
                 self.update_channel(channel, &mut |status: &mut ChannelStatus| {
@@ -704,20 +898,6 @@ impl Inner {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .to_datetime(at)
             .date()
-    }
-
-    async fn mark_fallback_of(&self, id: JobId, original: JobId) -> Result<()> {
-        for _ in 0..CAS_ATTEMPTS {
-            let Some(stored) = self.load(id).await? else {
-                return Ok(());
-            };
-            let mut job = stored.job;
-            job.fallback_of = Some(original);
-            if self.cas_job(&job, stored.revision).await? {
-                return Ok(());
-            }
-        }
-        Err(conflict(self.job_target(id)))
     }
 
     // ----- operator writes -----
@@ -955,12 +1135,14 @@ impl Inner {
         check_name(&|| "store status".to_owned(), "store", store, MAX_NAME_LEN)?;
         let bytes = serde_json::to_vec(status)
             .map_err(|e| nats_error(format!("status of store {store:?}"), "encode")(boxed(e)))?;
-        self.put_bytes(
-            None,
+        // Compare-and-set on what the store's poll read (`reads.rs`).
+        self.write_polled(
+            store,
+            super::reads::PollRecord::Status,
             &self.buckets.stores,
             &self.names.bucket("stores"),
             &keys::store_key(store),
-            bytes,
+            Some(bytes),
         )
         .await
     }
@@ -971,14 +1153,17 @@ impl Inner {
         update: &mut (dyn FnMut(&mut StoreStatus) + Send),
     ) -> Result<StoreStatus> {
         check_name(&|| "store status".to_owned(), "store", store, MAX_NAME_LEN)?;
-        self.update_json(
-            &self.buckets.stores,
-            &self.names.bucket("stores"),
-            &keys::store_key(store),
-            &|| format!("status of store {store:?}"),
-            update,
-        )
-        .await
+        let (status, revision) = self
+            .update_json_revision(
+                &self.buckets.stores,
+                &self.names.bucket("stores"),
+                &keys::store_key(store),
+                &|| format!("status of store {store:?}"),
+                update,
+            )
+            .await?;
+        self.note_status_written(store, revision);
+        Ok(status)
     }
 
     pub(super) async fn update_channel(
@@ -1001,6 +1186,20 @@ impl Inner {
         )
         .await
     }
+}
+
+/// How the outcome of a fallback placeholder starts (see
+/// [`Inner::finish_fallback_intent`]).
+const PLACEHOLDER: &str = "placeholder";
+
+/// True for the cancelled record that takes a never-inserted fallback's id.
+fn is_placeholder(job: &Job) -> bool {
+    job.state == JobState::Cancelled
+        && job.dedupe_keys.is_empty()
+        && job
+            .outcome_reason
+            .as_deref()
+            .is_some_and(|reason| reason.starts_with(PLACEHOLDER))
 }
 
 /// Ends `job` as handed to `fallback_id` on `fallback_channel`.

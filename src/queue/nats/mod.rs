@@ -24,6 +24,8 @@ mod keys;
 mod mirror;
 mod poll;
 mod portable;
+mod reads;
+mod retention;
 
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
@@ -36,6 +38,7 @@ use tokio::task::JoinHandle;
 use tokio_util::bytes::Bytes;
 
 pub use self::follow::Freshness;
+pub use self::jobs::FallbackStep;
 use self::keys::Names;
 use self::mirror::Mirror;
 pub use self::poll::PollStep;
@@ -48,9 +51,11 @@ use super::{
 use crate::clock::{SharedClock, SystemClock};
 use crate::job::IdGenerator;
 
-/// How long the history stream keeps outcomes (the daily counters of
-/// `arauto report`): a little over the default 90-day history retention.
-const HISTORY_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(120 * 24 * 3600);
+/// How long a history stream created before the daemon applied
+/// `daemon.history_retention` keeps outcomes (the daily counters of `arauto
+/// report`): the default retention. A daemon sets the configured one at
+/// start ([`NatsStore::apply_history_retention`]).
+const HISTORY_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(90 * 24 * 3600);
 
 /// How many times a compare-and-set loop re-reads and retries before it
 /// reports the conflict.
@@ -127,6 +132,10 @@ struct Inner {
     history_published: Mutex<u64>,
     /// Test hook: fail a poll commit after this step (see [`PollStep`]).
     crash_after: Mutex<Option<PollStep>>,
+    /// Test hook: fail a fallback completion after this step.
+    crash_after_fallback: Mutex<Option<FallbackStep>>,
+    /// Per store, the revisions its running poll read ([`reads`]).
+    poll_reads: Mutex<std::collections::HashMap<String, reads::PollReads>>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -349,6 +358,8 @@ impl NatsStore {
                 ids: Mutex::new(IdGenerator::after(None)),
                 history_published: Mutex::new(0),
                 crash_after: Mutex::new(None),
+                crash_after_fallback: Mutex::new(None),
+                poll_reads: Mutex::new(std::collections::HashMap::new()),
                 tasks: std::mem::take(&mut tasks.0),
             }),
         })
@@ -383,6 +394,17 @@ impl NatsStore {
             .unwrap_or_else(PoisonError::into_inner) = step;
     }
 
+    /// Test hook: the next fallback completions stop with an error right
+    /// after `step` (as if the process died there), until cleared with `None`.
+    #[doc(hidden)]
+    pub fn crash_fallback_after(&self, step: Option<FallbackStep>) {
+        *self
+            .inner
+            .crash_after_fallback
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = step;
+    }
+
     /// Enqueues jobs (tools and tests; the daemon enqueues through
     /// [`StateStore::commit_poll`]). Deduplicated like a poll commit.
     pub async fn enqueue(&self, jobs: Vec<super::NewJob>) -> Result<Vec<super::EnqueueOutcome>> {
@@ -391,7 +413,7 @@ impl NatsStore {
         }
         let mut outcomes = Vec::with_capacity(jobs.len());
         for job in jobs {
-            outcomes.push(self.inner.insert_job(job, None, false).await?);
+            outcomes.push(self.inner.insert_job(job, None, false, None).await?);
         }
         Ok(outcomes)
     }
@@ -527,6 +549,22 @@ impl Inner {
     }
 
     /// Reads a JSON record of a KV bucket with its revision (`None`: absent or deleted).
+    /// The value of a poll-state entry (`None`: absent or deleted), noting
+    /// its revision for the running poll of `store` ([`reads`]).
+    fn polled_value(
+        &self,
+        store: &str,
+        record: reads::PollRecord,
+        entry: Option<kv::Entry>,
+    ) -> Option<Bytes> {
+        let Some(entry) = entry else {
+            self.note_read(store, record, 0);
+            return None;
+        };
+        self.note_read(store, record, entry.revision);
+        (entry.operation == kv::Operation::Put).then_some(entry.value)
+    }
+
     async fn read_json<T: serde::de::DeserializeOwned>(
         &self,
         bucket: &kv::Store,
@@ -566,6 +604,23 @@ impl Inner {
     where
         T: serde::de::DeserializeOwned + Serialize + Default,
     {
+        self.update_json_revision(bucket, bucket_name, key, what, update)
+            .await
+            .map(|(value, _)| value)
+    }
+
+    /// [`Inner::update_json`], also returning the revision written.
+    async fn update_json_revision<T>(
+        &self,
+        bucket: &kv::Store,
+        bucket_name: &str,
+        key: &str,
+        what: &(dyn Fn() -> String + Sync),
+        update: &mut (dyn FnMut(&mut T) + Send),
+    ) -> Result<(T, u64)>
+    where
+        T: serde::de::DeserializeOwned + Serialize + Default,
+    {
         let target = || format!("bucket {bucket_name}, key {key}");
         for _ in 0..CAS_ATTEMPTS {
             let current = self.read_json::<T>(bucket, bucket_name, key, what).await?;
@@ -582,41 +637,19 @@ impl Inner {
                 Some(revision) => bucket
                     .update(key, bytes, revision)
                     .await
-                    .map(|_| ())
                     .map_err(|e| (e.kind() == kv::UpdateErrorKind::WrongLastRevision, boxed(e))),
                 None => bucket
                     .create(key, bytes)
                     .await
-                    .map(|_| ())
                     .map_err(|e| (e.kind() == kv::CreateErrorKind::AlreadyExists, boxed(e))),
             };
             match written {
-                Ok(()) => return Ok(value),
+                Ok(written) => return Ok((value, written)),
                 Err((true, _)) => continue,
                 Err((false, error)) => return Err(nats_error(target(), "write record")(error)),
             }
         }
         Err(conflict(target()))
-    }
-
-    /// Replaces a record (last writer wins: the caller owns the key).
-    /// Writes `bytes` under `key`, retried through a leader election (see
-    /// [`Inner::through_elections`]) while this node holds `scope`.
-    async fn put_bytes(
-        &self,
-        scope: Option<Scope<'_>>,
-        bucket: &kv::Store,
-        bucket_name: &str,
-        key: &str,
-        bytes: Vec<u8>,
-    ) -> Result<()> {
-        let bytes = Bytes::from(bytes);
-        self.through_elections(scope, || bucket.put(key, bytes.clone()))
-            .await?
-            .map_err(|e| {
-                nats_error(format!("bucket {bucket_name}, key {key}"), "write")(boxed(e))
-            })?;
-        Ok(())
     }
 
     /// Runs the write `op`, and runs it again while it fails because its
@@ -875,10 +908,14 @@ impl StateStore for NatsStore {
     async fn cursor(&self, store: &str) -> Result<Option<String>> {
         let key = keys::store_key(store);
         // From the stream's leader (a new owner reads it right after a
-        // take-over; a direct get may come from a lagging replica).
-        let value = follow::leader_value(&self.inner.buckets.cursors, &key)
+        // take-over; a direct get may come from a lagging replica), with its
+        // revision noted for the poll's compare-and-set writes.
+        let entry = follow::leader_entry(&self.inner.buckets.cursors, &key)
             .await
             .map_err(nats_error(format!("cursor of store {store:?}"), "read"))?;
+        let value = self
+            .inner
+            .polled_value(store, reads::PollRecord::Cursor, entry);
         value
             .map(|bytes| {
                 String::from_utf8(bytes.to_vec()).map_err(|error| Error::Corrupt {
@@ -895,13 +932,17 @@ impl StateStore for NatsStore {
         // From the stream's leader: the dispatcher reads it right after the
         // poll commit released the job, and a direct get may come from a
         // replica that has not applied the record yet ("no longer followed",
-        // and the message is skipped).
-        let value = follow::leader_value(&self.inner.buckets.orders, &key)
+        // and the message is skipped). Its revision is noted for the poll's
+        // compare-and-set writes.
+        let entry = follow::leader_entry(&self.inner.buckets.orders, &key)
             .await
             .map_err(nats_error(
                 format!("record of order {order_id:?} of store {store:?}"),
                 "read",
             ))?;
+        let value =
+            self.inner
+                .polled_value(store, reads::PollRecord::Order(order_id.to_owned()), entry);
         Ok(value.map(|bytes| bytes.to_vec()))
     }
 
@@ -912,15 +953,23 @@ impl StateStore for NatsStore {
     async fn store_status(&self, store: &str) -> Result<Option<StoreStatus>> {
         let inner = &self.inner;
         let bucket_name = inner.names.bucket("stores");
-        Ok(inner
-            .read_json(
-                &inner.buckets.stores,
-                &bucket_name,
-                &keys::store_key(store),
-                &|| format!("status of store {store:?}"),
-            )
-            .await?
-            .map(|(status, _)| status))
+        let key = keys::store_key(store);
+        let read = inner
+            .read_json(&inner.buckets.stores, &bucket_name, &key, &|| {
+                format!("status of store {store:?}")
+            })
+            .await?;
+        let revision = match &read {
+            Some((_, revision)) => *revision,
+            // Absent or deleted: the revision the next write must find.
+            None => {
+                inner
+                    .revision_now(&inner.buckets.stores, &bucket_name, &key)
+                    .await?
+            }
+        };
+        inner.note_read(store, reads::PollRecord::Status, revision);
+        Ok(read.map(|(status, _)| status))
     }
 
     async fn stores(&self) -> Result<Vec<String>> {
@@ -938,6 +987,10 @@ impl StateStore for NatsStore {
     async fn put_store_status(&self, store: &str, status: StoreStatus) -> Result<()> {
         self.inner.fenced(Scope::Store(store))?;
         self.inner.put_store_status(store, &status).await
+    }
+
+    fn poll_started(&self, store: &str) {
+        self.inner.poll_started(store);
     }
 
     async fn update_store_status(
@@ -959,6 +1012,34 @@ impl StateStore for NatsStore {
             .await?;
         self.inner.mirror.wake_store(store);
         Ok(status)
+    }
+
+    /// Prunes as the trait does, then removes the delete markers of the
+    /// buckets older than [`retention::MARKERS_KEPT`] (see `retention.rs`).
+    async fn prune(&self, finished_before: Timestamp, batch: usize) -> Result<usize> {
+        let batch = batch.max(1);
+        let mut total = 0;
+        loop {
+            let deleted = self
+                .purge(PurgeFilter {
+                    finished_before,
+                    states: Vec::new(),
+                    limit: batch,
+                })
+                .await?;
+            total += deleted;
+            if deleted < batch {
+                break;
+            }
+        }
+        let removed = self.inner.compact_markers(retention::MARKERS_KEPT).await?;
+        if removed > 0 {
+            tracing::info!(
+                markers = removed,
+                "removed old delete markers from the cluster's buckets"
+            );
+        }
+        Ok(total)
     }
 
     async fn channel_status(&self, channel: &str) -> Result<ChannelStatus> {

@@ -16,6 +16,7 @@
 //!    again and plans the same jobs, which steps 2 and 3 absorb.
 
 use super::jobs::{check_name, validate_new_job};
+use super::reads::PollRecord;
 use super::{Inner, keys};
 use crate::queue::{Error, PollCommit, PollOutcome, Result, Scope};
 
@@ -114,7 +115,9 @@ impl Inner {
         // node now polls.
         for job in jobs {
             self.fenced(Scope::Store(&store))?;
-            outcome.jobs.push(self.insert_job(job, None, true).await?);
+            outcome
+                .jobs
+                .push(self.insert_job(job, None, true, None).await?);
         }
         self.checkpoint(PollStep::Jobs)?;
 
@@ -129,26 +132,31 @@ impl Inner {
 
         // 4. Order records.
         let orders_bucket = self.names.bucket("orders");
+        // Each a compare-and-set on the revision this poll read (see
+        // `reads.rs`), asking the fence first.
         for (order_id, record) in order_records {
             let key = keys::order_key(&store, &order_id);
-            self.fenced(Scope::Store(&store))?;
-            self.put_bytes(
-                Some(Scope::Store(&store)),
+            self.write_polled(
+                &store,
+                PollRecord::Order(order_id),
                 &self.buckets.orders,
                 &orders_bucket,
                 &key,
-                record,
+                Some(record),
             )
             .await?;
         }
-        for order_id in &forget_orders {
-            let key = keys::order_key(&store, order_id);
-            self.fenced(Scope::Store(&store))?;
-            self.buckets.orders.purge(key.as_str()).await.map_err(|e| {
-                super::nats_error(format!("bucket {orders_bucket}, key {key}"), "delete")(
-                    super::boxed(e),
-                )
-            })?;
+        for order_id in forget_orders {
+            let key = keys::order_key(&store, &order_id);
+            self.write_polled(
+                &store,
+                PollRecord::Order(order_id),
+                &self.buckets.orders,
+                &orders_bucket,
+                &key,
+                None,
+            )
+            .await?;
         }
         self.checkpoint(PollStep::OrderRecords)?;
 
@@ -157,26 +165,26 @@ impl Inner {
         self.checkpoint(PollStep::Released)?;
 
         // 6. Store status.
-        self.fenced(Scope::Store(&store))?;
-        self.put_bytes(
-            Some(Scope::Store(&store)),
+        self.write_polled(
+            &store,
+            PollRecord::Status,
             &self.buckets.stores,
             &self.names.bucket("stores"),
             &keys::store_key(&store),
-            status_bytes,
+            Some(status_bytes),
         )
         .await?;
         self.checkpoint(PollStep::Status)?;
 
         // 7. The cursor, last.
         if let Some(cursor) = cursor {
-            self.fenced(Scope::Store(&store))?;
-            self.put_bytes(
-                Some(Scope::Store(&store)),
+            self.write_polled(
+                &store,
+                PollRecord::Cursor,
                 &self.buckets.cursors,
                 &self.names.bucket("cursors"),
                 &keys::store_key(&store),
-                cursor.into_bytes(),
+                Some(cursor.into_bytes()),
             )
             .await?;
         }

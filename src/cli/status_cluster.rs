@@ -1,0 +1,231 @@
+//! `arauto status` with `[cluster]`: the cluster's state, read from NATS
+//! with the configuration alone (as `check`, `report` and `queue` do), so it
+//! is the same from any node or from a machine without a daemon: the live
+//! nodes (heartbeats) and what each holds, every store's last poll, next
+//! poll and last error, and every channel's state. The local daemon's own
+//! status follows when one runs (`status.rs`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use anyhow::Context as _;
+use jiff::Timestamp;
+use serde::Serialize;
+
+use super::backend::open_cluster;
+use crate::cluster::inspect::inspect;
+use crate::cluster::ownership::Resource;
+use crate::config::Config;
+use crate::queue::StateStore as _;
+
+/// The cluster part of `arauto status`.
+#[derive(Debug, Serialize)]
+pub(crate) struct ClusterStatus {
+    /// The server this command reached.
+    pub connected: String,
+    /// Live nodes (with a current heartbeat), each with what it holds.
+    pub nodes: Vec<NodeStatus>,
+    /// Every store of the configuration, and any other the cluster has a status for.
+    pub stores: Vec<StoreLine>,
+    /// Every channel of the configuration, and any other the cluster has jobs or a status for.
+    pub channels: Vec<ChannelLine>,
+}
+
+/// One live node.
+#[derive(Debug, Serialize)]
+pub(crate) struct NodeStatus {
+    pub name: String,
+    pub stores: Vec<String>,
+    pub channels: Vec<String>,
+}
+
+/// One store as the cluster has it.
+#[derive(Debug, Serialize)]
+pub(crate) struct StoreLine {
+    pub id: String,
+    /// The node holding its lease (none: nobody polls it right now).
+    pub owner: Option<String>,
+    pub last_poll_started_at: Option<Timestamp>,
+    pub last_poll_ok_at: Option<Timestamp>,
+    /// The last start plus `poll_interval`, or the platform's `Retry-After`
+    /// when later (none: never polled, or not in this configuration).
+    pub next_poll_at: Option<Timestamp>,
+    pub last_error: Option<String>,
+    pub paused: Option<String>,
+}
+
+/// One channel as the cluster has it.
+#[derive(Debug, Serialize)]
+pub(crate) struct ChannelLine {
+    pub id: String,
+    pub owner: Option<String>,
+    pub paused: Option<String>,
+    pub pending: u64,
+    pub running: u64,
+    pub sent_today: u64,
+    pub last_sent_at: Option<Timestamp>,
+}
+
+/// Reads the cluster's status for `config` (which has `[cluster]`).
+pub(crate) async fn read(config: &Config) -> anyhow::Result<ClusterStatus> {
+    let cluster = config
+        .cluster
+        .as_ref()
+        .context("the configuration has no [cluster] section")?;
+    let inspection = inspect(cluster).await?;
+    let store = open_cluster(cluster, &config.daemon.timezone, false).await?;
+
+    let mut nodes: BTreeMap<String, NodeStatus> = inspection
+        .live_nodes
+        .iter()
+        .map(|name| {
+            (
+                name.clone(),
+                NodeStatus {
+                    name: name.clone(),
+                    stores: Vec::new(),
+                    channels: Vec::new(),
+                },
+            )
+        })
+        .collect();
+    let mut store_owner = BTreeMap::new();
+    let mut channel_owner = BTreeMap::new();
+    for (resource, holder) in &inspection.holders {
+        let Some(holder) = holder else { continue };
+        let node = nodes.entry(holder.clone()).or_insert_with(|| NodeStatus {
+            name: holder.clone(),
+            stores: Vec::new(),
+            channels: Vec::new(),
+        });
+        match resource {
+            Resource::Store(id) => {
+                node.stores.push(id.clone());
+                store_owner.insert(id.clone(), holder.clone());
+            }
+            Resource::Channel(id) => {
+                node.channels.push(id.clone());
+                channel_owner.insert(id.clone(), holder.clone());
+            }
+        }
+    }
+
+    let store_ids: BTreeSet<String> = config
+        .stores
+        .keys()
+        .cloned()
+        .chain(store.stores().await?)
+        .collect();
+    let mut stores = Vec::with_capacity(store_ids.len());
+    for id in store_ids {
+        let status = store.store_status(&id).await?.unwrap_or_default();
+        let interval = config.stores.get(&id).map(|s| s.poll_interval);
+        let next = status
+            .last_poll_started_at
+            .zip(interval)
+            .and_then(|(at, every)| at.checked_add(every).ok());
+        let next_poll_at = match (next, status.poll_not_before) {
+            (Some(next), Some(hint)) => Some(next.max(hint)),
+            (next, hint) => next.or(hint),
+        };
+        stores.push(StoreLine {
+            owner: store_owner.get(&id).cloned(),
+            last_poll_started_at: status.last_poll_started_at,
+            last_poll_ok_at: status.last_poll_ok_at,
+            next_poll_at,
+            last_error: status.last_error.map(|error| {
+                format!(
+                    "{} at {}: {}",
+                    error.class.as_str(),
+                    error.at,
+                    error.message
+                )
+            }),
+            paused: status.paused.map(|pause| pause.reason),
+            id,
+        });
+    }
+
+    let channel_ids: BTreeSet<String> = config
+        .channels
+        .keys()
+        .cloned()
+        .chain(store.channels().await?)
+        .collect();
+    let mut channels = Vec::with_capacity(channel_ids.len());
+    for id in channel_ids {
+        let status = store.channel_status(&id).await?;
+        let stats = store.channel_stats(&id).await?;
+        channels.push(ChannelLine {
+            owner: channel_owner.get(&id).cloned(),
+            paused: status.paused.map(|pause| pause.reason),
+            pending: stats.pending,
+            running: stats.running,
+            sent_today: status.sent_today,
+            last_sent_at: status.last_sent_at,
+            id,
+        });
+    }
+    Ok(ClusterStatus {
+        connected: inspection.connected,
+        nodes: nodes.into_values().collect(),
+        stores,
+        channels,
+    })
+}
+
+/// The cluster status as text.
+pub(crate) fn text(status: &ClusterStatus) -> String {
+    let mut out = String::new();
+    let time = |at: Option<Timestamp>| at.map_or_else(|| "-".to_owned(), |at| at.to_string());
+    let _ = writeln!(out, "cluster (connected to {})", status.connected);
+    let _ = writeln!(out, "  nodes: {}", status.nodes.len());
+    for node in &status.nodes {
+        let _ = writeln!(
+            out,
+            "    {}: {} store(s), {} channel(s){}",
+            node.name,
+            node.stores.len(),
+            node.channels.len(),
+            if node.channels.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", node.channels.join(", "))
+            }
+        );
+    }
+    let _ = writeln!(out, "  stores: {}", status.stores.len());
+    for line in &status.stores {
+        let _ = writeln!(
+            out,
+            "    {}: node {}, last poll {}, next poll {}{}{}",
+            line.id,
+            line.owner.as_deref().unwrap_or("(none)"),
+            time(line.last_poll_started_at),
+            time(line.next_poll_at),
+            line.paused
+                .as_ref()
+                .map_or_else(String::new, |reason| format!(", PAUSED: {reason}")),
+            line.last_error
+                .as_ref()
+                .map_or_else(String::new, |error| format!(", last error {error}")),
+        );
+    }
+    let _ = writeln!(out, "  channels: {}", status.channels.len());
+    for line in &status.channels {
+        let _ = writeln!(
+            out,
+            "    {}: node {}, {} pending, {} running, {} sent today, last sent {}{}",
+            line.id,
+            line.owner.as_deref().unwrap_or("(none)"),
+            line.pending,
+            line.running,
+            line.sent_today,
+            time(line.last_sent_at),
+            line.paused
+                .as_ref()
+                .map_or_else(String::new, |reason| format!(", PAUSED: {reason}")),
+        );
+    }
+    out
+}
