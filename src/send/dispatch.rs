@@ -146,8 +146,8 @@ fn release(busy: &mut HashMap<OrderKey, usize>, order: OrderKey) {
 
 /// What came before a send: a claimed job, or what to do instead.
 enum Claimed {
-    /// Deliver it.
-    Job(Job),
+    /// Deliver it (boxed: a job record is large, the other answer small).
+    Job(Box<Job>),
     /// Nothing to send now.
     Not(Turn),
 }
@@ -259,7 +259,7 @@ impl Dispatcher {
                         *busy_orders.entry(order.clone()).or_default() += 1;
                         let this = &self;
                         sends.push(Box::pin(async move {
-                            if let Err(error) = this.deliver(&state, &channel, job).await {
+                            if let Err(error) = this.deliver(&state, &channel, *job).await {
                                 tracing::error!(channel = %this.channel, "dispatch failed: {error}");
                             }
                             order
@@ -357,7 +357,7 @@ impl Dispatcher {
     ) -> Result<Turn, crate::queue::Error> {
         match self.claim_turn(state, channel, 1).await? {
             Claimed::Job(job) => {
-                self.deliver(state, channel, job).await?;
+                self.deliver(state, channel, *job).await?;
                 Ok(Turn::Again)
             }
             Claimed::Not(turn) => Ok(turn),
@@ -410,7 +410,7 @@ impl Dispatcher {
             .into_iter()
             .next()
         {
-            Some(job) => Ok(Claimed::Job(job)),
+            Some(job) => Ok(Claimed::Job(Box::new(job))),
             // Claimed by nobody else (one dispatcher per channel): the due
             // job expired at claim. Look again.
             None => Ok(Claimed::Not(Turn::Again)),
