@@ -27,7 +27,15 @@
 //! `cargo bench --bench peer`. Environment: `ARAUTO_BENCH_EVENTS` (default
 //! 2,000; `BENCH_QUICK=1`: 500), `ARAUTO_BENCH_DIR`, `ARAUTO_BENCH_PYTHON`
 //! (default `python3`: the interpreter the virtualenv is made from),
-//! `ARAUTO_BENCH_PERF=<file>` (profile the daemon's side with `perf record`).
+//! `ARAUTO_BENCH_PERF=<file>` (profile the daemon's side with `perf record
+//! --call-graph dwarf`; build with `CARGO_PROFILE_RELEASE_DEBUG=1
+//! CARGO_PROFILE_RELEASE_STRIP=false` for symbols and line tables),
+//! `ARAUTO_BENCH_IN_FLIGHT=<n>` (the channel's `in_flight`, to compare).
+//!
+//! Besides CPU and messages/s, each arauto round reports when the daemon
+//! had queued the last job (the connector's reading of the burst done):
+//! when that is close to the last POST, the reading sets the pace, not the
+//! sending.
 
 mod common;
 
@@ -62,6 +70,8 @@ const CPU_TARGET: f64 = 0.4;
 struct Round {
     cpu: Duration,
     wall: Duration,
+    /// From the change until the last job was queued (arauto only).
+    queued: Option<Duration>,
     peak_rss_kib: u64,
     messages: usize,
 }
@@ -211,6 +221,7 @@ fn apprise_round(
     Ok(Round {
         cpu: Duration::from_secs_f64(number("cpu")?),
         wall: Duration::from_secs_f64(number("wall")?),
+        queued: None,
         peak_rss_kib: number("peak_rss_kib")? as u64,
         messages: number("messages")? as usize,
     })
@@ -219,11 +230,20 @@ fn apprise_round(
 /// The daemon's configuration: one LI store, one unpaced webhook channel.
 fn arauto_config(dir: &Path, li_url: &str, receiver_url: &str) -> Result<String> {
     let mut config = daemon_section(dir, "")?;
+    let in_flight = match std::env::var("ARAUTO_BENCH_IN_FLIGHT") {
+        Ok(n) => format!(
+            "in_flight = {}\n",
+            n.trim()
+                .parse::<u32>()
+                .with_context(|| format!("ARAUTO_BENCH_IN_FLIGHT={n:?} is not a number"))?
+        ),
+        Err(_) => String::new(),
+    };
     config.push_str(&format!(
         r#"
 [channels.hook]
 plugin = "webhook"
-[channels.hook.sandbox]
+{in_flight}[channels.hook.sandbox]
 allowed_hosts = ["{receiver_url}"]
 allow_private_addresses = true
 [channels.hook.settings]
@@ -258,7 +278,15 @@ fn start_profiler(pid: u32) -> Result<Option<std::process::Child>> {
         return Ok(None);
     };
     let child = Command::new("perf")
-        .args(["record", "--quiet", "-F", "1999", "-g", "-o"])
+        .args([
+            "record",
+            "--quiet",
+            "-F",
+            "999",
+            "--call-graph",
+            "dwarf,16384",
+            "-o",
+        ])
         .arg(&output)
         .args(["-p", &pid.to_string()])
         .stdout(std::process::Stdio::null())
@@ -305,7 +333,7 @@ fn arauto_round(
             )
         })
         .collect();
-    let mut daemon = Daemon::start(dir, config, &["poll complete"])?;
+    let mut daemon = Daemon::start(dir, config, &["poll complete", "notification queued"])?;
     daemon.await_ready(Duration::from_secs(120))?;
     // The first sweep records the existing orders as history (no messages).
     daemon
@@ -317,10 +345,18 @@ fn arauto_round(
     for numero in &orders {
         store.set_status(*numero, "pedido_pago")?;
     }
+    // When the last job was queued: the connector has read the burst.
+    let tap = daemon.log.clone();
+    let queued = std::thread::spawn(move || {
+        tap.wait_for("notification queued", events as u64, PATIENCE)
+            .ok()
+            .map(|()| started.elapsed())
+    });
     let received = runtime.block_on(async {
         tokio::time::timeout(PATIENCE, receiver.wait_for_received(expected_total)).await
     });
     let wall = started.elapsed();
+    let queued = queued.join().ok().flatten();
     let after = common::proc::sample(daemon.pid())?;
     if let Some(profiler) = profiler {
         stop_profiler(profiler)?;
@@ -334,6 +370,7 @@ fn arauto_round(
     Ok(Round {
         cpu: after.cpu.saturating_sub(before.cpu),
         wall,
+        queued,
         peak_rss_kib: after.peak_rss_kib,
         messages: events,
     })
@@ -439,6 +476,21 @@ fn main() -> Result<()> {
         );
         medians.push((cpu, rate));
     }
+    let queued: Vec<String> = arauto_rounds
+        .iter()
+        .map(|r| match r.queued {
+            Some(queued) => format!(
+                "{:.1} s of {:.1} s",
+                queued.as_secs_f64(),
+                r.wall.as_secs_f64()
+            ),
+            None => "?".to_owned(),
+        })
+        .collect();
+    println!(
+        "   arauto: last job queued (the burst read) / last POST, per round: {}",
+        queued.join(", ")
+    );
     let (arauto_cpu, arauto_rate) = medians[0];
     let (apprise_cpu, apprise_rate) = medians[1];
     let ratio = arauto_cpu / apprise_cpu;

@@ -27,6 +27,15 @@ use crate::model::NotificationKind;
 /// Default `channels.<id>.daily_reset`: 21:00 local, which is 00:00 UTC in São
 /// Paulo, when providers such as Notificações Inteligentes reset their counts.
 pub const DEFAULT_DAILY_RESET: Time = Time::constant(21, 0, 0, 0);
+/// Default `channels.<id>.in_flight`: sends under way at once on a channel
+/// without pacing. One, as before `in_flight` existed: messages of different
+/// orders then leave in their due order; an operator who wants throughput
+/// over that order raises it (docs/channels.md).
+pub const DEFAULT_IN_FLIGHT: u32 = 1;
+/// Most `in_flight` a channel may ask for: each send holds a plugin
+/// instance and a blocking thread while it waits on the provider.
+pub const MAX_IN_FLIGHT: u32 = 32;
+
 /// Default `channels.<id>.max_attempts`: attempts before a job is dead-lettered.
 /// The one default of every job's attempt budget (the poller and the retry
 /// policy refer to it).
@@ -61,6 +70,11 @@ pub struct ChannelConfig {
     pub daily_reset: Time,
     /// Ramp-up of the daily cap for a fresh number.
     pub warmup: Option<Warmup>,
+    /// Sends under way at once when the channel has no pacing (no
+    /// `min_interval`, its sender's default included, and no daily cap);
+    /// a paced channel sends one at a time whatever this says. Default
+    /// [`DEFAULT_IN_FLIGHT`].
+    pub in_flight: u32,
     /// Attempts before a job is dead-lettered. Default [`DEFAULT_MAX_ATTEMPTS`].
     pub max_attempts: u32,
     /// First retry delay (doubles per attempt). Default [`DEFAULT_RETRY_BASE`].
@@ -141,6 +155,16 @@ pub(crate) fn read_channels(
             time_of_day,
         );
         let warmup = optional_section(r, &mut t, "warmup").and_then(|w| read_warmup(r, w));
+        let in_flight = field(
+            r,
+            &mut t,
+            "in_flight",
+            || DEFAULT_IN_FLIGHT,
+            |r, p, v| {
+                r.integer(p, v, 1, u64::from(MAX_IN_FLIGHT))
+                    .and_then(|n| u32::try_from(n).ok())
+            },
+        );
         let max_attempts = field(
             r,
             &mut t,
@@ -199,6 +223,7 @@ pub(crate) fn read_channels(
                 daily_cap,
                 daily_reset,
                 warmup,
+                in_flight,
                 max_attempts,
                 retry_base,
                 retry_max,

@@ -2,17 +2,37 @@
 //! the next due job, claims it, checks it still makes sense, renders it,
 //! hands it to the sender plugin and records the outcome.
 //!
-//! One send at a time per channel: pacing (NI's 20 s between WhatsApp
-//! messages) makes concurrency pointless, and it keeps the order of sends the
-//! order of due times.
+//! A paced channel (a `min_interval` or a daily cap, as NI's 20 s between
+//! WhatsApp messages) sends one message at a time, in the order of due
+//! times: pacing makes concurrency pointless.
 //!
-//! Unpaced channels are not batched (one claim, one send, one completion):
-//! a batch of 16 claimed jobs measured no faster (272 vs 270 messages/s, the
-//! connector's detail reads set the pace), and it would hold the heartbeat,
-//! the shutdown and the pause for up to 16 sends (docs/BENCHMARKS.md §7).
+//! A channel without pacing (a webhook receiver, say) keeps up to its
+//! `in_flight` sends under way at once ([`in_flight_limit`]): while one
+//! waits on its provider the next is claimed. Each is still its own claim →
+//! send → completion, so everything checked per job is checked exactly as
+//! with one: the pause and the pacing state before each claim, the order's
+//! latest record and the fence right before each send, the outcome recorded
+//! as soon as its send returns. Two jobs of one order never overlap: a job
+//! whose order already has a send under way waits for it before its own
+//! starts (and nothing more is claimed meanwhile), so an order's messages
+//! leave in the order of their due times, as with one send at a time.
+//! Messages of different orders may finish out of their due order. On
+//! shutdown nothing more is claimed and the sends under way finish and are
+//! recorded before the loop returns.
+//!
+//! Unpaced channels are not batched (one claim, one send, one completion
+//! per job): a batch of 16 claimed jobs measured no faster, and it would hold
+//! the heartbeat, the shutdown and the pause for up to 16 sends
+//! (docs/BENCHMARKS.md §7).
 
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
+
+use futures::StreamExt as _;
+use futures::stream::FuturesUnordered;
 
 use jiff::{SignedDuration, Timestamp};
 
@@ -76,6 +96,60 @@ pub struct Dispatcher {
     /// Asked right before each send: in a cluster, a node that lost the
     /// channel's lease must not send (its claim is left to expire).
     fence: Arc<dyn Fence>,
+}
+
+/// How many sends of `channel` may be under way at once: its `in_flight`
+/// when it has no pacing (no minimum interval, its own or its sender's
+/// default, and no daily cap), else one.
+pub fn in_flight_limit(channel: &ChannelRuntime) -> usize {
+    // Only whether there is pacing matters here, not the day's time zone.
+    let pacing = pacing_policy(
+        &channel.config,
+        channel.plugin.sender_info(),
+        &jiff::tz::TimeZone::UTC,
+    );
+    if pacing.min_interval.is_zero() && pacing.daily_cap.is_none() {
+        usize::try_from(channel.config.in_flight).map_or(1, |n| n.max(1))
+    } else {
+        1
+    }
+}
+
+/// A send under way, resolving to its order once its outcome is recorded.
+type SendUnderWay<'a> = Pin<Box<dyn Future<Output = OrderKey> + Send + 'a>>;
+
+/// An order of a store: two jobs of one never have sends under way at once.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct OrderKey {
+    store: String,
+    order_id: String,
+}
+
+impl OrderKey {
+    fn of(job: &Job) -> Self {
+        Self {
+            store: job.store.clone(),
+            order_id: job.order_id.clone(),
+        }
+    }
+}
+
+/// One send of `order` is over.
+fn release(busy: &mut HashMap<OrderKey, usize>, order: OrderKey) {
+    if let Some(count) = busy.get_mut(&order) {
+        *count -= 1;
+        if *count == 0 {
+            busy.remove(&order);
+        }
+    }
+}
+
+/// What came before a send: a claimed job, or what to do instead.
+enum Claimed {
+    /// Deliver it (boxed: a job record is large, the other answer small).
+    Job(Box<Job>),
+    /// Nothing to send now.
+    Not(Turn),
 }
 
 /// What to do after one turn of the loop.
@@ -146,15 +220,76 @@ impl Dispatcher {
                 tracing::warn!(channel = %self.channel, "cannot take back the jobs the previous dispatcher left running (they wait for their lease): {error}")
             }
         }
+        // Sends under way (unpaced channels only), each resolving to its
+        // order once recorded; and how many of them each order has.
+        let mut sends: FuturesUnordered<SendUnderWay<'_>> = FuturesUnordered::new();
+        let mut busy_orders: HashMap<OrderKey, usize> = HashMap::new();
         loop {
             heartbeat.beat();
             if shutdown.is_cancelled() {
-                return;
+                break;
             }
             let state = state_handle.load();
             let Some(channel) = state.channels.get(self.channel.as_str()).cloned() else {
-                return;
+                break;
             };
+            let limit = in_flight_limit(&channel);
+            if limit > 1 || !sends.is_empty() {
+                // A full set of sends: wait for one to finish first.
+                if sends.len() >= limit {
+                    tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        Some(order) = sends.next() => release(&mut busy_orders, order),
+                    }
+                    continue;
+                }
+                let turn = match self.claim_turn(&state, &channel, limit).await {
+                    Ok(Claimed::Job(job)) => {
+                        let order = OrderKey::of(&job);
+                        // An earlier job of this order is still being sent:
+                        // this one waits for it (nothing else is claimed
+                        // meanwhile), so the order's messages keep their order.
+                        while busy_orders.contains_key(&order) {
+                            match sends.next().await {
+                                Some(done) => release(&mut busy_orders, done),
+                                None => break,
+                            }
+                            heartbeat.beat();
+                        }
+                        *busy_orders.entry(order.clone()).or_default() += 1;
+                        let this = &self;
+                        sends.push(Box::pin(async move {
+                            if let Err(error) = this.deliver(&state, &channel, *job).await {
+                                tracing::error!(channel = %this.channel, "dispatch failed: {error}");
+                            }
+                            order
+                        }));
+                        continue;
+                    }
+                    Ok(Claimed::Not(turn)) => turn,
+                    Err(error) => {
+                        tracing::error!(channel = %self.channel, "dispatch failed: {error}");
+                        Turn::WaitUntil(self.clock.now() + SignedDuration::from_secs(5))
+                    }
+                };
+                let nap = match turn {
+                    Turn::Again => continue,
+                    Turn::WaitUntil(at) => self.until(at),
+                    Turn::WaitForWork => MAX_NAP,
+                };
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    Some(order) = sends.next() => release(&mut busy_orders, order),
+                    () = tokio::time::sleep(nap) => {}
+                    _ = channel_watch.changed() => {}
+                    changed = generation.changed() => {
+                        if changed.is_ok() {
+                            self.resume_after_reload().await;
+                        }
+                    }
+                }
+                continue;
+            }
             let turn = match self.turn(&state, &channel).await {
                 Ok(turn) => turn,
                 Err(error) => {
@@ -170,7 +305,7 @@ impl Dispatcher {
                 Turn::WaitForWork => MAX_NAP,
             };
             tokio::select! {
-                () = shutdown.cancelled() => return,
+                () = shutdown.cancelled() => break,
                 () = tokio::time::sleep(nap) => {}
                 _ = channel_watch.changed() => {}
                 changed = generation.changed() => {
@@ -179,6 +314,11 @@ impl Dispatcher {
                     }
                 }
             }
+        }
+        // Shutdown, or the channel left the configuration: nothing more is
+        // claimed; the sends under way finish and are recorded first.
+        while sends.next().await.is_some() {
+            heartbeat.beat();
         }
     }
 
@@ -215,10 +355,29 @@ impl Dispatcher {
         state: &State,
         channel: &ChannelRuntime,
     ) -> Result<Turn, crate::queue::Error> {
+        match self.claim_turn(state, channel, 1).await? {
+            Claimed::Job(job) => {
+                self.deliver(state, channel, *job).await?;
+                Ok(Turn::Again)
+            }
+            Claimed::Not(turn) => Ok(turn),
+        }
+    }
+
+    /// The pause, the pacing and the next due job, then a claim of it:
+    /// everything before a send. `in_flight` is how many sends of the
+    /// channel may be under way at once: a claim's lease covers waiting for
+    /// an earlier job of the same order as well as its own send.
+    async fn claim_turn(
+        &self,
+        state: &State,
+        channel: &ChannelRuntime,
+        in_flight: usize,
+    ) -> Result<Claimed, crate::queue::Error> {
         let now = self.clock.now();
         let status = self.db.channel_status(self.channel.as_str()).await?;
         if status.paused.is_some() {
-            return Ok(Turn::WaitForWork);
+            return Ok(Claimed::Not(Turn::WaitForWork));
         }
         let pacing = pacing_policy(
             &channel.config,
@@ -226,32 +385,36 @@ impl Dispatcher {
             &state.config.daemon.timezone,
         );
         match pacing.next_send(&PacingState::of(&status), now) {
-            PacingDecision::SendAt(at) if at > now => return Ok(Turn::WaitUntil(at)),
+            PacingDecision::SendAt(at) if at > now => return Ok(Claimed::Not(Turn::WaitUntil(at))),
             PacingDecision::CapReached { until, cap } => {
                 tracing::debug!(channel = %self.channel, cap, "daily cap reached; next reset {until}");
-                return Ok(Turn::WaitUntil(until));
+                return Ok(Claimed::Not(Turn::WaitUntil(until)));
             }
             PacingDecision::SendAt(_) => {}
         }
         match self.db.next_due(self.channel.as_str()).await? {
-            None => return Ok(Turn::WaitForWork),
-            Some(due) if due > now => return Ok(Turn::WaitUntil(due)),
+            None => return Ok(Claimed::Not(Turn::WaitForWork)),
+            Some(due) if due > now => return Ok(Claimed::Not(Turn::WaitUntil(due))),
             Some(_) => {}
         }
-        let lease = channel.config.sandbox.call_timeout + LEASE_MARGIN;
-        let Some(job) = self
+        let call_timeout = channel.config.sandbox.call_timeout;
+        let lease = if in_flight > 1 {
+            call_timeout + call_timeout + LEASE_MARGIN
+        } else {
+            call_timeout + LEASE_MARGIN
+        };
+        match self
             .db
             .claim(self.channel.as_str(), now, 1, lease)
             .await?
             .into_iter()
             .next()
-        else {
-            // Claimed by nobody else (one dispatcher per channel): the due job
-            // expired at claim. Look again.
-            return Ok(Turn::Again);
-        };
-        self.deliver(state, channel, job).await?;
-        Ok(Turn::Again)
+        {
+            Some(job) => Ok(Claimed::Job(Box::new(job))),
+            // Claimed by nobody else (one dispatcher per channel): the due
+            // job expired at claim. Look again.
+            None => Ok(Claimed::Not(Turn::Again)),
+        }
     }
 
     /// Everything between a claim and its completion.

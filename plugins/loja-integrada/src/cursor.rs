@@ -45,7 +45,12 @@
 //! * `sweep` — present while a sweep is in progress (`has_more = true`),
 //!   with its pass's `pass_at`, `"settling":true` on a settling pass, the
 //!   mark's window still to check (`check`) and `"checking":true` while it is
-//!   (each absent otherwise; cursors written before them read as absent).
+//!   (each absent otherwise; cursors written before them read as absent),
+//!   and `check_page`, the offset of the check's one page until it is read.
+//! * `check_at` — the offset of the mark's window the next check reads:
+//!   each check that settles the window moves it a page on (back to 0 after
+//!   the last), so the checks re-read the window in full, one page each.
+//!   Absent when 0.
 //! * `fail` — orders that could not be read (detail over the size cap,
 //!   malformed, an error status about that order alone):
 //!   `[numero, attempts, next_retry_ms, situacao.codigo, data_modificacao, quarantined]`.
@@ -196,6 +201,13 @@ pub struct Sweep {
     /// orders already returned in the window decides whether it goes on.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub checking: bool,
+    /// The offset of the check's one page while it is still to be read
+    /// (the cursor's [`Cursor::check_at`] when the check began); `None`
+    /// once it was read and did not settle the window, which is then read
+    /// in full from offset 0. A check written before this field existed
+    /// reads as `None`: its window is read in full (safe, one sweep's cost).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check_page: Option<u64>,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -221,6 +233,12 @@ struct Wire {
     not_before_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     look: Vec<u64>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    check_at: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Wire {
@@ -245,6 +263,7 @@ impl Wire {
                 fail: fields.get("fail")?,
                 not_before_ms: fields.get("not_before_ms")?,
                 look: fields.get("look")?,
+                check_at: fields.get("check_at")?,
             })
         };
         read().map_err(BadCursor)
@@ -275,6 +294,13 @@ pub struct Cursor {
     pub not_before_ms: Option<u64>,
     /// Pushed orders still to be read by `numero`, oldest first.
     pub look_at: LookQueue<u64>,
+    /// Offset of the mark's window the next check reads (see
+    /// [`Sweep::check`]): each check that settles the window moves it on by
+    /// a page, back to 0 after the last, so the checks together re-read the
+    /// whole window once every `pages` checks at no extra request. A count
+    /// that two differences cancel out can fool one check, never the page
+    /// that lists the order it missed.
+    pub check_at: u64,
 }
 
 /// Why a stored cursor was not usable.
@@ -341,6 +367,7 @@ impl Cursor {
             failed,
             not_before_ms: wire.not_before_ms,
             look_at: wire.look.into(),
+            check_at: wire.check_at,
         })
     }
 
@@ -375,6 +402,7 @@ impl Cursor {
                 .collect(),
             not_before_ms: self.not_before_ms,
             look: self.look_at.to_vec(),
+            check_at: self.check_at,
         };
         // Serialising plain strings and integers cannot fail.
         serde_json::to_string(&wire).unwrap_or_default()
@@ -576,6 +604,7 @@ impl Cursor {
             settling: false,
             check,
             checking: false,
+            check_page: None,
         }
     }
 
@@ -662,6 +691,7 @@ mod tests {
             settling: false,
             check: None,
             checking: false,
+            check_page: None,
         });
         let text = cursor.encode();
         assert!(
@@ -827,6 +857,7 @@ mod tests {
             settling: false,
             check: None,
             checking: false,
+            check_page: None,
         };
         cursor.finish_sweep(&sweep, 31_000, SignedDuration::from_mins(10), FAR);
         assert_eq!(cursor.hw, Some(date(2024, 5, 10).at(10, 0, 0, 250_000_000)));
@@ -850,6 +881,7 @@ mod tests {
             settling: false,
             check: None,
             checking: false,
+            check_page: None,
         };
         cursor.finish_sweep(&sweep, 0, SignedDuration::from_mins(10), FAR);
         assert_eq!(cursor.hw, None);
@@ -910,6 +942,7 @@ mod tests {
             settling: false,
             check: None,
             checking: false,
+            check_page: None,
         };
         let ceiling = date(2024, 5, 10).at(9, 10, 0, 0);
         cursor.finish_sweep(&sweep, 0, SignedDuration::from_mins(10), ceiling);

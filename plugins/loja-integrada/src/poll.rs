@@ -33,9 +33,11 @@
 //! less `overlap`, and the mark less `overlap` (`crate::cursor`). When the
 //! mark's window holds more than a page of orders already returned — a
 //! burst the mark sits on — the sweep lists from LI's clock and then reads
-//! only the first page of the mark's window: when LI's `total_count` equals
-//! the orders the cursor knows there and that page brought nothing new, the
-//! rest is not read again. A pass that read a burst began right after it, so
+//! one page of the mark's window: when LI's `total_count` equals the orders
+//! the cursor knows there and that page brought nothing new, the rest is not
+//! read again. The page is the next of a round (the cursor's `check_at`), so
+//! successive checks re-read the whole window, one page each: a count that
+//! two differences cancel out cannot hide an order for longer than a round. A pass that read a burst began right after it, so
 //! when LI's clock's window still holds more than a page of orders already
 //! returned, the sweep lists it once more at once (a settling pass, after
 //! all of the pass's detail reads) and anchors the next window at that
@@ -263,31 +265,70 @@ pub fn poll(req: PollRequest) -> Result<PollPage, PluginError> {
         &[],
     );
 
-    // The check of the mark's window (after a burst): its first page was
-    // read like any other; when LI counts as many orders in it as the
-    // cursor knows and this page brought nothing new, the rest of its pages
-    // hold nothing new either and are not read again.
-    let verified = sweep.checking
-        && sweep.offset == 0
+    // The check of the mark's window (after a burst): its one page (the
+    // cursor's rotating `check_at`) was read like any other; when LI counts
+    // as many orders in it as the cursor knows and this page brought
+    // nothing new, the rest of its pages hold nothing new either and are
+    // not read again. The next check reads the next page, so the checks
+    // together re-read the whole window: a count two differences cancel
+    // out (an order read by `numero` whose row LI still lists with an older
+    // date, and an unknown one LI indexed late) cannot hide the late one
+    // longer than one round of pages.
+    let check_page = sweep.checking && sweep.check_page == Some(sweep.offset);
+    let verified = check_page
         && !sweep.shifted
         && orders.is_empty()
         && details == 0
-        && page.next_offset.is_some()
+        && (page.next_offset.is_some() || sweep.offset > 0)
         && parse_li(&sweep.since)
             .is_some_and(|since| page.total == Some(cursor.known_since(since) as u64));
+    if check_page {
+        sweep.check_page = None;
+        // After a check that settled the window, the next one reads the
+        // next page (the first again after the last); after one that did
+        // not, the window is read in full now and the round starts over.
+        cursor.check_at = if verified {
+            page.next_offset.unwrap_or(0)
+        } else {
+            0
+        };
+    }
     if verified {
         log::log(
             Level::Debug,
             &format!(
                 "LI lists {} orders modified since {}, as many as already returned, and none \
-                 is new on the first page: the rest of that window is not read again",
+                 is new on the page at offset {}: the rest of that window is not read again",
                 page.total.unwrap_or_default(),
-                sweep.since
+                sweep.since,
+                sweep.offset
             ),
             &[],
         );
     }
     let listing_has_more = match page.next_offset {
+        _ if check_page && !verified && sweep.offset > 0 => {
+            // The check's page was not the window's first: read the window
+            // in full, from its start.
+            log::log(
+                Level::Debug,
+                &format!(
+                    "the check of the window since {} at offset {} did not settle it (LI \
+                     counts {:?} orders, the cursor knows {}); reading it in full",
+                    sweep.since,
+                    sweep.offset,
+                    page.total,
+                    parse_li(&sweep.since).map_or(0, |since| cursor.known_since(since))
+                ),
+                &[],
+            );
+            sweep.offset = 0;
+            sweep.total = None;
+            // A new pass from the window's start lists whatever moved.
+            sweep.shifted = false;
+            cursor.sweep = Some(sweep);
+            true
+        }
         Some(next) if !verified => {
             sweep.offset = next;
             cursor.sweep = Some(sweep);
@@ -342,9 +383,18 @@ pub fn poll(req: PollRequest) -> Result<PollPage, PluginError> {
             true
         }
         _ if !verified && !sweep.shifted && sweep.check.is_some() => {
-            // LI's-clock window done; now the mark's, by its first page.
+            // LI's-clock window done; now the mark's, by one page: the
+            // round's next (`check_at`), or the first when the window
+            // shrank below it.
             sweep.since = sweep.check.take().unwrap_or_default();
-            sweep.offset = 0;
+            let known = parse_li(&sweep.since).map_or(0, |since| cursor.known_since(since));
+            let page_at = if usize::try_from(cursor.check_at).is_ok_and(|at| at < known) {
+                cursor.check_at
+            } else {
+                0
+            };
+            sweep.offset = page_at;
+            sweep.check_page = Some(page_at);
             sweep.total = None;
             sweep.checking = true;
             cursor.sweep = Some(sweep);

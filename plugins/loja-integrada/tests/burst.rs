@@ -13,6 +13,7 @@ use arauto_plugin_sdk::connector::testing;
 use arauto_sim::li::{Order, SearchOrder};
 use common::*;
 use jiff::SignedDuration;
+use serde_json::Value;
 
 const BURST: usize = 2_000;
 
@@ -129,4 +130,81 @@ fn burst_then_quiet(ordering: SearchOrder, burst: usize) {
     advance(&fake, SignedDuration::from_secs(1));
     let (result, _) = poll_counted(&fake, &cursor, SignedDuration::ZERO);
     assert_eq!(numeros(&result.orders), vec![late], "{ordering:?}");
+}
+
+/// The count that checks the burst's window can be fooled when two
+/// differences cancel out: an order read by `numero` (a push) whose detail
+/// is newer than the row LI still lists it with, older than the window,
+/// counts for the cursor but not for LI; an unknown order LI indexed late,
+/// inside the window, counts for LI but not for the cursor. The checks read
+/// the window one page each, in a round, so the late order is still
+/// returned within one round of quiet polls, each making at most two
+/// requests.
+#[test]
+fn a_count_two_differences_cancel_out_cannot_hide_a_late_order_longer_than_a_round() {
+    const ORDERS: usize = 300;
+    let fake = fake();
+    install(&fake, &[("overlap", "1s")]);
+    let pushed = fake.store.create_order(Order::new());
+    advance(&fake, SignedDuration::from_secs(5));
+    let mut cursor = sweep(None, None).cursor;
+    for _ in 0..ORDERS {
+        fake.store.create_order(Order::new().status("pedido_pago"));
+    }
+    advance(&fake, SignedDuration::from_millis(300));
+    let (read, _) = poll_counted(&fake, &cursor, SignedDuration::from_millis(500));
+    assert_eq!(read.orders.len(), ORDERS);
+    cursor = read.cursor;
+    for _ in 0..3 {
+        advance(&fake, SignedDuration::from_secs(1));
+        let (quiet, requests) = poll_counted(&fake, &cursor, SignedDuration::ZERO);
+        assert!(quiet.orders.is_empty() && requests <= 2, "{requests}");
+        cursor = quiet.cursor;
+    }
+
+    // The push: its detail says it changed inside the burst's window, its
+    // search row (LI's index) still shows the old date.
+    let hw = cursor_json(&cursor)["hw"].as_str().unwrap().to_owned();
+    let inside = hw.clone();
+    install_editing(
+        &fake,
+        &[("overlap", "1s")],
+        edit_detail(pushed, move |doc| {
+            doc["data_modificacao"] = Value::String(inside.clone());
+        }),
+    );
+    advance(&fake, SignedDuration::from_secs(1));
+    let page = poll_looking_at(Some(&cursor), None, &[&pushed.to_string()]).unwrap();
+    assert_eq!(numeros(&page.orders), vec![pushed]);
+    cursor = page.next_cursor.unwrap();
+    if page.has_more {
+        cursor = sweep(Some(&cursor), None).cursor;
+    }
+    // The late one: stamped just before the burst's newest change, so it
+    // sits on the window's last page, never on the first.
+    let late = fake.store.create_order(
+        Order::new().modified_at(
+            hw.parse::<jiff::civil::DateTime>()
+                .unwrap()
+                .saturating_sub(SignedDuration::from_millis(1)),
+        ),
+    );
+
+    let round = ORDERS.div_ceil(50) + 1;
+    let mut found_after = None;
+    for poll in 1..=round + 1 {
+        advance(&fake, SignedDuration::from_secs(1));
+        let (result, requests) = poll_counted(&fake, &cursor, SignedDuration::ZERO);
+        cursor = result.cursor;
+        if numeros(&result.orders).contains(&late) {
+            found_after = Some(poll);
+            break;
+        }
+        assert!(result.orders.is_empty(), "poll {poll}");
+        assert!(requests <= 2, "poll {poll}: {requests} requests");
+    }
+    let found_after = found_after.unwrap_or_else(|| {
+        panic!("the late order was not returned within {round} polls (one round of checks)")
+    });
+    assert!(found_after <= round, "{found_after}");
 }
