@@ -161,6 +161,7 @@ impl Stages {
                     clock: self.clock.as_ref(),
                     shutdown: &shutdown,
                     heartbeat: None,
+                    idle: None,
                 }
                 .run(),
             )
