@@ -456,7 +456,7 @@ impl Metrics {
     }
 
     /// A connector call (a store's `poll`) took `seconds`. Recorded per
-    /// plugin and call, not per store: a histogram is 17 series, and one set
+    /// plugin and call, not per store: a histogram is 18 series, and one set
     /// per store made `/metrics` and the daemon's memory grow with every store
     /// added (Prometheus' guidance: no unbounded label values on histograms).
     /// A store's polling health has its own per-store counters and gauges
