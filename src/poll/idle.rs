@@ -181,8 +181,11 @@ impl IdlePolls {
     }
 
     /// Write what idle polls of `store` left in memory (its cursor and poll
-    /// times) to `db`: called when its poller stops. A failure is logged (the stored cursor is still
-    /// a valid place to poll from) and the memory kept.
+    /// times) to `db`: called when its poller stops. Either way the memory
+    /// of `store` is dropped: a failed write is logged, and the stored cursor
+    /// is still a valid place to poll from, while a kept one could be older
+    /// than what another node commits meanwhile (in a cluster, a store whose
+    /// lease was lost may come back to this node later).
     pub async fn flush(&self, store: &str, db: &dyn StateStore) {
         let Some(unwritten) = self.stores().get(store).cloned() else {
             return;
@@ -199,18 +202,16 @@ impl IdlePolls {
             })
             .await
         };
-        match written.await {
-            Ok(_) => {
-                // Only if no sweep remembered a newer poll meanwhile.
-                let mut stores = self.stores();
-                if stores.get(store) == Some(&unwritten) {
-                    stores.remove(store);
-                }
-            }
-            Err(error) => tracing::warn!(
+        if let Err(error) = written.await {
+            tracing::warn!(
                 store,
                 "cannot write the last idle polls' cursor and poll time: {error}; the next start polls again from the last written cursor"
-            ),
+            );
+        }
+        // Only if no sweep remembered a newer poll meanwhile.
+        let mut stores = self.stores();
+        if stores.get(store) == Some(&unwritten) {
+            stores.remove(store);
         }
     }
 }
