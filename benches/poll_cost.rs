@@ -35,6 +35,8 @@
 //! 1,000, one measured cycle), `BENCH_LARGE=1` (adds N = 100,000, Loja
 //! Integrada only, one measured cycle: about 12 minutes and 2 GiB for the
 //! fake), `ARAUTO_BENCH_STORES` (e.g. `100,1000`),
+//! `ARAUTO_BENCH_IDLE=1` (Loja Integrada stores that never change: every
+//! measured sweep is one search that finds nothing new),
 //! `ARAUTO_BENCH_PLATFORMS` (`loja-integrada,nuvemshop`, the default: both;
 //! Nuvemshop runs at N ≤ 1,000 unless listed alone), `ARAUTO_BENCH_CYCLES`
 //! (measured cycles, default 2), `ARAUTO_BENCH_DIR`.
@@ -209,16 +211,24 @@ fn arm_ns(store: &NsStore, script: Arc<Mutex<NsScript>>, changes: Arc<AtomicU64>
     });
 }
 
-/// Apply the script on the store's next search request, then re-arm.
+/// Apply the script on the store's next search request, then re-arm; with
+/// `ARAUTO_BENCH_IDLE=1` the stores never change after their history, so
+/// every measured sweep finds nothing new (the idle store of issue 16).
 fn arm(store: &LiStore, script: Arc<Mutex<Script>>, changes: Arc<AtomicU64>) {
     store.on_request(Route::Search, 1, move |store| {
-        script
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .apply(store);
-        changes.fetch_add(CHANGES_PER_SWEEP, Ordering::Relaxed);
+        if !idle() {
+            script
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .apply(store);
+            changes.fetch_add(CHANGES_PER_SWEEP, Ordering::Relaxed);
+        }
         arm(store, script, changes);
     });
+}
+
+fn idle() -> bool {
+    std::env::var("ARAUTO_BENCH_IDLE").is_ok_and(|value| !value.is_empty() && value != "0")
 }
 
 struct Row {
@@ -485,9 +495,15 @@ fn main() -> Result<()> {
         "3. Poll cost per store (issues 4 and 14)",
         &[
             "real `arauto run` per N and platform (own process), real loja-integrada.wasm / nuvemshop.wasm, fake LI / fake Nuvemshop on 127.0.0.1",
-            &format!(
-                "each store: {HISTORY} past orders; every sweep sees 2 changed orders (1 new, 1 moved one status on), 2 jobs queued:"
-            ),
+            &if idle() {
+                format!(
+                    "each store: {HISTORY} past orders; IDLE (ARAUTO_BENCH_IDLE=1): no store changes, every sweep finds nothing new:"
+                )
+            } else {
+                format!(
+                    "each store: {HISTORY} past orders; every sweep sees 2 changed orders (1 new, 1 moved one status on), 2 jobs queued:"
+                )
+            },
             "  LI = 1 search + 2 detail calls; Nuvemshop = 1 list call (its rows are full orders), each store with Nuvemshop's bucket (40, leaking 2/s)",
             "429s = answers 429 from the fake in the measured cycles (whole run in brackets); LI's fake does not meter (–)",
             "CPU = user+system time of the daemon process (/proc/<pid>/stat) over the measured cycles, not wall time",

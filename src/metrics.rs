@@ -69,7 +69,8 @@ pub struct ChannelLabels {
 pub struct PluginCallLabels {
     /// Plugin name.
     pub plugin: String,
-    /// Store or channel id.
+    /// The channel id of a sender call; empty for connector calls, which
+    /// are not split by store (see [`Metrics::connector_call`]).
     pub instance: String,
     /// `poll`, `send`, `check`.
     pub call: String,
@@ -452,6 +453,16 @@ impl Metrics {
                 call: call.to_owned(),
             })
             .observe(seconds);
+    }
+
+    /// A connector call (a store's `poll`) took `seconds`. Recorded per
+    /// plugin and call, not per store: a histogram is 18 series, and one set
+    /// per store made `/metrics` and the daemon's memory grow with every store
+    /// added (Prometheus' guidance: no unbounded label values on histograms).
+    /// A store's polling health has its own per-store counters and gauges
+    /// (`polls`, `poll_errors`, the last successful poll).
+    pub fn connector_call(&self, plugin: &str, call: &str, seconds: f64) {
+        self.plugin_call(plugin, "", call, seconds);
     }
 
     /// A plugin call ended in a sandbox fault.

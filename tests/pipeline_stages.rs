@@ -6,8 +6,8 @@
 //! What the full-daemon tests only see from outside is checked here step by
 //! step: a newer status supersedes pending news, a cancellation withdraws
 //! it, a job record that cannot be read stays visible and is dead-lettered
-//! with its reason, and a job whose order moved on while it was claimed is
-//! dropped before sending.
+//! with its reason, a job whose order moved on while it was claimed is
+//! dropped before sending, and a poll that finds nothing new writes nothing.
 
 // All test code: with this, clippy's allow-unwrap/expect-in-tests covers the
 // helper functions too, not only the #[test] ones (see clippy.toml).
@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use arauto::clock::{SharedClock, SystemClock};
 use arauto::metrics::Metrics;
+use arauto::poll::idle::{IdlePolls, LiveStatusStore, WriteIdle};
 use arauto::poll::sweep::{Sweep, SweepReport};
 use arauto::queue::redb::{FILE_NAME, RedbOptions, RedbStore};
 use arauto::queue::{Job, JobBody, JobState, SharedStore, StateStore};
@@ -149,6 +150,12 @@ impl Stages {
 
     /// One poll of the store, as its poller runs it.
     fn sweep(&self) -> SweepReport {
+        self.sweep_keeping_idle(None)
+    }
+
+    /// [`Self::sweep`], keeping a poll that finds nothing new in `idle`
+    /// instead of writing it, as the daemon's pollers do.
+    fn sweep_keeping_idle(&self, idle: Option<&IdlePolls>) -> SweepReport {
         let store = &self.state.stores["loja"];
         let db: &dyn StateStore = self.db().as_ref();
         let shutdown = CancellationToken::new();
@@ -161,6 +168,7 @@ impl Stages {
                     clock: self.clock.as_ref(),
                     shutdown: &shutdown,
                     heartbeat: None,
+                    idle,
                 }
                 .run(),
             )
@@ -371,4 +379,75 @@ fn a_job_whose_order_moved_on_while_it_was_claimed_is_dropped_before_sending() {
         ]
     );
     assert_eq!(stages.hook.received().len(), 1, "the paid news was sent");
+}
+
+/// A poll that finds nothing new writes nothing: the stored cursor and store
+/// status stay as the last commit left them, while the daemon's view of the
+/// state (what `check`, `report` and `/metrics` read) shows the new poll
+/// time. The next commit, or the poller's stop, writes what was kept.
+#[test]
+fn a_poll_that_finds_nothing_new_writes_nothing_and_the_daemons_view_still_shows_it() {
+    let stages = Stages::new();
+    let idle = Arc::new(IdlePolls::new(WriteIdle::Hourly));
+    let raw = stages.db().clone();
+    let live = LiveStatusStore::new(raw.clone(), idle.clone());
+    let stored = || {
+        stages.runtime.block_on(async {
+            (
+                raw.cursor("loja").await.unwrap(),
+                raw.store_status("loja").await.unwrap().unwrap(),
+            )
+        })
+    };
+    let order = stages.create(1, "aguardando_pagamento");
+    let first = stages.sweep_keeping_idle(Some(&idle));
+    assert_eq!(first.enqueued, 1, "{first:?}");
+    // The connector may settle in a sweep or two; then nothing is new.
+    for _ in 0..3 {
+        if idle.is_empty() {
+            stages.sweep_keeping_idle(Some(&idle));
+        }
+    }
+    assert_eq!(idle.len(), 1, "an idle poll is kept in memory");
+    let (cursor, status) = stored();
+
+    let quiet = stages.sweep_keeping_idle(Some(&idle));
+    assert_eq!((quiet.pages, quiet.orders), (1, 0), "{quiet:?}");
+    assert_eq!(
+        stored(),
+        (cursor.clone(), status.clone()),
+        "nothing written"
+    );
+    let seen = stages
+        .runtime
+        .block_on(live.store_status("loja"))
+        .unwrap()
+        .unwrap();
+    assert!(
+        seen.last_poll_ok_at > status.last_poll_ok_at,
+        "the daemon shows the idle poll: {:?} vs stored {:?}",
+        seen.last_poll_ok_at,
+        status.last_poll_ok_at
+    );
+    let kept_cursor = stages.runtime.block_on(live.cursor("loja")).unwrap();
+
+    // A change commits, and carries the kept poll times with it.
+    stages.set_status(order, "pedido_pago");
+    let paid = stages.sweep_keeping_idle(Some(&idle));
+    assert_eq!(paid.enqueued, 1, "{paid:?}");
+    assert!(idle.is_empty(), "the commit wrote what was kept");
+    let (after_change, status_after) = stored();
+    assert_ne!(after_change, cursor);
+    assert!(status_after.last_poll_ok_at > seen.last_poll_ok_at);
+
+    // The poller's stop writes the idle polls since.
+    stages.sweep_keeping_idle(Some(&idle));
+    assert_eq!(idle.len(), 1);
+    let kept = stages.runtime.block_on(live.cursor("loja")).unwrap();
+    assert_ne!(kept, kept_cursor);
+    stages.runtime.block_on(idle.flush("loja", &live));
+    assert!(idle.is_empty());
+    let (flushed, flushed_status) = stored();
+    assert_eq!(flushed, kept, "the stop wrote the newest cursor");
+    assert!(flushed_status.last_poll_ok_at > status_after.last_poll_ok_at);
 }

@@ -884,3 +884,50 @@ fn sigterm_during_a_hung_poll_stops_at_once_and_loses_nothing() {
     daemon.signal(Signal::SIGTERM);
     assert!(daemon.wait_exit(PATIENCE).success());
 }
+
+/// Polls that find nothing new are kept in the daemon's memory, not
+/// written: a crash right after them loses nothing (the next start polls
+/// again from the last written cursor, finds what changed meanwhile and sends
+/// nothing twice), and a clean stop writes them, so the stored last poll is
+/// the last poll the daemon made.
+#[test]
+fn a_crash_after_idle_polls_loses_nothing_and_a_stop_writes_the_last_poll() {
+    let world = World::new();
+    let shop = world.shop("loja");
+    let zap = world.channel(Provider::EvolutionApi);
+    let tables = world.store_toml(&shop, &["whatsapp"], StoreKnobs::default())
+        + &world.channel_toml("whatsapp", &zap, ChannelKnobs::default());
+    create(&shop, order_for("Ana", 1, "aguardando_pagamento"));
+    let mut daemon = world.start(&tables, &[]);
+    world.wait_received(&zap, 1);
+    // Polls that find nothing new (the first after the commit may settle).
+    wait_polls(&daemon.stderr, "loja", daemon.stderr.len(), 3);
+    daemon.kill();
+
+    create(&shop, order_for("Bia", 2, "aguardando_pagamento"));
+    daemon.restart();
+    daemon.await_notice("READY=1");
+    world.wait_received(&zap, 2);
+    let before_idle = jiff::Timestamp::now();
+    // The second of these polls starts after `before_idle`.
+    wait_polls(&daemon.stderr, "loja", daemon.stderr.len(), 2);
+    daemon.signal(Signal::SIGTERM);
+    assert!(daemon.wait_exit(PATIENCE).success(), "a clean stop");
+
+    let to = tally(zap.received().into_iter().map(|m| m.to));
+    assert_eq!(to, tally([1, 2].map(phone_digits)), "each customer once");
+    let db = StateDb::open(&daemon);
+    let status = db
+        .run(db.store().store_status("loja"))
+        .expect("store status")
+        .expect("written");
+    assert!(
+        status
+            .last_poll_started_at
+            .is_some_and(|started| started > before_idle),
+        "the stop wrote the last poll: {:?} (idle polls began after {before_idle})",
+        status.last_poll_started_at
+    );
+    assert!(status.last_poll_ok_at >= status.last_poll_started_at);
+    db.verify();
+}

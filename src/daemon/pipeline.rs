@@ -9,6 +9,7 @@ use std::sync::Arc;
 use crate::clock::{SharedClock, SystemClock};
 use crate::metrics::Metrics;
 use crate::plugin::PluginHost;
+use crate::poll::idle::{IdlePolls, LiveStatusStore, WriteIdle};
 use crate::poll::inbox::PushInboxes;
 use crate::queue::redb::{RedbOptions, RedbStore};
 use crate::queue::{Fence, SharedStore, Unfenced};
@@ -18,8 +19,11 @@ use crate::state::State;
 /// directory is locked (never by `validate`), kept across reloads.
 #[derive(Clone)]
 pub struct Pipeline {
-    /// The queue and state database.
+    /// The queue and state database, with the polls that found nothing new
+    /// laid over it ([`LiveStatusStore`]).
     pub db: SharedStore,
+    /// Polls that found nothing new, kept in memory instead of written.
+    pub idle: Arc<IdlePolls>,
     /// Counters and gauges the stages record and `/metrics` exports.
     pub metrics: Arc<Metrics>,
     /// "Now" for every stage.
@@ -48,8 +52,10 @@ impl Pipeline {
             },
         )?;
         tracing::info!(path = %store.path().display(), "state database open");
+        let idle = Arc::new(IdlePolls::new(WriteIdle::Hourly));
         Ok(Self {
-            db: Arc::new(store),
+            db: Arc::new(LiveStatusStore::new(Arc::new(store), idle.clone())),
+            idle,
             metrics: Arc::new(Metrics::new()),
             clock,
             host,
@@ -67,8 +73,10 @@ impl Pipeline {
         host: PluginHost,
     ) -> Self {
         db.set_time_zone(state.config.daemon.timezone.clone());
+        let idle = Arc::new(IdlePolls::new(WriteIdle::EveryInterval));
         Self {
-            db,
+            db: Arc::new(LiveStatusStore::new(db, idle.clone())),
+            idle,
             metrics: Arc::new(Metrics::new()),
             clock: Arc::new(SystemClock),
             host,

@@ -157,6 +157,7 @@ impl ServiceEnv {
             clock,
             pushes,
             fence,
+            idle,
             ..
         } = self.pipeline.clone();
         let state = self.state.clone();
@@ -208,8 +209,18 @@ impl ServiceEnv {
                 async move {
                     let heartbeat =
                         heartbeats.register(&name, crate::poll::service::HEARTBEAT_SILENCE);
-                    crate::poll::run(store, inbox, state, db, metrics, clock, heartbeat, shutdown)
-                        .await;
+                    crate::poll::run(
+                        store,
+                        inbox,
+                        state,
+                        db,
+                        metrics,
+                        clock,
+                        heartbeat,
+                        shutdown,
+                        Some(idle),
+                    )
+                    .await;
                 }
                 .boxed()
             }

@@ -8,7 +8,10 @@
 //! * [`push`] — the webhook listener platforms push order changes to; a
 //!   verified push lands in the store's [`inbox`] and makes its poller sweep
 //!   sooner, nothing more.
+//! * [`idle`] — polls that find nothing new, kept in memory instead of
+//!   written.
 
+pub mod idle;
 pub mod inbox;
 mod invalid;
 pub mod push;

@@ -14,6 +14,11 @@
 //! (a plugin timeout or crash, which they may have caused), drops the host's
 //! copy and leaves their changes to the listing (ids a connector already
 //! carries in its committed cursor are its own to retry).
+//!
+//! A sweep that finds nothing new is kept in the daemon's [`IdlePolls`]
+//! instead of written (see [`super::idle`]); when the loop ends (shutdown,
+//! the store removed, its lease handed over) what they left unwritten is
+//! written, so a clean restart loses nothing.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +27,7 @@ use jiff::SignedDuration;
 use rand::RngExt;
 use tokio_util::sync::CancellationToken;
 
+use super::idle::IdlePolls;
 use super::inbox::PushInbox;
 use super::sweep::{Sweep, SweepError};
 use crate::clock::{Clock, SharedClock};
@@ -57,6 +63,9 @@ const MAX_CREDENTIAL_RECHECK: Duration = Duration::from_secs(300);
 /// A push in `inbox` brings the next sweep forward (never closer than
 /// [`MIN_PUSH_GAP`] after the last one, nor before a platform's Retry-After),
 /// except while the store is paused on refused credentials.
+///
+/// Polls that find nothing new are kept in `idle` (when given) and written
+/// when the loop ends.
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
     store_id: String,
@@ -67,18 +76,48 @@ pub async fn run(
     clock: SharedClock,
     heartbeat: Heartbeat,
     shutdown: CancellationToken,
+    idle: Option<Arc<IdlePolls>>,
+) {
+    poll_until_stopped(
+        &store_id,
+        inbox,
+        state_handle,
+        &db,
+        metrics,
+        clock,
+        heartbeat,
+        shutdown,
+        idle.as_deref(),
+    )
+    .await;
+    if let Some(idle) = idle {
+        idle.flush(&store_id, db.as_ref()).await;
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn poll_until_stopped(
+    store_id: &str,
+    inbox: Arc<PushInbox>,
+    state_handle: StateHandle,
+    db: &SharedStore,
+    metrics: Arc<Metrics>,
+    clock: SharedClock,
+    heartbeat: Heartbeat,
+    shutdown: CancellationToken,
+    idle: Option<&IdlePolls>,
 ) {
     let mut generation = state_handle.subscribe();
     let spread = state_handle
         .load()
         .stores
-        .get(&store_id)
+        .get(store_id)
         .map_or(START_SPREAD, |store| {
             START_SPREAD.min(store.config.poll_interval.unsigned_abs())
         });
     let first_delay = spread.mul_f64(rand::rng().random_range(0.0..1.0));
     // A Retry-After from before a restart still holds.
-    let not_before = match db.store_status(&store_id).await {
+    let not_before = match db.store_status(store_id).await {
         Ok(status) => status.and_then(|s| s.poll_not_before).map(|at| {
             clock
                 .now()
@@ -100,7 +139,7 @@ pub async fn run(
     // connector whose `check` passes while `poll` is refused is not retried
     // at the first step forever.
     let mut last_recheck: Option<Duration> = None;
-    let mut resumed = db.watch_store(&store_id);
+    let mut resumed = db.watch_store(store_id);
     // The watchdog's view of this loop: it beats while waiting and after every
     // committed page, so only a loop that is really stuck goes silent.
     let mut beat = tokio::time::interval(HEARTBEAT_SILENCE / 4);
@@ -143,7 +182,7 @@ pub async fn run(
             }
         }
         let state = state_handle.load();
-        let Some(store) = state.stores.get(&store_id).cloned() else {
+        let Some(store) = state.stores.get(store_id).cloned() else {
             return;
         };
         let interval = store.config.poll_interval;
@@ -162,7 +201,7 @@ pub async fn run(
                     paused = None;
                     let lifted = db
                         .update_store_status(
-                            &store_id,
+                            store_id,
                             Box::new(|status: &mut StoreStatus| {
                                 status.paused = None;
                                 status.credentials_recheck_at = None;
@@ -181,7 +220,7 @@ pub async fn run(
                         "polling still paused, the credentials check failed: {error}; checking again in {}s",
                         wait.as_secs()
                     );
-                    schedule_recheck(&db, &store_id, clock.as_ref(), wait).await;
+                    schedule_recheck(db, store_id, clock.as_ref(), wait).await;
                     paused = Some(wait);
                     last_recheck = Some(wait);
                     next = tokio::time::Instant::now() + wait;
@@ -196,6 +235,7 @@ pub async fn run(
             clock: clock.as_ref(),
             shutdown: &shutdown,
             heartbeat: Some(&heartbeat),
+            idle,
         };
         let started = tokio::time::Instant::now();
         let trigger = if std::mem::take(&mut pushed) {
@@ -280,7 +320,7 @@ pub async fn run(
                     // Recorded before the line is logged: whoever reads the
                     // line (an operator, a test) and then runs `arauto check`
                     // must find the re-check time already there.
-                    schedule_recheck(&db, &store_id, clock.as_ref(), wait).await;
+                    schedule_recheck(db, store_id, clock.as_ref(), wait).await;
                     tracing::error!(
                         store = %store_id,
                         retry_in_s = wait.as_secs(),

@@ -3,12 +3,18 @@
 //! order records, new jobs, cancellations, cursor and store status — in one
 //! transaction, so a crash either loses the whole page (re-polled from the old
 //! cursor, deduplicated) or keeps all of it.
+//!
+//! A sweep that finds nothing new (one page, no order, no notice, a store
+//! status that only moved its poll times) commits nothing when the daemon
+//! keeps such polls in memory ([`Sweep::idle`], see [`super::idle`]): one
+//! plugin call, one HTTP request, no database write.
 
 use std::collections::BTreeMap;
 
 use jiff::{SignedDuration, Timestamp};
 use tokio_util::sync::CancellationToken;
 
+use super::idle::{IdlePolls, same_but_poll_times};
 use super::invalid::record_invalid;
 use crate::clock::Clock;
 use crate::decide::{
@@ -97,6 +103,9 @@ pub struct Sweep<'a> {
     pub shutdown: &'a CancellationToken,
     /// Beaten after every committed page.
     pub heartbeat: Option<&'a Heartbeat>,
+    /// Where a poll that finds nothing new is kept instead of committed;
+    /// `None` commits every poll.
+    pub idle: Option<&'a IdlePolls>,
 }
 
 impl Sweep<'_> {
@@ -116,6 +125,8 @@ impl Sweep<'_> {
         let started = self.clock.now();
         self.db.poll_started(id);
         let mut status = self.db.store_status(id).await?.unwrap_or_default();
+        // What a poll that finds nothing new leaves as it was.
+        let status_before = status.clone();
         let added_at = *status.added_at.get_or_insert(started);
         // The first-sync cutoff: orders last modified before it are history.
         let cutoff = self
@@ -131,7 +142,11 @@ impl Sweep<'_> {
 
         let max_pages = self.store.config.max_pages_per_sweep.max(1);
         let mut report = SweepReport::default();
-        let mut cursor = self.db.cursor(id).await?;
+        // An idle poll's cursor, kept in memory, is newer than the stored one.
+        let mut cursor = match self.idle.and_then(|idle| idle.cursor(id)) {
+            Some(cursor) => Some(cursor),
+            None => self.db.cursor(id).await?,
+        };
         loop {
             let call_started = std::time::Instant::now();
             let page = self
@@ -145,9 +160,8 @@ impl Sweep<'_> {
                     detail_cutoff: Some(cutoff),
                 })
                 .await;
-            self.metrics.plugin_call(
+            self.metrics.connector_call(
                 self.store.plugin.name(),
-                id,
                 "poll",
                 call_started.elapsed().as_secs_f64(),
             );
@@ -165,6 +179,11 @@ impl Sweep<'_> {
             report.pages += 1;
             report.orders += page.orders.len() as u64;
             let last_page = !page.has_more;
+            let nothing_new = report.pages == 1
+                && last_page
+                && page.orders.is_empty()
+                && page.notices.is_empty()
+                && page.rejected.is_empty();
             // The cursor of every page read is kept: the next sweep goes on
             // from here instead of starting over.
             let capped = !last_page && report.pages >= max_pages;
@@ -202,9 +221,29 @@ impl Sweep<'_> {
                 status.paused = None;
                 status.credentials_recheck_at = None;
             }
+            if let Some(idle) = self.idle
+                && nothing_new
+                && commit.jobs.is_empty()
+                && commit.cancel.is_empty()
+                && commit.order_records.is_empty()
+                && same_but_poll_times(&status_before, &status)
+                && idle.may_skip_write(id, self.store.config.poll_interval, now)
+                && let (Some(started_at), Some(ok_at)) =
+                    (status.last_poll_started_at, status.last_poll_ok_at)
+            {
+                idle.remember(id, commit.cursor, started_at, ok_at);
+                if let Some(heartbeat) = self.heartbeat {
+                    heartbeat.beat();
+                }
+                break;
+            }
             commit.status = status.clone();
             let jobs = commit.jobs.clone();
             let outcome = self.db.commit_poll(commit).await?;
+            if let Some(idle) = self.idle {
+                // This commit carried the newest cursor and poll times.
+                idle.written(id);
+            }
             if let Some(heartbeat) = self.heartbeat {
                 heartbeat.beat();
             }

@@ -51,10 +51,23 @@ use crate::job::IdGenerator;
 /// File name of the database inside the state directory.
 pub const FILE_NAME: &str = "arauto.redb";
 
+/// redb's page cache by default: 16 MiB. redb keeps copies of the pages it
+/// read or wrote in its own cache, up to this size (its default is 1 GiB),
+/// and the daemon's RSS counts every byte of it; the kernel's page cache
+/// holds the database file anyway and does not count against the daemon. A
+/// sweep touches a few pages per changed order (its record, its jobs, their
+/// indexes) and a group commit writes a few MiB at most, so 16 MiB keeps the
+/// B-tree's upper levels and the hot leaves while a state of hundreds of MiB
+/// (10,000 stores) no longer fills 64 MiB of anonymous memory with leaves
+/// read once per sweep. See docs/BENCHMARKS.md, "Where the cost goes: an
+/// idle store".
+pub const DEFAULT_CACHE_SIZE_BYTES: usize = 16 * 1024 * 1024;
+
 /// Tuning of a [`RedbStore`].
 #[derive(Clone, Debug)]
 pub struct RedbOptions {
-    /// redb's page cache, in bytes.
+    /// redb's own page cache (its read cache and write buffer together), in
+    /// bytes: default [`DEFAULT_CACHE_SIZE_BYTES`].
     pub cache_size_bytes: usize,
     /// Most write requests applied in one commit. 1 turns group commit off (one
     /// commit per request: only useful as a benchmark baseline).
@@ -79,7 +92,7 @@ pub struct RedbOptions {
 impl Default for RedbOptions {
     fn default() -> Self {
         Self {
-            cache_size_bytes: 64 * 1024 * 1024,
+            cache_size_bytes: DEFAULT_CACHE_SIZE_BYTES,
             max_batch: 1024,
             time_zone: TimeZone::UTC,
             clock: Arc::new(SystemClock),
