@@ -458,18 +458,6 @@ pub(crate) async fn leader_entry(
     }
 }
 
-/// The current value of `key` as the stream's leader has it ([`leader_entry`];
-/// `None`: absent, deleted or purged).
-pub(crate) async fn leader_value(
-    bucket: &kv::Store,
-    key: &str,
-) -> Result<Option<tokio_util::bytes::Bytes>, async_nats::Error> {
-    Ok(leader_entry(bucket, key)
-        .await?
-        .filter(|entry| entry.operation == kv::Operation::Put)
-        .map(|entry| entry.value))
-}
-
 /// The KV operation a message's headers name (a message without them is a put).
 pub(crate) fn kv_operation(headers: Option<&async_nats::HeaderMap>) -> kv::Operation {
     let Some(headers) = headers else {
