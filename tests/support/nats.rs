@@ -6,7 +6,7 @@
 //! NATS is a third party, but not one we fake: the cluster tests exist to
 //! show arauto's behaviour on the real RAFT-replicated engine (leader
 //! elections, a lost server, a restarted one). The binary is
-//! `ARAUTO_TEST_NATS_SERVER` when set (`make test` and `.ci/run` set it to
+//! `NATS_SERVER_BIN` when set (`make test` and `.ci/run` set it to
 //! the pinned 2.12.8 that `scripts/install-nats-server.sh` puts in
 //! `target/tools/`), else that pinned binary when installed, else Debian
 //! 12's `nats-server` 2.9.10 at `/usr/sbin/nats-server` (the oldest
@@ -56,7 +56,7 @@ pub const NEW_META_LEADER: &str = "JetStream cluster new metadata leader";
 /// The line of the server elected JetStream metadata leader.
 pub const SELF_META_LEADER: &str = "Self is new JetStream cluster metadata leader";
 
-/// The `nats-server` binary the tests run: `ARAUTO_TEST_NATS_SERVER`, else
+/// The `nats-server` binary the tests run: `NATS_SERVER_BIN`, else
 /// the pinned one in `target/tools`, else Debian's, else `nats-server` on
 /// `PATH`. Panics, saying how to install it,
 /// when there is none or it is older than [`MINIMUM_NATS_SERVER`].
@@ -69,7 +69,7 @@ pub fn nats_server_binary() -> PathBuf {
                     "the cluster tests need nats-server >= {}: none at {PINNED_NATS_SERVER}, \
                      {DEBIAN_NATS_SERVER} nor on PATH (install the pinned one with \
                      `make nats-server` or scripts/install-nats-server.sh, as make test and .ci/run do, \
-                     or set ARAUTO_TEST_NATS_SERVER to a nats-server binary)",
+                     or set NATS_SERVER_BIN to a nats-server binary)",
                     version_text(MINIMUM_NATS_SERVER)
                 )
             });
@@ -80,11 +80,11 @@ pub fn nats_server_binary() -> PathBuf {
 }
 
 fn find_nats_server() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("ARAUTO_TEST_NATS_SERVER") {
+    if let Some(path) = std::env::var_os("NATS_SERVER_BIN") {
         let path = PathBuf::from(path);
         assert!(
             path.is_file(),
-            "ARAUTO_TEST_NATS_SERVER={} is not a file",
+            "NATS_SERVER_BIN={} is not a file",
             path.display()
         );
         return Some(path);
