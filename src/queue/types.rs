@@ -281,6 +281,28 @@ impl JobBody {
 }
 
 impl Job {
+    /// A running job whose delivery stopped without an answer (its lease
+    /// lapsed, its channel was taken over, a fallback stopped half-way): the
+    /// attempt is noted with `note` and the job is due again at `now`, or
+    /// dead when that was its last attempt (`last_words` says how it
+    /// stopped: "the delivery crashed or timed out", …). Shared by the redb
+    /// and JetStream backends, which only add their writes.
+    pub fn attempt_stopped(&mut self, now: Timestamp, note: String, last_words: &str) {
+        self.log_attempt(now, note.clone());
+        self.last_error = Some(note);
+        if self.attempt >= self.max_attempts {
+            let reason = format!(
+                "{last_words} on its last attempt ({} of {})",
+                self.attempt, self.max_attempts
+            );
+            self.finish(JobState::Dead, now, Some(reason));
+        } else {
+            self.state = JobState::Pending;
+            self.due_at = now;
+            self.lease_until = None;
+        }
+    }
+
     /// Ends the job in `state` at `at`, its lease released.
     pub fn finish(&mut self, state: JobState, at: Timestamp, reason: Option<String>) {
         self.state = state;

@@ -611,19 +611,7 @@ impl Inner {
                 "the lease expired: the delivery crashed or timed out"
             }
             .to_owned();
-            job.log_attempt(now, note.clone());
-            job.last_error = Some(note);
-            if job.attempt >= job.max_attempts {
-                let reason = format!(
-                    "the delivery crashed or timed out on its last attempt ({} of {})",
-                    job.attempt, job.max_attempts
-                );
-                job.finish(JobState::Dead, now, Some(reason));
-            } else {
-                job.state = JobState::Pending;
-                job.due_at = now;
-                job.lease_until = None;
-            }
+            job.attempt_stopped(now, note, "the delivery crashed or timed out");
             self.fenced(Scope::Channel(channel))?;
             if self.cas_job(&job, stored.revision).await? {
                 recovered += 1;
@@ -718,20 +706,8 @@ impl Inner {
                 let note = format!(
                     "the dispatcher stopped before inserting fallback job {fallback_id}: retried on this channel"
                 );
-                job.log_attempt(now, note.clone());
-                job.last_error = Some(note);
                 job.fell_back_to = None;
-                if job.attempt >= job.max_attempts {
-                    let reason = format!(
-                        "the delivery stopped on its last attempt ({} of {})",
-                        job.attempt, job.max_attempts
-                    );
-                    job.finish(JobState::Dead, now, Some(reason));
-                } else {
-                    job.state = JobState::Pending;
-                    job.due_at = now;
-                    job.lease_until = None;
-                }
+                job.attempt_stopped(now, note, "the delivery stopped");
                 if !self.cas_job(&job, stored.revision).await? {
                     return Ok(false);
                 }

@@ -829,19 +829,7 @@ impl Ctx<'_> {
         for mut job in jobs {
             let before = slot(&job);
             let note = "the lease expired: the delivery crashed or timed out".to_owned();
-            job.log_attempt(now, note.clone());
-            job.last_error = Some(note);
-            if job.attempt >= job.max_attempts {
-                let reason = format!(
-                    "the delivery crashed or timed out on its last attempt ({} of {})",
-                    job.attempt, job.max_attempts
-                );
-                job.finish(JobState::Dead, now, Some(reason));
-            } else {
-                job.state = JobState::Pending;
-                job.due_at = now;
-                job.lease_until = None;
-            }
+            job.attempt_stopped(now, note, "the delivery crashed or timed out");
             self.transition(before, &job)?;
         }
         Ok(recovered)
