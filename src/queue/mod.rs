@@ -85,6 +85,31 @@ impl ChannelWatch {
     }
 }
 
+/// [`StateStore::prune`]'s work, for backends that add their own to it:
+/// deletes every finished job older than `finished_before`, `batch` per
+/// [`StateStore::purge`] so other writers are not held up.
+pub async fn purge_in_batches<S: StateStore + ?Sized>(
+    store: &S,
+    finished_before: Timestamp,
+    batch: usize,
+) -> Result<usize> {
+    let batch = batch.max(1);
+    let mut total = 0;
+    loop {
+        let deleted = store
+            .purge(PurgeFilter {
+                finished_before,
+                states: Vec::new(),
+                limit: batch,
+            })
+            .await?;
+        total += deleted;
+        if deleted < batch {
+            return Ok(total);
+        }
+    }
+}
+
 /// The durable state of arauto: queue engine, poll state, pacing state and
 /// delivery history, as the daemon and the CLI use it (and nothing more: a
 /// backend's tools and test hooks, like the redb backend's `enqueue`,
@@ -171,21 +196,7 @@ pub trait StateStore: Send + Sync + 'static {
     /// Deletes every finished job older than `finished_before`, `batch` per
     /// transaction so other writers are not held up. Returns how many were deleted.
     async fn prune(&self, finished_before: Timestamp, batch: usize) -> Result<usize> {
-        let batch = batch.max(1);
-        let mut total = 0;
-        loop {
-            let deleted = self
-                .purge(PurgeFilter {
-                    finished_before,
-                    states: Vec::new(),
-                    limit: batch,
-                })
-                .await?;
-            total += deleted;
-            if deleted < batch {
-                return Ok(total);
-            }
-        }
+        purge_in_batches(self, finished_before, batch).await
     }
 
     /// One job.

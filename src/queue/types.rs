@@ -303,6 +303,28 @@ impl Job {
         }
     }
 
+    /// A fallback that cannot happen: the fallback channel's job for this
+    /// order (`holder`) has already ended (`holder_state`, `None`: gone), and
+    /// inserting another would send the same message twice. The job ends
+    /// dead, saying so; `reason` is why its own channel gave up.
+    pub fn fallback_already_ended(
+        &mut self,
+        now: Timestamp,
+        reason: String,
+        fallback_channel: &str,
+        holder: JobId,
+        holder_state: Option<JobState>,
+    ) {
+        let ended = holder_state.map_or("gone", JobState::as_str);
+        let outcome = format!(
+            "{reason}; fallback channel {fallback_channel} already ended: job {holder} is {ended}"
+        );
+        self.log_attempt(now, outcome.clone());
+        self.last_error = Some(reason);
+        self.fell_back_to = None;
+        self.finish(JobState::Dead, now, Some(outcome));
+    }
+
     /// Ends the job in `state` at `at`, its lease released.
     pub fn finish(&mut self, state: JobState, at: Timestamp, reason: Option<String>) {
         self.state = state;

@@ -1017,21 +1017,7 @@ impl StateStore for NatsStore {
     /// Prunes as the trait does, then removes the delete markers of the
     /// buckets older than [`retention::MARKERS_KEPT`] (see `retention.rs`).
     async fn prune(&self, finished_before: Timestamp, batch: usize) -> Result<usize> {
-        let batch = batch.max(1);
-        let mut total = 0;
-        loop {
-            let deleted = self
-                .purge(PurgeFilter {
-                    finished_before,
-                    states: Vec::new(),
-                    limit: batch,
-                })
-                .await?;
-            total += deleted;
-            if deleted < batch {
-                break;
-            }
-        }
+        let total = crate::queue::purge_in_batches(self, finished_before, batch).await?;
         let removed = self.inner.compact_markers(retention::MARKERS_KEPT).await?;
         if removed > 0 {
             tracing::info!(

@@ -541,15 +541,13 @@ impl Ctx<'_> {
                                 holder,
                             );
                         }
-                        ended => {
-                            let ended = ended.map_or("gone", JobState::as_str);
-                            let outcome = format!(
-                                "{reason}; fallback channel {fallback_channel} already ended: job {holder} is {ended}"
-                            );
-                            job.log_attempt(now, outcome.clone());
-                            job.last_error = Some(reason);
-                            job.finish(JobState::Dead, now, Some(outcome));
-                        }
+                        ended => job.fallback_already_ended(
+                            now,
+                            reason,
+                            &fallback_channel,
+                            holder,
+                            ended,
+                        ),
                     }
                 }
             }
