@@ -798,6 +798,46 @@ async fn concurrent_writers_are_group_committed_and_all_durable() -> Result<()> 
     f.assert_consistent().await
 }
 
+/// Poll commits wait for company (issue 16): while only poll commits are
+/// queued the writer waits (here: an hour) for more, and any other write ends
+/// the wait at once, the poll riding in its commit. Both callers are answered
+/// after that one durable commit.
+#[tokio::test]
+async fn a_poll_commit_waits_for_company_and_rides_in_the_next_write() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let clock = ManualClock::new("2025-03-14T12:00:00Z".parse()?);
+    let options = || RedbOptions {
+        clock: Arc::new(clock.clone()),
+        poll_commit_delay: Duration::from_secs(3600),
+        ..RedbOptions::default()
+    };
+    let store = RedbStore::open(dir.path(), options())?;
+    let commits_before = store.stats().commits;
+    let now = arauto::clock::Clock::now(&clock);
+    // `join!` polls the poll commit first, up to its wait for the answer, so
+    // it is queued before the enqueue.
+    let (polled, enqueued) = tokio::join!(
+        store.commit_poll(PollCommit {
+            store: "loja".into(),
+            cursor: Some("2025-03-14T11:59:00".into()),
+            ..PollCommit::default()
+        }),
+        store.enqueue(vec![new_job("wa", "10", "order-paid", now)]),
+    );
+    polled?;
+    assert!(enqueued?[0].is_inserted());
+    assert_eq!(store.stats().commits - commits_before, 1, "one shared commit");
+    store.close().await;
+
+    let store = RedbStore::open(dir.path(), options())?;
+    assert_eq!(
+        store.cursor("loja").await?.as_deref(),
+        Some("2025-03-14T11:59:00")
+    );
+    assert_eq!(store.jobs_for_order("loja", "10").await?.len(), 1);
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_rejected_request_does_not_disturb_the_rest_of_its_batch() -> Result<()> {
     let f = Fixture::new()?;

@@ -7,6 +7,16 @@
 //! answers each caller. While it waits for the disk, new requests pile up and
 //! make the next batch; throughput grows with concurrency instead of collapsing.
 //!
+//! Poll commits are *patient*: nobody is waiting on them but the poller that
+//! made them, and polls come every few minutes. When only patient requests are
+//! queued, the writer waits up to `patient_delay` for company before it
+//! commits, so that many sweeps share one fsync and one write of the B-trees'
+//! upper pages instead of paying for them one by one. Any other request (a
+//! claim, a completion, an operator's command) ends the wait at once: the
+//! waiting polls ride along in its commit. Durability is unchanged: every
+//! caller, patient or not, is answered only after the commit that holds its
+//! write is on disk.
+//!
 //! A request that is rejected (bad input, job not running…) must not disturb the
 //! others of its batch. redb cannot take a savepoint once tables are open, so each
 //! operation validates against the open transaction *before* it writes, and the
@@ -225,6 +235,11 @@ pub(super) enum Applied {
 /// One queued write request.
 pub(super) trait WriteOp: Send {
     fn apply(&mut self, ctx: &mut Ctx<'_>) -> Applied;
+    /// Whether the request may wait up to the writer's `patient_delay` for
+    /// other requests to share its commit (poll commits).
+    fn patient(&self) -> bool {
+        false
+    }
     /// Answers the caller: its own result if `failure` is `None`, else `failure`.
     fn finish(self: Box<Self>, failure: Option<&Error>);
 }
@@ -235,6 +250,7 @@ pub(super) struct PendingOp<T, F> {
     operation: Option<F>,
     result: Option<Result<T>>,
     reply: oneshot::Sender<Result<T>>,
+    patient: bool,
 }
 
 impl<T, F> PendingOp<T, F> {
@@ -243,6 +259,15 @@ impl<T, F> PendingOp<T, F> {
             operation: Some(operation),
             result: None,
             reply,
+            patient: false,
+        }
+    }
+
+    /// A request that may wait for company before its commit (see the module doc).
+    pub(super) fn patient(operation: F, reply: oneshot::Sender<Result<T>>) -> Self {
+        Self {
+            patient: true,
+            ..Self::new(operation, reply)
         }
     }
 }
@@ -280,6 +305,10 @@ where
         }
     }
 
+    fn patient(&self) -> bool {
+        self.patient
+    }
+
     fn finish(self: Box<Self>, failure: Option<&Error>) {
         let result = match failure {
             Some(error) => Err(error.clone()),
@@ -299,6 +328,8 @@ pub(super) struct Writer {
     pub(super) ids: IdGenerator,
     pub(super) max_batch: usize,
     pub(super) commit_delay: Duration,
+    /// How long patient requests alone may wait for company (module doc).
+    pub(super) patient_delay: Duration,
     pub(super) quick_repair: bool,
 }
 
@@ -315,6 +346,7 @@ impl Writer {
                 }
             }
             self.gather(&mut requests, &mut pending, last_batch);
+            self.wait_for_company(&mut requests, &mut pending);
             let batch: Vec<BoxedOp> = pending.drain(..).collect();
             last_batch = batch.len();
             let carried = self.run_batch(batch);
@@ -356,6 +388,41 @@ impl Writer {
             std::thread::park_timeout(deadline - now);
             if drain(requests, pending) {
                 return;
+            }
+        }
+    }
+
+    /// While every queued request is patient, waits up to `patient_delay`
+    /// (from now: the first of them was just taken off the channel) for more,
+    /// and stops at the first impatient one or when the batch is full.
+    fn wait_for_company(
+        &self,
+        requests: &mut mpsc::Receiver<BoxedOp>,
+        pending: &mut VecDeque<BoxedOp>,
+    ) {
+        if self.patient_delay.is_zero() || !pending.iter().all(|op| op.patient()) {
+            return;
+        }
+        let deadline = Instant::now() + self.patient_delay;
+        while pending.len() < self.max_batch {
+            match requests.try_recv() {
+                Ok(op) => {
+                    let patient = op.patient();
+                    pending.push_back(op);
+                    if !patient {
+                        return;
+                    }
+                }
+                // Closing: commit what is queued now.
+                Err(mpsc::error::TryRecvError::Disconnected) => return,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        return;
+                    }
+                    // Senders unpark this thread after queueing a request.
+                    std::thread::park_timeout(deadline - now);
+                }
             }
         }
     }
