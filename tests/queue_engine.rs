@@ -826,7 +826,11 @@ async fn a_poll_commit_waits_for_company_and_rides_in_the_next_write() -> Result
     );
     polled?;
     assert!(enqueued?[0].is_inserted());
-    assert_eq!(store.stats().commits - commits_before, 1, "one shared commit");
+    assert_eq!(
+        store.stats().commits - commits_before,
+        1,
+        "one shared commit"
+    );
     store.close().await;
 
     let store = RedbStore::open(dir.path(), options())?;

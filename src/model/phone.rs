@@ -24,8 +24,10 @@
 //! `…4444 (10 digits)` — enough to match it against the order on the
 //! platform, not enough to call the customer.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{LazyLock, Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
 
@@ -498,7 +500,63 @@ fn foreign(international: &str) -> Result<E164, InvalidReason> {
 }
 
 /// libphonenumber's verdict on an E.164 string: `None` when invalid.
+/// Remembered ([`OpinionMemo`]): the verdict depends on the string alone.
 fn library_opinion(e164: &str) -> Option<PhoneKind> {
+    let mut memo = OPINIONS.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(opinion) = memo.get(e164) {
+        return opinion;
+    }
+    drop(memo);
+    let opinion = ask_the_library(e164);
+    OPINIONS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(e164, opinion);
+    opinion
+}
+
+/// Verdicts kept by [`OpinionMemo`] per generation.
+const OPINIONS_PER_GENERATION: usize = 4096;
+
+static OPINIONS: LazyLock<Mutex<OpinionMemo>> =
+    LazyLock::new(|| Mutex::new(OpinionMemo::default()));
+
+/// Recent verdicts of libphonenumber. Its parse is the costly step of a
+/// phone check (it runs the metadata's regular expressions: 3.7 % of a
+/// poll's CPU in `benches/poll_cost.rs`, docs/BENCHMARKS.md), and one
+/// order's number is checked again and again: when the order is first seen,
+/// at each status change, before each send. Two generations of at most
+/// [`OPINIONS_PER_GENERATION`] entries: a full current generation becomes
+/// the previous one and the previous one is dropped, so memory stays bounded
+/// (well under 1 MiB) without per-entry bookkeeping, and a number in use
+/// survives at least one turnover.
+#[derive(Default)]
+struct OpinionMemo {
+    current: HashMap<Box<str>, Option<PhoneKind>>,
+    previous: HashMap<Box<str>, Option<PhoneKind>>,
+}
+
+impl OpinionMemo {
+    /// `Some(verdict)` when remembered (the verdict itself may be `None`).
+    fn get(&mut self, e164: &str) -> Option<Option<PhoneKind>> {
+        if let Some(opinion) = self.current.get(e164) {
+            return Some(*opinion);
+        }
+        let opinion = *self.previous.get(e164)?;
+        self.insert(e164, opinion);
+        Some(opinion)
+    }
+
+    fn insert(&mut self, e164: &str, opinion: Option<PhoneKind>) {
+        if self.current.len() >= OPINIONS_PER_GENERATION {
+            self.previous = std::mem::take(&mut self.current);
+        }
+        self.current.insert(e164.into(), opinion);
+    }
+}
+
+/// libphonenumber's verdict, computed.
+fn ask_the_library(e164: &str) -> Option<PhoneKind> {
     use phonenumber::Type;
     // The crate has panicked on odd input before (rust-phonenumber #32): a
     // customer's phone field must never take the daemon down.
@@ -615,6 +673,35 @@ impl std::fmt::Display for PhoneProblem {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn remembered_verdicts_stay_bounded_and_a_number_in_use_survives_a_turnover() {
+        let mut memo = OpinionMemo::default();
+        memo.insert("+5511987654321", Some(PhoneKind::Mobile));
+        for n in 0..OPINIONS_PER_GENERATION {
+            memo.insert(&format!("+55119{n:08}"), None);
+        }
+        // The first number went to the previous generation; asking for it
+        // brings it back into the current one.
+        assert_eq!(memo.current.len(), 1);
+        assert_eq!(memo.previous.len(), OPINIONS_PER_GENERATION);
+        assert_eq!(memo.get("+5511987654321"), Some(Some(PhoneKind::Mobile)));
+        assert_eq!(memo.get("+5511000000000"), None);
+        for n in 0..2 * OPINIONS_PER_GENERATION {
+            memo.insert(&format!("+55219{n:08}"), None);
+        }
+        assert!(memo.current.len() + memo.previous.len() <= 2 * OPINIONS_PER_GENERATION);
+        // Through the memo or not, the verdict is the library's.
+        assert_eq!(
+            library_opinion("+5511987654321"),
+            ask_the_library("+5511987654321")
+        );
+        assert_eq!(
+            library_opinion("+5511987654321"),
+            ask_the_library("+5511987654321")
+        );
+    }
+
     use super::*;
 
     /// What a raw value must become.

@@ -331,10 +331,7 @@ impl RedbStore {
     ) -> Result<T> {
         let requests = self.inner.requests.as_ref().ok_or(Error::Closed)?;
         let (reply, response) = oneshot::channel();
-        requests
-            .send(op(reply))
-            .await
-            .map_err(|_| Error::Closed)?;
+        requests.send(op(reply)).await.map_err(|_| Error::Closed)?;
         if let Some(writer) = &self.inner.writer {
             // Ends a commit-delay wait early (a no-op unless the writer is parked).
             writer.thread().unpark();
