@@ -428,6 +428,7 @@ fn status_shows_the_cluster_from_a_machine_without_a_daemon() {
                 prefix: PREFIX.to_owned(),
                 replicas: 1,
                 ttl: std::time::Duration::from_secs(10),
+                slots: arauto::config::cluster::DEFAULT_LEASE_SLOTS,
             },
         )
         .await
