@@ -857,8 +857,7 @@ impl<'a> Run<'a> {
                 let holders: Vec<usize> = (0..held.len())
                     .filter(|&i| held[i].contains(&name))
                     .collect();
-                holders.len() == 1
-                    && targets.get(resource) == Some(&names[holders[0]])
+                holders.len() == 1 && targets.get(resource) == Some(&names[holders[0]])
             });
             if settled {
                 return Ok(());

@@ -653,8 +653,7 @@ async fn a_live_lease_of_an_older_version_holds_a_node_back_until_it_ended() {
     // The round that took the slots deleted the old key before it
     // published them (one server: its answer is the latest).
     let entry = leases.entry("store.loja0").await.expect("read");
-    let deleted =
-        entry.is_none_or(|e| e.operation != async_nats::jetstream::kv::Operation::Put);
+    let deleted = entry.is_none_or(|e| e.operation != async_nats::jetstream::kv::Operation::Put);
     assert!(deleted, "the old lease key is still there");
     b.stop.cancel();
     b.driver.await.expect("b's loop ends");

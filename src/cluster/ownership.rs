@@ -252,7 +252,11 @@ pub fn assign<'a>(
     let cap = slots.len().div_ceil(nodes.len());
     let mut pairs: Vec<(u64, u32, &'a str)> = slots
         .iter()
-        .flat_map(|&slot| nodes.iter().map(move |&node| (weight(slot, node), slot, node)))
+        .flat_map(|&slot| {
+            nodes
+                .iter()
+                .map(move |&node| (weight(slot, node), slot, node))
+        })
         .collect();
     pairs.sort_unstable_by(|a, b| b.cmp(a));
     let mut load: BTreeMap<&'a str, usize> = BTreeMap::new();
@@ -373,7 +377,9 @@ pub enum OwnershipError {
         bucket: String,
     },
     /// The slot count could not be recorded or read.
-    #[error("cannot record cluster.lease_slots under \"slots\" in the NATS KV bucket {bucket}: {source}")]
+    #[error(
+        "cannot record cluster.lease_slots under \"slots\" in the NATS KV bucket {bucket}: {source}"
+    )]
     SlotRecord {
         /// The lease bucket.
         bucket: String,
@@ -1298,9 +1304,13 @@ impl Ownership {
         .await;
         let node = &self.inner.options.node;
         match result {
-            Ok(Ok(())) => tracing::debug!(node = %node, "deleted {key}, a lease of an older arauto"),
+            Ok(Ok(())) => {
+                tracing::debug!(node = %node, "deleted {key}, a lease of an older arauto")
+            }
             Ok(Err(error)) => tracing::debug!(node = %node, "cannot delete {key}: {error}"),
-            Err(_) => tracing::debug!(node = %node, "deleting {key} got no answer within {limit:?}"),
+            Err(_) => {
+                tracing::debug!(node = %node, "deleting {key} got no answer within {limit:?}")
+            }
         }
     }
 
@@ -2003,7 +2013,10 @@ mod tests {
             *per_node.entry(node).or_insert(0) += 1;
         }
         assert_eq!(per_node.len(), 3, "{per_node:?}");
-        assert!(per_node.values().all(|n| (1..=2).contains(n)), "{per_node:?}");
+        assert!(
+            per_node.values().all(|n| (1..=2).contains(n)),
+            "{per_node:?}"
+        );
     }
 
     #[test]
@@ -2020,7 +2033,10 @@ mod tests {
             }
         }
         // Bounded loads may push a few more between the two left.
-        assert!(others_moved <= 8, "{others_moved} slots moved between a and c");
+        assert!(
+            others_moved <= 8,
+            "{others_moved} slots moved between a and c"
+        );
     }
 
     #[test]
@@ -2037,7 +2053,10 @@ mod tests {
             }
         }
         assert_eq!(to_d, 32);
-        assert!(between_old <= 8, "{between_old} slots moved between old nodes");
+        assert!(
+            between_old <= 8,
+            "{between_old} slots moved between old nodes"
+        );
     }
 
     /// The slot hash is a wire format: nodes of different builds must agree,
