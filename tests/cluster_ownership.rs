@@ -13,6 +13,8 @@
 //! * A taker measures a lease's end on its own clock, not the holder's.
 //! * A node configured with another slot count than the live cluster's
 //!   refuses to start, naming the setting and both values.
+//! * A running node that sees the recorded slot count change holds no slot
+//!   until it is its own again.
 //! * A live per-store lease of an older arauto keeps a node from holding any
 //!   slot until it ended; then it is deleted.
 //! * Connecting to servers that do not answer fails naming them.
@@ -657,4 +659,45 @@ async fn a_live_lease_of_an_older_version_holds_a_node_back_until_it_ended() {
     assert!(deleted, "the old lease key is still there");
     b.stop.cancel();
     b.driver.await.expect("b's loop ends");
+}
+
+/// Issue 15: a running node that sees the recorded slot count change under
+/// it (a node with another count started while it could not be seen) holds
+/// no slot from then on, rather than own stores by another mapping; when the
+/// record is its own count again it takes its share back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_holds_no_slot_while_the_recorded_slot_count_is_not_its_own() {
+    let server = start_server();
+    let all = resources(6, 1);
+    let ttl = Duration::from_secs(10);
+    let a = Node::start(&server, "a", ttl, &all).await;
+    until("a owns everything", &[&a], || a.owned().len() == all.len()).await;
+
+    let client = connect(&cluster_config(vec![server.url.clone()], "a"), PATIENCE)
+        .await
+        .expect("connected");
+    let leases = async_nats::jetstream::new(client)
+        .get_key_value("test_ownership_leases")
+        .await
+        .expect("the lease bucket");
+    leases
+        .put("slots", r#"{"slots":64}"#.into())
+        .await
+        .expect("record rewritten");
+    until("a holds nothing", &[&a], || a.owned().is_empty()).await;
+    assert!(a.ownership.held_slots().is_empty());
+    for resource in &all {
+        assert!(!a.ownership.holds(resource.scope()), "{resource}");
+    }
+
+    leases
+        .put("slots", r#"{"slots":128}"#.into())
+        .await
+        .expect("record restored");
+    until("a owns everything again", &[&a], || {
+        a.owned().len() == all.len()
+    })
+    .await;
+    a.stop.cancel();
+    a.driver.await.expect("a's loop ends");
 }
