@@ -15,6 +15,7 @@
 //!   refuses to start, naming the setting and both values.
 //! * A running node that sees the recorded slot count change holds no slot
 //!   until it is its own again.
+//! * 3,000 stores take one lease per slot (128), nothing per store.
 //! * A live per-store lease of an older arauto keeps a node from holding any
 //!   slot until it ended; then it is deleted.
 //! * Connecting to servers that do not answer fails naming them.
@@ -698,6 +699,44 @@ async fn a_node_holds_no_slot_while_the_recorded_slot_count_is_not_its_own() {
         a.owned().len() == all.len()
     })
     .await;
+    a.stop.cancel();
+    a.driver.await.expect("a's loop ends");
+}
+
+/// Issue 15: what a node renews scales with the slots, not the stores. A
+/// node owning 3,000 stores and a channel holds one lease per slot in use
+/// (128), and the lease bucket holds nothing else but the slot count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_thousand_stores_take_one_lease_per_slot() {
+    let server = start_server();
+    let all = resources(3000, 1);
+    let ttl = Duration::from_secs(10);
+    let a = Node::start(&server, "a", ttl, &all).await;
+    until("a owns everything", &[&a], || a.owned().len() == all.len()).await;
+    assert_eq!(a.ownership.held_slots().len(), slots_of(&all));
+    assert_eq!(slots_of(&all), DEFAULT_LEASE_SLOTS as usize);
+
+    let client = connect(&cluster_config(vec![server.url.clone()], "a"), PATIENCE)
+        .await
+        .expect("connected");
+    let leases = async_nats::jetstream::new(client)
+        .get_key_value("test_ownership_leases")
+        .await
+        .expect("the lease bucket");
+    let mut keys: Vec<String> = leases
+        .keys()
+        .await
+        .expect("keys")
+        .try_collect()
+        .await
+        .expect("keys listed");
+    keys.sort();
+    assert_eq!(keys.len(), DEFAULT_LEASE_SLOTS as usize + 1, "{keys:?}");
+    assert!(
+        keys.iter()
+            .all(|key| key == "slots" || key.starts_with("slot.")),
+        "{keys:?}"
+    );
     a.stop.cancel();
     a.driver.await.expect("a's loop ends");
 }
