@@ -53,7 +53,8 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use rand::{RngExt, SeedableRng};
 
-use arauto::cluster::ownership::{Resource, owner_of};
+use arauto::cluster::ownership::{Resource, owners};
+use arauto::config::cluster::DEFAULT_LEASE_SLOTS;
 use common::daemon::{arauto_binary, warm_plugin_cache};
 use common::machine::{print_footer, print_header};
 use common::{daemon_section, human, li_store, mib, proc, quantile, quick};
@@ -832,13 +833,15 @@ impl<'a> Run<'a> {
     /// `kills` SIGKILLs of a random node, each timed until its stores (and
     /// channel) moved, then the node restarted.
     /// Wait until every store of `stores` and the channel is held, by the
-    /// nodes' logs, by the node `ownership::owner_of` picks among them.
+    /// nodes' logs, by the node the slot assignment (`ownership::owners`)
+    /// picks among them.
     fn await_settled(&self, stores: usize) -> Result<()> {
         let names: Vec<&str> = self.nodes.iter().map(|n| n.name.as_str()).collect();
         let resources: Vec<Resource> = (0..stores)
             .map(|i| Resource::Store(format!("s{i:05}")))
             .chain([Resource::Channel(CHANNEL.to_owned())])
             .collect();
+        let targets = owners(&resources, names.iter().copied(), DEFAULT_LEASE_SLOTS);
         let deadline = Instant::now() + PATIENCE;
         loop {
             let held: Vec<BTreeSet<String>> = self
@@ -854,8 +857,7 @@ impl<'a> Run<'a> {
                 let holders: Vec<usize> = (0..held.len())
                     .filter(|&i| held[i].contains(&name))
                     .collect();
-                holders.len() == 1
-                    && owner_of(resource, names.iter().copied()) == Some(names[holders[0]])
+                holders.len() == 1 && targets.get(resource) == Some(&names[holders[0]])
             });
             if settled {
                 return Ok(());

@@ -2,7 +2,8 @@
 //! port, temporary store directory) started by each test: several
 //! [`Ownership`] instances in one process stand for the nodes.
 //!
-//! * Three instances end up owning exactly what rendezvous hashing says.
+//! * Three instances end up owning exactly what the slot assignment
+//!   (rendezvous hashing of slots over nodes) says.
 //! * An instance shut down releases everything and the other takes it over
 //!   at once (by the release, not by waiting for expiry: counted).
 //! * A hand-over waits until the services of what moves have drained.
@@ -10,6 +11,13 @@
 //!   paused process) stops holding before another one acquires.
 //! * Two processes under one node name never hold the same lease.
 //! * A taker measures a lease's end on its own clock, not the holder's.
+//! * A node configured with another slot count than the live cluster's
+//!   refuses to start, naming the setting and both values.
+//! * A running node that sees the recorded slot count change holds no slot
+//!   until it is its own again.
+//! * 3,000 stores take one lease per slot (128), nothing per store.
+//! * A live per-store lease of an older arauto keeps a node from holding any
+//!   slot until it ended; then it is deleted.
 //! * Connecting to servers that do not answer fails naming them.
 //!
 //! NATS is a third party, but not one we fake: the point is the real
@@ -29,7 +37,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use arauto::cluster::connect::{ConnectError, connect};
-use arauto::cluster::ownership::{Ownership, OwnershipOptions, Resource, owner_of};
+use arauto::cluster::ownership::{
+    Ownership, OwnershipError, OwnershipOptions, Resource, owners, slot_key,
+};
+use arauto::config::cluster::DEFAULT_LEASE_SLOTS;
 use arauto::config::cluster::{ClusterConfig, Credentials};
 use arauto::queue::Fence;
 use futures::{FutureExt, TryStreamExt};
@@ -98,6 +109,7 @@ fn cluster_config(servers: Vec<String>, node: &str) -> ClusterConfig {
         node_name: node.to_owned(),
         replicas: 1,
         lease_ttl: jiff::SignedDuration::from_secs(3),
+        lease_slots: DEFAULT_LEASE_SLOTS,
         prefix: "test".to_owned(),
     }
 }
@@ -111,22 +123,9 @@ struct Node {
 
 impl Node {
     async fn start(server: &NatsServer, name: &str, ttl: Duration, resources: &[Resource]) -> Node {
-        // `connect` retries until the freshly started server answers.
-        let client = connect(&cluster_config(vec![server.url.clone()], name), PATIENCE)
+        let ownership = open(server, name, ttl, DEFAULT_LEASE_SLOTS)
             .await
-            .expect("connected");
-        let js = async_nats::jetstream::new(client);
-        let ownership = Ownership::open(
-            &js,
-            OwnershipOptions {
-                node: name.to_owned(),
-                prefix: "test".to_owned(),
-                replicas: 1,
-                ttl,
-            },
-        )
-        .await
-        .expect("ownership opens");
+            .expect("ownership opens");
         ownership.set_resources(resources.iter().cloned().collect());
         let stop = CancellationToken::new();
         let driver = tokio::spawn({
@@ -145,6 +144,40 @@ impl Node {
     }
 }
 
+/// Open ownership as node `name` with `slots` slots.
+async fn open(
+    server: &NatsServer,
+    name: &str,
+    ttl: Duration,
+    slots: u32,
+) -> Result<Ownership, OwnershipError> {
+    // `connect` retries until the freshly started server answers.
+    let client = connect(&cluster_config(vec![server.url.clone()], name), PATIENCE)
+        .await
+        .expect("connected");
+    let js = async_nats::jetstream::new(client);
+    Ownership::open(
+        &js,
+        OwnershipOptions {
+            node: name.to_owned(),
+            prefix: "test".to_owned(),
+            replicas: 1,
+            ttl,
+            slots,
+        },
+    )
+    .await
+}
+
+/// How many slots `resources` fall into.
+fn slots_of(resources: &[Resource]) -> usize {
+    resources
+        .iter()
+        .map(|r| r.slot(DEFAULT_LEASE_SLOTS))
+        .collect::<BTreeSet<_>>()
+        .len()
+}
+
 fn resources(stores: usize, channels: usize) -> Vec<Resource> {
     (0..stores)
         .map(|i| Resource::Store(format!("loja{i}")))
@@ -153,10 +186,10 @@ fn resources(stores: usize, channels: usize) -> Vec<Resource> {
 }
 
 fn expected(resources: &[Resource], nodes: &[&str], node: &str) -> BTreeSet<Resource> {
-    resources
-        .iter()
-        .filter(|r| owner_of(r, nodes.iter().copied()) == Some(node))
-        .cloned()
+    owners(resources, nodes.iter().copied(), DEFAULT_LEASE_SLOTS)
+        .into_iter()
+        .filter(|(_, owner)| *owner == node)
+        .map(|(resource, _)| resource)
         .collect()
 }
 
@@ -177,7 +210,7 @@ async fn until(what: &str, nodes: &[&Node], done: impl Fn() -> bool) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_nodes_own_what_rendezvous_hashing_says_and_nothing_twice() {
+async fn three_nodes_own_what_the_slot_assignment_says_and_nothing_twice() {
     let server = start_server();
     let all = resources(60, 3);
     let ttl = Duration::from_secs(10);
@@ -224,7 +257,7 @@ async fn a_node_shutting_down_hands_over_at_once() {
         a.owned() == expected(&all, &names, "a") && b.owned() == expected(&all, &names, "b")
     })
     .await;
-    let handed = a.owned().len();
+    let handed = a.ownership.held_slots().len();
     assert!(handed > 0);
 
     a.stop.cancel();
@@ -345,7 +378,7 @@ async fn a_node_that_stops_renewing_stops_holding_before_another_acquires() {
             .takeovers()
             .expired
             .load(std::sync::atomic::Ordering::Relaxed),
-        all.len() as u64
+        slots_of(&all) as u64
     );
     b.stop.cancel();
     b.driver.await.expect("b's loop ends");
@@ -373,6 +406,7 @@ async fn two_processes_with_one_node_name_never_hold_the_same_lease() {
                 prefix: "test".to_owned(),
                 replicas: 1,
                 ttl,
+                slots: DEFAULT_LEASE_SLOTS,
             },
         )
         .await
@@ -419,6 +453,8 @@ async fn a_lease_is_taken_by_the_takers_own_clock_not_the_holders_expiry() {
     let server = start_server();
     let ghost_store = Resource::Store("loja-ghost".to_owned());
     let free_store = Resource::Store("loja-free".to_owned());
+    let ghost_slot = ghost_store.slot(DEFAULT_LEASE_SLOTS);
+    assert_ne!(ghost_slot, free_store.slot(DEFAULT_LEASE_SLOTS));
     let ttl = Duration::from_secs(3);
     // Bucket first (an ownership with nothing to own), then the lagging
     // node's lease, written straight to it.
@@ -437,7 +473,7 @@ async fn a_lease_is_taken_by_the_takers_own_clock_not_the_holders_expiry() {
     };
     leases
         .create(
-            ghost_store.key(),
+            slot_key(ghost_slot),
             serde_json::to_vec(&lagging).expect("json").into(),
         )
         .await
@@ -538,4 +574,169 @@ async fn a_node_whose_watches_are_gone_still_sees_a_joining_node_and_hands_over(
     for node in [a, b] {
         node.driver.await.expect("the loop ends");
     }
+}
+
+/// Issue 15: the slot count is a cluster-wide setting. A node configured
+/// with another one than the live cluster's refuses to start, naming the
+/// setting and both values; once every node stopped, the count may change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_another_slot_count_refuses_to_start_while_the_cluster_runs() {
+    let server = start_server();
+    let all = resources(6, 1);
+    let ttl = Duration::from_secs(10);
+    let a = Node::start(&server, "a", ttl, &all).await;
+    until("a owns everything", &[&a], || a.owned().len() == all.len()).await;
+
+    let error = open(&server, "b", ttl, 64)
+        .await
+        .expect_err("b runs with 64 slots, the cluster with 128");
+    assert!(
+        matches!(error, OwnershipError::SlotCount { configured: 64, .. }),
+        "{error:?}"
+    );
+    let text = error.to_string();
+    for part in [
+        "cluster.lease_slots = 64",
+        "cluster.lease_slots = 128",
+        "test_ownership_leases",
+    ] {
+        assert!(text.contains(part), "{part:?} not in {text}");
+    }
+
+    // Every node stopped: a node with the new count records it and runs.
+    a.stop.cancel();
+    a.driver.await.expect("a's loop ends");
+    let b = open(&server, "b", ttl, 64)
+        .await
+        .expect("nobody is live: the count may change");
+    assert_eq!(b.slot_count(), 64);
+}
+
+/// Issue 15, upgrade: a per-store lease written by an arauto before slots
+/// (`store.<id>`) that may still be live keeps a node from holding any
+/// slot (an old node could be polling that store) until it ended on the
+/// node's own clock; then the node takes its share and deletes the old key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_lease_of_an_older_version_holds_a_node_back_until_it_ended() {
+    let server = start_server();
+    let all = resources(4, 1);
+    let ttl = Duration::from_secs(3);
+    let setup = Node::start(&server, "setup", ttl, &[]).await;
+    let client = connect(&cluster_config(vec![server.url.clone()], "setup"), PATIENCE)
+        .await
+        .expect("connected");
+    let leases = async_nats::jetstream::new(client)
+        .get_key_value("test_ownership_leases")
+        .await
+        .expect("the lease bucket");
+    let old = arauto::cluster::ownership::LeaseValue {
+        holder: "old-node".to_owned(),
+        instance: String::new(),
+        expires_at_ms: jiff::Timestamp::now().as_millisecond() + 3_000,
+    };
+    leases
+        .create(
+            "store.loja0",
+            serde_json::to_vec(&old).expect("json").into(),
+        )
+        .await
+        .expect("old lease written");
+    setup.stop.cancel();
+    setup.driver.await.expect("the loop ends");
+
+    let opened = std::time::Instant::now();
+    let b = Node::start(&server, "b", ttl, &all).await;
+    until("b owns everything", &[&b], || b.owned().len() == all.len()).await;
+    // A lower bound only: b saw the old lease at the latest when it opened.
+    assert!(
+        opened.elapsed() >= ttl,
+        "b took slots {:?} after opening, while the old lease may still have been live",
+        opened.elapsed()
+    );
+    // The round that took the slots deleted the old key before it
+    // published them (one server: its answer is the latest).
+    let entry = leases.entry("store.loja0").await.expect("read");
+    let deleted = entry.is_none_or(|e| e.operation != async_nats::jetstream::kv::Operation::Put);
+    assert!(deleted, "the old lease key is still there");
+    b.stop.cancel();
+    b.driver.await.expect("b's loop ends");
+}
+
+/// Issue 15: a running node that sees the recorded slot count change under
+/// it (a node with another count started while it could not be seen) holds
+/// no slot from then on, rather than own stores by another mapping; when the
+/// record is its own count again it takes its share back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_holds_no_slot_while_the_recorded_slot_count_is_not_its_own() {
+    let server = start_server();
+    let all = resources(6, 1);
+    let ttl = Duration::from_secs(10);
+    let a = Node::start(&server, "a", ttl, &all).await;
+    until("a owns everything", &[&a], || a.owned().len() == all.len()).await;
+
+    let client = connect(&cluster_config(vec![server.url.clone()], "a"), PATIENCE)
+        .await
+        .expect("connected");
+    let leases = async_nats::jetstream::new(client)
+        .get_key_value("test_ownership_leases")
+        .await
+        .expect("the lease bucket");
+    leases
+        .put("slots", r#"{"slots":64}"#.into())
+        .await
+        .expect("record rewritten");
+    until("a holds nothing", &[&a], || a.owned().is_empty()).await;
+    assert!(a.ownership.held_slots().is_empty());
+    for resource in &all {
+        assert!(!a.ownership.holds(resource.scope()), "{resource}");
+    }
+
+    leases
+        .put("slots", r#"{"slots":128}"#.into())
+        .await
+        .expect("record restored");
+    until("a owns everything again", &[&a], || {
+        a.owned().len() == all.len()
+    })
+    .await;
+    a.stop.cancel();
+    a.driver.await.expect("a's loop ends");
+}
+
+/// Issue 15: what a node renews scales with the slots, not the stores. A
+/// node owning 3,000 stores and a channel holds one lease per slot in use
+/// (128), and the lease bucket holds nothing else but the slot count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_thousand_stores_take_one_lease_per_slot() {
+    let server = start_server();
+    let all = resources(3000, 1);
+    let ttl = Duration::from_secs(10);
+    let a = Node::start(&server, "a", ttl, &all).await;
+    until("a owns everything", &[&a], || a.owned().len() == all.len()).await;
+    assert_eq!(a.ownership.held_slots().len(), slots_of(&all));
+    assert_eq!(slots_of(&all), DEFAULT_LEASE_SLOTS as usize);
+
+    let client = connect(&cluster_config(vec![server.url.clone()], "a"), PATIENCE)
+        .await
+        .expect("connected");
+    let leases = async_nats::jetstream::new(client)
+        .get_key_value("test_ownership_leases")
+        .await
+        .expect("the lease bucket");
+    let mut keys: Vec<String> = leases
+        .keys()
+        .await
+        .expect("keys")
+        .try_collect()
+        .await
+        .expect("keys listed");
+    keys.sort();
+    assert_eq!(keys.len(), DEFAULT_LEASE_SLOTS as usize + 1, "{keys:?}");
+    assert!(
+        keys.iter()
+            .all(|key| key == "slots" || key.starts_with("slot.")),
+        "{keys:?}"
+    );
+    a.stop.cancel();
+    a.driver.await.expect("a's loop ends");
 }

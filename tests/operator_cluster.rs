@@ -428,6 +428,7 @@ fn status_shows_the_cluster_from_a_machine_without_a_daemon() {
                 prefix: PREFIX.to_owned(),
                 replicas: 1,
                 ttl: std::time::Duration::from_secs(10),
+                slots: arauto::config::cluster::DEFAULT_LEASE_SLOTS,
             },
         )
         .await
@@ -460,6 +461,9 @@ fn status_shows_the_cluster_from_a_machine_without_a_daemon() {
     let nodes = cluster["nodes"].as_array().expect("nodes");
     assert_eq!(nodes.len(), 1, "{cluster:#}");
     assert_eq!(nodes[0]["name"], "node-a");
+    // The store and the channel fall into two of the 128 slots.
+    assert_eq!(cluster["slots"], 128, "{cluster:#}");
+    assert_eq!(nodes[0]["slots"], 2, "{cluster:#}");
     assert_eq!(nodes[0]["stores"], serde_json::json!(["loja"]));
     assert_eq!(nodes[0]["channels"], serde_json::json!(["whatsapp"]));
     let loja = &cluster["stores"][0];
@@ -487,7 +491,7 @@ fn status_shows_the_cluster_from_a_machine_without_a_daemon() {
     assert_eq!(run.code, 0, "{run:?}");
     assert!(
         run.stdout
-            .contains("node-a: 1 store(s), 1 channel(s) (whatsapp)"),
+            .contains("node-a: 2 slot(s), 1 store(s), 1 channel(s) (whatsapp)"),
         "{}",
         run.stdout
     );

@@ -116,6 +116,57 @@ fn lines(config: &Config, inspection: &ClusterInspection) -> Vec<CheckLine> {
             None,
         ));
     }
+    let configured = inspection.configured_slots;
+    match inspection.recorded_slots {
+        Some(recorded) if recorded != configured => lines.push(line(
+            CheckItem::ClusterOwnership,
+            Level::Fail,
+            format!(
+                "cluster.lease_slots = {configured} here, but the cluster records {recorded}: a node \
+                 with this configuration refuses to start while others are live"
+            ),
+            Some("give every node the same cluster.lease_slots; to change it, stop every node first"),
+        )),
+        recorded => {
+            let per_node: Vec<String> = inspection
+                .slots_per_node()
+                .iter()
+                .map(|(node, count)| format!("{node} {count}"))
+                .collect();
+            lines.push(line(
+                CheckItem::ClusterOwnership,
+                Level::Ok,
+                format!(
+                    "{configured} lease slots ({}); slots held per node: {}",
+                    if recorded.is_some() {
+                        "recorded in the cluster"
+                    } else {
+                        "not recorded yet: no node has started"
+                    },
+                    if per_node.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        per_node.join(", ")
+                    }
+                ),
+                None,
+            ));
+        }
+    }
+    if inspection.legacy_leases > 0 {
+        lines.push(line(
+            CheckItem::ClusterOwnership,
+            Level::Warn,
+            format!(
+                "{} per-store lease keys of an older arauto are in the lease bucket",
+                inspection.legacy_leases
+            ),
+            Some(
+                "an upgrade to lease slots is stop-all/start-all: nodes ignore the keys once they \
+                 ended and delete them; while one may be live they hold no slot",
+            ),
+        ));
+    }
     let enabled: Vec<&str> = config
         .enabled_stores()
         .flat_map(|s| s.channels.iter().map(String::as_str))
@@ -126,18 +177,20 @@ fn lines(config: &Config, inspection: &ClusterInspection) -> Vec<CheckLine> {
         .enabled_stores()
         .map(|s| Resource::Store(s.id.clone()))
         .chain(channels.iter().map(|c| Resource::Channel((*c).to_owned())));
+    let slots = inspection.recorded_slots.unwrap_or(configured);
     for resource in resources {
-        match inspection.holders.get(&resource).cloned().flatten() {
+        let slot = resource.slot(slots);
+        match inspection.holder_of(&resource) {
             Some(node) => lines.push(line(
                 CheckItem::ClusterOwnership,
                 Level::Ok,
-                format!("{resource}: owned by node {node}"),
+                format!("{resource}: owned by node {node} (slot {slot})"),
                 None,
             )),
             None => lines.push(line(
                 CheckItem::ClusterOwnership,
                 Level::Warn,
-                format!("{resource}: no node holds its lease"),
+                format!("{resource}: no node holds its lease (slot {slot})"),
                 Some("a node takes it within the lease TTL; if it stays free, check that the nodes run with the same configuration"),
             )),
         }

@@ -1,7 +1,8 @@
 //! `arauto status` with `[cluster]`: the cluster's state, read from NATS
 //! with the configuration alone (as `check`, `report` and `queue` do), so it
 //! is the same from any node or from a machine without a daemon: the live
-//! nodes (heartbeats) and what each holds, every store's last poll, next
+//! nodes (heartbeats) and what each holds (slots, and the stores and
+//! channels of those slots), every store's last poll, next
 //! poll and last error, and every channel's state. The local daemon's own
 //! status follows when one runs (`status.rs`).
 
@@ -23,6 +24,9 @@ use crate::queue::StateStore as _;
 pub(crate) struct ClusterStatus {
     /// The server this command reached.
     pub connected: String,
+    /// How many lease slots stores and channels hash into (as recorded in
+    /// the cluster, else as configured).
+    pub slots: u32,
     /// Live nodes (with a current heartbeat), each with what it holds.
     pub nodes: Vec<NodeStatus>,
     /// Every store of the configuration, and any other the cluster has a status for.
@@ -35,6 +39,8 @@ pub(crate) struct ClusterStatus {
 #[derive(Debug, Serialize)]
 pub(crate) struct NodeStatus {
     pub name: String,
+    /// Lease slots it holds.
+    pub slots: usize,
     pub stores: Vec<String>,
     pub channels: Vec<String>,
 }
@@ -76,40 +82,20 @@ pub(crate) async fn read(config: &Config) -> anyhow::Result<ClusterStatus> {
     let store = open_cluster(cluster, &config.daemon.timezone, false).await?;
 
     let mut nodes: BTreeMap<String, NodeStatus> = inspection
-        .live_nodes
-        .iter()
-        .map(|name| {
+        .slots_per_node()
+        .into_iter()
+        .map(|(name, slots)| {
             (
-                name.clone(),
+                name.to_owned(),
                 NodeStatus {
-                    name: name.clone(),
+                    name: name.to_owned(),
+                    slots,
                     stores: Vec::new(),
                     channels: Vec::new(),
                 },
             )
         })
         .collect();
-    let mut store_owner = BTreeMap::new();
-    let mut channel_owner = BTreeMap::new();
-    for (resource, holder) in &inspection.holders {
-        let Some(holder) = holder else { continue };
-        let node = nodes.entry(holder.clone()).or_insert_with(|| NodeStatus {
-            name: holder.clone(),
-            stores: Vec::new(),
-            channels: Vec::new(),
-        });
-        match resource {
-            Resource::Store(id) => {
-                node.stores.push(id.clone());
-                store_owner.insert(id.clone(), holder.clone());
-            }
-            Resource::Channel(id) => {
-                node.channels.push(id.clone());
-                channel_owner.insert(id.clone(), holder.clone());
-            }
-        }
-    }
-
     let store_ids: BTreeSet<String> = config
         .stores
         .keys()
@@ -128,8 +114,14 @@ pub(crate) async fn read(config: &Config) -> anyhow::Result<ClusterStatus> {
             (Some(next), Some(hint)) => Some(next.max(hint)),
             (next, hint) => next.or(hint),
         };
+        let owner = inspection
+            .holder_of(&Resource::Store(id.clone()))
+            .map(str::to_owned);
+        if let Some(node) = owner.as_ref().and_then(|owner| nodes.get_mut(owner)) {
+            node.stores.push(id.clone());
+        }
         stores.push(StoreLine {
-            owner: store_owner.get(&id).cloned(),
+            owner,
             last_poll_started_at: status.last_poll_started_at,
             last_poll_ok_at: status.last_poll_ok_at,
             next_poll_at,
@@ -156,8 +148,14 @@ pub(crate) async fn read(config: &Config) -> anyhow::Result<ClusterStatus> {
     for id in channel_ids {
         let status = store.channel_status(&id).await?;
         let stats = store.channel_stats(&id).await?;
+        let owner = inspection
+            .holder_of(&Resource::Channel(id.clone()))
+            .map(str::to_owned);
+        if let Some(node) = owner.as_ref().and_then(|owner| nodes.get_mut(owner)) {
+            node.channels.push(id.clone());
+        }
         channels.push(ChannelLine {
-            owner: channel_owner.get(&id).cloned(),
+            owner,
             paused: status.paused.map(|pause| pause.reason),
             pending: stats.pending,
             running: stats.running,
@@ -167,6 +165,9 @@ pub(crate) async fn read(config: &Config) -> anyhow::Result<ClusterStatus> {
         });
     }
     Ok(ClusterStatus {
+        slots: inspection
+            .recorded_slots
+            .unwrap_or(inspection.configured_slots),
         connected: inspection.connected,
         nodes: nodes.into_values().collect(),
         stores,
@@ -179,12 +180,18 @@ pub(crate) fn text(status: &ClusterStatus) -> String {
     let mut out = String::new();
     let time = |at: Option<Timestamp>| at.map_or_else(|| "-".to_owned(), |at| at.to_string());
     let _ = writeln!(out, "cluster (connected to {})", status.connected);
-    let _ = writeln!(out, "  nodes: {}", status.nodes.len());
+    let _ = writeln!(
+        out,
+        "  nodes: {} ({} lease slots)",
+        status.nodes.len(),
+        status.slots
+    );
     for node in &status.nodes {
         let _ = writeln!(
             out,
-            "    {}: {} store(s), {} channel(s){}",
+            "    {}: {} slot(s), {} store(s), {} channel(s){}",
             node.name,
+            node.slots,
             node.stores.len(),
             node.channels.len(),
             if node.channels.is_empty() {

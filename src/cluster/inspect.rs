@@ -1,7 +1,8 @@
 //! What `arauto check` shows of the cluster: the connection, the JetStream
 //! domain, the health of every stream and bucket arauto keeps (RAFT leader,
-//! replicas current or lagging), the live nodes and which node holds which
-//! store and channel. Read with the configuration alone, from any node or
+//! replicas current or lagging), the live nodes, the slot count and which
+//! node holds which slot (and so which store and channel: a store's slot is
+//! computed from its id, `ownership::slot_of`). Read with the configuration alone, from any node or
 //! from a machine that only has the file: nothing here needs the daemon.
 
 use std::collections::BTreeMap;
@@ -12,7 +13,10 @@ use futures::TryStreamExt;
 use serde::Deserialize;
 
 use super::connect::{self, ConnectError};
-use super::ownership::{LeaseValue, OwnershipOptions, Resource};
+use super::ownership::{
+    LeaseValue, OwnershipOptions, Resource, SLOTS_RECORD_KEY, SlotsRecord, is_legacy_lease_key,
+    slot_from_key,
+};
 use crate::config::cluster::ClusterConfig;
 
 /// How long `check` waits for the servers before saying they do not answer.
@@ -46,8 +50,40 @@ pub struct ClusterInspection {
     pub streams: Vec<StreamHealth>,
     /// Nodes with a fresh heartbeat.
     pub live_nodes: Vec<String>,
-    /// Each lease: resource → holder (`None`: free or expired).
-    pub holders: BTreeMap<Resource, Option<String>>,
+    /// The slot count recorded in the lease bucket (`None`: no node has
+    /// started yet, or the record is unreadable).
+    pub recorded_slots: Option<u32>,
+    /// `cluster.lease_slots` of this configuration.
+    pub configured_slots: u32,
+    /// Each slot lease: slot → holder (`None`: free or expired).
+    pub slot_holders: BTreeMap<u32, Option<String>>,
+    /// Lease keys of an arauto before slots still in the bucket
+    /// (`store.<id>`, `channel.<id>`; live or not).
+    pub legacy_leases: usize,
+}
+
+impl ClusterInspection {
+    /// The node holding the slot of `resource` (`None`: nobody right now),
+    /// by the recorded slot count, else the configured one.
+    pub fn holder_of(&self, resource: &Resource) -> Option<&str> {
+        let slots = self.recorded_slots.unwrap_or(self.configured_slots);
+        self.slot_holders
+            .get(&resource.slot(slots))
+            .and_then(Option::as_deref)
+    }
+
+    /// Live or holding nodes → how many slots each holds.
+    pub fn slots_per_node(&self) -> BTreeMap<&str, usize> {
+        let mut counts: BTreeMap<&str, usize> = self
+            .live_nodes
+            .iter()
+            .map(|node| (node.as_str(), 0))
+            .collect();
+        for holder in self.slot_holders.values().flatten() {
+            *counts.entry(holder.as_str()).or_insert(0) += 1;
+        }
+        counts
+    }
 }
 
 /// Why the cluster could not be inspected.
@@ -133,7 +169,6 @@ pub async fn inspect(cluster: &ClusterConfig) -> Result<ClusterInspection, Inspe
     let options = OwnershipOptions::from_config(cluster);
     let now = jiff::Timestamp::now().as_millisecond();
     let mut live_nodes = Vec::new();
-    let mut holders = BTreeMap::new();
     if let Ok(nodes) = js.get_key_value(options.nodes_bucket()).await {
         let keys: Vec<String> = nodes
             .keys()
@@ -155,6 +190,9 @@ pub async fn inspect(cluster: &ClusterConfig) -> Result<ClusterInspection, Inspe
         }
         live_nodes.sort();
     }
+    let mut slot_holders = BTreeMap::new();
+    let mut recorded_slots = None;
+    let mut legacy_leases = 0;
     if let Ok(leases) = js.get_key_value(options.leases_bucket()).await {
         let keys: Vec<String> = leases
             .keys()
@@ -164,7 +202,21 @@ pub async fn inspect(cluster: &ClusterConfig) -> Result<ClusterInspection, Inspe
             .await
             .map_err(|e| failed("list leases")(e.into()))?;
         for key in keys {
-            let Some(resource) = Resource::from_key(&key) else {
+            if key == SLOTS_RECORD_KEY {
+                recorded_slots = leases
+                    .get(&key)
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|v| serde_json::from_slice::<SlotsRecord>(&v).ok())
+                    .map(|record| record.slots);
+                continue;
+            }
+            if is_legacy_lease_key(&key) {
+                legacy_leases += 1;
+                continue;
+            }
+            let Some(slot) = slot_from_key(&key) else {
                 continue;
             };
             let holder = leases
@@ -175,7 +227,7 @@ pub async fn inspect(cluster: &ClusterConfig) -> Result<ClusterInspection, Inspe
                 .and_then(|v| serde_json::from_slice::<LeaseValue>(&v).ok())
                 .filter(|lease| lease.expires_at_ms > now)
                 .map(|lease| lease.holder);
-            holders.insert(resource, holder);
+            slot_holders.insert(slot, holder);
         }
     }
     Ok(ClusterInspection {
@@ -184,6 +236,9 @@ pub async fn inspect(cluster: &ClusterConfig) -> Result<ClusterInspection, Inspe
         domain,
         streams,
         live_nodes,
-        holders,
+        recorded_slots,
+        configured_slots: cluster.lease_slots,
+        slot_holders,
+        legacy_leases,
     })
 }

@@ -39,6 +39,17 @@ pub const MIN_LEASE_TTL: SignedDuration = SignedDuration::from_secs(3);
 /// Longest `cluster.lease_ttl`: failover (the lease's end plus one renewal
 /// period, `ttl + ttl/3`) must stay within 30 s.
 pub const MAX_LEASE_TTL: SignedDuration = SignedDuration::from_secs(20);
+/// Default `cluster.lease_slots`: the partitions stores and channels are
+/// hashed into, each one lease. 128 keeps renewals at ~38 writes a second
+/// for the whole cluster with the default TTL, whatever the number of stores,
+/// and with 3,000 stores on three nodes each node owns its third within a few
+/// percent (see `cluster::ownership`).
+pub const DEFAULT_LEASE_SLOTS: u32 = 128;
+/// Fewest `cluster.lease_slots`: fewer would leave nodes of a larger cluster idle.
+pub const MIN_LEASE_SLOTS: u32 = 8;
+/// Most `cluster.lease_slots`: every slot in use is one lease write per
+/// `lease_ttl / 3`; beyond this the renewals alone load a small cluster.
+pub const MAX_LEASE_SLOTS: u32 = 1024;
 /// Default `cluster.prefix`: the names of the cluster's streams and buckets start with it.
 pub const DEFAULT_PREFIX: &str = "arauto";
 /// Longest `cluster.node_name`.
@@ -62,6 +73,9 @@ pub struct ClusterConfig {
     /// How long a lease lasts without renewal. Default [`DEFAULT_LEASE_TTL`].
     #[serde(serialize_with = "serialize_duration")]
     pub lease_ttl: SignedDuration,
+    /// How many lease partitions ("slots") stores and channels hash into.
+    /// Must be the same on every node. Default [`DEFAULT_LEASE_SLOTS`].
+    pub lease_slots: u32,
     /// First part of every stream and bucket name. Default [`DEFAULT_PREFIX`].
     pub prefix: String,
 }
@@ -236,6 +250,16 @@ pub(crate) fn read_cluster(r: &mut Reader<'_>, mut t: Table) -> Option<ClusterCo
         || DEFAULT_LEASE_TTL,
         |r, p, v| r.duration_range(p, v, MIN_LEASE_TTL, MAX_LEASE_TTL),
     );
+    let lease_slots = field(
+        r,
+        &mut t,
+        "lease_slots",
+        || DEFAULT_LEASE_SLOTS,
+        |r, p, v| {
+            r.integer(p, v, u64::from(MIN_LEASE_SLOTS), u64::from(MAX_LEASE_SLOTS))
+                .and_then(|n| u32::try_from(n).ok())
+        },
+    );
     let prefix = field(
         r,
         &mut t,
@@ -258,6 +282,7 @@ pub(crate) fn read_cluster(r: &mut Reader<'_>, mut t: Table) -> Option<ClusterCo
         node_name,
         replicas,
         lease_ttl,
+        lease_slots,
         prefix,
     })
 }
@@ -531,6 +556,7 @@ mod tests {
         assert_eq!(cluster.replicas, DEFAULT_REPLICAS);
         assert_eq!(cluster.lease_ttl, DEFAULT_LEASE_TTL);
         assert_eq!(cluster.renew_every().as_millis(), 3333);
+        assert_eq!(cluster.lease_slots, DEFAULT_LEASE_SLOTS);
         assert_eq!(cluster.credentials, Credentials::None);
         assert_eq!(cluster.node_name, "n1");
     }
@@ -538,13 +564,14 @@ mod tests {
     #[test]
     fn errors_name_line_key_and_value_and_never_the_secret() {
         let text = "[cluster]\nbackend = \"raft\"\nservers = [\"127.0.0.1:4222\"]\n\
-                    replicas = 7\nlease_ttl = \"1m\"\nnode_name = \"a.b\"\n\
+                    replicas = 7\nlease_ttl = \"1m\"\nnode_name = \"a.b\"\nlease_slots = 4\n\
                     user = \"bob\"\npassword = \"hunter2\"\nnkey_env = \"SEED\"\n";
         let errors = load(text, &[("SEED", "SUAXXX")]).unwrap_err();
         for expected in [
             ":2:11: cluster.backend = \"raft\": unknown backend",
             ":3:12: cluster.servers[0] = \"127.0.0.1:4222\": expected a NATS server URL",
             ":4:12: cluster.replicas = 7: must be between 1 and 5",
+            ":7:15: cluster.lease_slots = 4: must be between 8 and 1024",
             "cluster.lease_ttl = \"1m\"",
             "cluster.node_name = \"a.b\": must be a NATS key token",
             "give one kind of credentials, not nkey and user",

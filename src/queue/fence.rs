@@ -3,7 +3,9 @@
 //! On one node (redb) the instance lock on the state directory makes the
 //! daemon the only writer, so it may always act ([`Unfenced`]). In a cluster
 //! (`[cluster] backend = "nats"`) each store is polled and each channel
-//! dispatched by the one node holding its lease; a node that lost the lease
+//! dispatched by the one node holding the lease of its slot (stores and
+//! channels are hashed into `cluster.lease_slots` slots, each one lease: see
+//! `cluster::ownership`); a node that lost the lease
 //! (its process was paused past the lease's end, or it was cut off from the
 //! cluster) must no longer commit a poll, claim a job, or send. (Completing
 //! a claim is not fenced: it records a send that already happened.)
@@ -32,7 +34,8 @@ impl std::fmt::Display for Scope<'_> {
 
 /// Whether this node may still act for a scope.
 pub trait Fence: Send + Sync + 'static {
-    /// True while this node holds the lease of `scope` with time to spare.
+    /// True while this node holds the lease covering `scope` (in a cluster:
+    /// its slot's) with time to spare.
     /// Must be cheap (no I/O): it is asked before every write and send.
     fn holds(&self, scope: Scope<'_>) -> bool;
 }

@@ -10,14 +10,16 @@
 //! message (the cluster tests' evidence of who dispatched what).
 //!
 //! Who owns what is read from the nodes' own log lines: the ownership round
-//! logs `took over store s01` / `took over channel c01` when it wins a lease
-//! and `handed over …` / `lost lease of …` when it gives one up or loses it;
+//! logs `took over store s01 (slot 17)` / `took over channel c01 (slot 5)`
+//! for each store and channel of a slot lease it wins and `handed over …` /
+//! `lost lease of …` when it gives one up or loses it;
 //! a store's polls log `poll complete store=<id>` on the node that polls it.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use arauto::cluster::ownership::{Resource, owner_of};
+use arauto::cluster::ownership::{self, Resource};
+use arauto::config::cluster::DEFAULT_LEASE_SLOTS;
 use arauto_sim::channels::{FakeProvider, Provider, RecordedRequest};
 
 use super::daemon::{Daemon, PATIENCE};
@@ -221,8 +223,8 @@ impl Cluster {
     }
 
     /// Wait until every store and channel is held, by the nodes' logs, by
-    /// exactly one running node: the one rendezvous hashing over the running
-    /// nodes' names picks for it (`ownership::owner_of`, what the nodes
+    /// exactly one running node: the one the slot assignment over the running
+    /// nodes' names picks for it (`ownership::owners`, what the nodes
     /// themselves converge to); returns resource → node index.
     ///
     /// "Held by exactly one node" alone is not settled: while a joining
@@ -251,6 +253,8 @@ impl Cluster {
                     .filter(|n| n.daemon.is_running())
                     .map(|n| n.name.as_str())
                     .collect();
+                let all: Vec<Resource> = resources.iter().map(|r| resource_of(r)).collect();
+                let targets = ownership::owners(&all, running.iter().copied(), DEFAULT_LEASE_SLOTS);
                 for resource in &resources {
                     let holders: Vec<usize> = self
                         .nodes
@@ -259,7 +263,7 @@ impl Cluster {
                         .filter(|(_, n)| n.daemon.is_running() && n.holds(resource))
                         .map(|(i, _)| i)
                         .collect();
-                    let target = owner_of(&resource_of(resource), running.iter().copied());
+                    let target = targets.get(&resource_of(resource)).copied();
                     if holders.len() != 1 || Some(self.nodes[holders[0]].name.as_str()) != target {
                         return false;
                     }

@@ -1,0 +1,62 @@
+//! The slot count is one setting for the whole cluster (issue 15): a daemon
+//! configured with another `cluster.lease_slots` than the running cluster's
+//! refuses to start, with an error naming the setting and both values, and
+//! the node already running keeps its stores. One `nats-server -js`, the
+//! fake Loja Integrada and a webhook channel.
+
+// All test code: clippy's allow-unwrap/expect-in-tests covers the helpers too.
+#![cfg(test)]
+
+mod support;
+
+use arauto_sim::channels::Provider;
+use support::cluster::{Cluster, Node};
+use support::daemon::PATIENCE;
+use support::nats::NatsCluster;
+use support::system::{ChannelKnobs, StoreKnobs, World};
+
+#[test]
+fn a_node_with_another_slot_count_refuses_to_start() {
+    let world = World::new();
+    let hook = world.channel(Provider::Webhook);
+    let shops = vec![world.shop("s01"), world.shop("s02")];
+    let mut cluster = Cluster {
+        nodes: Vec::new(),
+        world,
+        nats: NatsCluster::single(),
+        hook,
+        shops,
+        channels: vec!["c01".to_owned()],
+        channel_knobs: ChannelKnobs::default,
+        store_knobs: StoreKnobs::default,
+    };
+    let daemon = cluster.world.start(&cluster.tables("node-a"), &[]);
+    cluster.nodes.push(Node {
+        name: "node-a".to_owned(),
+        daemon,
+    });
+    cluster.await_settled();
+
+    // `[cluster]` is the last table of the body: the key lands in it.
+    let tables = cluster.tables("node-b") + "lease_slots = 64\n";
+    let mut refused = cluster.world.spawn(&tables, &[]);
+    let status = refused.wait_exit(PATIENCE);
+    assert!(
+        !status.success(),
+        "node-b started: {}",
+        refused.stderr.all()
+    );
+    let log = refused.stderr.all();
+    assert!(
+        log.contains("cluster.lease_slots = 64 on this node, but the cluster runs with cluster.lease_slots = 128"),
+        "{log}"
+    );
+    // node-a still holds everything.
+    for resource in cluster.resources() {
+        assert!(
+            cluster.nodes[0].holds(&resource),
+            "{resource}: {}",
+            cluster.ownership_report()
+        );
+    }
+}
