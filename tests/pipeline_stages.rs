@@ -53,13 +53,18 @@ struct Stages {
 
 impl Stages {
     fn new() -> Self {
+        Self::with_channel(ChannelKnobs::default())
+    }
+
+    /// [`Stages::new`] with the channel's knobs (`min_interval`…).
+    fn with_channel(knobs: ChannelKnobs) -> Self {
         let world = World::new();
         let shop = world.shop("loja");
         let hook = world.channel(Provider::Webhook);
         let tables = format!(
             "{}{}",
             world.store_toml(&shop, &["hook"], StoreKnobs::default()),
-            world.channel_toml("hook", &hook, ChannelKnobs::default())
+            world.channel_toml("hook", &hook, knobs)
         );
         let dir = tempfile::tempdir().unwrap();
         let plugins = support::plugins::first_party_plugins();
@@ -450,4 +455,33 @@ fn a_poll_that_finds_nothing_new_writes_nothing_and_the_daemons_view_still_shows
     let (flushed, flushed_status) = stored();
     assert_eq!(flushed, kept, "the stop wrote the newest cursor");
     assert!(flushed_status.last_poll_ok_at > status_after.last_poll_ok_at);
+}
+
+/// An unpaced channel sending one message at a time records each send and
+/// claims the next due job in one commit (issue 16): three messages cost
+/// four commits (the first claim, then one per send) instead of six, and
+/// every job ends sent, in due order.
+#[test]
+fn one_at_a_time_sends_chain_each_completion_with_the_next_claim() {
+    // Unpaced: no minimum interval (the webhook sender has no default one).
+    let stages = Stages::with_channel(ChannelKnobs {
+        min_interval: "0s".into(),
+        ..ChannelKnobs::default()
+    });
+    let orders: Vec<Numero> = (1..=3).map(|n| stages.create(n, "pedido_pago")).collect();
+    let swept = stages.sweep();
+    assert_eq!(swept.enqueued, 3, "{swept:?}");
+
+    let commits_before = stages.db().stats().commits;
+    stages.dispatch();
+    let commits = stages.db().stats().commits - commits_before;
+    let received = stages.world.wait_received(&stages.hook, 3);
+    assert_eq!(received.len(), 3);
+    for order in &orders {
+        assert_eq!(
+            stages.jobs(*order),
+            owned(&[("order-paid", JobState::Sent)])
+        );
+    }
+    assert_eq!(commits, 4, "one commit per send plus the first claim");
 }

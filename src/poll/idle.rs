@@ -273,6 +273,19 @@ impl StateStore for LiveStatusStore {
         self.inner.complete_noting_fallback(claim, completion).await
     }
 
+    async fn complete_and_claim_next(
+        &self,
+        claim: Claim,
+        completion: Completion,
+        channel: &str,
+        now: Timestamp,
+        lease: SignedDuration,
+    ) -> Result<(Completed, Vec<Job>)> {
+        self.inner
+            .complete_and_claim_next(claim, completion, channel, now, lease)
+            .await
+    }
+
     async fn cancel(&self, ids: Vec<JobId>, reason: String) -> Result<Vec<(JobId, CancelOutcome)>> {
         self.inner.cancel(ids, reason).await
     }

@@ -177,6 +177,26 @@ pub trait StateStore: Send + Sync + 'static {
         completion: Completion,
     ) -> Result<Completed>;
 
+    /// [`StateStore::complete_noting_fallback`] of `claim`, then, if that
+    /// succeeded, a [`StateStore::claim`] of at most one due job of
+    /// `channel` (the completed job's) at `now`, which sees the completion.
+    /// A channel sending one message at a time chains its sends this way,
+    /// so that a backend able to do both in one write (redb: one commit)
+    /// pays one durable write per message instead of two. Either way each
+    /// part keeps its own semantics; a failed completion claims nothing.
+    async fn complete_and_claim_next(
+        &self,
+        claim: Claim,
+        completion: Completion,
+        channel: &str,
+        now: Timestamp,
+        lease: SignedDuration,
+    ) -> Result<(Completed, Vec<Job>)> {
+        let completed = self.complete_noting_fallback(claim, completion).await?;
+        let next = self.claim(channel, now, 1, lease).await?;
+        Ok((completed, next))
+    }
+
     /// Cancels pending jobs; running and finished ones are reported, not touched.
     async fn cancel(&self, ids: Vec<JobId>, reason: String) -> Result<Vec<(JobId, CancelOutcome)>>;
 

@@ -24,6 +24,15 @@
 //! per job): a batch of 16 claimed jobs measured no faster, and it would hold
 //! the heartbeat, the shutdown and the pause for up to 16 sends
 //! (docs/BENCHMARKS.md §7).
+//!
+//! An unpaced channel sending one message at a time (`in_flight = 1`)
+//! *chains* its claims: the completion of a send and the claim of the next
+//! due job are one request to the state store
+//! ([`StateStore::complete_and_claim_next`](crate::queue::StateStore::complete_and_claim_next)),
+//! one durable commit instead of two per message. The next job is then
+//! exactly as claimed by the next turn, which checks the pause again before
+//! sending it; a chained claim not sent (shutdown, the channel paced or
+//! gone after a reload) is given back at once without spending an attempt.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -96,23 +105,31 @@ pub struct Dispatcher {
     /// Asked right before each send: in a cluster, a node that lost the
     /// channel's lease must not send (its claim is left to expire).
     fence: Arc<dyn Fence>,
+    /// The next job, claimed together with the last completion (module
+    /// doc: chained claims), for the next turn to send.
+    chained: std::sync::Mutex<Option<Box<Job>>>,
 }
 
 /// How many sends of `channel` may be under way at once: its `in_flight`
 /// when it has no pacing (no minimum interval, its own or its sender's
 /// default, and no daily cap), else one.
 pub fn in_flight_limit(channel: &ChannelRuntime) -> usize {
+    if unpaced(channel) {
+        usize::try_from(channel.config.in_flight).map_or(1, |n| n.max(1))
+    } else {
+        1
+    }
+}
+
+/// No minimum interval (its own or its sender's default) and no daily cap.
+fn unpaced(channel: &ChannelRuntime) -> bool {
     // Only whether there is pacing matters here, not the day's time zone.
     let pacing = pacing_policy(
         &channel.config,
         channel.plugin.sender_info(),
         &jiff::tz::TimeZone::UTC,
     );
-    if pacing.min_interval.is_zero() && pacing.daily_cap.is_none() {
-        usize::try_from(channel.config.in_flight).map_or(1, |n| n.max(1))
-    } else {
-        1
-    }
+    pacing.min_interval.is_zero() && pacing.daily_cap.is_none()
 }
 
 /// A send under way, resolving to its order once its outcome is recorded.
@@ -178,6 +195,7 @@ impl Dispatcher {
             metrics,
             clock,
             fence: Arc::new(Unfenced),
+            chained: std::sync::Mutex::new(None),
         }
     }
 
@@ -235,6 +253,12 @@ impl Dispatcher {
             };
             let limit = in_flight_limit(&channel);
             if limit > 1 || !sends.is_empty() {
+                // A reload raised `in_flight`: a claim chained by a
+                // one-at-a-time turn goes back to the queue.
+                if let Some(job) = self.take_chained() {
+                    self.give_back(&job, "the channel's in_flight changed")
+                        .await;
+                }
                 // A full set of sends: wait for one to finish first.
                 if sends.len() >= limit {
                     tokio::select! {
@@ -320,6 +344,36 @@ impl Dispatcher {
         while sends.next().await.is_some() {
             heartbeat.beat();
         }
+        if let Some(job) = self.take_chained() {
+            self.give_back(&job, "the dispatcher stopped before sending it")
+                .await;
+        }
+    }
+
+    fn take_chained(&self) -> Option<Box<Job>> {
+        self.chained
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
+
+    /// Returns a claimed job not sent: due again at once, its attempt not
+    /// spent (as a fenced send's).
+    async fn give_back(&self, job: &Job, why: &str) {
+        let returned = self
+            .db
+            .complete(
+                job.claim(),
+                Completion::Retry {
+                    at: self.clock.now(),
+                    error: format!("not sent: {why}"),
+                    spend_attempt: false,
+                },
+            )
+            .await;
+        if let Err(error) = returned {
+            tracing::warn!(channel = %self.channel, job_id = %job.id, "cannot give back a claimed job that was not sent (it is due again when its claim expires): {error}");
+        }
     }
 
     fn until(&self, at: Timestamp) -> Duration {
@@ -355,9 +409,43 @@ impl Dispatcher {
         state: &State,
         channel: &ChannelRuntime,
     ) -> Result<Turn, crate::queue::Error> {
-        match self.claim_turn(state, channel, 1).await? {
+        let chain = unpaced(channel);
+        let claimed = match self.take_chained() {
+            Some(job) => {
+                // What `claim_turn` checks before a claim, checked again
+                // for a claim made with the last completion.
+                let why = if !chain {
+                    Some("the channel is paced since the configuration was reloaded")
+                } else if self
+                    .db
+                    .channel_status(self.channel.as_str())
+                    .await?
+                    .paused
+                    .is_some()
+                {
+                    Some("the channel was paused")
+                } else {
+                    None
+                };
+                match why {
+                    Some(why) => {
+                        self.give_back(&job, why).await;
+                        Claimed::Not(Turn::Again)
+                    }
+                    None => Claimed::Job(job),
+                }
+            }
+            None => self.claim_turn(state, channel, 1).await?,
+        };
+        match claimed {
             Claimed::Job(job) => {
-                self.deliver(state, channel, *job).await?;
+                let outcome = self.prepare_and_send(state, channel, &job).await;
+                let next_lease = chain.then(|| channel.config.sandbox.call_timeout + LEASE_MARGIN);
+                let next = self.record_outcome(&job, outcome, next_lease).await?;
+                *self
+                    .chained
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = next;
                 Ok(Turn::Again)
             }
             Claimed::Not(turn) => Ok(turn),
@@ -425,12 +513,19 @@ impl Dispatcher {
         job: Job,
     ) -> Result<(), crate::queue::Error> {
         let outcome = self.prepare_and_send(state, channel, &job).await;
-        self.record_outcome(&job, outcome).await
+        self.record_outcome(&job, outcome, None).await.map(|_| ())
     }
 
     /// Completes the claim of `job` with the outcome of its delivery, and
-    /// counts and logs what became of it.
-    async fn record_outcome(&self, job: &Job, outcome: Outcome) -> Result<(), crate::queue::Error> {
+    /// counts and logs what became of it. With `claim_next` (a lease), the
+    /// same write claims the channel's next due job, returned (module doc:
+    /// chained claims).
+    async fn record_outcome(
+        &self,
+        job: &Job,
+        outcome: Outcome,
+        claim_next: Option<SignedDuration>,
+    ) -> Result<Option<Box<Job>>, crate::queue::Error> {
         let claim = job.claim();
         let fenced = matches!(outcome, Outcome::Fenced);
         let completion = match outcome {
@@ -457,12 +552,30 @@ impl Dispatcher {
             }
             _ => None,
         };
-        let (job_after, fallback_inserted) = match self
-            .db
-            .complete_noting_fallback(claim, completion)
-            .await
-        {
-            Ok(done) => (done.job, done.fallback_inserted),
+        let completed = match claim_next {
+            Some(lease) => self
+                .db
+                .complete_and_claim_next(
+                    claim,
+                    completion,
+                    job.channel.as_str(),
+                    self.clock.now(),
+                    lease,
+                )
+                .await
+                .map(|(done, next)| (done, next.into_iter().next().map(Box::new))),
+            None => self
+                .db
+                .complete_noting_fallback(claim, completion)
+                .await
+                .map(|done| (done, None)),
+        };
+        let mut next = None;
+        let (job_after, fallback_inserted) = match completed {
+            Ok((done, claimed)) => {
+                next = claimed;
+                (done.job, done.fallback_inserted)
+            }
             // The queue refused the fallback job (a dedupe key too long, say):
             // left running, the claim would be sent again and again until it
             // expires. It ends dead instead, with the refusal as the reason.
@@ -539,7 +652,7 @@ impl Dispatcher {
             state = %job_after.state,
             "job completed"
         );
-        Ok(())
+        Ok(next)
     }
 
     async fn prepare_and_send(

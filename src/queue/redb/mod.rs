@@ -448,6 +448,24 @@ impl StateStore for RedbStore {
             .await
     }
 
+    /// One write request, so one commit: the claim sees the completion.
+    async fn complete_and_claim_next(
+        &self,
+        claim: Claim,
+        completion: Completion,
+        channel: &str,
+        now: Timestamp,
+        lease: SignedDuration,
+    ) -> Result<(Completed, Vec<Job>)> {
+        let channel = channel.to_owned();
+        self.submit(move |ctx| {
+            let completed = ctx.complete(claim, completion)?;
+            let next = ctx.claim(&channel, now, 1, lease)?;
+            Ok((completed, next))
+        })
+        .await
+    }
+
     async fn cancel(&self, ids: Vec<JobId>, reason: String) -> Result<Vec<(JobId, CancelOutcome)>> {
         self.submit(move |ctx| ctx.cancel(&ids, &reason)).await
     }
