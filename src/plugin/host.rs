@@ -636,7 +636,15 @@ fn instance_context(
             );
         }
     }
-    let mut settings = config.settings.clone();
+    // Sized exactly: a daemon keeps one of these per store, and growing it
+    // by pushes left half of every table unused.
+    let defaults = info
+        .config_keys
+        .iter()
+        .filter(|key| key.default_value.is_some() && !is_set(&key.name))
+        .count();
+    let mut settings = Vec::with_capacity(config.settings.len() + defaults);
+    settings.extend(config.settings.iter().cloned());
     for key in &info.config_keys {
         if let (Some(default), false) = (&key.default_value, is_set(&key.name)) {
             settings.push((key.name.clone(), default.clone()));

@@ -24,6 +24,7 @@ use crate::template::{ProviderTemplateSpec, TemplateConfig, TemplateSource, Temp
 use super::channel::ChannelRuntime;
 use super::problem::{BuildError, BuildProblem};
 use super::snapshot::State;
+use super::store::DEFAULT_MAX_ATTEMPTS;
 use super::store::StoreRuntime;
 
 /// How to build: what holds for the daemon's whole life, not for one
@@ -402,6 +403,10 @@ async fn build_store(
         ),
         None => None,
     };
+    // Only the kinds whose timing differs from the built-in one: a kind not
+    // listed gets `KindTiming::default_for` (see `TimingPolicy::for_kind`),
+    // so the usual configuration costs no table per store (three B-tree nodes,
+    // about 1.5 KiB each, before).
     let per_kind = NotificationKind::ALL
         .into_iter()
         .map(|kind| {
@@ -416,6 +421,7 @@ async fn build_store(
             };
             (kind, timing)
         })
+        .filter(|(kind, timing)| *timing != KindTiming::default_for(*kind))
         .collect();
     let enabled = NotificationKind::ALL
         .into_iter()
@@ -456,10 +462,13 @@ async fn build_store(
         },
         tracking_implies_shipped: true,
     };
+    // Only channels whose `max_attempts` is not the default one
+    // `StoreRuntime::max_attempts` falls back to: no table per store otherwise.
     let channel_attempts = store
         .channels
         .iter()
         .filter_map(|id| config.channels.get(id))
+        .filter(|channel| channel.max_attempts != DEFAULT_MAX_ATTEMPTS)
         .map(|channel| (channel.id.clone(), channel.max_attempts))
         .collect();
     let kind_attempts = NotificationKind::ALL
