@@ -252,6 +252,14 @@ impl FileLayer {
         })
     }
 
+    /// The file's values, moved out (the layer keeps its positions). For a
+    /// load without overrides: merging one layer through figment would only
+    /// copy the tree twice (at 10,000 stores, about 150,000 values and a
+    /// third of the start-up's peak memory).
+    pub(crate) fn take_dict(&mut self) -> Dict {
+        std::mem::take(&mut self.dict)
+    }
+
     /// The variable names the file's `<key>_env` settings point at (anywhere in
     /// the tree: only `settings` tables accept such keys, the others reject them).
     pub(crate) fn env_secret_names(&self) -> BTreeSet<String> {
@@ -438,6 +446,11 @@ pub(crate) struct EnvLayer {
 }
 
 impl EnvLayer {
+    /// True when no variable overrides anything.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.overrides.is_empty()
+    }
+
     /// Pick the overrides out of `vars`; malformed variables are reported, not skipped.
     ///
     /// Variables named in `secret_vars` (the values of the file's `<key>_env`

@@ -50,3 +50,26 @@ impl Default for SweepGate {
         Self::new(Self::DEFAULT)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_sweep_past_the_limit_waits_until_one_ends() {
+        let gate = SweepGate::new(2);
+        let first = gate.enter().await;
+        let _second = gate.enter().await;
+        let third = gate.enter();
+        tokio::pin!(third);
+        // Not ready while two permits are out: polled once, it stays pending.
+        assert!(futures::poll!(third.as_mut()).is_pending());
+        drop(first);
+        assert!(third.await.is_some());
+    }
+
+    #[test]
+    fn a_gate_of_zero_still_lets_one_sweep_run() {
+        assert_eq!(SweepGate::new(0).0.available_permits(), 1);
+    }
+}
