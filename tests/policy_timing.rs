@@ -129,7 +129,7 @@ fn schedule_applies_delay_quiet_hours_and_expiry_per_kind() -> TestResult {
         ts("2025-06-10T15:30:00Z")?
     );
 
-    policy.per_kind.insert(
+    std::sync::Arc::make_mut(&mut policy.per_kind).insert(
         K::OrderCanceled,
         KindTiming {
             delay: SignedDuration::ZERO,

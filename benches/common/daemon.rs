@@ -153,7 +153,18 @@ impl Daemon {
         let _ = std::fs::remove_file(&notify_path);
         let notify = UnixDatagram::bind(&notify_path)
             .with_context(|| format!("binding {}", notify_path.display()))?;
-        let mut command = Command::new(arauto_binary());
+        // `BENCH_DAEMON_WRAPPER=/path/to/script`: the daemon runs as
+        // `script <arauto> run …`, for profiling (a heaptrack or perf wrapper
+        // that `exec`s its arguments keeps the pid, so the figures stay the
+        // daemon's).
+        let mut command = match std::env::var_os("BENCH_DAEMON_WRAPPER") {
+            Some(wrapper) if !wrapper.is_empty() => {
+                let mut command = Command::new(wrapper);
+                command.arg(arauto_binary());
+                command
+            }
+            _ => Command::new(arauto_binary()),
+        };
         // Nothing from the caller's environment may reconfigure the daemon.
         for (name, _) in std::env::vars_os() {
             let text = name.to_string_lossy();

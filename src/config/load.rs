@@ -123,7 +123,7 @@ fn load_inner(path: Option<&Path>, env: impl IntoIterator<Item = (OsString, OsSt
             )));
         }
     };
-    let file = FileLayer::parse(&path, text).map_err(|errors| {
+    let mut file = FileLayer::parse(&path, text).map_err(|errors| {
         no_partial(ConfigErrors {
             path: path.clone(),
             errors,
@@ -135,16 +135,22 @@ fn load_inner(path: Option<&Path>, env: impl IntoIterator<Item = (OsString, OsSt
         &file.env_secret_names(),
     );
 
-    let figment = Figment::new().merge(&file).merge(&env_layer);
-    let root = match figment.data() {
-        Ok(mut profiles) => profiles
-            .remove(&figment::Profile::Default)
-            .unwrap_or_default(),
-        Err(e) => {
-            return Err(no_partial(ConfigErrors::file_level(
-                &path,
-                format!("cannot merge configuration: {e}"),
-            )));
+    let root = if env_layer.is_empty() {
+        // Nothing to merge: the file's tree as it is (figment's merge of a
+        // single layer gives the same values, copied twice on the way).
+        file.take_dict()
+    } else {
+        let figment = Figment::new().merge(&file).merge(&env_layer);
+        match figment.data() {
+            Ok(mut profiles) => profiles
+                .remove(&figment::Profile::Default)
+                .unwrap_or_default(),
+            Err(e) => {
+                return Err(no_partial(ConfigErrors::file_level(
+                    &path,
+                    format!("cannot merge configuration: {e}"),
+                )));
+            }
         }
     };
 

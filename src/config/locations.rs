@@ -9,10 +9,10 @@
 //! only needed while the configuration is checked against its plugins;
 //! `state::build` drops it once that has passed (see `Config::forget_locations`).
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use super::error::Origin;
+use super::source::KeyMap;
 
 /// Where one key was written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,13 +32,13 @@ pub(crate) enum Written {
 /// `stores.loja1.channels[0]`) with where it was written.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub(crate) struct Locations {
-    by_key: HashMap<Box<str>, Written>,
+    by_key: KeyMap<Written>,
     /// The names of the overriding variables, indexed by [`Written::Env`].
     vars: Vec<String>,
 }
 
 impl Locations {
-    pub(crate) fn new(by_key: HashMap<Box<str>, Written>, vars: Vec<String>) -> Self {
+    pub(crate) fn new(by_key: KeyMap<Written>, vars: Vec<String>) -> Self {
         Self { by_key, vars }
     }
 

@@ -7,7 +7,7 @@
 //! `Display` and `Serialize` all show `<redacted>`. Only [`Secret::expose`]
 //! reveals it, and only the plugin host should call that.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::fmt;
 use std::path::Path;
 
@@ -97,14 +97,21 @@ impl fmt::Debug for Setting {
 }
 
 /// A store's or channel's `settings` table with secrets resolved.
-#[derive(Clone, Default, PartialEq, Eq, Serialize)]
-#[serde(transparent)]
-pub struct Settings(BTreeMap<String, Setting>);
+///
+/// A vector sorted by key rather than a `BTreeMap`: every store keeps one for
+/// the daemon's lifetime, and a map's node is sized for 11 entries (about
+/// 630 bytes for the usual four), a sorted boxed slice for exactly its own.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Settings(Box<[(String, Setting)]>);
 
 impl Settings {
+    fn position(&self, key: &str) -> Result<usize, usize> {
+        self.0.binary_search_by(|(k, _)| k.as_str().cmp(key))
+    }
+
     /// The value of `key`.
     pub fn get(&self, key: &str) -> Option<&Setting> {
-        self.0.get(key)
+        self.position(key).ok().map(|index| &self.0[index].1)
     }
 
     /// All keys and values, sorted by key.
@@ -125,31 +132,40 @@ impl Settings {
     /// Treat `key` as secret from now on (the plugin host calls this for keys
     /// the plugin declares secret). Returns whether the key exists.
     pub fn mark_secret(&mut self, key: &str) -> bool {
-        match self.0.get_mut(key) {
-            Some(setting @ Setting::Plain(_)) => {
-                let value = std::mem::replace(setting, Setting::Plain(String::new()));
-                *setting = Setting::Secret(Secret::new(value.expose()));
-                true
-            }
-            Some(Setting::Secret(_)) => true,
-            None => false,
+        let Ok(index) = self.position(key) else {
+            return false;
+        };
+        let setting = &mut self.0[index].1;
+        if let Setting::Plain(value) = setting {
+            let value = std::mem::take(value);
+            *setting = Setting::Secret(Secret::new(value));
         }
+        true
     }
+}
 
-    pub(crate) fn insert(&mut self, key: String, value: Setting) {
-        self.0.insert(key, value);
+impl Serialize for Settings {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_map(self.iter())
     }
 }
 
 impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_map().entries(self.0.iter()).finish()
+        f.debug_map().entries(self.iter()).finish()
     }
 }
 
 impl FromIterator<(String, Setting)> for Settings {
+    /// Like a map: of two entries with the same key, the later one wins.
     fn from_iter<I: IntoIterator<Item = (String, Setting)>>(iter: I) -> Self {
-        Self(iter.into_iter().collect())
+        let mut entries: Vec<(String, Setting)> = iter.into_iter().collect();
+        // Stable, so equal keys keep their order and the last is the later one.
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        entries.reverse();
+        entries.dedup_by(|later, earlier| later.0 == earlier.0);
+        entries.reverse();
+        Self(entries.into_boxed_slice())
     }
 }
 
@@ -178,7 +194,8 @@ pub(crate) fn read_settings(r: &mut Reader<'_>, mut t: Table) -> Settings {
     let entries = t.drain();
     r.finish(t);
     let present: BTreeSet<String> = entries.iter().map(|(k, _, _)| k.clone()).collect();
-    let mut settings = Settings::default();
+    // Collected, then sorted once into the table.
+    let mut settings: Vec<(String, Setting)> = Vec::with_capacity(entries.len());
     for (key, path, value) in entries {
         let indirect =
             [("_file", true), ("_env", false)]
@@ -205,7 +222,7 @@ pub(crate) fn read_settings(r: &mut Reader<'_>, mut t: Table) -> Settings {
                 secret_from_env(r, &path, value)
             };
             if let Some(secret) = secret {
-                settings.insert(base, Setting::Secret(secret));
+                settings.push((base, Setting::Secret(secret)));
             }
             continue;
         }
@@ -245,9 +262,9 @@ pub(crate) fn read_settings(r: &mut Reader<'_>, mut t: Table) -> Settings {
         } else {
             Setting::Plain(text)
         };
-        settings.insert(key, setting);
+        settings.push((key, setting));
     }
-    settings
+    settings.into_iter().collect()
 }
 
 fn nonempty_secret(r: &mut Reader<'_>, path: &KeyPath, text: String, from: &str) -> Option<Secret> {
@@ -369,10 +386,13 @@ mod tests {
             serde_json::to_string(&secret).ok().as_deref(),
             Some("\"<redacted>\"")
         );
-        let mut settings: Settings = [("user".to_owned(), Setting::Plain("bob".to_owned()))]
-            .into_iter()
-            .collect();
-        settings.insert("pin".to_owned(), Setting::Secret(secret));
+        let mut settings: Settings = [
+            ("user".to_owned(), Setting::Plain("alice".to_owned())),
+            ("pin".to_owned(), Setting::Secret(secret)),
+            ("user".to_owned(), Setting::Plain("bob".to_owned())),
+        ]
+        .into_iter()
+        .collect();
         assert_eq!(
             format!("{settings:?}"),
             r#"{"pin": <redacted>, "user": "bob"}"#

@@ -25,6 +25,7 @@
 
 mod housekeeping;
 mod lock;
+mod malloc;
 mod notify;
 mod pipeline;
 mod runtime;
@@ -34,6 +35,7 @@ mod supervisor;
 mod watchdog;
 
 pub use lock::{InstanceLock, LOCK_FILE, LockError};
+pub use malloc::limit_arenas;
 pub use notify::Notifier;
 pub use pipeline::Pipeline;
 pub use runtime::{ReloadError, RunError, RunOptions, run};

@@ -1,6 +1,6 @@
 //! [`Pipeline`]: the handles opened once per daemon run and shared by every
 //! service — the state database, the metrics registry, the clock, the
-//! plugin host, the stores' push inboxes and the fence (whether this node
+//! plugin host, the stores' push inboxes, the sweep gate and the fence (whether this node
 //! may still act for a store or channel: always on one node, its leases in
 //! a cluster).
 
@@ -9,6 +9,7 @@ use std::sync::Arc;
 use crate::clock::{SharedClock, SystemClock};
 use crate::metrics::Metrics;
 use crate::plugin::PluginHost;
+use crate::poll::gate::SweepGate;
 use crate::poll::idle::{IdlePolls, LiveStatusStore, WriteIdle};
 use crate::poll::inbox::PushInboxes;
 use crate::queue::redb::{RedbOptions, RedbStore};
@@ -36,6 +37,8 @@ pub struct Pipeline {
     /// Asked before every send (and by the cluster backend before every
     /// write): [`Unfenced`] on one node, the node's leases in a cluster.
     pub fence: Arc<dyn Fence>,
+    /// How many sweeps of all stores may be under way at once.
+    pub sweeps: SweepGate,
 }
 
 impl Pipeline {
@@ -61,6 +64,7 @@ impl Pipeline {
             host,
             pushes: PushInboxes::new(),
             fence: Arc::new(Unfenced),
+            sweeps: SweepGate::default(),
         })
     }
 
@@ -82,6 +86,7 @@ impl Pipeline {
             host,
             pushes: PushInboxes::new(),
             fence,
+            sweeps: SweepGate::default(),
         }
     }
 

@@ -158,6 +158,7 @@ impl ServiceEnv {
             pushes,
             fence,
             idle,
+            sweeps,
             ..
         } = self.pipeline.clone();
         let state = self.state.clone();
@@ -219,6 +220,7 @@ impl ServiceEnv {
                         heartbeat,
                         shutdown,
                         Some(idle),
+                        sweeps,
                     )
                     .await;
                 }

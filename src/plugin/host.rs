@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Once};
+use std::sync::{Arc, Mutex, Once, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -354,6 +354,7 @@ impl PluginHost {
                 source: compiled.source,
                 description,
                 binding: compiled.binding,
+                last_allowlist: Mutex::new(None),
             }),
         })
     }
@@ -636,7 +637,15 @@ fn instance_context(
             );
         }
     }
-    let mut settings = config.settings.clone();
+    // Sized exactly: a daemon keeps one of these per store, and growing it
+    // by pushes left half of every table unused.
+    let defaults = info
+        .config_keys
+        .iter()
+        .filter(|key| key.default_value.is_some() && !is_set(&key.name))
+        .count();
+    let mut settings = Vec::with_capacity(config.settings.len() + defaults);
+    settings.extend(config.settings.iter().cloned());
     for key in &info.config_keys {
         if let (Some(default), false) = (&key.default_value, is_set(&key.name)) {
             settings.push((key.name.clone(), default.clone()));
@@ -666,8 +675,22 @@ fn instance_context(
     );
 
     let hosts = config.allowed_hosts.as_ref().unwrap_or(&info.default_hosts);
-    let allowlist =
-        AllowList::parse(hosts).map_err(|why| misconfigured(format!("allowed host {why}")))?;
+    let allowlist = {
+        let mut last = plugin
+            .inner
+            .last_allowlist
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match last.as_ref() {
+            Some((entries, allowlist)) if entries == hosts => allowlist.clone(),
+            _ => {
+                let allowlist = AllowList::parse(hosts)
+                    .map_err(|why| misconfigured(format!("allowed host {why}")))?;
+                *last = Some((hosts.clone(), allowlist.clone()));
+                allowlist
+            }
+        }
+    };
     let user_agent = format!(
         "arauto/{} (plugin {}/{})",
         env!("CARGO_PKG_VERSION"),
@@ -771,6 +794,11 @@ struct PluginInner {
     source: ArtifactSource,
     description: Description,
     binding: WorldBinding,
+    /// The allowlist last parsed for an instance of this plugin, with the
+    /// entries it was parsed from: the next instance with the same entries
+    /// (every store of a platform, usually) shares it instead of parsing
+    /// its own.
+    last_allowlist: Mutex<Option<(Vec<String>, AllowList)>>,
 }
 
 impl fmt::Debug for Plugin {

@@ -19,6 +19,8 @@ impl Redactor {
         let mut secrets: Vec<String> = values.into_iter().filter(|v| !v.is_empty()).collect();
         secrets.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
         secrets.dedup();
+        // Kept for the instance's lifetime, one per store.
+        secrets.shrink_to_fit();
         Self { secrets }
     }
 

@@ -10,7 +10,9 @@
 //!   sooner, nothing more.
 //! * [`idle`] — polls that find nothing new, kept in memory instead of
 //!   written.
+//! * [`gate`] — how many sweeps of all stores may be under way at once.
 
+pub mod gate;
 pub mod idle;
 pub mod inbox;
 mod invalid;

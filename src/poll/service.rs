@@ -27,6 +27,7 @@ use jiff::SignedDuration;
 use rand::RngExt;
 use tokio_util::sync::CancellationToken;
 
+use super::gate::SweepGate;
 use super::idle::IdlePolls;
 use super::inbox::PushInbox;
 use super::sweep::{Sweep, SweepError};
@@ -65,7 +66,8 @@ const MAX_CREDENTIAL_RECHECK: Duration = Duration::from_secs(300);
 /// except while the store is paused on refused credentials.
 ///
 /// Polls that find nothing new are kept in `idle` (when given) and written
-/// when the loop ends.
+/// when the loop ends. A sweep (or credentials check) starts only with a
+/// permit of `gate`, shared by every store of the daemon.
 #[allow(clippy::too_many_arguments)]
 pub async fn run(
     store_id: String,
@@ -77,6 +79,7 @@ pub async fn run(
     heartbeat: Heartbeat,
     shutdown: CancellationToken,
     idle: Option<Arc<IdlePolls>>,
+    gate: SweepGate,
 ) {
     poll_until_stopped(
         &store_id,
@@ -88,10 +91,13 @@ pub async fn run(
         heartbeat,
         shutdown,
         idle.as_deref(),
+        &gate,
     )
     .await;
     if let Some(idle) = idle {
-        idle.flush(&store_id, db.as_ref()).await;
+        // Boxed: inline, the flush's state machine would be part of every
+        // store's poller future for the whole run, though it runs once.
+        Box::pin(idle.flush(&store_id, db.as_ref())).await;
     }
 }
 
@@ -106,6 +112,7 @@ async fn poll_until_stopped(
     heartbeat: Heartbeat,
     shutdown: CancellationToken,
     idle: Option<&IdlePolls>,
+    gate: &SweepGate,
 ) {
     let mut generation = state_handle.subscribe();
     let spread = state_handle
@@ -181,6 +188,17 @@ async fn poll_until_stopped(
                 continue;
             }
         }
+        // Before anything of the sweep exists (see `super::gate`). The
+        // watchdog's heartbeat keeps beating while the store waits its turn.
+        let enter = gate.enter();
+        tokio::pin!(enter);
+        let _turn = loop {
+            tokio::select! {
+                turn = &mut enter => break turn,
+                _ = beat.tick() => heartbeat.beat(),
+                () = shutdown.cancelled() => return,
+            }
+        };
         let state = state_handle.load();
         let Some(store) = state.stores.get(store_id).cloned() else {
             return;

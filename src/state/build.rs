@@ -24,6 +24,7 @@ use crate::template::{ProviderTemplateSpec, TemplateConfig, TemplateSource, Temp
 use super::channel::ChannelRuntime;
 use super::problem::{BuildError, BuildProblem};
 use super::snapshot::State;
+use super::store::DEFAULT_MAX_ATTEMPTS;
 use super::store::StoreRuntime;
 
 /// How to build: what holds for the daemon's whole life, not for one
@@ -134,9 +135,10 @@ async fn assemble(
         }
     }
 
+    let per_kind = Arc::new(kind_timings(config));
     let mut stores = BTreeMap::new();
     for store in config.stores.values() {
-        match build_store(config, store, host, &mut plugins).await {
+        match build_store(config, store, host, &mut plugins, &per_kind).await {
             Ok(runtime) => {
                 stores.insert(store.id.clone(), Arc::new(runtime));
             }
@@ -327,11 +329,35 @@ fn instance_or_problems<T>(
     }
 }
 
+/// The `[notifications]` timing of every kind whose timing differs from the
+/// built-in one: a kind not listed gets `KindTiming::default_for` (see
+/// `TimingPolicy::for_kind`). The same for every store, so built once and
+/// shared.
+fn kind_timings(config: &Config) -> BTreeMap<NotificationKind, KindTiming> {
+    NotificationKind::ALL
+        .into_iter()
+        .map(|kind| {
+            let n = config.notification(kind);
+            let timing = KindTiming {
+                delay: n.delay,
+                expiry: n.expiry,
+                quiet_hours: match n.quiet_hours {
+                    QuietHoursPolicy::Defer => QuietHoursMode::Defer,
+                    QuietHoursPolicy::Ignore => QuietHoursMode::Ignore,
+                },
+            };
+            (kind, timing)
+        })
+        .filter(|(kind, timing)| *timing != KindTiming::default_for(*kind))
+        .collect()
+}
+
 async fn build_store(
     config: &Config,
     store: &Arc<StoreConfig>,
     host: &PluginHost,
     plugins: &mut PluginCache,
+    per_kind: &Arc<BTreeMap<NotificationKind, KindTiming>>,
 ) -> Result<StoreRuntime, Vec<BuildProblem>> {
     let component = format!("stores.{}", store.id);
     let plugin = plugins
@@ -402,21 +428,6 @@ async fn build_store(
         ),
         None => None,
     };
-    let per_kind = NotificationKind::ALL
-        .into_iter()
-        .map(|kind| {
-            let n = config.notification(kind);
-            let timing = KindTiming {
-                delay: n.delay,
-                expiry: n.expiry,
-                quiet_hours: match n.quiet_hours {
-                    QuietHoursPolicy::Defer => QuietHoursMode::Defer,
-                    QuietHoursPolicy::Ignore => QuietHoursMode::Ignore,
-                },
-            };
-            (kind, timing)
-        })
-        .collect();
     let enabled = NotificationKind::ALL
         .into_iter()
         .filter(|kind| config.notification(*kind).enabled)
@@ -452,14 +463,17 @@ async fn build_store(
         seed_cutoff: store.first_sync_cutoff,
         timing: TimingPolicy {
             quiet_hours,
-            per_kind,
+            per_kind: Arc::clone(per_kind),
         },
         tracking_implies_shipped: true,
     };
+    // Only channels whose `max_attempts` is not the default one
+    // `StoreRuntime::max_attempts` falls back to: no table per store otherwise.
     let channel_attempts = store
         .channels
         .iter()
         .filter_map(|id| config.channels.get(id))
+        .filter(|channel| channel.max_attempts != DEFAULT_MAX_ATTEMPTS)
         .map(|channel| (channel.id.clone(), channel.max_attempts))
         .collect();
     let kind_attempts = NotificationKind::ALL
