@@ -116,6 +116,9 @@ pub enum CheckItem {
     ClusterReplicas,
     /// Cluster: the live nodes and who owns a store or channel.
     ClusterOwnership,
+    /// Cluster: whether one of the node's views (jobs, history, status,
+    /// ownership buckets) holds everything its stream holds.
+    ClusterView,
 }
 
 /// One line of the checklist.
@@ -382,6 +385,13 @@ async fn make(
         sections.push(channel_section(ctx, channel, live.channels.get(&channel.config.id)).await?);
     }
     sections.extend(skipped_sections(ctx, state, query));
+    if let Some(views) = ctx
+        .daemon
+        .as_ref()
+        .and_then(|daemon| views_section(ctx, &daemon.views))
+    {
+        sections.push(views);
+    }
     Ok(Checklist::new(
         config.source_path().display().to_string(),
         ctx.daemon.is_some(),
@@ -431,6 +441,40 @@ async fn live_checks(
         };
     }
     results
+}
+
+/// A cluster node's views: each one current, or red with since when it is
+/// stale and why (while one is, the node takes no new lease and its reads of
+/// that view may miss writes of other nodes). `None` on a single node.
+fn views_section(
+    ctx: &Context,
+    views: &[(String, crate::queue::nats::Freshness)],
+) -> Option<CheckSection> {
+    use crate::queue::nats::Freshness;
+    if views.is_empty() {
+        return None;
+    }
+    let mut s = SectionBuilder::new(
+        SectionKind::General,
+        Some("cluster-views"),
+        "cluster views of this node".to_owned(),
+    );
+    for (view, freshness) in views {
+        match freshness {
+            Freshness::Current => s.ok(CheckItem::ClusterView, format!("{view}: current")),
+            Freshness::Stale { since, reason } => s.fail(
+                CheckItem::ClusterView,
+                format!(
+                    "{view}: stale since {} ({reason})",
+                    local(*since, &ctx.config.daemon.timezone)
+                ),
+                "the node reopens the view by itself once the stream's leader answers; if it \
+                 stays stale, check the nats-servers (arauto check's cluster section) and the \
+                 node's log",
+            ),
+        }
+    }
+    Some(s.finish())
 }
 
 /// One red section per store or channel the daemon left out at start because
