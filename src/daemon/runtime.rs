@@ -389,7 +389,9 @@ fn is_permanent_start_error(error: &RunError) -> bool {
             OwnershipError::SlotCount { .. } | OwnershipError::DuplicateNode { .. },
         ) => return true,
         RunError::Database(
-            StateError::Invalid { .. } | StateError::NewerSchema { .. } | StateError::Corrupt { .. },
+            StateError::Invalid { .. }
+            | StateError::NewerSchema { .. }
+            | StateError::Corrupt { .. },
         ) => return true,
         RunError::Ownership(_) | RunError::Database(_) => {}
         _ => return true,

@@ -388,7 +388,7 @@ async fn make(
     if let Some(views) = ctx
         .daemon
         .as_ref()
-        .and_then(|daemon| views_section(ctx, &daemon.views))
+        .and_then(|daemon| views_section(&config.daemon.timezone, &daemon.views))
     {
         sections.push(views);
     }
@@ -447,7 +447,7 @@ async fn live_checks(
 /// stale and why (while one is, the node takes no new lease and its reads of
 /// that view may miss writes of other nodes). `None` on a single node.
 fn views_section(
-    ctx: &Context,
+    tz: &jiff::tz::TimeZone,
     views: &[(String, crate::queue::nats::Freshness)],
 ) -> Option<CheckSection> {
     use crate::queue::nats::Freshness;
@@ -464,10 +464,7 @@ fn views_section(
             Freshness::Current => s.ok(CheckItem::ClusterView, format!("{view}: current")),
             Freshness::Stale { since, reason } => s.fail(
                 CheckItem::ClusterView,
-                format!(
-                    "{view}: stale since {} ({reason})",
-                    local(*since, &ctx.config.daemon.timezone)
-                ),
+                format!("{view}: stale since {} ({reason})", local(*since, tz)),
                 "the node reopens the view by itself once the stream's leader answers; if it \
                  stays stale, check the nats-servers (arauto check's cluster section) and the \
                  node's log",
@@ -1551,5 +1548,39 @@ mod tests {
             later.iter().all(|l| l.item != CheckItem::FutureTimestamps),
             "forgotten after a day"
         );
+    }
+}
+
+#[cfg(test)]
+mod view_tests {
+    use super::*;
+    use crate::queue::nats::Freshness;
+
+    #[test]
+    fn a_stale_view_is_red_with_since_and_why_a_current_one_green() {
+        let since: Timestamp = "2026-12-07T14:00:00Z".parse().expect("timestamp");
+        let views = vec![
+            ("bucket arauto_jobs".to_owned(), Freshness::Current),
+            (
+                "stream arauto_history".to_owned(),
+                Freshness::Stale {
+                    since,
+                    reason: "sequence 42 is not delivered".to_owned(),
+                },
+            ),
+        ];
+        let section = views_section(&jiff::tz::TimeZone::UTC, &views).expect("a section");
+        assert_eq!(section.status, Level::Fail);
+        assert_eq!(section.lines[0].status, Level::Ok);
+        assert_eq!(section.lines[0].text, "bucket arauto_jobs: current");
+        assert_eq!(section.lines[1].status, Level::Fail);
+        let stale = &section.lines[1].text;
+        assert!(
+            stale.starts_with("stream arauto_history: stale since "),
+            "{stale}"
+        );
+        assert!(stale.contains("14:00"), "{stale}");
+        assert!(stale.ends_with("(sequence 42 is not delivered)"), "{stale}");
+        assert!(views_section(&jiff::tz::TimeZone::UTC, &[]).is_none());
     }
 }
