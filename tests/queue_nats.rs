@@ -1268,3 +1268,43 @@ async fn a_recovered_fallback_intent_whose_fallback_exists_ends_the_original() -
     assert_eq!(on_sms.id, fallback_id);
     Ok(())
 }
+
+/// The send path starts from the node's own last writes (its claim, its
+/// last channel-status write) without reading them: a write another node
+/// made in between (here an operator's pause) makes that compare-and-set
+/// fail, and the completion then works on the record read from the stream's
+/// leader, so the other node's write stays and the send is counted. (A
+/// claim taken over meanwhile: `a_channel_taken_over_…` above.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completions_from_own_writes_never_overwrite_another_nodes_write() -> Result<()> {
+    let f = Fixture::new().await?;
+    f.enqueue_one(new_job("wa", "1", "order-paid", f.now()))
+        .await?;
+    f.enqueue_one(new_job("wa", "2", "order-paid", f.now()))
+        .await?;
+    let first = f.claim_one("wa", f.now()).await?;
+    f.store
+        .complete(first.claim(), sent(f.now(), "2025-03-14"))
+        .await?;
+    let second = f.claim_one("wa", f.at(1)).await?;
+
+    // Another node (an operator's CLI) pauses the channel meanwhile.
+    let other = f.server.node(Arc::new(Unfenced)).await?;
+    other.set_clock(Arc::new(f.clock.clone()));
+    other
+        .pause_channel("wa", "operator".to_owned(), false)
+        .await?;
+
+    let done = f
+        .store
+        .complete(second.claim(), sent(f.at(3), "2025-03-14"))
+        .await?;
+    assert_eq!(done.state, JobState::Sent);
+    let status = f.store.channel_status("wa").await?;
+    assert_eq!(status.sent_today, 2);
+    assert!(
+        status.paused.is_some(),
+        "the pause was overwritten: {status:?}"
+    );
+    Ok(())
+}

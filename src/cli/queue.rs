@@ -47,6 +47,9 @@ pub enum QueueCommand {
 
 /// `arauto queue list`.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "With [cluster] and no daemon answering on this machine, the command reads the cluster's whole jobs bucket and history stream before it answers (it has no index by store or channel yet): on a big cluster, run it on a node whose daemon is up, which answers from its own views."
+)]
 pub struct ListArgs {
     #[command(flatten)]
     #[allow(missing_docs)]

@@ -22,7 +22,7 @@ const REPORT_TIMEOUT: Duration = Duration::from_secs(120);
     after_help = "Counts are kept per local day (daemon.timezone), so the window is \
 rounded out to whole days: --since 24h counts from 00:00 of the day that contained \
 \"now - 24h\" (yesterday and today so far), --since 7d the last 7 days plus today. \
-'pending' and 'sending' are the jobs not finished right now, whatever their age."
+'pending' and 'sending' are the jobs not finished right now, whatever their age.\n\nWith [cluster] and no daemon answering on this machine, the command reads the cluster's whole jobs bucket and history stream before it answers (it has no index by store or channel yet): on a big cluster, run it on a node whose daemon is up, which answers from its own views."
 )]
 pub struct ReportArgs {
     #[command(flatten)]

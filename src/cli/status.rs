@@ -15,6 +15,9 @@ use crate::control::{Client, ClientError, Request, Response};
 
 /// `arauto status`.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "With [cluster], the cluster part reads the ownership buckets, every store's and channel's status and the whole jobs bucket (for each channel's pending and running counts) before it answers."
+)]
 pub struct StatusArgs {
     #[command(flatten)]
     #[allow(missing_docs)]

@@ -295,6 +295,7 @@ impl ControlContext {
                 config_loaded_at: state.built_at,
                 last_reload: runtime.last_reload(),
                 pushes: self.pushes.stats(),
+                views: runtime.view_freshness(),
             }),
             state: Some(state),
             store: Some(self.db.clone()),

@@ -197,6 +197,9 @@ pub async fn run(
     let mut owned = node.as_ref().map(|node| node.ownership.owned());
 
     let info = Arc::new(RuntimeInfo::new(options.config_path.clone()));
+    if let Some(node) = &node {
+        info.set_view_source(node.view_source());
+    }
     let env = ServiceEnv {
         pipeline,
         state: StateHandle::new(state.clone()),
@@ -357,9 +360,56 @@ const START_STEP_LIMIT: Duration = Duration::from_secs(30);
 /// within seconds; a cluster that stays silent this long is down).
 const START_STEP_ATTEMPTS: u32 = 3;
 
+/// JetStream API errors that say the cluster is between leaders or still
+/// forming: the same request succeeds once an election is over.
+const TRANSIENT_JETSTREAM_CODES: [async_nats::jetstream::ErrorCode; 8] = {
+    use async_nats::jetstream::ErrorCode;
+    [
+        ErrorCode::CLUSTER_NOT_AVAILABLE,
+        ErrorCode::CLUSTER_NOT_ACTIVE,
+        ErrorCode::CLUSTER_NOT_LEADER,
+        ErrorCode::CLUSTER_NO_PEERS,
+        ErrorCode::CLUSTER_INCOMPLETE,
+        ErrorCode::CLUSTER_NOT_ASSIGNED,
+        ErrorCode::RAFT_GENERAL,
+        ErrorCode::STREAM_ASSIGNMENT,
+    ]
+};
+
+/// Whether a failed start-up step fails the same way however often it is
+/// tried: a setting that disagrees with the cluster (`lease_slots`, a stream
+/// or bucket configured otherwise, replicas the cluster cannot place), a
+/// state written by a newer arauto, an unreadable record, or any answer of
+/// the JetStream API refusing the request. Connection losses, timeouts and
+/// leader elections are transient: the step is tried again.
+fn is_permanent_start_error(error: &RunError) -> bool {
+    use crate::queue::Error as StateError;
+    match error {
+        RunError::Ownership(
+            OwnershipError::SlotCount { .. } | OwnershipError::DuplicateNode { .. },
+        ) => return true,
+        RunError::Database(
+            StateError::Invalid { .. }
+            | StateError::NewerSchema { .. }
+            | StateError::Corrupt { .. },
+        ) => return true,
+        RunError::Ownership(_) | RunError::Database(_) => {}
+        _ => return true,
+    }
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = cause {
+        if let Some(refusal) = current.downcast_ref::<async_nats::jetstream::Error>() {
+            return !TRANSIENT_JETSTREAM_CODES.contains(&refusal.error_code());
+        }
+        cause = current.source();
+    }
+    false
+}
+
 /// Runs one start-up step against NATS, each attempt bounded by
-/// [`START_STEP_LIMIT`], retried with a log line on failure or timeout; the
-/// last failure is the start-up's error.
+/// [`START_STEP_LIMIT`], retried with a log line on a transient failure or a
+/// timeout; a permanent failure ([`is_permanent_start_error`]) and the last
+/// transient one are the start-up's error.
 async fn start_step<T, E, Step, Attempt>(
     node: &str,
     step: &'static str,
@@ -368,14 +418,17 @@ async fn start_step<T, E, Step, Attempt>(
 where
     Step: FnMut() -> Attempt,
     Attempt: std::future::Future<Output = Result<T, E>>,
-    E: Into<RunError> + std::fmt::Display,
+    E: Into<RunError>,
 {
     for tried in 1..=START_STEP_ATTEMPTS {
         let last = tried == START_STEP_ATTEMPTS;
         match tokio::time::timeout(START_STEP_LIMIT, attempt()).await {
             Ok(Ok(value)) => return Ok(value),
-            Ok(Err(error)) if last => return Err(error.into()),
             Ok(Err(error)) => {
+                let error: RunError = error.into();
+                if last || is_permanent_start_error(&error) {
+                    return Err(error);
+                }
                 tracing::warn!(
                     node,
                     "cluster start-up: {step} failed (attempt {tried} of {START_STEP_ATTEMPTS}), retrying: {error}"
@@ -404,6 +457,8 @@ where
 /// A cluster node's part in the run: its leases and the loop renewing them.
 struct ClusterNode {
     ownership: Ownership,
+    /// The JetStream state, for its views' freshness (`arauto check`).
+    db: Arc<NatsStore>,
     stop: CancellationToken,
     driver: tokio::task::JoinHandle<()>,
 }
@@ -467,7 +522,8 @@ impl ClusterNode {
                 "cannot apply daemon.history_retention to the cluster's history: {error}"
             );
         }
-        let pipeline = Pipeline::cluster(state, Arc::new(db), fence, host);
+        let db = Arc::new(db);
+        let pipeline = Pipeline::cluster(state, db.clone(), fence, host);
         ownership.set_resources(resources(state));
         let stop = CancellationToken::new();
         // Pushes verified here reach the node polling the store, and theirs reach us.
@@ -497,10 +553,22 @@ impl ClusterNode {
             pipeline,
             Self {
                 ownership,
+                db,
                 stop,
                 driver,
             },
         ))
+    }
+
+    /// Reads this node's views for `arauto check`: the state's jobs,
+    /// history and status views, then both ownership buckets.
+    fn view_source(&self) -> crate::state::ViewSource {
+        let (db, ownership) = (self.db.clone(), self.ownership.clone());
+        Arc::new(move || {
+            let mut views = db.view_freshness();
+            views.extend(ownership.view_freshness());
+            views
+        })
     }
 
     /// Run the pollers and dispatchers of what the node holds now (the
@@ -749,4 +817,29 @@ fn status_line(state: &State) -> String {
         line.push_str(" [dry run: nothing is sent]");
     }
     line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_setting_that_disagrees_with_the_cluster_is_permanent_a_lost_connection_is_not() {
+        let slots = RunError::Ownership(OwnershipError::SlotCount {
+            configured: 64,
+            cluster: "128".to_owned(),
+            bucket: "arauto_leases".to_owned(),
+        });
+        assert!(is_permanent_start_error(&slots));
+        let lost = RunError::Ownership(OwnershipError::Read {
+            bucket: "arauto_leases".to_owned(),
+            source: Box::new(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)),
+        });
+        assert!(!is_permanent_start_error(&lost));
+        let newer = RunError::Database(crate::queue::Error::Invalid {
+            what: "stream arauto_jobs".to_owned(),
+            reason: "replicas".to_owned(),
+        });
+        assert!(is_permanent_start_error(&newer));
+    }
 }

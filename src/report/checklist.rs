@@ -116,6 +116,9 @@ pub enum CheckItem {
     ClusterReplicas,
     /// Cluster: the live nodes and who owns a store or channel.
     ClusterOwnership,
+    /// Cluster: whether one of the node's views (jobs, history, status,
+    /// ownership buckets) holds everything its stream holds.
+    ClusterView,
 }
 
 /// One line of the checklist.
@@ -382,6 +385,13 @@ async fn make(
         sections.push(channel_section(ctx, channel, live.channels.get(&channel.config.id)).await?);
     }
     sections.extend(skipped_sections(ctx, state, query));
+    if let Some(views) = ctx
+        .daemon
+        .as_ref()
+        .and_then(|daemon| views_section(&config.daemon.timezone, &daemon.views))
+    {
+        sections.push(views);
+    }
     Ok(Checklist::new(
         config.source_path().display().to_string(),
         ctx.daemon.is_some(),
@@ -431,6 +441,37 @@ async fn live_checks(
         };
     }
     results
+}
+
+/// A cluster node's views: each one current, or red with since when it is
+/// stale and why (while one is, the node takes no new lease and its reads of
+/// that view may miss writes of other nodes). `None` on a single node.
+fn views_section(
+    tz: &jiff::tz::TimeZone,
+    views: &[(String, crate::queue::nats::Freshness)],
+) -> Option<CheckSection> {
+    use crate::queue::nats::Freshness;
+    if views.is_empty() {
+        return None;
+    }
+    let mut s = SectionBuilder::new(
+        SectionKind::General,
+        Some("cluster-views"),
+        "cluster views of this node".to_owned(),
+    );
+    for (view, freshness) in views {
+        match freshness {
+            Freshness::Current => s.ok(CheckItem::ClusterView, format!("{view}: current")),
+            Freshness::Stale { since, reason } => s.fail(
+                CheckItem::ClusterView,
+                format!("{view}: stale since {} ({reason})", local(*since, tz)),
+                "the node reopens the view by itself once the stream's leader answers; if it \
+                 stays stale, check the nats-servers (arauto check's cluster section) and the \
+                 node's log",
+            ),
+        }
+    }
+    Some(s.finish())
 }
 
 /// One red section per store or channel the daemon left out at start because
@@ -1507,5 +1548,39 @@ mod tests {
             later.iter().all(|l| l.item != CheckItem::FutureTimestamps),
             "forgotten after a day"
         );
+    }
+}
+
+#[cfg(test)]
+mod view_tests {
+    use super::*;
+    use crate::queue::nats::Freshness;
+
+    #[test]
+    fn a_stale_view_is_red_with_since_and_why_a_current_one_green() {
+        let since: Timestamp = "2026-12-07T14:00:00Z".parse().expect("timestamp");
+        let views = vec![
+            ("bucket arauto_jobs".to_owned(), Freshness::Current),
+            (
+                "stream arauto_history".to_owned(),
+                Freshness::Stale {
+                    since,
+                    reason: "sequence 42 is not delivered".to_owned(),
+                },
+            ),
+        ];
+        let section = views_section(&jiff::tz::TimeZone::UTC, &views).expect("a section");
+        assert_eq!(section.status, Level::Fail);
+        assert_eq!(section.lines[0].status, Level::Ok);
+        assert_eq!(section.lines[0].text, "bucket arauto_jobs: current");
+        assert_eq!(section.lines[1].status, Level::Fail);
+        let stale = &section.lines[1].text;
+        assert!(
+            stale.starts_with("stream arauto_history: stale since "),
+            "{stale}"
+        );
+        assert!(stale.contains("14:00"), "{stale}");
+        assert!(stale.ends_with("(sequence 42 is not delivered)"), "{stale}");
+        assert!(views_section(&jiff::tz::TimeZone::UTC, &[]).is_none());
     }
 }

@@ -34,6 +34,10 @@ pub struct DaemonFacts {
     /// received none are absent).
     #[serde(default)]
     pub pushes: BTreeMap<String, PushStats>,
+    /// A cluster node's views (jobs, history, status, ownership buckets):
+    /// current, or stale since when and why. Empty on a single node.
+    #[serde(default)]
+    pub views: Vec<(String, crate::queue::nats::Freshness)>,
 }
 
 /// What the operator commands work on.

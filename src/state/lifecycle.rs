@@ -1,9 +1,11 @@
 //! Process facts of a running daemon, for `arauto status` and the reports:
 //! its phase, uptime, last reload and running services. The supervisor
-//! writes them; the control socket and the reports read them.
+//! writes them; the control socket and the reports read them. A cluster node
+//! also lends its views' freshness (jobs, history, status and ownership
+//! buckets) for `arauto check`.
 
 use std::path::PathBuf;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
@@ -41,8 +43,10 @@ struct InfoInner {
     services: Vec<String>,
 }
 
+/// Reads a cluster node's views' freshness: `(view, freshness)` pairs.
+pub type ViewSource = Arc<dyn Fn() -> Vec<(String, crate::queue::nats::Freshness)> + Send + Sync>;
+
 /// Process-wide facts for `arauto status`.
-#[derive(Debug)]
 pub struct RuntimeInfo {
     /// The daemon's pid.
     pub pid: u32,
@@ -54,6 +58,20 @@ pub struct RuntimeInfo {
     pub config_path: PathBuf,
     started: Instant,
     inner: Mutex<InfoInner>,
+    views: OnceLock<ViewSource>,
+}
+
+impl std::fmt::Debug for RuntimeInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuntimeInfo")
+            .field("pid", &self.pid)
+            .field("version", &self.version)
+            .field("started_at", &self.started_at)
+            .field("config_path", &self.config_path)
+            .field("inner", &self.inner)
+            .field("views", &self.views.get().is_some())
+            .finish()
+    }
 }
 
 impl RuntimeInfo {
@@ -70,6 +88,7 @@ impl RuntimeInfo {
                 last_reload: None,
                 services: Vec::new(),
             }),
+            views: OnceLock::new(),
         }
     }
 
@@ -105,6 +124,17 @@ impl RuntimeInfo {
     /// Record the result of a reload.
     pub fn set_last_reload(&self, outcome: ReloadOutcome) {
         self.lock().last_reload = Some(outcome);
+    }
+
+    /// A cluster node: where its views' freshness is read (set once at start).
+    pub fn set_view_source(&self, source: ViewSource) {
+        let _ = self.views.set(source);
+    }
+
+    /// A cluster node's views, each current or stale since when and why;
+    /// empty on a single node.
+    pub fn view_freshness(&self) -> Vec<(String, crate::queue::nats::Freshness)> {
+        self.views.get().map(|read| read()).unwrap_or_default()
     }
 
     /// Record the names of the running services.

@@ -17,7 +17,7 @@ mod store;
 pub use build::{BuildOptions, build};
 pub use channel::ChannelRuntime;
 pub use handle::StateHandle;
-pub use lifecycle::{Phase, ReloadOutcome, RuntimeInfo};
+pub use lifecycle::{Phase, ReloadOutcome, RuntimeInfo, ViewSource};
 pub use problem::{BuildError, BuildProblem};
 pub use snapshot::State;
 pub use store::{DEFAULT_MAX_ATTEMPTS, StoreRuntime};

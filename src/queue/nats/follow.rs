@@ -57,7 +57,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 pub(crate) const CHECK_EVERY: Duration = Duration::from_secs(3);
 
 /// Whether a view holds everything its stream held at the last look.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
 pub enum Freshness {
     /// Up to date as of the last check (or the last delivery with nothing pending).
     Current,

@@ -13,6 +13,7 @@
 //! (see `docs/cluster-state.md`).
 
 use std::collections::HashSet;
+use std::sync::{Mutex, PoisonError};
 
 use async_nats::jetstream::kv;
 use futures::TryStreamExt;
@@ -197,6 +198,9 @@ impl Inner {
             Ok(written) => {
                 // Our own write goes into our view at once (watch: issue 15).
                 self.mirror.fold_own_job(job, written, false);
+                // A claim remembered for its completion is no longer the
+                // record (a recovery, a cancel, a fallback intent).
+                self.own_writes.forget_claim(job.id);
                 Ok(Some(written))
             }
             Err(error) if error.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(None),
@@ -519,10 +523,11 @@ impl Inner {
                 running.attempt = running.attempt.saturating_add(1);
                 running.claims = running.claims.saturating_add(1);
                 running.lease_until = Some(lease_until);
-                if self
-                    .cas_job_fenced(Some(Scope::Channel(channel)), &running, stored.revision)
+                if let Some(written) = self
+                    .cas_job_at(Some(Scope::Channel(channel)), &running, stored.revision)
                     .await?
                 {
+                    self.own_writes.remember_claim(&running, written);
                     claimed.push(running);
                     break;
                 }
@@ -743,11 +748,24 @@ impl Inner {
         // Review #4: the channel's pacing counts a send before the job's
         // record says sent, once per call (not per conflict retry).
         let mut send_counted = false;
+        // The first try writes against the record this node's claim wrote
+        // (no read: a compare-and-set on that revision succeeds only if
+        // nothing changed since, so the checks below decide on the truth);
+        // a conflict re-reads from the stream's leader, as every try did.
+        // Only while this node holds the channel: no other node can have
+        // recovered or re-claimed the job meanwhile.
+        let mut own_claim = self.own_writes.take_claim(claim).filter(|stored| {
+            self.fence
+                .holds(Scope::Channel(stored.job.channel.as_str()))
+        });
         for _ in 0..CAS_ATTEMPTS {
-            let stored = self
-                .load(claim.id)
-                .await?
-                .ok_or(Error::NotFound { id: claim.id })?;
+            let stored = match own_claim.take() {
+                Some(stored) => stored,
+                None => self
+                    .load(claim.id)
+                    .await?
+                    .ok_or(Error::NotFound { id: claim.id })?,
+            };
             // Not fenced: the send this records has already happened (or
             // been given up), and refusing its record would leave the job
             // Running until recovery sends it again. The claim number and the
@@ -1150,14 +1168,125 @@ impl Inner {
             channel,
             MAX_NAME_LEN,
         )?;
-        self.update_json(
-            &self.buckets.channels,
-            &self.names.bucket("channels"),
-            &keys::channel_key(channel),
-            &|| format!("status of channel {channel:?}"),
-            update,
-        )
-        .await
+        let key = keys::channel_key(channel);
+        // The channel's holder writes its status on every send: its own
+        // last write is the first guess, and a compare-and-set on that
+        // revision succeeds only if no one wrote since (an operator's
+        // pause, another node's fallback count). On a conflict, or for a
+        // channel this node does not hold, the record is read from the
+        // stream's leader and the loop of `update_json_revision` decides.
+        if self.fence.holds(Scope::Channel(channel))
+            && let Some((mut status, revision)) = self.own_writes.channel(channel)
+        {
+            update(&mut status);
+            let bytes = Bytes::from(serde_json::to_vec(&status).map_err(|e| {
+                nats_error(format!("status of channel {channel:?}"), "encode")(boxed(e))
+            })?);
+            match self
+                .buckets
+                .channels
+                .update(key.as_str(), bytes, revision)
+                .await
+            {
+                Ok(written) => {
+                    self.own_writes.remember_channel(channel, &status, written);
+                    return Ok(status);
+                }
+                Err(error) if error.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                    self.own_writes.forget_channel(channel);
+                }
+                Err(error) => {
+                    self.own_writes.forget_channel(channel);
+                    return Err(nats_error(
+                        format!("bucket {}, key {key}", self.names.bucket("channels")),
+                        "write record",
+                    )(boxed(error)));
+                }
+            }
+        }
+        let (status, written) = self
+            .update_json_revision(
+                &self.buckets.channels,
+                &self.names.bucket("channels"),
+                &key,
+                &|| format!("status of channel {channel:?}"),
+                update,
+            )
+            .await?;
+        self.own_writes.remember_channel(channel, &status, written);
+        Ok(status)
+    }
+}
+
+/// How many records [`OwnWrites`] remembers of each kind before it starts
+/// over (a claim never completed here, e.g. recovered by another node,
+/// would otherwise stay for ever).
+const OWN_WRITES_LIMIT: usize = 4096;
+
+/// The send path's own last writes: the job each claim wrote and each
+/// channel status this node wrote, with their revisions. They are only
+/// first guesses: every write made from them is a compare-and-set on the
+/// remembered revision, which fails if anyone wrote the record since, and
+/// then the record is read from the stream's leader as before. So they
+/// save a read per completion and per channel count without deciding
+/// anything on a stale record.
+#[derive(Default)]
+pub(super) struct OwnWrites {
+    claims: Mutex<std::collections::HashMap<JobId, (Job, u64)>>,
+    channels: Mutex<std::collections::HashMap<String, (ChannelStatus, u64)>>,
+}
+
+impl OwnWrites {
+    fn remember_claim(&self, job: &Job, revision: u64) {
+        let mut claims = self.claims.lock().unwrap_or_else(PoisonError::into_inner);
+        if claims.len() >= OWN_WRITES_LIMIT {
+            claims.clear();
+        }
+        claims.insert(job.id, (job.clone(), revision));
+    }
+
+    /// The record `claim` wrote, if this node made it (and forgets it).
+    fn take_claim(&self, claim: Claim) -> Option<Stored> {
+        let (job, revision) = self
+            .claims
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&claim.id)?;
+        (job.claims == claim.claim).then_some(Stored {
+            job,
+            revision,
+            staged: false,
+        })
+    }
+
+    fn forget_claim(&self, id: JobId) {
+        self.claims
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&id);
+    }
+
+    fn channel(&self, channel: &str) -> Option<(ChannelStatus, u64)> {
+        self.channels
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(channel)
+            .cloned()
+    }
+
+    fn remember_channel(&self, channel: &str, status: &ChannelStatus, revision: u64) {
+        let mut channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
+        if channels.len() >= OWN_WRITES_LIMIT {
+            channels.clear();
+        }
+        channels.insert(channel.to_owned(), (status.clone(), revision));
+    }
+
+    fn forget_channel(&self, channel: &str) {
+        self.channels
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(channel);
     }
 }
 

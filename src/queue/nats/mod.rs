@@ -136,6 +136,9 @@ struct Inner {
     crash_after_fallback: Mutex<Option<FallbackStep>>,
     /// Per store, the revisions its running poll read ([`reads`]).
     poll_reads: Mutex<std::collections::HashMap<String, reads::PollReads>>,
+    /// The send path's own last writes, each the first guess of the next
+    /// compare-and-set on that record (see [`jobs::OwnWrites`]).
+    own_writes: jobs::OwnWrites,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -360,6 +363,7 @@ impl NatsStore {
                 crash_after: Mutex::new(None),
                 crash_after_fallback: Mutex::new(None),
                 poll_reads: Mutex::new(std::collections::HashMap::new()),
+                own_writes: jobs::OwnWrites::default(),
                 tasks: std::mem::take(&mut tasks.0),
             }),
         })
@@ -592,24 +596,8 @@ impl Inner {
     }
 
     /// Changes a JSON record under compare-and-set, re-reading and re-running
-    /// `update` on a conflict (so `update` may run more than once).
-    async fn update_json<T>(
-        &self,
-        bucket: &kv::Store,
-        bucket_name: &str,
-        key: &str,
-        what: &(dyn Fn() -> String + Sync),
-        update: &mut (dyn FnMut(&mut T) + Send),
-    ) -> Result<T>
-    where
-        T: serde::de::DeserializeOwned + Serialize + Default,
-    {
-        self.update_json_revision(bucket, bucket_name, key, what, update)
-            .await
-            .map(|(value, _)| value)
-    }
-
-    /// [`Inner::update_json`], also returning the revision written.
+    /// `update` on a conflict (so `update` may run more than once); answers
+    /// the record and the revision written.
     async fn update_json_revision<T>(
         &self,
         bucket: &kv::Store,
