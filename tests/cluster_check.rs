@@ -9,27 +9,12 @@
 
 mod support;
 
-use arauto_sim::channels::Provider;
 use support::cluster::{Cluster, Node};
-use support::nats::NatsCluster;
 use support::operator;
-use support::system::{ChannelKnobs, StoreKnobs, World};
 
 #[test]
 fn check_shows_each_view_of_the_node_as_current() {
-    let world = World::new();
-    let hook = world.channel(Provider::Webhook);
-    let shops = vec![world.shop("s01")];
-    let mut cluster = Cluster {
-        nodes: Vec::new(),
-        world,
-        nats: NatsCluster::single(),
-        hook,
-        shops,
-        channels: vec!["c01".to_owned()],
-        channel_knobs: ChannelKnobs::default,
-        store_knobs: StoreKnobs::default,
-    };
+    let mut cluster = Cluster::single(1, 1);
     let daemon = cluster.world.start(&cluster.tables("node-a"), &[]);
     cluster.nodes.push(Node {
         name: "node-a".to_owned(),

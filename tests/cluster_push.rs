@@ -14,11 +14,9 @@ mod support;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 
-use arauto_sim::channels::Provider;
 use support::cluster::{Cluster, Node};
 use support::daemon::{Daemon, PATIENCE};
-use support::nats::NatsCluster;
-use support::system::{ChannelKnobs, StoreKnobs, World, create, field, order_for, wait_polls};
+use support::system::{StoreKnobs, create, field, order_for, wait_polls};
 
 /// The store's `webhook_token`.
 const TOKEN: &str = "tok-cluster-push-9Xq4";
@@ -92,19 +90,8 @@ fn push(addr: SocketAddr, store: &str, numero: u64) -> (u16, String) {
 #[test]
 fn a_push_at_the_node_without_the_store_makes_the_owner_sweep() {
     // One nats-server (Cluster::new wants a clustered NATS of two or more).
-    let world = World::new();
-    let hook = world.channel(Provider::Webhook);
-    let shops = vec![world.shop("s01")];
-    let mut cluster = Cluster {
-        nodes: Vec::new(),
-        world,
-        nats: NatsCluster::single(),
-        hook,
-        shops,
-        channels: vec!["c01".to_owned()],
-        channel_knobs: ChannelKnobs::default,
-        store_knobs: push_knobs,
-    };
+    let mut cluster = Cluster::single(1, 1);
+    cluster.store_knobs = push_knobs;
     for name in ["node-a", "node-b"] {
         let daemon = cluster.world.start(&tables(&cluster, name), &[]);
         cluster.nodes.push(Node {

@@ -10,27 +10,12 @@
 
 mod support;
 
-use arauto_sim::channels::Provider;
 use support::cluster::{Cluster, Node};
 use support::daemon::PATIENCE;
-use support::nats::NatsCluster;
-use support::system::{ChannelKnobs, StoreKnobs, World};
 
 #[test]
 fn a_node_with_another_slot_count_refuses_to_start() {
-    let world = World::new();
-    let hook = world.channel(Provider::Webhook);
-    let shops = vec![world.shop("s01"), world.shop("s02")];
-    let mut cluster = Cluster {
-        nodes: Vec::new(),
-        world,
-        nats: NatsCluster::single(),
-        hook,
-        shops,
-        channels: vec!["c01".to_owned()],
-        channel_knobs: ChannelKnobs::default,
-        store_knobs: StoreKnobs::default,
-    };
+    let mut cluster = Cluster::single(2, 1);
     let daemon = cluster.world.start(&cluster.tables("node-a"), &[]);
     cluster.nodes.push(Node {
         name: "node-a".to_owned(),

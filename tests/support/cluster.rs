@@ -143,7 +143,15 @@ impl Cluster {
     /// `nats_servers` nats-servers, `stores` shops (`s01`, `s02`, …) and
     /// `channels` webhook channels (`c01`, …) on the fakes; no node yet.
     pub fn new(nats_servers: usize, stores: usize, channels: usize) -> Self {
-        let nats = NatsCluster::start(nats_servers);
+        Self::on(NatsCluster::start(nats_servers), stores, channels)
+    }
+
+    /// [`Cluster::new`] on one nats-server (no clustered NATS).
+    pub fn single(stores: usize, channels: usize) -> Self {
+        Self::on(NatsCluster::single(), stores, channels)
+    }
+
+    fn on(nats: NatsCluster, stores: usize, channels: usize) -> Self {
         let world = World::new();
         let hook = world.channel(Provider::Webhook);
         let shops = (1..=stores)
