@@ -416,16 +416,16 @@ impl Dispatcher {
                 // for a claim made with the last completion.
                 let why = if !chain {
                     Some("the channel is paced since the configuration was reloaded")
-                } else if self
-                    .db
-                    .channel_status(self.channel.as_str())
-                    .await?
-                    .paused
-                    .is_some()
-                {
-                    Some("the channel was paused")
                 } else {
-                    None
+                    match self.db.channel_status(self.channel.as_str()).await {
+                        Ok(status) if status.paused.is_some() => Some("the channel was paused"),
+                        Ok(_) => None,
+                        Err(error) => {
+                            self.give_back(&job, "its channel's status could not be read")
+                                .await;
+                            return Err(error);
+                        }
+                    }
                 };
                 match why {
                     Some(why) => {
