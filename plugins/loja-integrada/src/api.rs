@@ -6,6 +6,7 @@ use arauto_plugin_sdk::connector::{PluginError, misconfigured, permanent, retrya
 use jiff::civil::DateTime;
 use serde_json::Value;
 
+use crate::doc::{Json, Node};
 use crate::settings::Settings;
 use crate::time::from_unix_ms;
 
@@ -16,11 +17,12 @@ pub const DEFAULT_RATE_LIMIT_BACKOFF_MS: u64 = 10_000;
 /// Characters of a response body quoted in error messages.
 const EXCERPT_CHARS: usize = 200;
 
-/// One `pedido/search` page.
+/// One `pedido/search` page, borrowing text from its response body
+/// ([`Listing`]).
 #[derive(Debug)]
-pub struct SearchPage {
+pub struct SearchPage<'body> {
     /// The summary rows.
-    pub rows: Vec<Value>,
+    pub rows: Vec<Json<'body>>,
     /// `meta.limit`: the page size LI actually applied (it clamps silently).
     pub limit: Option<u64>,
     /// `meta.total_count`.
@@ -65,6 +67,14 @@ pub fn message_of(error: &PluginError) -> &str {
         PluginError::Retryable(e) => &e.message,
         PluginError::Permanent(m) | PluginError::Misconfigured(m) => m,
     }
+}
+
+/// A `pedido/search` answer, read into a [`SearchPage`] by [`Listing::page`]
+/// (the page borrows its text from the body kept here).
+pub struct Listing {
+    response: HttpResponse,
+    what: String,
+    offset: u64,
 }
 
 /// The LI API as seen through the host's HTTP import.
@@ -222,8 +232,12 @@ impl<'a> Api<'a> {
     }
 
     /// Parse the body as JSON; malformed bodies are retryable, quoting what arrived.
-    fn json(&self, response: &HttpResponse, what: &str) -> Result<Value, PluginError> {
-        serde_json::from_slice(&response.body).map_err(|e| {
+    fn json<'body>(
+        &self,
+        response: &'body HttpResponse,
+        what: &str,
+    ) -> Result<Json<'body>, PluginError> {
+        Json::parse(&response.body).map_err(|e| {
             retryable(format!(
                 "malformed JSON from Loja Integrada while {what} (GET {}, HTTP {}): {e}; body starts with: {}",
                 redact_url(&response.url),
@@ -233,14 +247,14 @@ impl<'a> Api<'a> {
         })
     }
 
-    fn objects(
+    fn objects<'body>(
         &self,
-        response: &HttpResponse,
+        response: &'body HttpResponse,
         what: &str,
-    ) -> Result<(Value, Vec<Value>), PluginError> {
+    ) -> Result<(Json<'body>, Vec<Json<'body>>), PluginError> {
         let mut doc = self.json(response, what)?;
-        match doc.get_mut("objects").map(Value::take) {
-            Some(Value::Array(rows)) => Ok((doc, rows)),
+        match doc.take("objects") {
+            Some(Json::Array(rows)) => Ok((doc, rows)),
             _ => Err(retryable(format!(
                 "unexpected response from Loja Integrada while {what} (GET {}): no `objects` list; \
                  body starts with: {}",
@@ -250,8 +264,9 @@ impl<'a> Api<'a> {
         }
     }
 
-    /// One page of `pedido/search` modified since `since` (naive São Paulo, seconds).
-    pub fn search(&self, since: &str, offset: u64, limit: u32) -> Result<SearchPage, PluginError> {
+    /// One page of `pedido/search` modified since `since` (naive São Paulo,
+    /// seconds), to be read by [`Listing::page`].
+    pub fn search(&self, since: &str, offset: u64, limit: u32) -> Result<Listing, PluginError> {
         let url = self.settings.url(&format!(
             "pedido/search/?since_atualizado={}&limit={limit}&offset={offset}",
             http::encode_component(since)
@@ -261,15 +276,30 @@ impl<'a> Api<'a> {
         if response.status == 404 {
             return Err(self.wrong_url(&response));
         }
-        let (doc, rows) = self.objects(&response, &what)?;
+        Ok(Listing {
+            response,
+            what,
+            offset,
+        })
+    }
+
+    /// The page of a search answer.
+    pub fn page<'body>(&self, listing: &'body Listing) -> Result<SearchPage<'body>, PluginError> {
+        let Listing {
+            response,
+            what,
+            offset,
+        } = listing;
+        let offset = *offset;
+        let (doc, rows) = self.objects(response, what)?;
         let meta = doc.get("meta");
-        let field = |name: &str| meta.and_then(|m| m.get(name)).and_then(as_u64);
+        let field = |name: &str| meta.and_then(|m| m.get(name)).and_then(Json::as_u64);
         let applied_limit = field("limit");
         let next_offset = match meta.and_then(|m| m.get("next")) {
             // No meta at all: keep paging until an empty page.
             None if meta.is_none() => (!rows.is_empty()).then(|| offset + rows.len() as u64),
-            None | Some(Value::Null) => None,
-            Some(Value::String(next)) if next.trim().is_empty() => None,
+            None | Some(Json::Null) => None,
+            Some(Json::Str(next)) if next.trim().is_empty() => None,
             Some(next) => {
                 let stated = next.as_str().and_then(next_offset_of);
                 let stepped = offset + applied_limit.unwrap_or(rows.len() as u64).max(1);
@@ -291,8 +321,13 @@ impl<'a> Api<'a> {
         })
     }
 
-    /// `pedido/{numero}`; `None` on 404 (deleted or not visible).
-    pub fn order(&self, numero: u64) -> Result<Option<Value>, ReadError> {
+    /// `pedido/{numero}`, handed to `read` while its body is at hand; `None`
+    /// on 404 (deleted or not visible).
+    pub fn order<R>(
+        &self,
+        numero: u64,
+        read: impl FnOnce(&Json<'_>) -> R,
+    ) -> Result<Option<R>, ReadError> {
         let what = format!("reading order {numero}");
         let response = self.read(&self.settings.url(&format!("pedido/{numero}")), &what)?;
         if response.status == 404 {
@@ -302,7 +337,7 @@ impl<'a> Api<'a> {
         // where every other order's detail is fine is this order's problem.
         let doc = self.json(&response, &what).map_err(ReadError::Order)?;
         if doc.is_object() {
-            Ok(Some(doc))
+            Ok(Some(read(&doc)))
         } else {
             Err(ReadError::Order(retryable(format!(
                 "unexpected response from Loja Integrada while {what}: not a JSON object; body \
@@ -315,7 +350,7 @@ impl<'a> Api<'a> {
     /// The customer a `cliente` URI points at (`/api/v1/cliente/N`,
     /// `/v1/cliente/N`, an absolute URL with either, or a bare id), fetched
     /// from our own `base_url` + `api_prefix`; `None` on 404.
-    pub fn customer(&self, uri: &str) -> Result<Option<Value>, ReadError> {
+    pub fn customer(&self, uri: &str) -> Result<Option<Json<'static>>, ReadError> {
         let Some(rest) = resource_path(uri, "cliente") else {
             return Err(ReadError::Order(retryable(format!(
                 "unexpected `cliente` reference {:?} in an order (expected /api/v1/cliente/<id>)",
@@ -328,7 +363,8 @@ impl<'a> Api<'a> {
             return Ok(None);
         }
         let doc = self.json(&response, &what).map_err(ReadError::Order)?;
-        Ok(doc.is_object().then_some(doc))
+        // Kept for the rest of the call (one request per distinct customer).
+        Ok(doc.is_object().then(|| doc.into_owned()))
     }
 
     /// `PUT` (subscribe) or `DELETE` (unsubscribe) `{origin}/webhooks/v1/pedido`

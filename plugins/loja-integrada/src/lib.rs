@@ -48,6 +48,7 @@
 mod api;
 mod catalogue;
 mod cursor;
+mod doc;
 #[cfg(test)]
 mod fuzz;
 mod mapping;

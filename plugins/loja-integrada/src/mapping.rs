@@ -15,8 +15,8 @@ use arauto_plugin_sdk::connector::{
 use jiff::civil::DateTime;
 use serde_json::{Map, Value, json};
 
-use crate::api::as_u64;
 use crate::catalogue;
+use crate::doc::{Kind, Node};
 use crate::money::{self, Decimal};
 use crate::time::{parse_li, rfc3339};
 
@@ -25,16 +25,45 @@ pub const CORREIOS_TRACKING_URL: &str =
     "https://rastreamento.correios.com.br/app/index.php?objeto=";
 
 /// The non-null value of `key`.
-fn field<'a>(doc: &'a Value, key: &str) -> Option<&'a Value> {
+fn field<'a, N: Node>(doc: &'a N, key: &str) -> Option<&'a N> {
     doc.get(key).filter(|v| !v.is_null())
 }
 
 /// Trimmed non-empty text of a string or number field.
-fn text(value: Option<&Value>) -> Option<String> {
-    match value? {
-        Value::String(s) => Some(s.trim()).filter(|s| !s.is_empty()).map(str::to_owned),
-        Value::Number(n) => Some(n.to_string()),
+fn text<N: Node>(value: Option<&N>) -> Option<String> {
+    match value?.kind() {
+        Kind::Str(s) => Some(s.trim()).filter(|s| !s.is_empty()).map(str::to_owned),
+        Kind::Number(n) => Some(n.to_string()),
         _ => None,
+    }
+}
+
+/// A JSON number or numeric string as an exact decimal (the SDK's
+/// `Decimal::from_json`, for any [`Node`]).
+fn decimal<N: Node>(value: &N) -> Option<Decimal> {
+    match value.kind() {
+        Kind::Str(s) => Decimal::parse(s),
+        Kind::Number(n) => Decimal::from_json(&Value::Number(n.clone())),
+        _ => None,
+    }
+}
+
+/// Cents of an optional money field (the SDK's `decimal::cents`, for any
+/// [`Node`]): absent, null or empty → `Ok(None)`; a value that is not a
+/// decimal → `Err` with what arrived.
+fn cents<N: Node>(value: Option<&N>) -> Result<Option<i64>, money::BadAmount> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    match value.kind() {
+        Kind::Null => Ok(None),
+        Kind::Str(s) if s.trim().is_empty() => Ok(None),
+        _ => decimal(value)
+            .and_then(Decimal::to_cents)
+            // i64::MIN is the "unknown amount" sentinel of the contract.
+            .filter(|c| *c != i64::MIN)
+            .map(Some)
+            .ok_or_else(|| money::BadAmount(value.json_text())),
     }
 }
 
@@ -51,10 +80,10 @@ pub struct ChangeKey {
 
 /// The change key of a search row or detail; `None` without a numero or a
 /// readable `data_modificacao`.
-pub fn change_key(doc: &Value) -> Option<ChangeKey> {
-    let numero = field(doc, "numero").and_then(as_u64)?;
+pub fn change_key<N: Node>(doc: &N) -> Option<ChangeKey> {
+    let numero = field(doc, "numero").and_then(N::as_u64)?;
     let modified = field(doc, "data_modificacao")
-        .and_then(Value::as_str)
+        .and_then(N::as_str)
         .and_then(parse_li)?;
     Some(ChangeKey {
         numero,
@@ -64,22 +93,22 @@ pub fn change_key(doc: &Value) -> Option<ChangeKey> {
 }
 
 /// `situacao` as an object (the usual), a URI (`/api/v1/situacao/4`) or a bare id.
-pub fn status(value: Option<&Value>) -> OrderStatus {
+pub fn status<N: Node>(value: Option<&N>) -> OrderStatus {
     let by_id = |id: u64| {
         let code =
             catalogue::code_for_id(id).map_or_else(|| format!("situacao_{id}"), str::to_owned);
         (code, None)
     };
-    let (code, name) = match value {
-        Some(Value::Object(m)) => {
+    let (code, name) = match value.map(|v| (v, v.kind())) {
+        Some((m, Kind::Object)) => {
             let name = text(m.get("nome"));
-            match (text(m.get("codigo")), m.get("id").and_then(as_u64)) {
+            match (text(m.get("codigo")), m.get("id").and_then(N::as_u64)) {
                 (Some(code), _) => (code, name),
                 (None, Some(id)) => (by_id(id).0, name),
                 (None, None) => (String::new(), name),
             }
         }
-        Some(Value::String(uri)) => {
+        Some((_, Kind::Str(uri))) => {
             match uri
                 .trim_end_matches('/')
                 .rsplit('/')
@@ -90,7 +119,7 @@ pub fn status(value: Option<&Value>) -> OrderStatus {
                 None => (String::new(), None),
             }
         }
-        Some(Value::Number(n)) => n.as_u64().map_or((String::new(), None), by_id),
+        Some((_, Kind::Number(n))) => n.as_u64().map_or((String::new(), None), by_id),
         _ => (String::new(), None),
     };
     let name = name
@@ -106,15 +135,15 @@ pub struct Warnings(pub Vec<String>);
 impl Warnings {
     /// A money field LI always sends: absent, `null`, empty or unreadable is
     /// unknown, with a warning naming the field.
-    fn amount(&mut self, doc: &Value, key: &str, context: &str) -> Money {
+    fn amount<N: Node>(&mut self, doc: &N, key: &str, context: &str) -> Money {
         let value = doc.get(key);
-        let cents = match money::cents(value) {
+        let cents = match cents(value) {
             Ok(Some(cents)) => Some(cents),
             Ok(None) => {
                 let what = match value {
                     None => "is missing".to_owned(),
-                    Some(Value::Null) => "is null".to_owned(),
-                    Some(v) => format!("= {v} is empty"),
+                    Some(v) if v.is_null() => "is null".to_owned(),
+                    Some(v) => format!("= {} is empty", v.json_text()),
                 };
                 self.0
                     .push(format!("{context}{key} {what}; amount unknown"));
@@ -151,7 +180,7 @@ fn first_name(name: &str) -> String {
     }
 }
 
-fn customer(cliente: Option<&Value>, address: Option<&Value>) -> Customer {
+fn customer<N: Node>(cliente: Option<&N>, address: Option<&N>) -> Customer {
     let cliente = cliente.filter(|c| c.is_object());
     let get = |key: &str| cliente.and_then(|c| text(c.get(key)));
     let name = get("nome")
@@ -206,7 +235,7 @@ pub fn payment_family(code: &str, kind: Option<&str>, brand: Option<&str>) -> Pa
     }
 }
 
-fn payment(pagamentos: Option<&Value>) -> Option<Payment> {
+fn payment<N: Node>(pagamentos: Option<&N>) -> Option<Payment> {
     let p = pagamentos?.as_array()?.iter().find(|p| p.is_object())?;
     let forma = field(p, "forma_pagamento");
     let code = forma
@@ -219,7 +248,7 @@ fn payment(pagamentos: Option<&Value>) -> Option<Payment> {
     let brand = text(p.get("bandeira"));
     let installments = field(p, "parcelamento")
         .and_then(|i| i.get("numero_parcelas"))
-        .and_then(as_u64)
+        .and_then(N::as_u64)
         .and_then(|n| u32::try_from(n).ok())
         .filter(|n| *n > 0);
     Some(Payment {
@@ -250,8 +279,8 @@ pub fn tracking_url(code: &str, template: Option<&str>) -> Option<String> {
     }
 }
 
-fn shipments(envios: Option<&Value>, template: Option<&str>) -> Vec<Shipment> {
-    let Some(envios) = envios.and_then(Value::as_array) else {
+fn shipments<N: Node>(envios: Option<&N>, template: Option<&str>) -> Vec<Shipment> {
+    let Some(envios) = envios.and_then(N::as_array) else {
         return Vec::new();
     };
     envios
@@ -283,8 +312,8 @@ fn shipments(envios: Option<&Value>, template: Option<&str>) -> Vec<Shipment> {
         .collect()
 }
 
-fn items(itens: Option<&Value>, warnings: &mut Warnings) -> Vec<Item> {
-    let Some(itens) = itens.and_then(Value::as_array) else {
+fn items<N: Node>(itens: Option<&N>, warnings: &mut Warnings) -> Vec<Item> {
+    let Some(itens) = itens.and_then(N::as_array) else {
         return Vec::new();
     };
     itens
@@ -293,14 +322,14 @@ fn items(itens: Option<&Value>, warnings: &mut Warnings) -> Vec<Item> {
         .enumerate()
         .map(|(i, it)| {
             let context = format!("itens[{i}].");
-            let quantity = field(it, "quantidade").and_then(Decimal::from_json);
+            let quantity = field(it, "quantidade").and_then(decimal);
             if quantity.is_none() {
                 let what = match it.get("quantidade") {
                     None => "is missing".to_owned(),
-                    Some(Value::Null) => "is null".to_owned(),
+                    Some(v) if v.is_null() => "is null".to_owned(),
                     Some(v) => format!(
                         "= {} is not a number",
-                        arauto_plugin_sdk::connector::http::excerpt(&v.to_string(), 64)
+                        arauto_plugin_sdk::connector::http::excerpt(&v.json_text(), 64)
                     ),
                 };
                 warnings
@@ -317,7 +346,7 @@ fn items(itens: Option<&Value>, warnings: &mut Warnings) -> Vec<Item> {
             let total = match (unit_price.known_cents(), quantity) {
                 (Some(_), Some(quantity)) => {
                     let total = field(it, unit_key)
-                        .and_then(Decimal::from_json)
+                        .and_then(decimal)
                         .and_then(|u| u.checked_mul(quantity))
                         .and_then(Decimal::to_cents)
                         .filter(|c| *c != i64::MIN);
@@ -343,11 +372,11 @@ fn items(itens: Option<&Value>, warnings: &mut Warnings) -> Vec<Item> {
 }
 
 /// Platform extras for templates: only fields that carry a value.
-fn extras(doc: &Value, detailed: bool) -> String {
+fn extras<N: Node>(doc: &N, detailed: bool) -> String {
     let mut extras = Map::new();
     extras.insert("platform".into(), json!("loja-integrada"));
     let situacao = field(doc, "situacao");
-    if let Some(id) = situacao.and_then(|s| s.get("id")).and_then(as_u64) {
+    if let Some(id) = situacao.and_then(|s| s.get("id")).and_then(N::as_u64) {
         extras.insert("situacao_id".into(), json!(id));
     }
     for key in ["cupom_desconto", "utm_campaign", "cliente_obs"] {
@@ -357,22 +386,22 @@ fn extras(doc: &Value, detailed: bool) -> String {
     }
     for key in ["id_externo", "id_anymarket"] {
         if let Some(v) = field(doc, key) {
-            extras.insert(key.into(), v.clone());
+            extras.insert(key.into(), v.to_value());
         }
     }
     if let Some(at) = field(doc, "data_expiracao")
-        .and_then(Value::as_str)
+        .and_then(N::as_str)
         .and_then(parse_li)
     {
         extras.insert("data_expiracao".into(), json!(rfc3339(at)));
     }
-    match field(doc, "cliente") {
-        Some(Value::Object(c)) => {
-            if let Some(id) = c.get("id").and_then(as_u64) {
+    match field(doc, "cliente").map(|c| (c, c.kind())) {
+        Some((c, Kind::Object)) => {
+            if let Some(id) = c.get("id").and_then(N::as_u64) {
                 extras.insert("cliente_id".into(), json!(id));
             }
         }
-        Some(Value::String(uri)) => {
+        Some((_, Kind::Str(uri))) => {
             if let Some(id) = uri
                 .trim_end_matches('/')
                 .rsplit('/')
@@ -397,25 +426,25 @@ fn extras(doc: &Value, detailed: bool) -> String {
             }
         }
         let days = field(doc, "envios")
-            .and_then(Value::as_array)
+            .and_then(N::as_array)
             .and_then(|envios| {
                 envios
                     .iter()
-                    .filter_map(|e| e.get("prazo").and_then(as_u64))
+                    .filter_map(|e| e.get("prazo").and_then(N::as_u64))
                     .max()
             });
         if let Some(days) = days {
             extras.insert("prazo_entrega_dias".into(), json!(days));
         }
         let first_payment = field(doc, "pagamentos")
-            .and_then(Value::as_array)
+            .and_then(N::as_array)
             .and_then(|p| p.first());
         if let Some(p) = first_payment {
             if let Some(brand) = text(p.get("bandeira")) {
                 extras.insert("bandeira".into(), json!(brand));
             }
             if let Ok(Some(cents)) =
-                money::cents(field(p, "parcelamento").and_then(|i| i.get("valor_parcela")))
+                cents(field(p, "parcelamento").and_then(|i| i.get("valor_parcela")))
             {
                 extras.insert("valor_parcela_centavos".into(), json!(cents));
             }
@@ -434,7 +463,7 @@ fn extras(doc: &Value, detailed: bool) -> String {
 
 /// Snapshot of a search row only (orders before the detail cutoff): status,
 /// times and totals; no customer, items, payment or shipments.
-pub fn summary(row: &Value, key: &ChangeKey) -> (OrderSnapshot, Warnings) {
+pub fn summary<N: Node>(row: &N, key: &ChangeKey) -> (OrderSnapshot, Warnings) {
     let mut warnings = Warnings::default();
     let snapshot = snapshot(
         row,
@@ -454,10 +483,10 @@ pub fn summary(row: &Value, key: &ChangeKey) -> (OrderSnapshot, Warnings) {
 }
 
 /// Snapshot of an order detail, with `cliente` already resolved when it was a URI.
-pub fn detailed(
-    detail: &Value,
+pub fn detailed<N: Node>(
+    detail: &N,
     key: &ChangeKey,
-    resolved_customer: Option<&Value>,
+    resolved_customer: Option<&N>,
     tracking_template: Option<&str>,
 ) -> (OrderSnapshot, Warnings) {
     let mut warnings = Warnings::default();
@@ -474,8 +503,8 @@ pub fn detailed(
     (snapshot, warnings)
 }
 
-fn snapshot(
-    doc: &Value,
+fn snapshot<N: Node>(
+    doc: &N,
     key: &ChangeKey,
     customer: Customer,
     detailed: bool,
@@ -483,7 +512,7 @@ fn snapshot(
     warnings: &mut Warnings,
 ) -> OrderSnapshot {
     let created = field(doc, "data_criacao")
-        .and_then(Value::as_str)
+        .and_then(N::as_str)
         .and_then(parse_li)
         .unwrap_or(key.modified);
     let numero = key.numero.to_string();

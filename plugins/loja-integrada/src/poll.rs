@@ -90,10 +90,10 @@ use arauto_plugin_sdk::connector::{
     retry_after,
 };
 use jiff::civil::DateTime;
-use serde_json::Value;
 
 use crate::api::{Api, ReadError, message_of};
 use crate::cursor::{BadCursor, Cursor, Seen, Sweep};
+use crate::doc::{Json, Node};
 use crate::mapping::{self, ChangeKey, Warnings};
 use crate::settings::Settings;
 use crate::time::{format_micros, format_seconds, from_rfc3339, from_unix_ms, parse_li};
@@ -218,7 +218,11 @@ pub fn poll(req: PollRequest) -> Result<PollPage, PluginError> {
         run.cursor.look_at.pop_front();
     }
 
-    let page = match api.search(&run.sweep.since, run.sweep.offset, settings.page_size) {
+    let listing = match api.search(&run.sweep.since, run.sweep.offset, settings.page_size) {
+        Ok(listing) => listing,
+        Err(e) => return run.interrupted(e),
+    };
+    let page = match api.page(&listing) {
         Ok(page) => page,
         Err(e) => return run.interrupted(e),
     };
@@ -484,7 +488,7 @@ struct PageRun<'a> {
     /// The connector's now + `future_tolerance`, in LI's time: no mark goes past it.
     ceiling: DateTime,
     /// Customers fetched in this call, by URI (one call per distinct customer).
-    customers: HashMap<String, Option<Value>>,
+    customers: HashMap<String, Option<Json<'static>>>,
     orders: Vec<OrderSnapshot>,
     details: usize,
     /// An order failed or recovered in this call: the cursor has news even
@@ -524,9 +528,9 @@ impl PageRun<'_> {
         })
     }
 
-    fn row(&mut self, row: &Value) -> Result<(), PluginError> {
+    fn row(&mut self, row: &Json<'_>) -> Result<(), PluginError> {
         let Some(key) = mapping::change_key(row) else {
-            let excerpt = arauto_plugin_sdk::connector::http::excerpt(&row.to_string(), 200);
+            let excerpt = arauto_plugin_sdk::connector::http::excerpt(&row.json_text(), 200);
             log::log(
                 Level::Warn,
                 &format!(
@@ -571,8 +575,10 @@ impl PageRun<'_> {
             }
             _ => {
                 self.details += 1;
-                let detail = match self.api.order(key.numero) {
-                    Ok(Some(detail)) => detail,
+                let raw = raw_modified(row).or_else(|| Some(modified.clone()));
+                let api = self.api;
+                match api.order(key.numero, |detail| self.detailed(&key, detail, raw)) {
+                    Ok(Some(returned)) => returned,
                     Ok(None) => {
                         log::log(
                             Level::Warn,
@@ -584,16 +590,14 @@ impl PageRun<'_> {
                         );
                         self.forget_failure(key.numero);
                         self.remember(&key, None, Some(&key));
-                        return Ok(());
+                        Ok(())
                     }
-                    Err(ReadError::Store(e)) => return Err(e),
+                    Err(ReadError::Store(e)) => Err(e),
                     Err(ReadError::Order(e)) => {
                         self.order_failed(&key, &e);
-                        return Ok(());
+                        Ok(())
                     }
-                };
-                let raw = raw_modified(row).or_else(|| Some(modified.clone()));
-                self.detailed(&key, &detail, raw)
+                }
             }
         }
     }
@@ -604,8 +608,23 @@ impl PageRun<'_> {
     fn look_at(&mut self, numero: u64) -> Result<(), PluginError> {
         let order = numero.to_string();
         self.details += 1;
-        let detail = match self.api.order(numero) {
-            Ok(Some(detail)) => detail,
+        let api = self.api;
+        let read = api.order(numero, |detail| {
+            let Some(key) = mapping::change_key(detail).filter(|k| k.numero == numero) else {
+                log::log(
+                    Level::Warn,
+                    &format!(
+                        "pushed order {numero}: its detail has no readable numero or \
+                         data_modificacao; left to the listing"
+                    ),
+                    &[("order", &order)],
+                );
+                return Ok(());
+            };
+            self.detailed(&key, detail, None)
+        });
+        match read {
+            Ok(Some(returned)) => returned,
             Ok(None) => {
                 log::log(
                     Level::Info,
@@ -615,9 +634,9 @@ impl PageRun<'_> {
                     ),
                     &[("order", &order)],
                 );
-                return Ok(());
+                Ok(())
             }
-            Err(ReadError::Store(e)) => return Err(e),
+            Err(ReadError::Store(e)) => Err(e),
             Err(ReadError::Order(e)) => {
                 // The listing brings it back and the usual retries apply.
                 log::log(
@@ -629,21 +648,9 @@ impl PageRun<'_> {
                     ),
                     &[("order", &order)],
                 );
-                return Ok(());
+                Ok(())
             }
-        };
-        let Some(key) = mapping::change_key(&detail).filter(|k| k.numero == numero) else {
-            log::log(
-                Level::Warn,
-                &format!(
-                    "pushed order {numero}: its detail has no readable numero or \
-                     data_modificacao; left to the listing"
-                ),
-                &[("order", &order)],
-            );
-            return Ok(());
-        };
-        self.detailed(&key, &detail, None)
+        }
     }
 
     /// Read an order that failed before, by numero.
@@ -662,8 +669,9 @@ impl PageRun<'_> {
             modified,
         };
         self.details += 1;
-        match self.api.order(numero) {
-            Ok(Some(detail)) => self.detailed(&listed, &detail, None),
+        let api = self.api;
+        match api.order(numero, |detail| self.detailed(&listed, detail, None)) {
+            Ok(Some(returned)) => returned,
             Ok(None) => {
                 log::log(
                     Level::Warn,
@@ -692,7 +700,7 @@ impl PageRun<'_> {
     fn detailed(
         &mut self,
         listed: &ChangeKey,
-        detail: &Value,
+        detail: &Json<'_>,
         listed_raw: Option<String>,
     ) -> Result<(), PluginError> {
         let numero = listed.numero.to_string();
@@ -707,7 +715,7 @@ impl PageRun<'_> {
             self.sweep.shifted = true;
         }
         let resolved = match detail.get("cliente") {
-            Some(Value::String(uri)) => match self.customer(uri, &numero) {
+            Some(Json::Str(uri)) => match self.customer(uri, &numero) {
                 Ok(customer) => customer,
                 Err(ReadError::Store(e)) => return Err(e),
                 Err(ReadError::Order(e)) => {
@@ -843,7 +851,7 @@ impl PageRun<'_> {
         }
     }
 
-    fn customer(&mut self, uri: &str, numero: &str) -> Result<Option<Value>, ReadError> {
+    fn customer(&mut self, uri: &str, numero: &str) -> Result<Option<Json<'static>>, ReadError> {
         if let Some(cached) = self.customers.get(uri) {
             return Ok(cached.clone());
         }
@@ -863,10 +871,10 @@ impl PageRun<'_> {
 }
 
 /// `data_modificacao` as LI wrote it (for messages about odd values).
-fn raw_modified(doc: &Value) -> Option<String> {
+fn raw_modified(doc: &Json<'_>) -> Option<String> {
     doc.get("data_modificacao").map(|v| match v {
-        Value::String(s) => arauto_plugin_sdk::connector::http::excerpt(s, 64),
-        other => arauto_plugin_sdk::connector::http::excerpt(&other.to_string(), 64),
+        Json::Str(s) => arauto_plugin_sdk::connector::http::excerpt(s, 64),
+        other => arauto_plugin_sdk::connector::http::excerpt(&other.json_text(), 64),
     })
 }
 
