@@ -360,4 +360,114 @@ mod tests {
         assert!(json.get("objects").unwrap().is_null());
         assert!(json.take("nope").is_none());
     }
+
+    mod same_as_value {
+        //! Property: for any order-like document, the mapping reads a
+        //! [`Json`] exactly as it reads the `serde_json::Value` of the same
+        //! text (keys repeated, escapes, hostile values).
+
+        use proptest::prelude::*;
+        use serde_json::{Value, json};
+
+        use super::super::{Json, Node};
+        use crate::mapping;
+
+        const KEYS: [&str; 24] = [
+            "numero",
+            "data_modificacao",
+            "data_criacao",
+            "data_expiracao",
+            "situacao",
+            "valor_total",
+            "valor_subtotal",
+            "valor_envio",
+            "valor_desconto",
+            "itens",
+            "cliente",
+            "envios",
+            "pagamentos",
+            "endereco_entrega",
+            "id_externo",
+            "id_anymarket",
+            "cupom_desconto",
+            "codigo",
+            "id",
+            "nome",
+            "quantidade",
+            "preco_venda",
+            "objeto",
+            "forma_pagamento",
+        ];
+
+        fn leaf() -> impl Strategy<Value = Value> {
+            prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(|n| json!(n)),
+                any::<u64>().prop_map(|n| json!(n)),
+                (-1e7f64..1e7).prop_map(|f| json!(f)),
+                Just(json!("2024-05-10T09:12:47.556120")),
+                Just(json!("/api/v1/situacao/4")),
+                Just(json!("/api/v1/cliente/7")),
+                Just(json!(" 106.38 ")),
+                "[0-9]{1,6}(\\.[0-9]{0,4})?".prop_map(Value::String),
+                ".{0,12}".prop_map(Value::String),
+            ]
+        }
+
+        /// Text of an object with these members, repeats kept.
+        fn object_text(members: &[(usize, Value)]) -> String {
+            let body: Vec<String> = members
+                .iter()
+                .map(|(k, v)| format!("{}:{v}", json!(KEYS[*k % KEYS.len()])))
+                .collect();
+            format!("{{{}}}", body.join(","))
+        }
+
+        fn value() -> impl Strategy<Value = Value> {
+            leaf().prop_recursive(3, 32, 6, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                    prop::collection::vec((0..KEYS.len(), inner), 0..6).prop_map(|members| {
+                        members
+                            .into_iter()
+                            .map(|(k, v)| (KEYS[k].to_owned(), v))
+                            .collect()
+                    }),
+                ]
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn the_mapping_reads_json_as_it_reads_value(
+                members in prop::collection::vec((0..KEYS.len(), value()), 0..20),
+                template in prop::option::of(Just("https://t.example/{code}".to_owned())),
+            ) {
+                let text = object_text(&members);
+                let value: Value = serde_json::from_str(&text).unwrap();
+                let json = Json::parse(text.as_bytes()).unwrap();
+                prop_assert_eq!(json.to_value(), value.clone());
+                prop_assert_eq!(json.json_text(), value.to_string());
+                let key = mapping::change_key(&json);
+                prop_assert_eq!(&key, &mapping::change_key(&value));
+                let key = key.unwrap_or(mapping::ChangeKey {
+                    numero: 1,
+                    status: String::new(),
+                    modified: jiff::civil::date(2024, 5, 10).at(9, 0, 0, 0),
+                });
+                let (a, wa) = mapping::summary(&json, &key);
+                let (b, wb) = mapping::summary(&value, &key);
+                prop_assert_eq!(format!("{a:?}"), format!("{b:?}"));
+                prop_assert_eq!(wa.0, wb.0);
+                let cliente = json.get("cliente");
+                let cliente_value = value.get("cliente");
+                let (a, wa) = mapping::detailed(&json, &key, cliente, template.as_deref());
+                let (b, wb) =
+                    mapping::detailed(&value, &key, cliente_value, template.as_deref());
+                prop_assert_eq!(format!("{a:?}"), format!("{b:?}"));
+                prop_assert_eq!(wa.0, wb.0);
+            }
+        }
+    }
 }
