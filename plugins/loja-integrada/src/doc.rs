@@ -292,7 +292,9 @@ impl<'de: 'a, 'a> Visitor<'de> for JsonVisitor<'a> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        // The parser gives no size hint: start where LI's lists usually end
+        // instead of growing from one element.
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(4));
         while let Some(item) = seq.next_element()? {
             items.push(item);
         }
@@ -300,7 +302,8 @@ impl<'de: 'a, 'a> Visitor<'de> for JsonVisitor<'a> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut members = Vec::with_capacity(map.size_hint().unwrap_or(0));
+        // LI's objects have from a few to a few dozen members.
+        let mut members = Vec::with_capacity(map.size_hint().unwrap_or(16));
         while let Some(Text(key)) = map.next_key()? {
             members.push((key, map.next_value()?));
         }

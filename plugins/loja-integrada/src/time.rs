@@ -90,38 +90,80 @@ fn from_local_us(local_us: i64) -> Option<DateTime> {
 /// `YYYY-MM-DDTHH:MM:SS`, the fraction dropped (LI's filter format; flooring
 /// keeps an inclusive filter inclusive).
 pub fn format_seconds(at: DateTime) -> String {
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
-        at.year(),
-        at.month(),
-        at.day(),
-        at.hour(),
-        at.minute(),
-        at.second()
-    )
+    let mut out = String::with_capacity(32);
+    push_seconds(&mut out, at);
+    out
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.ffffff`: the canonical form kept in the cursor, so
 /// equal instants compare equal as text whatever form LI printed.
 pub fn format_micros(at: DateTime) -> String {
-    format!(
-        "{}.{:06}",
-        format_seconds(at),
-        at.subsec_nanosecond() / 1000
-    )
+    let mut out = String::with_capacity(32);
+    push_seconds(&mut out, at);
+    out.push('.');
+    push_padded(&mut out, micros_of(at), 6);
+    out
 }
 
 /// RFC 3339 with São Paulo's offset, e.g. `2024-05-10T09:12:47.55612-03:00`
 /// (fraction only when non-zero, trailing zeros trimmed).
 pub fn rfc3339(at: DateTime) -> String {
-    let micros = at.subsec_nanosecond() / 1000;
-    let fraction = if micros == 0 {
-        String::new()
-    } else {
-        let digits = format!("{micros:06}");
-        format!(".{}", digits.trim_end_matches('0'))
-    };
-    format!("{}{fraction}-03:00", format_seconds(at))
+    let mut out = String::with_capacity(32);
+    push_seconds(&mut out, at);
+    let micros = micros_of(at);
+    if micros != 0 {
+        out.push('.');
+        push_padded(&mut out, micros, 6);
+        let kept = out.trim_end_matches('0').len();
+        out.truncate(kept);
+    }
+    out.push_str("-03:00");
+    out
+}
+
+fn micros_of(at: DateTime) -> u32 {
+    u32::try_from(at.subsec_nanosecond() / 1000).unwrap_or(0)
+}
+
+/// `format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}")` of `at`, written digit by
+/// digit: every poll formats a few timestamps per order (the cursor's change
+/// keys, the snapshot's times), and `fmt` was a visible share of the
+/// connector's CPU (docs/BENCHMARKS.md, issue 16, session 26).
+fn push_seconds(out: &mut String, at: DateTime) {
+    match u32::try_from(at.year()) {
+        Ok(year) if year <= 9999 => push_padded(out, year, 4),
+        // Outside LI's years (never parsed, but a host clock could say so):
+        // the `{:04}` form, sign included.
+        _ => out.push_str(&format!("{:04}", at.year())),
+    }
+    for (separator, part) in [
+        ('-', at.month()),
+        ('-', at.day()),
+        ('T', at.hour()),
+        (':', at.minute()),
+        (':', at.second()),
+    ] {
+        out.push(separator);
+        push_padded(out, u32::try_from(part).unwrap_or(0), 2);
+    }
+}
+
+/// `n` in decimal, zero-padded to `width` digits (wider when it needs more).
+fn push_padded(out: &mut String, n: u32, width: usize) {
+    let mut digits = [b'0'; 10];
+    let mut rest = n;
+    let mut used = 0;
+    while used == 0 || rest > 0 {
+        digits[digits.len() - 1 - used] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        used += 1;
+    }
+    for _ in used..width {
+        out.push('0');
+    }
+    for &digit in &digits[digits.len() - used..] {
+        out.push(char::from(digit));
+    }
 }
 
 /// The host's clock (Unix milliseconds) as São Paulo wall-clock time.
@@ -195,6 +237,39 @@ mod tests {
             Some(date(1, 1, 1).at(0, 0, 0, 0)),
             "below a microsecond: dropped (found by src/fuzz.rs)"
         );
+    }
+
+    #[test]
+    fn formats_match_the_fmt_forms_they_replace() {
+        let times = [
+            date(2024, 5, 10).at(9, 12, 47, 556_120_000),
+            date(1, 1, 1).at(0, 0, 0, 0),
+            date(9999, 12, 31).at(23, 59, 59, 999_999_999),
+            date(0, 1, 1).at(0, 0, 0, 1000),
+            date(-5, 6, 7).at(8, 9, 10, 100_000),
+            date(-9999, 1, 1).at(0, 0, 0, 0),
+            date(2024, 5, 10).at(9, 0, 0, 500),
+        ];
+        for at in times {
+            let seconds = format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+                at.year(),
+                at.month(),
+                at.day(),
+                at.hour(),
+                at.minute(),
+                at.second()
+            );
+            assert_eq!(format_seconds(at), seconds);
+            let micros = at.subsec_nanosecond() / 1000;
+            assert_eq!(format_micros(at), format!("{seconds}.{micros:06}"));
+            let fraction = if micros == 0 {
+                String::new()
+            } else {
+                format!(".{}", format!("{micros:06}").trim_end_matches('0'))
+            };
+            assert_eq!(rfc3339(at), format!("{seconds}{fraction}-03:00"));
+        }
     }
 
     #[test]
