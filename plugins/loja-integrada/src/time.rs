@@ -44,6 +44,9 @@ const DAY_US: i64 = 86_400_000_000;
 /// to store in the cursor): `None`.
 pub fn parse_li(text: &str) -> Option<DateTime> {
     let text = text.trim();
+    if let Some(at) = parse_canonical(text) {
+        return Some(at);
+    }
     let completed;
     let text = match text.len() {
         // `YYYY-MM-DD`: midnight.
@@ -65,6 +68,44 @@ pub fn parse_li(text: &str) -> Option<DateTime> {
     // The SDK keeps microseconds, LI's precision: finer digits would not
     // survive the cursor's text form, so every copy compares equal.
     from_local_us(parse_wall_clock(text)?.local_us_at(SAO_PAULO_MINUTES))
+}
+
+/// The forms LI prints and the cursor stores, `YYYY-MM-DDTHH:MM:SS` and
+/// `YYYY-MM-DDTHH:MM:SS.ffffff` (`T` or a space), read by position: every
+/// poll reads dozens (each row's and detail's dates, every change key the
+/// cursor keeps, each time a window is counted), and the general grammar
+/// below was a visible share of the connector's CPU (docs/BENCHMARKS.md,
+/// issue 16, session 26). `None` sends the text down the general way,
+/// which gives the same answer for these forms (a test pins it) and knows
+/// every other one; a leap second goes that way too.
+fn parse_canonical(text: &str) -> Option<DateTime> {
+    let b = text.as_bytes();
+    if !(b.len() == 19 || (b.len() == 26 && b[19] == b'.')) {
+        return None;
+    }
+    let separators = [(4, b'-'), (7, b'-'), (13, b':'), (16, b':')];
+    if !matches!(b[10], b'T' | b' ') || separators.iter().any(|&(at, c)| b[at] != c) {
+        return None;
+    }
+    let number = |from: usize, to: usize| -> Option<i32> {
+        b[from..to].iter().try_fold(0i32, |n, &d| {
+            d.is_ascii_digit().then(|| n * 10 + i32::from(d - b'0'))
+        })
+    };
+    let year = i16::try_from(number(0, 4)?).ok().filter(|y| *y >= 1)?;
+    let small = |from: usize| number(from, from + 2).and_then(|n| i8::try_from(n).ok());
+    let second = small(17).filter(|s| *s <= 59)?;
+    let micros = if b.len() == 26 { number(20, 26)? } else { 0 };
+    DateTime::new(
+        year,
+        small(5)?,
+        small(8)?,
+        small(11)?,
+        small(14)?,
+        second,
+        micros * 1000,
+    )
+    .ok()
 }
 
 /// The wall-clock reading `local_us` (microseconds from 1970-01-01T00:00 on
@@ -237,6 +278,51 @@ mod tests {
             Some(date(1, 1, 1).at(0, 0, 0, 0)),
             "below a microsecond: dropped (found by src/fuzz.rs)"
         );
+    }
+
+    #[test]
+    fn the_canonical_forms_read_as_the_general_grammar_reads_them() {
+        let general =
+            |text: &str| from_local_us(parse_wall_clock(text)?.local_us_at(SAO_PAULO_MINUTES));
+        let mut texts = vec![
+            "2024-05-10T09:12:47.556120".to_owned(),
+            "2024-05-10 09:12:47".to_owned(),
+            "0000-01-01T00:00:00".to_owned(),
+            "0001-01-01T00:00:00".to_owned(),
+            "9999-12-31T23:59:59.999999".to_owned(),
+            "2024-02-29T00:00:00".to_owned(),
+            "2023-02-29T00:00:00".to_owned(),
+            "2024-13-01T00:00:00".to_owned(),
+            "2024-00-10T00:00:00".to_owned(),
+            "2024-05-00T00:00:00".to_owned(),
+            "2024-05-10T24:00:00".to_owned(),
+            "2024-05-10T23:60:00".to_owned(),
+            "2024-05-10T23:59:60".to_owned(),
+            "2024-05-10T23:59:60.500000".to_owned(),
+            "2024-05-10T09:12:47.55612a".to_owned(),
+            "2024-05-10T09:12:47,556120".to_owned(),
+            "2024-05-10t09:12:47".to_owned(),
+            "+024-05-10T09:12:47".to_owned(),
+            "2024-05-10T09:12:4-".to_owned(),
+            "2024-05-10T09:12:47-03:00".to_owned(),
+        ];
+        // Every digit position and separator of both forms, varied.
+        let base = "2024-05-10T09:12:47.556120";
+        for at in 0..base.len() {
+            for c in ['0', '3', '9', '-', ':', 'T', ' ', '.', 'x'] {
+                let mut text = base.to_owned();
+                text.replace_range(at..=at, &c.to_string());
+                texts.push(text.clone());
+                texts.push(text[..19].to_owned());
+            }
+        }
+        for text in &texts {
+            assert_eq!(parse_li(text), general(text), "{text:?}");
+            if let Some(at) = parse_canonical(text) {
+                assert_eq!(Some(at), general(text), "{text:?}");
+            }
+        }
+        assert!(parse_canonical(base).is_some(), "the fast way is taken");
     }
 
     #[test]
