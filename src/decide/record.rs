@@ -97,6 +97,13 @@ struct EnvelopeOut<'a> {
     record: &'a OrderRecord,
 }
 
+/// [`EnvelopeIn`] with the record read straight from the text.
+#[derive(Deserialize)]
+struct EnvelopeTyped {
+    v: u32,
+    record: OrderRecord,
+}
+
 #[derive(Deserialize)]
 struct EnvelopeIn {
     v: u32,
@@ -117,10 +124,76 @@ impl OrderRecord {
 
     /// Read a blob written by [`OrderRecord::to_bytes`] (this or an older version).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, RecordError> {
+        // A record of a version this arauto writes reads in one pass (each
+        // changed order of every sweep reads its record); anything else (an
+        // older shape, a newer version, a corrupt blob) goes the careful way
+        // below, which also words its errors.
+        if let Ok(envelope) = serde_json::from_slice::<EnvelopeTyped>(bytes)
+            && envelope.v <= ORDER_RECORD_VERSION
+        {
+            return Ok(envelope.record);
+        }
         let envelope: EnvelopeIn = serde_json::from_slice(bytes)?;
         if envelope.v > ORDER_RECORD_VERSION {
             return Err(RecordError::UnsupportedVersion { found: envelope.v });
         }
         Ok(serde_json::from_value(envelope.record)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(order: Order) -> OrderRecord {
+        let at = Timestamp::from_second(1_715_342_400).unwrap_or(Timestamp::UNIX_EPOCH);
+        let mut happy = HappyPathState {
+            max_priority: 3,
+            terminal: Some(TerminalEpisode {
+                priority_before: 2,
+                notified: None,
+                status_code: "cancelado".to_owned(),
+            }),
+            ..HappyPathState::default()
+        };
+        happy
+            .tracking_announced
+            .insert("AA123456785BR".to_owned(), "whatsapp".to_owned());
+        OrderRecord {
+            order,
+            happy,
+            first_seen_at: at,
+            last_polled_at: at,
+            last_changed_at: at,
+            seeded: true,
+        }
+    }
+
+    /// The one-pass read and the careful one agree on every sample order,
+    /// and only the careful one words the errors.
+    #[test]
+    fn records_read_back_the_same_either_way() {
+        for order in crate::template::sample_orders() {
+            let record = record(order);
+            let bytes = record.to_bytes();
+            let typed: EnvelopeTyped = serde_json::from_slice(&bytes).expect("one pass");
+            assert_eq!(typed.record, record);
+            let careful: EnvelopeIn = serde_json::from_slice(&bytes).expect("careful");
+            let careful: OrderRecord = serde_json::from_value(careful.record).expect("record");
+            assert_eq!(careful, record);
+            assert_eq!(OrderRecord::from_bytes(&bytes).ok(), Some(record.clone()));
+
+            let newer = String::from_utf8(bytes.clone())
+                .expect("JSON text")
+                .replacen("{\"v\":1,", "{\"v\":2,", 1);
+            assert!(matches!(
+                OrderRecord::from_bytes(newer.as_bytes()),
+                Err(RecordError::UnsupportedVersion { found: 2 })
+            ));
+            assert!(matches!(
+                OrderRecord::from_bytes(&bytes[..bytes.len() - 1]),
+                Err(RecordError::Corrupt(_))
+            ));
+        }
     }
 }
