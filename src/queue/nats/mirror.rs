@@ -54,6 +54,12 @@ pub(super) struct JobRecord {
     /// records written before the flag existed: not staged.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(super) staged: bool,
+    /// On a fallback intent (a running job naming `fell_back_to`): the key
+    /// the fallback job is inserted under, `<channel>.<store>.<id>`, so a
+    /// recovery's placeholder takes that very key (layout 2; an intent
+    /// without it is of layout 1, whose key was the id alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) fallback_key: Option<String>,
 }
 
 /// [`JobRecord`] borrowing its job, for writing.
@@ -63,6 +69,8 @@ pub(super) struct JobRecordRef<'a> {
     pub(super) job: &'a Job,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub(super) staged: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) fallback_key: Option<&'a str>,
 }
 
 /// Day, store, channel, kind and outcome of a daily counter.
@@ -205,6 +213,7 @@ impl Mirror {
         let record = JobRecord {
             job: job.clone(),
             staged,
+            fallback_key: None,
         };
         self.apply_job_at(job.id, revision, Some(record));
     }
@@ -233,7 +242,7 @@ impl Mirror {
                 set.remove(&id);
             }
             match record {
-                Some(JobRecord { job, staged }) => {
+                Some(JobRecord { job, staged, .. }) => {
                     let channel = job.channel.to_string();
                     // A job that became due (new, retried, recovered, requeued,
                     // rescheduled) wakes its channel's dispatcher, wherever it runs.

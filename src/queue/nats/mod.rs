@@ -21,6 +21,7 @@
 pub(crate) mod follow;
 mod jobs;
 mod keys;
+mod layout;
 mod mirror;
 mod poll;
 mod portable;
@@ -40,6 +41,8 @@ use tokio_util::bytes::Bytes;
 pub use self::follow::Freshness;
 pub use self::jobs::FallbackStep;
 use self::keys::Names;
+pub use self::keys::ViewScope;
+pub use self::layout::{LayoutMigration, STATE_LAYOUT};
 use self::mirror::Mirror;
 pub use self::poll::PollStep;
 use super::{
@@ -219,7 +222,15 @@ impl NatsStore {
         options: NatsOptions,
         fence: Arc<dyn Fence>,
     ) -> Result<NatsStore> {
-        Self::open_as(js, options, fence, Create::Yes).await
+        Self::open_as(
+            js,
+            options,
+            fence,
+            Create::Yes,
+            &ViewScope::All,
+            &ViewScope::All,
+        )
+        .await
     }
 
     /// Binds the buckets and the history stream a daemon created, and
@@ -231,7 +242,32 @@ impl NatsStore {
         options: NatsOptions,
         fence: Arc<dyn Fence>,
     ) -> Result<NatsStore> {
-        Self::open_as(js, options, fence, Create::No).await
+        Self::open_as(
+            js,
+            options,
+            fence,
+            Create::No,
+            &ViewScope::All,
+            &ViewScope::All,
+        )
+        .await
+    }
+
+    /// [`NatsStore::bind`], with a view of only the jobs `jobs` and the
+    /// outcomes `history` select (key and subject filters on the server, so
+    /// nothing else is read): for an operator command without a local
+    /// daemon, which shows one store or one channel. Reads and writes by job
+    /// id work whatever the view holds (a job the view lacks is found by its
+    /// key pattern `*.*.<id>`); listings, `channel_stats` and `counters`
+    /// show what the view holds.
+    pub async fn bind_viewing(
+        js: jetstream::Context,
+        options: NatsOptions,
+        fence: Arc<dyn Fence>,
+        jobs: &ViewScope,
+        history: &ViewScope,
+    ) -> Result<NatsStore> {
+        Self::open_as(js, options, fence, Create::No, jobs, history).await
     }
 
     async fn open_as(
@@ -239,6 +275,8 @@ impl NatsStore {
         options: NatsOptions,
         fence: Arc<dyn Fence>,
         create: Create,
+        jobs_scope: &ViewScope,
+        history_scope: &ViewScope,
     ) -> Result<NatsStore> {
         if !keys::valid_prefix(&options.prefix) {
             return Err(Error::Invalid {
@@ -304,35 +342,48 @@ impl NatsStore {
                 .map_err(|e| missing_state(&names, format!("stream {history_name}"), e))?,
         };
 
+        layout::check(&names, &buckets.jobs, &history, create).await?;
+
         let mirror = Arc::new(Mirror::new());
         // Aborted if the open fails or is dropped half-way (a start-up
         // timeout): no follower outlives it.
         let mut tasks = Followers(Vec::new());
         let client = js.client();
         let never = tokio_util::sync::CancellationToken::new;
-        let follow::Following {
-            task,
-            ready,
-            freshness,
-        } = follow::jobs(
-            client.clone(),
-            buckets.jobs.clone(),
-            mirror.clone(),
-            never(),
-        );
-        tasks.0.push(task);
-        let what = format!("bucket {}", names.bucket("jobs"));
-        mirror.track(mirror::Followed::Jobs, what.clone(), freshness.clone());
-        caught_up(ready, &freshness, &what).await?;
-        let follow::Following {
-            task,
-            ready,
-            freshness,
-        } = follow::history(client.clone(), history, mirror.clone(), never());
-        tasks.0.push(task);
-        let what = format!("stream {history_name}");
-        mirror.track(mirror::Followed::History, what.clone(), freshness.clone());
-        caught_up(ready, &freshness, &what).await?;
+        if let Some(key_filter) = keys::job_filter(jobs_scope) {
+            let follow::Following {
+                task,
+                ready,
+                freshness,
+            } = follow::jobs(
+                client.clone(),
+                buckets.jobs.clone(),
+                &key_filter,
+                mirror.clone(),
+                never(),
+            );
+            tasks.0.push(task);
+            let what = format!("bucket {}", names.bucket("jobs"));
+            mirror.track(mirror::Followed::Jobs, what.clone(), freshness.clone());
+            caught_up(ready, &freshness, &what).await?;
+        }
+        if let Some(subject_filter) = names.history_filter(history_scope) {
+            let follow::Following {
+                task,
+                ready,
+                freshness,
+            } = follow::history(
+                client.clone(),
+                history,
+                subject_filter,
+                mirror.clone(),
+                never(),
+            );
+            tasks.0.push(task);
+            let what = format!("stream {history_name}");
+            mirror.track(mirror::Followed::History, what.clone(), freshness.clone());
+            caught_up(ready, &freshness, &what).await?;
+        }
         for (bucket, which, what) in [
             (&buckets.stores, follow::Paused::Store, "stores"),
             (&buckets.channels, follow::Paused::Channel, "channels"),
@@ -367,6 +418,29 @@ impl NatsStore {
                 tasks: std::mem::take(&mut tasks.0),
             }),
         })
+    }
+
+    /// Converts a cluster state of layout 1 (jobs keyed by id alone) to
+    /// layout 2 ([`STATE_LAYOUT`]) for `arauto state migrate`; every arauto
+    /// node must be stopped (the command checks their heartbeats first). A
+    /// migration that stopped anywhere is finished by running it again; one
+    /// that has nothing to do says so. See `layout.rs`.
+    pub async fn migrate_layout(
+        js: jetstream::Context,
+        options: NatsOptions,
+    ) -> Result<LayoutMigration> {
+        let names = Names {
+            prefix: options.prefix.clone(),
+        };
+        let replicas = options.replicas.max(1);
+        let jobs = bucket(&js, &names, "jobs", "", replicas, Create::No).await?;
+        let dedupe = bucket(&js, &names, "dedupe", "", replicas, Create::No).await?;
+        let history_name = names.history_stream();
+        let history = js
+            .get_stream(&history_name)
+            .await
+            .map_err(|e| missing_state(&names, format!("stream {history_name}"), e))?;
+        layout::migrate(&js, &names, &jobs, &dedupe, &history).await
     }
 
     /// Whether this node's view of each bucket and stream is current
@@ -489,18 +563,12 @@ impl Inner {
             job: Some(job.id),
             count: 1,
         };
-        self.publish_event(job.channel.as_str(), event, message_id)
-            .await
+        self.publish_event(event, message_id).await
     }
 
-    /// Publishes a history event on its channel's subject.
-    async fn publish_event(
-        &self,
-        channel: &str,
-        event: HistoryEvent,
-        message_id: String,
-    ) -> Result<()> {
-        let subject = self.names.history_subject(channel);
+    /// Publishes a history event on its channel's and store's subject.
+    async fn publish_event(&self, event: HistoryEvent, message_id: String) -> Result<()> {
+        let subject = self.names.history_subject(&event.channel, &event.store);
         let payload = serde_json::to_vec(&event)
             .map_err(|e| nats_error(subject.clone(), "encode history event")(boxed(e)))?;
         let mut headers = async_nats::HeaderMap::new();
