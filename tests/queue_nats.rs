@@ -1554,3 +1554,48 @@ async fn a_layout1_state_is_refused_then_migrated_without_losing_a_job_or_an_out
     assert!(again.already_current, "{again:?}");
     Ok(())
 }
+
+/// Issue 15: a job's lease is not judged by comparing two nodes' clocks. A
+/// node whose clock runs ten minutes ahead of the claimer's does not take
+/// back a claim still under way: another process's claim ends only once
+/// this node has watched it for a whole lease by its own clock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_clock_runs_ahead_waits_a_whole_lease_before_taking_back_a_claim() -> Result<()>
+{
+    let f = Fixture::new().await?;
+    let ahead = f.server.node(Arc::new(Unfenced)).await?;
+    let ahead_now = f.at(600);
+    ahead.set_clock(Arc::new(ManualClock::new(ahead_now)));
+    let id = f
+        .enqueue_one(new_job("wa", "1", "order-paid", f.now()))
+        .await?;
+    let first = f.claim_one("wa", f.now()).await?;
+    // A job written after the claim: once the other node's view has it, it
+    // has the claim too (the view applies the bucket in order).
+    let mut watch = ahead.watch_channel("wa");
+    f.enqueue_one(new_job("wa", "2", "order-paid", f.at(3600)))
+        .await?;
+    assert!(watch.changed().await);
+
+    // By its clock the claim's lease ended nine minutes ago; it has not
+    // watched it for a lease yet.
+    assert!(ahead.claim("wa", ahead_now, 1, LEASE).await?.is_empty());
+    let almost = ahead_now + SignedDuration::from_secs(59);
+    assert!(ahead.claim("wa", almost, 1, LEASE).await?.is_empty());
+    let taken = ahead
+        .claim("wa", ahead_now + SignedDuration::from_secs(60), 1, LEASE)
+        .await?;
+    assert_eq!(
+        taken
+            .iter()
+            .map(|job| (job.id, job.claims))
+            .collect::<Vec<_>>(),
+        vec![(id, 2)]
+    );
+    let late = f
+        .store
+        .complete(first.claim(), sent(f.at(61), "2025-03-14"))
+        .await;
+    assert!(matches!(late, Err(Error::StaleClaim { .. })), "{late:?}");
+    Ok(())
+}

@@ -248,6 +248,9 @@ impl Inner {
                 // A claim remembered for its completion is no longer the
                 // record (a recovery, a cancel, a fallback intent).
                 self.own_writes.forget_claim(job.id);
+                if job.state != JobState::Running {
+                    self.job_leases.ended(job.id);
+                }
                 Ok(Some(written))
             }
             Err(error) if error.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(None),
@@ -536,7 +539,7 @@ impl Inner {
         if max == 0 || self.channel_paused(channel).await? {
             return Ok(Vec::new());
         }
-        self.recover(channel, now).await?;
+        self.recover(channel, now, Some(lease)).await?;
         let window = max.saturating_mul(4).max(CLAIM_SCAN_MIN);
         let mut due: Vec<Stored> = self.mirror.read(|view| {
             view.active_jobs(channel)
@@ -586,6 +589,7 @@ impl Inner {
                     .await?
                 {
                     self.own_writes.remember_claim(&running, written);
+                    self.job_leases.claimed(running.id, running.claims);
                     claimed.push(running);
                     break;
                 }
@@ -625,36 +629,61 @@ impl Inner {
 
     /// Running jobs of `channel` whose lease ended by `now` become pending
     /// (due now) or dead after their last attempt.
-    pub(super) async fn recover(&self, channel: &str, now: Timestamp) -> Result<usize> {
-        self.give_back_running(channel, now, false).await
+    /// `lease`: the channel's lease length, which a claim of another
+    /// process must have been watched for (see `leases.rs`; `None`, a
+    /// tool's call: its `lease_until` is compared with `now`).
+    pub(super) async fn recover(
+        &self,
+        channel: &str,
+        now: Timestamp,
+        lease: Option<SignedDuration>,
+    ) -> Result<usize> {
+        self.give_back_running(channel, now, false, lease).await
     }
 
     /// [`crate::queue::StateStore::take_over_channel`]: every running job of
     /// the channel back to pending, whatever its lease says. Fenced on the
     /// channel before every write.
     pub(super) async fn take_over(&self, channel: &str, now: Timestamp) -> Result<usize> {
-        self.give_back_running(channel, now, true).await
+        self.give_back_running(channel, now, true, None).await
     }
 
     /// Running jobs of `channel` whose lease ended (all of them when
     /// `taken_over`) back to pending due at `now`, or dead after their last
-    /// attempt.
+    /// attempt. Whether a lease ended is judged without comparing two
+    /// nodes' clocks (`leases.rs`).
     async fn give_back_running(
         &self,
         channel: &str,
         now: Timestamp,
         taken_over: bool,
+        lease: Option<SignedDuration>,
     ) -> Result<usize> {
-        let expired: Vec<Stored> = self.mirror.read(|view| {
+        let running: Vec<Stored> = self.mirror.read(|view| {
             view.active_jobs(channel)
                 .into_iter()
-                .filter(|stored| {
-                    stored.job.state == JobState::Running
-                        && (taken_over || stored.job.lease_until.is_none_or(|until| until <= now))
-                })
+                .filter(|stored| stored.job.state == JobState::Running)
                 .cloned()
                 .collect()
         });
+        let claims: Vec<(JobId, u32)> = running
+            .iter()
+            .map(|stored| (stored.job.id, stored.job.claims))
+            .collect();
+        let ids: HashSet<JobId> = claims.iter().map(|(id, _)| *id).collect();
+        let of_channel = |id: JobId| {
+            ids.contains(&id)
+                || self.mirror.read(|view| {
+                    view.jobs
+                        .get(&id)
+                        .is_none_or(|stored| stored.job.channel.as_str() == channel)
+                })
+        };
+        self.job_leases.keep_foreign(&claims, &of_channel);
+        let expired: Vec<Stored> = running
+            .into_iter()
+            .filter(|stored| taken_over || self.job_leases.expired(&stored.job, now, lease))
+            .collect();
         let mut recovered = 0;
         for stored in expired {
             if let Some(fallback_id) = stored.job.fell_back_to {

@@ -22,6 +22,7 @@ pub(crate) mod follow;
 mod jobs;
 mod keys;
 mod layout;
+mod leases;
 mod mirror;
 mod poll;
 mod portable;
@@ -142,6 +143,8 @@ struct Inner {
     /// The send path's own last writes, each the first guess of the next
     /// compare-and-set on that record (see [`jobs::OwnWrites`]).
     own_writes: jobs::OwnWrites,
+    /// The claims this process wrote, and when it first saw others' (`leases.rs`).
+    job_leases: leases::JobLeases,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -415,6 +418,7 @@ impl NatsStore {
                 crash_after_fallback: Mutex::new(None),
                 poll_reads: Mutex::new(std::collections::HashMap::new()),
                 own_writes: jobs::OwnWrites::default(),
+                job_leases: leases::JobLeases::default(),
                 tasks: std::mem::take(&mut tasks.0),
             }),
         })
@@ -506,7 +510,7 @@ impl NatsStore {
             .read(|view| view.active.keys().cloned().collect());
         let mut recovered = 0;
         for channel in channels {
-            recovered += self.inner.recover(&channel, now).await?;
+            recovered += self.inner.recover(&channel, now, None).await?;
         }
         Ok(recovered)
     }
