@@ -99,7 +99,8 @@ pub(crate) enum Needs {
 }
 
 /// What of the cluster's jobs bucket and history stream an operator command
-/// without a local daemon reads: only what it shows.
+/// without a local daemon reads: only what it shows (docs/cluster.md,
+/// "Upgrading to state layout 2", has the table).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct ClusterView {
     /// The jobs it follows.
@@ -117,9 +118,11 @@ impl ClusterView {
         }
     }
 
-    /// What answering `request` reads: `queue list` the jobs of its store or
-    /// channel and no outcomes; `report` the jobs and outcomes of its store
-    /// or channel; anything else everything.
+    /// What answering `request` reads: `queue list` and `queue retry
+    /// --dead` the jobs of their store or channel and no outcomes; `report`
+    /// the jobs and outcomes of its store or channel; `queue show`, `cancel`
+    /// and `retry` of ids, `pause` and `resume` no view at all (each job
+    /// named is read by its id); `purge` and the rest everything.
     pub(crate) fn for_request(request: &Request) -> Self {
         let scope = |store: &Option<String>, channel: &Option<String>| match (store, channel) {
             (Some(store), _) => ViewScope::Store(store.clone()),
@@ -129,6 +132,19 @@ impl ClusterView {
         match request {
             Request::QueueList(query) => Self {
                 jobs: scope(&query.store, &query.channel),
+                history: ViewScope::Nothing,
+            },
+            Request::QueueRetryFailed(query) => Self {
+                jobs: scope(&query.store, &query.channel),
+                history: ViewScope::Nothing,
+            },
+            Request::QueueShow { .. }
+            | Request::QueueCancel { .. }
+            | Request::QueueRetry { .. }
+            | Request::QueuePause { .. }
+            | Request::QueueResume { .. }
+            | Request::StoreResume { .. } => Self {
+                jobs: ViewScope::Nothing,
                 history: ViewScope::Nothing,
             },
             Request::Report(query) => {
@@ -360,4 +376,45 @@ fn open_database(
         }
     };
     Ok((Some(Arc::new(store) as SharedStore), Some(lock)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::delivery::ReportQuery;
+    use crate::report::queue_ops::ListQuery;
+
+    #[test]
+    fn a_command_reads_only_the_jobs_and_outcomes_it_shows() {
+        let list = Request::QueueList(ListQuery {
+            store: Some("loja".to_owned()),
+            ..ListQuery::default()
+        });
+        assert_eq!(
+            ClusterView::for_request(&list),
+            ClusterView {
+                jobs: ViewScope::Store("loja".to_owned()),
+                history: ViewScope::Nothing,
+            }
+        );
+        let report = Request::Report(ReportQuery {
+            channel: Some("wa".to_owned()),
+            ..ReportQuery::default()
+        });
+        assert_eq!(
+            ClusterView::for_request(&report),
+            ClusterView {
+                jobs: ViewScope::Channel("wa".to_owned()),
+                history: ViewScope::Channel("wa".to_owned()),
+            }
+        );
+        let show = Request::QueueShow {
+            id: crate::queue::JobId::from_u128(1),
+        };
+        assert_eq!(ClusterView::for_request(&show).jobs, ViewScope::Nothing);
+        assert_eq!(
+            ClusterView::for_request(&Request::Status),
+            ClusterView::everything()
+        );
+    }
 }
