@@ -190,6 +190,25 @@ fn queue_and_report_work_on_the_cluster_state_with_only_the_configuration() {
     assert_eq!(state_of(&sent.to_string()), Some("sent".into()));
     assert_eq!(state_of(&pending.to_string()), Some("pending".into()));
 
+    // One channel, one store: the command follows only their jobs and
+    // outcomes (key filters `sms.*.*`, `*.loja.*`; docs/cluster.md).
+    let run = cli(&config, &["queue", "list", "--channel", "sms", "--json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let on_sms = run.json()["jobs"].as_array().expect("jobs").clone();
+    assert_eq!(on_sms.len(), 1, "{on_sms:#?}");
+    assert_eq!(on_sms[0]["id"], sms.to_string());
+    let run = cli(&config, &["queue", "list", "--store", "loja", "--json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.json()["jobs"].as_array().map(Vec::len), Some(3));
+    let run = cli(&config, &["report", "--channel", "whatsapp", "--json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let report = run.json();
+    let channels = report["channels"].as_array().expect("channels");
+    assert_eq!(channels.len(), 1, "{report:#}");
+    assert_eq!(channels[0]["total"]["sent"], 1, "{report:#}");
+    assert_eq!(channels[0]["total"]["entered"], 2, "{report:#}");
+    assert_eq!(channels[0]["total"]["pending"], 1, "{report:#}");
+
     let run = cli(&config, &["queue", "show", &sent.to_string()]);
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stdout.contains("state         sent"), "{}", run.stdout);
