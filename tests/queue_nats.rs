@@ -1599,3 +1599,95 @@ async fn a_node_whose_clock_runs_ahead_waits_a_whole_lease_before_taking_back_a_
     assert!(matches!(late, Err(Error::StaleClaim { .. })), "{late:?}");
     Ok(())
 }
+
+/// Issue 15: a daemon's idle polls start from the cursor they keep in
+/// memory and never read the stored one; the write that finally carries
+/// that cursor is still a compare-and-set on the stored cursor they started
+/// from. Here a node whose lease lapsed flushes its idle cursor after the
+/// store's new owner committed its own: the flush is refused as superseded
+/// and the new owner's cursor stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_cursor_written_late_cannot_overwrite_the_new_owners_cursor() -> Result<()> {
+    let f = Fixture::new().await?;
+    let commit = |cursor: &str| PollCommit {
+        store: "loja".to_owned(),
+        cursor: Some(cursor.to_owned()),
+        ..PollCommit::default()
+    };
+    f.store.commit_poll(commit("c0")).await?;
+    // The first idle poll reads the stored cursor; the next ones start from
+    // the one kept in memory and read nothing.
+    f.store.poll_started("loja");
+    assert_eq!(f.store.cursor("loja").await?.as_deref(), Some("c0"));
+    f.store.poll_started("loja");
+    f.store.poll_started("loja");
+
+    let new_owner = f.server.node(Arc::new(Unfenced)).await?;
+    new_owner.poll_started("loja");
+    assert_eq!(new_owner.cursor("loja").await?.as_deref(), Some("c0"));
+    new_owner.commit_poll(commit("c1-new-owner")).await?;
+
+    // The old node's flush of its idle polls' cursor.
+    let late = f.store.commit_poll(commit("c0-idle")).await;
+    assert!(matches!(late, Err(Error::Superseded { .. })), "{late:?}");
+    assert_eq!(
+        new_owner.cursor("loja").await?.as_deref(),
+        Some("c1-new-owner")
+    );
+    // A poll that reads the cursor again commits on top of it.
+    f.store.poll_started("loja");
+    assert_eq!(
+        f.store.cursor("loja").await?.as_deref(),
+        Some("c1-new-owner")
+    );
+    f.store.commit_poll(commit("c2")).await?;
+    Ok(())
+}
+
+/// Issue 15: a node that stopped between a job's write and the publish of
+/// its counted outcome left `arauto report` one short. The hourly prune now
+/// publishes, for the jobs of the channels the node holds, the outcomes the
+/// history lacks once they are ten minutes old, under the message ids the
+/// lost publishes would have had; outcomes already counted are left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outcomes_whose_publish_was_lost_are_counted_by_the_next_prune() -> Result<()> {
+    let f = Fixture::new().await?;
+    f.enqueue_one(new_job("wa", "1", "order-paid", f.now()))
+        .await?;
+    let counted = f.claim_one("wa", f.now()).await?;
+    f.store
+        .complete(counted.claim(), sent(f.now(), "2025-03-14"))
+        .await?;
+    // The node stops after each write of the second job, before its publish.
+    f.store.lose_history_publishes(true);
+    f.enqueue_one(new_job("wa", "2", "order-paid", f.now()))
+        .await?;
+    let lost = f.claim_one("wa", f.now()).await?;
+    f.store
+        .complete(lost.claim(), sent(f.now(), "2025-03-14"))
+        .await?;
+    f.store.lose_history_publishes(false);
+    let sums = |rows: Vec<arauto::queue::CounterRow>| {
+        let of = |outcome| -> u64 {
+            rows.iter()
+                .filter(|row| row.outcome == outcome)
+                .map(|row| row.count)
+                .sum()
+        };
+        (of(Outcome::Entered), of(Outcome::Sent))
+    };
+    assert_eq!(sums(f.store.counters(all_days()).await?), (1, 1));
+
+    // A new node (the old one is gone), ten minutes on: its prune repairs.
+    let node = f.server.node(Arc::new(Unfenced)).await?;
+    node.set_clock(Arc::new(ManualClock::new(f.at(11 * 60))));
+    node.set_time_zone(jiff::tz::TimeZone::get("America/Sao_Paulo")?);
+    let long_ago: Timestamp = "2000-01-01T00:00:00Z".parse()?;
+    node.prune(long_ago, 100).await?;
+    assert_eq!(sums(node.counters(all_days()).await?), (2, 2));
+    // Nothing is counted twice by the next prune.
+    node.prune(long_ago, 100).await?;
+    let again = f.server.node(Arc::new(Unfenced)).await?;
+    assert_eq!(sums(again.counters(all_days()).await?), (2, 2));
+    Ok(())
+}

@@ -592,7 +592,8 @@ pub(super) fn history(
         if event.is_none() {
             tracing::warn!(stream = %name, sequence, "a history event is unreadable; not counted");
         }
-        mirror.apply_history(sequence, event);
+        let published = Timestamp::from_nanosecond(info.published.unix_timestamp_nanos()).ok();
+        mirror.apply_history(sequence, event, published);
     })
 }
 

@@ -19,6 +19,7 @@
 //! happened, and the claim number refuses a stale one.
 
 pub(crate) mod follow;
+mod history_repair;
 mod jobs;
 mod keys;
 mod layout;
@@ -138,6 +139,9 @@ struct Inner {
     crash_after: Mutex<Option<PollStep>>,
     /// Test hook: fail a fallback completion after this step.
     crash_after_fallback: Mutex<Option<FallbackStep>>,
+    /// Test hook: history publishes are skipped, as if the node stopped
+    /// right after each job write.
+    lose_publishes: std::sync::atomic::AtomicBool,
     /// Per store, the revisions its running poll read ([`reads`]).
     poll_reads: Mutex<std::collections::HashMap<String, reads::PollReads>>,
     /// The send path's own last writes, each the first guess of the next
@@ -416,6 +420,7 @@ impl NatsStore {
                 history_published: Mutex::new(0),
                 crash_after: Mutex::new(None),
                 crash_after_fallback: Mutex::new(None),
+                lose_publishes: std::sync::atomic::AtomicBool::new(false),
                 poll_reads: Mutex::new(std::collections::HashMap::new()),
                 own_writes: jobs::OwnWrites::default(),
                 job_leases: leases::JobLeases::default(),
@@ -474,6 +479,16 @@ impl NatsStore {
             .crash_after
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = step;
+    }
+
+    /// Test hook for the history repair: while `true`, every counted
+    /// outcome's publish is skipped, as if the node stopped between each job
+    /// write and its publish.
+    #[doc(hidden)]
+    pub fn lose_history_publishes(&self, lose: bool) {
+        self.inner
+            .lose_publishes
+            .store(lose, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Test hook: the next fallback completions stop with an error right
@@ -572,6 +587,12 @@ impl Inner {
 
     /// Publishes a history event on its channel's and store's subject.
     async fn publish_event(&self, event: HistoryEvent, message_id: String) -> Result<()> {
+        if self
+            .lose_publishes
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return Ok(());
+        }
         let subject = self.names.history_subject(&event.channel, &event.store);
         let payload = serde_json::to_vec(&event)
             .map_err(|e| nats_error(subject.clone(), "encode history event")(boxed(e)))?;
@@ -1078,6 +1099,24 @@ impl StateStore for NatsStore {
     /// buckets older than [`retention::MARKERS_KEPT`] (see `retention.rs`).
     async fn prune(&self, finished_before: Timestamp, batch: usize) -> Result<usize> {
         let total = crate::queue::purge_in_batches(self, finished_before, batch).await?;
+        // Counted outcomes a stopped node never published (see
+        // `history_repair.rs`): every daemon prunes hourly, each repairs the
+        // jobs of the channels it holds.
+        let now = self.inner.now();
+        match self.inner.repair_history(now).await {
+            Ok(0) => {}
+            Ok(repaired) => {
+                tracing::info!(
+                    repaired,
+                    "counted outcomes whose publish to the history was lost"
+                );
+            }
+            Err(error) => {
+                tracing::warn!(
+                    "cannot repair the history's lost outcomes: {error}; the next prune tries again"
+                );
+            }
+        }
         let removed = self.inner.compact_markers(retention::MARKERS_KEPT).await?;
         if removed > 0 {
             tracing::info!(
