@@ -245,6 +245,14 @@ fn queue_and_report_work_on_the_cluster_state_with_only_the_configuration() {
         );
     });
 
+    // The state is in the layout this arauto writes: migrating has nothing to do.
+    let run = cli(&config, &["state", "migrate"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout.contains("is in layout 2 already: nothing to do"),
+        "{run:?}"
+    );
+
     // Nothing local: no state directory, no lock, no database.
     assert!(!dir.path().join("state").exists());
 }
@@ -518,6 +526,15 @@ fn status_shows_the_cluster_from_a_machine_without_a_daemon() {
         run.stdout.contains("this node's daemon: not running"),
         "{}",
         run.stdout
+    );
+
+    // A node runs: `state migrate` refuses, naming it, and changes nothing.
+    let run = cli(&config, &["state", "migrate"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr.contains("arauto node(s) node-a of the cluster")
+            && run.stderr.contains("stop every node first"),
+        "{run:?}"
     );
     stop.cancel();
 }
