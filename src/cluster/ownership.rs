@@ -233,9 +233,9 @@ impl std::fmt::Display for Counts {
 enum Source {
     /// Nobody's (never held, or its holder is unknown).
     Free,
-    /// Handed over by this node.
+    /// Released (handed over) by the node named.
     HandedOver(String),
-    /// This node's, whose lease expired.
+    /// Held by the node named until its lease expired.
     Expired(String),
 }
 
