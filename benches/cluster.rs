@@ -741,7 +741,12 @@ impl<'a> Run<'a> {
             let name = format!("node{}", i + 1);
             let dir = work.join(&name);
             std::fs::create_dir_all(dir.join("run"))?;
-            let mut config = daemon_section(&dir, "")?;
+            // The per-store and per-channel take-over lines this bench
+            // follows are DEBUG (one INFO line per ownership round).
+            let mut config = daemon_section(&dir, "")?.replace(
+                "log_level = \"info\"",
+                "log_level = \"info,arauto::cluster::ownership=debug\"",
+            );
             config.push_str(&webhook_channel(&hook.url(), &name));
             config.push_str(stores_config);
             config.push_str(&format!(

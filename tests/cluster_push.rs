@@ -34,7 +34,9 @@ fn tables(cluster: &Cluster, name: &str) -> String {
     let tables = cluster
         .tables(name)
         .replace("poll_interval = \"1s\"", "poll_interval = \"5m\"");
-    format!("[daemon.webhooks]\nlisten = \"127.0.0.1:0\"\n{tables}")
+    // After the tables: their first line is a key of `[daemon]` (the
+    // ownership module's log level, `Cluster::tables`).
+    format!("{tables}\n[daemon.webhooks]\nlisten = \"127.0.0.1:0\"\n")
 }
 
 /// Where `daemon`'s webhook listener listens (from its log).

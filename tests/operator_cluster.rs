@@ -190,6 +190,25 @@ fn queue_and_report_work_on_the_cluster_state_with_only_the_configuration() {
     assert_eq!(state_of(&sent.to_string()), Some("sent".into()));
     assert_eq!(state_of(&pending.to_string()), Some("pending".into()));
 
+    // One channel, one store: the command follows only their jobs and
+    // outcomes (key filters `sms.*.*`, `*.loja.*`; docs/cluster.md).
+    let run = cli(&config, &["queue", "list", "--channel", "sms", "--json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let on_sms = run.json()["jobs"].as_array().expect("jobs").clone();
+    assert_eq!(on_sms.len(), 1, "{on_sms:#?}");
+    assert_eq!(on_sms[0]["id"], sms.to_string());
+    let run = cli(&config, &["queue", "list", "--store", "loja", "--json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(run.json()["jobs"].as_array().map(Vec::len), Some(3));
+    let run = cli(&config, &["report", "--channel", "whatsapp", "--json"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let report = run.json();
+    let channels = report["channels"].as_array().expect("channels");
+    assert_eq!(channels.len(), 1, "{report:#}");
+    assert_eq!(channels[0]["total"]["sent"], 1, "{report:#}");
+    assert_eq!(channels[0]["total"]["entered"], 2, "{report:#}");
+    assert_eq!(channels[0]["total"]["pending"], 1, "{report:#}");
+
     let run = cli(&config, &["queue", "show", &sent.to_string()]);
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stdout.contains("state         sent"), "{}", run.stdout);
@@ -225,6 +244,14 @@ fn queue_and_report_work_on_the_cluster_state_with_only_the_configuration() {
             Some("drill")
         );
     });
+
+    // The state is in the layout this arauto writes: migrating has nothing to do.
+    let run = cli(&config, &["state", "migrate"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout.contains("is in layout 2 already: nothing to do"),
+        "{run:?}"
+    );
 
     // Nothing local: no state directory, no lock, no database.
     assert!(!dir.path().join("state").exists());
@@ -499,6 +526,15 @@ fn status_shows_the_cluster_from_a_machine_without_a_daemon() {
         run.stdout.contains("this node's daemon: not running"),
         "{}",
         run.stdout
+    );
+
+    // A node runs: `state migrate` refuses, naming it, and changes nothing.
+    let run = cli(&config, &["state", "migrate"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr.contains("arauto node(s) node-a of the cluster")
+            && run.stderr.contains("stop every node first"),
+        "{run:?}"
     );
     stop.cancel();
 }

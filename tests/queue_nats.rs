@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail, ensure};
 use arauto::clock::ManualClock;
-use arauto::queue::nats::{FallbackStep, NatsOptions, NatsStore, PollStep};
+use arauto::queue::nats::{FallbackStep, NatsOptions, NatsStore, PollStep, ViewScope};
 use arauto::queue::portable::{Portable, Record};
 use arauto::queue::redb::{RedbOptions, RedbStore};
 use arauto::queue::{
@@ -966,8 +966,8 @@ async fn history_follows_the_retention_and_old_delete_markers_are_removed() -> R
     let mut jobs_stream = js.get_stream("KV_test_jobs").await?;
     assert_eq!(
         jobs_stream.info().await?.state.messages,
-        1,
-        "the job's marker"
+        2,
+        "the job's marker and the layout record"
     );
     // The freed key is taken again after its marker.
     let again = f
@@ -980,8 +980,9 @@ async fn history_follows_the_retention_and_old_delete_markers_are_removed() -> R
         .await?;
     assert!(removed >= 1, "{removed}");
     assert!(f.store.get(id).await?.is_none());
-    // Only the new job's record is left in the jobs bucket; its key holds.
-    assert_eq!(jobs_stream.info().await?.state.messages, 1);
+    // Only the new job's record (and the layout record) is left in the
+    // jobs bucket; its key holds.
+    assert_eq!(jobs_stream.info().await?.state.messages, 2);
     let outcome = f
         .store
         .enqueue(vec![new_job("wa", "1", "order-paid", f.now())])
@@ -1224,15 +1225,19 @@ async fn a_fallback_stopped_after_its_intent_is_retried_once_not_lost() -> Resul
     let inserted = completed.fallback_inserted.context("no fallback")?;
     assert_ne!(inserted, fallback_id);
     assert_eq!(completed.job.state, JobState::Skipped);
+    // The placeholder stands in for the fallback under the fallback's own
+    // key, so it is on sms too (cancelled); the one real fallback is pending.
     let on_sms: Vec<Job> = f
         .store
         .jobs_for_order("loja", "1")
         .await?
         .into_iter()
-        .filter(|job| job.channel.as_str() == "sms")
+        .filter(|job| job.channel.as_str() == "sms" && job.id != fallback_id)
         .collect();
     assert_eq!(on_sms.len(), 1, "{on_sms:?}");
     assert_eq!(on_sms[0].fallback_of, Some(id));
+    assert_eq!(on_sms[0].state, JobState::Pending);
+    assert_eq!(f.job(fallback_id).await?.channel.as_str(), "sms");
     Ok(())
 }
 
@@ -1306,5 +1311,383 @@ async fn completions_from_own_writes_never_overwrite_another_nodes_write() -> Re
         status.paused.is_some(),
         "the pause was overwritten: {status:?}"
     );
+    Ok(())
+}
+
+/// Every counter of every day.
+fn all_days() -> CounterQuery {
+    CounterQuery {
+        from_day: "2000-01-01".to_owned(),
+        to_day: "2100-12-31".to_owned(),
+        ..CounterQuery::default()
+    }
+}
+
+/// An operator command's view (no daemon): only the jobs and outcomes
+/// `jobs` and `history` select.
+async fn operator_view(server: &Server, jobs: ViewScope, history: ViewScope) -> Result<NatsStore> {
+    let js = async_nats::jetstream::new(async_nats::connect(&server.url).await?);
+    let options = NatsOptions {
+        prefix: "test".to_owned(),
+        replicas: 1,
+    };
+    let store = NatsStore::bind_viewing(js, options, Arc::new(Unfenced), &jobs, &history).await?;
+    store.set_time_zone(jiff::tz::TimeZone::get("America/Sao_Paulo")?);
+    Ok(store)
+}
+
+/// Issue 15: an operator command without a daemon reads only what it
+/// shows. Jobs are keyed `<channel>.<store>.<id>` and outcomes published on
+/// `<prefix>.history.<channel>.<store>`, so a view of one store or one
+/// channel receives only its own jobs and outcomes from the server (what
+/// the view holds is all the server sent it), and a read by id still finds
+/// any job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_view_of_one_store_or_channel_receives_only_its_jobs_and_outcomes() -> Result<()> {
+    let f = Fixture::new().await?;
+    let mut ids = Vec::new();
+    for (store, lane, order) in [
+        ("loja-a", "wa", "1"),
+        ("loja-a", "sms", "2"),
+        ("loja-b", "wa", "3"),
+        ("loja-b", "sms", "4"),
+    ] {
+        let mut job = new_job(lane, order, "order-paid", f.now());
+        job.store = store.to_owned();
+        job.dedupe_keys = vec![format!("{store}/{order}/{lane}")];
+        ids.push((store, lane, f.enqueue_one(job).await?));
+    }
+    let on_wa = f.claim_one("wa", f.now()).await?;
+    f.store
+        .complete(on_wa.claim(), sent(f.now(), "2025-03-14"))
+        .await?;
+    let count = |rows: &[arauto::queue::CounterRow], outcome: Outcome| -> u64 {
+        rows.iter()
+            .filter(|row| row.outcome == outcome)
+            .map(|row| row.count)
+            .sum()
+    };
+
+    let of_a = operator_view(
+        &f.server,
+        ViewScope::Store("loja-a".to_owned()),
+        ViewScope::Store("loja-a".to_owned()),
+    )
+    .await?;
+    let listed = of_a.list(JobFilter::default()).await?;
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(listed.iter().all(|job| job.store == "loja-a"), "{listed:?}");
+    let rows = of_a.counters(all_days()).await?;
+    assert!(rows.iter().all(|row| row.store == "loja-a"), "{rows:?}");
+    assert_eq!(count(&rows, Outcome::Entered), 2);
+    assert_eq!(
+        count(&rows, Outcome::Sent),
+        u64::from(on_wa.store == "loja-a")
+    );
+
+    let of_wa = operator_view(
+        &f.server,
+        ViewScope::Channel("wa".to_owned()),
+        ViewScope::Channel("wa".to_owned()),
+    )
+    .await?;
+    let listed = of_wa.list(JobFilter::default()).await?;
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(listed.iter().all(|job| job.channel.as_str() == "wa"));
+    assert_eq!(of_wa.channel_stats("wa").await?.pending, 1);
+    let rows = of_wa.counters(all_days()).await?;
+    assert!(rows.iter().all(|row| row.channel == "wa"), "{rows:?}");
+    assert_eq!(count(&rows, Outcome::Entered), 2);
+    assert_eq!(count(&rows, Outcome::Sent), 1);
+
+    // `status`: every job, no outcomes; a view of nothing still reads by id.
+    let status = operator_view(&f.server, ViewScope::All, ViewScope::Nothing).await?;
+    assert_eq!(status.list(JobFilter::default()).await?.len(), 4);
+    assert!(status.counters(all_days()).await?.is_empty());
+    let blind = operator_view(&f.server, ViewScope::Nothing, ViewScope::Nothing).await?;
+    assert!(blind.list(JobFilter::default()).await?.is_empty());
+    for (store, lane, id) in ids {
+        let job = blind.get(id).await?.context("a job not found by its id")?;
+        assert_eq!((job.store.as_str(), job.channel.as_str()), (store, lane));
+    }
+    let cancelled = blind
+        .cancel(vec![f.job(on_wa.id).await?.id], "x".into())
+        .await?;
+    assert_eq!(
+        cancelled,
+        vec![(on_wa.id, CancelOutcome::NotPending(JobState::Sent))]
+    );
+    Ok(())
+}
+
+/// Rewrites the state of prefix `test` the way an arauto of layout 1 wrote
+/// it: jobs keyed by id alone, dedupe keys naming the bare id, outcomes on
+/// `test.history.<channel>`, no layout record.
+async fn rewrite_as_layout1(server: &Server) -> Result<()> {
+    let js = async_nats::jetstream::new(async_nats::connect(&server.url).await?);
+    let jobs = js.get_key_value("test_jobs").await?;
+    let keys: Vec<String> = jobs.keys().await?.try_collect().await?;
+    for key in keys {
+        let tokens: Vec<&str> = key.split('.').collect();
+        if let [_, _, id] = tokens.as_slice() {
+            let value = jobs
+                .get(key.as_str())
+                .await?
+                .context("a job without value")?;
+            jobs.put(*id, value).await?;
+        }
+    }
+    let jobs_stream = js.get_stream("KV_test_jobs").await?;
+    jobs_stream.purge().filter("$KV.test_jobs.*.*.*").await?;
+    jobs_stream
+        .purge()
+        .filter("$KV.test_jobs.arauto.layout")
+        .await?;
+    let dedupe = js.get_key_value("test_dedupe").await?;
+    let keys: Vec<String> = dedupe.keys().await?.try_collect().await?;
+    for key in keys {
+        let value = dedupe
+            .get(key.as_str())
+            .await?
+            .context("a key without value")?;
+        let text = String::from_utf8(value.to_vec())?;
+        let id = text
+            .rsplit('.')
+            .next()
+            .context("an empty value")?
+            .to_owned();
+        dedupe.put(key.as_str(), id.into()).await?;
+    }
+    let mut history = js.get_stream("test_history").await?;
+    let state = history.info().await?.state.clone();
+    for sequence in state.first_sequence..=state.last_sequence {
+        let Ok(message) = history.get_raw_message(sequence).await else {
+            continue;
+        };
+        let tokens: Vec<&str> = message.subject.split('.').collect();
+        if let ["test", "history", channel, _store] = tokens.as_slice() {
+            js.publish(format!("test.history.{channel}"), message.payload)
+                .await?
+                .await?;
+        }
+    }
+    history.purge().filter("test.history.*.*").await?;
+    Ok(())
+}
+
+/// Issue 15: a cluster state of layout 1 (jobs keyed by id alone) is
+/// refused by a node of this version with one error naming the command to
+/// run; `arauto state migrate` (here [`NatsStore::migrate_layout`]) moves
+/// every job, dedupe key and outcome without losing one, frees the key an
+/// enqueue left naming no job, and a second run has nothing to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_layout1_state_is_refused_then_migrated_without_losing_a_job_or_an_outcome() -> Result<()>
+{
+    let f = Fixture::new().await?;
+    fill(&f.store, f.now()).await?;
+    let mut other = new_job("sms", "7", "order-paid", f.now());
+    other.store = "loja-b".to_owned();
+    other.dedupe_keys = vec!["loja-b/7/sms".to_owned()];
+    f.enqueue_one(other.clone()).await?;
+    let mut before = f.store.list(JobFilter::default()).await?;
+    before.sort_by_key(|job| job.id);
+    let mut counters_before = f.store.counters(all_days()).await?;
+    counters_before.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+    rewrite_as_layout1(&f.server).await?;
+    // The mark of an enqueue that stopped before writing its job.
+    let js = async_nats::jetstream::new(async_nats::connect(&f.server.url).await?);
+    let dedupe = js.get_key_value("test_dedupe").await?;
+    dedupe
+        .put("loja=2F99=2Fleftover", "01jpa8d2g07zt4n1hjww7r8zzz".into())
+        .await?;
+
+    let refused = f.server.node(Arc::new(Unfenced)).await;
+    let Err(error) = refused else {
+        bail!("a node of layout 2 opened a layout-1 state");
+    };
+    let message = error.to_string();
+    assert!(
+        message.contains("layout 1") && message.contains("arauto state migrate"),
+        "{message}"
+    );
+    let refused = operator_view(&f.server, ViewScope::All, ViewScope::All).await;
+    assert!(
+        refused.is_err(),
+        "an operator command read a layout-1 state"
+    );
+
+    let options = NatsOptions {
+        prefix: "test".to_owned(),
+        replicas: 1,
+    };
+    let done = NatsStore::migrate_layout(js.clone(), options.clone()).await?;
+    assert_eq!(done.jobs, before.len(), "{done:?}");
+    assert_eq!(done.dedupe_leftovers, 1, "{done:?}");
+    assert!(done.outcomes >= counters_before.len(), "{done:?}");
+    assert!(dedupe.get("loja=2F99=2Fleftover").await?.is_none());
+
+    let node = f.server.node(Arc::new(Unfenced)).await?;
+    node.set_time_zone(jiff::tz::TimeZone::get("America/Sao_Paulo")?);
+    let mut after = node.list(JobFilter::default()).await?;
+    after.sort_by_key(|job| job.id);
+    assert_eq!(after, before);
+    let mut counters_after = node.counters(all_days()).await?;
+    counters_after.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+    assert_eq!(counters_after, counters_before);
+    // The dedupe keys still hold: the same notification is a duplicate.
+    let again = node.enqueue(vec![other]).await?;
+    assert!(
+        matches!(again.as_slice(), [EnqueueOutcome::Duplicate(_)]),
+        "{again:?}"
+    );
+    // And the views by store see the migrated jobs and outcomes.
+    let of_b = operator_view(
+        &f.server,
+        ViewScope::Store("loja-b".to_owned()),
+        ViewScope::Store("loja-b".to_owned()),
+    )
+    .await?;
+    assert_eq!(of_b.list(JobFilter::default()).await?.len(), 1);
+    assert!(!of_b.counters(all_days()).await?.is_empty());
+
+    let again = NatsStore::migrate_layout(js, options).await?;
+    assert!(again.already_current, "{again:?}");
+    Ok(())
+}
+
+/// Issue 15: a job's lease is not judged by comparing two nodes' clocks. A
+/// node whose clock runs ten minutes ahead of the claimer's does not take
+/// back a claim still under way: another process's claim ends only once
+/// this node has watched it for a whole lease by its own clock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_whose_clock_runs_ahead_waits_a_whole_lease_before_taking_back_a_claim() -> Result<()>
+{
+    let f = Fixture::new().await?;
+    let ahead = f.server.node(Arc::new(Unfenced)).await?;
+    let ahead_now = f.at(600);
+    ahead.set_clock(Arc::new(ManualClock::new(ahead_now)));
+    let id = f
+        .enqueue_one(new_job("wa", "1", "order-paid", f.now()))
+        .await?;
+    let first = f.claim_one("wa", f.now()).await?;
+    // A job written after the claim: once the other node's view has it, it
+    // has the claim too (the view applies the bucket in order).
+    let mut watch = ahead.watch_channel("wa");
+    f.enqueue_one(new_job("wa", "2", "order-paid", f.at(3600)))
+        .await?;
+    assert!(watch.changed().await);
+
+    // By its clock the claim's lease ended nine minutes ago; it has not
+    // watched it for a lease yet.
+    assert!(ahead.claim("wa", ahead_now, 1, LEASE).await?.is_empty());
+    let almost = ahead_now + SignedDuration::from_secs(59);
+    assert!(ahead.claim("wa", almost, 1, LEASE).await?.is_empty());
+    let taken = ahead
+        .claim("wa", ahead_now + SignedDuration::from_secs(60), 1, LEASE)
+        .await?;
+    assert_eq!(
+        taken
+            .iter()
+            .map(|job| (job.id, job.claims))
+            .collect::<Vec<_>>(),
+        vec![(id, 2)]
+    );
+    let late = f
+        .store
+        .complete(first.claim(), sent(f.at(61), "2025-03-14"))
+        .await;
+    assert!(matches!(late, Err(Error::StaleClaim { .. })), "{late:?}");
+    Ok(())
+}
+
+/// Issue 15: a daemon's idle polls start from the cursor they keep in
+/// memory and never read the stored one; the write that finally carries
+/// that cursor is still a compare-and-set on the stored cursor they started
+/// from. Here a node whose lease lapsed flushes its idle cursor after the
+/// store's new owner committed its own: the flush is refused as superseded
+/// and the new owner's cursor stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_cursor_written_late_cannot_overwrite_the_new_owners_cursor() -> Result<()> {
+    let f = Fixture::new().await?;
+    let commit = |cursor: &str| PollCommit {
+        store: "loja".to_owned(),
+        cursor: Some(cursor.to_owned()),
+        ..PollCommit::default()
+    };
+    f.store.commit_poll(commit("c0")).await?;
+    // The first idle poll reads the stored cursor; the next ones start from
+    // the one kept in memory and read nothing.
+    f.store.poll_started("loja");
+    assert_eq!(f.store.cursor("loja").await?.as_deref(), Some("c0"));
+    f.store.poll_started("loja");
+    f.store.poll_started("loja");
+
+    let new_owner = f.server.node(Arc::new(Unfenced)).await?;
+    new_owner.poll_started("loja");
+    assert_eq!(new_owner.cursor("loja").await?.as_deref(), Some("c0"));
+    new_owner.commit_poll(commit("c1-new-owner")).await?;
+
+    // The old node's flush of its idle polls' cursor.
+    let late = f.store.commit_poll(commit("c0-idle")).await;
+    assert!(matches!(late, Err(Error::Superseded { .. })), "{late:?}");
+    assert_eq!(
+        new_owner.cursor("loja").await?.as_deref(),
+        Some("c1-new-owner")
+    );
+    // A poll that reads the cursor again commits on top of it.
+    f.store.poll_started("loja");
+    assert_eq!(
+        f.store.cursor("loja").await?.as_deref(),
+        Some("c1-new-owner")
+    );
+    f.store.commit_poll(commit("c2")).await?;
+    Ok(())
+}
+
+/// Issue 15: a node that stopped between a job's write and the publish of
+/// its counted outcome left `arauto report` one short. The hourly prune now
+/// publishes, for the jobs of the channels the node holds, the outcomes the
+/// history lacks once they are ten minutes old, under the message ids the
+/// lost publishes would have had; outcomes already counted are left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outcomes_whose_publish_was_lost_are_counted_by_the_next_prune() -> Result<()> {
+    let f = Fixture::new().await?;
+    f.enqueue_one(new_job("wa", "1", "order-paid", f.now()))
+        .await?;
+    let counted = f.claim_one("wa", f.now()).await?;
+    f.store
+        .complete(counted.claim(), sent(f.now(), "2025-03-14"))
+        .await?;
+    // The node stops after each write of the second job, before its publish.
+    f.store.lose_history_publishes(true);
+    f.enqueue_one(new_job("wa", "2", "order-paid", f.now()))
+        .await?;
+    let lost = f.claim_one("wa", f.now()).await?;
+    f.store
+        .complete(lost.claim(), sent(f.now(), "2025-03-14"))
+        .await?;
+    f.store.lose_history_publishes(false);
+    let sums = |rows: Vec<arauto::queue::CounterRow>| {
+        let of = |outcome| -> u64 {
+            rows.iter()
+                .filter(|row| row.outcome == outcome)
+                .map(|row| row.count)
+                .sum()
+        };
+        (of(Outcome::Entered), of(Outcome::Sent))
+    };
+    assert_eq!(sums(f.store.counters(all_days()).await?), (1, 1));
+
+    // A new node (the old one is gone), ten minutes on: its prune repairs.
+    let node = f.server.node(Arc::new(Unfenced)).await?;
+    node.set_clock(Arc::new(ManualClock::new(f.at(11 * 60))));
+    node.set_time_zone(jiff::tz::TimeZone::get("America/Sao_Paulo")?);
+    let long_ago: Timestamp = "2000-01-01T00:00:00Z".parse()?;
+    node.prune(long_ago, 100).await?;
+    assert_eq!(sums(node.counters(all_days()).await?), (2, 2));
+    // Nothing is counted twice by the next prune.
+    node.prune(long_ago, 100).await?;
+    let again = f.server.node(Arc::new(Unfenced)).await?;
+    assert_eq!(sums(again.counters(all_days()).await?), (2, 2));
     Ok(())
 }

@@ -15,7 +15,13 @@
 //! read or steer the state (`check`, `report`, `queue …`) work from any node or a
 //! machine that only has the configuration. It opens it unfenced: operator
 //! actions (cancel, retry, pause) are compare-and-set writes that need no
-//! lease, and it never polls, claims or sends.
+//! lease, and it never polls, claims or sends. It reads only what the
+//! command shows ([`ClusterView::for_request`]): jobs are keyed
+//! `<channel>.<store>.<id>` and outcomes published on
+//! `<prefix>.history.<channel>.<store>`, so `queue list --store s` follows
+//! the key filter `*.s.*` of the jobs bucket and no history at all, and
+//! `report --channel c` the jobs `c.*.*` and the outcomes
+//! `<prefix>.history.c.*`.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
@@ -33,7 +39,7 @@ use crate::config::{self, ClusterConfig, Config, ConfigErrors};
 use crate::control::{self, Client, ClientError, Request, Response};
 use crate::daemon::{InstanceLock, LockError};
 use crate::plugin::{HostConfig, PluginHost};
-use crate::queue::nats::{NatsOptions, NatsStore};
+use crate::queue::nats::{NatsOptions, NatsStore, ViewScope};
 use crate::queue::redb::{FILE_NAME, RedbOptions, RedbStore};
 use crate::queue::{StateStore as _, Unfenced};
 use crate::report::{Context, SharedStore};
@@ -92,6 +98,67 @@ pub(crate) enum Needs {
     Instances,
 }
 
+/// What of the cluster's jobs bucket and history stream an operator command
+/// without a local daemon reads: only what it shows (docs/cluster.md,
+/// "Upgrading to state layout 2", has the table).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ClusterView {
+    /// The jobs it follows.
+    pub jobs: ViewScope,
+    /// The outcomes (daily counters) it follows.
+    pub history: ViewScope,
+}
+
+impl ClusterView {
+    /// Everything (`check`, `state export`, the queue's writes).
+    pub(crate) fn everything() -> Self {
+        Self {
+            jobs: ViewScope::All,
+            history: ViewScope::All,
+        }
+    }
+
+    /// What answering `request` reads: `queue list` and `queue retry
+    /// --dead` the jobs of their store or channel and no outcomes; `report`
+    /// the jobs and outcomes of its store or channel; `queue show`, `cancel`
+    /// and `retry` of ids, `pause` and `resume` no view at all (each job
+    /// named is read by its id); `purge` and the rest everything.
+    pub(crate) fn for_request(request: &Request) -> Self {
+        let scope = |store: &Option<String>, channel: &Option<String>| match (store, channel) {
+            (Some(store), _) => ViewScope::Store(store.clone()),
+            (None, Some(channel)) => ViewScope::Channel(channel.clone()),
+            (None, None) => ViewScope::All,
+        };
+        match request {
+            Request::QueueList(query) => Self {
+                jobs: scope(&query.store, &query.channel),
+                history: ViewScope::Nothing,
+            },
+            Request::QueueRetryFailed(query) => Self {
+                jobs: scope(&query.store, &query.channel),
+                history: ViewScope::Nothing,
+            },
+            Request::QueueShow { .. }
+            | Request::QueueCancel { .. }
+            | Request::QueueRetry { .. }
+            | Request::QueuePause { .. }
+            | Request::QueueResume { .. }
+            | Request::StoreResume { .. } => Self {
+                jobs: ViewScope::Nothing,
+                history: ViewScope::Nothing,
+            },
+            Request::Report(query) => {
+                let both = scope(&query.store, &query.channel);
+                Self {
+                    jobs: both.clone(),
+                    history: both,
+                }
+            }
+            _ => Self::everything(),
+        }
+    }
+}
+
 /// A way to serve requests.
 pub(crate) enum Backend {
     /// The running daemon.
@@ -120,6 +187,7 @@ impl Backend {
     pub(crate) fn open(
         args: &ConnectArgs,
         needs: Needs,
+        view: &ClusterView,
         progress: &Progress,
     ) -> Result<Self, OpenError> {
         let socket = args
@@ -155,7 +223,8 @@ impl Backend {
         let (store, lock) = match &config.cluster {
             Some(cluster) => {
                 progress.show("connecting to the NATS cluster…");
-                let store = runtime.block_on(open_cluster(cluster, &config.daemon.timezone, false));
+                let store =
+                    runtime.block_on(open_cluster(cluster, &config.daemon.timezone, false, view));
                 progress.clear();
                 (Some(Arc::new(store?) as SharedStore), None)
             }
@@ -235,13 +304,15 @@ pub(super) fn host_config(config: &Config) -> HostConfig {
 const CLUSTER_CONNECT_WAIT: Duration = Duration::from_secs(10);
 
 /// The cluster's JetStream state, opened for an operator command: unfenced
-/// (see the module's doc), counting local days in `time_zone`. Only
-/// `create` (an import into a new cluster) makes buckets: otherwise a
-/// mistyped `cluster.prefix` is an error, not an empty state.
+/// (see the module's doc), counting local days in `time_zone`, reading
+/// only the jobs and outcomes `view` selects. Only `create` (an import into
+/// a new cluster) makes buckets: otherwise a mistyped `cluster.prefix` is an
+/// error, not an empty state.
 pub(super) async fn open_cluster(
     cluster: &ClusterConfig,
     time_zone: &jiff::tz::TimeZone,
     create: bool,
+    view: &ClusterView,
 ) -> anyhow::Result<NatsStore> {
     let client = connect::connect(cluster, CLUSTER_CONNECT_WAIT).await?;
     let js = async_nats::jetstream::new(client);
@@ -252,7 +323,7 @@ pub(super) async fn open_cluster(
     let store = if create {
         NatsStore::open(js, options, Arc::new(Unfenced)).await
     } else {
-        NatsStore::bind(js, options, Arc::new(Unfenced)).await
+        NatsStore::bind_viewing(js, options, Arc::new(Unfenced), &view.jobs, &view.history).await
     };
     let store = store.with_context(|| {
         format!(
@@ -305,4 +376,45 @@ fn open_database(
         }
     };
     Ok((Some(Arc::new(store) as SharedStore), Some(lock)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::delivery::ReportQuery;
+    use crate::report::queue_ops::ListQuery;
+
+    #[test]
+    fn a_command_reads_only_the_jobs_and_outcomes_it_shows() {
+        let list = Request::QueueList(ListQuery {
+            store: Some("loja".to_owned()),
+            ..ListQuery::default()
+        });
+        assert_eq!(
+            ClusterView::for_request(&list),
+            ClusterView {
+                jobs: ViewScope::Store("loja".to_owned()),
+                history: ViewScope::Nothing,
+            }
+        );
+        let report = Request::Report(ReportQuery {
+            channel: Some("wa".to_owned()),
+            ..ReportQuery::default()
+        });
+        assert_eq!(
+            ClusterView::for_request(&report),
+            ClusterView {
+                jobs: ViewScope::Channel("wa".to_owned()),
+                history: ViewScope::Channel("wa".to_owned()),
+            }
+        );
+        let show = Request::QueueShow {
+            id: crate::queue::JobId::from_u128(1),
+        };
+        assert_eq!(ClusterView::for_request(&show).jobs, ViewScope::Nothing);
+        assert_eq!(
+            ClusterView::for_request(&Request::Status),
+            ClusterView::everything()
+        );
+    }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::backend::{Backend, ConnectArgs, Needs, OpenError};
+use super::backend::{Backend, ClusterView, ConnectArgs, Needs, OpenError};
 use super::exit::{Exit, print_json, refused};
 use super::style::{Progress, Style};
 use crate::control::{Request, Response};
@@ -33,7 +33,12 @@ pub struct CheckArgs {
 /// Run `arauto check`: exit 0 when nothing is red, 1 when something is.
 pub(crate) fn run(args: CheckArgs) -> Exit {
     let progress = Progress::on_stderr();
-    let checklist = match Backend::open(&args.connect, Needs::Instances, &progress) {
+    let checklist = match Backend::open(
+        &args.connect,
+        Needs::Instances,
+        &ClusterView::everything(),
+        &progress,
+    ) {
         Ok(mut backend) => {
             if backend.is_daemon() {
                 progress.show("the daemon is checking every store and channel…");

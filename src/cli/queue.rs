@@ -7,7 +7,7 @@ use clap::{ArgGroup, Args, Subcommand};
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 
-use super::backend::{Backend, ConnectArgs, Needs};
+use super::backend::{Backend, ClusterView, ConnectArgs, Needs};
 use super::exit::{Exit, print_json, refused};
 use super::style::{Align, Progress, Table};
 use crate::control::{Request, Response};
@@ -48,7 +48,7 @@ pub enum QueueCommand {
 /// `arauto queue list`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "With [cluster] and no daemon answering on this machine, the command reads the cluster's whole jobs bucket and history stream before it answers (it has no index by store or channel yet): on a big cluster, run it on a node whose daemon is up, which answers from its own views."
+    after_help = "With [cluster] and no daemon answering on this machine, the command reads the jobs it lists from the cluster: with --store or --channel only that store's or channel's jobs (the jobs bucket is keyed <channel>.<store>.<id>), else the whole jobs bucket; never the history stream."
 )]
 pub struct ListArgs {
     #[command(flatten)]
@@ -481,7 +481,8 @@ fn serve(
     human: impl FnOnce(&Response) -> Option<(String, Exit)>,
 ) -> Exit {
     let progress = Progress::on_stderr();
-    let mut backend = match Backend::open(connect, Needs::Database, &progress) {
+    let view = ClusterView::for_request(request);
+    let mut backend = match Backend::open(connect, Needs::Database, &view, &progress) {
         Ok(backend) => backend,
         Err(error) => {
             eprintln!("arauto: {error}");

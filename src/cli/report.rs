@@ -7,7 +7,7 @@ use clap::Args;
 use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 
-use super::backend::{Backend, ConnectArgs, Needs};
+use super::backend::{Backend, ClusterView, ConnectArgs, Needs};
 use super::exit::{Exit, print_json, refused};
 use super::style::{Align, Progress, Table};
 use crate::config::format_duration;
@@ -22,7 +22,7 @@ const REPORT_TIMEOUT: Duration = Duration::from_secs(120);
     after_help = "Counts are kept per local day (daemon.timezone), so the window is \
 rounded out to whole days: --since 24h counts from 00:00 of the day that contained \
 \"now - 24h\" (yesterday and today so far), --since 7d the last 7 days plus today. \
-'pending' and 'sending' are the jobs not finished right now, whatever their age.\n\nWith [cluster] and no daemon answering on this machine, the command reads the cluster's whole jobs bucket and history stream before it answers (it has no index by store or channel yet): on a big cluster, run it on a node whose daemon is up, which answers from its own views."
+'pending' and 'sending' are the jobs not finished right now, whatever their age.\n\nWith [cluster] and no daemon answering on this machine, the command reads from the cluster only what it shows: with --store or --channel that store's or channel's jobs and outcomes (jobs are keyed <channel>.<store>.<id>, outcomes published per channel and store), else the whole jobs bucket and history stream."
 )]
 pub struct ReportArgs {
     #[command(flatten)]
@@ -55,18 +55,19 @@ fn parse_since(text: &str) -> Result<SignedDuration, String> {
 /// Run `arauto report`.
 pub(crate) fn run(args: ReportArgs) -> Exit {
     let progress = Progress::on_stderr();
-    let mut backend = match Backend::open(&args.connect, Needs::Database, &progress) {
+    let request = Request::Report(ReportQuery {
+        store: args.store,
+        channel: args.channel,
+        since: args.since,
+    });
+    let view = ClusterView::for_request(&request);
+    let mut backend = match Backend::open(&args.connect, Needs::Database, &view, &progress) {
         Ok(backend) => backend,
         Err(error) => {
             eprintln!("arauto: {error}");
             return Exit::Failure;
         }
     };
-    let request = Request::Report(ReportQuery {
-        store: args.store,
-        channel: args.channel,
-        since: args.since,
-    });
     let report = match backend.call(&request, REPORT_TIMEOUT, &progress) {
         Ok(Response::Report(report)) => report,
         Ok(other) => return refused(other),

@@ -12,6 +12,11 @@
 //! renamed into place once complete, so the output name never holds half a
 //! state. An import reads the whole file once before writing anything: a
 //! truncated or damaged file (named with its line) is refused as a whole.
+//!
+//! `arauto state migrate` converts a cluster's state written by an arauto
+//! of layout 1 (jobs keyed by id alone) to the layout this build reads
+//! ([`crate::queue::nats::STATE_LAYOUT`]); it refuses while any node
+//! heartbeats or holds a lease slot (docs/cluster.md, "Upgrading").
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write as _};
@@ -22,7 +27,7 @@ use clap::{Args, Subcommand};
 use futures::StreamExt as _;
 use jiff::Timestamp;
 
-use super::backend::open_cluster;
+use super::backend::{ClusterView, open_cluster};
 use super::config_arg::ConfigArg;
 use super::exit::Exit;
 use crate::config::{self, Config};
@@ -51,6 +56,16 @@ pub enum StateCommand {
     Export(ExportArgs),
     /// Load a file written by `state export` into the configured backend (stop the daemon first).
     Import(ImportArgs),
+    /// Convert a cluster's state to this arauto's layout (stop every node first; safe to repeat).
+    Migrate(MigrateArgs),
+}
+
+/// `arauto state migrate`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    #[allow(missing_docs)]
+    pub config: ConfigArg,
 }
 
 /// `arauto state export`.
@@ -85,6 +100,7 @@ pub(crate) fn run(args: StateArgs) -> Exit {
     let result = match args.command {
         StateCommand::Export(args) => export(&args),
         StateCommand::Import(args) => import(&args),
+        StateCommand::Migrate(args) => migrate(&args),
     };
     match result {
         Ok(()) => Exit::Ok,
@@ -160,7 +176,12 @@ fn open_target(
     let Some(cluster) = &config.cluster else {
         return open_redb(config, create);
     };
-    let store = runtime.block_on(open_cluster(cluster, &config.daemon.timezone, create))?;
+    let store = runtime.block_on(open_cluster(
+        cluster,
+        &config.daemon.timezone,
+        create,
+        &ClusterView::everything(),
+    ))?;
     Ok(Target {
         store: Box::new(store),
         describe: format!(
@@ -170,6 +191,71 @@ fn open_target(
         ),
         _lock: None,
     })
+}
+
+/// `arauto state migrate`: see the module docs.
+fn migrate(args: &MigrateArgs) -> anyhow::Result<()> {
+    let config =
+        config::load(args.config.config.as_deref()).map_err(|errors| anyhow!("{errors}"))?;
+    let Some(cluster) = &config.cluster else {
+        bail!(
+            "{} has no [cluster] section: only a cluster's state has layouts to migrate",
+            config.source_path().display()
+        );
+    };
+    let runtime = runtime()?;
+    let done = runtime.block_on(async {
+        let inspection = crate::cluster::inspect::inspect(cluster).await?;
+        let holders: std::collections::BTreeSet<&str> = inspection
+            .slot_holders
+            .values()
+            .flatten()
+            .map(String::as_str)
+            .chain(inspection.live_nodes.iter().map(String::as_str))
+            .collect();
+        if !holders.is_empty() {
+            bail!(
+                "arauto node(s) {} of the cluster at {} are running (a current heartbeat or lease): \
+                 stop every node first (systemctl stop arauto on each), then run this again",
+                holders.into_iter().collect::<Vec<_>>().join(", "),
+                cluster.servers.join(", ")
+            );
+        }
+        let client =
+            crate::cluster::connect::connect(cluster, std::time::Duration::from_secs(10)).await?;
+        let js = async_nats::jetstream::new(client);
+        let options = crate::queue::nats::NatsOptions {
+            prefix: cluster.prefix.clone(),
+            replicas: cluster.replicas,
+        };
+        crate::queue::nats::NatsStore::migrate_layout(js, options)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot migrate the cluster state (prefix {:?}) at {}",
+                    cluster.prefix,
+                    cluster.servers.join(", ")
+                )
+            })
+    })?;
+    if done.already_current {
+        println!(
+            "the cluster state (prefix {:?}) is in layout {} already: nothing to do",
+            cluster.prefix,
+            crate::queue::nats::STATE_LAYOUT
+        );
+    } else {
+        println!(
+            "migrated the cluster state (prefix {:?}) to layout {}: {} job(s) moved, {} dedupe key(s) repointed, {} left-over dedupe key(s) freed, {} outcome(s) copied; start the nodes now",
+            cluster.prefix,
+            crate::queue::nats::STATE_LAYOUT,
+            done.jobs,
+            done.dedupe_keys,
+            done.dedupe_leftovers,
+            done.outcomes
+        );
+    }
+    Ok(())
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -16,7 +16,7 @@ use crate::control::{Client, ClientError, Request, Response};
 /// `arauto status`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "With [cluster], the cluster part reads the ownership buckets, every store's and channel's status and the whole jobs bucket (for each channel's pending and running counts) before it answers."
+    after_help = "With [cluster], the cluster part reads the ownership buckets, every store's and channel's status and the jobs bucket (for each channel's pending and running counts; jobs carry no state in their key, so this is every job the bucket keeps) before it answers; never the history stream."
 )]
 pub struct StatusArgs {
     #[command(flatten)]

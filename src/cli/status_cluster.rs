@@ -13,11 +13,12 @@ use anyhow::Context as _;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::backend::open_cluster;
+use super::backend::{ClusterView, open_cluster};
 use crate::cluster::inspect::inspect;
 use crate::cluster::ownership::Resource;
 use crate::config::Config;
 use crate::queue::StateStore as _;
+use crate::queue::nats::ViewScope;
 
 /// The cluster part of `arauto status`.
 #[derive(Debug, Serialize)]
@@ -79,7 +80,13 @@ pub(crate) async fn read(config: &Config) -> anyhow::Result<ClusterStatus> {
         .as_ref()
         .context("the configuration has no [cluster] section")?;
     let inspection = inspect(cluster).await?;
-    let store = open_cluster(cluster, &config.daemon.timezone, false).await?;
+    // Every channel's pending and running counts need its jobs; the
+    // history stream is not shown (sent today is the channel's status).
+    let view = ClusterView {
+        jobs: ViewScope::All,
+        history: ViewScope::Nothing,
+    };
+    let store = open_cluster(cluster, &config.daemon.timezone, false, &view).await?;
 
     let mut nodes: BTreeMap<String, NodeStatus> = inspection
         .slots_per_node()

@@ -208,6 +208,113 @@ pub fn slot_of(scope: Scope<'_>, slots: u32) -> u32 {
     u32::try_from(hash % u64::from(slots.max(1))).unwrap_or(0)
 }
 
+/// How many stores and channels a slot (or a batch of slots) holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Counts {
+    stores: usize,
+    channels: usize,
+}
+
+impl std::ops::AddAssign for Counts {
+    fn add_assign(&mut self, other: Self) {
+        self.stores += other.stores;
+        self.channels += other.channels;
+    }
+}
+
+impl std::fmt::Display for Counts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} store(s), {} channel(s)", self.stores, self.channels)
+    }
+}
+
+/// Whose lease a taken slot was.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Source {
+    /// Nobody's (never held, or its holder is unknown).
+    Free,
+    /// Released (handed over) by the node named.
+    HandedOver(String),
+    /// Held by the node named until its lease expired.
+    Expired(String),
+}
+
+/// A slot one round took.
+struct Gained {
+    slot: u32,
+    counts: Counts,
+    from: Source,
+}
+
+/// A slot one round (or the shutdown) gave up.
+struct Lost {
+    slot: u32,
+    counts: Counts,
+    /// The node it is meant for (none: whoever the plan names).
+    to: Option<String>,
+}
+
+/// The one INFO line of the slots one round took: how many, the stores and
+/// channels gained, and from whom (each store and channel: DEBUG). A node
+/// starting beside 3,000 stores logs one line, not 3,000.
+fn log_took_over(node: &str, gained: &[Gained]) {
+    if gained.is_empty() {
+        return;
+    }
+    let mut total = Counts::default();
+    let mut by_source: BTreeMap<&Source, usize> = BTreeMap::new();
+    for gain in gained {
+        total += gain.counts;
+        *by_source.entry(&gain.from).or_default() += 1;
+    }
+    let sources: Vec<String> = by_source
+        .into_iter()
+        .map(|(from, slots)| match from {
+            Source::Free => format!("{slots} free"),
+            Source::HandedOver(by) => format!("{slots} handed over by node {by}"),
+            Source::Expired(of) => format!("{slots} from node {of} (its lease expired)"),
+        })
+        .collect();
+    let mut slots: Vec<u32> = gained.iter().map(|gain| gain.slot).collect();
+    slots.sort_unstable();
+    tracing::info!(
+        node = %node,
+        slots = ?slots,
+        "took over {} lease slot(s), gaining {total}: {}",
+        gained.len(),
+        sources.join(", ")
+    );
+}
+
+/// The one INFO line of the slots one round (or the shutdown) handed over.
+fn log_handed_over(node: &str, lost: &[Lost], suffix: &str) {
+    if lost.is_empty() {
+        return;
+    }
+    let mut total = Counts::default();
+    let mut by_target: BTreeMap<Option<&str>, usize> = BTreeMap::new();
+    for loss in lost {
+        total += loss.counts;
+        *by_target.entry(loss.to.as_deref()).or_default() += 1;
+    }
+    let targets: Vec<String> = by_target
+        .into_iter()
+        .map(|(to, slots)| match to {
+            Some(to) => format!("{slots} to node {to}"),
+            None => format!("{slots} to whichever node the plan names"),
+        })
+        .collect();
+    let mut slots: Vec<u32> = lost.iter().map(|loss| loss.slot).collect();
+    slots.sort_unstable();
+    tracing::info!(
+        node = %node,
+        slots = ?slots,
+        "handed over {} lease slot(s){suffix}, losing {total}: {}",
+        lost.len(),
+        targets.join(", ")
+    );
+}
+
 /// The lease key of a slot: `slot.<n>`.
 pub fn slot_key(slot: u32) -> String {
     format!("{SLOT_KEY_PREFIX}{slot}")
@@ -1204,12 +1311,20 @@ impl Ownership {
         futures::stream::iter(renew)
             .for_each_concurrent(WRITES_IN_FLIGHT, |(slot, h)| self.renew(slot, h))
             .await;
-        futures::stream::iter(release)
-            .for_each_concurrent(WRITES_IN_FLIGHT, |(slot, h, to)| self.release(slot, h, to))
+        let lost: Vec<Lost> = futures::stream::iter(release)
+            .map(|(slot, h, to)| self.release(slot, h, to))
+            .buffer_unordered(WRITES_IN_FLIGHT)
+            .filter_map(std::future::ready)
+            .collect()
             .await;
-        futures::stream::iter(acquire)
-            .for_each_concurrent(WRITES_IN_FLIGHT, |(slot, seen)| self.acquire(slot, seen))
+        log_handed_over(&options.node, &lost, "");
+        let gained: Vec<Gained> = futures::stream::iter(acquire)
+            .map(|(slot, seen)| self.acquire(slot, seen))
+            .buffer_unordered(WRITES_IN_FLIGHT)
+            .filter_map(std::future::ready)
+            .collect()
             .await;
+        log_took_over(&options.node, &gained);
         futures::stream::iter(legacy)
             .for_each_concurrent(WRITES_IN_FLIGHT, |(key, revision)| {
                 self.delete_legacy(key, revision)
@@ -1314,6 +1429,32 @@ impl Ownership {
         }
     }
 
+    /// How many configured (or still running) stores and channels `slot` holds.
+    fn counts_of(&self, slot: u32) -> Counts {
+        let mut counts = Counts::default();
+        for resource in self.resources_of(&BTreeSet::from([slot])) {
+            match resource {
+                Resource::Store(_) => counts.stores += 1,
+                Resource::Channel(_) => counts.channels += 1,
+            }
+        }
+        counts
+    }
+
+    /// A lease this node lost without handing it over: one WARN line for
+    /// the slot with its counts, each store and channel at DEBUG.
+    fn log_lost(&self, slot: u32, why: &str) {
+        let node = &self.inner.options.node;
+        let counts = self.counts_of(slot);
+        tracing::warn!(
+            node = %node,
+            "lost the lease of slot {slot} ({counts}) ({why})"
+        );
+        for subject in self.subjects(slot) {
+            tracing::debug!(node = %node, "lost lease of {subject} ({why})");
+        }
+    }
+
     /// What a log line about `slot` names: each configured (or still
     /// running) store and channel in it, `store s01 (slot 17)`, or the slot
     /// alone when none is.
@@ -1376,12 +1517,7 @@ impl Ownership {
             lapsed
         };
         for slot in lapsed {
-            for subject in self.subjects(slot) {
-                tracing::warn!(
-                    node = %self.inner.options.node,
-                    "lost lease of {subject} (paused or cut off from the cluster past its end)"
-                );
-            }
+            self.log_lost(slot, "paused or cut off from the cluster past its end");
         }
     }
 
@@ -1455,12 +1591,7 @@ impl Ownership {
                         return;
                     }
                     lock(&self.inner.held).remove(&slot);
-                    for subject in self.subjects(slot) {
-                        tracing::warn!(
-                            node = %node,
-                            "lost lease of {subject} (paused or cut off: another node holds it now)"
-                        );
-                    }
+                    self.log_lost(slot, "paused or cut off: another node holds it now");
                     return;
                 }
                 Ok(Err(error)) => {
@@ -1536,7 +1667,9 @@ impl Ownership {
         }
     }
 
-    async fn acquire(&self, slot: u32, seen: Option<SeenLease>) {
+    /// Tries to take `slot`; what it gained, for the round's one INFO line
+    /// (each store and channel of the slot is logged at DEBUG).
+    async fn acquire(&self, slot: u32, seen: Option<SeenLease>) -> Option<Gained> {
         let (value, sent) = self.lease_value();
         let key = slot_key(slot);
         let leases = &self.inner.leases;
@@ -1568,7 +1701,7 @@ impl Ownership {
                 // on the watch, which may be the thing that is behind).
                 tracing::debug!(node = %self.inner.options.node, "slot {slot} not acquired: {error}");
                 self.refresh_from_leader(slot).await;
-                return;
+                return None;
             }
         };
         // nats-server before 2.9.21 (Debian 12 ships 2.9.10) may accept two
@@ -1585,14 +1718,14 @@ impl Ownership {
                     latest.revision
                 );
                 apply(&self.inner, WatchedBucket::Leases, &latest);
-                return;
+                return None;
             }
             Ok(_) => {}
             Err(error) => {
                 // Unconfirmed: not held. If it did land, it is ours at that
                 // revision and the next round renews or releases it.
                 tracing::debug!(node = %self.inner.options.node, "slot {slot}: {error}; not taking it yet");
-                return;
+                return None;
             }
         }
         self.record_held(slot, revision, sent, value);
@@ -1600,16 +1733,17 @@ impl Ownership {
         lock(&self.inner.handing_over).remove(&slot);
         let node = &self.inner.options.node;
         let subjects = self.subjects(slot);
-        match previous {
+        let from = match previous {
             Some((Some(before), _)) if !self.is_mine(&before) => {
                 self.inner.takeovers.expired.fetch_add(1, Ordering::Relaxed);
-                for subject in subjects {
-                    tracing::info!(
+                for subject in &subjects {
+                    tracing::debug!(
                         node = %node,
                         "took over {subject} from node {} (its lease expired)",
                         before.holder
                     );
                 }
+                Source::Expired(before.holder)
             }
             Some((None, last)) => {
                 self.inner
@@ -1617,25 +1751,34 @@ impl Ownership {
                     .released
                     .fetch_add(1, Ordering::Relaxed);
                 let last = last.filter(|last| last != node);
-                for subject in subjects {
+                for subject in &subjects {
                     match &last {
-                        Some(last) => tracing::info!(
+                        Some(last) => tracing::debug!(
                             node = %node,
                             "took over {subject} from node {last} (handed over)"
                         ),
-                        None => tracing::info!(node = %node, "took over {subject}"),
+                        None => tracing::debug!(node = %node, "took over {subject}"),
                     }
                 }
+                last.map_or(Source::Free, Source::HandedOver)
             }
             _ => {
-                for subject in subjects {
-                    tracing::info!(node = %node, "took over {subject}");
+                for subject in &subjects {
+                    tracing::debug!(node = %node, "took over {subject}");
                 }
+                Source::Free
             }
-        }
+        };
+        Some(Gained {
+            slot,
+            counts: self.counts_of(slot),
+            from,
+        })
     }
 
-    async fn release(&self, slot: u32, held: Held, to: Option<String>) {
+    /// Deletes the lease of `slot`; what it gave up (each store and channel
+    /// is logged at DEBUG, the round logs one INFO line).
+    async fn release(&self, slot: u32, held: Held, to: Option<String>) -> Option<Lost> {
         lock(&self.inner.held).remove(&slot);
         let limit = self.request_timeout();
         let result = tokio::time::timeout(
@@ -1651,19 +1794,32 @@ impl Ownership {
         match (result, to) {
             (Ok(()), Some(to)) => {
                 for subject in self.subjects(slot) {
-                    tracing::info!(node = %node, "handed over {subject} to node {to}");
+                    tracing::debug!(node = %node, "handed over {subject} to node {to}");
                 }
+                Some(Lost {
+                    slot,
+                    counts: self.counts_of(slot),
+                    to: Some(to),
+                })
             }
             (Ok(()), None) => {
                 for subject in self.subjects(slot) {
-                    tracing::info!(node = %node, "handed over {subject}");
+                    tracing::debug!(node = %node, "handed over {subject}");
                 }
+                Some(Lost {
+                    slot,
+                    counts: self.counts_of(slot),
+                    to: None,
+                })
             }
             // It lapses by itself; the fence already says no.
-            (Err(error), _) => tracing::warn!(
-                node = %node,
-                "cannot release the lease of slot {slot} ({error}); it ends by itself"
-            ),
+            (Err(error), _) => {
+                tracing::warn!(
+                    node = %node,
+                    "cannot release the lease of slot {slot} ({error}); it ends by itself"
+                );
+                None
+            }
         }
     }
 
@@ -1681,8 +1837,8 @@ impl Ownership {
             tracing::warn!(node = %inner.options.node, "cannot delete this node's heartbeat: {error}");
         }
         let held: Vec<(u32, Held)> = lock(&inner.held).drain().collect();
-        futures::stream::iter(held)
-            .for_each_concurrent(WRITES_IN_FLIGHT, |(slot, h)| async move {
+        let lost: Vec<Lost> = futures::stream::iter(held)
+            .map(|(slot, h)| async move {
                 let result = tokio::time::timeout(
                     RELEASE_TIMEOUT,
                     inner
@@ -1695,16 +1851,28 @@ impl Ownership {
                 match result {
                     Ok(()) => {
                         for subject in self.subjects(slot) {
-                            tracing::info!(node = %inner.options.node, "handed over {subject} (shutting down)");
+                            tracing::debug!(node = %inner.options.node, "handed over {subject} (shutting down)");
                         }
+                        Some(Lost {
+                            slot,
+                            counts: self.counts_of(slot),
+                            to: None,
+                        })
                     }
-                    Err(error) => tracing::warn!(
-                        node = %inner.options.node,
-                        "cannot release the lease of slot {slot} ({error}); it ends by itself"
-                    ),
+                    Err(error) => {
+                        tracing::warn!(
+                            node = %inner.options.node,
+                            "cannot release the lease of slot {slot} ({error}); it ends by itself"
+                        );
+                        None
+                    }
                 }
             })
+            .buffer_unordered(WRITES_IN_FLIGHT)
+            .filter_map(std::future::ready)
+            .collect()
             .await;
+        log_handed_over(&inner.options.node, &lost, " (shutting down)");
         self.publish();
     }
 

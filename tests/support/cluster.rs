@@ -10,9 +10,13 @@
 //! message (the cluster tests' evidence of who dispatched what).
 //!
 //! Who owns what is read from the nodes' own log lines: the ownership round
-//! logs `took over store s01 (slot 17)` / `took over channel c01 (slot 5)`
-//! for each store and channel of a slot lease it wins and `handed over …` /
-//! `lost lease of …` when it gives one up or loses it;
+//! logs one INFO line per round (`took over 3 lease slot(s), gaining 2
+//! store(s), 1 channel(s): …`) and, at DEBUG, `took over store s01 (slot
+//! 17)` / `took over channel c01 (slot 5)` for each store and channel of a
+//! slot lease it wins and `handed over …` / `lost lease of …` when it gives
+//! one up or loses it. Each node's configuration turns DEBUG on for the
+//! ownership module alone ([`OWNERSHIP_LOG_LEVEL`]), so the tests follow
+//! each store and channel;
 //! a store's polls log `poll complete store=<id>` on the node that polls it.
 
 use std::collections::BTreeMap;
@@ -25,6 +29,10 @@ use arauto_sim::channels::{FakeProvider, Provider, RecordedRequest};
 use super::daemon::{Daemon, PATIENCE};
 use super::nats::NatsCluster;
 use super::system::{ChannelKnobs, Shop, StoreKnobs, World};
+
+/// `daemon.log_level` of every node: INFO, and the ownership module's
+/// per-store and per-channel lines (DEBUG) the tests follow.
+pub const OWNERSHIP_LOG_LEVEL: &str = "info,arauto::cluster::ownership=debug";
 
 /// The header each node's webhook channels add: the node's name.
 pub const NODE_HEADER: &str = "X-Arauto-Node";
@@ -197,7 +205,8 @@ impl Cluster {
     /// Node `name`'s whole configuration body: stores, channels (with its
     /// [`NODE_HEADER`]) and `[cluster]`.
     pub fn tables(&self, name: &str) -> String {
-        let mut tables = String::new();
+        // Before the first table header: it lands in `[daemon]`.
+        let mut tables = format!("log_level = {OWNERSHIP_LOG_LEVEL:?}\n");
         for (i, shop) in self.shops.iter().enumerate() {
             let channel = self.channel_of(i).to_owned();
             tables += &self

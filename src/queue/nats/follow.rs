@@ -42,7 +42,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::mirror::{JobRecord, Mirror};
 use super::{HistoryEvent, keys};
-use crate::queue::{ChannelStatus, JobId, StoreStatus};
+use crate::queue::{ChannelStatus, StoreStatus};
 
 /// How long one consumer creation or one check of the stream may take: well
 /// inside the shortest lease TTL (3 s), so a follower never waits on a
@@ -122,6 +122,12 @@ pub(crate) struct FollowSpec {
     pub(crate) what: String,
     /// Ends the follower.
     pub(crate) stop: CancellationToken,
+    /// Whether the filter takes the whole stream, so the leader's last
+    /// sequence is the end of what it follows. A narrower follower (an
+    /// operator command reading one store's jobs) only trusts its
+    /// consumer's pending count: the stream's last message is often not one
+    /// of its subjects.
+    pub(crate) whole_stream: bool,
 }
 
 impl FollowSpec {
@@ -138,6 +144,7 @@ impl FollowSpec {
             start: Start::LastPerSubject,
             what: format!("bucket {}", bucket.name),
             stop,
+            whole_stream: true,
         }
     }
 }
@@ -334,7 +341,7 @@ async fn run(
                         continue 'reopen;
                     }
                 },
-                _ = check.tick() => {
+                _ = check.tick(), if spec.whole_stream => {
                     let seen = last.unwrap_or(0).max(floor);
                     match tokio::time::timeout(ATTEMPT_TIMEOUT, spec.stream.get_info()).await {
                         Ok(Ok(info)) => {
@@ -459,6 +466,41 @@ pub(crate) async fn leader_entry(
     }
 }
 
+/// The latest entry of the one key that matches `pattern` (a key with
+/// wildcards, such as `*.*.<job id>`), as the stream's leader has it (see
+/// [`leader_entry`]); the entry's key is the key that matched. nats-server
+/// answers a "last message by subject" request with a wildcard subject from
+/// its per-block subject index (2.9 does: tested in `tests/queue_nats.rs`).
+pub(crate) async fn leader_entry_matching(
+    bucket: &kv::Store,
+    pattern: &str,
+) -> Result<Option<kv::Entry>, async_nats::Error> {
+    let subject = format!("{}{pattern}", bucket.prefix);
+    match bucket
+        .stream
+        .get_last_raw_message_by_subject(&subject)
+        .await
+    {
+        Ok(message) => {
+            let Some(key) = message.subject.as_str().strip_prefix(&bucket.prefix) else {
+                return Ok(None);
+            };
+            Ok(Some(kv::Entry {
+                bucket: bucket.name.clone(),
+                key: key.to_owned(),
+                operation: kv_operation(Some(&message.headers)),
+                value: message.payload,
+                revision: message.sequence,
+                delta: 0,
+                created: message.time,
+                seen_current: true,
+            }))
+        }
+        Err(error) if error.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(None),
+        Err(error) => Err(error.into()),
+    }
+}
+
 /// The KV operation a message's headers name (a message without them is a put).
 pub(crate) fn kv_operation(headers: Option<&async_nats::HeaderMap>) -> kv::Operation {
     let Some(headers) = headers else {
@@ -478,14 +520,20 @@ pub(crate) fn kv_operation(headers: Option<&async_nats::HeaderMap>) -> kv::Opera
     }
 }
 
-/// Follows the jobs bucket into the view.
+/// Follows the jobs bucket (the keys `key_filter` selects: `>` for all,
+/// `*.<store>.*` for one store's) into the view.
 pub(super) fn jobs(
     client: async_nats::Client,
     bucket: kv::Store,
+    key_filter: &str,
     mirror: Arc<Mirror>,
     stop: CancellationToken,
 ) -> Following {
-    let spec = FollowSpec::bucket(client, &bucket, stop);
+    let mut spec = FollowSpec::bucket(client, &bucket, stop);
+    if key_filter != ">" {
+        spec.filter_subject = format!("{}{key_filter}", bucket.prefix);
+        spec.whole_stream = false;
+    }
     follow(spec, move |message, pending| {
         if let Some(entry) = kv_entry(&bucket, message, pending) {
             apply_job_entry(&mirror, &bucket.name, &entry);
@@ -494,8 +542,12 @@ pub(super) fn jobs(
 }
 
 fn apply_job_entry(mirror: &Mirror, bucket: &str, entry: &kv::Entry) {
-    let Ok(id) = entry.key.parse::<JobId>() else {
-        tracing::warn!(bucket, key = %entry.key, "a key of the jobs bucket is no job id; ignored");
+    let Some(id) = keys::job_id_of_key(&entry.key) else {
+        // The layout record, or the delete marker of a layout-1 key that
+        // `arauto state migrate` moved: nothing to show.
+        if entry.key != keys::LAYOUT_KEY && entry.operation == kv::Operation::Put {
+            tracing::warn!(bucket, key = %entry.key, "a key of the jobs bucket is no job key (<channel>.<store>.<id>); ignored");
+        }
         mirror.skip_job_revision(entry.revision);
         return;
     };
@@ -511,21 +563,25 @@ fn apply_job_entry(mirror: &Mirror, bucket: &str, entry: &kv::Entry) {
     }
 }
 
-/// Follows the history stream into the daily counters.
+/// Follows the history stream (the subjects `filter_subject` selects,
+/// empty for all) into the daily counters.
 pub(super) fn history(
     client: async_nats::Client,
     stream: stream::Stream,
+    filter_subject: String,
     mirror: Arc<Mirror>,
     stop: CancellationToken,
 ) -> Following {
     let name = stream.cached_info().config.name.clone();
+    let whole_stream = filter_subject.is_empty();
     let spec = FollowSpec {
         client,
         stream,
-        filter_subject: String::new(),
+        filter_subject,
         start: Start::All,
         what: format!("stream {name}"),
         stop,
+        whole_stream,
     };
     follow(spec, move |message, _pending| {
         let Ok(info) = message.info() else {
@@ -536,7 +592,8 @@ pub(super) fn history(
         if event.is_none() {
             tracing::warn!(stream = %name, sequence, "a history event is unreadable; not counted");
         }
-        mirror.apply_history(sequence, event);
+        let published = Timestamp::from_nanosecond(info.published.unix_timestamp_nanos()).ok();
+        mirror.apply_history(sequence, event, published);
     })
 }
 

@@ -113,6 +113,8 @@ enum KeySlot {
     /// Held (or left over) by this job, at this revision of the key.
     Taken {
         holder: JobId,
+        /// The holder's key in the jobs bucket.
+        holder_key: String,
         revision: u64,
     },
 }
@@ -126,18 +128,43 @@ impl Inner {
         format!("bucket {}, job {id}", self.jobs_bucket())
     }
 
-    /// One job, read from the bucket (not the view): the truth to write against.
+    /// One job, read from the bucket (not the view): the truth to write
+    /// against. Its key (`<channel>.<store>.<id>`) comes from this node's
+    /// view when the view has the job; otherwise the key pattern
+    /// `*.*.<id>` finds it.
     pub(super) async fn load(&self, id: JobId) -> Result<Option<Stored>> {
+        let known = self.mirror.read(|view| {
+            view.jobs
+                .get(&id)
+                .map(|stored| keys::job_key(stored.job.channel.as_str(), &stored.job.store, id))
+        });
         // From the stream's leader: a direct get may come from a replica
         // that has not applied our own claim yet (watch: issue 15).
-        let entry = super::follow::leader_entry(&self.buckets.jobs, &id.to_string())
+        let entry = match known {
+            Some(key) => super::follow::leader_entry(&self.buckets.jobs, &key).await,
+            None => {
+                super::follow::leader_entry_matching(&self.buckets.jobs, &keys::job_key_pattern(id))
+                    .await
+            }
+        }
+        .map_err(nats_error(self.job_target(id), "read job"))?;
+        self.decode_stored(id, entry)
+    }
+
+    /// One job under its known key (a dedupe key's holder).
+    async fn load_key(&self, key: &str, id: JobId) -> Result<Option<Stored>> {
+        let entry = super::follow::leader_entry(&self.buckets.jobs, key)
             .await
             .map_err(nats_error(self.job_target(id), "read job"))?;
+        self.decode_stored(id, entry)
+    }
+
+    fn decode_stored(&self, id: JobId, entry: Option<kv::Entry>) -> Result<Option<Stored>> {
         match entry {
             Some(entry) if entry.operation == kv::Operation::Put => {
                 let record: JobRecord =
                     serde_json::from_slice(&entry.value).map_err(|error| Error::Corrupt {
-                        path: format!("nats:{}/{id}", self.jobs_bucket()).into(),
+                        path: format!("nats:{}/{}", self.jobs_bucket(), entry.key).into(),
                         what: format!("job {id}"),
                         message: error.to_string(),
                     })?;
@@ -153,9 +180,18 @@ impl Inner {
 
     /// Encodes `job` as the bucket stores it; `staged`: see [`JobRecord::staged`].
     fn encode_job(&self, job: &Job, staged: bool) -> Result<Bytes> {
-        serde_json::to_vec(&JobRecordRef { job, staged })
-            .map(Bytes::from)
-            .map_err(|e| nats_error(self.job_target(job.id), "encode job")(boxed(e)))
+        self.encode_record(job, staged, None)
+    }
+
+    /// [`Inner::encode_job`] with a fallback intent's key (see [`JobRecord::fallback_key`]).
+    fn encode_record(&self, job: &Job, staged: bool, fallback_key: Option<&str>) -> Result<Bytes> {
+        serde_json::to_vec(&JobRecordRef {
+            job,
+            staged,
+            fallback_key,
+        })
+        .map(Bytes::from)
+        .map_err(|e| nats_error(self.job_target(job.id), "encode job")(boxed(e)))
     }
 
     /// Writes `job` if its record is still at `revision`; `false` if another
@@ -185,8 +221,19 @@ impl Inner {
         job: &Job,
         revision: u64,
     ) -> Result<Option<u64>> {
-        let bytes = self.encode_job(job, false)?;
-        let key = job.id.to_string();
+        self.cas_record_at(scope, job, revision, None).await
+    }
+
+    /// [`Inner::cas_job_at`] writing a fallback intent's key with the job.
+    async fn cas_record_at(
+        &self,
+        scope: Option<Scope<'_>>,
+        job: &Job,
+        revision: u64,
+        fallback_key: Option<&str>,
+    ) -> Result<Option<u64>> {
+        let bytes = self.encode_record(job, false, fallback_key)?;
+        let key = keys::job_key(job.channel.as_str(), &job.store, job.id);
         match self
             .through_elections(scope, || {
                 self.buckets
@@ -201,6 +248,9 @@ impl Inner {
                 // A claim remembered for its completion is no longer the
                 // record (a recovery, a cancel, a fallback intent).
                 self.own_writes.forget_claim(job.id);
+                if job.state != JobState::Running {
+                    self.job_leases.ended(job.id);
+                }
                 Ok(Some(written))
             }
             Err(error) if error.kind() == kv::UpdateErrorKind::WrongLastRevision => Ok(None),
@@ -221,14 +271,18 @@ impl Inner {
             .map_err(nats_error(format!("dedupe key {key:?}"), "read dedupe key"))?;
         match entry {
             Some(entry) if entry.operation == kv::Operation::Put => {
-                let text = String::from_utf8_lossy(&entry.value);
-                let holder = text.parse::<JobId>().map_err(|error| Error::Corrupt {
+                // The holder's job key (layout 2; see `layout.rs`).
+                let text = String::from_utf8_lossy(&entry.value).into_owned();
+                let holder = keys::job_id_of_key(&text).ok_or_else(|| Error::Corrupt {
                     path: format!("nats:{}/{stored_key}", self.names.bucket("dedupe")).into(),
                     what: format!("dedupe key {key:?}"),
-                    message: error.to_string(),
+                    message: format!(
+                        "{text:?} is no job key (<channel>.<store>.<job id>): a layout-1 value? run `arauto state migrate` with every node stopped"
+                    ),
                 })?;
                 Ok(KeySlot::Taken {
                     holder,
+                    holder_key: text,
                     revision: entry.revision,
                 })
             }
@@ -258,8 +312,11 @@ impl Inner {
             let mut adopted = None;
             for key in &new.dedupe_keys {
                 let slot = self.key_slot(key).await?;
-                if let KeySlot::Taken { holder, .. } = &slot {
-                    match self.load(*holder).await? {
+                if let KeySlot::Taken {
+                    holder, holder_key, ..
+                } = &slot
+                {
+                    match self.load_key(holder_key, *holder).await? {
                         Some(stored) if holds(&stored.job, key) => {
                             return Ok(EnqueueOutcome::Duplicate(*holder));
                         }
@@ -272,10 +329,11 @@ impl Inner {
                 slots.push(slot);
             }
             let id = adopted.or(with_id).unwrap_or_else(|| self.next_id(now));
+            let job_key = keys::job_key(new.channel.as_str(), &new.store, id);
             // 2. Take every key for `id`.
             for (key, slot) in new.dedupe_keys.iter().zip(&slots) {
                 let stored_key = keys::dedupe_key(key);
-                let value = Bytes::from(id.to_string());
+                let value = Bytes::from(job_key.clone());
                 let taken = match slot {
                     KeySlot::Free => self
                         .through_elections(
@@ -289,7 +347,9 @@ impl Inner {
                         .await?
                         .map(|_| ())
                         .map_err(|e| (e.kind() == kv::CreateErrorKind::AlreadyExists, boxed(e))),
-                    KeySlot::Taken { holder, .. } if *holder == id => Ok(()),
+                    KeySlot::Taken {
+                        holder, holder_key, ..
+                    } if *holder == id && *holder_key == job_key => Ok(()),
                     KeySlot::Taken { revision, .. } => self
                         .buckets
                         .dedupe
@@ -343,7 +403,6 @@ impl Inner {
                 },
             };
             let bytes = self.encode_job(&job, staged)?;
-            let job_key = id.to_string();
             // A poll commit's job is written for the store this node polls.
             let scope = staged.then_some(Scope::Store(new.store.as_str()));
             match self
@@ -375,7 +434,9 @@ impl Inner {
     /// Frees the dedupe keys `job` holds (only those still naming it).
     async fn release_keys(&self, job: &Job) -> Result<()> {
         for key in &job.dedupe_keys {
-            if let KeySlot::Taken { holder, revision } = self.key_slot(key).await?
+            if let KeySlot::Taken {
+                holder, revision, ..
+            } = self.key_slot(key).await?
                 && holder == job.id
             {
                 let stored_key = keys::dedupe_key(key);
@@ -478,7 +539,7 @@ impl Inner {
         if max == 0 || self.channel_paused(channel).await? {
             return Ok(Vec::new());
         }
-        self.recover(channel, now).await?;
+        self.recover(channel, now, Some(lease)).await?;
         let window = max.saturating_mul(4).max(CLAIM_SCAN_MIN);
         let mut due: Vec<Stored> = self.mirror.read(|view| {
             view.active_jobs(channel)
@@ -528,6 +589,7 @@ impl Inner {
                     .await?
                 {
                     self.own_writes.remember_claim(&running, written);
+                    self.job_leases.claimed(running.id, running.claims);
                     claimed.push(running);
                     break;
                 }
@@ -567,36 +629,61 @@ impl Inner {
 
     /// Running jobs of `channel` whose lease ended by `now` become pending
     /// (due now) or dead after their last attempt.
-    pub(super) async fn recover(&self, channel: &str, now: Timestamp) -> Result<usize> {
-        self.give_back_running(channel, now, false).await
+    /// `lease`: the channel's lease length, which a claim of another
+    /// process must have been watched for (see `leases.rs`; `None`, a
+    /// tool's call: its `lease_until` is compared with `now`).
+    pub(super) async fn recover(
+        &self,
+        channel: &str,
+        now: Timestamp,
+        lease: Option<SignedDuration>,
+    ) -> Result<usize> {
+        self.give_back_running(channel, now, false, lease).await
     }
 
     /// [`crate::queue::StateStore::take_over_channel`]: every running job of
     /// the channel back to pending, whatever its lease says. Fenced on the
     /// channel before every write.
     pub(super) async fn take_over(&self, channel: &str, now: Timestamp) -> Result<usize> {
-        self.give_back_running(channel, now, true).await
+        self.give_back_running(channel, now, true, None).await
     }
 
     /// Running jobs of `channel` whose lease ended (all of them when
     /// `taken_over`) back to pending due at `now`, or dead after their last
-    /// attempt.
+    /// attempt. Whether a lease ended is judged without comparing two
+    /// nodes' clocks (`leases.rs`).
     async fn give_back_running(
         &self,
         channel: &str,
         now: Timestamp,
         taken_over: bool,
+        lease: Option<SignedDuration>,
     ) -> Result<usize> {
-        let expired: Vec<Stored> = self.mirror.read(|view| {
+        let running: Vec<Stored> = self.mirror.read(|view| {
             view.active_jobs(channel)
                 .into_iter()
-                .filter(|stored| {
-                    stored.job.state == JobState::Running
-                        && (taken_over || stored.job.lease_until.is_none_or(|until| until <= now))
-                })
+                .filter(|stored| stored.job.state == JobState::Running)
                 .cloned()
                 .collect()
         });
+        let claims: Vec<(JobId, u32)> = running
+            .iter()
+            .map(|stored| (stored.job.id, stored.job.claims))
+            .collect();
+        let ids: HashSet<JobId> = claims.iter().map(|(id, _)| *id).collect();
+        let of_channel = |id: JobId| {
+            ids.contains(&id)
+                || self.mirror.read(|view| {
+                    view.jobs
+                        .get(&id)
+                        .is_none_or(|stored| stored.job.channel.as_str() == channel)
+                })
+        };
+        self.job_leases.keep_foreign(&claims, &of_channel);
+        let expired: Vec<Stored> = running
+            .into_iter()
+            .filter(|stored| taken_over || self.job_leases.expired(&stored.job, now, lease))
+            .collect();
         let mut recovered = 0;
         for stored in expired {
             if let Some(fallback_id) = stored.job.fell_back_to {
@@ -638,12 +725,42 @@ impl Inner {
         fallback_id: JobId,
         now: Timestamp,
     ) -> Result<bool> {
+        // The key the intent names for its fallback (read with the intent:
+        // the view keeps the job, not the backend's flags).
+        let own_key = keys::job_key(
+            stored.job.channel.as_str(),
+            &stored.job.store,
+            stored.job.id,
+        );
+        let intent = super::follow::leader_entry(&self.buckets.jobs, &own_key)
+            .await
+            .map_err(nats_error(self.job_target(stored.job.id), "read job"))?;
+        let Some(intent) = intent.filter(|entry| {
+            entry.operation == kv::Operation::Put && entry.revision == stored.revision
+        }) else {
+            // Changed since the view's copy: the next recovery looks again.
+            return Ok(false);
+        };
+        let fallback_key = serde_json::from_slice::<JobRecord>(&intent.value)
+            .ok()
+            .and_then(|record| record.fallback_key)
+            // An intent of layout 1 (migrated while every node was stopped,
+            // so no completion is racing this recovery).
+            .unwrap_or_else(|| {
+                keys::job_key(stored.job.channel.as_str(), &stored.job.store, fallback_id)
+            });
         let mut job = stored.job;
-        let fallback = match self.load(fallback_id).await? {
+        let fallback = match self.load_key(&fallback_key, fallback_id).await? {
             Some(fallback) => Some(fallback.job),
             None => {
                 let mut placeholder = job.clone();
                 placeholder.id = fallback_id;
+                // It stands in for the fallback: on its channel, under its key.
+                let mut tokens = fallback_key.split('.').map(keys::unescape);
+                if let (Some(Some(channel)), Some(Some(store))) = (tokens.next(), tokens.next()) {
+                    placeholder.channel = channel.into();
+                    placeholder.store = store;
+                }
                 placeholder.state = JobState::Pending;
                 placeholder.claims = 0;
                 placeholder.attempt = 0;
@@ -661,21 +778,17 @@ impl Inner {
                     )),
                 );
                 let bytes = self.encode_job(&placeholder, false)?;
-                match self
-                    .buckets
-                    .jobs
-                    .create(fallback_id.to_string(), bytes)
-                    .await
-                {
+                match self.buckets.jobs.create(fallback_key.as_str(), bytes).await {
                     Ok(written) => {
                         // Our own write goes into our view at once.
                         self.mirror.fold_own_job(&placeholder, written, false);
                         None
                     }
                     // The stopped completion inserted it after all.
-                    Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => {
-                        self.load(fallback_id).await?.map(|fallback| fallback.job)
-                    }
+                    Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => self
+                        .load_key(&fallback_key, fallback_id)
+                        .await?
+                        .map(|fallback| fallback.job),
                     Err(error) => {
                         return Err(nats_error(self.job_target(fallback_id), "create job")(
                             boxed(error),
@@ -815,10 +928,15 @@ impl Inner {
                 // lease recovery (`give_back_running`): the fallback exists,
                 // or a placeholder takes its id so it never will.
                 let fallback_id = self.next_id(now);
+                let fallback_key =
+                    keys::job_key(fallback.channel.as_str(), &fallback.store, fallback_id);
                 let mut intent = job.clone();
                 intent.fell_back_to = Some(fallback_id);
                 intent.log_attempt(now, format!("falling back as job {fallback_id}"));
-                let Some(written) = self.cas_job_at(None, &intent, stored.revision).await? else {
+                let Some(written) = self
+                    .cas_record_at(None, &intent, stored.revision, Some(&fallback_key))
+                    .await?
+                else {
                     continue;
                 };
                 revision = written;
@@ -1063,7 +1181,14 @@ impl Inner {
             match self
                 .buckets
                 .jobs
-                .purge_expect_revision(stored.job.id.to_string(), Some(stored.revision))
+                .purge_expect_revision(
+                    keys::job_key(
+                        stored.job.channel.as_str(),
+                        &stored.job.store,
+                        stored.job.id,
+                    ),
+                    Some(stored.revision),
+                )
                 .await
             {
                 Ok(()) => deleted += 1,

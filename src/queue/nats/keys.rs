@@ -13,6 +13,8 @@
 
 use sha2::{Digest, Sha256};
 
+use crate::queue::JobId;
+
 /// Escaped dedupe keys longer than this are stored by digest.
 const MAX_ESCAPED_DEDUPE_KEY: usize = 240;
 
@@ -37,11 +39,96 @@ impl Names {
         format!("{}.history.>", self.prefix)
     }
 
-    /// The history subject of one channel.
-    pub(super) fn history_subject(&self, channel: &str) -> String {
-        format!("{}.history.{}", self.prefix, escape(channel))
+    /// The history subject of one outcome: `<prefix>.history.<channel>.<store>`
+    /// (layout 2), so a report of one store or one channel reads only its
+    /// own outcomes (a subject filter, [`Names::history_filter`]).
+    pub(super) fn history_subject(&self, channel: &str, store: &str) -> String {
+        format!(
+            "{}.history.{}.{}",
+            self.prefix,
+            escape(channel),
+            escape(store)
+        )
+    }
+
+    /// The history subjects of layout 1 (`<prefix>.history.<channel>`, one
+    /// token fewer): what `arauto state migrate` copies and then purges.
+    pub(super) fn history_subjects_layout1(&self) -> String {
+        format!("{}.history.*", self.prefix)
+    }
+
+    /// The history subjects of layout 2 (one per channel and store).
+    pub(super) fn history_subjects_layout2(&self) -> String {
+        format!("{}.history.*.*", self.prefix)
+    }
+
+    /// The history subjects `scope` selects (empty: every subject).
+    pub(super) fn history_filter(&self, scope: &ViewScope) -> Option<String> {
+        match scope {
+            ViewScope::All => Some(String::new()),
+            ViewScope::Store(store) => Some(format!("{}.history.*.{}", self.prefix, escape(store))),
+            ViewScope::Channel(channel) => {
+                Some(format!("{}.history.{}.*", self.prefix, escape(channel)))
+            }
+            ViewScope::Nothing => None,
+        }
     }
 }
+
+/// What part of a bucket or stream a node's view follows: a daemon follows
+/// everything; an operator command without a local daemon only what it
+/// shows (`queue list --store s`: the jobs of `s`, no history).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ViewScope {
+    /// Every job or outcome.
+    All,
+    /// Those of one store.
+    Store(String),
+    /// Those of one channel.
+    Channel(String),
+    /// None at all (the view stays empty; reads by id go to the bucket).
+    Nothing,
+}
+
+/// The key of a job (layout 2): `<channel>.<store>.<id>`, each escaped, so
+/// a key filter selects the jobs of one channel (`<channel>.*.*`) or one
+/// store (`*.<store>.*`). A job never changes channel or store, so its key
+/// is fixed for its life.
+pub(super) fn job_key(channel: &str, store: &str, id: JobId) -> String {
+    format!("{}.{}.{id}", escape(channel), escape(store))
+}
+
+/// The job id a layout-2 job key ends with; `None` for any other key (a
+/// layout-1 key, which is the bare id, or the layout record).
+pub(super) fn job_id_of_key(key: &str) -> Option<JobId> {
+    let mut tokens = key.split('.');
+    let (Some(_channel), Some(_store), Some(id), None) =
+        (tokens.next(), tokens.next(), tokens.next(), tokens.next())
+    else {
+        return None;
+    };
+    id.parse().ok()
+}
+
+/// The key filter of the jobs `scope` selects (`>`: all; `None`: none).
+pub(super) fn job_filter(scope: &ViewScope) -> Option<String> {
+    match scope {
+        ViewScope::All => Some(">".to_owned()),
+        ViewScope::Store(store) => Some(format!("*.{}.*", escape(store))),
+        ViewScope::Channel(channel) => Some(format!("{}.*.*", escape(channel))),
+        ViewScope::Nothing => None,
+    }
+}
+
+/// The key filter that matches the one key of job `id`, whatever its
+/// channel and store.
+pub(super) fn job_key_pattern(id: JobId) -> String {
+    format!("*.*.{id}")
+}
+
+/// The key of the jobs bucket recording the state layout (two tokens: no
+/// job key, which has three, nor a layout-1 key, which has one, is it).
+pub(super) const LAYOUT_KEY: &str = "arauto.layout";
 
 /// True if `prefix` can start a bucket name (`[A-Za-z0-9_-]`, not empty).
 pub(super) fn valid_prefix(prefix: &str) -> bool {
@@ -137,6 +224,24 @@ mod tests {
             );
             assert_eq!(unescape(&escaped).as_deref(), Some(name));
         }
+    }
+
+    #[test]
+    fn job_keys_carry_channel_and_store_and_give_the_id_back() {
+        let id: JobId = "01hzzzzzzzzzzzzzzzzzzzzzzz".parse().expect("a job id");
+        let key = job_key("whats app", "loja-1", id);
+        assert_eq!(key, format!("whats=20app.loja-1.{id}"));
+        assert_eq!(job_id_of_key(&key), Some(id));
+        assert_eq!(job_id_of_key(&id.to_string()), None, "a layout-1 key");
+        assert_eq!(job_id_of_key(LAYOUT_KEY), None);
+        assert_eq!(
+            job_filter(&ViewScope::Store("loja-1".to_owned())).as_deref(),
+            Some("*.loja-1.*")
+        );
+        assert_eq!(
+            job_filter(&ViewScope::Channel("wa".to_owned())).as_deref(),
+            Some("wa.*.*")
+        );
     }
 
     #[test]

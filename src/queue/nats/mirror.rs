@@ -54,6 +54,12 @@ pub(super) struct JobRecord {
     /// records written before the flag existed: not staged.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(super) staged: bool,
+    /// On a fallback intent (a running job naming `fell_back_to`): the key
+    /// the fallback job is inserted under, `<channel>.<store>.<id>`, so a
+    /// recovery's placeholder takes that very key (layout 2; an intent
+    /// without it is of layout 1, whose key was the id alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) fallback_key: Option<String>,
 }
 
 /// [`JobRecord`] borrowing its job, for writing.
@@ -63,6 +69,8 @@ pub(super) struct JobRecordRef<'a> {
     pub(super) job: &'a Job,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub(super) staged: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) fallback_key: Option<&'a str>,
 }
 
 /// Day, store, channel, kind and outcome of a daily counter.
@@ -78,6 +86,14 @@ pub(super) struct View {
     /// Every channel that has had a job in the view.
     pub(super) channels: HashSet<String>,
     pub(super) counters: BTreeMap<CounterKey, u64>,
+    /// Outcomes published lately, by job: when (the stream's time). Only
+    /// the last hours' (see `history_repair.rs`), so it stays small.
+    pub(super) recent_outcomes: HashMap<(JobId, Outcome), jiff::Timestamp>,
+    /// The newest stream time of an outcome applied (the server's clock:
+    /// what "lately" is measured against, never this node's clock).
+    pub(super) newest_outcome_at: Option<jiff::Timestamp>,
+    /// Size of `recent_outcomes` after its last prune.
+    recent_outcomes_pruned_at: usize,
     paused_stores: HashMap<String, bool>,
     paused_channels: HashMap<String, bool>,
 }
@@ -205,6 +221,7 @@ impl Mirror {
         let record = JobRecord {
             job: job.clone(),
             staged,
+            fallback_key: None,
         };
         self.apply_job_at(job.id, revision, Some(record));
     }
@@ -233,7 +250,7 @@ impl Mirror {
                 set.remove(&id);
             }
             match record {
-                Some(JobRecord { job, staged }) => {
+                Some(JobRecord { job, staged, .. }) => {
                     let channel = job.channel.to_string();
                     // A job that became due (new, retried, recovered, requeued,
                     // rescheduled) wakes its channel's dispatcher, wherever it runs.
@@ -278,10 +295,20 @@ impl Mirror {
             .send_modify(|seen| *seen = (*seen).max(revision));
     }
 
-    /// Applies one history message to the daily counters.
-    pub(super) fn apply_history(&self, sequence: u64, event: Option<HistoryEvent>) {
+    /// Applies one history message to the daily counters; `published`: the
+    /// stream's timestamp of it (recent outcomes of a job are remembered for
+    /// the repair of lost publishes, see `history_repair.rs`).
+    pub(super) fn apply_history(
+        &self,
+        sequence: u64,
+        event: Option<HistoryEvent>,
+        published: Option<jiff::Timestamp>,
+    ) {
         if let Some(event) = event {
             let mut view = self.view.lock().unwrap_or_else(PoisonError::into_inner);
+            if let (Some(job), Some(at)) = (event.job, published) {
+                view.remember_outcome(job, event.outcome, at);
+            }
             let key = (
                 event.day,
                 event.store,
@@ -334,6 +361,11 @@ impl Mirror {
         Self::await_watermark(&self.history_seen, sequence, "history", current).await;
     }
 
+    /// Whether the jobs and the history views are both current.
+    pub(super) fn jobs_and_history_current(&self) -> bool {
+        Self::is_current(&self.jobs_freshness) && Self::is_current(&self.history_freshness)
+    }
+
     fn is_current(freshness: &Mutex<Option<watch::Receiver<Freshness>>>) -> bool {
         freshness
             .lock()
@@ -371,6 +403,27 @@ impl Mirror {
 
 /// Filters over the view's jobs, shared by the reads.
 impl View {
+    /// Remembers that `job` reached `outcome` (published at `at`, the
+    /// stream's time), dropping what is older than
+    /// [`super::history_repair::REMEMBERED`] before the newest outcome: a
+    /// node replaying 90 days of history at start keeps only the last hours.
+    fn remember_outcome(&mut self, job: JobId, outcome: Outcome, at: jiff::Timestamp) {
+        let newest = self.newest_outcome_at.map_or(at, |newest| newest.max(at));
+        self.newest_outcome_at = Some(newest);
+        let Some(oldest) = newest.checked_sub(super::history_repair::REMEMBERED).ok() else {
+            return;
+        };
+        if at < oldest {
+            return;
+        }
+        self.recent_outcomes.insert((job, outcome), at);
+        // Pruned in bulk, when it doubled, so each insert costs O(1) on average.
+        if self.recent_outcomes.len() >= self.recent_outcomes_pruned_at.max(1024) * 2 {
+            self.recent_outcomes.retain(|_, at| *at >= oldest);
+            self.recent_outcomes_pruned_at = self.recent_outcomes.len();
+        }
+    }
+
     /// The channel's pending and running jobs.
     pub(super) fn active_jobs(&self, channel: &str) -> Vec<&Stored> {
         self.active

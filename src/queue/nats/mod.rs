@@ -19,8 +19,11 @@
 //! happened, and the claim number refuses a stale one.
 
 pub(crate) mod follow;
+mod history_repair;
 mod jobs;
 mod keys;
+mod layout;
+mod leases;
 mod mirror;
 mod poll;
 mod portable;
@@ -40,6 +43,8 @@ use tokio_util::bytes::Bytes;
 pub use self::follow::Freshness;
 pub use self::jobs::FallbackStep;
 use self::keys::Names;
+pub use self::keys::ViewScope;
+pub use self::layout::{LayoutMigration, STATE_LAYOUT};
 use self::mirror::Mirror;
 pub use self::poll::PollStep;
 use super::{
@@ -134,11 +139,16 @@ struct Inner {
     crash_after: Mutex<Option<PollStep>>,
     /// Test hook: fail a fallback completion after this step.
     crash_after_fallback: Mutex<Option<FallbackStep>>,
+    /// Test hook: history publishes are skipped, as if the node stopped
+    /// right after each job write.
+    lose_publishes: std::sync::atomic::AtomicBool,
     /// Per store, the revisions its running poll read ([`reads`]).
     poll_reads: Mutex<std::collections::HashMap<String, reads::PollReads>>,
     /// The send path's own last writes, each the first guess of the next
     /// compare-and-set on that record (see [`jobs::OwnWrites`]).
     own_writes: jobs::OwnWrites,
+    /// The claims this process wrote, and when it first saw others' (`leases.rs`).
+    job_leases: leases::JobLeases,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -219,7 +229,15 @@ impl NatsStore {
         options: NatsOptions,
         fence: Arc<dyn Fence>,
     ) -> Result<NatsStore> {
-        Self::open_as(js, options, fence, Create::Yes).await
+        Self::open_as(
+            js,
+            options,
+            fence,
+            Create::Yes,
+            &ViewScope::All,
+            &ViewScope::All,
+        )
+        .await
     }
 
     /// Binds the buckets and the history stream a daemon created, and
@@ -231,7 +249,32 @@ impl NatsStore {
         options: NatsOptions,
         fence: Arc<dyn Fence>,
     ) -> Result<NatsStore> {
-        Self::open_as(js, options, fence, Create::No).await
+        Self::open_as(
+            js,
+            options,
+            fence,
+            Create::No,
+            &ViewScope::All,
+            &ViewScope::All,
+        )
+        .await
+    }
+
+    /// [`NatsStore::bind`], with a view of only the jobs `jobs` and the
+    /// outcomes `history` select (key and subject filters on the server, so
+    /// nothing else is read): for an operator command without a local
+    /// daemon, which shows one store or one channel. Reads and writes by job
+    /// id work whatever the view holds (a job the view lacks is found by its
+    /// key pattern `*.*.<id>`); listings, `channel_stats` and `counters`
+    /// show what the view holds.
+    pub async fn bind_viewing(
+        js: jetstream::Context,
+        options: NatsOptions,
+        fence: Arc<dyn Fence>,
+        jobs: &ViewScope,
+        history: &ViewScope,
+    ) -> Result<NatsStore> {
+        Self::open_as(js, options, fence, Create::No, jobs, history).await
     }
 
     async fn open_as(
@@ -239,6 +282,8 @@ impl NatsStore {
         options: NatsOptions,
         fence: Arc<dyn Fence>,
         create: Create,
+        jobs_scope: &ViewScope,
+        history_scope: &ViewScope,
     ) -> Result<NatsStore> {
         if !keys::valid_prefix(&options.prefix) {
             return Err(Error::Invalid {
@@ -304,35 +349,48 @@ impl NatsStore {
                 .map_err(|e| missing_state(&names, format!("stream {history_name}"), e))?,
         };
 
+        layout::check(&names, &buckets.jobs, &history, create).await?;
+
         let mirror = Arc::new(Mirror::new());
         // Aborted if the open fails or is dropped half-way (a start-up
         // timeout): no follower outlives it.
         let mut tasks = Followers(Vec::new());
         let client = js.client();
         let never = tokio_util::sync::CancellationToken::new;
-        let follow::Following {
-            task,
-            ready,
-            freshness,
-        } = follow::jobs(
-            client.clone(),
-            buckets.jobs.clone(),
-            mirror.clone(),
-            never(),
-        );
-        tasks.0.push(task);
-        let what = format!("bucket {}", names.bucket("jobs"));
-        mirror.track(mirror::Followed::Jobs, what.clone(), freshness.clone());
-        caught_up(ready, &freshness, &what).await?;
-        let follow::Following {
-            task,
-            ready,
-            freshness,
-        } = follow::history(client.clone(), history, mirror.clone(), never());
-        tasks.0.push(task);
-        let what = format!("stream {history_name}");
-        mirror.track(mirror::Followed::History, what.clone(), freshness.clone());
-        caught_up(ready, &freshness, &what).await?;
+        if let Some(key_filter) = keys::job_filter(jobs_scope) {
+            let follow::Following {
+                task,
+                ready,
+                freshness,
+            } = follow::jobs(
+                client.clone(),
+                buckets.jobs.clone(),
+                &key_filter,
+                mirror.clone(),
+                never(),
+            );
+            tasks.0.push(task);
+            let what = format!("bucket {}", names.bucket("jobs"));
+            mirror.track(mirror::Followed::Jobs, what.clone(), freshness.clone());
+            caught_up(ready, &freshness, &what).await?;
+        }
+        if let Some(subject_filter) = names.history_filter(history_scope) {
+            let follow::Following {
+                task,
+                ready,
+                freshness,
+            } = follow::history(
+                client.clone(),
+                history,
+                subject_filter,
+                mirror.clone(),
+                never(),
+            );
+            tasks.0.push(task);
+            let what = format!("stream {history_name}");
+            mirror.track(mirror::Followed::History, what.clone(), freshness.clone());
+            caught_up(ready, &freshness, &what).await?;
+        }
         for (bucket, which, what) in [
             (&buckets.stores, follow::Paused::Store, "stores"),
             (&buckets.channels, follow::Paused::Channel, "channels"),
@@ -362,11 +420,36 @@ impl NatsStore {
                 history_published: Mutex::new(0),
                 crash_after: Mutex::new(None),
                 crash_after_fallback: Mutex::new(None),
+                lose_publishes: std::sync::atomic::AtomicBool::new(false),
                 poll_reads: Mutex::new(std::collections::HashMap::new()),
                 own_writes: jobs::OwnWrites::default(),
+                job_leases: leases::JobLeases::default(),
                 tasks: std::mem::take(&mut tasks.0),
             }),
         })
+    }
+
+    /// Converts a cluster state of layout 1 (jobs keyed by id alone) to
+    /// layout 2 ([`STATE_LAYOUT`]) for `arauto state migrate`; every arauto
+    /// node must be stopped (the command checks their heartbeats first). A
+    /// migration that stopped anywhere is finished by running it again; one
+    /// that has nothing to do says so. See `layout.rs`.
+    pub async fn migrate_layout(
+        js: jetstream::Context,
+        options: NatsOptions,
+    ) -> Result<LayoutMigration> {
+        let names = Names {
+            prefix: options.prefix.clone(),
+        };
+        let replicas = options.replicas.max(1);
+        let jobs = bucket(&js, &names, "jobs", "", replicas, Create::No).await?;
+        let dedupe = bucket(&js, &names, "dedupe", "", replicas, Create::No).await?;
+        let history_name = names.history_stream();
+        let history = js
+            .get_stream(&history_name)
+            .await
+            .map_err(|e| missing_state(&names, format!("stream {history_name}"), e))?;
+        layout::migrate(&js, &names, &jobs, &dedupe, &history).await
     }
 
     /// Whether this node's view of each bucket and stream is current
@@ -396,6 +479,16 @@ impl NatsStore {
             .crash_after
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = step;
+    }
+
+    /// Test hook for the history repair: while `true`, every counted
+    /// outcome's publish is skipped, as if the node stopped between each job
+    /// write and its publish.
+    #[doc(hidden)]
+    pub fn lose_history_publishes(&self, lose: bool) {
+        self.inner
+            .lose_publishes
+            .store(lose, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Test hook: the next fallback completions stop with an error right
@@ -432,7 +525,7 @@ impl NatsStore {
             .read(|view| view.active.keys().cloned().collect());
         let mut recovered = 0;
         for channel in channels {
-            recovered += self.inner.recover(&channel, now).await?;
+            recovered += self.inner.recover(&channel, now, None).await?;
         }
         Ok(recovered)
     }
@@ -489,18 +582,18 @@ impl Inner {
             job: Some(job.id),
             count: 1,
         };
-        self.publish_event(job.channel.as_str(), event, message_id)
-            .await
+        self.publish_event(event, message_id).await
     }
 
-    /// Publishes a history event on its channel's subject.
-    async fn publish_event(
-        &self,
-        channel: &str,
-        event: HistoryEvent,
-        message_id: String,
-    ) -> Result<()> {
-        let subject = self.names.history_subject(channel);
+    /// Publishes a history event on its channel's and store's subject.
+    async fn publish_event(&self, event: HistoryEvent, message_id: String) -> Result<()> {
+        if self
+            .lose_publishes
+            .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return Ok(());
+        }
+        let subject = self.names.history_subject(&event.channel, &event.store);
         let payload = serde_json::to_vec(&event)
             .map_err(|e| nats_error(subject.clone(), "encode history event")(boxed(e)))?;
         let mut headers = async_nats::HeaderMap::new();
@@ -1006,6 +1099,24 @@ impl StateStore for NatsStore {
     /// buckets older than [`retention::MARKERS_KEPT`] (see `retention.rs`).
     async fn prune(&self, finished_before: Timestamp, batch: usize) -> Result<usize> {
         let total = crate::queue::purge_in_batches(self, finished_before, batch).await?;
+        // Counted outcomes a stopped node never published (see
+        // `history_repair.rs`): every daemon prunes hourly, each repairs the
+        // jobs of the channels it holds.
+        let now = self.inner.now();
+        match self.inner.repair_history(now).await {
+            Ok(0) => {}
+            Ok(repaired) => {
+                tracing::info!(
+                    repaired,
+                    "counted outcomes whose publish to the history was lost"
+                );
+            }
+            Err(error) => {
+                tracing::warn!(
+                    "cannot repair the history's lost outcomes: {error}; the next prune tries again"
+                );
+            }
+        }
         let removed = self.inner.compact_markers(retention::MARKERS_KEPT).await?;
         if removed > 0 {
             tracing::info!(

@@ -151,9 +151,10 @@ async fn collect(inner: &Inner, store: &NatsStore) -> Result<Vec<Record>> {
         if job.state == JobState::Cancelled {
             continue;
         }
-        let id = job.id.to_string();
+        // A dedupe key's value is its holder's job key (layout 2).
+        let job_key = keys::job_key(job.channel.as_str(), &job.store, job.id);
         for key in &job.dedupe_keys {
-            if holders.get(&keys::dedupe_key(key)) == Some(&id) {
+            if holders.get(&keys::dedupe_key(key)) == Some(&job_key) {
                 held.push(Record::DedupeKey {
                     key: key.clone(),
                     job: job.id,
@@ -276,7 +277,7 @@ impl Inner {
                     .create(
                         &self.buckets.jobs,
                         "jobs",
-                        &id.to_string(),
+                        &keys::job_key(job.channel.as_str(), &job.store, id),
                         bytes,
                         &describe,
                     )
@@ -288,11 +289,26 @@ impl Inner {
                 Ok(kept)
             }
             Record::DedupeKey { key, job } => {
+                // The value is the holder's job key: the job is imported
+                // before its keys (the format lists jobs first).
+                let holder = super::follow::leader_entry_matching(
+                    &self.buckets.jobs,
+                    &keys::job_key_pattern(job),
+                )
+                .await
+                .map_err(nats_error(format!("job {job}"), "find job"))?
+                .filter(|entry| entry.operation == kv::Operation::Put)
+                .ok_or_else(|| Error::Invalid {
+                    what: describe.clone(),
+                    reason: format!(
+                        "job {job}, which holds it, is neither in the file nor in the cluster"
+                    ),
+                })?;
                 self.create(
                     &self.buckets.dedupe,
                     "dedupe",
                     &keys::dedupe_key(&key),
-                    job.to_string().into_bytes(),
+                    holder.key.into_bytes(),
                     &describe,
                 )
                 .await
@@ -386,7 +402,7 @@ impl Inner {
                     keys::escape(&row.kind),
                     row.outcome.as_str()
                 );
-                self.publish_event(&row.channel, event, message_id).await?;
+                self.publish_event(event, message_id).await?;
                 Ok(false)
             }
         }

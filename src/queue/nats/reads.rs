@@ -12,9 +12,12 @@
 //! since (another node now polls the store, or an operator changed its
 //! status), the write is refused with [`Error::Superseded`], and so is every
 //! later store write of this poll, until the next poll starts and reads
-//! afresh. A key the poll never read (a tool's commit, a test) is written
-//! against the revision it has right before the write: then only the fence
-//! protects it, as before.
+//! afresh. The cursor's revision is the one exception: it is carried from
+//! one poll to the next until a poll reads the cursor again, because a
+//! daemon's idle polls start from the cursor they keep in memory and never
+//! read the stored one (see [`PollReads::carried_cursor`]). A key the poll
+//! never read (a tool's commit, a test) is written against the revision it
+//! has right before the write: then only the fence protects it, as before.
 
 use std::collections::HashMap;
 use std::sync::PoisonError;
@@ -50,15 +53,41 @@ pub(super) struct PollReads {
     revisions: HashMap<PollRecord, u64>,
     /// Set once a write of this poll was refused: the record that changed.
     superseded: Option<String>,
+    /// The cursor's revision as the last poll that read or wrote it left it,
+    /// for a poll that does not read the cursor: a daemon's idle poll starts
+    /// from the cursor it keeps in memory (`src/poll/idle.rs`), and the
+    /// write that finally carries that cursor (the next commit, or the flush
+    /// when the poller stops) must still be a compare-and-set on the stored
+    /// cursor the idle polls started from, not a plain overwrite of what a
+    /// new owner wrote meanwhile. A read of the cursor replaces it.
+    carried_cursor: Option<u64>,
 }
 
 impl Inner {
-    /// Empties the read set of `store`: a new poll starts.
+    /// Empties the read set of `store`: a new poll starts. Only the
+    /// cursor's revision is carried over (see [`PollReads::carried_cursor`]),
+    /// unless the last poll was superseded: then everything is read afresh.
     pub(super) fn poll_started(&self, store: &str) {
-        self.poll_reads
+        let mut polls = self
+            .poll_reads
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(store.to_owned(), PollReads::default());
+            .unwrap_or_else(PoisonError::into_inner);
+        let carried_cursor = polls
+            .get(store)
+            .filter(|last| last.superseded.is_none())
+            .and_then(|last| {
+                last.revisions
+                    .get(&PollRecord::Cursor)
+                    .copied()
+                    .or(last.carried_cursor)
+            });
+        polls.insert(
+            store.to_owned(),
+            PollReads {
+                carried_cursor,
+                ..PollReads::default()
+            },
+        );
     }
 
     /// Notes that a read of `record` returned `revision`, if a poll of
@@ -87,7 +116,10 @@ impl Inner {
         if let Some(changed) = &reads.superseded {
             return Err(superseded(store, changed));
         }
-        Ok(reads.revisions.get(record).copied())
+        let carried = (*record == PollRecord::Cursor)
+            .then_some(reads.carried_cursor)
+            .flatten();
+        Ok(reads.revisions.get(record).copied().or(carried))
     }
 
     fn note_written(&self, store: &str, record: PollRecord, revision: Option<u64>) {
