@@ -366,10 +366,11 @@ impl Cluster {
 /// A failing cluster test keeps every node's whole log and the receiver's
 /// requests: a flaky failure (a double send seen once in ten runs) is only
 /// explained by what each node did around it, and the failure message shows
-/// just the warnings and lease events.
+/// just the warnings and lease events. With `KEEP_CLUSTER_LOGS` set in the
+/// environment, a passing test keeps them too (to compare with a failure).
 impl Drop for Cluster {
     fn drop(&mut self) {
-        if std::thread::panicking() {
+        if std::thread::panicking() || std::env::var_os("KEEP_CLUSTER_LOGS").is_some() {
             self.keep_logs();
         }
     }

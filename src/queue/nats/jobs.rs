@@ -38,8 +38,8 @@ pub enum FallbackStep {
     Inserted,
 }
 
-/// How long a completion that cannot be written is tried again (while this
-/// node holds the job's channel): longer than a stream's leader election
+/// How long a completion that cannot be written is tried again: longer than
+/// a stream's leader election
 /// after a lost nats-server (4–7 s in the cluster tests), shorter than the
 /// dispatcher's heartbeat silence.
 const COMPLETION_RETRY_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
@@ -990,8 +990,9 @@ impl Inner {
             // Running until recovery sends it again. The claim number and the
             // CAS on the job's revision already refuse a stale claim: once
             // another node recovered or re-claimed the job, this fails.
-            // The last try's final write landed though its answer was lost:
-            // what follows it is all that is left.
+            // The last try's final write landed though its answer was lost
+            // (or what follows it failed): what follows it is all that is
+            // left.
             if let Some(written) = progress
                 .final_write
                 .take()
@@ -1104,7 +1105,9 @@ impl Inner {
                 fell_back_on,
                 at: now,
             };
-            // Kept until the write is known to have landed or not.
+            // Kept for the next try: if this write's answer is lost, or
+            // what follows it fails, that try finds the record as written
+            // and goes on from there.
             progress.final_write = Some(written.clone());
             if !self.cas_job(&written.job, revision).await? {
                 // Changed since we read it (a lease recovery by a claim):
@@ -1112,7 +1115,6 @@ impl Inner {
                 progress.final_write = None;
                 continue;
             }
-            progress.final_write = None;
             return self.after_completion(written).await;
         }
         Err(conflict(self.job_target(claim.id)))
