@@ -993,10 +993,13 @@ impl Inner {
             // The last try's final write landed though its answer was lost
             // (or what follows it failed): what follows it is all that is
             // left.
+            // Kept, not taken: if what follows fails again, the try after
+            // this one needs it as much.
             if let Some(written) = progress
                 .final_write
-                .take()
+                .as_ref()
                 .filter(|written| written.job == stored.job)
+                .cloned()
             {
                 self.own_writes.forget_claim(claim.id);
                 if written.job.state != JobState::Running {
