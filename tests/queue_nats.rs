@@ -1691,3 +1691,131 @@ async fn outcomes_whose_publish_was_lost_are_counted_by_the_next_prune() -> Resu
     assert_eq!(sums(again.counters(all_days()).await?), (2, 2));
     Ok(())
 }
+
+/// The WARN and ERROR lines this test's thread logs, for awaiting one.
+#[derive(Clone, Default)]
+struct CapturedLogs {
+    text: Arc<std::sync::Mutex<String>>,
+    written: Arc<tokio::sync::Notify>,
+}
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.text
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push_str(&String::from_utf8_lossy(bytes));
+        self.written.notify_waiters();
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CapturedLogs {
+    /// Returns once a logged line contains `needle`.
+    async fn logged(&self, needle: &str) {
+        loop {
+            let written = self.written.notified();
+            if self
+                .text
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .contains(needle)
+            {
+                return;
+            }
+            written.await;
+        }
+    }
+}
+
+/// Completes claimed job `claimed` with `completion` while the server does
+/// not answer (frozen by SIGSTOP, as a stream leader lost mid-write) until
+/// the completion's first try failed; then the server answers again.
+/// Returns what the completion returned.
+async fn complete_across_a_frozen_server(
+    f: &Fixture,
+    claimed: &Job,
+    completion: Completion,
+) -> Result<Job> {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+
+    let logs = CapturedLogs::default();
+    let writer = logs.clone();
+    // This thread only: the test's own future runs the completion.
+    let _logging = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_writer(move || writer.clone())
+            .finish(),
+    );
+    let server = Pid::from_raw(i32::try_from(f.server.child.id())?);
+    kill(server, Signal::SIGSTOP)?;
+    let completion = f.store.complete(claimed.claim(), completion);
+    tokio::pin!(completion);
+    // Until the first try failed (or, without retries, the call ended).
+    let ended_early = tokio::select! {
+        result = &mut completion => Some(result),
+        () = logs.logged("could not be recorded") => None,
+    };
+    kill(server, Signal::SIGCONT)?;
+    let done = match ended_early {
+        Some(result) => result,
+        None => completion.await,
+    };
+    done.context("the completion was given up")
+}
+
+/// Issue 15: a nats-server that stops answering while a send's completion
+/// is written must not leave the job running: it would be due again when
+/// its claim's lease ends, and sent twice. The completion is tried again
+/// until the server answers; the job ends sent, and nothing is due after
+/// the lease. (Here the first write to time out is the channel's send
+/// count.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_completion_the_server_did_not_answer_is_written_once_it_answers() -> Result<()> {
+    let f = Fixture::new().await?;
+    let id = f
+        .enqueue_one(new_job("wa", "1", "order-paid", f.now()))
+        .await?;
+    let claimed = f.claim_one("wa", f.now()).await?;
+    let done = complete_across_a_frozen_server(&f, &claimed, sent(f.now(), "2025-03-14")).await?;
+    assert_eq!((done.id, done.state), (id, JobState::Sent));
+
+    // Long after the claim's lease, the job is not due again.
+    assert!(f.store.claim("wa", f.at(600), 1, LEASE).await?.is_empty());
+    assert_eq!(f.job(id).await?.state, JobState::Sent);
+    let status = f.store.channel_status("wa").await?;
+    assert!(
+        (1..=2).contains(&status.sent_today),
+        "the send counted once (twice if the frozen write landed after its timeout): {status:?}"
+    );
+    Ok(())
+}
+
+/// The same with the job's own write timing out (a retry: no channel
+/// write comes first): the frozen write lands once the server answers, and
+/// the next try finds the record exactly as that write left it, so the
+/// completion ends as that write said instead of failing as "not running".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_completion_whose_answer_was_lost_but_landed_is_recognised() -> Result<()> {
+    let f = Fixture::new().await?;
+    let id = f
+        .enqueue_one(new_job("wa", "1", "order-paid", f.now()))
+        .await?;
+    let claimed = f.claim_one("wa", f.now()).await?;
+    let done = complete_across_a_frozen_server(&f, &claimed, retry(f.at(30))).await?;
+    assert_eq!(
+        (done.id, done.state, done.attempt),
+        (id, JobState::Pending, 1)
+    );
+    assert_eq!(f.job(id).await?, done);
+    // Due again when the retry said, once.
+    let again = f.claim_one("wa", f.at(30)).await?;
+    assert_eq!((again.id, again.attempt, again.claims), (id, 2, 2));
+    Ok(())
+}

@@ -363,6 +363,56 @@ impl Cluster {
     }
 }
 
+/// A failing cluster test keeps every node's whole log and the receiver's
+/// requests: a flaky failure (a double send seen once in ten runs) is only
+/// explained by what each node did around it, and the failure message shows
+/// just the warnings and lease events. With `KEEP_CLUSTER_LOGS` set in the
+/// environment, a passing test keeps them too (to compare with a failure).
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() || std::env::var_os("KEEP_CLUSTER_LOGS").is_some() {
+            self.keep_logs();
+        }
+    }
+}
+
+impl Cluster {
+    /// Write each node's log (`node-<name>.log`) and the receiver's message
+    /// requests in arrival order (`sends.txt`) under
+    /// `$CARGO_TARGET_TMPDIR/cluster-logs/<test>-<pid>/`, and say where.
+    fn keep_logs(&self) {
+        let test = std::thread::current()
+            .name()
+            .unwrap_or("test")
+            .replace("::", "-");
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join("cluster-logs")
+            .join(format!("{test}-{}", std::process::id()));
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            eprintln!("cannot keep the cluster's logs in {}: {e}", dir.display());
+            return;
+        }
+        for node in &self.nodes {
+            let path = dir.join(format!("node-{}.log", node.name));
+            let mut text = node.daemon.all_logs().join("\n");
+            text.push('\n');
+            if let Err(e) = std::fs::write(&path, text) {
+                eprintln!("cannot write {}: {e}", path.display());
+            }
+        }
+        let sends: String = self
+            .sends()
+            .iter()
+            .map(|s| format!("{} {} {}\n", s.node, s.job, s.path))
+            .collect();
+        let path = dir.join("sends.txt");
+        if let Err(e) = std::fs::write(&path, sends) {
+            eprintln!("cannot write {}: {e}", path.display());
+        }
+        eprintln!("the cluster's logs are kept in {}", dir.display());
+    }
+}
+
 /// One message request the receiver got.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Send {

@@ -38,6 +38,47 @@ pub enum FallbackStep {
     Inserted,
 }
 
+/// How long a completion that cannot be written is tried again: longer than
+/// a stream's leader election
+/// after a lost nats-server (4–7 s in the cluster tests), shorter than the
+/// dispatcher's heartbeat silence.
+const COMPLETION_RETRY_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+/// Pause between those tries.
+const COMPLETION_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// What the tries of one completion carry from one to the next.
+struct CompletionProgress {
+    /// The channel's pacing counted this send already.
+    send_counted: bool,
+    /// The record this node's claim wrote, for the first try.
+    own_claim: Option<Stored>,
+    /// The final write of the last try, while it is not known whether it
+    /// landed (its answer was lost).
+    final_write: Option<FinalWrite>,
+}
+
+/// A completion's final write: the ended job, and what follows it.
+#[derive(Clone)]
+struct FinalWrite {
+    job: Job,
+    fallback_inserted: Option<JobId>,
+    fell_back_on: Option<String>,
+    /// When the completion was applied (the fallback's pacing day).
+    at: Timestamp,
+}
+
+/// Whether a completion that failed with `error` may be tried again: the
+/// cluster did not answer (a write or read timed out, found no leader, or
+/// the connection dropped). Not a refused completion (a stale claim, a job
+/// not running, a bad fallback), a record that cannot be encoded, or the
+/// crash tests' stop.
+fn completion_may_retry(error: &Error) -> bool {
+    match error {
+        Error::Nats { op, .. } => !op.starts_with("encode") && *op != "test hook",
+        _ => false,
+    }
+}
+
 /// Longest channel, store or order id accepted (as in the redb backend).
 const MAX_NAME_LEN: usize = 512;
 /// Longest dedupe key accepted.
@@ -682,7 +723,13 @@ impl Inner {
         self.job_leases.keep_foreign(&claims, &of_channel);
         let expired: Vec<Stored> = running
             .into_iter()
-            .filter(|stored| taken_over || self.job_leases.expired(&stored.job, now, lease))
+            .filter(|stored| {
+                // A claim of this process whose completion is being written
+                // was sent: not even a take-over (this node losing and
+                // regaining the channel meanwhile) returns it.
+                !self.job_leases.is_completing(&stored.job)
+                    && (taken_over || self.job_leases.expired(&stored.job, now, lease))
+            })
             .collect();
         let mut recovered = 0;
         for stored in expired {
@@ -857,22 +904,81 @@ impl Inner {
         Ok(())
     }
 
+    /// Records how a claimed job ended ([`crate::queue::StateStore::complete`]).
+    ///
+    /// The send this records has already happened, so a completion that
+    /// cannot be written (a nats-server lost while its stream's leader
+    /// moves: the write times out, finds no leader, or its connection drops)
+    /// is tried again until it lands or is refused, for at most
+    /// [`COMPLETION_RETRY_LIMIT`]. Given up at once, the job stayed running
+    /// under this node's claim, and this node's own lease recovery sent it
+    /// again once the claim's lease ended (docs/cluster.md, "A completion
+    /// outlives a lost nats-server"). While it is tried, this process
+    /// neither recovers nor takes over that claim
+    /// ([`JobLeases::completing`]). The tries need no fence: each is a
+    /// compare-and-set under this claim's number, so once another node
+    /// recovered or re-claimed the job, the next try is refused (stale
+    /// claim). A write whose answer was lost but which landed is recognised
+    /// on the next try: the record is exactly the job that try wrote.
     pub(super) async fn complete(&self, claim: Claim, completion: Completion) -> Result<Completed> {
+        let _completing = self.job_leases.completing(claim);
         // Review #4: the channel's pacing counts a send before the job's
         // record says sent, once per call (not per conflict retry).
-        let mut send_counted = false;
-        // The first try writes against the record this node's claim wrote
-        // (no read: a compare-and-set on that revision succeeds only if
-        // nothing changed since, so the checks below decide on the truth);
-        // a conflict re-reads from the stream's leader, as every try did.
-        // Only while this node holds the channel: no other node can have
-        // recovered or re-claimed the job meanwhile.
-        let mut own_claim = self.own_writes.take_claim(claim).filter(|stored| {
-            self.fence
-                .holds(Scope::Channel(stored.job.channel.as_str()))
-        });
+        let mut progress = CompletionProgress {
+            send_counted: false,
+            // The first try writes against the record this node's claim
+            // wrote (no read: a compare-and-set on that revision succeeds
+            // only if nothing changed since, so the checks below decide on
+            // the truth); a conflict re-reads from the stream's leader, as
+            // every try did. Only while this node holds the channel: no
+            // other node can have recovered or re-claimed the job meanwhile.
+            own_claim: self.own_writes.take_claim(claim).filter(|stored| {
+                self.fence
+                    .holds(Scope::Channel(stored.job.channel.as_str()))
+            }),
+            final_write: None,
+        };
+        let channel = progress
+            .own_claim
+            .as_ref()
+            .map(|stored| stored.job.channel.to_string())
+            .or_else(|| {
+                self.mirror.read(|view| {
+                    view.jobs
+                        .get(&claim.id)
+                        .map(|stored| stored.job.channel.to_string())
+                })
+            });
+        let started = tokio::time::Instant::now();
+        loop {
+            let error = match self.complete_try(claim, &completion, &mut progress).await {
+                Err(error) if completion_may_retry(&error) => error,
+                result => return result,
+            };
+            if started.elapsed() >= COMPLETION_RETRY_LIMIT {
+                return Err(error);
+            }
+            tracing::warn!(
+                job_id = %claim.id, channel = channel.as_deref().unwrap_or("?"),
+                "the outcome of job {} could not be recorded ({error}); trying again",
+                claim.id
+            );
+            // A pause between tries, not a synchronisation: a stream's
+            // leader election takes seconds.
+            tokio::time::sleep(COMPLETION_RETRY_PAUSE).await;
+        }
+    }
+
+    /// One try of [`Inner::complete`]; `progress` carries what earlier
+    /// tries did.
+    async fn complete_try(
+        &self,
+        claim: Claim,
+        completion: &Completion,
+        progress: &mut CompletionProgress,
+    ) -> Result<Completed> {
         for _ in 0..CAS_ATTEMPTS {
-            let stored = match own_claim.take() {
+            let stored = match progress.own_claim.take() {
                 Some(stored) => stored,
                 None => self
                     .load(claim.id)
@@ -884,6 +990,23 @@ impl Inner {
             // Running until recovery sends it again. The claim number and the
             // CAS on the job's revision already refuse a stale claim: once
             // another node recovered or re-claimed the job, this fails.
+            // The last try's final write landed though its answer was lost
+            // (or what follows it failed): what follows it is all that is
+            // left.
+            // Kept, not taken: if what follows fails again, the try after
+            // this one needs it as much.
+            if let Some(written) = progress
+                .final_write
+                .as_ref()
+                .filter(|written| written.job == stored.job)
+                .cloned()
+            {
+                self.own_writes.forget_claim(claim.id);
+                if written.job.state != JobState::Running {
+                    self.job_leases.ended(claim.id);
+                }
+                return self.after_completion(written).await;
+            }
             Self::running_job(&stored, claim)?;
             let mut job = stored.job.clone();
             if let Completion::FellBack { fallback, .. } = &completion {
@@ -906,14 +1029,14 @@ impl Inner {
             // the two writes leaves the count one over (the cap errs on the
             // safe side), never one short, whoever completes the job later.
             if let Completion::Sent { at, pacing_day, .. } = &completion
-                && !send_counted
+                && !progress.send_counted
             {
                 let (at, pacing_day) = (*at, *pacing_day);
                 self.update_channel(job.channel.as_str(), &mut |status: &mut ChannelStatus| {
                     record_send(status, at, pacing_day);
                 })
                 .await?;
-                send_counted = true;
+                progress.send_counted = true;
             }
             // The revision the final write compares against: the one read,
             // or the fallback intent's.
@@ -979,26 +1102,49 @@ impl Inner {
             if fallback_inserted.is_some() {
                 self.fallback_checkpoint(FallbackStep::Inserted)?;
             }
-            if !self.cas_job(&job, revision).await? {
-                // Changed since we read it (a lease recovery by a claim):
-                // read again, which reports the stale claim.
-                continue;
-            }
-            self.count_terminal(&job).await?;
-            let channel = job.channel.as_str();
-            if let Some(fallback_channel) = fell_back_on {
-                let day = self.day_date(now);
-                self.update_channel(channel, &mut |status: &mut ChannelStatus| {
-                    record_fallback(status, day, &fallback_channel);
-                })
-                .await?;
-            }
-            return Ok(Completed {
+            let written = FinalWrite {
                 job,
                 fallback_inserted,
-            });
+                fell_back_on,
+                at: now,
+            };
+            // Kept for the next try: if this write's answer is lost, or
+            // what follows it fails, that try finds the record as written
+            // and goes on from there.
+            progress.final_write = Some(written.clone());
+            if !self.cas_job(&written.job, revision).await? {
+                // Changed since we read it (a lease recovery by a claim):
+                // read again, which reports the stale claim.
+                progress.final_write = None;
+                continue;
+            }
+            return self.after_completion(written).await;
         }
         Err(conflict(self.job_target(claim.id)))
+    }
+
+    /// What follows a completion's final write: its outcome counted, and a
+    /// fallback in the channel's status. Both may run again if a try failed
+    /// after the write (the outcome's message id makes a repeat a no-op).
+    async fn after_completion(&self, written: FinalWrite) -> Result<Completed> {
+        let FinalWrite {
+            job,
+            fallback_inserted,
+            fell_back_on,
+            at,
+        } = written;
+        self.count_terminal(&job).await?;
+        if let Some(fallback_channel) = fell_back_on {
+            let day = self.day_date(at);
+            self.update_channel(job.channel.as_str(), &mut |status: &mut ChannelStatus| {
+                record_fallback(status, day, &fallback_channel);
+            })
+            .await?;
+        }
+        Ok(Completed {
+            job,
+            fallback_inserted,
+        })
     }
 
     fn day_date(&self, at: Timestamp) -> jiff::civil::Date {

@@ -17,6 +17,11 @@
 //!   rates matter. The claimer's `lease_until` is not read at all, so a
 //!   clock running behind does not hold a job back either.
 //!
+//! A claim whose completion this process is still trying to write (its send
+//! happened; the write waits out a stream's leader election) has not ended
+//! for this process, whatever its `lease_until` says: recovering it would
+//! send the job again ([`JobLeases::completing`]).
+//!
 //! Who may recover at all is decided elsewhere: only the channel's holder
 //! claims (the claim is fenced by its `CLOCK_BOOTTIME` slot lease), and a
 //! holder taking the channel over returns every running job at once
@@ -25,12 +30,12 @@
 //! that the take-over did not see (its view lagged, or the take-over
 //! failed and was logged), and a tool's `recover_expired_leases`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, PoisonError};
 
 use jiff::{SignedDuration, Timestamp};
 
-use crate::queue::{Job, JobId};
+use crate::queue::{Claim, Job, JobId};
 
 /// Claims remembered per kind before the oldest memory is dropped (a
 /// dropped own claim is judged as a foreign one: later, never earlier).
@@ -44,6 +49,25 @@ pub(super) struct JobLeases {
     /// Claims of other processes: (job, claim number) → when this process
     /// first saw it running, by its own clock.
     foreign: Mutex<HashMap<(JobId, u32), Timestamp>>,
+    /// Claims whose completion this process is writing: (job, claim number).
+    completing: Mutex<HashSet<(JobId, u32)>>,
+}
+
+/// A completion under way ([`JobLeases::completing`]); its claim may end
+/// again once this is dropped.
+pub(super) struct Completing<'a> {
+    leases: &'a JobLeases,
+    claim: (JobId, u32),
+}
+
+impl Drop for Completing<'_> {
+    fn drop(&mut self) {
+        self.leases
+            .completing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.claim);
+    }
 }
 
 impl JobLeases {
@@ -54,6 +78,30 @@ impl JobLeases {
             own.clear();
         }
         own.insert(id, claims);
+    }
+
+    /// This process is writing the completion of `claim`: until the
+    /// returned guard is dropped, that claim's lease has not ended for this
+    /// process (its send happened; only the record is late).
+    pub(super) fn completing(&self, claim: Claim) -> Completing<'_> {
+        let key = (claim.id, claim.claim);
+        self.completing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key);
+        Completing {
+            leases: self,
+            claim: key,
+        }
+    }
+
+    /// Whether this process is writing the completion of running `job`'s
+    /// current claim.
+    pub(super) fn is_completing(&self, job: &Job) -> bool {
+        self.completing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&(job.id, job.claims))
     }
 
     /// Job `id` is no longer running under a claim of this process.
@@ -69,6 +117,9 @@ impl JobLeases {
     /// claim of another process; `None` (a tool's recovery, which knows no
     /// lease) compares the claimer's `lease_until` with `now` instead.
     pub(super) fn expired(&self, job: &Job, now: Timestamp, lease: Option<SignedDuration>) -> bool {
+        if self.is_completing(job) {
+            return false;
+        }
         let Some(until) = job.lease_until else {
             return true;
         };
@@ -177,5 +228,24 @@ mod tests {
         // (a recovery elsewhere) is foreign again.
         let taken = running(1, 2, "2025-03-14T12:03:00Z");
         assert!(!leases.expired(&taken, at("2025-03-14T12:05:00Z"), lease));
+    }
+
+    #[test]
+    fn a_claim_whose_completion_is_being_written_does_not_end() {
+        let leases = JobLeases::default();
+        let lease = Some(SignedDuration::from_secs(60));
+        let job = running(3, 1, "2025-03-14T12:01:00Z");
+        leases.claimed(job.id, 1);
+        let later = at("2025-03-14T12:02:00Z");
+        {
+            let _completing = leases.completing(Claim {
+                id: job.id,
+                claim: 1,
+            });
+            assert!(!leases.expired(&job, later, lease));
+            assert!(!leases.expired(&job, later, None));
+        }
+        // Given up: the claim ends by its lease again.
+        assert!(leases.expired(&job, later, lease));
     }
 }
