@@ -151,10 +151,13 @@ struct Heard {
 }
 
 impl Table {
-    /// Make `store`'s next turn due at `at`.
-    fn schedule(&mut self, store: &Arc<str>, at: Instant) {
+    /// Make `store`'s next turn due at `at`. True when that is now the
+    /// earliest due time (the driver, asleep until a later one, must hear of
+    /// it; any other change it finds when it wakes).
+    fn schedule(&mut self, store: &Arc<str>, at: Instant) -> bool {
+        let earliest = self.next_due().is_none_or(|head| at < head);
         let Some(record) = self.stores.get_mut(store) else {
-            return;
+            return false;
         };
         self.tickets += 1;
         record.ticket = self.tickets;
@@ -168,6 +171,7 @@ impl Table {
                 stores.get(store).is_some_and(|r| r.ticket == *ticket)
             });
         }
+        earliest
     }
 
     fn is_live(&self, ticket: u64, store: &Arc<str>) -> bool {
@@ -239,15 +243,20 @@ impl PollScheduler {
             heard: Heard::default(),
             resume_watch: None,
         };
+        let at = now + service::first_delay(interval);
         let mut table = shared.table();
         if let Some(old) = table.stores.insert(key.clone(), record) {
             // The supervisor stops a key before it starts it again; should
             // it not, the old poller must not go on beside the new one.
             old.end();
         }
-        table.schedule(&key, now + service::first_delay(interval));
+        // Only a new earliest due time concerns the driver: adding 10,000
+        // stores at start-up wakes it a handful of times, not 10,000.
+        let earliest = table.schedule(&key, at);
         drop(table);
-        shared.nudge.notify_one();
+        if earliest {
+            shared.nudge.notify_one();
+        }
     }
 
     /// Stop polling `store`: cancel its turn, wait for it to end, then write
@@ -303,9 +312,10 @@ impl PollScheduler {
         let at = record.push_ready.max(Instant::now());
         if at < record.due {
             record.pushed = true;
-            table.schedule(&key, at);
-            drop(table);
-            shared.nudge.notify_one();
+            if table.schedule(&key, at) {
+                drop(table);
+                shared.nudge.notify_one();
+            }
         }
     }
 
@@ -569,9 +579,10 @@ impl Shared {
                 }
             }
         }
-        table.schedule(store, due);
-        drop(table);
-        self.nudge.notify_one();
+        if table.schedule(store, due) {
+            drop(table);
+            self.nudge.notify_one();
+        }
     }
 
     /// A new configuration: a paused store tries again now.
@@ -608,9 +619,10 @@ impl Shared {
         }
         tracing::info!(store = %store, "store resumed by an operator: polling again");
         record.unpause();
-        table.schedule(store, Instant::now());
-        drop(table);
-        self.nudge.notify_one();
+        if table.schedule(store, Instant::now()) {
+            drop(table);
+            self.nudge.notify_one();
+        }
     }
 
     /// Hear an operator's resume of `store` on `watch` while it is paused.
