@@ -249,7 +249,10 @@ impl FileLayer {
             lines: &lines,
             spots: KeyMap::default(),
         };
-        let dict = converter.table("", table.get_ref());
+        // Consumed as it is converted: each store's parsed table is freed
+        // before the next one's values are built, so the two trees of a
+        // large file are not in memory whole at the same time.
+        let dict = converter.table("", table.into_inner());
         let spots = converter.spots;
         Ok(Self {
             path: path.to_path_buf(),
@@ -381,13 +384,13 @@ struct Converter<'l, 't> {
 }
 
 impl Converter<'_, '_> {
-    fn table(&mut self, path: &str, table: &DeTable<'_>) -> Dict {
+    fn table(&mut self, path: &str, table: DeTable<'_>) -> Dict {
         let mut dict = Dict::new();
-        for (key, value) in table.iter() {
+        for (key, value) in table {
             let child = child_key(path, key.get_ref());
             let key_at = compact(self.lines.position(key.span().start));
             let converted = self.value(child, Some(key_at), value);
-            dict.insert(key.get_ref().to_string(), converted);
+            dict.insert(key.into_inner().into_owned(), converted);
         }
         dict
     }
@@ -396,22 +399,22 @@ impl Converter<'_, '_> {
         &mut self,
         path: String,
         key: Option<(u32, u32)>,
-        value: &toml::Spanned<DeValue<'_>>,
+        value: toml::Spanned<DeValue<'_>>,
     ) -> Value {
         let value_at = compact(self.lines.position(value.span().start));
-        let converted = match value.get_ref() {
-            DeValue::String(s) => Value::from(s.to_string()),
+        let converted = match value.into_inner() {
+            DeValue::String(s) => Value::from(s.into_owned()),
             DeValue::Integer(i) => match i64::from_str_radix(i.as_str(), i.radix()) {
                 Ok(n) => Value::from(n),
                 // Out of i64 range: keep the digits so the type check can name them.
                 Err(_) => Value::from(i.to_string()),
             },
             DeValue::Float(f) => Value::from(f.as_str().parse::<f64>().unwrap_or(f64::NAN)),
-            DeValue::Boolean(b) => Value::from(*b),
+            DeValue::Boolean(b) => Value::from(b),
             DeValue::Datetime(dt) => Value::from(dt.to_string()),
             DeValue::Array(items) => Value::from(
                 items
-                    .iter()
+                    .into_iter()
                     .enumerate()
                     .map(|(i, item)| self.value(child_index(&path, i), None, item))
                     .collect::<Vec<_>>(),

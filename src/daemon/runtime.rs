@@ -22,7 +22,7 @@ use super::notify::Notifier;
 use super::pipeline::Pipeline;
 use super::services::{ServiceEnv, ServiceKey, StartError, desired, desired_owned, owned_resource};
 use super::signals::{Control, SignalSource};
-use super::supervisor::{Prepared, Supervisor};
+use super::supervisor::{Prepared, Supervisor, poll_exit_report};
 use super::watchdog;
 use crate::cluster::connect::{self, ConnectError};
 use crate::cluster::ownership::{Ownership, OwnershipError, OwnershipOptions, Resource};
@@ -32,6 +32,7 @@ use crate::config::{self, Config, ConfigErrors};
 use crate::heartbeat::Heartbeats;
 use crate::logging::LogHandle;
 use crate::plugin::{HostConfig, HostError, PluginHost};
+use crate::poll::scheduler::{PollEnv, PollScheduler};
 use crate::queue::Fence;
 use crate::queue::nats::{NatsOptions, NatsStore};
 use crate::state::{
@@ -200,13 +201,33 @@ pub async fn run(
     if let Some(node) = &node {
         info.set_view_source(node.view_source());
     }
+    let (exits_tx, mut exits) = mpsc::unbounded_channel();
+    let state_handle = StateHandle::new(state.clone());
+    let heartbeats = Heartbeats::default();
+    let polls = PollScheduler::start(
+        PollEnv {
+            state: state_handle.clone(),
+            db: pipeline.db.clone(),
+            metrics: pipeline.metrics.clone(),
+            clock: pipeline.clock.clone(),
+            idle: pipeline.idle.clone(),
+            gate: pipeline.sweeps.clone(),
+            pushes: pipeline.pushes.clone(),
+            heartbeats: heartbeats.clone(),
+        },
+        poll_exit_report(exits_tx.clone()),
+    );
+    pipeline.pushes.set_waker({
+        let polls = polls.clone();
+        Arc::new(move |store: &str| polls.wake(store))
+    });
     let env = ServiceEnv {
         pipeline,
-        state: StateHandle::new(state.clone()),
+        state: state_handle,
         runtime: info.clone(),
-        heartbeats: Heartbeats::default(),
+        heartbeats,
+        polls,
     };
-    let (exits_tx, mut exits) = mpsc::unbounded_channel();
     let mut services = Supervisor::new(info.clone(), exits_tx);
     let first_owned = current(owned.as_ref());
     if let (Some(node), Some(first)) = (&node, &first_owned) {

@@ -3,7 +3,7 @@
 //! The set is known when the code is compiled: the control socket, the
 //! metrics endpoint (when `daemon.metrics_listen` is set), the webhook
 //! listener (when `[daemon.webhooks]` is present), one poller per
-//! enabled store, one dispatcher per channel an enabled store uses, and
+//! enabled store (a record in the [`PollScheduler`], not a task), one dispatcher per channel an enabled store uses, and
 //! housekeeping. A [`ServiceKey`] names each one together with the resource
 //! it holds (a socket path, a listen address), so a reload is a keyed diff, as
 //! in Vector's topology: keys that stay keep running and read the new state
@@ -26,6 +26,7 @@ use crate::control::{BindError, ControlContext};
 use crate::heartbeat::Heartbeats;
 use crate::model::ChannelId;
 use crate::poll::push::{self, PushEndpoint, WebhooksBindError};
+use crate::poll::scheduler::PollScheduler;
 use crate::report::metrics_http::{self, MetricsBindError};
 use crate::state::{RuntimeInfo, State, StateHandle};
 
@@ -110,9 +111,20 @@ pub fn desired_owned(state: &State, owned: &BTreeSet<Resource>) -> Vec<ServiceKe
         .collect()
 }
 
-/// A started service's work: runs until its shutdown token is cancelled, then
-/// finishes what is in flight and returns.
-pub type ServiceTask = BoxFuture<'static, ()>;
+/// A started service's work.
+pub enum ServiceTask {
+    /// A task of its own: runs until its shutdown token is cancelled, then
+    /// finishes what is in flight and returns.
+    Own(BoxFuture<'static, ()>),
+    /// A store's poller: a record in the daemon's poll scheduler, not a
+    /// task (a task per store cost ~3 KiB each).
+    Polled {
+        /// The scheduler that polls it.
+        polls: PollScheduler,
+        /// The store.
+        store: String,
+    },
+}
 
 /// Why a service could not start (nothing is left behind).
 #[derive(Debug, thiserror::Error)]
@@ -139,6 +151,8 @@ pub struct ServiceEnv {
     pub runtime: Arc<RuntimeInfo>,
     /// Where the loops register their heartbeats for the watchdog.
     pub heartbeats: Heartbeats,
+    /// Every store's poller.
+    pub polls: PollScheduler,
 }
 
 impl ServiceEnv {
@@ -157,13 +171,11 @@ impl ServiceEnv {
             clock,
             pushes,
             fence,
-            idle,
-            sweeps,
             ..
         } = self.pipeline.clone();
         let state = self.state.clone();
         let name = key.to_string();
-        Ok(match key {
+        Ok(ServiceTask::Own(match key {
             ServiceKey::Control(path) => {
                 let socket = crate::control::bind(path)?;
                 let ctx = ControlContext {
@@ -201,31 +213,15 @@ impl ServiceEnv {
                 };
                 push::serve(listener, endpoint, shutdown).boxed()
             }
+            ServiceKey::Poll(store) => {
+                return Ok(ServiceTask::Polled {
+                    polls: self.polls.clone(),
+                    store: store.clone(),
+                });
+            }
             // A loop's heartbeat is registered when the loop starts, not
             // when it is prepared: stopping other services in between may
             // take a while, and a loop that has not started is not stuck.
-            ServiceKey::Poll(store) => {
-                let (store, heartbeats) = (store.clone(), self.heartbeats.clone());
-                let inbox = pushes.get(&store);
-                async move {
-                    let heartbeat =
-                        heartbeats.register(&name, crate::poll::service::HEARTBEAT_SILENCE);
-                    crate::poll::run(
-                        store,
-                        inbox,
-                        state,
-                        db,
-                        metrics,
-                        clock,
-                        heartbeat,
-                        shutdown,
-                        Some(idle),
-                        sweeps,
-                    )
-                    .await;
-                }
-                .boxed()
-            }
             ServiceKey::Send(channel) => {
                 let (channel, heartbeats) = (channel.clone(), self.heartbeats.clone());
                 async move {
@@ -239,6 +235,6 @@ impl ServiceEnv {
                 .boxed()
             }
             ServiceKey::Housekeeping => super::housekeeping::run(db, state, shutdown).boxed(),
-        })
+        }))
     }
 }

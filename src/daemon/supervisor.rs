@@ -7,6 +7,11 @@
 //! failing start rejects a reload with nothing disturbed. A service that ends
 //! on its own — it panicked, or its store or channel is gone — is reported on
 //! the exit channel; the runtime decides what that means.
+//!
+//! A store's poller is not a task of its own: its start adds the store to the
+//! daemon's [`PollScheduler`] and its stop removes it (waiting for its turn
+//! under way), and the scheduler reports a poller that ends on its own on
+//! the same exit channel ([`poll_exit_report`]).
 
 use std::any::Any;
 use std::collections::{BTreeMap, BTreeSet};
@@ -21,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::services::{ServiceKey, ServiceTask};
+use crate::poll::scheduler::{PollExitReport, PollScheduler};
 use crate::state::RuntimeInfo;
 
 /// How a service ended without being asked to stop.
@@ -36,9 +42,19 @@ pub struct ServiceExit {
 }
 
 struct Running {
-    token: CancellationToken,
-    handle: JoinHandle<()>,
+    work: Work,
     start: u64,
+}
+
+/// What a running service is.
+enum Work {
+    /// A task of its own, stopped by cancelling its token.
+    Task {
+        token: CancellationToken,
+        handle: JoinHandle<()>,
+    },
+    /// A store polled by the scheduler.
+    Polled(PollScheduler),
 }
 
 /// Services whose resources are acquired for a start or reload, not yet running.
@@ -64,6 +80,21 @@ pub struct Supervisor {
     /// Numbers the starts, so a late exit report of a replaced start is
     /// told apart from the running one.
     starts: u64,
+    /// The scheduler of the pollers started so far (stopped at shutdown).
+    polls: Option<PollScheduler>,
+}
+
+/// What the poll scheduler tells `exits` when a store's poller ends on its
+/// own: the same report a task's end makes.
+pub fn poll_exit_report(exits: mpsc::UnboundedSender<ServiceExit>) -> PollExitReport {
+    Arc::new(move |store, start, panic| {
+        // The runtime may already be gone when the daemon stops.
+        let _ = exits.send(ServiceExit {
+            key: ServiceKey::Poll(store.to_owned()),
+            start,
+            panic: panic.map(|panic| panic_message(panic.as_ref())),
+        });
+    })
 }
 
 impl Supervisor {
@@ -77,6 +108,7 @@ impl Supervisor {
             exits,
             runtime,
             starts: 0,
+            polls: None,
         }
     }
 
@@ -127,15 +159,18 @@ impl Supervisor {
         for (key, token, task) in prepared.ready {
             self.starts += 1;
             let start = self.starts;
-            let handle = self.spawn(key.clone(), start, token.clone(), task);
-            self.running.insert(
-                key,
-                Running {
-                    token,
-                    handle,
-                    start,
-                },
-            );
+            let work = match task {
+                ServiceTask::Own(task) => {
+                    let handle = self.spawn(key.clone(), start, token.clone(), task);
+                    Work::Task { token, handle }
+                }
+                ServiceTask::Polled { polls, store } => {
+                    polls.add(&store, start);
+                    self.polls.get_or_insert_with(|| polls.clone());
+                    Work::Polled(polls)
+                }
+            };
+            self.running.insert(key, Running { work, start });
         }
         self.publish();
     }
@@ -145,7 +180,7 @@ impl Supervisor {
         key: ServiceKey,
         start: u64,
         token: CancellationToken,
-        task: ServiceTask,
+        task: futures::future::BoxFuture<'static, ()>,
     ) -> JoinHandle<()> {
         let exits = self.exits.clone();
         self.tracker.spawn(async move {
@@ -173,6 +208,9 @@ impl Supervisor {
     /// passes. Returns the services still running at the deadline.
     pub async fn shutdown(&mut self, timeout: Duration) -> Vec<String> {
         self.root.cancel();
+        if let Some(polls) = &self.polls {
+            self.tracker.spawn(polls.clone().shutdown());
+        }
         self.tracker.close();
         if tokio::time::timeout(timeout, self.tracker.wait())
             .await
@@ -184,11 +222,22 @@ impl Supervisor {
         let stragglers: Vec<String> = self
             .running
             .iter()
-            .filter(|(_, running)| !running.handle.is_finished())
+            .filter(|(key, running)| match &running.work {
+                Work::Task { handle, .. } => !handle.is_finished(),
+                Work::Polled(polls) => match key {
+                    ServiceKey::Poll(store) => polls.busy(store),
+                    _ => false,
+                },
+            })
             .map(|(key, _)| key.to_string())
             .collect();
         for running in self.running.values() {
-            running.handle.abort();
+            if let Work::Task { handle, .. } = &running.work {
+                handle.abort();
+            }
+        }
+        if let Some(polls) = &self.polls {
+            polls.abort();
         }
         stragglers
     }
@@ -215,8 +264,16 @@ impl Supervisor {
 }
 
 async fn stop_one(key: &ServiceKey, running: Running, timeout: Duration) {
-    running.token.cancel();
-    let mut handle = running.handle;
+    let (token, mut handle) = match running.work {
+        Work::Task { token, handle } => (token, handle),
+        Work::Polled(polls) => {
+            if let ServiceKey::Poll(store) = key {
+                polls.remove(store, timeout).await;
+            }
+            return;
+        }
+    };
+    token.cancel();
     if tokio::time::timeout(timeout, &mut handle).await.is_err() {
         tracing::error!(service = %key, "service did not stop within {timeout:?}; aborting it");
         handle.abort();
@@ -269,11 +326,13 @@ mod tests {
                 return Err(format!("{name} cannot start"));
             }
             let journal = journal.clone();
-            Ok(async move {
-                token.cancelled().await;
-                log(&journal, format!("stop {name}"));
-            }
-            .boxed())
+            Ok(ServiceTask::Own(
+                async move {
+                    token.cancelled().await;
+                    log(&journal, format!("stop {name}"));
+                }
+                .boxed(),
+            ))
         }
     }
 
@@ -368,7 +427,9 @@ mod tests {
         let (mut set, mut exits) = supervisor();
         // The first start of poll/a ends on its own at once.
         let prepared = set
-            .prepare(vec![store("a")], |_, _| Ok::<_, String>(async {}.boxed()))
+            .prepare(vec![store("a")], |_, _| {
+                Ok::<_, String>(ServiceTask::Own(async {}.boxed()))
+            })
             .map_err(|(_, e)| e)
             .unwrap();
         set.commit(prepared, WAIT).await;
@@ -399,7 +460,7 @@ mod tests {
         let (mut set, mut exits) = supervisor();
         let prepared = set
             .prepare(vec![ServiceKey::Housekeeping], |_, _| {
-                Ok::<_, String>(async { panic!("disk on fire") }.boxed())
+                Ok::<_, String>(ServiceTask::Own(async { panic!("disk on fire") }.boxed()))
             })
             .map_err(|(_, e)| e)
             .unwrap();

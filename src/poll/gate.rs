@@ -9,14 +9,15 @@
 //! reload, a slow platform) thousands of them sat allocated in the call
 //! queue at once, and glibc kept the freed peak resident afterwards. Measured
 //! with heaptrack at 10,000 stores: 22,000 such allocations, 51 MiB, alive
-//! at once. A poller now takes a permit from the gate before it builds its
-//! sweep, so waiting costs a semaphore waiter, and at most [`SweepGate::DEFAULT`]
-//! sweeps exist.
+//! at once. The poll scheduler ([`super::scheduler`]) now takes a permit
+//! from the gate before it starts a store's turn, so waiting costs nothing
+//! but the store's place in the due-time heap, and at most
+//! [`SweepGate::DEFAULT`] sweeps exist.
 //!
-//! The gate changes no schedule: a store waits for a permit exactly where it
-//! would have waited for a call slot, jitter and intervals are computed as
-//! before (the next sweep is set from the end of this one), and the permits
-//! are handed out in arrival order (tokio's semaphore is fair).
+//! The gate changes no schedule: a due store waits for a permit exactly where
+//! it would have waited for a call slot, jitter and intervals are computed as
+//! before (the next sweep is set from the end of this one), and due stores
+//! get their permits in due-time order.
 
 use std::sync::Arc;
 

@@ -97,11 +97,30 @@ impl PushStats {
 /// store, in a cluster (`crate::cluster::push_forward`).
 pub type PushForward = Arc<dyn Fn(&str, &[String]) + Send + Sync>;
 
+/// Wakes the poller of a store a push just asked to sweep
+/// (`crate::poll::scheduler::PollScheduler::wake`).
+pub type PushWaker = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// Every store's inbox. Cheap to clone.
 #[derive(Clone, Debug, Default)]
 pub struct PushInboxes {
     inboxes: Arc<Mutex<HashMap<String, Arc<PushInbox>>>>,
     forward: Arc<ForwardSlot>,
+    waker: Arc<WakerSlot>,
+}
+
+/// Who hears that a push asks for a sweep (none until the pollers run).
+#[derive(Default)]
+struct WakerSlot(Mutex<Option<PushWaker>>);
+
+impl std::fmt::Debug for WakerSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if lock(&self.0).is_some() {
+            "WakerSlot(set)"
+        } else {
+            "WakerSlot(none)"
+        })
+    }
 }
 
 /// Where verified pushes are forwarded (none on a single node).
@@ -140,6 +159,20 @@ impl PushInboxes {
         *lock(&self.forward.0) = Some(forward);
     }
 
+    /// From now on every accepted push also wakes its store's poller
+    /// through `waker` (the daemon's poll scheduler).
+    pub fn set_waker(&self, waker: PushWaker) {
+        *lock(&self.waker.0) = Some(waker);
+    }
+
+    /// A push accepted into `store`'s inbox asks for a sweep soon.
+    pub fn wake(&self, store: &str) {
+        let waker = lock(&self.waker.0).clone();
+        if let Some(waker) = waker {
+            waker(store);
+        }
+    }
+
     /// Hands an accepted push's orders to the forwarder, if one is set.
     pub fn forward(&self, store: &str, orders: &[String]) {
         let forward = lock(&self.forward.0).clone();
@@ -157,6 +190,7 @@ impl PushInboxes {
         match inbox {
             Some(inbox) => {
                 inbox.accept(orders, Timestamp::now());
+                self.wake(store);
                 true
             }
             None => false,

@@ -330,6 +330,7 @@ async fn hook(
                     // In a cluster another node may poll the store: it gets them too.
                     endpoint.inboxes.forward(id, &orders);
                     let dropped = inbox.accept(orders, Timestamp::now());
+                    endpoint.inboxes.wake(id);
                     endpoint.metrics.push_request(id, "accepted");
                     if dropped > 0 {
                         tracing::debug!(

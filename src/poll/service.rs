@@ -1,13 +1,16 @@
-//! The poller service of one store: a sweep every `poll_interval` (with ±10 %
-//! jitter so stores added together drift apart), one at a time — and sooner
-//! when a verified push lands in the store's [`PushInbox`]. A push-triggered
-//! sweep is the same sweep (same pages, decisions and atomic commits), with
-//! the pushed order ids as the first page's `look_at`; bursts of pushes
-//! coalesce into one sweep, at most one every [`MIN_PUSH_GAP`]. Pushes only
-//! ever make polling sooner: every sweep, push-triggered or scheduled, sets
-//! the next scheduled one a (jittered) interval after it — harmless, since a
-//! push-triggered sweep is a full sweep — so a store is swept at least once
-//! per interval and a lost push delays a message, never loses it.
+//! One turn of a store's poller: a sweep (or, while the store is paused on
+//! refused credentials, a check of them), and when the next turn is due.
+//! [`super::scheduler::PollScheduler`] runs the turns of every store: a sweep
+//! every `poll_interval` (with ±10 % jitter so stores added together drift
+//! apart), one at a time — and sooner when a verified push lands in the
+//! store's [`PushInbox`]. A push-triggered sweep is the same sweep (same
+//! pages, decisions and atomic commits), with the pushed order ids as the
+//! first page's `look_at`; bursts of pushes coalesce into one sweep, at most
+//! one every [`MIN_PUSH_GAP`]. Pushes only ever make polling sooner: every
+//! sweep, push-triggered or scheduled, sets the next scheduled one a
+//! (jittered) interval after it — harmless, since a push-triggered sweep is a
+//! full sweep — so a store is swept at least once per interval and a lost
+//! push delays a message, never loses it.
 //!
 //! Any sweep, scheduled or not, carries the pushed ids pending at its start.
 //! A failed sweep hands them back once; a second failure, or a sandbox fault
@@ -16,31 +19,29 @@
 //! carries in its committed cursor are its own to retry).
 //!
 //! A sweep that finds nothing new is kept in the daemon's [`IdlePolls`]
-//! instead of written (see [`super::idle`]); when the loop ends (shutdown,
-//! the store removed, its lease handed over) what they left unwritten is
-//! written, so a clean restart loses nothing.
+//! instead of written (see [`super::idle`]); when a store's poller stops
+//! (shutdown, the store removed, its lease handed over) the scheduler writes
+//! what they left unwritten, so a clean restart loses nothing.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::SignedDuration;
 use rand::RngExt;
 use tokio_util::sync::CancellationToken;
 
-use super::gate::SweepGate;
 use super::idle::IdlePolls;
 use super::inbox::PushInbox;
 use super::sweep::{Sweep, SweepError};
-use crate::clock::{Clock, SharedClock};
+use crate::clock::Clock;
 use crate::heartbeat::Heartbeat;
 use crate::metrics::Metrics;
-use crate::queue::{ErrorClass, SharedStore, StoreStatus};
+use crate::queue::{ChannelWatch, ErrorClass, SharedStore, StoreStatus};
 use crate::state::StateHandle;
 
 /// The first sweep of a store starts within this long (or within its poll
-/// interval, if that is shorter) after the daemon starts, so stores started
+/// interval, if that is shorter) after its poller starts, so stores started
 /// together do not all poll at the same instant.
-const START_SPREAD: Duration = Duration::from_secs(5);
+pub const START_SPREAD: Duration = Duration::from_secs(5);
 /// Longest a poller may go without progress before the watchdog calls it stuck:
 /// a page is one plugin call (≤ its call timeout) plus one commit.
 pub const HEARTBEAT_SILENCE: Duration = Duration::from_secs(300);
@@ -56,159 +57,114 @@ const FIRST_CREDENTIAL_RECHECK: Duration = Duration::from_secs(30);
 /// …doubling each time they are still refused, up to this.
 const MAX_CREDENTIAL_RECHECK: Duration = Duration::from_secs(300);
 
-/// Poll `store_id` until `shutdown` is cancelled: one sweep per poll
-/// interval (jittered), never two at once, backing off on failures and
-/// pausing on refused credentials until they work again. The store's
-/// configuration is read live from `state`, so a reload applies without
-/// restarting the loop; the loop ends when the store is no longer configured.
-/// A push in `inbox` brings the next sweep forward (never closer than
-/// [`MIN_PUSH_GAP`] after the last one, nor before a platform's Retry-After),
-/// except while the store is paused on refused credentials.
-///
-/// Polls that find nothing new are kept in `idle` (when given) and written
-/// when the loop ends. A sweep (or credentials check) starts only with a
-/// permit of `gate`, shared by every store of the daemon.
-#[allow(clippy::too_many_arguments)]
-pub async fn run(
-    store_id: String,
-    inbox: Arc<PushInbox>,
-    state_handle: StateHandle,
-    db: SharedStore,
-    metrics: Arc<Metrics>,
-    clock: SharedClock,
-    heartbeat: Heartbeat,
-    shutdown: CancellationToken,
-    idle: Option<Arc<IdlePolls>>,
-    gate: SweepGate,
-) {
-    poll_until_stopped(
-        &store_id,
-        inbox,
-        state_handle,
-        &db,
-        metrics,
-        clock,
-        heartbeat,
-        shutdown,
-        idle.as_deref(),
-        &gate,
-    )
-    .await;
-    if let Some(idle) = idle {
-        // Boxed: inline, the flush's state machine would be part of every
-        // store's poller future for the whole run, though it runs once.
-        Box::pin(idle.flush(&store_id, db.as_ref())).await;
-    }
+/// What a store's poller remembers from one turn to the next about refused
+/// credentials.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Pace {
+    /// While the credentials are refused: how long until they are checked again.
+    pub paused: Option<Duration>,
+    /// The re-check back-off keeps growing until a sweep succeeds, so a
+    /// connector whose `check` passes while `poll` is refused is not retried
+    /// at the first step forever.
+    pub last_recheck: Option<Duration>,
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn poll_until_stopped(
-    store_id: &str,
-    inbox: Arc<PushInbox>,
-    state_handle: StateHandle,
-    db: &SharedStore,
-    metrics: Arc<Metrics>,
-    clock: SharedClock,
-    heartbeat: Heartbeat,
-    shutdown: CancellationToken,
-    idle: Option<&IdlePolls>,
-    gate: &SweepGate,
-) {
-    let mut generation = state_handle.subscribe();
-    let spread = state_handle
-        .load()
-        .stores
-        .get(store_id)
-        .map_or(START_SPREAD, |store| {
-            START_SPREAD.min(store.config.poll_interval.unsigned_abs())
-        });
-    let first_delay = spread.mul_f64(rand::rng().random_range(0.0..1.0));
-    // A Retry-After from before a restart still holds.
-    let not_before = match db.store_status(store_id).await {
-        Ok(status) => status.and_then(|s| s.poll_not_before).map(|at| {
-            clock
+/// How a turn ended.
+pub enum TurnEnd {
+    /// The next turn is due after `wait` (from now); a push may start a sweep
+    /// after `push_ready` (from now; `None`: as before this turn).
+    Next {
+        /// Until the next turn.
+        wait: Duration,
+        /// Until a push may start a sweep.
+        push_ready: Option<Duration>,
+        /// The store was paused in this turn: told when an operator resumes
+        /// it (watched from before the pause was recorded, so a resume right
+        /// after the log line is not missed).
+        resume: Option<ChannelWatch>,
+    },
+    /// The store is no longer configured: its poller ends.
+    Gone,
+    /// Stopped from outside (shutdown, the store removed or handed over).
+    Stopped,
+}
+
+/// What one turn works with.
+pub struct Turn<'a> {
+    /// The store.
+    pub store_id: &'a str,
+    /// Its pushed orders.
+    pub inbox: &'a PushInbox,
+    /// The current configuration (read live, so a reload applies at once).
+    pub state: &'a StateHandle,
+    /// The state database.
+    pub db: &'a SharedStore,
+    /// Counters.
+    pub metrics: &'a Metrics,
+    /// "Now".
+    pub clock: &'a dyn Clock,
+    /// Beaten after every committed page.
+    pub heartbeat: &'a Heartbeat,
+    /// Ends the turn at the next await (its sweep's committed pages stay).
+    pub stop: &'a CancellationToken,
+    /// Where polls that find nothing new are kept.
+    pub idle: Option<&'a IdlePolls>,
+}
+
+/// When a store's first turn is due after its poller starts: a random point
+/// within [`START_SPREAD`] (or its poll interval, if shorter).
+pub fn first_delay(poll_interval: Option<SignedDuration>) -> Duration {
+    let spread = poll_interval.map_or(START_SPREAD, |interval| {
+        START_SPREAD.min(interval.unsigned_abs())
+    });
+    spread.mul_f64(rand::rng().random_range(0.0..1.0))
+}
+
+impl Turn<'_> {
+    /// Run one turn. `pushed`: a push brought it forward. `first`: the
+    /// poller's first turn, which first honours a Retry-After recorded
+    /// before a restart (then its turn is only a wait).
+    pub async fn run(&self, pace: &mut Pace, pushed: bool, first: bool) -> TurnEnd {
+        let Self {
+            store_id,
+            inbox,
+            state: state_handle,
+            db,
+            metrics,
+            clock,
+            heartbeat,
+            stop: shutdown,
+            idle,
+        } = *self;
+        heartbeat.beat();
+        if first
+            && let Ok(Some(status)) = db.store_status(store_id).await
+            && let Some(at) = status.poll_not_before
+        {
+            let wait = clock
                 .now()
                 .duration_until(at)
                 .max(SignedDuration::ZERO)
-                .unsigned_abs()
-        }),
-        Err(_) => None,
-    };
-    let mut next = tokio::time::Instant::now() + first_delay.max(not_before.unwrap_or_default());
-    // The earliest a push may start a sweep: after the minimum gap, or after
-    // the wait a failed sweep set (a Retry-After holds for pushes too).
-    let mut push_ready = tokio::time::Instant::now() + not_before.unwrap_or_default();
-    // Whether the sweep about to run was brought forward by a push.
-    let mut pushed = false;
-    // While the credentials are refused: how long until they are checked again.
-    let mut paused: Option<Duration> = None;
-    // The re-check back-off keeps growing until a sweep succeeds, so a
-    // connector whose `check` passes while `poll` is refused is not retried
-    // at the first step forever.
-    let mut last_recheck: Option<Duration> = None;
-    let mut resumed = db.watch_store(store_id);
-    // The watchdog's view of this loop: it beats while waiting and after every
-    // committed page, so only a loop that is really stuck goes silent.
-    let mut beat = tokio::time::interval(HEARTBEAT_SILENCE / 4);
-    loop {
-        heartbeat.beat();
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            _ = beat.tick() => continue,
-            () = tokio::time::sleep_until(next) => {}
-            // Disabled while paused: the wake-up stays in the inbox until
-            // polling resumes.
-            () = inbox.wanted(), if paused.is_none() => {
-                let at = push_ready.max(tokio::time::Instant::now());
-                if at < next {
-                    next = at;
-                    pushed = true;
-                }
-                continue;
-            }
-            changed = generation.changed() => {
-                if changed.is_err() {
-                    return;
-                }
-                if paused.take().is_some() {
-                    // A reload may carry the fixed credentials: try again now.
-                    tracing::info!(store = %store_id, "configuration reloaded: polling again");
-                    next = tokio::time::Instant::now();
-                }
-                continue;
-            }
-            open = resumed.changed() => {
-                if !open {
-                    return;
-                }
-                if paused.take().is_some() {
-                    tracing::info!(store = %store_id, "store resumed by an operator: polling again");
-                    next = tokio::time::Instant::now();
-                }
-                continue;
+                .unsigned_abs();
+            if !wait.is_zero() {
+                return TurnEnd::Next {
+                    wait,
+                    push_ready: Some(wait),
+                    resume: None,
+                };
             }
         }
-        // Before anything of the sweep exists (see `super::gate`). The
-        // watchdog's heartbeat keeps beating while the store waits its turn.
-        let enter = gate.enter();
-        tokio::pin!(enter);
-        let _turn = loop {
-            tokio::select! {
-                turn = &mut enter => break turn,
-                _ = beat.tick() => heartbeat.beat(),
-                () = shutdown.cancelled() => return,
-            }
-        };
         let state = state_handle.load();
         let Some(store) = state.stores.get(store_id).cloned() else {
-            return;
+            return TurnEnd::Gone;
         };
+        drop(state);
         let interval = store.config.poll_interval;
-        if let Some(wait) = paused {
+        if let Some(wait) = pace.paused {
             let checked = tokio::select! {
                 // Boxed, like the sweep below: see there.
                 checked = Box::pin(store.connector.check()) => checked,
-                () = shutdown.cancelled() => return,
+                () = shutdown.cancelled() => return TurnEnd::Stopped,
             };
             match checked {
                 Ok(()) => {
@@ -216,7 +172,7 @@ async fn poll_until_stopped(
                         store = %store_id,
                         "the platform accepts the credentials again: polling resumed"
                     );
-                    paused = None;
+                    pace.paused = None;
                     let lifted = db
                         .update_store_status(
                             store_id,
@@ -238,29 +194,28 @@ async fn poll_until_stopped(
                         "polling still paused, the credentials check failed: {error}; checking again in {}s",
                         wait.as_secs()
                     );
-                    schedule_recheck(db, store_id, clock.as_ref(), wait).await;
-                    paused = Some(wait);
-                    last_recheck = Some(wait);
-                    next = tokio::time::Instant::now() + wait;
-                    continue;
+                    schedule_recheck(db, store_id, clock, wait).await;
+                    pace.paused = Some(wait);
+                    pace.last_recheck = Some(wait);
+                    return TurnEnd::Next {
+                        wait,
+                        push_ready: None,
+                        resume: None,
+                    };
                 }
             }
         }
         let sweep = Sweep {
             store: &store,
             db: db.as_ref(),
-            metrics: &metrics,
-            clock: clock.as_ref(),
-            shutdown: &shutdown,
-            heartbeat: Some(&heartbeat),
+            metrics,
+            clock,
+            shutdown,
+            heartbeat: Some(heartbeat),
             idle,
         };
         let started = tokio::time::Instant::now();
-        let trigger = if std::mem::take(&mut pushed) {
-            "push"
-        } else {
-            "schedule"
-        };
+        let trigger = if pushed { "push" } else { "schedule" };
         let look_at = inbox.take_pending();
         let pending = look_at.clone();
         let looked_at = pending.len();
@@ -272,9 +227,8 @@ async fn poll_until_stopped(
         // long as a hung Loja Integrada request takes (up to the call
         // timeout, often past the shutdown timeout).
         //
-        // The sweep's future is boxed, so it exists only while the sweep
-        // runs: inline, its state machine (plugin call, decisions, commits)
-        // would sit in every idle store's poller for good, several KiB each.
+        // Boxed: only the sweeps under way (at most the sweep gate's
+        // permits) hold their state machine, not the turn's task.
         let outcome = tokio::select! {
             outcome = Box::pin(sweep.run_looking_at(look_at)) => outcome,
             () = shutdown.cancelled() => {
@@ -282,7 +236,7 @@ async fn poll_until_stopped(
                     store = %store_id,
                     "poll interrupted by shutdown; the next start polls again from the last committed page"
                 );
-                return;
+                return TurnEnd::Stopped;
             }
         };
         let failed = outcome.is_err();
@@ -302,9 +256,10 @@ async fn poll_until_stopped(
                 }
             }
         }
+        let mut resume = None;
         let wait = match outcome {
             Ok(report) => {
-                last_recheck = None;
+                pace.last_recheck = None;
                 if report.page_cap_reached {
                     tracing::warn!(
                         store = %store_id,
@@ -331,14 +286,18 @@ async fn poll_until_stopped(
             }
             Err(error) => match error.class() {
                 ErrorClass::Misconfigured => {
-                    let wait = last_recheck.map_or_else(
+                    let wait = pace.last_recheck.map_or_else(
                         || first_recheck(interval),
                         |w| (w * 2).min(MAX_CREDENTIAL_RECHECK),
                     );
+                    // Watched before anything says the store is paused: an
+                    // operator who reads the line below and resumes the
+                    // store at once must be heard.
+                    resume = Some(db.watch_store(store_id));
                     // Recorded before the line is logged: whoever reads the
                     // line (an operator, a test) and then runs `arauto check`
                     // must find the re-check time already there.
-                    schedule_recheck(db, store_id, clock.as_ref(), wait).await;
+                    schedule_recheck(db, store_id, clock, wait).await;
                     tracing::error!(
                         store = %store_id,
                         retry_in_s = wait.as_secs(),
@@ -346,8 +305,8 @@ async fn poll_until_stopped(
                         wait.as_secs(),
                         MAX_CREDENTIAL_RECHECK.as_secs()
                     );
-                    paused = Some(wait);
-                    last_recheck = Some(wait);
+                    pace.paused = Some(wait);
+                    pace.last_recheck = Some(wait);
                     wait
                 }
                 _ => {
@@ -361,9 +320,11 @@ async fn poll_until_stopped(
                 }
             },
         };
-        let now = tokio::time::Instant::now();
-        next = now + wait;
-        push_ready = now + if failed { wait } else { MIN_PUSH_GAP };
+        TurnEnd::Next {
+            wait,
+            push_ready: Some(if failed { wait } else { MIN_PUSH_GAP }),
+            resume,
+        }
     }
 }
 

@@ -79,7 +79,7 @@ pub const HEARTBEAT_SILENCE: Duration = Duration::from_secs(300);
 /// The channel's configuration is read live from `state`, so a reload
 /// applies without restarting the loop; the loop ends when the channel is
 /// no longer configured.
-#[allow(clippy::too_many_arguments)] // as poll::run: the handles a loop runs on
+#[allow(clippy::too_many_arguments)] // the handles a loop runs on
 pub async fn run(
     channel: ChannelId,
     state: StateHandle,
