@@ -230,19 +230,7 @@ impl PollScheduler {
             .map(|runtime| runtime.config.poll_interval);
         let now = Instant::now();
         let key: Arc<str> = Arc::from(store);
-        let record = Record {
-            start,
-            inbox: shared.env.pushes.get(store),
-            ticket: 0,
-            due: now,
-            push_ready: now,
-            pushed: false,
-            first: true,
-            pace: Pace::default(),
-            turn: None,
-            heard: Heard::default(),
-            resume_watch: None,
-        };
+        let record = Record::new(start, shared.env.pushes.get(store), now);
         let at = now + service::first_delay(interval);
         let mut table = shared.table();
         if let Some(old) = table.stores.insert(key.clone(), record) {
@@ -364,6 +352,24 @@ impl PollScheduler {
 }
 
 impl Record {
+    /// A store just added (start number `start`), not yet swept: due at
+    /// `now` until the scheduler sets its first turn.
+    fn new(start: u64, inbox: Arc<PushInbox>, now: Instant) -> Self {
+        Self {
+            start,
+            inbox,
+            ticket: 0,
+            due: now,
+            push_ready: now,
+            pushed: false,
+            first: true,
+            pace: Pace::default(),
+            turn: None,
+            heard: Heard::default(),
+            resume_watch: None,
+        }
+    }
+
     /// Stop what runs for this record (it is being replaced).
     fn end(self) {
         if let Some(watch) = self.resume_watch {
@@ -645,20 +651,7 @@ mod tests {
     use super::*;
 
     fn record() -> Record {
-        let now = Instant::now();
-        Record {
-            start: 1,
-            inbox: Arc::default(),
-            ticket: 0,
-            due: now,
-            push_ready: now,
-            pushed: false,
-            first: true,
-            pace: Pace::default(),
-            turn: None,
-            heard: Heard::default(),
-            resume_watch: None,
-        }
+        Record::new(1, Arc::default(), Instant::now())
     }
 
     #[test]

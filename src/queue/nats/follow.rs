@@ -445,25 +445,7 @@ pub(crate) async fn leader_entry(
     bucket: &kv::Store,
     key: &str,
 ) -> Result<Option<kv::Entry>, async_nats::Error> {
-    let subject = format!("{}{key}", bucket.prefix);
-    match bucket
-        .stream
-        .get_last_raw_message_by_subject(&subject)
-        .await
-    {
-        Ok(message) => Ok(Some(kv::Entry {
-            bucket: bucket.name.clone(),
-            key: key.to_owned(),
-            operation: kv_operation(Some(&message.headers)),
-            value: message.payload,
-            revision: message.sequence,
-            delta: 0,
-            created: message.time,
-            seen_current: true,
-        })),
-        Err(error) if error.kind() == stream::LastRawMessageErrorKind::NoMessageFound => Ok(None),
-        Err(error) => Err(error.into()),
-    }
+    last_entry_by_subject(bucket, key).await
 }
 
 /// The latest entry of the one key that matches `pattern` (a key with
@@ -475,7 +457,17 @@ pub(crate) async fn leader_entry_matching(
     bucket: &kv::Store,
     pattern: &str,
 ) -> Result<Option<kv::Entry>, async_nats::Error> {
-    let subject = format!("{}{pattern}", bucket.prefix);
+    last_entry_by_subject(bucket, pattern).await
+}
+
+/// The "last message by subject" request behind [`leader_entry`] and
+/// [`leader_entry_matching`], as a KV entry whose key is the subject that
+/// answered, without the bucket's prefix.
+async fn last_entry_by_subject(
+    bucket: &kv::Store,
+    key_or_pattern: &str,
+) -> Result<Option<kv::Entry>, async_nats::Error> {
+    let subject = format!("{}{key_or_pattern}", bucket.prefix);
     match bucket
         .stream
         .get_last_raw_message_by_subject(&subject)
