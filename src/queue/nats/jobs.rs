@@ -950,6 +950,7 @@ impl Inner {
                 })
             });
         let started = tokio::time::Instant::now();
+        let mut tries: u32 = 0;
         loop {
             let error = match self.complete_try(claim, &completion, &mut progress).await {
                 Err(error) if completion_may_retry(&error) => error,
@@ -958,11 +959,22 @@ impl Inner {
             if started.elapsed() >= COMPLETION_RETRY_LIMIT {
                 return Err(error);
             }
-            tracing::warn!(
-                job_id = %claim.id, channel = channel.as_deref().unwrap_or("?"),
-                "the outcome of job {} could not be recorded ({error}); trying again",
-                claim.id
-            );
+            // One WARN per completion: an election lasts seconds, and a line
+            // per 250 ms try would flood the journal with the same news.
+            if tries == 0 {
+                tracing::warn!(
+                    job_id = %claim.id, channel = channel.as_deref().unwrap_or("?"),
+                    "the outcome of job {} could not be recorded ({error}); trying again",
+                    claim.id
+                );
+            } else {
+                tracing::debug!(
+                    job_id = %claim.id, tries,
+                    "the outcome of job {} still could not be recorded ({error})",
+                    claim.id
+                );
+            }
+            tries += 1;
             // A pause between tries, not a synchronisation: a stream's
             // leader election takes seconds.
             tokio::time::sleep(COMPLETION_RETRY_PAUSE).await;
