@@ -27,7 +27,6 @@ use jiff::{SignedDuration, Timestamp};
 use support::daemon;
 use support::operator::{self, End, Run, enqueue, finish, job, open_store};
 
-const NATS_SERVER: &str = "/usr/sbin/nats-server";
 const PREFIX: &str = "ops";
 
 /// A `nats-server -js` of this test, killed when dropped.
@@ -41,7 +40,7 @@ impl Server {
     /// Starts the server and returns once it logged that it is ready.
     fn start() -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut child = Command::new(NATS_SERVER)
+        let mut child = Command::new(support::nats::nats_server_binary())
             .args(["-js", "-a", "127.0.0.1", "-p", "-1", "-sd"])
             .arg(dir.path())
             .stdout(Stdio::null())

@@ -49,7 +49,7 @@ use self::mirror::Mirror;
 pub use self::poll::PollStep;
 use super::{
     CancelOutcome, ChannelStats, ChannelStatus, ChannelWatch, Claim, Completed, Completion,
-    CounterQuery, CounterRow, Error, Fence, FinishedJob, Job, JobFilter, JobId, JobState, Outcome,
+    CounterQuery, CounterRow, Error, Fence, FinishedJob, Job, JobFilter, JobId, Outcome,
     PollCommit, PollOutcome, PurgeFilter, RequeueOutcome, Result, Scope, StateStore, StatusUpdate,
     StoreStatus,
 };
@@ -115,6 +115,16 @@ struct Buckets {
     cursors: kv::Store,
     stores: kv::Store,
     channels: kv::Store,
+}
+
+/// Every channel's counts in a node's view of the jobs
+/// ([`NatsStore::channel_counts`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChannelCounts {
+    /// Every channel that has had a job in the view, with its counts.
+    pub channels: std::collections::BTreeMap<String, ChannelStats>,
+    /// Whether the view held every job write made before the call.
+    pub jobs_view: Freshness,
 }
 
 /// The JetStream-backed [`StateStore`]. Cheap to clone; the watches stop
@@ -457,6 +467,56 @@ impl NatsStore {
     /// `docs/cluster-state.md` §The node's view.
     pub fn view_freshness(&self) -> Vec<(String, Freshness)> {
         self.inner.mirror.freshness()
+    }
+
+    /// Every channel's pending and running counts in this node's view of
+    /// the jobs, once the view has caught up (at most `within`) with the
+    /// jobs bucket as its stream's leader has it now, so the counts include
+    /// every job write made before the call; and whether the view is
+    /// current. What a daemon answers `arauto status` from another machine
+    /// with (`crate::cluster::channel_counts`): only a view that follows
+    /// every job (a daemon's, [`NatsStore::open`]) counts them all.
+    pub async fn channel_counts(&self, within: std::time::Duration) -> ChannelCounts {
+        let mirror = &self.inner.mirror;
+        let stale = |reason: String| Freshness::Stale {
+            since: Timestamp::now(),
+            reason,
+        };
+        let started = tokio::time::Instant::now();
+        let end = tokio::time::timeout(within, self.inner.buckets.jobs.stream.get_info()).await;
+        let caught_up = match end {
+            Ok(Ok(info)) => {
+                let end = info.state.last_sequence;
+                let left = within.saturating_sub(started.elapsed());
+                match mirror.jobs_reached(end, left).await {
+                    Ok(()) => None,
+                    Err(seen) => Some(stale(format!(
+                        "at revision {seen} of the jobs bucket's {end} after {within:?}"
+                    ))),
+                }
+            }
+            Ok(Err(error)) => Some(stale(format!(
+                "the jobs bucket's last revision is unknown: {error}"
+            ))),
+            Err(_) => Some(stale(format!(
+                "the jobs bucket's last revision is unknown: no answer within {within:?}"
+            ))),
+        };
+        let jobs_view = match (caught_up, mirror.jobs_freshness()) {
+            (_, None) => stale("this process follows no jobs".to_owned()),
+            (_, Some(stale @ Freshness::Stale { .. })) | (Some(stale), _) => stale,
+            (None, Some(Freshness::Current)) => Freshness::Current,
+        };
+        let channels = mirror.read(|view| {
+            view.channels
+                .iter()
+                .map(|channel| (channel.clone(), view.channel_stats(channel)))
+                .collect()
+        });
+        ChannelCounts {
+            channels,
+            jobs_view,
+        }
     }
 
     /// Uses `clock` for creation, finish and recovery times (tests use a
@@ -939,26 +999,7 @@ impl StateStore for NatsStore {
     }
 
     async fn channel_stats(&self, channel: &str) -> Result<ChannelStats> {
-        Ok(self.inner.mirror.read(|view| {
-            let mut stats = ChannelStats::default();
-            for stored in view.active_jobs(channel) {
-                match stored.job.state {
-                    JobState::Pending => {
-                        stats.pending += 1;
-                        // A staged job is not claimable yet: counting its due
-                        // time would make the dispatcher claim in a loop.
-                        if stored.staged {
-                            continue;
-                        }
-                        let due = stored.job.due_at;
-                        stats.oldest_due = Some(stats.oldest_due.map_or(due, |old| old.min(due)));
-                    }
-                    JobState::Running => stats.running += 1,
-                    _ => {}
-                }
-            }
-            stats
-        }))
+        Ok(self.inner.mirror.read(|view| view.channel_stats(channel)))
     }
 
     async fn channels(&self) -> Result<Vec<String>> {
