@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail, ensure};
 use arauto::clock::ManualClock;
-use arauto::queue::nats::{FallbackStep, NatsOptions, NatsStore, PollStep, ViewScope};
+use arauto::queue::nats::{FallbackStep, Freshness, NatsOptions, NatsStore, PollStep, ViewScope};
 use arauto::queue::portable::{Portable, Record};
 use arauto::queue::redb::{RedbOptions, RedbStore};
 use arauto::queue::{
@@ -219,6 +219,47 @@ async fn due_jobs_come_out_by_priority_then_due_time() -> Result<()> {
     let stats = f.store.channel_stats("wa").await?;
     assert_eq!((stats.pending, stats.running), (1, 3));
     assert_eq!(f.store.next_due("wa").await?, Some(f.at(600)));
+    Ok(())
+}
+
+/// What a node answers `arauto status` elsewhere with
+/// (`NatsStore::channel_counts`): each channel's counts, including a job
+/// another node wrote just before, from a view that is current. A jobs
+/// stream whose last message is gone (a delete marker removed by
+/// retention), which a node opened afterwards never sees, leaves the view
+/// current, not behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channel_counts_include_a_job_written_elsewhere_just_before() -> Result<()> {
+    let f = Fixture::new().await?;
+    f.enqueue_one(new_job("wa", "1", "order-paid", f.at(600)))
+        .await?;
+    let js = async_nats::jetstream::new(async_nats::connect(&f.server.url).await?);
+    let revision = js
+        .get_key_value("test_jobs")
+        .await?
+        .put("wa.loja.removed", "{}".into())
+        .await?;
+    // As `retention.rs` removes a delete marker: a purge up to it.
+    js.get_stream("KV_test_jobs")
+        .await?
+        .purge()
+        .filter("$KV.test_jobs.wa.loja.removed")
+        .sequence(revision + 1)
+        .await?;
+    let node = f.server.node(Arc::new(Unfenced)).await?;
+    let within = std::time::Duration::from_secs(1);
+    let counts = node.channel_counts(within).await;
+    assert_eq!(counts.jobs_view, Freshness::Current);
+    let wa = counts.channels.get("wa").context("no counts for wa")?;
+    assert_eq!((wa.pending, wa.running), (1, 0));
+
+    f.enqueue_one(new_job("wa", "2", "order-paid", f.at(600)))
+        .await?;
+    f.claim_one("wa", f.at(600)).await?;
+    let counts = node.channel_counts(within).await;
+    assert_eq!(counts.jobs_view, Freshness::Current);
+    let wa = counts.channels.get("wa").context("no counts for wa")?;
+    assert_eq!((wa.pending, wa.running), (1, 1));
     Ok(())
 }
 
