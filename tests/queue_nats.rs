@@ -1838,6 +1838,53 @@ async fn a_completion_the_server_did_not_answer_is_written_once_it_answers() -> 
     Ok(())
 }
 
+/// A completion the cluster does not answer for longer than its caller
+/// waits (60 s; 1 s here) goes on in the background: the caller gets the
+/// error, and this node still does not take the claim back after its lease
+/// (which would send the job again); once the server answers, the
+/// completion lands and the job ends sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_completion_its_caller_gave_up_on_still_lands_and_is_not_sent_again() -> Result<()> {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+
+    let f = Fixture::new().await?;
+    f.store
+        .set_completion_retry_limit(std::time::Duration::from_secs(1));
+    let id = f
+        .enqueue_one(new_job("wa", "1", "order-paid", f.now()))
+        .await?;
+    let claimed = f.claim_one("wa", f.now()).await?;
+    let server = Pid::from_raw(i32::try_from(f.server.child.id())?);
+    kill(server, Signal::SIGSTOP)?;
+    let given_up = f
+        .store
+        .complete(claimed.claim(), sent(f.now(), "2025-03-14"))
+        .await;
+    kill(server, Signal::SIGCONT)?;
+    ensure!(given_up.is_err(), "the caller waited: {given_up:?}");
+
+    // Long after the claim's lease, this node does not claim it again.
+    assert!(f.store.claim("wa", f.at(600), 1, LEASE).await?.is_empty());
+    // The completion lands by itself (looked at every 100 ms, at most 30 s).
+    let landed = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        loop {
+            if f.job(id).await?.state == JobState::Sent {
+                return anyhow::Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    ensure!(
+        matches!(landed, Ok(Ok(()))),
+        "the completion never landed: {:?}",
+        f.job(id).await?
+    );
+    assert!(f.store.claim("wa", f.at(600), 1, LEASE).await?.is_empty());
+    Ok(())
+}
+
 /// The same with the job's own write timing out (a retry: no channel
 /// write comes first): the frozen write lands once the server answers, and
 /// the next try finds the record exactly as that write left it, so the

@@ -183,6 +183,9 @@ struct Inner {
     crash_after: Mutex<Option<PollStep>>,
     /// Test hook: fail a fallback completion after this step.
     crash_after_fallback: Mutex<Option<FallbackStep>>,
+    /// How long a completion is tried before its caller gets the error
+    /// (milliseconds; a test shortens it, see `jobs.rs`).
+    completion_retry_limit_ms: std::sync::atomic::AtomicU64,
     /// Test hook: history publishes are skipped, as if the node stopped
     /// right after each job write.
     lose_publishes: std::sync::atomic::AtomicBool,
@@ -465,6 +468,9 @@ impl NatsStore {
                 crash_after: Mutex::new(None),
                 crash_after_fallback: Mutex::new(None),
                 lose_publishes: std::sync::atomic::AtomicBool::new(false),
+                completion_retry_limit_ms: std::sync::atomic::AtomicU64::new(
+                    u64::try_from(jobs::COMPLETION_RETRY_LIMIT.as_millis()).unwrap_or(u64::MAX),
+                ),
                 poll_reads: Mutex::new(std::collections::HashMap::new()),
                 own_writes: jobs::OwnWrites::default(),
                 job_leases: leases::JobLeases::default(),
@@ -563,6 +569,17 @@ impl NatsStore {
             channels,
             jobs_view,
         }
+    }
+
+    /// Test hook: a completion the cluster does not answer is tried for
+    /// `limit` before its caller gets the error (default 60 s), then goes
+    /// on in the background (docs/cluster.md, "A completion outlives a lost
+    /// nats-server").
+    pub fn set_completion_retry_limit(&self, limit: std::time::Duration) {
+        self.inner.completion_retry_limit_ms.store(
+            u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     /// Uses `clock` for creation, finish and recovery times (tests use a
