@@ -38,7 +38,8 @@ pub enum FallbackStep {
     Inserted,
 }
 
-/// How long a completion that cannot be written is tried again: longer than
+/// How long the caller of a completion that cannot be written waits while
+/// it is tried again (then it goes on in the background): longer than
 /// a stream's leader election
 /// after a lost nats-server (4–7 s in the cluster tests), shorter than the
 /// dispatcher's heartbeat silence.
