@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail, ensure};
 use arauto::clock::ManualClock;
-use arauto::queue::nats::{FallbackStep, NatsOptions, NatsStore, PollStep, ViewScope};
+use arauto::queue::nats::{FallbackStep, Freshness, NatsOptions, NatsStore, PollStep, ViewScope};
 use arauto::queue::portable::{Portable, Record};
 use arauto::queue::redb::{RedbOptions, RedbStore};
 use arauto::queue::{
@@ -219,6 +219,47 @@ async fn due_jobs_come_out_by_priority_then_due_time() -> Result<()> {
     let stats = f.store.channel_stats("wa").await?;
     assert_eq!((stats.pending, stats.running), (1, 3));
     assert_eq!(f.store.next_due("wa").await?, Some(f.at(600)));
+    Ok(())
+}
+
+/// What a node answers `arauto status` elsewhere with
+/// (`NatsStore::channel_counts`): each channel's counts, including a job
+/// another node wrote just before, from a view that is current. A jobs
+/// stream whose last message is gone (a delete marker removed by
+/// retention), which a node opened afterwards never sees, leaves the view
+/// current, not behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channel_counts_include_a_job_written_elsewhere_just_before() -> Result<()> {
+    let f = Fixture::new().await?;
+    f.enqueue_one(new_job("wa", "1", "order-paid", f.at(600)))
+        .await?;
+    let js = async_nats::jetstream::new(async_nats::connect(&f.server.url).await?);
+    let revision = js
+        .get_key_value("test_jobs")
+        .await?
+        .put("wa.loja.removed", "{}".into())
+        .await?;
+    // As `retention.rs` removes a delete marker: a purge up to it.
+    js.get_stream("KV_test_jobs")
+        .await?
+        .purge()
+        .filter("$KV.test_jobs.wa.loja.removed")
+        .sequence(revision + 1)
+        .await?;
+    let node = f.server.node(Arc::new(Unfenced)).await?;
+    let within = std::time::Duration::from_secs(1);
+    let counts = node.channel_counts(within).await;
+    assert_eq!(counts.jobs_view, Freshness::Current);
+    let wa = counts.channels.get("wa").context("no counts for wa")?;
+    assert_eq!((wa.pending, wa.running), (1, 0));
+
+    f.enqueue_one(new_job("wa", "2", "order-paid", f.at(600)))
+        .await?;
+    f.claim_one("wa", f.at(600)).await?;
+    let counts = node.channel_counts(within).await;
+    assert_eq!(counts.jobs_view, Freshness::Current);
+    let wa = counts.channels.get("wa").context("no counts for wa")?;
+    assert_eq!((wa.pending, wa.running), (1, 1));
     Ok(())
 }
 
@@ -1794,6 +1835,53 @@ async fn a_completion_the_server_did_not_answer_is_written_once_it_answers() -> 
         (1..=2).contains(&status.sent_today),
         "the send counted once (twice if the frozen write landed after its timeout): {status:?}"
     );
+    Ok(())
+}
+
+/// A completion the cluster does not answer for longer than its caller
+/// waits (60 s; 1 s here) goes on in the background: the caller gets the
+/// error, and this node still does not take the claim back after its lease
+/// (which would send the job again); once the server answers, the
+/// completion lands and the job ends sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_completion_its_caller_gave_up_on_still_lands_and_is_not_sent_again() -> Result<()> {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+
+    let f = Fixture::new().await?;
+    f.store
+        .set_completion_retry_limit(std::time::Duration::from_secs(1));
+    let id = f
+        .enqueue_one(new_job("wa", "1", "order-paid", f.now()))
+        .await?;
+    let claimed = f.claim_one("wa", f.now()).await?;
+    let server = Pid::from_raw(i32::try_from(f.server.child.id())?);
+    kill(server, Signal::SIGSTOP)?;
+    let given_up = f
+        .store
+        .complete(claimed.claim(), sent(f.now(), "2025-03-14"))
+        .await;
+    kill(server, Signal::SIGCONT)?;
+    ensure!(given_up.is_err(), "the caller waited: {given_up:?}");
+
+    // Long after the claim's lease, this node does not claim it again.
+    assert!(f.store.claim("wa", f.at(600), 1, LEASE).await?.is_empty());
+    // The completion lands by itself (looked at every 100 ms, at most 30 s).
+    let landed = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        loop {
+            if f.job(id).await?.state == JobState::Sent {
+                return anyhow::Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    ensure!(
+        matches!(landed, Ok(Ok(()))),
+        "the completion never landed: {:?}",
+        f.job(id).await?
+    );
+    assert!(f.store.claim("wa", f.at(600), 1, LEASE).await?.is_empty());
     Ok(())
 }
 

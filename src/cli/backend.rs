@@ -314,7 +314,23 @@ pub(super) async fn open_cluster(
     create: bool,
     view: &ClusterView,
 ) -> anyhow::Result<NatsStore> {
-    let client = connect::connect(cluster, CLUSTER_CONNECT_WAIT).await?;
+    let client = connect_cluster(cluster).await?;
+    open_cluster_on(client, cluster, time_zone, create, view).await
+}
+
+/// Connects to the cluster's servers for an operator command.
+pub(super) async fn connect_cluster(cluster: &ClusterConfig) -> anyhow::Result<async_nats::Client> {
+    Ok(connect::connect(cluster, CLUSTER_CONNECT_WAIT).await?)
+}
+
+/// [`open_cluster`] on a connection the command already has.
+pub(super) async fn open_cluster_on(
+    client: async_nats::Client,
+    cluster: &ClusterConfig,
+    time_zone: &jiff::tz::TimeZone,
+    create: bool,
+    view: &ClusterView,
+) -> anyhow::Result<NatsStore> {
     let js = async_nats::jetstream::new(client);
     let options = NatsOptions {
         prefix: cluster.prefix.clone(),

@@ -16,7 +16,7 @@ use crate::control::{Client, ClientError, Request, Response};
 /// `arauto status`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "With [cluster], the cluster part reads the ownership buckets, every store's and channel's status and the jobs bucket (for each channel's pending and running counts; jobs carry no state in their key, so this is every job the bucket keeps) before it answers; never the history stream."
+    after_help = "With [cluster], the cluster part reads the ownership buckets and every store's and channel's status, and asks a running node for each channel's pending and running counts (every daemon holds all jobs in its view; it answers within about a second, after catching up with the jobs bucket). Only when no node answers within 2 s, or the answering node's view of the jobs is not current, does it read the whole jobs bucket and count itself (jobs carry no state in their key, so that is every job the bucket keeps); the output says which (\"pending/running counted by node …\" or \"… counted from the jobs bucket: <why>\", in --json \"counted_by\"). Never the history stream."
 )]
 pub struct StatusArgs {
     #[command(flatten)]

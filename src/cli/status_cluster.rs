@@ -5,6 +5,13 @@
 //! channels of those slots), every store's last poll, next
 //! poll and last error, and every channel's state. The local daemon's own
 //! status follows when one runs (`status.rs`).
+//!
+//! Each channel's pending and running counts are asked of a running node
+//! first (`crate::cluster::channel_counts`: every daemon holds all jobs in
+//! its view), so no job is read; only when no node answers within
+//! [`ASK_WAIT`], or the answering node's view of the jobs is not current, does
+//! this command read the whole jobs bucket and count itself. The output says
+//! which ([`CountedBy`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -13,7 +20,8 @@ use anyhow::Context as _;
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::backend::{ClusterView, open_cluster};
+use super::backend::{ClusterView, connect_cluster, open_cluster_on};
+use crate::cluster::channel_counts::{self, Answer, Counts};
 use crate::cluster::inspect::inspect;
 use crate::cluster::ownership::Resource;
 use crate::config::Config;
@@ -34,7 +42,27 @@ pub(crate) struct ClusterStatus {
     pub stores: Vec<StoreLine>,
     /// Every channel of the configuration, and any other the cluster has jobs or a status for.
     pub channels: Vec<ChannelLine>,
+    /// Where the channels' pending and running counts come from.
+    pub counted_by: CountedBy,
 }
+
+/// Where the channels' pending and running counts come from: a running
+/// node's view (`from: "node"`, with its name), or this command's own read of
+/// the jobs bucket (`from: "jobs_bucket"`, with why).
+#[derive(Debug, Serialize)]
+pub(crate) struct CountedBy {
+    /// `node` or `jobs_bucket`.
+    pub from: &'static str,
+    /// The node that counted.
+    pub node: Option<String>,
+    /// Why the jobs bucket was read.
+    pub why: Option<String>,
+}
+
+/// How long `status` waits for a node's counts before it reads the jobs
+/// bucket itself (a node answers within `channel_counts::CATCH_UP`; with no
+/// daemon anywhere the server says so at once).
+const ASK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// One live node.
 #[derive(Debug, Serialize)]
@@ -80,13 +108,53 @@ pub(crate) async fn read(config: &Config) -> anyhow::Result<ClusterStatus> {
         .as_ref()
         .context("the configuration has no [cluster] section")?;
     let inspection = inspect(cluster).await?;
-    // Every channel's pending and running counts need its jobs; the
-    // history stream is not shown (sent today is the channel's status).
+    let client = connect_cluster(cluster).await?;
+    // A node's counts when one answers with a current view; else every
+    // job, to count them here. The history stream is never read (sent
+    // today is the channel's status).
+    let (counts, counted_by) = match channel_counts::ask(&client, &cluster.prefix, ASK_WAIT).await {
+        Ok(Answer {
+            node,
+            current: true,
+            channels,
+            ..
+        }) => (
+            Some(channels),
+            CountedBy {
+                from: "node",
+                node: Some(node),
+                why: None,
+            },
+        ),
+        Ok(Answer { node, stale, .. }) => (
+            None,
+            CountedBy {
+                from: "jobs_bucket",
+                node: None,
+                why: Some(format!(
+                    "the view of the jobs of node {node} is {}",
+                    stale.as_deref().unwrap_or("not current")
+                )),
+            },
+        ),
+        Err(no_answer) => (
+            None,
+            CountedBy {
+                from: "jobs_bucket",
+                node: None,
+                why: Some(no_answer.to_string()),
+            },
+        ),
+    };
     let view = ClusterView {
-        jobs: ViewScope::All,
+        jobs: if counts.is_some() {
+            ViewScope::Nothing
+        } else {
+            ViewScope::All
+        },
         history: ViewScope::Nothing,
     };
-    let store = open_cluster(cluster, &config.daemon.timezone, false, &view).await?;
+    let store = open_cluster_on(client, cluster, &config.daemon.timezone, false, &view).await?;
 
     let mut nodes: BTreeMap<String, NodeStatus> = inspection
         .slots_per_node()
@@ -150,11 +218,21 @@ pub(crate) async fn read(config: &Config) -> anyhow::Result<ClusterStatus> {
         .keys()
         .cloned()
         .chain(store.channels().await?)
+        .chain(counts.iter().flat_map(|counts| counts.keys().cloned()))
         .collect();
     let mut channels = Vec::with_capacity(channel_ids.len());
     for id in channel_ids {
         let status = store.channel_status(&id).await?;
-        let stats = store.channel_stats(&id).await?;
+        let stats = match &counts {
+            Some(counts) => counts.get(&id).copied().unwrap_or_default(),
+            None => {
+                let stats = store.channel_stats(&id).await?;
+                Counts {
+                    pending: stats.pending,
+                    running: stats.running,
+                }
+            }
+        };
         let owner = inspection
             .holder_of(&Resource::Channel(id.clone()))
             .map(str::to_owned);
@@ -179,6 +257,7 @@ pub(crate) async fn read(config: &Config) -> anyhow::Result<ClusterStatus> {
         nodes: nodes.into_values().collect(),
         stores,
         channels,
+        counted_by,
     })
 }
 
@@ -226,6 +305,15 @@ pub(crate) fn text(status: &ClusterStatus) -> String {
         );
     }
     let _ = writeln!(out, "  channels: {}", status.channels.len());
+    let counted = &status.counted_by;
+    let _ = match (&counted.node, &counted.why) {
+        (Some(node), _) => writeln!(out, "    (pending/running counted by node {node})"),
+        (None, why) => writeln!(
+            out,
+            "    (pending/running counted from the jobs bucket: {})",
+            why.as_deref().unwrap_or("no node answered")
+        ),
+    };
     for line in &status.channels {
         let _ = writeln!(
             out,

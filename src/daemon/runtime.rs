@@ -26,7 +26,7 @@ use super::supervisor::{Prepared, Supervisor, poll_exit_report};
 use super::watchdog;
 use crate::cluster::connect::{self, ConnectError};
 use crate::cluster::ownership::{Ownership, OwnershipError, OwnershipOptions, Resource};
-use crate::cluster::push_forward;
+use crate::cluster::{channel_counts, push_forward};
 use crate::config::cluster::ClusterConfig;
 use crate::config::{self, Config, ConfigErrors};
 use crate::heartbeat::Heartbeats;
@@ -554,7 +554,7 @@ impl ClusterNode {
             jiff::Timestamp::now().as_nanosecond()
         );
         if let Err(error) = push_forward::start(
-            client,
+            client.clone(),
             &cluster.prefix,
             sender,
             pipeline.pushes.clone(),
@@ -565,6 +565,19 @@ impl ClusterNode {
             // Pushes still reach the stores this node polls; the others
             // wait for their next sweep.
             tracing::warn!("cannot forward pushes between nodes: {error}");
+        }
+        // `arauto status` from anywhere asks a node for the channels' counts.
+        if let Err(error) = channel_counts::serve(
+            client,
+            &cluster.prefix,
+            node.to_owned(),
+            db.clone(),
+            stop.clone(),
+        )
+        .await
+        {
+            // `status` then counts from the jobs bucket itself.
+            tracing::warn!("cannot answer questions for the channels' counts: {error}");
         }
         let driver = tokio::spawn({
             let (ownership, stop) = (ownership.clone(), stop.clone());

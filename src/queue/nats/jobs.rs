@@ -13,7 +13,7 @@
 //! (see `docs/cluster-state.md`).
 
 use std::collections::HashSet;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_nats::jetstream::kv;
 use futures::TryStreamExt;
@@ -38,13 +38,17 @@ pub enum FallbackStep {
     Inserted,
 }
 
-/// How long a completion that cannot be written is tried again: longer than
+/// How long the caller of a completion that cannot be written waits while
+/// it is tried again (then it goes on in the background): longer than
 /// a stream's leader election
 /// after a lost nats-server (4–7 s in the cluster tests), shorter than the
 /// dispatcher's heartbeat silence.
-const COMPLETION_RETRY_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
+pub(super) const COMPLETION_RETRY_LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
 /// Pause between those tries.
 const COMPLETION_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
+/// The longest pause between the tries of a completion that goes on in a
+/// task of its own after [`COMPLETION_RETRY_LIMIT`].
+const COMPLETION_BACKGROUND_PAUSE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// What the tries of one completion carry from one to the next.
 struct CompletionProgress {
@@ -920,8 +924,21 @@ impl Inner {
     /// recovered or re-claimed the job, the next try is refused (stale
     /// claim). A write whose answer was lost but which landed is recognised
     /// on the next try: the record is exactly the job that try wrote.
-    pub(super) async fn complete(&self, claim: Claim, completion: Completion) -> Result<Completed> {
-        let _completing = self.job_leases.completing(claim);
+    ///
+    /// After that limit the caller gets the error (the dispatcher goes on),
+    /// and the completion goes on in a task of its own, with pauses growing
+    /// to [`COMPLETION_BACKGROUND_PAUSE`], until it lands or is refused:
+    /// meanwhile this process still neither recovers nor takes over the
+    /// claim, so a cluster unwritable for minutes does not make this node
+    /// send the job again once it answers ([`Inner::complete_later`]). Only
+    /// a stop of the process (or another node taking the channel over)
+    /// leaves the job to its lease.
+    pub(super) async fn complete(
+        self: &Arc<Self>,
+        claim: Claim,
+        completion: Completion,
+    ) -> Result<Completed> {
+        let completing = self.job_leases.completing(claim);
         // Review #4: the channel's pacing counts a send before the job's
         // record says sent, once per call (not per conflict retry).
         let mut progress = CompletionProgress {
@@ -956,7 +973,20 @@ impl Inner {
                 Err(error) if completion_may_retry(&error) => error,
                 result => return result,
             };
-            if started.elapsed() >= COMPLETION_RETRY_LIMIT {
+            if started.elapsed() >= self.completion_retry_limit() {
+                tracing::warn!(
+                    job_id = %claim.id, channel = channel.as_deref().unwrap_or("?"),
+                    "the outcome of job {} could not be recorded for {:?} ({error}); \
+                     still trying, in the background",
+                    claim.id,
+                    self.completion_retry_limit()
+                );
+                let (inner, completing) = (Arc::clone(self), completing.again());
+                tokio::spawn(async move {
+                    inner
+                        .complete_later(claim, completion, progress, completing)
+                        .await;
+                });
                 return Err(error);
             }
             // One WARN per completion: an election lasts seconds, and a line
@@ -979,6 +1009,60 @@ impl Inner {
             // leader election takes seconds.
             tokio::time::sleep(COMPLETION_RETRY_PAUSE).await;
         }
+    }
+
+    /// The tries of a completion after [`Inner::complete`] gave up waiting
+    /// for it, in a task of its own; `completing` keeps its claim from
+    /// ending for this process until it lands or is refused.
+    async fn complete_later(
+        self: Arc<Self>,
+        claim: Claim,
+        completion: Completion,
+        mut progress: CompletionProgress,
+        completing: super::leases::Completing,
+    ) {
+        let mut pause = COMPLETION_RETRY_PAUSE;
+        loop {
+            // A pause between tries, not a synchronisation.
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(COMPLETION_BACKGROUND_PAUSE);
+            match self.complete_try(claim, &completion, &mut progress).await {
+                Ok(done) => {
+                    tracing::info!(
+                        job_id = %claim.id,
+                        "the outcome of job {} is recorded after all ({:?})",
+                        claim.id,
+                        done.job.state
+                    );
+                    break;
+                }
+                Err(error) if completion_may_retry(&error) => {
+                    tracing::debug!(
+                        job_id = %claim.id,
+                        "the outcome of job {} still could not be recorded ({error})",
+                        claim.id
+                    );
+                }
+                Err(error) => {
+                    tracing::warn!(
+                        job_id = %claim.id,
+                        "the outcome of job {} cannot be recorded: {error}",
+                        claim.id
+                    );
+                    break;
+                }
+            }
+        }
+        drop(completing);
+    }
+
+    /// How long [`Inner::complete`] tries before the caller gets the error
+    /// ([`COMPLETION_RETRY_LIMIT`], or a test's).
+    fn completion_retry_limit(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(
+            self.completion_retry_limit_ms
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
     }
 
     /// One try of [`Inner::complete`]; `progress` carries what earlier

@@ -30,8 +30,8 @@
 //! that the take-over did not see (its view lagged, or the take-over
 //! failed and was logged), and a tool's `recover_expired_leases`.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Mutex, PoisonError};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use jiff::{SignedDuration, Timestamp};
 
@@ -49,24 +49,47 @@ pub(super) struct JobLeases {
     /// Claims of other processes: (job, claim number) → when this process
     /// first saw it running, by its own clock.
     foreign: Mutex<HashMap<(JobId, u32), Timestamp>>,
-    /// Claims whose completion this process is writing: (job, claim number).
-    completing: Mutex<HashSet<(JobId, u32)>>,
+    /// Claims whose completion this process is writing: (job, claim
+    /// number) → how many [`Completing`] guards hold it.
+    completing: Arc<Mutex<HashMap<(JobId, u32), usize>>>,
 }
 
 /// A completion under way ([`JobLeases::completing`]); its claim may end
-/// again once this is dropped.
-pub(super) struct Completing<'a> {
-    leases: &'a JobLeases,
+/// again once every guard of it is dropped. Owns its share of the set, so
+/// a completion handed to a task of its own keeps it ([`Completing::again`]).
+pub(super) struct Completing {
+    set: Arc<Mutex<HashMap<(JobId, u32), usize>>>,
     claim: (JobId, u32),
 }
 
-impl Drop for Completing<'_> {
-    fn drop(&mut self) {
-        self.leases
-            .completing
-            .lock()
+impl Completing {
+    fn hold(set: &Arc<Mutex<HashMap<(JobId, u32), usize>>>, claim: (JobId, u32)) -> Self {
+        *set.lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .remove(&self.claim);
+            .entry(claim)
+            .or_default() += 1;
+        Self {
+            set: Arc::clone(set),
+            claim,
+        }
+    }
+
+    /// Another guard of the same completion, taken before this one is
+    /// dropped, so the claim never ends in between.
+    pub(super) fn again(&self) -> Self {
+        Self::hold(&self.set, self.claim)
+    }
+}
+
+impl Drop for Completing {
+    fn drop(&mut self) {
+        let mut set = self.set.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = set.get_mut(&self.claim) {
+            *count -= 1;
+            if *count == 0 {
+                set.remove(&self.claim);
+            }
+        }
     }
 }
 
@@ -83,16 +106,8 @@ impl JobLeases {
     /// This process is writing the completion of `claim`: until the
     /// returned guard is dropped, that claim's lease has not ended for this
     /// process (its send happened; only the record is late).
-    pub(super) fn completing(&self, claim: Claim) -> Completing<'_> {
-        let key = (claim.id, claim.claim);
-        self.completing
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(key);
-        Completing {
-            leases: self,
-            claim: key,
-        }
+    pub(super) fn completing(&self, claim: Claim) -> Completing {
+        Completing::hold(&self.completing, (claim.id, claim.claim))
     }
 
     /// Whether this process is writing the completion of running `job`'s
@@ -101,7 +116,7 @@ impl JobLeases {
         self.completing
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .contains(&(job.id, job.claims))
+            .contains_key(&(job.id, job.claims))
     }
 
     /// Job `id` is no longer running under a claim of this process.
@@ -246,6 +261,17 @@ mod tests {
             assert!(!leases.expired(&job, later, None));
         }
         // Given up: the claim ends by its lease again.
+        assert!(leases.expired(&job, later, lease));
+
+        // Handed to a task of its own: held until the last guard goes.
+        let first = leases.completing(Claim {
+            id: job.id,
+            claim: 1,
+        });
+        let handed = first.again();
+        drop(first);
+        assert!(!leases.expired(&job, later, lease));
+        drop(handed);
         assert!(leases.expired(&job, later, lease));
     }
 }

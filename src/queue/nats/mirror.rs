@@ -26,7 +26,7 @@ use tokio::sync::watch;
 
 use super::HistoryEvent;
 use super::follow::Freshness;
-use crate::queue::{Job, JobId, JobState, Outcome};
+use crate::queue::{ChannelStats, Job, JobId, JobState, Outcome};
 
 /// How long a reader waits for the watch to deliver a write before going on
 /// with what it has (the watch is local and fast; this only bounds a stuck one).
@@ -361,6 +361,29 @@ impl Mirror {
         Self::await_watermark(&self.history_seen, sequence, "history", current).await;
     }
 
+    /// The jobs follower's freshness (`None`: this view follows no jobs).
+    pub(super) fn jobs_freshness(&self) -> Option<Freshness> {
+        self.jobs_freshness
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map(|freshness| freshness.borrow().clone())
+    }
+
+    /// Waits, at most `within`, until the view includes jobs-bucket
+    /// revision `revision`; else the revision it has reached. Quiet (no
+    /// log): the caller says what a view that is behind means.
+    pub(super) async fn jobs_reached(&self, revision: u64, within: Duration) -> Result<(), u64> {
+        let mut receiver = self.jobs_seen.subscribe();
+        let reached =
+            tokio::time::timeout(within, receiver.wait_for(|seen| *seen >= revision)).await;
+        if matches!(reached, Ok(Ok(_))) {
+            Ok(())
+        } else {
+            Err(*self.jobs_seen.borrow())
+        }
+    }
+
     /// Whether the jobs and the history views are both current.
     pub(super) fn jobs_and_history_current(&self) -> bool {
         Self::is_current(&self.jobs_freshness) && Self::is_current(&self.history_freshness)
@@ -430,6 +453,29 @@ impl View {
             .get(channel)
             .map(|ids| ids.iter().filter_map(|id| self.jobs.get(id)).collect())
             .unwrap_or_default()
+    }
+
+    /// The channel's pending and running jobs, counted, and the earliest
+    /// due time of those a dispatcher may claim.
+    pub(super) fn channel_stats(&self, channel: &str) -> ChannelStats {
+        let mut stats = ChannelStats::default();
+        for stored in self.active_jobs(channel) {
+            match stored.job.state {
+                JobState::Pending => {
+                    stats.pending += 1;
+                    // A staged job is not claimable yet: counting its due
+                    // time would make the dispatcher claim in a loop.
+                    if stored.staged {
+                        continue;
+                    }
+                    let due = stored.job.due_at;
+                    stats.oldest_due = Some(stats.oldest_due.map_or(due, |old| old.min(due)));
+                }
+                JobState::Running => stats.running += 1,
+                _ => {}
+            }
+        }
+        stats
     }
 
     /// The store's staged jobs (see [`JobRecord::staged`]).

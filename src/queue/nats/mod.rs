@@ -49,7 +49,7 @@ use self::mirror::Mirror;
 pub use self::poll::PollStep;
 use super::{
     CancelOutcome, ChannelStats, ChannelStatus, ChannelWatch, Claim, Completed, Completion,
-    CounterQuery, CounterRow, Error, Fence, FinishedJob, Job, JobFilter, JobId, JobState, Outcome,
+    CounterQuery, CounterRow, Error, Fence, FinishedJob, Job, JobFilter, JobId, Outcome,
     PollCommit, PollOutcome, PurgeFilter, RequeueOutcome, Result, Scope, StateStore, StatusUpdate,
     StoreStatus,
 };
@@ -117,6 +117,50 @@ struct Buckets {
     channels: kv::Store,
 }
 
+impl Inner {
+    /// The revision of the first job-bucket entry after `revision` that
+    /// the bucket still holds (`None`: none), asked of the stream's leader
+    /// (`STREAM.MSG.GET` with `next_by_subj`); at most `within`.
+    async fn first_job_revision_after(
+        &self,
+        revision: u64,
+        within: std::time::Duration,
+    ) -> std::result::Result<Option<u64>, String> {
+        let bucket = &self.buckets.jobs;
+        let next = bucket
+            .stream
+            .raw_message_builder()
+            .sequence(revision.saturating_add(1))
+            .next_by_subject(format!("{}>", bucket.prefix))
+            .send();
+        match tokio::time::timeout(within.max(std::time::Duration::from_millis(250)), next).await {
+            Ok(Ok(message)) => Ok(Some(message.sequence)),
+            Ok(Err(error))
+                if error.kind()
+                    == async_nats::jetstream::stream::RawMessageErrorKind::NoMessageFound =>
+            {
+                Ok(None)
+            }
+            Ok(Err(error)) => Err(format!(
+                "the jobs bucket's next revision after {revision} is unknown: {error}"
+            )),
+            Err(_) => Err(format!(
+                "the jobs bucket's next revision after {revision} is unknown: no answer"
+            )),
+        }
+    }
+}
+
+/// Every channel's counts in a node's view of the jobs
+/// ([`NatsStore::channel_counts`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChannelCounts {
+    /// Every channel that has had a job in the view, with its counts.
+    pub channels: std::collections::BTreeMap<String, ChannelStats>,
+    /// Whether the view held every job write made before the call.
+    pub jobs_view: Freshness,
+}
+
 /// The JetStream-backed [`StateStore`]. Cheap to clone; the watches stop
 /// when the last clone is dropped.
 #[derive(Clone)]
@@ -139,6 +183,9 @@ struct Inner {
     crash_after: Mutex<Option<PollStep>>,
     /// Test hook: fail a fallback completion after this step.
     crash_after_fallback: Mutex<Option<FallbackStep>>,
+    /// How long a completion is tried before its caller gets the error
+    /// (milliseconds; a test shortens it, see `jobs.rs`).
+    completion_retry_limit_ms: std::sync::atomic::AtomicU64,
     /// Test hook: history publishes are skipped, as if the node stopped
     /// right after each job write.
     lose_publishes: std::sync::atomic::AtomicBool,
@@ -421,6 +468,9 @@ impl NatsStore {
                 crash_after: Mutex::new(None),
                 crash_after_fallback: Mutex::new(None),
                 lose_publishes: std::sync::atomic::AtomicBool::new(false),
+                completion_retry_limit_ms: std::sync::atomic::AtomicU64::new(
+                    u64::try_from(jobs::COMPLETION_RETRY_LIMIT.as_millis()).unwrap_or(u64::MAX),
+                ),
                 poll_reads: Mutex::new(std::collections::HashMap::new()),
                 own_writes: jobs::OwnWrites::default(),
                 job_leases: leases::JobLeases::default(),
@@ -457,6 +507,79 @@ impl NatsStore {
     /// `docs/cluster-state.md` §The node's view.
     pub fn view_freshness(&self) -> Vec<(String, Freshness)> {
         self.inner.mirror.freshness()
+    }
+
+    /// Every channel's pending and running counts in this node's view of
+    /// the jobs, once the view has caught up (at most `within`) with the
+    /// jobs bucket as its stream's leader has it now, so the counts include
+    /// every job write made before the call; and whether the view is
+    /// current. What a daemon answers `arauto status` from another machine
+    /// with (`crate::cluster::channel_counts`): only a view that follows
+    /// every job (a daemon's, [`NatsStore::open`]) counts them all.
+    pub async fn channel_counts(&self, within: std::time::Duration) -> ChannelCounts {
+        let mirror = &self.inner.mirror;
+        let stale = |reason: String| Freshness::Stale {
+            since: Timestamp::now(),
+            reason,
+        };
+        let started = tokio::time::Instant::now();
+        let end = tokio::time::timeout(within, self.inner.buckets.jobs.stream.get_info()).await;
+        let caught_up = match end {
+            Ok(Ok(info)) => {
+                let end = info.state.last_sequence;
+                let left = within.saturating_sub(started.elapsed());
+                match mirror.jobs_reached(end, left).await {
+                    Ok(()) => None,
+                    // The stream's last messages may be gone (delete markers
+                    // removed by retention, `retention.rs`): only one that
+                    // still exists is missing from the view.
+                    Err(seen) => match self
+                        .inner
+                        .first_job_revision_after(seen, within.saturating_sub(started.elapsed()))
+                        .await
+                    {
+                        Ok(Some(missing)) if missing <= end => Some(stale(format!(
+                            "revision {missing} of the jobs bucket (of {end}) is not in \
+                             this node's view after {within:?}"
+                        ))),
+                        Ok(_) => None,
+                        Err(reason) => Some(stale(reason)),
+                    },
+                }
+            }
+            Ok(Err(error)) => Some(stale(format!(
+                "the jobs bucket's last revision is unknown: {error}"
+            ))),
+            Err(_) => Some(stale(format!(
+                "the jobs bucket's last revision is unknown: no answer within {within:?}"
+            ))),
+        };
+        let jobs_view = match (caught_up, mirror.jobs_freshness()) {
+            (_, None) => stale("this process follows no jobs".to_owned()),
+            (_, Some(stale @ Freshness::Stale { .. })) | (Some(stale), _) => stale,
+            (None, Some(Freshness::Current)) => Freshness::Current,
+        };
+        let channels = mirror.read(|view| {
+            view.channels
+                .iter()
+                .map(|channel| (channel.clone(), view.channel_stats(channel)))
+                .collect()
+        });
+        ChannelCounts {
+            channels,
+            jobs_view,
+        }
+    }
+
+    /// Test hook: a completion the cluster does not answer is tried for
+    /// `limit` before its caller gets the error (default 60 s), then goes
+    /// on in the background (docs/cluster.md, "A completion outlives a lost
+    /// nats-server").
+    pub fn set_completion_retry_limit(&self, limit: std::time::Duration) {
+        self.inner.completion_retry_limit_ms.store(
+            u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     /// Uses `clock` for creation, finish and recovery times (tests use a
@@ -939,26 +1062,7 @@ impl StateStore for NatsStore {
     }
 
     async fn channel_stats(&self, channel: &str) -> Result<ChannelStats> {
-        Ok(self.inner.mirror.read(|view| {
-            let mut stats = ChannelStats::default();
-            for stored in view.active_jobs(channel) {
-                match stored.job.state {
-                    JobState::Pending => {
-                        stats.pending += 1;
-                        // A staged job is not claimable yet: counting its due
-                        // time would make the dispatcher claim in a loop.
-                        if stored.staged {
-                            continue;
-                        }
-                        let due = stored.job.due_at;
-                        stats.oldest_due = Some(stats.oldest_due.map_or(due, |old| old.min(due)));
-                    }
-                    JobState::Running => stats.running += 1,
-                    _ => {}
-                }
-            }
-            stats
-        }))
+        Ok(self.inner.mirror.read(|view| view.channel_stats(channel)))
     }
 
     async fn channels(&self) -> Result<Vec<String>> {
