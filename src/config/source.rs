@@ -119,8 +119,8 @@ impl fmt::Display for KeyPath {
 }
 
 /// One segment of a rendered key path: `[2]`, `.key`, `."odd key"` (no dot
-/// before the first). Shared by [`KeyPath`]'s `Display` and the file's
-/// position table, which renders paths while parsing, so both spell a path
+/// before the first). Keys through `locations.rs`'s `write_key`, which
+/// also renders the paths of the file's position index, so both spell a path
 /// the same way.
 fn write_segment(out: &mut impl fmt::Write, seg: &Seg, first: bool) -> fmt::Result {
     match seg {
