@@ -137,8 +137,9 @@ impl FilePositions {
     }
 
     /// The table of every key path, built on the first call by parsing the
-    /// text again (a few tens of milliseconds at 10,000 stores, paid only
-    /// when something is reported).
+    /// text again: paid only when something is reported (at 10,000 stores,
+    /// a few hundred milliseconds and some 40 MiB more at the peak than the
+    /// table that used to be built on every load; see docs/BENCHMARKS.md).
     fn spots(&self) -> &KeyMap<Spot> {
         self.spots.get_or_init(|| {
             let lines = Lines::new(&self.text);
