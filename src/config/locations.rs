@@ -315,3 +315,83 @@ pub(crate) fn at_or_below(key: &str, prefix: &str) -> bool {
         None => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsString;
+
+    use crate::config::{Origin, load_with_env};
+
+    const FILE: &str = r#"[stores.a]
+platform = "loja-integrada"
+channels = []
+[stores.a.settings]
+base_url = "https://loja.example"
+store_url = "https://loja.example/shop"
+"#;
+
+    fn var(name: &str, value: &str) -> (OsString, OsString) {
+        (name.into(), value.into())
+    }
+
+    /// Where keys were written, as the checks after loading ask: the file's
+    /// line and column, the overriding variable (also for a key the file
+    /// has), the nearest written table for a key nobody wrote.
+    #[test]
+    fn keys_are_located_in_the_file_or_at_their_variable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("arauto.toml");
+        std::fs::write(&path, FILE).unwrap();
+        let config = load_with_env(
+            Some(&path),
+            [
+                var("ARAUTO_STORES__A__SETTINGS__TOKEN", "t"),
+                var(
+                    "ARAUTO_STORES__A__SETTINGS__BASE_URL",
+                    "https://other.example",
+                ),
+            ],
+        )
+        .unwrap();
+        let line_of = |key: &str| match config.origin_of(key) {
+            Origin::File { position, .. } => position.map(|(line, _)| line),
+            Origin::Env { var } => panic!("{key}: set by {var}"),
+        };
+        let var_of = |key: &str| match config.origin_of(key) {
+            Origin::Env { var } => var,
+            other => panic!("{key}: {other:?}"),
+        };
+        assert_eq!(
+            config.origin_of("stores.a.settings.store_url"),
+            Origin::File {
+                path: config.source_path().to_path_buf(),
+                position: Some((6, 1)),
+            }
+        );
+        assert_eq!(line_of("stores.a.channels"), Some(3));
+        assert_eq!(line_of("stores.a.settings.nothing"), Some(4));
+        assert_eq!(
+            var_of("stores.a.settings.token"),
+            "ARAUTO_STORES__A__SETTINGS__TOKEN"
+        );
+        assert_eq!(
+            var_of("stores.a.settings.base_url"),
+            "ARAUTO_STORES__A__SETTINGS__BASE_URL"
+        );
+        assert!(config.locations.contains("stores.a.settings.token"));
+        assert!(config.locations.contains("stores.a.settings.store_url"));
+        assert!(!config.locations.contains("stores.a.settings.token_file"));
+
+        // Forgotten after the checks: the file is still named, without a line.
+        let mut config = config;
+        config.forget_locations();
+        assert_eq!(line_of_forgotten(&config), None);
+    }
+
+    fn line_of_forgotten(config: &crate::config::Config) -> Option<usize> {
+        match config.origin_of("stores.a.settings.store_url") {
+            Origin::File { position, .. } => position.map(|(line, _)| line),
+            Origin::Env { .. } => Some(0),
+        }
+    }
+}
