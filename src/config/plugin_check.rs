@@ -84,7 +84,10 @@ fn check_settings(
     // plugin loader (declared); nothing to compare URLs against here.
     let allowlist = AllowList::parse(hosts).ok();
     for (key, setting) in settings.iter() {
-        let written = written_key(config, prefix, key);
+        // Which of `key`, `key_file`, `key_env` was written is looked up only
+        // for a problem: it asks the file's positions, which a configuration
+        // without problems never needs (see `locations.rs`).
+        let written = || written_key(config, prefix, key);
         // `<prefix>.<name>` keys are open-ended families a plugin documents
         // itself (the webhook's `header.<Header-Name>`): not checked here.
         if !declared.contains(&key) && !key.contains('.') {
@@ -94,7 +97,7 @@ fn check_settings(
                 None if declared.is_empty() => message.push_str(" (it takes no settings)"),
                 None => message.push_str(&format!(" (its settings: {})", declared.join(", "))),
             }
-            out.push(problem(config, written, None, message));
+            out.push(problem(config, written(), None, message));
             continue;
         }
         // Only endpoints the plugin calls: `url`, `base_url`, `api_url`… Other
@@ -119,7 +122,7 @@ fn check_settings(
             // Only the origin is shown: a URL's path or query may carry a token.
             out.push(problem(
                 config,
-                written,
+                written(),
                 None,
                 format!(
                     "the plugin may not call {origin}: it is not in the allowed hosts ({}); \

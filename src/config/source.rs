@@ -7,9 +7,9 @@
 //! figment then layers the environment on top.
 
 use std::borrow::Cow;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::ffi::OsString;
-use std::fmt::{self, Write as _};
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -18,13 +18,7 @@ use figment::{Metadata, Profile, Provider, Source};
 use toml::de::{DeTable, DeValue};
 
 use super::error::{ConfigError, Origin, Severity};
-use super::locations::{Locations, Written};
-
-/// A table keyed by rendered key path. Hashed with foldhash rather than
-/// std's SipHash: a 10,000-store file has about 150,000 keys, and SipHash
-/// was a tenth of the daemon's start-up (perf, 2026-12-07). The keys come
-/// from the operator's own file, so hash flooding is no concern.
-pub(crate) type KeyMap<V> = HashMap<Box<str>, V, foldhash::fast::RandomState>;
+use super::locations::{FilePositions, Lines, Locations, write_key};
 
 /// Variables with this prefix override the file.
 pub const ENV_PREFIX: &str = "ARAUTO_";
@@ -125,8 +119,8 @@ impl fmt::Display for KeyPath {
 }
 
 /// One segment of a rendered key path: `[2]`, `.key`, `."odd key"` (no dot
-/// before the first). Shared by [`KeyPath`]'s `Display` and the file's
-/// position table, which renders paths while parsing, so both spell a path
+/// before the first). Keys through `locations.rs`'s `write_key`, which
+/// also renders the paths of the file's position index, so both spell a path
 /// the same way.
 fn write_segment(out: &mut impl fmt::Write, seg: &Seg, first: bool) -> fmt::Result {
     match seg {
@@ -135,128 +129,32 @@ fn write_segment(out: &mut impl fmt::Write, seg: &Seg, first: bool) -> fmt::Resu
     }
 }
 
-fn write_key(out: &mut impl fmt::Write, key: &str, first: bool) -> fmt::Result {
-    if !first {
-        out.write_str(".")?;
-    }
-    let bare = !key.is_empty()
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if bare {
-        out.write_str(key)
-    } else {
-        write!(out, "{key:?}")
-    }
-}
-
-/// `path` followed by key `key`, rendered as [`KeyPath`] displays it.
-fn child_key(path: &str, key: &str) -> String {
-    let mut out = String::with_capacity(path.len() + key.len() + 1);
-    out.push_str(path);
-    // Writing into a String cannot fail.
-    let _ = write_key(&mut out, key, path.is_empty());
-    out
-}
-
-/// `path` followed by item `index`, rendered as [`KeyPath`] displays it.
-fn child_index(path: &str, index: usize) -> String {
-    let mut out = String::with_capacity(path.len() + 4);
-    out.push_str(path);
-    let _ = write!(out, "[{index}]");
-    out
-}
-
-/// The file's lines, to turn byte offsets into line and column.
-struct Lines<'t> {
-    text: &'t str,
-    starts: Vec<usize>,
-}
-
-impl<'t> Lines<'t> {
-    fn new(text: &'t str) -> Self {
-        let starts = std::iter::once(0)
-            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-            .collect();
-        Self { text, starts }
-    }
-
-    /// 1-based (line, column) of a byte offset.
-    fn position(&self, offset: usize) -> (usize, usize) {
-        let line = self.starts.partition_point(|&start| start <= offset).max(1);
-        let start = self.starts[line - 1];
-        let column = self
-            .text
-            .get(start..offset)
-            .map_or(1, |s| s.chars().count() + 1);
-        (line, column)
-    }
-
-    fn line_text(&self, line: usize) -> Option<String> {
-        self.text
-            .lines()
-            .nth(line.checked_sub(1)?)
-            .map(|l| l.trim_end().to_owned())
-    }
-}
-
-/// Where a key and its value start in the file: 1-based (line, column),
-/// as `u32`s to keep the table small (a 48 MiB file has far fewer than 2³²
-/// lines; larger numbers would saturate).
-#[derive(Clone, Copy, Debug)]
-struct Spot {
-    /// The key's position; `None` for array items, which have no key.
-    key: Option<(u32, u32)>,
-    value: (u32, u32),
-}
-
-fn compact((line, column): (usize, usize)) -> (u32, u32) {
-    (
-        u32::try_from(line).unwrap_or(u32::MAX),
-        u32::try_from(column).unwrap_or(u32::MAX),
-    )
-}
-
-fn widen((line, column): (u32, u32)) -> (usize, usize) {
-    (line as usize, column as usize)
-}
-
-/// The parsed configuration file.
-///
-/// Positions are kept per rendered key path (`stores.loja1.channels[0]`),
-/// computed once while converting: looking a key up is one hash of its
-/// string, and the table becomes the [`Config`](super::Config)'s
-/// [`Locations`] without rendering a path again (a 10,000-store file has
-/// about 150,000 keys).
+/// The parsed configuration file: its values, and its text to find where a
+/// key was written when something is reported ([`FilePositions`]).
 pub(crate) struct FileLayer {
     pub(crate) path: PathBuf,
-    spots: KeyMap<Spot>,
+    positions: Arc<FilePositions>,
     dict: Dict,
 }
 
 impl FileLayer {
     /// Parse `text`, collecting every syntax error the parser can recover from.
     pub(crate) fn parse(path: &Path, text: String) -> Result<Self, Vec<ConfigError>> {
-        let lines = Lines::new(&text);
         let (table, errors) = DeTable::parse_recoverable(&text);
         if !errors.is_empty() {
+            let lines = Lines::new(&text);
             return Err(errors
                 .iter()
                 .map(|e| syntax_error(path, &lines, e))
                 .collect());
         }
-        let mut converter = Converter {
-            lines: &lines,
-            spots: KeyMap::default(),
-        };
         // Consumed as it is converted: each store's parsed table is freed
         // before the next one's values are built, so the two trees of a
         // large file are not in memory whole at the same time.
-        let dict = converter.table("", table.into_inner());
-        let spots = converter.spots;
+        let dict = convert_table(table.into_inner());
         Ok(Self {
             path: path.to_path_buf(),
-            spots,
+            positions: Arc::new(FilePositions::new(text)),
             dict,
         })
     }
@@ -292,8 +190,8 @@ impl FileLayer {
     fn value_position(&self, path: &KeyPath) -> Option<(usize, usize)> {
         let mut cursor = Some(path.clone());
         while let Some(p) = cursor {
-            if let Some(spot) = self.spots.get(p.to_string().as_str()) {
-                return Some(widen(spot.value));
+            if let Some(position) = self.positions.value_position(&p.to_string()) {
+                return Some(position);
             }
             cursor = p.parent();
         }
@@ -302,53 +200,25 @@ impl FileLayer {
 
     /// Position of the key at `path` (for unknown keys), falling back to its value.
     fn key_position(&self, path: &KeyPath) -> Option<(usize, usize)> {
-        match self.spots.get(path.to_string().as_str()) {
-            Some(Spot { key: Some(key), .. }) => Some(widen(*key)),
-            _ => self.value_position(path),
-        }
+        self.positions
+            .key_position(&path.to_string())
+            .or_else(|| self.value_position(path))
     }
 
     fn has_value(&self, path: &KeyPath) -> bool {
-        self.spots.contains_key(path.to_string().as_str())
+        self.positions.contains(&path.to_string())
     }
 
     /// Where every key of the file (and every override) was written, for
-    /// problems found after loading. Each key's own position (its value's for
-    /// array items); a key at or under an override is the variable's.
+    /// problems found after loading: the file's positions (the same text,
+    /// not a copy) and the overrides' key paths.
     pub(crate) fn into_locations(self, env: &EnvLayer) -> Locations {
-        let vars: Vec<String> = env.overrides.iter().map(|o| o.var.clone()).collect();
-        let overridden: Vec<String> = env.overrides.iter().map(|o| o.path.to_string()).collect();
-        let mut by_key: KeyMap<Written> = self
-            .spots
-            .into_iter()
-            .map(|(key, spot)| {
-                // The first override (by variable name) at or above the key, as
-                // `Origins::of_key` answers for it.
-                let written = match overridden.iter().position(|o| at_or_below(&key, o)) {
-                    Some(index) => Written::Env(u32::try_from(index).unwrap_or(u32::MAX)),
-                    None => {
-                        let (line, column) = spot.key.unwrap_or(spot.value);
-                        Written::File { line, column }
-                    }
-                };
-                (key, written)
-            })
+        let overrides = env
+            .overrides
+            .iter()
+            .map(|o| (o.var.clone(), o.path.to_string()))
             .collect();
-        for (index, path) in overridden.into_iter().enumerate() {
-            by_key.insert(
-                path.into_boxed_str(),
-                Written::Env(u32::try_from(index).unwrap_or(u32::MAX)),
-            );
-        }
-        Locations::new(by_key, vars)
-    }
-}
-
-/// Whether rendered key path `key` is `prefix` or lies under it.
-fn at_or_below(key: &str, prefix: &str) -> bool {
-    match key.strip_prefix(prefix) {
-        Some(rest) => rest.is_empty() || rest.starts_with(['.', '[']),
-        None => false,
+        Locations::new(self.positions, overrides)
     }
 }
 
@@ -376,59 +246,35 @@ fn syntax_error(path: &Path, lines: &Lines<'_>, error: &toml::de::Error) -> Conf
     }
 }
 
-/// Turns the parser's tree into figment's, noting where each key and value
-/// starts.
-struct Converter<'l, 't> {
-    lines: &'l Lines<'t>,
-    spots: KeyMap<Spot>,
+/// The parser's table as figment's, consumed as it is converted (strings
+/// the parser already owns are moved, not copied).
+fn convert_table(table: DeTable<'_>) -> Dict {
+    let mut dict = Dict::new();
+    for (key, value) in table {
+        let converted = convert_value(value.into_inner());
+        dict.insert(key.into_inner().into_owned(), converted);
+    }
+    dict
 }
 
-impl Converter<'_, '_> {
-    fn table(&mut self, path: &str, table: DeTable<'_>) -> Dict {
-        let mut dict = Dict::new();
-        for (key, value) in table {
-            let child = child_key(path, key.get_ref());
-            let key_at = compact(self.lines.position(key.span().start));
-            let converted = self.value(child, Some(key_at), value);
-            dict.insert(key.into_inner().into_owned(), converted);
-        }
-        dict
-    }
-
-    fn value(
-        &mut self,
-        path: String,
-        key: Option<(u32, u32)>,
-        value: toml::Spanned<DeValue<'_>>,
-    ) -> Value {
-        let value_at = compact(self.lines.position(value.span().start));
-        let converted = match value.into_inner() {
-            DeValue::String(s) => Value::from(s.into_owned()),
-            DeValue::Integer(i) => match i64::from_str_radix(i.as_str(), i.radix()) {
-                Ok(n) => Value::from(n),
-                // Out of i64 range: keep the digits so the type check can name them.
-                Err(_) => Value::from(i.to_string()),
-            },
-            DeValue::Float(f) => Value::from(f.as_str().parse::<f64>().unwrap_or(f64::NAN)),
-            DeValue::Boolean(b) => Value::from(b),
-            DeValue::Datetime(dt) => Value::from(dt.to_string()),
-            DeValue::Array(items) => Value::from(
-                items
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, item)| self.value(child_index(&path, i), None, item))
-                    .collect::<Vec<_>>(),
-            ),
-            DeValue::Table(table) => Value::from(self.table(&path, table)),
-        };
-        self.spots.insert(
-            path.into_boxed_str(),
-            Spot {
-                key,
-                value: value_at,
-            },
-        );
-        converted
+fn convert_value(value: DeValue<'_>) -> Value {
+    match value {
+        DeValue::String(s) => Value::from(s.into_owned()),
+        DeValue::Integer(i) => match i64::from_str_radix(i.as_str(), i.radix()) {
+            Ok(n) => Value::from(n),
+            // Out of i64 range: keep the digits so the type check can name them.
+            Err(_) => Value::from(i.to_string()),
+        },
+        DeValue::Float(f) => Value::from(f.as_str().parse::<f64>().unwrap_or(f64::NAN)),
+        DeValue::Boolean(b) => Value::from(b),
+        DeValue::Datetime(dt) => Value::from(dt.to_string()),
+        DeValue::Array(items) => Value::from(
+            items
+                .into_iter()
+                .map(|item| convert_value(item.into_inner()))
+                .collect::<Vec<_>>(),
+        ),
+        DeValue::Table(table) => Value::from(convert_table(table)),
     }
 }
 
