@@ -3,10 +3,18 @@
 //! One [`Metrics`] per daemon run, shared by the pollers, dispatchers and the
 //! endpoint. Counters are bumped where things happen; the queue gauges are
 //! refreshed from the state store right before each scrape.
+//!
+//! Label values that repeat across thousands of series (store ids, channel
+//! ids, notification kinds, outcomes) are [`Label`]s: one shared allocation
+//! per distinct value, handed out by [`Metrics`]' interner, instead of a
+//! `String` per series and label. With 10,000 stores the per-store counters
+//! and the job counters hold tens of thousands of series, and their label
+//! strings were about 10 MiB of the daemon's heap after polling
+//! (docs/BENCHMARKS.md, "RSS after polling").
 
-use std::collections::BTreeSet;
-use std::sync::Mutex;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -15,34 +23,39 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+/// A label value shared by every series that carries it (see
+/// [`Metrics::label`]): 16 bytes in a series' key instead of a `String`'s 24
+/// plus its own allocation.
+pub type Label = Arc<str>;
+
 /// Labels of per-store metrics.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StoreLabels {
     /// Store id.
-    pub store: String,
+    pub store: Label,
 }
 
 /// Labels of poll errors.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PollErrorLabels {
     /// Store id.
-    pub store: String,
+    pub store: Label,
     /// `retryable`, `permanent`, `misconfigured` or `sandbox`.
-    pub class: String,
+    pub class: Label,
 }
 
 /// Labels of job outcome counters.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct JobLabels {
     /// Store id.
-    pub store: String,
+    pub store: Label,
     /// Channel id.
-    pub channel: String,
+    pub channel: Label,
     /// Notification kind.
-    pub kind: String,
+    pub kind: Label,
     /// `enqueued`, `sent`, `failed`, `retried`, `cancelled`, `expired`, `skipped`,
     /// `fell-back` (handed to the channel's fallback: the recipient was unreachable).
-    pub outcome: String,
+    pub outcome: Label,
 }
 
 /// Labels of pushed-webhook counters.
@@ -50,11 +63,11 @@ pub struct JobLabels {
 pub struct PushLabels {
     /// Store id: a configured store, or `unknown` for any other path (so a
     /// scanner cannot grow the label set).
-    pub store: String,
+    pub store: Label,
     /// `accepted`, `ignored`, `not_found`, `too_large`, `rate_limited`,
     /// `bad_credentials`, `not_understood`, `unavailable`,
     /// `refusals_throttled`.
-    pub outcome: String,
+    pub outcome: Label,
 }
 
 /// Labels of per-channel gauges.
@@ -162,6 +175,11 @@ pub struct StoreGauges {
 /// Every metric arauto exports.
 pub struct Metrics {
     registry: Mutex<Registry>,
+    /// Every distinct label value of the per-store families, once (see
+    /// [`Metrics::label`]). It grows with the values those families hold,
+    /// which are never removed but for the gauges of removed stores (a
+    /// handful of bytes each).
+    labels: Mutex<HashSet<Label>>,
     /// Channels and stores whose gauges are exported (to drop removed ones).
     gauge_sets: Mutex<(BTreeSet<String>, BTreeSet<String>)>,
     channel_sent_today: Family<ChannelLabels, Gauge>,
@@ -321,6 +339,7 @@ impl Metrics {
         );
         Self {
             registry: Mutex::new(registry),
+            labels: Mutex::new(HashSet::new()),
             gauge_sets: Mutex::new((BTreeSet::new(), BTreeSet::new())),
             channel_sent_today,
             store_last_poll_ok,
@@ -385,27 +404,46 @@ impl Metrics {
     pub fn push_request(&self, store: &str, outcome: &str) {
         self.push_requests
             .get_or_create(&PushLabels {
-                store: store.to_owned(),
-                outcome: outcome.to_owned(),
+                store: self.label(store),
+                outcome: self.label(outcome),
             })
             .inc();
     }
 
+    /// The shared [`Label`] for `value`: allocated the first time it is
+    /// seen, then handed out again, so that the thousands of series naming
+    /// one store (or one channel, kind or outcome) share one string.
+    pub fn label(&self, value: &str) -> Label {
+        let mut labels = self
+            .labels
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(label) = labels.get(value) {
+            return label.clone();
+        }
+        let label = Label::from(value);
+        labels.insert(label.clone());
+        label
+    }
+
+    /// The labels of `store`'s per-store series.
+    fn store_labels(&self, store: &str) -> StoreLabels {
+        StoreLabels {
+            store: self.label(store),
+        }
+    }
+
     /// A sweep of `store` completed.
     pub fn poll_ok(&self, store: &str) {
-        self.polls
-            .get_or_create(&StoreLabels {
-                store: store.to_owned(),
-            })
-            .inc();
+        self.polls.get_or_create(&self.store_labels(store)).inc();
     }
 
     /// A sweep of `store` failed with an error of `class`.
     pub fn poll_error(&self, store: &str, class: &str) {
         self.poll_errors
             .get_or_create(&PollErrorLabels {
-                store: store.to_owned(),
-                class: class.to_owned(),
+                store: self.label(store),
+                class: self.label(class),
             })
             .inc();
     }
@@ -414,9 +452,7 @@ impl Metrics {
     pub fn orders_seen(&self, store: &str, n: u64) {
         if n > 0 {
             self.orders_seen
-                .get_or_create(&StoreLabels {
-                    store: store.to_owned(),
-                })
+                .get_or_create(&self.store_labels(store))
                 .inc_by(n);
         }
     }
@@ -425,9 +461,7 @@ impl Metrics {
     pub fn order_events(&self, store: &str, n: u64) {
         if n > 0 {
             self.events
-                .get_or_create(&StoreLabels {
-                    store: store.to_owned(),
-                })
+                .get_or_create(&self.store_labels(store))
                 .inc_by(n);
         }
     }
@@ -436,10 +470,10 @@ impl Metrics {
     pub fn job(&self, store: &str, channel: &str, kind: &str, outcome: &str) {
         self.jobs
             .get_or_create(&JobLabels {
-                store: store.to_owned(),
-                channel: channel.to_owned(),
-                kind: kind.to_owned(),
-                outcome: outcome.to_owned(),
+                store: self.label(store),
+                channel: self.label(channel),
+                kind: self.label(kind),
+                outcome: self.label(outcome),
             })
             .inc();
     }
@@ -544,17 +578,13 @@ impl Metrics {
 
         let now_stores: BTreeSet<String> = stores.iter().map(|s| s.store.clone()).collect();
         for gone in known_stores.difference(&now_stores) {
-            let labels = StoreLabels {
-                store: gone.clone(),
-            };
+            let labels = self.store_labels(gone);
             self.store_last_poll_ok.remove(&labels);
             self.store_paused.remove(&labels);
             self.store_poll_interval.remove(&labels);
         }
         for s in stores {
-            let labels = StoreLabels {
-                store: s.store.clone(),
-            };
+            let labels = self.store_labels(&s.store);
             match s.last_poll_ok_unix {
                 Some(at) => {
                     self.store_last_poll_ok.get_or_create(&labels).set(at);
@@ -622,7 +652,29 @@ impl Metrics {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::Metrics;
+
+    #[test]
+    fn series_of_one_store_share_its_label_and_count_apart() {
+        let metrics = Metrics::new();
+        assert!(Arc::ptr_eq(&metrics.label("loja"), &metrics.label("loja")));
+        metrics.poll_ok("loja");
+        metrics.poll_ok("loja");
+        metrics.job("loja", "whatsapp", "order_created", "enqueued");
+        metrics.job("loja", "whatsapp", "order_created", "sent");
+        metrics.job("outra", "whatsapp", "order_created", "enqueued");
+        let text = metrics.encode();
+        for line in [
+            r#"arauto_polls_total{store="loja"} 2"#,
+            r#"arauto_jobs_total{store="loja",channel="whatsapp",kind="order_created",outcome="enqueued"} 1"#,
+            r#"arauto_jobs_total{store="loja",channel="whatsapp",kind="order_created",outcome="sent"} 1"#,
+            r#"arauto_jobs_total{store="outra",channel="whatsapp",kind="order_created",outcome="enqueued"} 1"#,
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
+    }
 
     #[test]
     fn pushes_are_counted_by_store_and_outcome() {

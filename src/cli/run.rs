@@ -26,7 +26,7 @@ pub struct RunArgs {
 
 pub(super) fn run(args: RunArgs) -> Exit {
     // Before any thread exists.
-    crate::daemon::limit_arenas();
+    crate::daemon::tune_allocator();
     let config = match config::load(args.config.config.as_deref()) {
         Ok(config) => config,
         Err(errors) => {

@@ -35,7 +35,7 @@ mod supervisor;
 mod watchdog;
 
 pub use lock::{InstanceLock, LOCK_FILE, LockError};
-pub use malloc::limit_arenas;
+pub use malloc::tune_allocator;
 pub use notify::Notifier;
 pub use pipeline::Pipeline;
 pub use runtime::{ReloadError, RunError, RunOptions, run};
