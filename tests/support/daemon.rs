@@ -10,6 +10,7 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -57,8 +58,12 @@ pub fn scrubbed(program: impl AsRef<std::ffi::OsStr>) -> Command {
 }
 
 /// Lines a child wrote to stderr, shared with the thread that reads them.
+/// The second field says the stream ended (the reader met end of file):
+/// a child's exit comes before its reader thread has taken the last lines
+/// from the pipe, so a test that reads the log after an exit waits for it
+/// ([`Lines::wait_ended`]).
 #[derive(Clone, Default)]
-pub struct Lines(Arc<(Mutex<Vec<String>>, Condvar)>);
+pub struct Lines(Arc<(Mutex<Vec<String>>, Condvar)>, Arc<AtomicBool>);
 
 impl Lines {
     /// Append a line (the reader thread of a child's stderr).
@@ -69,6 +74,32 @@ impl Lines {
             .unwrap_or_else(PoisonError::into_inner)
             .push(line);
         cond.notify_all();
+    }
+
+    /// The stream ended: every line is in (the reader thread, at end of file).
+    pub fn end(&self) {
+        let (lines, cond) = &*self.0;
+        let _guard = lines.lock().unwrap_or_else(PoisonError::into_inner);
+        self.1.store(true, Ordering::SeqCst);
+        cond.notify_all();
+    }
+
+    /// Wait (at most `limit`) until the stream ended; false if it did not.
+    pub fn wait_ended(&self, limit: Duration) -> bool {
+        let (lines, cond) = &*self.0;
+        let deadline = Instant::now() + limit;
+        let mut guard = lines.lock().unwrap_or_else(PoisonError::into_inner);
+        while !self.1.load(Ordering::SeqCst) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            guard = cond
+                .wait_timeout(guard, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        true
     }
 
     /// Wait until a line containing `needle` appears; return it.
@@ -407,8 +438,21 @@ impl Daemon {
         std::thread::spawn(move || {
             let _ = tx.send(child.wait());
         });
+        let started = Instant::now();
         match rx.recv_timeout(limit) {
-            Ok(status) => status.expect("wait for the daemon"),
+            Ok(status) => {
+                // The exit can come before the reader thread took the last
+                // lines from the pipe: the caller reads the log next.
+                let ended = self
+                    .stderr
+                    .wait_ended(limit.saturating_sub(started.elapsed()));
+                assert!(
+                    ended,
+                    "the daemon exited but its stderr stayed open; log:\n{}",
+                    self.stderr.all()
+                );
+                status.expect("wait for the daemon")
+            }
             Err(_) => {
                 self.signal(nix::sys::signal::Signal::SIGKILL);
                 panic!(
@@ -450,6 +494,7 @@ fn launch(
         for line in BufReader::new(pipe).lines().map_while(Result::ok) {
             sink.push(line);
         }
+        sink.end();
     });
     (child, stderr, notify)
 }

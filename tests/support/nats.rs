@@ -414,6 +414,7 @@ impl NatsCluster {
             for line in BufReader::new(pipe).lines().map_while(Result::ok) {
                 sink.push(line);
             }
+            sink.end();
         });
         server.child = Some(child);
     }
