@@ -225,13 +225,7 @@ pub(crate) async fn read(config: &Config) -> anyhow::Result<ClusterStatus> {
         let status = store.channel_status(&id).await?;
         let stats = match &counts {
             Some(counts) => counts.get(&id).copied().unwrap_or_default(),
-            None => {
-                let stats = store.channel_stats(&id).await?;
-                Counts {
-                    pending: stats.pending,
-                    running: stats.running,
-                }
-            }
+            None => Counts::from(store.channel_stats(&id).await?),
         };
         let owner = inspection
             .holder_of(&Resource::Channel(id.clone()))

@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::queue::ChannelStats;
 use crate::queue::nats::{ChannelCounts, NatsStore};
 
 /// The answer's format version this arauto writes and reads.
@@ -100,6 +101,15 @@ pub struct Counts {
     pub running: u64,
 }
 
+impl From<ChannelStats> for Counts {
+    fn from(stats: ChannelStats) -> Self {
+        Self {
+            pending: stats.pending,
+            running: stats.running,
+        }
+    }
+}
+
 impl Answer {
     /// `node`'s answer from `counts`.
     pub fn new(node: &str, counts: ChannelCounts) -> Self {
@@ -112,13 +122,7 @@ impl Answer {
             channels: counts
                 .channels
                 .into_iter()
-                .map(|(channel, stats)| {
-                    let counts = Counts {
-                        pending: stats.pending,
-                        running: stats.running,
-                    };
-                    (channel, counts)
-                })
+                .map(|(channel, stats)| (channel, Counts::from(stats)))
                 .collect(),
         }
     }
@@ -246,7 +250,6 @@ fn encode(answer: &Answer, max_payload: usize) -> Result<Vec<u8>, serde_json::Er
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::queue::ChannelStats;
     use crate::queue::nats::Freshness;
 
     fn counts(current: bool) -> ChannelCounts {
