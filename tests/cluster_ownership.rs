@@ -21,8 +21,8 @@
 //! * Connecting to servers that do not answer fails naming them.
 //!
 //! NATS is a third party, but not one we fake: the point is the real
-//! compare-and-set and watch behaviour. The binary is Debian 12's
-//! `nats-server` 2.9.10 at `/usr/sbin/nats-server`, or `$NATS_SERVER_BIN`.
+//! compare-and-set and watch behaviour. The binary is the one every NATS
+//! test runs (`support::nats::nats_server_binary`).
 //! Waits are on the instances' own signals (their owned sets changing);
 //! the overall timeout only bounds a failing test.
 
@@ -30,10 +30,9 @@
 // helper functions too (see clippy.toml).
 #![cfg(test)]
 
+mod support;
+
 use std::collections::BTreeSet;
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use arauto::cluster::connect::{ConnectError, connect};
@@ -44,60 +43,27 @@ use arauto::config::cluster::DEFAULT_LEASE_SLOTS;
 use arauto::config::cluster::{ClusterConfig, Credentials};
 use arauto::queue::Fence;
 use futures::{FutureExt, TryStreamExt};
+use support::nats::NatsCluster;
+use support::ports::free_port;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// Bounds a failing wait; a passing test never gets near it.
 const PATIENCE: Duration = Duration::from_secs(60);
 
-/// One `nats-server -js`, killed when dropped.
+/// One stand-alone `nats-server -js` (see `support::nats`), killed when
+/// dropped.
 struct NatsServer {
-    child: Child,
+    _server: NatsCluster,
     url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for NatsServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn nats_server_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("NATS_SERVER_BIN") {
-        return PathBuf::from(path);
-    }
-    let debian = PathBuf::from("/usr/sbin/nats-server");
-    assert!(
-        debian.is_file(),
-        "these tests need nats-server >= 2.9.10 (apt-get install nats-server, or set \
-         NATS_SERVER_BIN)"
-    );
-    debian
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port on 127.0.0.1")
 }
 
 fn start_server() -> NatsServer {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let port = free_port();
-    let child = Command::new(nats_server_binary())
-        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("nats-server starts");
+    let server = NatsCluster::single();
+    let url = server.urls().remove(0);
     NatsServer {
-        child,
-        url: format!("nats://127.0.0.1:{port}"),
-        _dir: dir,
+        _server: server,
+        url,
     }
 }
 

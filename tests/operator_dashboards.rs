@@ -13,7 +13,7 @@ mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 
 use std::time::Duration;
@@ -142,11 +142,6 @@ fn exported_names(body: &str) -> BTreeSet<String> {
     names
 }
 
-fn free_port() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr")
-}
-
 /// `method path` on `addr` (empty body): (status line, body).
 fn request(addr: SocketAddr, method: &str, path: &str) -> (String, String) {
     let mut stream = TcpStream::connect(addr).expect("connect");
@@ -209,8 +204,8 @@ fn the_dashboard_and_the_rules_name_only_metrics_a_running_daemon_exports() {
     // daemon is made to have one of each: a poll, a send, a poll that times
     // out in the sandbox (a poll error and a plugin fault), a refused push.
     let world = world();
-    let addr = free_port();
-    let hooks = free_port();
+    let addr = support::ports::free_address();
+    let hooks = support::ports::free_address();
     let daemon_extra =
         format!("metrics_listen = \"{addr}\"\n[daemon.webhooks]\nlisten = \"{hooks}\"");
     let daemon = start(

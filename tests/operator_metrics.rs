@@ -8,7 +8,7 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 
 use arauto_sim::li::Order;
 use prometheus_parse::{Scrape, Value};
@@ -33,11 +33,6 @@ fn get(addr: SocketAddr, path: &str) -> (String, String, String) {
     (status.to_owned(), headers.to_lowercase(), body.to_owned())
 }
 
-fn free_port() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr")
-}
-
 fn value(scrape: &Scrape, metric: &str, labels: &[(&str, &str)]) -> f64 {
     let sample = scrape
         .samples
@@ -60,7 +55,7 @@ fn value(scrape: &Scrape, metric: &str, labels: &[(&str, &str)]) -> f64 {
 #[test]
 fn metrics_are_scraped_and_parsed_after_a_poll_and_a_send() {
     let world = world();
-    let addr = free_port();
+    let addr = support::ports::free_address();
     let daemon_extra = format!("metrics_listen = \"{addr}\"");
     let daemon = start(
         &world,
@@ -214,7 +209,7 @@ fn open_fds(pid: i32) -> usize {
 fn idle_metrics_connections_are_capped_and_closed_and_the_daemon_keeps_serving() {
     const CAP: usize = 32; // arauto::http_listener::MAX_CONNECTIONS
     let world = world();
-    let addr = free_port();
+    let addr = support::ports::free_address();
     let daemon_extra = format!("metrics_listen = \"{addr}\"");
     let daemon = start(
         &world,

@@ -9,6 +9,8 @@
 // helper functions too (see clippy.toml).
 #![cfg(test)]
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -27,11 +29,6 @@ use futures::TryStreamExt;
 use jiff::{SignedDuration, Timestamp};
 
 const LEASE: SignedDuration = SignedDuration::from_secs(60);
-/// The server binary: `NATS_SERVER_BIN`, else Debian's 2.9.10.
-fn nats_server() -> std::path::PathBuf {
-    std::env::var_os("NATS_SERVER_BIN")
-        .map_or_else(|| "/usr/sbin/nats-server".into(), std::path::PathBuf::from)
-}
 
 /// A `nats-server -js` of this test, killed when dropped.
 struct Server {
@@ -44,7 +41,7 @@ impl Server {
     /// Starts the server and returns once it logged that it is ready.
     fn start() -> Result<Self> {
         let dir = tempfile::tempdir()?;
-        let binary = nats_server();
+        let binary = support::nats::nats_server_binary();
         let mut child = Command::new(&binary)
             .args(["-js", "-a", "127.0.0.1", "-p", "-1", "-sd"])
             .arg(dir.path())

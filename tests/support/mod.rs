@@ -8,6 +8,7 @@
 //! * [`daemon`]: the real `arauto run` as a child process;
 //! * [`cluster`]: several arauto nodes on one NATS cluster, with the fakes;
 //! * [`nats`]: real `nats-server` processes, a JetStream cluster on 127.0.0.1;
+//! * [`ports`]: ports for servers started in other processes;
 //! * [`system`]: the daemon against a fake Loja Integrada and fake providers;
 //! * [`operator`]: the `arauto` CLI and a state database seeded with jobs;
 //! * [`policy`]: fixtures of the decide tests (statuses, orders, a tiny queue).
@@ -23,4 +24,5 @@ pub mod nats;
 pub mod operator;
 pub mod plugins;
 pub mod policy;
+pub mod ports;
 pub mod system;

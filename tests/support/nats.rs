@@ -23,13 +23,14 @@
 //! on the others).
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use super::daemon::{Lines, PATIENCE};
+use super::ports::free_port;
 
 /// Where Debian's `nats-server` package installs the server.
 pub const DEBIAN_NATS_SERVER: &str = "/usr/sbin/nats-server";
@@ -136,14 +137,6 @@ fn check_version(binary: &Path) {
         version_text(version),
         version_text(MINIMUM_NATS_SERVER)
     );
-}
-
-/// A port on 127.0.0.1 that was free a moment ago (the kernel's choice).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("bind 127.0.0.1:0 for a free port")
-        .port()
 }
 
 /// Client credentials every server of a cluster requires.
