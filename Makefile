@@ -86,8 +86,8 @@ check-demo-build:
 	  exit 1; \
 	fi; echo "check-demo-build: make demo reuses the daemon make test built"
 
-# The NATS cluster tests (every test named nats_cluster::…: failover and the
-# 10-kill cluster drill) start three real nats-server processes and several
+# The NATS cluster tests (every test named …nats_cluster::…: failover and the
+# 10-kill cluster drill, in tests/cluster_failover.rs and tests/drill_cluster.rs) start three real nats-server processes and several
 # daemons. The main run skips them; `make test` runs them last, after the
 # single-node suites, one test at a time (leases are timed: in parallel they
 # would starve each other's renewals on two cores). About 3–6 minutes on a
@@ -116,7 +116,7 @@ test: wasm-toolchain plugins test-plugins nats-server
 test-cluster: plugins nats-server
 	@started=$$(date +%s); \
 	NATS_SERVER_BIN=$(NATS_SERVER_BIN) \
-	  $(CARGO) test --locked --test cluster_failover --test drill_cluster -- --test-threads 1 $(CLUSTER_TESTS) \
+	  $(CARGO) test --locked --test integration -- --test-threads 1 $(CLUSTER_TESTS) \
 	  && echo "test-cluster: the three-nats-server tests took $$(( $$(date +%s) - started )) s"
 
 # A long cluster drill (KILLS arauto SIGKILLs, a nats-server now and then);
@@ -215,7 +215,7 @@ deb: cargo-deb wasm-toolchain
 # conffile validated by the packaged binary with the packaged plugins, the
 # maintainer scripts, and lintian (when installed; .ci/run installs it).
 check-deb: deb
-	ARAUTO_DEB=$(CURDIR)/$(DEB) $(CARGO) test --locked --test packaging -- --include-ignored
+	ARAUTO_DEB=$(CURDIR)/$(DEB) $(CARGO) test --locked --test integration -- --include-ignored packaging::
 
 # The package installed, removed and purged in a clean Debian 12 chroot
 # (debootstrap; root; Debian's archive is the only network used).

@@ -39,7 +39,7 @@ started=$(date +%s)
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 status=0
-cargo test --locked --test drill_cluster -- --nocapture --test-threads 1 | tee "$out" || status=$?
+cargo test --locked --test integration -- --nocapture --test-threads 1 drill_cluster:: | tee "$out" || status=$?
 echo "cluster-drill.sh: $KILLS kills, $(( $(date +%s) - started )) s wall time including the build" >&2
 result=$(grep -oE 'kills=[0-9]+ lost=[0-9]+ planned_twice=[0-9]+ provider_repeats=[0-9]+ failover_max=[0-9.]+s' "$out" | tail -n 1 || true)
 if [ -n "$result" ]; then

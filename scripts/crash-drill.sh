@@ -24,5 +24,5 @@ if [ -n "$SEED" ]; then
     export ARAUTO_DRILL_SEED="$SEED"
 fi
 started=$(date +%s)
-cargo test --locked --test drill_crash -- --nocapture --test-threads 1
+cargo test --locked --test integration -- --nocapture --test-threads 1 drill_crash::
 echo "crash-drill.sh: $KILLS kills, $(( $(date +%s) - started )) s wall time including the build"

@@ -7,7 +7,7 @@
 // All test code: clippy's allow-unwrap/expect-in-tests covers the helpers too.
 #![cfg(test)]
 
-mod support;
+use crate::support;
 
 use support::cluster::{Cluster, Node};
 use support::operator;

@@ -19,13 +19,11 @@
 //!   configuration is polled by exactly one.
 //!
 //! Every test lives in the `nats_cluster` module: `make test` skips
-//! `nats_cluster::` in its main run and runs these binaries last, one test at
+//! `nats_cluster::` in its main run and runs these tests last, one test at
 //! a time, so the multi-process tests neither hold up the rest of the suite
 //! nor starve each other's lease renewals on two cores.
 
 #![cfg(test)]
-
-mod support;
 
 mod nats_cluster {
     use std::collections::{BTreeMap, BTreeSet};

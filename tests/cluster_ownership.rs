@@ -30,7 +30,7 @@
 // helper functions too (see clippy.toml).
 #![cfg(test)]
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

@@ -9,7 +9,7 @@
 // All test code: clippy's allow-unwrap/expect-in-tests covers the helpers too.
 #![cfg(test)]
 
-mod support;
+use crate::support;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -10,7 +10,7 @@
 // All test code: clippy's allow-unwrap/expect-in-tests covers the helpers too.
 #![cfg(test)]
 
-mod support;
+use crate::support;
 
 use nix::sys::signal::Signal;
 use support::cluster::{Cluster, Node};

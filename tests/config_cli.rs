@@ -4,7 +4,7 @@
 // helper functions too, not only the #[test] ones (see clippy.toml).
 #![cfg(test)]
 
-mod support;
+use crate::support;
 
 use support::daemon::{self, Daemon, arauto, daemon_section};
 

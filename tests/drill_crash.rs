@@ -56,7 +56,7 @@
 // helper functions too, not only the #[test] ones (see clippy.toml).
 #![cfg(test)]
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};

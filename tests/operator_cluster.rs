@@ -12,7 +12,7 @@
 // helper functions too (see clippy.toml).
 #![cfg(test)]
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -256,7 +256,8 @@ fn queue_and_report_work_on_the_cluster_state_with_only_the_configuration() {
     assert!(!dir.path().join("state").exists());
 }
 
-/// The report without what depends on the moment it is made, its oldest
+/// The report without what depends on the moment it is made (its time, the
+/// paced ETA and the seconds until it), its oldest
 /// due times to the millisecond (redb's due index keeps milliseconds, the
 /// cluster the job's own time).
 fn report(config: &Path) -> serde_json::Value {
@@ -265,6 +266,7 @@ fn report(config: &Path) -> serde_json::Value {
             serde_json::Value::Object(map) => {
                 map.remove("generated_at");
                 map.remove("eta_paced_at");
+                map.remove("eta_paced_secs");
                 if let Some(due) = map.get_mut("oldest_due")
                     && let Some(at) = due.as_str().and_then(|text| text.parse::<Timestamp>().ok())
                 {

@@ -6,7 +6,7 @@
 // helper functions too, not only the #[test] ones (see clippy.toml).
 #![cfg(test)]
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -7,7 +7,7 @@
 // helper functions too, not only the #[test] ones (see clippy.toml).
 #![cfg(test)]
 
-mod support;
+use crate::support;
 
 use arauto::model::{NotificationKind, PaymentFamily, PluginKind};
 use arauto::plugin::{

@@ -10,7 +10,7 @@
 // helper functions too, not only the #[test] ones (see clippy.toml).
 #![cfg(test)]
 
-mod support;
+use crate::support;
 
 use arauto::plugin::{InstanceConfig, PluginError, PollRequest};
 use support::host::{host, load_test_plugin, message, test_connector, test_sender};

@@ -5,7 +5,7 @@
 // helper functions too, not only the #[test] ones (see clippy.toml).
 #![cfg(test)]
 
-mod support;
+use crate::support;
 
 use support::daemon::{self, arauto};
 use support::plugins::first_party_plugins;

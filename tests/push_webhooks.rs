@@ -11,7 +11,7 @@
 // All test code: clippy's allow-unwrap/expect-in-tests covers the helpers too.
 #![cfg(test)]
 
-mod support;
+use crate::support;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

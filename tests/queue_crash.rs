@@ -5,7 +5,7 @@
 //! that nothing is corrupt.
 //!
 //! The child is this test binary itself, re-executed with `CHILD_DIR_ENV` set,
-//! running only the `crash_child` test. Kill count: `ARAUTO_QUEUE_CRASH_KILLS`
+//! running only the `crash_child` test ([`CHILD_TEST`]). Kill count: `ARAUTO_QUEUE_CRASH_KILLS`
 //! (default 30); raise it for longer local runs.
 
 // All test code: with this, clippy's allow-unwrap/expect-in-tests covers the
@@ -28,6 +28,8 @@ use jiff::{SignedDuration, Timestamp};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+/// The child's test, by its full name in the integration test binary.
+const CHILD_TEST: &str = "queue_crash::crash_child";
 const CHILD_DIR_ENV: &str = "ARAUTO_QUEUE_CRASH_CHILD_DIR";
 const CHILD_RUN_ENV: &str = "ARAUTO_QUEUE_CRASH_CHILD_RUN";
 const KILLS_ENV: &str = "ARAUTO_QUEUE_CRASH_KILLS";
@@ -219,7 +221,7 @@ fn run_child_until_killed(
     acked: &mut Acked,
 ) -> Result<ChildRun> {
     let mut child = Command::new(std::env::current_exe()?)
-        .args(["crash_child", "--exact", "--nocapture", "--test-threads=1"])
+        .args([CHILD_TEST, "--exact", "--nocapture", "--test-threads=1"])
         .env(CHILD_DIR_ENV, dir)
         .env(CHILD_RUN_ENV, run.to_string())
         .stdin(Stdio::piped())

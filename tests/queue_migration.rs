@@ -10,7 +10,7 @@
 // helper functions too, not only the #[test] ones (see clippy.toml).
 #![cfg(test)]
 
-mod support;
+use crate::support;
 
 use anyhow::{Context, Result, ensure};
 use arauto::clock::ManualClock;

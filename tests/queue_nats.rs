@@ -9,7 +9,7 @@
 // helper functions too (see clippy.toml).
 #![cfg(test)]
 
-mod support;
+use crate::support;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

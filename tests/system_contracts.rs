@@ -15,7 +15,7 @@
 // helper functions too, not only the #[test] ones (see clippy.toml).
 #![cfg(test)]
 
-mod support;
+use crate::support;
 
 use arauto_sim::channels::{FakeProvider, Provider};
 use arauto_sim::li::{Customer, Order};

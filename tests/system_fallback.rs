@@ -14,7 +14,7 @@
 // helper functions too, not only the #[test] ones (see clippy.toml).
 #![cfg(test)]
 
-mod support;
+use crate::support;
 
 use arauto::queue::{Job, JobState};
 use arauto_sim::channels::{Endpoint, FakeProvider, Provider};

@@ -16,7 +16,7 @@
 // helper functions too, not only the #[test] ones (see clippy.toml).
 #![cfg(test)]
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -10,7 +10,7 @@
 // helper functions too, not only the #[test] ones (see clippy.toml).
 #![cfg(test)]
 
-mod support;
+use crate::support;
 
 use arauto::queue::{Job, JobState};
 use arauto_sim::channels::{Endpoint, Provider, evolution, whatsapp_cloud};
