@@ -12,7 +12,6 @@
 
 mod support;
 
-
 mod cluster_check;
 mod cluster_failover;
 mod cluster_ownership;
