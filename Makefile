@@ -125,25 +125,11 @@ KILLS ?= 100
 cluster-drill: wasm-toolchain plugins nats-server
 	NATS_SERVER_BIN=$(NATS_SERVER_BIN) scripts/cluster-drill.sh $(KILLS)
 
-# Plugin crates are tested natively one at a time: the SDK's world features
-# (connector, sender) are exclusive, so a workspace-wide build would unify them.
-# The SDK itself is tested once per world.
+# Plugin crates are tested natively, the crates of one SDK world per cargo
+# invocation (the SDK's world features are exclusive, so a workspace-wide
+# build would unify them); the SDK itself once per world.
 test-plugin-crates:
-	@set -e; for ws in $(PLUGIN_WORKSPACES); do \
-	  for manifest in $$ws/*/Cargo.toml; do \
-	    [ -f "$$manifest" ] || continue; \
-	    name=$$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$$manifest" | head -n 1); \
-	    if [ "$$name" = arauto-plugin-sdk ]; then \
-	      for world in connector sender; do \
-	        echo "== $$ws: $$name ($$world)"; \
-	        (cd $$ws && $(CARGO) test --locked -p "$$name" --features "$$world"); \
-	      done; \
-	    else \
-	      echo "== $$ws: $$name"; \
-	      (cd $$ws && $(CARGO) test --locked -p "$$name"); \
-	    fi; \
-	  done; \
-	done
+	@CARGO="$(CARGO)" scripts/test-plugin-crates.sh $(PLUGIN_WORKSPACES)
 
 lint:
 	$(CARGO) fmt --all --check

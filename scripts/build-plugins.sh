@@ -94,25 +94,20 @@ if [ -z "$NAMES" ]; then
     exit 0
 fi
 
-# The SDK world a plugin crate is built for: the feature its [dependencies]
-# entry of arauto-plugin-sdk turns on; "alone-<name>" for a crate without it.
-world_of() {
-    sed -n '/^\[dependencies\]/,/^\[/p' "$SRC/$1/Cargo.toml" |
-        sed -n 's/^arauto-plugin-sdk *=.*features *= *\[ *"\([a-z-]*\)".*/\1/p' | head -n 1 |
-        grep . || echo "alone-$1"
-}
+# shellcheck source=scripts/plugin-world.sh
+. "$ROOT/scripts/plugin-world.sh"
 
 WORLDS=""
 for name in $NAMES; do
     [ -f "$SRC/$name/Cargo.toml" ] || { echo "build-plugins: no plugin crate $SRC/$name" >&2; exit 1; }
-    world=$(world_of "$name")
+    world=$(plugin_world "$SRC/$name")
     case " $WORLDS " in *" $world "*) ;; *) WORLDS="$WORLDS $world" ;; esac
 done
 for world in $WORLDS; do
     members=""
     packages=""
     for name in $NAMES; do
-        if [ "$(world_of "$name")" = "$world" ]; then
+        if [ "$(plugin_world "$SRC/$name")" = "$world" ]; then
             members="$members $name"
             packages="$packages -p $name"
         fi
