@@ -365,15 +365,12 @@ impl HttpContext {
                 .ok()
                 .and_then(|l| url.join(l).ok())
                 .ok_or_else(|| {
-                    HttpFailure::Other(format!(
-                        "{} sent an invalid redirect location",
-                        origin(&url)
-                    ))
+                    HttpFailure::Other(format!("{} sent an invalid redirect location", origin(url)))
                 })?;
             self.check_destination(&next, instance)
                 .map_err(|failure| match failure {
                     HttpFailure::Denied(why) => {
-                        HttpFailure::Denied(format!("redirect from {}: {why}", origin(&url)))
+                        HttpFailure::Denied(format!("redirect from {}: {why}", origin(url)))
                     }
                     other => other,
                 })?;

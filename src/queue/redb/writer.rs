@@ -596,7 +596,10 @@ mod tests {
             !shared.must_wake_writer(true, 1, 1024),
             "another patient request does not end the wait"
         );
-        assert!(shared.must_wake_writer(false, 1, 1024), "an impatient one does");
+        assert!(
+            shared.must_wake_writer(false, 1, 1024),
+            "an impatient one does"
+        );
         assert!(
             shared.must_wake_writer(true, 1024, 1024),
             "so does a patient one that finds a whole batch queued"
