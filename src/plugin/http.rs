@@ -322,7 +322,7 @@ impl HttpContext {
     pub(super) async fn execute(
         &self,
         request: HttpRequest,
-        mut url: Url,
+        first: &Url,
         instance: &str,
         max_budget_wait: Duration,
     ) -> Result<HttpResponse, HttpFailure> {
@@ -338,7 +338,10 @@ impl HttpContext {
             )));
         };
         let mut hops = 0;
+        // The URL of the current hop: the plugin's own until a redirect.
+        let mut redirected: Option<Url> = None;
         loop {
+            let url = redirected.as_ref().unwrap_or(first);
             let mut builder = client
                 .request(method.into(), url.clone())
                 .headers(headers.clone());
@@ -362,15 +365,12 @@ impl HttpContext {
                 .ok()
                 .and_then(|l| url.join(l).ok())
                 .ok_or_else(|| {
-                    HttpFailure::Other(format!(
-                        "{} sent an invalid redirect location",
-                        origin(&url)
-                    ))
+                    HttpFailure::Other(format!("{} sent an invalid redirect location", origin(url)))
                 })?;
             self.check_destination(&next, instance)
                 .map_err(|failure| match failure {
                     HttpFailure::Denied(why) => {
-                        HttpFailure::Denied(format!("redirect from {}: {why}", origin(&url)))
+                        HttpFailure::Denied(format!("redirect from {}: {why}", origin(url)))
                     }
                     other => other,
                 })?;
@@ -390,7 +390,7 @@ impl HttpContext {
                 headers.remove(reqwest::header::AUTHORIZATION);
                 headers.remove(reqwest::header::COOKIE);
             }
-            url = next;
+            redirected = Some(next);
         }
     }
 }

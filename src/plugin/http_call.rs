@@ -62,7 +62,6 @@ pub(crate) async fn send(
             ));
         }
     }
-    let destination = origin(&url);
     let remaining = state.remaining();
     // The plugin may ask for less time than the call has left, never more.
     let (limit, bounded_by_call) = match request.timeout {
@@ -72,14 +71,15 @@ pub(crate) async fn send(
     let instance = ctx.instance.as_str();
     let outcome = tokio::select! {
         () = cancel.cancelled() => None,
-        result = tokio::time::timeout(limit, http.execute(request, url, instance, max_budget_wait)) => Some(result),
+        result = tokio::time::timeout(limit, http.execute(request, &url, instance, max_budget_wait)) => Some(result),
     };
     match outcome {
         Some(Ok(result)) => Ok(result),
         Some(Err(_elapsed)) if !bounded_by_call => Ok(Err(HttpFailure::Timeout)),
         Some(Err(_elapsed)) => {
+            // Named only here: `origin` allocates, and most requests end well.
             state.fault = Some(Fault::HostWait {
-                during: format!("an HTTP response from {destination}"),
+                during: format!("an HTTP response from {}", origin(&url)),
             });
             Err(wasmtime::Error::msg(
                 "the call's deadline passed during an HTTP request",

@@ -134,6 +134,8 @@ struct Inner {
     shared: Arc<Shared>,
     requests: Option<mpsc::Sender<BoxedOp>>,
     writer: Option<JoinHandle<()>>,
+    /// The writer's largest batch (a full batch ends its wait for company).
+    max_batch: usize,
     recovered_at_open: usize,
 }
 
@@ -237,11 +239,12 @@ impl RedbStore {
         };
         let db = Arc::new(db);
         let shared = Arc::new(Shared::new(path.clone(), options.clock, options.time_zone));
+        let max_batch = options.max_batch.max(1);
         let mut writer = Writer {
             db: Arc::clone(&db),
             shared: Arc::clone(&shared),
             ids: IdGenerator::after(last_id),
-            max_batch: options.max_batch.max(1),
+            max_batch,
             quick_repair: options.quick_repair,
             commit_delay: options.commit_delay,
             patient_delay: options.poll_commit_delay,
@@ -281,6 +284,7 @@ impl RedbStore {
                 shared,
                 requests: Some(requests),
                 writer: Some(thread),
+                max_batch,
                 recovered_at_open,
             }),
         })
@@ -331,9 +335,18 @@ impl RedbStore {
     ) -> Result<T> {
         let requests = self.inner.requests.as_ref().ok_or(Error::Closed)?;
         let (reply, response) = oneshot::channel();
-        requests.send(op(reply)).await.map_err(|_| Error::Closed)?;
-        if let Some(writer) = &self.inner.writer {
-            // Ends a commit-delay wait early (a no-op unless the writer is parked).
+        let op = op(reply);
+        let patient = op.patient();
+        requests.send(op).await.map_err(|_| Error::Closed)?;
+        let queued = requests.max_capacity() - requests.capacity();
+        if let Some(writer) = &self.inner.writer
+            && self
+                .inner
+                .shared
+                .must_wake_writer(patient, queued, self.inner.max_batch)
+        {
+            // Ends a commit-delay wait early (a no-op unless the writer is
+            // parked); a patient request leaves a wait for company alone.
             writer.thread().unpark();
         }
         response.await.map_err(|_| Error::Closed)?

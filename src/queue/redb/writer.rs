@@ -17,6 +17,14 @@
 //! caller, patient or not, is answered only after the commit that holds its
 //! write is on disk.
 //!
+//! While the writer waits for company it says so ([`Shared::awaiting_company`]),
+//! and a patient request queued meanwhile does not wake it: the writer would
+//! only find another patient request and go back to sleep, a thread wake-up
+//! and two context switches per sweep for nothing. Only a request that ends
+//! the wait wakes it: an impatient one, or a patient one that finds a whole
+//! batch (`max_batch`) queued in the channel. (A batch filled partly from
+//! the channel and partly before the wait began waits out `patient_delay`.)
+//!
 //! A request that is rejected (bad input, job not running…) must not disturb the
 //! others of its batch. redb cannot take a savepoint once tables are open, so each
 //! operation validates against the open transaction *before* it writes, and the
@@ -27,7 +35,7 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -57,6 +65,9 @@ pub(super) struct Shared {
     largest_batch: AtomicU64,
     apply_micros: AtomicU64,
     commit_micros: AtomicU64,
+    /// The writer is waiting for company for patient requests only (see the
+    /// module doc): a patient request need not wake it.
+    awaiting_company: AtomicBool,
 }
 
 impl Shared {
@@ -73,7 +84,15 @@ impl Shared {
             largest_batch: AtomicU64::new(0),
             apply_micros: AtomicU64::new(0),
             commit_micros: AtomicU64::new(0),
+            awaiting_company: AtomicBool::new(false),
         }
+    }
+
+    /// Whether a request just queued must wake the writer: always, unless
+    /// it is patient and the writer is waiting for company with room left
+    /// in its batch (`queued`: requests waiting in the channel).
+    pub(super) fn must_wake_writer(&self, patient: bool, queued: usize, max_batch: usize) -> bool {
+        !patient || queued >= max_batch || !self.awaiting_company.load(Ordering::Acquire)
     }
 
     pub(super) fn watch_channel(&self, channel: &str) -> watch::Receiver<u64> {
@@ -404,6 +423,20 @@ impl Writer {
             return;
         }
         let deadline = Instant::now() + self.patient_delay;
+        // Set before looking at the channel: a patient request queued after
+        // the last look waits for the deadline, as it would anyway.
+        self.shared.awaiting_company.store(true, Ordering::Release);
+        self.take_company(requests, pending, deadline);
+        self.shared.awaiting_company.store(false, Ordering::Release);
+    }
+
+    /// The loop of [`Self::wait_for_company`].
+    fn take_company(
+        &self,
+        requests: &mut mpsc::Receiver<BoxedOp>,
+        pending: &mut VecDeque<BoxedOp>,
+        deadline: Instant,
+    ) {
         while pending.len() < self.max_batch {
             match requests.try_recv() {
                 Ok(op) => {
@@ -420,7 +453,8 @@ impl Writer {
                     if now >= deadline {
                         return;
                     }
-                    // Senders unpark this thread after queueing a request.
+                    // Senders of impatient requests (and of the one
+                    // that fills the batch) unpark this thread.
                     std::thread::park_timeout(deadline - now);
                 }
             }
@@ -540,4 +574,35 @@ impl Writer {
 
 fn micros(duration: Duration) -> u64 {
     u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_request_that_ends_a_wait_for_company_wakes_the_writer() {
+        let shared = Shared::new(
+            PathBuf::from("state.redb"),
+            Arc::new(crate::clock::SystemClock),
+            TimeZone::UTC,
+        );
+        // Not waiting for company: every request wakes the writer (it may
+        // be waiting for a commit-delay batch).
+        assert!(shared.must_wake_writer(true, 1, 1024));
+        assert!(shared.must_wake_writer(false, 1, 1024));
+        shared.awaiting_company.store(true, Ordering::Release);
+        assert!(
+            !shared.must_wake_writer(true, 1, 1024),
+            "another patient request does not end the wait"
+        );
+        assert!(
+            shared.must_wake_writer(false, 1, 1024),
+            "an impatient one does"
+        );
+        assert!(
+            shared.must_wake_writer(true, 1024, 1024),
+            "so does a patient one that finds a whole batch queued"
+        );
+    }
 }
