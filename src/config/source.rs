@@ -4,7 +4,9 @@
 //!
 //! The file is parsed with the `toml` crate itself (not figment's older toml
 //! 0.8 parser) so syntax errors carry positions and TOML 1.1 syntax works;
-//! figment then layers the environment on top.
+//! figment then layers the environment on top. A file of many stores is
+//! parsed a store block at a time (`store_blocks.rs`, `parse_by_store`),
+//! anything unusual as one text.
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;
@@ -265,8 +267,8 @@ fn syntax_error(path: &Path, lines: &Lines<'_>, error: &toml::de::Error) -> Conf
 /// it is in the cache.
 ///
 /// `None`, to parse the whole text instead, when there is no store block,
-/// when a piece does not parse (a syntax error, or a cut inside a multi-line
-/// value), when the rest defines anything under `stores`, when a block
+/// when a piece does not parse on its own (a syntax error, or a cut inside a
+/// multi-line value), when the rest defines anything under `stores`, when a block
 /// defines anything else, or when two blocks define the same store (a
 /// duplicate, or a store's tables written apart, which TOML allows): the
 /// whole text's parse then decides, with the errors and the positions of
@@ -274,6 +276,18 @@ fn syntax_error(path: &Path, lines: &Lines<'_>, error: &toml::de::Error) -> Conf
 fn parse_by_store(text: &str) -> Option<Dict> {
     let pieces = split_store_blocks(text);
     if pieces.stores.is_empty() {
+        return None;
+    }
+    // A cut inside a multi-line value leaves the piece before it with that
+    // value unterminated. The rest's pieces are joined below, which would
+    // close it again (`k = """`, a block, `"""`), so each is checked alone
+    // first; the blocks are parsed alone anyway.
+    if pieces.rest.len() > 1
+        && pieces
+            .rest
+            .iter()
+            .any(|piece| !DeTable::parse_recoverable(piece).1.is_empty())
+    {
         return None;
     }
     let rest = pieces.rest.concat();
@@ -578,6 +592,9 @@ mod tests {
             "[stores.a]\nk = '''\n[stores.b]\np = 1\n'''\n",
             "x = [\n[stores.b]\n]\n[stores.a]\n",
             "[stores.a]\nk = [\n[1],\n[stores.b]\n]\n",
+            // Found by the property below: the rest's pieces, joined, close
+            // the string the first one opened.
+            "k = \"\"\"\n[stores.a]\n[stores]\nk = \"\"\"\n",
             // Syntax errors.
             "[stores.a]\np = \n[stores.b]\n",
             "[stores.a]\np = 1\n[stores.b\n",
@@ -594,6 +611,31 @@ mod tests {
         }
         for text in &cases[..cases.len() - 2] {
             assert!(parse_by_store(text).is_none(), "{text}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Random files built from lines that matter to the cut (store and
+        /// other headers, duplicates, multi-line values opened and closed
+        /// anywhere): parsed by store, they give the whole text's values,
+        /// or fall back; a file that does not parse whole never parses by
+        /// store.
+        #[test]
+        fn parsing_by_store_never_disagrees_with_the_whole_text(
+            lines in proptest::collection::vec(proptest::sample::select(vec![
+                "[stores.a]", "[stores.b]", "[stores.a.settings]", "[stores.b.sandbox]",
+                "[stores]", "[[stores]]", "[stores.\"a\"]", "  [stores.b]", "[daemon]",
+                "[channels.c]", "p = 1", "q = \"x\"", "settings.k = 2", "stores.c.p = 3",
+                "k = \"\"\"", "\"\"\"", "k = , ", "k = [", "]", "[1],", "# c",
+                "t = { a = 1 }", "",
+            ]), 0..12)
+        ) {
+            let text = lines.join("\n");
+            let by_store = parse_by_store(&text);
+            let whole = whole(&text);
+            if by_store.is_some() {
+                proptest::prop_assert_eq!(by_store, whole, "{}", text);
+            }
         }
     }
 }

@@ -13,10 +13,11 @@
 //! The cut is purely textual and may be wrong: a line inside a multi-line
 //! string or array can start with `[stores.`. It never makes a wrong
 //! configuration: a cut inside a value that spans lines leaves the piece
-//! before it with that value unterminated, a syntax error, and the caller
-//! then parses the whole text as one (`source.rs`), as it does for every
-//! file whose pieces do not parse, or whose stores or `stores` key collide
-//! across pieces.
+//! before it with that value unterminated, a syntax error when that piece
+//! is parsed on its own (the caller, `source.rs`, parses or checks every
+//! piece on its own), and the caller then parses the whole text as one, as
+//! it does for every file whose pieces do not parse, or whose stores or
+//! `stores` key collide across pieces.
 
 /// The pieces of a file's text, borrowed from it.
 pub(crate) struct Pieces<'a> {
