@@ -19,7 +19,8 @@
 //! `root.rs`, the entry points ([`load`]…) in `load.rs`. The shared machinery
 //! underneath: `reader.rs` (typed reading that reports every problem),
 //! `values.rs` (durations, sizes, times), `source.rs` (file and environment
-//! layers, file:line origins), `locations.rs` (where a key was written, found
+//! layers, file:line origins), `store_blocks.rs` (the file cut into store
+//! blocks, parsed one at a time), `locations.rs` (where a key was written, found
 //! on demand from the file's kept text), `secret.rs` (secrets and `settings` tables),
 //! `error.rs` (diagnostics). Child files import each other by path, never
 //! from this file, so no two of them depend on each other.
@@ -39,6 +40,7 @@ mod reader;
 mod root;
 mod secret;
 mod source;
+mod store_blocks;
 pub mod stores;
 mod values;
 

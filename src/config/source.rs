@@ -4,7 +4,9 @@
 //!
 //! The file is parsed with the `toml` crate itself (not figment's older toml
 //! 0.8 parser) so syntax errors carry positions and TOML 1.1 syntax works;
-//! figment then layers the environment on top.
+//! figment then layers the environment on top. A file of many stores is
+//! parsed a store block at a time (`store_blocks.rs`, `parse_by_store`),
+//! anything unusual as one text.
 
 use std::borrow::Cow;
 use std::collections::BTreeSet;
@@ -19,6 +21,7 @@ use toml::de::{DeTable, DeValue};
 
 use super::error::{ConfigError, Origin, Severity};
 use super::locations::{FilePositions, Lines, Locations, write_key};
+use super::store_blocks::split as split_store_blocks;
 
 /// Variables with this prefix override the file.
 pub const ENV_PREFIX: &str = "ARAUTO_";
@@ -139,19 +142,29 @@ pub(crate) struct FileLayer {
 
 impl FileLayer {
     /// Parse `text`, collecting every syntax error the parser can recover from.
+    ///
+    /// A file of store tables is parsed a store block at a time
+    /// ([`parse_by_store`]); any file that way does not parse cleanly is
+    /// parsed whole, which gives every diagnostic its position in the file.
     pub(crate) fn parse(path: &Path, text: String) -> Result<Self, Vec<ConfigError>> {
-        let (table, errors) = DeTable::parse_recoverable(&text);
-        if !errors.is_empty() {
-            let lines = Lines::new(&text);
-            return Err(errors
-                .iter()
-                .map(|e| syntax_error(path, &lines, e))
-                .collect());
-        }
-        // Consumed as it is converted: each store's parsed table is freed
-        // before the next one's values are built, so the two trees of a
-        // large file are not in memory whole at the same time.
-        let dict = convert_table(table.into_inner());
+        let dict = match parse_by_store(&text) {
+            Some(dict) => dict,
+            None => {
+                let (table, errors) = DeTable::parse_recoverable(&text);
+                if !errors.is_empty() {
+                    let lines = Lines::new(&text);
+                    return Err(errors
+                        .iter()
+                        .map(|e| syntax_error(path, &lines, e))
+                        .collect());
+                }
+                // Consumed as it is converted: each store's parsed table is
+                // freed before the next one's values are built, so the two
+                // trees of a large file are not in memory whole at the same
+                // time.
+                convert_table(table.into_inner())
+            }
+        };
         Ok(Self {
             path: path.to_path_buf(),
             positions: Arc::new(FilePositions::new(text)),
@@ -244,6 +257,74 @@ fn syntax_error(path: &Path, lines: &Lines<'_>, error: &toml::de::Error) -> Conf
         message,
         source_line,
     }
+}
+
+/// The file's values parsed one store block at a time (`store_blocks.rs`):
+/// the rest of the file as one document, then each block on its own, its
+/// stores added to the rest's. The `toml` parser's token and event vectors
+/// then grow with one block, not with the file (at 100,000 stores, 229 MB of
+/// address space for a 33 MB file), and each block's tree is converted while
+/// it is in the cache.
+///
+/// `None`, to parse the whole text instead, when there is no store block,
+/// when a piece does not parse on its own (a syntax error, or a cut inside a
+/// multi-line value), when the rest defines anything under `stores`, when a block
+/// defines anything else, or when two blocks define the same store (a
+/// duplicate, or a store's tables written apart, which TOML allows): the
+/// whole text's parse then decides, with the errors and the positions of
+/// today. A file that parses whole parses to the same values either way.
+fn parse_by_store(text: &str) -> Option<Dict> {
+    let pieces = split_store_blocks(text);
+    if pieces.stores.is_empty() {
+        return None;
+    }
+    // A cut inside a multi-line value leaves the piece before it with that
+    // value unterminated. The rest's pieces are joined below, which would
+    // close it again (`k = """`, a block, `"""`), so each is checked alone
+    // first; the blocks are parsed alone anyway.
+    if pieces.rest.len() > 1
+        && pieces
+            .rest
+            .iter()
+            .any(|piece| !DeTable::parse_recoverable(piece).1.is_empty())
+    {
+        return None;
+    }
+    let rest = pieces.rest.concat();
+    let (table, errors) = DeTable::parse_recoverable(&rest);
+    if !errors.is_empty() {
+        return None;
+    }
+    let mut root = convert_table(table.into_inner());
+    if root.contains_key("stores") {
+        return None;
+    }
+    let mut stores = Dict::new();
+    for block in pieces.stores {
+        let (table, errors) = DeTable::parse_recoverable(block);
+        if !errors.is_empty() {
+            return None;
+        }
+        for (key, value) in table.into_inner() {
+            let (key, value) = (key.into_inner(), value.into_inner());
+            let DeValue::Table(table) = value else {
+                return None;
+            };
+            if key != "stores" {
+                return None;
+            }
+            for (id, value) in table {
+                let id = id.into_inner().into_owned();
+                if stores.contains_key(&id) {
+                    return None;
+                }
+                let value = convert_value(value.into_inner());
+                stores.insert(id, value);
+            }
+        }
+    }
+    root.insert("stores".to_owned(), Value::from(stores));
+    Some(root)
 }
 
 /// The parser's table as figment's, consumed as it is converted (strings
@@ -459,6 +540,102 @@ impl Origins<'_> {
         Origin::File {
             path: self.file.path.clone(),
             position,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The whole text's values, or `None` when it has a syntax error.
+    fn whole(text: &str) -> Option<Dict> {
+        let (table, errors) = DeTable::parse_recoverable(text);
+        errors.is_empty().then(|| convert_table(table.into_inner()))
+    }
+
+    const STORES: &str = "title = \"x\"\n[daemon]\nlog_level = \"info\"\n\
+        [channels.c]\nplugin = \"webhook\"\n[channels.c.settings]\nurl = \"http://h\"\n\
+        [stores.a]\nplatform = \"li\"\nchannels = [\n  \"c\",\n]\n\
+        [stores.a.settings]\nkey = \"\"\"\nx\n\"\"\"\nn = 1.5\nd = 1979-05-27\n\
+        [stores.b-2]\nplatform = \"li\" # a comment\r\n[stores.b-2.sandbox]\nallowed_hosts = []\n\
+        [notifications.order_paid]\nmax_attempts = 3\n\
+        [stores.c_3]\nx.y = { z = 1 }\n";
+
+    #[test]
+    fn a_file_of_store_tables_parses_by_store_to_the_same_values() {
+        let by_store = parse_by_store(STORES).expect("parsed by store");
+        assert_eq!(Some(by_store), whole(STORES));
+    }
+
+    /// Files whose pieces parse apart but not whole, or differently: the
+    /// whole text decides (`None`), or both agree.
+    #[test]
+    fn whatever_the_cut_the_whole_text_decides() {
+        let cases = [
+            // Duplicates across blocks and with the rest.
+            "[stores.a]\np = 1\n[stores.b]\np = 2\n[stores.a]\np = 3\n",
+            "[stores.a]\np = 1\n[daemon]\n[stores.a.settings]\nk = 1\n",
+            "[stores]\na.p = 1\n[stores.a]\nq = 1\n",
+            "[stores]\n[stores.a]\nq = 1\n",
+            "stores = 5\n[stores.a]\nq = 1\n",
+            "stores = { a = { p = 1 } }\n[stores.b]\nq = 1\n",
+            "stores.a.p = 1\n[stores.b]\nq = 1\n",
+            "[[stores]]\nq = 1\n[stores.a]\nq = 1\n",
+            "[stores.a]\nq = 1\n[[stores.b]]\nq = 2\n",
+            "[stores.a]\nsettings.k = 1\n[stores.b]\n[stores.a.settings]\nj = 2\n",
+            "[stores.a]\nq = 1\n  [stores.b]\nq = 2\n[stores.b]\n",
+            "[stores.a]\nq = 1\n  [daemon]\nx = 1\n",
+            "[stores.a]\nq = 1\n[stores.\"a\"]\nq = 2\n",
+            // Cuts inside multi-line values.
+            "[stores.a]\nk = \"\"\"\n[stores.b]\n\"\"\"\n",
+            "[stores.a]\nk = '''\n[stores.b]\np = 1\n'''\n",
+            "x = [\n[stores.b]\n]\n[stores.a]\n",
+            "[stores.a]\nk = [\n[1],\n[stores.b]\n]\n",
+            // Found by the property below: the rest's pieces, joined, close
+            // the string the first one opened.
+            "k = \"\"\"\n[stores.a]\n[stores]\nk = \"\"\"\n",
+            // Syntax errors.
+            "[stores.a]\np = \n[stores.b]\n",
+            "[stores.a]\np = 1\n[stores.b\n",
+            "[daemon\n[stores.a]\np = 1\n",
+            // Legal layouts the cut does not handle: parsed whole.
+            "[stores.a]\np = 1\n[stores.b]\np = 2\n[stores.a.settings]\nk = 1\n",
+            "[stores.a.settings]\nk = 1\n[stores.b]\n[stores.a]\np = 1\n",
+        ];
+        for text in cases {
+            let by_store = parse_by_store(text);
+            if by_store.is_some() {
+                assert_eq!(by_store, whole(text), "{text}");
+            }
+        }
+        for text in &cases[..cases.len() - 2] {
+            assert!(parse_by_store(text).is_none(), "{text}");
+        }
+    }
+
+    proptest::proptest! {
+        /// Random files built from lines that matter to the cut (store and
+        /// other headers, duplicates, multi-line values opened and closed
+        /// anywhere): parsed by store, they give the whole text's values,
+        /// or fall back; a file that does not parse whole never parses by
+        /// store.
+        #[test]
+        fn parsing_by_store_never_disagrees_with_the_whole_text(
+            lines in proptest::collection::vec(proptest::sample::select(vec![
+                "[stores.a]", "[stores.b]", "[stores.a.settings]", "[stores.b.sandbox]",
+                "[stores]", "[[stores]]", "[stores.\"a\"]", "  [stores.b]", "[daemon]",
+                "[channels.c]", "p = 1", "q = \"x\"", "settings.k = 2", "stores.c.p = 3",
+                "k = \"\"\"", "\"\"\"", "k = , ", "k = [", "]", "[1],", "# c",
+                "t = { a = 1 }", "",
+            ]), 0..12)
+        ) {
+            let text = lines.join("\n");
+            let by_store = parse_by_store(&text);
+            let whole = whole(&text);
+            if by_store.is_some() {
+                proptest::prop_assert_eq!(by_store, whole, "{}", text);
+            }
         }
     }
 }
