@@ -10,6 +10,10 @@
 //! cluster tests are the ones under `nats_cluster::`, which `make test` runs
 //! last, one at a time (see the Makefile).
 
+// All test code: with this, clippy's allow-unwrap/expect-in-tests covers the
+// support module's helpers too (see clippy.toml).
+#![cfg(test)]
+
 mod support;
 
 mod cluster_check;
