@@ -9,7 +9,7 @@
 //! the file).
 //!
 //! `make test` runs a small number of cases; for a soak:
-//! `PROPTEST_CASES=100000 cargo test --release --test config_fuzz`.
+//! `PROPTEST_CASES=100000 cargo test --release --test integration config_fuzz::`.
 
 // All test code: with this, clippy's allow-unwrap/expect-in-tests covers the
 // helper functions too, not only the #[test] ones (see clippy.toml).

@@ -1,6 +1,7 @@
-//! What the integration tests share, one submodule per concern. Every test
-//! binary includes it the same way, with `mod support;`, and names what it
-//! uses by path (`support::daemon::Daemon`, `support::host::host`, ...).
+//! What the integration tests share, one submodule per concern. The one
+//! integration test binary (`tests/integration.rs`) declares it; each test
+//! file takes it with `use crate::support;` and names what it uses by path
+//! (`support::daemon::Daemon`, `support::host::host`, ...).
 //!
 //! * [`plugins`]: building the test plugins and the first-party plugins;
 //! * [`host`]: the plugin host in process and an HTTP server on 127.0.0.1;
@@ -13,7 +14,7 @@
 //! * [`operator`]: the `arauto` CLI and a state database seeded with jobs;
 //! * [`policy`]: fixtures of the decide tests (statuses, orders, a tiny queue).
 
-// Each test binary uses a different subset of these helpers.
+// `benches/plugin_call.rs` includes this module too and uses a few helpers.
 #![allow(dead_code)]
 
 pub mod cluster;
